@@ -1,0 +1,417 @@
+//! The one error weir originates.
+
+use std::any::Any;
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::Duration;
+
+use crate::name::Name;
+use crate::ratelimit::RateLimitInfo;
+
+/// A type-erased error, as tower uses it: the error type of every weir layer that can originate an
+/// error of its own.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// The one error weir originates.
+///
+/// Every weir layer that refuses or abandons a request returns this type (boxed into a
+/// [`BoxError`]). It is opaque on purpose: ask it what happened with the predicates
+/// ([`is_rate_limited`](Self::is_rate_limited), [`is_circuit_open`](Self::is_circuit_open), ...)
+/// rather than matching on a kind, so new kinds can be added without breaking anyone.
+///
+/// Errors of the inner service are never wrapped in this type: they pass through unchanged and stay
+/// downcastable. Use [`Error::find`] to look for a weir error anywhere in a [`BoxError`]'s source
+/// chain, whatever wraps it.
+///
+/// ```
+/// use std::time::Duration;
+/// use weir_core::{BoxError, Error};
+///
+/// let err: BoxError = Error::rate_limited(Duration::from_millis(1500))
+///     .with_layer("edge")
+///     .into();
+/// let weir = Error::find(&*err).expect("a weir error");
+/// assert!(weir.is_rate_limited());
+/// assert_eq!(weir.retry_after(), Some(Duration::from_millis(1500)));
+/// assert_eq!(weir.layer(), Some("edge"));
+/// assert_eq!(err.to_string(), "rate limited by `edge`, retry after 1.5s");
+/// ```
+pub struct Error {
+    inner: Box<Inner>,
+}
+
+struct Inner {
+    kind: Kind,
+    layer: Option<Name>,
+    retry_after: Option<Duration>,
+    rate_limit: Option<RateLimitInfo>,
+    source: Option<BoxError>,
+}
+
+/// What happened. Private and non-exhaustive: callers use the predicates on [`Error`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+enum Kind {
+    RateLimited,
+    CircuitOpen,
+    Timeout,
+    BulkheadFull,
+    Overloaded,
+    RetryBudgetExhausted,
+}
+
+impl Kind {
+    const fn as_str(self) -> &'static str {
+        match self {
+            Self::RateLimited => "rate limited",
+            Self::CircuitOpen => "circuit open",
+            Self::Timeout => "timed out",
+            Self::BulkheadFull => "bulkhead full",
+            Self::Overloaded => "overloaded",
+            Self::RetryBudgetExhausted => "retry budget exhausted",
+        }
+    }
+}
+
+impl Error {
+    fn new(kind: Kind) -> Self {
+        Self {
+            inner: Box::new(Inner {
+                kind,
+                layer: None,
+                retry_after: None,
+                rate_limit: None,
+                source: None,
+            }),
+        }
+    }
+
+    /// A rate limiter refused the request; it may be admitted after `retry_after`.
+    #[must_use]
+    pub fn rate_limited(retry_after: Duration) -> Self {
+        Self::new(Kind::RateLimited).with_retry_after(retry_after)
+    }
+
+    /// A circuit breaker is open and refused the request without calling the service.
+    #[must_use]
+    pub fn circuit_open() -> Self {
+        Self::new(Kind::CircuitOpen)
+    }
+
+    /// A timeout or deadline expired before the service answered.
+    #[must_use]
+    pub fn timeout() -> Self {
+        Self::new(Kind::Timeout)
+    }
+
+    /// A bulkhead had no permit free and no room (or no time) left to wait for one.
+    #[must_use]
+    pub fn bulkhead_full() -> Self {
+        Self::new(Kind::BulkheadFull)
+    }
+
+    /// A load shedder or adaptive concurrency limit refused the request.
+    #[must_use]
+    pub fn overloaded() -> Self {
+        Self::new(Kind::Overloaded)
+    }
+
+    /// A retry was due but the retry budget had no token for it.
+    #[must_use]
+    pub fn retry_budget_exhausted() -> Self {
+        Self::new(Kind::RetryBudgetExhausted)
+    }
+
+    /// Names the layer instance that raised the error (its configured name).
+    #[must_use]
+    pub fn with_layer(mut self, layer: impl Into<Name>) -> Self {
+        self.inner.layer = Some(layer.into());
+        self
+    }
+
+    /// Sets when the caller may try again.
+    #[must_use]
+    pub fn with_retry_after(mut self, retry_after: Duration) -> Self {
+        self.inner.retry_after = Some(retry_after);
+        self
+    }
+
+    /// Attaches the state of the rate-limit policy that refused the request, written out as the
+    /// `RateLimit` / `RateLimit-Policy` header fields by the response mapping.
+    #[must_use]
+    pub fn with_rate_limit(mut self, info: RateLimitInfo) -> Self {
+        self.inner.rate_limit = Some(info);
+        self
+    }
+
+    /// Attaches the underlying cause, returned by [`source`](StdError::source).
+    #[must_use]
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        self.inner.source = Some(source.into());
+        self
+    }
+
+    /// A rate limiter refused the request.
+    #[must_use]
+    pub fn is_rate_limited(&self) -> bool {
+        self.inner.kind == Kind::RateLimited
+    }
+
+    /// A circuit breaker was open.
+    #[must_use]
+    pub fn is_circuit_open(&self) -> bool {
+        self.inner.kind == Kind::CircuitOpen
+    }
+
+    /// A timeout or deadline expired.
+    #[must_use]
+    pub fn is_timeout(&self) -> bool {
+        self.inner.kind == Kind::Timeout
+    }
+
+    /// A bulkhead was full.
+    #[must_use]
+    pub fn is_bulkhead_full(&self) -> bool {
+        self.inner.kind == Kind::BulkheadFull
+    }
+
+    /// A load shedder or adaptive limit refused the request.
+    #[must_use]
+    pub fn is_overloaded(&self) -> bool {
+        self.inner.kind == Kind::Overloaded
+    }
+
+    /// The retry budget was exhausted.
+    #[must_use]
+    pub fn is_retry_budget_exhausted(&self) -> bool {
+        self.inner.kind == Kind::RetryBudgetExhausted
+    }
+
+    /// The request was refused before it reached the protected service (rate limited, circuit
+    /// open, bulkhead full, overloaded), as opposed to a timeout, which abandons a call under way.
+    ///
+    /// A rejection says nothing about the health of the service behind the layer, so weir's
+    /// classifiers never count one as a transient failure worth retrying.
+    #[must_use]
+    pub fn is_rejection(&self) -> bool {
+        matches!(
+            self.inner.kind,
+            Kind::RateLimited | Kind::CircuitOpen | Kind::BulkheadFull | Kind::Overloaded
+        )
+    }
+
+    /// When the caller may try again, if the layer knows.
+    #[must_use]
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.inner.retry_after
+    }
+
+    /// The configured name of the layer instance that raised the error.
+    #[must_use]
+    pub fn layer(&self) -> Option<&str> {
+        self.inner.layer.as_ref().map(Name::as_str)
+    }
+
+    /// The state of the rate-limit policy that refused the request, if any.
+    #[must_use]
+    pub fn rate_limit(&self) -> Option<&RateLimitInfo> {
+        self.inner.rate_limit.as_ref()
+    }
+
+    /// A short, stable, lowercase description of what happened, e.g. `"rate limited"`; suitable as
+    /// a metric label or a response body.
+    #[must_use]
+    pub fn reason(&self) -> &'static str {
+        self.inner.kind.as_str()
+    }
+
+    /// Finds a weir [`Error`] in `err` or anywhere down its [`source`](StdError::source) chain.
+    ///
+    /// Works through any wrapping that reports its cause: a weir error boxed into a [`BoxError`],
+    /// wrapped by another error that returns it from `source()`, and so on.
+    #[must_use]
+    pub fn find<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a Self> {
+        let mut next = Some(err);
+        while let Some(err) = next {
+            if let Some(found) = err.downcast_ref::<Self>() {
+                return Some(found);
+            }
+            next = err.source();
+        }
+        None
+    }
+
+    /// Finds a weir [`Error`] in a value of any error type: a weir `Error` itself, a [`BoxError`]
+    /// (searched down its source chain), or nothing for any other type.
+    ///
+    /// This is what classifiers use on a service's generic error type `E`, which need not
+    /// implement [`std::error::Error`] (`BoxError` does not).
+    #[must_use]
+    pub fn find_in<E: 'static>(err: &E) -> Option<&Self> {
+        let any: &dyn Any = err;
+        if let Some(found) = any.downcast_ref::<Self>() {
+            return Some(found);
+        }
+        if let Some(boxed) = any.downcast_ref::<BoxError>() {
+            return Self::find(&**boxed);
+        }
+        if let Some(boxed) = any.downcast_ref::<Box<dyn StdError + Send + 'static>>() {
+            return Self::find(&**boxed);
+        }
+        if let Some(boxed) = any.downcast_ref::<Box<dyn StdError + 'static>>() {
+            return Self::find(&**boxed);
+        }
+        None
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("weir::Error");
+        d.field("kind", &self.inner.kind);
+        if let Some(layer) = &self.inner.layer {
+            d.field("layer", &layer.as_str());
+        }
+        if let Some(retry_after) = &self.inner.retry_after {
+            d.field("retry_after", retry_after);
+        }
+        if let Some(rate_limit) = &self.inner.rate_limit {
+            d.field("rate_limit", rate_limit);
+        }
+        if let Some(source) = &self.inner.source {
+            d.field("source", source);
+        }
+        d.finish()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.inner.kind.as_str())?;
+        if let Some(layer) = &self.inner.layer {
+            write!(f, " by `{}`", layer.as_str())?;
+        }
+        if let Some(retry_after) = self.inner.retry_after {
+            write!(f, ", retry after {retry_after:?}")?;
+        }
+        Ok(())
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.inner
+            .source
+            .as_ref()
+            .map(|source| &**source as &(dyn StdError + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Wrapper(BoxError);
+
+    impl fmt::Display for Wrapper {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("wrapper")
+        }
+    }
+
+    impl StdError for Wrapper {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            Some(&*self.0)
+        }
+    }
+
+    #[test]
+    fn each_constructor_answers_exactly_its_own_predicate() {
+        let cases: [(Error, [bool; 6]); 6] = [
+            (
+                Error::rate_limited(Duration::from_secs(1)),
+                [true, false, false, false, false, false],
+            ),
+            (Error::circuit_open(), [false, true, false, false, false, false]),
+            (Error::timeout(), [false, false, true, false, false, false]),
+            (Error::bulkhead_full(), [false, false, false, true, false, false]),
+            (Error::overloaded(), [false, false, false, false, true, false]),
+            (
+                Error::retry_budget_exhausted(),
+                [false, false, false, false, false, true],
+            ),
+        ];
+        for (err, expected) in cases {
+            let got = [
+                err.is_rate_limited(),
+                err.is_circuit_open(),
+                err.is_timeout(),
+                err.is_bulkhead_full(),
+                err.is_overloaded(),
+                err.is_retry_budget_exhausted(),
+            ];
+            assert_eq!(got, expected, "{err:?}");
+        }
+    }
+
+    #[test]
+    fn rejections_are_the_refusals_not_timeouts() {
+        assert!(Error::rate_limited(Duration::ZERO).is_rejection());
+        assert!(Error::circuit_open().is_rejection());
+        assert!(Error::bulkhead_full().is_rejection());
+        assert!(Error::overloaded().is_rejection());
+        assert!(!Error::timeout().is_rejection());
+        assert!(!Error::retry_budget_exhausted().is_rejection());
+    }
+
+    #[test]
+    fn finds_a_weir_error_two_levels_down_a_source_chain() {
+        let weir: BoxError = Error::circuit_open().with_layer("payments").into();
+        let outer: BoxError = Box::new(Wrapper(Box::new(Wrapper(weir))));
+        let found = Error::find(&*outer).expect("found through two wrappers");
+        assert!(found.is_circuit_open());
+        assert_eq!(found.layer(), Some("payments"));
+        assert!(Error::find_in(&outer).is_some_and(Error::is_circuit_open));
+    }
+
+    #[test]
+    fn find_returns_none_for_foreign_errors() {
+        let foreign: BoxError = "connection refused".into();
+        assert!(Error::find(&*foreign).is_none());
+        assert!(Error::find_in(&foreign).is_none());
+        assert!(Error::find_in(&std::io::Error::other("x")).is_none());
+    }
+
+    #[test]
+    fn find_in_sees_a_bare_weir_error() {
+        let err = Error::timeout();
+        assert!(Error::find_in(&err).is_some_and(Error::is_timeout));
+    }
+
+    #[test]
+    fn source_is_the_attached_cause() {
+        let err = Error::timeout().with_source(std::io::Error::other("slow upstream"));
+        assert_eq!(err.source().map(ToString::to_string).as_deref(), Some("slow upstream"));
+        assert!(Error::overloaded().source().is_none());
+    }
+
+    #[test]
+    fn display_names_the_layer_and_the_wait() {
+        assert_eq!(Error::timeout().to_string(), "timed out");
+        assert_eq!(
+            Error::circuit_open()
+                .with_layer("inventory")
+                .with_retry_after(Duration::from_secs(30))
+                .to_string(),
+            "circuit open by `inventory`, retry after 30s"
+        );
+    }
+
+    #[test]
+    fn error_is_send_sync_and_small() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<Error>();
+        assert_eq!(std::mem::size_of::<Error>(), std::mem::size_of::<usize>());
+    }
+}

@@ -1,0 +1,1119 @@
+//! Turning errors into HTTP responses and gRPC statuses, written once for every weir layer.
+
+use std::convert::Infallible;
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use http::{Request, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::error::{BoxError, Error};
+use crate::grpc::GrpcCode;
+use crate::ratelimit::{HeaderStyle, ceil_secs};
+
+const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+const GRPC_RETRY_PUSHBACK_MS: HeaderName = HeaderName::from_static("grpc-retry-pushback-ms");
+
+const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+const APPLICATION_GRPC: HeaderValue = HeaderValue::from_static("application/grpc");
+
+/// The body of the 500 answered for an error that is not a weir error; never the error's text.
+const INTERNAL_HTTP_BODY: &str = "internal server error";
+/// The `grpc-message` answered for an error that is not a weir error.
+const INTERNAL_GRPC_MESSAGE: &str = "internal error";
+
+/// The HTTP status for a weir error.
+///
+/// | error | status |
+/// |---|---|
+/// | rate limited | 429 Too Many Requests |
+/// | circuit open, bulkhead full, overloaded, retry budget exhausted | 503 Service Unavailable |
+/// | timeout | 504 Gateway Timeout (the layer can answer 408 instead, see [`ErrorResponseLayer::timeout_status`]) |
+///
+/// An error that is not a weir error is a 500, answered by [`ErrorResponse`] without its text.
+///
+/// ```
+/// use std::time::Duration;
+/// use http::StatusCode;
+/// use weir_core::{Error, http_status};
+///
+/// assert_eq!(http_status(&Error::rate_limited(Duration::from_secs(1))), StatusCode::TOO_MANY_REQUESTS);
+/// assert_eq!(http_status(&Error::circuit_open()), StatusCode::SERVICE_UNAVAILABLE);
+/// assert_eq!(http_status(&Error::timeout()), StatusCode::GATEWAY_TIMEOUT);
+/// ```
+#[must_use]
+pub fn http_status(err: &Error) -> StatusCode {
+    if err.is_rate_limited() {
+        StatusCode::TOO_MANY_REQUESTS
+    } else if err.is_timeout() {
+        StatusCode::GATEWAY_TIMEOUT
+    } else {
+        // Circuit open, bulkhead full, overloaded, retry budget exhausted, and any refusal added
+        // later: the service cannot take the request now.
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+}
+
+/// The gRPC status code for a weir error.
+///
+/// | error | code |
+/// |---|---|
+/// | rate limited | `RESOURCE_EXHAUSTED` (8) |
+/// | circuit open, bulkhead full, overloaded, retry budget exhausted | `UNAVAILABLE` (14) |
+/// | timeout | `DEADLINE_EXCEEDED` (4) |
+///
+/// An error that is not a weir error is `INTERNAL` (13), answered by [`ErrorResponse`] without
+/// its text.
+#[must_use]
+pub fn grpc_code(err: &Error) -> GrpcCode {
+    if err.is_rate_limited() {
+        GrpcCode::ResourceExhausted
+    } else if err.is_timeout() {
+        GrpcCode::DeadlineExceeded
+    } else {
+        GrpcCode::Unavailable
+    }
+}
+
+/// `Retry-After` in whole seconds, rounded up and never 0: a client told "0" retries at once.
+fn retry_after_secs(after: Duration) -> u64 {
+    ceil_secs(after).max(1)
+}
+
+/// Whole milliseconds in `d`, rounded up.
+fn ceil_millis(d: Duration) -> u64 {
+    let millis = d.as_millis() + u128::from(!d.subsec_nanos().is_multiple_of(1_000_000));
+    u64::try_from(millis).unwrap_or(u64::MAX)
+}
+
+/// A byte the gRPC spec lets `grpc-message` carry as is: printable ASCII except `%`.
+const fn grpc_unreserved(byte: u8) -> bool {
+    matches!(byte, b' '..=b'~') && byte != b'%'
+}
+
+/// `message` percent-encoded as the gRPC spec requires for `grpc-message`.
+fn grpc_message(message: &'static str) -> HeaderValue {
+    if message.bytes().all(grpc_unreserved) {
+        // Every byte is printable ASCII, which `from_static` accepts.
+        return HeaderValue::from_static(message);
+    }
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut encoded = String::with_capacity(message.len() * 3);
+    for byte in message.bytes() {
+        if grpc_unreserved(byte) {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push('%');
+            encoded.push(char::from(HEX[usize::from(byte >> 4)]));
+            encoded.push(char::from(HEX[usize::from(byte & 0xf)]));
+        }
+    }
+    HeaderValue::try_from(encoded).unwrap_or(HeaderValue::from_static(""))
+}
+
+/// Whether a request's `content-type` is `application/grpc` (or `application/grpc+proto`, ...),
+/// compared without case and without allocating.
+fn is_grpc(headers: &HeaderMap) -> bool {
+    const GRPC: &[u8] = b"application/grpc";
+    headers.get(CONTENT_TYPE).is_some_and(|value| {
+        value
+            .as_bytes()
+            .get(..GRPC.len())
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case(GRPC))
+    })
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Protocol {
+    Auto,
+    Http,
+    Grpc,
+}
+
+/// Turns every error of the inner service into a response, so the service never fails: its
+/// error type is [`Infallible`] and it mounts on an axum `Router` with `Router::layer`, with no
+/// `HandleErrorLayer`.
+///
+/// A weir [`Error`] anywhere in the error's source chain becomes the matching response (see
+/// [`http_response`](Self::http_response) and [`grpc_response`](Self::grpc_response)); any other
+/// error becomes a 500 (gRPC `INTERNAL`) whose body never contains the error's text, and is
+/// logged with `tracing::error!`.
+///
+/// By default the protocol is chosen per request: a request whose `content-type` starts with
+/// `application/grpc` gets a gRPC trailers-only response, any other an HTTP one. Force one with
+/// [`http`](Self::http) or [`grpc`](Self::grpc).
+///
+/// The layer holds only `Copy` configuration; passing a response through costs nothing but a
+/// look at the request's `content-type`.
+///
+/// ```
+/// use std::time::Duration;
+/// use http::{Request, StatusCode};
+/// use tower::{ServiceBuilder, ServiceExt, service_fn};
+/// use weir_core::{BoxError, Error, ErrorResponseLayer};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let svc = ServiceBuilder::new()
+///     .layer(ErrorResponseLayer::new())
+///     .service(service_fn(|_req: Request<String>| async {
+///         Err::<http::Response<String>, BoxError>(
+///             Error::rate_limited(Duration::from_millis(1500)).into(),
+///         )
+///     }));
+/// let res = svc.oneshot(Request::new(String::new())).await.unwrap();
+/// assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+/// assert_eq!(res.headers()["retry-after"], "2");
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct ErrorResponseLayer {
+    protocol: Protocol,
+    timeout_status: StatusCode,
+    header_style: HeaderStyle,
+}
+
+impl Default for ErrorResponseLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ErrorResponseLayer {
+    /// Chooses HTTP or gRPC per request by its `content-type`, answers timeouts with 504 and
+    /// writes the IETF `RateLimit` fields.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+            protocol: Protocol::Auto,
+            timeout_status: StatusCode::GATEWAY_TIMEOUT,
+            header_style: HeaderStyle::Ietf,
+        }
+    }
+
+    /// Always answers with HTTP responses, whatever the request's `content-type`.
+    #[must_use]
+    pub const fn http(mut self) -> Self {
+        self.protocol = Protocol::Http;
+        self
+    }
+
+    /// Always answers with gRPC trailers-only responses, whatever the request's `content-type`.
+    #[must_use]
+    pub const fn grpc(mut self) -> Self {
+        self.protocol = Protocol::Grpc;
+        self
+    }
+
+    /// The HTTP status for a timeout; 504 Gateway Timeout by default. A server whose timeout
+    /// bounds the handling of the client's own request may prefer 408 Request Timeout:
+    /// `.timeout_status(StatusCode::REQUEST_TIMEOUT)`. gRPC answers are always
+    /// `DEADLINE_EXCEEDED`.
+    #[must_use]
+    pub const fn timeout_status(mut self, status: StatusCode) -> Self {
+        self.timeout_status = status;
+        self
+    }
+
+    /// Which rate-limit fields a rejection carrying [`RateLimitInfo`](crate::RateLimitInfo)
+    /// gets; [`HeaderStyle::Ietf`] by default.
+    #[must_use]
+    pub const fn header_style(mut self, style: HeaderStyle) -> Self {
+        self.header_style = style;
+        self
+    }
+
+    /// The HTTP response this layer answers `err` with:
+    ///
+    /// - the status of [`http_status`] (or [`timeout_status`](Self::timeout_status) for a
+    ///   timeout);
+    /// - `Retry-After` when [`Error::retry_after`] is known, in whole seconds rounded up and at
+    ///   least 1 (1.5 s is `2`, 0.2 s and 0 s are `1`);
+    /// - the rate-limit fields of [`Error::rate_limit`] when set, in the configured
+    ///   [`HeaderStyle`];
+    /// - `content-type: text/plain; charset=utf-8` and [`Error::reason`] as the body
+    ///   (`rate limited`).
+    ///
+    /// `B` is the body type of the responses the response is mixed with; the rejection never
+    /// uses it.
+    #[must_use]
+    pub fn http_response<B>(&self, err: &Error) -> Response<ResponseBody<B>> {
+        let status = if err.is_timeout() {
+            self.timeout_status
+        } else {
+            http_status(err)
+        };
+        let mut res = Response::new(ResponseBody::rejection(err.reason()));
+        *res.status_mut() = status;
+        let headers = res.headers_mut();
+        headers.insert(CONTENT_TYPE, TEXT_PLAIN);
+        if let Some(after) = err.retry_after() {
+            headers.insert(RETRY_AFTER, HeaderValue::from(retry_after_secs(after)));
+        }
+        if let Some(info) = err.rate_limit() {
+            info.write_headers(headers, self.header_style);
+        }
+        res
+    }
+
+    /// The gRPC trailers-only response this layer answers `err` with: HTTP 200,
+    /// `content-type: application/grpc`, `grpc-status` from [`grpc_code`], `grpc-message` with
+    /// [`Error::reason`] (percent-encoded as the gRPC spec requires), `grpc-retry-pushback-ms`
+    /// when [`Error::retry_after`] is known (milliseconds, rounded up) and an empty body.
+    #[must_use]
+    pub fn grpc_response<B>(&self, err: &Error) -> Response<ResponseBody<B>> {
+        let mut res = trailers_only(grpc_code(err), err.reason());
+        if let Some(after) = err.retry_after() {
+            res.headers_mut().insert(
+                GRPC_RETRY_PUSHBACK_MS,
+                HeaderValue::from(ceil_millis(after)),
+            );
+        }
+        res
+    }
+
+    /// The response for any error: a weir error in its chain is mapped, anything else is a
+    /// logged 500 / `INTERNAL` that does not reveal the error's text.
+    fn respond<B>(&self, err: &BoxError, grpc: bool) -> Response<ResponseBody<B>> {
+        let err: &(dyn StdError + 'static) = &**err;
+        match Error::find(err) {
+            Some(weir) if grpc => self.grpc_response(weir),
+            Some(weir) => self.http_response(weir),
+            None => {
+                tracing::error!(
+                    error = err,
+                    "inner service failed; answering an internal error"
+                );
+                if grpc {
+                    trailers_only(GrpcCode::Internal, INTERNAL_GRPC_MESSAGE)
+                } else {
+                    let mut res = Response::new(ResponseBody::rejection(INTERNAL_HTTP_BODY));
+                    *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                    res.headers_mut().insert(CONTENT_TYPE, TEXT_PLAIN);
+                    res
+                }
+            }
+        }
+    }
+
+    fn wants_grpc(&self, headers: &HeaderMap) -> bool {
+        match self.protocol {
+            Protocol::Http => false,
+            Protocol::Grpc => true,
+            Protocol::Auto => is_grpc(headers),
+        }
+    }
+}
+
+fn trailers_only<B>(code: GrpcCode, message: &'static str) -> Response<ResponseBody<B>> {
+    let mut res = Response::new(ResponseBody::empty());
+    let headers = res.headers_mut();
+    headers.insert(CONTENT_TYPE, APPLICATION_GRPC);
+    headers.insert(GRPC_STATUS, HeaderValue::from_static(code.as_str()));
+    headers.insert(GRPC_MESSAGE, grpc_message(message));
+    res
+}
+
+impl<S> Layer<S> for ErrorResponseLayer {
+    type Service = ErrorResponse<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ErrorResponse {
+            inner,
+            config: *self,
+            failed: None,
+        }
+    }
+}
+
+/// The service of [`ErrorResponseLayer`]: answers every error of `S` with a response.
+///
+/// An error from the inner service's `poll_ready` is kept, `poll_ready` reports ready, and the
+/// next `call` answers with the mapped response without calling the inner service (as axum's
+/// `HandleError` does); the one after that polls the inner service again.
+///
+/// Clones share nothing but the inner service's clone; a clone is not ready and has no kept
+/// error.
+#[derive(Debug)]
+pub struct ErrorResponse<S> {
+    inner: S,
+    config: ErrorResponseLayer,
+    failed: Option<BoxError>,
+}
+
+impl<S> ErrorResponse<S> {
+    /// Wraps `inner` with the default configuration of [`ErrorResponseLayer::new`].
+    #[must_use]
+    pub const fn new(inner: S) -> Self {
+        Self {
+            inner,
+            config: ErrorResponseLayer::new(),
+            failed: None,
+        }
+    }
+
+    /// The inner service.
+    #[must_use]
+    pub const fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    #[must_use]
+    pub const fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    #[must_use]
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone> Clone for ErrorResponse<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            config: self.config,
+            failed: None,
+        }
+    }
+}
+
+impl<S, ReqB, ResB> Service<Request<ReqB>> for ErrorResponse<S>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    S::Error: Into<BoxError>,
+{
+    type Response = Response<ResponseBody<ResB>>;
+    type Error = Infallible;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        if self.failed.is_none()
+            && let Err(err) = ready!(self.inner.poll_ready(cx))
+        {
+            self.failed = Some(err.into());
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        let grpc = self.config.wants_grpc(req.headers());
+        let state = match self.failed.take() {
+            Some(error) => State::Failed { error: Some(error) },
+            None => State::Called {
+                future: self.inner.call(req),
+            },
+        };
+        ResponseFuture {
+            state,
+            config: self.config,
+            grpc,
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`ErrorResponse`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        state: State<F>,
+        config: ErrorResponseLayer,
+        grpc: bool,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Called { #[pin] future: F },
+        Failed { error: Option<BoxError> },
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("grpc", &self.grpc)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<Response<ResponseBody<B>>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let res = match this.state.project() {
+            StateProj::Called { future } => match ready!(future.poll(cx)) {
+                Ok(res) => res.map(ResponseBody::new),
+                Err(err) => this.config.respond(&err.into(), *this.grpc),
+            },
+            StateProj::Failed { error } => {
+                let error = error
+                    .take()
+                    .expect("ResponseFuture polled after completion");
+                this.config.respond(&error, *this.grpc)
+            }
+        };
+        Poll::Ready(Ok(res))
+    }
+}
+
+pin_project! {
+    /// The body of a response from [`ErrorResponse`]: the inner service's body, passed through
+    /// untouched, or the short body of a response written for an error.
+    pub struct ResponseBody<B> {
+        #[pin]
+        kind: Kind<B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<B> {
+        Inner { #[pin] body: B },
+        Rejection { data: Option<Bytes> },
+    }
+}
+
+impl<B> ResponseBody<B> {
+    /// Wraps a body of the inner service.
+    #[must_use]
+    pub const fn new(body: B) -> Self {
+        Self {
+            kind: Kind::Inner { body },
+        }
+    }
+
+    fn rejection(text: &'static str) -> Self {
+        Self {
+            kind: Kind::Rejection {
+                data: Some(Bytes::from_static(text.as_bytes())),
+            },
+        }
+    }
+
+    const fn empty() -> Self {
+        Self {
+            kind: Kind::Rejection { data: None },
+        }
+    }
+}
+
+impl<B: fmt::Debug> fmt::Debug for ResponseBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Inner { body } => f.debug_tuple("ResponseBody").field(body).finish(),
+            Kind::Rejection { data } => f.debug_tuple("ResponseBody").field(data).finish(),
+        }
+    }
+}
+
+impl<B> Body for ResponseBody<B>
+where
+    B: Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        match self.project().kind.project() {
+            KindProj::Inner { body } => body.poll_frame(cx),
+            KindProj::Rejection { data } => {
+                Poll::Ready(data.take().map(|data| Ok(Frame::data(data))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Inner { body } => body.is_end_stream(),
+            Kind::Rejection { data } => data.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Inner { body } => body.size_hint(),
+            Kind::Rejection { data } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |data| data.len() as u64))
+            }
+        }
+    }
+}
+
+#[cfg(feature = "tonic")]
+impl From<&Error> for tonic::Status {
+    /// The status with the code of [`grpc_code`], [`Error::reason`] as the message and, when
+    /// [`Error::retry_after`] is known, `grpc-retry-pushback-ms` in the metadata (milliseconds,
+    /// rounded up).
+    fn from(err: &Error) -> Self {
+        let mut status = Self::new(grpc_code(err).into(), err.reason());
+        if let Some(after) = err.retry_after() {
+            status.metadata_mut().insert(
+                tonic::metadata::MetadataKey::from_static("grpc-retry-pushback-ms"),
+                tonic::metadata::MetadataValue::from(ceil_millis(after)),
+            );
+        }
+        status
+    }
+}
+
+#[cfg(feature = "tonic")]
+impl From<Error> for tonic::Status {
+    /// As `From<&Error>`, and the error is kept as the status's source, so
+    /// `Error::find(&status)` still finds it in-process.
+    fn from(err: Error) -> Self {
+        let mut status = Self::from(&err);
+        status.set_source(std::sync::Arc::new(err));
+        status
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http_body_util::{BodyExt, Full};
+    use proptest::prelude::*;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::ratelimit::RateLimitInfo;
+
+    type Res = Response<ResponseBody<Full<Bytes>>>;
+
+    fn http(err: &Error) -> Res {
+        ErrorResponseLayer::new().http_response(err)
+    }
+
+    fn grpc(err: &Error) -> Res {
+        ErrorResponseLayer::new().grpc_response(err)
+    }
+
+    async fn body_text(res: Res) -> String {
+        let bytes = res.into_body().collect().await.expect("body").to_bytes();
+        String::from_utf8(bytes.to_vec()).expect("utf-8")
+    }
+
+    fn header<'a>(res: &'a Res, name: &str) -> Option<&'a str> {
+        res.headers().get(name).map(|v| v.to_str().expect("ASCII"))
+    }
+
+    fn edge_limit() -> RateLimitInfo {
+        RateLimitInfo::new("edge", 100, Duration::from_secs(60))
+            .remaining(0)
+            .reset(Duration::from_millis(1500))
+    }
+
+    #[test]
+    fn retry_after_is_whole_seconds_rounded_up_and_never_zero() {
+        for (after, expected) in [
+            (Duration::from_millis(1500), "2"),
+            (Duration::ZERO, "1"),
+            (Duration::from_millis(200), "1"),
+            (Duration::from_secs(3), "3"),
+            (Duration::from_nanos(3_000_000_001), "4"),
+        ] {
+            let res = http(&Error::rate_limited(after));
+            assert_eq!(header(&res, "retry-after"), Some(expected), "{after:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn rate_limited_is_429_with_ietf_fields_and_a_text_body() {
+        let res =
+            http(&Error::rate_limited(Duration::from_millis(1500)).with_rate_limit(edge_limit()));
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(header(&res, "retry-after"), Some("2"));
+        assert_eq!(
+            header(&res, "ratelimit-policy"),
+            Some(r#""edge";q=100;w=60"#)
+        );
+        assert_eq!(header(&res, "ratelimit"), Some(r#""edge";r=0;t=2"#));
+        assert_eq!(header(&res, "x-ratelimit-limit"), None);
+        assert_eq!(
+            header(&res, "content-type"),
+            Some("text/plain; charset=utf-8")
+        );
+        assert_eq!(res.body().size_hint().exact(), Some(12));
+        assert_eq!(body_text(res).await, "rate limited");
+    }
+
+    #[test]
+    fn header_style_selects_the_rate_limit_fields() {
+        let err = Error::rate_limited(Duration::from_millis(1500)).with_rate_limit(edge_limit());
+        let legacy: Res = ErrorResponseLayer::new()
+            .header_style(HeaderStyle::XRateLimit)
+            .http_response(&err);
+        assert_eq!(header(&legacy, "x-ratelimit-limit"), Some("100"));
+        assert_eq!(header(&legacy, "x-ratelimit-remaining"), Some("0"));
+        assert_eq!(header(&legacy, "x-ratelimit-reset"), Some("2"));
+        assert_eq!(header(&legacy, "ratelimit"), None);
+        assert_eq!(header(&legacy, "ratelimit-policy"), None);
+
+        let none: Res = ErrorResponseLayer::new()
+            .header_style(HeaderStyle::None)
+            .http_response(&err);
+        assert_eq!(header(&none, "retry-after"), Some("2"));
+        assert_eq!(header(&none, "ratelimit"), None);
+        assert_eq!(header(&none, "x-ratelimit-limit"), None);
+
+        let both: Res = ErrorResponseLayer::new()
+            .header_style(HeaderStyle::Both)
+            .http_response(&err);
+        assert_eq!(header(&both, "ratelimit"), Some(r#""edge";r=0;t=2"#));
+        assert_eq!(header(&both, "x-ratelimit-reset"), Some("2"));
+    }
+
+    #[tokio::test]
+    async fn refusals_are_503_with_retry_after_only_when_known() {
+        let refusals: [(fn() -> Error, &str); 4] = [
+            (Error::circuit_open, "circuit open"),
+            (Error::bulkhead_full, "bulkhead full"),
+            (Error::overloaded, "overloaded"),
+            (Error::retry_budget_exhausted, "retry budget exhausted"),
+        ];
+        for (make, reason) in refusals {
+            let res = http(&make());
+            assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{reason}");
+            assert_eq!(header(&res, "retry-after"), None, "{reason}");
+            assert_eq!(header(&res, "ratelimit"), None, "{reason}");
+            assert_eq!(body_text(res).await, reason);
+
+            let res = http(&make().with_retry_after(Duration::from_millis(29_001)));
+            assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{reason}");
+            assert_eq!(header(&res, "retry-after"), Some("30"), "{reason}");
+        }
+    }
+
+    #[tokio::test]
+    async fn timeout_is_504_or_the_configured_408() {
+        let res = http(&Error::timeout());
+        assert_eq!(res.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(body_text(res).await, "timed out");
+
+        let res: Res = ErrorResponseLayer::new()
+            .timeout_status(StatusCode::REQUEST_TIMEOUT)
+            .http_response(&Error::timeout());
+        assert_eq!(res.status(), StatusCode::REQUEST_TIMEOUT);
+        // Only timeouts move; a rate limit is still a 429.
+        let res: Res = ErrorResponseLayer::new()
+            .timeout_status(StatusCode::REQUEST_TIMEOUT)
+            .http_response(&Error::rate_limited(Duration::ZERO));
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+
+    #[test]
+    fn free_functions_match_the_table() {
+        let cases: [(Error, StatusCode, GrpcCode); 6] = [
+            (
+                Error::rate_limited(Duration::from_secs(1)),
+                StatusCode::TOO_MANY_REQUESTS,
+                GrpcCode::ResourceExhausted,
+            ),
+            (
+                Error::circuit_open(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                GrpcCode::Unavailable,
+            ),
+            (
+                Error::bulkhead_full(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                GrpcCode::Unavailable,
+            ),
+            (
+                Error::overloaded(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                GrpcCode::Unavailable,
+            ),
+            (
+                Error::retry_budget_exhausted(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                GrpcCode::Unavailable,
+            ),
+            (
+                Error::timeout(),
+                StatusCode::GATEWAY_TIMEOUT,
+                GrpcCode::DeadlineExceeded,
+            ),
+        ];
+        for (err, status, code) in cases {
+            assert_eq!(http_status(&err), status, "{err:?}");
+            assert_eq!(grpc_code(&err), code, "{err:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn grpc_trailers_only_for_each_kind() {
+        let cases: [(Error, &str, &str, Option<&str>); 6] = [
+            (
+                Error::rate_limited(Duration::from_micros(1_500_001)),
+                "8",
+                "rate limited",
+                Some("1501"),
+            ),
+            (Error::circuit_open(), "14", "circuit open", None),
+            (
+                Error::bulkhead_full().with_retry_after(Duration::from_secs(2)),
+                "14",
+                "bulkhead full",
+                Some("2000"),
+            ),
+            (Error::overloaded(), "14", "overloaded", None),
+            (
+                Error::retry_budget_exhausted(),
+                "14",
+                "retry budget exhausted",
+                None,
+            ),
+            (Error::timeout(), "4", "timed out", None),
+        ];
+        for (err, status, message, pushback) in cases {
+            let res = grpc(&err);
+            assert_eq!(res.status(), StatusCode::OK, "{err:?}");
+            assert_eq!(header(&res, "content-type"), Some("application/grpc"));
+            assert_eq!(header(&res, "grpc-status"), Some(status), "{err:?}");
+            assert_eq!(header(&res, "grpc-message"), Some(message), "{err:?}");
+            assert_eq!(header(&res, "grpc-retry-pushback-ms"), pushback, "{err:?}");
+            assert_eq!(header(&res, "retry-after"), None);
+            assert!(res.body().is_end_stream());
+            assert_eq!(res.body().size_hint().exact(), Some(0));
+            assert_eq!(body_text(res).await, "");
+        }
+    }
+
+    #[test]
+    fn grpc_message_percent_encodes_what_the_spec_reserves() {
+        assert_eq!(grpc_message("rate limited"), "rate limited");
+        assert_eq!(grpc_message("100% full"), "100%25 full");
+        assert_eq!(grpc_message("caf\u{e9}\n"), "caf%C3%A9%0A");
+    }
+
+    #[test]
+    fn retry_pushback_is_milliseconds_rounded_up() {
+        assert_eq!(ceil_millis(Duration::ZERO), 0);
+        assert_eq!(ceil_millis(Duration::from_nanos(1)), 1);
+        assert_eq!(ceil_millis(Duration::from_millis(1500)), 1500);
+        assert_eq!(ceil_millis(Duration::MAX), u64::MAX);
+    }
+
+    // ---- the service ----
+
+    /// Answers `Ok` with a body, or fails `call` or `poll_ready` with the given error.
+    #[derive(Clone)]
+    struct Scripted {
+        call_fails: Option<fn() -> BoxError>,
+        ready_fails: Option<fn() -> BoxError>,
+        calls: Arc<AtomicUsize>,
+    }
+
+    impl Scripted {
+        fn ok() -> Self {
+            Self {
+                call_fails: None,
+                ready_fails: None,
+                calls: Arc::new(AtomicUsize::new(0)),
+            }
+        }
+    }
+
+    impl Service<Request<()>> for Scripted {
+        type Response = Response<Full<Bytes>>;
+        type Error = BoxError;
+        type Future = std::future::Ready<Result<Self::Response, BoxError>>;
+
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+            Poll::Ready(self.ready_fails.take().map_or(Ok(()), |make| Err(make())))
+        }
+
+        fn call(&mut self, _req: Request<()>) -> Self::Future {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            std::future::ready(match self.call_fails {
+                Some(make) => Err(make()),
+                None => {
+                    let mut res = Response::new(Full::new(Bytes::from_static(b"from inner")));
+                    *res.status_mut() = StatusCode::ACCEPTED;
+                    Ok(res)
+                }
+            })
+        }
+    }
+
+    fn grpc_request() -> Request<()> {
+        let mut req = Request::new(());
+        req.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("Application/GRPC+proto"),
+        );
+        req
+    }
+
+    fn secret() -> BoxError {
+        "db password is hunter2".into()
+    }
+
+    fn circuit() -> BoxError {
+        Error::circuit_open()
+            .with_retry_after(Duration::from_secs(5))
+            .into()
+    }
+
+    #[tokio::test]
+    async fn success_passes_through_untouched() {
+        let res = ErrorResponseLayer::new()
+            .layer(Scripted::ok())
+            .oneshot(Request::new(()))
+            .await
+            .expect("infallible");
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+        assert_eq!(res.body().size_hint().exact(), Some(10));
+        assert_eq!(body_text(res).await, "from inner");
+    }
+
+    #[tokio::test]
+    async fn a_foreign_error_is_a_generic_500_that_hides_its_text() {
+        let inner = Scripted {
+            call_fails: Some(secret),
+            ..Scripted::ok()
+        };
+        let res = ErrorResponseLayer::new()
+            .layer(inner.clone())
+            .oneshot(Request::new(()))
+            .await
+            .expect("infallible");
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            header(&res, "content-type"),
+            Some("text/plain; charset=utf-8")
+        );
+        let headers = format!("{:?}", res.headers());
+        let body = body_text(res).await;
+        assert_eq!(body, "internal server error");
+        assert!(!body.contains("hunter2") && !headers.contains("hunter2"));
+
+        let res = ErrorResponseLayer::new()
+            .layer(inner)
+            .oneshot(grpc_request())
+            .await
+            .expect("infallible");
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(header(&res, "grpc-status"), Some("13"));
+        assert_eq!(header(&res, "grpc-message"), Some("internal error"));
+    }
+
+    #[tokio::test]
+    async fn a_weir_error_wrapped_in_a_source_chain_is_still_mapped() {
+        #[derive(Debug)]
+        struct Wrapper(BoxError);
+        impl fmt::Display for Wrapper {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("wrapper")
+            }
+        }
+        impl StdError for Wrapper {
+            fn source(&self) -> Option<&(dyn StdError + 'static)> {
+                Some(&*self.0)
+            }
+        }
+        let inner = Scripted {
+            call_fails: Some(|| Box::new(Wrapper(Error::overloaded().into()))),
+            ..Scripted::ok()
+        };
+        let res = ErrorResponseLayer::new()
+            .layer(inner)
+            .oneshot(Request::new(()))
+            .await
+            .expect("infallible");
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body_text(res).await, "overloaded");
+    }
+
+    #[tokio::test]
+    async fn protocol_is_chosen_by_content_type_unless_forced() {
+        let inner = Scripted {
+            call_fails: Some(circuit),
+            ..Scripted::ok()
+        };
+        let call =
+            |layer: ErrorResponseLayer, req: Request<()>| layer.layer(inner.clone()).oneshot(req);
+
+        let auto_grpc = call(ErrorResponseLayer::new(), grpc_request())
+            .await
+            .expect("ok");
+        assert_eq!(auto_grpc.status(), StatusCode::OK);
+        assert_eq!(header(&auto_grpc, "grpc-status"), Some("14"));
+        assert_eq!(header(&auto_grpc, "grpc-retry-pushback-ms"), Some("5000"));
+
+        let auto_http = call(ErrorResponseLayer::new(), Request::new(()))
+            .await
+            .expect("ok");
+        assert_eq!(auto_http.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(header(&auto_http, "retry-after"), Some("5"));
+
+        let mut not_grpc = Request::new(());
+        not_grpc
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let res = call(ErrorResponseLayer::new(), not_grpc).await.expect("ok");
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+        let forced_http = call(ErrorResponseLayer::new().http(), grpc_request())
+            .await
+            .expect("ok");
+        assert_eq!(forced_http.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(header(&forced_http, "grpc-status"), None);
+
+        let forced_grpc = call(ErrorResponseLayer::new().grpc(), Request::new(()))
+            .await
+            .expect("ok");
+        assert_eq!(header(&forced_grpc, "grpc-status"), Some("14"));
+    }
+
+    #[tokio::test]
+    async fn a_poll_ready_error_is_answered_without_calling_the_inner_service() {
+        let inner = Scripted {
+            ready_fails: Some(circuit),
+            ..Scripted::ok()
+        };
+        let calls = Arc::clone(&inner.calls);
+        let mut svc = ErrorResponseLayer::new().layer(inner);
+
+        let res = svc
+            .ready()
+            .await
+            .expect("infallible")
+            .call(Request::new(()))
+            .await
+            .expect("ok");
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(header(&res, "retry-after"), Some("5"));
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+
+        // The kept error was spent; the next call reaches the inner service again.
+        let res = svc
+            .ready()
+            .await
+            .expect("infallible")
+            .call(Request::new(()))
+            .await
+            .expect("ok");
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_clone_does_not_inherit_a_kept_poll_ready_error() {
+        let inner = Scripted {
+            ready_fails: Some(circuit),
+            ..Scripted::ok()
+        };
+        let mut svc = ErrorResponseLayer::new().layer(inner);
+        let _ = svc.ready().await.expect("infallible");
+        let mut clone = svc.clone();
+        clone.get_mut().ready_fails = None;
+        let res = clone
+            .ready()
+            .await
+            .expect("infallible")
+            .call(Request::new(()))
+            .await
+            .expect("ok");
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+        let res = svc.call(Request::new(())).await.expect("ok");
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(svc.get_ref().calls.load(Ordering::SeqCst), 1);
+        assert_eq!(svc.into_inner().calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn service_future_and_body_are_send_sync_and_clone_when_the_inner_ones_are() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        fn assert_send<T: Send>() {}
+        fn assert_clone<T: Clone>() {}
+        assert_send_sync::<ErrorResponseLayer>();
+        assert_send_sync::<ErrorResponse<Scripted>>();
+        assert_clone::<ErrorResponse<Scripted>>();
+        assert_send::<ResponseFuture<<Scripted as Service<Request<()>>>::Future>>();
+        assert_send_sync::<ResponseBody<Full<Bytes>>>();
+    }
+
+    #[cfg(feature = "tonic")]
+    #[test]
+    fn converts_into_a_tonic_status_with_code_message_and_pushback() {
+        use std::error::Error as _;
+
+        let err = Error::rate_limited(Duration::from_millis(1500)).with_layer("edge");
+        let status = tonic::Status::from(&err);
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        assert_eq!(status.message(), "rate limited");
+        assert_eq!(
+            status
+                .metadata()
+                .get("grpc-retry-pushback-ms")
+                .map(|v| v.to_str().expect("ASCII")),
+            Some("1500")
+        );
+
+        let status = tonic::Status::from(err);
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        let source = status.source().expect("the weir error is the source");
+        assert_eq!(Error::find(source).and_then(Error::layer), Some("edge"));
+
+        for (err, code) in [
+            (Error::circuit_open(), tonic::Code::Unavailable),
+            (Error::bulkhead_full(), tonic::Code::Unavailable),
+            (Error::overloaded(), tonic::Code::Unavailable),
+            (Error::retry_budget_exhausted(), tonic::Code::Unavailable),
+            (Error::timeout(), tonic::Code::DeadlineExceeded),
+        ] {
+            let status = tonic::Status::from(err);
+            assert_eq!(status.code(), code);
+            assert!(status.metadata().get("grpc-retry-pushback-ms").is_none());
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn retry_after_covers_the_wait_by_less_than_a_second(nanos in any::<u64>()) {
+            let after = Duration::from_nanos(nanos);
+            let res = http(&Error::rate_limited(after));
+            let secs: u64 = header(&res, "retry-after").expect("set").parse().expect("a number");
+            prop_assert!(secs >= 1);
+            prop_assert!(Duration::from_secs(secs) >= after);
+            prop_assert!(secs == 1 || Duration::from_secs(secs - 1) < after);
+        }
+
+        #[test]
+        fn any_content_type_chooses_a_protocol_without_panicking(value in any::<Vec<u8>>()) {
+            let mut headers = HeaderMap::new();
+            if let Ok(value) = HeaderValue::from_bytes(&value) {
+                let expected = value.as_bytes().len() >= 16
+                    && value.as_bytes()[..16].eq_ignore_ascii_case(b"application/grpc");
+                headers.insert(CONTENT_TYPE, value);
+                prop_assert_eq!(is_grpc(&headers), expected);
+            }
+        }
+    }
+}
