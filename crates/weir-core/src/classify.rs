@@ -435,9 +435,21 @@ impl GrpcStatus {
 
     const fn set(mut self, code: GrpcCode, failure: bool, transient: bool, ignored: bool) -> Self {
         let bit = bit(code);
-        self.failure = if failure { self.failure | bit } else { self.failure & !bit };
-        self.transient = if transient { self.transient | bit } else { self.transient & !bit };
-        self.ignored = if ignored { self.ignored | bit } else { self.ignored & !bit };
+        self.failure = if failure {
+            self.failure | bit
+        } else {
+            self.failure & !bit
+        };
+        self.transient = if transient {
+            self.transient | bit
+        } else {
+            self.transient & !bit
+        };
+        self.ignored = if ignored {
+            self.ignored | bit
+        } else {
+            self.ignored & !bit
+        };
         self
     }
 
@@ -573,7 +585,10 @@ mod tests {
     #[test]
     fn any_error_counts_foreign_errors_and_timeouts_as_transient() {
         let io: Result<(), BoxError> = Err(std::io::Error::other("reset").into());
-        assert_eq!(AnyError.classify(&io), Outcome::Failure(Failure::transient()));
+        assert_eq!(
+            AnyError.classify(&io),
+            Outcome::Failure(Failure::transient())
+        );
         let timeout: Result<(), BoxError> = Err(Error::timeout().into());
         assert!(AnyError.classify(&timeout).is_retryable());
         let ok: Result<(), BoxError> = Ok(());
@@ -652,7 +667,8 @@ mod tests {
         let c = GrpcStatus::new();
         for code in ["14", "8", "4", "10"] {
             assert!(
-                c.classify(&http(200, &[("grpc-status", code)])).is_retryable(),
+                c.classify(&http(200, &[("grpc-status", code)]))
+                    .is_retryable(),
                 "{code}"
             );
         }
@@ -662,7 +678,8 @@ mod tests {
         }
         for code in ["0", "1", "3", "5", "6", "7", "9", "11", "12", "16"] {
             assert!(
-                c.classify(&http(200, &[("grpc-status", code)])).is_success(),
+                c.classify(&http(200, &[("grpc-status", code)]))
+                    .is_success(),
                 "{code}"
             );
         }
@@ -698,7 +715,10 @@ mod tests {
             Outcome::Ignored
         );
         let c = c.success(GrpcCode::Unavailable);
-        assert!(c.classify(&http(200, &[("grpc-status", "14")])).is_success());
+        assert!(
+            c.classify(&http(200, &[("grpc-status", "14")]))
+                .is_success()
+        );
     }
 
     #[cfg(feature = "tonic")]

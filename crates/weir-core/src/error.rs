@@ -333,10 +333,19 @@ mod tests {
                 Error::rate_limited(Duration::from_secs(1)),
                 [true, false, false, false, false, false],
             ),
-            (Error::circuit_open(), [false, true, false, false, false, false]),
+            (
+                Error::circuit_open(),
+                [false, true, false, false, false, false],
+            ),
             (Error::timeout(), [false, false, true, false, false, false]),
-            (Error::bulkhead_full(), [false, false, false, true, false, false]),
-            (Error::overloaded(), [false, false, false, false, true, false]),
+            (
+                Error::bulkhead_full(),
+                [false, false, false, true, false, false],
+            ),
+            (
+                Error::overloaded(),
+                [false, false, false, false, true, false],
+            ),
             (
                 Error::retry_budget_exhausted(),
                 [false, false, false, false, false, true],
@@ -392,7 +401,10 @@ mod tests {
     #[test]
     fn source_is_the_attached_cause() {
         let err = Error::timeout().with_source(std::io::Error::other("slow upstream"));
-        assert_eq!(err.source().map(ToString::to_string).as_deref(), Some("slow upstream"));
+        assert_eq!(
+            err.source().map(ToString::to_string).as_deref(),
+            Some("slow upstream")
+        );
         assert!(Error::overloaded().source().is_none());
     }
 

@@ -137,7 +137,18 @@ mod tests {
             assert_eq!(GrpcCode::from_bytes(code.as_str().as_bytes()), Some(code));
             assert_eq!(GrpcCode::from_u8(code.as_u8()), Some(code));
         }
-        for bad in ["", "17", "-1", " 1", "1 ", "01", "99", "x", "1a", "4294967310"] {
+        for bad in [
+            "",
+            "17",
+            "-1",
+            " 1",
+            "1 ",
+            "01",
+            "99",
+            "x",
+            "1a",
+            "4294967310",
+        ] {
             assert_eq!(GrpcCode::from_bytes(bad.as_bytes()), None, "{bad:?}");
         }
         assert_eq!(GrpcCode::from_u8(17), None);

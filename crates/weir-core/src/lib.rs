@@ -2,42 +2,48 @@
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod backoff;
+mod body;
 mod classify;
 mod deadline;
 mod error;
 mod grpc;
 mod hint;
 mod key;
+mod keyed;
 mod name;
 mod observer;
 mod ratelimit;
 mod response;
 
+pub use crate::backoff::{Backoff, FastRandom, Jitter, Random, SharedRandom};
+pub use crate::body::GuardedBody;
 pub use crate::classify::{AnyError, Classify, Failure, GrpcStatus, HttpStatus, Outcome};
-pub use crate::error::{BoxError, Error};
-pub use crate::grpc::GrpcCode;
-pub use crate::name::Name;
-pub use crate::ratelimit::RateLimitInfo;
 pub use crate::deadline::{
     Deadline, GRPC_TIMEOUT, InvalidTimeout, TIMEOUT_MS, decode_grpc_timeout, decode_timeout_ms,
     encode_grpc_timeout, encode_timeout_ms,
 };
+pub use crate::error::{BoxError, Error};
+pub use crate::grpc::GrpcCode;
 pub use crate::hint::{
     MAX_HINT, RateLimitItem, RateLimitPolicyItem, ServerHint, parse_grpc_pushback, parse_ratelimit,
     parse_ratelimit_policy, parse_retry_after, server_hint,
 };
+#[cfg(feature = "axum")]
+pub use crate::key::Route;
 pub use crate::key::{
     ApiKey, ApiKeyToken, ForwardedHeader, Global, Header, KeyExtractor, KeyExtractorExt,
     MethodPath, MissingKey, Or, OrKey, Pair, PeerIp, Resolved, RouteKey,
 };
-#[cfg(feature = "axum")]
-pub use crate::key::Route;
-pub use crate::observer::{Event, Level, Observer};
-#[cfg(feature = "metrics")]
-pub use crate::observer::{EVENTS_TOTAL, Metrics};
+pub use crate::keyed::{KeyedConfig, KeyedMap};
+pub use crate::name::Name;
 #[cfg(feature = "tracing")]
 pub use crate::observer::Tracing;
+#[cfg(feature = "metrics")]
+pub use crate::observer::{EVENTS_TOTAL, Metrics};
+pub use crate::observer::{Event, Level, Observer};
 pub use crate::ratelimit::HeaderStyle;
+pub use crate::ratelimit::RateLimitInfo;
 pub use crate::response::{
     ErrorResponse, ErrorResponseLayer, ResponseBody, ResponseFuture, grpc_code, http_status,
 };

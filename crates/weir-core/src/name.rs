@@ -121,6 +121,9 @@ mod tests {
     fn static_and_owned_names_compare_by_text() {
         assert_eq!(Name::new("edge"), Name::from(String::from("edge")));
         assert_eq!(Name::default().as_str(), "default");
-        assert_eq!(format!("{:?} {}", Name::new("a"), Name::new("b")), "\"a\" b");
+        assert_eq!(
+            format!("{:?} {}", Name::new("a"), Name::new("b")),
+            "\"a\" b"
+        );
     }
 }

@@ -216,11 +216,11 @@ mod tests {
                     .labels()
                     .map(|l| (l.key().to_owned(), l.value().to_owned()))
                     .collect();
-                self.0
-                    .0
-                    .lock()
-                    .expect("not poisoned")
-                    .push((self.1.name().to_owned(), labels, value));
+                self.0.0.lock().expect("not poisoned").push((
+                    self.1.name().to_owned(),
+                    labels,
+                    value,
+                ));
             }
             fn absolute(&self, _value: u64) {}
         }
@@ -252,7 +252,12 @@ mod tests {
         let (metric, labels, value) = &seen[0];
         assert_eq!(metric, EVENTS_TOTAL);
         assert_eq!(*value, 1);
-        let label = |k: &str| labels.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        let label = |k: &str| {
+            labels
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
         assert_eq!(label("pattern"), Some("circuit_breaker"));
         assert_eq!(label("layer"), Some("payments"));
         assert_eq!(label("event"), Some("state_change"));

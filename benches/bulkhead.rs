@@ -1,0 +1,3 @@
+//! Placeholder: the bulkhead benchmarks are being written.
+
+fn main() {}

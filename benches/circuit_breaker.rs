@@ -1,0 +1,3 @@
+//! Placeholder: the circuit_breaker benchmarks are being written.
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! Placeholder: the rate_limit benchmarks are being written.
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! Placeholder: the retry benchmarks are being written.
+
+fn main() {}

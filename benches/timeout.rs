@@ -1,0 +1,3 @@
+//! Placeholder: the timeout benchmarks are being written.
+
+fn main() {}

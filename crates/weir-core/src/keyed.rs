@@ -1,0 +1,457 @@
+//! Per-key state for keyed layers: bounded in memory, evicting idle keys by itself.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasher, Hash, RandomState};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{PoisonError, RwLock};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// How many keys a [`KeyedMap`] stores and how soon it forgets an idle one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyedConfig {
+    max_keys: usize,
+    idle_timeout: Duration,
+}
+
+impl KeyedConfig {
+    /// At most 100 000 keys, forgotten after 10 minutes without a request.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+            max_keys: 100_000,
+            idle_timeout: Duration::from_secs(600),
+        }
+    }
+
+    /// The most keys stored at once (at least 1). Once full, a new key shares the map's overflow
+    /// state until idle keys are evicted.
+    #[must_use]
+    pub const fn max_keys(mut self, max_keys: usize) -> Self {
+        self.max_keys = if max_keys == 0 { 1 } else { max_keys };
+        self
+    }
+
+    /// How long a key may go without a request before it can be evicted. Pick it no shorter than
+    /// the time the key's state takes to return to rest (a rate limiter's refill time, a breaker's
+    /// open time), or use [`KeyedMap::evict_if`].
+    #[must_use]
+    pub const fn idle_timeout(mut self, idle_timeout: Duration) -> Self {
+        self.idle_timeout = idle_timeout;
+        self
+    }
+
+    /// The configured maximum number of keys.
+    #[must_use]
+    pub const fn get_max_keys(&self) -> usize {
+        self.max_keys
+    }
+
+    /// The configured idle timeout.
+    #[must_use]
+    pub const fn get_idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+}
+
+impl Default for KeyedConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+struct Slot<V> {
+    state: V,
+    /// Milliseconds since the map's epoch at the last request for this key.
+    last_seen: AtomicU64,
+}
+
+struct Shard<K, V> {
+    map: RwLock<HashMap<K, Slot<V>, RandomState>>,
+}
+
+/// A concurrent map from keys to per-key state, for keyed layers (keyed rate limits, keyed
+/// breakers, bulkhead partitions).
+///
+/// - **Bounded**: at most [`KeyedConfig::max_keys`] keys. A new key arriving when the map is full
+///   and no key is idle uses the map's *overflow* state, shared by every such key, so a flood of
+///   random keys (spoofed addresses) cannot grow memory without bound and is limited as one.
+/// - **Self-cleaning**: keys idle longer than [`KeyedConfig::idle_timeout`] are evicted by the
+///   map itself, during requests (no task to spawn): each shard is swept when a new key is
+///   inserted and the shard was not swept for half the idle timeout, and any request sweeps one
+///   shard when the whole map was not swept for the idle timeout. Shards shrink their tables after
+///   a sweep leaves them mostly empty, so memory returns after a flood.
+/// - **Cheap hits**: a request for a stored key takes one shard's read lock (shared with other
+///   readers), hashes the key once and updates the key's last-seen time with a relaxed atomic store
+///   at most once per millisecond. It never allocates. A miss takes the shard's write lock.
+///
+/// The state `V` is shared by concurrent requests, so it uses interior mutability (atomics, or a
+/// short `std::sync::Mutex` section).
+///
+/// ```
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use tokio::time::Instant;
+/// use weir_core::{KeyedConfig, KeyedMap};
+///
+/// let counts: KeyedMap<&str, AtomicU32> = KeyedMap::new(KeyedConfig::new(), AtomicU32::new(0));
+/// let now = Instant::now();
+/// for user in ["ann", "bob", "ann"] {
+///     counts.with(user, now, |k| (k, AtomicU32::new(0)), |c| c.fetch_add(1, Ordering::Relaxed));
+/// }
+/// assert_eq!(counts.len(), 2);
+/// let ann = counts.with("ann", now, |k| (k, AtomicU32::new(0)), |c| c.load(Ordering::Relaxed));
+/// assert_eq!(ann, 2);
+/// ```
+pub struct KeyedMap<K, V> {
+    shards: Box<[Shard<K, V>]>,
+    hasher: RandomState,
+    overflow: V,
+    config: KeyedConfig,
+    max_per_shard: usize,
+    evictable: fn(&V, Instant) -> bool,
+    epoch: Instant,
+    len: AtomicUsize,
+    /// Milliseconds since the epoch of the last whole-map sweep check.
+    last_sweep: AtomicU64,
+    /// Which shard the next request-driven sweep cleans.
+    next_sweep: AtomicUsize,
+    /// Milliseconds since the epoch of each shard's last sweep.
+    shard_swept: Box<[AtomicU64]>,
+}
+
+const fn always<V>(_: &V, _: Instant) -> bool {
+    true
+}
+
+impl<K, V> KeyedMap<K, V>
+where
+    K: Hash + Eq,
+{
+    /// An empty map; `overflow` is the state shared by new keys while the map is full.
+    #[must_use]
+    pub fn new(config: KeyedConfig, overflow: V) -> Self {
+        let shards = shard_count(config.max_keys);
+        let epoch = Instant::now();
+        Self {
+            shards: (0..shards)
+                .map(|_| Shard {
+                    map: RwLock::new(HashMap::with_hasher(RandomState::new())),
+                })
+                .collect(),
+            hasher: RandomState::new(),
+            overflow,
+            config,
+            max_per_shard: config.max_keys.div_ceil(shards),
+            evictable: always::<V>,
+            epoch,
+            len: AtomicUsize::new(0),
+            last_sweep: AtomicU64::new(0),
+            next_sweep: AtomicUsize::new(0),
+            shard_swept: (0..shards).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// Evicts an idle key only if `evictable(&state, now)` also holds: for example only breakers
+    /// that are closed, or only rate-limit buckets that are full again.
+    #[must_use]
+    pub fn evict_if(mut self, evictable: fn(&V, Instant) -> bool) -> Self {
+        self.evictable = evictable;
+        self
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub const fn config(&self) -> &KeyedConfig {
+        &self.config
+    }
+
+    /// Runs `f` on the state of `key` and returns its result.
+    ///
+    /// On a miss, `insert(key)` returns the key to store (for example
+    /// [`KeyExtractor::detach`](crate::KeyExtractor::detach)ed, so it does not pin a request
+    /// buffer) and its fresh state. When the map is full and no key can be evicted, `f` runs on
+    /// the overflow state instead, and nothing is stored.
+    pub fn with<R>(
+        &self,
+        key: K,
+        now: Instant,
+        insert: impl FnOnce(K) -> (K, V),
+        f: impl FnOnce(&V) -> R,
+    ) -> R {
+        let now_ms = self.millis(now);
+        self.maybe_sweep_one(now, now_ms);
+        let shard_index = self.shard_of(&key);
+        let shard = &self.shards[shard_index];
+        {
+            let map = shard.map.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(slot) = map.get(&key) {
+                touch(slot, now_ms);
+                return f(&slot.state);
+            }
+        }
+        let mut map = shard.map.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(slot) = map.get(&key) {
+            // Inserted by another request between the two locks.
+            touch(slot, now_ms);
+            return f(&slot.state);
+        }
+        let half_idle = millis_of(self.config.idle_timeout / 2);
+        let swept = &self.shard_swept[shard_index];
+        if map.len() >= self.max_per_shard
+            || now_ms.saturating_sub(swept.load(Ordering::Relaxed)) >= half_idle
+        {
+            swept.store(now_ms, Ordering::Relaxed);
+            self.sweep(&mut map, now, now_ms);
+        }
+        if map.len() >= self.max_per_shard {
+            drop(map);
+            return f(&self.overflow);
+        }
+        let (key, state) = insert(key);
+        let slot = map.entry(key).or_insert(Slot {
+            state,
+            last_seen: AtomicU64::new(now_ms),
+        });
+        self.len.fetch_add(1, Ordering::Relaxed);
+        f(&slot.state)
+    }
+
+    /// The number of keys stored.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    /// No key is stored.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The state shared by new keys while the map is full.
+    #[must_use]
+    pub const fn overflow(&self) -> &V {
+        &self.overflow
+    }
+
+    /// Visits every stored key and its state, under each shard's read lock in turn.
+    pub fn for_each(&self, mut f: impl FnMut(&K, &V)) {
+        for shard in &self.shards {
+            let map = shard.map.read().unwrap_or_else(PoisonError::into_inner);
+            for (key, slot) in map.iter() {
+                f(key, &slot.state);
+            }
+        }
+    }
+
+    /// Evicts every idle, evictable key now, in every shard. Keyed layers need not call it: the
+    /// map sweeps itself during requests. Returns how many keys were evicted.
+    pub fn sweep_now(&self, now: Instant) -> usize {
+        let now_ms = self.millis(now);
+        let mut evicted = 0;
+        for shard in &self.shards {
+            let mut map = shard.map.write().unwrap_or_else(PoisonError::into_inner);
+            evicted += self.sweep(&mut map, now, now_ms);
+        }
+        evicted
+    }
+
+    /// The approximate heap bytes one stored key costs: the key, the state, the last-seen time
+    /// and the hash table's control byte, at the table's typical load.
+    #[must_use]
+    pub const fn bytes_per_key() -> usize {
+        // hashbrown keeps one control byte per bucket and runs at most 7/8 full.
+        (size_of::<(K, Slot<V>)>() + 1) * 8 / 7
+    }
+
+    fn millis(&self, now: Instant) -> u64 {
+        millis_of(now.saturating_duration_since(self.epoch))
+    }
+
+    fn shard_of(&self, key: &K) -> usize {
+        // The shard count is a power of two; the high bits choose it, so the shard's own table
+        // (another hasher) sees independent bits.
+        let hash = self.hasher.hash_one(key);
+        (hash >> 32) as usize & (self.shards.len() - 1)
+    }
+
+    /// Sweeps one shard when the whole map has gone an idle timeout without one, so memory comes
+    /// back even when no new key arrives.
+    fn maybe_sweep_one(&self, now: Instant, now_ms: u64) {
+        let idle = millis_of(self.config.idle_timeout).max(1);
+        let last = self.last_sweep.load(Ordering::Relaxed);
+        if now_ms.saturating_sub(last) < idle / self.shards.len() as u64 {
+            return;
+        }
+        if self
+            .last_sweep
+            .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return; // another request is doing it
+        }
+        let index = self.next_sweep.fetch_add(1, Ordering::Relaxed) % self.shards.len();
+        if let Ok(mut map) = self.shards[index].map.try_write() {
+            self.shard_swept[index].store(now_ms, Ordering::Relaxed);
+            self.sweep(&mut map, now, now_ms);
+        }
+    }
+
+    fn sweep(&self, map: &mut HashMap<K, Slot<V>, RandomState>, now: Instant, now_ms: u64) -> usize {
+        let idle = millis_of(self.config.idle_timeout);
+        let before = map.len();
+        map.retain(|_, slot| {
+            let seen = slot.last_seen.load(Ordering::Relaxed);
+            now_ms.saturating_sub(seen) < idle || !(self.evictable)(&slot.state, now)
+        });
+        let evicted = before - map.len();
+        if evicted > 0 {
+            self.len.fetch_sub(evicted, Ordering::Relaxed);
+            if map.capacity() > 64 && map.len() < map.capacity() / 4 {
+                map.shrink_to(map.len() * 2);
+            }
+        }
+        evicted
+    }
+}
+
+fn touch<V>(slot: &Slot<V>, now_ms: u64) {
+    if slot.last_seen.load(Ordering::Relaxed) != now_ms {
+        slot.last_seen.store(now_ms, Ordering::Relaxed);
+    }
+}
+
+fn millis_of(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Shards: enough to keep writers on different keys apart, few enough that each holds a useful
+/// share of the keys.
+fn shard_count(max_keys: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(4, usize::from);
+    (cores * 4)
+        .next_power_of_two()
+        .clamp(1, 64)
+        .min(max_keys.next_power_of_two())
+        .max(1)
+}
+
+impl<K, V: fmt::Debug> fmt::Debug for KeyedMap<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedMap")
+            .field("len", &self.len.load(Ordering::Relaxed))
+            .field("config", &self.config)
+            .field("shards", &self.shards.len())
+            .field("overflow", &self.overflow)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU32;
+
+    use super::*;
+
+    fn fresh(k: u32) -> (u32, AtomicU32) {
+        (k, AtomicU32::new(0))
+    }
+
+    fn bump(map: &KeyedMap<u32, AtomicU32>, key: u32, now: Instant) -> u32 {
+        map.with(key, now, fresh, |c| c.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keys_have_their_own_state() {
+        let map = KeyedMap::new(KeyedConfig::new(), AtomicU32::new(0));
+        let now = Instant::now();
+        assert_eq!(bump(&map, 1, now), 1);
+        assert_eq!(bump(&map, 1, now), 2);
+        assert_eq!(bump(&map, 2, now), 1);
+        assert_eq!(map.len(), 2);
+        let mut seen = Vec::new();
+        map.for_each(|k, v| seen.push((*k, v.load(Ordering::Relaxed))));
+        seen.sort_unstable();
+        assert_eq!(seen, [(1, 2), (2, 1)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_map_sends_new_keys_to_the_overflow_state() {
+        let map = KeyedMap::new(KeyedConfig::new().max_keys(4), AtomicU32::new(0));
+        let now = Instant::now();
+        for key in 0..1000 {
+            bump(&map, key, now);
+        }
+        assert!(map.len() <= 4 + map.shards.len(), "len {}", map.len());
+        // Every key that found no room was counted on the shared overflow state.
+        let stored: u32 = {
+            let mut sum = 0;
+            map.for_each(|_, v| sum += v.load(Ordering::Relaxed));
+            sum
+        };
+        assert_eq!(stored + map.overflow().load(Ordering::Relaxed), 1000);
+        // A key that is stored keeps its own state.
+        let mut stored_key = None;
+        map.for_each(|k, _| stored_key = Some(*k));
+        let key = stored_key.expect("some key stored");
+        assert_eq!(bump(&map, key, now), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_keys_are_evicted_by_requests_alone() {
+        let idle = Duration::from_secs(60);
+        let map = KeyedMap::new(KeyedConfig::new().idle_timeout(idle), AtomicU32::new(0));
+        let start = Instant::now();
+        for key in 0..10_000 {
+            bump(&map, key, start);
+        }
+        assert_eq!(map.len(), 10_000);
+        // Only one busy key keeps coming; the sweeps ride on its requests.
+        let mut now = start;
+        for _ in 0..(map.shards.len() * 4) {
+            now += idle;
+            bump(&map, 424_242, now);
+        }
+        assert_eq!(map.len(), 1, "only the busy key is left");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_recently_seen_key_is_kept() {
+        let idle = Duration::from_secs(60);
+        let map = KeyedMap::new(KeyedConfig::new().idle_timeout(idle), AtomicU32::new(0));
+        let start = Instant::now();
+        bump(&map, 1, start);
+        bump(&map, 2, start);
+        bump(&map, 1, start + Duration::from_secs(50));
+        assert_eq!(map.sweep_now(start + Duration::from_secs(70)), 1);
+        assert_eq!(bump(&map, 1, start + Duration::from_secs(70)), 3);
+        assert_eq!(bump(&map, 2, start + Duration::from_secs(70)), 1, "2 was forgotten");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn evict_if_keeps_state_that_is_not_at_rest() {
+        let idle = Duration::from_secs(1);
+        let map = KeyedMap::new(KeyedConfig::new().idle_timeout(idle), AtomicU32::new(0))
+            .evict_if(|count, _| count.load(Ordering::Relaxed) < 2);
+        let start = Instant::now();
+        bump(&map, 1, start);
+        bump(&map, 2, start);
+        bump(&map, 2, start);
+        assert_eq!(map.sweep_now(start + Duration::from_secs(5)), 1);
+        assert_eq!(bump(&map, 2, start + Duration::from_secs(5)), 3, "2 kept");
+    }
+
+    #[test]
+    fn bytes_per_key_counts_key_state_and_bookkeeping() {
+        let bytes = KeyedMap::<std::net::IpAddr, AtomicU64>::bytes_per_key();
+        assert!((32..=64).contains(&bytes), "{bytes}");
+    }
+
+    #[test]
+    fn is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<KeyedMap<String, AtomicU32>>();
+    }
+}
