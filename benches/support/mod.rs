@@ -20,7 +20,7 @@ use std::fmt::Debug;
 use std::future::{Ready, ready};
 use std::hint::black_box;
 use std::path::PathBuf;
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
@@ -190,15 +190,11 @@ where
         split()
     };
     let half = iters / 2;
-    // A blocking barrier, on purpose: the first task holds its worker until the other worker has
-    // picked up the second task, so the two really run in parallel. Without it the scheduler may
-    // run both on one worker, and contention (a shared semaphore) shows in one run and not the
-    // next.
-    let barrier = Arc::new(Barrier::new(2));
+    let meet = Arc::new(Rendezvous::default());
     let task = |mut svc: S, calls: u64| {
-        let barrier = Arc::clone(&barrier);
+        let meet = Arc::clone(&meet);
         async move {
-            barrier.wait();
+            meet.arrive();
             drive(&mut svc, calls).await;
         }
     };
@@ -211,6 +207,36 @@ where
         second.await.expect("bench task panicked");
     });
     start.elapsed()
+}
+
+/// Makes the two tasks of [`time_2_threads`] start together, on two workers.
+///
+/// The first task to arrive blocks its worker (on purpose) until the second one arrives, which
+/// another worker must then have picked up: so the two really run in parallel. Without it the
+/// scheduler may run both on one worker, and contention (a shared semaphore) shows in one run
+/// and not the next. Tokio does not promise that another worker steals a task queued behind a
+/// blocked one, so the wait is bounded: after [`RENDEZVOUS_WAIT`] the task goes on alone, which
+/// costs one slow sample instead of a hung benchmark.
+#[derive(Default)]
+struct Rendezvous {
+    arrived: Mutex<usize>,
+    all_here: Condvar,
+}
+
+const RENDEZVOUS_WAIT: Duration = Duration::from_millis(20);
+
+impl Rendezvous {
+    fn arrive(&self) {
+        let mut arrived = self.arrived.lock().unwrap_or_else(PoisonError::into_inner);
+        *arrived += 1;
+        if *arrived >= 2 {
+            self.all_here.notify_all();
+            return;
+        }
+        let _ = self
+            .all_here
+            .wait_timeout_while(arrived, RENDEZVOUS_WAIT, |arrived| *arrived < 2);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

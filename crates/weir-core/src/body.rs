@@ -181,7 +181,11 @@ mod tests {
         let guard = Arc::new(());
         let mut body = GuardedBody::new(Full::new(Bytes::from("x")), Arc::clone(&guard));
         assert!(body.frame().await.is_some());
-        assert_eq!(Arc::strong_count(&guard), 1, "no need to poll past the last frame");
+        assert_eq!(
+            Arc::strong_count(&guard),
+            1,
+            "no need to poll past the last frame"
+        );
     }
 
     #[test]

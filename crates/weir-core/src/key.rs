@@ -751,6 +751,41 @@ impl<B> KeyExtractor<Request<B>> for MethodPath {
     }
 }
 
+/// The authority (`host[:port]`) a request is sent to, for client-side keyed layers: one
+/// circuit breaker or bulkhead per upstream. Key: [`http::uri::Authority`].
+///
+/// Read from the request URI (absolute-form, as hyper's and tonic's clients send it), else from
+/// the `Host` header; missing when neither parses. From the URI the key shares the request's
+/// bytes (no allocation); from `Host` it is a small copy.
+///
+/// ```
+/// use http::Request;
+/// use weir_core::{Authority, KeyExtractor};
+///
+/// let req = Request::get("http://inventory:8080/items/7").body(()).unwrap();
+/// assert_eq!(Authority.extract(&req).unwrap(), "inventory:8080");
+/// let req = Request::get("/items/7").header("host", "inventory").body(()).unwrap();
+/// assert_eq!(Authority.extract(&req).unwrap(), "inventory");
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Authority;
+
+impl<B> KeyExtractor<Request<B>> for Authority {
+    type Key = http::uri::Authority;
+
+    fn extract(&self, req: &Request<B>) -> Option<http::uri::Authority> {
+        if let Some(authority) = req.uri().authority() {
+            return Some(authority.clone());
+        }
+        let host = req.headers().get(http::header::HOST)?;
+        http::uri::Authority::try_from(host.as_bytes()).ok()
+    }
+
+    fn detach(&self, key: http::uri::Authority) -> http::uri::Authority {
+        http::uri::Authority::try_from(key.as_str().as_bytes()).unwrap_or(key)
+    }
+}
+
 /// Two extractors' keys together: missing if either is missing. Key: `(A::Key, B::Key)`.
 ///
 /// Built with [`KeyExtractorExt::and`]: `PeerIp::new().and(MethodPath)` keys each client on

@@ -299,7 +299,12 @@ where
         }
     }
 
-    fn sweep(&self, map: &mut HashMap<K, Slot<V>, RandomState>, now: Instant, now_ms: u64) -> usize {
+    fn sweep(
+        &self,
+        map: &mut HashMap<K, Slot<V>, RandomState>,
+        now: Instant,
+        now_ms: u64,
+    ) -> usize {
         let idle = millis_of(self.config.idle_timeout);
         let before = map.len();
         map.retain(|_, slot| {
@@ -427,7 +432,11 @@ mod tests {
         bump(&map, 1, start + Duration::from_secs(50));
         assert_eq!(map.sweep_now(start + Duration::from_secs(70)), 1);
         assert_eq!(bump(&map, 1, start + Duration::from_secs(70)), 3);
-        assert_eq!(bump(&map, 2, start + Duration::from_secs(70)), 1, "2 was forgotten");
+        assert_eq!(
+            bump(&map, 2, start + Duration::from_secs(70)),
+            1,
+            "2 was forgotten"
+        );
     }
 
     #[tokio::test(start_paused = true)]

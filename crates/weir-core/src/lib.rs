@@ -32,7 +32,7 @@ pub use crate::hint::{
 #[cfg(feature = "axum")]
 pub use crate::key::Route;
 pub use crate::key::{
-    ApiKey, ApiKeyToken, ForwardedHeader, Global, Header, KeyExtractor, KeyExtractorExt,
+    ApiKey, ApiKeyToken, Authority, ForwardedHeader, Global, Header, KeyExtractor, KeyExtractorExt,
     MethodPath, MissingKey, Or, OrKey, Pair, PeerIp, Resolved, RouteKey,
 };
 pub use crate::keyed::{KeyedConfig, KeyedMap};

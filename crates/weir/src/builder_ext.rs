@@ -37,10 +37,66 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed {
     /// axum `Router` as it is. Put it outermost.
     #[must_use]
     fn error_responses(self) -> ServiceBuilder<Stack<ErrorResponseLayer, L>>;
+
+    /// A circuit breaker with the default settings (failure rate 50 % over the last 100 calls,
+    /// open 5 s, 3 half-open probes), from
+    /// [`CircuitBreakerLayer::new`](weir_circuit_breaker::CircuitBreakerLayer::new). Build a
+    /// layer with its builder and pass it to `layer` for anything else.
+    #[cfg(feature = "circuit-breaker")]
+    #[must_use]
+    fn circuit_breaker(self)
+    -> ServiceBuilder<Stack<weir_circuit_breaker::CircuitBreakerLayer, L>>;
+
+    /// Times out calls after `timeout` and sets the request's [`Deadline`](crate::Deadline) (the
+    /// earlier of this one and any already there), with
+    /// [`TimeoutLayer::new`](weir_timeout::TimeoutLayer::new). Named `deadline` because
+    /// `ServiceBuilder` has a `timeout` method of its own (tower's).
+    #[cfg(feature = "timeout")]
+    #[must_use]
+    fn deadline(
+        self,
+        timeout: std::time::Duration,
+    ) -> ServiceBuilder<Stack<weir_timeout::TimeoutLayer, L>>;
+
+    /// On a client: writes the request's remaining budget, less `allowance` for the network, into
+    /// `grpc-timeout` or `x-timeout-ms`, and fails at once when nothing is left.
+    #[cfg(feature = "timeout")]
+    #[must_use]
+    fn propagate_deadline(
+        self,
+        allowance: std::time::Duration,
+    ) -> ServiceBuilder<Stack<weir_timeout::TimeoutLayer, L>>;
 }
 
 impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
     fn error_responses(self) -> ServiceBuilder<Stack<ErrorResponseLayer, L>> {
         self.layer(ErrorResponseLayer::new())
+    }
+
+    #[cfg(feature = "circuit-breaker")]
+    fn circuit_breaker(
+        self,
+    ) -> ServiceBuilder<Stack<weir_circuit_breaker::CircuitBreakerLayer, L>> {
+        self.layer(weir_circuit_breaker::CircuitBreakerLayer::new())
+    }
+
+    #[cfg(feature = "timeout")]
+    fn deadline(
+        self,
+        timeout: std::time::Duration,
+    ) -> ServiceBuilder<Stack<weir_timeout::TimeoutLayer, L>> {
+        self.layer(weir_timeout::TimeoutLayer::new(timeout))
+    }
+
+    #[cfg(feature = "timeout")]
+    fn propagate_deadline(
+        self,
+        allowance: std::time::Duration,
+    ) -> ServiceBuilder<Stack<weir_timeout::TimeoutLayer, L>> {
+        let layer = weir_timeout::TimeoutLayer::builder()
+            .propagate(allowance)
+            .build()
+            .expect("a propagation-only timeout layer has no rule to break");
+        self.layer(layer)
     }
 }

@@ -5,5 +5,11 @@
 mod builder_ext;
 
 pub use crate::builder_ext::ServiceBuilderExt;
+/// Circuit breakers: the [`weir-circuit-breaker`](weir_circuit_breaker) crate.
+#[cfg(feature = "circuit-breaker")]
+pub use weir_circuit_breaker as circuit_breaker;
 /// The shared vocabulary every weir layer speaks: re-exported from [`weir_core`].
 pub use weir_core::*;
+/// Timeouts and deadline propagation: the [`weir-timeout`](weir_timeout) crate.
+#[cfg(feature = "timeout")]
+pub use weir_timeout as timeout;

@@ -1,0 +1,63 @@
+//! A read handle over a bulkhead's shared state.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::permit::Core;
+
+/// Reads a bulkhead's live figures; every clone of the layer and every service it made share
+/// them. From [`BulkheadBuilder::build_with_handle`](crate::BulkheadBuilder::build_with_handle)
+/// or [`BulkheadLayer::handle`](crate::BulkheadLayer::handle).
+#[derive(Clone)]
+pub struct BulkheadHandle {
+    core: Arc<Core>,
+}
+
+impl BulkheadHandle {
+    pub(crate) const fn new(core: Arc<Core>) -> Self {
+        Self { core }
+    }
+
+    /// A snapshot of the figures (each read atomically, not all at one instant).
+    #[must_use]
+    pub fn stats(&self) -> BulkheadStats {
+        BulkheadStats::of(&self.core)
+    }
+}
+
+impl fmt::Debug for BulkheadHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("BulkheadHandle")
+            .field(&self.stats())
+            .finish()
+    }
+}
+
+/// A bulkhead's figures at one moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BulkheadStats {
+    /// The configured maximum of concurrent calls.
+    pub max_concurrent: usize,
+    /// Permits in use: calls running, HTTP bodies still streaming, permits being handed over.
+    pub in_flight: usize,
+    /// Permits free (`max_concurrent - in_flight`).
+    pub available: usize,
+    /// Requests waiting in the queue (or, in `backpressure()` mode, in `poll_ready`).
+    pub queued: usize,
+    /// Requests refused since the layer was built.
+    pub rejected: u64,
+}
+
+impl BulkheadStats {
+    pub(crate) fn of(core: &Core) -> Self {
+        let available = core.available().min(core.max());
+        Self {
+            max_concurrent: core.max(),
+            in_flight: core.max() - available,
+            available,
+            queued: core.queued(),
+            rejected: core.rejected(),
+        }
+    }
+}

@@ -1,0 +1,31 @@
+#![doc = include_str!("../README.md")]
+#![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod builder;
+mod event;
+mod future;
+mod handle;
+mod layer;
+mod partition;
+mod permit;
+mod protocol;
+#[cfg(feature = "runtime")]
+mod runtime;
+mod service;
+mod state;
+
+pub use crate::builder::{
+    BulkheadBuilder, ConfigError, DEFAULT_MAX_CONCURRENT, DEFAULT_RETRY_AFTER, MAX_PERMITS,
+};
+pub use crate::event::Event;
+pub use crate::future::ResponseFuture;
+pub use crate::handle::{BulkheadHandle, BulkheadStats};
+pub use crate::layer::BulkheadLayer;
+pub use crate::partition::{Partitioned, PartitionedBuilder, PartitionedLayer};
+pub use crate::permit::Permit;
+pub use crate::protocol::{Http, Plain, Protocol};
+#[cfg(feature = "runtime")]
+pub use crate::runtime::{Isolated, IsolatedBuilder, IsolatedFuture, IsolatedLayer};
+pub use crate::service::Bulkhead;
+pub use crate::state::RejectReason;

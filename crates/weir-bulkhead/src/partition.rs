@@ -1,0 +1,441 @@
+//! Partitioned bulkheads: one bulkhead per key (tenant, downstream) from one layer, named
+//! partitions with fixed sizes, and an optional shared pool a full partition may borrow from.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::SeqCst;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tower_layer::Layer;
+use tower_service::Service;
+use weir_core::{
+    BoxError, Error, KeyExtractor, KeyedConfig, KeyedMap, MissingKey, Name, Observer, Resolved,
+};
+
+use crate::builder::{ConfigError, DEFAULT_RETRY_AFTER, MAX_PERMITS};
+use crate::event::Event;
+use crate::future::ResponseFuture;
+use crate::handle::BulkheadStats;
+use crate::permit::{Core, Permit};
+use crate::protocol::{Plain, Protocol};
+use crate::state::{RejectReason, bounded_increment};
+
+/// One partition: its own permits, and the permits it has borrowed from the pool.
+struct Partition {
+    core: Arc<Core>,
+    loans: Arc<AtomicUsize>,
+}
+
+impl Partition {
+    fn new(size: usize) -> Arc<Self> {
+        Arc::new(Self {
+            core: Core::new(size),
+            loans: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+}
+
+struct Parts<X, K, O> {
+    extractor: X,
+    missing: MissingKey,
+    named: HashMap<K, Arc<Partition>>,
+    keyed: KeyedMap<K, Arc<Partition>>,
+    keyless: Arc<Partition>,
+    bypass: Arc<Core>,
+    per_key: usize,
+    pool: Option<(Arc<Core>, usize)>,
+    name: Name,
+    retry_after: Duration,
+    observer: O,
+}
+
+/// Configures a [`PartitionedLayer`]; from [`BulkheadLayer::partitioned`](crate::BulkheadLayer::partitioned).
+///
+/// Defaults: 10 permits per key, no named partitions, no pool, key-less requests share one
+/// partition ([`MissingKey::Shared`]), at most 100 000 keys kept, idle keys evicted after 10
+/// minutes (a key with calls in flight is never evicted).
+#[must_use]
+pub struct PartitionedBuilder<X, K, O = (), P = Plain> {
+    extractor: X,
+    missing: MissingKey,
+    named: Vec<(K, usize)>,
+    per_key: usize,
+    pool: Option<(usize, usize)>,
+    keyed: KeyedConfig,
+    name: Name,
+    retry_after: Duration,
+    observer: O,
+    _protocol: PhantomData<fn() -> P>,
+}
+
+impl<X, K> PartitionedBuilder<X, K> {
+    pub(crate) fn new(extractor: X) -> Self {
+        Self {
+            extractor,
+            missing: MissingKey::Shared,
+            named: Vec::new(),
+            per_key: 10,
+            pool: None,
+            keyed: KeyedConfig::new(),
+            name: Name::default(),
+            retry_after: DEFAULT_RETRY_AFTER,
+            observer: (),
+            _protocol: PhantomData,
+        }
+    }
+}
+
+impl<X, K, O, P> PartitionedBuilder<X, K, O, P> {
+    /// Names this bulkhead in errors and events.
+    pub fn name(mut self, name: impl Into<Name>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The permits of each key that has no named partition (default 10).
+    pub const fn per_key(mut self, size: usize) -> Self {
+        self.per_key = size;
+        self
+    }
+
+    /// A partition of `size` permits for `key` (for example `"payments"`, 20), kept for the
+    /// layer's whole life.
+    pub fn partition(mut self, key: K, size: usize) -> Self {
+        self.named.push((key, size));
+        self
+    }
+
+    /// A pool of `size` permits shared by all partitions: a full partition borrows from it, at
+    /// most `cap` at a time, so one partition can use idle capacity without taking all of it.
+    pub const fn borrow(mut self, size: usize, cap: usize) -> Self {
+        self.pool = Some((size, cap));
+        self
+    }
+
+    /// What a request without a key does (default: one partition shared by all of them).
+    /// [`MissingKey::Reject`] refuses it as `bulkhead_full`.
+    pub const fn missing_key(mut self, missing: MissingKey) -> Self {
+        self.missing = missing;
+        self
+    }
+
+    /// How many keys are kept and when idle ones are evicted.
+    pub const fn keys(mut self, config: KeyedConfig) -> Self {
+        self.keyed = config;
+        self
+    }
+
+    /// The `Retry-After` every rejection carries (default 1 s).
+    pub const fn retry_after(mut self, retry_after: Duration) -> Self {
+        self.retry_after = retry_after;
+        self
+    }
+
+    /// Reports rejections to `observer`; the event names the partition's key.
+    pub fn observer<O2>(self, observer: O2) -> PartitionedBuilder<X, K, O2, P>
+    where
+        O2: for<'a> Observer<Event<'a>>,
+    {
+        PartitionedBuilder {
+            extractor: self.extractor,
+            missing: self.missing,
+            named: self.named,
+            per_key: self.per_key,
+            pool: self.pool,
+            keyed: self.keyed,
+            name: self.name,
+            retry_after: self.retry_after,
+            observer,
+            _protocol: PhantomData,
+        }
+    }
+
+    /// [`Http`](crate::Http) mode: each permit is held until the response body ends.
+    pub fn http(self) -> PartitionedBuilder<X, K, O, crate::Http> {
+        PartitionedBuilder {
+            extractor: self.extractor,
+            missing: self.missing,
+            named: self.named,
+            per_key: self.per_key,
+            pool: self.pool,
+            keyed: self.keyed,
+            name: self.name,
+            retry_after: self.retry_after,
+            observer: self.observer,
+            _protocol: PhantomData,
+        }
+    }
+
+    /// Builds the layer: every service it makes and every clone share the partitions.
+    pub fn build(self) -> Result<PartitionedLayer<X, K, O, P>, ConfigError>
+    where
+        K: Hash + Eq + Send + Sync,
+    {
+        let sizes = self
+            .named
+            .iter()
+            .map(|(_, size)| *size)
+            .chain([self.per_key])
+            .chain(self.pool.map(|(size, _)| size));
+        for size in sizes {
+            if size == 0 {
+                return Err(ConfigError::ZeroMaxConcurrent);
+            }
+            if size > MAX_PERMITS {
+                return Err(ConfigError::MaxConcurrentTooLarge);
+            }
+        }
+        if self.retry_after.is_zero() {
+            return Err(ConfigError::ZeroRetryAfter);
+        }
+        let per_key = self.per_key;
+        Ok(PartitionedLayer {
+            shared: Arc::new(Parts {
+                extractor: self.extractor,
+                missing: self.missing,
+                named: self
+                    .named
+                    .into_iter()
+                    .map(|(key, size)| (key, Partition::new(size)))
+                    .collect(),
+                // A partition with calls in flight (or loans out) is never evicted.
+                keyed: KeyedMap::new(self.keyed, Partition::new(per_key)).evict_if(idle),
+                keyless: Partition::new(per_key),
+                bypass: Core::new(MAX_PERMITS),
+                per_key,
+                pool: self.pool.map(|(size, cap)| (Core::new(size), cap)),
+                name: self.name,
+                retry_after: self.retry_after,
+                observer: self.observer,
+            }),
+            _protocol: PhantomData,
+        })
+    }
+}
+
+fn idle(partition: &Arc<Partition>, _now: Instant) -> bool {
+    partition.core.available() == partition.core.max() && partition.loans.load(SeqCst) == 0
+}
+
+impl<X, K, O, P> fmt::Debug for PartitionedBuilder<X, K, O, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PartitionedBuilder")
+            .field("name", &self.name)
+            .field("per_key", &self.per_key)
+            .field("named", &self.named.len())
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One bulkhead per partition key, from one layer: a flood on one tenant or downstream fills its
+/// own partition and is refused there, while the others keep their permits.
+///
+/// Partitions refuse at once when full (after borrowing from the pool, if there is one); they do
+/// not queue.
+pub struct PartitionedLayer<X, K, O = (), P = Plain> {
+    shared: Arc<Parts<X, K, O>>,
+    _protocol: PhantomData<fn() -> P>,
+}
+
+impl<X, K, O, P> PartitionedLayer<X, K, O, P>
+where
+    K: Hash + Eq + Send + Sync,
+{
+    /// The figures of `key`'s partition, if it has one now.
+    #[must_use]
+    pub fn stats(&self, key: &K) -> Option<BulkheadStats> {
+        if let Some(partition) = self.shared.named.get(key) {
+            return Some(BulkheadStats::of(&partition.core));
+        }
+        let mut found = None;
+        self.shared.keyed.for_each(|k, partition| {
+            if k == key {
+                found = Some(BulkheadStats::of(&partition.core));
+            }
+        });
+        found
+    }
+
+    /// The figures of the shared pool, if there is one.
+    #[must_use]
+    pub fn pool_stats(&self) -> Option<BulkheadStats> {
+        self.shared
+            .pool
+            .as_ref()
+            .map(|(core, _)| BulkheadStats::of(core))
+    }
+}
+
+impl<S, X, K, O, P> Layer<S> for PartitionedLayer<X, K, O, P> {
+    type Service = Partitioned<S, X, K, O, P>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Partitioned {
+            inner,
+            shared: Arc::clone(&self.shared),
+            _protocol: PhantomData,
+        }
+    }
+}
+
+impl<X, K, O, P> Clone for PartitionedLayer<X, K, O, P> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            _protocol: PhantomData,
+        }
+    }
+}
+
+impl<X, K, O, P> fmt::Debug for PartitionedLayer<X, K, O, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PartitionedLayer")
+            .field("name", &self.shared.name)
+            .field("per_key", &self.shared.per_key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The service of a [`PartitionedLayer`].
+pub struct Partitioned<S, X, K, O = (), P = Plain> {
+    inner: S,
+    shared: Arc<Parts<X, K, O>>,
+    _protocol: PhantomData<fn() -> P>,
+}
+
+impl<S, X, K, O, P> Partitioned<S, X, K, O, P> {
+    /// The inner service.
+    pub const fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<X, K, O> Parts<X, K, O>
+where
+    K: fmt::Debug,
+    O: for<'a> Observer<Event<'a>>,
+{
+    fn reject(&self, partition: &Partition, key: Option<&K>, reason: RejectReason) -> Error {
+        partition.core.count_rejection();
+        let stats = BulkheadStats::of(&partition.core);
+        self.observer.on_event(&Event::Rejected {
+            layer: &self.name,
+            partition: key.map(|key| key as &dyn fmt::Debug),
+            reason,
+            in_flight: stats.in_flight,
+            queued: stats.queued,
+        });
+        Error::bulkhead_full()
+            .with_layer(self.name.clone())
+            .with_retry_after(self.retry_after)
+    }
+
+    /// A permit of the partition's own, or one borrowed from the pool within the cap.
+    fn acquire(&self, partition: &Partition) -> Option<Permit> {
+        if let Some(permit) = partition.core.try_acquire() {
+            return Some(permit);
+        }
+        let (pool, cap) = self.pool.as_ref()?;
+        if !bounded_increment(&partition.loans, *cap) {
+            return None;
+        }
+        if let Some(permit) = pool.try_acquire() {
+            return Some(permit.lent_to(&partition.loans));
+        }
+        partition.loans.fetch_sub(1, SeqCst);
+        None
+    }
+}
+
+impl<S, X, K, O, P, Req> Service<Req> for Partitioned<S, X, K, O, P>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    X: KeyExtractor<Req, Key = K>,
+    K: Hash + Eq + Clone + Send + Sync + fmt::Debug + 'static,
+    O: for<'a> Observer<Event<'a>>,
+    P: Protocol<Req, S::Response>,
+{
+    type Response = P::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S, Req, O, P>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        let shared = &*self.shared;
+        let key = shared.extractor.extract(&req);
+        let (partition, key) = match shared.missing.resolve(key) {
+            Resolved::Key(key) => {
+                let partition = match shared.named.get(&key) {
+                    Some(partition) => Arc::clone(partition),
+                    None => shared.keyed.with(
+                        key.clone(),
+                        Instant::now(),
+                        |key| (shared.extractor.detach(key), Partition::new(shared.per_key)),
+                        Arc::clone,
+                    ),
+                };
+                (partition, Some(key))
+            }
+            Resolved::Shared => (Arc::clone(&shared.keyless), None),
+            Resolved::Bypass => {
+                let permit = shared
+                    .bypass
+                    .try_acquire()
+                    .expect("the bypass pool has MAX_PERMITS permits");
+                return ResponseFuture::running(self.inner.call(req), permit, true);
+            }
+            Resolved::Reject => {
+                let error = shared.reject(&shared.keyless, None, RejectReason::QueueFull);
+                return ResponseFuture::rejected(error);
+            }
+        };
+        match shared.acquire(&partition) {
+            Some(permit) => ResponseFuture::running(self.inner.call(req), permit, true),
+            None => ResponseFuture::rejected(shared.reject(
+                &partition,
+                key.as_ref(),
+                RejectReason::QueueFull,
+            )),
+        }
+    }
+}
+
+impl<S: Clone, X, K, O, P> Clone for Partitioned<S, X, K, O, P> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+            _protocol: PhantomData,
+        }
+    }
+}
+
+impl<S: fmt::Debug, X, K, O, P> fmt::Debug for Partitioned<S, X, K, O, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Partitioned")
+            .field("inner", &self.inner)
+            .field("name", &self.shared.name)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,149 @@
+//! `Bulkhead`: the service.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::mem;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::time::Instant;
+use tower_service::Service;
+use weir_core::{BoxError, Deadline, Observer};
+
+use crate::event::Event;
+use crate::future::ResponseFuture;
+use crate::layer::Shared;
+use crate::permit::{Permit, Waiter};
+use crate::protocol::{Plain, Protocol};
+use crate::state::{RejectReason, wait_until};
+
+/// At most `max_concurrent` calls at once through `S`; made by
+/// [`BulkheadLayer`](crate::BulkheadLayer).
+///
+/// - `poll_ready` readies the inner service. In `backpressure()` mode it first waits for a
+///   permit, in arrival order.
+/// - `call` takes a free permit (one compare-and-swap, no lock, no allocation) and calls the
+///   inner service. With none free it refuses at once, or, with a queue, returns a future that
+///   waits in line (at most `max_wait` and the request's deadline) and then calls the inner
+///   service it readied, which it moved into the future (a clone stays behind: `S: Clone`).
+/// - The permit lives in the response future (in [`Http`](crate::Http) mode, in the response
+///   body) and is released exactly once when that completes or is dropped.
+pub struct Bulkhead<S, O = (), P = Plain> {
+    inner: S,
+    shared: Arc<Shared<O>>,
+    /// `backpressure()` mode only: the permit `poll_ready` reserved, or its place in line.
+    permit: Option<Permit>,
+    waiter: Option<Waiter>,
+    _protocol: PhantomData<fn() -> P>,
+}
+
+impl<S, O, P> Bulkhead<S, O, P> {
+    pub(crate) const fn new(inner: S, shared: Arc<Shared<O>>) -> Self {
+        Self {
+            inner,
+            shared,
+            permit: None,
+            waiter: None,
+            _protocol: PhantomData,
+        }
+    }
+
+    /// The inner service.
+    pub const fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service; a reserved permit is released.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, O, P, Req> Service<Req> for Bulkhead<S, O, P>
+where
+    S: Service<Req> + Clone,
+    S::Error: Into<BoxError>,
+    O: for<'a> Observer<Event<'a>>,
+    P: Protocol<Req, S::Response>,
+{
+    type Response = P::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S, Req, O, P>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        if self.shared.backpressure && self.permit.is_none() {
+            if self.waiter.is_none() {
+                match self.shared.core.try_acquire() {
+                    Some(permit) => self.permit = Some(permit),
+                    None => self.waiter = self.shared.core.enqueue(usize::MAX),
+                }
+            }
+            if let Some(waiter) = &mut self.waiter {
+                match waiter.poll_permit(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(permit) => {
+                        self.waiter = None;
+                        match permit {
+                            Some(permit) => self.permit = Some(permit),
+                            None => {
+                                return Poll::Ready(Err(self
+                                    .shared
+                                    .reject(RejectReason::QueueFull)
+                                    .into()));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        let shared = &self.shared;
+        if shared.backpressure {
+            let permit = self.permit.take().expect("poll_ready must be called first");
+            return ResponseFuture::running(self.inner.call(req), permit, shared.hold_body);
+        }
+        if let Some(permit) = shared.core.try_acquire() {
+            return ResponseFuture::running(self.inner.call(req), permit, shared.hold_body);
+        }
+        if shared.max_queue == 0 {
+            return ResponseFuture::rejected(shared.reject(RejectReason::QueueFull));
+        }
+        let deadline = P::deadline(&req).map(Deadline::instant);
+        let (until, reason) = match wait_until(Instant::now(), shared.max_wait, deadline) {
+            Ok(wait) => wait,
+            Err(reason) => return ResponseFuture::rejected(shared.reject(reason)),
+        };
+        let Some(waiter) = shared.core.enqueue(shared.max_queue) else {
+            return ResponseFuture::rejected(shared.reject(RejectReason::QueueFull));
+        };
+        // The readied instance goes into the future; an unreadied clone stays behind.
+        let clone = self.inner.clone();
+        let readied = mem::replace(&mut self.inner, clone);
+        ResponseFuture::waiting(waiter, until, reason, readied, req, Arc::clone(shared))
+    }
+}
+
+impl<S: Clone, O, P> Clone for Bulkhead<S, O, P> {
+    /// Shares the permits, not the readiness: the clone has no reserved permit.
+    fn clone(&self) -> Self {
+        Self::new(self.inner.clone(), Arc::clone(&self.shared))
+    }
+}
+
+impl<S: fmt::Debug, O, P> fmt::Debug for Bulkhead<S, O, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bulkhead")
+            .field("inner", &self.inner)
+            .field("name", &self.shared.name)
+            .field("reserved", &self.permit.is_some())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,512 @@
+//! `CircuitBreakerBuilder`: every setting, checked once by `build()`.
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use weir_core::{AnyError, Backoff, KeyedConfig, MissingKey, Name};
+
+use crate::handle::{CircuitBreakerHandle, KeyedCircuitBreakerHandle};
+use crate::layer::{CircuitBreakerLayer, KeyedCircuitBreakerLayer};
+use crate::service::{KeyedState, Shared};
+use crate::state::{Breaker, Settings, WindowKind, ppm};
+
+/// The largest count window: its counters keep ample headroom for concurrent recorders.
+pub(crate) const MAX_COUNT_WINDOW: u32 = 1_000_000;
+/// The most buckets a time window may have.
+pub(crate) const MAX_BUCKETS: u32 = 1_000;
+
+/// Builds a [`CircuitBreakerLayer`]; from [`CircuitBreakerLayer::builder`] or a preset.
+///
+/// Defaults (Resilience4j's, with a shorter open time):
+///
+/// | setting | default |
+/// |---|---|
+/// | trip condition | failure rate ≥ 50 % |
+/// | window | the last 100 calls ([`count_window`](Self::count_window)) |
+/// | minimum calls | 100 (never more than a count window holds) |
+/// | slow calls | not tracked |
+/// | open time | 5 s, not growing ([`open_backoff`](Self::open_backoff) to grow it) |
+/// | half-open probes | 3 |
+/// | maximum half-open wait | 30 s |
+/// | admission | reject at once ([`backpressure`](Self::backpressure) to wait) |
+/// | classifier | [`AnyError`] |
+/// | observer | `()` |
+pub struct CircuitBreakerBuilder<C = AnyError, O = ()> {
+    name: Name,
+    window: WindowKind,
+    failure_rate: Option<f64>,
+    slow_calls: Option<(Duration, f64)>,
+    consecutive_failures: Option<u32>,
+    minimum_calls: u32,
+    open: Backoff,
+    probes: u32,
+    max_half_open: Duration,
+    seed: Option<u64>,
+    backpressure: bool,
+    classifier: C,
+    observer: O,
+}
+
+impl CircuitBreakerBuilder {
+    pub(crate) const fn new() -> Self {
+        Self {
+            name: Name::new("circuit_breaker"),
+            window: WindowKind::Count(100),
+            failure_rate: Some(50.0),
+            slow_calls: None,
+            consecutive_failures: None,
+            minimum_calls: 100,
+            open: Backoff::constant(Duration::from_secs(5)),
+            probes: 3,
+            max_half_open: Duration::from_secs(30),
+            seed: None,
+            backpressure: false,
+            classifier: AnyError,
+            observer: (),
+        }
+    }
+}
+
+impl<C, O> CircuitBreakerBuilder<C, O> {
+    /// Names the layer (in errors and events). Default `"circuit_breaker"`.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<Name>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Judges the rates over the last `calls` recorded calls (a ring that truly slides: the
+    /// oldest outcome leaves as the newest enters). Between 1 and 1 000 000. The default, 100.
+    #[must_use]
+    pub const fn count_window(mut self, calls: u32) -> Self {
+        self.window = WindowKind::Count(calls);
+        self
+    }
+
+    /// Judges the rates over the calls of the last `size`, counted in `buckets` buckets of
+    /// `size / buckets` each (the window covers the current, partial bucket and the
+    /// `buckets - 1` before it). 1 to 1 000 buckets of at least 1 ms.
+    #[must_use]
+    pub const fn time_window(mut self, size: Duration, buckets: u32) -> Self {
+        self.window = WindowKind::Time { size, buckets };
+        self
+    }
+
+    /// Opens when at least `percent` (in `(0, 100]`) of the window's calls failed. Default 50.
+    #[must_use]
+    pub const fn failure_rate(mut self, percent: f64) -> Self {
+        self.failure_rate = Some(percent);
+        self
+    }
+
+    /// Also opens after `n` failures in a row, whatever the window says.
+    #[must_use]
+    pub const fn consecutive_failures(mut self, n: u32) -> Self {
+        self.consecutive_failures = Some(n);
+        self
+    }
+
+    /// Counts calls that take `threshold` or longer (from `call` until the inner future
+    /// completes: for HTTP, until the response head) as slow, and opens when at least `percent`
+    /// of the window's calls were slow. A slow probe re-opens a half-open circuit.
+    #[must_use]
+    pub const fn slow_calls(mut self, threshold: Duration, percent: f64) -> Self {
+        self.slow_calls = Some((threshold, percent));
+        self
+    }
+
+    /// The rates are not judged before the window holds this many calls. Default 100, never
+    /// more than a count window holds.
+    #[must_use]
+    pub const fn minimum_calls(mut self, calls: u32) -> Self {
+        self.minimum_calls = calls;
+        self
+    }
+
+    /// A fixed open time. Default 5 s.
+    #[must_use]
+    pub const fn open_duration(mut self, duration: Duration) -> Self {
+        self.open = Backoff::constant(duration);
+        self
+    }
+
+    /// An open time that grows with each opening in a row (reset when the circuit closes), with
+    /// a cap and jitter: for example
+    /// `Backoff::exponential(Duration::from_secs(5)).max(Duration::from_secs(300)).jitter(Jitter::Proportional(20))`.
+    /// A failure that carries the server's `Retry-After` (through the classifier) sets the open
+    /// time instead.
+    #[must_use]
+    pub const fn open_backoff(mut self, backoff: Backoff) -> Self {
+        self.open = backoff;
+        self
+    }
+
+    /// How many probe calls a half-open circuit lets through; it closes when all of them
+    /// succeeded. Default 3.
+    #[must_use]
+    pub const fn half_open_probes(mut self, probes: u32) -> Self {
+        self.probes = probes;
+        self
+    }
+
+    /// How long a half-open circuit whose probe slots are all taken waits for them before it
+    /// opens again (so probes that never report back cannot pin it half-open). Default 30 s.
+    #[must_use]
+    pub const fn max_half_open_wait(mut self, wait: Duration) -> Self {
+        self.max_half_open = wait;
+        self
+    }
+
+    /// Seeds the open time's jitter, for reproducible tests.
+    #[must_use]
+    pub const fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// While the circuit is open, `poll_ready` is pending (woken when the open time ends)
+    /// instead of rejecting. A half-open circuit with no probe slot free still rejects.
+    #[must_use]
+    pub const fn backpressure(mut self) -> Self {
+        self.backpressure = true;
+        self
+    }
+
+    /// Classifies results: [`weir_core::HttpStatus`], [`weir_core::GrpcStatus`], a closure.
+    #[must_use]
+    pub fn classifier<C2>(self, classifier: C2) -> CircuitBreakerBuilder<C2, O> {
+        CircuitBreakerBuilder {
+            name: self.name,
+            window: self.window,
+            failure_rate: self.failure_rate,
+            slow_calls: self.slow_calls,
+            consecutive_failures: self.consecutive_failures,
+            minimum_calls: self.minimum_calls,
+            open: self.open,
+            probes: self.probes,
+            max_half_open: self.max_half_open,
+            seed: self.seed,
+            backpressure: self.backpressure,
+            classifier,
+            observer: self.observer,
+        }
+    }
+
+    /// Receives every [`Event`](crate::Event): a closure, `weir_core::Tracing`,
+    /// `weir_core::Metrics`.
+    #[must_use]
+    pub fn observer<O2>(self, observer: O2) -> CircuitBreakerBuilder<C, O2> {
+        CircuitBreakerBuilder {
+            name: self.name,
+            window: self.window,
+            failure_rate: self.failure_rate,
+            slow_calls: self.slow_calls,
+            consecutive_failures: self.consecutive_failures,
+            minimum_calls: self.minimum_calls,
+            open: self.open,
+            probes: self.probes,
+            max_half_open: self.max_half_open,
+            seed: self.seed,
+            backpressure: self.backpressure,
+            classifier: self.classifier,
+            observer,
+        }
+    }
+
+    /// One breaker per key: per host with
+    /// `|req: &http::Request<B>| req.uri().authority().cloned()`, or any
+    /// [`KeyExtractor`](weir_core::KeyExtractor). Every key gets a breaker with these settings.
+    pub fn keyed<E>(self, extractor: E) -> KeyedCircuitBreakerBuilder<E, C, O> {
+        KeyedCircuitBreakerBuilder {
+            builder: self,
+            extractor,
+            config: KeyedConfig::new(),
+            max_keys: KeyedConfig::new().get_max_keys(),
+            missing: MissingKey::default(),
+        }
+    }
+
+    /// No failure-rate condition (for the consecutive-failures preset).
+    pub(crate) const fn clear_failure_rate(&mut self) {
+        self.failure_rate = None;
+    }
+
+    fn settings(&self) -> Result<Settings, ConfigError> {
+        match self.window {
+            WindowKind::Count(n) if n == 0 || n > MAX_COUNT_WINDOW => {
+                return Err(ConfigError::CountWindow(n));
+            }
+            WindowKind::Time { buckets, .. } if buckets == 0 || buckets > MAX_BUCKETS => {
+                return Err(ConfigError::TimeWindowBuckets(buckets));
+            }
+            WindowKind::Time { size, buckets } if size / buckets < Duration::from_millis(1) => {
+                return Err(ConfigError::TimeWindowSize(size));
+            }
+            _ => {}
+        }
+        let rate = |percent: f64| percent > 0.0 && percent <= 100.0;
+        if let Some(percent) = self.failure_rate
+            && !rate(percent)
+        {
+            return Err(ConfigError::FailureRate(percent));
+        }
+        if let Some((threshold, percent)) = self.slow_calls {
+            if threshold.is_zero() {
+                return Err(ConfigError::SlowCallThreshold);
+            }
+            if !rate(percent) {
+                return Err(ConfigError::SlowCallRate(percent));
+            }
+        }
+        if self.consecutive_failures == Some(0) {
+            return Err(ConfigError::ConsecutiveFailures);
+        }
+        if self.minimum_calls == 0 {
+            return Err(ConfigError::MinimumCalls);
+        }
+        if self.open.base().is_zero() {
+            return Err(ConfigError::OpenDuration);
+        }
+        if self.probes == 0 {
+            return Err(ConfigError::HalfOpenProbes);
+        }
+        if self.max_half_open.is_zero() {
+            return Err(ConfigError::MaxHalfOpenWait);
+        }
+        Ok(Settings {
+            window: self.window,
+            failure_rate: self.failure_rate.map(ppm),
+            slow_rate: self.slow_calls.map(|(_, percent)| ppm(percent)),
+            consecutive_failures: self.consecutive_failures,
+            minimum_calls: self.minimum_calls,
+            open: self.open,
+            probes: self.probes,
+            max_half_open: self.max_half_open,
+            seed: self.seed,
+        })
+    }
+
+    fn shared(self) -> Result<Arc<Shared<C, O>>, ConfigError> {
+        let settings = self.settings()?;
+        Ok(Arc::new(Shared {
+            name: self.name,
+            breaker: Breaker::new(settings),
+            classifier: self.classifier,
+            observer: self.observer,
+            origin: Instant::now(),
+            slow_threshold: self.slow_calls.map(|(threshold, _)| threshold),
+            backpressure: self.backpressure,
+        }))
+    }
+
+    /// Checks the settings and builds the layer. Every service the layer makes, and every
+    /// clone, shares one breaker.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first setting out of its range.
+    pub fn build(self) -> Result<CircuitBreakerLayer<C, O>, ConfigError> {
+        Ok(CircuitBreakerLayer::from_shared(self.shared()?))
+    }
+
+    /// As [`build`](Self::build), with a [`CircuitBreakerHandle`] that reads and controls the
+    /// breaker.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build).
+    pub fn build_with_handle(
+        self,
+    ) -> Result<(CircuitBreakerLayer<C, O>, CircuitBreakerHandle), ConfigError>
+    where
+        C: Send + Sync + 'static,
+        O: for<'a> weir_core::Observer<crate::Event<'a>> + Send + Sync + 'static,
+    {
+        let shared = self.shared()?;
+        let handle = CircuitBreakerHandle::new(shared.clone());
+        Ok((CircuitBreakerLayer::from_shared(shared), handle))
+    }
+}
+
+impl<C: fmt::Debug, O> fmt::Debug for CircuitBreakerBuilder<C, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreakerBuilder")
+            .field("name", &self.name)
+            .field("window", &self.window)
+            .field("failure_rate", &self.failure_rate)
+            .field("slow_calls", &self.slow_calls)
+            .field("consecutive_failures", &self.consecutive_failures)
+            .field("minimum_calls", &self.minimum_calls)
+            .field("open", &self.open)
+            .field("probes", &self.probes)
+            .field("max_half_open", &self.max_half_open)
+            .field("backpressure", &self.backpressure)
+            .field("classifier", &self.classifier)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`KeyedCircuitBreakerLayer`]: from [`CircuitBreakerBuilder::keyed`].
+///
+/// Keys are bounded ([`max_keys`](Self::max_keys), default 100 000: past it, new keys share one
+/// overflow breaker) and idle ones are forgotten ([`idle_timeout`](Self::idle_timeout), default
+/// 10 min), but only while their breaker is closed: an open breaker is never forgotten, so its
+/// key cannot come back closed early. Backpressure does not apply to keyed breakers (the key is
+/// known only in `call`): they always reject at once.
+pub struct KeyedCircuitBreakerBuilder<E, C = AnyError, O = ()> {
+    builder: CircuitBreakerBuilder<C, O>,
+    extractor: E,
+    config: KeyedConfig,
+    max_keys: usize,
+    missing: MissingKey,
+}
+
+impl<E, C, O> KeyedCircuitBreakerBuilder<E, C, O> {
+    /// The most keys kept (at least 1). Default 100 000.
+    #[must_use]
+    pub const fn max_keys(mut self, n: usize) -> Self {
+        self.max_keys = n;
+        self.config = self.config.max_keys(n);
+        self
+    }
+
+    /// How long a key with a closed breaker is kept without calls. Default 10 minutes.
+    #[must_use]
+    pub const fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.config = self.config.idle_timeout(timeout);
+        self
+    }
+
+    /// What a request without a key does: share one breaker (the default), bypass the breaker,
+    /// or be rejected (with a circuit-open error).
+    #[must_use]
+    pub const fn missing_key(mut self, missing: MissingKey) -> Self {
+        self.missing = missing;
+        self
+    }
+
+    fn state(self) -> Result<Arc<KeyedState<E, C, O>>, ConfigError> {
+        let settings = self.builder.settings()?;
+        if self.max_keys == 0 {
+            return Err(ConfigError::MaxKeys);
+        }
+        Ok(Arc::new(KeyedState {
+            extractor: self.extractor,
+            config: self.config,
+            settings,
+            missing: self.missing,
+            map: OnceLock::new(),
+            shared: self.builder.shared()?,
+        }))
+    }
+
+    /// Checks the settings and builds the layer.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first setting out of its range.
+    pub fn build(self) -> Result<KeyedCircuitBreakerLayer<E, C, O>, ConfigError> {
+        Ok(KeyedCircuitBreakerLayer::from_state(self.state()?))
+    }
+
+    /// As [`build`](Self::build), with a handle over every key's breaker.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build).
+    pub fn build_with_handle(
+        self,
+    ) -> Result<(KeyedCircuitBreakerLayer<E, C, O>, KeyedCircuitBreakerHandle), ConfigError>
+    where
+        E: Send + Sync + 'static,
+        C: Send + Sync + 'static,
+        O: for<'a> weir_core::Observer<crate::Event<'a>> + Send + Sync + 'static,
+    {
+        let state = self.state()?;
+        let handle = KeyedCircuitBreakerHandle::new(state.clone());
+        Ok((KeyedCircuitBreakerLayer::from_state(state), handle))
+    }
+}
+
+impl<E: fmt::Debug, C: fmt::Debug, O> fmt::Debug for KeyedCircuitBreakerBuilder<E, C, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedCircuitBreakerBuilder")
+            .field("builder", &self.builder)
+            .field("extractor", &self.extractor)
+            .field("config", &self.config)
+            .field("missing", &self.missing)
+            .finish()
+    }
+}
+
+/// A setting out of its range, from `build()`.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `count_window` must hold 1 to 1 000 000 calls.
+    CountWindow(u32),
+    /// `time_window` must have 1 to 1 000 buckets.
+    TimeWindowBuckets(u32),
+    /// `time_window`'s buckets must be at least 1 ms long.
+    TimeWindowSize(Duration),
+    /// `failure_rate` must be a percentage above 0 and at most 100.
+    FailureRate(f64),
+    /// `slow_calls`' rate must be a percentage above 0 and at most 100.
+    SlowCallRate(f64),
+    /// `slow_calls`' threshold must be above zero.
+    SlowCallThreshold,
+    /// `consecutive_failures` must be at least 1.
+    ConsecutiveFailures,
+    /// `minimum_calls` must be at least 1.
+    MinimumCalls,
+    /// The open time (`open_duration`, or `open_backoff`'s base) must be above zero.
+    OpenDuration,
+    /// `half_open_probes` must be at least 1.
+    HalfOpenProbes,
+    /// `max_half_open_wait` must be above zero.
+    MaxHalfOpenWait,
+    /// `max_keys` must be at least 1.
+    MaxKeys,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::CountWindow(n) => write!(
+                f,
+                "count_window must hold 1 to {MAX_COUNT_WINDOW} calls, got {n}"
+            ),
+            Self::TimeWindowBuckets(n) => {
+                write!(
+                    f,
+                    "time_window must have 1 to {MAX_BUCKETS} buckets, got {n}"
+                )
+            }
+            Self::TimeWindowSize(size) => write!(
+                f,
+                "time_window's buckets must be at least 1 ms long, got a window of {size:?}"
+            ),
+            Self::FailureRate(p) => write!(
+                f,
+                "failure_rate must be a percentage above 0 and at most 100, got {p}"
+            ),
+            Self::SlowCallRate(p) => write!(
+                f,
+                "slow_calls' rate must be a percentage above 0 and at most 100, got {p}"
+            ),
+            Self::SlowCallThreshold => f.write_str("slow_calls' threshold must be above zero"),
+            Self::ConsecutiveFailures => f.write_str("consecutive_failures must be at least 1"),
+            Self::MinimumCalls => f.write_str("minimum_calls must be at least 1"),
+            Self::OpenDuration => f.write_str(
+                "the open time (open_duration, or open_backoff's base) must be above zero",
+            ),
+            Self::HalfOpenProbes => f.write_str("half_open_probes must be at least 1"),
+            Self::MaxHalfOpenWait => f.write_str("max_half_open_wait must be above zero"),
+            Self::MaxKeys => f.write_str("max_keys must be at least 1"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}

@@ -1,0 +1,131 @@
+//! `CircuitBreakerLayer`: presets and the layer that wraps services.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tower_layer::Layer;
+use weir_core::AnyError;
+
+use crate::builder::CircuitBreakerBuilder;
+use crate::service::{CircuitBreaker, KeyedCircuitBreaker, KeyedState, Shared};
+
+/// Wraps services in a [`CircuitBreaker`]; every service it makes, and every clone of them,
+/// shares one breaker, created when the layer is built.
+pub struct CircuitBreakerLayer<C = AnyError, O = ()> {
+    shared: Arc<Shared<C, O>>,
+}
+
+impl CircuitBreakerLayer {
+    /// A breaker with the [default settings](CircuitBreakerBuilder): opens when half of the
+    /// last 100 calls failed, for 5 s, then lets 3 probes through.
+    #[must_use]
+    pub fn new() -> Self {
+        // The defaults are in range: this cannot fail.
+        CircuitBreakerBuilder::new()
+            .build()
+            .unwrap_or_else(|error| unreachable!("the default settings are valid: {error}"))
+    }
+
+    /// Every setting, starting from the defaults.
+    #[must_use]
+    pub const fn builder() -> CircuitBreakerBuilder {
+        CircuitBreakerBuilder::new()
+    }
+
+    /// Opens after `n` failures in a row, and on nothing else (no failure rate).
+    #[must_use]
+    pub fn consecutive_failures(n: u32) -> CircuitBreakerBuilder {
+        let mut builder = CircuitBreakerBuilder::new().consecutive_failures(n);
+        builder.clear_failure_rate();
+        builder
+    }
+
+    /// The settings of .NET's standard resilience pipeline (Polly): opens when 10 % of the calls
+    /// of the last 30 s failed (10 buckets), once at least 100 calls were made; open for 5 s.
+    #[must_use]
+    pub const fn standard() -> CircuitBreakerBuilder {
+        CircuitBreakerBuilder::new()
+            .failure_rate(10.0)
+            .time_window(Duration::from_secs(30), 10)
+            .minimum_calls(100)
+            .open_duration(Duration::from_secs(5))
+    }
+}
+
+impl Default for CircuitBreakerLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<C, O> CircuitBreakerLayer<C, O> {
+    pub(crate) const fn from_shared(shared: Arc<Shared<C, O>>) -> Self {
+        Self { shared }
+    }
+}
+
+impl<C, O> Clone for CircuitBreakerLayer<C, O> {
+    /// Shares the breaker.
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S, C, O> Layer<S> for CircuitBreakerLayer<C, O> {
+    type Service = CircuitBreaker<S, C, O>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CircuitBreaker::new(inner, Arc::clone(&self.shared))
+    }
+}
+
+impl<C, O> fmt::Debug for CircuitBreakerLayer<C, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreakerLayer")
+            .field("name", &self.shared.name)
+            .field("state", &self.shared.breaker.state())
+            .field("settings", self.shared.breaker.settings())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Wraps services in a [`KeyedCircuitBreaker`]: one breaker per key, shared by every service
+/// the layer makes and every clone.
+pub struct KeyedCircuitBreakerLayer<E, C = AnyError, O = ()> {
+    state: Arc<KeyedState<E, C, O>>,
+}
+
+impl<E, C, O> KeyedCircuitBreakerLayer<E, C, O> {
+    pub(crate) const fn from_state(state: Arc<KeyedState<E, C, O>>) -> Self {
+        Self { state }
+    }
+}
+
+impl<E, C, O> Clone for KeyedCircuitBreakerLayer<E, C, O> {
+    /// Shares the breakers.
+    fn clone(&self) -> Self {
+        Self {
+            state: Arc::clone(&self.state),
+        }
+    }
+}
+
+impl<S, E, C, O> Layer<S> for KeyedCircuitBreakerLayer<E, C, O> {
+    type Service = KeyedCircuitBreaker<S, E, C, O>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        KeyedCircuitBreaker::new(inner, Arc::clone(&self.state))
+    }
+}
+
+impl<E, C, O> fmt::Debug for KeyedCircuitBreakerLayer<E, C, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedCircuitBreakerLayer")
+            .field("name", &self.state.shared.name)
+            .field("keys", &self.state.len())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,19 @@
+#![doc = include_str!("../README.md")]
+#![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod builder;
+mod event;
+mod future;
+mod handle;
+mod layer;
+mod service;
+mod state;
+
+pub use crate::builder::{CircuitBreakerBuilder, ConfigError, KeyedCircuitBreakerBuilder};
+pub use crate::event::Event;
+pub use crate::future::ResponseFuture;
+pub use crate::handle::{CircuitBreakerHandle, KeyedCircuitBreakerHandle, Snapshot};
+pub use crate::layer::{CircuitBreakerLayer, KeyedCircuitBreakerLayer};
+pub use crate::service::{CircuitBreaker, KeyedCircuitBreaker};
+pub use crate::state::{Reason, State};

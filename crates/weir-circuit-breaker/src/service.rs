@@ -1,0 +1,561 @@
+//! The `CircuitBreaker` service: admission in `poll_ready`, the call in `call`.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::time::{Instant, Sleep, sleep_until};
+use tower_service::Service;
+use weir_core::{
+    AnyError, BoxError, Classify, Error, KeyExtractor, KeyedConfig, KeyedMap, MissingKey, Name,
+    Observer, Outcome, Resolved, ServerHint,
+};
+
+use crate::event::Event;
+use crate::future::ResponseFuture;
+use crate::state::{Admit, Breaker, Notice, Permit, Report, Settings, State, Verdict};
+
+/// What every service, clone, future and handle of one layer shares.
+pub(crate) struct Shared<C, O> {
+    pub(crate) name: Name,
+    pub(crate) breaker: Breaker,
+    pub(crate) classifier: C,
+    pub(crate) observer: O,
+    pub(crate) origin: Instant,
+    pub(crate) slow_threshold: Option<Duration>,
+    pub(crate) backpressure: bool,
+}
+
+/// The key of a keyed breaker, for events.
+pub(crate) type DynKey = dyn fmt::Debug + Send + Sync;
+
+/// One keyed breaker: its state and its key (stored once, when the key is first seen).
+pub(crate) struct KeyedBreaker {
+    pub(crate) breaker: Breaker,
+    pub(crate) key: Box<DynKey>,
+}
+
+impl fmt::Debug for KeyedBreaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedBreaker")
+            .field("key", &self.key)
+            .field("state", &self.breaker.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C, O> Shared<C, O> {
+    /// Time since the origin, on tokio's (pausable, monotonic) clock.
+    pub(crate) fn now(&self) -> Duration {
+        Instant::now().saturating_duration_since(self.origin)
+    }
+
+    pub(crate) fn notify(&self, notice: Option<Notice>, key: Option<&DynKey>)
+    where
+        O: for<'a> Observer<Event<'a>>,
+    {
+        let Some(notice) = notice else { return };
+        let layer = &self.name;
+        match notice {
+            Notice::Changed { from, to, reason } => self.observer.on_event(&Event::StateChange {
+                layer,
+                key,
+                from,
+                to,
+                reason,
+            }),
+            Notice::WouldOpen { reason } => {
+                self.observer
+                    .on_event(&Event::ThresholdExceeded { layer, key, reason });
+            }
+        }
+    }
+
+    /// Emits the rejection event and builds the error.
+    fn rejection(&self, state: State, retry_after: Option<Duration>, key: Option<&DynKey>) -> Error
+    where
+        O: for<'a> Observer<Event<'a>>,
+    {
+        self.observer.on_event(&Event::Rejected {
+            layer: &self.name,
+            key,
+            state,
+            retry_after,
+        });
+        let error = Error::circuit_open().with_layer(self.name.clone());
+        match retry_after {
+            Some(after) => error.with_retry_after(after),
+            None => error,
+        }
+    }
+}
+
+/// Holds an admitted call's permit until its outcome is recorded; dropped without an outcome
+/// (a cancelled call, a dropped service), it gives a half-open probe slot back.
+pub(crate) struct Guard<C, O> {
+    shared: Arc<Shared<C, O>>,
+    keyed: Option<Arc<KeyedBreaker>>,
+    permit: Option<Permit>,
+    start: Option<Instant>,
+}
+
+impl<C, O> Guard<C, O> {
+    fn breaker(&self) -> &Breaker {
+        self.keyed
+            .as_ref()
+            .map_or(&self.shared.breaker, |keyed| &keyed.breaker)
+    }
+
+    fn key(&self) -> Option<&DynKey> {
+        self.keyed.as_ref().map(|keyed| &*keyed.key)
+    }
+
+    /// The call starts now (for the slow-call threshold).
+    fn start(&mut self) {
+        if self.shared.slow_threshold.is_some() {
+            self.start = Some(Instant::now());
+        }
+    }
+
+    /// Records the outcome of the call.
+    #[inline]
+    pub(crate) fn finish<T, E>(&mut self, result: &Result<T, E>)
+    where
+        C: Classify<T, E>,
+        O: for<'a> Observer<Event<'a>>,
+    {
+        let Some(permit) = self.permit.take() else {
+            return;
+        };
+        let outcome = self.shared.classifier.classify(result);
+        let slow = match (self.start, self.shared.slow_threshold) {
+            (Some(start), Some(threshold)) => start.elapsed() >= threshold,
+            _ => false,
+        };
+        let (verdict, hint) = match outcome {
+            Outcome::Success => (Verdict::Success, None),
+            Outcome::Failure(_) => match outcome.hint() {
+                Some(ServerHint::RetryAfter(after)) => (Verdict::Failure, Some(after)),
+                _ => (Verdict::Failure, None),
+            },
+            Outcome::Ignored => (Verdict::Ignored, None),
+        };
+        let report = Report {
+            verdict,
+            slow,
+            hint,
+        };
+        let shared = &self.shared;
+        let notice = self.breaker().record(permit, report, || shared.now());
+        shared.notify(notice, self.key());
+    }
+}
+
+impl<C, O> Drop for Guard<C, O> {
+    fn drop(&mut self) {
+        if let Some(permit) = self.permit.take() {
+            self.breaker().release(permit);
+        }
+    }
+}
+
+impl<C, O> fmt::Debug for Guard<C, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guard")
+            .field("layer", &self.shared.name)
+            .field("key", &self.key())
+            .field("permit", &self.permit)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `poll_ready` decided for the next call.
+enum Admission<C, O> {
+    Admitted(Guard<C, O>),
+    Rejected(Error),
+}
+
+impl<C, O> fmt::Debug for Admission<C, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Admitted(guard) => f.debug_tuple("Admitted").field(guard).finish(),
+            Self::Rejected(error) => f.debug_tuple("Rejected").field(error).finish(),
+        }
+    }
+}
+
+/// Admits one call against `breaker`, or rejects it; `Pending` only in backpressure mode, while
+/// the circuit is open (`sleep` is boxed once per service and reset).
+#[inline]
+fn admit<C, O>(
+    shared: &Arc<Shared<C, O>>,
+    keyed: Option<&Arc<KeyedBreaker>>,
+    sleep: &mut Option<Pin<Box<Sleep>>>,
+    cx: &mut Context<'_>,
+) -> Poll<Admission<C, O>>
+where
+    O: for<'a> Observer<Event<'a>>,
+{
+    let breaker = keyed.map_or(&shared.breaker, |k| &k.breaker);
+    let key = keyed.map(|k| &*k.key);
+    loop {
+        let (admit, notice) = breaker.admit(|| shared.now());
+        shared.notify(notice, key);
+        match admit {
+            Admit::Permit(permit) => {
+                return Poll::Ready(Admission::Admitted(Guard {
+                    shared: Arc::clone(shared),
+                    keyed: keyed.cloned(),
+                    permit: Some(permit),
+                    start: None,
+                }));
+            }
+            Admit::Reject {
+                state: State::Open,
+                retry_after: Some(wait),
+            } if shared.backpressure => {
+                breaker.waited();
+                let deadline = Instant::now() + wait;
+                let sleep = sleep.get_or_insert_with(|| Box::pin(sleep_until(deadline)));
+                sleep.as_mut().reset(deadline);
+                if sleep.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+            }
+            Admit::Reject { state, retry_after } => {
+                return Poll::Ready(Admission::Rejected(shared.rejection(
+                    state,
+                    retry_after,
+                    key,
+                )));
+            }
+        }
+    }
+}
+
+/// A circuit breaker around a service `S`: see the [crate docs](crate).
+///
+/// `C` classifies results ([`AnyError`] by default), `O` observes events (`()` by default).
+pub struct CircuitBreaker<S, C = AnyError, O = ()> {
+    inner: S,
+    shared: Arc<Shared<C, O>>,
+    admission: Option<Admission<C, O>>,
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl<S, C, O> CircuitBreaker<S, C, O> {
+    pub(crate) const fn new(inner: S, shared: Arc<Shared<C, O>>) -> Self {
+        Self {
+            inner,
+            shared,
+            admission: None,
+            sleep: None,
+        }
+    }
+
+    /// The inner service.
+    pub const fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub const fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service; a permit reserved by `poll_ready` is given back.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone, C, O> Clone for CircuitBreaker<S, C, O> {
+    /// Shares the breaker; the clone is not ready.
+    fn clone(&self) -> Self {
+        Self::new(self.inner.clone(), Arc::clone(&self.shared))
+    }
+}
+
+impl<S: fmt::Debug, C, O> fmt::Debug for CircuitBreaker<S, C, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("inner", &self.inner)
+            .field("layer", &self.shared.name)
+            .field("state", &self.shared.breaker.state())
+            .field("admission", &self.admission)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, C, O, Req> Service<Req> for CircuitBreaker<S, C, O>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    C: Classify<S::Response, S::Error>,
+    O: for<'a> Observer<Event<'a>>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future, C, O>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        if !matches!(self.admission, Some(Admission::Admitted(_))) {
+            // A rejection is decided afresh on every poll: the circuit may have moved on.
+            self.admission = None;
+            match admit(&self.shared, None, &mut self.sleep, cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(admission @ Admission::Rejected(_)) => {
+                    self.admission = Some(admission);
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Ready(admission) => self.admission = Some(admission),
+            }
+        }
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        match self
+            .admission
+            .take()
+            .expect("poll_ready must be called first")
+        {
+            Admission::Admitted(mut guard) => {
+                guard.start();
+                ResponseFuture::admitted(self.inner.call(req), guard)
+            }
+            Admission::Rejected(error) => ResponseFuture::rejected(error),
+        }
+    }
+}
+
+/// Admits one call against `breaker` at once (no backpressure), or says why not.
+fn decide<C, O>(
+    shared: &Arc<Shared<C, O>>,
+    keyed: Option<Arc<KeyedBreaker>>,
+) -> Result<Guard<C, O>, Error>
+where
+    O: for<'a> Observer<Event<'a>>,
+{
+    let breaker = keyed.as_ref().map_or(&shared.breaker, |k| &k.breaker);
+    let key = keyed.as_ref().map(|k| &*k.key);
+    let (admit, notice) = breaker.admit(|| shared.now());
+    shared.notify(notice, key);
+    match admit {
+        Admit::Permit(permit) => Ok(Guard {
+            shared: Arc::clone(shared),
+            keyed,
+            permit: Some(permit),
+            start: None,
+        }),
+        Admit::Reject { state, retry_after } => Err(shared.rejection(state, retry_after, key)),
+    }
+}
+
+/// The per-key map of a keyed layer, with its key type erased: the key type depends on the
+/// request type, which the layer does not know until the service is called.
+pub(crate) trait Store: Any + Send + Sync {
+    fn as_any(&self) -> &dyn Any;
+    fn visit(&self, f: &mut dyn FnMut(&KeyedBreaker));
+    fn len(&self) -> usize;
+    fn sweep(&self, now: Instant) -> usize;
+}
+
+impl<K> Store for KeyedMap<K, Arc<KeyedBreaker>>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+{
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn visit(&self, f: &mut dyn FnMut(&KeyedBreaker)) {
+        self.for_each(|_, breaker| f(breaker));
+    }
+
+    fn len(&self) -> usize {
+        Self::len(self)
+    }
+
+    fn sweep(&self, now: Instant) -> usize {
+        self.sweep_now(now)
+    }
+}
+
+/// What every service and clone of a keyed layer shares.
+pub(crate) struct KeyedState<E, C, O> {
+    pub(crate) extractor: E,
+    pub(crate) config: KeyedConfig,
+    pub(crate) settings: Settings,
+    pub(crate) missing: MissingKey,
+    pub(crate) map: OnceLock<Box<dyn Store>>,
+    /// The breaker of key-less requests ([`MissingKey::Shared`]) is `shared.breaker`.
+    pub(crate) shared: Arc<Shared<C, O>>,
+}
+
+/// A closed breaker may be forgotten when idle; an open one must not be (its key would come back
+/// closed and skip the open time).
+fn evictable(breaker: &Arc<KeyedBreaker>, _now: Instant) -> bool {
+    breaker.breaker.state() == State::Closed
+}
+
+impl<E, C, O> KeyedState<E, C, O> {
+    fn map<Key>(&self) -> Option<&KeyedMap<Key, Arc<KeyedBreaker>>>
+    where
+        Key: std::hash::Hash + Eq + Send + Sync + 'static,
+    {
+        let store = self.map.get_or_init(|| {
+            let overflow = Arc::new(KeyedBreaker {
+                breaker: Breaker::new(self.settings),
+                key: Box::new("overflow"),
+            });
+            let map: KeyedMap<Key, Arc<KeyedBreaker>> =
+                KeyedMap::new(self.config, overflow).evict_if(evictable);
+            Box::new(map)
+        });
+        store.as_any().downcast_ref()
+    }
+
+    /// Visits every keyed breaker stored so far.
+    pub(crate) fn visit(&self, f: &mut dyn FnMut(&KeyedBreaker)) {
+        if let Some(store) = self.map.get() {
+            store.visit(f);
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.map.get().map_or(0, |store| store.len())
+    }
+
+    /// Forgets every idle key whose breaker is closed; returns how many.
+    pub(crate) fn sweep(&self) -> usize {
+        self.map
+            .get()
+            .map_or(0, |store| store.sweep(Instant::now()))
+    }
+
+    /// The breaker for this request, as [`MissingKey`] resolves it.
+    fn breaker_for<Req>(&self, req: &Req) -> Resolved<Arc<KeyedBreaker>>
+    where
+        E: KeyExtractor<Req>,
+    {
+        match self.missing.resolve(self.extractor.extract(req)) {
+            Resolved::Key(key) => {
+                let Some(map) = self.map::<E::Key>() else {
+                    // The same layer used for a second request type with another key type:
+                    // those requests share the key-less breaker.
+                    return Resolved::Shared;
+                };
+                let settings = self.settings;
+                let breaker = map.with(
+                    key,
+                    Instant::now(),
+                    |key| {
+                        let key = self.extractor.detach(key);
+                        let keyed = Arc::new(KeyedBreaker {
+                            breaker: Breaker::new(settings),
+                            key: Box::new(key.clone()),
+                        });
+                        (key, keyed)
+                    },
+                    Arc::clone,
+                );
+                Resolved::Key(breaker)
+            }
+            Resolved::Shared => Resolved::Shared,
+            Resolved::Bypass => Resolved::Bypass,
+            Resolved::Reject => Resolved::Reject,
+        }
+    }
+}
+
+/// A keyed circuit breaker: one breaker per key (a host, a tenant, ...); see
+/// [`CircuitBreakerBuilder::keyed`](crate::CircuitBreakerBuilder::keyed).
+///
+/// `poll_ready` readies the inner service; the key is read in `call`, so the admission is decided
+/// there. A rejection is still immediate: the returned future fails at once, without calling the
+/// inner service.
+pub struct KeyedCircuitBreaker<S, E, C = AnyError, O = ()> {
+    inner: S,
+    state: Arc<KeyedState<E, C, O>>,
+}
+
+impl<S, E, C, O> KeyedCircuitBreaker<S, E, C, O> {
+    pub(crate) const fn new(inner: S, state: Arc<KeyedState<E, C, O>>) -> Self {
+        Self { inner, state }
+    }
+
+    /// The inner service.
+    pub const fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub const fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone, E, C, O> Clone for KeyedCircuitBreaker<S, E, C, O> {
+    fn clone(&self) -> Self {
+        Self::new(self.inner.clone(), Arc::clone(&self.state))
+    }
+}
+
+impl<S: fmt::Debug, E, C, O> fmt::Debug for KeyedCircuitBreaker<S, E, C, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedCircuitBreaker")
+            .field("inner", &self.inner)
+            .field("layer", &self.state.shared.name)
+            .field("keys", &self.state.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, E, C, O, Req> Service<Req> for KeyedCircuitBreaker<S, E, C, O>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    E: KeyExtractor<Req>,
+    C: Classify<S::Response, S::Error>,
+    O: for<'a> Observer<Event<'a>>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future, C, O>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        let shared = &self.state.shared;
+        let decided = match self.state.breaker_for(&req) {
+            Resolved::Key(breaker) => decide(shared, Some(breaker)),
+            Resolved::Shared => decide(shared, None),
+            Resolved::Bypass => Ok(Guard {
+                shared: Arc::clone(shared),
+                keyed: None,
+                permit: None,
+                start: None,
+            }),
+            Resolved::Reject => Err(shared.rejection(State::Open, None, None)),
+        };
+        match decided {
+            Ok(mut guard) => {
+                guard.start();
+                ResponseFuture::admitted(self.inner.call(req), guard)
+            }
+            Err(error) => ResponseFuture::rejected(error),
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! What a load shedder tells its observer.
+
+use weir_core::{Level, Name};
+
+use crate::state::Priority;
+
+/// An event a load shedder emits: a request shed, or the adaptive limit changed. Borrows its
+/// data; never emitted for an admitted request.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// A request was refused with an `overloaded` error.
+    Shed {
+        /// The layer's configured name.
+        layer: &'a Name,
+        /// The request's priority.
+        priority: Priority,
+        /// Calls in flight when it was refused.
+        in_flight: usize,
+        /// The limit then.
+        limit: usize,
+    },
+    /// The adaptive limit moved.
+    LimitChanged {
+        /// The layer's configured name.
+        layer: &'a Name,
+        /// The limit before.
+        from: usize,
+        /// The limit now.
+        to: usize,
+    },
+}
+
+impl weir_core::Event for Event<'_> {
+    fn pattern(&self) -> &'static str {
+        "load_shed"
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Shed { .. } => "shed",
+            Self::LimitChanged { .. } => "limit_changed",
+        }
+    }
+
+    fn layer(&self) -> &Name {
+        match self {
+            Self::Shed { layer, .. } | Self::LimitChanged { layer, .. } => layer,
+        }
+    }
+
+    fn level(&self) -> Level {
+        match self {
+            Self::Shed { .. } => Level::Info,
+            Self::LimitChanged { .. } => Level::Debug,
+        }
+    }
+}

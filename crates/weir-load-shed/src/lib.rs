@@ -1,0 +1,26 @@
+#![doc = include_str!("../README.md")]
+#![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod builder;
+mod classify;
+mod event;
+mod future;
+mod handle;
+mod layer;
+mod level;
+mod limit;
+mod service;
+mod shared;
+mod state;
+
+pub use crate::builder::{ConfigError, DEFAULT_MAX_IN_FLIGHT, LoadShedBuilder};
+pub use crate::classify::{Prioritize, Uniform};
+pub use crate::event::Event;
+pub use crate::future::ResponseFuture;
+pub use crate::handle::{LoadShedHandle, LoadShedStats};
+pub use crate::layer::LoadShedLayer;
+pub use crate::level::{LoadLevelLayer, LoadLevelService};
+pub use crate::limit::{Aimd, Fixed, Gradient2, Limit, Sample, Vegas};
+pub use crate::service::LoadShed;
+pub use crate::state::{LoadLevel, Priority};

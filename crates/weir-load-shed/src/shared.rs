@@ -1,0 +1,177 @@
+//! The state every service a load-shed layer makes shares, and the in-flight token.
+
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use weir_core::{Error, Name, Observer};
+
+use crate::event::Event;
+use crate::limit::{Limit, Sample};
+use crate::state::{LoadLevel, Priority, cap, level};
+
+/// The counters and the live limit: what the handle reads, free of the type parameters.
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub(crate) in_flight: AtomicUsize,
+    pub(crate) limit: AtomicUsize,
+    pub(crate) shed: AtomicU64,
+    pub(crate) succeeded: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) ignored: AtomicU64,
+    pub(crate) elevated_at: f64,
+    pub(crate) critical_at: f64,
+}
+
+impl Core {
+    pub(crate) fn level(&self) -> LoadLevel {
+        level(
+            self.in_flight.load(Relaxed),
+            self.limit.load(Relaxed),
+            self.elevated_at,
+            self.critical_at,
+        )
+    }
+}
+
+/// How an admitted call ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Success,
+    Dropped,
+    Ignored,
+}
+
+/// What an in-flight token needs of the shared state, without its type parameters.
+pub(crate) trait Finish: Send + Sync {
+    fn core(&self) -> &Core;
+    fn finish(&self, outcome: Outcome, started: Option<Instant>);
+}
+
+pub(crate) struct Shared<L, C, O> {
+    pub(crate) core: Core,
+    pub(crate) name: Name,
+    pub(crate) shares: [f64; 3],
+    pub(crate) retry_after: Duration,
+    pub(crate) max_ready_wait: Option<Duration>,
+    pub(crate) algorithm: Mutex<L>,
+    pub(crate) classifier: C,
+    pub(crate) observer: O,
+}
+
+impl<L, C, O> Shared<L, C, O>
+where
+    L: Limit,
+    O: for<'a> Observer<Event<'a>>,
+{
+    /// Takes a slot for a call of `priority`, or says why not.
+    pub(crate) fn admit(&self, priority: Priority) -> Result<(), Error> {
+        let limit = self.core.limit.load(Relaxed);
+        let cap = cap(limit, self.shares[priority.index()]);
+        match self
+            .core
+            .in_flight
+            .fetch_update(SeqCst, SeqCst, |n| (n < cap).then_some(n + 1))
+        {
+            Ok(_) => Ok(()),
+            Err(in_flight) => Err(self.shed(priority, in_flight, limit)),
+        }
+    }
+
+    /// Counts and reports a refusal, and makes its error.
+    pub(crate) fn shed(&self, priority: Priority, in_flight: usize, limit: usize) -> Error {
+        self.core.shed.fetch_add(1, Relaxed);
+        self.observer.on_event(&Event::Shed {
+            layer: &self.name,
+            priority,
+            in_flight,
+            limit,
+        });
+        Error::overloaded()
+            .with_layer(self.name.clone())
+            .with_retry_after(self.retry_after)
+    }
+}
+
+impl<L, C, O> Finish for Shared<L, C, O>
+where
+    L: Limit,
+    C: Send + Sync,
+    O: for<'a> Observer<Event<'a>> + Send + Sync,
+{
+    fn core(&self) -> &Core {
+        &self.core
+    }
+
+    fn finish(&self, outcome: Outcome, started: Option<Instant>) {
+        let counter = match outcome {
+            Outcome::Success => &self.core.succeeded,
+            Outcome::Dropped => &self.core.dropped,
+            Outcome::Ignored => &self.core.ignored,
+        };
+        counter.fetch_add(1, Relaxed);
+        if L::ADAPTIVE
+            && outcome != Outcome::Ignored
+            && let Some(started) = started
+        {
+            let rtt = started.elapsed();
+            let in_flight = self.core.in_flight.load(SeqCst);
+            let sample = if outcome == Outcome::Dropped {
+                Sample::dropped(rtt, in_flight)
+            } else {
+                Sample::success(rtt, in_flight)
+            };
+            let (from, to) = {
+                let mut algorithm = self
+                    .algorithm
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                let from = algorithm.limit();
+                let to = algorithm.update(sample);
+                self.core.limit.store(to, Relaxed);
+                (from, to)
+            };
+            if from != to {
+                self.observer.on_event(&Event::LimitChanged {
+                    layer: &self.name,
+                    from,
+                    to,
+                });
+            }
+        }
+        self.core.in_flight.fetch_sub(1, SeqCst);
+    }
+}
+
+/// One admitted call: ends in exactly one of success, dropped or ignored. Dropped unfinished
+/// (cancelled), it counts as ignored.
+pub(crate) struct InFlight {
+    shared: Option<Arc<dyn Finish>>,
+    started: Option<Instant>,
+}
+
+impl InFlight {
+    pub(crate) fn new(shared: Arc<dyn Finish>, adaptive: bool) -> Self {
+        Self {
+            shared: Some(shared),
+            // The clock is read only when a sample will be taken.
+            started: adaptive.then(Instant::now),
+        }
+    }
+
+    pub(crate) fn finish(mut self, outcome: Outcome) {
+        if let Some(shared) = self.shared.take() {
+            shared.finish(outcome, self.started);
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.take() {
+            shared.finish(Outcome::Ignored, self.started);
+        }
+    }
+}

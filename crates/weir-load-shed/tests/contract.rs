@@ -1,0 +1,55 @@
+//! The tower contract, checked with weir-test probes.
+
+use std::convert::Infallible;
+
+use tower::{Layer, Service, ServiceExt};
+use weir_load_shed::{Gradient2, LoadShed, LoadShedLayer, ResponseFuture};
+use weir_test::{
+    Probe, StrictService, assert_clone, assert_send, assert_send_sync, assert_send_sync_static,
+};
+
+type Strict = StrictService<fn(u32) -> Result<u32, Infallible>>;
+
+#[test]
+fn services_layers_and_futures_are_send_sync_clone() {
+    assert_send_sync_static::<LoadShedLayer>();
+    assert_send_sync_static::<LoadShedLayer<Gradient2>>();
+    assert_clone::<LoadShedLayer>();
+    assert_send_sync::<LoadShed<Strict>>();
+    assert_send_sync::<LoadShed<Strict, Gradient2>>();
+    assert_clone::<LoadShed<Strict>>();
+    assert_send::<ResponseFuture<<Strict as Service<u32>>::Future>>();
+}
+
+#[tokio::test]
+async fn clones_share_the_limit_and_calls_need_a_readied_inner() {
+    let (layer, handle) = LoadShedLayer::builder()
+        .max_in_flight(1)
+        .build_with_handle()
+        .unwrap();
+    let a = layer.layer(StrictService::new(|n: u32| Ok::<_, Infallible>(n)));
+    let b = layer.layer(StrictService::new(|n: u32| Ok::<_, Infallible>(n)));
+    assert_eq!(a.clone().oneshot(1).await.unwrap(), 1);
+    assert_eq!(b.oneshot(2).await.unwrap(), 2);
+    assert_eq!(handle.stats().succeeded, 2);
+}
+
+#[tokio::test]
+async fn dropping_a_future_gives_its_slot_back() {
+    let (layer, handle) = LoadShedLayer::builder()
+        .max_in_flight(1)
+        .build_with_handle()
+        .unwrap();
+    let (probe, gate) = Probe::gated(|n: u32| Ok::<_, Infallible>(n));
+    let mut svc = layer.layer(probe);
+    let fut = svc.ready().await.unwrap().call(1);
+    assert_eq!(handle.stats().in_flight, 1);
+    drop(fut);
+    assert_eq!(handle.stats().in_flight, 0);
+    assert_eq!(handle.stats().ignored, 1);
+    assert_eq!(gate.cancelled(), 1);
+    let (inner, _) = Probe::new(|n: u32| Ok::<_, Infallible>(n));
+    let svc = LoadShedLayer::new(3).layer(inner);
+    assert!(!svc.get_ref().is_ready());
+    drop(svc.into_inner());
+}

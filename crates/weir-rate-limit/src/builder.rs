@@ -1,0 +1,414 @@
+//! [`RateLimitBuilder`] and [`ConfigError`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use weir_core::{HeaderStyle, KeyedConfig, MissingKey, Name};
+
+use crate::handle::RateLimitHandle;
+use crate::layer::{Limiter, Mode, RateLimitLayer};
+use crate::protocol::{AnyProtocol, Http};
+use crate::quota::Quota;
+use crate::state::{Algorithm, Gcra};
+use crate::store::{MemoryStore, Tier};
+use crate::tier::{DefaultTier, UnitCost};
+
+/// A configuration rule that [`RateLimitBuilder::build`] found broken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A quota's `rate` is 0.
+    ZeroRate,
+    /// A quota's `period` is zero.
+    ZeroPeriod,
+    /// A quota's `burst` is 0.
+    ZeroBurst,
+    /// A quota's `period` or `burst × emission interval` spans more than 500 years.
+    SpanTooLong,
+    /// No quota was given for the default tier.
+    NoQuota,
+    /// A named tier has no quota.
+    EmptyTier,
+    /// Two tiers have the same name.
+    DuplicateTier,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::ZeroRate => "quota.rate must be at least 1",
+            Self::ZeroPeriod => "quota.period must be longer than zero",
+            Self::ZeroBurst => "quota.burst must be at least 1",
+            Self::SpanTooLong => {
+                "quota.period and quota.burst × interval must span at most 500 years"
+            }
+            Self::NoQuota => "quota: the default tier needs at least one quota",
+            Self::EmptyTier => "tier: every named tier needs at least one quota",
+            Self::DuplicateTier => "tier: tier names must be unique",
+        })
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Builds a [`RateLimitLayer`]; from [`RateLimitLayer::builder`] or a preset
+/// ([`RateLimitLayer::per_second`], ...).
+///
+/// Type parameters change as you set them: `X` the key extractor ([`key`](Self::key)), `A` the
+/// algorithm ([`algorithm`](Self::algorithm)), `T` the tier resolver ([`tier_of`](Self::tier_of)),
+/// `C` the cost ([`cost`](Self::cost)), `O` the observer ([`observer`](Self::observer)), `P`
+/// HTTP awareness ([`http`](Self::http)).
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct RateLimitBuilder<
+    X = weir_core::Global,
+    A = Gcra,
+    T = DefaultTier,
+    C = UnitCost,
+    O = (),
+    P = AnyProtocol,
+> {
+    pub(crate) name: Name,
+    pub(crate) quotas: Vec<Quota>,
+    pub(crate) tiers: Vec<(Name, Vec<Quota>)>,
+    pub(crate) extractor: X,
+    pub(crate) algorithm: A,
+    pub(crate) tier_of: T,
+    pub(crate) cost: C,
+    pub(crate) observer: O,
+    pub(crate) protocol: P,
+    pub(crate) mode: Mode,
+    pub(crate) missing: MissingKey,
+    pub(crate) keyed: KeyedConfig,
+}
+
+impl RateLimitBuilder {
+    pub(crate) fn new() -> Self {
+        Self {
+            name: Name::new("rate_limit"),
+            quotas: Vec::new(),
+            tiers: Vec::new(),
+            extractor: weir_core::Global,
+            algorithm: Gcra,
+            tier_of: DefaultTier,
+            cost: UnitCost,
+            observer: (),
+            protocol: AnyProtocol,
+            mode: Mode::Reject,
+            missing: MissingKey::Shared,
+            keyed: KeyedConfig::new(),
+        }
+    }
+}
+
+impl<X, A, T, C, O, P> RateLimitBuilder<X, A, T, C, O, P> {
+    /// Names the layer instance (in errors and events); `"rate_limit"` by default.
+    pub fn name(mut self, name: impl Into<Name>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Adds a quota to the default tier. Several quotas *stack*: a request must pass all of them
+    /// (`10/s` and `10 000/day`), and one refused by any is charged to none.
+    pub fn quota(mut self, quota: Quota) -> Self {
+        self.quotas.push(quota);
+        self
+    }
+
+    /// Adds a named tier with its own stacked quotas, chosen per key by the resolver given to
+    /// [`tier_of`](Self::tier_of). Keys the resolver does not place use the default tier (the
+    /// [`quota`](Self::quota)s).
+    pub fn tier(mut self, name: impl Into<Name>, quotas: impl IntoIterator<Item = Quota>) -> Self {
+        self.tiers.push((name.into(), quotas.into_iter().collect()));
+        self
+    }
+
+    /// Waits for room instead of refusing: a request that would be refused is admitted later if
+    /// its turn comes within `max_wait` and before the request's [`weir_core::Deadline`] (read
+    /// from HTTP requests with [`http`](Self::http)). The wait happens in the response future;
+    /// dropping it gives the reserved room back. Only GCRA, the token bucket and the leaky
+    /// bucket can reserve; the window algorithms still refuse at once.
+    pub const fn wait(mut self, max_wait: Duration) -> Self {
+        self.mode = Mode::Wait(max_wait);
+        self
+    }
+
+    /// Shadow mode: decides and counts as usual and emits [`Event::Shadowed`](crate::Event) for
+    /// every request it would have refused, but never refuses. To roll a limit out safely.
+    pub const fn shadow(mut self) -> Self {
+        self.mode = Mode::Shadow;
+        self
+    }
+
+    /// What a request whose extractor finds no key gets ([`MissingKey::Shared`] by default: all
+    /// key-less requests share one state). [`MissingKey::Reject`] refuses them with a rate-limit
+    /// error whose retry-after is the default tier's first period.
+    pub const fn missing_key(mut self, missing: MissingKey) -> Self {
+        self.missing = missing;
+        self
+    }
+
+    /// The most keys stored at once (100 000 by default). Once full, new keys share one overflow
+    /// state (so a flood of random keys is limited as one client) until idle keys are evicted.
+    pub const fn max_keys(mut self, max_keys: usize) -> Self {
+        self.keyed = self.keyed.max_keys(max_keys);
+        self
+    }
+
+    /// How long a key goes without requests before it may be evicted (10 minutes by default); a
+    /// key is evicted only once its buckets are full again, so eviction never changes a decision.
+    pub const fn idle_timeout(mut self, idle: Duration) -> Self {
+        self.keyed = self.keyed.idle_timeout(idle);
+        self
+    }
+
+    /// Limits per key, extracted by `extractor` (a weir-core [`KeyExtractor`](weir_core::KeyExtractor):
+    /// `PeerIp`, `ApiKey`, `Header`, a closure, ...).
+    pub fn key<X2>(self, extractor: X2) -> RateLimitBuilder<X2, A, T, C, O, P> {
+        RateLimitBuilder {
+            name: self.name,
+            quotas: self.quotas,
+            tiers: self.tiers,
+            extractor,
+            algorithm: self.algorithm,
+            tier_of: self.tier_of,
+            cost: self.cost,
+            observer: self.observer,
+            protocol: self.protocol,
+            mode: self.mode,
+            missing: self.missing,
+            keyed: self.keyed,
+        }
+    }
+
+    /// The algorithm ([`Gcra`] by default; [`TokenBucket`](crate::TokenBucket),
+    /// [`LeakyBucket`](crate::LeakyBucket), [`FixedWindow`](crate::FixedWindow),
+    /// [`SlidingLog`](crate::SlidingLog), [`SlidingWindow`](crate::SlidingWindow)).
+    pub fn algorithm<A2>(self, algorithm: A2) -> RateLimitBuilder<X, A2, T, C, O, P> {
+        RateLimitBuilder {
+            name: self.name,
+            quotas: self.quotas,
+            tiers: self.tiers,
+            extractor: self.extractor,
+            algorithm,
+            tier_of: self.tier_of,
+            cost: self.cost,
+            observer: self.observer,
+            protocol: self.protocol,
+            mode: self.mode,
+            missing: self.missing,
+            keyed: self.keyed,
+        }
+    }
+
+    /// The tier of a key: a closure `|key: &K| -> Option<&'static str>` naming one of the
+    /// [`tier`](Self::tier)s; `None` or an unknown name is the default tier. Called on every
+    /// request, with the key.
+    pub fn tier_of<T2>(self, tier_of: T2) -> RateLimitBuilder<X, A, T2, C, O, P> {
+        RateLimitBuilder {
+            name: self.name,
+            quotas: self.quotas,
+            tiers: self.tiers,
+            extractor: self.extractor,
+            algorithm: self.algorithm,
+            tier_of,
+            cost: self.cost,
+            observer: self.observer,
+            protocol: self.protocol,
+            mode: self.mode,
+            missing: self.missing,
+            keyed: self.keyed,
+        }
+    }
+
+    /// The cost of a request in quota units: a closure `|req: &Req| -> u32` (by route, by body
+    /// size, ...); 1 by default. A cost of 0 passes without being counted.
+    pub fn cost<C2>(self, cost: C2) -> RateLimitBuilder<X, A, T, C2, O, P> {
+        RateLimitBuilder {
+            name: self.name,
+            quotas: self.quotas,
+            tiers: self.tiers,
+            extractor: self.extractor,
+            algorithm: self.algorithm,
+            tier_of: self.tier_of,
+            cost,
+            observer: self.observer,
+            protocol: self.protocol,
+            mode: self.mode,
+            missing: self.missing,
+            keyed: self.keyed,
+        }
+    }
+
+    /// The observer of [`Event`](crate::Event)s (refusals, shadow refusals).
+    pub fn observer<O2>(self, observer: O2) -> RateLimitBuilder<X, A, T, C, O2, P> {
+        RateLimitBuilder {
+            name: self.name,
+            quotas: self.quotas,
+            tiers: self.tiers,
+            extractor: self.extractor,
+            algorithm: self.algorithm,
+            tier_of: self.tier_of,
+            cost: self.cost,
+            observer,
+            protocol: self.protocol,
+            mode: self.mode,
+            missing: self.missing,
+            keyed: self.keyed,
+        }
+    }
+
+    /// For `http::Request` / `http::Response` services: writes the IETF `RateLimit` and
+    /// `RateLimit-Policy` fields on admitted responses and reads the request's
+    /// [`weir_core::Deadline`] in wait mode. Same as `response_headers(HeaderStyle::Ietf)`.
+    pub fn http(self) -> RateLimitBuilder<X, A, T, C, O, Http> {
+        self.response_headers(HeaderStyle::Ietf)
+    }
+
+    /// As [`http`](Self::http), with the given header style ([`HeaderStyle::None`] writes no
+    /// field but still reads deadlines).
+    pub fn response_headers(self, style: HeaderStyle) -> RateLimitBuilder<X, A, T, C, O, Http> {
+        RateLimitBuilder {
+            name: self.name,
+            quotas: self.quotas,
+            tiers: self.tiers,
+            extractor: self.extractor,
+            algorithm: self.algorithm,
+            tier_of: self.tier_of,
+            cost: self.cost,
+            observer: self.observer,
+            protocol: Http::new(style),
+            mode: self.mode,
+            missing: self.missing,
+            keyed: self.keyed,
+        }
+    }
+
+    fn tiers(&mut self) -> Result<Box<[Tier]>, ConfigError> {
+        if self.quotas.is_empty() {
+            return Err(ConfigError::NoQuota);
+        }
+        let mut tiers = Vec::with_capacity(self.tiers.len() + 1);
+        tiers.push(Tier::new(Name::default(), std::mem::take(&mut self.quotas)));
+        for (name, quotas) in std::mem::take(&mut self.tiers) {
+            if quotas.is_empty() {
+                return Err(ConfigError::EmptyTier);
+            }
+            if tiers.iter().any(|t: &Tier| t.name() == name.as_str()) {
+                return Err(ConfigError::DuplicateTier);
+            }
+            tiers.push(Tier::new(name, quotas));
+        }
+        for tier in &tiers {
+            for quota in tier.quotas() {
+                quota.validate()?;
+            }
+        }
+        Ok(tiers.into_boxed_slice())
+    }
+
+    /// Checks the configuration and builds the layer, with its in-memory state.
+    ///
+    /// # Errors
+    ///
+    /// The first broken rule, as a [`ConfigError`].
+    pub fn build(self) -> Result<RateLimitLayer<X, MemoryStore<A>, T, C, O, P>, ConfigError>
+    where
+        A: Algorithm,
+    {
+        self.build_with_handle().map(|(layer, _)| layer)
+    }
+
+    /// As [`build`](Self::build), with a [`RateLimitHandle`] on the shared state.
+    ///
+    /// # Errors
+    ///
+    /// The first broken rule, as a [`ConfigError`].
+    pub fn build_with_handle(
+        mut self,
+    ) -> Result<
+        (
+            RateLimitLayer<X, MemoryStore<A>, T, C, O, P>,
+            RateLimitHandle<X, MemoryStore<A>, T, C, O, P>,
+        ),
+        ConfigError,
+    >
+    where
+        A: Algorithm,
+    {
+        let tiers = self.tiers()?;
+        let store = MemoryStore::new(self.algorithm.clone(), self.keyed, &tiers[0]);
+        let layer = self.finish(store, tiers);
+        let handle = RateLimitHandle::new(Arc::clone(layer.limiter()));
+        Ok((layer, handle))
+    }
+
+    /// Builds the layer on another [`Store`](crate::Store) (the Redis store of `weir-redis`); the
+    /// algorithm set here is not used.
+    ///
+    /// # Errors
+    ///
+    /// The first broken rule, as a [`ConfigError`].
+    pub fn build_with_store<St>(
+        mut self,
+        store: St,
+    ) -> Result<RateLimitLayer<X, St, T, C, O, P>, ConfigError> {
+        let tiers = self.tiers()?;
+        Ok(self.finish(store, tiers))
+    }
+
+    fn finish<St>(self, store: St, tiers: Box<[Tier]>) -> RateLimitLayer<X, St, T, C, O, P> {
+        RateLimitLayer::from_limiter(Arc::new(Limiter {
+            name: self.name,
+            store,
+            extractor: self.extractor,
+            tier_of: self.tier_of,
+            tiers,
+            cost: self.cost,
+            observer: self.observer,
+            protocol: self.protocol,
+            mode: self.mode,
+            missing: self.missing,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_checks_every_rule() {
+        let err = |b: RateLimitBuilder| b.build().err();
+        assert_eq!(err(RateLimitLayer::builder()), Some(ConfigError::NoQuota));
+        assert_eq!(
+            err(RateLimitLayer::per_second(0)),
+            Some(ConfigError::ZeroRate)
+        );
+        assert_eq!(
+            err(RateLimitLayer::per_second(1).tier("gold", [])),
+            Some(ConfigError::EmptyTier)
+        );
+        assert_eq!(
+            err(RateLimitLayer::per_second(1)
+                .tier("gold", [Quota::per_second(2)])
+                .tier("gold", [Quota::per_second(3)])),
+            Some(ConfigError::DuplicateTier)
+        );
+        assert_eq!(
+            err(RateLimitLayer::per_second(1).tier("gold", [Quota::per_second(1).burst(0)])),
+            Some(ConfigError::ZeroBurst)
+        );
+        assert!(RateLimitLayer::per_day(10_000).build().is_ok());
+    }
+
+    #[test]
+    fn messages_name_the_field_and_the_rule() {
+        assert_eq!(
+            ConfigError::ZeroRate.to_string(),
+            "quota.rate must be at least 1"
+        );
+        assert!(ConfigError::DuplicateTier.to_string().starts_with("tier:"));
+    }
+}

@@ -1,0 +1,279 @@
+//! [`RateLimitLayer`] and the state its services share.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tower_layer::Layer;
+use weir_core::{BoxError, Error, Global, MissingKey, Name, Observer, RateLimitInfo};
+
+use crate::builder::{ConfigError, RateLimitBuilder};
+use crate::event::Event;
+use crate::protocol::AnyProtocol;
+use crate::quota::Quota;
+use crate::service::RateLimit;
+use crate::store::{Decision, MemoryStore, Store, Tier};
+use crate::tier::{DefaultTier, TierOf, UnitCost};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Reject,
+    Wait(Duration),
+    Shadow,
+}
+
+/// Everything a layer's services share: created once by `build()`, behind one `Arc`.
+pub(crate) struct Limiter<X, St, T, C, O, P> {
+    pub(crate) name: Name,
+    pub(crate) store: St,
+    pub(crate) extractor: X,
+    pub(crate) tier_of: T,
+    pub(crate) tiers: Box<[Tier]>,
+    pub(crate) cost: C,
+    pub(crate) observer: O,
+    pub(crate) protocol: P,
+    pub(crate) mode: Mode,
+    pub(crate) missing: MissingKey,
+}
+
+/// A reserved wait: given back to the store if dropped before it is used.
+pub(crate) struct Reservation(Option<Box<dyn FnOnce() + Send>>);
+
+impl Reservation {
+    pub(crate) fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Some(cancel) = self.0.take() {
+            cancel();
+        }
+    }
+}
+
+impl fmt::Debug for Reservation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Reservation")
+            .field(&self.0.is_some())
+            .finish()
+    }
+}
+
+/// What a request does after its decision.
+pub(crate) enum Next {
+    Call(Option<Box<RateLimitInfo>>),
+    Wait(Duration, Option<Box<RateLimitInfo>>, Reservation),
+    Reject(BoxError),
+}
+
+impl<X, St, T, C, O, P> Limiter<X, St, T, C, O, P> {
+    pub(crate) fn tier_index<K>(&self, key: Option<&K>) -> usize
+    where
+        T: TierOf<K>,
+    {
+        let Some(name) = key.and_then(|k| self.tier_of.tier(k)) else {
+            return 0;
+        };
+        self.tiers
+            .iter()
+            .position(|t| t.name() == name)
+            .unwrap_or(0)
+    }
+
+    pub(crate) fn max_wait(&self, deadline: Option<Instant>, now: Instant) -> Duration {
+        match self.mode {
+            Mode::Wait(max) => deadline.map_or(max, |d| max.min(d.saturating_duration_since(now))),
+            Mode::Reject | Mode::Shadow => Duration::ZERO,
+        }
+    }
+
+    fn info(quota: &Quota, decision: &Decision) -> RateLimitInfo {
+        RateLimitInfo::new(
+            quota.name_ref().clone(),
+            u64::from(quota.rate()),
+            quota.period(),
+        )
+        .remaining(decision.remaining())
+        .reset(decision.reset())
+    }
+
+    fn quota(&self, tier: usize, decision: &Decision) -> &Quota {
+        let quotas = self.tiers[tier].quotas();
+        quotas.get(decision.policy()).unwrap_or(&quotas[0])
+    }
+
+    /// The refusal for a request without a key under [`MissingKey::Reject`].
+    pub(crate) fn missing_key_error(&self) -> BoxError {
+        let period = self.tiers[0].quotas()[0].period();
+        Error::rate_limited(period)
+            .with_layer(self.name.clone())
+            .into()
+    }
+}
+
+impl<X, St, T, C, O, P> Limiter<X, St, T, C, O, P>
+where
+    O: for<'a> Observer<Event<'a>>,
+{
+    /// Turns a decision into what the request does next; emits the refusal events.
+    pub(crate) fn judge<K>(
+        self: &Arc<Self>,
+        decision: Decision,
+        key: Option<K>,
+        tier: usize,
+        cost: u32,
+        headers: bool,
+    ) -> Next
+    where
+        St: Store<K>,
+        K: Send + 'static,
+        X: Send + Sync + 'static,
+        T: Send + Sync + 'static,
+        C: Send + Sync + 'static,
+        O: Send + Sync + 'static,
+        P: Send + Sync + 'static,
+    {
+        let quota = self.quota(tier, &decision);
+        if decision.is_admitted() {
+            let info = headers.then(|| Box::new(Self::info(quota, &decision)));
+            if decision.wait().is_zero() {
+                return Next::Call(info);
+            }
+            let this = Arc::clone(self);
+            let reservation = Reservation(Some(Box::new(move || {
+                this.store
+                    .cancel(key.as_ref(), &this.tiers[tier], cost, Instant::now());
+            })));
+            return Next::Wait(decision.wait(), info, reservation);
+        }
+        let shadow = self.mode == Mode::Shadow;
+        let event = Event::new(
+            shadow,
+            &self.name,
+            quota.name_ref(),
+            self.tiers[tier].name(),
+            decision.retry_after(),
+            cost,
+        );
+        self.observer.on_event(&event);
+        if shadow {
+            let info = headers.then(|| Box::new(Self::info(quota, &decision)));
+            return Next::Call(info);
+        }
+        Next::Reject(
+            Error::rate_limited(decision.retry_after())
+                .with_layer(self.name.clone())
+                .with_rate_limit(Self::info(quota, &decision))
+                .into(),
+        )
+    }
+}
+
+/// Limits the rate of requests: applies a [`RateLimit`] to a service.
+///
+/// Its state is created by [`build`](RateLimitBuilder::build) and shared by every service it
+/// makes and every clone: one layer on two axum routes is one limit for both; per-route limits
+/// come from one layer per route.
+///
+/// ```
+/// use weir_rate_limit::{Quota, RateLimitLayer};
+///
+/// // 100 requests per second for everyone together.
+/// let global = RateLimitLayer::per_second(100).build()?;
+/// // The same, in one call.
+/// let same = RateLimitLayer::new(Quota::per_second(100))?;
+/// # let _ = (global, same);
+/// # Ok::<(), weir_rate_limit::ConfigError>(())
+/// ```
+pub struct RateLimitLayer<
+    X = Global,
+    St = MemoryStore,
+    T = DefaultTier,
+    C = UnitCost,
+    O = (),
+    P = AnyProtocol,
+> {
+    limiter: Arc<Limiter<X, St, T, C, O, P>>,
+}
+
+impl RateLimitLayer {
+    /// A layer enforcing one quota for every request together (GCRA, reject mode).
+    ///
+    /// # Errors
+    ///
+    /// The quota breaks a rule (see [`Quota::validate`]).
+    pub fn new(quota: Quota) -> Result<Self, ConfigError> {
+        Self::builder().quota(quota).build()
+    }
+
+    /// A builder with no quota yet.
+    pub fn builder() -> RateLimitBuilder {
+        RateLimitBuilder::new()
+    }
+
+    /// A builder with `n` requests per second (burst `n`).
+    pub fn per_second(n: u32) -> RateLimitBuilder {
+        Self::builder().quota(Quota::per_second(n))
+    }
+
+    /// A builder with `n` requests per minute (burst `n`).
+    pub fn per_minute(n: u32) -> RateLimitBuilder {
+        Self::builder().quota(Quota::per_minute(n))
+    }
+
+    /// A builder with `n` requests per hour (burst `n`).
+    pub fn per_hour(n: u32) -> RateLimitBuilder {
+        Self::builder().quota(Quota::per_hour(n))
+    }
+
+    /// A builder with `n` requests per day (burst `n`).
+    pub fn per_day(n: u32) -> RateLimitBuilder {
+        Self::builder().quota(Quota::per_day(n))
+    }
+}
+
+impl<X, St, T, C, O, P> RateLimitLayer<X, St, T, C, O, P> {
+    pub(crate) const fn from_limiter(limiter: Arc<Limiter<X, St, T, C, O, P>>) -> Self {
+        Self { limiter }
+    }
+
+    pub(crate) const fn limiter(&self) -> &Arc<Limiter<X, St, T, C, O, P>> {
+        &self.limiter
+    }
+
+    /// The layer instance's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        self.limiter.name.as_str()
+    }
+}
+
+impl<X, St, T, C, O, P> Clone for RateLimitLayer<X, St, T, C, O, P> {
+    fn clone(&self) -> Self {
+        Self {
+            limiter: Arc::clone(&self.limiter),
+        }
+    }
+}
+
+impl<X, St: fmt::Debug, T, C, O, P> fmt::Debug for RateLimitLayer<X, St, T, C, O, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimitLayer")
+            .field("name", &self.limiter.name)
+            .field("tiers", &self.limiter.tiers)
+            .field("mode", &self.limiter.mode)
+            .field("store", &self.limiter.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, X, St, T, C, O, P> Layer<S> for RateLimitLayer<X, St, T, C, O, P> {
+    type Service = RateLimit<S, X, St, T, C, O, P>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RateLimit::new(inner, Arc::clone(&self.limiter))
+    }
+}

@@ -1,0 +1,30 @@
+#![doc = include_str!("../README.md")]
+#![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod builder;
+mod event;
+mod future;
+mod handle;
+mod layer;
+mod protocol;
+mod quota;
+mod service;
+mod state;
+mod store;
+mod tier;
+
+pub use crate::builder::{ConfigError, RateLimitBuilder};
+pub use crate::event::Event;
+pub use crate::future::ResponseFuture;
+pub use crate::handle::RateLimitHandle;
+pub use crate::layer::RateLimitLayer;
+pub use crate::protocol::{AnyProtocol, Http, Protocol};
+pub use crate::quota::Quota;
+pub use crate::service::RateLimit;
+pub use crate::state::{
+    Algorithm, FixedWindow, Gcra, LeakyBucket, SlidingLog, SlidingLogState, SlidingWindow,
+    TokenBucket, TokenBucketState, Verdict, WindowState,
+};
+pub use crate::store::{Ask, Decision, MemoryStore, Store, Tier};
+pub use crate::tier::{Cost, DefaultTier, TierOf, UnitCost};

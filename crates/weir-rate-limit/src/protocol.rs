@@ -1,0 +1,74 @@
+//! What the limiter knows of the request and response types: nothing ([`AnyProtocol`]) or HTTP
+//! ([`Http`]).
+
+use http::{Request, Response};
+use tokio::time::Instant;
+use weir_core::{Deadline, HeaderStyle, RateLimitInfo};
+
+/// How a limiter reads a request and writes an admitted response; [`AnyProtocol`] (any types,
+/// nothing read or written) or [`Http`].
+pub trait Protocol<Req, Res>: Clone + Send + Sync + 'static {
+    /// Whether admitted responses get rate-limit fields (so the limiter prepares them).
+    fn writes_headers(&self) -> bool;
+
+    /// The request's deadline, which bounds a wait.
+    fn deadline(&self, req: &Req) -> Option<Instant>;
+
+    /// Writes the state of the reported policy on an admitted response.
+    fn on_admitted(&self, res: &mut Res, info: &RateLimitInfo);
+}
+
+/// Any request and response type: no deadline read, no header written (the default).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AnyProtocol;
+
+impl<Req, Res> Protocol<Req, Res> for AnyProtocol {
+    #[inline(always)]
+    fn writes_headers(&self) -> bool {
+        false
+    }
+
+    #[inline(always)]
+    fn deadline(&self, _req: &Req) -> Option<Instant> {
+        None
+    }
+
+    #[inline(always)]
+    fn on_admitted(&self, _res: &mut Res, _info: &RateLimitInfo) {}
+}
+
+/// `http::Request` in, `http::Response` out: reads [`Deadline`] from the request's extensions and
+/// writes the rate-limit fields on admitted responses in a [`HeaderStyle`]. Set with
+/// [`RateLimitBuilder::http`](crate::RateLimitBuilder::http).
+#[derive(Clone, Copy, Debug)]
+pub struct Http {
+    style: HeaderStyle,
+}
+
+impl Http {
+    pub(crate) const fn new(style: HeaderStyle) -> Self {
+        Self { style }
+    }
+
+    /// The header style of admitted responses.
+    #[must_use]
+    pub const fn style(&self) -> HeaderStyle {
+        self.style
+    }
+}
+
+impl<B, RB> Protocol<Request<B>, Response<RB>> for Http {
+    #[inline]
+    fn writes_headers(&self) -> bool {
+        self.style != HeaderStyle::None
+    }
+
+    #[inline]
+    fn deadline(&self, req: &Request<B>) -> Option<Instant> {
+        Deadline::get(req.extensions()).map(Deadline::instant)
+    }
+
+    fn on_admitted(&self, res: &mut Response<RB>, info: &RateLimitInfo) {
+        info.write_headers(res.headers_mut(), self.style);
+    }
+}

@@ -1,0 +1,892 @@
+//! The algorithms: pure state machines over nanosecond timestamps, with no runtime and no
+//! service plumbing. Each takes `now` (nanoseconds since the store's epoch) as an argument.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use crate::quota::Quota;
+
+/// The answer of an [`Algorithm`] to one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    admitted: bool,
+    wait: u64,
+    remaining: u64,
+    reset: u64,
+    retry_after: u64,
+}
+
+impl Verdict {
+    /// Admitted now (`wait` 0) or after `wait` nanoseconds (a reservation, in wait mode), with
+    /// `remaining` units left and the quota fully restored in `reset` nanoseconds.
+    #[must_use]
+    pub const fn admitted(wait: u64, remaining: u64, reset: u64) -> Self {
+        Self {
+            admitted: true,
+            wait,
+            remaining,
+            reset,
+            retry_after: 0,
+        }
+    }
+
+    /// Refused; a request of the same cost may be admitted after `retry_after` nanoseconds.
+    #[must_use]
+    pub const fn refused(retry_after: u64, remaining: u64, reset: u64) -> Self {
+        Self {
+            admitted: false,
+            wait: 0,
+            remaining,
+            reset,
+            retry_after,
+        }
+    }
+
+    /// Whether the request was admitted (possibly after a wait).
+    #[must_use]
+    pub const fn is_admitted(&self) -> bool {
+        self.admitted
+    }
+
+    /// Nanoseconds the admitted request must wait before it proceeds (0: at once).
+    #[must_use]
+    pub const fn wait(&self) -> u64 {
+        self.wait
+    }
+
+    /// Units left after this decision.
+    #[must_use]
+    pub const fn remaining(&self) -> u64 {
+        self.remaining
+    }
+
+    /// Nanoseconds until the quota is fully restored.
+    #[must_use]
+    pub const fn reset(&self) -> u64 {
+        self.reset
+    }
+
+    /// For a refusal, nanoseconds until a request of the same cost could be admitted.
+    #[must_use]
+    pub const fn retry_after(&self) -> u64 {
+        self.retry_after
+    }
+}
+
+/// A rate-limiting algorithm: a pure state machine, one `State` per quota (per key), driven with
+/// explicit timestamps in nanoseconds since the store's epoch.
+///
+/// The in-memory store calls [`acquire`](Self::acquire) once per quota per request; for stacked
+/// quotas it first [`peek`](Self::peek)s every quota and, if a concurrent request took the room
+/// between the peek and the commit, [`release`](Self::release)s what it already took, so a
+/// refused request never stays charged.
+pub trait Algorithm: Clone + Send + Sync + 'static {
+    /// The state kept per quota (per key).
+    type State: Send + Sync + 'static;
+
+    /// A fresh state: the quota fully available.
+    fn new_state(&self, quota: &Quota) -> Self::State;
+
+    /// What [`acquire`](Self::acquire) with no wait would answer, without changing the state.
+    fn peek(&self, state: &Self::State, quota: &Quota, cost: u32, now: u64) -> Verdict;
+
+    /// Takes `cost` units at `now` if the quota allows it. With `max_wait > 0` an algorithm that
+    /// can schedule (GCRA, token bucket, leaky bucket) may instead reserve units that become
+    /// available within `max_wait` and answer [`Verdict::admitted`] with a non-zero `wait`.
+    fn acquire(
+        &self,
+        state: &Self::State,
+        quota: &Quota,
+        cost: u32,
+        now: u64,
+        max_wait: u64,
+    ) -> Verdict;
+
+    /// Gives back `cost` units taken by [`acquire`](Self::acquire) (a refused stacked quota, a
+    /// cancelled wait).
+    fn release(&self, state: &Self::State, quota: &Quota, cost: u32, now: u64);
+
+    /// The time at which the state is back at rest (the quota fully available): a key whose
+    /// every state is at rest can be forgotten without changing any decision.
+    fn rest_at(state: &Self::State) -> u64;
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+// -------------------------------------------------------------------------------------------
+// GCRA
+// -------------------------------------------------------------------------------------------
+
+/// The generic cell rate algorithm (the default): one `AtomicU64` per quota, the *theoretical
+/// arrival time*, advanced by one compare-and-swap per decision. Equivalent to a token bucket
+/// refilled continuously, in exact integer nanoseconds.
+///
+/// In any interval of length `T` it admits at most `burst + ⌊T / emission_interval⌋` units.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Gcra;
+
+/// One GCRA or virtual-scheduling step: from the theoretical arrival time `tat`, a request of
+/// `inc` nanoseconds of work fits if it would leave the schedule at most `cap` ahead of `now`.
+/// Returns the verdict and, when admitted, the new `tat`.
+fn schedule(
+    tat: u64,
+    inc: u64,
+    cap: u64,
+    t: u64,
+    now: u64,
+    max_wait: u64,
+) -> (Verdict, Option<u64>) {
+    let base = tat.max(now);
+    let backlog = base - now;
+    let new = base.saturating_add(inc);
+    let earliest = new.saturating_sub(cap);
+    let wait = earliest.saturating_sub(now);
+    if wait > max_wait {
+        let left_now = cap.saturating_sub(backlog) / t;
+        return (Verdict::refused(wait, left_now, backlog), None);
+    }
+    let remaining = if wait > 0 {
+        0
+    } else {
+        cap.saturating_sub(new - now) / t
+    };
+    (Verdict::admitted(wait, remaining, new - now), Some(new))
+}
+
+fn gcra_step(
+    tat: u64,
+    quota: &Quota,
+    cost: u32,
+    now: u64,
+    max_wait: u64,
+) -> (Verdict, Option<u64>) {
+    let t = quota.interval_nanos();
+    let cap = t.saturating_mul(u64::from(quota.burst_size()));
+    let inc = t.saturating_mul(u64::from(cost));
+    if inc > cap {
+        // More than the burst: never admissible.
+        let backlog = tat.saturating_sub(now);
+        let verdict = Verdict::refused(
+            quota.period_nanos(),
+            cap.saturating_sub(backlog) / t,
+            backlog,
+        );
+        return (verdict, None);
+    }
+    schedule(tat, inc, cap, t, now, max_wait)
+}
+
+fn cas_loop(cell: &AtomicU64, step: impl Fn(u64) -> (Verdict, Option<u64>)) -> Verdict {
+    let mut tat = cell.load(Ordering::Acquire);
+    loop {
+        let (verdict, new) = step(tat);
+        let Some(new) = new else { return verdict };
+        match cell.compare_exchange_weak(tat, new, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return verdict,
+            Err(actual) => tat = actual,
+        }
+    }
+}
+
+fn give_back(cell: &AtomicU64, nanos: u64) {
+    let _ = cell.fetch_update(Ordering::AcqRel, Ordering::Acquire, |tat| {
+        Some(tat.saturating_sub(nanos))
+    });
+}
+
+impl Algorithm for Gcra {
+    type State = AtomicU64;
+
+    fn new_state(&self, _quota: &Quota) -> AtomicU64 {
+        AtomicU64::new(0)
+    }
+
+    fn peek(&self, state: &AtomicU64, quota: &Quota, cost: u32, now: u64) -> Verdict {
+        gcra_step(state.load(Ordering::Acquire), quota, cost, now, 0).0
+    }
+
+    #[inline]
+    fn acquire(
+        &self,
+        state: &AtomicU64,
+        quota: &Quota,
+        cost: u32,
+        now: u64,
+        max_wait: u64,
+    ) -> Verdict {
+        cas_loop(state, |tat| gcra_step(tat, quota, cost, now, max_wait))
+    }
+
+    fn release(&self, state: &AtomicU64, quota: &Quota, cost: u32, _now: u64) {
+        give_back(
+            state,
+            quota.interval_nanos().saturating_mul(u64::from(cost)),
+        );
+    }
+
+    fn rest_at(state: &AtomicU64) -> u64 {
+        state.load(Ordering::Relaxed)
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+// Leaky bucket (a smoother)
+// -------------------------------------------------------------------------------------------
+
+/// The leaky bucket as a *smoother*: requests leave one unit per emission interval, never in a
+/// burst. A request that cannot leave at once takes a place in a queue of `burst` places and
+/// waits (in wait mode, bounded by the maximum wait and the request's deadline) until its turn;
+/// a full queue refuses. A cancelled waiter gives its place back. One `AtomicU64` per quota (the
+/// time the queue empties), one compare-and-swap per decision. Use it with
+/// [`RateLimitBuilder::wait`](crate::RateLimitBuilder::wait): in reject mode it admits only
+/// requests that can leave at once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LeakyBucket;
+
+fn leaky_step(
+    next: u64,
+    quota: &Quota,
+    cost: u32,
+    now: u64,
+    max_wait: u64,
+) -> (Verdict, Option<u64>) {
+    let t = quota.interval_nanos();
+    let inc = t.saturating_mul(u64::from(cost));
+    let queue = t.saturating_mul(u64::from(quota.burst_size()));
+    let (verdict, new) = schedule(next, inc, t, t, now, max_wait.min(queue));
+    if verdict.is_admitted() {
+        let places = queue.saturating_sub(verdict.wait()) / t;
+        (
+            Verdict::admitted(verdict.wait(), places, verdict.reset()),
+            new,
+        )
+    } else {
+        (verdict, new)
+    }
+}
+
+impl Algorithm for LeakyBucket {
+    type State = AtomicU64;
+
+    fn new_state(&self, _quota: &Quota) -> AtomicU64 {
+        AtomicU64::new(0)
+    }
+
+    fn peek(&self, state: &AtomicU64, quota: &Quota, cost: u32, now: u64) -> Verdict {
+        leaky_step(state.load(Ordering::Acquire), quota, cost, now, 0).0
+    }
+
+    fn acquire(
+        &self,
+        state: &AtomicU64,
+        quota: &Quota,
+        cost: u32,
+        now: u64,
+        max_wait: u64,
+    ) -> Verdict {
+        cas_loop(state, |next| leaky_step(next, quota, cost, now, max_wait))
+    }
+
+    fn release(&self, state: &AtomicU64, quota: &Quota, cost: u32, _now: u64) {
+        give_back(
+            state,
+            quota.interval_nanos().saturating_mul(u64::from(cost)),
+        );
+    }
+
+    fn rest_at(state: &AtomicU64) -> u64 {
+        state.load(Ordering::Relaxed)
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+// Token bucket
+// -------------------------------------------------------------------------------------------
+
+/// The token bucket with interval refill: `rate` tokens are added at the end of every `period`,
+/// up to `burst`. A burst of `burst` then `rate` per period, refilled in steps (GCRA refills
+/// continuously). In any interval of length `T` it admits at most
+/// `burst + rate × (⌊T / period⌋ + 1)` units (the interval may straddle one more refill).
+///
+/// Its state is two numbers under a `std::sync::Mutex` held for a few arithmetic operations.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TokenBucket;
+
+/// The state of one [`TokenBucket`] quota.
+#[derive(Debug)]
+pub struct TokenBucketState {
+    inner: Mutex<Tokens>,
+    rest_at: AtomicU64,
+}
+
+/// The tick of a bucket that has not decided yet.
+const FRESH: u64 = u64::MAX;
+
+#[derive(Clone, Copy, Debug)]
+struct Tokens {
+    tokens: i64,
+    tick: u64,
+}
+
+impl Tokens {
+    fn refill(&mut self, quota: &Quota, now: u64) {
+        let tick = now / quota.period_nanos();
+        if self.tick == FRESH {
+            // A new bucket is full and starts counting periods at its first decision.
+            self.tick = tick;
+            return;
+        }
+        if tick > self.tick {
+            let add = u128::from(tick - self.tick) * u128::from(quota.rate());
+            let full = i128::from(quota.burst_size());
+            let tokens = (i128::from(self.tokens) + add as i128).min(full);
+            self.tokens = tokens as i64;
+            self.tick = tick;
+        }
+    }
+
+    /// When the bucket is full again.
+    fn full_at(&self, quota: &Quota) -> u64 {
+        let missing = i64::from(quota.burst_size()) - self.tokens;
+        if missing <= 0 {
+            return 0;
+        }
+        let ticks = (missing as u64).div_ceil(u64::from(quota.rate()));
+        (self.tick + ticks).saturating_mul(quota.period_nanos())
+    }
+
+    fn step(&mut self, quota: &Quota, cost: u32, now: u64, max_wait: u64) -> Verdict {
+        self.refill(quota, now);
+        let cost_i = i64::from(cost);
+        let reset = self.full_at(quota).saturating_sub(now);
+        if cost > quota.burst_size() {
+            return Verdict::refused(quota.period_nanos(), self.tokens.max(0) as u64, reset);
+        }
+        if self.tokens >= cost_i {
+            self.tokens -= cost_i;
+            let reset = self.full_at(quota).saturating_sub(now);
+            return Verdict::admitted(0, self.tokens as u64, reset);
+        }
+        let missing = (cost_i - self.tokens) as u64;
+        let ticks = missing.div_ceil(u64::from(quota.rate()));
+        let at = (self.tick + ticks).saturating_mul(quota.period_nanos());
+        let wait = at.saturating_sub(now);
+        if wait > max_wait {
+            return Verdict::refused(wait, self.tokens.max(0) as u64, reset);
+        }
+        self.tokens -= cost_i;
+        let reset = self.full_at(quota).saturating_sub(now);
+        Verdict::admitted(wait, 0, reset)
+    }
+}
+
+impl Algorithm for TokenBucket {
+    type State = TokenBucketState;
+
+    fn new_state(&self, quota: &Quota) -> TokenBucketState {
+        TokenBucketState {
+            inner: Mutex::new(Tokens {
+                tokens: i64::from(quota.burst_size()),
+                tick: FRESH,
+            }),
+            rest_at: AtomicU64::new(0),
+        }
+    }
+
+    fn peek(&self, state: &TokenBucketState, quota: &Quota, cost: u32, now: u64) -> Verdict {
+        let mut copy = *lock(&state.inner);
+        copy.step(quota, cost, now, 0)
+    }
+
+    fn acquire(
+        &self,
+        state: &TokenBucketState,
+        quota: &Quota,
+        cost: u32,
+        now: u64,
+        max_wait: u64,
+    ) -> Verdict {
+        let mut inner = lock(&state.inner);
+        let verdict = inner.step(quota, cost, now, max_wait);
+        state.rest_at.store(inner.full_at(quota), Ordering::Relaxed);
+        verdict
+    }
+
+    fn release(&self, state: &TokenBucketState, quota: &Quota, cost: u32, _now: u64) {
+        let mut inner = lock(&state.inner);
+        inner.tokens = (inner.tokens + i64::from(cost)).min(i64::from(quota.burst_size()));
+        state.rest_at.store(inner.full_at(quota), Ordering::Relaxed);
+    }
+
+    fn rest_at(state: &TokenBucketState) -> u64 {
+        state.rest_at.load(Ordering::Relaxed)
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+// Fixed window
+// -------------------------------------------------------------------------------------------
+
+/// The fixed window: at most `rate` units per window of `period`, windows aligned on the store's
+/// epoch. Cheap and simple, but a client can spend a whole window's quota at the end of one
+/// window and again at the start of the next: up to `2 × rate` in an interval of length
+/// `period` (the documented edge burst). `burst` is ignored. Reservations are not supported:
+/// in wait mode a refused request is refused at once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FixedWindow;
+
+/// The state of one [`FixedWindow`] or [`SlidingWindow`] quota.
+#[derive(Debug)]
+pub struct WindowState {
+    inner: Mutex<Windows>,
+    rest_at: AtomicU64,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Windows {
+    window: u64,
+    current: u64,
+    previous: u64,
+}
+
+impl Windows {
+    fn roll(&mut self, quota: &Quota, now: u64) {
+        let w = now / quota.period_nanos();
+        if w == self.window {
+            return;
+        }
+        self.previous = if w == self.window + 1 {
+            self.current
+        } else {
+            0
+        };
+        self.current = 0;
+        self.window = w;
+    }
+
+    fn fixed(&mut self, quota: &Quota, cost: u32, now: u64) -> Verdict {
+        self.roll(quota, now);
+        let rate = u64::from(quota.rate());
+        let end = (self.window + 1).saturating_mul(quota.period_nanos());
+        let until_end = end.saturating_sub(now);
+        let cost = u64::from(cost);
+        if cost > rate {
+            return Verdict::refused(quota.period_nanos(), rate - self.current, until_end);
+        }
+        if self.current + cost > rate {
+            return Verdict::refused(until_end, rate - self.current, until_end);
+        }
+        self.current += cost;
+        Verdict::admitted(0, rate - self.current, until_end)
+    }
+
+    fn fixed_rest_at(&self, quota: &Quota) -> u64 {
+        if self.current == 0 {
+            0
+        } else {
+            (self.window + 1).saturating_mul(quota.period_nanos())
+        }
+    }
+
+    /// The sliding-window counter's exact rational test: the weighted previous window plus the
+    /// current one plus `cost`, all times `period`, against `rate × period`.
+    fn sliding(&mut self, quota: &Quota, cost: u32, now: u64) -> Verdict {
+        self.roll(quota, now);
+        let p = u128::from(quota.period_nanos());
+        let rate = u128::from(quota.rate());
+        let start = u128::from(self.window) * p;
+        let elapsed = u128::from(now) - start;
+        let prev = u128::from(self.previous);
+        let cur = u128::from(self.current);
+        let c = u128::from(cost);
+        let used = prev * (p - elapsed) + cur * p;
+        let remaining = (rate * p).saturating_sub(used) / p;
+        let rest_at = self.sliding_rest_at(quota);
+        let reset = rest_at.saturating_sub(now);
+        if c > rate {
+            return Verdict::refused(quota.period_nanos(), remaining as u64, reset);
+        }
+        if used + c * p <= rate * p {
+            self.current += u64::from(cost);
+            let used = used + c * p;
+            let remaining = (rate * p).saturating_sub(used) / p;
+            let reset = self.sliding_rest_at(quota).saturating_sub(now);
+            return Verdict::admitted(0, remaining as u64, reset);
+        }
+        // When does it fit? Either later in this window, as the previous window's weight fades,
+        // or in the next one, where this window's count becomes the weighted one.
+        let at = if cur + c <= rate {
+            // prev × (p − e) ≤ (rate − c − cur) × p
+            let room = (rate - c - cur) * p;
+            let e = p - room / prev; // prev > 0 here, or it would have fit
+            start + e
+        } else {
+            let room = (rate - c) * p;
+            let e = room.checked_div(cur).map_or(0, |q| p - q.min(p));
+            start + p + e
+        };
+        let retry = (at.min(u128::from(u64::MAX)) as u64)
+            .saturating_sub(now)
+            .max(1);
+        Verdict::refused(retry, remaining as u64, reset)
+    }
+
+    fn sliding_rest_at(&self, quota: &Quota) -> u64 {
+        let p = quota.period_nanos();
+        if self.current > 0 {
+            (self.window + 2).saturating_mul(p)
+        } else if self.previous > 0 {
+            (self.window + 1).saturating_mul(p)
+        } else {
+            0
+        }
+    }
+
+    fn give_back(&mut self, quota: &Quota, cost: u32, now: u64) {
+        if now / quota.period_nanos() == self.window {
+            self.current = self.current.saturating_sub(u64::from(cost));
+        }
+    }
+}
+
+fn new_window_state() -> WindowState {
+    WindowState {
+        inner: Mutex::new(Windows::default()),
+        rest_at: AtomicU64::new(0),
+    }
+}
+
+impl Algorithm for FixedWindow {
+    type State = WindowState;
+
+    fn new_state(&self, _quota: &Quota) -> WindowState {
+        new_window_state()
+    }
+
+    fn peek(&self, state: &WindowState, quota: &Quota, cost: u32, now: u64) -> Verdict {
+        let mut copy = *lock(&state.inner);
+        copy.fixed(quota, cost, now)
+    }
+
+    fn acquire(
+        &self,
+        state: &WindowState,
+        quota: &Quota,
+        cost: u32,
+        now: u64,
+        _max_wait: u64,
+    ) -> Verdict {
+        let mut inner = lock(&state.inner);
+        let verdict = inner.fixed(quota, cost, now);
+        state
+            .rest_at
+            .store(inner.fixed_rest_at(quota), Ordering::Relaxed);
+        verdict
+    }
+
+    fn release(&self, state: &WindowState, quota: &Quota, cost: u32, now: u64) {
+        let mut inner = lock(&state.inner);
+        inner.give_back(quota, cost, now);
+        state
+            .rest_at
+            .store(inner.fixed_rest_at(quota), Ordering::Relaxed);
+    }
+
+    fn rest_at(state: &WindowState) -> u64 {
+        state.rest_at.load(Ordering::Relaxed)
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+// Sliding-window counter
+// -------------------------------------------------------------------------------------------
+
+/// The sliding-window counter: the count of the current window plus the previous window's count
+/// weighted by how much of it still overlaps the sliding window (Cloudflare's estimate), computed
+/// exactly in integers. Two counters per quota; smooths fixed-window edge bursts at the price of
+/// an estimate (exact when arrivals in the previous window were uniform). `burst` is ignored.
+/// Reservations are not supported.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlidingWindow;
+
+impl Algorithm for SlidingWindow {
+    type State = WindowState;
+
+    fn new_state(&self, _quota: &Quota) -> WindowState {
+        new_window_state()
+    }
+
+    fn peek(&self, state: &WindowState, quota: &Quota, cost: u32, now: u64) -> Verdict {
+        let mut copy = *lock(&state.inner);
+        copy.sliding(quota, cost, now)
+    }
+
+    fn acquire(
+        &self,
+        state: &WindowState,
+        quota: &Quota,
+        cost: u32,
+        now: u64,
+        _max_wait: u64,
+    ) -> Verdict {
+        let mut inner = lock(&state.inner);
+        let verdict = inner.sliding(quota, cost, now);
+        state
+            .rest_at
+            .store(inner.sliding_rest_at(quota), Ordering::Relaxed);
+        verdict
+    }
+
+    fn release(&self, state: &WindowState, quota: &Quota, cost: u32, now: u64) {
+        let mut inner = lock(&state.inner);
+        inner.give_back(quota, cost, now);
+        state
+            .rest_at
+            .store(inner.sliding_rest_at(quota), Ordering::Relaxed);
+    }
+
+    fn rest_at(state: &WindowState) -> u64 {
+        state.rest_at.load(Ordering::Relaxed)
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+// Sliding-window log
+// -------------------------------------------------------------------------------------------
+
+/// The sliding-window log: the timestamp of every admitted unit in the last `period`, so no
+/// interval of length `period` ever holds more than `rate` units (exact). Memory per quota is
+/// bounded by the limit: at most `rate` timestamps of 8 bytes, grown as used. `burst` is
+/// ignored. Reservations are not supported.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlidingLog;
+
+/// The state of one [`SlidingLog`] quota.
+#[derive(Debug)]
+pub struct SlidingLogState {
+    log: Mutex<VecDeque<u64>>,
+    rest_at: AtomicU64,
+}
+
+fn log_step(log: &mut VecDeque<u64>, quota: &Quota, cost: u32, now: u64, commit: bool) -> Verdict {
+    let p = quota.period_nanos();
+    while log.front().is_some_and(|&t| t.saturating_add(p) <= now) {
+        log.pop_front();
+    }
+    let rate = quota.rate() as usize;
+    let cost = cost as usize;
+    let reset = log
+        .back()
+        .map_or(0, |&t| t.saturating_add(p).saturating_sub(now));
+    let remaining = (rate - log.len().min(rate)) as u64;
+    if cost > rate {
+        return Verdict::refused(p, remaining, reset);
+    }
+    if log.len() + cost <= rate {
+        if commit {
+            log.extend(std::iter::repeat_n(now, cost));
+        }
+        return Verdict::admitted(0, remaining - cost as u64, p);
+    }
+    // The entry whose expiry makes room for `cost` units.
+    let index = log.len() + cost - rate - 1;
+    let retry = log[index].saturating_add(p).saturating_sub(now);
+    Verdict::refused(retry, remaining, reset)
+}
+
+impl Algorithm for SlidingLog {
+    type State = SlidingLogState;
+
+    fn new_state(&self, _quota: &Quota) -> SlidingLogState {
+        SlidingLogState {
+            log: Mutex::new(VecDeque::new()),
+            rest_at: AtomicU64::new(0),
+        }
+    }
+
+    fn peek(&self, state: &SlidingLogState, quota: &Quota, cost: u32, now: u64) -> Verdict {
+        log_step(&mut lock(&state.log), quota, cost, now, false)
+    }
+
+    fn acquire(
+        &self,
+        state: &SlidingLogState,
+        quota: &Quota,
+        cost: u32,
+        now: u64,
+        _max_wait: u64,
+    ) -> Verdict {
+        let mut log = lock(&state.log);
+        let verdict = log_step(&mut log, quota, cost, now, true);
+        let rest = log
+            .back()
+            .map_or(0, |&t| t.saturating_add(quota.period_nanos()));
+        state.rest_at.store(rest, Ordering::Relaxed);
+        verdict
+    }
+
+    fn release(&self, state: &SlidingLogState, quota: &Quota, cost: u32, _now: u64) {
+        let mut log = lock(&state.log);
+        for _ in 0..cost {
+            log.pop_back();
+        }
+        let rest = log
+            .back()
+            .map_or(0, |&t| t.saturating_add(quota.period_nanos()));
+        state.rest_at.store(rest, Ordering::Relaxed);
+    }
+
+    fn rest_at(state: &SlidingLogState) -> u64 {
+        state.rest_at.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+    const MS: u64 = 1_000_000;
+
+    fn take<A: Algorithm>(a: &A, s: &A::State, q: &Quota, now: u64) -> bool {
+        a.acquire(s, q, 1, now, 0).is_admitted()
+    }
+
+    #[test]
+    fn gcra_allows_the_burst_then_one_per_interval() {
+        let q = Quota::per_second(10).burst(3);
+        let s = Gcra.new_state(&q);
+        for _ in 0..3 {
+            assert!(take(&Gcra, &s, &q, 0));
+        }
+        let refused = Gcra.acquire(&s, &q, 1, 0, 0);
+        assert!(!refused.is_admitted());
+        assert_eq!(refused.retry_after(), 100 * MS);
+        assert_eq!(refused.remaining(), 0);
+        assert_eq!(refused.reset(), 300 * MS);
+        assert!(!take(&Gcra, &s, &q, 100 * MS - 1));
+        let ok = Gcra.acquire(&s, &q, 1, 100 * MS, 0);
+        assert_eq!(ok, Verdict::admitted(0, 0, 300 * MS));
+        // Quiet for a second: the whole burst is back.
+        assert_eq!(Gcra.peek(&s, &q, 1, 2 * S).remaining(), 2);
+    }
+
+    #[test]
+    fn gcra_cost_is_charged_in_units_and_over_burst_is_never_admitted() {
+        let q = Quota::per_second(10).burst(5);
+        let s = Gcra.new_state(&q);
+        assert_eq!(Gcra.acquire(&s, &q, 4, 0, 0).remaining(), 1);
+        let refused = Gcra.acquire(&s, &q, 2, 0, 0);
+        assert_eq!(refused.retry_after(), 100 * MS);
+        let never = Gcra.acquire(&s, &q, 6, 10 * S, 0);
+        assert!(!never.is_admitted());
+        assert_eq!(never.retry_after(), S);
+    }
+
+    #[test]
+    fn gcra_reserves_within_max_wait_and_release_gives_back() {
+        let q = Quota::per_second(10).burst(1);
+        let s = Gcra.new_state(&q);
+        assert!(take(&Gcra, &s, &q, 0));
+        let reserved = Gcra.acquire(&s, &q, 1, 0, 150 * MS);
+        assert_eq!(reserved.wait(), 100 * MS);
+        assert!(!Gcra.acquire(&s, &q, 1, 0, 150 * MS).is_admitted());
+        Gcra.release(&s, &q, 1, 0);
+        assert_eq!(Gcra.acquire(&s, &q, 1, 0, 150 * MS).wait(), 100 * MS);
+    }
+
+    #[test]
+    fn leaky_bucket_spaces_requests_and_bounds_its_queue() {
+        let q = Quota::per_second(10).burst(2);
+        let s = LeakyBucket.new_state(&q);
+        let max = S;
+        assert_eq!(LeakyBucket.acquire(&s, &q, 1, 0, max).wait(), 0);
+        assert_eq!(LeakyBucket.acquire(&s, &q, 1, 0, max).wait(), 100 * MS);
+        assert_eq!(LeakyBucket.acquire(&s, &q, 1, 0, max).wait(), 200 * MS);
+        // Queue of 2 places is full.
+        let full = LeakyBucket.acquire(&s, &q, 1, 0, max);
+        assert!(!full.is_admitted());
+        assert_eq!(full.retry_after(), 300 * MS);
+        // A cancelled waiter frees its place.
+        LeakyBucket.release(&s, &q, 1, 0);
+        assert_eq!(LeakyBucket.acquire(&s, &q, 1, 0, max).wait(), 200 * MS);
+        // In reject mode only an immediate departure is admitted.
+        assert!(!LeakyBucket.acquire(&s, &q, 1, 250 * MS, 0).is_admitted());
+        assert!(LeakyBucket.acquire(&s, &q, 1, 300 * MS, 0).is_admitted());
+    }
+
+    #[test]
+    fn token_bucket_refills_rate_per_period_up_to_burst() {
+        let q = Quota::per_second(2).burst(4);
+        let s = TokenBucket.new_state(&q);
+        for _ in 0..4 {
+            assert!(take(&TokenBucket, &s, &q, 0));
+        }
+        let refused = TokenBucket.acquire(&s, &q, 1, 500 * MS, 0);
+        assert_eq!(refused.retry_after(), 500 * MS);
+        assert!(take(&TokenBucket, &s, &q, S));
+        assert!(take(&TokenBucket, &s, &q, S));
+        assert!(!take(&TokenBucket, &s, &q, S));
+        assert_eq!(TokenBucket::rest_at(&s), 3 * S);
+        // Reservation in wait mode, then release.
+        let r = TokenBucket.acquire(&s, &q, 1, S, 2 * S);
+        assert_eq!(r.wait(), S);
+        TokenBucket.release(&s, &q, 1, S);
+        assert_eq!(TokenBucket.peek(&s, &q, 1, 2 * S).remaining(), 1);
+    }
+
+    #[test]
+    fn fixed_window_resets_at_the_window_edge() {
+        let q = Quota::per_second(2);
+        let s = FixedWindow.new_state(&q);
+        assert!(take(&FixedWindow, &s, &q, 900 * MS));
+        assert!(take(&FixedWindow, &s, &q, 900 * MS));
+        let refused = FixedWindow.acquire(&s, &q, 1, 900 * MS, 0);
+        assert_eq!(refused.retry_after(), 100 * MS);
+        // The edge burst: two more right after the edge.
+        assert!(take(&FixedWindow, &s, &q, S));
+        assert!(take(&FixedWindow, &s, &q, S));
+        assert!(!take(&FixedWindow, &s, &q, S + 1));
+        assert_eq!(FixedWindow::rest_at(&s), 2 * S);
+    }
+
+    #[test]
+    fn sliding_window_weights_the_previous_window() {
+        let q = Quota::per_second(10);
+        let s = SlidingWindow.new_state(&q);
+        for _ in 0..10 {
+            assert!(take(&SlidingWindow, &s, &q, 0));
+        }
+        // At 1.5 s the previous window weighs 5: 5 more fit.
+        let mut admitted = 0;
+        while take(&SlidingWindow, &s, &q, 1_500 * MS) {
+            admitted += 1;
+        }
+        assert_eq!(admitted, 5);
+        let refused = SlidingWindow.peek(&s, &q, 1, 1_500 * MS);
+        // prev 10 × (1 s − e) ≤ (10 − 1 − 5) × 1 s → e ≥ 0.6 s.
+        assert_eq!(refused.retry_after(), 100 * MS);
+        assert!(take(&SlidingWindow, &s, &q, 1_600 * MS));
+    }
+
+    #[test]
+    fn sliding_log_is_exact_and_bounded_by_the_limit() {
+        let q = Quota::new(3, Duration::from_secs(1));
+        let s = SlidingLog.new_state(&q);
+        assert!(take(&SlidingLog, &s, &q, 0));
+        assert!(take(&SlidingLog, &s, &q, 400 * MS));
+        assert!(take(&SlidingLog, &s, &q, 800 * MS));
+        let refused = SlidingLog.acquire(&s, &q, 1, 900 * MS, 0);
+        assert_eq!(refused.retry_after(), 100 * MS);
+        assert!(take(&SlidingLog, &s, &q, S));
+        assert!(!take(&SlidingLog, &s, &q, 1_300 * MS));
+        assert!(lock(&s.log).len() <= 3);
+        let two = SlidingLog.peek(&s, &q, 2, S);
+        assert_eq!(two.retry_after(), 800 * MS);
+    }
+}

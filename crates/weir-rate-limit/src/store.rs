@@ -1,0 +1,493 @@
+//! Where the limiter's state lives: the [`Store`] trait and the in-memory [`MemoryStore`].
+
+use std::future::{Future, Ready, ready};
+use std::hash::{BuildHasher, Hash, RandomState};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use weir_core::{BoxError, KeyedConfig, KeyedMap, Name};
+
+use crate::quota::Quota;
+use crate::state::{Algorithm, Gcra, Verdict};
+
+/// A tier: a named set of stacked quotas that must all pass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tier {
+    name: Name,
+    quotas: Box<[Quota]>,
+}
+
+impl Tier {
+    /// A tier named `name` with these stacked quotas (the builder makes them; a [`Store`]
+    /// implementation's tests may too).
+    #[must_use]
+    pub fn new(name: impl Into<Name>, quotas: impl IntoIterator<Item = Quota>) -> Self {
+        Self {
+            name: name.into(),
+            quotas: quotas.into_iter().collect(),
+        }
+    }
+
+    /// The tier's name (`"default"` for the default tier).
+    #[must_use]
+    pub fn name(&self) -> &str {
+        self.name.as_str()
+    }
+
+    /// Its quotas, in the order they were added.
+    #[must_use]
+    pub fn quotas(&self) -> &[Quota] {
+        &self.quotas
+    }
+}
+
+/// A store's answer to one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    admitted: bool,
+    policy: usize,
+    wait: Duration,
+    remaining: u64,
+    reset: Duration,
+    retry_after: Duration,
+}
+
+impl Decision {
+    /// Admitted, at once (`wait` zero) or after `wait` (a reservation in wait mode). `policy` is
+    /// the index in the tier's quotas of the policy to report (the one with the fewest units
+    /// left), `remaining` its units left, `reset` the time until it is fully restored.
+    #[must_use]
+    pub const fn admitted(policy: usize, wait: Duration, remaining: u64, reset: Duration) -> Self {
+        Self {
+            admitted: true,
+            policy,
+            wait,
+            remaining,
+            reset,
+            retry_after: Duration::ZERO,
+        }
+    }
+
+    /// Refused by the quota at index `policy`; the same request may pass after `retry_after`.
+    #[must_use]
+    pub const fn refused(
+        policy: usize,
+        retry_after: Duration,
+        remaining: u64,
+        reset: Duration,
+    ) -> Self {
+        Self {
+            admitted: false,
+            policy,
+            wait: Duration::ZERO,
+            remaining,
+            reset,
+            retry_after,
+        }
+    }
+
+    /// Whether the request may proceed (possibly after [`wait`](Self::wait)).
+    #[must_use]
+    pub const fn is_admitted(&self) -> bool {
+        self.admitted
+    }
+
+    /// The index, in the tier's quotas, of the policy this decision reports.
+    #[must_use]
+    pub const fn policy(&self) -> usize {
+        self.policy
+    }
+
+    /// How long an admitted request waits before it proceeds.
+    #[must_use]
+    pub const fn wait(&self) -> Duration {
+        self.wait
+    }
+
+    /// Units left in the reported policy.
+    #[must_use]
+    pub const fn remaining(&self) -> u64 {
+        self.remaining
+    }
+
+    /// Time until the reported policy is fully restored.
+    #[must_use]
+    pub const fn reset(&self) -> Duration {
+        self.reset
+    }
+
+    /// For a refusal, the time after which the same request may pass.
+    #[must_use]
+    pub const fn retry_after(&self) -> Duration {
+        self.retry_after
+    }
+}
+
+/// What one request asks of a store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ask {
+    /// Units the request costs (at least 1).
+    pub cost: u32,
+    /// The longest the request may wait for a reservation; zero in reject and shadow mode.
+    pub max_wait: Duration,
+}
+
+/// Where a rate limiter keeps its state.
+///
+/// The limiter calls [`decide`](Self::decide) once per request and polls the future it returns
+/// once with a no-op waker: a store that answers at once (the in-memory store, whose future is
+/// [`std::future::Ready`]) costs no allocation and no extra state; a store that must ask a server
+/// (Redis) returns a pending future that the response future drives to completion before it
+/// calls the inner service (then the inner service is cloned, as for a wait).
+///
+/// The decision future must be `Unpin` (box it if it is not: a store that asks a server pays a
+/// round trip anyway), because the limiter polls it once in `call` and moves it into the
+/// response future if it is still pending.
+///
+/// # The contract of a store
+///
+/// - **Atomic per decision**: all the quotas of `tier` are checked and charged as one step; a
+///   request refused by one quota charges none of them (a Redis store does it in one script).
+/// - **One clock**: decisions are made against one clock for every instance sharing the state
+///   (a Redis store uses the server's `TIME`, not `now`, so instances with skewed clocks agree);
+///   `now` is only the local time for stores that are local.
+/// - **Bounded state**: state at rest is forgotten (a Redis store sets a TTL of the time the
+///   state takes to return to rest, per key).
+/// - [`cancel`](Self::cancel) gives back a reservation made with `max_wait > 0` whose request
+///   was dropped before its turn, best effort.
+/// - A `key` of `None` is the one state shared by every request without a key.
+pub trait Store<K>: Send + Sync + 'static {
+    /// The future of a decision.
+    type Future: Future<Output = Result<Decision, BoxError>>;
+
+    /// Decides `ask` for `key` against every quota of `tier`.
+    fn decide(&self, key: Option<&K>, tier: &Tier, ask: Ask, now: Instant) -> Self::Future;
+
+    /// Gives back the units of a reservation that was not used.
+    fn cancel(&self, key: Option<&K>, tier: &Tier, cost: u32, now: Instant);
+}
+
+/// The states of one key: one per quota of its tier, the first inline.
+#[derive(Debug)]
+pub(crate) struct KeyState<S> {
+    first: S,
+    /// The states of the other stacked quotas; a thin pointer, so a key with one quota costs 8
+    /// bytes here, not 16.
+    rest: Option<Box<Box<[S]>>>,
+}
+
+impl<S> KeyState<S> {
+    fn new<A: Algorithm<State = S>>(algorithm: &A, tier: &Tier) -> Self {
+        let mut quotas = tier.quotas().iter();
+        let first = quotas.next().map_or_else(
+            || algorithm.new_state(&Quota::per_second(1)),
+            |q| algorithm.new_state(q),
+        );
+        let rest: Box<[S]> = quotas.map(|q| algorithm.new_state(q)).collect();
+        Self {
+            first,
+            rest: (!rest.is_empty()).then(|| Box::new(rest)),
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<&S> {
+        if i == 0 {
+            Some(&self.first)
+        } else {
+            self.rest.as_ref().and_then(|rest| rest.get(i - 1))
+        }
+    }
+}
+
+/// The epoch every in-memory state counts nanoseconds from: a day before the first limiter was
+/// built (or the earliest representable instant), so every `tokio::time::Instant` a runtime of
+/// this process can produce, paused or not, lies after it.
+fn epoch() -> std::time::Instant {
+    static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
+    *EPOCH.get_or_init(|| {
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the one reading of the real clock: the origin of every state's timestamps"
+        )]
+        let real = std::time::Instant::now();
+        [86_400, 3_600, 60, 1, 0]
+            .into_iter()
+            .find_map(|s| real.checked_sub(Duration::from_secs(s)))
+            .unwrap_or(real)
+    })
+}
+
+pub(crate) fn nanos(now: Instant) -> u64 {
+    nanos_since(now, epoch())
+}
+
+#[inline]
+fn nanos_since(now: Instant, epoch: std::time::Instant) -> u64 {
+    let d = now.into_std().saturating_duration_since(epoch);
+    // Seconds × 10⁹ + nanoseconds, saturating: no 128-bit arithmetic on the hot path.
+    d.as_secs()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(d.subsec_nanos()))
+}
+
+fn at_rest<A: Algorithm>(state: &KeyState<A::State>, now: Instant) -> bool {
+    let now = nanos(now);
+    A::rest_at(&state.first) <= now
+        && state
+            .rest
+            .as_ref()
+            .is_none_or(|rest| rest.iter().all(|s| A::rest_at(s) <= now))
+}
+
+/// The in-memory store (the default): the state of every key in a [`KeyedMap`] (bounded, evicting
+/// idle keys only when every bucket of the key is full again, so eviction never changes a
+/// decision), the key-less state apart, decided with the algorithm `A` (GCRA by default).
+///
+/// Keys are stored as a 64-bit hash of the key (a per-store random SipHash key, so a client
+/// cannot aim collisions): 8 bytes per key whatever the key's size, no copy of the key, nothing
+/// allocated for it. Two keys share a state only if their hashes collide: about one chance in
+/// 3.7 × 10¹⁰ among a million live keys.
+///
+/// Its decision future is [`std::future::Ready`]: no allocation, no lock for GCRA and the leaky
+/// bucket (one compare-and-swap per quota), a short `std::sync::Mutex` section per quota for the
+/// other algorithms, and a shard's read lock to find a stored key.
+pub struct MemoryStore<A: Algorithm = Gcra> {
+    algorithm: A,
+    keys: KeyedMap<u64, KeyState<A::State>>,
+    shared: OnceLock<KeyState<A::State>>,
+    hasher: RandomState,
+    epoch: std::time::Instant,
+}
+
+impl<A: Algorithm> std::fmt::Debug for MemoryStore<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("algorithm", &std::any::type_name::<A>())
+            .field("keys", &self.keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: Algorithm> MemoryStore<A> {
+    /// A store for `algorithm` with the given key bounds. `default` is the tier whose quotas
+    /// shape the state shared by new keys when the map is full.
+    #[must_use]
+    pub fn new(algorithm: A, config: KeyedConfig, default: &Tier) -> Self {
+        // Fix the epoch before any request reads the time.
+        let epoch = epoch();
+        let overflow = KeyState::new(&algorithm, default);
+        Self {
+            keys: KeyedMap::new(config, overflow).evict_if(at_rest::<A>),
+            algorithm,
+            shared: OnceLock::new(),
+            hasher: RandomState::new(),
+            epoch,
+        }
+    }
+
+    /// The number of keys stored.
+    #[must_use]
+    pub fn keys(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// The algorithm.
+    #[must_use]
+    pub const fn algorithm(&self) -> &A {
+        &self.algorithm
+    }
+
+    fn with_state<K: Hash, R>(
+        &self,
+        key: Option<&K>,
+        tier: &Tier,
+        now: Instant,
+        f: impl FnOnce(&KeyState<A::State>) -> R,
+    ) -> R {
+        match key {
+            // A zero-sized key (`()`, from `Global`) has one value: one state, no map.
+            Some(_) if size_of::<K>() == 0 => f(self.shared(tier)),
+            None => f(self.shared(tier)),
+            Some(key) => {
+                let hash = self.hasher.hash_one(key);
+                self.keys
+                    .with(hash, now, |h| (h, KeyState::new(&self.algorithm, tier)), f)
+            }
+        }
+    }
+
+    fn shared(&self, tier: &Tier) -> &KeyState<A::State> {
+        self.shared
+            .get_or_init(|| KeyState::new(&self.algorithm, tier))
+    }
+
+    /// The pure decision over the states of one key.
+    fn decide_states(
+        &self,
+        states: &KeyState<A::State>,
+        tier: &Tier,
+        ask: Ask,
+        now: u64,
+    ) -> Decision {
+        let a = &self.algorithm;
+        let max_wait = u64::try_from(ask.max_wait.as_nanos()).unwrap_or(u64::MAX);
+        let quotas = tier.quotas();
+        if let [quota] = quotas {
+            return to_decision(0, a.acquire(&states.first, quota, ask.cost, now, max_wait));
+        }
+        // Stacked: check every quota first, so a refusal charges none of them.
+        if max_wait == 0 {
+            for (i, quota) in quotas.iter().enumerate() {
+                let Some(state) = states.get(i) else { break };
+                let verdict = a.peek(state, quota, ask.cost, now);
+                if !verdict.is_admitted() {
+                    return to_decision(i, verdict);
+                }
+            }
+        }
+        // Commit each; if a concurrent request took the room meanwhile, give back what was taken.
+        let mut report: Option<(usize, Verdict)> = None;
+        let mut wait = 0;
+        for (i, quota) in quotas.iter().enumerate() {
+            let Some(state) = states.get(i) else { break };
+            let verdict = a.acquire(state, quota, ask.cost, now, max_wait);
+            if !verdict.is_admitted() {
+                for (j, quota) in quotas.iter().enumerate().take(i) {
+                    if let Some(state) = states.get(j) {
+                        a.release(state, quota, ask.cost, now);
+                    }
+                }
+                return to_decision(i, verdict);
+            }
+            wait = wait.max(verdict.wait());
+            if report.is_none_or(|(_, r)| verdict.remaining() < r.remaining()) {
+                report = Some((i, verdict));
+            }
+        }
+        let (i, verdict) = report.unwrap_or((0, Verdict::admitted(0, 0, 0)));
+        Decision::admitted(
+            i,
+            Duration::from_nanos(wait),
+            verdict.remaining(),
+            Duration::from_nanos(verdict.reset()),
+        )
+    }
+}
+
+fn to_decision(policy: usize, v: Verdict) -> Decision {
+    if v.is_admitted() {
+        Decision::admitted(
+            policy,
+            Duration::from_nanos(v.wait()),
+            v.remaining(),
+            Duration::from_nanos(v.reset()),
+        )
+    } else {
+        Decision::refused(
+            policy,
+            Duration::from_nanos(v.retry_after()),
+            v.remaining(),
+            Duration::from_nanos(v.reset()),
+        )
+    }
+}
+
+impl<A: Algorithm, K: Hash> Store<K> for MemoryStore<A> {
+    type Future = Ready<Result<Decision, BoxError>>;
+
+    #[inline]
+    fn decide(&self, key: Option<&K>, tier: &Tier, ask: Ask, now: Instant) -> Self::Future {
+        let t = nanos_since(now, self.epoch);
+        ready(Ok(self.with_state(key, tier, now, |states| {
+            self.decide_states(states, tier, ask, t)
+        })))
+    }
+
+    fn cancel(&self, key: Option<&K>, tier: &Tier, cost: u32, now: Instant) {
+        let t = nanos_since(now, self.epoch);
+        self.with_state(key, tier, now, |states| {
+            for (i, quota) in tier.quotas().iter().enumerate() {
+                if let Some(state) = states.get(i) {
+                    self.algorithm.release(state, quota, cost, t);
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::state::TokenBucket;
+
+    fn tier(quotas: Vec<Quota>) -> Tier {
+        Tier::new(Name::default(), quotas)
+    }
+
+    fn ask() -> Ask {
+        Ask {
+            cost: 1,
+            max_wait: Duration::ZERO,
+        }
+    }
+
+    fn decide<A: Algorithm>(s: &MemoryStore<A>, key: u32, t: &Tier, now: Instant) -> Decision {
+        s.decide(Some(&key), t, ask(), now)
+            .into_inner()
+            .expect("memory store never fails")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stacked_quotas_charge_none_on_a_refusal() {
+        let t = tier(vec![Quota::per_second(10), Quota::per_minute(3)]);
+        let store = MemoryStore::new(Gcra, KeyedConfig::new(), &t);
+        let now = Instant::now();
+        for _ in 0..3 {
+            assert!(decide(&store, 1, &t, now).is_admitted());
+        }
+        let refused = decide(&store, 1, &t, now);
+        assert!(!refused.is_admitted());
+        assert_eq!(refused.policy(), 1);
+        assert_eq!(refused.retry_after(), Duration::from_secs(20));
+        // The per-second quota was not charged by the refusals: 7 units left.
+        let key = 1u32;
+        store.with_state(Some(&key), &t, now, |s| {
+            let v = Gcra.peek(s.get(0).expect("first"), &t.quotas()[0], 1, nanos(now));
+            assert_eq!(v.remaining(), 6);
+        });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_reported_policy_is_the_one_with_fewest_units_left() {
+        let t = tier(vec![Quota::per_second(10), Quota::per_minute(3)]);
+        let store = MemoryStore::new(TokenBucket, KeyedConfig::new(), &t);
+        let d = decide(&store, 1, &t, Instant::now());
+        assert_eq!((d.policy(), d.remaining()), (1, 2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_keys_are_evicted_only_once_full_again() {
+        let t = tier(vec![Quota::per_hour(1)]);
+        let config = KeyedConfig::new().idle_timeout(Duration::from_secs(1));
+        let store = MemoryStore::new(Gcra, config, &t);
+        let start = Instant::now();
+        decide(&store, 1, &t, start);
+        assert_eq!(store.keys(), 1);
+        // Idle for a minute, but the bucket is still empty: kept, still refused.
+        for k in 2..200 {
+            decide(&store, k, &t, start + Duration::from_secs(60));
+        }
+        assert!(!decide(&store, 1, &t, start + Duration::from_secs(61)).is_admitted());
+        assert_eq!(store.keys(), 199);
+        // After the hour every bucket is full: the sweeps riding on one client's requests evict
+        // them all.
+        let later = start + Duration::from_secs(3_700);
+        for i in 0..300u32 {
+            decide(&store, 1, &t, later + Duration::from_secs(u64::from(i) * 2));
+        }
+        assert_eq!(store.keys(), 1);
+    }
+}

@@ -1,0 +1,308 @@
+//! `RetryBuilder` and its `ConfigError`.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use weir_core::{AnyError, Backoff, Jitter, Name, SharedRandom};
+
+use crate::budget::RetryBudget;
+use crate::handle::{Core, RetryHandle};
+use crate::layer::{RetryLayer, Shared};
+use crate::replay::{CloneRequest, Filtered, HttpReplay};
+use crate::state::Policy;
+
+/// The default backoff: exponential from 100 ms, doubling, capped at 5 s, full jitter.
+pub(crate) const DEFAULT_BACKOFF: Backoff = Backoff::exponential(Duration::from_millis(100))
+    .max(Duration::from_secs(5))
+    .jitter(Jitter::Full);
+
+/// Configures a [`RetryLayer`]; from [`RetryLayer::builder`], [`RetryLayer::http`] or
+/// [`RetryLayer::grpc`].
+///
+/// | setting | default |
+/// |---|---|
+/// | [`max_attempts`](Self::max_attempts) | 3 (the first call and 2 retries) |
+/// | [`backoff`](Self::backoff) | exponential from 100 ms, ×2, capped at 5 s, full jitter |
+/// | [`max_duration`](Self::max_duration) | none |
+/// | [`max_server_delay`](Self::max_server_delay) | 60 s |
+/// | [`budget`](Self::budget) | [`RetryBudget::ratio(0.2)`](RetryBudget::ratio), 10 per second, over 10 s |
+/// | classifier | [`AnyError`] ([`HttpStatus`](weir_core::HttpStatus) for `http()`, [`GrpcStatus`](weir_core::GrpcStatus) for `grpc()`) |
+/// | replay | [`CloneRequest`] ([`HttpReplay`] for `http()` and `grpc()`) |
+#[derive(Clone, Debug)]
+pub struct RetryBuilder<R = CloneRequest, C = AnyError, O = ()> {
+    name: Name,
+    max_attempts: u32,
+    backoff: Backoff,
+    max_duration: Option<Duration>,
+    max_server_delay: Duration,
+    budget: RetryBudget,
+    seed: Option<u64>,
+    replay: R,
+    classify: C,
+    observer: O,
+}
+
+impl RetryBuilder {
+    pub(crate) fn new() -> Self {
+        Self {
+            name: Name::default(),
+            max_attempts: 3,
+            backoff: DEFAULT_BACKOFF,
+            max_duration: None,
+            max_server_delay: Duration::from_secs(60),
+            budget: RetryBudget::default(),
+            seed: None,
+            replay: CloneRequest,
+            classify: AnyError,
+            observer: (),
+        }
+    }
+}
+
+impl<R, C, O> RetryBuilder<R, C, O> {
+    /// Names the layer instance (in events).
+    #[must_use]
+    pub fn name(mut self, name: impl Into<Name>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The most calls made for one request, **the first call included**: `max_attempts(3)` is
+    /// one call and at most two retries; `1` never retries. Must be at least 1.
+    #[must_use]
+    pub const fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// The most retries after the first call: `max_retries(2)` is `max_attempts(3)`.
+    #[must_use]
+    pub const fn max_retries(mut self, retries: u32) -> Self {
+        self.max_attempts = retries.saturating_add(1);
+        self
+    }
+
+    /// How long to wait before each retry (see [`Backoff`]).
+    #[must_use]
+    pub const fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// No retry starts more than `d` after the first call started.
+    #[must_use]
+    pub const fn max_duration(mut self, d: Duration) -> Self {
+        self.max_duration = Some(d);
+        self
+    }
+
+    /// Caps the delay a server asks for (`Retry-After`, `grpc-retry-pushback-ms`).
+    #[must_use]
+    pub const fn max_server_delay(mut self, d: Duration) -> Self {
+        self.max_server_delay = d;
+        self
+    }
+
+    /// The retry budget, shared by every service and clone of the layer.
+    #[must_use]
+    pub const fn budget(mut self, budget: RetryBudget) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// Seeds the jitter's random source, for reproducible delays (tests, simulations). Seeded
+    /// per layer from a cheap random value otherwise.
+    #[must_use]
+    pub const fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Decides what is a retryable failure (see [`weir_core::Classify`]).
+    #[must_use]
+    pub fn classify<C2>(self, classify: C2) -> RetryBuilder<R, C2, O> {
+        RetryBuilder {
+            name: self.name,
+            max_attempts: self.max_attempts,
+            backoff: self.backoff,
+            max_duration: self.max_duration,
+            max_server_delay: self.max_server_delay,
+            budget: self.budget,
+            seed: self.seed,
+            replay: self.replay,
+            classify,
+            observer: self.observer,
+        }
+    }
+
+    /// Receives an [`Event`](crate::Event) on each retry and each give-up.
+    #[must_use]
+    pub fn observer<O2>(self, observer: O2) -> RetryBuilder<R, C, O2> {
+        RetryBuilder {
+            name: self.name,
+            max_attempts: self.max_attempts,
+            backoff: self.backoff,
+            max_duration: self.max_duration,
+            max_server_delay: self.max_server_delay,
+            budget: self.budget,
+            seed: self.seed,
+            replay: self.replay,
+            classify: self.classify,
+            observer,
+        }
+    }
+
+    /// How requests are kept and sent again (see [`Replay`](crate::Replay)).
+    #[must_use]
+    pub fn replay<R2>(self, replay: R2) -> RetryBuilder<R2, C, O> {
+        RetryBuilder {
+            name: self.name,
+            max_attempts: self.max_attempts,
+            backoff: self.backoff,
+            max_duration: self.max_duration,
+            max_server_delay: self.max_server_delay,
+            budget: self.budget,
+            seed: self.seed,
+            replay,
+            classify: self.classify,
+            observer: self.observer,
+        }
+    }
+
+    /// Retries only requests the predicate accepts (the predicate on the request; the one on
+    /// the result is the classifier). Other requests are sent once. Combines with the replay's
+    /// own rules: an HTTP POST without an `Idempotency-Key` is still sent once.
+    #[must_use]
+    pub fn retry_request_if<F>(self, predicate: F) -> RetryBuilder<Filtered<R, F>, C, O> {
+        let replay = Filtered::new(self.replay, predicate);
+        RetryBuilder {
+            name: self.name,
+            max_attempts: self.max_attempts,
+            backoff: self.backoff,
+            max_duration: self.max_duration,
+            max_server_delay: self.max_server_delay,
+            budget: self.budget,
+            seed: self.seed,
+            replay,
+            classify: self.classify,
+            observer: self.observer,
+        }
+    }
+
+    /// Checks the configuration and builds the layer.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first broken rule.
+    pub fn build(self) -> Result<RetryLayer<R, C, O>, ConfigError> {
+        self.build_with_handle().map(|(layer, _)| layer)
+    }
+
+    /// As [`build`](Self::build), with a [`RetryHandle`] over the layer's shared state.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first broken rule.
+    pub fn build_with_handle(self) -> Result<(RetryLayer<R, C, O>, RetryHandle), ConfigError> {
+        if self.max_attempts == 0 {
+            return Err(ConfigError::MaxAttempts);
+        }
+        self.budget.validate()?;
+        Ok(self.finish())
+    }
+
+    /// Builds without checking (the caller made sure the configuration is valid).
+    pub(crate) fn finish(self) -> (RetryLayer<R, C, O>, RetryHandle) {
+        let core = Arc::new(Core {
+            budget: self.budget.start(Instant::now()),
+            rng: self
+                .seed
+                .map_or_else(SharedRandom::new, SharedRandom::seeded),
+            retries: AtomicU64::new(0),
+            gave_up: AtomicU64::new(0),
+            budget_exhausted: AtomicU64::new(0),
+        });
+        let needs_clock = self.max_duration.is_some();
+        let shared = Shared {
+            name: self.name,
+            policy: Policy {
+                max_attempts: self.max_attempts.max(1),
+                backoff: self.backoff,
+                max_duration: self.max_duration,
+                max_server_delay: self.max_server_delay,
+            },
+            replay: self.replay,
+            classify: self.classify,
+            observer: self.observer,
+            core: Arc::clone(&core),
+            needs_clock,
+        };
+        (RetryLayer::from_shared(shared), RetryHandle::new(core))
+    }
+}
+
+impl<C, O> RetryBuilder<HttpReplay, C, O> {
+    /// Buffers request bodies up to `bytes` for replay (64 KiB unless set); larger bodies are
+    /// sent once and not retried.
+    #[must_use]
+    pub const fn body_limit(mut self, bytes: usize) -> Self {
+        self.replay = self.replay.limit(bytes);
+        self
+    }
+
+    /// Whether to wait for a request body still being streamed before the first attempt (see
+    /// [`HttpReplay::wait_for_body`]); `true` for `http()`, `false` for `grpc()`.
+    #[must_use]
+    pub const fn wait_for_body(mut self, wait: bool) -> Self {
+        self.replay = self.replay.wait_for_body(wait);
+        self
+    }
+
+    /// Retries POST and PATCH (every method but CONNECT) even without an `Idempotency-Key`.
+    /// Only when the server tolerates duplicates.
+    #[must_use]
+    pub const fn retry_non_idempotent(mut self) -> Self {
+        self.replay = self.replay.non_idempotent(true);
+        self
+    }
+}
+
+/// A broken rule in a [`RetryBuilder`]'s configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `max_attempts` is 0.
+    MaxAttempts,
+    /// A ratio budget's `ratio` is not finite or not within 0 to 1000.
+    BudgetRatio,
+    /// A ratio budget's `window` is not within 1 s to 60 s.
+    BudgetWindow,
+    /// A gRPC throttle's `max_tokens` is not within 1 to 1000.
+    ThrottleMaxTokens,
+    /// A gRPC throttle's `token_ratio` is not finite and above 0.
+    ThrottleTokenRatio,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::MaxAttempts => {
+                "retry: `max_attempts` must be at least 1 (it counts the first call)"
+            }
+            Self::BudgetRatio => "retry: the budget's `ratio` must be finite and within 0..=1000",
+            Self::BudgetWindow => "retry: the budget's `window` must be within 1 s..=60 s",
+            Self::ThrottleMaxTokens => {
+                "retry: the gRPC throttle's `max_tokens` must be within 1..=1000"
+            }
+            Self::ThrottleTokenRatio => {
+                "retry: the gRPC throttle's `token_ratio` must be finite and above 0"
+            }
+        })
+    }
+}
+
+impl StdError for ConfigError {}

@@ -1,0 +1,233 @@
+//! `ResponseFuture`: one request through its attempts.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, ready};
+
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+use tower_service::Service;
+use weir_core::{Classify, Observer, Outcome};
+
+use crate::event::{Event, GiveUp};
+use crate::layer::Shared;
+use crate::replay::Replay;
+use crate::state::{Decision, Progress};
+
+pin_project! {
+    /// The future of [`Retry`](crate::Retry): sends the request, and again after each transient
+    /// failure, until a result is final.
+    ///
+    /// Unlike other weir futures it is not `ResponseFuture<F>`: like tower's own retry future it
+    /// owns the inner service (to call it again), the request's copy and the layer's shared
+    /// state, so it names their types. Dropping it cancels the attempt in flight and any sleep.
+    pub struct ResponseFuture<S, Req, R, C, O>
+    where
+        R: Replay<Req>,
+        S: Service<R::Request>,
+    {
+        #[pin]
+        state: State<R::Prepare, S::Future>,
+        service: S,
+        shared: Arc<Shared<R, C, O>>,
+        copy: Option<R::Copy>,
+        progress: Progress,
+        deadline: Option<Instant>,
+        // Boxed once, on the first backoff, and reset after (failure path only).
+        sleep: Option<Pin<Box<Sleep>>>,
+        _request: PhantomData<fn(Req)>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<P, F> {
+        /// Preparing the request (reading an HTTP body into memory).
+        Preparing { #[pin] prepare: P },
+        /// An attempt is in flight.
+        Calling { #[pin] future: F },
+        /// Waiting out the backoff.
+        Sleeping,
+        /// Waiting for the inner service to be ready for the next attempt.
+        Readying,
+    }
+}
+
+impl<S, Req, R, C, O> ResponseFuture<S, Req, R, C, O>
+where
+    R: Replay<Req>,
+    S: Service<R::Request>,
+{
+    pub(crate) const fn new(
+        service: S,
+        shared: Arc<Shared<R, C, O>>,
+        prepare: R::Prepare,
+        now: Option<Instant>,
+    ) -> Self {
+        Self {
+            state: State::Preparing { prepare },
+            service,
+            shared,
+            copy: None,
+            progress: Progress::new(now),
+            deadline: None,
+            sleep: None,
+            _request: PhantomData,
+        }
+    }
+}
+
+impl<S, Req, R, C, O> Future for ResponseFuture<S, Req, R, C, O>
+where
+    R: Replay<Req>,
+    S: Service<R::Request>,
+    C: Classify<S::Response, S::Error>,
+    O: for<'a> Observer<Event<'a>>,
+{
+    type Output = Result<S::Response, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Preparing { prepare } => {
+                    let (request, copy) = ready!(prepare.poll(cx));
+                    *this.copy = copy;
+                    *this.deadline = this.shared.replay.deadline(&request).map(|d| d.instant());
+                    let future = this.service.call(request);
+                    this.state.set(State::Calling { future });
+                }
+                StateProj::Calling { future } => {
+                    let result = ready!(future.poll(cx));
+                    let shared = &**this.shared;
+                    this.progress.attempts = this.progress.attempts.saturating_add(1);
+                    let outcome = shared.classify.classify(&result);
+                    shared.core.budget.record(&outcome);
+                    if !outcome.is_failure() {
+                        return Poll::Ready(result);
+                    }
+                    match decide(
+                        shared,
+                        this.progress,
+                        &outcome,
+                        this.copy.is_some(),
+                        *this.deadline,
+                    ) {
+                        Decision::Done => return Poll::Ready(result),
+                        Decision::GiveUp(reason) => {
+                            give_up(shared, this.progress.attempts, reason, &outcome);
+                            return Poll::Ready(result);
+                        }
+                        Decision::Retry { delay, hinted } => {
+                            // Release the failed response (its body, its connection) before
+                            // waiting.
+                            drop(result);
+                            shared.core.retries.fetch_add(1, Ordering::Relaxed);
+                            if let Outcome::Failure(failure) = outcome {
+                                shared.observer.on_event(&Event::Retry {
+                                    layer: &shared.name,
+                                    attempt: this.progress.attempts,
+                                    delay,
+                                    hinted,
+                                    failure,
+                                });
+                            }
+                            if delay.is_zero() {
+                                this.state.set(State::Readying);
+                            } else {
+                                let until = Instant::now() + delay;
+                                match this.sleep {
+                                    Some(sleep) => sleep.as_mut().reset(until),
+                                    None => {
+                                        *this.sleep =
+                                            Some(Box::pin(tokio::time::sleep_until(until)))
+                                    }
+                                }
+                                this.state.set(State::Sleeping);
+                            }
+                        }
+                    }
+                }
+                StateProj::Sleeping => {
+                    if let Some(sleep) = this.sleep {
+                        ready!(sleep.as_mut().poll(cx));
+                    }
+                    this.state.set(State::Readying);
+                }
+                StateProj::Readying => {
+                    ready!(this.service.poll_ready(cx))?;
+                    let copy = this
+                        .copy
+                        .as_ref()
+                        .expect("`decide` retries only requests with a copy");
+                    let request = this.shared.replay.replay(copy);
+                    let future = this.service.call(request);
+                    this.state.set(State::Calling { future });
+                }
+            }
+        }
+    }
+}
+
+/// Runs the pure decision with the layer's budget and random source.
+fn decide<R, C, O>(
+    shared: &Shared<R, C, O>,
+    progress: &mut Progress,
+    outcome: &Outcome,
+    replayable: bool,
+    deadline: Option<Instant>,
+) -> Decision {
+    let now = Instant::now();
+    let core = &*shared.core;
+    let mut rng = &core.rng;
+    shared.policy.decide(
+        progress,
+        outcome,
+        replayable,
+        now,
+        deadline,
+        &mut rng,
+        || core.budget.withdraw(now),
+    )
+}
+
+fn give_up<R, C, O>(shared: &Shared<R, C, O>, attempts: u32, reason: GiveUp, outcome: &Outcome)
+where
+    O: for<'a> Observer<Event<'a>>,
+{
+    shared.core.gave_up.fetch_add(1, Ordering::Relaxed);
+    if reason == GiveUp::Budget {
+        shared.core.budget_exhausted.fetch_add(1, Ordering::Relaxed);
+    }
+    if let Outcome::Failure(failure) = *outcome {
+        shared.observer.on_event(&Event::GaveUp {
+            layer: &shared.name,
+            attempts,
+            reason,
+            failure,
+        });
+    }
+}
+
+impl<S, Req, R, C, O> fmt::Debug for ResponseFuture<S, Req, R, C, O>
+where
+    R: Replay<Req>,
+    S: Service<R::Request>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Preparing { .. } => "preparing",
+            State::Calling { .. } => "calling",
+            State::Sleeping => "sleeping",
+            State::Readying => "readying",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .field("attempts", &self.progress.attempts)
+            .finish_non_exhaustive()
+    }
+}

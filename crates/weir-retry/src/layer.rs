@@ -1,0 +1,115 @@
+//! `RetryLayer`: its constructors, presets and the state its services share.
+
+use std::fmt;
+use std::sync::Arc;
+
+use tower_layer::Layer;
+use weir_core::{AnyError, Backoff, GrpcStatus, HttpStatus, Jitter, Name};
+
+use crate::builder::{DEFAULT_BACKOFF, RetryBuilder};
+use crate::handle::Core;
+use crate::replay::{CloneRequest, HttpReplay};
+use crate::service::Retry;
+use crate::state::Policy;
+
+/// What every service and clone of one layer shares: the configuration and the [`Core`].
+pub(crate) struct Shared<R, C, O> {
+    pub(crate) name: Name,
+    pub(crate) policy: Policy,
+    pub(crate) replay: R,
+    pub(crate) classify: C,
+    pub(crate) observer: O,
+    pub(crate) core: Arc<Core>,
+    /// `call` reads the clock only when `max_duration` needs it.
+    pub(crate) needs_clock: bool,
+}
+
+/// Retries transient failures with backoff, within attempts, deadline and budget.
+///
+/// Built once; every service it makes (and every clone of them) shares one budget and one
+/// random source, so an axum router that calls `layer()` once per route still has one budget.
+/// See the [crate docs](crate) for the semantics.
+pub struct RetryLayer<R = CloneRequest, C = AnyError, O = ()> {
+    shared: Arc<Shared<R, C, O>>,
+}
+
+impl RetryLayer {
+    /// Retries any error (weir's own rejections excepted), cloning the request, with at most
+    /// `max_attempts` calls (**the first one included**; 0 is taken as 1) and the other defaults
+    /// of [`RetryBuilder`].
+    #[must_use]
+    pub fn new(max_attempts: u32) -> Self {
+        RetryBuilder::new()
+            .max_attempts(max_attempts.max(1))
+            .finish()
+            .0
+    }
+
+    /// A builder with the defaults (see [`RetryBuilder`]).
+    #[must_use]
+    pub fn builder() -> RetryBuilder {
+        RetryBuilder::new()
+    }
+
+    /// For HTTP clients: [`HttpStatus`] (5xx, 408, 429 and connection errors are transient;
+    /// `Retry-After` honoured), [`HttpReplay`] (bodies buffered up to 64 KiB; idempotent methods,
+    /// POST and PATCH only with an `Idempotency-Key`).
+    #[must_use]
+    pub fn http() -> RetryBuilder<HttpReplay, HttpStatus> {
+        RetryBuilder::new()
+            .replay(HttpReplay::new())
+            .classify(HttpStatus::new())
+    }
+
+    /// For gRPC clients (tonic): [`GrpcStatus`] (`UNAVAILABLE`, `RESOURCE_EXHAUSTED`,
+    /// `DEADLINE_EXCEEDED`, `ABORTED` are transient; `grpc-retry-pushback-ms` honoured, a
+    /// negative pushback stops), [`HttpReplay`] with every method retried (gRPC calls are POSTs:
+    /// only put this on idempotent methods, or narrow the classifier) and without waiting for a
+    /// body still being streamed (a unary call's message is in memory and is replayed; a
+    /// streaming call is sent once), and gRPC's jitter: ±20 % around an exponential backoff from
+    /// 100 ms, capped at 5 s.
+    #[must_use]
+    pub fn grpc() -> RetryBuilder<HttpReplay, GrpcStatus> {
+        RetryBuilder::new()
+            .replay(HttpReplay::new().non_idempotent(true).wait_for_body(false))
+            .classify(GrpcStatus::new())
+            .backoff(grpc_backoff())
+    }
+}
+
+const fn grpc_backoff() -> Backoff {
+    DEFAULT_BACKOFF.jitter(Jitter::Proportional(20))
+}
+
+impl<R, C, O> RetryLayer<R, C, O> {
+    pub(crate) fn from_shared(shared: Shared<R, C, O>) -> Self {
+        Self {
+            shared: Arc::new(shared),
+        }
+    }
+}
+
+impl<R, C, O> Clone for RetryLayer<R, C, O> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<R, C, O> fmt::Debug for RetryLayer<R, C, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryLayer")
+            .field("name", &self.shared.name)
+            .field("policy", &self.shared.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, R, C, O> Layer<S> for RetryLayer<R, C, O> {
+    type Service = Retry<S, R, C, O>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Retry::new(inner, Arc::clone(&self.shared))
+    }
+}

@@ -1,0 +1,25 @@
+#![doc = include_str!("../README.md")]
+#![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod budget;
+mod builder;
+mod event;
+mod future;
+mod handle;
+mod layer;
+mod replay;
+mod service;
+mod state;
+
+pub use crate::budget::RetryBudget;
+pub use crate::builder::{ConfigError, RetryBuilder};
+pub use crate::event::{Event, GiveUp};
+pub use crate::future::ResponseFuture;
+pub use crate::handle::RetryHandle;
+pub use crate::layer::RetryLayer;
+pub use crate::replay::{
+    BodyError, CloneRequest, DEFAULT_BODY_LIMIT, Filtered, FilteredPrepare, HttpCopy, HttpReplay,
+    PrepareBody, Replay, ReplayBody,
+};
+pub use crate::service::Retry;

@@ -1,0 +1,155 @@
+//! The `tower::Service` contract, checked with weir-test's probes: only readied instances are
+//! called (retries included), clones share state but not readiness, dropping a future releases
+//! the attempt in flight, and the types are `Send + Sync`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Full;
+use tokio_test::{assert_pending, assert_ready_ok, task};
+use tower::{Layer, Service, ServiceExt};
+use weir_core::{Backoff, BoxError, GrpcStatus, HttpStatus};
+use weir_retry::{
+    CloneRequest, HttpReplay, ReplayBody, ResponseFuture, Retry, RetryHandle, RetryLayer,
+};
+use weir_test::{
+    Probe, StrictService, assert_clone, assert_send, assert_send_sync, poll_ready_now,
+};
+
+#[derive(Debug)]
+struct Boom;
+
+impl std::fmt::Display for Boom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("boom")
+    }
+}
+
+impl std::error::Error for Boom {}
+
+#[tokio::test(start_paused = true)]
+async fn retries_call_only_readied_instances() {
+    // StrictService panics if called without a successful poll_ready on that instance.
+    let failures = Arc::new(AtomicU32::new(3));
+    let strict = StrictService::new(move |n: u32| {
+        if failures
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |f| f.checked_sub(1))
+            .is_ok()
+        {
+            Err::<u32, BoxError>(Boom.into())
+        } else {
+            Ok(n)
+        }
+    });
+    let layer = RetryLayer::builder()
+        .max_attempts(5)
+        .backoff(Backoff::constant(Duration::from_millis(5)))
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(strict);
+    let out = svc.ready().await.unwrap().call(7).await.unwrap();
+    assert_eq!(out, 7);
+    // Four calls (the counters are shared by clones), each on an instance readied first, or
+    // StrictService would have panicked.
+    assert_eq!(svc.get_ref().calls(), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn clones_share_the_budget_not_readiness() {
+    let (probe, handle) = Probe::new(|_: u32| Err::<u32, BoxError>(Boom.into()));
+    let (layer, retry) = RetryLayer::builder()
+        .max_attempts(2)
+        .backoff(Backoff::constant(Duration::ZERO))
+        .build_with_handle()
+        .unwrap();
+    let mut a = layer.layer(probe);
+    let mut b = a.clone();
+    assert!(poll_ready_now(&mut a).is_ready());
+    // b is a clone: not ready until polled itself.
+    let mut b_ready = task::spawn(b.ready());
+    assert_ready_ok!(b_ready.poll());
+    drop(b_ready);
+    let _ = a.call(1).await;
+    let _ = b.ready().await.unwrap().call(2).await;
+    // One retry each, counted in the one shared state.
+    assert_eq!(retry.retries(), 2);
+    assert_eq!(handle.calls(), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_future_releases_the_attempt() {
+    let (probe, handle) = Probe::gated(|n: u32| Ok::<_, Infallible>(n));
+    let mut svc = RetryLayer::new(3).layer(probe);
+    let mut fut = task::spawn(svc.ready().await.unwrap().call(1));
+    assert_pending!(fut.poll());
+    assert_eq!(handle.in_flight(), 1);
+    drop(fut);
+    assert_eq!((handle.in_flight(), handle.cancelled()), (0, 1));
+    // The service itself holds nothing: the next call works.
+    handle.open_gate();
+    assert_eq!(svc.ready().await.unwrap().call(2).await.unwrap(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_future_during_the_backoff_cancels_the_retry() {
+    let (probe, handle) = Probe::new(|_: u32| Err::<u32, BoxError>(Boom.into()));
+    let layer = RetryLayer::builder()
+        .backoff(Backoff::constant(Duration::from_secs(1)))
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(probe);
+    let mut fut = task::spawn(svc.ready().await.unwrap().call(1));
+    assert_pending!(fut.poll()); // failed once, now sleeping
+    assert_eq!(handle.calls(), 1);
+    drop(fut);
+    tokio::time::advance(Duration::from_secs(5)).await;
+    assert_eq!(handle.calls(), 1);
+    assert_eq!(handle.in_flight(), 0);
+}
+
+type ProbeFn = fn(u32) -> Result<u32, Infallible>;
+type HttpFn =
+    fn(Request<ReplayBody<Full<Bytes>>>) -> Result<http::Response<Full<Bytes>>, Infallible>;
+
+#[test]
+fn types_are_send_sync_and_clone() {
+    assert_send_sync::<RetryLayer>();
+    assert_send_sync::<RetryLayer<HttpReplay, HttpStatus>>();
+    assert_send_sync::<RetryLayer<HttpReplay, GrpcStatus>>();
+    assert_send_sync::<RetryHandle>();
+    assert_send_sync::<Retry<Probe<ProbeFn>>>();
+    assert_clone::<Retry<Probe<ProbeFn>>>();
+    assert_send_sync::<Retry<Probe<HttpFn>, HttpReplay, HttpStatus>>();
+    assert_send::<ResponseFuture<Probe<ProbeFn>, u32, CloneRequest, weir_core::AnyError, ()>>();
+    assert_send::<ResponseFuture<Probe<HttpFn>, Request<Full<Bytes>>, HttpReplay, HttpStatus, ()>>(
+    );
+}
+
+#[cfg(feature = "tracing")]
+#[tokio::test(start_paused = true)]
+async fn weir_cores_tracing_observer_takes_retry_events() {
+    let (probe, handle) = Probe::new(|_: u32| Err::<u32, BoxError>(Boom.into()));
+    let (layer, retry) = RetryLayer::builder()
+        .observer(weir_core::Tracing)
+        .backoff(Backoff::constant(Duration::ZERO))
+        .build_with_handle()
+        .unwrap();
+    let _ = layer.layer(probe).oneshot(1).await;
+    assert_eq!(
+        (handle.calls(), retry.retries(), retry.gave_up()),
+        (3, 2, 1)
+    );
+}
+
+#[cfg(feature = "metrics")]
+#[test]
+fn weir_cores_metrics_observer_takes_retry_events() {
+    // Compile-time checks: `Metrics` observes every retry event, and the layer stays Send + Sync.
+    fn observes<O: for<'a> weir_core::Observer<weir_retry::Event<'a>>>(_: &O) {}
+    observes(&weir_core::Metrics);
+    assert_send_sync::<RetryLayer<CloneRequest, weir_core::AnyError, weir_core::Metrics>>();
+}

@@ -1,0 +1,300 @@
+//! `TimeoutBuilder` and `ConfigError`.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::Duration;
+
+use weir_core::Name;
+
+use crate::layer::{Config, TimeoutLayer};
+use crate::policy::RouteTimeouts;
+
+/// Builds a [`TimeoutLayer`]: from [`TimeoutLayer::builder`] or a preset
+/// ([`TimeoutLayer::server`]).
+///
+/// | setting | default | what it does |
+/// |---|---|---|
+/// | [`timeout`](Self::timeout) / [`timeout_fn`](Self::timeout_fn) / [`routes`](Self::routes) | none | this layer's own timeout, counted from `call` |
+/// | [`incoming`](Self::incoming) | off | server mode: an incoming `grpc-timeout` or `x-timeout-ms` starts the deadline, capped at the given maximum |
+/// | [`propagate`](Self::propagate) | off | client mode: the time left, minus the allowance, is written on the outgoing request |
+/// | [`name`](Self::name) | `"default"` | the name in errors and events |
+/// | [`observer`](Self::observer) | `()` | receives an [`Event`](crate::Event) for each timeout and expired request |
+///
+/// Whatever is configured, a deadline already in the request's extensions is honoured (the
+/// earliest deadline wins), so a layer with no timeout of its own still enforces the caller's.
+#[derive(Clone, Debug)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct TimeoutBuilder<P = std::time::Duration, O = ()> {
+    policy: Option<P>,
+    name: Name,
+    observer: O,
+    incoming: Option<Duration>,
+    propagate: Option<Duration>,
+    invalid: Option<ConfigError>,
+}
+
+impl TimeoutBuilder {
+    pub(crate) fn new() -> Self {
+        Self {
+            policy: None,
+            name: Name::default(),
+            observer: (),
+            incoming: None,
+            propagate: None,
+            invalid: None,
+        }
+    }
+}
+
+impl<P, O> TimeoutBuilder<P, O> {
+    fn with_policy<P2>(self, policy: P2, invalid: Option<ConfigError>) -> TimeoutBuilder<P2, O> {
+        TimeoutBuilder {
+            policy: Some(policy),
+            name: self.name,
+            observer: self.observer,
+            incoming: self.incoming,
+            propagate: self.propagate,
+            invalid: self.invalid.or(invalid),
+        }
+    }
+
+    /// The same timeout for every request. Must be greater than zero.
+    pub fn timeout(self, timeout: Duration) -> TimeoutBuilder<Duration, O> {
+        let invalid = timeout.is_zero().then_some(ConfigError::ZeroTimeout);
+        self.with_policy(timeout, invalid)
+    }
+
+    /// A timeout picked per request by `f` (by method, header, route, ...); `None` means no
+    /// timeout of this layer's own for that request. A zero duration refuses the request at once.
+    pub fn timeout_fn<F>(self, f: F) -> TimeoutBuilder<F, O> {
+        self.with_policy(f, None)
+    }
+
+    /// A timeout per HTTP route, from a [`RouteTimeouts`] table. Every route must start with `/`
+    /// and every timeout be greater than zero.
+    pub fn routes(self, table: RouteTimeouts) -> TimeoutBuilder<RouteTimeouts, O> {
+        let (default, entries) = table.parts();
+        let invalid = if default.is_some_and(|d| d.is_zero()) {
+            Some(ConfigError::ZeroRouteTimeout {
+                route: String::from("(default)"),
+            })
+        } else {
+            entries.iter().find_map(|e| {
+                if !e.route.starts_with('/') {
+                    Some(ConfigError::InvalidRoute {
+                        route: e.route.to_string(),
+                    })
+                } else if e.timeout.is_some_and(|d| d.is_zero()) {
+                    Some(ConfigError::ZeroRouteTimeout {
+                        route: e.route.to_string(),
+                    })
+                } else {
+                    None
+                }
+            })
+        };
+        self.with_policy(table, invalid)
+    }
+
+    /// Server mode: the deadline of an incoming HTTP request starts from its `grpc-timeout`
+    /// (or, without one, weir's `x-timeout-ms`), capped at `max` so that a client cannot ask
+    /// for unbounded time. A malformed value is ignored. The layer's own timeout, if any, still
+    /// applies: the earlier deadline wins. Must be greater than zero.
+    pub fn incoming(mut self, max: Duration) -> Self {
+        if max.is_zero() {
+            self.invalid = self.invalid.or(Some(ConfigError::ZeroIncomingMax));
+        }
+        self.incoming = Some(max);
+        self
+    }
+
+    /// Client mode: every outgoing HTTP request with a deadline in force carries the time left,
+    /// minus `allowance` (for the network), as `grpc-timeout` when its `content-type` is
+    /// `application/grpc...`, else as `x-timeout-ms`. A request with no time left after the
+    /// allowance fails at once with a timeout error and is not sent. A timeout header the
+    /// request already carries counts as a deadline too (the earliest wins).
+    pub const fn propagate(mut self, allowance: Duration) -> Self {
+        self.propagate = Some(allowance);
+        self
+    }
+
+    /// Names this layer instance in its errors and events.
+    pub fn name(mut self, name: impl Into<Name>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Sets the observer of [`Event`](crate::Event)s: a closure `Fn(&Event<'_>)`, or weir-core's
+    /// `Tracing` / `Metrics`. It is cloned into each call.
+    pub fn observer<O2>(self, observer: O2) -> TimeoutBuilder<P, O2> {
+        TimeoutBuilder {
+            policy: self.policy,
+            name: self.name,
+            observer,
+            incoming: self.incoming,
+            propagate: self.propagate,
+            invalid: self.invalid,
+        }
+    }
+
+    /// The layer, or the first configuration rule broken.
+    pub fn build(self) -> Result<TimeoutLayer<P, O>, ConfigError> {
+        if let Some(invalid) = self.invalid {
+            return Err(invalid);
+        }
+        Ok(TimeoutLayer::from_config(Config {
+            policy: self.policy,
+            name: self.name,
+            observer: self.observer,
+            incoming: self.incoming,
+            propagate: self.propagate,
+        }))
+    }
+}
+
+/// Checks the recommended client pair: the attempt timeout (inside retry) must be greater than
+/// zero and not longer than the total timeout (outside retry), or the total could never allow a
+/// second attempt and the attempt timeout would never fire.
+///
+/// ```
+/// use std::time::Duration;
+/// use weir_timeout::{ConfigError, check_attempt_within_total};
+///
+/// assert!(check_attempt_within_total(Duration::from_secs(2), Duration::from_secs(10)).is_ok());
+/// assert!(matches!(
+///     check_attempt_within_total(Duration::from_secs(20), Duration::from_secs(10)),
+///     Err(ConfigError::AttemptLongerThanTotal { .. })
+/// ));
+/// ```
+pub fn check_attempt_within_total(attempt: Duration, total: Duration) -> Result<(), ConfigError> {
+    if attempt.is_zero() || total.is_zero() {
+        return Err(ConfigError::ZeroTimeout);
+    }
+    if attempt > total {
+        return Err(ConfigError::AttemptLongerThanTotal { attempt, total });
+    }
+    Ok(())
+}
+
+/// A timeout configuration that breaks a rule; the message names the field and the rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `timeout` was zero.
+    ZeroTimeout,
+    /// A route's timeout, or the table's default, was zero.
+    ZeroRouteTimeout {
+        /// The route (`(default)` for the table's default).
+        route: String,
+    },
+    /// A route or prefix did not start with `/`.
+    InvalidRoute {
+        /// The route as given.
+        route: String,
+    },
+    /// The `incoming` maximum was zero.
+    ZeroIncomingMax,
+    /// The attempt timeout was longer than the total timeout.
+    AttemptLongerThanTotal {
+        /// The attempt timeout.
+        attempt: Duration,
+        /// The total timeout.
+        total: Duration,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ZeroTimeout => f.write_str(
+                "`timeout` must be greater than zero (set no timeout rather than a zero one)",
+            ),
+            Self::ZeroRouteTimeout { route } => write!(
+                f,
+                "`routes`: the timeout of `{route}` must be greater than zero (use `None` for no timeout)"
+            ),
+            Self::InvalidRoute { route } => {
+                write!(f, "`routes`: route `{route}` must start with `/`")
+            }
+            Self::ZeroIncomingMax => f.write_str("`incoming` maximum must be greater than zero"),
+            Self::AttemptLongerThanTotal { attempt, total } => write!(
+                f,
+                "`attempt` timeout ({attempt:?}) must not be longer than the `total` timeout ({total:?})"
+            ),
+        }
+    }
+}
+
+impl StdError for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn each_rule_is_checked_and_named() {
+        let err = TimeoutBuilder::new()
+            .timeout(Duration::ZERO)
+            .build()
+            .unwrap_err();
+        assert_eq!(err, ConfigError::ZeroTimeout);
+        assert!(
+            err.to_string()
+                .starts_with("`timeout` must be greater than zero")
+        );
+
+        let err = TimeoutBuilder::new()
+            .incoming(Duration::ZERO)
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`incoming` maximum must be greater than zero"
+        );
+
+        let table = RouteTimeouts::new(Some(ms(5))).route("/a", Some(Duration::ZERO));
+        let err = TimeoutBuilder::new().routes(table).build().unwrap_err();
+        assert_eq!(err, ConfigError::ZeroRouteTimeout { route: "/a".into() });
+
+        let table = RouteTimeouts::new(Some(Duration::ZERO));
+        let err = TimeoutBuilder::new().routes(table).build().unwrap_err();
+        assert!(err.to_string().contains("`(default)`"));
+
+        let table = RouteTimeouts::new(None).prefix("api/", Some(ms(5)));
+        let err = TimeoutBuilder::new().routes(table).build().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`routes`: route `api/` must start with `/`"
+        );
+
+        let err = check_attempt_within_total(ms(300), ms(200)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`attempt` timeout (300ms) must not be longer than the `total` timeout (200ms)"
+        );
+        assert_eq!(check_attempt_within_total(ms(200), ms(200)), Ok(()));
+        assert_eq!(
+            check_attempt_within_total(Duration::ZERO, ms(200)),
+            Err(ConfigError::ZeroTimeout)
+        );
+    }
+
+    #[test]
+    fn a_valid_configuration_builds() {
+        assert!(
+            TimeoutBuilder::new()
+                .timeout(ms(10))
+                .incoming(ms(100))
+                .propagate(Duration::ZERO)
+                .name("edge")
+                .build()
+                .is_ok()
+        );
+        // Nothing at all is valid: the layer enforces the deadline already in force.
+        assert!(TimeoutBuilder::new().build().is_ok());
+    }
+}

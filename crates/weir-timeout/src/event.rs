@@ -1,0 +1,89 @@
+//! What the timeout layer reports to its observer.
+
+use weir_core::{Deadline, Name};
+
+/// An event of a timeout layer, given by reference to its [`Observer`](weir_core::Observer).
+///
+/// Emitted only when a request fails (never for a request answered in time), and without
+/// allocating. `pattern()` is `"timeout"`; `kind()` is `"timed_out"` or `"expired"`.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// The deadline passed while the inner service was working: its future was dropped (which
+    /// cancels the work and releases what it held) and the caller got a timeout error.
+    #[non_exhaustive]
+    TimedOut {
+        /// The layer's name.
+        layer: &'a Name,
+        /// The deadline that passed.
+        deadline: Deadline,
+    },
+    /// The request arrived with no time left (its deadline had passed, or in client mode the
+    /// budget left was no more than the network allowance): the inner service was not called.
+    #[non_exhaustive]
+    Expired {
+        /// The layer's name.
+        layer: &'a Name,
+        /// The deadline in force.
+        deadline: Deadline,
+    },
+}
+
+impl Event<'_> {
+    /// The deadline the event is about.
+    #[must_use]
+    pub const fn deadline(&self) -> Deadline {
+        match self {
+            Self::TimedOut { deadline, .. } | Self::Expired { deadline, .. } => *deadline,
+        }
+    }
+}
+
+impl weir_core::Event for Event<'_> {
+    fn pattern(&self) -> &'static str {
+        "timeout"
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::TimedOut { .. } => "timed_out",
+            Self::Expired { .. } => "expired",
+        }
+    }
+
+    fn layer(&self) -> &Name {
+        match self {
+            Self::TimedOut { layer, .. } | Self::Expired { layer, .. } => layer,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use weir_core::Event as _;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn events_name_the_pattern_kind_and_layer() {
+        let name = Name::new("attempt");
+        let deadline = Deadline::after(Duration::from_secs(1));
+        let timed_out = Event::TimedOut {
+            layer: &name,
+            deadline,
+        };
+        let expired = Event::Expired {
+            layer: &name,
+            deadline,
+        };
+        assert_eq!(
+            (timed_out.pattern(), timed_out.kind()),
+            ("timeout", "timed_out")
+        );
+        assert_eq!(expired.kind(), "expired");
+        assert_eq!(expired.layer().as_str(), "attempt");
+        assert_eq!(timed_out.deadline(), deadline);
+    }
+}

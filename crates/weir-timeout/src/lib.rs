@@ -1,0 +1,20 @@
+#![doc = include_str!("../README.md")]
+#![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod builder;
+mod carrier;
+mod event;
+mod future;
+mod layer;
+mod policy;
+mod service;
+mod state;
+
+pub use crate::builder::{ConfigError, TimeoutBuilder, check_attempt_within_total};
+pub use crate::carrier::Carrier;
+pub use crate::event::Event;
+pub use crate::future::ResponseFuture;
+pub use crate::layer::TimeoutLayer;
+pub use crate::policy::{RouteTimeouts, TimeoutPolicy};
+pub use crate::service::Timeout;

@@ -1,0 +1,146 @@
+//! `Timeout`: the service (poll_ready and call only).
+
+use std::fmt;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::HeaderMap;
+use http::header::CONTENT_TYPE;
+use tokio::time::Instant;
+use tower_service::Service;
+use weir_core::{BoxError, Deadline, Error, Observer};
+
+use crate::carrier::Carrier;
+use crate::event::Event;
+use crate::future::ResponseFuture;
+use crate::layer::Config;
+use crate::policy::TimeoutPolicy;
+use crate::state::{self, Start};
+
+/// Bounds how long the inner service may take; made by [`TimeoutLayer`](crate::TimeoutLayer).
+///
+/// `poll_ready` is the inner service's. `call` works out the deadline in force (the layer's
+/// own timeout, an incoming header in server mode, a deadline already in the request: the
+/// earliest wins), stores it in an HTTP request's extensions, writes it out in client mode,
+/// refuses at once a request that has no time left, and otherwise calls the inner service.
+#[derive(Clone)]
+pub struct Timeout<S, P = Duration, O = ()> {
+    inner: S,
+    config: Config<P, O>,
+}
+
+impl<S, P, O> Timeout<S, P, O> {
+    pub(crate) const fn new(inner: S, config: Config<P, O>) -> Self {
+        Self { inner, config }
+    }
+
+    /// The inner service.
+    pub const fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub const fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, consuming this one.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, P, O, Req> Service<Req> for Timeout<S, P, O>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    P: TimeoutPolicy<Req>,
+    O: for<'a> Observer<Event<'a>> + Clone,
+    Req: Carrier,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future, O>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    #[inline]
+    fn call(&mut self, mut req: Req) -> Self::Future {
+        let config = &self.config;
+        let own = config.policy.as_ref().and_then(|p| p.timeout(&req));
+        let start = if req.headers().is_some() {
+            start_http(config, &mut req, own)
+        } else {
+            state::start_relative(own).ok_or_else(|| Deadline::at(Instant::now()))
+        };
+        match start {
+            Ok(start) => ResponseFuture::running(
+                self.inner.call(req),
+                start,
+                config.name.clone(),
+                config.observer.clone(),
+            ),
+            Err(deadline) => {
+                config.observer.on_event(&Event::Expired {
+                    layer: &config.name,
+                    deadline,
+                });
+                let error = Error::timeout().with_layer(config.name.clone());
+                ResponseFuture::rejected(error, config.name.clone(), config.observer.clone())
+            }
+        }
+    }
+}
+
+/// The start of an HTTP request's timer: its deadline is fixed now, stored in its extensions
+/// (the earliest wins) and, in client mode, written in its headers. `Err` carries the deadline
+/// in force when no time is left.
+fn start_http<P, O, Req: Carrier>(
+    config: &Config<P, O>,
+    req: &mut Req,
+    own: Option<Duration>,
+) -> Result<Start, Deadline> {
+    let now = Instant::now();
+    let mut deadline = state::deadline_after(now, own);
+    if let Some(headers) = req.headers() {
+        // Server mode reads the client's deadline, capped; client mode reads one the request
+        // already carries (a caller's own `grpc-timeout`), uncapped.
+        if let Some(cap) = config.incoming.or(config.propagate.map(|_| Duration::MAX)) {
+            deadline = state::earliest(deadline, Deadline::from_headers(headers, cap));
+        }
+    }
+    if let Some(extensions) = req.extensions_mut() {
+        deadline = match deadline {
+            Some(d) => Some(d.set_earliest(extensions)),
+            None => Deadline::get(extensions),
+        };
+    }
+    let start = state::start_at(deadline, now).ok_or(deadline.unwrap_or(Deadline::at(now)))?;
+    if let (Some(allowance), Start::At(d), Some(headers)) =
+        (config.propagate, start, req.headers_mut())
+        && !d.write_headers(headers, is_grpc(headers), allowance)
+    {
+        return Err(d);
+    }
+    Ok(start)
+}
+
+/// Whether the request is gRPC: its `content-type` is `application/grpc` or
+/// `application/grpc+...` (and gRPC-Web's `application/grpc-web...`).
+fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+impl<S: fmt::Debug, P, O> fmt::Debug for Timeout<S, P, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timeout")
+            .field("inner", &self.inner)
+            .field("config", &self.config)
+            .finish()
+    }
+}

@@ -1,0 +1,141 @@
+//! The pure algorithm: which deadline is in force, and whether any time is left. No runtime, no
+//! `Service`; the clock reading is an argument.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+use weir_core::Deadline;
+
+/// When a call's timer starts, as decided at `call`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Start {
+    /// No deadline at all: no timer, ever.
+    Never,
+    /// `timeout` from the moment the inner future is first pending. For a request with no HTTP
+    /// parts, whose deadline nobody else reads, this saves the clock reading on every call that
+    /// is answered at once.
+    After(Duration),
+    /// A deadline fixed at `call` (an HTTP request's, which is stored in its extensions).
+    At(Deadline),
+}
+
+/// The start of a call with no HTTP parts: only the layer's own timeout counts. `None` when
+/// the timeout is zero (no time at all: the call is refused).
+#[inline]
+pub(crate) fn start_relative(timeout: Option<Duration>) -> Option<Start> {
+    match timeout {
+        None => Some(Start::Never),
+        Some(t) if t.is_zero() => None,
+        Some(t) => Some(Start::After(t)),
+    }
+}
+
+/// The start of a call whose deadline was worked out at `call`; `None` if it has passed.
+#[inline]
+pub(crate) fn start_at(deadline: Option<Deadline>, now: Instant) -> Option<Start> {
+    match deadline {
+        None => Some(Start::Never),
+        Some(d) if d.instant() <= now => None,
+        Some(d) => Some(Start::At(d)),
+    }
+}
+
+/// The deadline `timeout` after `now`; `None` when there is no timeout, or when it lies beyond
+/// what an `Instant` can hold (that is, never).
+#[inline]
+pub(crate) fn deadline_after(now: Instant, timeout: Option<Duration>) -> Option<Deadline> {
+    now.checked_add(timeout?).map(Deadline::at)
+}
+
+/// The earlier of two optional deadlines: a deadline is never extended by a later one, and
+/// "none" is later than any.
+#[inline]
+pub(crate) fn earliest(a: Option<Deadline>, b: Option<Deadline>) -> Option<Deadline> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.earliest(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn at(base: Instant, ms: u64) -> Deadline {
+        Deadline::at(base + Duration::from_millis(ms))
+    }
+
+    #[test]
+    fn the_deadline_counts_from_now() {
+        let now = Instant::now();
+        assert_eq!(
+            deadline_after(now, Some(Duration::from_millis(100))),
+            Some(at(now, 100))
+        );
+        assert_eq!(deadline_after(now, None), None);
+        // Beyond what an Instant holds: no deadline, never a panic.
+        assert_eq!(deadline_after(now, Some(Duration::MAX)), None);
+    }
+
+    #[test]
+    fn the_earlier_deadline_wins_and_none_is_latest() {
+        let now = Instant::now();
+        assert_eq!(
+            earliest(Some(at(now, 5)), Some(at(now, 9))),
+            Some(at(now, 5))
+        );
+        assert_eq!(
+            earliest(Some(at(now, 9)), Some(at(now, 5))),
+            Some(at(now, 5))
+        );
+        assert_eq!(earliest(None, Some(at(now, 9))), Some(at(now, 9)));
+        assert_eq!(earliest(Some(at(now, 9)), None), Some(at(now, 9)));
+        assert_eq!(earliest(None, None), None);
+    }
+
+    #[test]
+    fn a_call_starts_relative_or_at_a_deadline() {
+        let now = Instant::now();
+        assert_eq!(start_relative(None), Some(Start::Never));
+        assert_eq!(start_relative(Some(Duration::ZERO)), None);
+        assert_eq!(
+            start_relative(Some(Duration::from_millis(3))),
+            Some(Start::After(Duration::from_millis(3)))
+        );
+        assert_eq!(start_at(None, now), Some(Start::Never));
+        assert_eq!(start_at(Some(at(now, 0)), now), None);
+        assert_eq!(start_at(Some(at(now, 1)), now), Some(Start::At(at(now, 1))));
+    }
+
+    proptest! {
+        #[test]
+        fn earliest_never_extends_either_deadline(
+            a in proptest::option::of(0_u64..10_000),
+            b in proptest::option::of(0_u64..10_000),
+        ) {
+            let now = Instant::now();
+            let (da, db) = (a.map(|ms| at(now, ms)), b.map(|ms| at(now, ms)));
+            let e = earliest(da, db);
+            prop_assert_eq!(e.is_some(), a.is_some() || b.is_some());
+            if let Some(e) = e {
+                for d in [da, db].into_iter().flatten() {
+                    prop_assert!(e <= d);
+                }
+                prop_assert!(Some(e) == da || Some(e) == db);
+            }
+        }
+
+        #[test]
+        fn a_deadline_starts_a_call_until_it_has_passed(
+            timeout in 1_u64..1_000_000,
+            elapsed in 0_u64..2_000_000,
+        ) {
+            let now = Instant::now();
+            let deadline = deadline_after(now, Some(Duration::from_micros(timeout)));
+            let later = now + Duration::from_micros(elapsed);
+            prop_assert_eq!(start_at(deadline, later).is_none(), elapsed >= timeout);
+        }
+    }
+}
