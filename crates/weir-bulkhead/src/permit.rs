@@ -69,6 +69,7 @@ impl Core {
     }
 
     /// Takes a permit if one is free and nobody is queued (a newcomer never overtakes a waiter).
+    #[inline]
     pub(crate) fn try_acquire(self: &Arc<Self>) -> Option<Permit> {
         if self.queued.load(SeqCst) != 0 {
             return None;
@@ -76,6 +77,7 @@ impl Core {
         self.take().then(|| Permit::new(self))
     }
 
+    #[inline]
     fn take(&self) -> bool {
         self.available
             .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
@@ -124,12 +126,20 @@ impl Core {
         }
     }
 
+    #[inline]
     fn release(self: &Arc<Self>) {
         self.available.fetch_add(1, SeqCst);
         if self.queued.load(SeqCst) != 0 {
-            let mut waiters = self.lock();
-            self.serve(&mut waiters);
+            self.serve_queue();
         }
+    }
+
+    /// The slow half of a release: somebody is queued.
+    #[cold]
+    #[inline(never)]
+    fn serve_queue(self: &Arc<Self>) {
+        let mut waiters = self.lock();
+        self.serve(&mut waiters);
     }
 
     fn lock(&self) -> MutexGuard<'_, VecDeque<oneshot::Sender<Permit>>> {
@@ -151,6 +161,7 @@ pub struct Permit {
 }
 
 impl Permit {
+    #[inline]
     fn new(core: &Arc<Core>) -> Self {
         Self {
             core: Some(Arc::clone(core)),
@@ -173,6 +184,7 @@ impl Permit {
 }
 
 impl Drop for Permit {
+    #[inline]
     fn drop(&mut self) {
         if let Some(core) = self.core.take() {
             core.release();

@@ -47,6 +47,15 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed {
     fn circuit_breaker(self)
     -> ServiceBuilder<Stack<weir_circuit_breaker::CircuitBreakerLayer, L>>;
 
+    /// Retries transient failures, up to `max_attempts` calls in all (the first included), with
+    /// the default backoff and retry budget, from
+    /// [`RetryLayer::new`](weir_retry::RetryLayer::new) (requests are cloned; use
+    /// `RetryLayer::http()` for HTTP bodies). Named `retries` because tower's `ServiceBuilder`
+    /// has a `retry` method of its own.
+    #[cfg(feature = "retry")]
+    #[must_use]
+    fn retries(self, max_attempts: u32) -> ServiceBuilder<Stack<weir_retry::RetryLayer, L>>;
+
     /// Times out calls after `timeout` and sets the request's [`Deadline`](crate::Deadline) (the
     /// earlier of this one and any already there), with
     /// [`TimeoutLayer::new`](weir_timeout::TimeoutLayer::new). Named `deadline` because
@@ -78,6 +87,11 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
         self,
     ) -> ServiceBuilder<Stack<weir_circuit_breaker::CircuitBreakerLayer, L>> {
         self.layer(weir_circuit_breaker::CircuitBreakerLayer::new())
+    }
+
+    #[cfg(feature = "retry")]
+    fn retries(self, max_attempts: u32) -> ServiceBuilder<Stack<weir_retry::RetryLayer, L>> {
+        self.layer(weir_retry::RetryLayer::new(max_attempts))
     }
 
     #[cfg(feature = "timeout")]

@@ -10,6 +10,9 @@ pub use crate::builder_ext::ServiceBuilderExt;
 pub use weir_circuit_breaker as circuit_breaker;
 /// The shared vocabulary every weir layer speaks: re-exported from [`weir_core`].
 pub use weir_core::*;
+/// Retry with backoff, budgets and body replay: the [`weir-retry`](weir_retry) crate.
+#[cfg(feature = "retry")]
+pub use weir_retry as retry;
 /// Timeouts and deadline propagation: the [`weir-timeout`](weir_timeout) crate.
 #[cfg(feature = "timeout")]
 pub use weir_timeout as timeout;
