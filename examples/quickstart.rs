@@ -66,10 +66,8 @@ async fn handler(counts: Counts, req: Request) -> Result<Response<Body>, BoxErro
             .with_rate_limit(info)
             .into());
     }
-    if let Some(deadline) = deadline {
-        if deadline.remaining() < WORK {
-            return Err(Error::timeout().with_layer("quickstart").into());
-        }
+    if deadline.is_some_and(|deadline| deadline.remaining() < WORK) {
+        return Err(Error::timeout().with_layer("quickstart").into());
     }
     tokio::time::sleep(WORK).await;
     let client = client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
@@ -185,9 +183,10 @@ async fn main() -> Result<(), BoxError> {
         .await
     });
     println!("weir quickstart: server on http://{addr}/ (ErrorResponseLayer + a demo handler)\n");
+    let header = ("request", "status", "what the client saw");
     println!(
-        "{:<40} {:>6}  {:<62} {}",
-        "request", "status", "what the client saw", "classified as"
+        "{:<40} {:>6}  {:<62} classified as",
+        header.0, header.1, header.2
     );
     println!("{}", "-".repeat(140));
 

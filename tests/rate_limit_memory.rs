@@ -39,7 +39,10 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         // SAFETY: `ptr` and `layout` come from this allocator, that is from `System`.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -75,10 +78,20 @@ async fn a_million_key_flood_is_bounded_and_memory_returns_after_idle() {
         .build_with_handle()
         .expect("valid");
     let mut svc = layer.layer(echo);
-    svc.ready().await.expect("ready").call(u64::MAX).await.expect("admitted");
+    svc.ready()
+        .await
+        .expect("ready")
+        .call(u64::MAX)
+        .await
+        .expect("admitted");
     let baseline = live();
     for ip in 0..FLOOD {
-        svc.ready().await.expect("ready").call(ip).await.expect("a new key is admitted");
+        svc.ready()
+            .await
+            .expect("ready")
+            .call(ip)
+            .await
+            .expect("a new key is admitted");
     }
     let flooded = live() - baseline;
     let per_key = flooded as f64 / FLOOD as f64;
@@ -95,7 +108,10 @@ async fn a_million_key_flood_is_bounded_and_memory_returns_after_idle() {
         let _ = svc.ready().await.expect("ready").call(u64::MAX).await;
     }
     let after = live() - baseline;
-    eprintln!("after the idle period: {} keys, {after} bytes above baseline", handle.keys());
+    eprintln!(
+        "after the idle period: {} keys, {after} bytes above baseline",
+        handle.keys()
+    );
     assert!(handle.keys() <= 1, "{} keys left", handle.keys());
     assert!(after < 64 * 1024, "{after} bytes above baseline");
 

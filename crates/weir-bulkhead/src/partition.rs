@@ -6,8 +6,6 @@ use std::fmt;
 use std::hash::Hash;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
-use std::sync::atomic::Ordering::SeqCst;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -24,19 +22,19 @@ use crate::future::ResponseFuture;
 use crate::handle::BulkheadStats;
 use crate::permit::{Core, Permit};
 use crate::protocol::{Plain, Protocol};
-use crate::state::{RejectReason, bounded_increment};
+use crate::state::RejectReason;
 
-/// One partition: its own permits, and the permits it has borrowed from the pool.
+/// One partition: its own permits, and its allowance to borrow from the pool.
 struct Partition {
     core: Arc<Core>,
-    loans: Arc<AtomicUsize>,
+    loans: Option<Arc<Core>>,
 }
 
 impl Partition {
-    fn new(size: usize) -> Arc<Self> {
+    fn new(size: usize, pool: Option<&(Arc<Core>, usize)>) -> Arc<Self> {
         Arc::new(Self {
             core: Core::new(size),
-            loans: Arc::new(AtomicUsize::new(0)),
+            loans: pool.map(|(pool, cap)| Core::lender(*cap, pool)),
         })
     }
 }
@@ -195,6 +193,7 @@ impl<X, K, O, P> PartitionedBuilder<X, K, O, P> {
             return Err(ConfigError::ZeroRetryAfter);
         }
         let per_key = self.per_key;
+        let pool = self.pool.map(|(size, cap)| (Core::new(size), cap));
         Ok(PartitionedLayer {
             shared: Arc::new(Parts {
                 extractor: self.extractor,
@@ -202,14 +201,15 @@ impl<X, K, O, P> PartitionedBuilder<X, K, O, P> {
                 named: self
                     .named
                     .into_iter()
-                    .map(|(key, size)| (key, Partition::new(size)))
+                    .map(|(key, size)| (key, Partition::new(size, pool.as_ref())))
                     .collect(),
                 // A partition with calls in flight (or loans out) is never evicted.
-                keyed: KeyedMap::new(self.keyed, Partition::new(per_key)).evict_if(idle),
-                keyless: Partition::new(per_key),
+                keyed: KeyedMap::new(self.keyed, Partition::new(per_key, pool.as_ref()))
+                    .evict_if(idle),
+                keyless: Partition::new(per_key, pool.as_ref()),
                 bypass: Core::new(MAX_PERMITS),
                 per_key,
-                pool: self.pool.map(|(size, cap)| (Core::new(size), cap)),
+                pool,
                 name: self.name,
                 retry_after: self.retry_after,
                 observer: self.observer,
@@ -220,7 +220,8 @@ impl<X, K, O, P> PartitionedBuilder<X, K, O, P> {
 }
 
 fn idle(partition: &Arc<Partition>, _now: Instant) -> bool {
-    partition.core.available() == partition.core.max() && partition.loans.load(SeqCst) == 0
+    let unused = |core: &Core| core.available() == core.max();
+    unused(&partition.core) && partition.loans.as_deref().is_none_or(unused)
 }
 
 impl<X, K, O, P> fmt::Debug for PartitionedBuilder<X, K, O, P> {
@@ -348,19 +349,11 @@ where
     }
 
     /// A permit of the partition's own, or one borrowed from the pool within the cap.
-    fn acquire(&self, partition: &Partition) -> Option<Permit> {
-        if let Some(permit) = partition.core.try_acquire() {
-            return Some(permit);
-        }
-        let (pool, cap) = self.pool.as_ref()?;
-        if !bounded_increment(&partition.loans, *cap) {
-            return None;
-        }
-        if let Some(permit) = pool.try_acquire() {
-            return Some(permit.lent_to(&partition.loans));
-        }
-        partition.loans.fetch_sub(1, SeqCst);
-        None
+    fn acquire(partition: &Partition) -> Option<Permit> {
+        partition
+            .core
+            .try_acquire()
+            .or_else(|| partition.loans.as_ref()?.try_borrow())
     }
 }
 
@@ -391,7 +384,12 @@ where
                     None => shared.keyed.with(
                         key.clone(),
                         Instant::now(),
-                        |key| (shared.extractor.detach(key), Partition::new(shared.per_key)),
+                        |key| {
+                            (
+                                shared.extractor.detach(key),
+                                Partition::new(shared.per_key, shared.pool.as_ref()),
+                            )
+                        },
                         Arc::clone,
                     ),
                 };
@@ -410,7 +408,7 @@ where
                 return ResponseFuture::rejected(error);
             }
         };
-        match shared.acquire(&partition) {
+        match Parts::<X, K, O>::acquire(&partition) {
             Some(permit) => ResponseFuture::running(self.inner.call(req), permit, true),
             None => ResponseFuture::rejected(shared.reject(
                 &partition,

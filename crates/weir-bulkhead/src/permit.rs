@@ -35,6 +35,9 @@ pub(crate) struct Core {
     queued: AtomicUsize,
     rejected: AtomicU64,
     waiters: Mutex<VecDeque<oneshot::Sender<Permit>>>,
+    /// For a partition's loan allowance: the shared pool each of its permits also holds one
+    /// permit of, released with it.
+    lends_from: Option<Arc<Self>>,
 }
 
 impl Core {
@@ -45,7 +48,34 @@ impl Core {
             queued: AtomicUsize::new(0),
             rejected: AtomicU64::new(0),
             waiters: Mutex::new(VecDeque::new()),
+            lends_from: None,
         })
+    }
+
+    /// A partition's loan allowance: `cap` permits, each of which also holds one of `pool`'s.
+    pub(crate) fn lender(cap: usize, pool: &Arc<Self>) -> Arc<Self> {
+        Arc::new(Self {
+            max: cap,
+            available: AtomicUsize::new(cap),
+            queued: AtomicUsize::new(0),
+            rejected: AtomicU64::new(0),
+            waiters: Mutex::new(VecDeque::new()),
+            lends_from: Some(Arc::clone(pool)),
+        })
+    }
+
+    /// A permit of this loan allowance and one of its pool, if both have one free.
+    pub(crate) fn try_borrow(self: &Arc<Self>) -> Option<Permit> {
+        let pool = self.lends_from.as_ref()?;
+        if !self.take() {
+            return None;
+        }
+        if pool.queued.load(SeqCst) == 0 && pool.take() {
+            return Some(Permit::new(self));
+        }
+        // Nobody waits on an allowance: give it straight back.
+        self.available.fetch_add(1, SeqCst);
+        None
     }
 
     pub(crate) const fn max(&self) -> usize {
@@ -132,6 +162,9 @@ impl Core {
         if self.queued.load(SeqCst) != 0 {
             self.serve_queue();
         }
+        if let Some(pool) = &self.lends_from {
+            pool.release();
+        }
     }
 
     /// The slow half of a release: somebody is queued.
@@ -156,8 +189,6 @@ impl Core {
 /// ends.
 pub struct Permit {
     core: Option<Arc<Core>>,
-    /// For a permit a partition borrowed from the shared pool: the partition's loan count.
-    loan: Option<Arc<AtomicUsize>>,
 }
 
 impl Permit {
@@ -165,19 +196,13 @@ impl Permit {
     fn new(core: &Arc<Core>) -> Self {
         Self {
             core: Some(Arc::clone(core)),
-            loan: None,
         }
-    }
-
-    /// Marks this permit as lent to a partition, whose `loans` count it holds until it drops.
-    pub(crate) fn lent_to(mut self, loans: &Arc<AtomicUsize>) -> Self {
-        self.loan = Some(Arc::clone(loans));
-        self
     }
 
     /// Returns the permit to the pool without serving the queue (the caller holds the lock).
     fn give_back(mut self) {
         if let Some(core) = self.core.take() {
+            // Only queue cores hand permits over, and a queue core lends from no pool.
             core.available.fetch_add(1, SeqCst);
         }
     }
@@ -188,9 +213,6 @@ impl Drop for Permit {
     fn drop(&mut self) {
         if let Some(core) = self.core.take() {
             core.release();
-        }
-        if let Some(loans) = self.loan.take() {
-            loans.fetch_sub(1, SeqCst);
         }
     }
 }

@@ -179,10 +179,11 @@ impl<L: Limit, C, O> LoadShedBuilder<L, C, O> {
     pub fn build(self) -> Result<LoadShedLayer<L, C, O>, ConfigError> {
         self.validate()?;
         let limit = self.limit.limit().max(1);
-        Ok(LoadShedLayer::from_shared(Shared {
+        let layer = LoadShedLayer::from_shared(Shared {
             core: Core {
                 in_flight: AtomicUsize::new(0),
                 limit: AtomicUsize::new(limit),
+                caps: [0; 3].map(AtomicUsize::new),
                 shed: AtomicU64::new(0),
                 succeeded: AtomicU64::new(0),
                 dropped: AtomicU64::new(0),
@@ -197,7 +198,9 @@ impl<L: Limit, C, O> LoadShedBuilder<L, C, O> {
             algorithm: Mutex::new(self.limit),
             classifier: self.classifier,
             observer: self.observer,
-        }))
+        });
+        layer.core().set_limit(limit, &self.shares);
+        Ok(layer)
     }
 
     /// Builds the layer and a handle reading its figures and load level.

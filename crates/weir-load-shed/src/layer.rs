@@ -52,6 +52,10 @@ impl<L, C, O> LoadShedLayer<L, C, O> {
         }
     }
 
+    pub(crate) fn core(&self) -> &crate::shared::Core {
+        &self.shared.core
+    }
+
     /// A handle reading this layer's figures and load level.
     #[must_use]
     pub fn handle(&self) -> LoadShedHandle

@@ -17,6 +17,9 @@ use crate::state::{LoadLevel, Priority, cap, level};
 pub(crate) struct Core {
     pub(crate) in_flight: AtomicUsize,
     pub(crate) limit: AtomicUsize,
+    /// Calls each priority may have in flight under the current limit (sheddable, normal,
+    /// critical), recomputed when the limit moves so admission does no arithmetic.
+    pub(crate) caps: [AtomicUsize; 3],
     pub(crate) shed: AtomicU64,
     pub(crate) succeeded: AtomicU64,
     pub(crate) dropped: AtomicU64,
@@ -26,6 +29,14 @@ pub(crate) struct Core {
 }
 
 impl Core {
+    /// Stores a new limit and the caps it gives each priority.
+    pub(crate) fn set_limit(&self, limit: usize, shares: &[f64; 3]) {
+        self.limit.store(limit, Relaxed);
+        for (slot, share) in self.caps.iter().zip(shares) {
+            slot.store(cap(limit, *share), Relaxed);
+        }
+    }
+
     pub(crate) fn level(&self) -> LoadLevel {
         level(
             self.in_flight.load(Relaxed),
@@ -67,20 +78,21 @@ where
     O: for<'a> Observer<Event<'a>>,
 {
     /// Takes a slot for a call of `priority`, or says why not.
+    #[inline]
     pub(crate) fn admit(&self, priority: Priority) -> Result<(), Error> {
-        let limit = self.core.limit.load(Relaxed);
-        let cap = cap(limit, self.shares[priority.index()]);
+        let cap = self.core.caps[priority.index()].load(Relaxed);
         match self
             .core
             .in_flight
             .fetch_update(SeqCst, SeqCst, |n| (n < cap).then_some(n + 1))
         {
             Ok(_) => Ok(()),
-            Err(in_flight) => Err(self.shed(priority, in_flight, limit)),
+            Err(in_flight) => Err(self.shed(priority, in_flight, self.core.limit.load(Relaxed))),
         }
     }
 
     /// Counts and reports a refusal, and makes its error.
+    #[cold]
     pub(crate) fn shed(&self, priority: Priority, in_flight: usize, limit: usize) -> Error {
         self.core.shed.fetch_add(1, Relaxed);
         self.observer.on_event(&Event::Shed {
@@ -130,7 +142,9 @@ where
                     .unwrap_or_else(PoisonError::into_inner);
                 let from = algorithm.limit();
                 let to = algorithm.update(sample);
-                self.core.limit.store(to, Relaxed);
+                if to != from {
+                    self.core.set_limit(to, &self.shares);
+                }
                 (from, to)
             };
             if from != to {

@@ -8,11 +8,15 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use crate::quota::Quota;
 
 /// The answer of an [`Algorithm`] to one request.
+///
+/// The units left are kept as `room / unit` and divided only when asked for (for headers, an
+/// error, or to compare stacked quotas), so an admitted request on the plain path divides nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Verdict {
     admitted: bool,
     wait: u64,
-    remaining: u64,
+    room: u64,
+    unit: u64,
     reset: u64,
     retry_after: u64,
 }
@@ -22,10 +26,16 @@ impl Verdict {
     /// `remaining` units left and the quota fully restored in `reset` nanoseconds.
     #[must_use]
     pub const fn admitted(wait: u64, remaining: u64, reset: u64) -> Self {
+        Self::admitted_in(wait, remaining, 1, reset)
+    }
+
+    /// As [`admitted`](Self::admitted), with `room / unit` units left.
+    pub(crate) const fn admitted_in(wait: u64, room: u64, unit: u64, reset: u64) -> Self {
         Self {
             admitted: true,
             wait,
-            remaining,
+            room,
+            unit,
             reset,
             retry_after: 0,
         }
@@ -37,7 +47,8 @@ impl Verdict {
         Self {
             admitted: false,
             wait: 0,
-            remaining,
+            room: remaining,
+            unit: 1,
             reset,
             retry_after,
         }
@@ -58,7 +69,15 @@ impl Verdict {
     /// Units left after this decision.
     #[must_use]
     pub const fn remaining(&self) -> u64 {
-        self.remaining
+        if self.unit <= 1 {
+            self.room
+        } else {
+            self.room / self.unit
+        }
+    }
+
+    pub(crate) const fn room(&self) -> (u64, u64) {
+        (self.room, self.unit)
     }
 
     /// Nanoseconds until the quota is fully restored.
@@ -148,12 +167,12 @@ fn schedule(
         let left_now = cap.saturating_sub(backlog) / t;
         return (Verdict::refused(wait, left_now, backlog), None);
     }
-    let remaining = if wait > 0 {
+    let room = if wait > 0 {
         0
     } else {
-        cap.saturating_sub(new - now) / t
+        cap.saturating_sub(new - now)
     };
-    (Verdict::admitted(wait, remaining, new - now), Some(new))
+    (Verdict::admitted_in(wait, room, t, new - now), Some(new))
 }
 
 fn gcra_step(
@@ -258,9 +277,9 @@ fn leaky_step(
     let queue = t.saturating_mul(u64::from(quota.burst_size()));
     let (verdict, new) = schedule(next, inc, t, t, now, max_wait.min(queue));
     if verdict.is_admitted() {
-        let places = queue.saturating_sub(verdict.wait()) / t;
+        let places = queue.saturating_sub(verdict.wait());
         (
-            Verdict::admitted(verdict.wait(), places, verdict.reset()),
+            Verdict::admitted_in(verdict.wait(), places, t, verdict.reset()),
             new,
         )
     } else {
@@ -771,7 +790,8 @@ mod tests {
         assert_eq!(refused.reset(), 300 * MS);
         assert!(!take(&Gcra, &s, &q, 100 * MS - 1));
         let ok = Gcra.acquire(&s, &q, 1, 100 * MS, 0);
-        assert_eq!(ok, Verdict::admitted(0, 0, 300 * MS));
+        assert!(ok.is_admitted());
+        assert_eq!((ok.wait(), ok.remaining(), ok.reset()), (0, 0, 300 * MS));
         // Quiet for a second: the whole burst is back.
         assert_eq!(Gcra.peek(&s, &q, 1, 2 * S).remaining(), 2);
     }

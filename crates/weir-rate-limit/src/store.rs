@@ -47,10 +47,15 @@ impl Tier {
 pub struct Decision {
     admitted: bool,
     policy: usize,
-    wait: Duration,
-    remaining: u64,
-    reset: Duration,
-    retry_after: Duration,
+    wait: u64,
+    room: u64,
+    unit: u64,
+    reset: u64,
+    retry_after: u64,
+}
+
+fn nanos_of(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl Decision {
@@ -58,32 +63,43 @@ impl Decision {
     /// the index in the tier's quotas of the policy to report (the one with the fewest units
     /// left), `remaining` its units left, `reset` the time until it is fully restored.
     #[must_use]
-    pub const fn admitted(policy: usize, wait: Duration, remaining: u64, reset: Duration) -> Self {
+    pub fn admitted(policy: usize, wait: Duration, remaining: u64, reset: Duration) -> Self {
         Self {
             admitted: true,
             policy,
-            wait,
-            remaining,
-            reset,
-            retry_after: Duration::ZERO,
+            wait: nanos_of(wait),
+            room: remaining,
+            unit: 1,
+            reset: nanos_of(reset),
+            retry_after: 0,
         }
     }
 
     /// Refused by the quota at index `policy`; the same request may pass after `retry_after`.
     #[must_use]
-    pub const fn refused(
-        policy: usize,
-        retry_after: Duration,
-        remaining: u64,
-        reset: Duration,
-    ) -> Self {
+    pub fn refused(policy: usize, retry_after: Duration, remaining: u64, reset: Duration) -> Self {
         Self {
             admitted: false,
             policy,
-            wait: Duration::ZERO,
-            remaining,
-            reset,
-            retry_after,
+            wait: 0,
+            room: remaining,
+            unit: 1,
+            reset: nanos_of(reset),
+            retry_after: nanos_of(retry_after),
+        }
+    }
+
+    /// The decision of one quota's verdict; nothing is divided until asked for.
+    const fn of(policy: usize, v: Verdict) -> Self {
+        let (room, unit) = v.room();
+        Self {
+            admitted: v.is_admitted(),
+            policy,
+            wait: v.wait(),
+            room,
+            unit,
+            reset: v.reset(),
+            retry_after: v.retry_after(),
         }
     }
 
@@ -102,25 +118,29 @@ impl Decision {
     /// How long an admitted request waits before it proceeds.
     #[must_use]
     pub const fn wait(&self) -> Duration {
-        self.wait
+        Duration::from_nanos(self.wait)
     }
 
     /// Units left in the reported policy.
     #[must_use]
     pub const fn remaining(&self) -> u64 {
-        self.remaining
+        if self.unit <= 1 {
+            self.room
+        } else {
+            self.room / self.unit
+        }
     }
 
     /// Time until the reported policy is fully restored.
     #[must_use]
     pub const fn reset(&self) -> Duration {
-        self.reset
+        Duration::from_nanos(self.reset)
     }
 
     /// For a refusal, the time after which the same request may pass.
     #[must_use]
     pub const fn retry_after(&self) -> Duration {
-        self.retry_after
+        Duration::from_nanos(self.retry_after)
     }
 }
 
@@ -366,31 +386,13 @@ impl<A: Algorithm> MemoryStore<A> {
             }
         }
         let (i, verdict) = report.unwrap_or((0, Verdict::admitted(0, 0, 0)));
-        Decision::admitted(
-            i,
-            Duration::from_nanos(wait),
-            verdict.remaining(),
-            Duration::from_nanos(verdict.reset()),
-        )
+        let (room, unit) = verdict.room();
+        Decision::of(i, Verdict::admitted_in(wait, room, unit, verdict.reset()))
     }
 }
 
-fn to_decision(policy: usize, v: Verdict) -> Decision {
-    if v.is_admitted() {
-        Decision::admitted(
-            policy,
-            Duration::from_nanos(v.wait()),
-            v.remaining(),
-            Duration::from_nanos(v.reset()),
-        )
-    } else {
-        Decision::refused(
-            policy,
-            Duration::from_nanos(v.retry_after()),
-            v.remaining(),
-            Duration::from_nanos(v.reset()),
-        )
-    }
+const fn to_decision(policy: usize, v: Verdict) -> Decision {
+    Decision::of(policy, v)
 }
 
 impl<A: Algorithm, K: Hash> Store<K> for MemoryStore<A> {
