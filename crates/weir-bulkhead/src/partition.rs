@@ -249,7 +249,8 @@ impl<X, K, O, P> PartitionedLayer<X, K, O, P>
 where
     K: Hash + Eq + Send + Sync,
 {
-    /// The figures of `key`'s partition, if it has one now.
+    /// The figures of `key`'s partition, if it has one now. A keyed partition is found by
+    /// visiting the stored keys (a scan, for dashboards and tests, not for the request path).
     #[must_use]
     pub fn stats(&self, key: &K) -> Option<BulkheadStats> {
         if let Some(partition) = self.shared.named.get(key) {

@@ -119,6 +119,7 @@ where
     O: for<'a> Observer<Event<'a>>,
 {
     /// Turns a decision into what the request does next; emits the refusal events.
+    #[inline]
     pub(crate) fn judge<K>(
         self: &Arc<Self>,
         decision: Decision,

@@ -150,6 +150,7 @@ pub struct Gcra;
 /// One GCRA or virtual-scheduling step: from the theoretical arrival time `tat`, a request of
 /// `inc` nanoseconds of work fits if it would leave the schedule at most `cap` ahead of `now`.
 /// Returns the verdict and, when admitted, the new `tat`.
+#[inline]
 fn schedule(
     tat: u64,
     inc: u64,
@@ -175,6 +176,7 @@ fn schedule(
     (Verdict::admitted_in(wait, room, t, new - now), Some(new))
 }
 
+#[inline]
 fn gcra_step(
     tat: u64,
     quota: &Quota,
@@ -198,6 +200,7 @@ fn gcra_step(
     schedule(tat, inc, cap, t, now, max_wait)
 }
 
+#[inline]
 fn cas_loop(cell: &AtomicU64, step: impl Fn(u64) -> (Verdict, Option<u64>)) -> Verdict {
     let mut tat = cell.load(Ordering::Acquire);
     loop {
@@ -265,6 +268,7 @@ impl Algorithm for Gcra {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LeakyBucket;
 
+#[inline]
 fn leaky_step(
     next: u64,
     quota: &Quota,

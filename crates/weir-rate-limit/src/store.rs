@@ -318,6 +318,7 @@ impl<A: Algorithm> MemoryStore<A> {
         &self.algorithm
     }
 
+    #[inline]
     fn with_state<K: Hash, R>(
         &self,
         key: Option<&K>,
@@ -343,6 +344,7 @@ impl<A: Algorithm> MemoryStore<A> {
     }
 
     /// The pure decision over the states of one key.
+    #[inline]
     fn decide_states(
         &self,
         states: &KeyState<A::State>,

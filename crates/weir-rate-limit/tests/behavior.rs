@@ -415,3 +415,27 @@ async fn a_sub_millisecond_period_works() {
     // 50 ms at one per 100 µs.
     assert_eq!(admitted, 500);
 }
+
+#[cfg(feature = "tracing")]
+#[tokio::test(start_paused = true)]
+async fn weir_core_observers_report_rate_limit_events() {
+    let layer = RateLimitLayer::per_second(1)
+        .observer(weir_core::Tracing)
+        .build()
+        .expect("valid");
+    let mut svc = layer.layer(echo());
+    assert!(hit(&mut svc, 1).await.is_ok());
+    assert!(weir(&hit(&mut svc, 1).await.expect_err("refused")).is_rate_limited());
+    let name = weir_core::Name::new("edge");
+    let policy = weir_core::Name::default();
+    let event = Event::Rejected {
+        layer: &name,
+        policy: &policy,
+        tier: "default",
+        retry_after: Duration::from_secs(1),
+        cost: 1,
+    };
+    assert_eq!(weir_core::Event::pattern(&event), "rate_limit");
+    assert_eq!(weir_core::Event::kind(&event), "rejected");
+    assert_eq!(weir_core::Event::layer(&event).as_str(), "edge");
+}

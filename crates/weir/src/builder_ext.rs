@@ -38,6 +38,25 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed {
     #[must_use]
     fn error_responses(self) -> ServiceBuilder<Stack<ErrorResponseLayer, L>>;
 
+    /// A bulkhead of `max_concurrent` permits with no queue (a call finding none free is
+    /// refused at once), from [`BulkheadLayer::new`](weir_bulkhead::BulkheadLayer::new).
+    #[cfg(feature = "bulkhead")]
+    #[must_use]
+    fn bulkhead(
+        self,
+        max_concurrent: usize,
+    ) -> ServiceBuilder<Stack<weir_bulkhead::BulkheadLayer, L>>;
+
+    /// Sheds load once `max_in_flight` calls are under way, from
+    /// [`LoadShedLayer::new`](weir_load_shed::LoadShedLayer::new). Named `shed_load` because
+    /// tower's `ServiceBuilder` has a `load_shed` method of its own.
+    #[cfg(feature = "load-shed")]
+    #[must_use]
+    fn shed_load(
+        self,
+        max_in_flight: usize,
+    ) -> ServiceBuilder<Stack<weir_load_shed::LoadShedLayer, L>>;
+
     /// A circuit breaker with the default settings (failure rate 50 % over the last 100 calls,
     /// open 5 s, 3 half-open probes), from
     /// [`CircuitBreakerLayer::new`](weir_circuit_breaker::CircuitBreakerLayer::new). Build a
@@ -80,6 +99,22 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed {
 impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
     fn error_responses(self) -> ServiceBuilder<Stack<ErrorResponseLayer, L>> {
         self.layer(ErrorResponseLayer::new())
+    }
+
+    #[cfg(feature = "bulkhead")]
+    fn bulkhead(
+        self,
+        max_concurrent: usize,
+    ) -> ServiceBuilder<Stack<weir_bulkhead::BulkheadLayer, L>> {
+        self.layer(weir_bulkhead::BulkheadLayer::new(max_concurrent))
+    }
+
+    #[cfg(feature = "load-shed")]
+    fn shed_load(
+        self,
+        max_in_flight: usize,
+    ) -> ServiceBuilder<Stack<weir_load_shed::LoadShedLayer, L>> {
+        self.layer(weir_load_shed::LoadShedLayer::new(max_in_flight))
     }
 
     #[cfg(feature = "circuit-breaker")]

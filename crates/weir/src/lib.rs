@@ -5,11 +5,20 @@
 mod builder_ext;
 
 pub use crate::builder_ext::ServiceBuilderExt;
+/// Bulkheads: the [`weir-bulkhead`](weir_bulkhead) crate.
+#[cfg(feature = "bulkhead")]
+pub use weir_bulkhead as bulkhead;
 /// Circuit breakers: the [`weir-circuit-breaker`](weir_circuit_breaker) crate.
 #[cfg(feature = "circuit-breaker")]
 pub use weir_circuit_breaker as circuit_breaker;
 /// The shared vocabulary every weir layer speaks: re-exported from [`weir_core`].
 pub use weir_core::*;
+/// Load shedding and adaptive concurrency: the [`weir-load-shed`](weir_load_shed) crate.
+#[cfg(feature = "load-shed")]
+pub use weir_load_shed as load_shed;
+/// Rate limiting: the [`weir-rate-limit`](weir_rate_limit) crate.
+#[cfg(feature = "rate-limit")]
+pub use weir_rate_limit as rate_limit;
 /// Retry with backoff, budgets and body replay: the [`weir-retry`](weir_retry) crate.
 #[cfg(feature = "retry")]
 pub use weir_retry as retry;
