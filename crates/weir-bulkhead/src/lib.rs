@@ -14,6 +14,7 @@ mod protocol;
 mod runtime;
 mod service;
 mod state;
+mod sync;
 
 pub use crate::builder::{
     BulkheadBuilder, ConfigError, DEFAULT_MAX_CONCURRENT, DEFAULT_RETRY_AFTER, MAX_PERMITS,

@@ -3,8 +3,8 @@
 //!
 //! Why not `tokio::sync::Semaphore`: its acquire future cannot be named, so a `ResponseFuture`
 //! could only hold it boxed (tower's `PollSemaphore` boxes it). Here a waiter is a named
-//! `oneshot::Receiver<Permit>`, and a released permit is handed to the head of the queue directly,
-//! so it is never lost in between.
+//! `oneshot::Receiver`, and a released permit is handed to the head of the queue directly, so it
+//! is never lost in between.
 //!
 //! Happy path (a permit free, nobody queued): one compare-and-swap to take a permit, one
 //! `fetch_add` to give it back, an `Arc` count per permit; no lock, no allocation. The lock is
@@ -13,65 +13,70 @@
 //! No lost wake-up: a waiter counts itself in `queued` and then tries to take a permit, under the
 //! lock; a releaser adds the permit to `available` and then reads `queued` (all `SeqCst`). Either
 //! the waiter sees the permit, or the releaser sees the waiter and serves the queue under the lock.
+//!
+//! The core is written once against the [`Primitives`] of [`crate::sync`]: `std`'s in the
+//! library, `shuttle`'s in the model tests below, which run this very code (not a copy of it)
+//! under a scheduler that explores how its atomic and lock operations interleave across threads.
+//! The oneshot channel is tokio's in both: to the model it is one linearizable step per call,
+//! which is what tokio's own loom tests establish.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 
 use tokio::sync::oneshot;
 
 use crate::state::bounded_increment;
+use crate::sync::{Counter, Lock, Primitives, Std};
+
+type Queue<P> = VecDeque<oneshot::Sender<Held<P>>>;
 
 /// The shared state of one bulkhead (or of one partition).
-pub(crate) struct Core {
+pub(crate) struct Core<P: Primitives = Std> {
     max: usize,
-    available: AtomicUsize,
-    queued: AtomicUsize,
+    available: P::Counter,
+    queued: P::Counter,
     rejected: AtomicU64,
-    waiters: Mutex<VecDeque<oneshot::Sender<Permit>>>,
+    waiters: P::Lock<Queue<P>>,
     /// For a partition's loan allowance: the shared pool each of its permits also holds one
     /// permit of, released with it.
     lends_from: Option<Arc<Self>>,
 }
 
-impl Core {
+impl<P: Primitives> Core<P> {
     pub(crate) fn new(max: usize) -> Arc<Self> {
-        Arc::new(Self {
-            max,
-            available: AtomicUsize::new(max),
-            queued: AtomicUsize::new(0),
-            rejected: AtomicU64::new(0),
-            waiters: Mutex::new(VecDeque::new()),
-            lends_from: None,
-        })
+        Self::with_pool(max, None)
     }
 
     /// A partition's loan allowance: `cap` permits, each of which also holds one of `pool`'s.
     pub(crate) fn lender(cap: usize, pool: &Arc<Self>) -> Arc<Self> {
+        Self::with_pool(cap, Some(Arc::clone(pool)))
+    }
+
+    fn with_pool(max: usize, lends_from: Option<Arc<Self>>) -> Arc<Self> {
         Arc::new(Self {
-            max: cap,
-            available: AtomicUsize::new(cap),
-            queued: AtomicUsize::new(0),
+            max,
+            available: P::Counter::new(max),
+            queued: P::Counter::new(0),
             rejected: AtomicU64::new(0),
-            waiters: Mutex::new(VecDeque::new()),
-            lends_from: Some(Arc::clone(pool)),
+            waiters: P::Lock::new(VecDeque::new()),
+            lends_from,
         })
     }
 
     /// A permit of this loan allowance and one of its pool, if both have one free.
-    pub(crate) fn try_borrow(self: &Arc<Self>) -> Option<Permit> {
+    pub(crate) fn try_borrow(self: &Arc<Self>) -> Option<P::Permit> {
         let pool = self.lends_from.as_ref()?;
         if !self.take() {
             return None;
         }
         if pool.queued.load(SeqCst) == 0 && pool.take() {
-            return Some(Permit::new(self));
+            return Some(Held::new(self).into());
         }
         // Nobody waits on an allowance: give it straight back.
         self.available.fetch_add(1, SeqCst);
@@ -100,11 +105,11 @@ impl Core {
 
     /// Takes a permit if one is free and nobody is queued (a newcomer never overtakes a waiter).
     #[inline]
-    pub(crate) fn try_acquire(self: &Arc<Self>) -> Option<Permit> {
+    pub(crate) fn try_acquire(self: &Arc<Self>) -> Option<P::Permit> {
         if self.queued.load(SeqCst) != 0 {
             return None;
         }
-        self.take().then(|| Permit::new(self))
+        self.take().then(|| Held::new(self).into())
     }
 
     #[inline]
@@ -116,8 +121,8 @@ impl Core {
 
     /// Joins the back of the queue if fewer than `max_queue` requests wait; the waiter may be
     /// served at once if a permit is free and nobody is ahead of it.
-    pub(crate) fn enqueue(self: &Arc<Self>, max_queue: usize) -> Option<Waiter> {
-        let mut waiters = self.lock();
+    pub(crate) fn enqueue(self: &Arc<Self>, max_queue: usize) -> Option<Waiter<P>> {
+        let mut waiters = self.waiters.lock();
         if !bounded_increment(&self.queued, max_queue) {
             return None;
         }
@@ -137,7 +142,7 @@ impl Core {
     }
 
     /// Hands free permits to the waiters at the head of the queue. Called with the lock held.
-    fn serve(self: &Arc<Self>, waiters: &mut VecDeque<oneshot::Sender<Permit>>) {
+    fn serve(self: &Arc<Self>, waiters: &mut Queue<P>) {
         while let Some(front) = waiters.front() {
             if front.is_closed() {
                 waiters.pop_front();
@@ -147,7 +152,7 @@ impl Core {
                 return;
             }
             if let Some(tx) = waiters.pop_front()
-                && let Err(permit) = tx.send(Permit::new(self))
+                && let Err(permit) = tx.send(Held::new(self))
             {
                 // The waiter gave up in between: the permit goes back, not through `Drop`
                 // (which would take the lock we hold), and the loop offers it to the next one.
@@ -171,29 +176,25 @@ impl Core {
     #[cold]
     #[inline(never)]
     fn serve_queue(self: &Arc<Self>) {
-        let mut waiters = self.lock();
+        let mut waiters = self.waiters.lock();
         self.serve(&mut waiters);
     }
 
-    fn lock(&self) -> MutexGuard<'_, VecDeque<oneshot::Sender<Permit>>> {
-        // Nothing panics while the lock is held; a poisoned queue is still a valid queue.
-        self.waiters.lock().unwrap_or_else(PoisonError::into_inner)
+    #[cfg(test)]
+    fn queue_len(&self) -> usize {
+        self.waiters.lock().len()
     }
 }
 
-/// One of a bulkhead's permits: while it lives, one call is in flight. Dropping it releases the
-/// permit, exactly once, to the first queued waiter or back to the pool.
-///
-/// It appears in the response body type of an HTTP bulkhead
-/// ([`Http`](crate::Http) mode: `GuardedBody<B, Option<Permit>>`), which holds it until the body
-/// ends.
-pub struct Permit {
-    core: Option<Arc<Core>>,
+/// A taken permit of a core: dropping it releases it, once, to the first queued waiter or back
+/// to the pool. The library hands it out wrapped in [`Permit`].
+pub(crate) struct Held<P: Primitives> {
+    core: Option<Arc<Core<P>>>,
 }
 
-impl Permit {
+impl<P: Primitives> Held<P> {
     #[inline]
-    fn new(core: &Arc<Core>) -> Self {
+    fn new(core: &Arc<Core<P>>) -> Self {
         Self {
             core: Some(Arc::clone(core)),
         }
@@ -208,12 +209,29 @@ impl Permit {
     }
 }
 
-impl Drop for Permit {
+impl<P: Primitives> Drop for Held<P> {
     #[inline]
     fn drop(&mut self) {
         if let Some(core) = self.core.take() {
             core.release();
         }
+    }
+}
+
+/// One of a bulkhead's permits: while it lives, one call is in flight. Dropping it releases the
+/// permit, exactly once, to the first queued waiter or back to the pool.
+///
+/// It appears in the response body type of an HTTP bulkhead
+/// ([`Http`](crate::Http) mode: `GuardedBody<B, Option<Permit>>`), which holds it until the body
+/// ends.
+pub struct Permit {
+    _held: Held<Std>,
+}
+
+impl From<Held<Std>> for Permit {
+    #[inline]
+    fn from(held: Held<Std>) -> Self {
+        Self { _held: held }
     }
 }
 
@@ -224,29 +242,31 @@ impl fmt::Debug for Permit {
 }
 
 /// A place in the queue: a receiver the permit is handed to, and the queue count it holds.
-pub(crate) struct Waiter {
-    rx: oneshot::Receiver<Permit>,
-    _slot: QueueSlot,
+pub(crate) struct Waiter<P: Primitives = Std> {
+    rx: oneshot::Receiver<Held<P>>,
+    _slot: QueueSlot<P>,
 }
 
-impl Waiter {
+impl<P: Primitives> Waiter<P> {
     /// `Ready(Some(permit))` once served; `Ready(None)` only if the queue was dropped (it cannot
     /// be while this waiter holds the core).
-    pub(crate) fn poll_permit(&mut self, cx: &mut Context<'_>) -> Poll<Option<Permit>> {
-        Pin::new(&mut self.rx).poll(cx).map(Result::ok)
+    pub(crate) fn poll_permit(&mut self, cx: &mut Context<'_>) -> Poll<Option<P::Permit>> {
+        Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|served| served.ok().map(Into::into))
     }
 }
 
-impl fmt::Debug for Waiter {
+impl<P: Primitives> fmt::Debug for Waiter<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Waiter").finish_non_exhaustive()
     }
 }
 
 /// Counts one live waiter; leaving the queue (served, timed out, cancelled) uncounts it.
-struct QueueSlot(Arc<Core>);
+struct QueueSlot<P: Primitives>(Arc<Core<P>>);
 
-impl Drop for QueueSlot {
+impl<P: Primitives> Drop for QueueSlot<P> {
     fn drop(&mut self) {
         self.0.queued.fetch_sub(1, SeqCst);
     }
@@ -256,6 +276,9 @@ impl Drop for QueueSlot {
 mod tests {
     use super::*;
     use tokio_test::task;
+
+    type Core = super::Core<Std>;
+    type Waiter = super::Waiter<Std>;
     use tokio_test::{assert_pending, assert_ready};
 
     #[test]
@@ -336,7 +359,7 @@ mod tests {
         for _ in 0..1000 {
             drop(core.enqueue(4).unwrap());
         }
-        assert!(core.lock().len() < 200, "{}", core.lock().len());
+        assert!(core.queue_len() < 200, "{}", core.queue_len());
         assert_eq!(core.queued(), 0);
     }
 
@@ -485,6 +508,192 @@ mod tests {
             drop(waiting);
             drop(held);
             proptest::prop_assert_eq!((core.available(), core.queued()), (max, 0));
+        }
+    }
+
+    /// Model tests: the core above, instantiated with `shuttle`'s primitives, run under
+    /// shuttle's scheduler, which switches threads at every atomic and lock operation. The
+    /// two-thread races are explored exhaustively (`check_dfs`: every interleaving); the
+    /// three-thread mix of acquires, waits, cancellations and releases by shuttle's randomized
+    /// PCT scheduler (10 000 schedules). A lock taken twice (a release inside the lock) would show as a deadlock,
+    /// a lost wake-up as a stranded waiter, a double release as more permits than `max`.
+    mod model {
+        use std::task::{Context, Poll, Waker};
+
+        use shuttle::sync::atomic::AtomicUsize;
+        use shuttle::thread;
+
+        use super::super::{Core, Held, Waiter};
+        use crate::sync::model::Shuttle;
+        use std::sync::Arc;
+        use std::sync::atomic::Ordering::SeqCst;
+
+        type ModelCore = Core<Shuttle>;
+
+        fn poll(waiter: &mut Waiter<Shuttle>) -> Poll<Option<Held<Shuttle>>> {
+            waiter.poll_permit(&mut Context::from_waker(Waker::noop()))
+        }
+
+        fn assert_balanced(core: &ModelCore, max: usize) {
+            assert_eq!((core.available(), core.queued()), (max, 0));
+        }
+
+        /// A release on one thread, a waiter joining the queue on the other: the waiter is
+        /// served whatever the interleaving, and the permit comes back once.
+        #[test]
+        fn release_racing_enqueue_never_strands_a_waiter() {
+            shuttle::check_dfs(
+                || {
+                    let core = ModelCore::new(1);
+                    let held = core.try_acquire().expect("a free permit");
+                    let releaser = thread::spawn(move || drop(held));
+                    let mut waiter = core.enqueue(1).expect("room in the queue");
+                    releaser.join().expect("the releaser ran");
+                    let Poll::Ready(Some(permit)) = poll(&mut waiter) else {
+                        panic!("the waiter was stranded: {} available", core.available());
+                    };
+                    drop(waiter);
+                    drop(permit);
+                    assert_balanced(&core, 1);
+                },
+                None,
+            );
+        }
+
+        /// A waiter cancelled (after at most one look) while the permit is released to it:
+        /// the permit goes to the next in line, or back to the pool, exactly once.
+        #[test]
+        fn cancel_racing_release_passes_the_permit_on_exactly_once() {
+            shuttle::check_dfs(
+                || {
+                    let core = ModelCore::new(1);
+                    let held = core.try_acquire().expect("a free permit");
+                    let mut first = core.enqueue(2).expect("room in the queue");
+                    let mut second = core.enqueue(2).expect("room in the queue");
+                    let releaser = thread::spawn(move || drop(held));
+                    // The first waiter looks once, then gives up (its wait ran out), dropping
+                    // whatever it was handed.
+                    let looked = poll(&mut first);
+                    drop(first);
+                    drop(looked);
+                    releaser.join().expect("the releaser ran");
+                    let Poll::Ready(Some(permit)) = poll(&mut second) else {
+                        panic!("the next waiter was stranded: {} available", core.available());
+                    };
+                    assert_eq!(core.available(), 0);
+                    drop(second);
+                    drop(permit);
+                    assert_balanced(&core, 1);
+                },
+                None,
+            );
+        }
+
+        /// Two releases racing a cancellation, with a waiter dropped on a third party's
+        /// thread: still exactly one permit back per permit taken.
+        #[test]
+        fn concurrent_releases_and_cancellations_keep_the_books() {
+            shuttle::check_dfs(
+                || {
+                    let core = ModelCore::new(2);
+                    let a = core.try_acquire().expect("a free permit");
+                    let b = core.try_acquire().expect("a free permit");
+                    let waiter = core.enqueue(1).expect("room in the queue");
+                    let ra = thread::spawn(move || drop(a));
+                    let rb = thread::spawn(move || drop(b));
+                    drop(waiter);
+                    ra.join().expect("ran");
+                    rb.join().expect("ran");
+                    assert_balanced(&core, 2);
+                },
+                None,
+            );
+        }
+
+        /// Three clients, two rounds each, on two permits and a queue of two: each takes a
+        /// free permit or queues, a queued one looks a few times and gives up if not served,
+        /// a served one runs and releases. At no point do more than two run or more than two
+        /// permits sit free; at the end every permit is back and nobody is counted as queued.
+        #[test]
+        fn acquire_wait_cancel_release_mix_keeps_the_books() {
+            const MAX: usize = 2;
+            shuttle::check_pct(
+                || {
+                    let core = ModelCore::new(MAX);
+                    let running = Arc::new(AtomicUsize::new(0));
+                    let clients: Vec<_> = (0..3)
+                        .map(|_| {
+                            let core = Arc::clone(&core);
+                            let running = Arc::clone(&running);
+                            thread::spawn(move || {
+                                for _ in 0..2 {
+                                    let permit = match core.try_acquire() {
+                                        Some(permit) => Some(permit),
+                                        None => core.enqueue(2).and_then(|mut waiter| {
+                                            (0..3).find_map(|_| match poll(&mut waiter) {
+                                                Poll::Ready(permit) => Some(permit),
+                                                Poll::Pending => {
+                                                    thread::yield_now();
+                                                    None
+                                                }
+                                            })?
+                                        }),
+                                    };
+                                    assert!(core.available() <= MAX, "a permit released twice");
+                                    if let Some(permit) = permit {
+                                        let now = running.fetch_add(1, SeqCst) + 1;
+                                        assert!(now <= MAX, "{now} running at once");
+                                        thread::yield_now();
+                                        running.fetch_sub(1, SeqCst);
+                                        drop(permit);
+                                    }
+                                    assert!(core.available() <= MAX, "a permit released twice");
+                                }
+                            })
+                        })
+                        .collect();
+                    for client in clients {
+                        client.join().expect("the client ran");
+                    }
+                    assert_balanced(&core, MAX);
+                },
+                10_000,
+                3,
+            );
+        }
+
+        /// Partitions borrowing from one shared pool while the pool's own permit is taken
+        /// and given back: the pool never lends more than it has, and every loan comes back
+        /// to both the allowance and the pool.
+        #[test]
+        fn loans_come_back_to_the_pool_exactly_once() {
+            shuttle::check_dfs(
+                || {
+                    let pool = ModelCore::new(1);
+                    let lenders = [ModelCore::lender(1, &pool), ModelCore::lender(1, &pool)];
+                    let out = Arc::new(AtomicUsize::new(0));
+                    let borrow = |lender: &Arc<ModelCore>, out: &AtomicUsize| {
+                        if let Some(loan) = lender.try_borrow() {
+                            let now = out.fetch_add(1, SeqCst) + 1;
+                            assert!(now <= 1, "the pool lent {now} of its 1 permit");
+                            out.fetch_sub(1, SeqCst);
+                            drop(loan);
+                        }
+                    };
+                    let other = {
+                        let lender = Arc::clone(&lenders[1]);
+                        let out = Arc::clone(&out);
+                        thread::spawn(move || borrow(&lender, &out))
+                    };
+                    borrow(&lenders[0], &out);
+                    other.join().expect("the borrower ran");
+                    assert_balanced(&pool, 1);
+                    for lender in &lenders {
+                        assert_balanced(lender, 1);
+                    }
+                },
+                None,
+            );
         }
     }
 }

@@ -1,11 +1,12 @@
 //! The pure decisions of the bulkhead: how long a request may wait for a permit, and the bounded
 //! counter behind the queue limit. No runtime, no service: `now` is an argument.
 
-use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use crate::sync::Counter;
 
 /// The longest wait weir arms a timer for when neither a maximum wait nor a deadline bounds it
 /// (Tokio's timer wheel tops out at about two years).
@@ -52,7 +53,7 @@ pub(crate) fn wait_until(
 }
 
 /// Adds one to `counter` unless it is already `max`; says whether it did.
-pub(crate) fn bounded_increment(counter: &AtomicUsize, max: usize) -> bool {
+pub(crate) fn bounded_increment<C: Counter>(counter: &C, max: usize) -> bool {
     counter
         .fetch_update(SeqCst, SeqCst, |n| (n < max).then_some(n + 1))
         .is_ok()
@@ -60,6 +61,8 @@ pub(crate) fn bounded_increment(counter: &AtomicUsize, max: usize) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicUsize;
+
     use super::*;
     use proptest::prelude::*;
 

@@ -9,7 +9,7 @@ use weir_core::{AnyError, Backoff, KeyedConfig, MissingKey, Name};
 
 use crate::handle::{CircuitBreakerHandle, KeyedCircuitBreakerHandle};
 use crate::layer::{CircuitBreakerLayer, KeyedCircuitBreakerLayer};
-use crate::service::{KeyedState, Shared};
+use crate::service::{KeyedState, Lanes, Shared};
 use crate::state::{Breaker, Settings, WindowKind, ppm};
 
 /// The largest count window: its counters keep ample headroom for concurrent recorders.
@@ -392,13 +392,15 @@ impl<E, C, O> KeyedCircuitBreakerBuilder<E, C, O> {
         if self.max_keys == 0 {
             return Err(ConfigError::MaxKeys);
         }
+        let shared = self.builder.shared()?;
         Ok(Arc::new(KeyedState {
             extractor: self.extractor,
             config: self.config,
             settings,
             missing: self.missing,
             map: OnceLock::new(),
-            shared: self.builder.shared()?,
+            lanes: Lanes::new(Arc::clone(&shared)),
+            shared,
         }))
     }
 

@@ -8,12 +8,12 @@ use tower_layer::Layer;
 use weir_core::AnyError;
 
 use crate::builder::CircuitBreakerBuilder;
-use crate::service::{CircuitBreaker, KeyedCircuitBreaker, KeyedState, Shared};
+use crate::service::{CircuitBreaker, KeyedCircuitBreaker, KeyedState, Lanes, Shared};
 
 /// Wraps services in a [`CircuitBreaker`]; every service it makes, and every clone of them,
 /// shares one breaker, created when the layer is built.
 pub struct CircuitBreakerLayer<C = AnyError, O = ()> {
-    shared: Arc<Shared<C, O>>,
+    lanes: Arc<Lanes<C, O>>,
 }
 
 impl CircuitBreakerLayer {
@@ -60,8 +60,10 @@ impl Default for CircuitBreakerLayer {
 }
 
 impl<C, O> CircuitBreakerLayer<C, O> {
-    pub(crate) const fn from_shared(shared: Arc<Shared<C, O>>) -> Self {
-        Self { shared }
+    pub(crate) fn from_shared(shared: Arc<Shared<C, O>>) -> Self {
+        Self {
+            lanes: Arc::new(Lanes::new(shared)),
+        }
     }
 }
 
@@ -69,7 +71,7 @@ impl<C, O> Clone for CircuitBreakerLayer<C, O> {
     /// Shares the breaker.
     fn clone(&self) -> Self {
         Self {
-            shared: Arc::clone(&self.shared),
+            lanes: Arc::clone(&self.lanes),
         }
     }
 }
@@ -78,16 +80,16 @@ impl<S, C, O> Layer<S> for CircuitBreakerLayer<C, O> {
     type Service = CircuitBreaker<S, C, O>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        CircuitBreaker::new(inner, Arc::clone(&self.shared))
+        CircuitBreaker::new(inner, Arc::clone(&self.lanes))
     }
 }
 
 impl<C, O> fmt::Debug for CircuitBreakerLayer<C, O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreakerLayer")
-            .field("name", &self.shared.name)
-            .field("state", &self.shared.breaker.state())
-            .field("settings", self.shared.breaker.settings())
+            .field("name", &self.lanes.shared.name)
+            .field("state", &self.lanes.shared.breaker.state())
+            .field("settings", self.lanes.shared.breaker.settings())
             .finish_non_exhaustive()
     }
 }

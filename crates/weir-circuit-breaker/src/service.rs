@@ -3,7 +3,9 @@
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
+use std::num::NonZeroUsize;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -94,31 +96,116 @@ impl<C, O> Shared<C, O> {
     }
 }
 
+/// One lane's way to the shared state: what a response future holds.
+///
+/// Every call's future needs a counted reference to the shared state, and an `Arc` clone writes
+/// its reference count: were every future to clone one `Arc`, every call on every thread would
+/// write that one cache line, and two threads on one breaker would not scale. So each thread
+/// clones the `Arc` of its own lane, one of several, each aligned to a cache-line pair of its
+/// own (128 bytes: adjacent-line prefetching pairs lines), whose count only that thread (and
+/// the few threads that share the lane) writes.
+#[repr(align(128))]
+pub(crate) struct Lane<C, O> {
+    shared: Arc<Shared<C, O>>,
+}
+
+/// The shared state and its lanes: what every service and clone of one layer holds.
+pub(crate) struct Lanes<C, O> {
+    pub(crate) shared: Arc<Shared<C, O>>,
+    lanes: Box<[Arc<Lane<C, O>>]>,
+}
+
+/// The next thread's number (see [`THREAD`]).
+static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread's number, given the first time it calls a breaker: consecutive threads (a
+    /// runtime's workers) take consecutive numbers, hence different lanes.
+    static THREAD: usize = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Lanes per layer: twice the available parallelism, a power of two in `4..=64`.
+fn lane_count() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, NonZeroUsize::get)
+        .saturating_mul(2)
+        .clamp(4, 64)
+        .next_power_of_two()
+}
+
+impl<C, O> Lanes<C, O> {
+    pub(crate) fn new(shared: Arc<Shared<C, O>>) -> Self {
+        let lanes = (0..lane_count())
+            .map(|_| {
+                Arc::new(Lane {
+                    shared: Arc::clone(&shared),
+                })
+            })
+            .collect();
+        Self { shared, lanes }
+    }
+
+    /// This thread's lane, cloned for one call.
+    #[inline]
+    fn pick(&self) -> Arc<Lane<C, O>> {
+        // A thread being torn down has no number any more: it takes lane 0.
+        let thread = THREAD.try_with(|n| *n).unwrap_or(0);
+        // `lanes.len()` is a power of two.
+        Arc::clone(&self.lanes[thread & (self.lanes.len() - 1)])
+    }
+}
+
 /// Holds an admitted call's permit until its outcome is recorded; dropped without an outcome
 /// (a cancelled call, a dropped service), it gives a half-open probe slot back.
 pub(crate) struct Guard<C, O> {
-    shared: Arc<Shared<C, O>>,
+    lane: Arc<Lane<C, O>>,
     keyed: Option<Arc<KeyedBreaker>>,
     permit: Option<Permit>,
     start: Option<Instant>,
 }
 
 impl<C, O> Guard<C, O> {
+    /// A guard for `permit`, on this thread's lane.
+    #[inline]
+    fn new(lanes: &Lanes<C, O>, keyed: Option<Arc<KeyedBreaker>>, permit: Option<Permit>) -> Self {
+        Self {
+            lane: lanes.pick(),
+            keyed,
+            permit,
+            start: None,
+        }
+    }
+
+    #[inline]
+    fn shared(&self) -> &Shared<C, O> {
+        &self.lane.shared
+    }
+
+    #[inline]
     fn breaker(&self) -> &Breaker {
         self.keyed
             .as_ref()
-            .map_or(&self.shared.breaker, |keyed| &keyed.breaker)
+            .map_or(&self.shared().breaker, |keyed| &keyed.breaker)
     }
 
     fn key(&self) -> Option<&DynKey> {
         self.keyed.as_ref().map(|keyed| &*keyed.key)
     }
 
-    /// The call starts now (for the slow-call threshold).
+    /// The call starts now (for the slow-call threshold; the clock is read only when one is
+    /// set).
+    #[inline]
     fn start(&mut self) {
-        if self.shared.slow_threshold.is_some() {
+        if self.shared().slow_threshold.is_some() {
             self.start = Some(Instant::now());
         }
+    }
+
+    /// As [`start`](Self::start), by value.
+    #[inline]
+    fn started(mut self) -> Self {
+        self.start();
+        self
     }
 
     /// Records the outcome of the call.
@@ -131,8 +218,8 @@ impl<C, O> Guard<C, O> {
         let Some(permit) = self.permit.take() else {
             return;
         };
-        let outcome = self.shared.classifier.classify(result);
-        let slow = match (self.start, self.shared.slow_threshold) {
+        let outcome = self.shared().classifier.classify(result);
+        let slow = match (self.start, self.shared().slow_threshold) {
             (Some(start), Some(threshold)) => start.elapsed() >= threshold,
             _ => false,
         };
@@ -149,13 +236,14 @@ impl<C, O> Guard<C, O> {
             slow,
             hint,
         };
-        let shared = &self.shared;
+        let shared = self.shared();
         let notice = self.breaker().record(permit, report, || shared.now());
         shared.notify(notice, self.key());
     }
 }
 
 impl<C, O> Drop for Guard<C, O> {
+    #[inline]
     fn drop(&mut self) {
         if let Some(permit) = self.permit.take() {
             self.breaker().release(permit);
@@ -166,7 +254,7 @@ impl<C, O> Drop for Guard<C, O> {
 impl<C, O> fmt::Debug for Guard<C, O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Guard")
-            .field("layer", &self.shared.name)
+            .field("layer", &self.shared().name)
             .field("key", &self.key())
             .field("permit", &self.permit)
             .finish_non_exhaustive()
@@ -175,45 +263,47 @@ impl<C, O> fmt::Debug for Guard<C, O> {
 
 /// What `poll_ready` decided for the next call.
 enum Admission<C, O> {
-    Admitted(Guard<C, O>),
+    /// A permit that gives nothing back when dropped (closed, forced closed, metrics-only,
+    /// disabled): its guard, and the lane reference it holds, are taken in `call`.
+    Admitted(Permit),
+    /// A half-open probe, guarded from the start: a service dropped before `call` gives its
+    /// slot back.
+    Probe(Guard<C, O>),
     Rejected(Error),
 }
 
 impl<C, O> fmt::Debug for Admission<C, O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Admitted(guard) => f.debug_tuple("Admitted").field(guard).finish(),
+            Self::Admitted(permit) => f.debug_tuple("Admitted").field(permit).finish(),
+            Self::Probe(guard) => f.debug_tuple("Probe").field(guard).finish(),
             Self::Rejected(error) => f.debug_tuple("Rejected").field(error).finish(),
         }
     }
 }
 
-/// Admits one call against `breaker`, or rejects it; `Pending` only in backpressure mode, while
-/// the circuit is open (`sleep` is boxed once per service and reset).
+/// Admits one call against the layer's breaker, or rejects it; `Pending` only in backpressure
+/// mode, while the circuit is open (`sleep` is boxed once per service and reset).
 #[inline]
 fn admit<C, O>(
-    shared: &Arc<Shared<C, O>>,
-    keyed: Option<&Arc<KeyedBreaker>>,
+    lanes: &Lanes<C, O>,
     sleep: &mut Option<Pin<Box<Sleep>>>,
     cx: &mut Context<'_>,
 ) -> Poll<Admission<C, O>>
 where
     O: for<'a> Observer<Event<'a>>,
 {
-    let breaker = keyed.map_or(&shared.breaker, |k| &k.breaker);
-    let key = keyed.map(|k| &*k.key);
+    let shared = &*lanes.shared;
+    let breaker = &shared.breaker;
+    let key = None;
     loop {
         let (admit, notice) = breaker.admit(|| shared.now());
         shared.notify(notice, key);
         match admit {
-            Admit::Permit(permit) => {
-                return Poll::Ready(Admission::Admitted(Guard {
-                    shared: Arc::clone(shared),
-                    keyed: keyed.cloned(),
-                    permit: Some(permit),
-                    start: None,
-                }));
+            Admit::Permit(permit) if permit.is_probe() => {
+                return Poll::Ready(Admission::Probe(Guard::new(lanes, None, Some(permit))));
             }
+            Admit::Permit(permit) => return Poll::Ready(Admission::Admitted(permit)),
             Admit::Reject {
                 state: State::Open,
                 retry_after: Some(wait),
@@ -242,16 +332,16 @@ where
 /// `C` classifies results ([`AnyError`] by default), `O` observes events (`()` by default).
 pub struct CircuitBreaker<S, C = AnyError, O = ()> {
     inner: S,
-    shared: Arc<Shared<C, O>>,
+    lanes: Arc<Lanes<C, O>>,
     admission: Option<Admission<C, O>>,
     sleep: Option<Pin<Box<Sleep>>>,
 }
 
 impl<S, C, O> CircuitBreaker<S, C, O> {
-    pub(crate) const fn new(inner: S, shared: Arc<Shared<C, O>>) -> Self {
+    pub(crate) const fn new(inner: S, lanes: Arc<Lanes<C, O>>) -> Self {
         Self {
             inner,
-            shared,
+            lanes,
             admission: None,
             sleep: None,
         }
@@ -276,7 +366,7 @@ impl<S, C, O> CircuitBreaker<S, C, O> {
 impl<S: Clone, C, O> Clone for CircuitBreaker<S, C, O> {
     /// Shares the breaker; the clone is not ready.
     fn clone(&self) -> Self {
-        Self::new(self.inner.clone(), Arc::clone(&self.shared))
+        Self::new(self.inner.clone(), Arc::clone(&self.lanes))
     }
 }
 
@@ -284,8 +374,8 @@ impl<S: fmt::Debug, C, O> fmt::Debug for CircuitBreaker<S, C, O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreaker")
             .field("inner", &self.inner)
-            .field("layer", &self.shared.name)
-            .field("state", &self.shared.breaker.state())
+            .field("layer", &self.lanes.shared.name)
+            .field("state", &self.lanes.shared.breaker.state())
             .field("admission", &self.admission)
             .finish_non_exhaustive()
     }
@@ -302,11 +392,15 @@ where
     type Error = BoxError;
     type Future = ResponseFuture<S::Future, C, O>;
 
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        if !matches!(self.admission, Some(Admission::Admitted(_))) {
+        if !matches!(
+            self.admission,
+            Some(Admission::Admitted(_) | Admission::Probe(_))
+        ) {
             // A rejection is decided afresh on every poll: the circuit may have moved on.
             self.admission = None;
-            match admit(&self.shared, None, &mut self.sleep, cx) {
+            match admit(&self.lanes, &mut self.sleep, cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(admission @ Admission::Rejected(_)) => {
                     self.admission = Some(admission);
@@ -318,40 +412,38 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
+    #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        match self
+        let guard = match self
             .admission
             .take()
             .expect("poll_ready must be called first")
         {
-            Admission::Admitted(mut guard) => {
-                guard.start();
-                ResponseFuture::admitted(self.inner.call(req), guard)
-            }
-            Admission::Rejected(error) => ResponseFuture::rejected(error),
-        }
+            Admission::Admitted(permit) => Guard::new(&self.lanes, None, Some(permit)),
+            Admission::Probe(guard) => guard,
+            Admission::Rejected(error) => return ResponseFuture::rejected(error),
+        };
+        // The guard starts (reads the clock, with slow-call tracking) before the inner call.
+        let guard = guard.started();
+        ResponseFuture::admitted(self.inner.call(req), guard)
     }
 }
 
 /// Admits one call against `breaker` at once (no backpressure), or says why not.
 fn decide<C, O>(
-    shared: &Arc<Shared<C, O>>,
+    lanes: &Lanes<C, O>,
     keyed: Option<Arc<KeyedBreaker>>,
 ) -> Result<Guard<C, O>, Error>
 where
     O: for<'a> Observer<Event<'a>>,
 {
+    let shared = &*lanes.shared;
     let breaker = keyed.as_ref().map_or(&shared.breaker, |k| &k.breaker);
     let key = keyed.as_ref().map(|k| &*k.key);
     let (admit, notice) = breaker.admit(|| shared.now());
     shared.notify(notice, key);
     match admit {
-        Admit::Permit(permit) => Ok(Guard {
-            shared: Arc::clone(shared),
-            keyed,
-            permit: Some(permit),
-            start: None,
-        }),
+        Admit::Permit(permit) => Ok(Guard::new(lanes, keyed, Some(permit))),
         Admit::Reject { state, retry_after } => Err(shared.rejection(state, retry_after, key)),
     }
 }
@@ -395,6 +487,8 @@ pub(crate) struct KeyedState<E, C, O> {
     pub(crate) map: OnceLock<Box<dyn Store>>,
     /// The breaker of key-less requests ([`MissingKey::Shared`]) is `shared.breaker`.
     pub(crate) shared: Arc<Shared<C, O>>,
+    /// The lanes to `shared` that response futures hold.
+    pub(crate) lanes: Lanes<C, O>,
 }
 
 /// A closed breaker may be forgotten when idle; an open one must not be (its key would come back
@@ -538,17 +632,12 @@ where
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        let shared = &self.state.shared;
+        let lanes = &self.state.lanes;
         let decided = match self.state.breaker_for(&req) {
-            Resolved::Key(breaker) => decide(shared, Some(breaker)),
-            Resolved::Shared => decide(shared, None),
-            Resolved::Bypass => Ok(Guard {
-                shared: Arc::clone(shared),
-                keyed: None,
-                permit: None,
-                start: None,
-            }),
-            Resolved::Reject => Err(shared.rejection(State::Open, None, None)),
+            Resolved::Key(breaker) => decide(lanes, Some(breaker)),
+            Resolved::Shared => decide(lanes, None),
+            Resolved::Bypass => Ok(Guard::new(lanes, None, None)),
+            Resolved::Reject => Err(lanes.shared.rejection(State::Open, None, None)),
         };
         match decided {
             Ok(mut guard) => {

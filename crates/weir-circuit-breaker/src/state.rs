@@ -212,7 +212,7 @@ enum PermitKind {
 
 impl Permit {
     /// Whether dropping this permit without an outcome gives something back.
-    #[cfg(test)]
+    #[inline]
     pub(crate) fn is_probe(&self) -> bool {
         self.kind == PermitKind::Probe
     }

@@ -110,19 +110,17 @@ pub struct KeyedMap<K, V> {
     overflow: V,
     config: KeyedConfig,
     max_per_shard: usize,
-    evictable: fn(&V, Instant) -> bool,
+    evictable: Box<dyn Fn(&V, Instant) -> bool + Send + Sync>,
+    on_evict: Option<Box<dyn Fn(&K, &V) + Send + Sync>>,
     epoch: Instant,
     len: AtomicUsize,
+    evicted: AtomicU64,
     /// Milliseconds since the epoch of the last whole-map sweep check.
     last_sweep: AtomicU64,
     /// Which shard the next request-driven sweep cleans.
     next_sweep: AtomicUsize,
     /// Milliseconds since the epoch of each shard's last sweep.
     shard_swept: Box<[AtomicU64]>,
-}
-
-const fn always<V>(_: &V, _: Instant) -> bool {
-    true
 }
 
 impl<K, V> KeyedMap<K, V>
@@ -144,9 +142,11 @@ where
             overflow,
             config,
             max_per_shard: config.max_keys.div_ceil(shards),
-            evictable: always::<V>,
+            evictable: Box::new(|_, _| true),
+            on_evict: None,
             epoch,
             len: AtomicUsize::new(0),
+            evicted: AtomicU64::new(0),
             last_sweep: AtomicU64::new(0),
             next_sweep: AtomicUsize::new(0),
             shard_swept: (0..shards).map(|_| AtomicU64::new(0)).collect(),
@@ -154,11 +154,29 @@ where
     }
 
     /// Evicts an idle key only if `evictable(&state, now)` also holds: for example only breakers
-    /// that are closed, or only rate-limit buckets that are full again.
+    /// that are closed, or only rate-limit buckets that are full again. Called during sweeps,
+    /// never on a hit.
     #[must_use]
-    pub fn evict_if(mut self, evictable: fn(&V, Instant) -> bool) -> Self {
-        self.evictable = evictable;
+    pub fn evict_if(
+        mut self,
+        evictable: impl Fn(&V, Instant) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.evictable = Box::new(evictable);
         self
+    }
+
+    /// Calls `on_evict(&key, &state)` for every key evicted (under the shard's write lock: keep
+    /// it short, for example emit an event or bump a counter).
+    #[must_use]
+    pub fn on_evict(mut self, on_evict: impl Fn(&K, &V) + Send + Sync + 'static) -> Self {
+        self.on_evict = Some(Box::new(on_evict));
+        self
+    }
+
+    /// How many keys have been evicted since the map was made.
+    #[must_use]
+    pub fn evicted(&self) -> u64 {
+        self.evicted.load(Ordering::Relaxed)
     }
 
     /// The configuration.
@@ -197,11 +215,18 @@ where
             touch(slot, now_ms);
             return f(&slot.state);
         }
-        let half_idle = millis_of(self.config.idle_timeout / 2);
-        let swept = &self.shard_swept[shard_index];
-        if map.len() >= self.max_per_shard
-            || now_ms.saturating_sub(swept.load(Ordering::Relaxed)) >= half_idle
-        {
+        // Sweep this shard when half an idle timeout has passed since its last sweep, or, when it
+        // is full, a sixteenth of one: often enough to make room as keys go idle, rarely enough
+        // that a flood of new keys against a full map costs O(1) per request, not a sweep each.
+        let since = now_ms.saturating_sub(self.shard_swept[shard_index].load(Ordering::Relaxed));
+        let idle = millis_of(self.config.idle_timeout);
+        let due = if map.len() >= self.max_per_shard {
+            idle / 16
+        } else {
+            idle / 2
+        };
+        if since >= due.max(1) {
+            let swept = &self.shard_swept[shard_index];
             swept.store(now_ms, Ordering::Relaxed);
             self.sweep(&mut map, now, now_ms);
         }
@@ -307,13 +332,20 @@ where
     ) -> usize {
         let idle = millis_of(self.config.idle_timeout);
         let before = map.len();
-        map.retain(|_, slot| {
+        map.retain(|key, slot| {
             let seen = slot.last_seen.load(Ordering::Relaxed);
-            now_ms.saturating_sub(seen) < idle || !(self.evictable)(&slot.state, now)
+            let keep = now_ms.saturating_sub(seen) < idle || !(self.evictable)(&slot.state, now);
+            if !keep {
+                if let Some(on_evict) = &self.on_evict {
+                    on_evict(key, &slot.state);
+                }
+            }
+            keep
         });
         let evicted = before - map.len();
         if evicted > 0 {
             self.len.fetch_sub(evicted, Ordering::Relaxed);
+            self.evicted.fetch_add(evicted as u64, Ordering::Relaxed);
             if map.capacity() > 64 && map.len() < map.capacity() / 4 {
                 map.shrink_to(map.len() * 2);
             }
@@ -450,6 +482,62 @@ mod tests {
         bump(&map, 2, start);
         assert_eq!(map.sweep_now(start + Duration::from_secs(5)), 1);
         assert_eq!(bump(&map, 2, start + Duration::from_secs(5)), 3, "2 kept");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn evictions_are_counted_and_reported() {
+        use std::sync::Arc;
+
+        let reported = Arc::new(AtomicU32::new(0));
+        let seen = Arc::clone(&reported);
+        let map = KeyedMap::new(
+            KeyedConfig::new().idle_timeout(Duration::from_secs(1)),
+            AtomicU32::new(0),
+        )
+        .on_evict(move |_, _| {
+            seen.fetch_add(1, Ordering::Relaxed);
+        });
+        let start = Instant::now();
+        for key in 0..10 {
+            bump(&map, key, start);
+        }
+        assert_eq!(map.sweep_now(start + Duration::from_secs(2)), 10);
+        assert_eq!(map.evicted(), 10);
+        assert_eq!(reported.load(Ordering::Relaxed), 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flood_against_a_full_map_does_not_sweep_on_every_miss() {
+        use std::sync::Arc;
+
+        // Stored keys are idle but never evictable, so every sweep re-examines all of them:
+        // counting examinations counts the work sweeps do.
+        let examined = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&examined);
+        let idle = Duration::from_secs(1);
+        let map = KeyedMap::new(
+            KeyedConfig::new().max_keys(1_000).idle_timeout(idle),
+            AtomicU32::new(0),
+        )
+        .evict_if(move |_, _| {
+            counted.fetch_add(1, Ordering::Relaxed);
+            false
+        });
+        let start = Instant::now();
+        for key in 0..1_000 {
+            bump(&map, key, start);
+        }
+        // 100 000 new keys in one second, once the stored ones are idle.
+        for key in 0..100_000u32 {
+            let now = start + 2 * idle + Duration::from_micros(u64::from(key) * 10);
+            bump(&map, 1_000_000 + key, now);
+        }
+        let stored = map.len();
+        assert!(stored <= 1_000 + map.shards.len(), "bounded: {stored}");
+        // A sweep per miss would examine ~`stored / shards` entries 100 000 times (millions);
+        // at most one sweep per shard per idle/16 examines each stored entry ~16 times.
+        let examined = examined.load(Ordering::Relaxed);
+        assert!(examined <= 20 * stored as u64, "{examined} examinations");
     }
 
     #[test]

@@ -38,6 +38,23 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed {
     #[must_use]
     fn error_responses(self) -> ServiceBuilder<Stack<ErrorResponseLayer, L>>;
 
+    /// One rate limit for every request (GCRA, reject at once), from
+    /// [`RateLimitLayer::new`](weir_rate_limit::RateLimitLayer::new); build keyed, tiered or
+    /// stacked limits with `RateLimitLayer::builder()` and pass them to `layer`. Named
+    /// `limit_rate` because tower's `ServiceBuilder` has a `rate_limit` method of its own.
+    ///
+    /// # Errors
+    ///
+    /// The quota breaks a rule (zero rate, zero period, ...).
+    #[cfg(feature = "rate-limit")]
+    fn limit_rate(
+        self,
+        quota: weir_rate_limit::Quota,
+    ) -> Result<
+        ServiceBuilder<Stack<weir_rate_limit::RateLimitLayer, L>>,
+        weir_rate_limit::ConfigError,
+    >;
+
     /// A bulkhead of `max_concurrent` permits with no queue (a call finding none free is
     /// refused at once), from [`BulkheadLayer::new`](weir_bulkhead::BulkheadLayer::new).
     #[cfg(feature = "bulkhead")]
@@ -99,6 +116,17 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed {
 impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
     fn error_responses(self) -> ServiceBuilder<Stack<ErrorResponseLayer, L>> {
         self.layer(ErrorResponseLayer::new())
+    }
+
+    #[cfg(feature = "rate-limit")]
+    fn limit_rate(
+        self,
+        quota: weir_rate_limit::Quota,
+    ) -> Result<
+        ServiceBuilder<Stack<weir_rate_limit::RateLimitLayer, L>>,
+        weir_rate_limit::ConfigError,
+    > {
+        Ok(self.layer(weir_rate_limit::RateLimitLayer::new(quota)?))
     }
 
     #[cfg(feature = "bulkhead")]

@@ -3,6 +3,7 @@
 
 #![cfg(all(
     feature = "bulkhead",
+    feature = "rate-limit",
     feature = "circuit-breaker",
     feature = "load-shed",
     feature = "retry",
@@ -18,11 +19,13 @@ use http::{Request, Response, StatusCode};
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 use weir::ServiceBuilderExt;
 
-/// The server edge (outermost first): mapping, load shed, bulkhead, timeout, handler.
+/// The server edge (outermost first): mapping, rate limit, load shed, bulkhead, timeout, handler.
 #[tokio::test(start_paused = true)]
 async fn server_stack_maps_a_slow_handler_to_504() {
     let server = ServiceBuilder::new()
         .error_responses()
+        .limit_rate(weir::rate_limit::Quota::per_second(2))
+        .expect("a valid quota")
         .shed_load(100)
         .bulkhead(10)
         .deadline(Duration::from_millis(50))
@@ -40,9 +43,17 @@ async fn server_stack_maps_a_slow_handler_to_504() {
     assert_eq!(fast.status(), StatusCode::OK);
 
     let Ok(slow) = server
+        .clone()
         .oneshot(Request::get("/slow").body(String::new()).unwrap())
         .await;
     assert_eq!(slow.status(), StatusCode::GATEWAY_TIMEOUT);
+
+    // The third request within the second is over the quota of 2 per second.
+    let Ok(limited) = server
+        .oneshot(Request::get("/").body(String::new()).unwrap())
+        .await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(limited.headers()["retry-after"], "1");
 }
 
 /// The client (outermost first): total timeout, retry, circuit breaker, bulkhead, attempt

@@ -2,63 +2,25 @@
 //! the bound of `max_keys`, and the return to baseline once the keys are idle, measured with a
 //! counting allocator (live bytes).
 //!
-//! This is a test of the root package because installing a `#[global_allocator]` needs `unsafe`,
-//! which the workspace forbids in every crate and this package only denies (see the root
-//! Cargo.toml and `benches/support/mod.rs`).
+//! The counting allocator is `stats_alloc`'s, installed without `unsafe` code (the workspace
+//! forbids it). One test in this binary, so nothing else allocates meanwhile.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::System;
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
+use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 use tokio::time::advance;
 use tower::{Layer, Service, ServiceExt, service_fn};
 use weir_rate_limit::{Quota, RateLimitLayer};
 
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-struct Counting;
-
-#[allow(
-    unsafe_code,
-    reason = "GlobalAlloc is an unsafe trait; every method only forwards to System"
-)]
-// SAFETY: every method forwards its arguments unchanged to `System`; counting only touches an
-// atomic and never allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which is `System`'s.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: as for `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
-        // SAFETY: `ptr` and `layout` come from this allocator, that is from `System`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: `ptr` and `layout` come from this allocator, that is from `System`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
+/// Bytes allocated and not yet freed.
 fn live() -> isize {
-    LIVE.load(Ordering::Relaxed)
+    let stats = GLOBAL.stats();
+    stats.bytes_allocated as isize - stats.bytes_deallocated as isize + stats.bytes_reallocated
 }
 
 const FLOOD: u64 = 1_000_000;
@@ -115,9 +77,7 @@ async fn a_million_key_flood_is_bounded_and_memory_returns_after_idle() {
     assert!(handle.keys() <= 1, "{} keys left", handle.keys());
     assert!(after < 64 * 1024, "{after} bytes above baseline");
 
-    // 2. The bound: at most `max_keys` keys, whatever the flood. (Kept small here: while the
-    // map is full, weir-core's `KeyedMap` sweeps a shard on every new key, which is slow in a
-    // debug build.)
+    // 2. The bound: at most `max_keys` keys, whatever the flood.
     let max_keys: u64 = 10_000;
     let flood: u64 = 200_000;
     let (layer, handle) = RateLimitLayer::builder()

@@ -1,0 +1,216 @@
+//! [`RedisStoreBuilder`] and [`ConfigError`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use weir_core::{KeyedConfig, Name};
+use weir_rate_limit::{Gcra, MemoryStore, Quota, Tier};
+
+use crate::handle::{Health, RedisHandle};
+use crate::policy::FailurePolicy;
+use crate::script::{RedisAlgorithm, script};
+use crate::store::{RedisStore, Shared};
+
+/// A configuration rule that [`RedisStoreBuilder::build`] found broken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `url` is not a Redis URL (`redis://host:port/db`).
+    InvalidUrl,
+    /// `timeout` is zero.
+    ZeroTimeout,
+    /// `probe_every` is zero.
+    ZeroProbeInterval,
+    /// The share of [`FailurePolicy::Local`] is not in `(0, 1]`.
+    ShareOutOfRange,
+    /// `prefix` holds `{` or `}` (they would break the Cluster hash tag).
+    BracesInPrefix,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::InvalidUrl => "url must be a Redis URL such as redis://127.0.0.1:6379",
+            Self::ZeroTimeout => "timeout must be longer than zero",
+            Self::ZeroProbeInterval => "probe_every must be longer than zero",
+            Self::ShareOutOfRange => "failure_policy: the local share must be in (0, 1]",
+            Self::BracesInPrefix => "prefix must not contain `{` or `}`",
+        })
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Builds a [`RedisStore`]; from [`RedisStore::builder`].
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct RedisStoreBuilder<A = Gcra, O = ()> {
+    url: String,
+    prefix: String,
+    name: Name,
+    timeout: Duration,
+    probe_every: Duration,
+    policy: FailurePolicy,
+    algorithm: A,
+    observer: O,
+    keyed: KeyedConfig,
+}
+
+impl RedisStoreBuilder {
+    pub(crate) fn new(url: String) -> Self {
+        Self {
+            url,
+            prefix: "weir:".to_owned(),
+            name: Name::new("redis"),
+            timeout: Duration::from_millis(100),
+            probe_every: Duration::from_secs(1),
+            policy: FailurePolicy::Local(1.0),
+            algorithm: Gcra,
+            observer: (),
+            keyed: KeyedConfig::new(),
+        }
+    }
+}
+
+impl<A, O> RedisStoreBuilder<A, O> {
+    /// The prefix of every key (`"weir:"` by default): give two limiters sharing one Redis
+    /// different prefixes. The limiter key follows in a hash tag, `weir:{k:<key>}:<tier>:...`,
+    /// so all the keys of one decision sit in one Cluster slot.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Names the store in events and logs (`"redis"` by default).
+    pub fn name(mut self, name: impl Into<Name>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The longest a decision waits for Redis (100 ms by default), connecting included; past
+    /// it the failure policy decides.
+    pub const fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// After a failure, how long the store decides by its policy without asking Redis (1 s by
+    /// default); then one request probes Redis, and its answer ends the outage.
+    pub const fn probe_every(mut self, every: Duration) -> Self {
+        self.probe_every = every;
+        self
+    }
+
+    /// What decides when Redis is unreachable or slow ([`FailurePolicy::Local`]`(1.0)` by
+    /// default: this instance's own limiter with the full quota).
+    pub const fn failure_policy(mut self, policy: FailurePolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The most keys the local fallback keeps (100 000 by default).
+    pub const fn max_local_keys(mut self, max: usize) -> Self {
+        self.keyed = self.keyed.max_keys(max);
+        self
+    }
+
+    /// The algorithm ([`Gcra`] by default; [`TokenBucket`](weir_rate_limit::TokenBucket),
+    /// [`FixedWindow`](weir_rate_limit::FixedWindow) or
+    /// [`SlidingWindow`](weir_rate_limit::SlidingWindow)).
+    pub fn algorithm<A2: RedisAlgorithm>(self, algorithm: A2) -> RedisStoreBuilder<A2, O> {
+        RedisStoreBuilder {
+            url: self.url,
+            prefix: self.prefix,
+            name: self.name,
+            timeout: self.timeout,
+            probe_every: self.probe_every,
+            policy: self.policy,
+            algorithm,
+            observer: self.observer,
+            keyed: self.keyed,
+        }
+    }
+
+    /// The observer of [`Event`](crate::Event)s (fallback decisions, recoveries).
+    pub fn observer<O2>(self, observer: O2) -> RedisStoreBuilder<A, O2> {
+        RedisStoreBuilder {
+            url: self.url,
+            prefix: self.prefix,
+            name: self.name,
+            timeout: self.timeout,
+            probe_every: self.probe_every,
+            policy: self.policy,
+            algorithm: self.algorithm,
+            observer,
+            keyed: self.keyed,
+        }
+    }
+
+    /// Checks the configuration and builds the store. Nothing is sent to Redis yet: the
+    /// connection is made on the first decision (and remade after a failure), so a store built
+    /// while Redis is down works by its failure policy until Redis is up. Call it inside a
+    /// Tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// The first broken rule, as a [`ConfigError`].
+    pub fn build(self) -> Result<RedisStore<A, O>, ConfigError>
+    where
+        A: RedisAlgorithm,
+    {
+        self.build_with_handle().map(|(store, _)| store)
+    }
+
+    /// As [`build`](Self::build), with a [`RedisHandle`] on the store's counters.
+    ///
+    /// # Errors
+    ///
+    /// The first broken rule, as a [`ConfigError`].
+    pub fn build_with_handle(self) -> Result<(RedisStore<A, O>, RedisHandle), ConfigError>
+    where
+        A: RedisAlgorithm,
+    {
+        if self.timeout.is_zero() {
+            return Err(ConfigError::ZeroTimeout);
+        }
+        if self.probe_every.is_zero() {
+            return Err(ConfigError::ZeroProbeInterval);
+        }
+        if let FailurePolicy::Local(share) = self.policy
+            && !(share > 0.0 && share <= 1.0)
+        {
+            return Err(ConfigError::ShareOutOfRange);
+        }
+        if self.prefix.contains(['{', '}']) {
+            return Err(ConfigError::BracesInPrefix);
+        }
+        let client = redis::Client::open(self.url.as_str()).map_err(|_| ConfigError::InvalidUrl)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(self.probe_every);
+        let conn = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|_| ConfigError::InvalidUrl)?;
+        let local = matches!(self.policy, FailurePolicy::Local(_)).then(|| {
+            let shape = Tier::new(Name::default(), [Quota::per_second(1)]);
+            MemoryStore::new(self.algorithm.clone(), self.keyed, &shape)
+        });
+        let health = Arc::new(Health::new());
+        let shared = Shared {
+            name: self.name,
+            conn,
+            script: script::<A>(),
+            prefix: self.prefix.into_bytes().into_boxed_slice(),
+            timeout: self.timeout,
+            probe_every: self.probe_every,
+            policy: self.policy,
+            local,
+            observer: self.observer,
+            health: Arc::clone(&health),
+        };
+        Ok((RedisStore::from_shared(shared), RedisHandle { health }))
+    }
+}

@@ -1,0 +1,19 @@
+#![doc = include_str!("../README.md")]
+#![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod builder;
+mod event;
+mod handle;
+mod key;
+mod policy;
+mod script;
+mod store;
+
+pub use crate::builder::{ConfigError, RedisStoreBuilder};
+pub use crate::event::{Event, Reason};
+pub use crate::handle::RedisHandle;
+pub use crate::key::RedisKey;
+pub use crate::policy::FailurePolicy;
+pub use crate::script::RedisAlgorithm;
+pub use crate::store::{DecisionFuture, RedisStore};

@@ -1,0 +1,32 @@
+-- Shared epilogue: check every quota, then charge every quota (or give back, for a cancel).
+-- Reply: {admitted, policy index, wait ns, remaining, reset ns, retry-after ns}.
+local n = #KEYS
+local function args(i)
+  local b = 4 + (i - 1) * 3
+  return tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
+end
+if ARGV[4] ~= '1' then
+  for i = 1, n do
+    local a, b, c = args(i)
+    release(KEYS[i], a, b, c)
+  end
+  return {}
+end
+local verdicts = {}
+for i = 1, n do
+  local a, b, c = args(i)
+  local v = step(KEYS[i], a, b, c)
+  if v[1] == 0 then
+    return {0, i - 1, 0, v[3], v[4], v[5]}
+  end
+  verdicts[i] = v
+end
+local report, wait = 1, 0
+for i = 1, n do
+  local v = verdicts[i]
+  keep(KEYS[i], v[6], v[7])
+  if v[2] > wait then wait = v[2] end
+  if v[3] < verdicts[report][3] then report = i end
+end
+local r = verdicts[report]
+return {1, report - 1, wait, r[3], r[4], 0}

@@ -1,0 +1,50 @@
+-- Token bucket, refilled `rate` tokens at the end of each period. Per quota: rate, burst,
+-- period (us). State: "<tokens> <tick>", tick the index of the period of the last refill.
+local function load(key, rate, burst, P)
+  local w, el = window(P)
+  local v = redis.call('GET', key)
+  local tokens, tick = burst, w
+  if v then
+    local a, b = string.match(v, '^(-?%d+) (-?%d+)$')
+    tokens = tonumber(a)
+    tick = tonumber(b)
+    if w > tick then
+      tokens = math.min(tokens + (w - tick) * rate, burst)
+      tick = w
+    end
+  end
+  -- Nanoseconds from now until the bucket holding `tk` tokens is full.
+  local function full_in(tk)
+    local missing = burst - tk
+    if missing <= 0 then return 0 end
+    return math.max((tick - w + math.ceil(missing / rate)) * P * 1000 - el, 0)
+  end
+  return tokens, tick, w, el, full_in
+end
+
+local function step(key, rate, burst, P)
+  local tokens, tick, w, el, full_in = load(key, rate, burst, P)
+  local reset = full_in(tokens)
+  if cost > burst then
+    return {0, 0, math.max(tokens, 0), reset, P * 1000}
+  end
+  if tokens >= cost then
+    tokens = tokens - cost
+    local r = full_in(tokens)
+    return {1, 0, tokens, r, 0, fmt(tokens) .. ' ' .. fmt(tick), r}
+  end
+  local ticks = math.ceil((cost - tokens) / rate)
+  local wait = math.max((tick - w + ticks) * P * 1000 - el, 0)
+  if wait > max_wait then
+    return {0, 0, math.max(tokens, 0), reset, wait}
+  end
+  tokens = tokens - cost
+  local r = full_in(tokens)
+  return {1, wait, 0, r, 0, fmt(tokens) .. ' ' .. fmt(tick), r}
+end
+
+local function release(key, rate, burst, P)
+  local tokens, tick, w, el, full_in = load(key, rate, burst, P)
+  tokens = math.min(tokens + cost, burst)
+  keep(key, fmt(tokens) .. ' ' .. fmt(tick), full_in(tokens))
+end
