@@ -2,22 +2,54 @@
 //! (failure rate over a count window of 100 calls), consecutive failures only, a time window
 //! (30 s in 10 buckets: it reads the clock on each call) and slow-call tracking (it reads the
 //! clock twice per call); each on 1 and 2 threads (two clones of one breaker), with allocations
-//! per call; tower's `ConcurrencyLimit` runs in the same process as a reference. tower has no
-//! circuit breaker; failsafe and tower-resilience are not dependencies of
-//! this workspace and are not measured here.
+//! per call. In the same process, as references: tower's `ConcurrencyLimit` (tower has no circuit
+//! breaker), failsafe's default breaker (driven through a minimal tower adapter below) and
+//! tower-resilience's circuit breaker (failure rate over a count window of 100 calls).
 //!
 //! `cargo bench --bench circuit_breaker -- --warm-up-time 1 --measurement-time 2`
 
 mod support;
 
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use tower::Layer;
 use tower::limit::ConcurrencyLimitLayer;
+use tower::{Layer, Service};
 use weir_circuit_breaker::CircuitBreakerLayer;
 
-use crate::support::{Bench, bare};
+use crate::support::{Bench, Req, bare};
+
+/// failsafe is not a tower middleware: this adapter wraps each call's future in failsafe's
+/// response future, the way its docs drive a future through a breaker.
+#[derive(Clone)]
+struct Failsafe<S, B> {
+    inner: S,
+    breaker: B,
+}
+
+impl<S, B> Service<Req> for Failsafe<S, B>
+where
+    S: Service<Req>,
+    B: failsafe::futures::CircuitBreaker,
+{
+    type Response = S::Response;
+    type Error = failsafe::Error<S::Error>;
+    type Future = failsafe::futures::ResponseFuture<
+        S::Future,
+        B::FailurePolicy,
+        B::Instrument,
+        failsafe::Any,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(failsafe::Error::Inner)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        self.breaker.call(self.inner.call(req))
+    }
+}
 
 fn circuit_breaker(c: &mut Criterion) {
     let mut bench = Bench::new(c, "circuit_breaker");
@@ -26,6 +58,19 @@ fn circuit_breaker(c: &mut Criterion) {
     // reference for what one atomic permit and one Arc per call cost on this machine.
     bench.service("tower-concurrency-limit", || {
         ConcurrencyLimitLayer::new(64).layer(bare())
+    });
+    // failsafe's default: success rate over a time window, or consecutive failures.
+    bench.service("failsafe", || Failsafe {
+        inner: bare(),
+        breaker: failsafe::Config::new().build(),
+    });
+    bench.service("tower-resilience", || {
+        tower_resilience_circuitbreaker::CircuitBreakerLayer::builder()
+            .failure_rate_threshold(0.5)
+            .sliding_window_size(100)
+            .build()
+            .expect("valid")
+            .layer(bare())
     });
     bench.service("weir-default", || CircuitBreakerLayer::new().layer(bare()));
     bench.service("weir-consecutive", || {

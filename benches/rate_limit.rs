@@ -1,22 +1,31 @@
 //! weir-rate-limit's happy path (every request admitted: quotas far above the call rate) against
-//! the bare floor and tower's `RateLimit`; every algorithm; keyed with 1 key and 100 000 keys;
-//! two threads on one limiter and on distinct keys; allocations per call.
+//! the bare floor, tower's `RateLimit` and governor (direct `check`, keyed `check_key`); every
+//! algorithm; keyed with 1 key and 100 000 keys; two threads on one limiter and on distinct keys;
+//! allocations per call; bytes allocated per key by a flood of 1 000 000 keys, weir and governor.
 //!
 //! `cargo bench --bench rate_limit -- --warm-up-time 1 --measurement-time 2`
+//!
+//! governor (default features off, `std` + `dashmap`, so its clock is `std::time::Instant` like
+//! weir's and tower's) is not a Tower service: each is wrapped in a `service_fn` answering with a
+//! ready future, which costs what the `service_fn` floor costs.
 
 mod support;
 
+use std::future::ready;
+use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use governor::{Quota as GovernorQuota, RateLimiter};
 use tower::limit::RateLimitLayer as TowerRateLimitLayer;
-use tower::{Layer, Service, ServiceBuilder, ServiceExt};
+use tower::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};
 use weir_rate_limit::{
     FixedWindow, LeakyBucket, Quota, RateLimitLayer, SlidingLog, SlidingWindow, TokenBucket,
 };
 
-use crate::support::{Bench, Req, bare, runtime_1_thread};
+use crate::support::{Bench, Req, allocations, bare, runtime_1_thread};
 
 /// Never refuses at benchmark speed: about 4.3 × 10⁹ units per second, a burst as large.
 fn huge() -> Quota {
@@ -24,6 +33,51 @@ fn huge() -> Quota {
 }
 
 const KEYS: u64 = 100_000;
+
+/// governor's quota as large as weir's `huge()`.
+fn governor_huge() -> GovernorQuota {
+    GovernorQuota::per_second(NonZeroU32::MAX)
+}
+
+/// Reports the bytes allocated per key by a flood of `FLOOD` distinct keys, counted by the shared
+/// allocator between `before` and now on this thread: cumulative (tables grow by doubling and
+/// the old table is freed), so about twice the live bytes once the flood is over, for weir and
+/// governor alike.
+fn report_bytes_per_key(name: &str, before: usize) {
+    let (_, after) = allocations();
+    #[allow(clippy::cast_precision_loss, reason = "a report")]
+    let per_key = (after - before) as f64 / FLOOD as f64;
+    eprintln!("rate_limit.{name}: {per_key:.1} bytes allocated per key ({FLOOD} keys)");
+}
+
+const FLOOD: u64 = 1_000_000;
+
+/// Bytes per key, governor's keyed limiter against weir's keyed layer (GCRA, one quota).
+fn memory() {
+    let governor = RateLimiter::keyed(governor_huge());
+    let (_, before) = allocations();
+    for key in 0..FLOOD {
+        governor.check_key(&key).expect("admitted");
+    }
+    report_bytes_per_key("governor-keyed", before);
+    drop(governor);
+
+    let weir = RateLimitLayer::builder()
+        .quota(huge())
+        .key(|n: &Req| Some(*n))
+        .max_keys(2 * FLOOD as usize)
+        .build()
+        .expect("valid");
+    let rt = runtime_1_thread();
+    rt.block_on(async {
+        let mut svc = weir.layer(bare());
+        let (_, before) = allocations();
+        for key in 0..FLOOD {
+            let _ = svc.ready().await.expect("ready").call(key).await;
+        }
+        report_bytes_per_key("weir-keyed", before);
+    });
+}
 
 fn rate_limit(c: &mut Criterion) {
     let mut bench = Bench::new(c, "rate_limit");
@@ -35,6 +89,11 @@ fn rate_limit(c: &mut Criterion) {
 
     let gcra = RateLimitLayer::new(huge()).expect("valid");
     bench.service("weir-gcra", || gcra.clone().layer(bare()));
+    let direct = Arc::new(RateLimiter::direct(governor_huge()));
+    bench.service("governor-direct", || {
+        let governor = Arc::clone(&direct);
+        service_fn(move |n: Req| ready(governor.check().map(|()| n + 1).map_err(|_| "limited")))
+    });
     let token = RateLimitLayer::builder()
         .quota(huge())
         .algorithm(TokenBucket)
@@ -86,6 +145,20 @@ fn rate_limit(c: &mut Criterion) {
         .build()
         .expect("valid");
     bench.service("weir-keyed-1-key", || one_key.clone().layer(bare()));
+    let governor_keyed = Arc::new(RateLimiter::keyed(governor_huge()));
+    let keyed_service = |keys: u64| {
+        let governor = Arc::clone(&governor_keyed);
+        service_fn(move |n: Req| {
+            let key = n % keys;
+            ready(
+                governor
+                    .check_key(&key)
+                    .map(|()| n + 1)
+                    .map_err(|_| "limited"),
+            )
+        })
+    };
+    bench.service("governor-keyed-1-key", || keyed_service(1));
     let many = RateLimitLayer::builder()
         .quota(huge())
         .key(|n: &Req| Some(*n % KEYS))
@@ -100,6 +173,10 @@ fn rate_limit(c: &mut Criterion) {
         }
     });
     bench.service("weir-keyed-100k-keys", || many.clone().layer(bare()));
+    for key in 0..KEYS {
+        governor_keyed.check_key(&key).expect("admitted");
+    }
+    bench.service("governor-keyed-100k-keys", || keyed_service(KEYS));
     // Two threads on distinct keys: each instance offsets its requests by its own multiple of
     // the key count, so the two tasks never touch the same key (one shared limiter).
     let distinct = RateLimitLayer::builder()
@@ -123,6 +200,7 @@ fn rate_limit(c: &mut Criterion) {
             .service(bare())
     });
     bench.finish();
+    memory();
 }
 
 criterion_group!(benches, rate_limit);

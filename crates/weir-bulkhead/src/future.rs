@@ -68,7 +68,26 @@ pin_project! {
         reason: RejectReason,
         service: Option<S>,
         request: Option<Req>,
-        shared: Arc<Shared<O>>,
+        rejecter: Rejecter<O>,
+    }
+}
+
+/// Who counts, reports and words the refusal of a request that waited in vain: the layer's
+/// bulkhead, or a partition (which names its key; boxed once per queued request, the slow path).
+pub(crate) enum Rejecter<O> {
+    Layer(Arc<Shared<O>>),
+    Partition(Arc<dyn Fn(RejectReason) -> Error + Send + Sync>),
+}
+
+impl<O> Rejecter<O>
+where
+    O: for<'a> Observer<Event<'a>>,
+{
+    fn reject(&self, reason: RejectReason) -> Error {
+        match self {
+            Self::Layer(shared) => shared.reject(reason),
+            Self::Partition(reject) => reject(reason),
+        }
     }
 }
 
@@ -101,9 +120,9 @@ where
         reason: RejectReason,
         service: S,
         request: Req,
-        shared: Arc<Shared<O>>,
+        rejecter: Rejecter<O>,
+        hold_body: bool,
     ) -> Self {
-        let hold_body = shared.hold_body;
         Self {
             state: State::Waiting {
                 wait: Box::pin(Wait {
@@ -112,7 +131,7 @@ where
                     reason,
                     service: Some(service),
                     request: Some(request),
-                    shared,
+                    rejecter,
                 }),
             },
             hold_body,
@@ -141,7 +160,7 @@ where
                         reason,
                         service,
                         request,
-                        shared,
+                        rejecter,
                     } = wait.as_mut().project();
                     // A permit handed over in the same instant the wait ran out still counts.
                     if let Poll::Ready(permit) = waiter.poll_permit(cx) {
@@ -154,13 +173,13 @@ where
                                 });
                                 continue;
                             }
-                            _ => shared.reject(RejectReason::QueueFull),
+                            _ => rejecter.reject(RejectReason::QueueFull),
                         };
                         this.state.set(State::Rejected { error: Some(error) });
                         continue;
                     }
                     ready!(sleep.poll(cx));
-                    let error = shared.reject(*reason);
+                    let error = rejecter.reject(*reason);
                     this.state.set(State::Rejected { error: Some(error) });
                 }
                 StateProj::Running { future, permit } => {

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::hash::Hash;
 use std::marker::PhantomData;
+use std::mem;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -13,16 +14,17 @@ use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 use weir_core::{
-    BoxError, Error, KeyExtractor, KeyedConfig, KeyedMap, MissingKey, Name, Observer, Resolved,
+    BoxError, Deadline, Error, KeyExtractor, KeyedConfig, KeyedMap, MissingKey, Name, Observer,
+    Resolved,
 };
 
 use crate::builder::{ConfigError, DEFAULT_RETRY_AFTER, MAX_PERMITS};
 use crate::event::Event;
-use crate::future::ResponseFuture;
+use crate::future::{Rejecter, ResponseFuture};
 use crate::handle::BulkheadStats;
 use crate::permit::{Core, Permit};
 use crate::protocol::{Plain, Protocol};
-use crate::state::RejectReason;
+use crate::state::{RejectReason, wait_until};
 
 /// One partition: its own permits, and its allowance to borrow from the pool.
 struct Partition {
@@ -48,6 +50,8 @@ struct Parts<X, K, O> {
     bypass: Arc<Core>,
     per_key: usize,
     pool: Option<(Arc<Core>, usize)>,
+    max_queue: usize,
+    max_wait: Option<Duration>,
     name: Name,
     retry_after: Duration,
     observer: O,
@@ -55,9 +59,10 @@ struct Parts<X, K, O> {
 
 /// Configures a [`PartitionedLayer`]; from [`BulkheadLayer::partitioned`](crate::BulkheadLayer::partitioned).
 ///
-/// Defaults: 10 permits per key, no named partitions, no pool, key-less requests share one
-/// partition ([`MissingKey::Shared`]), at most 100 000 keys kept, idle keys evicted after 10
-/// minutes (a key with calls in flight is never evicted).
+/// Defaults: 10 permits per key, no named partitions, no pool, no queue (a full partition
+/// refuses at once), key-less requests share one partition ([`MissingKey::Shared`]), at most
+/// 100 000 keys kept, idle keys evicted after 10 minutes (a key with calls in flight or waiting
+/// is never evicted).
 #[must_use]
 pub struct PartitionedBuilder<X, K, O = (), P = Plain> {
     extractor: X,
@@ -65,6 +70,8 @@ pub struct PartitionedBuilder<X, K, O = (), P = Plain> {
     named: Vec<(K, usize)>,
     per_key: usize,
     pool: Option<(usize, usize)>,
+    max_queue: usize,
+    max_wait: Option<Duration>,
     keyed: KeyedConfig,
     name: Name,
     retry_after: Duration,
@@ -80,6 +87,8 @@ impl<X, K> PartitionedBuilder<X, K> {
             named: Vec::new(),
             per_key: 10,
             pool: None,
+            max_queue: 0,
+            max_wait: None,
             keyed: KeyedConfig::new(),
             name: Name::default(),
             retry_after: DEFAULT_RETRY_AFTER,
@@ -116,6 +125,22 @@ impl<X, K, O, P> PartitionedBuilder<X, K, O, P> {
         self
     }
 
+    /// Up to `max_queue` requests may wait, in arrival order, in each partition that is full
+    /// (default 0: refuse at once). A waiter waits for its own partition's permits; it does not
+    /// borrow from the pool, and while anybody waits in a partition a newcomer to it neither
+    /// takes a permit nor borrows (nobody overtakes the line).
+    pub const fn max_queue(mut self, max_queue: usize) -> Self {
+        self.max_queue = max_queue;
+        self
+    }
+
+    /// How long a request may wait in its partition's queue (default: until a permit comes,
+    /// or, in [`Http`](crate::Http) mode, until the request's deadline). Needs a queue.
+    pub const fn max_wait(mut self, max_wait: Duration) -> Self {
+        self.max_wait = Some(max_wait);
+        self
+    }
+
     /// What a request without a key does (default: one partition shared by all of them).
     /// [`MissingKey::Reject`] refuses it as `bulkhead_full`.
     pub const fn missing_key(mut self, missing: MissingKey) -> Self {
@@ -146,6 +171,8 @@ impl<X, K, O, P> PartitionedBuilder<X, K, O, P> {
             named: self.named,
             per_key: self.per_key,
             pool: self.pool,
+            max_queue: self.max_queue,
+            max_wait: self.max_wait,
             keyed: self.keyed,
             name: self.name,
             retry_after: self.retry_after,
@@ -162,6 +189,8 @@ impl<X, K, O, P> PartitionedBuilder<X, K, O, P> {
             named: self.named,
             per_key: self.per_key,
             pool: self.pool,
+            max_queue: self.max_queue,
+            max_wait: self.max_wait,
             keyed: self.keyed,
             name: self.name,
             retry_after: self.retry_after,
@@ -192,6 +221,14 @@ impl<X, K, O, P> PartitionedBuilder<X, K, O, P> {
         if self.retry_after.is_zero() {
             return Err(ConfigError::ZeroRetryAfter);
         }
+        if let Some(max_wait) = self.max_wait {
+            if max_wait.is_zero() {
+                return Err(ConfigError::ZeroMaxWait);
+            }
+            if self.max_queue == 0 {
+                return Err(ConfigError::MaxWaitWithoutQueue);
+            }
+        }
         let per_key = self.per_key;
         let pool = self.pool.map(|(size, cap)| (Core::new(size), cap));
         Ok(PartitionedLayer {
@@ -210,6 +247,8 @@ impl<X, K, O, P> PartitionedBuilder<X, K, O, P> {
                 bypass: Core::new(MAX_PERMITS),
                 per_key,
                 pool,
+                max_queue: self.max_queue,
+                max_wait: self.max_wait,
                 name: self.name,
                 retry_after: self.retry_after,
                 observer: self.observer,
@@ -220,7 +259,7 @@ impl<X, K, O, P> PartitionedBuilder<X, K, O, P> {
 }
 
 fn idle(partition: &Arc<Partition>, _now: Instant) -> bool {
-    let unused = |core: &Core| core.available() == core.max();
+    let unused = |core: &Core| core.available() == core.max() && core.queued() == 0;
     unused(&partition.core) && partition.loans.as_deref().is_none_or(unused)
 }
 
@@ -238,8 +277,8 @@ impl<X, K, O, P> fmt::Debug for PartitionedBuilder<X, K, O, P> {
 /// One bulkhead per partition key, from one layer: a flood on one tenant or downstream fills its
 /// own partition and is refused there, while the others keep their permits.
 ///
-/// Partitions refuse at once when full (after borrowing from the pool, if there is one); they do
-/// not queue.
+/// A full partition (after borrowing from the pool, if there is one) refuses at once, or, with
+/// `max_queue`, lets requests wait in its own FIFO queue, at most `max_wait`.
 pub struct PartitionedLayer<X, K, O = (), P = Plain> {
     shared: Arc<Parts<X, K, O>>,
     _protocol: PhantomData<fn() -> P>,
@@ -349,22 +388,25 @@ where
             .with_retry_after(self.retry_after)
     }
 
-    /// A permit of the partition's own, or one borrowed from the pool within the cap.
+    /// A permit of the partition's own, or one borrowed from the pool within the cap; neither
+    /// while somebody waits in the partition's queue.
     fn acquire(partition: &Partition) -> Option<Permit> {
-        partition
-            .core
-            .try_acquire()
-            .or_else(|| partition.loans.as_ref()?.try_borrow())
+        partition.core.try_acquire().or_else(|| {
+            if partition.core.queued() != 0 {
+                return None;
+            }
+            partition.loans.as_ref()?.try_borrow()
+        })
     }
 }
 
 impl<S, X, K, O, P, Req> Service<Req> for Partitioned<S, X, K, O, P>
 where
-    S: Service<Req>,
+    S: Service<Req> + Clone,
     S::Error: Into<BoxError>,
-    X: KeyExtractor<Req, Key = K>,
+    X: KeyExtractor<Req, Key = K> + Send + Sync + 'static,
     K: Hash + Eq + Clone + Send + Sync + fmt::Debug + 'static,
-    O: for<'a> Observer<Event<'a>>,
+    O: for<'a> Observer<Event<'a>> + Send + Sync + 'static,
     P: Protocol<Req, S::Response>,
 {
     type Response = P::Response;
@@ -409,14 +451,34 @@ where
                 return ResponseFuture::rejected(error);
             }
         };
-        match Parts::<X, K, O>::acquire(&partition) {
-            Some(permit) => ResponseFuture::running(self.inner.call(req), permit, true),
-            None => ResponseFuture::rejected(shared.reject(
-                &partition,
-                key.as_ref(),
-                RejectReason::QueueFull,
-            )),
+        if let Some(permit) = Parts::<X, K, O>::acquire(&partition) {
+            return ResponseFuture::running(self.inner.call(req), permit, true);
         }
+        if shared.max_queue == 0 {
+            let error = shared.reject(&partition, key.as_ref(), RejectReason::QueueFull);
+            return ResponseFuture::rejected(error);
+        }
+        let deadline = P::deadline(&req).map(Deadline::instant);
+        let (until, reason) = match wait_until(Instant::now(), shared.max_wait, deadline) {
+            Ok(wait) => wait,
+            Err(reason) => {
+                return ResponseFuture::rejected(shared.reject(&partition, key.as_ref(), reason));
+            }
+        };
+        let Some(waiter) = partition.core.enqueue(shared.max_queue) else {
+            let error = shared.reject(&partition, key.as_ref(), RejectReason::QueueFull);
+            return ResponseFuture::rejected(error);
+        };
+        // A refusal after the wait names the partition: the one allocation of this slow path
+        // besides the waiter's own.
+        let parts = Arc::clone(&self.shared);
+        let rejecter = Rejecter::Partition(Arc::new(move |reason| {
+            parts.reject(&partition, key.as_ref(), reason)
+        }));
+        // The readied instance goes into the future; an unreadied clone stays behind.
+        let clone = self.inner.clone();
+        let readied = mem::replace(&mut self.inner, clone);
+        ResponseFuture::waiting(waiter, until, reason, readied, req, rejecter, true)
     }
 }
 

@@ -366,7 +366,7 @@ mod tests {
     /// The race the core exists to win: the last permit is released on one thread while a
     /// waiter joins the queue on another. Whatever the interleaving, the waiter must be served
     /// (no lost wake-up), and afterwards every permit must be back. Lined up by a barrier
-    /// 20 000 times on real threads (the fallback to a loom model, see the crate report).
+    /// 20 000 times on real threads (alongside the shuttle model tests below, on real hardware).
     #[test]
     fn release_racing_enqueue_never_strands_a_waiter() {
         use std::sync::Barrier;
@@ -513,10 +513,12 @@ mod tests {
 
     /// Model tests: the core above, instantiated with `shuttle`'s primitives, run under
     /// shuttle's scheduler, which switches threads at every atomic and lock operation. The
-    /// two-thread races are explored exhaustively (`check_dfs`: every interleaving); the
-    /// three-thread mix of acquires, waits, cancellations and releases by shuttle's randomized
-    /// PCT scheduler (10 000 schedules). A lock taken twice (a release inside the lock) would show as a deadlock,
-    /// a lost wake-up as a stranded waiter, a double release as more permits than `max`.
+    /// small races (two or three threads, a few operations each) are explored exhaustively
+    /// (`check_dfs`: every interleaving); the three-client mix of acquires, waits,
+    /// cancellations and releases by shuttle's randomized PCT scheduler (10 000 schedules).
+    /// A lock taken twice (a release inside the lock) shows as a deadlock, a lost wake-up as a
+    /// stranded waiter, a double release as more permits than `max`: each of the first two
+    /// was checked to fail these tests when put into the core on purpose.
     mod model {
         use std::task::{Context, Poll, Waker};
 
@@ -578,7 +580,10 @@ mod tests {
                     drop(looked);
                     releaser.join().expect("the releaser ran");
                     let Poll::Ready(Some(permit)) = poll(&mut second) else {
-                        panic!("the next waiter was stranded: {} available", core.available());
+                        panic!(
+                            "the next waiter was stranded: {} available",
+                            core.available()
+                        );
                     };
                     assert_eq!(core.available(), 0);
                     drop(second);

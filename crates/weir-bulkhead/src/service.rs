@@ -11,7 +11,7 @@ use tower_service::Service;
 use weir_core::{BoxError, Deadline, Observer};
 
 use crate::event::Event;
-use crate::future::ResponseFuture;
+use crate::future::{Rejecter, ResponseFuture};
 use crate::layer::Shared;
 use crate::permit::{Permit, Waiter};
 use crate::protocol::{Plain, Protocol};
@@ -127,7 +127,15 @@ where
         // The readied instance goes into the future; an unreadied clone stays behind.
         let clone = self.inner.clone();
         let readied = mem::replace(&mut self.inner, clone);
-        ResponseFuture::waiting(waiter, until, reason, readied, req, Arc::clone(shared))
+        ResponseFuture::waiting(
+            waiter,
+            until,
+            reason,
+            readied,
+            req,
+            Rejecter::Layer(Arc::clone(shared)),
+            shared.hold_body,
+        )
     }
 }
 

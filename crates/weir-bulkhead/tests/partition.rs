@@ -163,3 +163,150 @@ async fn a_full_partition_borrows_idle_capacity_within_its_cap() {
     assert_eq!(layer.pool_stats().unwrap().in_flight, 0, "loans come back");
     assert_eq!(layer.stats(&A).unwrap().in_flight, 0);
 }
+
+/// Each request takes as many milliseconds as its payload.
+fn timed_service()
+-> impl Service<Req, Response = u32, Error = Infallible, Future: Send> + Clone + Send + 'static {
+    service_fn(|req: Req| async move {
+        tokio::time::sleep(Duration::from_millis(req.1.into())).await;
+        Ok::<_, Infallible>(req.1)
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_partition_queues_in_order_up_to_its_max_wait() {
+    let reasons = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = std::sync::Arc::clone(&reasons);
+    let layer = BulkheadLayer::partitioned(tenant)
+        .per_key(1)
+        .max_queue(2)
+        .max_wait(Duration::from_millis(100))
+        .observer(move |event: &weir_bulkhead::Event<'_>| {
+            if let weir_bulkhead::Event::Rejected {
+                reason, partition, ..
+            } = event
+            {
+                seen.lock()
+                    .unwrap()
+                    .push((*reason, format!("{:?}", partition.unwrap())));
+            }
+        })
+        .build()
+        .unwrap();
+    let svc = layer.layer(timed_service());
+    let start = Instant::now();
+    let call = |req: Req| {
+        let svc = svc.clone();
+        tokio::spawn(async move {
+            let result = svc.oneshot(req).await;
+            let result = result.map_err(|e| {
+                let error = Error::find(&*e).unwrap();
+                (error.is_bulkhead_full(), error.retry_after())
+            });
+            (result, start.elapsed())
+        })
+    };
+    let first = call((A, 60)); // runs at once, 0..60 ms
+    tokio::task::yield_now().await;
+    let second = call((A, 60)); // waits 60 ms, runs 60..120 ms
+    let third = call((A, 60)); // still waiting at 100 ms: refused
+    tokio::task::yield_now().await;
+    assert_eq!(layer.stats(&A).unwrap().queued, 2);
+    // The line is full: refused at once.
+    let fourth = svc.clone().oneshot((A, 60)).await.unwrap_err();
+    assert!(Error::find(&*fourth).unwrap().is_bulkhead_full());
+    // Another partition is not held up by a's line.
+    assert_eq!(svc.clone().oneshot((B, 5)).await.unwrap(), 5);
+    assert_eq!(start.elapsed(), Duration::from_millis(5));
+
+    let ms = Duration::from_millis;
+    let (result, at) = first.await.unwrap();
+    assert_eq!((result.unwrap(), at), (60, ms(60)));
+    let (result, at) = third.await.unwrap();
+    assert_eq!(result, Err((true, Some(Duration::from_secs(1)))));
+    assert_eq!(at, ms(100), "refused when its max_wait ran out");
+    let (result, at) = second.await.unwrap();
+    assert_eq!((result.unwrap(), at), (60, ms(120)), "served first in line");
+    let a = layer.stats(&A).unwrap();
+    assert_eq!((a.in_flight, a.queued, a.rejected), (0, 0, 2));
+    assert_eq!(
+        *reasons.lock().unwrap(),
+        [
+            (weir_bulkhead::RejectReason::QueueFull, "97".to_owned()),
+            (weir_bulkhead::RejectReason::MaxWait, "97".to_owned()),
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_waiter_leaves_the_partition_line_to_the_next() {
+    let layer = BulkheadLayer::partitioned(tenant)
+        .per_key(1)
+        .max_queue(4)
+        .build()
+        .unwrap();
+    let svc = layer.layer(timed_service());
+    let start = Instant::now();
+    let running = tokio::spawn(svc.clone().oneshot((A, 50)));
+    tokio::task::yield_now().await;
+    let gone = tokio::spawn(svc.clone().oneshot((A, 50)));
+    let next = tokio::spawn({
+        let svc = svc.clone();
+        async move {
+            let n = svc.oneshot((A, 10)).await.unwrap();
+            (n, start.elapsed())
+        }
+    });
+    tokio::task::yield_now().await;
+    assert_eq!(layer.stats(&A).unwrap().queued, 2);
+    gone.abort();
+    assert!(gone.await.unwrap_err().is_cancelled());
+    assert_eq!(layer.stats(&A).unwrap().queued, 1);
+    assert_eq!(running.await.unwrap().unwrap(), 50);
+    assert_eq!(next.await.unwrap(), (10, Duration::from_millis(60)));
+    let a = layer.stats(&A).unwrap();
+    assert_eq!((a.in_flight, a.queued, a.available), (0, 0, 1));
+}
+
+#[test]
+fn a_partition_wait_needs_a_queue() {
+    let refused = BulkheadLayer::partitioned::<_, u8>(tenant)
+        .max_wait(Duration::from_millis(10))
+        .build();
+    assert_eq!(
+        refused.err(),
+        Some(weir_bulkhead::ConfigError::MaxWaitWithoutQueue)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn while_somebody_waits_a_newcomer_does_not_borrow_past_the_line() {
+    let layer = BulkheadLayer::partitioned(tenant)
+        .per_key(1)
+        .borrow(2, 1)
+        .max_queue(4)
+        .build()
+        .unwrap();
+    let svc = layer.layer(timed_service());
+    let own = tokio::spawn(svc.clone().oneshot((A, 100))); // a's own permit, 0..100 ms
+    let loan = tokio::spawn(svc.clone().oneshot((A, 10))); // borrowed, 0..10 ms
+    let waiting = tokio::spawn(svc.clone().oneshot((A, 10))); // waits for a's own permit
+    tokio::task::yield_now().await;
+    assert_eq!(layer.stats(&A).unwrap().queued, 1);
+    assert_eq!(loan.await.unwrap().unwrap(), 10);
+    assert_eq!(
+        layer.pool_stats().unwrap().in_flight,
+        0,
+        "the loan came back"
+    );
+    // The pool could lend again, but somebody is already waiting in a's line.
+    let newcomer = tokio::spawn(svc.clone().oneshot((A, 10)));
+    tokio::task::yield_now().await;
+    assert_eq!(layer.stats(&A).unwrap().queued, 2);
+    assert_eq!(layer.pool_stats().unwrap().in_flight, 0);
+    assert_eq!(own.await.unwrap().unwrap(), 100);
+    assert_eq!(waiting.await.unwrap().unwrap(), 10);
+    assert_eq!(newcomer.await.unwrap().unwrap(), 10);
+    let a = layer.stats(&A).unwrap();
+    assert_eq!((a.in_flight, a.queued, a.rejected), (0, 0, 0));
+}

@@ -56,6 +56,14 @@ impl<C, O> Shared<C, O> {
         Instant::now().saturating_duration_since(self.origin)
     }
 
+    /// [`now`](Self::now) in nanoseconds.
+    fn nanos_now(&self) -> u64 {
+        let now = self.now();
+        now.as_secs()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(now.subsec_nanos()))
+    }
+
     pub(crate) fn notify(&self, notice: Option<Notice>, key: Option<&DynKey>)
     where
         O: for<'a> Observer<Event<'a>>,
@@ -161,7 +169,10 @@ pub(crate) struct Guard<C, O> {
     lane: Arc<Lane<C, O>>,
     keyed: Option<Arc<KeyedBreaker>>,
     permit: Option<Permit>,
-    start: Option<Instant>,
+    /// When the call started, in nanoseconds since `shared.origin`; read only with a slow-call
+    /// threshold (and set only then). A word rather than an `Option<Instant>`: the future stays
+    /// four words, moved with whole-word copies.
+    start: u64,
 }
 
 impl<C, O> Guard<C, O> {
@@ -172,7 +183,7 @@ impl<C, O> Guard<C, O> {
             lane: lanes.pick(),
             keyed,
             permit,
-            start: None,
+            start: 0,
         }
     }
 
@@ -197,7 +208,7 @@ impl<C, O> Guard<C, O> {
     #[inline]
     fn start(&mut self) {
         if self.shared().slow_threshold.is_some() {
-            self.start = Some(Instant::now());
+            self.start = self.shared().nanos_now();
         }
     }
 
@@ -219,9 +230,12 @@ impl<C, O> Guard<C, O> {
             return;
         };
         let outcome = self.shared().classifier.classify(result);
-        let slow = match (self.start, self.shared().slow_threshold) {
-            (Some(start), Some(threshold)) => start.elapsed() >= threshold,
-            _ => false,
+        let slow = match self.shared().slow_threshold {
+            Some(threshold) => {
+                Duration::from_nanos(self.shared().nanos_now().saturating_sub(self.start))
+                    >= threshold
+            }
+            None => false,
         };
         let (verdict, hint) = match outcome {
             Outcome::Success => (Verdict::Success, None),
@@ -269,7 +283,6 @@ enum Admission<C, O> {
     /// A half-open probe, guarded from the start: a service dropped before `call` gives its
     /// slot back.
     Probe(Guard<C, O>),
-    Rejected(Error),
 }
 
 impl<C, O> fmt::Debug for Admission<C, O> {
@@ -277,7 +290,6 @@ impl<C, O> fmt::Debug for Admission<C, O> {
         match self {
             Self::Admitted(permit) => f.debug_tuple("Admitted").field(permit).finish(),
             Self::Probe(guard) => f.debug_tuple("Probe").field(guard).finish(),
-            Self::Rejected(error) => f.debug_tuple("Rejected").field(error).finish(),
         }
     }
 }
@@ -289,7 +301,7 @@ fn admit<C, O>(
     lanes: &Lanes<C, O>,
     sleep: &mut Option<Pin<Box<Sleep>>>,
     cx: &mut Context<'_>,
-) -> Poll<Admission<C, O>>
+) -> Poll<Result<Admission<C, O>, Error>>
 where
     O: for<'a> Observer<Event<'a>>,
 {
@@ -301,9 +313,9 @@ where
         shared.notify(notice, key);
         match admit {
             Admit::Permit(permit) if permit.is_probe() => {
-                return Poll::Ready(Admission::Probe(Guard::new(lanes, None, Some(permit))));
+                return Poll::Ready(Ok(Admission::Probe(Guard::new(lanes, None, Some(permit)))));
             }
-            Admit::Permit(permit) => return Poll::Ready(Admission::Admitted(permit)),
+            Admit::Permit(permit) => return Poll::Ready(Ok(Admission::Admitted(permit))),
             Admit::Reject {
                 state: State::Open,
                 retry_after: Some(wait),
@@ -317,11 +329,7 @@ where
                 }
             }
             Admit::Reject { state, retry_after } => {
-                return Poll::Ready(Admission::Rejected(shared.rejection(
-                    state,
-                    retry_after,
-                    key,
-                )));
+                return Poll::Ready(Err(shared.rejection(state, retry_after, key)));
             }
         }
     }
@@ -333,7 +341,11 @@ where
 pub struct CircuitBreaker<S, C = AnyError, O = ()> {
     inner: S,
     lanes: Arc<Lanes<C, O>>,
+    /// Set by `poll_ready` when it admits the next call, taken by `call`.
     admission: Option<Admission<C, O>>,
+    /// Set by `poll_ready` when it rejects the next call, taken by `call`; apart from
+    /// `admission` so that the hot path never drops an `Error`.
+    rejection: Option<Error>,
     sleep: Option<Pin<Box<Sleep>>>,
 }
 
@@ -343,6 +355,7 @@ impl<S, C, O> CircuitBreaker<S, C, O> {
             inner,
             lanes,
             admission: None,
+            rejection: None,
             sleep: None,
         }
     }
@@ -377,6 +390,7 @@ impl<S: fmt::Debug, C, O> fmt::Debug for CircuitBreaker<S, C, O> {
             .field("layer", &self.lanes.shared.name)
             .field("state", &self.lanes.shared.breaker.state())
             .field("admission", &self.admission)
+            .field("rejection", &self.rejection)
             .finish_non_exhaustive()
     }
 }
@@ -394,19 +408,21 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        if !matches!(
-            self.admission,
-            Some(Admission::Admitted(_) | Admission::Probe(_))
-        ) {
+        if self.admission.is_none() {
             // A rejection is decided afresh on every poll: the circuit may have moved on.
-            self.admission = None;
+            if self.rejection.is_some() {
+                self.rejection = None;
+            }
             match admit(&self.lanes, &mut self.sleep, cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(admission @ Admission::Rejected(_)) => {
-                    self.admission = Some(admission);
+                Poll::Ready(Err(error)) => {
+                    self.rejection = Some(error);
                     return Poll::Ready(Ok(()));
                 }
-                Poll::Ready(admission) => self.admission = Some(admission),
+                Poll::Ready(Ok(admission)) => {
+                    // `admission` is `None` here: nothing to drop.
+                    self.admission.get_or_insert(admission);
+                }
             }
         }
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -414,14 +430,16 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        let guard = match self
-            .admission
-            .take()
-            .expect("poll_ready must be called first")
-        {
-            Admission::Admitted(permit) => Guard::new(&self.lanes, None, Some(permit)),
-            Admission::Probe(guard) => guard,
-            Admission::Rejected(error) => return ResponseFuture::rejected(error),
+        let guard = match self.admission.take() {
+            Some(Admission::Admitted(permit)) => Guard::new(&self.lanes, None, Some(permit)),
+            Some(Admission::Probe(guard)) => guard,
+            None => {
+                let error = self
+                    .rejection
+                    .take()
+                    .expect("poll_ready must be called first");
+                return ResponseFuture::rejected(error);
+            }
         };
         // The guard starts (reads the clock, with slow-call tracking) before the inner call.
         let guard = guard.started();
@@ -430,10 +448,7 @@ where
 }
 
 /// Admits one call against `breaker` at once (no backpressure), or says why not.
-fn decide<C, O>(
-    lanes: &Lanes<C, O>,
-    keyed: Option<Arc<KeyedBreaker>>,
-) -> Result<Guard<C, O>, Error>
+fn decide<C, O>(lanes: &Lanes<C, O>, keyed: Option<Arc<KeyedBreaker>>) -> Result<Guard<C, O>, Error>
 where
     O: for<'a> Observer<Event<'a>>,
 {
@@ -646,5 +661,55 @@ where
             }
             Err(error) => ResponseFuture::rejected(error),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::future::{Ready, ready};
+    use std::task::Waker;
+
+    use tower_layer::Layer;
+
+    use super::*;
+    use crate::CircuitBreakerLayer;
+
+    #[derive(Clone)]
+    struct Echo;
+
+    impl Service<u32> for Echo {
+        type Response = u32;
+        type Error = Infallible;
+        type Future = Ready<Result<u32, Infallible>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, req: u32) -> Self::Future {
+            ready(Ok(req))
+        }
+    }
+
+    /// The closed path writes no reference count that every thread writes: a call's future
+    /// holds this thread's lane, never the shared state itself, and gives it back when done.
+    #[test]
+    fn a_closed_call_holds_this_threads_lane_not_the_shared_state() {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut svc = CircuitBreakerLayer::new().layer(Echo);
+        let shared = Arc::strong_count(&svc.lanes.shared);
+        let lane = svc.lanes.pick();
+        assert!(Arc::ptr_eq(&lane, &svc.lanes.pick()), "one lane per thread");
+        let held = Arc::strong_count(&lane);
+        for i in 0..200 {
+            assert!(matches!(svc.poll_ready(&mut cx), Poll::Ready(Ok(()))));
+            let mut future = std::pin::pin!(svc.call(i));
+            assert_eq!(Arc::strong_count(&svc.lanes.shared), shared);
+            assert_eq!(Arc::strong_count(&lane), held + 1);
+            assert!(matches!(future.as_mut().poll(&mut cx), Poll::Ready(Ok(n)) if n == i));
+        }
+        assert_eq!(Arc::strong_count(&lane), held);
+        assert_eq!(Arc::strong_count(&svc.lanes.shared), shared);
     }
 }

@@ -18,6 +18,7 @@
 //!   half-open period and a slot given back late never leaks into a later period.
 
 use std::fmt;
+use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -194,27 +195,59 @@ pub(crate) enum Verdict {
 
 /// A call admitted by [`Breaker::admit`]; hand it back with [`Breaker::record`] or
 /// [`Breaker::release`].
+///
+/// One word, so that the response future stays small and is moved with whole-word copies:
+/// the state word it was admitted under (generation in the high 32 bits, state tag in the low
+/// 8), its [`PermitKind`] in bits 8 to 15, and bit 16 always set (never zero, so an
+/// `Option<Permit>` is one word too).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Permit {
-    word: u64,
-    kind: PermitKind,
-}
+pub(crate) struct Permit(NonZeroU64);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 enum PermitKind {
     /// Closed, forced closed, metrics-only: counted in the window.
-    Counted,
+    Counted = 0,
     /// A half-open probe: holds one of the K slots.
-    Probe,
+    Probe = 1,
     /// Disabled: nothing is counted.
-    Untracked,
+    Untracked = 2,
 }
 
+/// The bits of a [`Permit`] that hold the state word.
+const PERMIT_WORD: u64 = 0xffff_ffff_0000_00ff;
+/// The bit always set in a [`Permit`].
+const PERMIT_MARK: u64 = 1 << 16;
+
 impl Permit {
+    #[inline]
+    const fn new(word: u64, kind: PermitKind) -> Self {
+        let bits = (word & PERMIT_WORD) | ((kind as u64) << 8) | PERMIT_MARK;
+        match NonZeroU64::new(bits) {
+            Some(bits) => Self(bits),
+            None => Self(NonZeroU64::MIN),
+        }
+    }
+
+    /// The state word the call was admitted under.
+    #[inline]
+    const fn word(self) -> u64 {
+        self.0.get() & PERMIT_WORD
+    }
+
+    #[inline]
+    const fn kind(self) -> PermitKind {
+        match (self.0.get() >> 8) & 0xff {
+            0 => PermitKind::Counted,
+            1 => PermitKind::Probe,
+            _ => PermitKind::Untracked,
+        }
+    }
+
     /// Whether dropping this permit without an outcome gives something back.
     #[inline]
-    pub(crate) fn is_probe(&self) -> bool {
-        self.kind == PermitKind::Probe
+    pub(crate) const fn is_probe(self) -> bool {
+        matches!(self.kind(), PermitKind::Probe)
     }
 }
 
@@ -575,13 +608,7 @@ impl Breaker {
             State::of(word),
             State::Closed | State::ForcedClosed | State::MetricsOnly
         ) {
-            return (
-                Admit::Permit(Permit {
-                    word,
-                    kind: PermitKind::Counted,
-                }),
-                None,
-            );
+            return (Admit::Permit(Permit::new(word, PermitKind::Counted)), None);
         }
         self.admit_slow(now)
     }
@@ -597,19 +624,13 @@ impl Breaker {
             match State::of(word) {
                 State::Closed | State::ForcedClosed | State::MetricsOnly => {
                     return (
-                        Admit::Permit(Permit {
-                            word,
-                            kind: PermitKind::Counted,
-                        }),
+                        Admit::Permit(Permit::new(word, PermitKind::Counted)),
                         notice,
                     );
                 }
                 State::Disabled => {
                     return (
-                        Admit::Permit(Permit {
-                            word,
-                            kind: PermitKind::Untracked,
-                        }),
+                        Admit::Permit(Permit::new(word, PermitKind::Untracked)),
                         notice,
                     );
                 }
@@ -667,10 +688,7 @@ impl Breaker {
                 Ordering::Acquire,
             ) {
                 Ok(_) => {
-                    return Some(Permit {
-                        word,
-                        kind: PermitKind::Probe,
-                    });
+                    return Some(Permit::new(word, PermitKind::Probe));
                 }
                 Err(actual) => probes = actual,
             }
@@ -679,10 +697,10 @@ impl Breaker {
 
     /// Gives a probe's slot back (its call was dropped, or its outcome ignored).
     pub(crate) fn release(&self, permit: Permit) {
-        if permit.kind != PermitKind::Probe {
+        if permit.kind() != PermitKind::Probe {
             return;
         }
-        let generation = generation(permit.word);
+        let generation = generation(permit.word());
         let mut probes = self.probes.load(Ordering::Acquire);
         while probes >> 32 == generation && probes & 0xffff_ffff < u64::from(self.settings.probes) {
             match self.probes.compare_exchange_weak(
@@ -706,7 +724,7 @@ impl Breaker {
         report: Report,
         now: impl Fn() -> Duration,
     ) -> Option<Notice> {
-        match permit.kind {
+        match permit.kind() {
             PermitKind::Untracked => None,
             PermitKind::Probe => self.record_probe(permit, report, now),
             PermitKind::Counted => self.record_counted(permit, report, now),
@@ -720,7 +738,8 @@ impl Breaker {
         report: Report,
         now: impl Fn() -> Duration,
     ) -> Option<Notice> {
-        if report.verdict == Verdict::Ignored || self.word.load(Ordering::Acquire) != permit.word {
+        if report.verdict == Verdict::Ignored || self.word.load(Ordering::Acquire) != permit.word()
+        {
             return None;
         }
         let failed = report.verdict == Verdict::Failure;
@@ -762,8 +781,8 @@ impl Breaker {
         now: impl Fn() -> Duration,
     ) -> Option<Notice> {
         let reason = self.crossed(consecutive, time.unwrap_or_else(|| nanos(now())))?;
-        match State::of(permit.word) {
-            State::Closed => self.trip(permit.word, nanos(now()), reason, hint),
+        match State::of(permit.word()) {
+            State::Closed => self.trip(permit.word(), nanos(now()), reason, hint),
             State::MetricsOnly => Some(Notice::WouldOpen { reason }),
             _ => None,
         }
@@ -798,18 +817,23 @@ impl Breaker {
         report: Report,
         now: impl Fn() -> Duration,
     ) -> Option<Notice> {
-        if self.word.load(Ordering::Acquire) != permit.word {
+        if self.word.load(Ordering::Acquire) != permit.word() {
             return None;
         }
         if report.verdict == Verdict::Failure || (report.slow && self.settings.slow_rate.is_some())
         {
-            return self.trip(permit.word, nanos(now()), Reason::ProbeFailed, report.hint);
+            return self.trip(
+                permit.word(),
+                nanos(now()),
+                Reason::ProbeFailed,
+                report.hint,
+            );
         }
         if report.verdict == Verdict::Ignored {
             self.release(permit);
             return None;
         }
-        let generation = generation(permit.word);
+        let generation = generation(permit.word());
         let mut successes = self.successes.load(Ordering::Acquire);
         loop {
             if successes >> 32 != generation {
@@ -826,7 +850,7 @@ impl Breaker {
             }
         }
         if (successes & 0xffff_ffff) + 1 >= u64::from(self.settings.probes) {
-            self.transition(permit.word, State::Closed, Reason::ProbesSucceeded)
+            self.transition(permit.word(), State::Closed, Reason::ProbesSucceeded)
         } else {
             None
         }
@@ -1737,7 +1761,7 @@ mod tests {
                             prop_assert_eq!(real_notice, notice);
                             match (real, expected) {
                                 (Admit::Permit(p), Ok(m)) => {
-                                    let kind = match p.kind {
+                                    let kind = match p.kind() {
                                         PermitKind::Counted => Kind::Counted,
                                         PermitKind::Probe => Kind::Probe,
                                         PermitKind::Untracked => Kind::Untracked,

@@ -335,10 +335,8 @@ where
         map.retain(|key, slot| {
             let seen = slot.last_seen.load(Ordering::Relaxed);
             let keep = now_ms.saturating_sub(seen) < idle || !(self.evictable)(&slot.state, now);
-            if !keep {
-                if let Some(on_evict) = &self.on_evict {
-                    on_evict(key, &slot.state);
-                }
+            if let (false, Some(on_evict)) = (keep, &self.on_evict) {
+                on_evict(key, &slot.state);
             }
             keep
         });

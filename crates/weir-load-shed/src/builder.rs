@@ -2,6 +2,7 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::time::Duration;
@@ -13,6 +14,7 @@ use crate::event::Event;
 use crate::handle::LoadShedHandle;
 use crate::layer::LoadShedLayer;
 use crate::limit::{Fixed, Limit};
+use crate::protocol::{Http, Plain};
 use crate::shared::{Core, Shared};
 use crate::state::Priority;
 
@@ -26,7 +28,7 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 100;
 /// from 90% of the limit; `Retry-After: 1s` on refusals; no observer.
 #[derive(Debug)]
 #[must_use]
-pub struct LoadShedBuilder<L = Fixed, C = Uniform, O = ()> {
+pub struct LoadShedBuilder<L = Fixed, C = Uniform, O = (), P = Plain> {
     name: Name,
     limit: L,
     classifier: C,
@@ -36,6 +38,7 @@ pub struct LoadShedBuilder<L = Fixed, C = Uniform, O = ()> {
     critical_at: f64,
     retry_after: Duration,
     max_ready_wait: Option<Duration>,
+    _protocol: PhantomData<fn() -> P>,
 }
 
 impl LoadShedBuilder {
@@ -50,11 +53,12 @@ impl LoadShedBuilder {
             critical_at: 0.9,
             retry_after: Duration::from_secs(1),
             max_ready_wait: None,
+            _protocol: PhantomData,
         }
     }
 }
 
-impl<L, C, O> LoadShedBuilder<L, C, O> {
+impl<L, C, O, P> LoadShedBuilder<L, C, O, P> {
     /// Names this layer in errors and events.
     pub fn name(mut self, name: impl Into<Name>) -> Self {
         self.name = name.into();
@@ -62,13 +66,13 @@ impl<L, C, O> LoadShedBuilder<L, C, O> {
     }
 
     /// A fixed limit of `max` calls in flight (at least 1).
-    pub fn max_in_flight(self, max: usize) -> LoadShedBuilder<Fixed, C, O> {
+    pub fn max_in_flight(self, max: usize) -> LoadShedBuilder<Fixed, C, O, P> {
         self.limit(Fixed::new(max))
     }
 
     /// The limit algorithm: [`Fixed`], [`Aimd`](crate::Aimd), [`Vegas`](crate::Vegas) or
     /// [`Gradient2`](crate::Gradient2) (or your own [`Limit`]).
-    pub fn limit<L2: Limit>(self, limit: L2) -> LoadShedBuilder<L2, C, O> {
+    pub fn limit<L2: Limit>(self, limit: L2) -> LoadShedBuilder<L2, C, O, P> {
         LoadShedBuilder {
             name: self.name,
             limit,
@@ -79,11 +83,12 @@ impl<L, C, O> LoadShedBuilder<L, C, O> {
             critical_at: self.critical_at,
             retry_after: self.retry_after,
             max_ready_wait: self.max_ready_wait,
+            _protocol: PhantomData,
         }
     }
 
     /// Gives each request a priority: a closure `Fn(&Req) -> Priority`.
-    pub fn priority<C2>(self, classifier: C2) -> LoadShedBuilder<L, C2, O> {
+    pub fn priority<C2>(self, classifier: C2) -> LoadShedBuilder<L, C2, O, P> {
         LoadShedBuilder {
             name: self.name,
             limit: self.limit,
@@ -94,6 +99,7 @@ impl<L, C, O> LoadShedBuilder<L, C, O> {
             critical_at: self.critical_at,
             retry_after: self.retry_after,
             max_ready_wait: self.max_ready_wait,
+            _protocol: PhantomData,
         }
     }
 
@@ -127,7 +133,7 @@ impl<L, C, O> LoadShedBuilder<L, C, O> {
     }
 
     /// Reports sheds and limit changes to `observer`.
-    pub fn observer<O2>(self, observer: O2) -> LoadShedBuilder<L, C, O2>
+    pub fn observer<O2>(self, observer: O2) -> LoadShedBuilder<L, C, O2, P>
     where
         O2: for<'a> Observer<Event<'a>>,
     {
@@ -141,6 +147,27 @@ impl<L, C, O> LoadShedBuilder<L, C, O> {
             critical_at: self.critical_at,
             retry_after: self.retry_after,
             max_ready_wait: self.max_ready_wait,
+            _protocol: PhantomData,
+        }
+    }
+
+    /// [`Http`] mode, for `http::Response`s: a successful call stays in flight until its
+    /// response body has been sent to its end, has failed or has been dropped (the body holds
+    /// the slot, a [`GuardedBody`](weir_core::GuardedBody)), and an adaptive limit measures
+    /// its round-trip time to that point. Without it ([`Plain`], the default), the slot is
+    /// released when the response head is returned.
+    pub fn http(self) -> LoadShedBuilder<L, C, O, Http> {
+        LoadShedBuilder {
+            name: self.name,
+            limit: self.limit,
+            classifier: self.classifier,
+            observer: self.observer,
+            shares: self.shares,
+            elevated_at: self.elevated_at,
+            critical_at: self.critical_at,
+            retry_after: self.retry_after,
+            max_ready_wait: self.max_ready_wait,
+            _protocol: PhantomData,
         }
     }
 
@@ -173,10 +200,10 @@ impl<L, C, O> LoadShedBuilder<L, C, O> {
     }
 }
 
-impl<L: Limit, C, O> LoadShedBuilder<L, C, O> {
+impl<L: Limit, C, O, P> LoadShedBuilder<L, C, O, P> {
     /// Builds the layer; every service it makes and every clone share one set of counters and
     /// one limit.
-    pub fn build(self) -> Result<LoadShedLayer<L, C, O>, ConfigError> {
+    pub fn build(self) -> Result<LoadShedLayer<L, C, O, P>, ConfigError> {
         self.validate()?;
         let limit = self.limit.limit().max(1);
         let layer = LoadShedLayer::from_shared(Shared {
@@ -204,7 +231,9 @@ impl<L: Limit, C, O> LoadShedBuilder<L, C, O> {
     }
 
     /// Builds the layer and a handle reading its figures and load level.
-    pub fn build_with_handle(self) -> Result<(LoadShedLayer<L, C, O>, LoadShedHandle), ConfigError>
+    pub fn build_with_handle(
+        self,
+    ) -> Result<(LoadShedLayer<L, C, O, P>, LoadShedHandle), ConfigError>
     where
         C: Send + Sync + 'static,
         O: for<'a> Observer<Event<'a>> + Send + Sync + 'static,

@@ -2,20 +2,24 @@
 
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
 use weir_core::{BoxError, Error};
 
+use crate::protocol::{Plain, Protocol};
 use crate::shared::{InFlight, Outcome};
 
 pin_project! {
     /// The response future of a [`LoadShed`](crate::LoadShed): a refusal, or the inner future
-    /// with the in-flight slot it holds.
-    pub struct ResponseFuture<F> {
+    /// with the in-flight slot it holds. `P` is the [`Protocol`] mode, which decides whether
+    /// the slot ends with this future or moves into the response body.
+    pub struct ResponseFuture<F, P = Plain> {
         #[pin]
         state: State<F>,
+        _protocol: PhantomData<fn() -> P>,
     }
 }
 
@@ -33,52 +37,56 @@ pin_project! {
     }
 }
 
-impl<F> ResponseFuture<F> {
+impl<F, P> ResponseFuture<F, P> {
     pub(crate) const fn running(future: F, token: InFlight) -> Self {
         Self {
             state: State::Running {
                 future,
                 token: Some(token),
             },
+            _protocol: PhantomData,
         }
     }
 
     pub(crate) const fn rejected(error: Error) -> Self {
         Self {
             state: State::Rejected { error: Some(error) },
+            _protocol: PhantomData,
         }
     }
 }
 
 /// A timeout or a refusal for load from further down is the loss signal; other errors say
 /// nothing about load and are ignored.
-fn outcome_of<T, E: 'static>(result: &Result<T, E>) -> Outcome {
-    match result {
-        Ok(_) => Outcome::Success,
-        Err(error) => match Error::find_in(error) {
-            Some(weir) if weir.is_timeout() || weir.is_overloaded() || weir.is_bulkhead_full() => {
-                Outcome::Dropped
-            }
-            _ => Outcome::Ignored,
-        },
+fn outcome_of_error<E: 'static>(error: &E) -> Outcome {
+    match Error::find_in(error) {
+        Some(weir) if weir.is_timeout() || weir.is_overloaded() || weir.is_bulkhead_full() => {
+            Outcome::Dropped
+        }
+        _ => Outcome::Ignored,
     }
 }
 
-impl<F, T, E> Future for ResponseFuture<F>
+impl<F, T, E, P> Future for ResponseFuture<F, P>
 where
     F: Future<Output = Result<T, E>>,
     E: Into<BoxError> + 'static,
+    P: Protocol<T>,
 {
-    type Output = Result<T, BoxError>;
+    type Output = Result<P::Response, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
             StateProj::Running { future, token } => {
                 let result = ready!(future.poll(cx));
-                if let Some(token) = token.take() {
-                    token.finish(outcome_of(&result));
-                }
-                Poll::Ready(result.map_err(Into::into))
+                let token = token.take().expect("polled after completion");
+                Poll::Ready(match result {
+                    Ok(response) => Ok(P::finish(response, token)),
+                    Err(error) => {
+                        token.finish(outcome_of_error(&error));
+                        Err(error.into())
+                    }
+                })
             }
             StateProj::Rejected { error } => {
                 let error = error.take().expect("polled after completion");
@@ -88,7 +96,7 @@ where
     }
 }
 
-impl<F> fmt::Debug for ResponseFuture<F> {
+impl<F, P> fmt::Debug for ResponseFuture<F, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
             State::Running { .. } => "running",

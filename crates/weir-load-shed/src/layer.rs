@@ -1,6 +1,7 @@
 //! `LoadShedLayer` and its presets.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use tower_layer::Layer;
@@ -11,6 +12,7 @@ use crate::classify::Uniform;
 use crate::event::Event;
 use crate::handle::LoadShedHandle;
 use crate::limit::{Fixed, Limit};
+use crate::protocol::{Http, Plain};
 use crate::service::LoadShed;
 use crate::shared::{Finish, Shared};
 
@@ -18,9 +20,11 @@ use crate::shared::{Finish, Shared};
 /// adaptive limit.
 ///
 /// The counters and the limit are created when the layer is built and shared by every service it
-/// makes and every clone.
-pub struct LoadShedLayer<L = Fixed, C = Uniform, O = ()> {
+/// makes and every clone. `P` is the [`Protocol`](crate::Protocol) mode: [`Plain`] (the slot
+/// ends with the response future) or [`Http`] (it ends with the response body).
+pub struct LoadShedLayer<L = Fixed, C = Uniform, O = (), P = Plain> {
     shared: Arc<Shared<L, C, O>>,
+    _protocol: PhantomData<fn() -> P>,
 }
 
 impl LoadShedLayer {
@@ -43,12 +47,20 @@ impl LoadShedLayer {
     pub fn adaptive<L: Limit>(limit: L) -> LoadShedBuilder<L> {
         Self::builder().limit(limit)
     }
+
+    /// For an HTTP server or client: refuses calls beyond `max_in_flight` in flight, each call
+    /// in flight until its response body ends ([`Http`] mode). Chain `.limit(..)` for an
+    /// adaptive limit, which then measures each call up to the end of its body.
+    pub fn http(max_in_flight: usize) -> LoadShedBuilder<Fixed, Uniform, (), Http> {
+        Self::builder().max_in_flight(max_in_flight).http()
+    }
 }
 
-impl<L, C, O> LoadShedLayer<L, C, O> {
+impl<L, C, O, P> LoadShedLayer<L, C, O, P> {
     pub(crate) fn from_shared(shared: Shared<L, C, O>) -> Self {
         Self {
             shared: Arc::new(shared),
+            _protocol: PhantomData,
         }
     }
 
@@ -68,23 +80,24 @@ impl<L, C, O> LoadShedLayer<L, C, O> {
     }
 }
 
-impl<S, L, C, O> Layer<S> for LoadShedLayer<L, C, O> {
-    type Service = LoadShed<S, L, C, O>;
+impl<S, L, C, O, P> Layer<S> for LoadShedLayer<L, C, O, P> {
+    type Service = LoadShed<S, L, C, O, P>;
 
     fn layer(&self, inner: S) -> Self::Service {
         LoadShed::new(inner, Arc::clone(&self.shared))
     }
 }
 
-impl<L, C, O> Clone for LoadShedLayer<L, C, O> {
+impl<L, C, O, P> Clone for LoadShedLayer<L, C, O, P> {
     fn clone(&self) -> Self {
         Self {
             shared: Arc::clone(&self.shared),
+            _protocol: PhantomData,
         }
     }
 }
 
-impl<L, C, O> fmt::Debug for LoadShedLayer<L, C, O> {
+impl<L, C, O, P> fmt::Debug for LoadShedLayer<L, C, O, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LoadShedLayer")
             .field("name", &self.shared.name)

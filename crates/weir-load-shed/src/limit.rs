@@ -7,7 +7,8 @@ use std::time::Duration;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Sample {
-    /// How long the call took, from admission to its response.
+    /// How long the call took, from admission to its response (to the end of the response
+    /// body in [`Http`](crate::Http) mode).
     pub rtt: Duration,
     /// Calls in flight when it finished (itself included).
     pub in_flight: usize,

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -16,6 +17,7 @@ use crate::classify::{Prioritize, Uniform};
 use crate::event::Event;
 use crate::future::ResponseFuture;
 use crate::limit::{Fixed, Limit};
+use crate::protocol::{Plain, Protocol};
 use crate::shared::{Finish, InFlight, Shared};
 
 /// Refuses at once, with `weir_core::Error::overloaded()`, a call that would take the calls in
@@ -27,8 +29,9 @@ use crate::shared::{Finish, InFlight, Shared};
 /// - `call` classifies the request, takes an in-flight slot with one compare-and-swap (no lock,
 ///   no allocation) or refuses, then calls the inner service.
 /// - The slot lives in the response future and is given back when it completes (as a success, a
-///   drop or ignored, which feeds an adaptive limit) or is dropped (ignored).
-pub struct LoadShed<S, L = Fixed, C = Uniform, O = ()> {
+///   drop or ignored, which feeds an adaptive limit) or is dropped (ignored); in
+///   [`Http`](crate::Http) mode a successful response's body holds it until the body ends.
+pub struct LoadShed<S, L = Fixed, C = Uniform, O = (), P = Plain> {
     inner: S,
     shared: Arc<Shared<L, C, O>>,
     /// `max_ready_wait` only: the timer, boxed once per service and reset; whether it runs for
@@ -36,9 +39,10 @@ pub struct LoadShed<S, L = Fixed, C = Uniform, O = ()> {
     timer: Option<Pin<Box<Sleep>>>,
     armed: bool,
     shed_next: bool,
+    _protocol: PhantomData<fn() -> P>,
 }
 
-impl<S, L, C, O> LoadShed<S, L, C, O> {
+impl<S, L, C, O, P> LoadShed<S, L, C, O, P> {
     pub(crate) const fn new(inner: S, shared: Arc<Shared<L, C, O>>) -> Self {
         Self {
             inner,
@@ -46,6 +50,7 @@ impl<S, L, C, O> LoadShed<S, L, C, O> {
             timer: None,
             armed: false,
             shed_next: false,
+            _protocol: PhantomData,
         }
     }
 
@@ -65,17 +70,18 @@ impl<S, L, C, O> LoadShed<S, L, C, O> {
     }
 }
 
-impl<S, L, C, O, Req> Service<Req> for LoadShed<S, L, C, O>
+impl<S, L, C, O, P, Req> Service<Req> for LoadShed<S, L, C, O, P>
 where
     S: Service<Req>,
     S::Error: Into<BoxError> + 'static,
     L: Limit,
     C: Prioritize<Req> + Send + Sync + 'static,
     O: for<'a> Observer<Event<'a>> + Send + Sync + 'static,
+    P: Protocol<S::Response>,
 {
-    type Response = S::Response;
+    type Response = P::Response;
     type Error = BoxError;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ResponseFuture<S::Future, P>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         if self.shed_next {
@@ -125,13 +131,13 @@ where
     }
 }
 
-impl<S: Clone, L, C, O> Clone for LoadShed<S, L, C, O> {
+impl<S: Clone, L, C, O, P> Clone for LoadShed<S, L, C, O, P> {
     fn clone(&self) -> Self {
         Self::new(self.inner.clone(), Arc::clone(&self.shared))
     }
 }
 
-impl<S: fmt::Debug, L, C, O> fmt::Debug for LoadShed<S, L, C, O> {
+impl<S: fmt::Debug, L, C, O, P> fmt::Debug for LoadShed<S, L, C, O, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LoadShed")
             .field("inner", &self.inner)

@@ -1,5 +1,6 @@
 //! The state every service a load-shed layer makes shares, and the in-flight token.
 
+use std::fmt;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -159,11 +160,17 @@ where
     }
 }
 
-/// One admitted call: ends in exactly one of success, dropped or ignored. Dropped unfinished
-/// (cancelled), it counts as ignored.
-pub(crate) struct InFlight {
+/// One admitted call's in-flight slot: while it lives, the call counts against the limit.
+///
+/// It ends the call exactly once, as one of succeeded, dropped or ignored: when the response
+/// future completes, or, in [`Http`](crate::Http) mode, when the response body that holds it
+/// (`GuardedBody<B, InFlight>`) ends, fails or is dropped (counted as the success its head
+/// was). Dropped before the call completed (cancelled), it counts as ignored.
+pub struct InFlight {
     shared: Option<Arc<dyn Finish>>,
     started: Option<Instant>,
+    /// How the call ends if this slot is dropped rather than finished.
+    on_drop: Outcome,
 }
 
 impl InFlight {
@@ -172,6 +179,7 @@ impl InFlight {
             shared: Some(shared),
             // The clock is read only when a sample will be taken.
             started: adaptive.then(Instant::now),
+            on_drop: Outcome::Ignored,
         }
     }
 
@@ -180,12 +188,25 @@ impl InFlight {
             shared.finish(outcome, self.started);
         }
     }
+
+    /// The call succeeded, and ends when this slot is dropped (with the response body that
+    /// holds it): its round-trip time runs until then.
+    pub(crate) const fn succeeded(mut self) -> Self {
+        self.on_drop = Outcome::Success;
+        self
+    }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         if let Some(shared) = self.shared.take() {
-            shared.finish(Outcome::Ignored, self.started);
+            shared.finish(self.on_drop, self.started);
         }
+    }
+}
+
+impl fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InFlight").finish_non_exhaustive()
     }
 }

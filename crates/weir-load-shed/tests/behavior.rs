@@ -1,15 +1,21 @@
 //! The load shedder's behaviour: refusal at the limit, priorities, outcomes, the load level.
 
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::Request;
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::Frame;
+use http_body_util::BodyExt;
+use tokio::time::Sleep;
 use tokio_test::{assert_pending, assert_ready, task};
 use tower::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};
 use weir_core::{BoxError, Error};
 use weir_load_shed::{
-    Aimd, Event, LoadLevel, LoadLevelLayer, LoadShedLayer, LoadShedStats, Priority,
+    Aimd, Event, Limit, LoadLevel, LoadLevelLayer, LoadShedLayer, LoadShedStats, Priority, Sample,
 };
 use weir_test::{Probe, poll_ready_now};
 
@@ -258,4 +264,124 @@ async fn sheds_by_queue_time_when_the_inner_service_stays_unready() {
     drop(ready);
     assert_eq!(svc.call(2).await.unwrap(), 2);
     assert_eq!(handle.stats().shed, 1);
+}
+
+/// A limit that keeps every sample it is fed, and never moves.
+struct Recording(Arc<Mutex<Vec<Sample>>>);
+
+impl Limit for Recording {
+    fn limit(&self) -> usize {
+        10
+    }
+
+    fn update(&mut self, sample: Sample) -> usize {
+        self.0.lock().unwrap().push(sample);
+        10
+    }
+}
+
+/// A body that sends one chunk once its timer has run.
+struct SlowBody {
+    sleep: Pin<Box<Sleep>>,
+    done: bool,
+}
+
+impl SlowBody {
+    fn after(delay: Duration) -> Self {
+        Self {
+            sleep: Box::pin(tokio::time::sleep(delay)),
+            done: false,
+        }
+    }
+}
+
+impl http_body::Body for SlowBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        std::task::ready!(self.sleep.as_mut().poll(cx));
+        self.done = true;
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from("report")))))
+    }
+}
+
+/// The head after 10 ms, the body's end 40 ms later.
+async fn slow_report(_req: Request<()>) -> Result<Response<SlowBody>, BoxError> {
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    Ok(Response::new(SlowBody::after(Duration::from_millis(40))))
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_http_mode_the_call_ends_and_is_measured_at_the_end_of_the_body() {
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let (layer, handle) = LoadShedLayer::http(10)
+        .limit(Recording(Arc::clone(&samples)))
+        .build_with_handle()
+        .unwrap();
+    let svc = layer.layer(service_fn(slow_report));
+
+    let response = svc.clone().oneshot(Request::new(())).await.unwrap();
+    let s = handle.stats();
+    assert_eq!(
+        (s.in_flight, s.succeeded),
+        (1, 0),
+        "the body holds the slot"
+    );
+    assert!(samples.lock().unwrap().is_empty(), "no sample at the head");
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "report");
+    let s = handle.stats();
+    assert_eq!((s.in_flight, s.succeeded), (0, 1));
+    assert_eq!(
+        *samples.lock().unwrap(),
+        [Sample::success(Duration::from_millis(50), 1)],
+        "round trip to the end of the body"
+    );
+
+    // A body dropped unread ends the call then, as the success its head was.
+    let response = svc.clone().oneshot(Request::new(())).await.unwrap();
+    tokio::time::advance(Duration::from_millis(5)).await;
+    assert_eq!(handle.stats().in_flight, 1);
+    drop(response);
+    let s = handle.stats();
+    assert_eq!((s.in_flight, s.succeeded, s.ignored), (0, 2, 0));
+    assert_eq!(
+        samples.lock().unwrap()[1],
+        Sample::success(Duration::from_millis(15), 1)
+    );
+
+    // An error ends the call at once: nothing to hold.
+    let failing = layer.layer(service_fn(|_req: Request<()>| async {
+        Err::<Response<SlowBody>, BoxError>(Error::timeout().into())
+    }));
+    assert!(failing.oneshot(Request::new(())).await.is_err());
+    let s = handle.stats();
+    assert_eq!((s.in_flight, s.dropped), (0, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_plain_mode_the_call_ends_at_the_response_head() {
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let (layer, handle) = LoadShedLayer::adaptive(Recording(Arc::clone(&samples)))
+        .build_with_handle()
+        .unwrap();
+    let response = layer
+        .layer(service_fn(slow_report))
+        .oneshot(Request::new(()))
+        .await
+        .unwrap();
+    let s = handle.stats();
+    assert_eq!((s.in_flight, s.succeeded), (0, 1), "released with the head");
+    assert_eq!(
+        *samples.lock().unwrap(),
+        [Sample::success(Duration::from_millis(10), 1)]
+    );
+    drop(response);
 }

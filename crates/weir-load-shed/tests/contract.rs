@@ -3,7 +3,9 @@
 use std::convert::Infallible;
 
 use tower::{Layer, Service, ServiceExt};
-use weir_load_shed::{Gradient2, LoadShed, LoadShedLayer, ResponseFuture};
+use weir_load_shed::{
+    Fixed, Gradient2, Http, InFlight, LoadShed, LoadShedLayer, ResponseFuture, Uniform,
+};
 use weir_test::{
     Probe, StrictService, assert_clone, assert_send, assert_send_sync, assert_send_sync_static,
 };
@@ -19,6 +21,12 @@ fn services_layers_and_futures_are_send_sync_clone() {
     assert_send_sync::<LoadShed<Strict, Gradient2>>();
     assert_clone::<LoadShed<Strict>>();
     assert_send::<ResponseFuture<<Strict as Service<u32>>::Future>>();
+    // Http mode: the slot rides in the response body, which servers send across threads.
+    assert_send_sync_static::<LoadShedLayer<Gradient2, Uniform, (), Http>>();
+    assert_send_sync::<LoadShed<Strict, Fixed, Uniform, (), Http>>();
+    assert_send_sync_static::<InFlight>();
+    assert_send_sync_static::<weir_core::GuardedBody<http_body_util::Empty<bytes::Bytes>, InFlight>>(
+    );
 }
 
 #[tokio::test]

@@ -1,13 +1,20 @@
 //! A real axum server and hyper client on 127.0.0.1: requests beyond the limit get a 503 with
-//! Retry-After, and handlers read the load level from their request's extensions.
+//! Retry-After, handlers read the load level from their request's extensions, and in `Http`
+//! mode a call stays in flight until its streamed response body ends.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
+use axum::body::Body;
 use axum::routing::get;
 use axum::{Extension, Router};
 use bytes::Bytes;
-use http::{Request, StatusCode};
+use http::{Request, Response, StatusCode};
+use http_body::Frame;
 use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -96,5 +103,161 @@ async fn sheds_with_503_and_hands_the_load_level_to_handlers() {
         "2 of 2 in flight"
     );
     assert_eq!(handle.stats().in_flight, 0);
+    server.abort();
+}
+
+/// A response body the test writes to, chunk by chunk, and ends by dropping the sender.
+struct ChannelBody(mpsc::Receiver<Bytes>);
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+async fn connect(addr: SocketAddr) -> SendRequest<Empty<Bytes>> {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    sender
+}
+
+fn root() -> Request<Empty<Bytes>> {
+    Request::get("/")
+        .header("host", "127.0.0.1")
+        .body(Empty::new())
+        .expect("valid request")
+}
+
+#[tokio::test]
+async fn in_http_mode_the_slot_is_held_until_the_streamed_body_ends() {
+    let (shed, handle) = LoadShedLayer::http(1)
+        .name("edge")
+        .build_with_handle()
+        .expect("valid load shedder");
+    // Each request's handler hands the test the sender of its streamed body.
+    let (senders_tx, mut senders) = mpsc::unbounded_channel::<mpsc::Sender<Bytes>>();
+    let app = Router::new()
+        .route(
+            "/",
+            get(move || {
+                let senders_tx = senders_tx.clone();
+                async move {
+                    let (tx, rx) = mpsc::channel(4);
+                    senders_tx.send(tx).expect("test listening");
+                    Response::new(Body::new(ChannelBody(rx)))
+                }
+            }),
+        )
+        .layer(
+            ServiceBuilder::new()
+                .layer(ErrorResponseLayer::new())
+                .layer(shed),
+        );
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    // The first request gets its head at once; its body is still streaming, and the call is
+    // still in flight (not yet counted as a success).
+    let mut first = connect(addr).await;
+    first.ready().await.expect("ready");
+    let response = first.send_request(root()).await.expect("response");
+    assert_eq!(response.status(), StatusCode::OK);
+    let body_tx = senders.recv().await.expect("the handler ran");
+    let s = handle.stats();
+    assert_eq!(
+        (s.in_flight, s.succeeded),
+        (1, 0),
+        "the streaming body holds the slot"
+    );
+
+    // A second request, meanwhile, is shed: 503 with Retry-After, never reaching the handler.
+    let mut second = connect(addr).await;
+    second.ready().await.expect("ready");
+    let refused = second.send_request(root()).await.expect("response");
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let text = refused
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    assert_eq!(text, "overloaded");
+    assert_eq!(handle.stats().shed, 1);
+
+    // The first body streams two chunks and ends: only then does the call leave.
+    let mut body = response.into_body();
+    body_tx
+        .send(Bytes::from("hello "))
+        .await
+        .expect("client reading");
+    let frame = body.frame().await.expect("a frame").expect("no error");
+    assert_eq!(frame.into_data().expect("data"), "hello ");
+    assert_eq!(handle.stats().in_flight, 1, "still streaming");
+    body_tx
+        .send(Bytes::from("world"))
+        .await
+        .expect("client reading");
+    drop(body_tx);
+    let rest = body.collect().await.expect("body").to_bytes();
+    assert_eq!(rest, "world");
+    let s = handle.stats();
+    assert_eq!(
+        (s.in_flight, s.succeeded, s.ignored),
+        (0, 1, 0),
+        "released, and counted a success, at the end of the body"
+    );
+
+    // The next request is admitted; a client that goes away mid-body releases the slot too.
+    second.ready().await.expect("ready");
+    let admitted = second.send_request(root()).await.expect("response");
+    assert_eq!(admitted.status(), StatusCode::OK);
+    let body_tx = senders.recv().await.expect("the handler ran");
+    assert_eq!(handle.stats().in_flight, 1);
+    drop(admitted);
+    drop(second);
+    // The server notices the closed connection when it writes, and drops the body.
+    let mut chunks = 0;
+    while handle.stats().in_flight != 0 {
+        assert!(
+            chunks < 10_000,
+            "the server never dropped the abandoned body"
+        );
+        if body_tx.send(Bytes::from("more")).await.is_err() {
+            break;
+        }
+        chunks += 1;
+        tokio::task::yield_now().await;
+    }
+    let s = handle.stats();
+    assert_eq!(
+        (s.in_flight, s.succeeded, s.ignored),
+        (0, 2, 0),
+        "an abandoned body ends the call as the success its head was"
+    );
+    let mut third = connect(addr).await;
+    third.ready().await.expect("ready");
+    let admitted = third.send_request(root()).await.expect("response");
+    assert_eq!(
+        admitted.status(),
+        StatusCode::OK,
+        "the abandoned body's slot came back"
+    );
+    drop(senders.recv().await.expect("the handler ran"));
+    let _ = admitted.into_body().collect().await.expect("body");
+    assert_eq!(handle.stats().in_flight, 0);
+
     server.abort();
 }

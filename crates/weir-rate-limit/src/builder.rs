@@ -4,8 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use weir_core::{HeaderStyle, KeyedConfig, MissingKey, Name};
+use weir_core::{HeaderStyle, KeyedConfig, MissingKey, Name, Observer};
 
+use crate::event::Event;
 use crate::handle::RateLimitHandle;
 use crate::layer::{Limiter, Mode, RateLimitLayer};
 use crate::protocol::{AnyProtocol, Http};
@@ -316,6 +317,7 @@ impl<X, A, T, C, O, P> RateLimitBuilder<X, A, T, C, O, P> {
     pub fn build(self) -> Result<RateLimitLayer<X, MemoryStore<A>, T, C, O, P>, ConfigError>
     where
         A: Algorithm,
+        O: for<'a> Observer<Event<'a>> + Send + Sync + 'static,
     {
         self.build_with_handle().map(|(layer, _)| layer)
     }
@@ -336,10 +338,16 @@ impl<X, A, T, C, O, P> RateLimitBuilder<X, A, T, C, O, P> {
     >
     where
         A: Algorithm,
+        O: for<'a> Observer<Event<'a>> + Send + Sync + 'static,
     {
         let tiers = self.tiers()?;
         let store = MemoryStore::new(self.algorithm.clone(), self.keyed, &tiers[0]);
-        let layer = self.finish(store, tiers);
+        let layer = self.finish(tiers, |name, observer| {
+            // Evictions reach the layer's observer: the hook owns a clone of the name and of the
+            // observer's `Arc`, and the event borrows them (nothing allocated per eviction).
+            let (name, observer) = (name.clone(), Arc::clone(observer));
+            store.on_evict(move || observer.on_event(&Event::Evicted { layer: &name }))
+        });
         let handle = RateLimitHandle::new(Arc::clone(layer.limiter()));
         Ok((layer, handle))
     }
@@ -355,10 +363,16 @@ impl<X, A, T, C, O, P> RateLimitBuilder<X, A, T, C, O, P> {
         store: St,
     ) -> Result<RateLimitLayer<X, St, T, C, O, P>, ConfigError> {
         let tiers = self.tiers()?;
-        Ok(self.finish(store, tiers))
+        Ok(self.finish(tiers, |_, _| store))
     }
 
-    fn finish<St>(self, store: St, tiers: Box<[Tier]>) -> RateLimitLayer<X, St, T, C, O, P> {
+    fn finish<St>(
+        self,
+        tiers: Box<[Tier]>,
+        store: impl FnOnce(&Name, &Arc<O>) -> St,
+    ) -> RateLimitLayer<X, St, T, C, O, P> {
+        let observer = Arc::new(self.observer);
+        let store = store(&self.name, &observer);
         RateLimitLayer::from_limiter(Arc::new(Limiter {
             name: self.name,
             store,
@@ -366,7 +380,7 @@ impl<X, A, T, C, O, P> RateLimitBuilder<X, A, T, C, O, P> {
             tier_of: self.tier_of,
             tiers,
             cost: self.cost,
-            observer: self.observer,
+            observer,
             protocol: self.protocol,
             mode: self.mode,
             missing: self.missing,

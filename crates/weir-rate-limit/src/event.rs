@@ -4,10 +4,11 @@ use std::time::Duration;
 
 use weir_core::{Level, Name};
 
-/// An event of a rate limiter: a refusal, or a refusal that shadow mode let through.
+/// An event of a rate limiter: a refusal, a refusal that shadow mode let through, or an idle key
+/// evicted from the in-memory store.
 ///
-/// Emitted only for requests a quota refuses, never for admitted ones; it borrows everything,
-/// so emitting costs nothing when the observer is `()`.
+/// Emitted only for requests a quota refuses (never for admitted ones) and for evictions; it
+/// borrows everything, so emitting allocates nothing and costs nothing when the observer is `()`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event<'a> {
@@ -36,6 +37,13 @@ pub enum Event<'a> {
         retry_after: Duration,
         /// What it costs.
         cost: u32,
+    },
+    /// An idle key whose buckets were full again was evicted from the in-memory store by one of
+    /// its sweeps (during a request: never on a hit). Emitted under the store shard's write lock,
+    /// so keep the observer short (count, log).
+    Evicted {
+        /// The layer instance.
+        layer: &'a Name,
     },
 }
 
@@ -67,19 +75,23 @@ impl<'a> Event<'a> {
         }
     }
 
-    /// The quota that refused (or would have refused) the request.
+    /// The quota that refused (or would have refused) the request; `None` for an eviction.
     #[must_use]
-    pub const fn policy(&self) -> &'a Name {
+    pub const fn policy(&self) -> Option<&'a Name> {
         match self {
-            Self::Rejected { policy, .. } | Self::Shadowed { policy, .. } => policy,
+            Self::Rejected { policy, .. } | Self::Shadowed { policy, .. } => Some(policy),
+            Self::Evicted { .. } => None,
         }
     }
 
-    /// When the same request could pass.
+    /// When the same request could pass; `None` for an eviction.
     #[must_use]
-    pub const fn retry_after(&self) -> Duration {
+    pub const fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::Rejected { retry_after, .. } | Self::Shadowed { retry_after, .. } => *retry_after,
+            Self::Rejected { retry_after, .. } | Self::Shadowed { retry_after, .. } => {
+                Some(*retry_after)
+            }
+            Self::Evicted { .. } => None,
         }
     }
 }
@@ -93,16 +105,22 @@ impl weir_core::Event for Event<'_> {
         match self {
             Self::Rejected { .. } => "rejected",
             Self::Shadowed { .. } => "shadowed",
+            Self::Evicted { .. } => "evicted",
         }
     }
 
     fn layer(&self) -> &Name {
         match self {
-            Self::Rejected { layer, .. } | Self::Shadowed { layer, .. } => layer,
+            Self::Rejected { layer, .. }
+            | Self::Shadowed { layer, .. }
+            | Self::Evicted { layer } => layer,
         }
     }
 
     fn level(&self) -> Level {
-        Level::Info
+        match self {
+            Self::Rejected { .. } | Self::Shadowed { .. } => Level::Info,
+            Self::Evicted { .. } => Level::Debug,
+        }
     }
 }

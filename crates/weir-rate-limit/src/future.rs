@@ -29,7 +29,6 @@ pin_project! {
         // Boxed: only HTTP responses with rate-limit fields carry it, and writing them
         // allocates anyway; the future of every other call stays small.
         info: Option<Box<RateLimitInfo>>,
-        reservation: Option<Reservation>,
     }
 }
 
@@ -42,9 +41,12 @@ pin_project! {
             then: Option<Then>,
             pending: Option<(S, Req)>,
         },
+        // The reservation lives in this state only: the futures of calls that never wait
+        // have nothing more to check when dropped.
         Waiting {
             sleep: Pin<Box<Sleep>>,
             pending: Option<(S, Req)>,
+            reservation: Reservation,
         },
         Calling {
             #[pin]
@@ -62,7 +64,6 @@ impl<F, S, Req, D, P> ResponseFuture<F, S, Req, D, P> {
             state: State::Calling { future },
             protocol,
             info,
-            reservation: None,
         }
     }
 
@@ -71,7 +72,6 @@ impl<F, S, Req, D, P> ResponseFuture<F, S, Req, D, P> {
             state: State::Rejected { error: Some(error) },
             protocol,
             info: None,
-            reservation: None,
         }
     }
 
@@ -87,10 +87,10 @@ impl<F, S, Req, D, P> ResponseFuture<F, S, Req, D, P> {
             state: State::Waiting {
                 sleep: Box::pin(sleep(wait)),
                 pending: Some((svc, req)),
+                reservation,
             },
             protocol,
             info,
-            reservation: Some(reservation),
         }
     }
 
@@ -103,7 +103,6 @@ impl<F, S, Req, D, P> ResponseFuture<F, S, Req, D, P> {
             },
             protocol,
             info: None,
-            reservation: None,
         }
     }
 }
@@ -138,10 +137,10 @@ where
                         }
                         Next::Wait(wait, info, reservation) => {
                             *this.info = info;
-                            *this.reservation = Some(reservation);
                             this.state.set(State::Waiting {
                                 sleep: Box::pin(sleep(wait)),
                                 pending: Some((svc, req)),
+                                reservation,
                             });
                         }
                         Next::Reject(error) => {
@@ -150,11 +149,13 @@ where
                         }
                     }
                 }
-                StateProj::Waiting { sleep, pending } => {
+                StateProj::Waiting {
+                    sleep,
+                    pending,
+                    reservation,
+                } => {
                     ready!(sleep.as_mut().poll(cx));
-                    if let Some(reservation) = this.reservation.as_mut() {
-                        reservation.disarm();
-                    }
+                    reservation.disarm();
                     let (mut svc, req) = pending.take().expect("polled after completion");
                     let future = svc.call(req);
                     this.state.set(State::Calling { future });

@@ -37,6 +37,13 @@ impl<X, A: Algorithm, T, C, O, P> RateLimitHandle<X, MemoryStore<A>, T, C, O, P>
     pub fn keys(&self) -> usize {
         self.limiter.store.keys()
     }
+
+    /// How many idle keys the limiter has evicted since it was built (each also reported to the
+    /// observer as [`Event::Evicted`](crate::Event::Evicted)).
+    #[must_use]
+    pub fn evicted(&self) -> u64 {
+        self.limiter.store.evicted()
+    }
 }
 
 impl<X, St, T, C, O, P> Clone for RateLimitHandle<X, St, T, C, O, P> {

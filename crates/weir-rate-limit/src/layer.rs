@@ -31,7 +31,8 @@ pub(crate) struct Limiter<X, St, T, C, O, P> {
     pub(crate) tier_of: T,
     pub(crate) tiers: Box<[Tier]>,
     pub(crate) cost: C,
-    pub(crate) observer: O,
+    /// Shared with the store's eviction hook.
+    pub(crate) observer: Arc<O>,
     pub(crate) protocol: P,
     pub(crate) mode: Mode,
     pub(crate) missing: MissingKey,
@@ -140,7 +141,7 @@ where
         let quota = self.quota(tier, &decision);
         if decision.is_admitted() {
             let info = headers.then(|| Box::new(Self::info(quota, &decision)));
-            if decision.wait().is_zero() {
+            if decision.is_immediate() {
                 return Next::Call(info);
             }
             let this = Arc::clone(self);

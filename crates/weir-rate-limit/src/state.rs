@@ -188,16 +188,22 @@ fn gcra_step(
     let cap = t.saturating_mul(u64::from(quota.burst_size()));
     let inc = t.saturating_mul(u64::from(cost));
     if inc > cap {
-        // More than the burst: never admissible.
-        let backlog = tat.saturating_sub(now);
-        let verdict = Verdict::refused(
-            quota.period_nanos(),
-            cap.saturating_sub(backlog) / t,
-            backlog,
-        );
-        return (verdict, None);
+        return (above_the_burst(tat, quota, cap, now), None);
     }
     schedule(tat, inc, cap, t, now, max_wait)
+}
+
+/// A cost above the burst: never admissible. Out of line, so the happy path does not compute
+/// the period's nanoseconds it reports.
+#[cold]
+#[inline(never)]
+fn above_the_burst(tat: u64, quota: &Quota, cap: u64, now: u64) -> Verdict {
+    let backlog = tat.saturating_sub(now);
+    Verdict::refused(
+        quota.period_nanos(),
+        cap.saturating_sub(backlog) / quota.interval_nanos(),
+        backlog,
+    )
 }
 
 #[inline]

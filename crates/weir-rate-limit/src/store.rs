@@ -103,6 +103,12 @@ impl Decision {
         }
     }
 
+    /// Admitted with no wait: compares the nanoseconds, building no `Duration`.
+    #[inline]
+    pub(crate) const fn is_immediate(&self) -> bool {
+        self.wait == 0
+    }
+
     /// Whether the request may proceed (possibly after [`wait`](Self::wait)).
     #[must_use]
     pub const fn is_admitted(&self) -> bool {
@@ -312,6 +318,21 @@ impl<A: Algorithm> MemoryStore<A> {
         self.keys.len()
     }
 
+    /// How many idle keys the store has evicted since it was made.
+    #[must_use]
+    pub fn evicted(&self) -> u64 {
+        self.keys.evicted()
+    }
+
+    /// Calls `on_evict` for every key evicted (under the shard's write lock): the layer reports
+    /// evictions to its observer through it.
+    pub(crate) fn on_evict(self, on_evict: impl Fn() + Send + Sync + 'static) -> Self {
+        Self {
+            keys: self.keys.on_evict(move |_, _| on_evict()),
+            ..self
+        }
+    }
+
     /// The algorithm.
     #[must_use]
     pub const fn algorithm(&self) -> &A {
@@ -353,7 +374,12 @@ impl<A: Algorithm> MemoryStore<A> {
         now: u64,
     ) -> Decision {
         let a = &self.algorithm;
-        let max_wait = u64::try_from(ask.max_wait.as_nanos()).unwrap_or(u64::MAX);
+        // Zero in reject and shadow mode: no 128-bit conversion on that path.
+        let max_wait = if ask.max_wait.is_zero() {
+            0
+        } else {
+            nanos_of(ask.max_wait)
+        };
         let quotas = tier.quotas();
         if let [quota] = quotas {
             return to_decision(0, a.acquire(&states.first, quota, ask.cost, now, max_wait));

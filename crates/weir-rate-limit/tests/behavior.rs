@@ -201,7 +201,7 @@ async fn observer_sees_rejections_with_policy_and_retry_after() {
             let kind = weir_core::Event::kind(e);
             sink.lock()
                 .expect("lock")
-                .push((kind, e.policy().to_string(), e.retry_after()));
+                .push((kind, e.policy().map(ToString::to_string), e.retry_after()));
         })
         .build()
         .expect("valid");
@@ -210,7 +210,11 @@ async fn observer_sees_rejections_with_policy_and_retry_after() {
     assert!(hit(&mut svc, 1).await.is_err());
     assert_eq!(
         *seen.lock().expect("lock"),
-        [("rejected", "one".to_owned(), Duration::from_secs(1))]
+        [(
+            "rejected",
+            Some("one".to_owned()),
+            Some(Duration::from_secs(1))
+        )]
     );
 }
 
@@ -438,4 +442,43 @@ async fn weir_core_observers_report_rate_limit_events() {
     assert_eq!(weir_core::Event::pattern(&event), "rate_limit");
     assert_eq!(weir_core::Event::kind(&event), "rejected");
     assert_eq!(weir_core::Event::layer(&event).as_str(), "edge");
+}
+
+#[tokio::test(start_paused = true)]
+async fn evicted_keys_are_reported_to_the_observer_and_counted_on_the_handle() {
+    let idle = Duration::from_secs(1);
+    let evicted = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&evicted);
+    let (layer, handle) = RateLimitLayer::builder()
+        .name("edge")
+        .quota(Quota::per_second(1))
+        .key(|n: &u32| Some(*n))
+        .idle_timeout(idle)
+        .observer(move |e: &Event<'_>| {
+            if let Event::Evicted { layer } = e {
+                assert_eq!(weir_core::Event::kind(e), "evicted");
+                assert_eq!(weir_core::Event::level(e), weir_core::Level::Debug);
+                sink.lock().expect("lock").push(layer.as_str().to_owned());
+            }
+        })
+        .build_with_handle()
+        .expect("valid");
+    let mut svc = layer.layer(echo());
+    for key in 0..100 {
+        assert!(hit(&mut svc, key).await.is_ok());
+    }
+    // Refused while its bucket is empty: a key not yet at rest is never evicted.
+    assert!(hit(&mut svc, 7).await.is_err());
+    assert_eq!(handle.evicted(), 0);
+    // Idle keys go once their buckets are full again, swept by one busy client's requests (it
+    // comes every half idle timeout, so it is never idle itself).
+    for _ in 0..400 {
+        advance(idle / 2).await;
+        let _ = hit(&mut svc, 1_000).await;
+    }
+    assert_eq!(handle.keys(), 1, "only the busy key is left");
+    assert_eq!(handle.evicted(), 100);
+    let evicted = evicted.lock().expect("lock");
+    assert_eq!(evicted.len(), 100, "one event per evicted key");
+    assert!(evicted.iter().all(|layer| layer == "edge"));
 }

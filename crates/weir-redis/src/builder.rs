@@ -4,14 +4,15 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManagerConfig;
 use weir_core::{KeyedConfig, Name};
 use weir_rate_limit::{Gcra, MemoryStore, Quota, Tier};
 
 use crate::handle::{Health, RedisHandle};
+use crate::lease::{LeaseConfig, Leases};
 use crate::policy::FailurePolicy;
 use crate::script::{RedisAlgorithm, script};
-use crate::store::{RedisStore, Shared};
+use crate::store::{Connection, RedisStore, Shared};
 
 /// A configuration rule that [`RedisStoreBuilder::build`] found broken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +28,8 @@ pub enum ConfigError {
     ShareOutOfRange,
     /// `prefix` holds `{` or `}` (they would break the Cluster hash tag).
     BracesInPrefix,
+    /// A lease's `batch` is 0 or its `ttl` is zero.
+    ZeroLease,
 }
 
 impl fmt::Display for ConfigError {
@@ -37,6 +40,7 @@ impl fmt::Display for ConfigError {
             Self::ZeroProbeInterval => "probe_every must be longer than zero",
             Self::ShareOutOfRange => "failure_policy: the local share must be in (0, 1]",
             Self::BracesInPrefix => "prefix must not contain `{` or `}`",
+            Self::ZeroLease => "lease: batch must be at least 1 and ttl longer than zero",
         })
     }
 }
@@ -56,6 +60,8 @@ pub struct RedisStoreBuilder<A = Gcra, O = ()> {
     algorithm: A,
     observer: O,
     keyed: KeyedConfig,
+    max_keys: usize,
+    lease: Option<LeaseConfig>,
 }
 
 impl RedisStoreBuilder {
@@ -70,6 +76,8 @@ impl RedisStoreBuilder {
             algorithm: Gcra,
             observer: (),
             keyed: KeyedConfig::new(),
+            max_keys: 100_000,
+            lease: None,
         }
     }
 }
@@ -110,9 +118,27 @@ impl<A, O> RedisStoreBuilder<A, O> {
         self
     }
 
-    /// The most keys the local fallback keeps (100 000 by default).
+    /// The most keys the local fallback, and the lease table, keep (100 000 by default).
     pub const fn max_local_keys(mut self, max: usize) -> Self {
         self.keyed = self.keyed.max_keys(max);
+        self.max_keys = max;
+        self
+    }
+
+    /// Lease mode: a request that finds no units left in this instance's lease takes `batch`
+    /// units from Redis at once (one script, charged to every quota of the tier), and the next
+    /// requests of the same key and tier spend them here without a round trip, until they run
+    /// out or `ttl` passes (unspent units are then dropped, never given back).
+    ///
+    /// The bound: units are charged to Redis before they are spent, so over any interval the
+    /// fleet admits at most what the algorithm allows plus the units leased before the
+    /// interval and spent in it: at most `instances × (batch − 1)` per key over the limit
+    /// (for a burst, `instances × (batch − 1)` more than the burst; `remaining` then reports
+    /// what this instance holds). It may also admit less: leased units that expire unspent.
+    /// Only reject-mode requests lease (wait mode decides each request on Redis), and only one
+    /// request per key fetches at a time (the others are decided on Redis one by one meanwhile).
+    pub const fn lease(mut self, batch: u32, ttl: Duration) -> Self {
+        self.lease = Some(LeaseConfig { batch, ttl });
         self
     }
 
@@ -130,6 +156,8 @@ impl<A, O> RedisStoreBuilder<A, O> {
             algorithm,
             observer: self.observer,
             keyed: self.keyed,
+            max_keys: self.max_keys,
+            lease: self.lease,
         }
     }
 
@@ -145,6 +173,8 @@ impl<A, O> RedisStoreBuilder<A, O> {
             algorithm: self.algorithm,
             observer,
             keyed: self.keyed,
+            max_keys: self.max_keys,
+            lease: self.lease,
         }
     }
 
@@ -183,17 +213,19 @@ impl<A, O> RedisStoreBuilder<A, O> {
         {
             return Err(ConfigError::ShareOutOfRange);
         }
+        if self.lease.is_some_and(|l| l.batch == 0 || l.ttl.is_zero()) {
+            return Err(ConfigError::ZeroLease);
+        }
         if self.prefix.contains(['{', '}']) {
             return Err(ConfigError::BracesInPrefix);
         }
         let client = redis::Client::open(self.url.as_str()).map_err(|_| ConfigError::InvalidUrl)?;
         let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
+            .set_connection_timeout(self.timeout)
+            .set_response_timeout(self.timeout)
             .set_number_of_retries(1)
-            .set_max_delay(self.probe_every);
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|_| ConfigError::InvalidUrl)?;
+            .set_max_delay(u64::try_from(self.probe_every.as_millis()).unwrap_or(u64::MAX));
+        let conn = Connection::new(client, config);
         let local = matches!(self.policy, FailurePolicy::Local(_)).then(|| {
             let shape = Tier::new(Name::default(), [Quota::per_second(1)]);
             MemoryStore::new(self.algorithm.clone(), self.keyed, &shape)
@@ -210,6 +242,8 @@ impl<A, O> RedisStoreBuilder<A, O> {
             local,
             observer: self.observer,
             health: Arc::clone(&health),
+            leases: Leases::new(self.max_keys),
+            lease: self.lease,
         };
         Ok((RedisStore::from_shared(shared), RedisHandle { health }))
     }

@@ -21,6 +21,7 @@ pub(crate) struct Health {
     pub(crate) fallbacks: AtomicU64,
     pub(crate) errors: AtomicU64,
     pub(crate) decisions: AtomicU64,
+    pub(crate) leased: AtomicU64,
 }
 
 impl Health {
@@ -34,6 +35,7 @@ impl Health {
             fallbacks: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             decisions: AtomicU64::new(0),
+            leased: AtomicU64::new(0),
         }
     }
 
@@ -117,6 +119,12 @@ impl RedisHandle {
         self.health.decisions.load(Ordering::Relaxed)
     }
 
+    /// Decisions made in this instance's memory from a lease (lease mode), without a round trip.
+    #[must_use]
+    pub fn leased(&self) -> u64 {
+        self.health.leased.load(Ordering::Relaxed)
+    }
+
     /// Decisions made by the failure policy because Redis was unreachable, slow or degraded.
     #[must_use]
     pub fn fallbacks(&self) -> u64 {
@@ -140,6 +148,7 @@ impl fmt::Debug for RedisHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisHandle")
             .field("decisions", &self.decisions())
+            .field("leased", &self.leased())
             .field("fallbacks", &self.fallbacks())
             .field("errors", &self.errors())
             .field("degraded", &self.is_degraded())

@@ -92,7 +92,9 @@ macro_rules! integers {
     )*};
 }
 
-integers!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
+integers!(
+    u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize
+);
 
 impl<A: RedisKey, B: RedisKey> RedisKey for (A, B) {
     fn write_key(&self, out: &mut Vec<u8>) {

@@ -6,6 +6,7 @@ mod builder;
 mod event;
 mod handle;
 mod key;
+mod lease;
 mod policy;
 mod script;
 mod store;

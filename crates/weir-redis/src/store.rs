@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
-use redis::{Cmd, ErrorKind, RedisError, Script, ServerErrorKind};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, Script};
 use tokio::time::Instant;
 use weir_core::{BoxError, Name, Observer};
 use weir_rate_limit::{Ask, Decision, Gcra, MemoryStore, Quota, Store, Tier};
@@ -19,13 +19,55 @@ use crate::builder::RedisStoreBuilder;
 use crate::event::{Event, Reason};
 use crate::handle::{Health, RedisHandle};
 use crate::key::RedisKey;
+use crate::lease::{LeaseConfig, Leases, Take};
 use crate::policy::FailurePolicy;
 use crate::script::RedisAlgorithm;
+
+/// The connection, made on first use (so a store can be built while Redis is down), then
+/// redis-rs's `ConnectionManager`, which reconnects by itself. After the first connection the
+/// cell is read without a lock.
+pub(crate) struct Connection {
+    client: Client,
+    config: ConnectionManagerConfig,
+    manager: tokio::sync::OnceCell<ConnectionManager>,
+}
+
+impl Connection {
+    pub(crate) fn new(client: Client, config: ConnectionManagerConfig) -> Self {
+        Self {
+            client,
+            config,
+            manager: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    async fn get(&self) -> RedisResult<ConnectionManager> {
+        let manager = self
+            .manager
+            .get_or_try_init(|| {
+                ConnectionManager::new_with_config(self.client.clone(), self.config.clone())
+            })
+            .await?;
+        Ok(manager.clone())
+    }
+
+    /// Runs `cmd` (an `EVALSHA`), loading the script on `NOSCRIPT`.
+    async fn query<T: FromRedisValue>(&self, cmd: &Cmd, script: &Script) -> RedisResult<T> {
+        let mut conn = self.get().await?;
+        match cmd.query_async(&mut conn).await {
+            Err(e) if e.kind() == ErrorKind::NoScriptError => {
+                script.load_async(&mut conn).await?;
+                cmd.query_async(&mut conn).await
+            }
+            other => other,
+        }
+    }
+}
 
 /// Everything the clones of a store share.
 pub(crate) struct Shared<A: weir_rate_limit::Algorithm, O> {
     pub(crate) name: Name,
-    pub(crate) conn: ConnectionManager,
+    pub(crate) conn: Connection,
     pub(crate) script: Script,
     pub(crate) prefix: Box<[u8]>,
     pub(crate) timeout: Duration,
@@ -34,6 +76,8 @@ pub(crate) struct Shared<A: weir_rate_limit::Algorithm, O> {
     pub(crate) local: Option<MemoryStore<A>>,
     pub(crate) observer: O,
     pub(crate) health: Arc<Health>,
+    pub(crate) lease: Option<LeaseConfig>,
+    pub(crate) leases: Leases,
 }
 
 /// weir-rate-limit's [`Store`] on Redis: every decision is one Lua script, run atomically by
@@ -73,8 +117,9 @@ impl RedisStore {
     }
 }
 
-/// The future of one decision: a round trip to Redis bounded by the store's timeout (boxed:
+/// The future of one decision (drive it to completion: dropping it cancels the round trip): a round trip to Redis bounded by the store's timeout (boxed:
 /// the round trip costs far more than the allocation), or the failure policy's answer.
+#[must_use = "a decision does nothing unless polled"]
 pub struct DecisionFuture(Pin<Box<dyn Future<Output = Result<Decision, BoxError>> + Send>>);
 
 impl Future for DecisionFuture {
@@ -132,6 +177,7 @@ impl<A: RedisAlgorithm, O> RedisStore<A, O> {
 
     /// The name of the Redis key holding quota `index` of `tier` for `key` (to inspect or
     /// delete it).
+    #[must_use]
     pub fn key_name<K: RedisKey>(&self, key: Option<&K>, tier: &Tier, index: usize) -> Vec<u8> {
         let mut out = self.base(key, tier);
         if let Some(q) = tier.quotas().get(index) {
@@ -232,7 +278,13 @@ where
         self.run(key, tier, ask, Some(unix))
     }
 
-    fn run<K>(&self, key: Option<&K>, tier: &Tier, ask: Ask, time: Option<Duration>) -> DecisionFuture
+    fn run<K>(
+        &self,
+        key: Option<&K>,
+        tier: &Tier,
+        ask: Ask,
+        time: Option<Duration>,
+    ) -> DecisionFuture
     where
         K: RedisKey + Hash + Clone + Send + Sync + 'static,
     {
@@ -242,49 +294,63 @@ where
             tier: tier.clone(),
             ask,
         });
-        if shared.health.skip(Instant::now(), shared.probe_every) {
+        let now = Instant::now();
+        if shared.health.skip(now, shared.probe_every) {
             let decision = shared.fallback(Reason::Degraded, None, local);
             return DecisionFuture(Box::pin(std::future::ready(decision)));
         }
-        let cmd = self.command(key, tier, ask.cost, ask.max_wait, time, true);
-        DecisionFuture(Box::pin(async move {
-            let mut conn = shared.conn.clone();
-            let reply = tokio::time::timeout(shared.timeout, query(&cmd, &shared.script, &mut conn));
-            match reply.await {
-                Ok(Ok(reply)) => match parse(&reply) {
-                    Some(decision) => {
-                        shared.answered();
-                        Ok(decision)
-                    }
-                    None => {
-                        let error = RedisError::from((
-                            ErrorKind::Parse,
-                            "unexpected reply from the weir script",
-                        ));
-                        shared.failed();
-                        shared.fallback(Reason::Error, Some(&error), local)
-                    }
-                },
-                Ok(Err(error)) => {
-                    shared.failed();
-                    shared.fallback(Reason::Error, Some(&error), local)
+        let lease = match shared.lease {
+            Some(l) if time.is_none() && ask.max_wait.is_zero() && ask.cost <= l.batch => Some(l),
+            _ => None,
+        };
+        let mut fetch = None;
+        if let Some(l) = lease {
+            let base = self.base(key, tier);
+            match shared.leases.take(&base, ask.cost, now, shared.timeout) {
+                Take::Spent(left) => {
+                    shared.health.leased.fetch_add(1, Ordering::Relaxed);
+                    let decision =
+                        Decision::admitted(0, Duration::ZERO, u64::from(left), Duration::ZERO);
+                    return DecisionFuture(Box::pin(std::future::ready(Ok(decision))));
                 }
-                Err(_) => {
-                    shared.failed();
-                    shared.fallback(Reason::Timeout, None, local)
+                Take::Fetch => fetch = Some((base, l)),
+                Take::Busy => {}
+            }
+        }
+        let single = self.command(key, tier, ask.cost, ask.max_wait, time, true);
+        let batch = fetch
+            .as_ref()
+            .map(|(_, l)| self.command(key, tier, l.batch, Duration::ZERO, time, true));
+        DecisionFuture(Box::pin(async move {
+            if let (Some(cmd), Some((base, l))) = (batch, fetch) {
+                let got = shared.call(&cmd).await;
+                match got {
+                    Ok(d) if d.is_admitted() => {
+                        let left = l.batch - ask.cost;
+                        shared.leases.fill(&base, left, Instant::now() + l.ttl);
+                        return Ok(Decision::admitted(
+                            d.policy(),
+                            Duration::ZERO,
+                            u64::from(left),
+                            d.reset(),
+                        ));
+                    }
+                    // No room for a batch: decide this request alone, and the next ones too
+                    // until a batch could fit.
+                    Ok(d) => shared
+                        .leases
+                        .no_batch_until(&base, Instant::now() + d.retry_after()),
+                    Err((reason, error)) => {
+                        shared.leases.done(&base);
+                        return shared.fallback(reason, error.as_ref(), local);
+                    }
                 }
             }
+            match shared.call(&single).await {
+                Ok(decision) => Ok(decision),
+                Err((reason, error)) => shared.fallback(reason, error.as_ref(), local),
+            }
         }))
-    }
-}
-
-async fn query(cmd: &Cmd, script: &Script, conn: &mut ConnectionManager) -> Result<Vec<i64>, RedisError> {
-    match cmd.query_async(conn).await {
-        Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-            script.load_async(conn).await?;
-            cmd.query_async(conn).await
-        }
-        other => other,
     }
 }
 
@@ -306,6 +372,32 @@ where
     A: RedisAlgorithm,
     O: for<'a> Observer<Event<'a>>,
 {
+    /// One round trip, bounded by the timeout; a failure is recorded and returned.
+    async fn call(&self, cmd: &Cmd) -> Result<Decision, (Reason, Option<RedisError>)> {
+        let reply =
+            tokio::time::timeout(self.timeout, self.conn.query::<Vec<i64>>(cmd, &self.script))
+                .await;
+        let failure = match reply {
+            Ok(Ok(reply)) => match parse(&reply) {
+                Some(decision) => {
+                    self.answered();
+                    return Ok(decision);
+                }
+                None => (
+                    Reason::Error,
+                    Some(RedisError::from((
+                        ErrorKind::TypeError,
+                        "unexpected reply from the weir script",
+                    ))),
+                ),
+            },
+            Ok(Err(error)) => (Reason::Error, Some(error)),
+            Err(_) => (Reason::Timeout, None),
+        };
+        self.failed();
+        Err(failure)
+    }
+
     fn failed(&self) {
         self.health.failed(Instant::now(), self.probe_every);
     }
@@ -351,14 +443,16 @@ where
         }
         match (self.policy, &self.local, local) {
             (FailurePolicy::Local(share), Some(store), Some(ask)) => store
-                .decide(ask.key.as_ref(), &scaled(&ask.tier, share), ask.ask, Instant::now())
+                .decide(
+                    ask.key.as_ref(),
+                    &scaled(&ask.tier, share),
+                    ask.ask,
+                    Instant::now(),
+                )
                 .into_inner(),
-            (FailurePolicy::FailClosed, ..) => Ok(Decision::refused(
-                0,
-                self.probe_every,
-                0,
-                Duration::ZERO,
-            )),
+            (FailurePolicy::FailClosed, ..) => {
+                Ok(Decision::refused(0, self.probe_every, 0, Duration::ZERO))
+            }
             _ => Ok(Decision::admitted(0, Duration::ZERO, 0, Duration::ZERO)),
         }
     }
@@ -381,7 +475,9 @@ where
     /// the local fallback during an outage.
     fn cancel(&self, key: Option<&K>, tier: &Tier, cost: u32, now: Instant) {
         if self.shared.health.is_degraded() {
-            if let (FailurePolicy::Local(share), Some(local)) = (self.shared.policy, &self.shared.local) {
+            if let (FailurePolicy::Local(share), Some(local)) =
+                (self.shared.policy, &self.shared.local)
+            {
                 local.cancel(key, &scaled(tier, share), cost, now);
             }
             return;
@@ -392,17 +488,95 @@ where
         let cmd = self.command(key, tier, cost, Duration::ZERO, None, false);
         let shared = Arc::clone(&self.shared);
         runtime.spawn(async move {
-            let mut conn = shared.conn.clone();
-            let _ = tokio::time::timeout(shared.timeout, async {
-                match cmd.query_async::<redis::Value>(&mut conn).await {
-                    Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                        shared.script.load_async(&mut conn).await?;
-                        cmd.query_async::<redis::Value>(&mut conn).await
-                    }
-                    other => other,
-                }
-            })
-            .await;
+            let query = shared.conn.query::<redis::Value>(&cmd, &shared.script);
+            let _ = tokio::time::timeout(shared.timeout, query).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_store_and_its_future_are_send_sync_and_unpin() {
+        fn store<T: Clone + Send + Sync + 'static>() {}
+        fn future<T: Future + Send + Unpin + 'static>() {}
+        store::<RedisStore>();
+        store::<RedisStore<weir_rate_limit::SlidingWindow, fn(&Event<'_>)>>();
+        future::<DecisionFuture>();
+    }
+
+    #[test]
+    fn keys_carry_the_prefix_a_hash_tag_the_tier_and_the_quota() {
+        let store = RedisStore::builder("redis://127.0.0.1:1")
+            .prefix("app:")
+            .build()
+            .expect("valid config");
+        let tier = Tier::new(
+            "gold",
+            [Quota::per_second(10), Quota::per_day(1_000).burst(50)],
+        );
+        let ip: std::net::IpAddr = [10, 0, 0, 1].into();
+        let key = |k: Option<&std::net::IpAddr>, i| {
+            String::from_utf8(store.key_name(k, &tier, i)).expect("utf-8")
+        };
+        assert_eq!(
+            key(Some(&ip), 0),
+            "app:{k:10.0.0.1}:gold:g:10/1000000000/10"
+        );
+        assert_eq!(
+            key(Some(&ip), 1),
+            "app:{k:10.0.0.1}:gold:g:1000/86400000000000/50"
+        );
+        assert_eq!(key(None, 0), "app:{shared}:gold:g:10/1000000000/10");
+        // `Global`'s key `()` is the shared state too.
+        let global = String::from_utf8(store.key_name(Some(&()), &tier, 0)).expect("utf-8");
+        assert_eq!(global, "app:{shared}:gold:g:10/1000000000/10");
+    }
+
+    #[test]
+    fn build_checks_every_rule() {
+        use crate::ConfigError;
+        let err = |b: RedisStoreBuilder| b.build().err();
+        let b = || RedisStore::builder("redis://127.0.0.1:6379");
+        assert_eq!(
+            err(RedisStore::builder("nope")),
+            Some(ConfigError::InvalidUrl)
+        );
+        assert_eq!(
+            err(b().timeout(Duration::ZERO)),
+            Some(ConfigError::ZeroTimeout)
+        );
+        assert_eq!(
+            err(b().probe_every(Duration::ZERO)),
+            Some(ConfigError::ZeroProbeInterval)
+        );
+        for share in [0.0, 1.5, f64::NAN] {
+            assert_eq!(
+                err(b().failure_policy(FailurePolicy::Local(share))),
+                Some(ConfigError::ShareOutOfRange)
+            );
+        }
+        assert_eq!(err(b().prefix("a{b")), Some(ConfigError::BracesInPrefix));
+        assert_eq!(
+            err(b().lease(0, Duration::from_secs(1))),
+            Some(ConfigError::ZeroLease)
+        );
+        assert!(b().lease(10, Duration::from_secs(1)).build().is_ok());
+        assert_eq!(
+            ConfigError::ZeroTimeout.to_string(),
+            "timeout must be longer than zero"
+        );
+    }
+
+    #[test]
+    fn the_local_share_scales_rate_and_burst_to_at_least_one() {
+        let tier = Tier::new("t", [Quota::per_second(10).burst(3), Quota::per_minute(1)]);
+        let half = scaled(&tier, 0.5);
+        let q = half.quotas();
+        assert_eq!((q[0].rate(), q[0].burst_size()), (5, 2));
+        assert_eq!((q[1].rate(), q[1].burst_size()), (1, 1));
+        assert_eq!(q[1].period(), Duration::from_secs(60));
     }
 }

@@ -1,0 +1,230 @@
+//! Skewed local clocks, Redis killed in the middle of traffic (each failure policy), recovery,
+//! and TTLs: on a real redis-server started by the harness.
+//!
+//! These tests run on the real clock: a real Redis cannot be paused. The only sleeps are the
+//! waits for a restarted server to be probed again (a few hundred milliseconds) and the one
+//! TTL test (1.1 s, the shortest TTL Redis can show expiring).
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use support::Redis;
+use tokio::time::Instant;
+use weir_rate_limit::{Ask, FixedWindow, Quota, SlidingWindow, Store, Tier, TokenBucket};
+use weir_redis::{Event, FailurePolicy, RedisAlgorithm, RedisHandle, RedisStore};
+
+const ASK: Ask = Ask {
+    cost: 1,
+    max_wait: Duration::ZERO,
+};
+
+fn tier(quota: Quota) -> Tier {
+    Tier::new("default", [quota])
+}
+
+async fn admitted<St: Store<u32>>(
+    store: &St,
+    key: u32,
+    tier: &Tier,
+    n: usize,
+    now: Instant,
+) -> usize {
+    let mut admitted = 0;
+    for _ in 0..n {
+        let d = store
+            .decide(Some(&key), tier, ASK, now)
+            .await
+            .expect("a decision");
+        admitted += usize::from(d.is_admitted());
+    }
+    admitted
+}
+
+#[tokio::test]
+async fn skewed_local_clocks_still_share_one_limit() {
+    let redis = Redis::start().await;
+    let tier = tier(Quota::per_minute(10));
+    let now = Instant::now();
+    // Three instances whose clocks disagree by an hour either way: the server's TIME decides.
+    let clocks = [
+        now.checked_sub(Duration::from_secs(3_600)).unwrap_or(now),
+        now,
+        now + Duration::from_secs(3_600),
+    ];
+    let mut total = 0;
+    let mut stores = Vec::new();
+    for _ in 0..3 {
+        stores.push(
+            RedisStore::builder(redis.url())
+                .build()
+                .expect("valid config"),
+        );
+    }
+    for round in 0..5 {
+        for (store, clock) in stores.iter().zip(clocks) {
+            total += admitted(store, 1, &tier, 2, clock + Duration::from_secs(round)).await;
+        }
+    }
+    assert_eq!(total, 10);
+    // The in-memory store, given the same skewed clocks, would have let the fast instance
+    // through again: that is what the Redis store prevents.
+}
+
+struct Outage {
+    redis: Redis,
+    store: RedisStore<weir_rate_limit::Gcra, Box<dyn Fn(&Event<'_>) + Send + Sync>>,
+    handle: RedisHandle,
+    fallbacks_seen: Arc<AtomicUsize>,
+    recoveries_seen: Arc<AtomicUsize>,
+}
+
+const TIMEOUT: Duration = Duration::from_millis(100);
+
+async fn outage(policy: FailurePolicy) -> Outage {
+    let redis = Redis::start().await;
+    let fallbacks_seen = Arc::new(AtomicUsize::new(0));
+    let recoveries_seen = Arc::new(AtomicUsize::new(0));
+    let (f, r) = (Arc::clone(&fallbacks_seen), Arc::clone(&recoveries_seen));
+    let observer: Box<dyn Fn(&Event<'_>) + Send + Sync> = Box::new(move |e: &Event<'_>| match e {
+        Event::Fallback { .. } => {
+            f.fetch_add(1, Ordering::Relaxed);
+        }
+        Event::Recovered { .. } => {
+            r.fetch_add(1, Ordering::Relaxed);
+        }
+        _ => {}
+    });
+    let (store, handle) = RedisStore::builder(redis.url())
+        .failure_policy(policy)
+        .timeout(TIMEOUT)
+        .probe_every(Duration::from_millis(200))
+        .observer(observer)
+        .build_with_handle()
+        .expect("valid config");
+    Outage {
+        redis,
+        store,
+        handle,
+        fallbacks_seen,
+        recoveries_seen,
+    }
+}
+
+/// Runs the scenario: 4 decisions on Redis, Redis killed, 20 decisions (each answered within the
+/// timeout), Redis restarted, recovery, then limiting on Redis again. Returns the admitted
+/// count during the outage.
+async fn kill_and_restart(o: &mut Outage) -> usize {
+    let limit = tier(Quota::per_hour(10));
+    let now = Instant::now();
+    assert_eq!(admitted(&o.store, 1, &limit, 4, now).await, 4);
+    assert_eq!(o.handle.decisions(), 4);
+
+    o.redis.kill();
+    let mut during = 0;
+    for _ in 0..20 {
+        let started = Instant::now();
+        let d = o
+            .store
+            .decide(Some(&1), &limit, ASK, now)
+            .await
+            .expect("a decision");
+        let took = started.elapsed();
+        assert!(
+            took <= TIMEOUT + Duration::from_millis(50),
+            "answered in {took:?}"
+        );
+        during += usize::from(d.is_admitted());
+    }
+    assert_eq!(o.handle.fallbacks(), 20);
+    assert_eq!(o.fallbacks_seen.load(Ordering::Relaxed), 20);
+    assert!(o.handle.is_degraded());
+    assert!(o.handle.errors() >= 1);
+
+    o.redis.restart().await;
+    // Recovery by itself: keep deciding until a probe reaches the new server.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while o.handle.is_degraded() {
+        assert!(Instant::now() < deadline, "never recovered");
+        let _ = o
+            .store
+            .decide(Some(&9), &limit, ASK, now)
+            .await
+            .expect("a decision");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(o.recoveries_seen.load(Ordering::Relaxed), 1);
+    // Limiting resumes on Redis: exactly 10 per hour for a new key, all decided by Redis.
+    let before = o.handle.decisions();
+    assert_eq!(admitted(&o.store, 2, &limit, 15, now).await, 10);
+    assert_eq!(o.handle.decisions() - before, 15);
+    during
+}
+
+#[tokio::test]
+async fn fail_open_admits_everything_during_the_outage_then_limits_again() {
+    let mut o = outage(FailurePolicy::FailOpen).await;
+    assert_eq!(kill_and_restart(&mut o).await, 20);
+}
+
+#[tokio::test]
+async fn fail_closed_refuses_everything_during_the_outage_then_limits_again() {
+    let mut o = outage(FailurePolicy::FailClosed).await;
+    assert_eq!(kill_and_restart(&mut o).await, 0);
+    // The refusal tells the client when the store will try Redis again.
+    o.redis.kill();
+    let d = o
+        .store
+        .decide(Some(&3), &tier(Quota::per_hour(10)), ASK, Instant::now())
+        .await
+        .expect("a decision");
+    assert!(!d.is_admitted());
+    assert_eq!(d.retry_after(), Duration::from_millis(200));
+}
+
+#[tokio::test]
+async fn local_fallback_enforces_its_share_of_the_limit_during_the_outage() {
+    let mut o = outage(FailurePolicy::Local(0.5)).await;
+    // Half of 10 per hour, in this instance's memory.
+    assert_eq!(kill_and_restart(&mut o).await, 5);
+}
+
+async fn touch<A: RedisAlgorithm + Default>(redis: &Redis, quota: Quota) -> RedisStore<A> {
+    let store = RedisStore::builder(redis.url())
+        .algorithm(A::default())
+        .failure_policy(FailurePolicy::FailClosed)
+        .build()
+        .expect("valid config");
+    let t = tier(quota);
+    for key in 0..5u32 {
+        assert!(admitted(&store, key, &t, 3, Instant::now()).await >= 1);
+    }
+    store
+}
+
+#[tokio::test]
+async fn no_weir_key_remains_once_the_ttls_pass() {
+    let redis = Redis::start().await;
+    let half = Duration::from_millis(500);
+    let _g = touch::<weir_rate_limit::Gcra>(&redis, Quota::new(5, half)).await;
+    let _t = touch::<TokenBucket>(&redis, Quota::new(5, half)).await;
+    let _f = touch::<FixedWindow>(&redis, Quota::new(5, half)).await;
+    let _s = touch::<SlidingWindow>(&redis, Quota::new(5, half)).await;
+    let keys = redis.scan("weir:*").await;
+    assert_eq!(keys.len(), 20, "{keys:?}");
+    // Every key carries a TTL of at most two periods.
+    let mut conn = redis.connection().await;
+    for key in &keys {
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .expect("PTTL");
+        assert!((1..=1_000).contains(&ttl), "{key}: {ttl} ms");
+    }
+    // The one real sleep: Redis's clock is real. 1.1 s is past every TTL above.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(redis.scan("weir:*").await, Vec::<String>::new());
+}

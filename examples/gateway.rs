@@ -1,0 +1,968 @@
+//! weir's gateway: an axum API gateway on 127.0.0.1 in front of an in-process upstream that
+//! misbehaves on a schedule, protected by a weir server stack at the edge and a weir client stack
+//! on its calls upstream. It drives itself with built-in traffic, shows progress once a second,
+//! prints what happened, then keeps serving until Ctrl-C.
+//!
+//! ```sh
+//! cargo run --release --example gateway                          # ~20 s of traffic, a report, then serve
+//! cargo run --release --example gateway -- --duration 5 --no-serve  # a short run that exits (CI)
+//! cargo run --release --example gateway -- --no-drive --port 8080    # just serve
+//! ```
+//!
+//! - **Edge** (outermost first): `ErrorResponseLayer` (every refusal becomes a 429, 503 or 504)
+//!   → a rate limit keyed by API key (`x-api-key`) with three tiers, each a per-second quota and a
+//!   daily quota stacked on it (unknown keys get the free tier) → load shedding above a number of
+//!   requests in flight → a server timeout that honours the client's `x-timeout-ms` → the proxy.
+//! - **Client** (the proxy's calls upstream, outermost first): a total deadline → budgeted retry
+//!   (`RetryLayer::http()`) → a circuit breaker per upstream authority → a bulkhead → a
+//!   per-attempt timeout that writes the remaining budget into `x-timeout-ms` → a hyper client.
+//! - **Upstream**: answers 503 to a share of requests, has latency spikes and an outage window.
+//!
+//! `WEIR_REDIS_URL` is read but the Redis backend is not wired in yet: the limits stay in memory.
+//!
+//! The construction lives in functions (`Config`, `Upstream`, `start`, `client_stack`) that the
+//! end-to-end tests in `tests/gateway.rs` run too.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State as AxumState;
+use axum::routing::get;
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+use weir::bulkhead::BulkheadLayer;
+use weir::circuit_breaker::{CircuitBreakerLayer, KeyedCircuitBreakerHandle, State};
+use weir::load_shed::{LoadShedHandle, LoadShedLayer};
+use weir::rate_limit::{Quota, RateLimitLayer};
+use weir::retry::{ReplayBody, RetryLayer};
+use weir::timeout::TimeoutLayer;
+use weir::{ApiKey, ApiKeyToken, Authority, BoxError, Deadline, ErrorResponseLayer, HttpStatus};
+
+/// The API keys the built-in clients use; any other key is on the free tier.
+pub(crate) const FREE_KEY: &str = "free-key";
+/// A key on the basic tier.
+pub(crate) const BASIC_KEY: &str = "basic-key";
+/// A key on the premium tier.
+pub(crate) const PREMIUM_KEY: &str = "premium-key";
+
+/// One tier's quotas: a per-second rate (its burst too) and a daily quota stacked on it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tier {
+    /// Requests per second (and the burst).
+    pub(crate) per_second: u32,
+    /// Requests per day.
+    pub(crate) per_day: u32,
+}
+
+/// Everything the gateway's stacks are built from.
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    /// The free tier: unknown keys and requests without a key.
+    pub(crate) free: Tier,
+    /// The basic tier (`basic-key`).
+    pub(crate) basic: Tier,
+    /// The premium tier (`premium-key`).
+    pub(crate) premium: Tier,
+    /// Requests in flight at the edge above which new ones are shed.
+    pub(crate) max_in_flight: usize,
+    /// The edge's timeout, and the most a client's `x-timeout-ms` may ask for.
+    pub(crate) edge_timeout: Duration,
+    /// The client stack's total deadline for one upstream call, retries included.
+    pub(crate) total_timeout: Duration,
+    /// The client stack's timeout for each attempt.
+    pub(crate) attempt_timeout: Duration,
+    /// Retry attempts in all, the first included.
+    pub(crate) max_attempts: u32,
+    /// How long the breaker stays open before it lets probes through.
+    pub(crate) open_duration: Duration,
+    /// Calls to the upstream at once (the client bulkhead).
+    pub(crate) upstream_concurrency: usize,
+    /// What the attempt timeout takes off the budget it writes into `x-timeout-ms`, for the
+    /// network.
+    pub(crate) allowance: Duration,
+}
+
+impl Config {
+    /// The demo's settings (the daily quotas are tiny so that a 20 s run reaches one).
+    pub(crate) const fn demo() -> Self {
+        Self {
+            free: Tier {
+                per_second: 5,
+                per_day: 60,
+            },
+            basic: Tier {
+                per_second: 10,
+                per_day: 5_000,
+            },
+            premium: Tier {
+                per_second: 100,
+                per_day: 100_000,
+            },
+            max_in_flight: 16,
+            edge_timeout: Duration::from_secs(2),
+            total_timeout: Duration::from_millis(900),
+            attempt_timeout: Duration::from_millis(300),
+            max_attempts: 3,
+            open_duration: Duration::from_secs(1),
+            upstream_concurrency: 32,
+            allowance: Duration::from_millis(5),
+        }
+    }
+}
+
+/// What the observers saw, filled by closures on each layer.
+#[derive(Debug)]
+pub(crate) struct Stats {
+    started: Instant,
+    /// Rate-limit refusals by tier (`default` is the free tier) and quota name.
+    pub(crate) rate_limited: Mutex<BTreeMap<(String, String), u64>>,
+    /// Requests shed at the edge.
+    pub(crate) shed: AtomicU64,
+    /// Timeouts by layer name (`edge`, `total`, `attempt`).
+    pub(crate) timed_out: Mutex<BTreeMap<String, u64>>,
+    /// Calls the breaker refused without calling the upstream.
+    pub(crate) circuit_rejected: AtomicU64,
+    /// Calls the client bulkhead refused.
+    pub(crate) bulkhead_rejected: AtomicU64,
+    /// Retries the client stack made.
+    pub(crate) retries: AtomicU64,
+    /// Calls on which retry gave up and returned the last failure.
+    pub(crate) gave_up: AtomicU64,
+    /// Breaker transitions: when (since start), from, to.
+    pub(crate) transitions: Mutex<Vec<(Duration, State, State)>>,
+}
+
+impl Stats {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            started: Instant::now(),
+            rate_limited: Mutex::default(),
+            shed: AtomicU64::new(0),
+            timed_out: Mutex::default(),
+            circuit_rejected: AtomicU64::new(0),
+            bulkhead_rejected: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            gave_up: AtomicU64::new(0),
+            transitions: Mutex::default(),
+        })
+    }
+
+    /// The breaker's transitions so far.
+    pub(crate) fn transitions(&self) -> Vec<(Duration, State, State)> {
+        self.transitions.lock().expect("not poisoned").clone()
+    }
+}
+
+/// The in-process upstream's controls and counters: the schedule (or a test) flips them.
+#[derive(Debug, Default)]
+pub(crate) struct Upstream {
+    /// Requests the upstream has received.
+    pub(crate) hits: AtomicU64,
+    /// Every request gets a 503 while this is set.
+    pub(crate) outage: AtomicBool,
+    /// Every request is slow (`spike_ms`) while this is set.
+    pub(crate) spike: AtomicBool,
+    /// How slow a request is during a spike, in milliseconds.
+    pub(crate) spike_ms: AtomicU64,
+    /// One request in this many gets a 503 (0: none).
+    pub(crate) error_every: AtomicU64,
+    /// The `x-timeout-ms` of the last request that carried one.
+    pub(crate) last_timeout_ms: Mutex<Option<u64>>,
+}
+
+impl Upstream {
+    /// An upstream that behaves until told otherwise.
+    pub(crate) fn new() -> Arc<Self> {
+        let upstream = Self::default();
+        upstream.spike_ms.store(250, Ordering::Relaxed);
+        Arc::new(upstream)
+    }
+
+    /// Requests received so far.
+    pub(crate) fn hits(&self) -> u64 {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    /// Starts or ends the outage.
+    pub(crate) fn set_outage(&self, on: bool) {
+        self.outage.store(on, Ordering::SeqCst);
+    }
+}
+
+async fn upstream_handler(
+    AxumState(upstream): AxumState<Arc<Upstream>>,
+    headers: HeaderMap,
+) -> (StatusCode, String) {
+    let n = upstream.hits.fetch_add(1, Ordering::SeqCst) + 1;
+    if let Some(ms) = headers
+        .get("x-timeout-ms")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+    {
+        *upstream.last_timeout_ms.lock().expect("not poisoned") = Some(ms);
+    }
+    if upstream.outage.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "upstream outage\n".into());
+    }
+    let every = upstream.error_every.load(Ordering::Relaxed);
+    if every > 0 && n % every == 0 {
+        return (StatusCode::SERVICE_UNAVAILABLE, "upstream hiccup\n".into());
+    }
+    let delay = if upstream.spike.load(Ordering::SeqCst) {
+        upstream.spike_ms.load(Ordering::Relaxed)
+    } else {
+        n % 5 // 0 to 4 ms of ordinary work
+    };
+    tokio::time::sleep(Duration::from_millis(delay)).await;
+    (
+        StatusCode::OK,
+        format!("{{\"items\":[1,2,3],\"served\":{n}}}\n"),
+    )
+}
+
+/// Serves the upstream on 127.0.0.1 (an OS-assigned port).
+pub(crate) async fn start_upstream(
+    upstream: Arc<Upstream>,
+) -> std::io::Result<(SocketAddr, JoinHandle<std::io::Result<()>>)> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let app = Router::new()
+        .fallback(get(upstream_handler))
+        .with_state(upstream);
+    Ok((
+        addr,
+        tokio::spawn(async move { axum::serve(listener, app).await }),
+    ))
+}
+
+/// The body the client stack sends upstream.
+pub(crate) type UpstreamBody = Full<Bytes>;
+
+/// The client stack, outermost first: total deadline → budgeted retry → circuit breaker per
+/// authority → bulkhead → attempt timeout (writing `x-timeout-ms`) → hyper client.
+pub(crate) fn client_stack(
+    config: &Config,
+    stats: &Arc<Stats>,
+) -> Result<
+    (
+        impl Service<
+            Request<UpstreamBody>,
+            Response = Response<Incoming>,
+            Error = BoxError,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+        KeyedCircuitBreakerHandle,
+    ),
+    BoxError,
+> {
+    let connector = HttpConnector::new();
+    let client: Client<_, ReplayBody<UpstreamBody>> =
+        Client::builder(TokioExecutor::new()).build(connector);
+
+    let seen = Arc::clone(stats);
+    let total = TimeoutLayer::builder()
+        .timeout(config.total_timeout)
+        .name("total")
+        .observer(move |event: &weir::timeout::Event<'_>| seen.timed_out(event))
+        .build()?;
+    let seen = Arc::clone(stats);
+    let retry = RetryLayer::http()
+        .name("upstream")
+        .max_attempts(config.max_attempts)
+        .observer(move |event: &weir::retry::Event<'_>| match event {
+            weir::retry::Event::Retry { .. } => {
+                seen.retries.fetch_add(1, Ordering::Relaxed);
+            }
+            weir::retry::Event::GaveUp { .. } => {
+                seen.gave_up.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        })
+        .build()?;
+    let seen = Arc::clone(stats);
+    let (breaker, breaker_handle) = CircuitBreakerLayer::builder()
+        .name("upstream")
+        .classifier(HttpStatus::new())
+        .count_window(20)
+        .minimum_calls(10)
+        .failure_rate(50.0)
+        .open_duration(config.open_duration)
+        .half_open_probes(2)
+        .observer(
+            move |event: &weir::circuit_breaker::Event<'_>| match *event {
+                weir::circuit_breaker::Event::StateChange { from, to, .. } => {
+                    let at = seen.started.elapsed();
+                    seen.transitions
+                        .lock()
+                        .expect("not poisoned")
+                        .push((at, from, to));
+                }
+                weir::circuit_breaker::Event::Rejected { .. } => {
+                    seen.circuit_rejected.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => {}
+            },
+        )
+        .keyed(Authority)
+        .build_with_handle()?;
+    let seen = Arc::clone(stats);
+    let bulkhead = BulkheadLayer::builder()
+        .max_concurrent(config.upstream_concurrency)
+        .name("upstream")
+        .observer(move |_: &weir::bulkhead::Event<'_>| {
+            seen.bulkhead_rejected.fetch_add(1, Ordering::Relaxed);
+        })
+        .build()?;
+    let seen = Arc::clone(stats);
+    let attempt = TimeoutLayer::builder()
+        .timeout(config.attempt_timeout)
+        .propagate(config.allowance)
+        .name("attempt")
+        .observer(move |event: &weir::timeout::Event<'_>| seen.timed_out(event))
+        .build()?;
+
+    let stack = ServiceBuilder::new()
+        .layer(total)
+        .layer(retry)
+        .layer(breaker)
+        .layer(bulkhead)
+        .layer(attempt)
+        .service(client);
+    Ok((stack, breaker_handle))
+}
+
+impl Stats {
+    fn timed_out(&self, event: &weir::timeout::Event<'_>) {
+        if let weir::timeout::Event::TimedOut { layer, .. } = event {
+            *self
+                .timed_out
+                .lock()
+                .expect("not poisoned")
+                .entry(layer.to_string())
+                .or_default() += 1;
+        }
+    }
+}
+
+/// The gateway's parts a caller may want to look at.
+#[derive(Debug)]
+pub(crate) struct Gateway {
+    /// Where it listens.
+    pub(crate) addr: SocketAddr,
+    /// What the observers saw.
+    pub(crate) stats: Arc<Stats>,
+    /// The breakers, one per upstream authority.
+    pub(crate) breakers: KeyedCircuitBreakerHandle,
+    /// The edge's load shedder.
+    pub(crate) shedder: LoadShedHandle,
+    /// The server task.
+    pub(crate) server: JoinHandle<std::io::Result<()>>,
+}
+
+/// The edge's tier of an API key: `None` is the free (default) tier.
+fn tier_of(key: &ApiKeyToken) -> Option<&'static str> {
+    match key.as_bytes() {
+        b"basic-key" => Some("basic"),
+        b"premium-key" => Some("premium"),
+        _ => None,
+    }
+}
+
+/// Builds the gateway's router: the edge stack (outermost first: error responses → keyed rate
+/// limit with tiers → load shed → server timeout) in front of a proxy that calls `upstream`
+/// through [`client_stack`].
+pub(crate) fn router(
+    config: &Config,
+    upstream: SocketAddr,
+) -> Result<
+    (
+        Router,
+        Arc<Stats>,
+        KeyedCircuitBreakerHandle,
+        LoadShedHandle,
+    ),
+    BoxError,
+> {
+    let stats = Stats::new();
+    let (client, breakers) = client_stack(config, &stats)?;
+
+    let seen = Arc::clone(&stats);
+    let quotas = |tier: Tier| {
+        [
+            Quota::per_second(tier.per_second).named("per-second"),
+            Quota::per_day(tier.per_day).named("daily"),
+        ]
+    };
+    let [free_second, free_day] = quotas(config.free);
+    let rate_limit = RateLimitLayer::builder()
+        .name("edge")
+        .quota(free_second)
+        .quota(free_day)
+        .tier("basic", quotas(config.basic))
+        .tier("premium", quotas(config.premium))
+        .key(ApiKey::new())
+        .tier_of(tier_of)
+        .http()
+        .observer(move |event: &weir::rate_limit::Event<'_>| {
+            if let weir::rate_limit::Event::Rejected { tier, policy, .. } = event {
+                *seen
+                    .rate_limited
+                    .lock()
+                    .expect("not poisoned")
+                    .entry(((*tier).to_owned(), policy.to_string()))
+                    .or_default() += 1;
+            }
+        })
+        .build()?;
+    let seen = Arc::clone(&stats);
+    let (shed, shedder) = LoadShedLayer::builder()
+        .max_in_flight(config.max_in_flight)
+        .name("edge")
+        .observer(move |event: &weir::load_shed::Event<'_>| {
+            if matches!(event, weir::load_shed::Event::Shed { .. }) {
+                seen.shed.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+        .build_with_handle()?;
+    let seen = Arc::clone(&stats);
+    let edge_timeout = TimeoutLayer::server(config.edge_timeout)
+        .name("edge")
+        .observer(move |event: &weir::timeout::Event<'_>| seen.timed_out(event))
+        .build()?;
+
+    let proxy = service_fn(move |req: Request<Body>| proxy(client.clone(), upstream, req));
+    let edge = ServiceBuilder::new()
+        .layer(ErrorResponseLayer::new())
+        .layer(rate_limit)
+        .layer(shed)
+        .layer(edge_timeout)
+        .service(proxy);
+    let router = Router::new()
+        .route("/", get(|| async { "weir gateway: try GET /api/items\n" }))
+        .route_service("/api/{*path}", edge);
+    Ok((router, stats, breakers, shedder))
+}
+
+/// Forwards a request upstream through the client stack, with the request's deadline.
+async fn proxy<C>(
+    client: C,
+    upstream: SocketAddr,
+    req: Request<Body>,
+) -> Result<Response<Body>, BoxError>
+where
+    C: Service<Request<UpstreamBody>, Response = Response<Incoming>, Error = BoxError>,
+{
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or("/", http::uri::PathAndQuery::as_str);
+    let mut outgoing = Request::builder()
+        .method(req.method().clone())
+        .uri(format!("http://{upstream}{path}"))
+        .body(Full::new(Bytes::new()))?;
+    if let Some(deadline) = Deadline::get(req.extensions()) {
+        deadline.set_earliest(outgoing.extensions_mut());
+    }
+    let response = client.oneshot(outgoing).await?;
+    Ok(response.map(Body::new))
+}
+
+/// Starts the gateway on `127.0.0.1:port` (0: any free port) in front of `upstream`.
+pub(crate) async fn start(
+    config: &Config,
+    port: u16,
+    upstream: SocketAddr,
+) -> Result<Gateway, BoxError> {
+    let (router, stats, breakers, shedder) = router(config, upstream)?;
+    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    Ok(Gateway {
+        addr,
+        stats,
+        breakers,
+        shedder,
+        server,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The self-drive: built-in clients, progress, the report.
+// ---------------------------------------------------------------------------------------------
+
+/// One built-in client: who it is, its key, how many requests a second it sends, and the
+/// deadline it asks for (`x-timeout-ms`), if any.
+struct Driver {
+    name: &'static str,
+    key: &'static str,
+    per_second: u32,
+    timeout_ms: Option<&'static str>,
+}
+
+const DRIVERS: &[Driver] = &[
+    Driver {
+        name: "free",
+        key: FREE_KEY,
+        per_second: 8,
+        timeout_ms: None,
+    },
+    Driver {
+        name: "unknown key (free tier)",
+        key: "who-knows",
+        per_second: 4,
+        timeout_ms: None,
+    },
+    Driver {
+        name: "basic, 200 ms deadline",
+        key: BASIC_KEY,
+        per_second: 15,
+        timeout_ms: Some("200"),
+    },
+    Driver {
+        name: "premium #1",
+        key: PREMIUM_KEY,
+        per_second: 30,
+        timeout_ms: None,
+    },
+    Driver {
+        name: "premium #2",
+        key: PREMIUM_KEY,
+        per_second: 30,
+        timeout_ms: None,
+    },
+];
+
+/// One answer the built-in clients got.
+#[derive(Clone, Copy, Debug)]
+struct Record {
+    driver: usize,
+    status: u16,
+    latency: Duration,
+}
+
+#[derive(Default)]
+struct Progress {
+    records: Mutex<Vec<Record>>,
+}
+
+impl Progress {
+    fn counts(&self) -> (usize, BTreeMap<u16, u64>) {
+        let records = self.records.lock().expect("not poisoned");
+        let mut statuses = BTreeMap::new();
+        for record in records.iter() {
+            *statuses.entry(record.status).or_default() += 1;
+        }
+        (records.len(), statuses)
+    }
+}
+
+/// The hyper client the built-in traffic uses (status 0: no answer).
+type TrafficClient = Client<HttpConnector, http_body_util::Empty<Bytes>>;
+
+async fn one_request(
+    client: TrafficClient,
+    addr: SocketAddr,
+    key: &'static str,
+    timeout_ms: Option<&'static str>,
+) -> u16 {
+    let mut req = Request::get(format!("http://{addr}/api/items")).header("x-api-key", key);
+    if let Some(timeout_ms) = timeout_ms {
+        req = req.header("x-timeout-ms", timeout_ms);
+    }
+    let Ok(req) = req.body(http_body_util::Empty::new()) else {
+        return 0;
+    };
+    match tokio::time::timeout(Duration::from_secs(5), client.request(req)).await {
+        Ok(Ok(response)) => {
+            let status = response.status().as_u16();
+            // Read the body so the connection goes back to the pool.
+            let _ = http_body_util::BodyExt::collect(response.into_body()).await;
+            status
+        }
+        _ => 0,
+    }
+}
+
+/// Sends the built-in traffic for `duration`, flipping the upstream's schedule on the way, and
+/// prints progress once a second.
+async fn drive(addr: SocketAddr, upstream: &Arc<Upstream>, duration: Duration) -> Vec<Record> {
+    let progress = Arc::new(Progress::default());
+    let client: TrafficClient = Client::builder(TokioExecutor::new()).build_http();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (index, driver) in DRIVERS.iter().enumerate() {
+        let progress = Arc::clone(&progress);
+        let client = client.clone();
+        let period = Duration::from_secs(1) / driver.per_second;
+        let key = driver.key;
+        let timeout_ms = driver.timeout_ms;
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            let mut inflight = Vec::new();
+            while start.elapsed() < duration {
+                tick.tick().await;
+                let progress = Arc::clone(&progress);
+                let client = client.clone();
+                inflight.push(tokio::spawn(async move {
+                    let sent = Instant::now();
+                    let status = one_request(client, addr, key, timeout_ms).await;
+                    progress.records.lock().expect("not poisoned").push(Record {
+                        driver: index,
+                        status,
+                        latency: sent.elapsed(),
+                    });
+                }));
+            }
+            for task in inflight {
+                let _ = task.await;
+            }
+        }));
+    }
+
+    // The upstream's schedule, as fractions of the run: a latency spike, then an outage.
+    let at = |fraction: f64| start + duration.mul_f64(fraction);
+    let schedule = [
+        (at(0.20), "latency spike starts", Change::Spike(true)),
+        (at(0.30), "latency spike ends", Change::Spike(false)),
+        (at(0.50), "outage starts", Change::Outage(true)),
+        (at(0.65), "outage ends", Change::Outage(false)),
+    ];
+    let mut schedule = schedule.into_iter().peekable();
+    let mut second =
+        tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
+    let mut events: Vec<&str> = Vec::new();
+    while start.elapsed() < duration {
+        let next_change = schedule.peek().map(|(when, ..)| *when);
+        tokio::select! {
+            () = async { tokio::time::sleep_until(next_change.unwrap_or(start + duration)).await },
+                if next_change.is_some() =>
+            {
+                if let Some((_, what, change)) = schedule.next() {
+                    change.apply(upstream);
+                    events.push(what);
+                }
+            }
+            _ = second.tick() => {
+                let (total, statuses) = progress.counts();
+                let statuses: Vec<String> =
+                    statuses.iter().map(|(s, n)| format!("{s}: {n}")).collect();
+                let note = if events.is_empty() {
+                    String::new()
+                } else {
+                    format!("  <- upstream {}", events.join(", "))
+                };
+                events.clear();
+                println!(
+                    "[{:>4.1}s] {total:>5} requests  {}{note}",
+                    start.elapsed().as_secs_f64(),
+                    statuses.join("  ")
+                );
+            }
+        }
+    }
+    upstream.set_outage(false);
+    upstream.spike.store(false, Ordering::SeqCst);
+    for task in tasks {
+        let _ = task.await;
+    }
+    progress.records.lock().expect("not poisoned").clone()
+}
+
+enum Change {
+    Spike(bool),
+    Outage(bool),
+}
+
+impl Change {
+    fn apply(&self, upstream: &Upstream) {
+        match *self {
+            Self::Spike(on) => upstream.spike.store(on, Ordering::SeqCst),
+            Self::Outage(on) => upstream.set_outage(on),
+        }
+    }
+}
+
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[(sorted.len() - 1) * p / 100]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+fn report(records: &[Record], gateway: &Gateway, upstream: &Upstream, config: &Config) {
+    let stats = &gateway.stats;
+    println!("\n== What happened ==");
+    println!("{:<54} {:>8}", "requests sent", records.len());
+    println!("{:<54} {:>8}", "upstream saw (attempts)", upstream.hits());
+
+    println!("\nStatuses, by client:");
+    let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
+    for record in records {
+        *statuses.entry(record.status).or_default() += 1;
+    }
+    let columns: Vec<u16> = statuses.keys().copied().collect();
+    let mut header = format!("  {:<44}", "client (x-api-key)");
+    for status in &columns {
+        let label = if *status == 0 {
+            "none".to_owned()
+        } else {
+            status.to_string()
+        };
+        header.push_str(&format!(" {label:>6}"));
+    }
+    println!("{header}");
+    for (index, driver) in DRIVERS.iter().enumerate() {
+        let mut line = format!("  {:<44}", format!("{} ({})", driver.name, driver.key));
+        for status in &columns {
+            let n = records
+                .iter()
+                .filter(|r| r.driver == index && r.status == *status)
+                .count();
+            line.push_str(&format!(" {n:>6}"));
+        }
+        println!("{line}");
+    }
+    let mut line = format!("  {:<44}", "all");
+    for status in &columns {
+        line.push_str(&format!(" {:>6}", statuses[status]));
+    }
+    println!("{line}");
+
+    println!("\nRejections by reason (from the layers' observers):");
+    let rate_limited = stats.rate_limited.lock().expect("not poisoned").clone();
+    for ((tier, policy), n) in &rate_limited {
+        let tier = if tier == "default" {
+            "free"
+        } else {
+            tier.as_str()
+        };
+        let quota = match (tier, policy.as_str()) {
+            ("free", "daily") => config.free.per_day,
+            ("free", _) => config.free.per_second,
+            ("basic", "daily") => config.basic.per_day,
+            ("basic", _) => config.basic.per_second,
+            (_, "daily") => config.premium.per_day,
+            _ => config.premium.per_second,
+        };
+        let what = format!("429 rate limited: {tier} tier, {policy} quota ({quota})");
+        println!("  {what:<52} {n:>8}");
+    }
+    if rate_limited.is_empty() {
+        println!("  {:<52} {:>8}", "429 rate limited", 0);
+    }
+    let row = |what: &str, n: u64| println!("  {what:<52} {n:>8}");
+    row(
+        "503 shed at the edge (load shed)",
+        stats.shed.load(Ordering::Relaxed),
+    );
+    row(
+        "503 circuit open (upstream not called)",
+        stats.circuit_rejected.load(Ordering::Relaxed),
+    );
+    row(
+        "    client bulkhead full",
+        stats.bulkhead_rejected.load(Ordering::Relaxed),
+    );
+    let timed_out = stats.timed_out.lock().expect("not poisoned").clone();
+    for layer in ["edge", "total", "attempt"] {
+        let what = match layer {
+            "edge" => "timeouts at the edge",
+            "total" => "timeouts of the total deadline",
+            _ => "timeouts of one attempt",
+        };
+        row(what, timed_out.get(layer).copied().unwrap_or(0));
+    }
+
+    println!("\nRetries:");
+    row("retries made", stats.retries.load(Ordering::Relaxed));
+    row(
+        "calls given up (last failure returned)",
+        stats.gave_up.load(Ordering::Relaxed),
+    );
+
+    println!("\nBreaker transitions (one breaker per upstream authority):");
+    let transitions = stats.transitions();
+    if transitions.is_empty() {
+        println!("  none");
+    }
+    for (at, from, to) in transitions {
+        println!("  {:>6.2}s  {from} -> {to}", at.as_secs_f64());
+    }
+    gateway.breakers.for_each(|key, snapshot| {
+        println!(
+            "  breaker {key:?}: now {}, opened {} times, {} calls refused",
+            snapshot.state(),
+            snapshot.opened(),
+            snapshot.rejected()
+        );
+    });
+    let shed = gateway.shedder.stats();
+    println!(
+        "  edge load shedder: limit {} in flight, {} shed, {} admitted and answered",
+        shed.limit, shed.shed, shed.succeeded
+    );
+
+    println!("\nLatency seen by the clients:");
+    let mut all: Vec<Duration> = records.iter().map(|r| r.latency).collect();
+    all.sort_unstable();
+    let mut ok: Vec<Duration> = records
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| r.latency)
+        .collect();
+    ok.sort_unstable();
+    println!("  {:<18} {:>10} {:>10} {:>10}", "", "p50", "p90", "p99");
+    for (what, sorted) in [("all answers", &all), ("200 only", &ok)] {
+        println!(
+            "  {what:<18} {:>10} {:>10} {:>10}",
+            ms(percentile(sorted, 50)),
+            ms(percentile(sorted, 90)),
+            ms(percentile(sorted, 99)),
+        );
+    }
+}
+
+/// The command line.
+#[derive(Debug)]
+struct Args {
+    port: u16,
+    duration: Duration,
+    drive: bool,
+    serve: bool,
+}
+
+fn args() -> Result<Args, String> {
+    let mut args = Args {
+        port: 0,
+        duration: Duration::from_secs(20),
+        drive: true,
+        serve: true,
+    };
+    let mut iter = std::env::args().skip(1);
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--port" => {
+                let value = iter.next().ok_or("--port needs a value")?;
+                args.port = value.parse().map_err(|_| format!("bad port: {value}"))?;
+            }
+            "--duration" => {
+                let value = iter.next().ok_or("--duration needs a value")?;
+                let secs: f64 = value
+                    .parse()
+                    .map_err(|_| format!("bad duration: {value}"))?;
+                if !(secs.is_finite() && secs > 0.0) {
+                    return Err(format!("bad duration: {value}"));
+                }
+                args.duration = Duration::from_secs_f64(secs);
+            }
+            "--no-drive" => args.drive = false,
+            "--no-serve" | "--exit" => args.serve = false,
+            "-h" | "--help" => {
+                return Err(
+                    "usage: gateway [--port N] [--duration SECS] [--no-drive] [--no-serve|--exit]"
+                        .into(),
+                );
+            }
+            other => return Err(format!("unknown argument: {other}")),
+        }
+    }
+    Ok(args)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let args = match args() {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::exit(2);
+        }
+    };
+    if std::env::var_os("WEIR_REDIS_URL").is_some() {
+        println!(
+            "WEIR_REDIS_URL is set, but the Redis backend is not wired into this example yet: \
+             the limits stay in memory (one gateway instance)."
+        );
+    }
+    let config = Config::demo();
+    let upstream = Upstream::new();
+    upstream.error_every.store(8, Ordering::Relaxed);
+    let (upstream_addr, _upstream_server) = start_upstream(Arc::clone(&upstream)).await?;
+    let gateway = start(&config, args.port, upstream_addr).await?;
+    let addr = gateway.addr;
+
+    println!("weir gateway on http://{addr}/ in front of an upstream on http://{upstream_addr}/");
+    println!(
+        "edge:   ErrorResponseLayer -> rate limit by x-api-key (free {}/s + {}/day, basic {}/s + {}/day, \
+         premium {}/s + {}/day) -> load shed above {} in flight -> timeout {:?}",
+        config.free.per_second,
+        config.free.per_day,
+        config.basic.per_second,
+        config.basic.per_day,
+        config.premium.per_second,
+        config.premium.per_day,
+        config.max_in_flight,
+        config.edge_timeout,
+    );
+    println!(
+        "client: deadline {:?} -> retry (HTTP, {} attempts, budgeted) -> breaker per authority (open {:?}) \
+         -> bulkhead {} -> attempt timeout {:?} (writes x-timeout-ms) -> hyper",
+        config.total_timeout,
+        config.max_attempts,
+        config.open_duration,
+        config.upstream_concurrency,
+        config.attempt_timeout,
+    );
+    println!(
+        "upstream: 1 in 8 requests is a 503; a 250 ms latency spike at 20-30 % of the run, an outage at 50-65 %\n"
+    );
+
+    if args.drive {
+        let clients: Vec<String> = DRIVERS
+            .iter()
+            .map(|d| format!("{} {}/s", d.name, d.per_second))
+            .collect();
+        println!(
+            "Driving {:?} of traffic: {}",
+            args.duration,
+            clients.join(", ")
+        );
+        let records = drive(addr, &upstream, args.duration).await;
+        report(&records, &gateway, &upstream, &config);
+    }
+
+    if args.serve {
+        println!("\nServing on http://{addr}/ until Ctrl-C. Try:");
+        println!("  curl -i -H 'x-api-key: premium-key' http://{addr}/api/items");
+        println!(
+            "  curl -i -H 'x-api-key: free-key' http://{addr}/api/items   # again and again: 429"
+        );
+        println!(
+            "  curl -i -H 'x-api-key: basic-key' -H 'x-timeout-ms: 50' http://{addr}/api/items"
+        );
+        tokio::signal::ctrl_c().await?;
+    }
+    gateway.server.abort();
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! End to end over real sockets on 127.0.0.1: a hyper client behind a weir client stack (total
+//! deadline → retry → circuit breaker → bulkhead → attempt timeout with deadline propagation)
+//! against a real hyper server that fails on demand.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tower::{Service, ServiceBuilder, ServiceExt};
+use weir::circuit_breaker::{CircuitBreakerHandle, CircuitBreakerLayer, State};
+use weir::retry::{ReplayBody, RetryLayer};
+use weir::timeout::TimeoutLayer;
+use weir::{Backoff, BoxError, Error, HttpStatus, ServiceBuilderExt};
+
+/// What the server saw.
+#[derive(Default)]
+struct Seen {
+    calls: AtomicUsize,
+    timeouts_ms: Mutex<Vec<u64>>,
+}
+
+/// A hyper server answering 503 to its first `failures` requests, 200 after.
+async fn server(failures: usize) -> (SocketAddr, Arc<Seen>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let seen = Arc::new(Seen::default());
+    let state = Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let state = Arc::clone(&state);
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let n = state.calls.fetch_add(1, Ordering::SeqCst);
+                if let Some(ms) = req
+                    .headers()
+                    .get("x-timeout-ms")
+                    .and_then(|v| weir::decode_timeout_ms(v.as_bytes()).ok())
+                {
+                    let ms = u64::try_from(ms.as_millis()).unwrap_or(u64::MAX);
+                    state.timeouts_ms.lock().expect("not poisoned").push(ms);
+                }
+                let status = if n < failures {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::OK
+                };
+                async move {
+                    Response::builder()
+                        .status(status)
+                        .body(Full::new(Bytes::from_static(b"hello")))
+                }
+            });
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// The client stack in front of a hyper client, and the breaker's handle.
+fn client() -> (
+    impl Service<Request<Full<Bytes>>, Response = Response<Incoming>, Error = BoxError, Future: Send>
+    + Clone,
+    CircuitBreakerHandle,
+) {
+    let transport = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Full<Bytes>>>();
+    let (breaker, handle) = CircuitBreakerLayer::consecutive_failures(4)
+        .classifier(HttpStatus::new())
+        .open_duration(Duration::from_secs(30))
+        .build_with_handle()
+        .expect("valid breaker");
+    let stack = ServiceBuilder::new()
+        .deadline(Duration::from_secs(2))
+        .layer(
+            RetryLayer::http()
+                .max_attempts(3)
+                // Real sockets run on the wall clock: retry at once.
+                .backoff(Backoff::constant(Duration::ZERO))
+                .build()
+                .expect("valid retry"),
+        )
+        .layer(breaker)
+        .bulkhead(4)
+        .layer(
+            TimeoutLayer::builder()
+                .timeout(Duration::from_millis(500))
+                .propagate(Duration::from_millis(10))
+                .build()
+                .expect("valid timeout"),
+        )
+        .service(transport);
+    (stack, handle)
+}
+
+fn get(addr: SocketAddr) -> Request<Full<Bytes>> {
+    Request::get(format!("http://{addr}/items"))
+        .body(Full::default())
+        .expect("valid request")
+}
+
+#[tokio::test]
+async fn retries_through_the_stack_and_propagates_the_deadline() {
+    let (addr, seen) = server(2).await;
+    let (client, handle) = client();
+
+    let response = client.oneshot(get(addr)).await.expect("answered");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(seen.calls.load(Ordering::SeqCst), 3, "two 503s, then a 200");
+    // Every attempt carried the budget left: at most the attempt timeout less the allowance.
+    let timeouts = seen.timeouts_ms.lock().unwrap().clone();
+    assert_eq!(timeouts.len(), 3);
+    assert!(
+        timeouts.iter().all(|ms| (400..=490).contains(ms)),
+        "{timeouts:?}"
+    );
+    assert_eq!(handle.state(), State::Closed);
+}
+
+#[tokio::test]
+async fn the_breaker_opens_and_stops_calling_the_server() {
+    let (addr, seen) = server(usize::MAX).await;
+    let (client, handle) = client();
+
+    // Three attempts, three 503s: retry returns the last one.
+    let response = client.clone().oneshot(get(addr)).await.expect("answered");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(seen.calls.load(Ordering::SeqCst), 3);
+
+    // The fourth failure in a row opens the breaker; retry does not retry "circuit open".
+    let err = client.clone().oneshot(get(addr)).await.unwrap_err();
+    assert!(Error::find(&*err).is_some_and(Error::is_circuit_open));
+    assert_eq!(seen.calls.load(Ordering::SeqCst), 4);
+    assert_eq!(handle.state(), State::Open);
+
+    // While open, the server sees nothing.
+    let err = client.oneshot(get(addr)).await.unwrap_err();
+    assert!(Error::find(&*err).is_some_and(Error::is_circuit_open));
+    assert_eq!(seen.calls.load(Ordering::SeqCst), 4);
+}

@@ -1,0 +1,209 @@
+//! End to end over real sockets on 127.0.0.1: a tonic client (tonic-health, no protoc) behind a
+//! weir client stack (total deadline → gRPC retry → circuit breaker → attempt timeout writing
+//! `grpc-timeout`) against a real tonic server whose calls fail on demand.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tonic::body::Body;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Channel, Server};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tower::{Layer, Service, ServiceBuilder};
+use weir::circuit_breaker::{CircuitBreakerHandle, CircuitBreakerLayer, State};
+use weir::retry::{ReplayBody, RetryLayer};
+use weir::timeout::TimeoutLayer;
+use weir::{Backoff, Error, GrpcStatus, ServiceBuilderExt};
+
+/// What the server saw.
+#[derive(Debug, Default)]
+struct Seen {
+    calls: AtomicUsize,
+    grpc_timeouts: Mutex<Vec<Duration>>,
+}
+
+/// Answers the first `failures` calls with `UNAVAILABLE`, passes the others to the real
+/// service; records every call and its `grpc-timeout`.
+#[derive(Clone)]
+struct FailFirst<S> {
+    inner: S,
+    failures: usize,
+    seen: Arc<Seen>,
+}
+
+impl<S> Service<http::Request<Body>> for FailFirst<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>> + Send,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        let n = self.seen.calls.fetch_add(1, Ordering::SeqCst);
+        if let Some(timeout) = req
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|v| weir::decode_grpc_timeout(v.as_bytes()).ok())
+        {
+            self.seen
+                .grpc_timeouts
+                .lock()
+                .expect("not poisoned")
+                .push(timeout);
+        }
+        if n < self.failures {
+            let status = tonic::Status::unavailable("injected outage");
+            return Box::pin(async move { Ok(status.into_http()) });
+        }
+        Box::pin(self.inner.call(req))
+    }
+}
+
+#[derive(Clone)]
+struct FailFirstLayer {
+    failures: usize,
+    seen: Arc<Seen>,
+}
+
+impl<S> Layer<S> for FailFirstLayer {
+    type Service = FailFirst<S>;
+
+    fn layer(&self, inner: S) -> FailFirst<S> {
+        FailFirst {
+            inner,
+            failures: self.failures,
+            seen: Arc::clone(&self.seen),
+        }
+    }
+}
+
+async fn server(failures: usize) -> (SocketAddr, Arc<Seen>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    let seen = Arc::new(Seen::default());
+    let layer = FailFirstLayer {
+        failures,
+        seen: Arc::clone(&seen),
+    };
+    tokio::spawn(async move {
+        Server::builder()
+            .layer(layer)
+            .add_service(health)
+            .serve_with_incoming(TcpIncoming::from(listener))
+            .await
+    });
+    (addr, seen)
+}
+
+async fn client(
+    addr: SocketAddr,
+) -> (
+    HealthClient<
+        impl tonic::client::GrpcService<
+            Body,
+            ResponseBody = impl hyper::body::Body<
+                Data = bytes::Bytes,
+                Error = impl Into<weir::BoxError> + Send,
+            > + Send
+                           + 'static,
+        > + Clone,
+    >,
+    CircuitBreakerHandle,
+) {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let (breaker, handle) = CircuitBreakerLayer::consecutive_failures(3)
+        .classifier(GrpcStatus::new())
+        .open_duration(Duration::from_secs(30))
+        .build_with_handle()
+        .expect("valid breaker");
+    let service = ServiceBuilder::new()
+        .deadline(Duration::from_secs(2))
+        .layer(
+            RetryLayer::grpc()
+                .max_attempts(3)
+                // Real sockets run on the wall clock: retry at once.
+                .backoff(Backoff::constant(Duration::ZERO))
+                .build()
+                .expect("valid retry"),
+        )
+        .layer(breaker)
+        .layer(
+            TimeoutLayer::builder()
+                .timeout(Duration::from_millis(500))
+                .propagate(Duration::from_millis(10))
+                .build()
+                .expect("valid timeout"),
+        )
+        .map_request(|req: http::Request<ReplayBody<Body>>| req.map(Body::new))
+        .service(channel);
+    (HealthClient::new(service), handle)
+}
+
+fn check() -> HealthCheckRequest {
+    HealthCheckRequest {
+        service: String::new(),
+    }
+}
+
+#[tokio::test]
+async fn retries_unavailable_and_propagates_the_deadline_as_grpc_timeout() {
+    let (addr, seen) = server(2).await;
+    let (mut client, handle) = client(addr).await;
+
+    let response = client
+        .check(check())
+        .await
+        .expect("served on the third call");
+    assert_eq!(response.into_inner().status(), ServingStatus::Serving);
+    assert_eq!(seen.calls.load(Ordering::SeqCst), 3);
+    let timeouts = seen.grpc_timeouts.lock().unwrap().clone();
+    assert_eq!(timeouts.len(), 3, "every attempt carried grpc-timeout");
+    assert!(
+        timeouts
+            .iter()
+            .all(|t| *t > Duration::from_millis(400) && *t <= Duration::from_millis(490)),
+        "{timeouts:?}"
+    );
+    assert_eq!(handle.state(), State::Closed);
+}
+
+#[tokio::test]
+async fn the_breaker_opens_and_the_server_sees_no_more_calls() {
+    let (addr, seen) = server(usize::MAX).await;
+    let (mut client, handle) = client(addr).await;
+
+    // Three attempts, three UNAVAILABLEs: the third opens the breaker, retry returns it.
+    let status = client.check(check()).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable);
+    assert_eq!(seen.calls.load(Ordering::SeqCst), 3);
+    assert_eq!(handle.state(), State::Open);
+
+    // While open: refused in the client, with weir's error as the status's source.
+    let status = client.check(check()).await.unwrap_err();
+    let weir = std::error::Error::source(&status).and_then(Error::find);
+    assert!(weir.is_some_and(Error::is_circuit_open), "{status:?}");
+    assert_eq!(seen.calls.load(Ordering::SeqCst), 3);
+}
