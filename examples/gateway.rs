@@ -811,7 +811,7 @@ fn report(records: &[Record], gateway: &Gateway, upstream: &Upstream, config: &C
     }
     gateway.breakers.for_each(|key, snapshot| {
         println!(
-            "  breaker {key:?}: now {}, opened {} times, {} calls refused",
+            "  breaker {key:?}: now {}, times opened: {}, calls refused: {}",
             snapshot.state(),
             snapshot.opened(),
             snapshot.rejected()

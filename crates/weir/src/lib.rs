@@ -19,6 +19,9 @@ pub use weir_load_shed as load_shed;
 /// Rate limiting: the [`weir-rate-limit`](weir_rate_limit) crate.
 #[cfg(feature = "rate-limit")]
 pub use weir_rate_limit as rate_limit;
+/// The Redis store for the rate limiter: the [`weir-redis`](weir_redis) crate.
+#[cfg(feature = "redis")]
+pub use weir_redis as redis;
 /// Retry with backoff, budgets and body replay: the [`weir-retry`](weir_retry) crate.
 #[cfg(feature = "retry")]
 pub use weir_retry as retry;
