@@ -138,6 +138,10 @@ where
         O: Send + Sync + 'static,
         P: Send + Sync + 'static,
     {
+        if decision.is_admitted() && decision.is_immediate() && !headers {
+            // The plain happy path: no quota to look up, nothing to report.
+            return Next::Call(None);
+        }
         let quota = self.quota(tier, &decision);
         if decision.is_admitted() {
             let info = headers.then(|| Box::new(Self::info(quota, &decision)));
