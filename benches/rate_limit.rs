@@ -227,7 +227,12 @@ fn count_calls(calls: u64, service: &str) {
         }
         service_fn(move |n: Req| {
             let key = n % keys;
-            ready(governor.check_key(&key).map(|()| n + 1).map_err(|_| "limited"))
+            ready(
+                governor
+                    .check_key(&key)
+                    .map(|()| n + 1)
+                    .map_err(|_| "limited"),
+            )
         })
     };
     let _runtime = rt.enter();

@@ -341,10 +341,17 @@ where
 pub struct CircuitBreaker<S, C = AnyError, O = ()> {
     inner: S,
     lanes: Arc<Lanes<C, O>>,
-    /// Set by `poll_ready` when it admits the next call, taken by `call`.
-    admission: Option<Admission<C, O>>,
-    /// Set by `poll_ready` when it rejects the next call, taken by `call`; apart from
-    /// `admission` so that the hot path never drops an `Error`.
+    /// What `poll_ready` decided for the next call, taken by `call`: at most one of the three
+    /// is set. Three fields rather than one enum, so that the closed path writes and reads one
+    /// word (`permit`) and never drops a guard or an error.
+    ///
+    /// Admitted, with a permit that gives nothing back when dropped (closed, forced closed,
+    /// metrics-only, disabled): its guard, and the lane reference it holds, are taken in `call`.
+    permit: Option<Permit>,
+    /// Admitted as a half-open probe, guarded from the start: a service dropped before `call`
+    /// gives its slot back.
+    probe: Option<Guard<C, O>>,
+    /// Rejected.
     rejection: Option<Error>,
     sleep: Option<Pin<Box<Sleep>>>,
 }
@@ -354,7 +361,8 @@ impl<S, C, O> CircuitBreaker<S, C, O> {
         Self {
             inner,
             lanes,
-            admission: None,
+            permit: None,
+            probe: None,
             rejection: None,
             sleep: None,
         }
@@ -389,7 +397,8 @@ impl<S: fmt::Debug, C, O> fmt::Debug for CircuitBreaker<S, C, O> {
             .field("inner", &self.inner)
             .field("layer", &self.lanes.shared.name)
             .field("state", &self.lanes.shared.breaker.state())
-            .field("admission", &self.admission)
+            .field("permit", &self.permit)
+            .field("probe", &self.probe)
             .field("rejection", &self.rejection)
             .finish_non_exhaustive()
     }
@@ -408,7 +417,7 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        if self.admission.is_none() {
+        if self.permit.is_none() && self.probe.is_none() {
             // A rejection is decided afresh on every poll: the circuit may have moved on.
             if self.rejection.is_some() {
                 self.rejection = None;
@@ -419,9 +428,10 @@ where
                     self.rejection = Some(error);
                     return Poll::Ready(Ok(()));
                 }
-                Poll::Ready(Ok(admission)) => {
-                    // `admission` is `None` here: nothing to drop.
-                    self.admission.get_or_insert(admission);
+                Poll::Ready(Ok(Admission::Admitted(permit))) => self.permit = Some(permit),
+                Poll::Ready(Ok(Admission::Probe(guard))) => {
+                    // `probe` is `None` here: nothing to drop.
+                    self.probe.get_or_insert(guard);
                 }
             }
         }
@@ -430,16 +440,16 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        let guard = match self.admission.take() {
-            Some(Admission::Admitted(permit)) => Guard::new(&self.lanes, None, Some(permit)),
-            Some(Admission::Probe(guard)) => guard,
-            None => {
-                let error = self
-                    .rejection
-                    .take()
-                    .expect("poll_ready must be called first");
-                return ResponseFuture::rejected(error);
-            }
+        let guard = if let Some(permit) = self.permit.take() {
+            Guard::new(&self.lanes, None, Some(permit))
+        } else if let Some(guard) = self.probe.take() {
+            guard
+        } else {
+            let error = self
+                .rejection
+                .take()
+                .expect("poll_ready must be called first");
+            return ResponseFuture::rejected(error);
         };
         // The guard starts (reads the clock, with slow-call tracking) before the inner call.
         let guard = guard.started();

@@ -68,8 +68,44 @@ struct Slot<V> {
     last_seen: AtomicU64,
 }
 
-struct Shard<K, V> {
-    map: RwLock<HashMap<K, Slot<V>, RandomState>>,
+struct Shard<K, V, S> {
+    map: RwLock<HashMap<K, Slot<V>, S>>,
+}
+
+/// A hasher for keys that are already uniformly distributed 64-bit hashes, such as a keyed
+/// SipHash of the real key computed by the caller: the map uses the value as it is instead of
+/// hashing it again. Use it with [`KeyedMap::with_hasher`] only for such keys: keys an attacker
+/// can choose need a keyed hash (the default `RandomState`) to keep flooding from colliding.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Prehashed;
+
+/// The [`Hasher`](std::hash::Hasher) of [`Prehashed`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PrehashedHasher(u64);
+
+impl BuildHasher for Prehashed {
+    type Hasher = PrehashedHasher;
+
+    fn build_hasher(&self) -> PrehashedHasher {
+        PrehashedHasher(0)
+    }
+}
+
+impl std::hash::Hasher for PrehashedHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not a prehashed `u64`: fold the bytes in (FNV-1a), so it still works, if slowly.
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
 }
 
 /// A concurrent map from keys to per-key state, for keyed layers (keyed rate limits, keyed
@@ -104,9 +140,9 @@ struct Shard<K, V> {
 /// let ann = counts.with("ann", now, |k| (k, AtomicU32::new(0)), |c| c.load(Ordering::Relaxed));
 /// assert_eq!(ann, 2);
 /// ```
-pub struct KeyedMap<K, V> {
-    shards: Box<[Shard<K, V>]>,
-    hasher: RandomState,
+pub struct KeyedMap<K, V, S = RandomState> {
+    shards: Box<[Shard<K, V, S>]>,
+    hasher: S,
     overflow: V,
     config: KeyedConfig,
     max_per_shard: usize,
@@ -127,18 +163,32 @@ impl<K, V> KeyedMap<K, V>
 where
     K: Hash + Eq,
 {
-    /// An empty map; `overflow` is the state shared by new keys while the map is full.
+    /// An empty map; `overflow` is the state shared by new keys while the map is full. Keys are
+    /// hashed with a keyed SipHash (`RandomState`), safe for keys that clients choose.
     #[must_use]
     pub fn new(config: KeyedConfig, overflow: V) -> Self {
+        Self::with_hasher(config, overflow, RandomState::new())
+    }
+}
+
+impl<K, V, S> KeyedMap<K, V, S>
+where
+    K: Hash + Eq,
+    S: BuildHasher + Clone,
+{
+    /// An empty map hashing its keys with `hasher` (for example [`Prehashed`] for keys that
+    /// are already keyed hashes).
+    #[must_use]
+    pub fn with_hasher(config: KeyedConfig, overflow: V, hasher: S) -> Self {
         let shards = shard_count(config.max_keys);
         let epoch = Instant::now();
         Self {
             shards: (0..shards)
                 .map(|_| Shard {
-                    map: RwLock::new(HashMap::with_hasher(RandomState::new())),
+                    map: RwLock::new(HashMap::with_hasher(hasher.clone())),
                 })
                 .collect(),
-            hasher: RandomState::new(),
+            hasher,
             overflow,
             config,
             max_per_shard: config.max_keys.div_ceil(shards),
@@ -324,12 +374,7 @@ where
         }
     }
 
-    fn sweep(
-        &self,
-        map: &mut HashMap<K, Slot<V>, RandomState>,
-        now: Instant,
-        now_ms: u64,
-    ) -> usize {
+    fn sweep(&self, map: &mut HashMap<K, Slot<V>, S>, now: Instant, now_ms: u64) -> usize {
         let idle = millis_of(self.config.idle_timeout);
         let before = map.len();
         map.retain(|key, slot| {
@@ -373,7 +418,7 @@ fn shard_count(max_keys: usize) -> usize {
         .max(1)
 }
 
-impl<K, V: fmt::Debug> fmt::Debug for KeyedMap<K, V> {
+impl<K, V: fmt::Debug, S> fmt::Debug for KeyedMap<K, V, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedMap")
             .field("len", &self.len.load(Ordering::Relaxed))
@@ -536,6 +581,37 @@ mod tests {
         // at most one sweep per shard per idle/16 examines each stored entry ~16 times.
         let examined = examined.load(Ordering::Relaxed);
         assert!(examined <= 20 * stored as u64, "{examined} examinations");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn prehashed_keys_work_like_any_other() {
+        use std::hash::{BuildHasher, RandomState};
+
+        let sip = RandomState::new();
+        let map: KeyedMap<u64, AtomicU32, Prehashed> =
+            KeyedMap::with_hasher(KeyedConfig::new(), AtomicU32::new(0), Prehashed);
+        let now = Instant::now();
+        for user in ["ann", "bob", "ann", "cy", "ann"] {
+            let key = sip.hash_one(user);
+            map.with(
+                key,
+                now,
+                |k| (k, AtomicU32::new(0)),
+                |c| {
+                    c.fetch_add(1, Ordering::Relaxed);
+                },
+            );
+        }
+        assert_eq!(map.len(), 3);
+        let ann = map.with(
+            sip.hash_one("ann"),
+            now,
+            |k| (k, AtomicU32::new(0)),
+            |c| c.load(Ordering::Relaxed),
+        );
+        assert_eq!(ann, 3);
+        assert_eq!(Prehashed.hash_one(42u64), 42, "a u64 is its own hash");
+        assert_ne!(Prehashed.hash_one("ab"), Prehashed.hash_one("ba"));
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub use crate::key::{
     ApiKey, ApiKeyToken, Authority, ForwardedHeader, Global, Header, KeyExtractor, KeyExtractorExt,
     MethodPath, MissingKey, Or, OrKey, Pair, PeerIp, Resolved, RouteKey,
 };
-pub use crate::keyed::{KeyedConfig, KeyedMap};
+pub use crate::keyed::{KeyedConfig, KeyedMap, Prehashed, PrehashedHasher};
 pub use crate::name::Name;
 #[cfg(feature = "tracing")]
 pub use crate::observer::Tracing;

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use weir_core::{BoxError, KeyedConfig, KeyedMap, Name};
+use weir_core::{BoxError, KeyedConfig, KeyedMap, Name, Prehashed};
 
 use crate::quota::Quota;
 use crate::state::{Algorithm, Gcra, Verdict};
@@ -280,7 +280,8 @@ fn at_rest<A: Algorithm>(state: &KeyState<A::State>, now: Instant) -> bool {
 /// other algorithms, and a shard's read lock to find a stored key.
 pub struct MemoryStore<A: Algorithm = Gcra> {
     algorithm: A,
-    keys: KeyedMap<u64, KeyState<A::State>>,
+    /// Keys are already keyed SipHashes, so the map does not hash them again.
+    keys: KeyedMap<u64, KeyState<A::State>, Prehashed>,
     shared: OnceLock<KeyState<A::State>>,
     hasher: RandomState,
     epoch: std::time::Instant,
@@ -304,7 +305,7 @@ impl<A: Algorithm> MemoryStore<A> {
         let epoch = epoch();
         let overflow = KeyState::new(&algorithm, default);
         Self {
-            keys: KeyedMap::new(config, overflow).evict_if(at_rest::<A>),
+            keys: KeyedMap::with_hasher(config, overflow, Prehashed).evict_if(at_rest::<A>),
             algorithm,
             shared: OnceLock::new(),
             hasher: RandomState::new(),

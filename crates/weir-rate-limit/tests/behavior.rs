@@ -199,9 +199,11 @@ async fn observer_sees_rejections_with_policy_and_retry_after() {
         .quota(Quota::per_second(1).named("one"))
         .observer(move |e: &Event<'_>| {
             let kind = weir_core::Event::kind(e);
-            sink.lock()
-                .expect("lock")
-                .push((kind, e.policy().map(ToString::to_string), e.retry_after()));
+            sink.lock().expect("lock").push((
+                kind,
+                e.policy().map(ToString::to_string),
+                e.retry_after(),
+            ));
         })
         .build()
         .expect("valid");

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::ConnectionManagerConfig;
+use redis::cluster::ClusterClient;
 use weir_core::{KeyedConfig, Name};
 use weir_rate_limit::{Gcra, MemoryStore, Quota, Tier};
 
@@ -18,7 +19,8 @@ use crate::store::{Connection, RedisStore, Shared};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// `url` is not a Redis URL (`redis://host:port/db`).
+    /// `url` is not a Redis URL (`redis://host:port/db`), or a Cluster's list of node URLs is
+    /// empty or holds one that is not.
     InvalidUrl,
     /// `timeout` is zero.
     ZeroTimeout,
@@ -51,7 +53,7 @@ impl std::error::Error for ConfigError {}
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct RedisStoreBuilder<A = Gcra, O = ()> {
-    url: String,
+    target: Target,
     prefix: String,
     name: Name,
     timeout: Duration,
@@ -64,10 +66,25 @@ pub struct RedisStoreBuilder<A = Gcra, O = ()> {
     lease: Option<LeaseConfig>,
 }
 
+/// Where the store's Redis is.
+#[derive(Clone, Debug)]
+enum Target {
+    Single(String),
+    Cluster(Vec<String>),
+}
+
 impl RedisStoreBuilder {
     pub(crate) fn new(url: String) -> Self {
+        Self::with_target(Target::Single(url))
+    }
+
+    pub(crate) fn new_cluster(urls: Vec<String>) -> Self {
+        Self::with_target(Target::Cluster(urls))
+    }
+
+    fn with_target(target: Target) -> Self {
         Self {
-            url,
+            target,
             prefix: "weir:".to_owned(),
             name: Name::new("redis"),
             timeout: Duration::from_millis(100),
@@ -147,7 +164,7 @@ impl<A, O> RedisStoreBuilder<A, O> {
     /// [`SlidingWindow`](weir_rate_limit::SlidingWindow)).
     pub fn algorithm<A2: RedisAlgorithm>(self, algorithm: A2) -> RedisStoreBuilder<A2, O> {
         RedisStoreBuilder {
-            url: self.url,
+            target: self.target,
             prefix: self.prefix,
             name: self.name,
             timeout: self.timeout,
@@ -164,7 +181,7 @@ impl<A, O> RedisStoreBuilder<A, O> {
     /// The observer of [`Event`](crate::Event)s (fallback decisions, recoveries).
     pub fn observer<O2>(self, observer: O2) -> RedisStoreBuilder<A, O2> {
         RedisStoreBuilder {
-            url: self.url,
+            target: self.target,
             prefix: self.prefix,
             name: self.name,
             timeout: self.timeout,
@@ -219,18 +236,36 @@ impl<A, O> RedisStoreBuilder<A, O> {
         if self.prefix.contains(['{', '}']) {
             return Err(ConfigError::BracesInPrefix);
         }
-        let client = redis::Client::open(self.url.as_str()).map_err(|_| ConfigError::InvalidUrl)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(self.timeout)
-            .set_response_timeout(self.timeout)
-            .set_number_of_retries(1)
-            .set_max_delay(u64::try_from(self.probe_every.as_millis()).unwrap_or(u64::MAX));
-        let conn = Connection::new(client, config);
+        let conn = match &self.target {
+            Target::Single(url) => {
+                let client =
+                    redis::Client::open(url.as_str()).map_err(|_| ConfigError::InvalidUrl)?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(self.timeout)
+                    .set_response_timeout(self.timeout)
+                    .set_number_of_retries(1)
+                    .set_max_delay(u64::try_from(self.probe_every.as_millis()).unwrap_or(u64::MAX));
+                Connection::single(client, config)
+            }
+            Target::Cluster(urls) => {
+                // Redirections (`MOVED`, `ASK`) and reconnections are retries: a few, quickly;
+                // the store's timeout bounds the whole call anyway.
+                let client = ClusterClient::builder(urls.iter().map(String::as_str))
+                    .connection_timeout(self.timeout)
+                    .response_timeout(self.timeout)
+                    .retries(3)
+                    .min_retry_wait(1)
+                    .max_retry_wait(u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX))
+                    .build()
+                    .map_err(|_| ConfigError::InvalidUrl)?;
+                Connection::cluster(client)
+            }
+        };
         let local = matches!(self.policy, FailurePolicy::Local(_)).then(|| {
             let shape = Tier::new(Name::default(), [Quota::per_second(1)]);
             MemoryStore::new(self.algorithm.clone(), self.keyed, &shape)
         });
-        let health = Arc::new(Health::new());
+        let health = Arc::new(Health::new(conn.units()));
         let shared = Shared {
             name: self.name,
             conn,

@@ -43,7 +43,8 @@ pub enum Event<'a> {
         /// Why Redis was not used.
         reason: Reason,
     },
-    /// Redis answered again after an outage.
+    /// Redis answered again after an outage (on a Cluster: one slot's node did, for that
+    /// slot; a node coming back sends one per slot that had failed).
     Recovered {
         /// The store's name.
         store: &'a Name,

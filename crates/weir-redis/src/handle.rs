@@ -7,17 +7,30 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// The shared health of a store: when Redis failed, when to probe it again, what was counted.
-#[derive(Debug)]
-pub(crate) struct Health {
-    origin: Instant,
+/// The circuit of one unit of Redis that fails alone: the whole server, or one Cluster slot.
+#[derive(Debug, Default)]
+struct Circuit {
     /// Nanoseconds since `origin` + 1 of the first failure of the current outage; 0: healthy.
     down_since: AtomicU64,
     /// Nanoseconds since `origin` before which Redis is not asked (one probe passes after it).
     skip_until: AtomicU64,
+}
+
+/// The shared health of a store: when Redis failed, when to probe it again, what was counted.
+/// One circuit for a single server; on a Cluster one per slot, so a dead node sends only the
+/// decisions of its own slots to the failure policy.
+#[derive(Debug)]
+pub(crate) struct Health {
+    origin: Instant,
+    circuits: Box<[Circuit]>,
+    /// Circuits in an outage.
+    degraded: AtomicU64,
     /// Nanoseconds since `origin` of the last warning logged.
     logged_at: AtomicU64,
     suppressed: AtomicU64,
+    /// The same for recoveries (one per slot on a Cluster).
+    recovery_logged_at: AtomicU64,
+    recoveries_suppressed: AtomicU64,
     pub(crate) fallbacks: AtomicU64,
     pub(crate) errors: AtomicU64,
     pub(crate) decisions: AtomicU64,
@@ -25,13 +38,17 @@ pub(crate) struct Health {
 }
 
 impl Health {
-    pub(crate) fn new() -> Self {
+    /// The health of a store whose Redis fails as `circuits` independent units (1 for one
+    /// server, 16 384 for a Cluster's slots).
+    pub(crate) fn new(circuits: usize) -> Self {
         Self {
             origin: Instant::now(),
-            down_since: AtomicU64::new(0),
-            skip_until: AtomicU64::new(0),
+            circuits: (0..circuits.max(1)).map(|_| Circuit::default()).collect(),
+            degraded: AtomicU64::new(0),
             logged_at: AtomicU64::new(0),
             suppressed: AtomicU64::new(0),
+            recovery_logged_at: AtomicU64::new(0),
+            recoveries_suppressed: AtomicU64::new(0),
             fallbacks: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             decisions: AtomicU64::new(0),
@@ -45,9 +62,14 @@ impl Health {
             .saturating_add(1)
     }
 
-    /// Whether to skip Redis now (an outage, and this request is not the one probe).
-    pub(crate) fn skip(&self, now: Instant, probe_every: Duration) -> bool {
-        let until = self.skip_until.load(Ordering::Acquire);
+    fn circuit(&self, unit: usize) -> &Circuit {
+        &self.circuits[unit % self.circuits.len()]
+    }
+
+    /// Whether to skip Redis now for `unit` (an outage, and this request is not the one probe).
+    pub(crate) fn skip(&self, unit: usize, now: Instant, probe_every: Duration) -> bool {
+        let c = self.circuit(unit);
+        let until = c.skip_until.load(Ordering::Acquire);
         if until == 0 {
             return false;
         }
@@ -57,51 +79,80 @@ impl Health {
         }
         // One request wins the probe; the others keep the fallback until it answers.
         let next = t.saturating_add(u64::try_from(probe_every.as_nanos()).unwrap_or(u64::MAX));
-        self.skip_until
+        c.skip_until
             .compare_exchange(until, next, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
     }
 
-    /// Records a failure; Redis is not asked again for `probe_every`.
-    pub(crate) fn failed(&self, now: Instant, probe_every: Duration) {
+    /// Records a failure of `unit`; it is not asked again for `probe_every`.
+    pub(crate) fn failed(&self, unit: usize, now: Instant, probe_every: Duration) {
+        let c = self.circuit(unit);
         let t = self.at(now);
         self.errors.fetch_add(1, Ordering::Relaxed);
-        let _ = self
-            .down_since
-            .compare_exchange(0, t, Ordering::AcqRel, Ordering::Acquire);
+        if c.down_since
+            .compare_exchange(0, t, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.degraded.fetch_add(1, Ordering::AcqRel);
+        }
         let next = t.saturating_add(u64::try_from(probe_every.as_nanos()).unwrap_or(u64::MAX));
-        self.skip_until.store(next, Ordering::Release);
+        c.skip_until.store(next, Ordering::Release);
     }
 
-    /// Records an answer; returns the outage it ends, if any.
-    pub(crate) fn answered(&self, now: Instant) -> Option<Duration> {
+    /// Records an answer of `unit`; returns the outage it ends, if any.
+    pub(crate) fn answered(&self, unit: usize, now: Instant) -> Option<Duration> {
+        let c = self.circuit(unit);
         self.decisions.fetch_add(1, Ordering::Relaxed);
-        if self.down_since.load(Ordering::Relaxed) == 0 {
+        if c.down_since.load(Ordering::Relaxed) == 0 {
             return None;
         }
-        let since = self.down_since.swap(0, Ordering::AcqRel);
-        self.skip_until.store(0, Ordering::Release);
-        (since != 0).then(|| Duration::from_nanos(self.at(now).saturating_sub(since)))
+        let since = c.down_since.swap(0, Ordering::AcqRel);
+        c.skip_until.store(0, Ordering::Release);
+        if since == 0 {
+            return None;
+        }
+        self.degraded.fetch_sub(1, Ordering::AcqRel);
+        Some(Duration::from_nanos(self.at(now).saturating_sub(since)))
     }
 
     /// Whether to log this fallback (at most one warning per second); returns how many were
     /// suppressed since the last one.
     pub(crate) fn should_log(&self, now: Instant) -> Option<u64> {
-        let t = self.at(now);
-        let last = self.logged_at.load(Ordering::Relaxed);
-        if last != 0 && t.saturating_sub(last) < 1_000_000_000 {
-            self.suppressed.fetch_add(1, Ordering::Relaxed);
-            return None;
-        }
-        self.logged_at
-            .compare_exchange(last, t, Ordering::AcqRel, Ordering::Relaxed)
-            .ok()
-            .map(|_| self.suppressed.swap(0, Ordering::AcqRel))
+        once_a_second(self.at(now), &self.logged_at, &self.suppressed)
     }
 
-    pub(crate) fn is_degraded(&self) -> bool {
-        self.down_since.load(Ordering::Acquire) != 0
+    /// Whether to log this recovery (at most one per second: a Cluster node coming back ends
+    /// the outage of each of its slots); returns how many were suppressed since the last one.
+    pub(crate) fn should_log_recovery(&self, now: Instant) -> Option<u64> {
+        once_a_second(
+            self.at(now),
+            &self.recovery_logged_at,
+            &self.recoveries_suppressed,
+        )
     }
+
+    /// Whether any unit is in an outage.
+    pub(crate) fn is_degraded(&self) -> bool {
+        self.degraded.load(Ordering::Acquire) != 0
+    }
+
+    /// Whether `unit` is in an outage.
+    pub(crate) fn is_down(&self, unit: usize) -> bool {
+        self.circuit(unit).down_since.load(Ordering::Acquire) != 0
+    }
+}
+
+/// `Some(suppressed)` when the last log (at `logged_at`) is a second old or more.
+fn once_a_second(t: u64, logged_at: &AtomicU64, suppressed: &AtomicU64) -> Option<u64> {
+    let last = logged_at.load(Ordering::Relaxed);
+    if last != 0 && t.saturating_sub(last) < 1_000_000_000 {
+        suppressed.fetch_add(1, Ordering::Relaxed);
+        return None;
+    }
+    logged_at
+        .compare_exchange(last, t, Ordering::AcqRel, Ordering::Relaxed)
+        .ok()
+        .map(|_| suppressed.swap(0, Ordering::AcqRel))
 }
 
 /// A read handle on a [`RedisStore`](crate::RedisStore)'s counters, from
@@ -137,7 +188,9 @@ impl RedisHandle {
         self.health.errors.load(Ordering::Relaxed)
     }
 
-    /// Whether the store is in an outage (Redis failed and has not answered since).
+    /// Whether the store is in an outage (Redis failed and has not answered since). On a
+    /// Cluster: whether some slot failed and has not answered since (a slot is only asked
+    /// again when a request for one of its keys comes).
     #[must_use]
     pub fn is_degraded(&self) -> bool {
         self.health.is_degraded()
@@ -153,5 +206,42 @@ impl fmt::Debug for RedisHandle {
             .field("errors", &self.errors())
             .field("degraded", &self.is_degraded())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_unit_fails_and_recovers_on_its_own() {
+        let health = Health::new(16_384);
+        let every = Duration::from_secs(1);
+        let t0 = Instant::now();
+        health.failed(5, t0, every);
+        assert!(health.is_degraded() && health.is_down(5));
+        // Slot 5 is skipped until the probe time; slot 6 is asked as usual.
+        assert!(health.skip(5, t0 + Duration::from_millis(10), every));
+        assert!(!health.skip(6, t0 + Duration::from_millis(10), every));
+        assert!(!health.is_down(6));
+        // Slot 6 answering ends nothing; slot 5 answering ends its outage.
+        assert_eq!(health.answered(6, t0 + Duration::from_millis(20)), None);
+        assert!(health.is_degraded());
+        assert_eq!(
+            health.answered(5, t0 + Duration::from_millis(30)),
+            Some(Duration::from_millis(30))
+        );
+        assert!(!health.is_degraded());
+        assert_eq!(health.decisions.load(Ordering::Relaxed), 2);
+        assert_eq!(health.errors.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn one_server_is_one_unit() {
+        let health = Health::new(1);
+        let t0 = Instant::now();
+        health.failed(0, t0, Duration::from_secs(1));
+        assert!(health.skip(0, t0, Duration::from_secs(1)));
+        assert!(health.is_down(0));
     }
 }

@@ -10,6 +10,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
 use redis::{Client, Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, Script};
 use tokio::time::Instant;
 use weir_core::{BoxError, Name, Observer};
@@ -24,44 +26,135 @@ use crate::policy::FailurePolicy;
 use crate::script::RedisAlgorithm;
 
 /// The connection, made on first use (so a store can be built while Redis is down), then
-/// redis-rs's `ConnectionManager`, which reconnects by itself. After the first connection the
-/// cell is read without a lock.
-pub(crate) struct Connection {
-    client: Client,
-    config: ConnectionManagerConfig,
-    manager: tokio::sync::OnceCell<ConnectionManager>,
+/// shared by every clone: redis-rs's `ConnectionManager` on one server (it reconnects by
+/// itself), or its Cluster connection (slot routing, `MOVED`/`ASK`, reconnects per node). After
+/// the first connection the cell is read without a lock.
+pub(crate) enum Connection {
+    Single {
+        client: Client,
+        config: ConnectionManagerConfig,
+        manager: tokio::sync::OnceCell<ConnectionManager>,
+    },
+    Cluster {
+        client: ClusterClient,
+        conn: tokio::sync::OnceCell<ClusterConnection>,
+    },
 }
 
 impl Connection {
-    pub(crate) fn new(client: Client, config: ConnectionManagerConfig) -> Self {
-        Self {
+    pub(crate) fn single(client: Client, config: ConnectionManagerConfig) -> Self {
+        Self::Single {
             client,
             config,
             manager: tokio::sync::OnceCell::new(),
         }
     }
 
-    async fn get(&self) -> RedisResult<ConnectionManager> {
-        let manager = self
-            .manager
-            .get_or_try_init(|| {
-                ConnectionManager::new_with_config(self.client.clone(), self.config.clone())
-            })
-            .await?;
-        Ok(manager.clone())
-    }
-
-    /// Runs `cmd` (an `EVALSHA`), loading the script on `NOSCRIPT`.
-    async fn query<T: FromRedisValue>(&self, cmd: &Cmd, script: &Script) -> RedisResult<T> {
-        let mut conn = self.get().await?;
-        match cmd.query_async(&mut conn).await {
-            Err(e) if e.kind() == ErrorKind::NoScriptError => {
-                script.load_async(&mut conn).await?;
-                cmd.query_async(&mut conn).await
-            }
-            other => other,
+    pub(crate) fn cluster(client: ClusterClient) -> Self {
+        Self::Cluster {
+            client,
+            conn: tokio::sync::OnceCell::new(),
         }
     }
+
+    /// How many units fail independently: one server, or a Cluster's slots.
+    pub(crate) const fn units(&self) -> usize {
+        match self {
+            Self::Single { .. } => 1,
+            Self::Cluster { .. } => SLOTS,
+        }
+    }
+
+    /// The unit of a key: 0 on one server, its Cluster slot otherwise.
+    fn unit(&self, key: &[u8]) -> usize {
+        match self {
+            Self::Single { .. } => 0,
+            Self::Cluster { .. } => slot(key),
+        }
+    }
+
+    /// Runs `cmd` (an `EVALSHA`); on `NOSCRIPT` runs it as `EVAL` with the script's source,
+    /// which Redis caches: routed by the keys like the `EVALSHA`, so it reloads the script on
+    /// the one node that lacks it (a `SCRIPT LOAD` would go to every node of a Cluster, and fail
+    /// while any of them is down).
+    async fn query<T: FromRedisValue>(&self, cmd: &Cmd, source: &str) -> RedisResult<T> {
+        match self {
+            Self::Single {
+                client,
+                config,
+                manager,
+            } => {
+                let mut conn = manager
+                    .get_or_try_init(|| {
+                        ConnectionManager::new_with_config(client.clone(), config.clone())
+                    })
+                    .await?
+                    .clone();
+                match cmd.query_async(&mut conn).await {
+                    Err(e) if e.kind() == ErrorKind::NoScriptError => {
+                        eval(cmd, source).query_async(&mut conn).await
+                    }
+                    other => other,
+                }
+            }
+            Self::Cluster { client, conn } => {
+                let mut conn = conn
+                    .get_or_try_init(|| client.get_async_connection())
+                    .await?
+                    .clone();
+                match cmd.query_async(&mut conn).await {
+                    Err(e) if e.kind() == ErrorKind::NoScriptError => {
+                        eval(cmd, source).query_async(&mut conn).await
+                    }
+                    other => other,
+                }
+            }
+        }
+    }
+}
+
+/// The `EVAL` twin of an `EVALSHA` command: the source instead of the hash, the same keys and
+/// arguments.
+fn eval(evalsha: &Cmd, source: &str) -> Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(source);
+    for arg in evalsha.args_iter().skip(2) {
+        if let redis::Arg::Simple(bytes) = arg {
+            cmd.arg(bytes);
+        }
+    }
+    cmd
+}
+
+/// Redis Cluster's slot count.
+const SLOTS: usize = 16_384;
+
+/// The Cluster slot of `key`: CRC16 (XMODEM) of its hash tag (the bytes between the first `{`
+/// and the next `}`, when not empty), else of the whole key, modulo 16 384.
+fn slot(key: &[u8]) -> usize {
+    let tagged = key.iter().position(|&b| b == b'{').and_then(|open| {
+        let rest = &key[open + 1..];
+        rest.iter()
+            .position(|&b| b == b'}')
+            .filter(|&close| close > 0)
+            .map(|close| &rest[..close])
+    });
+    usize::from(crc16(tagged.unwrap_or(key))) % SLOTS
+}
+
+fn crc16(bytes: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in bytes {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 == 0 {
+                crc << 1
+            } else {
+                (crc << 1) ^ 0x1021
+            };
+        }
+    }
+    crc
 }
 
 /// Everything the clones of a store share.
@@ -114,6 +207,19 @@ impl RedisStore {
     /// A builder for a store on the Redis at `url` (`redis://127.0.0.1:6379`).
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
         RedisStoreBuilder::new(url.into())
+    }
+
+    /// A builder for a store on a Redis Cluster, given the URLs of some of its nodes
+    /// (`redis://10.0.0.1:6379`, ...): the store learns the others and the slot map from them,
+    /// sends each decision to the node owning its slot, and follows `MOVED` and `ASK`.
+    /// Every option of [`builder`](Self::builder) applies; the failure policy is then per
+    /// slot: a dead node sends only the decisions of its own keys to the policy.
+    pub fn cluster<I>(urls: I) -> RedisStoreBuilder
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        RedisStoreBuilder::new_cluster(urls.into_iter().map(Into::into).collect())
     }
 }
 
@@ -295,7 +401,9 @@ where
             ask,
         });
         let now = Instant::now();
-        if shared.health.skip(now, shared.probe_every) {
+        let base = self.base(key, tier);
+        let unit = shared.conn.unit(&base);
+        if shared.health.skip(unit, now, shared.probe_every) {
             let decision = shared.fallback(Reason::Degraded, None, local);
             return DecisionFuture(Box::pin(std::future::ready(decision)));
         }
@@ -305,7 +413,6 @@ where
         };
         let mut fetch = None;
         if let Some(l) = lease {
-            let base = self.base(key, tier);
             match shared.leases.take(&base, ask.cost, now, shared.timeout) {
                 Take::Spent(left) => {
                     shared.health.leased.fetch_add(1, Ordering::Relaxed);
@@ -323,7 +430,7 @@ where
             .map(|(_, l)| self.command(key, tier, l.batch, Duration::ZERO, time, true));
         DecisionFuture(Box::pin(async move {
             if let (Some(cmd), Some((base, l))) = (batch, fetch) {
-                let got = shared.call(&cmd).await;
+                let got = shared.call(unit, &cmd).await;
                 match got {
                     Ok(d) if d.is_admitted() => {
                         let left = l.batch - ask.cost;
@@ -346,7 +453,7 @@ where
                     }
                 }
             }
-            match shared.call(&single).await {
+            match shared.call(unit, &single).await {
                 Ok(decision) => Ok(decision),
                 Err((reason, error)) => shared.fallback(reason, error.as_ref(), local),
             }
@@ -373,14 +480,13 @@ where
     O: for<'a> Observer<Event<'a>>,
 {
     /// One round trip, bounded by the timeout; a failure is recorded and returned.
-    async fn call(&self, cmd: &Cmd) -> Result<Decision, (Reason, Option<RedisError>)> {
-        let reply =
-            tokio::time::timeout(self.timeout, self.conn.query::<Vec<i64>>(cmd, &self.script))
-                .await;
+    async fn call(&self, unit: usize, cmd: &Cmd) -> Result<Decision, (Reason, Option<RedisError>)> {
+        let query = self.conn.query::<Vec<i64>>(cmd, A::source());
+        let reply = tokio::time::timeout(self.timeout, query).await;
         let failure = match reply {
             Ok(Ok(reply)) => match parse(&reply) {
                 Some(decision) => {
-                    self.answered();
+                    self.answered(unit);
                     return Ok(decision);
                 }
                 None => (
@@ -394,22 +500,26 @@ where
             Ok(Err(error)) => (Reason::Error, Some(error)),
             Err(_) => (Reason::Timeout, None),
         };
-        self.failed();
+        self.failed(unit);
         Err(failure)
     }
 
-    fn failed(&self) {
-        self.health.failed(Instant::now(), self.probe_every);
+    fn failed(&self, unit: usize) {
+        self.health.failed(unit, Instant::now(), self.probe_every);
     }
 
-    fn answered(&self) {
-        if let Some(outage) = self.health.answered(Instant::now()) {
-            tracing::info!(
-                target: "weir",
-                store = %self.name,
-                outage_ms = outage.as_millis(),
-                "redis answers again: decisions are global again"
-            );
+    fn answered(&self, unit: usize) {
+        let now = Instant::now();
+        if let Some(outage) = self.health.answered(unit, now) {
+            if let Some(suppressed) = self.health.should_log_recovery(now) {
+                tracing::info!(
+                    target: "weir",
+                    store = %self.name,
+                    outage_ms = outage.as_millis(),
+                    suppressed,
+                    "redis answers again: decisions are global again"
+                );
+            }
             self.observer.on_event(&Event::Recovered {
                 store: &self.name,
                 outage,
@@ -474,7 +584,8 @@ where
     /// Gives the units back in Redis (fire and forget, on the current Tokio runtime), and in
     /// the local fallback during an outage.
     fn cancel(&self, key: Option<&K>, tier: &Tier, cost: u32, now: Instant) {
-        if self.shared.health.is_degraded() {
+        let unit = self.shared.conn.unit(&self.base(key, tier));
+        if self.shared.health.is_down(unit) {
             if let (FailurePolicy::Local(share), Some(local)) =
                 (self.shared.policy, &self.shared.local)
             {
@@ -488,7 +599,7 @@ where
         let cmd = self.command(key, tier, cost, Duration::ZERO, None, false);
         let shared = Arc::clone(&self.shared);
         runtime.spawn(async move {
-            let query = shared.conn.query::<redis::Value>(&cmd, &shared.script);
+            let query = shared.conn.query::<redis::Value>(&cmd, A::source());
             let _ = tokio::time::timeout(shared.timeout, query).await;
         });
     }
@@ -568,6 +679,22 @@ mod tests {
             ConfigError::ZeroTimeout.to_string(),
             "timeout must be longer than zero"
         );
+    }
+
+    #[test]
+    fn slots_follow_redis_cluster_keyslot() {
+        // The values of `CLUSTER KEYSLOT` on redis-server 7.
+        let cases: [(&[u8], usize); 6] = [
+            (b"foo", 12_182),
+            (b"123456789", 12_739),
+            (b"{user1000}.following", 3_443),
+            (b"foo{}{bar}", 8_363),
+            (b"foo{{bar}}zap", 4_015),
+            (b"weir:{k:1}:default:g:10/3600000000000/10", 10_166),
+        ];
+        for (key, expected) in cases {
+            assert_eq!(slot(key), expected, "{}", String::from_utf8_lossy(key));
+        }
     }
 
     #[test]

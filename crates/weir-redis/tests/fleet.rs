@@ -1,5 +1,6 @@
 //! Three axum servers on 127.0.0.1, each with its own Redis store (its own connection, as three
-//! instances of one service would have), sharing one real redis-server: one global limit.
+//! instances of one service would have), sharing one real redis-server, or one real three-node
+//! Redis Cluster: one global limit.
 
 mod support;
 
@@ -12,22 +13,22 @@ use http::{HeaderName, Request, StatusCode};
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use support::Redis;
+use support::Backend;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use weir_core::{ErrorResponseLayer, Header};
 use weir_rate_limit::{Quota, RateLimitLayer};
-use weir_redis::{FailurePolicy, RedisStore};
+use weir_redis::FailurePolicy;
 
 const CLIENT: HeaderName = HeaderName::from_static("x-client");
 
-/// One instance: an axum server limited per `x-client` header to 30 per hour, on `redis`.
+/// One instance: an axum server limited per `x-client` header to 30 per hour, on `backend`.
 async fn instance(
-    redis: &Redis,
+    backend: &Backend,
     name: &'static str,
     lease: Option<u32>,
 ) -> (String, weir_redis::RedisHandle) {
-    let mut builder = RedisStore::builder(redis.url());
+    let mut builder = backend.builder();
     if let Some(batch) = lease {
         builder = builder.lease(batch, Duration::from_secs(10));
     }
@@ -64,12 +65,14 @@ async fn futures_join<T>(tasks: Vec<tokio::task::JoinHandle<Vec<T>>>) -> Vec<T> 
 
 /// 150 concurrent requests over three instances: 120 for "alice", 30 for "bob". Returns the
 /// admitted count per client, and the handles.
-async fn burst(lease: Option<u32>) -> ([usize; 2], Vec<weir_redis::RedisHandle>) {
-    let redis = Redis::start().await;
+async fn burst(
+    backend: &Backend,
+    lease: Option<u32>,
+) -> ([usize; 2], Vec<weir_redis::RedisHandle>) {
     let mut urls = Vec::new();
     let mut handles = Vec::new();
     for name in ["a", "b", "c"] {
-        let (url, handle) = instance(&redis, name, lease).await;
+        let (url, handle) = instance(backend, name, lease).await;
         urls.push(url);
         handles.push(handle);
     }
@@ -126,7 +129,23 @@ async fn burst(lease: Option<u32>) -> ([usize; 2], Vec<weir_redis::RedisHandle>)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_sharing_one_redis_admit_the_global_limit_exactly() {
-    let (admitted, handles) = burst(None).await;
+    global_limit_exactly(&Backend::single().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_sharing_one_cluster_admit_the_global_limit_exactly() {
+    let backend = Backend::cluster().await;
+    global_limit_exactly(&backend).await;
+    // The two clients' state sits on the nodes owning their slots, and nowhere else.
+    let keys = backend.scan("weir:*").await;
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    for (node, key) in keys {
+        assert_eq!(backend.owner(key.as_bytes()).await, node, "{key}");
+    }
+}
+
+async fn global_limit_exactly(backend: &Backend) {
+    let (admitted, handles) = burst(backend, None).await;
     // Exactly the global limit per client, whatever instance served the request.
     assert_eq!(admitted, [30, 30]);
     // Every decision came from Redis, none from the failure policy.
@@ -139,8 +158,17 @@ async fn three_instances_sharing_one_redis_admit_the_global_limit_exactly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lease_mode_stays_within_its_bound_with_fewer_round_trips() {
+    lease_within_bound(&Backend::single().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_mode_on_a_cluster_stays_within_its_bound() {
+    lease_within_bound(&Backend::cluster().await).await;
+}
+
+async fn lease_within_bound(backend: &Backend) {
     let batch = 5;
-    let (admitted, handles) = burst(Some(batch)).await;
+    let (admitted, handles) = burst(backend, Some(batch)).await;
     // Units are charged to Redis before they are spent: a burst never passes the limit. Leased
     // units still unspent when the burst ends are the only shortfall: at most
     // instances × (batch − 1) per client.
@@ -157,12 +185,21 @@ async fn lease_mode_stays_within_its_bound_with_fewer_round_trips() {
 
 #[tokio::test]
 async fn keyed_tiers_and_stacked_quotas_work_unchanged_on_redis() {
+    keyed_tiers(&Backend::single().await).await;
+}
+
+#[tokio::test]
+async fn keyed_tiers_and_stacked_quotas_work_unchanged_on_a_cluster() {
+    keyed_tiers(&Backend::cluster().await).await;
+}
+
+async fn keyed_tiers(backend: &Backend) {
     use std::convert::Infallible;
     use tower::{Service, ServiceExt};
     use weir_core::{ApiKey, ApiKeyToken};
 
-    let redis = Redis::start().await;
-    let store = RedisStore::builder(redis.url())
+    let store = backend
+        .builder()
         .failure_policy(FailurePolicy::FailClosed)
         .build()
         .expect("valid config");

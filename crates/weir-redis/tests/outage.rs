@@ -1,5 +1,6 @@
 //! Skewed local clocks, Redis killed in the middle of traffic (each failure policy), recovery,
-//! and TTLs: on a real redis-server started by the harness.
+//! and TTLs: on a real redis-server started by the harness, and on a real three-node Redis
+//! Cluster (where one node is killed: only its keys go to the failure policy).
 //!
 //! These tests run on the real clock: a real Redis cannot be paused. The only sleeps are the
 //! waits for a restarted server to be probed again (a few hundred milliseconds) and the one
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use support::Redis;
+use support::Backend;
 use tokio::time::Instant;
 use weir_rate_limit::{Ask, FixedWindow, Quota, SlidingWindow, Store, Tier, TokenBucket};
 use weir_redis::{Event, FailurePolicy, RedisAlgorithm, RedisHandle, RedisStore};
@@ -45,7 +46,15 @@ async fn admitted<St: Store<u32>>(
 
 #[tokio::test]
 async fn skewed_local_clocks_still_share_one_limit() {
-    let redis = Redis::start().await;
+    skewed_clocks(&Backend::single().await).await;
+}
+
+#[tokio::test]
+async fn skewed_local_clocks_still_share_one_limit_on_a_cluster() {
+    skewed_clocks(&Backend::cluster().await).await;
+}
+
+async fn skewed_clocks(backend: &Backend) {
     let tier = tier(Quota::per_minute(10));
     let now = Instant::now();
     // Three instances whose clocks disagree by an hour either way: the server's TIME decides.
@@ -57,11 +66,7 @@ async fn skewed_local_clocks_still_share_one_limit() {
     let mut total = 0;
     let mut stores = Vec::new();
     for _ in 0..3 {
-        stores.push(
-            RedisStore::builder(redis.url())
-                .build()
-                .expect("valid config"),
-        );
+        stores.push(backend.builder().build().expect("valid config"));
     }
     for round in 0..5 {
         for (store, clock) in stores.iter().zip(clocks) {
@@ -74,7 +79,7 @@ async fn skewed_local_clocks_still_share_one_limit() {
 }
 
 struct Outage {
-    redis: Redis,
+    backend: Backend,
     store: RedisStore<weir_rate_limit::Gcra, Box<dyn Fn(&Event<'_>) + Send + Sync>>,
     handle: RedisHandle,
     fallbacks_seen: Arc<AtomicUsize>,
@@ -83,8 +88,7 @@ struct Outage {
 
 const TIMEOUT: Duration = Duration::from_millis(100);
 
-async fn outage(policy: FailurePolicy) -> Outage {
-    let redis = Redis::start().await;
+async fn outage(backend: Backend, policy: FailurePolicy) -> Outage {
     let fallbacks_seen = Arc::new(AtomicUsize::new(0));
     let recoveries_seen = Arc::new(AtomicUsize::new(0));
     let (f, r) = (Arc::clone(&fallbacks_seen), Arc::clone(&recoveries_seen));
@@ -97,7 +101,8 @@ async fn outage(policy: FailurePolicy) -> Outage {
         }
         _ => {}
     });
-    let (store, handle) = RedisStore::builder(redis.url())
+    let (store, handle) = backend
+        .builder()
         .failure_policy(policy)
         .timeout(TIMEOUT)
         .probe_every(Duration::from_millis(200))
@@ -105,7 +110,7 @@ async fn outage(policy: FailurePolicy) -> Outage {
         .build_with_handle()
         .expect("valid config");
     Outage {
-        redis,
+        backend,
         store,
         handle,
         fallbacks_seen,
@@ -113,16 +118,35 @@ async fn outage(policy: FailurePolicy) -> Outage {
     }
 }
 
-/// Runs the scenario: 4 decisions on Redis, Redis killed, 20 decisions (each answered within the
-/// timeout), Redis restarted, recovery, then limiting on Redis again. Returns the admitted
-/// count during the outage.
+/// Runs the scenario: 4 decisions on Redis, the server holding key 1 killed, 20 decisions
+/// (each answered within the timeout), the server restarted, recovery, then limiting on Redis
+/// again. On a Cluster, a key on a live node is still decided by Redis, exactly, throughout.
+/// Returns the admitted count during the outage.
 async fn kill_and_restart(o: &mut Outage) -> usize {
     let limit = tier(Quota::per_hour(10));
     let now = Instant::now();
     assert_eq!(admitted(&o.store, 1, &limit, 4, now).await, 4);
     assert_eq!(o.handle.decisions(), 4);
+    let victim = o
+        .backend
+        .owner(&o.store.key_name(Some(&1u32), &limit, 0))
+        .await;
+    // On a Cluster: a key whose slot lives on another node.
+    let mut live = None;
+    if matches!(o.backend, Backend::Cluster(_)) {
+        for key in 100u32.. {
+            let owner = o
+                .backend
+                .owner(&o.store.key_name(Some(&key), &limit, 0))
+                .await;
+            if owner != victim {
+                live = Some(key);
+                break;
+            }
+        }
+    }
 
-    o.redis.kill();
+    o.backend.kill(victim);
     let mut during = 0;
     for _ in 0..20 {
         let started = Instant::now();
@@ -142,15 +166,24 @@ async fn kill_and_restart(o: &mut Outage) -> usize {
     assert_eq!(o.fallbacks_seen.load(Ordering::Relaxed), 20);
     assert!(o.handle.is_degraded());
     assert!(o.handle.errors() >= 1);
+    if let Some(key) = live {
+        // The live node's keys are not affected: decided by Redis, exactly, within the timeout.
+        let (before, fallbacks) = (o.handle.decisions(), o.handle.fallbacks());
+        let started = Instant::now();
+        assert_eq!(admitted(&o.store, key, &limit, 12, now).await, 10);
+        assert!(started.elapsed() <= 12 * TIMEOUT, "{:?}", started.elapsed());
+        assert_eq!(o.handle.decisions() - before, 12);
+        assert_eq!(o.handle.fallbacks(), fallbacks);
+    }
 
-    o.redis.restart().await;
+    o.backend.restart(victim).await;
     // Recovery by itself: keep deciding until a probe reaches the new server.
     let deadline = Instant::now() + Duration::from_secs(5);
     while o.handle.is_degraded() {
         assert!(Instant::now() < deadline, "never recovered");
         let _ = o
             .store
-            .decide(Some(&9), &limit, ASK, now)
+            .decide(Some(&1), &limit, ASK, now)
             .await
             .expect("a decision");
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -165,16 +198,16 @@ async fn kill_and_restart(o: &mut Outage) -> usize {
 
 #[tokio::test]
 async fn fail_open_admits_everything_during_the_outage_then_limits_again() {
-    let mut o = outage(FailurePolicy::FailOpen).await;
+    let mut o = outage(Backend::single().await, FailurePolicy::FailOpen).await;
     assert_eq!(kill_and_restart(&mut o).await, 20);
 }
 
 #[tokio::test]
 async fn fail_closed_refuses_everything_during_the_outage_then_limits_again() {
-    let mut o = outage(FailurePolicy::FailClosed).await;
+    let mut o = outage(Backend::single().await, FailurePolicy::FailClosed).await;
     assert_eq!(kill_and_restart(&mut o).await, 0);
     // The refusal tells the client when the store will try Redis again.
-    o.redis.kill();
+    o.backend.kill(0);
     let d = o
         .store
         .decide(Some(&3), &tier(Quota::per_hour(10)), ASK, Instant::now())
@@ -186,13 +219,26 @@ async fn fail_closed_refuses_everything_during_the_outage_then_limits_again() {
 
 #[tokio::test]
 async fn local_fallback_enforces_its_share_of_the_limit_during_the_outage() {
-    let mut o = outage(FailurePolicy::Local(0.5)).await;
+    let mut o = outage(Backend::single().await, FailurePolicy::Local(0.5)).await;
     // Half of 10 per hour, in this instance's memory.
     assert_eq!(kill_and_restart(&mut o).await, 5);
 }
 
-async fn touch<A: RedisAlgorithm + Default>(redis: &Redis, quota: Quota) -> RedisStore<A> {
-    let store = RedisStore::builder(redis.url())
+#[tokio::test]
+async fn a_dead_cluster_node_fails_closed_for_its_keys_only_then_limits_again() {
+    let mut o = outage(Backend::cluster().await, FailurePolicy::FailClosed).await;
+    assert_eq!(kill_and_restart(&mut o).await, 0);
+}
+
+#[tokio::test]
+async fn a_dead_cluster_node_falls_back_locally_for_its_keys_only_then_limits_again() {
+    let mut o = outage(Backend::cluster().await, FailurePolicy::Local(0.5)).await;
+    assert_eq!(kill_and_restart(&mut o).await, 5);
+}
+
+async fn touch<A: RedisAlgorithm + Default>(backend: &Backend, quota: Quota) -> RedisStore<A> {
+    let store = backend
+        .builder()
         .algorithm(A::default())
         .failure_policy(FailurePolicy::FailClosed)
         .build()
@@ -206,17 +252,26 @@ async fn touch<A: RedisAlgorithm + Default>(redis: &Redis, quota: Quota) -> Redi
 
 #[tokio::test]
 async fn no_weir_key_remains_once_the_ttls_pass() {
-    let redis = Redis::start().await;
+    no_key_remains(&Backend::single().await).await;
+}
+
+#[tokio::test]
+async fn no_weir_key_remains_on_any_cluster_node_once_the_ttls_pass() {
+    no_key_remains(&Backend::cluster().await).await;
+}
+
+async fn no_key_remains(backend: &Backend) {
     let half = Duration::from_millis(500);
-    let _g = touch::<weir_rate_limit::Gcra>(&redis, Quota::new(5, half)).await;
-    let _t = touch::<TokenBucket>(&redis, Quota::new(5, half)).await;
-    let _f = touch::<FixedWindow>(&redis, Quota::new(5, half)).await;
-    let _s = touch::<SlidingWindow>(&redis, Quota::new(5, half)).await;
-    let keys = redis.scan("weir:*").await;
+    let _g = touch::<weir_rate_limit::Gcra>(backend, Quota::new(5, half)).await;
+    let _t = touch::<TokenBucket>(backend, Quota::new(5, half)).await;
+    let _f = touch::<FixedWindow>(backend, Quota::new(5, half)).await;
+    let _s = touch::<SlidingWindow>(backend, Quota::new(5, half)).await;
+    // SCAN every server (on a Cluster, every node holds the keys of its own slots).
+    let keys = backend.scan("weir:*").await;
     assert_eq!(keys.len(), 20, "{keys:?}");
     // Every key carries a TTL of at most two periods.
-    let mut conn = redis.connection().await;
-    for key in &keys {
+    for (server, key) in &keys {
+        let mut conn = backend.connection(*server).await;
         let ttl: i64 = redis::cmd("PTTL")
             .arg(key)
             .query_async(&mut conn)
@@ -226,5 +281,5 @@ async fn no_weir_key_remains_once_the_ttls_pass() {
     }
     // The one real sleep: Redis's clock is real. 1.1 s is past every TTL above.
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-    assert_eq!(redis.scan("weir:*").await, Vec::<String>::new());
+    assert_eq!(backend.scan("weir:*").await, Vec::new());
 }

@@ -3,8 +3,15 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder_ext;
+#[cfg(feature = "presets")]
+mod presets;
 
 pub use crate::builder_ext::ServiceBuilderExt;
+#[cfg(feature = "presets")]
+pub use crate::presets::{
+    BreakerInside, BreakerOutside, ClientBuilder, ClientStack, ConfigError, PerAuthority,
+    ServerBuilder, ServerStack, Single,
+};
 /// Bulkheads: the [`weir-bulkhead`](weir_bulkhead) crate.
 #[cfg(feature = "bulkhead")]
 pub use weir_bulkhead as bulkhead;

@@ -62,10 +62,14 @@ impl Redis {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         if self.cluster {
+            // A dead node stops only its own slots (the default stops the whole cluster once
+            // the others agree it is down). Restarted, it rejoins with its slots from nodes.conf.
             cmd.arg("--cluster-enabled")
                 .arg("yes")
                 .arg("--cluster-config-file")
-                .arg(self.dir.join("nodes.conf"));
+                .arg(self.dir.join("nodes.conf"))
+                .arg("--cluster-require-full-coverage")
+                .arg("no");
         }
         let child = cmd
             .spawn()
@@ -186,22 +190,116 @@ impl Cluster {
             .expect("redis-cli must be installed (it comes with redis-server)");
         assert!(status.success(), "redis-cli --cluster create failed");
         for node in &nodes {
-            let mut ok = false;
-            for _ in 0..500 {
-                let mut conn = node.connection().await;
-                let info: String = redis::cmd("CLUSTER")
-                    .arg("INFO")
-                    .query_async(&mut conn)
-                    .await
-                    .expect("CLUSTER INFO");
-                if info.contains("cluster_state:ok") {
-                    ok = true;
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            assert!(ok, "the cluster never reached cluster_state:ok");
+            wait_cluster_ok(node).await;
         }
         Self { nodes }
     }
+
+    /// The URL of every node.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(Redis::url).collect()
+    }
+
+    /// The index of the node owning `key`'s slot (the others answer `MOVED`).
+    pub async fn owner(&self, key: &[u8]) -> usize {
+        for (i, node) in self.nodes.iter().enumerate() {
+            let mut conn = node.connection().await;
+            let exists: redis::RedisResult<i64> =
+                redis::cmd("EXISTS").arg(key).query_async(&mut conn).await;
+            if exists.is_ok() {
+                return i;
+            }
+        }
+        panic!("no node owns {}", String::from_utf8_lossy(key));
+    }
+}
+
+/// Where the stores of a test keep their state: one server, or a three-node Cluster.
+#[derive(Debug)]
+pub enum Backend {
+    Single(Redis),
+    Cluster(Cluster),
+}
+
+impl Backend {
+    pub async fn single() -> Self {
+        Self::Single(Redis::start().await)
+    }
+
+    pub async fn cluster() -> Self {
+        Self::Cluster(Cluster::start().await)
+    }
+
+    /// A store builder on this backend: `RedisStore::builder` or `RedisStore::cluster`.
+    pub fn builder(&self) -> weir_redis::RedisStoreBuilder {
+        match self {
+            Self::Single(redis) => weir_redis::RedisStore::builder(redis.url()),
+            Self::Cluster(cluster) => weir_redis::RedisStore::cluster(cluster.urls()),
+        }
+    }
+
+    fn servers(&self) -> Vec<&Redis> {
+        match self {
+            Self::Single(redis) => vec![redis],
+            Self::Cluster(cluster) => cluster.nodes.iter().collect(),
+        }
+    }
+
+    fn servers_mut(&mut self) -> Vec<&mut Redis> {
+        match self {
+            Self::Single(redis) => vec![redis],
+            Self::Cluster(cluster) => cluster.nodes.iter_mut().collect(),
+        }
+    }
+
+    /// The server holding `key`: the only one, or the Cluster node owning its slot.
+    pub async fn owner(&self, key: &[u8]) -> usize {
+        match self {
+            Self::Single(_) => 0,
+            Self::Cluster(cluster) => cluster.owner(key).await,
+        }
+    }
+
+    /// Kills server `i` (SIGKILL).
+    pub fn kill(&mut self, i: usize) {
+        self.servers_mut()[i].kill();
+    }
+
+    /// Restarts server `i` on its port (empty; a Cluster node rejoins with its slots).
+    pub async fn restart(&mut self, i: usize) {
+        self.servers_mut()[i].restart().await;
+        if let Self::Cluster(cluster) = self {
+            wait_cluster_ok(&cluster.nodes[i]).await;
+        }
+    }
+
+    /// Every key matching `pattern` on every server, with the index of the server holding it.
+    pub async fn scan(&self, pattern: &str) -> Vec<(usize, String)> {
+        let mut all = Vec::new();
+        for (i, server) in self.servers().into_iter().enumerate() {
+            all.extend(server.scan(pattern).await.into_iter().map(|k| (i, k)));
+        }
+        all
+    }
+
+    /// A plain connection to server `i`.
+    pub async fn connection(&self, i: usize) -> redis::aio::MultiplexedConnection {
+        self.servers()[i].connection().await
+    }
+}
+
+async fn wait_cluster_ok(node: &Redis) {
+    for _ in 0..500 {
+        let mut conn = node.connection().await;
+        let info: String = redis::cmd("CLUSTER")
+            .arg("INFO")
+            .query_async(&mut conn)
+            .await
+            .expect("CLUSTER INFO");
+        if info.contains("cluster_state:ok") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the cluster never reached cluster_state:ok");
 }

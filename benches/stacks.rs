@@ -1,0 +1,122 @@
+//! The per-request cost of weir's full presets against the bare service and against the same
+//! stacks built from tower's own layers, where tower has them; each on 1 and 2 threads, with
+//! allocations per call.
+//!
+//! - **Server** (HTTP): `weir::ServerStack` (error-to-response mapping, a keyed-capable rate
+//!   limit with a quota never reached, load shedding, a server timeout reading the client's
+//!   deadline) against tower's `LoadShed` + `ConcurrencyLimit` + `Timeout` + `RateLimit` (which
+//!   maps nothing to a response and is not `Clone`: one instance per task).
+//! - **Client** (`u64` requests): `weir::ClientStack` (total timeout, budgeted retry, circuit
+//!   breaker, bulkhead, attempt timeout), in both orders, against tower's `Timeout` + `Retry`
+//!   (a never-retry policy that clones the request) + `ConcurrencyLimit` + `Timeout` (tower has
+//!   no circuit breaker and no retry budget on this path).
+//!
+//! `cargo bench --bench stacks -- --warm-up-time 1 --measurement-time 2`
+
+mod support;
+
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::{Request, Response};
+use tower::retry::Policy;
+use tower::{Layer, ServiceBuilder, ServiceExt, service_fn};
+use weir::rate_limit::{Quota, RateLimitLayer};
+use weir::{ClientStack, ServerStack};
+
+use crate::support::{Bench, Req, bare};
+
+/// tower's `Retry` policy that never retries; it clones the request as a real policy must.
+#[derive(Clone, Copy)]
+struct NeverRetry;
+
+impl<Res, E> Policy<Req, Res, E> for NeverRetry {
+    type Future = Ready<()>;
+
+    fn retry(&mut self, _: &mut Req, _: &mut Result<Res, E>) -> Option<Self::Future> {
+        None
+    }
+
+    fn clone_request(&mut self, req: &Req) -> Option<Req> {
+        Some(*req)
+    }
+}
+
+/// The HTTP handler every server stack wraps: answers at once.
+fn handler() -> impl tower::Service<
+    Request<String>,
+    Response = Response<String>,
+    Error = Infallible,
+    Future = Ready<Result<Response<String>, Infallible>>,
+> + Clone
++ Send
++ Sync
++ 'static {
+    service_fn(|_: Request<String>| ready(Ok(Response::new(String::new()))))
+}
+
+/// An HTTP GET made from the bench's `u64` (no allocation: an empty `String` body).
+fn request(_: Req) -> Request<String> {
+    Request::new(String::new())
+}
+
+fn server(c: &mut Criterion) {
+    let mut bench = Bench::new(c, "stacks-server");
+    bench.service("http/service_fn", || handler().map_request(request));
+    bench.service("weir-server", || {
+        ServerStack::builder()
+            .build()
+            .expect("valid")
+            .layer(handler())
+            .map_request(request)
+    });
+    bench.service("weir-server+rate-limit", || {
+        let limit = RateLimitLayer::new(Quota::per_second(u32::MAX)).expect("valid quota");
+        ServerStack::builder()
+            .rate_limit(limit)
+            .build()
+            .expect("valid")
+            .layer(handler())
+            .map_request(request)
+    });
+    // tower's RateLimit is not Clone (it owns its Sleep): one stack per task on 2 threads.
+    bench.service_per_task("tower-server", || {
+        ServiceBuilder::new()
+            .load_shed()
+            .concurrency_limit(1_000)
+            .timeout(Duration::from_secs(30))
+            .rate_limit(u64::MAX, Duration::from_secs(1))
+            .service(handler())
+            .map_request(request)
+    });
+    bench.finish();
+}
+
+fn client(c: &mut Criterion) {
+    let mut bench = Bench::new(c, "stacks-client");
+    bench.service("service_fn", bare);
+    bench.service("weir-client", || {
+        ClientStack::builder().build().expect("valid").layer(bare())
+    });
+    bench.service("weir-client-breaker-outside", || {
+        ClientStack::builder()
+            .breaker_outside_retry()
+            .build()
+            .expect("valid")
+            .layer(bare())
+    });
+    bench.service("tower-client", || {
+        ServiceBuilder::new()
+            .timeout(Duration::from_secs(30))
+            .retry(NeverRetry)
+            .concurrency_limit(1_000)
+            .timeout(Duration::from_secs(10))
+            .service(bare())
+    });
+    bench.finish();
+}
+
+criterion_group!(benches, server, client);
+criterion_main!(benches);
