@@ -11,6 +11,10 @@
 //!   (a never-retry policy that clones the request) + `ConcurrencyLimit` + `Timeout` (tower has
 //!   no circuit breaker and no retry budget on this path).
 //!
+//! The server rows are run twice: with a bare `http::Request` (empty extensions: weir's
+//! `Deadline` costs the map, its table and one box) and with a "routed" request whose
+//! extensions already hold a value, as every request behind axum's router does.
+//!
 //! `cargo bench --bench stacks -- --warm-up-time 1 --measurement-time 2`
 
 mod support;
@@ -62,6 +66,14 @@ fn request(_: Req) -> Request<String> {
     Request::new(String::new())
 }
 
+/// The same GET with an extension already there, as behind axum's router (which puts
+/// `MatchedPath` in every request): its map exists, so adding the `Deadline` costs one box.
+fn routed_request(n: Req) -> Request<String> {
+    let mut req = request(n);
+    req.extensions_mut().insert(n);
+    req
+}
+
 fn server(c: &mut Criterion) {
     let mut bench = Bench::new(c, "stacks-server");
     bench.service("http/service_fn", || handler().map_request(request));
@@ -90,6 +102,51 @@ fn server(c: &mut Criterion) {
             .rate_limit(u64::MAX, Duration::from_secs(1))
             .service(handler())
             .map_request(request)
+    });
+    // The server stack's parts, one at a time over the same handler: where its cost goes.
+    bench.service("parts/error-responses", || {
+        weir::ErrorResponseLayer::new()
+            .layer(handler())
+            .map_request(request)
+    });
+    bench.service("parts/load-shed", || {
+        weir::load_shed::LoadShedLayer::new(1_000)
+            .layer(handler())
+            .map_request(request)
+    });
+    bench.service("parts/timeout-server", || {
+        weir::timeout::TimeoutLayer::server(Duration::from_secs(30))
+            .build()
+            .expect("valid")
+            .layer(handler())
+            .map_request(request)
+    });
+    bench.service("parts/rate-limit", || {
+        RateLimitLayer::new(Quota::per_second(u32::MAX))
+            .expect("valid quota")
+            .layer(handler())
+            .map_request(request)
+    });
+    bench.service("routed/service_fn", || {
+        handler().map_request(routed_request)
+    });
+    bench.service("routed/weir-server+rate-limit", || {
+        let limit = RateLimitLayer::new(Quota::per_second(u32::MAX)).expect("valid quota");
+        ServerStack::builder()
+            .rate_limit(limit)
+            .build()
+            .expect("valid")
+            .layer(handler())
+            .map_request(routed_request)
+    });
+    bench.service_per_task("routed/tower-server", || {
+        ServiceBuilder::new()
+            .load_shed()
+            .concurrency_limit(1_000)
+            .timeout(Duration::from_secs(30))
+            .rate_limit(u64::MAX, Duration::from_secs(1))
+            .service(handler())
+            .map_request(routed_request)
     });
     bench.finish();
 }

@@ -440,16 +440,16 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        let guard = if let Some(permit) = self.permit.take() {
-            Guard::new(&self.lanes, None, Some(permit))
-        } else if let Some(guard) = self.probe.take() {
-            guard
-        } else {
-            let error = self
-                .rejection
-                .take()
-                .expect("poll_ready must be called first");
-            return ResponseFuture::rejected(error);
+        let guard = match (self.permit.take(), self.probe.take()) {
+            (Some(permit), _) => Guard::new(&self.lanes, None, Some(permit)),
+            (None, Some(guard)) => guard,
+            (None, None) => {
+                let error = self
+                    .rejection
+                    .take()
+                    .expect("poll_ready must be called first");
+                return ResponseFuture::rejected(error);
+            }
         };
         // The guard starts (reads the clock, with slow-call tracking) before the inner call.
         let guard = guard.started();

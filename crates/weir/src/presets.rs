@@ -256,10 +256,7 @@ impl<R> ServerBuilder<R> {
         let shed = LoadShedLayer::new(self.max_in_flight);
         let layers = Stack::new(
             timeout,
-            Stack::new(
-                shed,
-                Stack::new(self.rate_limit, ErrorResponseLayer::new()),
-            ),
+            Stack::new(shed, Stack::new(self.rate_limit, ErrorResponseLayer::new())),
         );
         Ok(ServerStack {
             layers,

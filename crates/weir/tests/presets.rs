@@ -30,7 +30,9 @@ async fn server_preset_answers_and_maps_a_slow_handler_to_504() {
         .timeout(Duration::from_secs(1))
         .build()
         .unwrap();
-    let server = ServiceBuilder::new().layer(stack).service(service_fn(handler));
+    let server = ServiceBuilder::new()
+        .layer(stack)
+        .service(service_fn(handler));
 
     let Ok(fast) = server.clone().oneshot(get("/")).await;
     assert_eq!(fast.status(), StatusCode::OK);
@@ -71,8 +73,8 @@ async fn server_preset_sheds_the_call_over_max_in_flight() {
 #[cfg(feature = "rate-limit")]
 #[tokio::test(start_paused = true)]
 async fn server_preset_with_a_rate_limit_answers_429() {
-    let limit = weir::rate_limit::RateLimitLayer::new(weir::rate_limit::Quota::per_second(2))
-        .unwrap();
+    let limit =
+        weir::rate_limit::RateLimitLayer::new(weir::rate_limit::Quota::per_second(2)).unwrap();
     let stack = ServerStack::builder().rate_limit(limit).build().unwrap();
     let server = stack.layer(service_fn(handler));
     for _ in 0..2 {
@@ -170,19 +172,21 @@ async fn client_preset_per_authority_retries_a_503_then_succeeds() {
     let calls = Arc::new(AtomicUsize::new(0));
     let seen = Arc::clone(&calls);
     let stack = ClientStack::builder().per_authority().build().unwrap();
-    let client = stack.layer(service_fn(move |_req: Request<weir::retry::ReplayBody<String>>| {
-        let call = seen.fetch_add(1, Ordering::SeqCst);
-        async move {
-            let status = if call < 2 {
-                StatusCode::SERVICE_UNAVAILABLE
-            } else {
-                StatusCode::OK
-            };
-            let mut response = Response::new(String::new());
-            *response.status_mut() = status;
-            Ok::<_, io::Error>(response)
-        }
-    }));
+    let client = stack.layer(service_fn(
+        move |_req: Request<weir::retry::ReplayBody<String>>| {
+            let call = seen.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let status = if call < 2 {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::OK
+                };
+                let mut response = Response::new(String::new());
+                *response.status_mut() = status;
+                Ok::<_, io::Error>(response)
+            }
+        },
+    ));
     let response = client
         .oneshot(get("http://inventory:8080/items/7"))
         .await
@@ -292,4 +296,49 @@ async fn axum_router_mounts_the_server_preset() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+}
+
+#[tokio::test(start_paused = true)]
+async fn client_preset_per_authority_opens_one_breaker_per_host() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&calls);
+    let stack = ClientStack::builder()
+        .per_authority()
+        .max_retries(0)
+        .minimum_calls(2)
+        .failure_rate(50.0)
+        .build()
+        .unwrap();
+    let client = stack.layer(service_fn(
+        move |req: Request<weir::retry::ReplayBody<String>>| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            let down = req.uri().host() == Some("down");
+            async move {
+                let mut response = Response::new(String::new());
+                if down {
+                    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                }
+                Ok::<_, io::Error>(response)
+            }
+        },
+    ));
+    for _ in 0..2 {
+        let response = client.clone().oneshot(get("http://down/")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+    // The breaker of `down` is open: refused without a call to the transport.
+    let err = client
+        .clone()
+        .oneshot(get("http://down/"))
+        .await
+        .unwrap_err();
+    assert!(
+        weir::Error::find(&*err).is_some_and(weir::Error::is_circuit_open),
+        "{err}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    // Another host has its own breaker, still closed.
+    let response = client.oneshot(get("http://up/")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
 }
