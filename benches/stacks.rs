@@ -13,7 +13,8 @@
 //!
 //! The server rows are run twice: with a bare `http::Request` (empty extensions: weir's
 //! `Deadline` costs the map, its table and one box) and with a "routed" request whose
-//! extensions already hold a value, as every request behind axum's router does.
+//! extensions already hold a value, as every request behind axum's router does. The
+//! `parts/*` rows run each layer of the server stack alone, to show where its cost goes.
 //!
 //! `cargo bench --bench stacks -- --warm-up-time 1 --measurement-time 2`
 

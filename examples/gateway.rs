@@ -18,7 +18,8 @@
 //!   per-attempt timeout that writes the remaining budget into `x-timeout-ms` → a hyper client.
 //! - **Upstream**: answers 503 to a share of requests, has latency spikes and an outage window.
 //!
-//! `WEIR_REDIS_URL` is read but the Redis backend is not wired in yet: the limits stay in memory.
+//! With `WEIR_REDIS_URL=redis://host:port` the rate limits live in Redis (weir-redis), shared by
+//! every gateway instance; without it they stay in memory.
 //!
 //! The construction lives in functions (`Config`, `Upstream`, `start`, `client_stack`) that the
 //! end-to-end tests in `tests/gateway.rs` run too.
@@ -43,11 +44,13 @@ use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tower::util::Either;
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 use weir::bulkhead::BulkheadLayer;
 use weir::circuit_breaker::{CircuitBreakerLayer, KeyedCircuitBreakerHandle, State};
 use weir::load_shed::{LoadShedHandle, LoadShedLayer};
 use weir::rate_limit::{Quota, RateLimitLayer};
+use weir::redis::RedisStore;
 use weir::retry::{ReplayBody, RetryLayer};
 use weir::timeout::TimeoutLayer;
 use weir::{ApiKey, ApiKeyToken, Authority, BoxError, Deadline, ErrorResponseLayer, HttpStatus};
@@ -94,6 +97,9 @@ pub(crate) struct Config {
     /// What the attempt timeout takes off the budget it writes into `x-timeout-ms`, for the
     /// network.
     pub(crate) allowance: Duration,
+    /// Where the rate limits live: `None` in memory (the default), or a Redis URL
+    /// (`WEIR_REDIS_URL`) so every gateway instance shares them.
+    pub(crate) redis_url: Option<String>,
 }
 
 impl Config {
@@ -120,6 +126,7 @@ impl Config {
             open_duration: Duration::from_secs(1),
             upstream_concurrency: 32,
             allowance: Duration::from_millis(5),
+            redis_url: None,
         }
     }
 }
@@ -411,7 +418,7 @@ pub(crate) fn router(
         ]
     };
     let [free_second, free_day] = quotas(config.free);
-    let rate_limit = RateLimitLayer::builder()
+    let limits = RateLimitLayer::builder()
         .name("edge")
         .quota(free_second)
         .quota(free_day)
@@ -429,8 +436,15 @@ pub(crate) fn router(
                     .entry(((*tier).to_owned(), policy.to_string()))
                     .or_default() += 1;
             }
-        })
-        .build()?;
+        });
+    // In memory by default; in Redis, shared by every gateway instance, with `WEIR_REDIS_URL`
+    // (if Redis cannot be reached, each instance falls back to its own in-memory limits).
+    let rate_limit = match &config.redis_url {
+        Some(url) => Either::Left(
+            limits.build_with_store(RedisStore::builder(url.clone()).name("edge").build()?)?,
+        ),
+        None => Either::Right(limits.build()?),
+    };
     let seen = Arc::clone(&stats);
     let (shed, shedder) = LoadShedLayer::builder()
         .max_in_flight(config.max_in_flight)
@@ -899,13 +913,16 @@ async fn main() -> Result<(), BoxError> {
             std::process::exit(2);
         }
     };
-    if std::env::var_os("WEIR_REDIS_URL").is_some() {
-        println!(
-            "WEIR_REDIS_URL is set, but the Redis backend is not wired into this example yet: \
-             the limits stay in memory (one gateway instance)."
-        );
+    let mut config = Config::demo();
+    config.redis_url = std::env::var("WEIR_REDIS_URL").ok();
+    match &config.redis_url {
+        Some(url) => {
+            println!("rate limits in Redis at {url} (WEIR_REDIS_URL), shared by every instance")
+        }
+        None => println!(
+            "rate limits in memory (set WEIR_REDIS_URL=redis://... to share them through Redis)"
+        ),
     }
-    let config = Config::demo();
     let upstream = Upstream::new();
     upstream.error_every.store(8, Ordering::Relaxed);
     let (upstream_addr, _upstream_server) = start_upstream(Arc::clone(&upstream)).await?;
