@@ -4,8 +4,12 @@
 //! with `Retry-After: 1` to its first calls, then serves, then has an outage that opens the
 //! breaker. Prints each call's outcome, its retries and the `x-timeout-ms` the server saw.
 //!
+//! The breaker opens for as long as the server's `Retry-After` asks (1 s here) instead of its own
+//! 30 s, so the retry layer, which waits that same second, sends its next attempt as the
+//! breaker's half-open probe.
+//!
 //! ```sh
-//! cargo run --release --example hyper_client   # about 5 s, then exits
+//! cargo run --release --example hyper_client   # about 6 s, then exits
 //! ```
 //!
 //! `tests/hyper_client.rs` runs the same stack with assertions.
@@ -24,7 +28,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tower::{ServiceBuilder, ServiceExt};
-use weir::circuit_breaker::CircuitBreakerLayer;
+use weir::circuit_breaker::{CircuitBreakerLayer, Event as BreakerEvent};
 use weir::retry::{Event, ReplayBody, RetryLayer};
 use weir::timeout::TimeoutLayer;
 use weir::{Backoff, BoxError, Error, HttpStatus, ServiceBuilderExt};
@@ -117,6 +121,16 @@ fn print_event(event: &Event<'_>) {
     }
 }
 
+/// Prints the breaker's state changes as they happen.
+fn print_breaker_event(event: &BreakerEvent<'_>) {
+    if let BreakerEvent::StateChange {
+        from, to, reason, ..
+    } = event
+    {
+        println!("    breaker: {from:?} -> {to:?} ({reason:?})");
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let upstream = Arc::new(Upstream::default());
@@ -132,6 +146,7 @@ async fn main() -> Result<(), BoxError> {
     let (breaker, breaker_handle) = CircuitBreakerLayer::consecutive_failures(BREAKER_THRESHOLD)
         .classifier(HttpStatus::new())
         .open_duration(Duration::from_secs(30))
+        .observer(print_breaker_event)
         .build_with_handle()?;
     let client = ServiceBuilder::new()
         .deadline(Duration::from_secs(5))
