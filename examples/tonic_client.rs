@@ -9,6 +9,8 @@
 //! cargo run --release --example tonic_client   # about a second, then exits
 //! ```
 //!
+//! `ErrorResponseLayer::new().grpc()` sits outermost so that a call the open breaker refuses
+//! comes back as `UNAVAILABLE` with `grpc-retry-pushback-ms`, as a server's refusal would.
 //! `tests/tonic_client.rs` runs the same stack with assertions. No protoc needed: the health
 //! service's code ships with `tonic-health`.
 
@@ -30,7 +32,7 @@ use tower::{Layer, Service, ServiceBuilder};
 use weir::circuit_breaker::{CircuitBreakerLayer, Event as BreakerEvent};
 use weir::retry::{Event, ReplayBody, RetryLayer};
 use weir::timeout::TimeoutLayer;
-use weir::{Backoff, BoxError, Error, GrpcStatus, ServiceBuilderExt};
+use weir::{Backoff, BoxError, ErrorResponseLayer, GrpcStatus, ServiceBuilderExt};
 
 /// The breaker opens after this many failed attempts in a row.
 const BREAKER_THRESHOLD: u32 = 3;
@@ -176,6 +178,9 @@ async fn main() -> Result<(), BoxError> {
         .observer(print_breaker_event)
         .build_with_handle()?;
     let service = ServiceBuilder::new()
+        // Outermost: weir's own refusals (an open circuit) reach tonic as gRPC statuses,
+        // UNAVAILABLE with a pushback, instead of an opaque UNKNOWN.
+        .layer(ErrorResponseLayer::new().grpc())
         .deadline(Duration::from_secs(2))
         .layer(retry)
         .layer(breaker)
@@ -210,8 +215,13 @@ async fn main() -> Result<(), BoxError> {
         };
         let outcome = match client.check(request).await {
             Ok(response) => format!("OK, {:?}", response.into_inner().status()),
-            Err(status) => match std::error::Error::source(&status).and_then(Error::find) {
-                Some(weir) => format!("{:?}, refused in the client: {weir}", status.code()),
+            Err(status) => match status.metadata().get("grpc-retry-pushback-ms") {
+                Some(pushback) => format!(
+                    "{:?}: {} (pushback {} ms)",
+                    status.code(),
+                    status.message(),
+                    pushback.to_str().unwrap_or("?")
+                ),
                 None => format!("{:?}: {}", status.code(), status.message()),
             },
         };

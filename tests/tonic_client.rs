@@ -20,7 +20,7 @@ use tower::{Layer, Service, ServiceBuilder};
 use weir::circuit_breaker::{CircuitBreakerHandle, CircuitBreakerLayer, State};
 use weir::retry::{ReplayBody, RetryLayer};
 use weir::timeout::TimeoutLayer;
-use weir::{Backoff, Error, GrpcStatus, ServiceBuilderExt};
+use weir::{Backoff, ErrorResponseLayer, GrpcStatus, ServiceBuilderExt};
 
 /// What the server saw.
 #[derive(Debug, Default)]
@@ -140,6 +140,9 @@ async fn client(
         .build_with_handle()
         .expect("valid breaker");
     let service = ServiceBuilder::new()
+        // Outermost on the client too: weir's refusals reach tonic as gRPC statuses
+        // (UNAVAILABLE for an open circuit, with its pushback), not as an opaque UNKNOWN.
+        .layer(ErrorResponseLayer::new().grpc())
         .deadline(Duration::from_secs(2))
         .layer(
             RetryLayer::grpc()
@@ -201,9 +204,16 @@ async fn the_breaker_opens_and_the_server_sees_no_more_calls() {
     assert_eq!(seen.calls.load(Ordering::SeqCst), 3);
     assert_eq!(handle.state(), State::Open);
 
-    // While open: refused in the client, with weir's error as the status's source.
+    // While open: refused in the client, as UNAVAILABLE with a pushback of the open time left.
     let status = client.check(check()).await.unwrap_err();
-    let weir = std::error::Error::source(&status).and_then(Error::find);
-    assert!(weir.is_some_and(Error::is_circuit_open), "{status:?}");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert_eq!(status.message(), "circuit open");
+    let pushback: u64 = status
+        .metadata()
+        .get("grpc-retry-pushback-ms")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("a pushback");
+    assert!((29_000..=30_000).contains(&pushback), "{pushback}");
     assert_eq!(seen.calls.load(Ordering::SeqCst), 3);
 }
