@@ -3,10 +3,14 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder_ext;
+#[cfg(feature = "config")]
+mod config;
 #[cfg(feature = "presets")]
 mod presets;
 
 pub use crate::builder_ext::ServiceBuilderExt;
+#[cfg(feature = "config")]
+pub use crate::config::{ClientConfig, ServerConfig};
 #[cfg(feature = "presets")]
 pub use crate::presets::{
     BreakerInside, BreakerOutside, ClientBuilder, ClientStack, ConfigError, PerAuthority,

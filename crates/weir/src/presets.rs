@@ -72,6 +72,14 @@ pub enum ConfigError {
     /// The circuit breaker (`failure_rate`, `minimum_calls`, `sampling_window`, `open_duration`)
     /// broke one of its rules.
     CircuitBreaker(weir_circuit_breaker::ConfigError),
+    /// A value read from a configuration file (`ServerConfig`, `ClientConfig`; feature
+    /// `config`) could not be understood, such as a malformed duration.
+    InvalidValue {
+        /// The field, with its table: `client.attempt_timeout`.
+        field: &'static str,
+        /// The rule the value broke, with the value.
+        reason: String,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -93,6 +101,7 @@ impl fmt::Display for ConfigError {
             Self::Bulkhead(e) => write!(f, "`max_concurrent`: {e}"),
             Self::Retry(e) => write!(f, "{e}"),
             Self::CircuitBreaker(e) => write!(f, "circuit breaker: {e}"),
+            Self::InvalidValue { field, reason } => write!(f, "`{field}`: {reason}"),
         }
     }
 }
