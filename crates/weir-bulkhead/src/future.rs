@@ -125,6 +125,8 @@ where
     ) -> Self {
         Self {
             state: State::Waiting {
+                // Only a queued call gets here (no permit was free): one box per wait keeps the
+                // future small on the happy path, where no permit is awaited.
                 wait: Box::pin(Wait {
                     waiter,
                     sleep: sleep_until(until),

@@ -322,6 +322,7 @@ where
             } if shared.backpressure => {
                 breaker.waited();
                 let deadline = Instant::now() + wait;
+                // Backpressure mode only: one `Sleep` per service, boxed once and reset.
                 let sleep = sleep.get_or_insert_with(|| Box::pin(sleep_until(deadline)));
                 sleep.as_mut().reset(deadline);
                 if sleep.as_mut().poll(cx).is_pending() {

@@ -95,6 +95,7 @@ where
         let Some(max) = self.shared.max_ready_wait else {
             return Poll::Pending;
         };
+        // Only while the inner service is not ready: one timer per service, boxed once and reset.
         let timer = self
             .timer
             .get_or_insert_with(|| Box::pin(sleep_until(Instant::now() + max)));

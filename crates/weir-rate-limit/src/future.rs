@@ -85,6 +85,8 @@ impl<F, S, Req, D, P> ResponseFuture<F, S, Req, D, P> {
     ) -> Self {
         Self {
             state: State::Waiting {
+                // Wait mode only, when the request must wait its turn: an admitted request never
+                // builds a timer.
                 sleep: Box::pin(sleep(wait)),
                 pending: Some((svc, req)),
                 reservation,
