@@ -216,8 +216,9 @@ async fn a_client_deadline_propagates_through_two_hops() {
     let answer = get(&client, addr, PREMIUM_KEY, &[("x-timeout-ms", "80")]).await;
     assert_eq!(answer.status, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(answer.body, "timed out");
+    // Loose (real sockets on a shared machine), but well short of the upstream's 5 s.
     assert!(
-        started.elapsed() < Duration::from_secs(1),
+        started.elapsed() < Duration::from_secs(4),
         "not the upstream's 5 s"
     );
     assert!(seen().is_some_and(|ms| ms < 80));

@@ -156,8 +156,11 @@ async fn kill_and_restart(o: &mut Outage) -> usize {
             .await
             .expect("a decision");
         let took = started.elapsed();
+        // Answered by the policy, not left hanging on the dead server. The bound is loose (the
+        // timeout plus a second of slack) because CI machines are shared and noisy; a hang on a
+        // dead connection would take the OS connect timeout, far longer.
         assert!(
-            took <= TIMEOUT + Duration::from_millis(50),
+            took <= TIMEOUT + Duration::from_secs(1),
             "answered in {took:?}"
         );
         during += usize::from(d.is_admitted());
@@ -171,7 +174,12 @@ async fn kill_and_restart(o: &mut Outage) -> usize {
         let (before, fallbacks) = (o.handle.decisions(), o.handle.fallbacks());
         let started = Instant::now();
         assert_eq!(admitted(&o.store, key, &limit, 12, now).await, 10);
-        assert!(started.elapsed() <= 12 * TIMEOUT, "{:?}", started.elapsed());
+        // Loose for the same reason: no decision waited on the dead node.
+        assert!(
+            started.elapsed() <= 12 * TIMEOUT + Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
         assert_eq!(o.handle.decisions() - before, 12);
         assert_eq!(o.handle.fallbacks(), fallbacks);
     }
@@ -261,25 +269,37 @@ async fn no_weir_key_remains_on_any_cluster_node_once_the_ttls_pass() {
 }
 
 async fn no_key_remains(backend: &Backend) {
-    let half = Duration::from_millis(500);
-    let _g = touch::<weir_rate_limit::Gcra>(backend, Quota::new(5, half)).await;
-    let _t = touch::<TokenBucket>(backend, Quota::new(5, half)).await;
-    let _f = touch::<FixedWindow>(backend, Quota::new(5, half)).await;
-    let _s = touch::<SlidingWindow>(backend, Quota::new(5, half)).await;
+    let period = Duration::from_secs(1);
+    let mut seen = std::collections::BTreeSet::new();
+    // Right after each algorithm's traffic, every key there carries a TTL of at most two
+    // periods. (Checked per algorithm: on a loaded machine the first keys may expire before the
+    // last algorithm is done, which is the point.)
+    let _g = touch::<weir_rate_limit::Gcra>(backend, Quota::new(5, period)).await;
+    check_ttls(backend, &mut seen).await;
+    let _t = touch::<TokenBucket>(backend, Quota::new(5, period)).await;
+    check_ttls(backend, &mut seen).await;
+    let _f = touch::<FixedWindow>(backend, Quota::new(5, period)).await;
+    check_ttls(backend, &mut seen).await;
+    let _s = touch::<SlidingWindow>(backend, Quota::new(5, period)).await;
+    check_ttls(backend, &mut seen).await;
+    assert_eq!(seen.len(), 20, "5 keys for each of 4 algorithms: {seen:?}");
+    // The one real sleep: Redis's clock is real. 2.1 s is past every TTL above.
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    assert_eq!(backend.scan("weir:*").await, Vec::new());
+}
+
+/// Every weir key now in Redis has a TTL of 1 ms to two periods (2 s); remembers their names.
+async fn check_ttls(backend: &Backend, seen: &mut std::collections::BTreeSet<String>) {
     // SCAN every server (on a Cluster, every node holds the keys of its own slots).
-    let keys = backend.scan("weir:*").await;
-    assert_eq!(keys.len(), 20, "{keys:?}");
-    // Every key carries a TTL of at most two periods.
-    for (server, key) in &keys {
-        let mut conn = backend.connection(*server).await;
+    for (server, key) in backend.scan("weir:*").await {
+        let mut conn = backend.connection(server).await;
         let ttl: i64 = redis::cmd("PTTL")
-            .arg(key)
+            .arg(&key)
             .query_async(&mut conn)
             .await
             .expect("PTTL");
-        assert!((1..=1_000).contains(&ttl), "{key}: {ttl} ms");
+        // -2: expired between SCAN and PTTL, which is fine; -1 (no TTL) never is.
+        assert!(ttl == -2 || (1..=2_000).contains(&ttl), "{key}: {ttl} ms");
+        seen.insert(key);
     }
-    // The one real sleep: Redis's clock is real. 1.1 s is past every TTL above.
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
-    assert_eq!(backend.scan("weir:*").await, Vec::new());
 }
