@@ -588,6 +588,23 @@ fn new_window_state() -> WindowState {
     }
 }
 
+impl WindowState {
+    /// Runs `step` on the windows under the lock, then records when they are at rest again
+    /// (`rest_at` is [`Windows::fixed_rest_at`] or [`Windows::sliding_rest_at`]).
+    fn update<R>(
+        &self,
+        quota: &Quota,
+        rest_at: fn(&Windows, &Quota) -> u64,
+        step: impl FnOnce(&mut Windows) -> R,
+    ) -> R {
+        let mut inner = lock(&self.inner);
+        let result = step(&mut inner);
+        self.rest_at
+            .store(rest_at(&inner, quota), Ordering::Relaxed);
+        result
+    }
+}
+
 impl Algorithm for FixedWindow {
     type State = WindowState;
 
@@ -608,20 +625,13 @@ impl Algorithm for FixedWindow {
         now: u64,
         _max_wait: u64,
     ) -> Verdict {
-        let mut inner = lock(&state.inner);
-        let verdict = inner.fixed(quota, cost, now);
-        state
-            .rest_at
-            .store(inner.fixed_rest_at(quota), Ordering::Relaxed);
-        verdict
+        state.update(quota, Windows::fixed_rest_at, |w| w.fixed(quota, cost, now))
     }
 
     fn release(&self, state: &WindowState, quota: &Quota, cost: u32, now: u64) {
-        let mut inner = lock(&state.inner);
-        inner.give_back(quota, cost, now);
-        state
-            .rest_at
-            .store(inner.fixed_rest_at(quota), Ordering::Relaxed);
+        state.update(quota, Windows::fixed_rest_at, |w| {
+            w.give_back(quota, cost, now)
+        });
     }
 
     fn rest_at(state: &WindowState) -> u64 {
@@ -661,20 +671,15 @@ impl Algorithm for SlidingWindow {
         now: u64,
         _max_wait: u64,
     ) -> Verdict {
-        let mut inner = lock(&state.inner);
-        let verdict = inner.sliding(quota, cost, now);
-        state
-            .rest_at
-            .store(inner.sliding_rest_at(quota), Ordering::Relaxed);
-        verdict
+        state.update(quota, Windows::sliding_rest_at, |w| {
+            w.sliding(quota, cost, now)
+        })
     }
 
     fn release(&self, state: &WindowState, quota: &Quota, cost: u32, now: u64) {
-        let mut inner = lock(&state.inner);
-        inner.give_back(quota, cost, now);
-        state
-            .rest_at
-            .store(inner.sliding_rest_at(quota), Ordering::Relaxed);
+        state.update(quota, Windows::sliding_rest_at, |w| {
+            w.give_back(quota, cost, now)
+        });
     }
 
     fn rest_at(state: &WindowState) -> u64 {
