@@ -5,6 +5,8 @@
 mod backoff;
 mod body;
 mod classify;
+#[cfg(feature = "serde")]
+pub mod config;
 mod deadline;
 mod error;
 mod grpc;

@@ -1,0 +1,430 @@
+//! Pieces every pattern's configuration file shares (feature `serde`): durations written the
+//! way people write them, and a key extractor chosen by name.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Method, Request};
+use serde::de::{self, Deserialize, Deserializer};
+
+use crate::key::{
+    ApiKey, ApiKeyToken, Authority, ForwardedHeader, Header, KeyExtractor, MethodPath, PeerIp,
+    RouteKey,
+};
+
+/// A duration in a configuration file: a whole number and a unit, `us`, `ms`, `s`, `m`, `h` or
+/// `d` (`"250ms"`, `"10s"`, `"2m"`, `"1d"`). Surrounding whitespace is allowed; anything else
+/// (`"1.5s"`, `"10"`, `"1m30s"`) is refused with the rule it broke, and serde names the field.
+///
+/// ```
+/// use std::time::Duration;
+/// use weir_core::config::ConfigDuration;
+///
+/// #[derive(serde::Deserialize)]
+/// struct Settings {
+///     timeout: ConfigDuration,
+/// }
+///
+/// let settings: Settings = toml::from_str(r#"timeout = "250ms""#).unwrap();
+/// assert_eq!(settings.timeout.get(), Duration::from_millis(250));
+///
+/// let err = toml::from_str::<Settings>(r#"timeout = "1.5s""#).unwrap_err();
+/// assert!(err.to_string().contains("timeout"), "{err}");
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConfigDuration(Duration);
+
+impl ConfigDuration {
+    /// The duration.
+    #[must_use]
+    pub const fn get(self) -> Duration {
+        self.0
+    }
+
+    /// Parses `"250ms"` and the like (see the type's documentation).
+    ///
+    /// # Errors
+    ///
+    /// The rule the text broke.
+    pub fn parse(text: &str) -> Result<Self, DurationError> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (digits, unit) = text.split_at(split);
+        if digits.is_empty() {
+            return Err(DurationError::Malformed);
+        }
+        let n: u64 = digits.parse().map_err(|_| DurationError::TooLarge)?;
+        let micros_per_unit: u64 = match unit {
+            "us" => 1,
+            "ms" => 1_000,
+            "s" => 1_000_000,
+            "m" => 60_000_000,
+            "h" => 3_600_000_000,
+            "d" => 86_400_000_000,
+            _ => return Err(DurationError::Malformed),
+        };
+        n.checked_mul(micros_per_unit)
+            .map(|micros| Self(Duration::from_micros(micros)))
+            .ok_or(DurationError::TooLarge)
+    }
+}
+
+impl From<ConfigDuration> for Duration {
+    fn from(value: ConfigDuration) -> Self {
+        value.0
+    }
+}
+
+impl From<Duration> for ConfigDuration {
+    fn from(value: Duration) -> Self {
+        Self(value)
+    }
+}
+
+impl<'de> Deserialize<'de> for ConfigDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+
+        impl de::Visitor<'_> for Visitor {
+            type Value = ConfigDuration;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(r#"a duration such as "250ms", "10s" or "2m""#)
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<ConfigDuration, E> {
+                ConfigDuration::parse(text)
+                    .map_err(|rule| E::custom(format_args!("invalid duration {text:?}: {rule}")))
+            }
+        }
+
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
+/// Why a [`ConfigDuration`] did not parse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DurationError {
+    /// Not a whole number followed by one of the units.
+    Malformed,
+    /// The duration does not fit in 64 bits of microseconds (about 584 000 years).
+    TooLarge,
+}
+
+impl fmt::Display for DurationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Malformed => f.write_str(
+                r#"expected a whole number followed by a unit, us, ms, s, m, h or d (e.g. "250ms", "10s", "2m")"#,
+            ),
+            Self::TooLarge => f.write_str("the duration is too large"),
+        }
+    }
+}
+
+impl std::error::Error for DurationError {}
+
+/// A key extractor chosen in a configuration file; it extracts [`SpecKey`]s from
+/// `http::Request`s by delegating to the extractor it names.
+///
+/// | TOML | extractor |
+/// |---|---|
+/// | `key = "global"` | one key for every request ([`Global`](crate::Global)) |
+/// | `key = "peer_ip"` | the connection's peer address ([`PeerIp`]) |
+/// | `key = { forwarded_ip = { trusted_proxies = 1 } }` | the client address behind 1 proxy, from `X-Forwarded-For` |
+/// | `key = { forwarded_ip = { trusted_proxies = 2, header = "forwarded" } }` | the same behind 2, from RFC 7239 `Forwarded` |
+/// | `key = { header = "x-tenant" }` | a header's value ([`Header`]) |
+/// | `key = "api_key"` / `key = { api_key_header = "x-token" }` | an API key in `x-api-key` or another header ([`ApiKey`]) |
+/// | `key = "bearer"` | the token of `Authorization: Bearer` ([`ApiKey::bearer`]) |
+/// | `key = "method_path"` | method and route ([`MethodPath`]) |
+/// | `key = "authority"` | the upstream host, for clients ([`Authority`]) |
+///
+/// A header name that is not a valid HTTP header name is refused when the file is read.
+///
+/// ```
+/// use http::Request;
+/// use weir_core::KeyExtractor;
+/// use weir_core::config::{KeySpec, SpecKey};
+///
+/// #[derive(serde::Deserialize)]
+/// struct Settings {
+///     key: KeySpec,
+/// }
+///
+/// let settings: Settings = toml::from_str(r#"key = { header = "x-tenant" }"#).unwrap();
+/// let req = Request::get("/").header("x-tenant", "acme").body(()).unwrap();
+/// assert_eq!(settings.key.extract(&req), Some(SpecKey::Header("acme".parse().unwrap())));
+///
+/// assert!(toml::from_str::<Settings>(r#"key = { header = "bad header" }"#).is_err());
+/// assert!(toml::from_str::<Settings>(r#"key = "cookie""#).is_err());
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum KeySpec {
+    /// One key for every request.
+    #[default]
+    Global,
+    /// The connection's peer address ([`PeerIp`]).
+    PeerIp,
+    /// The client's address behind trusted reverse proxies ([`PeerIp::trusted_proxies`]).
+    ForwardedIp(PeerIpSpec),
+    /// A header's value ([`Header`]).
+    Header(#[serde(deserialize_with = "header_name")] HeaderName),
+    /// An API key from `x-api-key` ([`ApiKey`]).
+    ApiKey,
+    /// An API key from another header ([`ApiKey::header_name`]).
+    ApiKeyHeader(#[serde(deserialize_with = "header_name")] HeaderName),
+    /// The token of `Authorization: Bearer` ([`ApiKey::bearer`]).
+    Bearer,
+    /// The request's method and route ([`MethodPath`]).
+    MethodPath,
+    /// The authority the request is sent to ([`Authority`]).
+    Authority,
+}
+
+/// The settings of [`KeySpec::PeerIp`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerIpSpec {
+    /// The number of reverse proxies in front of the server (0: ignore forwarding headers).
+    #[serde(default)]
+    pub trusted_proxies: usize,
+    /// The header the proxies append to.
+    #[serde(default)]
+    pub header: ForwardedSpec,
+}
+
+/// The forwarding header of [`PeerIpSpec`]: `"x-forwarded-for"` (the default) or
+/// `"forwarded"` (RFC 7239).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[non_exhaustive]
+pub enum ForwardedSpec {
+    /// `X-Forwarded-For`.
+    #[default]
+    #[serde(rename = "x-forwarded-for")]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded`.
+    #[serde(rename = "forwarded")]
+    Forwarded,
+}
+
+fn header_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<HeaderName, D::Error> {
+    let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+    HeaderName::try_from(text.as_ref())
+        .map_err(|_| de::Error::custom(format_args!("{text:?} is not a valid header name")))
+}
+
+impl KeySpec {
+    fn peer_ip(spec: PeerIpSpec) -> PeerIp {
+        PeerIp::new()
+            .trusted_proxies(spec.trusted_proxies)
+            .forwarded_header(match spec.header {
+                ForwardedSpec::XForwardedFor => ForwardedHeader::XForwardedFor,
+                ForwardedSpec::Forwarded => ForwardedHeader::Forwarded,
+            })
+    }
+}
+
+/// The key a [`KeySpec`] extracts: one variant per extractor.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SpecKey {
+    /// [`KeySpec::Global`]'s one key.
+    Global,
+    /// A client address.
+    Ip(IpAddr),
+    /// A header's value.
+    Header(HeaderValue),
+    /// An API key or bearer token.
+    ApiKey(ApiKeyToken),
+    /// A method and route.
+    MethodPath(Method, RouteKey),
+    /// An authority.
+    Authority(http::uri::Authority),
+}
+
+impl<B> KeyExtractor<Request<B>> for KeySpec {
+    type Key = SpecKey;
+
+    fn extract(&self, req: &Request<B>) -> Option<SpecKey> {
+        match self {
+            Self::Global => Some(SpecKey::Global),
+            Self::PeerIp => PeerIp::new().extract(req).map(SpecKey::Ip),
+            Self::ForwardedIp(spec) => Self::peer_ip(*spec).extract(req).map(SpecKey::Ip),
+            Self::Header(name) => Header::new(name.clone()).extract(req).map(SpecKey::Header),
+            Self::ApiKey => ApiKey::new().extract(req).map(SpecKey::ApiKey),
+            Self::ApiKeyHeader(name) => ApiKey::new()
+                .header_name(name.clone())
+                .extract(req)
+                .map(SpecKey::ApiKey),
+            Self::Bearer => ApiKey::bearer().extract(req).map(SpecKey::ApiKey),
+            Self::MethodPath => {
+                let (method, route) = MethodPath.extract(req)?;
+                Some(SpecKey::MethodPath(method, route))
+            }
+            Self::Authority => Authority.extract(req).map(SpecKey::Authority),
+        }
+    }
+
+    fn detach(&self, key: SpecKey) -> SpecKey {
+        match (self, key) {
+            (Self::Header(name), SpecKey::Header(value)) => SpecKey::Header(
+                <Header as KeyExtractor<Request<()>>>::detach(&Header::new(name.clone()), value),
+            ),
+            (_, SpecKey::ApiKey(token)) => SpecKey::ApiKey(
+                <ApiKey as KeyExtractor<Request<()>>>::detach(&ApiKey::new(), token),
+            ),
+            (_, SpecKey::MethodPath(method, route)) => {
+                let (method, route) =
+                    <MethodPath as KeyExtractor<Request<()>>>::detach(&MethodPath, (method, route));
+                SpecKey::MethodPath(method, route)
+            }
+            (_, SpecKey::Authority(authority)) => SpecKey::Authority(
+                <Authority as KeyExtractor<Request<()>>>::detach(&Authority, authority),
+            ),
+            (_, key) => key,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Settings {
+        key: KeySpec,
+    }
+
+    fn spec(toml_text: &str) -> KeySpec {
+        toml::from_str::<Settings>(toml_text)
+            .unwrap_or_else(|e| panic!("{toml_text}: {e}"))
+            .key
+    }
+
+    #[test]
+    fn durations_parse_each_unit() {
+        let d = |text| ConfigDuration::parse(text).map(ConfigDuration::get);
+        assert_eq!(d("500us"), Ok(Duration::from_micros(500)));
+        assert_eq!(d("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(d("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(d("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(d(" 1h "), Ok(Duration::from_secs(3_600)));
+        assert_eq!(d("1d"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(d("0s"), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn durations_refuse_what_they_cannot_read() {
+        for bad in [
+            "", "s", "10", "10 s", "10x", "1.5s", "-1s", "10sec", "ms10", "1m30s",
+        ] {
+            assert_eq!(
+                ConfigDuration::parse(bad),
+                Err(DurationError::Malformed),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            ConfigDuration::parse("99999999999999999999s"),
+            Err(DurationError::TooLarge)
+        );
+        assert_eq!(
+            ConfigDuration::parse("18446744073709551615h"),
+            Err(DurationError::TooLarge)
+        );
+    }
+
+    #[test]
+    fn a_bad_duration_names_its_field_and_value() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Outer {
+            client: Inner,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Inner {
+            open_duration: ConfigDuration,
+        }
+        let err = toml::from_str::<Outer>("[client]\nopen_duration = \"5x\"\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("open_duration"), "{text}");
+        assert!(text.contains("invalid duration \"5x\""), "{text}");
+        assert!(text.contains("us, ms, s, m, h or d"), "{text}");
+        let err = toml::from_str::<Outer>("[client]\nopen_duration = 5\n").unwrap_err();
+        assert!(err.to_string().contains("250ms"), "{err}");
+    }
+
+    #[test]
+    fn every_key_spec_reads_and_extracts() {
+        let mut req = Request::get("http://inventory:8080/items/7?x=1")
+            .header("x-forwarded-for", "203.0.113.9, 10.0.0.2")
+            .header("x-tenant", "acme")
+            .header("x-api-key", "k-123")
+            .header("authorization", "Bearer t-456")
+            .body(())
+            .unwrap();
+        let peer: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        req.extensions_mut().insert(peer);
+
+        assert_eq!(spec(r#"key = "global""#).extract(&req), Some(SpecKey::Global));
+        assert_eq!(
+            spec(r#"key = "peer_ip""#).extract(&req),
+            Some(SpecKey::Ip("10.0.0.1".parse().unwrap()))
+        );
+        assert_eq!(
+            spec("key = { forwarded_ip = { trusted_proxies = 2 } }").extract(&req),
+            Some(SpecKey::Ip("203.0.113.9".parse().unwrap()))
+        );
+        assert_eq!(
+            spec(r#"key = { header = "x-tenant" }"#).extract(&req),
+            Some(SpecKey::Header(HeaderValue::from_static("acme")))
+        );
+        let api = spec(r#"key = "api_key""#).extract(&req).unwrap();
+        assert!(matches!(&api, SpecKey::ApiKey(t) if t.as_bytes() == b"k-123"), "{api:?}");
+        let api = spec(r#"key = { api_key_header = "x-tenant" }"#).extract(&req).unwrap();
+        assert!(matches!(&api, SpecKey::ApiKey(t) if t.as_bytes() == b"acme"), "{api:?}");
+        let bearer = spec(r#"key = "bearer""#).extract(&req).unwrap();
+        assert!(matches!(&bearer, SpecKey::ApiKey(t) if t.as_bytes() == b"t-456"), "{bearer:?}");
+        assert_eq!(
+            spec(r#"key = "method_path""#).extract(&req),
+            Some(SpecKey::MethodPath(Method::GET, RouteKey::from_static("/items/7")))
+        );
+        assert_eq!(
+            spec(r#"key = "authority""#).extract(&req),
+            Some(SpecKey::Authority("inventory:8080".parse().unwrap()))
+        );
+    }
+
+    #[test]
+    fn a_missing_key_stays_missing_and_detach_keeps_the_key() {
+        let req = Request::get("/").body(()).unwrap();
+        let header = spec(r#"key = { header = "x-tenant" }"#);
+        assert_eq!(header.extract(&req), None);
+        assert_eq!(spec(r#"key = "api_key""#).extract(&req), None);
+        let key = SpecKey::Header(HeaderValue::from_static("acme"));
+        assert_eq!(KeyExtractor::<Request<()>>::detach(&header, key.clone()), key);
+        let key = SpecKey::Authority("a:1".parse().unwrap());
+        let authority = spec(r#"key = "authority""#);
+        assert_eq!(KeyExtractor::<Request<()>>::detach(&authority, key.clone()), key);
+    }
+
+    #[test]
+    fn bad_key_specs_are_refused_with_the_reason() {
+        let err = toml::from_str::<Settings>(r#"key = { header = "bad header" }"#).unwrap_err();
+        assert!(err.to_string().contains("not a valid header name"), "{err}");
+        let err = toml::from_str::<Settings>(r#"key = "cookie""#).unwrap_err();
+        assert!(err.to_string().contains("cookie"), "{err}");
+        let err =
+            toml::from_str::<Settings>("key = { forwarded_ip = { trusted = 1 } }").unwrap_err();
+        assert!(err.to_string().contains("trusted"), "{err}");
+    }
+}
