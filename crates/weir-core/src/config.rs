@@ -21,7 +21,7 @@ use crate::key::{
 /// use std::time::Duration;
 /// use weir_core::config::ConfigDuration;
 ///
-/// #[derive(serde::Deserialize)]
+/// #[derive(Debug, serde::Deserialize)]
 /// struct Settings {
 ///     timeout: ConfigDuration,
 /// }
