@@ -296,6 +296,15 @@ where
 
 /// Whether this is a real `cargo bench` run (cargo passes `--bench`), not `cargo test` or
 /// `--test`, whose unoptimised or one-shot figures must not overwrite the ones a README quotes.
+/// `WEIR_BENCH_CALLS=N cargo bench --bench B -- ID`: instead of criterion, the service whose
+/// `id` or `group/id` is ID makes `N` calls on one thread, for an instruction count that
+/// does not depend on the machine's load: run the bench binary under
+/// `valgrind --tool=callgrind` with `N` and with `2N`; the difference of the two totals divided
+/// by `N` is the instructions per call, set-up excluded (see `benches/README.md`).
+fn count_only() -> Option<u64> {
+    std::env::var("WEIR_BENCH_CALLS").ok()?.parse().ok()
+}
+
 fn measuring() -> bool {
     let args: Vec<String> = std::env::args().collect();
     args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test")
@@ -383,6 +392,15 @@ impl<'c> Bench<'c> {
     {
         let name = format!("{}.{id}", self.name);
         let (rt_1, rt_2) = (&self.rt_1, &self.rt_2);
+        if let Some(calls) = count_only() {
+            let path = format!("{}/{id}", self.name);
+            let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+            if filter.is_none_or(|f| f == path || f == id) {
+                time_1_thread(rt_1, make, calls);
+                eprintln!("{path}: {calls} calls driven");
+            }
+            return;
+        }
         // Measured in the first call of the bench routine, so a filtered-out bench measures
         // nothing; outside `iter_custom`, so it never counts as time.
         let mut measured = false;

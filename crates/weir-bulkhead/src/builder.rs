@@ -206,6 +206,15 @@ pub enum ConfigError {
     ZeroWorkerThreads,
     /// The isolated runtime could not be started (the operating system refused its threads).
     RuntimeStart(std::io::ErrorKind),
+    /// A setting read from a configuration file broke a rule the builder cannot check (a
+    /// partition named by a key the key extractor cannot produce, `release_at_head` outside
+    /// HTTP mode): `field` is the setting in the file, `rule` what it must be.
+    InvalidSetting {
+        /// The setting, as written in the file (`partition`).
+        field: &'static str,
+        /// The rule it broke.
+        rule: &'static str,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -215,6 +224,9 @@ impl fmt::Display for ConfigError {
                 f,
                 "isolated bulkhead: the dedicated runtime could not start: {kind}"
             );
+        }
+        if let Self::InvalidSetting { field, rule } = self {
+            return write!(f, "bulkhead: `{field}` {rule}");
         }
         f.write_str(match self {
             Self::ZeroMaxConcurrent => "bulkhead: `max_concurrent` must be at least 1",
@@ -233,6 +245,7 @@ impl fmt::Display for ConfigError {
             }
             Self::ZeroWorkerThreads => "isolated bulkhead: `worker_threads` must be at least 1",
             Self::RuntimeStart(_) => "isolated bulkhead: the dedicated runtime could not start",
+            Self::InvalidSetting { .. } => "bulkhead: a setting broke its rule",
         })
     }
 }

@@ -3,6 +3,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
+#[cfg(feature = "serde")]
+mod config;
 mod event;
 mod future;
 mod handle;
@@ -19,6 +21,8 @@ mod sync;
 pub use crate::builder::{
     BulkheadBuilder, ConfigError, DEFAULT_MAX_CONCURRENT, DEFAULT_RETRY_AFTER, MAX_PERMITS,
 };
+#[cfg(feature = "serde")]
+pub use crate::config::{BorrowSpec, BulkheadConfig, PartitionedConfig};
 pub use crate::event::Event;
 pub use crate::future::ResponseFuture;
 pub use crate::handle::{BulkheadHandle, BulkheadStats};

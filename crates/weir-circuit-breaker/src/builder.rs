@@ -342,6 +342,7 @@ impl<C: fmt::Debug, O> fmt::Debug for CircuitBreakerBuilder<C, O> {
             .field("open", &self.open)
             .field("probes", &self.probes)
             .field("max_half_open", &self.max_half_open)
+            .field("seed", &self.seed)
             .field("backpressure", &self.backpressure)
             .field("classifier", &self.classifier)
             .finish_non_exhaustive()
@@ -471,6 +472,15 @@ pub enum ConfigError {
     MaxHalfOpenWait,
     /// `max_keys` must be at least 1.
     MaxKeys,
+    /// Two settings that exclude each other are both set (in a configuration file:
+    /// `count_window` and `time_window`, or `open_duration` and `open_backoff`).
+    Conflict(&'static str, &'static str),
+    /// A setting of keyed breakers (`key`, `max_keys`, `idle_timeout`, `missing_key`) is set in
+    /// a configuration file built into a single breaker.
+    KeyedSetting(&'static str),
+    /// `backpressure` is set in a configuration file built into keyed breakers, which always
+    /// reject at once.
+    KeyedBackpressure,
 }
 
 impl fmt::Display for ConfigError {
@@ -507,6 +517,14 @@ impl fmt::Display for ConfigError {
             Self::HalfOpenProbes => f.write_str("half_open_probes must be at least 1"),
             Self::MaxHalfOpenWait => f.write_str("max_half_open_wait must be above zero"),
             Self::MaxKeys => f.write_str("max_keys must be at least 1"),
+            Self::Conflict(a, b) => write!(f, "{a} and {b} are both set: choose one"),
+            Self::KeyedSetting(field) => write!(
+                f,
+                "{field} configures keyed breakers: build them with build_keyed, or leave {field} out"
+            ),
+            Self::KeyedBackpressure => f.write_str(
+                "backpressure does not apply to keyed breakers (the key is known only in call): leave it out",
+            ),
         }
     }
 }

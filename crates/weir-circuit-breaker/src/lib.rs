@@ -3,6 +3,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
+#[cfg(feature = "serde")]
+mod config;
 mod event;
 mod future;
 mod handle;
@@ -11,6 +13,10 @@ mod service;
 mod state;
 
 pub use crate::builder::{CircuitBreakerBuilder, ConfigError, KeyedCircuitBreakerBuilder};
+#[cfg(feature = "serde")]
+pub use crate::config::{
+    CircuitBreakerConfig, FailureRateSpec, MissingKeySpec, SlowCallsSpec, TimeWindowSpec,
+};
 pub use crate::event::Event;
 pub use crate::future::ResponseFuture;
 pub use crate::handle::{CircuitBreakerHandle, KeyedCircuitBreakerHandle, Snapshot};

@@ -8,6 +8,7 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue, Method, Request};
 use serde::de::{self, Deserialize, Deserializer};
 
+use crate::backoff::{Backoff, Jitter};
 use crate::key::{
     ApiKey, ApiKeyToken, Authority, ForwardedHeader, Header, KeyExtractor, MethodPath, PeerIp,
     RouteKey,
@@ -284,12 +285,163 @@ impl<B> KeyExtractor<Request<B>> for KeySpec {
                     <MethodPath as KeyExtractor<Request<()>>>::detach(&MethodPath, (method, route));
                 SpecKey::MethodPath(method, route)
             }
-            (_, SpecKey::Authority(authority)) => SpecKey::Authority(
-                <Authority as KeyExtractor<Request<()>>>::detach(&Authority, authority),
-            ),
+            (_, SpecKey::Authority(authority)) => {
+                SpecKey::Authority(<Authority as KeyExtractor<Request<()>>>::detach(
+                    &Authority, authority,
+                ))
+            }
             (_, key) => key,
         }
     }
+}
+
+/// A [`Backoff`] in a configuration file, chosen by `kind`:
+///
+/// | TOML | backoff |
+/// |---|---|
+/// | `{ kind = "constant", base = "5s" }` | [`Backoff::constant`] |
+/// | `{ kind = "linear", base = "5s", step = "10s" }` | [`Backoff::linear`] (`step` is `base` when left out) |
+/// | `{ kind = "exponential", base = "5s", factor = 1.5 }` | [`Backoff::exponential`] (`factor` is 2 when left out, at least 1) |
+///
+/// Every kind also takes `max` (the cap, before jitter; no cap when left out) and `jitter`
+/// ([`JitterSpec`]; none when left out). The table describes the whole backoff: what it leaves
+/// out is [`Backoff`]'s own default, not a layer builder's (retry's default backoff has a 5 s
+/// cap and full jitter): write `max` and `jitter` to keep them.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum BackoffSpec {
+    /// The same delay every time.
+    #[non_exhaustive]
+    Constant {
+        /// The delay.
+        base: ConfigDuration,
+        /// The cap (it bounds decorrelated jitter).
+        #[serde(default)]
+        max: Option<ConfigDuration>,
+        /// The jitter, after the cap.
+        #[serde(default)]
+        jitter: JitterSpec,
+    },
+    /// `base`, `base + step`, `base + 2 × step`, ...
+    #[non_exhaustive]
+    Linear {
+        /// The first delay.
+        base: ConfigDuration,
+        /// The growth per step (`base` when left out).
+        #[serde(default)]
+        step: Option<ConfigDuration>,
+        /// The cap on the grown delay, before jitter.
+        #[serde(default)]
+        max: Option<ConfigDuration>,
+        /// The jitter, after the cap.
+        #[serde(default)]
+        jitter: JitterSpec,
+    },
+    /// `base`, `base × factor`, `base × factor²`, ...
+    #[non_exhaustive]
+    Exponential {
+        /// The first delay.
+        base: ConfigDuration,
+        /// The growth factor (2 when left out; finite and at least 1).
+        #[serde(default, deserialize_with = "factor")]
+        factor: Option<f64>,
+        /// The cap on the grown delay, before jitter.
+        #[serde(default)]
+        max: Option<ConfigDuration>,
+        /// The jitter, after the cap.
+        #[serde(default)]
+        jitter: JitterSpec,
+    },
+}
+
+impl BackoffSpec {
+    /// The [`Backoff`] it describes.
+    #[must_use]
+    pub fn to_backoff(&self) -> Backoff {
+        let (backoff, max, jitter) = match *self {
+            Self::Constant { base, max, jitter } => (Backoff::constant(base.get()), max, jitter),
+            Self::Linear {
+                base,
+                step,
+                max,
+                jitter,
+            } => {
+                let backoff = Backoff::linear(base.get());
+                let backoff = step.map_or(backoff, |step| backoff.step(step.get()));
+                (backoff, max, jitter)
+            }
+            Self::Exponential {
+                base,
+                factor,
+                max,
+                jitter,
+            } => {
+                let backoff = Backoff::exponential(base.get());
+                (factor.map_or(backoff, |f| backoff.factor(f)), max, jitter)
+            }
+        };
+        let backoff = max.map_or(backoff, |max| backoff.max(max.get()));
+        backoff.jitter(jitter.get())
+    }
+}
+
+/// An exponential backoff's factor: finite and at least 1.
+fn factor<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<f64>, D::Error> {
+    let factor = f64::deserialize(deserializer)?;
+    if factor.is_finite() && factor >= 1.0 {
+        Ok(Some(factor))
+    } else {
+        Err(de::Error::custom(format_args!(
+            "factor must be a finite number of at least 1, got {factor}"
+        )))
+    }
+}
+
+/// A backoff's [`Jitter`] in a configuration file: `"none"`, `"full"`, `"equal"`,
+/// `"decorrelated"` or `{ proportional = 20 }` (a percentage, at most 100).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum JitterSpec {
+    /// No randomness.
+    #[default]
+    None,
+    /// Uniform between zero and the delay.
+    Full,
+    /// Uniform between half the delay and the delay.
+    Equal,
+    /// Uniform between `base` and three times the previous delay, capped.
+    Decorrelated,
+    /// Uniform within plus or minus this percentage of the delay.
+    Proportional(#[serde(deserialize_with = "percent")] u8),
+}
+
+impl JitterSpec {
+    /// The [`Jitter`] it names.
+    #[must_use]
+    pub const fn get(self) -> Jitter {
+        match self {
+            Self::None => Jitter::None,
+            Self::Full => Jitter::Full,
+            Self::Equal => Jitter::Equal,
+            Self::Decorrelated => Jitter::Decorrelated,
+            Self::Proportional(percent) => Jitter::Proportional(percent),
+        }
+    }
+}
+
+/// A whole percentage, 0 to 100.
+fn percent<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u8, D::Error> {
+    let percent = u64::deserialize(deserializer)?;
+    u8::try_from(percent)
+        .ok()
+        .filter(|p| *p <= 100)
+        .ok_or_else(|| {
+            de::Error::custom(format_args!(
+                "proportional jitter must be a percentage from 0 to 100, got {percent}"
+            ))
+        })
 }
 
 #[cfg(test)]
@@ -375,7 +527,10 @@ mod tests {
         let peer: SocketAddr = "10.0.0.1:5000".parse().unwrap();
         req.extensions_mut().insert(peer);
 
-        assert_eq!(spec(r#"key = "global""#).extract(&req), Some(SpecKey::Global));
+        assert_eq!(
+            spec(r#"key = "global""#).extract(&req),
+            Some(SpecKey::Global)
+        );
         assert_eq!(
             spec(r#"key = "peer_ip""#).extract(&req),
             Some(SpecKey::Ip("10.0.0.1".parse().unwrap()))
@@ -389,14 +544,28 @@ mod tests {
             Some(SpecKey::Header(HeaderValue::from_static("acme")))
         );
         let api = spec(r#"key = "api_key""#).extract(&req).unwrap();
-        assert!(matches!(&api, SpecKey::ApiKey(t) if t.as_bytes() == b"k-123"), "{api:?}");
-        let api = spec(r#"key = { api_key_header = "x-tenant" }"#).extract(&req).unwrap();
-        assert!(matches!(&api, SpecKey::ApiKey(t) if t.as_bytes() == b"acme"), "{api:?}");
+        assert!(
+            matches!(&api, SpecKey::ApiKey(t) if t.as_bytes() == b"k-123"),
+            "{api:?}"
+        );
+        let api = spec(r#"key = { api_key_header = "x-tenant" }"#)
+            .extract(&req)
+            .unwrap();
+        assert!(
+            matches!(&api, SpecKey::ApiKey(t) if t.as_bytes() == b"acme"),
+            "{api:?}"
+        );
         let bearer = spec(r#"key = "bearer""#).extract(&req).unwrap();
-        assert!(matches!(&bearer, SpecKey::ApiKey(t) if t.as_bytes() == b"t-456"), "{bearer:?}");
+        assert!(
+            matches!(&bearer, SpecKey::ApiKey(t) if t.as_bytes() == b"t-456"),
+            "{bearer:?}"
+        );
         assert_eq!(
             spec(r#"key = "method_path""#).extract(&req),
-            Some(SpecKey::MethodPath(Method::GET, RouteKey::from_static("/items/7")))
+            Some(SpecKey::MethodPath(
+                Method::GET,
+                RouteKey::from_static("/items/7")
+            ))
         );
         assert_eq!(
             spec(r#"key = "authority""#).extract(&req),
@@ -411,10 +580,16 @@ mod tests {
         assert_eq!(header.extract(&req), None);
         assert_eq!(spec(r#"key = "api_key""#).extract(&req), None);
         let key = SpecKey::Header(HeaderValue::from_static("acme"));
-        assert_eq!(KeyExtractor::<Request<()>>::detach(&header, key.clone()), key);
+        assert_eq!(
+            KeyExtractor::<Request<()>>::detach(&header, key.clone()),
+            key
+        );
         let key = SpecKey::Authority("a:1".parse().unwrap());
         let authority = spec(r#"key = "authority""#);
-        assert_eq!(KeyExtractor::<Request<()>>::detach(&authority, key.clone()), key);
+        assert_eq!(
+            KeyExtractor::<Request<()>>::detach(&authority, key.clone()),
+            key
+        );
     }
 
     #[test]

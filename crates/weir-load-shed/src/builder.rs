@@ -258,6 +258,15 @@ pub enum ConfigError {
     ZeroRetryAfter,
     /// `max_ready_wait` was zero.
     ZeroReadyWait,
+    /// A setting read from a configuration file broke a rule the builder cannot check (a
+    /// limit algorithm's parameter out of range, `max_in_flight` with `limit`): `field` is the
+    /// setting's path in the file, `rule` what it must be.
+    InvalidSetting {
+        /// The setting, as written in the file (`limit.aimd.backoff`).
+        field: &'static str,
+        /// The rule it broke (`must be between 0.5 and 0.99`).
+        rule: &'static str,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -278,6 +287,7 @@ impl fmt::Display for ConfigError {
             Self::ZeroReadyWait => f.write_str(
                 "load shed: `max_ready_wait` must be more than zero (leave it unset to wait for readiness)",
             ),
+            Self::InvalidSetting { field, rule } => write!(f, "load shed: `{field}` {rule}"),
         }
     }
 }

@@ -4,6 +4,8 @@
 
 mod builder;
 mod classify;
+#[cfg(feature = "serde")]
+mod config;
 mod event;
 mod future;
 mod handle;
@@ -17,6 +19,11 @@ mod state;
 
 pub use crate::builder::{ConfigError, DEFAULT_MAX_IN_FLIGHT, LoadShedBuilder};
 pub use crate::classify::{Prioritize, Uniform};
+#[cfg(feature = "serde")]
+pub use crate::config::{
+    AimdSpec, ConfigLimit, Gradient2Spec, LevelsSpec, LimitSpec, LoadShedConfig, ShareSpec,
+    VegasSpec,
+};
 pub use crate::event::Event;
 pub use crate::future::ResponseFuture;
 pub use crate::handle::{LoadShedHandle, LoadShedStats};

@@ -33,6 +33,13 @@ pub enum ConfigError {
     EmptyTier,
     /// Two tiers have the same name.
     DuplicateTier,
+    /// A configuration file's `tier_of` assigns a key to a tier its `tier` table does not define.
+    UnknownTier,
+    /// A configuration file's `tier_of` names a key that its `key` extractor cannot produce: not
+    /// an IP address for `peer_ip` / `forwarded_ip`, not a header value for `header` and the
+    /// API keys, not `host[:port]` for `authority`, not `"METHOD /route"` for `method_path`, or
+    /// any key at all for `global`.
+    InvalidTierKey,
 }
 
 impl fmt::Display for ConfigError {
@@ -47,6 +54,12 @@ impl fmt::Display for ConfigError {
             Self::NoQuota => "quota: the default tier needs at least one quota",
             Self::EmptyTier => "tier: every named tier needs at least one quota",
             Self::DuplicateTier => "tier: tier names must be unique",
+            Self::UnknownTier => "tier_of: every key must be assigned a tier defined under `tier`",
+            Self::InvalidTierKey => {
+                "tier_of: every key must be one the `key` extractor produces (an IP address for \
+                 peer_ip, a header value for header and the API keys, host[:port] for authority, \
+                 \"METHOD /route\" for method_path; none for global)"
+            }
         })
     }
 }

@@ -3,6 +3,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
+#[cfg(feature = "serde")]
+mod config;
 mod event;
 mod future;
 mod handle;
@@ -15,6 +17,11 @@ mod store;
 mod tier;
 
 pub use crate::builder::{ConfigError, RateLimitBuilder};
+#[cfg(feature = "serde")]
+pub use crate::config::{
+    ConfigAlgorithm, ConfigAlgorithmState, ConfigBuilder, ConfigLayer, ConfigMode, ConfigTiers,
+    QuotaConfig, RateLimitConfig,
+};
 pub use crate::event::Event;
 pub use crate::future::ResponseFuture;
 pub use crate::handle::RateLimitHandle;

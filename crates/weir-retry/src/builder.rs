@@ -193,6 +193,13 @@ impl<R, C, O> RetryBuilder<R, C, O> {
         }
     }
 
+    /// The replay, to adjust in place (for the configuration file, which can also turn
+    /// [`retry_non_idempotent`](Self::retry_non_idempotent) off).
+    #[cfg(feature = "serde")]
+    pub(crate) const fn replay_mut(&mut self) -> &mut R {
+        &mut self.replay
+    }
+
     /// Checks the configuration and builds the layer.
     ///
     /// # Errors
@@ -285,11 +292,17 @@ pub enum ConfigError {
     ThrottleMaxTokens,
     /// A gRPC throttle's `token_ratio` is not finite and above 0.
     ThrottleTokenRatio,
+    /// A setting of HTTP body replay (`body_limit`, `wait_for_body`, `retry_non_idempotent`) is
+    /// set in a configuration file built for other requests.
+    HttpOnly(&'static str),
+    /// Two settings that exclude each other are both set (in a configuration file:
+    /// `max_attempts` and `max_retries`).
+    Conflict(&'static str, &'static str),
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        let text = match self {
             Self::MaxAttempts => {
                 "retry: `max_attempts` must be at least 1 (it counts the first call)"
             }
@@ -301,7 +314,18 @@ impl fmt::Display for ConfigError {
             Self::ThrottleTokenRatio => {
                 "retry: the gRPC throttle's `token_ratio` must be finite and above 0"
             }
-        })
+            Self::HttpOnly(field) => {
+                return write!(
+                    f,
+                    "retry: `{field}` applies to HTTP requests only: build with `build_http` or \
+                     `build_grpc`, or leave `{field}` out"
+                );
+            }
+            Self::Conflict(a, b) => {
+                return write!(f, "retry: `{a}` and `{b}` are both set: choose one");
+            }
+        };
+        f.write_str(text)
     }
 }
 

@@ -4,6 +4,8 @@
 
 mod budget;
 mod builder;
+#[cfg(feature = "serde")]
+mod config;
 mod event;
 mod future;
 mod handle;
@@ -14,6 +16,8 @@ mod state;
 
 pub use crate::budget::RetryBudget;
 pub use crate::builder::{ConfigError, RetryBuilder};
+#[cfg(feature = "serde")]
+pub use crate::config::{BudgetSpec, RetryConfig};
 pub use crate::event::{Event, GiveUp};
 pub use crate::future::ResponseFuture;
 pub use crate::handle::RetryHandle;

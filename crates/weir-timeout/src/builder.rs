@@ -17,6 +17,7 @@ use crate::policy::RouteTimeouts;
 /// | [`timeout`](Self::timeout) / [`timeout_fn`](Self::timeout_fn) / [`routes`](Self::routes) | none | this layer's own timeout, counted from `call` |
 /// | [`incoming`](Self::incoming) | off | server mode: an incoming `grpc-timeout` or `x-timeout-ms` starts the deadline, capped at the given maximum |
 /// | [`propagate`](Self::propagate) | off | client mode: the time left, minus the allowance, is written on the outgoing request |
+/// | [`expose_deadline`](Self::expose_deadline) | on, except in server mode | the deadline is stored in the request's extensions even when the request carried none |
 /// | [`name`](Self::name) | `"default"` | the name in errors and events |
 /// | [`observer`](Self::observer) | `()` | receives an [`Event`](crate::Event) for each timeout and expired request |
 ///
@@ -30,6 +31,7 @@ pub struct TimeoutBuilder<P = std::time::Duration, O = ()> {
     observer: O,
     incoming: Option<Duration>,
     propagate: Option<Duration>,
+    expose: Option<bool>,
     invalid: Option<ConfigError>,
 }
 
@@ -41,6 +43,7 @@ impl TimeoutBuilder {
             observer: (),
             incoming: None,
             propagate: None,
+            expose: None,
             invalid: None,
         }
     }
@@ -54,6 +57,7 @@ impl<P, O> TimeoutBuilder<P, O> {
             observer: self.observer,
             incoming: self.incoming,
             propagate: self.propagate,
+            expose: self.expose,
             invalid: self.invalid.or(invalid),
         }
     }
@@ -118,6 +122,25 @@ impl<P, O> TimeoutBuilder<P, O> {
         self
     }
 
+    /// Whether an HTTP request's [`Deadline`](weir_core::Deadline) is stored in its extensions,
+    /// for the handler and the layers below (retry, bulkhead queues, client calls that
+    /// propagate it).
+    ///
+    /// Default: always, except in server mode ([`incoming`](Self::incoming) without
+    /// [`propagate`](Self::propagate)), where it is
+    /// stored only when the request carried a deadline (`grpc-timeout` / `x-timeout-ms`) or an
+    /// outer layer already stored one (tightened in place). A server's own timeout is enforced
+    /// either way; storing it in `http::Extensions` costs an allocation per request (three on a
+    /// request with no extensions yet), which a server that only needs the timeout should not
+    /// pay (nor the clock reading: for a handler that answers at once, the timeout then counts
+    /// from the first poll that finds it not done, as for a request with no HTTP parts). `true`
+    /// stores it for every request, so a handler can take `Extension<Deadline>`; with the
+    /// default, take `Option<Extension<Deadline>>`.
+    pub const fn expose_deadline(mut self, expose: bool) -> Self {
+        self.expose = Some(expose);
+        self
+    }
+
     /// Names this layer instance in its errors and events.
     pub fn name(mut self, name: impl Into<Name>) -> Self {
         self.name = name.into();
@@ -133,6 +156,7 @@ impl<P, O> TimeoutBuilder<P, O> {
             observer,
             incoming: self.incoming,
             propagate: self.propagate,
+            expose: self.expose,
             invalid: self.invalid,
         }
     }
@@ -148,6 +172,9 @@ impl<P, O> TimeoutBuilder<P, O> {
             observer: self.observer,
             incoming: self.incoming,
             propagate: self.propagate,
+            expose: self
+                .expose
+                .unwrap_or(self.incoming.is_none() || self.propagate.is_some()),
         }))
     }
 }

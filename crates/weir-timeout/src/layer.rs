@@ -33,6 +33,9 @@ pub(crate) struct Config<P, O> {
     pub(crate) observer: O,
     pub(crate) incoming: Option<Duration>,
     pub(crate) propagate: Option<Duration>,
+    /// Whether the deadline is stored in the request's extensions even when the request did not
+    /// carry one (see `TimeoutBuilder::expose_deadline`).
+    pub(crate) expose: bool,
 }
 
 impl TimeoutLayer {
@@ -55,6 +58,7 @@ impl TimeoutLayer {
                 observer: (),
                 incoming: None,
                 propagate: None,
+                expose: true,
             },
         }
     }
@@ -135,6 +139,7 @@ impl<P, O> fmt::Debug for Config<P, O> {
             )
             .field("incoming", &self.incoming)
             .field("propagate", &self.propagate)
+            .field("expose", &self.expose)
             .finish_non_exhaustive()
     }
 }

@@ -4,6 +4,8 @@
 
 mod builder;
 mod carrier;
+#[cfg(feature = "serde")]
+mod config;
 mod event;
 mod future;
 mod layer;
@@ -13,6 +15,8 @@ mod state;
 
 pub use crate::builder::{ConfigError, TimeoutBuilder, check_attempt_within_total};
 pub use crate::carrier::Carrier;
+#[cfg(feature = "serde")]
+pub use crate::config::TimeoutConfig;
 pub use crate::event::Event;
 pub use crate::future::ResponseFuture;
 pub use crate::layer::TimeoutLayer;

@@ -103,21 +103,39 @@ fn start_http<P, O, Req: Carrier>(
     req: &mut Req,
     own: Option<Duration>,
 ) -> Result<Start, Deadline> {
+    // Server mode reads the client's deadline, capped; client mode reads one the request
+    // already carries (a caller's own `grpc-timeout`), uncapped.
+    let incoming = match (
+        req.headers(),
+        config.incoming.or(config.propagate.map(|_| Duration::MAX)),
+    ) {
+        (Some(headers), Some(cap)) => Deadline::from_headers(headers, cap),
+        _ => None,
+    };
+    let Some(extensions) = req.extensions_mut() else {
+        return state::start_relative(own).ok_or_else(|| Deadline::at(Instant::now()));
+    };
+    let outer = extensions.get_mut::<Deadline>();
+    if !config.expose && incoming.is_none() && outer.is_none() {
+        // Nothing to store and nobody else's deadline (server mode, no deadline sent): as for a
+        // request with no HTTP parts, the clock is read only if the call does not answer at
+        // once.
+        return state::start_relative(own).ok_or_else(|| Deadline::at(Instant::now()));
+    }
     let now = Instant::now();
-    let mut deadline = state::deadline_after(now, own);
-    if let Some(headers) = req.headers() {
-        // Server mode reads the client's deadline, capped; client mode reads one the request
-        // already carries (a caller's own `grpc-timeout`), uncapped.
-        if let Some(cap) = config.incoming.or(config.propagate.map(|_| Duration::MAX)) {
-            deadline = state::earliest(deadline, Deadline::from_headers(headers, cap));
+    let deadline = state::earliest(state::deadline_after(now, own), incoming);
+    let deadline = match (deadline, outer) {
+        (Some(d), Some(outer)) => {
+            *outer = outer.earliest(d);
+            Some(*outer)
         }
-    }
-    if let Some(extensions) = req.extensions_mut() {
-        deadline = match deadline {
-            Some(d) => Some(d.set_earliest(extensions)),
-            None => Deadline::get(extensions),
-        };
-    }
+        (None, Some(outer)) => Some(*outer),
+        (Some(d), None) => {
+            extensions.insert(d);
+            Some(d)
+        }
+        (None, None) => None,
+    };
     let start = state::start_at(deadline, now).ok_or(deadline.unwrap_or(Deadline::at(now)))?;
     if let (Some(allowance), Start::At(d), Some(headers)) =
         (config.propagate, start, req.headers_mut())

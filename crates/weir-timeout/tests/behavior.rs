@@ -230,10 +230,12 @@ async fn server_mode_reads_x_timeout_ms_and_ignores_garbage() {
         .expect("valid");
     let (mut svc, mut handle) = tower_test::mock::spawn_layer::<Request<()>, (), _>(layer);
     for (header, value, expected) in [
-        (TIMEOUT_MS, "250", ms(250)),
-        (TIMEOUT_MS, "-5", Duration::from_secs(30)),
-        (GRPC_TIMEOUT, "1 S", Duration::from_secs(30)),
-        (GRPC_TIMEOUT, "99999999H", Duration::from_secs(30)),
+        (TIMEOUT_MS, "250", Some(ms(250))),
+        // Garbage is no deadline: the server's own 30 s apply, and are not exposed.
+        (TIMEOUT_MS, "-5", None),
+        (GRPC_TIMEOUT, "1 S", None),
+        // 99999999 hours, capped at the server's 30 s.
+        (GRPC_TIMEOUT, "99999999H", Some(Duration::from_secs(30))),
     ] {
         let mut req = Request::new(());
         req.headers_mut()
@@ -243,10 +245,59 @@ async fn server_mode_reads_x_timeout_ms_and_ignores_garbage() {
         let (seen, _send) = handle.next_request().await.expect("called");
         assert_eq!(
             Deadline::get(seen.extensions()).map(Deadline::remaining),
-            Some(expected),
+            expected,
             "{value}"
         );
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn server_mode_exposes_its_own_deadline_only_when_asked() {
+    // Default: a request that carried no deadline gets none in its extensions (no allocation),
+    // but the server's timeout still fires.
+    let layer = TimeoutLayer::server(Duration::from_secs(30))
+        .build()
+        .expect("valid");
+    let (mut svc, mut handle) = tower_test::mock::spawn_layer::<Request<()>, (), _>(layer);
+    assert_ready_ok!(svc.poll_ready());
+    let mut fut = task::spawn(svc.call(Request::new(())));
+    let (seen, _send) = handle.next_request().await.expect("called");
+    assert_eq!(Deadline::get(seen.extensions()), None);
+    assert_eq!(seen.extensions().len(), 0);
+    // The 30 s count from the first poll that finds the handler not done (the clock is not read
+    // for a handler that answers at once).
+    assert_pending!(fut.poll());
+    advance(Duration::from_secs(30) - ms(1)).await;
+    assert_pending!(fut.poll());
+    advance(ms(1)).await;
+    assert_timeout(&assert_ready!(fut.poll()).unwrap_err(), "default");
+
+    // An outer layer's later deadline is tightened in place to the server's 30 s.
+    assert_ready_ok!(svc.poll_ready());
+    let mut req = Request::new(());
+    Deadline::after(Duration::from_secs(60)).set_earliest(req.extensions_mut());
+    let _fut = svc.call(req);
+    let (seen, _send) = handle.next_request().await.expect("called");
+    assert_eq!(
+        Deadline::get(seen.extensions()).map(Deadline::remaining),
+        Some(Duration::from_secs(30))
+    );
+
+    // `expose_deadline(true)`: every request carries it, for `Extension<Deadline>` handlers.
+    let layer = TimeoutLayer::builder()
+        .timeout(Duration::from_secs(30))
+        .incoming(Duration::from_secs(30))
+        .expose_deadline(true)
+        .build()
+        .expect("valid");
+    let (mut svc, mut handle) = tower_test::mock::spawn_layer::<Request<()>, (), _>(layer);
+    assert_ready_ok!(svc.poll_ready());
+    let _fut = svc.call(Request::new(()));
+    let (seen, _send) = handle.next_request().await.expect("called");
+    assert_eq!(
+        Deadline::get(seen.extensions()).map(Deadline::remaining),
+        Some(Duration::from_secs(30))
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -4,18 +4,22 @@
 
 mod builder_ext;
 #[cfg(feature = "config")]
-mod config;
+mod optional;
 #[cfg(feature = "presets")]
 mod presets;
+#[cfg(feature = "config")]
+mod settings;
 
 pub use crate::builder_ext::ServiceBuilderExt;
 #[cfg(feature = "config")]
-pub use crate::config::{ClientConfig, ServerConfig};
+pub use crate::optional::{Optional, OptionalFuture, OptionalLayer};
 #[cfg(feature = "presets")]
 pub use crate::presets::{
     BreakerInside, BreakerOutside, ClientBuilder, ClientStack, ConfigError, PerAuthority,
     ServerBuilder, ServerStack, Single,
 };
+#[cfg(feature = "config")]
+pub use crate::settings::{ClientConfig, ConfigServerStack, ServerConfig};
 /// Bulkheads: the [`weir-bulkhead`](weir_bulkhead) crate.
 #[cfg(feature = "bulkhead")]
 pub use weir_bulkhead as bulkhead;

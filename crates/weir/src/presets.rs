@@ -72,14 +72,9 @@ pub enum ConfigError {
     /// The circuit breaker (`failure_rate`, `minimum_calls`, `sampling_window`, `open_duration`)
     /// broke one of its rules.
     CircuitBreaker(weir_circuit_breaker::ConfigError),
-    /// A value read from a configuration file (`ServerConfig`, `ClientConfig`; feature
-    /// `config`) could not be understood, such as a malformed duration.
-    InvalidValue {
-        /// The field, with its table: `client.attempt_timeout`.
-        field: &'static str,
-        /// The rule the value broke, with the value.
-        reason: String,
-    },
+    /// The rate limit (`server.rate_limit` in a `ServerConfig`) broke one of its rules.
+    #[cfg(feature = "rate-limit")]
+    RateLimit(weir_rate_limit::ConfigError),
 }
 
 impl fmt::Display for ConfigError {
@@ -101,7 +96,8 @@ impl fmt::Display for ConfigError {
             Self::Bulkhead(e) => write!(f, "`max_concurrent`: {e}"),
             Self::Retry(e) => write!(f, "{e}"),
             Self::CircuitBreaker(e) => write!(f, "circuit breaker: {e}"),
-            Self::InvalidValue { field, reason } => write!(f, "`{field}`: {reason}"),
+            #[cfg(feature = "rate-limit")]
+            Self::RateLimit(e) => write!(f, "`server.rate_limit`: {e}"),
         }
     }
 }
@@ -112,6 +108,8 @@ impl StdError for ConfigError {
             Self::Bulkhead(e) => Some(e),
             Self::Retry(e) => Some(e),
             Self::CircuitBreaker(e) => Some(e),
+            #[cfg(feature = "rate-limit")]
+            Self::RateLimit(e) => Some(e),
             _ => None,
         }
     }
@@ -154,7 +152,9 @@ type ServerLayers<R> = Stack<TimeoutLayer, Stack<LoadShedLayer, Stack<R, ErrorRe
 /// # }
 /// ```
 pub struct ServerStack<R = Identity> {
-    layers: ServerLayers<R>,
+    rate_limit: R,
+    shed: LoadShedLayer,
+    timeout_layer: TimeoutLayer,
     timeout: Duration,
     max_in_flight: usize,
 }
@@ -167,6 +167,7 @@ impl ServerStack {
             rate_limit: Identity::new(),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             timeout: DEFAULT_SERVER_TIMEOUT,
+            expose_deadline: false,
         }
     }
 }
@@ -183,16 +184,29 @@ impl<R> ServerStack<R> {
     pub const fn max_in_flight(&self) -> usize {
         self.max_in_flight
     }
+
+    /// The rate limit layer (`Identity` when there is none).
+    #[must_use]
+    pub const fn rate_limit(&self) -> &R {
+        &self.rate_limit
+    }
 }
 
-impl<S, R> Layer<S> for ServerStack<R>
+impl<S, R: Clone> Layer<S> for ServerStack<R>
 where
     ServerLayers<R>: Layer<S>,
 {
     type Service = <ServerLayers<R> as Layer<S>>::Service;
 
     fn layer(&self, inner: S) -> Self::Service {
-        self.layers.layer(inner)
+        let layers: ServerLayers<R> = Stack::new(
+            self.timeout_layer.clone(),
+            Stack::new(
+                self.shed.clone(),
+                Stack::new(self.rate_limit.clone(), ErrorResponseLayer::new()),
+            ),
+        );
+        layers.layer(inner)
     }
 }
 
@@ -200,7 +214,9 @@ impl<R: Clone> Clone for ServerStack<R> {
     /// Shares every layer's state (rate limit buckets, the in-flight count).
     fn clone(&self) -> Self {
         Self {
-            layers: self.layers.clone(),
+            rate_limit: self.rate_limit.clone(),
+            shed: self.shed.clone(),
+            timeout_layer: self.timeout_layer.clone(),
             timeout: self.timeout,
             max_in_flight: self.max_in_flight,
         }
@@ -223,6 +239,7 @@ impl<R> fmt::Debug for ServerStack<R> {
 /// | rate limit | none | research notes d4: "rate limit where needed, no default rate" |
 /// | `max_in_flight` | 1 000, no queue | .NET's standard pipeline: 1 000 permits, queue 0 |
 /// | `timeout` | 30 s | .NET's total request timeout |
+/// | `expose_deadline` | off | the `Deadline` is in the extensions only when the client sent one (no allocation otherwise) |
 ///
 /// The stack sheds load with [`LoadShedLayer`] rather than a bulkhead: with no queue both refuse
 /// the call over the cap at once, and the shedder keeps one counter for the whole server.
@@ -230,6 +247,7 @@ pub struct ServerBuilder<R = Identity> {
     rate_limit: R,
     max_in_flight: usize,
     timeout: Duration,
+    expose_deadline: bool,
 }
 
 impl<R> ServerBuilder<R> {
@@ -248,6 +266,17 @@ impl<R> ServerBuilder<R> {
         self
     }
 
+    /// Stores every request's [`Deadline`](crate::Deadline) in its extensions, so a handler can
+    /// take `Extension<Deadline>`. Off by default: the deadline is stored only when the client
+    /// sent one (`grpc-timeout` / `x-timeout-ms`), and a handler takes
+    /// `Option<Extension<Deadline>>`; storing it costs an allocation per request (see
+    /// [`TimeoutBuilder::expose_deadline`](crate::timeout::TimeoutBuilder::expose_deadline)).
+    #[must_use]
+    pub fn expose_deadline(mut self, expose: bool) -> Self {
+        self.expose_deadline = expose;
+        self
+    }
+
     /// Checks the settings and builds the stack.
     ///
     /// # Errors
@@ -259,19 +288,30 @@ impl<R> ServerBuilder<R> {
             return Err(ConfigError::ZeroMaxInFlight);
         }
         let timeout = TimeoutLayer::server(self.timeout)
+            .expose_deadline(self.expose_deadline)
             .name("server")
             .build()
             .map_err(|_| ConfigError::ZeroTimeout { field: "timeout" })?;
-        let shed = LoadShedLayer::new(self.max_in_flight);
-        let layers = Stack::new(
-            timeout,
-            Stack::new(shed, Stack::new(self.rate_limit, ErrorResponseLayer::new())),
-        );
         Ok(ServerStack {
-            layers,
+            rate_limit: self.rate_limit,
+            shed: LoadShedLayer::new(self.max_in_flight),
+            timeout_layer: timeout,
             timeout: self.timeout,
             max_in_flight: self.max_in_flight,
         })
+    }
+}
+
+impl ServerBuilder<Identity> {
+    /// The same settings with `rate_limit` in the rate limit's place.
+    #[cfg(feature = "config")]
+    pub(crate) fn with_rate_limit<R>(self, rate_limit: R) -> ServerBuilder<R> {
+        ServerBuilder {
+            rate_limit,
+            max_in_flight: self.max_in_flight,
+            timeout: self.timeout,
+            expose_deadline: self.expose_deadline,
+        }
     }
 }
 
@@ -289,6 +329,7 @@ impl ServerBuilder<Identity> {
             rate_limit: layer,
             max_in_flight: self.max_in_flight,
             timeout: self.timeout,
+            expose_deadline: self.expose_deadline,
         }
     }
 }
@@ -298,6 +339,7 @@ impl<R> fmt::Debug for ServerBuilder<R> {
         f.debug_struct("ServerBuilder")
             .field("max_in_flight", &self.max_in_flight)
             .field("timeout", &self.timeout)
+            .field("expose_deadline", &self.expose_deadline)
             .finish_non_exhaustive()
     }
 }

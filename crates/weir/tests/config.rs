@@ -132,6 +132,7 @@ fn a_full_file_feeds_every_client_field_to_the_builder() {
 fn empty_tables_keep_the_presets_defaults() {
     let (server, client) = tables("[server]\n[client]\n").unwrap();
     assert_eq!(server, ServerConfig::default());
+    assert!(server.build().unwrap().rate_limit().get().is_none());
     let stack = server.build().unwrap();
     assert_eq!(stack.timeout(), Duration::from_secs(30));
     assert_eq!(stack.max_in_flight(), 1_000);
@@ -160,26 +161,65 @@ fn an_unknown_field_is_refused_by_name() {
 
 #[test]
 fn a_malformed_duration_names_the_field_and_the_rule() {
-    let (_, client) = tables("[client]\nattempt_timeout = \"10 seconds\"\n").unwrap();
-    let err = client.build().unwrap_err();
-    assert!(
-        matches!(
-            &err,
-            ConfigError::InvalidValue {
-                field: "client.attempt_timeout",
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    let err = tables("[client]\nattempt_timeout = \"10 seconds\"\n").unwrap_err();
     let message = err.to_string();
-    assert!(message.contains("client.attempt_timeout"), "{message}");
+    assert!(message.contains("attempt_timeout"), "{message}");
     assert!(message.contains("\"10 seconds\""), "{message}");
-    assert!(message.contains("ms, s, m or h"), "{message}");
+    assert!(message.contains("us, ms, s, m, h or d"), "{message}");
 
-    let (server, _) = tables("[server]\ntimeout = \"1.5s\"\n").unwrap();
+    let err = tables("[server]\ntimeout = \"1.5s\"\n").unwrap_err();
+    assert!(err.to_string().contains("timeout"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rate_limit_table_limits_each_key_and_answers_429() {
+    let (server, _) = tables(
+        r#"
+        [server]
+        [server.rate_limit]
+        key = { header = "x-tenant" }
+        quota = { rate = 2, per = "1m" }
+        response_headers = "ietf"
+        "#,
+    )
+    .unwrap();
+    let server = server.build().unwrap().layer(service_fn(handler));
+    let tenant = |name: &str| {
+        Request::get("/")
+            .header("x-tenant", name)
+            .body(String::new())
+            .unwrap()
+    };
+    for _ in 0..2 {
+        let Ok(ok) = server.clone().oneshot(tenant("acme")).await;
+        assert_eq!(ok.status(), StatusCode::OK);
+        assert!(ok.headers().contains_key("ratelimit"), "{ok:?}");
+    }
+    let Ok(limited) = server.clone().oneshot(tenant("acme")).await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(limited.headers()["retry-after"], "30");
+    // Another key has its own quota.
+    let Ok(other) = server.oneshot(tenant("globex")).await;
+    assert_eq!(other.status(), StatusCode::OK);
+}
+
+#[test]
+fn a_bad_rate_limit_table_is_refused_under_its_name() {
+    let (server, _) = tables("[server.rate_limit]\nquota = { rate = 0, per = \"1s\" }\n").unwrap();
     let err = server.build().unwrap_err();
-    assert!(err.to_string().contains("server.timeout"), "{err}");
+    assert!(matches!(err, ConfigError::RateLimit(_)), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "`server.rate_limit`: quota.rate must be at least 1"
+    );
+    let err = tables("[server.rate_limit]\nalgorithm = \"leaky\"\n").unwrap_err();
+    assert!(err.to_string().contains("leaky"), "{err}");
+}
+
+#[test]
+fn no_rate_limit_table_means_no_rate_limit() {
+    let (server, _) = tables("[server]\ntimeout = \"5s\"\n").unwrap();
+    assert!(server.build().unwrap().rate_limit().get().is_none());
 }
 
 #[test]

@@ -2,11 +2,17 @@
 //! so a file goes through the same checks as code.
 
 use std::fmt;
-use std::time::Duration;
 
 use serde::Deserialize;
+use weir_core::config::ConfigDuration;
+use weir_rate_limit::{ConfigLayer, RateLimitConfig};
 
+use crate::optional::OptionalLayer;
 use crate::presets::{ClientBuilder, ClientStack, ConfigError, ServerBuilder, ServerStack};
+
+/// The [`ServerStack`] a [`ServerConfig`] builds: its rate limit is there when the file has a
+/// `rate_limit` table.
+pub type ConfigServerStack = ServerStack<OptionalLayer<ConfigLayer>>;
 
 /// The settings of a [`ServerStack`], read from a file (any serde format); every field is
 /// optional and an absent one keeps the preset's default (see [`ServerBuilder`]).
@@ -15,10 +21,11 @@ use crate::presets::{ClientBuilder, ClientStack, ConfigError, ServerBuilder, Ser
 /// |---|---|---|
 /// | `timeout` | duration | `"10s"` |
 /// | `max_in_flight` | integer | `500` |
+/// | `expose_deadline` | bool | `true` |
+/// | `rate_limit` | table ([`RateLimitConfig`](crate::rate_limit::RateLimitConfig)) | `{ key = "api_key", quota = { rate = 100, per = "1s" } }` |
 ///
-/// Durations are strings: a whole number and a unit, `ms`, `s`, `m` or `h` (`"250ms"`, `"10s"`,
-/// `"2m"`). An unknown field is an error. A rate limit is set in code, with
-/// [`ServerBuilder::rate_limit`] on the builder that [`builder`](Self::builder) returns.
+/// Durations are strings: a whole number and a unit, `us`, `ms`, `s`, `m`, `h` or `d`
+/// (`"250ms"`, `"10s"`, `"2m"`; see [`ConfigDuration`]). An unknown field is an error.
 ///
 /// ```
 /// use std::time::Duration;
@@ -27,18 +34,38 @@ use crate::presets::{ClientBuilder, ClientStack, ConfigError, ServerBuilder, Ser
 /// let config: ServerConfig = toml::from_str(r#"
 ///     timeout = "5s"
 ///     max_in_flight = 200
+///
+///     [rate_limit]
+///     key = "api_key"
+///     quota = { rate = 100, per = "1s", burst = 20 }
 /// "#).unwrap();
 /// let stack = config.build().unwrap();
 /// assert_eq!(stack.timeout(), Duration::from_secs(5));
 /// assert_eq!(stack.max_in_flight(), 200);
+/// assert!(stack.rate_limit().get().is_some());
+///
+/// let err = toml::from_str::<ServerConfig>("rate_limit = { quota = { rate = 0, per = \"1s\" } }")
+///     .unwrap()
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(err.to_string(), "`server.rate_limit`: quota.rate must be at least 1");
 /// ```
 #[derive(Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ServerConfig {
+    /// The longest a request may run.
     #[serde(default)]
-    timeout: Option<String>,
+    pub timeout: Option<ConfigDuration>,
+    /// The cap on calls in flight.
     #[serde(default)]
-    max_in_flight: Option<usize>,
+    pub max_in_flight: Option<usize>,
+    /// Whether every request's `Deadline` is stored in its extensions.
+    #[serde(default)]
+    pub expose_deadline: Option<bool>,
+    /// A rate limit, between the response mapping and the load shedder.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitConfig>,
 }
 
 impl ServerConfig {
@@ -46,14 +73,23 @@ impl ServerConfig {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::InvalidValue`] for a malformed duration (the field is `server.timeout`).
-    pub fn builder(&self) -> Result<ServerBuilder, ConfigError> {
-        let mut builder = ServerStack::builder();
-        if let Some(timeout) = duration("server.timeout", self.timeout.as_deref())? {
-            builder = builder.timeout(timeout);
+    /// [`ConfigError::RateLimit`] when the `rate_limit` table breaks one of its rules.
+    pub fn builder(&self) -> Result<ServerBuilder<OptionalLayer<ConfigLayer>>, ConfigError> {
+        let rate_limit = self
+            .rate_limit
+            .as_ref()
+            .map(RateLimitConfig::build)
+            .transpose()
+            .map_err(ConfigError::RateLimit)?;
+        let mut builder = ServerStack::builder().with_rate_limit(OptionalLayer::new(rate_limit));
+        if let Some(timeout) = self.timeout {
+            builder = builder.timeout(timeout.get());
         }
         if let Some(max) = self.max_in_flight {
             builder = builder.max_in_flight(max);
+        }
+        if let Some(expose) = self.expose_deadline {
+            builder = builder.expose_deadline(expose);
         }
         Ok(builder)
     }
@@ -62,8 +98,8 @@ impl ServerConfig {
     ///
     /// # Errors
     ///
-    /// A malformed duration, or a rule of [`ServerBuilder::build`] (each names its field).
-    pub fn build(&self) -> Result<ServerStack, ConfigError> {
+    /// A rule of the rate limit or of [`ServerBuilder::build`] (each names its field).
+    pub fn build(&self) -> Result<ConfigServerStack, ConfigError> {
         self.builder()?.build()
     }
 }
@@ -73,6 +109,8 @@ impl fmt::Debug for ServerConfig {
         f.debug_struct("ServerConfig")
             .field("timeout", &self.timeout)
             .field("max_in_flight", &self.max_in_flight)
+            .field("expose_deadline", &self.expose_deadline)
+            .field("rate_limit", &self.rate_limit)
             .finish()
     }
 }
@@ -94,7 +132,12 @@ impl fmt::Debug for ServerConfig {
 /// Durations are strings, as in [`ServerConfig`]. An unknown field is an error. The retry
 /// budget, [`per_authority`](ClientBuilder::per_authority) and
 /// [`breaker_outside_retry`](ClientBuilder::breaker_outside_retry) are chosen in code, on the
-/// builder that [`builder`](Self::builder) returns (they change the stack's type).
+/// builder that [`builder`](Self::builder) returns (they change the stack's type). To go
+/// further than the preset, build each layer from its own file table
+/// ([`RetryConfig`](crate::retry::RetryConfig),
+/// [`CircuitBreakerConfig`](crate::circuit_breaker::CircuitBreakerConfig),
+/// [`BulkheadConfig`](crate::bulkhead::BulkheadConfig),
+/// [`TimeoutConfig`](crate::timeout::TimeoutConfig)) and stack them with `ServiceBuilder`.
 ///
 /// ```
 /// use weir::ClientConfig;
@@ -108,23 +151,32 @@ impl fmt::Debug for ServerConfig {
 /// ```
 #[derive(Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ClientConfig {
+    /// The total timeout, across retries.
     #[serde(default)]
-    total_timeout: Option<String>,
+    pub total_timeout: Option<ConfigDuration>,
+    /// The timeout of each attempt.
     #[serde(default)]
-    attempt_timeout: Option<String>,
+    pub attempt_timeout: Option<ConfigDuration>,
+    /// Retries after the first attempt.
     #[serde(default)]
-    max_retries: Option<u32>,
+    pub max_retries: Option<u32>,
+    /// The breaker's failure rate, in percent.
     #[serde(default)]
-    failure_rate: Option<f64>,
+    pub failure_rate: Option<f64>,
+    /// The calls the breaker's window needs before it judges the rate.
     #[serde(default)]
-    minimum_calls: Option<u32>,
+    pub minimum_calls: Option<u32>,
+    /// The breaker's sampling window.
     #[serde(default)]
-    sampling_window: Option<String>,
+    pub sampling_window: Option<ConfigDuration>,
+    /// How long the breaker stays open.
     #[serde(default)]
-    open_duration: Option<String>,
+    pub open_duration: Option<ConfigDuration>,
+    /// The bulkhead's cap on concurrent calls.
     #[serde(default)]
-    max_concurrent: Option<usize>,
+    pub max_concurrent: Option<usize>,
 }
 
 impl ClientConfig {
@@ -132,21 +184,21 @@ impl ClientConfig {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::InvalidValue`] for a malformed duration (the field is named with its
-    /// table, as `client.attempt_timeout`).
+    /// None today (every rule is checked by [`ClientBuilder::build`]); a `Result` so that
+    /// settings checked while reading can be added.
     pub fn builder(&self) -> Result<ClientBuilder, ConfigError> {
         let mut builder = ClientStack::builder();
-        if let Some(d) = duration("client.total_timeout", self.total_timeout.as_deref())? {
-            builder = builder.total_timeout(d);
+        if let Some(d) = self.total_timeout {
+            builder = builder.total_timeout(d.get());
         }
-        if let Some(d) = duration("client.attempt_timeout", self.attempt_timeout.as_deref())? {
-            builder = builder.attempt_timeout(d);
+        if let Some(d) = self.attempt_timeout {
+            builder = builder.attempt_timeout(d.get());
         }
-        if let Some(d) = duration("client.sampling_window", self.sampling_window.as_deref())? {
-            builder = builder.sampling_window(d);
+        if let Some(d) = self.sampling_window {
+            builder = builder.sampling_window(d.get());
         }
-        if let Some(d) = duration("client.open_duration", self.open_duration.as_deref())? {
-            builder = builder.open_duration(d);
+        if let Some(d) = self.open_duration {
+            builder = builder.open_duration(d.get());
         }
         if let Some(n) = self.max_retries {
             builder = builder.max_retries(n);
@@ -168,7 +220,7 @@ impl ClientConfig {
     ///
     /// # Errors
     ///
-    /// A malformed duration, or a rule of [`ClientBuilder::build`] (each names its field).
+    /// A rule of [`ClientBuilder::build`] (each names its field).
     pub fn build(&self) -> Result<ClientStack, ConfigError> {
         self.builder()?.build()
     }
@@ -186,86 +238,5 @@ impl fmt::Debug for ClientConfig {
             .field("open_duration", &self.open_duration)
             .field("max_concurrent", &self.max_concurrent)
             .finish()
-    }
-}
-
-/// Parses an optional duration field, naming the field on error.
-fn duration(field: &'static str, value: Option<&str>) -> Result<Option<Duration>, ConfigError> {
-    value
-        .map(|text| {
-            parse_duration(text).map_err(|rule| ConfigError::InvalidValue {
-                field,
-                reason: format!("invalid duration {text:?}: {rule}"),
-            })
-        })
-        .transpose()
-}
-
-/// Parses a whole number followed by a unit (`ms`, `s`, `m` or `h`): `"250ms"`, `"10s"`,
-/// `"2m"`. Surrounding whitespace is allowed; anything else is refused with the rule it broke.
-fn parse_duration(text: &str) -> Result<Duration, &'static str> {
-    const RULE: &str =
-        r#"expected a whole number followed by a unit, ms, s, m or h (e.g. "250ms", "10s", "2m")"#;
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    if digits.is_empty() {
-        return Err(RULE);
-    }
-    let n: u64 = digits.parse().map_err(|_| "the number is too large")?;
-    let per_unit = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        _ => return Err(RULE),
-    };
-    n.checked_mul(per_unit)
-        .map(Duration::from_millis)
-        .ok_or("the duration is too large")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_each_unit() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration(" 1h "), Ok(Duration::from_secs(3_600)));
-        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
-    }
-
-    #[test]
-    fn refuses_malformed_durations() {
-        for bad in [
-            "", "s", "10", "10 s", "10x", "1.5s", "-1s", "10sec", "ms10", "1m30s",
-        ] {
-            assert!(parse_duration(bad).is_err(), "{bad:?} parsed");
-        }
-        assert_eq!(
-            parse_duration("99999999999999999999s"),
-            Err("the number is too large")
-        );
-        assert_eq!(
-            parse_duration("18446744073709551615h"),
-            Err("the duration is too large")
-        );
-    }
-
-    #[test]
-    fn the_error_names_the_field_and_the_value() {
-        let err = duration("client.open_duration", Some("5x")).unwrap_err();
-        let text = err.to_string();
-        assert!(
-            text.starts_with("`client.open_duration`: invalid duration \"5x\""),
-            "{text}"
-        );
-        assert!(text.contains("ms, s, m or h"), "{text}");
-        assert_eq!(duration("client.open_duration", None), Ok(None));
     }
 }
