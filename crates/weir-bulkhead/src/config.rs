@@ -235,7 +235,7 @@ pub struct PartitionedConfig {
     pub max_wait: Option<ConfigDuration>,
     /// What a request without a key does: `"shared"` (one partition for them all), `"reject"`
     /// or `"bypass"`.
-    #[serde(default, deserialize_with = "missing_key")]
+    #[serde(default)]
     pub missing_key: Option<MissingKey>,
     /// The most keys kept at once.
     #[serde(default)]
@@ -396,21 +396,6 @@ fn partition_key(key: &KeySpec, text: &str) -> Result<SpecKey, ConfigError> {
 }
 
 /// Reads `missing_key`: `"shared"`, `"reject"` or `"bypass"`.
-fn missing_key<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<MissingKey>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "snake_case")]
-    enum Name {
-        Shared,
-        Reject,
-        Bypass,
-    }
-    Ok(Some(match Name::deserialize(d)? {
-        Name::Shared => MissingKey::Shared,
-        Name::Reject => MissingKey::Reject,
-        Name::Bypass => MissingKey::Bypass,
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use std::convert::Infallible;

@@ -36,7 +36,7 @@ use crate::layer::{CircuitBreakerLayer, KeyedCircuitBreakerLayer};
 /// | `key` | key extractor ([`KeySpec`]), keyed only | `"authority"`, `{ header = "x-tenant" }` |
 /// | `max_keys` | integer, keyed only | `10000` |
 /// | `idle_timeout` | duration, keyed only | `"10m"` |
-/// | `missing_key` | `"shared"`, `"bypass"` or `"reject"` ([`MissingKeySpec`]), keyed only | `"reject"` |
+/// | `missing_key` | `"shared"`, `"bypass"` or `"reject"` ([`MissingKey`]), keyed only | `"reject"` |
 ///
 /// - `count_window` and `time_window` exclude each other, as do `open_duration` and
 ///   `open_backoff`.
@@ -134,7 +134,7 @@ pub struct CircuitBreakerConfig {
     /// Keyed breakers: what a request without a key does
     /// ([`KeyedCircuitBreakerBuilder::missing_key`]).
     #[serde(default)]
-    pub missing_key: Option<MissingKeySpec>,
+    pub missing_key: Option<MissingKey>,
 }
 
 impl CircuitBreakerConfig {
@@ -235,7 +235,7 @@ impl CircuitBreakerConfig {
             keyed = keyed.idle_timeout(timeout.get());
         }
         if let Some(missing) = self.missing_key {
-            keyed = keyed.missing_key(missing.get());
+            keyed = keyed.missing_key(missing);
         }
         Ok(keyed)
     }
@@ -333,32 +333,6 @@ impl<'de> Deserialize<'de> for FailureRateSpec {
         }
 
         deserializer.deserialize_any(Visitor)
-    }
-}
-
-/// `missing_key` in a configuration file ([`MissingKey`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-#[non_exhaustive]
-pub enum MissingKeySpec {
-    /// Requests without a key share one breaker (the default).
-    #[default]
-    Shared,
-    /// Requests without a key skip the breaker.
-    Bypass,
-    /// Requests without a key are rejected.
-    Reject,
-}
-
-impl MissingKeySpec {
-    /// The [`MissingKey`] it names.
-    #[must_use]
-    pub const fn get(self) -> MissingKey {
-        match self {
-            Self::Shared => MissingKey::Shared,
-            Self::Bypass => MissingKey::Bypass,
-            Self::Reject => MissingKey::Reject,
-        }
     }
 }
 

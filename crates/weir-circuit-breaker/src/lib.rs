@@ -14,9 +14,7 @@ mod state;
 
 pub use crate::builder::{CircuitBreakerBuilder, ConfigError, KeyedCircuitBreakerBuilder};
 #[cfg(feature = "serde")]
-pub use crate::config::{
-    CircuitBreakerConfig, FailureRateSpec, MissingKeySpec, SlowCallsSpec, TimeWindowSpec,
-};
+pub use crate::config::{CircuitBreakerConfig, FailureRateSpec, SlowCallsSpec, TimeWindowSpec};
 pub use crate::event::Event;
 pub use crate::future::ResponseFuture;
 pub use crate::handle::{CircuitBreakerHandle, KeyedCircuitBreakerHandle, Snapshot};

@@ -81,6 +81,11 @@ where
 /// setting and applies it through [`MissingKey::resolve`], so the behaviour is the same across
 /// weir.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 pub enum MissingKey {
     /// The request skips the keyed check and goes to the inner service as if the layer were not
     /// there. Only safe when a client cannot drop its key to escape its limit (an unparseable

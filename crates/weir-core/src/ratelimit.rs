@@ -84,6 +84,11 @@ impl RateLimitInfo {
 /// Which rate-limit header fields [`RateLimitInfo::write_headers`] (and the response mapping of
 /// [`ErrorResponseLayer`](crate::ErrorResponseLayer)) write.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum HeaderStyle {
     /// The IETF fields `RateLimit-Policy` and `RateLimit` (the default).

@@ -15,7 +15,7 @@ use crate::handle::LoadShedHandle;
 use crate::layer::LoadShedLayer;
 use crate::limit::{Fixed, Limit};
 use crate::protocol::{Http, Plain};
-use crate::shared::{Core, Shared};
+use crate::shared::{Core, Flight, Shared};
 use crate::state::Priority;
 
 /// The default fixed limit of calls in flight.
@@ -65,7 +65,7 @@ impl<L, C, O, P> LoadShedBuilder<L, C, O, P> {
         self
     }
 
-    /// A fixed limit of `max` calls in flight (at least 1).
+    /// A fixed limit of `max` calls in flight (at least 1; above `u32::MAX`, `u32::MAX`).
     pub fn max_in_flight(self, max: usize) -> LoadShedBuilder<Fixed, C, O, P> {
         self.limit(Fixed::new(max))
     }
@@ -208,11 +208,10 @@ impl<L: Limit, C, O, P> LoadShedBuilder<L, C, O, P> {
         let limit = self.limit.limit().max(1);
         let layer = LoadShedLayer::from_shared(Shared {
             core: Core {
-                in_flight: AtomicUsize::new(0),
+                flight: Flight::default(),
                 limit: AtomicUsize::new(limit),
                 caps: [0; 3].map(AtomicUsize::new),
                 shed: AtomicU64::new(0),
-                succeeded: AtomicU64::new(0),
                 dropped: AtomicU64::new(0),
                 ignored: AtomicU64::new(0),
                 elevated_at: self.elevated_at,

@@ -26,9 +26,9 @@ impl LoadShedHandle {
         let core = self.shared.core();
         LoadShedStats {
             limit: core.limit.load(Relaxed),
-            in_flight: core.in_flight.load(Relaxed),
+            in_flight: core.flight.in_flight(),
             shed: core.shed.load(Relaxed),
-            succeeded: core.succeeded.load(Relaxed),
+            succeeded: core.flight.succeeded(),
             dropped: core.dropped.load(Relaxed),
             ignored: core.ignored.load(Relaxed),
         }

@@ -117,7 +117,7 @@ where
             let core = &self.shared.core;
             return ResponseFuture::rejected(self.shared.shed(
                 priority,
-                core.in_flight.load(Relaxed),
+                core.flight.in_flight(),
                 core.limit.load(Relaxed),
             ));
         }

@@ -13,16 +13,74 @@ use crate::event::Event;
 use crate::limit::{Limit, Sample};
 use crate::state::{LoadLevel, Priority, cap, level};
 
+/// The calls in flight and the calls that succeeded, in one word, so that a call that
+/// succeeds ends with one atomic operation rather than two.
+///
+/// The low 32 bits count the calls in flight (a limit above `u32::MAX` is taken as
+/// `u32::MAX`), the high 32 bits the successes modulo 2^32; `wraps` counts how many times the
+/// high half went round, so the success count reads as 64 bits. A success adds
+/// `2^32 - 1`: one success in, one call out, in a single `fetch_add` (the low half is at least 1
+/// while the call holds its slot, so nothing borrows across the halves).
+#[derive(Debug, Default)]
+pub(crate) struct Flight {
+    word: AtomicU64,
+    wraps: AtomicU64,
+}
+
+const LOW: u64 = 0xffff_ffff;
+const SUCCESS: u64 = 1 << 32;
+
+impl Flight {
+    /// Calls in flight now.
+    #[inline]
+    pub(crate) fn in_flight(&self) -> usize {
+        (self.word.load(SeqCst) & LOW) as usize
+    }
+
+    /// Calls that succeeded so far (a reading taken just as the high half wraps may be off by
+    /// 2^32 for that instant).
+    pub(crate) fn succeeded(&self) -> u64 {
+        let high = self.word.load(Relaxed) >> 32;
+        (self.wraps.load(Relaxed) << 32) | high
+    }
+
+    /// Takes a slot if fewer than `cap` calls are in flight; else the calls in flight.
+    #[inline]
+    fn enter(&self, cap: usize) -> Result<(), usize> {
+        let cap = u64::try_from(cap).unwrap_or(LOW).min(LOW);
+        self.word
+            .fetch_update(SeqCst, SeqCst, |word| {
+                (word & LOW < cap).then_some(word + 1)
+            })
+            .map(drop)
+            .map_err(|word| (word & LOW) as usize)
+    }
+
+    /// A call that held a slot succeeded.
+    #[inline]
+    fn leave_succeeded(&self) {
+        let before = self.word.fetch_add(SUCCESS - 1, SeqCst);
+        if before >> 32 == LOW {
+            self.wraps.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// A call that held a slot ended otherwise.
+    #[inline]
+    fn leave(&self) {
+        self.word.fetch_sub(1, SeqCst);
+    }
+}
+
 /// The counters and the live limit: what the handle reads, free of the type parameters.
 #[derive(Debug)]
 pub(crate) struct Core {
-    pub(crate) in_flight: AtomicUsize,
+    pub(crate) flight: Flight,
     pub(crate) limit: AtomicUsize,
     /// Calls each priority may have in flight under the current limit (sheddable, normal,
     /// critical), recomputed when the limit moves so admission does no arithmetic.
     pub(crate) caps: [AtomicUsize; 3],
     pub(crate) shed: AtomicU64,
-    pub(crate) succeeded: AtomicU64,
     pub(crate) dropped: AtomicU64,
     pub(crate) ignored: AtomicU64,
     pub(crate) elevated_at: f64,
@@ -40,7 +98,7 @@ impl Core {
 
     pub(crate) fn level(&self) -> LoadLevel {
         level(
-            self.in_flight.load(Relaxed),
+            self.flight.in_flight(),
             self.limit.load(Relaxed),
             self.elevated_at,
             self.critical_at,
@@ -82,12 +140,8 @@ where
     #[inline]
     pub(crate) fn admit(&self, priority: Priority) -> Result<(), Error> {
         let cap = self.core.caps[priority.index()].load(Relaxed);
-        match self
-            .core
-            .in_flight
-            .fetch_update(SeqCst, SeqCst, |n| (n < cap).then_some(n + 1))
-        {
-            Ok(_) => Ok(()),
+        match self.core.flight.enter(cap) {
+            Ok(()) => Ok(()),
             Err(in_flight) => Err(self.shed(priority, in_flight, self.core.limit.load(Relaxed))),
         }
     }
@@ -119,18 +173,21 @@ where
     }
 
     fn finish(&self, outcome: Outcome, started: Option<Instant>) {
-        let counter = match outcome {
-            Outcome::Success => &self.core.succeeded,
-            Outcome::Dropped => &self.core.dropped,
-            Outcome::Ignored => &self.core.ignored,
-        };
-        counter.fetch_add(1, Relaxed);
+        match outcome {
+            Outcome::Success => {}
+            Outcome::Dropped => {
+                self.core.dropped.fetch_add(1, Relaxed);
+            }
+            Outcome::Ignored => {
+                self.core.ignored.fetch_add(1, Relaxed);
+            }
+        }
         if L::ADAPTIVE
             && outcome != Outcome::Ignored
             && let Some(started) = started
         {
             let rtt = started.elapsed();
-            let in_flight = self.core.in_flight.load(SeqCst);
+            let in_flight = self.core.flight.in_flight();
             let sample = if outcome == Outcome::Dropped {
                 Sample::dropped(rtt, in_flight)
             } else {
@@ -156,7 +213,11 @@ where
                 });
             }
         }
-        self.core.in_flight.fetch_sub(1, SeqCst);
+        if outcome == Outcome::Success {
+            self.core.flight.leave_succeeded();
+        } else {
+            self.core.flight.leave();
+        }
     }
 }
 
@@ -208,5 +269,50 @@ impl Drop for InFlight {
 impl fmt::Debug for InFlight {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InFlight").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod flight_tests {
+    use super::*;
+
+    #[test]
+    fn a_success_ends_the_call_and_counts_in_one_word() {
+        let flight = Flight::default();
+        assert_eq!(flight.enter(2), Ok(()));
+        assert_eq!(flight.enter(2), Ok(()));
+        assert_eq!(flight.enter(2), Err(2));
+        assert_eq!(flight.in_flight(), 2);
+        flight.leave_succeeded();
+        assert_eq!((flight.in_flight(), flight.succeeded()), (1, 1));
+        flight.leave();
+        assert_eq!((flight.in_flight(), flight.succeeded()), (0, 1));
+        assert_eq!(flight.enter(0), Err(0));
+    }
+
+    #[test]
+    fn the_success_count_goes_past_32_bits() {
+        // One call in flight, 2^32 - 1 successes so far: the next success wraps the high half.
+        let flight = Flight {
+            word: AtomicU64::new((LOW << 32) | 1),
+            wraps: AtomicU64::new(0),
+        };
+        assert_eq!(flight.succeeded(), LOW);
+        flight.leave_succeeded();
+        assert_eq!(flight.in_flight(), 0);
+        assert_eq!(flight.succeeded(), 1 << 32);
+        assert_eq!(flight.enter(1), Ok(()));
+        flight.leave_succeeded();
+        assert_eq!(flight.succeeded(), (1 << 32) + 1);
+    }
+
+    #[test]
+    fn a_cap_beyond_32_bits_is_taken_as_the_largest_count() {
+        let flight = Flight {
+            word: AtomicU64::new(LOW - 1),
+            wraps: AtomicU64::new(0),
+        };
+        assert_eq!(flight.enter(usize::MAX), Ok(()));
+        assert_eq!(flight.enter(usize::MAX), Err(LOW as usize));
     }
 }

@@ -135,7 +135,7 @@ pub struct RateLimitConfig {
     #[serde(default)]
     pub mode: Option<ConfigMode>,
     /// What a request without a key gets: `"shared"` (the default), `"reject"` or `"bypass"`.
-    #[serde(default, deserialize_with = "missing_key")]
+    #[serde(default)]
     pub missing_key: Option<MissingKey>,
     /// The most keys stored at once (100 000 by default); at least 1.
     #[serde(default)]
@@ -145,7 +145,7 @@ pub struct RateLimitConfig {
     pub idle_timeout: Option<ConfigDuration>,
     /// The rate-limit fields written on admitted responses: `"none"` (the default), `"ietf"`,
     /// `"x_rate_limit"` or `"both"`.
-    #[serde(default, deserialize_with = "header_style")]
+    #[serde(default)]
     pub response_headers: Option<HeaderStyle>,
 }
 
@@ -562,40 +562,6 @@ fn period<'de, D: Deserializer<'de>>(d: D) -> Result<ConfigDuration, D::Error> {
         return Err(de::Error::custom("quota.per must be longer than zero"));
     }
     Ok(per)
-}
-
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum MissingKeyName {
-    Shared,
-    Reject,
-    Bypass,
-}
-
-fn missing_key<'de, D: Deserializer<'de>>(d: D) -> Result<Option<MissingKey>, D::Error> {
-    Ok(Some(match MissingKeyName::deserialize(d)? {
-        MissingKeyName::Shared => MissingKey::Shared,
-        MissingKeyName::Reject => MissingKey::Reject,
-        MissingKeyName::Bypass => MissingKey::Bypass,
-    }))
-}
-
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum HeaderStyleName {
-    None,
-    Ietf,
-    XRateLimit,
-    Both,
-}
-
-fn header_style<'de, D: Deserializer<'de>>(d: D) -> Result<Option<HeaderStyle>, D::Error> {
-    Ok(Some(match HeaderStyleName::deserialize(d)? {
-        HeaderStyleName::None => HeaderStyle::None,
-        HeaderStyleName::Ietf => HeaderStyle::Ietf,
-        HeaderStyleName::XRateLimit => HeaderStyle::XRateLimit,
-        HeaderStyleName::Both => HeaderStyle::Both,
-    }))
 }
 
 #[cfg(test)]
