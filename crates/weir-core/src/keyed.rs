@@ -1,8 +1,10 @@
 //! Per-key state for keyed layers: bounded in memory, evicting idle keys by itself.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry as MapEntry;
 use std::fmt;
-use std::hash::{BuildHasher, Hash, RandomState};
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
@@ -26,8 +28,8 @@ impl KeyedConfig {
         }
     }
 
-    /// The most keys stored at once (at least 1). Once full, a new key shares the map's overflow
-    /// state until idle keys are evicted.
+    /// The most keys stored at once in the whole map (at least 1). Once it holds that many, a new
+    /// key shares the map's overflow state until idle keys are evicted.
     #[must_use]
     pub const fn max_keys(mut self, max_keys: usize) -> Self {
         self.max_keys = if max_keys == 0 { 1 } else { max_keys };
@@ -62,16 +64,115 @@ impl Default for KeyedConfig {
     }
 }
 
-struct Slot<V> {
-    state: V,
-    /// Milliseconds since the map's epoch at the last request for this key.
-    last_seen: AtomicU64,
+/// How a [`KeyedMap`] tells that a key has gone idle: [`LastSeen`] (the default) or
+/// [`ByState`]. Sealed: the map's storage depends on it.
+pub trait Idleness: sealed::Sealed {}
+
+/// The map records the time of each key's last request (4 bytes per key, stored at most once per
+/// millisecond by a request) and evicts a key after [`KeyedConfig::idle_timeout`] without one, if
+/// [`KeyedMap::evict_if`] agrees. The default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LastSeen;
+
+/// The map records nothing per key: a key is idle when [`KeyedMap::evict_if`]'s predicate says
+/// so, reading the time from the state itself (a rate limiter's bucket that has been full again
+/// for the idle timeout). A hit then writes nothing but the state, and each key costs 4 to 8
+/// bytes less. [`KeyedConfig::idle_timeout`] still sets how often the map sweeps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ByState;
+
+impl Idleness for LastSeen {}
+impl Idleness for ByState {}
+
+mod sealed {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// What a map keeps next to each key to tell idleness, in the map's ticks (milliseconds,
+    /// coarser only for idle timeouts above 12 days) on 32 bits, wrapping.
+    pub trait Sealed: Send + Sync + 'static {
+        /// Stored with each key.
+        type Stamp: Send + Sync;
+
+        fn stamp(now: u32) -> Self::Stamp;
+
+        fn touch(stamp: &Self::Stamp, now: u32);
+
+        /// Whether a key stamped `stamp` has been idle for at least `idle` ticks at `now`.
+        fn is_idle(stamp: &Self::Stamp, now: u32, idle: u32) -> bool;
+    }
+
+    /// A stamp up to this many ticks after `now` (a request that read the clock after the sweep
+    /// did) is recent, not 49 days old.
+    const AHEAD: u32 = 1 << 16;
+
+    impl Sealed for super::LastSeen {
+        type Stamp = AtomicU32;
+
+        fn stamp(now: u32) -> AtomicU32 {
+            AtomicU32::new(now)
+        }
+
+        #[inline]
+        fn touch(stamp: &AtomicU32, now: u32) {
+            if stamp.load(Ordering::Relaxed) != now {
+                stamp.store(now, Ordering::Relaxed);
+            }
+        }
+
+        fn is_idle(stamp: &AtomicU32, now: u32, idle: u32) -> bool {
+            // Wrapping: a key unseen for 2³² ticks (49 days in milliseconds) while no sweep ran
+            // may look recent once; it is then evicted a round later.
+            let since = now.wrapping_sub(stamp.load(Ordering::Relaxed));
+            since >= idle && since <= u32::MAX - AHEAD
+        }
+    }
+
+    impl Sealed for super::ByState {
+        type Stamp = ();
+
+        fn stamp(_now: u32) {}
+
+        #[inline]
+        fn touch((): &(), _now: u32) {}
+
+        fn is_idle((): &(), _now: u32, _idle: u32) -> bool {
+            true
+        }
+    }
 }
 
-struct Shard<K, V, S> {
-    map: RwLock<HashMap<K, Slot<V>, S>>,
+/// A stored key with its stamp, hashed and compared by the key alone (so a lookup takes `&K`).
+/// The stamp sits next to the key, not the state, so it can fill the key's padding.
+struct Entry<K, T> {
+    key: K,
+    stamp: T,
 }
 
+impl<K: Hash, T> Hash for Entry<K, T> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key.hash(state);
+    }
+}
+
+impl<K: PartialEq, T> PartialEq for Entry<K, T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl<K: Eq, T> Eq for Entry<K, T> {}
+
+impl<K, T> Borrow<K> for Entry<K, T> {
+    fn borrow(&self) -> &K {
+        &self.key
+    }
+}
+
+type Table<K, V, S, I> = HashMap<Entry<K, <I as sealed::Sealed>::Stamp>, V, S>;
+
+struct Shard<K, V, S, I: Idleness> {
+    map: RwLock<Table<K, V, S, I>>,
+}
 /// A hasher for keys that are already uniformly distributed 64-bit hashes, such as a keyed
 /// SipHash of the real key computed by the caller: the map uses the value as it is instead of
 /// hashing it again. Use it with [`KeyedMap::with_hasher`] only for such keys: keys an attacker
@@ -111,17 +212,22 @@ impl std::hash::Hasher for PrehashedHasher {
 /// A concurrent map from keys to per-key state, for keyed layers (keyed rate limits, keyed
 /// breakers, bulkhead partitions).
 ///
-/// - **Bounded**: at most [`KeyedConfig::max_keys`] keys. A new key arriving when the map is full
-///   and no key is idle uses the map's *overflow* state, shared by every such key, so a flood of
-///   random keys (spoofed addresses) cannot grow memory without bound and is limited as one.
+/// - **Bounded**: at most [`KeyedConfig::max_keys`] keys in the whole map. A new key arriving
+///   when the map is full and no key is idle uses the map's *overflow* state, shared by every
+///   such key, so a flood of random keys (spoofed addresses) cannot grow memory without bound and
+///   is limited as one.
 /// - **Self-cleaning**: keys idle longer than [`KeyedConfig::idle_timeout`] are evicted by the
 ///   map itself, during requests (no task to spawn): each shard is swept when a new key is
-///   inserted and the shard was not swept for half the idle timeout, and any request sweeps one
-///   shard when the whole map was not swept for the idle timeout. Shards shrink their tables after
-///   a sweep leaves them mostly empty, so memory returns after a flood.
+///   inserted and the shard was not swept for half the idle timeout (a sixteenth of it when the
+///   map is full, and then one other shard too, so a new key can take the room of an idle key
+///   stored anywhere), and any request sweeps one shard when the whole map was not swept for the
+///   idle timeout. Shards shrink their tables after a sweep leaves them mostly empty, so memory
+///   returns after a flood. How a key counts as idle is the type parameter `I`: [`LastSeen`]
+///   (the default) or [`ByState`].
 /// - **Cheap hits**: a request for a stored key takes one shard's read lock (shared with other
-///   readers), hashes the key once and updates the key's last-seen time with a relaxed atomic store
-///   at most once per millisecond. It never allocates. A miss takes the shard's write lock.
+///   readers), hashes the key once and, with [`LastSeen`], updates the key's last-seen time with
+///   a relaxed atomic store at most once per millisecond. It never allocates. A miss takes the
+///   shard's write lock, and one atomic read-modify-write on the map's key count to insert.
 ///
 /// The state `V` is shared by concurrent requests, so it uses interior mutability (atomics, or a
 /// short `std::sync::Mutex` section).
@@ -140,17 +246,21 @@ impl std::hash::Hasher for PrehashedHasher {
 /// let ann = counts.with("ann", now, |k| (k, AtomicU32::new(0)), |c| c.load(Ordering::Relaxed));
 /// assert_eq!(ann, 2);
 /// ```
-pub struct KeyedMap<K, V, S = RandomState> {
-    shards: Box<[Shard<K, V, S>]>,
+pub struct KeyedMap<K, V, S = RandomState, I: Idleness = LastSeen> {
+    shards: Box<[Shard<K, V, S, I>]>,
     hasher: S,
     overflow: V,
     config: KeyedConfig,
-    max_per_shard: usize,
     evictable: Box<dyn Fn(&V, Instant) -> bool + Send + Sync>,
     on_evict: Option<Box<dyn Fn(&K, &V) + Send + Sync>>,
     epoch: Instant,
+    /// Keys stored, in every shard: the bound is checked against it when a key is inserted.
     len: AtomicUsize,
     evicted: AtomicU64,
+    /// A stamp is `milliseconds >> tick_shift` since the epoch, on 32 bits.
+    tick_shift: u32,
+    /// The idle timeout in ticks.
+    idle_ticks: u32,
     /// Milliseconds since the epoch of the last whole-map sweep check.
     last_sweep: AtomicU64,
     /// Which shard the next request-driven sweep cleans.
@@ -180,8 +290,32 @@ where
     /// are already keyed hashes).
     #[must_use]
     pub fn with_hasher(config: KeyedConfig, overflow: V, hasher: S) -> Self {
+        Self::with_idleness(config, overflow, hasher, LastSeen)
+    }
+}
+
+impl<K, V, S, I> KeyedMap<K, V, S, I>
+where
+    K: Hash + Eq,
+    S: BuildHasher + Clone,
+    I: Idleness,
+{
+    /// An empty map hashing its keys with `hasher` and telling idle keys by `idleness`: with
+    /// [`ByState`], give [`evict_if`](Self::evict_if) the predicate that decides.
+    #[must_use]
+    pub fn with_idleness(config: KeyedConfig, overflow: V, hasher: S, idleness: I) -> Self {
+        let _ = idleness;
         let shards = shard_count(config.max_keys);
-        let epoch = Instant::now();
+        let idle_ms = millis_of(config.idle_timeout);
+        // Ticks of a millisecond, or coarser when the idle timeout does not fit in 30 bits of
+        // them (above 12 days), so every stamp comparison stays far from the 32-bit wrap.
+        let tick_shift = 64 - (idle_ms >> 30).leading_zeros();
+        let idle_ticks = if tick_shift == 0 {
+            idle_ms
+        } else {
+            // Rounded up, plus a tick for the stamps' own truncation: never evicts early.
+            (idle_ms >> tick_shift) + 2
+        };
         Self {
             shards: (0..shards)
                 .map(|_| Shard {
@@ -191,12 +325,13 @@ where
             hasher,
             overflow,
             config,
-            max_per_shard: config.max_keys.div_ceil(shards),
             evictable: Box::new(|_, _| true),
             on_evict: None,
-            epoch,
+            epoch: Instant::now(),
             len: AtomicUsize::new(0),
             evicted: AtomicU64::new(0),
+            tick_shift,
+            idle_ticks: u32::try_from(idle_ticks).unwrap_or(u32::MAX),
             last_sweep: AtomicU64::new(0),
             next_sweep: AtomicUsize::new(0),
             shard_swept: (0..shards).map(|_| AtomicU64::new(0)).collect(),
@@ -205,7 +340,7 @@ where
 
     /// Evicts an idle key only if `evictable(&state, now)` also holds: for example only breakers
     /// that are closed, or only rate-limit buckets that are full again. Called during sweeps,
-    /// never on a hit.
+    /// never on a hit. With [`ByState`] it alone decides.
     #[must_use]
     pub fn evict_if(
         mut self,
@@ -250,47 +385,51 @@ where
     ) -> R {
         let now_ms = self.millis(now);
         self.maybe_sweep_one(now, now_ms);
+        let tick = self.tick(now_ms);
         let shard_index = self.shard_of(&key);
         let shard = &self.shards[shard_index];
         {
             let map = shard.map.read().unwrap_or_else(PoisonError::into_inner);
-            if let Some(slot) = map.get(&key) {
-                touch(slot, now_ms);
-                return f(&slot.state);
+            if let Some((entry, state)) = map.get_key_value(&key) {
+                I::touch(&entry.stamp, tick);
+                return f(state);
             }
         }
         let mut map = shard.map.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(slot) = map.get(&key) {
+        if let Some((entry, state)) = map.get_key_value(&key) {
             // Inserted by another request between the two locks.
-            touch(slot, now_ms);
-            return f(&slot.state);
+            I::touch(&entry.stamp, tick);
+            return f(state);
         }
-        // Sweep this shard when half an idle timeout has passed since its last sweep, or, when it
-        // is full, a sixteenth of one: often enough to make room as keys go idle, rarely enough
-        // that a flood of new keys against a full map costs O(1) per request, not a sweep each.
-        let since = now_ms.saturating_sub(self.shard_swept[shard_index].load(Ordering::Relaxed));
+        // Sweep this shard when half an idle timeout has passed since its last sweep, or, when the
+        // map is full, a sixteenth of one, and then one other shard too: often enough to make
+        // room as keys go idle, rarely enough that a flood of new keys against a full map costs
+        // O(1) per request, not a sweep each.
         let idle = millis_of(self.config.idle_timeout);
-        let due = if map.len() >= self.max_per_shard {
-            idle / 16
-        } else {
-            idle / 2
-        };
-        if since >= due.max(1) {
-            let swept = &self.shard_swept[shard_index];
-            swept.store(now_ms, Ordering::Relaxed);
+        let full = self.len() >= self.config.max_keys;
+        if self.sweep_due(shard_index, now_ms, if full { idle / 16 } else { idle / 2 }) {
             self.sweep(&mut map, now, now_ms);
         }
-        if map.len() >= self.max_per_shard {
+        if self.len() >= self.config.max_keys {
+            self.sweep_another(shard_index, now, now_ms, idle / 16);
+        }
+        if !self.reserve() {
             drop(map);
             return f(&self.overflow);
         }
         let (key, state) = insert(key);
-        let slot = map.entry(key).or_insert(Slot {
-            state,
-            last_seen: AtomicU64::new(now_ms),
-        });
-        self.len.fetch_add(1, Ordering::Relaxed);
-        f(&slot.state)
+        let entry = Entry {
+            key,
+            stamp: I::stamp(tick),
+        };
+        match map.entry(entry) {
+            MapEntry::Vacant(vacant) => f(vacant.insert(state)),
+            MapEntry::Occupied(occupied) => {
+                // `insert` returned a key other than the one looked up, already stored.
+                self.len.fetch_sub(1, Ordering::Relaxed);
+                f(occupied.into_mut())
+            }
+        }
     }
 
     /// The number of keys stored.
@@ -315,8 +454,8 @@ where
     pub fn for_each(&self, mut f: impl FnMut(&K, &V)) {
         for shard in &self.shards {
             let map = shard.map.read().unwrap_or_else(PoisonError::into_inner);
-            for (key, slot) in map.iter() {
-                f(key, &slot.state);
+            for (entry, state) in map.iter() {
+                f(&entry.key, state);
             }
         }
     }
@@ -333,16 +472,35 @@ where
         evicted
     }
 
-    /// The approximate heap bytes one stored key costs: the key, the state, the last-seen time
-    /// and the hash table's control byte, at the table's typical load.
+    /// The approximate heap bytes one stored key costs: the key, the state, the idleness stamp
+    /// and the hash table's control byte, with the table at its fullest (7/8; a table that has
+    /// just doubled is half as full, so up to twice this).
     #[must_use]
     pub const fn bytes_per_key() -> usize {
-        // hashbrown keeps one control byte per bucket and runs at most 7/8 full.
-        (size_of::<(K, Slot<V>)>() + 1) * 8 / 7
+        (size_of::<(Entry<K, <I as sealed::Sealed>::Stamp>, V)>() + 1) * 8 / 7
+    }
+
+    /// Counts one more key against the bound, unless the map is full.
+    fn reserve(&self) -> bool {
+        let max = self.config.max_keys;
+        self.len
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok()
     }
 
     fn millis(&self, now: Instant) -> u64 {
         millis_of(now.saturating_duration_since(self.epoch))
+    }
+
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "stamps wrap on 32 bits; comparisons are wrapping"
+    )]
+    #[inline]
+    const fn tick(&self, now_ms: u64) -> u32 {
+        (now_ms >> self.tick_shift) as u32
     }
 
     fn shard_of(&self, key: &K) -> usize {
@@ -350,6 +508,17 @@ where
         // (another hasher) sees independent bits.
         let hash = self.hasher.hash_one(key);
         (hash >> 32) as usize & (self.shards.len() - 1)
+    }
+
+    /// Whether shard `index` was last swept `every` milliseconds ago or more; if so, marks it
+    /// swept now (the caller sweeps it).
+    fn sweep_due(&self, index: usize, now_ms: u64, every: u64) -> bool {
+        let swept = &self.shard_swept[index];
+        if now_ms.saturating_sub(swept.load(Ordering::Relaxed)) < every.max(1) {
+            return false;
+        }
+        swept.store(now_ms, Ordering::Relaxed);
+        true
     }
 
     /// Sweeps one shard when the whole map has gone an idle timeout without one, so memory comes
@@ -374,14 +543,34 @@ where
         }
     }
 
-    fn sweep(&self, map: &mut HashMap<K, Slot<V>, S>, now: Instant, now_ms: u64) -> usize {
-        let idle = millis_of(self.config.idle_timeout);
+    /// With the map full, sweeps the next shard in turn other than `busy` (whose write lock the
+    /// caller holds) if its sweep is due and its lock is free: the room a new key needs may be
+    /// held by an idle key of any shard.
+    fn sweep_another(&self, busy: usize, now: Instant, now_ms: u64, every: u64) {
+        let shards = self.shards.len();
+        if shards == 1 {
+            return;
+        }
+        let mut index = self.next_sweep.fetch_add(1, Ordering::Relaxed) % shards;
+        if index == busy {
+            index = (index + 1) % shards;
+        }
+        // `try_write`: two requests sweeping each other's shard never wait on each other.
+        if self.sweep_due(index, now_ms, every)
+            && let Ok(mut map) = self.shards[index].map.try_write()
+        {
+            self.sweep(&mut map, now, now_ms);
+        }
+    }
+
+    fn sweep(&self, map: &mut Table<K, V, S, I>, now: Instant, now_ms: u64) -> usize {
+        let tick = self.tick(now_ms);
         let before = map.len();
-        map.retain(|key, slot| {
-            let seen = slot.last_seen.load(Ordering::Relaxed);
-            let keep = now_ms.saturating_sub(seen) < idle || !(self.evictable)(&slot.state, now);
+        map.retain(|entry, state| {
+            let keep = !I::is_idle(&entry.stamp, tick, self.idle_ticks)
+                || !(self.evictable)(state, now);
             if let (false, Some(on_evict)) = (keep, &self.on_evict) {
-                on_evict(key, &slot.state);
+                on_evict(&entry.key, state);
             }
             keep
         });
@@ -397,18 +586,15 @@ where
     }
 }
 
-fn touch<V>(slot: &Slot<V>, now_ms: u64) {
-    if slot.last_seen.load(Ordering::Relaxed) != now_ms {
-        slot.last_seen.store(now_ms, Ordering::Relaxed);
-    }
-}
-
+/// Whole milliseconds, saturating: no 128-bit arithmetic on the hot path.
 fn millis_of(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+    d.as_secs()
+        .saturating_mul(1_000)
+        .saturating_add(u64::from(d.subsec_millis()))
 }
 
-/// Shards: enough to keep writers on different keys apart, few enough that each holds a useful
-/// share of the keys.
+/// Shards: enough to keep writers on different keys apart. The bound is on the whole map, so a
+/// shard may hold any share of the keys.
 fn shard_count(max_keys: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(4, usize::from);
     (cores * 4)
@@ -418,7 +604,7 @@ fn shard_count(max_keys: usize) -> usize {
         .max(1)
 }
 
-impl<K, V: fmt::Debug, S> fmt::Debug for KeyedMap<K, V, S> {
+impl<K, V: fmt::Debug, S, I: Idleness> fmt::Debug for KeyedMap<K, V, S, I> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedMap")
             .field("len", &self.len.load(Ordering::Relaxed))
@@ -433,6 +619,8 @@ impl<K, V: fmt::Debug, S> fmt::Debug for KeyedMap<K, V, S> {
 mod tests {
     use std::sync::atomic::AtomicU32;
 
+    use proptest::prelude::*;
+
     use super::*;
 
     fn fresh(k: u32) -> (u32, AtomicU32) {
@@ -441,6 +629,20 @@ mod tests {
 
     fn bump(map: &KeyedMap<u32, AtomicU32>, key: u32, now: Instant) -> u32 {
         map.with(key, now, fresh, |c| c.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    /// A prehashed key in shard `shard` (the hash's high half picks it), distinct for each `n`.
+    fn in_shard(shard: u64, n: u64) -> u64 {
+        (shard << 32) | n
+    }
+
+    fn bump_prehashed(map: &KeyedMap<u64, AtomicU32, Prehashed>, key: u64, now: Instant) -> u32 {
+        map.with(
+            key,
+            now,
+            |k| (k, AtomicU32::new(0)),
+            |c| c.fetch_add(1, Ordering::Relaxed) + 1,
+        )
     }
 
     #[tokio::test(start_paused = true)]
@@ -464,19 +666,60 @@ mod tests {
         for key in 0..1000 {
             bump(&map, key, now);
         }
-        assert!(map.len() <= 4 + map.shards.len(), "len {}", map.len());
-        // Every key that found no room was counted on the shared overflow state.
-        let stored: u32 = {
-            let mut sum = 0;
-            map.for_each(|_, v| sum += v.load(Ordering::Relaxed));
-            sum
-        };
-        assert_eq!(stored + map.overflow().load(Ordering::Relaxed), 1000);
+        assert_eq!(map.len(), 4, "the first 4 keys fill the map");
+        let mut stored = Vec::new();
+        map.for_each(|k, v| stored.push((*k, v.load(Ordering::Relaxed))));
+        stored.sort_unstable();
+        assert_eq!(stored, [(0, 1), (1, 1), (2, 1), (3, 1)]);
+        // Every other key was counted on the shared overflow state.
+        assert_eq!(map.overflow().load(Ordering::Relaxed), 996);
         // A key that is stored keeps its own state.
-        let mut stored_key = None;
-        map.for_each(|k, _| stored_key = Some(*k));
-        let key = stored_key.expect("some key stored");
-        assert_eq!(bump(&map, key, now), 2);
+        assert_eq!(bump(&map, 2, now), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn max_keys_bounds_the_whole_map_not_each_shard() {
+        // Keys of one shard: with a per-shard share of the bound, the second would overflow.
+        for max_keys in [2, 3, 5] {
+            let map: KeyedMap<u64, AtomicU32, Prehashed> = KeyedMap::with_hasher(
+                KeyedConfig::new().max_keys(max_keys),
+                AtomicU32::new(0),
+                Prehashed,
+            );
+            let now = Instant::now();
+            for n in 0..max_keys as u64 {
+                assert_eq!(bump_prehashed(&map, in_shard(0, n), now), 1, "key {n}");
+                assert_eq!(bump_prehashed(&map, in_shard(0, n), now), 2, "key {n} stored");
+            }
+            assert_eq!(map.len(), max_keys);
+            assert_eq!(map.overflow().load(Ordering::Relaxed), 0);
+            // Full: the next key, whatever its shard, shares the overflow state.
+            assert_eq!(bump_prehashed(&map, in_shard(1, 99), now), 1);
+            assert_eq!(bump_prehashed(&map, in_shard(0, 99), now), 2);
+            assert_eq!(map.len(), max_keys);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_key_takes_the_room_of_an_idle_key_in_another_shard() {
+        let idle = Duration::from_secs(60);
+        let map: KeyedMap<u64, AtomicU32, Prehashed> = KeyedMap::with_hasher(
+            KeyedConfig::new().max_keys(2).idle_timeout(idle),
+            AtomicU32::new(0),
+            Prehashed,
+        );
+        let start = Instant::now();
+        bump_prehashed(&map, in_shard(0, 1), start);
+        bump_prehashed(&map, in_shard(1, 1), start);
+        // The key of shard 0 stays busy; the key of shard 1 goes idle.
+        let later = start + 2 * idle;
+        bump_prehashed(&map, in_shard(0, 1), later);
+        // A new key of shard 0: its own shard has nothing idle, shard 1 has.
+        assert_eq!(bump_prehashed(&map, in_shard(0, 2), later), 1);
+        assert_eq!(bump_prehashed(&map, in_shard(0, 2), later), 2, "stored");
+        assert_eq!(map.len(), 2);
+        assert_eq!(map.evicted(), 1);
+        assert_eq!(map.overflow().load(Ordering::Relaxed), 0);
     }
 
     #[tokio::test(start_paused = true)]
@@ -515,6 +758,38 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_key_seen_after_the_sweeps_clock_read_is_kept() {
+        // A request may read the clock after a concurrent sweep did: its stamp is a little
+        // ahead of the sweep's `now`, which must not look like a key idle for 49 days.
+        let map = KeyedMap::new(
+            KeyedConfig::new().idle_timeout(Duration::from_secs(1)),
+            AtomicU32::new(0),
+        );
+        let start = Instant::now();
+        bump(&map, 1, start + Duration::from_secs(10));
+        assert_eq!(map.sweep_now(start + Duration::from_secs(9)), 0);
+        assert_eq!(map.sweep_now(start + Duration::from_millis(10_999)), 0);
+        assert_eq!(map.sweep_now(start + Duration::from_secs(11)), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_timeouts_longer_than_the_stamps_range_still_hold() {
+        // 100 days is more milliseconds than 32 bits count: stamps use coarser ticks.
+        let day = Duration::from_secs(86_400);
+        let map = KeyedMap::new(
+            KeyedConfig::new().idle_timeout(100 * day),
+            AtomicU32::new(0),
+        );
+        let start = Instant::now();
+        bump(&map, 1, start);
+        bump(&map, 2, start + 50 * day);
+        assert_eq!(map.sweep_now(start + 99 * day), 0);
+        assert_eq!(map.sweep_now(start + 101 * day), 1, "1 idle for 101 days");
+        assert_eq!(map.sweep_now(start + 149 * day), 0, "2 idle for 99 days");
+        assert_eq!(map.sweep_now(start + 151 * day), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn evict_if_keeps_state_that_is_not_at_rest() {
         let idle = Duration::from_secs(1);
         let map = KeyedMap::new(KeyedConfig::new().idle_timeout(idle), AtomicU32::new(0))
@@ -525,6 +800,40 @@ mod tests {
         bump(&map, 2, start);
         assert_eq!(map.sweep_now(start + Duration::from_secs(5)), 1);
         assert_eq!(bump(&map, 2, start + Duration::from_secs(5)), 3, "2 kept");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn by_state_leaves_idleness_to_the_state() {
+        // The state is the time of its key's last request, in milliseconds since `start`.
+        let start = Instant::now();
+        let idle = Duration::from_secs(60);
+        let map: KeyedMap<u32, AtomicU64, RandomState, ByState> = KeyedMap::with_idleness(
+            KeyedConfig::new().idle_timeout(idle),
+            AtomicU64::new(0),
+            RandomState::new(),
+            ByState,
+        )
+        .evict_if(move |seen, now| {
+            let seen = start + Duration::from_millis(seen.load(Ordering::Relaxed));
+            now.saturating_duration_since(seen) >= idle
+        });
+        let request = |key: u32, at: Duration| {
+            map.with(
+                key,
+                start + at,
+                |k| (k, AtomicU64::new(0)),
+                |s| s.store(millis_of(at), Ordering::Relaxed),
+            );
+        };
+        request(1, Duration::ZERO);
+        request(2, Duration::ZERO);
+        request(1, Duration::from_secs(30));
+        assert_eq!(map.sweep_now(start + Duration::from_secs(61)), 1);
+        let mut left = Vec::new();
+        map.for_each(|k, _| left.push(*k));
+        assert_eq!(left, [1]);
+        assert_eq!(map.sweep_now(start + Duration::from_secs(91)), 1);
+        assert!(map.is_empty());
     }
 
     #[tokio::test(start_paused = true)]
@@ -547,6 +856,7 @@ mod tests {
         assert_eq!(map.sweep_now(start + Duration::from_secs(2)), 10);
         assert_eq!(map.evicted(), 10);
         assert_eq!(reported.load(Ordering::Relaxed), 10);
+        assert!(map.is_empty());
     }
 
     #[tokio::test(start_paused = true)]
@@ -575,18 +885,15 @@ mod tests {
             let now = start + 2 * idle + Duration::from_micros(u64::from(key) * 10);
             bump(&map, 1_000_000 + key, now);
         }
-        let stored = map.len();
-        assert!(stored <= 1_000 + map.shards.len(), "bounded: {stored}");
-        // A sweep per miss would examine ~`stored / shards` entries 100 000 times (millions);
+        assert_eq!(map.len(), 1_000, "bounded");
+        // A sweep per miss would examine ~`1 000 / shards` entries 100 000 times (millions);
         // at most one sweep per shard per idle/16 examines each stored entry ~16 times.
         let examined = examined.load(Ordering::Relaxed);
-        assert!(examined <= 20 * stored as u64, "{examined} examinations");
+        assert!(examined <= 20 * 1_000, "{examined} examinations");
     }
 
     #[tokio::test(start_paused = true)]
     async fn prehashed_keys_work_like_any_other() {
-        use std::hash::{BuildHasher, RandomState};
-
         let sip = RandomState::new();
         let map: KeyedMap<u64, AtomicU32, Prehashed> =
             KeyedMap::with_hasher(KeyedConfig::new(), AtomicU32::new(0), Prehashed);
@@ -616,13 +923,60 @@ mod tests {
 
     #[test]
     fn bytes_per_key_counts_key_state_and_bookkeeping() {
-        let bytes = KeyedMap::<std::net::IpAddr, AtomicU64>::bytes_per_key();
-        assert!((32..=64).contains(&bytes), "{bytes}");
+        // An address key: the 4-byte stamp fills the key's padding (17 + 4 bytes, then the
+        // 8-byte state): a 32-byte entry, 37 bytes with the control byte at 7/8 load.
+        let ip = KeyedMap::<std::net::IpAddr, AtomicU64>::bytes_per_key();
+        assert_eq!(ip, (32 + 1) * 8 / 7);
+        // A prehashed key whose state tells its own idleness: 8 + 8 bytes, as small as a map of
+        // `u64` to `u64` gets.
+        let hashed = KeyedMap::<u64, AtomicU64, Prehashed, ByState>::bytes_per_key();
+        assert_eq!(hashed, (16 + 1) * 8 / 7);
     }
 
     #[test]
     fn is_send_and_sync() {
         fn check<T: Send + Sync>() {}
         check::<KeyedMap<String, AtomicU32>>();
+        check::<KeyedMap<u64, AtomicU32, Prehashed, ByState>>();
+    }
+
+    proptest! {
+        /// With no key idle, the map stores exactly the first `max_keys` distinct keys, each
+        /// with its own count, and counts every other request on the overflow state.
+        #[test]
+        fn the_first_max_keys_keys_are_stored_and_no_more(
+            max_keys in 1_usize..12,
+            keys in proptest::collection::vec((0_u64..4, 0_u64..8), 0..64),
+        ) {
+            let map: KeyedMap<u64, AtomicU32, Prehashed> = KeyedMap::with_hasher(
+                KeyedConfig::new().max_keys(max_keys),
+                AtomicU32::new(0),
+                Prehashed,
+            );
+            let now = Instant::now();
+            let mut first: Vec<u64> = Vec::new();
+            for &(shard, n) in &keys {
+                let key = in_shard(shard, n);
+                if !first.contains(&key) && first.len() < max_keys {
+                    first.push(key);
+                }
+                bump_prehashed(&map, key, now);
+            }
+            let mut stored = Vec::new();
+            map.for_each(|k, v| stored.push((*k, v.load(Ordering::Relaxed))));
+            stored.sort_unstable();
+            let mut expected: Vec<(u64, u32)> = first
+                .iter()
+                .map(|k| (*k, u32::try_from(keys.iter().filter(|&&(s, n)| in_shard(s, n) == *k).count()).unwrap()))
+                .collect();
+            expected.sort_unstable();
+            prop_assert_eq!(map.len(), first.len());
+            prop_assert_eq!(&stored, &expected);
+            let on_stored: u32 = expected.iter().map(|(_, c)| c).sum();
+            prop_assert_eq!(
+                map.overflow().load(Ordering::Relaxed) + on_stored,
+                u32::try_from(keys.len()).unwrap()
+            );
+        }
     }
 }

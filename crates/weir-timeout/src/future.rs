@@ -94,6 +94,11 @@ where
         let output = match this.state.as_mut().project() {
             StateProj::Running { future, mut timer } => {
                 if let Poll::Ready(result) = future.poll(cx) {
+                    if let TimerProj::Idle { .. } = timer.project() {
+                        // Answered before any timer was armed (the happy path): nothing to
+                        // release early.
+                        return Poll::Ready(result.map_err(Into::into));
+                    }
                     result.map_err(Into::into)
                 } else {
                     // Pending: arm the timer now, once, in place.
@@ -130,7 +135,8 @@ where
                 .into()),
             StateProj::Done => panic!("ResponseFuture polled after completion"),
         };
-        // Drops the inner future and the timer now, not when the caller drops this future.
+        // Drops the inner future (cancelling its work on a timeout) and the armed timer now, not
+        // when the caller drops this future.
         this.state.set(State::Done);
         Poll::Ready(output)
     }
