@@ -6,7 +6,9 @@
 //! breaker), failsafe's default breaker (driven through a minimal tower adapter below) and
 //! tower-resilience's circuit breaker (failure rate over a count window of 100 calls).
 //!
-//! `cargo bench --bench circuit_breaker -- --warm-up-time 1 --measurement-time 2`
+//! `cargo bench --bench circuit_breaker -- --warm-up-time 1 --measurement-time 3`; instructions
+//! per call: `scripts/instructions.sh circuit_breaker weir-default`; figures in
+//! `benches/README.md` and in weir-circuit-breaker's README (`# Performance`).
 
 mod support;
 

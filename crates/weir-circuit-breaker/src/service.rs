@@ -85,6 +85,12 @@ impl<C, O> Shared<C, O> {
         }
     }
 
+    /// [`nanos_now`](Self::nanos_now) as a timed call's start: never [`UNTIMED`] (which would
+    /// take some 584 years of uptime).
+    fn started_now(&self) -> u64 {
+        self.nanos_now().min(UNTIMED - 1)
+    }
+
     /// Emits the rejection event and builds the error.
     fn rejection(&self, state: State, retry_after: Option<Duration>, key: Option<&DynKey>) -> Error
     where
@@ -120,8 +126,14 @@ pub(crate) struct Lane<C, O> {
 /// The shared state and its lanes: what every service and clone of one layer holds.
 pub(crate) struct Lanes<C, O> {
     pub(crate) shared: Arc<Shared<C, O>>,
-    lanes: Box<[Arc<Lane<C, O>>]>,
+    /// Thread `t` takes `slots[t % SLOTS]`, which is lane `t % lane_count()` (slot `i` holds lane
+    /// `i % lane_count()`; a power of two no larger than `SLOTS` divides it): an array, so the
+    /// closed path indexes it with a mask and no bounds check.
+    slots: Box<[Arc<Lane<C, O>>; SLOTS]>,
 }
+
+/// Lane slots per layer: the largest [`lane_count`].
+const SLOTS: usize = 64;
 
 /// The next thread's number (see [`THREAD`]).
 static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
@@ -132,25 +144,26 @@ thread_local! {
     static THREAD: usize = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Lanes per layer: twice the available parallelism, a power of two in `4..=64`.
+/// Lanes per layer: twice the available parallelism, a power of two in `4..=SLOTS`.
 fn lane_count() -> usize {
     std::thread::available_parallelism()
         .map_or(1, NonZeroUsize::get)
         .saturating_mul(2)
-        .clamp(4, 64)
+        .clamp(4, SLOTS)
         .next_power_of_two()
 }
 
 impl<C, O> Lanes<C, O> {
     pub(crate) fn new(shared: Arc<Shared<C, O>>) -> Self {
-        let lanes = (0..lane_count())
+        let lanes: Vec<_> = (0..lane_count())
             .map(|_| {
                 Arc::new(Lane {
                     shared: Arc::clone(&shared),
                 })
             })
             .collect();
-        Self { shared, lanes }
+        let slots = Box::new(std::array::from_fn(|i| Arc::clone(&lanes[i % lanes.len()])));
+        Self { shared, slots }
     }
 
     /// This thread's lane, cloned for one call.
@@ -158,8 +171,7 @@ impl<C, O> Lanes<C, O> {
     fn pick(&self) -> Arc<Lane<C, O>> {
         // A thread being torn down has no number any more: it takes lane 0.
         let thread = THREAD.try_with(|n| *n).unwrap_or(0);
-        // `lanes.len()` is a power of two.
-        Arc::clone(&self.lanes[thread & (self.lanes.len() - 1)])
+        Arc::clone(&self.slots[thread % SLOTS])
     }
 }
 
@@ -169,11 +181,15 @@ pub(crate) struct Guard<C, O> {
     lane: Arc<Lane<C, O>>,
     keyed: Option<Arc<KeyedBreaker>>,
     permit: Option<Permit>,
-    /// When the call started, in nanoseconds since `shared.origin`; read only with a slow-call
-    /// threshold (and set only then). A word rather than an `Option<Instant>`: the future stays
-    /// four words, moved with whole-word copies.
+    /// When the call started, in nanoseconds since `shared.origin`, with a slow-call threshold;
+    /// [`UNTIMED`] without one (so the closed path need not look the threshold up to know). A
+    /// word rather than an `Option<Instant>`: the future stays four words, moved with
+    /// whole-word copies.
     start: u64,
 }
+
+/// [`Guard::start`] of a call that is not timed (no slow-call threshold).
+const UNTIMED: u64 = u64::MAX;
 
 impl<C, O> Guard<C, O> {
     /// A guard for `permit`, on this thread's lane.
@@ -183,7 +199,28 @@ impl<C, O> Guard<C, O> {
             lane: lanes.pick(),
             keyed,
             permit,
-            start: 0,
+            start: UNTIMED,
+        }
+    }
+
+    /// A guard for `permit`, on this thread's lane, whose call starts now: [`new`](Self::new)
+    /// then [`start`](Self::start), built in one go (the closed path: no guard is moved twice).
+    #[inline]
+    fn started_now(
+        lanes: &Lanes<C, O>,
+        keyed: Option<Arc<KeyedBreaker>>,
+        permit: Option<Permit>,
+    ) -> Self {
+        let shared = &*lanes.shared;
+        Self {
+            lane: lanes.pick(),
+            keyed,
+            permit,
+            start: if shared.slow_threshold.is_some() {
+                shared.started_now()
+            } else {
+                UNTIMED
+            },
         }
     }
 
@@ -208,15 +245,8 @@ impl<C, O> Guard<C, O> {
     #[inline]
     fn start(&mut self) {
         if self.shared().slow_threshold.is_some() {
-            self.start = self.shared().nanos_now();
+            self.start = self.shared().started_now();
         }
-    }
-
-    /// As [`start`](Self::start), by value.
-    #[inline]
-    fn started(mut self) -> Self {
-        self.start();
-        self
     }
 
     /// Records the outcome of the call.
@@ -230,13 +260,35 @@ impl<C, O> Guard<C, O> {
             return;
         };
         let outcome = self.shared().classifier.classify(result);
-        let slow = match self.shared().slow_threshold {
-            Some(threshold) => {
-                Duration::from_nanos(self.shared().nanos_now().saturating_sub(self.start))
-                    >= threshold
-            }
-            None => false,
-        };
+        let slow = self.start != UNTIMED && self.slow();
+        // The healthy steady state: a success, not slow, on a single breaker (a keyed one goes
+        // the whole way), that `record` would neither count nor notify: `success_is_steady`
+        // makes the loads `record` makes before it returns without a write.
+        if !slow
+            && self.keyed.is_none()
+            && outcome.is_success()
+            && self.shared().breaker.success_is_steady(permit)
+        {
+            return;
+        }
+        self.record(permit, outcome, slow);
+    }
+
+    /// Whether the call, timed, took the slow-call threshold or longer (it reads the clock:
+    /// out of line, the closed path of an untimed call stays short).
+    #[inline(never)]
+    fn slow(&self) -> bool {
+        self.shared().slow_threshold.is_some_and(|threshold| {
+            Duration::from_nanos(self.shared().nanos_now().saturating_sub(self.start)) >= threshold
+        })
+    }
+
+    /// Records an outcome the steady state does not absorb.
+    #[inline]
+    fn record(&self, permit: Permit, outcome: Outcome, slow: bool)
+    where
+        O: for<'a> Observer<Event<'a>>,
+    {
         let (verdict, hint) = match outcome {
             Outcome::Success => (Verdict::Success, None),
             Outcome::Failure(_) => match outcome.hint() {
@@ -259,9 +311,23 @@ impl<C, O> Guard<C, O> {
 impl<C, O> Drop for Guard<C, O> {
     #[inline]
     fn drop(&mut self) {
-        if let Some(permit) = self.permit.take() {
-            self.breaker().release(permit);
+        // Only a probe's slot is given back (`release` ignores every other permit): a finished
+        // call, or a closed one, writes nothing here.
+        if let Some(permit) = self.permit
+            && permit.is_probe()
+        {
+            self.release(permit);
         }
+    }
+}
+
+impl<C, O> Guard<C, O> {
+    /// Gives a dropped probe's slot back; cold and out of line, so that dropping any other
+    /// guard is one test and its reference count.
+    #[cold]
+    #[inline(never)]
+    fn release(&self, permit: Permit) {
+        self.breaker().release(permit);
     }
 }
 
@@ -418,21 +484,23 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        if self.permit.is_none() && self.probe.is_none() {
-            // A rejection is decided afresh on every poll: the circuit may have moved on.
-            if self.rejection.is_some() {
-                self.rejection = None;
-            }
-            match admit(&self.lanes, &mut self.sleep, cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(error)) => {
-                    self.rejection = Some(error);
-                    return Poll::Ready(Ok(()));
-                }
-                Poll::Ready(Ok(Admission::Admitted(permit))) => self.permit = Some(permit),
-                Poll::Ready(Ok(Admission::Probe(guard))) => {
-                    // `probe` is `None` here: nothing to drop.
-                    self.probe.get_or_insert(guard);
+        if self.permit.is_none() {
+            // The closed path: nothing held, one load, a permit. Anything else (a probe or a
+            // rejection held, a circuit not closed) is decided out of line.
+            let counted = if self.probe.is_none() && self.rejection.is_none() {
+                self.lanes.shared.breaker.admit_counted()
+            } else {
+                None
+            };
+            match counted {
+                Some(permit) => self.permit = Some(permit),
+                None => {
+                    if self.poll_admit(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    if self.rejection.is_some() {
+                        return Poll::Ready(Ok(()));
+                    }
                 }
             }
         }
@@ -441,20 +509,59 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        let guard = match (self.permit.take(), self.probe.take()) {
-            (Some(permit), _) => Guard::new(&self.lanes, None, Some(permit)),
-            (None, Some(guard)) => guard,
-            (None, None) => {
-                let error = self
-                    .rejection
-                    .take()
-                    .expect("poll_ready must be called first");
-                return ResponseFuture::rejected(error);
-            }
-        };
         // The guard starts (reads the clock, with slow-call tracking) before the inner call.
-        let guard = guard.started();
+        let guard = match self.permit.take() {
+            // The closed path.
+            Some(permit) => Guard::started_now(&self.lanes, None, Some(permit)),
+            None => match self.take_held() {
+                Ok(guard) => guard,
+                Err(error) => return ResponseFuture::rejected(error),
+            },
+        };
+        // One place builds an admitted future, whichever way its guard came: the future is
+        // written once, field by field.
         ResponseFuture::admitted(self.inner.call(req), guard)
+    }
+}
+
+impl<S, C, O> CircuitBreaker<S, C, O> {
+    /// `poll_ready` when the closed path did not admit: keeps a probe already held, otherwise
+    /// decides afresh (a rejection is decided again on every poll: the circuit may have moved
+    /// on) and holds the permit, the probe or the rejection. `Pending` only in backpressure mode.
+    #[inline(never)]
+    fn poll_admit(&mut self, cx: &mut Context<'_>) -> Poll<()>
+    where
+        O: for<'a> Observer<Event<'a>>,
+    {
+        if self.probe.is_some() {
+            return Poll::Ready(());
+        }
+        self.rejection = None;
+        match admit(&self.lanes, &mut self.sleep, cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(error)) => self.rejection = Some(error),
+            Poll::Ready(Ok(Admission::Admitted(permit))) => self.permit = Some(permit),
+            Poll::Ready(Ok(Admission::Probe(guard))) => {
+                // `probe` is `None` here: nothing to drop.
+                self.probe.get_or_insert(guard);
+            }
+        }
+        Poll::Ready(())
+    }
+
+    /// `call` without a closed-path permit: the probe held, started, or the rejection.
+    #[inline(never)]
+    fn take_held(&mut self) -> Result<Guard<C, O>, Error> {
+        match self.probe.take() {
+            Some(mut guard) => {
+                guard.start();
+                Ok(guard)
+            }
+            None => Err(self
+                .rejection
+                .take()
+                .expect("poll_ready must be called first")),
+        }
     }
 }
 

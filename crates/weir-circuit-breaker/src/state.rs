@@ -61,29 +61,38 @@ impl State {
         }
     }
 
+    /// The state's tag in a state word. The states whose calls are admitted and counted come
+    /// first, so the closed path tells them apart with one comparison ([`is_counted`]).
     const fn tag(self) -> u64 {
         match self {
             Self::Closed => 0,
-            Self::Open => 1,
-            Self::HalfOpen => 2,
-            Self::ForcedOpen => 3,
-            Self::ForcedClosed => 4,
-            Self::Disabled => 5,
-            Self::MetricsOnly => 6,
+            Self::ForcedClosed => 1,
+            Self::MetricsOnly => 2,
+            Self::Open => 3,
+            Self::HalfOpen => 4,
+            Self::ForcedOpen => 5,
+            Self::Disabled => 6,
         }
     }
 
     const fn of(word: u64) -> Self {
         match word & 0xff {
             0 => Self::Closed,
-            1 => Self::Open,
-            2 => Self::HalfOpen,
-            3 => Self::ForcedOpen,
-            4 => Self::ForcedClosed,
-            5 => Self::Disabled,
-            _ => Self::MetricsOnly,
+            1 => Self::ForcedClosed,
+            2 => Self::MetricsOnly,
+            3 => Self::Open,
+            4 => Self::HalfOpen,
+            5 => Self::ForcedOpen,
+            _ => Self::Disabled,
         }
     }
+}
+
+/// Whether the state of `word` admits every call and counts its outcome: closed, forced closed
+/// or metrics-only (the first three tags).
+#[inline]
+const fn is_counted(word: u64) -> bool {
+    word & 0xff <= State::MetricsOnly.tag()
 }
 
 impl fmt::Display for State {
@@ -220,6 +229,17 @@ const PERMIT_WORD: u64 = 0xffff_ffff_0000_00ff;
 const PERMIT_MARK: u64 = 1 << 16;
 
 impl Permit {
+    /// A counted permit admitted under `word` (whose bits 8 to 31 are clear, as in every state
+    /// word): the word and the mark, so that [`Breaker::success_is_steady`] compares it with
+    /// the current word in one go.
+    #[inline]
+    const fn counted(word: u64) -> Self {
+        match NonZeroU64::new(word | PERMIT_MARK) {
+            Some(bits) => Self(bits),
+            None => Self(NonZeroU64::MIN),
+        }
+    }
+
     #[inline]
     const fn new(word: u64, kind: PermitKind) -> Self {
         let bits = (word & PERMIT_WORD) | ((kind as u64) << 8) | PERMIT_MARK;
@@ -363,16 +383,21 @@ impl CountWindow {
         }
     }
 
+    /// Every slot holds a success (neither failed nor slow).
+    #[inline]
+    fn full_of_successes(&self) -> bool {
+        // `&`, not `&&`: three loads and one branch (the loads have no effect to short-cut).
+        (self.counters.failures.load(Ordering::Relaxed) == 0)
+            & (self.counters.slow.load(Ordering::Relaxed) == 0)
+            & (u64::from(self.counters.total.load(Ordering::Relaxed)) == self.slots.len() as u64)
+    }
+
     #[inline]
     fn record(&self, code: u8) {
         let len = self.slots.len() as u64;
         // A window full of successes stays full of successes whichever slot a success lands in:
         // only loads, no write to a shared line (the healthy steady state scales across threads).
-        if code == PRESENT
-            && self.counters.failures.load(Ordering::Relaxed) == 0
-            && self.counters.slow.load(Ordering::Relaxed) == 0
-            && u64::from(self.counters.total.load(Ordering::Relaxed)) == len
-        {
+        if code == PRESENT && self.full_of_successes() {
             return;
         }
         let index = (self.next.fetch_add(1, Ordering::Relaxed) % len) as usize;
@@ -602,15 +627,19 @@ impl Breaker {
     /// open or half-open.
     #[inline]
     pub(crate) fn admit(&self, now: impl Fn() -> Duration) -> (Admit, Option<Notice>) {
-        // The closed path, inlined into the caller: one load.
-        let word = self.word.load(Ordering::Acquire);
-        if matches!(
-            State::of(word),
-            State::Closed | State::ForcedClosed | State::MetricsOnly
-        ) {
-            return (Admit::Permit(Permit::new(word, PermitKind::Counted)), None);
+        match self.admit_counted() {
+            Some(permit) => (Admit::Permit(permit), None),
+            None => self.admit_slow(now),
         }
-        self.admit_slow(now)
+    }
+
+    /// The closed path of [`admit`](Self::admit), inlined into the caller: one load. A permit
+    /// when the circuit is closed, forced closed or metrics-only (the answer `admit` would give,
+    /// with no notice); `None` otherwise, and then `admit` decides.
+    #[inline]
+    pub(crate) fn admit_counted(&self) -> Option<Permit> {
+        let word = self.word.load(Ordering::Acquire);
+        is_counted(word).then(|| Permit::counted(word))
     }
 
     #[cold]
@@ -729,6 +758,22 @@ impl Breaker {
             PermitKind::Probe => self.record_probe(permit, report, now),
             PermitKind::Counted => self.record_counted(permit, report, now),
         }
+    }
+
+    /// Whether recording a success (not slow) for `permit` would change nothing: a counted
+    /// permit of the current period, a count window full of successes and no failure in a row.
+    /// The same loads, in the same order, as [`record`](Self::record) makes for that success
+    /// before it returns without a write; when this is `true`, `record` may be skipped.
+    #[inline]
+    pub(crate) fn success_is_steady(&self, permit: Permit) -> bool {
+        let Window::Count(window) = &self.window else {
+            return false;
+        };
+        // A counted permit of the current word is exactly the current word with the mark.
+        // `&`, not `&&`: loads only, one branch.
+        (Permit::counted(self.word.load(Ordering::Acquire)) == permit)
+            & window.full_of_successes()
+            & (self.consecutive.load(Ordering::Relaxed) == 0)
     }
 
     #[inline]
@@ -1056,6 +1101,48 @@ mod tests {
             })
         );
         assert_eq!(b.state(), State::Open);
+    }
+
+    /// The closed path skips `record` for a success when `success_is_steady` says so: it must
+    /// say so only when recording would change nothing, and say so in a healthy window.
+    #[test]
+    fn a_success_is_steady_only_in_a_window_full_of_successes() {
+        let b = Breaker::new(settings());
+        let p = permit(&b, secs(0));
+        assert!(!b.success_is_steady(p), "an empty window is not full");
+        for _ in 0..10 {
+            call(&b, secs(0), ok());
+        }
+        assert!(b.success_is_steady(permit(&b, secs(0))));
+        // One failure among the last 10: a success slides it along, so it must be recorded.
+        call(&b, secs(0), fail());
+        assert!(!b.success_is_steady(permit(&b, secs(0))));
+        for _ in 0..10 {
+            call(&b, secs(0), ok());
+        }
+        let p = permit(&b, secs(0));
+        assert!(b.success_is_steady(p));
+        // A permit of an earlier period is not steady: its outcome is ignored by `record`
+        // anyway, and the check must not answer for a period it was not admitted in.
+        b.set(State::ForcedClosed, secs(0));
+        assert!(!b.success_is_steady(p));
+        // A probe is never steady: its success counts towards closing.
+        b.set(State::Open, secs(0));
+        let probe = permit(&b, secs(5));
+        assert!(probe.is_probe());
+        assert!(!b.success_is_steady(probe));
+        // A time window has no steady state: every success goes into its bucket.
+        let t = Breaker::new(Settings {
+            window: WindowKind::Time {
+                size: secs(10),
+                buckets: 2,
+            },
+            ..settings()
+        });
+        for _ in 0..20 {
+            call(&t, secs(0), ok());
+        }
+        assert!(!t.success_is_steady(permit(&t, secs(0))));
     }
 
     #[test]
@@ -1787,9 +1874,19 @@ mod tests {
                             };
                             let hint = if verdict == Verdict::Failure { hint.map(Duration::from_millis) } else { None };
                             let report = Report { verdict, slow: slow && s.slow_rate.is_some(), hint };
+                            // The closed path skips `record` when this holds: recording must
+                            // then change nothing.
+                            let steady = report.verdict == Verdict::Success
+                                && !report.slow
+                                && breaker.success_is_steady(p);
+                            let before = (breaker.state(), breaker.counts(at(now)), breaker.consecutive_failures());
                             let real = breaker.record(p, report, || at(now));
                             let expected = model.finish(m.0, m.1, report, now);
                             prop_assert_eq!(real, expected);
+                            if steady {
+                                prop_assert_eq!(real, None);
+                                prop_assert_eq!((breaker.state(), breaker.counts(at(now)), breaker.consecutive_failures()), before);
+                            }
                         }
                         Op::Drop { which } => {
                             if pending.is_empty() { continue; }
