@@ -6,7 +6,7 @@ use std::collections::hash_map::Entry as MapEntry;
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -76,8 +76,9 @@ pub struct LastSeen;
 
 /// The map records nothing per key: a key is idle when [`KeyedMap::evict_if`]'s predicate says
 /// so, reading the time from the state itself (a rate limiter's bucket that has been full again
-/// for the idle timeout). A hit then writes nothing but the state, and each key costs 4 to 8
-/// bytes less. [`KeyedConfig::idle_timeout`] still sets how often the map sweeps.
+/// for the idle timeout). A hit then writes nothing but the state, and each key costs up to 8
+/// bytes less (the stamp and its padding). [`KeyedConfig::idle_timeout`] still sets how often the
+/// map sweeps.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ByState;
 
@@ -227,7 +228,7 @@ impl std::hash::Hasher for PrehashedHasher {
 /// - **Cheap hits**: a request for a stored key takes one shard's read lock (shared with other
 ///   readers), hashes the key once and, with [`LastSeen`], updates the key's last-seen time with
 ///   a relaxed atomic store at most once per millisecond. It never allocates. A miss takes the
-///   shard's write lock, and one atomic read-modify-write on the map's key count to insert.
+///   shard's write lock and, to insert, two relaxed read-modify-writes on the key counts.
 ///
 /// The state `V` is shared by concurrent requests, so it uses interior mutability (atomics, or a
 /// short `std::sync::Mutex` section).
@@ -254,8 +255,11 @@ pub struct KeyedMap<K, V, S = RandomState, I: Idleness = LastSeen> {
     evictable: Box<dyn Fn(&V, Instant) -> bool + Send + Sync>,
     on_evict: Option<Box<dyn Fn(&K, &V) + Send + Sync>>,
     epoch: Instant,
-    /// Keys stored, in every shard: the bound is checked against it when a key is inserted.
+    /// Keys stored, in every shard.
     len: AtomicUsize,
+    /// Keys counted against `max_keys` when a key is inserted: this map's `len`, plus those of
+    /// the maps sharing its bound ([`share_bound_with`](Self::share_bound_with)).
+    bound: Arc<AtomicUsize>,
     evicted: AtomicU64,
     /// A stamp is `milliseconds >> tick_shift` since the epoch, on 32 bits.
     tick_shift: u32,
@@ -263,6 +267,9 @@ pub struct KeyedMap<K, V, S = RandomState, I: Idleness = LastSeen> {
     idle_ticks: u32,
     /// Milliseconds since the epoch of the last whole-map sweep check.
     last_sweep: AtomicU64,
+    /// Milliseconds between two request-driven sweeps of one shard: the idle timeout divided by
+    /// the shard count, so every shard is swept once per idle timeout.
+    sweep_one_every: u64,
     /// Which shard the next request-driven sweep cleans.
     next_sweep: AtomicUsize,
     /// Milliseconds since the epoch of each shard's last sweep.
@@ -329,10 +336,12 @@ where
             on_evict: None,
             epoch: Instant::now(),
             len: AtomicUsize::new(0),
+            bound: Arc::new(AtomicUsize::new(0)),
             evicted: AtomicU64::new(0),
             tick_shift,
             idle_ticks: u32::try_from(idle_ticks).unwrap_or(u32::MAX),
             last_sweep: AtomicU64::new(0),
+            sweep_one_every: idle_ms.max(1) / shards as u64,
             next_sweep: AtomicUsize::new(0),
             shard_swept: (0..shards).map(|_| AtomicU64::new(0)).collect(),
         }
@@ -355,6 +364,22 @@ where
     #[must_use]
     pub fn on_evict(mut self, on_evict: impl Fn(&K, &V) + Send + Sync + 'static) -> Self {
         self.on_evict = Some(Box::new(on_evict));
+        self
+    }
+
+    /// Counts this map's keys and `other`'s against one bound: together the two maps store at
+    /// most [`KeyedConfig::max_keys`] keys (each map checks its own configuration's when it
+    /// inserts). For a layer that keeps two kinds of state in two maps. A full map sweeps only
+    /// its own shards to make room; the other's idle keys leave with the other's sweeps.
+    #[must_use]
+    pub fn share_bound_with<K2, V2, S2, I2: Idleness>(
+        mut self,
+        other: &KeyedMap<K2, V2, S2, I2>,
+    ) -> Self {
+        let len = *self.len.get_mut();
+        self.bound.fetch_sub(len, Ordering::Relaxed);
+        other.bound.fetch_add(len, Ordering::Relaxed);
+        self.bound = Arc::clone(&other.bound);
         self
     }
 
@@ -384,7 +409,6 @@ where
         f: impl FnOnce(&V) -> R,
     ) -> R {
         let now_ms = self.millis(now);
-        self.maybe_sweep_one(now, now_ms);
         let tick = self.tick(now_ms);
         let shard_index = self.shard_of(&key);
         let shard = &self.shards[shard_index];
@@ -392,9 +416,14 @@ where
             let map = shard.map.read().unwrap_or_else(PoisonError::into_inner);
             if let Some((entry, state)) = map.get_key_value(&key) {
                 I::touch(&entry.stamp, tick);
-                return f(state);
+                let result = f(state);
+                drop(map);
+                // After the touch, so a sweep never evicts the key a request is using.
+                self.maybe_sweep_one(now, now_ms);
+                return result;
             }
         }
+        self.maybe_sweep_one(now, now_ms);
         let mut map = shard.map.write().unwrap_or_else(PoisonError::into_inner);
         if let Some((entry, state)) = map.get_key_value(&key) {
             // Inserted by another request between the two locks.
@@ -406,11 +435,11 @@ where
         // room as keys go idle, rarely enough that a flood of new keys against a full map costs
         // O(1) per request, not a sweep each.
         let idle = millis_of(self.config.idle_timeout);
-        let full = self.len() >= self.config.max_keys;
+        let full = self.bound.load(Ordering::Relaxed) >= self.config.max_keys;
         if self.sweep_due(shard_index, now_ms, if full { idle / 16 } else { idle / 2 }) {
             self.sweep(&mut map, now, now_ms);
         }
-        if self.len() >= self.config.max_keys {
+        if self.bound.load(Ordering::Relaxed) >= self.config.max_keys {
             self.sweep_another(shard_index, now, now_ms, idle / 16);
         }
         if !self.reserve() {
@@ -427,6 +456,7 @@ where
             MapEntry::Occupied(occupied) => {
                 // `insert` returned a key other than the one looked up, already stored.
                 self.len.fetch_sub(1, Ordering::Relaxed);
+                self.bound.fetch_sub(1, Ordering::Relaxed);
                 f(occupied.into_mut())
             }
         }
@@ -483,11 +513,16 @@ where
     /// Counts one more key against the bound, unless the map is full.
     fn reserve(&self) -> bool {
         let max = self.config.max_keys;
-        self.len
+        let reserved = self
+            .bound
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
                 (n < max).then_some(n + 1)
             })
-            .is_ok()
+            .is_ok();
+        if reserved {
+            self.len.fetch_add(1, Ordering::Relaxed);
+        }
+        reserved
     }
 
     fn millis(&self, now: Instant) -> u64 {
@@ -523,12 +558,18 @@ where
 
     /// Sweeps one shard when the whole map has gone an idle timeout without one, so memory comes
     /// back even when no new key arrives.
+    #[inline]
     fn maybe_sweep_one(&self, now: Instant, now_ms: u64) {
-        let idle = millis_of(self.config.idle_timeout).max(1);
         let last = self.last_sweep.load(Ordering::Relaxed);
-        if now_ms.saturating_sub(last) < idle / self.shards.len() as u64 {
-            return;
+        if now_ms.saturating_sub(last) >= self.sweep_one_every {
+            self.sweep_one(now, now_ms, last);
         }
+    }
+
+    /// The rare part of [`maybe_sweep_one`](Self::maybe_sweep_one), out of the hit path.
+    #[cold]
+    #[inline(never)]
+    fn sweep_one(&self, now: Instant, now_ms: u64, last: u64) {
         if self
             .last_sweep
             .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
@@ -567,8 +608,8 @@ where
         let tick = self.tick(now_ms);
         let before = map.len();
         map.retain(|entry, state| {
-            let keep = !I::is_idle(&entry.stamp, tick, self.idle_ticks)
-                || !(self.evictable)(state, now);
+            let keep =
+                !I::is_idle(&entry.stamp, tick, self.idle_ticks) || !(self.evictable)(state, now);
             if let (false, Some(on_evict)) = (keep, &self.on_evict) {
                 on_evict(&entry.key, state);
             }
@@ -577,6 +618,7 @@ where
         let evicted = before - map.len();
         if evicted > 0 {
             self.len.fetch_sub(evicted, Ordering::Relaxed);
+            self.bound.fetch_sub(evicted, Ordering::Relaxed);
             self.evicted.fetch_add(evicted as u64, Ordering::Relaxed);
             if map.capacity() > 64 && map.len() < map.capacity() / 4 {
                 map.shrink_to(map.len() * 2);
@@ -602,6 +644,13 @@ fn shard_count(max_keys: usize) -> usize {
         .clamp(1, 64)
         .min(max_keys.next_power_of_two())
         .max(1)
+}
+
+impl<K, V, S, I: Idleness> Drop for KeyedMap<K, V, S, I> {
+    fn drop(&mut self) {
+        // The keys leave the bound this map may share with another.
+        self.bound.fetch_sub(*self.len.get_mut(), Ordering::Relaxed);
+    }
 }
 
 impl<K, V: fmt::Debug, S, I: Idleness> fmt::Debug for KeyedMap<K, V, S, I> {
@@ -689,7 +738,11 @@ mod tests {
             let now = Instant::now();
             for n in 0..max_keys as u64 {
                 assert_eq!(bump_prehashed(&map, in_shard(0, n), now), 1, "key {n}");
-                assert_eq!(bump_prehashed(&map, in_shard(0, n), now), 2, "key {n} stored");
+                assert_eq!(
+                    bump_prehashed(&map, in_shard(0, n), now),
+                    2,
+                    "key {n} stored"
+                );
             }
             assert_eq!(map.len(), max_keys);
             assert_eq!(map.overflow().load(Ordering::Relaxed), 0);
@@ -698,6 +751,27 @@ mod tests {
             assert_eq!(bump_prehashed(&map, in_shard(0, 99), now), 2);
             assert_eq!(map.len(), max_keys);
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn two_maps_can_share_one_bound() {
+        let config = KeyedConfig::new().max_keys(3);
+        let one = KeyedMap::new(config, AtomicU32::new(0));
+        let two = KeyedMap::new(config, AtomicU32::new(0)).share_bound_with(&one);
+        let now = Instant::now();
+        bump(&one, 1, now);
+        bump(&two, 2, now);
+        bump(&one, 3, now);
+        assert_eq!((one.len(), two.len()), (2, 1));
+        // Three keys between them: a fourth, in either map, shares that map's overflow state.
+        assert_eq!(bump(&two, 4, now), 1);
+        assert_eq!(bump(&two, 4, now), 2);
+        assert_eq!(two.overflow().load(Ordering::Relaxed), 2);
+        assert_eq!((one.len(), two.len()), (2, 1));
+        // A map dropped gives its keys' room back.
+        drop(two);
+        assert_eq!(bump(&one, 5, now), 1);
+        assert_eq!(one.len(), 3);
     }
 
     #[tokio::test(start_paused = true)]

@@ -37,7 +37,9 @@ pub use crate::key::{
     ApiKey, ApiKeyToken, Authority, ForwardedHeader, Global, Header, KeyExtractor, KeyExtractorExt,
     MethodPath, MissingKey, Or, OrKey, Pair, PeerIp, Resolved, RouteKey,
 };
-pub use crate::keyed::{ByState, Idleness, KeyedConfig, KeyedMap, LastSeen, Prehashed, PrehashedHasher};
+pub use crate::keyed::{
+    ByState, Idleness, KeyedConfig, KeyedMap, LastSeen, Prehashed, PrehashedHasher,
+};
 pub use crate::name::Name;
 #[cfg(feature = "tracing")]
 pub use crate::observer::Tracing;

@@ -26,15 +26,35 @@ pin_project! {
         #[pin]
         state: State<F, S, Req, D>,
         protocol: P,
-        // Boxed: only HTTP responses with rate-limit fields carry it, and writing them
-        // allocates anyway; the future of every other call stays small.
-        info: Option<Box<RateLimitInfo>>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
     enum State<F, S, Req, D> {
+        Calling {
+            #[pin]
+            future: F,
+            // Boxed: only HTTP responses with rate-limit fields carry it, and writing them
+            // allocates anyway; the future of every other call stays small.
+            info: Option<Box<RateLimitInfo>>,
+        },
+        Rejected {
+            error: Option<BoxError>,
+        },
+        // Waiting for the store's answer or for a reserved turn: boxed, with the inner service
+        // and the request it holds, so that the future of a call admitted at once (every call
+        // of an in-memory limiter in reject mode) is the inner future and two words, whatever
+        // the request's size, and has nothing else to drop.
+        Later {
+            later: Pin<Box<Later<S, Req, D>>>,
+        },
+    }
+}
+
+pin_project! {
+    #[project = LaterProj]
+    enum Later<S, Req, D> {
         Deciding {
             #[pin]
             decision: D,
@@ -44,26 +64,21 @@ pin_project! {
         // The reservation lives in this state only: the futures of calls that never wait
         // have nothing more to check when dropped.
         Waiting {
-            sleep: Pin<Box<Sleep>>,
+            #[pin]
+            sleep: Sleep,
             pending: Option<(S, Req)>,
             reservation: Reservation,
-        },
-        Calling {
-            #[pin]
-            future: F,
-        },
-        Rejected {
-            error: Option<BoxError>,
+            info: Option<Box<RateLimitInfo>>,
         },
     }
 }
 
 impl<F, S, Req, D, P> ResponseFuture<F, S, Req, D, P> {
+    #[inline]
     pub(crate) const fn calling(future: F, protocol: P, info: Option<Box<RateLimitInfo>>) -> Self {
         Self {
-            state: State::Calling { future },
+            state: State::Calling { future, info },
             protocol,
-            info,
         }
     }
 
@@ -71,7 +86,6 @@ impl<F, S, Req, D, P> ResponseFuture<F, S, Req, D, P> {
         Self {
             state: State::Rejected { error: Some(error) },
             protocol,
-            info: None,
         }
     }
 
@@ -84,27 +98,95 @@ impl<F, S, Req, D, P> ResponseFuture<F, S, Req, D, P> {
         reservation: Reservation,
     ) -> Self {
         Self {
-            state: State::Waiting {
+            state: State::Later {
                 // Wait mode only, when the request must wait its turn: an admitted request never
                 // builds a timer.
-                sleep: Box::pin(sleep(wait)),
-                pending: Some((svc, req)),
-                reservation,
+                later: Box::pin(Later::Waiting {
+                    sleep: sleep(wait),
+                    pending: Some((svc, req)),
+                    reservation,
+                    info,
+                }),
             },
             protocol,
-            info,
         }
     }
 
     pub(crate) fn deciding(decision: D, then: Then, svc: S, req: Req, protocol: P) -> Self {
         Self {
-            state: State::Deciding {
-                decision,
-                then: Some(then),
-                pending: Some((svc, req)),
+            state: State::Later {
+                later: Box::pin(Later::Deciding {
+                    decision,
+                    then: Some(then),
+                    pending: Some((svc, req)),
+                }),
             },
             protocol,
-            info: None,
+        }
+    }
+}
+
+/// What polling the boxed state gave.
+enum Step<F, T> {
+    /// The inner service was called: poll its future.
+    Call(F, Option<Box<RateLimitInfo>>),
+    /// Still waiting.
+    Pending,
+    /// Refused by the decision the store gave later.
+    Done(T),
+}
+
+impl<S, Req, D> Later<S, Req, D> {
+    /// Drives a wait or a late decision until the inner service is called (or the request is
+    /// refused).
+    fn step<Res, E>(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Step<S::Future, Result<Res, BoxError>>
+    where
+        S: Service<Req, Response = Res, Error = E>,
+        D: Future<Output = Result<Decision, BoxError>>,
+    {
+        loop {
+            match self.as_mut().project() {
+                LaterProj::Deciding {
+                    decision,
+                    then,
+                    pending,
+                } => {
+                    let Poll::Ready(decided) = decision.poll(cx) else {
+                        return Step::Pending;
+                    };
+                    let then = then.take().expect("polled after completion");
+                    let (mut svc, req) = pending.take().expect("polled after completion");
+                    match then(decided) {
+                        Next::Call(info) => return Step::Call(svc.call(req), info),
+                        Next::Wait(wait, info, reservation) => {
+                            self.set(Self::Waiting {
+                                sleep: sleep(wait),
+                                pending: Some((svc, req)),
+                                reservation,
+                                info,
+                            });
+                        }
+                        Next::Reject(error) => return Step::Done(Err(error)),
+                    }
+                }
+                LaterProj::Waiting {
+                    sleep,
+                    pending,
+                    reservation,
+                    info,
+                } => {
+                    if sleep.poll(cx).is_pending() {
+                        return Step::Pending;
+                    }
+                    reservation.disarm();
+                    let info = info.take();
+                    let (mut svc, req) = pending.take().expect("polled after completion");
+                    return Step::Call(svc.call(req), info);
+                }
+            }
         }
     }
 }
@@ -124,48 +206,9 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Deciding {
-                    decision,
-                    then,
-                    pending,
-                } => {
-                    let decided = ready!(decision.poll(cx));
-                    let then = then.take().expect("polled after completion");
-                    let (mut svc, req) = pending.take().expect("polled after completion");
-                    match then(decided) {
-                        Next::Call(info) => {
-                            *this.info = info;
-                            let future = svc.call(req);
-                            this.state.set(State::Calling { future });
-                        }
-                        Next::Wait(wait, info, reservation) => {
-                            *this.info = info;
-                            this.state.set(State::Waiting {
-                                sleep: Box::pin(sleep(wait)),
-                                pending: Some((svc, req)),
-                                reservation,
-                            });
-                        }
-                        Next::Reject(error) => {
-                            this.state.set(State::Rejected { error: None });
-                            return Poll::Ready(Err(error));
-                        }
-                    }
-                }
-                StateProj::Waiting {
-                    sleep,
-                    pending,
-                    reservation,
-                } => {
-                    ready!(sleep.as_mut().poll(cx));
-                    reservation.disarm();
-                    let (mut svc, req) = pending.take().expect("polled after completion");
-                    let future = svc.call(req);
-                    this.state.set(State::Calling { future });
-                }
-                StateProj::Calling { future } => {
+                StateProj::Calling { future, info } => {
                     let mut result = ready!(future.poll(cx)).map_err(Into::into);
-                    if let (Ok(res), Some(info)) = (&mut result, this.info.as_ref()) {
+                    if let (Ok(res), Some(info)) = (&mut result, info.as_deref()) {
                         this.protocol.on_admitted(res, info);
                     }
                     return Poll::Ready(result);
@@ -173,7 +216,41 @@ where
                 StateProj::Rejected { error } => {
                     return Poll::Ready(Err(error.take().expect("polled after completion")));
                 }
+                StateProj::Later { .. } => {
+                    if let Some(result) = ready!(poll_later(this.state.as_mut(), cx)) {
+                        return Poll::Ready(result);
+                    }
+                }
             }
+        }
+    }
+}
+
+/// Polls a [`State::Later`]: `Ready(None)` once the inner service is called (the state is then
+/// [`State::Calling`]), `Ready(Some(_))` with a refusal. Out of line, with the state changes and
+/// the drop of the boxed state, so that polling the future of a call admitted at once touches
+/// none of it.
+#[inline(never)]
+fn poll_later<F, S, Req, D, Res, E>(
+    mut state: Pin<&mut State<F, S, Req, D>>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Res, BoxError>>>
+where
+    S: Service<Req, Future = F, Response = Res, Error = E>,
+    D: Future<Output = Result<Decision, BoxError>>,
+{
+    let StateProj::Later { later } = state.as_mut().project() else {
+        return Poll::Ready(None);
+    };
+    match later.as_mut().step(cx) {
+        Step::Call(future, info) => {
+            state.set(State::Calling { future, info });
+            Poll::Ready(None)
+        }
+        Step::Pending => Poll::Pending,
+        Step::Done(result) => {
+            state.set(State::Rejected { error: None });
+            Poll::Ready(Some(result))
         }
     }
 }
@@ -181,8 +258,10 @@ where
 impl<F, S, Req, D, P> fmt::Debug for ResponseFuture<F, S, Req, D, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
-            State::Deciding { .. } => "deciding",
-            State::Waiting { .. } => "waiting",
+            State::Later { later } => match later.as_ref().get_ref() {
+                Later::Deciding { .. } => "deciding",
+                Later::Waiting { .. } => "waiting",
+            },
             State::Calling { .. } => "calling",
             State::Rejected { .. } => "rejected",
         };

@@ -119,8 +119,10 @@ impl<X, St, T, C, O, P> Limiter<X, St, T, C, O, P>
 where
     O: for<'a> Observer<Event<'a>>,
 {
-    /// Turns a decision into what the request does next; emits the refusal events.
-    #[inline]
+    /// Turns a decision into what the request does next; emits the refusal events. Out of
+    /// line: the service answers the plain happy path (admitted at once, no fields to write)
+    /// itself.
+    #[inline(never)]
     pub(crate) fn judge<K>(
         self: &Arc<Self>,
         decision: Decision,

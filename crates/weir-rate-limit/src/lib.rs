@@ -3,6 +3,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
+mod clock;
 #[cfg(feature = "serde")]
 mod config;
 mod event;

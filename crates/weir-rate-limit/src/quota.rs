@@ -39,6 +39,9 @@ pub struct Quota {
     /// `period / rate` in nanoseconds, rounded up (at least 1), computed once: the hot path
     /// divides nothing to get it.
     interval: u64,
+    /// `interval × burst` in nanoseconds, saturating: the span of a full bucket, computed once
+    /// (with `interval`, a function of the other fields, so equality and hashing are unchanged).
+    span: u64,
 }
 
 const fn interval_of(rate: u32, period: Duration) -> u64 {
@@ -61,12 +64,14 @@ impl Quota {
     /// `rate` units per `period`, with a burst of `rate`.
     #[must_use]
     pub const fn new(rate: u32, period: Duration) -> Self {
+        let interval = interval_of(rate, period);
         Self {
             rate,
             period,
             burst: rate,
             name: Name::new("default"),
-            interval: interval_of(rate, period),
+            interval,
+            span: interval.saturating_mul(rate as u64),
         }
     }
 
@@ -98,6 +103,7 @@ impl Quota {
     #[must_use]
     pub const fn burst(mut self, burst: u32) -> Self {
         self.burst = burst;
+        self.span = self.interval.saturating_mul(burst as u64);
         self
     }
 
@@ -160,6 +166,12 @@ impl Quota {
         self.interval
     }
 
+    /// `interval × burst` in nanoseconds, saturating: how far ahead of now a full burst reaches.
+    #[inline]
+    pub(crate) const fn span_nanos(&self) -> u64 {
+        self.span
+    }
+
     /// Checks the rules; [`RateLimitBuilder::build`](crate::RateLimitBuilder::build) calls it on
     /// every quota.
     ///
@@ -206,6 +218,13 @@ mod tests {
         assert_eq!(sub_ms.interval_nanos(), 100_000);
         let tiny = Quota::new(10, Duration::from_nanos(1));
         assert_eq!(tiny.interval_nanos(), 1);
+    }
+
+    #[test]
+    fn the_span_follows_the_burst() {
+        assert_eq!(Quota::per_second(4).span_nanos(), 1_000_000_000);
+        assert_eq!(Quota::per_second(4).burst(6).span_nanos(), 1_500_000_000);
+        assert_eq!(Quota::per_day(1).burst(u32::MAX).span_nanos(), u64::MAX);
     }
 
     #[test]

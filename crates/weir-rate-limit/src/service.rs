@@ -127,21 +127,47 @@ where
         };
         let headers = protocol.writes_headers();
         let ask = Ask { cost, max_wait };
+        if let Some(decided) = lim
+            .store
+            .decide_now(key.as_ref(), &lim.tiers[tier], ask, now)
+        {
+            return match decided {
+                // The plain happy path: admitted at once, nothing to report.
+                Ok(decision) if decision.is_admitted() && decision.is_immediate() && !headers => {
+                    ResponseFuture::calling(self.inner.call(req), protocol, None)
+                }
+                Ok(decision) => {
+                    let next = lim.judge(decision, key, tier, cost, headers);
+                    self.then(next, req, protocol)
+                }
+                Err(error) => ResponseFuture::rejected(error, protocol),
+            };
+        }
         let mut decision = lim.store.decide(key.as_ref(), &lim.tiers[tier], ask, now);
         let polled = Pin::new(&mut decision).poll(&mut Context::from_waker(Waker::noop()));
         let next = match polled {
             Poll::Ready(Ok(decision)) => lim.judge(decision, key, tier, cost, headers),
             Poll::Ready(Err(error)) => Next::Reject(error),
             Poll::Pending => {
-                let lim = Arc::clone(lim);
-                let then = Box::new(move |decided| match decided {
-                    Ok(decision) => lim.judge(decision, key, tier, cost, headers),
-                    Err(error) => Next::Reject(error),
-                });
-                let svc = take_readied(&mut self.inner);
-                return ResponseFuture::deciding(decision, then, svc, req, protocol);
+                return self.deciding(decision, req, key, tier, cost, headers, protocol);
             }
         };
+        self.then(next, req, protocol)
+    }
+}
+
+impl<S, X, St, T, C, O, P> RateLimit<S, X, St, T, C, O, P> {
+    /// What a request does once decided, other than the plain happy path.
+    #[inline(never)]
+    fn then<Req, D>(
+        &mut self,
+        next: Next,
+        req: Req,
+        protocol: P,
+    ) -> ResponseFuture<S::Future, S, Req, D, P>
+    where
+        S: Service<Req> + Clone,
+    {
         match next {
             Next::Call(info) => ResponseFuture::calling(self.inner.call(req), protocol, info),
             Next::Wait(wait, info, reservation) => {
@@ -150,5 +176,197 @@ where
             }
             Next::Reject(error) => ResponseFuture::rejected(error, protocol),
         }
+    }
+
+    /// A store that answers later: the readied service and the request wait in the response
+    /// future for the decision.
+    #[inline(never)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the pieces of one request, moved once"
+    )]
+    fn deciding<Req, K>(
+        &mut self,
+        decision: St::Future,
+        req: Req,
+        key: Option<K>,
+        tier: usize,
+        cost: u32,
+        headers: bool,
+        protocol: P,
+    ) -> ResponseFuture<S::Future, S, Req, St::Future, P>
+    where
+        S: Service<Req> + Clone,
+        St: Store<K>,
+        K: Send + 'static,
+        X: Send + Sync + 'static,
+        T: Send + Sync + 'static,
+        C: Send + Sync + 'static,
+        O: for<'a> Observer<Event<'a>> + Send + Sync + 'static,
+        P: Send + Sync + 'static,
+    {
+        let lim = Arc::clone(&self.limiter);
+        let then = Box::new(move |decided| match decided {
+            Ok(decision) => lim.judge(decision, key, tier, cost, headers),
+            Err(error) => Next::Reject(error),
+        });
+        let svc = take_readied(&mut self.inner);
+        ResponseFuture::deciding(decision, then, svc, req, protocol)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::future::Ready;
+    use std::time::Duration;
+
+    use tower::{Layer, ServiceExt, service_fn};
+    use weir_core::{Error, KeyedConfig, Name};
+
+    use super::*;
+    use crate::quota::Quota;
+    use crate::store::{Decision, Tier};
+    use crate::{Gcra, RateLimitLayer};
+
+    /// A store that answers later: the in-memory decision, handed over on the second poll (the
+    /// limiter's own poll in `call` finds it pending), as a store asking a server would.
+    struct Later(MemoryStore);
+
+    struct Answer(Option<Result<Decision, BoxError>>, bool);
+
+    impl Future for Answer {
+        type Output = Result<Decision, BoxError>;
+
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+            if !self.1 {
+                self.1 = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Poll::Ready(self.0.take().expect("polled after completion"))
+        }
+    }
+
+    impl Store<()> for Later {
+        type Future = Answer;
+
+        fn decide(&self, key: Option<&()>, tier: &Tier, ask: Ask, now: Instant) -> Answer {
+            let decided: Ready<_> = self.0.decide(key, tier, ask, now);
+            Answer(Some(decided.into_inner()), false)
+        }
+
+        fn cancel(&self, key: Option<&()>, tier: &Tier, cost: u32, now: Instant) {
+            self.0.cancel(key, tier, cost, now);
+        }
+    }
+
+    fn later(quota: &Quota) -> Later {
+        let tier = Tier::new(Name::default(), [quota.clone()]);
+        Later(MemoryStore::new(Gcra, KeyedConfig::new(), &tier))
+    }
+
+    fn echo()
+    -> impl Service<u32, Response = u32, Error = Infallible, Future = Ready<Result<u32, Infallible>>>
+    + Clone {
+        service_fn(|n: u32| std::future::ready(Ok(n)))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_store_answering_later_admits_then_refuses_with_its_retry_after() {
+        let quota = Quota::per_second(2).named("edge");
+        let layer = RateLimitLayer::builder()
+            .quota(quota.clone())
+            .build_with_store(later(&quota))
+            .expect("valid");
+        let mut svc = layer.layer(echo());
+        for n in 0..2 {
+            assert_eq!(
+                svc.ready()
+                    .await
+                    .expect("ready")
+                    .call(n)
+                    .await
+                    .expect("admitted"),
+                n
+            );
+        }
+        let refused = svc
+            .ready()
+            .await
+            .expect("ready")
+            .call(9)
+            .await
+            .expect_err("refused");
+        let error = Error::find(&*refused).expect("a weir error");
+        assert!(error.is_rate_limited());
+        assert_eq!(error.retry_after(), Some(Duration::from_millis(500)));
+        assert_eq!(error.rate_limit().map(|i| i.quota()), Some(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_store_answering_later_can_make_a_request_wait_its_turn() {
+        let quota = Quota::per_second(2).burst(1);
+        let layer = RateLimitLayer::builder()
+            .quota(quota.clone())
+            .wait(Duration::from_secs(1))
+            .build_with_store(later(&quota))
+            .expect("valid");
+        let mut svc = layer.layer(echo());
+        assert_eq!(
+            svc.ready()
+                .await
+                .expect("ready")
+                .call(1)
+                .await
+                .expect("admitted"),
+            1
+        );
+        let start = Instant::now();
+        let waited = svc
+            .ready()
+            .await
+            .expect("ready")
+            .call(2)
+            .await
+            .expect("admitted");
+        assert_eq!(waited, 2);
+        assert_eq!(start.elapsed(), Duration::from_millis(500));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dropping_a_waiting_future_gives_its_turn_back() {
+        let quota = Quota::per_second(2).burst(1);
+        let layer = RateLimitLayer::builder()
+            .quota(quota)
+            .wait(Duration::from_secs(1))
+            .build()
+            .expect("valid");
+        let mut svc = layer.layer(echo());
+        assert_eq!(
+            svc.ready()
+                .await
+                .expect("ready")
+                .call(1)
+                .await
+                .expect("admitted"),
+            1
+        );
+        let mut waiting = tokio_test::task::spawn(svc.ready().await.expect("ready").call(2));
+        tokio_test::assert_pending!(waiting.poll());
+        assert!(format!("{:?}", &*waiting).contains("waiting"));
+        drop(waiting);
+        // The 500 ms turn was given back: the next request waits 500 ms, not 1 s.
+        let start = Instant::now();
+        assert_eq!(
+            svc.ready()
+                .await
+                .expect("ready")
+                .call(3)
+                .await
+                .expect("admitted"),
+            3
+        );
+        assert_eq!(start.elapsed(), Duration::from_millis(500));
     }
 }

@@ -185,7 +185,7 @@ fn gcra_step(
     max_wait: u64,
 ) -> (Verdict, Option<u64>) {
     let t = quota.interval_nanos();
-    let cap = t.saturating_mul(u64::from(quota.burst_size()));
+    let cap = quota.span_nanos();
     let inc = t.saturating_mul(u64::from(cost));
     if inc > cap {
         return (above_the_burst(tat, quota, cap, now), None);
@@ -206,14 +206,25 @@ fn above_the_burst(tat: u64, quota: &Quota, cap: u64, now: u64) -> Verdict {
     )
 }
 
-#[inline]
-fn cas_loop(cell: &AtomicU64, step: impl Fn(u64) -> (Verdict, Option<u64>)) -> Verdict {
+/// The new theoretical arrival time of [`schedule`] when the request fits, computed alone: the
+/// compare-and-swap loop carries one number, and the verdict is built once, after it.
+#[inline(always)]
+fn next_tat(tat: u64, inc: u64, cap: u64, now: u64, max_wait: u64) -> Option<u64> {
+    let new = tat.max(now).saturating_add(inc);
+    let wait = new.saturating_sub(cap).saturating_sub(now);
+    (wait <= max_wait).then_some(new)
+}
+
+/// Advances `cell` with `next` by compare-and-swap until it sticks or `next` refuses; returns the
+/// value `next` last decided on (the one replaced, or the one that refused), from which the
+/// caller builds the verdict (a pure function of it, so the same verdict the step decided).
+#[inline(always)]
+fn cas_loop(cell: &AtomicU64, next: impl Fn(u64) -> Option<u64>) -> u64 {
     let mut tat = cell.load(Ordering::Acquire);
     loop {
-        let (verdict, new) = step(tat);
-        let Some(new) = new else { return verdict };
+        let Some(new) = next(tat) else { return tat };
         match cell.compare_exchange_weak(tat, new, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => return verdict,
+            Ok(_) => return tat,
             Err(actual) => tat = actual,
         }
     }
@@ -245,7 +256,14 @@ impl Algorithm for Gcra {
         now: u64,
         max_wait: u64,
     ) -> Verdict {
-        cas_loop(state, |tat| gcra_step(tat, quota, cost, now, max_wait))
+        let t = quota.interval_nanos();
+        let cap = quota.span_nanos();
+        let inc = t.saturating_mul(u64::from(cost));
+        if inc > cap {
+            return above_the_burst(state.load(Ordering::Acquire), quota, cap, now);
+        }
+        let tat = cas_loop(state, |tat| next_tat(tat, inc, cap, now, max_wait));
+        schedule(tat, inc, cap, t, now, max_wait).0
     }
 
     fn release(&self, state: &AtomicU64, quota: &Quota, cost: u32, _now: u64) {
@@ -284,7 +302,7 @@ fn leaky_step(
 ) -> (Verdict, Option<u64>) {
     let t = quota.interval_nanos();
     let inc = t.saturating_mul(u64::from(cost));
-    let queue = t.saturating_mul(u64::from(quota.burst_size()));
+    let queue = quota.span_nanos();
     let (verdict, new) = schedule(next, inc, t, t, now, max_wait.min(queue));
     if verdict.is_admitted() {
         let places = queue.saturating_sub(verdict.wait());
@@ -316,7 +334,11 @@ impl Algorithm for LeakyBucket {
         now: u64,
         max_wait: u64,
     ) -> Verdict {
-        cas_loop(state, |next| leaky_step(next, quota, cost, now, max_wait))
+        let t = quota.interval_nanos();
+        let inc = t.saturating_mul(u64::from(cost));
+        let bounded = max_wait.min(quota.span_nanos());
+        let next = cas_loop(state, |next| next_tat(next, inc, t, now, bounded));
+        leaky_step(next, quota, cost, now, max_wait).0
     }
 
     fn release(&self, state: &AtomicU64, quota: &Quota, cost: u32, _now: u64) {

@@ -6,8 +6,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use weir_core::{BoxError, KeyedConfig, KeyedMap, Name, Prehashed};
+use weir_core::{BoxError, ByState, KeyedConfig, KeyedMap, Name, Prehashed};
 
+use crate::clock::Origin;
 use crate::quota::Quota;
 use crate::state::{Algorithm, Gcra, Verdict};
 
@@ -43,15 +44,33 @@ impl Tier {
 }
 
 /// A store's answer to one request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
-    admitted: bool,
+    /// 1 if admitted, 0 if refused: a whole word, not a `bool`, so the decision has no padding.
+    /// A `bool` left seven padding bytes, which moves of `Option<Result<Decision, _>>` on the
+    /// hot path copied with two overlapping 4-byte stores and loads, stalling store-to-load
+    /// forwarding (about 15 % of a GCRA call's time).
+    admitted: u64,
     policy: usize,
     wait: u64,
     room: u64,
     unit: u64,
     reset: u64,
     retry_after: u64,
+}
+
+impl std::fmt::Debug for Decision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decision")
+            .field("admitted", &self.is_admitted())
+            .field("policy", &self.policy)
+            .field("wait", &self.wait)
+            .field("room", &self.room)
+            .field("unit", &self.unit)
+            .field("reset", &self.reset)
+            .field("retry_after", &self.retry_after)
+            .finish()
+    }
 }
 
 fn nanos_of(d: Duration) -> u64 {
@@ -65,7 +84,7 @@ impl Decision {
     #[must_use]
     pub fn admitted(policy: usize, wait: Duration, remaining: u64, reset: Duration) -> Self {
         Self {
-            admitted: true,
+            admitted: 1,
             policy,
             wait: nanos_of(wait),
             room: remaining,
@@ -79,7 +98,7 @@ impl Decision {
     #[must_use]
     pub fn refused(policy: usize, retry_after: Duration, remaining: u64, reset: Duration) -> Self {
         Self {
-            admitted: false,
+            admitted: 0,
             policy,
             wait: 0,
             room: remaining,
@@ -93,7 +112,7 @@ impl Decision {
     const fn of(policy: usize, v: Verdict) -> Self {
         let (room, unit) = v.room();
         Self {
-            admitted: v.is_admitted(),
+            admitted: v.is_admitted() as u64,
             policy,
             wait: v.wait(),
             room,
@@ -112,7 +131,7 @@ impl Decision {
     /// Whether the request may proceed (possibly after [`wait`](Self::wait)).
     #[must_use]
     pub const fn is_admitted(&self) -> bool {
-        self.admitted
+        self.admitted != 0
     }
 
     /// The index, in the tier's quotas, of the policy this decision reports.
@@ -161,11 +180,12 @@ pub struct Ask {
 
 /// Where a rate limiter keeps its state.
 ///
-/// The limiter calls [`decide`](Self::decide) once per request and polls the future it returns
-/// once with a no-op waker: a store that answers at once (the in-memory store, whose future is
-/// [`std::future::Ready`]) costs no allocation and no extra state; a store that must ask a server
-/// (Redis) returns a pending future that the response future drives to completion before it
-/// calls the inner service (then the inner service is cloned, as for a wait).
+/// The limiter calls [`decide_now`](Self::decide_now) once per request; if the store cannot
+/// answer at once (the default), it calls [`decide`](Self::decide) and polls the future it
+/// returns once with a no-op waker: a store that answers at once (the in-memory store, whose
+/// future is [`std::future::Ready`]) costs no allocation and no extra state; a store that must
+/// ask a server (Redis) returns a pending future that the response future drives to completion
+/// before it calls the inner service (then the inner service is cloned, as for a wait).
 ///
 /// The decision future must be `Unpin` (box it if it is not: a store that asks a server pays a
 /// round trip anyway), because the limiter polls it once in `call` and moves it into the
@@ -190,38 +210,99 @@ pub trait Store<K>: Send + Sync + 'static {
     /// Decides `ask` for `key` against every quota of `tier`.
     fn decide(&self, key: Option<&K>, tier: &Tier, ask: Ask, now: Instant) -> Self::Future;
 
+    /// Decides `ask` at once, as [`decide`](Self::decide) would, if the store can answer without
+    /// waiting; `None` (the default) makes the limiter call [`decide`](Self::decide) instead.
+    ///
+    /// The in-memory store always answers here: the limiter then builds no decision future and
+    /// polls nothing. A store must decide each request once: either here, or in `decide`.
+    #[inline]
+    fn decide_now(
+        &self,
+        key: Option<&K>,
+        tier: &Tier,
+        ask: Ask,
+        now: Instant,
+    ) -> Option<Result<Decision, BoxError>> {
+        let _ = (key, tier, ask, now);
+        None
+    }
+
     /// Gives back the units of a reservation that was not used.
     fn cancel(&self, key: Option<&K>, tier: &Tier, cost: u32, now: Instant);
 }
 
-/// The states of one key: one per quota of its tier, the first inline.
-#[derive(Debug)]
-pub(crate) struct KeyState<S> {
+/// The states of one key: one per quota of its tier, the first inline, the others in `rest`.
+///
+/// A key of a single-quota tier is a [`Single`]: its one state and nothing else (no pointer), so
+/// with GCRA a stored key costs its 8-byte hash and 8-byte state. A key of a stacked tier is a
+/// [`Stacked`], its other states boxed. The decision sees both as `KeyState<S>` (`rest` unsized
+/// to `dyn Rest<S>`), through a reference, at no cost.
+pub(crate) struct KeyState<S, R: ?Sized = dyn Rest<S>> {
     first: S,
-    /// The states of the other stacked quotas; a thin pointer, so a key with one quota costs 8
-    /// bytes here, not 16.
-    rest: Option<Box<Box<[S]>>>,
+    rest: R,
+}
+
+/// A key of a single-quota tier.
+type Single<S> = KeyState<S, [S; 0]>;
+
+/// A key of a tier with stacked quotas.
+type Stacked<S> = KeyState<S, Box<[S]>>;
+
+/// The states of a key after its first.
+pub(crate) trait Rest<S>: Send + Sync {
+    fn states(&self) -> &[S];
+}
+
+impl<S: Send + Sync> Rest<S> for [S; 0] {
+    fn states(&self) -> &[S] {
+        self
+    }
+}
+
+impl<S: Send + Sync> Rest<S> for Box<[S]> {
+    fn states(&self) -> &[S] {
+        self
+    }
+}
+
+fn first_state<A: Algorithm>(algorithm: &A, tier: &Tier) -> A::State {
+    tier.quotas().first().map_or_else(
+        || algorithm.new_state(&Quota::per_second(1)),
+        |q| algorithm.new_state(q),
+    )
+}
+
+impl<S> Single<S> {
+    /// The state of the first quota of `tier`.
+    fn single<A: Algorithm<State = S>>(algorithm: &A, tier: &Tier) -> Self {
+        Self {
+            first: first_state(algorithm, tier),
+            rest: [],
+        }
+    }
+}
+
+impl<S> Stacked<S> {
+    /// The states of every quota of `tier`.
+    fn stacked<A: Algorithm<State = S>>(algorithm: &A, tier: &Tier) -> Self {
+        Self {
+            first: first_state(algorithm, tier),
+            rest: tier
+                .quotas()
+                .iter()
+                .skip(1)
+                .map(|q| algorithm.new_state(q))
+                .collect(),
+        }
+    }
 }
 
 impl<S> KeyState<S> {
-    fn new<A: Algorithm<State = S>>(algorithm: &A, tier: &Tier) -> Self {
-        let mut quotas = tier.quotas().iter();
-        let first = quotas.next().map_or_else(
-            || algorithm.new_state(&Quota::per_second(1)),
-            |q| algorithm.new_state(q),
-        );
-        let rest: Box<[S]> = quotas.map(|q| algorithm.new_state(q)).collect();
-        Self {
-            first,
-            rest: (!rest.is_empty()).then(|| Box::new(rest)),
-        }
-    }
-
     fn get(&self, i: usize) -> Option<&S> {
         if i == 0 {
             Some(&self.first)
         } else {
-            self.rest.as_ref().and_then(|rest| rest.get(i - 1))
+            self.rest.states().get(i - 1)
         }
     }
 }
@@ -229,62 +310,68 @@ impl<S> KeyState<S> {
 /// The epoch every in-memory state counts nanoseconds from: a day before the first limiter was
 /// built (or the earliest representable instant), so every `tokio::time::Instant` a runtime of
 /// this process can produce, paused or not, lies after it.
-fn epoch() -> std::time::Instant {
-    static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
-    *EPOCH.get_or_init(|| {
+fn epoch() -> &'static Origin {
+    static EPOCH: OnceLock<Origin> = OnceLock::new();
+    EPOCH.get_or_init(|| {
         #[allow(
             clippy::disallowed_methods,
             reason = "the one reading of the real clock: the origin of every state's timestamps"
         )]
         let real = std::time::Instant::now();
-        [86_400, 3_600, 60, 1, 0]
-            .into_iter()
-            .find_map(|s| real.checked_sub(Duration::from_secs(s)))
-            .unwrap_or(real)
+        Origin::new(
+            [86_400, 3_600, 60, 1, 0]
+                .into_iter()
+                .find_map(|s| real.checked_sub(Duration::from_secs(s)))
+                .unwrap_or(real),
+        )
     })
 }
 
+/// Nanoseconds since the epoch.
 pub(crate) fn nanos(now: Instant) -> u64 {
-    nanos_since(now, epoch())
+    epoch().nanos(now)
 }
 
-#[inline]
-fn nanos_since(now: Instant, epoch: std::time::Instant) -> u64 {
-    let d = now.into_std().saturating_duration_since(epoch);
-    // Seconds × 10⁹ + nanoseconds, saturating: no 128-bit arithmetic on the hot path.
-    d.as_secs()
-        .saturating_mul(1_000_000_000)
-        .saturating_add(u64::from(d.subsec_nanos()))
-}
-
-fn at_rest<A: Algorithm>(state: &KeyState<A::State>, now: Instant) -> bool {
-    let now = nanos(now);
-    A::rest_at(&state.first) <= now
-        && state
-            .rest
-            .as_ref()
-            .is_none_or(|rest| rest.iter().all(|s| A::rest_at(s) <= now))
+/// Whether every state of a key has been at rest (its bucket full again) for `idle` nanoseconds
+/// at `now`: the store's maps keep no last-seen time per key, so this is how they tell an idle
+/// key. A request leaves a state short of rest (an admitted one charges it, a refused one finds
+/// it short), so a key at rest for `idle` has also gone `idle` without a request (save requests
+/// costing more than the burst, refused whatever the state, and reservations given back), and
+/// forgetting it changes no decision: a fresh state is the same state at rest.
+fn rested<A: Algorithm, R: Rest<A::State> + ?Sized>(
+    state: &KeyState<A::State, R>,
+    idle: u64,
+    now: Instant,
+) -> bool {
+    let since = nanos(now).saturating_sub(idle);
+    A::rest_at(&state.first) <= since && state.rest.states().iter().all(|s| A::rest_at(s) <= since)
 }
 
 /// The in-memory store (the default): the state of every key in a [`KeyedMap`] (bounded, evicting
-/// idle keys only when every bucket of the key is full again, so eviction never changes a
-/// decision), the key-less state apart, decided with the algorithm `A` (GCRA by default).
+/// a key once every bucket of it has been full again for the idle timeout, so eviction never
+/// changes a decision), the key-less state apart, decided with the algorithm `A` (GCRA by
+/// default).
 ///
 /// Keys are stored as a 64-bit hash of the key (a per-store random SipHash key, so a client
 /// cannot aim collisions): 8 bytes per key whatever the key's size, no copy of the key, nothing
 /// allocated for it. Two keys share a state only if their hashes collide: about one chance in
-/// 3.7 × 10¹⁰ among a million live keys.
+/// 3.7 × 10¹⁰ among a million live keys. Keys of single-quota tiers and of stacked tiers sit in
+/// two maps sharing one `max_keys` bound, so a single-quota key (the common case) is its hash
+/// and its one state, 16 bytes with GCRA, as in governor's keyed store.
 ///
 /// Its decision future is [`std::future::Ready`]: no allocation, no lock for GCRA and the leaky
 /// bucket (one compare-and-swap per quota), a short `std::sync::Mutex` section per quota for the
 /// other algorithms, and a shard's read lock to find a stored key.
 pub struct MemoryStore<A: Algorithm = Gcra> {
     algorithm: A,
-    /// Keys are already keyed SipHashes, so the map does not hash them again.
-    keys: KeyedMap<u64, KeyState<A::State>, Prehashed>,
-    shared: OnceLock<KeyState<A::State>>,
+    /// Keys of single-quota tiers. Keys are already keyed SipHashes, so the map does not hash
+    /// them again, and the states tell idleness, so the map keeps no time per key.
+    keys: KeyedMap<u64, Single<A::State>, Prehashed, ByState>,
+    /// Keys of tiers with stacked quotas, counted against the same `max_keys`.
+    stacked: KeyedMap<u64, Stacked<A::State>, Prehashed, ByState>,
+    shared: OnceLock<Stacked<A::State>>,
     hasher: RandomState,
-    epoch: std::time::Instant,
+    epoch: Origin,
 }
 
 impl<A: Algorithm> std::fmt::Debug for MemoryStore<A> {
@@ -302,10 +389,26 @@ impl<A: Algorithm> MemoryStore<A> {
     #[must_use]
     pub fn new(algorithm: A, config: KeyedConfig, default: &Tier) -> Self {
         // Fix the epoch before any request reads the time.
-        let epoch = epoch();
-        let overflow = KeyState::new(&algorithm, default);
+        let epoch = *epoch();
+        let idle = nanos_of(config.get_idle_timeout());
+        let keys = KeyedMap::with_idleness(
+            config,
+            Single::single(&algorithm, default),
+            Prehashed,
+            ByState,
+        )
+        .evict_if(move |state, now| rested::<A, _>(state, idle, now));
+        let stacked = KeyedMap::with_idleness(
+            config,
+            Stacked::stacked(&algorithm, default),
+            Prehashed,
+            ByState,
+        )
+        .evict_if(move |state, now| rested::<A, _>(state, idle, now))
+        .share_bound_with(&keys);
         Self {
-            keys: KeyedMap::with_hasher(config, overflow, Prehashed).evict_if(at_rest::<A>),
+            keys,
+            stacked,
             algorithm,
             shared: OnceLock::new(),
             hasher: RandomState::new(),
@@ -316,20 +419,23 @@ impl<A: Algorithm> MemoryStore<A> {
     /// The number of keys stored.
     #[must_use]
     pub fn keys(&self) -> usize {
-        self.keys.len()
+        self.keys.len() + self.stacked.len()
     }
 
     /// How many idle keys the store has evicted since it was made.
     #[must_use]
     pub fn evicted(&self) -> u64 {
-        self.keys.evicted()
+        self.keys.evicted() + self.stacked.evicted()
     }
 
     /// Calls `on_evict` for every key evicted (under the shard's write lock): the layer reports
     /// evictions to its observer through it.
     pub(crate) fn on_evict(self, on_evict: impl Fn() + Send + Sync + 'static) -> Self {
+        let on_evict = std::sync::Arc::new(on_evict);
+        let also = std::sync::Arc::clone(&on_evict);
         Self {
             keys: self.keys.on_evict(move |_, _| on_evict()),
+            stacked: self.stacked.on_evict(move |_, _| also()),
             ..self
         }
     }
@@ -354,19 +460,52 @@ impl<A: Algorithm> MemoryStore<A> {
             None => f(self.shared(tier)),
             Some(key) => {
                 let hash = self.hasher.hash_one(key);
-                self.keys
-                    .with(hash, now, |h| (h, KeyState::new(&self.algorithm, tier)), f)
+                if tier.quotas().len() <= 1 {
+                    let new = |h| (h, Single::single(&self.algorithm, tier));
+                    self.keys.with(hash, now, new, |s| f(s))
+                } else {
+                    let new = |h| (h, Stacked::stacked(&self.algorithm, tier));
+                    self.stacked.with(hash, now, new, |s| f(s))
+                }
             }
         }
     }
 
     fn shared(&self, tier: &Tier) -> &KeyState<A::State> {
         self.shared
-            .get_or_init(|| KeyState::new(&self.algorithm, tier))
+            .get_or_init(|| Stacked::stacked(&self.algorithm, tier))
     }
 
-    /// The pure decision over the states of one key.
-    #[inline]
+    /// The decision of `ask` for `key` at `now`: the key-less state (as [`with_state`]
+    /// finds it) inline, a stored key's through the map.
+    ///
+    /// [`with_state`]: Self::with_state
+    #[inline(always)]
+    fn decide_at<K: Hash>(&self, key: Option<&K>, tier: &Tier, ask: Ask, now: Instant) -> Decision {
+        let t = self.epoch.nanos(now);
+        if key.is_none() || size_of::<K>() == 0 {
+            return self.decide_states(self.shared(tier), tier, ask, t);
+        }
+        self.decide_keyed(key, tier, ask, now, t)
+    }
+
+    /// The decision of a stored key: its state found (or made) in the map.
+    fn decide_keyed<K: Hash>(
+        &self,
+        key: Option<&K>,
+        tier: &Tier,
+        ask: Ask,
+        now: Instant,
+        t: u64,
+    ) -> Decision {
+        self.with_state(key, tier, now, |states| {
+            self.decide_states(states, tier, ask, t)
+        })
+    }
+
+    /// The pure decision over the states of one key: a single quota inline (one algorithm
+    /// step), stacked quotas out of line.
+    #[inline(always)]
     fn decide_states(
         &self,
         states: &KeyState<A::State>,
@@ -374,22 +513,38 @@ impl<A: Algorithm> MemoryStore<A> {
         ask: Ask,
         now: u64,
     ) -> Decision {
-        let a = &self.algorithm;
         // Zero in reject and shadow mode: no 128-bit conversion on that path.
         let max_wait = if ask.max_wait.is_zero() {
             0
         } else {
             nanos_of(ask.max_wait)
         };
-        let quotas = tier.quotas();
-        if let [quota] = quotas {
-            return to_decision(0, a.acquire(&states.first, quota, ask.cost, now, max_wait));
+        if let [quota] = tier.quotas() {
+            let verdict = self
+                .algorithm
+                .acquire(&states.first, quota, ask.cost, now, max_wait);
+            return to_decision(0, verdict);
         }
+        self.decide_stacked(states, tier, ask.cost, now, max_wait)
+    }
+
+    /// The decision over stacked quotas, all or none charged.
+    #[inline(never)]
+    fn decide_stacked(
+        &self,
+        states: &KeyState<A::State>,
+        tier: &Tier,
+        cost: u32,
+        now: u64,
+        max_wait: u64,
+    ) -> Decision {
+        let a = &self.algorithm;
+        let quotas = tier.quotas();
         // Stacked: check every quota first, so a refusal charges none of them.
         if max_wait == 0 {
             for (i, quota) in quotas.iter().enumerate() {
                 let Some(state) = states.get(i) else { break };
-                let verdict = a.peek(state, quota, ask.cost, now);
+                let verdict = a.peek(state, quota, cost, now);
                 if !verdict.is_admitted() {
                     return to_decision(i, verdict);
                 }
@@ -400,11 +555,11 @@ impl<A: Algorithm> MemoryStore<A> {
         let mut wait = 0;
         for (i, quota) in quotas.iter().enumerate() {
             let Some(state) = states.get(i) else { break };
-            let verdict = a.acquire(state, quota, ask.cost, now, max_wait);
+            let verdict = a.acquire(state, quota, cost, now, max_wait);
             if !verdict.is_admitted() {
                 for (j, quota) in quotas.iter().enumerate().take(i) {
                     if let Some(state) = states.get(j) {
-                        a.release(state, quota, ask.cost, now);
+                        a.release(state, quota, cost, now);
                     }
                 }
                 return to_decision(i, verdict);
@@ -429,14 +584,23 @@ impl<A: Algorithm, K: Hash> Store<K> for MemoryStore<A> {
 
     #[inline]
     fn decide(&self, key: Option<&K>, tier: &Tier, ask: Ask, now: Instant) -> Self::Future {
-        let t = nanos_since(now, self.epoch);
-        ready(Ok(self.with_state(key, tier, now, |states| {
-            self.decide_states(states, tier, ask, t)
-        })))
+        ready(Ok(self.decide_at(key, tier, ask, now)))
+    }
+
+    /// Always answers: the limiter polls no future.
+    #[inline]
+    fn decide_now(
+        &self,
+        key: Option<&K>,
+        tier: &Tier,
+        ask: Ask,
+        now: Instant,
+    ) -> Option<Result<Decision, BoxError>> {
+        Some(Ok(self.decide_at(key, tier, ask, now)))
     }
 
     fn cancel(&self, key: Option<&K>, tier: &Tier, cost: u32, now: Instant) {
-        let t = nanos_since(now, self.epoch);
+        let t = self.epoch.nanos(now);
         self.with_state(key, tier, now, |states| {
             for (i, quota) in tier.quotas().iter().enumerate() {
                 if let Some(state) = states.get(i) {
@@ -520,5 +684,49 @@ mod tests {
             decide(&store, 1, &t, later + Duration::from_secs(u64::from(i) * 2));
         }
         assert_eq!(store.keys(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn single_and_stacked_keys_share_max_keys() {
+        let single = tier(vec![Quota::per_second(1)]);
+        let stacked = tier(vec![Quota::per_second(1), Quota::per_minute(2)]);
+        let config = KeyedConfig::new()
+            .max_keys(3)
+            .idle_timeout(Duration::from_secs(1));
+        let store = MemoryStore::new(Gcra, config, &single);
+        let now = Instant::now();
+        assert!(decide(&store, 1, &single, now).is_admitted());
+        assert!(decide(&store, 2, &stacked, now).is_admitted());
+        assert!(decide(&store, 3, &single, now).is_admitted());
+        assert_eq!(store.keys(), 3);
+        // Full: a fourth key of either kind shares an overflow state, stores nothing.
+        assert!(decide(&store, 4, &stacked, now).is_admitted());
+        assert!(
+            !decide(&store, 5, &stacked, now).is_admitted(),
+            "overflow charged"
+        );
+        assert_eq!(store.keys(), 3);
+        // Each stored key kept its own states: key 2's per-minute quota has one unit left.
+        let later = now + Duration::from_secs(2);
+        assert!(decide(&store, 2, &stacked, later).is_admitted());
+        let refused = decide(&store, 2, &stacked, later + Duration::from_secs(2));
+        assert_eq!(refused.policy(), 1);
+        // Once rested for the idle timeout, keys of both maps are evicted.
+        let rested = later + Duration::from_secs(200);
+        assert_eq!(
+            store.keys.sweep_now(rested) + store.stacked.sweep_now(rested),
+            3
+        );
+        assert_eq!((store.keys(), store.evicted()), (0, 3));
+    }
+
+    #[test]
+    fn a_single_quota_gcra_key_costs_a_hash_and_a_state() {
+        use std::sync::atomic::AtomicU64;
+
+        // 8-byte hash + 8-byte state + a control byte, at the table's 7/8 load: governor's
+        // keyed store (a `u64` key and an `AtomicU64` state) costs the same.
+        type Keys = KeyedMap<u64, Single<AtomicU64>, Prehashed, ByState>;
+        assert_eq!(Keys::bytes_per_key(), (8 + 8 + 1) * 8 / 7);
     }
 }

@@ -62,7 +62,9 @@ async fn a_million_key_flood_is_bounded_and_memory_returns_after_idle() {
         handle.keys()
     );
     assert_eq!(handle.keys(), FLOOD as usize + 1);
-    assert!(per_key < 72.0, "{per_key} bytes per key");
+    // A 17-byte slot (key hash, GCRA state, control byte), as governor's keyed store, in a table
+    // growing by doubling: 19 to 39 bytes per key with its load.
+    assert!(per_key < 40.0, "{per_key} bytes per key");
 
     // The flood stops; one client keeps coming. Its requests sweep the idle keys away.
     for _ in 0..200 {
@@ -100,7 +102,7 @@ async fn a_million_key_flood_is_bounded_and_memory_returns_after_idle() {
         handle.keys()
     );
     assert!(handle.keys() <= max_keys as usize, "{} keys", handle.keys());
-    assert!(grown < 10_064 * 72, "{grown} bytes");
+    assert!(grown < 10_064 * 40, "{grown} bytes");
     // Past the bound, new keys share one state: the flood is limited as one client.
     assert!(refused >= flood - max_keys - 10, "{refused} refused");
 }
