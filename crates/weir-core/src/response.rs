@@ -411,14 +411,15 @@ where
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         let grpc = self.config.wants_grpc(req.headers());
-        let state = match self.failed.take() {
-            Some(error) => State::Failed { error: Some(error) },
-            None => State::Called {
+        if let Some(error) = self.failed.take() {
+            return ResponseFuture::failed(error, self.config, grpc);
+        }
+        // Built in one expression on the happy path: assembled in two branches, the future was
+        // written piecewise and then copied, and the copy stalled on store forwarding.
+        ResponseFuture {
+            state: State::Called {
                 future: self.inner.call(req),
             },
-        };
-        ResponseFuture {
-            state,
             config: self.config,
             grpc,
         }
@@ -440,6 +441,18 @@ pin_project! {
     enum State<F> {
         Called { #[pin] future: F },
         Failed { error: Option<BoxError> },
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    /// The inner service failed in `poll_ready`: the future answers with its error response.
+    #[cold]
+    fn failed(error: BoxError, config: ErrorResponseLayer, grpc: bool) -> Self {
+        Self {
+            state: State::Failed { error: Some(error) },
+            config,
+            grpc,
+        }
     }
 }
 

@@ -48,6 +48,7 @@ impl<F, P> ResponseFuture<F, P> {
         }
     }
 
+    #[cold]
     pub(crate) const fn rejected(error: Error) -> Self {
         Self {
             state: State::Rejected { error: Some(error) },

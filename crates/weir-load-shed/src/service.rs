@@ -121,14 +121,14 @@ where
                 core.limit.load(Relaxed),
             ));
         }
-        match self.shared.admit(priority) {
-            Ok(()) => {
-                let shared: Arc<dyn Finish> = Arc::clone(&self.shared) as Arc<dyn Finish>;
-                let token = InFlight::new(shared, L::ADAPTIVE);
-                ResponseFuture::running(self.inner.call(req), token)
-            }
-            Err(error) => ResponseFuture::rejected(error),
+        if let Err(error) = self.shared.admit(priority) {
+            return ResponseFuture::rejected(error);
         }
+        // The admitted future is built in one place, not in a branch of a `match`: built in
+        // branches, it was assembled piecewise and copied, and the copy stalled.
+        let shared: Arc<dyn Finish> = Arc::clone(&self.shared) as Arc<dyn Finish>;
+        let token = InFlight::new(shared, L::ADAPTIVE);
+        ResponseFuture::running(self.inner.call(req), token)
     }
 }
 

@@ -76,23 +76,32 @@ where
         } else {
             state::start_relative(own).ok_or_else(|| Deadline::at(Instant::now()))
         };
-        match start {
-            Ok(start) => ResponseFuture::running(
-                self.inner.call(req),
-                start,
-                config.name.clone(),
-                config.observer.clone(),
-            ),
-            Err(deadline) => {
-                config.observer.on_event(&Event::Expired {
-                    layer: &config.name,
-                    deadline,
-                });
-                let error = Error::timeout().with_layer(config.name.clone());
-                ResponseFuture::rejected(error, config.name.clone(), config.observer.clone())
-            }
-        }
+        let start = match start {
+            Ok(start) => start,
+            Err(deadline) => return expired(config, deadline),
+        };
+        // Built in one place, not in a branch: see weir-load-shed's `call`.
+        ResponseFuture::running(
+            self.inner.call(req),
+            start,
+            config.name.clone(),
+            config.observer.clone(),
+        )
     }
+}
+
+/// The future of a request whose deadline has passed before it was sent.
+#[cold]
+fn expired<P, O, F>(config: &Config<P, O>, deadline: Deadline) -> ResponseFuture<F, O>
+where
+    O: for<'a> Observer<Event<'a>> + Clone,
+{
+    config.observer.on_event(&Event::Expired {
+        layer: &config.name,
+        deadline,
+    });
+    let error = Error::timeout().with_layer(config.name.clone());
+    ResponseFuture::rejected(error, config.name.clone(), config.observer.clone())
 }
 
 /// The start of an HTTP request's timer: its deadline is fixed now, stored in its extensions
