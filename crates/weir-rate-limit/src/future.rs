@@ -115,6 +115,9 @@ impl<F, S, Req, D, P> ResponseFuture<F, S, Req, D, P> {
     pub(crate) fn deciding(decision: D, then: Then, svc: S, req: Req, protocol: P) -> Self {
         Self {
             state: State::Later {
+                // A store that answers later (Redis: a network round trip, tens of
+                // microseconds): boxed, so the in-memory path's future stays the inner future
+                // and two words; one allocation beside a round trip.
                 later: Box::pin(Later::Deciding {
                     decision,
                     then: Some(then),
