@@ -21,8 +21,9 @@ use crate::state::{self, Start};
 ///
 /// `poll_ready` is the inner service's. `call` works out the deadline in force (the layer's
 /// own timeout, an incoming header in server mode, a deadline already in the request: the
-/// earliest wins), stores it in an HTTP request's extensions, writes it out in client mode,
-/// refuses at once a request that has no time left, and otherwise calls the inner service.
+/// earliest wins), stores it in an HTTP request's extensions (in server mode only when the
+/// request carried one, unless `expose_deadline(true)`), writes it out in client mode, refuses
+/// at once a request that has no time left, and otherwise calls the inner service.
 #[derive(Clone)]
 pub struct Timeout<S, P = Duration, O = ()> {
     inner: S,
