@@ -1,5 +1,6 @@
 //! weir-rate-limit's happy path (every request admitted: quotas far above the call rate) against
-//! the bare floor, tower's `RateLimit` and governor (direct `check`, keyed `check_key`); every
+//! the bare floor, tower's `RateLimit` (alone, one per task as it is not `Clone`, and shared
+//! behind tower's `Buffer`, as a server needs it) and governor (direct `check`, keyed `check_key`); every
 //! algorithm; keyed with 1 key and 100 000 keys; two threads on one limiter and on distinct keys;
 //! allocations per call; bytes allocated per key by a flood of 1 000 000 keys, weir and governor.
 //!
@@ -85,6 +86,14 @@ fn rate_limit(c: &mut Criterion) {
     // tower's `RateLimit` is not `Clone`: on 2 threads each task has its own.
     bench.service_per_task("tower-rate-limit", || {
         TowerRateLimitLayer::new(u64::MAX, Duration::from_secs(1)).layer(bare())
+    });
+    // Shared as a server needs it (axum wants a `Clone` service): tower's RateLimit behind its
+    // Buffer, the combination axum's docs prescribe; one limit for every clone, as weir's.
+    bench.service("tower-rate-limit-buffered", || {
+        ServiceBuilder::new()
+            .buffer(1_024)
+            .rate_limit(u64::MAX, Duration::from_secs(1))
+            .service(bare())
     });
 
     let gcra = RateLimitLayer::new(huge()).expect("valid");

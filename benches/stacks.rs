@@ -5,7 +5,9 @@
 //! - **Server** (HTTP): `weir::ServerStack` (error-to-response mapping, a keyed-capable rate
 //!   limit with a quota never reached, load shedding, a server timeout reading the client's
 //!   deadline) against tower's `LoadShed` + `ConcurrencyLimit` + `Timeout` + `RateLimit` (which
-//!   maps nothing to a response and is not `Clone`: one instance per task).
+//!   maps nothing to a response and is not `Clone`: one instance per task), and the same with
+//!   tower's `Buffer` above its `RateLimit`, which is how an axum server (a `Clone` service)
+//!   must mount it to share one limit.
 //! - **Client** (`u64` requests): `weir::ClientStack` (total timeout, budgeted retry, circuit
 //!   breaker, bulkhead, attempt timeout), in both orders, against tower's `Timeout` + `Retry`
 //!   (a never-retry policy that clones the request) + `ConcurrencyLimit` + `Timeout` (tower has
@@ -100,6 +102,18 @@ fn server(c: &mut Criterion) {
             .load_shed()
             .concurrency_limit(1_000)
             .timeout(Duration::from_secs(30))
+            .rate_limit(u64::MAX, Duration::from_secs(1))
+            .service(handler())
+            .map_request(request)
+    });
+    // The same stack as an axum server can mount it (a `Clone` service, one limit shared by
+    // every connection): tower's RateLimit behind tower's Buffer, as axum's docs prescribe.
+    bench.service("tower-server-buffered", || {
+        ServiceBuilder::new()
+            .load_shed()
+            .concurrency_limit(1_000)
+            .timeout(Duration::from_secs(30))
+            .buffer(1_024)
             .rate_limit(u64::MAX, Duration::from_secs(1))
             .service(handler())
             .map_request(request)

@@ -359,6 +359,21 @@ where
         self
     }
 
+    /// Counts time from `epoch` (at or before now) instead of from when the map was made: a
+    /// caller that already turns instants into time since `epoch` passes the milliseconds to
+    /// [`with_millis`](Self::with_millis) and the map converts nothing.
+    #[must_use]
+    pub fn counting_from(mut self, epoch: Instant) -> Self {
+        self.epoch = epoch;
+        // The map was made (and so swept) now.
+        let made = self.millis(Instant::now());
+        *self.last_sweep.get_mut() = made;
+        for swept in self.shard_swept.iter_mut() {
+            *swept.get_mut() = made;
+        }
+        self
+    }
+
     /// Calls `on_evict(&key, &state)` for every key evicted (under the shard's write lock: keep
     /// it short, for example emit an event or bump a counter).
     #[must_use]
@@ -408,7 +423,21 @@ where
         insert: impl FnOnce(K) -> (K, V),
         f: impl FnOnce(&V) -> R,
     ) -> R {
-        let now_ms = self.millis(now);
+        self.with_millis(key, now, self.millis(now), insert, f)
+    }
+
+    /// [`with`](Self::with) for a caller that has already turned `now` into `now_ms`, the whole
+    /// milliseconds since the map's epoch (see [`counting_from`](Self::counting_from)): it
+    /// saves the map's own conversion of the clock reading, about a tenth of a keyed rate
+    /// limit's cost. A wrong `now_ms` only moves when keys are swept and counted idle.
+    pub fn with_millis<R>(
+        &self,
+        key: K,
+        now: Instant,
+        now_ms: u64,
+        insert: impl FnOnce(K) -> (K, V),
+        f: impl FnOnce(&V) -> R,
+    ) -> R {
         let tick = self.tick(now_ms);
         let shard_index = self.shard_of(&key);
         let shard = &self.shards[shard_index];
@@ -812,6 +841,33 @@ mod tests {
             bump(&map, 424_242, now);
         }
         assert_eq!(map.len(), 1, "only the busy key is left");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_caller_counting_from_an_earlier_epoch_gets_the_same_idleness() {
+        let idle = Duration::from_secs(60);
+        let start = Instant::now();
+        let epoch = start - Duration::from_secs(3_600);
+        let map = KeyedMap::new(KeyedConfig::new().idle_timeout(idle), AtomicU32::new(0))
+            .counting_from(epoch);
+        // The caller's own milliseconds since `epoch`, as a rate limiter converts its clock.
+        let ms = |now: Instant| u64::try_from((now - epoch).as_millis()).expect("fits");
+        let bump_at = |key: u32, now: Instant| {
+            map.with_millis(key, now, ms(now), fresh, |c| {
+                c.fetch_add(1, Ordering::Relaxed) + 1
+            })
+        };
+        assert_eq!(bump_at(1, start), 1);
+        assert_eq!(bump_at(2, start), 1);
+        // A request right after the map was made sweeps nothing: the map counts it as swept.
+        assert_eq!(map.evicted(), 0);
+        assert_eq!(bump_at(1, start + Duration::from_secs(50)), 2);
+        let later = start + Duration::from_secs(70);
+        assert_eq!(map.sweep_now(later), 1, "2 is idle, 1 was seen 20 s ago");
+        assert_eq!(bump_at(1, later), 3);
+        assert_eq!(bump_at(2, later), 1, "2 was forgotten");
+        // `with` converts the clock itself, to the same milliseconds.
+        assert_eq!(bump(&map, 1, later), 4);
     }
 
     #[tokio::test(start_paused = true)]

@@ -17,6 +17,11 @@ impl Origin {
         Self { instant }
     }
 
+    /// The origin.
+    pub(crate) const fn instant(&self) -> std::time::Instant {
+        self.instant
+    }
+
     /// Nanoseconds from the origin to `now` (zero if `now` is earlier), saturating at about 584
     /// years.
     #[inline]

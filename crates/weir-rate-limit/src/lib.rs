@@ -34,5 +34,5 @@ pub use crate::state::{
     Algorithm, FixedWindow, Gcra, LeakyBucket, SlidingLog, SlidingLogState, SlidingWindow,
     TokenBucket, TokenBucketState, Verdict, WindowState,
 };
-pub use crate::store::{Ask, Decision, MemoryStore, Store, Tier};
+pub use crate::store::{Ask, Decision, MemoryStore, Now, Store, Tier};
 pub use crate::tier::{Cost, DefaultTier, TierOf, UnitCost};

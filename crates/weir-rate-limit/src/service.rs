@@ -14,7 +14,7 @@ use crate::event::Event;
 use crate::future::ResponseFuture;
 use crate::layer::{Limiter, Mode, Next};
 use crate::protocol::{AnyProtocol, Protocol};
-use crate::store::{Ask, MemoryStore, Store};
+use crate::store::{Ask, MemoryStore, Now, Store};
 use crate::tier::{Cost, DefaultTier, TierOf, UnitCost};
 
 /// Limits the rate of requests to `S`; made by [`RateLimitLayer`](crate::RateLimitLayer).
@@ -127,21 +127,23 @@ where
         };
         let headers = protocol.writes_headers();
         let ask = Ask { cost, max_wait };
-        if let Some(decided) = lim
+        match lim
             .store
-            .decide_now(key.as_ref(), &lim.tiers[tier], ask, now)
+            .decide_now(key.as_ref(), &lim.tiers[tier], ask, !headers, now)
         {
-            return match decided {
-                // The plain happy path: admitted at once, nothing to report.
-                Ok(decision) if decision.is_admitted() && decision.is_immediate() && !headers => {
-                    ResponseFuture::calling(self.inner.call(req), protocol, None)
-                }
-                Ok(decision) => {
-                    let next = lim.judge(decision, key, tier, cost, headers);
-                    self.then(next, req, protocol)
-                }
-                Err(error) => ResponseFuture::rejected(error, protocol),
-            };
+            // The plain happy path: admitted at once, nothing to report.
+            Now::Admitted => return ResponseFuture::calling(self.inner.call(req), protocol, None),
+            Now::Decided(Ok(decision))
+                if decision.is_admitted() && decision.is_immediate() && !headers =>
+            {
+                return ResponseFuture::calling(self.inner.call(req), protocol, None);
+            }
+            Now::Decided(Ok(decision)) => {
+                let next = lim.judge(decision, key, tier, cost, headers);
+                return self.then(next, req, protocol);
+            }
+            Now::Decided(Err(error)) => return ResponseFuture::rejected(error, protocol),
+            Now::Later => {}
         }
         let mut decision = lim.store.decide(key.as_ref(), &lim.tiers[tier], ask, now);
         let polled = Pin::new(&mut decision).poll(&mut Context::from_waker(Waker::noop()));

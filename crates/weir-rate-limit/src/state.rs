@@ -122,6 +122,14 @@ pub trait Algorithm: Clone + Send + Sync + 'static {
         max_wait: u64,
     ) -> Verdict;
 
+    /// Takes `cost` units at `now` if they are there at once, as [`acquire`](Self::acquire)
+    /// with no wait would, and says whether it did: the limiter's plain happy path, which needs
+    /// no [`Verdict`]. A refusal takes nothing.
+    #[inline]
+    fn admit(&self, state: &Self::State, quota: &Quota, cost: u32, now: u64) -> bool {
+        self.acquire(state, quota, cost, now, 0).is_admitted()
+    }
+
     /// Gives back `cost` units taken by [`acquire`](Self::acquire) (a refused stacked quota, a
     /// cancelled wait).
     fn release(&self, state: &Self::State, quota: &Quota, cost: u32, now: u64);
@@ -264,6 +272,16 @@ impl Algorithm for Gcra {
         }
         let tat = cas_loop(state, |tat| next_tat(tat, inc, cap, now, max_wait));
         schedule(tat, inc, cap, t, now, max_wait).0
+    }
+
+    #[inline]
+    fn admit(&self, state: &AtomicU64, quota: &Quota, cost: u32, now: u64) -> bool {
+        let cap = quota.span_nanos();
+        let inc = quota.interval_nanos().saturating_mul(u64::from(cost));
+        inc <= cap && {
+            let tat = cas_loop(state, |tat| next_tat(tat, inc, cap, now, 0));
+            next_tat(tat, inc, cap, now, 0).is_some()
+        }
     }
 
     fn release(&self, state: &AtomicU64, quota: &Quota, cost: u32, _now: u64) {

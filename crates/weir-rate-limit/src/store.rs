@@ -178,6 +178,18 @@ pub struct Ask {
     pub max_wait: Duration,
 }
 
+/// What [`Store::decide_now`] answers.
+#[derive(Debug)]
+pub enum Now {
+    /// Admitted at once, the cost taken, with nothing to report (only when the limiter asked
+    /// for a plain answer): the happy path, which builds no [`Decision`].
+    Admitted,
+    /// Decided, as the future of [`Store::decide`] would have resolved.
+    Decided(Result<Decision, BoxError>),
+    /// The store cannot answer at once: the limiter calls [`Store::decide`].
+    Later,
+}
+
 /// Where a rate limiter keeps its state.
 ///
 /// The limiter calls [`decide_now`](Self::decide_now) once per request; if the store cannot
@@ -211,20 +223,17 @@ pub trait Store<K>: Send + Sync + 'static {
     fn decide(&self, key: Option<&K>, tier: &Tier, ask: Ask, now: Instant) -> Self::Future;
 
     /// Decides `ask` at once, as [`decide`](Self::decide) would, if the store can answer without
-    /// waiting; `None` (the default) makes the limiter call [`decide`](Self::decide) instead.
+    /// waiting; [`Now::Later`] (the default) makes the limiter call [`decide`](Self::decide)
+    /// instead. With `plain` (the limiter needs nothing but the admission: it writes no
+    /// rate-limit fields on the response), a request admitted at once may be answered
+    /// [`Now::Admitted`], without building a [`Decision`].
     ///
     /// The in-memory store always answers here: the limiter then builds no decision future and
     /// polls nothing. A store must decide each request once: either here, or in `decide`.
     #[inline]
-    fn decide_now(
-        &self,
-        key: Option<&K>,
-        tier: &Tier,
-        ask: Ask,
-        now: Instant,
-    ) -> Option<Result<Decision, BoxError>> {
-        let _ = (key, tier, ask, now);
-        None
+    fn decide_now(&self, key: Option<&K>, tier: &Tier, ask: Ask, plain: bool, now: Instant) -> Now {
+        let _ = (key, tier, ask, plain, now);
+        Now::Later
     }
 
     /// Gives back the units of a reservation that was not used.
@@ -397,7 +406,8 @@ impl<A: Algorithm> MemoryStore<A> {
             Prehashed,
             ByState,
         )
-        .evict_if(move |state, now| rested::<A, _>(state, idle, now));
+        .evict_if(move |state, now| rested::<A, _>(state, idle, now))
+        .counting_from(Instant::from_std(epoch.instant()));
         let stacked = KeyedMap::with_idleness(
             config,
             Stacked::stacked(&algorithm, default),
@@ -405,6 +415,7 @@ impl<A: Algorithm> MemoryStore<A> {
             ByState,
         )
         .evict_if(move |state, now| rested::<A, _>(state, idle, now))
+        .counting_from(Instant::from_std(epoch.instant()))
         .share_bound_with(&keys);
         Self {
             keys,
@@ -446,14 +457,17 @@ impl<A: Algorithm> MemoryStore<A> {
         &self.algorithm
     }
 
-    #[inline]
+    #[inline(always)]
     fn with_state<K: Hash, R>(
         &self,
         key: Option<&K>,
         tier: &Tier,
         now: Instant,
+        t: u64,
         f: impl FnOnce(&KeyState<A::State>) -> R,
     ) -> R {
+        // The maps count from the same epoch as `t`: no second conversion of `now`.
+        let ms = t / 1_000_000;
         match key {
             // A zero-sized key (`()`, from `Global`) has one value: one state, no map.
             Some(_) if size_of::<K>() == 0 => f(self.shared(tier)),
@@ -462,10 +476,10 @@ impl<A: Algorithm> MemoryStore<A> {
                 let hash = self.hasher.hash_one(key);
                 if tier.quotas().len() <= 1 {
                     let new = |h| (h, Single::single(&self.algorithm, tier));
-                    self.keys.with(hash, now, new, |s| f(s))
+                    self.keys.with_millis(hash, now, ms, new, |s| f(s))
                 } else {
                     let new = |h| (h, Stacked::stacked(&self.algorithm, tier));
-                    self.stacked.with(hash, now, new, |s| f(s))
+                    self.stacked.with_millis(hash, now, ms, new, |s| f(s))
                 }
             }
         }
@@ -489,6 +503,47 @@ impl<A: Algorithm> MemoryStore<A> {
         self.decide_keyed(key, tier, ask, now, t)
     }
 
+    /// The plain happy path of a single quota: [`Algorithm::admit`], which builds no verdict;
+    /// a request it does not admit at once is decided on the same state, found once.
+    #[inline(always)]
+    fn admit_at<K: Hash>(
+        &self,
+        key: Option<&K>,
+        tier: &Tier,
+        quota: &Quota,
+        ask: Ask,
+        now: Instant,
+    ) -> Now {
+        let t = self.epoch.nanos(now);
+        // The closure answers one flag, so the happy path moves no decision through the map;
+        // a request not admitted at once leaves its decision here.
+        let mut decided = None;
+        let mut admit = |states: &KeyState<A::State>| {
+            let admitted = self.algorithm.admit(&states.first, quota, ask.cost, t);
+            if !admitted {
+                decided = Some(self.decide_cold(states, tier, ask, t));
+            }
+            admitted
+        };
+        let admitted = if key.is_none() || size_of::<K>() == 0 {
+            admit(self.shared(tier))
+        } else {
+            self.with_state(key, tier, now, t, admit)
+        };
+        match decided {
+            Some(decision) if !admitted => Now::Decided(Ok(decision)),
+            _ => Now::Admitted,
+        }
+    }
+
+    /// [`decide_states`](Self::decide_states) out of line, for a request the happy path did
+    /// not admit.
+    #[cold]
+    #[inline(never)]
+    fn decide_cold(&self, states: &KeyState<A::State>, tier: &Tier, ask: Ask, t: u64) -> Decision {
+        self.decide_states(states, tier, ask, t)
+    }
+
     /// The decision of a stored key: its state found (or made) in the map.
     fn decide_keyed<K: Hash>(
         &self,
@@ -498,7 +553,7 @@ impl<A: Algorithm> MemoryStore<A> {
         now: Instant,
         t: u64,
     ) -> Decision {
-        self.with_state(key, tier, now, |states| {
+        self.with_state(key, tier, now, t, |states| {
             self.decide_states(states, tier, ask, t)
         })
     }
@@ -588,20 +643,17 @@ impl<A: Algorithm, K: Hash> Store<K> for MemoryStore<A> {
     }
 
     /// Always answers: the limiter polls no future.
-    #[inline]
-    fn decide_now(
-        &self,
-        key: Option<&K>,
-        tier: &Tier,
-        ask: Ask,
-        now: Instant,
-    ) -> Option<Result<Decision, BoxError>> {
-        Some(Ok(self.decide_at(key, tier, ask, now)))
+    #[inline(always)]
+    fn decide_now(&self, key: Option<&K>, tier: &Tier, ask: Ask, plain: bool, now: Instant) -> Now {
+        match tier.quotas() {
+            [quota] if plain => self.admit_at(key, tier, quota, ask, now),
+            _ => Now::Decided(Ok(self.decide_at(key, tier, ask, now))),
+        }
     }
 
     fn cancel(&self, key: Option<&K>, tier: &Tier, cost: u32, now: Instant) {
         let t = self.epoch.nanos(now);
-        self.with_state(key, tier, now, |states| {
+        self.with_state(key, tier, now, t, |states| {
             for (i, quota) in tier.quotas().iter().enumerate() {
                 if let Some(state) = states.get(i) {
                     self.algorithm.release(state, quota, cost, t);
@@ -649,7 +701,7 @@ mod tests {
         assert_eq!(refused.retry_after(), Duration::from_secs(20));
         // The per-second quota was not charged by the refusals: 7 units left.
         let key = 1u32;
-        store.with_state(Some(&key), &t, now, |s| {
+        store.with_state(Some(&key), &t, now, nanos(now), |s| {
             let v = Gcra.peek(s.get(0).expect("first"), &t.quotas()[0], 1, nanos(now));
             assert_eq!(v.remaining(), 6);
         });

@@ -8,8 +8,8 @@ use proptest::test_runner::{Config, RngSeed};
 use tokio::time::Instant;
 use weir_core::KeyedConfig;
 use weir_rate_limit::{
-    Algorithm, Ask, FixedWindow, Gcra, LeakyBucket, MemoryStore, Quota, SlidingLog, SlidingWindow,
-    Store, Tier, TokenBucket,
+    Algorithm, Ask, FixedWindow, Gcra, LeakyBucket, MemoryStore, Now, Quota, SlidingLog,
+    SlidingWindow, Store, Tier, TokenBucket,
 };
 
 fn config() -> Config {
@@ -53,6 +53,29 @@ fn admitted<A: Algorithm>(
         .filter(|&&(t, cost)| algorithm.acquire(&state, quota, cost, t, 0).is_admitted())
         .map(|&(t, cost)| (t, u64::from(cost)))
         .collect()
+}
+
+/// Feeds the arrivals to two fresh states, one through `admit` (the plain happy path), one
+/// through `acquire` with no wait, and checks each arrival gets the same answer and leaves the
+/// two states alike (the next arrival would be answered the same).
+fn admit_is_acquire_without_wait<A: Algorithm>(
+    algorithm: &A,
+    quota: &Quota,
+    arrivals: &[(u64, u32)],
+) -> Result<(), TestCaseError> {
+    let (plain, full) = (algorithm.new_state(quota), algorithm.new_state(quota));
+    for &(t, cost) in arrivals {
+        let admitted = algorithm.admit(&plain, quota, cost, t);
+        let verdict = algorithm.acquire(&full, quota, cost, t, 0);
+        prop_assert_eq!(admitted, verdict.is_admitted(), "at {}", t);
+        prop_assert_eq!(
+            algorithm.peek(&plain, quota, 1, t),
+            algorithm.peek(&full, quota, 1, t),
+            "state after {}",
+            t
+        );
+    }
+    Ok(())
 }
 
 /// Every closed interval between two admitted arrivals, with the units admitted in it.
@@ -147,6 +170,42 @@ proptest! {
         departures.sort_unstable();
         for pair in departures.windows(2) {
             prop_assert!(pair[1] - pair[0] >= t, "{pair:?}");
+        }
+    }
+
+    /// The plain happy path (`Algorithm::admit`, no verdict built) admits and charges exactly
+    /// what a full decision with no wait does, for every algorithm.
+    #[test]
+    fn admit_decides_and_charges_as_acquire(q in quota(), arrivals in arrivals()) {
+        admit_is_acquire_without_wait(&Gcra, &q, &arrivals)?;
+        admit_is_acquire_without_wait(&TokenBucket, &q, &arrivals)?;
+        admit_is_acquire_without_wait(&LeakyBucket, &q, &arrivals)?;
+        admit_is_acquire_without_wait(&FixedWindow, &q, &arrivals)?;
+        admit_is_acquire_without_wait(&SlidingLog, &q, &arrivals)?;
+        admit_is_acquire_without_wait(&SlidingWindow, &q, &arrivals)?;
+    }
+
+    /// Through the store, keyed: a plain `decide_now` answers `Admitted` exactly when a full
+    /// decision admits at once, and a refusal carries the same decision (its Retry-After).
+    #[test]
+    fn the_stores_plain_answer_matches_its_full_decision(q in quota(), arrivals in arrivals()) {
+        let tier = Tier::new("t", [q]);
+        let plain = MemoryStore::new(Gcra, KeyedConfig::new(), &tier);
+        let full = MemoryStore::new(Gcra, KeyedConfig::new(), &tier);
+        let start = Instant::now();
+        for &(t, cost) in &arrivals {
+            let now = start + Duration::from_nanos(t);
+            let ask = Ask { cost, max_wait: Duration::ZERO };
+            let key = Some(&7u32);
+            let decided = full.decide(key, &tier, ask, now).into_inner().expect("in memory");
+            match plain.decide_now(key, &tier, ask, true, now) {
+                Now::Admitted => prop_assert!(decided.is_admitted(), "at {}", t),
+                Now::Decided(Ok(d)) => {
+                    prop_assert!(!d.is_admitted(), "admitted at once, yet not plainly, at {}", t);
+                    prop_assert_eq!(d, decided, "at {}", t);
+                }
+                other => prop_assert!(false, "{:?} at {}", other, t),
+            }
         }
     }
 
