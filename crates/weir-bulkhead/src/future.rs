@@ -61,7 +61,7 @@ pin_project! {
 pin_project! {
     /// A request waiting in line: its place, its timer, and what it will call.
     #[project = WaitProj]
-    struct Wait<S, Req, O> {
+    pub(crate) struct Wait<S, Req, O> {
         waiter: Waiter,
         #[pin]
         sleep: Sleep,
@@ -114,31 +114,35 @@ where
         }
     }
 
-    pub(crate) fn waiting(
+    /// A queued request's future: `wait` comes from [`Wait::boxed`].
+    pub(crate) const fn waiting(wait: Pin<Box<Wait<S, Req, O>>>, hold_body: bool) -> Self {
+        Self {
+            state: State::Waiting { wait },
+            hold_body,
+            _protocol: PhantomData,
+        }
+    }
+}
+
+impl<S, Req, O> Wait<S, Req, O> {
+    /// A request's wait in line, boxed: only a queued call gets here (no permit was free), and
+    /// one box per wait keeps the future small on the happy path, where no permit is awaited.
+    pub(crate) fn boxed(
         waiter: Waiter,
         until: Instant,
         reason: RejectReason,
         service: S,
         request: Req,
         rejecter: Rejecter<O>,
-        hold_body: bool,
-    ) -> Self {
-        Self {
-            state: State::Waiting {
-                // Only a queued call gets here (no permit was free): one box per wait keeps the
-                // future small on the happy path, where no permit is awaited.
-                wait: Box::pin(Wait {
-                    waiter,
-                    sleep: sleep_until(until),
-                    reason,
-                    service: Some(service),
-                    request: Some(request),
-                    rejecter,
-                }),
-            },
-            hold_body,
-            _protocol: PhantomData,
-        }
+    ) -> Pin<Box<Self>> {
+        Box::pin(Self {
+            waiter,
+            sleep: sleep_until(until),
+            reason,
+            service: Some(service),
+            request: Some(request),
+            rejecter,
+        })
     }
 }
 
@@ -155,35 +159,7 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Waiting { wait } => {
-                    let WaitProj {
-                        waiter,
-                        sleep,
-                        reason,
-                        service,
-                        request,
-                        rejecter,
-                    } = wait.as_mut().project();
-                    // A permit handed over in the same instant the wait ran out still counts.
-                    if let Poll::Ready(permit) = waiter.poll_permit(cx) {
-                        let error = match (permit, service.take(), request.take()) {
-                            (Some(permit), Some(mut service), Some(request)) => {
-                                let future = service.call(request);
-                                this.state.set(State::Running {
-                                    future,
-                                    permit: Some(permit),
-                                });
-                                continue;
-                            }
-                            _ => rejecter.reject(RejectReason::QueueFull),
-                        };
-                        this.state.set(State::Rejected { error: Some(error) });
-                        continue;
-                    }
-                    ready!(sleep.poll(cx));
-                    let error = rejecter.reject(*reason);
-                    this.state.set(State::Rejected { error: Some(error) });
-                }
+                StateProj::Waiting { .. } => ready!(poll_wait(this.state.as_mut(), cx)),
                 StateProj::Running { future, permit } => {
                     let result = ready!(future.poll(cx));
                     let permit = permit.take().expect("polled after completion");
@@ -202,6 +178,49 @@ where
             }
         }
     }
+}
+
+/// Polls a queued request's wait: `Ready` once it has moved on (to `Running` with its permit,
+/// or to `Rejected`). Out of line: the happy path never waits, and its `poll` stays short
+/// enough to be inlined into the caller's.
+#[cold]
+#[inline(never)]
+fn poll_wait<S, Req, O>(mut state: Pin<&mut State<S, Req, O>>, cx: &mut Context<'_>) -> Poll<()>
+where
+    S: Service<Req>,
+    O: for<'a> Observer<Event<'a>>,
+{
+    let StateProj::Waiting { wait } = state.as_mut().project() else {
+        return Poll::Ready(());
+    };
+    let WaitProj {
+        waiter,
+        sleep,
+        reason,
+        service,
+        request,
+        rejecter,
+    } = wait.as_mut().project();
+    // A permit handed over in the same instant the wait ran out still counts.
+    if let Poll::Ready(permit) = waiter.poll_permit(cx) {
+        let error = match (permit, service.take(), request.take()) {
+            (Some(permit), Some(mut service), Some(request)) => {
+                let future = service.call(request);
+                state.set(State::Running {
+                    future,
+                    permit: Some(permit),
+                });
+                return Poll::Ready(());
+            }
+            _ => rejecter.reject(RejectReason::QueueFull),
+        };
+        state.set(State::Rejected { error: Some(error) });
+        return Poll::Ready(());
+    }
+    ready!(sleep.poll(cx));
+    let error = rejecter.reject(*reason);
+    state.set(State::Rejected { error: Some(error) });
+    Poll::Ready(())
 }
 
 impl<S, Req, O, P> fmt::Debug for ResponseFuture<S, Req, O, P>

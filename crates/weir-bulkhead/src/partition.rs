@@ -20,7 +20,7 @@ use weir_core::{
 
 use crate::builder::{ConfigError, DEFAULT_RETRY_AFTER, MAX_PERMITS};
 use crate::event::Event;
-use crate::future::{Rejecter, ResponseFuture};
+use crate::future::{Rejecter, ResponseFuture, Wait};
 use crate::handle::BulkheadStats;
 use crate::permit::{Core, Permit};
 use crate::protocol::{Plain, Protocol};
@@ -478,7 +478,8 @@ where
         // The readied instance goes into the future; an unreadied clone stays behind.
         let clone = self.inner.clone();
         let readied = mem::replace(&mut self.inner, clone);
-        ResponseFuture::waiting(waiter, until, reason, readied, req, rejecter, true)
+        let wait = Wait::boxed(waiter, until, reason, readied, req, rejecter);
+        ResponseFuture::waiting(wait, true)
     }
 }
 

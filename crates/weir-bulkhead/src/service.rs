@@ -3,15 +3,16 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::mem;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::time::Instant;
 use tower_service::Service;
-use weir_core::{BoxError, Deadline, Observer};
+use weir_core::{BoxError, Deadline, Error, Observer};
 
 use crate::event::Event;
-use crate::future::{Rejecter, ResponseFuture};
+use crate::future::{Rejecter, ResponseFuture, Wait};
 use crate::layer::Shared;
 use crate::permit::{Permit, Waiter};
 use crate::protocol::{Plain, Protocol};
@@ -75,6 +76,7 @@ where
     type Error = BoxError;
     type Future = ResponseFuture<S, Req, O, P>;
 
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         if self.shared.backpressure && self.permit.is_none() {
             if self.waiter.is_none() {
@@ -104,6 +106,7 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
+    #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         let shared = &self.shared;
         if shared.backpressure {
@@ -113,29 +116,48 @@ where
         if let Some(permit) = shared.core.try_acquire() {
             return ResponseFuture::running(self.inner.call(req), permit, shared.hold_body);
         }
+        // The future is built here, not in the out-of-line part: a future returned from there
+        // would be assembled in a temporary and copied, on the happy path too.
+        let hold_body = shared.hold_body;
+        match self.queue(req) {
+            Ok(wait) => ResponseFuture::waiting(wait, hold_body),
+            Err(error) => ResponseFuture::rejected(error),
+        }
+    }
+}
+
+impl<S, O, P> Bulkhead<S, O, P> {
+    /// `call` with no permit free: the request's place in line, or why it may not wait (out of
+    /// line: the happy path, inlined into the caller, stays short).
+    #[cold]
+    #[inline(never)]
+    fn queue<Req>(&mut self, req: Req) -> Result<Pin<Box<Wait<S, Req, O>>>, Error>
+    where
+        S: Service<Req> + Clone,
+        O: for<'a> Observer<Event<'a>>,
+        P: Protocol<Req, S::Response>,
+    {
+        let shared = &self.shared;
         if shared.max_queue == 0 {
-            return ResponseFuture::rejected(shared.reject(RejectReason::QueueFull));
+            return Err(shared.reject(RejectReason::QueueFull));
         }
         let deadline = P::deadline(&req).map(Deadline::instant);
-        let (until, reason) = match wait_until(Instant::now(), shared.max_wait, deadline) {
-            Ok(wait) => wait,
-            Err(reason) => return ResponseFuture::rejected(shared.reject(reason)),
-        };
+        let (until, reason) = wait_until(Instant::now(), shared.max_wait, deadline)
+            .map_err(|reason| shared.reject(reason))?;
         let Some(waiter) = shared.core.enqueue(shared.max_queue) else {
-            return ResponseFuture::rejected(shared.reject(RejectReason::QueueFull));
+            return Err(shared.reject(RejectReason::QueueFull));
         };
         // The readied instance goes into the future; an unreadied clone stays behind.
         let clone = self.inner.clone();
         let readied = mem::replace(&mut self.inner, clone);
-        ResponseFuture::waiting(
+        Ok(Wait::boxed(
             waiter,
             until,
             reason,
             readied,
             req,
             Rejecter::Layer(Arc::clone(shared)),
-            shared.hold_body,
-        )
+        ))
     }
 }
 

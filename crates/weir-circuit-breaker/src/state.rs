@@ -440,7 +440,14 @@ struct Bucket {
 struct TimeWindow {
     buckets: Box<[Bucket]>,
     bucket_nanos: u64,
+    /// The bucket number (high 48 bits) and slot (low 16 bits) last worked out by `record`, so
+    /// that the calls of one bucket's period find both without two divisions: a memo of a pure
+    /// function of the time (0: none yet), written once per period.
+    last: AtomicU64,
 }
+
+/// Bits of [`TimeWindow::last`] that hold the slot (a window has at most 1 000).
+const SLOT_BITS: u32 = 16;
 
 impl TimeWindow {
     fn new(size: Duration, buckets: u32) -> Self {
@@ -449,6 +456,7 @@ impl TimeWindow {
         Self {
             buckets: (0..buckets).map(|_| Bucket::default()).collect(),
             bucket_nanos: (nanos / u64::from(buckets)).max(1),
+            last: AtomicU64::new(0),
         }
     }
 
@@ -457,9 +465,39 @@ impl TimeWindow {
         now / self.bucket_nanos + 1
     }
 
-    fn record(&self, code: u8, now: u64) {
+    /// The bucket number of `now` and its slot: from the memo when `now` falls in the period
+    /// it holds (`now - start < bucket_nanos` is `now / bucket_nanos == epoch - 1`), else
+    /// worked out and memoised.
+    #[inline]
+    fn epoch_and_slot(&self, now: u64) -> (u64, usize) {
+        let last = self.last.load(Ordering::Relaxed);
+        let epoch = last >> SLOT_BITS;
+        if epoch != 0 {
+            // `(epoch - 1) * bucket_nanos` is at most the time that produced `epoch`: no
+            // overflow.
+            let start = (epoch - 1) * self.bucket_nanos;
+            if now >= start && now - start < self.bucket_nanos {
+                return (epoch, (last & ((1 << SLOT_BITS) - 1)) as usize);
+            }
+        }
+        self.epoch_and_slot_slow(now)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn epoch_and_slot_slow(&self, now: u64) -> (u64, usize) {
         let epoch = self.epoch(now);
-        let bucket = &self.buckets[(epoch % self.buckets.len() as u64) as usize];
+        let slot = epoch % self.buckets.len() as u64;
+        if epoch < 1 << (64 - SLOT_BITS) && slot < 1 << SLOT_BITS {
+            self.last
+                .store((epoch << SLOT_BITS) | slot, Ordering::Relaxed);
+        }
+        (epoch, slot as usize)
+    }
+
+    fn record(&self, code: u8, now: u64) {
+        let (epoch, slot) = self.epoch_and_slot(now);
+        let bucket = &self.buckets[slot];
         let seen = bucket.epoch.load(Ordering::Acquire);
         if seen != epoch {
             if seen > epoch {
@@ -1362,6 +1400,29 @@ mod tests {
         };
         call(&b, secs(0), hinted);
         assert_eq!(b.open_remaining(secs(0)), Some(secs(42)));
+    }
+
+    proptest::proptest! {
+        /// The time window's memoised bucket number and slot are the ones worked out from
+        /// scratch, for times in any order, at and around bucket boundaries too.
+        #[test]
+        fn the_memoised_bucket_is_the_computed_one(
+            bucket_ms in 1_u64..5_000,
+            buckets in 1_u32..=1_000,
+            times in proptest::collection::vec(
+                (0_u64..100_000_000_000, 0_u64..2_000, 0_u64..3, proptest::bool::ANY),
+                1..64,
+            ),
+        ) {
+            let w = TimeWindow::new(Duration::from_millis(bucket_ms) * buckets, buckets);
+            for (raw, k, d, boundary) in times {
+                // A boundary time: one nanosecond before, at or after the start of bucket `k`.
+                let now = if boundary { (k * w.bucket_nanos + d).saturating_sub(1) } else { raw };
+                let epoch = now / w.bucket_nanos + 1;
+                let slot = usize::try_from(epoch % u64::from(buckets)).unwrap();
+                proptest::prop_assert_eq!(w.epoch_and_slot(now), (epoch, slot));
+            }
+        }
     }
 
     #[test]

@@ -197,7 +197,7 @@ impl BudgetState {
         if let Self::Ratio(state) = self {
             let epoch = state.epoch(now);
             state.current.fetch_max(epoch, Ordering::AcqRel);
-            state.requests.add(epoch, 1);
+            state.requests[0].0.add(epoch, 1);
         }
     }
 
@@ -205,23 +205,26 @@ impl BudgetState {
     /// and every [`CLOCK_EVERY`]th after read it and advance the shared epoch; the others count
     /// in the last epoch seen. An epoch that lags only makes requests leave the window early, so
     /// the budget errs on the side of fewer retries; a refused or granted retry always reads the
-    /// clock.
+    /// clock. The request is counted in this thread's stripe of the counts (see
+    /// [`RatioState::requests`]).
     #[inline]
     pub(crate) fn deposit_now(&self) {
         if let Self::Ratio(state) = self {
-            let read_clock = TICK.with(|tick| {
-                let n = tick.get().wrapping_add(1);
-                tick.set(n);
-                n % CLOCK_EVERY == 1
+            let (read_clock, stripe) = THREAD.with(|thread| {
+                let mut word = thread.get();
+                if word >> 32 == 0 {
+                    word |= first_stripe();
+                }
+                let n = (word as u32).wrapping_add(1);
+                thread.set((word & !u64::from(u32::MAX)) | u64::from(n));
+                (n % CLOCK_EVERY == 1, (word >> 32) as usize - 1)
             });
             let epoch = if read_clock {
-                let epoch = state.epoch(Instant::now());
-                state.current.fetch_max(epoch, Ordering::AcqRel);
-                epoch
+                state.advance_now()
             } else {
                 state.current.load(Ordering::Acquire)
             };
-            state.requests.add(epoch, 1);
+            state.requests[stripe % STRIPES].0.add(epoch, 1);
         }
     }
 
@@ -284,10 +287,33 @@ const SLOTS: u32 = 10;
 /// A thread reads the clock for a deposit once every this many requests.
 const CLOCK_EVERY: u32 = 32;
 
+/// Stripes of a ratio budget's request counts (see [`RatioState::requests`]).
+const STRIPES: usize = 8;
+
+/// The stripe the next thread to deposit takes.
+static NEXT_STRIPE: AtomicU32 = AtomicU32::new(0);
+
 thread_local! {
-    /// Requests started on this thread, for [`BudgetState::deposit_now`]'s sampling.
-    static TICK: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    /// For [`BudgetState::deposit_now`]: the requests started on this thread (low 32 bits, for
+    /// its sampling of the clock) and its stripe plus one (high 32 bits; 0 until its first
+    /// request). One word: one thread-local access per request.
+    static THREAD: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
+
+/// This thread's stripe plus one, in the high 32 bits: consecutive threads (a runtime's
+/// workers) take consecutive stripes.
+#[cold]
+#[inline(never)]
+fn first_stripe() -> u64 {
+    let stripe = NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) % STRIPES as u32;
+    u64::from(stripe + 1) << 32
+}
+
+/// One stripe of the request counts, on a 128-byte block of its own (adjacent-line
+/// prefetching pairs lines), so threads on different stripes never write one line.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Stripe(Window);
 
 /// The ratio budget's state: requests and retries counted per slot of a sliding window.
 #[derive(Debug)]
@@ -299,7 +325,10 @@ pub(crate) struct RatioState {
     /// Ratio × 1000.
     ratio_milli: u64,
     floor: u64,
-    requests: Window,
+    /// The requests, counted per thread stripe: each request counts once, in its thread's
+    /// stripe, and the budget reads their sum (on a retry only). One shared counter would be
+    /// written by every request of every thread, and two threads would contend on it.
+    requests: [Stripe; STRIPES],
     retries: Window,
 }
 
@@ -312,7 +341,7 @@ impl RatioState {
             slot_nanos: (window_nanos / u64::from(SLOTS)).max(1),
             ratio_milli: (ratio * 1000.0) as u64,
             floor: u64::from(min_per_second).saturating_mul(window.as_secs().max(1)),
-            requests: Window::default(),
+            requests: Default::default(),
             retries: Window::default(),
         }
     }
@@ -324,9 +353,24 @@ impl RatioState {
         (elapsed / u128::from(self.slot_nanos)) as u32
     }
 
+    /// Reads the clock and moves the latest epoch up to it; returns the clock's epoch. Out of
+    /// line: a deposit reads the clock once every [`CLOCK_EVERY`] requests.
+    #[cold]
+    #[inline(never)]
+    fn advance_now(&self) -> u32 {
+        let epoch = self.epoch(Instant::now());
+        self.current.fetch_max(epoch, Ordering::AcqRel);
+        epoch
+    }
+
+    /// The requests in the window ending with `epoch`, every stripe's.
+    fn requests(&self, epoch: u32) -> u64 {
+        self.requests.iter().map(|stripe| stripe.0.sum(epoch)).sum()
+    }
+
     fn allowed(&self, epoch: u32) -> u64 {
         self.floor
-            .saturating_add(self.requests.sum(epoch).saturating_mul(self.ratio_milli) / 1000)
+            .saturating_add(self.requests(epoch).saturating_mul(self.ratio_milli) / 1000)
     }
 
     fn withdraw(&self, now: Instant) -> bool {
@@ -363,6 +407,7 @@ impl Window {
         &self.slots[(epoch % SLOTS) as usize]
     }
 
+    #[inline]
     fn add(&self, epoch: u32, n: u32) {
         let slot = self.slot(epoch);
         if unpack(slot.load(Ordering::Acquire)).0 == epoch {
@@ -372,6 +417,13 @@ impl Window {
             slot.fetch_add(u64::from(n), Ordering::AcqRel);
             return;
         }
+        self.add_to_new_epoch(epoch, n);
+    }
+
+    /// [`add`](Self::add) when the slot still counts an older epoch: once per slot and epoch.
+    #[cold]
+    #[inline(never)]
+    fn add_to_new_epoch(&self, epoch: u32, n: u32) {
         let _ = self
             .slot(epoch)
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
@@ -408,6 +460,25 @@ mod tests {
     use weir_core::Failure;
 
     use super::*;
+
+    #[test]
+    fn requests_from_every_thread_count_once() {
+        // Ratio 1, no floor: the budget allows exactly as many retries as requests were made,
+        // whichever thread (hence stripe) counted them.
+        let budget = RetryBudget::ratio(1.0)
+            .min_per_second(0)
+            .start(Instant::now());
+        std::thread::scope(|scope| {
+            for _ in 0..3 {
+                scope.spawn(|| {
+                    for _ in 0..100 {
+                        budget.deposit_now();
+                    }
+                });
+            }
+        });
+        assert_eq!(budget.available(Instant::now()), Some(300));
+    }
 
     #[test]
     fn ratio_allows_the_floor_plus_the_ratio() {

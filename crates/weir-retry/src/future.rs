@@ -81,6 +81,35 @@ where
     }
 }
 
+impl<S, Req, R, C, O> ResponseFuture<S, Req, R, C, O>
+where
+    R: Replay<Req>,
+    S: Service<R::Request>,
+{
+    /// A future whose first attempt is in flight already; `service` is readied before each
+    /// retry.
+    #[inline]
+    pub(crate) const fn calling(
+        future: S::Future,
+        service: S,
+        shared: Arc<Shared<R, C, O>>,
+        copy: Option<R::Copy>,
+        deadline: Option<Instant>,
+        now: Option<Instant>,
+    ) -> Self {
+        Self {
+            state: State::Calling { future },
+            service,
+            shared,
+            copy,
+            progress: Progress::new(now),
+            deadline,
+            sleep: None,
+            _request: PhantomData,
+        }
+    }
+}
+
 impl<S, Req, R, C, O> Future for ResponseFuture<S, Req, R, C, O>
 where
     R: Replay<Req>,
@@ -98,8 +127,7 @@ where
                     let (request, copy) = ready!(prepare.poll(cx));
                     *this.copy = copy;
                     *this.deadline = this.shared.replay.deadline(&request).map(|d| d.instant());
-                    let future = this.service.call(request);
-                    this.state.set(State::Calling { future });
+                    send(this.state.as_mut(), this.service, request);
                 }
                 StateProj::Calling { future } => {
                     let result = ready!(future.poll(cx));
@@ -165,12 +193,23 @@ where
                         .as_ref()
                         .expect("`decide` retries only requests with a copy");
                     let request = this.shared.replay.replay(copy);
-                    let future = this.service.call(request);
-                    this.state.set(State::Calling { future });
+                    send(this.state.as_mut(), this.service, request);
                 }
             }
         }
     }
+}
+
+/// Sends an attempt from `poll` (a prepared request's first, or a retry) and keeps its future.
+/// Out of line: the inner service's `call` is not inlined into `poll`, whose usual work is to
+/// poll the attempt `Retry::call` sent.
+#[inline(never)]
+fn send<P, S, Req>(mut state: Pin<&mut State<P, S::Future>>, service: &mut S, request: Req)
+where
+    S: Service<Req>,
+{
+    let future = service.call(request);
+    state.set(State::Calling { future });
 }
 
 /// Runs the pure decision with the layer's budget and random source.

@@ -30,6 +30,18 @@ pub trait Replay<Req> {
     /// Starts preparing a request.
     fn prepare(&self, request: Req) -> Self::Prepare;
 
+    /// Prepares a request at once when that needs no waiting: `Ok` with what
+    /// [`prepare`](Self::prepare)'s future would give, and the layer then sends the first
+    /// attempt from `call`, as tower's `Retry` does; `Err` with that future otherwise. The
+    /// default always returns the future; [`CloneRequest`] is always ready.
+    #[inline]
+    fn prepare_now(
+        &self,
+        request: Req,
+    ) -> Result<(Self::Request, Option<Self::Copy>), Self::Prepare> {
+        Err(self.prepare(request))
+    }
+
     /// The request of a retry, from the copy.
     fn replay(&self, copy: &Self::Copy) -> Self::Request;
 
@@ -53,6 +65,11 @@ impl<Req: Clone> Replay<Req> for CloneRequest {
     #[inline]
     fn prepare(&self, request: Req) -> Self::Prepare {
         ready((request.clone(), Some(request)))
+    }
+
+    #[inline]
+    fn prepare_now(&self, request: Req) -> Result<(Req, Option<Req>), Self::Prepare> {
+        Ok((request.clone(), Some(request)))
     }
 
     #[inline]
@@ -89,6 +106,18 @@ where
         FilteredPrepare {
             prepare: self.replay.prepare(request),
             keep,
+        }
+    }
+
+    #[inline]
+    fn prepare_now(
+        &self,
+        request: Req,
+    ) -> Result<(Self::Request, Option<Self::Copy>), Self::Prepare> {
+        let keep = (self.predicate)(&request);
+        match self.replay.prepare_now(request) {
+            Ok((request, copy)) => Ok((request, copy.filter(|_| keep))),
+            Err(prepare) => Err(FilteredPrepare { prepare, keep }),
         }
     }
 

@@ -17,9 +17,12 @@ use weir_core::AnyError;
 
 /// Retries the inner service's transient failures; made by [`RetryLayer`](crate::RetryLayer).
 ///
-/// `poll_ready` readies the inner service. `call` moves the readied inner service into the
-/// response future (leaving a clone behind), which sends the request, and when an attempt fails
-/// transiently, sleeps, readies the service again and sends the replayed request.
+/// `poll_ready` readies the inner service. `call` sends the first attempt to it at once when
+/// the request is ready at once ([`Replay::prepare_now`]; [`CloneRequest`] is) and gives the
+/// response future a clone of the service; otherwise it moves the readied service into the
+/// future (leaving a clone behind), which sends the request once it is prepared. When an
+/// attempt fails transiently, the future sleeps, readies its service and sends the replayed
+/// request.
 pub struct Retry<S, R = CloneRequest, C = AnyError, O = ()> {
     inner: S,
     shared: Arc<Shared<R, C, O>>,
@@ -80,14 +83,38 @@ where
         self.inner.poll_ready(cx)
     }
 
+    // Always inlined, so the response future (the first attempt's in it) is written straight
+    // into the caller's state: out of line, it is assembled in a temporary and copied.
+    // `#[inline]` alone left it out of line under a breaker (`weir::ClientStack`'s
+    // breaker-outside order: 1 094 instructions per call against 826).
+    #[inline(always)]
     fn call(&mut self, request: Req) -> Self::Future {
-        // The readied instance goes into the future; the clone left behind is readied by the
-        // next `poll_ready`.
-        let clone = self.inner.clone();
-        let service = mem::replace(&mut self.inner, clone);
-        let now = self.shared.needs_clock.then(Instant::now);
-        self.shared.core.budget.deposit_now();
-        let prepare = self.shared.replay.prepare(request);
-        ResponseFuture::new(service, Arc::clone(&self.shared), prepare, now)
+        let shared = &self.shared;
+        let now = shared.needs_clock.then(Instant::now);
+        shared.core.budget.deposit_now();
+        match shared.replay.prepare_now(request) {
+            // The request is ready (a clone): the first attempt goes to the readied instance
+            // now, and the future keeps a clone, readied before each retry (tower's `Retry`).
+            Ok((request, copy)) => {
+                let deadline = shared.replay.deadline(&request).map(|d| d.instant());
+                let future = self.inner.call(request);
+                ResponseFuture::calling(
+                    future,
+                    self.inner.clone(),
+                    Arc::clone(shared),
+                    copy,
+                    deadline,
+                    now,
+                )
+            }
+            // The request takes time to prepare (a body to read): the readied instance goes
+            // into the future, which calls it once the request is ready; the clone left behind
+            // is readied by the next `poll_ready`.
+            Err(prepare) => {
+                let clone = self.inner.clone();
+                let service = mem::replace(&mut self.inner, clone);
+                ResponseFuture::new(service, Arc::clone(shared), prepare, now)
+            }
+        }
     }
 }

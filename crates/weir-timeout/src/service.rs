@@ -79,7 +79,13 @@ where
         };
         let start = match start {
             Ok(start) => start,
-            Err(deadline) => return expired(config, deadline),
+            Err(deadline) => {
+                return ResponseFuture::rejected(
+                    expired(config, deadline),
+                    config.name.clone(),
+                    config.observer.clone(),
+                );
+            }
         };
         // Built in one place, not in a branch: see weir-load-shed's `call`.
         ResponseFuture::running(
@@ -91,18 +97,20 @@ where
     }
 }
 
-/// The future of a request whose deadline has passed before it was sent.
+/// The error of a request whose deadline has passed before it was sent, and its event. Out of
+/// line, and only the error: the future is built where `call` builds it, so the happy path's
+/// future is not assembled in a temporary and copied.
 #[cold]
-fn expired<P, O, F>(config: &Config<P, O>, deadline: Deadline) -> ResponseFuture<F, O>
+#[inline(never)]
+fn expired<P, O>(config: &Config<P, O>, deadline: Deadline) -> Error
 where
-    O: for<'a> Observer<Event<'a>> + Clone,
+    O: for<'a> Observer<Event<'a>>,
 {
     config.observer.on_event(&Event::Expired {
         layer: &config.name,
         deadline,
     });
-    let error = Error::timeout().with_layer(config.name.clone());
-    ResponseFuture::rejected(error, config.name.clone(), config.observer.clone())
+    Error::timeout().with_layer(config.name.clone())
 }
 
 /// The start of an HTTP request's timer: its deadline is fixed now, stored in its extensions
