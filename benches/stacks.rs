@@ -13,9 +13,9 @@
 //!   (a never-retry policy that clones the request) + `ConcurrencyLimit` + `Timeout` (tower has
 //!   no circuit breaker and no retry budget on this path).
 //!
-//! The server rows are run twice: with a bare `http::Request` (empty extensions: weir's
-//! `Deadline` costs the map, its table and one box) and with a "routed" request whose
-//! extensions already hold a value, as every request behind axum's router does. The
+//! The server rows are run twice: with a bare `http::Request` (no header, no extension) and
+//! with a "routed" request as a server behind axum's router receives it (a `host` header, an
+//! extension already there). The
 //! `parts/*` rows run each layer of the server stack alone, to show where its cost goes.
 //!
 //! `cargo bench --bench stacks -- --warm-up-time 1 --measurement-time 2`
@@ -69,10 +69,15 @@ fn request(_: Req) -> Request<String> {
     Request::new(String::new())
 }
 
-/// The same GET with an extension already there, as behind axum's router (which puts
-/// `MatchedPath` in every request): its map exists, so adding the `Deadline` costs one box.
+/// The same GET as a server really receives it behind axum's router: a `host` header (every
+/// HTTP/1.1 request has one, so the layers that read headers search a non-empty map) and an
+/// extension already there (axum puts `MatchedPath` in every request).
 fn routed_request(n: Req) -> Request<String> {
     let mut req = request(n);
+    req.headers_mut().insert(
+        http::header::HOST,
+        http::HeaderValue::from_static("api.example.com"),
+    );
     req.extensions_mut().insert(n);
     req
 }
@@ -144,6 +149,13 @@ fn server(c: &mut Criterion) {
     });
     bench.service("routed/service_fn", || {
         handler().map_request(routed_request)
+    });
+    bench.service("routed/weir-server", || {
+        ServerStack::builder()
+            .build()
+            .expect("valid")
+            .layer(handler())
+            .map_request(routed_request)
     });
     bench.service("routed/weir-server+rate-limit", || {
         let limit = RateLimitLayer::new(Quota::per_second(u32::MAX)).expect("valid quota");

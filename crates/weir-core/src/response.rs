@@ -125,12 +125,14 @@ fn grpc_message(message: &'static str) -> HeaderValue {
 /// compared without case and without allocating.
 fn is_grpc(headers: &HeaderMap) -> bool {
     const GRPC: &[u8] = b"application/grpc";
-    headers.get(CONTENT_TYPE).is_some_and(|value| {
-        value
-            .as_bytes()
-            .get(..GRPC.len())
-            .is_some_and(|prefix| prefix.eq_ignore_ascii_case(GRPC))
-    })
+    // An empty map has no content-type: not hashed and looked up.
+    !headers.is_empty()
+        && headers.get(CONTENT_TYPE).is_some_and(|value| {
+            value
+                .as_bytes()
+                .get(..GRPC.len())
+                .is_some_and(|prefix| prefix.eq_ignore_ascii_case(GRPC))
+        })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -400,6 +402,7 @@ where
     type Error = Infallible;
     type Future = ResponseFuture<S::Future>;
 
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         if self.failed.is_none()
             && let Err(err) = ready!(self.inner.poll_ready(cx))
@@ -409,6 +412,7 @@ where
         Poll::Ready(Ok(()))
     }
 
+    #[inline]
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         let grpc = self.config.wants_grpc(req.headers());
         if let Some(error) = self.failed.take() {
@@ -471,6 +475,7 @@ where
 {
     type Output = Result<Response<ResponseBody<B>>, Infallible>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let res = match this.state.project() {

@@ -235,6 +235,7 @@ pub struct InFlight {
 }
 
 impl InFlight {
+    #[inline]
     pub(crate) fn new(shared: Arc<dyn Finish>, adaptive: bool) -> Self {
         Self {
             shared: Some(shared),
@@ -244,6 +245,7 @@ impl InFlight {
         }
     }
 
+    #[inline]
     pub(crate) fn finish(mut self, outcome: Outcome) {
         if let Some(shared) = self.shared.take() {
             shared.finish(outcome, self.started);
