@@ -274,6 +274,11 @@ mod tests {
         service_fn(|n: u32| std::future::ready(Ok(n)))
     }
 
+    /// Readies `svc` and sends `n` through it.
+    async fn send<S: Service<u32>>(svc: &mut S, n: u32) -> Result<S::Response, S::Error> {
+        svc.ready().await?.call(n).await
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_store_answering_later_admits_then_refuses_with_its_retry_after() {
         let quota = Quota::per_second(2).named("edge");
@@ -283,23 +288,9 @@ mod tests {
             .expect("valid");
         let mut svc = layer.layer(echo());
         for n in 0..2 {
-            assert_eq!(
-                svc.ready()
-                    .await
-                    .expect("ready")
-                    .call(n)
-                    .await
-                    .expect("admitted"),
-                n
-            );
+            assert_eq!(send(&mut svc, n).await.expect("admitted"), n);
         }
-        let refused = svc
-            .ready()
-            .await
-            .expect("ready")
-            .call(9)
-            .await
-            .expect_err("refused");
+        let refused = send(&mut svc, 9).await.expect_err("refused");
         let error = Error::find(&*refused).expect("a weir error");
         assert!(error.is_rate_limited());
         assert_eq!(error.retry_after(), Some(Duration::from_millis(500)));
@@ -315,24 +306,9 @@ mod tests {
             .build_with_store(later(&quota))
             .expect("valid");
         let mut svc = layer.layer(echo());
-        assert_eq!(
-            svc.ready()
-                .await
-                .expect("ready")
-                .call(1)
-                .await
-                .expect("admitted"),
-            1
-        );
+        assert_eq!(send(&mut svc, 1).await.expect("admitted"), 1);
         let start = Instant::now();
-        let waited = svc
-            .ready()
-            .await
-            .expect("ready")
-            .call(2)
-            .await
-            .expect("admitted");
-        assert_eq!(waited, 2);
+        assert_eq!(send(&mut svc, 2).await.expect("admitted"), 2);
         assert_eq!(start.elapsed(), Duration::from_millis(500));
     }
 
@@ -345,30 +321,14 @@ mod tests {
             .build()
             .expect("valid");
         let mut svc = layer.layer(echo());
-        assert_eq!(
-            svc.ready()
-                .await
-                .expect("ready")
-                .call(1)
-                .await
-                .expect("admitted"),
-            1
-        );
+        assert_eq!(send(&mut svc, 1).await.expect("admitted"), 1);
         let mut waiting = tokio_test::task::spawn(svc.ready().await.expect("ready").call(2));
         tokio_test::assert_pending!(waiting.poll());
         assert!(format!("{:?}", &*waiting).contains("waiting"));
         drop(waiting);
         // The 500 ms turn was given back: the next request waits 500 ms, not 1 s.
         let start = Instant::now();
-        assert_eq!(
-            svc.ready()
-                .await
-                .expect("ready")
-                .call(3)
-                .await
-                .expect("admitted"),
-            3
-        );
+        assert_eq!(send(&mut svc, 3).await.expect("admitted"), 3);
         assert_eq!(start.elapsed(), Duration::from_millis(500));
     }
 }
