@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use criterion::{Criterion, criterion_group};
+use criterion::{Criterion, criterion_group, criterion_main};
 use governor::{Quota as GovernorQuota, RateLimiter};
 use tower::limit::RateLimitLayer as TowerRateLimitLayer;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};
@@ -83,6 +83,15 @@ fn memory() {
 fn rate_limit(c: &mut Criterion) {
     let mut bench = Bench::new(c, "rate_limit");
     bench.service("service_fn", bare);
+    // The floor of every limiter here, which all read the clock once per call: the bare
+    // service plus one read of tokio's clock (tower's `RateLimit` and weir read it; governor,
+    // built on std, reads std's, the same clock).
+    bench.service("clock-read", || {
+        service_fn(|n: Req| {
+            std::hint::black_box(tokio::time::Instant::now());
+            ready(Ok::<_, std::convert::Infallible>(n.wrapping_add(1)))
+        })
+    });
     // tower's `RateLimit` is not `Clone`: on 2 threads each task has its own.
     bench.service_per_task("tower-rate-limit", || {
         TowerRateLimitLayer::new(u64::MAX, Duration::from_secs(1)).layer(bare())
@@ -209,80 +218,13 @@ fn rate_limit(c: &mut Criterion) {
             .service(bare())
     });
     bench.finish();
-    memory();
-}
-
-/// `RATE_LIMIT_CALLS=N cargo bench --bench rate_limit -- SERVICE`: drives `N` calls of one
-/// service on one thread and exits, without criterion, for an instruction count that does not
-/// depend on the machine's load: run it under `valgrind --tool=callgrind` with `N` and `2N`; the
-/// difference divided by `N` is the instructions per call, setup excluded.
-fn count_calls(calls: u64, service: &str) {
-    let rt = runtime_1_thread();
-    let keyed = |keys: u64| {
-        let layer = RateLimitLayer::builder()
-            .quota(huge())
-            .key(move |n: &Req| Some(*n % keys))
-            .max_keys(2 * KEYS as usize)
-            .build()
-            .expect("valid");
-        let mut svc = layer.layer(bare());
-        rt.block_on(crate::support::drive(&mut svc, keys));
-        svc
-    };
-    let governor_keyed = |keys: u64| {
-        let governor = RateLimiter::keyed(governor_huge());
-        for key in 0..keys {
-            governor.check_key(&key).expect("admitted");
-        }
-        service_fn(move |n: Req| {
-            let key = n % keys;
-            ready(
-                governor
-                    .check_key(&key)
-                    .map(|()| n + 1)
-                    .map_err(|_| "limited"),
-            )
-        })
-    };
-    let _runtime = rt.enter();
-    match service {
-        "service_fn" => rt.block_on(crate::support::drive(&mut bare(), calls)),
-        "tower-rate-limit" => rt.block_on(crate::support::drive(
-            &mut TowerRateLimitLayer::new(u64::MAX, Duration::from_secs(1)).layer(bare()),
-            calls,
-        )),
-        "weir-gcra" => rt.block_on(crate::support::drive(
-            &mut RateLimitLayer::new(huge()).expect("valid").layer(bare()),
-            calls,
-        )),
-        "governor-direct" => {
-            let governor = RateLimiter::direct(governor_huge());
-            let mut svc = service_fn(move |n: Req| {
-                ready(governor.check().map(|()| n + 1).map_err(|_| "limited"))
-            });
-            rt.block_on(crate::support::drive(&mut svc, calls));
-        }
-        "weir-keyed-1-key" => rt.block_on(crate::support::drive(&mut keyed(1), calls)),
-        "weir-keyed-100k-keys" => rt.block_on(crate::support::drive(&mut keyed(KEYS), calls)),
-        "governor-keyed-1-key" => {
-            rt.block_on(crate::support::drive(&mut governor_keyed(1), calls));
-        }
-        "governor-keyed-100k-keys" => {
-            rt.block_on(crate::support::drive(&mut governor_keyed(KEYS), calls));
-        }
-        other => panic!("no service {other:?}"),
+    // Not when counting one service's instructions: a flood of a million keys is slow under
+    // valgrind, and counts nothing the count needs.
+    if crate::support::count_only().is_none() {
+        memory();
     }
 }
 
 criterion_group!(benches, rate_limit);
 
-fn main() {
-    let calls = std::env::var("RATE_LIMIT_CALLS").ok();
-    if let Some(calls) = calls.and_then(|n| n.parse().ok()) {
-        let service = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-        count_calls(calls, service.as_deref().unwrap_or("weir-gcra"));
-        return;
-    }
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-}
+criterion_main!(benches);

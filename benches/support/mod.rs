@@ -301,7 +301,7 @@ where
 /// does not depend on the machine's load: run the bench binary under
 /// `valgrind --tool=callgrind` with `N` and with `2N`; the difference of the two totals divided
 /// by `N` is the instructions per call, set-up excluded (see `benches/README.md`).
-fn count_only() -> Option<u64> {
+pub(crate) fn count_only() -> Option<u64> {
     std::env::var("WEIR_BENCH_CALLS").ok()?.parse().ok()
 }
 
