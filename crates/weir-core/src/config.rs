@@ -272,6 +272,11 @@ impl<B> KeyExtractor<Request<B>> for KeySpec {
         }
     }
 
+    #[inline]
+    fn is_global(&self) -> bool {
+        matches!(self, Self::Global)
+    }
+
     fn detach(&self, key: SpecKey) -> SpecKey {
         match (self, key) {
             (Self::Header(name), SpecKey::Header(value)) => SpecKey::Header(
@@ -571,6 +576,11 @@ mod tests {
             spec(r#"key = "authority""#).extract(&req),
             Some(SpecKey::Authority("inventory:8080".parse().unwrap()))
         );
+        // Only `global` gives every request the same key: a keyed layer needs no map for it.
+        let global = |text: &str| <KeySpec as KeyExtractor<Request<()>>>::is_global(&spec(text));
+        assert!(global(r#"key = "global""#));
+        assert!(!global(r#"key = "peer_ip""#));
+        assert!(!global(r#"key = { header = "x-tenant" }"#));
     }
 
     #[test]

@@ -60,6 +60,15 @@ pub trait KeyExtractor<Req> {
     fn detach(&self, key: Self::Key) -> Self::Key {
         key
     }
+
+    /// Whether every request gets the same key, as with [`Global`]: a keyed layer may then check
+    /// every request against its one key-less state, with no map to look the key up in (see
+    /// [`MissingKey::key_of`]; the rate limiter does). The default is `false`, always correct,
+    /// only slower for an extractor that is in fact global.
+    #[inline]
+    fn is_global(&self) -> bool {
+        false
+    }
 }
 
 impl<F, Req, K> KeyExtractor<Req> for F
@@ -120,6 +129,29 @@ impl MissingKey {
             (None, Self::Reject) => Resolved::Reject,
         }
     }
+
+    /// What to do with `req`, keyed by `extractor`: [`resolve`](Self::resolve) of its key, or
+    /// [`Resolved::Shared`] without extracting one when the extractor
+    /// [is global](KeyExtractor::is_global) (one key for every request is the key-less state,
+    /// kept without a map).
+    ///
+    /// ```
+    /// use weir_core::{Global, MissingKey, Resolved};
+    ///
+    /// let tenant = |n: &u32| (*n > 0).then_some(*n);
+    /// assert_eq!(MissingKey::Reject.key_of(&tenant, &7), Resolved::Key(7));
+    /// assert_eq!(MissingKey::Reject.key_of(&tenant, &0), Resolved::Reject);
+    /// assert_eq!(MissingKey::Reject.key_of(&Global, &0), Resolved::Shared);
+    /// ```
+    #[must_use]
+    #[inline]
+    pub fn key_of<X: KeyExtractor<Req>, Req>(self, extractor: &X, req: &Req) -> Resolved<X::Key> {
+        if extractor.is_global() {
+            Resolved::Shared
+        } else {
+            self.resolve(extractor.extract(req))
+        }
+    }
 }
 
 /// What a keyed layer does with one request, from [`MissingKey::resolve`].
@@ -147,6 +179,11 @@ impl<Req> KeyExtractor<Req> for Global {
     #[inline]
     fn extract(&self, _req: &Req) -> Option<()> {
         Some(())
+    }
+
+    #[inline]
+    fn is_global(&self) -> bool {
+        true
     }
 }
 
@@ -825,6 +862,11 @@ where
     fn detach(&self, (first, second): Self::Key) -> Self::Key {
         (self.first.detach(first), self.second.detach(second))
     }
+
+    #[inline]
+    fn is_global(&self) -> bool {
+        self.first.is_global() && self.second.is_global()
+    }
 }
 
 /// The first extractor's key, else the second's. Key: [`OrKey`].
@@ -875,6 +917,12 @@ where
             OrKey::Left(key) => OrKey::Left(self.first.detach(key)),
             OrKey::Right(key) => OrKey::Right(self.second.detach(key)),
         }
+    }
+
+    /// A global first extractor always has a key: the second is never asked.
+    #[inline]
+    fn is_global(&self) -> bool {
+        self.first.is_global()
     }
 }
 
@@ -1375,6 +1423,26 @@ mod tests {
         assert_eq!(either.extract(&from_b), Some(OrKey::Right(value)));
         assert_ne!(either.extract(&from_a), either.extract(&from_b));
         assert_eq!(either.extract(&request(None, &[])), None);
+    }
+
+    #[test]
+    fn only_extractors_giving_every_request_one_key_are_global() {
+        fn global<X: KeyExtractor<Request<()>>>(x: &X) -> bool {
+            x.is_global()
+        }
+        let tenant = || Header::new(HeaderName::from_static("x-tenant"));
+        assert!(global(&Global));
+        assert!(!global(&tenant()));
+        assert!(!global(&|_: &Request<()>| Some(1u8)));
+        // A global first extractor always answers; a global second one is a fallback only.
+        assert!(global(&Global.or(tenant())));
+        assert!(!global(&tenant().or(Global)));
+        assert!(global(&Pair::new(Global, Global)));
+        assert!(!global(&Pair::new(Global, tenant())));
+        // Such a request goes to the key-less state, whatever the missing-key rule.
+        let req = request(None, &[]);
+        assert_eq!(MissingKey::Reject.key_of(&Global, &req), Resolved::Shared);
+        assert_eq!(MissingKey::Reject.key_of(&tenant(), &req), Resolved::Reject);
     }
 
     #[test]

@@ -782,13 +782,18 @@ mod tests {
 
         // With a quota from code it limits as the builder's default layer does: GCRA, reject
         // mode, one state for every request, no response field.
-        let layer = b.quota(Quota::per_second(2)).build().expect("valid");
+        let (layer, handle) = b
+            .quota(Quota::per_second(2))
+            .build_with_handle()
+            .expect("valid");
         assert_eq!(layer.name(), "rate_limit");
         let mut svc = layer.layer(ok());
         for tenant in [Some("a"), Some("b")] {
             let (res, _) = send(&mut svc, tenant).await;
             assert!(res.expect("admitted").headers().is_empty());
         }
+        // `global` keeps its one state as the builder's `Global` does: no map, no key stored.
+        assert_eq!(handle.keys(), 0);
         let (res, waited) = send(&mut svc, Some("c")).await;
         let (name, policy, retry_after) = refusal(res);
         assert_eq!((name.as_str(), policy.as_str()), ("rate_limit", "default"));

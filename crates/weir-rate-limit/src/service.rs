@@ -111,7 +111,7 @@ where
         if cost == 0 {
             return ResponseFuture::calling(self.inner.call(req), protocol, None);
         }
-        let key = match lim.missing.resolve(lim.extractor.extract(&req)) {
+        let key = match lim.missing.key_of(&lim.extractor, &req) {
             Resolved::Key(key) => Some(key),
             Resolved::Shared => None,
             Resolved::Bypass => {
