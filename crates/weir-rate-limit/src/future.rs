@@ -54,7 +54,7 @@ pin_project! {
 
 pin_project! {
     #[project = LaterProj]
-    enum Later<S, Req, D> {
+    pub(crate) enum Later<S, Req, D> {
         Deciding {
             #[pin]
             decision: D,
@@ -89,43 +89,43 @@ impl<F, S, Req, D, P> ResponseFuture<F, S, Req, D, P> {
         }
     }
 
+    /// A request waiting in `later` (its turn, or the store's answer).
+    #[inline]
+    pub(crate) const fn later(later: Pin<Box<Later<S, Req, D>>>, protocol: P) -> Self {
+        Self {
+            state: State::Later { later },
+            protocol,
+        }
+    }
+}
+
+impl<S, Req, D> Later<S, Req, D> {
+    /// Wait mode only, when the request must wait its turn: an admitted request never builds a
+    /// timer.
     pub(crate) fn waiting(
         wait: Duration,
         svc: S,
         req: Req,
-        protocol: P,
         info: Option<Box<RateLimitInfo>>,
         reservation: Reservation,
-    ) -> Self {
-        Self {
-            state: State::Later {
-                // Wait mode only, when the request must wait its turn: an admitted request never
-                // builds a timer.
-                later: Box::pin(Later::Waiting {
-                    sleep: sleep(wait),
-                    pending: Some((svc, req)),
-                    reservation,
-                    info,
-                }),
-            },
-            protocol,
-        }
+    ) -> Pin<Box<Self>> {
+        Box::pin(Self::Waiting {
+            sleep: sleep(wait),
+            pending: Some((svc, req)),
+            reservation,
+            info,
+        })
     }
 
-    pub(crate) fn deciding(decision: D, then: Then, svc: S, req: Req, protocol: P) -> Self {
-        Self {
-            state: State::Later {
-                // A store that answers later (Redis: a network round trip, tens of
-                // microseconds): boxed, so the in-memory path's future stays the inner future
-                // and two words; one allocation beside a round trip.
-                later: Box::pin(Later::Deciding {
-                    decision,
-                    then: Some(then),
-                    pending: Some((svc, req)),
-                }),
-            },
-            protocol,
-        }
+    /// A store that answers later (Redis: a network round trip, tens of microseconds): boxed,
+    /// so the in-memory path's future stays the inner future and two words; one allocation
+    /// beside a round trip.
+    pub(crate) fn deciding(decision: D, then: Then, svc: S, req: Req) -> Pin<Box<Self>> {
+        Box::pin(Self::Deciding {
+            decision,
+            then: Some(then),
+            pending: Some((svc, req)),
+        })
     }
 }
 
