@@ -1,57 +1,17 @@
 //! A real axum server and hyper client on 127.0.0.1: the bulkhead's permit is held until the
 //! streamed response body ends, not until the response head is sent.
 
-use std::convert::Infallible;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body::Frame;
-use http_body_util::{BodyExt, Empty};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
+use http::{Response, StatusCode};
+use http_body_util::BodyExt;
 use tokio::sync::mpsc;
 use tower::ServiceBuilder;
 use weir_bulkhead::BulkheadLayer;
 use weir_core::ErrorResponseLayer;
-
-/// A response body the test writes to, chunk by chunk, and ends by dropping the sender.
-struct ChannelBody(mpsc::Receiver<Bytes>);
-
-impl http_body::Body for ChannelBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.0
-            .poll_recv(cx)
-            .map(|chunk| chunk.map(|b| Ok(Frame::data(b))))
-    }
-}
-
-async fn connect(addr: std::net::SocketAddr) -> SendRequest<Empty<Bytes>> {
-    let stream = TcpStream::connect(addr).await.expect("connect");
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("handshake");
-    tokio::spawn(conn);
-    sender
-}
-
-fn get_root() -> Request<Empty<Bytes>> {
-    Request::get("/")
-        .header("host", "127.0.0.1")
-        .body(Empty::new())
-        .expect("valid request")
-}
+use weir_test::http::{ChannelBody, connect, get_root, serve};
 
 #[tokio::test]
 async fn the_permit_is_held_until_the_streamed_body_ends() {
@@ -67,9 +27,9 @@ async fn the_permit_is_held_until_the_streamed_body_ends() {
             get(move || {
                 let senders_tx = senders_tx.clone();
                 async move {
-                    let (tx, rx) = mpsc::channel(4);
+                    let (tx, body) = ChannelBody::channel(4);
                     senders_tx.send(tx).expect("test listening");
-                    Response::new(Body::new(ChannelBody(rx)))
+                    Response::new(Body::new(body))
                 }
             }),
         )
@@ -78,9 +38,7 @@ async fn the_permit_is_held_until_the_streamed_body_ends() {
                 .layer(ErrorResponseLayer::new())
                 .layer(layer),
         );
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("local addr");
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let (addr, server) = serve(app).await;
 
     // The first request gets its head at once; its body is still streaming.
     let mut first = connect(addr).await;

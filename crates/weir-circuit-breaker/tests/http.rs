@@ -12,20 +12,10 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tokio::net::TcpListener;
 use tower::{Service, ServiceBuilder, ServiceExt};
 use weir_circuit_breaker::{CircuitBreakerLayer, State};
 use weir_core::{Error, ErrorResponseLayer, HttpStatus};
-
-/// Serves `app` on 127.0.0.1; returns its address.
-async fn serve(app: Router) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("local addr");
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app).await.expect("serve");
-    });
-    (addr, server)
-}
+use weir_test::http::serve;
 
 fn client() -> Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>> {
     Client::builder(TokioExecutor::new()).build_http()

@@ -12,12 +12,11 @@ use axum::routing::any;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceBuilder;
 use tower::layer::layer_fn;
 use tower_service::Service;
 use weir_core::{BoxError, Error, ErrorResponseLayer, RateLimitInfo};
+use weir_test::http::{connect, serve};
 
 /// Stands in for a weir rate limiter: refuses requests carrying `x-limit: yes` with a weir error,
 /// passes the others to the route.
@@ -88,15 +87,8 @@ async fn axum_router_answers_weir_errors_without_handle_error_layer() {
             .layer(ErrorResponseLayer::new())
             .layer(layer_fn(|inner| LimitOnHeader { inner })),
     );
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("local addr");
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
-
-    let stream = TcpStream::connect(addr).await.expect("connect");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("handshake");
-    let conn = tokio::spawn(conn);
+    let (addr, server) = serve(app).await;
+    let mut sender = connect(addr).await;
 
     // Admitted: the handler's response, untouched.
     let (parts, body) = send(&mut sender, request(false, None)).await;
@@ -122,6 +114,5 @@ async fn axum_router_answers_weir_errors_without_handle_error_layer() {
     assert_eq!(parts.headers["grpc-retry-pushback-ms"], "1500");
     assert!(body.is_empty());
 
-    conn.abort();
     server.abort();
 }

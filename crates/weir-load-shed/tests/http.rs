@@ -2,37 +2,27 @@
 //! Retry-After, handlers read the load level from their request's extensions, and in `Http`
 //! mode a call stays in flight until its streamed response body ends.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::routing::get;
 use axum::{Extension, Router};
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body::Frame;
-use http_body_util::{BodyExt, Empty};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
+use http::{Response, StatusCode};
+use http_body_util::BodyExt;
 use tokio::sync::{mpsc, watch};
 use tower::ServiceBuilder;
 use weir_core::ErrorResponseLayer;
 use weir_load_shed::{LoadLevel, LoadLevelLayer, LoadShedLayer, Priority};
+use weir_test::http::{ChannelBody, connect, get_root, serve};
 
-async fn get_root(addr: SocketAddr) -> (StatusCode, Option<String>, Bytes) {
-    let stream = TcpStream::connect(addr).await.expect("connect");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+/// One `GET /` on a connection of its own: status, `Retry-After` and body.
+async fn fetch_root(addr: SocketAddr) -> (StatusCode, Option<String>, Bytes) {
+    let res = connect(addr)
         .await
-        .expect("handshake");
-    tokio::spawn(conn);
-    let req = Request::get("/")
-        .header("host", "127.0.0.1")
-        .body(Empty::<Bytes>::new())
-        .expect("valid request");
-    let res = sender.send_request(req).await.expect("response");
+        .send_request(get_root())
+        .await
+        .expect("response");
     let status = res.status();
     let retry_after = res
         .headers()
@@ -71,19 +61,17 @@ async fn sheds_with_503_and_hands_the_load_level_to_handlers() {
                 .layer(shed)
                 .layer(LoadLevelLayer::new(handle.clone())),
         );
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("local addr");
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let (addr, server) = serve(app).await;
 
     // Two requests fill the limit (one at a time, so their levels are known).
-    let first = tokio::spawn(get_root(addr));
+    let first = tokio::spawn(fetch_root(addr));
     entered.recv().await.expect("first handler entered");
-    let second = tokio::spawn(get_root(addr));
+    let second = tokio::spawn(fetch_root(addr));
     entered.recv().await.expect("second handler entered");
     assert_eq!(handle.stats().in_flight, 2);
 
     // The third is shed: 503 with Retry-After, never reaching the handler.
-    let (status, retry_after, body) = get_root(addr).await;
+    let (status, retry_after, body) = fetch_root(addr).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(retry_after.as_deref(), Some("1"));
     assert_eq!(body, "overloaded");
@@ -106,39 +94,6 @@ async fn sheds_with_503_and_hands_the_load_level_to_handlers() {
     server.abort();
 }
 
-/// A response body the test writes to, chunk by chunk, and ends by dropping the sender.
-struct ChannelBody(mpsc::Receiver<Bytes>);
-
-impl http_body::Body for ChannelBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.0
-            .poll_recv(cx)
-            .map(|chunk| chunk.map(|b| Ok(Frame::data(b))))
-    }
-}
-
-async fn connect(addr: SocketAddr) -> SendRequest<Empty<Bytes>> {
-    let stream = TcpStream::connect(addr).await.expect("connect");
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("handshake");
-    tokio::spawn(conn);
-    sender
-}
-
-fn root() -> Request<Empty<Bytes>> {
-    Request::get("/")
-        .header("host", "127.0.0.1")
-        .body(Empty::new())
-        .expect("valid request")
-}
-
 #[tokio::test]
 async fn in_http_mode_the_slot_is_held_until_the_streamed_body_ends() {
     let (shed, handle) = LoadShedLayer::http(1)
@@ -153,9 +108,9 @@ async fn in_http_mode_the_slot_is_held_until_the_streamed_body_ends() {
             get(move || {
                 let senders_tx = senders_tx.clone();
                 async move {
-                    let (tx, rx) = mpsc::channel(4);
+                    let (tx, body) = ChannelBody::channel(4);
                     senders_tx.send(tx).expect("test listening");
-                    Response::new(Body::new(ChannelBody(rx)))
+                    Response::new(Body::new(body))
                 }
             }),
         )
@@ -164,15 +119,13 @@ async fn in_http_mode_the_slot_is_held_until_the_streamed_body_ends() {
                 .layer(ErrorResponseLayer::new())
                 .layer(shed),
         );
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("local addr");
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let (addr, server) = serve(app).await;
 
     // The first request gets its head at once; its body is still streaming, and the call is
     // still in flight (not yet counted as a success).
     let mut first = connect(addr).await;
     first.ready().await.expect("ready");
-    let response = first.send_request(root()).await.expect("response");
+    let response = first.send_request(get_root()).await.expect("response");
     assert_eq!(response.status(), StatusCode::OK);
     let body_tx = senders.recv().await.expect("the handler ran");
     let s = handle.stats();
@@ -185,7 +138,7 @@ async fn in_http_mode_the_slot_is_held_until_the_streamed_body_ends() {
     // A second request, meanwhile, is shed: 503 with Retry-After, never reaching the handler.
     let mut second = connect(addr).await;
     second.ready().await.expect("ready");
-    let refused = second.send_request(root()).await.expect("response");
+    let refused = second.send_request(get_root()).await.expect("response");
     assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(refused.headers()["retry-after"], "1");
     let text = refused
@@ -222,7 +175,7 @@ async fn in_http_mode_the_slot_is_held_until_the_streamed_body_ends() {
 
     // The next request is admitted; a client that goes away mid-body releases the slot too.
     second.ready().await.expect("ready");
-    let admitted = second.send_request(root()).await.expect("response");
+    let admitted = second.send_request(get_root()).await.expect("response");
     assert_eq!(admitted.status(), StatusCode::OK);
     let body_tx = senders.recv().await.expect("the handler ran");
     assert_eq!(handle.stats().in_flight, 1);
@@ -249,7 +202,7 @@ async fn in_http_mode_the_slot_is_held_until_the_streamed_body_ends() {
     );
     let mut third = connect(addr).await;
     third.ready().await.expect("ready");
-    let admitted = third.send_request(root()).await.expect("response");
+    let admitted = third.send_request(get_root()).await.expect("response");
     assert_eq!(
         admitted.status(),
         StatusCode::OK,

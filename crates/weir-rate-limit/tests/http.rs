@@ -2,32 +2,23 @@
 //! shared by both routes vs one per route, the 429 and gRPC answers of `ErrorResponseLayer`, and
 //! the fields on admitted responses.
 
-use std::net::SocketAddr;
-
 use axum::Router;
 use axum::routing::get;
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceBuilder;
 use weir_core::ErrorResponseLayer;
 use weir_rate_limit::{Quota, RateLimitLayer};
+use weir_test::http::{connect, serve};
 
-async fn serve(app: Router) -> (SendRequest<Empty<Bytes>>, tokio::task::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr: SocketAddr = listener.local_addr().expect("addr");
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app).await.expect("serve");
-    });
-    let stream = TcpStream::connect(addr).await.expect("connect");
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("handshake");
-    tokio::spawn(conn);
-    (sender, server)
+/// Serves `app` on 127.0.0.1 and opens one connection to it.
+async fn serve_and_connect(
+    app: Router,
+) -> (SendRequest<Empty<Bytes>>, tokio::task::JoinHandle<()>) {
+    let (addr, server) = serve(app).await;
+    (connect(addr).await, server)
 }
 
 async fn get_path(
@@ -66,7 +57,7 @@ async fn one_layer_on_the_router_is_one_limit_for_both_routes() {
             .layer(ErrorResponseLayer::new())
             .layer(limit),
     );
-    let (mut client, server) = serve(app).await;
+    let (mut client, server) = serve_and_connect(app).await;
 
     let (parts, body) = get_path(&mut client, "/a", false).await;
     assert_eq!((parts.status, &body[..]), (StatusCode::OK, &b"a"[..]));
@@ -110,7 +101,7 @@ async fn one_layer_per_route_is_one_limit_per_route() {
     let app = Router::new()
         .route("/a", get(|| async { "a" }).layer(route_limit()))
         .route("/b", get(|| async { "b" }).layer(route_limit()));
-    let (mut client, server) = serve(app).await;
+    let (mut client, server) = serve_and_connect(app).await;
 
     assert_eq!(
         get_path(&mut client, "/a", false).await.0.status,
@@ -141,7 +132,7 @@ async fn a_sub_second_wait_is_announced_as_one_second_never_zero() {
             .layer(ErrorResponseLayer::new())
             .layer(limit),
     );
-    let (mut client, server) = serve(app).await;
+    let (mut client, server) = serve_and_connect(app).await;
     assert_eq!(
         get_path(&mut client, "/a", false).await.0.status,
         StatusCode::OK

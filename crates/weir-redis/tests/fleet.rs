@@ -14,11 +14,11 @@ use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use support::Backend;
-use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use weir_core::{ErrorResponseLayer, Header};
 use weir_rate_limit::{Quota, RateLimitLayer};
 use weir_redis::FailurePolicy;
+use weir_test::http::serve;
 
 const CLIENT: HeaderName = HeaderName::from_static("x-client");
 
@@ -49,9 +49,7 @@ async fn instance(
             .layer(ErrorResponseLayer::new())
             .layer(limit),
     );
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (addr, _server) = serve(app).await;
     (format!("http://{addr}/"), handle)
 }
 

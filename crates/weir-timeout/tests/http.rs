@@ -15,20 +15,13 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::{TcpListener, TcpStream};
+use hyper_util::rt::TokioExecutor;
 use tower::{ServiceBuilder, ServiceExt};
 use weir_core::{Deadline, Error, ErrorResponseLayer, TIMEOUT_MS};
+use weir_test::http::{connect, serve};
 use weir_timeout::TimeoutLayer;
 
 const ALLOWANCE: Duration = Duration::from_millis(100);
-
-async fn serve(app: Router) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("local addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
-}
 
 /// Server B: answers with the `x-timeout-ms` it received, and counts its calls.
 async fn server_b(calls: Arc<AtomicUsize>) -> SocketAddr {
@@ -47,7 +40,7 @@ async fn server_b(calls: Arc<AtomicUsize>) -> SocketAddr {
             ),
         )
         .with_state(calls);
-    serve(app).await
+    serve(app).await.0
 }
 
 /// Server A: honours the caller's `x-timeout-ms` (up to 10 s) and calls B with what is left.
@@ -92,16 +85,12 @@ async fn server_a(b: SocketAddr) -> SocketAddr {
                     .expect("valid"),
             ),
     );
-    serve(app).await
+    serve(app).await.0
 }
 
 /// Calls A with `x-timeout-ms: budget_ms`; returns the status and body.
 async fn call_a(a: SocketAddr, budget_ms: &str) -> (StatusCode, String) {
-    let stream = TcpStream::connect(a).await.expect("connect");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("handshake");
-    tokio::spawn(conn);
+    let mut sender = connect(a).await;
     let req = Request::get("/call")
         .header("host", "127.0.0.1")
         .header(TIMEOUT_MS, budget_ms)
