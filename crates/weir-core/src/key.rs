@@ -61,10 +61,10 @@ pub trait KeyExtractor<Req> {
         key
     }
 
-    /// Whether every request gets the same key, as with [`Global`]: a keyed layer may then check
-    /// every request against its one key-less state, with no map to look the key up in (see
-    /// [`MissingKey::key_of`]; the rate limiter does). The default is `false`, always correct,
-    /// only slower for an extractor that is in fact global.
+    /// Whether every request gets the same key, as with [`Global`]: a keyed layer may then keep
+    /// that key's state as its one key-less state, with no map to look the key up in (the rate
+    /// limiter does). The default is `false`, always correct, only slower for an extractor that
+    /// is in fact global.
     #[inline]
     fn is_global(&self) -> bool {
         false
@@ -127,29 +127,6 @@ impl MissingKey {
             (None, Self::Shared) => Resolved::Shared,
             (None, Self::Bypass) => Resolved::Bypass,
             (None, Self::Reject) => Resolved::Reject,
-        }
-    }
-
-    /// What to do with `req`, keyed by `extractor`: [`resolve`](Self::resolve) of its key, or
-    /// [`Resolved::Shared`] without extracting one when the extractor
-    /// [is global](KeyExtractor::is_global) (one key for every request is the key-less state,
-    /// kept without a map).
-    ///
-    /// ```
-    /// use weir_core::{Global, MissingKey, Resolved};
-    ///
-    /// let tenant = |n: &u32| (*n > 0).then_some(*n);
-    /// assert_eq!(MissingKey::Reject.key_of(&tenant, &7), Resolved::Key(7));
-    /// assert_eq!(MissingKey::Reject.key_of(&tenant, &0), Resolved::Reject);
-    /// assert_eq!(MissingKey::Reject.key_of(&Global, &0), Resolved::Shared);
-    /// ```
-    #[must_use]
-    #[inline]
-    pub fn key_of<X: KeyExtractor<Req>, Req>(self, extractor: &X, req: &Req) -> Resolved<X::Key> {
-        if extractor.is_global() {
-            Resolved::Shared
-        } else {
-            self.resolve(extractor.extract(req))
         }
     }
 }
@@ -1439,10 +1416,6 @@ mod tests {
         assert!(!global(&tenant().or(Global)));
         assert!(global(&Pair::new(Global, Global)));
         assert!(!global(&Pair::new(Global, tenant())));
-        // Such a request goes to the key-less state, whatever the missing-key rule.
-        let req = request(None, &[]);
-        assert_eq!(MissingKey::Reject.key_of(&Global, &req), Resolved::Shared);
-        assert_eq!(MissingKey::Reject.key_of(&tenant(), &req), Resolved::Reject);
     }
 
     #[test]

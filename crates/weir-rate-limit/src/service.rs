@@ -160,13 +160,15 @@ impl<S, X, St, T, C, O, P> RateLimit<S, X, St, T, C, O, P> {
             if cost == 0 {
                 break 'next Next::Call(None);
             }
-            let key = match lim.missing.key_of(&lim.extractor, &req) {
+            let key = match lim.missing.resolve(lim.extractor.extract(&req)) {
                 Resolved::Key(key) => Some(key),
                 Resolved::Shared => None,
                 Resolved::Bypass => break 'next Next::Call(None),
                 Resolved::Reject => break 'next Next::Reject(lim.missing_key_error()),
             };
             let tier = lim.tier_index(key.as_ref());
+            // The one key of a global extractor is kept as the key-less state: no hash, no map.
+            let key = if lim.extractor.is_global() { None } else { key };
             let now = Instant::now();
             let max_wait = match lim.mode {
                 Mode::Wait(_) => lim.max_wait(protocol.deadline(&req), now),
@@ -351,6 +353,24 @@ mod tests {
         let start = Instant::now();
         assert_eq!(send(&mut svc, 2).await.expect("admitted"), 2);
         assert_eq!(start.elapsed(), Duration::from_millis(500));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_global_key_is_kept_without_a_map_and_keeps_its_tier() {
+        let (layer, handle) = RateLimitLayer::builder()
+            .quota(Quota::per_second(1))
+            .tier("gold", [Quota::per_second(3)])
+            .key(weir_core::Global)
+            .tier_of(|_: &()| Some("gold"))
+            .build_with_handle()
+            .expect("valid");
+        let mut svc = layer.layer(echo());
+        for n in 0..3 {
+            assert_eq!(send(&mut svc, n).await.expect("admitted by gold"), n);
+        }
+        let refused = send(&mut svc, 9).await.expect_err("gold's burst is 3");
+        assert!(Error::find(&*refused).is_some_and(Error::is_rate_limited));
+        assert_eq!(handle.keys(), 0);
     }
 
     #[tokio::test(start_paused = true)]
