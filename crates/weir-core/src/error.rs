@@ -58,6 +58,8 @@ enum Kind {
     BulkheadFull,
     Overloaded,
     RetryBudgetExhausted,
+    NeverAdmissible,
+    CallerDeadline,
 }
 
 impl Kind {
@@ -69,6 +71,8 @@ impl Kind {
             Self::BulkheadFull => "bulkhead full",
             Self::Overloaded => "overloaded",
             Self::RetryBudgetExhausted => "retry budget exhausted",
+            Self::NeverAdmissible => "request exceeds the quota",
+            Self::CallerDeadline => "deadline exceeded",
         }
     }
 }
@@ -122,6 +126,29 @@ impl Error {
         Self::new(Kind::RetryBudgetExhausted)
     }
 
+    /// A request asked for more than the quota can ever admit (its cost exceeds the burst of a
+    /// rate limit), so waiting would never help: it is refused with no `Retry-After`.
+    ///
+    /// Distinct from [`rate_limited`](Self::rate_limited) on purpose: a client told "429, retry
+    /// after N" would retry forever. [`is_rate_limited`](Self::is_rate_limited) is `false` for it;
+    /// HTTP maps it to 413 and gRPC to `RESOURCE_EXHAUSTED` without a pushback.
+    #[must_use]
+    pub fn never_admissible() -> Self {
+        Self::new(Kind::NeverAdmissible)
+    }
+
+    /// The caller's own deadline ran out: before the request was sent, or while an attempt was
+    /// cut short by the caller's remaining budget rather than by the layer's own timeout.
+    ///
+    /// It is a timeout ([`is_timeout`](Self::is_timeout) is `true`, so it still answers 504 or
+    /// `DEADLINE_EXCEEDED`), but it says nothing about the upstream: breakers, retry budgets,
+    /// adaptive limits and health checks never count it as the upstream's failure. Ask
+    /// [`is_caller_deadline`](Self::is_caller_deadline).
+    #[must_use]
+    pub fn caller_deadline() -> Self {
+        Self::new(Kind::CallerDeadline)
+    }
+
     /// Names the layer instance that raised the error (its configured name).
     #[must_use]
     pub fn with_layer(mut self, layer: impl Into<Name>) -> Self {
@@ -163,10 +190,25 @@ impl Error {
         self.inner.kind == Kind::CircuitOpen
     }
 
-    /// A timeout or deadline expired.
+    /// A timeout or deadline expired: the layer's own timeout, or the caller's deadline (see
+    /// [`is_caller_deadline`](Self::is_caller_deadline)).
     #[must_use]
     pub fn is_timeout(&self) -> bool {
-        self.inner.kind == Kind::Timeout
+        matches!(self.inner.kind, Kind::Timeout | Kind::CallerDeadline)
+    }
+
+    /// The caller's own deadline ran out ([`caller_deadline`](Self::caller_deadline)): not a
+    /// failure of the upstream, and never counted against it.
+    #[must_use]
+    pub fn is_caller_deadline(&self) -> bool {
+        self.inner.kind == Kind::CallerDeadline
+    }
+
+    /// The request can never be admitted by the quota that refused it
+    /// ([`never_admissible`](Self::never_admissible)); retrying it is pointless.
+    #[must_use]
+    pub fn is_never_admissible(&self) -> bool {
+        self.inner.kind == Kind::NeverAdmissible
     }
 
     /// A bulkhead was full.
@@ -196,7 +238,11 @@ impl Error {
     pub fn is_rejection(&self) -> bool {
         matches!(
             self.inner.kind,
-            Kind::RateLimited | Kind::CircuitOpen | Kind::BulkheadFull | Kind::Overloaded
+            Kind::RateLimited
+                | Kind::CircuitOpen
+                | Kind::BulkheadFull
+                | Kind::Overloaded
+                | Kind::NeverAdmissible
         )
     }
 
@@ -362,6 +408,26 @@ mod tests {
             ];
             assert_eq!(got, expected, "{err:?}");
         }
+    }
+
+    #[test]
+    fn a_caller_deadline_is_a_timeout_but_not_the_layers_own() {
+        let err = Error::caller_deadline();
+        assert!(err.is_timeout());
+        assert!(err.is_caller_deadline());
+        assert!(!err.is_rejection());
+        assert!(!Error::timeout().is_caller_deadline());
+        assert_eq!(err.to_string(), "deadline exceeded");
+    }
+
+    #[test]
+    fn never_admissible_is_a_rejection_but_not_rate_limited() {
+        let err = Error::never_admissible();
+        assert!(err.is_never_admissible());
+        assert!(err.is_rejection());
+        assert!(!err.is_rate_limited());
+        assert_eq!(err.retry_after(), None);
+        assert!(!Error::rate_limited(Duration::ZERO).is_never_admissible());
     }
 
     #[test]

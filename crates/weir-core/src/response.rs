@@ -37,8 +37,9 @@ const INTERNAL_GRPC_MESSAGE: &str = "internal error";
 /// | error | status |
 /// |---|---|
 /// | rate limited | 429 Too Many Requests |
+/// | a cost the quota can never admit | 413 Content Too Large (no `Retry-After`) |
 /// | circuit open, bulkhead full, overloaded, retry budget exhausted | 503 Service Unavailable |
-/// | timeout | 504 Gateway Timeout (the layer can answer 408 instead, see [`ErrorResponseLayer::timeout_status`]) |
+/// | timeout (the layer's own or the caller's deadline) | 504 Gateway Timeout (the layer can answer 408 instead, see [`ErrorResponseLayer::timeout_status`]) |
 ///
 /// An error that is not a weir error is a 500, answered by [`ErrorResponse`] without its text.
 ///
@@ -55,6 +56,8 @@ const INTERNAL_GRPC_MESSAGE: &str = "internal error";
 pub fn http_status(err: &Error) -> StatusCode {
     if err.is_rate_limited() {
         StatusCode::TOO_MANY_REQUESTS
+    } else if err.is_never_admissible() {
+        StatusCode::PAYLOAD_TOO_LARGE
     } else if err.is_timeout() {
         StatusCode::GATEWAY_TIMEOUT
     } else {
@@ -69,6 +72,7 @@ pub fn http_status(err: &Error) -> StatusCode {
 /// | error | code |
 /// |---|---|
 /// | rate limited | `RESOURCE_EXHAUSTED` (8) |
+/// | a cost the quota can never admit | `RESOURCE_EXHAUSTED` (8), without a pushback |
 /// | circuit open, bulkhead full, overloaded, retry budget exhausted | `UNAVAILABLE` (14) |
 /// | timeout | `DEADLINE_EXCEEDED` (4) |
 ///
@@ -76,7 +80,7 @@ pub fn http_status(err: &Error) -> StatusCode {
 /// its text.
 #[must_use]
 pub fn grpc_code(err: &Error) -> GrpcCode {
-    if err.is_rate_limited() {
+    if err.is_rate_limited() || err.is_never_admissible() {
         GrpcCode::ResourceExhausted
     } else if err.is_timeout() {
         GrpcCode::DeadlineExceeded
