@@ -1,5 +1,6 @@
-//! #28.2: the timeout is the longest a decision waits, in lease mode too. On a real
-//! redis-server started by the harness, behind a proxy that holds its replies.
+//! A slow or hung server behind a proxy (on real redis-servers started by the harness): the
+//! timeout is the longest a decision waits, in lease mode too (#28.2), and a connection that
+//! hangs is rebuilt (#28.1, one server).
 //!
 //! Real clock: a real server and a real socket cannot run on paused time.
 
@@ -60,4 +61,51 @@ async fn a_refused_batch_and_its_single_request_share_one_deadline() {
     assert_eq!(d.retry_after(), probe_every);
     // Loose, for a loaded machine: the decision did not wait for both replies plus a margin.
     assert!(took < timeout + Duration::from_millis(500), "{took:?}");
+}
+
+/// #28.1 on one server: the server's address moves (a proxy or a DNS name now points at
+/// another server) while the open connection hangs. redis-rs's connection manager reconnects
+/// on a broken connection, not on timeouts; the store rebuilds the connection after repeated
+/// timeouts and is back on Redis within `probe_every + timeout` and a rebuild.
+#[tokio::test]
+async fn a_hung_connection_to_one_server_is_rebuilt() {
+    let old = Redis::start().await;
+    let new = Redis::start().await;
+    let proxy = SlowProxy::start(old.port()).await;
+    let probe_every = Duration::from_millis(300);
+    let (store, handle) = RedisStore::builder(proxy.url())
+        .timeout(Duration::from_millis(100))
+        .probe_every(probe_every)
+        .failure_policy(FailurePolicy::FailClosed)
+        .build_with_handle()
+        .expect("valid config");
+    let tier = Tier::new("default", [Quota::per_hour(1_000)]);
+    let decide = || store.decide(Some(&1u32), &tier, ASK, Instant::now());
+    assert!(decide().await.expect("a decision").is_admitted());
+    assert_eq!(handle.decisions(), 1);
+
+    proxy.move_to(new.port());
+    let moved = Instant::now();
+    while handle.decisions() == 1 {
+        // Generous for a loaded machine: the bound is 300 ms + 100 ms + a rebuild.
+        assert!(
+            moved.elapsed() < Duration::from_secs(5),
+            "still on the hung connection ({} fallbacks, {} refreshes)",
+            handle.fallbacks(),
+            handle.refreshes()
+        );
+        let _ = decide().await.expect("a decision");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(handle.refreshes() >= 1);
+    assert!(handle.fallbacks() >= 1);
+    // The key's state is on the new server now.
+    assert!(decide().await.expect("a decision").is_admitted());
+    let mut conn = new.connection().await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("weir:*")
+        .query_async(&mut conn)
+        .await
+        .expect("KEYS");
+    assert_eq!(keys.len(), 1);
 }

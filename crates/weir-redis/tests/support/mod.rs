@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -379,11 +379,16 @@ async fn wait_replica_synced(node: &Redis) {
 
 /// A TCP proxy on a free loopback port in front of a server: it forwards requests at once and
 /// holds each chunk of replies for a delay that the test sets (0 at first), so the server
-/// looks slow to a client without being so.
+/// looks slow to a client without being so. It can also move to another server (new
+/// connections go there, as after a DNS change) and leave the connections it has hanging.
 #[derive(Debug)]
 pub struct SlowProxy {
     port: u16,
     delay_ms: Arc<AtomicU64>,
+    upstream: Arc<AtomicU16>,
+    /// Connections numbered below this one hold their replies forever.
+    hang_below: Arc<AtomicU64>,
+    accepted: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -392,10 +397,21 @@ impl SlowProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("local addr").port();
         let delay_ms = Arc::new(AtomicU64::new(0));
+        let upstream = Arc::new(AtomicU16::new(upstream));
+        let hang_below = Arc::new(AtomicU64::new(0));
+        let accepted = Arc::new(AtomicU64::new(0));
         let delay = Arc::clone(&delay_ms);
+        let (target, hang, count) = (
+            Arc::clone(&upstream),
+            Arc::clone(&hang_below),
+            Arc::clone(&accepted),
+        );
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let delay = Arc::clone(&delay);
+                let hang = Arc::clone(&hang);
+                let number = count.fetch_add(1, Ordering::AcqRel);
+                let upstream = target.load(Ordering::Acquire);
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await else {
                         return;
@@ -411,6 +427,10 @@ impl SlowProxy {
                             Ok(0) | Err(_) => break,
                             Ok(n) => n,
                         };
+                        if number < hang.load(Ordering::Acquire) {
+                            // Hung: the socket stays open, nothing comes back.
+                            std::future::pending::<()>().await;
+                        }
                         let ms = delay.load(Ordering::Relaxed);
                         if ms > 0 {
                             tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -426,8 +446,18 @@ impl SlowProxy {
         Self {
             port,
             delay_ms,
+            upstream,
+            hang_below,
+            accepted,
             task,
         }
+    }
+
+    /// New connections go to the server on `port`; the open ones hang from now on.
+    pub fn move_to(&self, port: u16) {
+        self.upstream.store(port, Ordering::Release);
+        self.hang_below
+            .store(self.accepted.load(Ordering::Acquire), Ordering::Release);
     }
 
     /// Holds every reply from now on for `delay`.
