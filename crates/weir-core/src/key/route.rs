@@ -7,6 +7,7 @@ use http::uri::PathAndQuery;
 use http::{Method, Request};
 
 use super::KeyExtractor;
+use super::api_key::DEFAULT_MAX_KEY_LEN;
 
 /// A route: axum's matched route template (`/users/{id}`), or the request's raw path. The key
 /// of `Route` and part of [`MethodPath`]'s.
@@ -45,15 +46,17 @@ impl RouteKey {
         }
     }
 
-    /// The route of `req`: axum's matched route when there is one, else the raw path.
-    fn of<B>(req: &Request<B>) -> Self {
+    /// The route of `req`: axum's matched route when there is one, else the raw path; `None`
+    /// for a raw path longer than [`DEFAULT_MAX_KEY_LEN`].
+    fn of<B>(req: &Request<B>) -> Option<Self> {
         #[cfg(feature = "axum")]
         if let Some(matched) = req.extensions().get::<axum::extract::MatchedPath>() {
-            return Self(RouteRepr::Matched(matched.clone()));
+            return Some(Self(RouteRepr::Matched(matched.clone())));
         }
         match req.uri().path_and_query() {
-            Some(path) => Self(RouteRepr::Raw(path.clone())),
-            None => Self::from_static(""),
+            Some(path) if path.path().len() > DEFAULT_MAX_KEY_LEN => None,
+            Some(path) => Some(Self(RouteRepr::Raw(path.clone()))),
+            None => Some(Self::from_static("")),
         }
     }
 
@@ -115,12 +118,15 @@ impl<B> KeyExtractor<Request<B>> for Route {
     }
 }
 
-/// The request's method and route. Key: `(Method, RouteKey)`; never missing.
+/// The request's method and route. Key: `(Method, RouteKey)`.
 ///
 /// The route is axum's matched route template when there is one (with the `axum` feature, see
 /// `Route`) and the raw URI path otherwise (the query is not part of the key). A raw path makes
 /// the key space as large as the URL space, chosen by clients: every weir keyed layer bounds its
-/// state and evicts idle keys, but prefer route templates where you have them.
+/// state and evicts idle keys, but prefer route templates where you have them. A raw path longer
+/// than [`DEFAULT_MAX_KEY_LEN`] bytes makes the key missing (a URI may be 64 KiB long, and no
+/// client should choose how much a keyed layer holds per key); otherwise the key is never
+/// missing.
 ///
 /// A clone of a standard method is free; an extension method longer than 15 bytes is copied.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -130,7 +136,7 @@ impl<B> KeyExtractor<Request<B>> for MethodPath {
     type Key = (Method, RouteKey);
 
     fn extract(&self, req: &Request<B>) -> Option<(Method, RouteKey)> {
-        Some((req.method().clone(), RouteKey::of(req)))
+        Some((req.method().clone(), RouteKey::of(req)?))
     }
 
     fn detach(&self, (method, route): (Method, RouteKey)) -> (Method, RouteKey) {
@@ -142,8 +148,9 @@ impl<B> KeyExtractor<Request<B>> for MethodPath {
 /// circuit breaker or bulkhead per upstream. Key: [`http::uri::Authority`].
 ///
 /// Read from the request URI (absolute-form, as hyper's and tonic's clients send it), else from
-/// the `Host` header; missing when neither parses. From the URI the key shares the request's
-/// bytes (no allocation); from `Host` it is a small copy.
+/// the `Host` header; missing when neither parses, and when the authority is longer than
+/// [`DEFAULT_MAX_KEY_LEN`] bytes (a host name has at most 253). From the URI the key shares the
+/// request's bytes (no allocation); from `Host` it is a small copy.
 ///
 /// ```
 /// use http::Request;
@@ -162,9 +169,12 @@ impl<B> KeyExtractor<Request<B>> for Authority {
 
     fn extract(&self, req: &Request<B>) -> Option<http::uri::Authority> {
         if let Some(authority) = req.uri().authority() {
-            return Some(authority.clone());
+            return (authority.as_str().len() <= DEFAULT_MAX_KEY_LEN).then(|| authority.clone());
         }
         let host = req.headers().get(http::header::HOST)?;
+        if host.len() > DEFAULT_MAX_KEY_LEN {
+            return None;
+        }
         http::uri::Authority::try_from(host.as_bytes()).ok()
     }
 
@@ -270,5 +280,37 @@ mod tests {
                 None
             );
         }
+    }
+
+    /// #15.15: a client-chosen raw path or authority longer than the key cap is a missing key.
+    #[test]
+    fn over_long_paths_and_authorities_are_missing_keys() {
+        let long_path = format!("/{}", "p".repeat(DEFAULT_MAX_KEY_LEN));
+        let req = Request::get(long_path.as_str()).body(()).expect("request");
+        assert_eq!(MethodPath.extract(&req), None);
+        let at_cap = format!("/{}", "p".repeat(DEFAULT_MAX_KEY_LEN - 1));
+        let req = Request::get(format!("{at_cap}?{}", "q".repeat(4096)))
+            .body(())
+            .expect("request");
+        let (_, route) = MethodPath.extract(&req).expect("a path at the cap");
+        assert_eq!(route.as_str(), at_cap);
+
+        let long_host = format!("{}.example", "h".repeat(DEFAULT_MAX_KEY_LEN));
+        let req = Request::get("/")
+            .header("host", long_host.as_str())
+            .body(())
+            .expect("request");
+        assert_eq!(Authority.extract(&req), None);
+        let req = Request::get(format!("http://{long_host}/"))
+            .body(())
+            .expect("request");
+        assert_eq!(Authority.extract(&req), None);
+        let req = Request::get("http://inventory:8080/")
+            .body(())
+            .expect("request");
+        assert_eq!(
+            Authority.extract(&req).expect("authority"),
+            "inventory:8080"
+        );
     }
 }
