@@ -202,7 +202,10 @@ mod tests {
         let right: OrKey<&'static str, IpAddr> = OrKey::Right(ip);
         assert_eq!(written(&left), b"L127.0.0.1");
         assert_eq!(written(&right), b"R127.0.0.1");
-        assert_ne!(KeyDigest::of(Some(&left)).as_str(), KeyDigest::of(Some(&right)).as_str());
+        assert_ne!(
+            KeyDigest::of(Some(&left)).as_str(),
+            KeyDigest::of(Some(&right)).as_str()
+        );
     }
 
     #[test]
