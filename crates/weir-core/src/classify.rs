@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use http::StatusCode;
 
+use crate::degrade::Degraded;
 use crate::error::Error;
 use crate::grpc::GrpcCode;
 use crate::hint::{ServerHint, server_hint};
@@ -221,6 +222,7 @@ impl StatusSet {
 /// | 408 Request Timeout, 429 Too Many Requests | transient failure |
 /// | every other status (1xx-4xx) | success: the server worked, the request was wrong |
 /// | `Err(_)` | as [`AnyError`] |
+/// | a response marked [`Degraded`] (a fallback's answer) | the outcome it records |
 ///
 /// Failures carry the server's hint from `Retry-After` or `grpc-retry-pushback-ms`. Change the
 /// defaults per status with [`transient`](Self::transient), [`permanent`](Self::permanent),
@@ -336,7 +338,8 @@ impl<B, E: 'static> Classify<http::Response<B>, E> for HttpStatus {
     #[inline]
     fn classify(&self, result: &Result<http::Response<B>, E>) -> Outcome {
         match result {
-            Ok(response) => self.classify_response(response.status(), response.headers()),
+            Ok(response) => Degraded::of(response)
+                .unwrap_or_else(|| self.classify_response(response.status(), response.headers())),
             Err(err) => classify_error(err),
         }
     }
@@ -525,7 +528,8 @@ impl<B, E: 'static> Classify<http::Response<B>, E> for GrpcStatus {
     #[inline]
     fn classify(&self, result: &Result<http::Response<B>, E>) -> Outcome {
         match result {
-            Ok(response) => self.classify_response(response.status(), response.headers()),
+            Ok(response) => Degraded::of(response)
+                .unwrap_or_else(|| self.classify_response(response.status(), response.headers())),
             Err(err) => self.classify_error(err),
         }
     }
@@ -734,6 +738,26 @@ mod tests {
         let http_level: Result<http::Response<()>, tonic::Status> =
             Err(tonic::Status::internal("x"));
         assert!(c.classify(&http_level).is_failure());
+    }
+
+    /// #20.4: a fallback's answer (a 200 marked `Degraded`) is classified by the outcome it
+    /// records, so the layers outside still see the original failure.
+    #[test]
+    fn degraded_answers_carry_the_original_outcome() {
+        let degraded = |outcome| -> Result<http::Response<()>, BoxError> {
+            let mut response = http::Response::new(());
+            response.extensions_mut().insert(Degraded::new(outcome));
+            Ok(response)
+        };
+        let failure = Outcome::Failure(Failure::transient());
+        assert_eq!(HttpStatus::new().classify(&degraded(failure)), failure);
+        assert_eq!(GrpcStatus::new().classify(&degraded(failure)), failure);
+        assert_eq!(
+            HttpStatus::new().classify(&degraded(Outcome::Ignored)),
+            Outcome::Ignored
+        );
+        // Unmarked, the same 200 is a success.
+        assert!(HttpStatus::new().classify(&http(200, &[])).is_success());
     }
 
     #[test]

@@ -1,0 +1,251 @@
+//! `FallbackBuilder` and the configuration errors `build()` reports.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+use weir_core::{AnyError, LoadLevel, Name};
+
+use crate::handle::FallbackHandle;
+use crate::layer::FallbackLayer;
+use crate::protocol::{Http, Plain};
+use crate::shared::{Shared, Sources};
+use crate::source::{AltService, AtLoad, FromCause, FromParts, Never, NoService, NoValue};
+use crate::state::{Order, Source};
+
+/// Configures a [`FallbackLayer`]; from [`FallbackLayer::builder`].
+///
+/// Sources are tried in the order they are added (adding one again replaces it in its first
+/// place); the first that answers wins. Defaults: no source (`build()` refuses that), the
+/// [`AnyError`] classifier, [`Plain`] responses, no switch, no observer.
+#[must_use]
+pub struct FallbackBuilder<V = NoValue, A = NoService, P = Plain, W = Never, C = AnyError, O = ()> {
+    name: Name,
+    value: V,
+    alternative: A,
+    protocol: P,
+    switch: W,
+    classifier: C,
+    observer: O,
+    order: Order,
+}
+
+impl FallbackBuilder {
+    pub(crate) fn new() -> Self {
+        Self {
+            name: Name::default(),
+            value: NoValue,
+            alternative: NoService,
+            protocol: Plain,
+            switch: Never,
+            classifier: AnyError,
+            observer: (),
+            order: Order::default(),
+        }
+    }
+}
+
+impl<V, A, P, W, C, O> FallbackBuilder<V, A, P, W, C, O> {
+    /// Names this layer in events.
+    pub fn name(mut self, name: impl Into<Name>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// A value source: `value(cause)` answers, or returns `None` to let the next source try.
+    /// Reads nothing of the request, so it costs nothing on the happy path.
+    pub fn value<F>(self, value: F) -> FallbackBuilder<FromCause<F>, A, P, W, C, O> {
+        let order = self.order.with(Source::Value);
+        FallbackBuilder {
+            name: self.name,
+            value: FromCause(value),
+            alternative: self.alternative,
+            protocol: self.protocol,
+            switch: self.switch,
+            classifier: self.classifier,
+            observer: self.observer,
+            order,
+        }
+    }
+
+    /// A value source that reads the request: `capture(&req)` copies what it needs before the
+    /// request goes to the primary (on every call: copy only what is cheap, such as the `Uri`),
+    /// and `value(cause, &parts)` answers or returns `None`.
+    pub fn value_from<X, F>(
+        self,
+        capture: X,
+        value: F,
+    ) -> FallbackBuilder<FromParts<X, F>, A, P, W, C, O> {
+        let order = self.order.with(Source::Value);
+        FallbackBuilder {
+            name: self.name,
+            value: FromParts(capture, value),
+            alternative: self.alternative,
+            protocol: self.protocol,
+            switch: self.switch,
+            classifier: self.classifier,
+            observer: self.observer,
+            order,
+        }
+    }
+
+    /// An alternative service (a second upstream, a read replica, a static file service) that
+    /// gets a copy of the request (`Req: Clone`, kept on every call) when the primary fails. Its
+    /// response is the answer; its error lets the next source try.
+    pub fn service<A2>(self, service: A2) -> FallbackBuilder<V, AltService<A2>, P, W, C, O> {
+        let order = self.order.with(Source::Service);
+        FallbackBuilder {
+            name: self.name,
+            value: self.value,
+            alternative: AltService(service),
+            protocol: self.protocol,
+            switch: self.switch,
+            classifier: self.classifier,
+            observer: self.observer,
+            order,
+        }
+    }
+
+    /// Decides what a result means: every result it does not call a success falls back, except
+    /// a response it ignores. [`weir_core::HttpStatus`] or [`weir_core::GrpcStatus`] for
+    /// responses, a closure for anything else.
+    pub fn classify<C2>(self, classifier: C2) -> FallbackBuilder<V, A, P, W, C2, O> {
+        let order = self.order;
+        FallbackBuilder {
+            name: self.name,
+            value: self.value,
+            alternative: self.alternative,
+            protocol: self.protocol,
+            switch: self.switch,
+            classifier,
+            observer: self.observer,
+            order,
+        }
+    }
+
+    /// Receives an [`Event`](crate::Event) for every fallback answer and every fallback no
+    /// source answered.
+    pub fn observer<O2>(self, observer: O2) -> FallbackBuilder<V, A, P, W, C, O2> {
+        let order = self.order;
+        FallbackBuilder {
+            name: self.name,
+            value: self.value,
+            alternative: self.alternative,
+            protocol: self.protocol,
+            switch: self.switch,
+            classifier: self.classifier,
+            observer,
+            order,
+        }
+    }
+
+    /// Sends to the fallback first every request `switch` says so of (any `Fn(&Req) -> bool`).
+    pub fn switch<W2>(self, switch: W2) -> FallbackBuilder<V, A, P, W2, C, O> {
+        let order = self.order;
+        FallbackBuilder {
+            name: self.name,
+            value: self.value,
+            alternative: self.alternative,
+            protocol: self.protocol,
+            switch,
+            classifier: self.classifier,
+            observer: self.observer,
+            order,
+        }
+    }
+
+    /// Sends to the fallback first every HTTP request whose [`LoadLevel`] (from the load
+    /// shedder's `LoadLevelLayer`, outside this one) is at least `level`.
+    pub fn at_load(self, level: LoadLevel) -> FallbackBuilder<V, A, P, AtLoad, C, O> {
+        self.switch(AtLoad(level))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.order.is_empty() {
+            return Err(ConfigError::NoSource);
+        }
+        Ok(())
+    }
+
+    /// Builds the layer.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] when a setting breaks a rule (no source at all).
+    pub fn build(self) -> Result<FallbackLayer<Sources<V, A, P, W>, C, O>, ConfigError> {
+        self.validate()?;
+        let sources = Sources {
+            value: self.value,
+            alternative: self.alternative,
+            protocol: self.protocol,
+            switch: self.switch,
+            order: self.order,
+        };
+        Ok(FallbackLayer::from_shared(Shared::new(
+            self.name,
+            sources,
+            self.classifier,
+            self.observer,
+        )))
+    }
+
+    /// Builds the layer and a handle on its flag and counts.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build).
+    pub fn build_with_handle(
+        self,
+    ) -> Result<(FallbackLayer<Sources<V, A, P, W>, C, O>, FallbackHandle), ConfigError> {
+        let layer = self.build()?;
+        let handle = layer.handle();
+        Ok((layer, handle))
+    }
+}
+
+impl<V, A, W, C, O> FallbackBuilder<V, A, Plain, W, C, O> {
+    /// For HTTP and gRPC: marks every fallback answer with the
+    /// [`FALLBACK_HEADER`](crate::FALLBACK_HEADER) and a [`weir_core::Degraded`] extension, so
+    /// clients can tell and weir's classifiers outside count the original failure.
+    pub fn http(self) -> FallbackBuilder<V, A, Http, W, C, O> {
+        let order = self.order;
+        FallbackBuilder {
+            name: self.name,
+            value: self.value,
+            alternative: self.alternative,
+            protocol: Http,
+            switch: self.switch,
+            classifier: self.classifier,
+            observer: self.observer,
+            order,
+        }
+    }
+}
+
+impl<V, A, P, W, C, O> fmt::Debug for FallbackBuilder<V, A, P, W, C, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FallbackBuilder")
+            .field("name", &self.name)
+            .field("order", &self.order)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A fallback configuration `build()` refused; the message names the field and the rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No source was configured (`value`, `value_from`, `service` or `last_good`).
+    NoSource,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoSource => f.write_str(
+                "fallback: at least one source is required (`value`, `value_from`, `service` or `last_good`)",
+            ),
+        }
+    }
+}
+
+impl StdError for ConfigError {}
