@@ -400,8 +400,9 @@ fn keeps<B: Body>(response: &http::Response<B>, max: usize) -> bool {
         return false;
     }
     let no_store = response.headers().get_all(CACHE_CONTROL).iter().any(|v| {
-        v.to_str()
-            .is_ok_and(|v| v.to_ascii_lowercase().contains("no-store"))
+        v.as_bytes()
+            .split(|b| *b == b',')
+            .any(|directive| directive.trim_ascii().eq_ignore_ascii_case(b"no-store"))
     });
     !no_store && response.body().size_hint().lower() <= max as u64
 }
