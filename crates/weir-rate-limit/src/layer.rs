@@ -126,6 +126,7 @@ where
     pub(crate) fn judge<K>(
         self: &Arc<Self>,
         decision: Decision,
+        decided: Instant,
         key: Option<K>,
         tier: usize,
         cost: u32,
@@ -151,9 +152,11 @@ where
                 return Next::Call(info);
             }
             let this = Arc::clone(self);
+            let end = decided + decision.reset();
             let reservation = Reservation(Some(Box::new(move || {
+                let tier = &this.tiers[tier];
                 this.store
-                    .cancel(key.as_ref(), &this.tiers[tier], cost, Instant::now());
+                    .cancel_reserved(key.as_ref(), tier, cost, end, Instant::now());
             })));
             return Next::Wait(decision.wait(), info, reservation);
         }

@@ -161,6 +161,17 @@ pub trait Algorithm: Clone + Send + Sync + 'static {
     /// cancelled wait).
     fn release(&self, state: &Self::State, quota: &Quota, cost: u32, now: u64);
 
+    /// Gives back `cost` units of a reservation whose [`acquire`](Self::acquire) said the quota
+    /// would be fully restored at `end` (`now + reset` at the time), if no later acquire has
+    /// booked after it; by default [`release`](Self::release) whatever `end`. GCRA and the
+    /// leaky bucket give a turn back only while their schedule still ends at `end`: a turn
+    /// dropped in the middle of the queue goes unused, so two later requests are never booked
+    /// on the same instant.
+    fn release_reserved(&self, state: &Self::State, quota: &Quota, cost: u32, end: u64, now: u64) {
+        let _ = end;
+        self.release(state, quota, cost, now);
+    }
+
     /// The time at which the state is back at rest (the quota fully available): a key whose
     /// every state is at rest can be forgotten without changing any decision.
     fn rest_at(state: &Self::State) -> u64;
@@ -263,6 +274,16 @@ fn cas_loop(cell: &AtomicU64, next: impl Fn(u64) -> Option<u64>) -> u64 {
     }
 }
 
+/// Gives `nanos` back to a schedule that still ends at `end` (no later booking).
+fn give_back_last(cell: &AtomicU64, nanos: u64, end: u64) {
+    let _ = cell.compare_exchange(
+        end,
+        end.saturating_sub(nanos),
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    );
+}
+
 fn give_back(cell: &AtomicU64, nanos: u64) {
     let _ = cell.fetch_update(Ordering::AcqRel, Ordering::Acquire, |tat| {
         Some(tat.saturating_sub(nanos))
@@ -313,6 +334,14 @@ impl Algorithm for Gcra {
         give_back(
             state,
             quota.interval_nanos().saturating_mul(u64::from(cost)),
+        );
+    }
+
+    fn release_reserved(&self, state: &AtomicU64, quota: &Quota, cost: u32, end: u64, _now: u64) {
+        give_back_last(
+            state,
+            quota.interval_nanos().saturating_mul(u64::from(cost)),
+            end,
         );
     }
 
@@ -412,6 +441,14 @@ impl Algorithm for LeakyBucket {
         give_back(
             state,
             quota.interval_nanos().saturating_mul(u64::from(cost)),
+        );
+    }
+
+    fn release_reserved(&self, state: &AtomicU64, quota: &Quota, cost: u32, end: u64, _now: u64) {
+        give_back_last(
+            state,
+            quota.interval_nanos().saturating_mul(u64::from(cost)),
+            end,
         );
     }
 
@@ -536,6 +573,25 @@ impl Algorithm for TokenBucket {
     fn release(&self, state: &TokenBucketState, quota: &Quota, cost: u32, _now: u64) {
         let mut inner = lock(&state.inner);
         inner.tokens = (inner.tokens + i64::from(cost)).min(i64::from(quota.burst_size()));
+        state.rest_at.store(inner.full_at(quota), Ordering::Relaxed);
+    }
+
+    /// Gives the tokens back only if no later reservation was booked after this one (the bucket
+    /// is still full again at `end`): tokens given back under a later reservation would let a
+    /// next request take a turn that reservation was booked on, and both would leave at once.
+    fn release_reserved(
+        &self,
+        state: &TokenBucketState,
+        quota: &Quota,
+        cost: u32,
+        end: u64,
+        now: u64,
+    ) {
+        let mut inner = lock(&state.inner);
+        inner.refill(quota, now);
+        if inner.full_at(quota) == end {
+            inner.tokens = (inner.tokens + i64::from(cost)).min(i64::from(quota.burst_size()));
+        }
         state.rest_at.store(inner.full_at(quota), Ordering::Relaxed);
     }
 

@@ -271,6 +271,21 @@ pub trait Store<K>: Send + Sync + 'static {
 
     /// Gives back the units of a reservation that was not used.
     fn cancel(&self, key: Option<&K>, tier: &Tier, cost: u32, now: Instant);
+
+    /// Gives back the units of a reservation that was not used, knowing `end`: when its
+    /// decision said the reported quota would be fully restored (the time of the decision plus
+    /// [`Decision::reset`]). The limiter calls this one; by default it is
+    /// [`cancel`](Self::cancel).
+    ///
+    /// A scheduling store should give the units back only if no later reservation was booked
+    /// after this one (its state still ends at `end`): giving back a turn in the middle of a
+    /// queue would book the next request on the same instant as a later one. The in-memory
+    /// store does so for GCRA and the leaky bucket (a turn dropped in the middle of the queue
+    /// goes unused).
+    fn cancel_reserved(&self, key: Option<&K>, tier: &Tier, cost: u32, end: Instant, now: Instant) {
+        let _ = end;
+        self.cancel(key, tier, cost, now);
+    }
 }
 
 /// The states of one key: one per quota of its tier, the first inline, the others in `rest`.
@@ -787,6 +802,17 @@ impl<A: Algorithm, K: Hash> Store<K> for MemoryStore<A> {
             for (i, quota) in tier.quotas().iter().enumerate() {
                 if let Some(state) = states.get(i) {
                     self.algorithm.release(state, quota, cost, t);
+                }
+            }
+        });
+    }
+
+    fn cancel_reserved(&self, key: Option<&K>, tier: &Tier, cost: u32, end: Instant, now: Instant) {
+        let (t, end) = (self.epoch.nanos(now), self.epoch.nanos(end));
+        self.with_state(key, tier, now, t, |states| {
+            for (i, quota) in tier.quotas().iter().enumerate() {
+                if let Some(state) = states.get(i) {
+                    self.algorithm.release_reserved(state, quota, cost, end, t);
                 }
             }
         });
