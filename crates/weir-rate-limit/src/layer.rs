@@ -10,6 +10,7 @@ use weir_core::{BoxError, Error, Global, MissingKey, Name, Observer, RateLimitIn
 
 use crate::builder::{ConfigError, RateLimitBuilder};
 use crate::event::Event;
+use crate::handle::RateLimitHandle;
 use crate::protocol::AnyProtocol;
 use crate::quota::Quota;
 use crate::service::RateLimit;
@@ -270,6 +271,13 @@ impl<X, St, T, C, O, P> RateLimitLayer<X, St, T, C, O, P> {
     #[must_use]
     pub fn name(&self) -> &str {
         self.limiter.name.as_str()
+    }
+
+    /// A handle on the state this layer and all its services share (the same as
+    /// [`build_with_handle`](RateLimitBuilder::build_with_handle) gives).
+    #[must_use]
+    pub fn handle(&self) -> RateLimitHandle<X, St, T, C, O, P> {
+        RateLimitHandle::new(Arc::clone(&self.limiter))
     }
 }
 

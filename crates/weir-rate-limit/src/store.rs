@@ -578,6 +578,53 @@ impl<A: Algorithm> MemoryStore<A> {
         }
     }
 
+    /// Where every state's time counts from: fixed windows (and the sliding-window counter's
+    /// windows, and the token bucket's refills) of a quota of period `p` start at
+    /// `window_origin() + k × p`. A day before the first limiter of the process was built (or
+    /// the earliest instant the clock can represent).
+    #[must_use]
+    pub fn window_origin(&self) -> Instant {
+        Instant::from_std(self.epoch.instant())
+    }
+
+    /// The verdict of a request of one unit at `now` on every quota of `tier` for `key` (the
+    /// key as the extractor produces it), without charging or storing anything: a key that is
+    /// not stored (never seen, evicted, or deciding on an overflow state) reads as fresh.
+    pub(crate) fn peek_key<K: Hash>(&self, key: &K, tier: &Tier, now: Instant) -> Vec<Verdict> {
+        let t = self.epoch.nanos(now);
+        let peek = |states: &KeyState<A::State>| {
+            tier.quotas()
+                .iter()
+                .enumerate()
+                .filter_map(|(i, q)| Some(self.algorithm.peek(states.get(i)?, q, 1, t)))
+                .collect::<Vec<_>>()
+        };
+        let stored = if size_of::<K>() == 0 {
+            self.shared.get().map(|s| peek(s))
+        } else {
+            let hash = self.hasher.hash_one(key);
+            if tier.quotas().len() <= 1 {
+                self.keys.peek(&hash, |s| peek(s))
+            } else {
+                self.stacked.peek(&hash, |s| peek(s))
+            }
+        };
+        stored.unwrap_or_else(|| peek(&Stacked::stacked(&self.algorithm, tier)))
+    }
+
+    /// Forgets `key`'s state (its next request starts afresh); whether it was stored.
+    pub(crate) fn forget<K: Hash>(&self, key: &K, tier: &Tier) -> bool {
+        if size_of::<K>() == 0 {
+            return false;
+        }
+        let hash = self.hasher.hash_one(key);
+        if tier.quotas().len() <= 1 {
+            self.keys.remove(&hash)
+        } else {
+            self.stacked.remove(&hash)
+        }
+    }
+
     /// The algorithm.
     #[must_use]
     pub const fn algorithm(&self) -> &A {
