@@ -8,6 +8,7 @@ mod classify;
 #[cfg(feature = "serde")]
 pub mod config;
 mod deadline;
+mod degrade;
 mod error;
 mod grpc;
 mod hint;
@@ -25,6 +26,7 @@ pub use crate::deadline::{
     Deadline, GRPC_TIMEOUT, InvalidTimeout, TIMEOUT_MS, decode_grpc_timeout, decode_timeout_ms,
     encode_grpc_timeout, encode_timeout_ms,
 };
+pub use crate::degrade::{Degraded, LoadLevel};
 pub use crate::error::{BoxError, Error};
 pub use crate::grpc::GrpcCode;
 pub use crate::hint::{
@@ -51,5 +53,6 @@ pub use crate::observer::{Event, Level, Observer};
 pub use crate::ratelimit::HeaderStyle;
 pub use crate::ratelimit::RateLimitInfo;
 pub use crate::response::{
-    ErrorResponse, ErrorResponseLayer, ResponseBody, ResponseFuture, grpc_code, http_status,
+    ErrorResponse, ErrorResponseLayer, RefusalBody, ResponseBody, ResponseFuture, grpc_code,
+    http_status, plain_text_body, problem_json_body,
 };
