@@ -6,6 +6,7 @@ use std::fmt;
 use weir_core::{AnyError, LoadLevel, Name};
 
 use crate::handle::FallbackHandle;
+use crate::last_good::LastGood;
 use crate::layer::FallbackLayer;
 use crate::protocol::{Http, Plain};
 use crate::shared::{Shared, Sources};
@@ -27,6 +28,8 @@ pub struct FallbackBuilder<V = NoValue, A = NoService, P = Plain, W = Never, C =
     classifier: C,
     observer: O,
     order: Order,
+    /// The first rule a setting broke, reported by `build()`.
+    problem: Option<ConfigError>,
 }
 
 impl FallbackBuilder {
@@ -40,6 +43,7 @@ impl FallbackBuilder {
             classifier: AnyError,
             observer: (),
             order: Order::default(),
+            problem: None,
         }
     }
 }
@@ -64,6 +68,7 @@ impl<V, A, P, W, C, O> FallbackBuilder<V, A, P, W, C, O> {
             classifier: self.classifier,
             observer: self.observer,
             order,
+            problem: self.problem,
         }
     }
 
@@ -85,6 +90,7 @@ impl<V, A, P, W, C, O> FallbackBuilder<V, A, P, W, C, O> {
             classifier: self.classifier,
             observer: self.observer,
             order,
+            problem: self.problem,
         }
     }
 
@@ -102,6 +108,7 @@ impl<V, A, P, W, C, O> FallbackBuilder<V, A, P, W, C, O> {
             classifier: self.classifier,
             observer: self.observer,
             order,
+            problem: self.problem,
         }
     }
 
@@ -119,6 +126,7 @@ impl<V, A, P, W, C, O> FallbackBuilder<V, A, P, W, C, O> {
             classifier,
             observer: self.observer,
             order,
+            problem: self.problem,
         }
     }
 
@@ -135,6 +143,7 @@ impl<V, A, P, W, C, O> FallbackBuilder<V, A, P, W, C, O> {
             classifier: self.classifier,
             observer,
             order,
+            problem: self.problem,
         }
     }
 
@@ -150,6 +159,7 @@ impl<V, A, P, W, C, O> FallbackBuilder<V, A, P, W, C, O> {
             classifier: self.classifier,
             observer: self.observer,
             order,
+            problem: self.problem,
         }
     }
 
@@ -159,7 +169,42 @@ impl<V, A, P, W, C, O> FallbackBuilder<V, A, P, W, C, O> {
         self.switch(AtLoad(level))
     }
 
+    /// The last good answer source (stale-if-error, HTTP only): successful answers kept per
+    /// key and served, with `Age`, when the primary fails. See [`LastGood`] for what is kept.
+    pub fn last_good<X>(
+        self,
+        last_good: LastGood<X>,
+    ) -> FallbackBuilder<V, A, LastGood<X>, W, C, O> {
+        let order = self.order.with(Source::LastGood);
+        let bounds = last_good.bounds();
+        let problem = self.problem.or(if bounds.max_entries == 0 {
+            Some(ConfigError::LastGoodMaxEntries)
+        } else if bounds.max_bytes == 0 {
+            Some(ConfigError::LastGoodMaxBytes)
+        } else if bounds.max_entry_bytes > bounds.max_bytes {
+            Some(ConfigError::LastGoodMaxEntryBytes)
+        } else if bounds.max_stale.is_zero() {
+            Some(ConfigError::LastGoodMaxStale)
+        } else {
+            None
+        });
+        FallbackBuilder {
+            name: self.name,
+            value: self.value,
+            alternative: self.alternative,
+            protocol: last_good,
+            switch: self.switch,
+            classifier: self.classifier,
+            observer: self.observer,
+            order,
+            problem,
+        }
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(problem) = self.problem {
+            return Err(problem);
+        }
         if self.order.is_empty() {
             return Err(ConfigError::NoSource);
         }
@@ -217,6 +262,7 @@ impl<V, A, W, C, O> FallbackBuilder<V, A, Plain, W, C, O> {
             classifier: self.classifier,
             observer: self.observer,
             order,
+            problem: self.problem,
         }
     }
 }
@@ -236,6 +282,14 @@ impl<V, A, P, W, C, O> fmt::Debug for FallbackBuilder<V, A, P, W, C, O> {
 pub enum ConfigError {
     /// No source was configured (`value`, `value_from`, `service` or `last_good`).
     NoSource,
+    /// `last_good`: `max_entries` was 0.
+    LastGoodMaxEntries,
+    /// `last_good`: `max_bytes` was 0.
+    LastGoodMaxBytes,
+    /// `last_good`: `max_entry_bytes` was above `max_bytes`.
+    LastGoodMaxEntryBytes,
+    /// `last_good`: `max_stale` was zero.
+    LastGoodMaxStale,
 }
 
 impl fmt::Display for ConfigError {
@@ -244,6 +298,16 @@ impl fmt::Display for ConfigError {
             Self::NoSource => f.write_str(
                 "fallback: at least one source is required (`value`, `value_from`, `service` or `last_good`)",
             ),
+            Self::LastGoodMaxEntries => {
+                f.write_str("fallback: `last_good.max_entries` must be at least 1")
+            }
+            Self::LastGoodMaxBytes => f.write_str("fallback: `last_good.max_bytes` must be at least 1"),
+            Self::LastGoodMaxEntryBytes => f.write_str(
+                "fallback: `last_good.max_entry_bytes` must be at most `last_good.max_bytes`",
+            ),
+            Self::LastGoodMaxStale => {
+                f.write_str("fallback: `last_good.max_stale` must be more than zero")
+            }
         }
     }
 }

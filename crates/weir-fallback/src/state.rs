@@ -1,6 +1,8 @@
 //! The pure decisions of the fallback: which sources are tried in which order, and whether a
 //! kept answer is still fresh enough to serve. No runtime, no service.
 
+use std::time::Duration;
+
 /// A fallback source: where a fallback answer came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -107,6 +109,26 @@ impl Order {
     }
 }
 
+/// The bounds of the last good answers kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Bounds {
+    pub(crate) max_entries: usize,
+    pub(crate) max_bytes: usize,
+    pub(crate) max_entry_bytes: usize,
+    pub(crate) max_stale: Duration,
+}
+
+/// The age of a kept answer stored `elapsed` ago, if it may still be served with at most
+/// `max_stale` of staleness (RFC 5861 `stale-if-error`: past it, the failure is returned instead).
+pub(crate) fn servable_age(elapsed: Duration, max_stale: Duration) -> Option<Duration> {
+    (elapsed <= max_stale).then_some(elapsed)
+}
+
+/// The `Age` header's value for `age`: whole seconds, rounded down (RFC 9111 section 5.1).
+pub(crate) const fn age_seconds(age: Duration) -> u64 {
+    age.as_secs()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +145,18 @@ mod tests {
         assert_eq!(order.get(2), Some(Source::LastGood));
         assert_eq!(order.get(3), None);
         assert!(Order::default().is_empty());
+    }
+
+    /// #20.3: an answer past its maximum staleness is not served; `Age` is in whole seconds.
+    #[test]
+    fn staleness_bound_is_inclusive() {
+        let max = Duration::from_secs(60);
+        assert_eq!(
+            servable_age(Duration::from_secs(59), max),
+            Some(Duration::from_secs(59))
+        );
+        assert_eq!(servable_age(max, max), Some(max));
+        assert_eq!(servable_age(Duration::from_millis(60_001), max), None);
+        assert_eq!(age_seconds(Duration::from_millis(2_999)), 2);
     }
 }
