@@ -27,7 +27,10 @@
 //! - **Upstream**: answers 503 to a share of requests, has latency spikes and an outage window.
 //!
 //! With `WEIR_REDIS_URL=redis://host:port` the rate limits live in Redis (weir-redis), shared by
-//! every gateway instance; without it they stay in memory.
+//! every gateway instance; without it they stay in memory. While Redis is unreachable each
+//! instance limits locally with its share of every quota: set `WEIR_INSTANCES` to the number of
+//! instances. Behind reverse proxies, set `WEIR_TRUSTED_PROXIES` to their addresses or networks
+//! (`10.0.0.0/8,192.0.2.7`) so that clients are keyed by the address they recorded.
 //!
 //! Logs go to stderr through `tracing`: breaker transitions and Redis outages and recoveries by
 //! default, more with `RUST_LOG` (`RUST_LOG=weir=info` adds a line per refused request).
@@ -66,11 +69,11 @@ use weir::bulkhead::BulkheadLayer;
 use weir::circuit_breaker::{CircuitBreakerLayer, KeyedCircuitBreakerHandle, State};
 use weir::load_shed::{LoadShedHandle, LoadShedLayer};
 use weir::rate_limit::{Quota, RateLimitLayer};
-use weir::redis::RedisStore;
+use weir::redis::{FailurePolicy, RedisStore};
 use weir::retry::{ReplayBody, RetryLayer};
 use weir::timeout::TimeoutLayer;
 use weir::{
-    ApiKey, ApiKeyToken, Authority, BoxError, Deadline, ErrorResponseLayer, HttpStatus,
+    ApiKey, ApiKeyToken, Authority, BoxError, Cidr, Deadline, ErrorResponseLayer, HttpStatus,
     KeyExtractor, KeyExtractorExt, OrKey, PeerIp,
 };
 
@@ -128,10 +131,16 @@ pub(crate) struct Config {
     pub(crate) max_connections: usize,
     /// The largest request body the proxy forwards; a larger one is a 413.
     pub(crate) max_body_bytes: usize,
-    /// Reverse proxies in front of the gateway, each appending to `X-Forwarded-For` (0: clients
-    /// connect directly, and the header is ignored). Requests without a known API key are limited
-    /// by the client address found this way.
-    pub(crate) trusted_proxies: usize,
+    /// The reverse proxies in front of the gateway, by address or network
+    /// (`WEIR_TRUSTED_PROXIES=10.0.0.0/8,192.0.2.7`): `X-Forwarded-For` is read only when the
+    /// peer is one of them, and walked from the right over them only. Empty (the default):
+    /// clients connect directly and the header is ignored. Requests without a known API key are
+    /// limited by the client address found this way.
+    pub(crate) trusted_proxies: Vec<Cidr>,
+    /// How many gateway instances share the Redis limits (`WEIR_INSTANCES`, 1 by default): while
+    /// Redis is unreachable, each instance limits locally with `1 / instances` of every quota,
+    /// so the fleet stays within the limit.
+    pub(crate) instances: u32,
 }
 
 impl Config {
@@ -162,7 +171,8 @@ impl Config {
             header_read_timeout: Duration::from_secs(5),
             max_connections: 1_024,
             max_body_bytes: 1 << 20,
-            trusted_proxies: 0,
+            trusted_proxies: Vec::new(),
+            instances: 1,
         }
     }
 }
@@ -525,7 +535,7 @@ pub(crate) fn router(
         // A known API key, else the client's address: the peer of the connection, or the address
         // the trusted proxies in front of the gateway recorded in `X-Forwarded-For`. Never one
         // bucket shared by every client without a key.
-        .key(KnownKey::default().or(PeerIp::new().trusted_proxies(config.trusted_proxies)))
+        .key(KnownKey::default().or(PeerIp::new().trust(config.trusted_proxies.iter().copied())))
         .tier_of(tier_of)
         .http()
         .observer((
@@ -541,11 +551,18 @@ pub(crate) fn router(
             },
             weir::Tracing,
         ));
-    // In memory by default; in Redis, shared by every gateway instance, with `WEIR_REDIS_URL`
-    // (if Redis cannot be reached, each instance falls back to its own in-memory limits).
+    // In memory by default; in Redis, shared by every gateway instance, with `WEIR_REDIS_URL`.
+    // If Redis cannot be reached, each instance limits on its own with its share of every quota
+    // (`1 / instances`), so the fleet as a whole stays within the limit.
     let rate_limit = match &config.redis_url {
         Some(url) => Either::Left(
-            limits.build_with_store(RedisStore::builder(url.clone()).name("edge").build()?)?,
+            limits.build_with_store(
+                RedisStore::builder(url.clone())
+                    .name("edge")
+                    .failure_policy(FailurePolicy::Local)
+                    .instances(config.instances)
+                    .build()?,
+            )?,
         ),
         None => Either::Right(limits.build()?),
     };
@@ -1191,10 +1208,32 @@ async fn main() -> Result<(), BoxError> {
     };
     let mut config = Config::demo();
     config.redis_url = std::env::var("WEIR_REDIS_URL").ok();
-    match &config.redis_url {
-        Some(url) => {
-            println!("rate limits in Redis at {url} (WEIR_REDIS_URL), shared by every instance")
+    if let Ok(proxies) = std::env::var("WEIR_TRUSTED_PROXIES") {
+        for proxy in proxies.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match proxy.parse::<Cidr>() {
+                Ok(network) => config.trusted_proxies.push(network),
+                Err(err) => {
+                    eprintln!("WEIR_TRUSTED_PROXIES: {proxy}: {err}");
+                    std::process::exit(2);
+                }
+            }
         }
+    }
+    if let Ok(instances) = std::env::var("WEIR_INSTANCES") {
+        match instances.trim().parse::<u32>() {
+            Ok(n) if n >= 1 => config.instances = n,
+            _ => {
+                eprintln!("WEIR_INSTANCES: {instances}: a whole number of at least 1");
+                std::process::exit(2);
+            }
+        }
+    }
+    match &config.redis_url {
+        Some(url) => println!(
+            "rate limits in Redis at {url} (WEIR_REDIS_URL), shared by {} instance(s) \
+             (WEIR_INSTANCES); while Redis is down each limits locally with 1/{} of every quota",
+            config.instances, config.instances
+        ),
         None => println!(
             "rate limits in memory (set WEIR_REDIS_URL=redis://... to share them through Redis)"
         ),

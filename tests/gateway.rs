@@ -288,7 +288,8 @@ async fn slowloris_connections_are_closed_and_capped() {
 #[tokio::test]
 async fn requests_without_a_key_are_limited_by_client_address() {
     let mut config = Config::demo();
-    config.trusted_proxies = 1; // the test client plays the load balancer
+    // The test client plays the load balancer.
+    config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     let (gateway, _upstream, client) = setup(&config).await;
     let addr = gateway.addr;
     let from = |ip: &'static str| [("x-forwarded-for", ip)];
