@@ -10,8 +10,8 @@ use serde::de::{self, Deserialize, Deserializer};
 
 use crate::backoff::{Backoff, Jitter};
 use crate::key::{
-    ApiKey, ApiKeyToken, Authority, ForwardedHeader, Header, KeyExtractor, MethodPath, PeerIp,
-    RouteKey,
+    ApiKey, ApiKeyToken, Authority, Cidr, ForwardedHeader, Header, KeyExtractor, MethodPath,
+    PeerIp, RouteKey, Walk,
 };
 
 /// A duration in a configuration file: a whole number and a unit, `us`, `ms`, `s`, `m`, `h` or
@@ -136,15 +136,19 @@ impl std::error::Error for DurationError {}
 /// |---|---|
 /// | `key = "global"` | one key for every request ([`Global`](crate::Global)) |
 /// | `key = "peer_ip"` | the connection's peer address ([`PeerIp`]) |
-/// | `key = { forwarded_ip = { trusted_proxies = 1 } }` | the client address behind 1 proxy, from `X-Forwarded-For` |
-/// | `key = { forwarded_ip = { trusted_proxies = 2, header = "forwarded" } }` | the same behind 2, from RFC 7239 `Forwarded` |
+/// | `key = { forwarded_ip = { trust = ["10.0.0.0/8"] } }` | the client address behind proxies in `10.0.0.0/8`, from `X-Forwarded-For` ([`PeerIp::trust`]) |
+/// | `key = { forwarded_ip = { trusted_proxies = 1 } }` | the client address behind 1 proxy, by count ([`PeerIp::trusted_proxies`]) |
+/// | `key = { forwarded_ip = { trust = ["fd00::/8"], header = "forwarded", ipv6_prefix = 56 } }` | from RFC 7239 `Forwarded`, IPv6 clients keyed by /56 |
 /// | `key = { header = "x-tenant" }` | a header's value ([`Header`]) |
 /// | `key = "api_key"` / `key = { api_key_header = "x-token" }` | an API key in `x-api-key` or another header ([`ApiKey`]) |
 /// | `key = "bearer"` | the token of `Authorization: Bearer` ([`ApiKey::bearer`]) |
 /// | `key = "method_path"` | method and route ([`MethodPath`]) |
 /// | `key = "authority"` | the upstream host, for clients ([`Authority`]) |
 ///
-/// A header name that is not a valid HTTP header name is refused when the file is read.
+/// A header name that is not a valid HTTP header name is refused when the file is read. Header
+/// values and API keys longer than [`DEFAULT_MAX_KEY_LEN`](crate::DEFAULT_MAX_KEY_LEN) bytes are
+/// missing keys, as with [`Header`] and [`ApiKey`]. `peer_ip` keys IPv6 clients by their /64; see
+/// [`PeerIpSpec`] for the `forwarded_ip` settings.
 ///
 /// ```
 /// use http::Request;
@@ -172,7 +176,8 @@ pub enum KeySpec {
     Global,
     /// The connection's peer address ([`PeerIp`]).
     PeerIp,
-    /// The client's address behind trusted reverse proxies ([`PeerIp::trusted_proxies`]).
+    /// The client's address behind trusted reverse proxies ([`PeerIp::trust`],
+    /// [`PeerIp::trusted_proxies`]).
     ForwardedIp(PeerIpSpec),
     /// A header's value ([`Header`]).
     Header(#[serde(deserialize_with = "header_name")] HeaderName),
@@ -188,16 +193,95 @@ pub enum KeySpec {
     Authority,
 }
 
-/// The settings of [`KeySpec::PeerIp`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+/// The settings of [`KeySpec::ForwardedIp`]: those of a [`PeerIp`].
+///
+/// `trust` lists the proxies' addresses or networks (`"10.0.0.0/8"`, `"2001:db8::7"`), each
+/// refused with the rule it broke if it does not parse; `ipv6_prefix` must be within `32..=128`
+/// (64 when left out). With neither `trust` nor `trusted_proxies`, forwarding headers are ignored.
+///
+/// ```
+/// use weir_core::config::KeySpec;
+///
+/// #[derive(Debug, serde::Deserialize)]
+/// struct Settings {
+///     key: KeySpec,
+/// }
+///
+/// let ok = r#"key = { forwarded_ip = { trust = ["10.0.0.0/8", "fd00::/8"] } }"#;
+/// let KeySpec::ForwardedIp(spec) = toml::from_str::<Settings>(ok).unwrap().key else { panic!() };
+/// assert_eq!(spec.to_peer_ip().trusted().len(), 2);
+/// let err = toml::from_str::<Settings>(r#"key = { forwarded_ip = { trust = ["10.0.0.0/33"] } }"#);
+/// assert!(err.unwrap_err().to_string().contains("from 0 to 32"));
+/// let err = toml::from_str::<Settings>(r#"key = { forwarded_ip = { ipv6_prefix = 16 } }"#);
+/// assert!(err.unwrap_err().to_string().contains("ipv6_prefix"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeerIpSpec {
-    /// The number of reverse proxies in front of the server (0: ignore forwarding headers).
+    /// The proxies trusted by address: forwarding headers are read only from them, and walked
+    /// over them only ([`PeerIp::trust`]).
+    #[serde(default)]
+    pub trust: Vec<Cidr>,
+    /// The number of reverse proxies in front of the server ([`PeerIp::trusted_proxies`]; 0: no
+    /// count).
     #[serde(default)]
     pub trusted_proxies: usize,
     /// The header the proxies append to.
     #[serde(default)]
     pub header: ForwardedSpec,
+    /// The prefix IPv6 clients are keyed by, `32..=128` ([`PeerIp::ipv6_prefix`]).
+    #[serde(default = "default_ipv6_prefix", deserialize_with = "ipv6_prefix")]
+    pub ipv6_prefix: u8,
+}
+
+impl Default for PeerIpSpec {
+    /// No trusted proxy, `X-Forwarded-For`, IPv6 clients keyed by /64.
+    fn default() -> Self {
+        Self {
+            trust: Vec::new(),
+            trusted_proxies: 0,
+            header: ForwardedSpec::default(),
+            ipv6_prefix: PeerIp::DEFAULT_IPV6_PREFIX,
+        }
+    }
+}
+
+impl PeerIpSpec {
+    /// The [`PeerIp`] these settings describe.
+    #[must_use]
+    pub fn to_peer_ip(&self) -> PeerIp {
+        PeerIp::new()
+            .trust(self.trust.iter().copied())
+            .trusted_proxies(self.trusted_proxies)
+            .forwarded_header(self.header.get())
+            .ipv6_prefix(self.ipv6_prefix)
+    }
+
+    /// The settings, borrowed: extraction builds nothing per request.
+    fn walk(&self) -> Walk<'_> {
+        Walk {
+            trusted: &self.trust,
+            hops: self.trusted_proxies,
+            header: self.header.get(),
+            ipv6_prefix: self.ipv6_prefix.clamp(32, 128),
+        }
+    }
+}
+
+const fn default_ipv6_prefix() -> u8 {
+    PeerIp::DEFAULT_IPV6_PREFIX
+}
+
+fn ipv6_prefix<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u8, D::Error> {
+    let bits = u64::deserialize(deserializer)?;
+    u8::try_from(bits)
+        .ok()
+        .filter(|bits| (32..=128).contains(bits))
+        .ok_or_else(|| {
+            de::Error::custom(format_args!(
+                "ipv6_prefix = {bits}: an IPv6 key prefix is from 32 to 128 bits"
+            ))
+        })
 }
 
 /// The forwarding header of [`PeerIpSpec`]: `"x-forwarded-for"` (the default) or
@@ -220,14 +304,12 @@ fn header_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<HeaderName,
         .map_err(|_| de::Error::custom(format_args!("{text:?} is not a valid header name")))
 }
 
-impl KeySpec {
-    fn peer_ip(spec: PeerIpSpec) -> PeerIp {
-        PeerIp::new()
-            .trusted_proxies(spec.trusted_proxies)
-            .forwarded_header(match spec.header {
-                ForwardedSpec::XForwardedFor => ForwardedHeader::XForwardedFor,
-                ForwardedSpec::Forwarded => ForwardedHeader::Forwarded,
-            })
+impl ForwardedSpec {
+    const fn get(self) -> ForwardedHeader {
+        match self {
+            Self::XForwardedFor => ForwardedHeader::XForwardedFor,
+            Self::Forwarded => ForwardedHeader::Forwarded,
+        }
     }
 }
 
@@ -256,7 +338,7 @@ impl<B> KeyExtractor<Request<B>> for KeySpec {
         match self {
             Self::Global => Some(SpecKey::Global),
             Self::PeerIp => PeerIp::new().extract(req).map(SpecKey::Ip),
-            Self::ForwardedIp(spec) => Self::peer_ip(*spec).extract(req).map(SpecKey::Ip),
+            Self::ForwardedIp(spec) => spec.walk().extract(req).map(SpecKey::Ip),
             Self::Header(name) => Header::new(name.clone()).extract(req).map(SpecKey::Header),
             Self::ApiKey => ApiKey::new().extract(req).map(SpecKey::ApiKey),
             Self::ApiKeyHeader(name) => ApiKey::new()
@@ -611,5 +693,74 @@ mod tests {
         let err =
             toml::from_str::<Settings>("key = { forwarded_ip = { trusted = 1 } }").unwrap_err();
         assert!(err.to_string().contains("trusted"), "{err}");
+    }
+
+    /// #15.11, #15.12: a configuration file names trusted proxies by address or network and
+    /// the IPv6 key prefix; a direct client's headers are ignored.
+    #[test]
+    fn forwarded_ip_reads_a_trusted_set_and_an_ipv6_prefix() {
+        let text = r#"key = { forwarded_ip = { trust = ["10.0.0.0/8", "2001:db8:ffff::1"], ipv6_prefix = 48 } }"#;
+        let key = spec(text);
+        let request = |peer: &str, xff: &str| {
+            let mut req = Request::get("/")
+                .header("x-forwarded-for", xff)
+                .body(())
+                .unwrap();
+            req.extensions_mut()
+                .insert(peer.parse::<SocketAddr>().unwrap());
+            req
+        };
+        let ip = |text: &str| Some(SpecKey::Ip(text.parse().unwrap()));
+        let via_proxy = request("10.0.0.1:1", "6.6.6.6, 203.0.113.7, 10.0.0.2");
+        assert_eq!(key.extract(&via_proxy), ip("203.0.113.7"));
+        let direct = request("198.51.100.9:1", "203.0.113.7");
+        assert_eq!(key.extract(&direct), ip("198.51.100.9"));
+        let v6 = request("[2001:db8:ffff::1]:1", "2001:db8:1:2::7");
+        assert_eq!(key.extract(&v6), ip("2001:db8:1::"));
+
+        let KeySpec::ForwardedIp(settings) = &key else {
+            panic!("{key:?}")
+        };
+        let built = PeerIp::new()
+            .trust(["10.0.0.0/8", "2001:db8:ffff::1"].map(|n| n.parse().unwrap()))
+            .ipv6_prefix(48);
+        assert_eq!(settings.to_peer_ip(), built);
+        assert_eq!(
+            built.extract(&via_proxy).map(SpecKey::Ip),
+            key.extract(&via_proxy)
+        );
+        // Left out: no trust, /64.
+        let plain = spec("key = { forwarded_ip = {} }");
+        assert_eq!(plain, KeySpec::ForwardedIp(PeerIpSpec::default()));
+        assert_eq!(plain.extract(&via_proxy), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn bad_trusted_networks_and_prefixes_are_refused_with_the_rule() {
+        for (text, rule) in [
+            (
+                r#"key = { forwarded_ip = { trust = ["10.0.0.0/33"] } }"#,
+                "from 0 to 32",
+            ),
+            (
+                r#"key = { forwarded_ip = { trust = ["::/200"] } }"#,
+                "from 0 to 128",
+            ),
+            (
+                r#"key = { forwarded_ip = { trust = ["proxy.internal"] } }"#,
+                "not an IP network",
+            ),
+            (
+                "key = { forwarded_ip = { ipv6_prefix = 31 } }",
+                "from 32 to 128",
+            ),
+            (
+                "key = { forwarded_ip = { ipv6_prefix = 129 } }",
+                "from 32 to 128",
+            ),
+        ] {
+            let err = toml::from_str::<Settings>(text).unwrap_err().to_string();
+            assert!(err.contains(rule), "{text}: {err}");
+        }
     }
 }

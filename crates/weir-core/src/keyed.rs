@@ -216,10 +216,14 @@ impl std::hash::Hasher for PrehashedHasher {
 /// - **Bounded**: at most [`KeyedConfig::max_keys`] keys in the whole map. A new key arriving
 ///   when the map is full and no key is idle uses the map's *overflow* state, shared by every
 ///   such key, so a flood of random keys (spoofed addresses) cannot grow memory without bound and
-///   is limited as one.
+///   is limited as one; or what the caller decides with [`with_millis_or`](Self::with_millis_or)
+///   (a rate limiter spreads such keys over many overflow states). With
+///   [`evict_when_full_if`](Self::evict_when_full_if), a full map first evicts keys whose state
+///   carries no information.
 /// - **Self-cleaning**: keys idle longer than [`KeyedConfig::idle_timeout`] are evicted by the
 ///   map itself, during requests (no task to spawn): each shard is swept when a new key is
-///   inserted and the shard was not swept for half the idle timeout (a sixteenth of it when the
+///   inserted and the shard was not swept for half the idle timeout (a sixteenth of it, at most
+///   a second, when the
 ///   map is full, and then one other shard too, so a new key can take the room of an idle key
 ///   stored anywhere), and any request sweeps one shard when the whole map was not swept for the
 ///   idle timeout. Shards shrink their tables after a sweep leaves them mostly empty, so memory
@@ -253,6 +257,9 @@ pub struct KeyedMap<K, V, S = RandomState, I: Idleness = LastSeen> {
     overflow: V,
     config: KeyedConfig,
     evictable: Box<dyn Fn(&V, Instant) -> bool + Send + Sync>,
+    /// Evicts a key whatever its idleness while the map is full, if set (see
+    /// [`evict_when_full_if`](KeyedMap::evict_when_full_if)).
+    spare: Option<Box<dyn Fn(&V, Instant) -> bool + Send + Sync>>,
     on_evict: Option<Box<dyn Fn(&K, &V) + Send + Sync>>,
     epoch: Instant,
     /// Keys stored, in every shard.
@@ -333,6 +340,7 @@ where
             overflow,
             config,
             evictable: Box::new(|_, _| true),
+            spare: None,
             on_evict: None,
             epoch: Instant::now(),
             len: AtomicUsize::new(0),
@@ -356,6 +364,21 @@ where
         evictable: impl Fn(&V, Instant) -> bool + Send + Sync + 'static,
     ) -> Self {
         self.evictable = Box::new(evictable);
+        self
+    }
+
+    /// While the map is full, sweeps also evict every key whose state satisfies
+    /// `spare(&state, now)`, however recently it was seen: state that carries no information
+    /// (a rate-limit bucket full again, an expired window) makes room for a new key first, so
+    /// a flood of one-request keys does not keep the map full for a whole idle timeout. A full
+    /// map sweeps each shard at most once a second (or every sixteenth of the idle timeout, if
+    /// shorter) when a new key misses.
+    #[must_use]
+    pub fn evict_when_full_if(
+        mut self,
+        spare: impl Fn(&V, Instant) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.spare = Some(Box::new(spare));
         self
     }
 
@@ -430,6 +453,7 @@ where
     /// milliseconds since the map's epoch (see [`counting_from`](Self::counting_from)): it
     /// saves the map's own conversion of the clock reading, about a tenth of a keyed rate
     /// limit's cost. A wrong `now_ms` only moves when keys are swept and counted idle.
+    #[inline]
     pub fn with_millis<R>(
         &self,
         key: K,
@@ -438,6 +462,25 @@ where
         insert: impl FnOnce(K) -> (K, V),
         f: impl FnOnce(&V) -> R,
     ) -> R {
+        self.with_millis_or(key, now, now_ms, insert, |found| match found {
+            Ok(state) => f(state),
+            Err(_) => f(&self.overflow),
+        })
+    }
+
+    /// [`with_millis`](Self::with_millis), with the caller deciding what a key that finds the
+    /// map full gets: `f` gets `Ok(state)` for a stored key and `Err(key)` for a key that found
+    /// the map full (instead of the map's overflow state), for example to run on one of many
+    /// overflow states chosen by the key's hash, so that a flood of new keys costs collisions
+    /// rather than one shared state.
+    pub fn with_millis_or<R>(
+        &self,
+        key: K,
+        now: Instant,
+        now_ms: u64,
+        insert: impl FnOnce(K) -> (K, V),
+        f: impl FnOnce(Result<&V, K>) -> R,
+    ) -> R {
         let tick = self.tick(now_ms);
         let shard_index = self.shard_of(&key);
         let shard = &self.shards[shard_index];
@@ -445,7 +488,7 @@ where
             let map = shard.map.read().unwrap_or_else(PoisonError::into_inner);
             if let Some((entry, state)) = map.get_key_value(&key) {
                 I::touch(&entry.stamp, tick);
-                let result = f(state);
+                let result = f(Ok(state));
                 drop(map);
                 // After the touch, so a sweep never evicts the key a request is using.
                 self.maybe_sweep_one(now, now_ms);
@@ -457,23 +500,24 @@ where
         if let Some((entry, state)) = map.get_key_value(&key) {
             // Inserted by another request between the two locks.
             I::touch(&entry.stamp, tick);
-            return f(state);
+            return f(Ok(state));
         }
         // Sweep this shard when half an idle timeout has passed since its last sweep, or, when the
         // map is full, a sixteenth of one, and then one other shard too: often enough to make
         // room as keys go idle, rarely enough that a flood of new keys against a full map costs
         // O(1) per request, not a sweep each.
         let idle = millis_of(self.config.idle_timeout);
-        let full = self.bound.load(Ordering::Relaxed) >= self.config.max_keys;
-        if self.sweep_due(shard_index, now_ms, if full { idle / 16 } else { idle / 2 }) {
+        let when_full = (idle / 16).min(FULL_SWEEP_MS);
+        let every = if self.is_full() { when_full } else { idle / 2 };
+        if self.sweep_due(shard_index, now_ms, every) {
             self.sweep(&mut map, now, now_ms);
         }
-        if self.bound.load(Ordering::Relaxed) >= self.config.max_keys {
-            self.sweep_another(shard_index, now, now_ms, idle / 16);
+        if self.is_full() {
+            self.sweep_another(shard_index, now, now_ms, when_full);
         }
         if !self.reserve() {
             drop(map);
-            return f(&self.overflow);
+            return f(Err(key));
         }
         let (key, state) = insert(key);
         let entry = Entry {
@@ -481,12 +525,12 @@ where
             stamp: I::stamp(tick),
         };
         match map.entry(entry) {
-            MapEntry::Vacant(vacant) => f(vacant.insert(state)),
+            MapEntry::Vacant(vacant) => f(Ok(vacant.insert(state))),
             MapEntry::Occupied(occupied) => {
                 // `insert` returned a key other than the one looked up, already stored.
                 self.len.fetch_sub(1, Ordering::Relaxed);
                 self.bound.fetch_sub(1, Ordering::Relaxed);
-                f(occupied.into_mut())
+                f(Ok(occupied.into_mut()))
             }
         }
     }
@@ -633,12 +677,20 @@ where
         }
     }
 
+    /// Whether the map (with the maps sharing its bound) holds `max_keys` keys.
+    fn is_full(&self) -> bool {
+        self.bound.load(Ordering::Relaxed) >= self.config.max_keys
+    }
+
     fn sweep(&self, map: &mut Table<K, V, S, I>, now: Instant, now_ms: u64) -> usize {
         let tick = self.tick(now_ms);
         let before = map.len();
+        // While full, state that carries no information goes too, however recent.
+        let spare = self.spare.as_ref().filter(|_| self.is_full());
         map.retain(|entry, state| {
-            let keep =
-                !I::is_idle(&entry.stamp, tick, self.idle_ticks) || !(self.evictable)(state, now);
+            let idle =
+                I::is_idle(&entry.stamp, tick, self.idle_ticks) && (self.evictable)(state, now);
+            let keep = !idle && !spare.is_some_and(|spare| spare(state, now));
             if let (false, Some(on_evict)) = (keep, &self.on_evict) {
                 on_evict(&entry.key, state);
             }
@@ -656,6 +708,10 @@ where
         evicted
     }
 }
+
+/// The longest a full map waits between two sweeps of one shard driven by new keys, in
+/// milliseconds (shorter when a sixteenth of the idle timeout is).
+const FULL_SWEEP_MS: u64 = 1_000;
 
 /// Whole milliseconds, saturating: no 128-bit arithmetic on the hot path.
 fn millis_of(d: Duration) -> u64 {
@@ -822,6 +878,55 @@ mod tests {
         assert_eq!(bump_prehashed(&map, in_shard(0, 2), later), 2, "stored");
         assert_eq!(map.len(), 2);
         assert_eq!(map.evicted(), 1);
+        assert_eq!(map.overflow().load(Ordering::Relaxed), 0);
+    }
+
+    /// #15.17: a full map makes room first with keys whose state carries no information, long
+    /// before their idle timeout, so a flood of one-request keys does not lock new keys out.
+    #[tokio::test(start_paused = true)]
+    async fn a_full_map_evicts_spare_state_before_the_idle_timeout() {
+        let idle = Duration::from_secs(600);
+        let map = KeyedMap::new(
+            KeyedConfig::new().max_keys(64).idle_timeout(idle),
+            AtomicU32::new(0),
+        )
+        // A count of 1 is "at rest" here; 2 and more carry information.
+        .evict_when_full_if(|count, _| count.load(Ordering::Relaxed) <= 1);
+        let start = Instant::now();
+        bump(&map, 0, start);
+        bump(&map, 0, start);
+        for key in 1..64 {
+            bump(&map, key, start);
+        }
+        assert_eq!(map.len(), 64);
+        // Two seconds later (far less than the idle timeout), new keys find room.
+        let later = start + Duration::from_secs(2);
+        for key in 1_000..1_010 {
+            bump(&map, key, later);
+            assert_eq!(bump(&map, key, later), 2, "key {key} has its own state");
+        }
+        assert_eq!(map.overflow().load(Ordering::Relaxed), 0);
+        // The key with information was kept.
+        assert_eq!(bump(&map, 0, later), 3);
+    }
+
+    /// The caller of `with_millis_or` decides what a key that finds the map full gets.
+    #[tokio::test(start_paused = true)]
+    async fn with_millis_or_lets_the_caller_place_overflowing_keys() {
+        let map = KeyedMap::new(KeyedConfig::new().max_keys(1), AtomicU32::new(0));
+        let spread = [AtomicU32::new(0), AtomicU32::new(0)];
+        let now = Instant::now();
+        let at = |key: u32| {
+            map.with_millis_or(key, now, 0, fresh, |found| {
+                let count = found.unwrap_or_else(|key| &spread[key as usize % 2]);
+                count.fetch_add(1, Ordering::Relaxed) + 1
+            })
+        };
+        assert_eq!(at(7), 1);
+        assert_eq!(at(7), 2, "stored");
+        assert_eq!(at(2), 1);
+        assert_eq!(at(3), 1, "another overflow state");
+        assert_eq!(at(4), 2);
         assert_eq!(map.overflow().load(Ordering::Relaxed), 0);
     }
 

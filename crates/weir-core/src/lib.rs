@@ -28,14 +28,16 @@ pub use crate::deadline::{
 pub use crate::error::{BoxError, Error};
 pub use crate::grpc::GrpcCode;
 pub use crate::hint::{
-    MAX_HINT, RateLimitItem, RateLimitPolicyItem, ServerHint, parse_grpc_pushback, parse_ratelimit,
-    parse_ratelimit_policy, parse_retry_after, server_hint,
+    MAX_HINT, RateLimitItem, RateLimitPolicyItem, ServerHint, grpc_pushback_millis,
+    parse_grpc_pushback, parse_ratelimit, parse_ratelimit_lenient, parse_ratelimit_policy,
+    parse_ratelimit_policy_lenient, parse_retry_after, server_hint,
 };
 #[cfg(feature = "axum")]
 pub use crate::key::Route;
 pub use crate::key::{
-    ApiKey, ApiKeyToken, Authority, ForwardedHeader, Global, Header, KeyExtractor, KeyExtractorExt,
-    MethodPath, MissingKey, Or, OrKey, Pair, PeerIp, Resolved, RouteKey,
+    ApiKey, ApiKeyToken, Authority, Cidr, CidrError, DEFAULT_MAX_KEY_LEN, ForwardedHeader, Global,
+    Header, KeyExtractor, KeyExtractorExt, MethodPath, MissingKey, Or, OrKey, Pair, PeerIp,
+    Resolved, RouteKey,
 };
 pub use crate::keyed::{
     ByState, Idleness, KeyedConfig, KeyedMap, LastSeen, Prehashed, PrehashedHasher,

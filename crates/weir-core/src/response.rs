@@ -18,6 +18,7 @@ use tower_service::Service;
 
 use crate::error::{BoxError, Error};
 use crate::grpc::GrpcCode;
+use crate::hint::grpc_pushback_millis;
 use crate::ratelimit::{HeaderStyle, ceil_secs};
 
 const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
@@ -92,12 +93,6 @@ pub fn grpc_code(err: &Error) -> GrpcCode {
 /// `Retry-After` in whole seconds, rounded up and never 0: a client told "0" retries at once.
 fn retry_after_secs(after: Duration) -> u64 {
     ceil_secs(after).max(1)
-}
-
-/// Whole milliseconds in `d`, rounded up.
-fn ceil_millis(d: Duration) -> u64 {
-    let millis = d.as_millis() + u128::from(!d.subsec_nanos().is_multiple_of(1_000_000));
-    u64::try_from(millis).unwrap_or(u64::MAX)
 }
 
 /// A byte the gRPC spec lets `grpc-message` carry as is: printable ASCII except `%`.
@@ -282,7 +277,7 @@ impl ErrorResponseLayer {
         if let Some(after) = err.retry_after() {
             res.headers_mut().insert(
                 GRPC_RETRY_PUSHBACK_MS,
-                HeaderValue::from(ceil_millis(after)),
+                HeaderValue::from(grpc_pushback_millis(after)),
             );
         }
         res
@@ -594,7 +589,7 @@ impl From<&Error> for tonic::Status {
         if let Some(after) = err.retry_after() {
             status.metadata_mut().insert(
                 tonic::metadata::MetadataKey::from_static("grpc-retry-pushback-ms"),
-                tonic::metadata::MetadataValue::from(ceil_millis(after)),
+                tonic::metadata::MetadataValue::from(grpc_pushback_millis(after)),
             );
         }
         status
@@ -833,12 +828,35 @@ mod tests {
         assert_eq!(grpc_message("caf\u{e9}\n"), "caf%C3%A9%0A");
     }
 
+    /// #15.8: a wait longer than gRFC A6's `int32` of milliseconds (a monthly quota) is written
+    /// as `i32::MAX`, and weir's own parser reads it back as a wait, never "do not retry".
     #[test]
-    fn retry_pushback_is_milliseconds_rounded_up() {
-        assert_eq!(ceil_millis(Duration::ZERO), 0);
-        assert_eq!(ceil_millis(Duration::from_nanos(1)), 1);
-        assert_eq!(ceil_millis(Duration::from_millis(1500)), 1500);
-        assert_eq!(ceil_millis(Duration::MAX), u64::MAX);
+    fn a_long_wait_is_a_pushback_within_int32_that_reads_back_as_a_wait() {
+        let month = Duration::from_secs(30 * 86_400);
+        let res = grpc(&Error::rate_limited(month));
+        let written = header(&res, "grpc-retry-pushback-ms").expect("pushback");
+        assert_eq!(written, "2147483647");
+        assert_eq!(
+            crate::hint::parse_grpc_pushback(written.as_bytes()),
+            Some(crate::hint::ServerHint::RetryAfter(crate::hint::MAX_HINT))
+        );
+    }
+
+    /// #15.8: the pushback is whole milliseconds rounded up, clamped to gRFC A6's `int32`.
+    #[test]
+    fn retry_pushback_is_milliseconds_rounded_up_within_int32() {
+        assert_eq!(grpc_pushback_millis(Duration::ZERO), 0);
+        assert_eq!(grpc_pushback_millis(Duration::from_nanos(1)), 1);
+        assert_eq!(grpc_pushback_millis(Duration::from_millis(1500)), 1500);
+        assert_eq!(
+            grpc_pushback_millis(Duration::from_millis(2_147_483_647)),
+            i32::MAX
+        );
+        assert_eq!(
+            grpc_pushback_millis(Duration::from_millis(2_147_483_648)),
+            i32::MAX
+        );
+        assert_eq!(grpc_pushback_millis(Duration::MAX), i32::MAX);
     }
 
     // ---- the service ----

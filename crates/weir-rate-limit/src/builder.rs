@@ -163,8 +163,11 @@ impl<X, A, T, C, O, P> RateLimitBuilder<X, A, T, C, O, P> {
         self
     }
 
-    /// The most keys stored at once (100 000 by default). Once full, new keys share one overflow
-    /// state (so a flood of random keys is limited as one client) until idle keys are evicted.
+    /// The most keys stored at once (100 000 by default; 0 counts as 1). Once full, a new key
+    /// first takes the room of a key whose buckets are full again, and otherwise is decided on
+    /// one of its tier's `max_keys / 8` overflow states (between 1 and 16 384), chosen by a
+    /// keyed hash of the key, each applying every quota of the tier: a flood of random keys
+    /// costs collisions, never a looser limit or one shared lockout.
     pub const fn max_keys(mut self, max_keys: usize) -> Self {
         self.keyed = self.keyed.max_keys(max_keys);
         self

@@ -20,7 +20,9 @@ pub enum Event<'a> {
         policy: &'a Name,
         /// The key's tier (`"default"` unless tiers are configured).
         tier: &'a str,
-        /// When the same request could pass.
+        /// When the same request could pass: `Duration::MAX` if it never could (its cost is
+        /// above what the quota can ever admit; the error is then
+        /// [`weir_core::Error::never_admissible`]).
         retry_after: Duration,
         /// What it would have cost.
         cost: u32,

@@ -158,12 +158,17 @@ where
             return Next::Wait(decision.wait(), info, reservation);
         }
         let shadow = self.mode == Mode::Shadow;
+        let never = decision.is_never_admissible();
         let event = Event::new(
             shadow,
             &self.name,
             quota.name_ref(),
             self.tiers[tier].name(),
-            decision.retry_after(),
+            if never {
+                Duration::MAX
+            } else {
+                decision.retry_after()
+            },
             cost,
         );
         self.observer.on_event(&event);
@@ -171,8 +176,14 @@ where
             let info = headers.then(|| Box::new(Self::info(quota, &decision)));
             return Next::Call(info);
         }
-        Next::Reject(
+        // A cost the quota can never admit is not a 429 a client would retry forever.
+        let error = if never {
+            Error::never_admissible()
+        } else {
             Error::rate_limited(decision.retry_after())
+        };
+        Next::Reject(
+            error
                 .with_layer(self.name.clone())
                 .with_rate_limit(Self::info(quota, &decision))
                 .into(),

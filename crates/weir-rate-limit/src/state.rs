@@ -14,6 +14,8 @@ use crate::quota::Quota;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Verdict {
     admitted: bool,
+    /// Refused whatever the state: the cost is above what the quota can ever admit.
+    never: bool,
     wait: u64,
     room: u64,
     unit: u64,
@@ -33,6 +35,7 @@ impl Verdict {
     pub(crate) const fn admitted_in(wait: u64, room: u64, unit: u64, reset: u64) -> Self {
         Self {
             admitted: true,
+            never: false,
             wait,
             room,
             unit,
@@ -46,12 +49,35 @@ impl Verdict {
     pub const fn refused(retry_after: u64, remaining: u64, reset: u64) -> Self {
         Self {
             admitted: false,
+            never: false,
             wait: 0,
             room: remaining,
             unit: 1,
             reset,
             retry_after,
         }
+    }
+
+    /// Refused whatever the state: the cost is above what the quota can ever admit (its burst,
+    /// or its rate for the window algorithms). Waiting never helps, so it has no retry-after
+    /// (`retry_after` answers `u64::MAX`).
+    #[must_use]
+    pub const fn never(remaining: u64, reset: u64) -> Self {
+        Self {
+            admitted: false,
+            never: true,
+            wait: 0,
+            room: remaining,
+            unit: 1,
+            reset,
+            retry_after: u64::MAX,
+        }
+    }
+
+    /// Whether the request can never be admitted (see [`never`](Self::never)).
+    #[must_use]
+    pub const fn is_never_admissible(&self) -> bool {
+        self.never
     }
 
     /// Whether the request was admitted (possibly after a wait).
@@ -86,7 +112,8 @@ impl Verdict {
         self.reset
     }
 
-    /// For a refusal, nanoseconds until a request of the same cost could be admitted.
+    /// For a refusal, nanoseconds until a request of the same cost could be admitted at once
+    /// (`u64::MAX` if it never could).
     #[must_use]
     pub const fn retry_after(&self) -> u64 {
         self.retry_after
@@ -201,14 +228,12 @@ fn gcra_step(
     schedule(tat, inc, cap, t, now, max_wait)
 }
 
-/// A cost above the burst: never admissible. Out of line, so the happy path does not compute
-/// the period's nanoseconds it reports.
+/// A cost above the burst: never admissible. Out of line, off the happy path.
 #[cold]
 #[inline(never)]
 fn above_the_burst(tat: u64, quota: &Quota, cap: u64, now: u64) -> Verdict {
     let backlog = tat.saturating_sub(now);
-    Verdict::refused(
-        quota.period_nanos(),
+    Verdict::never(
         cap.saturating_sub(backlog) / quota.interval_nanos(),
         backlog,
     )
@@ -301,35 +326,56 @@ impl Algorithm for Gcra {
 // -------------------------------------------------------------------------------------------
 
 /// The leaky bucket as a *smoother*: requests leave one unit per emission interval, never in a
-/// burst. A request that cannot leave at once takes a place in a queue of `burst` places and
-/// waits (in wait mode, bounded by the maximum wait and the request's deadline) until its turn;
-/// a full queue refuses. A cancelled waiter gives its place back. One `AtomicU64` per quota (the
-/// time the queue empties), one compare-and-swap per decision. Use it with
-/// [`RateLimitBuilder::wait`](crate::RateLimitBuilder::wait): in reject mode it admits only
+/// burst. A request leaves once the queue ahead of it has drained, and its `cost` units then
+/// hold the next `cost` intervals; a request that cannot leave at once takes a place in a queue
+/// of `burst` places and waits (in wait mode, bounded by the maximum wait and the request's
+/// deadline) until its turn; a full queue refuses. A cancelled waiter gives its places back. One
+/// `AtomicU64` per quota (the time the queue empties), one compare-and-swap per decision. Use it
+/// with [`RateLimitBuilder::wait`](crate::RateLimitBuilder::wait): in reject mode it admits only
 /// requests that can leave at once.
+///
+/// With costs: a request of cost up to `burst` is admitted on an empty queue; a refusal's
+/// retry-after is the time until the queue is empty, after which the same request leaves at
+/// once; a cost above `burst` is never admissible; the units left that an admitted decision
+/// reports are the cost a next request could have and still be admitted (0 in reject mode,
+/// where the next request must wait for this one's units to leave).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LeakyBucket;
 
+/// Whether a request of `inc` nanoseconds of units fits the leaky bucket whose queue empties at
+/// `next`: it waits for the queue ahead of it (at most `max_wait`), and its units after the
+/// first take places in the queue (at most `queue`). The new time the queue empties, if so.
+#[inline(always)]
+fn leaky_next(next: u64, inc: u64, t: u64, queue: u64, now: u64, max_wait: u64) -> Option<u64> {
+    let base = next.max(now);
+    let backlog = base - now;
+    (backlog <= max_wait && backlog.saturating_add(inc - t) <= queue)
+        .then(|| base.saturating_add(inc))
+}
+
 #[inline]
-fn leaky_step(
-    next: u64,
-    quota: &Quota,
-    cost: u32,
-    now: u64,
-    max_wait: u64,
-) -> (Verdict, Option<u64>) {
+fn leaky_step(next: u64, quota: &Quota, cost: u32, now: u64, max_wait: u64) -> Verdict {
     let t = quota.interval_nanos();
-    let inc = t.saturating_mul(u64::from(cost));
     let queue = quota.span_nanos();
-    let (verdict, new) = schedule(next, inc, t, t, now, max_wait.min(queue));
-    if verdict.is_admitted() {
-        let places = queue.saturating_sub(verdict.wait());
-        (
-            Verdict::admitted_in(verdict.wait(), places, t, verdict.reset()),
-            new,
-        )
-    } else {
-        (verdict, new)
+    let backlog = next.saturating_sub(now);
+    if cost > quota.burst_size() {
+        return Verdict::never(0, backlog);
+    }
+    let inc = t.saturating_mul(u64::from(cost));
+    match leaky_next(next, inc, t, queue, now, max_wait) {
+        Some(new) => {
+            let after = new - now;
+            // What a next request could cost and be admitted: it would wait `after`.
+            let room = if after > max_wait {
+                0
+            } else {
+                (queue.saturating_add(t).saturating_sub(after) / t)
+                    .min(u64::from(quota.burst_size()))
+            };
+            Verdict::admitted(backlog, room, after)
+        }
+        // On an empty queue every cost up to `burst` fits: after `backlog` it leaves at once.
+        None => Verdict::refused(backlog, 0, backlog),
     }
 }
 
@@ -341,7 +387,7 @@ impl Algorithm for LeakyBucket {
     }
 
     fn peek(&self, state: &AtomicU64, quota: &Quota, cost: u32, now: u64) -> Verdict {
-        leaky_step(state.load(Ordering::Acquire), quota, cost, now, 0).0
+        leaky_step(state.load(Ordering::Acquire), quota, cost, now, 0)
     }
 
     fn acquire(
@@ -353,10 +399,13 @@ impl Algorithm for LeakyBucket {
         max_wait: u64,
     ) -> Verdict {
         let t = quota.interval_nanos();
+        if cost > quota.burst_size() {
+            return leaky_step(state.load(Ordering::Acquire), quota, cost, now, max_wait);
+        }
         let inc = t.saturating_mul(u64::from(cost));
-        let bounded = max_wait.min(quota.span_nanos());
-        let next = cas_loop(state, |next| next_tat(next, inc, t, now, bounded));
-        leaky_step(next, quota, cost, now, max_wait).0
+        let queue = quota.span_nanos();
+        let next = cas_loop(state, |next| leaky_next(next, inc, t, queue, now, max_wait));
+        leaky_step(next, quota, cost, now, max_wait)
     }
 
     fn release(&self, state: &AtomicU64, quota: &Quota, cost: u32, _now: u64) {
@@ -432,7 +481,7 @@ impl Tokens {
         let cost_i = i64::from(cost);
         let reset = self.full_at(quota).saturating_sub(now);
         if cost > quota.burst_size() {
-            return Verdict::refused(quota.period_nanos(), self.tokens.max(0) as u64, reset);
+            return Verdict::never(self.tokens.max(0) as u64, reset);
         }
         if self.tokens >= cost_i {
             self.tokens -= cost_i;
@@ -543,7 +592,7 @@ impl Windows {
         let until_end = end.saturating_sub(now);
         let cost = u64::from(cost);
         if cost > rate {
-            return Verdict::refused(quota.period_nanos(), rate - self.current, until_end);
+            return Verdict::never(rate - self.current, until_end);
         }
         if self.current + cost > rate {
             return Verdict::refused(until_end, rate - self.current, until_end);
@@ -576,7 +625,7 @@ impl Windows {
         let rest_at = self.sliding_rest_at(quota);
         let reset = rest_at.saturating_sub(now);
         if c > rate {
-            return Verdict::refused(quota.period_nanos(), remaining as u64, reset);
+            return Verdict::never(remaining as u64, reset);
         }
         if used + c * p <= rate * p {
             self.current += u64::from(cost);
@@ -757,7 +806,7 @@ fn log_step(log: &mut VecDeque<u64>, quota: &Quota, cost: u32, now: u64, commit:
         .map_or(0, |&t| t.saturating_add(p).saturating_sub(now));
     let remaining = (rate - log.len().min(rate)) as u64;
     if cost > rate {
-        return Verdict::refused(p, remaining, reset);
+        return Verdict::never(remaining, reset);
     }
     if log.len() + cost <= rate {
         if commit {
@@ -860,7 +909,8 @@ mod tests {
         assert_eq!(refused.retry_after(), 100 * MS);
         let never = Gcra.acquire(&s, &q, 6, 10 * S, 0);
         assert!(!never.is_admitted());
-        assert_eq!(never.retry_after(), S);
+        assert!(never.is_never_admissible());
+        assert_eq!(never.retry_after(), u64::MAX);
     }
 
     #[test]

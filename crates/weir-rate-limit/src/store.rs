@@ -2,7 +2,7 @@
 
 use std::future::{Future, Ready, ready};
 use std::hash::{BuildHasher, Hash, RandomState};
-use std::sync::OnceLock;
+use std::sync::{OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -46,7 +46,8 @@ impl Tier {
 /// A store's answer to one request.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
-    /// 1 if admitted, 0 if refused: a whole word, not a `bool`, so the decision has no padding.
+    /// 1 if admitted, 0 if refused, 2 if never admissible: a whole word, not a `bool`, so the
+    /// decision has no padding.
     /// A `bool` left seven padding bytes, which moves of `Option<Result<Decision, _>>` on the
     /// hot path copied with two overlapping 4-byte stores and loads, stalling store-to-load
     /// forwarding (about 15 % of a GCRA call's time).
@@ -63,6 +64,7 @@ impl std::fmt::Debug for Decision {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Decision")
             .field("admitted", &self.is_admitted())
+            .field("never_admissible", &self.is_never_admissible())
             .field("policy", &self.policy)
             .field("wait", &self.wait)
             .field("room", &self.room)
@@ -72,6 +74,9 @@ impl std::fmt::Debug for Decision {
             .finish()
     }
 }
+
+/// [`Decision::admitted`]'s value for a request that is never admissible.
+const NEVER: u64 = 2;
 
 fn nanos_of(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
@@ -108,11 +113,31 @@ impl Decision {
         }
     }
 
+    /// Refused by the quota at index `policy` whatever its state: the request's cost is above
+    /// what that quota can ever admit (its burst, or its rate for the window algorithms).
+    /// Waiting never helps: the limiter answers [`weir_core::Error::never_admissible`].
+    #[must_use]
+    pub fn never_admissible(policy: usize, remaining: u64, reset: Duration) -> Self {
+        Self {
+            admitted: NEVER,
+            policy,
+            wait: 0,
+            room: remaining,
+            unit: 1,
+            reset: nanos_of(reset),
+            retry_after: u64::MAX,
+        }
+    }
+
     /// The decision of one quota's verdict; nothing is divided until asked for.
     const fn of(policy: usize, v: Verdict) -> Self {
         let (room, unit) = v.room();
         Self {
-            admitted: v.is_admitted() as u64,
+            admitted: if v.is_never_admissible() {
+                NEVER
+            } else {
+                v.is_admitted() as u64
+            },
             policy,
             wait: v.wait(),
             room,
@@ -131,7 +156,14 @@ impl Decision {
     /// Whether the request may proceed (possibly after [`wait`](Self::wait)).
     #[must_use]
     pub const fn is_admitted(&self) -> bool {
-        self.admitted != 0
+        self.admitted == 1
+    }
+
+    /// Whether the request is refused whatever the state (see
+    /// [`never_admissible`](Self::never_admissible)).
+    #[must_use]
+    pub const fn is_never_admissible(&self) -> bool {
+        self.admitted == NEVER
     }
 
     /// The index, in the tier's quotas, of the policy this decision reports.
@@ -162,7 +194,8 @@ impl Decision {
         Duration::from_nanos(self.reset)
     }
 
-    /// For a refusal, the time after which the same request may pass.
+    /// For a refusal, the time after which the same request may pass (`Duration::MAX`-like,
+    /// `u64::MAX` nanoseconds, if it never may).
     #[must_use]
     pub const fn retry_after(&self) -> Duration {
         Duration::from_nanos(self.retry_after)
@@ -379,8 +412,43 @@ pub struct MemoryStore<A: Algorithm = Gcra> {
     /// Keys of tiers with stacked quotas, counted against the same `max_keys`.
     stacked: KeyedMap<u64, Stacked<A::State>, Prehashed, ByState>,
     shared: OnceLock<Stacked<A::State>>,
+    /// The states shared by new keys while the maps are full: per tier, made on the first
+    /// overflow of a key of that tier.
+    overflow: RwLock<Vec<Overflow<A::State>>>,
+    /// How many overflow states each tier has.
+    spread: usize,
     hasher: RandomState,
     epoch: Origin,
+}
+
+/// The overflow states of one tier: keys that find the maps full are spread over them by
+/// their keyed hash, and each applies every quota of the tier.
+struct Overflow<S> {
+    tier: Tier,
+    states: Box<[Stacked<S>]>,
+}
+
+/// The number of overflow states per tier for a bound of `max_keys` keys: one per eight keys,
+/// between 1 and [`MAX_SPREAD`].
+const fn spread_of(max_keys: usize) -> usize {
+    let n = max_keys / 8;
+    if n == 0 {
+        1
+    } else if n > MAX_SPREAD {
+        MAX_SPREAD
+    } else {
+        n
+    }
+}
+
+/// The most overflow states a tier has (12 500 with the default `max_keys` of 100 000).
+const MAX_SPREAD: usize = 16_384;
+
+/// The overflow state among `n` for a key hash: the high bits of a multiply-shift of the hash
+/// remixed, so the choice is independent of the bits the maps use.
+const fn spread_index(hash: u64, n: usize) -> usize {
+    let mixed = hash.rotate_left(29).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    ((mixed as u128 * n as u128) >> 64) as usize
 }
 
 impl<A: Algorithm> std::fmt::Debug for MemoryStore<A> {
@@ -393,13 +461,17 @@ impl<A: Algorithm> std::fmt::Debug for MemoryStore<A> {
 }
 
 impl<A: Algorithm> MemoryStore<A> {
-    /// A store for `algorithm` with the given key bounds. `default` is the tier whose quotas
-    /// shape the state shared by new keys when the map is full.
+    /// A store for `algorithm` with the given key bounds. `default` shapes the maps' unused
+    /// overflow values; keys that find the maps full are decided on their own tier's overflow
+    /// states (`max_keys / 8` per tier, between 1 and 16 384), made on the tier's first
+    /// overflow, each applying every quota of the tier.
     #[must_use]
     pub fn new(algorithm: A, config: KeyedConfig, default: &Tier) -> Self {
         // Fix the epoch before any request reads the time.
         let epoch = *epoch();
         let idle = nanos_of(config.get_idle_timeout());
+        // The maps' own overflow state is never used: `with_state` spreads keys that find
+        // them full over the tier's overflow states.
         let keys = KeyedMap::with_idleness(
             config,
             Single::single(&algorithm, default),
@@ -407,6 +479,7 @@ impl<A: Algorithm> MemoryStore<A> {
             ByState,
         )
         .evict_if(move |state, now| rested::<A, _>(state, idle, now))
+        .evict_when_full_if(|state, now| rested::<A, _>(state, 0, now))
         .counting_from(Instant::from_std(epoch.instant()));
         let stacked = KeyedMap::with_idleness(
             config,
@@ -415,6 +488,7 @@ impl<A: Algorithm> MemoryStore<A> {
             ByState,
         )
         .evict_if(move |state, now| rested::<A, _>(state, idle, now))
+        .evict_when_full_if(|state, now| rested::<A, _>(state, 0, now))
         .counting_from(Instant::from_std(epoch.instant()))
         .share_bound_with(&keys);
         Self {
@@ -422,9 +496,47 @@ impl<A: Algorithm> MemoryStore<A> {
             stacked,
             algorithm,
             shared: OnceLock::new(),
+            overflow: RwLock::new(Vec::new()),
+            spread: spread_of(config.get_max_keys()),
             hasher: RandomState::new(),
             epoch,
         }
+    }
+
+    /// Runs `f` on the overflow state of `tier` that `hash` falls on, making the tier's
+    /// overflow states on its first use. Off the happy path: only keys that find the maps full
+    /// come here, and they take a read lock (shared) to find their tier's states.
+    #[cold]
+    #[inline(never)]
+    fn with_overflow<R>(
+        &self,
+        tier: &Tier,
+        hash: u64,
+        f: impl FnOnce(&KeyState<A::State>) -> R,
+    ) -> R {
+        let index = spread_index(hash, self.spread);
+        let same = |o: &&Overflow<A::State>| o.tier == *tier;
+        {
+            let sets = self.overflow.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(set) = sets.iter().find(same) {
+                return f(&set.states[index]);
+            }
+        }
+        let mut sets = self
+            .overflow
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !sets.iter().any(|o| o.tier == *tier) {
+            sets.push(Overflow {
+                tier: tier.clone(),
+                states: (0..self.spread)
+                    .map(|_| Stacked::stacked(&self.algorithm, tier))
+                    .collect(),
+            });
+        }
+        // Decided under the write lock: once per tier.
+        let set = sets.iter().find(same).expect("just made");
+        f(&set.states[index])
     }
 
     /// The number of keys stored.
@@ -474,12 +586,22 @@ impl<A: Algorithm> MemoryStore<A> {
             None => f(self.shared(tier)),
             Some(key) => {
                 let hash = self.hasher.hash_one(key);
+                // A key that finds the maps full is decided on one of its tier's overflow
+                // states, every quota of the tier applied.
                 if tier.quotas().len() <= 1 {
                     let new = |h| (h, Single::single(&self.algorithm, tier));
-                    self.keys.with_millis(hash, now, ms, new, |s| f(s))
+                    self.keys
+                        .with_millis_or(hash, now, ms, new, |found| match found {
+                            Ok(states) => f(states),
+                            Err(hash) => self.with_overflow(tier, hash, f),
+                        })
                 } else {
                     let new = |h| (h, Stacked::stacked(&self.algorithm, tier));
-                    self.stacked.with_millis(hash, now, ms, new, |s| f(s))
+                    self.stacked
+                        .with_millis_or(hash, now, ms, new, |found| match found {
+                            Ok(states) => f(states),
+                            Err(hash) => self.with_overflow(tier, hash, f),
+                        })
                 }
             }
         }
@@ -596,13 +718,21 @@ impl<A: Algorithm> MemoryStore<A> {
         let a = &self.algorithm;
         let quotas = tier.quotas();
         // Stacked: check every quota first, so a refusal charges none of them.
+        // A cost one quota can never admit is answered so, whatever the others say.
         if max_wait == 0 {
+            let mut refused = None;
             for (i, quota) in quotas.iter().enumerate() {
                 let Some(state) = states.get(i) else { break };
                 let verdict = a.peek(state, quota, cost, now);
-                if !verdict.is_admitted() {
+                if verdict.is_never_admissible() {
                     return to_decision(i, verdict);
                 }
+                if !verdict.is_admitted() && refused.is_none() {
+                    refused = Some((i, verdict));
+                }
+            }
+            if let Some((i, verdict)) = refused {
+                return to_decision(i, verdict);
             }
         }
         // Commit each; if a concurrent request took the room meanwhile, give back what was taken.

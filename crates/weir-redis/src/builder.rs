@@ -9,11 +9,12 @@ use redis::cluster::ClusterClient;
 use weir_core::{KeyedConfig, Name};
 use weir_rate_limit::{Gcra, MemoryStore, Quota, Tier};
 
+use crate::connection::{Connection, Target};
 use crate::handle::{Health, RedisHandle};
 use crate::lease::{LeaseConfig, Leases};
-use crate::policy::FailurePolicy;
+use crate::policy::{FailurePolicy, Share};
 use crate::script::{RedisAlgorithm, script};
-use crate::store::{Connection, RedisStore, Shared};
+use crate::store::{RedisStore, Shared};
 
 /// A configuration rule that [`RedisStoreBuilder::build`] found broken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,10 +25,16 @@ pub enum ConfigError {
     InvalidUrl,
     /// `timeout` is zero.
     ZeroTimeout,
+    /// `connection_timeout` is zero.
+    ZeroConnectionTimeout,
+    /// `response_timeout` is zero.
+    ZeroResponseTimeout,
     /// `probe_every` is zero.
     ZeroProbeInterval,
-    /// The share of [`FailurePolicy::Local`] is not in `(0, 1]`.
+    /// The share of [`FailurePolicy::LocalShare`] is not in `(0, 1]`.
     ShareOutOfRange,
+    /// `instances` is 0.
+    ZeroInstances,
     /// `prefix` holds `{` or `}` (they would break the Cluster hash tag).
     BracesInPrefix,
     /// A lease's `batch` is 0 or its `ttl` is zero.
@@ -39,8 +46,11 @@ impl fmt::Display for ConfigError {
         f.write_str(match self {
             Self::InvalidUrl => "url must be a Redis URL such as redis://127.0.0.1:6379",
             Self::ZeroTimeout => "timeout must be longer than zero",
+            Self::ZeroConnectionTimeout => "connection_timeout must be longer than zero",
+            Self::ZeroResponseTimeout => "response_timeout must be longer than zero",
             Self::ZeroProbeInterval => "probe_every must be longer than zero",
             Self::ShareOutOfRange => "failure_policy: the local share must be in (0, 1]",
+            Self::ZeroInstances => "instances must be at least 1",
             Self::BracesInPrefix => "prefix must not contain `{` or `}`",
             Self::ZeroLease => "lease: batch must be at least 1 and ttl longer than zero",
         })
@@ -53,12 +63,16 @@ impl std::error::Error for ConfigError {}
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct RedisStoreBuilder<A = Gcra, O = ()> {
-    target: Target,
+    urls: Urls,
     prefix: String,
     name: Name,
     timeout: Duration,
+    connection_timeout: Option<Duration>,
+    response_timeout: Option<Duration>,
+    retries: Option<u32>,
     probe_every: Duration,
     policy: FailurePolicy,
+    instances: u32,
     algorithm: A,
     observer: O,
     keyed: KeyedConfig,
@@ -68,28 +82,32 @@ pub struct RedisStoreBuilder<A = Gcra, O = ()> {
 
 /// Where the store's Redis is.
 #[derive(Clone, Debug)]
-enum Target {
+enum Urls {
     Single(String),
     Cluster(Vec<String>),
 }
 
 impl RedisStoreBuilder {
     pub(crate) fn new(url: String) -> Self {
-        Self::with_target(Target::Single(url))
+        Self::with_urls(Urls::Single(url))
     }
 
     pub(crate) fn new_cluster(urls: Vec<String>) -> Self {
-        Self::with_target(Target::Cluster(urls))
+        Self::with_urls(Urls::Cluster(urls))
     }
 
-    fn with_target(target: Target) -> Self {
+    fn with_urls(urls: Urls) -> Self {
         Self {
-            target,
+            urls,
             prefix: "weir:".to_owned(),
             name: Name::new("redis"),
             timeout: Duration::from_millis(100),
+            connection_timeout: None,
+            response_timeout: None,
+            retries: None,
             probe_every: Duration::from_secs(1),
-            policy: FailurePolicy::Local(1.0),
+            policy: FailurePolicy::Local,
+            instances: 1,
             algorithm: Gcra,
             observer: (),
             keyed: KeyedConfig::new(),
@@ -121,6 +139,30 @@ impl<A, O> RedisStoreBuilder<A, O> {
         self
     }
 
+    /// How long redis-rs may take to open a connection to a server or a Cluster node
+    /// (`timeout` by default). A decision still waits at most `timeout`: this bounds a
+    /// connection made in the background (a reconnection, a rebuild of the connection).
+    pub const fn connection_timeout(mut self, timeout: Duration) -> Self {
+        self.connection_timeout = Some(timeout);
+        self
+    }
+
+    /// How long redis-rs waits for one reply before it reports the connection as timed out
+    /// (`timeout` by default). A decision still waits at most `timeout`.
+    pub const fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = Some(timeout);
+        self
+    }
+
+    /// How many times redis-rs retries a command itself: on a Cluster, after a redirection
+    /// (`MOVED`, `ASK`), a `TRYAGAIN` or a broken connection (3 by default); on one server,
+    /// how many times a reconnection is tried (1 by default). Every retry happens within the
+    /// decision's `timeout`.
+    pub const fn retries(mut self, retries: u32) -> Self {
+        self.retries = Some(retries);
+        self
+    }
+
     /// After a failure, how long the store decides by its policy without asking Redis (1 s by
     /// default); then one request probes Redis, and its answer ends the outage.
     pub const fn probe_every(mut self, every: Duration) -> Self {
@@ -128,10 +170,21 @@ impl<A, O> RedisStoreBuilder<A, O> {
         self
     }
 
-    /// What decides when Redis is unreachable or slow ([`FailurePolicy::Local`]`(1.0)` by
-    /// default: this instance's own limiter with the full quota).
+    /// What decides when Redis is unreachable or slow ([`FailurePolicy::Local`] by default:
+    /// this instance's own limiter with its share of every quota, `1 /`
+    /// [`instances`](Self::instances)).
     pub const fn failure_policy(mut self, policy: FailurePolicy) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// How many instances share the limit (1 by default): under [`FailurePolicy::Local`] each
+    /// keeps `1 / instances` of every quota's rate and burst while Redis is down, so the fleet
+    /// stays within the limit instead of multiplying it by its size. Count every instance that
+    /// may run at once (during a rolling deploy, the old and the new ones); a count too high
+    /// makes the fleet stricter than the limit during an outage, never looser.
+    pub const fn instances(mut self, instances: u32) -> Self {
+        self.instances = instances;
         self
     }
 
@@ -164,12 +217,16 @@ impl<A, O> RedisStoreBuilder<A, O> {
     /// [`SlidingWindow`](weir_rate_limit::SlidingWindow)).
     pub fn algorithm<A2: RedisAlgorithm>(self, algorithm: A2) -> RedisStoreBuilder<A2, O> {
         RedisStoreBuilder {
-            target: self.target,
+            urls: self.urls,
             prefix: self.prefix,
             name: self.name,
             timeout: self.timeout,
+            connection_timeout: self.connection_timeout,
+            response_timeout: self.response_timeout,
+            retries: self.retries,
             probe_every: self.probe_every,
             policy: self.policy,
+            instances: self.instances,
             algorithm,
             observer: self.observer,
             keyed: self.keyed,
@@ -181,12 +238,16 @@ impl<A, O> RedisStoreBuilder<A, O> {
     /// The observer of [`Event`](crate::Event)s (fallback decisions, recoveries).
     pub fn observer<O2>(self, observer: O2) -> RedisStoreBuilder<A, O2> {
         RedisStoreBuilder {
-            target: self.target,
+            urls: self.urls,
             prefix: self.prefix,
             name: self.name,
             timeout: self.timeout,
+            connection_timeout: self.connection_timeout,
+            response_timeout: self.response_timeout,
+            retries: self.retries,
             probe_every: self.probe_every,
             policy: self.policy,
+            instances: self.instances,
             algorithm: self.algorithm,
             observer,
             keyed: self.keyed,
@@ -222,46 +283,72 @@ impl<A, O> RedisStoreBuilder<A, O> {
         if self.timeout.is_zero() {
             return Err(ConfigError::ZeroTimeout);
         }
+        if self.connection_timeout.is_some_and(|t| t.is_zero()) {
+            return Err(ConfigError::ZeroConnectionTimeout);
+        }
+        if self.response_timeout.is_some_and(|t| t.is_zero()) {
+            return Err(ConfigError::ZeroResponseTimeout);
+        }
+        let connect = self.connection_timeout.unwrap_or(self.timeout);
+        let respond = self.response_timeout.unwrap_or(self.timeout);
         if self.probe_every.is_zero() {
             return Err(ConfigError::ZeroProbeInterval);
         }
-        if let FailurePolicy::Local(share) = self.policy
+        if let FailurePolicy::LocalShare(share) = self.policy
             && !(share > 0.0 && share <= 1.0)
         {
             return Err(ConfigError::ShareOutOfRange);
         }
+        if self.instances == 0 {
+            return Err(ConfigError::ZeroInstances);
+        }
+        let share = match self.policy {
+            FailurePolicy::LocalShare(share) => Share::Fraction(share),
+            _ => Share::Instances(self.instances),
+        };
         if self.lease.is_some_and(|l| l.batch == 0 || l.ttl.is_zero()) {
             return Err(ConfigError::ZeroLease);
         }
         if self.prefix.contains(['{', '}']) {
             return Err(ConfigError::BracesInPrefix);
         }
-        let conn = match &self.target {
-            Target::Single(url) => {
+        let target = match &self.urls {
+            Urls::Single(url) => {
                 let client =
                     redis::Client::open(url.as_str()).map_err(|_| ConfigError::InvalidUrl)?;
+                let retries = self.retries.unwrap_or(1);
                 let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(self.timeout)
-                    .set_response_timeout(self.timeout)
-                    .set_number_of_retries(1)
+                    .set_connection_timeout(connect)
+                    .set_response_timeout(respond)
+                    .set_number_of_retries(usize::try_from(retries).unwrap_or(usize::MAX))
                     .set_max_delay(u64::try_from(self.probe_every.as_millis()).unwrap_or(u64::MAX));
-                Connection::single(client, config)
+                Target::Single { client, config }
             }
-            Target::Cluster(urls) => {
+            Urls::Cluster(urls) => {
                 // Redirections (`MOVED`, `ASK`) and reconnections are retries: a few, quickly;
                 // the store's timeout bounds the whole call anyway.
                 let client = ClusterClient::builder(urls.iter().map(String::as_str))
-                    .connection_timeout(self.timeout)
-                    .response_timeout(self.timeout)
-                    .retries(3)
+                    .connection_timeout(connect)
+                    .response_timeout(respond)
+                    .retries(self.retries.unwrap_or(3))
                     .min_retry_wait(1)
                     .max_retry_wait(u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX))
                     .build()
                     .map_err(|_| ConfigError::InvalidUrl)?;
-                Connection::cluster(client)
+                Target::Cluster { client }
             }
         };
-        let local = matches!(self.policy, FailurePolicy::Local(_)).then(|| {
+        // A rebuild connects to every node (those that hang cost their connection and
+        // response timeouts, concurrently) and reads the slot map: a few of each.
+        let bound = (connect + respond)
+            .saturating_mul(3)
+            .max(Duration::from_secs(1));
+        let conn = Arc::new(Connection::new(target, bound));
+        let local = matches!(
+            self.policy,
+            FailurePolicy::Local | FailurePolicy::LocalShare(_)
+        )
+        .then(|| {
             let shape = Tier::new(Name::default(), [Quota::per_second(1)]);
             MemoryStore::new(self.algorithm.clone(), self.keyed, &shape)
         });
@@ -274,12 +361,17 @@ impl<A, O> RedisStoreBuilder<A, O> {
             timeout: self.timeout,
             probe_every: self.probe_every,
             policy: self.policy,
+            share,
             local,
             observer: self.observer,
             health: Arc::clone(&health),
             leases: Leases::new(self.max_keys),
             lease: self.lease,
         };
-        Ok((RedisStore::from_shared(shared), RedisHandle { health }))
+        let handle = RedisHandle {
+            health,
+            conn: Arc::clone(&shared.conn),
+        };
+        Ok((RedisStore::from_shared(shared), handle))
     }
 }

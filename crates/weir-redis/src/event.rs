@@ -42,14 +42,23 @@ pub enum Event<'a> {
         policy: FailurePolicy,
         /// Why Redis was not used.
         reason: Reason,
+        /// The digest of the limiter key, as written in the Redis key name (32 hex digits), or
+        /// `"shared"` for key-less requests: the same on every instance, so logs of a fleet
+        /// can be joined on it without the client's key being written anywhere.
+        key: &'a str,
+        /// The key's Cluster slot (`None` on one server).
+        slot: Option<u16>,
     },
-    /// Redis answered again after an outage (on a Cluster: one slot's node did, for that
-    /// slot; a node coming back sends one per slot that had failed).
+    /// Redis answered again after an outage. On a Cluster the outages are per slot, and the
+    /// recoveries are coalesced: one event at most once a second (and one when the last slot
+    /// in an outage is back) for every slot that came back since the last event.
     Recovered {
         /// The store's name.
         store: &'a Name,
-        /// How long the outage lasted, from the first failure to the first answer.
+        /// The longest of the outages that ended, from the first failure to the first answer.
         outage: Duration,
+        /// How many slots came back since the last event (1 on one server).
+        slots: u64,
     },
 }
 
@@ -60,7 +69,12 @@ impl weir_core::Event for Event<'_> {
 
     fn kind(&self) -> &'static str {
         match self {
-            Self::Fallback { .. } => "fallback",
+            // One kind per policy: `weir_core::Metrics` counts fallback decisions by policy.
+            Self::Fallback { policy, .. } => match policy {
+                FailurePolicy::FailOpen => "fallback_fail_open",
+                FailurePolicy::FailClosed => "fallback_fail_closed",
+                FailurePolicy::Local | FailurePolicy::LocalShare(_) => "fallback_local",
+            },
             Self::Recovered { .. } => "recovered",
         }
     }

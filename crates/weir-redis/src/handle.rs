@@ -6,6 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
+use weir_core::BoxError;
+
+use crate::connection::Connection;
 
 /// The circuit of one unit of Redis that fails alone: the whole server, or one Cluster slot.
 #[derive(Debug, Default)]
@@ -28,9 +31,11 @@ pub(crate) struct Health {
     /// Nanoseconds since `origin` of the last warning logged.
     logged_at: AtomicU64,
     suppressed: AtomicU64,
-    /// The same for recoveries (one per slot on a Cluster).
+    /// The same for recoveries (one per slot on a Cluster): units back since the last report,
+    /// and the longest of their outages, in nanoseconds.
     recovery_logged_at: AtomicU64,
-    recoveries_suppressed: AtomicU64,
+    recovered: AtomicU64,
+    longest_outage: AtomicU64,
     pub(crate) fallbacks: AtomicU64,
     pub(crate) errors: AtomicU64,
     pub(crate) decisions: AtomicU64,
@@ -48,7 +53,8 @@ impl Health {
             logged_at: AtomicU64::new(0),
             suppressed: AtomicU64::new(0),
             recovery_logged_at: AtomicU64::new(0),
-            recoveries_suppressed: AtomicU64::new(0),
+            recovered: AtomicU64::new(0),
+            longest_outage: AtomicU64::new(0),
             fallbacks: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             decisions: AtomicU64::new(0),
@@ -121,14 +127,46 @@ impl Health {
         once_a_second(self.at(now), &self.logged_at, &self.suppressed)
     }
 
-    /// Whether to log this recovery (at most one per second: a Cluster node coming back ends
-    /// the outage of each of its slots); returns how many were suppressed since the last one.
-    pub(crate) fn should_log_recovery(&self, now: Instant) -> Option<u64> {
-        once_a_second(
-            self.at(now),
-            &self.recovery_logged_at,
-            &self.recoveries_suppressed,
-        )
+    /// Coalesces the recovery of one unit (`outage` long) with the others: returns the units
+    /// back since the last report and the longest of their outages when a report is due: at
+    /// most one a second (a Cluster node coming back ends the outage of each of its slots, up
+    /// to thousands), and one when the last unit in an outage answers.
+    pub(crate) fn recovery(&self, now: Instant, outage: Duration) -> Option<(u64, Duration)> {
+        self.recovered.fetch_add(1, Ordering::AcqRel);
+        self.longest_outage.fetch_max(
+            u64::try_from(outage.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::AcqRel,
+        );
+        let t = self.at(now);
+        let last = self.recovery_logged_at.load(Ordering::Acquire);
+        if self.is_degraded() {
+            if last != 0 && t.saturating_sub(last) < 1_000_000_000 {
+                return None;
+            }
+            if self
+                .recovery_logged_at
+                .compare_exchange(last, t, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                return None;
+            }
+        } else {
+            self.recovery_logged_at.store(t, Ordering::Release);
+        }
+        let units = self.recovered.swap(0, Ordering::AcqRel);
+        let longest = self.longest_outage.swap(0, Ordering::AcqRel);
+        (units != 0).then(|| (units, Duration::from_nanos(longest)))
+    }
+
+    /// Every unit in an outage is probed by its next request (after the connection was
+    /// rebuilt: the next answer may come from the node that took over).
+    pub(crate) fn probe_now(&self) {
+        for c in &*self.circuits {
+            if c.down_since.load(Ordering::Acquire) != 0 {
+                // 1 is the earliest time: the next `skip` lets one request through.
+                c.skip_until.store(1, Ordering::Release);
+            }
+        }
     }
 
     /// Whether any unit is in an outage.
@@ -161,6 +199,7 @@ fn once_a_second(t: u64, logged_at: &AtomicU64, suppressed: &AtomicU64) -> Optio
 #[derive(Clone)]
 pub struct RedisHandle {
     pub(crate) health: Arc<Health>,
+    pub(crate) conn: Arc<Connection>,
 }
 
 impl RedisHandle {
@@ -188,6 +227,28 @@ impl RedisHandle {
         self.health.errors.load(Ordering::Relaxed)
     }
 
+    /// How many times the connection was rebuilt (by [`refresh`](Self::refresh), or by the
+    /// store after repeated failures of a server or slot).
+    #[must_use]
+    pub fn refreshes(&self) -> u64 {
+        self.conn.rebuilds.load(Ordering::Relaxed)
+    }
+
+    /// Rebuilds the connection now: new connections and, on a Cluster, a slot map read afresh
+    /// from the nodes (`CLUSTER SLOTS`), in place of the current one; every slot or server in
+    /// an outage is then probed by its next request. The store does it by itself after
+    /// repeated failures; call it when you know the topology changed (a failover, a DNS
+    /// change). Requests in flight finish on the old connection.
+    ///
+    /// # Errors
+    ///
+    /// No new connection could be made (the current one stays).
+    pub async fn refresh(&self) -> Result<(), BoxError> {
+        self.conn.rebuild().await?;
+        self.health.probe_now();
+        Ok(())
+    }
+
     /// Whether the store is in an outage (Redis failed and has not answered since). On a
     /// Cluster: whether some slot failed and has not answered since (a slot is only asked
     /// again when a request for one of its keys comes).
@@ -204,6 +265,7 @@ impl fmt::Debug for RedisHandle {
             .field("leased", &self.leased())
             .field("fallbacks", &self.fallbacks())
             .field("errors", &self.errors())
+            .field("refreshes", &self.refreshes())
             .field("degraded", &self.is_degraded())
             .finish()
     }
@@ -234,6 +296,58 @@ mod tests {
         assert!(!health.is_degraded());
         assert_eq!(health.decisions.load(Ordering::Relaxed), 2);
         assert_eq!(health.errors.load(Ordering::Relaxed), 1);
+    }
+
+    /// #28.3: a whole Cluster node coming back (here 100 of its slots answering at once)
+    /// makes two reports, not one per slot, and together they count every slot.
+    #[tokio::test(start_paused = true)]
+    async fn recoveries_of_many_slots_are_coalesced() {
+        let health = Health::new(16_384);
+        let every = Duration::from_secs(1);
+        let t0 = Instant::now();
+        for slot in 0..100 {
+            health.failed(slot, t0, every);
+        }
+        let back = t0 + Duration::from_millis(2_500);
+        let mut reports = Vec::new();
+        for slot in 0..100 {
+            let outage = health.answered(slot, back).expect("an outage ends");
+            if let Some(report) = health.recovery(back, outage) {
+                reports.push(report);
+            }
+        }
+        // The first slot back is reported at once; the last one (nothing is down any more)
+        // reports the 99 others.
+        assert_eq!(
+            reports,
+            [
+                (1, Duration::from_millis(2_500)),
+                (99, Duration::from_millis(2_500))
+            ]
+        );
+        assert!(!health.is_degraded());
+        // A second later, with another slot down, the next recovery is reported again.
+        health.failed(7, back, every);
+        health.failed(8, back, every);
+        let later = back + Duration::from_secs(1);
+        let outage = health.answered(7, later).expect("an outage ends");
+        assert_eq!(health.recovery(later, outage), Some((1, every)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rebuilt_connection_lets_every_failed_unit_probe_at_once() {
+        let health = Health::new(16_384);
+        let every = Duration::from_secs(1);
+        let t0 = Instant::now();
+        health.failed(3, t0, every);
+        health.failed(4, t0, every);
+        assert!(health.skip(3, t0, every));
+        health.probe_now();
+        // One probe per failed unit passes now; healthy units are untouched.
+        assert!(!health.skip(3, t0, every));
+        assert!(health.skip(3, t0, every));
+        assert!(!health.skip(4, t0, every));
+        assert!(!health.skip(5, t0, every));
     }
 
     #[test]

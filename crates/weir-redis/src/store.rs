@@ -9,163 +9,31 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClient;
-use redis::cluster_async::ClusterConnection;
-use redis::{Client, Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, Script};
+use redis::{Cmd, ErrorKind, RedisError, Script};
 use tokio::time::Instant;
 use weir_core::{BoxError, Name, Observer};
 use weir_rate_limit::{Ask, Decision, Gcra, MemoryStore, Quota, Store, Tier};
 
 use crate::builder::RedisStoreBuilder;
+use crate::connection::Connection;
 use crate::event::{Event, Reason};
 use crate::handle::{Health, RedisHandle};
-use crate::key::RedisKey;
+use crate::key::{KeyDigest, RedisKey};
 use crate::lease::{LeaseConfig, Leases, Take};
-use crate::policy::FailurePolicy;
+use crate::policy::{FailurePolicy, Share};
 use crate::script::RedisAlgorithm;
-
-/// The connection, made on first use (so a store can be built while Redis is down), then
-/// shared by every clone: redis-rs's `ConnectionManager` on one server (it reconnects by
-/// itself), or its Cluster connection (slot routing, `MOVED`/`ASK`, reconnects per node). After
-/// the first connection the cell is read without a lock.
-pub(crate) enum Connection {
-    Single {
-        client: Client,
-        config: ConnectionManagerConfig,
-        manager: tokio::sync::OnceCell<ConnectionManager>,
-    },
-    Cluster {
-        client: ClusterClient,
-        conn: tokio::sync::OnceCell<ClusterConnection>,
-    },
-}
-
-impl Connection {
-    pub(crate) fn single(client: Client, config: ConnectionManagerConfig) -> Self {
-        Self::Single {
-            client,
-            config,
-            manager: tokio::sync::OnceCell::new(),
-        }
-    }
-
-    pub(crate) fn cluster(client: ClusterClient) -> Self {
-        Self::Cluster {
-            client,
-            conn: tokio::sync::OnceCell::new(),
-        }
-    }
-
-    /// How many units fail independently: one server, or a Cluster's slots.
-    pub(crate) const fn units(&self) -> usize {
-        match self {
-            Self::Single { .. } => 1,
-            Self::Cluster { .. } => SLOTS,
-        }
-    }
-
-    /// The unit of a key: 0 on one server, its Cluster slot otherwise.
-    fn unit(&self, key: &[u8]) -> usize {
-        match self {
-            Self::Single { .. } => 0,
-            Self::Cluster { .. } => slot(key),
-        }
-    }
-
-    /// Runs `cmd` (an `EVALSHA`); on `NOSCRIPT` runs it as `EVAL` with the script's source,
-    /// which Redis caches: routed by the keys like the `EVALSHA`, so it reloads the script on
-    /// the one node that lacks it (a `SCRIPT LOAD` would go to every node of a Cluster, and fail
-    /// while any of them is down).
-    async fn query<T: FromRedisValue>(&self, cmd: &Cmd, source: &str) -> RedisResult<T> {
-        match self {
-            Self::Single {
-                client,
-                config,
-                manager,
-            } => {
-                let mut conn = manager
-                    .get_or_try_init(|| {
-                        ConnectionManager::new_with_config(client.clone(), config.clone())
-                    })
-                    .await?
-                    .clone();
-                match cmd.query_async(&mut conn).await {
-                    Err(e) if e.kind() == ErrorKind::NoScriptError => {
-                        eval(cmd, source).query_async(&mut conn).await
-                    }
-                    other => other,
-                }
-            }
-            Self::Cluster { client, conn } => {
-                let mut conn = conn
-                    .get_or_try_init(|| client.get_async_connection())
-                    .await?
-                    .clone();
-                match cmd.query_async(&mut conn).await {
-                    Err(e) if e.kind() == ErrorKind::NoScriptError => {
-                        eval(cmd, source).query_async(&mut conn).await
-                    }
-                    other => other,
-                }
-            }
-        }
-    }
-}
-
-/// The `EVAL` twin of an `EVALSHA` command: the source instead of the hash, the same keys and
-/// arguments.
-fn eval(evalsha: &Cmd, source: &str) -> Cmd {
-    let mut cmd = redis::cmd("EVAL");
-    cmd.arg(source);
-    for arg in evalsha.args_iter().skip(2) {
-        if let redis::Arg::Simple(bytes) = arg {
-            cmd.arg(bytes);
-        }
-    }
-    cmd
-}
-
-/// Redis Cluster's slot count.
-const SLOTS: usize = 16_384;
-
-/// The Cluster slot of `key`: CRC16 (XMODEM) of its hash tag (the bytes between the first `{`
-/// and the next `}`, when not empty), else of the whole key, modulo 16 384.
-fn slot(key: &[u8]) -> usize {
-    let tagged = key.iter().position(|&b| b == b'{').and_then(|open| {
-        let rest = &key[open + 1..];
-        rest.iter()
-            .position(|&b| b == b'}')
-            .filter(|&close| close > 0)
-            .map(|close| &rest[..close])
-    });
-    usize::from(crc16(tagged.unwrap_or(key))) % SLOTS
-}
-
-fn crc16(bytes: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &b in bytes {
-        crc ^= u16::from(b) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 == 0 {
-                crc << 1
-            } else {
-                (crc << 1) ^ 0x1021
-            };
-        }
-    }
-    crc
-}
 
 /// Everything the clones of a store share.
 pub(crate) struct Shared<A: weir_rate_limit::Algorithm, O> {
     pub(crate) name: Name,
-    pub(crate) conn: Connection,
+    pub(crate) conn: Arc<Connection>,
     pub(crate) script: Script,
     pub(crate) prefix: Box<[u8]>,
     pub(crate) timeout: Duration,
     pub(crate) probe_every: Duration,
     pub(crate) policy: FailurePolicy,
+    /// The part of each quota the local fallback keeps.
+    pub(crate) share: Share,
     pub(crate) local: Option<MemoryStore<A>>,
     pub(crate) observer: O,
     pub(crate) health: Arc<Health>,
@@ -250,19 +118,13 @@ fn duration(n: i64) -> Duration {
     Duration::from_nanos(u64::try_from(n).unwrap_or(0))
 }
 
-/// A tier with `share` of every quota's rate and burst (at least 1 each).
-fn scaled(tier: &Tier, share: f64) -> Tier {
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        reason = "share is in (0, 1]: the product lies in [0, u32::MAX]"
-    )]
-    let part = |n: u32| ((f64::from(n) * share).round() as u32).max(1);
+/// A tier with `share` of every quota's rate and burst (rounded down, at least 1 each).
+fn scaled(tier: &Tier, share: Share) -> Tier {
     Tier::new(
         Name::default(),
-        tier.quotas()
-            .iter()
-            .map(|q| Quota::new(part(q.rate()), q.period()).burst(part(q.burst_size()))),
+        tier.quotas().iter().map(|q| {
+            Quota::new(share.part(q.rate()), q.period()).burst(share.part(q.burst_size()))
+        }),
     )
 }
 
@@ -278,31 +140,28 @@ impl<A: RedisAlgorithm, O> RedisStore<A, O> {
     pub fn handle(&self) -> RedisHandle {
         RedisHandle {
             health: Arc::clone(&self.shared.health),
+            conn: Arc::clone(&self.shared.conn),
         }
     }
 
     /// The name of the Redis key holding quota `index` of `tier` for `key` (to inspect or
-    /// delete it).
+    /// delete it): `<prefix>{k:<digest>}:<tier>:<algorithm>:<rate>/<period ns>/<burst>`, where
+    /// the digest is 32 hex digits whatever the key's length (`{shared}` for key-less requests
+    /// and `Global`).
     #[must_use]
     pub fn key_name<K: RedisKey>(&self, key: Option<&K>, tier: &Tier, index: usize) -> Vec<u8> {
-        let mut out = self.base(key, tier);
+        let mut out = self.base(&KeyDigest::of(key), tier);
         if let Some(q) = tier.quotas().get(index) {
             quota_suffix(&mut out, q);
         }
         out
     }
 
-    fn base<K: RedisKey>(&self, key: Option<&K>, tier: &Tier) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.shared.prefix.len() + 48);
+    fn base(&self, key: &KeyDigest, tier: &Tier) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.shared.prefix.len() + 48 + tier.name().len());
         out.extend_from_slice(&self.shared.prefix);
-        match key {
-            // A zero-sized key (`()`, from `Global`) has one value: the shared state.
-            Some(k) if size_of::<K>() != 0 => {
-                out.extend_from_slice(b"{k:");
-                k.write_key(&mut out);
-            }
-            _ => out.extend_from_slice(b"{shared"),
-        }
+        out.push(b'{');
+        key.write_tag(&mut out);
         out.extend_from_slice(b"}:");
         out.extend_from_slice(tier.name().as_bytes());
         out.push(b':');
@@ -310,10 +169,10 @@ impl<A: RedisAlgorithm, O> RedisStore<A, O> {
         out
     }
 
-    /// The `EVALSHA` of one decision (`decide`) or give-back.
-    fn command<K: RedisKey>(
+    /// The `EVALSHA` of one decision (`decide`) or give-back, on the keys starting with `base`.
+    fn command(
         &self,
-        key: Option<&K>,
+        base: &[u8],
         tier: &Tier,
         cost: u32,
         max_wait: Duration,
@@ -321,11 +180,10 @@ impl<A: RedisAlgorithm, O> RedisStore<A, O> {
         decide: bool,
     ) -> Cmd {
         let quotas = tier.quotas();
-        let base = self.base(key, tier);
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(self.shared.script.get_hash()).arg(quotas.len());
         for q in quotas {
-            let mut k = base.clone();
+            let mut k = base.to_vec();
             quota_suffix(&mut k, q);
             cmd.arg(k);
         }
@@ -354,6 +212,12 @@ fn quota_suffix(out: &mut Vec<u8>, q: &Quota) {
         nanos(q.period()),
         q.burst_size()
     );
+}
+
+/// Where a decision's state lives: its key's digest and, on a Cluster, its slot.
+struct Site {
+    digest: KeyDigest,
+    slot: Option<u16>,
 }
 
 /// The inputs of the local fallback, kept only under [`FailurePolicy::Local`].
@@ -401,10 +265,18 @@ where
             ask,
         });
         let now = Instant::now();
-        let base = self.base(key, tier);
+        // #28.2: one deadline for every call of this decision, so the timeout is the longest
+        // it waits even when a refused batch is followed by a single request.
+        let deadline = now + shared.timeout;
+        let digest = KeyDigest::of(key);
+        let base = self.base(&digest, tier);
         let unit = shared.conn.unit(&base);
+        let site = Site {
+            digest,
+            slot: shared.conn.slot_of(unit),
+        };
         if shared.health.skip(unit, now, shared.probe_every) {
-            let decision = shared.fallback(Reason::Degraded, None, local);
+            let decision = shared.fallback(Reason::Degraded, None, &site, local);
             return DecisionFuture(Box::pin(std::future::ready(decision)));
         }
         let lease = match shared.lease {
@@ -420,17 +292,18 @@ where
                         Decision::admitted(0, Duration::ZERO, u64::from(left), Duration::ZERO);
                     return DecisionFuture(Box::pin(std::future::ready(Ok(decision))));
                 }
-                Take::Fetch => fetch = Some((base, l)),
+                // Off the lease's happy path: one fetch per batch.
+                Take::Fetch => fetch = Some((base.clone(), l)),
                 Take::Busy => {}
             }
         }
-        let single = self.command(key, tier, ask.cost, ask.max_wait, time, true);
+        let single = self.command(&base, tier, ask.cost, ask.max_wait, time, true);
         let batch = fetch
             .as_ref()
-            .map(|(_, l)| self.command(key, tier, l.batch, Duration::ZERO, time, true));
+            .map(|(base, l)| self.command(base, tier, l.batch, Duration::ZERO, time, true));
         DecisionFuture(Box::pin(async move {
             if let (Some(cmd), Some((base, l))) = (batch, fetch) {
-                let got = shared.call(unit, &cmd).await;
+                let got = shared.call(unit, &cmd, deadline).await;
                 match got {
                     Ok(d) if d.is_admitted() => {
                         let left = l.batch - ask.cost;
@@ -449,13 +322,13 @@ where
                         .no_batch_until(&base, Instant::now() + d.retry_after()),
                     Err((reason, error)) => {
                         shared.leases.done(&base);
-                        return shared.fallback(reason, error.as_ref(), local);
+                        return shared.fallback(reason, error.as_ref(), &site, local);
                     }
                 }
             }
-            match shared.call(unit, &single).await {
+            match shared.call(unit, &single, deadline).await {
                 Ok(decision) => Ok(decision),
-                Err((reason, error)) => shared.fallback(reason, error.as_ref(), local),
+                Err((reason, error)) => shared.fallback(reason, error.as_ref(), &site, local),
             }
         }))
     }
@@ -479,10 +352,16 @@ where
     A: RedisAlgorithm,
     O: for<'a> Observer<Event<'a>>,
 {
-    /// One round trip, bounded by the timeout; a failure is recorded and returned.
-    async fn call(&self, unit: usize, cmd: &Cmd) -> Result<Decision, (Reason, Option<RedisError>)> {
+    /// One round trip, bounded by the decision's `deadline`; a failure is recorded and
+    /// returned.
+    async fn call(
+        &self,
+        unit: usize,
+        cmd: &Cmd,
+        deadline: Instant,
+    ) -> Result<Decision, (Reason, Option<RedisError>)> {
         let query = self.conn.query::<Vec<i64>>(cmd, A::source());
-        let reply = tokio::time::timeout(self.timeout, query).await;
+        let reply = tokio::time::timeout_at(deadline, query).await;
         let failure = match reply {
             Ok(Ok(reply)) => match parse(&reply) {
                 Some(decision) => {
@@ -505,24 +384,38 @@ where
     }
 
     fn failed(&self, unit: usize) {
-        self.health.failed(unit, Instant::now(), self.probe_every);
+        let now = Instant::now();
+        // #28.1: a unit that fails again (its probe, or a request in flight when it first
+        // failed) may be a node that hangs while the Cluster has moved its slots elsewhere,
+        // or a server behind an address that changed: rebuild the connection, in the
+        // background.
+        let again = self.health.is_down(unit);
+        self.health.failed(unit, now, self.probe_every);
+        if again && self.conn.start_rebuild(now, self.probe_every) {
+            rebuild(&self.conn, &self.health);
+        }
     }
 
     fn answered(&self, unit: usize) {
         let now = Instant::now();
-        if let Some(outage) = self.health.answered(unit, now) {
-            if let Some(suppressed) = self.health.should_log_recovery(now) {
-                tracing::info!(
-                    target: "weir",
-                    store = %self.name,
-                    outage_ms = outage.as_millis(),
-                    suppressed,
-                    "redis answers again: decisions are global again"
-                );
-            }
+        let Some(outage) = self.health.answered(unit, now) else {
+            return;
+        };
+        // #28.3: a Cluster node coming back ends the outage of each of its slots: reported
+        // together, at most once a second and when the last one is back.
+        if let Some((slots, longest)) = self.health.recovery(now, outage) {
+            tracing::info!(
+                target: "weir",
+                store = %self.name,
+                outage_ms = longest.as_millis(),
+                slots,
+                degraded = self.health.is_degraded(),
+                "redis answers again: decisions are global again"
+            );
             self.observer.on_event(&Event::Recovered {
                 store: &self.name,
-                outage,
+                outage: longest,
+                slots,
             });
         }
     }
@@ -532,6 +425,7 @@ where
         &self,
         reason: Reason,
         error: Option<&RedisError>,
+        site: &Site,
         local: Option<LocalAsk<K>>,
     ) -> Result<Decision, BoxError> {
         self.health.fallbacks.fetch_add(1, Ordering::Relaxed);
@@ -539,6 +433,8 @@ where
             store: &self.name,
             policy: self.policy,
             reason,
+            key: site.digest.as_str(),
+            slot: site.slot,
         });
         if let Some(suppressed) = self.health.should_log(Instant::now()) {
             tracing::warn!(
@@ -546,26 +442,50 @@ where
                 store = %self.name,
                 policy = self.policy.as_str(),
                 reason = reason.as_str(),
+                key = site.digest.as_str(),
+                slot = site.slot,
                 error = error.map(tracing::field::display),
                 suppressed,
                 "redis unavailable: rate-limit decision made by the failure policy"
             );
         }
-        match (self.policy, &self.local, local) {
-            (FailurePolicy::Local(share), Some(store), Some(ask)) => store
+        match (&self.local, local) {
+            (Some(store), Some(ask)) => store
                 .decide(
                     ask.key.as_ref(),
-                    &scaled(&ask.tier, share),
+                    &scaled(&ask.tier, self.share),
                     ask.ask,
                     Instant::now(),
                 )
                 .into_inner(),
-            (FailurePolicy::FailClosed, ..) => {
+            _ if self.policy == FailurePolicy::FailClosed => {
                 Ok(Decision::refused(0, self.probe_every, 0, Duration::ZERO))
             }
             _ => Ok(Decision::admitted(0, Duration::ZERO, 0, Duration::ZERO)),
         }
     }
+}
+
+/// Rebuilds the connection on the current Tokio runtime; once in place, every unit in an
+/// outage is probed by its next request instead of waiting for its probe time.
+fn rebuild(conn: &Arc<Connection>, health: &Arc<Health>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        conn.rebuilt();
+        return;
+    };
+    let (conn, health) = (Arc::clone(conn), Arc::clone(health));
+    runtime.spawn(async move {
+        let done = conn.rebuild().await;
+        conn.rebuilt();
+        match done {
+            Ok(()) => health.probe_now(),
+            Err(error) => tracing::debug!(
+                target: "weir",
+                %error,
+                "rebuilding the redis connection failed: the current one stays"
+            ),
+        }
+    });
 }
 
 impl<K, A, O> Store<K> for RedisStore<A, O>
@@ -584,19 +504,18 @@ where
     /// Gives the units back in Redis (fire and forget, on the current Tokio runtime), and in
     /// the local fallback during an outage.
     fn cancel(&self, key: Option<&K>, tier: &Tier, cost: u32, now: Instant) {
-        let unit = self.shared.conn.unit(&self.base(key, tier));
+        let base = self.base(&KeyDigest::of(key), tier);
+        let unit = self.shared.conn.unit(&base);
         if self.shared.health.is_down(unit) {
-            if let (FailurePolicy::Local(share), Some(local)) =
-                (self.shared.policy, &self.shared.local)
-            {
-                local.cancel(key, &scaled(tier, share), cost, now);
+            if let Some(local) = &self.shared.local {
+                local.cancel(key, &scaled(tier, self.shared.share), cost, now);
             }
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let cmd = self.command(key, tier, cost, Duration::ZERO, None, false);
+        let cmd = self.command(&base, tier, cost, Duration::ZERO, None, false);
         let shared = Arc::clone(&self.shared);
         runtime.spawn(async move {
             let query = shared.conn.query::<redis::Value>(&cmd, A::source());
@@ -618,6 +537,7 @@ mod tests {
         future::<DecisionFuture>();
     }
 
+    /// #15.15: the client's key is written as a fixed-size digest, inside the hash tag.
     #[test]
     fn keys_carry_the_prefix_a_hash_tag_the_tier_and_the_quota() {
         let store = RedisStore::builder("redis://127.0.0.1:1")
@@ -632,14 +552,19 @@ mod tests {
         let key = |k: Option<&std::net::IpAddr>, i| {
             String::from_utf8(store.key_name(k, &tier, i)).expect("utf-8")
         };
+        // SHA-1("10.0.0.1") starts with ed1665c1...: its first 128 bits name the key.
         assert_eq!(
             key(Some(&ip), 0),
-            "app:{k:10.0.0.1}:gold:g:10/1000000000/10"
+            "app:{k:ed1665c190146c4dcb8eb871f1d2499d}:gold:g:10/1000000000/10"
         );
         assert_eq!(
             key(Some(&ip), 1),
-            "app:{k:10.0.0.1}:gold:g:1000/86400000000000/50"
+            "app:{k:ed1665c190146c4dcb8eb871f1d2499d}:gold:g:1000/86400000000000/50"
         );
+        // A 64 KiB client key gives a name of the same length as any other.
+        let long = "k".repeat(65_536);
+        let name = store.key_name(Some(&long), &tier, 0);
+        assert_eq!(name.len(), key(Some(&ip), 0).len());
         assert_eq!(key(None, 0), "app:{shared}:gold:g:10/1000000000/10");
         // `Global`'s key `()` is the shared state too.
         let global = String::from_utf8(store.key_name(Some(&()), &tier, 0)).expect("utf-8");
@@ -665,10 +590,11 @@ mod tests {
         );
         for share in [0.0, 1.5, f64::NAN] {
             assert_eq!(
-                err(b().failure_policy(FailurePolicy::Local(share))),
+                err(b().failure_policy(FailurePolicy::LocalShare(share))),
                 Some(ConfigError::ShareOutOfRange)
             );
         }
+        assert_eq!(err(b().instances(0)), Some(ConfigError::ZeroInstances));
         assert_eq!(err(b().prefix("a{b")), Some(ConfigError::BracesInPrefix));
         assert_eq!(
             err(b().lease(0, Duration::from_secs(1))),
@@ -681,29 +607,32 @@ mod tests {
         );
     }
 
+    /// #15.16: an instance's share never exceeds `1 / n` of a rate or a burst (rounded down,
+    /// at least 1), so `n` instances together stay within the limit.
     #[test]
-    fn slots_follow_redis_cluster_keyslot() {
-        // The values of `CLUSTER KEYSLOT` on redis-server 7.
-        let cases: [(&[u8], usize); 6] = [
-            (b"foo", 12_182),
-            (b"123456789", 12_739),
-            (b"{user1000}.following", 3_443),
-            (b"foo{}{bar}", 8_363),
-            (b"foo{{bar}}zap", 4_015),
-            (b"weir:{k:1}:default:g:10/3600000000000/10", 10_166),
-        ];
-        for (key, expected) in cases {
-            assert_eq!(slot(key), expected, "{}", String::from_utf8_lossy(key));
-        }
-    }
-
-    #[test]
-    fn the_local_share_scales_rate_and_burst_to_at_least_one() {
+    fn the_local_share_scales_rate_and_burst_down_to_at_least_one() {
         let tier = Tier::new("t", [Quota::per_second(10).burst(3), Quota::per_minute(1)]);
-        let half = scaled(&tier, 0.5);
+        let half = scaled(&tier, Share::Fraction(0.5));
         let q = half.quotas();
-        assert_eq!((q[0].rate(), q[0].burst_size()), (5, 2));
+        assert_eq!((q[0].rate(), q[0].burst_size()), (5, 1));
         assert_eq!((q[1].rate(), q[1].burst_size()), (1, 1));
         assert_eq!(q[1].period(), Duration::from_secs(60));
+        // Thirds of 100 and of 30: three instances admit 99 and 30, never more.
+        let tier = Tier::new("t", [Quota::per_hour(100).burst(30)]);
+        let third = scaled(&tier, Share::Instances(3));
+        assert_eq!(
+            (third.quotas()[0].rate(), third.quotas()[0].burst_size()),
+            (33, 10)
+        );
+        // Fractions that floating point writes a hair above or below their value.
+        assert_eq!(Share::Fraction(0.1).part(30), 3);
+        assert_eq!(Share::Fraction(0.3).part(10), 3);
+        assert_eq!(Share::Fraction(1.0).part(u32::MAX), u32::MAX);
+        for n in [1, 2, 7, 100, 1_000, u32::MAX] {
+            for k in 1..=7 {
+                let part = Share::Instances(k).part(n);
+                assert!(u64::from(part) * u64::from(k) <= u64::from(n).max(u64::from(k)));
+            }
+        }
     }
 }

@@ -227,7 +227,7 @@ async fn fail_closed_refuses_everything_during_the_outage_then_limits_again() {
 
 #[tokio::test]
 async fn local_fallback_enforces_its_share_of_the_limit_during_the_outage() {
-    let mut o = outage(Backend::single().await, FailurePolicy::Local(0.5)).await;
+    let mut o = outage(Backend::single().await, FailurePolicy::LocalShare(0.5)).await;
     // Half of 10 per hour, in this instance's memory.
     assert_eq!(kill_and_restart(&mut o).await, 5);
 }
@@ -240,7 +240,7 @@ async fn a_dead_cluster_node_fails_closed_for_its_keys_only_then_limits_again() 
 
 #[tokio::test]
 async fn a_dead_cluster_node_falls_back_locally_for_its_keys_only_then_limits_again() {
-    let mut o = outage(Backend::cluster().await, FailurePolicy::Local(0.5)).await;
+    let mut o = outage(Backend::cluster().await, FailurePolicy::LocalShare(0.5)).await;
     assert_eq!(kill_and_restart(&mut o).await, 5);
 }
 
@@ -303,4 +303,49 @@ async fn check_ttls(backend: &Backend, seen: &mut std::collections::BTreeSet<Str
         assert!(ttl == -2 || (0..=2_000).contains(&ttl), "{key}: {ttl} ms");
         seen.insert(key);
     }
+}
+
+/// #15.16: three instances on one Redis, each with the default policy and `instances(3)`:
+/// Redis is killed, and the fleet still admits at most the limit during the outage (each
+/// instance a third of the quota, burst included), and at most the limit plus one burst over
+/// the period that spans the switch (what Redis admitted before it, which the local limiters
+/// cannot know). With the old default (each instance the whole quota) the fleet admitted 3x.
+#[tokio::test]
+async fn three_instances_stay_within_the_limit_while_redis_is_down() {
+    let mut backend = Backend::single().await;
+    let limit = tier(Quota::per_hour(30));
+    let mut fleet = Vec::new();
+    for _ in 0..3 {
+        fleet.push(
+            backend
+                .builder()
+                .instances(3)
+                .timeout(TIMEOUT)
+                .build_with_handle()
+                .expect("valid config"),
+        );
+    }
+    let now = Instant::now();
+    // Before the outage, Redis decides: 4 per instance for key 1, 12 of the 30.
+    let mut before = 0;
+    for (store, _) in &fleet {
+        before += admitted(store, 1, &limit, 4, now).await;
+    }
+    assert_eq!(before, 12);
+    backend.kill(0);
+    // During the outage, every instance asks 40 times for key 1 and 40 times for key 2.
+    let mut during = [0; 2];
+    for (store, handle) in &fleet {
+        for (i, key) in [1u32, 2].into_iter().enumerate() {
+            let n = admitted(store, key, &limit, 40, now).await;
+            // Each instance keeps its third: 10 of the hourly 30.
+            assert_eq!(n, 10, "key {key}");
+            during[i] += n;
+        }
+        assert_eq!(handle.fallbacks(), 80);
+    }
+    // The fleet admits the limit during the outage, not three times it...
+    assert_eq!(during, [30, 30]);
+    // ...and, over the hour that spans the switch, at most the limit plus one burst.
+    assert!(before + during[0] <= 30 + 30);
 }

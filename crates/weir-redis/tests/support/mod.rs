@@ -8,10 +8,12 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 
 /// A `redis-server` owned by one test; killed and its directory removed on drop.
 #[derive(Debug)]
@@ -19,7 +21,8 @@ pub struct Redis {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
-    cluster: bool,
+    /// `Some(node timeout in ms)` for a Cluster node.
+    cluster: Option<u64>,
 }
 
 fn free_port() -> u16 {
@@ -30,10 +33,10 @@ fn free_port() -> u16 {
 impl Redis {
     /// Starts a server on a free port and waits until it answers PING.
     pub async fn start() -> Self {
-        Self::start_with(false).await
+        Self::start_with(None).await
     }
 
-    async fn start_with(cluster: bool) -> Self {
+    async fn start_with(cluster: Option<u64>) -> Self {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("weir-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -61,7 +64,7 @@ impl Redis {
             .arg(&self.dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        if self.cluster {
+        if let Some(node_timeout) = self.cluster {
             // A dead node stops only its own slots (the default stops the whole cluster once
             // the others agree it is down). Restarted, it rejoins with its slots from nodes.conf.
             cmd.arg("--cluster-enabled")
@@ -69,7 +72,9 @@ impl Redis {
                 .arg("--cluster-config-file")
                 .arg(self.dir.join("nodes.conf"))
                 .arg("--cluster-require-full-coverage")
-                .arg("no");
+                .arg("no")
+                .arg("--cluster-node-timeout")
+                .arg(node_timeout.to_string());
         }
         let child = cmd
             .spawn()
@@ -100,6 +105,27 @@ impl Redis {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Freezes the server (SIGSTOP): its sockets stay open and nothing answers, as a frozen VM
+    /// or a network partition looks to a client. [`kill`](Self::kill) (or drop) still ends it.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Resumes a frozen server (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("a running server").id();
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(pid.to_string())
+            .status()
+            .expect("kill(1)");
+        assert!(status.success(), "kill {signal} {pid}");
     }
 
     /// Starts it again on the same port (empty: nothing is persisted).
@@ -171,9 +197,24 @@ pub struct Cluster {
 impl Cluster {
     /// Starts three cluster-enabled servers, joins them, and waits for `cluster_state:ok`.
     pub async fn start() -> Self {
+        Self::start_with(0, 15_000).await
+    }
+
+    /// Three masters with one replica each (six servers), the nodes declaring a peer failed
+    /// after `node_timeout_ms` (so a frozen master's replica takes over a second or two
+    /// later); waits until every replica is in sync with its master.
+    pub async fn start_with_replicas(node_timeout_ms: u64) -> Self {
+        let cluster = Self::start_with(1, node_timeout_ms).await;
+        for node in &cluster.nodes {
+            wait_replica_synced(node).await;
+        }
+        cluster
+    }
+
+    async fn start_with(replicas: usize, node_timeout_ms: u64) -> Self {
         let mut nodes = Vec::new();
-        for _ in 0..3 {
-            nodes.push(Redis::start_with(true).await);
+        for _ in 0..3 * (1 + replicas) {
+            nodes.push(Redis::start_with(Some(node_timeout_ms)).await);
         }
         let addrs: Vec<String> = nodes
             .iter()
@@ -183,7 +224,7 @@ impl Cluster {
             .arg("--cluster")
             .arg("create")
             .args(&addrs)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -202,15 +243,29 @@ impl Cluster {
 
     /// The index of the node owning `key`'s slot (the others answer `MOVED`).
     pub async fn owner(&self, key: &[u8]) -> usize {
+        self.owner_except(key, usize::MAX)
+            .await
+            .unwrap_or_else(|| panic!("no node owns {}", String::from_utf8_lossy(key)))
+    }
+
+    /// The index of a node other than `except` that serves `key`'s slot (a master, that does
+    /// not answer `MOVED`), if any; a node that does not answer within 2 s is skipped.
+    pub async fn owner_except(&self, key: &[u8], except: usize) -> Option<usize> {
         for (i, node) in self.nodes.iter().enumerate() {
-            let mut conn = node.connection().await;
-            let exists: redis::RedisResult<i64> =
-                redis::cmd("EXISTS").arg(key).query_async(&mut conn).await;
-            if exists.is_ok() {
-                return i;
+            if i == except {
+                continue;
+            }
+            let ask = async {
+                let mut conn = node.connection().await;
+                let exists: redis::RedisResult<i64> =
+                    redis::cmd("EXISTS").arg(key).query_async(&mut conn).await;
+                exists.is_ok()
+            };
+            if let Ok(true) = tokio::time::timeout(Duration::from_secs(2), ask).await {
+                return Some(i);
             }
         }
-        panic!("no node owns {}", String::from_utf8_lossy(key));
+        None
     }
 }
 
@@ -302,4 +357,124 @@ async fn wait_cluster_ok(node: &Redis) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("the cluster never reached cluster_state:ok");
+}
+
+/// Waits until a replica's link to its master is up (`master_link_status:up`); a master
+/// returns at once.
+async fn wait_replica_synced(node: &Redis) {
+    for _ in 0..500 {
+        let mut conn = node.connection().await;
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut conn)
+            .await
+            .expect("INFO replication");
+        if info.contains("role:master") || info.contains("master_link_status:up") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("a replica never synced with its master");
+}
+
+/// A TCP proxy on a free loopback port in front of a server: it forwards requests at once and
+/// holds each chunk of replies for a delay that the test sets (0 at first), so the server
+/// looks slow to a client without being so. It can also move to another server (new
+/// connections go there, as after a DNS change) and leave the connections it has hanging.
+#[derive(Debug)]
+pub struct SlowProxy {
+    port: u16,
+    delay_ms: Arc<AtomicU64>,
+    upstream: Arc<AtomicU16>,
+    /// Connections numbered below this one hold their replies forever.
+    hang_below: Arc<AtomicU64>,
+    accepted: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SlowProxy {
+    pub async fn start(upstream: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("local addr").port();
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let upstream = Arc::new(AtomicU16::new(upstream));
+        let hang_below = Arc::new(AtomicU64::new(0));
+        let accepted = Arc::new(AtomicU64::new(0));
+        let delay = Arc::clone(&delay_ms);
+        let (target, hang, count) = (
+            Arc::clone(&upstream),
+            Arc::clone(&hang_below),
+            Arc::clone(&accepted),
+        );
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let delay = Arc::clone(&delay);
+                let hang = Arc::clone(&hang);
+                let number = count.fetch_add(1, Ordering::AcqRel);
+                let upstream = target.load(Ordering::Acquire);
+                tokio::spawn(async move {
+                    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await else {
+                        return;
+                    };
+                    let (mut client_read, mut client_write) = client.into_split();
+                    let (mut server_read, mut server_write) = server.into_split();
+                    let up = tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+                    });
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match server_read.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        if number < hang.load(Ordering::Acquire) {
+                            // Hung: the socket stays open, nothing comes back.
+                            std::future::pending::<()>().await;
+                        }
+                        let ms = delay.load(Ordering::Relaxed);
+                        if ms > 0 {
+                            tokio::time::sleep(Duration::from_millis(ms)).await;
+                        }
+                        if client_write.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    up.abort();
+                });
+            }
+        });
+        Self {
+            port,
+            delay_ms,
+            upstream,
+            hang_below,
+            accepted,
+            task,
+        }
+    }
+
+    /// New connections go to the server on `port`; the open ones hang from now on.
+    pub fn move_to(&self, port: u16) {
+        self.upstream.store(port, Ordering::Release);
+        self.hang_below
+            .store(self.accepted.load(Ordering::Acquire), Ordering::Release);
+    }
+
+    /// Holds every reply from now on for `delay`.
+    pub fn set_delay(&self, delay: Duration) {
+        self.delay_ms.store(
+            u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for SlowProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
