@@ -1,20 +1,25 @@
 //! weir-redis on loopback: decisions per second for the in-memory store, one script per request,
 //! pipelined concurrent requests (64 in flight on one connection), lease mode, and a plain
 //! `INCR` + `EXPIRE` round trip from the same client (the floor a script is compared with).
+//! The store is measured alone (`Store::decide`) and through the rate limiter's service
+//! (`service-*`: `ready().call()` on a `RateLimitLayer` keyed by the request, over a
+//! `service_fn`), so both figures are on record.
 //!
 //! Starts its own `redis-server` on a free port (no persistence); it must be installed
 //! (`apt-get install -y redis-server`).
 //!
 //! `cargo bench --bench redis -- --warm-up-time 1 --measurement-time 2`
 
+use std::convert::Infallible;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
 use tokio::time::Instant;
+use tower::{Service, ServiceBuilder, ServiceExt};
 use weir_core::KeyedConfig;
-use weir_rate_limit::{Ask, Gcra, MemoryStore, Quota, Store, Tier};
+use weir_rate_limit::{Ask, Gcra, MemoryStore, Quota, RateLimitLayer, Store, Tier};
 use weir_redis::RedisStore;
 
 const ASK: Ask = Ask {
@@ -146,6 +151,36 @@ fn bench(c: &mut Criterion) {
             .expect("decides")
         });
     });
+
+    // The same stores through the rate limiter's service: the key extracted from the request,
+    // the decision, the response future, the inner call.
+    let mut service = |id: &str, store| {
+        let layer = RateLimitLayer::builder()
+            .quota(Quota::per_second(u32::MAX))
+            .key(|req: &u64| Some(*req))
+            .build_with_store(store)
+            .expect("valid limit");
+        let mut svc = ServiceBuilder::new()
+            .layer(layer)
+            .service_fn(|req: u64| std::future::ready(Ok::<_, Infallible>(req)));
+        let rt = &rt;
+        group.bench_function(id, move |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    svc.ready()
+                        .await
+                        .expect("ready")
+                        .call(1)
+                        .await
+                        .expect("admitted")
+                })
+            });
+        });
+    };
+    let guard = rt.enter();
+    service("service-script-per-request", store.clone());
+    service("service-lease-batch-100", lease.clone());
+    drop(guard);
 
     const IN_FLIGHT: u64 = 64;
     group.throughput(Throughput::Elements(IN_FLIGHT));

@@ -135,8 +135,7 @@ impl<C, O> CircuitBreakerBuilder<C, O> {
     /// An open time that grows with each opening in a row (reset when the circuit closes), with
     /// a cap and jitter: for example
     /// `Backoff::exponential(Duration::from_secs(5)).max(Duration::from_secs(300)).jitter(Jitter::Proportional(20))`.
-    /// A failure that carries the server's `Retry-After` (through the classifier) sets the open
-    /// time instead.
+    /// A server's `Retry-After` never sets the open time: it answers one caller's request.
     #[must_use]
     pub const fn open_backoff(mut self, backoff: Backoff) -> Self {
         self.open = backoff;

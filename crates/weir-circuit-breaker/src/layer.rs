@@ -5,9 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tower_layer::Layer;
-use weir_core::AnyError;
+use weir_core::{AnyError, Observer};
 
 use crate::builder::CircuitBreakerBuilder;
+use crate::event::Event;
+use crate::handle::{CircuitBreakerHandle, KeyedCircuitBreakerHandle};
 use crate::service::{CircuitBreaker, KeyedCircuitBreaker, KeyedState, Lanes, Shared};
 
 /// Wraps services in a [`CircuitBreaker`]; every service it makes, and every clone of them,
@@ -65,6 +67,28 @@ impl<C, O> CircuitBreakerLayer<C, O> {
             lanes: Arc::new(Lanes::new(shared)),
         }
     }
+
+    /// A handle on the breaker this layer (and every service it makes, and every clone) shares:
+    /// the same as [`build_with_handle`](CircuitBreakerBuilder::build_with_handle) returns, for
+    /// a layer built without one (a preset, `new()`). Each call makes another handle on the same
+    /// breaker.
+    ///
+    /// ```
+    /// use weir_circuit_breaker::{CircuitBreakerLayer, State};
+    ///
+    /// let layer = CircuitBreakerLayer::new();
+    /// let handle = layer.handle();
+    /// handle.force_open();
+    /// assert_eq!(layer.handle().state(), State::ForcedOpen);
+    /// ```
+    #[must_use]
+    pub fn handle(&self) -> CircuitBreakerHandle
+    where
+        C: Send + Sync + 'static,
+        O: for<'a> Observer<Event<'a>> + Send + Sync + 'static,
+    {
+        CircuitBreakerHandle::new(Arc::clone(&self.lanes.shared))
+    }
 }
 
 impl<C, O> Clone for CircuitBreakerLayer<C, O> {
@@ -103,6 +127,19 @@ pub struct KeyedCircuitBreakerLayer<E, C = AnyError, O = ()> {
 impl<E, C, O> KeyedCircuitBreakerLayer<E, C, O> {
     pub(crate) const fn from_state(state: Arc<KeyedState<E, C, O>>) -> Self {
         Self { state }
+    }
+
+    /// A handle on the breakers this layer (and every service it makes, and every clone)
+    /// shares: the same as
+    /// [`build_with_handle`](crate::KeyedCircuitBreakerBuilder::build_with_handle) returns.
+    #[must_use]
+    pub fn handle(&self) -> KeyedCircuitBreakerHandle
+    where
+        E: Send + Sync + 'static,
+        C: Send + Sync + 'static,
+        O: for<'a> Observer<Event<'a>> + Send + Sync + 'static,
+    {
+        KeyedCircuitBreakerHandle::new(Arc::clone(&self.state))
     }
 }
 

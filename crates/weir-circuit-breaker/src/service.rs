@@ -14,7 +14,7 @@ use tokio::time::{Instant, Sleep, sleep_until};
 use tower_service::Service;
 use weir_core::{
     AnyError, BoxError, Classify, Error, KeyExtractor, KeyedConfig, KeyedMap, MissingKey, Name,
-    Observer, Outcome, Resolved, ServerHint,
+    Observer, Outcome, Resolved,
 };
 
 use crate::event::Event;
@@ -229,6 +229,12 @@ impl<C, O> Guard<C, O> {
         &self.lane.shared
     }
 
+    /// The circuit is still in the period the guard's permit was taken in.
+    fn is_current(&self) -> bool {
+        self.permit
+            .is_none_or(|permit| self.breaker().is_current(permit))
+    }
+
     #[inline]
     fn breaker(&self) -> &Breaker {
         self.keyed
@@ -259,7 +265,8 @@ impl<C, O> Guard<C, O> {
         let Some(permit) = self.permit.take() else {
             return;
         };
-        let outcome = self.shared().classifier.classify(result);
+        // What the upstream caused: a throttled failure (one caller's quota) counts neither way.
+        let outcome = self.shared().classifier.classify(result).for_upstream();
         let slow = self.start != UNTIMED && self.slow();
         // The healthy steady state: a success, not slow, on a single breaker (a keyed one goes
         // the whole way), that `record` would neither count nor notify: `success_is_steady`
@@ -289,19 +296,12 @@ impl<C, O> Guard<C, O> {
     where
         O: for<'a> Observer<Event<'a>>,
     {
-        let (verdict, hint) = match outcome {
-            Outcome::Success => (Verdict::Success, None),
-            Outcome::Failure(_) => match outcome.hint() {
-                Some(ServerHint::RetryAfter(after)) => (Verdict::Failure, Some(after)),
-                _ => (Verdict::Failure, None),
-            },
-            Outcome::Ignored => (Verdict::Ignored, None),
+        let verdict = match outcome {
+            Outcome::Success => Verdict::Success,
+            Outcome::Failure(_) => Verdict::Failure,
+            Outcome::Ignored => Verdict::Ignored,
         };
-        let report = Report {
-            verdict,
-            slow,
-            hint,
-        };
+        let report = Report { verdict, slow };
         let shared = self.shared();
         let notice = self.breaker().record(permit, report, || shared.now());
         shared.notify(notice, self.key());
@@ -515,8 +515,16 @@ where
     fn call(&mut self, req: Req) -> Self::Future {
         // The guard starts (reads the clock, with slow-call tracking) before the inner call.
         let guard = match self.permit.take() {
-            // The closed path.
-            Some(permit) => Guard::started_now(&self.lanes, None, Some(permit)),
+            // The closed path, if the circuit has not moved since `poll_ready` (#16.8: a service
+            // readied while closed and called after the circuit opened must not reach the
+            // upstream): one more load of the state word.
+            Some(permit) if self.lanes.shared.breaker.is_current(permit) => {
+                Guard::started_now(&self.lanes, None, Some(permit))
+            }
+            Some(_) => match self.readmit() {
+                Ok(guard) => guard,
+                Err(error) => return ResponseFuture::rejected(error),
+            },
             None => match self.take_held() {
                 Ok(guard) => guard,
                 Err(error) => return ResponseFuture::rejected(error),
@@ -553,10 +561,33 @@ impl<S, C, O> CircuitBreaker<S, C, O> {
         Poll::Ready(())
     }
 
-    /// `call` without a closed-path permit: the probe held, started, or the rejection.
+    /// `call` when the circuit moved between `poll_ready` and `call`: the call is admitted or
+    /// refused afresh, at once (`call` cannot wait, so in backpressure mode too an open circuit
+    /// refuses here).
+    #[cold]
     #[inline(never)]
-    fn take_held(&mut self) -> Result<Guard<C, O>, Error> {
+    fn readmit(&mut self) -> Result<Guard<C, O>, Error>
+    where
+        O: for<'a> Observer<Event<'a>>,
+    {
+        let mut guard = decide(&self.lanes, None)?;
+        guard.start();
+        Ok(guard)
+    }
+
+    /// `call` without a closed-path permit: the probe held, started (or decided afresh if the
+    /// circuit moved since it was taken), or the rejection.
+    #[inline(never)]
+    fn take_held(&mut self) -> Result<Guard<C, O>, Error>
+    where
+        O: for<'a> Observer<Event<'a>>,
+    {
         match self.probe.take() {
+            Some(guard) if !guard.is_current() => {
+                // Dropping the guard gives its probe slot back (to a period that is over).
+                drop(guard);
+                self.readmit()
+            }
             Some(mut guard) => {
                 guard.start();
                 Ok(guard)

@@ -190,8 +190,6 @@ pub(crate) struct Report {
     pub(crate) verdict: Verdict,
     /// Slower than the slow-call threshold (always `false` when none is set).
     pub(crate) slow: bool,
-    /// The open time the server asked for, if the call failed with a `Retry-After`-like hint.
-    pub(crate) hint: Option<Duration>,
 }
 
 /// The classifier's verdict, reduced.
@@ -722,13 +720,20 @@ impl Breaker {
                         return (self.reject(State::HalfOpen, None), notice);
                     }
                     // Every slot is taken and the maximum wait is over: the probes are hung.
-                    if let Some(changed) = self.trip(word, now, Reason::HalfOpenTimeout, None) {
+                    if let Some(changed) = self.trip(word, now, Reason::HalfOpenTimeout) {
                         notice = Some(changed);
                     }
                 }
             }
         }
         (self.reject(self.state(), None), notice)
+    }
+
+    /// Whether the circuit is still in the period (state and generation) `permit` was taken in:
+    /// the circuit has not moved since (one load).
+    #[inline]
+    pub(crate) fn is_current(&self, permit: Permit) -> bool {
+        self.word.load(Ordering::Acquire) == permit.word()
     }
 
     /// Takes back the count of a rejection that became a wait (backpressure mode).
@@ -850,7 +855,7 @@ impl Breaker {
             // A success never opens the circuit.
             return None;
         }
-        self.judge(permit, consecutive, time, report.hint, now)
+        self.judge(permit, consecutive, time, now)
     }
 
     #[cold]
@@ -860,12 +865,11 @@ impl Breaker {
         permit: Permit,
         consecutive: u32,
         time: Option<u64>,
-        hint: Option<Duration>,
         now: impl Fn() -> Duration,
     ) -> Option<Notice> {
         let reason = self.crossed(consecutive, time.unwrap_or_else(|| nanos(now())))?;
         match State::of(permit.word()) {
-            State::Closed => self.trip(permit.word(), nanos(now()), reason, hint),
+            State::Closed => self.trip(permit.word(), nanos(now()), reason),
             State::MetricsOnly => Some(Notice::WouldOpen { reason }),
             _ => None,
         }
@@ -905,12 +909,7 @@ impl Breaker {
         }
         if report.verdict == Verdict::Failure || (report.slow && self.settings.slow_rate.is_some())
         {
-            return self.trip(
-                permit.word(),
-                nanos(now()),
-                Reason::ProbeFailed,
-                report.hint,
-            );
+            return self.trip(permit.word(), nanos(now()), Reason::ProbeFailed);
         }
         if report.verdict == Verdict::Ignored {
             self.release(permit);
@@ -939,24 +938,16 @@ impl Breaker {
         }
     }
 
-    /// Opens the circuit if it is still in `expected`.
-    fn trip(
-        &self,
-        expected: u64,
-        now: u64,
-        reason: Reason,
-        hint: Option<Duration>,
-    ) -> Option<Notice> {
+    /// Opens the circuit if it is still in `expected`, for the configured open time (never a
+    /// server's `Retry-After`: that speaks of one caller's request, not of every caller's).
+    fn trip(&self, expected: u64, now: u64, reason: Reason) -> Option<Notice> {
         let mut control = self.lock();
         if self.word.load(Ordering::Acquire) != expected {
             return None;
         }
-        let duration = match hint {
-            Some(hint) => hint,
-            None => {
-                let c = &mut *control;
-                self.settings.open.delay(c.openings, c.previous, &mut c.rng)
-            }
+        let duration = {
+            let c = &mut *control;
+            self.settings.open.delay(c.openings, c.previous, &mut c.rng)
         };
         control.previous = duration;
         control.openings = control.openings.saturating_add(1);
@@ -1036,7 +1027,7 @@ impl Breaker {
         }
         if to == State::Open {
             drop(control);
-            let notice = self.trip(word, nanos(now), Reason::Manual, None);
+            let notice = self.trip(word, nanos(now), Reason::Manual);
             return notice.map(|n| match n {
                 Notice::Changed { from, to, .. } => Notice::Changed {
                     from,
@@ -1081,7 +1072,6 @@ mod tests {
         Report {
             verdict: Verdict::Success,
             slow: false,
-            hint: None,
         }
     }
 
@@ -1089,7 +1079,6 @@ mod tests {
         Report {
             verdict: Verdict::Failure,
             slow: false,
-            hint: None,
         }
     }
 
@@ -1301,7 +1290,6 @@ mod tests {
                 Report {
                     verdict: Verdict::Ignored,
                     slow: false,
-                    hint: None
                 },
                 || secs(5)
             ),
@@ -1386,20 +1374,6 @@ mod tests {
         assert_ne!(a, open_times(8));
         // Jitter: not every opening at the cap.
         assert!(a[2..].iter().any(|d| *d < secs(4)));
-    }
-
-    #[test]
-    fn a_server_hint_sets_the_open_time() {
-        let b = Breaker::new(Settings {
-            consecutive_failures: Some(1),
-            ..settings()
-        });
-        let hinted = Report {
-            hint: Some(secs(42)),
-            ..fail()
-        };
-        call(&b, secs(0), hinted);
-        assert_eq!(b.open_remaining(secs(0)), Some(secs(42)));
     }
 
     proptest::proptest! {
@@ -1625,7 +1599,6 @@ mod tests {
                 which: usize,
                 verdict: u8,
                 slow: bool,
-                hint: Option<u64>,
             },
             Drop {
                 which: usize,
@@ -1641,8 +1614,8 @@ mod tests {
         fn op() -> impl Strategy<Value = Op> {
             prop_oneof![
                 16 => Just(Op::Admit),
-                16 => (0..8usize, 0..4u8, any::<bool>(), prop::option::weighted(0.1, 0..20_000u64))
-                    .prop_map(|(which, verdict, slow, hint)| Op::Finish { which, verdict, slow, hint }),
+                16 => (0..8usize, 0..4u8, any::<bool>())
+                    .prop_map(|(which, verdict, slow)| Op::Finish { which, verdict, slow }),
                 4 => (0..8usize).prop_map(|which| Op::Drop { which }),
                 8 => (0..12_000u64).prop_map(|ms| Op::Advance { ms }),
                 1 => (0..5u8).prop_map(|state| Op::Set { state }),
@@ -1684,9 +1657,8 @@ mod tests {
                 }
             }
 
-            fn trip(&mut self, now: u64, reason: Reason, hint: Option<Duration>) -> Notice {
-                let grown = (BASE << self.openings.min(20)).min(8 * BASE);
-                let d = hint.map_or(grown, nanos);
+            fn trip(&mut self, now: u64, reason: Reason) -> Notice {
+                let d = (BASE << self.openings.min(20)).min(8 * BASE);
                 self.openings += 1;
                 self.open_until = now + d;
                 let from = self.state;
@@ -1739,7 +1711,7 @@ mod tests {
                             if now < self.half_open_until {
                                 return (Err((State::HalfOpen, None)), notice);
                             }
-                            notice = Some(self.trip(now, Reason::HalfOpenTimeout, None));
+                            notice = Some(self.trip(now, Reason::HalfOpenTimeout));
                         }
                     }
                 }
@@ -1808,7 +1780,7 @@ mod tests {
                             return None;
                         };
                         match self.state {
-                            State::Closed => Some(self.trip(now, reason, r.hint)),
+                            State::Closed => Some(self.trip(now, reason)),
                             State::MetricsOnly => Some(Notice::WouldOpen { reason }),
                             _ => None,
                         }
@@ -1818,7 +1790,7 @@ mod tests {
                             return None;
                         }
                         if r.verdict == Verdict::Failure || (r.slow && self.s.slow_rate.is_some()) {
-                            return Some(self.trip(now, Reason::ProbeFailed, r.hint));
+                            return Some(self.trip(now, Reason::ProbeFailed));
                         }
                         if r.verdict == Verdict::Ignored {
                             self.release(generation, kind);
@@ -1846,7 +1818,7 @@ mod tests {
                     self.clear();
                 }
                 if to == State::Open {
-                    return Some(self.trip(now, Reason::Manual, None));
+                    return Some(self.trip(now, Reason::Manual));
                 }
                 self.state = to;
                 self.generation += 1;
@@ -1925,7 +1897,7 @@ mod tests {
                                 }
                             }
                         }
-                        Op::Finish { which, verdict, slow, hint } => {
+                        Op::Finish { which, verdict, slow } => {
                             if pending.is_empty() { continue; }
                             let (p, m) = pending.remove(which % pending.len());
                             let verdict = match verdict {
@@ -1933,8 +1905,7 @@ mod tests {
                                 2 => Verdict::Success,
                                 _ => Verdict::Ignored,
                             };
-                            let hint = if verdict == Verdict::Failure { hint.map(Duration::from_millis) } else { None };
-                            let report = Report { verdict, slow: slow && s.slow_rate.is_some(), hint };
+                            let report = Report { verdict, slow: slow && s.slow_rate.is_some() };
                             // The closed path skips `record` when this holds: recording must
                             // then change nothing.
                             let steady = report.verdict == Verdict::Success

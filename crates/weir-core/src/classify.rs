@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use http::StatusCode;
 
+use crate::degrade::Degraded;
 use crate::error::Error;
 use crate::grpc::GrpcCode;
 use crate::hint::{ServerHint, server_hint};
@@ -87,6 +88,32 @@ impl Outcome {
             Self::Success | Self::Ignored => None,
         }
     }
+
+    /// The outcome as it speaks of the upstream's health: a [throttled](Failure::throttled)
+    /// failure (one caller's quota: a 429, a `RESOURCE_EXHAUSTED` with pushback) is
+    /// [`Ignored`](Self::Ignored), anything else is unchanged.
+    ///
+    /// What a circuit breaker, a retry budget and an adaptive limit record: state shared by every
+    /// caller must not move because one caller ran out of its own quota. (Retry still reads the
+    /// outcome itself, so a throttled call is retried after the server's `Retry-After`.)
+    ///
+    /// ```
+    /// use weir_core::{Failure, Outcome};
+    ///
+    /// let quota = Outcome::Failure(Failure::throttled());
+    /// assert!(quota.is_retryable());
+    /// assert_eq!(quota.for_upstream(), Outcome::Ignored);
+    /// let down = Outcome::Failure(Failure::transient());
+    /// assert_eq!(down.for_upstream(), down);
+    /// ```
+    #[must_use]
+    #[inline]
+    pub const fn for_upstream(self) -> Self {
+        match self {
+            Self::Failure(failure) if failure.is_throttled() => Self::Ignored,
+            other => other,
+        }
+    }
 }
 
 /// A failed result: whether it is transient (worth trying again) and what the server said about
@@ -94,6 +121,7 @@ impl Outcome {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Failure {
     transient: bool,
+    throttled: bool,
     hint: Option<ServerHint>,
 }
 
@@ -103,6 +131,7 @@ impl Failure {
     pub const fn transient() -> Self {
         Self {
             transient: true,
+            throttled: false,
             hint: None,
         }
     }
@@ -112,6 +141,23 @@ impl Failure {
     pub const fn permanent() -> Self {
         Self {
             transient: false,
+            throttled: false,
+            hint: None,
+        }
+    }
+
+    /// A transient failure that speaks of one caller's quota, not of the upstream's health: a
+    /// 429 Too Many Requests, a `RESOURCE_EXHAUSTED` with `grpc-retry-pushback-ms`.
+    ///
+    /// Retry retries it (after the server's `Retry-After` or pushback, if it gave one), but a
+    /// circuit breaker, a retry budget and an adaptive limit, whose state every caller shares,
+    /// count it neither way ([`Outcome::for_upstream`]): one caller over its quota must not cut
+    /// the upstream off for the others.
+    #[must_use]
+    pub const fn throttled() -> Self {
+        Self {
+            transient: true,
+            throttled: true,
             hint: None,
         }
     }
@@ -127,6 +173,13 @@ impl Failure {
     #[must_use]
     pub const fn is_transient(&self) -> bool {
         self.transient
+    }
+
+    /// The failure is [throttled](Self::throttled): one caller's quota, not the upstream's
+    /// health.
+    #[must_use]
+    pub const fn is_throttled(&self) -> bool {
+        self.throttled
     }
 
     /// Transient, and the server did not say "do not retry".
@@ -147,11 +200,15 @@ impl Failure {
 /// - weir's own rejections (rate limited, circuit open, bulkhead full, overloaded) and an
 ///   exhausted retry budget are [`Outcome::Ignored`]: they were decided here, say nothing about the
 ///   service behind the layer, and retrying them at once only adds load;
-/// - a weir timeout is a transient failure;
+/// - a weir timeout is a transient failure, except one of the caller's own deadline
+///   ([`Error::is_caller_deadline`]: spent before the request was sent, or before the layer's own
+///   timeout): that is [`Outcome::Ignored`], never the upstream's failure, and not retried (the
+///   caller has no time left);
 /// - any other error (a connect error, an I/O error, a status from the service) is a transient
 ///   failure. Use a closure classifier to be stricter.
 fn classify_error<E: 'static>(err: &E) -> Outcome {
     match Error::find_in(err) {
+        Some(weir) if weir.is_caller_deadline() => Outcome::Ignored,
         Some(weir) if weir.is_timeout() => Outcome::Failure(Failure::transient()),
         Some(_) => Outcome::Ignored,
         None => Outcome::Failure(Failure::transient()),
@@ -218,13 +275,17 @@ impl StatusSet {
 /// | status | outcome |
 /// |---|---|
 /// | 5xx | transient failure |
-/// | 408 Request Timeout, 429 Too Many Requests | transient failure |
+/// | 408 Request Timeout | transient failure |
+/// | 429 Too Many Requests | [throttled](Failure::throttled) failure: retried after its `Retry-After`, but one caller's quota, so no breaker, retry budget or adaptive limit counts it |
 /// | every other status (1xx-4xx) | success: the server worked, the request was wrong |
-/// | `Err(_)` | as [`AnyError`] |
+/// | `Err(_)` | as [`AnyError`] (a caller's own spent deadline is ignored) |
+/// | a response marked [`Degraded`] (a fallback's answer) | the outcome it records |
 ///
 /// Failures carry the server's hint from `Retry-After` or `grpc-retry-pushback-ms`. Change the
 /// defaults per status with [`transient`](Self::transient), [`permanent`](Self::permanent),
-/// [`success`](Self::success) and [`ignore`](Self::ignore).
+/// [`throttled`](Self::throttled), [`success`](Self::success) and [`ignore`](Self::ignore):
+/// `HttpStatus::new().transient(StatusCode::TOO_MANY_REQUESTS)` makes a 429 count against the
+/// upstream again.
 ///
 /// ```
 /// use http::{Response, StatusCode};
@@ -238,11 +299,15 @@ impl StatusSet {
 /// assert!(classify.classify(&response(501)).is_failure());
 /// assert!(!classify.classify(&response(501)).is_retryable());
 /// assert_eq!(classify.classify(&response(404)), Outcome::Success);
+/// // A 429 is retried, but it is one caller's quota: not the upstream's failure.
+/// assert!(classify.classify(&response(429)).is_retryable());
+/// assert_eq!(classify.classify(&response(429)).for_upstream(), Outcome::Ignored);
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct HttpStatus {
     failure: StatusSet,
     transient: StatusSet,
+    throttled: StatusSet,
     ignored: StatusSet,
 }
 
@@ -257,37 +322,53 @@ impl HttpStatus {
         Self {
             failure,
             transient: failure,
+            throttled: StatusSet::EMPTY.with(429, true),
             ignored: StatusSet::EMPTY,
         }
     }
 
-    /// `status` is a transient failure.
+    /// `status` is a transient failure of the upstream.
     #[must_use]
     pub const fn transient(self, status: StatusCode) -> Self {
-        self.set(status.as_u16(), true, true, false)
+        self.set(status.as_u16(), true, true, false, false)
     }
 
     /// `status` is a failure that trying again will not fix.
     #[must_use]
     pub const fn permanent(self, status: StatusCode) -> Self {
-        self.set(status.as_u16(), true, false, false)
+        self.set(status.as_u16(), true, false, false, false)
+    }
+
+    /// `status` is a [throttled](Failure::throttled) failure: retried, but one caller's quota,
+    /// not counted against the upstream (the default for 429).
+    #[must_use]
+    pub const fn throttled(self, status: StatusCode) -> Self {
+        self.set(status.as_u16(), true, true, true, false)
     }
 
     /// `status` is a success.
     #[must_use]
     pub const fn success(self, status: StatusCode) -> Self {
-        self.set(status.as_u16(), false, false, false)
+        self.set(status.as_u16(), false, false, false, false)
     }
 
     /// `status` counts neither way.
     #[must_use]
     pub const fn ignore(self, status: StatusCode) -> Self {
-        self.set(status.as_u16(), false, false, true)
+        self.set(status.as_u16(), false, false, false, true)
     }
 
-    const fn set(mut self, code: u16, failure: bool, transient: bool, ignored: bool) -> Self {
+    const fn set(
+        mut self,
+        code: u16,
+        failure: bool,
+        transient: bool,
+        throttled: bool,
+        ignored: bool,
+    ) -> Self {
         self.failure = self.failure.with(code, failure);
         self.transient = self.transient.with(code, transient);
+        self.throttled = self.throttled.with(code, throttled);
         self.ignored = self.ignored.with(code, ignored);
         self
     }
@@ -299,7 +380,9 @@ impl HttpStatus {
         if self.ignored.contains(code) {
             Outcome::Ignored
         } else if self.failure.contains(code) {
-            let failure = if self.transient.contains(code) {
+            let failure = if self.throttled.contains(code) {
+                Failure::throttled()
+            } else if self.transient.contains(code) {
                 Failure::transient()
             } else {
                 Failure::permanent()
@@ -327,6 +410,7 @@ impl fmt::Debug for HttpStatus {
         f.debug_struct("HttpStatus")
             .field("failure", &list(&self.failure))
             .field("transient", &list(&self.transient))
+            .field("throttled", &list(&self.throttled))
             .field("ignored", &list(&self.ignored))
             .finish()
     }
@@ -336,7 +420,8 @@ impl<B, E: 'static> Classify<http::Response<B>, E> for HttpStatus {
     #[inline]
     fn classify(&self, result: &Result<http::Response<B>, E>) -> Outcome {
         match result {
-            Ok(response) => self.classify_response(response.status(), response.headers()),
+            Ok(response) => Degraded::of(response)
+                .unwrap_or_else(|| self.classify_response(response.status(), response.headers())),
             Err(err) => classify_error(err),
         }
     }
@@ -364,10 +449,14 @@ fn hint_of(headers: &http::HeaderMap) -> Option<ServerHint> {
 /// | code | default outcome |
 /// |---|---|
 /// | `UNAVAILABLE`, `RESOURCE_EXHAUSTED`, `DEADLINE_EXCEEDED`, `ABORTED` | transient failure |
+/// | `RESOURCE_EXHAUSTED` with a `grpc-retry-pushback-ms`, or an HTTP 429 without `grpc-status` | [throttled](Failure::throttled) failure: one caller's quota, retried after the pushback, not counted against the upstream |
 /// | `UNKNOWN`, `INTERNAL`, `DATA_LOSS` | permanent failure |
 /// | every other code (`OK`, `NOT_FOUND`, `INVALID_ARGUMENT`, `CANCELLED`, ...) | success |
 ///
 /// Failures carry the `grpc-retry-pushback-ms` hint (a negative pushback means "do not retry").
+/// [`throttled`](Self::throttled) chooses the codes that speak of one caller's quota when the
+/// server sends a pushback with them; [`transient`](Self::transient) on
+/// `RESOURCE_EXHAUSTED` makes it count against the upstream again.
 ///
 /// ```
 /// use weir_core::{BoxError, Classify, GrpcCode, GrpcStatus};
@@ -384,6 +473,8 @@ fn hint_of(headers: &http::HeaderMap) -> Option<ServerHint> {
 pub struct GrpcStatus {
     failure: u32,
     transient: u32,
+    /// Codes that, with a pushback, are one caller's quota.
+    throttled: u32,
     ignored: u32,
 }
 
@@ -405,51 +496,59 @@ impl GrpcStatus {
                 | bit(GrpcCode::Internal)
                 | bit(GrpcCode::DataLoss),
             transient,
+            throttled: bit(GrpcCode::ResourceExhausted),
             ignored: 0,
         }
     }
 
-    /// `code` is a transient failure.
+    /// `code` is a transient failure of the upstream, pushback or not.
     #[must_use]
     pub const fn transient(self, code: GrpcCode) -> Self {
-        self.set(code, true, true, false)
+        self.set(code, true, true, false, false)
     }
 
     /// `code` is a failure that trying again will not fix.
     #[must_use]
     pub const fn permanent(self, code: GrpcCode) -> Self {
-        self.set(code, true, false, false)
+        self.set(code, true, false, false, false)
+    }
+
+    /// `code` is a transient failure, and [throttled](Failure::throttled) (one caller's quota,
+    /// not counted against the upstream) when the server sends a `grpc-retry-pushback-ms` with
+    /// it (the default for `RESOURCE_EXHAUSTED`).
+    #[must_use]
+    pub const fn throttled(self, code: GrpcCode) -> Self {
+        self.set(code, true, true, true, false)
     }
 
     /// `code` is a success.
     #[must_use]
     pub const fn success(self, code: GrpcCode) -> Self {
-        self.set(code, false, false, false)
+        self.set(code, false, false, false, false)
     }
 
     /// `code` counts neither way.
     #[must_use]
     pub const fn ignore(self, code: GrpcCode) -> Self {
-        self.set(code, false, false, true)
+        self.set(code, false, false, false, true)
     }
 
-    const fn set(mut self, code: GrpcCode, failure: bool, transient: bool, ignored: bool) -> Self {
+    const fn set(
+        mut self,
+        code: GrpcCode,
+        failure: bool,
+        transient: bool,
+        throttled: bool,
+        ignored: bool,
+    ) -> Self {
+        const fn put(set: u32, bit: u32, on: bool) -> u32 {
+            if on { set | bit } else { set & !bit }
+        }
         let bit = bit(code);
-        self.failure = if failure {
-            self.failure | bit
-        } else {
-            self.failure & !bit
-        };
-        self.transient = if transient {
-            self.transient | bit
-        } else {
-            self.transient & !bit
-        };
-        self.ignored = if ignored {
-            self.ignored | bit
-        } else {
-            self.ignored & !bit
-        };
+        self.failure = put(self.failure, bit, failure);
+        self.transient = put(self.transient, bit, transient);
+        self.throttled = put(self.throttled, bit, throttled);
+        self.ignored = put(self.ignored, bit, ignored);
         self
     }
 
@@ -460,7 +559,9 @@ impl GrpcStatus {
         if self.ignored & bit != 0 {
             Outcome::Ignored
         } else if self.failure & bit != 0 {
-            let failure = if self.transient & bit != 0 {
+            let failure = if self.throttled & bit != 0 && hint.is_some() {
+                Failure::throttled()
+            } else if self.transient & bit != 0 {
                 Failure::transient()
             } else {
                 Failure::permanent()
@@ -477,6 +578,10 @@ impl GrpcStatus {
         let code = match headers.get("grpc-status") {
             Some(value) => GrpcCode::from_bytes(value.as_bytes()).unwrap_or(GrpcCode::Unknown),
             None if status == StatusCode::OK => return Outcome::Success,
+            // A proxy's 429: one caller's quota, whatever gRPC code it maps to.
+            None if status == StatusCode::TOO_MANY_REQUESTS => {
+                return Outcome::Failure(Failure::throttled().with_hint(hint_of(headers)));
+            }
             None => code_for_http_status(status),
         };
         if code == GrpcCode::Ok {
@@ -516,6 +621,7 @@ impl fmt::Debug for GrpcStatus {
         f.debug_struct("GrpcStatus")
             .field("failure", &list(self.failure))
             .field("transient", &list(self.transient))
+            .field("throttled", &list(self.throttled))
             .field("ignored", &list(self.ignored))
             .finish()
     }
@@ -525,7 +631,8 @@ impl<B, E: 'static> Classify<http::Response<B>, E> for GrpcStatus {
     #[inline]
     fn classify(&self, result: &Result<http::Response<B>, E>) -> Outcome {
         match result {
-            Ok(response) => self.classify_response(response.status(), response.headers()),
+            Ok(response) => Degraded::of(response)
+                .unwrap_or_else(|| self.classify_response(response.status(), response.headers())),
             Err(err) => self.classify_error(err),
         }
     }
@@ -614,6 +721,80 @@ mod tests {
         // Also when the weir error is the service's error type itself.
         let result: Result<(), Error> = Err(Error::circuit_open());
         assert_eq!(AnyError.classify(&result), Outcome::Ignored);
+    }
+
+    /// #16.1: a timeout of the caller's own deadline is not the upstream's failure: every
+    /// default classifier ignores it (breakers and budgets count it neither way, retry does not
+    /// retry it), while the layer's own timeout stays a transient failure.
+    #[test]
+    fn a_callers_spent_deadline_is_ignored_by_every_default_classifier() {
+        let caller: Result<(), BoxError> = Err(Error::caller_deadline().with_layer("edge").into());
+        assert_eq!(AnyError.classify(&caller), Outcome::Ignored);
+        let caller_http =
+            || -> Result<http::Response<()>, BoxError> { Err(Error::caller_deadline().into()) };
+        assert_eq!(HttpStatus::new().classify(&caller_http()), Outcome::Ignored);
+        assert_eq!(GrpcStatus::new().classify(&caller_http()), Outcome::Ignored);
+        let own: Result<(), BoxError> = Err(Error::timeout().into());
+        assert!(AnyError.classify(&own).is_retryable());
+        assert_eq!(
+            AnyError.classify(&own).for_upstream(),
+            AnyError.classify(&own)
+        );
+    }
+
+    /// #27.2: a 429 is one caller's quota: retried after its Retry-After, never counted against
+    /// the upstream by default; a user can make it an upstream failure again.
+    #[test]
+    fn a_429_is_throttled_retryable_and_not_the_upstreams_failure() {
+        let c = HttpStatus::new();
+        let outcome = c.classify(&http(429, &[("retry-after", "3")]));
+        assert!(outcome.is_retryable());
+        assert_eq!(
+            outcome.hint(),
+            Some(ServerHint::RetryAfter(Duration::from_secs(3)))
+        );
+        assert_eq!(outcome.for_upstream(), Outcome::Ignored);
+        // A 503 still counts.
+        assert!(c.classify(&http(503, &[])).for_upstream().is_failure());
+        // Opting back in.
+        let strict = c.transient(StatusCode::TOO_MANY_REQUESTS);
+        assert!(strict.classify(&http(429, &[])).for_upstream().is_failure());
+        // And any status can be made a quota signal.
+        let quota = c.throttled(StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            quota.classify(&http(503, &[])).for_upstream(),
+            Outcome::Ignored
+        );
+    }
+
+    /// #27.2: `RESOURCE_EXHAUSTED` with a pushback (and a proxy's bare 429) is one caller's
+    /// quota; without a pushback it stays a failure of the upstream (a server out of memory).
+    #[test]
+    fn grpc_resource_exhausted_with_pushback_is_throttled() {
+        let c = GrpcStatus::new();
+        let pushback = c.classify(&http(
+            200,
+            &[("grpc-status", "8"), ("grpc-retry-pushback-ms", "500")],
+        ));
+        assert!(pushback.is_retryable());
+        assert_eq!(pushback.for_upstream(), Outcome::Ignored);
+        let bare = c.classify(&http(200, &[("grpc-status", "8")]));
+        assert!(bare.for_upstream().is_failure());
+        let proxy = c.classify(&http(429, &[]));
+        assert!(proxy.is_retryable());
+        assert_eq!(proxy.for_upstream(), Outcome::Ignored);
+        // UNAVAILABLE with a pushback is still the upstream's failure.
+        let down = c.classify(&http(
+            200,
+            &[("grpc-status", "14"), ("grpc-retry-pushback-ms", "500")],
+        ));
+        assert!(down.for_upstream().is_failure());
+        let strict = c.transient(GrpcCode::ResourceExhausted);
+        let counted = strict.classify(&http(
+            200,
+            &[("grpc-status", "8"), ("grpc-retry-pushback-ms", "500")],
+        ));
+        assert!(counted.for_upstream().is_failure());
     }
 
     #[test]
@@ -734,6 +915,26 @@ mod tests {
         let http_level: Result<http::Response<()>, tonic::Status> =
             Err(tonic::Status::internal("x"));
         assert!(c.classify(&http_level).is_failure());
+    }
+
+    /// #20.4: a fallback's answer (a 200 marked `Degraded`) is classified by the outcome it
+    /// records, so the layers outside still see the original failure.
+    #[test]
+    fn degraded_answers_carry_the_original_outcome() {
+        let degraded = |outcome| -> Result<http::Response<()>, BoxError> {
+            let mut response = http::Response::new(());
+            response.extensions_mut().insert(Degraded::new(outcome));
+            Ok(response)
+        };
+        let failure = Outcome::Failure(Failure::transient());
+        assert_eq!(HttpStatus::new().classify(&degraded(failure)), failure);
+        assert_eq!(GrpcStatus::new().classify(&degraded(failure)), failure);
+        assert_eq!(
+            HttpStatus::new().classify(&degraded(Outcome::Ignored)),
+            Outcome::Ignored
+        );
+        // Unmarked, the same 200 is a success.
+        assert!(HttpStatus::new().classify(&http(200, &[])).is_success());
     }
 
     #[test]

@@ -163,20 +163,27 @@ impl Deadline {
     /// `grpc`) or the HTTP header; returns false (and writes nothing) if the remaining budget after
     /// the allowance is zero (the caller should fail the call without sending).
     ///
-    /// The header ([`GRPC_TIMEOUT`] or [`TIMEOUT_MS`]) is replaced if it was already there. The
-    /// value is rounded down to its unit ([`encode_grpc_timeout`]), except that `x-timeout-ms` is at
-    /// least 1 ([`encode_timeout_ms`]).
+    /// The header ([`GRPC_TIMEOUT`] or [`TIMEOUT_MS`]) is replaced if it was already there, and
+    /// the other one is removed, so a malformed or stale value the caller set is never sent on
+    /// beside it. The value is rounded down to its unit ([`encode_grpc_timeout`]), except that
+    /// `x-timeout-ms` is at least 1 ([`encode_timeout_ms`]). On `false` the headers are left as
+    /// they were.
     #[must_use = "on `false` the request must not be sent: its deadline has passed"]
     pub fn write_headers(self, headers: &mut HeaderMap, grpc: bool, allowance: Duration) -> bool {
         let budget = self.remaining().saturating_sub(allowance);
         if budget.is_zero() {
             return false;
         }
-        if grpc {
-            headers.insert(GRPC_TIMEOUT, encode_grpc_timeout(budget));
+        let (write, other, value) = if grpc {
+            (GRPC_TIMEOUT, TIMEOUT_MS, encode_grpc_timeout(budget))
         } else {
-            headers.insert(TIMEOUT_MS, encode_timeout_ms(budget));
+            (TIMEOUT_MS, GRPC_TIMEOUT, encode_timeout_ms(budget))
+        };
+        // A fresh map holds neither: no look-up for the other one.
+        if !headers.is_empty() {
+            headers.remove(other);
         }
+        headers.insert(write, value);
         true
     }
 }
@@ -557,6 +564,18 @@ mod tests {
         tokio::time::advance(Duration::from_millis(1900)).await;
         assert!(deadline.write_headers(&mut headers, true, allowance));
         assert_eq!(headers[GRPC_TIMEOUT], "50000000n");
+
+        // #16.6: writing one header removes the other: a malformed (or stale) value the caller
+        // set is never sent on beside the budget.
+        let mut sent = HeaderMap::new();
+        sent.insert(TIMEOUT_MS, HeaderValue::from_static("abc"));
+        assert!(deadline.write_headers(&mut sent, true, allowance));
+        assert!(sent.get(TIMEOUT_MS).is_none());
+        assert_eq!(sent[GRPC_TIMEOUT], "50000000n");
+        sent.insert(GRPC_TIMEOUT, HeaderValue::from_static("123456789n"));
+        assert!(deadline.write_headers(&mut sent, false, allowance));
+        assert!(sent.get(GRPC_TIMEOUT).is_none());
+        assert_eq!(sent[TIMEOUT_MS], "50");
 
         // 100 ms left... then 40 ms: less than the allowance, nothing is written.
         tokio::time::advance(Duration::from_millis(60)).await;

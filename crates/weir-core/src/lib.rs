@@ -8,6 +8,7 @@ mod classify;
 #[cfg(feature = "serde")]
 pub mod config;
 mod deadline;
+mod degrade;
 mod error;
 mod grpc;
 mod hint;
@@ -25,6 +26,7 @@ pub use crate::deadline::{
     Deadline, GRPC_TIMEOUT, InvalidTimeout, TIMEOUT_MS, decode_grpc_timeout, decode_timeout_ms,
     encode_grpc_timeout, encode_timeout_ms,
 };
+pub use crate::degrade::{Degraded, LoadLevel};
 pub use crate::error::{BoxError, Error};
 pub use crate::grpc::GrpcCode;
 pub use crate::hint::{

@@ -24,7 +24,10 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 100;
 /// Configures a [`LoadShedLayer`]; from [`LoadShedLayer::builder`] or a preset.
 ///
 /// Defaults: a fixed limit of 100 calls in flight; every request [`Priority::Normal`]; shares of
-/// the limit critical 100%, normal 80%, sheddable 50%; load levels elevated from 70% and critical
+/// the limit critical 100%, normal 100%, sheddable 50%, so the limit a user sets is what the
+/// default priority is admitted up to, and a share applies only to a priority the
+/// [`priority`](Self::priority) classifier gives (lower the normal share to keep room for
+/// critical requests); load levels elevated from 70% and critical
 /// from 90% of the limit; `Retry-After: 1s` on refusals; no observer.
 #[derive(Debug)]
 #[must_use]
@@ -48,7 +51,7 @@ impl LoadShedBuilder {
             limit: Fixed::new(DEFAULT_MAX_IN_FLIGHT),
             classifier: Uniform,
             observer: (),
-            shares: [0.5, 0.8, 1.0],
+            shares: [0.5, 1.0, 1.0],
             elevated_at: 0.7,
             critical_at: 0.9,
             retry_after: Duration::from_secs(1),
@@ -309,7 +312,10 @@ mod tests {
             Some(ConfigError::ShareOutOfRange(Priority::Critical))
         );
         assert_eq!(
-            b().share(Priority::Sheddable, 0.9).build().err(),
+            b().share(Priority::Sheddable, 0.9)
+                .share(Priority::Normal, 0.8)
+                .build()
+                .err(),
             Some(ConfigError::SharesOutOfOrder)
         );
         assert_eq!(

@@ -12,7 +12,7 @@ use crate::state::Priority;
 
 /// The settings of a [`LoadShedLayer`] read from a configuration file (TOML, or any serde
 /// format). Every field is optional: an empty table gives the builder's defaults (a fixed limit
-/// of 100, shares 50 % / 80 % / 100 %, levels 0.7 / 0.9, `Retry-After: 1s`, no queue-time
+/// of 100, shares 50 % / 100 % / 100 %, levels 0.7 / 0.9, `Retry-After: 1s`, no queue-time
 /// shedding, name `"default"`). An unknown field is an error.
 ///
 /// | field | type | example | builder method |
@@ -89,7 +89,7 @@ pub struct LoadShedConfig {
 }
 
 /// The share of the limit each [`Priority`] may use, each in `(0, 1]` and rising from
-/// sheddable to critical; an absent one keeps its default (50 %, 80 %, 100 %).
+/// sheddable to critical; an absent one keeps its default (50 %, 100 %, 100 %).
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
@@ -653,7 +653,7 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(1)).await;
             Ok::<_, Infallible>(())
         }));
-        // Default normal share: 80 % of 2, rounded up, is 2.
+        // Default normal share: all of the limit (#27.4).
         let a = tokio::spawn(svc.ready().await.unwrap().call(()));
         let b = tokio::spawn(svc.ready().await.unwrap().call(()));
         tokio::task::yield_now().await;

@@ -58,9 +58,11 @@ impl<F, P> ResponseFuture<F, P> {
 }
 
 /// A timeout or a refusal for load from further down is the loss signal; other errors say
-/// nothing about load and are ignored.
-fn outcome_of_error<E: 'static>(error: &E) -> Outcome {
+/// nothing about load and are ignored, and so is a timeout of the caller's own deadline (#16.1:
+/// a client sending tiny deadlines must not shrink the limit every client shares).
+pub(crate) fn outcome_of_error<E: 'static>(error: &E) -> Outcome {
     match Error::find_in(error) {
+        Some(weir) if weir.is_caller_deadline() => Outcome::Ignored,
         Some(weir) if weir.is_timeout() || weir.is_overloaded() || weir.is_bulkhead_full() => {
             Outcome::Dropped
         }
@@ -106,5 +108,24 @@ impl<F, P> fmt::Debug for ResponseFuture<F, P> {
         f.debug_struct("ResponseFuture")
             .field("state", &state)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use weir_core::BoxError;
+
+    use super::*;
+
+    /// #16.1: a timeout of the caller's own deadline is not a loss signal: a client sending tiny
+    /// deadlines does not shrink the adaptive limit every client shares. The layer's own
+    /// timeout still is one.
+    #[test]
+    fn a_callers_spent_deadline_is_ignored_not_a_drop() {
+        let caller: BoxError = Error::caller_deadline().into();
+        assert_eq!(outcome_of_error(&caller), Outcome::Ignored);
+        let own: BoxError = Error::timeout().into();
+        assert_eq!(outcome_of_error(&own), Outcome::Dropped);
+        assert_eq!(outcome_of_error(&Error::overloaded()), Outcome::Dropped);
     }
 }

@@ -36,30 +36,9 @@ impl Priority {
     }
 }
 
-/// How loaded the service is, for graceful degradation: put into each HTTP request's extensions
-/// by the [`LoadLevelLayer`](crate::LoadLevelLayer), so a handler can serve a cheaper answer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum LoadLevel {
-    /// Below the elevated threshold (70% of the limit in use by default).
-    #[default]
-    Normal,
-    /// Busy: consider skipping optional work.
-    Elevated,
-    /// At or near the limit (90% by default): serve the cheapest answer you can.
-    Critical,
-}
-
-impl LoadLevel {
-    /// `"normal"`, `"elevated"` or `"critical"`.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Normal => "normal",
-            Self::Elevated => "elevated",
-            Self::Critical => "critical",
-        }
-    }
-}
+/// How loaded the service is: defined in `weir-core` (so a fallback layer can read it without
+/// depending on the load shedder) and re-exported here.
+pub use weir_core::LoadLevel;
 
 /// How many calls a priority may have in flight under `limit`: `ceil(limit * share)`, at least 1
 /// for a positive share (a critical request is never locked out by rounding).

@@ -71,9 +71,11 @@ async fn sheds_at_once_at_the_limit_with_retry_after() {
 async fn critical_requests_are_shed_last() {
     let shed = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&shed);
-    // Requests are (priority, id); limit 10: sheddable gets 5, normal 8, critical 10.
+    // Requests are (priority, id); limit 10: sheddable gets 5, normal 8 (room kept for
+    // critical requests), critical 10.
     let (layer, handle) = LoadShedLayer::builder()
         .max_in_flight(10)
+        .share(Priority::Normal, 0.8)
         .priority(|req: &(Priority, u32)| req.0)
         .observer(move |event: &Event<'_>| {
             if let Event::Shed { priority, .. } = event {

@@ -8,8 +8,8 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use support::Backend;
@@ -84,6 +84,9 @@ struct Outage {
     handle: RedisHandle,
     fallbacks_seen: Arc<AtomicUsize>,
     recoveries_seen: Arc<AtomicUsize>,
+    policy: FailurePolicy,
+    /// The kind, key digest and slot of the last fallback event.
+    last_fallback: Arc<Mutex<Option<(&'static str, String, Option<u16>)>>>,
 }
 
 const TIMEOUT: Duration = Duration::from_millis(100);
@@ -91,10 +94,14 @@ const TIMEOUT: Duration = Duration::from_millis(100);
 async fn outage(backend: Backend, policy: FailurePolicy) -> Outage {
     let fallbacks_seen = Arc::new(AtomicUsize::new(0));
     let recoveries_seen = Arc::new(AtomicUsize::new(0));
+    let last_fallback = Arc::new(Mutex::new(None));
     let (f, r) = (Arc::clone(&fallbacks_seen), Arc::clone(&recoveries_seen));
+    let last = Arc::clone(&last_fallback);
     let observer: Box<dyn Fn(&Event<'_>) + Send + Sync> = Box::new(move |e: &Event<'_>| match e {
-        Event::Fallback { .. } => {
+        Event::Fallback { key, slot, .. } => {
             f.fetch_add(1, Ordering::Relaxed);
+            let kind = weir_core::Event::kind(e);
+            *last.lock().expect("lock") = Some((kind, (*key).to_owned(), *slot));
         }
         Event::Recovered { .. } => {
             r.fetch_add(1, Ordering::Relaxed);
@@ -115,6 +122,8 @@ async fn outage(backend: Backend, policy: FailurePolicy) -> Outage {
         handle,
         fallbacks_seen,
         recoveries_seen,
+        last_fallback,
+        policy,
     }
 }
 
@@ -167,6 +176,38 @@ async fn kill_and_restart(o: &mut Outage) -> usize {
     }
     assert_eq!(o.handle.fallbacks(), 20);
     assert_eq!(o.fallbacks_seen.load(Ordering::Relaxed), 20);
+    // #28.3: the event says which policy decided, for which key (its digest, as in the Redis
+    // key name) and which Cluster slot.
+    let (kind, digest, slot) = o
+        .last_fallback
+        .lock()
+        .expect("lock")
+        .clone()
+        .expect("a fallback event");
+    let expected = match o.policy {
+        FailurePolicy::FailOpen => "fallback_fail_open",
+        FailurePolicy::FailClosed => "fallback_fail_closed",
+        _ => "fallback_local",
+    };
+    assert_eq!(kind, expected);
+    let name = String::from_utf8(o.store.key_name(Some(&1u32), &limit, 0)).expect("utf-8");
+    assert!(
+        name.contains(&format!("{{k:{digest}}}")),
+        "{name} vs {digest}"
+    );
+    match &o.backend {
+        Backend::Single(_) => assert_eq!(slot, None),
+        Backend::Cluster(_) => {
+            let mut conn = o.backend.connection((victim + 1) % 3).await;
+            let keyslot: u16 = redis::cmd("CLUSTER")
+                .arg("KEYSLOT")
+                .arg(&name)
+                .query_async(&mut conn)
+                .await
+                .expect("KEYSLOT");
+            assert_eq!(slot, Some(keyslot));
+        }
+    }
     assert!(o.handle.is_degraded());
     assert!(o.handle.errors() >= 1);
     if let Some(key) = live {

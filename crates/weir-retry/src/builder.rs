@@ -100,7 +100,9 @@ impl<R, C, O> RetryBuilder<R, C, O> {
         self
     }
 
-    /// Caps the delay a server asks for (`Retry-After`, `grpc-retry-pushback-ms`).
+    /// The longest delay a server may ask for (`Retry-After`, `grpc-retry-pushback-ms`) and still
+    /// be retried: a longer one ends the retries with that answer ([`GiveUp::ServerDelay`](crate::GiveUp::ServerDelay)),
+    /// since weir never retries earlier than the server asked.
     #[must_use]
     pub const fn max_server_delay(mut self, d: Duration) -> Self {
         self.max_server_delay = d;

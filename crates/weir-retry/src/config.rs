@@ -40,8 +40,8 @@ use crate::replay::HttpReplay;
 ///   `body_limit`; `retry_non_idempotent = false` retries POST and PATCH only with an
 ///   `Idempotency-Key`, also on gRPC, whose calls are all POSTs). The kind of request is the
 ///   code's choice (it is the layer's type), not the file's.
-/// - **Server hints** (`Retry-After`, `grpc-retry-pushback-ms`) are always honoured, capped at
-///   `max_server_delay`.
+/// - **Server hints** (`Retry-After`, `grpc-retry-pushback-ms`) are always honoured, never
+///   shortened: one longer than `max_server_delay` ends the retries.
 /// - **What stays in code**: the classifier (which results are retried), the observer, a
 ///   request predicate (`retry_request_if`) and a custom replay. Set them on the builder that
 ///   [`builder`](Self::builder), [`http_builder`](Self::http_builder) or
@@ -88,7 +88,7 @@ pub struct RetryConfig {
     /// ([`RetryBuilder::max_duration`]).
     #[serde(default)]
     pub max_duration: Option<ConfigDuration>,
-    /// Caps the delay a server asks for ([`RetryBuilder::max_server_delay`]).
+    /// The longest server-asked delay still retried ([`RetryBuilder::max_server_delay`]).
     #[serde(default)]
     pub max_server_delay: Option<ConfigDuration>,
     /// The retry budget ([`RetryBuilder::budget`]).
@@ -445,8 +445,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn max_duration_and_the_server_delay_cap_are_applied() {
-        // Retry-After: 120 is capped at max_server_delay, 1 s; max_duration 2500 ms stops the
-        // third retry (it would start at 3 s).
+        // Retry-After: 1 is within max_server_delay, 1 s; max_duration 2500 ms stops the third
+        // retry (it would start at 3 s).
         let config = parse(
             r#"
             max_attempts = 10
@@ -454,6 +454,25 @@ mod tests {
             max_duration = "2500ms"
             "#,
         );
+        let (service, calls) = unavailable(&[("retry-after", "1")]);
+        let res = config
+            .build_http()
+            .unwrap()
+            .layer(service)
+            .oneshot(
+                Request::get("http://upstream/")
+                    .body(Full::new(Bytes::new()))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            gaps(&calls.lock().unwrap()),
+            [Duration::from_secs(1), Duration::from_secs(1)]
+        );
+
+        // #16.3: Retry-After: 120 is beyond max_server_delay: never shortened, no retry.
         let (service, calls) = unavailable(&[("retry-after", "120")]);
         let res = config
             .build_http()
@@ -467,11 +486,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-        let calls = calls.lock().unwrap();
-        assert_eq!(
-            gaps(&calls),
-            [Duration::from_secs(1), Duration::from_secs(1)]
-        );
+        assert_eq!(calls.lock().unwrap().len(), 1);
     }
 
     #[tokio::test(start_paused = true)]

@@ -52,6 +52,9 @@ pub enum GiveUp {
     MaxDuration,
     /// The server said not to retry (a negative or unreadable `grpc-retry-pushback-ms`).
     ServerPushback,
+    /// The server asked to wait (`Retry-After`, `grpc-retry-pushback-ms`) longer than
+    /// `max_server_delay`: weir never retries earlier than the server asked, so it stops.
+    ServerDelay,
     /// The request cannot be sent again: a non-idempotent method, a body above the buffer limit
     /// or one that streamed past it, or a request the request predicate excluded.
     NotReplayable,
@@ -67,6 +70,7 @@ impl GiveUp {
             Self::Deadline => "deadline",
             Self::MaxDuration => "max_duration",
             Self::ServerPushback => "server_pushback",
+            Self::ServerDelay => "server_delay",
             Self::NotReplayable => "not_replayable",
         }
     }

@@ -134,7 +134,9 @@ where
                     let shared = &**this.shared;
                     this.progress.attempts = this.progress.attempts.saturating_add(1);
                     let outcome = shared.classify.classify(&result);
-                    shared.core.budget.record(&outcome);
+                    // The budget is every caller's: a throttled failure (one caller's quota)
+                    // does not spend it.
+                    shared.core.budget.record(&outcome.for_upstream());
                     if !outcome.is_failure() {
                         return Poll::Ready(result);
                     }

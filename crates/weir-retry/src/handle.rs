@@ -19,7 +19,8 @@ pub(crate) struct Core {
     pub(crate) budget_exhausted: AtomicU64,
 }
 
-/// Reads what a retry layer has done; from [`RetryBuilder::build_with_handle`]. Cheap to clone,
+/// Reads what a retry layer has done; from [`RetryBuilder::build_with_handle`] or
+/// [`RetryLayer::handle`](crate::RetryLayer::handle). Cheap to clone,
 /// usable from any thread.
 ///
 /// [`RetryBuilder::build_with_handle`]: crate::RetryBuilder::build_with_handle

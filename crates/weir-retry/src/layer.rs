@@ -7,7 +7,7 @@ use tower_layer::Layer;
 use weir_core::{AnyError, Backoff, GrpcStatus, HttpStatus, Jitter, Name};
 
 use crate::builder::{DEFAULT_BACKOFF, RetryBuilder};
-use crate::handle::Core;
+use crate::handle::{Core, RetryHandle};
 use crate::replay::{CloneRequest, HttpReplay};
 use crate::service::Retry;
 use crate::state::Policy;
@@ -86,6 +86,21 @@ impl<R, C, O> RetryLayer<R, C, O> {
         Self {
             shared: Arc::new(shared),
         }
+    }
+
+    /// A handle on the budget and counters this layer (and every service it makes, and every
+    /// clone) shares: the same as [`build_with_handle`](RetryBuilder::build_with_handle)
+    /// returns, for a layer built without one (`new`, a preset).
+    ///
+    /// ```
+    /// use weir_retry::RetryLayer;
+    ///
+    /// let layer = RetryLayer::new(3);
+    /// assert_eq!(layer.handle().retries(), 0);
+    /// ```
+    #[must_use]
+    pub fn handle(&self) -> RetryHandle {
+        RetryHandle::new(Arc::clone(&self.shared.core))
     }
 }
 

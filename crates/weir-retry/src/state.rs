@@ -15,7 +15,7 @@ pub(crate) struct Policy {
     pub(crate) backoff: Backoff,
     /// No retry may start later than this after the first call started.
     pub(crate) max_duration: Option<Duration>,
-    /// A server's hint is capped at this.
+    /// The longest server hint honoured; a longer one ends the retries (never shortened).
     pub(crate) max_server_delay: Duration,
 }
 
@@ -84,7 +84,12 @@ impl Policy {
         }
         let hint = match failure.hint() {
             Some(ServerHint::DoNotRetry) => return Decision::GiveUp(GiveUp::ServerPushback),
-            Some(ServerHint::RetryAfter(delay)) => Some(delay.min(self.max_server_delay)),
+            // A server's wait is a floor (RFC 9110, gRFC A6): one longer than we are willing to
+            // wait ends the retries with this answer, it is never shortened.
+            Some(ServerHint::RetryAfter(delay)) if delay > self.max_server_delay => {
+                return Decision::GiveUp(GiveUp::ServerDelay);
+            }
+            Some(ServerHint::RetryAfter(delay)) => Some(delay),
             None => None,
         };
         if !replayable {
@@ -247,13 +252,18 @@ mod tests {
             }
         );
         assert_eq!(next(transient()), backoff(100));
-        // Capped at max_server_delay.
+        // #16.3: a wait at max_server_delay is honoured as asked...
         assert_eq!(
-            next(hinted(ServerHint::RetryAfter(Duration::from_secs(3600)))),
+            next(hinted(ServerHint::RetryAfter(Duration::from_secs(30)))),
             Decision::Retry {
                 delay: Duration::from_secs(30),
                 hinted: true
             }
+        );
+        // ...a longer one is never shortened: the retries end with this answer.
+        assert_eq!(
+            next(hinted(ServerHint::RetryAfter(Duration::from_secs(3600)))),
+            Decision::GiveUp(GiveUp::ServerDelay)
         );
         assert_eq!(
             next(hinted(ServerHint::DoNotRetry)),

@@ -10,7 +10,7 @@ use tokio::time::{Sleep, sleep, sleep_until};
 use weir_core::{BoxError, Deadline, Error, Name, Observer};
 
 use crate::event::Event;
-use crate::state::Start;
+use crate::state::{Start, Whose};
 
 pin_project! {
     /// The future of a [`Timeout`](crate::Timeout) call.
@@ -54,6 +54,7 @@ pin_project! {
         Armed {
             #[pin]
             sleep: Sleep,
+            whose: Whose,
         },
     }
 }
@@ -110,12 +111,14 @@ where
                         Start::Never => {}
                         Start::After(timeout) => timer.set(Timer::Armed {
                             sleep: sleep(timeout),
+                            whose: Whose::Own,
                         }),
-                        Start::At(deadline) => timer.set(Timer::Armed {
+                        Start::At(deadline, whose) => timer.set(Timer::Armed {
                             sleep: sleep_until(deadline.instant()),
+                            whose,
                         }),
                     }
-                    let TimerProj::Armed { sleep } = timer.project() else {
+                    let TimerProj::Armed { sleep, whose } = timer.project() else {
                         return Poll::Pending;
                     };
                     let deadline = Deadline::at(sleep.deadline());
@@ -126,7 +129,13 @@ where
                         layer: this.name,
                         deadline,
                     });
-                    Err(Error::timeout().with_layer(this.name.clone()).into())
+                    // The caller's deadline, earlier than this layer's own timeout, cut the call
+                    // short: not the upstream's failure (#16.1).
+                    let error = match whose {
+                        Whose::Own => Error::timeout(),
+                        Whose::Caller => Error::caller_deadline(),
+                    };
+                    Err(error.with_layer(this.name.clone()).into())
                 }
             }
             StateProj::Rejected { error } => Err(error

@@ -8,7 +8,7 @@ use http::HeaderMap;
 use http::header::CONTENT_TYPE;
 use tokio::time::Instant;
 use tower_service::Service;
-use weir_core::{BoxError, Deadline, Error, Observer};
+use weir_core::{BoxError, Deadline, Error, GRPC_TIMEOUT, Observer, TIMEOUT_MS};
 
 use crate::carrier::Carrier;
 use crate::event::Event;
@@ -114,7 +114,8 @@ where
         layer: &config.name,
         deadline,
     });
-    Error::timeout().with_layer(config.name.clone())
+    // Never sent: whatever deadline ran out, the upstream did not fail (#16.1).
+    Error::caller_deadline().with_layer(config.name.clone())
 }
 
 /// The start of an HTTP request's timer: its deadline is fixed now, stored in its extensions
@@ -147,7 +148,8 @@ fn start_http<P, O, Req: Carrier>(
         return state::start_relative(own).ok_or_else(|| Deadline::at(Instant::now()));
     }
     let now = Instant::now();
-    let deadline = state::earliest(state::deadline_after(now, own), incoming);
+    let own = state::deadline_after(now, own);
+    let deadline = state::earliest(own, incoming);
     let deadline = match (deadline, outer) {
         (Some(d), Some(outer)) => {
             *outer = outer.earliest(d);
@@ -160,14 +162,32 @@ fn start_http<P, O, Req: Carrier>(
         }
         (None, None) => None,
     };
-    let start = state::start_at(deadline, now).ok_or(deadline.unwrap_or(Deadline::at(now)))?;
-    if let (Some(allowance), Start::At(d), Some(headers)) =
-        (config.propagate, start, req.headers_mut())
-        && !d.write_headers(headers, is_grpc(headers), allowance)
-    {
-        return Err(d);
+    let start = state::start_at(deadline, own, now).ok_or(deadline.unwrap_or(Deadline::at(now)))?;
+    if let (Some(allowance), Some(headers)) = (config.propagate, req.headers_mut()) {
+        match start {
+            Start::At(d, _) => {
+                if !d.write_headers(headers, is_grpc(headers), allowance) {
+                    return Err(d);
+                }
+            }
+            // No deadline in force: a timeout header still there did not parse (#16.6). It is
+            // never forwarded as it came.
+            Start::Never | Start::After(_) => drop_timeout_headers(headers),
+        }
     }
     Ok(start)
+}
+
+/// Removes the request's `grpc-timeout` and `x-timeout-ms` (malformed ones: client mode never
+/// forwards them). Out of line: only a request with a malformed timeout header and no deadline
+/// gets here with anything to remove.
+#[cold]
+#[inline(never)]
+fn drop_timeout_headers(headers: &mut HeaderMap) {
+    if !headers.is_empty() {
+        headers.remove(GRPC_TIMEOUT);
+        headers.remove(TIMEOUT_MS);
+    }
 }
 
 /// Whether the request is gRPC: its `content-type` is `application/grpc` or

@@ -15,8 +15,28 @@ pub(crate) enum Start {
     /// parts, whose deadline nobody else reads, this saves the clock reading on every call that
     /// is answered at once.
     After(Duration),
-    /// A deadline fixed at `call` (an HTTP request's, which is stored in its extensions).
-    At(Deadline),
+    /// A deadline fixed at `call` (an HTTP request's, which is stored in its extensions), and
+    /// whether it is the caller's rather than this layer's own timeout.
+    At(Deadline, Whose),
+}
+
+/// Whose deadline a call runs against: what a timeout means for the upstream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Whose {
+    /// This layer's own timeout (or an earlier one of equal time): the upstream was too slow.
+    Own,
+    /// The caller's deadline (an incoming header, an outer deadline), strictly earlier than this
+    /// layer's own timeout: the caller's budget ran out, which says nothing of the upstream.
+    Caller,
+}
+
+/// Whose deadline `in_force` is, given this layer's own deadline.
+#[inline]
+pub(crate) fn whose(in_force: Deadline, own: Option<Deadline>) -> Whose {
+    match own {
+        Some(own) if own <= in_force => Whose::Own,
+        _ => Whose::Caller,
+    }
 }
 
 /// The start of a call with no HTTP parts: only the layer's own timeout counts. `None` when
@@ -30,13 +50,18 @@ pub(crate) fn start_relative(timeout: Option<Duration>) -> Option<Start> {
     }
 }
 
-/// The start of a call whose deadline was worked out at `call`; `None` if it has passed.
+/// The start of a call whose deadline was worked out at `call` (`own` is this layer's own part
+/// of it); `None` if it has passed.
 #[inline]
-pub(crate) fn start_at(deadline: Option<Deadline>, now: Instant) -> Option<Start> {
+pub(crate) fn start_at(
+    deadline: Option<Deadline>,
+    own: Option<Deadline>,
+    now: Instant,
+) -> Option<Start> {
     match deadline {
         None => Some(Start::Never),
         Some(d) if d.instant() <= now => None,
-        Some(d) => Some(Start::At(d)),
+        Some(d) => Some(Start::At(d, whose(d, own))),
     }
 }
 
@@ -104,9 +129,21 @@ mod tests {
             start_relative(Some(Duration::from_millis(3))),
             Some(Start::After(Duration::from_millis(3)))
         );
-        assert_eq!(start_at(None, now), Some(Start::Never));
-        assert_eq!(start_at(Some(at(now, 0)), now), None);
-        assert_eq!(start_at(Some(at(now, 1)), now), Some(Start::At(at(now, 1))));
+        assert_eq!(start_at(None, None, now), Some(Start::Never));
+        assert_eq!(start_at(Some(at(now, 0)), None, now), None);
+        assert_eq!(
+            start_at(Some(at(now, 1)), Some(at(now, 1)), now),
+            Some(Start::At(at(now, 1), Whose::Own))
+        );
+        // #16.1: the caller's deadline, earlier than the layer's own, is the caller's.
+        assert_eq!(
+            start_at(Some(at(now, 1)), Some(at(now, 5)), now),
+            Some(Start::At(at(now, 1), Whose::Caller))
+        );
+        assert_eq!(
+            start_at(Some(at(now, 1)), None, now),
+            Some(Start::At(at(now, 1), Whose::Caller))
+        );
     }
 
     proptest! {
@@ -135,7 +172,7 @@ mod tests {
             let now = Instant::now();
             let deadline = deadline_after(now, Some(Duration::from_micros(timeout)));
             let later = now + Duration::from_micros(elapsed);
-            prop_assert_eq!(start_at(deadline, later).is_none(), elapsed >= timeout);
+            prop_assert_eq!(start_at(deadline, deadline, later).is_none(), elapsed >= timeout);
         }
     }
 }

@@ -40,6 +40,10 @@ pub use weir_bulkhead as bulkhead;
 pub use weir_circuit_breaker as circuit_breaker;
 /// The shared vocabulary every weir layer speaks: re-exported from [`weir_core`].
 pub use weir_core::*;
+/// Fallback answers and graceful degradation: the [`weir-fallback`](weir_fallback) crate.
+#[cfg(feature = "fallback")]
+pub use weir_fallback as fallback;
+
 /// Load shedding and adaptive concurrency: the [`weir-load-shed`](weir_load_shed) crate.
 #[cfg(feature = "load-shed")]
 pub use weir_load_shed as load_shed;

@@ -1,0 +1,315 @@
+//! `FallbackBuilder` and the configuration errors `build()` reports.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+use weir_core::{AnyError, LoadLevel, Name};
+
+use crate::handle::FallbackHandle;
+use crate::last_good::LastGood;
+use crate::layer::FallbackLayer;
+use crate::protocol::{Http, Plain};
+use crate::shared::{Shared, Sources};
+use crate::source::{AltService, AtLoad, FromCause, FromParts, Never, NoService, NoValue};
+use crate::state::{Order, Source};
+
+/// Configures a [`FallbackLayer`]; from [`FallbackLayer::builder`].
+///
+/// Sources are tried in the order they are added (adding one again replaces it in its first
+/// place); the first that answers wins. Defaults: no source (`build()` refuses that), the
+/// [`AnyError`] classifier, [`Plain`] responses, no switch, no observer.
+#[must_use]
+pub struct FallbackBuilder<V = NoValue, A = NoService, P = Plain, W = Never, C = AnyError, O = ()> {
+    name: Name,
+    value: V,
+    alternative: A,
+    protocol: P,
+    switch: W,
+    classifier: C,
+    observer: O,
+    order: Order,
+    /// The first rule a setting broke, reported by `build()`.
+    problem: Option<ConfigError>,
+}
+
+impl FallbackBuilder {
+    pub(crate) fn new() -> Self {
+        Self {
+            name: Name::default(),
+            value: NoValue,
+            alternative: NoService,
+            protocol: Plain,
+            switch: Never,
+            classifier: AnyError,
+            observer: (),
+            order: Order::default(),
+            problem: None,
+        }
+    }
+}
+
+impl<V, A, P, W, C, O> FallbackBuilder<V, A, P, W, C, O> {
+    /// Names this layer in events.
+    pub fn name(mut self, name: impl Into<Name>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// A value source: `value(cause)` answers, or returns `None` to let the next source try.
+    /// Reads nothing of the request, so it costs nothing on the happy path.
+    pub fn value<F>(self, value: F) -> FallbackBuilder<FromCause<F>, A, P, W, C, O> {
+        let order = self.order.with(Source::Value);
+        FallbackBuilder {
+            name: self.name,
+            value: FromCause(value),
+            alternative: self.alternative,
+            protocol: self.protocol,
+            switch: self.switch,
+            classifier: self.classifier,
+            observer: self.observer,
+            order,
+            problem: self.problem,
+        }
+    }
+
+    /// A value source that reads the request: `capture(&req)` copies what it needs before the
+    /// request goes to the primary (on every call: copy only what is cheap, such as the `Uri`),
+    /// and `value(cause, &parts)` answers or returns `None`.
+    pub fn value_from<X, F>(
+        self,
+        capture: X,
+        value: F,
+    ) -> FallbackBuilder<FromParts<X, F>, A, P, W, C, O> {
+        let order = self.order.with(Source::Value);
+        FallbackBuilder {
+            name: self.name,
+            value: FromParts(capture, value),
+            alternative: self.alternative,
+            protocol: self.protocol,
+            switch: self.switch,
+            classifier: self.classifier,
+            observer: self.observer,
+            order,
+            problem: self.problem,
+        }
+    }
+
+    /// An alternative service (a second upstream, a read replica, a static file service) that
+    /// gets a copy of the request (`Req: Clone`, kept on every call) when the primary fails. Its
+    /// response is the answer; its error lets the next source try.
+    pub fn service<A2>(self, service: A2) -> FallbackBuilder<V, AltService<A2>, P, W, C, O> {
+        let order = self.order.with(Source::Service);
+        FallbackBuilder {
+            name: self.name,
+            value: self.value,
+            alternative: AltService(service),
+            protocol: self.protocol,
+            switch: self.switch,
+            classifier: self.classifier,
+            observer: self.observer,
+            order,
+            problem: self.problem,
+        }
+    }
+
+    /// Decides what a result means: every result it does not call a success falls back, except
+    /// a response it ignores. [`weir_core::HttpStatus`] or [`weir_core::GrpcStatus`] for
+    /// responses, a closure for anything else.
+    pub fn classify<C2>(self, classifier: C2) -> FallbackBuilder<V, A, P, W, C2, O> {
+        let order = self.order;
+        FallbackBuilder {
+            name: self.name,
+            value: self.value,
+            alternative: self.alternative,
+            protocol: self.protocol,
+            switch: self.switch,
+            classifier,
+            observer: self.observer,
+            order,
+            problem: self.problem,
+        }
+    }
+
+    /// Receives an [`Event`](crate::Event) for every fallback answer and every fallback no
+    /// source answered.
+    pub fn observer<O2>(self, observer: O2) -> FallbackBuilder<V, A, P, W, C, O2> {
+        let order = self.order;
+        FallbackBuilder {
+            name: self.name,
+            value: self.value,
+            alternative: self.alternative,
+            protocol: self.protocol,
+            switch: self.switch,
+            classifier: self.classifier,
+            observer,
+            order,
+            problem: self.problem,
+        }
+    }
+
+    /// Sends to the fallback first every request `switch` says so of (any `Fn(&Req) -> bool`).
+    pub fn switch<W2>(self, switch: W2) -> FallbackBuilder<V, A, P, W2, C, O> {
+        let order = self.order;
+        FallbackBuilder {
+            name: self.name,
+            value: self.value,
+            alternative: self.alternative,
+            protocol: self.protocol,
+            switch,
+            classifier: self.classifier,
+            observer: self.observer,
+            order,
+            problem: self.problem,
+        }
+    }
+
+    /// Sends to the fallback first every HTTP request whose [`LoadLevel`] (from the load
+    /// shedder's `LoadLevelLayer`, outside this one) is at least `level`.
+    pub fn at_load(self, level: LoadLevel) -> FallbackBuilder<V, A, P, AtLoad, C, O> {
+        self.switch(AtLoad(level))
+    }
+
+    /// The last good answer source (stale-if-error, HTTP only): successful answers kept per
+    /// key and served, with `Age`, when the primary fails. See [`LastGood`] for what is kept.
+    pub fn last_good<X>(
+        self,
+        last_good: LastGood<X>,
+    ) -> FallbackBuilder<V, A, LastGood<X>, W, C, O> {
+        let order = self.order.with(Source::LastGood);
+        let bounds = last_good.bounds();
+        let problem = self.problem.or(if bounds.max_entries == 0 {
+            Some(ConfigError::LastGoodMaxEntries)
+        } else if bounds.max_bytes == 0 {
+            Some(ConfigError::LastGoodMaxBytes)
+        } else if bounds.max_entry_bytes > bounds.max_bytes {
+            Some(ConfigError::LastGoodMaxEntryBytes)
+        } else if bounds.max_stale.is_zero() {
+            Some(ConfigError::LastGoodMaxStale)
+        } else {
+            None
+        });
+        FallbackBuilder {
+            name: self.name,
+            value: self.value,
+            alternative: self.alternative,
+            protocol: last_good,
+            switch: self.switch,
+            classifier: self.classifier,
+            observer: self.observer,
+            order,
+            problem,
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(problem) = self.problem {
+            return Err(problem);
+        }
+        if self.order.is_empty() {
+            return Err(ConfigError::NoSource);
+        }
+        Ok(())
+    }
+
+    /// Builds the layer.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] when a setting breaks a rule (no source at all).
+    pub fn build(self) -> Result<FallbackLayer<Sources<V, A, P, W>, C, O>, ConfigError> {
+        self.validate()?;
+        let sources = Sources {
+            value: self.value,
+            alternative: self.alternative,
+            protocol: self.protocol,
+            switch: self.switch,
+            order: self.order,
+        };
+        Ok(FallbackLayer::from_shared(Shared::new(
+            self.name,
+            sources,
+            self.classifier,
+            self.observer,
+        )))
+    }
+
+    /// Builds the layer and a handle on its flag and counts.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build).
+    pub fn build_with_handle(
+        self,
+    ) -> Result<(FallbackLayer<Sources<V, A, P, W>, C, O>, FallbackHandle), ConfigError> {
+        let layer = self.build()?;
+        let handle = layer.handle();
+        Ok((layer, handle))
+    }
+}
+
+impl<V, A, W, C, O> FallbackBuilder<V, A, Plain, W, C, O> {
+    /// For HTTP and gRPC: marks every fallback answer with the
+    /// [`FALLBACK_HEADER`](crate::FALLBACK_HEADER) and a [`weir_core::Degraded`] extension, so
+    /// clients can tell and weir's classifiers outside count the original failure.
+    pub fn http(self) -> FallbackBuilder<V, A, Http, W, C, O> {
+        let order = self.order;
+        FallbackBuilder {
+            name: self.name,
+            value: self.value,
+            alternative: self.alternative,
+            protocol: Http,
+            switch: self.switch,
+            classifier: self.classifier,
+            observer: self.observer,
+            order,
+            problem: self.problem,
+        }
+    }
+}
+
+impl<V, A, P, W, C, O> fmt::Debug for FallbackBuilder<V, A, P, W, C, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FallbackBuilder")
+            .field("name", &self.name)
+            .field("order", &self.order)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A fallback configuration `build()` refused; the message names the field and the rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No source was configured (`value`, `value_from`, `service` or `last_good`).
+    NoSource,
+    /// `last_good`: `max_entries` was 0.
+    LastGoodMaxEntries,
+    /// `last_good`: `max_bytes` was 0.
+    LastGoodMaxBytes,
+    /// `last_good`: `max_entry_bytes` was above `max_bytes`.
+    LastGoodMaxEntryBytes,
+    /// `last_good`: `max_stale` was zero.
+    LastGoodMaxStale,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoSource => f.write_str(
+                "fallback: at least one source is required (`value`, `value_from`, `service` or `last_good`)",
+            ),
+            Self::LastGoodMaxEntries => {
+                f.write_str("fallback: `last_good.max_entries` must be at least 1")
+            }
+            Self::LastGoodMaxBytes => f.write_str("fallback: `last_good.max_bytes` must be at least 1"),
+            Self::LastGoodMaxEntryBytes => f.write_str(
+                "fallback: `last_good.max_entry_bytes` must be at most `last_good.max_bytes`",
+            ),
+            Self::LastGoodMaxStale => {
+                f.write_str("fallback: `last_good.max_stale` must be more than zero")
+            }
+        }
+    }
+}
+
+impl StdError for ConfigError {}

@@ -1,0 +1,306 @@
+//! The fallback's response future.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::task::{Context, Poll, ready};
+
+use pin_project_lite::pin_project;
+use tower_service::Service;
+use weir_core::{Classify, Observer, Outcome};
+
+use crate::event::Event;
+use crate::shared::{Plan, Shared};
+use crate::source::Cause;
+use crate::state::{Reason, Source};
+
+pin_project! {
+    /// The response future of a [`Fallback`](crate::Fallback): the primary's call and, when it
+    /// fails (or the request was switched), the sources tried in order. On the happy path it is
+    /// the inner future and what the sources keep from the request, nothing more: no box, no lock.
+    pub struct ResponseFuture<S, Req, Src, C, O>
+    where
+        S: Service<Req>,
+        Src: Plan<Req, S::Response, S::Error>,
+    {
+        #[pin]
+        state: State<S, Req, Src>,
+        shared: Arc<Shared<Src, C, O>>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, Req, Src>
+    where
+        S: Service<Req>,
+        Src: Plan<Req, S::Response, S::Error>,
+    {
+        // The primary's call; `fallback` is false for the call made after every source declined
+        // a switched request (its failure is handed back as it is).
+        Primary {
+            #[pin]
+            future: S::Future,
+            kept: Option<Src::Kept>,
+            fallback: bool,
+        },
+        // A switched request before any source was tried.
+        Switched {
+            original: Option<Original<S, Req>>,
+            kept: Option<Src::Kept>,
+        },
+        // The alternative service's call; `next` is the position of the source after it.
+        Alternative {
+            #[pin]
+            future: Src::Alternative,
+            original: Option<Original<S, Req>>,
+            kept: Option<Src::Kept>,
+            next: usize,
+        },
+        Done,
+    }
+}
+
+/// What the fallback stands in for.
+enum Original<S: Service<Req>, Req> {
+    /// The primary's failed result and its outcome.
+    Failed {
+        result: Result<S::Response, S::Error>,
+        outcome: Outcome,
+    },
+    /// A request sent to the fallback first, with the readied primary to call if no source
+    /// answers.
+    Switched { reason: Reason, inner: S, req: Req },
+}
+
+impl<S: Service<Req>, Req> Original<S, Req> {
+    fn cause(&self) -> Cause<'_, S::Response, S::Error> {
+        match self {
+            Self::Failed { result: Ok(r), .. } => Cause::Response(r),
+            Self::Failed { result: Err(e), .. } => Cause::Error(e),
+            Self::Switched { reason, .. } => Cause::Switched(*reason),
+        }
+    }
+
+    /// The outcome a fallback answer records: the primary's, or none for a call never made.
+    const fn outcome(&self) -> Outcome {
+        match self {
+            Self::Failed { outcome, .. } => *outcome,
+            Self::Switched { .. } => Outcome::Ignored,
+        }
+    }
+
+    fn error(&self) -> Option<&S::Error> {
+        match self {
+            Self::Failed { result: Err(e), .. } => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl<S, Req, Src, C, O> ResponseFuture<S, Req, Src, C, O>
+where
+    S: Service<Req>,
+    Src: Plan<Req, S::Response, S::Error>,
+{
+    #[inline]
+    pub(crate) const fn primary(
+        future: S::Future,
+        kept: Src::Kept,
+        shared: Arc<Shared<Src, C, O>>,
+    ) -> Self {
+        Self {
+            state: State::Primary {
+                future,
+                kept: Some(kept),
+                fallback: true,
+            },
+            shared,
+        }
+    }
+
+    #[cold]
+    pub(crate) fn switched(
+        inner: S,
+        req: Req,
+        kept: Src::Kept,
+        reason: Reason,
+        shared: Arc<Shared<Src, C, O>>,
+    ) -> Self {
+        shared.control.switched.fetch_add(1, Relaxed);
+        Self {
+            state: State::Switched {
+                original: Some(Original::Switched { reason, inner, req }),
+                kept: Some(kept),
+            },
+            shared,
+        }
+    }
+}
+
+/// What to do next after trying the sources from some position on.
+enum Step<R, A> {
+    Answer(R),
+    Alternative(A, usize),
+    Exhausted,
+}
+
+/// Tries the sources from `from` on, in order, until one answers or the alternative service must
+/// be awaited.
+fn step<S, Req, Src, C, O>(
+    shared: &Shared<Src, C, O>,
+    original: &Original<S, Req>,
+    kept: &mut Src::Kept,
+    from: usize,
+) -> Step<Src::Response, Src::Alternative>
+where
+    S: Service<Req>,
+    S::Error: 'static,
+    Src: Plan<Req, S::Response, S::Error>,
+    O: for<'a> Observer<Event<'a>>,
+{
+    let sources = &shared.sources;
+    let outcome = original.outcome();
+    let reason = original.cause().reason();
+    let mut position = from;
+    while let Some(source) = sources.source(position) {
+        position += 1;
+        let answer = match source {
+            Source::Value => sources
+                .value(original.cause(), kept)
+                .map(|r| sources.answer(r, Source::Value, outcome)),
+            Source::LastGood => sources.last_good(kept, outcome),
+            Source::Service => match sources.alternative(kept) {
+                Some(future) => return Step::Alternative(future, position),
+                None => None,
+            },
+        };
+        if let Some(answer) = answer {
+            shared.answered(source, reason, original.error());
+            return Step::Answer(answer);
+        }
+    }
+    shared.exhausted(reason, original.error());
+    Step::Exhausted
+}
+
+impl<S, Req, Src, C, O> Future for ResponseFuture<S, Req, Src, C, O>
+where
+    S: Service<Req>,
+    S::Error: 'static,
+    Src: Plan<Req, S::Response, S::Error>,
+    C: Classify<S::Response, S::Error>,
+    O: for<'a> Observer<Event<'a>>,
+{
+    type Output = Result<Src::Response, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let shared: &Shared<Src, C, O> = this.shared;
+        loop {
+            let (original, mut kept, from) = match this.state.as_mut().project() {
+                StateProj::Primary {
+                    future,
+                    kept,
+                    fallback,
+                } => {
+                    let result = ready!(future.poll(cx));
+                    let kept = kept.take().expect("polled after completion");
+                    if !*fallback {
+                        this.state.set(State::Done);
+                        return Poll::Ready(result.map(|r| shared.sources.success(r, kept)));
+                    }
+                    let outcome = shared.classifier.classify(&result);
+                    // Every `Err` that is not called a success falls back, including weir's own
+                    // rejections (an open circuit, a rate limit, a full bulkhead, an overload),
+                    // which classifiers ignore; a response falls back only as a failure.
+                    let falls_back = match &result {
+                        Ok(_) => outcome.is_failure(),
+                        Err(_) => !outcome.is_success(),
+                    };
+                    if !falls_back {
+                        this.state.set(State::Done);
+                        return Poll::Ready(match result {
+                            Ok(r) if outcome.is_success() => Ok(shared.sources.success(r, kept)),
+                            Ok(r) => Ok(shared.sources.pass(r)),
+                            Err(e) => Err(e),
+                        });
+                    }
+                    (Original::Failed { result, outcome }, kept, 0)
+                }
+                StateProj::Switched { original, kept } => (
+                    original.take().expect("polled after completion"),
+                    kept.take().expect("polled after completion"),
+                    0,
+                ),
+                StateProj::Alternative {
+                    future,
+                    original,
+                    kept,
+                    next,
+                } => {
+                    let answer = ready!(future.poll(cx));
+                    let original = original.take().expect("polled after completion");
+                    if let Some(answer) = answer {
+                        this.state.set(State::Done);
+                        let reason = original.cause().reason();
+                        shared.answered(Source::Service, reason, original.error());
+                        let outcome = original.outcome();
+                        return Poll::Ready(Ok(shared.sources.answer(
+                            answer,
+                            Source::Service,
+                            outcome,
+                        )));
+                    }
+                    let kept = kept.take().expect("polled after completion");
+                    (original, kept, *next)
+                }
+                StateProj::Done => panic!("polled after completion"),
+            };
+            match step(shared, &original, &mut kept, from) {
+                Step::Answer(answer) => {
+                    this.state.set(State::Done);
+                    return Poll::Ready(Ok(answer));
+                }
+                Step::Alternative(future, next) => this.state.set(State::Alternative {
+                    future,
+                    original: Some(original),
+                    kept: Some(kept),
+                    next,
+                }),
+                Step::Exhausted => match original {
+                    Original::Failed { result, .. } => {
+                        this.state.set(State::Done);
+                        return Poll::Ready(result.map(|r| shared.sources.pass(r)));
+                    }
+                    // No source answered a switched request: the primary is called after all.
+                    Original::Switched { mut inner, req, .. } => this.state.set(State::Primary {
+                        future: inner.call(req),
+                        kept: Some(kept),
+                        fallback: false,
+                    }),
+                },
+            }
+        }
+    }
+}
+
+impl<S, Req, Src, C, O> fmt::Debug for ResponseFuture<S, Req, Src, C, O>
+where
+    S: Service<Req>,
+    Src: Plan<Req, S::Response, S::Error>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Primary { .. } => "primary",
+            State::Switched { .. } => "switched",
+            State::Alternative { .. } => "alternative",
+            State::Done => "done",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish_non_exhaustive()
+    }
+}

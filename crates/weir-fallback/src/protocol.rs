@@ -1,0 +1,126 @@
+//! What the layer does with responses: pass them through ([`Plain`]), or also mark fallback
+//! answers as degraded ([`Http`]) and keep the last good answer per key
+//! ([`LastGood`](crate::LastGood)).
+
+use http::HeaderValue;
+use http::header::HeaderName;
+use weir_core::{Degraded, Outcome};
+
+use crate::state::Source;
+
+/// The header every HTTP fallback answer carries: `weir-fallback: value`, `service` or
+/// `last_good` (the [`Source`] that answered), so clients and caches can tell a degraded answer
+/// from a fresh one.
+pub const FALLBACK_HEADER: HeaderName = HeaderName::from_static("weir-fallback");
+
+/// How the layer hands responses back; [`Plain`], [`Http`] or [`LastGood`](crate::LastGood).
+pub trait Protocol<Req, Res> {
+    /// The layer's response type.
+    type Response;
+    /// What is kept from a request to look its last good answer up (`()`: nothing).
+    type Key;
+
+    /// The key of a request whose good answer is kept, or `None`.
+    fn key(&self, req: &Req) -> Option<Self::Key>;
+
+    /// A response the primary gave and the classifier accepted (kept under `key` if any).
+    fn success(&self, response: Res, key: Option<Self::Key>) -> Self::Response;
+
+    /// A failed response no source replaced, handed back as it was.
+    fn pass(&self, response: Res) -> Self::Response;
+
+    /// A fallback answer from `source`, standing in for a call whose outcome was `outcome`.
+    fn answer(&self, response: Res, source: Source, outcome: Outcome) -> Self::Response;
+
+    /// The last good answer kept under `key`, if one is fresh enough, marked as a fallback answer.
+    fn last_good(&self, key: &Self::Key, outcome: Outcome) -> Option<Self::Response>;
+}
+
+/// Any response type: responses pass through unchanged and fallback answers are not marked (a
+/// layer outside sees a fallback answer as a success; use [`Http`] for HTTP and gRPC).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Plain;
+
+impl<Req, Res> Protocol<Req, Res> for Plain {
+    type Response = Res;
+    type Key = ();
+
+    #[inline(always)]
+    fn key(&self, _req: &Req) -> Option<()> {
+        None
+    }
+
+    #[inline(always)]
+    fn success(&self, response: Res, _key: Option<()>) -> Res {
+        response
+    }
+
+    #[inline(always)]
+    fn pass(&self, response: Res) -> Res {
+        response
+    }
+
+    #[inline]
+    fn answer(&self, response: Res, _source: Source, _outcome: Outcome) -> Res {
+        response
+    }
+
+    #[inline(always)]
+    fn last_good(&self, _key: &(), _outcome: Outcome) -> Option<Res> {
+        None
+    }
+}
+
+/// HTTP (and gRPC over HTTP) responses: every fallback answer carries the
+/// [`FALLBACK_HEADER`] and a [`weir_core::Degraded`] extension recording the original outcome,
+/// which weir's `HttpStatus` and `GrpcStatus` classifiers outside read, so a breaker or a retry
+/// budget there still counts the original failure.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Http;
+
+impl<ReqB, B> Protocol<http::Request<ReqB>, http::Response<B>> for Http {
+    type Response = http::Response<B>;
+    type Key = ();
+
+    #[inline(always)]
+    fn key(&self, _req: &http::Request<ReqB>) -> Option<()> {
+        None
+    }
+
+    #[inline(always)]
+    fn success(&self, response: http::Response<B>, _key: Option<()>) -> http::Response<B> {
+        response
+    }
+
+    #[inline(always)]
+    fn pass(&self, response: http::Response<B>) -> http::Response<B> {
+        response
+    }
+
+    fn answer(
+        &self,
+        response: http::Response<B>,
+        source: Source,
+        outcome: Outcome,
+    ) -> http::Response<B> {
+        mark(response, source, outcome)
+    }
+
+    #[inline(always)]
+    fn last_good(&self, _key: &(), _outcome: Outcome) -> Option<http::Response<B>> {
+        None
+    }
+}
+
+/// Marks `response` as a fallback answer from `source` standing in for `outcome`.
+pub(crate) fn mark<B>(
+    mut response: http::Response<B>,
+    source: Source,
+    outcome: Outcome,
+) -> http::Response<B> {
+    response
+        .headers_mut()
+        .insert(FALLBACK_HEADER, HeaderValue::from_static(source.as_str()));
+    response.extensions_mut().insert(Degraded::new(outcome));
+    response
+}

@@ -1,0 +1,107 @@
+//! `Fallback`: the service.
+
+use std::fmt;
+use std::mem;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tower_service::Service;
+use weir_core::{AnyError, Classify, Observer};
+
+use crate::event::Event;
+use crate::future::ResponseFuture;
+use crate::shared::{Plan, Shared};
+use crate::state::Reason;
+
+/// Answers from fallback sources when the inner (primary) service fails, or before it is called
+/// when the flag or the switch says so; made by [`FallbackLayer`](crate::FallbackLayer).
+///
+/// - `poll_ready` readies the primary; its errors pass through (nothing to stand in for yet).
+/// - `call` checks the flag and the switch (an atomic load and the switch's predicate), keeps
+///   what the configured sources need from the request (nothing, unless a source reads it), and
+///   calls the primary. A switched request instead moves the readied primary into the future
+///   (a clone is left in its place) and tries the sources first.
+/// - The future classifies the primary's result; on a failure it tries the sources in their
+///   configured order and the first answer wins; when none answers, the primary's own result is
+///   returned. Dropping the future drops the call: no source is tried for a cancelled request.
+pub struct Fallback<S, Src, C = AnyError, O = ()> {
+    inner: S,
+    shared: Arc<Shared<Src, C, O>>,
+}
+
+impl<S, Src, C, O> Fallback<S, Src, C, O> {
+    pub(crate) const fn new(inner: S, shared: Arc<Shared<Src, C, O>>) -> Self {
+        Self { inner, shared }
+    }
+
+    /// The inner service.
+    pub const fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, Src, C, O, Req> Service<Req> for Fallback<S, Src, C, O>
+where
+    S: Service<Req> + Clone,
+    S::Error: 'static,
+    Src: Plan<Req, S::Response, S::Error>,
+    C: Classify<S::Response, S::Error>,
+    O: for<'a> Observer<Event<'a>>,
+{
+    type Response = Src::Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, Req, Src, C, O>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    #[inline]
+    fn call(&mut self, req: Req) -> Self::Future {
+        let shared = &self.shared;
+        let reason = if shared.is_forced() {
+            Some(Reason::Flag)
+        } else if shared.sources.switched(&req) {
+            Some(Reason::Switch)
+        } else {
+            None
+        };
+        let kept = shared.sources.keep(&req);
+        match reason {
+            None => ResponseFuture::primary(self.inner.call(req), kept, Arc::clone(shared)),
+            // Off the happy path: the readied primary moves into the future (a source may answer
+            // and it is then never called) and a clone, not yet readied, stays here.
+            Some(reason) => {
+                let clone = self.inner.clone();
+                let inner = mem::replace(&mut self.inner, clone);
+                ResponseFuture::switched(inner, req, kept, reason, Arc::clone(shared))
+            }
+        }
+    }
+}
+
+impl<S: Clone, Src, C, O> Clone for Fallback<S, Src, C, O> {
+    fn clone(&self) -> Self {
+        Self::new(self.inner.clone(), Arc::clone(&self.shared))
+    }
+}
+
+impl<S: fmt::Debug, Src, C, O> fmt::Debug for Fallback<S, Src, C, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fallback")
+            .field("inner", &self.inner)
+            .field("name", &self.shared.name)
+            .finish_non_exhaustive()
+    }
+}
