@@ -60,6 +60,7 @@ enum Kind {
     RetryBudgetExhausted,
     NeverAdmissible,
     CallerDeadline,
+    MissingKey,
 }
 
 impl Kind {
@@ -73,6 +74,7 @@ impl Kind {
             Self::RetryBudgetExhausted => "retry budget exhausted",
             Self::NeverAdmissible => "request exceeds the quota",
             Self::CallerDeadline => "deadline exceeded",
+            Self::MissingKey => "missing key",
         }
     }
 }
@@ -147,6 +149,16 @@ impl Error {
     #[must_use]
     pub fn caller_deadline() -> Self {
         Self::new(Kind::CallerDeadline)
+    }
+
+    /// A keyed layer set to [`MissingKey::Reject`](crate::MissingKey::Reject) refused a request
+    /// that carries no key (no API key, no tenant header). Nothing about load or quotas: HTTP maps
+    /// it to 401 (see [`ErrorResponseLayer::missing_key_status`](crate::ErrorResponseLayer::missing_key_status))
+    /// and gRPC to `UNAUTHENTICATED`, with no `Retry-After`; it is a
+    /// [rejection](Self::is_rejection), never retried.
+    #[must_use]
+    pub fn missing_key() -> Self {
+        Self::new(Kind::MissingKey)
     }
 
     /// Names the layer instance that raised the error (its configured name). An unnamed
@@ -246,7 +258,15 @@ impl Error {
                 | Kind::BulkheadFull
                 | Kind::Overloaded
                 | Kind::NeverAdmissible
+                | Kind::MissingKey
         )
+    }
+
+    /// Whether a keyed layer refused the request for carrying no key; see
+    /// [`missing_key`](Self::missing_key).
+    #[must_use]
+    pub fn is_missing_key(&self) -> bool {
+        self.inner.kind == Kind::MissingKey
     }
 
     /// When the caller may try again, if the layer knows.

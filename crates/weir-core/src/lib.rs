@@ -53,5 +53,6 @@ pub use crate::observer::{Event, Level, Observer};
 pub use crate::ratelimit::HeaderStyle;
 pub use crate::ratelimit::RateLimitInfo;
 pub use crate::response::{
-    ErrorResponse, ErrorResponseLayer, ResponseBody, ResponseFuture, grpc_code, http_status,
+    ErrorResponse, ErrorResponseLayer, RefusalBody, ResponseBody, ResponseFuture, grpc_code,
+    http_status, plain_text_body, problem_json_body,
 };

@@ -106,12 +106,10 @@ impl<X, St, T, C, O, P> Limiter<X, St, T, C, O, P> {
         quotas.get(decision.policy()).unwrap_or(&quotas[0])
     }
 
-    /// The refusal for a request without a key under [`MissingKey::Reject`].
+    /// The refusal for a request without a key under [`MissingKey::Reject`]: not a rate limit
+    /// (no `Retry-After`: waiting gives the request no key), `Error::missing_key` (401).
     pub(crate) fn missing_key_error(&self) -> BoxError {
-        let period = self.tiers[0].quotas()[0].period();
-        Error::rate_limited(period)
-            .with_layer(self.name.clone())
-            .into()
+        Error::missing_key().with_layer(self.name.clone()).into()
     }
 }
 
