@@ -316,10 +316,16 @@ where
                         ));
                     }
                     // No room for a batch: decide this request alone, and the next ones too
-                    // until a batch could fit.
-                    Ok(d) => shared
-                        .leases
-                        .no_batch_until(&base, Instant::now() + d.retry_after()),
+                    // until a batch could fit (a batch above the burst never fits: try again
+                    // after a lease's ttl).
+                    Ok(d) => {
+                        let wait = if d.is_never_admissible() {
+                            l.ttl
+                        } else {
+                            d.retry_after()
+                        };
+                        shared.leases.no_batch_until(&base, Instant::now() + wait);
+                    }
                     Err((reason, error)) => {
                         shared.leases.done(&base);
                         return shared.fallback(reason, error.as_ref(), &site, local);
@@ -340,10 +346,10 @@ fn parse(reply: &[i64]) -> Option<Decision> {
     };
     let policy = usize::try_from(policy).ok()?;
     let remaining = u64::try_from(remaining).unwrap_or(0);
-    Some(if admitted == 1 {
-        Decision::admitted(policy, duration(wait), remaining, duration(reset))
-    } else {
-        Decision::refused(policy, duration(retry), remaining, duration(reset))
+    Some(match admitted {
+        1 => Decision::admitted(policy, duration(wait), remaining, duration(reset)),
+        2 => Decision::never_admissible(policy, remaining, duration(reset)),
+        _ => Decision::refused(policy, duration(retry), remaining, duration(reset)),
     })
 }
 
@@ -595,6 +601,24 @@ mod tests {
             );
         }
         assert_eq!(err(b().instances(0)), Some(ConfigError::ZeroInstances));
+        // #28.4: redis-rs's own settings are checked too.
+        assert_eq!(
+            err(b().connection_timeout(Duration::ZERO)),
+            Some(ConfigError::ZeroConnectionTimeout)
+        );
+        assert_eq!(
+            err(b().response_timeout(Duration::ZERO)),
+            Some(ConfigError::ZeroResponseTimeout)
+        );
+        let cluster = || RedisStore::cluster(["redis://127.0.0.1:6379"]);
+        assert!(
+            cluster()
+                .connection_timeout(Duration::from_millis(250))
+                .response_timeout(Duration::from_millis(50))
+                .retries(0)
+                .build()
+                .is_ok()
+        );
         assert_eq!(err(b().prefix("a{b")), Some(ConfigError::BracesInPrefix));
         assert_eq!(
             err(b().lease(0, Duration::from_secs(1))),
