@@ -137,3 +137,81 @@ async fn server_stack_answers_a_missing_key_with_401() {
     let Ok(res) = server.oneshot(req).await;
     assert_eq!(res.status(), StatusCode::OK);
 }
+
+/// Starts `n` requests to `/slow` (each holds its place for 60 s) with `header` set; returns
+/// the tasks still running and how many were refused with a 503.
+async fn occupy<S>(
+    server: &S,
+    n: usize,
+    header: Option<&'static str>,
+) -> (Vec<tokio::task::JoinHandle<()>>, usize)
+where
+    S: tower::Service<Request<String>, Response = Response<weir::ResponseBody<String>>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+    S::Error: std::fmt::Debug,
+{
+    let mut running = Vec::new();
+    let mut refused = 0;
+    for _ in 0..n {
+        let mut req = get("/slow");
+        if let Some(name) = header {
+            req.headers_mut()
+                .insert(name, http::HeaderValue::from_static("1"));
+        }
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        let server = server.clone();
+        let task = tokio::spawn(async move {
+            let res = server.oneshot(req).await.unwrap();
+            let _ = tx.send(res.status());
+        });
+        tokio::task::yield_now().await;
+        match rx.try_recv() {
+            Ok(status) => {
+                assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+                refused += 1;
+            }
+            Err(_) => running.push(task),
+        }
+    }
+    (running, refused)
+}
+
+/// #27.4: `max_in_flight(n)` admits `n` requests of the default priority (not 0.8 n), and the
+/// preset declares priorities: a lowered normal share keeps room for critical requests.
+#[tokio::test(start_paused = true)]
+async fn server_stack_admits_max_in_flight_and_declares_priorities() {
+    let server = ServerStack::builder()
+        .max_in_flight(10)
+        .build()
+        .unwrap()
+        .layer(service_fn(handler));
+    let (running, refused) = occupy(&server, 11, None).await;
+    assert_eq!((running.len(), refused), (10, 1));
+
+    let server = ServerStack::builder()
+        .max_in_flight(10)
+        .priority(|req: &Request<String>| {
+            if req.headers().contains_key("x-critical") {
+                weir::load_shed::Priority::Critical
+            } else {
+                weir::load_shed::Priority::Normal
+            }
+        })
+        .share(weir::load_shed::Priority::Normal, 0.8)
+        .build()
+        .unwrap()
+        .layer(service_fn(handler));
+    let (normal, refused) = occupy(&server, 9, None).await;
+    assert_eq!((normal.len(), refused), (8, 1));
+    let (critical, refused) = occupy(&server, 3, Some("x-critical")).await;
+    assert_eq!((critical.len(), refused), (2, 1));
+
+    let err = ServerStack::builder()
+        .share(weir::load_shed::Priority::Normal, 1.5)
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, weir::ConfigError::LoadShed(_)), "{err}");
+}

@@ -239,8 +239,9 @@ impl<R, C, O> ServerBuilder<R, C, O> {
 
     /// Gives each request a [`Priority`] (a closure `Fn(&Request<B>) -> Priority`), so that
     /// under load the shedder refuses sheddable requests first and keeps room for critical ones.
-    /// With priorities declared, each gets its [`share`](Self::share) of `max_in_flight`
-    /// (the load shedder's defaults unless set).
+    /// Each priority the classifier gives may use its [`share`](Self::share) of
+    /// `max_in_flight`: by default sheddable 50 %, normal and critical 100 %, so lower the
+    /// normal share to keep room for critical requests.
     #[must_use]
     pub fn priority<C2>(self, classifier: C2) -> ServerBuilder<R, C2, O> {
         ServerBuilder {
