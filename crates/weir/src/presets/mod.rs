@@ -9,8 +9,11 @@ mod client;
 mod server;
 
 pub use self::client::{
-    BreakerInside, BreakerOutside, ClientBuilder, ClientStack, PerAuthority, Single,
+    BreakerInside, BreakerOutside, Client, ClientBuilder, ClientObserver, ClientStack, HttpClient,
+    Mode, PerAuthority, Single,
 };
+#[cfg(feature = "tonic")]
+pub use self::client::{Grpc, GrpcClient};
 pub use self::server::{ServerBuilder, ServerStack};
 
 /// A preset's configuration that breaks a rule, from `build()`; the message names the field.
