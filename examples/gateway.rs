@@ -9,53 +9,76 @@
 //! cargo run --release --example gateway -- --no-drive --port 8080    # just serve
 //! ```
 //!
+//! - **Listener**: HTTP/1.1 with a header read timeout (5 s to send a request's headers, from the
+//!   connection's opening and after each response) and a cap on open connections (1 024; one
+//!   more is closed at once), so unfinished connections (slowloris) and idle ones cost nothing
+//!   lasting. `axum::serve` has neither.
 //! - **Edge** (outermost first): `ErrorResponseLayer` (every refusal becomes a 429, 503 or 504)
-//!   → a rate limit keyed by API key (`x-api-key`) with three tiers, each a per-second quota and a
-//!   daily quota stacked on it (unknown keys get the free tier) → load shedding above a number of
-//!   requests in flight → a server timeout that honours the client's `x-timeout-ms` → the proxy.
+//!   → a rate limit with three tiers, each a per-second quota and a daily quota stacked on it,
+//!   keyed by API key (`x-api-key`) for the gateway's own keys and by client address for every
+//!   other request (no key or an unknown one: the free tier, one bucket per address, read through
+//!   `PeerIp`'s trusted-proxy rules) → load shedding above a number of requests in flight → a
+//!   server timeout that honours the client's `x-timeout-ms` → the proxy, which forwards the
+//!   method, path, headers (not the hop-by-hop ones; `X-Forwarded-For` appended) and body (at
+//!   most 1 MiB, else a 413).
 //! - **Client** (the proxy's calls upstream, outermost first): a total deadline → budgeted retry
 //!   (`RetryLayer::http()`) → a circuit breaker per upstream authority → a bulkhead → a
 //!   per-attempt timeout that writes the remaining budget into `x-timeout-ms` → a hyper client.
 //! - **Upstream**: answers 503 to a share of requests, has latency spikes and an outage window.
 //!
 //! With `WEIR_REDIS_URL=redis://host:port` the rate limits live in Redis (weir-redis), shared by
-//! every gateway instance; without it they stay in memory.
+//! every gateway instance; without it they stay in memory. While Redis is unreachable each
+//! instance limits locally with its share of every quota: set `WEIR_INSTANCES` to the number of
+//! instances. Behind reverse proxies, set `WEIR_TRUSTED_PROXIES` to their addresses or networks
+//! (`10.0.0.0/8,192.0.2.7`) so that clients are keyed by the address they recorded.
+//!
+//! Logs go to stderr through `tracing`: breaker transitions and Redis outages and recoveries by
+//! default, more with `RUST_LOG` (`RUST_LOG=weir=info` adds a line per refused request).
 //!
 //! The construction lives in functions (`Config`, `Upstream`, `start`, `client_stack`) that the
 //! end-to-end tests in `tests/gateway.rs` run too.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State as AxumState;
+use axum::extract::{ConnectInfo, State as AxumState};
 use axum::routing::get;
 use bytes::Bytes;
-use http::{HeaderMap, Request, Response, StatusCode};
-use http_body_util::Full;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tower::util::Either;
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
 use weir::bulkhead::BulkheadLayer;
 use weir::circuit_breaker::{CircuitBreakerLayer, KeyedCircuitBreakerHandle, State};
 use weir::load_shed::{LoadShedHandle, LoadShedLayer};
 use weir::rate_limit::{Quota, RateLimitLayer};
-use weir::redis::RedisStore;
+use weir::redis::{FailurePolicy, RedisStore};
 use weir::retry::{ReplayBody, RetryLayer};
 use weir::timeout::TimeoutLayer;
-use weir::{ApiKey, ApiKeyToken, Authority, BoxError, Deadline, ErrorResponseLayer, HttpStatus};
+use weir::{
+    ApiKey, ApiKeyToken, Authority, BoxError, Cidr, Deadline, ErrorResponseLayer, HttpStatus,
+    KeyExtractor, KeyExtractorExt, OrKey, PeerIp,
+};
 
-/// The API keys the built-in clients use; any other key is on the free tier.
+/// The gateway's API keys (the built-in clients use them); a request with any other key, or none,
+/// is on the free tier and keyed by its address.
 pub(crate) const FREE_KEY: &str = "free-key";
 /// A key on the basic tier.
 pub(crate) const BASIC_KEY: &str = "basic-key";
@@ -74,7 +97,7 @@ pub(crate) struct Tier {
 /// Everything the gateway's stacks are built from.
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
-    /// The free tier: unknown keys and requests without a key.
+    /// The free tier: `free-key`, and requests without a known key (each address its own bucket).
     pub(crate) free: Tier,
     /// The basic tier (`basic-key`).
     pub(crate) basic: Tier,
@@ -100,6 +123,24 @@ pub(crate) struct Config {
     /// Where the rate limits live: `None` in memory (the default), or a Redis URL
     /// (`WEIR_REDIS_URL`) so every gateway instance shares them.
     pub(crate) redis_url: Option<String>,
+    /// How long a client has to send a request's headers, from the moment the connection is
+    /// ready for them (its opening, or the end of the previous response). Past it the connection
+    /// is closed: a client that trickles its headers (slowloris) or idles holds no connection.
+    pub(crate) header_read_timeout: Duration,
+    /// Connections open at once; one more is closed as soon as it is accepted.
+    pub(crate) max_connections: usize,
+    /// The largest request body the proxy forwards; a larger one is a 413.
+    pub(crate) max_body_bytes: usize,
+    /// The reverse proxies in front of the gateway, by address or network
+    /// (`WEIR_TRUSTED_PROXIES=10.0.0.0/8,192.0.2.7`): `X-Forwarded-For` is read only when the
+    /// peer is one of them, and walked from the right over them only. Empty (the default):
+    /// clients connect directly and the header is ignored. Requests without a known API key are
+    /// limited by the client address found this way.
+    pub(crate) trusted_proxies: Vec<Cidr>,
+    /// How many gateway instances share the Redis limits (`WEIR_INSTANCES`, 1 by default): while
+    /// Redis is unreachable, each instance limits locally with `1 / instances` of every quota,
+    /// so the fleet stays within the limit.
+    pub(crate) instances: u32,
 }
 
 impl Config {
@@ -127,6 +168,11 @@ impl Config {
             upstream_concurrency: 32,
             allowance: Duration::from_millis(5),
             redis_url: None,
+            header_read_timeout: Duration::from_secs(5),
+            max_connections: 1_024,
+            max_body_bytes: 1 << 20,
+            trusted_proxies: Vec::new(),
+            instances: 1,
         }
     }
 }
@@ -189,6 +235,8 @@ pub(crate) struct Upstream {
     pub(crate) error_every: AtomicU64,
     /// The `x-timeout-ms` of the last request that carried one.
     pub(crate) last_timeout_ms: Mutex<Option<u64>>,
+    /// The last request received: its method, headers and body.
+    pub(crate) last_request: Mutex<Option<(Method, HeaderMap, Bytes)>>,
 }
 
 impl Upstream {
@@ -212,7 +260,9 @@ impl Upstream {
 
 async fn upstream_handler(
     AxumState(upstream): AxumState<Arc<Upstream>>,
+    method: Method,
     headers: HeaderMap,
+    body: Bytes,
 ) -> (StatusCode, String) {
     let n = upstream.hits.fetch_add(1, Ordering::SeqCst) + 1;
     if let Some(ms) = headers
@@ -222,6 +272,7 @@ async fn upstream_handler(
     {
         *upstream.last_timeout_ms.lock().expect("not poisoned") = Some(ms);
     }
+    *upstream.last_request.lock().expect("not poisoned") = Some((method, headers, body));
     if upstream.outage.load(Ordering::SeqCst) {
         return (StatusCode::SERVICE_UNAVAILABLE, "upstream outage\n".into());
     }
@@ -248,7 +299,7 @@ pub(crate) async fn start_upstream(
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let app = Router::new()
-        .fallback(get(upstream_handler))
+        .fallback(upstream_handler)
         .with_state(upstream);
     Ok((
         addr,
@@ -287,21 +338,27 @@ pub(crate) fn client_stack(
     let total = TimeoutLayer::builder()
         .timeout(config.total_timeout)
         .name("total")
-        .observer(move |event: &weir::timeout::Event<'_>| seen.timed_out(event))
+        .observer((
+            move |event: &weir::timeout::Event<'_>| seen.timed_out(event),
+            weir::Tracing,
+        ))
         .build()?;
     let seen = Arc::clone(stats);
     let retry = RetryLayer::http()
         .name("upstream")
         .max_attempts(config.max_attempts)
-        .observer(move |event: &weir::retry::Event<'_>| match event {
-            weir::retry::Event::Retry { .. } => {
-                seen.retries.fetch_add(1, Ordering::Relaxed);
-            }
-            weir::retry::Event::GaveUp { .. } => {
-                seen.gave_up.fetch_add(1, Ordering::Relaxed);
-            }
-            _ => {}
-        })
+        .observer((
+            move |event: &weir::retry::Event<'_>| match event {
+                weir::retry::Event::Retry { .. } => {
+                    seen.retries.fetch_add(1, Ordering::Relaxed);
+                }
+                weir::retry::Event::GaveUp { .. } => {
+                    seen.gave_up.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => {}
+            },
+            weir::Tracing,
+        ))
         .build()?;
     let seen = Arc::clone(stats);
     let (breaker, breaker_handle) = CircuitBreakerLayer::builder()
@@ -312,10 +369,19 @@ pub(crate) fn client_stack(
         .failure_rate(50.0)
         .open_duration(config.open_duration)
         .half_open_probes(2)
+        // Transitions are logged here rather than through `weir::Tracing`, which would log every
+        // refused call at info as well.
         .observer(
             move |event: &weir::circuit_breaker::Event<'_>| match *event {
-                weir::circuit_breaker::Event::StateChange { from, to, .. } => {
+                weir::circuit_breaker::Event::StateChange {
+                    from, to, key, ..
+                } => {
                     let at = seen.started.elapsed();
+                    if matches!(to, State::Open | State::ForcedOpen) {
+                        tracing::warn!(target: "gateway", upstream = ?key, %from, %to, "circuit breaker opened");
+                    } else {
+                        tracing::info!(target: "gateway", upstream = ?key, %from, %to, "circuit breaker state change");
+                    }
                     seen.transitions
                         .lock()
                         .expect("not poisoned")
@@ -333,16 +399,22 @@ pub(crate) fn client_stack(
     let bulkhead = BulkheadLayer::builder()
         .max_concurrent(config.upstream_concurrency)
         .name("upstream")
-        .observer(move |_: &weir::bulkhead::Event<'_>| {
-            seen.bulkhead_rejected.fetch_add(1, Ordering::Relaxed);
-        })
+        .observer((
+            move |_: &weir::bulkhead::Event<'_>| {
+                seen.bulkhead_rejected.fetch_add(1, Ordering::Relaxed);
+            },
+            weir::Tracing,
+        ))
         .build()?;
     let seen = Arc::clone(stats);
     let attempt = TimeoutLayer::builder()
         .timeout(config.attempt_timeout)
         .propagate(config.allowance)
         .name("attempt")
-        .observer(move |event: &weir::timeout::Event<'_>| seen.timed_out(event))
+        .observer((
+            move |event: &weir::timeout::Event<'_>| seen.timed_out(event),
+            weir::Tracing,
+        ))
         .build()?;
 
     let stack = ServiceBuilder::new()
@@ -373,6 +445,8 @@ impl Stats {
 pub(crate) struct Gateway {
     /// Where it listens.
     pub(crate) addr: SocketAddr,
+    /// The upstream it forwards to.
+    pub(crate) upstream: SocketAddr,
     /// What the observers saw.
     pub(crate) stats: Arc<Stats>,
     /// The breakers, one per upstream authority.
@@ -383,12 +457,46 @@ pub(crate) struct Gateway {
     pub(crate) server: JoinHandle<std::io::Result<()>>,
 }
 
-/// The edge's tier of an API key: `None` is the free (default) tier.
-fn tier_of(key: &ApiKeyToken) -> Option<&'static str> {
-    match key.as_bytes() {
+/// The tier of a known API key; `None` for any other key.
+fn known_tier(key: &[u8]) -> Option<&'static str> {
+    match key {
+        b"free-key" => Some("free"),
         b"basic-key" => Some("basic"),
         b"premium-key" => Some("premium"),
         _ => None,
+    }
+}
+
+/// The API key of a request when it is one of the gateway's keys. An unknown key counts as no
+/// key: were each invented key its own bucket, a client could send a new key with every request
+/// and never be limited.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct KnownKey(ApiKey);
+
+impl<B> KeyExtractor<Request<B>> for KnownKey {
+    type Key = ApiKeyToken;
+
+    fn extract(&self, req: &Request<B>) -> Option<ApiKeyToken> {
+        self.0
+            .extract(req)
+            .filter(|key| known_tier(key.as_bytes()).is_some())
+    }
+
+    fn detach(&self, key: ApiKeyToken) -> ApiKeyToken {
+        KeyExtractor::<Request<B>>::detach(&self.0, key)
+    }
+}
+
+/// Who the edge's rate limit counts a request against: a known API key, else the client's
+/// address.
+pub(crate) type ClientKey = OrKey<ApiKeyToken, IpAddr>;
+
+/// The edge's tier of a client: `None` is the free (default) tier, which the `free-key`, unknown
+/// keys and requests without a key get (these last two keyed by address).
+fn tier_of(key: &ClientKey) -> Option<&'static str> {
+    match key {
+        OrKey::Left(key) => known_tier(key.as_bytes()).filter(|tier| *tier != "free"),
+        OrKey::Right(_) => None,
     }
 }
 
@@ -424,24 +532,37 @@ pub(crate) fn router(
         .quota(free_day)
         .tier("basic", quotas(config.basic))
         .tier("premium", quotas(config.premium))
-        .key(ApiKey::new())
+        // A known API key, else the client's address: the peer of the connection, or the address
+        // the trusted proxies in front of the gateway recorded in `X-Forwarded-For`. Never one
+        // bucket shared by every client without a key.
+        .key(KnownKey::default().or(PeerIp::new().trust(config.trusted_proxies.iter().copied())))
         .tier_of(tier_of)
         .http()
-        .observer(move |event: &weir::rate_limit::Event<'_>| {
-            if let weir::rate_limit::Event::Rejected { tier, policy, .. } = event {
-                *seen
-                    .rate_limited
-                    .lock()
-                    .expect("not poisoned")
-                    .entry(((*tier).to_owned(), policy.to_string()))
-                    .or_default() += 1;
-            }
-        });
-    // In memory by default; in Redis, shared by every gateway instance, with `WEIR_REDIS_URL`
-    // (if Redis cannot be reached, each instance falls back to its own in-memory limits).
+        .observer((
+            move |event: &weir::rate_limit::Event<'_>| {
+                if let weir::rate_limit::Event::Rejected { tier, policy, .. } = event {
+                    *seen
+                        .rate_limited
+                        .lock()
+                        .expect("not poisoned")
+                        .entry(((*tier).to_owned(), policy.to_string()))
+                        .or_default() += 1;
+                }
+            },
+            weir::Tracing,
+        ));
+    // In memory by default; in Redis, shared by every gateway instance, with `WEIR_REDIS_URL`.
+    // If Redis cannot be reached, each instance limits on its own with its share of every quota
+    // (`1 / instances`), so the fleet as a whole stays within the limit.
     let rate_limit = match &config.redis_url {
         Some(url) => Either::Left(
-            limits.build_with_store(RedisStore::builder(url.clone()).name("edge").build()?)?,
+            limits.build_with_store(
+                RedisStore::builder(url.clone())
+                    .name("edge")
+                    .failure_policy(FailurePolicy::Local)
+                    .instances(config.instances)
+                    .build()?,
+            )?,
         ),
         None => Either::Right(limits.build()?),
     };
@@ -449,19 +570,27 @@ pub(crate) fn router(
     let (shed, shedder) = LoadShedLayer::builder()
         .max_in_flight(config.max_in_flight)
         .name("edge")
-        .observer(move |event: &weir::load_shed::Event<'_>| {
-            if matches!(event, weir::load_shed::Event::Shed { .. }) {
-                seen.shed.fetch_add(1, Ordering::Relaxed);
-            }
-        })
+        .observer((
+            move |event: &weir::load_shed::Event<'_>| {
+                if matches!(event, weir::load_shed::Event::Shed { .. }) {
+                    seen.shed.fetch_add(1, Ordering::Relaxed);
+                }
+            },
+            weir::Tracing,
+        ))
         .build_with_handle()?;
     let seen = Arc::clone(&stats);
     let edge_timeout = TimeoutLayer::server(config.edge_timeout)
         .name("edge")
-        .observer(move |event: &weir::timeout::Event<'_>| seen.timed_out(event))
+        .observer((
+            move |event: &weir::timeout::Event<'_>| seen.timed_out(event),
+            weir::Tracing,
+        ))
         .build()?;
 
-    let proxy = service_fn(move |req: Request<Body>| proxy(client.clone(), upstream, req));
+    let max_body = config.max_body_bytes;
+    let proxy =
+        service_fn(move |req: Request<Body>| proxy(client.clone(), upstream, max_body, req));
     let edge = ServiceBuilder::new()
         .layer(ErrorResponseLayer::new())
         .layer(rate_limit)
@@ -474,28 +603,147 @@ pub(crate) fn router(
     Ok((router, stats, breakers, shedder))
 }
 
-/// Forwards a request upstream through the client stack, with the request's deadline.
+/// Headers that describe one connection, not the request (RFC 9110, section 7.6.1), with the
+/// old `proxy-connection`: a proxy never forwards them.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// The headers to send upstream: the client's, without the hop-by-hop ones (those listed above
+/// and those the client's `Connection` names), without `Host` and `Content-Length` (the client
+/// stack writes its own), and with the client's address appended to `X-Forwarded-For`.
+pub(crate) fn forwarded_headers(incoming: &HeaderMap, peer: Option<SocketAddr>) -> HeaderMap {
+    let mut headers = incoming.clone();
+    for listed in incoming.get_all(header::CONNECTION) {
+        for name in listed.as_bytes().split(|&b| b == b',') {
+            if let Ok(name) = HeaderName::from_bytes(name.trim_ascii()) {
+                headers.remove(name);
+            }
+        }
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    headers.remove(header::HOST);
+    headers.remove(header::CONTENT_LENGTH);
+    // One more line is the same list as one more comma-separated entry.
+    if let Some(Ok(client)) =
+        peer.map(|peer| HeaderValue::try_from(peer.ip().to_canonical().to_string()))
+    {
+        headers.append(HeaderName::from_static("x-forwarded-for"), client);
+    }
+    headers
+}
+
+/// Forwards a request upstream through the client stack: its method, path, headers (see
+/// [`forwarded_headers`]), body (read whole, so that a retry can send it again; at most
+/// `max_body` bytes, else a 413) and deadline.
 async fn proxy<C>(
     client: C,
     upstream: SocketAddr,
+    max_body: usize,
     req: Request<Body>,
 ) -> Result<Response<Body>, BoxError>
 where
     C: Service<Request<UpstreamBody>, Response = Response<Incoming>, Error = BoxError>,
 {
-    let path = req
-        .uri()
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, max_body).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(err) if err.is::<LengthLimitError>() => {
+            return Ok(plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large\n",
+            ));
+        }
+        // The client went away or sent a malformed body.
+        Err(_) => return Ok(plain(StatusCode::BAD_REQUEST, "unreadable request body\n")),
+    };
+    let path = parts
+        .uri
         .path_and_query()
         .map_or("/", http::uri::PathAndQuery::as_str);
     let mut outgoing = Request::builder()
-        .method(req.method().clone())
+        .method(parts.method.clone())
         .uri(format!("http://{upstream}{path}"))
-        .body(Full::new(Bytes::new()))?;
-    if let Some(deadline) = Deadline::get(req.extensions()) {
+        .body(Full::new(body))?;
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0);
+    *outgoing.headers_mut() = forwarded_headers(&parts.headers, peer);
+    if let Some(deadline) = Deadline::get(&parts.extensions) {
         deadline.set_earliest(outgoing.extensions_mut());
     }
     let response = client.oneshot(outgoing).await?;
     Ok(response.map(Body::new))
+}
+
+/// A short plain-text answer of the gateway's own.
+fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut response = Response::new(Body::from(text));
+    *response.status_mut() = status;
+    response
+}
+
+/// Serves `router` on `listener` over HTTP/1.1 the way an edge must, where `axum::serve` does
+/// neither of these:
+///
+/// - each connection has `header_read_timeout` to send a request's headers, from its opening and
+///   again after each response, so a client that trickles its headers (slowloris) or idles loses
+///   the connection;
+/// - at most `max_connections` are open at once; one more is closed as soon as it is accepted,
+///   so a flood of connections costs the gateway a bounded number of sockets and tasks.
+///
+/// Each request carries the peer address as axum's `ConnectInfo<SocketAddr>`, which the edge's
+/// key extractor (`PeerIp`) reads.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    router: Router,
+    header_read_timeout: Duration,
+    max_connections: usize,
+) -> std::io::Result<()> {
+    let permits = Arc::new(Semaphore::new(max_connections));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                // Out of file descriptors, or a connection reset before it was accepted: wait a
+                // little rather than spin, and go on.
+                tracing::warn!(error = %err, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            tracing::debug!(%peer, max_connections, "connection limit reached; closing");
+            drop(stream);
+            continue;
+        };
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(req)
+        });
+        let connection = http.serve_connection(TokioIo::new(stream), service);
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(%peer, error = %err, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
 }
 
 /// Starts the gateway on `127.0.0.1:port` (0: any free port) in front of `upstream`.
@@ -507,14 +755,57 @@ pub(crate) async fn start(
     let (router, stats, breakers, shedder) = router(config, upstream)?;
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
     let addr = listener.local_addr()?;
-    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let server = tokio::spawn(serve(
+        listener,
+        router,
+        config.header_read_timeout,
+        config.max_connections,
+    ));
     Ok(Gateway {
         addr,
+        upstream,
         stats,
         breakers,
         shedder,
         server,
     })
+}
+
+/// The log filter: `RUST_LOG` when it is set and valid (`target=level` pairs and a default
+/// level, as `weir=info,gateway=debug`), else `info` for the gateway (breaker transitions) and
+/// weir-redis (Redis outages and recoveries), and `warn` for everything else. `weir=info` adds
+/// every refusal the layers report through `weir::Tracing` (a line per refused request).
+pub(crate) fn log_filter(rust_log: Option<&str>) -> Targets {
+    let default = || {
+        Targets::new()
+            .with_default(LevelFilter::WARN)
+            .with_target("gateway", LevelFilter::INFO)
+            .with_target("weir_redis", LevelFilter::INFO)
+    };
+    match rust_log.map(str::parse::<Targets>) {
+        Some(Ok(targets)) => targets,
+        Some(Err(err)) => {
+            eprintln!("RUST_LOG ignored ({err}); logging weir at info");
+            default()
+        }
+        None => default(),
+    }
+}
+
+/// Logs to `writer` (stderr in `main`) through `tracing`, filtered by [`log_filter`]. The
+/// gateway's layers report to it (`weir::Tracing`, the breaker's observer, weir-redis's own
+/// logs), so Redis outages and recoveries and breaker transitions show on the console as they
+/// happen.
+pub(crate) fn log_subscriber<W>(
+    rust_log: Option<&str>,
+    writer: W,
+) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(writer))
+        .with(log_filter(rust_log))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -538,7 +829,7 @@ const DRIVERS: &[Driver] = &[
         timeout_ms: None,
     },
     Driver {
-        name: "unknown key (free tier)",
+        name: "unknown key (free, by address)",
         key: "who-knows",
         per_second: 4,
         timeout_ms: None,
@@ -906,6 +1197,8 @@ fn args() -> Result<Args, String> {
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
+    let rust_log = std::env::var("RUST_LOG").ok();
+    tracing::subscriber::set_global_default(log_subscriber(rust_log.as_deref(), std::io::stderr))?;
     let args = match args() {
         Ok(args) => args,
         Err(message) => {
@@ -915,10 +1208,32 @@ async fn main() -> Result<(), BoxError> {
     };
     let mut config = Config::demo();
     config.redis_url = std::env::var("WEIR_REDIS_URL").ok();
-    match &config.redis_url {
-        Some(url) => {
-            println!("rate limits in Redis at {url} (WEIR_REDIS_URL), shared by every instance")
+    if let Ok(proxies) = std::env::var("WEIR_TRUSTED_PROXIES") {
+        for proxy in proxies.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match proxy.parse::<Cidr>() {
+                Ok(network) => config.trusted_proxies.push(network),
+                Err(err) => {
+                    eprintln!("WEIR_TRUSTED_PROXIES: {proxy}: {err}");
+                    std::process::exit(2);
+                }
+            }
         }
+    }
+    if let Ok(instances) = std::env::var("WEIR_INSTANCES") {
+        match instances.trim().parse::<u32>() {
+            Ok(n) if n >= 1 => config.instances = n,
+            _ => {
+                eprintln!("WEIR_INSTANCES: {instances}: a whole number of at least 1");
+                std::process::exit(2);
+            }
+        }
+    }
+    match &config.redis_url {
+        Some(url) => println!(
+            "rate limits in Redis at {url} (WEIR_REDIS_URL), shared by {} instance(s) \
+             (WEIR_INSTANCES); while Redis is down each limits locally with 1/{} of every quota",
+            config.instances, config.instances
+        ),
         None => println!(
             "rate limits in memory (set WEIR_REDIS_URL=redis://... to share them through Redis)"
         ),
@@ -929,10 +1244,17 @@ async fn main() -> Result<(), BoxError> {
     let gateway = start(&config, args.port, upstream_addr).await?;
     let addr = gateway.addr;
 
-    println!("weir gateway on http://{addr}/ in front of an upstream on http://{upstream_addr}/");
     println!(
-        "edge:   ErrorResponseLayer -> rate limit by x-api-key (free {}/s + {}/day, basic {}/s + {}/day, \
-         premium {}/s + {}/day) -> load shed above {} in flight -> timeout {:?}",
+        "weir gateway on http://{addr}/ in front of an upstream on http://{}/",
+        gateway.upstream
+    );
+    println!(
+        "listener: {:?} to send a request's headers, at most {} connections open, bodies up to {} bytes",
+        config.header_read_timeout, config.max_connections, config.max_body_bytes,
+    );
+    println!(
+        "edge:   ErrorResponseLayer -> rate limit by x-api-key, else by client address (free {}/s + {}/day, \
+         basic {}/s + {}/day, premium {}/s + {}/day) -> load shed above {} in flight -> timeout {:?}",
         config.free.per_second,
         config.free.per_day,
         config.basic.per_second,

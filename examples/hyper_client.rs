@@ -1,18 +1,19 @@
-//! weir in front of a hyper client: a weir client stack (total deadline → HTTP retry → circuit
-//! breaker → bulkhead → attempt timeout writing `x-timeout-ms`) around
+//! weir in front of a hyper client, with the HTTP client preset:
+//! `ClientStack::builder().per_authority()` (total deadline → HTTP retry → one circuit breaker per
+//! host → bulkhead → attempt timeout writing `x-timeout-ms`) around
 //! `hyper_util::client::legacy::Client`, against a hyper server on 127.0.0.1 that answers 503
 //! with `Retry-After: 1` to its first calls, then serves, then has an outage that opens the
-//! breaker. Prints each call's outcome, its retries and the `x-timeout-ms` the server saw.
+//! breaker. Prints every layer's events (the preset's observer), each call's outcome, its
+//! retries, the `x-timeout-ms` the server saw and the breaker's state (the preset's handles).
 //!
-//! The breaker opens for as long as the server's `Retry-After` asks (1 s here) instead of its own
-//! 30 s, so the retry layer, which waits that same second, sends its next attempt as the
-//! breaker's half-open probe.
+//! A GET is retried; a POST without an `Idempotency-Key` would be sent once
+//! (`retry_non_idempotent()` opts in).
 //!
 //! ```sh
 //! cargo run --release --example hyper_client   # about 6 s, then exits
 //! ```
 //!
-//! `tests/hyper_client.rs` runs the same stack with assertions.
+//! `tests/hyper_client.rs` runs the same preset with assertions.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,14 +28,15 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
-use tower::{ServiceBuilder, ServiceExt};
-use weir::circuit_breaker::{CircuitBreakerLayer, Event as BreakerEvent};
-use weir::retry::{Event, ReplayBody, RetryLayer};
-use weir::timeout::TimeoutLayer;
-use weir::{Backoff, BoxError, Error, HttpStatus, ServiceBuilderExt};
+use tower::ServiceExt;
+use weir::circuit_breaker::{KeyedCircuitBreakerHandle, State};
+use weir::retry::ReplayBody;
+use weir::{BoxError, ClientStack, Error, Observer};
 
-/// The breaker opens after this many failed attempts in a row.
-const BREAKER_THRESHOLD: u32 = 4;
+/// The breaker opens when this share of the calls in its window failed, in percent...
+const FAILURE_RATE: f64 = 70.0;
+/// ... once it has seen this many calls.
+const MINIMUM_CALLS: u32 = 4;
 
 /// What the server does and what it saw.
 #[derive(Debug, Default)]
@@ -99,36 +101,22 @@ async fn server(upstream: Arc<Upstream>) -> Result<SocketAddr, BoxError> {
     Ok(addr)
 }
 
-/// Prints the retry layer's events as they happen.
-fn print_event(event: &Event<'_>) {
-    match event {
-        Event::Retry {
-            attempt,
-            delay,
-            hinted,
-            failure,
-            ..
-        } => {
-            let source = if *hinted { "Retry-After" } else { "backoff" };
-            println!(
-                "    attempt {attempt} failed ({failure:?}); retrying in {delay:?} (from {source})"
-            );
-        }
-        Event::GaveUp {
-            attempts, reason, ..
-        } => println!("    giving up after {attempts} attempt(s): {reason:?}"),
-        _ => {}
+/// Prints every event of the stack's layers (retries, give-ups, breaker transitions and
+/// refusals, timeouts) as it happens.
+#[derive(Clone, Copy, Debug)]
+struct Print;
+
+impl<Ev: weir::Event + ?Sized> Observer<Ev> for Print {
+    fn on_event(&self, event: &Ev) {
+        println!("    [{} {}] {event:?}", event.pattern(), event.kind());
     }
 }
 
-/// Prints the breaker's state changes as they happen.
-fn print_breaker_event(event: &BreakerEvent<'_>) {
-    if let BreakerEvent::StateChange {
-        from, to, reason, ..
-    } = event
-    {
-        println!("    breaker: {from:?} -> {to:?} ({reason:?})");
-    }
+/// The state of each host's breaker.
+fn breakers(handle: &KeyedCircuitBreakerHandle) -> Vec<State> {
+    let mut states = Vec::new();
+    handle.for_each(|_, snapshot| states.push(snapshot.state()));
+    states
 }
 
 #[tokio::main]
@@ -137,34 +125,28 @@ async fn main() -> Result<(), BoxError> {
     upstream.fail_until.store(2, Ordering::SeqCst);
     let addr = server(Arc::clone(&upstream)).await?;
 
-    let transport = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Full<Bytes>>>();
-    let (retry, retries) = RetryLayer::http()
-        .max_attempts(3)
-        .backoff(Backoff::constant(Duration::from_millis(50)))
-        .observer(print_event)
-        .build_with_handle()?;
-    let (breaker, breaker_handle) = CircuitBreakerLayer::consecutive_failures(BREAKER_THRESHOLD)
-        .classifier(HttpStatus::new())
+    let stack = ClientStack::builder()
+        .per_authority()
+        .total_timeout(Duration::from_secs(5))
+        .attempt_timeout(Duration::from_millis(500))
+        .sampling_window(Duration::from_secs(10))
+        .max_retries(2)
+        .failure_rate(FAILURE_RATE)
+        .minimum_calls(MINIMUM_CALLS)
         .open_duration(Duration::from_secs(30))
-        .observer(print_breaker_event)
-        .build_with_handle()?;
-    let client = ServiceBuilder::new()
-        .deadline(Duration::from_secs(5))
-        .layer(retry)
-        .layer(breaker)
-        .bulkhead(4)
-        .layer(
-            TimeoutLayer::builder()
-                .timeout(Duration::from_millis(500))
-                .propagate(Duration::from_millis(10))
-                .build()?,
-        )
-        .service(transport);
+        .max_concurrent(4)
+        .observer(Print)
+        .build()?;
+    // The transport takes the bodies retry keeps for replay: `ReplayBody<Full<Bytes>>`.
+    let client =
+        stack.wrap(Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Full<Bytes>>>());
+    let retries = stack.retry_handle();
 
     println!("hyper server on http://{addr}/ (503 + Retry-After: 1 for the first 2 calls)");
     println!(
-        "client: deadline 5s -> retry (HTTP, 3 attempts) -> breaker (opens after {BREAKER_THRESHOLD} \
-         failures in a row) -> bulkhead 4 -> attempt timeout 500ms (writes x-timeout-ms, 10ms allowance) -> hyper\n"
+        "client: ClientStack per authority: deadline 5s -> retry (HTTP, 3 attempts) -> breaker per \
+         host (opens at {FAILURE_RATE}% failures of at least {MINIMUM_CALLS} calls) -> bulkhead 4 -> \
+         attempt timeout 500ms (writes x-timeout-ms) -> hyper\n"
     );
 
     for call in 1..=5 {
@@ -191,17 +173,17 @@ async fn main() -> Result<(), BoxError> {
             upstream.calls.load(Ordering::SeqCst) - calls_before,
             retries.retries() - retries_before,
             upstream.take_timeouts(),
-            breaker_handle.state(),
+            breakers(stack.breaker_handle()),
         );
     }
 
     println!(
         "\ndone: the server saw {} calls in all, the retry layer made {} retries and gave up {} time(s); \
-         the breaker is {:?}",
+         the breakers are {:?}",
         upstream.calls.load(Ordering::SeqCst),
         retries.retries(),
         retries.gave_up(),
-        breaker_handle.state(),
+        breakers(stack.breaker_handle()),
     );
     Ok(())
 }

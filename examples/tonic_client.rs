@@ -1,18 +1,22 @@
-//! weir in front of a tonic client: a `tonic-health` `HealthClient` over a
-//! `tonic::transport::Channel`, through a weir client stack (total deadline → gRPC retry →
-//! circuit breaker → attempt timeout writing `grpc-timeout`), against a tonic server on
-//! 127.0.0.1 whose tower layer answers its first calls with `UNAVAILABLE`, then serves, then has
-//! an outage that opens the breaker. Prints each call's outcome, the attempts the server saw and
-//! the `grpc-timeout` each attempt carried.
+//! weir in front of a tonic client, with the gRPC client preset: a `tonic-health`
+//! `HealthClient` over a `tonic::transport::Channel` wrapped as it is by
+//! `ClientStack::builder().grpc()` (total deadline → gRPC retry → circuit breaker → bulkhead →
+//! attempt timeout writing `grpc-timeout` → tonic's body), against a tonic server on 127.0.0.1
+//! whose tower layer answers its first calls with `UNAVAILABLE`, then serves, then has an
+//! outage that opens the breaker. Prints every layer's events (the preset's observer), each
+//! call's outcome, the attempts the server saw, the `grpc-timeout` each attempt carried and the
+//! breaker's state (the preset's handles).
 //!
 //! ```sh
 //! cargo run --release --example tonic_client   # about a second, then exits
 //! ```
 //!
-//! `ErrorResponseLayer::new().grpc()` sits outermost so that a call the open breaker refuses
-//! comes back as `UNAVAILABLE` with `grpc-retry-pushback-ms`, as a server's refusal would.
-//! `tests/tonic_client.rs` runs the same stack with assertions. No protoc needed: the health
-//! service's code ships with `tonic-health`.
+//! Every error reaches tonic as a `tonic::Status` with its own code: the open breaker's refusal
+//! is `UNAVAILABLE` with `grpc-retry-pushback-ms`, a refused connection `UNAVAILABLE`, a timeout
+//! `DEADLINE_EXCEEDED`. gRPC calls are POSTs, so the preset retries them only when told they
+//! are idempotent (`retry_non_idempotent()`, as a health check is). `tests/tonic_client.rs`
+//! runs the same preset with assertions. No protoc needed: the health service's code ships with
+//! `tonic-health`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -28,14 +32,13 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Server};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
-use tower::{Layer, Service, ServiceBuilder};
-use weir::circuit_breaker::{CircuitBreakerLayer, Event as BreakerEvent};
-use weir::retry::{Event, ReplayBody, RetryLayer};
-use weir::timeout::TimeoutLayer;
-use weir::{Backoff, BoxError, ErrorResponseLayer, GrpcStatus, ServiceBuilderExt};
+use tower::{Layer, Service};
+use weir::{BoxError, ClientStack, Observer};
 
-/// The breaker opens after this many failed attempts in a row.
-const BREAKER_THRESHOLD: u32 = 3;
+/// The breaker opens when this share of the calls in its window failed, in percent...
+const FAILURE_RATE: f64 = 70.0;
+/// ... once it has seen this many calls.
+const MINIMUM_CALLS: u32 = 4;
 
 /// What the server does and what it saw.
 #[derive(Debug, Default)]
@@ -132,29 +135,14 @@ async fn server(script: Arc<Script>) -> Result<SocketAddr, BoxError> {
     Ok(addr)
 }
 
-/// Prints the retry layer's events as they happen.
-fn print_event(event: &Event<'_>) {
-    match event {
-        Event::Retry {
-            attempt,
-            delay,
-            failure,
-            ..
-        } => println!("    attempt {attempt} failed ({failure:?}); retrying in {delay:?}"),
-        Event::GaveUp {
-            attempts, reason, ..
-        } => println!("    giving up after {attempts} attempt(s): {reason:?}"),
-        _ => {}
-    }
-}
+/// Prints every event of the stack's layers (retries, give-ups, breaker transitions and
+/// refusals, timeouts) as it happens.
+#[derive(Clone, Copy, Debug)]
+struct Print;
 
-/// Prints the breaker's state changes as they happen.
-fn print_breaker_event(event: &BreakerEvent<'_>) {
-    if let BreakerEvent::StateChange {
-        from, to, reason, ..
-    } = event
-    {
-        println!("    breaker: {from:?} -> {to:?} ({reason:?})");
+impl<Ev: weir::Event + ?Sized> Observer<Ev> for Print {
+    fn on_event(&self, event: &Ev) {
+        println!("    [{} {}] {event:?}", event.pattern(), event.kind());
     }
 }
 
@@ -164,41 +152,29 @@ async fn main() -> Result<(), BoxError> {
     script.fail_until.store(2, Ordering::SeqCst);
     let addr = server(Arc::clone(&script)).await?;
 
-    let channel = Channel::from_shared(format!("http://{addr}"))?
-        .connect()
-        .await?;
-    let (retry, retries) = RetryLayer::grpc()
-        .max_attempts(3)
-        .backoff(Backoff::constant(Duration::from_millis(50)))
-        .observer(print_event)
-        .build_with_handle()?;
-    let (breaker, breaker_handle) = CircuitBreakerLayer::consecutive_failures(BREAKER_THRESHOLD)
-        .classifier(GrpcStatus::new())
+    let channel = Channel::from_shared(format!("http://{addr}"))?.connect_lazy();
+    let stack = ClientStack::builder()
+        .grpc()
+        // Health/Check only reads: safe to send twice.
+        .retry_non_idempotent()
+        .total_timeout(Duration::from_secs(2))
+        .attempt_timeout(Duration::from_millis(500))
+        .sampling_window(Duration::from_secs(10))
+        .max_retries(2)
+        .failure_rate(FAILURE_RATE)
+        .minimum_calls(MINIMUM_CALLS)
         .open_duration(Duration::from_secs(30))
-        .observer(print_breaker_event)
-        .build_with_handle()?;
-    let service = ServiceBuilder::new()
-        // Outermost: weir's own refusals (an open circuit) reach tonic as gRPC statuses,
-        // UNAVAILABLE with a pushback, instead of an opaque UNKNOWN.
-        .layer(ErrorResponseLayer::new().grpc())
-        .deadline(Duration::from_secs(2))
-        .layer(retry)
-        .layer(breaker)
-        .layer(
-            TimeoutLayer::builder()
-                .timeout(Duration::from_millis(500))
-                .propagate(Duration::from_millis(10))
-                .build()?,
-        )
-        .map_request(|req: http::Request<ReplayBody<Body>>| req.map(Body::new))
-        .service(channel);
-    let mut client = HealthClient::new(service);
+        .observer(Print)
+        .build()?;
+    let mut client = HealthClient::new(stack.layer(channel));
+    let retries = stack.retry_handle();
+    let breaker = stack.breaker_handle();
 
     println!("tonic health server on http://{addr} (UNAVAILABLE for the first 2 calls)");
     println!(
-        "client: deadline 2s -> retry (gRPC, 3 attempts, 50ms apart) -> breaker (opens after \
-         {BREAKER_THRESHOLD} failures in a row, for 30s) -> attempt timeout 500ms (writes grpc-timeout, \
-         10ms allowance) -> tonic Channel\n"
+        "client: ClientStack gRPC: deadline 2s -> retry (gRPC, 3 attempts) -> breaker (opens at \
+         {FAILURE_RATE}% failures of at least {MINIMUM_CALLS} calls, for 30s) -> bulkhead -> attempt \
+         timeout 500ms (writes grpc-timeout) -> tonic Channel\n"
     );
 
     for call in 1..=4 {
@@ -232,7 +208,7 @@ async fn main() -> Result<(), BoxError> {
             script.calls.load(Ordering::SeqCst) - calls_before,
             retries.retries() - retries_before,
             script.take_timeouts(),
-            breaker_handle.state(),
+            breaker.state(),
         );
     }
 
@@ -242,7 +218,7 @@ async fn main() -> Result<(), BoxError> {
         script.calls.load(Ordering::SeqCst),
         retries.retries(),
         retries.gave_up(),
-        breaker_handle.state(),
+        breaker.state(),
     );
     Ok(())
 }

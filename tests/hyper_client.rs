@@ -1,6 +1,7 @@
 //! End to end over real sockets on 127.0.0.1: a hyper client behind a weir client stack (total
-//! deadline → retry → circuit breaker → bulkhead → attempt timeout with deadline propagation)
-//! against a real hyper server that fails on demand.
+//! deadline → retry → circuit breaker → bulkhead → attempt timeout with deadline propagation),
+//! built by hand and with the `ClientStack` preset, against a real hyper server that fails or
+//! answers late on demand.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,11 +15,11 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
-use tower::{Service, ServiceBuilder, ServiceExt};
+use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use weir::circuit_breaker::{CircuitBreakerHandle, CircuitBreakerLayer, State};
 use weir::retry::{ReplayBody, RetryLayer};
 use weir::timeout::TimeoutLayer;
-use weir::{Backoff, BoxError, Error, HttpStatus, ServiceBuilderExt};
+use weir::{Backoff, BoxError, ClientStack, Error, HttpStatus, ServiceBuilderExt};
 
 /// What the server saw.
 #[derive(Default)]
@@ -146,4 +147,113 @@ async fn the_breaker_opens_and_stops_calling_the_server() {
     let err = client.oneshot(get(addr)).await.unwrap_err();
     assert!(Error::find(&*err).is_some_and(Error::is_circuit_open));
     assert_eq!(seen.calls.load(Ordering::SeqCst), 4);
+}
+
+/// What the orders server saw.
+#[derive(Default)]
+struct Orders {
+    created: AtomicUsize,
+    timeouts_ms: Mutex<Vec<u64>>,
+}
+
+/// A hyper server that creates an order per `POST /orders` (counted on arrival) and answers
+/// after `delay`; records every `x-timeout-ms`.
+async fn orders_server(delay: Duration) -> (SocketAddr, Arc<Orders>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let orders = Arc::new(Orders::default());
+    let state = Arc::clone(&orders);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let state = Arc::clone(&state);
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                if req.method() == http::Method::POST {
+                    state.created.fetch_add(1, Ordering::SeqCst);
+                }
+                if let Some(ms) = req
+                    .headers()
+                    .get("x-timeout-ms")
+                    .and_then(|v| weir::decode_timeout_ms(v.as_bytes()).ok())
+                {
+                    let ms = u64::try_from(ms.as_millis()).unwrap_or(u64::MAX);
+                    state.timeouts_ms.lock().expect("not poisoned").push(ms);
+                }
+                async move {
+                    tokio::time::sleep(delay).await;
+                    Response::builder()
+                        .status(StatusCode::CREATED)
+                        .body(Full::new(Bytes::from_static(b"created")))
+                }
+            });
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, orders)
+}
+
+/// #27.1: a new user's `POST /orders` through the default client preset, around a hyper
+/// client, runs once even when its attempts time out (it created four orders before).
+#[tokio::test]
+async fn the_default_preset_creates_one_order_for_a_post_that_times_out() {
+    let (addr, orders) = orders_server(Duration::from_millis(400)).await;
+    let stack = ClientStack::builder()
+        .total_timeout(Duration::from_secs(3))
+        .attempt_timeout(Duration::from_millis(100))
+        .sampling_window(Duration::from_secs(1))
+        .build()
+        .expect("valid preset");
+    let client = stack.layer(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());
+    let post = Request::post(format!("http://{addr}/orders"))
+        .body(Full::new(Bytes::from_static(b"{\"item\": 7}")))
+        .expect("valid request");
+
+    let err = client.oneshot(post).await.unwrap_err();
+    assert!(Error::find(&*err).is_some_and(Error::is_timeout), "{err}");
+    assert_eq!(
+        orders.created.load(Ordering::SeqCst),
+        1,
+        "one order, not four"
+    );
+    assert_eq!(stack.retry_handle().retries(), 0);
+}
+
+/// #27.3: the client preset sends the time left of each attempt as `x-timeout-ms`, in the
+/// default mode around a hyper client and per authority around one that replays bodies.
+#[tokio::test]
+async fn the_client_preset_propagates_the_deadline_as_x_timeout_ms() {
+    let (addr, orders) = orders_server(Duration::ZERO).await;
+    let get = || {
+        Request::get(format!("http://{addr}/orders/7"))
+            .body(Full::default())
+            .expect("valid request")
+    };
+
+    let stack = ClientStack::builder()
+        .attempt_timeout(Duration::from_millis(500))
+        .build()
+        .expect("valid preset");
+    let client = stack.layer(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());
+    let response = client.oneshot(get()).await.expect("answered");
+    assert_eq!(response.status(), StatusCode::CREATED);
+
+    let stack = ClientStack::builder()
+        .per_authority()
+        .attempt_timeout(Duration::from_millis(500))
+        .build()
+        .expect("valid preset");
+    let client =
+        stack.wrap(Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Full<Bytes>>>());
+    let response = client.oneshot(get()).await.expect("answered");
+    assert_eq!(response.status(), StatusCode::CREATED);
+
+    let timeouts = orders.timeouts_ms.lock().unwrap().clone();
+    assert_eq!(timeouts.len(), 2, "{timeouts:?}");
+    assert!(
+        timeouts.iter().all(|ms| (300..=500).contains(ms)),
+        "{timeouts:?}"
+    );
 }

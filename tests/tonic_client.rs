@@ -1,6 +1,7 @@
 //! End to end over real sockets on 127.0.0.1: a tonic client (tonic-health, no protoc) behind a
 //! weir client stack (total deadline → gRPC retry → circuit breaker → attempt timeout writing
-//! `grpc-timeout`) against a real tonic server whose calls fail on demand.
+//! `grpc-timeout`), built by hand and with the gRPC preset (`ClientStack::builder().grpc()`),
+//! against a real tonic server whose calls fail on demand.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,7 +21,10 @@ use tower::{Layer, Service, ServiceBuilder};
 use weir::circuit_breaker::{CircuitBreakerHandle, CircuitBreakerLayer, State};
 use weir::retry::{ReplayBody, RetryLayer};
 use weir::timeout::TimeoutLayer;
-use weir::{Backoff, ErrorResponseLayer, GrpcStatus, ServiceBuilderExt};
+use weir::{
+    Backoff, ClientBuilder, ClientStack, ErrorResponseLayer, Grpc, GrpcClient, GrpcStatus,
+    ServiceBuilderExt,
+};
 
 /// What the server saw.
 #[derive(Debug, Default)]
@@ -216,4 +220,106 @@ async fn the_breaker_opens_and_the_server_sees_no_more_calls() {
         .expect("a pushback");
     assert!((29_000..=30_000).contains(&pushback), "{pushback}");
     assert_eq!(seen.calls.load(Ordering::SeqCst), 3);
+}
+
+/// The gRPC client preset around a lazily connected `Channel` to `addr`, configured by
+/// `configure`; the stack keeps the handles.
+fn preset(
+    addr: SocketAddr,
+    configure: impl FnOnce(ClientBuilder<Grpc>) -> ClientBuilder<Grpc>,
+) -> (HealthClient<GrpcClient<Channel>>, ClientStack<Grpc>) {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect_lazy();
+    let builder = ClientStack::builder()
+        .grpc()
+        .total_timeout(Duration::from_secs(2))
+        .attempt_timeout(Duration::from_millis(500))
+        .sampling_window(Duration::from_secs(1));
+    let stack = configure(builder).build().expect("valid preset");
+    (HealthClient::new(stack.layer(channel)), stack)
+}
+
+/// #27.5 and #27.3: the gRPC preset wraps a tonic `Channel` as it is, retries `UNAVAILABLE`
+/// (once told the calls are idempotent) and sends each attempt's time left as `grpc-timeout`.
+#[tokio::test]
+async fn the_grpc_preset_retries_unavailable_and_propagates_grpc_timeout() {
+    let (addr, seen) = server(2).await;
+    let (mut client, stack) = preset(addr, ClientBuilder::retry_non_idempotent);
+
+    let response = client
+        .check(check())
+        .await
+        .expect("served on the third call");
+    assert_eq!(response.into_inner().status(), ServingStatus::Serving);
+    assert_eq!(seen.calls.load(Ordering::SeqCst), 3);
+    assert_eq!(stack.retry_handle().retries(), 2);
+    let timeouts = seen.grpc_timeouts.lock().unwrap().clone();
+    assert_eq!(timeouts.len(), 3, "every attempt carried grpc-timeout");
+    assert!(
+        timeouts
+            .iter()
+            .all(|t| *t > Duration::from_millis(300) && *t <= Duration::from_millis(500)),
+        "{timeouts:?}"
+    );
+}
+
+/// #27.1: gRPC calls are POSTs; without the opt-in the preset sends a call once and returns the
+/// server's own status.
+#[tokio::test]
+async fn the_grpc_preset_sends_a_call_once_by_default() {
+    let (addr, seen) = server(1).await;
+    let (mut client, _stack) = preset(addr, |builder| builder);
+
+    let status = client.check(check()).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable);
+    assert_eq!(status.message(), "injected outage");
+    assert_eq!(seen.calls.load(Ordering::SeqCst), 1);
+}
+
+/// #27.5: a refused connection reaches the tonic client as `UNAVAILABLE`, not `UNKNOWN` or
+/// `INTERNAL "internal error"`.
+#[tokio::test]
+async fn the_grpc_preset_reports_a_refused_connection_as_unavailable() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    let (mut client, _stack) = preset(addr, |builder| builder);
+
+    let status = client.check(check()).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+}
+
+/// #27.5 and #16.8: the preset classifies gRPC statuses (two `UNAVAILABLE`s open its breaker,
+/// read through its handle), and its own refusal reaches tonic as `UNAVAILABLE` with a pushback
+/// of the open time left, never `UNKNOWN`.
+#[tokio::test]
+async fn the_grpc_preset_opens_its_breaker_and_refuses_with_unavailable() {
+    let (addr, seen) = server(usize::MAX).await;
+    let (mut client, stack) = preset(addr, |builder| {
+        builder
+            .minimum_calls(2)
+            .failure_rate(50.0)
+            .open_duration(Duration::from_secs(30))
+    });
+
+    for _ in 0..2 {
+        let status = client.check(check()).await.unwrap_err();
+        assert_eq!(status.message(), "injected outage");
+    }
+    assert_eq!(stack.breaker_handle().state(), State::Open);
+
+    let status = client.check(check()).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert_eq!(status.message(), "circuit open");
+    let pushback: u64 = status
+        .metadata()
+        .get("grpc-retry-pushback-ms")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("a pushback");
+    assert!((29_000..=30_000).contains(&pushback), "{pushback}");
+    assert_eq!(seen.calls.load(Ordering::SeqCst), 2);
 }

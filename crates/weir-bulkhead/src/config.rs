@@ -548,7 +548,7 @@ mod tests {
         assert_eq!(refused.len(), 1);
         let err = weir_error(refused[0]);
         assert_eq!(err.retry_after(), Some(Duration::from_secs(1)));
-        assert_eq!(err.layer(), Some("default"));
+        assert_eq!(err.layer(), None, "an unnamed bulkhead names no layer");
     }
 
     /// Runs every future to completion on this task, in order of completion.

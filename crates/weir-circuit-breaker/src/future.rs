@@ -2,14 +2,16 @@
 
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
-use weir_core::{AnyError, BoxError, Classify, Error, Observer};
+use weir_core::{AnyError, BoxError, Error, Observer};
 
 use crate::event::Event;
 use crate::service::Guard;
+use crate::trailers::{BodyGuard, Head, Protocol};
 
 pin_project! {
     /// The future of a [`CircuitBreaker`](crate::CircuitBreaker) call.
@@ -18,9 +20,10 @@ pin_project! {
     /// completes; dropped before that (a cancelled call), it records nothing and gives a
     /// half-open probe slot back. A rejected call's future fails on its first poll.
     #[must_use = "futures do nothing unless polled"]
-    pub struct ResponseFuture<F, C = AnyError, O = ()> {
+    pub struct ResponseFuture<F, C = AnyError, O = (), P = Head> {
         #[pin]
         kind: Kind<F, C, O>,
+        _protocol: PhantomData<fn() -> P>,
     }
 }
 
@@ -30,7 +33,7 @@ pin_project! {
         Admitted {
             #[pin]
             future: F,
-            guard: Guard<C, O>,
+            guard: BodyGuard<C, O>,
         },
         Rejected {
             error: Option<Error>,
@@ -38,36 +41,40 @@ pin_project! {
     }
 }
 
-impl<F, C, O> ResponseFuture<F, C, O> {
+impl<F, C, O, P> ResponseFuture<F, C, O, P> {
     pub(crate) const fn admitted(future: F, guard: Guard<C, O>) -> Self {
         Self {
-            kind: Kind::Admitted { future, guard },
+            kind: Kind::Admitted {
+                future,
+                guard: BodyGuard(guard),
+            },
+            _protocol: PhantomData,
         }
     }
 
     pub(crate) const fn rejected(error: Error) -> Self {
         Self {
             kind: Kind::Rejected { error: Some(error) },
+            _protocol: PhantomData,
         }
     }
 }
 
-impl<F, C, O, T, E> Future for ResponseFuture<F, C, O>
+impl<F, C, O, P, T, E> Future for ResponseFuture<F, C, O, P>
 where
     F: Future<Output = Result<T, E>>,
     E: Into<BoxError>,
-    C: Classify<T, E>,
+    P: Protocol<C, T, E>,
     O: for<'a> Observer<Event<'a>>,
 {
-    type Output = Result<T, BoxError>;
+    type Output = Result<P::Response<O>, BoxError>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
             KindProj::Admitted { future, guard } => {
                 let result = ready!(future.poll(cx));
-                guard.finish(&result);
-                Poll::Ready(result.map_err(Into::into))
+                Poll::Ready(P::finish(result, guard).map_err(Into::into))
             }
             KindProj::Rejected { error } => Poll::Ready(Err(error
                 .take()
@@ -77,12 +84,12 @@ where
     }
 }
 
-impl<F, C, O> fmt::Debug for ResponseFuture<F, C, O> {
+impl<F, C, O, P> fmt::Debug for ResponseFuture<F, C, O, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             Kind::Admitted { guard, .. } => f
                 .debug_struct("ResponseFuture")
-                .field("admitted", guard)
+                .field("admitted", &guard.0)
                 .finish_non_exhaustive(),
             Kind::Rejected { error } => f
                 .debug_struct("ResponseFuture")

@@ -1,6 +1,7 @@
 //! `CircuitBreakerLayer`: presets and the layer that wraps services.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,11 +12,16 @@ use crate::builder::CircuitBreakerBuilder;
 use crate::event::Event;
 use crate::handle::{CircuitBreakerHandle, KeyedCircuitBreakerHandle};
 use crate::service::{CircuitBreaker, KeyedCircuitBreaker, KeyedState, Lanes, Shared};
+use crate::trailers::{Head, Trailers};
 
 /// Wraps services in a [`CircuitBreaker`]; every service it makes, and every clone of them,
 /// shares one breaker, created when the layer is built.
-pub struct CircuitBreakerLayer<C = AnyError, O = ()> {
+///
+/// `P` says when a call's outcome is recorded: [`Head`] (the default) as the inner service
+/// answers, [`Trailers`] at the end of the response body ([`trailers`](Self::trailers)).
+pub struct CircuitBreakerLayer<C = AnyError, O = (), P = Head> {
     lanes: Arc<Lanes<C, O>>,
+    _protocol: PhantomData<fn() -> P>,
 }
 
 impl CircuitBreakerLayer {
@@ -65,6 +71,21 @@ impl<C, O> CircuitBreakerLayer<C, O> {
     pub(crate) fn from_shared(shared: Arc<Shared<C, O>>) -> Self {
         Self {
             lanes: Arc::new(Lanes::new(shared)),
+            _protocol: PhantomData,
+        }
+    }
+}
+
+impl<C, O, P> CircuitBreakerLayer<C, O, P> {
+    /// The same breaker, recording each call's outcome at the end of its response body rather
+    /// than at its head ([`Trailers`]): for gRPC, whose status is in the trailers, with a
+    /// classifier that reads them ([`weir_core::GrpcStatus`]). The services it makes answer
+    /// `http::Response<EndBody<B, BodyGuard<C, O>>>`.
+    #[must_use]
+    pub fn trailers(self) -> CircuitBreakerLayer<C, O, Trailers> {
+        CircuitBreakerLayer {
+            lanes: self.lanes,
+            _protocol: PhantomData,
         }
     }
 
@@ -91,24 +112,25 @@ impl<C, O> CircuitBreakerLayer<C, O> {
     }
 }
 
-impl<C, O> Clone for CircuitBreakerLayer<C, O> {
+impl<C, O, P> Clone for CircuitBreakerLayer<C, O, P> {
     /// Shares the breaker.
     fn clone(&self) -> Self {
         Self {
             lanes: Arc::clone(&self.lanes),
+            _protocol: PhantomData,
         }
     }
 }
 
-impl<S, C, O> Layer<S> for CircuitBreakerLayer<C, O> {
-    type Service = CircuitBreaker<S, C, O>;
+impl<S, C, O, P> Layer<S> for CircuitBreakerLayer<C, O, P> {
+    type Service = CircuitBreaker<S, C, O, P>;
 
     fn layer(&self, inner: S) -> Self::Service {
         CircuitBreaker::new(inner, Arc::clone(&self.lanes))
     }
 }
 
-impl<C, O> fmt::Debug for CircuitBreakerLayer<C, O> {
+impl<C, O, P> fmt::Debug for CircuitBreakerLayer<C, O, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreakerLayer")
             .field("name", &self.lanes.shared.name)
@@ -120,13 +142,29 @@ impl<C, O> fmt::Debug for CircuitBreakerLayer<C, O> {
 
 /// Wraps services in a [`KeyedCircuitBreaker`]: one breaker per key, shared by every service
 /// the layer makes and every clone.
-pub struct KeyedCircuitBreakerLayer<E, C = AnyError, O = ()> {
+pub struct KeyedCircuitBreakerLayer<E, C = AnyError, O = (), P = Head> {
     state: Arc<KeyedState<E, C, O>>,
+    _protocol: PhantomData<fn() -> P>,
 }
 
 impl<E, C, O> KeyedCircuitBreakerLayer<E, C, O> {
     pub(crate) const fn from_state(state: Arc<KeyedState<E, C, O>>) -> Self {
-        Self { state }
+        Self {
+            state,
+            _protocol: PhantomData,
+        }
+    }
+}
+
+impl<E, C, O, P> KeyedCircuitBreakerLayer<E, C, O, P> {
+    /// The same breakers, recording each call's outcome at the end of its response body
+    /// ([`Trailers`]): see [`CircuitBreakerLayer::trailers`].
+    #[must_use]
+    pub fn trailers(self) -> KeyedCircuitBreakerLayer<E, C, O, Trailers> {
+        KeyedCircuitBreakerLayer {
+            state: self.state,
+            _protocol: PhantomData,
+        }
     }
 
     /// A handle on the breakers this layer (and every service it makes, and every clone)
@@ -143,24 +181,25 @@ impl<E, C, O> KeyedCircuitBreakerLayer<E, C, O> {
     }
 }
 
-impl<E, C, O> Clone for KeyedCircuitBreakerLayer<E, C, O> {
+impl<E, C, O, P> Clone for KeyedCircuitBreakerLayer<E, C, O, P> {
     /// Shares the breakers.
     fn clone(&self) -> Self {
         Self {
             state: Arc::clone(&self.state),
+            _protocol: PhantomData,
         }
     }
 }
 
-impl<S, E, C, O> Layer<S> for KeyedCircuitBreakerLayer<E, C, O> {
-    type Service = KeyedCircuitBreaker<S, E, C, O>;
+impl<S, E, C, O, P> Layer<S> for KeyedCircuitBreakerLayer<E, C, O, P> {
+    type Service = KeyedCircuitBreaker<S, E, C, O, P>;
 
     fn layer(&self, inner: S) -> Self::Service {
         KeyedCircuitBreaker::new(inner, Arc::clone(&self.state))
     }
 }
 
-impl<E, C, O> fmt::Debug for KeyedCircuitBreakerLayer<E, C, O> {
+impl<E, C, O, P> fmt::Debug for KeyedCircuitBreakerLayer<E, C, O, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedCircuitBreakerLayer")
             .field("name", &self.state.shared.name)

@@ -11,6 +11,7 @@ mod handle;
 mod layer;
 mod service;
 mod state;
+mod trailers;
 
 pub use crate::builder::{CircuitBreakerBuilder, ConfigError, KeyedCircuitBreakerBuilder};
 #[cfg(feature = "serde")]
@@ -21,3 +22,4 @@ pub use crate::handle::{CircuitBreakerHandle, KeyedCircuitBreakerHandle, Snapsho
 pub use crate::layer::{CircuitBreakerLayer, KeyedCircuitBreakerLayer};
 pub use crate::service::{CircuitBreaker, KeyedCircuitBreaker};
 pub use crate::state::{Reason, State};
+pub use crate::trailers::{BodyGuard, Head, Protocol, Trailers};

@@ -3,6 +3,7 @@
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::num::NonZeroUsize;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,6 +21,7 @@ use weir_core::{
 use crate::event::Event;
 use crate::future::ResponseFuture;
 use crate::state::{Admit, Breaker, Notice, Permit, Report, Settings, State, Verdict};
+use crate::trailers::{Head, Protocol};
 
 /// What every service, clone, future and handle of one layer shares.
 pub(crate) struct Shared<C, O> {
@@ -255,6 +257,12 @@ impl<C, O> Guard<C, O> {
         }
     }
 
+    /// The layer's classifier.
+    #[inline]
+    pub(crate) fn classifier(&self) -> &C {
+        &self.shared().classifier
+    }
+
     /// Records the outcome of the call.
     #[inline]
     pub(crate) fn finish<T, E>(&mut self, result: &Result<T, E>)
@@ -265,8 +273,39 @@ impl<C, O> Guard<C, O> {
         let Some(permit) = self.permit.take() else {
             return;
         };
+        let outcome = self.shared().classifier.classify(result);
+        self.settle_permit(permit, outcome);
+    }
+
+    /// Records an outcome worked out elsewhere (at the end of a response body).
+    pub(crate) fn settle(&mut self, outcome: Outcome)
+    where
+        O: for<'a> Observer<Event<'a>>,
+    {
+        if let Some(permit) = self.permit.take() {
+            self.settle_permit(permit, outcome);
+        }
+    }
+
+    /// Moves the permit (and the call's start) into a new guard on the same breaker, for a
+    /// response body to settle; this one is left holding nothing. (One reference count more:
+    /// only a call whose outcome waits for its body's end pays it.)
+    pub(crate) fn split(&mut self) -> Self {
+        Self {
+            lane: Arc::clone(&self.lane),
+            keyed: self.keyed.clone(),
+            permit: self.permit.take(),
+            start: self.start,
+        }
+    }
+
+    #[inline]
+    fn settle_permit(&self, permit: Permit, outcome: Outcome)
+    where
+        O: for<'a> Observer<Event<'a>>,
+    {
         // What the upstream caused: a throttled failure (one caller's quota) counts neither way.
-        let outcome = self.shared().classifier.classify(result).for_upstream();
+        let outcome = outcome.for_upstream();
         let slow = self.start != UNTIMED && self.slow();
         // The healthy steady state: a success, not slow, on a single breaker (a keyed one goes
         // the whole way), that `record` would neither count nor notify: `success_is_steady`
@@ -404,8 +443,10 @@ where
 
 /// A circuit breaker around a service `S`: see the [crate docs](crate).
 ///
-/// `C` classifies results ([`AnyError`] by default), `O` observes events (`()` by default).
-pub struct CircuitBreaker<S, C = AnyError, O = ()> {
+/// `C` classifies results ([`AnyError`] by default), `O` observes events (`()` by default), `P`
+/// says when an outcome is recorded ([`Head`] by default; [`Trailers`](crate::Trailers) at the
+/// end of the response body).
+pub struct CircuitBreaker<S, C = AnyError, O = (), P = Head> {
     inner: S,
     lanes: Arc<Lanes<C, O>>,
     /// What `poll_ready` decided for the next call, taken by `call`: at most one of the three
@@ -421,9 +462,10 @@ pub struct CircuitBreaker<S, C = AnyError, O = ()> {
     /// Rejected.
     rejection: Option<Error>,
     sleep: Option<Pin<Box<Sleep>>>,
+    _protocol: PhantomData<fn() -> P>,
 }
 
-impl<S, C, O> CircuitBreaker<S, C, O> {
+impl<S, C, O, P> CircuitBreaker<S, C, O, P> {
     pub(crate) const fn new(inner: S, lanes: Arc<Lanes<C, O>>) -> Self {
         Self {
             inner,
@@ -432,6 +474,7 @@ impl<S, C, O> CircuitBreaker<S, C, O> {
             probe: None,
             rejection: None,
             sleep: None,
+            _protocol: PhantomData,
         }
     }
 
@@ -451,14 +494,14 @@ impl<S, C, O> CircuitBreaker<S, C, O> {
     }
 }
 
-impl<S: Clone, C, O> Clone for CircuitBreaker<S, C, O> {
+impl<S: Clone, C, O, P> Clone for CircuitBreaker<S, C, O, P> {
     /// Shares the breaker; the clone is not ready.
     fn clone(&self) -> Self {
         Self::new(self.inner.clone(), Arc::clone(&self.lanes))
     }
 }
 
-impl<S: fmt::Debug, C, O> fmt::Debug for CircuitBreaker<S, C, O> {
+impl<S: fmt::Debug, C, O, P> fmt::Debug for CircuitBreaker<S, C, O, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreaker")
             .field("inner", &self.inner)
@@ -471,16 +514,16 @@ impl<S: fmt::Debug, C, O> fmt::Debug for CircuitBreaker<S, C, O> {
     }
 }
 
-impl<S, C, O, Req> Service<Req> for CircuitBreaker<S, C, O>
+impl<S, C, O, P, Req> Service<Req> for CircuitBreaker<S, C, O, P>
 where
     S: Service<Req>,
     S::Error: Into<BoxError>,
-    C: Classify<S::Response, S::Error>,
+    P: Protocol<C, S::Response, S::Error>,
     O: for<'a> Observer<Event<'a>>,
 {
-    type Response = S::Response;
+    type Response = P::Response<O>;
     type Error = BoxError;
-    type Future = ResponseFuture<S::Future, C, O>;
+    type Future = ResponseFuture<S::Future, C, O, P>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -536,7 +579,7 @@ where
     }
 }
 
-impl<S, C, O> CircuitBreaker<S, C, O> {
+impl<S, C, O, P> CircuitBreaker<S, C, O, P> {
     /// `poll_ready` when the closed path did not admit: keeps a probe already held, otherwise
     /// decides afresh (a rejection is decided again on every poll: the circuit may have moved
     /// on) and holds the permit, the probe or the rejection. `Pending` only in backpressure mode.
@@ -741,14 +784,19 @@ impl<E, C, O> KeyedState<E, C, O> {
 /// `poll_ready` readies the inner service; the key is read in `call`, so the admission is decided
 /// there. A rejection is still immediate: the returned future fails at once, without calling the
 /// inner service.
-pub struct KeyedCircuitBreaker<S, E, C = AnyError, O = ()> {
+pub struct KeyedCircuitBreaker<S, E, C = AnyError, O = (), P = Head> {
     inner: S,
     state: Arc<KeyedState<E, C, O>>,
+    _protocol: PhantomData<fn() -> P>,
 }
 
-impl<S, E, C, O> KeyedCircuitBreaker<S, E, C, O> {
+impl<S, E, C, O, P> KeyedCircuitBreaker<S, E, C, O, P> {
     pub(crate) const fn new(inner: S, state: Arc<KeyedState<E, C, O>>) -> Self {
-        Self { inner, state }
+        Self {
+            inner,
+            state,
+            _protocol: PhantomData,
+        }
     }
 
     /// The inner service.
@@ -767,13 +815,13 @@ impl<S, E, C, O> KeyedCircuitBreaker<S, E, C, O> {
     }
 }
 
-impl<S: Clone, E, C, O> Clone for KeyedCircuitBreaker<S, E, C, O> {
+impl<S: Clone, E, C, O, P> Clone for KeyedCircuitBreaker<S, E, C, O, P> {
     fn clone(&self) -> Self {
         Self::new(self.inner.clone(), Arc::clone(&self.state))
     }
 }
 
-impl<S: fmt::Debug, E, C, O> fmt::Debug for KeyedCircuitBreaker<S, E, C, O> {
+impl<S: fmt::Debug, E, C, O, P> fmt::Debug for KeyedCircuitBreaker<S, E, C, O, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedCircuitBreaker")
             .field("inner", &self.inner)
@@ -783,17 +831,17 @@ impl<S: fmt::Debug, E, C, O> fmt::Debug for KeyedCircuitBreaker<S, E, C, O> {
     }
 }
 
-impl<S, E, C, O, Req> Service<Req> for KeyedCircuitBreaker<S, E, C, O>
+impl<S, E, C, O, P, Req> Service<Req> for KeyedCircuitBreaker<S, E, C, O, P>
 where
     S: Service<Req>,
     S::Error: Into<BoxError>,
     E: KeyExtractor<Req>,
-    C: Classify<S::Response, S::Error>,
+    P: Protocol<C, S::Response, S::Error>,
     O: for<'a> Observer<Event<'a>>,
 {
-    type Response = S::Response;
+    type Response = P::Response<O>;
     type Error = BoxError;
-    type Future = ResponseFuture<S::Future, C, O>;
+    type Future = ResponseFuture<S::Future, C, O, P>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)

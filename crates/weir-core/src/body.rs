@@ -99,6 +99,149 @@ impl<B: Body, G> Body for GuardedBody<B, G> {
     }
 }
 
+/// How a response body ended, as an [`OnBodyEnd`] guard is told.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub enum BodyEnd<'a> {
+    /// The body ended with these trailers (a gRPC call's `grpc-status` is here).
+    Trailers(&'a http::HeaderMap),
+    /// The body ended without trailers.
+    Eos,
+    /// The body failed (a reset stream, a broken connection).
+    Error,
+}
+
+/// A guard an [`EndBody`] tells, once, how the body ended; dropped without being told when the
+/// body is dropped unfinished (the reader gave up: nothing is known).
+pub trait OnBodyEnd {
+    /// The body ended so.
+    fn on_end(self, end: BodyEnd<'_>);
+}
+
+pin_project! {
+    /// An HTTP body that tells a guard how it ended ([`OnBodyEnd`]): its trailers, its plain end
+    /// or its failure. What a circuit breaker uses to classify a gRPC call by the `grpc-status`
+    /// of its trailers rather than by its head, which always says 200.
+    ///
+    /// The guard is told once: at the trailers frame, at the end of the stream (also when a
+    /// frame leaves the inner body at its end), or at an error; dropped unfinished, the body
+    /// drops the guard untold.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use bytes::Bytes;
+    /// use http_body_util::{BodyExt, Full};
+    /// use weir_core::{BodyEnd, EndBody, OnBodyEnd};
+    ///
+    /// struct Seen(Arc<Mutex<Option<bool>>>);
+    /// impl OnBodyEnd for Seen {
+    ///     fn on_end(self, end: BodyEnd<'_>) {
+    ///         *self.0.lock().unwrap() = Some(matches!(end, BodyEnd::Eos));
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let seen = Arc::new(Mutex::new(None));
+    /// let body = EndBody::new(Full::new(Bytes::from("hi")), Seen(Arc::clone(&seen)));
+    /// assert_eq!(body.collect().await.unwrap().to_bytes(), "hi");
+    /// assert_eq!(*seen.lock().unwrap(), Some(true)); // ended without trailers
+    /// # }
+    /// ```
+    pub struct EndBody<B, G> {
+        #[pin]
+        inner: B,
+        guard: Option<G>,
+    }
+}
+
+impl<B, G> EndBody<B, G> {
+    /// Wraps `inner`; `guard` is told how it ends. An inner body that is already at its end
+    /// tells it at once ([`BodyEnd::Eos`]).
+    pub fn new(inner: B, guard: G) -> Self
+    where
+        B: Body,
+        G: OnBodyEnd,
+    {
+        if inner.is_end_stream() {
+            guard.on_end(BodyEnd::Eos);
+            return Self { inner, guard: None };
+        }
+        Self {
+            inner,
+            guard: Some(guard),
+        }
+    }
+
+    /// Wraps `inner` with no guard: a body whose call was settled already.
+    pub const fn settled(inner: B) -> Self {
+        Self { inner, guard: None }
+    }
+
+    /// The guard is still waiting for the end.
+    #[must_use]
+    pub const fn is_waiting(&self) -> bool {
+        self.guard.is_some()
+    }
+}
+
+impl<B: Body, G: OnBodyEnd> Body for EndBody<B, G> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let mut this = self.project();
+        let polled = this.inner.as_mut().poll_frame(cx);
+        if this.guard.is_some() {
+            match &polled {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Some(trailers) = frame.trailers_ref() {
+                        if let Some(guard) = this.guard.take() {
+                            guard.on_end(BodyEnd::Trailers(trailers));
+                        }
+                    } else if this.inner.is_end_stream()
+                        && let Some(guard) = this.guard.take()
+                    {
+                        guard.on_end(BodyEnd::Eos);
+                    }
+                }
+                Poll::Ready(None) => {
+                    if let Some(guard) = this.guard.take() {
+                        guard.on_end(BodyEnd::Eos);
+                    }
+                }
+                Poll::Ready(Some(Err(_))) => {
+                    if let Some(guard) = this.guard.take() {
+                        guard.on_end(BodyEnd::Error);
+                    }
+                }
+                Poll::Pending => {}
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<B: fmt::Debug, G> fmt::Debug for EndBody<B, G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EndBody")
+            .field("inner", &self.inner)
+            .field("waiting", &self.guard.is_some())
+            .finish()
+    }
+}
+
 impl<B: fmt::Debug, G> fmt::Debug for GuardedBody<B, G> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GuardedBody")
@@ -186,6 +329,87 @@ mod tests {
             1,
             "no need to poll past the last frame"
         );
+    }
+
+    /// What an `EndBody` told its guard, shared with the test.
+    #[derive(Clone, Default)]
+    struct Told(Arc<std::sync::Mutex<Option<String>>>);
+
+    impl OnBodyEnd for Told {
+        fn on_end(self, end: BodyEnd<'_>) {
+            let text = match end {
+                BodyEnd::Trailers(t) => format!("trailers {:?}", t.get("grpc-status")),
+                BodyEnd::Eos => "eos".into(),
+                BodyEnd::Error => "error".into(),
+            };
+            *self.0.lock().expect("not poisoned") = Some(text);
+        }
+    }
+
+    /// A gRPC-like body: one message, then trailers.
+    struct WithTrailers(Option<Frame<Bytes>>, Option<http::HeaderMap>);
+
+    impl Body for WithTrailers {
+        type Data = Bytes;
+        type Error = io::Error;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+            if let Some(data) = self.0.take() {
+                return Poll::Ready(Some(Ok(data)));
+            }
+            Poll::Ready(self.1.take().map(|t| Ok(Frame::trailers(t))))
+        }
+    }
+
+    /// #16.5: the guard hears the trailers (where gRPC puts its status), once, at their frame.
+    #[tokio::test]
+    async fn end_body_tells_the_guard_the_trailers() {
+        let told = Told::default();
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("14"));
+        let mut body = EndBody::new(
+            WithTrailers(Some(Frame::data(Bytes::from("m"))), Some(trailers)),
+            told.clone(),
+        );
+        assert!(body.frame().await.expect("a frame").expect("ok").is_data());
+        assert!(told.0.lock().unwrap().is_none(), "not ended yet");
+        assert!(
+            body.frame()
+                .await
+                .expect("a frame")
+                .expect("ok")
+                .is_trailers()
+        );
+        assert_eq!(
+            told.0.lock().unwrap().as_deref(),
+            Some("trailers Some(\"14\")")
+        );
+        assert!(!body.is_waiting());
+    }
+
+    #[tokio::test]
+    async fn end_body_tells_an_error_and_stays_silent_when_dropped() {
+        let told = Told::default();
+        let (tx, inner) = channel();
+        let mut body = EndBody::new(inner, told.clone());
+        tx.send(Err(io::Error::other("reset"))).expect("open");
+        assert!(body.frame().await.expect("a frame").is_err());
+        assert_eq!(told.0.lock().unwrap().as_deref(), Some("error"));
+
+        let told = Told::default();
+        let (_tx, inner) = channel();
+        drop(EndBody::new(inner, told.clone()));
+        assert!(
+            told.0.lock().unwrap().is_none(),
+            "dropped unfinished: untold"
+        );
+
+        let told = Told::default();
+        let _ = EndBody::new(Empty::<Bytes>::new(), told.clone());
+        assert_eq!(told.0.lock().unwrap().as_deref(), Some("eos"));
     }
 
     #[test]

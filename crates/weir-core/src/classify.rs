@@ -441,8 +441,10 @@ fn hint_of(headers: &http::HeaderMap) -> Option<ServerHint> {
 ///
 /// gRPC puts the status in the headers of a trailers-only response (how servers answer a call
 /// that fails before any message: tonic's `Err(Status)`, weir's own rejections) and in the
-/// trailers otherwise. This classifier reads the headers: a response whose status arrives only in
-/// the trailers is classified as a success. HTTP statuses other than 200 are classified as gRPC
+/// trailers otherwise. As a [`Classify`] it reads the headers: a response whose status arrives
+/// only in the trailers is classified as a success there. As a [`ClassifyTrailers`] it reads the
+/// trailers: a circuit breaker given `weir_circuit_breaker::Trailers(GrpcStatus::new())`
+/// classifies every call by its real status, at the end of its body. HTTP statuses other than 200 are classified as gRPC
 /// does it (a 503 is `UNAVAILABLE`, a 429 `UNAVAILABLE`, and so on, per gRPC's
 /// `http-grpc-status-mapping`).
 ///
@@ -588,6 +590,52 @@ impl GrpcStatus {
             return Outcome::Success;
         }
         self.classify_code(code, hint_of(headers))
+    }
+}
+
+/// A classifier that can wait for the end of a response body: a gRPC response's status is in its
+/// trailers, after every message, so a classifier of the head alone sees `200` and no status.
+///
+/// A layer that supports it (a circuit breaker with `Trailers`) asks
+/// [`in_trailers`](Self::in_trailers) of each response head; when the answer is yes it keeps
+/// the call open until the body ends and classifies it with
+/// [`classify_end`](Self::classify_end).
+pub trait ClassifyTrailers {
+    /// Whether the outcome of a response with this head is only known at the end of its body.
+    fn in_trailers(&self, status: StatusCode, headers: &http::HeaderMap) -> bool;
+
+    /// The outcome of a response whose body ended so.
+    fn classify_end(&self, end: crate::body::BodyEnd<'_>) -> Outcome;
+}
+
+impl ClassifyTrailers for GrpcStatus {
+    /// A `200` without `grpc-status` in its headers: every normal gRPC completion, and a failure
+    /// after the first message.
+    #[inline]
+    fn in_trailers(&self, status: StatusCode, headers: &http::HeaderMap) -> bool {
+        status == StatusCode::OK && !headers.contains_key("grpc-status")
+    }
+
+    /// The `grpc-status` of the trailers (with their pushback hint); a body that ends without
+    /// trailers, or trailers without a status, is `UNKNOWN` (gRPC treats a missing status as an
+    /// error); a body that fails is a transient failure (a reset stream, a broken connection).
+    fn classify_end(&self, end: crate::body::BodyEnd<'_>) -> Outcome {
+        use crate::body::BodyEnd;
+        match end {
+            BodyEnd::Trailers(trailers) => {
+                let code = trailers
+                    .get("grpc-status")
+                    .map_or(GrpcCode::Unknown, |value| {
+                        GrpcCode::from_bytes(value.as_bytes()).unwrap_or(GrpcCode::Unknown)
+                    });
+                if code == GrpcCode::Ok {
+                    return Outcome::Success;
+                }
+                self.classify_code(code, hint_of(trailers))
+            }
+            BodyEnd::Eos => self.classify_code(GrpcCode::Unknown, None),
+            BodyEnd::Error => Outcome::Failure(Failure::transient()),
+        }
     }
 }
 
@@ -869,6 +917,51 @@ mod tests {
         // A garbage status is UNKNOWN: a permanent failure.
         let garbage = c.classify(&http(200, &[("grpc-status", "fourteen")]));
         assert_eq!(garbage, Outcome::Failure(Failure::permanent()));
+    }
+
+    /// #16.5: the status in the trailers is the call's status.
+    #[test]
+    fn grpc_classifies_the_end_of_the_body_by_its_trailers() {
+        use crate::body::BodyEnd;
+        let c = GrpcStatus::new();
+        let ok = http::HeaderMap::new();
+        assert!(c.in_trailers(StatusCode::OK, &ok));
+        let mut head = http::HeaderMap::new();
+        head.insert("grpc-status", http::HeaderValue::from_static("14"));
+        assert!(!c.in_trailers(StatusCode::OK, &head), "trailers-only");
+        assert!(!c.in_trailers(StatusCode::SERVICE_UNAVAILABLE, &ok));
+        let trailers = |code: &'static str| {
+            let mut t = http::HeaderMap::new();
+            t.insert("grpc-status", http::HeaderValue::from_static(code));
+            t
+        };
+        assert!(
+            c.classify_end(BodyEnd::Trailers(&trailers("0")))
+                .is_success()
+        );
+        assert!(
+            c.classify_end(BodyEnd::Trailers(&trailers("14")))
+                .is_retryable()
+        );
+        assert!(
+            c.classify_end(BodyEnd::Trailers(&trailers("5")))
+                .is_success()
+        );
+        assert!(
+            c.classify_end(BodyEnd::Trailers(&ok)).is_failure(),
+            "no status"
+        );
+        assert!(c.classify_end(BodyEnd::Eos).is_failure());
+        assert!(c.classify_end(BodyEnd::Error).is_retryable());
+        let mut pushback = trailers("8");
+        pushback.insert(
+            "grpc-retry-pushback-ms",
+            http::HeaderValue::from_static("100"),
+        );
+        assert_eq!(
+            c.classify_end(BodyEnd::Trailers(&pushback)).for_upstream(),
+            Outcome::Ignored
+        );
     }
 
     #[test]

@@ -60,6 +60,7 @@ enum Kind {
     RetryBudgetExhausted,
     NeverAdmissible,
     CallerDeadline,
+    MissingKey,
 }
 
 impl Kind {
@@ -73,6 +74,7 @@ impl Kind {
             Self::RetryBudgetExhausted => "retry budget exhausted",
             Self::NeverAdmissible => "request exceeds the quota",
             Self::CallerDeadline => "deadline exceeded",
+            Self::MissingKey => "missing key",
         }
     }
 }
@@ -149,10 +151,23 @@ impl Error {
         Self::new(Kind::CallerDeadline)
     }
 
-    /// Names the layer instance that raised the error (its configured name).
+    /// A keyed layer set to [`MissingKey::Reject`](crate::MissingKey::Reject) refused a request
+    /// that carries no key (no API key, no tenant header). Nothing about load or quotas: HTTP maps
+    /// it to 401 (see [`ErrorResponseLayer::missing_key_status`](crate::ErrorResponseLayer::missing_key_status))
+    /// and gRPC to `UNAUTHENTICATED`, with no `Retry-After`; it is a
+    /// [rejection](Self::is_rejection), never retried.
+    #[must_use]
+    pub fn missing_key() -> Self {
+        Self::new(Kind::MissingKey)
+    }
+
+    /// Names the layer instance that raised the error (its configured name). An unnamed
+    /// layer's name ([`Name::default`]) names nothing: the error reads "circuit open", not
+    /// "circuit open by `default`", and [`layer`](Self::layer) is `None`.
     #[must_use]
     pub fn with_layer(mut self, layer: impl Into<Name>) -> Self {
-        self.inner.layer = Some(layer.into());
+        let layer = layer.into();
+        self.inner.layer = (!layer.is_unnamed()).then_some(layer);
         self
     }
 
@@ -243,7 +258,15 @@ impl Error {
                 | Kind::BulkheadFull
                 | Kind::Overloaded
                 | Kind::NeverAdmissible
+                | Kind::MissingKey
         )
+    }
+
+    /// Whether a keyed layer refused the request for carrying no key; see
+    /// [`missing_key`](Self::missing_key).
+    #[must_use]
+    pub fn is_missing_key(&self) -> bool {
+        self.inner.kind == Kind::MissingKey
     }
 
     /// When the caller may try again, if the layer knows.
@@ -252,7 +275,8 @@ impl Error {
         self.inner.retry_after
     }
 
-    /// The configured name of the layer instance that raised the error.
+    /// The configured name of the layer instance that raised the error; `None` for an unnamed
+    /// layer.
     #[must_use]
     pub fn layer(&self) -> Option<&str> {
         self.inner.layer.as_ref().map(Name::as_str)
@@ -338,7 +362,11 @@ impl fmt::Display for Error {
             write!(f, " by `{}`", layer.as_str())?;
         }
         if let Some(retry_after) = self.inner.retry_after {
-            write!(f, ", retry after {retry_after:?}")?;
+            // Rounded up to the millisecond: "retry after 1.235s", not "1.234567891s" (and
+            // never earlier than the layer said).
+            let millis = retry_after.as_nanos().div_ceil(1_000_000);
+            let rounded = Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX));
+            write!(f, ", retry after {rounded:?}")?;
         }
         Ok(())
     }
@@ -472,6 +500,27 @@ mod tests {
             Some("slow upstream")
         );
         assert!(Error::overloaded().source().is_none());
+    }
+
+    /// #27.7: an unnamed layer is not called "default" in errors, and the wait reads in
+    /// milliseconds.
+    #[test]
+    fn display_names_no_unnamed_layer_and_rounds_the_wait_to_the_millisecond() {
+        let unnamed = Error::circuit_open().with_layer(Name::default());
+        assert_eq!(unnamed.layer(), None);
+        assert_eq!(unnamed.to_string(), "circuit open");
+        let named = Error::circuit_open().with_layer("default");
+        assert_eq!(named.layer(), Some("default"));
+        assert_eq!(
+            Error::rate_limited(Duration::from_nanos(1_234_567_891)).to_string(),
+            "rate limited, retry after 1.235s"
+        );
+        assert_eq!(
+            Error::bulkhead_full()
+                .with_retry_after(Duration::from_nanos(1))
+                .to_string(),
+            "bulkhead full, retry after 1ms"
+        );
     }
 
     #[test]

@@ -535,6 +535,27 @@ where
         }
     }
 
+    /// Runs `f` on the state of `key` if it is stored, without storing it, touching it or
+    /// sweeping (for an admin reading one key); `None` if it is not stored.
+    pub fn peek<R>(&self, key: &K, f: impl FnOnce(&V) -> R) -> Option<R> {
+        let shard = &self.shards[self.shard_of(key)];
+        let map = shard.map.read().unwrap_or_else(PoisonError::into_inner);
+        map.get(key).map(f)
+    }
+
+    /// Forgets `key` (its next request starts from a fresh state); whether it was stored. Not
+    /// counted as an eviction.
+    pub fn remove(&self, key: &K) -> bool {
+        let shard = &self.shards[self.shard_of(key)];
+        let mut map = shard.map.write().unwrap_or_else(PoisonError::into_inner);
+        let removed = map.remove(key).is_some();
+        if removed {
+            self.len.fetch_sub(1, Ordering::Relaxed);
+            self.bound.fetch_sub(1, Ordering::Relaxed);
+        }
+        removed
+    }
+
     /// The number of keys stored.
     #[must_use]
     pub fn len(&self) -> usize {
@@ -908,6 +929,26 @@ mod tests {
         assert_eq!(map.overflow().load(Ordering::Relaxed), 0);
         // The key with information was kept.
         assert_eq!(bump(&map, 0, later), 3);
+    }
+
+    /// `peek` reads a stored key without storing a new one; `remove` forgets one and gives its
+    /// room back.
+    #[tokio::test(start_paused = true)]
+    async fn peek_and_remove_one_key() {
+        let map = KeyedMap::new(KeyedConfig::new().max_keys(1), AtomicU32::new(0));
+        let now = Instant::now();
+        assert_eq!(map.peek(&1, |c| c.load(Ordering::Relaxed)), None);
+        assert!(map.is_empty(), "peek stores nothing");
+        bump(&map, 1, now);
+        bump(&map, 1, now);
+        assert_eq!(map.peek(&1, |c| c.load(Ordering::Relaxed)), Some(2));
+        assert!(map.remove(&1));
+        assert!(!map.remove(&1));
+        assert_eq!((map.len(), map.evicted()), (0, 0));
+        // Its room is back: a new key is stored, not sent to the overflow state.
+        assert_eq!(bump(&map, 2, now), 1);
+        assert_eq!(bump(&map, 2, now), 2);
+        assert_eq!(map.overflow().load(Ordering::Relaxed), 0);
     }
 
     /// The caller of `with_millis_or` decides what a key that finds the map full gets.

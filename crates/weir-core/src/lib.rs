@@ -20,8 +20,10 @@ mod ratelimit;
 mod response;
 
 pub use crate::backoff::{Backoff, FastRandom, Jitter, Random, SharedRandom};
-pub use crate::body::GuardedBody;
-pub use crate::classify::{AnyError, Classify, Failure, GrpcStatus, HttpStatus, Outcome};
+pub use crate::body::{BodyEnd, EndBody, GuardedBody, OnBodyEnd};
+pub use crate::classify::{
+    AnyError, Classify, ClassifyTrailers, Failure, GrpcStatus, HttpStatus, Outcome,
+};
 pub use crate::deadline::{
     Deadline, GRPC_TIMEOUT, InvalidTimeout, TIMEOUT_MS, decode_grpc_timeout, decode_timeout_ms,
     encode_grpc_timeout, encode_timeout_ms,
@@ -53,5 +55,6 @@ pub use crate::observer::{Event, Level, Observer};
 pub use crate::ratelimit::HeaderStyle;
 pub use crate::ratelimit::RateLimitInfo;
 pub use crate::response::{
-    ErrorResponse, ErrorResponseLayer, ResponseBody, ResponseFuture, grpc_code, http_status,
+    ErrorResponse, ErrorResponseLayer, RefusalBody, ResponseBody, ResponseFuture, grpc_code,
+    http_status, plain_text_body, problem_json_body,
 };

@@ -14,6 +14,9 @@ pub struct Name(Repr);
 
 #[derive(Clone)]
 enum Repr {
+    /// No name was given: reads `"default"` (in events and metrics labels) but names no layer
+    /// in errors.
+    Unnamed,
     Static(&'static str),
     Shared(Arc<str>),
 }
@@ -25,19 +28,35 @@ impl Name {
         Self(Repr::Static(name))
     }
 
+    /// The name of a layer that was given none, usable in `const` context: the same as
+    /// [`Name::default`].
+    #[must_use]
+    pub const fn unnamed() -> Self {
+        Self(Repr::Unnamed)
+    }
+
     /// The name as a string slice.
     #[must_use]
     pub fn as_str(&self) -> &str {
         match &self.0 {
+            Repr::Unnamed => "default",
             Repr::Static(s) => s,
             Repr::Shared(s) => s,
         }
+    }
+
+    /// Whether this is the name of a layer that was given none ([`Name::default`]); an error
+    /// from such a layer names no layer ([`Error::layer`](crate::Error::layer) is `None`).
+    #[must_use]
+    pub const fn is_unnamed(&self) -> bool {
+        matches!(self.0, Repr::Unnamed)
     }
 
     /// The name as a `metrics` label value, without copying the text.
     #[cfg(feature = "metrics")]
     pub(crate) fn to_shared_string(&self) -> metrics::SharedString {
         match &self.0 {
+            Repr::Unnamed => metrics::SharedString::const_str("default"),
             Repr::Static(s) => metrics::SharedString::const_str(s),
             Repr::Shared(s) => metrics::SharedString::from_shared(s.clone()),
         }
@@ -45,9 +64,10 @@ impl Name {
 }
 
 impl Default for Name {
-    /// `"default"`, the name weir gives an unnamed layer or policy.
+    /// The name of an unnamed layer or policy: it reads `"default"` in events and metrics
+    /// labels, but an error from an unnamed layer names no layer (see [`Name::is_unnamed`]).
     fn default() -> Self {
-        Self::new("default")
+        Self::unnamed()
     }
 }
 
@@ -121,6 +141,8 @@ mod tests {
     fn static_and_owned_names_compare_by_text() {
         assert_eq!(Name::new("edge"), Name::from(String::from("edge")));
         assert_eq!(Name::default().as_str(), "default");
+        assert_eq!(Name::default(), Name::new("default"));
+        assert!(Name::default().is_unnamed() && !Name::new("default").is_unnamed());
         assert_eq!(
             format!("{:?} {}", Name::new("a"), Name::new("b")),
             "\"a\" b"

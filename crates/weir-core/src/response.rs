@@ -26,6 +26,7 @@ const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
 const GRPC_RETRY_PUSHBACK_MS: HeaderName = HeaderName::from_static("grpc-retry-pushback-ms");
 
 const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+const PROBLEM_JSON: HeaderValue = HeaderValue::from_static("application/problem+json");
 const APPLICATION_GRPC: HeaderValue = HeaderValue::from_static("application/grpc");
 
 /// The body of the 500 answered for an error that is not a weir error; never the error's text.
@@ -41,6 +42,7 @@ const INTERNAL_GRPC_MESSAGE: &str = "internal error";
 /// | a cost the quota can never admit | 413 Content Too Large (no `Retry-After`) |
 /// | circuit open, bulkhead full, overloaded, retry budget exhausted | 503 Service Unavailable |
 /// | timeout (the layer's own or the caller's deadline) | 504 Gateway Timeout (the layer can answer 408 instead, see [`ErrorResponseLayer::timeout_status`]) |
+/// | a request without the key a keyed layer requires ([`Error::missing_key`]) | 401 Unauthorized (the layer can answer another, see [`ErrorResponseLayer::missing_key_status`]) |
 ///
 /// An error that is not a weir error is a 500, answered by [`ErrorResponse`] without its text.
 ///
@@ -61,6 +63,8 @@ pub fn http_status(err: &Error) -> StatusCode {
         StatusCode::PAYLOAD_TOO_LARGE
     } else if err.is_timeout() {
         StatusCode::GATEWAY_TIMEOUT
+    } else if err.is_missing_key() {
+        StatusCode::UNAUTHORIZED
     } else {
         // Circuit open, bulkhead full, overloaded, retry budget exhausted, and any refusal added
         // later: the service cannot take the request now.
@@ -76,6 +80,7 @@ pub fn http_status(err: &Error) -> StatusCode {
 /// | a cost the quota can never admit | `RESOURCE_EXHAUSTED` (8), without a pushback |
 /// | circuit open, bulkhead full, overloaded, retry budget exhausted | `UNAVAILABLE` (14) |
 /// | timeout | `DEADLINE_EXCEEDED` (4) |
+/// | a request without the key a keyed layer requires | `UNAUTHENTICATED` (16) |
 ///
 /// An error that is not a weir error is `INTERNAL` (13), answered by [`ErrorResponse`] without
 /// its text.
@@ -85,9 +90,101 @@ pub fn grpc_code(err: &Error) -> GrpcCode {
         GrpcCode::ResourceExhausted
     } else if err.is_timeout() {
         GrpcCode::DeadlineExceeded
+    } else if err.is_missing_key() {
+        GrpcCode::Unauthenticated
     } else {
         GrpcCode::Unavailable
     }
+}
+
+/// Writes the body of an HTTP response [`ErrorResponseLayer`] answers an error with: its
+/// `content-type` and its bytes, from the response's status and the weir error it answers
+/// (`None` for an error that is not weir's, answered with a 500 whose body must not reveal it).
+///
+/// Set with [`ErrorResponseLayer::refusal_body`]; [`plain_text_body`] (the default) and
+/// [`problem_json_body`] are built in. A plain `fn`, so the layer stays `Copy` and nothing is
+/// kept per request; it runs only when an error is answered, never for a response of the inner
+/// service. gRPC refusals have no body: their message is `grpc-message`.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::{HeaderValue, StatusCode};
+/// use weir_core::{Error, ErrorResponseLayer};
+///
+/// fn body(status: StatusCode, err: Option<&Error>) -> (HeaderValue, Bytes) {
+///     let reason = err.map_or("internal error", Error::reason);
+///     let json = format!(r#"{{"error":{{"code":{},"message":"{reason}"}}}}"#, status.as_u16());
+///     (HeaderValue::from_static("application/json"), Bytes::from(json))
+/// }
+///
+/// let layer = ErrorResponseLayer::new().refusal_body(body);
+/// let res = layer.http_response::<String>(&Error::overloaded());
+/// assert_eq!(res.headers()["content-type"], "application/json");
+/// ```
+pub type RefusalBody = fn(StatusCode, Option<&Error>) -> (HeaderValue, Bytes);
+
+/// The default [`RefusalBody`]: `text/plain; charset=utf-8` with [`Error::reason`]
+/// (`rate limited`), or `internal server error` for an error that is not weir's.
+#[must_use]
+pub fn plain_text_body(_status: StatusCode, err: Option<&Error>) -> (HeaderValue, Bytes) {
+    let text = err.map_or(INTERNAL_HTTP_BODY, Error::reason);
+    (TEXT_PLAIN, Bytes::from_static(text.as_bytes()))
+}
+
+/// The RFC 9457 [`RefusalBody`] ("Problem Details for HTTP APIs"), for JSON APIs:
+/// `content-type: application/problem+json` and an object with `type` (`"about:blank"`: the
+/// status says it all), `title` (the status's reason phrase), `status`, `detail`
+/// ([`Error::reason`], or `internal server error`) and, when [`Error::retry_after`] is known, the
+/// extension member `retry_after` (whole seconds, as the `Retry-After` header).
+///
+/// ```
+/// use std::time::Duration;
+/// use http::StatusCode;
+/// use weir_core::{Error, problem_json_body};
+///
+/// let (content_type, body) =
+///     problem_json_body(StatusCode::TOO_MANY_REQUESTS, Some(&Error::rate_limited(Duration::from_secs(2))));
+/// assert_eq!(content_type, "application/problem+json");
+/// assert_eq!(
+///     body,
+///     r#"{"type":"about:blank","title":"Too Many Requests","status":429,"detail":"rate limited","retry_after":2}"#
+/// );
+/// ```
+#[must_use]
+pub fn problem_json_body(status: StatusCode, err: Option<&Error>) -> (HeaderValue, Bytes) {
+    use fmt::Write as _;
+
+    let title = status.canonical_reason().unwrap_or("Error");
+    let detail = err.map_or(INTERNAL_HTTP_BODY, Error::reason);
+    // Allocates: a refusal is off the happy path.
+    let mut json = String::with_capacity(128);
+    json.push_str(r#"{"type":"about:blank","title":"#);
+    push_json_string(&mut json, title);
+    let _ = write!(json, r#","status":{},"detail":"#, status.as_u16());
+    push_json_string(&mut json, detail);
+    if let Some(after) = err.and_then(Error::retry_after) {
+        let _ = write!(json, r#","retry_after":{}"#, retry_after_secs(after));
+    }
+    json.push('}');
+    (PROBLEM_JSON, Bytes::from(json))
+}
+
+/// `text` as a JSON string, quotes included (RFC 8259: `"`, `\` and control characters escaped).
+fn push_json_string(json: &mut String, text: &str) {
+    use fmt::Write as _;
+
+    json.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => json.push_str("\\\""),
+            '\\' => json.push_str("\\\\"),
+            c if c < ' ' => {
+                let _ = write!(json, "\\u{:04x}", u32::from(c));
+            }
+            c => json.push(c),
+        }
+    }
+    json.push('"');
 }
 
 /// `Retry-After` in whole seconds, rounded up and never 0: a client told "0" retries at once.
@@ -181,7 +278,9 @@ enum Protocol {
 pub struct ErrorResponseLayer {
     protocol: Protocol,
     timeout_status: StatusCode,
+    missing_key_status: StatusCode,
     header_style: HeaderStyle,
+    body: RefusalBody,
 }
 
 impl Default for ErrorResponseLayer {
@@ -191,14 +290,16 @@ impl Default for ErrorResponseLayer {
 }
 
 impl ErrorResponseLayer {
-    /// Chooses HTTP or gRPC per request by its `content-type`, answers timeouts with 504 and
-    /// writes the IETF `RateLimit` fields.
+    /// Chooses HTTP or gRPC per request by its `content-type`, answers timeouts with 504 and a
+    /// missing key with 401, writes the IETF `RateLimit` fields, and plain-text bodies.
     #[must_use]
     pub const fn new() -> Self {
         Self {
             protocol: Protocol::Auto,
             timeout_status: StatusCode::GATEWAY_TIMEOUT,
+            missing_key_status: StatusCode::UNAUTHORIZED,
             header_style: HeaderStyle::Ietf,
+            body: plain_text_body,
         }
     }
 
@@ -226,6 +327,40 @@ impl ErrorResponseLayer {
         self
     }
 
+    /// The HTTP status for a request a keyed layer refused for carrying no key
+    /// ([`Error::missing_key`], from [`MissingKey::Reject`](crate::MissingKey::Reject)); 401
+    /// Unauthorized by default, right when the key is a credential (an API key). When it is not
+    /// (a tenant header), 400 Bad Request may suit better:
+    /// `.missing_key_status(StatusCode::BAD_REQUEST)`. gRPC answers are always `UNAUTHENTICATED`.
+    #[must_use]
+    pub const fn missing_key_status(mut self, status: StatusCode) -> Self {
+        self.missing_key_status = status;
+        self
+    }
+
+    /// Writes the bodies of HTTP refusals with `body` instead of plain text; see [`RefusalBody`].
+    #[must_use]
+    pub const fn refusal_body(mut self, body: RefusalBody) -> Self {
+        self.body = body;
+        self
+    }
+
+    /// Answers HTTP refusals with RFC 9457 problem details (`application/problem+json`), for
+    /// JSON APIs: [`refusal_body(problem_json_body)`](problem_json_body).
+    ///
+    /// ```
+    /// use http::StatusCode;
+    /// use weir_core::{Error, ErrorResponseLayer};
+    ///
+    /// let res = ErrorResponseLayer::new().problem_json().http_response::<String>(&Error::circuit_open());
+    /// assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    /// assert_eq!(res.headers()["content-type"], "application/problem+json");
+    /// ```
+    #[must_use]
+    pub const fn problem_json(self) -> Self {
+        self.refusal_body(problem_json_body)
+    }
+
     /// Which rate-limit fields a rejection carrying [`RateLimitInfo`](crate::RateLimitInfo)
     /// gets; [`HeaderStyle::Ietf`] by default.
     #[must_use]
@@ -237,13 +372,14 @@ impl ErrorResponseLayer {
     /// The HTTP response this layer answers `err` with:
     ///
     /// - the status of [`http_status`] (or [`timeout_status`](Self::timeout_status) for a
-    ///   timeout);
+    ///   timeout, [`missing_key_status`](Self::missing_key_status) for a missing key);
     /// - `Retry-After` when [`Error::retry_after`] is known, in whole seconds rounded up and at
     ///   least 1 (1.5 s is `2`, 0.2 s and 0 s are `1`);
     /// - the rate-limit fields of [`Error::rate_limit`] when set, in the configured
     ///   [`HeaderStyle`];
-    /// - `content-type: text/plain; charset=utf-8` and [`Error::reason`] as the body
-    ///   (`rate limited`).
+    /// - the body and `content-type` of the [`RefusalBody`]: by default
+    ///   `text/plain; charset=utf-8` and [`Error::reason`] (`rate limited`), with
+    ///   [`problem_json`](Self::problem_json) RFC 9457 problem details.
     ///
     /// `B` is the body type of the responses the response is mixed with; the rejection never
     /// uses it.
@@ -251,13 +387,16 @@ impl ErrorResponseLayer {
     pub fn http_response<B>(&self, err: &Error) -> Response<ResponseBody<B>> {
         let status = if err.is_timeout() {
             self.timeout_status
+        } else if err.is_missing_key() {
+            self.missing_key_status
         } else {
             http_status(err)
         };
-        let mut res = Response::new(ResponseBody::rejection(err.reason()));
+        let (content_type, body) = (self.body)(status, Some(err));
+        let mut res = Response::new(ResponseBody::rejection(body));
         *res.status_mut() = status;
         let headers = res.headers_mut();
-        headers.insert(CONTENT_TYPE, TEXT_PLAIN);
+        headers.insert(CONTENT_TYPE, content_type);
         if let Some(after) = err.retry_after() {
             headers.insert(RETRY_AFTER, HeaderValue::from(retry_after_secs(after)));
         }
@@ -298,9 +437,11 @@ impl ErrorResponseLayer {
                 if grpc {
                     trailers_only(GrpcCode::Internal, INTERNAL_GRPC_MESSAGE)
                 } else {
-                    let mut res = Response::new(ResponseBody::rejection(INTERNAL_HTTP_BODY));
-                    *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-                    res.headers_mut().insert(CONTENT_TYPE, TEXT_PLAIN);
+                    let status = StatusCode::INTERNAL_SERVER_ERROR;
+                    let (content_type, body) = (self.body)(status, None);
+                    let mut res = Response::new(ResponseBody::rejection(body));
+                    *res.status_mut() = status;
+                    res.headers_mut().insert(CONTENT_TYPE, content_type);
                     res
                 }
             }
@@ -519,11 +660,9 @@ impl<B> ResponseBody<B> {
         }
     }
 
-    fn rejection(text: &'static str) -> Self {
+    fn rejection(data: Bytes) -> Self {
         Self {
-            kind: Kind::Rejection {
-                data: Some(Bytes::from_static(text.as_bytes())),
-            },
+            kind: Kind::Rejection { data: Some(data) },
         }
     }
 
@@ -740,6 +879,100 @@ mod tests {
             .timeout_status(StatusCode::REQUEST_TIMEOUT)
             .http_response(&Error::rate_limited(Duration::ZERO));
         assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+
+    /// #27.6: refusals a JSON API can send: RFC 9457 problem details for every refusal and for
+    /// the 500 of a foreign error (which still hides the error's text), headers unchanged.
+    #[tokio::test]
+    async fn problem_json_bodies_for_refusals() {
+        let layer = ErrorResponseLayer::new().problem_json();
+        let res: Res = layer.http_response(&Error::rate_limited(Duration::from_millis(1500)));
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            header(&res, "content-type"),
+            Some("application/problem+json")
+        );
+        assert_eq!(header(&res, "retry-after"), Some("2"));
+        assert_eq!(
+            body_text(res).await,
+            r#"{"type":"about:blank","title":"Too Many Requests","status":429,"detail":"rate limited","retry_after":2}"#
+        );
+
+        let res: Res = layer
+            .timeout_status(StatusCode::REQUEST_TIMEOUT)
+            .http_response(&Error::timeout());
+        assert_eq!(
+            body_text(res).await,
+            r#"{"type":"about:blank","title":"Request Timeout","status":408,"detail":"timed out"}"#
+        );
+
+        let inner = Scripted {
+            call_fails: Some(secret),
+            ..Scripted::ok()
+        };
+        let res = layer
+            .layer(inner)
+            .oneshot(Request::new(()))
+            .await
+            .expect("infallible");
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            header(&res, "content-type"),
+            Some("application/problem+json")
+        );
+        let body = body_text(res).await;
+        assert_eq!(
+            body,
+            r#"{"type":"about:blank","title":"Internal Server Error","status":500,"detail":"internal server error"}"#
+        );
+    }
+
+    /// #27.6: the refusal body is a hook: a user's own function writes it, from the status and
+    /// the error; gRPC answers are unchanged.
+    #[tokio::test]
+    async fn a_refusal_body_hook_writes_the_body() {
+        fn body(status: StatusCode, err: Option<&Error>) -> (HeaderValue, Bytes) {
+            let text = format!(
+                "{} {}",
+                status.as_u16(),
+                err.and_then(Error::layer).unwrap_or("-")
+            );
+            (HeaderValue::from_static("text/x-custom"), Bytes::from(text))
+        }
+        let layer = ErrorResponseLayer::new().refusal_body(body);
+        let res: Res = layer.http_response(&Error::overloaded().with_layer("edge"));
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(header(&res, "content-type"), Some("text/x-custom"));
+        assert_eq!(res.body().size_hint().exact(), Some(8));
+        assert_eq!(body_text(res).await, "503 edge");
+        let res: Res = layer.grpc_response(&Error::overloaded());
+        assert_eq!(body_text(res).await, "");
+    }
+
+    /// #27.6: a request refused for carrying no key is a 401 (or the status chosen), gRPC
+    /// `UNAUTHENTICATED`, never a 429 with a `Retry-After` to wait out.
+    #[tokio::test]
+    async fn a_missing_key_answers_401() {
+        let err = Error::missing_key().with_layer("edge");
+        assert!(err.is_rejection() && !err.is_rate_limited());
+        assert_eq!(http_status(&err), StatusCode::UNAUTHORIZED);
+        assert_eq!(grpc_code(&err), GrpcCode::Unauthenticated);
+        let res = http(&err);
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(header(&res, "retry-after"), None);
+        assert_eq!(body_text(res).await, "missing key");
+        let res: Res = ErrorResponseLayer::new()
+            .missing_key_status(StatusCode::BAD_REQUEST)
+            .http_response(&err);
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(header(&grpc(&err), "grpc-status"), Some("16"));
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        let mut json = String::new();
+        push_json_string(&mut json, "a\"b\\c\u{1}é");
+        assert_eq!(json, r#""a\"b\\c\u0001é""#);
     }
 
     #[test]

@@ -156,8 +156,9 @@ impl<X, A, T, C, O, P> RateLimitBuilder<X, A, T, C, O, P> {
     }
 
     /// What a request whose extractor finds no key gets ([`MissingKey::Shared`] by default: all
-    /// key-less requests share one state). [`MissingKey::Reject`] refuses them with a rate-limit
-    /// error whose retry-after is the default tier's first period.
+    /// key-less requests share one state). [`MissingKey::Reject`] refuses them with
+    /// `weir_core::Error::missing_key()`: 401 through `ErrorResponseLayer` (`UNAUTHENTICATED`
+    /// over gRPC), no `Retry-After`.
     pub const fn missing_key(mut self, missing: MissingKey) -> Self {
         self.missing = missing;
         self

@@ -749,9 +749,12 @@ mod tests {
         assert!(retry_after > Duration::from_secs(1));
         assert_eq!(waited, Duration::ZERO);
 
-        // `missing_key = "reject"`.
+        // `missing_key = "reject"`: refused as a missing key (a 401), not as a rate limit.
         let (res, _) = send(&mut svc, None).await;
-        assert_eq!(refusal(res).0, "api");
+        let err = res.expect_err("refused");
+        let err = Error::find(&*err).expect("a weir error");
+        assert!(err.is_missing_key(), "{err}");
+        assert_eq!(err.layer(), Some("api"));
 
         // `max_keys = 1`: another new key is not stored either; it shares the overflow state,
         // which zeta emptied.

@@ -1,13 +1,20 @@
 //! [`RateLimitHandle`]: a read handle on a layer's shared state.
 
 use std::fmt;
+use std::hash::Hash;
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use weir_core::RateLimitInfo;
 
 use crate::layer::Limiter;
 use crate::state::Algorithm;
 use crate::store::MemoryStore;
+use crate::tier::TierOf;
 
 /// Reads the state a [`RateLimitLayer`](crate::RateLimitLayer) and all its services share; from
+/// [`RateLimitLayer::handle`](crate::RateLimitLayer::handle) or
 /// [`RateLimitBuilder::build_with_handle`](crate::RateLimitBuilder::build_with_handle).
 pub struct RateLimitHandle<X, St, T, C, O, P> {
     limiter: Arc<Limiter<X, St, T, C, O, P>>,
@@ -32,6 +39,56 @@ impl<X, St, T, C, O, P> RateLimitHandle<X, St, T, C, O, P> {
 }
 
 impl<X, A: Algorithm, T, C, O, P> RateLimitHandle<X, MemoryStore<A>, T, C, O, P> {
+    /// Where window edges fall: the windows of a quota of period `p` (fixed window,
+    /// sliding-window counter, the token bucket's refills) start at `window_origin() + k × p`,
+    /// for every key alike (not at a key's first request).
+    #[must_use]
+    pub fn window_origin(&self) -> Instant {
+        self.limiter.store.window_origin()
+    }
+
+    /// The state of one key now, one [`RateLimitInfo`] per quota of its tier (in the order
+    /// they were added): units left for a request of one unit, time until fully restored.
+    /// `key` is the key as the extractor produces it (a `String` and a `&str` are the same
+    /// key). Nothing is charged or stored: a key that is not stored (never seen, evicted, or
+    /// deciding on an overflow state while the map is full) reads as fresh.
+    #[must_use]
+    pub fn remaining<K: Hash>(&self, key: &K) -> Vec<RateLimitInfo>
+    where
+        T: TierOf<K>,
+    {
+        let lim = &self.limiter;
+        let tier = lim.tier_index(Some(key));
+        let verdicts = lim.store.peek_key(key, &lim.tiers[tier], Instant::now());
+        lim.tiers[tier]
+            .quotas()
+            .iter()
+            .zip(verdicts)
+            .map(|(quota, v)| {
+                // A one-unit request admitted leaves one unit less than there is now.
+                let left = v.remaining() + u64::from(v.is_admitted());
+                RateLimitInfo::new(
+                    quota.name_ref().clone(),
+                    u64::from(quota.rate()),
+                    quota.period(),
+                )
+                .remaining(left)
+                .reset(Duration::from_nanos(v.reset()))
+            })
+            .collect()
+    }
+
+    /// Resets one key: its state is forgotten and its next request starts with every quota
+    /// full (an admin endpoint's "reset this client"). Whether it had a state of its own.
+    pub fn reset<K: Hash>(&self, key: &K) -> bool
+    where
+        T: TierOf<K>,
+    {
+        let lim = &self.limiter;
+        let tier = lim.tier_index(Some(key));
+        lim.store.forget(key, &lim.tiers[tier])
+    }
+
     /// The number of keys with a state of their own (idle keys are evicted by the limiter).
     #[must_use]
     pub fn keys(&self) -> usize {

@@ -10,6 +10,7 @@ use weir_core::{BoxError, Error, Global, MissingKey, Name, Observer, RateLimitIn
 
 use crate::builder::{ConfigError, RateLimitBuilder};
 use crate::event::Event;
+use crate::handle::RateLimitHandle;
 use crate::protocol::AnyProtocol;
 use crate::quota::Quota;
 use crate::service::RateLimit;
@@ -106,12 +107,10 @@ impl<X, St, T, C, O, P> Limiter<X, St, T, C, O, P> {
         quotas.get(decision.policy()).unwrap_or(&quotas[0])
     }
 
-    /// The refusal for a request without a key under [`MissingKey::Reject`].
+    /// The refusal for a request without a key under [`MissingKey::Reject`]: not a rate limit
+    /// (no `Retry-After`: waiting gives the request no key), `Error::missing_key` (401).
     pub(crate) fn missing_key_error(&self) -> BoxError {
-        let period = self.tiers[0].quotas()[0].period();
-        Error::rate_limited(period)
-            .with_layer(self.name.clone())
-            .into()
+        Error::missing_key().with_layer(self.name.clone()).into()
     }
 }
 
@@ -126,6 +125,7 @@ where
     pub(crate) fn judge<K>(
         self: &Arc<Self>,
         decision: Decision,
+        decided: Instant,
         key: Option<K>,
         tier: usize,
         cost: u32,
@@ -151,9 +151,11 @@ where
                 return Next::Call(info);
             }
             let this = Arc::clone(self);
+            let end = decided + decision.reset();
             let reservation = Reservation(Some(Box::new(move || {
+                let tier = &this.tiers[tier];
                 this.store
-                    .cancel(key.as_ref(), &this.tiers[tier], cost, Instant::now());
+                    .cancel_reserved(key.as_ref(), tier, cost, end, Instant::now());
             })));
             return Next::Wait(decision.wait(), info, reservation);
         }
@@ -267,6 +269,13 @@ impl<X, St, T, C, O, P> RateLimitLayer<X, St, T, C, O, P> {
     #[must_use]
     pub fn name(&self) -> &str {
         self.limiter.name.as_str()
+    }
+
+    /// A handle on the state this layer and all its services share (the same as
+    /// [`build_with_handle`](RateLimitBuilder::build_with_handle) gives).
+    #[must_use]
+    pub fn handle(&self) -> RateLimitHandle<X, St, T, C, O, P> {
+        RateLimitHandle::new(Arc::clone(&self.limiter))
     }
 }
 

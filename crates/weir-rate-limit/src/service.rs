@@ -188,16 +188,18 @@ impl<S, X, St, T, C, O, P> RateLimit<S, X, St, T, C, O, P> {
                 {
                     Next::Call(None)
                 }
-                Now::Decided(Ok(decision)) => lim.judge(decision, key, tier, cost, headers),
+                Now::Decided(Ok(decision)) => lim.judge(decision, now, key, tier, cost, headers),
                 Now::Decided(Err(error)) => Next::Reject(error),
                 Now::Later => {
                     let mut decision = lim.store.decide(key.as_ref(), tiers, ask, now);
                     let mut cx = Context::from_waker(Waker::noop());
                     match Pin::new(&mut decision).poll(&mut cx) {
-                        Poll::Ready(Ok(decision)) => lim.judge(decision, key, tier, cost, headers),
+                        Poll::Ready(Ok(decision)) => {
+                            lim.judge(decision, now, key, tier, cost, headers)
+                        }
                         Poll::Ready(Err(error)) => Next::Reject(error),
                         Poll::Pending => {
-                            let later = self.deciding(decision, req, key, tier, cost, headers);
+                            let later = self.deciding(decision, now, req, key, tier, cost, headers);
                             return ResponseFuture::later(later, protocol);
                         }
                     }
@@ -232,9 +234,14 @@ impl<S, X, St, T, C, O, P> RateLimit<S, X, St, T, C, O, P> {
     /// A store that answers later: the readied service and the request wait in the box for the
     /// decision.
     #[inline(never)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the parts of one request, moved into its box once; a struct would be built only to be taken apart"
+    )]
     fn deciding<Req, K>(
         &mut self,
         decision: St::Future,
+        now: Instant,
         req: Req,
         key: Option<K>,
         tier: usize,
@@ -253,7 +260,7 @@ impl<S, X, St, T, C, O, P> RateLimit<S, X, St, T, C, O, P> {
     {
         let lim = Arc::clone(&self.limiter);
         let then = Box::new(move |decided| match decided {
-            Ok(decision) => lim.judge(decision, key, tier, cost, headers),
+            Ok(decision) => lim.judge(decision, now, key, tier, cost, headers),
             Err(error) => Next::Reject(error),
         });
         Later::deciding(decision, then, take_readied(&mut self.inner), req)

@@ -161,6 +161,17 @@ pub trait Algorithm: Clone + Send + Sync + 'static {
     /// cancelled wait).
     fn release(&self, state: &Self::State, quota: &Quota, cost: u32, now: u64);
 
+    /// Gives back `cost` units of a reservation whose [`acquire`](Self::acquire) said the quota
+    /// would be fully restored at `end` (`now + reset` at the time), if no later acquire has
+    /// booked after it; by default [`release`](Self::release) whatever `end`. GCRA and the
+    /// leaky bucket give a turn back only while their schedule still ends at `end`: a turn
+    /// dropped in the middle of the queue goes unused, so two later requests are never booked
+    /// on the same instant.
+    fn release_reserved(&self, state: &Self::State, quota: &Quota, cost: u32, end: u64, now: u64) {
+        let _ = end;
+        self.release(state, quota, cost, now);
+    }
+
     /// The time at which the state is back at rest (the quota fully available): a key whose
     /// every state is at rest can be forgotten without changing any decision.
     fn rest_at(state: &Self::State) -> u64;
@@ -263,6 +274,16 @@ fn cas_loop(cell: &AtomicU64, next: impl Fn(u64) -> Option<u64>) -> u64 {
     }
 }
 
+/// Gives `nanos` back to a schedule that still ends at `end` (no later booking).
+fn give_back_last(cell: &AtomicU64, nanos: u64, end: u64) {
+    let _ = cell.compare_exchange(
+        end,
+        end.saturating_sub(nanos),
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    );
+}
+
 fn give_back(cell: &AtomicU64, nanos: u64) {
     let _ = cell.fetch_update(Ordering::AcqRel, Ordering::Acquire, |tat| {
         Some(tat.saturating_sub(nanos))
@@ -313,6 +334,14 @@ impl Algorithm for Gcra {
         give_back(
             state,
             quota.interval_nanos().saturating_mul(u64::from(cost)),
+        );
+    }
+
+    fn release_reserved(&self, state: &AtomicU64, quota: &Quota, cost: u32, end: u64, _now: u64) {
+        give_back_last(
+            state,
+            quota.interval_nanos().saturating_mul(u64::from(cost)),
+            end,
         );
     }
 
@@ -412,6 +441,14 @@ impl Algorithm for LeakyBucket {
         give_back(
             state,
             quota.interval_nanos().saturating_mul(u64::from(cost)),
+        );
+    }
+
+    fn release_reserved(&self, state: &AtomicU64, quota: &Quota, cost: u32, end: u64, _now: u64) {
+        give_back_last(
+            state,
+            quota.interval_nanos().saturating_mul(u64::from(cost)),
+            end,
         );
     }
 
@@ -539,6 +576,21 @@ impl Algorithm for TokenBucket {
         state.rest_at.store(inner.full_at(quota), Ordering::Relaxed);
     }
 
+    /// Gives nothing back: the tokens of a dropped waiter stay spent, as if it had left at its
+    /// turn. The bucket cannot tell whether a later reservation was booked behind this one (its
+    /// count of tokens does not say), and tokens given back under one let the next request take
+    /// a tick that later reservation also leaves on: more than `burst + rate` units in one
+    /// instant. A dropped turn goes unused.
+    fn release_reserved(
+        &self,
+        _state: &TokenBucketState,
+        _quota: &Quota,
+        _cost: u32,
+        _end: u64,
+        _now: u64,
+    ) {
+    }
+
     fn rest_at(state: &TokenBucketState) -> u64 {
         state.rest_at.load(Ordering::Relaxed)
     }
@@ -549,7 +601,8 @@ impl Algorithm for TokenBucket {
 // -------------------------------------------------------------------------------------------
 
 /// The fixed window: at most `rate` units per window of `period`, windows aligned on the store's
-/// epoch. Cheap and simple, but a client can spend a whole window's quota at the end of one
+/// epoch, the same for every key (see
+/// [`RateLimitHandle::window_origin`](crate::RateLimitHandle::window_origin)). Cheap and simple, but a client can spend a whole window's quota at the end of one
 /// window and again at the start of the next: up to `2 × rate` in an interval of length
 /// `period` (the documented edge burst). `burst` is ignored. Reservations are not supported:
 /// in wait mode a refused request is refused at once.
@@ -609,8 +662,13 @@ impl Windows {
         }
     }
 
-    /// The sliding-window counter's exact rational test: the weighted previous window plus the
-    /// current one plus `cost`, all times `period`, against `rate × period`.
+    /// The sliding-window counter's test: the previous window's count weighted by how much of
+    /// it the sliding window `(now − period, now]` still overlaps, `p − e − 1` nanoseconds of
+    /// `p`, rounded down, plus the current window's count plus `cost`, against `rate`.
+    ///
+    /// The overlap is open on the left: the request exactly one period before `now` is out of
+    /// the sliding window, so a client sending evenly at the rate never finds its own request
+    /// of a period ago still counted (with `p − e` it did, at every window edge).
     fn sliding(&mut self, quota: &Quota, cost: u32, now: u64) -> Verdict {
         self.roll(quota, now);
         let p = u128::from(quota.period_nanos());
@@ -620,31 +678,29 @@ impl Windows {
         let prev = u128::from(self.previous);
         let cur = u128::from(self.current);
         let c = u128::from(cost);
-        let used = prev * (p - elapsed) + cur * p;
-        let remaining = (rate * p).saturating_sub(used) / p;
+        let weighted = prev * (p - 1 - elapsed) / p;
+        let used = weighted + cur;
+        let remaining = rate.saturating_sub(used);
         let rest_at = self.sliding_rest_at(quota);
         let reset = rest_at.saturating_sub(now);
         if c > rate {
             return Verdict::never(remaining as u64, reset);
         }
-        if used + c * p <= rate * p {
+        if used + c <= rate {
             self.current += u64::from(cost);
-            let used = used + c * p;
-            let remaining = (rate * p).saturating_sub(used) / p;
             let reset = self.sliding_rest_at(quota).saturating_sub(now);
-            return Verdict::admitted(0, remaining as u64, reset);
+            return Verdict::admitted(0, (remaining - c) as u64, reset);
         }
         // When does it fit? Either later in this window, as the previous window's weight fades,
-        // or in the next one, where this window's count becomes the weighted one.
+        // or in the next one, where this window's count becomes the weighted one. The weighted
+        // count `⌊w × (p − 1 − e) / p⌋` is at most `room` from `e = p − ⌈(room + 1) × p / w⌉`.
+        let fits_from = |room: u128, w: u128| p.saturating_sub(((room + 1) * p).div_ceil(w));
         let at = if cur + c <= rate {
-            // prev × (p − e) ≤ (rate − c − cur) × p
-            let room = (rate - c - cur) * p;
-            let e = p - room / prev; // prev > 0 here, or it would have fit
-            start + e
+            // prev > 0 here, or it would have fit.
+            start + fits_from(rate - c - cur, prev)
         } else {
-            let room = (rate - c) * p;
-            let e = room.checked_div(cur).map_or(0, |q| p - q.min(p));
-            start + p + e
+            // cur > 0 here: c ≤ rate.
+            start + p + fits_from(rate - c, cur)
         };
         let retry = (at.min(u128::from(u64::MAX)) as u64)
             .saturating_sub(now)
@@ -733,10 +789,22 @@ impl Algorithm for FixedWindow {
 // -------------------------------------------------------------------------------------------
 
 /// The sliding-window counter: the count of the current window plus the previous window's count
-/// weighted by how much of it still overlaps the sliding window (Cloudflare's estimate), computed
-/// exactly in integers. Two counters per quota; smooths fixed-window edge bursts at the price of
-/// an estimate (exact when arrivals in the previous window were uniform). `burst` is ignored.
-/// Reservations are not supported.
+/// weighted by how much of it still overlaps the sliding window (Cloudflare's estimate), in
+/// integers. Two counters per quota; smooths fixed-window edge bursts at the price of an
+/// estimate. `burst` is ignored. Reservations are not supported. Windows are aligned on the
+/// store's epoch (see [`RateLimitHandle::window_origin`](crate::RateLimitHandle::window_origin)).
+///
+/// A request of cost `c` at `e` nanoseconds into the current window of `p` is admitted when
+/// `⌊previous × (p − 1 − e) / p⌋ + current + c ≤ rate`: the sliding window is
+/// `(now − p, now]`, so the previous window overlaps it by `p − 1 − e` whole nanoseconds, and
+/// its count is taken as spread evenly over them, rounded down. So:
+///
+/// - a client sending evenly at the rate or slower is never refused;
+/// - for traffic spread evenly within each window the count in any sliding window is at most
+///   `rate` plus the rounding, less than one unit;
+/// - in the worst case (the previous window's requests all at its very end) an interval of one
+///   period holds at most `2 × rate` units, as with [`FixedWindow`]: the current window's own
+///   count never exceeds `rate`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SlidingWindow;
 
@@ -987,14 +1055,14 @@ mod tests {
         for _ in 0..10 {
             assert!(take(&SlidingWindow, &s, &q, 0));
         }
-        // At 1.5 s the previous window weighs 5: 5 more fit.
+        // At 1.5 s the previous window weighs ⌊10 × (0.5 s − 1 ns) / 1 s⌋ = 4: 6 more fit.
         let mut admitted = 0;
         while take(&SlidingWindow, &s, &q, 1_500 * MS) {
             admitted += 1;
         }
-        assert_eq!(admitted, 5);
+        assert_eq!(admitted, 6);
         let refused = SlidingWindow.peek(&s, &q, 1, 1_500 * MS);
-        // prev 10 × (1 s − e) ≤ (10 − 1 − 5) × 1 s → e ≥ 0.6 s.
+        // ⌊10 × (1 s − 1 ns − e) / 1 s⌋ ≤ 10 − 1 − 6 → e ≥ 0.6 s.
         assert_eq!(refused.retry_after(), 100 * MS);
         assert!(take(&SlidingWindow, &s, &q, 1_600 * MS));
     }

@@ -271,6 +271,21 @@ pub trait Store<K>: Send + Sync + 'static {
 
     /// Gives back the units of a reservation that was not used.
     fn cancel(&self, key: Option<&K>, tier: &Tier, cost: u32, now: Instant);
+
+    /// Gives back the units of a reservation that was not used, knowing `end`: when its
+    /// decision said the reported quota would be fully restored (the time of the decision plus
+    /// [`Decision::reset`]). The limiter calls this one; by default it is
+    /// [`cancel`](Self::cancel).
+    ///
+    /// A scheduling store should give the units back only if no later reservation was booked
+    /// after this one (its state still ends at `end`): giving back a turn in the middle of a
+    /// queue would book the next request on the same instant as a later one. The in-memory
+    /// store does so for GCRA and the leaky bucket (a turn dropped in the middle of the queue
+    /// goes unused).
+    fn cancel_reserved(&self, key: Option<&K>, tier: &Tier, cost: u32, end: Instant, now: Instant) {
+        let _ = end;
+        self.cancel(key, tier, cost, now);
+    }
 }
 
 /// The states of one key: one per quota of its tier, the first inline, the others in `rest`.
@@ -563,6 +578,53 @@ impl<A: Algorithm> MemoryStore<A> {
         }
     }
 
+    /// Where every state's time counts from: fixed windows (and the sliding-window counter's
+    /// windows, and the token bucket's refills) of a quota of period `p` start at
+    /// `window_origin() + k × p`. A day before the first limiter of the process was built (or
+    /// the earliest instant the clock can represent).
+    #[must_use]
+    pub fn window_origin(&self) -> Instant {
+        Instant::from_std(self.epoch.instant())
+    }
+
+    /// The verdict of a request of one unit at `now` on every quota of `tier` for `key` (the
+    /// key as the extractor produces it), without charging or storing anything: a key that is
+    /// not stored (never seen, evicted, or deciding on an overflow state) reads as fresh.
+    pub(crate) fn peek_key<K: Hash>(&self, key: &K, tier: &Tier, now: Instant) -> Vec<Verdict> {
+        let t = self.epoch.nanos(now);
+        let peek = |states: &KeyState<A::State>| {
+            tier.quotas()
+                .iter()
+                .enumerate()
+                .filter_map(|(i, q)| Some(self.algorithm.peek(states.get(i)?, q, 1, t)))
+                .collect::<Vec<_>>()
+        };
+        let stored = if size_of::<K>() == 0 {
+            self.shared.get().map(|s| peek(s))
+        } else {
+            let hash = self.hasher.hash_one(key);
+            if tier.quotas().len() <= 1 {
+                self.keys.peek(&hash, |s| peek(s))
+            } else {
+                self.stacked.peek(&hash, |s| peek(s))
+            }
+        };
+        stored.unwrap_or_else(|| peek(&Stacked::stacked(&self.algorithm, tier)))
+    }
+
+    /// Forgets `key`'s state (its next request starts afresh); whether it was stored.
+    pub(crate) fn forget<K: Hash>(&self, key: &K, tier: &Tier) -> bool {
+        if size_of::<K>() == 0 {
+            return false;
+        }
+        let hash = self.hasher.hash_one(key);
+        if tier.quotas().len() <= 1 {
+            self.keys.remove(&hash)
+        } else {
+            self.stacked.remove(&hash)
+        }
+    }
+
     /// The algorithm.
     #[must_use]
     pub const fn algorithm(&self) -> &A {
@@ -787,6 +849,17 @@ impl<A: Algorithm, K: Hash> Store<K> for MemoryStore<A> {
             for (i, quota) in tier.quotas().iter().enumerate() {
                 if let Some(state) = states.get(i) {
                     self.algorithm.release(state, quota, cost, t);
+                }
+            }
+        });
+    }
+
+    fn cancel_reserved(&self, key: Option<&K>, tier: &Tier, cost: u32, end: Instant, now: Instant) {
+        let (t, end) = (self.epoch.nanos(now), self.epoch.nanos(end));
+        self.with_state(key, tier, now, t, |states| {
+            for (i, quota) in tier.quotas().iter().enumerate() {
+                if let Some(state) = states.get(i) {
+                    self.algorithm.release_reserved(state, quota, cost, end, t);
                 }
             }
         });

@@ -129,8 +129,12 @@ async fn keys_have_their_own_limits_and_missing_keys_follow_the_setting() {
     let (layer, _) = build(MissingKey::Reject);
     let mut svc = layer.layer(ok_http());
     let err = hit(&mut svc, tenant_req(None)).await.expect_err("refused");
-    assert!(weir(&err).is_rate_limited());
-    assert_eq!(weir(&err).retry_after(), Some(Duration::from_secs(60)));
+    // #27.6: a missing key is not a rate limit a client could wait out.
+    assert!(weir(&err).is_missing_key());
+    assert!(!weir(&err).is_rate_limited());
+    assert_eq!(weir(&err).retry_after(), None);
+    let res = weir_core::ErrorResponseLayer::new().http_response::<String>(weir(&err));
+    assert_eq!(res.status(), http::StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test(start_paused = true)]

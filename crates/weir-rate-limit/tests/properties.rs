@@ -238,3 +238,30 @@ proptest! {
 }
 
 const ORIGIN: u64 = 1_000_000_000_000_000;
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// #15.5: a client sending evenly at exactly the rate (one unit every `period / rate`,
+    /// rounded up to the nanosecond as the quota's interval is), at any phase against the
+    /// windows, is never refused by the sliding-window counter (about 8 % were).
+    #[test]
+    fn sliding_window_never_refuses_a_client_at_exactly_the_rate(
+        rate in 1u32..60,
+        period_ms in 1u64..5_000,
+        phase in 0u64..10_000_000_000,
+    ) {
+        let q = Quota::new(rate, Duration::from_millis(period_ms));
+        let state = SlidingWindow.new_state(&q);
+        let step = q.emission_interval().as_nanos() as u64;
+        for k in 0..u64::from(rate) * 6 {
+            let t = phase + k * step;
+            prop_assert!(
+                SlidingWindow.acquire(&state, &q, 1, t, 0).is_admitted(),
+                "request {} at {}",
+                k,
+                t
+            );
+        }
+    }
+}

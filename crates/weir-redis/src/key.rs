@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use http::{HeaderValue, Method};
-use weir_core::{ApiKeyToken, RouteKey};
+use weir_core::{ApiKeyToken, OrKey, RouteKey};
 
 /// A key that can be written into a Redis key name: the same bytes on every instance and every
 /// build (no process-random hash), so every instance of a fleet finds the same state.
@@ -13,8 +13,9 @@ use weir_core::{ApiKeyToken, RouteKey};
 /// sending a long key does not size Redis's memory.
 ///
 /// Implemented for the keys of weir-core's extractors (`()`, [`IpAddr`], [`HeaderValue`],
-/// [`ApiKeyToken`], [`RouteKey`], `(Method, RouteKey)`, [`http::uri::Authority`]), for strings,
-/// integers and pairs of keys. Implement it for your own key type by writing its bytes.
+/// [`ApiKeyToken`], [`RouteKey`], `(Method, RouteKey)`, [`http::uri::Authority`], the
+/// [`OrKey`] of `ApiKey::new().or(PeerIp::new())`), for strings, integers and pairs of keys.
+/// Implement it for your own key type by writing its bytes.
 pub trait RedisKey {
     /// Appends the key's bytes to `out`.
     fn write_key(&self, out: &mut Vec<u8>);
@@ -109,6 +110,23 @@ impl<A: RedisKey, B: RedisKey> RedisKey for (A, B) {
     }
 }
 
+impl<A: RedisKey, B: RedisKey> RedisKey for OrKey<A, B> {
+    /// A tag first (`L` or `R`), so that equal keys from the two extractors stay two keys, as
+    /// `OrKey` compares them: an API key `127.0.0.1` is not the address `127.0.0.1`.
+    fn write_key(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::Left(key) => {
+                out.push(b'L');
+                key.write_key(out);
+            }
+            Self::Right(key) => {
+                out.push(b'R');
+                key.write_key(out);
+            }
+        }
+    }
+}
+
 /// The hex digits of a key's digest in a Redis key name (128 bits).
 pub(crate) const DIGEST_LEN: usize = 32;
 
@@ -169,6 +187,26 @@ const HEX: [u8; 16] = *b"0123456789abcdef";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn written(key: &impl RedisKey) -> Vec<u8> {
+        let mut out = Vec::new();
+        key.write_key(&mut out);
+        out
+    }
+
+    /// The gateway example keys by `ApiKey.or(PeerIp)` in Redis: the two sides never meet.
+    #[test]
+    fn or_keys_from_either_side_stay_apart() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let left: OrKey<&'static str, IpAddr> = OrKey::Left("127.0.0.1");
+        let right: OrKey<&'static str, IpAddr> = OrKey::Right(ip);
+        assert_eq!(written(&left), b"L127.0.0.1");
+        assert_eq!(written(&right), b"R127.0.0.1");
+        assert_ne!(
+            KeyDigest::of(Some(&left)).as_str(),
+            KeyDigest::of(Some(&right)).as_str()
+        );
+    }
 
     #[test]
     fn a_digest_is_fixed_size_stable_and_tells_keys_apart() {

@@ -595,6 +595,24 @@ mod tests {
             );
         }
         assert_eq!(err(b().instances(0)), Some(ConfigError::ZeroInstances));
+        // #28.4: redis-rs's own settings are checked too.
+        assert_eq!(
+            err(b().connection_timeout(Duration::ZERO)),
+            Some(ConfigError::ZeroConnectionTimeout)
+        );
+        assert_eq!(
+            err(b().response_timeout(Duration::ZERO)),
+            Some(ConfigError::ZeroResponseTimeout)
+        );
+        let cluster = || RedisStore::cluster(["redis://127.0.0.1:6379"]);
+        assert!(
+            cluster()
+                .connection_timeout(Duration::from_millis(250))
+                .response_timeout(Duration::from_millis(50))
+                .retries(0)
+                .build()
+                .is_ok()
+        );
         assert_eq!(err(b().prefix("a{b")), Some(ConfigError::BracesInPrefix));
         assert_eq!(
             err(b().lease(0, Duration::from_secs(1))),

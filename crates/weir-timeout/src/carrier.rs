@@ -1,6 +1,6 @@
 //! `Carrier`: what the timeout layer can reach in a request.
 
-use http::{Extensions, HeaderMap, Request};
+use http::{Extensions, HeaderMap, Method, Request};
 
 /// A request the timeout layer can serve: an `http::Request` carries a deadline in its
 /// extensions and headers; any other request is only timed.
@@ -44,6 +44,20 @@ pub trait Carrier {
     fn extensions_mut(&mut self) -> Option<&mut Extensions> {
         None
     }
+
+    /// The request's method, if it is an HTTP request (the umbrella crate's client preset reads
+    /// it to retry only idempotent requests).
+    #[inline]
+    fn method(&self) -> Option<&Method> {
+        None
+    }
+
+    /// The request's extensions, if it is an HTTP request (where its
+    /// [`Deadline`](weir_core::Deadline) is kept).
+    #[inline]
+    fn extensions(&self) -> Option<&Extensions> {
+        None
+    }
 }
 
 impl<B> Carrier for Request<B> {
@@ -60,6 +74,16 @@ impl<B> Carrier for Request<B> {
     #[inline]
     fn extensions_mut(&mut self) -> Option<&mut Extensions> {
         Some(Self::extensions_mut(self))
+    }
+
+    #[inline]
+    fn method(&self) -> Option<&Method> {
+        Some(Self::method(self))
+    }
+
+    #[inline]
+    fn extensions(&self) -> Option<&Extensions> {
+        Some(Self::extensions(self))
     }
 }
 

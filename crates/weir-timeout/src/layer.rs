@@ -54,7 +54,7 @@ impl TimeoutLayer {
         Self {
             config: Config {
                 policy: Some(timeout),
-                name: Name::new("default"),
+                name: Name::unnamed(),
                 observer: (),
                 incoming: None,
                 propagate: None,

@@ -19,11 +19,12 @@ const fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-/// The weir error in `err`, which must be a timeout from the layer named `layer`.
+/// The weir error in `err`, which must be a timeout from the layer named `layer` (`"default"`:
+/// an unnamed layer, which names no layer in its errors).
 fn assert_timeout(err: &BoxError, layer: &str) {
     let weir = Error::find(&**err).unwrap_or_else(|| panic!("not a weir error: {err}"));
     assert!(weir.is_timeout(), "{weir:?}");
-    assert_eq!(weir.layer(), Some(layer));
+    assert_eq!(weir.layer(), (layer != "default").then_some(layer));
 }
 
 fn grpc_request() -> Request<()> {

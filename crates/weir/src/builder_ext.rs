@@ -83,14 +83,20 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed {
     fn circuit_breaker(self)
     -> ServiceBuilder<Stack<weir_circuit_breaker::CircuitBreakerLayer, L>>;
 
-    /// Retries transient failures, up to `max_attempts` calls in all (the first included), with
-    /// the default backoff and retry budget, from
-    /// [`RetryLayer::new`](weir_retry::RetryLayer::new) (requests are cloned; use
-    /// `RetryLayer::http()` for HTTP bodies). Named `retries` because tower's `ServiceBuilder`
-    /// has a `retry` method of its own.
+    /// Retries transient failures up to `max_retries` times after the first call
+    /// (`retries(3)`: at most 4 calls, as `max_retries(3)` means on weir-retry's builder and on
+    /// [`ClientBuilder`](crate::ClientBuilder)), with the default backoff and retry budget.
+    /// Requests are cloned; an `http::Request` is retried only when it is idempotent (GET,
+    /// HEAD, OPTIONS, PUT, DELETE, TRACE; POST and PATCH with an `Idempotency-Key` header), see
+    /// [`IdempotentReplay`](crate::IdempotentReplay). Use `RetryLayer::http()` to replay HTTP
+    /// bodies that are not `Clone`. Named `retries` because tower's `ServiceBuilder` has a
+    /// `retry` method of its own.
     #[cfg(feature = "retry")]
     #[must_use]
-    fn retries(self, max_attempts: u32) -> ServiceBuilder<Stack<weir_retry::RetryLayer, L>>;
+    fn retries(
+        self,
+        max_retries: u32,
+    ) -> ServiceBuilder<Stack<weir_retry::RetryLayer<crate::IdempotentReplay>, L>>;
 
     /// Times out calls after `timeout` and sets the request's [`Deadline`](crate::Deadline) (the
     /// earlier of this one and any already there), with
@@ -153,8 +159,16 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
     }
 
     #[cfg(feature = "retry")]
-    fn retries(self, max_attempts: u32) -> ServiceBuilder<Stack<weir_retry::RetryLayer, L>> {
-        self.layer(weir_retry::RetryLayer::new(max_attempts))
+    fn retries(
+        self,
+        max_retries: u32,
+    ) -> ServiceBuilder<Stack<weir_retry::RetryLayer<crate::IdempotentReplay>, L>> {
+        let layer = weir_retry::RetryLayer::builder()
+            .max_retries(max_retries)
+            .replay(crate::IdempotentReplay::new())
+            .build()
+            .expect("at least one attempt and the default budget break no rule");
+        self.layer(layer)
     }
 
     #[cfg(feature = "timeout")]

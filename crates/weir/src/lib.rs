@@ -3,21 +3,33 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder_ext;
+#[cfg(all(feature = "presets", feature = "tonic"))]
+mod grpc;
 #[cfg(feature = "config")]
 mod optional;
 #[cfg(feature = "presets")]
 mod presets;
+#[cfg(feature = "retry")]
+mod replay;
 #[cfg(feature = "config")]
 mod settings;
 
 pub use crate::builder_ext::ServiceBuilderExt;
+#[cfg(all(feature = "presets", feature = "tonic"))]
+pub use crate::grpc::{
+    GrpcStatusFuture, GrpcStatusLayer, GrpcStatusService, TonicBody, TonicBodyLayer, grpc_status,
+};
 #[cfg(feature = "config")]
 pub use crate::optional::{Optional, OptionalFuture, OptionalLayer};
 #[cfg(feature = "presets")]
 pub use crate::presets::{
-    BreakerInside, BreakerOutside, ClientBuilder, ClientStack, ConfigError, PerAuthority,
-    ServerBuilder, ServerStack, Single,
+    BreakerInside, BreakerOutside, Client, ClientBuilder, ClientObserver, ClientStack, ConfigError,
+    HttpClient, Mode, PerAuthority, ServerBuilder, ServerStack, Single,
 };
+#[cfg(all(feature = "presets", feature = "tonic"))]
+pub use crate::presets::{Grpc, GrpcClient};
+#[cfg(feature = "retry")]
+pub use crate::replay::IdempotentReplay;
 #[cfg(feature = "config")]
 pub use crate::settings::{ClientConfig, ConfigServerStack, ServerConfig};
 /// Bulkheads: the [`weir-bulkhead`](weir_bulkhead) crate.

@@ -4,12 +4,13 @@
 #![cfg(feature = "presets")]
 
 use std::io;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
 use tower::{Layer, ServiceBuilder, ServiceExt, service_fn};
+use weir::circuit_breaker::State;
 use weir::{ClientStack, ConfigError, ServerStack};
 
 fn get(path: &str) -> Request<String> {
@@ -341,4 +342,278 @@ async fn client_preset_per_authority_opens_one_breaker_per_host() {
     let response = client.oneshot(get("http://up/")).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+/// A transport of `Request<String>` whose calls all fail with a reset connection; counts them
+/// and keeps the `x-timeout-ms` each carried.
+#[derive(Clone, Default)]
+struct Resetting {
+    calls: Arc<AtomicUsize>,
+    timeouts: Arc<Mutex<Vec<Option<String>>>>,
+}
+
+impl Resetting {
+    fn service(
+        &self,
+    ) -> impl tower::Service<
+        Request<String>,
+        Response = Response<String>,
+        Error = io::Error,
+        Future = impl Future<Output = Result<Response<String>, io::Error>> + Send,
+    > + Clone
+    + Send {
+        let this = self.clone();
+        service_fn(move |req: Request<String>| {
+            this.calls.fetch_add(1, Ordering::SeqCst);
+            let header = req
+                .headers()
+                .get("x-timeout-ms")
+                .map(|v| v.to_str().unwrap().to_owned());
+            this.timeouts.lock().unwrap().push(header);
+            async { Err(io::Error::new(io::ErrorKind::ConnectionReset, "reset")) }
+        })
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.swap(0, Ordering::SeqCst)
+    }
+}
+
+fn post(key: Option<&str>) -> Request<String> {
+    let mut req = Request::post("http://shop/orders");
+    if let Some(key) = key {
+        req = req.header("idempotency-key", key);
+    }
+    req.body(String::from("{\"item\": 7}")).unwrap()
+}
+
+/// #27.1: a POST through the default client preset runs once; a GET, and a POST with an
+/// `Idempotency-Key`, are retried (4 attempts); `retry_non_idempotent()` is the opt-in.
+#[tokio::test(start_paused = true)]
+async fn client_preset_sends_a_post_once_by_default() {
+    let transport = Resetting::default();
+    for stack in [
+        ClientStack::builder().build().unwrap(),
+        ClientStack::builder()
+            .breaker_classifier(weir::AnyError)
+            .build()
+            .unwrap(),
+    ] {
+        let client = stack.layer(transport.service());
+        client.clone().oneshot(post(None)).await.unwrap_err();
+        assert_eq!(transport.calls(), 1, "a POST is sent once");
+        client
+            .clone()
+            .oneshot(post(Some("order-7")))
+            .await
+            .unwrap_err();
+        assert_eq!(transport.calls(), 4, "a keyed POST is retried");
+        client
+            .oneshot(get("http://shop/orders/7"))
+            .await
+            .unwrap_err();
+        assert_eq!(transport.calls(), 4, "a GET is retried");
+    }
+
+    // The seeds' order follows the same rules.
+    let stack = ClientStack::builder()
+        .breaker_outside_retry()
+        .build()
+        .unwrap();
+    stack
+        .layer(transport.service())
+        .oneshot(post(None))
+        .await
+        .unwrap_err();
+    assert_eq!(transport.calls(), 1);
+
+    // The opt-in says what it does.
+    let stack = ClientStack::builder()
+        .retry_non_idempotent()
+        .build()
+        .unwrap();
+    stack
+        .layer(transport.service())
+        .oneshot(post(None))
+        .await
+        .unwrap_err();
+    assert_eq!(transport.calls(), 4);
+}
+
+/// #27.1: the per-authority preset sends a POST once too, unless told otherwise.
+#[tokio::test(start_paused = true)]
+async fn client_preset_per_authority_sends_a_post_once_by_default() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let transport = {
+        let calls = Arc::clone(&calls);
+        service_fn(move |_req: Request<weir::retry::ReplayBody<String>>| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async {
+                let mut response = Response::new(String::new());
+                *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                Ok::<_, io::Error>(response)
+            }
+        })
+    };
+    let stack = ClientStack::builder().per_authority().build().unwrap();
+    let response = stack.layer(transport.clone()).oneshot(post(None)).await;
+    assert_eq!(response.unwrap().status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(calls.swap(0, Ordering::SeqCst), 1);
+
+    let stack = ClientStack::builder()
+        .per_authority()
+        .retry_non_idempotent()
+        .build()
+        .unwrap();
+    let response = stack.layer(transport).oneshot(post(None)).await;
+    assert_eq!(response.unwrap().status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
+}
+
+/// #27.1 and #27.7: `ServiceBuilderExt::retries` applies the idempotency rules, and
+/// `retries(3)` makes as many attempts as `max_retries(3)`: 4.
+#[tokio::test(start_paused = true)]
+async fn retries_extension_counts_retries_and_sends_a_post_once() {
+    use weir::ServiceBuilderExt;
+
+    let transport = Resetting::default();
+    let client = ServiceBuilder::new()
+        .retries(3)
+        .service(transport.service());
+    client
+        .clone()
+        .oneshot(get("http://shop/"))
+        .await
+        .unwrap_err();
+    assert_eq!(transport.calls(), 4, "retries(3): the call and 3 retries");
+    client.oneshot(post(None)).await.unwrap_err();
+    assert_eq!(transport.calls(), 1, "a POST is sent once");
+
+    let stack = ClientStack::builder().max_retries(3).build().unwrap();
+    stack
+        .layer(transport.service())
+        .oneshot(get("http://shop/"))
+        .await
+        .unwrap_err();
+    assert_eq!(transport.calls(), 4, "max_retries(3): the same 4 attempts");
+}
+
+/// #27.3: the client preset sends the time left as `x-timeout-ms` on every attempt, less the
+/// allowance when one is set; `propagate_deadline(false)` turns it off.
+#[tokio::test(start_paused = true)]
+async fn client_preset_propagates_the_time_left_as_x_timeout_ms() {
+    let transport = Resetting::default();
+    let stack = ClientStack::builder()
+        .attempt_timeout(Duration::from_secs(2))
+        .max_retries(1)
+        .build()
+        .unwrap();
+    stack
+        .layer(transport.service())
+        .oneshot(get("http://shop/"))
+        .await
+        .unwrap_err();
+    let sent: Vec<_> = std::mem::take(&mut *transport.timeouts.lock().unwrap());
+    assert_eq!(sent, [Some("2000".to_owned()), Some("2000".to_owned())]);
+
+    // The total deadline wins when it is the earlier one.
+    let stack = ClientStack::builder()
+        .total_timeout(Duration::from_millis(1_500))
+        .attempt_timeout(Duration::from_secs(1))
+        .deadline_allowance(Duration::from_millis(100))
+        .max_retries(0)
+        .build()
+        .unwrap();
+    stack
+        .layer(transport.service())
+        .oneshot(get("http://shop/"))
+        .await
+        .unwrap_err();
+    let sent: Vec<_> = std::mem::take(&mut *transport.timeouts.lock().unwrap());
+    assert_eq!(sent, [Some("900".to_owned())]);
+
+    let stack = ClientStack::builder()
+        .propagate_deadline(false)
+        .max_retries(0)
+        .build()
+        .unwrap();
+    stack
+        .layer(transport.service())
+        .oneshot(get("http://shop/"))
+        .await
+        .unwrap_err();
+    let sent: Vec<_> = std::mem::take(&mut *transport.timeouts.lock().unwrap());
+    assert_eq!(sent, [None]);
+}
+
+/// #16.8: the preset's breaker, retry and bulkhead are reachable through their handles: the
+/// retry handle counts the retries, the bulkhead handle its permits, and a breaker forced open
+/// refuses the next call without reaching the transport.
+#[tokio::test(start_paused = true)]
+async fn client_preset_exposes_its_breaker_retry_and_bulkhead() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let stack = ClientStack::builder().max_concurrent(8).build().unwrap();
+    let client = stack.layer(flaky(2, &calls));
+    assert_eq!(client.clone().oneshot(1).await.unwrap(), 2);
+    assert_eq!(stack.retry_handle().retries(), 2);
+    let stats = stack.bulkhead_handle().stats();
+    assert_eq!((stats.max_concurrent, stats.in_flight), (8, 0));
+
+    stack.breaker_handle().force_open();
+    assert_eq!(stack.breaker_handle().state(), State::ForcedOpen);
+    let err = client.clone().oneshot(1).await.unwrap_err();
+    assert!(
+        weir::Error::find(&*err).is_some_and(weir::Error::is_circuit_open),
+        "{err}"
+    );
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        3,
+        "refused before the transport"
+    );
+
+    stack.breaker_handle().force_closed();
+    assert_eq!(client.oneshot(1).await.unwrap(), 2);
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
+}
+
+/// Records `(pattern, kind)` of every event.
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<(&'static str, &'static str)>>>);
+
+impl<Ev: weir::Event + ?Sized> weir::Observer<Ev> for Recorder {
+    fn on_event(&self, event: &Ev) {
+        self.0.lock().unwrap().push((event.pattern(), event.kind()));
+    }
+}
+
+/// #16.8: the preset takes an observer, and every layer reports to it: the attempt timeout,
+/// the retry, the breaker's transition and refusal.
+#[tokio::test(start_paused = true)]
+async fn client_preset_reports_every_layer_to_its_observer() {
+    let recorder = Recorder::default();
+    let stack = ClientStack::builder()
+        .attempt_timeout(Duration::from_secs(1))
+        .sampling_window(Duration::from_secs(2))
+        .max_retries(1)
+        .observer(recorder.clone())
+        .build()
+        .unwrap();
+    let client = stack.layer(service_fn(|n: u32| async move {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        Ok::<_, io::Error>(n)
+    }));
+    client.clone().oneshot(1).await.unwrap_err();
+    stack.breaker_handle().open();
+    client.oneshot(1).await.unwrap_err();
+
+    let events = recorder.0.lock().unwrap().clone();
+    for expected in [
+        ("timeout", "timed_out"),
+        ("retry", "retry"),
+        ("circuit_breaker", "state_change"),
+        ("circuit_breaker", "rejected"),
+    ] {
+        assert!(events.contains(&expected), "{expected:?} in {events:?}");
+    }
 }

@@ -25,9 +25,19 @@ pub struct Redis {
     cluster: Option<u64>,
 }
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local addr").port()
+/// A free loopback port; for a Cluster node, one whose bus port (10 000 higher, so at most
+/// 55 535) is free too.
+fn free_port(cluster: bool) -> u16 {
+    loop {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+        let port = listener.local_addr().expect("local addr").port();
+        if !cluster {
+            return port;
+        }
+        if port <= 55_535 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
 }
 
 impl Redis {
@@ -37,20 +47,36 @@ impl Redis {
     }
 
     async fn start_with(cluster: Option<u64>) -> Self {
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("weir-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let mut redis = Self {
-            port,
-            dir,
-            child: None,
-            cluster,
-        };
-        redis.spawn().await;
-        redis
+        // A port found free may be taken before the server binds it (other tests start
+        // servers too): then the server exits, and another port is tried.
+        for _ in 0..10 {
+            let port = free_port(cluster.is_some());
+            let dir =
+                std::env::temp_dir().join(format!("weir-redis-{}-{port}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            let mut redis = Self {
+                port,
+                dir,
+                child: None,
+                cluster,
+            };
+            if redis.try_spawn().await {
+                return redis;
+            }
+        }
+        panic!("redis-server did not start on any of ten free ports");
     }
 
     async fn spawn(&mut self) {
+        assert!(
+            self.try_spawn().await,
+            "redis-server on port {} did not answer PING",
+            self.port
+        );
+    }
+
+    /// Starts the server on its port; false if it exited or never answered PING.
+    async fn try_spawn(&mut self) -> bool {
         let mut cmd = Command::new("redis-server");
         cmd.arg("--port")
             .arg(self.port.to_string())
@@ -82,11 +108,18 @@ impl Redis {
         self.child = Some(child);
         for _ in 0..500 {
             if ping(self.port).await {
-                return;
+                return true;
+            }
+            if let Some(child) = self.child.as_mut()
+                && matches!(child.try_wait(), Ok(Some(_)))
+            {
+                self.child = None;
+                return false;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        panic!("redis-server on port {} did not answer PING", self.port);
+        self.kill();
+        false
     }
 
     /// `redis://127.0.0.1:<port>`.

@@ -1,17 +1,25 @@
-//! The standard client stack: [`ClientStack`] and its builder.
+//! The standard client stack: [`ClientStack`] and its builder, in three modes (one breaker, one
+//! per authority, gRPC).
 
 use std::fmt;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use tower_layer::{Layer, Stack};
-use weir_bulkhead::BulkheadLayer;
-use weir_circuit_breaker::{CircuitBreakerBuilder, CircuitBreakerLayer, KeyedCircuitBreakerLayer};
-use weir_core::{Authority, HttpStatus};
-use weir_retry::{HttpReplay, RetryBudget, RetryLayer};
+use tower_layer::{Identity, Layer, Stack};
+use tower_service::Service;
+use weir_bulkhead::{BulkheadHandle, BulkheadLayer};
+use weir_circuit_breaker::{
+    CircuitBreakerBuilder, CircuitBreakerHandle, CircuitBreakerLayer, KeyedCircuitBreakerHandle,
+    KeyedCircuitBreakerLayer,
+};
+#[cfg(feature = "tonic")]
+use weir_core::GrpcStatus;
+use weir_core::{AnyError, Authority, HttpStatus, Observer};
+use weir_retry::{HttpReplay, RetryBudget, RetryBuilder, RetryHandle, RetryLayer};
 use weir_timeout::TimeoutLayer;
 
 use super::{ConfigError, check_timeout};
+use crate::replay::IdempotentReplay;
 
 /// The client preset's default total timeout: 30 s.
 const DEFAULT_TOTAL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -33,15 +41,111 @@ const DEFAULT_MAX_CONCURRENT: usize = 1_000;
 /// Buckets of the client breaker's time window.
 const WINDOW_BUCKETS: u32 = 10;
 
-/// [`ClientBuilder`] marker: one circuit breaker for every request.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Single;
+/// The client preset's default allowance taken off the remaining budget when it is written
+/// into `x-timeout-ms` / `grpc-timeout`: none, as gRPC's own clients send it.
+const DEFAULT_PROPAGATION_ALLOWANCE: Duration = Duration::ZERO;
 
-/// [`ClientBuilder`] marker: an HTTP client with one circuit breaker per request authority
-/// (host and port, keyed with [`Authority`]), outcomes classified with [`HttpStatus`], and
-/// request bodies replayed with [`HttpReplay`]; for `http::Request`s.
+/// An observer of every layer of a [`ClientStack`]: it receives the events of the retry, the
+/// circuit breaker, the bulkhead and both timeouts. `()` (the default: nothing), weir-core's
+/// `Tracing` and `Metrics`, and any type implementing [`Observer`](weir_core::Observer) for
+/// each layer's event qualify.
+pub trait ClientObserver:
+    Clone
+    + Send
+    + Sync
+    + 'static
+    + for<'a> Observer<weir_retry::Event<'a>>
+    + for<'a> Observer<weir_circuit_breaker::Event<'a>>
+    + for<'a> Observer<weir_bulkhead::Event<'a>>
+    + for<'a> Observer<weir_timeout::Event<'a>>
+{
+}
+
+impl<T> ClientObserver for T where
+    T: Clone
+        + Send
+        + Sync
+        + 'static
+        + for<'a> Observer<weir_retry::Event<'a>>
+        + for<'a> Observer<weir_circuit_breaker::Event<'a>>
+        + for<'a> Observer<weir_bulkhead::Event<'a>>
+        + for<'a> Observer<weir_timeout::Event<'a>>
+{
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// What kind of client a [`ClientStack`] serves: [`Single`], [`PerAuthority`] or `Grpc` (with
+/// the `tonic` feature). The mode decides the breaker (one, or one per authority), how
+/// outcomes are classified and requests replayed, and the adapters around the stack. Sealed.
+pub trait Mode: sealed::Sealed {
+    /// The circuit breaker layer, reporting to observer `O`.
+    type Breaker<O>: Clone;
+    /// The breaker's handle: state and control.
+    type BreakerHandle: Clone + fmt::Debug;
+    /// The retry layer, reporting to observer `O`.
+    type Retry<O>: Clone;
+    /// The outermost adapter (`Identity` but for gRPC: errors become `tonic::Status`es).
+    type Outer: Clone;
+    /// The innermost adapter (`Identity` but for gRPC: tonic's request body).
+    type Inner: Clone;
+}
+
+/// [`ClientBuilder`] mode (the default): one circuit breaker for every request, classified
+/// with `C` ([`AnyError`]: every error of the transport is a failure, responses are
+/// successes); requests retried by cloning them, an `http::Request` only when idempotent
+/// ([`IdempotentReplay`]).
 #[derive(Clone, Copy, Debug, Default)]
-pub struct PerAuthority;
+pub struct Single<C = AnyError>(C);
+
+/// [`ClientBuilder`] mode: an HTTP client with one circuit breaker per request authority (host
+/// and port, keyed with [`Authority`]) classified with `C` ([`HttpStatus`]), retry classified
+/// with [`HttpStatus`], and request bodies replayed with [`HttpReplay`] (idempotent requests
+/// only); for `http::Request`s. The transport receives `http::Request<ReplayBody<B>>`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PerAuthority<C = HttpStatus>(C);
+
+/// [`ClientBuilder`] mode: a gRPC client around a tonic `Channel`, from
+/// [`ClientBuilder::grpc`]: one circuit breaker classified with `C` ([`GrpcStatus`]), gRPC
+/// retry ([`RetryLayer::grpc`]: `UNAVAILABLE`, `RESOURCE_EXHAUSTED`, ... with
+/// `grpc-retry-pushback-ms` honoured), `grpc-timeout` propagation, tonic's request body
+/// ([`TonicBodyLayer`](crate::TonicBodyLayer)) and every error a `tonic::Status` with its proper
+/// code ([`GrpcStatusLayer`](crate::GrpcStatusLayer)).
+#[cfg(feature = "tonic")]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Grpc<C = GrpcStatus>(C);
+
+impl<C> sealed::Sealed for Single<C> {}
+impl<C> sealed::Sealed for PerAuthority<C> {}
+#[cfg(feature = "tonic")]
+impl<C> sealed::Sealed for Grpc<C> {}
+
+impl<C> Mode for Single<C> {
+    type Breaker<O> = CircuitBreakerLayer<C, O>;
+    type BreakerHandle = CircuitBreakerHandle;
+    type Retry<O> = RetryLayer<IdempotentReplay, AnyError, O>;
+    type Outer = Identity;
+    type Inner = Identity;
+}
+
+impl<C> Mode for PerAuthority<C> {
+    type Breaker<O> = KeyedCircuitBreakerLayer<Authority, C, O>;
+    type BreakerHandle = KeyedCircuitBreakerHandle;
+    type Retry<O> = RetryLayer<HttpReplay, HttpStatus, O>;
+    type Outer = Identity;
+    type Inner = Identity;
+}
+
+#[cfg(feature = "tonic")]
+impl<C> Mode for Grpc<C> {
+    type Breaker<O> = CircuitBreakerLayer<C, O>;
+    type BreakerHandle = CircuitBreakerHandle;
+    type Retry<O> = RetryLayer<HttpReplay, GrpcStatus, O>;
+    type Outer = crate::grpc::GrpcStatusLayer;
+    type Inner = crate::grpc::TonicBodyLayer;
+}
 
 /// [`ClientStack`] order marker (the default): the breaker sits inside retry, so it counts
 /// every attempt.
@@ -54,24 +158,66 @@ pub struct BreakerInside;
 pub struct BreakerOutside;
 
 /// The client layers in the standard order, innermost first.
-type InsideLayers<B, R> =
-    Stack<TimeoutLayer, Stack<BulkheadLayer, Stack<B, Stack<R, TimeoutLayer>>>>;
+type InsideLayers<K, O> = Stack<
+    <K as Mode>::Inner,
+    Stack<
+        TimeoutLayer<Duration, O>,
+        Stack<
+            BulkheadLayer<O>,
+            Stack<
+                <K as Mode>::Breaker<O>,
+                Stack<<K as Mode>::Retry<O>, Stack<TimeoutLayer<Duration, O>, <K as Mode>::Outer>>,
+            >,
+        >,
+    >,
+>;
 /// The client layers in the seeds' order, innermost first.
-type OutsideLayers<B, R> =
-    Stack<TimeoutLayer, Stack<R, Stack<B, Stack<BulkheadLayer, TimeoutLayer>>>>;
+type OutsideLayers<K, O> = Stack<
+    <K as Mode>::Inner,
+    Stack<
+        TimeoutLayer<Duration, O>,
+        Stack<
+            <K as Mode>::Retry<O>,
+            Stack<
+                <K as Mode>::Breaker<O>,
+                Stack<BulkheadLayer<O>, Stack<TimeoutLayer<Duration, O>, <K as Mode>::Outer>>,
+            >,
+        >,
+    >,
+>;
+
+/// The service a [`ClientStack`] makes of the transport `S`: name it in a struct field or a
+/// function's return type (see the crate's
+/// [`# Naming a stack's type`](crate#naming-a-stacks-type)).
+pub type Client<S, K = Single, Ord = BreakerInside, O = ()> =
+    <ClientStack<K, Ord, O> as Layer<S>>::Service;
+
+/// The service of [`ClientStack::builder().per_authority()`](ClientBuilder::per_authority)
+/// around the HTTP transport `S` (a hyper client taking `http::Request<ReplayBody<B>>`).
+pub type HttpClient<S, O = ()> = Client<S, PerAuthority, BreakerInside, O>;
+
+/// The service of [`ClientStack::builder().grpc()`](ClientBuilder::grpc) around `S` (a tonic
+/// `Channel`); its error is `tonic::Status`, so tonic's generated clients take it.
+#[cfg(feature = "tonic")]
+pub type GrpcClient<S, O = ()> = Client<S, Grpc, BreakerInside, O>;
 
 /// The standard client stack, one [`Layer`]: outermost first, a total timeout (sets the
 /// request's [`Deadline`](crate::Deadline)), budgeted retry, a circuit breaker (one, or one per
-/// authority), a bulkhead, and an attempt timeout, in front of the transport.
+/// authority), a bulkhead, and an attempt timeout that writes the time left into the outgoing
+/// request (`x-timeout-ms`, or `grpc-timeout` for gRPC), in front of the transport.
 ///
 /// With [`ClientBuilder::breaker_outside_retry`] the order is the seeds' one instead: total
 /// timeout → bulkhead → breaker → retry → attempt timeout. What changes: see the crate's
 /// [`# Ordering`](crate#ordering).
 ///
-/// Errors are classified with [`AnyError`](crate::AnyError): every error of the transport is a
-/// failure for the breaker and retried (rejections such as "circuit open" are never retried);
-/// responses are successes. To retry on HTTP statuses, build the layers by hand with
-/// `RetryLayer::http()` and a breaker with the `HttpStatus` classifier.
+/// **What is retried.** An `http::Request` only when it is idempotent (GET, HEAD, OPTIONS, PUT,
+/// DELETE, TRACE; POST and PATCH with an `Idempotency-Key` header), in every mode;
+/// [`ClientBuilder::retry_non_idempotent`] opts in to the rest. Any other request is retried.
+///
+/// **Its parts.** Every stateful layer inside is reachable: [`breaker_handle`](Self::breaker_handle)
+/// (state, and control: open, close, reset), [`retry_handle`](Self::retry_handle) (retries,
+/// budget), [`bulkhead_handle`](Self::bulkhead_handle) (permits in use); and
+/// [`ClientBuilder::observer`] receives every layer's events.
 ///
 /// ```
 /// use weir::ClientStack;
@@ -81,17 +227,23 @@ type OutsideLayers<B, R> =
 /// # async fn main() {
 /// let stack = ClientStack::builder().build().unwrap();
 /// let client = ServiceBuilder::new()
-///     .layer(stack)
+///     .layer(stack.clone())
 ///     .service(service_fn(|n: u32| async move { Ok::<_, std::io::Error>(n + 1) }));
 /// assert_eq!(client.oneshot(41).await.unwrap(), 42);
+/// assert_eq!(stack.breaker_handle().state(), weir::circuit_breaker::State::Closed);
 /// # }
 /// ```
-pub struct ClientStack<B = CircuitBreakerLayer, R = RetryLayer, Ord = BreakerInside> {
-    total: TimeoutLayer,
-    retry: R,
-    breaker: B,
-    bulkhead: BulkheadLayer,
-    attempt: TimeoutLayer,
+pub struct ClientStack<K: Mode = Single, Ord = BreakerInside, O = ()> {
+    total: TimeoutLayer<Duration, O>,
+    retry: K::Retry<O>,
+    breaker: K::Breaker<O>,
+    bulkhead: BulkheadLayer<O>,
+    attempt: TimeoutLayer<Duration, O>,
+    outer: K::Outer,
+    inner: K::Inner,
+    breaker_handle: K::BreakerHandle,
+    retry_handle: RetryHandle,
+    bulkhead_handle: BulkheadHandle,
     order: PhantomData<fn() -> Ord>,
 }
 
@@ -109,33 +261,102 @@ impl ClientStack {
             sampling_window: DEFAULT_SAMPLING_WINDOW,
             open_duration: DEFAULT_OPEN_DURATION,
             max_concurrent: DEFAULT_MAX_CONCURRENT,
-            marker: PhantomData,
+            propagate: Some(DEFAULT_PROPAGATION_ALLOWANCE),
+            retry_non_idempotent: false,
+            mode: Single(AnyError),
+            observer: (),
+            order: PhantomData,
         }
     }
 }
 
-impl<B, R, Ord> ClientStack<B, R, Ord> {
-    /// The circuit breaker layer (its handle gives the state).
+impl<K: Mode, Ord, O> ClientStack<K, Ord, O> {
+    /// The circuit breaker layer.
     #[must_use]
-    pub const fn breaker(&self) -> &B {
+    pub const fn breaker(&self) -> &K::Breaker<O> {
         &self.breaker
     }
+
+    /// The circuit breaker's handle: its state and counts, and control (open, close, reset).
+    /// For [`PerAuthority`], a handle over every authority's breaker.
+    #[must_use]
+    pub const fn breaker_handle(&self) -> &K::BreakerHandle {
+        &self.breaker_handle
+    }
+
+    /// The retry layer's handle: retries made, give-ups, budget refusals.
+    #[must_use]
+    pub const fn retry_handle(&self) -> &RetryHandle {
+        &self.retry_handle
+    }
+
+    /// The bulkhead's handle: permits in use and available.
+    #[must_use]
+    pub const fn bulkhead_handle(&self) -> &BulkheadHandle {
+        &self.bulkhead_handle
+    }
 }
 
-impl<S, B: Clone, R: Clone> Layer<S> for ClientStack<B, R, BreakerInside>
+impl<C, Ord, O> ClientStack<PerAuthority<C>, Ord, O> {
+    /// Wraps the HTTP transport `transport`, as [`Layer::layer`] does, with a bound that says
+    /// what it must take: `http::Request<ReplayBody<B>>` (request bodies are kept for replay).
+    /// A hyper client is built for that body: `Client::builder(..).build_http::<ReplayBody<Full<Bytes>>>()`.
+    /// A transport that takes another body is refused here, with that bound in the message,
+    /// rather than deep inside the stack's nested types:
+    ///
+    /// ```compile_fail
+    /// use http::{Request, Response};
+    /// use tower::service_fn;
+    /// use weir::ClientStack;
+    ///
+    /// let stack = ClientStack::builder().per_authority().build().unwrap();
+    /// // `String` bodies, not `ReplayBody<String>`: refused.
+    /// let client = stack.wrap(service_fn(|_req: Request<String>| async {
+    ///     Ok::<_, std::io::Error>(Response::new(String::new()))
+    /// }));
+    /// ```
+    ///
+    /// ```
+    /// use http::{Request, Response};
+    /// use tower::service_fn;
+    /// use weir::ClientStack;
+    /// use weir::retry::ReplayBody;
+    ///
+    /// let stack = ClientStack::builder().per_authority().build().unwrap();
+    /// let client = stack.wrap(service_fn(|_req: Request<ReplayBody<String>>| async {
+    ///     Ok::<_, std::io::Error>(Response::new(String::new()))
+    /// }));
+    /// # let _ = client;
+    /// ```
+    pub fn wrap<S, B>(&self, transport: S) -> <Self as Layer<S>>::Service
+    where
+        S: Service<http::Request<weir_retry::ReplayBody<B>>>,
+        Self: Layer<S>,
+    {
+        self.layer(transport)
+    }
+}
+
+impl<S, K: Mode, O: Clone> Layer<S> for ClientStack<K, BreakerInside, O>
 where
-    InsideLayers<B, R>: Layer<S>,
+    InsideLayers<K, O>: Layer<S>,
 {
-    type Service = <InsideLayers<B, R> as Layer<S>>::Service;
+    type Service = <InsideLayers<K, O> as Layer<S>>::Service;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let layers: InsideLayers<B, R> = Stack::new(
-            self.attempt.clone(),
+        let layers: InsideLayers<K, O> = Stack::new(
+            self.inner.clone(),
             Stack::new(
-                self.bulkhead.clone(),
+                self.attempt.clone(),
                 Stack::new(
-                    self.breaker.clone(),
-                    Stack::new(self.retry.clone(), self.total.clone()),
+                    self.bulkhead.clone(),
+                    Stack::new(
+                        self.breaker.clone(),
+                        Stack::new(
+                            self.retry.clone(),
+                            Stack::new(self.total.clone(), self.outer.clone()),
+                        ),
+                    ),
                 ),
             ),
         );
@@ -143,20 +364,26 @@ where
     }
 }
 
-impl<S, B: Clone, R: Clone> Layer<S> for ClientStack<B, R, BreakerOutside>
+impl<S, K: Mode, O: Clone> Layer<S> for ClientStack<K, BreakerOutside, O>
 where
-    OutsideLayers<B, R>: Layer<S>,
+    OutsideLayers<K, O>: Layer<S>,
 {
-    type Service = <OutsideLayers<B, R> as Layer<S>>::Service;
+    type Service = <OutsideLayers<K, O> as Layer<S>>::Service;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let layers: OutsideLayers<B, R> = Stack::new(
-            self.attempt.clone(),
+        let layers: OutsideLayers<K, O> = Stack::new(
+            self.inner.clone(),
             Stack::new(
-                self.retry.clone(),
+                self.attempt.clone(),
                 Stack::new(
-                    self.breaker.clone(),
-                    Stack::new(self.bulkhead.clone(), self.total.clone()),
+                    self.retry.clone(),
+                    Stack::new(
+                        self.breaker.clone(),
+                        Stack::new(
+                            self.bulkhead.clone(),
+                            Stack::new(self.total.clone(), self.outer.clone()),
+                        ),
+                    ),
                 ),
             ),
         );
@@ -164,7 +391,7 @@ where
     }
 }
 
-impl<B: Clone, R: Clone, Ord> Clone for ClientStack<B, R, Ord> {
+impl<K: Mode, Ord, O: Clone> Clone for ClientStack<K, Ord, O> {
     /// Shares every layer's state (breaker, retry budget, bulkhead permits).
     fn clone(&self) -> Self {
         Self {
@@ -173,15 +400,22 @@ impl<B: Clone, R: Clone, Ord> Clone for ClientStack<B, R, Ord> {
             breaker: self.breaker.clone(),
             bulkhead: self.bulkhead.clone(),
             attempt: self.attempt.clone(),
+            outer: self.outer.clone(),
+            inner: self.inner.clone(),
+            breaker_handle: self.breaker_handle.clone(),
+            retry_handle: self.retry_handle.clone(),
+            bulkhead_handle: self.bulkhead_handle.clone(),
             order: PhantomData,
         }
     }
 }
 
-impl<B, R, Ord> fmt::Debug for ClientStack<B, R, Ord> {
+impl<K: Mode, Ord, O> fmt::Debug for ClientStack<K, Ord, O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientStack")
             .field("total", &self.total)
+            .field("breaker", &self.breaker_handle)
+            .field("retry", &self.retry_handle)
             .field("bulkhead", &self.bulkhead)
             .field("attempt", &self.attempt)
             .finish_non_exhaustive()
@@ -196,17 +430,21 @@ impl<B, R, Ord> fmt::Debug for ClientStack<B, R, Ord> {
 /// |---|---|---|
 /// | `total_timeout` | 30 s | |
 /// | `max_retries` | 3 (4 attempts) | backoff: weir-retry's default, exponential from 100 ms, capped at 5 s, full jitter. **Differs**: .NET starts at 2 s; 100 ms suits the intra-datacenter calls Tower clients mostly make (Envoy 25 ms, gRPC 100 ms), and the total timeout bounds the sleeps anyway |
+/// | what is retried | idempotent HTTP requests, any other request | POST and PATCH only with an `Idempotency-Key` header; [`retry_non_idempotent`](Self::retry_non_idempotent) for the rest (gRPC calls are POSTs) |
 /// | `budget` | 20 % of requests over 10 s, plus 10/s | weir-retry's default (Envoy 20 %, Finagle 10/s); .NET has no budget |
 /// | `failure_rate` | 10 % | |
 /// | `minimum_calls` | 100 | |
 /// | `sampling_window` | 30 s (10 buckets) | must be at least twice `attempt_timeout` |
 /// | `open_duration` | 5 s | |
 /// | half-open probes | 3 | weir-circuit-breaker's default (research notes d4: "~3") |
+/// | breaker classifier | the mode's: [`AnyError`], [`HttpStatus`] (per authority), [`GrpcStatus`] (gRPC) | [`breaker_classifier`](ClientBuilder::breaker_classifier) |
 /// | `max_concurrent` | 1 000, no queue | .NET's rate limiter is really this bulkhead; **differs** in place: .NET puts it outermost, here it sits inside the breaker so it bounds calls to the transport |
 /// | `attempt_timeout` | 10 s | must be at most `total_timeout` |
+/// | deadline propagation | on, no allowance | the time left (the earlier of the total and the attempt deadline) is sent as `x-timeout-ms`, or `grpc-timeout` for gRPC, as gRPC's clients send it; [`deadline_allowance`](Self::deadline_allowance), [`propagate_deadline`](Self::propagate_deadline) |
+/// | observer | `()` (none) | [`observer`](Self::observer): every layer's events |
 /// | breaker | one for all requests | [`per_authority`](Self::per_authority) for one per host |
 /// | order | breaker inside retry | [`breaker_outside_retry`](Self::breaker_outside_retry) for the seeds' order |
-pub struct ClientBuilder<K = Single, Ord = BreakerInside> {
+pub struct ClientBuilder<K = Single, Ord = BreakerInside, O = ()> {
     total_timeout: Duration,
     attempt_timeout: Duration,
     max_retries: u32,
@@ -216,10 +454,14 @@ pub struct ClientBuilder<K = Single, Ord = BreakerInside> {
     sampling_window: Duration,
     open_duration: Duration,
     max_concurrent: usize,
-    marker: PhantomData<fn() -> (K, Ord)>,
+    propagate: Option<Duration>,
+    retry_non_idempotent: bool,
+    mode: K,
+    observer: O,
+    order: PhantomData<fn() -> Ord>,
 }
 
-impl<K, Ord> ClientBuilder<K, Ord> {
+impl<K, Ord, O> ClientBuilder<K, Ord, O> {
     /// The longest a logical call may take, every attempt and backoff sleep included.
     #[must_use]
     pub const fn total_timeout(mut self, timeout: Duration) -> Self {
@@ -234,10 +476,21 @@ impl<K, Ord> ClientBuilder<K, Ord> {
         self
     }
 
-    /// Retries after the first attempt (0 turns retry off).
+    /// Retries after the first attempt (0 turns retry off): `max_retries(3)` makes at most 4
+    /// attempts, as [`ServiceBuilderExt::retries(3)`](crate::ServiceBuilderExt::retries) and
+    /// weir-retry's `max_retries(3)` do.
     #[must_use]
     pub const fn max_retries(mut self, retries: u32) -> Self {
         self.max_retries = retries;
+        self
+    }
+
+    /// Retries non-idempotent HTTP requests too (POST and PATCH without an `Idempotency-Key`;
+    /// every gRPC call, gRPC calls being POSTs). Only when the server tolerates duplicates: a
+    /// POST whose attempt timed out may have been done, and its retry does it again.
+    #[must_use]
+    pub const fn retry_non_idempotent(mut self) -> Self {
+        self.retry_non_idempotent = true;
         self
     }
 
@@ -284,25 +537,36 @@ impl<K, Ord> ClientBuilder<K, Ord> {
         self
     }
 
-    /// An HTTP client: one breaker per authority (host and port) of the request, with these
-    /// settings each, so one failing upstream does not cut the others off; outcomes classified
-    /// with [`HttpStatus`] (5xx, 408 and 429 are failures, retried with `Retry-After` honoured)
-    /// and request bodies replayed with [`HttpReplay`] (idempotent methods only), as
-    /// `RetryLayer::http()` does. For `http::Request`s.
+    /// Whether each attempt carries the time left of the call's deadline (the earlier of the
+    /// total and the attempt deadline, and any deadline already in the request's extensions) in
+    /// `x-timeout-ms`, or `grpc-timeout` for a gRPC request; on by default. A request with no
+    /// time left is not sent (a timeout error).
     #[must_use]
-    pub fn per_authority(self) -> ClientBuilder<PerAuthority, Ord> {
-        self.retype()
+    pub const fn propagate_deadline(mut self, propagate: bool) -> Self {
+        self.propagate = if propagate {
+            match self.propagate {
+                Some(allowance) => Some(allowance),
+                None => Some(DEFAULT_PROPAGATION_ALLOWANCE),
+            }
+        } else {
+            None
+        };
+        self
     }
 
-    /// The seeds' order: total timeout → bulkhead → breaker → retry → attempt timeout. The
-    /// breaker then counts one outcome per logical call instead of one per attempt; see the
-    /// crate's [`# Ordering`](crate#ordering).
+    /// Takes `allowance` off the time left before it is sent (for the network, so the server
+    /// gives up before the client does); none by default. Turns propagation on.
     #[must_use]
-    pub fn breaker_outside_retry(self) -> ClientBuilder<K, BreakerOutside> {
-        self.retype()
+    pub const fn deadline_allowance(mut self, allowance: Duration) -> Self {
+        self.propagate = Some(allowance);
+        self
     }
 
-    fn retype<K2, Ord2>(self) -> ClientBuilder<K2, Ord2> {
+    /// Receives every layer's events (retries and give-ups, breaker transitions and refusals,
+    /// bulkhead refusals, timeouts): weir-core's `Tracing` or `Metrics`, or your own
+    /// [`ClientObserver`].
+    #[must_use]
+    pub fn observer<O2>(self, observer: O2) -> ClientBuilder<K, Ord, O2> {
         ClientBuilder {
             total_timeout: self.total_timeout,
             attempt_timeout: self.attempt_timeout,
@@ -313,16 +577,120 @@ impl<K, Ord> ClientBuilder<K, Ord> {
             sampling_window: self.sampling_window,
             open_duration: self.open_duration,
             max_concurrent: self.max_concurrent,
-            marker: PhantomData,
+            propagate: self.propagate,
+            retry_non_idempotent: self.retry_non_idempotent,
+            mode: self.mode,
+            observer,
+            order: self.order,
         }
     }
 
-    /// Checks the rules and builds every layer but the breaker.
-    fn parts<B, R>(
-        &self,
-        build_retry: impl FnOnce(u32, RetryBudget) -> Result<R, weir_retry::ConfigError>,
-        build_breaker: impl FnOnce(CircuitBreakerBuilder) -> Result<B, ConfigError>,
-    ) -> Result<ClientStack<B, R, Ord>, ConfigError> {
+    /// An HTTP client: one breaker per authority (host and port) of the request, with these
+    /// settings each, so one failing upstream does not cut the others off; outcomes classified
+    /// with [`HttpStatus`] (5xx, 408 and 429 are retried, with `Retry-After` honoured) and
+    /// request bodies replayed with [`HttpReplay`], as `RetryLayer::http()` does. For
+    /// `http::Request`s; the transport receives `http::Request<ReplayBody<B>>` (a hyper client
+    /// built with `build_http::<ReplayBody<B>>()`). Resets the breaker classifier to
+    /// [`HttpStatus`].
+    #[must_use]
+    pub fn per_authority(self) -> ClientBuilder<PerAuthority, Ord, O> {
+        self.retype(PerAuthority(HttpStatus::default()))
+    }
+
+    /// A gRPC client, around a tonic `Channel` as it is: [`GrpcStatus`] classification for the
+    /// breaker and retry (`UNAVAILABLE`, `RESOURCE_EXHAUSTED`, `ABORTED`, `DEADLINE_EXCEEDED`
+    /// retried, `grpc-retry-pushback-ms` honoured, gRPC's ±20 % jitter), `grpc-timeout`
+    /// propagation, tonic's request body, and every error a `tonic::Status` with its proper
+    /// code: a transport failure (connection refused) is `UNAVAILABLE`, an open circuit or a
+    /// full bulkhead `UNAVAILABLE` with a pushback, a timeout `DEADLINE_EXCEEDED` (see
+    /// [`grpc_status`](crate::grpc_status)). gRPC calls are POSTs: they are retried only after
+    /// [`retry_non_idempotent`](Self::retry_non_idempotent) (for services whose methods are
+    /// idempotent) or with an `idempotency-key` in their metadata. Resets the breaker
+    /// classifier to [`GrpcStatus`].
+    #[cfg(feature = "tonic")]
+    #[must_use]
+    pub fn grpc(self) -> ClientBuilder<Grpc, Ord, O> {
+        self.retype(Grpc(GrpcStatus::default()))
+    }
+
+    /// The seeds' order: total timeout → bulkhead → breaker → retry → attempt timeout. The
+    /// breaker then counts one outcome per logical call instead of one per attempt; see the
+    /// crate's [`# Ordering`](crate#ordering).
+    #[must_use]
+    pub fn breaker_outside_retry(self) -> ClientBuilder<K, BreakerOutside, O> {
+        ClientBuilder {
+            total_timeout: self.total_timeout,
+            attempt_timeout: self.attempt_timeout,
+            max_retries: self.max_retries,
+            budget: self.budget,
+            failure_rate: self.failure_rate,
+            minimum_calls: self.minimum_calls,
+            sampling_window: self.sampling_window,
+            open_duration: self.open_duration,
+            max_concurrent: self.max_concurrent,
+            propagate: self.propagate,
+            retry_non_idempotent: self.retry_non_idempotent,
+            mode: self.mode,
+            observer: self.observer,
+            order: PhantomData,
+        }
+    }
+
+    fn retype<K2>(self, mode: K2) -> ClientBuilder<K2, Ord, O> {
+        self.swap_mode(mode).1
+    }
+
+    /// The mode, and the same settings with `mode` in its place.
+    fn swap_mode<K2>(self, mode: K2) -> (K, ClientBuilder<K2, Ord, O>) {
+        let rest = ClientBuilder {
+            total_timeout: self.total_timeout,
+            attempt_timeout: self.attempt_timeout,
+            max_retries: self.max_retries,
+            budget: self.budget,
+            failure_rate: self.failure_rate,
+            minimum_calls: self.minimum_calls,
+            sampling_window: self.sampling_window,
+            open_duration: self.open_duration,
+            max_concurrent: self.max_concurrent,
+            propagate: self.propagate,
+            retry_non_idempotent: self.retry_non_idempotent,
+            mode,
+            observer: self.observer,
+            order: self.order,
+        };
+        (self.mode, rest)
+    }
+}
+
+impl<C, Ord, O> ClientBuilder<Single<C>, Ord, O> {
+    /// The breaker's classifier, in place of [`AnyError`]: any [`Classify`](weir_core::Classify).
+    #[must_use]
+    pub fn breaker_classifier<C2>(self, classifier: C2) -> ClientBuilder<Single<C2>, Ord, O> {
+        self.retype(Single(classifier))
+    }
+}
+
+impl<C, Ord, O> ClientBuilder<PerAuthority<C>, Ord, O> {
+    /// The breakers' classifier, in place of [`HttpStatus::default()`]: for instance an
+    /// `HttpStatus` that counts a 429 as a failure, or a closure.
+    #[must_use]
+    pub fn breaker_classifier<C2>(self, classifier: C2) -> ClientBuilder<PerAuthority<C2>, Ord, O> {
+        self.retype(PerAuthority(classifier))
+    }
+}
+
+#[cfg(feature = "tonic")]
+impl<C, Ord, O> ClientBuilder<Grpc<C>, Ord, O> {
+    /// The breaker's classifier, in place of [`GrpcStatus::default()`].
+    #[must_use]
+    pub fn breaker_classifier<C2>(self, classifier: C2) -> ClientBuilder<Grpc<C2>, Ord, O> {
+        self.retype(Grpc(classifier))
+    }
+}
+
+impl<K, Ord, O: ClientObserver> ClientBuilder<K, Ord, O> {
+    /// Checks the rules every mode shares.
+    fn check(&self) -> Result<(), ConfigError> {
         check_timeout("total_timeout", self.total_timeout)?;
         check_timeout("attempt_timeout", self.attempt_timeout)?;
         weir_timeout::check_attempt_within_total(self.attempt_timeout, self.total_timeout)
@@ -336,104 +704,185 @@ impl<K, Ord> ClientBuilder<K, Ord> {
                 attempt: self.attempt_timeout,
             });
         }
-        let (total, attempt) =
-            TimeoutLayer::total_and_attempt(self.total_timeout, self.attempt_timeout).map_err(
-                |_| ConfigError::AttemptLongerThanTotal {
-                    attempt: self.attempt_timeout,
-                    total: self.total_timeout,
-                },
-            )?;
-        let retry = build_retry(self.max_retries, self.budget).map_err(ConfigError::Retry)?;
-        let bulkhead = BulkheadLayer::builder()
-            .max_concurrent(self.max_concurrent)
+        Ok(())
+    }
+
+    /// The breaker's settings, with the observer.
+    fn breaker_settings(&self) -> CircuitBreakerBuilder<AnyError, O> {
+        CircuitBreakerLayer::standard()
+            .name("client")
+            .failure_rate(self.failure_rate)
+            .minimum_calls(self.minimum_calls)
+            .time_window(self.sampling_window, WINDOW_BUCKETS)
+            .open_duration(self.open_duration)
+            .observer(self.observer.clone())
+    }
+
+    /// The retry's settings, with the observer, over `retry`.
+    fn retry_settings<R, C>(&self, retry: RetryBuilder<R, C>) -> RetryBuilder<R, C, O> {
+        retry
+            .name("client")
+            .max_retries(self.max_retries)
+            .budget(self.budget)
+            .observer(self.observer.clone())
+    }
+
+    /// Builds the timeouts and the bulkhead, and puts the stack together.
+    fn assemble<K2: Mode>(
+        self,
+        (retry, retry_handle): (K2::Retry<O>, RetryHandle),
+        (breaker, breaker_handle): (K2::Breaker<O>, K2::BreakerHandle),
+        outer: K2::Outer,
+        inner: K2::Inner,
+    ) -> Result<ClientStack<K2, Ord, O>, ConfigError> {
+        let zero = |field| move |_| ConfigError::ZeroTimeout { field };
+        let total = TimeoutLayer::builder()
+            .timeout(self.total_timeout)
+            .name("total")
+            .observer(self.observer.clone())
             .build()
+            .map_err(zero("total_timeout"))?;
+        let attempt = TimeoutLayer::builder()
+            .timeout(self.attempt_timeout)
+            .name("attempt")
+            .observer(self.observer.clone());
+        let attempt = match self.propagate {
+            Some(allowance) => attempt.propagate(allowance),
+            None => attempt,
+        }
+        .build()
+        .map_err(zero("attempt_timeout"))?;
+        let (bulkhead, bulkhead_handle) = BulkheadLayer::builder()
+            .name("client")
+            .max_concurrent(self.max_concurrent)
+            .observer(self.observer)
+            .build_with_handle()
             .map_err(ConfigError::Bulkhead)?;
-        let breaker = build_breaker(
-            CircuitBreakerLayer::standard()
-                .failure_rate(self.failure_rate)
-                .minimum_calls(self.minimum_calls)
-                .time_window(self.sampling_window, WINDOW_BUCKETS)
-                .open_duration(self.open_duration),
-        )?;
         Ok(ClientStack {
             total,
             retry,
             breaker,
             bulkhead,
             attempt,
+            outer,
+            inner,
+            breaker_handle,
+            retry_handle,
+            bulkhead_handle,
             order: PhantomData,
         })
     }
 }
 
-impl<Ord> ClientBuilder<Single, Ord> {
+impl<C, Ord, O> ClientBuilder<Single<C>, Ord, O>
+where
+    C: Send + Sync + 'static,
+    O: ClientObserver,
+{
     /// Checks the settings and builds the stack.
     ///
     /// # Errors
     ///
     /// A zero timeout, `attempt_timeout` longer than `total_timeout`, `sampling_window` shorter
     /// than twice `attempt_timeout`, or a rule of the retry, breaker or bulkhead.
-    pub fn build(self) -> Result<ClientStack<CircuitBreakerLayer, RetryLayer, Ord>, ConfigError> {
-        self.parts(
-            |retries, budget| {
-                RetryLayer::builder()
-                    .max_retries(retries)
-                    .budget(budget)
-                    .build()
-            },
-            |breaker| breaker.build().map_err(ConfigError::CircuitBreaker),
-        )
+    pub fn build(self) -> Result<ClientStack<Single<C>, Ord, O>, ConfigError> {
+        let (Single(classifier), this) = self.swap_mode(());
+        this.check()?;
+        let replay = IdempotentReplay::new().retry_non_idempotent(this.retry_non_idempotent);
+        let retry = this
+            .retry_settings(RetryLayer::builder().replay(replay))
+            .build_with_handle()
+            .map_err(ConfigError::Retry)?;
+        let breaker = this
+            .breaker_settings()
+            .classifier(classifier)
+            .build_with_handle()
+            .map_err(ConfigError::CircuitBreaker)?;
+        this.assemble::<Single<C>>(retry, breaker, Identity::new(), Identity::new())
     }
 }
 
-impl<Ord> ClientBuilder<PerAuthority, Ord> {
+impl<C, Ord, O> ClientBuilder<PerAuthority<C>, Ord, O>
+where
+    C: Send + Sync + 'static,
+    O: ClientObserver,
+{
     /// Checks the settings and builds the stack, with one breaker per authority, HTTP
     /// classification and body replay.
     ///
     /// # Errors
     ///
     /// As [`ClientBuilder::build`].
-    #[allow(clippy::type_complexity)]
-    pub fn build(
-        self,
-    ) -> Result<
-        ClientStack<
-            KeyedCircuitBreakerLayer<Authority, HttpStatus>,
-            RetryLayer<HttpReplay, HttpStatus>,
-            Ord,
-        >,
-        ConfigError,
-    > {
-        self.parts(
-            |retries, budget| {
-                RetryLayer::http()
-                    .max_retries(retries)
-                    .budget(budget)
-                    .build()
-            },
-            |breaker| {
-                breaker
-                    .classifier(HttpStatus::default())
-                    .keyed(Authority)
-                    .build()
-                    .map_err(ConfigError::CircuitBreaker)
-            },
+    pub fn build(self) -> Result<ClientStack<PerAuthority<C>, Ord, O>, ConfigError> {
+        let (PerAuthority(classifier), this) = self.swap_mode(());
+        this.check()?;
+        let http =
+            RetryLayer::http().replay(HttpReplay::new().non_idempotent(this.retry_non_idempotent));
+        let retry = this
+            .retry_settings(http)
+            .build_with_handle()
+            .map_err(ConfigError::Retry)?;
+        let breaker = this
+            .breaker_settings()
+            .classifier(classifier)
+            .keyed(Authority)
+            .build_with_handle()
+            .map_err(ConfigError::CircuitBreaker)?;
+        this.assemble::<PerAuthority<C>>(retry, breaker, Identity::new(), Identity::new())
+    }
+}
+
+#[cfg(feature = "tonic")]
+impl<C, Ord, O> ClientBuilder<Grpc<C>, Ord, O>
+where
+    C: Send + Sync + 'static,
+    O: ClientObserver,
+{
+    /// Checks the settings and builds the gRPC stack.
+    ///
+    /// # Errors
+    ///
+    /// As [`ClientBuilder::build`].
+    pub fn build(self) -> Result<ClientStack<Grpc<C>, Ord, O>, ConfigError> {
+        let (Grpc(classifier), this) = self.swap_mode(());
+        this.check()?;
+        // gRPC's replay: a unary call's message is in memory and replayed; a streaming call is
+        // sent at once and not retried (see `RetryLayer::grpc`).
+        let replay = HttpReplay::new()
+            .non_idempotent(this.retry_non_idempotent)
+            .wait_for_body(false);
+        let retry = this
+            .retry_settings(RetryLayer::grpc().replay(replay))
+            .build_with_handle()
+            .map_err(ConfigError::Retry)?;
+        let breaker = this
+            .breaker_settings()
+            .classifier(classifier)
+            .build_with_handle()
+            .map_err(ConfigError::CircuitBreaker)?;
+        this.assemble::<Grpc<C>>(
+            retry,
+            breaker,
+            crate::grpc::GrpcStatusLayer::new(),
+            crate::grpc::TonicBodyLayer::new(),
         )
     }
 }
 
-impl<K, Ord> fmt::Debug for ClientBuilder<K, Ord> {
+impl<K, Ord, O> fmt::Debug for ClientBuilder<K, Ord, O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientBuilder")
             .field("total_timeout", &self.total_timeout)
             .field("attempt_timeout", &self.attempt_timeout)
             .field("max_retries", &self.max_retries)
+            .field("retry_non_idempotent", &self.retry_non_idempotent)
             .field("budget", &self.budget)
             .field("failure_rate", &self.failure_rate)
             .field("minimum_calls", &self.minimum_calls)
             .field("sampling_window", &self.sampling_window)
             .field("open_duration", &self.open_duration)
             .field("max_concurrent", &self.max_concurrent)
-            .finish()
+            .field("propagate", &self.propagate)
+            .finish_non_exhaustive()
     }
 }

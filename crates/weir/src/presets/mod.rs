@@ -9,8 +9,11 @@ mod client;
 mod server;
 
 pub use self::client::{
-    BreakerInside, BreakerOutside, ClientBuilder, ClientStack, PerAuthority, Single,
+    BreakerInside, BreakerOutside, Client, ClientBuilder, ClientObserver, ClientStack, HttpClient,
+    Mode, PerAuthority, Single,
 };
+#[cfg(feature = "tonic")]
+pub use self::client::{Grpc, GrpcClient};
 pub use self::server::{ServerBuilder, ServerStack};
 
 /// A preset's configuration that breaks a rule, from `build()`; the message names the field.
@@ -39,6 +42,8 @@ pub enum ConfigError {
     },
     /// `max_in_flight` was 0.
     ZeroMaxInFlight,
+    /// The load shedder (the server's `share` of a priority) broke one of its rules.
+    LoadShed(weir_load_shed::ConfigError),
     /// The bulkhead (`max_concurrent`) broke one of its rules.
     Bulkhead(weir_bulkhead::ConfigError),
     /// The retry (`max_retries`, `budget`) broke one of its rules.
@@ -67,6 +72,7 @@ impl fmt::Display for ConfigError {
                 "`sampling_window` ({sampling_window:?}) must be at least twice `attempt_timeout` ({attempt:?})"
             ),
             Self::ZeroMaxInFlight => f.write_str("`max_in_flight` must be at least 1"),
+            Self::LoadShed(e) => write!(f, "load shedding: {e}"),
             Self::Bulkhead(e) => write!(f, "`max_concurrent`: {e}"),
             Self::Retry(e) => write!(f, "{e}"),
             Self::CircuitBreaker(e) => write!(f, "circuit breaker: {e}"),
@@ -79,6 +85,7 @@ impl fmt::Display for ConfigError {
 impl StdError for ConfigError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
+            Self::LoadShed(e) => Some(e),
             Self::Bulkhead(e) => Some(e),
             Self::Retry(e) => Some(e),
             Self::CircuitBreaker(e) => Some(e),

@@ -4,8 +4,8 @@ use std::fmt;
 use std::time::Duration;
 
 use tower_layer::{Identity, Layer, Stack};
-use weir_core::ErrorResponseLayer;
-use weir_load_shed::LoadShedLayer;
+use weir_core::{ErrorResponseLayer, Observer};
+use weir_load_shed::{Fixed, LoadShedHandle, LoadShedLayer, Priority, Uniform};
 use weir_timeout::TimeoutLayer;
 
 use super::{ConfigError, check_timeout};
@@ -17,7 +17,10 @@ const DEFAULT_SERVER_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_MAX_IN_FLIGHT: usize = 1_000;
 
 /// The server layers, innermost first (the order `tower_layer::Stack` nests them in).
-type ServerLayers<R> = Stack<TimeoutLayer, Stack<LoadShedLayer, Stack<R, ErrorResponseLayer>>>;
+type ServerLayers<R, C, O> = Stack<
+    TimeoutLayer<Duration, O>,
+    Stack<LoadShedLayer<Fixed, C, O>, Stack<R, ErrorResponseLayer>>,
+>;
 
 /// The standard server stack, one [`Layer`]: outermost first,
 /// [`ErrorResponseLayer`] (every refusal becomes a 429 / 503 / 504 response, so the service's
@@ -25,6 +28,11 @@ type ServerLayers<R> = Stack<TimeoutLayer, Stack<LoadShedLayer, Stack<R, ErrorRe
 /// load shedding ([`LoadShedLayer`]), and a server timeout ([`TimeoutLayer::server`]: the
 /// client's deadline, capped at `timeout`). Why this order: see the crate's
 /// [`# Ordering`](crate#ordering).
+///
+/// Its parts stay reachable: [`load_shed`](Self::load_shed) is a handle on the shedder's
+/// figures and load level, [`rate_limit`](Self::rate_limit) the rate limit layer (its handle
+/// reads and resets keys), [`error_responses`](Self::error_responses) the response mapping; the
+/// observer given to [`ServerBuilder::observer`] sees the shedder's and the timeout's events.
 ///
 /// ```
 /// use std::time::Duration;
@@ -35,17 +43,20 @@ type ServerLayers<R> = Stack<TimeoutLayer, Stack<LoadShedLayer, Stack<R, ErrorRe
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let stack = ServerStack::builder().timeout(Duration::from_secs(5)).build().unwrap();
+/// let shedder = stack.load_shed();
 /// let server = ServiceBuilder::new().layer(stack).service(service_fn(|_req: Request<String>| async {
 ///     Ok::<_, std::io::Error>(Response::new(String::from("hello")))
 /// }));
 /// let Ok(response) = server.oneshot(Request::new(String::new())).await;
 /// assert_eq!(response.status(), StatusCode::OK);
+/// assert_eq!(shedder.stats().succeeded, 1);
 /// # }
 /// ```
-pub struct ServerStack<R = Identity> {
+pub struct ServerStack<R = Identity, C = Uniform, O = ()> {
+    errors: ErrorResponseLayer,
     rate_limit: R,
-    shed: LoadShedLayer,
-    timeout_layer: TimeoutLayer,
+    shed: LoadShedLayer<Fixed, C, O>,
+    timeout_layer: TimeoutLayer<Duration, O>,
     timeout: Duration,
     max_in_flight: usize,
 }
@@ -55,15 +66,19 @@ impl ServerStack {
     #[must_use]
     pub const fn builder() -> ServerBuilder {
         ServerBuilder {
+            errors: ErrorResponseLayer::new(),
             rate_limit: Identity::new(),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             timeout: DEFAULT_SERVER_TIMEOUT,
             expose_deadline: false,
+            priority: Uniform,
+            shares: Vec::new(),
+            observer: (),
         }
     }
 }
 
-impl<R> ServerStack<R> {
+impl<R, C, O> ServerStack<R, C, O> {
     /// The timeout this stack applies.
     #[must_use]
     pub const fn timeout(&self) -> Duration {
@@ -76,35 +91,54 @@ impl<R> ServerStack<R> {
         self.max_in_flight
     }
 
-    /// The rate limit layer (`Identity` when there is none).
+    /// The rate limit layer (`Identity` when there is none); a `RateLimitLayer`'s `handle()`
+    /// reads and resets its keys.
     #[must_use]
     pub const fn rate_limit(&self) -> &R {
         &self.rate_limit
     }
+
+    /// The response mapping, outermost: how refusals are answered.
+    #[must_use]
+    pub const fn error_responses(&self) -> &ErrorResponseLayer {
+        &self.errors
+    }
+
+    /// A handle on the load shedder shared by every service of this stack and its clones: calls
+    /// in flight, shed and answered counts, the load level (for graceful degradation).
+    #[must_use]
+    pub fn load_shed(&self) -> LoadShedHandle
+    where
+        C: Send + Sync + 'static,
+        O: for<'a> Observer<weir_load_shed::Event<'a>> + Send + Sync + 'static,
+    {
+        self.shed.handle()
+    }
 }
 
-impl<S, R: Clone> Layer<S> for ServerStack<R>
+impl<S, R: Clone, C, O: Clone> Layer<S> for ServerStack<R, C, O>
 where
-    ServerLayers<R>: Layer<S>,
+    ServerLayers<R, C, O>: Layer<S>,
 {
-    type Service = <ServerLayers<R> as Layer<S>>::Service;
+    type Service = <ServerLayers<R, C, O> as Layer<S>>::Service;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let layers: ServerLayers<R> = Stack::new(
+        let layers: ServerLayers<R, C, O> = Stack::new(
             self.timeout_layer.clone(),
             Stack::new(
                 self.shed.clone(),
-                Stack::new(self.rate_limit.clone(), ErrorResponseLayer::new()),
+                Stack::new(self.rate_limit.clone(), self.errors),
             ),
         );
         layers.layer(inner)
     }
 }
 
-impl<R: Clone> Clone for ServerStack<R> {
+impl<R: Clone, C, O: Clone> Clone for ServerStack<R, C, O> {
     /// Shares every layer's state (rate limit buckets, the in-flight count).
     fn clone(&self) -> Self {
         Self {
+            errors: self.errors,
             rate_limit: self.rate_limit.clone(),
             shed: self.shed.clone(),
             timeout_layer: self.timeout_layer.clone(),
@@ -114,9 +148,10 @@ impl<R: Clone> Clone for ServerStack<R> {
     }
 }
 
-impl<R> fmt::Debug for ServerStack<R> {
+impl<R, C, O> fmt::Debug for ServerStack<R, C, O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerStack")
+            .field("error_responses", &self.errors)
             .field("timeout", &self.timeout)
             .field("max_in_flight", &self.max_in_flight)
             .finish_non_exhaustive()
@@ -129,19 +164,27 @@ impl<R> fmt::Debug for ServerStack<R> {
 /// |---|---|---|
 /// | rate limit | none | research notes d4: "rate limit where needed, no default rate" |
 /// | `max_in_flight` | 1 000, no queue | .NET's standard pipeline: 1 000 permits, queue 0 |
+/// | `priority` | every request normal, admitted up to `max_in_flight` | declare priorities and their shares to keep room for critical requests |
 /// | `timeout` | 30 s | .NET's total request timeout |
 /// | `expose_deadline` | off | the `Deadline` is in the extensions only when the client sent one (no allocation otherwise) |
+/// | `error_responses` | [`ErrorResponseLayer::new`]: 429 / 503 / 504, 401 for a missing key, plain text, IETF `RateLimit` fields | [`problem_json`](ErrorResponseLayer::problem_json) for a JSON API |
+/// | `observer` | none (`()`: free) | `weir::Tracing`, `weir::Metrics`, or your own |
 ///
 /// The stack sheds load with [`LoadShedLayer`] rather than a bulkhead: with no queue both refuse
 /// the call over the cap at once, and the shedder keeps one counter for the whole server.
-pub struct ServerBuilder<R = Identity> {
+pub struct ServerBuilder<R = Identity, C = Uniform, O = ()> {
+    errors: ErrorResponseLayer,
     rate_limit: R,
     max_in_flight: usize,
     timeout: Duration,
     expose_deadline: bool,
+    priority: C,
+    /// The shares the user set, by priority; the others keep the load shedder's defaults.
+    shares: Vec<(Priority, f64)>,
+    observer: O,
 }
 
-impl<R> ServerBuilder<R> {
+impl<R, C, O> ServerBuilder<R, C, O> {
     /// The longest a request may run (a client's shorter deadline, sent in `grpc-timeout` or
     /// `x-timeout-ms`, wins); past it the caller gets a 504.
     #[must_use]
@@ -150,7 +193,9 @@ impl<R> ServerBuilder<R> {
         self
     }
 
-    /// At most `max` calls in flight; the next one is refused at once with a 503.
+    /// At most `max` calls in flight; the next one is refused at once with a 503. Every request
+    /// of the default priority is admitted up to `max`; see [`priority`](Self::priority) to keep
+    /// room for critical requests.
     #[must_use]
     pub fn max_in_flight(mut self, max: usize) -> Self {
         self.max_in_flight = max;
@@ -168,12 +213,108 @@ impl<R> ServerBuilder<R> {
         self
     }
 
+    /// How refusals are answered: the [`ErrorResponseLayer`] outermost in the stack, with its
+    /// settings (status of a timeout, of a missing key, rate-limit header style, the body of
+    /// refusals, HTTP or gRPC).
+    ///
+    /// ```
+    /// use http::StatusCode;
+    /// use weir::{ErrorResponseLayer, ServerStack};
+    ///
+    /// let stack = ServerStack::builder()
+    ///     .error_responses(
+    ///         ErrorResponseLayer::new()
+    ///             .problem_json()
+    ///             .timeout_status(StatusCode::REQUEST_TIMEOUT),
+    ///     )
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = stack;
+    /// ```
+    #[must_use]
+    pub const fn error_responses(mut self, errors: ErrorResponseLayer) -> Self {
+        self.errors = errors;
+        self
+    }
+
+    /// Gives each request a [`Priority`] (a closure `Fn(&Request<B>) -> Priority`), so that
+    /// under load the shedder refuses sheddable requests first and keeps room for critical ones.
+    /// Each priority the classifier gives may use its [`share`](Self::share) of
+    /// `max_in_flight`: by default sheddable 50 %, normal and critical 100 %, so lower the
+    /// normal share to keep room for critical requests.
+    #[must_use]
+    pub fn priority<C2>(self, classifier: C2) -> ServerBuilder<R, C2, O> {
+        ServerBuilder {
+            errors: self.errors,
+            rate_limit: self.rate_limit,
+            max_in_flight: self.max_in_flight,
+            timeout: self.timeout,
+            expose_deadline: self.expose_deadline,
+            priority: classifier,
+            shares: self.shares,
+            observer: self.observer,
+        }
+    }
+
+    /// The share of `max_in_flight` requests of `priority` may use, in `(0, 1]`; shares must
+    /// not decrease from sheddable to critical.
+    #[must_use]
+    pub fn share(mut self, priority: Priority, share: f64) -> Self {
+        self.shares.push((priority, share));
+        self
+    }
+
+    /// Reports the load shedder's and the timeout's events to `observer` (sheds, limit changes,
+    /// timeouts); `weir::Tracing` logs them, `weir::Metrics` counts them. A rate limit brings its
+    /// own observer.
+    #[must_use]
+    pub fn observer<O2>(self, observer: O2) -> ServerBuilder<R, C, O2>
+    where
+        O2: for<'a> Observer<weir_load_shed::Event<'a>>
+            + for<'a> Observer<weir_timeout::Event<'a>>
+            + Clone,
+    {
+        ServerBuilder {
+            errors: self.errors,
+            rate_limit: self.rate_limit,
+            max_in_flight: self.max_in_flight,
+            timeout: self.timeout,
+            expose_deadline: self.expose_deadline,
+            priority: self.priority,
+            shares: self.shares,
+            observer,
+        }
+    }
+
+    /// The same settings with `rate_limit` in the rate limit's place.
+    #[cfg_attr(not(feature = "rate-limit"), allow(dead_code))]
+    pub(crate) fn with_rate_limit<R2>(self, rate_limit: R2) -> ServerBuilder<R2, C, O> {
+        ServerBuilder {
+            errors: self.errors,
+            rate_limit,
+            max_in_flight: self.max_in_flight,
+            timeout: self.timeout,
+            expose_deadline: self.expose_deadline,
+            priority: self.priority,
+            shares: self.shares,
+            observer: self.observer,
+        }
+    }
+}
+
+impl<R, C, O> ServerBuilder<R, C, O>
+where
+    O: for<'a> Observer<weir_load_shed::Event<'a>>
+        + for<'a> Observer<weir_timeout::Event<'a>>
+        + Clone,
+{
     /// Checks the settings and builds the stack.
     ///
     /// # Errors
     ///
-    /// [`ConfigError::ZeroTimeout`] (`timeout`), [`ConfigError::ZeroMaxInFlight`].
-    pub fn build(self) -> Result<ServerStack<R>, ConfigError> {
+    /// [`ConfigError::ZeroTimeout`] (`timeout`), [`ConfigError::ZeroMaxInFlight`],
+    /// [`ConfigError::LoadShed`] (a share out of range or out of order).
+    pub fn build(self) -> Result<ServerStack<R, C, O>, ConfigError> {
         check_timeout("timeout", self.timeout)?;
         if self.max_in_flight == 0 {
             return Err(ConfigError::ZeroMaxInFlight);
@@ -181,11 +322,22 @@ impl<R> ServerBuilder<R> {
         let timeout = TimeoutLayer::server(self.timeout)
             .expose_deadline(self.expose_deadline)
             .name("server")
+            .observer(self.observer.clone())
             .build()
             .map_err(|_| ConfigError::ZeroTimeout { field: "timeout" })?;
+        let mut shed = LoadShedLayer::builder()
+            .name("server")
+            .max_in_flight(self.max_in_flight)
+            .priority(self.priority)
+            .observer(self.observer);
+        for (priority, share) in self.shares {
+            shed = shed.share(priority, share);
+        }
+        let shed = shed.build().map_err(ConfigError::LoadShed)?;
         Ok(ServerStack {
+            errors: self.errors,
             rate_limit: self.rate_limit,
-            shed: LoadShedLayer::new(self.max_in_flight),
+            shed,
             timeout_layer: timeout,
             timeout: self.timeout,
             max_in_flight: self.max_in_flight,
@@ -193,44 +345,28 @@ impl<R> ServerBuilder<R> {
     }
 }
 
-impl ServerBuilder<Identity> {
-    /// The same settings with `rate_limit` in the rate limit's place.
-    #[cfg(feature = "config")]
-    pub(crate) fn with_rate_limit<R>(self, rate_limit: R) -> ServerBuilder<R> {
-        ServerBuilder {
-            rate_limit,
-            max_in_flight: self.max_in_flight,
-            timeout: self.timeout,
-            expose_deadline: self.expose_deadline,
-        }
-    }
-}
-
 #[cfg(feature = "rate-limit")]
-impl ServerBuilder<Identity> {
+impl<C, O> ServerBuilder<Identity, C, O> {
     /// Adds a rate limit (keyed, tiered or global: any
     /// [`RateLimitLayer`](weir_rate_limit::RateLimitLayer)), between the response mapping and
     /// the load shedder, so a refused request never counts as in flight.
     #[must_use]
-    pub fn rate_limit<X, St, T, C, O, P>(
+    pub fn rate_limit<X, St, T, Co, Ob, P>(
         self,
-        layer: weir_rate_limit::RateLimitLayer<X, St, T, C, O, P>,
-    ) -> ServerBuilder<weir_rate_limit::RateLimitLayer<X, St, T, C, O, P>> {
-        ServerBuilder {
-            rate_limit: layer,
-            max_in_flight: self.max_in_flight,
-            timeout: self.timeout,
-            expose_deadline: self.expose_deadline,
-        }
+        layer: weir_rate_limit::RateLimitLayer<X, St, T, Co, Ob, P>,
+    ) -> ServerBuilder<weir_rate_limit::RateLimitLayer<X, St, T, Co, Ob, P>, C, O> {
+        self.with_rate_limit(layer)
     }
 }
 
-impl<R> fmt::Debug for ServerBuilder<R> {
+impl<R, C, O> fmt::Debug for ServerBuilder<R, C, O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerBuilder")
+            .field("error_responses", &self.errors)
             .field("max_in_flight", &self.max_in_flight)
             .field("timeout", &self.timeout)
             .field("expose_deadline", &self.expose_deadline)
+            .field("shares", &self.shares)
             .finish_non_exhaustive()
     }
 }
