@@ -138,6 +138,32 @@ async fn server_stack_answers_a_missing_key_with_401() {
     assert_eq!(res.status(), StatusCode::OK);
 }
 
+/// #16.8: the preset's rate limit is reachable, and its handle reads the keys the stack's
+/// services filled.
+#[cfg(feature = "rate-limit")]
+#[tokio::test(start_paused = true)]
+async fn server_stack_exposes_its_rate_limit_handle() {
+    use weir::rate_limit::{Quota, RateLimitLayer};
+
+    let limit = RateLimitLayer::builder()
+        .quota(Quota::per_second(10))
+        .key(weir::ApiKey::new())
+        .build()
+        .unwrap();
+    let stack = ServerStack::builder().rate_limit(limit).build().unwrap();
+    let limits = stack.rate_limit().handle();
+    let server = stack.clone().layer(service_fn(handler));
+    for key in ["k-1", "k-2"] {
+        let req = Request::get("/")
+            .header("x-api-key", key)
+            .body(String::new())
+            .unwrap();
+        let Ok(res) = server.clone().oneshot(req).await;
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    assert_eq!(limits.keys(), 2);
+}
+
 /// Starts `n` requests to `/slow` (each holds its place for 60 s) with `header` set; returns
 /// the tasks still running and how many were refused with a 503.
 async fn occupy<S>(
