@@ -43,6 +43,9 @@ pub use weir_core::*;
 /// Fallback answers and graceful degradation: the [`weir-fallback`](weir_fallback) crate.
 #[cfg(feature = "fallback")]
 pub use weir_fallback as fallback;
+/// Hedged requests: the [`weir-hedge`](weir_hedge) crate.
+#[cfg(feature = "hedge")]
+pub use weir_hedge as hedge;
 
 /// Load shedding and adaptive concurrency: the [`weir-load-shed`](weir_load_shed) crate.
 #[cfg(feature = "load-shed")]
