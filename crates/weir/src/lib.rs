@@ -31,7 +31,7 @@ pub use crate::presets::{Grpc, GrpcClient};
 #[cfg(feature = "retry")]
 pub use crate::replay::IdempotentReplay;
 #[cfg(feature = "config")]
-pub use crate::settings::{ClientConfig, ConfigServerStack, ServerConfig};
+pub use crate::settings::{ClientConfig, ConfigServerStack, RefusalBodyConfig, ServerConfig};
 /// Bulkheads: the [`weir-bulkhead`](weir_bulkhead) crate.
 #[cfg(feature = "bulkhead")]
 pub use weir_bulkhead as bulkhead;

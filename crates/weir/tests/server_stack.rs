@@ -241,3 +241,39 @@ async fn server_stack_admits_max_in_flight_and_declares_priorities() {
         .unwrap_err();
     assert!(matches!(err, weir::ConfigError::LoadShed(_)), "{err}");
 }
+
+/// #27.6: a configuration file reaches the refusal settings too: problem+json bodies, the
+/// status of a timeout and of a missing key; a status that is not an error is refused, named.
+#[cfg(feature = "config")]
+#[tokio::test(start_paused = true)]
+async fn server_config_sets_the_refusals() {
+    let config: weir::ServerConfig = toml::from_str(
+        r#"
+        timeout = "1s"
+        refusal_body = "problem_json"
+        timeout_status = 408
+        missing_key_status = 400
+        "#,
+    )
+    .unwrap();
+    let server = config.build().unwrap().layer(service_fn(handler));
+    let Ok(res) = server.oneshot(get("/slow")).await;
+    assert_eq!(res.status(), StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    let missing: Response<weir::ResponseBody<String>> = config
+        .build()
+        .unwrap()
+        .error_responses()
+        .http_response(&weir::Error::missing_key());
+    assert_eq!(missing.status(), StatusCode::BAD_REQUEST);
+
+    let err = toml::from_str::<weir::ServerConfig>("timeout_status = 200")
+        .unwrap()
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "`timeout_status` must be a 4xx or 5xx status, not 200"
+    );
+    assert!(toml::from_str::<weir::ServerConfig>(r#"refusal_body = "xml""#).is_err());
+}
