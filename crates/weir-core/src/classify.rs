@@ -346,6 +346,37 @@ impl HttpStatus {
         self.set(status.as_u16(), true, true, true, false)
     }
 
+    /// Only the `statuses` listed are worth retrying (gRFC A6's `retryableStatusCodes`, for
+    /// HTTP): each becomes a transient failure, and every other failure stays a failure but is
+    /// permanent (not retried). A 429 listed stays [throttled](Failure::throttled).
+    ///
+    /// ```
+    /// use http::{Response, StatusCode};
+    /// use weir_core::{BoxError, Classify, HttpStatus};
+    ///
+    /// let classify = HttpStatus::new().only_retryable(&[StatusCode::SERVICE_UNAVAILABLE]);
+    /// let response = |code: u16| -> Result<Response<()>, BoxError> {
+    ///     Ok(Response::builder().status(code).body(()).unwrap())
+    /// };
+    /// assert!(classify.classify(&response(503)).is_retryable());
+    /// assert!(classify.classify(&response(500)).is_failure());
+    /// assert!(!classify.classify(&response(500)).is_retryable());
+    /// ```
+    #[must_use]
+    pub fn only_retryable(mut self, statuses: &[StatusCode]) -> Self {
+        let mut transient = StatusSet::EMPTY;
+        for status in statuses {
+            transient = transient.with(status.as_u16(), true);
+        }
+        for i in 0..16 {
+            self.failure.0[i] |= transient.0[i];
+            self.throttled.0[i] &= transient.0[i];
+            self.transient.0[i] = transient.0[i];
+            self.ignored.0[i] &= !transient.0[i];
+        }
+        self
+    }
+
     /// `status` is a success.
     #[must_use]
     pub const fn success(self, status: StatusCode) -> Self {
@@ -521,6 +552,36 @@ impl GrpcStatus {
     #[must_use]
     pub const fn throttled(self, code: GrpcCode) -> Self {
         self.set(code, true, true, true, false)
+    }
+
+    /// Only the `codes` listed are worth retrying (gRFC A6's `retryableStatusCodes`): each
+    /// becomes a transient failure, and every other failure stays a failure but is permanent,
+    /// so a user need not list every permanent code.
+    ///
+    /// ```
+    /// use weir_core::{BoxError, Classify, GrpcCode, GrpcStatus};
+    ///
+    /// let classify = GrpcStatus::new().only_retryable(&[GrpcCode::Unavailable]);
+    /// let response = |code: &'static str| -> Result<http::Response<()>, BoxError> {
+    ///     Ok(http::Response::builder().header("grpc-status", code).body(()).unwrap())
+    /// };
+    /// assert!(classify.classify(&response("14")).is_retryable()); // UNAVAILABLE
+    /// assert!(classify.classify(&response("4")).is_failure()); // DEADLINE_EXCEEDED: counted...
+    /// assert!(!classify.classify(&response("4")).is_retryable()); // ...not retried
+    /// ```
+    #[must_use]
+    pub const fn only_retryable(mut self, codes: &[GrpcCode]) -> Self {
+        let mut transient = 0;
+        let mut i = 0;
+        while i < codes.len() {
+            transient |= bit(codes[i]);
+            i += 1;
+        }
+        self.failure |= transient;
+        self.throttled &= transient;
+        self.transient = transient;
+        self.ignored &= !transient;
+        self
     }
 
     /// `code` is a success.

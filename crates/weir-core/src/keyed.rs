@@ -748,7 +748,8 @@ fn shard_count(max_keys: usize) -> usize {
     (cores * 4)
         .next_power_of_two()
         .clamp(1, 64)
-        .min(max_keys.next_power_of_two())
+        // `max_keys` may be anything up to `usize::MAX`, whose next power of two overflows.
+        .min(max_keys.checked_next_power_of_two().unwrap_or(usize::MAX))
         .max(1)
 }
 
@@ -784,6 +785,17 @@ mod tests {
 
     fn bump(map: &KeyedMap<u32, AtomicU32>, key: u32, now: Instant) -> u32 {
         map.with(key, now, fresh, |c| c.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    /// #15.9: the largest bound a map can be given makes a map like any other (the shard count
+    /// overflowed computing the next power of two of `usize::MAX`).
+    #[tokio::test(start_paused = true)]
+    async fn the_largest_max_keys_works() {
+        let map = KeyedMap::new(KeyedConfig::new().max_keys(usize::MAX), AtomicU32::new(0));
+        let now = Instant::now();
+        assert_eq!(bump(&map, 1, now), 1);
+        assert_eq!(bump(&map, 1, now), 2);
+        assert_eq!(KeyedConfig::new().max_keys(0).get_max_keys(), 1);
     }
 
     /// A prehashed key in shard `shard` (the hash's high half picks it), distinct for each `n`.

@@ -19,6 +19,11 @@ pub struct RateLimitInfo {
     window: Duration,
     remaining: u64,
     reset: Duration,
+    /// The other policies that applied (stacked quotas), listed in `RateLimit-Policy` after
+    /// this one: name, quota, window. Empty (no allocation) for a single policy.
+    others: Vec<(Name, u64, Duration)>,
+    /// The style the limiter was set to write, which wins over the writer's.
+    style: Option<HeaderStyle>,
 }
 
 impl RateLimitInfo {
@@ -33,7 +38,39 @@ impl RateLimitInfo {
             window,
             remaining: quota,
             reset: Duration::ZERO,
+            others: Vec::new(),
+            style: None,
         }
+    }
+
+    /// Lists another policy that applied to the same request (stacked quotas: 10/s and
+    /// 10 000/day) in `RateLimit-Policy`, after this one, so a client sees every policy; the
+    /// `RateLimit` field still reports this one (the policy with the fewest units left).
+    #[must_use]
+    pub fn also_policy(mut self, policy: impl Into<Name>, quota: u64, window: Duration) -> Self {
+        self.others.push((policy.into(), quota, window));
+        self
+    }
+
+    /// The other policies listed with [`also_policy`](Self::also_policy): name, quota, window.
+    pub fn other_policies(&self) -> impl Iterator<Item = (&str, u64, Duration)> {
+        self.others.iter().map(|(n, q, w)| (n.as_str(), *q, *w))
+    }
+
+    /// Sets the header style to write this state in, whatever style the writer is given: a
+    /// rate limiter set to one style writes its admitted responses and its refusals alike
+    /// (the response mapping of [`ErrorResponseLayer`](crate::ErrorResponseLayer) passes its
+    /// own style, which this overrides).
+    #[must_use]
+    pub const fn style(mut self, style: HeaderStyle) -> Self {
+        self.style = Some(style);
+        self
+    }
+
+    /// The style set with [`style`](Self::style), if any.
+    #[must_use]
+    pub const fn header_style(&self) -> Option<HeaderStyle> {
+        self.style
     }
 
     /// Sets the quota units left in the current window.
@@ -147,6 +184,9 @@ impl RateLimitInfo {
     /// backslash, and every character outside printable ASCII (controls, non-ASCII) is replaced by
     /// `_`, so any name gives a valid field; an empty name is written as `"default"`.
     ///
+    /// Policies added with [`also_policy`](Self::also_policy) follow this one in
+    /// `RateLimit-Policy`. A style set with [`style`](Self::style) is used instead of `style`.
+    ///
     /// This allocates the two IETF field values (numbers are formatted on the stack); it is meant
     /// for rejections and for admitted responses where the caller asked for the fields.
     ///
@@ -167,6 +207,7 @@ impl RateLimitInfo {
     /// assert_eq!(headers["x-ratelimit-reset"], "2");
     /// ```
     pub fn write_headers(&self, headers: &mut HeaderMap, style: HeaderStyle) {
+        let style = self.style.unwrap_or(style);
         let reset = ceil_secs(self.reset);
         if style.ietf() {
             let mut name = String::with_capacity(self.policy().len() + 24);
@@ -174,14 +215,14 @@ impl RateLimitInfo {
 
             let mut policy = String::with_capacity(name.len() + 40);
             policy.push_str(&name);
-            policy.push_str(";q=");
-            push_sf_integer(&mut policy, self.quota);
-            let window = ceil_secs(self.window);
-            if window > 0 {
-                policy.push_str(";w=");
-                push_sf_integer(&mut policy, window);
-            }
+            push_policy_params(&mut policy, self.quota, self.window);
             append(headers, RATELIMIT_POLICY, policy);
+            for (other, quota, window) in &self.others {
+                let mut policy = String::with_capacity(other.as_str().len() + 40);
+                push_sf_string(&mut policy, other.as_str());
+                push_policy_params(&mut policy, *quota, *window);
+                append(headers, RATELIMIT_POLICY, policy);
+            }
 
             let mut state = name;
             state.push_str(";r=");
@@ -195,6 +236,17 @@ impl RateLimitInfo {
             headers.insert(X_RATELIMIT_REMAINING, HeaderValue::from(self.remaining));
             headers.insert(X_RATELIMIT_RESET, HeaderValue::from(reset));
         }
+    }
+}
+
+/// Pushes `;q=<quota>` and, for a window of a second or more, `;w=<seconds>`.
+fn push_policy_params(out: &mut String, quota: u64, window: Duration) {
+    out.push_str(";q=");
+    push_sf_integer(out, quota);
+    let window = ceil_secs(window);
+    if window > 0 {
+        out.push_str(";w=");
+        push_sf_integer(out, window);
     }
 }
 
@@ -324,6 +376,25 @@ mod tests {
         );
         let states: Vec<_> = headers.get_all("ratelimit").iter().collect();
         assert_eq!(states, [r#""edge";r=7;t=2"#, r#""daily";r=9000;t=3600"#]);
+    }
+
+    /// #15.7: stacked policies are all listed in `RateLimit-Policy`, and a style set on the
+    /// state wins over the writer's.
+    #[test]
+    fn other_policies_are_listed_and_the_states_style_wins() {
+        let stacked = info()
+            .also_policy("daily", 10_000, Duration::from_secs(86_400))
+            .style(HeaderStyle::Both);
+        let headers = written(&stacked, HeaderStyle::None);
+        let policies: Vec<_> = headers.get_all("ratelimit-policy").iter().collect();
+        assert_eq!(
+            policies,
+            [r#""edge";q=100;w=60"#, r#""daily";q=10000;w=86400"#]
+        );
+        assert_eq!(headers.get_all("ratelimit").iter().count(), 1);
+        assert_eq!(headers["x-ratelimit-remaining"], "7");
+        assert_eq!(stacked.other_policies().count(), 1);
+        assert_eq!(stacked.header_style(), Some(HeaderStyle::Both));
     }
 
     #[test]

@@ -362,3 +362,46 @@ fn a_layer_without_a_source_is_refused() {
     assert_eq!(err, ConfigError::NoSource);
     assert!(err.to_string().contains("at least one source"));
 }
+
+/// #20.1: a gRPC response whose `grpc-status` the gRPC classifier calls a failure
+/// (`UNAVAILABLE`) falls back; an `OK` one does not.
+#[tokio::test(start_paused = true)]
+async fn a_grpc_failure_code_falls_back() {
+    let layer = FallbackLayer::builder()
+        .classify(weir_core::GrpcStatus::new())
+        .value(|cause: Cause<'_, http::Response<String>, Infallible>| {
+            let Cause::Response(failed) = cause else {
+                return None;
+            };
+            assert_eq!(failed.headers()["grpc-status"], "14");
+            Some(http::Response::new("from the fallback".to_owned()))
+        })
+        .http()
+        .build()
+        .unwrap();
+    let upstream = service_fn(|req: http::Request<()>| async move {
+        let code = if req.uri().path() == "/down" {
+            "14"
+        } else {
+            "0"
+        };
+        Ok::<_, Infallible>(
+            http::Response::builder()
+                .header("grpc-status", code)
+                .body("from the server".to_owned())
+                .unwrap(),
+        )
+    });
+    let mut svc = ServiceBuilder::new().layer(layer).service(upstream);
+    let call = |path: &str| http::Request::post(path).body(()).unwrap();
+    let down = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(call("/down"))
+        .await
+        .unwrap();
+    assert_eq!(down.body(), "from the fallback");
+    let up = svc.ready().await.unwrap().call(call("/up")).await.unwrap();
+    assert_eq!(up.body(), "from the server");
+}

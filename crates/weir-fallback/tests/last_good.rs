@@ -287,6 +287,24 @@ async fn what_is_not_kept() {
     text(svc.ready().await.unwrap().call(get("/b")).await.unwrap()).await;
     assert_eq!(kept.len(), 1);
 
+    // Headers of the connection are not kept: a kept answer is served on another one.
+    let kept = LastGood::new(MethodPath);
+    let layer = FallbackLayer::builder()
+        .classify(HttpStatus::new())
+        .last_good(kept.clone())
+        .build()
+        .unwrap();
+    let mut svc = ServiceBuilder::new()
+        .layer(layer)
+        .service(upstream.service(Some(("connection", "x-hop, close"))));
+    upstream.down.store(false, SeqCst);
+    text(svc.ready().await.unwrap().call(get("/h")).await.unwrap()).await;
+    upstream.down.store(true, SeqCst);
+    let stale = svc.ready().await.unwrap().call(get("/h")).await.unwrap();
+    assert_eq!(stale.headers()[FALLBACK_HEADER], "last_good");
+    assert!(stale.headers().get("connection").is_none());
+    upstream.down.store(false, SeqCst);
+
     // `Cache-Control: no-store` is honoured.
     let kept = LastGood::new(MethodPath);
     let layer = FallbackLayer::builder()

@@ -194,7 +194,10 @@ impl Limit for Aimd {
 ///
 /// Defaults (Netflix concurrency-limits): initial 20, min 1, max 1000, smoothing 1.0;
 /// `rtt_noload` (the lowest RTT seen) is re-measured every `probe_every` samples (default
-/// 30 x limit, no jitter: weir's algorithms are deterministic).
+/// 30 x limit, no jitter: weir's algorithms are deterministic): when the whole window stayed
+/// above it, the limit is halved for about two round trips and the lowest RTT of calls that ran
+/// at that concurrency becomes the estimate (as TCP BBR's ProbeRTT), so a lasting latency
+/// increase is learnt rather than read as a queue forever.
 ///
 /// Known failure modes handled: `log10` of a small limit is taken as at least 1 (a limit of 1 can
 /// still grow); it increases at most once per round trip (about `limit` samples), so the samples
@@ -215,6 +218,21 @@ pub struct Vegas {
     probe_every: Option<u64>,
     samples: u64,
     since_increase: u64,
+    /// A re-measurement of the no-load RTT under way (see [`Vegas::update`]).
+    probe: Option<Probe>,
+}
+
+/// Vegas's re-measurement of its no-load RTT (as TCP BBR's ProbeRTT): the limit is halved for
+/// about two round trips and the lowest RTT seen at that concurrency becomes the estimate.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Probe {
+    /// The limit to go back to.
+    restore: f64,
+    /// Samples left to skip (calls admitted before the limit was halved) and then to measure.
+    skip: u64,
+    measure: u64,
+    /// The lowest RTT measured at the halved limit.
+    lowest: Option<Duration>,
 }
 
 impl Default for Vegas {
@@ -242,6 +260,7 @@ impl Vegas {
             probe_every: None,
             samples: 0,
             since_increase: 0,
+            probe: None,
         }
     }
 
@@ -293,6 +312,9 @@ impl Limit for Vegas {
     }
 
     fn update(&mut self, sample: Sample) -> usize {
+        if self.probe.is_some() {
+            return self.probing(sample);
+        }
         let limit = self.limit;
         if sample.dropped {
             let next = limit - lg(limit);
@@ -329,6 +351,13 @@ impl Limit for Vegas {
             self.samples = 0;
             if whole(limit) <= self.min {
                 self.rtt_noload = Some(window_min);
+            } else if window_min > noload {
+                // The whole window stayed above the no-load RTT: the service may have become
+                // slower for good (a lasting latency step would otherwise pin the limit low:
+                // every RTT looks like a queue). Re-measure at half the concurrency, where a
+                // real queue drains and a slower service stays slow (#16.7).
+                self.start_probe();
+                return self.limit();
             }
         }
         // Application-limited: with the limit mostly unused, a short queue says nothing about
@@ -364,9 +393,60 @@ impl Limit for Vegas {
     }
 }
 
+impl Vegas {
+    /// Halves the limit to re-measure the no-load RTT.
+    fn start_probe(&mut self) {
+        let restore = self.limit;
+        self.limit = clamp_limit((restore / 2.0).floor(), self.min, self.max);
+        let round_trip = whole(restore).max(1) as u64;
+        self.probe = Some(Probe {
+            restore,
+            skip: round_trip,
+            measure: round_trip,
+            lowest: None,
+        });
+    }
+
+    /// A sample during a probe: the calls admitted before the limit was halved are skipped, then
+    /// the lowest RTT of calls that ran at the halved concurrency is taken. A drop ends the probe
+    /// and shrinks the restored limit, as it would have.
+    fn probing(&mut self, sample: Sample) -> usize {
+        let Some(mut probe) = self.probe.take() else {
+            return self.limit();
+        };
+        if sample.dropped {
+            let restore = probe.restore;
+            self.limit = clamp_limit(restore - self.smoothing * lg(restore), self.min, self.max);
+            return self.limit();
+        }
+        if probe.skip > 0 {
+            probe.skip -= 1;
+        } else {
+            if sample.in_flight <= whole(self.limit) {
+                let rtt = sample.rtt.max(Duration::from_nanos(1));
+                probe.lowest = Some(probe.lowest.map_or(rtt, |lowest| lowest.min(rtt)));
+            }
+            probe.measure = probe.measure.saturating_sub(1);
+            if probe.measure == 0 {
+                if let Some(lowest) = probe.lowest {
+                    self.rtt_noload = Some(lowest);
+                }
+                self.limit = probe.restore;
+                self.since_increase = 0;
+                return self.limit();
+            }
+        }
+        self.probe = Some(probe);
+        self.limit()
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Gradient2
 // ---------------------------------------------------------------------------------------------
+
+/// How much of each short average the long one takes while the limit sits at its floor.
+const AT_FLOOR_CATCH_UP: f64 = 0.2;
 
 /// Gradient2, driven by delay: it compares a long-term average RTT with the short-term one,
 /// `gradient = clamp(tolerance * long / short, 0.5, 1)`, and moves the limit towards
@@ -385,8 +465,10 @@ impl Limit for Vegas {
 ///   happens then, so an overshoot can come down (Netflix ignores such samples altogether);
 /// - the long average (the baseline) rises only while the limit sits at its floor, so a steady
 ///   overload cannot raise the baseline, and the tolerated latency with it, until the limit has
-///   grown without bound (#134); it falls freely, and decays towards the short average when it
-///   is more than twice it, so a lasting latency change is learnt both ways;
+///   grown without bound (#134); at the floor it catches up within a few short windows (a fifth
+///   of the gap per window), so a lasting latency increase is learnt in seconds, not minutes; it
+///   falls freely, and decays towards the short average when it is more than twice it, so a
+///   lasting latency change is learnt both ways;
 /// - the limit never leaves `[min, max]`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Gradient2 {
@@ -521,8 +603,16 @@ impl Limit for Gradient2 {
             Some(long) if self.long_samples < 10 => {
                 (long * f64::from(self.long_samples) + short) / f64::from(self.long_samples + 1)
             }
-            Some(long) if short < long || at_floor => {
+            Some(long) if short < long => {
                 let factor = 2.0 / (f64::from(self.long_window) + 1.0);
+                long * (1.0 - factor) + short * factor
+            }
+            // At the floor the RTT is as unloaded as this limiter can make it: a slower service
+            // is learnt within a few short windows, not hundreds (#16.7: with a floor of 1 and
+            // the long window's own pace, a lasting 5x latency step kept the limit at 1 for
+            // over two minutes).
+            Some(long) if at_floor => {
+                let factor = (2.0 / (f64::from(self.long_window) + 1.0)).max(AT_FLOOR_CATCH_UP);
                 long * (1.0 - factor) + short * factor
             }
             Some(long) => long,

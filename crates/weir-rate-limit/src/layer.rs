@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use tower_layer::Layer;
-use weir_core::{BoxError, Error, Global, MissingKey, Name, Observer, RateLimitInfo};
+use weir_core::{BoxError, Error, Global, HeaderStyle, MissingKey, Name, Observer, RateLimitInfo};
 
 use crate::builder::{ConfigError, RateLimitBuilder};
 use crate::event::Event;
@@ -92,14 +92,28 @@ impl<X, St, T, C, O, P> Limiter<X, St, T, C, O, P> {
         }
     }
 
-    fn info(quota: &Quota, decision: &Decision) -> RateLimitInfo {
-        RateLimitInfo::new(
-            quota.name_ref().clone(),
-            u64::from(quota.rate()),
-            quota.period(),
-        )
-        .remaining(decision.remaining())
-        .reset(decision.reset())
+    /// The state a response reports: the decision's policy, its units left (never more than
+    /// the quota `RateLimit-Policy` advertises, even with a burst above the rate), every other
+    /// quota of the tier listed after it, and the limiter's header style if it has one.
+    fn info(&self, tier: usize, decision: &Decision, style: Option<HeaderStyle>) -> RateLimitInfo {
+        let quota = self.quota(tier, decision);
+        let q = u64::from(quota.rate());
+        let mut info = RateLimitInfo::new(quota.name_ref().clone(), q, quota.period())
+            .remaining(decision.remaining().min(q))
+            .reset(decision.reset());
+        for (i, other) in self.tiers[tier].quotas().iter().enumerate() {
+            if i != decision.policy() {
+                info = info.also_policy(
+                    other.name_ref().clone(),
+                    u64::from(other.rate()),
+                    other.period(),
+                );
+            }
+        }
+        match style {
+            Some(style) => info.style(style),
+            None => info,
+        }
     }
 
     fn quota(&self, tier: usize, decision: &Decision) -> &Quota {
@@ -129,7 +143,7 @@ where
         key: Option<K>,
         tier: usize,
         cost: u32,
-        headers: bool,
+        style: Option<HeaderStyle>,
     ) -> Next
     where
         St: Store<K>,
@@ -140,13 +154,14 @@ where
         O: Send + Sync + 'static,
         P: Send + Sync + 'static,
     {
+        let headers = style.is_some_and(|s| s != HeaderStyle::None);
         if decision.is_admitted() && decision.is_immediate() && !headers {
             // The plain happy path: no quota to look up, nothing to report.
             return Next::Call(None);
         }
         let quota = self.quota(tier, &decision);
         if decision.is_admitted() {
-            let info = headers.then(|| Box::new(Self::info(quota, &decision)));
+            let info = headers.then(|| Box::new(self.info(tier, &decision, style)));
             if decision.is_immediate() {
                 return Next::Call(info);
             }
@@ -175,7 +190,7 @@ where
         );
         self.observer.on_event(&event);
         if shadow {
-            let info = headers.then(|| Box::new(Self::info(quota, &decision)));
+            let info = headers.then(|| Box::new(self.info(tier, &decision, style)));
             return Next::Call(info);
         }
         // A cost the quota can never admit is not a 429 a client would retry forever.
@@ -187,7 +202,7 @@ where
         Next::Reject(
             error
                 .with_layer(self.name.clone())
-                .with_rate_limit(Self::info(quota, &decision))
+                .with_rate_limit(self.info(tier, &decision, style))
                 .into(),
         )
     }

@@ -16,6 +16,16 @@ pub trait Protocol<Req, Res>: Clone + Send + Sync + 'static {
 
     /// Writes the state of the reported policy on an admitted response.
     fn on_admitted(&self, res: &mut Res, info: &RateLimitInfo);
+
+    /// The header style the limiter was set to ([`RateLimitBuilder::response_headers`]), which
+    /// its refusals carry too ([`RateLimitInfo::style`]) so admitted and refused responses
+    /// agree; `None` (the default) leaves refusals to the response mapping's style.
+    ///
+    /// [`RateLimitBuilder::response_headers`]: crate::RateLimitBuilder::response_headers
+    #[inline]
+    fn header_style(&self) -> Option<HeaderStyle> {
+        None
+    }
 }
 
 /// Any request and response type: no deadline read, no header written (the default).
@@ -70,5 +80,10 @@ impl<B, RB> Protocol<Request<B>, Response<RB>> for Http {
 
     fn on_admitted(&self, res: &mut Response<RB>, info: &RateLimitInfo) {
         info.write_headers(res.headers_mut(), self.style);
+    }
+
+    #[inline]
+    fn header_style(&self) -> Option<HeaderStyle> {
+        Some(self.style)
     }
 }

@@ -188,18 +188,28 @@ impl<S, X, St, T, C, O, P> RateLimit<S, X, St, T, C, O, P> {
                 {
                     Next::Call(None)
                 }
-                Now::Decided(Ok(decision)) => lim.judge(decision, now, key, tier, cost, headers),
+                Now::Decided(Ok(decision)) => {
+                    lim.judge(decision, now, key, tier, cost, protocol.header_style())
+                }
                 Now::Decided(Err(error)) => Next::Reject(error),
                 Now::Later => {
                     let mut decision = lim.store.decide(key.as_ref(), tiers, ask, now);
                     let mut cx = Context::from_waker(Waker::noop());
                     match Pin::new(&mut decision).poll(&mut cx) {
                         Poll::Ready(Ok(decision)) => {
-                            lim.judge(decision, now, key, tier, cost, headers)
+                            lim.judge(decision, now, key, tier, cost, protocol.header_style())
                         }
                         Poll::Ready(Err(error)) => Next::Reject(error),
                         Poll::Pending => {
-                            let later = self.deciding(decision, now, req, key, tier, cost, headers);
+                            let later = self.deciding(
+                                decision,
+                                now,
+                                req,
+                                key,
+                                tier,
+                                cost,
+                                protocol.header_style(),
+                            );
                             return ResponseFuture::later(later, protocol);
                         }
                     }
@@ -246,7 +256,7 @@ impl<S, X, St, T, C, O, P> RateLimit<S, X, St, T, C, O, P> {
         key: Option<K>,
         tier: usize,
         cost: u32,
-        headers: bool,
+        style: Option<weir_core::HeaderStyle>,
     ) -> Pin<Box<Later<S, Req, St::Future>>>
     where
         S: Clone,
@@ -260,7 +270,7 @@ impl<S, X, St, T, C, O, P> RateLimit<S, X, St, T, C, O, P> {
     {
         let lim = Arc::clone(&self.limiter);
         let then = Box::new(move |decided| match decided {
-            Ok(decision) => lim.judge(decision, now, key, tier, cost, headers),
+            Ok(decision) => lim.judge(decision, now, key, tier, cost, style),
             Err(error) => Next::Reject(error),
         });
         Later::deciding(decision, then, take_readied(&mut self.inner), req)

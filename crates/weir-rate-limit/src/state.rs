@@ -848,43 +848,74 @@ impl Algorithm for SlidingWindow {
 // Sliding-window log
 // -------------------------------------------------------------------------------------------
 
-/// The sliding-window log: the timestamp of every admitted unit in the last `period`, so no
-/// interval of length `period` ever holds more than `rate` units (exact). Memory per quota is
-/// bounded by the limit: at most `rate` timestamps of 8 bytes, grown as used. `burst` is
-/// ignored. Reservations are not supported.
+/// The sliding-window log: the time and cost of every request admitted in the last `period`,
+/// so no interval of length `period` ever holds more than `rate` units (exact). The log holds
+/// one run of `(instant, cost)` per admitted request (requests of one instant share one), 16
+/// bytes each, not one entry per unit: memory per quota is bounded by the requests of one
+/// period (at most `rate` of them, whatever their cost), grown as used (the log keeps its
+/// capacity until its key is evicted). `burst` is ignored. Reservations are not supported.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SlidingLog;
 
 /// The state of one [`SlidingLog`] quota.
 #[derive(Debug)]
 pub struct SlidingLogState {
-    log: Mutex<VecDeque<u64>>,
+    log: Mutex<Log>,
     rest_at: AtomicU64,
 }
 
-fn log_step(log: &mut VecDeque<u64>, quota: &Quota, cost: u32, now: u64, commit: bool) -> Verdict {
-    let p = quota.period_nanos();
-    while log.front().is_some_and(|&t| t.saturating_add(p) <= now) {
-        log.pop_front();
+/// The runs of a sliding-window log and the units they hold.
+#[derive(Debug, Default)]
+struct Log {
+    /// `(admitted at, units)`, oldest first.
+    runs: VecDeque<(u64, u64)>,
+    units: u64,
+}
+
+impl Log {
+    fn rest_at(&self, quota: &Quota) -> u64 {
+        self.runs
+            .back()
+            .map_or(0, |&(t, _)| t.saturating_add(quota.period_nanos()))
     }
-    let rate = quota.rate() as usize;
-    let cost = cost as usize;
-    let reset = log
-        .back()
-        .map_or(0, |&t| t.saturating_add(p).saturating_sub(now));
-    let remaining = (rate - log.len().min(rate)) as u64;
+}
+
+fn log_step(log: &mut Log, quota: &Quota, cost: u32, now: u64, commit: bool) -> Verdict {
+    let p = quota.period_nanos();
+    while let Some(&(t, units)) = log.runs.front() {
+        if t.saturating_add(p) > now {
+            break;
+        }
+        log.runs.pop_front();
+        log.units -= units;
+    }
+    let rate = u64::from(quota.rate());
+    let cost = u64::from(cost);
+    let reset = log.rest_at(quota).saturating_sub(now);
+    let remaining = rate.saturating_sub(log.units);
     if cost > rate {
         return Verdict::never(remaining, reset);
     }
-    if log.len() + cost <= rate {
+    if log.units + cost <= rate {
         if commit {
-            log.extend(std::iter::repeat_n(now, cost));
+            match log.runs.back_mut() {
+                Some((t, units)) if *t == now => *units += cost,
+                _ => log.runs.push_back((now, cost)),
+            }
+            log.units += cost;
         }
-        return Verdict::admitted(0, remaining - cost as u64, p);
+        return Verdict::admitted(0, remaining - cost, p);
     }
-    // The entry whose expiry makes room for `cost` units.
-    let index = log.len() + cost - rate - 1;
-    let retry = log[index].saturating_add(p).saturating_sub(now);
+    // The run whose expiry makes room for `cost` units.
+    let mut need = log.units + cost - rate;
+    let mut retry = p;
+    for &(t, units) in &log.runs {
+        if units >= need {
+            retry = t.saturating_add(p).saturating_sub(now);
+            break;
+        }
+        need -= units;
+    }
     Verdict::refused(retry, remaining, reset)
 }
 
@@ -893,13 +924,14 @@ impl Algorithm for SlidingLog {
 
     fn new_state(&self, _quota: &Quota) -> SlidingLogState {
         SlidingLogState {
-            log: Mutex::new(VecDeque::new()),
+            log: Mutex::new(Log::default()),
             rest_at: AtomicU64::new(0),
         }
     }
 
     fn peek(&self, state: &SlidingLogState, quota: &Quota, cost: u32, now: u64) -> Verdict {
-        log_step(&mut lock(&state.log), quota, cost, now, false)
+        let mut log = lock(&state.log);
+        log_step(&mut log, quota, cost, now, false)
     }
 
     fn acquire(
@@ -912,22 +944,26 @@ impl Algorithm for SlidingLog {
     ) -> Verdict {
         let mut log = lock(&state.log);
         let verdict = log_step(&mut log, quota, cost, now, true);
-        let rest = log
-            .back()
-            .map_or(0, |&t| t.saturating_add(quota.period_nanos()));
-        state.rest_at.store(rest, Ordering::Relaxed);
+        state.rest_at.store(log.rest_at(quota), Ordering::Relaxed);
         verdict
     }
 
     fn release(&self, state: &SlidingLogState, quota: &Quota, cost: u32, _now: u64) {
         let mut log = lock(&state.log);
-        for _ in 0..cost {
-            log.pop_back();
+        let mut cost = u64::from(cost);
+        while cost > 0 {
+            let Some((_, units)) = log.runs.back_mut() else {
+                break;
+            };
+            let taken = cost.min(*units);
+            *units -= taken;
+            if *units == 0 {
+                log.runs.pop_back();
+            }
+            log.units -= taken;
+            cost -= taken;
         }
-        let rest = log
-            .back()
-            .map_or(0, |&t| t.saturating_add(quota.period_nanos()));
-        state.rest_at.store(rest, Ordering::Relaxed);
+        state.rest_at.store(log.rest_at(quota), Ordering::Relaxed);
     }
 
     fn rest_at(state: &SlidingLogState) -> u64 {
@@ -1067,6 +1103,31 @@ mod tests {
         assert!(take(&SlidingWindow, &s, &q, 1_600 * MS));
     }
 
+    /// #15.2: a request's memory is one run whatever its cost: a cost of 4·10⁹ under a rate
+    /// of `u32::MAX` is admitted with one 16-byte run (it was 4·10⁹ entries of 8 bytes, and
+    /// the allocation aborted the process); requests of one instant share a run, and a
+    /// release takes units back from the newest runs.
+    #[test]
+    fn sliding_log_keeps_one_run_per_request_whatever_its_cost() {
+        let q = Quota::new(u32::MAX, Duration::from_secs(1));
+        let s = SlidingLog.new_state(&q);
+        let big = 4_000_000_000;
+        let admitted = SlidingLog.acquire(&s, &q, big, 0, 0);
+        assert!(admitted.is_admitted());
+        assert_eq!(admitted.remaining(), u64::from(u32::MAX - big));
+        assert_eq!(lock(&s.log).runs.len(), 1);
+        // The same instant: the same run.
+        assert!(take(&SlidingLog, &s, &q, 0));
+        assert_eq!(lock(&s.log).runs.len(), 1);
+        assert!(!SlidingLog.acquire(&s, &q, big, MS, 0).is_admitted());
+        assert_eq!(SlidingLog.peek(&s, &q, big, MS).retry_after(), S - MS);
+        SlidingLog.release(&s, &q, 1, MS);
+        assert_eq!(lock(&s.log).units, u64::from(big));
+        // A period later the run expires and its memory is given back.
+        assert!(SlidingLog.acquire(&s, &q, big, S, 0).is_admitted());
+        assert_eq!(lock(&s.log).runs.len(), 1);
+    }
+
     #[test]
     fn sliding_log_is_exact_and_bounded_by_the_limit() {
         let q = Quota::new(3, Duration::from_secs(1));
@@ -1078,7 +1139,7 @@ mod tests {
         assert_eq!(refused.retry_after(), 100 * MS);
         assert!(take(&SlidingLog, &s, &q, S));
         assert!(!take(&SlidingLog, &s, &q, 1_300 * MS));
-        assert!(lock(&s.log).len() <= 3);
+        assert!(lock(&s.log).runs.len() <= 3);
         let two = SlidingLog.peek(&s, &q, 2, S);
         assert_eq!(two.retry_after(), 800 * MS);
     }

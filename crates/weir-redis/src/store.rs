@@ -316,10 +316,16 @@ where
                         ));
                     }
                     // No room for a batch: decide this request alone, and the next ones too
-                    // until a batch could fit.
-                    Ok(d) => shared
-                        .leases
-                        .no_batch_until(&base, Instant::now() + d.retry_after()),
+                    // until a batch could fit (a batch above the burst never fits: try again
+                    // after a lease's ttl).
+                    Ok(d) => {
+                        let wait = if d.is_never_admissible() {
+                            l.ttl
+                        } else {
+                            d.retry_after()
+                        };
+                        shared.leases.no_batch_until(&base, Instant::now() + wait);
+                    }
                     Err((reason, error)) => {
                         shared.leases.done(&base);
                         return shared.fallback(reason, error.as_ref(), &site, local);
@@ -340,10 +346,10 @@ fn parse(reply: &[i64]) -> Option<Decision> {
     };
     let policy = usize::try_from(policy).ok()?;
     let remaining = u64::try_from(remaining).unwrap_or(0);
-    Some(if admitted == 1 {
-        Decision::admitted(policy, duration(wait), remaining, duration(reset))
-    } else {
-        Decision::refused(policy, duration(retry), remaining, duration(reset))
+    Some(match admitted {
+        1 => Decision::admitted(policy, duration(wait), remaining, duration(reset)),
+        2 => Decision::never_admissible(policy, remaining, duration(reset)),
+        _ => Decision::refused(policy, duration(retry), remaining, duration(reset)),
     })
 }
 

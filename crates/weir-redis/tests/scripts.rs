@@ -40,7 +40,7 @@ async fn compare<A: RedisAlgorithm + Default>(redis: &Redis, quota: Quota, waits
     let state = algorithm.new_state(&quota);
     let mut rng = Rng(seed);
     let mut now: u64 = 5 * 1_000_000_000;
-    let (mut admitted, mut refused, mut waited) = (0, 0, 0);
+    let (mut admitted, mut refused, mut waited, mut nevers) = (0, 0, 0, 0);
     let step = quota.emission_interval().as_nanos() as u64;
     for i in 0..400 {
         // Mostly small steps (so limits are hit), sometimes a long pause.
@@ -49,7 +49,12 @@ async fn compare<A: RedisAlgorithm + Default>(redis: &Redis, quota: Quota, waits
             1..=7 => 0,
             _ => rng.next() % (step + 1),
         };
-        let cost = 1 + (rng.next() % 3) as u32;
+        // Sometimes a cost no quota here can ever admit (never admissible, #15.6).
+        let cost = if i % 37 == 36 {
+            10_000
+        } else {
+            1 + (rng.next() % 3) as u32
+        };
         let max_wait = if waits && rng.next().is_multiple_of(4) {
             rng.next() % (step * 3)
         } else {
@@ -66,6 +71,7 @@ async fn compare<A: RedisAlgorithm + Default>(redis: &Redis, quota: Quota, waits
             .expect("redis decides");
         let expected = (
             verdict.is_admitted(),
+            verdict.is_never_admissible(),
             verdict.wait(),
             verdict.remaining(),
             verdict.reset(),
@@ -73,6 +79,7 @@ async fn compare<A: RedisAlgorithm + Default>(redis: &Redis, quota: Quota, waits
         );
         let got = (
             decision.is_admitted(),
+            decision.is_never_admissible(),
             decision.wait().as_nanos() as u64,
             decision.remaining(),
             decision.reset().as_nanos() as u64,
@@ -80,7 +87,8 @@ async fn compare<A: RedisAlgorithm + Default>(redis: &Redis, quota: Quota, waits
         );
         admitted += usize::from(got.0);
         refused += usize::from(!got.0);
-        waited += usize::from(got.1 > 0);
+        waited += usize::from(got.2 > 0);
+        nevers += usize::from(got.1);
         assert_eq!(
             got,
             expected,
@@ -94,6 +102,11 @@ async fn compare<A: RedisAlgorithm + Default>(redis: &Redis, quota: Quota, waits
         "{admitted} admitted, {refused} refused"
     );
     assert!(!waits || waited > 0, "no reservation made");
+    assert_eq!(
+        nevers,
+        400 / 37,
+        "every cost above the quota is never admissible"
+    );
     assert_eq!(handle.fallbacks(), 0);
     assert_eq!(handle.decisions(), 400);
 }

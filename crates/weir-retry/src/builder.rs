@@ -36,6 +36,8 @@ pub(crate) const DEFAULT_BACKOFF: Backoff = Backoff::exponential(Duration::from_
 pub struct RetryBuilder<R = CloneRequest, C = AnyError, O = ()> {
     name: Name,
     max_attempts: u32,
+    /// The most `max_attempts` may be (5 for the gRPC preset, as gRFC A6 has it).
+    attempts_cap: u32,
     backoff: Backoff,
     max_duration: Option<Duration>,
     max_server_delay: Duration,
@@ -51,6 +53,7 @@ impl RetryBuilder {
         Self {
             name: Name::default(),
             max_attempts: 3,
+            attempts_cap: u32::MAX,
             backoff: DEFAULT_BACKOFF,
             max_duration: None,
             max_server_delay: Duration::from_secs(60),
@@ -76,6 +79,12 @@ impl<R, C, O> RetryBuilder<R, C, O> {
     #[must_use]
     pub const fn max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts;
+        self
+    }
+
+    /// Caps `max_attempts` at `cap`, whatever is set before or after (the gRPC preset: 5).
+    pub(crate) const fn cap_attempts(mut self, cap: u32) -> Self {
+        self.attempts_cap = cap;
         self
     }
 
@@ -130,6 +139,7 @@ impl<R, C, O> RetryBuilder<R, C, O> {
         RetryBuilder {
             name: self.name,
             max_attempts: self.max_attempts,
+            attempts_cap: self.attempts_cap,
             backoff: self.backoff,
             max_duration: self.max_duration,
             max_server_delay: self.max_server_delay,
@@ -147,6 +157,7 @@ impl<R, C, O> RetryBuilder<R, C, O> {
         RetryBuilder {
             name: self.name,
             max_attempts: self.max_attempts,
+            attempts_cap: self.attempts_cap,
             backoff: self.backoff,
             max_duration: self.max_duration,
             max_server_delay: self.max_server_delay,
@@ -164,6 +175,7 @@ impl<R, C, O> RetryBuilder<R, C, O> {
         RetryBuilder {
             name: self.name,
             max_attempts: self.max_attempts,
+            attempts_cap: self.attempts_cap,
             backoff: self.backoff,
             max_duration: self.max_duration,
             max_server_delay: self.max_server_delay,
@@ -184,6 +196,7 @@ impl<R, C, O> RetryBuilder<R, C, O> {
         RetryBuilder {
             name: self.name,
             max_attempts: self.max_attempts,
+            attempts_cap: self.attempts_cap,
             backoff: self.backoff,
             max_duration: self.max_duration,
             max_server_delay: self.max_server_delay,
@@ -239,7 +252,7 @@ impl<R, C, O> RetryBuilder<R, C, O> {
         let shared = Shared {
             name: self.name,
             policy: Policy {
-                max_attempts: self.max_attempts.max(1),
+                max_attempts: self.max_attempts.clamp(1, self.attempts_cap.max(1)),
                 backoff: self.backoff,
                 max_duration: self.max_duration,
                 max_server_delay: self.max_server_delay,

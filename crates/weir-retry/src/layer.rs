@@ -66,19 +66,26 @@ impl RetryLayer {
     /// negative pushback stops), [`HttpReplay`] with every method retried (gRPC calls are POSTs:
     /// only put this on idempotent methods, or narrow the classifier) and without waiting for a
     /// body still being streamed (a unary call's message is in memory and is replayed; a
-    /// streaming call is sent once), and gRPC's jitter: ±20 % around an exponential backoff from
-    /// 100 ms, capped at 5 s.
+    /// streaming call is sent once), and gRFC A6's backoff: `random(0, d)` (full jitter) of an
+    /// exponential backoff from 100 ms, capped at 5 s. As A6 has it, `max_attempts` is at most
+    /// 5: a larger value is taken as 5. Narrow the retryable codes with
+    /// `GrpcStatus::new().only_retryable(&[...])` (A6's `retryableStatusCodes`).
     #[must_use]
     pub fn grpc() -> RetryBuilder<HttpReplay, GrpcStatus> {
         RetryBuilder::new()
             .replay(HttpReplay::new().non_idempotent(true).wait_for_body(false))
             .classify(GrpcStatus::new())
             .backoff(grpc_backoff())
+            .cap_attempts(GRPC_MAX_ATTEMPTS)
     }
 }
 
+/// gRFC A6: "maxAttempts ... values greater than 5 are treated as 5".
+const GRPC_MAX_ATTEMPTS: u32 = 5;
+
+/// gRFC A6: the delay before retry n is `random(0, min(initial x multiplier^(n-1), max))`.
 const fn grpc_backoff() -> Backoff {
-    DEFAULT_BACKOFF.jitter(Jitter::Proportional(20))
+    DEFAULT_BACKOFF.jitter(Jitter::Full)
 }
 
 impl<R, C, O> RetryLayer<R, C, O> {

@@ -142,3 +142,50 @@ async fn a_callers_spent_deadline_is_not_retried() {
     assert_eq!(*calls.lock().unwrap(), 1);
     assert_eq!(handle.available(), before);
 }
+
+/// #16.4: gRFC A6's limits in the gRPC preset: `max_attempts` above 5 is taken as 5, and the
+/// delays are A6's `random(0, d)` of the exponential backoff (never above `d`).
+#[tokio::test(start_paused = true)]
+async fn the_grpc_preset_caps_attempts_at_five_with_a6_delays() {
+    let (svc, calls) = always(200, &[("grpc-status", "14")]);
+    let layer = RetryLayer::grpc()
+        .max_attempts(10)
+        .budget(RetryBudget::unlimited())
+        .seed(7)
+        .build()
+        .unwrap();
+    let res = layer.layer(svc).oneshot(get()).await.unwrap();
+    assert_eq!(res.headers()["grpc-status"], "14");
+    let calls = calls.lock().unwrap();
+    assert_eq!(calls.len(), 5, "A6: at most 5 attempts");
+    let mut bound = Duration::from_millis(100);
+    let mut spread = false;
+    for pair in calls.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(gap <= bound, "{gap:?} > {bound:?}");
+        spread |= gap < bound * 8 / 10;
+        bound *= 2;
+    }
+    assert!(spread, "random(0, d), not d +- 20 %");
+}
+
+/// #16.4: "only these codes are retryable" (A6's `retryableStatusCodes`): other failures are
+/// returned at once.
+#[tokio::test(start_paused = true)]
+async fn only_the_listed_codes_are_retried() {
+    use weir_core::{GrpcCode, GrpcStatus};
+    let (svc, calls) = always(200, &[("grpc-status", "4")]); // DEADLINE_EXCEEDED
+    let layer = RetryLayer::grpc()
+        .classify(GrpcStatus::new().only_retryable(&[GrpcCode::Unavailable]))
+        .build()
+        .unwrap();
+    let _ = layer.layer(svc).oneshot(get()).await.unwrap();
+    assert_eq!(calls.lock().unwrap().len(), 1);
+    let (svc, calls) = always(200, &[("grpc-status", "14")]);
+    let layer = RetryLayer::grpc()
+        .classify(GrpcStatus::new().only_retryable(&[GrpcCode::Unavailable]))
+        .build()
+        .unwrap();
+    let _ = layer.layer(svc).oneshot(get()).await.unwrap();
+    assert_eq!(calls.lock().unwrap().len(), 3);
+}

@@ -8,6 +8,7 @@ use weir_core::Name;
 
 use crate::layer::{Config, TimeoutLayer};
 use crate::policy::RouteTimeouts;
+use crate::state::BelowFloor;
 
 /// Builds a [`TimeoutLayer`]: from [`TimeoutLayer::builder`] or a preset
 /// ([`TimeoutLayer::server`]).
@@ -16,6 +17,7 @@ use crate::policy::RouteTimeouts;
 /// |---|---|---|
 /// | [`timeout`](Self::timeout) / [`timeout_fn`](Self::timeout_fn) / [`routes`](Self::routes) | none | this layer's own timeout, counted from `call` |
 /// | [`incoming`](Self::incoming) | off | server mode: an incoming `grpc-timeout` or `x-timeout-ms` starts the deadline, capped at the given maximum |
+/// | [`incoming_floor`](Self::incoming_floor) | none | server mode: an incoming deadline shorter than the floor is refused at once or raised to it |
 /// | [`propagate`](Self::propagate) | off | client mode: the time left, minus the allowance, is written on the outgoing request |
 /// | [`expose_deadline`](Self::expose_deadline) | on, except in server mode | the deadline is stored in the request's extensions even when the request carried none |
 /// | [`name`](Self::name) | `"default"` | the name in errors and events |
@@ -31,6 +33,7 @@ pub struct TimeoutBuilder<P = std::time::Duration, O = ()> {
     observer: O,
     incoming: Option<Duration>,
     propagate: Option<Duration>,
+    floor: Option<(Duration, BelowFloor)>,
     expose: Option<bool>,
     invalid: Option<ConfigError>,
 }
@@ -43,6 +46,7 @@ impl TimeoutBuilder {
             observer: (),
             incoming: None,
             propagate: None,
+            floor: None,
             expose: None,
             invalid: None,
         }
@@ -57,6 +61,7 @@ impl<P, O> TimeoutBuilder<P, O> {
             observer: self.observer,
             incoming: self.incoming,
             propagate: self.propagate,
+            floor: self.floor,
             expose: self.expose,
             invalid: self.invalid.or(invalid),
         }
@@ -112,6 +117,28 @@ impl<P, O> TimeoutBuilder<P, O> {
         self
     }
 
+    /// Server mode: an incoming deadline shorter than `floor` is not honoured as sent: the
+    /// request is refused at once ([`BelowFloor::Reject`]: a timeout of the caller's own
+    /// deadline, 504 / `DEADLINE_EXCEEDED`, before the handler runs) or given `floor` instead
+    /// ([`BelowFloor::Raise`]). Without it, a client's `x-timeout-ms: 1` is honoured (and
+    /// answered with a timeout a millisecond later). Has no effect without
+    /// [`incoming`](Self::incoming).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use weir_timeout::{BelowFloor, TimeoutLayer};
+    ///
+    /// let layer = TimeoutLayer::server(Duration::from_secs(10))
+    ///     .incoming_floor(Duration::from_millis(50), BelowFloor::Reject)
+    ///     .build()?;
+    /// # let _ = layer;
+    /// # Ok::<(), weir_timeout::ConfigError>(())
+    /// ```
+    pub const fn incoming_floor(mut self, floor: Duration, below: BelowFloor) -> Self {
+        self.floor = Some((floor, below));
+        self
+    }
+
     /// Client mode: every outgoing HTTP request with a deadline in force carries the time left,
     /// minus `allowance` (for the network), as `grpc-timeout` when its `content-type` is
     /// `application/grpc...`, else as `x-timeout-ms`. A request with no time left after the
@@ -156,6 +183,7 @@ impl<P, O> TimeoutBuilder<P, O> {
             observer,
             incoming: self.incoming,
             propagate: self.propagate,
+            floor: self.floor,
             expose: self.expose,
             invalid: self.invalid,
         }
@@ -172,6 +200,7 @@ impl<P, O> TimeoutBuilder<P, O> {
             observer: self.observer,
             incoming: self.incoming,
             propagate: self.propagate,
+            floor: self.floor,
             expose: self
                 .expose
                 .unwrap_or(self.incoming.is_none() || self.propagate.is_some()),

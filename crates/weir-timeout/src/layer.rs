@@ -8,6 +8,7 @@ use weir_core::Name;
 
 use crate::builder::{ConfigError, TimeoutBuilder, check_attempt_within_total};
 use crate::service::Timeout;
+use crate::state::BelowFloor;
 
 /// A layer that bounds how long the inner service may take, and carries the deadline along.
 ///
@@ -33,6 +34,8 @@ pub(crate) struct Config<P, O> {
     pub(crate) observer: O,
     pub(crate) incoming: Option<Duration>,
     pub(crate) propagate: Option<Duration>,
+    /// Server mode: the shortest incoming deadline honoured as sent, and what to do below it.
+    pub(crate) floor: Option<(Duration, BelowFloor)>,
     /// Whether the deadline is stored in the request's extensions even when the request did not
     /// carry one (see `TimeoutBuilder::expose_deadline`).
     pub(crate) expose: bool,
@@ -58,6 +61,7 @@ impl TimeoutLayer {
                 observer: (),
                 incoming: None,
                 propagate: None,
+                floor: None,
                 expose: true,
             },
         }

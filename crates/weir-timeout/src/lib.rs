@@ -22,3 +22,4 @@ pub use crate::future::ResponseFuture;
 pub use crate::layer::TimeoutLayer;
 pub use crate::policy::{RouteTimeouts, TimeoutPolicy};
 pub use crate::service::Timeout;
+pub use crate::state::BelowFloor;

@@ -137,6 +137,13 @@ fn start_http<P, O, Req: Carrier>(
         (Some(headers), Some(cap)) if !headers.is_empty() => Deadline::from_headers(headers, cap),
         _ => None,
     };
+    // Server mode's floor (#16.2): a deadline too short to do anything in is refused or raised.
+    let incoming = match (incoming, config.floor, config.incoming) {
+        (Some(d), Some((floor, below)), Some(_)) => {
+            Some(state::apply_floor(d, Instant::now(), floor, below)?)
+        }
+        (incoming, ..) => incoming,
+    };
     let Some(extensions) = req.extensions_mut() else {
         return state::start_relative(own).ok_or_else(|| Deadline::at(Instant::now()));
     };

@@ -39,6 +39,36 @@ pub(crate) fn whose(in_force: Deadline, own: Option<Deadline>) -> Whose {
     }
 }
 
+/// What server mode does with an incoming deadline shorter than its floor
+/// ([`TimeoutBuilder::incoming_floor`](crate::TimeoutBuilder::incoming_floor)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BelowFloor {
+    /// Refuse the request at once, before the handler runs: a timeout of the caller's own
+    /// deadline (`Error::is_caller_deadline`: 504 / `DEADLINE_EXCEEDED`).
+    Reject,
+    /// Raise the deadline to the floor: the request gets at least that much time.
+    Raise,
+}
+
+/// An incoming deadline held to a floor of `floor` from `now`: unchanged at or above it, raised to
+/// it, or (`Err`) refused.
+#[inline]
+pub(crate) fn apply_floor(
+    incoming: Deadline,
+    now: Instant,
+    floor: Duration,
+    below: BelowFloor,
+) -> Result<Deadline, Deadline> {
+    if incoming.remaining_at(now) >= floor {
+        return Ok(incoming);
+    }
+    match below {
+        BelowFloor::Reject => Err(incoming),
+        BelowFloor::Raise => Ok(now.checked_add(floor).map_or(incoming, Deadline::at)),
+    }
+}
+
 /// The start of a call with no HTTP parts: only the layer's own timeout counts. `None` when
 /// the timeout is zero (no time at all: the call is refused).
 #[inline]
@@ -144,6 +174,25 @@ mod tests {
             start_at(Some(at(now, 1)), None, now),
             Some(Start::At(at(now, 1), Whose::Caller))
         );
+    }
+
+    /// #16.2: a deadline below the floor is refused or raised; one at or above it is kept.
+    #[test]
+    fn an_incoming_deadline_is_held_to_the_floor() {
+        let now = Instant::now();
+        let floor = Duration::from_millis(50);
+        assert_eq!(
+            apply_floor(at(now, 1), now, floor, BelowFloor::Reject),
+            Err(at(now, 1))
+        );
+        assert_eq!(
+            apply_floor(at(now, 1), now, floor, BelowFloor::Raise),
+            Ok(at(now, 50))
+        );
+        for below in [BelowFloor::Reject, BelowFloor::Raise] {
+            assert_eq!(apply_floor(at(now, 50), now, floor, below), Ok(at(now, 50)));
+            assert_eq!(apply_floor(at(now, 90), now, floor, below), Ok(at(now, 90)));
+        }
     }
 
     proptest! {

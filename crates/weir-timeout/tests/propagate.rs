@@ -164,3 +164,66 @@ async fn a_timeout_says_whose_deadline_ran_out() {
     let err = plain.oneshot(1).await.unwrap_err();
     assert!(!Error::find(&*err).unwrap().is_caller_deadline());
 }
+
+/// #16.2: server mode's floor. Below it, an incoming deadline is refused at once (the handler
+/// is not called) or raised to the floor; at or above it, it is honoured as sent.
+#[tokio::test(start_paused = true)]
+async fn an_incoming_deadline_below_the_floor_is_refused_or_raised() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use weir_timeout::BelowFloor;
+
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&calls);
+    // A handler that takes 20 ms.
+    let handler = service_fn(move |_req: Request<()>| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok::<_, BoxError>(Response::new(()))
+        }
+    });
+    let reject = TimeoutLayer::server(Duration::from_secs(10))
+        .incoming_floor(Duration::from_millis(50), BelowFloor::Reject)
+        .build()
+        .unwrap()
+        .layer(handler.clone());
+    let err = reject
+        .clone()
+        .oneshot(with(&[("x-timeout-ms", "1")]))
+        .await
+        .unwrap_err();
+    let weir = Error::find(&*err).expect("a weir error");
+    assert!(weir.is_timeout() && weir.is_caller_deadline());
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "refused before the handler"
+    );
+    reject
+        .clone()
+        .oneshot(with(&[("x-timeout-ms", "50")]))
+        .await
+        .expect("at the floor: honoured");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    let raise = TimeoutLayer::server(Duration::from_secs(10))
+        .incoming_floor(Duration::from_millis(50), BelowFloor::Raise)
+        .build()
+        .unwrap()
+        .layer(handler);
+    raise
+        .oneshot(with(&[("grpc-timeout", "1m")]))
+        .await
+        .expect("raised to 50 ms, the 20 ms handler answers");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+    // Without a floor, the same 1 ms is honoured: the 20 ms handler times out.
+    let plain = TimeoutLayer::server(Duration::from_secs(10))
+        .build()
+        .unwrap()
+        .layer(service_fn(|_req: Request<()>| async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok::<_, BoxError>(Response::new(()))
+        }));
+    assert!(plain.oneshot(with(&[("x-timeout-ms", "1")])).await.is_err());
+}

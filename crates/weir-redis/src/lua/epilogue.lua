@@ -1,5 +1,7 @@
 -- Shared epilogue: check every quota, then charge every quota (or give back, for a cancel).
--- Reply: {admitted, policy index, wait ns, remaining, reset ns, retry-after ns}.
+-- Reply: {admitted, policy index, wait ns, remaining, reset ns, retry-after ns}; admitted is
+-- 1 (admitted), 0 (refused) or 2 (never admissible: the cost is above what the quota can ever
+-- admit, its burst or, for the windows, its rate; no retry-after).
 local n = #KEYS
 local function args(i)
   local b = 4 + (i - 1) * 3
@@ -16,8 +18,8 @@ local verdicts = {}
 for i = 1, n do
   local a, b, c = args(i)
   local v = step(KEYS[i], a, b, c)
-  if v[1] == 0 then
-    return {0, i - 1, 0, v[3], v[4], v[5]}
+  if v[1] ~= 1 then
+    return {v[1], i - 1, 0, v[3], v[4], v[5]}
   end
   verdicts[i] = v
 end

@@ -15,7 +15,7 @@ local function step(key, rate, P, _)
   local w, el, cur = load(key, P)
   local until_end = P * 1000 - el
   if cost > rate then
-    return {0, 0, rate - cur, until_end, P * 1000}
+    return {2, 0, rate - cur, until_end, 0}
   end
   if cur + cost > rate then
     return {0, 0, rate - cur, until_end, until_end}

@@ -9,7 +9,7 @@ local function step(key, t, cap, period)
   local left = math.floor(math.max(cap - backlog, 0) / t)
   local inc = t * cost
   if inc > cap then
-    return {0, 0, left, backlog, period}
+    return {2, 0, left, backlog, 0}
   end
   local new = backlog + inc
   local wait = math.max(new - cap, 0)

@@ -1,4 +1,4 @@
--- Sliding-window counter (the previous window weighted by its overlap). Per quota: rate,
+-- Sliding-window counter (the previous window weighted by its open overlap, rounded down). Per quota: rate,
 -- period (us), unused. State: "<window> <count> <previous count>".
 local function load(key, P)
   local w, el = window(P)
@@ -23,26 +23,31 @@ end
 
 local function step(key, rate, P, _)
   local w, el, p, cur, prev, rest = load(key, P)
-  local used = prev * (p - el) + cur * p
-  local remaining = math.floor(math.max(rate * p - used, 0) / p)
+  -- The sliding window is (now - p, now]: the previous window overlaps it by p - 1 - el whole
+  -- nanoseconds, and its count is taken as spread evenly over them, rounded down.
+  local used = math.floor(prev * (p - 1 - el) / p) + cur
+  local remaining = math.max(rate - used, 0)
   local reset = rest(cur, prev)
   if cost > rate then
-    return {0, 0, remaining, reset, p}
+    return {2, 0, remaining, reset, 0}
   end
-  if used + cost * p <= rate * p then
+  if used + cost <= rate then
     cur = cur + cost
-    used = used + cost * p
     local r = rest(cur, prev)
     local state = fmt(w) .. ' ' .. fmt(cur) .. ' ' .. fmt(prev)
-    return {1, 0, math.floor(math.max(rate * p - used, 0) / p), r, 0, state, r}
+    return {1, 0, remaining - cost, r, 0, state, r}
+  end
+  -- When it fits: later in this window as the previous window's weight fades, or in the next
+  -- one, where this window's count is the weighted one. A weighted count
+  -- floor(n x (p - 1 - e) / p) is at most `room` from e = p - ceil((room + 1) x p / n).
+  local function fits_from(room, n)
+    return math.max(p - math.ceil((room + 1) * p / n), 0)
   end
   local at
   if cur + cost <= rate then
-    at = p - math.floor((rate - cost - cur) * p / prev)
+    at = fits_from(rate - cost - cur, prev)
   else
-    local e = 0
-    if cur > 0 then e = p - math.min(math.floor((rate - cost) * p / cur), p) end
-    at = p + e
+    at = p + fits_from(rate - cost, cur)
   end
   return {0, 0, remaining, reset, math.max(at - el, 1)}
 end

@@ -26,7 +26,7 @@ local function step(key, rate, burst, P)
   local tokens, tick, w, el, full_in = load(key, rate, burst, P)
   local reset = full_in(tokens)
   if cost > burst then
-    return {0, 0, math.max(tokens, 0), reset, P * 1000}
+    return {2, 0, math.max(tokens, 0), reset, 0}
   end
   if tokens >= cost then
     tokens = tokens - cost
