@@ -369,3 +369,35 @@ fn bad_bounds_are_refused() {
         ConfigError::LastGoodMaxStale
     );
 }
+
+/// #20.3: a switched request that no source answered reaches the primary; its answer is kept
+/// only if the classifier calls it a success (a `200` carrying `grpc-status: 14` is not).
+#[tokio::test(start_paused = true)]
+async fn a_switched_request_keeps_only_good_answers() {
+    let kept = LastGood::new(MethodPath);
+    let (layer, handle) = FallbackLayer::builder()
+        .classify(weir_core::GrpcStatus::new())
+        .last_good(kept.clone())
+        .build_with_handle()
+        .unwrap();
+    let upstream = service_fn(|req: Request<()>| async move {
+        let code = if req.uri().path() == "/bad" {
+            "14"
+        } else {
+            "0"
+        };
+        Ok::<_, Infallible>(
+            Response::builder()
+                .header("grpc-status", code)
+                .body(Full::new(Bytes::from("answer")))
+                .unwrap(),
+        )
+    });
+    let mut svc = ServiceBuilder::new().layer(layer).service(upstream);
+    handle.set_forced(true);
+    text(svc.ready().await.unwrap().call(get("/bad")).await.unwrap()).await;
+    assert_eq!(kept.len(), 0, "a failure is never kept");
+    text(svc.ready().await.unwrap().call(get("/good")).await.unwrap()).await;
+    assert_eq!(kept.len(), 1);
+    assert_eq!(handle.stats().exhausted, 2);
+}
