@@ -34,8 +34,9 @@ use crate::state::{Bounds, Source, age_seconds, servable_age};
 ///   finds (the key is the method and the extractor's key: `weir_core::MethodPath`, axum's
 ///   `Route`, a header pair, a closure), unless they say `Cache-Control: no-store`, and only when
 ///   the whole body fits in `max_entry_bytes`. The body is copied as it streams to the caller (no
-///   added latency) and the entry stored when it ends cleanly; a body that fails, is dropped
-///   early or grows past the limit stores nothing. Other requests pay one extractor call and
+///   added latency) and the entry stored when it ends cleanly; a body that fails or is dropped
+///   early stores nothing. A newer answer that cannot be kept (past the limit, `no-store`, not a
+///   `200`) retires the older one of its key: it is no longer the last good answer. Other requests pay one extractor call and
 ///   nothing else.
 /// - **Bounds**: at most `max_entries` entries and `max_bytes` bytes (bodies, headers and a fixed
 ///   overhead per entry); past either, the oldest entries are evicted first, so a flood of
@@ -271,14 +272,16 @@ impl Store {
             .map(|(name, value)| name.as_str().len() + value.len())
             .sum();
         let cost = ENTRY_OVERHEAD + header_bytes + body.len();
-        if cost > self.bounds.max_bytes {
-            return;
-        }
         let mut entries = self.lock();
         let entries = &mut *entries;
+        // The older answer goes even when the new one is too large to keep: it is no longer
+        // the last good answer.
         if let Some(old) = entries.map.remove(&key) {
             entries.order.remove(&old.seq);
             entries.bytes -= old.cost;
+        }
+        if cost > self.bounds.max_bytes {
+            return;
         }
         // Expired entries first (oldest first, so the front is where they are), then the oldest
         // live ones while a bound would be broken.
@@ -314,6 +317,15 @@ impl Store {
                 cost,
             },
         );
+    }
+
+    /// Drops the entry for `key`: a newer good answer was too large to keep.
+    fn forget(&self, key: &StoredKey) {
+        let mut entries = self.lock();
+        if let Some(old) = entries.map.remove(key) {
+            entries.order.remove(&old.seq);
+            entries.bytes -= old.cost;
+        }
     }
 
     /// The entry for `key` as a response, if it is fresh enough: its status, its headers, `Age`.
@@ -355,6 +367,10 @@ where
             return response.map(LastGoodBody::live);
         };
         if !keeps(&response, self.store.bounds.max_entry_bytes) {
+            // A newer answer that cannot be kept (too large, `no-store`, not a `200`): the
+            // older one is no longer the last good answer of its key.
+            self.store
+                .forget(&StoredKey::new((method, key), &self.store.hasher));
             return response.map(LastGoodBody::live);
         }
         // A kept route: the key is detached from the request's buffers (it outlives the
@@ -453,10 +469,12 @@ struct Recorder {
 }
 
 impl Recorder {
-    /// Adds a chunk; `false` when the body has grown past the limit (the recording is dropped).
+    /// Adds a chunk; `false` when the body has grown past the limit (the recording is dropped,
+    /// and with it the older answer of its key, no longer the last good one).
     fn push(&mut self, chunk: &Bytes) -> bool {
         self.len += chunk.len();
         if self.len > self.max {
+            self.store.forget(&self.key);
             return false;
         }
         self.chunks.push(chunk.clone());
@@ -610,5 +628,48 @@ impl<B> fmt::Debug for LastGoodBody<B> {
         f.debug_struct("LastGoodBody")
             .field("kind", &kind)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// #20.3: whatever is stored, in whatever order, the store keeps within its entry and
+        /// byte bounds, its byte count is the sum of its entries' costs, and the answer stored
+        /// last is kept whenever it fits at all.
+        #[test]
+        fn the_store_keeps_its_bounds(
+            max_entries in 1usize..20,
+            max_bytes in 200usize..4_000,
+            inserts in proptest::collection::vec((0u16..50, 0usize..1_500), 1..200),
+        ) {
+            let store = Store::new(Bounds {
+                max_entries,
+                max_bytes,
+                max_entry_bytes: max_bytes,
+                max_stale: Duration::from_secs(60),
+            });
+            for (key, len) in inserts {
+                let stored = StoredKey::new(key, &store.hasher);
+                let body = Bytes::from(vec![b'x'; len]);
+                store.insert(stored.clone(), StatusCode::OK, HeaderMap::new(), body);
+                let entries = store.lock();
+                prop_assert!(entries.map.len() <= max_entries);
+                prop_assert!(entries.bytes <= max_bytes);
+                prop_assert_eq!(entries.bytes, entries.map.values().map(|e| e.cost).sum::<usize>());
+                prop_assert_eq!(entries.order.len(), entries.map.len());
+                let fits = ENTRY_OVERHEAD + len <= max_bytes;
+                prop_assert_eq!(entries.map.contains_key(&stored), fits);
+                drop(entries);
+                if fits {
+                    let (_, body) = store.get(&stored).expect("fresh");
+                    prop_assert_eq!(body.len(), len);
+                }
+            }
+        }
     }
 }

@@ -401,3 +401,43 @@ async fn a_switched_request_keeps_only_good_answers() {
     assert_eq!(kept.len(), 1);
     assert_eq!(handle.stats().exhausted, 2);
 }
+
+/// #20.3: a newer good answer that cannot be kept (larger than `max_entry_bytes`) retires the
+/// older one: it is no longer the last good answer, and is not served.
+#[tokio::test(start_paused = true)]
+async fn an_answer_too_large_to_keep_retires_the_older_one() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let calls_in = Arc::clone(&calls);
+    let upstream = service_fn(move |_req: Request<()>| {
+        let n = calls_in.fetch_add(1, SeqCst);
+        async move {
+            let response = match n {
+                0 => Response::new(Full::new(Bytes::from("small"))),
+                1 => Response::new(Full::new(Bytes::from("a much larger answer"))),
+                _ => Response::builder()
+                    .status(503)
+                    .body(Full::new(Bytes::from("down")))
+                    .unwrap(),
+            };
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let kept = LastGood::new(MethodPath).max_entry_bytes(10);
+    let layer = FallbackLayer::builder()
+        .classify(HttpStatus::new())
+        .last_good(kept.clone())
+        .build()
+        .unwrap();
+    let mut svc = ServiceBuilder::new().layer(layer).service(upstream);
+    text(svc.ready().await.unwrap().call(get("/g")).await.unwrap()).await;
+    assert_eq!(kept.len(), 1);
+    let larger = svc.ready().await.unwrap().call(get("/g")).await.unwrap();
+    assert_eq!(text(larger).await, "a much larger answer");
+    assert_eq!(kept.len(), 0);
+    let down = svc.ready().await.unwrap().call(get("/g")).await.unwrap();
+    assert_eq!(
+        down.status(),
+        503,
+        "the older, smaller answer is not served"
+    );
+}
