@@ -413,3 +413,35 @@ async fn dropping_the_future_drops_every_attempt() {
     drop(task);
     assert_eq!(upstream.live(), 0);
 }
+
+/// #21.2: a server pushback delay (gRFC A6 `grpc-retry-pushback-ms`, or `Retry-After`) holds the
+/// next hedge back by that much instead of sending it at once.
+#[tokio::test(start_paused = true)]
+async fn a_pushback_delay_holds_the_next_hedge_back() {
+    let upstream = Upstream::new(vec![(ms(5), Kind::Wait40), (ms(10), Kind::Ok)]);
+    let layer = HedgeLayer::builder()
+        .delay(ms(1000))
+        .classify(classify)
+        .build()
+        .unwrap();
+    let origin = Instant::now();
+    let out = layer.layer(upstream.clone()).oneshot(()).await;
+    assert_eq!(out, Ok(answer(1)));
+    assert_eq!(upstream.started_at(origin), vec![ms(0), ms(45)]);
+}
+
+/// #21 (keyed): an open circuit of a breaker inside (weir's own rejection, ignored by the
+/// classifier) is a non-fatal failure: the next hedge goes at once.
+#[tokio::test(start_paused = true)]
+async fn an_open_circuit_inside_sends_the_next_hedge_at_once() {
+    let upstream = Upstream::new(vec![(ms(1), Kind::CircuitOpen), (ms(10), Kind::Ok)]);
+    let layer = HedgeLayer::builder()
+        .delay(ms(1000))
+        .classify(classify)
+        .build()
+        .unwrap();
+    let origin = Instant::now();
+    let out = layer.layer(upstream.clone()).oneshot(()).await;
+    assert_eq!(out, Ok(answer(1)));
+    assert_eq!(upstream.started_at(origin), vec![ms(0), ms(1)]);
+}
