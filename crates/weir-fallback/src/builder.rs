@@ -10,7 +10,7 @@ use crate::last_good::LastGood;
 use crate::layer::FallbackLayer;
 use crate::protocol::{Http, Plain};
 use crate::shared::{Shared, Sources};
-use crate::source::{AltService, AtLoad, FromCause, FromParts, Never, NoService, NoValue};
+use crate::source::{AltFrom, AltService, AtLoad, FromCause, FromParts, Never, NoService, NoValue};
 use crate::state::{Order, Source};
 
 /// Configures a [`FallbackLayer`]; from [`FallbackLayer::builder`].
@@ -103,6 +103,34 @@ impl<V, A, P, W, C, O> FallbackBuilder<V, A, P, W, C, O> {
             name: self.name,
             value: self.value,
             alternative: AltService(service),
+            protocol: self.protocol,
+            switch: self.switch,
+            classifier: self.classifier,
+            observer: self.observer,
+            order,
+            problem: self.problem,
+        }
+    }
+
+    /// An alternative service for requests that are not `Clone`: `capture(&req)` copies what
+    /// the alternative needs before the request goes to the primary (on every call: copy only
+    /// what is cheap, such as the `Uri`), and `rebuild(parts)` makes the alternative's request
+    /// from it when the primary fails.
+    pub fn service_from<A2, X, F>(
+        self,
+        service: A2,
+        capture: X,
+        rebuild: F,
+    ) -> FallbackBuilder<V, AltFrom<A2, X, F>, P, W, C, O> {
+        let order = self.order.with(Source::Service);
+        FallbackBuilder {
+            name: self.name,
+            value: self.value,
+            alternative: AltFrom {
+                service,
+                capture,
+                rebuild,
+            },
             protocol: self.protocol,
             switch: self.switch,
             classifier: self.classifier,

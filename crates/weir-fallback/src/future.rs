@@ -148,7 +148,8 @@ enum Step<R, A> {
 }
 
 /// Tries the sources from `from` on, in order, until one answers or the alternative service must
-/// be awaited.
+/// be awaited. Cold: only a failure or a switched request gets here.
+#[cold]
 fn step<S, Req, Src, C, O>(
     shared: &Shared<Src, C, O>,
     original: &Original<S, Req>,
@@ -196,6 +197,7 @@ where
 {
     type Output = Result<Src::Response, S::Error>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let shared: &Shared<Src, C, O> = this.shared;
@@ -208,18 +210,16 @@ where
                 } => {
                     let result = ready!(future.poll(cx));
                     let kept = kept.take().expect("polled after completion");
-                    if !*fallback {
-                        this.state.set(State::Done);
-                        return Poll::Ready(result.map(|r| shared.sources.success(r, kept)));
-                    }
                     let outcome = shared.classifier.classify(&result);
                     // Every `Err` that is not called a success falls back, including weir's own
                     // rejections (an open circuit, a rate limit, a full bulkhead, an overload),
                     // which classifiers ignore; a response falls back only as a failure.
-                    let falls_back = match &result {
-                        Ok(_) => outcome.is_failure(),
-                        Err(_) => !outcome.is_success(),
-                    };
+                    // (Not again for a switched request every source already declined.)
+                    let falls_back = *fallback
+                        && match &result {
+                            Ok(_) => outcome.is_failure(),
+                            Err(_) => !outcome.is_success(),
+                        };
                     if !falls_back {
                         this.state.set(State::Done);
                         return Poll::Ready(match result {

@@ -13,7 +13,10 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{AGE, CACHE_CONTROL};
+use http::header::{
+    AGE, CACHE_CONTROL, CONNECTION, HeaderName, PROXY_AUTHENTICATE, TE, TRAILER, TRANSFER_ENCODING,
+    UPGRADE,
+};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
@@ -31,8 +34,9 @@ use crate::state::{Bounds, Source, age_seconds, servable_age};
 ///   finds (the key is the method and the extractor's key: `weir_core::MethodPath`, axum's
 ///   `Route`, a header pair, a closure), unless they say `Cache-Control: no-store`, and only when
 ///   the whole body fits in `max_entry_bytes`. The body is copied as it streams to the caller (no
-///   added latency) and the entry stored when it ends cleanly; a body that fails, is dropped
-///   early or grows past the limit stores nothing. Other requests pay one extractor call and
+///   added latency) and the entry stored when it ends cleanly; a body that fails or is dropped
+///   early stores nothing. A newer answer that cannot be kept (past the limit, `no-store`, not a
+///   `200`) retires the older one of its key: it is no longer the last good answer. Other requests pay one extractor call and
 ///   nothing else.
 /// - **Bounds**: at most `max_entries` entries and `max_bytes` bytes (bodies, headers and a fixed
 ///   overhead per entry); past either, the oldest entries are evicted first, so a flood of
@@ -42,7 +46,10 @@ use crate::state::{Bounds, Source, age_seconds, servable_age};
 ///   [`FALLBACK_HEADER`](crate::FALLBACK_HEADER) `last_good` and a `weir_core::Degraded`
 ///   extension.
 ///
-/// Clones share the store: keep one to read [`len`](Self::len) and [`bytes`](Self::bytes).
+/// Clones share the store: keep one to read [`len`](Self::len) and [`bytes`](Self::bytes). Set
+/// the bounds before cloning: each bound setter makes a new, empty store. Headers that describe
+/// the connection rather than the answer (`Connection`, `Transfer-Encoding`, `Keep-Alive`, ...)
+/// are not kept.
 pub struct LastGood<X> {
     extractor: Arc<X>,
     store: Arc<Store>,
@@ -265,14 +272,16 @@ impl Store {
             .map(|(name, value)| name.as_str().len() + value.len())
             .sum();
         let cost = ENTRY_OVERHEAD + header_bytes + body.len();
-        if cost > self.bounds.max_bytes {
-            return;
-        }
         let mut entries = self.lock();
         let entries = &mut *entries;
+        // The older answer goes even when the new one is too large to keep: it is no longer
+        // the last good answer.
         if let Some(old) = entries.map.remove(&key) {
             entries.order.remove(&old.seq);
             entries.bytes -= old.cost;
+        }
+        if cost > self.bounds.max_bytes {
+            return;
         }
         // Expired entries first (oldest first, so the front is where they are), then the oldest
         // live ones while a bound would be broken.
@@ -308,6 +317,15 @@ impl Store {
                 cost,
             },
         );
+    }
+
+    /// Drops the entry for `key`: a newer good answer was too large to keep.
+    fn forget(&self, key: &StoredKey) {
+        let mut entries = self.lock();
+        if let Some(old) = entries.map.remove(key) {
+            entries.order.remove(&old.seq);
+            entries.bytes -= old.cost;
+        }
     }
 
     /// The entry for `key` as a response, if it is fresh enough: its status, its headers, `Age`.
@@ -349,17 +367,23 @@ where
             return response.map(LastGoodBody::live);
         };
         if !keeps(&response, self.store.bounds.max_entry_bytes) {
+            // A newer answer that cannot be kept (too large, `no-store`, not a `200`): the
+            // older one is no longer the last good answer of its key.
+            self.store
+                .forget(&StoredKey::new((method, key), &self.store.hasher));
             return response.map(LastGoodBody::live);
         }
         // A kept route: the key is detached from the request's buffers (it outlives the
         // request) and the head copied, once per answer of a kept route, never on other routes.
         let key = StoredKey::new((method, self.extractor.detach(key)), &self.store.hasher);
         let (parts, body) = response.into_parts();
+        let mut headers = parts.headers.clone();
+        strip_hop_by_hop(&mut headers);
         let recorder = Recorder {
             store: Arc::clone(&self.store),
             key,
             status: parts.status,
-            headers: parts.headers.clone(),
+            headers,
             chunks: Vec::new(),
             len: 0,
             max: self.store.bounds.max_entry_bytes,
@@ -393,6 +417,32 @@ where
     }
 }
 
+/// Removes the headers that describe one connection, not the response (RFC 9110 section 7.6.1),
+/// and those a connection option names: a kept answer is served on another connection.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim_ascii()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        CONNECTION,
+        TRANSFER_ENCODING,
+        TE,
+        TRAILER,
+        UPGRADE,
+        PROXY_AUTHENTICATE,
+    ] {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+}
+
 /// Whether a successful response is kept: `200 OK`, not `no-store`, and a body known not to
 /// exceed `max` (a body of unknown length is copied as it streams and dropped if it grows past).
 fn keeps<B: Body>(response: &http::Response<B>, max: usize) -> bool {
@@ -419,10 +469,12 @@ struct Recorder {
 }
 
 impl Recorder {
-    /// Adds a chunk; `false` when the body has grown past the limit (the recording is dropped).
+    /// Adds a chunk; `false` when the body has grown past the limit (the recording is dropped,
+    /// and with it the older answer of its key, no longer the last good one).
     fn push(&mut self, chunk: &Bytes) -> bool {
         self.len += chunk.len();
         if self.len > self.max {
+            self.store.forget(&self.key);
             return false;
         }
         self.chunks.push(chunk.clone());
@@ -576,5 +628,48 @@ impl<B> fmt::Debug for LastGoodBody<B> {
         f.debug_struct("LastGoodBody")
             .field("kind", &kind)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// #20.3: whatever is stored, in whatever order, the store keeps within its entry and
+        /// byte bounds, its byte count is the sum of its entries' costs, and the answer stored
+        /// last is kept whenever it fits at all.
+        #[test]
+        fn the_store_keeps_its_bounds(
+            max_entries in 1usize..20,
+            max_bytes in 200usize..4_000,
+            inserts in proptest::collection::vec((0u16..50, 0usize..1_500), 1..200),
+        ) {
+            let store = Store::new(Bounds {
+                max_entries,
+                max_bytes,
+                max_entry_bytes: max_bytes,
+                max_stale: Duration::from_secs(60),
+            });
+            for (key, len) in inserts {
+                let stored = StoredKey::new(key, &store.hasher);
+                let body = Bytes::from(vec![b'x'; len]);
+                store.insert(stored.clone(), StatusCode::OK, HeaderMap::new(), body);
+                let entries = store.lock();
+                prop_assert!(entries.map.len() <= max_entries);
+                prop_assert!(entries.bytes <= max_bytes);
+                prop_assert_eq!(entries.bytes, entries.map.values().map(|e| e.cost).sum::<usize>());
+                prop_assert_eq!(entries.order.len(), entries.map.len());
+                let fits = ENTRY_OVERHEAD + len <= max_bytes;
+                prop_assert_eq!(entries.map.contains_key(&stored), fits);
+                drop(entries);
+                if fits {
+                    let (_, body) = store.get(&stored).expect("fresh");
+                    prop_assert_eq!(body.len(), len);
+                }
+            }
+        }
     }
 }

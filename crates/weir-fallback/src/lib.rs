@@ -24,7 +24,7 @@ pub use crate::protocol::{FALLBACK_HEADER, Http, Plain, Protocol};
 pub use crate::service::Fallback;
 pub use crate::shared::{Plan, Sources};
 pub use crate::source::{
-    AltFuture, AltService, Alternative, AtLoad, Cause, FromCause, FromParts, Never, NoService,
-    NoValue, Switch, Value,
+    AltFrom, AltFuture, AltService, Alternative, AtLoad, Cause, FromCause, FromParts, Never,
+    NoService, NoValue, Switch, Value,
 };
 pub use crate::state::{Reason, Source};

@@ -208,6 +208,53 @@ where
     }
 }
 
+/// An alternative service that gets a request rebuilt from parts of the original: for requests
+/// that are not `Clone` (an HTTP request with a streaming body) when the alternative needs only
+/// part of them (a static file service needs the path). From
+/// [`FallbackBuilder::service_from`](crate::FallbackBuilder::service_from).
+#[derive(Clone)]
+pub struct AltFrom<A, X, F> {
+    pub(crate) service: A,
+    pub(crate) capture: X,
+    pub(crate) rebuild: F,
+}
+
+impl<A, X, F, P, Req, Req2, Res> Alternative<Req, Res> for AltFrom<A, X, F>
+where
+    A: Service<Req2, Response = Res> + Clone,
+    X: Fn(&Req) -> P,
+    F: Fn(P) -> Req2,
+{
+    type Keep = Option<P>;
+    type Future = AltFuture<A, Req2>;
+
+    // The primary consumes the request: what the alternative's request is rebuilt from is copied
+    // now, on every call; the closure decides how much that is (a `Uri` clone costs no
+    // allocation).
+    #[inline]
+    fn keep(&self, req: &Req) -> Option<P> {
+        Some((self.capture)(req))
+    }
+
+    fn call(&self, keep: &mut Option<P>) -> Option<Self::Future> {
+        let parts = keep.take()?;
+        Some(AltFuture {
+            state: AltState::Ready {
+                service: self.service.clone(),
+                req: Some((self.rebuild)(parts)),
+            },
+        })
+    }
+}
+
+impl<A: fmt::Debug, X, F> fmt::Debug for AltFrom<A, X, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AltFrom")
+            .field("service", &self.service)
+            .finish_non_exhaustive()
+    }
+}
+
 pin_project! {
     /// One call of an alternative service: waits for it to be ready, calls it, and gives its
     /// response, or `None` when it failed.

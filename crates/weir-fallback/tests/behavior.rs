@@ -362,3 +362,101 @@ fn a_layer_without_a_source_is_refused() {
     assert_eq!(err, ConfigError::NoSource);
     assert!(err.to_string().contains("at least one source"));
 }
+
+/// #20.1: a gRPC response whose `grpc-status` the gRPC classifier calls a failure
+/// (`UNAVAILABLE`) falls back; an `OK` one does not.
+#[tokio::test(start_paused = true)]
+async fn a_grpc_failure_code_falls_back() {
+    let layer = FallbackLayer::builder()
+        .classify(weir_core::GrpcStatus::new())
+        .value(|cause: Cause<'_, http::Response<String>, Infallible>| {
+            let Cause::Response(failed) = cause else {
+                return None;
+            };
+            assert_eq!(failed.headers()["grpc-status"], "14");
+            Some(http::Response::new("from the fallback".to_owned()))
+        })
+        .http()
+        .build()
+        .unwrap();
+    let upstream = service_fn(|req: http::Request<()>| async move {
+        let code = if req.uri().path() == "/down" {
+            "14"
+        } else {
+            "0"
+        };
+        Ok::<_, Infallible>(
+            http::Response::builder()
+                .header("grpc-status", code)
+                .body("from the server".to_owned())
+                .unwrap(),
+        )
+    });
+    let mut svc = ServiceBuilder::new().layer(layer).service(upstream);
+    let call = |path: &str| http::Request::post(path).body(()).unwrap();
+    let down = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(call("/down"))
+        .await
+        .unwrap();
+    assert_eq!(down.body(), "from the fallback");
+    let up = svc.ready().await.unwrap().call(call("/up")).await.unwrap();
+    assert_eq!(up.body(), "from the server");
+}
+
+/// A request body that cannot be cloned (as a streaming HTTP body).
+#[derive(Debug)]
+struct Streaming;
+
+/// #20.1: an alternative service for requests that are not `Clone` gets a request rebuilt from
+/// the parts copied before the primary was called (here the URI), and only when the primary
+/// failed.
+#[tokio::test(start_paused = true)]
+async fn an_alternative_for_requests_that_are_not_clone() {
+    let alt_calls = counter();
+    let alt_calls_in = Arc::clone(&alt_calls);
+    let statics = service_fn(move |req: http::Request<()>| {
+        alt_calls_in.fetch_add(1, SeqCst);
+        async move { Ok::<_, Infallible>(http::Response::new(format!("static {}", req.uri().path()))) }
+    });
+    let (layer, handle) = FallbackLayer::builder()
+        .classify(HttpStatus::new())
+        .service_from(
+            statics,
+            |req: &http::Request<Streaming>| req.uri().clone(),
+            |uri: http::Uri| http::Request::get(uri).body(()).unwrap(),
+        )
+        .http()
+        .build_with_handle()
+        .unwrap();
+    let upstream = service_fn(|req: http::Request<Streaming>| async move {
+        let status = if req.uri().path().starts_with("/down") {
+            503
+        } else {
+            200
+        };
+        Ok::<_, Infallible>(
+            http::Response::builder()
+                .status(status)
+                .body("dynamic".to_owned())
+                .unwrap(),
+        )
+    });
+    let mut svc = ServiceBuilder::new().layer(layer).service(upstream);
+    let req = |path: &str| http::Request::get(path).body(Streaming).unwrap();
+    let up = svc.ready().await.unwrap().call(req("/page")).await.unwrap();
+    assert_eq!(up.body(), "dynamic");
+    assert_eq!(alt_calls.load(SeqCst), 0);
+    let down = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(req("/down/page"))
+        .await
+        .unwrap();
+    assert_eq!(down.body(), "static /down/page");
+    assert_eq!(down.headers()[FALLBACK_HEADER], "service");
+    assert_eq!((alt_calls.load(SeqCst), handle.stats().service), (1, 1));
+}

@@ -287,6 +287,24 @@ async fn what_is_not_kept() {
     text(svc.ready().await.unwrap().call(get("/b")).await.unwrap()).await;
     assert_eq!(kept.len(), 1);
 
+    // Headers of the connection are not kept: a kept answer is served on another one.
+    let kept = LastGood::new(MethodPath);
+    let layer = FallbackLayer::builder()
+        .classify(HttpStatus::new())
+        .last_good(kept.clone())
+        .build()
+        .unwrap();
+    let mut svc = ServiceBuilder::new()
+        .layer(layer)
+        .service(upstream.service(Some(("connection", "x-hop, close"))));
+    upstream.down.store(false, SeqCst);
+    text(svc.ready().await.unwrap().call(get("/h")).await.unwrap()).await;
+    upstream.down.store(true, SeqCst);
+    let stale = svc.ready().await.unwrap().call(get("/h")).await.unwrap();
+    assert_eq!(stale.headers()[FALLBACK_HEADER], "last_good");
+    assert!(stale.headers().get("connection").is_none());
+    upstream.down.store(false, SeqCst);
+
     // `Cache-Control: no-store` is honoured.
     let kept = LastGood::new(MethodPath);
     let layer = FallbackLayer::builder()
@@ -349,5 +367,77 @@ fn bad_bounds_are_refused() {
     assert_eq!(
         build(kept().max_stale(Duration::ZERO)),
         ConfigError::LastGoodMaxStale
+    );
+}
+
+/// #20.3: a switched request that no source answered reaches the primary; its answer is kept
+/// only if the classifier calls it a success (a `200` carrying `grpc-status: 14` is not).
+#[tokio::test(start_paused = true)]
+async fn a_switched_request_keeps_only_good_answers() {
+    let kept = LastGood::new(MethodPath);
+    let (layer, handle) = FallbackLayer::builder()
+        .classify(weir_core::GrpcStatus::new())
+        .last_good(kept.clone())
+        .build_with_handle()
+        .unwrap();
+    let upstream = service_fn(|req: Request<()>| async move {
+        let code = if req.uri().path() == "/bad" {
+            "14"
+        } else {
+            "0"
+        };
+        Ok::<_, Infallible>(
+            Response::builder()
+                .header("grpc-status", code)
+                .body(Full::new(Bytes::from("answer")))
+                .unwrap(),
+        )
+    });
+    let mut svc = ServiceBuilder::new().layer(layer).service(upstream);
+    handle.set_forced(true);
+    text(svc.ready().await.unwrap().call(get("/bad")).await.unwrap()).await;
+    assert_eq!(kept.len(), 0, "a failure is never kept");
+    text(svc.ready().await.unwrap().call(get("/good")).await.unwrap()).await;
+    assert_eq!(kept.len(), 1);
+    assert_eq!(handle.stats().exhausted, 2);
+}
+
+/// #20.3: a newer good answer that cannot be kept (larger than `max_entry_bytes`) retires the
+/// older one: it is no longer the last good answer, and is not served.
+#[tokio::test(start_paused = true)]
+async fn an_answer_too_large_to_keep_retires_the_older_one() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let calls_in = Arc::clone(&calls);
+    let upstream = service_fn(move |_req: Request<()>| {
+        let n = calls_in.fetch_add(1, SeqCst);
+        async move {
+            let response = match n {
+                0 => Response::new(Full::new(Bytes::from("small"))),
+                1 => Response::new(Full::new(Bytes::from("a much larger answer"))),
+                _ => Response::builder()
+                    .status(503)
+                    .body(Full::new(Bytes::from("down")))
+                    .unwrap(),
+            };
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let kept = LastGood::new(MethodPath).max_entry_bytes(10);
+    let layer = FallbackLayer::builder()
+        .classify(HttpStatus::new())
+        .last_good(kept.clone())
+        .build()
+        .unwrap();
+    let mut svc = ServiceBuilder::new().layer(layer).service(upstream);
+    text(svc.ready().await.unwrap().call(get("/g")).await.unwrap()).await;
+    assert_eq!(kept.len(), 1);
+    let larger = svc.ready().await.unwrap().call(get("/g")).await.unwrap();
+    assert_eq!(text(larger).await, "a much larger answer");
+    assert_eq!(kept.len(), 0);
+    let down = svc.ready().await.unwrap().call(get("/g")).await.unwrap();
+    assert_eq!(
+        down.status(),
+        503,
+        "the older, smaller answer is not served"
     );
 }

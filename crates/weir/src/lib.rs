@@ -31,7 +31,7 @@ pub use crate::presets::{Grpc, GrpcClient};
 #[cfg(feature = "retry")]
 pub use crate::replay::IdempotentReplay;
 #[cfg(feature = "config")]
-pub use crate::settings::{ClientConfig, ConfigServerStack, ServerConfig};
+pub use crate::settings::{ClientConfig, ConfigServerStack, RefusalBodyConfig, ServerConfig};
 /// Bulkheads: the [`weir-bulkhead`](weir_bulkhead) crate.
 #[cfg(feature = "bulkhead")]
 pub use weir_bulkhead as bulkhead;
@@ -43,6 +43,9 @@ pub use weir_core::*;
 /// Fallback answers and graceful degradation: the [`weir-fallback`](weir_fallback) crate.
 #[cfg(feature = "fallback")]
 pub use weir_fallback as fallback;
+/// Hedged requests: the [`weir-hedge`](weir_hedge) crate.
+#[cfg(feature = "hedge")]
+pub use weir_hedge as hedge;
 
 /// Load shedding and adaptive concurrency: the [`weir-load-shed`](weir_load_shed) crate.
 #[cfg(feature = "load-shed")]

@@ -3,7 +3,9 @@
 
 use std::fmt;
 
+use http::StatusCode;
 use serde::Deserialize;
+use weir_core::ErrorResponseLayer;
 use weir_core::config::ConfigDuration;
 use weir_rate_limit::{ConfigLayer, RateLimitConfig};
 
@@ -23,6 +25,9 @@ pub type ConfigServerStack = ServerStack<OptionalLayer<ConfigLayer>>;
 /// | `max_in_flight` | integer | `500` |
 /// | `expose_deadline` | bool | `true` |
 /// | `rate_limit` | table ([`RateLimitConfig`](crate::rate_limit::RateLimitConfig)) | `{ key = "api_key", quota = { rate = 100, per = "1s" } }` |
+/// | `refusal_body` | `"text"` or `"problem_json"` ([`RefusalBodyConfig`]) | `"problem_json"` |
+/// | `timeout_status` | integer, 4xx or 5xx | `408` |
+/// | `missing_key_status` | integer, 4xx or 5xx | `400` |
 ///
 /// Durations are strings: a whole number and a unit, `us`, `ms`, `s`, `m`, `h` or `d`
 /// (`"250ms"`, `"10s"`, `"2m"`; see [`ConfigDuration`]). An unknown field is an error.
@@ -66,6 +71,34 @@ pub struct ServerConfig {
     /// A rate limit, between the response mapping and the load shedder.
     #[serde(default)]
     pub rate_limit: Option<RateLimitConfig>,
+    /// The body of refusals: plain text (the default) or RFC 9457 problem details.
+    #[serde(default)]
+    pub refusal_body: Option<RefusalBodyConfig>,
+    /// The HTTP status of a timeout (504 by default).
+    #[serde(default)]
+    pub timeout_status: Option<u16>,
+    /// The HTTP status of a request refused for having no key (401 by default).
+    #[serde(default)]
+    pub missing_key_status: Option<u16>,
+}
+
+/// The body of a server's refusals, in a [`ServerConfig`].
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RefusalBodyConfig {
+    /// The reason in plain text (`rate limited`): [`plain_text_body`](crate::plain_text_body).
+    Text,
+    /// RFC 9457 problem details: [`problem_json_body`](crate::problem_json_body).
+    ProblemJson,
+}
+
+/// `status` as a refusal's status for `field`: a 4xx or 5xx.
+fn error_status(field: &'static str, status: u16) -> Result<StatusCode, ConfigError> {
+    StatusCode::from_u16(status)
+        .ok()
+        .filter(|s| s.is_client_error() || s.is_server_error())
+        .ok_or(ConfigError::NotAnErrorStatus { field, status })
 }
 
 impl ServerConfig {
@@ -73,7 +106,9 @@ impl ServerConfig {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::RateLimit`] when the `rate_limit` table breaks one of its rules.
+    /// [`ConfigError::RateLimit`] when the `rate_limit` table breaks one of its rules,
+    /// [`ConfigError::NotAnErrorStatus`] for a `timeout_status` or `missing_key_status` that is
+    /// not a 4xx or 5xx.
     pub fn builder(&self) -> Result<ServerBuilder<OptionalLayer<ConfigLayer>>, ConfigError> {
         let rate_limit = self
             .rate_limit
@@ -91,7 +126,17 @@ impl ServerConfig {
         if let Some(expose) = self.expose_deadline {
             builder = builder.expose_deadline(expose);
         }
-        Ok(builder)
+        let mut errors = ErrorResponseLayer::new();
+        if let Some(RefusalBodyConfig::ProblemJson) = self.refusal_body {
+            errors = errors.problem_json();
+        }
+        if let Some(status) = self.timeout_status {
+            errors = errors.timeout_status(error_status("timeout_status", status)?);
+        }
+        if let Some(status) = self.missing_key_status {
+            errors = errors.missing_key_status(error_status("missing_key_status", status)?);
+        }
+        Ok(builder.error_responses(errors))
     }
 
     /// Builds the [`ServerStack`]: [`builder`](Self::builder), then [`ServerBuilder::build`].
@@ -111,6 +156,9 @@ impl fmt::Debug for ServerConfig {
             .field("max_in_flight", &self.max_in_flight)
             .field("expose_deadline", &self.expose_deadline)
             .field("rate_limit", &self.rate_limit)
+            .field("refusal_body", &self.refusal_body)
+            .field("timeout_status", &self.timeout_status)
+            .field("missing_key_status", &self.missing_key_status)
             .finish()
     }
 }

@@ -138,6 +138,32 @@ async fn server_stack_answers_a_missing_key_with_401() {
     assert_eq!(res.status(), StatusCode::OK);
 }
 
+/// #16.8: the preset's rate limit is reachable, and its handle reads the keys the stack's
+/// services filled.
+#[cfg(feature = "rate-limit")]
+#[tokio::test(start_paused = true)]
+async fn server_stack_exposes_its_rate_limit_handle() {
+    use weir::rate_limit::{Quota, RateLimitLayer};
+
+    let limit = RateLimitLayer::builder()
+        .quota(Quota::per_second(10))
+        .key(weir::ApiKey::new())
+        .build()
+        .unwrap();
+    let stack = ServerStack::builder().rate_limit(limit).build().unwrap();
+    let limits = stack.rate_limit().handle();
+    let server = stack.clone().layer(service_fn(handler));
+    for key in ["k-1", "k-2"] {
+        let req = Request::get("/")
+            .header("x-api-key", key)
+            .body(String::new())
+            .unwrap();
+        let Ok(res) = server.clone().oneshot(req).await;
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    assert_eq!(limits.keys(), 2);
+}
+
 /// Starts `n` requests to `/slow` (each holds its place for 60 s) with `header` set; returns
 /// the tasks still running and how many were refused with a 503.
 async fn occupy<S>(
@@ -214,4 +240,40 @@ async fn server_stack_admits_max_in_flight_and_declares_priorities() {
         .build()
         .unwrap_err();
     assert!(matches!(err, weir::ConfigError::LoadShed(_)), "{err}");
+}
+
+/// #27.6: a configuration file reaches the refusal settings too: problem+json bodies, the
+/// status of a timeout and of a missing key; a status that is not an error is refused, named.
+#[cfg(feature = "config")]
+#[tokio::test(start_paused = true)]
+async fn server_config_sets_the_refusals() {
+    let config: weir::ServerConfig = toml::from_str(
+        r#"
+        timeout = "1s"
+        refusal_body = "problem_json"
+        timeout_status = 408
+        missing_key_status = 400
+        "#,
+    )
+    .unwrap();
+    let server = config.build().unwrap().layer(service_fn(handler));
+    let Ok(res) = server.oneshot(get("/slow")).await;
+    assert_eq!(res.status(), StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    let missing: Response<weir::ResponseBody<String>> = config
+        .build()
+        .unwrap()
+        .error_responses()
+        .http_response(&weir::Error::missing_key());
+    assert_eq!(missing.status(), StatusCode::BAD_REQUEST);
+
+    let err = toml::from_str::<weir::ServerConfig>("timeout_status = 200")
+        .unwrap()
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "`timeout_status` must be a 4xx or 5xx status, not 200"
+    );
+    assert!(toml::from_str::<weir::ServerConfig>(r#"refusal_body = "xml""#).is_err());
 }

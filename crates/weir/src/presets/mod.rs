@@ -42,6 +42,13 @@ pub enum ConfigError {
     },
     /// `max_in_flight` was 0.
     ZeroMaxInFlight,
+    /// A status for refusals (`timeout_status`, `missing_key_status`) was not a 4xx or 5xx.
+    NotAnErrorStatus {
+        /// The field.
+        field: &'static str,
+        /// The status given.
+        status: u16,
+    },
     /// The load shedder (the server's `share` of a priority) broke one of its rules.
     LoadShed(weir_load_shed::ConfigError),
     /// The bulkhead (`max_concurrent`) broke one of its rules.
@@ -72,6 +79,9 @@ impl fmt::Display for ConfigError {
                 "`sampling_window` ({sampling_window:?}) must be at least twice `attempt_timeout` ({attempt:?})"
             ),
             Self::ZeroMaxInFlight => f.write_str("`max_in_flight` must be at least 1"),
+            Self::NotAnErrorStatus { field, status } => {
+                write!(f, "`{field}` must be a 4xx or 5xx status, not {status}")
+            }
             Self::LoadShed(e) => write!(f, "load shedding: {e}"),
             Self::Bulkhead(e) => write!(f, "`max_concurrent`: {e}"),
             Self::Retry(e) => write!(f, "{e}"),

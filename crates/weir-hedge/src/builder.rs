@@ -1,0 +1,390 @@
+//! `HedgeBuilder`, `HedgeBudget` and the `ConfigError`.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use weir_core::{AnyError, Name};
+use weir_retry::{CloneRequest, HttpReplay};
+
+use crate::handle::HedgeHandle;
+use crate::layer::HedgeLayer;
+use crate::shared::{Core, MAX_ATTEMPTS, Shared, Trigger};
+use crate::state::{Budget, Latency};
+
+impl HedgeLayer {
+    /// One hedge (`max_attempts` 2) after `delay`, the default budget, every `Err` a non-fatal
+    /// failure; requests are cloned. Infallible: every `Duration` is a valid delay.
+    #[must_use]
+    pub fn new(delay: Duration) -> Self {
+        HedgeBuilder::new().delay(delay).finish().0
+    }
+
+    /// A builder with the defaults (see [`HedgeBuilder`]).
+    #[must_use]
+    pub fn builder() -> HedgeBuilder {
+        HedgeBuilder::new()
+    }
+
+    /// A builder for `http::Request<B>`: only idempotent methods (or a request with an
+    /// `Idempotency-Key`) are hedged, bodies are buffered and replayed exactly as retry does
+    /// ([`HttpReplay`]), and the request's [`Deadline`](weir_core::Deadline) is honoured.
+    #[must_use]
+    pub fn http() -> HedgeBuilder<HttpReplay> {
+        HedgeBuilder::new().replay(HttpReplay::new())
+    }
+}
+
+/// How many hedges the whole layer may send, so hedging never becomes a load multiplier.
+///
+/// A balance of hedges: every request adds `ratio` of a hedge, every second adds
+/// `min_per_second` (the floor, so a quiet client can still hedge), the balance holds at most
+/// `burst` and starts full; each hedge takes one. Over any run, hedges sent never exceed
+/// `burst + ratio x requests + min_per_second x seconds`. Shared by every service and clone.
+///
+/// The default is `HedgeBudget::ratio(0.1)` (10 % extra load at most), `min_per_second(1)`,
+/// `burst(10)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HedgeBudget {
+    ratio: f64,
+    min_per_second: u32,
+    burst: Option<u32>,
+}
+
+impl HedgeBudget {
+    /// Hedges may be `ratio` of the requests (plus the floor). Finite, within `0.0..=1000.0`.
+    #[must_use]
+    pub const fn ratio(ratio: f64) -> Self {
+        Self {
+            ratio,
+            min_per_second: 1,
+            burst: Some(10),
+        }
+    }
+
+    /// The floor: this many hedges per second whatever the traffic (1 unless set).
+    #[must_use]
+    pub const fn min_per_second(mut self, n: u32) -> Self {
+        self.min_per_second = n;
+        self
+    }
+
+    /// The most hedges the balance holds (10 unless set; at least 1).
+    #[must_use]
+    pub const fn burst(mut self, n: u32) -> Self {
+        if self.burst.is_some() {
+            self.burst = Some(n);
+        }
+        self
+    }
+
+    /// No budget: only `max_attempts` bounds hedges.
+    #[must_use]
+    pub const fn unlimited() -> Self {
+        Self {
+            ratio: 0.0,
+            min_per_second: 0,
+            burst: None,
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.burst.is_none() {
+            return Ok(());
+        }
+        if !(self.ratio.is_finite() && (0.0..=1000.0).contains(&self.ratio)) {
+            return Err(ConfigError::BudgetRatio);
+        }
+        if self.burst == Some(0) {
+            return Err(ConfigError::BudgetBurst);
+        }
+        Ok(())
+    }
+}
+
+impl Default for HedgeBudget {
+    fn default() -> Self {
+        Self::ratio(0.1)
+    }
+}
+
+/// The percentile trigger's settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct PercentileSpec {
+    percentile: f64,
+    window: Duration,
+    min_samples: u32,
+    floor: Duration,
+}
+
+/// Configures a [`HedgeLayer`]; from [`HedgeLayer::builder`] or [`HedgeLayer::http`].
+///
+/// | setting | default |
+/// |---|---|
+/// | trigger | [`delay`](Self::delay) 50 ms |
+/// | [`max_attempts`](Self::max_attempts) | 2 (the primary and one hedge); at most 5 (gRFC A6) |
+/// | [`budget`](Self::budget) | [`HedgeBudget::ratio(0.1)`](HedgeBudget::ratio), 1 per second, burst 10 |
+/// | [`replay`](Self::replay) | [`CloneRequest`] ([`HttpReplay`] from [`HedgeLayer::http`]) |
+/// | [`classify`](Self::classify) | [`AnyError`] |
+/// | [`observer`](Self::observer) | `()` |
+#[derive(Debug)]
+pub struct HedgeBuilder<R = CloneRequest, C = AnyError, O = ()> {
+    name: Name,
+    max_attempts: usize,
+    delay: Duration,
+    percentile: Option<PercentileSpec>,
+    budget: HedgeBudget,
+    replay: R,
+    classify: C,
+    observer: O,
+}
+
+impl HedgeBuilder {
+    fn new() -> Self {
+        Self {
+            name: Name::unnamed(),
+            max_attempts: 2,
+            delay: Duration::from_millis(50),
+            percentile: None,
+            budget: HedgeBudget::default(),
+            replay: CloneRequest,
+            classify: AnyError,
+            observer: (),
+        }
+    }
+}
+
+impl<R, C, O> HedgeBuilder<R, C, O> {
+    /// The layer's name, carried by its events.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<Name>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// A hedge after this fixed delay, and after the same delay again for each next one; zero is
+    /// parallel mode (every attempt at once). Replaces a percentile trigger.
+    #[must_use]
+    pub const fn delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self.percentile = None;
+        self
+    }
+
+    /// Parallel mode: every attempt is sent at once (`delay(Duration::ZERO)`).
+    #[must_use]
+    pub const fn parallel(self) -> Self {
+        self.delay(Duration::ZERO)
+    }
+
+    /// A hedge once a request has taken longer than `percentile` (p95: `95.0`, within
+    /// `(0, 100)`) of the primaries over the last window; defaults: window 10 s, 100 samples
+    /// before it hedges at all, floor 1 ms. Replaces a fixed delay.
+    #[must_use]
+    pub const fn latency_percentile(mut self, percentile: f64) -> Self {
+        self.percentile = Some(PercentileSpec {
+            percentile,
+            window: Duration::from_secs(10),
+            min_samples: 100,
+            floor: Duration::from_millis(1),
+        });
+        self
+    }
+
+    /// The percentile trigger's window (10 s unless set; 100 ms to 1 h): the percentile reads
+    /// the current window and the one before.
+    #[must_use]
+    pub const fn window(mut self, window: Duration) -> Self {
+        if let Some(spec) = &mut self.percentile {
+            spec.window = window;
+        }
+        self
+    }
+
+    /// How many latencies the percentile trigger needs before it hedges at all (100 unless
+    /// set; at least 1). Failure-triggered hedges are not held back.
+    #[must_use]
+    pub const fn min_samples(mut self, n: u32) -> Self {
+        if let Some(spec) = &mut self.percentile {
+            spec.min_samples = n;
+        }
+        self
+    }
+
+    /// The percentile trigger never waits less than this (1 ms unless set).
+    #[must_use]
+    pub const fn min_delay(mut self, floor: Duration) -> Self {
+        if let Some(spec) = &mut self.percentile {
+            spec.floor = floor;
+        }
+        self
+    }
+
+    /// Attempts per request, the primary included: 1 to 5 (gRFC A6's cap).
+    #[must_use]
+    pub const fn max_attempts(mut self, n: usize) -> Self {
+        self.max_attempts = n;
+        self
+    }
+
+    /// The hedge budget.
+    #[must_use]
+    pub const fn budget(mut self, budget: HedgeBudget) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// How requests are kept and sent again (weir-retry's [`Replay`](weir_retry::Replay)).
+    #[must_use]
+    pub fn replay<R2>(self, replay: R2) -> HedgeBuilder<R2, C, O> {
+        HedgeBuilder {
+            name: self.name,
+            max_attempts: self.max_attempts,
+            delay: self.delay,
+            percentile: self.percentile,
+            budget: self.budget,
+            replay,
+            classify: self.classify,
+            observer: self.observer,
+        }
+    }
+
+    /// What an attempt's result means: a success (or an ignored `Ok`) is an answer, a transient
+    /// failure sends the next hedge at once, a permanent failure is fatal.
+    #[must_use]
+    pub fn classify<C2>(self, classify: C2) -> HedgeBuilder<R, C2, O> {
+        HedgeBuilder {
+            name: self.name,
+            max_attempts: self.max_attempts,
+            delay: self.delay,
+            percentile: self.percentile,
+            budget: self.budget,
+            replay: self.replay,
+            classify,
+            observer: self.observer,
+        }
+    }
+
+    /// Receives the layer's [`Event`](crate::Event)s.
+    #[must_use]
+    pub fn observer<O2>(self, observer: O2) -> HedgeBuilder<R, C, O2> {
+        HedgeBuilder {
+            name: self.name,
+            max_attempts: self.max_attempts,
+            delay: self.delay,
+            percentile: self.percentile,
+            budget: self.budget,
+            replay: self.replay,
+            classify: self.classify,
+            observer,
+        }
+    }
+
+    /// Builds the layer.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first broken rule.
+    pub fn build(self) -> Result<HedgeLayer<R, C, O>, ConfigError> {
+        self.build_with_handle().map(|(layer, _)| layer)
+    }
+
+    /// As [`build`](Self::build), with a [`HedgeHandle`].
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first broken rule.
+    pub fn build_with_handle(self) -> Result<(HedgeLayer<R, C, O>, HedgeHandle), ConfigError> {
+        if self.max_attempts == 0 || self.max_attempts > usize::from(MAX_ATTEMPTS) {
+            return Err(ConfigError::MaxAttempts);
+        }
+        if let Some(spec) = &self.percentile {
+            if !(spec.percentile.is_finite() && spec.percentile > 0.0 && spec.percentile < 100.0) {
+                return Err(ConfigError::Percentile);
+            }
+            if spec.window < Duration::from_millis(100) || spec.window > Duration::from_secs(3600) {
+                return Err(ConfigError::Window);
+            }
+            if spec.min_samples == 0 {
+                return Err(ConfigError::MinSamples);
+            }
+        }
+        self.budget.validate()?;
+        Ok(self.finish())
+    }
+
+    fn finish(self) -> (HedgeLayer<R, C, O>, HedgeHandle) {
+        let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let latency = self.percentile.map(|spec| {
+            Latency::new(
+                micros(spec.window),
+                spec.percentile,
+                spec.min_samples,
+                micros(spec.floor),
+            )
+        });
+        let trigger = if latency.is_some() {
+            Trigger::Percentile
+        } else {
+            Trigger::Fixed(self.delay)
+        };
+        let budget = Budget::new(
+            self.budget.ratio,
+            self.budget.min_per_second,
+            self.budget.burst,
+        );
+        let core = Arc::new(Core::new(Instant::now(), budget, latency));
+        let shared = Shared {
+            name: self.name,
+            max_attempts: self.max_attempts.clamp(1, usize::from(MAX_ATTEMPTS)) as u8,
+            trigger,
+            replay: self.replay,
+            classify: self.classify,
+            observer: self.observer,
+            core: Arc::clone(&core),
+        };
+        (
+            HedgeLayer {
+                shared: Arc::new(shared),
+            },
+            HedgeHandle::new(core),
+        )
+    }
+}
+
+/// A broken rule in a [`HedgeBuilder`]'s configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `max_attempts` is 0 or above 5.
+    MaxAttempts,
+    /// The latency percentile is not within (0, 100).
+    Percentile,
+    /// The percentile trigger's `window` is not within 100 ms to 1 h.
+    Window,
+    /// The percentile trigger's `min_samples` is 0.
+    MinSamples,
+    /// The budget's `ratio` is not finite or not within 0 to 1000.
+    BudgetRatio,
+    /// The budget's `burst` is 0.
+    BudgetBurst,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::MaxAttempts => {
+                "hedge: `max_attempts` must be within 1..=5 (it counts the primary; gRFC A6 caps it at 5)"
+            }
+            Self::Percentile => "hedge: `latency_percentile` must be within (0, 100)",
+            Self::Window => "hedge: `window` must be within 100 ms..=1 h",
+            Self::MinSamples => "hedge: `min_samples` must be at least 1",
+            Self::BudgetRatio => "hedge: the budget's `ratio` must be finite and within 0..=1000",
+            Self::BudgetBurst => "hedge: the budget's `burst` must be at least 1",
+        })
+    }
+}
+
+impl StdError for ConfigError {}

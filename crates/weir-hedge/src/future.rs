@@ -1,0 +1,418 @@
+//! `ResponseFuture`: one request through its primary and hedges.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep, sleep_until};
+use tower_service::Service;
+use weir_core::{Classify, Observer, Outcome, ServerHint};
+use weir_retry::Replay;
+
+use crate::event::{Event, Reason};
+use crate::shared::{Core, MAX_HEDGES, Shared};
+
+pin_project! {
+    /// The future of [`Hedge`](crate::Hedge): the primary attempt, the hedges sent after it, and
+    /// the timer between them.
+    ///
+    /// The primary lives inline; each hedge is boxed when it is sent (the hedge path only: the
+    /// attempts must be pinned apart and `unsafe` is forbidden, so a fixed array of pinned
+    /// futures cannot be written). When an answer is taken, or a fatal failure returned, every
+    /// other attempt is dropped before `poll` returns; dropping this future drops them all.
+    /// Nothing is ever spawned.
+    pub struct ResponseFuture<S, Req, R, C, O>
+    where
+        R: Replay<Req>,
+        S: Service<R::Request>,
+    {
+        #[pin]
+        primary: Attempt<S::Future>,
+        #[pin]
+        prepare: Prepare<R::Prepare>,
+        #[pin]
+        timer: Timer,
+        hedges: [Option<Pin<Box<S::Future>>>; MAX_HEDGES],
+        // `Some` only while hedges may still be sent: a clone, readied before each hedge.
+        service: Option<S>,
+        copy: Option<R::Copy>,
+        shared: Arc<Shared<R, C, O>>,
+        // The primary's non-fatal failure: returned if every attempt fails.
+        primary_failure: Option<Result<S::Response, S::Error>>,
+        // A failure of `poll_ready` before a hedge, kept in case nothing else answers.
+        ready_failure: Option<S::Error>,
+        started: u8,
+        deadline: Option<Instant>,
+        // When the primary started (the percentile trigger records its latency).
+        start: Option<Instant>,
+        due: Option<Reason>,
+        schedule: bool,
+        _request: PhantomData<fn(Req)>,
+    }
+}
+
+pin_project! {
+    #[project = AttemptProj]
+    enum Attempt<F> {
+        Running { #[pin] future: F },
+        Done,
+    }
+}
+
+pin_project! {
+    #[project = PrepareProj]
+    enum Prepare<P> {
+        Preparing { #[pin] prepare: P },
+        Done,
+    }
+}
+
+pin_project! {
+    #[project = TimerProj]
+    enum Timer {
+        Off,
+        Armed { #[pin] sleep: Sleep },
+    }
+}
+
+/// What one attempt's result means for the request.
+enum Verdict {
+    /// Take it.
+    Answer,
+    /// Cancel everything and return it.
+    Fatal,
+    /// Send the next hedge at once (or, with `stop`, send no more) and wait for the others.
+    NonFatal { stop: bool },
+}
+
+fn verdict<Res, E>(outcome: Outcome, result: &Result<Res, E>) -> Verdict {
+    match outcome {
+        Outcome::Success => Verdict::Answer,
+        // An ignored `Ok` is an answer; an ignored `Err` is one of weir's own rejections (an
+        // open breaker inside, a full bulkhead): another attempt may fare better, as .NET's
+        // standard hedging handler treats an open circuit.
+        Outcome::Ignored if result.is_ok() => Verdict::Answer,
+        Outcome::Ignored => Verdict::NonFatal { stop: false },
+        Outcome::Failure(failure) if !failure.is_transient() => Verdict::Fatal,
+        Outcome::Failure(failure) => Verdict::NonFatal {
+            stop: matches!(failure.hint(), Some(ServerHint::DoNotRetry)),
+        },
+    }
+}
+
+impl<S, Req, R, C, O> ResponseFuture<S, Req, R, C, O>
+where
+    R: Replay<Req>,
+    S: Service<R::Request>,
+{
+    /// A future whose primary is in flight already.
+    #[inline]
+    pub(crate) fn running(
+        future: S::Future,
+        service: Option<S>,
+        copy: Option<R::Copy>,
+        shared: Arc<Shared<R, C, O>>,
+        deadline: Option<Instant>,
+        start: Option<Instant>,
+    ) -> Self {
+        Self {
+            primary: Attempt::Running { future },
+            prepare: Prepare::Done,
+            timer: Timer::Off,
+            hedges: [const { None }; MAX_HEDGES],
+            service,
+            copy,
+            shared,
+            primary_failure: None,
+            ready_failure: None,
+            started: 1,
+            deadline,
+            start,
+            due: None,
+            schedule: true,
+            _request: PhantomData,
+        }
+    }
+
+    /// A future that prepares the request (reads an HTTP body) and then calls `service`, which
+    /// was readied by `poll_ready`.
+    pub(crate) fn preparing(service: S, shared: Arc<Shared<R, C, O>>, prepare: R::Prepare) -> Self {
+        Self {
+            primary: Attempt::Done,
+            prepare: Prepare::Preparing { prepare },
+            timer: Timer::Off,
+            hedges: [const { None }; MAX_HEDGES],
+            service: Some(service),
+            copy: None,
+            shared,
+            primary_failure: None,
+            ready_failure: None,
+            started: 0,
+            deadline: None,
+            start: None,
+            due: None,
+            schedule: true,
+            _request: PhantomData,
+        }
+    }
+}
+
+impl<S, Req, R, C, O> Future for ResponseFuture<S, Req, R, C, O>
+where
+    R: Replay<Req>,
+    S: Service<R::Request>,
+    C: Classify<S::Response, S::Error>,
+    O: for<'a> Observer<Event<'a>>,
+{
+    type Output = Result<S::Response, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let PrepareProj::Preparing { prepare } = this.prepare.as_mut().project() {
+            let Poll::Ready((request, copy)) = prepare.poll(cx) else {
+                return Poll::Pending;
+            };
+            this.prepare.set(Prepare::Done);
+            let shared = &**this.shared;
+            *this.deadline = shared.replay.deadline(&request).map(|d| d.instant());
+            *this.start = shared.records().then(Instant::now);
+            let mut service = this
+                .service
+                .take()
+                .expect("the readied service is in the future until the request is prepared");
+            let future = service.call(request);
+            this.primary.set(Attempt::Running { future });
+            *this.started = 1;
+            if copy.is_some() && shared.max_attempts > 1 {
+                *this.service = Some(service);
+                *this.copy = copy;
+            }
+        }
+        let shared = &**this.shared;
+        loop {
+            // 1. The primary.
+            if let AttemptProj::Running { future } = this.primary.as_mut().project()
+                && let Poll::Ready(result) = future.poll(cx)
+            {
+                this.primary.set(Attempt::Done);
+                if let Some(start) = *this.start {
+                    shared.core.record(start, Instant::now());
+                }
+                match verdict(shared.classify.classify(&result), &result) {
+                    Verdict::Answer | Verdict::Fatal => {
+                        finish(this.hedges, this.timer.as_mut(), shared, 0);
+                        return Poll::Ready(result);
+                    }
+                    Verdict::NonFatal { stop } => {
+                        *this.primary_failure = Some(result);
+                        failed(this.service, this.due, stop);
+                    }
+                }
+            }
+            // 2. The hedges.
+            for index in 0..MAX_HEDGES {
+                let Some(future) = this.hedges[index].as_mut() else {
+                    continue;
+                };
+                let Poll::Ready(result) = future.as_mut().poll(cx) else {
+                    continue;
+                };
+                this.hedges[index] = None;
+                match verdict(shared.classify.classify(&result), &result) {
+                    Verdict::Answer => {
+                        let primary = cancel_primary(this.primary.as_mut(), this.start, shared);
+                        let attempt = index as u32 + 2;
+                        Core::count(&shared.core.hedges_won, 1);
+                        shared.observer.on_event(&Event::HedgeWon {
+                            layer: &shared.name,
+                            attempt,
+                        });
+                        finish(this.hedges, this.timer.as_mut(), shared, primary);
+                        return Poll::Ready(result);
+                    }
+                    Verdict::Fatal => {
+                        let primary = cancel_primary(this.primary.as_mut(), this.start, shared);
+                        finish(this.hedges, this.timer.as_mut(), shared, primary);
+                        return Poll::Ready(result);
+                    }
+                    // A hedge's failure is dropped: the primary's is the one returned.
+                    Verdict::NonFatal { stop } => failed(this.service, this.due, stop),
+                }
+            }
+            // 3. The timer.
+            if let TimerProj::Armed { sleep } = this.timer.as_mut().project()
+                && sleep.poll(cx).is_ready()
+            {
+                this.timer.set(Timer::Off);
+                this.due.get_or_insert(Reason::Delay);
+            }
+            // 4. A hedge that is due.
+            let can_send = this.service.is_some() && *this.started < shared.max_attempts;
+            if !can_send {
+                *this.due = None;
+                *this.schedule = false;
+                this.timer.set(Timer::Off);
+            }
+            if let (Some(reason), Some(service)) = (*this.due, this.service.as_mut()) {
+                match service.poll_ready(cx) {
+                    Poll::Pending => {}
+                    Poll::Ready(Err(err)) => {
+                        // The clone cannot take a hedge now: no more hedges for this request.
+                        *this.ready_failure = Some(err);
+                        *this.service = None;
+                        *this.due = None;
+                        continue;
+                    }
+                    Poll::Ready(Ok(())) => {
+                        *this.due = None;
+                        let now = Instant::now();
+                        let past_deadline = this.deadline.is_some_and(|d| now >= d);
+                        if past_deadline {
+                            *this.service = None;
+                            continue;
+                        }
+                        if !shared.core.budget.withdraw(shared.core.micros(now)) {
+                            Core::count(&shared.core.budget_exhausted, 1);
+                            shared.observer.on_event(&Event::BudgetExhausted {
+                                layer: &shared.name,
+                            });
+                            *this.service = None;
+                            continue;
+                        }
+                        let copy = this.copy.as_ref().expect("a copy is kept while hedging");
+                        let request = shared.replay.replay(copy);
+                        let index = usize::from(*this.started - 1);
+                        // Boxed: a hedge is off the happy path (see the type's docs).
+                        this.hedges[index] = Some(Box::pin(service.call(request)));
+                        *this.started += 1;
+                        Core::count(&shared.core.hedges_sent, 1);
+                        shared.observer.on_event(&Event::HedgeSent {
+                            layer: &shared.name,
+                            attempt: u32::from(*this.started),
+                            reason,
+                        });
+                        // The next delay counts from this hedge.
+                        this.timer.set(Timer::Off);
+                        *this.schedule = true;
+                        continue;
+                    }
+                }
+            }
+            // 5. Nothing in flight and nothing more to send: every attempt failed.
+            let in_flight = matches!(*this.primary, Attempt::Running { .. })
+                || this.hedges.iter().any(Option::is_some);
+            if !in_flight && this.due.is_none() {
+                if let Some(failure) = this.primary_failure.take() {
+                    this.timer.set(Timer::Off);
+                    return Poll::Ready(failure);
+                }
+                if let Some(err) = this.ready_failure.take() {
+                    return Poll::Ready(Err(err));
+                }
+            }
+            // 6. Arm the timer for the next hedge. Lazily: only once an attempt is pending, so
+            // a primary that answers on its first poll never reads the clock or touches the
+            // timer. Arming costs a clock read and a clone of the runtime handle (an atomic
+            // increment); the first poll of the `Sleep` registers it in tokio's timer wheel,
+            // which takes that shard's lock (tokio's, not ours): the price of any timeout.
+            if *this.schedule && this.service.is_some() && this.due.is_none() {
+                *this.schedule = false;
+                if let Some(delay) = shared.delay() {
+                    if delay.is_zero() {
+                        *this.due = Some(Reason::Delay);
+                        continue;
+                    }
+                    let at = Instant::now() + delay;
+                    if this.deadline.is_none_or(|d| at < d) {
+                        this.timer.set(Timer::Armed {
+                            sleep: sleep_until(at),
+                        });
+                        if let TimerProj::Armed { sleep } = this.timer.as_mut().project()
+                            && sleep.poll(cx).is_ready()
+                        {
+                            this.timer.set(Timer::Off);
+                            *this.due = Some(Reason::Delay);
+                            continue;
+                        }
+                    }
+                }
+            }
+            return Poll::Pending;
+        }
+    }
+}
+
+/// An attempt failed non-fatally: the next hedge is due at once, unless the server said stop.
+fn failed<S>(service: &mut Option<S>, due: &mut Option<Reason>, stop: bool) {
+    if stop {
+        *service = None;
+        *due = None;
+    } else {
+        *due = Some(Reason::Failure);
+    }
+}
+
+/// Drops the primary if it is still running; 1 if it was.
+fn cancel_primary<F, R, C, O>(
+    mut primary: Pin<&mut Attempt<F>>,
+    start: &Option<Instant>,
+    shared: &Shared<R, C, O>,
+) -> u32 {
+    if matches!(*primary, Attempt::Running { .. }) {
+        primary.set(Attempt::Done);
+        // Cut short: its latency is at least this much.
+        if let Some(start) = *start {
+            shared.core.record(start, Instant::now());
+        }
+        1
+    } else {
+        0
+    }
+}
+
+/// Drops every hedge still in flight and the timer, and reports the cancellations.
+fn finish<F, R, C, O>(
+    hedges: &mut [Option<Pin<Box<F>>>; MAX_HEDGES],
+    mut timer: Pin<&mut Timer>,
+    shared: &Shared<R, C, O>,
+    mut cancelled: u32,
+) where
+    O: for<'a> Observer<Event<'a>>,
+{
+    for hedge in hedges.iter_mut() {
+        if hedge.take().is_some() {
+            cancelled += 1;
+        }
+    }
+    if matches!(*timer, Timer::Armed { .. }) {
+        timer.set(Timer::Off);
+    }
+    if cancelled > 0 {
+        Core::count(&shared.core.cancelled, u64::from(cancelled));
+        shared.observer.on_event(&Event::Cancelled {
+            layer: &shared.name,
+            attempts: cancelled,
+        });
+    }
+}
+
+impl<S, Req, R, C, O> fmt::Debug for ResponseFuture<S, Req, R, C, O>
+where
+    R: Replay<Req>,
+    S: Service<R::Request>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("started", &self.started)
+            .field(
+                "in_flight",
+                &(usize::from(matches!(self.primary, Attempt::Running { .. }))
+                    + self.hedges.iter().filter(|h| h.is_some()).count()),
+            )
+            .finish_non_exhaustive()
+    }
+}

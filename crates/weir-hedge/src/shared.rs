@@ -1,0 +1,104 @@
+//! The state shared by every service and clone a layer makes (what the handle reads).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use weir_core::Name;
+
+use crate::state::{Budget, Latency};
+
+/// The most attempts a request may make, the primary included (gRFC A6 caps `maxAttempts` at 5).
+pub(crate) const MAX_ATTEMPTS: u8 = 5;
+/// Hedges at most: every attempt but the primary.
+pub(crate) const MAX_HEDGES: usize = MAX_ATTEMPTS as usize - 1;
+
+/// When a hedge is sent.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Trigger {
+    /// After a fixed delay (zero: parallel mode).
+    Fixed(Duration),
+    /// After a percentile of recent latencies.
+    Percentile,
+}
+
+/// The layer's fixed settings and its running state, behind one `Arc`.
+#[derive(Debug)]
+pub(crate) struct Shared<R, C, O> {
+    pub(crate) name: Name,
+    pub(crate) max_attempts: u8,
+    pub(crate) trigger: Trigger,
+    pub(crate) replay: R,
+    pub(crate) classify: C,
+    pub(crate) observer: O,
+    pub(crate) core: std::sync::Arc<Core>,
+}
+
+/// The running state: budget, latencies, counters. Shared with the handle.
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub(crate) origin: Instant,
+    pub(crate) budget: Budget,
+    pub(crate) latency: Option<Latency>,
+    pub(crate) hedges_sent: AtomicU64,
+    pub(crate) hedges_won: AtomicU64,
+    pub(crate) cancelled: AtomicU64,
+    pub(crate) budget_exhausted: AtomicU64,
+}
+
+impl Core {
+    pub(crate) fn new(origin: Instant, budget: Budget, latency: Option<Latency>) -> Self {
+        Self {
+            origin,
+            budget,
+            latency,
+            hedges_sent: AtomicU64::new(0),
+            hedges_won: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
+            budget_exhausted: AtomicU64::new(0),
+        }
+    }
+
+    /// Microseconds since the layer was built.
+    #[inline]
+    pub(crate) fn micros(&self, now: Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.origin).as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// Records a primary's latency (percentile trigger only).
+    #[inline]
+    pub(crate) fn record(&self, start: Instant, now: Instant) {
+        if let Some(latency) = &self.latency {
+            let took =
+                u64::try_from(now.saturating_duration_since(start).as_micros()).unwrap_or(u64::MAX);
+            latency.record(self.micros(now), took);
+        }
+    }
+
+    pub(crate) fn count(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+impl<R, C, O> Shared<R, C, O> {
+    /// The delay before the next hedge; `None`: the trigger does not fire (the percentile
+    /// trigger before it has enough samples).
+    #[inline]
+    pub(crate) fn delay(&self) -> Option<Duration> {
+        match self.trigger {
+            Trigger::Fixed(delay) => Some(delay),
+            Trigger::Percentile => self
+                .core
+                .latency
+                .as_ref()
+                .and_then(Latency::delay_us)
+                .map(Duration::from_micros),
+        }
+    }
+
+    /// Whether latencies are recorded (the percentile trigger).
+    #[inline]
+    pub(crate) const fn records(&self) -> bool {
+        matches!(self.trigger, Trigger::Percentile)
+    }
+}

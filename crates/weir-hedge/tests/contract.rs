@@ -1,0 +1,45 @@
+//! Contract: auto traits, clones share state, the layer is built once.
+
+mod support;
+
+use support::{Kind, Upstream, classify, ms};
+use tower::{Layer, ServiceExt};
+use weir_hedge::{Hedge, HedgeLayer, ResponseFuture};
+
+fn assert_send_sync<T: Send + Sync>() {}
+fn assert_send<T: Send>() {}
+
+/// #21.1: the service is `Clone + Send + Sync` when its inner service is, and so is the layer;
+/// the response future is `Send`.
+#[test]
+fn auto_traits() {
+    assert_send_sync::<Hedge<Upstream>>();
+    assert_send_sync::<HedgeLayer>();
+    assert_send::<ResponseFuture<Upstream, (), weir_retry::CloneRequest, weir_core::AnyError, ()>>(
+    );
+}
+
+/// #21.2: every service the layer makes, and every clone, shares one budget.
+#[tokio::test(start_paused = true)]
+async fn services_and_clones_share_one_budget() {
+    let (layer, handle) = HedgeLayer::builder()
+        .delay(ms(10))
+        .budget(
+            weir_hedge::HedgeBudget::ratio(0.0)
+                .min_per_second(0)
+                .burst(2),
+        )
+        .classify(classify)
+        .build_with_handle()
+        .unwrap();
+    let plan = || vec![(ms(50), Kind::Ok), (ms(1), Kind::Ok)];
+    let one = layer.layer(Upstream::new(plan()));
+    let two = layer.clone().layer(Upstream::new(plan()));
+    let _ = one.oneshot(()).await;
+    let _ = two.oneshot(()).await;
+    let third = Upstream::new(plan());
+    let _ = layer.layer(third.clone()).oneshot(()).await;
+    assert_eq!(third.calls(), 1);
+    assert_eq!(handle.hedges_sent(), 2);
+    assert_eq!(handle.budget_exhausted(), 1);
+}
