@@ -58,13 +58,23 @@ impl IdempotentReplay {
 
     /// Whether `request` may be sent more than once.
     #[must_use]
+    #[inline]
     pub fn may_retry<Req: Carrier>(&self, request: &Req) -> bool {
-        match (request.method(), request.headers()) {
-            (Some(method), Some(headers)) => HttpReplay::new()
-                .non_idempotent(self.non_idempotent)
-                .is_retryable(method, headers),
-            _ => true,
+        match request.method() {
+            None => true,
+            Some(method) => self.may_retry_http(method, request.headers()),
         }
+    }
+
+    /// HTTP's rules, out of line: a request that is not HTTP never reaches them, and the code
+    /// inlined in its `call` stays as small as `CloneRequest`'s.
+    #[inline(never)]
+    fn may_retry_http(self, method: &http::Method, headers: Option<&http::HeaderMap>) -> bool {
+        headers.is_some_and(|headers| {
+            HttpReplay::new()
+                .non_idempotent(self.non_idempotent)
+                .is_retryable(method, headers)
+        })
     }
 
     #[inline]

@@ -617,3 +617,68 @@ async fn client_preset_reports_every_layer_to_its_observer() {
         assert!(events.contains(&expected), "{expected:?} in {events:?}");
     }
 }
+
+/// #27.5: every error under the gRPC preset reaches tonic as a `tonic::Status` with its own
+/// code: weir's refusals their codes (never `UNKNOWN`), a transport failure `UNAVAILABLE`, a
+/// status as it was; an error while readying is answered by the next call, not by tonic's
+/// `UNKNOWN "Service was not ready"`.
+#[cfg(feature = "tonic")]
+#[tokio::test]
+async fn grpc_status_layer_gives_every_error_its_code() {
+    use std::task::{Context, Poll};
+    use tonic::Code;
+    use weir::{BoxError, Error, GrpcStatusLayer};
+
+    let cases: Vec<(BoxError, Code)> = vec![
+        (Error::timeout().into(), Code::DeadlineExceeded),
+        (Error::circuit_open().into(), Code::Unavailable),
+        (Error::bulkhead_full().into(), Code::Unavailable),
+        (
+            Error::rate_limited(Duration::from_secs(1)).into(),
+            Code::ResourceExhausted,
+        ),
+        (
+            io::Error::from(io::ErrorKind::ConnectionRefused).into(),
+            Code::Unavailable,
+        ),
+        (
+            tonic::Status::not_found("no such item").into(),
+            Code::NotFound,
+        ),
+    ];
+    for (error, code) in cases {
+        let text = error.to_string();
+        let error = Mutex::new(Some(error));
+        let service = GrpcStatusLayer::new().layer(service_fn(move |_req: u32| {
+            let error = error.lock().unwrap().take().unwrap();
+            async move { Err::<u32, BoxError>(error) }
+        }));
+        let status = service.oneshot(1).await.unwrap_err();
+        assert_eq!(status.code(), code, "{text}: {status:?}");
+    }
+
+    /// Fails in `poll_ready` with a full bulkhead.
+    struct Unready;
+    impl tower::Service<u32> for Unready {
+        type Response = u32;
+        type Error = BoxError;
+        type Future = std::future::Ready<Result<u32, BoxError>>;
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+            Poll::Ready(Err(Error::bulkhead_full()
+                .with_retry_after(Duration::from_secs(2))
+                .into()))
+        }
+        fn call(&mut self, n: u32) -> Self::Future {
+            std::future::ready(Ok(n))
+        }
+    }
+    let mut service = GrpcStatusLayer::new().layer(Unready);
+    let ready = tower::ServiceExt::ready(&mut service).await;
+    assert!(ready.is_ok(), "readiness never fails");
+    let status = tower::Service::call(&mut service, 1).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(
+        status.metadata().get("grpc-retry-pushback-ms").unwrap(),
+        "2000"
+    );
+}
