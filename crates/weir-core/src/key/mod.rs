@@ -56,7 +56,7 @@ pub trait KeyExtractor<Req> {
     /// Prepares a key to be stored beyond the request, for example as a new entry of a keyed
     /// layer's state map.
     ///
-    /// A key cloned out of a request may share that request's buffer: a [`HeaderValue`] that
+    /// A key cloned out of a request may share that request's buffer: a [`HeaderValue`](http::HeaderValue) that
     /// hyper parsed is a slice of the connection's read buffer, and holding it keeps the whole
     /// buffer (kilobytes) alive. `detach` copies such a key into an allocation of its own, so
     /// keyed layers call it once, when they first store a key, never on the lookup path. The
@@ -271,7 +271,7 @@ where
 /// Combinators for key extractors: `.and(b)` ([`Pair`]) and `.or(b)` ([`Or`]).
 ///
 /// Implemented for every type, because an extractor may serve many request types (every
-/// [`Request<B>`]) and `.and` could not infer which one is meant; the result is an extractor
+/// [`Request<B>`](http::Request)) and `.and` could not infer which one is meant; the result is an extractor
 /// for the requests both halves extract from.
 ///
 /// ```
