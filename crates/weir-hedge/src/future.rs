@@ -47,7 +47,8 @@ pin_project! {
         ready_failure: Option<S::Error>,
         started: u8,
         deadline: Option<Instant>,
-        // When the primary started (the percentile trigger records its latency).
+        // The primary's first pending poll (the percentile trigger records its latency from
+        // there): read only once it is pending, so an immediate answer reads no clock.
         start: Option<Instant>,
         due: Option<Reason>,
         schedule: bool,
@@ -117,7 +118,6 @@ where
         copy: Option<R::Copy>,
         shared: Arc<Shared<R, C, O>>,
         deadline: Option<Instant>,
-        start: Option<Instant>,
     ) -> Self {
         Self {
             primary: Attempt::Running { future },
@@ -131,7 +131,7 @@ where
             ready_failure: None,
             started: 1,
             deadline,
-            start,
+            start: None,
             due: None,
             schedule: true,
             _request: PhantomData,
@@ -179,7 +179,6 @@ where
             this.prepare.set(Prepare::Done);
             let shared = &**this.shared;
             *this.deadline = shared.replay.deadline(&request).map(|d| d.instant());
-            *this.start = shared.records().then(Instant::now);
             let mut service = this
                 .service
                 .take()
@@ -201,6 +200,8 @@ where
                 this.primary.set(Attempt::Done);
                 if let Some(start) = *this.start {
                     shared.core.record(start, Instant::now());
+                } else if shared.records() {
+                    shared.core.record_at_once();
                 }
                 match verdict(shared.classify.classify(&result), &result) {
                     Verdict::Answer | Verdict::Fatal => {
@@ -340,6 +341,12 @@ where
                         }
                     }
                 }
+            }
+            if this.start.is_none()
+                && shared.records()
+                && matches!(*this.primary, Attempt::Running { .. })
+            {
+                *this.start = Some(Instant::now());
             }
             return Poll::Pending;
         }

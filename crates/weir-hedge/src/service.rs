@@ -5,7 +5,6 @@ use std::mem;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tokio::time::Instant;
 use tower_service::Service;
 use weir_core::{AnyError, Classify, Observer};
 use weir_retry::{CloneRequest, Replay};
@@ -89,14 +88,13 @@ where
         match shared.replay.prepare_now(request) {
             Ok((request, copy)) => {
                 let deadline = shared.replay.deadline(&request).map(|d| d.instant());
-                let start = shared.records().then(Instant::now);
                 let future = self.inner.call(request);
                 // A clone only when a hedge may follow.
                 let (service, copy) = match copy {
                     Some(copy) if shared.max_attempts > 1 => (Some(self.inner.clone()), Some(copy)),
                     _ => (None, None),
                 };
-                ResponseFuture::running(future, service, copy, Arc::clone(shared), deadline, start)
+                ResponseFuture::running(future, service, copy, Arc::clone(shared), deadline)
             }
             Err(prepare) => {
                 let clone = self.inner.clone();

@@ -75,6 +75,17 @@ impl Core {
         }
     }
 
+    /// Records a primary that answered on its first poll (latency zero, no clock reading, but
+    /// for one in 64).
+    #[inline]
+    pub(crate) fn record_at_once(&self) {
+        if let Some(latency) = &self.latency
+            && !latency.record_at_once()
+        {
+            latency.record(self.micros(Instant::now()), 0);
+        }
+    }
+
     pub(crate) fn count(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }

@@ -55,10 +55,15 @@ impl Budget {
         }
     }
 
-    /// A request starts: one atomic add (none when the budget is unlimited).
+    /// A request starts. A full balance (the usual state when hedges are rare) costs one
+    /// atomic load and no write, so clones on many threads do not fight over the cache line;
+    /// otherwise one atomic add. Nothing when the budget is unlimited.
     #[inline]
     pub(crate) fn deposit(&self) {
-        if !self.is_unlimited() {
+        if !self.is_unlimited()
+            && self.per_request > 0
+            && self.balance.load(Ordering::Relaxed) < self.cap
+        {
             self.credit(self.per_request);
         }
     }
@@ -143,6 +148,9 @@ const NO_DELAY: u64 = u64::MAX;
 /// The percentile is recomputed every this many samples, and at each window rotation.
 const RECOMPUTE_EVERY: u32 = 16;
 
+/// One immediate answer in this many is recorded with a clock reading.
+const UNTIMED_EVERY: u32 = 64;
+
 /// Recent latencies in a rotating window of two banks (the current window and the one before):
 /// the percentile reads between one and two windows of history. Recording is a few relaxed
 /// atomic adds; the percentile is recomputed every 16 samples and cached in one atomic, so the
@@ -159,6 +167,8 @@ pub(crate) struct Latency {
     floor_us: u64,
     banks: [Bank; 2],
     delay_us: AtomicU64,
+    /// Samples recorded without a clock reading (see [`record_at_once`](Self::record_at_once)).
+    untimed: AtomicU32,
 }
 
 impl Latency {
@@ -171,6 +181,7 @@ impl Latency {
             floor_us,
             banks: [Bank::new(), Bank::new()],
             delay_us: AtomicU64::new(NO_DELAY),
+            untimed: AtomicU32::new(0),
         }
     }
 
@@ -200,6 +211,33 @@ impl Latency {
         if rotated || total.is_multiple_of(RECOMPUTE_EVERY) || total <= self.min_samples {
             self.recompute(window);
         }
+    }
+
+    /// Records a latency of zero (an answer on the first poll) without reading the clock, into
+    /// the newest window. `false`: record this one with the time instead ([`record`](Self::record));
+    /// one sample in 64 is, so the window still rotates when every answer is immediate.
+    pub(crate) fn record_at_once(&self) -> bool {
+        if self
+            .untimed
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(UNTIMED_EVERY)
+        {
+            return false;
+        }
+        let window = self.banks[0]
+            .window
+            .load(Ordering::Acquire)
+            .max(self.banks[1].window.load(Ordering::Acquire));
+        if window == 0 {
+            return false;
+        }
+        let bank = &self.banks[(window % 2) as usize];
+        bank.counts[0].fetch_add(1, Ordering::Relaxed);
+        let total = bank.total.fetch_add(1, Ordering::AcqRel) + 1;
+        if total.is_multiple_of(RECOMPUTE_EVERY) || total <= self.min_samples {
+            self.recompute(window);
+        }
+        true
     }
 
     fn recompute(&self, window: u64) {
@@ -303,6 +341,31 @@ mod tests {
             latency.record(2_500, 100);
         }
         assert!(latency.delay_us().unwrap() <= 125);
+    }
+
+    /// #21.3: immediate answers are recorded without a clock reading, and still rotate the
+    /// window once in a while.
+    #[test]
+    fn immediate_answers_count_as_zero() {
+        let latency = Latency::new(1_000, 50.0, 4, 0);
+        assert!(
+            !latency.record_at_once(),
+            "the first is recorded with the time"
+        );
+        latency.record(0, 0);
+        for _ in 0..3 {
+            assert!(latency.record_at_once());
+        }
+        assert_eq!(latency.delay_us(), Some(0));
+        for _ in 0..4 {
+            latency.record(10, 50_000);
+        }
+        for _ in 0..60 {
+            assert!(latency.record_at_once());
+        }
+        // The 65th call (64 after the first) asks for the clock again.
+        assert!(!latency.record_at_once());
+        assert_eq!(latency.delay_us(), Some(0));
     }
 
     /// #21.2: hedges never exceed burst + ratio x requests + floor x seconds.
