@@ -445,3 +445,42 @@ async fn an_open_circuit_inside_sends_the_next_hedge_at_once() {
     assert_eq!(out, Ok(answer(1)));
     assert_eq!(upstream.started_at(origin), vec![ms(0), ms(1)]);
 }
+
+/// #21 (A6): every hedge of a gRPC call carries `grpc-previous-rpc-attempts`; the primary none.
+#[tokio::test(start_paused = true)]
+async fn grpc_hedges_carry_previous_rpc_attempts() {
+    use std::sync::Mutex;
+
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    let upstream = tower::service_fn(move |req: http::Request<weir_retry::ReplayBody<String>>| {
+        let record = Arc::clone(&record);
+        async move {
+            let previous = req
+                .headers()
+                .get("grpc-previous-rpc-attempts")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let n = {
+                let mut seen = record.lock().unwrap();
+                seen.push(previous);
+                seen.len()
+            };
+            tokio::time::sleep(if n == 3 { ms(1) } else { ms(100) }).await;
+            Ok::<_, std::convert::Infallible>(http::Response::new(n))
+        }
+    });
+    let layer = HedgeLayer::grpc()
+        .delay(ms(10))
+        .max_attempts(3)
+        .build()
+        .unwrap();
+    let request = http::Request::post("/pkg.Svc/Get")
+        .body(String::new())
+        .unwrap();
+    let response = layer.layer(upstream).oneshot(request).await.unwrap();
+    assert_eq!(*response.body(), 3);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![None, Some("1".to_owned()), Some("2".to_owned())]
+    );
+}
