@@ -27,7 +27,7 @@ pub use crate::event::Event;
 pub use crate::future::ResponseFuture;
 pub use crate::handle::{BulkheadHandle, BulkheadStats};
 pub use crate::layer::BulkheadLayer;
-pub use crate::partition::{Partitioned, PartitionedBuilder, PartitionedLayer};
+pub use crate::partition::{Partitioned, PartitionedBuilder, PartitionedHandle, PartitionedLayer};
 pub use crate::permit::Permit;
 pub use crate::protocol::{Http, Plain, Protocol};
 #[cfg(feature = "runtime")]

@@ -288,30 +288,92 @@ impl<X, K, O, P> PartitionedLayer<X, K, O, P>
 where
     K: Hash + Eq + Send + Sync,
 {
+    /// A handle on the partitions this layer (and every service it makes, and every clone)
+    /// shares: the same figures as [`stats`](Self::stats) and [`pool_stats`](Self::pool_stats),
+    /// from a value that can be kept apart from the layer (a dashboard, a health check).
+    #[must_use]
+    pub fn handle(&self) -> PartitionedHandle<X, K, O> {
+        PartitionedHandle {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
     /// The figures of `key`'s partition, if it has one now. A keyed partition is found by
     /// visiting the stored keys (a scan, for dashboards and tests, not for the request path).
     #[must_use]
     pub fn stats(&self, key: &K) -> Option<BulkheadStats> {
-        if let Some(partition) = self.shared.named.get(key) {
+        stats_of(&self.shared, key)
+    }
+
+    /// The figures of the shared pool, if there is one.
+    #[must_use]
+    pub fn pool_stats(&self) -> Option<BulkheadStats> {
+        pool_stats_of(&self.shared)
+    }
+}
+
+/// Reads the partitions of a [`PartitionedLayer`]; from [`PartitionedLayer::handle`]. Cheap to
+/// clone, usable from any thread.
+pub struct PartitionedHandle<X, K, O = ()> {
+    shared: Arc<Parts<X, K, O>>,
+}
+
+impl<X, K, O> PartitionedHandle<X, K, O>
+where
+    K: Hash + Eq + Send + Sync,
+{
+    /// The figures of `key`'s partition, if it has one now (a scan over keyed partitions).
+    #[must_use]
+    pub fn stats(&self, key: &K) -> Option<BulkheadStats> {
+        stats_of(&self.shared, key)
+    }
+
+    /// The figures of the shared pool, if there is one.
+    #[must_use]
+    pub fn pool_stats(&self) -> Option<BulkheadStats> {
+        pool_stats_of(&self.shared)
+    }
+}
+
+impl<X, K, O> Clone for PartitionedHandle<X, K, O> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<X, K, O> fmt::Debug for PartitionedHandle<X, K, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PartitionedHandle")
+            .field("name", &self.shared.name)
+            .finish_non_exhaustive()
+    }
+}
+
+fn stats_of<X, K, O>(shared: &Parts<X, K, O>, key: &K) -> Option<BulkheadStats>
+where
+    K: Hash + Eq + Send + Sync,
+{
+    {
+        if let Some(partition) = shared.named.get(key) {
             return Some(BulkheadStats::of(&partition.core));
         }
         let mut found = None;
-        self.shared.keyed.for_each(|k, partition| {
+        shared.keyed.for_each(|k, partition| {
             if k == key {
                 found = Some(BulkheadStats::of(&partition.core));
             }
         });
         found
     }
+}
 
-    /// The figures of the shared pool, if there is one.
-    #[must_use]
-    pub fn pool_stats(&self) -> Option<BulkheadStats> {
-        self.shared
-            .pool
-            .as_ref()
-            .map(|(core, _)| BulkheadStats::of(core))
-    }
+fn pool_stats_of<X, K, O>(shared: &Parts<X, K, O>) -> Option<BulkheadStats> {
+    shared
+        .pool
+        .as_ref()
+        .map(|(core, _)| BulkheadStats::of(core))
 }
 
 impl<S, X, K, O, P> Layer<S> for PartitionedLayer<X, K, O, P> {

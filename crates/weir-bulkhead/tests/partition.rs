@@ -310,3 +310,28 @@ async fn while_somebody_waits_a_newcomer_does_not_borrow_past_the_line() {
     let a = layer.stats(&A).unwrap();
     assert_eq!((a.in_flight, a.queued, a.rejected), (0, 0, 0));
 }
+
+/// #16.8: a partitioned layer gives a handle (kept apart from the layer) on the partitions its
+/// services share.
+#[tokio::test(start_paused = true)]
+async fn a_partitioned_layer_gives_a_handle_on_its_partitions() {
+    let layer = BulkheadLayer::partitioned(tenant)
+        .per_key(2)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let svc = layer.layer(slow_service());
+    drop(layer);
+    let mut running = JoinSet::new();
+    for i in 0..3 {
+        let svc = svc.clone();
+        running.spawn(async move { svc.oneshot((A, i)).await.is_ok() });
+    }
+    tokio::task::yield_now().await;
+    let stats = handle.clone().stats(&A).expect("a's partition");
+    assert_eq!((stats.in_flight, stats.rejected), (2, 1));
+    assert!(handle.stats(&B).is_none());
+    assert!(handle.pool_stats().is_none());
+    while running.join_next().await.is_some() {}
+    assert_eq!(handle.stats(&A).unwrap().in_flight, 0);
+}

@@ -304,8 +304,6 @@ impl<C, O> Guard<C, O> {
     where
         O: for<'a> Observer<Event<'a>>,
     {
-        // What the upstream caused: a throttled failure (one caller's quota) counts neither way.
-        let outcome = outcome.for_upstream();
         let slow = self.start != UNTIMED && self.slow();
         // The healthy steady state: a success, not slow, on a single breaker (a keyed one goes
         // the whole way), that `record` would neither count nor notify: `success_is_steady`
@@ -335,7 +333,9 @@ impl<C, O> Guard<C, O> {
     where
         O: for<'a> Observer<Event<'a>>,
     {
-        let verdict = match outcome {
+        // What the upstream caused (`Outcome::for_upstream`, applied here, off the steady
+        // path): a throttled failure (one caller's quota) counts neither way.
+        let verdict = match outcome.for_upstream() {
             Outcome::Success => Verdict::Success,
             Outcome::Failure(_) => Verdict::Failure,
             Outcome::Ignored => Verdict::Ignored,
@@ -561,14 +561,11 @@ where
             // The closed path, if the circuit has not moved since `poll_ready` (#16.8: a service
             // readied while closed and called after the circuit opened must not reach the
             // upstream): one more load of the state word.
-            Some(permit) if self.lanes.shared.breaker.is_current(permit) => {
+            Some(permit) if self.lanes.shared.breaker.still_counted(permit) => {
                 Guard::started_now(&self.lanes, None, Some(permit))
             }
-            Some(_) => match self.readmit() {
-                Ok(guard) => guard,
-                Err(error) => return ResponseFuture::rejected(error),
-            },
-            None => match self.take_held() {
+            // A stale permit (the circuit moved), a probe or a rejection: out of line.
+            stale => match self.take_held(stale.is_some()) {
                 Ok(guard) => guard,
                 Err(error) => return ResponseFuture::rejected(error),
             },
@@ -618,13 +615,17 @@ impl<S, C, O, P> CircuitBreaker<S, C, O, P> {
         Ok(guard)
     }
 
-    /// `call` without a closed-path permit: the probe held, started (or decided afresh if the
-    /// circuit moved since it was taken), or the rejection.
+    /// `call` without a current closed-path permit: a stale one (`stale`: decided afresh), the
+    /// probe held, started (or decided afresh if the circuit moved since it was taken), or the
+    /// rejection.
     #[inline(never)]
-    fn take_held(&mut self) -> Result<Guard<C, O>, Error>
+    fn take_held(&mut self, stale: bool) -> Result<Guard<C, O>, Error>
     where
         O: for<'a> Observer<Event<'a>>,
     {
+        if stale {
+            return self.readmit();
+        }
         match self.probe.take() {
             Some(guard) if !guard.is_current() => {
                 // Dropping the guard gives its probe slot back (to a period that is over).

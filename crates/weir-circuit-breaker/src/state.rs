@@ -729,6 +729,14 @@ impl Breaker {
         (self.reject(self.state(), None), notice)
     }
 
+    /// Whether a closed-path permit ([`admit_counted`](Self::admit_counted)) still holds: the
+    /// circuit has not moved since (one load). `false` for any other permit (the caller then
+    /// decides afresh: right, if slower).
+    #[inline]
+    pub(crate) fn still_counted(&self, permit: Permit) -> bool {
+        Permit::counted(self.word.load(Ordering::Acquire)) == permit
+    }
+
     /// Whether the circuit is still in the period (state and generation) `permit` was taken in:
     /// the circuit has not moved since (one load).
     #[inline]
