@@ -441,3 +441,32 @@ impl std::io::Write for LogWriter {
         Ok(())
     }
 }
+
+/// #15.16 (gateway): with Redis unreachable, each gateway instance limits locally with its share
+/// of every quota (`1 / instances`), so a fleet of two stays within the limit instead of
+/// doubling it. (Port 1 on loopback refuses at once: the store falls back from the first call.)
+#[tokio::test]
+async fn without_redis_an_instance_keeps_its_share_of_the_limit() {
+    let mut config = Config::demo();
+    config.redis_url = Some("redis://127.0.0.1:1".to_owned());
+    config.instances = 2;
+    let (gateway, _upstream, client) = setup(&config).await;
+    let mut admitted = 0;
+    for _ in 0..config.basic.per_second {
+        let answer = get(&client, gateway.addr, BASIC_KEY, &[]).await;
+        assert!(
+            [StatusCode::OK, StatusCode::TOO_MANY_REQUESTS].contains(&answer.status),
+            "{} {}",
+            answer.status,
+            answer.body
+        );
+        admitted += u32::from(answer.status == StatusCode::OK);
+    }
+    // Half the burst of 10, give or take what refills while the requests run (5/s).
+    let share = config.basic.per_second / 2;
+    assert!(
+        (share - 1..=share + 2).contains(&admitted),
+        "admitted {admitted} of a burst of {} shared by two instances",
+        config.basic.per_second
+    );
+}

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use weir_core::{AnyError, Name};
+use weir_core::{AnyError, GrpcStatus, Name};
 use weir_retry::{CloneRequest, HttpReplay};
 
+use crate::grpc::GrpcAttempts;
 use crate::handle::HedgeHandle;
 use crate::layer::HedgeLayer;
 use crate::shared::{Core, MAX_ATTEMPTS, Shared, Trigger};
@@ -34,6 +35,21 @@ impl HedgeLayer {
     #[must_use]
     pub fn http() -> HedgeBuilder<HttpReplay> {
         HedgeBuilder::new().replay(HttpReplay::new())
+    }
+
+    /// A builder for gRPC calls over `http::Request<B>` (gRFC A6 hedging): every call may be
+    /// hedged (gRPC methods are POSTs; hedge only idempotent methods, as A6 says: put the layer
+    /// on those), a body still streaming is never waited for (such a call is sent once), every
+    /// hedge carries `grpc-previous-rpc-attempts`, and [`GrpcStatus`] classifies: a transient
+    /// status (`UNAVAILABLE`...) is non-fatal, any other failure fatal; pushback is read from
+    /// `grpc-retry-pushback-ms`.
+    #[must_use]
+    pub fn grpc() -> HedgeBuilder<GrpcAttempts<HttpReplay>, GrpcStatus> {
+        HedgeBuilder::new()
+            .replay(GrpcAttempts::new(
+                HttpReplay::new().non_idempotent(true).wait_for_body(false),
+            ))
+            .classify(GrpcStatus::new())
     }
 }
 

@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep, sleep_until};
@@ -86,8 +87,9 @@ enum Verdict {
     Answer,
     /// Cancel everything and return it.
     Fatal,
-    /// Send the next hedge at once (or, with `stop`, send no more) and wait for the others.
-    NonFatal { stop: bool },
+    /// Send the next hedge at once (or after the server's `wait`; with `stop`, send no more)
+    /// and wait for the others.
+    NonFatal { stop: bool, wait: Option<Duration> },
 }
 
 fn verdict<Res, E>(outcome: Outcome, result: &Result<Res, E>) -> Verdict {
@@ -97,10 +99,26 @@ fn verdict<Res, E>(outcome: Outcome, result: &Result<Res, E>) -> Verdict {
         // open breaker inside, a full bulkhead): another attempt may fare better, as .NET's
         // standard hedging handler treats an open circuit.
         Outcome::Ignored if result.is_ok() => Verdict::Answer,
-        Outcome::Ignored => Verdict::NonFatal { stop: false },
+        Outcome::Ignored => Verdict::NonFatal {
+            stop: false,
+            wait: None,
+        },
         Outcome::Failure(failure) if !failure.is_transient() => Verdict::Fatal,
-        Outcome::Failure(failure) => Verdict::NonFatal {
-            stop: matches!(failure.hint(), Some(ServerHint::DoNotRetry)),
+        // gRFC A6: a pushback "do not retry" stops hedging; a pushback delay holds the next
+        // hedge back by that much (any `Retry-After` is read the same way).
+        Outcome::Failure(failure) => match failure.hint() {
+            Some(ServerHint::DoNotRetry) => Verdict::NonFatal {
+                stop: true,
+                wait: None,
+            },
+            Some(ServerHint::RetryAfter(wait)) if !wait.is_zero() => Verdict::NonFatal {
+                stop: false,
+                wait: Some(wait),
+            },
+            _ => Verdict::NonFatal {
+                stop: false,
+                wait: None,
+            },
         },
     }
 }
@@ -208,9 +226,16 @@ where
                         finish(this.hedges, this.timer.as_mut(), shared, 0);
                         return Poll::Ready(result);
                     }
-                    Verdict::NonFatal { stop } => {
+                    Verdict::NonFatal { stop, wait } => {
                         *this.primary_failure = Some(result);
-                        failed(this.service, this.due, stop);
+                        failed(
+                            this.service,
+                            this.due,
+                            this.schedule,
+                            this.timer.as_mut(),
+                            (stop, wait),
+                            *this.deadline,
+                        );
                     }
                 }
             }
@@ -241,7 +266,16 @@ where
                         return Poll::Ready(result);
                     }
                     // A hedge's failure is dropped: the primary's is the one returned.
-                    Verdict::NonFatal { stop } => failed(this.service, this.due, stop),
+                    Verdict::NonFatal { stop, wait } => {
+                        failed(
+                            this.service,
+                            this.due,
+                            this.schedule,
+                            this.timer.as_mut(),
+                            (stop, wait),
+                            *this.deadline,
+                        );
+                    }
                 }
             }
             // 3. The timer.
@@ -306,7 +340,8 @@ where
             // 5. Nothing in flight and nothing more to send: every attempt failed.
             let in_flight = matches!(*this.primary, Attempt::Running { .. })
                 || this.hedges.iter().any(Option::is_some);
-            if !in_flight && this.due.is_none() {
+            let waiting = this.service.is_some() && matches!(*this.timer, Timer::Armed { .. });
+            if !in_flight && this.due.is_none() && !waiting {
                 if let Some(failure) = this.primary_failure.take() {
                     this.timer.set(Timer::Off);
                     return Poll::Ready(failure);
@@ -353,11 +388,31 @@ where
     }
 }
 
-/// An attempt failed non-fatally: the next hedge is due at once, unless the server said stop.
-fn failed<S>(service: &mut Option<S>, due: &mut Option<Reason>, stop: bool) {
+/// An attempt failed non-fatally: the next hedge is due at once, unless the server said stop
+/// (no more hedges) or asked to wait (the next hedge after that wait, the timer re-armed).
+fn failed<S>(
+    service: &mut Option<S>,
+    due: &mut Option<Reason>,
+    schedule: &mut bool,
+    mut timer: Pin<&mut Timer>,
+    (stop, wait): (bool, Option<Duration>),
+    deadline: Option<Instant>,
+) {
     if stop {
         *service = None;
         *due = None;
+    } else if let Some(wait) = wait {
+        let at = Instant::now() + wait;
+        if deadline.is_some_and(|d| at >= d) {
+            // The wait ends past the request's deadline: no more hedges.
+            *service = None;
+        } else if service.is_some() {
+            // The server's wait replaces the hedging delay for this next hedge.
+            *schedule = false;
+            timer.set(Timer::Armed {
+                sleep: sleep_until(at),
+            });
+        }
     } else {
         *due = Some(Reason::Failure);
     }

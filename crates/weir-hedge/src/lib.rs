@@ -5,6 +5,7 @@
 mod builder;
 mod event;
 mod future;
+mod grpc;
 mod handle;
 mod layer;
 mod service;
@@ -14,6 +15,7 @@ mod state;
 pub use crate::builder::{ConfigError, HedgeBudget, HedgeBuilder};
 pub use crate::event::{Event, Reason};
 pub use crate::future::ResponseFuture;
+pub use crate::grpc::{CountedCopy, CountedPrepare, GrpcAttempts};
 pub use crate::handle::HedgeHandle;
 pub use crate::layer::HedgeLayer;
 pub use crate::service::Hedge;

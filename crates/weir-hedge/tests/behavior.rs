@@ -413,3 +413,74 @@ async fn dropping_the_future_drops_every_attempt() {
     drop(task);
     assert_eq!(upstream.live(), 0);
 }
+
+/// #21.2: a server pushback delay (gRFC A6 `grpc-retry-pushback-ms`, or `Retry-After`) holds the
+/// next hedge back by that much instead of sending it at once.
+#[tokio::test(start_paused = true)]
+async fn a_pushback_delay_holds_the_next_hedge_back() {
+    let upstream = Upstream::new(vec![(ms(5), Kind::Wait40), (ms(10), Kind::Ok)]);
+    let layer = HedgeLayer::builder()
+        .delay(ms(1000))
+        .classify(classify)
+        .build()
+        .unwrap();
+    let origin = Instant::now();
+    let out = layer.layer(upstream.clone()).oneshot(()).await;
+    assert_eq!(out, Ok(answer(1)));
+    assert_eq!(upstream.started_at(origin), vec![ms(0), ms(45)]);
+}
+
+/// #21 (keyed): an open circuit of a breaker inside (weir's own rejection, ignored by the
+/// classifier) is a non-fatal failure: the next hedge goes at once.
+#[tokio::test(start_paused = true)]
+async fn an_open_circuit_inside_sends_the_next_hedge_at_once() {
+    let upstream = Upstream::new(vec![(ms(1), Kind::CircuitOpen), (ms(10), Kind::Ok)]);
+    let layer = HedgeLayer::builder()
+        .delay(ms(1000))
+        .classify(classify)
+        .build()
+        .unwrap();
+    let origin = Instant::now();
+    let out = layer.layer(upstream.clone()).oneshot(()).await;
+    assert_eq!(out, Ok(answer(1)));
+    assert_eq!(upstream.started_at(origin), vec![ms(0), ms(1)]);
+}
+
+/// #21 (A6): every hedge of a gRPC call carries `grpc-previous-rpc-attempts`; the primary none.
+#[tokio::test(start_paused = true)]
+async fn grpc_hedges_carry_previous_rpc_attempts() {
+    use std::sync::Mutex;
+
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    let upstream = tower::service_fn(move |req: http::Request<weir_retry::ReplayBody<String>>| {
+        let record = Arc::clone(&record);
+        async move {
+            let previous = req
+                .headers()
+                .get("grpc-previous-rpc-attempts")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let n = {
+                let mut seen = record.lock().unwrap();
+                seen.push(previous);
+                seen.len()
+            };
+            tokio::time::sleep(if n == 3 { ms(1) } else { ms(100) }).await;
+            Ok::<_, std::convert::Infallible>(http::Response::new(n))
+        }
+    });
+    let layer = HedgeLayer::grpc()
+        .delay(ms(10))
+        .max_attempts(3)
+        .build()
+        .unwrap();
+    let request = http::Request::post("/pkg.Svc/Get")
+        .body(String::new())
+        .unwrap();
+    let response = layer.layer(upstream).oneshot(request).await.unwrap();
+    assert_eq!(*response.body(), 3);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![None, Some("1".to_owned()), Some("2".to_owned())]
+    );
+}

@@ -50,7 +50,7 @@ fn model(delay: u64, max: usize, plan: &[(Duration, Kind)]) -> (Vec<u64>, Answer
         let kind = plan[who].1;
         match kind {
             Kind::Ok | Kind::Fatal => return (starts, Answer { attempt: who, kind }, finish),
-            Kind::Transient | Kind::Pushback => {
+            _ => {
                 if who == 0 {
                     primary_failure = Some(Answer { attempt: 0, kind });
                 }

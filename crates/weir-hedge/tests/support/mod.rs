@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use tower::Service;
-use weir_core::{Failure, Outcome, ServerHint};
+use weir_core::{Classify, Failure, Outcome, ServerHint};
 
 /// How an attempt ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +24,10 @@ pub enum Kind {
     Fatal,
     /// A transient failure with "do not retry" pushback.
     Pushback,
+    /// A transient failure with a pushback of 40 ms.
+    Wait40,
+    /// weir's own "circuit open" (an open breaker inside): ignored by `AnyError`.
+    CircuitOpen,
 }
 
 /// What an attempt returns: its index in call order, and how it ended.
@@ -43,6 +47,12 @@ pub fn classify(result: &Reply) -> Outcome {
             Kind::Fatal => Outcome::Failure(Failure::permanent()),
             Kind::Pushback => {
                 Outcome::Failure(Failure::transient().with_hint(Some(ServerHint::DoNotRetry)))
+            }
+            Kind::Wait40 => Outcome::Failure(
+                Failure::transient().with_hint(Some(ServerHint::RetryAfter(ms(40)))),
+            ),
+            Kind::CircuitOpen => {
+                weir_core::AnyError.classify(&Err::<(), _>(weir_core::Error::circuit_open()))
             }
             _ => Outcome::Failure(Failure::transient()),
         },
