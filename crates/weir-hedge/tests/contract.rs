@@ -43,3 +43,37 @@ async fn services_and_clones_share_one_budget() {
     assert_eq!(handle.hedges_sent(), 2);
     assert_eq!(handle.budget_exhausted(), 1);
 }
+
+/// #21.1: every attempt, each hedge included, goes to an instance readied first (StrictService
+/// panics otherwise): the primary to the readied service, hedges to the future's clone, readied
+/// before each one.
+#[tokio::test(start_paused = true)]
+async fn hedges_call_only_readied_instances() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use tower::Service;
+    use weir_core::BoxError;
+    use weir_test::StrictService;
+
+    let failures = Arc::new(AtomicU32::new(2));
+    let strict = StrictService::new(move |n: u32| {
+        if failures
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |f| f.checked_sub(1))
+            .is_ok()
+        {
+            Err::<u32, BoxError>("boom".into())
+        } else {
+            Ok(n)
+        }
+    });
+    let layer = HedgeLayer::builder()
+        .delay(ms(10))
+        .max_attempts(3)
+        .build()
+        .unwrap();
+    let mut service = layer.layer(strict);
+    let out = service.ready().await.unwrap().call(7).await.unwrap();
+    assert_eq!(out, 7);
+    // The primary and two hedges (each sent at once after a failure).
+    assert_eq!(service.get_ref().calls(), 3);
+}

@@ -2,7 +2,7 @@
 //! holds the in-flight slot.
 
 use http_body::Body;
-use weir_core::GuardedBody;
+use weir_core::{EndBody, GrpcCode};
 
 use crate::shared::{InFlight, Outcome};
 
@@ -22,9 +22,12 @@ pub trait Protocol<Res>: sealed::Sealed {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Plain;
 
-/// `http::Response`: the slot is held by the response body ([`GuardedBody`]) until the body
+/// `http::Response`: the slot is held by the response body ([`EndBody`]) until the body
 /// has been sent to its end, has failed or has been dropped, and an adaptive limit's round-trip
-/// time runs until then.
+/// time runs until then. A gRPC call is counted by its status, in the head (trailers-only) or
+/// in the trailers (#16.5): `DEADLINE_EXCEEDED`, `UNAVAILABLE` and a `RESOURCE_EXHAUSTED`
+/// without pushback are drops (the loss signal), a `RESOURCE_EXHAUSTED` with pushback (one
+/// caller's quota) is ignored, any other status a success; a body that fails is ignored.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Http;
 
@@ -39,13 +42,37 @@ impl<Res> Protocol<Res> for Plain {
 }
 
 impl<ResBody: Body> Protocol<http::Response<ResBody>> for Http {
-    type Response = http::Response<GuardedBody<ResBody, InFlight>>;
+    type Response = http::Response<EndBody<ResBody, InFlight>>;
 
     #[inline]
     fn finish(res: http::Response<ResBody>, slot: InFlight) -> Self::Response {
-        // The head was a success; the call ends, and is counted so, with its body.
-        res.map(|body| GuardedBody::new(body, slot.succeeded()))
+        // The head says how the call went so far: a success, or, for an answer with no body (a
+        // trailers-only gRPC status), its status (looked up only then: a response with a body
+        // pays no header look-up here). The call ends, and is counted so, with its body, or by
+        // its trailers' status.
+        let head = if res.body().is_end_stream() {
+            grpc_outcome(res.headers()).unwrap_or(Outcome::Success)
+        } else {
+            Outcome::Success
+        };
+        res.map(|body| EndBody::new(body, slot.ends_as(head)))
     }
+}
+
+/// The load signal of a gRPC status in `headers` (a head or trailers), if there is one.
+pub(crate) fn grpc_outcome(headers: &http::HeaderMap) -> Option<Outcome> {
+    if headers.is_empty() {
+        return None;
+    }
+    let code = GrpcCode::from_bytes(headers.get("grpc-status")?.as_bytes())?;
+    Some(match code {
+        GrpcCode::DeadlineExceeded | GrpcCode::Unavailable => Outcome::Dropped,
+        GrpcCode::ResourceExhausted if headers.contains_key("grpc-retry-pushback-ms") => {
+            Outcome::Ignored
+        }
+        GrpcCode::ResourceExhausted => Outcome::Dropped,
+        _ => Outcome::Success,
+    })
 }
 
 mod sealed {

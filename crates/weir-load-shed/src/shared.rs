@@ -225,8 +225,8 @@ where
 ///
 /// It ends the call exactly once, as one of succeeded, dropped or ignored: when the response
 /// future completes, or, in [`Http`](crate::Http) mode, when the response body that holds it
-/// (`GuardedBody<B, InFlight>`) ends, fails or is dropped (counted as the success its head
-/// was). Dropped before the call completed (cancelled), it counts as ignored.
+/// (`EndBody<B, InFlight>`) ends, fails or is dropped (counted by its gRPC status, or as the
+/// success its head was). Dropped before the call completed (cancelled), it counts as ignored.
 pub struct InFlight {
     shared: Option<Arc<dyn Finish>>,
     started: Option<Instant>,
@@ -252,11 +252,26 @@ impl InFlight {
         }
     }
 
-    /// The call succeeded, and ends when this slot is dropped (with the response body that
-    /// holds it): its round-trip time runs until then.
-    pub(crate) const fn succeeded(mut self) -> Self {
-        self.on_drop = Outcome::Success;
+    /// The call ends as `outcome` when this slot is dropped (with the response body that holds
+    /// it) or its body ends without trailers: its round-trip time runs until then.
+    pub(crate) const fn ends_as(mut self, outcome: Outcome) -> Self {
+        self.on_drop = outcome;
         self
+    }
+}
+
+impl weir_core::OnBodyEnd for InFlight {
+    /// Trailers with a gRPC status count by it (#16.5); a plain end keeps what the head said; a
+    /// failed body says nothing about load (ignored).
+    fn on_end(self, end: weir_core::BodyEnd<'_>) {
+        let outcome = match end {
+            weir_core::BodyEnd::Trailers(trailers) => {
+                crate::protocol::grpc_outcome(trailers).unwrap_or(self.on_drop)
+            }
+            weir_core::BodyEnd::Error => Outcome::Ignored,
+            _ => self.on_drop,
+        };
+        self.finish(outcome);
     }
 }
 
