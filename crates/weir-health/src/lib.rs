@@ -6,6 +6,8 @@
 mod breaker;
 mod check;
 mod entry;
+#[cfg(feature = "tonic")]
+mod grpc;
 mod http;
 mod lifecycle;
 mod registry;
@@ -17,6 +19,8 @@ mod tag;
 pub use crate::breaker::BreakerCheck;
 pub use crate::check::{FnCheck, HealthCheck, from_fn};
 pub use crate::entry::CheckReport;
+#[cfg(feature = "tonic")]
+pub use crate::grpc::{DEFAULT_WATCH_PERIOD, GrpcHealth, WatchStream};
 pub use crate::http::{HEALTH_JSON, HealthService, ResponseFuture, Verbose};
 pub use crate::lifecycle::{Lifecycle, Phase};
 pub use crate::registry::{
