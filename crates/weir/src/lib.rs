@@ -43,6 +43,9 @@ pub use weir_core::*;
 /// Fallback answers and graceful degradation: the [`weir-fallback`](weir_fallback) crate.
 #[cfg(feature = "fallback")]
 pub use weir_fallback as fallback;
+/// Health checks and probes: the [`weir-health`](weir_health) crate.
+#[cfg(feature = "health")]
+pub use weir_health as health;
 /// Hedged requests: the [`weir-hedge`](weir_hedge) crate.
 #[cfg(feature = "hedge")]
 pub use weir_hedge as hedge;
