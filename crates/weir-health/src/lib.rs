@@ -4,12 +4,16 @@
 
 #[cfg(feature = "circuit-breaker")]
 mod breaker;
+#[cfg(feature = "bulkhead")]
+mod bulkhead;
 mod check;
 mod entry;
 #[cfg(feature = "tonic")]
 mod grpc;
 mod http;
 mod lifecycle;
+#[cfg(feature = "load-shed")]
+mod load;
 mod registry;
 mod state;
 mod status;
@@ -17,12 +21,16 @@ mod tag;
 
 #[cfg(feature = "circuit-breaker")]
 pub use crate::breaker::BreakerCheck;
+#[cfg(feature = "bulkhead")]
+pub use crate::bulkhead::BulkheadCheck;
 pub use crate::check::{FnCheck, HealthCheck, from_fn};
 pub use crate::entry::CheckReport;
 #[cfg(feature = "tonic")]
 pub use crate::grpc::{DEFAULT_WATCH_PERIOD, GrpcHealth, WatchStream};
 pub use crate::http::{HEALTH_JSON, HealthService, ResponseFuture, Verbose};
 pub use crate::lifecycle::{Lifecycle, Phase};
+#[cfg(feature = "load-shed")]
+pub use crate::load::LoadCheck;
 pub use crate::registry::{
     ConfigError, DEFAULT_CACHE_FOR, DEFAULT_TIMEOUT, HealthRegistry, Registration, Summary,
 };
