@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
 
 use crate::status::Health;
 use crate::tag::Tag;
@@ -76,6 +77,16 @@ impl Lifecycle {
     /// Graceful shutdown began: readiness fails from now on, liveness does not.
     pub fn draining(&self) {
         self.set(Phase::Draining);
+    }
+
+    /// Begins a graceful shutdown: draining now (readiness fails at once), then waits `grace`
+    /// so the load balancers see it and stop sending traffic (a bit more than the readiness
+    /// probe's period times its failure threshold). Give it to the server as its shutdown
+    /// signal, after the process's own signal:
+    /// `axum::serve(..).with_graceful_shutdown(async move { ctrl_c.await; lifecycle.drain(grace).await })`.
+    pub async fn drain(&self, grace: Duration) {
+        self.draining();
+        tokio::time::sleep(grace).await;
     }
 
     /// What the phase says for a probe of `tag`; `None` for liveness and custom tags (the

@@ -236,6 +236,39 @@ async fn draining_fails_readiness_not_liveness() {
     assert_eq!(status(Tag::Startup).await, Status::Healthy);
 }
 
+/// #22.3: `drain` fails readiness at once, and only returns (letting the server stop) after
+/// the grace period, while liveness stays healthy throughout.
+#[tokio::test(start_paused = true)]
+async fn drain_fails_readiness_before_the_server_stops() {
+    let registry = HealthRegistry::new();
+    let lifecycle = registry.lifecycle().clone();
+    let stopped = Arc::new(AtomicU32::new(0));
+    let flag = Arc::clone(&stopped);
+    let drain = tokio::spawn(async move {
+        lifecycle.drain(Duration::from_secs(10)).await;
+        flag.store(1, Ordering::SeqCst);
+    });
+    tokio::task::yield_now().await;
+    assert_eq!(
+        registry.evaluate(&Tag::Ready).await.status(),
+        Status::Unhealthy
+    );
+    assert_eq!(
+        registry.evaluate(&Tag::Live).await.status(),
+        Status::Healthy
+    );
+    advance(Duration::from_secs(9)).await;
+    tokio::task::yield_now().await;
+    assert_eq!(stopped.load(Ordering::SeqCst), 0);
+    advance(Duration::from_secs(1)).await;
+    drain.await.unwrap();
+    assert_eq!(stopped.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        registry.evaluate(&Tag::Live).await.status(),
+        Status::Healthy
+    );
+}
+
 /// #22.1: bad registrations are refused with the rule they broke.
 #[test]
 fn bad_registrations_are_refused() {
