@@ -12,7 +12,7 @@ use weir_core::{AnyError, Backoff, Jitter, Name, SharedRandom};
 use crate::budget::RetryBudget;
 use crate::handle::{Core, RetryHandle};
 use crate::layer::{RetryLayer, Shared};
-use crate::replay::{CloneRequest, Filtered, HttpReplay};
+use crate::replay::{Filtered, HttpReplay, IdempotentReplay};
 use crate::state::Policy;
 
 /// The default backoff: exponential from 100 ms, doubling, capped at 5 s, full jitter.
@@ -31,9 +31,9 @@ pub(crate) const DEFAULT_BACKOFF: Backoff = Backoff::exponential(Duration::from_
 /// | [`max_server_delay`](Self::max_server_delay) | 60 s |
 /// | [`budget`](Self::budget) | [`RetryBudget::ratio(0.2)`](RetryBudget::ratio), 10 per second, over 10 s |
 /// | classifier | [`AnyError`] ([`HttpStatus`](weir_core::HttpStatus) for `http()`, [`GrpcStatus`](weir_core::GrpcStatus) for `grpc()`) |
-/// | replay | [`CloneRequest`] ([`HttpReplay`] for `http()` and `grpc()`) |
+/// | replay | [`IdempotentReplay`] (a clone; an `http::Request` only if idempotent) ([`HttpReplay`] for `http()` and `grpc()`) |
 #[derive(Clone, Debug)]
-pub struct RetryBuilder<R = CloneRequest, C = AnyError, O = ()> {
+pub struct RetryBuilder<R = IdempotentReplay, C = AnyError, O = ()> {
     name: Name,
     max_attempts: u32,
     /// The most `max_attempts` may be (5 for the gRPC preset, as gRFC A6 has it).
@@ -59,10 +59,21 @@ impl RetryBuilder {
             max_server_delay: Duration::from_secs(60),
             budget: RetryBudget::default(),
             seed: None,
-            replay: CloneRequest,
+            replay: IdempotentReplay::new(),
             classify: AnyError,
             observer: (),
         }
+    }
+}
+
+impl<C, O> RetryBuilder<IdempotentReplay, C, O> {
+    /// Also retries HTTP requests that are not idempotent: POST and PATCH without an
+    /// `Idempotency-Key` (never CONNECT), see [`IdempotentReplay::retry_non_idempotent`]. Only
+    /// when the server tolerates duplicates: a POST whose attempt timed out may have been done.
+    #[must_use]
+    pub const fn retry_non_idempotent(mut self) -> Self {
+        self.replay = self.replay.retry_non_idempotent(true);
+        self
     }
 }
 
@@ -170,6 +181,8 @@ impl<R, C, O> RetryBuilder<R, C, O> {
     }
 
     /// How requests are kept and sent again (see [`Replay`](crate::Replay)).
+    /// [`CloneRequest`](crate::CloneRequest) clones every request, HTTP or not, and so retries
+    /// a POST: choose it only for requests that are never HTTP, or that may be duplicated.
     #[must_use]
     pub fn replay<R2>(self, replay: R2) -> RetryBuilder<R2, C, O> {
         RetryBuilder {

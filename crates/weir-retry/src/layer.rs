@@ -8,7 +8,7 @@ use weir_core::{AnyError, Backoff, GrpcStatus, HttpStatus, Jitter, Name};
 
 use crate::builder::{DEFAULT_BACKOFF, RetryBuilder};
 use crate::handle::{Core, RetryHandle};
-use crate::replay::{CloneRequest, HttpReplay};
+use crate::replay::{HttpReplay, IdempotentReplay};
 use crate::service::Retry;
 use crate::state::Policy;
 
@@ -29,14 +29,15 @@ pub(crate) struct Shared<R, C, O> {
 /// Built once; every service it makes (and every clone of them) shares one budget and one
 /// random source, so an axum router that calls `layer()` once per route still has one budget.
 /// See the [crate docs](crate) for the semantics.
-pub struct RetryLayer<R = CloneRequest, C = AnyError, O = ()> {
+pub struct RetryLayer<R = IdempotentReplay, C = AnyError, O = ()> {
     shared: Arc<Shared<R, C, O>>,
 }
 
 impl RetryLayer {
     /// Retries any error (weir's own rejections excepted), cloning the request, with at most
     /// `max_attempts` calls (**the first one included**; 0 is taken as 1) and the other defaults
-    /// of [`RetryBuilder`].
+    /// of [`RetryBuilder`]. An `http::Request` is retried only if it is idempotent
+    /// ([`IdempotentReplay`]): a POST without an `Idempotency-Key` is sent once.
     #[must_use]
     pub fn new(max_attempts: u32) -> Self {
         RetryBuilder::new()

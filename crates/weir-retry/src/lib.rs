@@ -24,6 +24,9 @@ pub use crate::handle::RetryHandle;
 pub use crate::layer::RetryLayer;
 pub use crate::replay::{
     BodyError, CloneRequest, DEFAULT_BODY_LIMIT, Filtered, FilteredPrepare, HttpCopy, HttpReplay,
-    PrepareBody, Replay, ReplayBody,
+    IdempotentReplay, PrepareBody, Replay, ReplayBody,
 };
 pub use crate::service::Retry;
+/// The trait through which the default replay ([`IdempotentReplay`]) asks a request for its
+/// HTTP method and headers; a request type of your own implements it in one line.
+pub use weir_timeout::Carrier;

@@ -9,6 +9,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::{Extensions, HeaderMap, HeaderName, Method, Request, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use weir_core::{BoxError, Deadline};
+use weir_timeout::Carrier;
 
 /// How the retry layer keeps a request so it can send it again.
 ///
@@ -17,8 +18,9 @@ use weir_core::{BoxError, Deadline};
 /// ([`HttpReplay`] reads the body into memory first). [`replay`](Self::replay) makes the request
 /// of each further attempt from the copy.
 ///
-/// Two are provided: [`CloneRequest`] (the default, for any `Req: Clone`) and [`HttpReplay`]
-/// (for `http::Request<B>` of any body, no `Clone` needed).
+/// Three are provided: [`IdempotentReplay`] (the default: a clone, but an `http::Request` only if
+/// it is idempotent), [`CloneRequest`] (a clone of any request, HTTP or not) and [`HttpReplay`]
+/// (for `http::Request<B>` of any body, no `Clone` needed, idempotent requests only).
 pub trait Replay<Req> {
     /// The request the inner service receives.
     type Request;
@@ -53,7 +55,9 @@ pub trait Replay<Req> {
 }
 
 /// Replays a request by cloning it: one clone per request, kept until the response, and one per
-/// retry. The default [`Replay`]; the request has no deadline.
+/// retry; the request has no deadline. It does not look at HTTP methods: an `http::Request`
+/// POST is retried like any other request. The default is [`IdempotentReplay`]; choose this one
+/// only for requests that may be sent twice.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CloneRequest;
 
@@ -75,6 +79,113 @@ impl<Req: Clone> Replay<Req> for CloneRequest {
     #[inline]
     fn replay(&self, copy: &Req) -> Req {
         copy.clone()
+    }
+}
+
+/// Replays a request by cloning it, as [`CloneRequest`] does, but applies HTTP's idempotency
+/// rules to an `http::Request`: GET, HEAD, OPTIONS, PUT, DELETE and TRACE are retried; POST and
+/// PATCH only with an `Idempotency-Key` header (or after
+/// [`retry_non_idempotent`](Self::retry_non_idempotent)); CONNECT never. A request that is not
+/// HTTP (no HTTP parts, see [`Carrier`]) is always retried. An HTTP request's [`Deadline`] (in
+/// its extensions) bounds the retries.
+///
+/// The default replay of [`RetryLayer::new`](crate::RetryLayer::new) and
+/// [`RetryLayer::builder`](crate::RetryLayer::builder), and of the umbrella crate's presets: a
+/// stack that sees `http::Request`s applies the idempotency rules whichever way it was built.
+/// A request type of your own implements [`Carrier`] in one line (`impl Carrier for Query {}`).
+///
+/// ```
+/// use http::Request;
+/// use weir_retry::IdempotentReplay;
+///
+/// let replay = IdempotentReplay::new();
+/// let post = Request::post("http://shop/orders").body(()).unwrap();
+/// assert!(!replay.may_retry(&post));
+/// let keyed = Request::post("http://shop/orders")
+///     .header("idempotency-key", "order-7")
+///     .body(())
+///     .unwrap();
+/// assert!(replay.may_retry(&keyed));
+/// assert!(replay.may_retry(&42_u32)); // not HTTP: always
+/// assert!(replay.retry_non_idempotent(true).may_retry(&post));
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IdempotentReplay {
+    non_idempotent: bool,
+}
+
+impl IdempotentReplay {
+    /// HTTP's idempotency rules for HTTP requests; every other request retried.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+            non_idempotent: false,
+        }
+    }
+
+    /// `true` retries POST and PATCH (every HTTP method but CONNECT) even without an
+    /// `Idempotency-Key`. Only when the server tolerates duplicates: a POST whose attempt timed
+    /// out may have been done.
+    #[must_use]
+    pub const fn retry_non_idempotent(mut self, yes: bool) -> Self {
+        self.non_idempotent = yes;
+        self
+    }
+
+    /// Whether `request` may be sent more than once.
+    #[must_use]
+    #[inline]
+    pub fn may_retry<Req: Carrier>(&self, request: &Req) -> bool {
+        match request.method() {
+            None => true,
+            Some(method) => self.may_retry_http(method, request.headers()),
+        }
+    }
+
+    /// HTTP's rules, out of line: a request that is not HTTP never reaches them, and the code
+    /// inlined in its `call` stays as small as `CloneRequest`'s.
+    #[inline(never)]
+    fn may_retry_http(self, method: &Method, headers: Option<&HeaderMap>) -> bool {
+        headers.is_some_and(|headers| {
+            HttpReplay::new()
+                .non_idempotent(self.non_idempotent)
+                .is_retryable(method, headers)
+        })
+    }
+
+    #[inline]
+    fn split<Req: Clone + Carrier>(&self, request: Req) -> (Req, Option<Req>) {
+        if self.may_retry(&request) {
+            (request.clone(), Some(request))
+        } else {
+            (request, None)
+        }
+    }
+}
+
+impl<Req: Clone + Carrier> Replay<Req> for IdempotentReplay {
+    type Request = Req;
+    type Copy = Req;
+    type Prepare = Ready<(Req, Option<Req>)>;
+
+    #[inline]
+    fn prepare(&self, request: Req) -> Self::Prepare {
+        ready(self.split(request))
+    }
+
+    #[inline]
+    fn prepare_now(&self, request: Req) -> Result<(Req, Option<Req>), Self::Prepare> {
+        Ok(self.split(request))
+    }
+
+    #[inline]
+    fn replay(&self, copy: &Req) -> Req {
+        copy.clone()
+    }
+
+    #[inline]
+    fn deadline(&self, request: &Req) -> Option<Deadline> {
+        request.extensions().and_then(Deadline::get)
     }
 }
 

@@ -12,18 +12,19 @@ use weir_core::{Classify, Observer};
 use crate::event::Event;
 use crate::future::ResponseFuture;
 use crate::layer::Shared;
-use crate::replay::{CloneRequest, Replay};
+use crate::replay::{IdempotentReplay, Replay};
 use weir_core::AnyError;
 
 /// Retries the inner service's transient failures; made by [`RetryLayer`](crate::RetryLayer).
 ///
 /// `poll_ready` readies the inner service. `call` sends the first attempt to it at once when
-/// the request is ready at once ([`Replay::prepare_now`]; [`CloneRequest`] is) and gives the
+/// the request is ready at once ([`Replay::prepare_now`]; [`IdempotentReplay`] and
+/// [`CloneRequest`](crate::CloneRequest) are) and gives the
 /// response future a clone of the service; otherwise it moves the readied service into the
 /// future (leaving a clone behind), which sends the request once it is prepared. When an
 /// attempt fails transiently, the future sleeps, readies its service and sends the replayed
 /// request.
-pub struct Retry<S, R = CloneRequest, C = AnyError, O = ()> {
+pub struct Retry<S, R = IdempotentReplay, C = AnyError, O = ()> {
     inner: S,
     shared: Arc<Shared<R, C, O>>,
 }
