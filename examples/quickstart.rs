@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,8 +30,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tower::{Layer, service_fn};
 use weir::{
-    BoxError, Classify, Deadline, Error, ErrorResponseLayer, GrpcStatus, HttpStatus, KeyExtractor,
-    Outcome, PeerIp, RateLimitInfo, ServerHint,
+    BoxError, Cidr, Classify, Deadline, Error, ErrorResponseLayer, GrpcStatus, HttpStatus,
+    KeyExtractor, Outcome, PeerIp, RateLimitInfo, ServerHint,
 };
 
 /// Requests each client may make before it is refused.
@@ -44,9 +44,14 @@ const WORK: Duration = Duration::from_millis(20);
 #[derive(Clone, Default)]
 struct Counts(Arc<Mutex<HashMap<IpAddr, u64>>>);
 
-async fn handler(counts: Counts, req: Request) -> Result<Response<Body>, BoxError> {
-    // One trusted proxy: the client is the rightmost X-Forwarded-For entry, never the leftmost.
-    let client = PeerIp::new().trusted_proxies(1).extract(&req);
+async fn handler(
+    counts: Counts,
+    client_ip: Arc<PeerIp>,
+    req: Request,
+) -> Result<Response<Body>, BoxError> {
+    // The proxy is trusted by address: the client is the rightmost X-Forwarded-For entry written by
+    // a trusted hop, never the leftmost one it wrote itself.
+    let client = client_ip.extract(&req);
     let deadline = Deadline::from_headers(req.headers(), MAX_DEADLINE);
 
     let seen = {
@@ -82,8 +87,10 @@ async fn handler(counts: Counts, req: Request) -> Result<Response<Body>, BoxErro
 
 fn app() -> Router {
     let counts = Counts::default();
+    // The scripted client connects from 127.0.0.1 and plays the proxy: trust that address only.
+    let client_ip = Arc::new(PeerIp::new().trust([Cidr::host(Ipv4Addr::LOCALHOST.into())]));
     // `route_service` wants an infallible service: the mapping layer makes the handler one.
-    let handler = service_fn(move |req| handler(counts.clone(), req));
+    let handler = service_fn(move |req| handler(counts.clone(), client_ip.clone(), req));
     Router::new().route_service("/", ErrorResponseLayer::new().layer(handler))
 }
 
@@ -231,7 +238,7 @@ async fn main() -> Result<(), BoxError> {
 
     println!("\nWhat each piece did:");
     println!(
-        "- PeerIp(trusted_proxies = 1) keyed client A as 203.0.113.7 even when it wrote 6.6.6.6 first."
+        "- PeerIp::trust(127.0.0.1) keyed client A as 203.0.113.7 even when it wrote 6.6.6.6 first."
     );
     println!(
         "- Deadline::from_headers read x-timeout-ms and grpc-timeout, capping the 10H ask at {MAX_DEADLINE:?};"
