@@ -14,6 +14,8 @@ mod http;
 mod lifecycle;
 #[cfg(feature = "load-shed")]
 mod load;
+#[cfg(feature = "redis")]
+mod redis;
 mod registry;
 mod state;
 mod status;
@@ -31,6 +33,8 @@ pub use crate::http::{HEALTH_JSON, HealthService, ResponseFuture, Verbose};
 pub use crate::lifecycle::{Lifecycle, Phase};
 #[cfg(feature = "load-shed")]
 pub use crate::load::LoadCheck;
+#[cfg(feature = "redis")]
+pub use crate::redis::RedisCheck;
 pub use crate::registry::{
     ConfigError, DEFAULT_CACHE_FOR, DEFAULT_TIMEOUT, HealthRegistry, Registration, Summary,
 };

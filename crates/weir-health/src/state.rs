@@ -111,4 +111,42 @@ mod tests {
         assert_eq!(h.observe(Healthy), Unhealthy);
         assert_eq!(h.observe(Healthy), Healthy);
     }
+
+    use proptest::prelude::*;
+
+    fn status() -> impl Strategy<Value = Status> {
+        prop_oneof![Just(Healthy), Just(Degraded), Just(Unhealthy)]
+    }
+
+    proptest! {
+        /// #22.1: after any history, `n` unhealthy results in a row read Unhealthy, `m` good
+        /// results in a row read as the last of them; and a check never reads Unhealthy
+        /// unless its latest result, or its reading before it, was Unhealthy.
+        #[test]
+        fn thresholds_are_honoured(
+            n in 1_u32..5,
+            m in 1_u32..5,
+            raws in proptest::collection::vec(status(), 1..60),
+        ) {
+            let mut h = Hysteresis::new(n, m);
+            let mut before: Option<Status> = None;
+            for (i, &raw) in raws.iter().enumerate() {
+                let reported = h.observe(raw);
+                if reported == Unhealthy {
+                    prop_assert!(raw == Unhealthy || before == Some(Unhealthy));
+                }
+                if reported != Unhealthy && raw != Unhealthy {
+                    prop_assert_eq!(reported, raw);
+                }
+                let tail = |k: u32| raws[..=i].iter().rev().take(k as usize);
+                if i + 1 >= n as usize && tail(n).all(|&r| r == Unhealthy) {
+                    prop_assert_eq!(reported, Unhealthy);
+                }
+                if i + 1 >= m as usize && tail(m).all(|&r| r != Unhealthy) {
+                    prop_assert_eq!(reported, raw);
+                }
+                before = Some(reported);
+            }
+        }
+    }
 }
