@@ -61,6 +61,7 @@ enum Kind {
     NeverAdmissible,
     CallerDeadline,
     MissingKey,
+    BadRequest,
 }
 
 impl Kind {
@@ -75,6 +76,7 @@ impl Kind {
             Self::NeverAdmissible => "request exceeds the quota",
             Self::CallerDeadline => "deadline exceeded",
             Self::MissingKey => "missing key",
+            Self::BadRequest => "bad request",
         }
     }
 }
@@ -159,6 +161,16 @@ impl Error {
     #[must_use]
     pub fn missing_key() -> Self {
         Self::new(Kind::MissingKey)
+    }
+
+    /// A layer refused a request it cannot read: a malformed `x-timeout-ms` / `grpc-timeout`
+    /// sent to a server-mode timeout set to reject it (weir-timeout's
+    /// `reject_malformed_incoming`). The client's fault, nothing about load: HTTP maps it to
+    /// 400 Bad Request and gRPC to `INVALID_ARGUMENT`, with no `Retry-After`; it is a
+    /// [rejection](Self::is_rejection), never retried.
+    #[must_use]
+    pub fn bad_request() -> Self {
+        Self::new(Kind::BadRequest)
     }
 
     /// Names the layer instance that raised the error (its configured name). An unnamed
@@ -259,6 +271,7 @@ impl Error {
                 | Kind::Overloaded
                 | Kind::NeverAdmissible
                 | Kind::MissingKey
+                | Kind::BadRequest
         )
     }
 
@@ -267,6 +280,12 @@ impl Error {
     #[must_use]
     pub fn is_missing_key(&self) -> bool {
         self.inner.kind == Kind::MissingKey
+    }
+
+    /// Whether a layer refused the request as malformed; see [`bad_request`](Self::bad_request).
+    #[must_use]
+    pub fn is_bad_request(&self) -> bool {
+        self.inner.kind == Kind::BadRequest
     }
 
     /// When the caller may try again, if the layer knows.

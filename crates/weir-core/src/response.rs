@@ -43,6 +43,7 @@ const INTERNAL_GRPC_MESSAGE: &str = "internal error";
 /// | circuit open, bulkhead full, overloaded, retry budget exhausted | 503 Service Unavailable |
 /// | timeout (the layer's own or the caller's deadline) | 504 Gateway Timeout (the layer can answer 408 instead, see [`ErrorResponseLayer::timeout_status`]) |
 /// | a request without the key a keyed layer requires ([`Error::missing_key`]) | 401 Unauthorized (the layer can answer another, see [`ErrorResponseLayer::missing_key_status`]) |
+/// | a request a layer cannot read, e.g. a malformed timeout header ([`Error::bad_request`]) | 400 Bad Request |
 ///
 /// An error that is not a weir error is a 500, answered by [`ErrorResponse`] without its text.
 ///
@@ -65,6 +66,8 @@ pub fn http_status(err: &Error) -> StatusCode {
         StatusCode::GATEWAY_TIMEOUT
     } else if err.is_missing_key() {
         StatusCode::UNAUTHORIZED
+    } else if err.is_bad_request() {
+        StatusCode::BAD_REQUEST
     } else {
         // Circuit open, bulkhead full, overloaded, retry budget exhausted, and any refusal added
         // later: the service cannot take the request now.
@@ -81,6 +84,7 @@ pub fn http_status(err: &Error) -> StatusCode {
 /// | circuit open, bulkhead full, overloaded, retry budget exhausted | `UNAVAILABLE` (14) |
 /// | timeout | `DEADLINE_EXCEEDED` (4) |
 /// | a request without the key a keyed layer requires | `UNAUTHENTICATED` (16) |
+/// | a request a layer cannot read ([`Error::bad_request`]) | `INVALID_ARGUMENT` (3) |
 ///
 /// An error that is not a weir error is `INTERNAL` (13), answered by [`ErrorResponse`] without
 /// its text.
@@ -92,6 +96,8 @@ pub fn grpc_code(err: &Error) -> GrpcCode {
         GrpcCode::DeadlineExceeded
     } else if err.is_missing_key() {
         GrpcCode::Unauthenticated
+    } else if err.is_bad_request() {
+        GrpcCode::InvalidArgument
     } else {
         GrpcCode::Unavailable
     }
@@ -966,6 +972,21 @@ mod tests {
             .http_response(&err);
         assert_eq!(res.status(), StatusCode::BAD_REQUEST);
         assert_eq!(header(&grpc(&err), "grpc-status"), Some("16"));
+    }
+
+    /// #16.2: a request refused as malformed (a bad timeout header) is a 400, gRPC
+    /// `INVALID_ARGUMENT`, a rejection with no `Retry-After`.
+    #[tokio::test]
+    async fn a_bad_request_answers_400_and_invalid_argument() {
+        let err = Error::bad_request().with_layer("edge");
+        assert!(err.is_bad_request() && err.is_rejection() && !err.is_timeout());
+        assert_eq!(http_status(&err), StatusCode::BAD_REQUEST);
+        assert_eq!(grpc_code(&err), GrpcCode::InvalidArgument);
+        let res = http(&err);
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(header(&res, "retry-after"), None);
+        assert_eq!(body_text(res).await, "bad request");
+        assert_eq!(header(&grpc(&err), "grpc-status"), Some("3"));
     }
 
     #[test]

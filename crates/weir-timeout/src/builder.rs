@@ -18,6 +18,7 @@ use crate::state::BelowFloor;
 /// | [`timeout`](Self::timeout) / [`timeout_fn`](Self::timeout_fn) / [`routes`](Self::routes) | none | this layer's own timeout, counted from `call` |
 /// | [`incoming`](Self::incoming) | off | server mode: an incoming `grpc-timeout` or `x-timeout-ms` starts the deadline, capped at the given maximum |
 /// | [`incoming_floor`](Self::incoming_floor) | none | server mode: an incoming deadline shorter than the floor is refused at once or raised to it |
+/// | [`reject_malformed_incoming`](Self::reject_malformed_incoming) | off (ignored) | server mode: a malformed incoming `grpc-timeout` / `x-timeout-ms` is answered 400 / `INVALID_ARGUMENT` |
 /// | [`propagate`](Self::propagate) | off | client mode: the time left, minus the allowance, is written on the outgoing request |
 /// | [`expose_deadline`](Self::expose_deadline) | on, except in server mode | the deadline is stored in the request's extensions even when the request carried none |
 /// | [`name`](Self::name) | `"default"` | the name in errors and events |
@@ -34,6 +35,7 @@ pub struct TimeoutBuilder<P = std::time::Duration, O = ()> {
     incoming: Option<Duration>,
     propagate: Option<Duration>,
     floor: Option<(Duration, BelowFloor)>,
+    reject_malformed: bool,
     expose: Option<bool>,
     invalid: Option<ConfigError>,
 }
@@ -47,6 +49,7 @@ impl TimeoutBuilder {
             incoming: None,
             propagate: None,
             floor: None,
+            reject_malformed: false,
             expose: None,
             invalid: None,
         }
@@ -62,6 +65,7 @@ impl<P, O> TimeoutBuilder<P, O> {
             incoming: self.incoming,
             propagate: self.propagate,
             floor: self.floor,
+            reject_malformed: self.reject_malformed,
             expose: self.expose,
             invalid: self.invalid.or(invalid),
         }
@@ -139,6 +143,28 @@ impl<P, O> TimeoutBuilder<P, O> {
         self
     }
 
+    /// Server mode: `true` refuses a request whose `grpc-timeout` or `x-timeout-ms` is present
+    /// but malformed (`x-timeout-ms: abc`, `grpc-timeout: 123456789n`) with
+    /// [`Error::bad_request`](weir_core::Error::bad_request), before the handler runs: 400 Bad
+    /// Request / `INVALID_ARGUMENT` through weir-core's `ErrorResponseLayer`. `false` (the
+    /// default) ignores a malformed value, as if it were absent, and logs it at debug level
+    /// (with the `tracing` feature). Has no effect without [`incoming`](Self::incoming).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use weir_timeout::TimeoutLayer;
+    ///
+    /// let layer = TimeoutLayer::server(Duration::from_secs(10))
+    ///     .reject_malformed_incoming(true)
+    ///     .build()?;
+    /// # let _ = layer;
+    /// # Ok::<(), weir_timeout::ConfigError>(())
+    /// ```
+    pub const fn reject_malformed_incoming(mut self, reject: bool) -> Self {
+        self.reject_malformed = reject;
+        self
+    }
+
     /// Client mode: every outgoing HTTP request with a deadline in force carries the time left,
     /// minus `allowance` (for the network), as `grpc-timeout` when its `content-type` is
     /// `application/grpc...`, else as `x-timeout-ms`. A request with no time left after the
@@ -184,6 +210,7 @@ impl<P, O> TimeoutBuilder<P, O> {
             incoming: self.incoming,
             propagate: self.propagate,
             floor: self.floor,
+            reject_malformed: self.reject_malformed,
             expose: self.expose,
             invalid: self.invalid,
         }
@@ -201,6 +228,7 @@ impl<P, O> TimeoutBuilder<P, O> {
             incoming: self.incoming,
             propagate: self.propagate,
             floor: self.floor,
+            reject_malformed: self.reject_malformed && self.incoming.is_some(),
             expose: self
                 .expose
                 .unwrap_or(self.incoming.is_none() || self.propagate.is_some()),

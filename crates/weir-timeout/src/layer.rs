@@ -36,6 +36,8 @@ pub(crate) struct Config<P, O> {
     pub(crate) propagate: Option<Duration>,
     /// Server mode: the shortest incoming deadline honoured as sent, and what to do below it.
     pub(crate) floor: Option<(Duration, BelowFloor)>,
+    /// Server mode: a malformed incoming timeout header is refused (400), not ignored.
+    pub(crate) reject_malformed: bool,
     /// Whether the deadline is stored in the request's extensions even when the request did not
     /// carry one (see `TimeoutBuilder::expose_deadline`).
     pub(crate) expose: bool,
@@ -62,6 +64,7 @@ impl TimeoutLayer {
                 incoming: None,
                 propagate: None,
                 floor: None,
+                reject_malformed: false,
                 expose: true,
             },
         }

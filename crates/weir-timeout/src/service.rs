@@ -8,7 +8,10 @@ use http::HeaderMap;
 use http::header::CONTENT_TYPE;
 use tokio::time::Instant;
 use tower_service::Service;
-use weir_core::{BoxError, Deadline, Error, GRPC_TIMEOUT, Observer, TIMEOUT_MS};
+use weir_core::{
+    BoxError, Deadline, Error, GRPC_TIMEOUT, Observer, TIMEOUT_MS, decode_grpc_timeout,
+    decode_timeout_ms,
+};
 
 use crate::carrier::Carrier;
 use crate::event::Event;
@@ -75,6 +78,20 @@ where
     #[inline(always)]
     fn call(&mut self, mut req: Req) -> Self::Future {
         let config = &self.config;
+        // Server mode set to refuse a malformed timeout header (#16.2): one flag read otherwise.
+        if config.reject_malformed && req.headers().is_some_and(malformed_timeout) {
+            return ResponseFuture::rejected(
+                malformed(config),
+                config.name.clone(),
+                config.observer.clone(),
+            );
+        }
+        #[cfg(feature = "tracing")]
+        if let (Some(_), false, Some(headers)) =
+            (config.incoming, config.reject_malformed, req.headers())
+        {
+            log_ignored(headers, &config.name);
+        }
         let own = config.policy.as_ref().and_then(|p| p.timeout(&req));
         let start = if req.headers().is_some() {
             start_http(config, &mut req, own)
@@ -116,6 +133,46 @@ where
     });
     // Never sent: whatever deadline ran out, the upstream did not fail (#16.1).
     Error::caller_deadline().with_layer(config.name.clone())
+}
+
+/// The error of a request refused for a malformed timeout header (#16.2): 400 /
+/// `INVALID_ARGUMENT`. Out of line, as [`expired`].
+#[cold]
+#[inline(never)]
+fn malformed<P, O>(config: &Config<P, O>) -> Error {
+    Error::bad_request()
+        .with_layer(config.name.clone())
+        .with_source("malformed grpc-timeout or x-timeout-ms header")
+}
+
+/// Whether `headers` carry a `grpc-timeout` or an `x-timeout-ms` that does not parse. Only read
+/// by a layer set to refuse them, or to log them.
+#[inline(never)]
+fn malformed_timeout(headers: &HeaderMap) -> bool {
+    if headers.is_empty() {
+        return false;
+    }
+    headers
+        .get(GRPC_TIMEOUT)
+        .is_some_and(|v| decode_grpc_timeout(v.as_bytes()).is_err())
+        || headers
+            .get(TIMEOUT_MS)
+            .is_some_and(|v| decode_timeout_ms(v.as_bytes()).is_err())
+}
+
+/// Server mode's default (#16.2): a malformed timeout header is ignored, and logged at debug
+/// level. The headers are looked at only when that level is enabled.
+#[cfg(feature = "tracing")]
+#[inline(never)]
+fn log_ignored(headers: &HeaderMap, name: &weir_core::Name) {
+    if tracing::enabled!(tracing::Level::DEBUG) && malformed_timeout(headers) {
+        tracing::debug!(
+            layer = %name,
+            grpc_timeout = ?headers.get(GRPC_TIMEOUT),
+            x_timeout_ms = ?headers.get(TIMEOUT_MS),
+            "ignored a malformed incoming timeout header"
+        );
+    }
 }
 
 /// The start of an HTTP request's timer: its deadline is fixed now, stored in its extensions

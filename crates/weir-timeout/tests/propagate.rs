@@ -227,3 +227,70 @@ async fn an_incoming_deadline_below_the_floor_is_refused_or_raised() {
         }));
     assert!(plain.oneshot(with(&[("x-timeout-ms", "1")])).await.is_err());
 }
+
+/// #16.2: server mode set to `reject_malformed_incoming(true)` refuses a malformed
+/// `x-timeout-ms` / `grpc-timeout` before the handler runs, with a bad request (400 /
+/// `INVALID_ARGUMENT`); a well-formed one is honoured as before.
+#[tokio::test(start_paused = true)]
+async fn a_malformed_incoming_timeout_is_refused_with_400_when_asked() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use weir_core::{GrpcCode, grpc_code, http_status};
+
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&calls);
+    let handler = service_fn(move |_req: Request<()>| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(Ok::<_, BoxError>(Response::new(())))
+    });
+    let strict = TimeoutLayer::server(Duration::from_secs(10))
+        .reject_malformed_incoming(true)
+        .build()
+        .unwrap()
+        .layer(handler);
+    for bad in [
+        with(&[("x-timeout-ms", "abc")]),
+        with(&[("grpc-timeout", "123456789n")]),
+        // A valid x-timeout-ms does not excuse a malformed grpc-timeout.
+        with(&[("grpc-timeout", "1.5S"), ("x-timeout-ms", "100")]),
+    ] {
+        let err = strict.clone().oneshot(bad).await.unwrap_err();
+        let weir = Error::find(&*err).expect("a weir error");
+        assert!(weir.is_bad_request() && !weir.is_timeout());
+        assert_eq!(http_status(weir), http::StatusCode::BAD_REQUEST);
+        assert_eq!(grpc_code(weir), GrpcCode::InvalidArgument);
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "refused before the handler"
+    );
+    strict
+        .clone()
+        .oneshot(with(&[("x-timeout-ms", "100"), ("grpc-timeout", "1S")]))
+        .await
+        .expect("well-formed: honoured");
+    strict.oneshot(with(&[])).await.expect("none sent: served");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+/// #16.2: by default server mode ignores a malformed incoming timeout header: the request is
+/// served, under the layer's own timeout only.
+#[tokio::test(start_paused = true)]
+async fn a_malformed_incoming_timeout_is_ignored_by_default() {
+    let handler = service_fn(|req: Request<()>| async move {
+        // The layer stored no deadline from the malformed header.
+        assert!(req.extensions().get::<Deadline>().is_none());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        Ok::<_, BoxError>(Response::new(()))
+    });
+    let server = TimeoutLayer::server(Duration::from_secs(10))
+        .build()
+        .unwrap()
+        .layer(handler);
+    for bad in [
+        with(&[("x-timeout-ms", "abc")]),
+        with(&[("grpc-timeout", "123456789n")]),
+    ] {
+        server.clone().oneshot(bad).await.expect("ignored: served");
+    }
+}
