@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use weir_core::{AnyError, GrpcStatus, Name};
-use weir_retry::{CloneRequest, HttpReplay};
+use weir_retry::{HttpReplay, IdempotentReplay};
 
 use crate::grpc::GrpcAttempts;
 use crate::handle::HedgeHandle;
@@ -142,11 +142,11 @@ struct PercentileSpec {
 /// | trigger | [`delay`](Self::delay) 50 ms |
 /// | [`max_attempts`](Self::max_attempts) | 2 (the primary and one hedge); at most 5 (gRFC A6) |
 /// | [`budget`](Self::budget) | [`HedgeBudget::ratio(0.1)`](HedgeBudget::ratio), 1 per second, burst 10 |
-/// | [`replay`](Self::replay) | [`CloneRequest`] ([`HttpReplay`] from [`HedgeLayer::http`]) |
+/// | [`replay`](Self::replay) | [`IdempotentReplay`] (a clone; an `http::Request` only if idempotent) ([`HttpReplay`] from [`HedgeLayer::http`]) |
 /// | [`classify`](Self::classify) | [`AnyError`] |
 /// | [`observer`](Self::observer) | `()` |
 #[derive(Debug)]
-pub struct HedgeBuilder<R = CloneRequest, C = AnyError, O = ()> {
+pub struct HedgeBuilder<R = IdempotentReplay, C = AnyError, O = ()> {
     name: Name,
     max_attempts: usize,
     delay: Duration,
@@ -165,7 +165,7 @@ impl HedgeBuilder {
             delay: Duration::from_millis(50),
             percentile: None,
             budget: HedgeBudget::default(),
-            replay: CloneRequest,
+            replay: IdempotentReplay::new(),
             classify: AnyError,
             observer: (),
         }

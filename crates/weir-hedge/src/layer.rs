@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 use weir_core::AnyError;
-use weir_retry::CloneRequest;
+use weir_retry::IdempotentReplay;
 
 use crate::handle::HedgeHandle;
 use crate::service::Hedge;
@@ -14,7 +14,7 @@ use crate::shared::Shared;
 /// Applies [`Hedge`] to a service. Every service it makes, and every clone, shares one budget,
 /// one latency histogram and one set of counters. Made by [`HedgeLayer::new`] or
 /// [`HedgeLayer::builder`].
-pub struct HedgeLayer<R = CloneRequest, C = AnyError, O = ()> {
+pub struct HedgeLayer<R = IdempotentReplay, C = AnyError, O = ()> {
     pub(crate) shared: Arc<Shared<R, C, O>>,
 }
 

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use tower_service::Service;
 use weir_core::{AnyError, Classify, Observer};
-use weir_retry::{CloneRequest, Replay};
+use weir_retry::{IdempotentReplay, Replay};
 
 use crate::event::Event;
 use crate::future::ResponseFuture;
@@ -17,11 +17,11 @@ use crate::shared::Shared;
 /// acceptable answer; made by [`HedgeLayer`](crate::HedgeLayer).
 ///
 /// `poll_ready` readies the inner service. `call` sends the primary attempt to it at once when
-/// the request is ready at once ([`Replay::prepare_now`]; [`CloneRequest`] is) and, if the
+/// the request is ready at once ([`Replay::prepare_now`]; [`IdempotentReplay`] is) and, if the
 /// request may be sent again, gives the response future a clone of the service, readied before
 /// each hedge. Otherwise (an HTTP body to read first) the readied service moves into the future
 /// and a clone stays behind.
-pub struct Hedge<S, R = CloneRequest, C = AnyError, O = ()> {
+pub struct Hedge<S, R = IdempotentReplay, C = AnyError, O = ()> {
     inner: S,
     shared: Arc<Shared<R, C, O>>,
 }

@@ -245,6 +245,52 @@ async fn http_hedges_idempotent_requests_only() {
     assert_eq!((out, upstream.calls()), (Ok(answer(1)), 2));
 }
 
+/// #21 / #27.1: the builder's default replay applies HTTP's idempotency rules too, so a POST built
+/// into a plain `HedgeLayer::builder()` is never sent twice; `CloneRequest` is the explicit opt-in.
+#[tokio::test(start_paused = true)]
+async fn the_default_builder_never_hedges_a_post_without_a_key() {
+    let layer = HedgeLayer::builder()
+        .delay(ms(10))
+        .classify(classify)
+        .build()
+        .unwrap();
+    let plan = || vec![(ms(100), Kind::Ok), (ms(1), Kind::Ok)];
+    let request = |method: http::Method| {
+        http::Request::builder()
+            .method(method)
+            .uri("/")
+            .body(String::from("x"))
+            .unwrap()
+    };
+
+    let upstream = Upstream::new(plan());
+    let out = layer
+        .layer(upstream.clone())
+        .oneshot(request(http::Method::POST))
+        .await;
+    assert_eq!((out, upstream.calls()), (Ok(answer(0)), 1));
+
+    let upstream = Upstream::new(plan());
+    let out = layer
+        .layer(upstream.clone())
+        .oneshot(request(http::Method::GET))
+        .await;
+    assert_eq!((out, upstream.calls()), (Ok(answer(1)), 2));
+
+    let everything = HedgeLayer::builder()
+        .delay(ms(10))
+        .classify(classify)
+        .replay(weir_retry::CloneRequest)
+        .build()
+        .unwrap();
+    let upstream = Upstream::new(plan());
+    let out = everything
+        .layer(upstream.clone())
+        .oneshot(request(http::Method::POST))
+        .await;
+    assert_eq!((out, upstream.calls()), (Ok(answer(1)), 2));
+}
+
 /// #21.2: the hedge budget refuses hedges beyond its balance; the request still gets its
 /// primary's answer.
 #[tokio::test(start_paused = true)]
