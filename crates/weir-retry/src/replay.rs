@@ -112,6 +112,7 @@ impl<Req: Clone> Replay<Req> for CloneRequest {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct IdempotentReplay {
     non_idempotent: bool,
+    no_put_delete: bool,
 }
 
 impl IdempotentReplay {
@@ -120,7 +121,16 @@ impl IdempotentReplay {
     pub const fn new() -> Self {
         Self {
             non_idempotent: false,
+            no_put_delete: false,
         }
+    }
+
+    /// Whether PUT and DELETE are retried without an `Idempotency-Key` (`true` unless set), see
+    /// [`HttpReplay::retry_put_delete`].
+    #[must_use]
+    pub const fn retry_put_delete(mut self, yes: bool) -> Self {
+        self.no_put_delete = !yes;
+        self
     }
 
     /// `true` retries POST and PATCH (every HTTP method but CONNECT) even without an
@@ -149,6 +159,7 @@ impl IdempotentReplay {
         headers.is_some_and(|headers| {
             HttpReplay::new()
                 .non_idempotent(self.non_idempotent)
+                .retry_put_delete(!self.no_put_delete)
                 .is_retryable(method, headers)
         })
     }
@@ -292,6 +303,7 @@ const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 pub struct HttpReplay {
     limit: usize,
     non_idempotent: bool,
+    put_delete: bool,
     wait: bool,
 }
 
@@ -302,6 +314,7 @@ impl HttpReplay {
         Self {
             limit: DEFAULT_BODY_LIMIT,
             non_idempotent: false,
+            put_delete: true,
             wait: true,
         }
     }
@@ -318,6 +331,16 @@ impl HttpReplay {
     #[must_use]
     pub const fn non_idempotent(mut self, yes: bool) -> Self {
         self.non_idempotent = yes;
+        self
+    }
+
+    /// Whether PUT and DELETE are retried without an `Idempotency-Key` (`true` unless set: RFC
+    /// 9110 calls them idempotent). `false` for a server whose PUT or DELETE is not (a PUT that
+    /// appends, a DELETE that answers differently the second time): they are then retried only
+    /// with an `Idempotency-Key`, as POST and PATCH are.
+    #[must_use]
+    pub const fn retry_put_delete(mut self, yes: bool) -> Self {
+        self.put_delete = yes;
         self
     }
 
@@ -342,14 +365,14 @@ impl HttpReplay {
     #[must_use]
     pub fn is_retryable(&self, method: &Method, headers: &HeaderMap) -> bool {
         match *method {
-            Method::GET
-            | Method::HEAD
-            | Method::OPTIONS
-            | Method::PUT
-            | Method::DELETE
-            | Method::TRACE => true,
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE => true,
+            Method::PUT | Method::DELETE if self.put_delete => true,
             Method::CONNECT => false,
-            Method::POST | Method::PATCH if headers.contains_key(IDEMPOTENCY_KEY) => true,
+            Method::POST | Method::PATCH | Method::PUT | Method::DELETE
+                if headers.contains_key(IDEMPOTENCY_KEY) =>
+            {
+                true
+            }
             _ => self.non_idempotent,
         }
     }

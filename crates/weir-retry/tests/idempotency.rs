@@ -104,3 +104,34 @@ async fn a_request_that_is_not_http_is_still_retried() {
     assert!(result.is_err());
     assert_eq!(calls.load(Ordering::SeqCst), 3);
 }
+
+/// #27.1 "PUT/DELETE as the user chooses": with `retry_put_delete(false)` a PUT or DELETE is
+/// retried only with an `Idempotency-Key`, as a POST; GET stays retried.
+#[tokio::test(start_paused = true)]
+async fn put_and_delete_are_retried_only_with_a_key_when_the_user_says_so() {
+    let layer = RetryLayer::builder()
+        .max_attempts(3)
+        .budget(RetryBudget::unlimited())
+        .replay(weir_retry::IdempotentReplay::new().retry_put_delete(false))
+        .build()
+        .unwrap();
+    let (svc, calls) = failing();
+    let result = layer.layer(svc).oneshot(request(Method::PUT, None)).await;
+    assert!(result.is_err());
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "PUT without a key: once");
+    for (method, key, expected) in [
+        (Method::DELETE, None, 1),
+        (Method::DELETE, Some("d-1"), 3),
+        (Method::PUT, Some("p-1"), 3),
+        (Method::GET, None, 3),
+    ] {
+        let (svc, calls) = failing();
+        let result = layer.layer(svc).oneshot(request(method.clone(), key)).await;
+        assert!(result.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), expected, "{method} {key:?}");
+    }
+    let http = weir_retry::HttpReplay::new().retry_put_delete(false);
+    let headers = http::HeaderMap::new();
+    assert!(!http.is_retryable(&Method::PUT, &headers));
+    assert!(weir_retry::HttpReplay::new().is_retryable(&Method::PUT, &headers));
+}

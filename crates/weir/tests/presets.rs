@@ -682,3 +682,45 @@ async fn grpc_status_layer_gives_every_error_its_code() {
         "2000"
     );
 }
+
+/// #27.1 "PUT/DELETE as the user chooses": the client preset retries a PUT by default (RFC 9110
+/// calls it idempotent); `no_put_delete_retries()` sends a PUT or DELETE without an
+/// `Idempotency-Key` once, and still retries one with a key.
+#[tokio::test(start_paused = true)]
+async fn client_preset_retries_put_and_delete_as_the_user_chooses() {
+    let transport = Resetting::default();
+    let put = |key: Option<&str>| {
+        let mut req = Request::put("http://shop/orders/7");
+        if let Some(key) = key {
+            req = req.header("idempotency-key", key);
+        }
+        req.body(String::from("{\"item\": 7}")).unwrap()
+    };
+    let default = ClientStack::builder().build().unwrap();
+    default
+        .layer(transport.service())
+        .oneshot(put(None))
+        .await
+        .unwrap_err();
+    assert_eq!(transport.calls(), 4, "a PUT is retried by default");
+
+    let strict = ClientStack::builder()
+        .no_put_delete_retries()
+        .build()
+        .unwrap();
+    let client = strict.layer(transport.service());
+    client.clone().oneshot(put(None)).await.unwrap_err();
+    assert_eq!(transport.calls(), 1, "a PUT without a key is sent once");
+    client
+        .clone()
+        .oneshot(
+            Request::delete("http://shop/orders/7")
+                .body(String::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(transport.calls(), 1, "a DELETE without a key is sent once");
+    client.oneshot(put(Some("put-7"))).await.unwrap_err();
+    assert_eq!(transport.calls(), 4, "a keyed PUT is retried");
+}

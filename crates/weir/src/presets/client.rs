@@ -263,6 +263,7 @@ impl ClientStack {
             max_concurrent: DEFAULT_MAX_CONCURRENT,
             propagate: Some(DEFAULT_PROPAGATION_ALLOWANCE),
             retry_non_idempotent: false,
+            retry_put_delete: true,
             mode: Single(AnyError),
             observer: (),
             order: PhantomData,
@@ -456,6 +457,7 @@ pub struct ClientBuilder<K = Single, Ord = BreakerInside, O = ()> {
     max_concurrent: usize,
     propagate: Option<Duration>,
     retry_non_idempotent: bool,
+    retry_put_delete: bool,
     mode: K,
     observer: O,
     order: PhantomData<fn() -> Ord>,
@@ -491,6 +493,15 @@ impl<K, Ord, O> ClientBuilder<K, Ord, O> {
     #[must_use]
     pub const fn retry_non_idempotent(mut self) -> Self {
         self.retry_non_idempotent = true;
+        self
+    }
+
+    /// Retries PUT and DELETE only with an `Idempotency-Key`, as POST and PATCH: for a server
+    /// whose PUT or DELETE is not idempotent. By default they are retried (RFC 9110 calls them
+    /// idempotent).
+    #[must_use]
+    pub const fn no_put_delete_retries(mut self) -> Self {
+        self.retry_put_delete = false;
         self
     }
 
@@ -579,6 +590,7 @@ impl<K, Ord, O> ClientBuilder<K, Ord, O> {
             max_concurrent: self.max_concurrent,
             propagate: self.propagate,
             retry_non_idempotent: self.retry_non_idempotent,
+            retry_put_delete: self.retry_put_delete,
             mode: self.mode,
             observer,
             order: self.order,
@@ -630,6 +642,7 @@ impl<K, Ord, O> ClientBuilder<K, Ord, O> {
             max_concurrent: self.max_concurrent,
             propagate: self.propagate,
             retry_non_idempotent: self.retry_non_idempotent,
+            retry_put_delete: self.retry_put_delete,
             mode: self.mode,
             observer: self.observer,
             order: PhantomData,
@@ -654,6 +667,7 @@ impl<K, Ord, O> ClientBuilder<K, Ord, O> {
             max_concurrent: self.max_concurrent,
             propagate: self.propagate,
             retry_non_idempotent: self.retry_non_idempotent,
+            retry_put_delete: self.retry_put_delete,
             mode,
             observer: self.observer,
             order: self.order,
@@ -788,7 +802,9 @@ where
     pub fn build(self) -> Result<ClientStack<Single<C>, Ord, O>, ConfigError> {
         let (Single(classifier), this) = self.swap_mode(());
         this.check()?;
-        let replay = IdempotentReplay::new().retry_non_idempotent(this.retry_non_idempotent);
+        let replay = IdempotentReplay::new()
+            .retry_non_idempotent(this.retry_non_idempotent)
+            .retry_put_delete(this.retry_put_delete);
         let retry = this
             .retry_settings(RetryLayer::builder().replay(replay))
             .build_with_handle()
@@ -816,8 +832,11 @@ where
     pub fn build(self) -> Result<ClientStack<PerAuthority<C>, Ord, O>, ConfigError> {
         let (PerAuthority(classifier), this) = self.swap_mode(());
         this.check()?;
-        let http =
-            RetryLayer::http().replay(HttpReplay::new().non_idempotent(this.retry_non_idempotent));
+        let http = RetryLayer::http().replay(
+            HttpReplay::new()
+                .non_idempotent(this.retry_non_idempotent)
+                .retry_put_delete(this.retry_put_delete),
+        );
         let retry = this
             .retry_settings(http)
             .build_with_handle()
@@ -850,6 +869,7 @@ where
         // sent at once and not retried (see `RetryLayer::grpc`).
         let replay = HttpReplay::new()
             .non_idempotent(this.retry_non_idempotent)
+            .retry_put_delete(this.retry_put_delete)
             .wait_for_body(false);
         let retry = this
             .retry_settings(RetryLayer::grpc().replay(replay))
@@ -876,6 +896,7 @@ impl<K, Ord, O> fmt::Debug for ClientBuilder<K, Ord, O> {
             .field("attempt_timeout", &self.attempt_timeout)
             .field("max_retries", &self.max_retries)
             .field("retry_non_idempotent", &self.retry_non_idempotent)
+            .field("retry_put_delete", &self.retry_put_delete)
             .field("budget", &self.budget)
             .field("failure_rate", &self.failure_rate)
             .field("minimum_calls", &self.minimum_calls)
