@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -37,7 +38,7 @@ pin_project! {
             future: F,
             // Boxed: only HTTP responses with rate-limit fields carry it, and writing them
             // allocates anyway; the future of every other call stays small.
-            info: Option<Box<RateLimitInfo>>,
+            info: Info,
         },
         Rejected {
             error: Option<BoxError>,
@@ -73,11 +74,49 @@ pin_project! {
     }
 }
 
+/// The rate-limit fields an admitted response carries, if any.
+///
+/// Its drop is a null check inline and the box's drop out of line: a call admitted on the plain
+/// happy path (no fields) pays one compare when its future is dropped, not a call into the drop
+/// glue of `Option<Box<RateLimitInfo>>`, which the compiler keeps out of line now that the info
+/// lists every policy of a tier (13 instructions per call on the GCRA bench).
+struct Info(ManuallyDrop<Option<Box<RateLimitInfo>>>);
+
+impl Info {
+    #[inline]
+    const fn new(info: Option<Box<RateLimitInfo>>) -> Self {
+        Self(ManuallyDrop::new(info))
+    }
+
+    #[inline]
+    fn as_deref(&self) -> Option<&RateLimitInfo> {
+        self.0.as_deref()
+    }
+}
+
+impl Drop for Info {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(info) = self.0.take() {
+            drop_info(info);
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn drop_info(info: Box<RateLimitInfo>) {
+    drop(info);
+}
+
 impl<F, S, Req, D, P> ResponseFuture<F, S, Req, D, P> {
     #[inline]
     pub(crate) const fn calling(future: F, protocol: P, info: Option<Box<RateLimitInfo>>) -> Self {
         Self {
-            state: State::Calling { future, info },
+            state: State::Calling {
+                future,
+                info: Info::new(info),
+            },
             protocol,
         }
     }
@@ -247,7 +286,10 @@ where
     };
     match later.as_mut().step(cx) {
         Step::Call(future, info) => {
-            state.set(State::Calling { future, info });
+            state.set(State::Calling {
+                future,
+                info: Info::new(info),
+            });
             Poll::Ready(None)
         }
         Step::Pending => Poll::Pending,
