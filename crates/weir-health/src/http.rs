@@ -27,7 +27,8 @@ pub enum Verbose {
     /// Never: only the overall status (the default; probes may come from anywhere).
     #[default]
     Never,
-    /// When the query string holds `verbose` (`/readyz?verbose`).
+    /// When the query string asks for it: `verbose`, or `verbose=` with any value but `0` or
+    /// `false` (`/readyz?verbose`, `/readyz?verbose=1`).
     OnQuery,
     /// Always.
     Always,
@@ -129,9 +130,15 @@ impl<B> Service<Request<B>> for HealthService {
         let verbose = match self.settings.verbose {
             Verbose::Never => false,
             Verbose::Always => true,
+            // `verbose`, `verbose=` and any value but `0` / `false` ask for detail.
             Verbose::OnQuery => req.uri().query().is_some_and(|q| {
-                q.split('&')
-                    .any(|p| p == "verbose" || p.starts_with("verbose="))
+                q.split('&').any(|p| match p.strip_prefix("verbose") {
+                    Some("") => true,
+                    Some(value) => value
+                        .strip_prefix('=')
+                        .is_some_and(|v| v != "0" && !v.eq_ignore_ascii_case("false")),
+                    None => false,
+                })
             }),
         };
         let registry = self.registry.clone();

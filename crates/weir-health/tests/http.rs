@@ -118,6 +118,12 @@ async fn nested_with_custom_paths_and_detail() {
         body.contains(r#""cache":[{"status":"warn","output":"cold","durationMs":"#),
         "{body}"
     );
+    for off in ["verbose=false", "verbose=0", "verbosely", "x=verbose"] {
+        let (_, _, body) = get_path(addr, &format!("/health/ready?{off}")).await;
+        assert_eq!(body, r#"{"status":"fail"}"#, "?{off} asks for no detail");
+    }
+    let (_, _, body) = get_path(addr, "/health/ready?verbose=true").await;
+    assert!(body.contains(r#""checks""#), "{body}");
     assert_eq!(
         get_path(addr, "/health/readyz").await.0,
         StatusCode::NOT_FOUND
