@@ -2,11 +2,13 @@
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod accessors;
 mod backoff;
 mod body;
 mod classify;
 #[cfg(feature = "serde")]
 pub mod config;
+mod config_error;
 mod deadline;
 mod degrade;
 mod error;
@@ -24,6 +26,7 @@ pub use crate::body::{BodyEnd, EndBody, GuardedBody, OnBodyEnd};
 pub use crate::classify::{
     AnyError, Classify, ClassifyTrailers, Failure, GrpcStatus, HttpStatus, Outcome,
 };
+pub use crate::config_error::ConfigError;
 pub use crate::deadline::{
     Deadline, GRPC_TIMEOUT, InvalidTimeout, TIMEOUT_MS, decode_grpc_timeout, decode_timeout_ms,
     encode_grpc_timeout, encode_timeout_ms,

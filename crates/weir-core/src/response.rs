@@ -510,23 +510,7 @@ impl<S> ErrorResponse<S> {
         }
     }
 
-    /// The inner service.
-    #[must_use]
-    pub const fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    #[must_use]
-    pub const fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes `self`, returning the inner service.
-    #[must_use]
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::inner_accessors!(inner: S);
 }
 
 impl<S: Clone> Clone for ErrorResponse<S> {
