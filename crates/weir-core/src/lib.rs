@@ -18,6 +18,7 @@ mod key;
 mod keyed;
 mod name;
 mod observer;
+pub mod protocol;
 mod ratelimit;
 mod response;
 

@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use crate::protocol::is_grpc;
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use http::{Request, Response, StatusCode};
@@ -221,20 +222,6 @@ fn grpc_message(message: &'static str) -> HeaderValue {
         }
     }
     HeaderValue::try_from(encoded).unwrap_or(HeaderValue::from_static(""))
-}
-
-/// Whether a request's `content-type` is `application/grpc` (or `application/grpc+proto`, ...),
-/// compared without case and without allocating.
-fn is_grpc(headers: &HeaderMap) -> bool {
-    const GRPC: &[u8] = b"application/grpc";
-    // An empty map has no content-type: not hashed and looked up.
-    !headers.is_empty()
-        && headers.get(CONTENT_TYPE).is_some_and(|value| {
-            value
-                .as_bytes()
-                .get(..GRPC.len())
-                .is_some_and(|prefix| prefix.eq_ignore_ascii_case(GRPC))
-        })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

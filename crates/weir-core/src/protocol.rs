@@ -1,0 +1,208 @@
+//! [`Protocol`]: the one answer to "is this an HTTP request, and what is its deadline?".
+//!
+//! Every weir layer that reads a request's HTTP parts takes a protocol type parameter, chosen on
+//! its builder: [`Plain`] (the default: any request type, nothing read, nothing to implement on
+//! your own request types) or [`Http`] (`http::Request`, as axum, hyper and tonic use). The
+//! choice is made once, at the type level, so a `Plain` layer costs nothing per call and a
+//! `Duration`, a tuple or your own struct is a request without a newtype or a marker impl.
+//!
+//! A layer's response-side behaviour (holding a permit in the body, writing headers on an
+//! admitted response) is the layer's own trait, implemented for these same two types.
+
+use http::header::CONTENT_TYPE;
+use http::{Extensions, HeaderMap, Method};
+
+use crate::deadline::Deadline;
+
+/// What a layer can read and write in a request of type `Req`; implemented by [`Plain`] for
+/// every type and by [`Http`] for `http::Request<B>`.
+///
+/// ```
+/// use std::time::Duration;
+/// use weir_core::Deadline;
+/// use weir_core::protocol::{Http, Plain, Protocol};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let mut req = http::Request::new(());
+/// Deadline::after(Duration::from_secs(1)).set_earliest(req.extensions_mut());
+/// assert!(<Http as Protocol<_>>::deadline(&req).is_some());
+/// assert!(<Plain as Protocol<_>>::deadline(&req).is_none());
+/// assert!(<Plain as Protocol<_>>::deadline(&(1_u32, "any type")).is_none());
+/// # }
+/// ```
+pub trait Protocol<Req>: Copy + Default + Send + Sync + 'static {
+    /// Whether this protocol reads HTTP parts at all (`false` for [`Plain`]), so a layer can
+    /// skip work that only HTTP needs at compile time.
+    const HTTP: bool;
+
+    /// The request's headers, if it is an HTTP request.
+    fn headers(req: &Req) -> Option<&HeaderMap>;
+
+    /// The request's headers, mutably, if it is an HTTP request.
+    fn headers_mut(req: &mut Req) -> Option<&mut HeaderMap>;
+
+    /// The request's extensions, if it is an HTTP request (where its [`Deadline`] is kept).
+    fn extensions(req: &Req) -> Option<&Extensions>;
+
+    /// The request's extensions, mutably, if it is an HTTP request.
+    fn extensions_mut(req: &mut Req) -> Option<&mut Extensions>;
+
+    /// The request's method, if it is an HTTP request.
+    fn method(req: &Req) -> Option<&Method>;
+
+    /// The request's [`Deadline`], if it is an HTTP request that carries one.
+    #[inline]
+    fn deadline(req: &Req) -> Option<Deadline> {
+        Self::extensions(req).and_then(Deadline::get)
+    }
+
+    /// Whether the request is gRPC ([`is_grpc`] on its headers); `false` for [`Plain`].
+    #[inline]
+    fn is_grpc(req: &Req) -> bool {
+        Self::headers(req).is_some_and(is_grpc)
+    }
+}
+
+/// Any request type: no HTTP parts are read or written. The default of every layer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Plain;
+
+/// `http::Request<B>`: the layer reads and writes its headers, extensions and deadline.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Http;
+
+impl<Req> Protocol<Req> for Plain {
+    const HTTP: bool = false;
+
+    #[inline(always)]
+    fn headers(_req: &Req) -> Option<&HeaderMap> {
+        None
+    }
+
+    #[inline(always)]
+    fn headers_mut(_req: &mut Req) -> Option<&mut HeaderMap> {
+        None
+    }
+
+    #[inline(always)]
+    fn extensions(_req: &Req) -> Option<&Extensions> {
+        None
+    }
+
+    #[inline(always)]
+    fn extensions_mut(_req: &mut Req) -> Option<&mut Extensions> {
+        None
+    }
+
+    #[inline(always)]
+    fn method(_req: &Req) -> Option<&Method> {
+        None
+    }
+
+    #[inline(always)]
+    fn deadline(_req: &Req) -> Option<Deadline> {
+        None
+    }
+
+    #[inline(always)]
+    fn is_grpc(_req: &Req) -> bool {
+        false
+    }
+}
+
+impl<B> Protocol<http::Request<B>> for Http {
+    const HTTP: bool = true;
+
+    #[inline]
+    fn headers(req: &http::Request<B>) -> Option<&HeaderMap> {
+        Some(req.headers())
+    }
+
+    #[inline]
+    fn headers_mut(req: &mut http::Request<B>) -> Option<&mut HeaderMap> {
+        Some(req.headers_mut())
+    }
+
+    #[inline]
+    fn extensions(req: &http::Request<B>) -> Option<&Extensions> {
+        Some(req.extensions())
+    }
+
+    #[inline]
+    fn extensions_mut(req: &mut http::Request<B>) -> Option<&mut Extensions> {
+        Some(req.extensions_mut())
+    }
+
+    #[inline]
+    fn method(req: &http::Request<B>) -> Option<&Method> {
+        Some(req.method())
+    }
+}
+
+/// Whether a request's or a response's `content-type` is gRPC: `application/grpc`,
+/// `application/grpc+proto`, gRPC-Web's `application/grpc-web...`, compared without letter case
+/// (media types are case-insensitive, RFC 9110 §8.3.1) and without allocating. The one gRPC test
+/// in weir.
+///
+/// ```
+/// use http::HeaderMap;
+/// use http::header::{CONTENT_TYPE, HeaderValue};
+///
+/// let mut headers = HeaderMap::new();
+/// assert!(!weir_core::protocol::is_grpc(&headers));
+/// headers.insert(CONTENT_TYPE, HeaderValue::from_static("Application/GRPC+proto"));
+/// assert!(weir_core::protocol::is_grpc(&headers));
+/// ```
+#[must_use]
+pub fn is_grpc(headers: &HeaderMap) -> bool {
+    const GRPC: &[u8] = b"application/grpc";
+    // An empty map has no content-type: not hashed and looked up.
+    !headers.is_empty()
+        && headers.get(CONTENT_TYPE).is_some_and(|value| {
+            value
+                .as_bytes()
+                .get(..GRPC.len())
+                .is_some_and(|prefix| prefix.eq_ignore_ascii_case(GRPC))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn plain_reads_nothing_http_reads_everything() {
+        let mut req = http::Request::builder()
+            .method(Method::POST)
+            .header(CONTENT_TYPE, "application/grpc")
+            .body(())
+            .unwrap();
+        assert!(<Http as Protocol<_>>::is_grpc(&req));
+        assert_eq!(<Http as Protocol<_>>::method(&req), Some(&Method::POST));
+        assert!(<Http as Protocol<_>>::headers_mut(&mut req).is_some());
+        assert!(<Http as Protocol<_>>::extensions_mut(&mut req).is_some());
+        assert!(!<Plain as Protocol<_>>::is_grpc(&req));
+        assert!(<Plain as Protocol<_>>::method(&req).is_none());
+        assert!(<Plain as Protocol<_>>::headers_mut(&mut req).is_none());
+        const { assert!(<Http as Protocol<http::Request<()>>>::HTTP) };
+        const { assert!(!<Plain as Protocol<u64>>::HTTP) };
+    }
+
+    #[test]
+    fn grpc_content_types_in_any_case() {
+        for (value, grpc) in [
+            ("application/grpc", true),
+            ("application/grpc+proto", true),
+            ("application/grpc-web+proto", true),
+            ("APPLICATION/GRPC", true),
+            ("application/json", false),
+            ("application/grp", false),
+            ("", false),
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(value));
+            assert_eq!(is_grpc(&headers), grpc, "{value:?}");
+        }
+    }
+}
