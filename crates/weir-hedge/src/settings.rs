@@ -104,8 +104,7 @@ impl HedgeSettings {
     ///
     /// A [`ConfigError`] naming the first broken rule.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        const ATTEMPTS: &str =
-            "must be within 1..=5 (it counts the primary; gRFC A6 caps it at 5)";
+        const ATTEMPTS: &str = "must be within 1..=5 (it counts the primary; gRFC A6 caps it at 5)";
         if self.max_attempts == 0 {
             return Err(ConfigError::zero("hedge", "max_attempts", ATTEMPTS));
         }
@@ -186,6 +185,9 @@ mod tests {
 
         let settings: HedgeSettings = toml::from_str("max_attempts = 9").unwrap();
         let err = settings.validate().unwrap_err();
-        assert!(err.is_out_of_range() && err.field() == "max_attempts", "{err}");
+        assert!(
+            err.is_out_of_range() && err.field() == "max_attempts",
+            "{err}"
+        );
     }
 }

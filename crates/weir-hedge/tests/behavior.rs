@@ -119,12 +119,18 @@ fn max_attempts_outside_one_to_five_is_refused() {
         .latency_percentile(100.0)
         .build()
         .unwrap_err();
-    assert!(err.is_out_of_range() && err.field() == "latency_percentile", "{err}");
+    assert!(
+        err.is_out_of_range() && err.field() == "latency_percentile",
+        "{err}"
+    );
     let err = HedgeLayer::builder()
         .budget(HedgeBudget::ratio(f64::NAN))
         .build()
         .unwrap_err();
-    assert!(err.is_out_of_range() && err.field() == "budget.ratio", "{err}");
+    assert!(
+        err.is_out_of_range() && err.field() == "budget.ratio",
+        "{err}"
+    );
 }
 
 /// #21.1: a non-fatal failure sends the next hedge at once, without waiting for the delay.
@@ -539,7 +545,14 @@ fn new_has_the_builders_default_budget() {
             .burst(DEFAULT_BUDGET_BURST)
     );
     let from_new = HedgeLayer::new(ms(20)).handle();
-    let from_builder = HedgeLayer::builder().delay(ms(20)).build().unwrap().handle();
-    assert_eq!(from_new.budget_available(), Some(u64::from(DEFAULT_BUDGET_BURST)));
+    let from_builder = HedgeLayer::builder()
+        .delay(ms(20))
+        .build()
+        .unwrap()
+        .handle();
+    assert_eq!(
+        from_new.budget_available(),
+        Some(u64::from(DEFAULT_BUDGET_BURST))
+    );
     assert_eq!(from_new.budget_available(), from_builder.budget_available());
 }
