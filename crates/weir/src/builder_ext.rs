@@ -55,24 +55,41 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed {
         weir_rate_limit::ConfigError,
     >;
 
-    /// A bulkhead of `max_concurrent` permits with no queue (a call finding none free is
-    /// refused at once), from [`BulkheadLayer::new`](weir_bulkhead::BulkheadLayer::new).
+    /// A bulkhead of `max_concurrent` permits (0 is taken as 1) with no queue (a call finding
+    /// none free is refused at once), for `http::Request` / `http::Response` services, from
+    /// [`BulkheadLayer::http`](weir_bulkhead::BulkheadLayer::http): a call holds its permit
+    /// until its response body ends, so a streamed body counts until its last byte. For other
+    /// services, or to release the permit with the response head, pass
+    /// `BulkheadLayer::new(n)` or a built `BulkheadLayer::http(n).release_at_head()` to `layer`.
     #[cfg(feature = "bulkhead")]
     #[must_use]
     fn bulkhead(
         self,
         max_concurrent: usize,
-    ) -> ServiceBuilder<Stack<weir_bulkhead::BulkheadLayer, L>>;
+    ) -> ServiceBuilder<Stack<weir_bulkhead::BulkheadLayer<(), weir_bulkhead::Http>, L>>;
 
-    /// Sheds load once `max_in_flight` calls are under way, from
-    /// [`LoadShedLayer::new`](weir_load_shed::LoadShedLayer::new). Named `shed_load` because
-    /// tower's `ServiceBuilder` has a `load_shed` method of its own.
+    /// Sheds load once `max_in_flight` calls are under way (0 is taken as 1), for
+    /// `http::Request` / `http::Response` services, from
+    /// [`LoadShedLayer::http`](weir_load_shed::LoadShedLayer::http): a call is in flight until
+    /// its response body ends. For other services, or to count a call only until its response
+    /// head, pass `LoadShedLayer::new(n)` to `layer`. Named `shed_load` because tower's
+    /// `ServiceBuilder` has a `load_shed` method of its own.
     #[cfg(feature = "load-shed")]
     #[must_use]
     fn shed_load(
         self,
         max_in_flight: usize,
-    ) -> ServiceBuilder<Stack<weir_load_shed::LoadShedLayer, L>>;
+    ) -> ServiceBuilder<
+        Stack<
+            weir_load_shed::LoadShedLayer<
+                weir_load_shed::Fixed,
+                weir_load_shed::Uniform,
+                (),
+                weir_load_shed::Http,
+            >,
+            L,
+        >,
+    >;
 
     /// A circuit breaker with the default settings (failure rate 50 % over the last 100 calls,
     /// open 5 s, 3 half-open probes), from
@@ -139,16 +156,35 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
     fn bulkhead(
         self,
         max_concurrent: usize,
-    ) -> ServiceBuilder<Stack<weir_bulkhead::BulkheadLayer, L>> {
-        self.layer(weir_bulkhead::BulkheadLayer::new(max_concurrent))
+    ) -> ServiceBuilder<Stack<weir_bulkhead::BulkheadLayer<(), weir_bulkhead::Http>, L>> {
+        let max_concurrent = max_concurrent.clamp(1, weir_bulkhead::MAX_PERMITS);
+        self.layer(
+            weir_bulkhead::BulkheadLayer::http(max_concurrent)
+                .build()
+                .expect("a clamped max_concurrent with the defaults is a valid configuration"),
+        )
     }
 
     #[cfg(feature = "load-shed")]
     fn shed_load(
         self,
         max_in_flight: usize,
-    ) -> ServiceBuilder<Stack<weir_load_shed::LoadShedLayer, L>> {
-        self.layer(weir_load_shed::LoadShedLayer::new(max_in_flight))
+    ) -> ServiceBuilder<
+        Stack<
+            weir_load_shed::LoadShedLayer<
+                weir_load_shed::Fixed,
+                weir_load_shed::Uniform,
+                (),
+                weir_load_shed::Http,
+            >,
+            L,
+        >,
+    > {
+        self.layer(
+            weir_load_shed::LoadShedLayer::http(max_in_flight)
+                .build()
+                .expect("a fixed limit with the defaults is a valid configuration"),
+        )
     }
 
     #[cfg(feature = "circuit-breaker")]

@@ -78,7 +78,7 @@ async fn client_stack_retries_through_breaker_and_bulkhead() {
         .deadline(Duration::from_secs(10))
         .retries(3)
         .circuit_breaker()
-        .bulkhead(4)
+        .layer(weir::bulkhead::BulkheadLayer::new(4))
         .deadline(Duration::from_secs(1))
         .service(transport);
 
