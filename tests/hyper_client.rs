@@ -72,7 +72,7 @@ async fn server(failures: usize) -> (SocketAddr, Arc<Seen>) {
 fn client() -> (
     impl Service<
         Request<Full<Bytes>>,
-        Response = Response<impl hyper::body::Body>,
+        Response = Response<impl hyper::body::Body + std::fmt::Debug>,
         Error = BoxError,
         Future: Send,
     > + Clone,

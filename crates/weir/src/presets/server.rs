@@ -50,6 +50,8 @@ type ServerLayers<R, C, O> = Stack<
 /// }));
 /// let Ok(response) = server.oneshot(Request::new(String::new())).await;
 /// assert_eq!(response.status(), StatusCode::OK);
+/// assert_eq!(shedder.stats().in_flight, 1); // until its body ends (or is dropped)
+/// drop(response);
 /// assert_eq!(shedder.stats().succeeded, 1);
 /// # }
 /// ```
