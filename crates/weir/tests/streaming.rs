@@ -1,8 +1,8 @@
 //! #17.3: weir's HTTP stacks hold a call's slot until its response body ends. A real axum server
 //! on 127.0.0.1 streams a body the test feeds: while it streams, a second request is refused with
 //! a 503; once it has ended, the next request is admitted. `ServerStack`, and
-//! `ServiceBuilderExt::{bulkhead, shed_load}`, ran in plain mode before and let the second
-//! request in as soon as the first head was sent.
+//! `ServiceBuilderExt::{weir_bulkhead, weir_load_shed}`, ran in plain mode before and let the
+//! second request in as soon as the first head was sent.
 
 #![cfg(all(feature = "bulkhead", feature = "load-shed", feature = "presets"))]
 
@@ -111,13 +111,17 @@ async fn server_stack_counts_a_call_until_its_body_ends() {
 #[tokio::test]
 async fn service_builder_bulkhead_holds_its_permit_until_the_body_ends() {
     let (router, senders) = streaming_router();
-    let app = router.layer(ServiceBuilder::new().error_responses().bulkhead(1));
+    let app = router.layer(ServiceBuilder::new().weir_error_response().weir_bulkhead(1));
     a_streaming_body_holds_the_only_slot(app, senders, || None).await;
 }
 
 #[tokio::test]
 async fn service_builder_shed_load_counts_a_call_until_its_body_ends() {
     let (router, senders) = streaming_router();
-    let app = router.layer(ServiceBuilder::new().error_responses().shed_load(1));
+    let app = router.layer(
+        ServiceBuilder::new()
+            .weir_error_response()
+            .weir_load_shed(1),
+    );
     a_streaming_body_holds_the_only_slot(app, senders, || None).await;
 }
