@@ -98,7 +98,7 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed {
         max_retries: u32,
     ) -> ServiceBuilder<Stack<weir_retry::RetryLayer<crate::IdempotentReplay>, L>>;
 
-    /// Times out calls after `timeout` and sets the request's [`Deadline`](crate::Deadline) (the
+    /// Times out calls after `timeout` and sets the request's [`Deadline`](crate::core::Deadline) (the
     /// earlier of this one and any already there), with
     /// [`TimeoutLayer::new`](weir_timeout::TimeoutLayer::new). Named `deadline` because
     /// `ServiceBuilder` has a `timeout` method of its own (tower's).
