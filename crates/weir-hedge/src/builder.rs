@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use weir_core::{AnyError, GrpcStatus, Name};
-use weir_retry::{HttpReplay, IdempotentReplay};
+use weir_retry::{HttpReplay, IdempotentReplay, SharedBudget};
 
 use crate::grpc::GrpcAttempts;
 use crate::handle::HedgeHandle;
@@ -152,6 +152,8 @@ pub struct HedgeBuilder<R = IdempotentReplay, C = AnyError, O = ()> {
     delay: Duration,
     percentile: Option<PercentileSpec>,
     budget: HedgeBudget,
+    /// A retry budget hedges draw on instead of `budget` (#21: shared with retry).
+    shared_budget: Option<SharedBudget>,
     replay: R,
     classify: C,
     observer: O,
@@ -165,6 +167,7 @@ impl HedgeBuilder {
             delay: Duration::from_millis(50),
             percentile: None,
             budget: HedgeBudget::default(),
+            shared_budget: None,
             replay: IdempotentReplay::new(),
             classify: AnyError,
             observer: (),
@@ -247,8 +250,20 @@ impl<R, C, O> HedgeBuilder<R, C, O> {
 
     /// The hedge budget.
     #[must_use]
-    pub const fn budget(mut self, budget: HedgeBudget) -> Self {
+    pub fn budget(mut self, budget: HedgeBudget) -> Self {
         self.budget = budget;
+        self.shared_budget = None;
+        self
+    }
+
+    /// Draws hedges from a retry budget that retry layers share
+    /// ([`SharedBudget`], given to them with `RetryBuilder::shared_budget`) instead of a hedge
+    /// budget of the layer's own: each request counts as a request of that budget, each hedge
+    /// spends one retry of it, so hedges and retries together stay within it (gRFC A6 applies
+    /// retry throttling to hedges). Replaces [`budget`](Self::budget).
+    #[must_use]
+    pub fn shared_budget(mut self, budget: SharedBudget) -> Self {
+        self.shared_budget = Some(budget);
         self
     }
 
@@ -261,6 +276,7 @@ impl<R, C, O> HedgeBuilder<R, C, O> {
             delay: self.delay,
             percentile: self.percentile,
             budget: self.budget,
+            shared_budget: self.shared_budget,
             replay,
             classify: self.classify,
             observer: self.observer,
@@ -277,6 +293,7 @@ impl<R, C, O> HedgeBuilder<R, C, O> {
             delay: self.delay,
             percentile: self.percentile,
             budget: self.budget,
+            shared_budget: self.shared_budget,
             replay: self.replay,
             classify,
             observer: self.observer,
@@ -292,6 +309,7 @@ impl<R, C, O> HedgeBuilder<R, C, O> {
             delay: self.delay,
             percentile: self.percentile,
             budget: self.budget,
+            shared_budget: self.shared_budget,
             replay: self.replay,
             classify: self.classify,
             observer,
@@ -351,7 +369,12 @@ impl<R, C, O> HedgeBuilder<R, C, O> {
             self.budget.min_per_second,
             self.budget.burst,
         );
-        let core = Arc::new(Core::new(Instant::now(), budget, latency));
+        let core = Arc::new(Core::new(
+            Instant::now(),
+            budget,
+            self.shared_budget,
+            latency,
+        ));
         let shared = Shared {
             name: self.name,
             max_attempts: self.max_attempts.clamp(1, usize::from(MAX_ATTEMPTS)) as u8,
