@@ -81,7 +81,7 @@ fn client() -> (
         .build_with_handle()
         .expect("valid breaker");
     let stack = ServiceBuilder::new()
-        .deadline(Duration::from_secs(2))
+        .weir_timeout(Duration::from_secs(2))
         .layer(
             RetryLayer::http()
                 .max_attempts(3)
@@ -91,7 +91,7 @@ fn client() -> (
                 .expect("valid retry"),
         )
         .layer(breaker)
-        .bulkhead(4)
+        .weir_bulkhead(4)
         .layer(
             TimeoutLayer::builder()
                 .timeout(Duration::from_millis(500))

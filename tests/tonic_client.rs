@@ -147,7 +147,7 @@ async fn client(
         // Outermost on the client too: weir's refusals reach tonic as gRPC statuses
         // (UNAVAILABLE for an open circuit, with its pushback), not as an opaque UNKNOWN.
         .layer(ErrorResponseLayer::new().grpc())
-        .deadline(Duration::from_secs(2))
+        .weir_timeout(Duration::from_secs(2))
         .layer(
             RetryLayer::grpc()
                 .max_attempts(3)

@@ -1,17 +1,17 @@
 //! The state shared by every service and clone a layer makes (what the handle reads).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
 use weir_core::Name;
 
+use crate::settings::{HedgeSettings, MAX_ATTEMPTS};
 use crate::state::{Budget, Latency};
 
-/// The most attempts a request may make, the primary included (gRFC A6 caps `maxAttempts` at 5).
-pub(crate) const MAX_ATTEMPTS: u8 = 5;
 /// Hedges at most: every attempt but the primary.
-pub(crate) const MAX_HEDGES: usize = MAX_ATTEMPTS as usize - 1;
+pub(crate) const MAX_HEDGES: usize = MAX_ATTEMPTS - 1;
 
 /// When a hedge is sent.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -31,7 +31,7 @@ pub(crate) struct Shared<R, C, O> {
     pub(crate) replay: R,
     pub(crate) classify: C,
     pub(crate) observer: O,
-    pub(crate) core: std::sync::Arc<Core>,
+    pub(crate) core: Arc<Core>,
 }
 
 /// The running state: budget, latencies, counters. Shared with the handle.
@@ -125,6 +125,43 @@ impl Core {
 }
 
 impl<R, C, O> Shared<R, C, O> {
+    /// The shared state of a layer with `settings` (checked or not: out-of-range values are
+    /// brought within range here, so this never fails) and `budget`.
+    pub(crate) fn new(
+        name: Name,
+        settings: &HedgeSettings,
+        budget: Budget,
+        shared_budget: Option<weir_retry::SharedBudget>,
+        replay: R,
+        classify: C,
+        observer: O,
+    ) -> Self {
+        let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let latency = settings.percentile.map(|spec| {
+            Latency::new(
+                micros(spec.window),
+                spec.percentile,
+                spec.min_samples.max(1),
+                micros(spec.min_delay),
+            )
+        });
+        let trigger = if latency.is_some() {
+            Trigger::Percentile
+        } else {
+            Trigger::Fixed(settings.delay)
+        };
+        let max_attempts = settings.max_attempts.clamp(1, MAX_ATTEMPTS) as u8;
+        Self {
+            name,
+            max_attempts,
+            trigger,
+            replay,
+            classify,
+            observer,
+            core: Arc::new(Core::new(Instant::now(), budget, shared_budget, latency)),
+        }
+    }
+
     /// The delay before the next hedge; `None`: the trigger does not fire (the percentile
     /// trigger before it has enough samples).
     #[inline]

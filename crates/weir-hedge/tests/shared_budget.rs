@@ -19,7 +19,9 @@ fn ten() -> SharedBudget {
 }
 
 /// An upstream that answers after 50 ms, counting its calls.
-fn slow(calls: &Arc<AtomicU32>) -> impl tower::Service<(), Response = u32, Error = BoxError> + Clone {
+fn slow(
+    calls: &Arc<AtomicU32>,
+) -> impl tower::Service<(), Response = u32, Error = BoxError> + Clone {
     let calls = Arc::clone(calls);
     service_fn(move |()| {
         calls.fetch_add(1, Ordering::SeqCst);

@@ -271,7 +271,9 @@ impl<R, C, O, P, K> RetryBuilder<R, C, O, P, K> {
     /// # Errors
     ///
     /// A [`ConfigError`] naming the first broken rule.
-    pub fn build_with_handle(self) -> Result<(RetryLayer<R, C, O, P, K>, RetryHandle), ConfigError> {
+    pub fn build_with_handle(
+        self,
+    ) -> Result<(RetryLayer<R, C, O, P, K>, RetryHandle), ConfigError> {
         if self.settings.max_attempts == 0 {
             return Err(ConfigError::MaxAttempts);
         }
@@ -310,7 +312,10 @@ impl<R, C, O, P, K> RetryBuilder<R, C, O, P, K> {
             needs_clock: settings.max_duration.is_some(),
             protocol: PhantomData,
         };
-        (RetryLayer::from_shared(shared), RetryHandle::new(core, budget))
+        (
+            RetryLayer::from_shared(shared),
+            RetryHandle::new(core, budget),
+        )
     }
 }
 

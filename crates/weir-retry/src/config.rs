@@ -252,9 +252,8 @@ impl RetryConfig {
             let replay = builder.replay_mut();
             *replay = replay.non_idempotent(yes);
         }
-        let scope = (self.budget_per_server == Some(true)).then(|| {
-            PerKey::new(Authority, self.max_servers.unwrap_or(DEFAULT_MAX_SERVERS))
-        });
+        let scope = (self.budget_per_server == Some(true))
+            .then(|| PerKey::new(Authority, self.max_servers.unwrap_or(DEFAULT_MAX_SERVERS)));
         builder.map_parts(|r, c, o, ()| (r, c, o, scope))
     }
 }

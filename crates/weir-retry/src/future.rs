@@ -261,8 +261,7 @@ fn give_up<R, C, O, P, K>(
     attempts: u32,
     reason: GiveUp,
     outcome: &Outcome,
-)
-where
+) where
     O: for<'a> Observer<Event<'a>>,
 {
     shared.core.gave_up.fetch_add(1, Ordering::Relaxed);

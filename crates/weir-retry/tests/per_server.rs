@@ -105,7 +105,8 @@ async fn a_flood_of_names_stays_bounded_and_spares_the_known_servers() {
         .unwrap();
     let client = layer.layer(service);
     // A known server, with its budget whole.
-    let ok = service_fn(|_: Req| async { Ok::<_, BoxError>(Response::new(Full::new(Bytes::new()))) });
+    let ok =
+        service_fn(|_: Req| async { Ok::<_, BoxError>(Response::new(Full::new(Bytes::new()))) });
     let known = RetryLayer::http()
         .shared_budget(handle.budget().clone())
         .budget_per_server()
@@ -123,7 +124,11 @@ async fn a_flood_of_names_stays_bounded_and_spares_the_known_servers() {
             .await
             .unwrap();
     }
-    assert!(handle.budget().servers() <= 8, "{}", handle.budget().servers());
+    assert!(
+        handle.budget().servers() <= 8,
+        "{}",
+        handle.budget().servers()
+    );
 
     // The flood shared one overflow budget; the known server still retries.
     client.clone().oneshot(get("known.test")).await.unwrap();

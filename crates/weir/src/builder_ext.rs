@@ -14,6 +14,22 @@ mod sealed {
 /// Sealed: implemented for `ServiceBuilder` only, so methods can be added without breaking
 /// anyone. Each pattern crate adds its method here when its feature is on.
 ///
+/// # The naming rule
+///
+/// Each method is `weir_` followed by the name of the layer it adds, in snake case and without
+/// `Layer`: `weir_timeout` adds a [`TimeoutLayer`](weir_timeout::TimeoutLayer), `weir_rate_limit`
+/// a [`RateLimitLayer`](weir_rate_limit::RateLimitLayer), `weir_error_response` an
+/// [`ErrorResponseLayer`], built as the layer's `new` builds it. A method that adds the layer in
+/// another mode appends the name of the builder option that sets the mode:
+/// `weir_timeout_propagate(allowance)` is `TimeoutLayer::builder().propagate(allowance)`.
+///
+/// The prefix is there because tower's `ServiceBuilder` has inherent `timeout`, `retry`,
+/// `rate_limit` and `load_shed` methods (behind tower's features of those names), and an inherent
+/// method silently wins over a trait method of the same name: with tower's `timeout` feature on,
+/// `.timeout(d)` would build tower's timeout, which sets no [`Deadline`](crate::Deadline) and
+/// fails with tower's error, not weir's. A `weir_` name is never shadowed, and says at the call
+/// site whose layer it is.
+///
 /// ```
 /// use http::{Request, Response, StatusCode};
 /// use tower::{ServiceBuilder, ServiceExt, service_fn};
@@ -22,7 +38,7 @@ mod sealed {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let service = ServiceBuilder::new()
-///     .error_responses()
+///     .weir_error_response()
 ///     .service(service_fn(|_req: Request<String>| async {
 ///         Err::<Response<String>, _>(weir::Error::circuit_open())
 ///     }));
@@ -31,23 +47,22 @@ mod sealed {
 /// assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
 /// # }
 /// ```
-pub trait ServiceBuilderExt<L>: sealed::Sealed {
+pub trait ServiceBuilderExt<L>: sealed::Sealed + Sized {
     /// Turns every error of the services below into an HTTP (or gRPC) response, with
     /// [`ErrorResponseLayer::new`]: the resulting service's error is `Infallible`, so it mounts on an
     /// axum `Router` as it is. Put it outermost.
     #[must_use]
-    fn error_responses(self) -> ServiceBuilder<Stack<ErrorResponseLayer, L>>;
+    fn weir_error_response(self) -> ServiceBuilder<Stack<ErrorResponseLayer, L>>;
 
     /// One rate limit for every request (GCRA, reject at once), from
     /// [`RateLimitLayer::new`](weir_rate_limit::RateLimitLayer::new); build keyed, tiered or
-    /// stacked limits with `RateLimitLayer::builder()` and pass them to `layer`. Named
-    /// `limit_rate` because tower's `ServiceBuilder` has a `rate_limit` method of its own.
+    /// stacked limits with `RateLimitLayer::builder()` and pass them to `layer`.
     ///
     /// # Errors
     ///
     /// The quota breaks a rule (zero rate, zero period, ...).
     #[cfg(feature = "rate-limit")]
-    fn limit_rate(
+    fn weir_rate_limit(
         self,
         quota: weir_rate_limit::Quota,
     ) -> Result<
@@ -59,17 +74,16 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed {
     /// refused at once), from [`BulkheadLayer::new`](weir_bulkhead::BulkheadLayer::new).
     #[cfg(feature = "bulkhead")]
     #[must_use]
-    fn bulkhead(
+    fn weir_bulkhead(
         self,
         max_concurrent: usize,
     ) -> ServiceBuilder<Stack<weir_bulkhead::BulkheadLayer, L>>;
 
     /// Sheds load once `max_in_flight` calls are under way, from
-    /// [`LoadShedLayer::new`](weir_load_shed::LoadShedLayer::new). Named `shed_load` because
-    /// tower's `ServiceBuilder` has a `load_shed` method of its own.
+    /// [`LoadShedLayer::new`](weir_load_shed::LoadShedLayer::new).
     #[cfg(feature = "load-shed")]
     #[must_use]
-    fn shed_load(
+    fn weir_load_shed(
         self,
         max_in_flight: usize,
     ) -> ServiceBuilder<Stack<weir_load_shed::LoadShedLayer, L>>;
@@ -80,52 +94,165 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed {
     /// layer with its builder and pass it to `layer` for anything else.
     #[cfg(feature = "circuit-breaker")]
     #[must_use]
-    fn circuit_breaker(self)
-    -> ServiceBuilder<Stack<weir_circuit_breaker::CircuitBreakerLayer, L>>;
+    fn weir_circuit_breaker(
+        self,
+    ) -> ServiceBuilder<Stack<weir_circuit_breaker::CircuitBreakerLayer, L>>;
 
     /// Retries transient failures up to `max_retries` times after the first call
-    /// (`retries(3)`: at most 4 calls, as `max_retries(3)` means on weir-retry's builder and on
+    /// (`weir_retry(3)`: at most 4 calls, as `max_retries(3)` means on weir-retry's builder and on
     /// [`ClientBuilder`](crate::ClientBuilder)), with the default backoff and retry budget.
     /// Requests are cloned; an `http::Request` is retried only when it is idempotent (GET,
     /// HEAD, OPTIONS, PUT, DELETE, TRACE; POST and PATCH with an `Idempotency-Key` header), see
     /// [`IdempotentReplay`](crate::IdempotentReplay). Use `RetryLayer::http()` to replay HTTP
-    /// bodies that are not `Clone`. Named `retries` because tower's `ServiceBuilder` has a
-    /// `retry` method of its own.
+    /// bodies that are not `Clone`.
     #[cfg(feature = "retry")]
     #[must_use]
-    fn retries(
+    fn weir_retry(
         self,
         max_retries: u32,
     ) -> ServiceBuilder<Stack<weir_retry::RetryLayer<crate::IdempotentReplay>, L>>;
 
     /// Times out calls after `timeout` and sets the request's [`Deadline`](crate::Deadline) (the
     /// earlier of this one and any already there), with
-    /// [`TimeoutLayer::new`](weir_timeout::TimeoutLayer::new). Named `deadline` because
-    /// `ServiceBuilder` has a `timeout` method of its own (tower's).
+    /// [`TimeoutLayer::new`](weir_timeout::TimeoutLayer::new).
     #[cfg(feature = "timeout")]
     #[must_use]
-    fn deadline(
+    fn weir_timeout(
         self,
         timeout: std::time::Duration,
     ) -> ServiceBuilder<Stack<weir_timeout::TimeoutLayer, L>>;
 
     /// On a client: writes the request's remaining budget, less `allowance` for the network, into
-    /// `grpc-timeout` or `x-timeout-ms`, and fails at once when nothing is left.
+    /// `grpc-timeout` or `x-timeout-ms`, and fails at once when nothing is left; a
+    /// [`TimeoutLayer`](weir_timeout::TimeoutLayer) built with `builder().propagate(allowance)`.
     #[cfg(feature = "timeout")]
+    #[must_use]
+    fn weir_timeout_propagate(
+        self,
+        allowance: std::time::Duration,
+    ) -> ServiceBuilder<Stack<weir_timeout::TimeoutLayer, L>>;
+
+    /// The old name of [`weir_error_response`](Self::weir_error_response).
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `weir_error_response` (one naming rule, #17.6)"
+    )]
+    #[must_use]
+    fn error_responses(self) -> ServiceBuilder<Stack<ErrorResponseLayer, L>> {
+        self.weir_error_response()
+    }
+
+    /// The old name of [`weir_rate_limit`](Self::weir_rate_limit).
+    ///
+    /// # Errors
+    ///
+    /// As `weir_rate_limit`.
+    #[cfg(feature = "rate-limit")]
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `weir_rate_limit` (one naming rule, #17.6)"
+    )]
+    fn limit_rate(
+        self,
+        quota: weir_rate_limit::Quota,
+    ) -> Result<
+        ServiceBuilder<Stack<weir_rate_limit::RateLimitLayer, L>>,
+        weir_rate_limit::ConfigError,
+    > {
+        self.weir_rate_limit(quota)
+    }
+
+    /// The old name of [`weir_bulkhead`](Self::weir_bulkhead).
+    #[cfg(feature = "bulkhead")]
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `weir_bulkhead` (one naming rule, #17.6)"
+    )]
+    #[must_use]
+    fn bulkhead(
+        self,
+        max_concurrent: usize,
+    ) -> ServiceBuilder<Stack<weir_bulkhead::BulkheadLayer, L>> {
+        self.weir_bulkhead(max_concurrent)
+    }
+
+    /// The old name of [`weir_load_shed`](Self::weir_load_shed).
+    #[cfg(feature = "load-shed")]
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `weir_load_shed` (one naming rule, #17.6)"
+    )]
+    #[must_use]
+    fn shed_load(
+        self,
+        max_in_flight: usize,
+    ) -> ServiceBuilder<Stack<weir_load_shed::LoadShedLayer, L>> {
+        self.weir_load_shed(max_in_flight)
+    }
+
+    /// The old name of [`weir_circuit_breaker`](Self::weir_circuit_breaker).
+    #[cfg(feature = "circuit-breaker")]
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `weir_circuit_breaker` (one naming rule, #17.6)"
+    )]
+    #[must_use]
+    fn circuit_breaker(
+        self,
+    ) -> ServiceBuilder<Stack<weir_circuit_breaker::CircuitBreakerLayer, L>> {
+        self.weir_circuit_breaker()
+    }
+
+    /// The old name of [`weir_retry`](Self::weir_retry).
+    #[cfg(feature = "retry")]
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `weir_retry` (one naming rule, #17.6)"
+    )]
+    #[must_use]
+    fn retries(
+        self,
+        max_retries: u32,
+    ) -> ServiceBuilder<Stack<weir_retry::RetryLayer<crate::IdempotentReplay>, L>> {
+        self.weir_retry(max_retries)
+    }
+
+    /// The old, misleading name of [`weir_timeout`](Self::weir_timeout): it adds a timeout.
+    #[cfg(feature = "timeout")]
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `weir_timeout` (one naming rule, #17.6)"
+    )]
+    #[must_use]
+    fn deadline(
+        self,
+        timeout: std::time::Duration,
+    ) -> ServiceBuilder<Stack<weir_timeout::TimeoutLayer, L>> {
+        self.weir_timeout(timeout)
+    }
+
+    /// The old name of [`weir_timeout_propagate`](Self::weir_timeout_propagate).
+    #[cfg(feature = "timeout")]
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `weir_timeout_propagate` (one naming rule, #17.6)"
+    )]
     #[must_use]
     fn propagate_deadline(
         self,
         allowance: std::time::Duration,
-    ) -> ServiceBuilder<Stack<weir_timeout::TimeoutLayer, L>>;
+    ) -> ServiceBuilder<Stack<weir_timeout::TimeoutLayer, L>> {
+        self.weir_timeout_propagate(allowance)
+    }
 }
 
 impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
-    fn error_responses(self) -> ServiceBuilder<Stack<ErrorResponseLayer, L>> {
+    fn weir_error_response(self) -> ServiceBuilder<Stack<ErrorResponseLayer, L>> {
         self.layer(ErrorResponseLayer::new())
     }
 
     #[cfg(feature = "rate-limit")]
-    fn limit_rate(
+    fn weir_rate_limit(
         self,
         quota: weir_rate_limit::Quota,
     ) -> Result<
@@ -136,7 +263,7 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
     }
 
     #[cfg(feature = "bulkhead")]
-    fn bulkhead(
+    fn weir_bulkhead(
         self,
         max_concurrent: usize,
     ) -> ServiceBuilder<Stack<weir_bulkhead::BulkheadLayer, L>> {
@@ -144,7 +271,7 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
     }
 
     #[cfg(feature = "load-shed")]
-    fn shed_load(
+    fn weir_load_shed(
         self,
         max_in_flight: usize,
     ) -> ServiceBuilder<Stack<weir_load_shed::LoadShedLayer, L>> {
@@ -152,14 +279,14 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
     }
 
     #[cfg(feature = "circuit-breaker")]
-    fn circuit_breaker(
+    fn weir_circuit_breaker(
         self,
     ) -> ServiceBuilder<Stack<weir_circuit_breaker::CircuitBreakerLayer, L>> {
         self.layer(weir_circuit_breaker::CircuitBreakerLayer::new())
     }
 
     #[cfg(feature = "retry")]
-    fn retries(
+    fn weir_retry(
         self,
         max_retries: u32,
     ) -> ServiceBuilder<Stack<weir_retry::RetryLayer<crate::IdempotentReplay>, L>> {
@@ -172,7 +299,7 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
     }
 
     #[cfg(feature = "timeout")]
-    fn deadline(
+    fn weir_timeout(
         self,
         timeout: std::time::Duration,
     ) -> ServiceBuilder<Stack<weir_timeout::TimeoutLayer, L>> {
@@ -180,7 +307,7 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
     }
 
     #[cfg(feature = "timeout")]
-    fn propagate_deadline(
+    fn weir_timeout_propagate(
         self,
         allowance: std::time::Duration,
     ) -> ServiceBuilder<Stack<weir_timeout::TimeoutLayer, L>> {

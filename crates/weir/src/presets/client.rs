@@ -479,7 +479,7 @@ impl<K, Ord, O> ClientBuilder<K, Ord, O> {
     }
 
     /// Retries after the first attempt (0 turns retry off): `max_retries(3)` makes at most 4
-    /// attempts, as [`ServiceBuilderExt::retries(3)`](crate::ServiceBuilderExt::retries) and
+    /// attempts, as [`ServiceBuilderExt::weir_retry(3)`](crate::ServiceBuilderExt::weir_retry) and
     /// weir-retry's `max_retries(3)` do.
     #[must_use]
     pub const fn max_retries(mut self, retries: u32) -> Self {
