@@ -100,7 +100,7 @@ impl Drop for Info {
         // A test and a branch inline: the `take` (a store) happens out of line, only when
         // there is something to drop.
         if self.0.is_some() {
-            drop_info(&mut *self.0);
+            drop_info(&mut self.0);
         }
     }
 }
