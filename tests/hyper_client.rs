@@ -70,8 +70,12 @@ async fn server(failures: usize) -> (SocketAddr, Arc<Seen>) {
 
 /// The client stack in front of a hyper client, and the breaker's handle.
 fn client() -> (
-    impl Service<Request<Full<Bytes>>, Response = Response<Incoming>, Error = BoxError, Future: Send>
-    + Clone,
+    impl Service<
+        Request<Full<Bytes>>,
+        Response = Response<impl hyper::body::Body + std::fmt::Debug>,
+        Error = BoxError,
+        Future: Send,
+    > + Clone,
     CircuitBreakerHandle,
 ) {
     let transport = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Full<Bytes>>>();

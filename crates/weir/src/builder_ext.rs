@@ -4,6 +4,19 @@ use tower::ServiceBuilder;
 use tower_layer::Stack;
 use weir_core::ErrorResponseLayer;
 
+/// The bulkhead `weir_bulkhead` adds: HTTP mode, the permit held until the response body ends.
+#[cfg(feature = "bulkhead")]
+type HttpBulkhead = weir_bulkhead::BulkheadLayer<(), weir_bulkhead::Http>;
+
+/// The load shedder `weir_load_shed` adds: HTTP mode, a call in flight until its body ends.
+#[cfg(feature = "load-shed")]
+type HttpLoadShed = weir_load_shed::LoadShedLayer<
+    weir_load_shed::Fixed,
+    weir_load_shed::Uniform,
+    (),
+    weir_load_shed::Http,
+>;
+
 mod sealed {
     pub trait Sealed {}
     impl<L> Sealed for tower::ServiceBuilder<L> {}
@@ -19,7 +32,9 @@ mod sealed {
 /// Each method is `weir_` followed by the name of the layer it adds, in snake case and without
 /// `Layer`: `weir_timeout` adds a [`TimeoutLayer`](weir_timeout::TimeoutLayer), `weir_rate_limit`
 /// a [`RateLimitLayer`](weir_rate_limit::RateLimitLayer), `weir_error_response` an
-/// [`ErrorResponseLayer`], built as the layer's `new` builds it. A method that adds the layer in
+/// [`ErrorResponseLayer`], built as the layer's `new` builds it; except that `weir_bulkhead` and
+/// `weir_load_shed` build the layer's HTTP mode, `XLayer::http(n)`, because an HTTP call holds
+/// its slot until its response body ends (#17.3). A method that adds the layer in
 /// another mode appends the name of the builder option that sets the mode:
 /// `weir_timeout_propagate(allowance)` is `TimeoutLayer::builder().propagate(allowance)`.
 ///
@@ -70,23 +85,24 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed + Sized {
         weir_rate_limit::ConfigError,
     >;
 
-    /// A bulkhead of `max_concurrent` permits with no queue (a call finding none free is
-    /// refused at once), from [`BulkheadLayer::new`](weir_bulkhead::BulkheadLayer::new).
+    /// A bulkhead of `max_concurrent` permits (0 is taken as 1) with no queue (a call finding
+    /// none free is refused at once), for `http::Request` / `http::Response` services, from
+    /// [`BulkheadLayer::http`](weir_bulkhead::BulkheadLayer::http): a call holds its permit
+    /// until its response body ends, so a streamed body counts until its last byte (#17.3). For
+    /// a service that is not HTTP, or to release the permit with the response head, pass
+    /// `BulkheadLayer::new(n)` or a built `BulkheadLayer::http(n).release_at_head()` to `layer`.
     #[cfg(feature = "bulkhead")]
     #[must_use]
-    fn weir_bulkhead(
-        self,
-        max_concurrent: usize,
-    ) -> ServiceBuilder<Stack<weir_bulkhead::BulkheadLayer, L>>;
+    fn weir_bulkhead(self, max_concurrent: usize) -> ServiceBuilder<Stack<HttpBulkhead, L>>;
 
-    /// Sheds load once `max_in_flight` calls are under way, from
-    /// [`LoadShedLayer::new`](weir_load_shed::LoadShedLayer::new).
+    /// Sheds load once `max_in_flight` calls are under way (0 is taken as 1), for
+    /// `http::Request` / `http::Response` services, from
+    /// [`LoadShedLayer::http`](weir_load_shed::LoadShedLayer::http): a call is in flight until
+    /// its response body ends (#17.3). For a service that is not HTTP, or to count a call only
+    /// until its response head, pass `LoadShedLayer::new(n)` to `layer`.
     #[cfg(feature = "load-shed")]
     #[must_use]
-    fn weir_load_shed(
-        self,
-        max_in_flight: usize,
-    ) -> ServiceBuilder<Stack<weir_load_shed::LoadShedLayer, L>>;
+    fn weir_load_shed(self, max_in_flight: usize) -> ServiceBuilder<Stack<HttpLoadShed, L>>;
 
     /// A circuit breaker with the default settings (failure rate 50 % over the last 100 calls,
     /// open 5 s, 3 half-open probes), from
@@ -112,7 +128,7 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed + Sized {
         max_retries: u32,
     ) -> ServiceBuilder<Stack<weir_retry::RetryLayer<crate::IdempotentReplay>, L>>;
 
-    /// Times out calls after `timeout` and sets the request's [`Deadline`](crate::Deadline) (the
+    /// Times out calls after `timeout` and sets the request's [`Deadline`](crate::core::Deadline) (the
     /// earlier of this one and any already there), with
     /// [`TimeoutLayer::new`](weir_timeout::TimeoutLayer::new).
     #[cfg(feature = "timeout")]
@@ -169,10 +185,7 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed + Sized {
         note = "renamed `weir_bulkhead` (one naming rule, #17.6)"
     )]
     #[must_use]
-    fn bulkhead(
-        self,
-        max_concurrent: usize,
-    ) -> ServiceBuilder<Stack<weir_bulkhead::BulkheadLayer, L>> {
+    fn bulkhead(self, max_concurrent: usize) -> ServiceBuilder<Stack<HttpBulkhead, L>> {
         self.weir_bulkhead(max_concurrent)
     }
 
@@ -183,10 +196,7 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed + Sized {
         note = "renamed `weir_load_shed` (one naming rule, #17.6)"
     )]
     #[must_use]
-    fn shed_load(
-        self,
-        max_in_flight: usize,
-    ) -> ServiceBuilder<Stack<weir_load_shed::LoadShedLayer, L>> {
+    fn shed_load(self, max_in_flight: usize) -> ServiceBuilder<Stack<HttpLoadShed, L>> {
         self.weir_load_shed(max_in_flight)
     }
 
@@ -263,19 +273,22 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
     }
 
     #[cfg(feature = "bulkhead")]
-    fn weir_bulkhead(
-        self,
-        max_concurrent: usize,
-    ) -> ServiceBuilder<Stack<weir_bulkhead::BulkheadLayer, L>> {
-        self.layer(weir_bulkhead::BulkheadLayer::new(max_concurrent))
+    fn weir_bulkhead(self, max_concurrent: usize) -> ServiceBuilder<Stack<HttpBulkhead, L>> {
+        let max_concurrent = max_concurrent.clamp(1, weir_bulkhead::MAX_PERMITS);
+        self.layer(
+            weir_bulkhead::BulkheadLayer::http(max_concurrent)
+                .build()
+                .expect("a clamped max_concurrent with the defaults is a valid configuration"),
+        )
     }
 
     #[cfg(feature = "load-shed")]
-    fn weir_load_shed(
-        self,
-        max_in_flight: usize,
-    ) -> ServiceBuilder<Stack<weir_load_shed::LoadShedLayer, L>> {
-        self.layer(weir_load_shed::LoadShedLayer::new(max_in_flight))
+    fn weir_load_shed(self, max_in_flight: usize) -> ServiceBuilder<Stack<HttpLoadShed, L>> {
+        self.layer(
+            weir_load_shed::LoadShedLayer::http(max_in_flight)
+                .build()
+                .expect("a fixed limit with the defaults is a valid configuration"),
+        )
     }
 
     #[cfg(feature = "circuit-breaker")]

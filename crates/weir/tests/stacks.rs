@@ -78,7 +78,7 @@ async fn client_stack_retries_through_breaker_and_bulkhead() {
         .weir_timeout(Duration::from_secs(10))
         .weir_retry(3)
         .weir_circuit_breaker()
-        .weir_bulkhead(4)
+        .layer(weir::bulkhead::BulkheadLayer::new(4))
         .weir_timeout(Duration::from_secs(1))
         .service(transport);
 

@@ -7,7 +7,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::Request;
+use http::{Request, Response};
+use http_body_util::Either;
 use pin_project_lite::pin_project;
 use tower::util::Oneshot;
 use tower_service::Service;
@@ -25,6 +26,10 @@ pub const DEFAULT_EXEMPT_PATHS: [&str; 3] = ["/livez", "/readyz", "/startupz"];
 /// limit refuse everyone, or fills the load shedder, leaves the probes answering. The probes
 /// must be cheap for this to be safe, as weir-health's are (a check runs at most once per
 /// caching period, however many probes arrive).
+///
+/// The response body is the protected path's or the direct path's (an
+/// [`Either`](http_body_util::Either) body): the load shedder's body holds its slot to the end,
+/// a probe's holds none.
 ///
 /// `poll_ready` readies the protected path (in the stack's default modes it is always ready: a
 /// refusal is decided in `call`); a probe is sent to a clone of the direct path, readied first
@@ -68,12 +73,12 @@ impl<P, D> Exempt<P, D> {
     }
 }
 
-impl<P, D, B> Service<Request<B>> for Exempt<P, D>
+impl<P, D, B, PB, DB> Service<Request<B>> for Exempt<P, D>
 where
-    P: Service<Request<B>>,
-    D: Service<Request<B>, Response = P::Response, Error = P::Error> + Clone,
+    P: Service<Request<B>, Response = Response<PB>>,
+    D: Service<Request<B>, Response = Response<DB>, Error = P::Error> + Clone,
 {
-    type Response = P::Response;
+    type Response = Response<Either<PB, DB>>;
     type Error = P::Error;
     type Future = ExemptFuture<P::Future, D, Request<B>>;
 
@@ -141,18 +146,22 @@ pin_project! {
     }
 }
 
-impl<F, D, Req, T, E> Future for ExemptFuture<F, D, Req>
+impl<F, D, Req, PB, DB, E> Future for ExemptFuture<F, D, Req>
 where
-    F: Future<Output = Result<T, E>>,
-    D: Service<Req, Response = T, Error = E>,
+    F: Future<Output = Result<Response<PB>, E>>,
+    D: Service<Req, Response = Response<DB>, Error = E>,
 {
-    type Output = Result<T, E>;
+    type Output = Result<Response<Either<PB, DB>>, E>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Protected { future } => future.poll(cx),
-            KindProj::Direct { future } => future.poll(cx),
+            KindProj::Protected { future } => future
+                .poll(cx)
+                .map(|result| result.map(|res| res.map(Either::Left))),
+            KindProj::Direct { future } => future
+                .poll(cx)
+                .map(|result| result.map(|res| res.map(Either::Right))),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tower_layer::{Identity, Layer};
 use weir_core::{ErrorResponse, ErrorResponseLayer, Observer};
-use weir_load_shed::{Fixed, LoadShed, LoadShedHandle, LoadShedLayer, Priority, Uniform};
+use weir_load_shed::{Fixed, Http, LoadShed, LoadShedHandle, LoadShedLayer, Priority, Uniform};
 use weir_timeout::{Timeout, TimeoutLayer};
 
 use super::exempt::{DEFAULT_EXEMPT_PATHS, Exempt};
@@ -22,7 +22,8 @@ const DEFAULT_MAX_IN_FLIGHT: usize = 1_000;
 /// The standard server stack, one [`Layer`]: outermost first,
 /// [`ErrorResponseLayer`] (every refusal becomes a 429 / 503 / 504 response, so the service's
 /// error is `Infallible` and it mounts on an axum `Router`), an optional keyed rate limit,
-/// load shedding ([`LoadShedLayer`]), and a server timeout ([`TimeoutLayer::server`]: the
+/// load shedding ([`LoadShedLayer`] in [`Http`] mode: a call counts as in flight until its
+/// response body ends, so a streamed body holds its slot to the last byte), and a server timeout ([`TimeoutLayer::server`]: the
 /// client's deadline, capped at `timeout`). Why this order: see the crate's
 /// [`# Ordering`](crate#ordering).
 ///
@@ -52,13 +53,15 @@ const DEFAULT_MAX_IN_FLIGHT: usize = 1_000;
 /// }));
 /// let Ok(response) = server.oneshot(Request::new(String::new())).await;
 /// assert_eq!(response.status(), StatusCode::OK);
+/// assert_eq!(shedder.stats().in_flight, 1); // until its body ends (or is dropped)
+/// drop(response);
 /// assert_eq!(shedder.stats().succeeded, 1);
 /// # }
 /// ```
 pub struct ServerStack<R = Identity, C = Uniform, O = ()> {
     errors: ErrorResponseLayer,
     rate_limit: R,
-    shed: LoadShedLayer<Fixed, C, O>,
+    shed: LoadShedLayer<Fixed, C, O, Http>,
     timeout_layer: TimeoutLayer<Duration, O>,
     timeout: Duration,
     max_in_flight: usize,
@@ -132,7 +135,7 @@ impl<R, C, O> ServerStack<R, C, O> {
 /// limit `R` and the load shedder first.
 type ServerService<S, R, C, O> = ErrorResponse<
     Exempt<
-        <R as Layer<LoadShed<Timeout<S, Duration, O>, Fixed, C, O>>>::Service,
+        <R as Layer<LoadShed<Timeout<S, Duration, O>, Fixed, C, O, Http>>>::Service,
         Timeout<S, Duration, O>,
     >,
 >;
@@ -140,7 +143,7 @@ type ServerService<S, R, C, O> = ErrorResponse<
 impl<S, R, C, O> Layer<S> for ServerStack<R, C, O>
 where
     S: Clone,
-    R: Layer<LoadShed<Timeout<S, Duration, O>, Fixed, C, O>>,
+    R: Layer<LoadShed<Timeout<S, Duration, O>, Fixed, C, O, Http>>,
     O: Clone,
 {
     type Service = ServerService<S, R, C, O>;
@@ -195,7 +198,10 @@ impl<R, C, O> fmt::Debug for ServerStack<R, C, O> {
 /// | `exempt_paths` | [`DEFAULT_EXEMPT_PATHS`](crate::DEFAULT_EXEMPT_PATHS): `/livez`, `/readyz`, `/startupz` | weir-health's probe paths: never refused by the protections they report on |
 ///
 /// The stack sheds load with [`LoadShedLayer`] rather than a bulkhead: with no queue both refuse
-/// the call over the cap at once, and the shedder keeps one counter for the whole server.
+/// the call over the cap at once, and the shedder keeps one counter for the whole server. A call
+/// is in flight until its response body ends (the shedder's [`Http`] mode), not only until its
+/// head is sent: a streamed download counts against `max_in_flight` while it streams. To count
+/// calls only up to their head, build your own stack with `LoadShedLayer::new`.
 pub struct ServerBuilder<R = Identity, C = Uniform, O = ()> {
     errors: ErrorResponseLayer,
     rate_limit: R,
@@ -257,7 +263,7 @@ impl<R, C, O> ServerBuilder<R, C, O> {
         self
     }
 
-    /// Stores every request's [`Deadline`](crate::Deadline) in its extensions, so a handler can
+    /// Stores every request's [`Deadline`](crate::core::Deadline) in its extensions, so a handler can
     /// take `Extension<Deadline>`. Off by default: the deadline is stored only when the client
     /// sent one (`grpc-timeout` / `x-timeout-ms`), and a handler takes
     /// `Option<Extension<Deadline>>`; storing it costs an allocation per request (see
@@ -384,6 +390,7 @@ where
             .build()
             .map_err(|_| ConfigError::ZeroTimeout { field: "timeout" })?;
         let mut shed = LoadShedLayer::builder()
+            .http()
             .name("server")
             .max_in_flight(self.max_in_flight)
             .priority(self.priority)
