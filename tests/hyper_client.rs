@@ -70,8 +70,12 @@ async fn server(failures: usize) -> (SocketAddr, Arc<Seen>) {
 
 /// The client stack in front of a hyper client, and the breaker's handle.
 fn client() -> (
-    impl Service<Request<Full<Bytes>>, Response = Response<Incoming>, Error = BoxError, Future: Send>
-    + Clone,
+    impl Service<
+        Request<Full<Bytes>>,
+        Response = Response<impl hyper::body::Body + std::fmt::Debug>,
+        Error = BoxError,
+        Future: Send,
+    > + Clone,
     CircuitBreakerHandle,
 ) {
     let transport = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Full<Bytes>>>();
@@ -81,7 +85,7 @@ fn client() -> (
         .build_with_handle()
         .expect("valid breaker");
     let stack = ServiceBuilder::new()
-        .deadline(Duration::from_secs(2))
+        .weir_timeout(Duration::from_secs(2))
         .layer(
             RetryLayer::http()
                 .max_attempts(3)
@@ -91,7 +95,7 @@ fn client() -> (
                 .expect("valid retry"),
         )
         .layer(breaker)
-        .bulkhead(4)
+        .weir_bulkhead(4)
         .layer(
             TimeoutLayer::builder()
                 .timeout(Duration::from_millis(500))

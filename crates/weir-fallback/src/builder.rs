@@ -1,14 +1,13 @@
-//! `FallbackBuilder` and the configuration errors `build()` reports.
+//! `FallbackBuilder` and `FallbackLayer::builder()`.
 
-use std::error::Error as StdError;
 use std::fmt;
 
-use weir_core::{AnyError, LoadLevel, Name};
+use weir_core::protocol::{Http, Plain};
+use weir_core::{AnyError, ConfigError, LoadLevel, Name};
 
 use crate::handle::FallbackHandle;
 use crate::last_good::LastGood;
 use crate::layer::FallbackLayer;
-use crate::protocol::{Http, Plain};
 use crate::shared::{Shared, Sources};
 use crate::source::{AltFrom, AltService, AtLoad, FromCause, FromParts, Never, NoService, NoValue};
 use crate::state::{Order, Source};
@@ -32,8 +31,15 @@ pub struct FallbackBuilder<V = NoValue, A = NoService, P = Plain, W = Never, C =
     problem: Option<ConfigError>,
 }
 
+impl FallbackLayer {
+    /// A builder with no source yet.
+    pub fn builder() -> FallbackBuilder {
+        FallbackBuilder::new()
+    }
+}
+
 impl FallbackBuilder {
-    pub(crate) fn new() -> Self {
+    fn new() -> Self {
         Self {
             name: Name::default(),
             value: NoValue,
@@ -204,18 +210,7 @@ impl<V, A, P, W, C, O> FallbackBuilder<V, A, P, W, C, O> {
         last_good: LastGood<X>,
     ) -> FallbackBuilder<V, A, LastGood<X>, W, C, O> {
         let order = self.order.with(Source::LastGood);
-        let bounds = last_good.bounds();
-        let problem = self.problem.or(if bounds.max_entries == 0 {
-            Some(ConfigError::LastGoodMaxEntries)
-        } else if bounds.max_bytes == 0 {
-            Some(ConfigError::LastGoodMaxBytes)
-        } else if bounds.max_entry_bytes > bounds.max_bytes {
-            Some(ConfigError::LastGoodMaxEntryBytes)
-        } else if bounds.max_stale.is_zero() {
-            Some(ConfigError::LastGoodMaxStale)
-        } else {
-            None
-        });
+        let problem = self.problem.or_else(|| last_good.bounds().validate().err());
         FallbackBuilder {
             name: self.name,
             value: self.value,
@@ -230,11 +225,15 @@ impl<V, A, P, W, C, O> FallbackBuilder<V, A, P, W, C, O> {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        if let Some(problem) = self.problem {
-            return Err(problem);
+        if let Some(problem) = &self.problem {
+            return Err(problem.clone());
         }
         if self.order.is_empty() {
-            return Err(ConfigError::NoSource);
+            return Err(ConfigError::missing(
+                "fallback",
+                "source",
+                "at least one is required (`value`, `value_from`, `service` or `last_good`)",
+            ));
         }
         Ok(())
     }
@@ -303,41 +302,3 @@ impl<V, A, P, W, C, O> fmt::Debug for FallbackBuilder<V, A, P, W, C, O> {
             .finish_non_exhaustive()
     }
 }
-
-/// A fallback configuration `build()` refused; the message names the field and the rule.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// No source was configured (`value`, `value_from`, `service` or `last_good`).
-    NoSource,
-    /// `last_good`: `max_entries` was 0.
-    LastGoodMaxEntries,
-    /// `last_good`: `max_bytes` was 0.
-    LastGoodMaxBytes,
-    /// `last_good`: `max_entry_bytes` was above `max_bytes`.
-    LastGoodMaxEntryBytes,
-    /// `last_good`: `max_stale` was zero.
-    LastGoodMaxStale,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::NoSource => f.write_str(
-                "fallback: at least one source is required (`value`, `value_from`, `service` or `last_good`)",
-            ),
-            Self::LastGoodMaxEntries => {
-                f.write_str("fallback: `last_good.max_entries` must be at least 1")
-            }
-            Self::LastGoodMaxBytes => f.write_str("fallback: `last_good.max_bytes` must be at least 1"),
-            Self::LastGoodMaxEntryBytes => f.write_str(
-                "fallback: `last_good.max_entry_bytes` must be at most `last_good.max_bytes`",
-            ),
-            Self::LastGoodMaxStale => {
-                f.write_str("fallback: `last_good.max_stale` must be more than zero")
-            }
-        }
-    }
-}
-
-impl StdError for ConfigError {}

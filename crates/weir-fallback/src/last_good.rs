@@ -23,8 +23,9 @@ use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use weir_core::{KeyExtractor, Outcome};
 
-use crate::protocol::{Protocol, mark};
-use crate::state::{Bounds, Source, age_seconds, servable_age};
+use crate::protocol::{Protocol, mark, sealed};
+use crate::settings::LastGoodSettings;
+use crate::state::{Source, age_seconds, servable_age};
 
 /// Keeps the last good answer of each key and serves it when the primary fails: the
 /// `last_good` source, for HTTP. From [`LastGood::new`]`(extractor)`, given to
@@ -58,12 +59,6 @@ pub struct LastGood<X> {
 /// The key of an entry: the request's method and the extractor's key.
 type Key<X, ReqB> = (Method, <X as KeyExtractor<http::Request<ReqB>>>::Key);
 
-/// The default bounds.
-const DEFAULT_MAX_ENTRIES: usize = 1_024;
-const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
-const DEFAULT_MAX_ENTRY_BYTES: usize = 256 * 1024;
-const DEFAULT_MAX_STALE: Duration = Duration::from_secs(300);
-
 /// What an entry costs beyond its body and headers (the map slot, the order slot, the key).
 const ENTRY_OVERHEAD: usize = 128;
 
@@ -73,16 +68,18 @@ impl<X> LastGood<X> {
     pub fn new(extractor: X) -> Self {
         Self {
             extractor: Arc::new(extractor),
-            store: Arc::new(Store::new(Bounds {
-                max_entries: DEFAULT_MAX_ENTRIES,
-                max_bytes: DEFAULT_MAX_BYTES,
-                max_entry_bytes: DEFAULT_MAX_ENTRY_BYTES,
-                max_stale: DEFAULT_MAX_STALE,
-            })),
+            store: Arc::new(Store::new(LastGoodSettings::default())),
         }
     }
 
-    fn with_bounds(self, change: impl FnOnce(&mut Bounds)) -> Self {
+    /// Every bound at once (from a configuration file); a new, empty store. `build()` checks
+    /// them ([`LastGoodSettings::validate`]).
+    #[must_use]
+    pub fn settings(self, settings: LastGoodSettings) -> Self {
+        self.with_bounds(|b| *b = settings)
+    }
+
+    fn with_bounds(self, change: impl FnOnce(&mut LastGoodSettings)) -> Self {
         let mut bounds = self.store.bounds;
         change(&mut bounds);
         Self {
@@ -143,8 +140,8 @@ impl<X> LastGood<X> {
         self.store.evicted.load(Relaxed)
     }
 
-    pub(crate) fn bounds(&self) -> Bounds {
-        self.store.bounds
+    pub(crate) fn bounds(&self) -> &LastGoodSettings {
+        &self.store.bounds
     }
 }
 
@@ -169,7 +166,7 @@ impl<X> fmt::Debug for LastGood<X> {
 /// route when its body ends, and to look one up when the primary failed; never on other
 /// requests, never across an `.await`.
 struct Store {
-    bounds: Bounds,
+    bounds: LastGoodSettings,
     inner: Mutex<Entries>,
     /// Keys are hashed with a random seed, so no client can aim its keys at one bucket.
     hasher: RandomState,
@@ -244,7 +241,7 @@ struct Entry {
 }
 
 impl Store {
-    fn new(bounds: Bounds) -> Self {
+    fn new(bounds: LastGoodSettings) -> Self {
         Self {
             bounds,
             inner: Mutex::new(Entries {
@@ -344,6 +341,8 @@ impl Store {
         Some((parts, body))
     }
 }
+
+impl<X> sealed::Sealed for LastGood<X> {}
 
 impl<X, ReqB, B> Protocol<http::Request<ReqB>, http::Response<B>> for LastGood<X>
 where
@@ -647,7 +646,7 @@ mod tests {
             max_bytes in 200usize..4_000,
             inserts in proptest::collection::vec((0u16..50, 0usize..1_500), 1..200),
         ) {
-            let store = Store::new(Bounds {
+            let store = Store::new(LastGoodSettings {
                 max_entries,
                 max_bytes,
                 max_entry_bytes: max_bytes,

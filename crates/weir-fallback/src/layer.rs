@@ -5,10 +5,9 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 use weir_core::AnyError;
+use weir_core::protocol::Plain;
 
-use crate::builder::FallbackBuilder;
 use crate::handle::FallbackHandle;
-use crate::protocol::Plain;
 use crate::service::Fallback;
 use crate::shared::{Shared, Sources};
 use crate::source::{Cause, FromCause, Never, NoService, NoValue};
@@ -24,16 +23,10 @@ pub struct FallbackLayer<Src = Sources<NoValue, NoService, Plain, Never>, C = An
     shared: Arc<Shared<Src, C, O>>,
 }
 
-impl FallbackLayer {
-    /// A builder with no source yet.
-    pub fn builder() -> FallbackBuilder {
-        FallbackBuilder::new()
-    }
-}
-
 impl<F> FallbackLayer<Sources<FromCause<F>, NoService, Plain, Never>> {
     /// Answers every failure the default classifier sees (every error) with `value(cause)`, or
-    /// passes the failure on when it returns `None`.
+    /// passes the failure on when it returns `None`. It takes no count or duration, so it has
+    /// nothing to raise: it never fails and never panics (the rule of every `new` in weir).
     pub fn new<Res, E>(value: F) -> Self
     where
         F: Fn(Cause<'_, Res, E>) -> Option<Res>,

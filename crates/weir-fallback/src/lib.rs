@@ -10,18 +10,23 @@ mod last_good;
 mod layer;
 mod protocol;
 mod service;
+mod settings;
 mod shared;
 mod source;
 mod state;
 
-pub use crate::builder::{ConfigError, FallbackBuilder};
+pub use crate::builder::FallbackBuilder;
 pub use crate::event::Event;
 pub use crate::future::ResponseFuture;
 pub use crate::handle::{FallbackHandle, FallbackStats};
 pub use crate::last_good::{LastGood, LastGoodBody};
 pub use crate::layer::FallbackLayer;
-pub use crate::protocol::{FALLBACK_HEADER, Http, Plain, Protocol};
+pub use crate::protocol::{FALLBACK_HEADER, Protocol};
 pub use crate::service::Fallback;
+pub use crate::settings::{
+    DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_ENTRY_BYTES, DEFAULT_MAX_STALE,
+    LastGoodSettings,
+};
 pub use crate::shared::{Plan, Sources};
 pub use crate::source::{
     AltFrom, AltFuture, AltService, Alternative, AtLoad, Cause, FromCause, FromParts, Never,

@@ -1,9 +1,11 @@
 //! What the layer does with responses: pass them through ([`Plain`]), or also mark fallback
 //! answers as degraded ([`Http`]) and keep the last good answer per key
-//! ([`LastGood`](crate::LastGood)).
+//! ([`LastGood`](crate::LastGood)). The modes are weir-core's request-side ones
+//! (`weir_core::protocol`); this response-side role is the fallback's own, sealed.
 
 use http::HeaderValue;
 use http::header::HeaderName;
+use weir_core::protocol::{Http, Plain};
 use weir_core::{Degraded, Outcome};
 
 use crate::state::Source;
@@ -13,8 +15,18 @@ use crate::state::Source;
 /// from a fresh one.
 pub const FALLBACK_HEADER: HeaderName = HeaderName::from_static("weir-fallback");
 
-/// How the layer hands responses back; [`Plain`], [`Http`] or [`LastGood`](crate::LastGood).
-pub trait Protocol<Req, Res> {
+/// How the layer hands responses back: `weir_core::protocol::`[`Plain`] (the default),
+/// [`Http`] (from [`FallbackBuilder::http`](crate::FallbackBuilder::http)) or
+/// [`LastGood`](crate::LastGood). Sealed: the builder chooses the mode.
+///
+/// - [`Plain`], any response type: responses pass through unchanged and fallback answers are
+///   not marked (a layer outside sees a fallback answer as a success; use [`Http`] for HTTP and
+///   gRPC).
+/// - [`Http`], HTTP (and gRPC over HTTP) responses: every fallback answer carries the
+///   [`FALLBACK_HEADER`] and a [`weir_core::Degraded`] extension recording the original outcome,
+///   which weir's `HttpStatus` and `GrpcStatus` classifiers outside read, so a breaker or a
+///   retry budget there still counts the original failure.
+pub trait Protocol<Req, Res>: sealed::Sealed {
     /// The layer's response type.
     type Response;
     /// What is kept from a request to look its last good answer up (`()`: nothing).
@@ -35,11 +47,6 @@ pub trait Protocol<Req, Res> {
     /// The last good answer kept under `key`, if one is fresh enough, marked as a fallback answer.
     fn last_good(&self, key: &Self::Key, outcome: Outcome) -> Option<Self::Response>;
 }
-
-/// Any response type: responses pass through unchanged and fallback answers are not marked (a
-/// layer outside sees a fallback answer as a success; use [`Http`] for HTTP and gRPC).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Plain;
 
 impl<Req, Res> Protocol<Req, Res> for Plain {
     type Response = Res;
@@ -70,13 +77,6 @@ impl<Req, Res> Protocol<Req, Res> for Plain {
         None
     }
 }
-
-/// HTTP (and gRPC over HTTP) responses: every fallback answer carries the
-/// [`FALLBACK_HEADER`] and a [`weir_core::Degraded`] extension recording the original outcome,
-/// which weir's `HttpStatus` and `GrpcStatus` classifiers outside read, so a breaker or a retry
-/// budget there still counts the original failure.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Http;
 
 impl<ReqB, B> Protocol<http::Request<ReqB>, http::Response<B>> for Http {
     type Response = http::Response<B>;
@@ -123,4 +123,13 @@ pub(crate) fn mark<B>(
         .insert(FALLBACK_HEADER, HeaderValue::from_static(source.as_str()));
     response.extensions_mut().insert(Degraded::new(outcome));
     response
+}
+
+/// Seals [`Protocol`]: implemented for weir-core's modes here and for
+/// [`LastGood`](crate::LastGood) beside it.
+pub(crate) mod sealed {
+    /// The seal.
+    pub trait Sealed {}
+    impl Sealed for weir_core::protocol::Plain {}
+    impl Sealed for weir_core::protocol::Http {}
 }

@@ -34,20 +34,7 @@ impl<S, Src, C, O> Fallback<S, Src, C, O> {
         Self { inner, shared }
     }
 
-    /// The inner service.
-    pub const fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    weir_core::inner_accessors!(inner: S);
 }
 
 impl<S, Src, C, O, Req> Service<Req> for Fallback<S, Src, C, O>

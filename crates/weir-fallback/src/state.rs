@@ -109,15 +109,6 @@ impl Order {
     }
 }
 
-/// The bounds of the last good answers kept.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Bounds {
-    pub(crate) max_entries: usize,
-    pub(crate) max_bytes: usize,
-    pub(crate) max_entry_bytes: usize,
-    pub(crate) max_stale: Duration,
-}
-
 /// The age of a kept answer stored `elapsed` ago, if it may still be served with at most
 /// `max_stale` of staleness (RFC 5861 `stale-if-error`: past it, the failure is returned instead).
 pub(crate) fn servable_age(elapsed: Duration, max_stale: Duration) -> Option<Duration> {

@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::Duration;
 
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+use weir_core::ConfigError;
 use weir_core::{BoxError, Classify, Degraded, Error, HttpStatus, LoadLevel};
-use weir_fallback::{Cause, ConfigError, Event, FALLBACK_HEADER, FallbackLayer, Reason, Source};
+use weir_fallback::{Cause, Event, FALLBACK_HEADER, FallbackLayer, Reason, Source};
 
 type Counter = Arc<AtomicUsize>;
 
@@ -359,8 +360,12 @@ async fn a_switched_request_no_source_answers_reaches_the_primary() {
 #[test]
 fn a_layer_without_a_source_is_refused() {
     let err = FallbackLayer::builder().build().unwrap_err();
-    assert_eq!(err, ConfigError::NoSource);
-    assert!(err.to_string().contains("at least one source"));
+    assert_eq!(err, ConfigError::missing("fallback", "source", ""));
+    assert!(
+        err.to_string()
+            .contains("`source` at least one is required"),
+        "{err}"
+    );
 }
 
 /// #20.1: a gRPC response whose `grpc-status` the gRPC classifier calls a failure

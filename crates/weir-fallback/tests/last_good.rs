@@ -10,8 +10,9 @@ use http::header::{AGE, CACHE_CONTROL};
 use http::{Method, Request, Response};
 use http_body_util::{BodyExt, Full};
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+use weir_core::ConfigError;
 use weir_core::{Degraded, HttpStatus, MethodPath};
-use weir_fallback::{Cause, ConfigError, FALLBACK_HEADER, FallbackLayer, LastGood};
+use weir_fallback::{Cause, FALLBACK_HEADER, FallbackLayer, LastGood};
 
 /// An upstream that answers `200 <path> v<n>` (n counts its calls) with `body_len` bytes of
 /// padding, or `503` while `down` is set.
@@ -356,17 +357,18 @@ fn bad_bounds_are_refused() {
             .unwrap_err()
     };
     let kept = || LastGood::new(MethodPath);
-    assert_eq!(
-        build(kept().max_entries(0)),
-        ConfigError::LastGoodMaxEntries
-    );
-    assert_eq!(build(kept().max_bytes(0)), ConfigError::LastGoodMaxBytes);
+    let zero = |field| ConfigError::zero("fallback", field, "");
+    assert_eq!(build(kept().max_entries(0)), zero("last_good.max_entries"));
+    assert_eq!(build(kept().max_bytes(0)), zero("last_good.max_bytes"));
     let err = build(kept().max_bytes(10).max_entry_bytes(11));
-    assert_eq!(err, ConfigError::LastGoodMaxEntryBytes);
+    assert_eq!(
+        err,
+        ConfigError::conflict("fallback", "last_good.max_entry_bytes", "")
+    );
     assert!(err.to_string().contains("`last_good.max_entry_bytes`"));
     assert_eq!(
         build(kept().max_stale(Duration::ZERO)),
-        ConfigError::LastGoodMaxStale
+        zero("last_good.max_stale")
     );
 }
 

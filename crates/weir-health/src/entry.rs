@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::check::DynCheck;
+use crate::settings::CheckSettings;
 use crate::state::Hysteresis;
 use crate::status::{Health, Status};
 use crate::tag::Tag;
@@ -49,14 +50,11 @@ impl CheckReport {
     }
 }
 
-/// The settings of one check, as registered.
+/// One check as registered: its name, its tags and its settings.
 pub(crate) struct Settings {
     pub(crate) name: Cow<'static, str>,
     pub(crate) tags: Vec<Tag>,
-    pub(crate) timeout: Duration,
-    pub(crate) cache_for: Duration,
-    pub(crate) unhealthy_after: u32,
-    pub(crate) healthy_after: u32,
+    pub(crate) check: CheckSettings,
 }
 
 type Latest = watch::Receiver<Option<Arc<CheckReport>>>;
@@ -81,7 +79,8 @@ enum Next {
 
 impl Entry {
     pub(crate) fn new(settings: Settings, check: Box<dyn DynCheck>) -> Self {
-        let hysteresis = Hysteresis::new(settings.unhealthy_after, settings.healthy_after);
+        let hysteresis =
+            Hysteresis::new(settings.check.unhealthy_after, settings.check.healthy_after);
         Self {
             settings,
             check,
@@ -147,7 +146,7 @@ impl Entry {
             tx: Some(tx),
         };
         let started = Instant::now();
-        let health = tokio::time::timeout(self.settings.timeout, self.check.run())
+        let health = tokio::time::timeout(self.settings.check.timeout, self.check.run())
             .await
             .unwrap_or_else(|_| Health::unhealthy("timed out"));
         let finished = Instant::now();
@@ -160,7 +159,10 @@ impl Entry {
                 health,
                 duration: finished - started,
             });
-            slot.last = Some((Arc::clone(&report), finished + self.settings.cache_for));
+            slot.last = Some((
+                Arc::clone(&report),
+                finished + self.settings.check.cache_for,
+            ));
             slot.running = None;
             report
         };

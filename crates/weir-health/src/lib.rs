@@ -17,6 +17,7 @@ mod load;
 #[cfg(feature = "redis")]
 mod redis;
 mod registry;
+mod settings;
 mod state;
 mod status;
 mod tag;
@@ -35,8 +36,10 @@ pub use crate::lifecycle::{Lifecycle, Phase};
 pub use crate::load::LoadCheck;
 #[cfg(feature = "redis")]
 pub use crate::redis::RedisCheck;
-pub use crate::registry::{
-    ConfigError, DEFAULT_CACHE_FOR, DEFAULT_TIMEOUT, HealthRegistry, Registration, Summary,
+pub use crate::registry::{HealthRegistry, Registration, Summary};
+pub use crate::settings::{
+    CheckSettings, DEFAULT_CACHE_FOR, DEFAULT_HEALTHY_AFTER, DEFAULT_TIMEOUT,
+    DEFAULT_UNHEALTHY_AFTER,
 };
 pub use crate::status::{Health, Status};
 pub use crate::tag::Tag;

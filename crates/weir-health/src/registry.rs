@@ -1,23 +1,19 @@
 //! The registry: checks by name with tags, and the evaluation of a probe.
 
 use std::borrow::Cow;
-use std::error::Error as StdError;
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use futures_util::future::join_all;
+use weir_core::ConfigError;
 
 use crate::check::HealthCheck;
 use crate::entry::{CheckReport, Entry, Settings};
 use crate::lifecycle::{Lifecycle, Phase};
+use crate::settings::CheckSettings;
 use crate::status::{Health, Status};
 use crate::tag::Tag;
-
-/// The default timeout of a check.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-/// The default caching period of a check.
-pub const DEFAULT_CACHE_FOR: Duration = Duration::from_secs(1);
 
 /// The one place that knows whether this process should get traffic: checks registered by
 /// name and tag, and the process's [`Lifecycle`]. Clones share everything.
@@ -92,10 +88,7 @@ impl HealthRegistry {
             settings: Settings {
                 name: name.into(),
                 tags: Vec::new(),
-                timeout: DEFAULT_TIMEOUT,
-                cache_for: DEFAULT_CACHE_FOR,
-                unhealthy_after: 1,
-                healthy_after: 1,
+                check: CheckSettings::default(),
             },
         }
     }
@@ -182,27 +175,34 @@ impl<C: HealthCheck> Registration<'_, C> {
 
     /// A run past `timeout` is abandoned and reads Unhealthy, "timed out" (default 5 s).
     pub const fn timeout(mut self, timeout: Duration) -> Self {
-        self.settings.timeout = timeout;
+        self.settings.check.timeout = timeout;
         self
     }
 
     /// A result is reused for `period` after its run ended, however many probes arrive
     /// (default 1 s; zero: every probe not sharing a run in flight runs the check).
     pub const fn cache_for(mut self, period: Duration) -> Self {
-        self.settings.cache_for = period;
+        self.settings.check.cache_for = period;
         self
     }
 
     /// Unhealthy results in a row before the check reads Unhealthy (default 1).
     pub const fn unhealthy_after(mut self, failures: u32) -> Self {
-        self.settings.unhealthy_after = failures;
+        self.settings.check.unhealthy_after = failures;
         self
     }
 
     /// Results in a row that are not unhealthy before an unhealthy check reads good again
     /// (default 1).
     pub const fn healthy_after(mut self, successes: u32) -> Self {
-        self.settings.healthy_after = successes;
+        self.settings.check.healthy_after = successes;
+        self
+    }
+
+    /// Every plain setting at once (from a configuration file): the timeout, the caching
+    /// period and the thresholds set so far are replaced.
+    pub const fn settings(mut self, settings: CheckSettings) -> Self {
+        self.settings.check = settings;
         self
     }
 
@@ -215,20 +215,16 @@ impl<C: HealthCheck> Registration<'_, C> {
     pub fn add(self) -> Result<(), ConfigError> {
         let s = &self.settings;
         if s.name.is_empty() {
-            return Err(ConfigError::EmptyName);
+            return Err(ConfigError::invalid("health", "name", "must not be empty"));
         }
         if s.tags.is_empty() {
-            return Err(ConfigError::NoTag);
+            return Err(ConfigError::missing(
+                "health",
+                "tag",
+                "at least one is required (`live`, `ready`, `startup` or `tag`)",
+            ));
         }
-        if s.timeout.is_zero() {
-            return Err(ConfigError::ZeroTimeout);
-        }
-        if s.unhealthy_after == 0 {
-            return Err(ConfigError::ZeroUnhealthyAfter);
-        }
-        if s.healthy_after == 0 {
-            return Err(ConfigError::ZeroHealthyAfter);
-        }
+        s.check.validate()?;
         let mut entries = self
             .registry
             .inner
@@ -236,7 +232,11 @@ impl<C: HealthCheck> Registration<'_, C> {
             .write()
             .unwrap_or_else(PoisonError::into_inner);
         if entries.iter().any(|e| e.name() == s.name) {
-            return Err(ConfigError::DuplicateName);
+            return Err(ConfigError::duplicate(
+                "health",
+                "name",
+                "is taken by a check already registered",
+            ));
         }
         entries.push(Arc::new(Entry::new(self.settings, Box::new(self.check))));
         Ok(())
@@ -270,38 +270,3 @@ impl Summary {
         &self.checks
     }
 }
-
-/// A registration [`Registration::add`] refused; the message names the field and the rule.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The name was empty.
-    EmptyName,
-    /// A check of that name is already registered.
-    DuplicateName,
-    /// No tag was given.
-    NoTag,
-    /// `timeout` was zero.
-    ZeroTimeout,
-    /// `unhealthy_after` was zero.
-    ZeroUnhealthyAfter,
-    /// `healthy_after` was zero.
-    ZeroHealthyAfter,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::EmptyName => "health: a check's `name` must not be empty",
-            Self::DuplicateName => "health: a check's `name` must be unique in its registry",
-            Self::NoTag => {
-                "health: a check needs at least one `tag` (live, ready, startup or custom)"
-            }
-            Self::ZeroTimeout => "health: a check's `timeout` must be more than zero",
-            Self::ZeroUnhealthyAfter => "health: `unhealthy_after` must be at least 1",
-            Self::ZeroHealthyAfter => "health: `healthy_after` must be at least 1",
-        })
-    }
-}
-
-impl StdError for ConfigError {}

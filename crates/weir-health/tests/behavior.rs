@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use std::time::Duration;
 
 use tokio::time::{advance, sleep};
-use weir_health::{ConfigError, Health, HealthRegistry, Status, Tag, from_fn};
+use weir_core::ConfigError;
+use weir_health::{Health, HealthRegistry, Status, Tag, from_fn};
 
 /// A check that counts its runs, takes `delay`, and answers what `status` holds
 /// (0 healthy, 1 degraded, 2 unhealthy).
@@ -274,10 +275,13 @@ async fn drain_fails_readiness_before_the_server_stops() {
 fn bad_registrations_are_refused() {
     let registry = HealthRegistry::new();
     let ok = || from_fn(|| async { Health::healthy() });
-    assert_eq!(registry.register("a", ok()).add(), Err(ConfigError::NoTag));
+    assert_eq!(
+        registry.register("a", ok()).add(),
+        Err(ConfigError::missing("health", "tag", ""))
+    );
     assert_eq!(
         registry.register("", ok()).ready().add(),
-        Err(ConfigError::EmptyName)
+        Err(ConfigError::invalid("health", "name", ""))
     );
     assert_eq!(
         registry
@@ -285,7 +289,7 @@ fn bad_registrations_are_refused() {
             .ready()
             .timeout(Duration::ZERO)
             .add(),
-        Err(ConfigError::ZeroTimeout)
+        Err(ConfigError::zero("health", "timeout", ""))
     );
     assert_eq!(
         registry
@@ -293,15 +297,15 @@ fn bad_registrations_are_refused() {
             .ready()
             .unhealthy_after(0)
             .add(),
-        Err(ConfigError::ZeroUnhealthyAfter)
+        Err(ConfigError::zero("health", "unhealthy_after", ""))
     );
     assert_eq!(
         registry.register("a", ok()).ready().healthy_after(0).add(),
-        Err(ConfigError::ZeroHealthyAfter)
+        Err(ConfigError::zero("health", "healthy_after", ""))
     );
     registry.register("a", ok()).ready().add().unwrap();
     let err = registry.register("a", ok()).live().add().unwrap_err();
-    assert_eq!(err, ConfigError::DuplicateName);
+    assert_eq!(err, ConfigError::duplicate("health", "name", ""));
     assert!(err.to_string().contains("`name`"));
 }
 

@@ -1,28 +1,18 @@
-//! `HedgeBuilder`, `HedgeBudget` and the `ConfigError`.
+//! `HedgeBuilder`, `HedgeLayer::builder()` and the presets, and `HedgeBudget`.
 
-use std::error::Error as StdError;
-use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-use weir_core::{AnyError, GrpcStatus, Name};
-use weir_retry::{HttpReplay, IdempotentReplay};
+use weir_core::{AnyError, ConfigError, GrpcStatus, Name};
+use weir_retry::{HttpReplay, IdempotentReplay, SharedBudget};
 
 use crate::grpc::GrpcAttempts;
 use crate::handle::HedgeHandle;
 use crate::layer::HedgeLayer;
-use crate::shared::{Core, MAX_ATTEMPTS, Shared, Trigger};
-use crate::state::{Budget, Latency};
+use crate::settings::{HedgeSettings, PercentileSettings};
+use crate::shared::Shared;
+use crate::state::Budget;
 
 impl HedgeLayer {
-    /// One hedge (`max_attempts` 2) after `delay`, the default budget, every `Err` a non-fatal
-    /// failure; requests are cloned. Infallible: every `Duration` is a valid delay.
-    #[must_use]
-    pub fn new(delay: Duration) -> Self {
-        HedgeBuilder::new().delay(delay).finish().0
-    }
-
     /// A builder with the defaults (see [`HedgeBuilder`]).
     #[must_use]
     pub fn builder() -> HedgeBuilder {
@@ -111,10 +101,18 @@ impl HedgeBudget {
             return Ok(());
         }
         if !(self.ratio.is_finite() && (0.0..=1000.0).contains(&self.ratio)) {
-            return Err(ConfigError::BudgetRatio);
+            return Err(ConfigError::out_of_range(
+                "hedge",
+                "budget.ratio",
+                "must be finite and within 0..=1000",
+            ));
         }
         if self.burst == Some(0) {
-            return Err(ConfigError::BudgetBurst);
+            return Err(ConfigError::zero(
+                "hedge",
+                "budget.burst",
+                "must be at least 1",
+            ));
         }
         Ok(())
     }
@@ -126,16 +124,11 @@ impl Default for HedgeBudget {
     }
 }
 
-/// The percentile trigger's settings.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct PercentileSpec {
-    percentile: f64,
-    window: Duration,
-    min_samples: u32,
-    floor: Duration,
-}
-
 /// Configures a [`HedgeLayer`]; from [`HedgeLayer::builder`] or [`HedgeLayer::http`].
+///
+/// It holds one [`HedgeSettings`] (the plain settings a configuration file can give at once,
+/// with [`settings`](Self::settings)) plus its typed parts: the budget, the replay, the
+/// classifier and the observer.
 ///
 /// | setting | default |
 /// |---|---|
@@ -148,10 +141,10 @@ struct PercentileSpec {
 #[derive(Debug)]
 pub struct HedgeBuilder<R = IdempotentReplay, C = AnyError, O = ()> {
     name: Name,
-    max_attempts: usize,
-    delay: Duration,
-    percentile: Option<PercentileSpec>,
+    settings: HedgeSettings,
     budget: HedgeBudget,
+    /// A retry budget hedges draw on instead of `budget` (#21: shared with retry).
+    shared_budget: Option<SharedBudget>,
     replay: R,
     classify: C,
     observer: O,
@@ -161,10 +154,9 @@ impl HedgeBuilder {
     fn new() -> Self {
         Self {
             name: Name::unnamed(),
-            max_attempts: 2,
-            delay: Duration::from_millis(50),
-            percentile: None,
+            settings: HedgeSettings::default(),
             budget: HedgeBudget::default(),
+            shared_budget: None,
             replay: IdempotentReplay::new(),
             classify: AnyError,
             observer: (),
@@ -184,8 +176,8 @@ impl<R, C, O> HedgeBuilder<R, C, O> {
     /// parallel mode (every attempt at once). Replaces a percentile trigger.
     #[must_use]
     pub const fn delay(mut self, delay: Duration) -> Self {
-        self.delay = delay;
-        self.percentile = None;
+        self.settings.delay = delay;
+        self.settings.percentile = None;
         self
     }
 
@@ -200,12 +192,7 @@ impl<R, C, O> HedgeBuilder<R, C, O> {
     /// before it hedges at all, floor 1 ms. Replaces a fixed delay.
     #[must_use]
     pub const fn latency_percentile(mut self, percentile: f64) -> Self {
-        self.percentile = Some(PercentileSpec {
-            percentile,
-            window: Duration::from_secs(10),
-            min_samples: 100,
-            floor: Duration::from_millis(1),
-        });
+        self.settings.percentile = Some(PercentileSettings::new(percentile));
         self
     }
 
@@ -213,7 +200,7 @@ impl<R, C, O> HedgeBuilder<R, C, O> {
     /// the current window and the one before.
     #[must_use]
     pub const fn window(mut self, window: Duration) -> Self {
-        if let Some(spec) = &mut self.percentile {
+        if let Some(spec) = &mut self.settings.percentile {
             spec.window = window;
         }
         self
@@ -223,7 +210,7 @@ impl<R, C, O> HedgeBuilder<R, C, O> {
     /// set; at least 1). Failure-triggered hedges are not held back.
     #[must_use]
     pub const fn min_samples(mut self, n: u32) -> Self {
-        if let Some(spec) = &mut self.percentile {
+        if let Some(spec) = &mut self.settings.percentile {
             spec.min_samples = n;
         }
         self
@@ -232,8 +219,8 @@ impl<R, C, O> HedgeBuilder<R, C, O> {
     /// The percentile trigger never waits less than this (1 ms unless set).
     #[must_use]
     pub const fn min_delay(mut self, floor: Duration) -> Self {
-        if let Some(spec) = &mut self.percentile {
-            spec.floor = floor;
+        if let Some(spec) = &mut self.settings.percentile {
+            spec.min_delay = floor;
         }
         self
     }
@@ -241,14 +228,34 @@ impl<R, C, O> HedgeBuilder<R, C, O> {
     /// Attempts per request, the primary included: 1 to 5 (gRFC A6's cap).
     #[must_use]
     pub const fn max_attempts(mut self, n: usize) -> Self {
-        self.max_attempts = n;
+        self.settings.max_attempts = n;
+        self
+    }
+
+    /// Every plain setting at once (from a configuration file); replaces the trigger and
+    /// `max_attempts` set so far.
+    #[must_use]
+    pub const fn settings(mut self, settings: HedgeSettings) -> Self {
+        self.settings = settings;
         self
     }
 
     /// The hedge budget.
     #[must_use]
-    pub const fn budget(mut self, budget: HedgeBudget) -> Self {
+    pub fn budget(mut self, budget: HedgeBudget) -> Self {
         self.budget = budget;
+        self.shared_budget = None;
+        self
+    }
+
+    /// Draws hedges from a retry budget that retry layers share
+    /// ([`SharedBudget`], given to them with `RetryBuilder::shared_budget`) instead of a hedge
+    /// budget of the layer's own: each request counts as a request of that budget, each hedge
+    /// spends one retry of it, so hedges and retries together stay within it (gRFC A6 applies
+    /// retry throttling to hedges). Replaces [`budget`](Self::budget).
+    #[must_use]
+    pub fn shared_budget(mut self, budget: SharedBudget) -> Self {
+        self.shared_budget = Some(budget);
         self
     }
 
@@ -257,10 +264,9 @@ impl<R, C, O> HedgeBuilder<R, C, O> {
     pub fn replay<R2>(self, replay: R2) -> HedgeBuilder<R2, C, O> {
         HedgeBuilder {
             name: self.name,
-            max_attempts: self.max_attempts,
-            delay: self.delay,
-            percentile: self.percentile,
+            settings: self.settings,
             budget: self.budget,
+            shared_budget: self.shared_budget,
             replay,
             classify: self.classify,
             observer: self.observer,
@@ -273,10 +279,9 @@ impl<R, C, O> HedgeBuilder<R, C, O> {
     pub fn classify<C2>(self, classify: C2) -> HedgeBuilder<R, C2, O> {
         HedgeBuilder {
             name: self.name,
-            max_attempts: self.max_attempts,
-            delay: self.delay,
-            percentile: self.percentile,
+            settings: self.settings,
             budget: self.budget,
+            shared_budget: self.shared_budget,
             replay: self.replay,
             classify,
             observer: self.observer,
@@ -288,10 +293,9 @@ impl<R, C, O> HedgeBuilder<R, C, O> {
     pub fn observer<O2>(self, observer: O2) -> HedgeBuilder<R, C, O2> {
         HedgeBuilder {
             name: self.name,
-            max_attempts: self.max_attempts,
-            delay: self.delay,
-            percentile: self.percentile,
+            settings: self.settings,
             budget: self.budget,
+            shared_budget: self.shared_budget,
             replay: self.replay,
             classify: self.classify,
             observer,
@@ -313,94 +317,23 @@ impl<R, C, O> HedgeBuilder<R, C, O> {
     ///
     /// A [`ConfigError`] naming the first broken rule.
     pub fn build_with_handle(self) -> Result<(HedgeLayer<R, C, O>, HedgeHandle), ConfigError> {
-        if self.max_attempts == 0 || self.max_attempts > usize::from(MAX_ATTEMPTS) {
-            return Err(ConfigError::MaxAttempts);
-        }
-        if let Some(spec) = &self.percentile {
-            if !(spec.percentile.is_finite() && spec.percentile > 0.0 && spec.percentile < 100.0) {
-                return Err(ConfigError::Percentile);
-            }
-            if spec.window < Duration::from_millis(100) || spec.window > Duration::from_secs(3600) {
-                return Err(ConfigError::Window);
-            }
-            if spec.min_samples == 0 {
-                return Err(ConfigError::MinSamples);
-            }
-        }
+        self.settings.validate()?;
         self.budget.validate()?;
-        Ok(self.finish())
-    }
-
-    fn finish(self) -> (HedgeLayer<R, C, O>, HedgeHandle) {
-        let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        let latency = self.percentile.map(|spec| {
-            Latency::new(
-                micros(spec.window),
-                spec.percentile,
-                spec.min_samples,
-                micros(spec.floor),
-            )
-        });
-        let trigger = if latency.is_some() {
-            Trigger::Percentile
-        } else {
-            Trigger::Fixed(self.delay)
-        };
         let budget = Budget::new(
             self.budget.ratio,
             self.budget.min_per_second,
             self.budget.burst,
         );
-        let core = Arc::new(Core::new(Instant::now(), budget, latency));
-        let shared = Shared {
-            name: self.name,
-            max_attempts: self.max_attempts.clamp(1, usize::from(MAX_ATTEMPTS)) as u8,
-            trigger,
-            replay: self.replay,
-            classify: self.classify,
-            observer: self.observer,
-            core: Arc::clone(&core),
-        };
-        (
-            HedgeLayer {
-                shared: Arc::new(shared),
-            },
-            HedgeHandle::new(core),
-        )
+        let layer = HedgeLayer::from_shared(Shared::new(
+            self.name,
+            &self.settings,
+            budget,
+            self.shared_budget,
+            self.replay,
+            self.classify,
+            self.observer,
+        ));
+        let handle = layer.handle();
+        Ok((layer, handle))
     }
 }
-
-/// A broken rule in a [`HedgeBuilder`]'s configuration.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// `max_attempts` is 0 or above 5.
-    MaxAttempts,
-    /// The latency percentile is not within (0, 100).
-    Percentile,
-    /// The percentile trigger's `window` is not within 100 ms to 1 h.
-    Window,
-    /// The percentile trigger's `min_samples` is 0.
-    MinSamples,
-    /// The budget's `ratio` is not finite or not within 0 to 1000.
-    BudgetRatio,
-    /// The budget's `burst` is 0.
-    BudgetBurst,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::MaxAttempts => {
-                "hedge: `max_attempts` must be within 1..=5 (it counts the primary; gRFC A6 caps it at 5)"
-            }
-            Self::Percentile => "hedge: `latency_percentile` must be within (0, 100)",
-            Self::Window => "hedge: `window` must be within 100 ms..=1 h",
-            Self::MinSamples => "hedge: `min_samples` must be at least 1",
-            Self::BudgetRatio => "hedge: the budget's `ratio` must be finite and within 0..=1000",
-            Self::BudgetBurst => "hedge: the budget's `burst` must be at least 1",
-        })
-    }
-}
-
-impl StdError for ConfigError {}

@@ -2,23 +2,57 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tower_layer::Layer;
-use weir_core::AnyError;
+use weir_core::{AnyError, Name};
 use weir_retry::IdempotentReplay;
 
 use crate::handle::HedgeHandle;
 use crate::service::Hedge;
+use crate::settings::{
+    DEFAULT_BUDGET_BURST, DEFAULT_BUDGET_MIN_PER_SECOND, DEFAULT_BUDGET_RATIO, HedgeSettings,
+};
 use crate::shared::Shared;
+use crate::state::Budget;
 
 /// Applies [`Hedge`] to a service. Every service it makes, and every clone, shares one budget,
 /// one latency histogram and one set of counters. Made by [`HedgeLayer::new`] or
 /// [`HedgeLayer::builder`].
 pub struct HedgeLayer<R = IdempotentReplay, C = AnyError, O = ()> {
-    pub(crate) shared: Arc<Shared<R, C, O>>,
+    shared: Arc<Shared<R, C, O>>,
+}
+
+impl HedgeLayer {
+    /// One hedge (`max_attempts` 2) after `delay`, the default budget, every `Err` a non-fatal
+    /// failure; requests kept by [`IdempotentReplay`]. Every delay is valid (zero is parallel
+    /// mode), so `new` never fails and never panics (the rule of every `new` in weir).
+    #[must_use]
+    pub fn new(delay: Duration) -> Self {
+        let budget = Budget::new(
+            DEFAULT_BUDGET_RATIO,
+            DEFAULT_BUDGET_MIN_PER_SECOND,
+            Some(DEFAULT_BUDGET_BURST),
+        );
+        Self::from_shared(Shared::new(
+            Name::unnamed(),
+            &HedgeSettings::with_delay(delay),
+            budget,
+            None,
+            IdempotentReplay::new(),
+            AnyError,
+            (),
+        ))
+    }
 }
 
 impl<R, C, O> HedgeLayer<R, C, O> {
+    pub(crate) fn from_shared(shared: Shared<R, C, O>) -> Self {
+        Self {
+            shared: Arc::new(shared),
+        }
+    }
+
     /// A handle over the layer's shared state.
     #[must_use]
     pub fn handle(&self) -> HedgeHandle {

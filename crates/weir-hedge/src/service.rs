@@ -31,20 +31,7 @@ impl<S, R, C, O> Hedge<S, R, C, O> {
         Self { inner, shared }
     }
 
-    /// The inner service.
-    pub const fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub const fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service, consuming the hedge.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    weir_core::inner_accessors!(inner: S);
 }
 
 impl<S: Clone, R, C, O> Clone for Hedge<S, R, C, O> {
@@ -84,7 +71,7 @@ where
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
         let shared = &self.shared;
-        shared.core.budget.deposit();
+        shared.core.deposit();
         match shared.replay.prepare_now(request) {
             Ok((request, copy)) => {
                 let deadline = shared.replay.deadline(&request).map(|d| d.instant());

@@ -1,17 +1,17 @@
 //! The state shared by every service and clone a layer makes (what the handle reads).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
 use weir_core::Name;
 
+use crate::settings::{HedgeSettings, MAX_ATTEMPTS};
 use crate::state::{Budget, Latency};
 
-/// The most attempts a request may make, the primary included (gRFC A6 caps `maxAttempts` at 5).
-pub(crate) const MAX_ATTEMPTS: u8 = 5;
 /// Hedges at most: every attempt but the primary.
-pub(crate) const MAX_HEDGES: usize = MAX_ATTEMPTS as usize - 1;
+pub(crate) const MAX_HEDGES: usize = MAX_ATTEMPTS - 1;
 
 /// When a hedge is sent.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -31,7 +31,7 @@ pub(crate) struct Shared<R, C, O> {
     pub(crate) replay: R,
     pub(crate) classify: C,
     pub(crate) observer: O,
-    pub(crate) core: std::sync::Arc<Core>,
+    pub(crate) core: Arc<Core>,
 }
 
 /// The running state: budget, latencies, counters. Shared with the handle.
@@ -39,6 +39,8 @@ pub(crate) struct Shared<R, C, O> {
 pub(crate) struct Core {
     pub(crate) origin: Instant,
     pub(crate) budget: Budget,
+    /// A retry budget shared with retry layers, drawn on instead of `budget` when set.
+    pub(crate) shared_budget: Option<weir_retry::SharedBudget>,
     pub(crate) latency: Option<Latency>,
     pub(crate) hedges_sent: AtomicU64,
     pub(crate) hedges_won: AtomicU64,
@@ -47,15 +49,46 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    pub(crate) fn new(origin: Instant, budget: Budget, latency: Option<Latency>) -> Self {
+    pub(crate) fn new(
+        origin: Instant,
+        budget: Budget,
+        shared_budget: Option<weir_retry::SharedBudget>,
+        latency: Option<Latency>,
+    ) -> Self {
         Self {
             origin,
             budget,
+            shared_budget,
             latency,
             hedges_sent: AtomicU64::new(0),
             hedges_won: AtomicU64::new(0),
             cancelled: AtomicU64::new(0),
             budget_exhausted: AtomicU64::new(0),
+        }
+    }
+
+    /// A request starts: the budget hedges draw on counts it.
+    #[inline]
+    pub(crate) fn deposit(&self) {
+        match &self.shared_budget {
+            None => self.budget.deposit(),
+            Some(shared) => shared.deposit(),
+        }
+    }
+
+    /// A hedge asks to start at `now`: `true` if the budget pays for it.
+    pub(crate) fn withdraw(&self, now: Instant) -> bool {
+        match &self.shared_budget {
+            None => self.budget.withdraw(self.micros(now)),
+            Some(shared) => shared.withdraw(),
+        }
+    }
+
+    /// Whole hedges the budget allows now (`None` when unlimited).
+    pub(crate) fn available(&self) -> Option<u64> {
+        match &self.shared_budget {
+            None => self.budget.available(),
+            Some(shared) => shared.available(),
         }
     }
 
@@ -92,6 +125,43 @@ impl Core {
 }
 
 impl<R, C, O> Shared<R, C, O> {
+    /// The shared state of a layer with `settings` (checked or not: out-of-range values are
+    /// brought within range here, so this never fails) and `budget`.
+    pub(crate) fn new(
+        name: Name,
+        settings: &HedgeSettings,
+        budget: Budget,
+        shared_budget: Option<weir_retry::SharedBudget>,
+        replay: R,
+        classify: C,
+        observer: O,
+    ) -> Self {
+        let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let latency = settings.percentile.map(|spec| {
+            Latency::new(
+                micros(spec.window),
+                spec.percentile,
+                spec.min_samples.max(1),
+                micros(spec.min_delay),
+            )
+        });
+        let trigger = if latency.is_some() {
+            Trigger::Percentile
+        } else {
+            Trigger::Fixed(settings.delay)
+        };
+        let max_attempts = settings.max_attempts.clamp(1, MAX_ATTEMPTS) as u8;
+        Self {
+            name,
+            max_attempts,
+            trigger,
+            replay,
+            classify,
+            observer,
+            core: Arc::new(Core::new(Instant::now(), budget, shared_budget, latency)),
+        }
+    }
+
     /// The delay before the next hedge; `None`: the trigger does not fire (the percentile
     /// trigger before it has enough samples).
     #[inline]

@@ -11,7 +11,7 @@ use support::{Answer, Kind, Upstream, classify, ms};
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt};
 use weir_core::Deadline;
-use weir_hedge::{ConfigError, Event, HedgeBudget, HedgeLayer};
+use weir_hedge::{Event, HedgeBudget, HedgeLayer};
 
 fn answer(attempt: usize) -> Answer {
     Answer {
@@ -108,25 +108,28 @@ async fn parallel_mode_sends_every_attempt_at_once() {
 fn max_attempts_outside_one_to_five_is_refused() {
     for n in [0, 6, 100] {
         let err = HedgeLayer::builder().max_attempts(n).build().unwrap_err();
-        assert_eq!(err, ConfigError::MaxAttempts);
+        assert_eq!((err.pattern(), err.field()), ("hedge", "max_attempts"));
+        assert_eq!(err.is_zero(), n == 0);
         assert!(err.to_string().contains("max_attempts"), "{err}");
     }
     for n in 1..=5 {
         assert!(HedgeLayer::builder().max_attempts(n).build().is_ok());
     }
-    assert_eq!(
-        HedgeLayer::builder()
-            .latency_percentile(100.0)
-            .build()
-            .unwrap_err(),
-        ConfigError::Percentile
+    let err = HedgeLayer::builder()
+        .latency_percentile(100.0)
+        .build()
+        .unwrap_err();
+    assert!(
+        err.is_out_of_range() && err.field() == "latency_percentile",
+        "{err}"
     );
-    assert_eq!(
-        HedgeLayer::builder()
-            .budget(HedgeBudget::ratio(f64::NAN))
-            .build()
-            .unwrap_err(),
-        ConfigError::BudgetRatio
+    let err = HedgeLayer::builder()
+        .budget(HedgeBudget::ratio(f64::NAN))
+        .build()
+        .unwrap_err();
+    assert!(
+        err.is_out_of_range() && err.field() == "budget.ratio",
+        "{err}"
     );
 }
 
@@ -529,4 +532,27 @@ async fn grpc_hedges_carry_previous_rpc_attempts() {
         *seen.lock().unwrap(),
         vec![None, Some("1".to_owned()), Some("2".to_owned())]
     );
+}
+
+/// #17.5: `HedgeLayer::new` is the builder's defaults with a delay: the same budget.
+#[test]
+fn new_has_the_builders_default_budget() {
+    use weir_hedge::{DEFAULT_BUDGET_BURST, DEFAULT_BUDGET_MIN_PER_SECOND, DEFAULT_BUDGET_RATIO};
+    assert_eq!(
+        HedgeBudget::default(),
+        HedgeBudget::ratio(DEFAULT_BUDGET_RATIO)
+            .min_per_second(DEFAULT_BUDGET_MIN_PER_SECOND)
+            .burst(DEFAULT_BUDGET_BURST)
+    );
+    let from_new = HedgeLayer::new(ms(20)).handle();
+    let from_builder = HedgeLayer::builder()
+        .delay(ms(20))
+        .build()
+        .unwrap()
+        .handle();
+    assert_eq!(
+        from_new.budget_available(),
+        Some(u64::from(DEFAULT_BUDGET_BURST))
+    );
+    assert_eq!(from_new.budget_available(), from_builder.budget_available());
 }

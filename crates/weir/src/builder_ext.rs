@@ -4,6 +4,19 @@ use tower::ServiceBuilder;
 use tower_layer::Stack;
 use weir_core::ErrorResponseLayer;
 
+/// The bulkhead `weir_bulkhead` adds: HTTP mode, the permit held until the response body ends.
+#[cfg(feature = "bulkhead")]
+type HttpBulkhead = weir_bulkhead::BulkheadLayer<(), weir_bulkhead::Http>;
+
+/// The load shedder `weir_load_shed` adds: HTTP mode, a call in flight until its body ends.
+#[cfg(feature = "load-shed")]
+type HttpLoadShed = weir_load_shed::LoadShedLayer<
+    weir_load_shed::Fixed,
+    weir_load_shed::Uniform,
+    (),
+    weir_load_shed::Http,
+>;
+
 mod sealed {
     pub trait Sealed {}
     impl<L> Sealed for tower::ServiceBuilder<L> {}
@@ -14,6 +27,24 @@ mod sealed {
 /// Sealed: implemented for `ServiceBuilder` only, so methods can be added without breaking
 /// anyone. Each pattern crate adds its method here when its feature is on.
 ///
+/// # The naming rule
+///
+/// Each method is `weir_` followed by the name of the layer it adds, in snake case and without
+/// `Layer`: `weir_timeout` adds a [`TimeoutLayer`](weir_timeout::TimeoutLayer), `weir_rate_limit`
+/// a [`RateLimitLayer`](weir_rate_limit::RateLimitLayer), `weir_error_response` an
+/// [`ErrorResponseLayer`], built as the layer's `new` builds it; except that `weir_bulkhead` and
+/// `weir_load_shed` build the layer's HTTP mode, `XLayer::http(n)`, because an HTTP call holds
+/// its slot until its response body ends (#17.3). A method that adds the layer in
+/// another mode appends the name of the builder option that sets the mode:
+/// `weir_timeout_propagate(allowance)` is `TimeoutLayer::builder().propagate(allowance)`.
+///
+/// The prefix is there because tower's `ServiceBuilder` has inherent `timeout`, `retry`,
+/// `rate_limit` and `load_shed` methods (behind tower's features of those names), and an inherent
+/// method silently wins over a trait method of the same name: with tower's `timeout` feature on,
+/// `.timeout(d)` would build tower's timeout, which sets no [`Deadline`](crate::Deadline) and
+/// fails with tower's error, not weir's. A `weir_` name is never shadowed, and says at the call
+/// site whose layer it is.
+///
 /// ```
 /// use http::{Request, Response, StatusCode};
 /// use tower::{ServiceBuilder, ServiceExt, service_fn};
@@ -22,7 +53,7 @@ mod sealed {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let service = ServiceBuilder::new()
-///     .error_responses()
+///     .weir_error_response()
 ///     .service(service_fn(|_req: Request<String>| async {
 ///         Err::<Response<String>, _>(weir::Error::circuit_open())
 ///     }));
@@ -31,23 +62,22 @@ mod sealed {
 /// assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
 /// # }
 /// ```
-pub trait ServiceBuilderExt<L>: sealed::Sealed {
+pub trait ServiceBuilderExt<L>: sealed::Sealed + Sized {
     /// Turns every error of the services below into an HTTP (or gRPC) response, with
     /// [`ErrorResponseLayer::new`]: the resulting service's error is `Infallible`, so it mounts on an
     /// axum `Router` as it is. Put it outermost.
     #[must_use]
-    fn error_responses(self) -> ServiceBuilder<Stack<ErrorResponseLayer, L>>;
+    fn weir_error_response(self) -> ServiceBuilder<Stack<ErrorResponseLayer, L>>;
 
     /// One rate limit for every request (GCRA, reject at once), from
     /// [`RateLimitLayer::new`](weir_rate_limit::RateLimitLayer::new); build keyed, tiered or
-    /// stacked limits with `RateLimitLayer::builder()` and pass them to `layer`. Named
-    /// `limit_rate` because tower's `ServiceBuilder` has a `rate_limit` method of its own.
+    /// stacked limits with `RateLimitLayer::builder()` and pass them to `layer`.
     ///
     /// # Errors
     ///
     /// The quota breaks a rule (zero rate, zero period, ...).
     #[cfg(feature = "rate-limit")]
-    fn limit_rate(
+    fn weir_rate_limit(
         self,
         quota: weir_rate_limit::Quota,
     ) -> Result<
@@ -55,24 +85,24 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed {
         weir_rate_limit::ConfigError,
     >;
 
-    /// A bulkhead of `max_concurrent` permits with no queue (a call finding none free is
-    /// refused at once), from [`BulkheadLayer::new`](weir_bulkhead::BulkheadLayer::new).
+    /// A bulkhead of `max_concurrent` permits (0 is taken as 1) with no queue (a call finding
+    /// none free is refused at once), for `http::Request` / `http::Response` services, from
+    /// [`BulkheadLayer::http`](weir_bulkhead::BulkheadLayer::http): a call holds its permit
+    /// until its response body ends, so a streamed body counts until its last byte (#17.3). For
+    /// a service that is not HTTP, or to release the permit with the response head, pass
+    /// `BulkheadLayer::new(n)` or a built `BulkheadLayer::http(n).release_at_head()` to `layer`.
     #[cfg(feature = "bulkhead")]
     #[must_use]
-    fn bulkhead(
-        self,
-        max_concurrent: usize,
-    ) -> ServiceBuilder<Stack<weir_bulkhead::BulkheadLayer, L>>;
+    fn weir_bulkhead(self, max_concurrent: usize) -> ServiceBuilder<Stack<HttpBulkhead, L>>;
 
-    /// Sheds load once `max_in_flight` calls are under way, from
-    /// [`LoadShedLayer::new`](weir_load_shed::LoadShedLayer::new). Named `shed_load` because
-    /// tower's `ServiceBuilder` has a `load_shed` method of its own.
+    /// Sheds load once `max_in_flight` calls are under way (0 is taken as 1), for
+    /// `http::Request` / `http::Response` services, from
+    /// [`LoadShedLayer::http`](weir_load_shed::LoadShedLayer::http): a call is in flight until
+    /// its response body ends (#17.3). For a service that is not HTTP, or to count a call only
+    /// until its response head, pass `LoadShedLayer::new(n)` to `layer`.
     #[cfg(feature = "load-shed")]
     #[must_use]
-    fn shed_load(
-        self,
-        max_in_flight: usize,
-    ) -> ServiceBuilder<Stack<weir_load_shed::LoadShedLayer, L>>;
+    fn weir_load_shed(self, max_in_flight: usize) -> ServiceBuilder<Stack<HttpLoadShed, L>>;
 
     /// A circuit breaker with the default settings (failure rate 50 % over the last 100 calls,
     /// open 5 s, 3 half-open probes), from
@@ -80,52 +110,159 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed {
     /// layer with its builder and pass it to `layer` for anything else.
     #[cfg(feature = "circuit-breaker")]
     #[must_use]
-    fn circuit_breaker(self)
-    -> ServiceBuilder<Stack<weir_circuit_breaker::CircuitBreakerLayer, L>>;
+    fn weir_circuit_breaker(
+        self,
+    ) -> ServiceBuilder<Stack<weir_circuit_breaker::CircuitBreakerLayer, L>>;
 
     /// Retries transient failures up to `max_retries` times after the first call
-    /// (`retries(3)`: at most 4 calls, as `max_retries(3)` means on weir-retry's builder and on
+    /// (`weir_retry(3)`: at most 4 calls, as `max_retries(3)` means on weir-retry's builder and on
     /// [`ClientBuilder`](crate::ClientBuilder)), with the default backoff and retry budget.
     /// Requests are cloned; an `http::Request` is retried only when it is idempotent (GET,
     /// HEAD, OPTIONS, PUT, DELETE, TRACE; POST and PATCH with an `Idempotency-Key` header), see
     /// [`IdempotentReplay`](crate::IdempotentReplay). Use `RetryLayer::http()` to replay HTTP
-    /// bodies that are not `Clone`. Named `retries` because tower's `ServiceBuilder` has a
-    /// `retry` method of its own.
+    /// bodies that are not `Clone`.
     #[cfg(feature = "retry")]
     #[must_use]
-    fn retries(
+    fn weir_retry(
         self,
         max_retries: u32,
     ) -> ServiceBuilder<Stack<weir_retry::RetryLayer<crate::IdempotentReplay>, L>>;
 
-    /// Times out calls after `timeout` and sets the request's [`Deadline`](crate::Deadline) (the
+    /// Times out calls after `timeout` and sets the request's [`Deadline`](crate::core::Deadline) (the
     /// earlier of this one and any already there), with
-    /// [`TimeoutLayer::new`](weir_timeout::TimeoutLayer::new). Named `deadline` because
-    /// `ServiceBuilder` has a `timeout` method of its own (tower's).
+    /// [`TimeoutLayer::new`](weir_timeout::TimeoutLayer::new).
     #[cfg(feature = "timeout")]
     #[must_use]
-    fn deadline(
+    fn weir_timeout(
         self,
         timeout: std::time::Duration,
     ) -> ServiceBuilder<Stack<weir_timeout::TimeoutLayer, L>>;
 
     /// On a client: writes the request's remaining budget, less `allowance` for the network, into
-    /// `grpc-timeout` or `x-timeout-ms`, and fails at once when nothing is left.
+    /// `grpc-timeout` or `x-timeout-ms`, and fails at once when nothing is left; a
+    /// [`TimeoutLayer`](weir_timeout::TimeoutLayer) built with `builder().propagate(allowance)`.
     #[cfg(feature = "timeout")]
+    #[must_use]
+    fn weir_timeout_propagate(
+        self,
+        allowance: std::time::Duration,
+    ) -> ServiceBuilder<Stack<weir_timeout::TimeoutLayer, L>>;
+
+    /// The old name of [`weir_error_response`](Self::weir_error_response).
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `weir_error_response` (one naming rule, #17.6)"
+    )]
+    #[must_use]
+    fn error_responses(self) -> ServiceBuilder<Stack<ErrorResponseLayer, L>> {
+        self.weir_error_response()
+    }
+
+    /// The old name of [`weir_rate_limit`](Self::weir_rate_limit).
+    ///
+    /// # Errors
+    ///
+    /// As `weir_rate_limit`.
+    #[cfg(feature = "rate-limit")]
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `weir_rate_limit` (one naming rule, #17.6)"
+    )]
+    fn limit_rate(
+        self,
+        quota: weir_rate_limit::Quota,
+    ) -> Result<
+        ServiceBuilder<Stack<weir_rate_limit::RateLimitLayer, L>>,
+        weir_rate_limit::ConfigError,
+    > {
+        self.weir_rate_limit(quota)
+    }
+
+    /// The old name of [`weir_bulkhead`](Self::weir_bulkhead).
+    #[cfg(feature = "bulkhead")]
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `weir_bulkhead` (one naming rule, #17.6)"
+    )]
+    #[must_use]
+    fn bulkhead(self, max_concurrent: usize) -> ServiceBuilder<Stack<HttpBulkhead, L>> {
+        self.weir_bulkhead(max_concurrent)
+    }
+
+    /// The old name of [`weir_load_shed`](Self::weir_load_shed).
+    #[cfg(feature = "load-shed")]
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `weir_load_shed` (one naming rule, #17.6)"
+    )]
+    #[must_use]
+    fn shed_load(self, max_in_flight: usize) -> ServiceBuilder<Stack<HttpLoadShed, L>> {
+        self.weir_load_shed(max_in_flight)
+    }
+
+    /// The old name of [`weir_circuit_breaker`](Self::weir_circuit_breaker).
+    #[cfg(feature = "circuit-breaker")]
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `weir_circuit_breaker` (one naming rule, #17.6)"
+    )]
+    #[must_use]
+    fn circuit_breaker(
+        self,
+    ) -> ServiceBuilder<Stack<weir_circuit_breaker::CircuitBreakerLayer, L>> {
+        self.weir_circuit_breaker()
+    }
+
+    /// The old name of [`weir_retry`](Self::weir_retry).
+    #[cfg(feature = "retry")]
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `weir_retry` (one naming rule, #17.6)"
+    )]
+    #[must_use]
+    fn retries(
+        self,
+        max_retries: u32,
+    ) -> ServiceBuilder<Stack<weir_retry::RetryLayer<crate::IdempotentReplay>, L>> {
+        self.weir_retry(max_retries)
+    }
+
+    /// The old, misleading name of [`weir_timeout`](Self::weir_timeout): it adds a timeout.
+    #[cfg(feature = "timeout")]
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `weir_timeout` (one naming rule, #17.6)"
+    )]
+    #[must_use]
+    fn deadline(
+        self,
+        timeout: std::time::Duration,
+    ) -> ServiceBuilder<Stack<weir_timeout::TimeoutLayer, L>> {
+        self.weir_timeout(timeout)
+    }
+
+    /// The old name of [`weir_timeout_propagate`](Self::weir_timeout_propagate).
+    #[cfg(feature = "timeout")]
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `weir_timeout_propagate` (one naming rule, #17.6)"
+    )]
     #[must_use]
     fn propagate_deadline(
         self,
         allowance: std::time::Duration,
-    ) -> ServiceBuilder<Stack<weir_timeout::TimeoutLayer, L>>;
+    ) -> ServiceBuilder<Stack<weir_timeout::TimeoutLayer, L>> {
+        self.weir_timeout_propagate(allowance)
+    }
 }
 
 impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
-    fn error_responses(self) -> ServiceBuilder<Stack<ErrorResponseLayer, L>> {
+    fn weir_error_response(self) -> ServiceBuilder<Stack<ErrorResponseLayer, L>> {
         self.layer(ErrorResponseLayer::new())
     }
 
     #[cfg(feature = "rate-limit")]
-    fn limit_rate(
+    fn weir_rate_limit(
         self,
         quota: weir_rate_limit::Quota,
     ) -> Result<
@@ -136,30 +273,33 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
     }
 
     #[cfg(feature = "bulkhead")]
-    fn bulkhead(
-        self,
-        max_concurrent: usize,
-    ) -> ServiceBuilder<Stack<weir_bulkhead::BulkheadLayer, L>> {
-        self.layer(weir_bulkhead::BulkheadLayer::new(max_concurrent))
+    fn weir_bulkhead(self, max_concurrent: usize) -> ServiceBuilder<Stack<HttpBulkhead, L>> {
+        let max_concurrent = max_concurrent.clamp(1, weir_bulkhead::MAX_PERMITS);
+        self.layer(
+            weir_bulkhead::BulkheadLayer::http(max_concurrent)
+                .build()
+                .expect("a clamped max_concurrent with the defaults is a valid configuration"),
+        )
     }
 
     #[cfg(feature = "load-shed")]
-    fn shed_load(
-        self,
-        max_in_flight: usize,
-    ) -> ServiceBuilder<Stack<weir_load_shed::LoadShedLayer, L>> {
-        self.layer(weir_load_shed::LoadShedLayer::new(max_in_flight))
+    fn weir_load_shed(self, max_in_flight: usize) -> ServiceBuilder<Stack<HttpLoadShed, L>> {
+        self.layer(
+            weir_load_shed::LoadShedLayer::http(max_in_flight)
+                .build()
+                .expect("a fixed limit with the defaults is a valid configuration"),
+        )
     }
 
     #[cfg(feature = "circuit-breaker")]
-    fn circuit_breaker(
+    fn weir_circuit_breaker(
         self,
     ) -> ServiceBuilder<Stack<weir_circuit_breaker::CircuitBreakerLayer, L>> {
         self.layer(weir_circuit_breaker::CircuitBreakerLayer::new())
     }
 
     #[cfg(feature = "retry")]
-    fn retries(
+    fn weir_retry(
         self,
         max_retries: u32,
     ) -> ServiceBuilder<Stack<weir_retry::RetryLayer<crate::IdempotentReplay>, L>> {
@@ -172,7 +312,7 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
     }
 
     #[cfg(feature = "timeout")]
-    fn deadline(
+    fn weir_timeout(
         self,
         timeout: std::time::Duration,
     ) -> ServiceBuilder<Stack<weir_timeout::TimeoutLayer, L>> {
@@ -180,7 +320,7 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
     }
 
     #[cfg(feature = "timeout")]
-    fn propagate_deadline(
+    fn weir_timeout_propagate(
         self,
         allowance: std::time::Duration,
     ) -> ServiceBuilder<Stack<weir_timeout::TimeoutLayer, L>> {

@@ -470,15 +470,15 @@ async fn client_preset_per_authority_sends_a_post_once_by_default() {
     assert_eq!(calls.load(Ordering::SeqCst), 4);
 }
 
-/// #27.1 and #27.7: `ServiceBuilderExt::retries` applies the idempotency rules, and
-/// `retries(3)` makes as many attempts as `max_retries(3)`: 4.
+/// #27.1 and #27.7: `ServiceBuilderExt::weir_retry` applies the idempotency rules, and
+/// `weir_retry(3)` makes as many attempts as `max_retries(3)`: 4.
 #[tokio::test(start_paused = true)]
 async fn retries_extension_counts_retries_and_sends_a_post_once() {
     use weir::ServiceBuilderExt;
 
     let transport = Resetting::default();
     let client = ServiceBuilder::new()
-        .retries(3)
+        .weir_retry(3)
         .service(transport.service());
     client
         .clone()

@@ -166,18 +166,16 @@ async fn server_stack_exposes_its_rate_limit_handle() {
 
 /// Starts `n` requests to `/slow` (each holds its place for 60 s) with `header` set; returns
 /// the tasks still running and how many were refused with a 503.
-async fn occupy<S>(
+async fn occupy<S, B>(
     server: &S,
     n: usize,
     header: Option<&'static str>,
 ) -> (Vec<tokio::task::JoinHandle<()>>, usize)
 where
-    S: tower::Service<Request<String>, Response = Response<weir::ResponseBody<String>>>
-        + Clone
-        + Send
-        + 'static,
+    S: tower::Service<Request<String>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send,
     S::Error: std::fmt::Debug,
+    B: Send + 'static,
 {
     let mut running = Vec::new();
     let mut refused = 0;

@@ -23,12 +23,12 @@ use weir::ServiceBuilderExt;
 #[tokio::test(start_paused = true)]
 async fn server_stack_maps_a_slow_handler_to_504() {
     let server = ServiceBuilder::new()
-        .error_responses()
-        .limit_rate(weir::rate_limit::Quota::per_second(2))
+        .weir_error_response()
+        .weir_rate_limit(weir::rate_limit::Quota::per_second(2))
         .expect("a valid quota")
-        .shed_load(100)
-        .bulkhead(10)
-        .deadline(Duration::from_millis(50))
+        .weir_load_shed(100)
+        .weir_bulkhead(10)
+        .weir_timeout(Duration::from_millis(50))
         .service(service_fn(|req: Request<String>| async move {
             if req.uri().path() == "/slow" {
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -75,14 +75,54 @@ async fn client_stack_retries_through_breaker_and_bulkhead() {
         })
     };
     let client = ServiceBuilder::new()
-        .deadline(Duration::from_secs(10))
-        .retries(3)
-        .circuit_breaker()
-        .bulkhead(4)
-        .deadline(Duration::from_secs(1))
+        .weir_timeout(Duration::from_secs(10))
+        .weir_retry(3)
+        .weir_circuit_breaker()
+        .layer(weir::bulkhead::BulkheadLayer::new(4))
+        .weir_timeout(Duration::from_secs(1))
         .service(transport);
 
     let answer = client.oneshot(7).await.expect("the third attempt succeeds");
     assert_eq!(answer, "pong");
     assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+/// #17.6: the old extension names still compile (deprecated) and add the same layers as the new
+/// ones: `deadline` a timeout, `retries` a retry, and so on.
+#[tokio::test(start_paused = true)]
+#[allow(deprecated)]
+async fn the_old_extension_names_forward_to_the_new_ones() {
+    let server = ServiceBuilder::new()
+        .error_responses()
+        .limit_rate(weir::rate_limit::Quota::per_second(1))
+        .expect("a valid quota")
+        .shed_load(100)
+        .bulkhead(10)
+        .deadline(Duration::from_millis(50))
+        .service(service_fn(|_req: Request<String>| async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Ok::<_, io::Error>(Response::new(String::from("late")))
+        }));
+    let Ok(slow) = server
+        .clone()
+        .oneshot(Request::get("/").body(String::new()).unwrap())
+        .await;
+    assert_eq!(slow.status(), StatusCode::GATEWAY_TIMEOUT);
+    let Ok(limited) = server
+        .oneshot(Request::get("/").body(String::new()).unwrap())
+        .await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let client = ServiceBuilder::new()
+        .retries(2)
+        .circuit_breaker()
+        .propagate_deadline(Duration::ZERO)
+        .service(service_fn(move |_n: u32| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { Err::<u32, _>(io::Error::other("down")) }
+        }));
+    client.oneshot(1).await.unwrap_err();
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "one call and two retries");
 }

@@ -142,7 +142,7 @@ impl<C> Mode for PerAuthority<C> {
 impl<C> Mode for Grpc<C> {
     type Breaker<O> = CircuitBreakerLayer<C, O>;
     type BreakerHandle = CircuitBreakerHandle;
-    type Retry<O> = RetryLayer<HttpReplay, GrpcStatus, O>;
+    type Retry<O> = RetryLayer<HttpReplay, GrpcStatus, O, weir_core::protocol::Http>;
     type Outer = crate::grpc::GrpcStatusLayer;
     type Inner = crate::grpc::TonicBodyLayer;
 }
@@ -202,7 +202,7 @@ pub type HttpClient<S, O = ()> = Client<S, PerAuthority, BreakerInside, O>;
 pub type GrpcClient<S, O = ()> = Client<S, Grpc, BreakerInside, O>;
 
 /// The standard client stack, one [`Layer`]: outermost first, a total timeout (sets the
-/// request's [`Deadline`](crate::Deadline)), budgeted retry, a circuit breaker (one, or one per
+/// request's [`Deadline`](crate::core::Deadline)), budgeted retry, a circuit breaker (one, or one per
 /// authority), a bulkhead, and an attempt timeout that writes the time left into the outgoing
 /// request (`x-timeout-ms`, or `grpc-timeout` for gRPC), in front of the transport.
 ///
@@ -479,7 +479,7 @@ impl<K, Ord, O> ClientBuilder<K, Ord, O> {
     }
 
     /// Retries after the first attempt (0 turns retry off): `max_retries(3)` makes at most 4
-    /// attempts, as [`ServiceBuilderExt::retries(3)`](crate::ServiceBuilderExt::retries) and
+    /// attempts, as [`ServiceBuilderExt::weir_retry(3)`](crate::ServiceBuilderExt::weir_retry) and
     /// weir-retry's `max_retries(3)` do.
     #[must_use]
     pub const fn max_retries(mut self, retries: u32) -> Self {
@@ -733,7 +733,10 @@ impl<K, Ord, O: ClientObserver> ClientBuilder<K, Ord, O> {
     }
 
     /// The retry's settings, with the observer, over `retry`.
-    fn retry_settings<R, C>(&self, retry: RetryBuilder<R, C>) -> RetryBuilder<R, C, O> {
+    fn retry_settings<R, C, P>(
+        &self,
+        retry: RetryBuilder<R, C, (), P>,
+    ) -> RetryBuilder<R, C, O, P> {
         retry
             .name("client")
             .max_retries(self.max_retries)
