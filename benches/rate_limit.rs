@@ -105,7 +105,7 @@ fn rate_limit(c: &mut Criterion) {
             .service(bare())
     });
 
-    let gcra = RateLimitLayer::new(huge()).expect("valid");
+    let gcra = RateLimitLayer::new(huge());
     bench.service("weir-gcra", || gcra.clone().layer(bare()));
     let direct = Arc::new(RateLimiter::direct(governor_huge()));
     bench.service("governor-direct", || {

@@ -93,7 +93,7 @@ fn server(c: &mut Criterion) {
             .map_request(request)
     });
     bench.service("weir-server+rate-limit", || {
-        let limit = RateLimitLayer::new(Quota::per_second(u32::MAX)).expect("valid quota");
+        let limit = RateLimitLayer::new(Quota::per_second(u32::MAX));
         ServerStack::builder()
             .rate_limit(limit)
             .build()
@@ -143,7 +143,6 @@ fn server(c: &mut Criterion) {
     });
     bench.service("parts/rate-limit", || {
         RateLimitLayer::new(Quota::per_second(u32::MAX))
-            .expect("valid quota")
             .layer(handler())
             .map_request(request)
     });
@@ -158,7 +157,7 @@ fn server(c: &mut Criterion) {
             .map_request(routed_request)
     });
     bench.service("routed/weir-server+rate-limit", || {
-        let limit = RateLimitLayer::new(Quota::per_second(u32::MAX)).expect("valid quota");
+        let limit = RateLimitLayer::new(Quota::per_second(u32::MAX));
         ServerStack::builder()
             .rate_limit(limit)
             .build()

@@ -1,10 +1,9 @@
-//! [`RateLimitBuilder`] and [`ConfigError`].
+//! [`RateLimitBuilder`].
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use weir_core::{HeaderStyle, KeyedConfig, MissingKey, Name, Observer};
+use weir_core::{ConfigError, HeaderStyle, KeyedConfig, MissingKey, Name, Observer};
 
 use crate::event::Event;
 use crate::handle::RateLimitHandle;
@@ -15,56 +14,8 @@ use crate::state::{Algorithm, Gcra};
 use crate::store::{MemoryStore, Tier};
 use crate::tier::{DefaultTier, UnitCost};
 
-/// A configuration rule that [`RateLimitBuilder::build`] found broken.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// A quota's `rate` is 0.
-    ZeroRate,
-    /// A quota's `period` is zero.
-    ZeroPeriod,
-    /// A quota's `burst` is 0.
-    ZeroBurst,
-    /// A quota's `period` or `burst × emission interval` spans more than 500 years.
-    SpanTooLong,
-    /// No quota was given for the default tier.
-    NoQuota,
-    /// A named tier has no quota.
-    EmptyTier,
-    /// Two tiers have the same name.
-    DuplicateTier,
-    /// A configuration file's `tier_of` assigns a key to a tier its `tier` table does not define.
-    UnknownTier,
-    /// A configuration file's `tier_of` names a key that its `key` extractor cannot produce: not
-    /// an IP address for `peer_ip` / `forwarded_ip`, not a header value for `header` and the
-    /// API keys, not `host[:port]` for `authority`, not `"METHOD /route"` for `method_path`, or
-    /// any key at all for `global`.
-    InvalidTierKey,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::ZeroRate => "quota.rate must be at least 1",
-            Self::ZeroPeriod => "quota.period must be longer than zero",
-            Self::ZeroBurst => "quota.burst must be at least 1",
-            Self::SpanTooLong => {
-                "quota.period and quota.burst × interval must span at most 500 years"
-            }
-            Self::NoQuota => "quota: the default tier needs at least one quota",
-            Self::EmptyTier => "tier: every named tier needs at least one quota",
-            Self::DuplicateTier => "tier: tier names must be unique",
-            Self::UnknownTier => "tier_of: every key must be assigned a tier defined under `tier`",
-            Self::InvalidTierKey => {
-                "tier_of: every key must be one the `key` extractor produces (an IP address for \
-                 peer_ip, a header value for header and the API keys, host[:port] for authority, \
-                 \"METHOD /route\" for method_path; none for global)"
-            }
-        })
-    }
-}
-
-impl std::error::Error for ConfigError {}
+/// The pattern name of the rate limiter's [`ConfigError`]s.
+pub(crate) const PATTERN: &str = "rate_limit";
 
 /// Builds a [`RateLimitLayer`]; from [`RateLimitLayer::builder`] or a preset
 /// ([`RateLimitLayer::per_second`], ...).
@@ -95,6 +46,8 @@ pub struct RateLimitBuilder<
     pub(crate) mode: Mode,
     pub(crate) missing: MissingKey,
     pub(crate) keyed: KeyedConfig,
+    /// A preset given 0 (`per_second(0)`, ...): refused by `build`.
+    pub(crate) zero: Option<&'static str>,
 }
 
 impl RateLimitBuilder {
@@ -112,6 +65,7 @@ impl RateLimitBuilder {
             mode: Mode::Reject,
             missing: MissingKey::Shared,
             keyed: KeyedConfig::new(),
+            zero: None,
         }
     }
 }
@@ -197,6 +151,7 @@ impl<X, A, T, C, O, P> RateLimitBuilder<X, A, T, C, O, P> {
             mode: self.mode,
             missing: self.missing,
             keyed: self.keyed,
+            zero: self.zero,
         }
     }
 
@@ -217,6 +172,7 @@ impl<X, A, T, C, O, P> RateLimitBuilder<X, A, T, C, O, P> {
             mode: self.mode,
             missing: self.missing,
             keyed: self.keyed,
+            zero: self.zero,
         }
     }
 
@@ -237,6 +193,7 @@ impl<X, A, T, C, O, P> RateLimitBuilder<X, A, T, C, O, P> {
             mode: self.mode,
             missing: self.missing,
             keyed: self.keyed,
+            zero: self.zero,
         }
     }
 
@@ -256,6 +213,7 @@ impl<X, A, T, C, O, P> RateLimitBuilder<X, A, T, C, O, P> {
             mode: self.mode,
             missing: self.missing,
             keyed: self.keyed,
+            zero: self.zero,
         }
     }
 
@@ -274,6 +232,7 @@ impl<X, A, T, C, O, P> RateLimitBuilder<X, A, T, C, O, P> {
             mode: self.mode,
             missing: self.missing,
             keyed: self.keyed,
+            zero: self.zero,
         }
     }
 
@@ -300,28 +259,48 @@ impl<X, A, T, C, O, P> RateLimitBuilder<X, A, T, C, O, P> {
             mode: self.mode,
             missing: self.missing,
             keyed: self.keyed,
+            zero: self.zero,
         }
     }
 
+    /// A preset's quota of `n` per period: a zero `n` is recorded (and taken as 1 by the quota)
+    /// so that `build` refuses it, naming the preset.
+    pub(crate) fn preset(mut self, preset: &'static str, n: u32, quota: Quota) -> Self {
+        if n == 0 && self.zero.is_none() {
+            self.zero = Some(preset);
+        }
+        self.quota(quota)
+    }
+
     fn tiers(&mut self) -> Result<Box<[Tier]>, ConfigError> {
+        if let Some(preset) = self.zero {
+            return Err(ConfigError::zero(PATTERN, preset, "must be at least 1"));
+        }
         if self.quotas.is_empty() {
-            return Err(ConfigError::NoQuota);
+            return Err(ConfigError::missing(
+                PATTERN,
+                "quota",
+                "the default tier needs at least one quota",
+            ));
         }
         let mut tiers = Vec::with_capacity(self.tiers.len() + 1);
         tiers.push(Tier::new(Name::default(), std::mem::take(&mut self.quotas)));
         for (name, quotas) in std::mem::take(&mut self.tiers) {
             if quotas.is_empty() {
-                return Err(ConfigError::EmptyTier);
+                return Err(ConfigError::missing(
+                    PATTERN,
+                    "tier",
+                    format!("`{name}` needs at least one quota"),
+                ));
             }
             if tiers.iter().any(|t: &Tier| t.name() == name.as_str()) {
-                return Err(ConfigError::DuplicateTier);
+                return Err(ConfigError::duplicate(
+                    PATTERN,
+                    "tier",
+                    format!("`{name}` is given twice; tier names must be unique"),
+                ));
             }
             tiers.push(Tier::new(name, quotas));
-        }
-        for tier in &tiers {
-            for quota in tier.quotas() {
-                quota.validate()?;
-            }
         }
         Ok(tiers.into_boxed_slice())
     }
@@ -412,34 +391,24 @@ mod tests {
     #[test]
     fn build_checks_every_rule() {
         let err = |b: RateLimitBuilder| b.build().err();
-        assert_eq!(err(RateLimitLayer::builder()), Some(ConfigError::NoQuota));
+        let missing = err(RateLimitLayer::builder()).expect("no quota");
+        assert!(missing.is_missing());
+        assert_eq!(missing.field(), "quota");
+        let zero = err(RateLimitLayer::per_second(0)).expect("zero");
+        assert_eq!(zero, ConfigError::zero(PATTERN, "per_second", ""));
         assert_eq!(
-            err(RateLimitLayer::per_second(0)),
-            Some(ConfigError::ZeroRate)
+            zero.to_string(),
+            "rate_limit: `per_second` must be at least 1"
         );
-        assert_eq!(
-            err(RateLimitLayer::per_second(1).tier("gold", [])),
-            Some(ConfigError::EmptyTier)
-        );
-        assert_eq!(
-            err(RateLimitLayer::per_second(1)
-                .tier("gold", [Quota::per_second(2)])
-                .tier("gold", [Quota::per_second(3)])),
-            Some(ConfigError::DuplicateTier)
-        );
-        assert_eq!(
-            err(RateLimitLayer::per_second(1).tier("gold", [Quota::per_second(1).burst(0)])),
-            Some(ConfigError::ZeroBurst)
-        );
+        let empty = err(RateLimitLayer::per_second(1).tier("gold", [])).expect("empty");
+        assert!(empty.is_missing());
+        assert_eq!(empty.field(), "tier");
+        let twice = err(RateLimitLayer::per_second(1)
+            .tier("gold", [Quota::per_second(2)])
+            .tier("gold", [Quota::per_second(3)]))
+        .expect("twice");
+        assert!(twice.is_duplicate());
+        assert!(twice.to_string().contains("`gold`"));
         assert!(RateLimitLayer::per_day(10_000).build().is_ok());
-    }
-
-    #[test]
-    fn messages_name_the_field_and_the_rule() {
-        assert_eq!(
-            ConfigError::ZeroRate.to_string(),
-            "quota.rate must be at least 1"
-        );
-        assert!(ConfigError::DuplicateTier.to_string().starts_with("tier:"));
     }
 }

@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::net::IpAddr;
 use std::num::NonZeroUsize;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -15,7 +14,9 @@ use serde::de::{self, Deserialize, Deserializer};
 use weir_core::config::{ConfigDuration, KeySpec, SpecKey};
 use weir_core::{ApiKeyToken, HeaderStyle, MissingKey, Name};
 
-use crate::builder::{ConfigError, RateLimitBuilder};
+use weir_core::ConfigError;
+
+use crate::builder::{PATTERN, RateLimitBuilder};
 use crate::layer::RateLimitLayer;
 use crate::protocol::Http;
 use crate::quota::Quota;
@@ -104,7 +105,7 @@ pub type ConfigLayer =
 ///     .unwrap()
 ///     .build()
 ///     .unwrap_err();
-/// assert_eq!(err.to_string(), "quota.rate must be at least 1");
+/// assert_eq!(err.to_string(), "rate_limit: `quota.rate` must be at least 1");
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -155,11 +156,11 @@ impl RateLimitConfig {
     ///
     /// # Errors
     ///
-    /// A quota breaking a rule of [`Quota::validate`], an empty tier
-    /// ([`ConfigError::EmptyTier`]), or a `tier_of` entry naming an undefined tier
-    /// ([`ConfigError::UnknownTier`]) or a key the `key` extractor cannot produce
-    /// ([`ConfigError::InvalidTierKey`]). A file without any quota is accepted here (the quotas
-    /// may come from code) and refused by `build` ([`ConfigError::NoQuota`]).
+    /// A [`ConfigError`] for a quota with a zero (`quota.rate`, `tier.gold.burst`, ...) or a
+    /// span past 500 years, an empty tier (`tier.gold`), or a `tier_of` entry naming an
+    /// undefined tier or a key the `key` extractor cannot produce (`tier_of`). A file without
+    /// any quota is accepted here (the quotas may come from code) and refused by `build`
+    /// (`quota` missing).
     pub fn builder(&self) -> Result<ConfigBuilder, ConfigError> {
         let key = self.key.clone().unwrap_or_default();
         let tier_of = match &self.tier_of {
@@ -175,15 +176,19 @@ impl RateLimitConfig {
             builder = builder.name(name.clone());
         }
         for quota in self.quota.iter().flatten() {
-            builder = builder.quota(quota.validated()?);
+            builder = builder.quota(quota.validated("quota")?);
         }
         for (name, quotas) in self.tier.iter().flatten() {
             if quotas.is_empty() {
-                return Err(ConfigError::EmptyTier);
+                return Err(ConfigError::missing(
+                    PATTERN,
+                    format!("tier.{name}"),
+                    "needs at least one quota",
+                ));
             }
             let quotas = quotas
                 .iter()
-                .map(QuotaConfig::validated)
+                .map(|q| q.validated(&format!("tier.{name}")))
                 .collect::<Result<Vec<_>, _>>()?;
             builder = builder.tier(name.clone(), quotas);
         }
@@ -208,8 +213,7 @@ impl RateLimitConfig {
     ///
     /// # Errors
     ///
-    /// Those of [`builder`](Self::builder), and [`ConfigError::NoQuota`] for a file without a
-    /// quota.
+    /// Those of [`builder`](Self::builder), and a missing `quota` for a file without one.
     pub fn build(&self) -> Result<ConfigLayer, ConfigError> {
         self.builder()?.build()
     }
@@ -246,7 +250,8 @@ impl QuotaConfig {
         }
     }
 
-    /// The [`Quota`] (not yet checked: see [`Quota::validate`]).
+    /// The [`Quota`] (zeros raised to the least valid value, as [`Quota::new`] does; the
+    /// configuration file refuses them instead).
     #[must_use]
     pub fn quota(&self) -> Quota {
         let mut quota = Quota::new(self.rate, self.per.get());
@@ -259,9 +264,32 @@ impl QuotaConfig {
         quota
     }
 
-    fn validated(&self) -> Result<Quota, ConfigError> {
+    /// The quota, or the rule a number of the file breaks (a zero, or a span past 500 years)
+    /// rather than the clamp [`Quota::new`] applies.
+    /// `table` is where the quota sits in the file (`quota`, `tier.gold`).
+    fn validated(&self, table: &str) -> Result<Quota, ConfigError> {
+        if self.rate == 0 {
+            return Err(ConfigError::zero(PATTERN, "rate", "must be at least 1").in_table(table));
+        }
+        if self.per.get().is_zero() {
+            return Err(
+                ConfigError::zero(PATTERN, "per", "must be longer than zero").in_table(table),
+            );
+        }
+        if self.burst == Some(0) {
+            return Err(ConfigError::zero(PATTERN, "burst", "must be at least 1").in_table(table));
+        }
         let quota = self.quota();
-        quota.validate().map(|()| quota)
+        if quota.period() != self.per.get() || quota.burst_size() != self.burst.unwrap_or(self.rate)
+        {
+            return Err(ConfigError::out_of_range(
+                PATTERN,
+                "per",
+                "and `burst` × the emission interval must span at most 500 years",
+            )
+            .in_table(table));
+        }
+        Ok(quota)
     }
 }
 
@@ -414,17 +442,33 @@ impl ConfigTiers {
         let mut this = Self::default();
         for (text, tier) in entries {
             if !tiers.is_some_and(|tiers| tiers.contains_key(tier)) {
-                return Err(ConfigError::UnknownTier);
+                return Err(ConfigError::unknown(
+                    PATTERN,
+                    "tier_of",
+                    format!("`{text}` is assigned `{tier}`, which is not defined under `tier`"),
+                ));
             }
+            let invalid = || {
+                ConfigError::invalid(
+                    PATTERN,
+                    "tier_of",
+                    format!(
+                        "`{text}` is not a key the `key` extractor produces (an IP address for \
+                         peer_ip, a header value for header and the API keys, host[:port] for \
+                         authority, \"METHOD /route\" for method_path; none for global)"
+                    ),
+                )
+            };
             let name = Name::from(tier.clone());
             if matches!(key, KeySpec::MethodPath) {
-                let (method, route) = method_path(text)?;
+                let (method, route) = method_path(text).ok_or_else(invalid)?;
                 this.routes
                     .entry(route.into())
                     .or_default()
                     .push((method, name));
             } else {
-                this.keys.insert(spec_key(key, text)?, name);
+                this.keys
+                    .insert(spec_key(key, text).ok_or_else(invalid)?, name);
             }
         }
         Ok(this)
@@ -444,47 +488,29 @@ impl ConfigTiers {
 }
 
 /// `"POST /login"`: a method, spaces, a route.
-fn method_path(text: &str) -> Result<(Method, &str), ConfigError> {
-    let (method, route) = text
-        .trim()
-        .split_once(' ')
-        .ok_or(ConfigError::InvalidTierKey)?;
-    let method = Method::from_bytes(method.as_bytes()).map_err(|_| ConfigError::InvalidTierKey)?;
+fn method_path(text: &str) -> Option<(Method, &str)> {
+    let (method, route) = text.trim().split_once(' ')?;
+    let method = Method::from_bytes(method.as_bytes()).ok()?;
     let route = route.trim_start();
-    if route.is_empty() {
-        return Err(ConfigError::InvalidTierKey);
-    }
-    Ok((method, route))
+    (!route.is_empty()).then_some((method, route))
 }
 
 /// The key `key` extracts from a request whose key reads `text`.
-fn spec_key(key: &KeySpec, text: &str) -> Result<SpecKey, ConfigError> {
-    fn invalid<E>(_: E) -> ConfigError {
-        ConfigError::InvalidTierKey
-    }
+fn spec_key(key: &KeySpec, text: &str) -> Option<SpecKey> {
     match key {
-        KeySpec::PeerIp | KeySpec::ForwardedIp(_) => text
-            .trim()
-            .parse::<IpAddr>()
-            .map(SpecKey::Ip)
-            .map_err(invalid),
-        KeySpec::Header(_) => HeaderValue::from_str(text)
-            .map(SpecKey::Header)
-            .map_err(invalid),
+        KeySpec::PeerIp | KeySpec::ForwardedIp(_) => text.trim().parse().ok().map(SpecKey::Ip),
+        KeySpec::Header(_) => HeaderValue::from_str(text).ok().map(SpecKey::Header),
         KeySpec::ApiKey | KeySpec::ApiKeyHeader(_) | KeySpec::Bearer => {
-            let token = ApiKeyToken::from(HeaderValue::from_str(text).map_err(invalid)?);
-            if token.as_bytes().is_empty() {
-                return Err(ConfigError::InvalidTierKey);
-            }
-            Ok(SpecKey::ApiKey(token))
+            let token = ApiKeyToken::from(HeaderValue::from_str(text).ok()?);
+            (!token.as_bytes().is_empty()).then_some(SpecKey::ApiKey(token))
         }
         KeySpec::Authority => text
             .trim()
             .parse::<http::uri::Authority>()
-            .map(SpecKey::Authority)
-            .map_err(invalid),
+            .ok()
+            .map(SpecKey::Authority),
         // `global` has one key for every request: a tier for it is the default tier's quotas.
-        _ => Err(ConfigError::InvalidTierKey),
+        _ => None,
     }
 }
 
@@ -781,7 +807,7 @@ mod tests {
         assert_eq!(b.protocol.style(), HeaderStyle::None);
         // No quota: refused by `build` exactly as the builder refuses it.
         assert_eq!(config.build().err(), defaults.build().err());
-        assert_eq!(config.build().err(), Some(ConfigError::NoQuota));
+        assert!(config.build().err().is_some_and(|e| e.is_missing()));
 
         // With a quota from code it limits as the builder's default layer does: GCRA, reject
         // mode, one state for every request, no response field.
@@ -1006,41 +1032,52 @@ mod tests {
         for (text, error) in [
             (
                 "quota = { rate = 0, per = \"1s\" }",
-                "quota.rate must be at least 1",
+                "rate_limit: `quota.rate` must be at least 1",
             ),
             (
                 "quota = { rate = 1, per = \"1s\", burst = 0 }",
-                "quota.burst must be at least 1",
+                "rate_limit: `quota.burst` must be at least 1",
             ),
             (
                 "quota = { rate = 1, per = \"1s\" }\n[tier]\ngold = { rate = 0, per = \"1s\" }",
-                "quota.rate must be at least 1",
+                "rate_limit: `tier.gold.rate` must be at least 1",
             ),
             (
                 "quota = { rate = 1, per = \"1s\" }\n[tier]\ngold = []",
-                "tier: every named tier needs at least one quota",
+                "rate_limit: `tier.gold` needs at least one quota",
+            ),
+            (
+                "quota = { rate = 1, per = \"1d\", burst = 200000 }",
+                "rate_limit: `quota.per` and `burst` × the emission interval must span at most 500 years",
             ),
         ] {
             assert_eq!(build_error(text), error, "{text}");
         }
         let unknown_tier = "key = \"api_key\"\n[tier]\ngold = { rate = 9, per = \"1s\" }\n\
                             [tier_of]\nk1 = \"silver\"";
-        assert_eq!(
-            parse(unknown_tier).builder().err(),
-            Some(ConfigError::UnknownTier)
+        assert!(
+            parse(unknown_tier)
+                .builder()
+                .err()
+                .is_some_and(|e| e.is_unknown() && e.field() == "tier_of")
         );
-        assert!(build_error(unknown_tier).starts_with("tier_of: "));
+        assert!(build_error(unknown_tier).contains("`silver`"));
         for bad_key in [
             "key = \"peer_ip\"\n[tier]\ngold = { rate = 9, per = \"1s\" }\n[tier_of]\n\"10.0.0\" = \"gold\"",
             "key = \"method_path\"\n[tier]\ngold = { rate = 9, per = \"1s\" }\n[tier_of]\n\"/login\" = \"gold\"",
             "[tier]\ngold = { rate = 9, per = \"1s\" }\n[tier_of]\nanyone = \"gold\"",
         ] {
-            assert_eq!(
-                parse(bad_key).builder().err(),
-                Some(ConfigError::InvalidTierKey),
+            assert!(
+                parse(bad_key)
+                    .builder()
+                    .err()
+                    .is_some_and(|e| e.is_invalid() && e.field() == "tier_of"),
                 "{bad_key}"
             );
-            assert!(build_error(bad_key).starts_with("tier_of: "), "{bad_key}");
+            assert!(
+                build_error(bad_key).starts_with("rate_limit: `tier_of`"),
+                "{bad_key}"
+            );
         }
     }
 

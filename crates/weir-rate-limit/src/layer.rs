@@ -6,14 +6,17 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use tower_layer::Layer;
-use weir_core::{BoxError, Error, Global, HeaderStyle, MissingKey, Name, Observer, RateLimitInfo};
+use weir_core::{
+    BoxError, Error, Global, HeaderStyle, KeyedConfig, MissingKey, Name, Observer, RateLimitInfo,
+};
 
-use crate::builder::{ConfigError, RateLimitBuilder};
+use crate::builder::RateLimitBuilder;
 use crate::event::Event;
 use crate::handle::RateLimitHandle;
 use crate::protocol::AnyProtocol;
 use crate::quota::Quota;
 use crate::service::RateLimit;
+use crate::state::Gcra;
 use crate::store::{Decision, MemoryStore, Store, Tier};
 use crate::tier::{DefaultTier, TierOf, UnitCost};
 
@@ -219,10 +222,10 @@ where
 ///
 /// // 100 requests per second for everyone together.
 /// let global = RateLimitLayer::per_second(100).build()?;
-/// // The same, in one call.
-/// let same = RateLimitLayer::new(Quota::per_second(100))?;
+/// // The same, in one call that cannot fail.
+/// let same = RateLimitLayer::new(Quota::per_second(100));
 /// # let _ = (global, same);
-/// # Ok::<(), weir_rate_limit::ConfigError>(())
+/// # Ok::<(), weir_core::ConfigError>(())
 /// ```
 pub struct RateLimitLayer<
     X = Global,
@@ -236,13 +239,25 @@ pub struct RateLimitLayer<
 }
 
 impl RateLimitLayer {
-    /// A layer enforcing one quota for every request together (GCRA, reject mode).
-    ///
-    /// # Errors
-    ///
-    /// The quota breaks a rule (see [`Quota::validate`]).
-    pub fn new(quota: Quota) -> Result<Self, ConfigError> {
-        Self::builder().quota(quota).build()
+    /// A layer enforcing one quota for every request together (GCRA, reject mode). It cannot
+    /// fail: a [`Quota`] is valid by construction (a zero rate or burst is raised to 1, a zero
+    /// period to 1 ms: the rule of every `new` in weir).
+    #[must_use]
+    pub fn new(quota: Quota) -> Self {
+        let tiers: Box<[Tier]> = Box::new([Tier::new(Name::default(), vec![quota])]);
+        let store = MemoryStore::new(Gcra, KeyedConfig::new(), &tiers[0]);
+        Self::from_limiter(Arc::new(Limiter {
+            name: Name::new("rate_limit"),
+            store,
+            extractor: Global,
+            tier_of: DefaultTier,
+            tiers,
+            cost: UnitCost,
+            observer: Arc::new(()),
+            protocol: AnyProtocol,
+            mode: Mode::Reject,
+            missing: MissingKey::Shared,
+        }))
     }
 
     /// A builder with no quota yet.
@@ -250,24 +265,24 @@ impl RateLimitLayer {
         RateLimitBuilder::new()
     }
 
-    /// A builder with `n` requests per second (burst `n`).
+    /// A builder with `n` requests per second (burst `n`); `build` refuses 0.
     pub fn per_second(n: u32) -> RateLimitBuilder {
-        Self::builder().quota(Quota::per_second(n))
+        Self::builder().preset("per_second", n, Quota::per_second(n))
     }
 
-    /// A builder with `n` requests per minute (burst `n`).
+    /// A builder with `n` requests per minute (burst `n`); `build` refuses 0.
     pub fn per_minute(n: u32) -> RateLimitBuilder {
-        Self::builder().quota(Quota::per_minute(n))
+        Self::builder().preset("per_minute", n, Quota::per_minute(n))
     }
 
-    /// A builder with `n` requests per hour (burst `n`).
+    /// A builder with `n` requests per hour (burst `n`); `build` refuses 0.
     pub fn per_hour(n: u32) -> RateLimitBuilder {
-        Self::builder().quota(Quota::per_hour(n))
+        Self::builder().preset("per_hour", n, Quota::per_hour(n))
     }
 
-    /// A builder with `n` requests per day (burst `n`).
+    /// A builder with `n` requests per day (burst `n`); `build` refuses 0.
     pub fn per_day(n: u32) -> RateLimitBuilder {
-        Self::builder().quota(Quota::per_day(n))
+        Self::builder().preset("per_day", n, Quota::per_day(n))
     }
 }
 

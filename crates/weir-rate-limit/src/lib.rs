@@ -17,7 +17,7 @@ mod state;
 mod store;
 mod tier;
 
-pub use crate::builder::{ConfigError, RateLimitBuilder};
+pub use crate::builder::RateLimitBuilder;
 #[cfg(feature = "serde")]
 pub use crate::config::{
     ConfigAlgorithm, ConfigAlgorithmState, ConfigBuilder, ConfigLayer, ConfigMode, ConfigTiers,

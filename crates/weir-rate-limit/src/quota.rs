@@ -1,10 +1,9 @@
 //! One quota: a rate per period, with a burst.
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use weir_core::Name;
-
-use crate::builder::ConfigError;
 
 /// `rate` units per `period`, with up to `burst` units at once.
 ///
@@ -27,43 +26,77 @@ use crate::builder::ConfigError;
 /// bucket it is the bucket's capacity, for the leaky bucket the length of its queue; the window
 /// algorithms allow `rate` per window and ignore it.
 ///
-/// A quota is checked by [`RateLimitBuilder::build`](crate::RateLimitBuilder::build) (or
-/// [`Quota::validate`]): every number must be at least 1 and `period × burst` must fit in 500
-/// years of nanoseconds.
+/// **Valid by construction**: the rate and the burst are [`NonZeroU32`]s and the period is never
+/// zero, so a `Quota` needs no checking and [`RateLimitLayer::new`](crate::RateLimitLayer::new)
+/// cannot fail. The constructors are `const` and take plain integers, so call sites stay
+/// readable: a zero rate or burst is raised to 1 and a zero period to 1 ms (the rule of every
+/// `new` in weir), and a period, or `burst × emission interval`, longer than 500 years is
+/// shortened to 500 years (so every sum of two spans and a timestamp fits in a `u64` of
+/// nanoseconds). A configuration file refuses the same values with a
+/// [`ConfigError`](weir_core::ConfigError) instead.
+///
+/// ```
+/// use std::time::Duration;
+/// use weir_rate_limit::Quota;
+///
+/// const EDGE: Quota = Quota::per_second(100).burst(20);
+/// assert_eq!(EDGE.burst_size(), 20);
+/// assert_eq!(Quota::per_second(0).rate(), 1);
+/// assert_eq!(Quota::new(5, Duration::ZERO).period(), Duration::from_millis(1));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Quota {
-    rate: u32,
+    rate: NonZeroU32,
+    /// Between 1 ns and 500 years.
     period: Duration,
-    burst: u32,
+    burst: NonZeroU32,
     name: Name,
     /// `period / rate` in nanoseconds, rounded up (at least 1), computed once: the hot path
     /// divides nothing to get it.
     interval: u64,
-    /// `interval × burst` in nanoseconds, saturating: the span of a full bucket, computed once
-    /// (with `interval`, a function of the other fields, so equality and hashing are unchanged).
+    /// `interval × burst` in nanoseconds, at most 500 years: the span of a full bucket,
+    /// computed once (with `interval`, a function of the other fields, so equality and hashing
+    /// are unchanged).
     span: u64,
 }
 
-const fn interval_of(rate: u32, period: Duration) -> u64 {
-    let rate = if rate == 0 { 1 } else { rate as u64 };
-    let nanos = period.as_nanos();
-    let nanos = if nanos > u64::MAX as u128 {
-        u64::MAX
-    } else {
-        nanos as u64
-    };
-    let n = nanos.div_ceil(rate);
+const fn interval_of(rate: NonZeroU32, period: Duration) -> u64 {
+    // The period is at most 500 years: its nanoseconds fit in a u64.
+    let n = (period.as_nanos() as u64).div_ceil(rate.get() as u64);
     if n == 0 { 1 } else { n }
 }
 
-/// The longest `burst × emission interval` a quota may span: 500 years, in nanoseconds, so every
-/// sum of two such spans and a timestamp fits in a `u64`.
-const MAX_SPAN_NANOS: u128 = 500 * 365 * 86_400 * 1_000_000_000;
+/// The longest `burst × emission interval` (and period) a quota may span: 500 years, in
+/// nanoseconds, so every sum of two such spans and a timestamp fits in a `u64`.
+pub(crate) const MAX_SPAN_NANOS: u64 = 500 * 365 * 86_400 * 1_000_000_000;
+
+/// `n`, or 1 for 0.
+const fn at_least_one(n: u32) -> NonZeroU32 {
+    match NonZeroU32::new(n) {
+        Some(n) => n,
+        None => NonZeroU32::MIN,
+    }
+}
+
+/// `period`, raised to 1 ms if zero and shortened to 500 years if longer.
+const fn valid_period(period: Duration) -> Duration {
+    if period.is_zero() {
+        Duration::from_millis(1)
+    } else if period.as_nanos() > MAX_SPAN_NANOS as u128 {
+        Duration::from_nanos(MAX_SPAN_NANOS)
+    } else {
+        period
+    }
+}
 
 impl Quota {
-    /// `rate` units per `period`, with a burst of `rate`.
+    /// `rate` units per `period`, with a burst of `rate`; zero is raised to 1 (the rate) or
+    /// 1 ms (the period), and a period longer than 500 years shortened to 500 years (the rule of
+    /// every `new` in weir).
     #[must_use]
     pub const fn new(rate: u32, period: Duration) -> Self {
+        let rate = at_least_one(rate);
+        let period = valid_period(period);
         let interval = interval_of(rate, period);
         Self {
             rate,
@@ -71,39 +104,53 @@ impl Quota {
             burst: rate,
             name: Name::new("default"),
             interval,
-            span: interval.saturating_mul(rate as u64),
+            span: 0,
         }
+        .with_span()
     }
 
-    /// `n` units per second, burst `n`.
+    /// `n` units per second, burst `n` (0 is taken as 1).
     #[must_use]
     pub const fn per_second(n: u32) -> Self {
         Self::new(n, Duration::from_secs(1))
     }
 
-    /// `n` units per minute, burst `n`.
+    /// `n` units per minute, burst `n` (0 is taken as 1).
     #[must_use]
     pub const fn per_minute(n: u32) -> Self {
         Self::new(n, Duration::from_secs(60))
     }
 
-    /// `n` units per hour, burst `n`.
+    /// `n` units per hour, burst `n` (0 is taken as 1).
     #[must_use]
     pub const fn per_hour(n: u32) -> Self {
         Self::new(n, Duration::from_secs(3_600))
     }
 
-    /// `n` units per day, burst `n`.
+    /// `n` units per day, burst `n` (0 is taken as 1).
     #[must_use]
     pub const fn per_day(n: u32) -> Self {
         Self::new(n, Duration::from_secs(86_400))
     }
 
-    /// Sets the burst: the units that may be spent at once after a quiet period.
+    /// Sets the burst: the units that may be spent at once after a quiet period. 0 is taken as
+    /// 1, and a burst whose span (`burst × emission interval`) would pass 500 years is lowered
+    /// to the largest that does not.
     #[must_use]
     pub const fn burst(mut self, burst: u32) -> Self {
-        self.burst = burst;
-        self.span = self.interval.saturating_mul(burst as u64);
+        self.burst = at_least_one(burst);
+        self.with_span()
+    }
+
+    /// `span` from the burst and the interval, the burst lowered if the span would pass 500
+    /// years.
+    const fn with_span(mut self) -> Self {
+        let most = MAX_SPAN_NANOS / self.interval;
+        if self.burst.get() as u64 > most {
+            // `most` is below `burst`, a u32, and at least 1 (the interval is at most 500 years).
+            self.burst = at_least_one(most as u32);
+        }
+        self.span = self.interval * self.burst.get() as u64;
         self
     }
 
@@ -115,22 +162,22 @@ impl Quota {
         self
     }
 
-    /// Units per period.
+    /// Units per period (at least 1).
     #[must_use]
     pub const fn rate(&self) -> u32 {
-        self.rate
+        self.rate.get()
     }
 
-    /// The period.
+    /// The period (never zero).
     #[must_use]
     pub const fn period(&self) -> Duration {
         self.period
     }
 
-    /// The burst.
+    /// The burst (at least 1).
     #[must_use]
     pub const fn burst_size(&self) -> u32 {
-        self.burst
+        self.burst.get()
     }
 
     /// The policy name.
@@ -152,12 +199,8 @@ impl Quota {
     }
 
     pub(crate) const fn period_nanos(&self) -> u64 {
-        let n = self.period.as_nanos();
-        if n > u64::MAX as u128 {
-            u64::MAX
-        } else {
-            n as u64
-        }
+        // At most 500 years.
+        self.period.as_nanos() as u64
     }
 
     /// `period / rate` in nanoseconds, rounded up; at least 1.
@@ -166,34 +209,11 @@ impl Quota {
         self.interval
     }
 
-    /// `interval × burst` in nanoseconds, saturating: how far ahead of now a full burst reaches.
+    /// `interval × burst` in nanoseconds (at most 500 years): how far ahead of now a full burst
+    /// reaches.
     #[inline]
     pub(crate) const fn span_nanos(&self) -> u64 {
         self.span
-    }
-
-    /// Checks the rules; [`RateLimitBuilder::build`](crate::RateLimitBuilder::build) calls it on
-    /// every quota.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::ZeroRate`], [`ConfigError::ZeroPeriod`], [`ConfigError::ZeroBurst`] or
-    /// [`ConfigError::SpanTooLong`].
-    pub const fn validate(&self) -> Result<(), ConfigError> {
-        if self.rate == 0 {
-            return Err(ConfigError::ZeroRate);
-        }
-        if self.period.is_zero() {
-            return Err(ConfigError::ZeroPeriod);
-        }
-        if self.burst == 0 {
-            return Err(ConfigError::ZeroBurst);
-        }
-        let burst_span = self.interval_nanos() as u128 * self.burst as u128;
-        if burst_span > MAX_SPAN_NANOS || self.period.as_nanos() > MAX_SPAN_NANOS {
-            return Err(ConfigError::SpanTooLong);
-        }
-        Ok(())
     }
 }
 
@@ -224,26 +244,21 @@ mod tests {
     fn the_span_follows_the_burst() {
         assert_eq!(Quota::per_second(4).span_nanos(), 1_000_000_000);
         assert_eq!(Quota::per_second(4).burst(6).span_nanos(), 1_500_000_000);
-        assert_eq!(Quota::per_day(1).burst(u32::MAX).span_nanos(), u64::MAX);
     }
 
     #[test]
-    fn validation_names_each_rule() {
-        assert_eq!(Quota::per_second(0).validate(), Err(ConfigError::ZeroRate));
+    fn zero_is_raised_and_what_spans_past_500_years_is_shortened() {
+        assert_eq!(Quota::per_second(0), Quota::per_second(1));
+        assert_eq!(Quota::per_second(5).burst(0).burst_size(), 1);
         assert_eq!(
-            Quota::new(1, Duration::ZERO).validate(),
-            Err(ConfigError::ZeroPeriod)
+            Quota::new(1, Duration::ZERO).period(),
+            Duration::from_millis(1)
         );
-        assert_eq!(
-            Quota::per_second(1).burst(0).validate(),
-            Err(ConfigError::ZeroBurst)
-        );
-        assert_eq!(
-            Quota::new(1, Duration::from_secs(86_400 * 365 * 400))
-                .burst(2)
-                .validate(),
-            Err(ConfigError::SpanTooLong)
-        );
-        assert_eq!(Quota::per_day(u32::MAX).validate(), Ok(()));
+        let long = Quota::new(1, Duration::from_secs(86_400 * 365 * 600));
+        assert_eq!(long.period_nanos(), MAX_SPAN_NANOS);
+        let day = Quota::per_day(1).burst(u32::MAX);
+        assert_eq!(day.burst_size(), 500 * 365);
+        assert!(day.span_nanos() <= MAX_SPAN_NANOS);
+        assert_eq!(Quota::per_day(u32::MAX).burst_size(), u32::MAX);
     }
 }

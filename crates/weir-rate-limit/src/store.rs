@@ -446,6 +446,11 @@ struct Overflow<S> {
     states: Box<[Stacked<S>]>,
 }
 
+/// Marks the branch that calls it as unlikely (`std::hint::cold_path` is newer than the MSRV).
+#[cold]
+#[inline(never)]
+const fn cold() {}
+
 /// The number of overflow states per tier for a bound of `max_keys` keys: one per eight keys,
 /// between 1 and [`MAX_SPREAD`].
 const fn spread_of(max_keys: usize) -> usize {
@@ -851,7 +856,13 @@ impl<A: Algorithm, K: Hash> Store<K> for MemoryStore<A> {
     fn decide_now(&self, key: Option<&K>, tier: &Tier, ask: Ask, plain: bool, now: Instant) -> Now {
         match tier.quotas() {
             [quota] if plain => self.admit_at(key, tier, quota, ask, now),
-            _ => Now::Decided(Ok(self.decide_at(key, tier, ask, now)), now),
+            _ => {
+                // A stacked tier, or a limiter that reports its state: marked cold so that the
+                // copy of `now` this arm keeps across the decision is spilled here, not on the
+                // plain happy path above (4 instructions a call).
+                cold();
+                Now::Decided(Ok(self.decide_at(key, tier, ask, now)), now)
+            }
         }
     }
 

@@ -1,12 +1,11 @@
-//! [`RedisStoreBuilder`] and [`ConfigError`].
+//! [`RedisStoreBuilder`].
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::ConnectionManagerConfig;
 use redis::cluster::ClusterClient;
-use weir_core::{KeyedConfig, Name};
+use weir_core::{ConfigError, KeyedConfig, Name};
 use weir_rate_limit::{Gcra, MemoryStore, Quota, Tier};
 
 use crate::connection::{Connection, Target};
@@ -16,48 +15,16 @@ use crate::policy::{FailurePolicy, Share};
 use crate::script::{RedisAlgorithm, script};
 use crate::store::{RedisStore, Shared};
 
-/// A configuration rule that [`RedisStoreBuilder::build`] found broken.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// `url` is not a Redis URL (`redis://host:port/db`), or a Cluster's list of node URLs is
-    /// empty or holds one that is not.
-    InvalidUrl,
-    /// `timeout` is zero.
-    ZeroTimeout,
-    /// `connection_timeout` is zero.
-    ZeroConnectionTimeout,
-    /// `response_timeout` is zero.
-    ZeroResponseTimeout,
-    /// `probe_every` is zero.
-    ZeroProbeInterval,
-    /// The share of [`FailurePolicy::LocalShare`] is not in `(0, 1]`.
-    ShareOutOfRange,
-    /// `instances` is 0.
-    ZeroInstances,
-    /// `prefix` holds `{` or `}` (they would break the Cluster hash tag).
-    BracesInPrefix,
-    /// A lease's `batch` is 0 or its `ttl` is zero.
-    ZeroLease,
-}
+/// The pattern name of weir-redis's [`ConfigError`]s.
+const PATTERN: &str = "redis";
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::InvalidUrl => "url must be a Redis URL such as redis://127.0.0.1:6379",
-            Self::ZeroTimeout => "timeout must be longer than zero",
-            Self::ZeroConnectionTimeout => "connection_timeout must be longer than zero",
-            Self::ZeroResponseTimeout => "response_timeout must be longer than zero",
-            Self::ZeroProbeInterval => "probe_every must be longer than zero",
-            Self::ShareOutOfRange => "failure_policy: the local share must be in (0, 1]",
-            Self::ZeroInstances => "instances must be at least 1",
-            Self::BracesInPrefix => "prefix must not contain `{` or `}`",
-            Self::ZeroLease => "lease: batch must be at least 1 and ttl longer than zero",
-        })
-    }
+fn invalid_url() -> ConfigError {
+    ConfigError::invalid(
+        PATTERN,
+        "url",
+        "must be a Redis URL such as redis://127.0.0.1:6379",
+    )
 }
-
-impl std::error::Error for ConfigError {}
 
 /// Builds a [`RedisStore`]; from [`RedisStore::builder`].
 #[derive(Clone, Debug)]
@@ -281,41 +248,72 @@ impl<A, O> RedisStoreBuilder<A, O> {
         A: RedisAlgorithm,
     {
         if self.timeout.is_zero() {
-            return Err(ConfigError::ZeroTimeout);
+            return Err(ConfigError::zero(
+                PATTERN,
+                "timeout",
+                "must be longer than zero",
+            ));
         }
         if self.connection_timeout.is_some_and(|t| t.is_zero()) {
-            return Err(ConfigError::ZeroConnectionTimeout);
+            return Err(ConfigError::zero(
+                PATTERN,
+                "connection_timeout",
+                "must be longer than zero",
+            ));
         }
         if self.response_timeout.is_some_and(|t| t.is_zero()) {
-            return Err(ConfigError::ZeroResponseTimeout);
+            return Err(ConfigError::zero(
+                PATTERN,
+                "response_timeout",
+                "must be longer than zero",
+            ));
         }
         let connect = self.connection_timeout.unwrap_or(self.timeout);
         let respond = self.response_timeout.unwrap_or(self.timeout);
         if self.probe_every.is_zero() {
-            return Err(ConfigError::ZeroProbeInterval);
+            return Err(ConfigError::zero(
+                PATTERN,
+                "probe_every",
+                "must be longer than zero",
+            ));
         }
         if let FailurePolicy::LocalShare(share) = self.policy
             && !(share > 0.0 && share <= 1.0)
         {
-            return Err(ConfigError::ShareOutOfRange);
+            return Err(ConfigError::out_of_range(
+                PATTERN,
+                "failure_policy",
+                "the local share must be in (0, 1]",
+            ));
         }
         if self.instances == 0 {
-            return Err(ConfigError::ZeroInstances);
+            return Err(ConfigError::zero(
+                PATTERN,
+                "instances",
+                "must be at least 1",
+            ));
         }
         let share = match self.policy {
             FailurePolicy::LocalShare(share) => Share::Fraction(share),
             _ => Share::Instances(self.instances),
         };
         if self.lease.is_some_and(|l| l.batch == 0 || l.ttl.is_zero()) {
-            return Err(ConfigError::ZeroLease);
+            return Err(ConfigError::zero(
+                PATTERN,
+                "lease",
+                "batch must be at least 1 and ttl longer than zero",
+            ));
         }
         if self.prefix.contains(['{', '}']) {
-            return Err(ConfigError::BracesInPrefix);
+            return Err(ConfigError::invalid(
+                PATTERN,
+                "prefix",
+                "must not contain `{` or `}`",
+            ));
         }
         let target = match &self.urls {
             Urls::Single(url) => {
-                let client =
-                    redis::Client::open(url.as_str()).map_err(|_| ConfigError::InvalidUrl)?;
+                let client = redis::Client::open(url.as_str()).map_err(|_| invalid_url())?;
                 let retries = self.retries.unwrap_or(1);
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(connect)
@@ -334,7 +332,7 @@ impl<A, O> RedisStoreBuilder<A, O> {
                     .min_retry_wait(1)
                     .max_retry_wait(u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX))
                     .build()
-                    .map_err(|_| ConfigError::InvalidUrl)?;
+                    .map_err(|_| invalid_url())?;
                 Target::Cluster { client }
             }
         };

@@ -12,7 +12,7 @@ mod policy;
 mod script;
 mod store;
 
-pub use crate::builder::{ConfigError, RedisStoreBuilder};
+pub use crate::builder::RedisStoreBuilder;
 pub use crate::event::{Event, Reason};
 pub use crate::handle::RedisHandle;
 pub use crate::key::RedisKey;

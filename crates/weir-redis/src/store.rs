@@ -579,36 +579,34 @@ mod tests {
 
     #[test]
     fn build_checks_every_rule() {
-        use crate::ConfigError;
+        use weir_core::ConfigError;
+        let zero = |field| ConfigError::zero("redis", field, "");
         let err = |b: RedisStoreBuilder| b.build().err();
         let b = || RedisStore::builder("redis://127.0.0.1:6379");
         assert_eq!(
             err(RedisStore::builder("nope")),
-            Some(ConfigError::InvalidUrl)
+            Some(ConfigError::invalid("redis", "url", ""))
         );
-        assert_eq!(
-            err(b().timeout(Duration::ZERO)),
-            Some(ConfigError::ZeroTimeout)
-        );
+        assert_eq!(err(b().timeout(Duration::ZERO)), Some(zero("timeout")));
         assert_eq!(
             err(b().probe_every(Duration::ZERO)),
-            Some(ConfigError::ZeroProbeInterval)
+            Some(zero("probe_every"))
         );
         for share in [0.0, 1.5, f64::NAN] {
             assert_eq!(
                 err(b().failure_policy(FailurePolicy::LocalShare(share))),
-                Some(ConfigError::ShareOutOfRange)
+                Some(ConfigError::out_of_range("redis", "failure_policy", ""))
             );
         }
-        assert_eq!(err(b().instances(0)), Some(ConfigError::ZeroInstances));
+        assert_eq!(err(b().instances(0)), Some(zero("instances")));
         // #28.4: redis-rs's own settings are checked too.
         assert_eq!(
             err(b().connection_timeout(Duration::ZERO)),
-            Some(ConfigError::ZeroConnectionTimeout)
+            Some(zero("connection_timeout"))
         );
         assert_eq!(
             err(b().response_timeout(Duration::ZERO)),
-            Some(ConfigError::ZeroResponseTimeout)
+            Some(zero("response_timeout"))
         );
         let cluster = || RedisStore::cluster(["redis://127.0.0.1:6379"]);
         assert!(
@@ -619,15 +617,18 @@ mod tests {
                 .build()
                 .is_ok()
         );
-        assert_eq!(err(b().prefix("a{b")), Some(ConfigError::BracesInPrefix));
+        assert_eq!(
+            err(b().prefix("a{b")),
+            Some(ConfigError::invalid("redis", "prefix", ""))
+        );
         assert_eq!(
             err(b().lease(0, Duration::from_secs(1))),
-            Some(ConfigError::ZeroLease)
+            Some(zero("lease"))
         );
         assert!(b().lease(10, Duration::from_secs(1)).build().is_ok());
         assert_eq!(
-            ConfigError::ZeroTimeout.to_string(),
-            "timeout must be longer than zero"
+            err(b().timeout(Duration::ZERO)).map(|e| e.to_string()),
+            Some("redis: `timeout` must be longer than zero".to_owned())
         );
     }
 

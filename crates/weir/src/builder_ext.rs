@@ -71,19 +71,14 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed + Sized {
 
     /// One rate limit for every request (GCRA, reject at once), from
     /// [`RateLimitLayer::new`](weir_rate_limit::RateLimitLayer::new); build keyed, tiered or
-    /// stacked limits with `RateLimitLayer::builder()` and pass them to `layer`.
-    ///
-    /// # Errors
-    ///
-    /// The quota breaks a rule (zero rate, zero period, ...).
+    /// stacked limits with `RateLimitLayer::builder()` and pass them to `layer`. It cannot
+    /// fail: a [`Quota`](weir_rate_limit::Quota) is valid by construction.
     #[cfg(feature = "rate-limit")]
+    #[must_use]
     fn weir_rate_limit(
         self,
         quota: weir_rate_limit::Quota,
-    ) -> Result<
-        ServiceBuilder<Stack<weir_rate_limit::RateLimitLayer, L>>,
-        weir_rate_limit::ConfigError,
-    >;
+    ) -> ServiceBuilder<Stack<weir_rate_limit::RateLimitLayer, L>>;
 
     /// A bulkhead of `max_concurrent` permits (0 is taken as 1) with no queue (a call finding
     /// none free is refused at once), for `http::Request` / `http::Response` services, from
@@ -171,10 +166,7 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed + Sized {
     fn limit_rate(
         self,
         quota: weir_rate_limit::Quota,
-    ) -> Result<
-        ServiceBuilder<Stack<weir_rate_limit::RateLimitLayer, L>>,
-        weir_rate_limit::ConfigError,
-    > {
+    ) -> ServiceBuilder<Stack<weir_rate_limit::RateLimitLayer, L>> {
         self.weir_rate_limit(quota)
     }
 
@@ -265,11 +257,8 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
     fn weir_rate_limit(
         self,
         quota: weir_rate_limit::Quota,
-    ) -> Result<
-        ServiceBuilder<Stack<weir_rate_limit::RateLimitLayer, L>>,
-        weir_rate_limit::ConfigError,
-    > {
-        Ok(self.layer(weir_rate_limit::RateLimitLayer::new(quota)?))
+    ) -> ServiceBuilder<Stack<weir_rate_limit::RateLimitLayer, L>> {
+        self.layer(weir_rate_limit::RateLimitLayer::new(quota))
     }
 
     #[cfg(feature = "bulkhead")]

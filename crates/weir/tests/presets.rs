@@ -74,8 +74,7 @@ async fn server_preset_sheds_the_call_over_max_in_flight() {
 #[cfg(feature = "rate-limit")]
 #[tokio::test(start_paused = true)]
 async fn server_preset_with_a_rate_limit_answers_429() {
-    let limit =
-        weir::rate_limit::RateLimitLayer::new(weir::rate_limit::Quota::per_second(2)).unwrap();
+    let limit = weir::rate_limit::RateLimitLayer::new(weir::rate_limit::Quota::per_second(2));
     let stack = ServerStack::builder().rate_limit(limit).build().unwrap();
     let server = stack.layer(service_fn(handler));
     for _ in 0..2 {

@@ -62,7 +62,7 @@ pub enum ConfigError {
     CircuitBreaker(weir_circuit_breaker::ConfigError),
     /// The rate limit (`server.rate_limit` in a `ServerConfig`) broke one of its rules.
     #[cfg(feature = "rate-limit")]
-    RateLimit(weir_rate_limit::ConfigError),
+    RateLimit(weir_core::ConfigError),
 }
 
 impl fmt::Display for ConfigError {
