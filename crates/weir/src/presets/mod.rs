@@ -54,7 +54,7 @@ pub enum ConfigError {
     /// The bulkhead (`max_concurrent`) broke one of its rules.
     Bulkhead(weir_bulkhead::ConfigError),
     /// The retry (`max_retries`, `budget`) broke one of its rules.
-    Retry(weir_retry::ConfigError),
+    Retry(weir_core::ConfigError),
     /// The circuit breaker (`failure_rate`, `minimum_calls`, `sampling_window`, `open_duration`)
     /// broke one of its rules.
     CircuitBreaker(weir_circuit_breaker::ConfigError),
