@@ -31,7 +31,7 @@ enum Growth {
 ///
 /// ```
 /// use std::time::Duration;
-/// use weir_core::{Backoff, FastRandom, Jitter};
+/// use weir_core::backoff::{Backoff, FastRandom, Jitter};
 ///
 /// let backoff = Backoff::exponential(Duration::from_millis(100))
 ///     .max(Duration::from_secs(2))
@@ -318,7 +318,7 @@ fn entropy() -> u64 {
 /// reproducible.
 ///
 /// ```
-/// use weir_core::{FastRandom, Random};
+/// use weir_core::backoff::{FastRandom, Random};
 ///
 /// let mut a = FastRandom::seeded(42);
 /// let mut b = FastRandom::seeded(42);
@@ -365,7 +365,7 @@ impl Random for FastRandom {
 /// [`FastRandom::seeded`] with that seed.
 ///
 /// ```
-/// use weir_core::{FastRandom, Random, SharedRandom};
+/// use weir_core::backoff::{FastRandom, Random, SharedRandom};
 ///
 /// let shared = SharedRandom::seeded(9);
 /// let mut single = FastRandom::seeded(9);

@@ -22,7 +22,7 @@ pin_project! {
     /// ```
     /// use std::sync::Arc;
     /// use http_body_util::{BodyExt, Full};
-    /// use weir_core::GuardedBody;
+    /// use weir_core::body::GuardedBody;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
@@ -131,7 +131,7 @@ pin_project! {
     /// use std::sync::{Arc, Mutex};
     /// use bytes::Bytes;
     /// use http_body_util::{BodyExt, Full};
-    /// use weir_core::{BodyEnd, EndBody, OnBodyEnd};
+    /// use weir_core::body::{BodyEnd, EndBody, OnBodyEnd};
     ///
     /// struct Seen(Arc<Mutex<Option<bool>>>);
     /// impl OnBodyEnd for Seen {

@@ -8,10 +8,11 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue, Method, Request};
 use serde::de::{self, Deserialize, Deserializer};
 
+use crate::KeyExtractor;
 use crate::backoff::{Backoff, Jitter};
 use crate::key::{
-    ApiKey, ApiKeyToken, Authority, Cidr, ForwardedHeader, Header, KeyExtractor, MethodPath,
-    PeerIp, RouteKey, Walk,
+    ApiKey, ApiKeyToken, Authority, Cidr, ForwardedHeader, Header, MethodPath, PeerIp, RouteKey,
+    Walk,
 };
 
 /// A duration in a configuration file: a whole number and a unit, `us`, `ms`, `s`, `m`, `h` or
@@ -134,7 +135,7 @@ impl std::error::Error for DurationError {}
 ///
 /// | TOML | extractor |
 /// |---|---|
-/// | `key = "global"` | one key for every request ([`Global`](crate::Global)) |
+/// | `key = "global"` | one key for every request ([`Global`](crate::key::Global)) |
 /// | `key = "peer_ip"` | the connection's peer address ([`PeerIp`]) |
 /// | `key = { forwarded_ip = { trust = ["10.0.0.0/8"] } }` | the client address behind proxies in `10.0.0.0/8`, from `X-Forwarded-For` ([`PeerIp::trust`]) |
 /// | `key = { forwarded_ip = { trusted_proxies = 1 } }` | the client address behind 1 proxy, by count ([`PeerIp::trusted_proxies`]) |
@@ -146,7 +147,7 @@ impl std::error::Error for DurationError {}
 /// | `key = "authority"` | the upstream host, for clients ([`Authority`]) |
 ///
 /// A header name that is not a valid HTTP header name is refused when the file is read. Header
-/// values and API keys longer than [`DEFAULT_MAX_KEY_LEN`](crate::DEFAULT_MAX_KEY_LEN) bytes are
+/// values and API keys longer than [`DEFAULT_MAX_KEY_LEN`](crate::key::DEFAULT_MAX_KEY_LEN) bytes are
 /// missing keys, as with [`Header`] and [`ApiKey`]. `peer_ip` keys IPv6 clients by their /64; see
 /// [`PeerIpSpec`] for the `forwarded_ip` settings.
 ///

@@ -11,7 +11,7 @@ use std::sync::Arc;
 /// Every weir builder's `build()` and every configuration loader returns this one type. It is
 /// opaque, as [`Error`](crate::Error) is: ask what went wrong with [`pattern`](Self::pattern),
 /// [`field`](Self::field), [`rule`](Self::rule) and the `is_*` predicates, which group rules by
-/// the kind of mistake. The message is `<pattern>: `<field>` <rule>`.
+/// the kind of mistake. The message is the pattern, the field in backticks and the rule: ``rate_limit: `burst` must not be zero``.
 ///
 /// ```
 /// use weir_core::ConfigError;

@@ -1,7 +1,7 @@
 //! Graceful degradation: how loaded a service is ([`LoadLevel`]), and the mark a degraded answer
 //! carries ([`Degraded`]) so no layer outside mistakes it for a success.
 
-use crate::classify::Outcome;
+use crate::Outcome;
 
 /// How loaded the service is, for graceful degradation.
 ///
@@ -36,13 +36,15 @@ impl LoadLevel {
 /// service's answer, a stale copy) in place of the one the primary service failed to give.
 ///
 /// A fallback layer inserts it into the `http::Response` extensions of every answer it makes.
-/// [`HttpStatus`](crate::HttpStatus) and [`GrpcStatus`](crate::GrpcStatus) classify a response
+/// [`HttpStatus`](crate::classify::HttpStatus) and [`GrpcStatus`](crate::classify::GrpcStatus) classify a response
 /// carrying it by the [`outcome`](Self::outcome) it records, not by its status, so a circuit
 /// breaker, a retry budget or a health check outside the fallback still sees the original failure
 /// (or, for a request the fallback answered without calling the primary, nothing at all).
 ///
 /// ```
-/// use weir_core::{BoxError, Classify, Degraded, Failure, HttpStatus, Outcome};
+/// use weir_core::{BoxError, Classify, Failure, Outcome};
+/// use weir_core::classify::HttpStatus;
+/// use weir_core::degrade::Degraded;
 ///
 /// let mut answer = http::Response::new(());
 /// answer.extensions_mut().insert(Degraded::new(Outcome::Failure(Failure::transient())));

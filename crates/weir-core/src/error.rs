@@ -6,7 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::name::Name;
-use crate::ratelimit::RateLimitInfo;
+use crate::wire::RateLimitInfo;
 
 /// A type-erased error, as tower uses it: the error type of every weir layer that can originate an
 /// error of its own.
@@ -153,9 +153,9 @@ impl Error {
         Self::new(Kind::CallerDeadline)
     }
 
-    /// A keyed layer set to [`MissingKey::Reject`](crate::MissingKey::Reject) refused a request
+    /// A keyed layer set to [`MissingKey::Reject`](crate::key::MissingKey::Reject) refused a request
     /// that carries no key (no API key, no tenant header). Nothing about load or quotas: HTTP maps
-    /// it to 401 (see [`ErrorResponseLayer::missing_key_status`](crate::ErrorResponseLayer::missing_key_status))
+    /// it to 401 (see [`ErrorResponseLayer::missing_key_status`](crate::response::ErrorResponseLayer::missing_key_status))
     /// and gRPC to `UNAUTHENTICATED`, with no `Retry-After`; it is a
     /// [rejection](Self::is_rejection), never retried.
     #[must_use]

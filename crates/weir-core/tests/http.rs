@@ -15,7 +15,9 @@ use http_body_util::{BodyExt, Empty};
 use tower::ServiceBuilder;
 use tower::layer::layer_fn;
 use tower_service::Service;
-use weir_core::{BoxError, Error, ErrorResponseLayer, RateLimitInfo};
+use weir_core::response::ErrorResponseLayer;
+use weir_core::wire::RateLimitInfo;
+use weir_core::{BoxError, Error};
 use weir_test::http::{connect, serve};
 
 /// Stands in for a weir rate limiter: refuses requests carrying `x-limit: yes` with a weir error,

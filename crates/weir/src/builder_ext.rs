@@ -128,7 +128,7 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed + Sized {
         max_retries: u32,
     ) -> ServiceBuilder<Stack<weir_retry::RetryLayer<crate::IdempotentReplay>, L>>;
 
-    /// Times out calls after `timeout` and sets the request's [`Deadline`](crate::Deadline) (the
+    /// Times out calls after `timeout` and sets the request's [`Deadline`](crate::core::Deadline) (the
     /// earlier of this one and any already there), with
     /// [`TimeoutLayer::new`](weir_timeout::TimeoutLayer::new).
     #[cfg(feature = "timeout")]

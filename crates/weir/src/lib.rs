@@ -38,8 +38,11 @@ pub use weir_bulkhead as bulkhead;
 /// Circuit breakers: the [`weir-circuit-breaker`](weir_circuit_breaker) crate.
 #[cfg(feature = "circuit-breaker")]
 pub use weir_circuit_breaker as circuit_breaker;
-/// The shared vocabulary every weir layer speaks: re-exported from [`weir_core`].
-pub use weir_core::*;
+/// The shared vocabulary every weir layer speaks: the [`weir-core`](weir_core) crate (its core
+/// names at `weir::core::`, the rest in its modules: `weir::core::key`, `weir::core::wire`,
+/// `weir::core::response`, ...).
+pub use weir_core as core;
+pub use weir_core::{BoxError, Error};
 /// Fallback answers and graceful degradation: the [`weir-fallback`](weir_fallback) crate.
 #[cfg(feature = "fallback")]
 pub use weir_fallback as fallback;
@@ -65,3 +68,53 @@ pub use weir_retry as retry;
 /// Timeouts and deadline propagation: the [`weir-timeout`](weir_timeout) crate.
 #[cfg(feature = "timeout")]
 pub use weir_timeout as timeout;
+
+// The weir-core names `weir` re-exported by a glob before #17.7, kept (hidden) until every crate
+// of the workspace uses `weir::core::...`; removed in the same release. Not `ResponseFuture`: that
+// glob made `weir::ResponseFuture` the error layer's future, which it is not.
+#[doc(hidden)]
+pub use weir_core::backoff::{Backoff, FastRandom, Jitter, Random, SharedRandom};
+#[doc(hidden)]
+pub use weir_core::body::{BodyEnd, EndBody, GuardedBody, OnBodyEnd};
+#[doc(hidden)]
+pub use weir_core::classify::{AnyError, ClassifyTrailers, GrpcStatus, HttpStatus};
+#[doc(hidden)]
+#[cfg(feature = "config")]
+pub use weir_core::config;
+#[doc(hidden)]
+pub use weir_core::degrade::{Degraded, LoadLevel};
+#[doc(hidden)]
+#[cfg(feature = "axum")]
+pub use weir_core::key::Route;
+#[doc(hidden)]
+pub use weir_core::key::{
+    ApiKey, ApiKeyToken, Authority, Cidr, CidrError, DEFAULT_MAX_KEY_LEN, ForwardedHeader, Global,
+    Header, KeyExtractorExt, MethodPath, MissingKey, Or, OrKey, Pair, PeerIp, Resolved, RouteKey,
+};
+#[doc(hidden)]
+pub use weir_core::keyed::{
+    ByState, Idleness, KeyedConfig, KeyedMap, LastSeen, Prehashed, PrehashedHasher,
+};
+#[doc(hidden)]
+#[cfg(feature = "tracing")]
+pub use weir_core::observer::Tracing;
+#[doc(hidden)]
+#[cfg(feature = "metrics")]
+pub use weir_core::observer::{EVENTS_TOTAL, Metrics};
+#[doc(hidden)]
+pub use weir_core::response::{
+    ErrorResponse, ErrorResponseLayer, RefusalBody, ResponseBody, plain_text_body,
+    problem_json_body,
+};
+#[doc(hidden)]
+pub use weir_core::wire::{
+    GRPC_TIMEOUT, GrpcCode, HeaderStyle, InvalidTimeout, MAX_HINT, RateLimitInfo, RateLimitItem,
+    RateLimitPolicyItem, ServerHint, TIMEOUT_MS, decode_grpc_timeout, decode_timeout_ms,
+    encode_grpc_timeout, encode_timeout_ms, grpc_code, grpc_pushback_millis, http_status,
+    parse_grpc_pushback, parse_ratelimit, parse_ratelimit_lenient, parse_ratelimit_policy,
+    parse_ratelimit_policy_lenient, parse_retry_after, server_hint,
+};
+#[doc(hidden)]
+pub use weir_core::{
+    Classify, Deadline, Event, Failure, KeyExtractor, Level, Name, Observer, Outcome, protocol,
+};

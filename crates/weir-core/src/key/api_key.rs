@@ -7,7 +7,8 @@ use std::ops::Range;
 use http::Request;
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 
-use super::KeyExtractor;
+use crate::KeyExtractor;
+use crate::wire::X_API_KEY;
 
 /// The longest key [`Header`] and [`ApiKey`] accept by default: 512 bytes.
 ///
@@ -24,7 +25,7 @@ pub const DEFAULT_MAX_KEY_LEN: usize = 512;
 /// The first line counts when the header appears more than once. The key is missing when the
 /// header is absent or empty (only whitespace), and when the value is longer than
 /// [`max_len`](Self::max_len) ([`DEFAULT_MAX_KEY_LEN`], 512 bytes, by default): a keyed layer
-/// then does what its [`MissingKey`](crate::MissingKey) setting says (`Shared`: every over-long
+/// then does what its [`MissingKey`](crate::key::MissingKey) setting says (`Shared`: every over-long
 /// key shares the one key-less state, so no client escapes its limit or sizes the layer's memory
 /// with long keys; `Reject`: the request is refused). The key space is whatever clients send:
 /// keep keyed state bounded (every weir keyed layer does) and prefer a header your own gateway
@@ -32,7 +33,8 @@ pub const DEFAULT_MAX_KEY_LEN: usize = 512;
 ///
 /// ```
 /// use http::{HeaderName, Request};
-/// use weir_core::{Header, KeyExtractor};
+/// use weir_core::KeyExtractor;
+/// use weir_core::key::Header;
 ///
 /// let tenant = Header::new(HeaderName::from_static("x-tenant"));
 /// let req = Request::builder().header("x-tenant", "acme").body(()).unwrap();
@@ -93,8 +95,6 @@ fn copy_header_value(value: &HeaderValue, bytes: &[u8]) -> Option<HeaderValue> {
     Some(copy)
 }
 
-const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
-
 /// The API key a client sends. Key: [`ApiKeyToken`].
 ///
 /// [`ApiKey::new()`] reads the `x-api-key` header and, when it is absent or empty, the token of
@@ -106,14 +106,15 @@ const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 ///
 /// A token longer than [`max_len`](Self::max_len) ([`DEFAULT_MAX_KEY_LEN`], 512 bytes, by
 /// default) is refused as a missing key, with no fallback to the other source: a keyed layer then
-/// does what its [`MissingKey`](crate::MissingKey) setting says (`Shared`: every over-long token
+/// does what its [`MissingKey`](crate::key::MissingKey) setting says (`Shared`: every over-long token
 /// shares the one key-less state; `Reject`: the request is refused). The key space is whatever
 /// clients send: a limiter in front of authentication keys on invented tokens too, so keep keyed
 /// state bounded (every weir keyed layer does) or key after authentication.
 ///
 /// ```
 /// use http::Request;
-/// use weir_core::{ApiKey, KeyExtractor};
+/// use weir_core::KeyExtractor;
+/// use weir_core::key::ApiKey;
 ///
 /// let by_key = ApiKey::new();
 /// let header = Request::builder().header("x-api-key", "k-123").body(()).unwrap();

@@ -14,11 +14,13 @@
 //! stores a key for longer than the request calls [`KeyExtractor::detach`] first.
 
 mod api_key;
+pub(crate) mod extractor;
 mod peer;
 mod route;
 
-use std::fmt;
 use std::hash::Hash;
+
+use crate::KeyExtractor;
 
 pub use self::api_key::{ApiKey, ApiKeyToken, DEFAULT_MAX_KEY_LEN, Header};
 #[cfg(feature = "serde")]
@@ -27,68 +29,6 @@ pub use self::peer::{Cidr, CidrError, ForwardedHeader, PeerIp};
 #[cfg(feature = "axum")]
 pub use self::route::Route;
 pub use self::route::{Authority, MethodPath, RouteKey};
-
-/// Extracts the key that per-client state (a rate-limit bucket, a keyed breaker, a bulkhead
-/// partition) is kept under.
-///
-/// Ready-made extractors cover the usual keys ([`PeerIp`], [`Header`], [`ApiKey`], `Route`,
-/// [`MethodPath`], [`Global`]); any `Fn(&Req) -> Option<K>` closure is an extractor too, and
-/// [`KeyExtractorExt`] combines two of them.
-///
-/// ```
-/// use http::Request;
-/// use weir_core::KeyExtractor;
-///
-/// // One bucket per tenant, read from a header the gateway sets.
-/// let tenant = |req: &Request<()>| req.headers().get("x-tenant").cloned();
-///
-/// let req = Request::builder().header("x-tenant", "acme").body(()).unwrap();
-/// assert_eq!(tenant.extract(&req).unwrap(), "acme");
-/// assert_eq!(tenant.extract(&Request::new(())), None);
-/// ```
-pub trait KeyExtractor<Req> {
-    /// The key. Owned, cheap to clone, hashable.
-    type Key: Clone + Eq + Hash + Send + Sync + fmt::Debug + 'static;
-
-    /// The key of this request, or `None` when the request has none (see [`MissingKey`]).
-    fn extract(&self, req: &Req) -> Option<Self::Key>;
-
-    /// Prepares a key to be stored beyond the request, for example as a new entry of a keyed
-    /// layer's state map.
-    ///
-    /// A key cloned out of a request may share that request's buffer: a [`HeaderValue`](http::HeaderValue) that
-    /// hyper parsed is a slice of the connection's read buffer, and holding it keeps the whole
-    /// buffer (kilobytes) alive. `detach` copies such a key into an allocation of its own, so
-    /// keyed layers call it once, when they first store a key, never on the lookup path. The
-    /// default returns the key unchanged, which is right for keys that borrow nothing (an
-    /// `IpAddr`, `()`, an `Arc<str>`).
-    #[inline]
-    fn detach(&self, key: Self::Key) -> Self::Key {
-        key
-    }
-
-    /// Whether every request gets the same key, as with [`Global`]: a keyed layer may then keep
-    /// that key's state as its one key-less state, with no map to look the key up in (the rate
-    /// limiter does). The default is `false`, always correct, only slower for an extractor that
-    /// is in fact global.
-    #[inline]
-    fn is_global(&self) -> bool {
-        false
-    }
-}
-
-impl<F, Req, K> KeyExtractor<Req> for F
-where
-    F: Fn(&Req) -> Option<K>,
-    K: Clone + Eq + Hash + Send + Sync + fmt::Debug + 'static,
-{
-    type Key = K;
-
-    #[inline]
-    fn extract(&self, req: &Req) -> Option<K> {
-        self(req)
-    }
-}
 
 /// What a keyed layer does with a request whose extractor returns no key.
 ///
@@ -119,7 +59,7 @@ impl MissingKey {
     /// What to do with a request whose extracted key is `key`.
     ///
     /// ```
-    /// use weir_core::{MissingKey, Resolved};
+    /// use weir_core::key::{MissingKey, Resolved};
     ///
     /// assert_eq!(MissingKey::Reject.resolve(Some("acme")), Resolved::Key("acme"));
     /// assert_eq!(MissingKey::Reject.resolve(None::<&str>), Resolved::Reject);
@@ -277,7 +217,8 @@ where
 /// ```
 /// use std::net::SocketAddr;
 /// use http::{HeaderName, Method, Request};
-/// use weir_core::{Header, KeyExtractor, KeyExtractorExt, MethodPath, OrKey, PeerIp};
+/// use weir_core::KeyExtractor;
+/// use weir_core::key::{Header, KeyExtractorExt, MethodPath, OrKey, PeerIp};
 ///
 /// let mut req = Request::post("/orders").body(()).unwrap();
 /// req.extensions_mut().insert("203.0.113.7:4000".parse::<SocketAddr>().unwrap());
@@ -334,6 +275,8 @@ mod test_util {
 #[cfg(test)]
 mod tests {
     use super::test_util::{ip, request};
+    use std::fmt;
+
     use super::*;
     use http::{HeaderName, HeaderValue, Request};
 

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use http::header::{FORWARDED, HeaderMap, HeaderName};
 use http::{Extensions, Request};
 
-use super::KeyExtractor;
+use crate::KeyExtractor;
+use crate::wire::X_FORWARDED_FOR;
 
 /// The header [`PeerIp`] reads the forwarding chain from when it trusts proxies.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -24,8 +25,6 @@ pub enum ForwardedHeader {
     /// still counts as a hop.
     Forwarded,
 }
-
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 impl ForwardedHeader {
     fn name(self) -> HeaderName {
@@ -54,7 +53,7 @@ impl ForwardedHeader {
 /// contains the IPv4 addresses whose mapped form it contains, so `::/0` is every address.
 ///
 /// ```
-/// use weir_core::Cidr;
+/// use weir_core::key::Cidr;
 ///
 /// let private: Cidr = "10.0.0.0/8".parse().unwrap();
 /// assert!(private.contains("10.20.30.40".parse().unwrap()));
@@ -263,7 +262,8 @@ fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
 /// ```
 /// use std::net::{IpAddr, SocketAddr};
 /// use http::Request;
-/// use weir_core::{KeyExtractor, PeerIp};
+/// use weir_core::KeyExtractor;
+/// use weir_core::key::PeerIp;
 ///
 /// // The client wrote the first entry; our load balancer (the peer) appended the second.
 /// let mut req = Request::builder()
@@ -339,7 +339,7 @@ impl PeerIp {
     /// right over them only (see [Trusted proxies](Self#trusted-proxies)).
     ///
     /// ```
-    /// use weir_core::{Cidr, PeerIp};
+    /// use weir_core::key::{Cidr, PeerIp};
     ///
     /// let ip = PeerIp::new().trust(["10.0.0.0/8", "fd00::/8"].map(|net| net.parse::<Cidr>().unwrap()));
     /// # let _ = ip;

@@ -6,8 +6,8 @@ use std::hash::{Hash, Hasher};
 use http::uri::PathAndQuery;
 use http::{Method, Request};
 
-use super::KeyExtractor;
 use super::api_key::DEFAULT_MAX_KEY_LEN;
+use crate::KeyExtractor;
 
 /// A route: axum's matched route template (`/users/{id}`), or the request's raw path. The key
 /// of `Route` and part of [`MethodPath`]'s.
@@ -154,7 +154,8 @@ impl<B> KeyExtractor<Request<B>> for MethodPath {
 ///
 /// ```
 /// use http::Request;
-/// use weir_core::{Authority, KeyExtractor};
+/// use weir_core::KeyExtractor;
+/// use weir_core::key::Authority;
 ///
 /// let req = Request::get("http://inventory:8080/items/7").body(()).unwrap();
 /// assert_eq!(Authority.extract(&req).unwrap(), "inventory:8080");

@@ -202,7 +202,7 @@ pub type HttpClient<S, O = ()> = Client<S, PerAuthority, BreakerInside, O>;
 pub type GrpcClient<S, O = ()> = Client<S, Grpc, BreakerInside, O>;
 
 /// The standard client stack, one [`Layer`]: outermost first, a total timeout (sets the
-/// request's [`Deadline`](crate::Deadline)), budgeted retry, a circuit breaker (one, or one per
+/// request's [`Deadline`](crate::core::Deadline)), budgeted retry, a circuit breaker (one, or one per
 /// authority), a bulkhead, and an attempt timeout that writes the time left into the outgoing
 /// request (`x-timeout-ms`, or `grpc-timeout` for gRPC), in front of the transport.
 ///

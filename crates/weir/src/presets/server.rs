@@ -208,7 +208,7 @@ impl<R, C, O> ServerBuilder<R, C, O> {
         self
     }
 
-    /// Stores every request's [`Deadline`](crate::Deadline) in its extensions, so a handler can
+    /// Stores every request's [`Deadline`](crate::core::Deadline) in its extensions, so a handler can
     /// take `Extension<Deadline>`. Off by default: the deadline is stored only when the client
     /// sent one (`grpc-timeout` / `x-timeout-ms`), and a handler takes
     /// `Option<Extension<Deadline>>`; storing it costs an allocation per request (see

@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::name::Name;
+use super::{
+    RATELIMIT, RATELIMIT_POLICY, X_RATELIMIT_LIMIT, X_RATELIMIT_REMAINING, X_RATELIMIT_RESET,
+};
+use crate::Name;
 
 /// The state of one rate-limit policy at the moment of a decision: what the IETF
 /// `RateLimit-Policy` field (`"name";q=100;w=60`) and `RateLimit` field (`"name";r=0;t=12`) say
@@ -59,7 +62,7 @@ impl RateLimitInfo {
 
     /// Sets the header style to write this state in, whatever style the writer is given: a
     /// rate limiter set to one style writes its admitted responses and its refusals alike
-    /// (the response mapping of [`ErrorResponseLayer`](crate::ErrorResponseLayer) passes its
+    /// (the response mapping of [`ErrorResponseLayer`](crate::response::ErrorResponseLayer) passes its
     /// own style, which this overrides).
     #[must_use]
     pub const fn style(mut self, style: HeaderStyle) -> Self {
@@ -119,7 +122,7 @@ impl RateLimitInfo {
 }
 
 /// Which rate-limit header fields [`RateLimitInfo::write_headers`] (and the response mapping of
-/// [`ErrorResponseLayer`](crate::ErrorResponseLayer)) write.
+/// [`ErrorResponseLayer`](crate::response::ErrorResponseLayer)) write.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(
     feature = "serde",
@@ -149,12 +152,6 @@ impl HeaderStyle {
         matches!(self, Self::XRateLimit | Self::Both)
     }
 }
-
-const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
-const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
-const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
-const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
-const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
 /// The largest Integer a structured field can carry (RFC 9651, section 3.3.1: at most 15 digits).
 const SF_INTEGER_MAX: u64 = 999_999_999_999_999;
@@ -193,7 +190,7 @@ impl RateLimitInfo {
     /// ```
     /// use std::time::Duration;
     /// use http::HeaderMap;
-    /// use weir_core::{HeaderStyle, RateLimitInfo};
+    /// use weir_core::wire::{HeaderStyle, RateLimitInfo};
     ///
     /// let info = RateLimitInfo::new("edge", 100, Duration::from_secs(60))
     ///     .remaining(0)
@@ -481,7 +478,7 @@ mod tests {
             let headers = written(&info, HeaderStyle::Ietf);
 
             let policy = headers["ratelimit-policy"].as_bytes();
-            let policies: Vec<_> = crate::hint::parse_ratelimit_policy(policy).collect();
+            let policies: Vec<_> = crate::wire::parse_ratelimit_policy(policy).collect();
             prop_assert_eq!(policies.len(), 1);
             prop_assert_eq!(policies[0].name(), name.as_str());
             prop_assert_eq!(policies[0].quota(), quota);
@@ -493,7 +490,7 @@ mod tests {
             );
 
             let state = headers["ratelimit"].as_bytes();
-            let states: Vec<_> = crate::hint::parse_ratelimit(state).collect();
+            let states: Vec<_> = crate::wire::parse_ratelimit(state).collect();
             prop_assert_eq!(states.len(), 1);
             prop_assert_eq!(states[0].name(), name.as_str());
             prop_assert_eq!(states[0].remaining(), remaining.min(SF_INTEGER_MAX));

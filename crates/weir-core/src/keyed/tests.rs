@@ -1,0 +1,502 @@
+use std::sync::atomic::AtomicU32;
+
+use proptest::prelude::*;
+
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::map::millis_of;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::*;
+
+fn fresh(k: u32) -> (u32, AtomicU32) {
+    (k, AtomicU32::new(0))
+}
+
+fn bump(map: &KeyedMap<u32, AtomicU32>, key: u32, now: Instant) -> u32 {
+    map.with(key, now, fresh, |c| c.fetch_add(1, Ordering::Relaxed) + 1)
+}
+
+/// #15.9: the largest bound a map can be given makes a map like any other (the shard count
+/// overflowed computing the next power of two of `usize::MAX`).
+#[tokio::test(start_paused = true)]
+async fn the_largest_max_keys_works() {
+    let map = KeyedMap::new(KeyedConfig::new().max_keys(usize::MAX), AtomicU32::new(0));
+    let now = Instant::now();
+    assert_eq!(bump(&map, 1, now), 1);
+    assert_eq!(bump(&map, 1, now), 2);
+    assert_eq!(KeyedConfig::new().max_keys(0).get_max_keys(), 1);
+}
+
+/// A prehashed key in shard `shard` (the hash's high half picks it), distinct for each `n`.
+fn in_shard(shard: u64, n: u64) -> u64 {
+    (shard << 32) | n
+}
+
+fn bump_prehashed(map: &KeyedMap<u64, AtomicU32, Prehashed>, key: u64, now: Instant) -> u32 {
+    map.with(
+        key,
+        now,
+        |k| (k, AtomicU32::new(0)),
+        |c| c.fetch_add(1, Ordering::Relaxed) + 1,
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn keys_have_their_own_state() {
+    let map = KeyedMap::new(KeyedConfig::new(), AtomicU32::new(0));
+    let now = Instant::now();
+    assert_eq!(bump(&map, 1, now), 1);
+    assert_eq!(bump(&map, 1, now), 2);
+    assert_eq!(bump(&map, 2, now), 1);
+    assert_eq!(map.len(), 2);
+    let mut seen = Vec::new();
+    map.for_each(|k, v| seen.push((*k, v.load(Ordering::Relaxed))));
+    seen.sort_unstable();
+    assert_eq!(seen, [(1, 2), (2, 1)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_map_sends_new_keys_to_the_overflow_state() {
+    let map = KeyedMap::new(KeyedConfig::new().max_keys(4), AtomicU32::new(0));
+    let now = Instant::now();
+    for key in 0..1000 {
+        bump(&map, key, now);
+    }
+    assert_eq!(map.len(), 4, "the first 4 keys fill the map");
+    let mut stored = Vec::new();
+    map.for_each(|k, v| stored.push((*k, v.load(Ordering::Relaxed))));
+    stored.sort_unstable();
+    assert_eq!(stored, [(0, 1), (1, 1), (2, 1), (3, 1)]);
+    // Every other key was counted on the shared overflow state.
+    assert_eq!(map.overflow().load(Ordering::Relaxed), 996);
+    // A key that is stored keeps its own state.
+    assert_eq!(bump(&map, 2, now), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_keys_bounds_the_whole_map_not_each_shard() {
+    // Keys of one shard: with a per-shard share of the bound, the second would overflow.
+    for max_keys in [2, 3, 5] {
+        let map: KeyedMap<u64, AtomicU32, Prehashed> = KeyedMap::with_hasher(
+            KeyedConfig::new().max_keys(max_keys),
+            AtomicU32::new(0),
+            Prehashed,
+        );
+        let now = Instant::now();
+        for n in 0..max_keys as u64 {
+            assert_eq!(bump_prehashed(&map, in_shard(0, n), now), 1, "key {n}");
+            assert_eq!(
+                bump_prehashed(&map, in_shard(0, n), now),
+                2,
+                "key {n} stored"
+            );
+        }
+        assert_eq!(map.len(), max_keys);
+        assert_eq!(map.overflow().load(Ordering::Relaxed), 0);
+        // Full: the next key, whatever its shard, shares the overflow state.
+        assert_eq!(bump_prehashed(&map, in_shard(1, 99), now), 1);
+        assert_eq!(bump_prehashed(&map, in_shard(0, 99), now), 2);
+        assert_eq!(map.len(), max_keys);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_maps_can_share_one_bound() {
+    let config = KeyedConfig::new().max_keys(3);
+    let one = KeyedMap::new(config, AtomicU32::new(0));
+    let two = KeyedMap::new(config, AtomicU32::new(0)).share_bound_with(&one);
+    let now = Instant::now();
+    bump(&one, 1, now);
+    bump(&two, 2, now);
+    bump(&one, 3, now);
+    assert_eq!((one.len(), two.len()), (2, 1));
+    // Three keys between them: a fourth, in either map, shares that map's overflow state.
+    assert_eq!(bump(&two, 4, now), 1);
+    assert_eq!(bump(&two, 4, now), 2);
+    assert_eq!(two.overflow().load(Ordering::Relaxed), 2);
+    assert_eq!((one.len(), two.len()), (2, 1));
+    // A map dropped gives its keys' room back.
+    drop(two);
+    assert_eq!(bump(&one, 5, now), 1);
+    assert_eq!(one.len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_key_takes_the_room_of_an_idle_key_in_another_shard() {
+    let idle = Duration::from_secs(60);
+    let map: KeyedMap<u64, AtomicU32, Prehashed> = KeyedMap::with_hasher(
+        KeyedConfig::new().max_keys(2).idle_timeout(idle),
+        AtomicU32::new(0),
+        Prehashed,
+    );
+    let start = Instant::now();
+    bump_prehashed(&map, in_shard(0, 1), start);
+    bump_prehashed(&map, in_shard(1, 1), start);
+    // The key of shard 0 stays busy; the key of shard 1 goes idle.
+    let later = start + 2 * idle;
+    bump_prehashed(&map, in_shard(0, 1), later);
+    // A new key of shard 0: its own shard has nothing idle, shard 1 has.
+    assert_eq!(bump_prehashed(&map, in_shard(0, 2), later), 1);
+    assert_eq!(bump_prehashed(&map, in_shard(0, 2), later), 2, "stored");
+    assert_eq!(map.len(), 2);
+    assert_eq!(map.evicted(), 1);
+    assert_eq!(map.overflow().load(Ordering::Relaxed), 0);
+}
+
+/// #15.17: a full map makes room first with keys whose state carries no information, long
+/// before their idle timeout, so a flood of one-request keys does not lock new keys out.
+#[tokio::test(start_paused = true)]
+async fn a_full_map_evicts_spare_state_before_the_idle_timeout() {
+    let idle = Duration::from_secs(600);
+    let map = KeyedMap::new(
+        KeyedConfig::new().max_keys(64).idle_timeout(idle),
+        AtomicU32::new(0),
+    )
+    // A count of 1 is "at rest" here; 2 and more carry information.
+    .evict_when_full_if(|count, _| count.load(Ordering::Relaxed) <= 1);
+    let start = Instant::now();
+    bump(&map, 0, start);
+    bump(&map, 0, start);
+    for key in 1..64 {
+        bump(&map, key, start);
+    }
+    assert_eq!(map.len(), 64);
+    // Two seconds later (far less than the idle timeout), new keys find room.
+    let later = start + Duration::from_secs(2);
+    for key in 1_000..1_010 {
+        bump(&map, key, later);
+        assert_eq!(bump(&map, key, later), 2, "key {key} has its own state");
+    }
+    assert_eq!(map.overflow().load(Ordering::Relaxed), 0);
+    // The key with information was kept.
+    assert_eq!(bump(&map, 0, later), 3);
+}
+
+/// `peek` reads a stored key without storing a new one; `remove` forgets one and gives its
+/// room back.
+#[tokio::test(start_paused = true)]
+async fn peek_and_remove_one_key() {
+    let map = KeyedMap::new(KeyedConfig::new().max_keys(1), AtomicU32::new(0));
+    let now = Instant::now();
+    assert_eq!(map.peek(&1, |c| c.load(Ordering::Relaxed)), None);
+    assert!(map.is_empty(), "peek stores nothing");
+    bump(&map, 1, now);
+    bump(&map, 1, now);
+    assert_eq!(map.peek(&1, |c| c.load(Ordering::Relaxed)), Some(2));
+    assert!(map.remove(&1));
+    assert!(!map.remove(&1));
+    assert_eq!((map.len(), map.evicted()), (0, 0));
+    // Its room is back: a new key is stored, not sent to the overflow state.
+    assert_eq!(bump(&map, 2, now), 1);
+    assert_eq!(bump(&map, 2, now), 2);
+    assert_eq!(map.overflow().load(Ordering::Relaxed), 0);
+}
+
+/// The caller of `with_millis_or` decides what a key that finds the map full gets.
+#[tokio::test(start_paused = true)]
+async fn with_millis_or_lets_the_caller_place_overflowing_keys() {
+    let map = KeyedMap::new(KeyedConfig::new().max_keys(1), AtomicU32::new(0));
+    let spread = [AtomicU32::new(0), AtomicU32::new(0)];
+    let now = Instant::now();
+    let at = |key: u32| {
+        map.with_millis_or(key, now, 0, fresh, |found| {
+            let count = found.unwrap_or_else(|key| &spread[key as usize % 2]);
+            count.fetch_add(1, Ordering::Relaxed) + 1
+        })
+    };
+    assert_eq!(at(7), 1);
+    assert_eq!(at(7), 2, "stored");
+    assert_eq!(at(2), 1);
+    assert_eq!(at(3), 1, "another overflow state");
+    assert_eq!(at(4), 2);
+    assert_eq!(map.overflow().load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_keys_are_evicted_by_requests_alone() {
+    let idle = Duration::from_secs(60);
+    let map = KeyedMap::new(KeyedConfig::new().idle_timeout(idle), AtomicU32::new(0));
+    let start = Instant::now();
+    for key in 0..10_000 {
+        bump(&map, key, start);
+    }
+    assert_eq!(map.len(), 10_000);
+    // Only one busy key keeps coming; the sweeps ride on its requests.
+    let mut now = start;
+    for _ in 0..(map.shards.len() * 4) {
+        now += idle;
+        bump(&map, 424_242, now);
+    }
+    assert_eq!(map.len(), 1, "only the busy key is left");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_caller_counting_from_an_earlier_epoch_gets_the_same_idleness() {
+    let idle = Duration::from_secs(60);
+    let start = Instant::now();
+    let epoch = start - Duration::from_secs(3_600);
+    let map = KeyedMap::new(KeyedConfig::new().idle_timeout(idle), AtomicU32::new(0))
+        .counting_from(epoch);
+    // The caller's own milliseconds since `epoch`, as a rate limiter converts its clock.
+    let ms = |now: Instant| u64::try_from((now - epoch).as_millis()).expect("fits");
+    let bump_at = |key: u32, now: Instant| {
+        map.with_millis(key, now, ms(now), fresh, |c| {
+            c.fetch_add(1, Ordering::Relaxed) + 1
+        })
+    };
+    assert_eq!(bump_at(1, start), 1);
+    assert_eq!(bump_at(2, start), 1);
+    // A request right after the map was made sweeps nothing: the map counts it as swept.
+    assert_eq!(map.evicted(), 0);
+    assert_eq!(bump_at(1, start + Duration::from_secs(50)), 2);
+    let later = start + Duration::from_secs(70);
+    assert_eq!(map.sweep_now(later), 1, "2 is idle, 1 was seen 20 s ago");
+    assert_eq!(bump_at(1, later), 3);
+    assert_eq!(bump_at(2, later), 1, "2 was forgotten");
+    // `with` converts the clock itself, to the same milliseconds.
+    assert_eq!(bump(&map, 1, later), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_recently_seen_key_is_kept() {
+    let idle = Duration::from_secs(60);
+    let map = KeyedMap::new(KeyedConfig::new().idle_timeout(idle), AtomicU32::new(0));
+    let start = Instant::now();
+    bump(&map, 1, start);
+    bump(&map, 2, start);
+    bump(&map, 1, start + Duration::from_secs(50));
+    assert_eq!(map.sweep_now(start + Duration::from_secs(70)), 1);
+    assert_eq!(bump(&map, 1, start + Duration::from_secs(70)), 3);
+    assert_eq!(
+        bump(&map, 2, start + Duration::from_secs(70)),
+        1,
+        "2 was forgotten"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_key_seen_after_the_sweeps_clock_read_is_kept() {
+    // A request may read the clock after a concurrent sweep did: its stamp is a little
+    // ahead of the sweep's `now`, which must not look like a key idle for 49 days.
+    let map = KeyedMap::new(
+        KeyedConfig::new().idle_timeout(Duration::from_secs(1)),
+        AtomicU32::new(0),
+    );
+    let start = Instant::now();
+    bump(&map, 1, start + Duration::from_secs(10));
+    assert_eq!(map.sweep_now(start + Duration::from_secs(9)), 0);
+    assert_eq!(map.sweep_now(start + Duration::from_millis(10_999)), 0);
+    assert_eq!(map.sweep_now(start + Duration::from_secs(11)), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_timeouts_longer_than_the_stamps_range_still_hold() {
+    // 100 days is more milliseconds than 32 bits count: stamps use coarser ticks.
+    let day = Duration::from_secs(86_400);
+    let map = KeyedMap::new(
+        KeyedConfig::new().idle_timeout(100 * day),
+        AtomicU32::new(0),
+    );
+    let start = Instant::now();
+    bump(&map, 1, start);
+    bump(&map, 2, start + 50 * day);
+    assert_eq!(map.sweep_now(start + 99 * day), 0);
+    assert_eq!(map.sweep_now(start + 101 * day), 1, "1 idle for 101 days");
+    assert_eq!(map.sweep_now(start + 149 * day), 0, "2 idle for 99 days");
+    assert_eq!(map.sweep_now(start + 151 * day), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn evict_if_keeps_state_that_is_not_at_rest() {
+    let idle = Duration::from_secs(1);
+    let map = KeyedMap::new(KeyedConfig::new().idle_timeout(idle), AtomicU32::new(0))
+        .evict_if(|count, _| count.load(Ordering::Relaxed) < 2);
+    let start = Instant::now();
+    bump(&map, 1, start);
+    bump(&map, 2, start);
+    bump(&map, 2, start);
+    assert_eq!(map.sweep_now(start + Duration::from_secs(5)), 1);
+    assert_eq!(bump(&map, 2, start + Duration::from_secs(5)), 3, "2 kept");
+}
+
+#[tokio::test(start_paused = true)]
+async fn by_state_leaves_idleness_to_the_state() {
+    // The state is the time of its key's last request, in milliseconds since `start`.
+    let start = Instant::now();
+    let idle = Duration::from_secs(60);
+    let map: KeyedMap<u32, AtomicU64, RandomState, ByState> = KeyedMap::with_idleness(
+        KeyedConfig::new().idle_timeout(idle),
+        AtomicU64::new(0),
+        RandomState::new(),
+        ByState,
+    )
+    .evict_if(move |seen, now| {
+        let seen = start + Duration::from_millis(seen.load(Ordering::Relaxed));
+        now.saturating_duration_since(seen) >= idle
+    });
+    let request = |key: u32, at: Duration| {
+        map.with(
+            key,
+            start + at,
+            |k| (k, AtomicU64::new(0)),
+            |s| s.store(millis_of(at), Ordering::Relaxed),
+        );
+    };
+    request(1, Duration::ZERO);
+    request(2, Duration::ZERO);
+    request(1, Duration::from_secs(30));
+    assert_eq!(map.sweep_now(start + Duration::from_secs(61)), 1);
+    let mut left = Vec::new();
+    map.for_each(|k, _| left.push(*k));
+    assert_eq!(left, [1]);
+    assert_eq!(map.sweep_now(start + Duration::from_secs(91)), 1);
+    assert!(map.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn evictions_are_counted_and_reported() {
+    use std::sync::Arc;
+
+    let reported = Arc::new(AtomicU32::new(0));
+    let seen = Arc::clone(&reported);
+    let map = KeyedMap::new(
+        KeyedConfig::new().idle_timeout(Duration::from_secs(1)),
+        AtomicU32::new(0),
+    )
+    .on_evict(move |_, _| {
+        seen.fetch_add(1, Ordering::Relaxed);
+    });
+    let start = Instant::now();
+    for key in 0..10 {
+        bump(&map, key, start);
+    }
+    assert_eq!(map.sweep_now(start + Duration::from_secs(2)), 10);
+    assert_eq!(map.evicted(), 10);
+    assert_eq!(reported.load(Ordering::Relaxed), 10);
+    assert!(map.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flood_against_a_full_map_does_not_sweep_on_every_miss() {
+    use std::sync::Arc;
+
+    // Stored keys are idle but never evictable, so every sweep re-examines all of them:
+    // counting examinations counts the work sweeps do.
+    let examined = Arc::new(AtomicU64::new(0));
+    let counted = Arc::clone(&examined);
+    let idle = Duration::from_secs(1);
+    let map = KeyedMap::new(
+        KeyedConfig::new().max_keys(1_000).idle_timeout(idle),
+        AtomicU32::new(0),
+    )
+    .evict_if(move |_, _| {
+        counted.fetch_add(1, Ordering::Relaxed);
+        false
+    });
+    let start = Instant::now();
+    for key in 0..1_000 {
+        bump(&map, key, start);
+    }
+    // 100 000 new keys in one second, once the stored ones are idle.
+    for key in 0..100_000u32 {
+        let now = start + 2 * idle + Duration::from_micros(u64::from(key) * 10);
+        bump(&map, 1_000_000 + key, now);
+    }
+    assert_eq!(map.len(), 1_000, "bounded");
+    // A sweep per miss would examine ~`1 000 / shards` entries 100 000 times (millions);
+    // at most one sweep per shard per idle/16 examines each stored entry ~16 times.
+    let examined = examined.load(Ordering::Relaxed);
+    assert!(examined <= 20 * 1_000, "{examined} examinations");
+}
+
+#[tokio::test(start_paused = true)]
+async fn prehashed_keys_work_like_any_other() {
+    let sip = RandomState::new();
+    let map: KeyedMap<u64, AtomicU32, Prehashed> =
+        KeyedMap::with_hasher(KeyedConfig::new(), AtomicU32::new(0), Prehashed);
+    let now = Instant::now();
+    for user in ["ann", "bob", "ann", "cy", "ann"] {
+        let key = sip.hash_one(user);
+        map.with(
+            key,
+            now,
+            |k| (k, AtomicU32::new(0)),
+            |c| {
+                c.fetch_add(1, Ordering::Relaxed);
+            },
+        );
+    }
+    assert_eq!(map.len(), 3);
+    let ann = map.with(
+        sip.hash_one("ann"),
+        now,
+        |k| (k, AtomicU32::new(0)),
+        |c| c.load(Ordering::Relaxed),
+    );
+    assert_eq!(ann, 3);
+    assert_eq!(Prehashed.hash_one(42u64), 42, "a u64 is its own hash");
+    assert_ne!(Prehashed.hash_one("ab"), Prehashed.hash_one("ba"));
+}
+
+#[test]
+fn bytes_per_key_counts_key_state_and_bookkeeping() {
+    // An address key: the 4-byte stamp fills the key's padding (17 + 4 bytes, then the
+    // 8-byte state): a 32-byte entry, 37 bytes with the control byte at 7/8 load.
+    let ip = KeyedMap::<std::net::IpAddr, AtomicU64>::bytes_per_key();
+    assert_eq!(ip, (32 + 1) * 8 / 7);
+    // A prehashed key whose state tells its own idleness: 8 + 8 bytes, as small as a map of
+    // `u64` to `u64` gets.
+    let hashed = KeyedMap::<u64, AtomicU64, Prehashed, ByState>::bytes_per_key();
+    assert_eq!(hashed, (16 + 1) * 8 / 7);
+}
+
+#[test]
+fn is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<KeyedMap<String, AtomicU32>>();
+    check::<KeyedMap<u64, AtomicU32, Prehashed, ByState>>();
+}
+
+proptest! {
+    /// With no key idle, the map stores exactly the first `max_keys` distinct keys, each
+    /// with its own count, and counts every other request on the overflow state.
+    #[test]
+    fn the_first_max_keys_keys_are_stored_and_no_more(
+        max_keys in 1_usize..12,
+        keys in proptest::collection::vec((0_u64..4, 0_u64..8), 0..64),
+    ) {
+        let map: KeyedMap<u64, AtomicU32, Prehashed> = KeyedMap::with_hasher(
+            KeyedConfig::new().max_keys(max_keys),
+            AtomicU32::new(0),
+            Prehashed,
+        );
+        let now = Instant::now();
+        let mut first: Vec<u64> = Vec::new();
+        for &(shard, n) in &keys {
+            let key = in_shard(shard, n);
+            if !first.contains(&key) && first.len() < max_keys {
+                first.push(key);
+            }
+            bump_prehashed(&map, key, now);
+        }
+        let mut stored = Vec::new();
+        map.for_each(|k, v| stored.push((*k, v.load(Ordering::Relaxed))));
+        stored.sort_unstable();
+        let mut expected: Vec<(u64, u32)> = first
+            .iter()
+            .map(|k| (*k, u32::try_from(keys.iter().filter(|&&(s, n)| in_shard(s, n) == *k).count()).unwrap()))
+            .collect();
+        expected.sort_unstable();
+        prop_assert_eq!(map.len(), first.len());
+        prop_assert_eq!(&stored, &expected);
+        let on_stored: u32 = expected.iter().map(|(_, c)| c).sum();
+        prop_assert_eq!(
+            map.overflow().load(Ordering::Relaxed) + on_stored,
+            u32::try_from(keys.len()).unwrap()
+        );
+    }
+}
