@@ -3,21 +3,13 @@
 //! `grpc-timeout`), built by hand and with the gRPC preset (`ClientStack::builder().grpc()`),
 //! against a real tonic server whose calls fail on demand.
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tonic::Code;
 use tonic::body::Body;
-use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Channel, Server};
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
-use tower::{Layer, Service, ServiceBuilder};
+use tonic::transport::Channel;
+use tower::{Layer, ServiceBuilder};
 use weir::circuit_breaker::{CircuitBreakerHandle, CircuitBreakerLayer, State};
 use weir::retry::{ReplayBody, RetryLayer};
 use weir::timeout::TimeoutLayer;
@@ -25,97 +17,23 @@ use weir::{
     Backoff, ClientBuilder, ClientStack, ErrorResponseLayer, Grpc, GrpcClient, GrpcStatus,
     ServiceBuilderExt,
 };
+use weir_test::grpc::{GrpcProbe, GrpcServer, HealthClient, ServingStatus, check};
 
-/// What the server saw.
-#[derive(Debug, Default)]
-struct Seen {
-    calls: AtomicUsize,
-    grpc_timeouts: Mutex<Vec<Duration>>,
+/// A health server whose first `failures` calls fail with `UNAVAILABLE` ("injected"); its probe
+/// records every call.
+async fn server(failures: usize) -> (GrpcServer, GrpcProbe) {
+    let probe = GrpcProbe::new().fail_first(failures, Code::Unavailable);
+    (GrpcServer::health_with(probe.clone()).await, probe)
 }
 
-/// Answers the first `failures` calls with `UNAVAILABLE`, passes the others to the real
-/// service; records every call and its `grpc-timeout`.
-#[derive(Clone)]
-struct FailFirst<S> {
-    inner: S,
-    failures: usize,
-    seen: Arc<Seen>,
-}
-
-impl<S> Service<http::Request<Body>> for FailFirst<S>
-where
-    S: Service<http::Request<Body>, Response = http::Response<Body>> + Send,
-    S::Future: Send + 'static,
-{
-    type Response = http::Response<Body>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
-        let n = self.seen.calls.fetch_add(1, Ordering::SeqCst);
-        if let Some(timeout) = req
-            .headers()
-            .get("grpc-timeout")
-            .and_then(|v| weir::decode_grpc_timeout(v.as_bytes()).ok())
-        {
-            self.seen
-                .grpc_timeouts
-                .lock()
-                .expect("not poisoned")
-                .push(timeout);
-        }
-        if n < self.failures {
-            let status = tonic::Status::unavailable("injected outage");
-            return Box::pin(async move { Ok(status.into_http()) });
-        }
-        Box::pin(self.inner.call(req))
-    }
-}
-
-#[derive(Clone)]
-struct FailFirstLayer {
-    failures: usize,
-    seen: Arc<Seen>,
-}
-
-impl<S> Layer<S> for FailFirstLayer {
-    type Service = FailFirst<S>;
-
-    fn layer(&self, inner: S) -> FailFirst<S> {
-        FailFirst {
-            inner,
-            failures: self.failures,
-            seen: Arc::clone(&self.seen),
-        }
-    }
-}
-
-async fn server(failures: usize) -> (SocketAddr, Arc<Seen>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (reporter, health) = tonic_health::server::health_reporter();
-    reporter
-        .set_service_status("", tonic_health::ServingStatus::Serving)
-        .await;
-    let seen = Arc::new(Seen::default());
-    let layer = FailFirstLayer {
-        failures,
-        seen: Arc::clone(&seen),
-    };
-    tokio::spawn(async move {
-        Server::builder()
-            .layer(layer)
-            .add_service(health)
-            .serve_with_incoming(TcpIncoming::from(listener))
-            .await
-    });
-    (addr, seen)
+/// The `grpc-timeout` each call carried (calls without one are left out).
+fn grpc_timeouts(probe: &GrpcProbe) -> Vec<Duration> {
+    probe
+        .header("grpc-timeout")
+        .into_iter()
+        .flatten()
+        .filter_map(|v| weir::decode_grpc_timeout(v.as_bytes()).ok())
+        .collect()
 }
 
 async fn client(
@@ -169,24 +87,18 @@ async fn client(
     (HealthClient::new(service), handle)
 }
 
-fn check() -> HealthCheckRequest {
-    HealthCheckRequest {
-        service: String::new(),
-    }
-}
-
 #[tokio::test]
 async fn retries_unavailable_and_propagates_the_deadline_as_grpc_timeout() {
-    let (addr, seen) = server(2).await;
-    let (mut client, handle) = client(addr).await;
+    let (server, probe) = server(2).await;
+    let (mut client, handle) = client(server.addr()).await;
 
     let response = client
         .check(check())
         .await
         .expect("served on the third call");
     assert_eq!(response.into_inner().status(), ServingStatus::Serving);
-    assert_eq!(seen.calls.load(Ordering::SeqCst), 3);
-    let timeouts = seen.grpc_timeouts.lock().unwrap().clone();
+    assert_eq!(probe.calls(), 3);
+    let timeouts = grpc_timeouts(&probe);
     assert_eq!(timeouts.len(), 3, "every attempt carried grpc-timeout");
     assert!(
         timeouts
@@ -199,18 +111,18 @@ async fn retries_unavailable_and_propagates_the_deadline_as_grpc_timeout() {
 
 #[tokio::test]
 async fn the_breaker_opens_and_the_server_sees_no_more_calls() {
-    let (addr, seen) = server(usize::MAX).await;
-    let (mut client, handle) = client(addr).await;
+    let (server, probe) = server(usize::MAX).await;
+    let (mut client, handle) = client(server.addr()).await;
 
     // Three attempts, three UNAVAILABLEs: the third opens the breaker, retry returns it.
     let status = client.check(check()).await.unwrap_err();
-    assert_eq!(status.code(), tonic::Code::Unavailable);
-    assert_eq!(seen.calls.load(Ordering::SeqCst), 3);
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(probe.calls(), 3);
     assert_eq!(handle.state(), State::Open);
 
     // While open: refused in the client, as UNAVAILABLE with a pushback of the open time left.
     let status = client.check(check()).await.unwrap_err();
-    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     assert_eq!(status.message(), "circuit open");
     let pushback: u64 = status
         .metadata()
@@ -219,7 +131,7 @@ async fn the_breaker_opens_and_the_server_sees_no_more_calls() {
         .and_then(|v| v.parse().ok())
         .expect("a pushback");
     assert!((29_000..=30_000).contains(&pushback), "{pushback}");
-    assert_eq!(seen.calls.load(Ordering::SeqCst), 3);
+    assert_eq!(probe.calls(), 3);
 }
 
 /// The gRPC client preset around a lazily connected `Channel` to `addr`, configured by
@@ -244,17 +156,17 @@ fn preset(
 /// (once told the calls are idempotent) and sends each attempt's time left as `grpc-timeout`.
 #[tokio::test]
 async fn the_grpc_preset_retries_unavailable_and_propagates_grpc_timeout() {
-    let (addr, seen) = server(2).await;
-    let (mut client, stack) = preset(addr, ClientBuilder::retry_non_idempotent);
+    let (server, probe) = server(2).await;
+    let (mut client, stack) = preset(server.addr(), ClientBuilder::retry_non_idempotent);
 
     let response = client
         .check(check())
         .await
         .expect("served on the third call");
     assert_eq!(response.into_inner().status(), ServingStatus::Serving);
-    assert_eq!(seen.calls.load(Ordering::SeqCst), 3);
+    assert_eq!(probe.calls(), 3);
     assert_eq!(stack.retry_handle().retries(), 2);
-    let timeouts = seen.grpc_timeouts.lock().unwrap().clone();
+    let timeouts = grpc_timeouts(&probe);
     assert_eq!(timeouts.len(), 3, "every attempt carried grpc-timeout");
     assert!(
         timeouts
@@ -268,13 +180,13 @@ async fn the_grpc_preset_retries_unavailable_and_propagates_grpc_timeout() {
 /// server's own status.
 #[tokio::test]
 async fn the_grpc_preset_sends_a_call_once_by_default() {
-    let (addr, seen) = server(1).await;
-    let (mut client, _stack) = preset(addr, |builder| builder);
+    let (server, probe) = server(1).await;
+    let (mut client, _stack) = preset(server.addr(), |builder| builder);
 
     let status = client.check(check()).await.unwrap_err();
-    assert_eq!(status.code(), tonic::Code::Unavailable);
-    assert_eq!(status.message(), "injected outage");
-    assert_eq!(seen.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(status.message(), "injected");
+    assert_eq!(probe.calls(), 1);
 }
 
 /// #27.5: a refused connection reaches the tonic client as `UNAVAILABLE`, not `UNKNOWN` or
@@ -289,7 +201,7 @@ async fn the_grpc_preset_reports_a_refused_connection_as_unavailable() {
     let (mut client, _stack) = preset(addr, |builder| builder);
 
     let status = client.check(check()).await.unwrap_err();
-    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
 }
 
 /// #27.5 and #16.8: the preset classifies gRPC statuses (two `UNAVAILABLE`s open its breaker,
@@ -297,8 +209,8 @@ async fn the_grpc_preset_reports_a_refused_connection_as_unavailable() {
 /// of the open time left, never `UNKNOWN`.
 #[tokio::test]
 async fn the_grpc_preset_opens_its_breaker_and_refuses_with_unavailable() {
-    let (addr, seen) = server(usize::MAX).await;
-    let (mut client, stack) = preset(addr, |builder| {
+    let (server, probe) = server(usize::MAX).await;
+    let (mut client, stack) = preset(server.addr(), |builder| {
         builder
             .minimum_calls(2)
             .failure_rate(50.0)
@@ -307,12 +219,12 @@ async fn the_grpc_preset_opens_its_breaker_and_refuses_with_unavailable() {
 
     for _ in 0..2 {
         let status = client.check(check()).await.unwrap_err();
-        assert_eq!(status.message(), "injected outage");
+        assert_eq!(status.message(), "injected");
     }
     assert_eq!(stack.breaker_handle().state(), State::Open);
 
     let status = client.check(check()).await.unwrap_err();
-    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     assert_eq!(status.message(), "circuit open");
     let pushback: u64 = status
         .metadata()
@@ -321,5 +233,5 @@ async fn the_grpc_preset_opens_its_breaker_and_refuses_with_unavailable() {
         .and_then(|v| v.parse().ok())
         .expect("a pushback");
     assert!((29_000..=30_000).contains(&pushback), "{pushback}");
-    assert_eq!(seen.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(probe.calls(), 2);
 }

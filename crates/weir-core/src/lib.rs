@@ -16,17 +16,18 @@ pub mod key;
 pub mod keyed;
 mod name;
 pub mod observer;
+mod outcome;
 pub mod protocol;
 pub mod response;
 pub mod wire;
 
-pub use crate::classify::outcome::{Classify, Failure, Outcome};
 pub use crate::config_error::ConfigError;
 pub use crate::deadline::Deadline;
 pub use crate::error::{BoxError, Error};
 pub use crate::key::extractor::KeyExtractor;
 pub use crate::name::Name;
 pub use crate::observer::vocab::{Event, Level, Observer};
+pub use crate::outcome::{Classify, Failure, Outcome};
 
 // The names weir-core had at its root before #17.7, kept (hidden) until every crate of the
 // workspace uses the module paths above; removed in the same release.
@@ -58,14 +59,14 @@ pub use crate::observer::Tracing;
 pub use crate::observer::{EVENTS_TOTAL, Metrics};
 #[doc(hidden)]
 pub use crate::response::{
-    ErrorResponse, ErrorResponseLayer, RefusalBody, ResponseBody, ResponseFuture, plain_text_body,
-    problem_json_body,
+    ErrorResponse, ErrorResponseLayer, RefusalBody, ResponseBody, ResponseFuture, grpc_code,
+    http_status, plain_text_body, problem_json_body,
 };
 #[doc(hidden)]
 pub use crate::wire::{
     GRPC_TIMEOUT, GrpcCode, HeaderStyle, InvalidTimeout, MAX_HINT, RateLimitInfo, RateLimitItem,
     RateLimitPolicyItem, ServerHint, TIMEOUT_MS, decode_grpc_timeout, decode_timeout_ms,
-    encode_grpc_timeout, encode_timeout_ms, grpc_code, grpc_pushback_millis, http_status,
-    parse_grpc_pushback, parse_ratelimit, parse_ratelimit_lenient, parse_ratelimit_policy,
+    encode_grpc_timeout, encode_timeout_ms, grpc_pushback_millis, parse_grpc_pushback,
+    parse_ratelimit, parse_ratelimit_lenient, parse_ratelimit_policy,
     parse_ratelimit_policy_lenient, parse_retry_after, server_hint,
 };

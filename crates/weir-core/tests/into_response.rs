@@ -103,7 +103,7 @@ async fn a_handler_answers_a_weir_error_with_its_mapped_status() {
 #[test]
 fn into_response_uses_the_one_status_mapping() {
     use axum::response::IntoResponse;
-    use weir_core::wire::http_status;
+    use weir_core::response::http_status;
 
     for err in [
         Error::rate_limited(Duration::from_secs(1)),

@@ -71,3 +71,46 @@ async fn breaker_state_drives_readiness() {
     assert_eq!(ready(&critical).await, Status::Unhealthy);
     assert_eq!(ready(&optional).await, Status::Degraded);
 }
+
+/// #22.3: a keyed breaker (one per upstream) reads as its worst key, and the reason names it.
+#[tokio::test(start_paused = true)]
+async fn a_keyed_breaker_reads_as_its_worst_key() {
+    let (layer, handle) = CircuitBreakerLayer::builder()
+        .consecutive_failures(1)
+        .open_duration(Duration::from_secs(30))
+        .keyed(|upstream: &&'static str| Some(*upstream))
+        .build_with_handle()
+        .unwrap();
+    let svc = layer.layer(service_fn(|upstream: &'static str| async move {
+        if upstream == "b" {
+            Err(std::io::Error::other("refused"))
+        } else {
+            Ok("ok")
+        }
+    }));
+    let registry = HealthRegistry::new();
+    registry
+        .register("upstreams", BreakerCheck::critical_keyed(handle))
+        .ready()
+        .cache_for(Duration::ZERO)
+        .add()
+        .unwrap();
+
+    assert_eq!(svc.clone().oneshot("a").await.unwrap(), "ok");
+    let summary = registry.evaluate(&Tag::Ready).await;
+    assert_eq!(summary.status(), Status::Healthy);
+
+    let _ = svc.clone().oneshot("b").await;
+    let summary = registry.evaluate(&Tag::Ready).await;
+    assert_eq!(summary.status(), Status::Unhealthy);
+    assert_eq!(
+        summary.checks()[0].health().reason(),
+        Some("\"b\": circuit open")
+    );
+
+    advance(Duration::from_secs(31)).await;
+    assert_eq!(
+        registry.evaluate(&Tag::Ready).await.status(),
+        Status::Degraded
+    );
+}

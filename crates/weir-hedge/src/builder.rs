@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use weir_core::{AnyError, ConfigError, GrpcStatus, Name};
-use weir_retry::{HttpReplay, IdempotentReplay};
+use weir_retry::{HttpReplay, IdempotentReplay, SharedBudget};
 
 use crate::grpc::GrpcAttempts;
 use crate::handle::HedgeHandle;
@@ -143,6 +143,8 @@ pub struct HedgeBuilder<R = IdempotentReplay, C = AnyError, O = ()> {
     name: Name,
     settings: HedgeSettings,
     budget: HedgeBudget,
+    /// A retry budget hedges draw on instead of `budget` (#21: shared with retry).
+    shared_budget: Option<SharedBudget>,
     replay: R,
     classify: C,
     observer: O,
@@ -154,6 +156,7 @@ impl HedgeBuilder {
             name: Name::unnamed(),
             settings: HedgeSettings::default(),
             budget: HedgeBudget::default(),
+            shared_budget: None,
             replay: IdempotentReplay::new(),
             classify: AnyError,
             observer: (),
@@ -239,8 +242,20 @@ impl<R, C, O> HedgeBuilder<R, C, O> {
 
     /// The hedge budget.
     #[must_use]
-    pub const fn budget(mut self, budget: HedgeBudget) -> Self {
+    pub fn budget(mut self, budget: HedgeBudget) -> Self {
         self.budget = budget;
+        self.shared_budget = None;
+        self
+    }
+
+    /// Draws hedges from a retry budget that retry layers share
+    /// ([`SharedBudget`], given to them with `RetryBuilder::shared_budget`) instead of a hedge
+    /// budget of the layer's own: each request counts as a request of that budget, each hedge
+    /// spends one retry of it, so hedges and retries together stay within it (gRFC A6 applies
+    /// retry throttling to hedges). Replaces [`budget`](Self::budget).
+    #[must_use]
+    pub fn shared_budget(mut self, budget: SharedBudget) -> Self {
+        self.shared_budget = Some(budget);
         self
     }
 
@@ -251,6 +266,7 @@ impl<R, C, O> HedgeBuilder<R, C, O> {
             name: self.name,
             settings: self.settings,
             budget: self.budget,
+            shared_budget: self.shared_budget,
             replay,
             classify: self.classify,
             observer: self.observer,
@@ -265,6 +281,7 @@ impl<R, C, O> HedgeBuilder<R, C, O> {
             name: self.name,
             settings: self.settings,
             budget: self.budget,
+            shared_budget: self.shared_budget,
             replay: self.replay,
             classify,
             observer: self.observer,
@@ -278,6 +295,7 @@ impl<R, C, O> HedgeBuilder<R, C, O> {
             name: self.name,
             settings: self.settings,
             budget: self.budget,
+            shared_budget: self.shared_budget,
             replay: self.replay,
             classify: self.classify,
             observer,
@@ -310,6 +328,7 @@ impl<R, C, O> HedgeBuilder<R, C, O> {
             self.name,
             &self.settings,
             budget,
+            self.shared_budget,
             self.replay,
             self.classify,
             self.observer,

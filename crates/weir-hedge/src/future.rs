@@ -310,7 +310,7 @@ where
                             *this.service = None;
                             continue;
                         }
-                        if !shared.core.budget.withdraw(shared.core.micros(now)) {
+                        if !shared.core.withdraw(now) {
                             Core::count(&shared.core.budget_exhausted, 1);
                             shared.observer.on_event(&Event::BudgetExhausted {
                                 layer: &shared.name,

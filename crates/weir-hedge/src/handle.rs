@@ -47,7 +47,7 @@ impl HedgeHandle {
     /// Whole hedges the budget holds now (`None` when unlimited).
     #[must_use]
     pub fn budget_available(&self) -> Option<u64> {
-        self.core.budget.available()
+        self.core.available()
     }
 
     /// The percentile trigger's current delay: `None` with a fixed delay, or while fewer than

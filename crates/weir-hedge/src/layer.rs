@@ -38,6 +38,7 @@ impl HedgeLayer {
             Name::unnamed(),
             &HedgeSettings::with_delay(delay),
             budget,
+            None,
             IdempotentReplay::new(),
             AnyError,
             (),

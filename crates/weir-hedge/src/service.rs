@@ -71,7 +71,7 @@ where
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
         let shared = &self.shared;
-        shared.core.budget.deposit();
+        shared.core.deposit();
         match shared.replay.prepare_now(request) {
             Ok((request, copy)) => {
                 let deadline = shared.replay.deadline(&request).map(|d| d.instant());

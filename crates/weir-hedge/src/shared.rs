@@ -39,6 +39,8 @@ pub(crate) struct Shared<R, C, O> {
 pub(crate) struct Core {
     pub(crate) origin: Instant,
     pub(crate) budget: Budget,
+    /// A retry budget shared with retry layers, drawn on instead of `budget` when set.
+    pub(crate) shared_budget: Option<weir_retry::SharedBudget>,
     pub(crate) latency: Option<Latency>,
     pub(crate) hedges_sent: AtomicU64,
     pub(crate) hedges_won: AtomicU64,
@@ -47,15 +49,46 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    pub(crate) fn new(origin: Instant, budget: Budget, latency: Option<Latency>) -> Self {
+    pub(crate) fn new(
+        origin: Instant,
+        budget: Budget,
+        shared_budget: Option<weir_retry::SharedBudget>,
+        latency: Option<Latency>,
+    ) -> Self {
         Self {
             origin,
             budget,
+            shared_budget,
             latency,
             hedges_sent: AtomicU64::new(0),
             hedges_won: AtomicU64::new(0),
             cancelled: AtomicU64::new(0),
             budget_exhausted: AtomicU64::new(0),
+        }
+    }
+
+    /// A request starts: the budget hedges draw on counts it.
+    #[inline]
+    pub(crate) fn deposit(&self) {
+        match &self.shared_budget {
+            None => self.budget.deposit(),
+            Some(shared) => shared.deposit(),
+        }
+    }
+
+    /// A hedge asks to start at `now`: `true` if the budget pays for it.
+    pub(crate) fn withdraw(&self, now: Instant) -> bool {
+        match &self.shared_budget {
+            None => self.budget.withdraw(self.micros(now)),
+            Some(shared) => shared.withdraw(),
+        }
+    }
+
+    /// Whole hedges the budget allows now (`None` when unlimited).
+    pub(crate) fn available(&self) -> Option<u64> {
+        match &self.shared_budget {
+            None => self.budget.available(),
+            Some(shared) => shared.available(),
         }
     }
 
@@ -98,6 +131,7 @@ impl<R, C, O> Shared<R, C, O> {
         name: Name,
         settings: &HedgeSettings,
         budget: Budget,
+        shared_budget: Option<weir_retry::SharedBudget>,
         replay: R,
         classify: C,
         observer: O,
@@ -124,7 +158,7 @@ impl<R, C, O> Shared<R, C, O> {
             replay,
             classify,
             observer,
-            core: Arc::new(Core::new(Instant::now(), budget, latency)),
+            core: Arc::new(Core::new(Instant::now(), budget, shared_budget, latency)),
         }
     }
 

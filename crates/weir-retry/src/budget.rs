@@ -1,11 +1,15 @@
 //! Retry budgets: how many retries the whole layer may make, so an outage does not become a retry
 //! storm. Lock-free: a few atomics, shared by every clone and every service the layer makes.
 
+use std::any::Any;
+use std::fmt;
+use std::hash::Hash;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::time::Instant;
-use weir_core::Outcome;
+use weir_core::{KeyedConfig, KeyedMap, Outcome};
 
 /// How many retries a layer may make, across every request, clone and service it makes.
 ///
@@ -171,6 +175,154 @@ impl Default for RetryBudget {
     /// `RetryBudget::ratio(0.2)`: 20 % of the requests over 10 s, plus 10 retries per second.
     fn default() -> Self {
         Self::ratio(0.2)
+    }
+}
+
+/// One retry budget that every clone shares: hand it to several layers (two retry layers, or a
+/// retry layer and a `weir-hedge` layer with `HedgeBuilder::shared_budget`) and their retries
+/// and hedges draw on one budget.
+///
+/// Made from a [`RetryBudget`] with [`SharedBudget::new`] (which checks it); given to a retry
+/// layer with [`RetryBuilder::shared_budget`](crate::RetryBuilder::shared_budget). Each layer
+/// counts the requests it sees: in a stack where hedges sit outside retry, a request is counted
+/// once by the hedge layer and once per attempt by the retry layer, which a ratio budget
+/// allows for. A layer that keys its budget per server
+/// ([`RetryBuilder::budget_per_server`](crate::RetryBuilder::budget_per_server)) keeps the
+/// servers' budgets here too, so layers sharing a `SharedBudget` share those as well.
+///
+/// ```
+/// use weir_retry::{RetryBudget, RetryLayer, SharedBudget};
+///
+/// let budget = SharedBudget::new(RetryBudget::ratio(0.1))?;
+/// let reads = RetryLayer::builder().shared_budget(budget.clone()).build()?;
+/// let writes = RetryLayer::builder().shared_budget(budget.clone()).build()?;
+/// // Both layers (and `budget`) see one budget: 10 retries per second over 10 s, plus 10 %.
+/// assert_eq!(budget.available(), Some(100));
+/// assert!(budget.withdraw());
+/// assert_eq!(reads.handle().available(), Some(99));
+/// # let _ = writes;
+/// # Ok::<(), weir_retry::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct SharedBudget {
+    inner: Arc<BudgetInner>,
+}
+
+struct BudgetInner {
+    spec: RetryBudget,
+    state: BudgetState,
+    /// The budgets per server (per key), with their key type erased: made by the first
+    /// request of a layer keyed per server.
+    keyed: OnceLock<Box<dyn KeyedBudgets>>,
+}
+
+impl SharedBudget {
+    /// A budget that clones share, as `budget` describes.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`](crate::ConfigError) when `budget` breaks one of its rules (see
+    /// [`RetryBudget`]).
+    pub fn new(budget: RetryBudget) -> Result<Self, crate::ConfigError> {
+        budget.validate()?;
+        Ok(Self::start(budget))
+    }
+
+    /// A running budget (the caller checked `spec`).
+    pub(crate) fn start(spec: RetryBudget) -> Self {
+        Self {
+            inner: Arc::new(BudgetInner {
+                spec,
+                state: spec.start(Instant::now()),
+                keyed: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// The budget's settings.
+    #[must_use]
+    pub fn budget(&self) -> RetryBudget {
+        self.inner.spec
+    }
+
+    /// Counts a request (a first call, not a retry or a hedge): what a ratio budget grows with.
+    #[inline]
+    pub fn deposit(&self) {
+        self.inner.state.deposit_now();
+    }
+
+    /// Asks for one retry (or hedge); `true` spends it.
+    #[must_use]
+    pub fn withdraw(&self) -> bool {
+        self.inner.state.withdraw(Instant::now())
+    }
+
+    /// Records an attempt's outcome (gRPC throttling counts successes and failures; a ratio
+    /// budget counts nothing here). Pass [`Outcome::for_upstream`]'s: one caller's quota is
+    /// not the upstream's failure.
+    #[inline]
+    pub fn record(&self, outcome: &Outcome) {
+        self.inner.state.record(outcome);
+    }
+
+    /// Retries the budget would allow now (`None` when it is unlimited).
+    #[must_use]
+    pub fn available(&self) -> Option<u64> {
+        self.inner.state.available(Instant::now())
+    }
+
+    /// How many servers (keys) have a budget of their own now, for layers keyed per server.
+    #[must_use]
+    pub fn servers(&self) -> usize {
+        self.inner.keyed.get().map_or(0, |keyed| keyed.len())
+    }
+
+    pub(crate) fn state(&self) -> &BudgetState {
+        &self.inner.state
+    }
+
+    /// The budgets per key of type `Key`, made on first use with `config` (bounded as it says);
+    /// `None` when this budget is keyed with another key type already (a layer used with two
+    /// request types whose keys differ: those requests use this budget).
+    pub(crate) fn keyed<Key>(&self, config: KeyedConfig) -> Option<&KeyedMap<Key, Self>>
+    where
+        Key: Hash + Eq + Send + Sync + 'static,
+    {
+        let store = self.inner.keyed.get_or_init(|| {
+            let overflow = Self::start(self.inner.spec);
+            Box::new(KeyedMap::<Key, Self>::new(config, overflow))
+        });
+        store.as_any().downcast_ref()
+    }
+}
+
+impl fmt::Debug for SharedBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedBudget")
+            .field("budget", &self.inner.spec)
+            .field("available", &self.available())
+            .field("servers", &self.servers())
+            .finish()
+    }
+}
+
+/// A map of budgets per key, its key type erased: the key type depends on the request type,
+/// which the layer does not know until it is called.
+trait KeyedBudgets: Send + Sync {
+    fn as_any(&self) -> &dyn Any;
+    fn len(&self) -> usize;
+}
+
+impl<Key> KeyedBudgets for KeyedMap<Key, SharedBudget>
+where
+    Key: Hash + Eq + Send + Sync + 'static,
+{
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn len(&self) -> usize {
+        Self::len(self)
     }
 }
 

@@ -2,17 +2,20 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use tokio::time::Instant;
-use weir_core::{AnyError, Backoff, Jitter, Name, SharedRandom};
+use weir_core::protocol::{Http, Plain};
+use weir_core::{AnyError, Authority, Backoff, Jitter, Name, SharedRandom};
 
-use crate::budget::RetryBudget;
-use crate::handle::{Core, RetryHandle};
-use crate::layer::{RetryLayer, Shared};
+use crate::budget::{RetryBudget, SharedBudget};
+use crate::handle::RetryHandle;
+use crate::layer::RetryLayer;
 use crate::replay::{Filtered, HttpReplay, IdempotentReplay};
+use crate::scope::{DEFAULT_MAX_SERVERS, PerKey};
+use crate::shared::{Core, Shared};
 use crate::state::Policy;
 
 /// The default backoff: exponential from 100 ms, doubling, capped at 5 s, full jitter.
@@ -29,11 +32,25 @@ pub(crate) const DEFAULT_BACKOFF: Backoff = Backoff::exponential(Duration::from_
 /// | [`backoff`](Self::backoff) | exponential from 100 ms, ×2, capped at 5 s, full jitter |
 /// | [`max_duration`](Self::max_duration) | none |
 /// | [`max_server_delay`](Self::max_server_delay) | 60 s |
-/// | [`budget`](Self::budget) | [`RetryBudget::ratio(0.2)`](RetryBudget::ratio), 10 per second, over 10 s |
+/// | [`budget`](Self::budget) | [`RetryBudget::ratio(0.2)`](RetryBudget::ratio), 10 per second, over 10 s; one per layer (see [`shared_budget`](Self::shared_budget), [`budget_per_server`](Self::budget_per_server)) |
 /// | classifier | [`AnyError`] ([`HttpStatus`](weir_core::HttpStatus) for `http()`, [`GrpcStatus`](weir_core::GrpcStatus) for `grpc()`) |
 /// | replay | [`IdempotentReplay`] (a clone; an `http::Request` only if idempotent) ([`HttpReplay`] for `http()` and `grpc()`) |
+/// | protocol | [`Plain`]: outcomes recorded as responses arrive ([`Http`] for `grpc()`: at the end of the body, see [`trailers`](Self::trailers)) |
 #[derive(Clone, Debug)]
-pub struct RetryBuilder<R = IdempotentReplay, C = AnyError, O = ()> {
+pub struct RetryBuilder<R = IdempotentReplay, C = AnyError, O = (), P = Plain, K = ()> {
+    settings: Settings,
+    /// A budget shared with other layers, instead of one of the layer's own.
+    shared_budget: Option<SharedBudget>,
+    replay: R,
+    classify: C,
+    observer: O,
+    scope: K,
+    protocol: PhantomData<fn() -> P>,
+}
+
+/// The plain settings of a [`RetryBuilder`].
+#[derive(Clone, Debug)]
+struct Settings {
     name: Name,
     max_attempts: u32,
     /// The most `max_attempts` may be (5 for the gRPC preset, as gRFC A6 has it).
@@ -43,30 +60,32 @@ pub struct RetryBuilder<R = IdempotentReplay, C = AnyError, O = ()> {
     max_server_delay: Duration,
     budget: RetryBudget,
     seed: Option<u64>,
-    replay: R,
-    classify: C,
-    observer: O,
 }
 
 impl RetryBuilder {
     pub(crate) fn new() -> Self {
         Self {
-            name: Name::default(),
-            max_attempts: 3,
-            attempts_cap: u32::MAX,
-            backoff: DEFAULT_BACKOFF,
-            max_duration: None,
-            max_server_delay: Duration::from_secs(60),
-            budget: RetryBudget::default(),
-            seed: None,
+            settings: Settings {
+                name: Name::default(),
+                max_attempts: 3,
+                attempts_cap: u32::MAX,
+                backoff: DEFAULT_BACKOFF,
+                max_duration: None,
+                max_server_delay: Duration::from_secs(60),
+                budget: RetryBudget::default(),
+                seed: None,
+            },
+            shared_budget: None,
             replay: IdempotentReplay::new(),
             classify: AnyError,
             observer: (),
+            scope: (),
+            protocol: PhantomData,
         }
     }
 }
 
-impl<C, O> RetryBuilder<IdempotentReplay, C, O> {
+impl<C, O, P, K> RetryBuilder<IdempotentReplay, C, O, P, K> {
     /// Also retries HTTP requests that are not idempotent: POST and PATCH without an
     /// `Idempotency-Key` (never CONNECT), see [`IdempotentReplay::retry_non_idempotent`]. Only
     /// when the server tolerates duplicates: a POST whose attempt timed out may have been done.
@@ -77,11 +96,30 @@ impl<C, O> RetryBuilder<IdempotentReplay, C, O> {
     }
 }
 
-impl<R, C, O> RetryBuilder<R, C, O> {
+impl<R, C, O, P, K> RetryBuilder<R, C, O, P, K> {
+    /// The same settings with other typed parts, made from these: the one place every
+    /// type-changing method goes through (the settings move in one piece).
+    pub(crate) fn map_parts<R2, C2, O2, P2, K2>(
+        self,
+        parts: impl FnOnce(R, C, O, K) -> (R2, C2, O2, K2),
+    ) -> RetryBuilder<R2, C2, O2, P2, K2> {
+        let (replay, classify, observer, scope) =
+            parts(self.replay, self.classify, self.observer, self.scope);
+        RetryBuilder {
+            settings: self.settings,
+            shared_budget: self.shared_budget,
+            replay,
+            classify,
+            observer,
+            scope,
+            protocol: PhantomData,
+        }
+    }
+
     /// Names the layer instance (in events).
     #[must_use]
     pub fn name(mut self, name: impl Into<Name>) -> Self {
-        self.name = name.into();
+        self.settings.name = name.into();
         self
     }
 
@@ -89,34 +127,34 @@ impl<R, C, O> RetryBuilder<R, C, O> {
     /// one call and at most two retries; `1` never retries. Must be at least 1.
     #[must_use]
     pub const fn max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = attempts;
+        self.settings.max_attempts = attempts;
         self
     }
 
     /// Caps `max_attempts` at `cap`, whatever is set before or after (the gRPC preset: 5).
     pub(crate) const fn cap_attempts(mut self, cap: u32) -> Self {
-        self.attempts_cap = cap;
+        self.settings.attempts_cap = cap;
         self
     }
 
     /// The most retries after the first call: `max_retries(2)` is `max_attempts(3)`.
     #[must_use]
     pub const fn max_retries(mut self, retries: u32) -> Self {
-        self.max_attempts = retries.saturating_add(1);
+        self.settings.max_attempts = retries.saturating_add(1);
         self
     }
 
     /// How long to wait before each retry (see [`Backoff`]).
     #[must_use]
     pub const fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
+        self.settings.backoff = backoff;
         self
     }
 
     /// No retry starts more than `d` after the first call started.
     #[must_use]
     pub const fn max_duration(mut self, d: Duration) -> Self {
-        self.max_duration = Some(d);
+        self.settings.max_duration = Some(d);
         self
     }
 
@@ -125,100 +163,91 @@ impl<R, C, O> RetryBuilder<R, C, O> {
     /// since weir never retries earlier than the server asked.
     #[must_use]
     pub const fn max_server_delay(mut self, d: Duration) -> Self {
-        self.max_server_delay = d;
+        self.settings.max_server_delay = d;
         self
     }
 
-    /// The retry budget, shared by every service and clone of the layer.
+    /// The retry budget, shared by every service and clone of the layer. Replaces a
+    /// [`shared_budget`](Self::shared_budget) set before.
     #[must_use]
-    pub const fn budget(mut self, budget: RetryBudget) -> Self {
-        self.budget = budget;
+    pub fn budget(mut self, budget: RetryBudget) -> Self {
+        self.settings.budget = budget;
+        self.shared_budget = None;
         self
+    }
+
+    /// Draws on `budget`, a budget other layers share (another retry layer, a `weir-hedge`
+    /// layer), instead of one of the layer's own: see [`SharedBudget`].
+    #[must_use]
+    pub fn shared_budget(mut self, budget: SharedBudget) -> Self {
+        self.settings.budget = budget.budget();
+        self.shared_budget = Some(budget);
+        self
+    }
+
+    /// One budget per server name, as gRFC A6 keys retry throttling: the request's authority
+    /// (host and port of its URI, or its `Host` header; [`Authority`]), each server's budget
+    /// with the [`budget`](Self::budget)'s settings, at most
+    /// [`max_servers`](Self::max_servers) of them (see [`PerKey`]). For `http::Request`s
+    /// (HTTP and gRPC clients).
+    #[must_use]
+    pub fn budget_per_server(self) -> RetryBuilder<R, C, O, P, PerKey<Authority>> {
+        self.budget_per_key(Authority)
+    }
+
+    /// One budget per key that `extractor` reads from each request (see [`PerKey`]); a request
+    /// without a key uses the layer's budget.
+    #[must_use]
+    pub fn budget_per_key<E>(self, extractor: E) -> RetryBuilder<R, C, O, P, PerKey<E>> {
+        self.map_parts(|r, c, o, _| (r, c, o, PerKey::new(extractor, DEFAULT_MAX_SERVERS)))
     }
 
     /// Seeds the jitter's random source, for reproducible delays (tests, simulations). Seeded
     /// per layer from a cheap random value otherwise.
     #[must_use]
     pub const fn seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
+        self.settings.seed = Some(seed);
         self
     }
 
     /// Decides what is a retryable failure (see [`weir_core::Classify`]).
     #[must_use]
-    pub fn classify<C2>(self, classify: C2) -> RetryBuilder<R, C2, O> {
-        RetryBuilder {
-            name: self.name,
-            max_attempts: self.max_attempts,
-            attempts_cap: self.attempts_cap,
-            backoff: self.backoff,
-            max_duration: self.max_duration,
-            max_server_delay: self.max_server_delay,
-            budget: self.budget,
-            seed: self.seed,
-            replay: self.replay,
-            classify,
-            observer: self.observer,
-        }
+    pub fn classify<C2>(self, classify: C2) -> RetryBuilder<R, C2, O, P, K> {
+        self.map_parts(|r, _, o, k| (r, classify, o, k))
     }
 
     /// Receives an [`Event`](crate::Event) on each retry and each give-up.
     #[must_use]
-    pub fn observer<O2>(self, observer: O2) -> RetryBuilder<R, C, O2> {
-        RetryBuilder {
-            name: self.name,
-            max_attempts: self.max_attempts,
-            attempts_cap: self.attempts_cap,
-            backoff: self.backoff,
-            max_duration: self.max_duration,
-            max_server_delay: self.max_server_delay,
-            budget: self.budget,
-            seed: self.seed,
-            replay: self.replay,
-            classify: self.classify,
-            observer,
-        }
+    pub fn observer<O2>(self, observer: O2) -> RetryBuilder<R, C, O2, P, K> {
+        self.map_parts(|r, c, _, k| (r, c, observer, k))
     }
 
     /// How requests are kept and sent again (see [`Replay`](crate::Replay)).
     /// [`CloneRequest`](crate::CloneRequest) clones every request, HTTP or not, and so retries
     /// a POST: choose it only for requests that are never HTTP, or that may be duplicated.
     #[must_use]
-    pub fn replay<R2>(self, replay: R2) -> RetryBuilder<R2, C, O> {
-        RetryBuilder {
-            name: self.name,
-            max_attempts: self.max_attempts,
-            attempts_cap: self.attempts_cap,
-            backoff: self.backoff,
-            max_duration: self.max_duration,
-            max_server_delay: self.max_server_delay,
-            budget: self.budget,
-            seed: self.seed,
-            replay,
-            classify: self.classify,
-            observer: self.observer,
-        }
+    pub fn replay<R2>(self, replay: R2) -> RetryBuilder<R2, C, O, P, K> {
+        self.map_parts(|_, c, o, k| (replay, c, o, k))
     }
 
     /// Retries only requests the predicate accepts (the predicate on the request; the one on
     /// the result is the classifier). Other requests are sent once. Combines with the replay's
     /// own rules: an HTTP POST without an `Idempotency-Key` is still sent once.
     #[must_use]
-    pub fn retry_request_if<F>(self, predicate: F) -> RetryBuilder<Filtered<R, F>, C, O> {
-        let replay = Filtered::new(self.replay, predicate);
-        RetryBuilder {
-            name: self.name,
-            max_attempts: self.max_attempts,
-            attempts_cap: self.attempts_cap,
-            backoff: self.backoff,
-            max_duration: self.max_duration,
-            max_server_delay: self.max_server_delay,
-            budget: self.budget,
-            seed: self.seed,
-            replay,
-            classify: self.classify,
-            observer: self.observer,
-        }
+    pub fn retry_request_if<F>(self, predicate: F) -> RetryBuilder<Filtered<R, F>, C, O, P, K> {
+        self.map_parts(|r, c, o, k| (Filtered::new(r, predicate), c, o, k))
+    }
+
+    /// Records the outcome of an HTTP response whose status is in its trailers (gRPC: every
+    /// normal completion, and a failure after the first message) in the budget at the end of
+    /// its body, by the trailers' `grpc-status`, rather than as the success its `200` head looks
+    /// like ([`Http`]; the classifier must implement [`ClassifyTrailers`](weir_core::ClassifyTrailers),
+    /// as [`GrpcStatus`](weir_core::GrpcStatus) does). Such a response is never retried (its body
+    /// streams to the caller): this is about what the budget counts. The response body becomes
+    /// an [`EndBody`](weir_core::EndBody). [`RetryLayer::grpc`] sets it.
+    #[must_use]
+    pub fn trailers(self) -> RetryBuilder<R, C, O, Http, K> {
+        self.map_parts(|r, c, o, k| (r, c, o, k))
     }
 
     /// The replay, to adjust in place (for the configuration file, which can also turn
@@ -233,7 +262,7 @@ impl<R, C, O> RetryBuilder<R, C, O> {
     /// # Errors
     ///
     /// A [`ConfigError`] naming the first broken rule.
-    pub fn build(self) -> Result<RetryLayer<R, C, O>, ConfigError> {
+    pub fn build(self) -> Result<RetryLayer<R, C, O, P, K>, ConfigError> {
         self.build_with_handle().map(|(layer, _)| layer)
     }
 
@@ -242,45 +271,66 @@ impl<R, C, O> RetryBuilder<R, C, O> {
     /// # Errors
     ///
     /// A [`ConfigError`] naming the first broken rule.
-    pub fn build_with_handle(self) -> Result<(RetryLayer<R, C, O>, RetryHandle), ConfigError> {
-        if self.max_attempts == 0 {
+    pub fn build_with_handle(
+        self,
+    ) -> Result<(RetryLayer<R, C, O, P, K>, RetryHandle), ConfigError> {
+        if self.settings.max_attempts == 0 {
             return Err(ConfigError::MaxAttempts);
         }
-        self.budget.validate()?;
+        self.settings.budget.validate()?;
         Ok(self.finish())
     }
 
     /// Builds without checking (the caller made sure the configuration is valid).
-    pub(crate) fn finish(self) -> (RetryLayer<R, C, O>, RetryHandle) {
+    pub(crate) fn finish(self) -> (RetryLayer<R, C, O, P, K>, RetryHandle) {
+        let settings = self.settings;
         let core = Arc::new(Core {
-            budget: self.budget.start(Instant::now()),
-            rng: self
+            rng: settings
                 .seed
                 .map_or_else(SharedRandom::new, SharedRandom::seeded),
             retries: AtomicU64::new(0),
             gave_up: AtomicU64::new(0),
             budget_exhausted: AtomicU64::new(0),
         });
-        let needs_clock = self.max_duration.is_some();
+        let budget = self
+            .shared_budget
+            .unwrap_or_else(|| SharedBudget::start(settings.budget));
         let shared = Shared {
-            name: self.name,
+            name: settings.name,
             policy: Policy {
-                max_attempts: self.max_attempts.clamp(1, self.attempts_cap.max(1)),
-                backoff: self.backoff,
-                max_duration: self.max_duration,
-                max_server_delay: self.max_server_delay,
+                max_attempts: settings.max_attempts.clamp(1, settings.attempts_cap.max(1)),
+                backoff: settings.backoff,
+                max_duration: settings.max_duration,
+                max_server_delay: settings.max_server_delay,
             },
             replay: self.replay,
             classify: self.classify,
             observer: self.observer,
+            budget: budget.clone(),
+            scope: self.scope,
             core: Arc::clone(&core),
-            needs_clock,
+            needs_clock: settings.max_duration.is_some(),
+            protocol: PhantomData,
         };
-        (RetryLayer::from_shared(shared), RetryHandle::new(core))
+        (
+            RetryLayer::from_shared(shared),
+            RetryHandle::new(core, budget),
+        )
     }
 }
 
-impl<C, O> RetryBuilder<HttpReplay, C, O> {
+impl<R, C, O, P, K> RetryBuilder<R, C, O, P, PerKey<K>> {
+    /// The most servers (keys) with a budget of their own at once (1 000 unless set; at least
+    /// 1): while that many are known, a new server shares one overflow budget until idle ones
+    /// are forgotten (after 10 minutes without a request).
+    #[must_use]
+    pub fn max_servers(mut self, max_servers: usize) -> Self {
+        self.scope = self.scope.max_servers(max_servers);
+        self
+    }
+}
+
+impl<C, O, P, K> RetryBuilder<HttpReplay, C, O, P, K> {
     /// Buffers request bodies up to `bytes` for replay (64 KiB unless set); larger bodies are
     /// sent once and not retried.
     #[must_use]

@@ -2,12 +2,18 @@
 //! through the builder so a file passes the same checks as code.
 
 use weir_core::config::{BackoffSpec, ConfigDuration};
-use weir_core::{GrpcStatus, HttpStatus};
+use weir_core::protocol::{Http, Plain};
+use weir_core::{Authority, GrpcStatus, HttpStatus};
 
 use crate::budget::RetryBudget;
 use crate::builder::{ConfigError, RetryBuilder};
 use crate::layer::RetryLayer;
 use crate::replay::HttpReplay;
+use crate::scope::{DEFAULT_MAX_SERVERS, PerKey};
+
+/// The budget scope of a layer built from a file for HTTP or gRPC: one budget per server when
+/// the file sets `budget_per_server = true`, the layer's one budget otherwise.
+pub type ServerScope = Option<PerKey<Authority>>;
 
 /// Retry settings, read from a configuration file (TOML, or any serde format).
 ///
@@ -30,6 +36,8 @@ use crate::replay::HttpReplay;
 /// | `body_limit` | integer, bytes; HTTP only | `1048576` |
 /// | `wait_for_body` | boolean; HTTP only | `false` |
 /// | `retry_non_idempotent` | boolean; HTTP only | `true` |
+/// | `budget_per_server` | boolean; HTTP only: one budget per server name ([`RetryBuilder::budget_per_server`]) | `true` |
+/// | `max_servers` | integer; with `budget_per_server` ([`RetryBuilder::max_servers`]) | `100` |
 ///
 /// - `max_attempts` and `max_retries` exclude each other (`max_retries = 2` is
 ///   `max_attempts = 3`).
@@ -109,6 +117,13 @@ pub struct RetryConfig {
     /// one ([`RetryBuilder::retry_non_idempotent`]).
     #[serde(default)]
     pub retry_non_idempotent: Option<bool>,
+    /// HTTP only: one budget per server name ([`RetryBuilder::budget_per_server`]).
+    #[serde(default)]
+    pub budget_per_server: Option<bool>,
+    /// With `budget_per_server`: the most servers with a budget of their own
+    /// ([`RetryBuilder::max_servers`]).
+    #[serde(default)]
+    pub max_servers: Option<usize>,
 }
 
 impl RetryConfig {
@@ -125,6 +140,8 @@ impl RetryConfig {
             ("body_limit", self.body_limit.is_some()),
             ("wait_for_body", self.wait_for_body.is_some()),
             ("retry_non_idempotent", self.retry_non_idempotent.is_some()),
+            ("budget_per_server", self.budget_per_server.is_some()),
+            ("max_servers", self.max_servers.is_some()),
         ];
         if let Some((field, _)) = http.into_iter().find(|(_, set)| *set) {
             return Err(ConfigError::HttpOnly(field));
@@ -147,7 +164,9 @@ impl RetryConfig {
     ///
     /// [`ConfigError::Conflict`] when `max_attempts` and `max_retries` are both set. The ranges
     /// are checked by [`RetryBuilder::build`].
-    pub fn http_builder(&self) -> Result<RetryBuilder<HttpReplay, HttpStatus>, ConfigError> {
+    pub fn http_builder(
+        &self,
+    ) -> Result<RetryBuilder<HttpReplay, HttpStatus, (), Plain, ServerScope>, ConfigError> {
         self.apply(RetryLayer::http()).map(|b| self.apply_http(b))
     }
 
@@ -156,7 +175,9 @@ impl RetryConfig {
     /// # Errors
     ///
     /// As [`http_builder`](Self::http_builder) and [`RetryBuilder::build`].
-    pub fn build_http(&self) -> Result<RetryLayer<HttpReplay, HttpStatus>, ConfigError> {
+    pub fn build_http(
+        &self,
+    ) -> Result<RetryLayer<HttpReplay, HttpStatus, (), Plain, ServerScope>, ConfigError> {
         self.http_builder()?.build()
     }
 
@@ -165,7 +186,9 @@ impl RetryConfig {
     /// # Errors
     ///
     /// As [`http_builder`](Self::http_builder).
-    pub fn grpc_builder(&self) -> Result<RetryBuilder<HttpReplay, GrpcStatus>, ConfigError> {
+    pub fn grpc_builder(
+        &self,
+    ) -> Result<RetryBuilder<HttpReplay, GrpcStatus, (), Http, ServerScope>, ConfigError> {
         self.apply(RetryLayer::grpc()).map(|b| self.apply_http(b))
     }
 
@@ -174,15 +197,17 @@ impl RetryConfig {
     /// # Errors
     ///
     /// As [`grpc_builder`](Self::grpc_builder) and [`RetryBuilder::build`].
-    pub fn build_grpc(&self) -> Result<RetryLayer<HttpReplay, GrpcStatus>, ConfigError> {
+    pub fn build_grpc(
+        &self,
+    ) -> Result<RetryLayer<HttpReplay, GrpcStatus, (), Http, ServerScope>, ConfigError> {
         self.grpc_builder()?.build()
     }
 
     /// The settings every kind of request has.
-    fn apply<R, C, O>(
+    fn apply<R, C, O, P>(
         &self,
-        mut builder: RetryBuilder<R, C, O>,
-    ) -> Result<RetryBuilder<R, C, O>, ConfigError> {
+        mut builder: RetryBuilder<R, C, O, P>,
+    ) -> Result<RetryBuilder<R, C, O, P>, ConfigError> {
         if let Some(name) = &self.name {
             builder = builder.name(name.clone());
         }
@@ -212,11 +237,11 @@ impl RetryConfig {
         Ok(builder)
     }
 
-    /// The HTTP replay's settings.
-    fn apply_http<C, O>(
+    /// The HTTP replay's settings and the budget's scope.
+    fn apply_http<C, O, P>(
         &self,
-        mut builder: RetryBuilder<HttpReplay, C, O>,
-    ) -> RetryBuilder<HttpReplay, C, O> {
+        mut builder: RetryBuilder<HttpReplay, C, O, P>,
+    ) -> RetryBuilder<HttpReplay, C, O, P, ServerScope> {
         if let Some(bytes) = self.body_limit {
             builder = builder.body_limit(bytes);
         }
@@ -227,7 +252,9 @@ impl RetryConfig {
             let replay = builder.replay_mut();
             *replay = replay.non_idempotent(yes);
         }
-        builder
+        let scope = (self.budget_per_server == Some(true))
+            .then(|| PerKey::new(Authority, self.max_servers.unwrap_or(DEFAULT_MAX_SERVERS)));
+        builder.map_parts(|r, c, o, ()| (r, c, o, scope))
     }
 }
 
@@ -381,7 +408,14 @@ mod tests {
         retry_non_idempotent = true
     "#;
 
-    fn expected<R, C, O>(builder: RetryBuilder<R, C, O>) -> RetryBuilder<R, C, O> {
+    /// A builder's one budget, as a file without `budget_per_server` describes it.
+    fn unscoped<R, C, O, P>(
+        builder: RetryBuilder<R, C, O, P>,
+    ) -> RetryBuilder<R, C, O, P, ServerScope> {
+        builder.map_parts(|r, c, o, ()| (r, c, o, None))
+    }
+
+    fn expected<R, C, O, P>(builder: RetryBuilder<R, C, O, P>) -> RetryBuilder<R, C, O, P> {
         builder
             .name("inventory")
             .max_attempts(5)
@@ -409,7 +443,7 @@ mod tests {
             format!("{:?}", config.http_builder().unwrap()),
             format!(
                 "{:?}",
-                expected(RetryLayer::http())
+                unscoped(expected(RetryLayer::http()))
                     .body_limit(4)
                     .wait_for_body(false)
                     .retry_non_idempotent()
@@ -419,7 +453,7 @@ mod tests {
             format!("{:?}", config.grpc_builder().unwrap()),
             format!(
                 "{:?}",
-                expected(RetryLayer::grpc())
+                unscoped(expected(RetryLayer::grpc()))
                     .body_limit(4)
                     .wait_for_body(false)
             )
@@ -495,14 +529,14 @@ mod tests {
             let config = parse(config);
             async move {
                 let (service, calls) = unavailable(&[]);
-                let res = if grpc {
+                let status = if grpc {
                     let layer = config.build_grpc().unwrap();
-                    layer.layer(service).oneshot(req).await
+                    layer.layer(service).oneshot(req).await.unwrap().status()
                 } else {
                     let layer = config.build_http().unwrap();
-                    layer.layer(service).oneshot(req).await
+                    layer.layer(service).oneshot(req).await.unwrap().status()
                 };
-                assert_eq!(res.unwrap().status(), StatusCode::SERVICE_UNAVAILABLE);
+                assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
                 calls.lock().unwrap().len()
             }
         };
@@ -539,11 +573,11 @@ mod tests {
         );
         assert_eq!(
             format!("{:?}", config.http_builder().unwrap()),
-            format!("{:?}", RetryLayer::http())
+            format!("{:?}", unscoped(RetryLayer::http()))
         );
         assert_eq!(
             format!("{:?}", config.grpc_builder().unwrap()),
-            format!("{:?}", RetryLayer::grpc())
+            format!("{:?}", unscoped(RetryLayer::grpc()))
         );
         assert_eq!(
             format!("{:?}", config.build().unwrap()),

@@ -13,9 +13,14 @@ use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 use weir_core::{Classify, Observer, Outcome};
 
+use weir_core::protocol::Plain;
+
+use crate::budget::SharedBudget;
 use crate::event::{Event, GiveUp};
-use crate::layer::Shared;
+use crate::protocol::Protocol;
 use crate::replay::Replay;
+use crate::scope::BudgetScope;
+use crate::shared::Shared;
 use crate::state::{Decision, Progress};
 
 pin_project! {
@@ -25,15 +30,18 @@ pin_project! {
     /// Unlike other weir futures it is not `ResponseFuture<F>`: like tower's own retry future it
     /// owns the inner service (to call it again), the request's copy and the layer's shared
     /// state, so it names their types. Dropping it cancels the attempt in flight and any sleep.
-    pub struct ResponseFuture<S, Req, R, C, O>
+    pub struct ResponseFuture<S, Req, R, C, O, P = Plain, K = ()>
     where
         R: Replay<Req>,
         S: Service<R::Request>,
+        K: BudgetScope<Req>,
     {
         #[pin]
         state: State<R::Prepare, S::Future>,
         service: S,
-        shared: Arc<Shared<R, C, O>>,
+        shared: Arc<Shared<R, C, O, P, K>>,
+        // The budget this request draws on, when it is not the layer's (keyed per server).
+        budget: K::Held,
         copy: Option<R::Copy>,
         progress: Progress,
         deadline: Option<Instant>,
@@ -57,21 +65,24 @@ pin_project! {
     }
 }
 
-impl<S, Req, R, C, O> ResponseFuture<S, Req, R, C, O>
+impl<S, Req, R, C, O, P, K> ResponseFuture<S, Req, R, C, O, P, K>
 where
     R: Replay<Req>,
     S: Service<R::Request>,
+    K: BudgetScope<Req>,
 {
     pub(crate) const fn new(
         service: S,
-        shared: Arc<Shared<R, C, O>>,
+        shared: Arc<Shared<R, C, O, P, K>>,
         prepare: R::Prepare,
         now: Option<Instant>,
+        budget: K::Held,
     ) -> Self {
         Self {
             state: State::Preparing { prepare },
             service,
             shared,
+            budget,
             copy: None,
             progress: Progress::new(now),
             deadline: None,
@@ -81,10 +92,11 @@ where
     }
 }
 
-impl<S, Req, R, C, O> ResponseFuture<S, Req, R, C, O>
+impl<S, Req, R, C, O, P, K> ResponseFuture<S, Req, R, C, O, P, K>
 where
     R: Replay<Req>,
     S: Service<R::Request>,
+    K: BudgetScope<Req>,
 {
     /// A future whose first attempt is in flight already; `service` is readied before each
     /// retry.
@@ -92,15 +104,17 @@ where
     pub(crate) const fn calling(
         future: S::Future,
         service: S,
-        shared: Arc<Shared<R, C, O>>,
+        shared: Arc<Shared<R, C, O, P, K>>,
         copy: Option<R::Copy>,
         deadline: Option<Instant>,
         now: Option<Instant>,
+        budget: K::Held,
     ) -> Self {
         Self {
             state: State::Calling { future },
             service,
             shared,
+            budget,
             copy,
             progress: Progress::new(now),
             deadline,
@@ -110,14 +124,16 @@ where
     }
 }
 
-impl<S, Req, R, C, O> Future for ResponseFuture<S, Req, R, C, O>
+impl<S, Req, R, C, O, P, K> Future for ResponseFuture<S, Req, R, C, O, P, K>
 where
     R: Replay<Req>,
     S: Service<R::Request>,
     C: Classify<S::Response, S::Error>,
     O: for<'a> Observer<Event<'a>>,
+    P: Protocol<C, S::Response>,
+    K: BudgetScope<Req>,
 {
-    type Output = Result<S::Response, S::Error>;
+    type Output = Result<P::Response, S::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
@@ -132,25 +148,28 @@ where
                 StateProj::Calling { future } => {
                     let result = ready!(future.poll(cx));
                     let shared = &**this.shared;
+                    let budget = K::budget(this.budget, &shared.budget);
                     this.progress.attempts = this.progress.attempts.saturating_add(1);
                     let outcome = shared.classify.classify(&result);
                     // The budget is every caller's: a throttled failure (one caller's quota)
-                    // does not spend it.
-                    shared.core.budget.record(&outcome.for_upstream());
+                    // does not spend it (`for_upstream`). A result that is not a failure is
+                    // recorded by the protocol: now, or at the end of its body (gRPC trailers).
                     if !outcome.is_failure() {
-                        return Poll::Ready(result);
+                        return Poll::Ready(P::finish(result, outcome, budget, &shared.classify));
                     }
+                    budget.record(&outcome.for_upstream());
                     match decide(
                         shared,
+                        budget,
                         this.progress,
                         &outcome,
                         this.copy.is_some(),
                         *this.deadline,
                     ) {
-                        Decision::Done => return Poll::Ready(result),
+                        Decision::Done => return Poll::Ready(P::settled(result)),
                         Decision::GiveUp(reason) => {
                             give_up(shared, this.progress.attempts, reason, &outcome);
-                            return Poll::Ready(result);
+                            return Poll::Ready(P::settled(result));
                         }
                         Decision::Retry { delay, hinted } => {
                             // Release the failed response (its body, its connection) before
@@ -214,9 +233,10 @@ where
     state.set(State::Calling { future });
 }
 
-/// Runs the pure decision with the layer's budget and random source.
-fn decide<R, C, O>(
-    shared: &Shared<R, C, O>,
+/// Runs the pure decision with the request's budget and the layer's random source.
+fn decide<R, C, O, P, K>(
+    shared: &Shared<R, C, O, P, K>,
+    budget: &SharedBudget,
     progress: &mut Progress,
     outcome: &Outcome,
     replayable: bool,
@@ -232,12 +252,16 @@ fn decide<R, C, O>(
         now,
         deadline,
         &mut rng,
-        || core.budget.withdraw(now),
+        || budget.state().withdraw(now),
     )
 }
 
-fn give_up<R, C, O>(shared: &Shared<R, C, O>, attempts: u32, reason: GiveUp, outcome: &Outcome)
-where
+fn give_up<R, C, O, P, K>(
+    shared: &Shared<R, C, O, P, K>,
+    attempts: u32,
+    reason: GiveUp,
+    outcome: &Outcome,
+) where
     O: for<'a> Observer<Event<'a>>,
 {
     shared.core.gave_up.fetch_add(1, Ordering::Relaxed);
@@ -254,10 +278,11 @@ where
     }
 }
 
-impl<S, Req, R, C, O> fmt::Debug for ResponseFuture<S, Req, R, C, O>
+impl<S, Req, R, C, O, P, K> fmt::Debug for ResponseFuture<S, Req, R, C, O, P, K>
 where
     R: Replay<Req>,
     S: Service<R::Request>,
+    K: BudgetScope<Req>,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {

@@ -2,22 +2,10 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
-use tokio::time::Instant;
-use weir_core::SharedRandom;
-
-use crate::budget::BudgetState;
-
-/// The state every service and clone of one layer shares.
-#[derive(Debug)]
-pub(crate) struct Core {
-    pub(crate) budget: BudgetState,
-    pub(crate) rng: SharedRandom,
-    pub(crate) retries: AtomicU64,
-    pub(crate) gave_up: AtomicU64,
-    pub(crate) budget_exhausted: AtomicU64,
-}
+use crate::budget::SharedBudget;
+use crate::shared::Core;
 
 /// Reads what a retry layer has done; from [`RetryBuilder::build_with_handle`] or
 /// [`RetryLayer::handle`](crate::RetryLayer::handle). Cheap to clone,
@@ -27,11 +15,12 @@ pub(crate) struct Core {
 #[derive(Clone)]
 pub struct RetryHandle {
     core: Arc<Core>,
+    budget: SharedBudget,
 }
 
 impl RetryHandle {
-    pub(crate) const fn new(core: Arc<Core>) -> Self {
-        Self { core }
+    pub(crate) const fn new(core: Arc<Core>, budget: SharedBudget) -> Self {
+        Self { core, budget }
     }
 
     /// Retries made (scheduled) so far, by every service and clone of the layer.
@@ -53,10 +42,18 @@ impl RetryHandle {
         self.core.budget_exhausted.load(Ordering::Relaxed)
     }
 
-    /// Retries the budget would allow now (`None` when it is unlimited).
+    /// Retries the budget would allow now (`None` when it is unlimited). For a layer keyed per
+    /// server, the budget of requests without a server name (see [`budget`](Self::budget)).
     #[must_use]
     pub fn available(&self) -> Option<u64> {
-        self.core.budget.available(Instant::now())
+        self.budget.available()
+    }
+
+    /// The layer's budget: the one given to
+    /// [`shared_budget`](crate::RetryBuilder::shared_budget), or the layer's own.
+    #[must_use]
+    pub fn budget(&self) -> &SharedBudget {
+        &self.budget
     }
 }
 
@@ -66,6 +63,7 @@ impl fmt::Debug for RetryHandle {
             .field("retries", &self.retries())
             .field("gave_up", &self.gave_up())
             .field("budget_exhausted", &self.budget_exhausted())
+            .field("budget", &self.budget)
             .finish()
     }
 }

@@ -4,33 +4,27 @@ use std::fmt;
 use std::sync::Arc;
 
 use tower_layer::Layer;
-use weir_core::{AnyError, Backoff, GrpcStatus, HttpStatus, Jitter, Name};
+use weir_core::protocol::{Http, Plain};
+use weir_core::{AnyError, Backoff, GrpcStatus, HttpStatus, Jitter};
 
 use crate::builder::{DEFAULT_BACKOFF, RetryBuilder};
-use crate::handle::{Core, RetryHandle};
+use crate::handle::RetryHandle;
 use crate::replay::{HttpReplay, IdempotentReplay};
 use crate::service::Retry;
-use crate::state::Policy;
-
-/// What every service and clone of one layer shares: the configuration and the [`Core`].
-pub(crate) struct Shared<R, C, O> {
-    pub(crate) name: Name,
-    pub(crate) policy: Policy,
-    pub(crate) replay: R,
-    pub(crate) classify: C,
-    pub(crate) observer: O,
-    pub(crate) core: Arc<Core>,
-    /// `call` reads the clock only when `max_duration` needs it.
-    pub(crate) needs_clock: bool,
-}
+use crate::shared::Shared;
 
 /// Retries transient failures with backoff, within attempts, deadline and budget.
 ///
 /// Built once; every service it makes (and every clone of them) shares one budget and one
 /// random source, so an axum router that calls `layer()` once per route still has one budget.
 /// See the [crate docs](crate) for the semantics.
-pub struct RetryLayer<R = IdempotentReplay, C = AnyError, O = ()> {
-    shared: Arc<Shared<R, C, O>>,
+///
+/// `R` is the [`Replay`](crate::Replay), `C` the classifier, `O` the observer, `P` the
+/// [`Protocol`](crate::Protocol) (when the budget records an outcome: [`Plain`], or [`Http`]
+/// for gRPC's status in the trailers) and `K` the [`BudgetScope`](crate::BudgetScope) (`()`, one
+/// budget; [`PerKey`](crate::PerKey), one per server).
+pub struct RetryLayer<R = IdempotentReplay, C = AnyError, O = (), P = Plain, K = ()> {
+    shared: Arc<Shared<R, C, O, P, K>>,
 }
 
 impl RetryLayer {
@@ -70,14 +64,18 @@ impl RetryLayer {
     /// streaming call is sent once), and gRFC A6's backoff: `random(0, d)` (full jitter) of an
     /// exponential backoff from 100 ms, capped at 5 s. As A6 has it, `max_attempts` is at most
     /// 5: a larger value is taken as 5. Narrow the retryable codes with
-    /// `GrpcStatus::new().only_retryable(&[...])` (A6's `retryableStatusCodes`).
+    /// `GrpcStatus::new().only_retryable(&[...])` (A6's `retryableStatusCodes`). The budget
+    /// hears a call's status where gRPC puts it ([`Http`], see
+    /// [`RetryBuilder::trailers`]): a call whose `grpc-status` arrives in the trailers is
+    /// recorded at the end of its body.
     #[must_use]
-    pub fn grpc() -> RetryBuilder<HttpReplay, GrpcStatus> {
+    pub fn grpc() -> RetryBuilder<HttpReplay, GrpcStatus, (), Http> {
         RetryBuilder::new()
             .replay(HttpReplay::new().non_idempotent(true).wait_for_body(false))
             .classify(GrpcStatus::new())
             .backoff(grpc_backoff())
             .cap_attempts(GRPC_MAX_ATTEMPTS)
+            .trailers()
     }
 }
 
@@ -89,8 +87,8 @@ const fn grpc_backoff() -> Backoff {
     DEFAULT_BACKOFF.jitter(Jitter::Full)
 }
 
-impl<R, C, O> RetryLayer<R, C, O> {
-    pub(crate) fn from_shared(shared: Shared<R, C, O>) -> Self {
+impl<R, C, O, P, K> RetryLayer<R, C, O, P, K> {
+    pub(crate) fn from_shared(shared: Shared<R, C, O, P, K>) -> Self {
         Self {
             shared: Arc::new(shared),
         }
@@ -108,11 +106,11 @@ impl<R, C, O> RetryLayer<R, C, O> {
     /// ```
     #[must_use]
     pub fn handle(&self) -> RetryHandle {
-        RetryHandle::new(Arc::clone(&self.shared.core))
+        RetryHandle::new(Arc::clone(&self.shared.core), self.shared.budget.clone())
     }
 }
 
-impl<R, C, O> Clone for RetryLayer<R, C, O> {
+impl<R, C, O, P, K> Clone for RetryLayer<R, C, O, P, K> {
     fn clone(&self) -> Self {
         Self {
             shared: Arc::clone(&self.shared),
@@ -120,7 +118,7 @@ impl<R, C, O> Clone for RetryLayer<R, C, O> {
     }
 }
 
-impl<R, C, O> fmt::Debug for RetryLayer<R, C, O> {
+impl<R, C, O, P, K> fmt::Debug for RetryLayer<R, C, O, P, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryLayer")
             .field("name", &self.shared.name)
@@ -129,8 +127,8 @@ impl<R, C, O> fmt::Debug for RetryLayer<R, C, O> {
     }
 }
 
-impl<S, R, C, O> Layer<S> for RetryLayer<R, C, O> {
-    type Service = Retry<S, R, C, O>;
+impl<S, R, C, O, P, K> Layer<S> for RetryLayer<R, C, O, P, K> {
+    type Service = Retry<S, R, C, O, P, K>;
 
     fn layer(&self, inner: S) -> Self::Service {
         Retry::new(inner, Arc::clone(&self.shared))

@@ -10,22 +10,27 @@ mod event;
 mod future;
 mod handle;
 mod layer;
+mod protocol;
 mod replay;
+mod scope;
 mod service;
+mod shared;
 mod state;
 
-pub use crate::budget::RetryBudget;
+pub use crate::budget::{RetryBudget, SharedBudget};
 pub use crate::builder::{ConfigError, RetryBuilder};
 #[cfg(feature = "serde")]
-pub use crate::config::{BudgetSpec, RetryConfig};
+pub use crate::config::{BudgetSpec, RetryConfig, ServerScope};
 pub use crate::event::{Event, GiveUp};
 pub use crate::future::ResponseFuture;
 pub use crate::handle::RetryHandle;
 pub use crate::layer::RetryLayer;
+pub use crate::protocol::{BodyGuard, Protocol};
 pub use crate::replay::{
     BodyError, CloneRequest, DEFAULT_BODY_LIMIT, Filtered, FilteredPrepare, HttpCopy, HttpReplay,
     IdempotentReplay, PrepareBody, Replay, ReplayBody,
 };
+pub use crate::scope::{BudgetScope, DEFAULT_MAX_SERVERS, PerKey};
 pub use crate::service::Retry;
 /// The trait through which the default replay ([`IdempotentReplay`]) asks a request for its
 /// HTTP method and headers; a request type of your own implements it in one line.

@@ -9,11 +9,15 @@ use tokio::time::Instant;
 use tower_service::Service;
 use weir_core::{Classify, Observer};
 
+use weir_core::AnyError;
+use weir_core::protocol::Plain;
+
 use crate::event::Event;
 use crate::future::ResponseFuture;
-use crate::layer::Shared;
+use crate::protocol::Protocol;
 use crate::replay::{IdempotentReplay, Replay};
-use weir_core::AnyError;
+use crate::scope::BudgetScope;
+use crate::shared::Shared;
 
 /// Retries the inner service's transient failures; made by [`RetryLayer`](crate::RetryLayer).
 ///
@@ -24,33 +28,20 @@ use weir_core::AnyError;
 /// future (leaving a clone behind), which sends the request once it is prepared. When an
 /// attempt fails transiently, the future sleeps, readies its service and sends the replayed
 /// request.
-pub struct Retry<S, R = IdempotentReplay, C = AnyError, O = ()> {
+pub struct Retry<S, R = IdempotentReplay, C = AnyError, O = (), P = Plain, K = ()> {
     inner: S,
-    shared: Arc<Shared<R, C, O>>,
+    shared: Arc<Shared<R, C, O, P, K>>,
 }
 
-impl<S, R, C, O> Retry<S, R, C, O> {
-    pub(crate) const fn new(inner: S, shared: Arc<Shared<R, C, O>>) -> Self {
+impl<S, R, C, O, P, K> Retry<S, R, C, O, P, K> {
+    pub(crate) const fn new(inner: S, shared: Arc<Shared<R, C, O, P, K>>) -> Self {
         Self { inner, shared }
     }
 
-    /// The inner service.
-    pub const fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub const fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service, consuming the retry.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    weir_core::inner_accessors!(inner: S);
 }
 
-impl<S: Clone, R, C, O> Clone for Retry<S, R, C, O> {
+impl<S: Clone, R, C, O, P, K> Clone for Retry<S, R, C, O, P, K> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -59,7 +50,7 @@ impl<S: Clone, R, C, O> Clone for Retry<S, R, C, O> {
     }
 }
 
-impl<S: fmt::Debug, R, C, O> fmt::Debug for Retry<S, R, C, O> {
+impl<S: fmt::Debug, R, C, O, P, K> fmt::Debug for Retry<S, R, C, O, P, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Retry")
             .field("inner", &self.inner)
@@ -68,16 +59,18 @@ impl<S: fmt::Debug, R, C, O> fmt::Debug for Retry<S, R, C, O> {
     }
 }
 
-impl<S, Req, R, C, O> Service<Req> for Retry<S, R, C, O>
+impl<S, Req, R, C, O, P, K> Service<Req> for Retry<S, R, C, O, P, K>
 where
     R: Replay<Req>,
     S: Service<R::Request> + Clone,
     C: Classify<S::Response, S::Error>,
     O: for<'a> Observer<Event<'a>>,
+    P: Protocol<C, S::Response>,
+    K: BudgetScope<Req>,
 {
-    type Response = S::Response;
+    type Response = P::Response;
     type Error = S::Error;
-    type Future = ResponseFuture<S, Req, R, C, O>;
+    type Future = ResponseFuture<S, Req, R, C, O, P, K>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
@@ -92,7 +85,8 @@ where
     fn call(&mut self, request: Req) -> Self::Future {
         let shared = &self.shared;
         let now = shared.needs_clock.then(Instant::now);
-        shared.core.budget.deposit_now();
+        let budget = shared.scope.select(&request, &shared.budget);
+        K::budget(&budget, &shared.budget).deposit();
         match shared.replay.prepare_now(request) {
             // The request is ready (a clone): the first attempt goes to the readied instance
             // now, and the future keeps a clone, readied before each retry (tower's `Retry`).
@@ -106,6 +100,7 @@ where
                     copy,
                     deadline,
                     now,
+                    budget,
                 )
             }
             // The request takes time to prepare (a body to read): the readied instance goes
@@ -114,7 +109,7 @@ where
             Err(prepare) => {
                 let clone = self.inner.clone();
                 let service = mem::replace(&mut self.inner, clone);
-                ResponseFuture::new(service, Arc::clone(shared), prepare, now)
+                ResponseFuture::new(service, Arc::clone(shared), prepare, now, budget)
             }
         }
     }

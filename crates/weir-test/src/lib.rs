@@ -2,6 +2,8 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod assert;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 #[cfg(feature = "http")]
 pub mod http;
 mod probe;

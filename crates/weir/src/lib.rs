@@ -24,7 +24,8 @@ pub use crate::optional::{Optional, OptionalFuture, OptionalLayer};
 #[cfg(feature = "presets")]
 pub use crate::presets::{
     BreakerInside, BreakerOutside, Client, ClientBuilder, ClientObserver, ClientStack, ConfigError,
-    HttpClient, Mode, PerAuthority, ServerBuilder, ServerStack, Single,
+    DEFAULT_EXEMPT_PATHS, Exempt, ExemptFuture, HttpClient, Mode, PerAuthority, ServerBuilder,
+    ServerStack, Single,
 };
 #[cfg(all(feature = "presets", feature = "tonic"))]
 pub use crate::presets::{Grpc, GrpcClient};
@@ -103,15 +104,15 @@ pub use weir_core::observer::Tracing;
 pub use weir_core::observer::{EVENTS_TOTAL, Metrics};
 #[doc(hidden)]
 pub use weir_core::response::{
-    ErrorResponse, ErrorResponseLayer, RefusalBody, ResponseBody, plain_text_body,
-    problem_json_body,
+    ErrorResponse, ErrorResponseLayer, RefusalBody, ResponseBody, grpc_code, http_status,
+    plain_text_body, problem_json_body,
 };
 #[doc(hidden)]
 pub use weir_core::wire::{
     GRPC_TIMEOUT, GrpcCode, HeaderStyle, InvalidTimeout, MAX_HINT, RateLimitInfo, RateLimitItem,
     RateLimitPolicyItem, ServerHint, TIMEOUT_MS, decode_grpc_timeout, decode_timeout_ms,
-    encode_grpc_timeout, encode_timeout_ms, grpc_code, grpc_pushback_millis, http_status,
-    parse_grpc_pushback, parse_ratelimit, parse_ratelimit_lenient, parse_ratelimit_policy,
+    encode_grpc_timeout, encode_timeout_ms, grpc_pushback_millis, parse_grpc_pushback,
+    parse_ratelimit, parse_ratelimit_lenient, parse_ratelimit_policy,
     parse_ratelimit_policy_lenient, parse_retry_after, server_hint,
 };
 #[doc(hidden)]

@@ -53,7 +53,7 @@ fn full_does_not_pull_in_redis() {
     let full = closure(&features, "full");
     assert!(!full.contains("redis"), "{full:?}");
     assert!(!full.contains("dep:weir-redis"), "{full:?}");
-    for pattern in ["rate-limit", "retry", "presets", "config"] {
+    for pattern in ["rate-limit", "retry", "presets", "config", "health"] {
         assert!(full.contains(pattern), "full lacks {pattern}");
     }
     assert!(closure(&features, "redis").contains("dep:weir-redis"));

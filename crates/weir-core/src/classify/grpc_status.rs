@@ -1,7 +1,7 @@
 //! `GrpcStatus`: classifies gRPC responses by their `grpc-status`.
 
+use super::any_error::classify_error;
 use super::http_status::hint_of;
-use super::outcome::classify_error;
 use crate::{Classify, Failure, Outcome};
 
 use std::fmt;

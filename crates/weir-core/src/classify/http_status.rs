@@ -1,6 +1,6 @@
 //! `HttpStatus`: classifies HTTP responses by their status.
 
-use super::outcome::classify_error;
+use super::any_error::classify_error;
 use crate::{Classify, Failure, Outcome};
 
 use std::fmt;

@@ -10,12 +10,12 @@
 //!   `DEADLINE_EXCEEDED`, ...), in the headers as a [`Classify`](crate::Classify) and in the
 //!   trailers as a [`ClassifyTrailers`].
 
+mod any_error;
 mod grpc_status;
 mod http_status;
-pub(crate) mod outcome;
 #[cfg(test)]
 mod tests;
 
+pub use self::any_error::AnyError;
 pub use self::grpc_status::{ClassifyTrailers, GrpcStatus};
 pub use self::http_status::HttpStatus;
-pub use self::outcome::AnyError;

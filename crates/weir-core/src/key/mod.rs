@@ -14,6 +14,7 @@
 //! stores a key for longer than the request calls [`KeyExtractor::detach`] first.
 
 mod api_key;
+mod cidr;
 pub(crate) mod extractor;
 mod peer;
 mod route;
@@ -23,9 +24,10 @@ use std::hash::Hash;
 use crate::KeyExtractor;
 
 pub use self::api_key::{ApiKey, ApiKeyToken, DEFAULT_MAX_KEY_LEN, Header};
+pub use self::cidr::{Cidr, CidrError};
 #[cfg(feature = "serde")]
 pub(crate) use self::peer::Walk;
-pub use self::peer::{Cidr, CidrError, ForwardedHeader, PeerIp};
+pub use self::peer::{ForwardedHeader, PeerIp};
 #[cfg(feature = "axum")]
 pub use self::route::Route;
 pub use self::route::{Authority, MethodPath, RouteKey};

@@ -1,7 +1,8 @@
 //! `From<weir_core::Error> for tonic::Status`.
 
+use super::status::grpc_code;
 use crate::Error;
-use crate::wire::{GRPC_RETRY_PUSHBACK_MS_STR, grpc_code, grpc_pushback_millis};
+use crate::wire::{GRPC_RETRY_PUSHBACK_MS_STR, grpc_pushback_millis};
 
 impl From<&Error> for tonic::Status {
     /// The status with the code of [`grpc_code`], [`Error::reason`] as the message and, when

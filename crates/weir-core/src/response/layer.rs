@@ -8,12 +8,13 @@ use http::{Response, StatusCode};
 use tower_layer::Layer;
 
 use super::body::retry_after_secs;
+use super::status::{grpc_code, http_status};
 use super::{ErrorResponse, RefusalBody, ResponseBody, plain_text_body, problem_json_body};
 use crate::error::{BoxError, Error};
 use crate::wire::GrpcCode;
 use crate::wire::HeaderStyle;
 use crate::wire::grpc_pushback_millis;
-use crate::wire::{GRPC_MESSAGE, GRPC_RETRY_PUSHBACK_MS, GRPC_STATUS, grpc_code, http_status};
+use crate::wire::{GRPC_MESSAGE, GRPC_RETRY_PUSHBACK_MS, GRPC_STATUS};
 
 const APPLICATION_GRPC: HeaderValue = HeaderValue::from_static("application/grpc");
 

@@ -1,7 +1,7 @@
 //! Turning errors into HTTP responses and gRPC statuses, written once for every weir layer:
 //! [`ErrorResponseLayer`] answers every error of the service it wraps, so the service never fails
 //! and mounts on an axum `Router` with no `HandleErrorLayer`. The status each error maps to is
-//! [`wire::http_status`](crate::wire::http_status) / [`wire::grpc_code`](crate::wire::grpc_code).
+//! [`http_status`] / [`grpc_code`], one mapping each.
 //!
 //! With the `axum` feature, [`Error`](crate::Error) is an `IntoResponse` too (the same response
 //! as [`ErrorResponseLayer::new`]'s), so a handler can `?` the error of a weir-wrapped client;
@@ -15,6 +15,7 @@ mod into_response;
 mod into_status;
 mod layer;
 mod service;
+mod status;
 #[cfg(test)]
 mod tests;
 
@@ -22,3 +23,4 @@ pub use self::body::{RefusalBody, ResponseBody, plain_text_body, problem_json_bo
 pub use self::future::ResponseFuture;
 pub use self::layer::ErrorResponseLayer;
 pub use self::service::ErrorResponse;
+pub use self::status::{grpc_code, http_status};

@@ -9,8 +9,7 @@
 //! | `X-RateLimit-Limit`, `-Remaining`, `-Reset` | | [`RateLimitInfo::write_headers`] with [`HeaderStyle::XRateLimit`] or [`HeaderStyle::Both`] |
 //! | `grpc-timeout` ([`GRPC_TIMEOUT`]) | [`decode_grpc_timeout`] | [`encode_grpc_timeout`] |
 //! | `x-timeout-ms` ([`TIMEOUT_MS`]) | [`decode_timeout_ms`] | [`encode_timeout_ms`] |
-//! | `grpc-status`, `grpc-message` ([`GRPC_STATUS`], [`GRPC_MESSAGE`]) | [`GrpcCode::from_bytes`] | [`grpc_code`] of an [`Error`](crate::Error) |
-//! | the HTTP status of a refusal | | [`http_status`] of an [`Error`](crate::Error) |
+//! | `grpc-status`, `grpc-message` ([`GRPC_STATUS`], [`GRPC_MESSAGE`]) | [`GrpcCode::from_bytes`] | [`GrpcCode::as_str`]; the code of an [`Error`](crate::Error) is [`response::grpc_code`](crate::response::grpc_code) |
 //!
 //! Every parser here is allocation-free and panic-free on whatever a peer sends; every hint is
 //! capped at [`MAX_HINT`] (one day).
@@ -20,10 +19,9 @@ mod hint;
 mod rate_limit_info;
 mod ratelimit;
 mod sf;
-mod status;
 #[cfg(test)]
 mod tests;
-pub(crate) mod timeout;
+mod timeout;
 
 use http::HeaderName;
 
@@ -38,7 +36,6 @@ pub use self::ratelimit::{
     RateLimitItem, RateLimitPolicyItem, parse_ratelimit, parse_ratelimit_lenient,
     parse_ratelimit_policy, parse_ratelimit_policy_lenient,
 };
-pub use self::status::{grpc_code, http_status};
 pub use self::timeout::{
     InvalidTimeout, decode_grpc_timeout, decode_timeout_ms, encode_grpc_timeout, encode_timeout_ms,
 };

@@ -7,13 +7,13 @@ use std::time::Duration;
 use http::HeaderValue;
 
 /// The largest `grpc-timeout` value: 8 digits.
-pub(crate) const GRPC_MAX_VALUE: u64 = 99_999_999;
+const GRPC_MAX_VALUE: u64 = 99_999_999;
 
 /// The largest `x-timeout-ms` value: 10 digits (about 115 days).
-pub(crate) const TIMEOUT_MS_MAX: u64 = 9_999_999_999;
+const TIMEOUT_MS_MAX: u64 = 9_999_999_999;
 
 /// The `grpc-timeout` units, finest first, with their length in nanoseconds.
-pub(crate) const GRPC_UNITS: [(u8, u64); 6] = [
+const GRPC_UNITS: [(u8, u64); 6] = [
     (b'n', 1),
     (b'u', 1_000),
     (b'm', 1_000_000),
@@ -161,7 +161,7 @@ fn ascii_header_value(mut n: u64, unit: Option<u8>) -> HeaderValue {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InvalidTimeout {
     header: &'static str,
-    pub(crate) reason: &'static str,
+    reason: &'static str,
 }
 
 impl InvalidTimeout {
@@ -177,3 +177,168 @@ impl fmt::Display for InvalidTimeout {
 }
 
 impl StdError for InvalidTimeout {}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn encode(d: Duration) -> String {
+        encode_grpc_timeout(d).to_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn grpc_timeout_decodes_each_unit() {
+        assert_eq!(decode_grpc_timeout(b"2H"), Ok(Duration::from_secs(7200)));
+        assert_eq!(decode_grpc_timeout(b"3M"), Ok(Duration::from_secs(180)));
+        assert_eq!(decode_grpc_timeout(b"4S"), Ok(Duration::from_secs(4)));
+        assert_eq!(decode_grpc_timeout(b"5m"), Ok(Duration::from_millis(5)));
+        assert_eq!(decode_grpc_timeout(b"6u"), Ok(Duration::from_micros(6)));
+        assert_eq!(decode_grpc_timeout(b"7n"), Ok(Duration::from_nanos(7)));
+        assert_eq!(
+            decode_grpc_timeout(b"99999999H"),
+            Ok(Duration::from_secs(99_999_999 * 3600))
+        );
+        assert_eq!(
+            decode_grpc_timeout(b"00000001S"),
+            Ok(Duration::from_secs(1))
+        );
+        assert_eq!(decode_grpc_timeout(b"0m"), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn grpc_timeout_encodes_with_the_finest_unit_that_fits() {
+        assert_eq!(encode(Duration::from_nanos(1)), "1n");
+        assert_eq!(encode(Duration::from_nanos(99_999_999)), "99999999n");
+        assert_eq!(encode(Duration::from_nanos(100_000_000)), "100000u");
+        assert_eq!(encode(Duration::from_nanos(100_000_999)), "100000u"); // rounded down
+        assert_eq!(encode(Duration::from_secs(1)), "1000000u");
+        assert_eq!(encode(Duration::from_secs(100)), "100000m");
+        assert_eq!(encode(Duration::from_secs(100_000)), "100000S");
+        assert_eq!(encode(Duration::from_secs(100_000_000)), "1666666M");
+        assert_eq!(encode(Duration::from_secs(6_000_000_000)), "1666666H");
+        assert_eq!(encode(Duration::from_secs(99_999_999 * 3600)), "99999999H");
+        assert_eq!(encode(Duration::MAX), "99999999H");
+        assert_eq!(encode(Duration::ZERO), "0n");
+    }
+
+    #[test]
+    fn grpc_timeout_rejects_malformed_values() {
+        for (value, reason) in [
+            (&b""[..], "empty value"),
+            (b"1", "missing unit (one of H M S m u n)"),
+            (b"100", "missing unit (one of H M S m u n)"),
+            (b"S", "missing value"),
+            (b"10s", "unknown unit (expected one of H M S m u n)"),
+            (b"10x", "unknown unit (expected one of H M S m u n)"),
+            (b"10 ", "unknown unit (expected one of H M S m u n)"),
+            (b"10m ", "unknown unit (expected one of H M S m u n)"),
+            (b"123456789n", "more than 8 digits"),
+            (b"-1S", "value must be ASCII digits only"),
+            (b"+1S", "value must be ASCII digits only"),
+            (b" 1S", "value must be ASCII digits only"),
+            (b"1 S", "value must be ASCII digits only"),
+            (b"1.5S", "value must be ASCII digits only"),
+            ("١S".as_bytes(), "value must be ASCII digits only"),
+            (b"1\xc3S", "value must be ASCII digits only"),
+            (b"1\xb5", "unknown unit (expected one of H M S m u n)"),
+        ] {
+            let err = decode_grpc_timeout(value).unwrap_err();
+            assert_eq!(err.reason, reason, "{value:?}");
+            assert_eq!(
+                err.to_string(),
+                format!("invalid `grpc-timeout` value: {reason}")
+            );
+        }
+    }
+
+    #[test]
+    fn timeout_ms_round_trips_and_rejects_malformed_values() {
+        assert_eq!(decode_timeout_ms(b"1"), Ok(Duration::from_millis(1)));
+        assert_eq!(
+            decode_timeout_ms(b"9999999999"),
+            Ok(Duration::from_millis(9_999_999_999))
+        );
+        assert_eq!(decode_timeout_ms(b"0"), Ok(Duration::ZERO));
+        for value in [
+            &b""[..],
+            b"12345678901",
+            b"-5",
+            b"+5",
+            b" 5",
+            b"5 ",
+            b"5ms",
+            b"1e3",
+            b"\xff",
+        ] {
+            assert!(decode_timeout_ms(value).is_err(), "{value:?}");
+        }
+        assert_eq!(
+            decode_timeout_ms(b"5ms").unwrap_err().to_string(),
+            "invalid `x-timeout-ms` value: value must be ASCII digits only"
+        );
+
+        assert_eq!(encode_timeout_ms(Duration::from_millis(1500)), "1500");
+        assert_eq!(encode_timeout_ms(Duration::from_nanos(1_999_999)), "1");
+        assert_eq!(encode_timeout_ms(Duration::ZERO), "1");
+        assert_eq!(encode_timeout_ms(Duration::MAX), "9999999999");
+    }
+
+    proptest! {
+        #[test]
+        fn grpc_timeout_round_trip_loses_less_than_one_unit(
+            nanos in 0_u128..=u128::from(GRPC_MAX_VALUE) * 3_600_000_000_000,
+        ) {
+            let d = Duration::new(
+                u64::try_from(nanos / 1_000_000_000).unwrap(),
+                u32::try_from(nanos % 1_000_000_000).unwrap(),
+            );
+            let encoded = encode_grpc_timeout(d);
+            let bytes = encoded.as_bytes();
+            prop_assert!((2..=9).contains(&bytes.len()), "{:?}", encoded);
+            let decoded = decode_grpc_timeout(bytes).unwrap();
+            prop_assert!(decoded <= d, "{:?} -> {:?} -> {:?}", d, encoded, decoded);
+            let unit = bytes[bytes.len() - 1];
+            let unit_nanos = GRPC_UNITS.iter().find(|(u, _)| *u == unit).unwrap().1;
+            prop_assert!((d - decoded).as_nanos() < u128::from(unit_nanos));
+            if nanos < 100_000_000 {
+                prop_assert_eq!(decoded, d);
+            }
+        }
+
+        #[test]
+        fn grpc_timeout_small_values_round_trip_exactly(nanos in 0_u64..100_000_000) {
+            let d = Duration::from_nanos(nanos);
+            prop_assert_eq!(decode_grpc_timeout(encode_grpc_timeout(d).as_bytes()), Ok(d));
+        }
+
+        #[test]
+        fn timeout_ms_round_trip_rounds_down(millis in 1_u64..=TIMEOUT_MS_MAX, extra in 0_u32..1_000_000) {
+            let d = Duration::from_millis(millis) + Duration::from_nanos(u64::from(extra));
+            prop_assert_eq!(
+                decode_timeout_ms(encode_timeout_ms(d).as_bytes()),
+                Ok(Duration::from_millis(millis))
+            );
+        }
+
+        #[test]
+        fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..16)) {
+            if let Ok(d) = decode_grpc_timeout(&bytes) {
+                prop_assert!(d <= Duration::from_secs(GRPC_MAX_VALUE * 3600));
+            }
+            if let Ok(d) = decode_timeout_ms(&bytes) {
+                prop_assert!(d <= Duration::from_millis(TIMEOUT_MS_MAX));
+            }
+        }
+
+        #[test]
+        fn grpc_looking_input_never_panics(text in "[0-9HMSmunx +-]{0,12}") {
+            if let Ok(d) = decode_grpc_timeout(text.as_bytes()) {
+                // Whatever decoded re-encodes to a value no larger.
+                let again = decode_grpc_timeout(encode_grpc_timeout(d).as_bytes()).unwrap();
+                prop_assert!(again <= d);
+            }
+        }
+    }
+}

@@ -142,7 +142,7 @@ impl<C> Mode for PerAuthority<C> {
 impl<C> Mode for Grpc<C> {
     type Breaker<O> = CircuitBreakerLayer<C, O>;
     type BreakerHandle = CircuitBreakerHandle;
-    type Retry<O> = RetryLayer<HttpReplay, GrpcStatus, O>;
+    type Retry<O> = RetryLayer<HttpReplay, GrpcStatus, O, weir_core::protocol::Http>;
     type Outer = crate::grpc::GrpcStatusLayer;
     type Inner = crate::grpc::TonicBodyLayer;
 }
@@ -733,7 +733,10 @@ impl<K, Ord, O: ClientObserver> ClientBuilder<K, Ord, O> {
     }
 
     /// The retry's settings, with the observer, over `retry`.
-    fn retry_settings<R, C>(&self, retry: RetryBuilder<R, C>) -> RetryBuilder<R, C, O> {
+    fn retry_settings<R, C, P>(
+        &self,
+        retry: RetryBuilder<R, C, (), P>,
+    ) -> RetryBuilder<R, C, O, P> {
         retry
             .name("client")
             .max_retries(self.max_retries)

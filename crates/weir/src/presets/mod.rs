@@ -6,6 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 mod client;
+mod exempt;
 mod server;
 
 pub use self::client::{
@@ -14,6 +15,7 @@ pub use self::client::{
 };
 #[cfg(feature = "tonic")]
 pub use self::client::{Grpc, GrpcClient};
+pub use self::exempt::{DEFAULT_EXEMPT_PATHS, Exempt, ExemptFuture};
 pub use self::server::{ServerBuilder, ServerStack};
 
 /// A preset's configuration that breaks a rule, from `build()`; the message names the field.

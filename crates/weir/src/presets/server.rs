@@ -1,13 +1,16 @@
 //! The standard server stack: [`ServerStack`] and its builder.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tower_layer::{Identity, Layer, Stack};
-use weir_core::{ErrorResponseLayer, Observer};
-use weir_load_shed::{Fixed, Http, LoadShedHandle, LoadShedLayer, Priority, Uniform};
-use weir_timeout::TimeoutLayer;
+use tower_layer::{Identity, Layer};
+use weir_core::{ErrorResponse, ErrorResponseLayer, Observer};
+use weir_load_shed::{Fixed, Http, LoadShed, LoadShedHandle, LoadShedLayer, Priority, Uniform};
+use weir_timeout::{Timeout, TimeoutLayer};
 
+use super::exempt::{DEFAULT_EXEMPT_PATHS, Exempt};
 use super::{ConfigError, check_timeout};
 
 /// The server preset's default timeout: 30 s (the total timeout of .NET's standard pipeline).
@@ -16,12 +19,6 @@ const DEFAULT_SERVER_TIMEOUT: Duration = Duration::from_secs(30);
 /// permits, no queue).
 const DEFAULT_MAX_IN_FLIGHT: usize = 1_000;
 
-/// The server layers, innermost first (the order `tower_layer::Stack` nests them in).
-type ServerLayers<R, C, O> = Stack<
-    TimeoutLayer<Duration, O>,
-    Stack<LoadShedLayer<Fixed, C, O, Http>, Stack<R, ErrorResponseLayer>>,
->;
-
 /// The standard server stack, one [`Layer`]: outermost first,
 /// [`ErrorResponseLayer`] (every refusal becomes a 429 / 503 / 504 response, so the service's
 /// error is `Infallible` and it mounts on an axum `Router`), an optional keyed rate limit,
@@ -29,6 +26,12 @@ type ServerLayers<R, C, O> = Stack<
 /// response body ends, so a streamed body holds its slot to the last byte), and a server timeout ([`TimeoutLayer::server`]: the
 /// client's deadline, capped at `timeout`). Why this order: see the crate's
 /// [`# Ordering`](crate#ordering).
+///
+/// **Health probes are exempt**: a request for one of the exempt paths (by default
+/// [`DEFAULT_EXEMPT_PATHS`](crate::DEFAULT_EXEMPT_PATHS), weir-health's `/livez`, `/readyz`,
+/// `/startupz`) skips the rate limit and the load shedder (it still gets the response mapping
+/// and the timeout), so a flood that makes the stack refuse everyone never makes it refuse the
+/// probes that report on it; see [`ServerBuilder::exempt_paths`] and [`Exempt`].
 ///
 /// Its parts stay reachable: [`load_shed`](Self::load_shed) is a handle on the shedder's
 /// figures and load level, [`rate_limit`](Self::rate_limit) the rate limit layer (its handle
@@ -62,6 +65,7 @@ pub struct ServerStack<R = Identity, C = Uniform, O = ()> {
     timeout_layer: TimeoutLayer<Duration, O>,
     timeout: Duration,
     max_in_flight: usize,
+    exempt: Arc<[Cow<'static, str>]>,
 }
 
 impl ServerStack {
@@ -77,6 +81,7 @@ impl ServerStack {
             priority: Uniform,
             shares: Vec::new(),
             observer: (),
+            exempt: None,
         }
     }
 }
@@ -101,6 +106,12 @@ impl<R, C, O> ServerStack<R, C, O> {
         &self.rate_limit
     }
 
+    /// The paths that skip the rate limit and the load shedder (the health probes).
+    #[must_use]
+    pub fn exempt_paths(&self) -> &[Cow<'static, str>] {
+        &self.exempt
+    }
+
     /// The response mapping, outermost: how refusals are answered.
     #[must_use]
     pub const fn error_responses(&self) -> &ErrorResponseLayer {
@@ -119,21 +130,31 @@ impl<R, C, O> ServerStack<R, C, O> {
     }
 }
 
-impl<S, R: Clone, C, O: Clone> Layer<S> for ServerStack<R, C, O>
+/// The service a [`ServerStack`] makes of `S`: the response mapping around [`Exempt`], which
+/// sends the probes to the timeout and `S` directly, and every other request through the rate
+/// limit `R` and the load shedder first.
+type ServerService<S, R, C, O> = ErrorResponse<
+    Exempt<
+        <R as Layer<LoadShed<Timeout<S, Duration, O>, Fixed, C, O, Http>>>::Service,
+        Timeout<S, Duration, O>,
+    >,
+>;
+
+impl<S, R, C, O> Layer<S> for ServerStack<R, C, O>
 where
-    ServerLayers<R, C, O>: Layer<S>,
+    S: Clone,
+    R: Layer<LoadShed<Timeout<S, Duration, O>, Fixed, C, O, Http>>,
+    O: Clone,
 {
-    type Service = <ServerLayers<R, C, O> as Layer<S>>::Service;
+    type Service = ServerService<S, R, C, O>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let layers: ServerLayers<R, C, O> = Stack::new(
-            self.timeout_layer.clone(),
-            Stack::new(
-                self.shed.clone(),
-                Stack::new(self.rate_limit.clone(), self.errors),
-            ),
-        );
-        layers.layer(inner)
+        let direct = self.timeout_layer.layer(inner.clone());
+        let protected = self
+            .rate_limit
+            .layer(self.shed.layer(self.timeout_layer.layer(inner)));
+        self.errors
+            .layer(Exempt::new(protected, direct, Arc::clone(&self.exempt)))
     }
 }
 
@@ -147,6 +168,7 @@ impl<R: Clone, C, O: Clone> Clone for ServerStack<R, C, O> {
             timeout_layer: self.timeout_layer.clone(),
             timeout: self.timeout,
             max_in_flight: self.max_in_flight,
+            exempt: Arc::clone(&self.exempt),
         }
     }
 }
@@ -157,6 +179,7 @@ impl<R, C, O> fmt::Debug for ServerStack<R, C, O> {
             .field("error_responses", &self.errors)
             .field("timeout", &self.timeout)
             .field("max_in_flight", &self.max_in_flight)
+            .field("exempt_paths", &self.exempt)
             .finish_non_exhaustive()
     }
 }
@@ -172,6 +195,7 @@ impl<R, C, O> fmt::Debug for ServerStack<R, C, O> {
 /// | `expose_deadline` | off | the `Deadline` is in the extensions only when the client sent one (no allocation otherwise) |
 /// | `error_responses` | [`ErrorResponseLayer::new`]: 429 / 503 / 504, 401 for a missing key, plain text, IETF `RateLimit` fields | [`problem_json`](ErrorResponseLayer::problem_json) for a JSON API |
 /// | `observer` | none (`()`: free) | `weir::Tracing`, `weir::Metrics`, or your own |
+/// | `exempt_paths` | [`DEFAULT_EXEMPT_PATHS`](crate::DEFAULT_EXEMPT_PATHS): `/livez`, `/readyz`, `/startupz` | weir-health's probe paths: never refused by the protections they report on |
 ///
 /// The stack sheds load with [`LoadShedLayer`] rather than a bulkhead: with no queue both refuse
 /// the call over the cap at once, and the shedder keeps one counter for the whole server. A call
@@ -188,9 +212,40 @@ pub struct ServerBuilder<R = Identity, C = Uniform, O = ()> {
     /// The shares the user set, by priority; the others keep the load shedder's defaults.
     shares: Vec<(Priority, f64)>,
     observer: O,
+    /// `None`: the defaults.
+    exempt: Option<Vec<Cow<'static, str>>>,
 }
 
 impl<R, C, O> ServerBuilder<R, C, O> {
+    /// The request paths (exact, without the query) that skip the rate limit and the load
+    /// shedder: the health probes. They replace the defaults,
+    /// [`DEFAULT_EXEMPT_PATHS`](crate::DEFAULT_EXEMPT_PATHS) (weir-health's `/livez`,
+    /// `/readyz`, `/startupz`); give the paths your `HealthService` serves if you changed them,
+    /// or none to exempt nothing.
+    ///
+    /// An exempt request still gets the response mapping and the timeout. Exempt only what is
+    /// cheap to answer, as weir-health's probes are (each check runs at most once per caching
+    /// period, however many probes arrive): nothing limits how often it is asked.
+    ///
+    /// ```
+    /// use weir::ServerStack;
+    ///
+    /// let stack = ServerStack::builder()
+    ///     .exempt_paths(["/healthz/live", "/healthz/ready"])
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(stack.exempt_paths().len(), 2);
+    /// ```
+    #[must_use]
+    pub fn exempt_paths<I, P>(mut self, paths: I) -> Self
+    where
+        I: IntoIterator<Item = P>,
+        P: Into<Cow<'static, str>>,
+    {
+        self.exempt = Some(paths.into_iter().map(Into::into).collect());
+        self
+    }
+
     /// The longest a request may run (a client's shorter deadline, sent in `grpc-timeout` or
     /// `x-timeout-ms`, wins); past it the caller gets a 504.
     #[must_use]
@@ -259,6 +314,7 @@ impl<R, C, O> ServerBuilder<R, C, O> {
             priority: classifier,
             shares: self.shares,
             observer: self.observer,
+            exempt: self.exempt,
         }
     }
 
@@ -289,6 +345,7 @@ impl<R, C, O> ServerBuilder<R, C, O> {
             priority: self.priority,
             shares: self.shares,
             observer,
+            exempt: self.exempt,
         }
     }
 
@@ -304,6 +361,7 @@ impl<R, C, O> ServerBuilder<R, C, O> {
             priority: self.priority,
             shares: self.shares,
             observer: self.observer,
+            exempt: self.exempt,
         }
     }
 }
@@ -348,6 +406,10 @@ where
             timeout_layer: timeout,
             timeout: self.timeout,
             max_in_flight: self.max_in_flight,
+            exempt: match self.exempt {
+                Some(paths) => paths.into(),
+                None => DEFAULT_EXEMPT_PATHS.map(Cow::Borrowed).into(),
+            },
         })
     }
 }
@@ -374,6 +436,7 @@ impl<R, C, O> fmt::Debug for ServerBuilder<R, C, O> {
             .field("timeout", &self.timeout)
             .field("expose_deadline", &self.expose_deadline)
             .field("shares", &self.shares)
+            .field("exempt_paths", &self.exempt)
             .finish_non_exhaustive()
     }
 }

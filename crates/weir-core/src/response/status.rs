@@ -2,8 +2,8 @@
 
 use http::StatusCode;
 
-use super::GrpcCode;
 use crate::Error;
+use crate::wire::GrpcCode;
 
 /// The HTTP status for a weir error.
 ///
@@ -22,7 +22,7 @@ use crate::Error;
 /// use std::time::Duration;
 /// use http::StatusCode;
 /// use weir_core::Error;
-/// use weir_core::wire::http_status;
+/// use weir_core::response::http_status;
 ///
 /// assert_eq!(http_status(&Error::rate_limited(Duration::from_secs(1))), StatusCode::TOO_MANY_REQUESTS);
 /// assert_eq!(http_status(&Error::circuit_open()), StatusCode::SERVICE_UNAVAILABLE);
