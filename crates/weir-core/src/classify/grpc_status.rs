@@ -9,8 +9,7 @@ use std::fmt;
 use http::StatusCode;
 
 use crate::degrade::Degraded;
-use crate::wire::GrpcCode;
-use crate::wire::ServerHint;
+use crate::wire::{GRPC_STATUS, GrpcCode, ServerHint};
 
 /// Classifies gRPC responses by the `grpc-status` in their headers.
 ///
@@ -186,7 +185,7 @@ impl GrpcStatus {
     /// The outcome for a response head.
     #[must_use]
     pub fn classify_response(&self, status: StatusCode, headers: &http::HeaderMap) -> Outcome {
-        let code = match headers.get("grpc-status") {
+        let code = match headers.get(GRPC_STATUS) {
             Some(value) => GrpcCode::from_bytes(value.as_bytes()).unwrap_or(GrpcCode::Unknown),
             None if status == StatusCode::OK => return Outcome::Success,
             // A proxy's 429: one caller's quota, whatever gRPC code it maps to.
@@ -222,7 +221,7 @@ impl ClassifyTrailers for GrpcStatus {
     /// after the first message.
     #[inline]
     fn in_trailers(&self, status: StatusCode, headers: &http::HeaderMap) -> bool {
-        status == StatusCode::OK && !headers.contains_key("grpc-status")
+        status == StatusCode::OK && !headers.contains_key(GRPC_STATUS)
     }
 
     /// The `grpc-status` of the trailers (with their pushback hint); a body that ends without
@@ -233,7 +232,7 @@ impl ClassifyTrailers for GrpcStatus {
         match end {
             BodyEnd::Trailers(trailers) => {
                 let code = trailers
-                    .get("grpc-status")
+                    .get(GRPC_STATUS)
                     .map_or(GrpcCode::Unknown, |value| {
                         GrpcCode::from_bytes(value.as_bytes()).unwrap_or(GrpcCode::Unknown)
                     });
@@ -315,7 +314,7 @@ impl GrpcStatus {
         }
         let hint = status
             .metadata()
-            .get("grpc-retry-pushback-ms")
+            .get(crate::wire::GRPC_RETRY_PUSHBACK_MS.as_str())
             .and_then(|value| crate::wire::parse_grpc_pushback(value.as_bytes()));
         self.classify_code(code, hint)
     }

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 /// An IP network in CIDR notation (`10.0.0.0/8`, `2001:db8::/32`), or one address (`10.0.0.7`,
-/// the same as `/32` or `/128`): the proxies [`PeerIp::trust`] trusts.
+/// the same as `/32` or `/128`): the proxies [`PeerIp::trust`](super::PeerIp::trust) trusts.
 ///
 /// Parsed with [`FromStr`] (and, with the `serde` feature, read from a configuration file as
 /// such a string). Bits set past the prefix are cleared (`10.1.2.3/8` is `10.0.0.0/8`, as nginx
