@@ -348,7 +348,7 @@ impl<C, O> Guard<C, O> {
 }
 
 impl<C, O> Drop for Guard<C, O> {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         // Only a probe's slot is given back (`release` ignores every other permit): a finished
         // call, or a closed one, writes nothing here.

@@ -263,9 +263,12 @@ impl Permit {
     }
 
     /// Whether dropping this permit without an outcome gives something back.
+    ///
+    /// One bit test: of the kinds (0, 1, 2 in bits 8 to 15) only [`PermitKind::Probe`] sets
+    /// bit 8 (every guard's drop asks this).
     #[inline]
     pub(crate) const fn is_probe(self) -> bool {
-        matches!(self.kind(), PermitKind::Probe)
+        self.0.get() & (1 << 8) != 0
     }
 }
 
@@ -672,9 +675,13 @@ impl Breaker {
     /// The closed path of [`admit`](Self::admit), inlined into the caller: one load. A permit
     /// when the circuit is closed, forced closed or metrics-only (the answer `admit` would give,
     /// with no notice); `None` otherwise, and then `admit` decides.
+    ///
+    /// `Relaxed`, as [`still_counted`](Self::still_counted): a counted permit reads nothing the
+    /// word publishes (the steps that do, `record` and `success_is_steady`, load it again with
+    /// `Acquire`, and `admit`'s other states are decided on an `Acquire` load of their own).
     #[inline]
     pub(crate) fn admit_counted(&self) -> Option<Permit> {
-        let word = self.word.load(Ordering::Acquire);
+        let word = self.word.load(Ordering::Relaxed);
         is_counted(word).then(|| Permit::counted(word))
     }
 
@@ -732,9 +739,16 @@ impl Breaker {
     /// Whether a closed-path permit ([`admit_counted`](Self::admit_counted)) still holds: the
     /// circuit has not moved since (one load). `false` for any other permit (the caller then
     /// decides afresh: right, if slower).
+    ///
+    /// `Relaxed`: the load only asks whether the word moved (coherence gives a value no older
+    /// than the one `poll_ready` read) and publishes nothing to this thread; every step that
+    /// reads state the word guards (`record`, `success_is_steady`) loads it again with
+    /// `Acquire`. An `Acquire` load here would also make the compiler reload the pointers to
+    /// the shared state it already holds (an ordering barrier for every later load): about six
+    /// instructions on the closed path.
     #[inline]
     pub(crate) fn still_counted(&self, permit: Permit) -> bool {
-        Permit::counted(self.word.load(Ordering::Acquire)) == permit
+        Permit::counted(self.word.load(Ordering::Relaxed)) == permit
     }
 
     /// Whether the circuit is still in the period (state and generation) `permit` was taken in:

@@ -18,6 +18,12 @@ use weir_timeout::TimeoutLayer;
 
 const LATENCY: Duration = Duration::from_millis(20);
 
+/// The upstream's latency over real sockets (real time): long enough that a loaded machine
+/// cannot stall the server past it before the hostile 1 ms deadline fires (the timeout polls the
+/// inner future first, so a handler already done by then would answer 200). With 20 ms the test
+/// failed under a load average of 17 on 2 cores.
+const HTTP_LATENCY: Duration = Duration::from_millis(300);
+
 /// A healthy upstream: answers 200 after `LATENCY`, counting the calls that reach it.
 fn upstream(
     hits: Arc<AtomicUsize>,
@@ -160,14 +166,14 @@ async fn the_attempt_timeout_itself_still_counts_against_the_upstream() {
 
 /// #16.1 over real sockets: an axum app whose route sits behind a breaker and a server-mode
 /// timeout. Hostile requests with `x-timeout-ms: 1` get 504; a well-behaved client keeps getting
-/// 200 and the breaker stays closed. (Real time: the upstream's latency is a real 20 ms sleep.)
+/// 200 and the breaker stays closed. (Real time: the upstream's latency is a real sleep, [`HTTP_LATENCY`].)
 #[tokio::test]
 async fn over_http_hostile_tiny_deadlines_leave_the_good_client_served() {
     let (breaker, handle) = breaker();
     let app = Router::new().route(
         "/",
         get(|| async {
-            tokio::time::sleep(LATENCY).await;
+            tokio::time::sleep(HTTP_LATENCY).await;
             "ok"
         })
         .layer(

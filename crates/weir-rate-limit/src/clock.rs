@@ -30,6 +30,15 @@ impl Origin {
     }
 }
 
+impl Origin {
+    /// The instant `t` nanoseconds after the origin: the inverse of [`nanos`](Self::nanos)
+    /// (exact for every instant not before the origin).
+    #[inline]
+    pub(crate) fn instant_at(&self, t: u64) -> Instant {
+        Instant::from_std(self.instant + Duration::from_nanos(t))
+    }
+}
+
 fn nanos_of(d: Duration) -> u64 {
     d.as_secs()
         .saturating_mul(1_000_000_000)
@@ -48,5 +57,7 @@ mod tests {
         assert_eq!(origin.nanos(start + Duration::new(1, 5)), 1_000_000_005);
         let later = Origin::new((start + Duration::from_secs(1)).into_std());
         assert_eq!(later.nanos(start), 0);
+        let at = start + Duration::new(3, 7);
+        assert_eq!(origin.instant_at(origin.nanos(at)), at);
     }
 }

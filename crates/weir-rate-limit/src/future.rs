@@ -97,16 +97,18 @@ impl Info {
 impl Drop for Info {
     #[inline]
     fn drop(&mut self) {
-        if let Some(info) = self.0.take() {
-            drop_info(info);
+        // A test and a branch inline: the `take` (a store) happens out of line, only when
+        // there is something to drop.
+        if self.0.is_some() {
+            drop_info(&mut self.0);
         }
     }
 }
 
 #[cold]
 #[inline(never)]
-fn drop_info(info: Box<RateLimitInfo>) {
-    drop(info);
+fn drop_info(info: &mut Option<Box<RateLimitInfo>>) {
+    drop(info.take());
 }
 
 impl<F, S, Req, D, P> ResponseFuture<F, S, Req, D, P> {

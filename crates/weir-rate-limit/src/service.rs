@@ -183,15 +183,17 @@ impl<S, X, St, T, C, O, P> RateLimit<S, X, St, T, C, O, P> {
             {
                 // The plain happy path: admitted at once, nothing to report.
                 Now::Admitted => Next::Call(None),
-                Now::Decided(Ok(decision))
+                Now::Decided(Ok(decision), _)
                     if decision.is_admitted() && decision.is_immediate() && !headers =>
                 {
                     Next::Call(None)
                 }
-                Now::Decided(Ok(decision)) => {
-                    lim.judge(decision, now, key, tier, cost, protocol.header_style())
+                // The decision's own instant, not `now`: `now` is dead once the store has read
+                // it, so the happy path keeps no copy of it across the decision.
+                Now::Decided(Ok(decision), decided) => {
+                    lim.judge(decision, decided, key, tier, cost, protocol.header_style())
                 }
-                Now::Decided(Err(error)) => Next::Reject(error),
+                Now::Decided(Err(error), _) => Next::Reject(error),
                 Now::Later => {
                     let mut decision = lim.store.decide(key.as_ref(), tiers, ask, now);
                     let mut cx = Context::from_waker(Waker::noop());

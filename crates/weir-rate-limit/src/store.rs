@@ -217,8 +217,11 @@ pub enum Now {
     /// Admitted at once, the cost taken, with nothing to report (only when the limiter asked
     /// for a plain answer): the happy path, which builds no [`Decision`].
     Admitted,
-    /// Decided, as the future of [`Store::decide`] would have resolved.
-    Decided(Result<Decision, BoxError>),
+    /// Decided at the given instant (the `now` the store was asked at), as the future of
+    /// [`Store::decide`] would have resolved. The instant comes back with the answer so the
+    /// limiter need not keep its own copy alive across the decision (on the happy path it is
+    /// dead once the store has read it).
+    Decided(Result<Decision, BoxError>, Instant),
     /// The store cannot answer at once: the limiter calls [`Store::decide`].
     Later,
 }
@@ -715,17 +718,26 @@ impl<A: Algorithm> MemoryStore<A> {
             self.with_state(key, tier, now, t, admit)
         };
         match decided {
-            Some(decision) if !admitted => Now::Decided(Ok(decision)),
+            Some((decision, at)) if !admitted => Now::Decided(Ok(decision), at),
             _ => Now::Admitted,
         }
     }
 
     /// [`decide_states`](Self::decide_states) out of line, for a request the happy path did
-    /// not admit.
+    /// not admit, with the instant of `t` (so the happy path keeps no instant alive).
     #[cold]
     #[inline(never)]
-    fn decide_cold(&self, states: &KeyState<A::State>, tier: &Tier, ask: Ask, t: u64) -> Decision {
-        self.decide_states(states, tier, ask, t)
+    fn decide_cold(
+        &self,
+        states: &KeyState<A::State>,
+        tier: &Tier,
+        ask: Ask,
+        t: u64,
+    ) -> (Decision, Instant) {
+        (
+            self.decide_states(states, tier, ask, t),
+            self.epoch.instant_at(t),
+        )
     }
 
     /// The decision of a stored key: its state found (or made) in the map.
@@ -839,7 +851,7 @@ impl<A: Algorithm, K: Hash> Store<K> for MemoryStore<A> {
     fn decide_now(&self, key: Option<&K>, tier: &Tier, ask: Ask, plain: bool, now: Instant) -> Now {
         match tier.quotas() {
             [quota] if plain => self.admit_at(key, tier, quota, ask, now),
-            _ => Now::Decided(Ok(self.decide_at(key, tier, ask, now))),
+            _ => Now::Decided(Ok(self.decide_at(key, tier, ask, now)), now),
         }
     }
 

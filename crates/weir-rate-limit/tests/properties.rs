@@ -200,8 +200,9 @@ proptest! {
             let decided = full.decide(key, &tier, ask, now).into_inner().expect("in memory");
             match plain.decide_now(key, &tier, ask, true, now) {
                 Now::Admitted => prop_assert!(decided.is_admitted(), "at {}", t),
-                Now::Decided(Ok(d)) => {
+                Now::Decided(Ok(d), at) => {
                     prop_assert!(!d.is_admitted(), "admitted at once, yet not plainly, at {}", t);
+                    prop_assert_eq!(at, now, "the decision's instant at {}", t);
                     prop_assert_eq!(d, decided, "at {}", t);
                 }
                 other => prop_assert!(false, "{:?} at {}", other, t),

@@ -20,6 +20,7 @@ use crate::policy::RouteTimeouts;
 /// | `timeout` | duration | `"5s"` | [`timeout`](TimeoutBuilder::timeout); with `routes`, the timeout of the routes the table does not name |
 /// | `routes` | table: route to duration or `"none"` | `{ "/health" = "200ms", "/reports/*" = "60s", "/events/*" = "none" }` | [`routes`](TimeoutBuilder::routes) |
 /// | `incoming` | duration | `"30s"` | [`incoming`](TimeoutBuilder::incoming) (server mode: the cap on a client's `grpc-timeout` / `x-timeout-ms`) |
+/// | `reject_malformed_incoming` | boolean | `true` | [`reject_malformed_incoming`](TimeoutBuilder::reject_malformed_incoming) (server mode: a malformed `grpc-timeout` / `x-timeout-ms` is answered 400 / `INVALID_ARGUMENT` instead of ignored) |
 /// | `propagate` | duration | `"20ms"` | [`propagate`](TimeoutBuilder::propagate) (client mode: the network allowance) |
 /// | `expose_deadline` | boolean | `true` | [`expose_deadline`](TimeoutBuilder::expose_deadline) (store every request's deadline in its extensions; default: except in server mode) |
 /// | `name` | string | `"edge"` | [`name`](TimeoutBuilder::name) |
@@ -77,6 +78,10 @@ pub struct TimeoutConfig {
     /// for. Greater than zero.
     #[serde(default)]
     pub incoming: Option<ConfigDuration>,
+    /// Server mode: whether a malformed incoming `grpc-timeout` or `x-timeout-ms` is refused
+    /// (400 / `INVALID_ARGUMENT`) rather than ignored (unset: ignored).
+    #[serde(default)]
+    pub reject_malformed_incoming: Option<bool>,
     /// Client mode: the time left, minus this allowance, is written on outgoing requests.
     #[serde(default)]
     pub propagate: Option<ConfigDuration>,
@@ -114,6 +119,9 @@ impl TimeoutConfig {
         let mut builder = TimeoutLayer::builder().routes(table);
         if let Some(max) = self.incoming {
             builder = builder.incoming(max.get());
+        }
+        if let Some(reject) = self.reject_malformed_incoming {
+            builder = builder.reject_malformed_incoming(reject);
         }
         if let Some(allowance) = self.propagate {
             builder = builder.propagate(allowance.get());
@@ -226,6 +234,7 @@ mod tests {
     const FULL: &str = r#"
         timeout = "5s"
         incoming = "30s"
+        reject_malformed_incoming = true
         propagate = "20ms"
         expose_deadline = true
         name = "edge"
@@ -242,6 +251,7 @@ mod tests {
         let d = |n| Some(ConfigDuration::from(ms(n)));
         assert_eq!(config.timeout, d(5_000));
         assert_eq!(config.incoming, d(30_000));
+        assert_eq!(config.reject_malformed_incoming, Some(true));
         assert_eq!(config.propagate, d(20));
         assert_eq!(config.expose_deadline, Some(true));
         assert_eq!(config.name.as_deref(), Some("edge"));
@@ -363,6 +373,36 @@ mod tests {
             seen(&from_code, with_deadline()).await.unwrap().0,
             Some(ms(40))
         );
+    }
+
+    /// #16.2: `reject_malformed_incoming = true` in a file answers a malformed incoming
+    /// timeout header with 400 (a bad request) before the handler runs; unset, it is ignored.
+    #[tokio::test(start_paused = true)]
+    async fn reject_malformed_incoming_is_read_from_a_file() {
+        let server = "timeout = \"5s\"\nincoming = \"30s\"\n";
+        let strict = parse(&format!("{server}reject_malformed_incoming = true"));
+        assert_eq!(strict.reject_malformed_incoming, Some(true));
+        let strict = strict.build().unwrap();
+        let lenient = parse(server).build().unwrap();
+        for header in [("x-timeout-ms", "abc"), ("grpc-timeout", "123456789n")] {
+            let err = seen(&strict, get("/", &[header])).await.unwrap_err();
+            let err = Error::find(&*err).unwrap();
+            assert!(
+                err.is_bad_request() && !err.is_timeout(),
+                "{header:?}: {err}"
+            );
+            // Ignored by default: the layer's own 5 s applies, the handler runs.
+            let (left, _) = seen(&lenient, get("/", &[header])).await.unwrap();
+            assert_eq!(
+                left, None,
+                "{header:?}: server mode stores no deadline of its own"
+            );
+        }
+        // A well-formed header is honoured either way.
+        let (left, _) = seen(&strict, get("/", &[("x-timeout-ms", "800")]))
+            .await
+            .unwrap();
+        assert_eq!(left, Some(ms(800)));
     }
 
     #[test]

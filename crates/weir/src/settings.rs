@@ -184,7 +184,7 @@ impl fmt::Debug for ServerConfig {
 /// further than the preset, build each layer from its own file table
 /// ([`RetryConfig`](crate::retry::RetryConfig),
 /// [`CircuitBreakerConfig`](crate::circuit_breaker::CircuitBreakerConfig),
-/// [`BulkheadConfig`](crate::bulkhead::BulkheadConfig),
+/// [`BulkheadSettings`](crate::bulkhead::BulkheadSettings),
 /// [`TimeoutConfig`](crate::timeout::TimeoutConfig)) and stack them with `ServiceBuilder`.
 ///
 /// ```

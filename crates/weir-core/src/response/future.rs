@@ -9,7 +9,8 @@ use std::task::{Context, Poll, ready};
 use http::Response;
 use pin_project_lite::pin_project;
 
-use super::{ErrorResponseLayer, ResponseBody};
+use super::ResponseBody;
+use super::layer::AnswerRef;
 use crate::error::BoxError;
 
 pin_project! {
@@ -17,7 +18,9 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         pub(super) state: State<F>,
-        pub(super) config: ErrorResponseLayer,
+        // Four bytes, not the layer's configuration: only an error needs it, and the future of
+        // every call is moved through the stack above it.
+        pub(super) answer: AnswerRef,
         pub(super) grpc: bool,
     }
 }
@@ -33,10 +36,10 @@ pin_project! {
 impl<F> ResponseFuture<F> {
     /// The inner service failed in `poll_ready`: the future answers with its error response.
     #[cold]
-    pub(super) fn failed(error: BoxError, config: ErrorResponseLayer, grpc: bool) -> Self {
+    pub(super) fn failed(error: BoxError, answer: AnswerRef, grpc: bool) -> Self {
         Self {
             state: State::Failed { error: Some(error) },
-            config,
+            answer,
             grpc,
         }
     }
@@ -63,13 +66,13 @@ where
         let res = match this.state.project() {
             StateProj::Called { future } => match ready!(future.poll(cx)) {
                 Ok(res) => res.map(ResponseBody::new),
-                Err(err) => this.config.respond(&err.into(), *this.grpc),
+                Err(err) => this.answer.get().respond(&err.into(), *this.grpc),
             },
             StateProj::Failed { error } => {
                 let error = error
                     .take()
                     .expect("ResponseFuture polled after completion");
-                this.config.respond(&error, *this.grpc)
+                this.answer.get().respond(&error, *this.grpc)
             }
         };
         Poll::Ready(Ok(res))

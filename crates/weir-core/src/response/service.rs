@@ -7,6 +7,7 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use super::future::State;
+use super::layer::AnswerRef;
 use super::{ErrorResponseLayer, ResponseBody, ResponseFuture};
 use crate::error::BoxError;
 
@@ -22,6 +23,8 @@ use crate::error::BoxError;
 pub struct ErrorResponse<S> {
     inner: S,
     config: ErrorResponseLayer,
+    /// Where the response future finds `config` when it must answer an error.
+    answer: AnswerRef,
     failed: Option<BoxError>,
 }
 
@@ -29,14 +32,19 @@ impl<S> ErrorResponse<S> {
     /// Wraps `inner` with the default configuration of [`ErrorResponseLayer::new`].
     #[must_use]
     pub const fn new(inner: S) -> Self {
-        Self::with_config(inner, ErrorResponseLayer::new())
+        Self::with_config(inner, ErrorResponseLayer::new(), AnswerRef::DEFAULT)
     }
 
-    /// Wraps `inner` with the configuration of `config`.
-    pub(super) const fn with_config(inner: S, config: ErrorResponseLayer) -> Self {
+    /// Wraps `inner` with the configuration of `config`, which `answer` refers to.
+    pub(super) const fn with_config(
+        inner: S,
+        config: ErrorResponseLayer,
+        answer: AnswerRef,
+    ) -> Self {
         Self {
             inner,
             config,
+            answer,
             failed: None,
         }
     }
@@ -49,6 +57,7 @@ impl<S: Clone> Clone for ErrorResponse<S> {
         Self {
             inner: self.inner.clone(),
             config: self.config,
+            answer: self.answer,
             failed: None,
         }
     }
@@ -77,7 +86,7 @@ where
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         let grpc = self.config.wants_grpc(req.headers());
         if let Some(error) = self.failed.take() {
-            return ResponseFuture::failed(error, self.config, grpc);
+            return ResponseFuture::failed(error, self.answer, grpc);
         }
         // Built in one expression on the happy path: assembled in two branches, the future was
         // written piecewise and then copied, and the copy stalled on store forwarding.
@@ -85,7 +94,7 @@ where
             state: State::Called {
                 future: self.inner.call(req),
             },
-            config: self.config,
+            answer: self.answer,
             grpc,
         }
     }

@@ -215,6 +215,53 @@ async fn a_refusal_body_hook_writes_the_body() {
     assert_eq!(body_text(res).await, "");
 }
 
+/// Each service answers with its own layer's configuration, whatever other layers the process
+/// has (its future finds the configuration by reference), and the future stays small.
+#[tokio::test]
+async fn services_of_differently_configured_layers_answer_each_their_own_way() {
+    fn json(_: StatusCode, _: Option<&Error>) -> (HeaderValue, Bytes) {
+        (
+            HeaderValue::from_static("application/json"),
+            Bytes::from("{}"),
+        )
+    }
+    let failing = || {
+        tower::service_fn(|_: Request<()>| async {
+            Err::<Response<Full<Bytes>>, BoxError>(Error::missing_key().into())
+        })
+    };
+    let layers = [
+        ErrorResponseLayer::new(),
+        ErrorResponseLayer::new().missing_key_status(StatusCode::BAD_REQUEST),
+        ErrorResponseLayer::new()
+            .missing_key_status(StatusCode::FORBIDDEN)
+            .refusal_body(json),
+        ErrorResponseLayer::new().missing_key_status(StatusCode::BAD_REQUEST),
+    ];
+    let mut answers = Vec::new();
+    for layer in layers {
+        let res = layer.layer(failing()).oneshot(Request::new(())).await;
+        let res = res.expect("infallible");
+        let content_type = res.headers().get(CONTENT_TYPE).cloned();
+        answers.push((res.status(), content_type));
+    }
+    let text = Some(HeaderValue::from_static("text/plain; charset=utf-8"));
+    assert_eq!(
+        answers,
+        [
+            (StatusCode::UNAUTHORIZED, text.clone()),
+            (StatusCode::BAD_REQUEST, text.clone()),
+            (
+                StatusCode::FORBIDDEN,
+                Some(HeaderValue::from_static("application/json"))
+            ),
+            (StatusCode::BAD_REQUEST, text),
+        ]
+    );
+    type Inner = std::future::Ready<Result<Response<()>, BoxError>>;
+    assert!(size_of::<ResponseFuture<Inner>>() <= size_of::<Inner>() + 8);
+}
+
 /// #27.6: a request refused for carrying no key is a 401 (or the status chosen), gRPC
 /// `UNAUTHENTICATED`, never a 429 with a `Retry-After` to wait out.
 #[tokio::test]

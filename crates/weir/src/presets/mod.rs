@@ -54,7 +54,7 @@ pub enum ConfigError {
     /// The load shedder (the server's `share` of a priority) broke one of its rules.
     LoadShed(weir_load_shed::ConfigError),
     /// The bulkhead (`max_concurrent`) broke one of its rules.
-    Bulkhead(weir_bulkhead::ConfigError),
+    Bulkhead(weir_core::ConfigError),
     /// The retry (`max_retries`, `budget`) broke one of its rules.
     Retry(weir_retry::ConfigError),
     /// The circuit breaker (`failure_rate`, `minimum_calls`, `sampling_window`, `open_duration`)
