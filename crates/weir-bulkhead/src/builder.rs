@@ -1,37 +1,61 @@
-//! `BulkheadBuilder` and the configuration errors `build()` reports.
+//! `BulkheadBuilder`, `BulkheadLayer::builder()` and the presets.
 
-use std::error::Error as StdError;
-use std::fmt;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use weir_core::Name;
+use weir_core::protocol::{Http, Plain};
+use weir_core::{ConfigError, Name};
 
 use crate::event::Event;
 use crate::handle::BulkheadHandle;
-use crate::layer::{BulkheadLayer, Shared};
-use crate::protocol::{Http, Plain};
+use crate::layer::BulkheadLayer;
+use crate::partition::PartitionedBuilder;
+use crate::protocol::Mode;
+use crate::settings::{BulkheadSettings, PATTERN};
+use crate::shared::Shared;
 
-/// The default maximum of concurrent calls.
-pub const DEFAULT_MAX_CONCURRENT: usize = 100;
+impl BulkheadLayer {
+    /// A builder with the defaults (100 concurrent calls, no queue, `Retry-After: 1s`).
+    pub fn builder() -> BulkheadBuilder {
+        BulkheadBuilder::new()
+    }
 
-/// The default `Retry-After` a rejection carries.
-pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+    /// At most `max_concurrent` calls at once; up to `max_queue` more wait, in order, at most
+    /// `max_wait` each.
+    pub fn queueing(
+        max_concurrent: usize,
+        max_queue: usize,
+        max_wait: Duration,
+    ) -> BulkheadBuilder {
+        Self::builder()
+            .max_concurrent(max_concurrent)
+            .max_queue(max_queue)
+            .max_wait(max_wait)
+    }
+
+    /// One bulkhead per key that `extractor` reads from a request (a tenant header, a
+    /// downstream name), with named partitions and an optional shared pool.
+    pub fn partitioned<X, K>(extractor: X) -> PartitionedBuilder<X, K> {
+        PartitionedBuilder::new(extractor)
+    }
+
+    /// For an HTTP server or client: at most `max_concurrent` calls at once, each permit held
+    /// until its response body ends, the queue wait bounded by the request's deadline.
+    pub fn http(max_concurrent: usize) -> BulkheadBuilder<(), Http> {
+        Self::builder().max_concurrent(max_concurrent).http()
+    }
+}
 
 /// Configures a [`BulkheadLayer`]; from [`BulkheadLayer::builder`] or a preset.
 ///
-/// Defaults: 100 concurrent calls, no queue (a request that finds every permit taken is refused
-/// at once), `Retry-After: 1s` on rejections, [`Plain`] mode, no observer.
+/// It holds one [`BulkheadSettings`] (what a configuration file can give at once, with
+/// [`settings`](Self::settings)) plus its typed parts: the observer and the mode. Defaults: 100
+/// concurrent calls, no queue (a request that finds every permit taken is refused at once),
+/// `Retry-After: 1s` on rejections, `weir_core::protocol::Plain` mode, no observer.
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct BulkheadBuilder<O = (), P = Plain> {
-    name: Name,
-    max_concurrent: usize,
-    max_queue: usize,
-    max_wait: Option<Duration>,
-    retry_after: Duration,
-    backpressure: bool,
-    hold_body: bool,
+    settings: BulkheadSettings,
     observer: O,
     _protocol: PhantomData<fn() -> P>,
 }
@@ -39,13 +63,7 @@ pub struct BulkheadBuilder<O = (), P = Plain> {
 impl BulkheadBuilder {
     pub(crate) fn new() -> Self {
         Self {
-            name: Name::default(),
-            max_concurrent: DEFAULT_MAX_CONCURRENT,
-            max_queue: 0,
-            max_wait: None,
-            retry_after: DEFAULT_RETRY_AFTER,
-            backpressure: false,
-            hold_body: true,
+            settings: BulkheadSettings::default(),
             observer: (),
             _protocol: PhantomData,
         }
@@ -53,35 +71,41 @@ impl BulkheadBuilder {
 }
 
 impl<O, P> BulkheadBuilder<O, P> {
+    /// Takes every plain setting at once (from a configuration file, for example).
+    pub fn settings(mut self, settings: BulkheadSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
     /// Names this bulkhead in errors and events.
     pub fn name(mut self, name: impl Into<Name>) -> Self {
-        self.name = name.into();
+        self.settings.name = name.into();
         self
     }
 
     /// The maximum number of calls in flight at once (at least 1).
     pub const fn max_concurrent(mut self, max: usize) -> Self {
-        self.max_concurrent = max;
+        self.settings.max_concurrent = max;
         self
     }
 
     /// How many requests may wait, in arrival order, for a permit when all are taken; 0 (the
     /// default) refuses them at once. The wait happens in the response future.
     pub const fn max_queue(mut self, max: usize) -> Self {
-        self.max_queue = max;
+        self.settings.max_queue = max;
         self
     }
 
     /// The longest a queued request waits for a permit before it is refused. Unset, the wait is
-    /// bounded only by the request's deadline (in [`Http`] mode). Needs a queue.
+    /// bounded only by the request's deadline (in `Http` mode). Needs a queue.
     pub const fn max_wait(mut self, max_wait: Duration) -> Self {
-        self.max_wait = Some(max_wait);
+        self.settings.max_wait = Some(max_wait);
         self
     }
 
     /// The `Retry-After` every rejection carries (default 1 s).
     pub const fn retry_after(mut self, retry_after: Duration) -> Self {
-        self.retry_after = retry_after;
+        self.settings.retry_after = retry_after;
         self
     }
 
@@ -89,7 +113,7 @@ impl<O, P> BulkheadBuilder<O, P> {
     /// deciding in `call`: the caller sees backpressure, nothing is refused, and neither
     /// `max_queue` nor `max_wait` applies. Compose with a timeout or a load shedder.
     pub const fn backpressure(mut self) -> Self {
-        self.backpressure = true;
+        self.settings.backpressure = true;
         self
     }
 
@@ -99,75 +123,55 @@ impl<O, P> BulkheadBuilder<O, P> {
         O2: for<'a> weir_core::Observer<Event<'a>>,
     {
         BulkheadBuilder {
-            name: self.name,
-            max_concurrent: self.max_concurrent,
-            max_queue: self.max_queue,
-            max_wait: self.max_wait,
-            retry_after: self.retry_after,
-            backpressure: self.backpressure,
-            hold_body: self.hold_body,
+            settings: self.settings,
             observer,
             _protocol: PhantomData,
         }
     }
 
-    /// [`Http`] mode: the queue wait is bounded by the request's `Deadline` too, and the
-    /// permit is held until the response body ends.
+    /// `weir_core::protocol::Http` mode: the queue wait is bounded by the request's `Deadline`
+    /// too, and the permit is held until the response body ends.
     pub fn http(self) -> BulkheadBuilder<O, Http> {
         BulkheadBuilder {
-            name: self.name,
-            max_concurrent: self.max_concurrent,
-            max_queue: self.max_queue,
-            max_wait: self.max_wait,
-            retry_after: self.retry_after,
-            backpressure: self.backpressure,
-            hold_body: self.hold_body,
+            settings: self.settings,
             observer: self.observer,
             _protocol: PhantomData,
         }
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
-        if self.max_concurrent == 0 {
-            return Err(ConfigError::ZeroMaxConcurrent);
-        }
-        if self.max_concurrent > MAX_PERMITS {
-            return Err(ConfigError::MaxConcurrentTooLarge);
-        }
-        if self.retry_after.is_zero() {
-            return Err(ConfigError::ZeroRetryAfter);
-        }
-        if self.backpressure && (self.max_queue > 0 || self.max_wait.is_some()) {
-            return Err(ConfigError::QueueWithBackpressure);
-        }
-        if let Some(max_wait) = self.max_wait {
-            if max_wait.is_zero() {
-                return Err(ConfigError::ZeroMaxWait);
-            }
-            if self.max_queue == 0 {
-                return Err(ConfigError::MaxWaitWithoutQueue);
-            }
-        }
-        Ok(())
-    }
-
     /// Builds the layer; every service it makes and every clone share one set of permits.
-    pub fn build(self) -> Result<BulkheadLayer<O, P>, ConfigError> {
-        self.validate()?;
-        Ok(BulkheadLayer::from_shared(Shared {
-            core: crate::permit::Core::new(self.max_concurrent),
-            name: self.name,
-            max_queue: self.max_queue,
-            max_wait: self.max_wait,
-            retry_after: self.retry_after,
-            backpressure: self.backpressure,
-            hold_body: self.hold_body,
-            observer: self.observer,
-        }))
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first rule the settings break (see
+    /// [`BulkheadSettings::validate`]); `release_at_head` set outside `Http` mode.
+    pub fn build(self) -> Result<BulkheadLayer<O, P>, ConfigError>
+    where
+        P: Mode,
+    {
+        self.settings.validate()?;
+        if self.settings.release_at_head && !P::HTTP {
+            return Err(ConfigError::conflict(
+                PATTERN,
+                "release_at_head",
+                "applies in HTTP mode only: call `http()` on the builder",
+            ));
+        }
+        Ok(BulkheadLayer::from_shared(Shared::new(
+            self.settings,
+            self.observer,
+        )))
     }
 
     /// Builds the layer and a handle reading its figures.
-    pub fn build_with_handle(self) -> Result<(BulkheadLayer<O, P>, BulkheadHandle), ConfigError> {
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build).
+    pub fn build_with_handle(self) -> Result<(BulkheadLayer<O, P>, BulkheadHandle), ConfigError>
+    where
+        P: Mode,
+    {
         let layer = self.build()?;
         let handle = layer.handle();
         Ok((layer, handle))
@@ -178,126 +182,48 @@ impl<O> BulkheadBuilder<O, Http> {
     /// Releases the permit when the response head is returned instead of when the body ends
     /// (the body is still wrapped, holding nothing).
     pub const fn release_at_head(mut self) -> Self {
-        self.hold_body = false;
+        self.settings.release_at_head = true;
         self
     }
 }
-
-/// The most permits a bulkhead may have.
-pub const MAX_PERMITS: usize = usize::MAX >> 4;
-
-/// A bulkhead configuration `build()` refused; the message names the field and the rule.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// `max_concurrent` was 0.
-    ZeroMaxConcurrent,
-    /// `max_concurrent` was above [`MAX_PERMITS`].
-    MaxConcurrentTooLarge,
-    /// `max_wait` was zero.
-    ZeroMaxWait,
-    /// `max_wait` was set without a queue.
-    MaxWaitWithoutQueue,
-    /// `retry_after` was zero.
-    ZeroRetryAfter,
-    /// `backpressure()` was combined with `max_queue` or `max_wait`.
-    QueueWithBackpressure,
-    /// An isolated runtime's `worker_threads` was 0.
-    ZeroWorkerThreads,
-    /// The isolated runtime could not be started (the operating system refused its threads).
-    RuntimeStart(std::io::ErrorKind),
-    /// A setting read from a configuration file broke a rule the builder cannot check (a
-    /// partition named by a key the key extractor cannot produce, `release_at_head` outside
-    /// HTTP mode): `field` is the setting in the file, `rule` what it must be.
-    InvalidSetting {
-        /// The setting, as written in the file (`partition`).
-        field: &'static str,
-        /// The rule it broke.
-        rule: &'static str,
-    },
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Self::RuntimeStart(kind) = self {
-            return write!(
-                f,
-                "isolated bulkhead: the dedicated runtime could not start: {kind}"
-            );
-        }
-        if let Self::InvalidSetting { field, rule } = self {
-            return write!(f, "bulkhead: `{field}` {rule}");
-        }
-        f.write_str(match self {
-            Self::ZeroMaxConcurrent => "bulkhead: `max_concurrent` must be at least 1",
-            Self::MaxConcurrentTooLarge => {
-                "bulkhead: `max_concurrent` must be at most `MAX_PERMITS` (usize::MAX / 16)"
-            }
-            Self::ZeroMaxWait => {
-                "bulkhead: `max_wait` must be more than zero (leave it unset to wait until the deadline)"
-            }
-            Self::MaxWaitWithoutQueue => {
-                "bulkhead: `max_wait` needs a queue: set `max_queue` above zero"
-            }
-            Self::ZeroRetryAfter => "bulkhead: `retry_after` must be more than zero",
-            Self::QueueWithBackpressure => {
-                "bulkhead: `backpressure()` waits in `poll_ready`: `max_queue` and `max_wait` do not apply"
-            }
-            Self::ZeroWorkerThreads => "isolated bulkhead: `worker_threads` must be at least 1",
-            Self::RuntimeStart(_) => "isolated bulkhead: the dedicated runtime could not start",
-            Self::InvalidSetting { .. } => "bulkhead: a setting broke its rule",
-        })
-    }
-}
-
-impl StdError for ConfigError {}
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn each_rule_is_its_own_error() {
-        let b = BulkheadBuilder::new;
+    fn build_refuses_what_the_settings_refuse() {
         let ms = Duration::from_millis;
-        assert_eq!(
-            b().max_concurrent(0).build().err(),
-            Some(ConfigError::ZeroMaxConcurrent)
-        );
-        assert_eq!(
-            b().max_concurrent(usize::MAX).build().err(),
-            Some(ConfigError::MaxConcurrentTooLarge)
-        );
-        assert_eq!(
-            b().max_queue(1).max_wait(ms(0)).build().err(),
-            Some(ConfigError::ZeroMaxWait)
-        );
-        assert_eq!(
-            b().max_wait(ms(5)).build().err(),
-            Some(ConfigError::MaxWaitWithoutQueue)
-        );
-        assert_eq!(
-            b().retry_after(ms(0)).build().err(),
-            Some(ConfigError::ZeroRetryAfter)
-        );
-        assert_eq!(
-            b().backpressure().max_queue(3).build().err(),
-            Some(ConfigError::QueueWithBackpressure)
-        );
-        assert!(b().max_queue(3).max_wait(ms(5)).build().is_ok());
-        assert!(b().max_queue(3).build().is_ok());
+        let err = BulkheadLayer::builder()
+            .max_concurrent(0)
+            .build()
+            .unwrap_err();
+        assert!(err.is_zero() && err.field() == "max_concurrent");
+        let err = BulkheadLayer::builder()
+            .max_wait(ms(5))
+            .build()
+            .unwrap_err();
+        assert!(err.is_conflict() && err.field() == "max_wait");
+        assert!(BulkheadLayer::queueing(1, 3, ms(5)).build().is_ok());
     }
 
     #[test]
-    fn messages_name_the_field() {
-        assert_eq!(
-            ConfigError::MaxWaitWithoutQueue.to_string(),
-            "bulkhead: `max_wait` needs a queue: set `max_queue` above zero"
-        );
+    fn release_at_head_is_for_http_mode_only() {
+        let settings = BulkheadSettings {
+            release_at_head: true,
+            ..BulkheadSettings::default()
+        };
+        let err = BulkheadLayer::builder()
+            .settings(settings.clone())
+            .build()
+            .unwrap_err();
+        assert!(err.is_conflict() && err.field() == "release_at_head");
         assert!(
-            ConfigError::ZeroMaxConcurrent
-                .to_string()
-                .contains("`max_concurrent`")
+            BulkheadLayer::builder()
+                .settings(settings)
+                .http()
+                .build()
+                .is_ok()
         );
     }
 }

@@ -4,7 +4,6 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
@@ -13,9 +12,9 @@ use tower_service::Service;
 use weir_core::{BoxError, Error, Observer};
 
 use crate::event::Event;
-use crate::layer::Shared;
 use crate::permit::{Permit, Waiter};
 use crate::protocol::Protocol;
+use crate::shared::Rejecter;
 use crate::state::RejectReason;
 
 pin_project! {
@@ -69,25 +68,6 @@ pin_project! {
         service: Option<S>,
         request: Option<Req>,
         rejecter: Rejecter<O>,
-    }
-}
-
-/// Who counts, reports and words the refusal of a request that waited in vain: the layer's
-/// bulkhead, or a partition (which names its key; boxed once per queued request, the slow path).
-pub(crate) enum Rejecter<O> {
-    Layer(Arc<Shared<O>>),
-    Partition(Arc<dyn Fn(RejectReason) -> Error + Send + Sync>),
-}
-
-impl<O> Rejecter<O>
-where
-    O: for<'a> Observer<Event<'a>>,
-{
-    fn reject(&self, reason: RejectReason) -> Error {
-        match self {
-            Self::Layer(shared) => shared.reject(reason),
-            Self::Partition(reject) => reject(reason),
-        }
     }
 }
 

@@ -15,22 +15,25 @@ mod protocol;
 #[cfg(feature = "runtime")]
 mod runtime;
 mod service;
+mod settings;
+mod shared;
 mod state;
 mod sync;
 
-pub use crate::builder::{
-    BulkheadBuilder, ConfigError, DEFAULT_MAX_CONCURRENT, DEFAULT_RETRY_AFTER, MAX_PERMITS,
-};
+pub use crate::builder::BulkheadBuilder;
 #[cfg(feature = "serde")]
-pub use crate::config::{BorrowSpec, BulkheadConfig, PartitionedConfig};
+pub use crate::config::{BorrowSpec, PartitionedConfig};
 pub use crate::event::Event;
 pub use crate::future::ResponseFuture;
 pub use crate::handle::{BulkheadHandle, BulkheadStats};
 pub use crate::layer::BulkheadLayer;
 pub use crate::partition::{Partitioned, PartitionedBuilder, PartitionedHandle, PartitionedLayer};
 pub use crate::permit::Permit;
-pub use crate::protocol::{Http, Plain, Protocol};
+pub use crate::protocol::Protocol;
 #[cfg(feature = "runtime")]
 pub use crate::runtime::{Isolated, IsolatedBuilder, IsolatedFuture, IsolatedLayer};
 pub use crate::service::Bulkhead;
+pub use crate::settings::{
+    BulkheadSettings, DEFAULT_MAX_CONCURRENT, DEFAULT_RETRY_AFTER, MAX_PERMITS,
+};
 pub use crate::state::RejectReason;

@@ -13,17 +13,19 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
+use weir_core::protocol::{Http, Plain};
 use weir_core::{
-    BoxError, Deadline, Error, KeyExtractor, KeyedConfig, KeyedMap, MissingKey, Name, Observer,
-    Resolved,
+    BoxError, ConfigError, Deadline, Error, KeyExtractor, KeyedConfig, KeyedMap, MissingKey, Name,
+    Observer, Resolved,
 };
 
-use crate::builder::{ConfigError, DEFAULT_RETRY_AFTER, MAX_PERMITS};
 use crate::event::Event;
-use crate::future::{Rejecter, ResponseFuture, Wait};
+use crate::future::{ResponseFuture, Wait};
 use crate::handle::BulkheadStats;
 use crate::permit::{Core, Permit};
-use crate::protocol::{Plain, Protocol};
+use crate::protocol::Protocol;
+use crate::settings::{DEFAULT_RETRY_AFTER, MAX_PERMITS, PATTERN, validate_size, validate_wait};
+use crate::shared::Rejecter;
 use crate::state::{RejectReason, wait_until};
 
 /// One partition: its own permits, and its allowance to borrow from the pool.
@@ -66,6 +68,14 @@ struct Parts<X, K, O> {
 #[must_use]
 pub struct PartitionedBuilder<X, K, O = (), P = Plain> {
     extractor: X,
+    settings: PartitionedSettings<K>,
+    observer: O,
+    _protocol: PhantomData<fn() -> P>,
+}
+
+/// The plain settings of a [`PartitionedBuilder`], moved as one when a type parameter changes.
+#[derive(Debug)]
+struct PartitionedSettings<K> {
     missing: MissingKey,
     named: Vec<(K, usize)>,
     per_key: usize,
@@ -75,23 +85,23 @@ pub struct PartitionedBuilder<X, K, O = (), P = Plain> {
     keyed: KeyedConfig,
     name: Name,
     retry_after: Duration,
-    observer: O,
-    _protocol: PhantomData<fn() -> P>,
 }
 
 impl<X, K> PartitionedBuilder<X, K> {
     pub(crate) fn new(extractor: X) -> Self {
         Self {
             extractor,
-            missing: MissingKey::Shared,
-            named: Vec::new(),
-            per_key: 10,
-            pool: None,
-            max_queue: 0,
-            max_wait: None,
-            keyed: KeyedConfig::new(),
-            name: Name::default(),
-            retry_after: DEFAULT_RETRY_AFTER,
+            settings: PartitionedSettings {
+                missing: MissingKey::Shared,
+                named: Vec::new(),
+                per_key: 10,
+                pool: None,
+                max_queue: 0,
+                max_wait: None,
+                keyed: KeyedConfig::new(),
+                name: Name::default(),
+                retry_after: DEFAULT_RETRY_AFTER,
+            },
             observer: (),
             _protocol: PhantomData,
         }
@@ -101,27 +111,27 @@ impl<X, K> PartitionedBuilder<X, K> {
 impl<X, K, O, P> PartitionedBuilder<X, K, O, P> {
     /// Names this bulkhead in errors and events.
     pub fn name(mut self, name: impl Into<Name>) -> Self {
-        self.name = name.into();
+        self.settings.name = name.into();
         self
     }
 
     /// The permits of each key that has no named partition (default 10).
     pub const fn per_key(mut self, size: usize) -> Self {
-        self.per_key = size;
+        self.settings.per_key = size;
         self
     }
 
     /// A partition of `size` permits for `key` (for example `"payments"`, 20), kept for the
     /// layer's whole life.
     pub fn partition(mut self, key: K, size: usize) -> Self {
-        self.named.push((key, size));
+        self.settings.named.push((key, size));
         self
     }
 
     /// A pool of `size` permits shared by all partitions: a full partition borrows from it, at
     /// most `cap` at a time, so one partition can use idle capacity without taking all of it.
     pub const fn borrow(mut self, size: usize, cap: usize) -> Self {
-        self.pool = Some((size, cap));
+        self.settings.pool = Some((size, cap));
         self
     }
 
@@ -130,33 +140,33 @@ impl<X, K, O, P> PartitionedBuilder<X, K, O, P> {
     /// borrow from the pool, and while anybody waits in a partition a newcomer to it neither
     /// takes a permit nor borrows (nobody overtakes the line).
     pub const fn max_queue(mut self, max_queue: usize) -> Self {
-        self.max_queue = max_queue;
+        self.settings.max_queue = max_queue;
         self
     }
 
     /// How long a request may wait in its partition's queue (default: until a permit comes,
-    /// or, in [`Http`](crate::Http) mode, until the request's deadline). Needs a queue.
+    /// or, in `Http` mode, until the request's deadline). Needs a queue.
     pub const fn max_wait(mut self, max_wait: Duration) -> Self {
-        self.max_wait = Some(max_wait);
+        self.settings.max_wait = Some(max_wait);
         self
     }
 
     /// What a request without a key does (default: one partition shared by all of them).
     /// [`MissingKey::Reject`] refuses it as `bulkhead_full`.
     pub const fn missing_key(mut self, missing: MissingKey) -> Self {
-        self.missing = missing;
+        self.settings.missing = missing;
         self
     }
 
     /// How many keys are kept and when idle ones are evicted.
     pub const fn keys(mut self, config: KeyedConfig) -> Self {
-        self.keyed = config;
+        self.settings.keyed = config;
         self
     }
 
     /// The `Retry-After` every rejection carries (default 1 s).
     pub const fn retry_after(mut self, retry_after: Duration) -> Self {
-        self.retry_after = retry_after;
+        self.settings.retry_after = retry_after;
         self
     }
 
@@ -167,90 +177,72 @@ impl<X, K, O, P> PartitionedBuilder<X, K, O, P> {
     {
         PartitionedBuilder {
             extractor: self.extractor,
-            missing: self.missing,
-            named: self.named,
-            per_key: self.per_key,
-            pool: self.pool,
-            max_queue: self.max_queue,
-            max_wait: self.max_wait,
-            keyed: self.keyed,
-            name: self.name,
-            retry_after: self.retry_after,
+            settings: self.settings,
             observer,
             _protocol: PhantomData,
         }
     }
 
-    /// [`Http`](crate::Http) mode: each permit is held until the response body ends.
-    pub fn http(self) -> PartitionedBuilder<X, K, O, crate::Http> {
+    /// `weir_core::protocol::Http` mode: each permit is held until the response body ends, and
+    /// the queue wait is bounded by the request's deadline.
+    pub fn http(self) -> PartitionedBuilder<X, K, O, Http> {
         PartitionedBuilder {
             extractor: self.extractor,
-            missing: self.missing,
-            named: self.named,
-            per_key: self.per_key,
-            pool: self.pool,
-            max_queue: self.max_queue,
-            max_wait: self.max_wait,
-            keyed: self.keyed,
-            name: self.name,
-            retry_after: self.retry_after,
+            settings: self.settings,
             observer: self.observer,
             _protocol: PhantomData,
         }
     }
 
     /// Builds the layer: every service it makes and every clone share the partitions.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first broken rule: a partition, `per_key` or pool size of
+    /// 0 or above [`MAX_PERMITS`], a zero `retry_after`, a zero `max_wait` or one without a
+    /// queue.
     pub fn build(self) -> Result<PartitionedLayer<X, K, O, P>, ConfigError>
     where
         K: Hash + Eq + Send + Sync,
     {
-        let sizes = self
-            .named
-            .iter()
-            .map(|(_, size)| *size)
-            .chain([self.per_key])
-            .chain(self.pool.map(|(size, _)| size));
-        for size in sizes {
-            if size == 0 {
-                return Err(ConfigError::ZeroMaxConcurrent);
-            }
-            if size > MAX_PERMITS {
-                return Err(ConfigError::MaxConcurrentTooLarge);
-            }
+        for (_, size) in &self.settings.named {
+            validate_size("partition", *size)?;
         }
-        if self.retry_after.is_zero() {
-            return Err(ConfigError::ZeroRetryAfter);
+        validate_size("per_key", self.settings.per_key)?;
+        if let Some((size, _)) = self.settings.pool {
+            validate_size("borrow", size)?;
         }
-        if let Some(max_wait) = self.max_wait {
-            if max_wait.is_zero() {
-                return Err(ConfigError::ZeroMaxWait);
-            }
-            if self.max_queue == 0 {
-                return Err(ConfigError::MaxWaitWithoutQueue);
-            }
+        if self.settings.retry_after.is_zero() {
+            return Err(ConfigError::zero(
+                PATTERN,
+                "retry_after",
+                "must be more than zero",
+            ));
         }
-        let per_key = self.per_key;
-        let pool = self.pool.map(|(size, cap)| (Core::new(size), cap));
+        validate_wait(self.settings.max_queue, self.settings.max_wait)?;
+        let per_key = self.settings.per_key;
+        let pool = self.settings.pool.map(|(size, cap)| (Core::new(size), cap));
         Ok(PartitionedLayer {
             shared: Arc::new(Parts {
                 extractor: self.extractor,
-                missing: self.missing,
+                missing: self.settings.missing,
                 named: self
+                    .settings
                     .named
                     .into_iter()
                     .map(|(key, size)| (key, Partition::new(size, pool.as_ref())))
                     .collect(),
                 // A partition with calls in flight (or loans out) is never evicted.
-                keyed: KeyedMap::new(self.keyed, Partition::new(per_key, pool.as_ref()))
+                keyed: KeyedMap::new(self.settings.keyed, Partition::new(per_key, pool.as_ref()))
                     .evict_if(idle),
                 keyless: Partition::new(per_key, pool.as_ref()),
                 bypass: Core::new(MAX_PERMITS),
                 per_key,
                 pool,
-                max_queue: self.max_queue,
-                max_wait: self.max_wait,
-                name: self.name,
-                retry_after: self.retry_after,
+                max_queue: self.settings.max_queue,
+                max_wait: self.settings.max_wait,
+                name: self.settings.name,
+                retry_after: self.settings.retry_after,
                 observer: self.observer,
             }),
             _protocol: PhantomData,
@@ -266,10 +258,10 @@ fn idle(partition: &Arc<Partition>, _now: Instant) -> bool {
 impl<X, K, O, P> fmt::Debug for PartitionedBuilder<X, K, O, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PartitionedBuilder")
-            .field("name", &self.name)
-            .field("per_key", &self.per_key)
-            .field("named", &self.named.len())
-            .field("pool", &self.pool)
+            .field("name", &self.settings.name)
+            .field("per_key", &self.settings.per_key)
+            .field("named", &self.settings.named.len())
+            .field("pool", &self.settings.pool)
             .finish_non_exhaustive()
     }
 }
@@ -414,20 +406,7 @@ pub struct Partitioned<S, X, K, O = (), P = Plain> {
 }
 
 impl<S, X, K, O, P> Partitioned<S, X, K, O, P> {
-    /// The inner service.
-    pub const fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    weir_core::inner_accessors!(inner: S);
 }
 
 impl<X, K, O> Parts<X, K, O>
@@ -520,7 +499,8 @@ where
             let error = shared.reject(&partition, key.as_ref(), RejectReason::QueueFull);
             return ResponseFuture::rejected(error);
         }
-        let deadline = P::deadline(&req).map(Deadline::instant);
+        let deadline =
+            <P as weir_core::protocol::Protocol<Req>>::deadline(&req).map(Deadline::instant);
         let (until, reason) = match wait_until(Instant::now(), shared.max_wait, deadline) {
             Ok(wait) => wait,
             Err(reason) => {

@@ -12,9 +12,7 @@ use tokio::runtime::{Builder, Handle, Runtime};
 use tokio::task::JoinHandle;
 use tower_layer::Layer;
 use tower_service::Service;
-use weir_core::BoxError;
-
-use crate::builder::ConfigError;
+use weir_core::{BoxError, ConfigError};
 
 /// Owns the dedicated runtime; the last clone to go shuts it down in the background.
 struct Owner {
@@ -54,16 +52,32 @@ impl IsolatedBuilder {
     }
 
     /// Starts the runtime.
+    ///
+    /// # Errors
+    ///
+    /// `worker_threads` of 0 ([`ConfigError::is_zero`]), or the operating system refused the
+    /// runtime's threads ([`ConfigError::is_unavailable`], the I/O error as its source).
     pub fn build(self) -> Result<IsolatedLayer, ConfigError> {
         if self.worker_threads == 0 {
-            return Err(ConfigError::ZeroWorkerThreads);
+            return Err(ConfigError::zero(
+                "isolated bulkhead",
+                "worker_threads",
+                "must be at least 1",
+            ));
         }
         let runtime = Builder::new_multi_thread()
             .worker_threads(self.worker_threads)
             .thread_name(self.thread_name)
             .enable_all()
             .build()
-            .map_err(|e: io::Error| ConfigError::RuntimeStart(e.kind()))?;
+            .map_err(|e: io::Error| {
+                ConfigError::unavailable(
+                    "isolated bulkhead",
+                    "worker_threads",
+                    "the dedicated runtime could not start",
+                    e,
+                )
+            })?;
         Ok(IsolatedLayer {
             owner: Arc::new(Owner {
                 handle: runtime.handle().clone(),

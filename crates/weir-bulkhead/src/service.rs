@@ -9,13 +9,14 @@ use std::task::{Context, Poll};
 
 use tokio::time::Instant;
 use tower_service::Service;
+use weir_core::protocol::Plain;
 use weir_core::{BoxError, Deadline, Error, Observer};
 
 use crate::event::Event;
-use crate::future::{Rejecter, ResponseFuture, Wait};
-use crate::layer::Shared;
+use crate::future::{ResponseFuture, Wait};
 use crate::permit::{Permit, Waiter};
-use crate::protocol::{Plain, Protocol};
+use crate::protocol::Protocol;
+use crate::shared::{Rejecter, Shared};
 use crate::state::{RejectReason, wait_until};
 
 /// At most `max_concurrent` calls at once through `S`; made by
@@ -27,8 +28,8 @@ use crate::state::{RejectReason, wait_until};
 ///   inner service. With none free it refuses at once, or, with a queue, returns a future that
 ///   waits in line (at most `max_wait` and the request's deadline) and then calls the inner
 ///   service it readied, which it moved into the future (a clone stays behind: `S: Clone`).
-/// - The permit lives in the response future (in [`Http`](crate::Http) mode, in the response
-///   body) and is released exactly once when that completes or is dropped.
+/// - The permit lives in the response future (in `weir_core::protocol::Http` mode, in the
+///   response body) and is released exactly once when that completes or is dropped.
 pub struct Bulkhead<S, O = (), P = Plain> {
     inner: S,
     shared: Arc<Shared<O>>,
@@ -49,20 +50,7 @@ impl<S, O, P> Bulkhead<S, O, P> {
         }
     }
 
-    /// The inner service.
-    pub const fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service; a reserved permit is released.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    weir_core::inner_accessors!(inner: S);
 }
 
 impl<S, O, P, Req> Service<Req> for Bulkhead<S, O, P>
@@ -141,7 +129,8 @@ impl<S, O, P> Bulkhead<S, O, P> {
         if shared.max_queue == 0 {
             return Err(shared.reject(RejectReason::QueueFull));
         }
-        let deadline = P::deadline(&req).map(Deadline::instant);
+        let deadline =
+            <P as weir_core::protocol::Protocol<Req>>::deadline(&req).map(Deadline::instant);
         let (until, reason) = wait_until(Instant::now(), shared.max_wait, deadline)
             .map_err(|reason| shared.reject(reason))?;
         let Some(waiter) = shared.core.enqueue(shared.max_queue) else {

@@ -1,6 +1,6 @@
 //! The synchronisation primitives the permit core is written against.
 //!
-//! The core ([`crate::permit`]) is generic over a [`Primitives`] family so that one copy of its
+//! The core (`crate::permit`) is generic over a `Primitives` family so that one copy of its
 //! code runs in production on `std`'s atomics and mutex ([`Std`], the default and the only
 //! family the library uses: each call monomorphises to the plain `std` operation) and, in the
 //! crate's own tests, on `shuttle`'s, whose scheduler explores the interleavings of those
@@ -9,17 +9,6 @@
 use std::ops::DerefMut;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-
-/// A family of primitives: an atomic counter and a mutex.
-pub(crate) trait Primitives: Sized + 'static {
-    /// An atomic `usize`.
-    type Counter: Counter;
-    /// A mutex around a `T`.
-    type Lock<T>: Lock<T>;
-    /// What the core hands out: the crate's public [`Permit`](crate::Permit) for [`Std`], the
-    /// bare releasing value in a model test.
-    type Permit: From<crate::permit::Held<Self>>;
-}
 
 /// The atomic `usize` operations the core uses, with `std`'s signatures.
 pub(crate) trait Counter {
@@ -40,16 +29,6 @@ pub(crate) trait Lock<T> {
         Self: 'a;
     fn new(value: T) -> Self;
     fn lock(&self) -> Self::Guard<'_>;
-}
-
-/// `std::sync`: what the library runs on.
-#[derive(Debug)]
-pub(crate) struct Std;
-
-impl Primitives for Std {
-    type Counter = AtomicUsize;
-    type Lock<T> = Mutex<T>;
-    type Permit = crate::permit::Permit;
 }
 
 impl Counter for AtomicUsize {
@@ -108,17 +87,7 @@ pub(crate) mod model {
     use shuttle::sync::atomic::AtomicUsize;
     use shuttle::sync::{Mutex, MutexGuard};
 
-    use super::{Counter, Lock, Primitives};
-    use crate::permit::Held;
-
-    #[derive(Debug)]
-    pub(crate) struct Shuttle;
-
-    impl Primitives for Shuttle {
-        type Counter = AtomicUsize;
-        type Lock<T> = Mutex<T>;
-        type Permit = Held<Self>;
-    }
+    use super::{Counter, Lock};
 
     impl Counter for AtomicUsize {
         fn new(value: usize) -> Self {

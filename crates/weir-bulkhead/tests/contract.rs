@@ -5,7 +5,8 @@ use std::convert::Infallible;
 use http::{Request, Response};
 use tokio_test::{assert_pending, task};
 use tower::{Layer, Service, ServiceExt};
-use weir_bulkhead::{Bulkhead, BulkheadLayer, Http, ResponseFuture};
+use weir_bulkhead::{Bulkhead, BulkheadLayer, ResponseFuture};
+use weir_core::protocol::{Http, Plain};
 use weir_test::{
     Probe, StrictService, assert_clone, assert_send, assert_send_sync, assert_send_sync_static,
     poll_ready_now,
@@ -20,7 +21,7 @@ fn services_layers_and_futures_are_send_sync_clone() {
     assert_clone::<BulkheadLayer>();
     assert_send_sync::<Bulkhead<Strict>>();
     assert_clone::<Bulkhead<Strict>>();
-    assert_send::<ResponseFuture<Strict, u32, (), weir_bulkhead::Plain>>();
+    assert_send::<ResponseFuture<Strict, u32, (), Plain>>();
     type HttpStrict = StrictService<fn(Request<()>) -> Result<Response<String>, Infallible>>;
     assert_send_sync::<Bulkhead<HttpStrict, (), Http>>();
     assert_send::<ResponseFuture<HttpStrict, Request<()>, (), Http>>();

@@ -273,10 +273,8 @@ fn a_partition_wait_needs_a_queue() {
     let refused = BulkheadLayer::partitioned::<_, u8>(tenant)
         .max_wait(Duration::from_millis(10))
         .build();
-    assert_eq!(
-        refused.err(),
-        Some(weir_bulkhead::ConfigError::MaxWaitWithoutQueue)
-    );
+    let err = refused.expect_err("no queue");
+    assert!(err.is_conflict() && err.field() == "max_wait", "{err}");
 }
 
 #[tokio::test(start_paused = true)]

@@ -15,7 +15,7 @@ use crate::store::{MemoryStore, Tier};
 use crate::tier::{DefaultTier, UnitCost};
 
 /// The pattern name of the rate limiter's [`ConfigError`]s.
-pub(crate) const PATTERN: &str = "rate_limit";
+pub(crate) const PATTERN: &str = "rate limit";
 
 /// Builds a [`RateLimitLayer`]; from [`RateLimitLayer::builder`] or a preset
 /// ([`RateLimitLayer::per_second`], ...).
@@ -398,7 +398,7 @@ mod tests {
         assert_eq!(zero, ConfigError::zero(PATTERN, "per_second", ""));
         assert_eq!(
             zero.to_string(),
-            "rate_limit: `per_second` must be at least 1"
+            "rate limit: `per_second` must be at least 1"
         );
         let empty = err(RateLimitLayer::per_second(1).tier("gold", [])).expect("empty");
         assert!(empty.is_missing());

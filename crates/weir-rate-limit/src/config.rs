@@ -105,7 +105,7 @@ pub type ConfigLayer =
 ///     .unwrap()
 ///     .build()
 ///     .unwrap_err();
-/// assert_eq!(err.to_string(), "rate_limit: `quota.rate` must be at least 1");
+/// assert_eq!(err.to_string(), "rate limit: `quota.rate` must be at least 1");
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -1032,23 +1032,23 @@ mod tests {
         for (text, error) in [
             (
                 "quota = { rate = 0, per = \"1s\" }",
-                "rate_limit: `quota.rate` must be at least 1",
+                "rate limit: `quota.rate` must be at least 1",
             ),
             (
                 "quota = { rate = 1, per = \"1s\", burst = 0 }",
-                "rate_limit: `quota.burst` must be at least 1",
+                "rate limit: `quota.burst` must be at least 1",
             ),
             (
                 "quota = { rate = 1, per = \"1s\" }\n[tier]\ngold = { rate = 0, per = \"1s\" }",
-                "rate_limit: `tier.gold.rate` must be at least 1",
+                "rate limit: `tier.gold.rate` must be at least 1",
             ),
             (
                 "quota = { rate = 1, per = \"1s\" }\n[tier]\ngold = []",
-                "rate_limit: `tier.gold` needs at least one quota",
+                "rate limit: `tier.gold` needs at least one quota",
             ),
             (
                 "quota = { rate = 1, per = \"1d\", burst = 200000 }",
-                "rate_limit: `quota.per` and `burst` × the emission interval must span at most 500 years",
+                "rate limit: `quota.per` and `burst` × the emission interval must span at most 500 years",
             ),
         ] {
             assert_eq!(build_error(text), error, "{text}");
@@ -1075,7 +1075,7 @@ mod tests {
                 "{bad_key}"
             );
             assert!(
-                build_error(bad_key).starts_with("rate_limit: `tier_of`"),
+                build_error(bad_key).starts_with("rate limit: `tier_of`"),
                 "{bad_key}"
             );
         }

@@ -131,6 +131,6 @@ fn settings_no_quota_can_mean_are_clamped_or_config_errors() {
     assert_eq!(err.field(), "per_minute");
     assert_eq!(
         err.to_string(),
-        "rate_limit: `per_minute` must be at least 1"
+        "rate limit: `per_minute` must be at least 1"
     );
 }

@@ -6,7 +6,7 @@ use weir_core::ErrorResponseLayer;
 
 /// The bulkhead `weir_bulkhead` adds: HTTP mode, the permit held until the response body ends.
 #[cfg(feature = "bulkhead")]
-type HttpBulkhead = weir_bulkhead::BulkheadLayer<(), weir_bulkhead::Http>;
+type HttpBulkhead = weir_bulkhead::BulkheadLayer<(), weir_core::protocol::Http>;
 
 /// The load shedder `weir_load_shed` adds: HTTP mode, a call in flight until its body ends.
 #[cfg(feature = "load-shed")]
