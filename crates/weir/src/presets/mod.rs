@@ -52,7 +52,7 @@ pub enum ConfigError {
         status: u16,
     },
     /// The load shedder (the server's `share` of a priority) broke one of its rules.
-    LoadShed(weir_load_shed::ConfigError),
+    LoadShed(weir_core::ConfigError),
     /// The bulkhead (`max_concurrent`) broke one of its rules.
     Bulkhead(weir_core::ConfigError),
     /// The retry (`max_retries`, `budget`) broke one of its rules.
