@@ -109,16 +109,16 @@ const fn default_retry_after() -> Duration {
 
 impl From<Table> for LoadShedConfig {
     fn from(table: Table) -> Self {
-        let mut settings = LoadShedSettings::default();
-        settings.share = table.share;
-        settings.levels = table.levels;
-        settings.max_ready_wait = table.max_ready_wait;
-        settings.retry_after = table.retry_after;
-        settings.name = table.name;
         Self {
             max_in_flight: table.max_in_flight,
             limit: table.limit,
-            settings,
+            settings: LoadShedSettings {
+                share: table.share,
+                levels: table.levels,
+                max_ready_wait: table.max_ready_wait,
+                retry_after: table.retry_after,
+                name: table.name,
+            },
         }
     }
 }

@@ -23,7 +23,7 @@ pub use crate::grpc::{
 pub use crate::optional::{Optional, OptionalFuture, OptionalLayer};
 #[cfg(feature = "presets")]
 pub use crate::presets::{
-    BreakerInside, BreakerOutside, Client, ClientBuilder, ClientObserver, ClientStack, ConfigError,
+    BreakerInside, BreakerOutside, Client, ClientBuilder, ClientObserver, ClientStack,
     DEFAULT_EXEMPT_PATHS, Exempt, ExemptFuture, HttpClient, Mode, PerAuthority, ServerBuilder,
     ServerStack, Single,
 };
@@ -43,6 +43,8 @@ pub use weir_circuit_breaker as circuit_breaker;
 /// names at `weir::core::`, the rest in its modules: `weir::core::key`, `weir::core::wire`,
 /// `weir::core::response`, ...).
 pub use weir_core as core;
+/// The one configuration error of every builder and configuration file, presets included.
+pub use weir_core::ConfigError;
 pub use weir_core::{BoxError, Error};
 /// Fallback answers and graceful degradation: the [`weir-fallback`](weir_fallback) crate.
 #[cfg(feature = "fallback")]

@@ -10,7 +10,9 @@ use weir_core::config::ConfigDuration;
 use weir_rate_limit::{ConfigLayer, RateLimitConfig};
 
 use crate::optional::OptionalLayer;
-use crate::presets::{ClientBuilder, ClientStack, ConfigError, ServerBuilder, ServerStack};
+use weir_core::ConfigError;
+
+use crate::presets::{ClientBuilder, ClientStack, SERVER, ServerBuilder, ServerStack, adopt_in};
 
 /// The [`ServerStack`] a [`ServerConfig`] builds: its rate limit is there when the file has a
 /// `rate_limit` table.
@@ -53,7 +55,10 @@ pub type ConfigServerStack = ServerStack<OptionalLayer<ConfigLayer>>;
 ///     .unwrap()
 ///     .build()
 ///     .unwrap_err();
-/// assert_eq!(err.to_string(), "`server.rate_limit`: quota.rate must be at least 1");
+/// // The field is named inside its table: `rate_limit`, `quota.rate`.
+/// assert_eq!(err.pattern(), "rate limit");
+/// assert!(err.to_string().contains("rate_limit"));
+/// assert!(err.to_string().contains("quota.rate must be at least 1"));
 /// ```
 #[derive(Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -98,7 +103,13 @@ fn error_status(field: &'static str, status: u16) -> Result<StatusCode, ConfigEr
     StatusCode::from_u16(status)
         .ok()
         .filter(|s| s.is_client_error() || s.is_server_error())
-        .ok_or(ConfigError::NotAnErrorStatus { field, status })
+        .ok_or_else(|| {
+            ConfigError::out_of_range(
+                SERVER,
+                field,
+                format!("must be a 4xx or 5xx status, not {status}"),
+            )
+        })
 }
 
 impl ServerConfig {
@@ -106,16 +117,16 @@ impl ServerConfig {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::RateLimit`] when the `rate_limit` table breaks one of its rules,
-    /// [`ConfigError::NotAnErrorStatus`] for a `timeout_status` or `missing_key_status` that is
-    /// not a 4xx or 5xx.
+    /// The `rate_limit` table breaks one of its rules (the field is named inside the table,
+    /// `rate_limit.quota.rate`), or a `timeout_status` or `missing_key_status` is not a 4xx or
+    /// 5xx.
     pub fn builder(&self) -> Result<ServerBuilder<OptionalLayer<ConfigLayer>>, ConfigError> {
         let rate_limit = self
             .rate_limit
             .as_ref()
             .map(RateLimitConfig::build)
             .transpose()
-            .map_err(ConfigError::RateLimit)?;
+            .map_err(|e| adopt_in("rate limit", "rate_limit", e))?;
         let mut builder = ServerStack::builder().with_rate_limit(OptionalLayer::new(rate_limit));
         if let Some(timeout) = self.timeout {
             builder = builder.timeout(timeout.get());

@@ -18,7 +18,9 @@ use weir_core::{AnyError, Authority, HttpStatus, Observer};
 use weir_retry::{HttpReplay, RetryBudget, RetryBuilder, RetryHandle, RetryLayer};
 use weir_timeout::TimeoutLayer;
 
-use super::{ConfigError, check_timeout};
+use weir_core::ConfigError;
+
+use super::{CLIENT, adopt, check_timeout};
 use crate::replay::IdempotentReplay;
 
 /// The client preset's default total timeout: 30 s.
@@ -705,18 +707,28 @@ impl<C, Ord, O> ClientBuilder<Grpc<C>, Ord, O> {
 impl<K, Ord, O: ClientObserver> ClientBuilder<K, Ord, O> {
     /// Checks the rules every mode shares.
     fn check(&self) -> Result<(), ConfigError> {
-        check_timeout("total_timeout", self.total_timeout)?;
-        check_timeout("attempt_timeout", self.attempt_timeout)?;
+        check_timeout(CLIENT, "total_timeout", self.total_timeout)?;
+        check_timeout(CLIENT, "attempt_timeout", self.attempt_timeout)?;
         weir_timeout::check_attempt_within_total(self.attempt_timeout, self.total_timeout)
-            .map_err(|_| ConfigError::AttemptLongerThanTotal {
-                attempt: self.attempt_timeout,
-                total: self.total_timeout,
+            .map_err(|_| {
+                ConfigError::conflict(
+                    CLIENT,
+                    "attempt_timeout",
+                    format!(
+                        "({:?}) must not be longer than `total_timeout` ({:?})",
+                        self.attempt_timeout, self.total_timeout
+                    ),
+                )
             })?;
         if self.sampling_window < self.attempt_timeout.saturating_mul(2) {
-            return Err(ConfigError::SamplingWindowTooShort {
-                sampling_window: self.sampling_window,
-                attempt: self.attempt_timeout,
-            });
+            return Err(ConfigError::out_of_range(
+                CLIENT,
+                "sampling_window",
+                format!(
+                    "({:?}) must be at least twice `attempt_timeout` ({:?})",
+                    self.sampling_window, self.attempt_timeout
+                ),
+            ));
         }
         Ok(())
     }
@@ -752,7 +764,7 @@ impl<K, Ord, O: ClientObserver> ClientBuilder<K, Ord, O> {
         outer: K2::Outer,
         inner: K2::Inner,
     ) -> Result<ClientStack<K2, Ord, O>, ConfigError> {
-        let zero = |field| move |_| ConfigError::ZeroTimeout { field };
+        let zero = |field| move |_| ConfigError::zero(CLIENT, field, "must be greater than zero");
         let total = TimeoutLayer::builder()
             .timeout(self.total_timeout)
             .name("total")
@@ -774,7 +786,7 @@ impl<K, Ord, O: ClientObserver> ClientBuilder<K, Ord, O> {
             .max_concurrent(self.max_concurrent)
             .observer(self.observer)
             .build_with_handle()
-            .map_err(ConfigError::Bulkhead)?;
+            .map_err(|e| adopt("bulkhead", "max_concurrent", e))?;
         Ok(ClientStack {
             total,
             retry,
@@ -811,12 +823,12 @@ where
         let retry = this
             .retry_settings(RetryLayer::builder().replay(replay))
             .build_with_handle()
-            .map_err(ConfigError::Retry)?;
+            .map_err(|e| adopt("retry", "max_retries", e))?;
         let breaker = this
             .breaker_settings()
             .classifier(classifier)
             .build_with_handle()
-            .map_err(ConfigError::CircuitBreaker)?;
+            .map_err(|e| adopt("circuit breaker", "circuit_breaker", e))?;
         this.assemble::<Single<C>>(retry, breaker, Identity::new(), Identity::new())
     }
 }
@@ -843,13 +855,13 @@ where
         let retry = this
             .retry_settings(http)
             .build_with_handle()
-            .map_err(ConfigError::Retry)?;
+            .map_err(|e| adopt("retry", "max_retries", e))?;
         let breaker = this
             .breaker_settings()
             .classifier(classifier)
             .keyed(Authority)
             .build_with_handle()
-            .map_err(ConfigError::CircuitBreaker)?;
+            .map_err(|e| adopt("circuit breaker", "circuit_breaker", e))?;
         this.assemble::<PerAuthority<C>>(retry, breaker, Identity::new(), Identity::new())
     }
 }
@@ -877,12 +889,12 @@ where
         let retry = this
             .retry_settings(RetryLayer::grpc().replay(replay))
             .build_with_handle()
-            .map_err(ConfigError::Retry)?;
+            .map_err(|e| adopt("retry", "max_retries", e))?;
         let breaker = this
             .breaker_settings()
             .classifier(classifier)
             .build_with_handle()
-            .map_err(ConfigError::CircuitBreaker)?;
+            .map_err(|e| adopt("circuit breaker", "circuit_breaker", e))?;
         this.assemble::<Grpc<C>>(
             retry,
             breaker,

@@ -12,7 +12,9 @@ use weir_load_shed::{Fixed, LoadShed, LoadShedHandle, LoadShedLayer, Priority, U
 use weir_timeout::{Timeout, TimeoutLayer};
 
 use super::exempt::{DEFAULT_EXEMPT_PATHS, Exempt};
-use super::{ConfigError, check_timeout};
+use weir_core::ConfigError;
+
+use super::{SERVER, adopt, check_timeout};
 
 /// The server preset's default timeout: 30 s (the total timeout of .NET's standard pipeline).
 const DEFAULT_SERVER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -377,19 +379,23 @@ where
     ///
     /// # Errors
     ///
-    /// [`ConfigError::ZeroTimeout`] (`timeout`), [`ConfigError::ZeroMaxInFlight`],
-    /// [`ConfigError::LoadShed`] (a share out of range or out of order).
+    /// A zero `timeout` or `max_in_flight`, a share out of range or out of order (the load
+    /// shedder's rule).
     pub fn build(self) -> Result<ServerStack<R, C, O>, ConfigError> {
-        check_timeout("timeout", self.timeout)?;
+        check_timeout(SERVER, "timeout", self.timeout)?;
         if self.max_in_flight == 0 {
-            return Err(ConfigError::ZeroMaxInFlight);
+            return Err(ConfigError::zero(
+                SERVER,
+                "max_in_flight",
+                "must be at least 1",
+            ));
         }
         let timeout = TimeoutLayer::server(self.timeout)
             .expose_deadline(self.expose_deadline)
             .name("server")
             .observer(self.observer.clone())
             .build()
-            .map_err(|_| ConfigError::ZeroTimeout { field: "timeout" })?;
+            .map_err(|_| ConfigError::zero(SERVER, "timeout", "must be greater than zero"))?;
         let mut shed = LoadShedLayer::builder()
             .http()
             .name("server")
@@ -399,7 +405,7 @@ where
         for (priority, share) in self.shares {
             shed = shed.share(priority, share);
         }
-        let shed = shed.build().map_err(ConfigError::LoadShed)?;
+        let shed = shed.build().map_err(|e| adopt("load shed", "share", e))?;
         Ok(ServerStack {
             errors: self.errors,
             rate_limit: self.rate_limit,
