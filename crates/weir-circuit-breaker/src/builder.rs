@@ -9,13 +9,56 @@ use weir_core::{AnyError, Backoff, KeyedConfig, MissingKey, Name};
 
 use crate::handle::{CircuitBreakerHandle, KeyedCircuitBreakerHandle};
 use crate::layer::{CircuitBreakerLayer, KeyedCircuitBreakerLayer};
-use crate::service::{KeyedState, Lanes, Shared};
+use crate::shared::{KeyedState, Lanes, Shared};
 use crate::state::{Breaker, Settings, WindowKind, ppm};
 
 /// The largest count window: its counters keep ample headroom for concurrent recorders.
 pub(crate) const MAX_COUNT_WINDOW: u32 = 1_000_000;
 /// The most buckets a time window may have.
 pub(crate) const MAX_BUCKETS: u32 = 1_000;
+
+impl CircuitBreakerLayer {
+    /// A breaker with the [default settings](CircuitBreakerBuilder): opens when half of the
+    /// last 100 calls failed, for 5 s, then lets 3 probes through.
+    #[must_use]
+    pub fn new() -> Self {
+        // The defaults are in range: this cannot fail.
+        CircuitBreakerBuilder::new()
+            .build()
+            .unwrap_or_else(|error| unreachable!("the default settings are valid: {error}"))
+    }
+
+    /// Every setting, starting from the defaults.
+    #[must_use]
+    pub const fn builder() -> CircuitBreakerBuilder {
+        CircuitBreakerBuilder::new()
+    }
+
+    /// Opens after `n` failures in a row, and on nothing else (no failure rate).
+    #[must_use]
+    pub fn consecutive_failures(n: u32) -> CircuitBreakerBuilder {
+        let mut builder = CircuitBreakerBuilder::new().consecutive_failures(n);
+        builder.clear_failure_rate();
+        builder
+    }
+
+    /// The settings of .NET's standard resilience pipeline (Polly): opens when 10 % of the calls
+    /// of the last 30 s failed (10 buckets), once at least 100 calls were made; open for 5 s.
+    #[must_use]
+    pub const fn standard() -> CircuitBreakerBuilder {
+        CircuitBreakerBuilder::new()
+            .failure_rate(10.0)
+            .time_window(Duration::from_secs(30), 10)
+            .minimum_calls(100)
+            .open_duration(Duration::from_secs(5))
+    }
+}
+
+impl Default for CircuitBreakerLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// Builds a [`CircuitBreakerLayer`]; from [`CircuitBreakerLayer::builder`] or a preset.
 ///

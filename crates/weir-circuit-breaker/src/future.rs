@@ -10,7 +10,7 @@ use pin_project_lite::pin_project;
 use weir_core::{AnyError, BoxError, Error, Observer};
 
 use crate::event::Event;
-use crate::service::Guard;
+use crate::shared::Guard;
 use crate::trailers::{BodyGuard, Head, Protocol};
 
 pin_project! {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use weir_core::{Name, Observer};
 
 use crate::event::Event;
-use crate::service::{DynKey, KeyedBreaker, KeyedState, Shared};
+use crate::shared::{DynKey, KeyedBreaker, KeyedState, Shared};
 use crate::state::{Breaker, Notice, State};
 
 /// What a handle needs of a layer's shared state, with the classifier and observer types erased.

@@ -3,15 +3,14 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tower_layer::Layer;
 use weir_core::{AnyError, Observer};
 
-use crate::builder::CircuitBreakerBuilder;
 use crate::event::Event;
 use crate::handle::{CircuitBreakerHandle, KeyedCircuitBreakerHandle};
-use crate::service::{CircuitBreaker, KeyedCircuitBreaker, KeyedState, Lanes, Shared};
+use crate::service::{CircuitBreaker, KeyedCircuitBreaker};
+use crate::shared::{KeyedState, Lanes, Shared};
 use crate::trailers::{Head, Trailers};
 
 /// Wraps services in a [`CircuitBreaker`]; every service it makes, and every clone of them,
@@ -22,49 +21,6 @@ use crate::trailers::{Head, Trailers};
 pub struct CircuitBreakerLayer<C = AnyError, O = (), P = Head> {
     lanes: Arc<Lanes<C, O>>,
     _protocol: PhantomData<fn() -> P>,
-}
-
-impl CircuitBreakerLayer {
-    /// A breaker with the [default settings](CircuitBreakerBuilder): opens when half of the
-    /// last 100 calls failed, for 5 s, then lets 3 probes through.
-    #[must_use]
-    pub fn new() -> Self {
-        // The defaults are in range: this cannot fail.
-        CircuitBreakerBuilder::new()
-            .build()
-            .unwrap_or_else(|error| unreachable!("the default settings are valid: {error}"))
-    }
-
-    /// Every setting, starting from the defaults.
-    #[must_use]
-    pub const fn builder() -> CircuitBreakerBuilder {
-        CircuitBreakerBuilder::new()
-    }
-
-    /// Opens after `n` failures in a row, and on nothing else (no failure rate).
-    #[must_use]
-    pub fn consecutive_failures(n: u32) -> CircuitBreakerBuilder {
-        let mut builder = CircuitBreakerBuilder::new().consecutive_failures(n);
-        builder.clear_failure_rate();
-        builder
-    }
-
-    /// The settings of .NET's standard resilience pipeline (Polly): opens when 10 % of the calls
-    /// of the last 30 s failed (10 buckets), once at least 100 calls were made; open for 5 s.
-    #[must_use]
-    pub const fn standard() -> CircuitBreakerBuilder {
-        CircuitBreakerBuilder::new()
-            .failure_rate(10.0)
-            .time_window(Duration::from_secs(30), 10)
-            .minimum_calls(100)
-            .open_duration(Duration::from_secs(5))
-    }
-}
-
-impl Default for CircuitBreakerLayer {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 impl<C, O> CircuitBreakerLayer<C, O> {
@@ -90,7 +46,7 @@ impl<C, O, P> CircuitBreakerLayer<C, O, P> {
     }
 
     /// A handle on the breaker this layer (and every service it makes, and every clone) shares:
-    /// the same as [`build_with_handle`](CircuitBreakerBuilder::build_with_handle) returns, for
+    /// the same as [`build_with_handle`](crate::CircuitBreakerBuilder::build_with_handle) returns, for
     /// a layer built without one (a preset, `new()`). Each call makes another handle on the same
     /// breaker.
     ///

@@ -7,7 +7,7 @@ use http_body::Body;
 use weir_core::{BodyEnd, Classify, ClassifyTrailers, EndBody, Observer, OnBodyEnd};
 
 use crate::event::Event;
-use crate::service::Guard;
+use crate::shared::Guard;
 
 /// When a breaker records a call's outcome, chosen on the layer: [`Head`] (the default) as the
 /// inner service answers, [`Trailers`] at the end of the response body. `C` is the classifier,

@@ -1,0 +1,522 @@
+//! The state machine: admission, recording, transitions and manual control over one breaker's
+//! atomics (see the [module docs](super)).
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use weir_core::FastRandom;
+
+use super::vocabulary::*;
+use super::window::*;
+
+/// What only transitions touch, under the lock.
+#[derive(Debug)]
+pub(super) struct Control {
+    /// Openings since the circuit was last closed: the open time's growth step.
+    pub(super) openings: u32,
+    /// The previous open time (for decorrelated jitter).
+    pub(super) previous: Duration,
+    pub(super) rng: FastRandom,
+}
+
+pub(super) fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// One circuit breaker's state, shared by every clone of the service (and, keyed, one per key).
+#[derive(Debug)]
+pub(crate) struct Breaker {
+    pub(super) settings: Settings,
+    pub(super) word: AtomicU64,
+    /// Nanoseconds since the origin at which an open circuit lets a probe through.
+    pub(super) open_until: AtomicU64,
+    /// Nanoseconds since the origin at which a half-open circuit with no free slot re-opens.
+    pub(super) half_open_until: AtomicU64,
+    /// Generation (high 32 bits) and free probe slots (low 32 bits).
+    pub(super) probes: AtomicU64,
+    /// Generation (high 32 bits) and successful probes (low 32 bits).
+    pub(super) successes: AtomicU64,
+    pub(super) consecutive: AtomicU32,
+    pub(super) rejected: AtomicU64,
+    pub(super) opened: AtomicU64,
+    pub(super) window: Window,
+    pub(super) control: Mutex<Control>,
+}
+
+impl Breaker {
+    pub(crate) fn new(settings: Settings) -> Self {
+        let window = match settings.window {
+            WindowKind::Count(n) => Window::Count(CountWindow::new(n)),
+            WindowKind::Time { size, buckets } => Window::Time(TimeWindow::new(size, buckets)),
+        };
+        let rng = settings
+            .seed
+            .map_or_else(FastRandom::new, FastRandom::seeded);
+        Self {
+            settings,
+            word: AtomicU64::new(State::Closed.tag()),
+            open_until: AtomicU64::new(0),
+            half_open_until: AtomicU64::new(0),
+            probes: AtomicU64::new(0),
+            successes: AtomicU64::new(0),
+            consecutive: AtomicU32::new(0),
+            rejected: AtomicU64::new(0),
+            opened: AtomicU64::new(0),
+            window,
+            control: Mutex::new(Control {
+                openings: 0,
+                previous: Duration::ZERO,
+                rng,
+            }),
+        }
+    }
+
+    pub(crate) const fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The current state (an open circuit whose time is up stays `Open` until the next call).
+    pub(crate) fn state(&self) -> State {
+        State::of(self.word.load(Ordering::Acquire))
+    }
+
+    /// The remaining open time, when open.
+    pub(crate) fn open_remaining(&self, now: Duration) -> Option<Duration> {
+        (self.state() == State::Open).then(|| {
+            Duration::from_nanos(
+                self.open_until
+                    .load(Ordering::Acquire)
+                    .saturating_sub(nanos(now)),
+            )
+        })
+    }
+
+    pub(crate) fn counts(&self, now: Duration) -> Counts {
+        match &self.window {
+            Window::Count(w) => w.counts(),
+            Window::Time(w) => w.counts(nanos(now)),
+        }
+    }
+
+    pub(crate) fn consecutive_failures(&self) -> u32 {
+        self.consecutive.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn opened(&self) -> u64 {
+        self.opened.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Control> {
+        self.control.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Decides whether a call may go through. Reads the clock (`now`) only when the circuit is
+    /// open or half-open.
+    #[inline]
+    pub(crate) fn admit(&self, now: impl Fn() -> Duration) -> (Admit, Option<Notice>) {
+        match self.admit_counted() {
+            Some(permit) => (Admit::Permit(permit), None),
+            None => self.admit_slow(now),
+        }
+    }
+
+    /// The closed path of [`admit`](Self::admit), inlined into the caller: one load. A permit
+    /// when the circuit is closed, forced closed or metrics-only (the answer `admit` would give,
+    /// with no notice); `None` otherwise, and then `admit` decides.
+    ///
+    /// `Relaxed`, as [`still_counted`](Self::still_counted): a counted permit reads nothing the
+    /// word publishes (the steps that do, `record` and `success_is_steady`, load it again with
+    /// `Acquire`, and `admit`'s other states are decided on an `Acquire` load of their own).
+    #[inline]
+    pub(crate) fn admit_counted(&self) -> Option<Permit> {
+        let word = self.word.load(Ordering::Relaxed);
+        is_counted(word).then(|| Permit::counted(word))
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub(super) fn admit_slow(&self, now: impl Fn() -> Duration) -> (Admit, Option<Notice>) {
+        let mut notice = None;
+        // Each pass either answers or follows a transition; three transitions in a row (open ->
+        // half-open, then another thread's half-open -> open -> ...) are not worth chasing.
+        for _ in 0..3 {
+            let word = self.word.load(Ordering::Acquire);
+            match State::of(word) {
+                State::Closed | State::ForcedClosed | State::MetricsOnly => {
+                    return (
+                        Admit::Permit(Permit::new(word, PermitKind::Counted)),
+                        notice,
+                    );
+                }
+                State::Disabled => {
+                    return (
+                        Admit::Permit(Permit::new(word, PermitKind::Untracked)),
+                        notice,
+                    );
+                }
+                State::ForcedOpen => return (self.reject(State::ForcedOpen, None), notice),
+                State::Open => {
+                    let now = nanos(now());
+                    let until = self.open_until.load(Ordering::Acquire);
+                    if now < until {
+                        let remaining = Duration::from_nanos(until - now);
+                        return (self.reject(State::Open, Some(remaining)), notice);
+                    }
+                    if let Some(changed) = self.to_half_open(word, now) {
+                        notice = Some(changed);
+                    }
+                }
+                State::HalfOpen => {
+                    if let Some(permit) = self.take_probe(word) {
+                        return (Admit::Permit(permit), notice);
+                    }
+                    let now = nanos(now());
+                    if now < self.half_open_until.load(Ordering::Acquire) {
+                        return (self.reject(State::HalfOpen, None), notice);
+                    }
+                    // Every slot is taken and the maximum wait is over: the probes are hung.
+                    if let Some(changed) = self.trip(word, now, Reason::HalfOpenTimeout) {
+                        notice = Some(changed);
+                    }
+                }
+            }
+        }
+        (self.reject(self.state(), None), notice)
+    }
+
+    /// Whether a closed-path permit ([`admit_counted`](Self::admit_counted)) still holds: the
+    /// circuit has not moved since (one load). `false` for any other permit (the caller then
+    /// decides afresh: right, if slower).
+    ///
+    /// `Relaxed`: the load only asks whether the word moved (coherence gives a value no older
+    /// than the one `poll_ready` read) and publishes nothing to this thread; every step that
+    /// reads state the word guards (`record`, `success_is_steady`) loads it again with
+    /// `Acquire`. An `Acquire` load here would also make the compiler reload the pointers to
+    /// the shared state it already holds (an ordering barrier for every later load): about six
+    /// instructions on the closed path.
+    #[inline]
+    pub(crate) fn still_counted(&self, permit: Permit) -> bool {
+        Permit::counted(self.word.load(Ordering::Relaxed)) == permit
+    }
+
+    /// Whether the circuit is still in the period (state and generation) `permit` was taken in:
+    /// the circuit has not moved since (one load).
+    #[inline]
+    pub(crate) fn is_current(&self, permit: Permit) -> bool {
+        self.word.load(Ordering::Acquire) == permit.word()
+    }
+
+    /// Takes back the count of a rejection that became a wait (backpressure mode).
+    pub(crate) fn waited(&self) {
+        self.rejected.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn reject(&self, state: State, retry_after: Option<Duration>) -> Admit {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        Admit::Reject { state, retry_after }
+    }
+
+    pub(super) fn take_probe(&self, word: u64) -> Option<Permit> {
+        let generation = generation(word);
+        let mut probes = self.probes.load(Ordering::Acquire);
+        loop {
+            if probes >> 32 != generation || probes & 0xffff_ffff == 0 {
+                return None;
+            }
+            match self.probes.compare_exchange_weak(
+                probes,
+                probes - 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    return Some(Permit::new(word, PermitKind::Probe));
+                }
+                Err(actual) => probes = actual,
+            }
+        }
+    }
+
+    /// Gives a probe's slot back (its call was dropped, or its outcome ignored).
+    pub(crate) fn release(&self, permit: Permit) {
+        if permit.kind() != PermitKind::Probe {
+            return;
+        }
+        let generation = generation(permit.word());
+        let mut probes = self.probes.load(Ordering::Acquire);
+        while probes >> 32 == generation && probes & 0xffff_ffff < u64::from(self.settings.probes) {
+            match self.probes.compare_exchange_weak(
+                probes,
+                probes + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(actual) => probes = actual,
+            }
+        }
+    }
+
+    /// Records the outcome of an admitted call. `now` is read only for a time window or when the
+    /// circuit opens.
+    #[inline]
+    pub(crate) fn record(
+        &self,
+        permit: Permit,
+        report: Report,
+        now: impl Fn() -> Duration,
+    ) -> Option<Notice> {
+        match permit.kind() {
+            PermitKind::Untracked => None,
+            PermitKind::Probe => self.record_probe(permit, report, now),
+            PermitKind::Counted => self.record_counted(permit, report, now),
+        }
+    }
+
+    /// Whether recording a success (not slow) for `permit` would change nothing: a counted
+    /// permit of the current period, a count window full of successes and no failure in a row.
+    /// The same loads, in the same order, as [`record`](Self::record) makes for that success
+    /// before it returns without a write; when this is `true`, `record` may be skipped.
+    #[inline]
+    pub(crate) fn success_is_steady(&self, permit: Permit) -> bool {
+        let Window::Count(window) = &self.window else {
+            return false;
+        };
+        // A counted permit of the current word is exactly the current word with the mark.
+        // `&`, not `&&`: loads only, one branch.
+        (Permit::counted(self.word.load(Ordering::Acquire)) == permit)
+            & window.full_of_successes()
+            & (self.consecutive.load(Ordering::Relaxed) == 0)
+    }
+
+    #[inline]
+    pub(super) fn record_counted(
+        &self,
+        permit: Permit,
+        report: Report,
+        now: impl Fn() -> Duration,
+    ) -> Option<Notice> {
+        if report.verdict == Verdict::Ignored || self.word.load(Ordering::Acquire) != permit.word()
+        {
+            return None;
+        }
+        let failed = report.verdict == Verdict::Failure;
+        let code = code(failed, report.slow);
+        let mut time = None;
+        match &self.window {
+            Window::Count(w) => w.record(code),
+            Window::Time(w) => {
+                let t = nanos(now());
+                time = Some(t);
+                w.record(code, t);
+            }
+        }
+        let consecutive = if failed {
+            self.consecutive
+                .fetch_add(1, Ordering::Relaxed)
+                .saturating_add(1)
+        } else {
+            if self.consecutive.load(Ordering::Relaxed) != 0 {
+                self.consecutive.store(0, Ordering::Relaxed);
+            }
+            0
+        };
+        if !failed && !report.slow {
+            // A success never opens the circuit.
+            return None;
+        }
+        self.judge(permit, consecutive, time, now)
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub(super) fn judge(
+        &self,
+        permit: Permit,
+        consecutive: u32,
+        time: Option<u64>,
+        now: impl Fn() -> Duration,
+    ) -> Option<Notice> {
+        let reason = self.crossed(consecutive, time.unwrap_or_else(|| nanos(now())))?;
+        match State::of(permit.word()) {
+            State::Closed => self.trip(permit.word(), nanos(now()), reason),
+            State::MetricsOnly => Some(Notice::WouldOpen { reason }),
+            _ => None,
+        }
+    }
+
+    /// The first threshold crossed, if any.
+    pub(super) fn crossed(&self, consecutive: u32, now: u64) -> Option<Reason> {
+        let s = &self.settings;
+        if s.consecutive_failures.is_some_and(|n| consecutive >= n) {
+            return Some(Reason::ConsecutiveFailures);
+        }
+        if s.failure_rate.is_none() && s.slow_rate.is_none() {
+            return None;
+        }
+        let counts = self.counts(Duration::from_nanos(now));
+        if counts.total < s.minimum() {
+            return None;
+        }
+        let reached = |n: u64, ppm: Ppm| n * 1_000_000 >= ppm * counts.total;
+        if s.failure_rate.is_some_and(|r| reached(counts.failures, r)) {
+            return Some(Reason::FailureRate);
+        }
+        if s.slow_rate.is_some_and(|r| reached(counts.slow, r)) {
+            return Some(Reason::SlowCallRate);
+        }
+        None
+    }
+
+    pub(super) fn record_probe(
+        &self,
+        permit: Permit,
+        report: Report,
+        now: impl Fn() -> Duration,
+    ) -> Option<Notice> {
+        if self.word.load(Ordering::Acquire) != permit.word() {
+            return None;
+        }
+        if report.verdict == Verdict::Failure || (report.slow && self.settings.slow_rate.is_some())
+        {
+            return self.trip(permit.word(), nanos(now()), Reason::ProbeFailed);
+        }
+        if report.verdict == Verdict::Ignored {
+            self.release(permit);
+            return None;
+        }
+        let generation = generation(permit.word());
+        let mut successes = self.successes.load(Ordering::Acquire);
+        loop {
+            if successes >> 32 != generation {
+                return None;
+            }
+            match self.successes.compare_exchange_weak(
+                successes,
+                successes + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(actual) => successes = actual,
+            }
+        }
+        if (successes & 0xffff_ffff) + 1 >= u64::from(self.settings.probes) {
+            self.transition(permit.word(), State::Closed, Reason::ProbesSucceeded)
+        } else {
+            None
+        }
+    }
+
+    /// Opens the circuit if it is still in `expected`, for the configured open time (never a
+    /// server's `Retry-After`: that speaks of one caller's request, not of every caller's).
+    pub(super) fn trip(&self, expected: u64, now: u64, reason: Reason) -> Option<Notice> {
+        let mut control = self.lock();
+        if self.word.load(Ordering::Acquire) != expected {
+            return None;
+        }
+        let duration = {
+            let c = &mut *control;
+            self.settings.open.delay(c.openings, c.previous, &mut c.rng)
+        };
+        control.previous = duration;
+        control.openings = control.openings.saturating_add(1);
+        self.open_until
+            .store(now.saturating_add(nanos(duration)), Ordering::Release);
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        self.word
+            .store(next_word(expected, State::Open), Ordering::Release);
+        Some(Notice::Changed {
+            from: State::of(expected),
+            to: State::Open,
+            reason,
+        })
+    }
+
+    pub(super) fn to_half_open(&self, expected: u64, now: u64) -> Option<Notice> {
+        let _control = self.lock();
+        if self.word.load(Ordering::Acquire) != expected {
+            return None;
+        }
+        let word = next_word(expected, State::HalfOpen);
+        let generation = generation(word) << 32;
+        self.probes.store(
+            generation | u64::from(self.settings.probes),
+            Ordering::Release,
+        );
+        self.successes.store(generation, Ordering::Release);
+        self.half_open_until.store(
+            now.saturating_add(nanos(self.settings.max_half_open)),
+            Ordering::Release,
+        );
+        self.word.store(word, Ordering::Release);
+        Some(Notice::Changed {
+            from: State::Open,
+            to: State::HalfOpen,
+            reason: Reason::OpenTimeElapsed,
+        })
+    }
+
+    /// Moves to `to` if the circuit is still in `expected`; closing starts a fresh window and
+    /// resets the open time's growth.
+    pub(super) fn transition(&self, expected: u64, to: State, reason: Reason) -> Option<Notice> {
+        let mut control = self.lock();
+        if self.word.load(Ordering::Acquire) != expected {
+            return None;
+        }
+        if to == State::Closed {
+            self.clear(&mut control);
+        }
+        self.word.store(next_word(expected, to), Ordering::Release);
+        Some(Notice::Changed {
+            from: State::of(expected),
+            to,
+            reason,
+        })
+    }
+
+    pub(super) fn clear(&self, control: &mut Control) {
+        match &self.window {
+            Window::Count(w) => w.reset(),
+            Window::Time(w) => w.reset(),
+        }
+        self.consecutive.store(0, Ordering::Relaxed);
+        control.openings = 0;
+        control.previous = Duration::ZERO;
+    }
+
+    /// Sets a state by hand. `Closed` is a reset: a fresh window, the open time back to its
+    /// base. `Open` opens for the configured open time (grown as usual); `HalfOpen` is not
+    /// settable (it is reached through `Open`). Returns a notice when the state changed.
+    pub(crate) fn set(&self, to: State, now: Duration) -> Option<Notice> {
+        let mut control = self.lock();
+        let word = self.word.load(Ordering::Acquire);
+        let from = State::of(word);
+        if to == State::Closed {
+            self.clear(&mut control);
+        }
+        if to == State::Open {
+            drop(control);
+            let notice = self.trip(word, nanos(now), Reason::Manual);
+            return notice.map(|n| match n {
+                Notice::Changed { from, to, .. } => Notice::Changed {
+                    from,
+                    to,
+                    reason: Reason::Manual,
+                },
+                other @ Notice::WouldOpen { .. } => other,
+            });
+        }
+        self.word.store(next_word(word, to), Ordering::Release);
+        (from != to).then_some(Notice::Changed {
+            from,
+            to,
+            reason: Reason::Manual,
+        })
+    }
+}
