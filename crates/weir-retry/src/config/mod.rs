@@ -207,12 +207,12 @@ impl RetryConfig {
     ///
     /// # Errors
     ///
-    /// None today (the ranges are checked by [`RetryBuilder::build`]); a `Result` for the
-    /// rules a file may break in the future.
+    /// A [`ConfigError`] when `max_servers` is set without `budget_per_server = true`. The
+    /// ranges are checked by [`RetryBuilder::build`].
     pub fn http_builder(
         &self,
     ) -> Result<RetryBuilder<HttpReplay, HttpStatus, (), Plain, ServerScope>, ConfigError> {
-        Ok(self.apply_http(RetryLayer::http()))
+        self.apply_http(RetryLayer::http())
     }
 
     /// Builds [`http_builder`](Self::http_builder)'s layer.
@@ -234,7 +234,7 @@ impl RetryConfig {
     pub fn grpc_builder(
         &self,
     ) -> Result<RetryBuilder<HttpReplay, GrpcStatus, (), Http, ServerScope>, ConfigError> {
-        Ok(self.apply_http(RetryLayer::grpc()))
+        self.apply_http(RetryLayer::grpc())
     }
 
     /// Builds [`grpc_builder`](Self::grpc_builder)'s layer.
@@ -252,7 +252,15 @@ impl RetryConfig {
     fn apply_http<C, O, P>(
         &self,
         builder: RetryBuilder<HttpReplay, C, O, P>,
-    ) -> RetryBuilder<HttpReplay, C, O, P, ServerScope> {
+    ) -> Result<RetryBuilder<HttpReplay, C, O, P, ServerScope>, ConfigError> {
+        if self.max_servers.is_some() && self.budget_per_server != Some(true) {
+            return Err(ConfigError::conflict(
+                "retry",
+                "max_servers",
+                "bounds the budgets per server: set `budget_per_server = true` too, or leave it \
+                 out",
+            ));
+        }
         let mut builder = builder.settings(self.settings.clone());
         if let Some(bytes) = self.body_limit {
             builder = builder.body_limit(bytes);
@@ -266,7 +274,7 @@ impl RetryConfig {
         }
         let scope = (self.budget_per_server == Some(true))
             .then(|| PerKey::new(Authority, self.max_servers.unwrap_or(DEFAULT_MAX_SERVERS)));
-        builder.map_parts(|r, c, o, ()| (r, c, o, scope))
+        Ok(builder.map_parts(|r, c, o, ()| (r, c, o, scope)))
     }
 }
 

@@ -241,6 +241,55 @@ async fn which_requests_are_retried_follows_the_file() {
     assert_eq!(count(limited, false, post(b"12345")).await, 1);
 }
 
+#[tokio::test(start_paused = true)]
+async fn budget_per_server_keys_the_budget_by_authority() {
+    // #16.4 in the file: 3 tokens per server, so each server's first failing request is retried
+    // once and its second not at all; at most two servers keep a budget of their own.
+    let config = parse(
+        r#"
+        max_attempts = 3
+        backoff = { kind = "constant", base = "10ms" }
+        budget = { kind = "grpc_throttle", max_tokens = 3, token_ratio = 1 }
+        budget_per_server = true
+        max_servers = 2
+        "#,
+    );
+    let (service, calls) = unavailable(&[]);
+    let (layer, handle) = config.http_builder().unwrap().build_with_handle().unwrap();
+    let client = layer.layer(service);
+    let get = |host: &str| {
+        Request::get(format!("http://{host}/"))
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    for host in ["a.test", "a.test", "b.test", "c.test"] {
+        client.clone().oneshot(get(host)).await.unwrap();
+    }
+    // a: 2 + 1 calls; b: 2 (its own budget, untouched by a's failures); c: 2 (the overflow's).
+    assert_eq!(calls.lock().unwrap().len(), 3 + 2 + 2);
+    assert_eq!(handle.budget().servers(), 2);
+
+    // Without the flag, one budget: a's failures leave nothing for b.
+    let config = parse(
+        r#"
+        max_attempts = 3
+        backoff = { kind = "constant", base = "10ms" }
+        budget = { kind = "grpc_throttle", max_tokens = 3, token_ratio = 1 }
+        "#,
+    );
+    let (service, calls) = unavailable(&[]);
+    let client = config.build_http().unwrap().layer(service);
+    for host in ["a.test", "a.test", "b.test"] {
+        client.clone().oneshot(get(host)).await.unwrap();
+    }
+    assert_eq!(calls.lock().unwrap().len(), 3 + 1);
+
+    // `max_servers` says nothing without `budget_per_server`.
+    let err = parse("max_servers = 10").build_http().unwrap_err();
+    assert!(err.is_conflict(), "{err}");
+    assert_eq!(err.field(), "max_servers");
+}
+
 #[test]
 fn an_empty_table_builds_the_defaults() {
     let config = parse("");
