@@ -7,6 +7,7 @@
 //! cargo run --release --example gateway                          # ~20 s of traffic, a report, then serve
 //! cargo run --release --example gateway -- --duration 5 --no-serve  # a short run that exits (CI)
 //! cargo run --release --example gateway -- --no-drive --port 8080    # just serve
+//! cargo run --release --example gateway -- --no-drive --host 0.0.0.0 --port 8080  # in a container
 //! ```
 //!
 //! - **Listener**: HTTP/1.1 with a header read timeout (5 s to send a request's headers, from the
@@ -25,6 +26,12 @@
 //!   (`RetryLayer::http()`) → a circuit breaker per upstream authority → a bulkhead → a
 //!   per-attempt timeout that writes the remaining budget into `x-timeout-ms` → a hyper client.
 //! - **Upstream**: answers 503 to a share of requests, has latency spikes and an outage window.
+//! - **Health probes** (weir-health), beside the edge stack, never behind it, so no rate limit or
+//!   shedder refuses them: `/livez` (the process answers), `/readyz` (fails while the upstream's
+//!   circuit breaker is open, and while the gateway starts or drains; degraded, still 200, when
+//!   the upstream bulkhead or the edge's load level is near saturation, or Redis is unreachable)
+//!   and `/startupz`. `?verbose` lists every check. On Ctrl-C (or SIGTERM, as Kubernetes sends)
+//!   readiness fails first, the gateway keeps serving for a grace period, then stops.
 //!
 //! With `WEIR_REDIS_URL=redis://host:port` the rate limits live in Redis (weir-redis), shared by
 //! every gateway instance; without it they stay in memory. While Redis is unreachable each
@@ -65,8 +72,11 @@ use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
-use weir::bulkhead::BulkheadLayer;
+use weir::bulkhead::{BulkheadHandle, BulkheadLayer};
 use weir::circuit_breaker::{CircuitBreakerLayer, KeyedCircuitBreakerHandle, State};
+use weir::health::{
+    BreakerCheck, BulkheadCheck, HealthRegistry, HealthService, LoadCheck, RedisCheck, Verbose,
+};
 use weir::load_shed::{LoadShedHandle, LoadShedLayer};
 use weir::rate_limit::{Quota, RateLimitLayer};
 use weir::redis::{FailurePolicy, RedisStore};
@@ -141,6 +151,12 @@ pub(crate) struct Config {
     /// Redis is unreachable, each instance limits locally with `1 / instances` of every quota,
     /// so the fleet stays within the limit.
     pub(crate) instances: u32,
+    /// How long the gateway keeps serving after Ctrl-C or SIGTERM with its readiness failing,
+    /// so load balancers stop sending it traffic first (a little more than the readiness probe's
+    /// period times its failure threshold: 5 s x 1 in the README's Kubernetes example).
+    pub(crate) drain_grace: Duration,
+    /// The address the gateway listens on (127.0.0.1; `--host 0.0.0.0` in a container).
+    pub(crate) host: IpAddr,
 }
 
 impl Config {
@@ -173,6 +189,8 @@ impl Config {
             max_body_bytes: 1 << 20,
             trusted_proxies: Vec::new(),
             instances: 1,
+            drain_grace: Duration::from_secs(6),
+            host: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
         }
     }
 }
@@ -327,6 +345,7 @@ pub(crate) fn client_stack(
         + Sync
         + 'static,
         KeyedCircuitBreakerHandle,
+        BulkheadHandle,
     ),
     BoxError,
 > {
@@ -396,7 +415,7 @@ pub(crate) fn client_stack(
         .keyed(Authority)
         .build_with_handle()?;
     let seen = Arc::clone(stats);
-    let bulkhead = BulkheadLayer::builder()
+    let (bulkhead, bulkhead_handle) = BulkheadLayer::builder()
         .max_concurrent(config.upstream_concurrency)
         .name("upstream")
         .observer((
@@ -405,7 +424,7 @@ pub(crate) fn client_stack(
             },
             weir::Tracing,
         ))
-        .build()?;
+        .build_with_handle()?;
     let seen = Arc::clone(stats);
     let attempt = TimeoutLayer::builder()
         .timeout(config.attempt_timeout)
@@ -424,7 +443,7 @@ pub(crate) fn client_stack(
         .layer(bulkhead)
         .layer(attempt)
         .service(client);
-    Ok((stack, breaker_handle))
+    Ok((stack, breaker_handle, bulkhead_handle))
 }
 
 impl Stats {
@@ -453,6 +472,8 @@ pub(crate) struct Gateway {
     pub(crate) breakers: KeyedCircuitBreakerHandle,
     /// The edge's load shedder.
     pub(crate) shedder: LoadShedHandle,
+    /// The health registry behind `/livez`, `/readyz` and `/startupz`.
+    pub(crate) health: HealthRegistry,
     /// The server task.
     pub(crate) server: JoinHandle<std::io::Result<()>>,
 }
@@ -502,7 +523,7 @@ fn tier_of(key: &ClientKey) -> Option<&'static str> {
 
 /// Builds the gateway's router: the edge stack (outermost first: error responses → keyed rate
 /// limit with tiers → load shed → server timeout) in front of a proxy that calls `upstream`
-/// through [`client_stack`].
+/// through [`client_stack`], and beside it the health probes, fed by the same layers' handles.
 pub(crate) fn router(
     config: &Config,
     upstream: SocketAddr,
@@ -512,11 +533,14 @@ pub(crate) fn router(
         Arc<Stats>,
         KeyedCircuitBreakerHandle,
         LoadShedHandle,
+        HealthRegistry,
     ),
     BoxError,
 > {
     let stats = Stats::new();
-    let (client, breakers) = client_stack(config, &stats)?;
+    let (client, breakers, bulkhead) = client_stack(config, &stats)?;
+    // Starting: not ready until `start` has bound the listener.
+    let health = HealthRegistry::starting();
 
     let seen = Arc::clone(&stats);
     let quotas = |tier: Tier| {
@@ -555,15 +579,20 @@ pub(crate) fn router(
     // If Redis cannot be reached, each instance limits on its own with its share of every quota
     // (`1 / instances`), so the fleet as a whole stays within the limit.
     let rate_limit = match &config.redis_url {
-        Some(url) => Either::Left(
-            limits.build_with_store(
-                RedisStore::builder(url.clone())
-                    .name("edge")
-                    .failure_policy(FailurePolicy::Local)
-                    .instances(config.instances)
-                    .build()?,
-            )?,
-        ),
+        Some(url) => {
+            let store = RedisStore::builder(url.clone())
+                .name("edge")
+                .failure_policy(FailurePolicy::Local)
+                .instances(config.instances)
+                .build()?;
+            // Degraded (still ready) while Redis is unreachable: each instance then limits
+            // locally with its share of every quota, so the gateway keeps serving.
+            health
+                .register("redis", RedisCheck::new(store.handle()))
+                .ready()
+                .add()?;
+            Either::Left(limits.build_with_store(store)?)
+        }
         None => Either::Right(limits.build()?),
     };
     let seen = Arc::clone(&stats);
@@ -597,10 +626,34 @@ pub(crate) fn router(
         .layer(shed)
         .layer(edge_timeout)
         .service(proxy);
+
+    // The probes read the layers' own state. The breaker check is a few atomic reads, so it is
+    // not cached: readiness fails as soon as the upstream's breaker opens, and passes again
+    // (degraded) as soon as its open time is over, so traffic can probe the upstream.
+    health
+        .register("upstream", BreakerCheck::critical_keyed(breakers.clone()))
+        .ready()
+        .cache_for(Duration::ZERO)
+        .add()?;
+    health
+        .register("upstream-bulkhead", BulkheadCheck::new(bulkhead))
+        .ready()
+        .add()?;
+    health
+        .register("edge-load", LoadCheck::new(shedder.clone()))
+        .ready()
+        .add()?;
+    let probes = HealthService::new(health.clone()).verbose(Verbose::OnQuery);
+
+    // The probes sit beside the edge stack, not behind it: no rate limit or load shedder ever
+    // refuses the probes that report on them.
     let router = Router::new()
         .route("/", get(|| async { "weir gateway: try GET /api/items\n" }))
-        .route_service("/api/{*path}", edge);
-    Ok((router, stats, breakers, shedder))
+        .route_service("/api/{*path}", edge)
+        .route_service("/livez", probes.clone())
+        .route_service("/readyz", probes.clone())
+        .route_service("/startupz", probes);
+    Ok((router, stats, breakers, shedder, health))
 }
 
 /// Headers that describe one connection, not the request (RFC 9110, section 7.6.1), with the
@@ -746,14 +799,15 @@ pub(crate) async fn serve(
     }
 }
 
-/// Starts the gateway on `127.0.0.1:port` (0: any free port) in front of `upstream`.
+/// Starts the gateway on `config.host:port` (127.0.0.1 unless set; port 0: any free port) in
+/// front of `upstream`.
 pub(crate) async fn start(
     config: &Config,
     port: u16,
     upstream: SocketAddr,
 ) -> Result<Gateway, BoxError> {
-    let (router, stats, breakers, shedder) = router(config, upstream)?;
-    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+    let (router, stats, breakers, shedder, health) = router(config, upstream)?;
+    let listener = TcpListener::bind((config.host, port)).await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(serve(
         listener,
@@ -761,12 +815,15 @@ pub(crate) async fn start(
         config.header_read_timeout,
         config.max_connections,
     ));
+    // Bound and accepting: ready (if the checks agree).
+    health.lifecycle().serving();
     Ok(Gateway {
         addr,
         upstream,
         stats,
         breakers,
         shedder,
+        health,
         server,
     })
 }
@@ -1151,6 +1208,7 @@ fn report(records: &[Record], gateway: &Gateway, upstream: &Upstream, config: &C
 /// The command line.
 #[derive(Debug)]
 struct Args {
+    host: IpAddr,
     port: u16,
     duration: Duration,
     drive: bool,
@@ -1159,6 +1217,7 @@ struct Args {
 
 fn args() -> Result<Args, String> {
     let mut args = Args {
+        host: IpAddr::from([127, 0, 0, 1]),
         port: 0,
         duration: Duration::from_secs(20),
         drive: true,
@@ -1167,6 +1226,10 @@ fn args() -> Result<Args, String> {
     let mut iter = std::env::args().skip(1);
     while let Some(arg) = iter.next() {
         match arg.as_str() {
+            "--host" => {
+                let value = iter.next().ok_or("--host needs a value")?;
+                args.host = value.parse().map_err(|_| format!("bad address: {value}"))?;
+            }
             "--port" => {
                 let value = iter.next().ok_or("--port needs a value")?;
                 args.port = value.parse().map_err(|_| format!("bad port: {value}"))?;
@@ -1185,7 +1248,7 @@ fn args() -> Result<Args, String> {
             "--no-serve" | "--exit" => args.serve = false,
             "-h" | "--help" => {
                 return Err(
-                    "usage: gateway [--port N] [--duration SECS] [--no-drive] [--no-serve|--exit]"
+                    "usage: gateway [--host ADDR] [--port N] [--duration SECS] [--no-drive] [--no-serve|--exit]"
                         .into(),
                 );
             }
@@ -1193,6 +1256,22 @@ fn args() -> Result<Args, String> {
         }
     }
     Ok(args)
+}
+
+/// Ctrl-C, or SIGTERM (what Kubernetes sends a pod it stops).
+async fn shutdown_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
 }
 
 #[tokio::main]
@@ -1207,6 +1286,7 @@ async fn main() -> Result<(), BoxError> {
         }
     };
     let mut config = Config::demo();
+    config.host = args.host;
     config.redis_url = std::env::var("WEIR_REDIS_URL").ok();
     if let Ok(proxies) = std::env::var("WEIR_TRUSTED_PROXIES") {
         for proxy in proxies.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -1300,7 +1380,14 @@ async fn main() -> Result<(), BoxError> {
         println!(
             "  curl -i -H 'x-api-key: basic-key' -H 'x-timeout-ms: 50' http://{addr}/api/items"
         );
-        tokio::signal::ctrl_c().await?;
+        println!("  curl -i http://{addr}/readyz?verbose   # readiness, every check listed");
+        println!("  curl -i http://{addr}/livez");
+        shutdown_signal().await?;
+        println!(
+            "draining: /readyz fails now; serving {:?} more before stopping",
+            config.drain_grace
+        );
+        gateway.health.lifecycle().drain(config.drain_grace).await;
     }
     gateway.server.abort();
     Ok(())

@@ -470,3 +470,90 @@ async fn without_redis_an_instance_keeps_its_share_of_the_limit() {
         config.basic.per_second
     );
 }
+
+/// A GET of `path` (a health probe): status and body.
+async fn probe(client: &TestClient, addr: SocketAddr, path: &str) -> (StatusCode, String) {
+    let response = client
+        .request(
+            Request::get(format!("http://{addr}{path}"))
+                .body(Empty::new())
+                .expect("valid request"),
+        )
+        .await
+        .expect("the gateway answers");
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// #22: the gateway serves `/livez`, `/readyz` and `/startupz` from its own layers' state:
+/// readiness turns 503 while the upstream's breaker is open and back to 200 after, liveness
+/// stays 200 throughout, and the probes answer a client the edge's rate limit refuses.
+#[tokio::test]
+async fn readiness_follows_the_upstream_breaker() {
+    let mut config = Config::demo();
+    config.open_duration = Duration::from_millis(600);
+    let (gateway, upstream, client) = setup(&config).await;
+    let addr = gateway.addr;
+
+    for path in ["/livez", "/readyz", "/startupz"] {
+        assert_eq!(
+            probe(&client, addr, path).await,
+            (StatusCode::OK, r#"{"status":"pass"}"#.to_owned()),
+            "{path}"
+        );
+    }
+    let (status, body) = probe(&client, addr, "/readyz?verbose").await;
+    assert_eq!(status, StatusCode::OK);
+    for check in ["lifecycle", "upstream", "upstream-bulkhead", "edge-load"] {
+        assert!(body.contains(&format!("\"{check}\"")), "{check} in {body}");
+    }
+
+    // The outage opens the breaker: readiness fails (the gateway cannot serve its API), liveness
+    // passes (restarting it would not help).
+    upstream.set_outage(true);
+    for _ in 0..20 {
+        if get(&client, addr, PREMIUM_KEY, &[]).await.body == "circuit open" {
+            break;
+        }
+    }
+    assert_eq!(breaker_state(&gateway), Some(State::Open));
+    let (status, body) = probe(&client, addr, "/readyz?verbose").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.contains("circuit open"), "{body}");
+    assert_eq!(probe(&client, addr, "/livez").await.0, StatusCode::OK);
+
+    // A client the rate limit refuses still gets the probes: they sit beside the edge stack.
+    while get(&client, addr, FREE_KEY, &[]).await.status != StatusCode::TOO_MANY_REQUESTS {}
+    assert_eq!(probe(&client, addr, "/livez").await.0, StatusCode::OK);
+
+    // The upstream recovers; once the open time is over readiness passes again (degraded while
+    // the breaker may probe), and after a few good calls the breaker is closed and it is a pass.
+    upstream.set_outage(false);
+    tokio::time::sleep(config.open_duration + Duration::from_millis(50)).await;
+    assert_eq!(probe(&client, addr, "/readyz").await.0, StatusCode::OK);
+    for _ in 0..5 {
+        assert_eq!(
+            get(&client, addr, PREMIUM_KEY, &[]).await.status,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(breaker_state(&gateway), Some(State::Closed));
+    assert_eq!(
+        probe(&client, addr, "/readyz").await,
+        (StatusCode::OK, r#"{"status":"pass"}"#.to_owned())
+    );
+
+    // Draining (Ctrl-C / SIGTERM): readiness fails first, liveness still passes.
+    gateway.health.lifecycle().draining();
+    assert_eq!(
+        probe(&client, addr, "/readyz").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(probe(&client, addr, "/livez").await.0, StatusCode::OK);
+}

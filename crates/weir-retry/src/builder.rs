@@ -1,27 +1,62 @@
-//! `RetryBuilder` and its `ConfigError`.
+//! `RetryBuilder`, `RetryLayer::builder()` and the presets.
 
-use std::error::Error as StdError;
-use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use weir_core::protocol::{Http, Plain};
-use weir_core::{AnyError, Authority, Backoff, Jitter, Name, SharedRandom};
+use weir_core::{AnyError, Authority, Backoff, ConfigError, GrpcStatus, HttpStatus, Jitter, Name};
 
 use crate::budget::{RetryBudget, SharedBudget};
 use crate::handle::RetryHandle;
 use crate::layer::RetryLayer;
 use crate::replay::{Filtered, HttpReplay, IdempotentReplay};
-use crate::scope::{DEFAULT_MAX_SERVERS, PerKey};
-use crate::shared::{Core, Shared};
-use crate::state::Policy;
+use crate::scope::PerKey;
+use crate::settings::{DEFAULT_BACKOFF, DEFAULT_MAX_SERVERS, GRPC_MAX_ATTEMPTS, RetrySettings};
+use crate::shared::{Parts, Shared};
 
-/// The default backoff: exponential from 100 ms, doubling, capped at 5 s, full jitter.
-pub(crate) const DEFAULT_BACKOFF: Backoff = Backoff::exponential(Duration::from_millis(100))
-    .max(Duration::from_secs(5))
-    .jitter(Jitter::Full);
+impl RetryLayer {
+    /// A builder with the defaults (see [`RetryBuilder`]).
+    #[must_use]
+    pub fn builder() -> RetryBuilder {
+        RetryBuilder::new()
+    }
+
+    /// For HTTP clients: [`HttpStatus`] (5xx, 408, 429 and connection errors are transient;
+    /// `Retry-After` honoured), [`HttpReplay`] (bodies buffered up to 64 KiB; idempotent methods,
+    /// POST and PATCH only with an `Idempotency-Key`).
+    #[must_use]
+    pub fn http() -> RetryBuilder<HttpReplay, HttpStatus> {
+        RetryBuilder::new()
+            .replay(HttpReplay::new())
+            .classify(HttpStatus::new())
+    }
+
+    /// For gRPC clients (tonic): [`GrpcStatus`] (`UNAVAILABLE`, `RESOURCE_EXHAUSTED`,
+    /// `DEADLINE_EXCEEDED`, `ABORTED` are transient; `grpc-retry-pushback-ms` honoured, a
+    /// negative pushback stops), [`HttpReplay`] with every method retried (gRPC calls are POSTs:
+    /// only put this on idempotent methods, or narrow the classifier) and without waiting for a
+    /// body still being streamed (a unary call's message is in memory and is replayed; a
+    /// streaming call is sent once), and gRFC A6's backoff: `random(0, d)` (full jitter) of an
+    /// exponential backoff from 100 ms, capped at 5 s. As A6 has it, `max_attempts` is at most
+    /// 5: a larger value is taken as 5. Narrow the retryable codes with
+    /// `GrpcStatus::new().only_retryable(&[...])` (A6's `retryableStatusCodes`). The budget
+    /// hears a call's status where gRPC puts it ([`Http`], see [`RetryBuilder::trailers`]): a
+    /// call whose `grpc-status` arrives in the trailers is recorded at the end of its body.
+    #[must_use]
+    pub fn grpc() -> RetryBuilder<HttpReplay, GrpcStatus, (), Http> {
+        RetryBuilder::new()
+            .replay(HttpReplay::new().non_idempotent(true).wait_for_body(false))
+            .classify(GrpcStatus::new())
+            .backoff(grpc_backoff())
+            .cap_attempts(GRPC_MAX_ATTEMPTS)
+            .trailers()
+    }
+}
+
+/// gRFC A6: the delay before retry n is `random(0, min(initial x multiplier^(n-1), max))`.
+const fn grpc_backoff() -> Backoff {
+    DEFAULT_BACKOFF.jitter(Jitter::Full)
+}
 
 /// Configures a [`RetryLayer`]; from [`RetryLayer::builder`], [`RetryLayer::http`] or
 /// [`RetryLayer::grpc`].
@@ -38,7 +73,9 @@ pub(crate) const DEFAULT_BACKOFF: Backoff = Backoff::exponential(Duration::from_
 /// | protocol | [`Plain`]: outcomes recorded as responses arrive ([`Http`] for `grpc()`: at the end of the body, see [`trailers`](Self::trailers)) |
 #[derive(Clone, Debug)]
 pub struct RetryBuilder<R = IdempotentReplay, C = AnyError, O = (), P = Plain, K = ()> {
-    settings: Settings,
+    settings: RetrySettings,
+    /// The most `max_attempts` may be (5 for the gRPC preset, as gRFC A6 has it).
+    attempts_cap: u32,
     /// A budget shared with other layers, instead of one of the layer's own.
     shared_budget: Option<SharedBudget>,
     replay: R,
@@ -48,33 +85,11 @@ pub struct RetryBuilder<R = IdempotentReplay, C = AnyError, O = (), P = Plain, K
     protocol: PhantomData<fn() -> P>,
 }
 
-/// The plain settings of a [`RetryBuilder`].
-#[derive(Clone, Debug)]
-struct Settings {
-    name: Name,
-    max_attempts: u32,
-    /// The most `max_attempts` may be (5 for the gRPC preset, as gRFC A6 has it).
-    attempts_cap: u32,
-    backoff: Backoff,
-    max_duration: Option<Duration>,
-    max_server_delay: Duration,
-    budget: RetryBudget,
-    seed: Option<u64>,
-}
-
 impl RetryBuilder {
     pub(crate) fn new() -> Self {
         Self {
-            settings: Settings {
-                name: Name::default(),
-                max_attempts: 3,
-                attempts_cap: u32::MAX,
-                backoff: DEFAULT_BACKOFF,
-                max_duration: None,
-                max_server_delay: Duration::from_secs(60),
-                budget: RetryBudget::default(),
-                seed: None,
-            },
+            settings: RetrySettings::new(),
+            attempts_cap: u32::MAX,
             shared_budget: None,
             replay: IdempotentReplay::new(),
             classify: AnyError,
@@ -107,6 +122,7 @@ impl<R, C, O, P, K> RetryBuilder<R, C, O, P, K> {
             parts(self.replay, self.classify, self.observer, self.scope);
         RetryBuilder {
             settings: self.settings,
+            attempts_cap: self.attempts_cap,
             shared_budget: self.shared_budget,
             replay,
             classify,
@@ -133,7 +149,7 @@ impl<R, C, O, P, K> RetryBuilder<R, C, O, P, K> {
 
     /// Caps `max_attempts` at `cap`, whatever is set before or after (the gRPC preset: 5).
     pub(crate) const fn cap_attempts(mut self, cap: u32) -> Self {
-        self.settings.attempts_cap = cap;
+        self.attempts_cap = cap;
         self
     }
 
@@ -202,6 +218,20 @@ impl<R, C, O, P, K> RetryBuilder<R, C, O, P, K> {
         self.map_parts(|r, c, o, _| (r, c, o, PerKey::new(extractor, DEFAULT_MAX_SERVERS)))
     }
 
+    /// Takes a whole [`RetrySettings`] (a configuration file's, say) in place of the settings
+    /// set so far. A budget given with [`shared_budget`](Self::shared_budget) is kept.
+    #[must_use]
+    pub fn settings(mut self, settings: RetrySettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// The settings as they stand.
+    #[must_use]
+    pub const fn get_settings(&self) -> &RetrySettings {
+        &self.settings
+    }
+
     /// Seeds the jitter's random source, for reproducible delays (tests, simulations). Seeded
     /// per layer from a cheap random value otherwise.
     #[must_use]
@@ -261,7 +291,7 @@ impl<R, C, O, P, K> RetryBuilder<R, C, O, P, K> {
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`] naming the first broken rule.
+    /// A [`ConfigError`] naming the first broken rule ([`RetrySettings::validate`]).
     pub fn build(self) -> Result<RetryLayer<R, C, O, P, K>, ConfigError> {
         self.build_with_handle().map(|(layer, _)| layer)
     }
@@ -270,52 +300,21 @@ impl<R, C, O, P, K> RetryBuilder<R, C, O, P, K> {
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`] naming the first broken rule.
+    /// A [`ConfigError`] naming the first broken rule ([`RetrySettings::validate`]).
     pub fn build_with_handle(
         self,
     ) -> Result<(RetryLayer<R, C, O, P, K>, RetryHandle), ConfigError> {
-        if self.settings.max_attempts == 0 {
-            return Err(ConfigError::MaxAttempts);
-        }
-        self.settings.budget.validate()?;
-        Ok(self.finish())
-    }
-
-    /// Builds without checking (the caller made sure the configuration is valid).
-    pub(crate) fn finish(self) -> (RetryLayer<R, C, O, P, K>, RetryHandle) {
-        let settings = self.settings;
-        let core = Arc::new(Core {
-            rng: settings
-                .seed
-                .map_or_else(SharedRandom::new, SharedRandom::seeded),
-            retries: AtomicU64::new(0),
-            gave_up: AtomicU64::new(0),
-            budget_exhausted: AtomicU64::new(0),
-        });
-        let budget = self
-            .shared_budget
-            .unwrap_or_else(|| SharedBudget::start(settings.budget));
-        let shared = Shared {
-            name: settings.name,
-            policy: Policy {
-                max_attempts: settings.max_attempts.clamp(1, settings.attempts_cap.max(1)),
-                backoff: settings.backoff,
-                max_duration: settings.max_duration,
-                max_server_delay: settings.max_server_delay,
-            },
+        self.settings.validate()?;
+        let parts = Parts {
             replay: self.replay,
             classify: self.classify,
             observer: self.observer,
-            budget: budget.clone(),
             scope: self.scope,
-            core: Arc::clone(&core),
-            needs_clock: settings.max_duration.is_some(),
-            protocol: PhantomData,
+            budget: self.shared_budget,
         };
-        (
-            RetryLayer::from_shared(shared),
-            RetryHandle::new(core, budget),
-        )
+        let layer = RetryLayer::from_shared(Shared::new(self.settings, self.attempts_cap, parts));
+        let handle = layer.handle();
+        Ok((layer, handle))
     }
 }
 
@@ -355,56 +354,3 @@ impl<C, O, P, K> RetryBuilder<HttpReplay, C, O, P, K> {
         self
     }
 }
-
-/// A broken rule in a [`RetryBuilder`]'s configuration.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// `max_attempts` is 0.
-    MaxAttempts,
-    /// A ratio budget's `ratio` is not finite or not within 0 to 1000.
-    BudgetRatio,
-    /// A ratio budget's `window` is not within 1 s to 60 s.
-    BudgetWindow,
-    /// A gRPC throttle's `max_tokens` is not within 1 to 1000.
-    ThrottleMaxTokens,
-    /// A gRPC throttle's `token_ratio` is not finite and above 0.
-    ThrottleTokenRatio,
-    /// A setting of HTTP body replay (`body_limit`, `wait_for_body`, `retry_non_idempotent`) is
-    /// set in a configuration file built for other requests.
-    HttpOnly(&'static str),
-    /// Two settings that exclude each other are both set (in a configuration file:
-    /// `max_attempts` and `max_retries`).
-    Conflict(&'static str, &'static str),
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = match self {
-            Self::MaxAttempts => {
-                "retry: `max_attempts` must be at least 1 (it counts the first call)"
-            }
-            Self::BudgetRatio => "retry: the budget's `ratio` must be finite and within 0..=1000",
-            Self::BudgetWindow => "retry: the budget's `window` must be within 1 s..=60 s",
-            Self::ThrottleMaxTokens => {
-                "retry: the gRPC throttle's `max_tokens` must be within 1..=1000"
-            }
-            Self::ThrottleTokenRatio => {
-                "retry: the gRPC throttle's `token_ratio` must be finite and above 0"
-            }
-            Self::HttpOnly(field) => {
-                return write!(
-                    f,
-                    "retry: `{field}` applies to HTTP requests only: build with `build_http` or \
-                     `build_grpc`, or leave `{field}` out"
-                );
-            }
-            Self::Conflict(a, b) => {
-                return write!(f, "retry: `{a}` and `{b}` are both set: choose one");
-            }
-        };
-        f.write_str(text)
-    }
-}
-
-impl StdError for ConfigError {}

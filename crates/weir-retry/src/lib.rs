@@ -14,13 +14,14 @@ mod protocol;
 mod replay;
 mod scope;
 mod service;
+mod settings;
 mod shared;
 mod state;
 
 pub use crate::budget::{RetryBudget, SharedBudget};
-pub use crate::builder::{ConfigError, RetryBuilder};
+pub use crate::builder::RetryBuilder;
 #[cfg(feature = "serde")]
-pub use crate::config::{BudgetSpec, RetryConfig, ServerScope};
+pub use crate::config::{RetryConfig, ServerScope};
 pub use crate::event::{Event, GiveUp};
 pub use crate::future::ResponseFuture;
 pub use crate::handle::RetryHandle;
@@ -30,8 +31,14 @@ pub use crate::replay::{
     BodyError, CloneRequest, DEFAULT_BODY_LIMIT, Filtered, FilteredPrepare, HttpCopy, HttpReplay,
     IdempotentReplay, PrepareBody, Replay, ReplayBody,
 };
-pub use crate::scope::{BudgetScope, DEFAULT_MAX_SERVERS, PerKey};
+pub use crate::scope::{BudgetScope, PerKey};
 pub use crate::service::Retry;
+#[cfg(feature = "serde")]
+pub use crate::settings::BudgetSpec;
+pub use crate::settings::{
+    DEFAULT_BACKOFF, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_SERVER_DELAY, DEFAULT_MAX_SERVERS,
+    GRPC_MAX_ATTEMPTS, RetrySettings,
+};
 /// The trait through which the default replay ([`IdempotentReplay`]) asks a request for its
 /// HTTP method and headers; a request type of your own implements it in one line.
 pub use weir_timeout::Carrier;

@@ -6,9 +6,6 @@ use weir_core::{KeyExtractor, KeyedConfig};
 
 use crate::budget::SharedBudget;
 
-/// The most servers a layer keyed per server keeps a budget for unless set: 1 000.
-pub const DEFAULT_MAX_SERVERS: usize = 1_000;
-
 /// Which budget each request of a retry layer draws on; the `K` of [`RetryLayer`]. Sealed: `()`
 /// (the default: the layer's one budget), [`PerKey`] (one budget per server name, from
 /// [`RetryBuilder::budget_per_server`] or [`RetryBuilder::budget_per_key`]), or

@@ -454,12 +454,20 @@ async fn a_result_predicate_is_a_closure_classifier() {
 #[test]
 fn config_errors_name_the_field() {
     let err = RetryLayer::builder().max_attempts(0).build().unwrap_err();
+    assert!(err.is_zero(), "{err}");
+    assert_eq!((err.pattern(), err.field()), ("retry", "max_attempts"));
     assert!(err.to_string().contains("`max_attempts`"), "{err}");
     let err = RetryLayer::builder()
         .budget(RetryBudget::grpc_throttle(2000, 0.1))
         .build()
         .unwrap_err();
-    assert!(err.to_string().contains("`max_tokens`"), "{err}");
+    assert!(err.is_out_of_range(), "{err}");
+    assert_eq!(err.field(), "budget.max_tokens");
+    // `new` never fails: zero attempts are raised to one (the rule of every `new` in weir).
+    assert_eq!(
+        format!("{:?}", RetryLayer::new(0)),
+        format!("{:?}", RetryLayer::new(1))
+    );
 }
 
 #[tokio::test(start_paused = true)]

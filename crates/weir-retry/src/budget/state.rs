@@ -1,0 +1,289 @@
+//! The running budget: the pure accounting behind [`RetryBudget`](super::RetryBudget), on a few
+//! atomics, with the clock passed in (read now and then by [`BudgetState::deposit_now`]).
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use weir_core::Outcome;
+
+/// The running budget.
+#[derive(Debug)]
+pub(crate) enum BudgetState {
+    Ratio(Box<RatioState>),
+    Throttle {
+        /// Tokens × 1000.
+        max: u64,
+        /// Token ratio × 1000.
+        ratio: u64,
+        /// Tokens × 1000.
+        tokens: AtomicU64,
+    },
+    Unlimited,
+}
+
+impl BudgetState {
+    /// A new request (not a retry) starts.
+    #[inline]
+    #[cfg(test)]
+    pub(crate) fn deposit(&self, now: Instant) {
+        if let Self::Ratio(state) = self {
+            let epoch = state.epoch(now);
+            state.current.fetch_max(epoch, Ordering::AcqRel);
+            state.requests[0].0.add(epoch, 1);
+        }
+    }
+
+    /// A new request starts, reading the clock only now and then: the first call on each thread
+    /// and every [`CLOCK_EVERY`]th after read it and advance the shared epoch; the others count
+    /// in the last epoch seen. An epoch that lags only makes requests leave the window early, so
+    /// the budget errs on the side of fewer retries; a refused or granted retry always reads the
+    /// clock. The request is counted in this thread's stripe of the counts (see
+    /// [`RatioState::requests`]).
+    #[inline]
+    pub(crate) fn deposit_now(&self) {
+        if let Self::Ratio(state) = self {
+            let (read_clock, stripe) = THREAD.with(|thread| {
+                let mut word = thread.get();
+                if word >> 32 == 0 {
+                    word |= first_stripe();
+                }
+                let n = (word as u32).wrapping_add(1);
+                thread.set((word & !u64::from(u32::MAX)) | u64::from(n));
+                (n % CLOCK_EVERY == 1, (word >> 32) as usize - 1)
+            });
+            let epoch = if read_clock {
+                state.advance_now()
+            } else {
+                state.current.load(Ordering::Acquire)
+            };
+            state.requests[stripe % STRIPES].0.add(epoch, 1);
+        }
+    }
+
+    /// An attempt finished with `outcome` (gRPC throttling counts successes and failures).
+    #[inline]
+    pub(crate) fn record(&self, outcome: &Outcome) {
+        if let Self::Throttle { max, ratio, tokens } = self {
+            match outcome {
+                Outcome::Success => {
+                    let _ = tokens.fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+                        (t < *max).then(|| t.saturating_add(*ratio).min(*max))
+                    });
+                }
+                Outcome::Failure(failure)
+                    if failure.is_transient()
+                        || matches!(failure.hint(), Some(weir_core::ServerHint::DoNotRetry)) =>
+                {
+                    let _ = tokens.fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+                        (t > 0).then(|| t.saturating_sub(1000))
+                    });
+                }
+                Outcome::Failure(_) | Outcome::Ignored => {}
+            }
+        }
+    }
+
+    /// Asks for one retry; `true` spends it.
+    pub(crate) fn withdraw(&self, now: Instant) -> bool {
+        match self {
+            Self::Ratio(state) => state.withdraw(now),
+            Self::Throttle { max, tokens, .. } => tokens.load(Ordering::Acquire) > max / 2,
+            Self::Unlimited => true,
+        }
+    }
+
+    /// Retries the budget would allow right now (`None` when unlimited).
+    pub(crate) fn available(&self, now: Instant) -> Option<u64> {
+        match self {
+            Self::Ratio(state) => {
+                let epoch = state.epoch(now);
+                Some(
+                    state
+                        .allowed(epoch)
+                        .saturating_sub(state.retries.sum(epoch)),
+                )
+            }
+            Self::Throttle { max, tokens, .. } => {
+                // Each retry needs the count above max / 2; each failure takes one token.
+                let tokens = tokens.load(Ordering::Acquire);
+                Some(tokens.saturating_sub(max / 2).div_ceil(1000))
+            }
+            Self::Unlimited => None,
+        }
+    }
+}
+
+/// Slots per window: the window slides in tenths.
+const SLOTS: u32 = 10;
+
+/// A thread reads the clock for a deposit once every this many requests.
+const CLOCK_EVERY: u32 = 32;
+
+/// Stripes of a ratio budget's request counts (see [`RatioState::requests`]).
+const STRIPES: usize = 8;
+
+/// The stripe the next thread to deposit takes.
+static NEXT_STRIPE: AtomicU32 = AtomicU32::new(0);
+
+thread_local! {
+    /// For [`BudgetState::deposit_now`]: the requests started on this thread (low 32 bits, for
+    /// its sampling of the clock) and its stripe plus one (high 32 bits; 0 until its first
+    /// request). One word: one thread-local access per request.
+    static THREAD: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// This thread's stripe plus one, in the high 32 bits: consecutive threads (a runtime's
+/// workers) take consecutive stripes.
+#[cold]
+#[inline(never)]
+fn first_stripe() -> u64 {
+    let stripe = NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) % STRIPES as u32;
+    u64::from(stripe + 1) << 32
+}
+
+/// One stripe of the request counts, on a 128-byte block of its own (adjacent-line
+/// prefetching pairs lines), so threads on different stripes never write one line.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Stripe(Window);
+
+/// The ratio budget's state: requests and retries counted per slot of a sliding window.
+#[derive(Debug)]
+pub(crate) struct RatioState {
+    start: Instant,
+    /// The latest epoch any request or retry has seen.
+    current: AtomicU32,
+    slot_nanos: u64,
+    /// Ratio × 1000.
+    ratio_milli: u64,
+    floor: u64,
+    /// The requests, counted per thread stripe: each request counts once, in its thread's
+    /// stripe, and the budget reads their sum (on a retry only). One shared counter would be
+    /// written by every request of every thread, and two threads would contend on it.
+    requests: [Stripe; STRIPES],
+    retries: Window,
+}
+
+impl RatioState {
+    pub(super) fn new(ratio: f64, min_per_second: u32, window: Duration, now: Instant) -> Self {
+        let window_nanos = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
+        Self {
+            start: now,
+            current: AtomicU32::new(0),
+            slot_nanos: (window_nanos / u64::from(SLOTS)).max(1),
+            ratio_milli: (ratio * 1000.0) as u64,
+            floor: u64::from(min_per_second).saturating_mul(window.as_secs().max(1)),
+            requests: Default::default(),
+            retries: Window::default(),
+        }
+    }
+
+    fn epoch(&self, now: Instant) -> u32 {
+        let elapsed = now.saturating_duration_since(self.start).as_nanos();
+        // Wraps after 2^32 slots (over 13 years at 0.1 s): only the distance between epochs
+        // matters.
+        (elapsed / u128::from(self.slot_nanos)) as u32
+    }
+
+    /// Reads the clock and moves the latest epoch up to it; returns the clock's epoch. Out of
+    /// line: a deposit reads the clock once every [`CLOCK_EVERY`] requests.
+    #[cold]
+    #[inline(never)]
+    fn advance_now(&self) -> u32 {
+        let epoch = self.epoch(Instant::now());
+        self.current.fetch_max(epoch, Ordering::AcqRel);
+        epoch
+    }
+
+    /// The requests in the window ending with `epoch`, every stripe's.
+    fn requests(&self, epoch: u32) -> u64 {
+        self.requests.iter().map(|stripe| stripe.0.sum(epoch)).sum()
+    }
+
+    fn allowed(&self, epoch: u32) -> u64 {
+        self.floor
+            .saturating_add(self.requests(epoch).saturating_mul(self.ratio_milli) / 1000)
+    }
+
+    fn withdraw(&self, now: Instant) -> bool {
+        let epoch = self.epoch(now);
+        self.current.fetch_max(epoch, Ordering::AcqRel);
+        // Take first, then check: under a race two retries may both be refused, never both
+        // admitted past the budget.
+        self.retries.add(epoch, 1);
+        if self.retries.sum(epoch) <= self.allowed(epoch) {
+            true
+        } else {
+            self.retries.undo(epoch);
+            false
+        }
+    }
+}
+
+/// Counters per slot, each an atomic holding `(epoch << 32) | count`.
+#[derive(Debug, Default)]
+struct Window {
+    slots: [AtomicU64; SLOTS as usize],
+}
+
+const fn pack(epoch: u32, count: u32) -> u64 {
+    ((epoch as u64) << 32) | count as u64
+}
+
+const fn unpack(word: u64) -> (u32, u32) {
+    ((word >> 32) as u32, word as u32)
+}
+
+impl Window {
+    fn slot(&self, epoch: u32) -> &AtomicU64 {
+        &self.slots[(epoch % SLOTS) as usize]
+    }
+
+    #[inline]
+    fn add(&self, epoch: u32, n: u32) {
+        let slot = self.slot(epoch);
+        if unpack(slot.load(Ordering::Acquire)).0 == epoch {
+            // The common case, one `fetch_add`: the count sits in the low bits and a slot never
+            // sees 2^32 requests. Should the slot move to a newer epoch meanwhile, the request
+            // counts in the newer one, which is as good.
+            slot.fetch_add(u64::from(n), Ordering::AcqRel);
+            return;
+        }
+        self.add_to_new_epoch(epoch, n);
+    }
+
+    /// [`add`](Self::add) when the slot still counts an older epoch: once per slot and epoch.
+    #[cold]
+    #[inline(never)]
+    fn add_to_new_epoch(&self, epoch: u32, n: u32) {
+        let _ = self
+            .slot(epoch)
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
+                let (e, count) = unpack(word);
+                Some(if e == epoch {
+                    pack(e, count.saturating_add(n))
+                } else {
+                    pack(epoch, n)
+                })
+            });
+    }
+
+    fn undo(&self, epoch: u32) {
+        let _ = self
+            .slot(epoch)
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
+                let (e, count) = unpack(word);
+                (e == epoch && count > 0).then(|| pack(e, count - 1))
+            });
+    }
+
+    fn sum(&self, epoch: u32) -> u64 {
+        self.slots
+            .iter()
+            .map(|slot| unpack(slot.load(Ordering::Acquire)))
+            .filter(|(e, _)| epoch.wrapping_sub(*e) < SLOTS)
+            .map(|(_, count)| u64::from(count))
+            .sum()
+    }
+}
