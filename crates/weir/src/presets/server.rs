@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tower_layer::{Identity, Layer};
+use weir_core::protocol::Http;
 use weir_core::{ErrorResponse, ErrorResponseLayer, Observer};
-use weir_load_shed::{Fixed, Http, LoadShed, LoadShedHandle, LoadShedLayer, Priority, Uniform};
+use weir_load_shed::{Fixed, LoadShed, LoadShedHandle, LoadShedLayer, Priority, Uniform};
 use weir_timeout::{Timeout, TimeoutLayer};
 
 use super::exempt::{DEFAULT_EXEMPT_PATHS, Exempt};
