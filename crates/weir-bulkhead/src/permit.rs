@@ -247,7 +247,7 @@ impl<P: Primitives> Drop for Held<P> {
 /// permit, exactly once, to the first queued waiter or back to the pool.
 ///
 /// It appears in the response body type of an HTTP bulkhead
-/// ([`Http`](crate::Http) mode: `GuardedBody<B, Option<Permit>>`), which holds it until the body
+/// ([`Http`](weir_core::protocol::Http) mode: `GuardedBody<B, Option<Permit>>`), which holds it until the body
 /// ends.
 pub struct Permit {
     _held: Held<Std>,

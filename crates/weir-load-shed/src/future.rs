@@ -7,9 +7,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
+use weir_core::protocol::Plain;
 use weir_core::{BoxError, Error};
 
-use crate::protocol::{Plain, Protocol};
+use crate::protocol::Protocol;
 use crate::shared::{InFlight, Outcome};
 
 pin_project! {

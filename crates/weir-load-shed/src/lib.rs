@@ -14,15 +14,15 @@ mod level;
 mod limit;
 mod protocol;
 mod service;
+mod settings;
 mod shared;
 mod state;
 
-pub use crate::builder::{ConfigError, DEFAULT_MAX_IN_FLIGHT, LoadShedBuilder};
+pub use crate::builder::LoadShedBuilder;
 pub use crate::classify::{Prioritize, Uniform};
 #[cfg(feature = "serde")]
 pub use crate::config::{
-    AimdSpec, ConfigLimit, Gradient2Spec, LevelsSpec, LimitSpec, LoadShedConfig, ShareSpec,
-    VegasSpec,
+    AimdSpec, ConfigLimit, Gradient2Spec, LimitSpec, LoadShedConfig, VegasSpec,
 };
 pub use crate::event::Event;
 pub use crate::future::ResponseFuture;
@@ -30,7 +30,10 @@ pub use crate::handle::{LoadShedHandle, LoadShedStats};
 pub use crate::layer::LoadShedLayer;
 pub use crate::level::{LoadLevelLayer, LoadLevelService};
 pub use crate::limit::{Aimd, Fixed, Gradient2, Limit, Sample, Vegas};
-pub use crate::protocol::{Http, Plain, Protocol};
+pub use crate::protocol::Protocol;
 pub use crate::service::LoadShed;
+pub use crate::settings::{
+    DEFAULT_MAX_IN_FLIGHT, DEFAULT_RETRY_AFTER, Levels, LoadShedSettings, Shares,
+};
 pub use crate::shared::InFlight;
 pub use crate::state::{LoadLevel, Priority};

@@ -1,13 +1,25 @@
-//! What the load shedder knows about responses: plain values, or HTTP responses whose body
-//! holds the in-flight slot.
+//! What the load shedder does with responses: plain values, or HTTP responses whose body holds
+//! the in-flight slot. The modes are weir-core's (`weir_core::protocol`); this response-side role
+//! is the load shedder's own, sealed.
 
 use http_body::Body;
-use weir_core::{EndBody, GrpcCode};
+use weir_core::EndBody;
+use weir_core::protocol::{Http, Plain};
 
-use crate::shared::{InFlight, Outcome};
+use crate::shared::{InFlight, Outcome, grpc_outcome};
 
-/// When a load shedder lets go of an admitted call's in-flight slot; a sealed trait with two
-/// modes, [`Plain`] and [`Http`], chosen on the builder.
+/// When a load shedder lets go of an admitted call's in-flight slot: implemented for
+/// weir-core's two modes, chosen on the builder. Sealed.
+///
+/// - `weir_core::protocol::Plain`, any response (the default): the slot is released, and the
+///   call's round-trip time measured, when the inner service's response future completes.
+/// - `weir_core::protocol::Http`, `http::Response`: the slot is held by the response body
+///   ([`EndBody`]) until the body has been sent to its end, has failed or has been dropped,
+///   and an adaptive limit's round-trip time runs until then. A gRPC call is counted by its
+///   status, in the head (trailers-only) or in the trailers (#16.5): `DEADLINE_EXCEEDED`,
+///   `UNAVAILABLE` and a `RESOURCE_EXHAUSTED` without pushback are drops (the loss signal), a
+///   `RESOURCE_EXHAUSTED` with pushback (one caller's quota) is ignored, any other status a
+///   success; a body that fails is ignored.
 pub trait Protocol<Res>: sealed::Sealed {
     /// The response the load shedder returns.
     type Response;
@@ -16,20 +28,6 @@ pub trait Protocol<Res>: sealed::Sealed {
     /// call held: ended here, or handed to the response.
     fn finish(res: Res, slot: InFlight) -> Self::Response;
 }
-
-/// Any response: the slot is released, and the call's round-trip time measured, when the inner
-/// service's response future completes. The default.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Plain;
-
-/// `http::Response`: the slot is held by the response body ([`EndBody`]) until the body
-/// has been sent to its end, has failed or has been dropped, and an adaptive limit's round-trip
-/// time runs until then. A gRPC call is counted by its status, in the head (trailers-only) or
-/// in the trailers (#16.5): `DEADLINE_EXCEEDED`, `UNAVAILABLE` and a `RESOURCE_EXHAUSTED`
-/// without pushback are drops (the loss signal), a `RESOURCE_EXHAUSTED` with pushback (one
-/// caller's quota) is ignored, any other status a success; a body that fails is ignored.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Http;
 
 impl<Res> Protocol<Res> for Plain {
     type Response = Res;
@@ -59,24 +57,8 @@ impl<ResBody: Body> Protocol<http::Response<ResBody>> for Http {
     }
 }
 
-/// The load signal of a gRPC status in `headers` (a head or trailers), if there is one.
-pub(crate) fn grpc_outcome(headers: &http::HeaderMap) -> Option<Outcome> {
-    if headers.is_empty() {
-        return None;
-    }
-    let code = GrpcCode::from_bytes(headers.get("grpc-status")?.as_bytes())?;
-    Some(match code {
-        GrpcCode::DeadlineExceeded | GrpcCode::Unavailable => Outcome::Dropped,
-        GrpcCode::ResourceExhausted if headers.contains_key("grpc-retry-pushback-ms") => {
-            Outcome::Ignored
-        }
-        GrpcCode::ResourceExhausted => Outcome::Dropped,
-        _ => Outcome::Success,
-    })
-}
-
 mod sealed {
     pub trait Sealed {}
-    impl Sealed for super::Plain {}
-    impl Sealed for super::Http {}
+    impl Sealed for weir_core::protocol::Plain {}
+    impl Sealed for weir_core::protocol::Http {}
 }

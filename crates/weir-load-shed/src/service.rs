@@ -11,13 +11,14 @@ use std::task::{Context, Poll, ready};
 use tokio::time::{Instant, Sleep, sleep_until};
 
 use tower_service::Service;
+use weir_core::protocol::Plain;
 use weir_core::{BoxError, Observer};
 
 use crate::classify::{Prioritize, Uniform};
 use crate::event::Event;
 use crate::future::ResponseFuture;
 use crate::limit::{Fixed, Limit};
-use crate::protocol::{Plain, Protocol};
+use crate::protocol::Protocol;
 use crate::shared::{Finish, InFlight, Shared};
 
 /// Refuses at once, with `weir_core::Error::overloaded()`, a call that would take the calls in
@@ -30,7 +31,7 @@ use crate::shared::{Finish, InFlight, Shared};
 ///   no allocation) or refuses, then calls the inner service.
 /// - The slot lives in the response future and is given back when it completes (as a success, a
 ///   drop or ignored, which feeds an adaptive limit) or is dropped (ignored); in
-///   [`Http`](crate::Http) mode a successful response's body holds it until the body ends.
+///   `weir_core::protocol::Http` mode a successful response's body holds it until the body ends.
 pub struct LoadShed<S, L = Fixed, C = Uniform, O = (), P = Plain> {
     inner: S,
     shared: Arc<Shared<L, C, O>>,
@@ -54,20 +55,7 @@ impl<S, L, C, O, P> LoadShed<S, L, C, O, P> {
         }
     }
 
-    /// The inner service.
-    pub const fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    weir_core::inner_accessors!(inner: S);
 }
 
 impl<S, L, C, O, P, Req> Service<Req> for LoadShed<S, L, C, O, P>

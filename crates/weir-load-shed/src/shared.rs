@@ -7,10 +7,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
-use weir_core::{Error, Name, Observer};
+use weir_core::{Error, GrpcCode, Name, Observer};
 
 use crate::event::Event;
 use crate::limit::{Limit, Sample};
+use crate::settings::LoadShedSettings;
 use crate::state::{LoadLevel, Priority, cap, level};
 
 /// The calls in flight and the calls that succeeded, in one word, so that a call that
@@ -131,6 +132,35 @@ pub(crate) struct Shared<L, C, O> {
     pub(crate) observer: O,
 }
 
+impl<L: Limit, C, O> Shared<L, C, O> {
+    /// The state of a load shedder with these (valid) settings and this limit.
+    pub(crate) fn new(settings: LoadShedSettings, limit: L, classifier: C, observer: O) -> Self {
+        let shares = settings.share.to_array();
+        let initial = limit.limit().max(1);
+        let shared = Self {
+            core: Core {
+                flight: Flight::default(),
+                limit: AtomicUsize::new(initial),
+                caps: [0; 3].map(AtomicUsize::new),
+                shed: AtomicU64::new(0),
+                dropped: AtomicU64::new(0),
+                ignored: AtomicU64::new(0),
+                elevated_at: settings.levels.elevated_at,
+                critical_at: settings.levels.critical_at,
+            },
+            name: settings.name,
+            shares,
+            retry_after: settings.retry_after,
+            max_ready_wait: settings.max_ready_wait,
+            algorithm: Mutex::new(limit),
+            classifier,
+            observer,
+        };
+        shared.core.set_limit(initial, &shares);
+        shared
+    }
+}
+
 impl<L, C, O> Shared<L, C, O>
 where
     L: Limit,
@@ -224,7 +254,7 @@ where
 /// One admitted call's in-flight slot: while it lives, the call counts against the limit.
 ///
 /// It ends the call exactly once, as one of succeeded, dropped or ignored: when the response
-/// future completes, or, in [`Http`](crate::Http) mode, when the response body that holds it
+/// future completes, or, in [`Http`](weir_core::protocol::Http) mode, when the response body that holds it
 /// (`EndBody<B, InFlight>`) ends, fails or is dropped (counted by its gRPC status, or as the
 /// success its head was). Dropped before the call completed (cancelled), it counts as ignored.
 pub struct InFlight {
@@ -266,7 +296,7 @@ impl weir_core::OnBodyEnd for InFlight {
     fn on_end(self, end: weir_core::BodyEnd<'_>) {
         let outcome = match end {
             weir_core::BodyEnd::Trailers(trailers) => {
-                crate::protocol::grpc_outcome(trailers).unwrap_or(self.on_drop)
+                grpc_outcome(trailers).unwrap_or(self.on_drop)
             }
             weir_core::BodyEnd::Error => Outcome::Ignored,
             _ => self.on_drop,
@@ -287,6 +317,22 @@ impl fmt::Debug for InFlight {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InFlight").finish_non_exhaustive()
     }
+}
+
+/// The load signal of a gRPC status in `headers` (a head or trailers), if there is one.
+pub(crate) fn grpc_outcome(headers: &http::HeaderMap) -> Option<Outcome> {
+    if headers.is_empty() {
+        return None;
+    }
+    let code = GrpcCode::from_bytes(headers.get("grpc-status")?.as_bytes())?;
+    Some(match code {
+        GrpcCode::DeadlineExceeded | GrpcCode::Unavailable => Outcome::Dropped,
+        GrpcCode::ResourceExhausted if headers.contains_key("grpc-retry-pushback-ms") => {
+            Outcome::Ignored
+        }
+        GrpcCode::ResourceExhausted => Outcome::Dropped,
+        _ => Outcome::Success,
+    })
 }
 
 #[cfg(test)]

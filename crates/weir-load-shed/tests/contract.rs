@@ -3,8 +3,9 @@
 use std::convert::Infallible;
 
 use tower::{Layer, Service, ServiceExt};
+use weir_core::protocol::Http;
 use weir_load_shed::{
-    Fixed, Gradient2, Http, InFlight, LoadShed, LoadShedLayer, ResponseFuture, Uniform,
+    Fixed, Gradient2, InFlight, LoadShed, LoadShedLayer, ResponseFuture, Uniform,
 };
 use weir_test::{
     Probe, StrictService, assert_clone, assert_send, assert_send_sync, assert_send_sync_static,

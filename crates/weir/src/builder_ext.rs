@@ -14,7 +14,7 @@ type HttpLoadShed = weir_load_shed::LoadShedLayer<
     weir_load_shed::Fixed,
     weir_load_shed::Uniform,
     (),
-    weir_load_shed::Http,
+    weir_core::protocol::Http,
 >;
 
 mod sealed {

@@ -1,0 +1,147 @@
+use super::*;
+use proptest::prelude::*;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+#[test]
+fn fixed_never_moves() {
+    let mut fixed = Fixed::new(7);
+    assert_eq!(fixed.update(Sample::dropped(ms(1), 7)), 7);
+    assert_eq!(Fixed::new(0).limit(), 1);
+}
+
+#[test]
+fn aimd_adds_one_when_busy_and_backs_off_on_a_drop() {
+    let mut aimd = Aimd::new().bounds(5, 50).initial(10);
+    assert_eq!(
+        aimd.update(Sample::success(ms(10), 2)),
+        10,
+        "app-limited: no growth"
+    );
+    assert_eq!(aimd.update(Sample::success(ms(10), 5)), 11);
+    assert_eq!(aimd.update(Sample::success(ms(10), 11)), 12);
+    assert_eq!(aimd.update(Sample::dropped(ms(10), 12)), 10); // 12 * 0.9 = 10.8
+    assert_eq!(aimd.update(Sample::success(Duration::from_secs(6), 10)), 9);
+}
+
+#[test]
+fn aimd_stays_within_its_bounds() {
+    let mut aimd = Aimd::new().bounds(5, 8).initial(8);
+    for _ in 0..100 {
+        aimd.update(Sample::dropped(ms(1), 8));
+    }
+    assert_eq!(aimd.limit(), 5);
+    for _ in 0..100 {
+        aimd.update(Sample::success(ms(1), 8));
+    }
+    assert_eq!(aimd.limit(), 8);
+}
+
+#[test]
+fn vegas_grows_without_queueing_and_shrinks_with_it() {
+    let mut vegas = Vegas::new().initial(10).probe_every(1_000_000);
+    vegas.update(Sample::success(ms(10), 10)); // the no-load RTT
+    assert_eq!(vegas.rtt_noload(), Some(ms(10)));
+    // No queueing: +6 log10 (at least 6), once per round trip (10 samples at a limit of 10).
+    for _ in 0..9 {
+        assert_eq!(vegas.update(Sample::success(ms(10), 10)), 10);
+    }
+    assert_eq!(vegas.update(Sample::success(ms(10), 10)), 16);
+    // RTT doubled: queue = 16 * 0.5 = 8 > beta (6 log10 16 = 7.2): -log10 16 = 14.8.
+    assert_eq!(vegas.update(Sample::success(ms(20), 16)), 14);
+    // A drop: -log10 14.8 = 13.6.
+    assert_eq!(vegas.update(Sample::dropped(ms(0), 14)), 13);
+    // App-limited: no growth...
+    assert_eq!(vegas.update(Sample::success(ms(10), 2)), 13);
+    // ...but a long queue still shrinks it.
+    assert_eq!(vegas.update(Sample::success(ms(40), 2)), 12);
+}
+
+#[test]
+fn vegas_probes_a_new_noload_rtt_only_at_its_floor() {
+    let feed = |vegas: &mut Vegas| {
+        for _ in 0..3 {
+            vegas.update(Sample::success(ms(10), 10));
+        }
+        // A window of loaded RTTs.
+        for _ in 0..3 {
+            vegas.update(Sample::success(ms(40), 100));
+        }
+    };
+    // Well above its floor: a loaded window is not taken as the no-load RTT.
+    let mut busy = Vegas::new().bounds(10, 1000).initial(50).probe_every(3);
+    feed(&mut busy);
+    assert_eq!(busy.rtt_noload(), Some(ms(10)));
+    // At its floor and still slow: the service itself got slower; learn it.
+    let mut floored = Vegas::new().bounds(10, 1000).initial(10).probe_every(3);
+    feed(&mut floored);
+    assert_eq!(floored.limit(), 10);
+    assert_eq!(floored.rtt_noload(), Some(ms(40)));
+    // A lower RTT is taken at once.
+    floored.update(Sample::success(ms(8), 10));
+    assert_eq!(floored.rtt_noload(), Some(ms(8)));
+}
+
+#[test]
+fn gradient2_shrinks_under_modest_overload_instead_of_growing() {
+    // Netflix #134: with gradient about 0.8 the original grows by the queue term for small
+    // limits. Here the short RTT is 1.9x the long one: gradient = 1.5 / 1.9 = 0.79.
+    let mut g = Gradient2::new().bounds(1, 200).initial(10).short_window(1);
+    for _ in 0..20 {
+        g.update(Sample::success(ms(10), 10));
+    }
+    let before = g.limit();
+    for _ in 0..50 {
+        g.update(Sample::success(ms(19), 100));
+    }
+    assert!(g.limit() < before, "{} !< {before}", g.limit());
+}
+
+#[test]
+fn gradient2_under_constant_timeouts_falls_to_its_floor() {
+    let mut g = Gradient2::new().bounds(5, 200).initial(100);
+    for _ in 0..200 {
+        g.update(Sample::dropped(Duration::from_secs(1), 100));
+    }
+    assert_eq!(g.limit(), 5);
+}
+
+#[test]
+fn gradient2_grows_by_the_queue_when_latency_is_flat() {
+    let mut g = Gradient2::new().bounds(1, 200).initial(20).short_window(1);
+    for _ in 0..300 {
+        g.update(Sample::success(ms(10), 1000));
+    }
+    assert_eq!(
+        g.limit(),
+        200,
+        "flat latency under load: grows to the ceiling"
+    );
+    let mut idle = Gradient2::new().bounds(1, 200).initial(20).short_window(1);
+    for _ in 0..100 {
+        idle.update(Sample::success(ms(10), 3));
+    }
+    assert_eq!(idle.limit(), 20, "app-limited: no growth");
+}
+
+proptest! {
+    #[test]
+    fn every_algorithm_stays_within_its_bounds(
+        min in 1_usize..50,
+        extra in 0_usize..200,
+        samples in proptest::collection::vec((0_u64..5_000, 0_usize..1_000, any::<bool>()), 1..300),
+    ) {
+        let max = min + extra;
+        let mut aimd = Aimd::new().bounds(min, max);
+        let mut vegas = Vegas::new().bounds(min, max);
+        let mut gradient = Gradient2::new().bounds(min, max).short_window(3);
+        for (rtt, in_flight, dropped) in samples {
+            let sample = Sample { rtt: ms(rtt), in_flight, dropped };
+            for limit in [aimd.update(sample), vegas.update(sample), gradient.update(sample)] {
+                prop_assert!((min..=max).contains(&limit), "{} not in {}..={}", limit, min, max);
+            }
+        }
+    }
+}
