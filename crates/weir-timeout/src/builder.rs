@@ -1,14 +1,33 @@
-//! `TimeoutBuilder` and `ConfigError`.
+//! `TimeoutBuilder` and the client pair's check.
 
-use std::error::Error as StdError;
-use std::fmt;
 use std::time::Duration;
 
-use weir_core::Name;
+use weir_core::{ConfigError, Name};
 
 use crate::layer::{Config, TimeoutLayer};
 use crate::policy::RouteTimeouts;
 use crate::state::BelowFloor;
+
+/// The pattern name every timeout [`ConfigError`] carries.
+pub(crate) const PATTERN: &str = "timeout";
+
+/// `timeout` was zero.
+pub(crate) fn zero_timeout() -> ConfigError {
+    ConfigError::zero(
+        PATTERN,
+        "timeout",
+        "must be greater than zero (set no timeout rather than a zero one)",
+    )
+}
+
+/// A route's timeout (or the table's default, `(default)`) was zero.
+fn zero_route_timeout(route: &str) -> ConfigError {
+    ConfigError::zero(
+        PATTERN,
+        "routes",
+        format!("the timeout of `{route}` must be greater than zero (use `None` for no timeout)"),
+    )
+}
 
 /// Builds a [`TimeoutLayer`]: from [`TimeoutLayer::builder`] or a preset
 /// ([`TimeoutLayer::server`]).
@@ -73,7 +92,7 @@ impl<P, O> TimeoutBuilder<P, O> {
 
     /// The same timeout for every request. Must be greater than zero.
     pub fn timeout(self, timeout: Duration) -> TimeoutBuilder<Duration, O> {
-        let invalid = timeout.is_zero().then_some(ConfigError::ZeroTimeout);
+        let invalid = timeout.is_zero().then(zero_timeout);
         self.with_policy(timeout, invalid)
     }
 
@@ -88,19 +107,17 @@ impl<P, O> TimeoutBuilder<P, O> {
     pub fn routes(self, table: RouteTimeouts) -> TimeoutBuilder<RouteTimeouts, O> {
         let (default, entries) = table.parts();
         let invalid = if default.is_some_and(|d| d.is_zero()) {
-            Some(ConfigError::ZeroRouteTimeout {
-                route: String::from("(default)"),
-            })
+            Some(zero_route_timeout("(default)"))
         } else {
             entries.iter().find_map(|e| {
                 if !e.route.starts_with('/') {
-                    Some(ConfigError::InvalidRoute {
-                        route: e.route.to_string(),
-                    })
+                    Some(ConfigError::invalid(
+                        PATTERN,
+                        "routes",
+                        format!("route `{}` must start with `/`", e.route),
+                    ))
                 } else if e.timeout.is_some_and(|d| d.is_zero()) {
-                    Some(ConfigError::ZeroRouteTimeout {
-                        route: e.route.to_string(),
-                    })
+                    Some(zero_route_timeout(&e.route))
                 } else {
                     None
                 }
@@ -115,7 +132,11 @@ impl<P, O> TimeoutBuilder<P, O> {
     /// applies: the earlier deadline wins. Must be greater than zero.
     pub fn incoming(mut self, max: Duration) -> Self {
         if max.is_zero() {
-            self.invalid = self.invalid.or(Some(ConfigError::ZeroIncomingMax));
+            self.invalid = self.invalid.or(Some(ConfigError::zero(
+                PATTERN,
+                "incoming",
+                "maximum must be greater than zero",
+            )));
         }
         self.incoming = Some(max);
         self
@@ -136,7 +157,7 @@ impl<P, O> TimeoutBuilder<P, O> {
     ///     .incoming_floor(Duration::from_millis(50), BelowFloor::Reject)
     ///     .build()?;
     /// # let _ = layer;
-    /// # Ok::<(), weir_timeout::ConfigError>(())
+    /// # Ok::<(), weir_core::ConfigError>(())
     /// ```
     pub const fn incoming_floor(mut self, floor: Duration, below: BelowFloor) -> Self {
         self.floor = Some((floor, below));
@@ -158,7 +179,7 @@ impl<P, O> TimeoutBuilder<P, O> {
     ///     .reject_malformed_incoming(true)
     ///     .build()?;
     /// # let _ = layer;
-    /// # Ok::<(), weir_timeout::ConfigError>(())
+    /// # Ok::<(), weir_core::ConfigError>(())
     /// ```
     pub const fn reject_malformed_incoming(mut self, reject: bool) -> Self {
         self.reject_malformed = reject;
@@ -242,74 +263,27 @@ impl<P, O> TimeoutBuilder<P, O> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use weir_timeout::{ConfigError, check_attempt_within_total};
+/// use weir_timeout::check_attempt_within_total;
 ///
 /// assert!(check_attempt_within_total(Duration::from_secs(2), Duration::from_secs(10)).is_ok());
-/// assert!(matches!(
-///     check_attempt_within_total(Duration::from_secs(20), Duration::from_secs(10)),
-///     Err(ConfigError::AttemptLongerThanTotal { .. })
-/// ));
+/// let err = check_attempt_within_total(Duration::from_secs(20), Duration::from_secs(10));
+/// assert!(err.unwrap_err().is_conflict());
 /// ```
 pub fn check_attempt_within_total(attempt: Duration, total: Duration) -> Result<(), ConfigError> {
     if attempt.is_zero() || total.is_zero() {
-        return Err(ConfigError::ZeroTimeout);
+        return Err(zero_timeout());
     }
     if attempt > total {
-        return Err(ConfigError::AttemptLongerThanTotal { attempt, total });
+        return Err(ConfigError::conflict(
+            PATTERN,
+            "attempt",
+            format!(
+                "timeout ({attempt:?}) must not be longer than the `total` timeout ({total:?})"
+            ),
+        ));
     }
     Ok(())
 }
-
-/// A timeout configuration that breaks a rule; the message names the field and the rule.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// `timeout` was zero.
-    ZeroTimeout,
-    /// A route's timeout, or the table's default, was zero.
-    ZeroRouteTimeout {
-        /// The route (`(default)` for the table's default).
-        route: String,
-    },
-    /// A route or prefix did not start with `/`.
-    InvalidRoute {
-        /// The route as given.
-        route: String,
-    },
-    /// The `incoming` maximum was zero.
-    ZeroIncomingMax,
-    /// The attempt timeout was longer than the total timeout.
-    AttemptLongerThanTotal {
-        /// The attempt timeout.
-        attempt: Duration,
-        /// The total timeout.
-        total: Duration,
-    },
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::ZeroTimeout => f.write_str(
-                "`timeout` must be greater than zero (set no timeout rather than a zero one)",
-            ),
-            Self::ZeroRouteTimeout { route } => write!(
-                f,
-                "`routes`: the timeout of `{route}` must be greater than zero (use `None` for no timeout)"
-            ),
-            Self::InvalidRoute { route } => {
-                write!(f, "`routes`: route `{route}` must start with `/`")
-            }
-            Self::ZeroIncomingMax => f.write_str("`incoming` maximum must be greater than zero"),
-            Self::AttemptLongerThanTotal { attempt, total } => write!(
-                f,
-                "`attempt` timeout ({attempt:?}) must not be longer than the `total` timeout ({total:?})"
-            ),
-        }
-    }
-}
-
-impl StdError for ConfigError {}
 
 #[cfg(test)]
 mod tests {
@@ -325,10 +299,11 @@ mod tests {
             .timeout(Duration::ZERO)
             .build()
             .unwrap_err();
-        assert_eq!(err, ConfigError::ZeroTimeout);
+        assert!(err.is_zero());
+        assert_eq!((err.pattern(), err.field()), ("timeout", "timeout"));
         assert!(
             err.to_string()
-                .starts_with("`timeout` must be greater than zero")
+                .starts_with("timeout: `timeout` must be greater than zero")
         );
 
         let err = TimeoutBuilder::new()
@@ -337,12 +312,13 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "`incoming` maximum must be greater than zero"
+            "timeout: `incoming` maximum must be greater than zero"
         );
 
         let table = RouteTimeouts::new(Some(ms(5))).route("/a", Some(Duration::ZERO));
         let err = TimeoutBuilder::new().routes(table).build().unwrap_err();
-        assert_eq!(err, ConfigError::ZeroRouteTimeout { route: "/a".into() });
+        assert!(err.is_zero() && err.field() == "routes", "{err}");
+        assert!(err.to_string().contains("the timeout of `/a`"), "{err}");
 
         let table = RouteTimeouts::new(Some(Duration::ZERO));
         let err = TimeoutBuilder::new().routes(table).build().unwrap_err();
@@ -352,18 +328,19 @@ mod tests {
         let err = TimeoutBuilder::new().routes(table).build().unwrap_err();
         assert_eq!(
             err.to_string(),
-            "`routes`: route `api/` must start with `/`"
+            "timeout: `routes` route `api/` must start with `/`"
         );
 
         let err = check_attempt_within_total(ms(300), ms(200)).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "`attempt` timeout (300ms) must not be longer than the `total` timeout (200ms)"
+            "timeout: `attempt` timeout (300ms) must not be longer than the `total` timeout (200ms)"
         );
         assert_eq!(check_attempt_within_total(ms(200), ms(200)), Ok(()));
-        assert_eq!(
-            check_attempt_within_total(Duration::ZERO, ms(200)),
-            Err(ConfigError::ZeroTimeout)
+        assert!(
+            check_attempt_within_total(Duration::ZERO, ms(200))
+                .unwrap_err()
+                .is_zero()
         );
     }
 

@@ -6,7 +6,9 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer};
 use weir_core::config::ConfigDuration;
 
-use crate::builder::{ConfigError, TimeoutBuilder};
+use weir_core::ConfigError;
+
+use crate::builder::{TimeoutBuilder, zero_timeout};
 use crate::layer::TimeoutLayer;
 use crate::policy::RouteTimeouts;
 
@@ -59,7 +61,7 @@ use crate::policy::RouteTimeouts;
 /// assert_eq!(layer.name().as_str(), "edge");
 ///
 /// let err = toml::from_str::<TimeoutConfig>(r#"timeout = "0s""#).unwrap().build().unwrap_err();
-/// assert!(err.to_string().starts_with("`timeout` must be greater than zero"));
+/// assert!(err.to_string().starts_with("timeout: `timeout` must be greater than zero"));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -100,13 +102,13 @@ impl TimeoutConfig {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::ZeroTimeout`] for a zero `timeout`; the builder's other rules (a zero
+    /// A zero `timeout` ([`ConfigError::is_zero`]); the builder's other rules (a zero
     /// `incoming`, a route that does not start with `/`, a zero route timeout) are reported by
     /// `build()`.
     pub fn builder(&self) -> Result<TimeoutBuilder<RouteTimeouts>, ConfigError> {
         let default = self.timeout.map(ConfigDuration::get);
         if default.is_some_and(|d| d.is_zero()) {
-            return Err(ConfigError::ZeroTimeout);
+            return Err(zero_timeout());
         }
         let mut table = RouteTimeouts::new(default);
         for (route, timeout) in self.routes.iter().flatten() {
@@ -427,21 +429,27 @@ mod tests {
 
         let text = build_err(r#"timeout = "0s""#);
         assert!(
-            text.starts_with("`timeout` must be greater than zero"),
+            text.starts_with("timeout: `timeout` must be greater than zero"),
             "{text}"
         );
         // Also with routes: the zero is reported as `timeout`, not as the table's default.
         let text = build_err("timeout = \"0ms\"\nroutes = { \"/a\" = \"1s\" }");
-        assert!(text.starts_with("`timeout` must be"), "{text}");
+        assert!(text.starts_with("timeout: `timeout` must be"), "{text}");
 
         let text = build_err(r#"incoming = "0s""#);
-        assert_eq!(text, "`incoming` maximum must be greater than zero");
+        assert_eq!(
+            text,
+            "timeout: `incoming` maximum must be greater than zero"
+        );
 
         let text = build_err(r#"routes = { "/a" = "0ms" }"#);
-        assert!(text.starts_with("`routes`: the timeout of `/a`"), "{text}");
+        assert!(
+            text.starts_with("timeout: `routes` the timeout of `/a`"),
+            "{text}"
+        );
 
         let text = build_err(r#"routes = { "api/*" = "1s" }"#);
-        assert_eq!(text, "`routes`: route `api/` must start with `/`");
+        assert_eq!(text, "timeout: `routes` route `api/` must start with `/`");
 
         let text = read_err(r#"timeout = "5 seconds""#);
         assert!(text.contains("timeout"), "{text}");

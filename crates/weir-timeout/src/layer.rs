@@ -6,7 +6,9 @@ use std::time::Duration;
 use tower_layer::Layer;
 use weir_core::Name;
 
-use crate::builder::{ConfigError, TimeoutBuilder, check_attempt_within_total};
+use weir_core::ConfigError;
+
+use crate::builder::{TimeoutBuilder, check_attempt_within_total};
 use crate::service::Timeout;
 use crate::state::BelowFloor;
 
@@ -44,8 +46,8 @@ pub(crate) struct Config<P, O> {
 }
 
 impl TimeoutLayer {
-    /// Every request gets `timeout`, counted from `call`. A zero timeout refuses every request
-    /// (use the [builder](Self::builder) to have that checked).
+    /// Every request gets `timeout`, counted from `call`. A zero timeout is raised to 1 ms (the
+    /// rule of every `new` in weir); the [builder](Self::builder) refuses it instead.
     ///
     /// ```
     /// use std::time::Duration;
@@ -56,6 +58,11 @@ impl TimeoutLayer {
     /// ```
     #[must_use]
     pub const fn new(timeout: Duration) -> Self {
+        let timeout = if timeout.is_zero() {
+            Duration::from_millis(1)
+        } else {
+            timeout
+        };
         Self {
             config: Config {
                 policy: Some(timeout),
@@ -94,7 +101,7 @@ impl TimeoutLayer {
     ///     TimeoutLayer::total_and_attempt(Duration::from_secs(30), Duration::from_secs(10))?;
     /// // ServiceBuilder::new().layer(total).layer(retry).layer(attempt).service(client)
     /// # let _ = (total, attempt);
-    /// # Ok::<(), weir_timeout::ConfigError>(())
+    /// # Ok::<(), weir_core::ConfigError>(())
     /// ```
     pub fn total_and_attempt(
         total: Duration,

@@ -13,7 +13,7 @@ mod policy;
 mod service;
 mod state;
 
-pub use crate::builder::{ConfigError, TimeoutBuilder, check_attempt_within_total};
+pub use crate::builder::{TimeoutBuilder, check_attempt_within_total};
 pub use crate::carrier::Carrier;
 #[cfg(feature = "serde")]
 pub use crate::config::TimeoutConfig;

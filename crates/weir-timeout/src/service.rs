@@ -5,9 +5,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::HeaderMap;
-use http::header::CONTENT_TYPE;
 use tokio::time::Instant;
 use tower_service::Service;
+use weir_core::protocol::is_grpc;
 use weir_core::{
     BoxError, Deadline, Error, GRPC_TIMEOUT, Observer, TIMEOUT_MS, decode_grpc_timeout,
     decode_timeout_ms,
@@ -204,7 +204,7 @@ fn start_http<P, O, Req: Carrier>(
     let Some(extensions) = req.extensions_mut() else {
         return state::start_relative(own).ok_or_else(|| Deadline::at(Instant::now()));
     };
-    let outer = extensions.get_mut::<Deadline>();
+    let outer = Deadline::get(extensions);
     if !config.expose && incoming.is_none() && outer.is_none() {
         // Nothing to store and nobody else's deadline (server mode, no deadline sent): as for a
         // request with no HTTP parts, the clock is read only if the call does not answer at
@@ -214,17 +214,10 @@ fn start_http<P, O, Req: Carrier>(
     let now = Instant::now();
     let own = state::deadline_after(now, own);
     let deadline = state::earliest(own, incoming);
-    let deadline = match (deadline, outer) {
-        (Some(d), Some(outer)) => {
-            *outer = outer.earliest(d);
-            Some(*outer)
-        }
-        (None, Some(outer)) => Some(*outer),
-        (Some(d), None) => {
-            extensions.insert(d);
-            Some(d)
-        }
-        (None, None) => None,
+    // The earliest wins, in the extensions too (an outer deadline is never extended).
+    let deadline = match deadline {
+        Some(d) => Some(d.set_earliest(extensions)),
+        None => outer,
     };
     let start = state::start_at(deadline, own, now).ok_or(deadline.unwrap_or(Deadline::at(now)))?;
     if let (Some(allowance), Some(headers)) = (config.propagate, req.headers_mut()) {
@@ -252,14 +245,6 @@ fn drop_timeout_headers(headers: &mut HeaderMap) {
         headers.remove(GRPC_TIMEOUT);
         headers.remove(TIMEOUT_MS);
     }
-}
-
-/// Whether the request is gRPC: its `content-type` is `application/grpc` or
-/// `application/grpc+...` (and gRPC-Web's `application/grpc-web...`).
-fn is_grpc(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
 impl<S: fmt::Debug, P, O> fmt::Debug for Timeout<S, P, O> {

@@ -451,13 +451,38 @@ async fn an_expired_deadline_never_reaches_the_inner_service() {
         .unwrap_err();
     assert_timeout(&err, "default");
     assert_eq!(handle.calls(), 0);
+}
 
-    // Not HTTP: a zero timeout is expired at once too.
+/// #17.5: `TimeoutLayer::new` never refuses every request: a zero timeout is raised to 1 ms (the
+/// rule of every `new` in weir), so the call is made and a prompt answer passes; a call still
+/// pending after 1 ms times out. The builder refuses the same zero.
+#[tokio::test(start_paused = true)]
+async fn new_raises_a_zero_timeout_to_one_millisecond() {
     let (probe, handle) = Probe::new(|n: u32| Ok::<_, Infallible>(n));
     let mut svc = TimeoutLayer::new(Duration::ZERO).layer(probe);
-    let err = svc.ready().await.expect("ready").call(1).await.unwrap_err();
-    assert_timeout(&err, "default");
-    assert_eq!(handle.calls(), 0);
+    let answer = svc.ready().await.expect("ready").call(1).await;
+    assert_eq!(answer.expect("answered"), 1);
+    assert_eq!(handle.calls(), 1);
+
+    let (mut svc, mut mock) =
+        tower_test::mock::spawn_layer::<u32, u32, _>(TimeoutLayer::new(Duration::ZERO));
+    assert_ready_ok!(svc.poll_ready());
+    let mut fut = task::spawn(svc.call(1));
+    let _req = mock
+        .next_request()
+        .await
+        .expect("the inner service was called");
+    assert_pending!(fut.poll());
+    advance(Duration::from_micros(999)).await;
+    assert_pending!(fut.poll());
+    advance(Duration::from_micros(1)).await;
+    assert_timeout(&assert_ready!(fut.poll()).unwrap_err(), "default");
+
+    let err = TimeoutLayer::builder()
+        .timeout(Duration::ZERO)
+        .build()
+        .unwrap_err();
+    assert!(err.is_zero() && err.field() == "timeout", "{err}");
 }
 
 #[tokio::test(start_paused = true)]

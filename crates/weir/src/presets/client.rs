@@ -254,18 +254,7 @@ impl ClientStack {
     #[must_use]
     pub fn builder() -> ClientBuilder {
         ClientBuilder {
-            total_timeout: DEFAULT_TOTAL_TIMEOUT,
-            attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
-            max_retries: DEFAULT_MAX_RETRIES,
-            budget: RetryBudget::default(),
-            failure_rate: DEFAULT_FAILURE_RATE,
-            minimum_calls: DEFAULT_MINIMUM_CALLS,
-            sampling_window: DEFAULT_SAMPLING_WINDOW,
-            open_duration: DEFAULT_OPEN_DURATION,
-            max_concurrent: DEFAULT_MAX_CONCURRENT,
-            propagate: Some(DEFAULT_PROPAGATION_ALLOWANCE),
-            retry_non_idempotent: false,
-            retry_put_delete: true,
+            settings: ClientSettings::default(),
             mode: Single(AnyError),
             observer: (),
             order: PhantomData,
@@ -448,6 +437,17 @@ impl<K: Mode, Ord, O> fmt::Debug for ClientStack<K, Ord, O> {
 /// | breaker | one for all requests | [`per_authority`](Self::per_authority) for one per host |
 /// | order | breaker inside retry | [`breaker_outside_retry`](Self::breaker_outside_retry) for the seeds' order |
 pub struct ClientBuilder<K = Single, Ord = BreakerInside, O = ()> {
+    settings: ClientSettings,
+    mode: K,
+    observer: O,
+    order: PhantomData<fn() -> Ord>,
+}
+
+/// The client preset's settings: every number and switch of a [`ClientBuilder`], in one place,
+/// so a method that changes the builder's type (the mode, the order, the observer) moves them
+/// in one line.
+#[derive(Clone, Copy, Debug)]
+struct ClientSettings {
     total_timeout: Duration,
     attempt_timeout: Duration,
     max_retries: u32,
@@ -460,23 +460,40 @@ pub struct ClientBuilder<K = Single, Ord = BreakerInside, O = ()> {
     propagate: Option<Duration>,
     retry_non_idempotent: bool,
     retry_put_delete: bool,
-    mode: K,
-    observer: O,
-    order: PhantomData<fn() -> Ord>,
+}
+
+impl Default for ClientSettings {
+    /// The preset's defaults (see [`ClientBuilder`]).
+    fn default() -> Self {
+        Self {
+            total_timeout: DEFAULT_TOTAL_TIMEOUT,
+            attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
+            max_retries: DEFAULT_MAX_RETRIES,
+            budget: RetryBudget::default(),
+            failure_rate: DEFAULT_FAILURE_RATE,
+            minimum_calls: DEFAULT_MINIMUM_CALLS,
+            sampling_window: DEFAULT_SAMPLING_WINDOW,
+            open_duration: DEFAULT_OPEN_DURATION,
+            max_concurrent: DEFAULT_MAX_CONCURRENT,
+            propagate: Some(DEFAULT_PROPAGATION_ALLOWANCE),
+            retry_non_idempotent: false,
+            retry_put_delete: true,
+        }
+    }
 }
 
 impl<K, Ord, O> ClientBuilder<K, Ord, O> {
     /// The longest a logical call may take, every attempt and backoff sleep included.
     #[must_use]
     pub const fn total_timeout(mut self, timeout: Duration) -> Self {
-        self.total_timeout = timeout;
+        self.settings.total_timeout = timeout;
         self
     }
 
     /// The longest one attempt may take; at most `total_timeout`.
     #[must_use]
     pub const fn attempt_timeout(mut self, timeout: Duration) -> Self {
-        self.attempt_timeout = timeout;
+        self.settings.attempt_timeout = timeout;
         self
     }
 
@@ -485,7 +502,7 @@ impl<K, Ord, O> ClientBuilder<K, Ord, O> {
     /// weir-retry's `max_retries(3)` do.
     #[must_use]
     pub const fn max_retries(mut self, retries: u32) -> Self {
-        self.max_retries = retries;
+        self.settings.max_retries = retries;
         self
     }
 
@@ -494,7 +511,7 @@ impl<K, Ord, O> ClientBuilder<K, Ord, O> {
     /// POST whose attempt timed out may have been done, and its retry does it again.
     #[must_use]
     pub const fn retry_non_idempotent(mut self) -> Self {
-        self.retry_non_idempotent = true;
+        self.settings.retry_non_idempotent = true;
         self
     }
 
@@ -503,28 +520,28 @@ impl<K, Ord, O> ClientBuilder<K, Ord, O> {
     /// idempotent).
     #[must_use]
     pub const fn no_put_delete_retries(mut self) -> Self {
-        self.retry_put_delete = false;
+        self.settings.retry_put_delete = false;
         self
     }
 
     /// The retry budget shared by every call through the stack.
     #[must_use]
     pub const fn budget(mut self, budget: RetryBudget) -> Self {
-        self.budget = budget;
+        self.settings.budget = budget;
         self
     }
 
     /// The breaker opens when this percentage of the calls in the window failed.
     #[must_use]
     pub const fn failure_rate(mut self, percent: f64) -> Self {
-        self.failure_rate = percent;
+        self.settings.failure_rate = percent;
         self
     }
 
     /// The breaker does not open before this many calls in the window.
     #[must_use]
     pub const fn minimum_calls(mut self, calls: u32) -> Self {
-        self.minimum_calls = calls;
+        self.settings.minimum_calls = calls;
         self
     }
 
@@ -532,21 +549,21 @@ impl<K, Ord, O> ClientBuilder<K, Ord, O> {
     /// `attempt_timeout`.
     #[must_use]
     pub const fn sampling_window(mut self, window: Duration) -> Self {
-        self.sampling_window = window;
+        self.settings.sampling_window = window;
         self
     }
 
     /// How long the breaker stays open before it lets probes through.
     #[must_use]
     pub const fn open_duration(mut self, duration: Duration) -> Self {
-        self.open_duration = duration;
+        self.settings.open_duration = duration;
         self
     }
 
     /// The bulkhead: at most `max` calls to the transport at once, no queue.
     #[must_use]
     pub const fn max_concurrent(mut self, max: usize) -> Self {
-        self.max_concurrent = max;
+        self.settings.max_concurrent = max;
         self
     }
 
@@ -556,8 +573,8 @@ impl<K, Ord, O> ClientBuilder<K, Ord, O> {
     /// time left is not sent (a timeout error).
     #[must_use]
     pub const fn propagate_deadline(mut self, propagate: bool) -> Self {
-        self.propagate = if propagate {
-            match self.propagate {
+        self.settings.propagate = if propagate {
+            match self.settings.propagate {
                 Some(allowance) => Some(allowance),
                 None => Some(DEFAULT_PROPAGATION_ALLOWANCE),
             }
@@ -571,7 +588,7 @@ impl<K, Ord, O> ClientBuilder<K, Ord, O> {
     /// gives up before the client does); none by default. Turns propagation on.
     #[must_use]
     pub const fn deadline_allowance(mut self, allowance: Duration) -> Self {
-        self.propagate = Some(allowance);
+        self.settings.propagate = Some(allowance);
         self
     }
 
@@ -581,18 +598,7 @@ impl<K, Ord, O> ClientBuilder<K, Ord, O> {
     #[must_use]
     pub fn observer<O2>(self, observer: O2) -> ClientBuilder<K, Ord, O2> {
         ClientBuilder {
-            total_timeout: self.total_timeout,
-            attempt_timeout: self.attempt_timeout,
-            max_retries: self.max_retries,
-            budget: self.budget,
-            failure_rate: self.failure_rate,
-            minimum_calls: self.minimum_calls,
-            sampling_window: self.sampling_window,
-            open_duration: self.open_duration,
-            max_concurrent: self.max_concurrent,
-            propagate: self.propagate,
-            retry_non_idempotent: self.retry_non_idempotent,
-            retry_put_delete: self.retry_put_delete,
+            settings: self.settings,
             mode: self.mode,
             observer,
             order: self.order,
@@ -633,18 +639,7 @@ impl<K, Ord, O> ClientBuilder<K, Ord, O> {
     #[must_use]
     pub fn breaker_outside_retry(self) -> ClientBuilder<K, BreakerOutside, O> {
         ClientBuilder {
-            total_timeout: self.total_timeout,
-            attempt_timeout: self.attempt_timeout,
-            max_retries: self.max_retries,
-            budget: self.budget,
-            failure_rate: self.failure_rate,
-            minimum_calls: self.minimum_calls,
-            sampling_window: self.sampling_window,
-            open_duration: self.open_duration,
-            max_concurrent: self.max_concurrent,
-            propagate: self.propagate,
-            retry_non_idempotent: self.retry_non_idempotent,
-            retry_put_delete: self.retry_put_delete,
+            settings: self.settings,
             mode: self.mode,
             observer: self.observer,
             order: PhantomData,
@@ -658,18 +653,7 @@ impl<K, Ord, O> ClientBuilder<K, Ord, O> {
     /// The mode, and the same settings with `mode` in its place.
     fn swap_mode<K2>(self, mode: K2) -> (K, ClientBuilder<K2, Ord, O>) {
         let rest = ClientBuilder {
-            total_timeout: self.total_timeout,
-            attempt_timeout: self.attempt_timeout,
-            max_retries: self.max_retries,
-            budget: self.budget,
-            failure_rate: self.failure_rate,
-            minimum_calls: self.minimum_calls,
-            sampling_window: self.sampling_window,
-            open_duration: self.open_duration,
-            max_concurrent: self.max_concurrent,
-            propagate: self.propagate,
-            retry_non_idempotent: self.retry_non_idempotent,
-            retry_put_delete: self.retry_put_delete,
+            settings: self.settings,
             mode,
             observer: self.observer,
             order: self.order,
@@ -707,26 +691,29 @@ impl<C, Ord, O> ClientBuilder<Grpc<C>, Ord, O> {
 impl<K, Ord, O: ClientObserver> ClientBuilder<K, Ord, O> {
     /// Checks the rules every mode shares.
     fn check(&self) -> Result<(), ConfigError> {
-        check_timeout(CLIENT, "total_timeout", self.total_timeout)?;
-        check_timeout(CLIENT, "attempt_timeout", self.attempt_timeout)?;
-        weir_timeout::check_attempt_within_total(self.attempt_timeout, self.total_timeout)
-            .map_err(|_| {
-                ConfigError::conflict(
-                    CLIENT,
-                    "attempt_timeout",
-                    format!(
-                        "({:?}) must not be longer than `total_timeout` ({:?})",
-                        self.attempt_timeout, self.total_timeout
-                    ),
-                )
-            })?;
-        if self.sampling_window < self.attempt_timeout.saturating_mul(2) {
+        check_timeout(CLIENT, "total_timeout", self.settings.total_timeout)?;
+        check_timeout(CLIENT, "attempt_timeout", self.settings.attempt_timeout)?;
+        weir_timeout::check_attempt_within_total(
+            self.settings.attempt_timeout,
+            self.settings.total_timeout,
+        )
+        .map_err(|_| {
+            ConfigError::conflict(
+                CLIENT,
+                "attempt_timeout",
+                format!(
+                    "({:?}) must not be longer than `total_timeout` ({:?})",
+                    self.settings.attempt_timeout, self.settings.total_timeout
+                ),
+            )
+        })?;
+        if self.settings.sampling_window < self.settings.attempt_timeout.saturating_mul(2) {
             return Err(ConfigError::out_of_range(
                 CLIENT,
                 "sampling_window",
                 format!(
                     "({:?}) must be at least twice `attempt_timeout` ({:?})",
-                    self.sampling_window, self.attempt_timeout
+                    self.settings.sampling_window, self.settings.attempt_timeout
                 ),
             ));
         }
@@ -737,10 +724,10 @@ impl<K, Ord, O: ClientObserver> ClientBuilder<K, Ord, O> {
     fn breaker_settings(&self) -> CircuitBreakerBuilder<AnyError, O> {
         CircuitBreakerLayer::standard()
             .name("client")
-            .failure_rate(self.failure_rate)
-            .minimum_calls(self.minimum_calls)
-            .time_window(self.sampling_window, WINDOW_BUCKETS)
-            .open_duration(self.open_duration)
+            .failure_rate(self.settings.failure_rate)
+            .minimum_calls(self.settings.minimum_calls)
+            .time_window(self.settings.sampling_window, WINDOW_BUCKETS)
+            .open_duration(self.settings.open_duration)
             .observer(self.observer.clone())
     }
 
@@ -751,8 +738,8 @@ impl<K, Ord, O: ClientObserver> ClientBuilder<K, Ord, O> {
     ) -> RetryBuilder<R, C, O, P> {
         retry
             .name("client")
-            .max_retries(self.max_retries)
-            .budget(self.budget)
+            .max_retries(self.settings.max_retries)
+            .budget(self.settings.budget)
             .observer(self.observer.clone())
     }
 
@@ -766,16 +753,16 @@ impl<K, Ord, O: ClientObserver> ClientBuilder<K, Ord, O> {
     ) -> Result<ClientStack<K2, Ord, O>, ConfigError> {
         let zero = |field| move |_| ConfigError::zero(CLIENT, field, "must be greater than zero");
         let total = TimeoutLayer::builder()
-            .timeout(self.total_timeout)
+            .timeout(self.settings.total_timeout)
             .name("total")
             .observer(self.observer.clone())
             .build()
             .map_err(zero("total_timeout"))?;
         let attempt = TimeoutLayer::builder()
-            .timeout(self.attempt_timeout)
+            .timeout(self.settings.attempt_timeout)
             .name("attempt")
             .observer(self.observer.clone());
-        let attempt = match self.propagate {
+        let attempt = match self.settings.propagate {
             Some(allowance) => attempt.propagate(allowance),
             None => attempt,
         }
@@ -783,7 +770,7 @@ impl<K, Ord, O: ClientObserver> ClientBuilder<K, Ord, O> {
         .map_err(zero("attempt_timeout"))?;
         let (bulkhead, bulkhead_handle) = BulkheadLayer::builder()
             .name("client")
-            .max_concurrent(self.max_concurrent)
+            .max_concurrent(self.settings.max_concurrent)
             .observer(self.observer)
             .build_with_handle()
             .map_err(|e| adopt("bulkhead", "max_concurrent", e))?;
@@ -818,8 +805,8 @@ where
         let (Single(classifier), this) = self.swap_mode(());
         this.check()?;
         let replay = IdempotentReplay::new()
-            .retry_non_idempotent(this.retry_non_idempotent)
-            .retry_put_delete(this.retry_put_delete);
+            .retry_non_idempotent(this.settings.retry_non_idempotent)
+            .retry_put_delete(this.settings.retry_put_delete);
         let retry = this
             .retry_settings(RetryLayer::builder().replay(replay))
             .build_with_handle()
@@ -849,8 +836,8 @@ where
         this.check()?;
         let http = RetryLayer::http().replay(
             HttpReplay::new()
-                .non_idempotent(this.retry_non_idempotent)
-                .retry_put_delete(this.retry_put_delete),
+                .non_idempotent(this.settings.retry_non_idempotent)
+                .retry_put_delete(this.settings.retry_put_delete),
         );
         let retry = this
             .retry_settings(http)
@@ -883,8 +870,8 @@ where
         // gRPC's replay: a unary call's message is in memory and replayed; a streaming call is
         // sent at once and not retried (see `RetryLayer::grpc`).
         let replay = HttpReplay::new()
-            .non_idempotent(this.retry_non_idempotent)
-            .retry_put_delete(this.retry_put_delete)
+            .non_idempotent(this.settings.retry_non_idempotent)
+            .retry_put_delete(this.settings.retry_put_delete)
             .wait_for_body(false);
         let retry = this
             .retry_settings(RetryLayer::grpc().replay(replay))
@@ -907,18 +894,18 @@ where
 impl<K, Ord, O> fmt::Debug for ClientBuilder<K, Ord, O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientBuilder")
-            .field("total_timeout", &self.total_timeout)
-            .field("attempt_timeout", &self.attempt_timeout)
-            .field("max_retries", &self.max_retries)
-            .field("retry_non_idempotent", &self.retry_non_idempotent)
-            .field("retry_put_delete", &self.retry_put_delete)
-            .field("budget", &self.budget)
-            .field("failure_rate", &self.failure_rate)
-            .field("minimum_calls", &self.minimum_calls)
-            .field("sampling_window", &self.sampling_window)
-            .field("open_duration", &self.open_duration)
-            .field("max_concurrent", &self.max_concurrent)
-            .field("propagate", &self.propagate)
+            .field("total_timeout", &self.settings.total_timeout)
+            .field("attempt_timeout", &self.settings.attempt_timeout)
+            .field("max_retries", &self.settings.max_retries)
+            .field("retry_non_idempotent", &self.settings.retry_non_idempotent)
+            .field("retry_put_delete", &self.settings.retry_put_delete)
+            .field("budget", &self.settings.budget)
+            .field("failure_rate", &self.settings.failure_rate)
+            .field("minimum_calls", &self.settings.minimum_calls)
+            .field("sampling_window", &self.settings.sampling_window)
+            .field("open_duration", &self.settings.open_duration)
+            .field("max_concurrent", &self.settings.max_concurrent)
+            .field("propagate", &self.settings.propagate)
             .finish_non_exhaustive()
     }
 }

@@ -76,15 +76,17 @@ impl ServerStack {
     #[must_use]
     pub const fn builder() -> ServerBuilder {
         ServerBuilder {
-            errors: ErrorResponseLayer::new(),
+            settings: ServerSettings {
+                errors: ErrorResponseLayer::new(),
+                max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+                timeout: DEFAULT_SERVER_TIMEOUT,
+                expose_deadline: false,
+                shares: Vec::new(),
+                exempt: None,
+            },
             rate_limit: Identity::new(),
-            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
-            timeout: DEFAULT_SERVER_TIMEOUT,
-            expose_deadline: false,
             priority: Uniform,
-            shares: Vec::new(),
             observer: (),
-            exempt: None,
         }
     }
 }
@@ -206,15 +208,23 @@ impl<R, C, O> fmt::Debug for ServerStack<R, C, O> {
 /// head is sent: a streamed download counts against `max_in_flight` while it streams. To count
 /// calls only up to their head, build your own stack with `LoadShedLayer::new`.
 pub struct ServerBuilder<R = Identity, C = Uniform, O = ()> {
-    errors: ErrorResponseLayer,
+    settings: ServerSettings,
     rate_limit: R,
+    priority: C,
+    observer: O,
+}
+
+/// The server preset's settings: every value of a [`ServerBuilder`] but its typed parts (the
+/// rate limit, the priority classifier, the observer), in one place, so a method that changes
+/// the builder's type moves them in one line.
+#[derive(Clone, Debug)]
+struct ServerSettings {
+    errors: ErrorResponseLayer,
     max_in_flight: usize,
     timeout: Duration,
     expose_deadline: bool,
-    priority: C,
     /// The shares the user set, by priority; the others keep the load shedder's defaults.
     shares: Vec<(Priority, f64)>,
-    observer: O,
     /// `None`: the defaults.
     exempt: Option<Vec<Cow<'static, str>>>,
 }
@@ -245,7 +255,7 @@ impl<R, C, O> ServerBuilder<R, C, O> {
         I: IntoIterator<Item = P>,
         P: Into<Cow<'static, str>>,
     {
-        self.exempt = Some(paths.into_iter().map(Into::into).collect());
+        self.settings.exempt = Some(paths.into_iter().map(Into::into).collect());
         self
     }
 
@@ -253,7 +263,7 @@ impl<R, C, O> ServerBuilder<R, C, O> {
     /// `x-timeout-ms`, wins); past it the caller gets a 504.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.settings.timeout = timeout;
         self
     }
 
@@ -262,7 +272,7 @@ impl<R, C, O> ServerBuilder<R, C, O> {
     /// room for critical requests.
     #[must_use]
     pub fn max_in_flight(mut self, max: usize) -> Self {
-        self.max_in_flight = max;
+        self.settings.max_in_flight = max;
         self
     }
 
@@ -273,7 +283,7 @@ impl<R, C, O> ServerBuilder<R, C, O> {
     /// [`TimeoutBuilder::expose_deadline`](crate::timeout::TimeoutBuilder::expose_deadline)).
     #[must_use]
     pub fn expose_deadline(mut self, expose: bool) -> Self {
-        self.expose_deadline = expose;
+        self.settings.expose_deadline = expose;
         self
     }
 
@@ -297,7 +307,7 @@ impl<R, C, O> ServerBuilder<R, C, O> {
     /// ```
     #[must_use]
     pub const fn error_responses(mut self, errors: ErrorResponseLayer) -> Self {
-        self.errors = errors;
+        self.settings.errors = errors;
         self
     }
 
@@ -309,15 +319,10 @@ impl<R, C, O> ServerBuilder<R, C, O> {
     #[must_use]
     pub fn priority<C2>(self, classifier: C2) -> ServerBuilder<R, C2, O> {
         ServerBuilder {
-            errors: self.errors,
+            settings: self.settings,
             rate_limit: self.rate_limit,
-            max_in_flight: self.max_in_flight,
-            timeout: self.timeout,
-            expose_deadline: self.expose_deadline,
             priority: classifier,
-            shares: self.shares,
             observer: self.observer,
-            exempt: self.exempt,
         }
     }
 
@@ -325,7 +330,7 @@ impl<R, C, O> ServerBuilder<R, C, O> {
     /// not decrease from sheddable to critical.
     #[must_use]
     pub fn share(mut self, priority: Priority, share: f64) -> Self {
-        self.shares.push((priority, share));
+        self.settings.shares.push((priority, share));
         self
     }
 
@@ -340,15 +345,10 @@ impl<R, C, O> ServerBuilder<R, C, O> {
             + Clone,
     {
         ServerBuilder {
-            errors: self.errors,
+            settings: self.settings,
             rate_limit: self.rate_limit,
-            max_in_flight: self.max_in_flight,
-            timeout: self.timeout,
-            expose_deadline: self.expose_deadline,
             priority: self.priority,
-            shares: self.shares,
             observer,
-            exempt: self.exempt,
         }
     }
 
@@ -356,15 +356,10 @@ impl<R, C, O> ServerBuilder<R, C, O> {
     #[cfg_attr(not(feature = "rate-limit"), allow(dead_code))]
     pub(crate) fn with_rate_limit<R2>(self, rate_limit: R2) -> ServerBuilder<R2, C, O> {
         ServerBuilder {
-            errors: self.errors,
+            settings: self.settings,
             rate_limit,
-            max_in_flight: self.max_in_flight,
-            timeout: self.timeout,
-            expose_deadline: self.expose_deadline,
             priority: self.priority,
-            shares: self.shares,
             observer: self.observer,
-            exempt: self.exempt,
         }
     }
 }
@@ -382,16 +377,16 @@ where
     /// A zero `timeout` or `max_in_flight`, a share out of range or out of order (the load
     /// shedder's rule).
     pub fn build(self) -> Result<ServerStack<R, C, O>, ConfigError> {
-        check_timeout(SERVER, "timeout", self.timeout)?;
-        if self.max_in_flight == 0 {
+        check_timeout(SERVER, "timeout", self.settings.timeout)?;
+        if self.settings.max_in_flight == 0 {
             return Err(ConfigError::zero(
                 SERVER,
                 "max_in_flight",
                 "must be at least 1",
             ));
         }
-        let timeout = TimeoutLayer::server(self.timeout)
-            .expose_deadline(self.expose_deadline)
+        let timeout = TimeoutLayer::server(self.settings.timeout)
+            .expose_deadline(self.settings.expose_deadline)
             .name("server")
             .observer(self.observer.clone())
             .build()
@@ -399,21 +394,21 @@ where
         let mut shed = LoadShedLayer::builder()
             .http()
             .name("server")
-            .max_in_flight(self.max_in_flight)
+            .max_in_flight(self.settings.max_in_flight)
             .priority(self.priority)
             .observer(self.observer);
-        for (priority, share) in self.shares {
+        for (priority, share) in self.settings.shares {
             shed = shed.share(priority, share);
         }
         let shed = shed.build().map_err(|e| adopt("load shed", "share", e))?;
         Ok(ServerStack {
-            errors: self.errors,
+            errors: self.settings.errors,
             rate_limit: self.rate_limit,
             shed,
             timeout_layer: timeout,
-            timeout: self.timeout,
-            max_in_flight: self.max_in_flight,
-            exempt: match self.exempt {
+            timeout: self.settings.timeout,
+            max_in_flight: self.settings.max_in_flight,
+            exempt: match self.settings.exempt {
                 Some(paths) => paths.into(),
                 None => DEFAULT_EXEMPT_PATHS.map(Cow::Borrowed).into(),
             },
@@ -438,12 +433,12 @@ impl<C, O> ServerBuilder<Identity, C, O> {
 impl<R, C, O> fmt::Debug for ServerBuilder<R, C, O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerBuilder")
-            .field("error_responses", &self.errors)
-            .field("max_in_flight", &self.max_in_flight)
-            .field("timeout", &self.timeout)
-            .field("expose_deadline", &self.expose_deadline)
-            .field("shares", &self.shares)
-            .field("exempt_paths", &self.exempt)
+            .field("error_responses", &self.settings.errors)
+            .field("max_in_flight", &self.settings.max_in_flight)
+            .field("timeout", &self.settings.timeout)
+            .field("expose_deadline", &self.settings.expose_deadline)
+            .field("shares", &self.settings.shares)
+            .field("exempt_paths", &self.settings.exempt)
             .finish_non_exhaustive()
     }
 }
