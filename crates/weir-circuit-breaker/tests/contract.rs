@@ -160,7 +160,7 @@ fn every_bad_setting_is_a_config_error_naming_its_field() {
         );
     }
     let keyed = b().keyed(Global).max_keys(0).build();
-    let err = keyed.err().expect("max_keys = 0 is refused");
+    let err = keyed.expect_err("max_keys = 0 is refused");
     assert!(err.is_zero() && err.field() == "max_keys", "{err}");
     assert!(
         b().failure_rate(100.0)
