@@ -26,6 +26,11 @@
 //!   (`RetryLayer::http()`) → a circuit breaker per upstream authority → a bulkhead → a
 //!   per-attempt timeout that writes the remaining budget into `x-timeout-ms` → a hyper client.
 //! - **Upstream**: answers 503 to a share of requests, has latency spikes and an outage window.
+//! - **Degraded route**: `/api/recommendations` goes through the same edge and client stacks,
+//!   with a fallback (weir-fallback) inside the shedder: when the upstream cannot answer (an
+//!   error, an open circuit, a timeout, a 5xx), or before it is called while the edge's load
+//!   level is critical, it answers a static list of bestsellers marked `weir-fallback: value`.
+//!   The report counts fallback answers by source.
 //! - **Health probes** (weir-health), beside the edge stack, never behind it, so no rate limit or
 //!   shedder refuses them: `/livez` (the process answers), `/readyz` (fails while the upstream's
 //!   circuit breaker is open, and while the gateway starts or drains; degraded, still 200, when
@@ -74,17 +79,18 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use weir::bulkhead::{BulkheadHandle, BulkheadLayer};
 use weir::circuit_breaker::{CircuitBreakerLayer, KeyedCircuitBreakerHandle, State};
+use weir::fallback::{Cause, FallbackHandle, FallbackLayer};
 use weir::health::{
     BreakerCheck, BulkheadCheck, HealthRegistry, HealthService, LoadCheck, RedisCheck, Verbose,
 };
-use weir::load_shed::{LoadShedHandle, LoadShedLayer};
+use weir::load_shed::{LoadLevelLayer, LoadShedHandle, LoadShedLayer};
 use weir::rate_limit::{Quota, RateLimitLayer};
 use weir::redis::{FailurePolicy, RedisStore};
 use weir::retry::{ReplayBody, RetryLayer};
 use weir::timeout::TimeoutLayer;
 use weir::{
     ApiKey, ApiKeyToken, Authority, BoxError, Cidr, Deadline, ErrorResponseLayer, HttpStatus,
-    KeyExtractor, KeyExtractorExt, OrKey, PeerIp,
+    KeyExtractor, KeyExtractorExt, LoadLevel, OrKey, PeerIp,
 };
 
 /// The gateway's API keys (the built-in clients use them); a request with any other key, or none,
@@ -474,6 +480,8 @@ pub(crate) struct Gateway {
     pub(crate) shedder: LoadShedHandle,
     /// The health registry behind `/livez`, `/readyz` and `/startupz`.
     pub(crate) health: HealthRegistry,
+    /// The fallback of `/api/recommendations`: its answers by source.
+    pub(crate) fallbacks: FallbackHandle,
     /// The server task.
     pub(crate) server: JoinHandle<std::io::Result<()>>,
 }
@@ -534,6 +542,7 @@ pub(crate) fn router(
         KeyedCircuitBreakerHandle,
         LoadShedHandle,
         HealthRegistry,
+        FallbackHandle,
     ),
     BoxError,
 > {
@@ -620,6 +629,28 @@ pub(crate) fn router(
     let max_body = config.max_body_bytes;
     let proxy =
         service_fn(move |req: Request<Body>| proxy(client.clone(), upstream, max_body, req));
+    // `/api/recommendations` degrades rather than fails (#20): when the upstream cannot answer
+    // (an error, a circuit open, a timeout, a 5xx), or before it is even called while the edge
+    // is near its limit (the load level, read by `LoadLevelLayer`), the answer is a static list
+    // of bestsellers, marked `weir-fallback: value` (and `Degraded` for the layers outside). The
+    // rate limit and the shedder sit outside the fallback: a client over its quota still gets
+    // its 429, not a fallback answer.
+    let (fallback, fallbacks) = FallbackLayer::builder()
+        .name("recommendations")
+        .classify(HttpStatus::new())
+        .value(|_: Cause<'_, Response<Body>, BoxError>| Some(bestsellers()))
+        .at_load(LoadLevel::Critical)
+        .http()
+        .observer(weir::Tracing)
+        .build_with_handle()?;
+    let recommendations = ServiceBuilder::new()
+        .layer(ErrorResponseLayer::new())
+        .layer(rate_limit.clone())
+        .layer(shed.clone())
+        .layer(LoadLevelLayer::new(shedder.clone()))
+        .layer(fallback)
+        .layer(edge_timeout.clone())
+        .service(proxy.clone());
     let edge = ServiceBuilder::new()
         .layer(ErrorResponseLayer::new())
         .layer(rate_limit)
@@ -649,11 +680,22 @@ pub(crate) fn router(
     // refuses the probes that report on them.
     let router = Router::new()
         .route("/", get(|| async { "weir gateway: try GET /api/items\n" }))
+        .route_service("/api/recommendations", recommendations)
         .route_service("/api/{*path}", edge)
         .route_service("/livez", probes.clone())
         .route_service("/readyz", probes.clone())
         .route_service("/startupz", probes);
-    Ok((router, stats, breakers, shedder, health))
+    Ok((router, stats, breakers, shedder, health, fallbacks))
+}
+
+/// The degraded answer of `/api/recommendations`: the same list for everyone.
+fn bestsellers() -> Response<Body> {
+    let mut response = Response::new(Body::from("{\"items\":[\"bestsellers\"]}\n"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 /// Headers that describe one connection, not the request (RFC 9110, section 7.6.1), with the
@@ -806,7 +848,7 @@ pub(crate) async fn start(
     port: u16,
     upstream: SocketAddr,
 ) -> Result<Gateway, BoxError> {
-    let (router, stats, breakers, shedder, health) = router(config, upstream)?;
+    let (router, stats, breakers, shedder, health, fallbacks) = router(config, upstream)?;
     let listener = TcpListener::bind((config.host, port)).await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(serve(
@@ -824,6 +866,7 @@ pub(crate) async fn start(
         breakers,
         shedder,
         health,
+        fallbacks,
         server,
     })
 }
@@ -873,6 +916,7 @@ where
 /// deadline it asks for (`x-timeout-ms`), if any.
 struct Driver {
     name: &'static str,
+    path: &'static str,
     key: &'static str,
     per_second: u32,
     timeout_ms: Option<&'static str>,
@@ -880,33 +924,45 @@ struct Driver {
 
 const DRIVERS: &[Driver] = &[
     Driver {
+        path: "/api/items",
         name: "free",
         key: FREE_KEY,
         per_second: 8,
         timeout_ms: None,
     },
     Driver {
+        path: "/api/items",
         name: "unknown key (free, by address)",
         key: "who-knows",
         per_second: 4,
         timeout_ms: None,
     },
     Driver {
+        path: "/api/items",
         name: "basic, 200 ms deadline",
         key: BASIC_KEY,
         per_second: 15,
         timeout_ms: Some("200"),
     },
     Driver {
+        path: "/api/items",
         name: "premium #1",
         key: PREMIUM_KEY,
         per_second: 30,
         timeout_ms: None,
     },
     Driver {
+        path: "/api/items",
         name: "premium #2",
         key: PREMIUM_KEY,
         per_second: 30,
+        timeout_ms: None,
+    },
+    Driver {
+        path: "/api/recommendations",
+        name: "recommendations (degrades)",
+        key: PREMIUM_KEY,
+        per_second: 10,
         timeout_ms: None,
     },
 ];
@@ -941,10 +997,11 @@ type TrafficClient = Client<HttpConnector, http_body_util::Empty<Bytes>>;
 async fn one_request(
     client: TrafficClient,
     addr: SocketAddr,
+    path: &'static str,
     key: &'static str,
     timeout_ms: Option<&'static str>,
 ) -> u16 {
-    let mut req = Request::get(format!("http://{addr}/api/items")).header("x-api-key", key);
+    let mut req = Request::get(format!("http://{addr}{path}")).header("x-api-key", key);
     if let Some(timeout_ms) = timeout_ms {
         req = req.header("x-timeout-ms", timeout_ms);
     }
@@ -974,6 +1031,7 @@ async fn drive(addr: SocketAddr, upstream: &Arc<Upstream>, duration: Duration) -
         let client = client.clone();
         let period = Duration::from_secs(1) / driver.per_second;
         let key = driver.key;
+        let path = driver.path;
         let timeout_ms = driver.timeout_ms;
         tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
@@ -984,7 +1042,7 @@ async fn drive(addr: SocketAddr, upstream: &Arc<Upstream>, duration: Duration) -
                 let client = client.clone();
                 inflight.push(tokio::spawn(async move {
                     let sent = Instant::now();
-                    let status = one_request(client, addr, key, timeout_ms).await;
+                    let status = one_request(client, addr, path, key, timeout_ms).await;
                     progress.records.lock().expect("not poisoned").push(Record {
                         driver: index,
                         status,
@@ -1184,6 +1242,12 @@ fn report(records: &[Record], gateway: &Gateway, upstream: &Upstream, config: &C
         "  edge load shedder: limit {} in flight, {} shed, {} admitted and answered",
         shed.limit, shed.shed, shed.succeeded
     );
+    let fallbacks = gateway.fallbacks.stats();
+    println!(
+        "  /api/recommendations fallback answers by source: value (bestsellers) {}, service {}, \
+         last good {}; {} sent to it before the upstream (load level critical)",
+        fallbacks.value, fallbacks.service, fallbacks.last_good, fallbacks.switched
+    );
 
     println!("\nLatency seen by the clients:");
     let mut all: Vec<Duration> = records.iter().map(|r| r.latency).collect();
@@ -1379,6 +1443,9 @@ async fn main() -> Result<(), BoxError> {
         );
         println!(
             "  curl -i -H 'x-api-key: basic-key' -H 'x-timeout-ms: 50' http://{addr}/api/items"
+        );
+        println!(
+            "  curl -i -H 'x-api-key: premium-key' http://{addr}/api/recommendations   # weir-fallback: value when the upstream is down"
         );
         println!("  curl -i http://{addr}/readyz?verbose   # readiness, every check listed");
         println!("  curl -i http://{addr}/livez");

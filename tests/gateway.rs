@@ -557,3 +557,91 @@ async fn readiness_follows_the_upstream_breaker() {
     );
     assert_eq!(probe(&client, addr, "/livez").await.0, StatusCode::OK);
 }
+
+/// A GET of `path` with `x-api-key: key`.
+async fn get_path(client: &TestClient, addr: SocketAddr, path: &str, key: &str) -> Answer {
+    let response = client
+        .request(
+            Request::get(format!("http://{addr}{path}"))
+                .header("x-api-key", key)
+                .body(Empty::new())
+                .expect("valid request"),
+        )
+        .await
+        .expect("the gateway answers");
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// #20: `/api/recommendations` degrades rather than fails: while the upstream is down (its 503s,
+/// then the open circuit) it answers the static bestsellers with `weir-fallback: value`, and the
+/// upstream's own answer again once it is back; a client over its quota still gets its 429.
+#[tokio::test]
+async fn recommendations_fall_back_while_the_upstream_is_down() {
+    const PATH: &str = "/api/recommendations";
+    let mut config = Config::demo();
+    config.open_duration = Duration::from_millis(600);
+    let (gateway, upstream, client) = setup(&config).await;
+    let addr = gateway.addr;
+
+    let answer = get_path(&client, addr, PATH, PREMIUM_KEY).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(
+        answer.body.starts_with(r#"{"items":[1,2,3]"#),
+        "{}",
+        answer.body
+    );
+    assert!(!answer.headers.contains_key("weir-fallback"));
+
+    upstream.set_outage(true);
+    for _ in 0..12 {
+        let answer = get_path(&client, addr, PATH, PREMIUM_KEY).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        assert_eq!(answer.headers["weir-fallback"], "value");
+        assert_eq!(answer.headers["content-type"], "application/json");
+        assert_eq!(answer.body, "{\"items\":[\"bestsellers\"]}\n");
+    }
+    // The breaker outside the fallback's view still saw the failures: it opened, and the
+    // fallback kept answering without the upstream.
+    assert_eq!(breaker_state(&gateway), Some(State::Open));
+    let stats = gateway.fallbacks.stats();
+    assert_eq!((stats.value, stats.service, stats.last_good), (12, 0, 0));
+    let hits = upstream.hits();
+    let answer = get_path(&client, addr, PATH, PREMIUM_KEY).await;
+    assert_eq!(answer.headers["weir-fallback"], "value");
+    assert_eq!(
+        upstream.hits(),
+        hits,
+        "the open circuit spared the upstream"
+    );
+
+    // The rate limit sits outside the fallback: a client over its quota gets a 429, unmarked.
+    let mut refused = None;
+    for _ in 0..20 {
+        let answer = get_path(&client, addr, PATH, FREE_KEY).await;
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
+            refused = Some(answer);
+            break;
+        }
+        assert_eq!(answer.headers["weir-fallback"], "value");
+    }
+    let refused = refused.expect("the free tier runs out");
+    assert!(!refused.headers.contains_key("weir-fallback"));
+
+    // The upstream is back: after the open time, its own answer again.
+    upstream.set_outage(false);
+    tokio::time::sleep(config.open_duration + Duration::from_millis(50)).await;
+    let answer = get_path(&client, addr, PATH, PREMIUM_KEY).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(
+        answer.body.starts_with(r#"{"items":[1,2,3]"#),
+        "{}",
+        answer.body
+    );
+    assert!(!answer.headers.contains_key("weir-fallback"));
+}

@@ -52,6 +52,11 @@ impl<Req> BudgetScope<Req> for () {
 /// servers share one overflow budget, so a flood of new names costs a bounded amount of memory
 /// and never touches the budgets of the servers already known. A request without a key (no
 /// authority) uses the layer's own budget, which [`RetryHandle`](crate::RetryHandle) reads.
+///
+/// With tonic, a generated client made with `new(channel)` sends a URI with no authority (the
+/// `Channel` adds its origin below the retry layer): make it with `with_origin(service,
+/// "http://server:port".parse()?)` so the retry layer sees the server's name. (A retry layer per
+/// `Channel` is one budget per server already.)
 #[derive(Clone, Copy, Debug)]
 pub struct PerKey<K> {
     extractor: K,
