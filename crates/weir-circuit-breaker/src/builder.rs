@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::time::Instant;
-use weir_core::{AnyError, Backoff, KeyedConfig, MissingKey, Name};
+use weir_core::{AnyError, Backoff, ConfigError, KeyedConfig, MissingKey, Name};
 
 use crate::handle::{CircuitBreakerHandle, KeyedCircuitBreakerHandle};
 use crate::layer::{CircuitBreakerLayer, KeyedCircuitBreakerLayer};
@@ -16,6 +16,23 @@ use crate::state::{Breaker, Settings, WindowKind, ppm};
 pub(crate) const MAX_COUNT_WINDOW: u32 = 1_000_000;
 /// The most buckets a time window may have.
 pub(crate) const MAX_BUCKETS: u32 = 1_000;
+
+/// The pattern name every circuit breaker [`ConfigError`] carries.
+pub(crate) const PATTERN: &str = "circuit breaker";
+
+/// `field` must be a percentage above 0 and at most 100 (`what` says which part of it).
+fn percentage(field: &'static str, what: &str, percent: f64) -> ConfigError {
+    ConfigError::out_of_range(
+        PATTERN,
+        field,
+        format!("{what}must be a percentage above 0 and at most 100, got {percent}"),
+    )
+}
+
+/// A count of at least 1 was zero.
+fn at_least_one(field: &'static str) -> ConfigError {
+    ConfigError::zero(PATTERN, field, "must be at least 1")
+}
 
 impl CircuitBreakerLayer {
     /// A breaker with the [default settings](CircuitBreakerBuilder): opens when half of the
@@ -278,13 +295,33 @@ impl<C, O> CircuitBreakerBuilder<C, O> {
     fn settings(&self) -> Result<Settings, ConfigError> {
         match self.window {
             WindowKind::Count(n) if n == 0 || n > MAX_COUNT_WINDOW => {
-                return Err(ConfigError::CountWindow(n));
+                return Err(if n == 0 {
+                    ConfigError::zero(
+                        PATTERN,
+                        "count_window",
+                        "must hold 1 to 1000000 calls, got 0",
+                    )
+                } else {
+                    ConfigError::out_of_range(
+                        PATTERN,
+                        "count_window",
+                        format!("must hold 1 to {MAX_COUNT_WINDOW} calls, got {n}"),
+                    )
+                });
             }
             WindowKind::Time { buckets, .. } if buckets == 0 || buckets > MAX_BUCKETS => {
-                return Err(ConfigError::TimeWindowBuckets(buckets));
+                return Err(ConfigError::out_of_range(
+                    PATTERN,
+                    "time_window",
+                    format!("must have 1 to {MAX_BUCKETS} buckets, got {buckets}"),
+                ));
             }
             WindowKind::Time { size, buckets } if size / buckets < Duration::from_millis(1) => {
-                return Err(ConfigError::TimeWindowSize(size));
+                return Err(ConfigError::out_of_range(
+                    PATTERN,
+                    "time_window",
+                    format!("buckets must be at least 1 ms long, got a window of {size:?}"),
+                ));
             }
             _ => {}
         }
@@ -292,30 +329,42 @@ impl<C, O> CircuitBreakerBuilder<C, O> {
         if let Some(percent) = self.failure_rate
             && !rate(percent)
         {
-            return Err(ConfigError::FailureRate(percent));
+            return Err(percentage("failure_rate", "", percent));
         }
         if let Some((threshold, percent)) = self.slow_calls {
             if threshold.is_zero() {
-                return Err(ConfigError::SlowCallThreshold);
+                return Err(ConfigError::zero(
+                    PATTERN,
+                    "slow_calls",
+                    "threshold must be above zero",
+                ));
             }
             if !rate(percent) {
-                return Err(ConfigError::SlowCallRate(percent));
+                return Err(percentage("slow_calls", "rate ", percent));
             }
         }
         if self.consecutive_failures == Some(0) {
-            return Err(ConfigError::ConsecutiveFailures);
+            return Err(at_least_one("consecutive_failures"));
         }
         if self.minimum_calls == 0 {
-            return Err(ConfigError::MinimumCalls);
+            return Err(at_least_one("minimum_calls"));
         }
         if self.open.base().is_zero() {
-            return Err(ConfigError::OpenDuration);
+            return Err(ConfigError::zero(
+                PATTERN,
+                "open_duration",
+                "(the open time, or open_backoff's base) must be above zero",
+            ));
         }
         if self.probes == 0 {
-            return Err(ConfigError::HalfOpenProbes);
+            return Err(at_least_one("half_open_probes"));
         }
         if self.max_half_open.is_zero() {
-            return Err(ConfigError::MaxHalfOpenWait);
+            return Err(ConfigError::zero(
+                PATTERN,
+                "max_half_open_wait",
+                "must be above zero",
+            ));
         }
         Ok(Settings {
             window: self.window,
@@ -433,7 +482,7 @@ impl<E, C, O> KeyedCircuitBreakerBuilder<E, C, O> {
     fn state(self) -> Result<Arc<KeyedState<E, C, O>>, ConfigError> {
         let settings = self.builder.settings()?;
         if self.max_keys == 0 {
-            return Err(ConfigError::MaxKeys);
+            return Err(at_least_one("max_keys"));
         }
         let shared = self.builder.shared()?;
         Ok(Arc::new(KeyedState {
@@ -485,90 +534,3 @@ impl<E: fmt::Debug, C: fmt::Debug, O> fmt::Debug for KeyedCircuitBreakerBuilder<
             .finish()
     }
 }
-
-/// A setting out of its range, from `build()`.
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// `count_window` must hold 1 to 1 000 000 calls.
-    CountWindow(u32),
-    /// `time_window` must have 1 to 1 000 buckets.
-    TimeWindowBuckets(u32),
-    /// `time_window`'s buckets must be at least 1 ms long.
-    TimeWindowSize(Duration),
-    /// `failure_rate` must be a percentage above 0 and at most 100.
-    FailureRate(f64),
-    /// `slow_calls`' rate must be a percentage above 0 and at most 100.
-    SlowCallRate(f64),
-    /// `slow_calls`' threshold must be above zero.
-    SlowCallThreshold,
-    /// `consecutive_failures` must be at least 1.
-    ConsecutiveFailures,
-    /// `minimum_calls` must be at least 1.
-    MinimumCalls,
-    /// The open time (`open_duration`, or `open_backoff`'s base) must be above zero.
-    OpenDuration,
-    /// `half_open_probes` must be at least 1.
-    HalfOpenProbes,
-    /// `max_half_open_wait` must be above zero.
-    MaxHalfOpenWait,
-    /// `max_keys` must be at least 1.
-    MaxKeys,
-    /// Two settings that exclude each other are both set (in a configuration file:
-    /// `count_window` and `time_window`, or `open_duration` and `open_backoff`).
-    Conflict(&'static str, &'static str),
-    /// A setting of keyed breakers (`key`, `max_keys`, `idle_timeout`, `missing_key`) is set in
-    /// a configuration file built into a single breaker.
-    KeyedSetting(&'static str),
-    /// `backpressure` is set in a configuration file built into keyed breakers, which always
-    /// reject at once.
-    KeyedBackpressure,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::CountWindow(n) => write!(
-                f,
-                "count_window must hold 1 to {MAX_COUNT_WINDOW} calls, got {n}"
-            ),
-            Self::TimeWindowBuckets(n) => {
-                write!(
-                    f,
-                    "time_window must have 1 to {MAX_BUCKETS} buckets, got {n}"
-                )
-            }
-            Self::TimeWindowSize(size) => write!(
-                f,
-                "time_window's buckets must be at least 1 ms long, got a window of {size:?}"
-            ),
-            Self::FailureRate(p) => write!(
-                f,
-                "failure_rate must be a percentage above 0 and at most 100, got {p}"
-            ),
-            Self::SlowCallRate(p) => write!(
-                f,
-                "slow_calls' rate must be a percentage above 0 and at most 100, got {p}"
-            ),
-            Self::SlowCallThreshold => f.write_str("slow_calls' threshold must be above zero"),
-            Self::ConsecutiveFailures => f.write_str("consecutive_failures must be at least 1"),
-            Self::MinimumCalls => f.write_str("minimum_calls must be at least 1"),
-            Self::OpenDuration => f.write_str(
-                "the open time (open_duration, or open_backoff's base) must be above zero",
-            ),
-            Self::HalfOpenProbes => f.write_str("half_open_probes must be at least 1"),
-            Self::MaxHalfOpenWait => f.write_str("max_half_open_wait must be above zero"),
-            Self::MaxKeys => f.write_str("max_keys must be at least 1"),
-            Self::Conflict(a, b) => write!(f, "{a} and {b} are both set: choose one"),
-            Self::KeyedSetting(field) => write!(
-                f,
-                "{field} configures keyed breakers: build them with build_keyed, or leave {field} out"
-            ),
-            Self::KeyedBackpressure => f.write_str(
-                "backpressure does not apply to keyed breakers (the key is known only in call): leave it out",
-            ),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}

@@ -7,7 +7,9 @@ use serde::de::{self, Deserialize, Deserializer};
 use weir_core::MissingKey;
 use weir_core::config::{BackoffSpec, ConfigDuration, KeySpec};
 
-use crate::builder::{CircuitBreakerBuilder, ConfigError, KeyedCircuitBreakerBuilder};
+use weir_core::ConfigError;
+
+use crate::builder::{CircuitBreakerBuilder, KeyedCircuitBreakerBuilder, PATTERN};
 use crate::layer::{CircuitBreakerLayer, KeyedCircuitBreakerLayer};
 
 /// A circuit breaker's settings, read from a configuration file (TOML, or any serde format).
@@ -143,14 +145,22 @@ impl CircuitBreakerConfig {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Conflict`] when `count_window` and `time_window`, or `open_duration` and
+    /// A conflict ([`ConfigError::is_conflict`]) when `count_window` and `time_window`, or `open_duration` and
     /// `open_backoff`, are both set. The ranges are checked by the builder's `build()`.
     pub fn builder(&self) -> Result<CircuitBreakerBuilder, ConfigError> {
         if self.count_window.is_some() && self.time_window.is_some() {
-            return Err(ConfigError::Conflict("count_window", "time_window"));
+            return Err(ConfigError::conflict(
+                PATTERN,
+                "time_window",
+                "and `count_window` are both set: choose one",
+            ));
         }
         if self.open_duration.is_some() && self.open_backoff.is_some() {
-            return Err(ConfigError::Conflict("open_duration", "open_backoff"));
+            return Err(ConfigError::conflict(
+                PATTERN,
+                "open_backoff",
+                "and `open_duration` are both set: choose one",
+            ));
         }
         let mut builder = CircuitBreakerLayer::builder();
         if let Some(name) = &self.name {
@@ -201,12 +211,16 @@ impl CircuitBreakerConfig {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::KeyedSetting`] when a keyed field (`key`, `max_keys`, `idle_timeout`,
+    /// An invalid field ([`ConfigError::is_invalid`]) when a keyed field (`key`, `max_keys`, `idle_timeout`,
     /// `missing_key`) is set, else as [`builder`](Self::builder) and
     /// [`CircuitBreakerBuilder::build`].
     pub fn build(&self) -> Result<CircuitBreakerLayer, ConfigError> {
         if let Some(field) = self.keyed_field() {
-            return Err(ConfigError::KeyedSetting(field));
+            return Err(ConfigError::invalid(
+                PATTERN,
+                field,
+                "configures keyed breakers: build them with build_keyed, or leave it out",
+            ));
         }
         self.builder()?.build()
     }
@@ -218,14 +232,18 @@ impl CircuitBreakerConfig {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::KeyedBackpressure`] when `backpressure = true`. The ranges are checked by
+    /// An invalid `backpressure` ([`ConfigError::is_invalid`]) when `backpressure = true`. The ranges are checked by
     /// [`KeyedCircuitBreakerBuilder::build`].
     pub fn keyed<C, O>(
         &self,
         builder: CircuitBreakerBuilder<C, O>,
     ) -> Result<KeyedCircuitBreakerBuilder<KeySpec, C, O>, ConfigError> {
         if self.backpressure == Some(true) {
-            return Err(ConfigError::KeyedBackpressure);
+            return Err(ConfigError::invalid(
+                PATTERN,
+                "backpressure",
+                "does not apply to keyed breakers (the key is known only in call): leave it out",
+            ));
         }
         let mut keyed = builder.keyed(self.key.clone().unwrap_or(KeySpec::Authority));
         if let Some(n) = self.max_keys {

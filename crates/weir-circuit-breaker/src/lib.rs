@@ -14,7 +14,7 @@ mod shared;
 mod state;
 mod trailers;
 
-pub use crate::builder::{CircuitBreakerBuilder, ConfigError, KeyedCircuitBreakerBuilder};
+pub use crate::builder::{CircuitBreakerBuilder, KeyedCircuitBreakerBuilder};
 #[cfg(feature = "serde")]
 pub use crate::config::{CircuitBreakerConfig, FailureRateSpec, SlowCallsSpec, TimeWindowSpec};
 pub use crate::event::Event;

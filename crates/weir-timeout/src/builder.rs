@@ -4,12 +4,52 @@ use std::time::Duration;
 
 use weir_core::{ConfigError, Name};
 
-use crate::layer::{Config, TimeoutLayer};
+use crate::layer::TimeoutLayer;
 use crate::policy::RouteTimeouts;
+use crate::service::Parts;
+use crate::settings::{PATTERN, TimeoutSettings};
 use crate::state::BelowFloor;
 
-/// The pattern name every timeout [`ConfigError`] carries.
-pub(crate) const PATTERN: &str = "timeout";
+impl TimeoutLayer {
+    /// A builder with nothing set: no timeout of its own, no header mode, name `"default"`.
+    pub fn builder() -> TimeoutBuilder {
+        TimeoutBuilder::new()
+    }
+
+    /// A server's timeout: the deadline the client sent (`grpc-timeout`, else `x-timeout-ms`),
+    /// capped at `max`, and `max` for a request that sent none.
+    pub fn server(max: Duration) -> TimeoutBuilder {
+        TimeoutBuilder::new().timeout(max).incoming(max)
+    }
+
+    /// The recommended client pair: a `total` timeout to put outside retry (it sets the deadline
+    /// every attempt shares, named `"total"`) and an `attempt` timeout to put inside retry
+    /// (named `"attempt"`). Fails if the attempt timeout is zero or longer than the total (see
+    /// [`check_attempt_within_total`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use weir_timeout::TimeoutLayer;
+    ///
+    /// let (total, attempt) =
+    ///     TimeoutLayer::total_and_attempt(Duration::from_secs(30), Duration::from_secs(10))?;
+    /// // ServiceBuilder::new().layer(total).layer(retry).layer(attempt).service(client)
+    /// # let _ = (total, attempt);
+    /// # Ok::<(), weir_core::ConfigError>(())
+    /// ```
+    pub fn total_and_attempt(
+        total: Duration,
+        attempt: Duration,
+    ) -> Result<(Self, Self), ConfigError> {
+        check_attempt_within_total(attempt, total)?;
+        let named = |timeout, name: &'static str| {
+            let mut layer = Self::new(timeout);
+            layer.parts.name = Name::new(name);
+            layer
+        };
+        Ok((named(total, "total"), named(attempt, "attempt")))
+    }
+}
 
 /// `timeout` was zero.
 pub(crate) fn zero_timeout() -> ConfigError {
@@ -41,6 +81,7 @@ fn zero_route_timeout(route: &str) -> ConfigError {
 /// | [`propagate`](Self::propagate) | off | client mode: the time left, minus the allowance, is written on the outgoing request |
 /// | [`expose_deadline`](Self::expose_deadline) | on, except in server mode | the deadline is stored in the request's extensions even when the request carried none |
 /// | [`name`](Self::name) | `"default"` | the name in errors and events |
+/// | [`settings`](Self::settings) | | every plain setting above at once, as a [`TimeoutSettings`] |
 /// | [`observer`](Self::observer) | `()` | receives an [`Event`](crate::Event) for each timeout and expired request |
 ///
 /// Whatever is configured, a deadline already in the request's extensions is honoured (the
@@ -49,13 +90,8 @@ fn zero_route_timeout(route: &str) -> ConfigError {
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct TimeoutBuilder<P = std::time::Duration, O = ()> {
     policy: Option<P>,
-    name: Name,
     observer: O,
-    incoming: Option<Duration>,
-    propagate: Option<Duration>,
-    floor: Option<(Duration, BelowFloor)>,
-    reject_malformed: bool,
-    expose: Option<bool>,
+    settings: TimeoutSettings,
     invalid: Option<ConfigError>,
 }
 
@@ -63,13 +99,8 @@ impl TimeoutBuilder {
     pub(crate) fn new() -> Self {
         Self {
             policy: None,
-            name: Name::default(),
             observer: (),
-            incoming: None,
-            propagate: None,
-            floor: None,
-            reject_malformed: false,
-            expose: None,
+            settings: TimeoutSettings::default(),
             invalid: None,
         }
     }
@@ -79,15 +110,17 @@ impl<P, O> TimeoutBuilder<P, O> {
     fn with_policy<P2>(self, policy: P2, invalid: Option<ConfigError>) -> TimeoutBuilder<P2, O> {
         TimeoutBuilder {
             policy: Some(policy),
-            name: self.name,
             observer: self.observer,
-            incoming: self.incoming,
-            propagate: self.propagate,
-            floor: self.floor,
-            reject_malformed: self.reject_malformed,
-            expose: self.expose,
+            settings: self.settings,
             invalid: self.invalid.or(invalid),
         }
+    }
+
+    /// Every plain setting at once (server mode, client mode, the name, ...), replacing those
+    /// set so far; the policy and the observer stay.
+    pub fn settings(mut self, settings: TimeoutSettings) -> Self {
+        self.settings = settings;
+        self
     }
 
     /// The same timeout for every request. Must be greater than zero.
@@ -130,15 +163,8 @@ impl<P, O> TimeoutBuilder<P, O> {
     /// (or, without one, weir's `x-timeout-ms`), capped at `max` so that a client cannot ask
     /// for unbounded time. A malformed value is ignored. The layer's own timeout, if any, still
     /// applies: the earlier deadline wins. Must be greater than zero.
-    pub fn incoming(mut self, max: Duration) -> Self {
-        if max.is_zero() {
-            self.invalid = self.invalid.or(Some(ConfigError::zero(
-                PATTERN,
-                "incoming",
-                "maximum must be greater than zero",
-            )));
-        }
-        self.incoming = Some(max);
+    pub const fn incoming(mut self, max: Duration) -> Self {
+        self.settings.incoming = Some(max);
         self
     }
 
@@ -160,7 +186,7 @@ impl<P, O> TimeoutBuilder<P, O> {
     /// # Ok::<(), weir_core::ConfigError>(())
     /// ```
     pub const fn incoming_floor(mut self, floor: Duration, below: BelowFloor) -> Self {
-        self.floor = Some((floor, below));
+        self.settings.incoming_floor = Some((floor, below));
         self
     }
 
@@ -182,7 +208,7 @@ impl<P, O> TimeoutBuilder<P, O> {
     /// # Ok::<(), weir_core::ConfigError>(())
     /// ```
     pub const fn reject_malformed_incoming(mut self, reject: bool) -> Self {
-        self.reject_malformed = reject;
+        self.settings.reject_malformed_incoming = reject;
         self
     }
 
@@ -192,7 +218,7 @@ impl<P, O> TimeoutBuilder<P, O> {
     /// allowance fails at once with a timeout error and is not sent. A timeout header the
     /// request already carries counts as a deadline too (the earliest wins).
     pub const fn propagate(mut self, allowance: Duration) -> Self {
-        self.propagate = Some(allowance);
+        self.settings.propagate = Some(allowance);
         self
     }
 
@@ -211,13 +237,13 @@ impl<P, O> TimeoutBuilder<P, O> {
     /// stores it for every request, so a handler can take `Extension<Deadline>`; with the
     /// default, take `Option<Extension<Deadline>>`.
     pub const fn expose_deadline(mut self, expose: bool) -> Self {
-        self.expose = Some(expose);
+        self.settings.expose_deadline = Some(expose);
         self
     }
 
     /// Names this layer instance in its errors and events.
     pub fn name(mut self, name: impl Into<Name>) -> Self {
-        self.name = name.into();
+        self.settings.name = name.into();
         self
     }
 
@@ -226,34 +252,28 @@ impl<P, O> TimeoutBuilder<P, O> {
     pub fn observer<O2>(self, observer: O2) -> TimeoutBuilder<P, O2> {
         TimeoutBuilder {
             policy: self.policy,
-            name: self.name,
             observer,
-            incoming: self.incoming,
-            propagate: self.propagate,
-            floor: self.floor,
-            reject_malformed: self.reject_malformed,
-            expose: self.expose,
+            settings: self.settings,
             invalid: self.invalid,
         }
     }
 
     /// The layer, or the first configuration rule broken.
+    ///
+    /// # Errors
+    ///
+    /// The first rule broken (a zero `timeout`, a zero `incoming` maximum, a route table's
+    /// rules), naming its field.
     pub fn build(self) -> Result<TimeoutLayer<P, O>, ConfigError> {
         if let Some(invalid) = self.invalid {
             return Err(invalid);
         }
-        Ok(TimeoutLayer::from_config(Config {
-            policy: self.policy,
-            name: self.name,
-            observer: self.observer,
-            incoming: self.incoming,
-            propagate: self.propagate,
-            floor: self.floor,
-            reject_malformed: self.reject_malformed && self.incoming.is_some(),
-            expose: self
-                .expose
-                .unwrap_or(self.incoming.is_none() || self.propagate.is_some()),
-        }))
+        self.settings.validate()?;
+        Ok(TimeoutLayer::from_parts(Parts::new(
+            self.policy,
+            self.observer,
+            self.settings,
+        )))
     }
 }
 

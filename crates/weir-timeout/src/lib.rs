@@ -11,6 +11,7 @@ mod future;
 mod layer;
 mod policy;
 mod service;
+mod settings;
 mod state;
 
 pub use crate::builder::{TimeoutBuilder, check_attempt_within_total};
@@ -22,4 +23,5 @@ pub use crate::future::ResponseFuture;
 pub use crate::layer::TimeoutLayer;
 pub use crate::policy::{RouteTimeouts, TimeoutPolicy};
 pub use crate::service::Timeout;
+pub use crate::settings::TimeoutSettings;
 pub use crate::state::BelowFloor;

@@ -9,16 +9,65 @@ use tokio::time::Instant;
 use tower_service::Service;
 use weir_core::protocol::is_grpc;
 use weir_core::{
-    BoxError, Deadline, Error, GRPC_TIMEOUT, Observer, TIMEOUT_MS, decode_grpc_timeout,
+    BoxError, Deadline, Error, GRPC_TIMEOUT, Name, Observer, TIMEOUT_MS, decode_grpc_timeout,
     decode_timeout_ms,
 };
 
 use crate::carrier::Carrier;
 use crate::event::Event;
 use crate::future::ResponseFuture;
-use crate::layer::Config;
 use crate::policy::TimeoutPolicy;
-use crate::state::{self, Start};
+use crate::settings::TimeoutSettings;
+use crate::state::{self, BelowFloor, Start};
+
+/// What every service of a layer is configured with: the policy, the observer, and the
+/// settings as `call` reads them (the server-mode flags worked out once, at build).
+#[derive(Clone)]
+pub(crate) struct Parts<P, O> {
+    pub(crate) policy: Option<P>,
+    pub(crate) name: Name,
+    pub(crate) observer: O,
+    pub(crate) incoming: Option<Duration>,
+    pub(crate) propagate: Option<Duration>,
+    /// Server mode: the shortest incoming deadline honoured as sent, and what to do below it.
+    pub(crate) floor: Option<(Duration, BelowFloor)>,
+    /// Server mode: a malformed incoming timeout header is refused (400), not ignored.
+    pub(crate) reject_malformed: bool,
+    /// Whether the deadline is stored in the request's extensions even when the request did not
+    /// carry one (see `TimeoutBuilder::expose_deadline`).
+    pub(crate) expose: bool,
+}
+
+impl<P, O> Parts<P, O> {
+    /// The parts of a layer with these settings.
+    pub(crate) fn new(policy: Option<P>, observer: O, settings: TimeoutSettings) -> Self {
+        Self {
+            policy,
+            observer,
+            reject_malformed: settings.rejects_malformed(),
+            expose: settings.exposes(),
+            incoming: settings.incoming,
+            propagate: settings.propagate,
+            floor: settings.incoming_floor,
+            name: settings.name,
+        }
+    }
+}
+
+impl<P, O> fmt::Debug for Parts<P, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TimeoutLayer")
+            .field("name", &self.name)
+            .field(
+                "policy",
+                &self.policy.as_ref().map(|_| std::any::type_name::<P>()),
+            )
+            .field("incoming", &self.incoming)
+            .field("propagate", &self.propagate)
+            .field("expose", &self.expose)
+            .finish_non_exhaustive()
+    }
+}
 
 /// Bounds how long the inner service may take; made by [`TimeoutLayer`](crate::TimeoutLayer).
 ///
@@ -30,28 +79,15 @@ use crate::state::{self, Start};
 #[derive(Clone)]
 pub struct Timeout<S, P = Duration, O = ()> {
     inner: S,
-    config: Config<P, O>,
+    config: Parts<P, O>,
 }
 
 impl<S, P, O> Timeout<S, P, O> {
-    pub(crate) const fn new(inner: S, config: Config<P, O>) -> Self {
+    pub(crate) const fn new(inner: S, config: Parts<P, O>) -> Self {
         Self { inner, config }
     }
 
-    /// The inner service.
-    pub const fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub const fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service, consuming this one.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    weir_core::inner_accessors!(inner: S);
 }
 
 impl<S, P, O, Req> Service<Req> for Timeout<S, P, O>
@@ -123,7 +159,7 @@ where
 /// future is not assembled in a temporary and copied.
 #[cold]
 #[inline(never)]
-fn expired<P, O>(config: &Config<P, O>, deadline: Deadline) -> Error
+fn expired<P, O>(config: &Parts<P, O>, deadline: Deadline) -> Error
 where
     O: for<'a> Observer<Event<'a>>,
 {
@@ -139,7 +175,7 @@ where
 /// `INVALID_ARGUMENT`. Out of line, as [`expired`].
 #[cold]
 #[inline(never)]
-fn malformed<P, O>(config: &Config<P, O>) -> Error {
+fn malformed<P, O>(config: &Parts<P, O>) -> Error {
     Error::bad_request()
         .with_layer(config.name.clone())
         .with_source("malformed grpc-timeout or x-timeout-ms header")
@@ -164,7 +200,7 @@ fn malformed_timeout(headers: &HeaderMap) -> bool {
 /// level. The headers are looked at only when that level is enabled.
 #[cfg(feature = "tracing")]
 #[inline(never)]
-fn log_ignored(headers: &HeaderMap, name: &weir_core::Name) {
+fn log_ignored(headers: &HeaderMap, name: &Name) {
     if tracing::enabled!(tracing::Level::DEBUG) && malformed_timeout(headers) {
         tracing::debug!(
             layer = %name,
@@ -180,7 +216,7 @@ fn log_ignored(headers: &HeaderMap, name: &weir_core::Name) {
 /// in force when no time is left.
 #[inline(always)]
 fn start_http<P, O, Req: Carrier>(
-    config: &Config<P, O>,
+    config: &Parts<P, O>,
     req: &mut Req,
     own: Option<Duration>,
 ) -> Result<Start, Deadline> {

@@ -344,21 +344,21 @@ fn an_unknown_field_is_refused_by_name() {
 fn bad_values_name_their_field() {
     // Out of the builder's range.
     for (text, field) in [
-        ("failure_rate = 150", "failure_rate must be a percentage"),
-        ("failure_rate = 0", "failure_rate must be a percentage"),
-        ("count_window = 0", "count_window must hold"),
-        ("minimum_calls = 0", "minimum_calls must be at least 1"),
+        ("failure_rate = 150", "`failure_rate` must be a percentage"),
+        ("failure_rate = 0", "`failure_rate` must be a percentage"),
+        ("count_window = 0", "`count_window` must hold"),
+        ("minimum_calls = 0", "`minimum_calls` must be at least 1"),
         (
             "consecutive_failures = 0",
-            "consecutive_failures must be at least 1",
+            "`consecutive_failures` must be at least 1",
         ),
         (
             "half_open_probes = 0",
-            "half_open_probes must be at least 1",
+            "`half_open_probes` must be at least 1",
         ),
         (
             r#"max_half_open_wait = "0s""#,
-            "max_half_open_wait must be above zero",
+            "`max_half_open_wait` must be above zero",
         ),
         (r#"open_duration = "0s""#, "open_duration"),
         (
@@ -367,19 +367,19 @@ fn bad_values_name_their_field() {
         ),
         (
             r#"slow_calls = { threshold = "1s", rate = 100.5 }"#,
-            "slow_calls' rate",
+            "`slow_calls` rate",
         ),
         (
             r#"slow_calls = { threshold = "0s", rate = 50 }"#,
-            "slow_calls' threshold",
+            "`slow_calls` threshold",
         ),
         (
             r#"time_window = { size = "10s", buckets = 0 }"#,
-            "time_window must have 1 to 1000 buckets",
+            "`time_window` must have 1 to 1000 buckets",
         ),
         (
             r#"time_window = { size = "5ms", buckets = 10 }"#,
-            "time_window's buckets must be at least 1 ms",
+            "`time_window` buckets must be at least 1 ms",
         ),
     ] {
         let err = build_err(text);
@@ -389,7 +389,7 @@ fn bad_values_name_their_field() {
         .build_keyed()
         .unwrap_err()
         .to_string();
-    assert!(err.contains("max_keys must be at least 1"), "{err}");
+    assert!(err.contains("`max_keys` must be at least 1"), "{err}");
 
     // Refused while reading the file: the error quotes the line with the field.
     for (text, words) in [
@@ -455,7 +455,10 @@ fn settings_that_exclude_each_other_are_refused() {
         time_window = { size = "10s", buckets = 10 }
         "#,
     );
-    assert_eq!(err, "count_window and time_window are both set: choose one");
+    assert_eq!(
+        err,
+        "circuit breaker: `time_window` and `count_window` are both set: choose one"
+    );
     let err = build_err(
         r#"
         open_duration = "5s"
@@ -464,7 +467,7 @@ fn settings_that_exclude_each_other_are_refused() {
     );
     assert_eq!(
         err,
-        "open_duration and open_backoff are both set: choose one"
+        "circuit breaker: `open_backoff` and `open_duration` are both set: choose one"
     );
 
     // Keyed fields belong to build_keyed; backpressure to build.
@@ -476,7 +479,9 @@ fn settings_that_exclude_each_other_are_refused() {
     ] {
         let err = build_err(text);
         assert!(
-            err.starts_with(&format!("{field} configures keyed breakers")),
+            err.starts_with(&format!(
+                "circuit breaker: `{field}` configures keyed breakers"
+            )),
             "{err}"
         );
         parse(text).build_keyed().unwrap();
@@ -486,7 +491,7 @@ fn settings_that_exclude_each_other_are_refused() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.starts_with("backpressure does not apply to keyed"),
+        err.starts_with("circuit breaker: `backpressure` does not apply to keyed"),
         "{err}"
     );
     parse("backpressure = false").build_keyed().unwrap();
