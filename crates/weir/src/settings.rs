@@ -30,6 +30,7 @@ pub type ConfigServerStack = ServerStack<OptionalLayer<ConfigLayer>>;
 /// | `refusal_body` | `"text"` or `"problem_json"` ([`RefusalBodyConfig`]) | `"problem_json"` |
 /// | `timeout_status` | integer, 4xx or 5xx | `408` |
 /// | `missing_key_status` | integer, 4xx or 5xx | `400` |
+/// | `exempt_paths` | list of paths | `["/healthz/live", "/healthz/ready"]` (default: `/livez`, `/readyz`, `/startupz`) |
 ///
 /// Durations are strings: a whole number and a unit, `us`, `ms`, `s`, `m`, `h` or `d`
 /// (`"250ms"`, `"10s"`, `"2m"`; see [`ConfigDuration`]). An unknown field is an error.
@@ -50,6 +51,10 @@ pub type ConfigServerStack = ServerStack<OptionalLayer<ConfigLayer>>;
 /// assert_eq!(stack.timeout(), Duration::from_secs(5));
 /// assert_eq!(stack.max_in_flight(), 200);
 /// assert!(stack.rate_limit().get().is_some());
+/// assert_eq!(stack.exempt_paths(), weir::DEFAULT_EXEMPT_PATHS);
+///
+/// let config: ServerConfig = toml::from_str(r#"exempt_paths = ["/healthz"]"#).unwrap();
+/// assert_eq!(config.build().unwrap().exempt_paths(), ["/healthz"]);
 ///
 /// let err = toml::from_str::<ServerConfig>("rate_limit = { quota = { rate = 0, per = \"1s\" } }")
 ///     .unwrap()
@@ -85,6 +90,11 @@ pub struct ServerConfig {
     /// The HTTP status of a request refused for having no key (401 by default).
     #[serde(default)]
     pub missing_key_status: Option<u16>,
+    /// The health probe paths that skip the rate limit and the load shedder
+    /// ([`ServerBuilder::exempt_paths`]; `/livez`, `/readyz` and `/startupz` by default, `[]`
+    /// for none).
+    #[serde(default)]
+    pub exempt_paths: Option<Vec<String>>,
 }
 
 /// The body of a server's refusals, in a [`ServerConfig`].
@@ -137,6 +147,9 @@ impl ServerConfig {
         if let Some(expose) = self.expose_deadline {
             builder = builder.expose_deadline(expose);
         }
+        if let Some(paths) = &self.exempt_paths {
+            builder = builder.exempt_paths(paths.iter().cloned());
+        }
         let mut errors = ErrorResponseLayer::new();
         if let Some(RefusalBodyConfig::ProblemJson) = self.refusal_body {
             errors = errors.problem_json();
@@ -170,6 +183,7 @@ impl fmt::Debug for ServerConfig {
             .field("refusal_body", &self.refusal_body)
             .field("timeout_status", &self.timeout_status)
             .field("missing_key_status", &self.missing_key_status)
+            .field("exempt_paths", &self.exempt_paths)
             .finish()
     }
 }
