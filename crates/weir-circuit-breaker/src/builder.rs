@@ -4,47 +4,15 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use tokio::time::Instant;
 use weir_core::{AnyError, Backoff, ConfigError, KeyedConfig, MissingKey, Name};
 
 use crate::handle::{CircuitBreakerHandle, KeyedCircuitBreakerHandle};
 use crate::layer::{CircuitBreakerLayer, KeyedCircuitBreakerLayer};
+use crate::settings::{CircuitBreakerSettings, at_least_one};
 use crate::shared::{KeyedState, Lanes, Shared};
-use crate::state::{Breaker, Settings, WindowKind, ppm};
-
-/// The largest count window: its counters keep ample headroom for concurrent recorders.
-pub(crate) const MAX_COUNT_WINDOW: u32 = 1_000_000;
-/// The most buckets a time window may have.
-pub(crate) const MAX_BUCKETS: u32 = 1_000;
-
-/// The pattern name every circuit breaker [`ConfigError`] carries.
-pub(crate) const PATTERN: &str = "circuit breaker";
-
-/// `field` must be a percentage above 0 and at most 100 (`what` says which part of it).
-fn percentage(field: &'static str, what: &str, percent: f64) -> ConfigError {
-    ConfigError::out_of_range(
-        PATTERN,
-        field,
-        format!("{what}must be a percentage above 0 and at most 100, got {percent}"),
-    )
-}
-
-/// A count of at least 1 was zero.
-fn at_least_one(field: &'static str) -> ConfigError {
-    ConfigError::zero(PATTERN, field, "must be at least 1")
-}
+use crate::state::WindowKind;
 
 impl CircuitBreakerLayer {
-    /// A breaker with the [default settings](CircuitBreakerBuilder): opens when half of the
-    /// last 100 calls failed, for 5 s, then lets 3 probes through.
-    #[must_use]
-    pub fn new() -> Self {
-        // The defaults are in range: this cannot fail.
-        CircuitBreakerBuilder::new()
-            .build()
-            .unwrap_or_else(|error| unreachable!("the default settings are valid: {error}"))
-    }
-
     /// Every setting, starting from the defaults.
     #[must_use]
     pub const fn builder() -> CircuitBreakerBuilder {
@@ -71,12 +39,6 @@ impl CircuitBreakerLayer {
     }
 }
 
-impl Default for CircuitBreakerLayer {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// Builds a [`CircuitBreakerLayer`]; from [`CircuitBreakerLayer::builder`] or a preset.
 ///
 /// Defaults (Resilience4j's, with a shorter open time):
@@ -94,17 +56,7 @@ impl Default for CircuitBreakerLayer {
 /// | classifier | [`AnyError`] |
 /// | observer | `()` |
 pub struct CircuitBreakerBuilder<C = AnyError, O = ()> {
-    name: Name,
-    window: WindowKind,
-    failure_rate: Option<f64>,
-    slow_calls: Option<(Duration, f64)>,
-    consecutive_failures: Option<u32>,
-    minimum_calls: u32,
-    open: Backoff,
-    probes: u32,
-    max_half_open: Duration,
-    seed: Option<u64>,
-    backpressure: bool,
+    settings: CircuitBreakerSettings,
     classifier: C,
     observer: O,
 }
@@ -112,17 +64,7 @@ pub struct CircuitBreakerBuilder<C = AnyError, O = ()> {
 impl CircuitBreakerBuilder {
     pub(crate) const fn new() -> Self {
         Self {
-            name: Name::new("circuit_breaker"),
-            window: WindowKind::Count(100),
-            failure_rate: Some(50.0),
-            slow_calls: None,
-            consecutive_failures: None,
-            minimum_calls: 100,
-            open: Backoff::constant(Duration::from_secs(5)),
-            probes: 3,
-            max_half_open: Duration::from_secs(30),
-            seed: None,
-            backpressure: false,
+            settings: CircuitBreakerSettings::DEFAULT,
             classifier: AnyError,
             observer: (),
         }
@@ -133,7 +75,7 @@ impl<C, O> CircuitBreakerBuilder<C, O> {
     /// Names the layer (in errors and events). Default `"circuit_breaker"`.
     #[must_use]
     pub fn name(mut self, name: impl Into<Name>) -> Self {
-        self.name = name.into();
+        self.settings.name = name.into();
         self
     }
 
@@ -141,7 +83,7 @@ impl<C, O> CircuitBreakerBuilder<C, O> {
     /// oldest outcome leaves as the newest enters). Between 1 and 1 000 000. The default, 100.
     #[must_use]
     pub const fn count_window(mut self, calls: u32) -> Self {
-        self.window = WindowKind::Count(calls);
+        self.settings.window = WindowKind::Count(calls);
         self
     }
 
@@ -150,21 +92,21 @@ impl<C, O> CircuitBreakerBuilder<C, O> {
     /// `buckets - 1` before it). 1 to 1 000 buckets of at least 1 ms.
     #[must_use]
     pub const fn time_window(mut self, size: Duration, buckets: u32) -> Self {
-        self.window = WindowKind::Time { size, buckets };
+        self.settings.window = WindowKind::Time { size, buckets };
         self
     }
 
     /// Opens when at least `percent` (in `(0, 100]`) of the window's calls failed. Default 50.
     #[must_use]
     pub const fn failure_rate(mut self, percent: f64) -> Self {
-        self.failure_rate = Some(percent);
+        self.settings.failure_rate = Some(percent);
         self
     }
 
     /// Also opens after `n` failures in a row, whatever the window says.
     #[must_use]
     pub const fn consecutive_failures(mut self, n: u32) -> Self {
-        self.consecutive_failures = Some(n);
+        self.settings.consecutive_failures = Some(n);
         self
     }
 
@@ -173,7 +115,7 @@ impl<C, O> CircuitBreakerBuilder<C, O> {
     /// of the window's calls were slow. A slow probe re-opens a half-open circuit.
     #[must_use]
     pub const fn slow_calls(mut self, threshold: Duration, percent: f64) -> Self {
-        self.slow_calls = Some((threshold, percent));
+        self.settings.slow_calls = Some((threshold, percent));
         self
     }
 
@@ -181,14 +123,14 @@ impl<C, O> CircuitBreakerBuilder<C, O> {
     /// more than a count window holds.
     #[must_use]
     pub const fn minimum_calls(mut self, calls: u32) -> Self {
-        self.minimum_calls = calls;
+        self.settings.minimum_calls = calls;
         self
     }
 
     /// A fixed open time. Default 5 s.
     #[must_use]
     pub const fn open_duration(mut self, duration: Duration) -> Self {
-        self.open = Backoff::constant(duration);
+        self.settings.open = Backoff::constant(duration);
         self
     }
 
@@ -198,7 +140,7 @@ impl<C, O> CircuitBreakerBuilder<C, O> {
     /// A server's `Retry-After` never sets the open time: it answers one caller's request.
     #[must_use]
     pub const fn open_backoff(mut self, backoff: Backoff) -> Self {
-        self.open = backoff;
+        self.settings.open = backoff;
         self
     }
 
@@ -206,7 +148,7 @@ impl<C, O> CircuitBreakerBuilder<C, O> {
     /// succeeded. Default 3.
     #[must_use]
     pub const fn half_open_probes(mut self, probes: u32) -> Self {
-        self.probes = probes;
+        self.settings.probes = probes;
         self
     }
 
@@ -214,14 +156,14 @@ impl<C, O> CircuitBreakerBuilder<C, O> {
     /// opens again (so probes that never report back cannot pin it half-open). Default 30 s.
     #[must_use]
     pub const fn max_half_open_wait(mut self, wait: Duration) -> Self {
-        self.max_half_open = wait;
+        self.settings.max_half_open = wait;
         self
     }
 
     /// Seeds the open time's jitter, for reproducible tests.
     #[must_use]
     pub const fn seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
+        self.settings.seed = Some(seed);
         self
     }
 
@@ -229,7 +171,7 @@ impl<C, O> CircuitBreakerBuilder<C, O> {
     /// instead of rejecting. A half-open circuit with no probe slot free still rejects.
     #[must_use]
     pub const fn backpressure(mut self) -> Self {
-        self.backpressure = true;
+        self.settings.backpressure = true;
         self
     }
 
@@ -237,17 +179,7 @@ impl<C, O> CircuitBreakerBuilder<C, O> {
     #[must_use]
     pub fn classifier<C2>(self, classifier: C2) -> CircuitBreakerBuilder<C2, O> {
         CircuitBreakerBuilder {
-            name: self.name,
-            window: self.window,
-            failure_rate: self.failure_rate,
-            slow_calls: self.slow_calls,
-            consecutive_failures: self.consecutive_failures,
-            minimum_calls: self.minimum_calls,
-            open: self.open,
-            probes: self.probes,
-            max_half_open: self.max_half_open,
-            seed: self.seed,
-            backpressure: self.backpressure,
+            settings: self.settings,
             classifier,
             observer: self.observer,
         }
@@ -258,17 +190,7 @@ impl<C, O> CircuitBreakerBuilder<C, O> {
     #[must_use]
     pub fn observer<O2>(self, observer: O2) -> CircuitBreakerBuilder<C, O2> {
         CircuitBreakerBuilder {
-            name: self.name,
-            window: self.window,
-            failure_rate: self.failure_rate,
-            slow_calls: self.slow_calls,
-            consecutive_failures: self.consecutive_failures,
-            minimum_calls: self.minimum_calls,
-            open: self.open,
-            probes: self.probes,
-            max_half_open: self.max_half_open,
-            seed: self.seed,
-            backpressure: self.backpressure,
+            settings: self.settings,
             classifier: self.classifier,
             observer,
         }
@@ -289,107 +211,11 @@ impl<C, O> CircuitBreakerBuilder<C, O> {
 
     /// No failure-rate condition (for the consecutive-failures preset).
     pub(crate) const fn clear_failure_rate(&mut self) {
-        self.failure_rate = None;
-    }
-
-    fn settings(&self) -> Result<Settings, ConfigError> {
-        match self.window {
-            WindowKind::Count(n) if n == 0 || n > MAX_COUNT_WINDOW => {
-                return Err(if n == 0 {
-                    ConfigError::zero(
-                        PATTERN,
-                        "count_window",
-                        "must hold 1 to 1000000 calls, got 0",
-                    )
-                } else {
-                    ConfigError::out_of_range(
-                        PATTERN,
-                        "count_window",
-                        format!("must hold 1 to {MAX_COUNT_WINDOW} calls, got {n}"),
-                    )
-                });
-            }
-            WindowKind::Time { buckets, .. } if buckets == 0 || buckets > MAX_BUCKETS => {
-                return Err(ConfigError::out_of_range(
-                    PATTERN,
-                    "time_window",
-                    format!("must have 1 to {MAX_BUCKETS} buckets, got {buckets}"),
-                ));
-            }
-            WindowKind::Time { size, buckets } if size / buckets < Duration::from_millis(1) => {
-                return Err(ConfigError::out_of_range(
-                    PATTERN,
-                    "time_window",
-                    format!("buckets must be at least 1 ms long, got a window of {size:?}"),
-                ));
-            }
-            _ => {}
-        }
-        let rate = |percent: f64| percent > 0.0 && percent <= 100.0;
-        if let Some(percent) = self.failure_rate
-            && !rate(percent)
-        {
-            return Err(percentage("failure_rate", "", percent));
-        }
-        if let Some((threshold, percent)) = self.slow_calls {
-            if threshold.is_zero() {
-                return Err(ConfigError::zero(
-                    PATTERN,
-                    "slow_calls",
-                    "threshold must be above zero",
-                ));
-            }
-            if !rate(percent) {
-                return Err(percentage("slow_calls", "rate ", percent));
-            }
-        }
-        if self.consecutive_failures == Some(0) {
-            return Err(at_least_one("consecutive_failures"));
-        }
-        if self.minimum_calls == 0 {
-            return Err(at_least_one("minimum_calls"));
-        }
-        if self.open.base().is_zero() {
-            return Err(ConfigError::zero(
-                PATTERN,
-                "open_duration",
-                "(the open time, or open_backoff's base) must be above zero",
-            ));
-        }
-        if self.probes == 0 {
-            return Err(at_least_one("half_open_probes"));
-        }
-        if self.max_half_open.is_zero() {
-            return Err(ConfigError::zero(
-                PATTERN,
-                "max_half_open_wait",
-                "must be above zero",
-            ));
-        }
-        Ok(Settings {
-            window: self.window,
-            failure_rate: self.failure_rate.map(ppm),
-            slow_rate: self.slow_calls.map(|(_, percent)| ppm(percent)),
-            consecutive_failures: self.consecutive_failures,
-            minimum_calls: self.minimum_calls,
-            open: self.open,
-            probes: self.probes,
-            max_half_open: self.max_half_open,
-            seed: self.seed,
-        })
+        self.settings.failure_rate = None;
     }
 
     fn shared(self) -> Result<Arc<Shared<C, O>>, ConfigError> {
-        let settings = self.settings()?;
-        Ok(Arc::new(Shared {
-            name: self.name,
-            breaker: Breaker::new(settings),
-            classifier: self.classifier,
-            observer: self.observer,
-            origin: Instant::now(),
-            slow_threshold: self.slow_calls.map(|(threshold, _)| threshold),
-            backpressure: self.backpressure,
-        }))
+        Shared::from_settings(self.settings, self.classifier, self.observer)
     }
 
     /// Checks the settings and builds the layer. Every service the layer makes, and every
@@ -424,17 +250,7 @@ impl<C, O> CircuitBreakerBuilder<C, O> {
 impl<C: fmt::Debug, O> fmt::Debug for CircuitBreakerBuilder<C, O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreakerBuilder")
-            .field("name", &self.name)
-            .field("window", &self.window)
-            .field("failure_rate", &self.failure_rate)
-            .field("slow_calls", &self.slow_calls)
-            .field("consecutive_failures", &self.consecutive_failures)
-            .field("minimum_calls", &self.minimum_calls)
-            .field("open", &self.open)
-            .field("probes", &self.probes)
-            .field("max_half_open", &self.max_half_open)
-            .field("seed", &self.seed)
-            .field("backpressure", &self.backpressure)
+            .field("settings", &self.settings)
             .field("classifier", &self.classifier)
             .finish_non_exhaustive()
     }
@@ -480,7 +296,7 @@ impl<E, C, O> KeyedCircuitBreakerBuilder<E, C, O> {
     }
 
     fn state(self) -> Result<Arc<KeyedState<E, C, O>>, ConfigError> {
-        let settings = self.builder.settings()?;
+        let settings = self.builder.settings.validate()?;
         if self.max_keys == 0 {
             return Err(at_least_one("max_keys"));
         }

@@ -9,8 +9,9 @@ use weir_core::config::{BackoffSpec, ConfigDuration, KeySpec};
 
 use weir_core::ConfigError;
 
-use crate::builder::{CircuitBreakerBuilder, KeyedCircuitBreakerBuilder, PATTERN};
+use crate::builder::{CircuitBreakerBuilder, KeyedCircuitBreakerBuilder};
 use crate::layer::{CircuitBreakerLayer, KeyedCircuitBreakerLayer};
+use crate::settings::PATTERN;
 
 /// A circuit breaker's settings, read from a configuration file (TOML, or any serde format).
 ///

@@ -10,6 +10,7 @@ use weir_core::{AnyError, Observer};
 use crate::event::Event;
 use crate::handle::{CircuitBreakerHandle, KeyedCircuitBreakerHandle};
 use crate::service::{CircuitBreaker, KeyedCircuitBreaker};
+use crate::settings::CircuitBreakerSettings;
 use crate::shared::{KeyedState, Lanes, Shared};
 use crate::trailers::{Head, Trailers};
 
@@ -21,6 +22,24 @@ use crate::trailers::{Head, Trailers};
 pub struct CircuitBreakerLayer<C = AnyError, O = (), P = Head> {
     lanes: Arc<Lanes<C, O>>,
     _protocol: PhantomData<fn() -> P>,
+}
+
+impl CircuitBreakerLayer {
+    /// A breaker with the [default settings](crate::CircuitBreakerBuilder): opens when half of
+    /// the last 100 calls failed, for 5 s, then lets 3 probes through. It cannot fail: the
+    /// defaults keep every rule.
+    #[must_use]
+    pub fn new() -> Self {
+        let shared = Shared::from_settings(CircuitBreakerSettings::DEFAULT, AnyError, ())
+            .unwrap_or_else(|error| unreachable!("the default settings are valid: {error}"));
+        Self::from_shared(shared)
+    }
+}
+
+impl Default for CircuitBreakerLayer {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl<C, O> CircuitBreakerLayer<C, O> {

@@ -10,6 +10,7 @@ mod future;
 mod handle;
 mod layer;
 mod service;
+mod settings;
 mod shared;
 mod state;
 mod trailers;

@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use weir_core::{
-    Classify, Error, KeyExtractor, KeyedConfig, KeyedMap, MissingKey, Name, Observer, Outcome,
-    Resolved,
+    Classify, ConfigError, Error, KeyExtractor, KeyedConfig, KeyedMap, MissingKey, Name, Observer,
+    Outcome, Resolved,
 };
 
 use crate::event::Event;
+use crate::settings::CircuitBreakerSettings;
 use crate::state::{Breaker, Notice, Permit, Report, Settings, State, Verdict};
 
 /// What every service, clone, future and handle of one layer shares.
@@ -48,6 +49,24 @@ impl fmt::Debug for KeyedBreaker {
 }
 
 impl<C, O> Shared<C, O> {
+    /// The shared state of a breaker with these settings, or the first rule they break.
+    pub(crate) fn from_settings(
+        settings: CircuitBreakerSettings,
+        classifier: C,
+        observer: O,
+    ) -> Result<Arc<Self>, ConfigError> {
+        let algorithm = settings.validate()?;
+        Ok(Arc::new(Self {
+            name: settings.name,
+            breaker: Breaker::new(algorithm),
+            classifier,
+            observer,
+            origin: Instant::now(),
+            slow_threshold: settings.slow_calls.map(|(threshold, _)| threshold),
+            backpressure: settings.backpressure,
+        }))
+    }
+
     /// Time since the origin, on tokio's (pausable, monotonic) clock.
     pub(crate) fn now(&self) -> Duration {
         Instant::now().saturating_duration_since(self.origin)
