@@ -198,7 +198,7 @@ impl<R, C, O> fmt::Debug for ServerStack<R, C, O> {
 /// | `priority` | every request normal, admitted up to `max_in_flight` | declare priorities and their shares to keep room for critical requests |
 /// | `timeout` | 30 s | .NET's total request timeout |
 /// | `expose_deadline` | off | the `Deadline` is in the extensions only when the client sent one (no allocation otherwise) |
-/// | `error_responses` | [`ErrorResponseLayer::new`]: 429 / 503 / 504, 401 for a missing key, plain text, IETF `RateLimit` fields | [`problem_json`](ErrorResponseLayer::problem_json) for a JSON API |
+/// | `error_responses` | [`ErrorResponseLayer::new`]: 429 / 503 / 504, 413 for a cost the quota can never admit, 401 for a missing key, plain text, IETF `RateLimit` fields | [`problem_json`](ErrorResponseLayer::problem_json) for a JSON API |
 /// | `observer` | none (`()`: free) | `weir::Tracing`, `weir::Metrics`, or your own |
 /// | `exempt_paths` | [`DEFAULT_EXEMPT_PATHS`](crate::DEFAULT_EXEMPT_PATHS): `/livez`, `/readyz`, `/startupz` | weir-health's probe paths: never refused by the protections they report on |
 ///
