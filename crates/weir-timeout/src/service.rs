@@ -107,10 +107,10 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    // Inlined whole into the caller's `call`: left out of line, an HTTP request (248 bytes for an
-    // `http::Request<String>`) was copied into this call's place and out of it, and the future
-    // built in a temporary and copied. (A client stack of `u64` calls pays about 5 instructions
-    // for it: see the report in benches/README.md.)
+    // Inlined whole into the caller's `call`: left out of line, an HTTP request was copied into
+    // this call's place and out of it, and the future built in a temporary and copied (the
+    // figures, and what the inlining costs a client stack, are in benches/README.md,
+    // weir-timeout).
     #[inline(always)]
     fn call(&mut self, mut req: Req) -> Self::Future {
         let config = &self.config;
