@@ -16,10 +16,11 @@ use weir_core::{ApiKeyToken, HeaderStyle, MissingKey, Name};
 
 use weir_core::ConfigError;
 
-use crate::builder::{PATTERN, RateLimitBuilder};
+use crate::builder::RateLimitBuilder;
 use crate::layer::RateLimitLayer;
 use crate::protocol::Http;
 use crate::quota::Quota;
+use crate::settings::PATTERN;
 use crate::state::{
     Algorithm, FixedWindow, Gcra, LeakyBucket, SlidingLog, SlidingLogState, SlidingWindow,
     TokenBucket, TokenBucketState, Verdict, WindowState,
