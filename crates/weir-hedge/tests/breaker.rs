@@ -20,8 +20,8 @@ const MS: Duration = Duration::from_millis(1);
 /// Upstream `a` is down (fails at once), `b` answers; the authorities called are recorded.
 fn upstreams(
     called: &Arc<Mutex<Vec<String>>>,
-) -> impl Service<Request<String>, Response = Response<String>, Error = BoxError, Future: Send>
-+ Clone {
+) -> impl Service<Request<String>, Response = Response<String>, Error = BoxError, Future: Send> + Clone
+{
     let called = Arc::clone(called);
     service_fn(move |req: Request<String>| {
         let host = req.uri().host().unwrap_or_default().to_owned();
@@ -35,8 +35,7 @@ fn upstreams(
 }
 
 /// One breaker per authority, each opening at its first failure.
-fn per_host()
--> weir_circuit_breaker::KeyedCircuitBreakerLayer<
+fn per_host() -> weir_circuit_breaker::KeyedCircuitBreakerLayer<
     impl Fn(&Request<String>) -> Option<http::uri::Authority> + Clone,
 > {
     CircuitBreakerLayer::consecutive_failures(1)
@@ -66,13 +65,19 @@ async fn hedges_to_the_same_upstream_meet_the_same_open_breaker() {
     // The first call fails at `a` and opens its breaker; both hedges, sent at once after the
     // failure, are refused by it.
     let err = client.clone().oneshot(get("http://a/x")).await.unwrap_err();
-    assert!(Error::find(&*err).is_none(), "the primary's own failure: {err}");
+    assert!(
+        Error::find(&*err).is_none(),
+        "the primary's own failure: {err}"
+    );
     assert_eq!(*called.lock().unwrap(), ["a"]);
     assert_eq!(handle.hedges_sent(), 2);
 
     // The next call: every attempt refused by the open breaker, none reaches `a`.
     let err = client.oneshot(get("http://a/x")).await.unwrap_err();
-    assert!(Error::find(&*err).is_some_and(Error::is_circuit_open), "{err}");
+    assert!(
+        Error::find(&*err).is_some_and(Error::is_circuit_open),
+        "{err}"
+    );
     assert_eq!(*called.lock().unwrap(), ["a"]);
     assert_eq!(handle.hedges_sent(), 4);
     assert_eq!(handle.hedges_won(), 0);
@@ -136,5 +141,9 @@ async fn an_open_breaker_sends_the_hedge_at_once_to_another_replica() {
     assert_eq!(response.body(), "from b");
     assert_eq!(*called.lock().unwrap(), ["a", "b", "b"]);
     assert_eq!((handle.hedges_sent(), handle.hedges_won()), (2, 2));
-    assert_eq!(tokio::time::Instant::now(), start, "no hedging delay was waited");
+    assert_eq!(
+        tokio::time::Instant::now(),
+        start,
+        "no hedging delay was waited"
+    );
 }

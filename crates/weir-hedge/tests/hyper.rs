@@ -157,7 +157,12 @@ async fn a_hedged_put_sends_its_whole_body_twice() {
         .expect("valid");
     let chunks = ["first chunk, ", "second chunk, ", "and the last"];
     let whole: String = chunks.concat();
-    let body = Chunks(chunks.iter().map(|c| Bytes::from_static(c.as_bytes())).collect());
+    let body = Chunks(
+        chunks
+            .iter()
+            .map(|c| Bytes::from_static(c.as_bytes()))
+            .collect(),
+    );
     let request = Request::put(format!("http://{addr}/items/7"))
         .body(body)
         .expect("request");
