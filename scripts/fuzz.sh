@@ -24,8 +24,8 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 
-# Targets that need the `config` feature (the `weir` crate and every pattern crate).
-config_targets="config_toml"
+# Targets that need the `patterns` feature (the `weir` crate and every pattern crate).
+pattern_targets="config_toml rate_limit"
 features=()
 if [ -n "${FUZZ_CORE_ONLY:-}" ]; then
     features=(--no-default-features)
@@ -35,7 +35,7 @@ if [ -n "${FUZZ_TARGETS:-}" ]; then
 else
     targets="$(cd fuzz && cargo +nightly fuzz list)"
     if [ -n "${FUZZ_CORE_ONLY:-}" ]; then
-        targets="$(printf '%s\n' $targets | grep -vxF -e "$config_targets")"
+        targets="$(printf '%s\n' $targets | grep -vxF $(printf -- "-e %s " $pattern_targets))"
     fi
 fi
 
