@@ -4,6 +4,7 @@
 #   scripts/fuzz.sh [SECONDS]                          # every target, SECONDS each (default 10)
 #   FUZZ_TARGETS="ratelimit forwarded" scripts/fuzz.sh 1200
 #   FUZZ_CORE_ONLY=1 scripts/fuzz.sh 5                 # the weir-core targets only (what CI runs)
+#   FUZZ_TARGET_DIR=~/.cache/weir/fuzz-target ...      # build there (a cache kept between runs)
 #
 # Each run starts from the checked-in seeds (fuzz/corpus/<target>, never written to) and keeps
 # what it finds in fuzz/target/corpus/<target>, so a later run goes on from there. A crash leaves
@@ -29,6 +30,10 @@ pattern_targets="config_toml rate_limit"
 features=()
 if [ -n "${FUZZ_CORE_ONLY:-}" ]; then
     features=(--no-default-features)
+fi
+if [ -n "${FUZZ_TARGET_DIR:-}" ]; then
+    mkdir -p "$FUZZ_TARGET_DIR"
+    features+=(--target-dir "$(cd "$FUZZ_TARGET_DIR" && pwd)")
 fi
 if [ -n "${FUZZ_TARGETS:-}" ]; then
     targets="$FUZZ_TARGETS"
