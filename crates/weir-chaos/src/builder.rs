@@ -234,8 +234,7 @@ impl<P, E, B, K, O> ChaosBuilder<P, E, B, K, O> {
     /// # Errors
     ///
     /// A [`ConfigError`] naming the first broken rule.
-    pub fn build(self) -> Result<ChaosLayer<P, E, B, K, O>, ConfigError>
-    {
+    pub fn build(self) -> Result<ChaosLayer<P, E, B, K, O>, ConfigError> {
         self.build_with_handle().map(|(layer, _)| layer)
     }
 
@@ -244,8 +243,9 @@ impl<P, E, B, K, O> ChaosBuilder<P, E, B, K, O> {
     /// # Errors
     ///
     /// A [`ConfigError`] naming the first broken rule.
-    pub fn build_with_handle(self) -> Result<(ChaosLayer<P, E, B, K, O>, ChaosHandle), ConfigError>
-    {
+    pub fn build_with_handle(
+        self,
+    ) -> Result<(ChaosLayer<P, E, B, K, O>, ChaosHandle), ConfigError> {
         let s = &self.settings;
         s.validate()?;
         if s.error > 0.0 && !self.has_error {

@@ -75,18 +75,33 @@ impl<F: Future, Req, P> ResponseFuture<F, Req, P> {
 
     /// An injected error, after `latency`.
     pub(crate) fn error(error: F::Output, latency: Option<Duration>) -> Self {
-        Self::held(Some(error), None, latency.map(|d| Box::pin(sleep(d))), false)
+        Self::held(
+            Some(error),
+            None,
+            latency.map(|d| Box::pin(sleep(d))),
+            false,
+        )
     }
 
     /// An injected status, after `latency`.
     pub(crate) fn status(status: Status, latency: Option<Duration>) -> Self {
-        Self::held(None, Some(status), latency.map(|d| Box::pin(sleep(d))), false)
+        Self::held(
+            None,
+            Some(status),
+            latency.map(|d| Box::pin(sleep(d))),
+            false,
+        )
     }
 
     /// A stall: until `deadline`, then `at_deadline`; forever without a deadline.
     pub(crate) fn stall(deadline: Option<Instant>, at_deadline: Status) -> Self {
         match deadline {
-            Some(at) => Self::held(None, Some(at_deadline), Some(Box::pin(sleep_until(at))), false),
+            Some(at) => Self::held(
+                None,
+                Some(at_deadline),
+                Some(Box::pin(sleep_until(at))),
+                false,
+            ),
             None => Self::held(None, None, None, true),
         }
     }

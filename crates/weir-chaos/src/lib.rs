@@ -13,9 +13,6 @@ mod protocol;
 mod service;
 mod settings;
 mod shared;
-#[cfg(feature = "sim")]
-#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
-pub mod sim;
 mod state;
 
 pub use crate::body::{BodyFault, ChaosBody};
@@ -28,7 +25,6 @@ pub use crate::layer::ChaosLayer;
 pub use crate::protocol::{FAULT_HEADER, Protocol};
 pub use crate::service::Chaos;
 pub use crate::settings::{
-    ChaosSettings, DEFAULT_BODY_AFTER, DEFAULT_GRPC_CODE, DEFAULT_LATENCY, DEFAULT_STATUS,
-    Latency,
+    ChaosSettings, DEFAULT_BODY_AFTER, DEFAULT_GRPC_CODE, DEFAULT_LATENCY, DEFAULT_STATUS, Latency,
 };
 pub use crate::state::Fault;

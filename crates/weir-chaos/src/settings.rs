@@ -18,7 +18,10 @@ pub const DEFAULT_LATENCY: Latency = Latency::Fixed(Duration::from_millis(100));
 /// the layer's seeded random source, so a seed gives the same delays every run).
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "snake_case", deny_unknown_fields))]
+#[cfg_attr(
+    feature = "serde",
+    serde(rename_all = "snake_case", deny_unknown_fields)
+)]
 #[non_exhaustive]
 pub enum Latency {
     /// Always this delay.
@@ -276,12 +279,13 @@ mod tests {
             s.error = 0.6;
             s.stall = 0.6;
         });
-        assert!(sum.is_out_of_range() && sum.rule().contains("at most 1"), "{sum}");
+        assert!(
+            sum.is_out_of_range() && sum.rule().contains("at most 1"),
+            "{sum}"
+        );
         assert_eq!(bad(|s| s.status_code = 99).field(), "status");
         assert_eq!(bad(|s| s.grpc_code = 0).field(), "grpc_code");
-        assert!(
-            bad(|s| s.latency_distribution = Latency::exponential(Duration::ZERO)).is_zero()
-        );
+        assert!(bad(|s| s.latency_distribution = Latency::exponential(Duration::ZERO)).is_zero());
         assert_eq!(
             bad(|s| s.route_prefix = Some("api".into())).field(),
             "route_prefix"

@@ -295,13 +295,25 @@ mod tests {
         assert_eq!(plan.latency, Some(Duration::from_millis(250)));
 
         let plan = parse_header(b"latency", drawn);
-        assert_eq!((plan.latency, plan.fault), (Some(Duration::from_millis(7)), None));
+        assert_eq!(
+            (plan.latency, plan.fault),
+            (Some(Duration::from_millis(7)), None)
+        );
         let plan = parse_header(b"body=1024,stall", drawn);
         assert_eq!(plan.fault, Some(Fault::Stall), "stall comes before body");
         assert_eq!(plan.body_after, Some(1024));
-        assert_eq!(parse_header(b"grpc=8", drawn).grpc, Some(GrpcCode::ResourceExhausted));
-        assert_eq!(parse_header(b"delay=2s", drawn).latency, Some(Duration::from_secs(2)));
-        assert!(parse_header(b"latency=99999999999999999999", drawn).latency == Some(Duration::from_millis(7)));
+        assert_eq!(
+            parse_header(b"grpc=8", drawn).grpc,
+            Some(GrpcCode::ResourceExhausted)
+        );
+        assert_eq!(
+            parse_header(b"delay=2s", drawn).latency,
+            Some(Duration::from_secs(2))
+        );
+        assert!(
+            parse_header(b"latency=99999999999999999999", drawn).latency
+                == Some(Duration::from_millis(7))
+        );
         assert!(parse_header(b"", drawn).is_clean());
         assert!(parse_header(b"status=abc", drawn).status.is_none());
     }
@@ -321,7 +333,9 @@ mod tests {
         let mean = (0..n)
             .map(|_| {
                 use weir_core::backoff::Random;
-                Latency::exponential(ms(10)).sample(rng.next_u64()).as_secs_f64()
+                Latency::exponential(ms(10))
+                    .sample(rng.next_u64())
+                    .as_secs_f64()
             })
             .sum::<f64>()
             / f64::from(n);

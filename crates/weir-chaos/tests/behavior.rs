@@ -70,7 +70,10 @@ async fn disabled_passes_everything_through_and_the_handle_switches_it() {
     for n in 0..10 {
         assert_eq!(svc.ready().await.unwrap().call(n).await.unwrap(), n);
     }
-    assert_eq!((calls.load(Ordering::SeqCst), handle.injected_total()), (10, 0));
+    assert_eq!(
+        (calls.load(Ordering::SeqCst), handle.injected_total()),
+        (10, 0)
+    );
     handle.enable();
     assert!(svc.ready().await.unwrap().call(1).await.is_err());
     handle.set_probability(Fault::Error, 0.0);
@@ -108,8 +111,13 @@ async fn a_plain_stall_never_answers_and_never_calls_the_inner_service() {
     assert_eq!(calls.load(Ordering::SeqCst), 0);
     drop(call);
     // The layer outside gives up; here a weir timeout.
-    let mut svc = weir_timeout::TimeoutLayer::new(Duration::from_secs(1))
-        .layer(ChaosLayer::builder().stall(1.0).build().unwrap().layer(counting().0));
+    let mut svc = weir_timeout::TimeoutLayer::new(Duration::from_secs(1)).layer(
+        ChaosLayer::builder()
+            .stall(1.0)
+            .build()
+            .unwrap()
+            .layer(counting().0),
+    );
     let err = svc.ready().await.unwrap().call(1).await.unwrap_err();
     assert!(weir_core::Error::find(&*err).unwrap().is_timeout());
 }
@@ -117,9 +125,7 @@ async fn a_plain_stall_never_answers_and_never_calls_the_inner_service() {
 /// The outcome of each of `n` requests through a seeded layer: `None` for an error, else the
 /// added latency.
 async fn outcomes(seed: u64, n: u32) -> Vec<Option<Duration>> {
-    let inner = service_fn(|_: u32| async move {
-        Ok::<_, BoxError>(tokio::time::Instant::now())
-    });
+    let inner = service_fn(|_: u32| async move { Ok::<_, BoxError>(tokio::time::Instant::now()) });
     let layer = ChaosLayer::builder()
         .seed(seed)
         .error(0.3, weir_core::Error::overloaded)
@@ -142,7 +148,10 @@ async fn a_seed_gives_the_same_faults_every_run_at_the_configured_rates() {
     assert_eq!(a, outcomes(42, 2000).await, "same seed, same faults");
     assert_ne!(a, outcomes(43, 2000).await, "another seed, other faults");
     let errors = a.iter().filter(|o| o.is_none()).count();
-    assert!((500..700).contains(&errors), "{errors} errors of 2000 at 0.3");
+    assert!(
+        (500..700).contains(&errors),
+        "{errors} errors of 2000 at 0.3"
+    );
     let delayed = a.iter().flatten().filter(|d| !d.is_zero()).count();
     let ok = a.iter().flatten().count();
     assert!(
@@ -228,12 +237,18 @@ async fn clones_and_services_of_one_layer_share_one_switch() {
 fn configuration_errors_name_the_field() {
     let mut settings = ChaosSettings::default();
     settings.error = 0.5;
-    let err = ChaosLayer::builder().settings(settings).build().unwrap_err();
+    let err = ChaosLayer::builder()
+        .settings(settings)
+        .build()
+        .unwrap_err();
     assert!(err.is_missing() && err.field() == "error", "{err}");
 
     let mut settings = ChaosSettings::default();
     settings.status = 0.5;
-    let err = ChaosLayer::builder().settings(settings).build().unwrap_err();
+    let err = ChaosLayer::builder()
+        .settings(settings)
+        .build()
+        .unwrap_err();
     assert!(err.is_conflict() && err.field() == "status", "{err}");
 
     let err = ChaosLayer::builder()

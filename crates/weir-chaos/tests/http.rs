@@ -16,12 +16,9 @@ use weir_chaos::{BodyFault, ChaosLayer, FAULT_HEADER, Fault};
 use weir_core::Deadline;
 use weir_core::wire::GrpcCode;
 
-fn upstream() -> impl Service<
-    Request<()>,
-    Response = Response<Full<Bytes>>,
-    Error = Infallible,
-    Future: Send,
-> + Clone {
+fn upstream()
+-> impl Service<Request<()>, Response = Response<Full<Bytes>>, Error = Infallible, Future: Send> + Clone
+{
     service_fn(|_: Request<()>| async {
         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"hello world"))))
     })
@@ -39,9 +36,22 @@ async fn a_status_fault_answers_the_status_and_a_grpc_request_its_code() {
         .build()
         .unwrap();
     let mut svc = layer.layer(upstream());
-    let res = svc.ready().await.unwrap().call(get_path("/")).await.unwrap();
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(get_path("/"))
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
-    assert!(res.into_body().collect().await.unwrap().to_bytes().is_empty());
+    assert!(
+        res.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .is_empty()
+    );
 
     let grpc = Request::post("/pkg.Svc/Method")
         .header("content-type", "application/grpc")
@@ -56,9 +66,17 @@ async fn a_status_fault_answers_the_status_and_a_grpc_request_its_code() {
 async fn a_body_fault_cuts_the_body_after_its_bytes() {
     let layer = ChaosLayer::http().failing_body(1.0, 5).build().unwrap();
     let mut svc = layer.layer(service_fn(|_: Request<()>| async {
-        Ok::<_, Infallible>(Response::new(Chunks(vec!["hello", " ", "world"].into_iter())))
+        Ok::<_, Infallible>(Response::new(Chunks(
+            vec!["hello", " ", "world"].into_iter(),
+        )))
     }));
-    let res = svc.ready().await.unwrap().call(get_path("/")).await.unwrap();
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(get_path("/"))
+        .await
+        .unwrap();
     assert!(res.body().is_failing());
     let mut body = res.into_body();
     let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
@@ -68,8 +86,15 @@ async fn a_body_fault_cuts_the_body_after_its_bytes() {
     assert!(body.frame().await.is_none(), "it ends after the failure");
 
     // A body shorter than the limit fails where it would have ended.
-    let layer = ChaosLayer::http().failing_body(1.0, 1 << 20).build().unwrap();
-    let res = layer.layer(upstream()).oneshot(get_path("/")).await.unwrap();
+    let layer = ChaosLayer::http()
+        .failing_body(1.0, 1 << 20)
+        .build()
+        .unwrap();
+    let res = layer
+        .layer(upstream())
+        .oneshot(get_path("/"))
+        .await
+        .unwrap();
     assert!(res.into_body().collect().await.is_err());
 }
 
@@ -83,7 +108,11 @@ impl http_body::Body for Chunks {
         mut self: std::pin::Pin<&mut Self>,
         _: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
-        std::task::Poll::Ready(self.0.next().map(|s| Ok(http_body::Frame::data(Bytes::from(s)))))
+        std::task::Poll::Ready(
+            self.0
+                .next()
+                .map(|s| Ok(http_body::Frame::data(Bytes::from(s)))),
+        )
     }
 }
 
@@ -95,8 +124,19 @@ async fn a_route_prefix_selects_its_paths_only() {
         .build()
         .unwrap();
     let mut svc = layer.layer(upstream());
-    for (path, status) in [("/api/users", 500), ("/api", 500), ("/apix", 200), ("/", 200)] {
-        let res = svc.ready().await.unwrap().call(get_path(path)).await.unwrap();
+    for (path, status) in [
+        ("/api/users", 500),
+        ("/api", 500),
+        ("/apix", 200),
+        ("/", 200),
+    ] {
+        let res = svc
+            .ready()
+            .await
+            .unwrap()
+            .call(get_path(path))
+            .await
+            .unwrap();
         assert_eq!(res.status(), status, "{path}");
     }
 }
@@ -120,7 +160,10 @@ async fn an_http_stall_answers_504_at_the_requests_deadline() {
 }
 
 fn with_header(value: &'static str) -> Request<()> {
-    Request::get("/").header(FAULT_HEADER, value).body(()).unwrap()
+    Request::get("/")
+        .header(FAULT_HEADER, value)
+        .body(())
+        .unwrap()
 }
 
 #[tokio::test(start_paused = true)]
@@ -129,33 +172,67 @@ async fn the_fault_header_does_nothing_unless_the_layer_allows_it() {
     let mut svc = layer.layer(upstream());
     for value in ["status=500", "error", "stall", "body", "latency=5s"] {
         let start = tokio::time::Instant::now();
-        let res = svc.ready().await.unwrap().call(with_header(value)).await.unwrap();
+        let res = svc
+            .ready()
+            .await
+            .unwrap()
+            .call(with_header(value))
+            .await
+            .unwrap();
         assert_eq!(res.status(), StatusCode::OK, "{value}");
         assert!(!res.body().is_failing(), "{value}");
         assert!(start.elapsed().is_zero(), "{value}");
     }
     assert_eq!(handle.injected_total(), 0);
 
-    let (layer, handle) = ChaosLayer::http().fault_header(true).build_with_handle().unwrap();
+    let (layer, handle) = ChaosLayer::http()
+        .fault_header(true)
+        .build_with_handle()
+        .unwrap();
     let mut svc = layer.layer(upstream());
     let start = tokio::time::Instant::now();
-    let res = svc.ready().await.unwrap().call(with_header("status=500, latency=5s")).await.unwrap();
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(with_header("status=500, latency=5s"))
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(start.elapsed(), Duration::from_secs(5));
-    assert_eq!((handle.injected(Fault::Status), handle.injected(Fault::Latency)), (1, 1));
-    let res = svc.ready().await.unwrap().call(get_path("/")).await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK, "no header, no probability: nothing");
+    assert_eq!(
+        (
+            handle.injected(Fault::Status),
+            handle.injected(Fault::Latency)
+        ),
+        (1, 1)
+    );
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(get_path("/"))
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "no header, no probability: nothing"
+    );
 }
 
 #[tokio::test]
 async fn through_axum_the_header_is_ignored_by_default_and_honoured_when_allowed() {
     async fn status_of(allowed: bool) -> StatusCode {
         let layer = ChaosLayer::http().fault_header(allowed).build().unwrap();
-        let app = Router::new().route("/", get(|| async { "ok" })).layer(layer);
+        let app = Router::new()
+            .route("/", get(|| async { "ok" }))
+            .layer(layer);
         let (addr, server) = weir_test::http::serve(app).await;
         let mut client = weir_test::http::connect(addr).await;
         let mut req = weir_test::http::get_root();
-        req.headers_mut().insert(FAULT_HEADER, "status=503".parse().unwrap());
+        req.headers_mut()
+            .insert(FAULT_HEADER, "status=503".parse().unwrap());
         let status = client.send_request(req).await.unwrap().status();
         server.abort();
         status
