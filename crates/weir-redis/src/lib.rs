@@ -11,6 +11,7 @@ mod lease;
 mod policy;
 mod reserve;
 mod script;
+mod settings;
 mod store;
 
 pub use crate::builder::RedisStoreBuilder;

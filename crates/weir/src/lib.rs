@@ -36,6 +36,9 @@ pub use crate::settings::{ClientConfig, ConfigServerStack, RefusalBodyConfig, Se
 /// Bulkheads: the [`weir-bulkhead`](weir_bulkhead) crate.
 #[cfg(feature = "bulkhead")]
 pub use weir_bulkhead as bulkhead;
+/// Fault injection: the [`weir-chaos`](weir_chaos) crate.
+#[cfg(feature = "chaos")]
+pub use weir_chaos as chaos;
 /// Circuit breakers: the [`weir-circuit-breaker`](weir_circuit_breaker) crate.
 #[cfg(feature = "circuit-breaker")]
 pub use weir_circuit_breaker as circuit_breaker;
@@ -55,6 +58,9 @@ pub use weir_health as health;
 /// Hedged requests: the [`weir-hedge`](weir_hedge) crate.
 #[cfg(feature = "hedge")]
 pub use weir_hedge as hedge;
+/// Server-side idempotency keys: the [`weir-idempotency`](weir_idempotency) crate.
+#[cfg(feature = "idempotency")]
+pub use weir_idempotency as idempotency;
 
 /// Load shedding and adaptive concurrency: the [`weir-load-shed`](weir_load_shed) crate.
 #[cfg(feature = "load-shed")]
