@@ -13,7 +13,8 @@ use crate::state::Source;
 /// The header every HTTP fallback answer carries: `weir-fallback: value`, `service` or
 /// `last_good` (the [`Source`] that answered), so clients and caches can tell a degraded answer
 /// from a fresh one.
-pub const FALLBACK_HEADER: HeaderName = HeaderName::from_static("weir-fallback");
+/// Declared once, in weir-core, as [`weir_core::wire::WEIR_FALLBACK`].
+pub const FALLBACK_HEADER: HeaderName = weir_core::wire::WEIR_FALLBACK;
 
 /// How the layer hands responses back: `weir_core::protocol::`[`Plain`] (the default),
 /// [`Http`] (from [`FallbackBuilder::http`](crate::FallbackBuilder::http)) or

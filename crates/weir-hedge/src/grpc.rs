@@ -5,13 +5,10 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::{Context, Poll, ready};
 
-use http::{HeaderName, HeaderValue, Request};
+use http::{HeaderValue, Request};
 use weir_core::Deadline;
+use weir_core::wire::GRPC_PREVIOUS_RPC_ATTEMPTS;
 use weir_retry::Replay;
-
-/// gRFC A6: how many attempts of this call were sent before this one.
-const GRPC_PREVIOUS_RPC_ATTEMPTS: HeaderName =
-    HeaderName::from_static("grpc-previous-rpc-attempts");
 
 /// A [`Replay`] of HTTP requests whose every replayed copy carries
 /// `grpc-previous-rpc-attempts` (gRFC A6): 1 on the first hedge, 2 on the second... The

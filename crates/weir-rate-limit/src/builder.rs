@@ -7,15 +7,43 @@ use weir_core::{ConfigError, HeaderStyle, KeyedConfig, MissingKey, Name, Observe
 
 use crate::event::Event;
 use crate::handle::RateLimitHandle;
-use crate::layer::{Limiter, Mode, RateLimitLayer};
+use crate::layer::RateLimitLayer;
 use crate::protocol::{AnyProtocol, Http};
 use crate::quota::Quota;
+use crate::shared::{Limiter, Mode};
 use crate::state::{Algorithm, Gcra};
 use crate::store::{MemoryStore, Tier};
 use crate::tier::{DefaultTier, UnitCost};
 
 /// The pattern name of the rate limiter's [`ConfigError`]s.
 pub(crate) const PATTERN: &str = "rate limit";
+
+impl RateLimitLayer {
+    /// A builder with no quota yet.
+    pub fn builder() -> RateLimitBuilder {
+        RateLimitBuilder::new()
+    }
+
+    /// A builder with `n` requests per second (burst `n`); `build` refuses 0.
+    pub fn per_second(n: u32) -> RateLimitBuilder {
+        Self::builder().preset("per_second", n, Quota::per_second(n))
+    }
+
+    /// A builder with `n` requests per minute (burst `n`); `build` refuses 0.
+    pub fn per_minute(n: u32) -> RateLimitBuilder {
+        Self::builder().preset("per_minute", n, Quota::per_minute(n))
+    }
+
+    /// A builder with `n` requests per hour (burst `n`); `build` refuses 0.
+    pub fn per_hour(n: u32) -> RateLimitBuilder {
+        Self::builder().preset("per_hour", n, Quota::per_hour(n))
+    }
+
+    /// A builder with `n` requests per day (burst `n`); `build` refuses 0.
+    pub fn per_day(n: u32) -> RateLimitBuilder {
+        Self::builder().preset("per_day", n, Quota::per_day(n))
+    }
+}
 
 /// Builds a [`RateLimitLayer`]; from [`RateLimitLayer::builder`] or a preset
 /// ([`RateLimitLayer::per_second`], ...).

@@ -603,7 +603,7 @@ mod tests {
     use weir_core::{BoxError, Error, KeyExtractor, KeyedConfig};
 
     use super::*;
-    use crate::layer::Mode;
+    use crate::shared::Mode;
 
     fn parse(text: &str) -> RateLimitConfig {
         toml::from_str(text).unwrap_or_else(|e| panic!("{text}: {e}"))

@@ -12,8 +12,8 @@ use tokio::time::{Sleep, sleep};
 use tower_service::Service;
 use weir_core::{BoxError, RateLimitInfo};
 
-use crate::layer::{Next, Reservation};
 use crate::protocol::Protocol;
+use crate::shared::{Next, Reservation};
 use crate::store::Decision;
 
 type Then = Box<dyn FnOnce(Result<Decision, BoxError>) -> Next + Send>;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use weir_core::RateLimitInfo;
 
-use crate::layer::Limiter;
+use crate::shared::Limiter;
 use crate::state::Algorithm;
 use crate::store::MemoryStore;
 use crate::tier::TierOf;

@@ -1,219 +1,23 @@
-//! [`RateLimitLayer`] and the state its services share.
+//! [`RateLimitLayer`]: `new`, `handle()`, `impl Layer`.
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::time::Instant;
 use tower_layer::Layer;
-use weir_core::{
-    BoxError, Error, Global, HeaderStyle, KeyedConfig, MissingKey, Name, Observer, RateLimitInfo,
-};
+use weir_core::{Global, KeyedConfig, MissingKey, Name};
 
-use crate::builder::RateLimitBuilder;
-use crate::event::Event;
 use crate::handle::RateLimitHandle;
 use crate::protocol::AnyProtocol;
 use crate::quota::Quota;
 use crate::service::RateLimit;
+use crate::shared::{Limiter, Mode};
 use crate::state::Gcra;
-use crate::store::{Decision, MemoryStore, Store, Tier};
-use crate::tier::{DefaultTier, TierOf, UnitCost};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Mode {
-    Reject,
-    Wait(Duration),
-    Shadow,
-}
-
-/// Everything a layer's services share: created once by `build()`, behind one `Arc`.
-pub(crate) struct Limiter<X, St, T, C, O, P> {
-    pub(crate) name: Name,
-    pub(crate) store: St,
-    pub(crate) extractor: X,
-    pub(crate) tier_of: T,
-    pub(crate) tiers: Box<[Tier]>,
-    pub(crate) cost: C,
-    /// Shared with the store's eviction hook.
-    pub(crate) observer: Arc<O>,
-    pub(crate) protocol: P,
-    pub(crate) mode: Mode,
-    pub(crate) missing: MissingKey,
-}
-
-/// A reserved wait: given back to the store if dropped before it is used.
-pub(crate) struct Reservation(Option<Box<dyn FnOnce() + Send>>);
-
-impl Reservation {
-    pub(crate) fn disarm(&mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        if let Some(cancel) = self.0.take() {
-            cancel();
-        }
-    }
-}
-
-impl fmt::Debug for Reservation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Reservation")
-            .field(&self.0.is_some())
-            .finish()
-    }
-}
-
-/// What a request does after its decision.
-pub(crate) enum Next {
-    Call(Option<Box<RateLimitInfo>>),
-    Wait(Duration, Option<Box<RateLimitInfo>>, Reservation),
-    Reject(BoxError),
-}
-
-impl<X, St, T, C, O, P> Limiter<X, St, T, C, O, P> {
-    pub(crate) fn tier_index<K>(&self, key: Option<&K>) -> usize
-    where
-        T: TierOf<K>,
-    {
-        let Some(name) = key.and_then(|k| self.tier_of.tier(k)) else {
-            return 0;
-        };
-        self.tiers
-            .iter()
-            .position(|t| t.name() == name)
-            .unwrap_or(0)
-    }
-
-    pub(crate) fn max_wait(&self, deadline: Option<Instant>, now: Instant) -> Duration {
-        match self.mode {
-            Mode::Wait(max) => deadline.map_or(max, |d| max.min(d.saturating_duration_since(now))),
-            Mode::Reject | Mode::Shadow => Duration::ZERO,
-        }
-    }
-
-    /// The state a response reports: the decision's policy, its units left (never more than
-    /// the quota `RateLimit-Policy` advertises, even with a burst above the rate), every other
-    /// quota of the tier listed after it, and the limiter's header style if it has one.
-    fn info(&self, tier: usize, decision: &Decision, style: Option<HeaderStyle>) -> RateLimitInfo {
-        let quota = self.quota(tier, decision);
-        let q = u64::from(quota.rate());
-        let mut info = RateLimitInfo::new(quota.name_ref().clone(), q, quota.period())
-            .remaining(decision.remaining().min(q))
-            .reset(decision.reset());
-        for (i, other) in self.tiers[tier].quotas().iter().enumerate() {
-            if i != decision.policy() {
-                info = info.also_policy(
-                    other.name_ref().clone(),
-                    u64::from(other.rate()),
-                    other.period(),
-                );
-            }
-        }
-        match style {
-            Some(style) => info.style(style),
-            None => info,
-        }
-    }
-
-    fn quota(&self, tier: usize, decision: &Decision) -> &Quota {
-        let quotas = self.tiers[tier].quotas();
-        quotas.get(decision.policy()).unwrap_or(&quotas[0])
-    }
-
-    /// The refusal for a request without a key under [`MissingKey::Reject`]: not a rate limit
-    /// (no `Retry-After`: waiting gives the request no key), `Error::missing_key` (401).
-    pub(crate) fn missing_key_error(&self) -> BoxError {
-        Error::missing_key().with_layer(self.name.clone()).into()
-    }
-}
-
-impl<X, St, T, C, O, P> Limiter<X, St, T, C, O, P>
-where
-    O: for<'a> Observer<Event<'a>>,
-{
-    /// Turns a decision into what the request does next; emits the refusal events. Out of
-    /// line: the service answers the plain happy path (admitted at once, no fields to write)
-    /// itself.
-    #[inline(never)]
-    pub(crate) fn judge<K>(
-        self: &Arc<Self>,
-        decision: Decision,
-        decided: Instant,
-        key: Option<K>,
-        tier: usize,
-        cost: u32,
-        style: Option<HeaderStyle>,
-    ) -> Next
-    where
-        St: Store<K>,
-        K: Send + 'static,
-        X: Send + Sync + 'static,
-        T: Send + Sync + 'static,
-        C: Send + Sync + 'static,
-        O: Send + Sync + 'static,
-        P: Send + Sync + 'static,
-    {
-        let headers = style.is_some_and(|s| s != HeaderStyle::None);
-        if decision.is_admitted() && decision.is_immediate() && !headers {
-            // The plain happy path: no quota to look up, nothing to report.
-            return Next::Call(None);
-        }
-        let quota = self.quota(tier, &decision);
-        if decision.is_admitted() {
-            let info = headers.then(|| Box::new(self.info(tier, &decision, style)));
-            if decision.is_immediate() {
-                return Next::Call(info);
-            }
-            let this = Arc::clone(self);
-            let end = decided + decision.reset();
-            let reservation = Reservation(Some(Box::new(move || {
-                let tier = &this.tiers[tier];
-                this.store
-                    .cancel_reserved(key.as_ref(), tier, cost, end, Instant::now());
-            })));
-            return Next::Wait(decision.wait(), info, reservation);
-        }
-        let shadow = self.mode == Mode::Shadow;
-        let never = decision.is_never_admissible();
-        let event = Event::new(
-            shadow,
-            &self.name,
-            quota.name_ref(),
-            self.tiers[tier].name(),
-            if never {
-                Duration::MAX
-            } else {
-                decision.retry_after()
-            },
-            cost,
-        );
-        self.observer.on_event(&event);
-        if shadow {
-            let info = headers.then(|| Box::new(self.info(tier, &decision, style)));
-            return Next::Call(info);
-        }
-        // A cost the quota can never admit is not a 429 a client would retry forever.
-        let error = if never {
-            Error::never_admissible()
-        } else {
-            Error::rate_limited(decision.retry_after())
-        };
-        Next::Reject(
-            error
-                .with_layer(self.name.clone())
-                .with_rate_limit(self.info(tier, &decision, style))
-                .into(),
-        )
-    }
-}
+use crate::store::{MemoryStore, Tier};
+use crate::tier::{DefaultTier, UnitCost};
 
 /// Limits the rate of requests: applies a [`RateLimit`] to a service.
 ///
-/// Its state is created by [`build`](RateLimitBuilder::build) and shared by every service it
+/// Its state is created by [`build`](crate::RateLimitBuilder::build) and shared by every service it
 /// makes and every clone: one layer on two axum routes is one limit for both; per-route limits
 /// come from one layer per route.
 ///
@@ -259,31 +63,6 @@ impl RateLimitLayer {
             missing: MissingKey::Shared,
         }))
     }
-
-    /// A builder with no quota yet.
-    pub fn builder() -> RateLimitBuilder {
-        RateLimitBuilder::new()
-    }
-
-    /// A builder with `n` requests per second (burst `n`); `build` refuses 0.
-    pub fn per_second(n: u32) -> RateLimitBuilder {
-        Self::builder().preset("per_second", n, Quota::per_second(n))
-    }
-
-    /// A builder with `n` requests per minute (burst `n`); `build` refuses 0.
-    pub fn per_minute(n: u32) -> RateLimitBuilder {
-        Self::builder().preset("per_minute", n, Quota::per_minute(n))
-    }
-
-    /// A builder with `n` requests per hour (burst `n`); `build` refuses 0.
-    pub fn per_hour(n: u32) -> RateLimitBuilder {
-        Self::builder().preset("per_hour", n, Quota::per_hour(n))
-    }
-
-    /// A builder with `n` requests per day (burst `n`); `build` refuses 0.
-    pub fn per_day(n: u32) -> RateLimitBuilder {
-        Self::builder().preset("per_day", n, Quota::per_day(n))
-    }
 }
 
 impl<X, St, T, C, O, P> RateLimitLayer<X, St, T, C, O, P> {
@@ -302,7 +81,7 @@ impl<X, St, T, C, O, P> RateLimitLayer<X, St, T, C, O, P> {
     }
 
     /// A handle on the state this layer and all its services share (the same as
-    /// [`build_with_handle`](RateLimitBuilder::build_with_handle) gives).
+    /// [`build_with_handle`](crate::RateLimitBuilder::build_with_handle) gives).
     #[must_use]
     pub fn handle(&self) -> RateLimitHandle<X, St, T, C, O, P> {
         RateLimitHandle::new(Arc::clone(&self.limiter))

@@ -12,8 +12,8 @@ use weir_core::{BoxError, Global, KeyExtractor, Observer, RateLimitInfo, Resolve
 
 use crate::event::Event;
 use crate::future::{Later, ResponseFuture};
-use crate::layer::{Limiter, Mode, Next, Reservation};
 use crate::protocol::{AnyProtocol, Protocol};
+use crate::shared::{Limiter, Mode, Next, Reservation};
 use crate::store::{Ask, MemoryStore, Now, Store};
 use crate::tier::{Cost, DefaultTier, TierOf, UnitCost};
 

@@ -14,7 +14,6 @@ use tokio::time::Instant;
 use weir_core::{BoxError, Name, Observer};
 use weir_rate_limit::{Ask, Decision, Gcra, MemoryStore, Quota, Store, Tier};
 
-use crate::builder::RedisStoreBuilder;
 use crate::connection::Connection;
 use crate::event::{Event, Reason};
 use crate::handle::{Health, RedisHandle};
@@ -68,26 +67,6 @@ impl<A: RedisAlgorithm, O> fmt::Debug for RedisStore<A, O> {
             .field("timeout", &self.shared.timeout)
             .field("policy", &self.shared.policy)
             .finish_non_exhaustive()
-    }
-}
-
-impl RedisStore {
-    /// A builder for a store on the Redis at `url` (`redis://127.0.0.1:6379`).
-    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
-        RedisStoreBuilder::new(url.into())
-    }
-
-    /// A builder for a store on a Redis Cluster, given the URLs of some of its nodes
-    /// (`redis://10.0.0.1:6379`, ...): the store learns the others and the slot map from them,
-    /// sends each decision to the node owning its slot, and follows `MOVED` and `ASK`.
-    /// Every option of [`builder`](Self::builder) applies; the failure policy is then per
-    /// slot: a dead node sends only the decisions of its own keys to the policy.
-    pub fn cluster<I>(urls: I) -> RedisStoreBuilder
-    where
-        I: IntoIterator,
-        I::Item: Into<String>,
-    {
-        RedisStoreBuilder::new_cluster(urls.into_iter().map(Into::into).collect())
     }
 }
 
@@ -575,61 +554,6 @@ mod tests {
         // `Global`'s key `()` is the shared state too.
         let global = String::from_utf8(store.key_name(Some(&()), &tier, 0)).expect("utf-8");
         assert_eq!(global, "app:{shared}:gold:g:10/1000000000/10");
-    }
-
-    #[test]
-    fn build_checks_every_rule() {
-        use weir_core::ConfigError;
-        let zero = |field| ConfigError::zero("redis", field, "");
-        let err = |b: RedisStoreBuilder| b.build().err();
-        let b = || RedisStore::builder("redis://127.0.0.1:6379");
-        assert_eq!(
-            err(RedisStore::builder("nope")),
-            Some(ConfigError::invalid("redis", "url", ""))
-        );
-        assert_eq!(err(b().timeout(Duration::ZERO)), Some(zero("timeout")));
-        assert_eq!(
-            err(b().probe_every(Duration::ZERO)),
-            Some(zero("probe_every"))
-        );
-        for share in [0.0, 1.5, f64::NAN] {
-            assert_eq!(
-                err(b().failure_policy(FailurePolicy::LocalShare(share))),
-                Some(ConfigError::out_of_range("redis", "failure_policy", ""))
-            );
-        }
-        assert_eq!(err(b().instances(0)), Some(zero("instances")));
-        // #28.4: redis-rs's own settings are checked too.
-        assert_eq!(
-            err(b().connection_timeout(Duration::ZERO)),
-            Some(zero("connection_timeout"))
-        );
-        assert_eq!(
-            err(b().response_timeout(Duration::ZERO)),
-            Some(zero("response_timeout"))
-        );
-        let cluster = || RedisStore::cluster(["redis://127.0.0.1:6379"]);
-        assert!(
-            cluster()
-                .connection_timeout(Duration::from_millis(250))
-                .response_timeout(Duration::from_millis(50))
-                .retries(0)
-                .build()
-                .is_ok()
-        );
-        assert_eq!(
-            err(b().prefix("a{b")),
-            Some(ConfigError::invalid("redis", "prefix", ""))
-        );
-        assert_eq!(
-            err(b().lease(0, Duration::from_secs(1))),
-            Some(zero("lease"))
-        );
-        assert!(b().lease(10, Duration::from_secs(1)).build().is_ok());
-        assert_eq!(
-            err(b().timeout(Duration::ZERO)).map(|e| e.to_string()),
-            Some("redis: `timeout` must be longer than zero".to_owned())
-        );
     }
 
     /// #15.16: an instance's share never exceeds `1 / n` of a rate or a burst (rounded down,

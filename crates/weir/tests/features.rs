@@ -82,3 +82,26 @@ fn the_quick_start_compiles_with_presets_alone() {
         .unwrap();
     assert_eq!(stack.timeout(), Duration::from_secs(10));
 }
+
+/// Every feature of the manifest has its row in the README's "Feature flags" table (`hedge`
+/// had none), and the README's "Ordering" places every pattern that is a layer or a service.
+#[test]
+fn every_feature_is_documented() {
+    let readme = include_str!("../README.md");
+    let section = |title: &str| {
+        let start = readme.find(title).expect(title);
+        let rest = &readme[start + title.len()..];
+        &rest[..rest.find("\n# ").unwrap_or(rest.len())]
+    };
+    let table = section("# Feature flags");
+    for feature in features().keys().filter(|f| *f != "default") {
+        assert!(
+            table.contains(&format!("| `{feature}` |")),
+            "no row for `{feature}` in the README's feature table"
+        );
+    }
+    let ordering = section("# Ordering");
+    for pattern in ["**Hedge**", "**Fallback**", "**Health**"] {
+        assert!(ordering.contains(pattern), "the Ordering lacks {pattern}");
+    }
+}

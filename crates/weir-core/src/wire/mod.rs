@@ -9,6 +9,7 @@
 //! | `X-RateLimit-Limit`, `-Remaining`, `-Reset` | | [`RateLimitInfo::write_headers`] with [`HeaderStyle::XRateLimit`] or [`HeaderStyle::Both`] |
 //! | `grpc-timeout` ([`GRPC_TIMEOUT`]) | [`decode_grpc_timeout`] | [`encode_grpc_timeout`] |
 //! | `x-timeout-ms` ([`TIMEOUT_MS`]) | [`decode_timeout_ms`] | [`encode_timeout_ms`] |
+//! | `weir-fallback` ([`WEIR_FALLBACK`]) | | by weir-fallback's HTTP mode on every fallback answer |
 //! | `grpc-status`, `grpc-message` ([`GRPC_STATUS`], [`GRPC_MESSAGE`]) | [`GrpcCode::from_bytes`] | [`GrpcCode::as_str`]; the code of an [`Error`](crate::Error) is [`response::grpc_code`](crate::response::grpc_code) |
 //!
 //! Every parser here is allocation-free and panic-free on whatever a peer sends; every hint is
@@ -65,6 +66,11 @@ const GRPC_RETRY_PUSHBACK_MS_STR: &str = "grpc-retry-pushback-ms";
 /// (written by a retrying or hedging client).
 pub const GRPC_PREVIOUS_RPC_ATTEMPTS: HeaderName =
     HeaderName::from_static("grpc-previous-rpc-attempts");
+
+/// `weir-fallback`: carried by every HTTP answer weir-fallback gives in place of the primary's
+/// (`value`, `service` or `last_good`, the source that answered), so clients and caches can tell
+/// a degraded answer from a fresh one.
+pub const WEIR_FALLBACK: HeaderName = HeaderName::from_static("weir-fallback");
 
 /// `grpc-status`: a gRPC call's status code, in the trailers (or the headers of a trailers-only
 /// response).
