@@ -2,13 +2,14 @@
 //!
 //! Properties, against a model written from the extractors' documentation:
 //! - [`ApiKey`] gives the API-key header's value without surrounding whitespace when that is not
-//!   empty (refused, with no fallback, past `max_len`), else (when bearer is on) the token of
+//!   empty, else (when bearer is on) the token of
 //!   `Authorization: Bearer <token>` (scheme case-insensitive, whitespace around the token
-//!   ignored), else nothing;
-//! - a token it gives is never empty, has no surrounding whitespace, is at most `max_len` bytes,
-//!   survives `detach`, and is the same key sent the other way (`x-api-key: t` and
-//!   `Authorization: Bearer t`);
-//! - [`Header`] gives the whole first value when it is not blank and at most `max_len` bytes.
+//!   ignored), else nothing; a token longer than `max_len` is kept as its digest
+//!   ([`DIGESTED_KEY_LEN`] bytes, `sha1:` and hex), the same for the same token;
+//! - a token it gives is never empty, has no surrounding whitespace, is at most
+//!   `max(max_len, DIGESTED_KEY_LEN)` bytes, survives `detach`, and (kept verbatim) is the same
+//!   key sent the other way (`x-api-key: t` and `Authorization: Bearer t`);
+//! - [`Header`] gives the whole first value when it is not blank (its digest past `max_len`).
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -16,7 +17,7 @@ use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request};
 use libfuzzer_sys::fuzz_target;
 use weir_core::KeyExtractor;
-use weir_core::key::{ApiKey, ApiKeyToken, Header};
+use weir_core::key::{ApiKey, ApiKeyToken, DIGESTED_KEY_LEN, Header};
 use weir_core::wire::X_API_KEY;
 
 #[derive(Arbitrary, Debug)]
@@ -70,9 +71,27 @@ fuzz_target!(|input: Input| {
             .map(HeaderValue::as_bytes),
         max_len,
     );
-    assert_eq!(key.as_ref().map(ApiKeyToken::as_bytes), expected.as_deref());
+    match (&key, &expected) {
+        (None, None) => {}
+        (Some(key), Some(Kept::Verbatim(token))) => assert_eq!(key.as_bytes(), &token[..]),
+        (Some(key), Some(Kept::Digested(token))) => {
+            assert_digest(key.as_bytes());
+            // The same over-long token is the same key, sent either way.
+            let mut bearer = b"Bearer ".to_vec();
+            bearer.extend_from_slice(token);
+            let as_bearer = Request::builder()
+                .header(AUTHORIZATION, bearer)
+                .body(())
+                .unwrap();
+            assert_eq!(
+                ApiKey::bearer().max_len(max_len).extract(&as_bearer).as_ref(),
+                Some(key)
+            );
+        }
+        (key, expected) => panic!("extracted {key:?}, the model says {expected:?}"),
+    }
 
-    if let Some(key) = key {
+    if let (Some(key), Some(Kept::Verbatim(_))) = (key, expected) {
         let token = key.as_bytes().to_vec();
         assert!(!token.is_empty() && token.len() <= max_len);
         assert_eq!(token.trim_ascii(), &token[..]);
@@ -100,15 +119,44 @@ fuzz_target!(|input: Input| {
 
     // `Header`: the whole value.
     let header = Header::new(X_API_KEY).max_len(max_len);
-    let expected = api_key
-        .clone()
-        .filter(|v| v.len() <= max_len && !v.as_bytes().trim_ascii().is_empty());
-    assert_eq!(header.extract(&req), expected);
+    let value = api_key.filter(|v| !v.as_bytes().trim_ascii().is_empty());
+    match (header.extract(&req), value) {
+        (None, None) => {}
+        (Some(key), Some(value)) if value.len() <= max_len => assert_eq!(key, value),
+        (Some(key), Some(_)) => assert_digest(key.as_bytes()),
+        (key, value) => panic!("Header extracted {key:?} from {value:?}"),
+    }
 });
 
+/// A token as the model says `ApiKey` keeps it.
+#[derive(Debug)]
+enum Kept {
+    /// At most `max_len` bytes: the key is the token.
+    Verbatim(Vec<u8>),
+    /// Longer: the key is the token's digest.
+    Digested(Vec<u8>),
+}
+
+/// An over-long key's digest: `sha1:` and 32 lowercase hex digits.
+fn assert_digest(key: &[u8]) {
+    assert_eq!(key.len(), DIGESTED_KEY_LEN);
+    assert!(key.starts_with(b"sha1:"));
+    assert!(
+        key[5..]
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+    );
+}
+
 /// What the documentation says `ApiKey` gives.
-fn model(api_key: Option<&[u8]>, authorization: Option<&[u8]>, max_len: usize) -> Option<Vec<u8>> {
-    let capped = |token: &[u8]| (token.len() <= max_len).then(|| token.to_vec());
+fn model(api_key: Option<&[u8]>, authorization: Option<&[u8]>, max_len: usize) -> Option<Kept> {
+    let capped = |token: &[u8]| {
+        Some(if token.len() <= max_len {
+            Kept::Verbatim(token.to_vec())
+        } else {
+            Kept::Digested(token.to_vec())
+        })
+    };
     if let Some(value) = api_key {
         let token = value.trim_ascii();
         if !token.is_empty() {
