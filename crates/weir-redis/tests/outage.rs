@@ -310,7 +310,9 @@ async fn no_weir_key_remains_on_any_cluster_node_once_the_ttls_pass() {
 }
 
 async fn no_key_remains(backend: &Backend) {
-    let period = Duration::from_secs(1);
+    // Two seconds: a loaded machine (CI on 2 cores) has room between the traffic and the scan
+    // that counts its keys; one second once let the token bucket's keys expire before it.
+    let period = Duration::from_secs(2);
     let mut seen = std::collections::BTreeSet::new();
     // Right after each algorithm's traffic, every key there carries a TTL of at most two
     // periods. (Checked per algorithm: on a loaded machine the first keys may expire before the
@@ -324,12 +326,12 @@ async fn no_key_remains(backend: &Backend) {
     let _s = touch::<SlidingWindow>(backend, Quota::new(5, period)).await;
     check_ttls(backend, &mut seen).await;
     assert_eq!(seen.len(), 20, "5 keys for each of 4 algorithms: {seen:?}");
-    // The one real sleep: Redis's clock is real. 2.1 s is past every TTL above.
-    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    // The one real sleep: Redis's clock is real. 4.1 s is past every TTL above.
+    tokio::time::sleep(Duration::from_millis(4_100)).await;
     assert_eq!(backend.scan("weir:*").await, Vec::new());
 }
 
-/// Every weir key now in Redis has a TTL of at most two periods (2 s); remembers their names.
+/// Every weir key now in Redis has a TTL of at most two periods (4 s); remembers their names.
 async fn check_ttls(backend: &Backend, seen: &mut std::collections::BTreeSet<String>) {
     // SCAN every server (on a Cluster, every node holds the keys of its own slots).
     for (server, key) in backend.scan("weir:*").await {
@@ -341,7 +343,7 @@ async fn check_ttls(backend: &Backend, seen: &mut std::collections::BTreeSet<Str
             .expect("PTTL");
         // -2: expired between SCAN and PTTL, and 0: expiring within the millisecond, are fine;
         // -1 (no TTL) never is.
-        assert!(ttl == -2 || (0..=2_000).contains(&ttl), "{key}: {ttl} ms");
+        assert!(ttl == -2 || (0..=4_000).contains(&ttl), "{key}: {ttl} ms");
         seen.insert(key);
     }
 }
