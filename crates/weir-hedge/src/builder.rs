@@ -251,8 +251,10 @@ impl<R, C, O> HedgeBuilder<R, C, O> {
     /// Draws hedges from a retry budget that retry layers share
     /// ([`SharedBudget`], given to them with `RetryBuilder::shared_budget`) instead of a hedge
     /// budget of the layer's own: each request counts as a request of that budget, each hedge
-    /// spends one retry of it, so hedges and retries together stay within it (gRFC A6 applies
-    /// retry throttling to hedges). Replaces [`budget`](Self::budget).
+    /// spends one retry of it, and every attempt that finishes records its outcome in it, so
+    /// hedges and retries together stay within it and a `RetryBudget::grpc_throttle` budget
+    /// throttles hedges as gRFC A6 says (failing attempts take tokens, successes give them
+    /// back). Replaces [`budget`](Self::budget).
     #[must_use]
     pub fn shared_budget(mut self, budget: SharedBudget) -> Self {
         self.shared_budget = Some(budget);

@@ -221,7 +221,9 @@ where
                 } else if shared.records() {
                     shared.core.record_at_once();
                 }
-                match verdict(shared.classify.classify(&result), &result) {
+                let outcome = shared.classify.classify(&result);
+                shared.core.record_outcome(outcome);
+                match verdict(outcome, &result) {
                     Verdict::Answer | Verdict::Fatal => {
                         finish(this.hedges, this.timer.as_mut(), shared, 0);
                         return Poll::Ready(result);
@@ -248,7 +250,9 @@ where
                     continue;
                 };
                 this.hedges[index] = None;
-                match verdict(shared.classify.classify(&result), &result) {
+                let outcome = shared.classify.classify(&result);
+                shared.core.record_outcome(outcome);
+                match verdict(outcome, &result) {
                     Verdict::Answer => {
                         let primary = cancel_primary(this.primary.as_mut(), this.start, shared);
                         let attempt = index as u32 + 2;

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
-use weir_core::Name;
+use weir_core::{Name, Outcome};
 
 use crate::settings::{HedgeSettings, MAX_ATTEMPTS};
 use crate::state::{Budget, Latency};
@@ -81,6 +81,18 @@ impl Core {
         match &self.shared_budget {
             None => self.budget.withdraw(self.micros(now)),
             Some(shared) => shared.withdraw(),
+        }
+    }
+
+    /// An attempt (the primary or a hedge) finished with `outcome`: a shared retry budget
+    /// records it (gRFC A6's throttling: a failure takes a token, a success gives back part of
+    /// one), as the upstream's health (a throttled failure is one caller's quota, not counted).
+    /// A cancelled attempt has no outcome and records nothing; the hedge budget of the layer's
+    /// own counts only requests and hedges.
+    #[inline]
+    pub(crate) fn record_outcome(&self, outcome: Outcome) {
+        if let Some(shared) = &self.shared_budget {
+            shared.record(&outcome.for_upstream());
         }
     }
 

@@ -102,3 +102,47 @@ async fn retries_that_spend_the_budget_stop_hedges() {
     assert_eq!(hedges.hedges_sent(), 0);
     assert_eq!(hedges.budget_exhausted(), 1);
 }
+
+/// #21.2: gRFC A6's retry throttling applies to hedges. With a `grpc_throttle` budget, every
+/// attempt's outcome moves the tokens: failing attempts (the primaries' and the hedges') take
+/// them until no hedge is allowed, and successes give them back.
+#[tokio::test(start_paused = true)]
+async fn failing_attempts_throttle_further_hedges() {
+    // 10 tokens; hedging allowed while above 5; a success gives back half a token.
+    let budget = SharedBudget::new(RetryBudget::grpc_throttle(10, 0.5)).unwrap();
+    let (hedge, hedges) = HedgeLayer::builder()
+        .delay(10 * MS)
+        .max_attempts(2)
+        .shared_budget(budget.clone())
+        .build_with_handle()
+        .unwrap();
+    assert_eq!(budget.available(), Some(5));
+
+    // Each failing request: its primary fails (a token), its hedge is sent at once and fails
+    // (another). After two requests 6 tokens are left; the third request's primary takes one
+    // more and its hedge is refused.
+    let calls = Arc::new(AtomicU32::new(0));
+    let failing = hedge.layer(failing(&calls));
+    for _ in 0..3 {
+        assert!(failing.clone().oneshot(()).await.is_err());
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 5);
+    assert_eq!(hedges.hedges_sent(), 2);
+    assert_eq!(hedges.budget_exhausted(), 1);
+    assert_eq!(budget.available(), Some(0));
+
+    // A slow request is not hedged while throttled.
+    let calls = Arc::new(AtomicU32::new(0));
+    let slow = hedge.layer(slow(&calls));
+    assert_eq!(slow.clone().oneshot(()).await.unwrap(), 7);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(hedges.hedges_sent(), 2);
+    assert_eq!(hedges.budget_exhausted(), 2);
+
+    // Its success gave half a token back: above half of the tokens again, the next slow
+    // request is hedged.
+    assert_eq!(budget.available(), Some(1));
+    assert_eq!(slow.oneshot(()).await.unwrap(), 7);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(hedges.hedges_sent(), 3);
+}

@@ -55,6 +55,9 @@ pub use weir_health as health;
 /// Hedged requests: the [`weir-hedge`](weir_hedge) crate.
 #[cfg(feature = "hedge")]
 pub use weir_hedge as hedge;
+/// Server-side idempotency keys: the [`weir-idempotency`](weir_idempotency) crate.
+#[cfg(feature = "idempotency")]
+pub use weir_idempotency as idempotency;
 
 /// Load shedding and adaptive concurrency: the [`weir-load-shed`](weir_load_shed) crate.
 #[cfg(feature = "load-shed")]

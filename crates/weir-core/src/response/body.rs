@@ -82,17 +82,49 @@ pub fn plain_text_body(_status: StatusCode, err: Option<&Error>) -> (HeaderValue
 /// ```
 #[must_use]
 pub fn problem_json_body(status: StatusCode, err: Option<&Error>) -> (HeaderValue, Bytes) {
+    let detail = err.map_or(INTERNAL_HTTP_BODY, Error::reason);
+    problem_json(status, detail, err.and_then(Error::retry_after))
+}
+
+/// An RFC 9457 problem document of a layer's own, not from an [`Error`]:
+/// `content-type: application/problem+json` and an object with `type` (`"about:blank"`),
+/// `title` (the status's reason phrase), `status`, `detail` and, when given, the extension member
+/// `retry_after` (whole seconds, at least 1, as the `Retry-After` header). The same document as
+/// [`problem_json_body`], for an answer whose reason is not one of [`Error`]'s (weir-idempotency's
+/// 409 and 422).
+///
+/// ```
+/// use std::time::Duration;
+/// use http::StatusCode;
+/// use weir_core::response::problem_json;
+///
+/// let (content_type, body) = problem_json(
+///     StatusCode::CONFLICT,
+///     "a request with this idempotency key is in progress",
+///     Some(Duration::from_secs(1)),
+/// );
+/// assert_eq!(content_type, "application/problem+json");
+/// assert_eq!(
+///     body,
+///     r#"{"type":"about:blank","title":"Conflict","status":409,"detail":"a request with this idempotency key is in progress","retry_after":1}"#
+/// );
+/// ```
+#[must_use]
+pub fn problem_json(
+    status: StatusCode,
+    detail: &str,
+    retry_after: Option<Duration>,
+) -> (HeaderValue, Bytes) {
     use fmt::Write as _;
 
     let title = status.canonical_reason().unwrap_or("Error");
-    let detail = err.map_or(INTERNAL_HTTP_BODY, Error::reason);
     // Allocates: a refusal is off the happy path.
-    let mut json = String::with_capacity(128);
+    let mut json = String::with_capacity(128 + detail.len());
     json.push_str(r#"{"type":"about:blank","title":"#);
     push_json_string(&mut json, title);
     let _ = write!(json, r#","status":{},"detail":"#, status.as_u16());
     push_json_string(&mut json, detail);
-    if let Some(after) = err.and_then(Error::retry_after) {
+    if let Some(after) = retry_after {
         let _ = write!(json, r#","retry_after":{}"#, retry_after_secs(after));
     }
     json.push('}');

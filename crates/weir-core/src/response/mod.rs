@@ -19,7 +19,7 @@ mod status;
 #[cfg(test)]
 mod tests;
 
-pub use self::body::{RefusalBody, ResponseBody, plain_text_body, problem_json_body};
+pub use self::body::{RefusalBody, ResponseBody, plain_text_body, problem_json, problem_json_body};
 pub use self::future::ResponseFuture;
 pub use self::layer::ErrorResponseLayer;
 pub use self::service::ErrorResponse;

@@ -104,3 +104,8 @@ pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 /// `Idempotency-Key` (draft-ietf-httpapi-idempotency-key-header): a request that carries one may
 /// be retried whatever its method.
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
+/// `Idempotent-Replayed: true` (Stripe's name; the IETF draft names none): written by
+/// weir-idempotency on a response replayed from its store, so a client can tell a replay from a
+/// fresh execution.
+pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");

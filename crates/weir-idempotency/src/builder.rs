@@ -1,0 +1,203 @@
+//! `IdempotencyBuilder` and `IdempotencyLayer::builder()`.
+
+use std::fmt;
+use std::time::Duration;
+
+use http::Method;
+use weir_core::key::Global;
+use weir_core::{ConfigError, Name};
+
+use crate::handle::IdempotencyHandle;
+use crate::layer::IdempotencyLayer;
+use crate::settings::{IdempotencySettings, Required};
+use crate::shared::Shared;
+use crate::store::MemoryStore;
+
+/// Configures an [`IdempotencyLayer`]; from [`IdempotencyLayer::builder`].
+///
+/// Defaults: `POST` and `PATCH`, no key required, a 24 h TTL, a 30 s lease, keys up to 255
+/// bytes, request bodies up to 2 MiB, responses kept up to 256 KiB, 2xx and 4xx kept (not 408,
+/// 425, 429) and 5xx not, a [`MemoryStore`], every client in one scope ([`Global`]), no
+/// observer.
+#[must_use]
+pub struct IdempotencyBuilder<St = MemoryStore, X = Global, O = ()> {
+    name: Name,
+    settings: IdempotencySettings,
+    store: St,
+    extractor: X,
+    observer: O,
+}
+
+impl IdempotencyLayer {
+    /// A builder with the defaults.
+    pub fn builder() -> IdempotencyBuilder {
+        IdempotencyBuilder {
+            name: Name::default(),
+            settings: IdempotencySettings::default(),
+            store: MemoryStore::default(),
+            extractor: Global,
+            observer: (),
+        }
+    }
+}
+
+impl<St, X, O> IdempotencyBuilder<St, X, O> {
+    /// Names this layer in events.
+    pub fn name(mut self, name: impl Into<Name>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Every plain setting at once (from a configuration file); `build()` checks them.
+    pub fn settings(mut self, settings: IdempotencySettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// The methods the layer applies to (default `POST` and `PATCH`; `build()` refuses none).
+    pub fn methods(mut self, methods: impl IntoIterator<Item = Method>) -> Self {
+        self.settings.methods = methods.into_iter().collect();
+        self
+    }
+
+    /// Requires a key on every request of a covered method (400 without one).
+    pub fn required(mut self) -> Self {
+        self.settings.required = Required::Always;
+        self
+    }
+
+    /// Requires a key on requests of a covered method whose path starts with one of `prefixes`
+    /// (400 without one).
+    pub fn required_on<P: Into<String>>(mut self, prefixes: impl IntoIterator<Item = P>) -> Self {
+        self.settings.required = Required::Paths(prefixes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// How long a response is kept and replayed (default 24 h; more than zero).
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.settings.ttl = ttl;
+        self
+    }
+
+    /// How long a claim lasts unless renewed (default 30 s; at most the TTL). The layer renews
+    /// it every third of it while the handler runs: only a claim whose instance crashed expires,
+    /// and a repeat waits at most this long for it.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.settings.lease = lease;
+        self
+    }
+
+    /// The longest key accepted, in bytes (default 255; 1 to 4096).
+    pub fn max_key_len(mut self, n: usize) -> Self {
+        self.settings.max_key_len = n;
+        self
+    }
+
+    /// The longest request body accepted with a key (default 2 MiB): the body is read whole
+    /// before the handler runs, to fingerprint it. A longer one is answered 413.
+    pub fn max_request_bytes(mut self, n: usize) -> Self {
+        self.settings.max_request_bytes = n;
+        self
+    }
+
+    /// The longest response body kept (default 256 KiB). A longer one is passed through and
+    /// its key marked done and not replayable.
+    pub fn max_response_bytes(mut self, n: usize) -> Self {
+        self.settings.max_response_bytes = n;
+        self
+    }
+
+    /// The `Retry-After` of a 409 and of a 503 (default 1 s).
+    pub fn retry_after(mut self, after: Duration) -> Self {
+        self.settings.retry_after = after;
+        self
+    }
+
+    /// Whether 4xx responses are kept and replayed (default `true`; never 408, 425, 429).
+    pub fn store_client_errors(mut self, store: bool) -> Self {
+        self.settings.store_client_errors = store;
+        self
+    }
+
+    /// Whether 5xx responses are kept and replayed (default `false`: a failed attempt releases
+    /// its key, so a retry can run).
+    pub fn store_server_errors(mut self, store: bool) -> Self {
+        self.settings.store_server_errors = store;
+        self
+    }
+
+    /// Where claims and responses live: a [`MemoryStore`] of other bounds, or (feature
+    /// `redis`) a `RedisStore` shared by a fleet.
+    pub fn store<St2>(self, store: St2) -> IdempotencyBuilder<St2, X, O> {
+        IdempotencyBuilder {
+            name: self.name,
+            settings: self.settings,
+            store,
+            extractor: self.extractor,
+            observer: self.observer,
+        }
+    }
+
+    /// Scopes keys by client: a key is looked up under the client's key too, so one client
+    /// never gets another's response (`ApiKey::new()`, `PeerIp::new()`, a closure over the
+    /// authenticated user). A request the extractor finds no key for is in one scope of its own.
+    pub fn client_key<X2>(self, extractor: X2) -> IdempotencyBuilder<St, X2, O> {
+        IdempotencyBuilder {
+            name: self.name,
+            settings: self.settings,
+            store: self.store,
+            extractor,
+            observer: self.observer,
+        }
+    }
+
+    /// Receives an [`Event`](crate::Event) for every replay and every answer the layer gives
+    /// in the handler's place.
+    pub fn observer<O2>(self, observer: O2) -> IdempotencyBuilder<St, X, O2> {
+        IdempotencyBuilder {
+            name: self.name,
+            settings: self.settings,
+            store: self.store,
+            extractor: self.extractor,
+            observer,
+        }
+    }
+
+    /// Builds the layer.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] when a setting breaks a rule ([`IdempotencySettings::validate`]).
+    pub fn build(self) -> Result<IdempotencyLayer<St, X, O>, ConfigError> {
+        self.settings.validate()?;
+        Ok(IdempotencyLayer::from_shared(Shared::new(
+            self.name,
+            self.settings,
+            self.store,
+            self.extractor,
+            self.observer,
+        )))
+    }
+
+    /// Builds the layer and a handle on its counts.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build).
+    pub fn build_with_handle(
+        self,
+    ) -> Result<(IdempotencyLayer<St, X, O>, IdempotencyHandle), ConfigError> {
+        let layer = self.build()?;
+        let handle = layer.handle();
+        Ok((layer, handle))
+    }
+}
+
+impl<St, X, O> fmt::Debug for IdempotencyBuilder<St, X, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdempotencyBuilder")
+            .field("name", &self.name)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,91 @@
+//! What an idempotency layer tells its observer.
+
+use http::StatusCode;
+use weir_core::{Level, Name};
+
+/// An event an idempotency layer emits: a replay, or a request answered without running the
+/// handler (409, 422, 400, 413, 503), or run without the store (fail open). Borrows its data;
+/// never emitted for a request that simply runs.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// A stored response was replayed (the handler was not called).
+    Replayed {
+        /// The layer's configured name.
+        layer: &'a Name,
+        /// The replayed status.
+        status: StatusCode,
+    },
+    /// A repeat arrived while the first request with its key still runs: 409.
+    InFlight {
+        /// The layer's configured name.
+        layer: &'a Name,
+    },
+    /// A key was reused with another request (method, path or body): 422.
+    Mismatch {
+        /// The layer's configured name.
+        layer: &'a Name,
+    },
+    /// A repeat of a request whose response was not kept (over `max_response_bytes`): 409.
+    NotReplayable {
+        /// The layer's configured name.
+        layer: &'a Name,
+    },
+    /// A request was refused before anything ran: a missing, malformed or over-long key
+    /// (400), a body that could not be read (400) or is too large to fingerprint (413).
+    Refused {
+        /// The layer's configured name.
+        layer: &'a Name,
+        /// The status answered.
+        status: StatusCode,
+        /// Why, as the answer's `detail` says it.
+        reason: &'static str,
+    },
+    /// The store could not answer and fails closed (or is full of running claims): 503.
+    Unavailable {
+        /// The layer's configured name.
+        layer: &'a Name,
+    },
+    /// The store could not answer and fails open: the handler ran, nothing was kept.
+    Bypassed {
+        /// The layer's configured name.
+        layer: &'a Name,
+    },
+}
+
+impl weir_core::Event for Event<'_> {
+    fn pattern(&self) -> &'static str {
+        "idempotency"
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Replayed { .. } => "replayed",
+            Self::InFlight { .. } => "in_flight",
+            Self::Mismatch { .. } => "mismatch",
+            Self::NotReplayable { .. } => "not_replayable",
+            Self::Refused { .. } => "refused",
+            Self::Unavailable { .. } => "unavailable",
+            Self::Bypassed { .. } => "bypassed",
+        }
+    }
+
+    fn layer(&self) -> &Name {
+        match self {
+            Self::Replayed { layer, .. }
+            | Self::InFlight { layer }
+            | Self::Mismatch { layer }
+            | Self::NotReplayable { layer }
+            | Self::Refused { layer, .. }
+            | Self::Unavailable { layer }
+            | Self::Bypassed { layer } => layer,
+        }
+    }
+
+    fn level(&self) -> Level {
+        match self {
+            Self::Unavailable { .. } | Self::Bypassed { .. } => Level::Warn,
+            _ => Level::Info,
+        }
+    }
+}

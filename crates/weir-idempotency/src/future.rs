@@ -1,0 +1,578 @@
+//! `ResponseFuture`: reads and fingerprints the request, asks the store, runs the handler or
+//! answers for it, and keeps the response.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::mem;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{
+    CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, DATE, HeaderName, HeaderValue, PROXY_AUTHENTICATE,
+    RETRY_AFTER, SET_COOKIE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+};
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body::{Body, Frame};
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+use tower_service::Service;
+use weir_core::wire::IDEMPOTENT_REPLAYED;
+use weir_core::{Observer, response::problem_json};
+
+use crate::body::IdempotencyBody;
+use crate::event::Event;
+use crate::key::Fingerprint;
+use crate::shared::{ClaimGuard, Counters, Shared};
+use crate::state::{Claim, Digest, StoredResponse};
+use crate::store::IdempotencyStore;
+
+const MISMATCH: &str = "this Idempotency-Key was used with another request (method, path or body)";
+const IN_FLIGHT: &str = "a request with this Idempotency-Key is still in progress";
+const NOT_REPLAYABLE: &str =
+    "a request with this Idempotency-Key was done, and its response cannot be replayed";
+const UNAVAILABLE: &str = "the idempotency store is unavailable";
+pub(crate) const UNREADABLE: &str = "the request body could not be read";
+pub(crate) const TOO_LARGE: &str = "the request body is too large for an idempotent request";
+
+/// The request body read so far: one chunk kept as it came (no copy for a body of one chunk),
+/// or every chunk copied into one buffer (the chunks dropped as they are copied, so the body is
+/// held once).
+#[derive(Debug)]
+enum Collected {
+    Empty,
+    One(Bytes),
+    Many(BytesMut),
+}
+
+impl Collected {
+    fn push(&mut self, chunk: Bytes) {
+        *self = match mem::replace(self, Self::Empty) {
+            Self::Empty => Self::One(chunk),
+            Self::One(first) => {
+                let mut all = BytesMut::with_capacity(first.len() + chunk.len());
+                all.extend_from_slice(&first);
+                all.extend_from_slice(&chunk);
+                Self::Many(all)
+            }
+            Self::Many(mut all) => {
+                all.extend_from_slice(&chunk);
+                Self::Many(all)
+            }
+        };
+    }
+
+    fn into_bytes(self) -> Bytes {
+        match self {
+            Self::Empty => Bytes::new(),
+            Self::One(b) => b,
+            Self::Many(b) => b.freeze(),
+        }
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, F, ReqB, ResB: Body, CF, CpF, G> {
+        Passthrough {
+            #[pin]
+            fut: F,
+        },
+        Answer {
+            response: Option<Response<IdempotencyBody<ResB>>>,
+        },
+        Reading {
+            inner: Option<S>,
+            parts: Option<http::request::Parts>,
+            #[pin]
+            body: ReqB,
+            fingerprint: Fingerprint,
+            collected: Collected,
+            len: usize,
+            scope: Digest,
+        },
+        Claiming {
+            #[pin]
+            fut: CF,
+            inner: Option<S>,
+            req: Option<(http::request::Parts, Bytes)>,
+            scope: Digest,
+        },
+        Running {
+            #[pin]
+            fut: F,
+            guard: Option<G>,
+            renew: Pin<Box<Sleep>>,
+        },
+        Recording {
+            parts: Option<http::response::Parts>,
+            body: Option<Pin<Box<ResB>>>,
+            chunks: Vec<Bytes>,
+            len: usize,
+            guard: Option<G>,
+        },
+        Completing {
+            #[pin]
+            fut: CpF,
+            response: Option<Response<IdempotencyBody<ResB>>>,
+            guard: Option<G>,
+        },
+    }
+}
+
+pin_project! {
+    /// The future of an [`Idempotency`](crate::Idempotency) service.
+    pub struct ResponseFuture<S, ReqB, ResB, St, X, O>
+    where
+        S: Service<Request<ReqB>>,
+        ResB: Body,
+        St: IdempotencyStore,
+    {
+        #[pin]
+        state: State<
+            S,
+            S::Future,
+            ReqB,
+            ResB,
+            St::ClaimFuture,
+            St::CompleteFuture,
+            ClaimGuard<St, X, O>,
+        >,
+        shared: Option<Arc<Shared<St, X, O>>>,
+    }
+}
+
+impl<S, ReqB, ResB, St, X, O> ResponseFuture<S, ReqB, ResB, St, X, O>
+where
+    S: Service<Request<ReqB>>,
+    ResB: Body,
+    St: IdempotencyStore,
+{
+    #[inline]
+    pub(crate) const fn passthrough(fut: S::Future) -> Self {
+        Self {
+            state: State::Passthrough { fut },
+            shared: None,
+        }
+    }
+
+    pub(crate) fn answer(response: Response<IdempotencyBody<ResB>>) -> Self {
+        Self {
+            state: State::Answer {
+                response: Some(response),
+            },
+            shared: None,
+        }
+    }
+
+    pub(crate) fn reading(
+        inner: S,
+        parts: http::request::Parts,
+        body: ReqB,
+        scope: Digest,
+        shared: Arc<Shared<St, X, O>>,
+    ) -> Self {
+        let fingerprint = Fingerprint::start(&parts);
+        Self {
+            state: State::Reading {
+                inner: Some(inner),
+                parts: Some(parts),
+                body,
+                fingerprint,
+                collected: Collected::Empty,
+                len: 0,
+                scope,
+            },
+            shared: Some(shared),
+        }
+    }
+}
+
+/// A problem+json answer of the layer's own, with `Retry-After` when given.
+pub(crate) fn problem<B: Body>(
+    status: StatusCode,
+    detail: &str,
+    retry_after: Option<Duration>,
+) -> Response<IdempotencyBody<B>> {
+    let (content_type, body) = problem_json(status, detail, retry_after);
+    let mut response = Response::new(IdempotencyBody::full(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, content_type);
+    if let Some(after) = retry_after {
+        let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    }
+    response
+}
+
+/// The replay of a stored response, marked `Idempotent-Replayed: true`.
+fn replay<B: Body>(stored: &StoredResponse) -> Response<IdempotencyBody<B>> {
+    let mut response = Response::new(IdempotencyBody::full(stored.body().clone()));
+    *response.status_mut() = stored.status();
+    *response.headers_mut() = stored.headers().clone();
+    response
+        .headers_mut()
+        .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    response
+}
+
+/// The headers of a response that are safe to replay: not those of one connection (RFC 9110
+/// section 7.6.1, and those `Connection` names), not `Date` (a replay is answered now), not
+/// `Content-Length` (the replay's body says it), not `Set-Cookie` (credentials are not kept in
+/// a store, least of all a shared one).
+fn replayable_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut kept = headers.clone();
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim_ascii()).ok())
+        .collect();
+    for name in named {
+        kept.remove(name);
+    }
+    for name in [
+        CONNECTION,
+        TRANSFER_ENCODING,
+        TE,
+        TRAILER,
+        UPGRADE,
+        PROXY_AUTHENTICATE,
+        DATE,
+        CONTENT_LENGTH,
+        SET_COOKIE,
+    ] {
+        kept.remove(name);
+    }
+    kept.remove("keep-alive");
+    kept.remove("proxy-connection");
+    kept
+}
+
+impl<S, ReqB, ResB, St, X, O> Future for ResponseFuture<S, ReqB, ResB, St, X, O>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    ReqB: Body<Data = Bytes> + From<Bytes>,
+    ResB: Body<Data = Bytes>,
+    St: IdempotencyStore,
+    O: for<'a> Observer<Event<'a>>,
+{
+    type Output = Result<Response<IdempotencyBody<ResB>>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Passthrough { fut } => {
+                    let response = ready!(fut.poll(cx))?;
+                    return Poll::Ready(Ok(response.map(IdempotencyBody::inner)));
+                }
+                StateProj::Answer { response } => {
+                    return Poll::Ready(Ok(response.take().expect("polled after completion")));
+                }
+                StateProj::Reading {
+                    inner,
+                    parts,
+                    mut body,
+                    fingerprint,
+                    collected,
+                    len,
+                    scope,
+                } => {
+                    let shared = this
+                        .shared
+                        .as_ref()
+                        .expect("a keyed request has its shared state");
+                    // The body is read whole before the handler runs (the fingerprint needs
+                    // all of it); each chunk is hashed as it arrives.
+                    let refused = loop {
+                        if body.is_end_stream() {
+                            break None;
+                        }
+                        match ready!(body.as_mut().poll_frame(cx)) {
+                            None => break None,
+                            Some(Err(_)) => break Some((StatusCode::BAD_REQUEST, UNREADABLE)),
+                            Some(Ok(frame)) => {
+                                // Trailers are not part of the fingerprint; the handler gets
+                                // the body without them.
+                                if let Ok(data) = frame.into_data() {
+                                    *len += data.len();
+                                    if *len > shared.settings.max_request_bytes {
+                                        break Some((StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE));
+                                    }
+                                    fingerprint.update(&data);
+                                    collected.push(data);
+                                }
+                            }
+                        }
+                    };
+                    if let Some((status, reason)) = refused {
+                        Counters::add(&shared.counters.refused);
+                        shared.emit(&Event::Refused {
+                            layer: &shared.name,
+                            status,
+                            reason,
+                        });
+                        let answer = problem(status, reason, None);
+                        this.state.set(State::Answer {
+                            response: Some(answer),
+                        });
+                        continue;
+                    }
+                    let digest = fingerprint.finish();
+                    let bytes = mem::replace(collected, Collected::Empty).into_bytes();
+                    let parts = parts.take().expect("read once");
+                    let inner = inner.take();
+                    let scope = *scope;
+                    let fut = shared.store.claim(scope, digest, shared.settings.lease);
+                    this.state.set(State::Claiming {
+                        fut,
+                        inner,
+                        req: Some((parts, bytes)),
+                        scope,
+                    });
+                }
+                StateProj::Claiming {
+                    fut,
+                    inner,
+                    req,
+                    scope,
+                } => {
+                    let claim = ready!(fut.poll(cx));
+                    let shared = this
+                        .shared
+                        .as_ref()
+                        .expect("a keyed request has its shared state");
+                    let layer = &shared.name;
+                    let counters = &shared.counters;
+                    let answer = match claim {
+                        Claim::Claimed(token) => {
+                            Counters::add(&counters.executed);
+                            let guard = ClaimGuard::new(Arc::clone(shared), *scope, token);
+                            let (parts, bytes) = req.take().expect("claimed once");
+                            let mut inner = inner.take().expect("called once");
+                            let fut = inner.call(Request::from_parts(parts, ReqB::from(bytes)));
+                            let every = shared.settings.lease / 3;
+                            this.state.set(State::Running {
+                                fut,
+                                guard: Some(guard),
+                                renew: Box::pin(tokio::time::sleep(every)),
+                            });
+                            continue;
+                        }
+                        Claim::Bypass => {
+                            Counters::add(&counters.bypassed);
+                            shared.emit(&Event::Bypassed { layer });
+                            let (parts, bytes) = req.take().expect("claimed once");
+                            let mut inner = inner.take().expect("called once");
+                            let fut = inner.call(Request::from_parts(parts, ReqB::from(bytes)));
+                            this.state.set(State::Passthrough { fut });
+                            continue;
+                        }
+                        Claim::Replay(stored) => {
+                            Counters::add(&counters.replayed);
+                            shared.emit(&Event::Replayed {
+                                layer,
+                                status: stored.status(),
+                            });
+                            replay(&stored)
+                        }
+                        Claim::InFlight => {
+                            Counters::add(&counters.in_flight);
+                            shared.emit(&Event::InFlight { layer });
+                            problem(
+                                StatusCode::CONFLICT,
+                                IN_FLIGHT,
+                                Some(shared.settings.retry_after),
+                            )
+                        }
+                        Claim::Mismatch => {
+                            Counters::add(&counters.mismatched);
+                            shared.emit(&Event::Mismatch { layer });
+                            problem(StatusCode::UNPROCESSABLE_ENTITY, MISMATCH, None)
+                        }
+                        Claim::NotReplayable => {
+                            Counters::add(&counters.not_replayable);
+                            shared.emit(&Event::NotReplayable { layer });
+                            problem(StatusCode::CONFLICT, NOT_REPLAYABLE, None)
+                        }
+                        Claim::Unavailable => {
+                            Counters::add(&counters.unavailable);
+                            shared.emit(&Event::Unavailable { layer });
+                            problem(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                UNAVAILABLE,
+                                Some(shared.settings.retry_after),
+                            )
+                        }
+                    };
+                    return Poll::Ready(Ok(answer));
+                }
+                StateProj::Running { fut, guard, renew } => {
+                    let shared = this
+                        .shared
+                        .as_ref()
+                        .expect("a keyed request has its shared state");
+                    let result = match fut.poll(cx) {
+                        Poll::Ready(result) => result,
+                        Poll::Pending => {
+                            // The handler still runs: the claim is renewed every third of its
+                            // lease, so only the claim of a crashed instance expires.
+                            while renew.as_mut().poll(cx).is_ready() {
+                                if let Some(guard) = guard.as_ref() {
+                                    guard.renew();
+                                }
+                                let every = shared.settings.lease / 3;
+                                renew.as_mut().reset(Instant::now() + every);
+                            }
+                            return Poll::Pending;
+                        }
+                    };
+                    let response = match result {
+                        Ok(response) => response,
+                        // An error of the handler: the claim is released (the guard drops), so a
+                        // retry can run.
+                        Err(e) => {
+                            guard.take();
+                            return Poll::Ready(Err(e));
+                        }
+                    };
+                    if !shared.settings.stores(response.status()) {
+                        Counters::add(&shared.counters.not_stored);
+                        guard.take();
+                        return Poll::Ready(Ok(response.map(IdempotencyBody::inner)));
+                    }
+                    let guard = guard.take();
+                    let (parts, body) = response.into_parts();
+                    this.state.set(State::Recording {
+                        parts: Some(parts),
+                        body: Some(Box::pin(body)),
+                        chunks: Vec::new(),
+                        len: 0,
+                        guard,
+                    });
+                }
+                StateProj::Recording {
+                    parts,
+                    body,
+                    chunks,
+                    len,
+                    guard,
+                } => {
+                    let shared = this
+                        .shared
+                        .as_ref()
+                        .expect("a keyed request has its shared state");
+                    let max = shared.settings.max_response_bytes;
+                    let rest = body.as_mut().expect("recorded once");
+                    // `None`: the body ended and is kept whole. `Some(frame)`: it cannot be
+                    // kept (over the limit, or trailers), the frame read last goes first.
+                    let (keep, last) = loop {
+                        if rest.is_end_stream() {
+                            break (true, None);
+                        }
+                        match ready!(rest.as_mut().poll_frame(cx)) {
+                            None => break (true, None),
+                            Some(Err(e)) => {
+                                // A body that fails is not kept, and the claim is released.
+                                guard.take();
+                                let frames = chunks.drain(..).map(Frame::data).collect();
+                                let parts = parts.take().expect("recorded once");
+                                let body = IdempotencyBody::prefix(frames, Some(e), None);
+                                return Poll::Ready(Ok(Response::from_parts(parts, body)));
+                            }
+                            Some(Ok(frame)) => match frame.into_data() {
+                                Ok(data) => {
+                                    *len += data.len();
+                                    if *len > max {
+                                        break (false, Some(Frame::data(data)));
+                                    }
+                                    chunks.push(data);
+                                }
+                                Err(trailers) => break (false, Some(trailers)),
+                            },
+                        }
+                    };
+                    let parts = parts.take().expect("recorded once");
+                    let guard_ref = guard.as_ref().expect("a recording holds its claim");
+                    let (scope, token) = (guard_ref.scope, guard_ref.token);
+                    let (stored, response) = if keep {
+                        let whole = match chunks.len() {
+                            0 => Bytes::new(),
+                            1 => chunks.pop().expect("one chunk"),
+                            _ => {
+                                let mut all = BytesMut::with_capacity(*len);
+                                for chunk in chunks.drain(..) {
+                                    all.extend_from_slice(&chunk);
+                                }
+                                all.freeze()
+                            }
+                        };
+                        let stored = StoredResponse::new(
+                            parts.status,
+                            replayable_headers(&parts.headers),
+                            whole.clone(),
+                        );
+                        Counters::add(&shared.counters.stored);
+                        let response = Response::from_parts(parts, IdempotencyBody::full(whole));
+                        (Some(Arc::new(stored)), response)
+                    } else {
+                        let mut frames: VecDeque<Frame<Bytes>> =
+                            chunks.drain(..).map(Frame::data).collect();
+                        frames.extend(last);
+                        Counters::add(&shared.counters.not_stored);
+                        let body = IdempotencyBody::prefix(frames, None, body.take());
+                        (None, Response::from_parts(parts, body))
+                    };
+                    let fut = shared
+                        .store
+                        .complete(scope, token, stored, shared.settings.ttl);
+                    let guard = guard.take();
+                    this.state.set(State::Completing {
+                        fut,
+                        response: Some(response),
+                        guard,
+                    });
+                }
+                StateProj::Completing {
+                    fut,
+                    response,
+                    guard,
+                } => {
+                    ready!(fut.poll(cx));
+                    if let Some(guard) = guard.as_mut() {
+                        guard.disarm();
+                    }
+                    return Poll::Ready(Ok(response.take().expect("polled after completion")));
+                }
+            }
+        }
+    }
+}
+
+impl<S, ReqB, ResB, St, X, O> fmt::Debug for ResponseFuture<S, ReqB, ResB, St, X, O>
+where
+    S: Service<Request<ReqB>>,
+    ResB: Body,
+    St: IdempotencyStore,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Passthrough { .. } => "passthrough",
+            State::Answer { .. } => "answer",
+            State::Reading { .. } => "reading",
+            State::Claiming { .. } => "claiming",
+            State::Running { .. } => "running",
+            State::Recording { .. } => "recording",
+            State::Completing { .. } => "completing",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish_non_exhaustive()
+    }
+}

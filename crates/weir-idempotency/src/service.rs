@@ -1,0 +1,118 @@
+//! `Idempotency`: the service.
+
+use std::fmt;
+use std::mem;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body::Body;
+use tower_service::Service;
+use weir_core::{KeyExtractor, Observer};
+
+use crate::event::Event;
+use crate::future::{ResponseFuture, problem};
+use crate::key::{read_key, scope};
+use crate::shared::{Counters, Shared};
+use crate::store::IdempotencyStore;
+
+const MISSING: &str = "this endpoint requires an Idempotency-Key header";
+
+/// Makes a request with an `Idempotency-Key` run once: repeats get the stored response; made
+/// by [`IdempotencyLayer`](crate::IdempotencyLayer).
+///
+/// - `poll_ready` readies the inner service.
+/// - `call` on a method the layer does not cover, or on a request without a key (where none is
+///   required), calls the inner service at once: one comparison of the method, one header
+///   lookup, nothing kept. A request with a key moves the readied inner service into the future
+///   (a clone stays here), which reads and fingerprints the body, asks the store, and either
+///   runs the handler or answers for it.
+/// - Dropping the future releases the key's claim.
+pub struct Idempotency<S, St, X, O = ()> {
+    inner: S,
+    shared: Arc<Shared<St, X, O>>,
+}
+
+impl<S, St, X, O> Idempotency<S, St, X, O> {
+    pub(crate) const fn new(inner: S, shared: Arc<Shared<St, X, O>>) -> Self {
+        Self { inner, shared }
+    }
+
+    weir_core::inner_accessors!(inner: S);
+}
+
+impl<S, ReqB, ResB, St, X, O> Service<Request<ReqB>> for Idempotency<S, St, X, O>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
+    ReqB: Body<Data = Bytes> + From<Bytes>,
+    ResB: Body<Data = Bytes>,
+    St: IdempotencyStore,
+    X: KeyExtractor<Request<ReqB>>,
+    O: for<'a> Observer<Event<'a>>,
+{
+    type Response = Response<crate::body::IdempotencyBody<ResB>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqB, ResB, St, X, O>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    #[inline]
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        let shared = &self.shared;
+        if !shared.settings.covers(req.method()) {
+            return ResponseFuture::passthrough(self.inner.call(req));
+        }
+        let scope = match read_key(req.headers(), shared.settings.max_key_len) {
+            Ok(Some(key)) => scope(shared.extractor.extract(&req).as_ref(), key),
+            Ok(None) if !shared.settings.required.requires(req.uri().path()) => {
+                return ResponseFuture::passthrough(self.inner.call(req));
+            }
+            Ok(None) => return refuse(shared, MISSING),
+            Err(bad) => return refuse(shared, bad.detail()),
+        };
+        let clone = self.inner.clone();
+        let inner = mem::replace(&mut self.inner, clone);
+        let (parts, body) = req.into_parts();
+        ResponseFuture::reading(inner, parts, body, scope, Arc::clone(shared))
+    }
+}
+
+/// A 400 answered before anything ran.
+#[cold]
+fn refuse<S, ReqB, ResB, St, X, O>(
+    shared: &Shared<St, X, O>,
+    reason: &'static str,
+) -> ResponseFuture<S, ReqB, ResB, St, X, O>
+where
+    S: Service<Request<ReqB>>,
+    ResB: Body,
+    St: IdempotencyStore,
+    O: for<'a> Observer<Event<'a>>,
+{
+    Counters::add(&shared.counters.refused);
+    shared.emit(&Event::Refused {
+        layer: &shared.name,
+        status: StatusCode::BAD_REQUEST,
+        reason,
+    });
+    ResponseFuture::answer(problem(StatusCode::BAD_REQUEST, reason, None))
+}
+
+impl<S: Clone, St, X, O> Clone for Idempotency<S, St, X, O> {
+    fn clone(&self) -> Self {
+        Self::new(self.inner.clone(), Arc::clone(&self.shared))
+    }
+}
+
+impl<S: fmt::Debug, St, X, O> fmt::Debug for Idempotency<S, St, X, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Idempotency")
+            .field("inner", &self.inner)
+            .field("name", &self.shared.name)
+            .finish_non_exhaustive()
+    }
+}

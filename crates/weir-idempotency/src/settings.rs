@@ -1,0 +1,215 @@
+//! `IdempotencySettings`: the plain settings of an idempotency layer, their defaults and their
+//! rules. (The rest of the layer is typed parts: the store, the client key extractor, the
+//! observer.)
+
+use std::time::Duration;
+
+use http::Method;
+use weir_core::ConfigError;
+
+/// A stored response is replayed for this long after it was stored, by default (24 hours, as
+/// Stripe keeps its keys).
+pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+/// A claim on a key lasts this long unless renewed, by default (30 seconds); the layer renews it
+/// every third of it while the handler runs, so only a claim whose instance crashed expires.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// An `Idempotency-Key` longer than this many bytes is refused with a 400, by default (255, as
+/// Stripe's).
+pub const DEFAULT_MAX_KEY_LEN: usize = 255;
+/// A request body longer than this is refused with a 413, by default (2 MiB, axum's own default
+/// body limit): the body is read before the handler runs, to fingerprint the request.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 2 * 1024 * 1024;
+/// A response body longer than this is passed through and not stored, by default (256 KiB); the
+/// key is then done and not replayable.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 256 * 1024;
+/// The `Retry-After` of a 409 answered while the first request with a key still runs, by
+/// default (1 second).
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+/// The memory store keeps at most this many keys, by default.
+pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
+/// The memory store keeps at most this many bytes of keys and responses, by default (64 MiB).
+pub const DEFAULT_MAX_BYTES: usize = 64 * 1024 * 1024;
+/// The longest `Idempotency-Key` a layer can be set to accept (`max_key_len`).
+pub const MAX_KEY_LEN_LIMIT: usize = 4_096;
+
+/// Where a request must carry an `Idempotency-Key` (a covered method without one gets a 400).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Required {
+    /// Nowhere (the default): a request without a key runs as if the layer were not there.
+    #[default]
+    Never,
+    /// On every request of a covered method.
+    Always,
+    /// On requests whose path starts with one of these prefixes (`"/api/orders"`).
+    Paths(Vec<String>),
+}
+
+impl Required {
+    /// Whether a request to `path` must carry a key.
+    #[must_use]
+    pub fn requires(&self, path: &str) -> bool {
+        match self {
+            Self::Never => false,
+            Self::Always => true,
+            Self::Paths(prefixes) => prefixes.iter().any(|p| path.starts_with(p.as_str())),
+        }
+    }
+}
+
+/// The plain settings of an [`IdempotencyLayer`](crate::IdempotencyLayer); the builder holds
+/// one and `build()` checks it ([`validate`](Self::validate)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IdempotencySettings {
+    /// The methods the layer applies to (default `POST` and `PATCH`); every other request runs
+    /// as if the layer were not there.
+    pub methods: Vec<Method>,
+    /// Where a key is required (default: nowhere).
+    pub required: Required,
+    /// How long a stored response is replayed (more than zero).
+    pub ttl: Duration,
+    /// How long a claim lasts unless renewed (more than zero, at most `ttl`).
+    pub lease: Duration,
+    /// The longest key accepted, in bytes (1 to [`MAX_KEY_LEN_LIMIT`]).
+    pub max_key_len: usize,
+    /// The longest request body accepted with a key, in bytes (at least 1).
+    pub max_request_bytes: usize,
+    /// The longest response body stored, in bytes (at least 1).
+    pub max_response_bytes: usize,
+    /// The `Retry-After` of a 409 (more than zero).
+    pub retry_after: Duration,
+    /// Whether 4xx responses are stored and replayed (default `true`; `408`, `425` and `429`
+    /// never are: they ask the client to try again).
+    pub store_client_errors: bool,
+    /// Whether 5xx responses are stored and replayed (default `false`: a failed attempt
+    /// releases its key, so a retry can run).
+    pub store_server_errors: bool,
+}
+
+impl Default for IdempotencySettings {
+    fn default() -> Self {
+        Self {
+            methods: vec![Method::POST, Method::PATCH],
+            required: Required::Never,
+            ttl: DEFAULT_TTL,
+            lease: DEFAULT_LEASE,
+            max_key_len: DEFAULT_MAX_KEY_LEN,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            retry_after: DEFAULT_RETRY_AFTER,
+            store_client_errors: true,
+            store_server_errors: false,
+        }
+    }
+}
+
+impl IdempotencySettings {
+    /// Checks every rule; the error names the field as the builder method names it.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first broken rule.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        const P: &str = "idempotency";
+        if self.methods.is_empty() {
+            return Err(ConfigError::missing(P, "methods", "at least one method"));
+        }
+        if self.ttl.is_zero() {
+            return Err(ConfigError::zero(P, "ttl", "must be more than zero"));
+        }
+        if self.lease.is_zero() {
+            return Err(ConfigError::zero(P, "lease", "must be more than zero"));
+        }
+        if self.lease > self.ttl {
+            return Err(ConfigError::conflict(P, "lease", "must be at most `ttl`"));
+        }
+        if self.max_key_len == 0 {
+            return Err(ConfigError::zero(P, "max_key_len", "must be at least 1"));
+        }
+        if self.max_key_len > MAX_KEY_LEN_LIMIT {
+            return Err(ConfigError::out_of_range(
+                P,
+                "max_key_len",
+                "must be at most 4096",
+            ));
+        }
+        if self.max_request_bytes == 0 {
+            return Err(ConfigError::zero(
+                P,
+                "max_request_bytes",
+                "must be at least 1",
+            ));
+        }
+        if self.max_response_bytes == 0 {
+            return Err(ConfigError::zero(
+                P,
+                "max_response_bytes",
+                "must be at least 1",
+            ));
+        }
+        if self.retry_after.is_zero() {
+            return Err(ConfigError::zero(
+                P,
+                "retry_after",
+                "must be more than zero",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether a request of `method` is covered.
+    #[inline]
+    pub(crate) fn covers(&self, method: &Method) -> bool {
+        self.methods.iter().any(|m| m == method)
+    }
+
+    /// Whether a response of `status` is stored and replayed.
+    #[must_use]
+    pub fn stores(&self, status: http::StatusCode) -> bool {
+        match status.as_u16() {
+            408 | 425 | 429 => false,
+            400..=499 => self.store_client_errors,
+            500..=599 => self.store_server_errors,
+            _ => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid_and_each_rule_names_its_field() {
+        assert!(IdempotencySettings::default().validate().is_ok());
+        let broken = |change: fn(&mut IdempotencySettings)| {
+            let mut s = IdempotencySettings::default();
+            change(&mut s);
+            s.validate().unwrap_err()
+        };
+        assert_eq!(broken(|s| s.ttl = Duration::ZERO).field(), "ttl");
+        assert_eq!(broken(|s| s.methods.clear()).field(), "methods");
+        let err = broken(|s| s.lease = s.ttl + Duration::from_secs(1));
+        assert!(err.is_conflict() && err.field() == "lease", "{err}");
+        let err = broken(|s| s.max_key_len = 10_000);
+        assert!(
+            err.is_out_of_range() && err.field() == "max_key_len",
+            "{err}"
+        );
+        assert_eq!(
+            broken(|s| s.max_response_bytes = 0).field(),
+            "max_response_bytes"
+        );
+    }
+
+    #[test]
+    fn the_store_policy_keeps_2xx_and_4xx_but_not_5xx_nor_retry_later() {
+        let s = IdempotencySettings::default();
+        assert!(s.stores(http::StatusCode::CREATED));
+        assert!(s.stores(http::StatusCode::BAD_REQUEST));
+        assert!(!s.stores(http::StatusCode::TOO_MANY_REQUESTS));
+        assert!(!s.stores(http::StatusCode::INTERNAL_SERVER_ERROR));
+        assert!(!s.stores(http::StatusCode::SERVICE_UNAVAILABLE));
+    }
+}
