@@ -177,8 +177,8 @@ where
 
     // Always inlined: when the inner `call` is large (retry inside, as in `weir::ClientStack`'s
     // breaker-outside order), the compiler otherwise keeps this one out of line, and the
-    // caller then receives the future in a temporary and copies it (the stack's bench: 1 087
-    // instructions per call against 826).
+    // caller then receives the future in a temporary and copies it (the figure is in
+    // benches/README.md, weir-circuit-breaker).
     #[inline(always)]
     fn call(&mut self, req: Req) -> Self::Future {
         // The guard starts (reads the clock, with slow-call tracking) before the inner call.

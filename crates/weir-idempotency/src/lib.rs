@@ -28,4 +28,6 @@ pub use crate::settings::{
     IdempotencySettings, MAX_KEY_LEN_LIMIT, Required,
 };
 pub use crate::state::{Claim, Digest, StoredResponse, Token};
+#[cfg(feature = "redis")]
+pub use crate::store::{FailurePolicy, RedisFuture, RedisStore, RedisStoreBuilder};
 pub use crate::store::{IdempotencyStore, MemoryStore};

@@ -44,20 +44,7 @@ pub struct LoadLevelService<S> {
 }
 
 impl<S> LoadLevelService<S> {
-    /// The inner service.
-    pub const fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    weir_core::inner_accessors!(inner: S);
 }
 
 impl<S, B> Service<http::Request<B>> for LoadLevelService<S>

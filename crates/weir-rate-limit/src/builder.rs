@@ -10,13 +10,11 @@ use crate::handle::RateLimitHandle;
 use crate::layer::RateLimitLayer;
 use crate::protocol::{AnyProtocol, Http};
 use crate::quota::Quota;
+use crate::settings::PATTERN;
 use crate::shared::{Limiter, Mode};
 use crate::state::{Algorithm, Gcra};
 use crate::store::{MemoryStore, Tier};
 use crate::tier::{DefaultTier, UnitCost};
-
-/// The pattern name of the rate limiter's [`ConfigError`]s.
-pub(crate) const PATTERN: &str = "rate limit";
 
 impl RateLimitLayer {
     /// A builder with no quota yet.

@@ -79,7 +79,7 @@ pin_project! {
 /// Its drop is a null check inline and the box's drop out of line: a call admitted on the plain
 /// happy path (no fields) pays one compare when its future is dropped, not a call into the drop
 /// glue of `Option<Box<RateLimitInfo>>`, which the compiler keeps out of line now that the info
-/// lists every policy of a tier (13 instructions per call on the GCRA bench).
+/// lists every policy of a tier (the figure is in benches/README.md, weir-rate-limit).
 struct Info(ManuallyDrop<Option<Box<RateLimitInfo>>>);
 
 impl Info {

@@ -13,6 +13,7 @@ mod layer;
 mod protocol;
 mod quota;
 mod service;
+mod settings;
 mod shared;
 mod state;
 mod store;

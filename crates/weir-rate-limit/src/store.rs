@@ -859,7 +859,8 @@ impl<A: Algorithm, K: Hash> Store<K> for MemoryStore<A> {
             _ => {
                 // A stacked tier, or a limiter that reports its state: marked cold so that the
                 // copy of `now` this arm keeps across the decision is spilled here, not on the
-                // plain happy path above (4 instructions a call).
+                // plain happy path above (the figure is in benches/README.md,
+                // weir-rate-limit).
                 cold();
                 Now::Decided(Ok(self.decide_at(key, tier, ask, now)), now)
             }

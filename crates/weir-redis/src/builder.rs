@@ -13,10 +13,8 @@ use crate::handle::{Health, RedisHandle};
 use crate::lease::{LeaseConfig, Leases};
 use crate::policy::{FailurePolicy, Share};
 use crate::script::{RedisAlgorithm, script};
+use crate::settings::PATTERN;
 use crate::store::{RedisStore, Shared};
-
-/// The pattern name of weir-redis's [`ConfigError`]s.
-const PATTERN: &str = "redis";
 
 fn invalid_url() -> ConfigError {
     ConfigError::invalid(

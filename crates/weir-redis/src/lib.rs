@@ -10,6 +10,7 @@ mod key;
 mod lease;
 mod policy;
 mod script;
+mod settings;
 mod store;
 
 pub use crate::builder::RedisStoreBuilder;

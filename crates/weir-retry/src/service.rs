@@ -80,7 +80,7 @@ where
     // Always inlined, so the response future (the first attempt's in it) is written straight
     // into the caller's state: out of line, it is assembled in a temporary and copied.
     // `#[inline]` alone left it out of line under a breaker (`weir::ClientStack`'s
-    // breaker-outside order: 1 094 instructions per call against 826).
+    // breaker-outside order; the figure is in benches/README.md, weir-retry).
     #[inline(always)]
     fn call(&mut self, request: Req) -> Self::Future {
         let shared = &self.shared;

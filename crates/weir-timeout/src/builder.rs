@@ -6,8 +6,8 @@ use weir_core::{ConfigError, Name};
 
 use crate::layer::TimeoutLayer;
 use crate::policy::RouteTimeouts;
-use crate::service::Parts;
 use crate::settings::{PATTERN, TimeoutSettings};
+use crate::shared::Parts;
 use crate::state::BelowFloor;
 
 impl TimeoutLayer {

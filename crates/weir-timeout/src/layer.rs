@@ -6,7 +6,8 @@ use std::time::Duration;
 use tower_layer::Layer;
 use weir_core::Name;
 
-use crate::service::{Parts, Timeout};
+use crate::service::Timeout;
+use crate::shared::Parts;
 
 /// A layer that bounds how long the inner service may take, and carries the deadline along.
 ///

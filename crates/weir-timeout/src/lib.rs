@@ -12,6 +12,7 @@ mod layer;
 mod policy;
 mod service;
 mod settings;
+mod shared;
 mod state;
 
 pub use crate::builder::{TimeoutBuilder, check_attempt_within_total};

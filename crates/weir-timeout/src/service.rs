@@ -17,57 +17,8 @@ use crate::carrier::Carrier;
 use crate::event::Event;
 use crate::future::ResponseFuture;
 use crate::policy::TimeoutPolicy;
-use crate::settings::TimeoutSettings;
-use crate::state::{self, BelowFloor, Start};
-
-/// What every service of a layer is configured with: the policy, the observer, and the
-/// settings as `call` reads them (the server-mode flags worked out once, at build).
-#[derive(Clone)]
-pub(crate) struct Parts<P, O> {
-    pub(crate) policy: Option<P>,
-    pub(crate) name: Name,
-    pub(crate) observer: O,
-    pub(crate) incoming: Option<Duration>,
-    pub(crate) propagate: Option<Duration>,
-    /// Server mode: the shortest incoming deadline honoured as sent, and what to do below it.
-    pub(crate) floor: Option<(Duration, BelowFloor)>,
-    /// Server mode: a malformed incoming timeout header is refused (400), not ignored.
-    pub(crate) reject_malformed: bool,
-    /// Whether the deadline is stored in the request's extensions even when the request did not
-    /// carry one (see `TimeoutBuilder::expose_deadline`).
-    pub(crate) expose: bool,
-}
-
-impl<P, O> Parts<P, O> {
-    /// The parts of a layer with these settings.
-    pub(crate) fn new(policy: Option<P>, observer: O, settings: TimeoutSettings) -> Self {
-        Self {
-            policy,
-            observer,
-            reject_malformed: settings.rejects_malformed(),
-            expose: settings.exposes(),
-            incoming: settings.incoming,
-            propagate: settings.propagate,
-            floor: settings.incoming_floor,
-            name: settings.name,
-        }
-    }
-}
-
-impl<P, O> fmt::Debug for Parts<P, O> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TimeoutLayer")
-            .field("name", &self.name)
-            .field(
-                "policy",
-                &self.policy.as_ref().map(|_| std::any::type_name::<P>()),
-            )
-            .field("incoming", &self.incoming)
-            .field("propagate", &self.propagate)
-            .field("expose", &self.expose)
-            .finish_non_exhaustive()
-    }
-}
+use crate::shared::Parts;
+use crate::state::{self, Start};
 
 /// Bounds how long the inner service may take; made by [`TimeoutLayer`](crate::TimeoutLayer).
 ///
@@ -107,10 +58,10 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    // Inlined whole into the caller's `call`: left out of line, an HTTP request (248 bytes for an
-    // `http::Request<String>`) was copied into this call's place and out of it, and the future
-    // built in a temporary and copied. (A client stack of `u64` calls pays about 5 instructions
-    // for it: see the report in benches/README.md.)
+    // Inlined whole into the caller's `call`: left out of line, an HTTP request was copied into
+    // this call's place and out of it, and the future built in a temporary and copied (the
+    // figures, and what the inlining costs a client stack, are in benches/README.md,
+    // weir-timeout).
     #[inline(always)]
     fn call(&mut self, mut req: Req) -> Self::Future {
         let config = &self.config;

@@ -36,6 +36,9 @@ pub use crate::settings::{ClientConfig, ConfigServerStack, RefusalBodyConfig, Se
 /// Bulkheads: the [`weir-bulkhead`](weir_bulkhead) crate.
 #[cfg(feature = "bulkhead")]
 pub use weir_bulkhead as bulkhead;
+/// Fault injection: the [`weir-chaos`](weir_chaos) crate.
+#[cfg(feature = "chaos")]
+pub use weir_chaos as chaos;
 /// Circuit breakers: the [`weir-circuit-breaker`](weir_circuit_breaker) crate.
 #[cfg(feature = "circuit-breaker")]
 pub use weir_circuit_breaker as circuit_breaker;

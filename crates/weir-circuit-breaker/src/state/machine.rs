@@ -197,8 +197,8 @@ impl Breaker {
     /// than the one `poll_ready` read) and publishes nothing to this thread; every step that
     /// reads state the word guards (`record`, `success_is_steady`) loads it again with
     /// `Acquire`. An `Acquire` load here would also make the compiler reload the pointers to
-    /// the shared state it already holds (an ordering barrier for every later load): about six
-    /// instructions on the closed path.
+    /// the shared state it already holds (an ordering barrier for every later load) on the
+    /// closed path (the cost is in benches/README.md, circuit breaker).
     #[inline]
     pub(crate) fn still_counted(&self, permit: Permit) -> bool {
         Permit::counted(self.word.load(Ordering::Relaxed)) == permit

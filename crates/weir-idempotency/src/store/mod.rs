@@ -2,12 +2,16 @@
 //! (one instance) and, with the `redis` feature, the `RedisStore` (a fleet).
 
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub use self::redis::{FailurePolicy, RedisFuture, RedisStore, RedisStoreBuilder};
 
 use crate::state::{Claim, Digest, StoredResponse, Token};
 

@@ -49,23 +49,9 @@ impl<P, D> Exempt<P, D> {
         }
     }
 
-    /// The protected path (rate limit, load shedder, timeout, service).
-    #[must_use]
-    pub const fn get_ref(&self) -> &P {
-        &self.protected
-    }
-
-    /// The protected path, mutably.
-    #[must_use]
-    pub const fn get_mut(&mut self) -> &mut P {
-        &mut self.protected
-    }
-
-    /// Consumes `self`, returning the protected path.
-    #[must_use]
-    pub fn into_inner(self) -> P {
-        self.protected
-    }
+    // `get_ref` / `get_mut` / `into_inner` reach the protected path (rate limit, load shedder,
+    // timeout, service).
+    weir_core::inner_accessors!(protected: P);
 
     #[inline]
     fn is_exempt(&self, path: &str) -> bool {

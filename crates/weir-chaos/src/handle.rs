@@ -1,0 +1,68 @@
+//! The handle: the switch, the probabilities and the counts, at run time.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::shared::Control;
+use crate::state::{Fault, probability, threshold};
+
+/// Turns a chaos layer on and off and changes its probabilities at run time, without a rebuild;
+/// reads its counts. From [`ChaosBuilder::build_with_handle`](crate::ChaosBuilder::build_with_handle)
+/// or [`ChaosLayer::handle`](crate::ChaosLayer::handle). Clones control the same layer.
+///
+/// Every method is one atomic operation: the request path takes no lock, and a change is seen
+/// by the next request.
+#[derive(Clone, Debug)]
+pub struct ChaosHandle {
+    control: Arc<Control>,
+}
+
+impl ChaosHandle {
+    pub(crate) const fn new(control: Arc<Control>) -> Self {
+        Self { control }
+    }
+
+    /// Starts injecting faults (with the probabilities as they are).
+    pub fn enable(&self) {
+        self.control.enabled.store(true, Relaxed);
+    }
+
+    /// Stops injecting faults: every request goes to the inner service untouched, at the cost
+    /// of one atomic load. Calls already stalled or held stay so.
+    pub fn disable(&self) {
+        self.control.enabled.store(false, Relaxed);
+    }
+
+    /// Whether faults are injected.
+    #[must_use]
+    pub fn is_enabled(&self) -> bool {
+        self.control.enabled.load(Relaxed)
+    }
+
+    /// Sets a fault's probability (clamped to `0.0..=1.0`; NaN is 0). A status or body fault
+    /// does nothing in plain mode, nor an error or behaviour fault the builder was given no
+    /// error or behaviour for. If the exclusive faults (all but latency) add up past 1, the
+    /// earlier ones in the order error, status, stall, body, behaviour keep their share.
+    pub fn set_probability(&self, fault: Fault, probability: f64) {
+        self.control.thresholds[fault.index()].store(threshold(probability), Relaxed);
+    }
+
+    /// A fault's probability.
+    #[must_use]
+    pub fn probability(&self, fault: Fault) -> f64 {
+        probability(self.control.thresholds[fault.index()].load(Relaxed))
+    }
+
+    /// Faults of this kind injected so far.
+    #[must_use]
+    pub fn injected(&self, fault: Fault) -> u64 {
+        self.control.injected[fault.index()].load(Relaxed)
+    }
+
+    /// Faults of every kind injected so far (a request with added latency and an error counts
+    /// twice).
+    #[must_use]
+    pub fn injected_total(&self) -> u64 {
+        Fault::ALL.iter().map(|&f| self.injected(f)).sum()
+    }
+}

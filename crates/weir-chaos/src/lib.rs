@@ -1,0 +1,30 @@
+#![doc = include_str!("../README.md")]
+#![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod body;
+mod builder;
+mod event;
+mod fault;
+mod future;
+mod handle;
+mod layer;
+mod protocol;
+mod service;
+mod settings;
+mod shared;
+mod state;
+
+pub use crate::body::{BodyFault, ChaosBody};
+pub use crate::builder::ChaosBuilder;
+pub use crate::event::Event;
+pub use crate::fault::{AnyClient, Behaviour, MakeError, NoBehaviour, NoError, OnlyKeys, Select};
+pub use crate::future::ResponseFuture;
+pub use crate::handle::ChaosHandle;
+pub use crate::layer::ChaosLayer;
+pub use crate::protocol::{FAULT_HEADER, Protocol};
+pub use crate::service::Chaos;
+pub use crate::settings::{
+    ChaosSettings, DEFAULT_BODY_AFTER, DEFAULT_GRPC_CODE, DEFAULT_LATENCY, DEFAULT_STATUS, Latency,
+};
+pub use crate::state::Fault;

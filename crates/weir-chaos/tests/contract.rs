@@ -1,0 +1,34 @@
+//! Contract: the service readies only its inner service, calls only a readied one, is
+//! `Clone + Send + Sync` when its inner service is, and its future is `Send`.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use tower::{Layer, Service, ServiceExt};
+use weir_chaos::{ChaosLayer, Latency};
+use weir_test::StrictService;
+
+fn assert_service<S, Req>(_: &S)
+where
+    S: Service<Req> + Clone + Send + Sync,
+    S::Future: Send,
+{
+}
+
+#[tokio::test(start_paused = true)]
+async fn calls_only_readied_instances_and_is_send_sync_clone() {
+    let layer = ChaosLayer::builder()
+        .seed(1)
+        .latency(0.5, Latency::fixed(Duration::from_millis(3)))
+        .behaviour(0.2, |n: &mut u32| *n += 1)
+        .build()
+        .unwrap();
+    let strict = StrictService::new(|n: u32| Ok::<_, Infallible>(n));
+    let svc = layer.layer(strict.clone());
+    assert_service::<_, u32>(&svc);
+    for n in 0..200 {
+        // A fresh clone each time: it must be readied before it is called.
+        svc.clone().oneshot(n).await.unwrap();
+    }
+    assert_eq!(strict.calls(), 200);
+}

@@ -1,0 +1,218 @@
+//! #23 integration: two axum instances on one real `redis-server` (weir-redis's harness: a
+//! server on a free port that the test can kill), and the declared policy when Redis dies
+//! between a claim and its completion. No sleeps: the handler waits on a gate the test opens.
+
+#[path = "../../weir-redis/tests/support/mod.rs"]
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::post;
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::sync::{Semaphore, mpsc};
+use weir_idempotency::{FailurePolicy, IdempotencyLayer, RedisStore};
+
+use crate::support::Redis;
+
+/// A handler that counts its runs, says it entered, and waits for the gate.
+#[derive(Clone)]
+struct Orders {
+    runs: Arc<AtomicUsize>,
+    gate: Arc<Semaphore>,
+    entered: mpsc::UnboundedSender<()>,
+}
+
+impl Orders {
+    fn new() -> (Self, mpsc::UnboundedReceiver<()>) {
+        let (entered, rx) = mpsc::unbounded_channel();
+        let orders = Self {
+            runs: Arc::new(AtomicUsize::new(0)),
+            gate: Arc::new(Semaphore::new(0)),
+            entered,
+        };
+        (orders, rx)
+    }
+
+    fn app(&self, store: RedisStore) -> Router {
+        let orders = self.clone();
+        let layer = IdempotencyLayer::builder().store(store).build().unwrap();
+        Router::new()
+            .route(
+                "/orders",
+                post(move |body: String| {
+                    let orders = orders.clone();
+                    async move {
+                        let n = orders.runs.fetch_add(1, Ordering::SeqCst) + 1;
+                        let _ = orders.entered.send(());
+                        orders.gate.acquire().await.unwrap().forget();
+                        (StatusCode::CREATED, format!("order {n}: {body}"))
+                    }
+                }),
+            )
+            .layer(layer)
+    }
+}
+
+fn store(redis: &Redis, policy: FailurePolicy) -> RedisStore {
+    RedisStore::builder(redis.url())
+        .failure_policy(policy)
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap()
+}
+
+struct Answer {
+    status: StatusCode,
+    replayed: bool,
+    body: Bytes,
+}
+
+async fn send(client: &Client<HttpConnector, Full<Bytes>>, addr: SocketAddr, key: &str) -> Answer {
+    let req = Request::post(format!("http://{addr}/orders"))
+        .header("idempotency-key", key)
+        .body(Full::new(Bytes::from_static(b"one book")))
+        .unwrap();
+    let response = client.request(req).await.expect("the server answers");
+    let status = response.status();
+    let replayed = response.headers().contains_key("idempotent-replayed");
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        replayed,
+        body,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_posts_over_two_instances_run_the_handler_once() {
+    let redis = Redis::start().await;
+    let (orders, mut entered) = Orders::new();
+    let (a, _server_a) =
+        weir_test::http::serve(orders.app(store(&redis, FailurePolicy::FailClosed))).await;
+    let (b, _server_b) =
+        weir_test::http::serve(orders.app(store(&redis, FailurePolicy::FailClosed))).await;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+
+    let (done, mut answers) = mpsc::unbounded_channel();
+    for i in 0..100 {
+        let addr = if i % 2 == 0 { a } else { b };
+        let (client, done) = (client.clone(), done.clone());
+        tokio::spawn(async move {
+            let answer = send(&client, addr, "order-42").await;
+            let _ = done.send((addr, answer));
+        });
+    }
+    // One request runs (it waits on the gate); the 99 others are answered 409 meanwhile.
+    entered.recv().await.unwrap();
+    let mut conflicts = Vec::new();
+    while conflicts.len() < 99 {
+        let (addr, answer) = answers.recv().await.unwrap();
+        assert_eq!(answer.status, StatusCode::CONFLICT, "{:?}", answer.body);
+        conflicts.push(addr);
+    }
+    orders.gate.add_permits(1);
+    let (_, first) = answers.recv().await.unwrap();
+    assert_eq!(first.status, StatusCode::CREATED);
+    assert_eq!(first.body, "order 1: one book");
+    assert!(!first.replayed);
+
+    // Every client retries (as weir-retry would after the 409's Retry-After) and gets the
+    // same body, from either instance.
+    for addr in conflicts {
+        let again = send(&client, addr, "order-42").await;
+        assert_eq!(again.status, StatusCode::CREATED);
+        assert!(again.replayed);
+        assert_eq!(again.body, first.body);
+    }
+    assert_eq!(
+        orders.runs.load(Ordering::SeqCst),
+        1,
+        "the handler ran once"
+    );
+    assert!(entered.try_recv().is_err());
+
+    // One hash per key, with a TTL, its name a Cluster hash tag.
+    let keys = redis.scan("weir:idem:*").await;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(
+        keys[0].starts_with("weir:idem:{") && keys[0].ends_with('}'),
+        "{keys:?}"
+    );
+    let mut conn = redis.connection().await;
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&keys[0])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(ttl > 0, "every key has a TTL");
+}
+
+/// Redis dies while the first request runs: its client still gets its answer; what a repeat
+/// gets is the declared policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_between_claim_and_completion_follows_the_declared_policy() {
+    for policy in [
+        FailurePolicy::FailClosed,
+        FailurePolicy::FailOpen,
+        FailurePolicy::Local,
+    ] {
+        let mut redis = Redis::start().await;
+        let (orders, mut entered) = Orders::new();
+        let store = store(&redis, policy);
+        let (addr, _server) = weir_test::http::serve(orders.app(store.clone())).await;
+        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+
+        let first = tokio::spawn({
+            let client = client.clone();
+            async move { send(&client, addr, "k").await }
+        });
+        entered.recv().await.unwrap();
+        redis.kill();
+        orders.gate.add_permits(10);
+        let first = first.await.unwrap();
+        assert_eq!(
+            first.status,
+            StatusCode::CREATED,
+            "{policy:?}: the first client is answered"
+        );
+        assert_eq!(store.errors(), 1, "{policy:?}: the completion failed");
+
+        let repeat = send(&client, addr, "k").await;
+        match policy {
+            FailurePolicy::FailClosed => {
+                assert_eq!(repeat.status, StatusCode::SERVICE_UNAVAILABLE);
+                assert_eq!(orders.runs.load(Ordering::SeqCst), 1, "never a second run");
+            }
+            FailurePolicy::FailOpen => {
+                assert_eq!(repeat.status, StatusCode::CREATED);
+                assert!(!repeat.replayed);
+                assert_eq!(
+                    orders.runs.load(Ordering::SeqCst),
+                    2,
+                    "runs without the store"
+                );
+                assert!(send(&client, addr, "k").await.status == StatusCode::CREATED);
+                assert_eq!(orders.runs.load(Ordering::SeqCst), 3);
+            }
+            FailurePolicy::Local => {
+                // The local store claims it (it never saw the first), then replays it.
+                assert_eq!(repeat.status, StatusCode::CREATED);
+                assert_eq!(orders.runs.load(Ordering::SeqCst), 2);
+                let third = send(&client, addr, "k").await;
+                assert!(third.replayed);
+                assert_eq!(third.body, repeat.body);
+                assert_eq!(orders.runs.load(Ordering::SeqCst), 2);
+            }
+            _ => unreachable!(),
+        }
+    }
+}
