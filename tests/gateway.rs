@@ -229,6 +229,67 @@ async fn a_client_deadline_propagates_through_two_hops() {
     assert!(seen().is_some_and(|ms| ms < 80));
 }
 
+/// #16.1: hostile clients sending `x-timeout-ms: 1`, each request with a fresh API key, beside a
+/// well-behaved premium client on the same upstream: every hostile request times out on its own
+/// deadline (504), none counts against the upstream, so the breaker never opens and the premium
+/// client keeps getting 200. Before #16.1, seven such requests opened the shared breaker and
+/// the premium client got 503s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiny_client_deadlines_never_open_the_breaker_for_others() {
+    let mut config = Config::demo();
+    // Unknown keys are the free tier, one bucket per address: wide enough here that every
+    // hostile request reaches the client stack, and no request is shed.
+    config.free.per_second = 100_000;
+    config.free.per_day = 1_000_000;
+    config.max_in_flight = 1_000;
+    let (gateway, upstream, client) = setup(&config).await;
+    let addr = gateway.addr;
+    // Every upstream answer takes 20 ms, so a 1 ms deadline always runs out (before sending,
+    // or during the attempt).
+    upstream.spike_ms.store(20, Ordering::SeqCst);
+    upstream.spike.store(true, Ordering::SeqCst);
+
+    let hostile = (0..4)
+        .map(|task| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                for i in 0..20 {
+                    let key = format!("fresh-key-{task}-{i}");
+                    let answer = get(&client, addr, &key, &[("x-timeout-ms", "1")]).await;
+                    statuses.push((answer.status, answer.body));
+                }
+                statuses
+            })
+        })
+        .collect::<Vec<_>>();
+    for _ in 0..20 {
+        let answer = get(&client, addr, PREMIUM_KEY, &[]).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    }
+    for task in hostile {
+        for (status, body) in task.await.expect("no panic") {
+            assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+            assert_eq!(body, "deadline exceeded");
+        }
+    }
+    // And after the 80 hostile requests, still served.
+    let answer = get(&client, addr, PREMIUM_KEY, &[]).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+
+    assert_eq!(breaker_state(&gateway), Some(State::Closed));
+    let mut failures = 0;
+    gateway
+        .breakers
+        .for_each(|_key, snapshot| failures += snapshot.failures());
+    assert_eq!(
+        failures, 0,
+        "no caller's deadline counted against the upstream"
+    );
+    assert_eq!(gateway.stats.circuit_rejected.load(Ordering::SeqCst), 0);
+    assert!(gateway.stats.transitions().is_empty());
+}
+
 /// #16 (gateway): 2 000 connections that never finish their headers (slowloris) are all closed
 /// within a few header timeouts, the ones over the connection cap at once; the gateway then
 /// serves a well-behaved client. With `axum::serve` they stayed open for 45 s and more.

@@ -235,3 +235,47 @@ async fn the_grpc_preset_opens_its_breaker_and_refuses_with_unavailable() {
     assert!((29_000..=30_000).contains(&pushback), "{pushback}");
     assert_eq!(probe.calls(), 2);
 }
+
+/// #16.5: the gRPC preset's breaker classifies each call by the `grpc-status` of its trailers,
+/// at the end of the body: calls whose `200` head looks fine but whose trailers say
+/// `UNAVAILABLE` (a failure after the first message) open it, and the next call is refused in
+/// the client. Classified by the head, they were successes and the breaker stayed closed.
+#[tokio::test]
+async fn the_grpc_preset_breaker_counts_unavailable_in_the_trailers() {
+    let probe = GrpcProbe::new().fail_in_trailers(usize::MAX, Code::Unavailable);
+    let server = GrpcServer::health_with(probe.clone()).await;
+    let (mut client, stack) = preset(server.addr(), |builder| {
+        builder
+            .minimum_calls(2)
+            .failure_rate(50.0)
+            .open_duration(Duration::from_secs(30))
+    });
+
+    for _ in 0..2 {
+        let status = client.check(check()).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+        assert_eq!(status.message(), "injected");
+    }
+    assert_eq!(stack.breaker_handle().state(), State::Open);
+
+    let status = client.check(check()).await.unwrap_err();
+    assert_eq!(status.message(), "circuit open", "{status:?}");
+    assert_eq!(probe.calls(), 2);
+}
+
+/// #16.5: a call that ends with `OK` in its trailers is a success for the gRPC preset's breaker,
+/// recorded when its body ends (nothing is left in flight).
+#[tokio::test]
+async fn the_grpc_preset_breaker_counts_ok_in_the_trailers_as_a_success() {
+    let (server, probe) = server(0).await;
+    let (mut client, stack) = preset(server.addr(), |builder| builder);
+
+    for _ in 0..3 {
+        let response = client.check(check()).await.expect("served");
+        assert_eq!(response.into_inner().status(), ServingStatus::Serving);
+    }
+    assert_eq!(probe.calls(), 3);
+    let breaker = stack.breaker_handle().snapshot();
+    assert_eq!(breaker.state(), State::Closed);
+    assert_eq!((breaker.calls(), breaker.failures()), (3, 0));
+}

@@ -152,6 +152,8 @@ impl<S, O, P> Bulkhead<S, O, P> {
 
 impl<S: Clone, O, P> Clone for Bulkhead<S, O, P> {
     /// Shares the permits, not the readiness: the clone has no reserved permit.
+    // Inlined, as the breaker's: retry clones the service below it on every call.
+    #[inline]
     fn clone(&self) -> Self {
         Self::new(self.inner.clone(), Arc::clone(&self.shared))
     }

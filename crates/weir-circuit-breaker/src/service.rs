@@ -121,6 +121,11 @@ impl<S, C, O, P> CircuitBreaker<S, C, O, P> {
 
 impl<S: Clone, C, O, P> Clone for CircuitBreaker<S, C, O, P> {
     /// Shares the breaker; the clone is not ready.
+    // Inlined: retry clones the service below it on every call (`weir::ClientStack`'s default
+    // order clones this breaker with its bulkhead and attempt timeout, 216 bytes). Out of line,
+    // the clone is returned through memory and the retry future around it is built in a
+    // temporary and copied, 8 `memcpy` calls a call (1 094 instructions per call against 885).
+    #[inline]
     fn clone(&self) -> Self {
         Self::new(self.inner.clone(), Arc::clone(&self.lanes))
     }

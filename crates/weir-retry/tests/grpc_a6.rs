@@ -102,6 +102,23 @@ const TABLE: &[Row] = &[
         gave_up: None,
     },
     Row {
+        // #16.3: the run's `max_server_delay` is the default, 60 s. A server's wait is a floor:
+        // weir never retries earlier than asked, so a longer one ends the retries with the
+        // last answer, at once.
+        name: "pushback above max_server_delay ends the retries with that answer",
+        answers: &[unavailable_pushback("120000"), OK],
+        waits: &[],
+        returns: 14,
+        gave_up: Some(GiveUp::ServerDelay),
+    },
+    Row {
+        name: "pushback at max_server_delay is waited out in full",
+        answers: &[unavailable_pushback("60000"), OK],
+        waits: &[60_000],
+        returns: 0,
+        gave_up: None,
+    },
+    Row {
         name: "pushback 0 retries at once",
         answers: &[unavailable_pushback("0"), OK],
         waits: &[0],

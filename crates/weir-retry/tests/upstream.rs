@@ -189,3 +189,41 @@ async fn only_the_listed_codes_are_retried() {
     let _ = layer.layer(svc).oneshot(get()).await.unwrap();
     assert_eq!(calls.lock().unwrap().len(), 3);
 }
+
+/// #16.4: `HttpStatus::only_retryable` through retry: a 503 it lists is retried, a 500 it does
+/// not list is returned at once (still a failure for a breaker, never retried).
+#[tokio::test(start_paused = true)]
+async fn only_the_listed_http_statuses_are_retried() {
+    use weir_core::HttpStatus;
+    let only_503 = || {
+        RetryLayer::http()
+            .max_attempts(3)
+            .budget(RetryBudget::unlimited())
+            .classify(HttpStatus::new().only_retryable(&[StatusCode::SERVICE_UNAVAILABLE]))
+            .build()
+            .unwrap()
+    };
+    let (svc, calls) = always(500, &[]);
+    let res = only_503().layer(svc).oneshot(get()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(calls.lock().unwrap().len(), 1, "500 is not listed");
+
+    let (svc, calls) = always(503, &[]);
+    let res = only_503().layer(svc).oneshot(get()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        calls.lock().unwrap().len(),
+        3,
+        "503 is listed: every attempt"
+    );
+
+    // The default classifier retries a 500.
+    let (svc, calls) = always(500, &[]);
+    let layer = RetryLayer::http()
+        .max_attempts(3)
+        .budget(RetryBudget::unlimited())
+        .build()
+        .unwrap();
+    let _ = layer.layer(svc).oneshot(get()).await.unwrap();
+    assert_eq!(calls.lock().unwrap().len(), 3);
+}

@@ -176,6 +176,7 @@ pub fn check() -> HealthCheckRequest {
 pub struct GrpcProbe {
     failures: usize,
     code: tonic::Code,
+    in_trailers: bool,
     delay_first: Option<Duration>,
     inspect: Option<Arc<dyn Fn(&Request<Body>) + Send + Sync>>,
     seen: Arc<Seen>,
@@ -194,6 +195,7 @@ impl GrpcProbe {
         Self {
             failures: 0,
             code: tonic::Code::Ok,
+            in_trailers: false,
             delay_first: None,
             inspect: None,
             seen: Arc::default(),
@@ -207,6 +209,19 @@ impl GrpcProbe {
     pub const fn fail_first(mut self, failures: usize, code: tonic::Code) -> Self {
         self.failures = failures;
         self.code = code;
+        self.in_trailers = false;
+        self
+    }
+
+    /// The first `failures` calls are served by the service below (a `200` head with
+    /// `content-type: application/grpc` and the messages), but end with `code` and the message
+    /// `"injected"` in their trailers, as a call that fails after its first message does; later
+    /// calls pass. `usize::MAX` fails every call.
+    #[must_use]
+    pub const fn fail_in_trailers(mut self, failures: usize, code: tonic::Code) -> Self {
+        self.failures = failures;
+        self.code = code;
+        self.in_trailers = true;
         self
     }
 
@@ -261,6 +276,7 @@ impl fmt::Debug for GrpcProbe {
         f.debug_struct("GrpcProbe")
             .field("failures", &self.failures)
             .field("code", &self.code)
+            .field("in_trailers", &self.in_trailers)
             .field("delay_first", &self.delay_first)
             .field("calls", &self.calls())
             .finish_non_exhaustive()
@@ -276,6 +292,27 @@ impl<S> Layer<S> for GrpcProbe {
             probe: self.clone(),
         }
     }
+}
+
+/// `body` with `grpc-status: code` and `grpc-message: injected` in its trailers in place of
+/// the status the service wrote there.
+fn fail_trailers(body: Body, code: tonic::Code) -> Body {
+    use http_body_util::BodyExt;
+
+    let status = tonic::Status::new(code, "injected");
+    Body::new(body.map_frame(move |frame| match frame.into_trailers() {
+        Ok(mut trailers) => {
+            trailers.remove("grpc-message");
+            trailers.remove("grpc-status-details-bin");
+            let mut failed = HeaderMap::new();
+            status
+                .add_header(&mut failed)
+                .unwrap_or_else(|e| unreachable!("a fixed status is valid: {e}"));
+            trailers.extend(failed);
+            http_body::Frame::trailers(trailers)
+        }
+        Err(frame) => frame,
+    }))
 }
 
 /// The service of a [`GrpcProbe`] layer.
@@ -308,8 +345,9 @@ where
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(req.headers().clone());
-        if n < self.probe.failures {
-            let status = tonic::Status::new(self.probe.code, "injected");
+        let failure = (n < self.probe.failures).then_some(self.probe.code);
+        if let Some(code) = failure.filter(|_| !self.probe.in_trailers) {
+            let status = tonic::Status::new(code, "injected");
             return Box::pin(async move { Ok(status.into_http()) });
         }
         let delay = self.probe.delay_first.filter(|_| n == 0);
@@ -318,7 +356,11 @@ where
             if let Some(delay) = delay {
                 tokio::time::sleep(delay).await;
             }
-            future.await
+            let response = future.await?;
+            Ok(match failure {
+                Some(code) => response.map(|body| fail_trailers(body, code)),
+                None => response,
+            })
         })
     }
 }

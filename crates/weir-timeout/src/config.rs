@@ -11,6 +11,8 @@ use weir_core::ConfigError;
 use crate::builder::{TimeoutBuilder, zero_timeout};
 use crate::layer::TimeoutLayer;
 use crate::policy::RouteTimeouts;
+use crate::settings::PATTERN;
+use crate::state::BelowFloor;
 
 /// The settings of a [`TimeoutLayer`] read from a configuration file (TOML, or any serde
 /// format). Every field is optional: an empty table gives the builder's defaults (no timeout of
@@ -22,6 +24,8 @@ use crate::policy::RouteTimeouts;
 /// | `timeout` | duration | `"5s"` | [`timeout`](TimeoutBuilder::timeout); with `routes`, the timeout of the routes the table does not name |
 /// | `routes` | table: route to duration or `"none"` | `{ "/health" = "200ms", "/reports/*" = "60s", "/events/*" = "none" }` | [`routes`](TimeoutBuilder::routes) |
 /// | `incoming` | duration | `"30s"` | [`incoming`](TimeoutBuilder::incoming) (server mode: the cap on a client's `grpc-timeout` / `x-timeout-ms`) |
+/// | `incoming_floor` | duration | `"50ms"` | [`incoming_floor`](TimeoutBuilder::incoming_floor) (server mode: a client's deadline shorter than this is refused at once or raised to it; at most `incoming`) |
+/// | `below_floor` | `"reject"` or `"raise"` | `"raise"` | what `incoming_floor` does with a shorter deadline ([`BelowFloor`]; default `"reject"`: a timeout of the caller's own deadline, 504 / `DEADLINE_EXCEEDED`, before the handler runs); only with `incoming_floor` |
 /// | `reject_malformed_incoming` | boolean | `true` | [`reject_malformed_incoming`](TimeoutBuilder::reject_malformed_incoming) (server mode: a malformed `grpc-timeout` / `x-timeout-ms` is answered 400 / `INVALID_ARGUMENT` instead of ignored) |
 /// | `propagate` | duration | `"20ms"` | [`propagate`](TimeoutBuilder::propagate) (client mode: the network allowance) |
 /// | `expose_deadline` | boolean | `true` | [`expose_deadline`](TimeoutBuilder::expose_deadline) (store every request's deadline in its extensions; default: except in server mode) |
@@ -80,6 +84,14 @@ pub struct TimeoutConfig {
     /// for. Greater than zero.
     #[serde(default)]
     pub incoming: Option<ConfigDuration>,
+    /// Server mode: a client's deadline shorter than this is not honoured as sent (see
+    /// `below_floor`). Greater than zero, at most `incoming`.
+    #[serde(default)]
+    pub incoming_floor: Option<ConfigDuration>,
+    /// Server mode: what `incoming_floor` does with a shorter deadline (unset: refuse it,
+    /// [`BelowFloor::Reject`]). Only with `incoming_floor`.
+    #[serde(default)]
+    pub below_floor: Option<BelowFloor>,
     /// Server mode: whether a malformed incoming `grpc-timeout` or `x-timeout-ms` is refused
     /// (400 / `INVALID_ARGUMENT`) rather than ignored (unset: ignored).
     #[serde(default)]
@@ -102,9 +114,10 @@ impl TimeoutConfig {
     ///
     /// # Errors
     ///
-    /// A zero `timeout` ([`ConfigError::is_zero`]); the builder's other rules (a zero
-    /// `incoming`, a route that does not start with `/`, a zero route timeout) are reported by
-    /// `build()`.
+    /// A zero `timeout` ([`ConfigError::is_zero`]), a `below_floor` without `incoming_floor`
+    /// ([`ConfigError::is_missing`]); the builder's other rules (a zero `incoming`, a zero
+    /// `incoming_floor` or one longer than `incoming`, a route that does not start with `/`, a
+    /// zero route timeout) are reported by `build()`.
     pub fn builder(&self) -> Result<TimeoutBuilder<RouteTimeouts>, ConfigError> {
         let default = self.timeout.map(ConfigDuration::get);
         if default.is_some_and(|d| d.is_zero()) {
@@ -121,6 +134,19 @@ impl TimeoutConfig {
         let mut builder = TimeoutLayer::builder().routes(table);
         if let Some(max) = self.incoming {
             builder = builder.incoming(max.get());
+        }
+        match (self.incoming_floor, self.below_floor) {
+            (Some(floor), below) => {
+                builder = builder.incoming_floor(floor.get(), below.unwrap_or(BelowFloor::Reject));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::missing(
+                    PATTERN,
+                    "incoming_floor",
+                    "must be given with `below_floor`",
+                ));
+            }
+            (None, None) => {}
         }
         if let Some(reject) = self.reject_malformed_incoming {
             builder = builder.reject_malformed_incoming(reject);
@@ -405,6 +431,78 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(left, Some(ms(800)));
+    }
+
+    /// #16.2: `incoming_floor` (with `below_floor`, `"reject"` by default) in a file holds a
+    /// client's deadline to a floor: a shorter one is refused at once as a timeout of the
+    /// caller's own deadline, or raised to the floor; one at the floor is honoured.
+    #[tokio::test(start_paused = true)]
+    async fn incoming_floor_is_read_from_a_file() {
+        let server = "incoming = \"30s\"\nincoming_floor = \"50ms\"\n";
+        let reject = parse(server);
+        assert_eq!(reject.incoming_floor, Some(ConfigDuration::from(ms(50))));
+        assert_eq!(reject.below_floor, None);
+        let reject = reject.build().unwrap();
+        let err = seen(&reject, get("/", &[("x-timeout-ms", "1")]))
+            .await
+            .unwrap_err();
+        let err = Error::find(&*err).unwrap();
+        assert!(err.is_timeout() && err.is_caller_deadline(), "{err}");
+        let (left, _) = seen(&reject, get("/", &[("grpc-timeout", "50m")]))
+            .await
+            .unwrap();
+        assert_eq!(left, Some(ms(50)), "at the floor: honoured");
+
+        let raise = parse(&format!("{server}below_floor = \"raise\""));
+        assert_eq!(raise.below_floor, Some(BelowFloor::Raise));
+        let (left, _) = seen(&raise.build().unwrap(), get("/", &[("x-timeout-ms", "1")]))
+            .await
+            .unwrap();
+        assert_eq!(left, Some(ms(50)), "raised to the floor");
+
+        let explicit = parse(&format!("{server}below_floor = \"reject\""));
+        assert_eq!(explicit.below_floor, Some(BelowFloor::Reject));
+        let err = seen(
+            &explicit.build().unwrap(),
+            get("/", &[("x-timeout-ms", "1")]),
+        )
+        .await
+        .unwrap_err();
+        assert!(Error::find(&*err).unwrap().is_caller_deadline());
+
+        // Without a floor the client's 1 ms is honoured.
+        let plain = parse("incoming = \"30s\"").build().unwrap();
+        let (left, _) = seen(&plain, get("/", &[("x-timeout-ms", "1")]))
+            .await
+            .unwrap();
+        assert_eq!(left, Some(ms(1)));
+    }
+
+    /// #16.2: the floor's rules, each naming its field.
+    #[test]
+    fn incoming_floor_rules_name_their_field() {
+        let build_err = |text: &str| parse(text).build().unwrap_err();
+
+        let err = build_err("incoming = \"30s\"\nincoming_floor = \"0ms\"");
+        assert!(err.is_zero(), "{err}");
+        assert_eq!(err.field(), "incoming_floor");
+
+        let err = build_err("incoming = \"1s\"\nincoming_floor = \"2s\"");
+        assert!(err.is_conflict(), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "timeout: `incoming_floor` (2s) must not be longer than `incoming` (1s)"
+        );
+
+        let err = build_err("incoming = \"1s\"\nbelow_floor = \"raise\"");
+        assert!(err.is_missing(), "{err}");
+        assert_eq!(err.field(), "incoming_floor");
+
+        let text = toml::from_str::<TimeoutConfig>("below_floor = \"wait\"")
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("below_floor"), "{text}");
+        assert!(text.contains("reject") && text.contains("raise"), "{text}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use tower_service::Service;
 use weir_core::protocol::is_grpc;
 use weir_core::{
-    BoxError, Deadline, Error, GRPC_TIMEOUT, Name, Observer, TIMEOUT_MS, decode_grpc_timeout,
+    BoxError, Deadline, Error, GRPC_TIMEOUT, Observer, TIMEOUT_MS, decode_grpc_timeout,
     decode_timeout_ms,
 };
 
@@ -151,7 +151,7 @@ fn malformed_timeout(headers: &HeaderMap) -> bool {
 /// level. The headers are looked at only when that level is enabled.
 #[cfg(feature = "tracing")]
 #[inline(never)]
-fn log_ignored(headers: &HeaderMap, name: &Name) {
+fn log_ignored(headers: &HeaderMap, name: &weir_core::Name) {
     if tracing::enabled!(tracing::Level::DEBUG) && malformed_timeout(headers) {
         tracing::debug!(
             layer = %name,

@@ -49,7 +49,8 @@ pub struct TimeoutSettings {
     /// Server mode: an incoming `grpc-timeout` or `x-timeout-ms` starts the deadline, capped at
     /// this maximum. Greater than zero.
     pub incoming: Option<Duration>,
-    /// Server mode: an incoming deadline shorter than the floor is refused or raised.
+    /// Server mode: an incoming deadline shorter than the floor is refused or raised. The
+    /// floor is greater than zero and not longer than `incoming`.
     pub incoming_floor: Option<(Duration, BelowFloor)>,
     /// Server mode: a malformed incoming timeout header is answered 400 / `INVALID_ARGUMENT`
     /// instead of ignored.
@@ -64,7 +65,9 @@ pub struct TimeoutSettings {
 }
 
 impl TimeoutSettings {
-    /// Checks the rules: `incoming`, when set, is greater than zero.
+    /// Checks the rules: `incoming`, when set, is greater than zero; `incoming_floor`, when
+    /// set, is greater than zero and not longer than `incoming` (a floor above the cap would
+    /// refuse, or raise past the cap, every deadline a client sends).
     ///
     /// # Errors
     ///
@@ -76,6 +79,22 @@ impl TimeoutSettings {
                 "incoming",
                 "maximum must be greater than zero",
             ));
+        }
+        if let Some((floor, _)) = self.incoming_floor {
+            if floor.is_zero() {
+                return Err(ConfigError::zero(
+                    PATTERN,
+                    "incoming_floor",
+                    "must be greater than zero",
+                ));
+            }
+            if let Some(max) = self.incoming.filter(|max| floor > *max) {
+                return Err(ConfigError::conflict(
+                    PATTERN,
+                    "incoming_floor",
+                    format!("({floor:?}) must not be longer than `incoming` ({max:?})"),
+                ));
+            }
         }
         Ok(())
     }

@@ -41,7 +41,14 @@ pub(crate) fn whose(in_force: Deadline, own: Option<Deadline>) -> Whose {
 
 /// What server mode does with an incoming deadline shorter than its floor
 /// ([`TimeoutBuilder::incoming_floor`](crate::TimeoutBuilder::incoming_floor)).
+///
+/// In a configuration file (feature `serde`): `"reject"` or `"raise"`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum BelowFloor {
     /// Refuse the request at once, before the handler runs: a timeout of the caller's own

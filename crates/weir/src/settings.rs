@@ -8,6 +8,7 @@ use serde::Deserialize;
 use weir_core::ErrorResponseLayer;
 use weir_core::config::ConfigDuration;
 use weir_rate_limit::{ConfigLayer, RateLimitConfig};
+use weir_timeout::BelowFloor;
 
 use crate::optional::OptionalLayer;
 use weir_core::ConfigError;
@@ -26,6 +27,8 @@ pub type ConfigServerStack = ServerStack<OptionalLayer<ConfigLayer>>;
 /// | `timeout` | duration | `"10s"` |
 /// | `max_in_flight` | integer | `500` |
 /// | `expose_deadline` | bool | `true` |
+/// | `incoming_floor` | duration | `"50ms"` (a client's shorter deadline is refused at once, or raised: [`ServerBuilder::incoming_floor`]) |
+/// | `below_floor` | `"reject"` (the default) or `"raise"` ([`BelowFloor`]) | `"raise"` (only with `incoming_floor`) |
 /// | `rate_limit` | table ([`RateLimitConfig`](crate::rate_limit::RateLimitConfig)) | `{ key = "api_key", quota = { rate = 100, per = "1s" } }` |
 /// | `refusal_body` | `"text"` or `"problem_json"` ([`RefusalBodyConfig`]) | `"problem_json"` |
 /// | `timeout_status` | integer, 4xx or 5xx | `408` |
@@ -78,6 +81,14 @@ pub struct ServerConfig {
     /// Whether every request's `Deadline` is stored in its extensions.
     #[serde(default)]
     pub expose_deadline: Option<bool>,
+    /// A floor under a client's deadline: a shorter one is refused at once or raised
+    /// ([`ServerBuilder::incoming_floor`]). Greater than zero, at most `timeout`.
+    #[serde(default)]
+    pub incoming_floor: Option<ConfigDuration>,
+    /// What `incoming_floor` does with a shorter deadline (unset: refuse it). Only with
+    /// `incoming_floor`.
+    #[serde(default)]
+    pub below_floor: Option<BelowFloor>,
     /// A rate limit, between the response mapping and the load shedder.
     #[serde(default)]
     pub rate_limit: Option<RateLimitConfig>,
@@ -128,8 +139,8 @@ impl ServerConfig {
     /// # Errors
     ///
     /// The `rate_limit` table breaks one of its rules (the field is named inside the table,
-    /// `rate_limit.quota.rate`), or a `timeout_status` or `missing_key_status` is not a 4xx or
-    /// 5xx.
+    /// `rate_limit.quota.rate`), a `timeout_status` or `missing_key_status` is not a 4xx or
+    /// 5xx, or `below_floor` is given without `incoming_floor`.
     pub fn builder(&self) -> Result<ServerBuilder<OptionalLayer<ConfigLayer>>, ConfigError> {
         let rate_limit = self
             .rate_limit
@@ -146,6 +157,19 @@ impl ServerConfig {
         }
         if let Some(expose) = self.expose_deadline {
             builder = builder.expose_deadline(expose);
+        }
+        match (self.incoming_floor, self.below_floor) {
+            (Some(floor), below) => {
+                builder = builder.incoming_floor(floor.get(), below.unwrap_or(BelowFloor::Reject));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::missing(
+                    SERVER,
+                    "incoming_floor",
+                    "must be given with `below_floor`",
+                ));
+            }
+            (None, None) => {}
         }
         if let Some(paths) = &self.exempt_paths {
             builder = builder.exempt_paths(paths.iter().cloned());
@@ -179,6 +203,8 @@ impl fmt::Debug for ServerConfig {
             .field("timeout", &self.timeout)
             .field("max_in_flight", &self.max_in_flight)
             .field("expose_deadline", &self.expose_deadline)
+            .field("incoming_floor", &self.incoming_floor)
+            .field("below_floor", &self.below_floor)
             .field("rate_limit", &self.rate_limit)
             .field("refusal_body", &self.refusal_body)
             .field("timeout_status", &self.timeout_status)

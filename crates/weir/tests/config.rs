@@ -248,3 +248,41 @@ fn the_presets_rules_apply_to_a_file() {
     assert_eq!(err.field(), "sampling_window");
     assert!(err.to_string().contains("sampling_window"), "{err}");
 }
+
+/// #16.2: `incoming_floor` (and `below_floor`) in a `[server]` table hold a client's deadline to
+/// the floor, as `ServerBuilder::incoming_floor` does; the rules name the field.
+#[tokio::test(start_paused = true)]
+async fn a_server_file_sets_the_incoming_floor() {
+    use weir::timeout::BelowFloor;
+
+    let (server, _) = tables("[server]\nincoming_floor = \"50ms\"\n").unwrap();
+    let stack = server.build().unwrap();
+    assert_eq!(
+        stack.incoming_floor(),
+        Some((Duration::from_millis(50), BelowFloor::Reject))
+    );
+    let mut req = get("/");
+    req.headers_mut()
+        .insert("x-timeout-ms", http::HeaderValue::from_static("1"));
+    let Ok(refused) = stack.layer(service_fn(handler)).oneshot(req).await;
+    assert_eq!(refused.status(), StatusCode::GATEWAY_TIMEOUT);
+
+    let (server, _) =
+        tables("[server]\nincoming_floor = \"50ms\"\nbelow_floor = \"raise\"\n").unwrap();
+    assert_eq!(
+        server.build().unwrap().incoming_floor(),
+        Some((Duration::from_millis(50), BelowFloor::Raise))
+    );
+
+    let (server, _) = tables("[server]\ntimeout = \"1s\"\nincoming_floor = \"2s\"\n").unwrap();
+    let err = server.build().unwrap_err();
+    assert!(err.is_conflict(), "{err:?}");
+    assert_eq!(err.field(), "incoming_floor");
+    let (server, _) = tables("[server]\nincoming_floor = \"0ms\"\n").unwrap();
+    assert!(server.build().unwrap_err().is_zero());
+    let (server, _) = tables("[server]\nbelow_floor = \"raise\"\n").unwrap();
+    let err = server.build().unwrap_err();
+    assert!(err.is_missing(), "{err:?}");
+    assert_eq!(err.field(), "incoming_floor");
+    assert!(tables("[server]\nbelow_floor = \"wait\"\n").is_err());
+}

@@ -276,3 +276,78 @@ async fn server_config_sets_the_refusals() {
     );
     assert!(toml::from_str::<weir::ServerConfig>(r#"refusal_body = "xml""#).is_err());
 }
+
+/// A handler that answers after 20 ms, counting its calls.
+fn counted(
+    calls: &Arc<AtomicUsize>,
+) -> impl tower::Service<
+    Request<String>,
+    Response = Response<String>,
+    Error = io::Error,
+    Future = impl Send,
+> + Clone {
+    let calls = Arc::clone(calls);
+    service_fn(move |_req: Request<String>| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok(Response::new(String::from("ok")))
+        }
+    })
+}
+
+fn with_timeout(header: &'static str, value: &'static str) -> Request<String> {
+    let mut req = get("/");
+    req.headers_mut()
+        .insert(header, http::HeaderValue::from_static(value));
+    req
+}
+
+/// #16.2: `ServerBuilder::incoming_floor` refuses a client's deadline below the floor at once,
+/// with a 504 and without calling the handler (`Reject`), or raises it to the floor (`Raise`);
+/// without a floor the same `x-timeout-ms: 1` reaches the handler and times out.
+#[tokio::test(start_paused = true)]
+async fn server_stack_holds_client_deadlines_to_its_incoming_floor() {
+    use weir::timeout::BelowFloor;
+
+    let calls = Arc::new(AtomicUsize::new(0));
+    let reject = ServerStack::builder()
+        .incoming_floor(Duration::from_millis(50), BelowFloor::Reject)
+        .build()
+        .unwrap()
+        .layer(counted(&calls));
+    let Ok(refused) = reject
+        .clone()
+        .oneshot(with_timeout("x-timeout-ms", "1"))
+        .await;
+    assert_eq!(refused.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "refused before the handler"
+    );
+    let Ok(served) = reject.oneshot(with_timeout("x-timeout-ms", "50")).await;
+    assert_eq!(served.status(), StatusCode::OK, "at the floor: honoured");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    let raise = ServerStack::builder()
+        .incoming_floor(Duration::from_millis(50), BelowFloor::Raise)
+        .build()
+        .unwrap()
+        .layer(counted(&calls));
+    let Ok(raised) = raise.oneshot(with_timeout("grpc-timeout", "1m")).await;
+    assert_eq!(raised.status(), StatusCode::OK, "raised to 50 ms: served");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+    let plain = ServerStack::builder()
+        .build()
+        .unwrap()
+        .layer(counted(&calls));
+    let Ok(late) = plain.oneshot(with_timeout("x-timeout-ms", "1")).await;
+    assert_eq!(late.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        3,
+        "without a floor the handler ran"
+    );
+}

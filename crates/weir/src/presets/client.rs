@@ -8,13 +8,15 @@ use std::time::Duration;
 use tower_layer::{Identity, Layer, Stack};
 use tower_service::Service;
 use weir_bulkhead::{BulkheadHandle, BulkheadLayer};
+#[cfg(feature = "tonic")]
+use weir_circuit_breaker::Trailers;
 use weir_circuit_breaker::{
     CircuitBreakerBuilder, CircuitBreakerHandle, CircuitBreakerLayer, KeyedCircuitBreakerHandle,
     KeyedCircuitBreakerLayer,
 };
-#[cfg(feature = "tonic")]
-use weir_core::GrpcStatus;
 use weir_core::{AnyError, Authority, HttpStatus, Observer};
+#[cfg(feature = "tonic")]
+use weir_core::{ClassifyTrailers, GrpcStatus};
 use weir_retry::{HttpReplay, RetryBudget, RetryBuilder, RetryHandle, RetryLayer};
 use weir_timeout::TimeoutLayer;
 
@@ -110,7 +112,9 @@ pub struct Single<C = AnyError>(C);
 pub struct PerAuthority<C = HttpStatus>(C);
 
 /// [`ClientBuilder`] mode: a gRPC client around a tonic `Channel`, from
-/// [`ClientBuilder::grpc`]: one circuit breaker classified with `C` ([`GrpcStatus`]), gRPC
+/// [`ClientBuilder::grpc`]: one circuit breaker classified with `C` ([`GrpcStatus`]) at the end
+/// of each response body, where gRPC puts the status (the breaker's
+/// [`Trailers`](weir_circuit_breaker::Trailers)), gRPC
 /// retry ([`RetryLayer::grpc`]: `UNAVAILABLE`, `RESOURCE_EXHAUSTED`, ... with
 /// `grpc-retry-pushback-ms` honoured), `grpc-timeout` propagation, tonic's request body
 /// ([`TonicBodyLayer`](crate::TonicBodyLayer)) and every error a `tonic::Status` with its proper
@@ -142,7 +146,7 @@ impl<C> Mode for PerAuthority<C> {
 
 #[cfg(feature = "tonic")]
 impl<C> Mode for Grpc<C> {
-    type Breaker<O> = CircuitBreakerLayer<C, O>;
+    type Breaker<O> = CircuitBreakerLayer<C, O, Trailers>;
     type BreakerHandle = CircuitBreakerHandle;
     type Retry<O> = RetryLayer<HttpReplay, GrpcStatus, O, weir_core::protocol::Http>;
     type Outer = crate::grpc::GrpcStatusLayer;
@@ -619,7 +623,10 @@ impl<K, Ord, O> ClientBuilder<K, Ord, O> {
 
     /// A gRPC client, around a tonic `Channel` as it is: [`GrpcStatus`] classification for the
     /// breaker and retry (`UNAVAILABLE`, `RESOURCE_EXHAUSTED`, `ABORTED`, `DEADLINE_EXCEEDED`
-    /// retried, `grpc-retry-pushback-ms` honoured, gRPC's ±20 % jitter), `grpc-timeout`
+    /// retried, `grpc-retry-pushback-ms` honoured, gRPC's ±20 % jitter), the breaker and the
+    /// retry budget reading the status where gRPC sends it, in the trailers (an `UNAVAILABLE`
+    /// after the first message is a failure, not the success its `200` head looks like; the
+    /// breaker's permit is held until the response body ends), `grpc-timeout`
     /// propagation, tonic's request body, and every error a `tonic::Status` with its proper
     /// code: a transport failure (connection refused) is `UNAVAILABLE`, an open circuit or a
     /// full bulkhead `UNAVAILABLE` with a pushback, a timeout `DEADLINE_EXCEEDED` (see
@@ -681,9 +688,14 @@ impl<C, Ord, O> ClientBuilder<PerAuthority<C>, Ord, O> {
 
 #[cfg(feature = "tonic")]
 impl<C, Ord, O> ClientBuilder<Grpc<C>, Ord, O> {
-    /// The breaker's classifier, in place of [`GrpcStatus::default()`].
+    /// The breaker's classifier, in place of [`GrpcStatus::default()`] (for instance
+    /// `GrpcStatus::new().only_retryable(..)`): one that reads the status in the trailers
+    /// ([`ClassifyTrailers`]), since the breaker classifies each call at the end of its body.
     #[must_use]
-    pub fn breaker_classifier<C2>(self, classifier: C2) -> ClientBuilder<Grpc<C2>, Ord, O> {
+    pub fn breaker_classifier<C2: ClassifyTrailers>(
+        self,
+        classifier: C2,
+    ) -> ClientBuilder<Grpc<C2>, Ord, O> {
         self.retype(Grpc(classifier))
     }
 }
@@ -882,6 +894,9 @@ where
             .classifier(classifier)
             .build_with_handle()
             .map_err(|e| adopt("circuit breaker", "circuit_breaker", e))?;
+        // The status of a gRPC call is in its trailers: the breaker records each call at the
+        // end of its response body, not at its `200` head.
+        let breaker = (breaker.0.trailers(), breaker.1);
         this.assemble::<Grpc<C>>(
             retry,
             breaker,

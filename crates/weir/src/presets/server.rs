@@ -9,7 +9,7 @@ use tower_layer::{Identity, Layer};
 use weir_core::protocol::Http;
 use weir_core::{ErrorResponse, ErrorResponseLayer, Observer};
 use weir_load_shed::{Fixed, LoadShed, LoadShedHandle, LoadShedLayer, Priority, Uniform};
-use weir_timeout::{Timeout, TimeoutLayer};
+use weir_timeout::{BelowFloor, Timeout, TimeoutLayer};
 
 use super::exempt::{DEFAULT_EXEMPT_PATHS, Exempt};
 use weir_core::ConfigError;
@@ -67,6 +67,7 @@ pub struct ServerStack<R = Identity, C = Uniform, O = ()> {
     shed: LoadShedLayer<Fixed, C, O, Http>,
     timeout_layer: TimeoutLayer<Duration, O>,
     timeout: Duration,
+    incoming_floor: Option<(Duration, BelowFloor)>,
     max_in_flight: usize,
     exempt: Arc<[Cow<'static, str>]>,
 }
@@ -81,6 +82,7 @@ impl ServerStack {
                 max_in_flight: DEFAULT_MAX_IN_FLIGHT,
                 timeout: DEFAULT_SERVER_TIMEOUT,
                 expose_deadline: false,
+                incoming_floor: None,
                 shares: Vec::new(),
                 exempt: None,
             },
@@ -96,6 +98,13 @@ impl<R, C, O> ServerStack<R, C, O> {
     #[must_use]
     pub const fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// The floor under a client's deadline, and what is done below it
+    /// ([`ServerBuilder::incoming_floor`]); `None` by default.
+    #[must_use]
+    pub const fn incoming_floor(&self) -> Option<(Duration, BelowFloor)> {
+        self.incoming_floor
     }
 
     /// The cap on calls in flight.
@@ -172,6 +181,7 @@ impl<R: Clone, C, O: Clone> Clone for ServerStack<R, C, O> {
             shed: self.shed.clone(),
             timeout_layer: self.timeout_layer.clone(),
             timeout: self.timeout,
+            incoming_floor: self.incoming_floor,
             max_in_flight: self.max_in_flight,
             exempt: Arc::clone(&self.exempt),
         }
@@ -183,6 +193,7 @@ impl<R, C, O> fmt::Debug for ServerStack<R, C, O> {
         f.debug_struct("ServerStack")
             .field("error_responses", &self.errors)
             .field("timeout", &self.timeout)
+            .field("incoming_floor", &self.incoming_floor)
             .field("max_in_flight", &self.max_in_flight)
             .field("exempt_paths", &self.exempt)
             .finish_non_exhaustive()
@@ -198,6 +209,7 @@ impl<R, C, O> fmt::Debug for ServerStack<R, C, O> {
 /// | `priority` | every request normal, admitted up to `max_in_flight` | declare priorities and their shares to keep room for critical requests |
 /// | `timeout` | 30 s | .NET's total request timeout |
 /// | `expose_deadline` | off | the `Deadline` is in the extensions only when the client sent one (no allocation otherwise) |
+/// | `incoming_floor` | none: a client's deadline up to `timeout` is honoured as sent | [`incoming_floor`](Self::incoming_floor): a shorter one is refused at once or raised |
 /// | `error_responses` | [`ErrorResponseLayer::new`]: 429 / 503 / 504, 401 for a missing key, plain text, IETF `RateLimit` fields | [`problem_json`](ErrorResponseLayer::problem_json) for a JSON API |
 /// | `observer` | none (`()`: free) | `weir::Tracing`, `weir::Metrics`, or your own |
 /// | `exempt_paths` | [`DEFAULT_EXEMPT_PATHS`](crate::DEFAULT_EXEMPT_PATHS): `/livez`, `/readyz`, `/startupz` | weir-health's probe paths: never refused by the protections they report on |
@@ -223,6 +235,8 @@ struct ServerSettings {
     max_in_flight: usize,
     timeout: Duration,
     expose_deadline: bool,
+    /// The floor under a client's deadline, and what is done below it.
+    incoming_floor: Option<(Duration, BelowFloor)>,
     /// The shares the user set, by priority; the others keep the load shedder's defaults.
     shares: Vec<(Priority, f64)>,
     /// `None`: the defaults.
@@ -284,6 +298,39 @@ impl<R, C, O> ServerBuilder<R, C, O> {
     #[must_use]
     pub fn expose_deadline(mut self, expose: bool) -> Self {
         self.settings.expose_deadline = expose;
+        self
+    }
+
+    /// A floor under the client's deadline: a `grpc-timeout` / `x-timeout-ms` shorter than
+    /// `floor` is refused at once, before the handler runs ([`BelowFloor::Reject`]: a timeout of
+    /// the caller's own deadline, 504 / `DEADLINE_EXCEEDED`, which no weir classifier counts
+    /// against anyone), or raised to `floor` ([`BelowFloor::Raise`]). Without it (the default)
+    /// a client's `x-timeout-ms: 1` is honoured, and answered with a timeout a millisecond later.
+    /// Greater than zero, at most `timeout` (see
+    /// [`TimeoutBuilder::incoming_floor`](crate::timeout::TimeoutBuilder::incoming_floor)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use weir::ServerStack;
+    /// use weir::timeout::BelowFloor;
+    ///
+    /// let stack = ServerStack::builder()
+    ///     .incoming_floor(Duration::from_millis(50), BelowFloor::Reject)
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(stack.incoming_floor(), Some((Duration::from_millis(50), BelowFloor::Reject)));
+    ///
+    /// let err = ServerStack::builder()
+    ///     .timeout(Duration::from_secs(1))
+    ///     .incoming_floor(Duration::from_secs(2), BelowFloor::Raise)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(err.is_conflict());
+    /// assert_eq!(err.field(), "incoming_floor");
+    /// ```
+    #[must_use]
+    pub const fn incoming_floor(mut self, floor: Duration, below: BelowFloor) -> Self {
+        self.settings.incoming_floor = Some((floor, below));
         self
     }
 
@@ -374,10 +421,23 @@ where
     ///
     /// # Errors
     ///
-    /// A zero `timeout` or `max_in_flight`, a share out of range or out of order (the load
-    /// shedder's rule).
+    /// A zero `timeout` or `max_in_flight`, a zero `incoming_floor` or one longer than
+    /// `timeout`, a share out of range or out of order (the load shedder's rule).
     pub fn build(self) -> Result<ServerStack<R, C, O>, ConfigError> {
         check_timeout(SERVER, "timeout", self.settings.timeout)?;
+        if let Some((floor, _)) = self.settings.incoming_floor {
+            check_timeout(SERVER, "incoming_floor", floor)?;
+            if floor > self.settings.timeout {
+                return Err(ConfigError::conflict(
+                    SERVER,
+                    "incoming_floor",
+                    format!(
+                        "({floor:?}) must not be longer than `timeout` ({:?})",
+                        self.settings.timeout
+                    ),
+                ));
+            }
+        }
         if self.settings.max_in_flight == 0 {
             return Err(ConfigError::zero(
                 SERVER,
@@ -385,7 +445,11 @@ where
                 "must be at least 1",
             ));
         }
-        let timeout = TimeoutLayer::server(self.settings.timeout)
+        let mut timeout = TimeoutLayer::server(self.settings.timeout);
+        if let Some((floor, below)) = self.settings.incoming_floor {
+            timeout = timeout.incoming_floor(floor, below);
+        }
+        let timeout = timeout
             .expose_deadline(self.settings.expose_deadline)
             .name("server")
             .observer(self.observer.clone())
@@ -407,6 +471,7 @@ where
             shed,
             timeout_layer: timeout,
             timeout: self.settings.timeout,
+            incoming_floor: self.settings.incoming_floor,
             max_in_flight: self.settings.max_in_flight,
             exempt: match self.settings.exempt {
                 Some(paths) => paths.into(),
@@ -437,6 +502,7 @@ impl<R, C, O> fmt::Debug for ServerBuilder<R, C, O> {
             .field("max_in_flight", &self.settings.max_in_flight)
             .field("timeout", &self.settings.timeout)
             .field("expose_deadline", &self.settings.expose_deadline)
+            .field("incoming_floor", &self.settings.incoming_floor)
             .field("shares", &self.settings.shares)
             .field("exempt_paths", &self.settings.exempt)
             .finish_non_exhaustive()
