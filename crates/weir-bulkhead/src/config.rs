@@ -228,11 +228,13 @@ fn partition_key(key: &KeySpec, text: &str) -> Result<SpecKey, ConfigError> {
         KeySpec::Header(_) => HeaderValue::from_str(text)
             .map(SpecKey::Header)
             .map_err(|_| invalid("keys must be valid header values")),
-        KeySpec::ApiKey | KeySpec::ApiKeyHeader(_) | KeySpec::Bearer => HeaderValue::from_str(text)
-            .ok()
-            .filter(|value| !value.is_empty())
-            .map(|value| SpecKey::ApiKey(ApiKeyToken::from(value)))
-            .ok_or_else(|| invalid("keys must be non-empty API keys (valid header values)")),
+        KeySpec::ApiKey { .. } | KeySpec::ApiKeyHeader(_) | KeySpec::Bearer { .. } => {
+            HeaderValue::from_str(text)
+                .ok()
+                .filter(|value| !value.is_empty())
+                .map(|value| SpecKey::ApiKey(ApiKeyToken::from(value)))
+                .ok_or_else(|| invalid("keys must be non-empty API keys (valid header values)"))
+        }
         KeySpec::Authority => text
             .trim()
             .parse::<http::uri::Authority>()

@@ -11,8 +11,8 @@ use serde::de::{self, Deserialize, Deserializer};
 use crate::KeyExtractor;
 use crate::backoff::{Backoff, Jitter};
 use crate::key::{
-    ApiKey, ApiKeyToken, Authority, Cidr, ForwardedHeader, Header, MethodPath, PeerIp, RouteKey,
-    Walk,
+    ApiKey, ApiKeyToken, Authority, Cidr, DEFAULT_MAX_KEY_LEN, ForwardedHeader, Header, MethodPath,
+    PeerIp, RouteKey, Walk,
 };
 
 /// A duration in a configuration file: a whole number and a unit, `us`, `ms`, `s`, `m`, `h` or
@@ -141,15 +141,17 @@ impl std::error::Error for DurationError {}
 /// | `key = { forwarded_ip = { trusted_proxies = 1 } }` | the client address behind 1 proxy, by count ([`PeerIp::trusted_proxies`]) |
 /// | `key = { forwarded_ip = { trust = ["fd00::/8"], header = "forwarded", ipv6_prefix = 56 } }` | from RFC 7239 `Forwarded`, IPv6 clients keyed by /56 |
 /// | `key = { header = "x-tenant" }` | a header's value ([`Header`]) |
+/// | `key = { header = { name = "x-tenant", max_len = 64 } }` | the same, kept verbatim up to 64 bytes ([`Header::max_len`]) |
 /// | `key = "api_key"` / `key = { api_key_header = "x-token" }` | an API key in `x-api-key` or another header ([`ApiKey`]) |
-/// | `key = "bearer"` | the token of `Authorization: Bearer` ([`ApiKey::bearer`]) |
+/// | `key = { api_key = { max_len = 2048 } }` / `key = { api_key_header = { name = "x-token", max_len = 2048 } }` | the same, kept verbatim up to 2 048 bytes ([`ApiKey::max_len`]) |
+/// | `key = "bearer"` / `key = { bearer = { max_len = 4096 } }` | the token of `Authorization: Bearer` ([`ApiKey::bearer`]) |
 /// | `key = "method_path"` | method and route ([`MethodPath`]) |
 /// | `key = "authority"` | the upstream host, for clients ([`Authority`]) |
 ///
 /// A header name that is not a valid HTTP header name is refused when the file is read. Header
-/// values and API keys longer than [`DEFAULT_MAX_KEY_LEN`](crate::key::DEFAULT_MAX_KEY_LEN) bytes are
-/// missing keys, as with [`Header`] and [`ApiKey`]. `peer_ip` keys IPv6 clients by their /64; see
-/// [`PeerIpSpec`] for the `forwarded_ip` settings.
+/// values and API keys longer than `max_len` ([`DEFAULT_MAX_KEY_LEN`](crate::key::DEFAULT_MAX_KEY_LEN)
+/// bytes when left out) are kept as their digest, as with [`Header`] and [`ApiKey`]. `peer_ip`
+/// keys IPv6 clients by their /64; see [`PeerIpSpec`] for the `forwarded_ip` settings.
 ///
 /// ```
 /// use http::Request;
@@ -168,8 +170,7 @@ impl std::error::Error for DurationError {}
 /// assert!(toml::from_str::<Settings>(r#"key = { header = "bad header" }"#).is_err());
 /// assert!(toml::from_str::<Settings>(r#"key = "cookie""#).is_err());
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum KeySpec {
     /// One key for every request.
@@ -181,17 +182,217 @@ pub enum KeySpec {
     /// [`PeerIp::trusted_proxies`]).
     ForwardedIp(PeerIpSpec),
     /// A header's value ([`Header`]).
-    Header(#[serde(deserialize_with = "header_name")] HeaderName),
+    Header(HeaderSpec),
     /// An API key from `x-api-key` ([`ApiKey`]).
-    ApiKey,
+    ApiKey {
+        /// The longest token kept verbatim ([`ApiKey::max_len`]).
+        max_len: usize,
+    },
     /// An API key from another header ([`ApiKey::header_name`]).
-    ApiKeyHeader(#[serde(deserialize_with = "header_name")] HeaderName),
+    ApiKeyHeader(HeaderSpec),
     /// The token of `Authorization: Bearer` ([`ApiKey::bearer`]).
-    Bearer,
+    Bearer {
+        /// The longest token kept verbatim ([`ApiKey::max_len`]).
+        max_len: usize,
+    },
     /// The request's method and route ([`MethodPath`]).
     MethodPath,
     /// The authority the request is sent to ([`Authority`]).
     Authority,
+}
+
+impl KeySpec {
+    /// The names a configuration file may write.
+    const NAMES: &'static [&'static str] = &[
+        "global",
+        "peer_ip",
+        "forwarded_ip",
+        "header",
+        "api_key",
+        "api_key_header",
+        "bearer",
+        "method_path",
+        "authority",
+    ];
+
+    /// [`KeySpec::ApiKey`] with the default cap.
+    pub const API_KEY: Self = Self::ApiKey {
+        max_len: DEFAULT_MAX_KEY_LEN,
+    };
+
+    /// [`KeySpec::Bearer`] with the default cap.
+    pub const BEARER: Self = Self::Bearer {
+        max_len: DEFAULT_MAX_KEY_LEN,
+    };
+}
+
+impl<'de> Deserialize<'de> for KeySpec {
+    /// A name (`"peer_ip"`), or a table of one name and its settings
+    /// (`{ header = "x-tenant" }`, `{ bearer = { max_len = 4096 } }`); see [`KeySpec`].
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(KeySpecVisitor)
+    }
+}
+
+struct KeySpecVisitor;
+
+impl<'de> de::Visitor<'de> for KeySpecVisitor {
+    type Value = KeySpec;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key name such as \"peer_ip\", or a table such as { header = \"x-tenant\" }")
+    }
+
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<KeySpec, E> {
+        Ok(match name {
+            "global" => KeySpec::Global,
+            "peer_ip" => KeySpec::PeerIp,
+            "api_key" => KeySpec::API_KEY,
+            "bearer" => KeySpec::BEARER,
+            "method_path" => KeySpec::MethodPath,
+            "authority" => KeySpec::Authority,
+            "header" | "api_key_header" => {
+                return Err(E::custom(format_args!(
+                    "key \"{name}\" needs a header name: {{ {name} = \"x-tenant\" }}"
+                )));
+            }
+            "forwarded_ip" => {
+                return Err(E::custom(
+                    "key \"forwarded_ip\" needs its proxies: { forwarded_ip = { trust = [\"10.0.0.0/8\"] } }",
+                ));
+            }
+            other => return Err(E::unknown_variant(other, KeySpec::NAMES)),
+        })
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<KeySpec, A::Error> {
+        let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? else {
+            return Err(de::Error::custom("an empty table names no key"));
+        };
+        let spec = match name.as_ref() {
+            "forwarded_ip" => KeySpec::ForwardedIp(map.next_value()?),
+            "header" => KeySpec::Header(map.next_value()?),
+            "api_key_header" => KeySpec::ApiKeyHeader(map.next_value()?),
+            "api_key" => KeySpec::ApiKey {
+                max_len: map.next_value::<LenSpec>()?.max_len,
+            },
+            "bearer" => KeySpec::Bearer {
+                max_len: map.next_value::<LenSpec>()?.max_len,
+            },
+            other => {
+                let known = ["global", "peer_ip", "method_path", "authority"];
+                if known.contains(&other) {
+                    return Err(de::Error::custom(format_args!(
+                        "key \"{other}\" takes no settings: write key = \"{other}\""
+                    )));
+                }
+                return Err(de::Error::unknown_variant(other, KeySpec::NAMES));
+            }
+        };
+        if map.next_key::<de::IgnoredAny>()?.is_some() {
+            return Err(de::Error::custom("a key table names exactly one key"));
+        }
+        Ok(spec)
+    }
+}
+
+/// The settings of `{ api_key = { ... } }` and `{ bearer = { ... } }`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LenSpec {
+    #[serde(default = "default_max_len")]
+    max_len: usize,
+}
+
+const fn default_max_len() -> usize {
+    DEFAULT_MAX_KEY_LEN
+}
+
+/// The settings of [`KeySpec::Header`] and [`KeySpec::ApiKeyHeader`]: the header's name and the
+/// longest value kept verbatim (a longer one is kept as its digest, see [`Header::max_len`]).
+///
+/// A file writes the name alone (`{ header = "x-tenant" }`, the cap is then
+/// [`DEFAULT_MAX_KEY_LEN`]) or a table (`{ header = { name = "x-tenant", max_len = 64 } }`).
+///
+/// ```
+/// use weir_core::config::{HeaderSpec, KeySpec};
+///
+/// #[derive(serde::Deserialize)]
+/// struct Settings {
+///     key: KeySpec,
+/// }
+///
+/// let text = r#"key = { header = { name = "x-tenant", max_len = 64 } }"#;
+/// let KeySpec::Header(spec) = toml::from_str::<Settings>(text).unwrap().key else { panic!() };
+/// assert_eq!((spec.name.as_str(), spec.max_len), ("x-tenant", 64));
+/// let short = r#"key = { header = "x-tenant" }"#;
+/// let KeySpec::Header(spec) = toml::from_str::<Settings>(short).unwrap().key else { panic!() };
+/// assert_eq!(spec, HeaderSpec::new(http::HeaderName::from_static("x-tenant")));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeaderSpec {
+    /// The header read.
+    pub name: HeaderName,
+    /// The longest value kept verbatim.
+    pub max_len: usize,
+}
+
+impl HeaderSpec {
+    /// The header `name`, values kept verbatim up to [`DEFAULT_MAX_KEY_LEN`] bytes.
+    #[must_use]
+    pub const fn new(name: HeaderName) -> Self {
+        Self {
+            name,
+            max_len: DEFAULT_MAX_KEY_LEN,
+        }
+    }
+}
+
+impl From<HeaderName> for HeaderSpec {
+    /// [`HeaderSpec::new`].
+    fn from(name: HeaderName) -> Self {
+        Self::new(name)
+    }
+}
+
+impl<'de> Deserialize<'de> for HeaderSpec {
+    /// A header name, or a table `{ name = "...", max_len = N }`.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            #[serde(deserialize_with = "header_name")]
+            name: HeaderName,
+            #[serde(default = "default_max_len")]
+            max_len: usize,
+        }
+
+        struct Visitor;
+
+        impl<'de> de::Visitor<'de> for Visitor {
+            type Value = HeaderSpec;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a header name, or a table { name = \"x-tenant\", max_len = 512 }")
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<HeaderSpec, E> {
+                HeaderName::try_from(text)
+                    .map(HeaderSpec::new)
+                    .map_err(|_| E::custom(format_args!("{text:?} is not a valid header name")))
+            }
+
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<HeaderSpec, A::Error> {
+                let table = Table::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(HeaderSpec {
+                    name: table.name,
+                    max_len: table.max_len,
+                })
+            }
+        }
+
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// The settings of [`KeySpec::ForwardedIp`]: those of a [`PeerIp`].
@@ -340,13 +541,23 @@ impl<B> KeyExtractor<Request<B>> for KeySpec {
             Self::Global => Some(SpecKey::Global),
             Self::PeerIp => PeerIp::new().extract(req).map(SpecKey::Ip),
             Self::ForwardedIp(spec) => spec.walk().extract(req).map(SpecKey::Ip),
-            Self::Header(name) => Header::new(name.clone()).extract(req).map(SpecKey::Header),
-            Self::ApiKey => ApiKey::new().extract(req).map(SpecKey::ApiKey),
-            Self::ApiKeyHeader(name) => ApiKey::new()
-                .header_name(name.clone())
+            Self::Header(spec) => Header::new(spec.name.clone())
+                .max_len(spec.max_len)
+                .extract(req)
+                .map(SpecKey::Header),
+            Self::ApiKey { max_len } => ApiKey::new()
+                .max_len(*max_len)
                 .extract(req)
                 .map(SpecKey::ApiKey),
-            Self::Bearer => ApiKey::bearer().extract(req).map(SpecKey::ApiKey),
+            Self::ApiKeyHeader(spec) => ApiKey::new()
+                .header_name(spec.name.clone())
+                .max_len(spec.max_len)
+                .extract(req)
+                .map(SpecKey::ApiKey),
+            Self::Bearer { max_len } => ApiKey::bearer()
+                .max_len(*max_len)
+                .extract(req)
+                .map(SpecKey::ApiKey),
             Self::MethodPath => {
                 let (method, route) = MethodPath.extract(req)?;
                 Some(SpecKey::MethodPath(method, route))
@@ -362,9 +573,12 @@ impl<B> KeyExtractor<Request<B>> for KeySpec {
 
     fn detach(&self, key: SpecKey) -> SpecKey {
         match (self, key) {
-            (Self::Header(name), SpecKey::Header(value)) => SpecKey::Header(
-                <Header as KeyExtractor<Request<()>>>::detach(&Header::new(name.clone()), value),
-            ),
+            (Self::Header(spec), SpecKey::Header(value)) => {
+                SpecKey::Header(<Header as KeyExtractor<Request<()>>>::detach(
+                    &Header::new(spec.name.clone()),
+                    value,
+                ))
+            }
             (_, SpecKey::ApiKey(token)) => SpecKey::ApiKey(
                 <ApiKey as KeyExtractor<Request<()>>>::detach(&ApiKey::new(), token),
             ),
@@ -694,6 +908,80 @@ mod tests {
         let err =
             toml::from_str::<Settings>("key = { forwarded_ip = { trusted = 1 } }").unwrap_err();
         assert!(err.to_string().contains("trusted"), "{err}");
+    }
+
+    /// #15.15: a configuration file sets how long a header value or API key may be before it is
+    /// kept as its digest, for each of the header, API key and bearer forms; the short forms keep
+    /// the default cap; bad settings are refused with the reason.
+    #[test]
+    fn header_and_api_key_specs_take_a_max_len() {
+        let long = "k".repeat(100);
+        let req = Request::get("/")
+            .header("x-tenant", &long)
+            .header("x-api-key", &long)
+            .header("x-token", &long)
+            .header("authorization", format!("Bearer {long}"))
+            .body(())
+            .unwrap();
+        let len = |text: &str| match spec(text).extract(&req) {
+            Some(SpecKey::Header(value)) => value.len(),
+            Some(SpecKey::ApiKey(token)) => token.as_bytes().len(),
+            other => panic!("{text}: {other:?}"),
+        };
+        let digest = crate::key::DIGESTED_KEY_LEN;
+        for (text, expected) in [
+            (r#"key = { header = "x-tenant" }"#, 100),
+            (r#"key = { header = { name = "x-tenant" } }"#, 100),
+            (
+                r#"key = { header = { name = "x-tenant", max_len = 99 } }"#,
+                digest,
+            ),
+            (
+                r#"key = { header = { name = "x-tenant", max_len = 100 } }"#,
+                100,
+            ),
+            (r#"key = "api_key""#, 100),
+            ("key = { api_key = { max_len = 64 } }", digest),
+            ("key = { api_key = {} }", 100),
+            (
+                r#"key = { api_key_header = { name = "x-token", max_len = 64 } }"#,
+                digest,
+            ),
+            (r#"key = "bearer""#, 100),
+            ("key = { bearer = { max_len = 99 } }", digest),
+            ("key = { bearer = { max_len = 4096 } }", 100),
+        ] {
+            assert_eq!(len(text), expected, "{text}");
+        }
+        assert_eq!(spec(r#"key = "api_key""#), KeySpec::API_KEY);
+        assert_eq!(
+            spec("key = { bearer = { max_len = 7 } }"),
+            KeySpec::Bearer { max_len: 7 }
+        );
+        assert_eq!(
+            spec(r#"key = { api_key_header = "x-token" }"#),
+            KeySpec::ApiKeyHeader(HeaderName::from_static("x-token").into())
+        );
+
+        for (text, reason) in [
+            (
+                r#"key = { header = { name = "bad header" } }"#,
+                "not a valid header name",
+            ),
+            (r#"key = { header = { max_len = 9 } }"#, "name"),
+            (r#"key = { header = { name = "x", max = 9 } }"#, "max"),
+            ("key = { bearer = { max_len = -1 } }", "max_len"),
+            ("key = { api_key = { len = 9 } }", "len"),
+            (r#"key = "header""#, "needs a header name"),
+            (r#"key = "forwarded_ip""#, "needs its proxies"),
+            ("key = { peer_ip = {} }", "takes no settings"),
+            (r#"key = { header = "x", bearer = {} }"#, "exactly one key"),
+            ("key = {}", "names no key"),
+            ("key = { cookie = {} }", "cookie"),
+        ] {
+            let err = toml::from_str::<Settings>(text).unwrap_err().to_string();
+            assert!(err.contains(reason), "{text}: {err}");
+        }
     }
 
     /// #15.11, #15.12: a configuration file names trusted proxies by address or network and

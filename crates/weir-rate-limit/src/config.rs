@@ -501,7 +501,7 @@ fn spec_key(key: &KeySpec, text: &str) -> Option<SpecKey> {
     match key {
         KeySpec::PeerIp | KeySpec::ForwardedIp(_) => text.trim().parse().ok().map(SpecKey::Ip),
         KeySpec::Header(_) => HeaderValue::from_str(text).ok().map(SpecKey::Header),
-        KeySpec::ApiKey | KeySpec::ApiKeyHeader(_) | KeySpec::Bearer => {
+        KeySpec::ApiKey { .. } | KeySpec::ApiKeyHeader(_) | KeySpec::Bearer { .. } => {
             let token = ApiKeyToken::from(HeaderValue::from_str(text).ok()?);
             (!token.as_bytes().is_empty()).then_some(SpecKey::ApiKey(token))
         }

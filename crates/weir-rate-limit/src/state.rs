@@ -207,7 +207,12 @@ fn schedule(
 ) -> (Verdict, Option<u64>) {
     let base = tat.max(now);
     let backlog = base - now;
-    let new = base.saturating_add(inc);
+    // A schedule past the clock's end (about 584 years after the limiter was built) is refused:
+    // a saturated schedule would stop advancing and admit every request after it (#15.9).
+    let Some(new) = base.checked_add(inc) else {
+        let left_now = cap.saturating_sub(backlog) / t;
+        return (Verdict::refused(u64::MAX - now, left_now, backlog), None);
+    };
     let earliest = new.saturating_sub(cap);
     let wait = earliest.saturating_sub(now);
     if wait > max_wait {
@@ -254,7 +259,7 @@ fn above_the_burst(tat: u64, quota: &Quota, cap: u64, now: u64) -> Verdict {
 /// compare-and-swap loop carries one number, and the verdict is built once, after it.
 #[inline(always)]
 fn next_tat(tat: u64, inc: u64, cap: u64, now: u64, max_wait: u64) -> Option<u64> {
-    let new = tat.max(now).saturating_add(inc);
+    let new = tat.max(now).checked_add(inc)?;
     let wait = new.saturating_sub(cap).saturating_sub(now);
     (wait <= max_wait).then_some(new)
 }
@@ -379,8 +384,10 @@ fn leaky_next(next: u64, inc: u64, t: u64, queue: u64, now: u64, max_wait: u64) 
     let base = next.max(now);
     let backlog = base - now;
     // Saturating: a request of cost 0 (`inc` 0) takes no place (found by fuzz/rate_limit).
+    // Past the clock's end the queue is full: never a saturated time that stops advancing.
     (backlog <= max_wait && backlog.saturating_add(inc.saturating_sub(t)) <= queue)
-        .then(|| base.saturating_add(inc))
+        .then(|| base.checked_add(inc))
+        .flatten()
 }
 
 #[inline]
@@ -511,7 +518,9 @@ impl Tokens {
             return 0;
         }
         let ticks = (missing as u64).div_ceil(u64::from(quota.rate()));
-        (self.tick + ticks).saturating_mul(quota.period_nanos())
+        self.tick
+            .saturating_add(ticks)
+            .saturating_mul(quota.period_nanos())
     }
 
     fn step(&mut self, quota: &Quota, cost: u32, now: u64, max_wait: u64) -> Verdict {
@@ -528,9 +537,14 @@ impl Tokens {
         }
         let missing = (cost_i - self.tokens) as u64;
         let ticks = missing.div_ceil(u64::from(quota.rate()));
-        let at = (self.tick + ticks).saturating_mul(quota.period_nanos());
-        let wait = at.saturating_sub(now);
-        if wait > max_wait {
+        // Tokens that would come only past the clock's end (about 584 years after the limiter
+        // was built) never come: refused, even with an unbounded wait (#15.9).
+        let at = self
+            .tick
+            .checked_add(ticks)
+            .and_then(|tick| tick.checked_mul(quota.period_nanos()));
+        let wait = at.map_or(u64::MAX - now, |at| at.saturating_sub(now));
+        if at.is_none() || wait > max_wait {
             return Verdict::refused(wait, self.tokens.max(0) as u64, reset);
         }
         self.tokens -= cost_i;
@@ -630,7 +644,7 @@ impl Windows {
         if w == self.window {
             return;
         }
-        self.previous = if w == self.window + 1 {
+        self.previous = if self.window.checked_add(1) == Some(w) {
             self.current
         } else {
             0
@@ -642,7 +656,10 @@ impl Windows {
     fn fixed(&mut self, quota: &Quota, cost: u32, now: u64) -> Verdict {
         self.roll(quota, now);
         let rate = u64::from(quota.rate());
-        let end = (self.window + 1).saturating_mul(quota.period_nanos());
+        let end = self
+            .window
+            .saturating_add(1)
+            .saturating_mul(quota.period_nanos());
         let until_end = end.saturating_sub(now);
         let cost = u64::from(cost);
         if cost > rate {
@@ -659,7 +676,9 @@ impl Windows {
         if self.current == 0 {
             0
         } else {
-            (self.window + 1).saturating_mul(quota.period_nanos())
+            self.window
+                .saturating_add(1)
+                .saturating_mul(quota.period_nanos())
         }
     }
 
@@ -712,9 +731,9 @@ impl Windows {
     fn sliding_rest_at(&self, quota: &Quota) -> u64 {
         let p = quota.period_nanos();
         if self.current > 0 {
-            (self.window + 2).saturating_mul(p)
+            self.window.saturating_add(2).saturating_mul(p)
         } else if self.previous > 0 {
-            (self.window + 1).saturating_mul(p)
+            self.window.saturating_add(1).saturating_mul(p)
         } else {
             0
         }

@@ -12,6 +12,7 @@ use crate::connection::{Connection, Target};
 use crate::handle::{Health, RedisHandle};
 use crate::lease::{LeaseConfig, Leases};
 use crate::policy::{FailurePolicy, Share};
+use crate::reserve::Reservations;
 use crate::script::{RedisAlgorithm, script};
 use crate::settings::PATTERN;
 use crate::store::{RedisStore, Shared};
@@ -383,6 +384,7 @@ impl<A, O> RedisStoreBuilder<A, O> {
             health: Arc::clone(&health),
             leases: Leases::new(self.max_keys),
             lease: self.lease,
+            reservations: Reservations::default(),
         };
         let handle = RedisHandle {
             health,

@@ -9,6 +9,7 @@ mod handle;
 mod key;
 mod lease;
 mod policy;
+mod reserve;
 mod script;
 mod settings;
 mod store;

@@ -20,6 +20,7 @@ use crate::handle::{Health, RedisHandle};
 use crate::key::{KeyDigest, RedisKey};
 use crate::lease::{LeaseConfig, Leases, Take};
 use crate::policy::{FailurePolicy, Share};
+use crate::reserve::{Booked, Reservations};
 use crate::script::RedisAlgorithm;
 
 /// Everything the clones of a store share.
@@ -38,6 +39,8 @@ pub(crate) struct Shared<A: weir_rate_limit::Algorithm, O> {
     pub(crate) health: Arc<Health>,
     pub(crate) lease: Option<LeaseConfig>,
     pub(crate) leases: Leases,
+    /// What each wait-mode reservation booked, for `cancel_reserved`.
+    pub(crate) reservations: Reservations,
 }
 
 /// weir-rate-limit's [`Store`] on Redis: every decision is one Lua script, run atomically by
@@ -224,15 +227,19 @@ where
     where
         K: RedisKey + Hash + Clone + Send + Sync + 'static,
     {
-        self.run(key, tier, ask, Some(unix))
+        self.run(key, tier, ask, Some(unix), Instant::now())
     }
 
+    /// One decision; `decided` is the instant the limiter reckons the decision's `reset` from
+    /// (the `now` it passed to `decide`), so a reservation is remembered under the very `end`
+    /// the limiter will hand to `cancel_reserved`.
     fn run<K>(
         &self,
         key: Option<&K>,
         tier: &Tier,
         ask: Ask,
         time: Option<Duration>,
+        decided: Instant,
     ) -> DecisionFuture
     where
         K: RedisKey + Hash + Clone + Send + Sync + 'static,
@@ -255,7 +262,7 @@ where
             slot: shared.conn.slot_of(unit),
         };
         if shared.health.skip(unit, now, shared.probe_every) {
-            let decision = shared.fallback(Reason::Degraded, None, &site, local);
+            let decision = shared.fallback(Reason::Degraded, None, &site, local, &base, decided);
             return DecisionFuture(Box::pin(std::future::ready(decision)));
         }
         let lease = match shared.lease {
@@ -283,7 +290,7 @@ where
         DecisionFuture(Box::pin(async move {
             if let (Some(cmd), Some((base, l))) = (batch, fetch) {
                 let got = shared.call(unit, &cmd, deadline).await;
-                match got {
+                match got.map(|(d, _)| d) {
                     Ok(d) if d.is_admitted() => {
                         let left = l.batch - ask.cost;
                         shared.leases.fill(&base, left, Instant::now() + l.ttl);
@@ -307,29 +314,59 @@ where
                     }
                     Err((reason, error)) => {
                         shared.leases.done(&base);
-                        return shared.fallback(reason, error.as_ref(), &site, local);
+                        return shared.fallback(
+                            reason,
+                            error.as_ref(),
+                            &site,
+                            local,
+                            &base,
+                            decided,
+                        );
                     }
                 }
             }
             match shared.call(unit, &single, deadline).await {
-                Ok(decision) => Ok(decision),
-                Err((reason, error)) => shared.fallback(reason, error.as_ref(), &site, local),
+                Ok((decision, booked)) => {
+                    if decision.is_admitted() && !decision.wait().is_zero() {
+                        let end = decided + decision.reset();
+                        let booked = Booked::Redis(booked);
+                        shared.reservations.book(&base, end, booked, Instant::now());
+                    }
+                    Ok(decision)
+                }
+                Err((reason, error)) => {
+                    shared.fallback(reason, error.as_ref(), &site, local, &base, decided)
+                }
             }
         }))
     }
 }
 
-fn parse(reply: &[i64]) -> Option<Decision> {
-    let [admitted, policy, wait, remaining, reset, retry] = *reply else {
-        return None;
-    };
+/// The script's reply: the decision and, for a reservation, the value it wrote in each key.
+fn parse(reply: &[redis::Value]) -> Option<(Decision, Box<[Box<[u8]>]>)> {
+    let (head, booked) = reply.split_at_checked(6)?;
+    let int = |v: &redis::Value| redis::from_redis_value::<i64>(v).ok();
+    let [admitted, policy, wait, remaining, reset, retry] = [
+        int(&head[0])?,
+        int(&head[1])?,
+        int(&head[2])?,
+        int(&head[3])?,
+        int(&head[4])?,
+        int(&head[5])?,
+    ];
     let policy = usize::try_from(policy).ok()?;
     let remaining = u64::try_from(remaining).unwrap_or(0);
-    Some(match admitted {
+    let decision = match admitted {
         1 => Decision::admitted(policy, duration(wait), remaining, duration(reset)),
         2 => Decision::never_admissible(policy, remaining, duration(reset)),
         _ => Decision::refused(policy, duration(retry), remaining, duration(reset)),
-    })
+    };
+    let booked = booked
+        .iter()
+        .map(|v| redis::from_redis_value::<Vec<u8>>(v).map(Vec::into_boxed_slice))
+        .collect::<Result<_, _>>()
+        .ok()?;
+    Some((decision, booked))
 }
 
 impl<A, O> Shared<A, O>
@@ -344,8 +381,8 @@ where
         unit: usize,
         cmd: &Cmd,
         deadline: Instant,
-    ) -> Result<Decision, (Reason, Option<RedisError>)> {
-        let query = self.conn.query::<Vec<i64>>(cmd, A::source());
+    ) -> Result<(Decision, Box<[Box<[u8]>]>), (Reason, Option<RedisError>)> {
+        let query = self.conn.query::<Vec<redis::Value>>(cmd, A::source());
         let reply = tokio::time::timeout_at(deadline, query).await;
         let failure = match reply {
             Ok(Ok(reply)) => match parse(&reply) {
@@ -406,12 +443,16 @@ where
     }
 
     /// One decision by the failure policy: counted, observed, logged (at most once a second).
+    /// A reservation in the local fallback is remembered under `base` and the `end` the limiter
+    /// reckons from `decided`, with the local decision's own end.
     fn fallback<K: Hash>(
         &self,
         reason: Reason,
         error: Option<&RedisError>,
         site: &Site,
         local: Option<LocalAsk<K>>,
+        base: &[u8],
+        decided: Instant,
     ) -> Result<Decision, BoxError> {
         self.health.fallbacks.fetch_add(1, Ordering::Relaxed);
         self.observer.on_event(&Event::Fallback {
@@ -435,14 +476,22 @@ where
             );
         }
         match (&self.local, local) {
-            (Some(store), Some(ask)) => store
-                .decide(
-                    ask.key.as_ref(),
-                    &scaled(&ask.tier, self.share),
-                    ask.ask,
-                    Instant::now(),
-                )
-                .into_inner(),
+            (Some(store), Some(ask)) => {
+                let now = Instant::now();
+                let tier = scaled(&ask.tier, self.share);
+                let decision = store
+                    .decide(ask.key.as_ref(), &tier, ask.ask, now)
+                    .into_inner();
+                if let Ok(d) = &decision
+                    && d.is_admitted()
+                    && !d.wait().is_zero()
+                {
+                    let booked = Booked::Local(now + d.reset());
+                    self.reservations
+                        .book(base, decided + d.reset(), booked, now);
+                }
+                decision
+            }
             _ if self.policy == FailurePolicy::FailClosed => {
                 Ok(Decision::refused(0, self.probe_every, 0, Duration::ZERO))
             }
@@ -481,13 +530,17 @@ where
 {
     type Future = DecisionFuture;
 
-    /// Runs the algorithm's script; `now` is not used (Redis's `TIME` decides).
-    fn decide(&self, key: Option<&K>, tier: &Tier, ask: Ask, _now: Instant) -> DecisionFuture {
-        self.run(key, tier, ask, None)
+    /// Runs the algorithm's script; Redis's `TIME` decides, `now` only names the reservation
+    /// (see [`cancel_reserved`](Store::cancel_reserved)).
+    fn decide(&self, key: Option<&K>, tier: &Tier, ask: Ask, now: Instant) -> DecisionFuture {
+        self.run(key, tier, ask, None, now)
     }
 
-    /// Gives the units back in Redis (fire and forget, on the current Tokio runtime), and in
-    /// the local fallback during an outage.
+    /// Without knowing what the reservation booked, gives back nothing in Redis with GCRA and
+    /// the token bucket (giving back a turn in the middle of the queue would book two later
+    /// requests on one instant), the units with the windows (fire and forget, on the current
+    /// Tokio runtime), and the units in the local fallback during an outage. The limiter calls
+    /// [`cancel_reserved`](Store::cancel_reserved).
     fn cancel(&self, key: Option<&K>, tier: &Tier, cost: u32, now: Instant) {
         let base = self.base(&KeyDigest::of(key), tier);
         let unit = self.shared.conn.unit(&base);
@@ -506,6 +559,39 @@ where
             let query = shared.conn.query::<redis::Value>(&cmd, A::source());
             let _ = tokio::time::timeout(shared.timeout, query).await;
         });
+    }
+
+    /// Gives a reservation back where it is still the last one booked (#15.4): in Redis, in each
+    /// quota's key that still holds the value the reservation wrote (GCRA, token bucket; fire
+    /// and forget, on the current Tokio runtime); in the local fallback, for a reservation it
+    /// made, through its own `cancel_reserved`. A reservation the store does not remember
+    /// (more than 65 536 at once, another instance's) is not given back: a dropped turn goes
+    /// unused, never booked twice.
+    fn cancel_reserved(&self, key: Option<&K>, tier: &Tier, cost: u32, end: Instant, now: Instant) {
+        let base = self.base(&KeyDigest::of(key), tier);
+        match self.shared.reservations.take(&base, end) {
+            Some(Booked::Redis(booked)) => {
+                let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                    return;
+                };
+                let mut cmd = self.command(&base, tier, cost, Duration::ZERO, None, false);
+                for value in &booked {
+                    cmd.arg(&**value);
+                }
+                let shared = Arc::clone(&self.shared);
+                runtime.spawn(async move {
+                    let query = shared.conn.query::<redis::Value>(&cmd, A::source());
+                    let _ = tokio::time::timeout(shared.timeout, query).await;
+                });
+            }
+            Some(Booked::Local(local_end)) => {
+                if let Some(local) = &self.shared.local {
+                    let tier = scaled(tier, self.shared.share);
+                    local.cancel_reserved(key, &tier, cost, local_end, now);
+                }
+            }
+            Some(Booked::Ambiguous) | None => {}
+        }
     }
 }
 

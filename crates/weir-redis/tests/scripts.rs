@@ -226,7 +226,9 @@ async fn a_cancelled_reservation_is_given_back_in_redis() {
         .query_async(&mut conn)
         .await
         .expect("GET");
-    Store::<u32>::cancel(&store, Some(&5), &tier, 1, now);
+    // #15.4: the store gives back the reservation it remembers by the end the limiter hands
+    // back (the instant passed to `decide` plus the decision's reset); it is the last one.
+    Store::<u32>::cancel_reserved(&store, Some(&5), &tier, 1, now + reserved.reset(), now);
     // The give-back is sent by a spawned task: wait for it to land (real Redis, real time).
     let mut after = before.clone();
     for _ in 0..200 {

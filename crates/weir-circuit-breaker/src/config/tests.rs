@@ -203,7 +203,9 @@ async fn keyed_breakers_use_the_key_and_its_bounds() {
     );
     let expected = CircuitBreakerLayer::builder()
         .consecutive_failures(2)
-        .keyed(KeySpec::Header(http::HeaderName::from_static("x-tenant")))
+        .keyed(KeySpec::Header(
+            http::HeaderName::from_static("x-tenant").into(),
+        ))
         .max_keys(100)
         .idle_timeout(Duration::from_secs(60))
         .missing_key(MissingKey::Reject);

@@ -1,4 +1,5 @@
-//! [`Header`] and [`ApiKey`]: keys a client writes, capped in length.
+//! [`Header`] and [`ApiKey`]: keys a client writes, capped in length (a longer key is kept as its
+//! digest).
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -16,20 +17,50 @@ use crate::wire::X_API_KEY;
 /// `max_keys`) for as long as the key is in use: without a cap, one client sending 64 KiB keys
 /// pins 64 KiB per key. 512 bytes holds API keys, UUIDs, tenant names and short bearer tokens
 /// with room to spare, and bounds the key bytes a full map of 100 000 keys holds at about 50 MB.
-/// A longer key is refused, as a missing key (see the extractors). For long JWTs sent as bearer
-/// tokens, raise the cap with `max_len`, or better, key on a claim after authentication.
+/// A longer key is kept as its digest, [`DIGESTED_KEY_LEN`] bytes (see the extractors): it is
+/// still its client's own key, and what a client sends never sizes what the layer holds. Raise
+/// the cap with `max_len` to keep longer keys verbatim.
 pub const DEFAULT_MAX_KEY_LEN: usize = 512;
+
+/// The length of the key an over-long [`Header`] value or [`ApiKey`] token is kept as: 37 bytes,
+/// `sha1:` and the first 128 bits of the SHA-1 of the value's bytes in hex.
+///
+/// The digest is the same on every instance and every build (no process-random hash), so a
+/// fleet sharing state in Redis counts an over-long key as one key. A client that wanted to share
+/// another client's digested key would have to send that client's key (SHA-1 second preimages
+/// are out of reach), which it could do anyway.
+pub const DIGESTED_KEY_LEN: usize = DIGEST_PREFIX.len() + 32;
+
+/// What a digested key starts with.
+const DIGEST_PREFIX: &[u8] = b"sha1:";
+
+/// `bytes` (an over-long key, part of `value`) as the fixed-size key it is kept under (see
+/// [`DIGESTED_KEY_LEN`]), as sensitive as `value`.
+fn digested(value: &HeaderValue, bytes: &[u8]) -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = sha1_smol::Sha1::from(bytes).digest().bytes();
+    let mut text = [0_u8; DIGESTED_KEY_LEN];
+    text[..DIGEST_PREFIX.len()].copy_from_slice(DIGEST_PREFIX);
+    for (pair, byte) in text[DIGEST_PREFIX.len()..].chunks_exact_mut(2).zip(digest) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0x0f)];
+    }
+    // Lowercase hex and a colon: always a valid header value.
+    let mut key =
+        HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("sha1:"));
+    key.set_sensitive(value.is_sensitive());
+    key
+}
 
 /// The value of one header. Key: [`HeaderValue`].
 ///
 /// The first line counts when the header appears more than once. The key is missing when the
-/// header is absent or empty (only whitespace), and when the value is longer than
-/// [`max_len`](Self::max_len) ([`DEFAULT_MAX_KEY_LEN`], 512 bytes, by default): a keyed layer
-/// then does what its [`MissingKey`](crate::key::MissingKey) setting says (`Shared`: every over-long
-/// key shares the one key-less state, so no client escapes its limit or sizes the layer's memory
-/// with long keys; `Reject`: the request is refused). The key space is whatever clients send:
-/// keep keyed state bounded (every weir keyed layer does) and prefer a header your own gateway
-/// sets.
+/// header is absent or empty (only whitespace). A value longer than [`max_len`](Self::max_len)
+/// ([`DEFAULT_MAX_KEY_LEN`], 512 bytes, by default) is kept as its digest
+/// ([`DIGESTED_KEY_LEN`] bytes): still a key of its own, so a client sending long values keeps
+/// its own limit and never reaches the state of key-less requests, and what it sends never sizes
+/// what a keyed layer holds. The key space is whatever clients send: keep keyed state bounded
+/// (every weir keyed layer does) and prefer a header your own gateway sets.
 ///
 /// ```
 /// use http::{HeaderName, Request};
@@ -56,8 +87,8 @@ impl Header {
         }
     }
 
-    /// Accepts values of at most `bytes` bytes (the whole value, whitespace included); a longer
-    /// one is a missing key.
+    /// Keeps values of at most `bytes` bytes (the whole value, whitespace included) as they are;
+    /// a longer one is kept as its digest ([`DIGESTED_KEY_LEN`] bytes).
     #[must_use]
     pub const fn max_len(mut self, bytes: usize) -> Self {
         self.max_len = bytes;
@@ -75,12 +106,14 @@ impl<B> KeyExtractor<Request<B>> for Header {
     type Key = HeaderValue;
 
     fn extract(&self, req: &Request<B>) -> Option<HeaderValue> {
-        req.headers()
-            .get(&self.name)
-            .filter(|value| {
-                value.len() <= self.max_len && !value.as_bytes().trim_ascii().is_empty()
-            })
-            .cloned()
+        let value = req.headers().get(&self.name)?;
+        if value.as_bytes().trim_ascii().is_empty() {
+            None
+        } else if value.len() > self.max_len {
+            Some(digested(value, value.as_bytes()))
+        } else {
+            Some(value.clone())
+        }
     }
 
     fn detach(&self, key: HeaderValue) -> HeaderValue {
@@ -105,9 +138,9 @@ fn copy_header_value(value: &HeaderValue, bytes: &[u8]) -> Option<HeaderValue> {
 /// either way is the same key.
 ///
 /// A token longer than [`max_len`](Self::max_len) ([`DEFAULT_MAX_KEY_LEN`], 512 bytes, by
-/// default) is refused as a missing key, with no fallback to the other source: a keyed layer then
-/// does what its [`MissingKey`](crate::key::MissingKey) setting says (`Shared`: every over-long token
-/// shares the one key-less state; `Reject`: the request is refused). The key space is whatever
+/// default) is kept as its digest ([`DIGESTED_KEY_LEN`] bytes; the same token sent either way is
+/// still one key): a long JWT keeps a limit of its own, never the key-less requests' shared
+/// one, and what a client sends never sizes what a keyed layer holds. The key space is whatever
 /// clients send: a limiter in front of authentication keys on invented tokens too, so keep keyed
 /// state bounded (every weir keyed layer does) or key after authentication.
 ///
@@ -158,8 +191,8 @@ impl ApiKey {
         self
     }
 
-    /// Accepts tokens of at most `bytes` bytes (without surrounding whitespace); a longer one is
-    /// a missing key.
+    /// Keeps tokens of at most `bytes` bytes (without surrounding whitespace) as they are; a
+    /// longer one is kept as its digest ([`DIGESTED_KEY_LEN`] bytes).
     #[must_use]
     pub const fn max_len(mut self, bytes: usize) -> Self {
         self.max_len = bytes;
@@ -206,9 +239,15 @@ impl<B> KeyExtractor<Request<B>> for ApiKey {
 }
 
 impl ApiKey {
-    /// The token at `range` of `value`, unless it is longer than the cap.
+    /// The token at `range` of `value`, or its digest when it is longer than the cap.
     fn capped(&self, value: &HeaderValue, range: Range<usize>) -> Option<ApiKeyToken> {
-        (range.len() <= self.max_len).then(|| ApiKeyToken::new(value.clone(), range))
+        if range.len() <= self.max_len {
+            return Some(ApiKeyToken::new(value.clone(), range));
+        }
+        let bytes = value.as_bytes().get(range)?;
+        let key = digested(value, bytes);
+        let token = 0..key.len();
+        Some(ApiKeyToken::new(key, token))
     }
 }
 
@@ -423,27 +462,42 @@ mod tests {
         assert_eq!(detached.1.as_str(), "/a/b");
     }
 
-    /// #15.15: a client cannot make a keyed layer hold arbitrarily long keys: a header value
-    /// or token longer than the cap is a missing key (never a truncated or partial one), with a
-    /// default that holds real API keys.
+    /// #15.15: a client cannot make a keyed layer hold arbitrarily long keys, and an over-long
+    /// key is not a missing key (which would put it in the key-less requests' shared state): a
+    /// header value or token longer than the cap is kept as its fixed-size digest, one key per
+    /// distinct value, the same on every call.
     #[test]
-    fn over_long_keys_are_missing_keys() {
+    fn over_long_keys_are_kept_as_digests() {
         let long = "k".repeat(64 * 1024);
         let at_cap = "k".repeat(DEFAULT_MAX_KEY_LEN);
         let over = "k".repeat(DEFAULT_MAX_KEY_LEN + 1);
+        let other = format!("{over}x");
         let tenant = Header::new(HeaderName::from_static("x-tenant"));
         let header = |value: &str| tenant.extract(&request(None, &[("x-tenant", value)]));
-        assert_eq!(header(&long), None);
-        assert_eq!(header(&over), None);
+        let digest = header(&long).expect("an over-long value is a key");
+        assert_eq!(digest.len(), DIGESTED_KEY_LEN);
+        assert!(digest.as_bytes().starts_with(b"sha1:"), "{digest:?}");
+        assert_eq!(header(&long), Some(digest.clone()));
+        let over_key = header(&over).expect("a key");
+        assert_eq!(over_key.len(), DIGESTED_KEY_LEN);
+        assert_ne!(over_key, digest);
+        assert_ne!(header(&other), Some(over_key));
         assert_eq!(header(&at_cap).map(|v| v.len()), Some(DEFAULT_MAX_KEY_LEN));
+        // Deterministic across processes and builds: a fleet sharing state agrees.
+        assert_eq!(
+            header(&"a".repeat(600)).expect("a key"),
+            "sha1:201b1862ded23937082498eacf684801"
+        );
         let short = tenant.clone().max_len(4);
         assert_eq!(
             short.extract(&request(None, &[("x-tenant", "acme")])),
             Some(HeaderValue::from_static("acme"))
         );
         assert_eq!(
-            short.extract(&request(None, &[("x-tenant", "acme2")])),
-            None
+            short
+                .extract(&request(None, &[("x-tenant", "acme2")]))
+                .map(|v| v.len()),
+            Some(DIGESTED_KEY_LEN)
         );
 
         let api_key = ApiKey::new();
@@ -452,15 +506,30 @@ mod tests {
                 .extract(&request(None, &[(name, value)]))
                 .map(|k| k.as_bytes().len())
         };
-        assert_eq!(key("x-api-key", &long), None);
-        assert_eq!(key("x-api-key", &over), None);
+        assert_eq!(key("x-api-key", &long), Some(DIGESTED_KEY_LEN));
+        assert_eq!(key("x-api-key", &over), Some(DIGESTED_KEY_LEN));
         assert_eq!(key("x-api-key", &at_cap), Some(DEFAULT_MAX_KEY_LEN));
         // The cap is on the token, not the surrounding whitespace or the scheme.
         assert_eq!(
             key("authorization", &format!("Bearer  {at_cap} ")),
             Some(DEFAULT_MAX_KEY_LEN)
         );
-        assert_eq!(key("authorization", &format!("Bearer {over}")), None);
+        // The same over-long token sent either way is one key, and a digest stays secret.
+        let token = |name: &'static str, value: &str| {
+            api_key
+                .extract(&request(None, &[(name, value)]))
+                .expect("a key")
+        };
+        let by_header = token("x-api-key", &over);
+        assert_eq!(token("authorization", &format!("Bearer {over}")), by_header);
+        assert_eq!(token("x-api-key", &format!(" {over} ")), by_header);
+        assert_ne!(token("x-api-key", &other), by_header);
+        let debug = format!("{by_header:?}");
+        assert!(!debug.contains("kkkk"), "{debug}");
+        assert_eq!(
+            KeyExtractor::<Request<()>>::detach(&api_key, by_header.clone()),
+            by_header
+        );
         // An over-long header key does not fall back to a bearer token: no way around the cap.
         let both = request(
             None,
@@ -469,7 +538,7 @@ mod tests {
                 ("authorization", "Bearer k-2"),
             ],
         );
-        assert_eq!(api_key.extract(&both), None);
+        assert_eq!(api_key.extract(&both), Some(by_header));
         let longer = ApiKey::bearer().max_len(64 * 1024);
         let jwt = request(None, &[("authorization", &format!("Bearer {long}"))]);
         assert_eq!(

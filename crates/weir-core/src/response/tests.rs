@@ -296,6 +296,30 @@ async fn a_bad_request_answers_400_and_invalid_argument() {
     assert_eq!(header(&grpc(&err), "grpc-status"), Some("3"));
 }
 
+/// #15.6: a cost the quota can never admit answers gRPC `RESOURCE_EXHAUSTED` with no
+/// `grpc-retry-pushback-ms` (a client obeying a pushback would retry forever), and HTTP 413 with
+/// no `Retry-After`, even though the error carries the rate-limit fields the limiter attaches.
+#[tokio::test]
+async fn never_admissible_is_resource_exhausted_without_pushback() {
+    let err = Error::never_admissible()
+        .with_layer("edge")
+        .with_rate_limit(edge_limit());
+    assert_eq!(grpc_code(&err), GrpcCode::ResourceExhausted);
+    let res = grpc(&err);
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(header(&res, "grpc-status"), Some("8"));
+    assert_eq!(
+        header(&res, "grpc-message"),
+        Some("request exceeds the quota")
+    );
+    assert_eq!(header(&res, "grpc-retry-pushback-ms"), None);
+    assert_eq!(header(&res, "retry-after"), None);
+
+    let res = http(&err);
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(header(&res, "retry-after"), None);
+}
+
 #[test]
 fn json_strings_are_escaped() {
     let mut json = String::new();
@@ -693,6 +717,21 @@ fn converts_into_a_tonic_status_with_code_message_and_pushback() {
         assert_eq!(status.code(), code);
         assert!(status.metadata().get("grpc-retry-pushback-ms").is_none());
     }
+
+    // #15.6: never admissible is RESOURCE_EXHAUSTED without a pushback, by reference and by
+    // value, as the rate limiter raises it (with its rate-limit fields).
+    let never = Error::never_admissible()
+        .with_layer("edge")
+        .with_rate_limit(edge_limit());
+    let status = tonic::Status::from(&never);
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+    assert_eq!(status.message(), "request exceeds the quota");
+    assert!(status.metadata().get("grpc-retry-pushback-ms").is_none());
+    let status = tonic::Status::from(never);
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+    assert!(status.metadata().get("grpc-retry-pushback-ms").is_none());
+    let source = status.source().expect("the weir error is the source");
+    assert!(Error::find(source).is_some_and(Error::is_never_admissible));
 }
 
 proptest! {

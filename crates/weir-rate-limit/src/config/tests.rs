@@ -100,7 +100,7 @@ fn a_full_file_sets_every_field_of_the_builder() {
     assert_eq!(b.algorithm, ConfigAlgorithm::TokenBucket);
     assert_eq!(
         b.extractor,
-        KeySpec::Header(http::HeaderName::from_static("x-tenant"))
+        KeySpec::Header(http::HeaderName::from_static("x-tenant").into())
     );
     assert_eq!(
         b.quotas,

@@ -1,7 +1,10 @@
 -- Shared epilogue: check every quota, then charge every quota (or give back, for a cancel).
 -- Reply: {admitted, policy index, wait ns, remaining, reset ns, retry-after ns}; admitted is
 -- 1 (admitted), 0 (refused) or 2 (never admissible: the cost is above what the quota can ever
--- admit, its burst or, for the windows, its rate; no retry-after).
+-- admit, its burst or, for the windows, its rate; no retry-after). A reservation (admitted
+-- with a wait) adds the value it wrote in each quota's key: a cancel passes them back after
+-- the quotas' numbers (ARGV[5 + 3n ..]), and GCRA and the token bucket give back only in a key
+-- that still holds it.
 local n = #KEYS
 local function args(i)
   local b = 4 + (i - 1) * 3
@@ -10,7 +13,7 @@ end
 if ARGV[4] ~= '1' then
   for i = 1, n do
     local a, b, c = args(i)
-    release(KEYS[i], a, b, c)
+    release(KEYS[i], a, b, c, ARGV[4 + 3 * n + i])
   end
   return {}
 end
@@ -31,4 +34,8 @@ for i = 1, n do
   if v[3] < verdicts[report][3] then report = i end
 end
 local r = verdicts[report]
-return {1, report - 1, wait, r[3], r[4], 0}
+local reply = {1, report - 1, wait, r[3], r[4], 0}
+if wait > 0 then
+  for i = 1, n do reply[6 + i] = verdicts[i][6] end
+end
+return reply

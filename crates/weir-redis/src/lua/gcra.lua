@@ -21,9 +21,12 @@ local function step(key, t, cap, period)
   return {1, wait, math.floor(room / t), new, 0, absolute(new), new}
 end
 
-local function release(key, t, cap, period)
+-- Gives a reservation's units back only while the key still holds the time that reservation
+-- wrote (`booked`): no later request was booked after it. A turn dropped in the middle of the
+-- queue is not given back (the next arrival would be booked on a later one's instant).
+local function release(key, t, cap, period, booked)
   local v = redis.call('GET', key)
-  if not v then return end
+  if not v or v ~= booked then return end
   local rel = relative(v) - t * cost
   keep(key, absolute(rel), rel)
 end

@@ -43,7 +43,12 @@ local function step(key, rate, burst, P)
   return {1, wait, 0, r, 0, fmt(tokens) .. ' ' .. fmt(tick), r}
 end
 
-local function release(key, rate, burst, P)
+-- Gives a reservation's tokens back only while the key still holds the state that reservation
+-- wrote (`booked`): no later request took tokens after it, so giving back is as if it had
+-- never come. Otherwise nothing: a later reservation's wait was computed on those tokens.
+local function release(key, rate, burst, P, booked)
+  local v = redis.call('GET', key)
+  if not v or v ~= booked then return end
   local tokens, tick, w, el, full_in = load(key, rate, burst, P)
   tokens = math.min(tokens + cost, burst)
   keep(key, fmt(tokens) .. ' ' .. fmt(tick), full_in(tokens))

@@ -210,7 +210,7 @@ impl<R, C, O> fmt::Debug for ServerStack<R, C, O> {
 /// | `timeout` | 30 s | .NET's total request timeout |
 /// | `expose_deadline` | off | the `Deadline` is in the extensions only when the client sent one (no allocation otherwise) |
 /// | `incoming_floor` | none: a client's deadline up to `timeout` is honoured as sent | [`incoming_floor`](Self::incoming_floor): a shorter one is refused at once or raised |
-/// | `error_responses` | [`ErrorResponseLayer::new`]: 429 / 503 / 504, 401 for a missing key, plain text, IETF `RateLimit` fields | [`problem_json`](ErrorResponseLayer::problem_json) for a JSON API |
+/// | `error_responses` | [`ErrorResponseLayer::new`]: 429 / 503 / 504, 413 for a cost the quota can never admit, 401 for a missing key, plain text, IETF `RateLimit` fields | [`problem_json`](ErrorResponseLayer::problem_json) for a JSON API |
 /// | `observer` | none (`()`: free) | `weir::Tracing`, `weir::Metrics`, or your own |
 /// | `exempt_paths` | [`DEFAULT_EXEMPT_PATHS`](crate::DEFAULT_EXEMPT_PATHS): `/livez`, `/readyz`, `/startupz` | weir-health's probe paths: never refused by the protections they report on |
 ///
