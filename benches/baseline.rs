@@ -1,4 +1,5 @@
-//! The floor and tower's own layers: a bare `service_fn`, then tower's `ConcurrencyLimit`,
+//! The floor and tower's own layers: a bare `service_fn` answering from an `async` block (and,
+//! for reference, one answering with `std::future::ready`, the floor before #18), then tower's `ConcurrencyLimit`,
 //! `RateLimit` (a rate so high it never waits), `Timeout` and `LoadShed` around it, and a boxed
 //! service for contrast; each on 1 and 2 threads, each with its allocations per call. Every weir
 //! bench compares against these.
@@ -16,11 +17,13 @@ use tower::load_shed::LoadShedLayer;
 use tower::timeout::TimeoutLayer;
 use tower::util::BoxCloneSyncService;
 
-use crate::support::{Bench, bare};
+use crate::support::{Bench, bare, bare_ready};
 
 fn baseline(c: &mut Criterion) {
     let mut bench = Bench::new(c, "baseline");
     bench.service("service_fn", bare);
+    // Reference only: the `Ready` floor every bench used before #18.
+    bench.service("service_fn-ready", bare_ready);
     // Far more permits than the 2 concurrent tasks ever hold: the fast path, never a wait.
     bench.service("tower-concurrency-limit", || {
         ConcurrencyLimitLayer::new(64).layer(bare())

@@ -32,16 +32,16 @@ struct TokioSemaphore<S> {
     semaphore: Arc<Semaphore>,
 }
 
-/// The response future of [`TokioSemaphore`]: the inner future and the permit.
-struct Held<F> {
-    future: F,
-    permit: Option<OwnedSemaphorePermit>,
+pin_project_lite::pin_project! {
+    /// The response future of [`TokioSemaphore`]: the inner future and the permit.
+    struct Held<F> {
+        #[pin]
+        future: F,
+        permit: Option<OwnedSemaphorePermit>,
+    }
 }
 
-impl<S: Service<Req>, Req> Service<Req> for TokioSemaphore<S>
-where
-    S::Future: Unpin,
-{
+impl<S: Service<Req>, Req> Service<Req> for TokioSemaphore<S> {
     type Response = S::Response;
     type Error = S::Error;
     type Future = Held<S::Future>;
@@ -63,13 +63,14 @@ where
     }
 }
 
-impl<F: Future + Unpin> Future for Held<F> {
+impl<F: Future> Future for Held<F> {
     type Output = F::Output;
 
     #[inline]
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let output = ready!(Pin::new(&mut self.future).poll(cx));
-        drop(self.permit.take());
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let output = ready!(this.future.poll(cx));
+        drop(this.permit.take());
         Poll::Ready(output)
     }
 }

@@ -162,7 +162,7 @@ fn bench(c: &mut Criterion) {
             .expect("valid limit");
         let mut svc = ServiceBuilder::new()
             .layer(layer)
-            .service_fn(|req: u64| std::future::ready(Ok::<_, Infallible>(req)));
+            .service_fn(|req: u64| async move { Ok::<_, Infallible>(req) });
         let rt = &rt;
         group.bench_function(id, move |b| {
             b.iter(|| {

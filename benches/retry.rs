@@ -8,7 +8,7 @@
 mod support;
 
 use std::convert::Infallible;
-use std::future::{Ready, ready};
+use std::future::Ready;
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -85,22 +85,22 @@ fn retry(c: &mut Criterion) {
     });
 
     bench.service("http/service_fn", || {
-        service_fn(|_: Request<Full<Bytes>>| ready(Ok::<_, Infallible>(Response::new(()))))
+        service_fn(|_: Request<Full<Bytes>>| async { Ok::<_, Infallible>(Response::new(())) })
             .map_request(http_request)
     });
     bench.service("http/weir-retry", || {
         RetryLayer::http()
             .build()
             .expect("valid")
-            .layer(service_fn(|_: Request<ReplayBody<Full<Bytes>>>| {
-                ready(Ok::<_, Infallible>(Response::new(())))
+            .layer(service_fn(|_: Request<ReplayBody<Full<Bytes>>>| async {
+                Ok::<_, Infallible>(Response::new(()))
             }))
             .map_request(http_request)
     });
     bench.service("http/tower-retry", || {
         TowerRetryLayer::new(NeverRetryHttp)
-            .layer(service_fn(|_: Request<Full<Bytes>>| {
-                ready(Ok::<_, Infallible>(Response::new(())))
+            .layer(service_fn(|_: Request<Full<Bytes>>| async {
+                Ok::<_, Infallible>(Response::new(()))
             }))
             .map_request(http_request)
     });

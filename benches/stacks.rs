@@ -13,6 +13,13 @@
 //!   (a never-retry policy that clones the request) + `ConcurrencyLimit` + `Timeout` (tower has
 //!   no circuit breaker and no retry budget on this path).
 //!
+//! - **Five layers** (`u64` requests), the issue #18 row: weir's load shed, bulkhead, GCRA rate
+//!   limit, timeout and retry (default budget) against tower's `LoadShed`, `ConcurrencyLimit`,
+//!   `RateLimit` (one per task: not `Clone`), `Timeout` and `Retry` (never-retry policy), in that
+//!   order, outermost first; no preset, the layers as a user would stack them.
+//!
+//! Every inner service answers from an `async` block, as a real handler does.
+//!
 //! The server rows are run twice: with a bare `http::Request` (no header, no extension) and
 //! with a "routed" request as a server behind axum's router receives it (a `host` header, an
 //! extension already there). The
@@ -23,7 +30,7 @@
 mod support;
 
 use std::convert::Infallible;
-use std::future::{Ready, ready};
+use std::future::Ready;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -51,17 +58,15 @@ impl<Res, E> Policy<Req, Res, E> for NeverRetry {
     }
 }
 
-/// The HTTP handler every server stack wraps: answers at once.
-fn handler() -> impl tower::Service<
-    Request<String>,
-    Response = Response<String>,
-    Error = Infallible,
-    Future = Ready<Result<Response<String>, Infallible>>,
-> + Clone
+/// The HTTP handler every server stack wraps: answers at once, from an `async` block as a real
+/// handler does.
+fn handler()
+-> impl tower::Service<Request<String>, Response = Response<String>, Error = Infallible, Future: Send>
++ Clone
 + Send
 + Sync
 + 'static {
-    service_fn(|_: Request<String>| ready(Ok(Response::new(String::new()))))
+    service_fn(|_: Request<String>| async { Ok(Response::new(String::new())) })
 }
 
 /// An HTTP GET made from the bench's `u64` (no allocation: an empty `String` body).
@@ -201,5 +206,31 @@ fn client(c: &mut Criterion) {
     bench.finish();
 }
 
-criterion_group!(benches, server, client);
+fn five_layers(c: &mut Criterion) {
+    let mut bench = Bench::new(c, "stacks-5");
+    bench.service("service_fn", bare);
+    let limit = RateLimitLayer::new(Quota::per_second(u32::MAX));
+    bench.service("weir-5", || {
+        ServiceBuilder::new()
+            .layer(weir::load_shed::LoadShedLayer::new(1_000))
+            .layer(weir::bulkhead::BulkheadLayer::new(1_000))
+            .layer(limit.clone())
+            .layer(weir::timeout::TimeoutLayer::new(Duration::from_secs(30)))
+            .layer(weir::retry::RetryLayer::new(3))
+            .service(bare())
+    });
+    // tower's RateLimit is not Clone: one stack per task on 2 threads.
+    bench.service_per_task("tower-5", || {
+        ServiceBuilder::new()
+            .load_shed()
+            .concurrency_limit(1_000)
+            .rate_limit(u64::MAX, Duration::from_secs(1))
+            .timeout(Duration::from_secs(30))
+            .retry(NeverRetry)
+            .service(bare())
+    });
+    bench.finish();
+}
+
+criterion_group!(benches, server, client, five_layers);
 criterion_main!(benches);

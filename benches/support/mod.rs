@@ -1,7 +1,10 @@
 //! Shared by every bench file, which declares it once with `mod support;`.
 //!
 //! - a counting global allocator, installed here, so each bench binary has exactly one;
-//! - [`bare`], the zero-allocation floor every layer is compared with;
+//! - [`bare`], the zero-allocation floor every layer is compared with (an `async` block, as a
+//!   real handler's future is), and [`bare_ready`], the same answering with `std::future::ready`
+//!   (a reference row only: a `Ready` is smaller and simpler than any handler's future, and
+//!   flatters a layer that wraps it);
 //! - [`Bench`], which runs a service on 1 thread and on 2 threads with criterion and reports its
 //!   allocations per call (stderr and `target/weir-bench/<group>.<id>.txt`).
 //!
@@ -101,8 +104,19 @@ pub(crate) fn allocations() -> (usize, usize) {
 /// The request and response of every benchmarked service.
 pub(crate) type Req = u64;
 
-/// The zero-allocation baseline: a `service_fn` answering at once with a ready future.
+/// The zero-allocation floor: a `service_fn` answering from an `async` block, as a real
+/// handler's future is (a state machine the layer wraps by value, not `Unpin`, polled through
+/// its `Pin`), ready on its first poll.
 pub(crate) fn bare()
+-> impl Service<Req, Response = Req, Error = Infallible, Future: Send> + Clone + Send + Sync + 'static
+{
+    service_fn(|req: Req| async move { Ok(req.wrapping_add(1)) })
+}
+
+/// The floor as the benches measured it before #18: a `service_fn` answering with
+/// `std::future::ready`. Kept for one reference row (`baseline/service_fn-ready`); every layer
+/// is measured over [`bare`].
+pub(crate) fn bare_ready()
 -> impl Service<Req, Response = Req, Error = Infallible, Future = Ready<Result<Req, Infallible>>>
 + Clone
 + Send

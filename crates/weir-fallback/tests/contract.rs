@@ -24,3 +24,24 @@ fn service_and_future_are_send_sync_clone() {
         .service(service_fn(|n: u32| async move { Ok::<_, BoxError>(n) }));
     assert_service::<_, u32>(&svc);
 }
+
+/// The size of the response future for a `u64` request over a `Ready` inner future (16 bytes),
+/// pinned so that growth is noticed (#18): a layer's future is moved and nested in every stack,
+/// and its size is copied with it. Raise the bound only on purpose, with the reason.
+#[test]
+fn the_response_future_stays_small() {
+    fn future_size<S: tower::Service<u64>>(_: &S) -> usize {
+        size_of::<S::Future>()
+    }
+    let inner = tower::service_fn(|n: u64| std::future::ready(Ok::<u64, weir_core::BoxError>(n)));
+    let svc = tower::Layer::layer(
+        &weir_fallback::FallbackLayer::builder()
+            .value(|_: weir_fallback::Cause<'_, u64, weir_core::BoxError>| Some(0))
+            .build()
+            .expect("valid"),
+        inner,
+    );
+    let size = future_size(&svc);
+    eprintln!("weir-fallback ResponseFuture for u64 over Ready: {size} bytes");
+    assert!(size <= 80, "{size} bytes");
+}

@@ -77,3 +77,22 @@ async fn hedges_call_only_readied_instances() {
     // The primary and two hedges (each sent at once after a failure).
     assert_eq!(service.get_ref().calls(), 3);
 }
+
+/// The size of the response future for a `u64` request over a `Ready` inner future (16 bytes),
+/// pinned so that growth is noticed (#18): a layer's future is moved and nested in every stack,
+/// and its size is copied with it. Raise the bound only on purpose, with the reason.
+#[test]
+fn the_response_future_stays_small() {
+    fn future_size<S: tower::Service<u64>>(_: &S) -> usize {
+        size_of::<S::Future>()
+    }
+    let inner =
+        tower::service_fn(|n: u64| std::future::ready(Ok::<u64, std::convert::Infallible>(n)));
+    let svc = tower::Layer::layer(
+        &weir_hedge::HedgeLayer::new(std::time::Duration::from_millis(50)),
+        inner,
+    );
+    let size = future_size(&svc);
+    eprintln!("weir-hedge ResponseFuture for u64 over Ready: {size} bytes");
+    assert!(size <= 264, "{size} bytes");
+}

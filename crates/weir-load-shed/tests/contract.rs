@@ -61,3 +61,19 @@ async fn dropping_a_future_gives_its_slot_back() {
     assert!(!svc.get_ref().is_ready());
     drop(svc.into_inner());
 }
+
+/// The size of the response future for a `u64` request over a `Ready` inner future (16 bytes),
+/// pinned so that growth is noticed (#18): a layer's future is moved and nested in every stack,
+/// and its size is copied with it. Raise the bound only on purpose, with the reason.
+#[test]
+fn the_response_future_stays_small() {
+    fn future_size<S: tower::Service<u64>>(_: &S) -> usize {
+        size_of::<S::Future>()
+    }
+    let inner =
+        tower::service_fn(|n: u64| std::future::ready(Ok::<u64, std::convert::Infallible>(n)));
+    let svc = tower::Layer::layer(&weir_load_shed::LoadShedLayer::new(8), inner);
+    let size = future_size(&svc);
+    eprintln!("weir-load-shed ResponseFuture for u64 over Ready: {size} bytes");
+    assert!(size <= 56, "{size} bytes");
+}

@@ -135,6 +135,10 @@ where
 {
     type Output = Result<P::Response, S::Error>;
 
+    // Inlined into the caller's `poll` (#18): on the happy path it is one poll of the attempt
+    // and a classification; out of line its prologue, epilogue and state dispatch cost about
+    // 15 of its 37 instructions. The failure path stays out of line (`send`, `decide`).
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {

@@ -153,3 +153,19 @@ fn weir_cores_metrics_observer_takes_retry_events() {
     observes(&weir_core::Metrics);
     assert_send_sync::<RetryLayer<CloneRequest, weir_core::AnyError, weir_core::Metrics>>();
 }
+
+/// The size of the response future for a `u64` request over a `Ready` inner future (16 bytes),
+/// pinned so that growth is noticed (#18): a layer's future is moved and nested in every stack,
+/// and its size is copied with it. Raise the bound only on purpose, with the reason.
+#[test]
+fn the_response_future_stays_small() {
+    fn future_size<S: tower::Service<u64>>(_: &S) -> usize {
+        size_of::<S::Future>()
+    }
+    let inner =
+        tower::service_fn(|n: u64| std::future::ready(Ok::<u64, std::convert::Infallible>(n)));
+    let svc = tower::Layer::layer(&weir_retry::RetryLayer::new(3), inner);
+    let size = future_size(&svc);
+    eprintln!("weir-retry ResponseFuture for u64 over Ready: {size} bytes");
+    assert!(size <= 120, "{size} bytes");
+}

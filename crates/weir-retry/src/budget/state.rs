@@ -45,12 +45,17 @@ impl BudgetState {
         if let Self::Ratio(state) = self {
             let (read_clock, stripe) = THREAD.with(|thread| {
                 let mut word = thread.get();
-                if word >> 32 == 0 {
+                if word & STRIPE_MASK == 0 {
                     word |= first_stripe();
                 }
-                let n = (word as u32).wrapping_add(1);
-                thread.set((word & !u64::from(u32::MAX)) | u64::from(n));
-                (n % CLOCK_EVERY == 1, (word >> 32) as usize - 1)
+                // The count is in the high bits: adding one wraps off the top, never into the
+                // stripe, so no mask is needed (#18: 5 instructions fewer per request).
+                word = word.wrapping_add(ONE_REQUEST);
+                thread.set(word);
+                (
+                    (word >> COUNT_SHIFT) % u64::from(CLOCK_EVERY) == 1,
+                    (word & STRIPE_MASK) as usize - 1,
+                )
             });
             let epoch = if read_clock {
                 state.advance_now()
@@ -122,24 +127,34 @@ const CLOCK_EVERY: u32 = 32;
 
 /// Stripes of a ratio budget's request counts (see [`RatioState::requests`]).
 const STRIPES: usize = 8;
+// A stripe plus one fits in the low bits of a `THREAD` word.
+const _: () = assert!(STRIPES < STRIPE_MASK as usize);
 
 /// The stripe the next thread to deposit takes.
 static NEXT_STRIPE: AtomicU32 = AtomicU32::new(0);
 
 thread_local! {
-    /// For [`BudgetState::deposit_now`]: the requests started on this thread (low 32 bits, for
-    /// its sampling of the clock) and its stripe plus one (high 32 bits; 0 until its first
-    /// request). One word: one thread-local access per request.
+    /// For [`BudgetState::deposit_now`]: the requests started on this thread (the bits from
+    /// [`COUNT_SHIFT`] up, for its sampling of the clock; they wrap) and its stripe plus one (the
+    /// low bits, [`STRIPE_MASK`]; 0 until its first request). One word: one thread-local access
+    /// per request.
     static THREAD: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
-/// This thread's stripe plus one, in the high 32 bits: consecutive threads (a runtime's
-/// workers) take consecutive stripes.
+/// Where the request count starts in a [`THREAD`] word.
+const COUNT_SHIFT: u32 = 8;
+/// One request in a [`THREAD`] word.
+const ONE_REQUEST: u64 = 1 << COUNT_SHIFT;
+/// The stripe plus one in a [`THREAD`] word.
+const STRIPE_MASK: u64 = ONE_REQUEST - 1;
+
+/// This thread's stripe plus one, in the low bits of its [`THREAD`] word: consecutive threads
+/// (a runtime's workers) take consecutive stripes.
 #[cold]
 #[inline(never)]
 fn first_stripe() -> u64 {
     let stripe = NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) % STRIPES as u32;
-    u64::from(stripe + 1) << 32
+    u64::from(stripe + 1)
 }
 
 /// One stripe of the request counts, on a 128-byte block of its own (adjacent-line
