@@ -149,7 +149,7 @@ impl std::error::Error for DurationError {}
 /// | `key = "authority"` | the upstream host, for clients ([`Authority`]) |
 ///
 /// A header name that is not a valid HTTP header name is refused when the file is read. Header
-/// values and API keys longer than `max_len` ([`DEFAULT_MAX_KEY_LEN`](crate::key::DEFAULT_MAX_KEY_LEN)
+/// values and API keys longer than `max_len` ([`DEFAULT_MAX_KEY_LEN`]
 /// bytes when left out) are kept as their digest, as with [`Header`] and [`ApiKey`]. `peer_ip`
 /// keys IPv6 clients by their /64; see [`PeerIpSpec`] for the `forwarded_ip` settings.
 ///
