@@ -13,10 +13,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{
-    AGE, CACHE_CONTROL, CONNECTION, HeaderName, PROXY_AUTHENTICATE, TE, TRAILER, TRANSFER_ENCODING,
-    UPGRADE,
-};
+use http::header::{AGE, CACHE_CONTROL};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
@@ -377,7 +374,7 @@ where
         let key = StoredKey::new((method, self.extractor.detach(key)), &self.store.hasher);
         let (parts, body) = response.into_parts();
         let mut headers = parts.headers.clone();
-        strip_hop_by_hop(&mut headers);
+        weir_core::wire::strip_hop_by_hop(&mut headers);
         let recorder = Recorder {
             store: Arc::clone(&self.store),
             key,
@@ -414,32 +411,6 @@ where
         let response = http::Response::from_parts(parts, LastGoodBody::stored(body));
         Some(mark(response, Source::LastGood, outcome))
     }
-}
-
-/// Removes the headers that describe one connection, not the response (RFC 9110 section 7.6.1),
-/// and those a connection option names: a kept answer is served on another connection.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim_ascii()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in [
-        CONNECTION,
-        TRANSFER_ENCODING,
-        TE,
-        TRAILER,
-        UPGRADE,
-        PROXY_AUTHENTICATE,
-    ] {
-        headers.remove(name);
-    }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
 }
 
 /// Whether a successful response is kept: `200 OK`, not `no-store`, and a body known not to

@@ -11,10 +11,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{
-    CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, DATE, HeaderName, HeaderValue, PROXY_AUTHENTICATE,
-    RETRY_AFTER, SET_COOKIE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
-};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, DATE, HeaderValue, RETRY_AFTER, SET_COOKIE};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body::{Body, Frame};
 use pin_project_lite::pin_project;
@@ -227,30 +224,10 @@ fn replay<B: Body>(stored: &StoredResponse) -> Response<IdempotencyBody<B>> {
 /// a store, least of all a shared one).
 fn replayable_headers(headers: &HeaderMap) -> HeaderMap {
     let mut kept = headers.clone();
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim_ascii()).ok())
-        .collect();
-    for name in named {
+    weir_core::wire::strip_hop_by_hop(&mut kept);
+    for name in [DATE, CONTENT_LENGTH, SET_COOKIE] {
         kept.remove(name);
     }
-    for name in [
-        CONNECTION,
-        TRANSFER_ENCODING,
-        TE,
-        TRAILER,
-        UPGRADE,
-        PROXY_AUTHENTICATE,
-        DATE,
-        CONTENT_LENGTH,
-        SET_COOKIE,
-    ] {
-        kept.remove(name);
-    }
-    kept.remove("keep-alive");
-    kept.remove("proxy-connection");
     kept
 }
 

@@ -24,7 +24,7 @@ mod sf;
 mod tests;
 mod timeout;
 
-use http::HeaderName;
+use http::{HeaderMap, HeaderName};
 
 pub(crate) use self::rate_limit_info::ceil_secs;
 
@@ -109,3 +109,34 @@ pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key
 /// weir-idempotency on a response replayed from its store, so a client can tell a replay from a
 /// fresh execution.
 pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+
+/// Removes the headers that describe one connection rather than the message (RFC 9110 section
+/// 7.6.1): `Connection` and every header it names, `Transfer-Encoding`, `TE`, `Trailer`,
+/// `Upgrade`, `Proxy-Authenticate`, `Keep-Alive` and `Proxy-Connection`. For a response kept to
+/// be served again on another connection (weir-fallback's last good answer, weir-idempotency's
+/// replay).
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    use http::header::{CONNECTION, PROXY_AUTHENTICATE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+    // The names `Connection` lists, collected first: they are removed from the same map.
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim_ascii()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        CONNECTION,
+        TRANSFER_ENCODING,
+        TE,
+        TRAILER,
+        UPGRADE,
+        PROXY_AUTHENTICATE,
+    ] {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+}

@@ -462,3 +462,19 @@ proptest! {
         prop_assert_eq!(parsed, members);
     }
 }
+
+#[test]
+fn hop_by_hop_headers_and_the_ones_connection_names_are_stripped() {
+    let mut headers = http::HeaderMap::new();
+    headers.insert("connection", "close, x-private".parse().unwrap());
+    headers.insert("x-private", "1".parse().unwrap());
+    headers.insert("transfer-encoding", "chunked".parse().unwrap());
+    headers.insert("keep-alive", "timeout=5".parse().unwrap());
+    headers.insert("upgrade", "h2c".parse().unwrap());
+    headers.insert("content-type", "text/plain".parse().unwrap());
+    headers.insert("cache-control", "max-age=60".parse().unwrap());
+    super::strip_hop_by_hop(&mut headers);
+    let mut left: Vec<&str> = headers.keys().map(http::HeaderName::as_str).collect();
+    left.sort_unstable();
+    assert_eq!(left, ["cache-control", "content-type"]);
+}
