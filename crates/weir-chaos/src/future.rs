@@ -52,6 +52,8 @@ pin_project! {
         Held {
             result: Option<F::Output>,
             status: Option<Status>,
+            // Boxed: a timer exists only when a fault with latency or a stall fires, never on the
+            // disabled or unselected path, which keeps the future small for every other request.
             sleep: Option<Pin<Box<Sleep>>>,
             forever: bool,
         },

@@ -102,6 +102,8 @@ pin_project! {
             #[pin]
             fut: F,
             guard: Option<G>,
+            // Boxed: only a request holding a claim (a covered method with a key) renews its lease;
+            // requests without a key never reach this state, so their future stays small.
             renew: Pin<Box<Sleep>>,
         },
         Recording {
