@@ -6,6 +6,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use futures_util::future::join_all;
+use tokio::time::Instant;
 use weir_core::ConfigError;
 
 use crate::check::HealthCheck;
@@ -123,6 +124,35 @@ impl HealthRegistry {
             lifecycle,
             checks,
         }
+    }
+
+    /// The probe of `tag` answered from cache alone, without waiting or allocating: while every
+    /// check tagged `tag` has a fresh result, `each` gets its report, in registration order, and
+    /// the answer is `true`; `false` as soon as one has none (then [`evaluate`](Self::evaluate)
+    /// runs it, or waits for its run in flight), `each` having seen the reports before it.
+    pub(crate) fn cached(&self, tag: &Tag, mut each: impl FnMut(&CheckReport)) -> bool {
+        let now = Instant::now();
+        for entry in self.entries().iter().filter(|e| e.has(tag)) {
+            match entry.cached(now) {
+                Some(report) => each(&report),
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// The overall status of the probe of `tag`, as [`evaluate`](Self::evaluate) sums it up;
+    /// from cache alone, with no allocation, while every check's result is fresh.
+    pub(crate) async fn status(&self, tag: &Tag) -> Status {
+        let mut worst = self
+            .inner
+            .lifecycle
+            .health_for(tag)
+            .map_or(Status::Healthy, |health| health.status());
+        if self.cached(tag, |report| worst = worst.max(report.status())) {
+            return worst;
+        }
+        self.evaluate(tag).await.status()
     }
 
     /// Runs (or reads from cache) the check named `name`; `None` when there is none.
