@@ -7,6 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
@@ -151,8 +152,8 @@ impl<B> Service<Request<B>> for HealthService {
         }
         let registry = self.registry.clone();
         // A check must run (or a run in flight be waited for): boxing the evaluation here (an
-        // `async` block, which cannot be named) costs one allocation per such probe, at most
-        // one per caching period and check; never on a request of the service probed.
+        // `async` block, which cannot be named) costs one allocation per such probe, only while
+        // a result is stale or missing; never on a request of the service probed.
         let probe = Box::pin(async move {
             let summary = registry.evaluate(&tag).await;
             Ok(summary_response(&summary, verbose))
@@ -276,11 +277,11 @@ impl<W: fmt::Write> Body<W> {
             report.name(),
             report.status(),
             report.health(),
-            Some(report.duration().as_secs_f64() * 1000.0),
+            Some(report.duration()),
         );
     }
 
-    fn entry(&mut self, name: &str, status: Status, health: &Health, duration_ms: Option<f64>) {
+    fn entry(&mut self, name: &str, status: Status, health: &Health, duration: Option<Duration>) {
         self.worst = self.worst.max(status);
         let out = &mut self.out;
         if !std::mem::take(&mut self.first) {
@@ -296,8 +297,16 @@ impl<W: fmt::Write> Body<W> {
             let _ = out.write_str(r#","details":"#);
             push_string(out, details);
         }
-        if let Some(ms) = duration_ms {
-            let _ = write!(out, r#","durationMs":{ms:.3}"#);
+        if let Some(duration) = duration {
+            // Milliseconds with three decimals, rounded to the microsecond, in integers (a
+            // float's formatting costs more than the rest of the entry).
+            let micros = (duration.as_nanos() + 500) / 1000;
+            let _ = write!(
+                out,
+                r#","durationMs":{}.{:03}"#,
+                micros / 1000,
+                micros % 1000
+            );
         }
         let _ = out.write_str("}]");
     }
@@ -330,6 +339,13 @@ impl fmt::Write for Buffer {
 
 fn push_string(out: &mut impl fmt::Write, text: &str) {
     let _ = out.write_char('"');
+    let needs_escape = |c: char| c == '"' || c == '\\' || u32::from(c) < 0x20;
+    if !text.contains(needs_escape) {
+        // The common case, a name or a reason as written: at once.
+        let _ = out.write_str(text);
+        let _ = out.write_char('"');
+        return;
+    }
     for c in text.chars() {
         let _ = match c {
             '"' => out.write_str("\\\""),
@@ -383,5 +399,32 @@ mod tests {
         let mut out = String::new();
         push_string(&mut out, "a \"b\"\\\n\u{1}");
         assert_eq!(out, r#""a \"b\"\\\n\u0001""#);
+    }
+
+    /// #22.2: a duration reads in milliseconds with three decimals, rounded to the microsecond.
+    #[test]
+    fn durations_in_milliseconds() {
+        let body = |duration| {
+            let mut body = Body::new(Length(0), None);
+            body.entry("x", Status::Healthy, &Health::healthy(), Some(duration));
+            let mut out = Body::new(Buffer(Vec::new()), None);
+            out.entry("x", Status::Healthy, &Health::healthy(), Some(duration));
+            let (Buffer(bytes), _) = out.finish();
+            let (Length(len), _) = body.finish();
+            assert_eq!(len, bytes.len(), "measured as written");
+            String::from_utf8(bytes).unwrap()
+        };
+        for (duration, ms) in [
+            (Duration::ZERO, "0.000"),
+            (Duration::from_nanos(1_499), "0.001"),
+            (Duration::from_nanos(1_500), "0.002"),
+            (Duration::from_micros(30_250), "30.250"),
+            (Duration::from_secs(2), "2000.000"),
+        ] {
+            let expected = format!(
+                r#"{{"status":"pass","checks":{{"x":[{{"status":"pass","durationMs":{ms}}}]}}}}"#
+            );
+            assert_eq!(body(duration), expected);
+        }
     }
 }
