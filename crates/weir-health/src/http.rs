@@ -288,7 +288,9 @@ impl<W: fmt::Write> Body<W> {
             let _ = out.write_char(',');
         }
         push_string(out, name);
-        let _ = write!(out, r#":[{{"status":"{}""#, status.as_str());
+        let _ = out.write_str(r#":[{"status":""#);
+        let _ = out.write_str(status.as_str());
+        let _ = out.write_char('"');
         if let Some(reason) = health.reason() {
             let _ = out.write_str(r#","output":"#);
             push_string(out, reason);
