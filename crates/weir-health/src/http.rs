@@ -171,15 +171,12 @@ fn cached_response(
     tag: &Tag,
     verbose: bool,
 ) -> Option<Response<Full<Bytes>>> {
-    let lifecycle = registry.lifecycle().health_for(tag);
     let (status, body) = if verbose {
+        let lifecycle = registry.lifecycle().health_for(tag);
         verbose_body(lifecycle.as_ref(), |each| registry.cached(tag, each))?
     } else {
-        let mut worst = lifecycle.as_ref().map_or(Status::Healthy, Health::status);
-        if !registry.cached(tag, |report| worst = worst.max(report.status())) {
-            return None;
-        }
-        (worst, short_body(worst))
+        let status = registry.cached_status(tag)?;
+        (status, short_body(status))
     };
     Some(respond(status, body))
 }

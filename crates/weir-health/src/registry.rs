@@ -141,18 +141,26 @@ impl HealthRegistry {
         true
     }
 
-    /// The overall status of the probe of `tag`, as [`evaluate`](Self::evaluate) sums it up;
-    /// from cache alone, with no allocation, while every check's result is fresh.
-    pub(crate) async fn status(&self, tag: &Tag) -> Status {
+    /// The overall status of the probe of `tag`, as [`evaluate`](Self::evaluate) would sum it
+    /// up, from cache alone (no allocation); `None` when a check's result is not fresh.
+    pub(crate) fn cached_status(&self, tag: &Tag) -> Option<Status> {
         let mut worst = self
             .inner
             .lifecycle
             .health_for(tag)
             .map_or(Status::Healthy, |health| health.status());
-        if self.cached(tag, |report| worst = worst.max(report.status())) {
-            return worst;
+        self.cached(tag, |report| worst = worst.max(report.status()))
+            .then_some(worst)
+    }
+
+    /// The overall status of the probe of `tag`: from cache alone while every check's result is
+    /// fresh, else as [`evaluate`](Self::evaluate) finds it.
+    #[cfg(feature = "tonic")]
+    pub(crate) async fn status(&self, tag: &Tag) -> Status {
+        match self.cached_status(tag) {
+            Some(status) => status,
+            None => self.evaluate(tag).await.status(),
         }
-        self.evaluate(tag).await.status()
     }
 
     /// Runs (or reads from cache) the check named `name`; `None` when there is none.
