@@ -33,6 +33,7 @@
 //! assert!(report.total(weir_chaos::sim::Outcome::UpstreamFailure) > 400);
 //! ```
 
+mod observe;
 mod report;
 mod upstream;
 
@@ -49,10 +50,11 @@ use tower_service::Service;
 use weir_core::BoxError;
 use weir_core::backoff::{FastRandom, Random};
 
+pub use self::observe::{SimObserver, Transition};
 pub use self::report::{Outcome, Report, Tick};
 pub use self::upstream::{Upstream, UpstreamFuture, UpstreamService};
 
-use self::report::Recorder;
+use self::report::{Recorder, UpstreamLoad};
 use crate::settings::Latency;
 
 /// How requests arrive.
@@ -73,6 +75,19 @@ pub enum Arrivals {
         every: Duration,
         /// A burst lasts this long.
         length: Duration,
+    },
+    /// A retry storm from the callers: Poisson at `rate` per second, and every request that does
+    /// not succeed is sent again by its caller after `backoff`, up to `retries` times (their own
+    /// retries, outside the stack under test, as clients of a failing service do). Each resend
+    /// is a request of the report, counted also in [`Report::resent`].
+    RetryStorm {
+        /// The rate of first sends, per second.
+        rate: f64,
+        /// How many times a caller sends a failed request again.
+        retries: u32,
+        /// How long a caller waits before sending again (fixed: callers retrying in step is
+        /// what makes a storm).
+        backoff: Duration,
     },
 }
 
@@ -100,6 +115,27 @@ impl Arrivals {
         }
     }
 
+    /// A retry storm from the callers: Poisson at `rate`, each failure sent again after
+    /// `backoff`, up to `retries` times.
+    #[must_use]
+    pub const fn retry_storm(rate: f64, retries: u32, backoff: Duration) -> Self {
+        Self::RetryStorm {
+            rate,
+            retries,
+            backoff,
+        }
+    }
+
+    /// How the callers resend a failure: `(times, after)`, for a retry storm.
+    const fn resends(self) -> Option<(u32, Duration)> {
+        match self {
+            Self::RetryStorm {
+                retries, backoff, ..
+            } => Some((retries, backoff)),
+            _ => None,
+        }
+    }
+
     /// The gap to the next arrival at `t` (from the start).
     fn gap(self, t: Duration, rng: &mut FastRandom) -> Duration {
         let exponential = |rate: f64, rng: &mut FastRandom| {
@@ -112,16 +148,14 @@ impl Arrivals {
         };
         match self {
             Self::Steady(rate) => Duration::from_secs_f64(1.0 / rate.max(1e-9)),
-            Self::Poisson(rate) => exponential(rate, rng),
+            Self::Poisson(rate) | Self::RetryStorm { rate, .. } => exponential(rate, rng),
             Self::Bursts {
                 base,
                 burst,
                 every,
                 length,
             } => {
-                let phase = Duration::from_nanos(
-                    (t.as_nanos() % every.as_nanos().max(1)) as u64,
-                );
+                let phase = Duration::from_nanos((t.as_nanos() % every.as_nanos().max(1)) as u64);
                 exponential(if phase < length { burst } else { base }, rng)
             }
         }
@@ -194,7 +228,8 @@ impl Simulation {
     /// Runs the simulation: `stack` is given the modelled upstream and returns the service to
     /// send requests through (`|upstream| upstream` for none, or your stack around it). Each
     /// request is a `GET http://upstream/` with an empty body, sent on a clone of the stack
-    /// readied for it.
+    /// readied for it. [`run_observed`](Self::run_observed) also hands the builder an observer
+    /// for the stack's events.
     ///
     /// # Panics
     ///
@@ -202,6 +237,48 @@ impl Simulation {
     pub fn run<S, F, B>(&self, stack: F) -> Report
     where
         F: FnOnce(UpstreamService) -> S,
+        S: Service<http::Request<Empty<Bytes>>, Response = http::Response<B>> + Clone + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: 'static,
+    {
+        self.run_observed(|upstream, _| stack(upstream))
+    }
+
+    /// Runs the simulation as [`run`](Self::run) does, and gives `stack` a [`SimObserver`] too:
+    /// pass it to the stack's layers (`observer(..)`) and the report carries their events and
+    /// state changes (a breaker opening and closing) with their virtual times.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use weir_chaos::Latency;
+    /// use weir_chaos::sim::{Arrivals, Simulation, Upstream};
+    /// use weir_circuit_breaker::CircuitBreakerLayer;
+    /// use weir_core::HttpStatus;
+    /// use tower_layer::Layer;
+    ///
+    /// let sim = Simulation::new(Duration::from_secs(60))
+    ///     .arrivals(Arrivals::steady(50.0))
+    ///     .upstream(Upstream::new(Latency::fixed(Duration::from_millis(5)))
+    ///         .outage(Duration::from_secs(20), Duration::from_secs(10)));
+    /// let report = sim.run_observed(|upstream, observer| {
+    ///     CircuitBreakerLayer::builder()
+    ///         .classifier(HttpStatus::new())
+    ///         .observer(observer)
+    ///         .build()
+    ///         .unwrap()
+    ///         .layer(upstream)
+    /// });
+    /// // It opened during the outage, and closed again after it.
+    /// assert!(report.transitions().len() >= 2);
+    /// assert!(report.transitions()[0].at >= Duration::from_secs(20));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When the runtime cannot be built.
+    pub fn run_observed<S, F, B>(&self, stack: F) -> Report
+    where
+        F: FnOnce(UpstreamService, SimObserver) -> S,
         S: Service<http::Request<Empty<Bytes>>, Response = http::Response<B>> + Clone + 'static,
         S::Error: Into<BoxError>,
         S::Future: 'static,
@@ -217,7 +294,7 @@ impl Simulation {
 
     async fn drive<S, F, B>(&self, stack: F) -> Report
     where
-        F: FnOnce(UpstreamService) -> S,
+        F: FnOnce(UpstreamService, SimObserver) -> S,
         S: Service<http::Request<Empty<Bytes>>, Response = http::Response<B>> + Clone + 'static,
         S::Error: Into<BoxError>,
         S::Future: 'static,
@@ -225,13 +302,15 @@ impl Simulation {
         let start = Instant::now();
         let upstream = UpstreamService::new(
             self.upstream.clone(),
-            self.seed ^ 0x5EED_0F_u64.rotate_left(32),
+            self.seed ^ 0x005E_ED0F_u64.rotate_left(32),
             start,
             self.tick,
         );
         let load = std::sync::Arc::clone(upstream.load());
-        let svc = stack(upstream);
+        let observer = SimObserver::new(start, self.tick);
+        let svc = stack(upstream, observer.clone());
         let recorder = Rc::new(RefCell::new(Recorder::new(start, self.tick)));
+        let resends = self.arrivals.resends();
         let mut rng = FastRandom::seeded(self.seed);
         let mut at = Duration::ZERO;
         loop {
@@ -242,34 +321,51 @@ impl Simulation {
             tokio::time::sleep_until(start + at).await;
             let mut svc = svc.clone();
             let recorder = Rc::clone(&recorder);
+            recorder.borrow_mut().begin();
             // Detached: the recorder counts what is still in flight.
             drop(tokio::task::spawn_local(async move {
-                let sent = Instant::now();
-                recorder.borrow_mut().sent(sent);
-                let result = match poll_fn(|cx| svc.poll_ready(cx)).await {
-                    Ok(()) => {
-                        let req = http::Request::get("http://upstream/")
-                            .body(Empty::new())
-                            .expect("a valid request");
-                        svc.call(req).await.map_err(Into::into)
+                let mut resent = 0;
+                loop {
+                    let sent = Instant::now();
+                    recorder.borrow_mut().sent(resent > 0);
+                    let result = match poll_fn(|cx| svc.poll_ready(cx)).await {
+                        Ok(()) => {
+                            let req = http::Request::get("http://upstream/")
+                                .body(Empty::new())
+                                .expect("a valid request");
+                            svc.call(req).await.map_err(Into::into)
+                        }
+                        Err(e) => Err(e.into()),
+                    };
+                    let outcome = Outcome::of(&result);
+                    recorder
+                        .borrow_mut()
+                        .answered(sent, Instant::now(), outcome);
+                    match resends {
+                        Some((times, after)) if outcome != Outcome::Success && resent < times => {
+                            resent += 1;
+                            tokio::time::sleep(after).await;
+                        }
+                        _ => break,
                     }
-                    Err(e) => Err(e.into()),
-                };
-                let outcome = Outcome::of(&result);
-                recorder.borrow_mut().answered(sent, Instant::now(), outcome);
+                }
+                recorder.borrow_mut().end();
             }));
         }
         let drain_end = start + self.duration + self.drain;
-        while recorder.borrow().in_flight() > 0 && Instant::now() < drain_end {
+        while recorder.borrow().pending() > 0 && Instant::now() < drain_end {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let calls = load.calls.lock().map(|c| c.clone()).unwrap_or_default();
         let recorder = recorder.borrow();
         recorder.report(
             self.duration,
-            &calls,
-            load.total.load(Relaxed),
-            load.max_in_flight.load(Relaxed),
+            UpstreamLoad {
+                calls: &calls,
+                total: load.total.load(Relaxed),
+                max_in_flight: load.max_in_flight.load(Relaxed),
+            },
+            observer.take(),
         )
     }
 }

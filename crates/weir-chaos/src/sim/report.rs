@@ -7,6 +7,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 use weir_core::BoxError;
 
+use super::observe::{Seen, Transition};
+
 /// How a simulated request ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -88,6 +90,9 @@ pub struct Tick {
     pub p50: Duration,
     /// The 99th percentile latency of the tick's answered requests.
     pub p99: Duration,
+    /// State changes the stack's layers reported in the tick (through a
+    /// [`SimObserver`](super::SimObserver)).
+    pub state_changes: u64,
 }
 
 impl Tick {
@@ -109,7 +114,10 @@ pub(crate) struct Recorder {
     start: Instant,
     tick: Duration,
     sent: u64,
+    resent: u64,
     answered: u64,
+    /// Callers still at work: a request in flight, or a caller waiting to send one again.
+    pending: u64,
     /// Per tick: outcomes and latencies (microseconds) of the requests sent in it.
     ticks: Vec<([u64; 7], Vec<u64>)>,
 }
@@ -120,7 +128,9 @@ impl Recorder {
             start,
             tick,
             sent: 0,
+            resent: 0,
             answered: 0,
+            pending: 0,
             ticks: Vec::new(),
         }
     }
@@ -129,12 +139,27 @@ impl Recorder {
         (at.saturating_duration_since(self.start).as_nanos() / self.tick.as_nanos().max(1)) as usize
     }
 
-    pub(crate) fn sent(&mut self, _at: Instant) {
-        self.sent += 1;
+    /// A caller starts.
+    pub(crate) const fn begin(&mut self) {
+        self.pending += 1;
     }
 
-    pub(crate) const fn in_flight(&self) -> u64 {
-        self.sent - self.answered
+    /// A caller is done: answered, and not sending again.
+    pub(crate) const fn end(&mut self) {
+        self.pending -= 1;
+    }
+
+    /// Callers not done.
+    pub(crate) const fn pending(&self) -> u64 {
+        self.pending
+    }
+
+    /// A request is sent; `resent` when its caller sends it again.
+    pub(crate) const fn sent(&mut self, resent: bool) {
+        self.sent += 1;
+        if resent {
+            self.resent += 1;
+        }
     }
 
     pub(crate) fn answered(&mut self, sent: Instant, now: Instant, outcome: Outcome) {
@@ -151,12 +176,14 @@ impl Recorder {
     pub(crate) fn report(
         &self,
         duration: Duration,
-        upstream: &[u64],
-        upstream_total: u64,
-        max_in_flight: usize,
+        upstream: UpstreamLoad<'_>,
+        seen: Seen,
     ) -> Report {
         let n = (duration.as_nanos().div_ceil(self.tick.as_nanos().max(1))) as usize;
-        let n = n.max(self.ticks.len()).max(upstream.len());
+        let n = n
+            .max(self.ticks.len())
+            .max(upstream.calls.len())
+            .max(seen.changes_per_tick.len());
         let mut all = Vec::new();
         let mut ticks = Vec::with_capacity(n);
         for i in 0..n {
@@ -167,9 +194,10 @@ impl Recorder {
             ticks.push(Tick {
                 start: self.tick * i as u32,
                 outcomes,
-                upstream_calls: upstream.get(i).copied().unwrap_or(0),
+                upstream_calls: upstream.calls.get(i).copied().unwrap_or(0),
                 p50: percentile(&sorted, 0.50),
                 p99: percentile(&sorted, 0.99),
+                state_changes: seen.changes_per_tick.get(i).copied().unwrap_or(0),
             });
         }
         // Requests never answered count in the last tick as unfinished.
@@ -188,11 +216,28 @@ impl Recorder {
             tick: self.tick,
             ticks,
             totals,
-            upstream_calls: upstream_total,
-            max_upstream_in_flight: max_in_flight,
+            resent: self.resent,
+            upstream_calls: upstream.total,
+            max_upstream_in_flight: upstream.max_in_flight,
             percentiles: [0.5, 0.9, 0.99, 0.999, 1.0].map(|q| percentile(&all, q)),
+            events: seen
+                .counts
+                .into_iter()
+                .map(|((p, k), n)| (p, k, n))
+                .collect(),
+            transitions: seen.transitions,
         }
     }
+}
+
+/// What the modelled upstream counted.
+pub(crate) struct UpstreamLoad<'a> {
+    /// Calls per tick.
+    pub(crate) calls: &'a [u64],
+    /// Calls in all.
+    pub(crate) total: u64,
+    /// The most calls in flight at once.
+    pub(crate) max_in_flight: usize,
 }
 
 /// The `q` quantile of sorted microseconds (nearest rank).
@@ -210,10 +255,14 @@ pub struct Report {
     tick: Duration,
     ticks: Vec<Tick>,
     totals: [u64; 7],
+    resent: u64,
     upstream_calls: u64,
     max_upstream_in_flight: usize,
     /// p50, p90, p99, p99.9, max.
     percentiles: [Duration; 5],
+    /// The stack's events by pattern and kind.
+    events: Vec<(&'static str, &'static str, u64)>,
+    transitions: Vec<Transition>,
 }
 
 impl Report {
@@ -233,6 +282,38 @@ impl Report {
     #[must_use]
     pub const fn total(&self, outcome: Outcome) -> u64 {
         self.totals[outcome.index()]
+    }
+
+    /// Requests that were their callers' resends ([`Arrivals::RetryStorm`](super::Arrivals::RetryStorm)),
+    /// among [`requests`](Self::requests).
+    #[must_use]
+    pub const fn resent(&self) -> u64 {
+        self.resent
+    }
+
+    /// The events the stack's layers reported to the [`SimObserver`](super::SimObserver), as
+    /// `(pattern, kind, count)` (`("retry", "retry", 1234)`, `("circuit_breaker", "rejected",
+    /// 56)`), sorted; empty when the stack was not given the observer.
+    #[must_use]
+    pub fn events(&self) -> &[(&'static str, &'static str, u64)] {
+        &self.events
+    }
+
+    /// How many events of this pattern and kind the stack's layers reported.
+    #[must_use]
+    pub fn event_count(&self, pattern: &str, kind: &str) -> u64 {
+        self.events
+            .iter()
+            .filter(|(p, k, _)| *p == pattern && *k == kind)
+            .map(|(_, _, n)| n)
+            .sum()
+    }
+
+    /// The state changes the stack's layers reported (a breaker opening, half-opening,
+    /// closing), in order, with their virtual times; the first 10 000 of them.
+    #[must_use]
+    pub fn transitions(&self) -> &[Transition] {
+        &self.transitions
     }
 
     /// The share of requests that succeeded.
@@ -273,7 +354,12 @@ impl Report {
     /// The peak upstream calls in one tick over the peak requests in one tick.
     #[must_use]
     pub fn peak_amplification(&self) -> f64 {
-        let calls = self.ticks.iter().map(|t| t.upstream_calls).max().unwrap_or(0);
+        let calls = self
+            .ticks
+            .iter()
+            .map(|t| t.upstream_calls)
+            .max()
+            .unwrap_or(0);
         let requests = self.ticks.iter().map(Tick::requests).max().unwrap_or(0);
         calls as f64 / requests.max(1) as f64
     }
@@ -285,12 +371,14 @@ impl Report {
         let [p50, p90, p99, p999, max] = self.percentiles;
         let _ = writeln!(
             out,
-            "requests {}  success {:.2}%  upstream calls {} (x{:.2}, peak tick x{:.2})  latency p50 {:?} p90 {:?} p99 {:?} p99.9 {:?} max {:?}",
+            "requests {} (resent by callers {})  success {:.2}%  upstream calls {} (x{:.2}, peak tick x{:.2}, at most {} in flight)  latency p50 {:?} p90 {:?} p99 {:?} p99.9 {:?} max {:?}",
             self.requests(),
+            self.resent,
             100.0 * self.success_rate(),
             self.upstream_calls,
             self.amplification(),
             self.peak_amplification(),
+            self.max_upstream_in_flight,
             p50,
             p90,
             p99,
@@ -301,7 +389,11 @@ impl Report {
         for outcome in Outcome::ALL {
             let _ = write!(out, " {:>16}", outcome.as_str());
         }
-        let _ = writeln!(out, " {:>14} {:>9} {:>9}", "upstream_calls", "p50_ms", "p99_ms");
+        let _ = writeln!(
+            out,
+            " {:>14} {:>9} {:>9}",
+            "upstream_calls", "p50_ms", "p99_ms"
+        );
         let group = self.ticks.len().div_ceil(rows.max(1)).max(1);
         for chunk in self.ticks.chunks(group) {
             let from = chunk[0].start;
@@ -317,7 +409,12 @@ impl Report {
             // The worst tick of the group.
             let p50 = chunk.iter().map(|t| t.p50).max().unwrap_or_default();
             let p99 = chunk.iter().map(|t| t.p99).max().unwrap_or_default();
-            let _ = write!(out, "{:>6}s {:>6}s {requests:>8}", from.as_secs(), to.as_secs());
+            let _ = write!(
+                out,
+                "{:>6}s {:>6}s {requests:>8}",
+                from.as_secs(),
+                to.as_secs()
+            );
             for c in outcomes {
                 let _ = write!(out, " {c:>16}");
             }
@@ -328,10 +425,33 @@ impl Report {
                 p99.as_secs_f64() * 1e3
             );
         }
+        if !self.events.is_empty() {
+            out.push_str("events:");
+            for (pattern, kind, n) in &self.events {
+                let _ = write!(out, " {pattern}.{kind} {n}");
+            }
+            out.push('\n');
+        }
+        const SHOWN: usize = 12;
+        for t in self.transitions.iter().take(SHOWN) {
+            let _ = writeln!(
+                out,
+                "{:>9.3}s {} {}: {}",
+                t.at.as_secs_f64(),
+                t.pattern,
+                t.layer,
+                t.detail
+            );
+        }
+        let changes: u64 = self.ticks.iter().map(|t| t.state_changes).sum();
+        if changes > SHOWN as u64 {
+            let _ = writeln!(out, "... {changes} state changes in all");
+        }
         out
     }
 
-    /// CSV, one row per tick: `start_s`, every outcome, `upstream_calls`, `p50_ms`, `p99_ms`.
+    /// CSV, one row per tick: `start_s`, every outcome, `upstream_calls`, `p50_ms`, `p99_ms`,
+    /// `state_changes`.
     #[must_use]
     pub fn csv(&self) -> String {
         let mut out = String::from("start_s");
@@ -339,7 +459,7 @@ impl Report {
             out.push(',');
             out.push_str(outcome.as_str());
         }
-        out.push_str(",upstream_calls,p50_ms,p99_ms\n");
+        out.push_str(",upstream_calls,p50_ms,p99_ms,state_changes\n");
         for t in &self.ticks {
             let _ = write!(out, "{}", t.start.as_secs_f64());
             for c in t.outcomes {
@@ -347,17 +467,20 @@ impl Report {
             }
             let _ = writeln!(
                 out,
-                ",{},{:.3},{:.3}",
+                ",{},{:.3},{:.3},{}",
                 t.upstream_calls,
                 t.p50.as_secs_f64() * 1e3,
-                t.p99.as_secs_f64() * 1e3
+                t.p99.as_secs_f64() * 1e3,
+                t.state_changes
             );
         }
         out
     }
 
     /// An SVG chart (written by hand, no plotting crate): requests, successes, failures and
-    /// upstream calls per tick on top; p50 and p99 latency per tick below. `title` goes on top.
+    /// upstream calls per tick on top; p50 and p99 latency per tick below; a dashed purple line
+    /// through both at each tick where the stack reported a state change (a breaker opening or
+    /// closing). `title` goes on top.
     #[must_use]
     pub fn svg(&self, title: &str) -> String {
         const W: f64 = 960.0;
@@ -380,18 +503,63 @@ impl Report {
         // Top panel: counts per tick.
         let failed = |t: &Tick| t.requests() - t.count(Outcome::Success);
         let series: [(&str, &str, Vec<f64>); 4] = [
-            ("requests", "#888888", self.ticks.iter().map(|t| t.requests() as f64).collect()),
-            ("success", "#2a9d3a", self.ticks.iter().map(|t| t.count(Outcome::Success) as f64).collect()),
-            ("failed", "#d62828", self.ticks.iter().map(|t| failed(t) as f64).collect()),
-            ("upstream calls", "#1f5fbf", self.ticks.iter().map(|t| t.upstream_calls as f64).collect()),
+            (
+                "requests",
+                "#888888",
+                self.ticks.iter().map(|t| t.requests() as f64).collect(),
+            ),
+            (
+                "success",
+                "#2a9d3a",
+                self.ticks
+                    .iter()
+                    .map(|t| t.count(Outcome::Success) as f64)
+                    .collect(),
+            ),
+            (
+                "failed",
+                "#d62828",
+                self.ticks.iter().map(|t| failed(t) as f64).collect(),
+            ),
+            (
+                "upstream calls",
+                "#1f5fbf",
+                self.ticks.iter().map(|t| t.upstream_calls as f64).collect(),
+            ),
         ];
         let unit = format!("per {:?}", self.tick);
         panel(&mut out, 40.0, 250.0, &unit, &series, &x);
         let latency: [(&str, &str, Vec<f64>); 2] = [
-            ("p50 ms", "#2a9d8f", self.ticks.iter().map(|t| t.p50.as_secs_f64() * 1e3).collect()),
-            ("p99 ms", "#e76f51", self.ticks.iter().map(|t| t.p99.as_secs_f64() * 1e3).collect()),
+            (
+                "p50 ms",
+                "#2a9d8f",
+                self.ticks
+                    .iter()
+                    .map(|t| t.p50.as_secs_f64() * 1e3)
+                    .collect(),
+            ),
+            (
+                "p99 ms",
+                "#e76f51",
+                self.ticks
+                    .iter()
+                    .map(|t| t.p99.as_secs_f64() * 1e3)
+                    .collect(),
+            ),
         ];
         panel(&mut out, 330.0, 180.0, "latency ms", &latency, &x);
+        // State changes.
+        for (i, t) in self.ticks.iter().enumerate() {
+            if t.state_changes > 0 {
+                let _ = writeln!(
+                    out,
+                    r##"<line x1="{0:.1}" y1="40" x2="{0:.1}" y2="510" stroke="#7b2cbf" stroke-dasharray="4 3"><title>{1} state change(s) at {2:?}</title></line>"##,
+                    x(i),
+                    t.state_changes,
+                    t.start
+                );
+            }
+        }
         // Time axis.
         let end = self.tick * n as u32;
         for k in 0..=4 {
@@ -457,5 +625,7 @@ fn panel(
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }

@@ -208,7 +208,11 @@ impl<B> Service<http::Request<B>> for UpstreamService {
         let since = now.saturating_duration_since(self.start);
         let tick = (since.as_nanos() / self.tick.as_nanos().max(1)) as usize;
         {
-            let mut calls = self.load.calls.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut calls = self
+                .load
+                .calls
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             if calls.len() <= tick {
                 calls.resize(tick + 1, 0);
             }
