@@ -5,8 +5,9 @@
 //! - **Virtual time**: the run builds its own current-thread Tokio runtime with the clock paused;
 //!   time jumps to the next timer whenever every task waits, so a simulated hour takes seconds
 //!   (as long as the stack's own work per request, not the hour).
-//! - **Exactly reproducible**: one thread, one seed for the arrivals and one (derived) for the
-//!   upstream: the same simulation and the same stack give the same [`Report`], to the request.
+//! - **Exactly reproducible**: one fresh thread per run, one seed for the arrivals and one
+//!   (derived) for the upstream: the same simulation and the same stack give the same
+//!   [`Report`], to the request.
 //!   Seed the randomness of the stack too (`RetryLayer::builder().seed(..)`,
 //!   `ChaosLayer::builder().seed(..)`): a layer seeded from the process varies its jitter from
 //!   run to run.
@@ -233,10 +234,10 @@ impl Simulation {
     ///
     /// # Panics
     ///
-    /// When the runtime cannot be built.
+    /// When the runtime cannot be built, or when the stack panics.
     pub fn run<S, F, B>(&self, stack: F) -> Report
     where
-        F: FnOnce(UpstreamService) -> S,
+        F: FnOnce(UpstreamService) -> S + Send,
         S: Service<http::Request<Empty<Bytes>>, Response = http::Response<B>> + Clone + 'static,
         S::Error: Into<BoxError>,
         S::Future: 'static,
@@ -273,23 +274,36 @@ impl Simulation {
     /// assert!(report.transitions()[0].at >= Duration::from_secs(20));
     /// ```
     ///
+    /// The run has a thread of its own (the stack is built on it, and need not be `Send`):
+    /// state a layer keeps per thread (weir-retry's budget counts requests in thread-local
+    /// stripes and reads the clock every so many) starts afresh, so one run does not shift the
+    /// next.
+    ///
     /// # Panics
     ///
-    /// When the runtime cannot be built.
+    /// When the runtime cannot be built, or when the stack panics.
     pub fn run_observed<S, F, B>(&self, stack: F) -> Report
     where
-        F: FnOnce(UpstreamService, SimObserver) -> S,
+        F: FnOnce(UpstreamService, SimObserver) -> S + Send,
         S: Service<http::Request<Empty<Bytes>>, Response = http::Response<B>> + Clone + 'static,
         S::Error: Into<BoxError>,
         S::Future: 'static,
     {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .expect("a current-thread runtime");
-        let local = tokio::task::LocalSet::new();
-        local.block_on(&runtime, self.drive(stack))
+        std::thread::scope(|scope| {
+            let run = scope.spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .start_paused(true)
+                    .build()
+                    .expect("a current-thread runtime");
+                let local = tokio::task::LocalSet::new();
+                local.block_on(&runtime, self.drive(stack))
+            });
+            match run.join() {
+                Ok(report) => report,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
     }
 
     async fn drive<S, F, B>(&self, stack: F) -> Report
@@ -312,12 +326,12 @@ impl Simulation {
         let recorder = Rc::new(RefCell::new(Recorder::new(start, self.tick)));
         let resends = self.arrivals.resends();
         let mut rng = FastRandom::seeded(self.seed);
-        let mut at = Duration::ZERO;
-        loop {
-            at += self.arrivals.gap(at, &mut rng);
-            if at >= self.duration {
-                break;
-            }
+        // Steady arrivals start at once; the others after their first gap.
+        let mut at = match self.arrivals {
+            Arrivals::Steady(_) => Duration::ZERO,
+            arrivals => arrivals.gap(Duration::ZERO, &mut rng),
+        };
+        while at < self.duration {
             tokio::time::sleep_until(start + at).await;
             let mut svc = svc.clone();
             let recorder = Rc::clone(&recorder);
@@ -351,6 +365,7 @@ impl Simulation {
                 }
                 recorder.borrow_mut().end();
             }));
+            at += self.arrivals.gap(at, &mut rng);
         }
         let drain_end = start + self.duration + self.drain;
         while recorder.borrow().pending() > 0 && Instant::now() < drain_end {
