@@ -11,7 +11,7 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep, sleep_until};
 use tower_service::Service;
-use weir_core::{Classify, Observer, Outcome, ServerHint};
+use weir_core::{Classify, Error, Observer, Outcome, ServerHint};
 use weir_retry::Replay;
 
 use crate::event::{Event, Reason};
@@ -90,6 +90,29 @@ enum Verdict {
     /// Send the next hedge at once (or after the server's `wait`; with `stop`, send no more)
     /// and wait for the others.
     NonFatal { stop: bool, wait: Option<Duration> },
+}
+
+/// The outcome of one attempt: the classifier's, except that an attempt refused by an open
+/// circuit breaker inside (a weir [`Error`] of kind circuit open, anywhere in the error's
+/// chain) is always [`Outcome::Ignored`], whatever the classifier says: the upstream was not
+/// called, so it is a non-fatal failure of that attempt, the next hedge goes at once (as .NET's
+/// standard hedging handler treats an open circuit), and no budget counts it against the
+/// upstream. Costs nothing on an `Ok`.
+#[inline]
+fn outcome_of<Res, E: 'static, C: Classify<Res, E>>(
+    classify: &C,
+    result: &Result<Res, E>,
+) -> Outcome {
+    let outcome = classify.classify(result);
+    match result {
+        Err(err)
+            if outcome != Outcome::Ignored
+                && Error::find_in(err).is_some_and(Error::is_circuit_open) =>
+        {
+            Outcome::Ignored
+        }
+        _ => outcome,
+    }
 }
 
 fn verdict<Res, E>(outcome: Outcome, result: &Result<Res, E>) -> Verdict {
@@ -183,12 +206,61 @@ impl<S, Req, R, C, O> Future for ResponseFuture<S, Req, R, C, O>
 where
     R: Replay<Req>,
     S: Service<R::Request>,
+    S::Error: 'static,
     C: Classify<S::Response, S::Error>,
     O: for<'a> Observer<Event<'a>>,
 {
     type Output = Result<S::Response, S::Error>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // The immediate path, kept small and inline: only the primary in flight, nothing due,
+        // no timer armed, not yet pending (so no clock read). An answer (or a fatal failure)
+        // returns here; anything else goes on in `poll_hedging`, with the primary's poll.
+        let this = self.as_mut().project();
+        if *this.started == 1
+            && this.due.is_none()
+            && this.start.is_none()
+            && matches!(*this.timer, Timer::Off)
+        {
+            let mut primary = this.primary;
+            if let AttemptProj::Running { future } = primary.as_mut().project() {
+                let first = future.poll(cx);
+                if let Poll::Ready(result) = &first {
+                    let shared = &**this.shared;
+                    let outcome = outcome_of(&shared.classify, result);
+                    if matches!(verdict(outcome, result), Verdict::Answer | Verdict::Fatal) {
+                        primary.set(Attempt::Done);
+                        if shared.records() {
+                            shared.core.record_at_once();
+                        }
+                        shared.core.record_outcome(outcome);
+                        return first;
+                    }
+                }
+                return self.poll_hedging(cx, Some(first));
+            }
+        }
+        self.poll_hedging(cx, None)
+    }
+}
+
+impl<S, Req, R, C, O> ResponseFuture<S, Req, R, C, O>
+where
+    R: Replay<Req>,
+    S: Service<R::Request>,
+    S::Error: 'static,
+    C: Classify<S::Response, S::Error>,
+    O: for<'a> Observer<Event<'a>>,
+{
+    /// Everything but the immediate path: preparing the request, the hedges, the timer.
+    /// `first`: the primary's poll already made by `poll` (not repeated), if any.
+    #[inline(never)]
+    fn poll_hedging(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut first: Option<Poll<Result<S::Response, S::Error>>>,
+    ) -> Poll<Result<S::Response, S::Error>> {
         let mut this = self.project();
         if let PrepareProj::Preparing { prepare } = this.prepare.as_mut().project() {
             let Poll::Ready((request, copy)) = prepare.poll(cx) else {
@@ -213,7 +285,7 @@ where
         loop {
             // 1. The primary.
             if let AttemptProj::Running { future } = this.primary.as_mut().project()
-                && let Poll::Ready(result) = future.poll(cx)
+                && let Poll::Ready(result) = first.take().unwrap_or_else(|| future.poll(cx))
             {
                 this.primary.set(Attempt::Done);
                 if let Some(start) = *this.start {
@@ -221,11 +293,15 @@ where
                 } else if shared.records() {
                     shared.core.record_at_once();
                 }
-                let outcome = shared.classify.classify(&result);
+                let outcome = outcome_of(&shared.classify, &result);
                 shared.core.record_outcome(outcome);
                 match verdict(outcome, &result) {
                     Verdict::Answer | Verdict::Fatal => {
-                        finish(this.hedges, this.timer.as_mut(), shared, 0);
+                        // The immediate path: no hedge was sent and no timer armed, nothing
+                        // to cancel (one compare each, `finish` not called).
+                        if *this.started > 1 || matches!(*this.timer, Timer::Armed { .. }) {
+                            finish(this.hedges, this.timer.as_mut(), shared, 0);
+                        }
                         return Poll::Ready(result);
                     }
                     Verdict::NonFatal { stop, wait } => {
@@ -250,7 +326,7 @@ where
                     continue;
                 };
                 this.hedges[index] = None;
-                let outcome = shared.classify.classify(&result);
+                let outcome = outcome_of(&shared.classify, &result);
                 shared.core.record_outcome(outcome);
                 match verdict(outcome, &result) {
                     Verdict::Answer => {
@@ -440,7 +516,10 @@ fn cancel_primary<F, R, C, O>(
     }
 }
 
-/// Drops every hedge still in flight and the timer, and reports the cancellations.
+/// Drops every hedge still in flight and the timer, and reports the cancellations. Off the
+/// immediate path (the caller skips it when no hedge was sent and no timer armed).
+#[cold]
+#[inline(never)]
 fn finish<F, R, C, O>(
     hedges: &mut [Option<Pin<Box<F>>>; MAX_HEDGES],
     mut timer: Pin<&mut Timer>,
