@@ -30,8 +30,13 @@ impl Budget {
     pub(crate) fn new(ratio: f64, min_per_second: u32, burst: Option<u32>) -> Self {
         let cap = burst.map_or(u64::MAX, |b| u64::from(b) * HEDGE);
         Self {
-            // Validated finite and within 0..=1000 by the builder.
-            per_request: (ratio * HEDGE as f64) as u64,
+            // Validated finite and within 0..=1000 by the builder; none for an unlimited
+            // budget, so `deposit` needs no check of its own for it.
+            per_request: if burst.is_some() {
+                (ratio * HEDGE as f64) as u64
+            } else {
+                0
+            },
             per_second: u64::from(min_per_second) * HEDGE,
             cap,
             balance: AtomicU64::new(cap),
@@ -57,13 +62,10 @@ impl Budget {
 
     /// A request starts. A full balance (the usual state when hedges are rare) costs one
     /// atomic load and no write, so clones on many threads do not fight over the cache line;
-    /// otherwise one atomic add. Nothing when the budget is unlimited.
+    /// otherwise one atomic add. Nothing when the budget is unlimited (`per_request` is 0).
     #[inline]
     pub(crate) fn deposit(&self) {
-        if !self.is_unlimited()
-            && self.per_request > 0
-            && self.balance.load(Ordering::Relaxed) < self.cap
-        {
+        if self.per_request > 0 && self.balance.load(Ordering::Relaxed) < self.cap {
             self.credit(self.per_request);
         }
     }
