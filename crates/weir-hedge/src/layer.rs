@@ -37,7 +37,7 @@ impl HedgeLayer {
         Self::from_shared(Shared::new(
             Name::unnamed(),
             &HedgeSettings::with_delay(delay),
-            budget,
+            (budget, None),
             None,
             IdempotentReplay::new(),
             AnyError,

@@ -56,6 +56,7 @@ impl<S, Req, R, C, O> Service<Req> for Hedge<S, R, C, O>
 where
     R: Replay<Req>,
     S: Service<R::Request> + Clone,
+    S::Error: 'static,
     C: Classify<S::Response, S::Error>,
     O: for<'a> Observer<Event<'a>>,
 {

@@ -94,5 +94,7 @@ fn the_response_future_stays_small() {
     );
     let size = future_size(&svc);
     eprintln!("weir-hedge ResponseFuture for u64 over Ready: {size} bytes");
-    assert!(size <= 264, "{size} bytes");
+    // 256: the hedging state (timer, hedge slots, the primary's failure, its start) in one
+    // enum, idle on the immediate path; the prepare step shares the primary's slot (#21).
+    assert!(size <= 256, "{size} bytes");
 }
