@@ -104,7 +104,8 @@ impl<V, A, P, W, C, O> FallbackBuilder<V, A, P, W, C, O> {
 
     /// An alternative service (a second upstream, a read replica, a static file service) that
     /// gets a copy of the request (`Req: Clone`, kept on every call) when the primary fails. Its
-    /// response is the answer; its error lets the next source try.
+    /// response is the answer; its error, or a response the classifier calls a failure, lets
+    /// the next source try.
     pub fn service<A2>(self, service: A2) -> FallbackBuilder<V, AltService<A2>, P, W, C, O> {
         let order = self.order.with(Source::Service);
         FallbackBuilder {

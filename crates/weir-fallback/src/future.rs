@@ -316,6 +316,14 @@ where
                 } => {
                     let answer = ready!(future.poll(cx));
                     let original = original.take().expect("polled after completion");
+                    // The alternative's response is classified as the primary's was: a failure
+                    // (a 503, a gRPC `UNAVAILABLE` in a trailers-only answer) declines, and the
+                    // next source tries.
+                    let answer = answer.and_then(|answer| {
+                        let result: Result<_, S::Error> = Ok(answer);
+                        let failed = shared.classifier.classify(&result).is_failure();
+                        result.ok().filter(|_| !failed)
+                    });
                     if let Some(answer) = answer {
                         this.state.set(State::Done);
                         let reason = original.cause().reason();
