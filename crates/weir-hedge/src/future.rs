@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::mem;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -15,7 +16,7 @@ use weir_core::{Classify, Error, Observer, Outcome, ServerHint};
 use weir_retry::Replay;
 
 use crate::event::{Event, Reason};
-use crate::shared::{Core, MAX_HEDGES, Shared};
+use crate::shared::{Core, Local, MAX_HEDGES, Shared};
 
 pin_project! {
     /// The future of [`Hedge`](crate::Hedge): the primary attempt, the hedges sent after it, and
@@ -37,10 +38,10 @@ pin_project! {
         // path writes, reads and drops one tag for all of the hedging state.
         #[pin]
         hedging: Hedging<S::Future, S::Response, S::Error>,
-        // `Some` only while hedges may still be sent: a clone, readied before each hedge.
-        service: Option<S>,
+        // Whether hedges may still be sent, and the instance they go to once the first is.
+        service: Sender<S>,
         copy: Option<R::Copy>,
-        shared: Arc<Shared<R, C, O>>,
+        local: Arc<Local<S, R, C, O>>,
         started: u8,
         deadline: Option<Instant>,
         due: Option<Reason>,
@@ -83,6 +84,22 @@ pin_project! {
     enum Timer {
         Off,
         Armed { #[pin] sleep: Sleep },
+    }
+}
+
+/// The instance of the inner service hedges go to, readied before each one.
+enum Sender<S> {
+    /// No more hedges for this request.
+    Off,
+    /// Hedges may be sent; none has been (no clone made yet).
+    Lazy,
+    /// The instance of the hedges sent so far.
+    Ready(S),
+}
+
+impl<S> Sender<S> {
+    const fn is_on(&self) -> bool {
+        !matches!(self, Self::Off)
     }
 }
 
@@ -156,21 +173,24 @@ where
     R: Replay<Req>,
     S: Service<R::Request>,
 {
-    /// A future whose primary is in flight already.
+    /// A future whose primary is in flight already; hedges may follow when `copy` is kept.
     #[inline]
     pub(crate) fn running(
         future: S::Future,
-        service: Option<S>,
         copy: Option<R::Copy>,
-        shared: Arc<Shared<R, C, O>>,
+        local: Arc<Local<S, R, C, O>>,
         deadline: Option<Instant>,
     ) -> Self {
         Self {
             primary: Attempt::Running { future },
             hedging: Hedging::Idle,
-            service,
+            service: if copy.is_some() {
+                Sender::Lazy
+            } else {
+                Sender::Off
+            },
             copy,
-            shared,
+            local,
             started: 1,
             deadline,
             due: None,
@@ -181,13 +201,17 @@ where
 
     /// A future that prepares the request (reads an HTTP body) and then calls `service`, which
     /// was readied by `poll_ready`.
-    pub(crate) fn preparing(service: S, shared: Arc<Shared<R, C, O>>, prepare: R::Prepare) -> Self {
+    pub(crate) fn preparing(
+        service: S,
+        local: Arc<Local<S, R, C, O>>,
+        prepare: R::Prepare,
+    ) -> Self {
         Self {
             primary: Attempt::Preparing { prepare },
             hedging: Hedging::Idle,
-            service: Some(service),
+            service: Sender::Ready(service),
             copy: None,
-            shared,
+            local,
             started: 0,
             deadline: None,
             due: None,
@@ -200,7 +224,7 @@ where
 impl<S, Req, R, C, O> Future for ResponseFuture<S, Req, R, C, O>
 where
     R: Replay<Req>,
-    S: Service<R::Request>,
+    S: Service<R::Request> + Clone,
     S::Error: 'static,
     C: Classify<S::Response, S::Error>,
     O: for<'a> Observer<Event<'a>>,
@@ -218,7 +242,7 @@ where
             if let AttemptProj::Running { future } = primary.as_mut().project() {
                 let first = future.poll(cx);
                 if let Poll::Ready(result) = &first {
-                    let shared = &**this.shared;
+                    let shared = &*this.local.shared;
                     let outcome = outcome_of(&shared.classify, result);
                     if matches!(verdict(outcome, result), Verdict::Answer | Verdict::Fatal) {
                         primary.set(Attempt::Done);
@@ -239,7 +263,7 @@ where
 impl<S, Req, R, C, O> ResponseFuture<S, Req, R, C, O>
 where
     R: Replay<Req>,
-    S: Service<R::Request>,
+    S: Service<R::Request> + Clone,
     S::Error: 'static,
     C: Classify<S::Response, S::Error>,
     O: for<'a> Observer<Event<'a>>,
@@ -257,21 +281,21 @@ where
             let Poll::Ready((request, copy)) = prepare.poll(cx) else {
                 return Poll::Pending;
             };
-            let shared = &**this.shared;
+            let shared = &*this.local.shared;
             *this.deadline = shared.replay.deadline(&request).map(|d| d.instant());
-            let mut service = this
-                .service
-                .take()
-                .expect("the readied service is in the future until the request is prepared");
+            let Sender::Ready(mut service) = mem::replace(this.service, Sender::Off) else {
+                unreachable!("the readied service is in the future until the request is prepared");
+            };
             let future = service.call(request);
             this.primary.set(Attempt::Running { future });
             *this.started = 1;
             if copy.is_some() && shared.max_attempts > 1 {
-                *this.service = Some(service);
+                // The hedges go to this instance (readied again before each).
+                *this.service = Sender::Ready(service);
                 *this.copy = copy;
             }
         }
-        let shared = &**this.shared;
+        let shared = &*this.local.shared;
         if matches!(*this.hedging, Hedging::Idle) {
             this.hedging.set(Hedging::Active {
                 timer: Timer::Off,
@@ -375,19 +399,21 @@ where
                 this.due.get_or_insert(Reason::Delay);
             }
             // 4. A hedge that is due.
-            let can_send = this.service.is_some() && *this.started < shared.max_attempts;
+            let can_send = this.service.is_on() && *this.started < shared.max_attempts;
             if !can_send {
                 *this.due = None;
                 *this.schedule = false;
                 timer.set(Timer::Off);
             }
-            if let (Some(reason), Some(service)) = (*this.due, this.service.as_mut()) {
+            if let Some(reason) = *this.due
+                && let Some(service) = sender(this.service, this.local)
+            {
                 match service.poll_ready(cx) {
                     Poll::Pending => {}
                     Poll::Ready(Err(err)) => {
                         // The clone cannot take a hedge now: no more hedges for this request.
                         *ready_failure = Some(err);
-                        *this.service = None;
+                        *this.service = Sender::Off;
                         *this.due = None;
                         continue;
                     }
@@ -396,7 +422,7 @@ where
                         let now = Instant::now();
                         let past_deadline = this.deadline.is_some_and(|d| now >= d);
                         if past_deadline {
-                            *this.service = None;
+                            *this.service = Sender::Off;
                             continue;
                         }
                         if !shared.core.withdraw(now) {
@@ -404,7 +430,7 @@ where
                             shared.observer.on_event(&Event::BudgetExhausted {
                                 layer: &shared.name,
                             });
-                            *this.service = None;
+                            *this.service = Sender::Off;
                             continue;
                         }
                         let copy = this.copy.as_ref().expect("a copy is kept while hedging");
@@ -429,7 +455,7 @@ where
             // 5. Nothing in flight and nothing more to send: every attempt failed.
             let in_flight = matches!(*this.primary, Attempt::Running { .. })
                 || hedges.iter().any(Option::is_some);
-            let waiting = this.service.is_some() && matches!(*timer, Timer::Armed { .. });
+            let waiting = this.service.is_on() && matches!(*timer, Timer::Armed { .. });
             if !in_flight && this.due.is_none() && !waiting {
                 if let Some(failure) = primary_failure.take() {
                     timer.set(Timer::Off);
@@ -444,7 +470,7 @@ where
             // timer. Arming costs a clock read and a clone of the runtime handle (an atomic
             // increment); the first poll of the `Sleep` registers it in tokio's timer wheel,
             // which takes that shard's lock (tokio's, not ours): the price of any timeout.
-            if *this.schedule && this.service.is_some() && this.due.is_none() {
+            if *this.schedule && this.service.is_on() && this.due.is_none() {
                 *this.schedule = false;
                 if let Some(delay) = shared.delay() {
                     if delay.is_zero() {
@@ -477,10 +503,25 @@ where
     }
 }
 
+/// The instance for the next hedge: the request's first hedge clones the layer's copy of the
+/// inner service (the only clone a request makes); `None` when no more hedges may go.
+fn sender<'a, S: Clone, R, C, O>(
+    service: &'a mut Sender<S>,
+    local: &Local<S, R, C, O>,
+) -> Option<&'a mut S> {
+    if matches!(service, Sender::Lazy) {
+        *service = Sender::Ready(local.instance());
+    }
+    match service {
+        Sender::Ready(service) => Some(service),
+        Sender::Off | Sender::Lazy => None,
+    }
+}
+
 /// An attempt failed non-fatally: the next hedge is due at once, unless the server said stop
 /// (no more hedges) or asked to wait (the next hedge after that wait, the timer re-armed).
 fn failed<S>(
-    service: &mut Option<S>,
+    service: &mut Sender<S>,
     due: &mut Option<Reason>,
     schedule: &mut bool,
     mut timer: Pin<&mut Timer>,
@@ -488,14 +529,14 @@ fn failed<S>(
     deadline: Option<Instant>,
 ) {
     if stop {
-        *service = None;
+        *service = Sender::Off;
         *due = None;
     } else if let Some(wait) = wait {
         let at = Instant::now() + wait;
         if deadline.is_some_and(|d| at >= d) {
             // The wait ends past the request's deadline: no more hedges.
-            *service = None;
-        } else if service.is_some() {
+            *service = Sender::Off;
+        } else if service.is_on() {
             // The server's wait replaces the hedging delay for this next hedge.
             *schedule = false;
             timer.set(Timer::Armed {

@@ -1,7 +1,7 @@
 //! The state shared by every service and clone a layer makes (what the handle reads).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -32,6 +32,33 @@ pub(crate) struct Shared<R, C, O> {
     pub(crate) classify: C,
     pub(crate) observer: O,
     pub(crate) core: Arc<Core>,
+}
+
+/// What one service (one `layer()` call) and its clones share with their response futures: the
+/// layer's state, and a copy of the inner service as it was given to the layer, cloned for a
+/// request only when it sends its first hedge (so a request that sends none clones nothing).
+/// Behind a mutex so the futures are `Send` for any `Send` service; it is locked once per
+/// request that hedges, never on the immediate path.
+pub(crate) struct Local<S, R, C, O> {
+    pub(crate) shared: Arc<Shared<R, C, O>>,
+    prototype: Mutex<S>,
+}
+
+impl<S: Clone, R, C, O> Local<S, R, C, O> {
+    pub(crate) fn new(shared: Arc<Shared<R, C, O>>, inner: &S) -> Self {
+        Self {
+            shared,
+            prototype: Mutex::new(inner.clone()),
+        }
+    }
+
+    /// A new instance of the inner service for a request's hedges (to be readied first).
+    pub(crate) fn instance(&self) -> S {
+        self.prototype
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// The running state: budget, latencies, counters. Shared with the handle.

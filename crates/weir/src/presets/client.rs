@@ -502,6 +502,7 @@ impl<K: Mode, Ord, O, F> fmt::Debug for ClientStack<K, Ord, O, F> {
 /// | `attempt_timeout` | 10 s | must be at most `total_timeout` |
 /// | deadline propagation | on, no allowance | the time left (the earlier of the total and the attempt deadline) is sent as `x-timeout-ms`, or `grpc-timeout` for gRPC, as gRPC's clients send it; [`deadline_allowance`](Self::deadline_allowance), [`propagate_deadline`](Self::propagate_deadline) |
 /// | observer | `()` (none) | [`observer`](Self::observer): every layer's events |
+/// | seed | none: each layer seeds itself | [`seed`](Self::seed): the retry's and the breaker's jitter replay exactly (tests, simulations) |
 /// | breaker | one for all requests | [`per_authority`](Self::per_authority) for one per host |
 /// | order | breaker inside retry | [`breaker_outside_retry`](Self::breaker_outside_retry) for the seeds' order |
 pub struct ClientBuilder<K = Single, Ord = BreakerInside, O = ()> {
@@ -528,6 +529,9 @@ struct ClientSettings {
     propagate: Option<Duration>,
     retry_non_idempotent: bool,
     retry_put_delete: bool,
+    /// The seed of the retry's jitter and the breaker's open-time jitter; from the process
+    /// unless set.
+    seed: Option<u64>,
 }
 
 impl Default for ClientSettings {
@@ -546,6 +550,7 @@ impl Default for ClientSettings {
             propagate: Some(DEFAULT_PROPAGATION_ALLOWANCE),
             retry_non_idempotent: false,
             retry_put_delete: true,
+            seed: None,
         }
     }
 }
@@ -625,6 +630,15 @@ impl<K, Ord, O> ClientBuilder<K, Ord, O> {
     #[must_use]
     pub const fn open_duration(mut self, duration: Duration) -> Self {
         self.settings.open_duration = duration;
+        self
+    }
+
+    /// Seeds the stack's randomness (the retry's backoff jitter, the breaker's open-time
+    /// jitter), for runs that replay exactly: tests, and weir-chaos's simulator. Each layer
+    /// seeds itself from a cheap random value otherwise.
+    #[must_use]
+    pub const fn seed(mut self, seed: u64) -> Self {
+        self.settings.seed = Some(seed);
         self
     }
 
@@ -798,13 +812,17 @@ impl<K, Ord, O: ClientObserver> ClientBuilder<K, Ord, O> {
 
     /// The breaker's settings, with the observer.
     fn breaker_settings(&self) -> CircuitBreakerBuilder<AnyError, O> {
-        CircuitBreakerLayer::standard()
+        let breaker = CircuitBreakerLayer::standard()
             .name("client")
             .failure_rate(self.settings.failure_rate)
             .minimum_calls(self.settings.minimum_calls)
             .time_window(self.settings.sampling_window, WINDOW_BUCKETS)
             .open_duration(self.settings.open_duration)
-            .observer(self.observer.clone())
+            .observer(self.observer.clone());
+        match self.settings.seed {
+            Some(seed) => breaker.seed(seed),
+            None => breaker,
+        }
     }
 
     /// The retry's settings, with the observer, over `retry`.
@@ -812,11 +830,15 @@ impl<K, Ord, O: ClientObserver> ClientBuilder<K, Ord, O> {
         &self,
         retry: RetryBuilder<R, C, (), P>,
     ) -> RetryBuilder<R, C, O, P> {
-        retry
+        let retry = retry
             .name("client")
             .max_retries(self.settings.max_retries)
             .budget(self.settings.budget)
-            .observer(self.observer.clone())
+            .observer(self.observer.clone());
+        match self.settings.seed {
+            Some(seed) => retry.seed(seed),
+            None => retry,
+        }
     }
 
     /// Builds the timeouts and the bulkhead, and puts the stack together.
