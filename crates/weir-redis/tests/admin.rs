@@ -215,3 +215,35 @@ async fn an_outage_is_an_error_not_a_fresh_answer() {
         "an admin call went to the failure policy"
     );
 }
+
+/// Lease mode: leased units count as spent in the read (Redis charged them when it lent them),
+/// and a reset drops the resetting instance's lease, so its next request leases afresh from
+/// the reset state instead of spending units from before the reset.
+#[tokio::test]
+async fn a_reset_drops_the_instances_lease() {
+    let backend = Backend::single().await;
+    let leasing = |b: &Backend| {
+        let store = b
+            .builder()
+            .lease(3, Duration::from_secs(60))
+            .timeout(Duration::from_secs(1))
+            .build()
+            .expect("valid config");
+        RateLimitLayer::builder()
+            .quota(Quota::per_day(10).named("daily"))
+            .key(Header::new(CLIENT))
+            .build_with_store(store)
+            .expect("valid limit")
+    };
+    let (a, b) = (leasing(&backend), leasing(&backend));
+    let (ha, hb) = (a.handle(), b.handle());
+    let daily = |n: u64| vec![("daily".to_owned(), n)];
+    assert!(admitted(&a, "alice").await);
+    // One request, a batch of 3 leased: Redis counts 3 spent.
+    assert_eq!(remaining(&hb, "alice").await, daily(7));
+    assert!(ha.reset_async(&key("alice")).await.expect("redis answers"));
+    assert_eq!(remaining(&hb, "alice").await, daily(10));
+    // Had the lease survived, this request would spend it and Redis would still read 10.
+    assert!(admitted(&a, "alice").await);
+    assert_eq!(remaining(&hb, "alice").await, daily(7));
+}
