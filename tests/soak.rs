@@ -14,8 +14,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use axum::Router;
 use axum::body::Body;
 use axum::routing;
@@ -27,6 +25,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 use tower::{Service, ServiceExt};
 use weir::rate_limit::RateLimitLayer;
 use weir::retry::ReplayBody;
