@@ -22,6 +22,7 @@ pin_project! {
     /// The response future of a [`Chaos`](crate::Chaos) service: the inner call, passed
     /// through (the happy path: no box, no timer), or the inner call held for added latency, or
     /// an injected answer (an error, a status), or a stall.
+    #[project = ResponseFutureProj]
     pub struct ResponseFuture<F, Req, P>
     where
         F: Future,
@@ -40,6 +41,12 @@ pin_project! {
     where
         F: Future,
     {
+        // The inner call, passed through untouched: the disabled and unselected path. Its poll
+        // is the inner poll and `P::pass`; no state change, no other field read.
+        Pass {
+            #[pin]
+            future: F,
+        },
         // The inner call; its result is then held for `latency`, if any.
         Inner {
             #[pin]
@@ -62,7 +69,17 @@ pin_project! {
 }
 
 impl<F: Future, Req, P> ResponseFuture<F, Req, P> {
-    /// The inner call, passed through (or held for `latency`, or with a failing body).
+    /// The inner call, passed through untouched.
+    #[inline]
+    pub(crate) const fn pass(future: F) -> Self {
+        Self {
+            state: State::Pass { future },
+            fail_after: None,
+            _mode: PhantomData,
+        }
+    }
+
+    /// The inner call, held for `latency`, or with a failing body.
     pub(crate) const fn inner(
         future: F,
         latency: Option<Duration>,
@@ -134,10 +151,33 @@ where
 {
     type Output = Result<P::Response, E>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
+        if let StateProj::Pass { future } = this.state.as_mut().project() {
+            // The happy path: the inner poll, mapped; polling again after `Ready` polls the
+            // inner future again, as the future contract allows.
+            return future
+                .poll(cx)
+                .map(|result| result.map(|res| P::pass(res, None)));
+        }
+        this.poll_faulted(cx)
+    }
+}
+
+impl<F, Req, P, Res, E> ResponseFutureProj<'_, F, Req, P>
+where
+    F: Future<Output = Result<Res, E>>,
+    P: Protocol<Req, Res>,
+{
+    /// Every state but [`State::Pass`]: the inner call held or failing, an injected answer, a
+    /// stall. Out of line, so the pass-through poll stays small.
+    #[inline(never)]
+    fn poll_faulted(&mut self, cx: &mut Context<'_>) -> Poll<Result<P::Response, E>> {
+        let this = self;
         loop {
             match this.state.as_mut().project() {
+                StateProj::Pass { .. } => unreachable!("the pass-through state is polled inline"),
                 StateProj::Inner { future, latency } => {
                     let result = ready!(future.poll(cx));
                     match latency.take() {
@@ -183,6 +223,7 @@ where
 impl<F: Future, Req, P> fmt::Debug for ResponseFuture<F, Req, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
+            State::Pass { .. } => "inner",
             State::Inner { latency: None, .. } => "inner",
             State::Inner { .. } => "inner, then held",
             State::Held { forever: true, .. } => "stalled",

@@ -69,7 +69,7 @@ where
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         if !self.shared.is_enabled() {
-            return ResponseFuture::inner(self.inner.call(req), None, None);
+            return ResponseFuture::pass(self.inner.call(req));
         }
         self.call_enabled(req)
     }
@@ -90,7 +90,7 @@ impl<S, P, E, B, K, O> Chaos<S, P, E, B, K, O> {
         let shared = &*self.shared;
         let (plan, by_header) = shared.plan::<Req, P>(&req, P::path(&req));
         if plan.is_clean() {
-            return ResponseFuture::inner(self.inner.call(req), None, None);
+            return ResponseFuture::pass(self.inner.call(req));
         }
         if plan.latency.is_some() {
             shared.injected(Fault::Latency, by_header);

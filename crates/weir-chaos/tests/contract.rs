@@ -32,3 +32,22 @@ async fn calls_only_readied_instances_and_is_send_sync_clone() {
     }
     assert_eq!(strict.calls(), 200);
 }
+
+/// The size of the response future for a `u64` request over a `Ready` inner future (16 bytes),
+/// pinned so that growth is noticed (#18): a layer's future is moved and nested in every stack,
+/// and the disabled path (#24) copies it too. Raise the bound only on purpose, with the reason.
+#[test]
+fn the_response_future_stays_small() {
+    fn future_size<S: Service<u64>>(_: &S) -> usize {
+        size_of::<S::Future>()
+    }
+    let inner = tower::service_fn(|n: u64| std::future::ready(Ok::<u64, Infallible>(n)));
+    let svc = ChaosLayer::builder()
+        .disabled()
+        .build()
+        .expect("valid chaos")
+        .layer(inner);
+    let size = future_size(&svc);
+    eprintln!("weir-chaos ResponseFuture for u64 over Ready: {size} bytes");
+    assert!(size <= 56, "{size} bytes");
+}
