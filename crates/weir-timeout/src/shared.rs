@@ -139,10 +139,12 @@ mod tests {
                 }
             }
         }
-        let mut settings = TimeoutSettings::default();
-        settings.incoming = Some(Duration::from_secs(30));
-        settings.incoming_floor = Some((Duration::from_millis(50), BelowFloor::Raise));
-        settings.reject_malformed_incoming = true;
+        let settings = TimeoutSettings {
+            incoming: Some(Duration::from_secs(30)),
+            incoming_floor: Some((Duration::from_millis(50), BelowFloor::Raise)),
+            reject_malformed_incoming: true,
+            ..TimeoutSettings::default()
+        };
         let parts = Parts::<Duration, ()>::new(None, (), settings);
         assert_eq!(
             parts.floor(),
