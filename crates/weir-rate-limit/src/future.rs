@@ -329,11 +329,13 @@ where
 impl<F, S, Req, D, P> fmt::Debug for ResponseFuture<F, S, Req, D, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
-            State::Later { later } => match later.0.as_ref().map(|later| later.as_ref().get_ref()) {
-                Some(Later::Deciding { .. }) => "deciding",
-                Some(Later::Waiting { .. }) => "waiting",
-                None => "done",
-            },
+            State::Later { later } => {
+                match later.0.as_ref().map(|later| later.as_ref().get_ref()) {
+                    Some(Later::Deciding { .. }) => "deciding",
+                    Some(Later::Waiting { .. }) => "waiting",
+                    None => "done",
+                }
+            }
             State::Calling { .. } => "calling",
             State::Rejected { .. } => "rejected",
         };

@@ -73,9 +73,12 @@ where
                 config.observer.clone(),
             );
         }
+        // An empty header map holds no malformed header: not handed out of line (a call on
+        // every request of a server stack otherwise).
         #[cfg(feature = "tracing")]
         if let (Some(_), false, Some(headers)) =
             (config.incoming, config.reject_malformed, req.headers())
+            && !headers.is_empty()
         {
             log_ignored(headers, &config.name);
         }
