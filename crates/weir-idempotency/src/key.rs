@@ -33,7 +33,7 @@ impl BadKey {
 /// structured-field string (`"8e03978e-40d5"`, quotes and escapes checked, the quoted bytes
 /// kept), and the common bare form (`8e03978e-40d5`: visible ASCII, no spaces). Never panics.
 pub(crate) fn read_key(headers: &HeaderMap, max_len: usize) -> Result<Option<&[u8]>, BadKey> {
-    let mut values = headers.get_all(IDEMPOTENCY_KEY).iter();
+    let mut values = headers.get_all(&IDEMPOTENCY_KEY).iter();
     let Some(value) = values.next() else {
         return Ok(None);
     };
