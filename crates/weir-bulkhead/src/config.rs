@@ -137,7 +137,8 @@ impl PartitionedConfig {
         let mut named = Vec::new();
         for (text, size) in self.partition.iter().flatten() {
             at_least_one(*size, "partition", "sizes must be at least 1")?;
-            named.push((partition_key(&key, text)?, *size));
+            // A listed key above the extractor's cap is kept as the digest its requests get.
+            named.push((key.listed(partition_key(&key, text)?), *size));
         }
         if let Some(size) = self.per_key {
             at_least_one(size, "per_key", "must be at least 1")?;

@@ -333,3 +333,39 @@ async fn a_partitioned_layer_gives_a_handle_on_its_partitions() {
     while running.join_next().await.is_some() {}
     assert_eq!(handle.stats(&A).unwrap().in_flight, 0);
 }
+
+/// #15.15: a named partition for a header value above the extractor's `max_len`, named in code
+/// through `Header::listed`, is the partition of the requests carrying that value (they are
+/// keyed by its digest).
+#[tokio::test(start_paused = true)]
+async fn a_partition_named_by_a_long_key_through_listed_gets_its_requests() {
+    use http::{HeaderName, HeaderValue, Request};
+    use weir_core::key::{DEFAULT_MAX_KEY_LEN, Header};
+
+    let tenant = Header::new(HeaderName::from_static("x-tenant"));
+    let long = HeaderValue::from_str(&"t".repeat(DEFAULT_MAX_KEY_LEN + 1)).unwrap();
+    let layer = BulkheadLayer::partitioned(tenant.clone())
+        .partition(tenant.listed(long.clone()), 3)
+        .per_key(1)
+        .build()
+        .unwrap();
+    let svc = layer.layer(service_fn(|_: Request<()>| async move {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        Ok::<_, Infallible>(())
+    }));
+    let mut calls = JoinSet::new();
+    for _ in 0..3 {
+        let req = Request::builder()
+            .header("x-tenant", long.clone())
+            .body(())
+            .unwrap();
+        calls.spawn(svc.clone().oneshot(req));
+    }
+    tokio::task::yield_now().await;
+    // Three at once: the named partition's 3 permits, not `per_key`'s 1.
+    let stats = layer.stats(&tenant.listed(long)).unwrap();
+    assert_eq!((stats.max_concurrent, stats.in_flight), (3, 3));
+    while let Some(done) = calls.join_next().await {
+        assert!(done.unwrap().is_ok());
+    }
+}

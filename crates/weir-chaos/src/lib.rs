@@ -13,6 +13,9 @@ mod protocol;
 mod service;
 mod settings;
 mod shared;
+#[cfg(feature = "sim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
+pub mod sim;
 mod state;
 
 pub use crate::body::{BodyFault, ChaosBody};

@@ -533,6 +533,29 @@ pub enum SpecKey {
     Authority(http::uri::Authority),
 }
 
+impl KeySpec {
+    /// The key this extractor produces for a request whose key is `key` as a configuration
+    /// lists it: for header values and API keys, `key` itself up to the spec's `max_len`, its
+    /// digest past it (as [`Header::listed`] and [`ApiKey::listed`]); any other key unchanged.
+    /// Every table of listed keys (a rate limiter's `tier_of`, a bulkhead's `partition`) goes
+    /// through it, so a listed key above the cap matches its requests.
+    #[must_use]
+    pub fn listed(&self, key: SpecKey) -> SpecKey {
+        match (self, key) {
+            (Self::Header(spec), SpecKey::Header(value)) => {
+                SpecKey::Header(crate::key::listed_value(value, spec.max_len))
+            }
+            (Self::ApiKey { max_len } | Self::Bearer { max_len }, SpecKey::ApiKey(token)) => {
+                SpecKey::ApiKey(crate::key::listed_token(token, *max_len))
+            }
+            (Self::ApiKeyHeader(spec), SpecKey::ApiKey(token)) => {
+                SpecKey::ApiKey(crate::key::listed_token(token, spec.max_len))
+            }
+            (_, key) => key,
+        }
+    }
+}
+
 impl<B> KeyExtractor<Request<B>> for KeySpec {
     type Key = SpecKey;
 

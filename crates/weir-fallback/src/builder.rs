@@ -9,7 +9,9 @@ use crate::handle::FallbackHandle;
 use crate::last_good::LastGood;
 use crate::layer::FallbackLayer;
 use crate::shared::{Shared, Sources};
-use crate::source::{AltFrom, AltService, AtLoad, FromCause, FromParts, Never, NoService, NoValue};
+use crate::source::{
+    AltFrom, AltReplay, AltService, AtLoad, FromCause, FromParts, Never, NoService, NoValue,
+};
 use crate::state::{Order, Source};
 
 /// Configures a [`FallbackLayer`]; from [`FallbackLayer::builder`].
@@ -102,7 +104,8 @@ impl<V, A, P, W, C, O> FallbackBuilder<V, A, P, W, C, O> {
 
     /// An alternative service (a second upstream, a read replica, a static file service) that
     /// gets a copy of the request (`Req: Clone`, kept on every call) when the primary fails. Its
-    /// response is the answer; its error lets the next source try.
+    /// response is the answer; its error, or a response the classifier calls a failure, lets
+    /// the next source try.
     pub fn service<A2>(self, service: A2) -> FallbackBuilder<V, AltService<A2>, P, W, C, O> {
         let order = self.order.with(Source::Service);
         FallbackBuilder {
@@ -137,6 +140,38 @@ impl<V, A, P, W, C, O> FallbackBuilder<V, A, P, W, C, O> {
                 capture,
                 rebuild,
             },
+            protocol: self.protocol,
+            switch: self.switch,
+            classifier: self.classifier,
+            observer: self.observer,
+            order,
+            problem: self.problem,
+        }
+    }
+
+    /// An alternative service that gets the request as weir-retry's `replay` keeps it for a
+    /// retry: with [`HttpReplay`](weir_retry::HttpReplay), an `http::Request<B>` of any body
+    /// (a POST's stream, no `Clone` needed) has its body read into memory before the primary is
+    /// called, up to the replay's limit (64 KiB unless set), and both the primary and the
+    /// alternative receive `http::Request<ReplayBody<B>>` (so the primary's type is the one a
+    /// retry's inner service has).
+    ///
+    /// The replay decides which requests are kept: `HttpReplay::new()` keeps the idempotent
+    /// methods and those with an `Idempotency-Key`; `.non_idempotent(true)` every method but
+    /// CONNECT (a POST whose primary failed may have been done: only when the alternative
+    /// tolerates that). A request not kept (its body over the limit, its method refused) is sent
+    /// to the primary once, streaming, and when that fails the alternative is skipped: the next
+    /// source tries, or the primary's own error is returned.
+    pub fn service_replay<A2, R>(
+        self,
+        service: A2,
+        replay: R,
+    ) -> FallbackBuilder<V, AltReplay<A2, R>, P, W, C, O> {
+        let order = self.order.with(Source::Service);
+        FallbackBuilder {
+            name: self.name,
+            value: self.value,
+            alternative: AltReplay { service, replay },
             protocol: self.protocol,
             switch: self.switch,
             classifier: self.classifier,

@@ -13,8 +13,11 @@ use weir_core::{Classify, Observer, Outcome};
 
 use crate::event::Event;
 use crate::shared::{Plan, Shared};
-use crate::source::Cause;
+use crate::source::{Cause, Prepare};
 use crate::state::{Reason, Source};
+
+/// The request the primary receives.
+type Inner<Src, Req> = <Src as Prepare<Req>>::Request;
 
 pin_project! {
     /// The response future of a [`Fallback`](crate::Fallback): the primary's call and, when it
@@ -22,7 +25,8 @@ pin_project! {
     /// the inner future and what the sources keep from the request, nothing more: no box, no lock.
     pub struct ResponseFuture<S, Req, Src, C, O>
     where
-        S: Service<Req>,
+        Src: Prepare<Req>,
+        S: Service<Inner<Src, Req>>,
         Src: Plan<Req, S::Response, S::Error>,
     {
         #[pin]
@@ -35,9 +39,19 @@ pin_project! {
     #[project = StateProj]
     enum State<S, Req, Src>
     where
-        S: Service<Req>,
+        Src: Prepare<Req>,
+        S: Service<Inner<Src, Req>>,
         Src: Plan<Req, S::Response, S::Error>,
     {
+        // The request being prepared for the alternative (its body read), with the readied
+        // primary and what was read of the request; `reason` when it was switched.
+        Preparing {
+            #[pin]
+            future: <Src as Prepare<Req>>::Future,
+            inner: Option<S>,
+            head: Option<Src::Head>,
+            reason: Option<Reason>,
+        },
         // The primary's call; `fallback` is false for the call made after every source declined
         // a switched request (its failure is handed back as it is).
         Primary {
@@ -48,14 +62,14 @@ pin_project! {
         },
         // A switched request before any source was tried.
         Switched {
-            original: Option<Original<S, Req>>,
+            original: Option<Original<S, Inner<Src, Req>>>,
             kept: Option<Src::Kept>,
         },
         // The alternative service's call; `next` is the position of the source after it.
         Alternative {
             #[pin]
             future: Src::Alternative,
-            original: Option<Original<S, Req>>,
+            original: Option<Original<S, Inner<Src, Req>>>,
             kept: Option<Src::Kept>,
             next: usize,
         },
@@ -102,7 +116,8 @@ impl<S: Service<Req>, Req> Original<S, Req> {
 
 impl<S, Req, Src, C, O> ResponseFuture<S, Req, Src, C, O>
 where
-    S: Service<Req>,
+    Src: Prepare<Req>,
+    S: Service<Inner<Src, Req>>,
     Src: Plan<Req, S::Response, S::Error>,
 {
     #[inline]
@@ -122,21 +137,56 @@ where
     }
 
     #[cold]
+    pub(crate) fn preparing(
+        inner: S,
+        future: <Src as Prepare<Req>>::Future,
+        head: Src::Head,
+        reason: Option<Reason>,
+        shared: Arc<Shared<Src, C, O>>,
+    ) -> Self {
+        Self {
+            state: State::Preparing {
+                future,
+                inner: Some(inner),
+                head: Some(head),
+                reason,
+            },
+            shared,
+        }
+    }
+
+    #[cold]
     pub(crate) fn switched(
         inner: S,
-        req: Req,
+        req: Inner<Src, Req>,
         kept: Src::Kept,
         reason: Reason,
         shared: Arc<Shared<Src, C, O>>,
     ) -> Self {
-        shared.control.switched.fetch_add(1, Relaxed);
         Self {
-            state: State::Switched {
-                original: Some(Original::Switched { reason, inner, req }),
-                kept: Some(kept),
-            },
+            state: switched_state(inner, req, kept, reason, &shared),
             shared,
         }
+    }
+}
+
+/// A switched request's state, counted.
+fn switched_state<S, Req, Src, C, O>(
+    inner: S,
+    req: Inner<Src, Req>,
+    kept: Src::Kept,
+    reason: Reason,
+    shared: &Shared<Src, C, O>,
+) -> State<S, Req, Src>
+where
+    Src: Prepare<Req>,
+    S: Service<Inner<Src, Req>>,
+    Src: Plan<Req, S::Response, S::Error>,
+{
+    shared.control.switched.fetch_add(1, Relaxed);
+    State::Switched {
+        original: Some(Original::Switched { reason, inner, req }),
+        kept: Some(kept),
     }
 }
 
@@ -152,12 +202,13 @@ enum Step<R, A> {
 #[cold]
 fn step<S, Req, Src, C, O>(
     shared: &Shared<Src, C, O>,
-    original: &Original<S, Req>,
+    original: &Original<S, Inner<Src, Req>>,
     kept: &mut Src::Kept,
     from: usize,
 ) -> Step<Src::Response, Src::Alternative>
 where
-    S: Service<Req>,
+    Src: Prepare<Req>,
+    S: Service<Inner<Src, Req>>,
     S::Error: 'static,
     Src: Plan<Req, S::Response, S::Error>,
     O: for<'a> Observer<Event<'a>>,
@@ -189,7 +240,8 @@ where
 
 impl<S, Req, Src, C, O> Future for ResponseFuture<S, Req, Src, C, O>
 where
-    S: Service<Req>,
+    Src: Prepare<Req>,
+    S: Service<Inner<Src, Req>>,
     S::Error: 'static,
     Src: Plan<Req, S::Response, S::Error>,
     C: Classify<S::Response, S::Error>,
@@ -203,6 +255,27 @@ where
         let shared: &Shared<Src, C, O> = this.shared;
         loop {
             let (original, mut kept, from) = match this.state.as_mut().project() {
+                StateProj::Preparing {
+                    future,
+                    inner,
+                    head,
+                    reason,
+                } => {
+                    let (req, keep) = ready!(future.poll(cx));
+                    let mut inner = inner.take().expect("polled after completion");
+                    let head = head.take().expect("polled after completion");
+                    let kept = shared.sources.kept(head, keep);
+                    let next = match *reason {
+                        None => State::Primary {
+                            future: inner.call(req),
+                            kept: Some(kept),
+                            fallback: true,
+                        },
+                        Some(reason) => switched_state(inner, req, kept, reason, shared),
+                    };
+                    this.state.set(next);
+                    continue;
+                }
                 StateProj::Primary {
                     future,
                     kept,
@@ -243,6 +316,14 @@ where
                 } => {
                     let answer = ready!(future.poll(cx));
                     let original = original.take().expect("polled after completion");
+                    // The alternative's response is classified as the primary's was: a failure
+                    // (a 503, a gRPC `UNAVAILABLE` in a trailers-only answer) declines, and the
+                    // next source tries.
+                    let answer = answer.and_then(|answer| {
+                        let result: Result<_, S::Error> = Ok(answer);
+                        let failed = shared.classifier.classify(&result).is_failure();
+                        result.ok().filter(|_| !failed)
+                    });
                     if let Some(answer) = answer {
                         this.state.set(State::Done);
                         let reason = original.cause().reason();
@@ -289,11 +370,13 @@ where
 
 impl<S, Req, Src, C, O> fmt::Debug for ResponseFuture<S, Req, Src, C, O>
 where
-    S: Service<Req>,
+    Src: Prepare<Req>,
+    S: Service<Inner<Src, Req>>,
     Src: Plan<Req, S::Response, S::Error>,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
+            State::Preparing { .. } => "preparing",
             State::Primary { .. } => "primary",
             State::Switched { .. } => "switched",
             State::Alternative { .. } => "alternative",

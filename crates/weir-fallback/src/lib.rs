@@ -29,7 +29,9 @@ pub use crate::settings::{
 };
 pub use crate::shared::{Plan, Sources};
 pub use crate::source::{
-    AltFrom, AltFuture, AltService, Alternative, AtLoad, Cause, FromCause, FromParts, Never,
-    NoService, NoValue, Switch, Value,
+    AltFrom, AltFuture, AltReplay, AltService, Alternative, AtLoad, Cause, FromCause, FromParts,
+    Never, NoService, NoValue, Prepare, Switch, Value,
 };
 pub use crate::state::{Reason, Source};
+/// weir-retry's request keeping, for [`FallbackBuilder::service_replay`].
+pub use weir_retry::{HttpReplay, Replay, ReplayBody};

@@ -11,6 +11,7 @@ use weir_core::{AnyError, Classify, Observer};
 use crate::event::Event;
 use crate::future::ResponseFuture;
 use crate::shared::{Plan, Shared};
+use crate::source::Prepare;
 use crate::state::Reason;
 
 /// Answers from fallback sources when the inner (primary) service fails, or before it is called
@@ -19,7 +20,9 @@ use crate::state::Reason;
 /// - `poll_ready` readies the primary; its errors pass through (nothing to stand in for yet).
 /// - `call` checks the flag and the switch (an atomic load and the switch's predicate), keeps
 ///   what the configured sources need from the request (nothing, unless a source reads it), and
-///   calls the primary. A switched request instead moves the readied primary into the future
+///   calls the primary. With [`service_replay`](crate::FallbackBuilder::service_replay), a
+///   request whose body must first be read moves the readied primary into the future, which
+///   calls it once the body is in memory. A switched request instead moves the readied primary into the future
 ///   (a clone is left in its place) and tries the sources first.
 /// - The future classifies the primary's result; on a failure it tries the sources in their
 ///   configured order and the first answer wins; when none answers, the primary's own result is
@@ -39,7 +42,8 @@ impl<S, Src, C, O> Fallback<S, Src, C, O> {
 
 impl<S, Src, C, O, Req> Service<Req> for Fallback<S, Src, C, O>
 where
-    S: Service<Req> + Clone,
+    Src: Prepare<Req>,
+    S: Service<<Src as Prepare<Req>>::Request> + Clone,
     S::Error: 'static,
     Src: Plan<Req, S::Response, S::Error>,
     C: Classify<S::Response, S::Error>,
@@ -64,18 +68,36 @@ where
         } else {
             None
         };
-        let kept = shared.sources.keep(&req);
-        match reason {
-            None => ResponseFuture::primary(self.inner.call(req), kept, Arc::clone(shared)),
-            // Off the happy path: the readied primary moves into the future (a source may answer
-            // and it is then never called) and a clone, not yet readied, stays here.
-            Some(reason) => {
-                let clone = self.inner.clone();
-                let inner = mem::replace(&mut self.inner, clone);
-                ResponseFuture::switched(inner, req, kept, reason, Arc::clone(shared))
+        let head = shared.sources.head(&req);
+        match shared.sources.prepare(req) {
+            Ok((req, keep)) => {
+                let kept = shared.sources.kept(head, keep);
+                match reason {
+                    None => ResponseFuture::primary(self.inner.call(req), kept, Arc::clone(shared)),
+                    // Off the happy path: the readied primary moves into the future (a source
+                    // may answer and it is then never called) and a clone, not yet readied,
+                    // stays here.
+                    Some(reason) => {
+                        let inner = take_readied(&mut self.inner);
+                        ResponseFuture::switched(inner, req, kept, reason, Arc::clone(shared))
+                    }
+                }
+            }
+            // The request needs time (an HTTP body read for the alternative): the readied
+            // primary waits for it in the future.
+            Err(preparing) => {
+                let inner = take_readied(&mut self.inner);
+                ResponseFuture::preparing(inner, preparing, head, reason, Arc::clone(shared))
             }
         }
     }
+}
+
+/// The readied inner service, a clone left in its place.
+#[cold]
+fn take_readied<S: Clone>(inner: &mut S) -> S {
+    let clone = inner.clone();
+    mem::replace(inner, clone)
 }
 
 impl<S: Clone, Src, C, O> Clone for Fallback<S, Src, C, O> {

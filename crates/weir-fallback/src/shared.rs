@@ -10,7 +10,7 @@ use weir_core::{Name, Observer, Outcome};
 
 use crate::event::Event;
 use crate::protocol::Protocol;
-use crate::source::{Alternative, Cause, Switch, Value};
+use crate::source::{Alternative, Cause, Prepare, Switch, Value};
 use crate::state::{Order, Reason, Source};
 
 /// The sources of a fallback layer, in the order they were configured, the switch, and the
@@ -24,9 +24,26 @@ pub struct Sources<V, A, P, W> {
     pub(crate) order: Order,
 }
 
+impl<V, A, P, W, Req> Prepare<Req> for Sources<V, A, P, W>
+where
+    A: Prepare<Req>,
+{
+    type Request = A::Request;
+    type Keep = A::Keep;
+    type Future = A::Future;
+
+    #[inline]
+    fn prepare(&self, req: Req) -> Result<(A::Request, A::Keep), A::Future> {
+        self.alternative.prepare(req)
+    }
+}
+
 /// How a set of [`Sources`] serves one request: what it keeps from the request, and how each
-/// source answers. Implemented by [`Sources`]; the service's bounds name it.
-pub trait Plan<Req, Res, E> {
+/// source answers. Implemented by [`Sources`]; the service's bounds name it. Its [`Prepare`]
+/// side makes the primary's request (the alternative service's).
+pub trait Plan<Req, Res, E>: Prepare<Req> {
+    /// What the value source and the last good store read of a request before it is prepared.
+    type Head;
     /// What is kept from a request before it goes to the primary.
     type Kept;
     /// The alternative service's call.
@@ -36,8 +53,10 @@ pub trait Plan<Req, Res, E> {
 
     /// Whether the switch sends this request to the fallback first.
     fn switched(&self, req: &Req) -> bool;
-    /// Keeps what the sources need from the request.
-    fn keep(&self, req: &Req) -> Self::Kept;
+    /// Reads what the value source and the last good store need from the request.
+    fn head(&self, req: &Req) -> Self::Head;
+    /// Everything kept: the head and what the alternative kept.
+    fn kept(&self, head: Self::Head, keep: Self::Keep) -> Self::Kept;
     /// The source at `position` in the configured order.
     fn source(&self, position: usize) -> Option<Source>;
     /// The value source's answer.
@@ -61,8 +80,9 @@ where
     P: Protocol<Req, Res>,
     W: Switch<Req>,
 {
+    type Head = (V::Parts, Option<P::Key>);
     type Kept = (V::Parts, A::Keep, Option<P::Key>);
-    type Alternative = A::Future;
+    type Alternative = <A as Alternative<Req, Res>>::Future;
     type Response = P::Response;
 
     #[inline]
@@ -71,12 +91,13 @@ where
     }
 
     #[inline]
-    fn keep(&self, req: &Req) -> Self::Kept {
-        (
-            self.value.capture(req),
-            self.alternative.keep(req),
-            self.protocol.key(req),
-        )
+    fn head(&self, req: &Req) -> Self::Head {
+        (self.value.capture(req), self.protocol.key(req))
+    }
+
+    #[inline]
+    fn kept(&self, head: Self::Head, keep: A::Keep) -> Self::Kept {
+        (head.0, keep, head.1)
     }
 
     fn source(&self, position: usize) -> Option<Source> {
@@ -87,7 +108,7 @@ where
         self.value.value(cause, &kept.0)
     }
 
-    fn alternative(&self, kept: &mut Self::Kept) -> Option<A::Future> {
+    fn alternative(&self, kept: &mut Self::Kept) -> Option<Self::Alternative> {
         self.alternative.call(&mut kept.1)
     }
 

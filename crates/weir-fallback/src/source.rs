@@ -12,6 +12,7 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 use weir_core::LoadLevel;
+use weir_retry::Replay;
 
 use crate::state::Reason;
 
@@ -144,33 +145,59 @@ impl<X, F> fmt::Debug for FromParts<X, F> {
     }
 }
 
-/// The alternative-service source: a second service that gets a copy of the request.
-pub trait Alternative<Req, Res> {
-    /// What is kept from each request for the alternative (`()`: nothing).
+/// The request side of the alternative-service source: what the primary receives and what is
+/// kept to build the alternative's request. Apart from [`Alternative`] because it does not depend
+/// on the response type (the primary's request type must not).
+///
+/// Every alternative but [`AltReplay`] hands the request to the primary as it is and keeps a
+/// copy at once; [`AltReplay`] goes through weir-retry's [`Replay`], which may first read an HTTP
+/// body into memory.
+pub trait Prepare<Req> {
+    /// The request the primary (and the alternative) receive.
+    type Request;
+    /// What is kept to build the alternative's request.
     type Keep;
+    /// Prepares a request that is not ready at once (an HTTP body being read).
+    type Future: Future<Output = (Self::Request, Self::Keep)>;
+
+    /// The primary's request and what is kept, at once (`Ok`), or a future giving them.
+    ///
+    /// # Errors
+    ///
+    /// `Err` carries the future when the request needs time to prepare.
+    fn prepare(&self, req: Req) -> Result<(Self::Request, Self::Keep), Self::Future>;
+}
+
+/// The alternative-service source: a second service that gets a copy of the request.
+pub trait Alternative<Req, Res>: Prepare<Req> {
     /// The alternative's call: `Some` answer, or `None` when it failed.
     type Future: Future<Output = Option<Res>>;
 
-    /// Keeps what the alternative needs from a request before it is sent to the primary.
-    fn keep(&self, req: &Req) -> Self::Keep;
-
-    /// Calls the alternative with what was kept, or `None` when there is no alternative.
-    fn call(&self, keep: &mut Self::Keep) -> Option<Self::Future>;
+    /// Calls the alternative with what was kept, or `None` when there is no alternative (or
+    /// nothing was kept: a body over the replay's limit).
+    fn call(&self, keep: &mut Self::Keep) -> Option<<Self as Alternative<Req, Res>>::Future>;
 }
 
 /// No alternative service.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoService;
 
-impl<Req, Res> Alternative<Req, Res> for NoService {
+impl<Req> Prepare<Req> for NoService {
+    type Request = Req;
     type Keep = ();
+    type Future = Ready<(Req, ())>;
+
+    #[inline(always)]
+    fn prepare(&self, req: Req) -> Result<(Req, ()), Self::Future> {
+        Ok((req, ()))
+    }
+}
+
+impl<Req, Res> Alternative<Req, Res> for NoService {
     type Future = Ready<Option<Res>>;
 
     #[inline(always)]
-    fn keep(&self, _req: &Req) {}
-
-    #[inline(always)]
-    fn call(&self, _keep: &mut ()) -> Option<Self::Future> {
+    fn call(&self, _keep: &mut ()) -> Option<Ready<Option<Res>>> {
         None
     }
 }
@@ -184,27 +211,28 @@ impl<Req, Res> Alternative<Req, Res> for NoService {
 #[derive(Clone, Debug)]
 pub struct AltService<A>(pub(crate) A);
 
+impl<A, Req: Clone> Prepare<Req> for AltService<A> {
+    type Request = Req;
+    type Keep = Option<Req>;
+    type Future = Ready<(Req, Option<Req>)>;
+
+    #[inline]
+    fn prepare(&self, req: Req) -> Result<(Req, Option<Req>), Self::Future> {
+        let keep = req.clone();
+        Ok((req, Some(keep)))
+    }
+}
+
 impl<A, Req, Res> Alternative<Req, Res> for AltService<A>
 where
     A: Service<Req, Response = Res> + Clone,
     Req: Clone,
 {
-    type Keep = Option<Req>;
     type Future = AltFuture<A, Req>;
 
-    #[inline]
-    fn keep(&self, req: &Req) -> Option<Req> {
-        Some(req.clone())
-    }
-
-    fn call(&self, keep: &mut Option<Req>) -> Option<Self::Future> {
+    fn call(&self, keep: &mut Option<Req>) -> Option<AltFuture<A, Req>> {
         let req = keep.take()?;
-        Some(AltFuture {
-            state: AltState::Ready {
-                service: self.0.clone(),
-                req: Some(req),
-            },
-        })
+        Some(AltFuture::new(self.0.clone(), req))
     }
 }
 
@@ -219,31 +247,35 @@ pub struct AltFrom<A, X, F> {
     pub(crate) rebuild: F,
 }
 
+impl<A, X, F, P, Req> Prepare<Req> for AltFrom<A, X, F>
+where
+    X: Fn(&Req) -> P,
+{
+    type Request = Req;
+    type Keep = Option<P>;
+    type Future = Ready<(Req, Option<P>)>;
+
+    // The primary consumes the request: what the alternative's request is rebuilt from is copied
+    // now, on every call; the closure decides how much that is (a `Uri` clone costs no
+    // allocation).
+    #[inline]
+    fn prepare(&self, req: Req) -> Result<(Req, Option<P>), Self::Future> {
+        let keep = (self.capture)(&req);
+        Ok((req, Some(keep)))
+    }
+}
+
 impl<A, X, F, P, Req, Req2, Res> Alternative<Req, Res> for AltFrom<A, X, F>
 where
     A: Service<Req2, Response = Res> + Clone,
     X: Fn(&Req) -> P,
     F: Fn(P) -> Req2,
 {
-    type Keep = Option<P>;
     type Future = AltFuture<A, Req2>;
 
-    // The primary consumes the request: what the alternative's request is rebuilt from is copied
-    // now, on every call; the closure decides how much that is (a `Uri` clone costs no
-    // allocation).
-    #[inline]
-    fn keep(&self, req: &Req) -> Option<P> {
-        Some((self.capture)(req))
-    }
-
-    fn call(&self, keep: &mut Option<P>) -> Option<Self::Future> {
+    fn call(&self, keep: &mut Option<P>) -> Option<AltFuture<A, Req2>> {
         let parts = keep.take()?;
-        Some(AltFuture {
-            state: AltState::Ready {
-                service: self.service.clone(),
-                req: Some((self.rebuild)(parts)),
-            },
-        })
+        Some(AltFuture::new(self.service.clone(), (self.rebuild)(parts)))
     }
 }
 
@@ -252,6 +284,52 @@ impl<A: fmt::Debug, X, F> fmt::Debug for AltFrom<A, X, F> {
         f.debug_struct("AltFrom")
             .field("service", &self.service)
             .finish_non_exhaustive()
+    }
+}
+
+/// An alternative service whose request is kept by weir-retry's [`Replay`], as a retry keeps
+/// it: with [`HttpReplay`](weir_retry::HttpReplay), an `http::Request<B>` of any body (no
+/// `Clone`) has its body read into memory before the primary is called, up to the replay's
+/// limit, and the primary and the alternative both receive `http::Request<ReplayBody<B>>`. From
+/// [`FallbackBuilder::service_replay`](crate::FallbackBuilder::service_replay).
+///
+/// A request the replay does not keep (a body over the limit, or a method it refuses: a POST
+/// without `Idempotency-Key` unless `non_idempotent(true)`) is sent to the primary once, and
+/// when it fails the alternative is skipped: the next source tries, or the primary's own
+/// error is returned.
+#[derive(Clone, Debug)]
+pub struct AltReplay<A, R> {
+    pub(crate) service: A,
+    pub(crate) replay: R,
+}
+
+impl<A, R, Req> Prepare<Req> for AltReplay<A, R>
+where
+    R: Replay<Req>,
+{
+    type Request = R::Request;
+    type Keep = Option<R::Copy>;
+    type Future = R::Prepare;
+
+    #[inline]
+    fn prepare(&self, req: Req) -> Result<(R::Request, Option<R::Copy>), R::Prepare> {
+        self.replay.prepare_now(req)
+    }
+}
+
+impl<A, R, Req, Res> Alternative<Req, Res> for AltReplay<A, R>
+where
+    R: Replay<Req>,
+    A: Service<R::Request, Response = Res> + Clone,
+{
+    type Future = AltFuture<A, R::Request>;
+
+    fn call(&self, keep: &mut Option<R::Copy>) -> Option<AltFuture<A, R::Request>> {
+        let copy = keep.take()?;
+        Some(AltFuture::new(
+            self.service.clone(),
+            self.replay.replay(&copy),
+        ))
     }
 }
 
@@ -269,6 +347,17 @@ pin_project! {
     enum AltState<A: Service<Req>, Req> {
         Ready { service: A, req: Option<Req> },
         Calling { #[pin] future: A::Future },
+    }
+}
+
+impl<A: Service<Req>, Req> AltFuture<A, Req> {
+    const fn new(service: A, req: Req) -> Self {
+        Self {
+            state: AltState::Ready {
+                service,
+                req: Some(req),
+            },
+        }
     }
 }
 

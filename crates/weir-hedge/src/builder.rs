@@ -10,7 +10,7 @@ use crate::handle::HedgeHandle;
 use crate::layer::HedgeLayer;
 use crate::settings::{HedgeSettings, PercentileSettings};
 use crate::shared::Shared;
-use crate::state::Budget;
+use crate::state::{Budget, Throttle};
 
 impl HedgeLayer {
     /// A builder with the defaults (see [`HedgeBuilder`]).
@@ -50,13 +50,19 @@ impl HedgeLayer {
 /// `burst` and starts full; each hedge takes one. Over any run, hedges sent never exceed
 /// `burst + ratio x requests + min_per_second x seconds`. Shared by every service and clone.
 ///
+/// With [`throttle`](Self::throttle), gRFC A6's retry throttling applies to hedges on top of
+/// it: failing attempts take tokens, successes give back a fraction of one, and no hedge goes
+/// while the tokens are at or below half (A6: "the throttling applies to hedges as to retries").
+///
 /// The default is `HedgeBudget::ratio(0.1)` (10 % extra load at most), `min_per_second(1)`,
-/// `burst(10)`.
+/// `burst(10)`, no throttle.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct HedgeBudget {
     ratio: f64,
     min_per_second: u32,
     burst: Option<u32>,
+    /// `(max_tokens, token_ratio)`.
+    throttle: Option<(u32, f64)>,
 }
 
 impl HedgeBudget {
@@ -67,6 +73,7 @@ impl HedgeBudget {
             ratio,
             min_per_second: 1,
             burst: Some(10),
+            throttle: None,
         }
     }
 
@@ -93,10 +100,44 @@ impl HedgeBudget {
             ratio: 0.0,
             min_per_second: 0,
             burst: None,
+            throttle: None,
         }
     }
 
+    /// gRFC A6's retry throttling (gRPC's `retryThrottling`), applied to hedges on top of this
+    /// budget (an [`unlimited`](Self::unlimited) one included): a token count starts at
+    /// `max_tokens`; every attempt, primary or hedge, that fails transiently or with the
+    /// server's "do not retry" takes one token, every success gives back `token_ratio` of one
+    /// (kept to three decimal places); while the count is at or below `max_tokens / 2` no hedge
+    /// is sent. Shared by every service and clone of the layer, as the budget is. A permanent
+    /// failure, a throttled one (one caller's quota: a 429) and weir's own rejections (an open
+    /// circuit) take nothing. `max_tokens` within `1..=1000`, `token_ratio` finite and above 0
+    /// (checked by `build()`). The same rule as `weir_retry::RetryBudget::grpc_throttle`; to
+    /// share one token count with retry layers, use
+    /// [`HedgeBuilder::shared_budget`] with such a budget instead.
+    #[must_use]
+    pub const fn throttle(mut self, max_tokens: u32, token_ratio: f64) -> Self {
+        self.throttle = Some((max_tokens, token_ratio));
+        self
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
+        if let Some((max_tokens, token_ratio)) = self.throttle {
+            if !(1..=1000).contains(&max_tokens) {
+                return Err(ConfigError::out_of_range(
+                    "hedge",
+                    "budget.max_tokens",
+                    "must be within 1..=1000 (gRPC's retryThrottling)",
+                ));
+            }
+            if !(token_ratio.is_finite() && token_ratio > 0.0) {
+                return Err(ConfigError::out_of_range(
+                    "hedge",
+                    "budget.token_ratio",
+                    "must be finite and above 0 (gRPC's retryThrottling)",
+                ));
+            }
+        }
         if self.burst.is_none() {
             return Ok(());
         }
@@ -326,10 +367,14 @@ impl<R, C, O> HedgeBuilder<R, C, O> {
             self.budget.min_per_second,
             self.budget.burst,
         );
+        let throttle = self
+            .budget
+            .throttle
+            .map(|(max_tokens, token_ratio)| Throttle::new(max_tokens, token_ratio));
         let layer = HedgeLayer::from_shared(Shared::new(
             self.name,
             &self.settings,
-            budget,
+            (budget, throttle),
             self.shared_budget,
             self.replay,
             self.classify,

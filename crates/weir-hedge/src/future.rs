@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::mem;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -11,11 +12,11 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep, sleep_until};
 use tower_service::Service;
-use weir_core::{Classify, Observer, Outcome, ServerHint};
+use weir_core::{Classify, Error, Observer, Outcome, ServerHint};
 use weir_retry::Replay;
 
 use crate::event::{Event, Reason};
-use crate::shared::{Core, MAX_HEDGES, Shared};
+use crate::shared::{Core, Local, MAX_HEDGES, Shared};
 
 pin_project! {
     /// The future of [`Hedge`](crate::Hedge): the primary attempt, the hedges sent after it, and
@@ -32,25 +33,17 @@ pin_project! {
         S: Service<R::Request>,
     {
         #[pin]
-        primary: Attempt<S::Future>,
+        primary: Attempt<S::Future, R::Prepare>,
+        // `Idle` until the first poll that does not end the request at once: the immediate
+        // path writes, reads and drops one tag for all of the hedging state.
         #[pin]
-        prepare: Prepare<R::Prepare>,
-        #[pin]
-        timer: Timer,
-        hedges: [Option<Pin<Box<S::Future>>>; MAX_HEDGES],
-        // `Some` only while hedges may still be sent: a clone, readied before each hedge.
-        service: Option<S>,
+        hedging: Hedging<S::Future, S::Response, S::Error>,
+        // Whether hedges may still be sent, and the instance they go to once the first is.
+        service: Sender<S>,
         copy: Option<R::Copy>,
-        shared: Arc<Shared<R, C, O>>,
-        // The primary's non-fatal failure: returned if every attempt fails.
-        primary_failure: Option<Result<S::Response, S::Error>>,
-        // A failure of `poll_ready` before a hedge, kept in case nothing else answers.
-        ready_failure: Option<S::Error>,
+        local: Arc<Local<S, R, C, O>>,
         started: u8,
         deadline: Option<Instant>,
-        // The primary's first pending poll (the percentile trigger records its latency from
-        // there): read only once it is pending, so an immediate answer reads no clock.
-        start: Option<Instant>,
         due: Option<Reason>,
         schedule: bool,
         _request: PhantomData<fn(Req)>,
@@ -59,17 +52,30 @@ pin_project! {
 
 pin_project! {
     #[project = AttemptProj]
-    enum Attempt<F> {
+    enum Attempt<F, P> {
+        // The request is being prepared (an HTTP body read); the primary is sent after.
+        Preparing { #[pin] prepare: P },
         Running { #[pin] future: F },
         Done,
     }
 }
 
 pin_project! {
-    #[project = PrepareProj]
-    enum Prepare<P> {
-        Preparing { #[pin] prepare: P },
-        Done,
+    #[project = HedgingProj]
+    enum Hedging<F, T, E> {
+        Idle,
+        Active {
+            #[pin]
+            timer: Timer,
+            hedges: [Option<Pin<Box<F>>>; MAX_HEDGES],
+            // The primary's non-fatal failure: returned if every attempt fails.
+            primary_failure: Option<Result<T, E>>,
+            // A failure of `poll_ready` before a hedge, kept in case nothing else answers.
+            ready_failure: Option<E>,
+            // The primary's first pending poll (the percentile trigger records its latency
+            // from there): read only once it is pending, so an immediate answer reads no clock.
+            start: Option<Instant>,
+        },
     }
 }
 
@@ -78,6 +84,22 @@ pin_project! {
     enum Timer {
         Off,
         Armed { #[pin] sleep: Sleep },
+    }
+}
+
+/// The instance of the inner service hedges go to, readied before each one.
+enum Sender<S> {
+    /// No more hedges for this request.
+    Off,
+    /// Hedges may be sent; none has been (no clone made yet).
+    Lazy,
+    /// The instance of the hedges sent so far.
+    Ready(S),
+}
+
+impl<S> Sender<S> {
+    const fn is_on(&self) -> bool {
+        !matches!(self, Self::Off)
     }
 }
 
@@ -90,6 +112,29 @@ enum Verdict {
     /// Send the next hedge at once (or after the server's `wait`; with `stop`, send no more)
     /// and wait for the others.
     NonFatal { stop: bool, wait: Option<Duration> },
+}
+
+/// The outcome of one attempt: the classifier's, except that an attempt refused by an open
+/// circuit breaker inside (a weir [`Error`] of kind circuit open, anywhere in the error's
+/// chain) is always [`Outcome::Ignored`], whatever the classifier says: the upstream was not
+/// called, so it is a non-fatal failure of that attempt, the next hedge goes at once (as .NET's
+/// standard hedging handler treats an open circuit), and no budget counts it against the
+/// upstream. Costs nothing on an `Ok`.
+#[inline]
+fn outcome_of<Res, E: 'static, C: Classify<Res, E>>(
+    classify: &C,
+    result: &Result<Res, E>,
+) -> Outcome {
+    let outcome = classify.classify(result);
+    match result {
+        Err(err)
+            if outcome != Outcome::Ignored
+                && Error::find_in(err).is_some_and(Error::is_circuit_open) =>
+        {
+            Outcome::Ignored
+        }
+        _ => outcome,
+    }
 }
 
 fn verdict<Res, E>(outcome: Outcome, result: &Result<Res, E>) -> Verdict {
@@ -128,28 +173,26 @@ where
     R: Replay<Req>,
     S: Service<R::Request>,
 {
-    /// A future whose primary is in flight already.
+    /// A future whose primary is in flight already; hedges may follow when `copy` is kept.
     #[inline]
     pub(crate) fn running(
         future: S::Future,
-        service: Option<S>,
         copy: Option<R::Copy>,
-        shared: Arc<Shared<R, C, O>>,
+        local: Arc<Local<S, R, C, O>>,
         deadline: Option<Instant>,
     ) -> Self {
         Self {
             primary: Attempt::Running { future },
-            prepare: Prepare::Done,
-            timer: Timer::Off,
-            hedges: [const { None }; MAX_HEDGES],
-            service,
+            hedging: Hedging::Idle,
+            service: if copy.is_some() {
+                Sender::Lazy
+            } else {
+                Sender::Off
+            },
             copy,
-            shared,
-            primary_failure: None,
-            ready_failure: None,
+            local,
             started: 1,
             deadline,
-            start: None,
             due: None,
             schedule: true,
             _request: PhantomData,
@@ -158,20 +201,19 @@ where
 
     /// A future that prepares the request (reads an HTTP body) and then calls `service`, which
     /// was readied by `poll_ready`.
-    pub(crate) fn preparing(service: S, shared: Arc<Shared<R, C, O>>, prepare: R::Prepare) -> Self {
+    pub(crate) fn preparing(
+        service: S,
+        local: Arc<Local<S, R, C, O>>,
+        prepare: R::Prepare,
+    ) -> Self {
         Self {
-            primary: Attempt::Done,
-            prepare: Prepare::Preparing { prepare },
-            timer: Timer::Off,
-            hedges: [const { None }; MAX_HEDGES],
-            service: Some(service),
+            primary: Attempt::Preparing { prepare },
+            hedging: Hedging::Idle,
+            service: Sender::Ready(service),
             copy: None,
-            shared,
-            primary_failure: None,
-            ready_failure: None,
+            local,
             started: 0,
             deadline: None,
-            start: None,
             due: None,
             schedule: true,
             _request: PhantomData,
@@ -182,59 +224,126 @@ where
 impl<S, Req, R, C, O> Future for ResponseFuture<S, Req, R, C, O>
 where
     R: Replay<Req>,
-    S: Service<R::Request>,
+    S: Service<R::Request> + Clone,
+    S::Error: 'static,
     C: Classify<S::Response, S::Error>,
     O: for<'a> Observer<Event<'a>>,
 {
     type Output = Result<S::Response, S::Error>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // The immediate path, kept small and inline: only the primary in flight, nothing due,
+        // no timer armed, not yet pending (so no clock read): the hedging state is idle. An answer (or a fatal failure)
+        // returns here; anything else goes on in `poll_hedging`, with the primary's poll.
+        let this = self.as_mut().project();
+        if matches!(*this.hedging, Hedging::Idle) {
+            let mut primary = this.primary;
+            if let AttemptProj::Running { future } = primary.as_mut().project() {
+                let first = future.poll(cx);
+                if let Poll::Ready(result) = &first {
+                    let shared = &*this.local.shared;
+                    let outcome = outcome_of(&shared.classify, result);
+                    if matches!(verdict(outcome, result), Verdict::Answer | Verdict::Fatal) {
+                        primary.set(Attempt::Done);
+                        if shared.records() {
+                            shared.core.record_at_once();
+                        }
+                        shared.core.record_outcome(outcome);
+                        return first;
+                    }
+                }
+                return self.poll_hedging(cx, Some(first));
+            }
+        }
+        self.poll_hedging(cx, None)
+    }
+}
+
+impl<S, Req, R, C, O> ResponseFuture<S, Req, R, C, O>
+where
+    R: Replay<Req>,
+    S: Service<R::Request> + Clone,
+    S::Error: 'static,
+    C: Classify<S::Response, S::Error>,
+    O: for<'a> Observer<Event<'a>>,
+{
+    /// Everything but the immediate path: preparing the request, the hedges, the timer.
+    /// `first`: the primary's poll already made by `poll` (not repeated), if any.
+    #[inline(never)]
+    fn poll_hedging(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut first: Option<Poll<Result<S::Response, S::Error>>>,
+    ) -> Poll<Result<S::Response, S::Error>> {
         let mut this = self.project();
-        if let PrepareProj::Preparing { prepare } = this.prepare.as_mut().project() {
+        if let AttemptProj::Preparing { prepare } = this.primary.as_mut().project() {
             let Poll::Ready((request, copy)) = prepare.poll(cx) else {
                 return Poll::Pending;
             };
-            this.prepare.set(Prepare::Done);
-            let shared = &**this.shared;
+            let shared = &*this.local.shared;
             *this.deadline = shared.replay.deadline(&request).map(|d| d.instant());
-            let mut service = this
-                .service
-                .take()
-                .expect("the readied service is in the future until the request is prepared");
+            let Sender::Ready(mut service) = mem::replace(this.service, Sender::Off) else {
+                unreachable!("the readied service is in the future until the request is prepared");
+            };
             let future = service.call(request);
             this.primary.set(Attempt::Running { future });
             *this.started = 1;
             if copy.is_some() && shared.max_attempts > 1 {
-                *this.service = Some(service);
+                // The hedges go to this instance (readied again before each).
+                *this.service = Sender::Ready(service);
                 *this.copy = copy;
             }
         }
-        let shared = &**this.shared;
+        let shared = &*this.local.shared;
+        if matches!(*this.hedging, Hedging::Idle) {
+            this.hedging.set(Hedging::Active {
+                timer: Timer::Off,
+                hedges: [const { None }; MAX_HEDGES],
+                primary_failure: None,
+                ready_failure: None,
+                start: None,
+            });
+        }
+        let HedgingProj::Active {
+            mut timer,
+            hedges,
+            primary_failure,
+            ready_failure,
+            start,
+        } = this.hedging.project()
+        else {
+            unreachable!("the hedging state was made active above");
+        };
         loop {
             // 1. The primary.
             if let AttemptProj::Running { future } = this.primary.as_mut().project()
-                && let Poll::Ready(result) = future.poll(cx)
+                && let Poll::Ready(result) = first.take().unwrap_or_else(|| future.poll(cx))
             {
                 this.primary.set(Attempt::Done);
-                if let Some(start) = *this.start {
+                if let Some(start) = *start {
                     shared.core.record(start, Instant::now());
                 } else if shared.records() {
                     shared.core.record_at_once();
                 }
-                let outcome = shared.classify.classify(&result);
+                let outcome = outcome_of(&shared.classify, &result);
                 shared.core.record_outcome(outcome);
                 match verdict(outcome, &result) {
                     Verdict::Answer | Verdict::Fatal => {
-                        finish(this.hedges, this.timer.as_mut(), shared, 0);
+                        // The immediate path: no hedge was sent and no timer armed, nothing
+                        // to cancel (one compare each, `finish` not called).
+                        if *this.started > 1 || matches!(*timer, Timer::Armed { .. }) {
+                            finish(hedges, timer.as_mut(), shared, 0);
+                        }
                         return Poll::Ready(result);
                     }
                     Verdict::NonFatal { stop, wait } => {
-                        *this.primary_failure = Some(result);
+                        *primary_failure = Some(result);
                         failed(
                             this.service,
                             this.due,
                             this.schedule,
-                            this.timer.as_mut(),
+                            timer.as_mut(),
                             (stop, wait),
                             *this.deadline,
                         );
@@ -243,30 +352,30 @@ where
             }
             // 2. The hedges.
             for index in 0..MAX_HEDGES {
-                let Some(future) = this.hedges[index].as_mut() else {
+                let Some(future) = hedges[index].as_mut() else {
                     continue;
                 };
                 let Poll::Ready(result) = future.as_mut().poll(cx) else {
                     continue;
                 };
-                this.hedges[index] = None;
-                let outcome = shared.classify.classify(&result);
+                hedges[index] = None;
+                let outcome = outcome_of(&shared.classify, &result);
                 shared.core.record_outcome(outcome);
                 match verdict(outcome, &result) {
                     Verdict::Answer => {
-                        let primary = cancel_primary(this.primary.as_mut(), this.start, shared);
+                        let primary = cancel_primary(this.primary.as_mut(), start, shared);
                         let attempt = index as u32 + 2;
                         Core::count(&shared.core.hedges_won, 1);
                         shared.observer.on_event(&Event::HedgeWon {
                             layer: &shared.name,
                             attempt,
                         });
-                        finish(this.hedges, this.timer.as_mut(), shared, primary);
+                        finish(hedges, timer.as_mut(), shared, primary);
                         return Poll::Ready(result);
                     }
                     Verdict::Fatal => {
-                        let primary = cancel_primary(this.primary.as_mut(), this.start, shared);
-                        finish(this.hedges, this.timer.as_mut(), shared, primary);
+                        let primary = cancel_primary(this.primary.as_mut(), start, shared);
+                        finish(hedges, timer.as_mut(), shared, primary);
                         return Poll::Ready(result);
                     }
                     // A hedge's failure is dropped: the primary's is the one returned.
@@ -275,7 +384,7 @@ where
                             this.service,
                             this.due,
                             this.schedule,
-                            this.timer.as_mut(),
+                            timer.as_mut(),
                             (stop, wait),
                             *this.deadline,
                         );
@@ -283,26 +392,28 @@ where
                 }
             }
             // 3. The timer.
-            if let TimerProj::Armed { sleep } = this.timer.as_mut().project()
+            if let TimerProj::Armed { sleep } = timer.as_mut().project()
                 && sleep.poll(cx).is_ready()
             {
-                this.timer.set(Timer::Off);
+                timer.set(Timer::Off);
                 this.due.get_or_insert(Reason::Delay);
             }
             // 4. A hedge that is due.
-            let can_send = this.service.is_some() && *this.started < shared.max_attempts;
+            let can_send = this.service.is_on() && *this.started < shared.max_attempts;
             if !can_send {
                 *this.due = None;
                 *this.schedule = false;
-                this.timer.set(Timer::Off);
+                timer.set(Timer::Off);
             }
-            if let (Some(reason), Some(service)) = (*this.due, this.service.as_mut()) {
+            if let Some(reason) = *this.due
+                && let Some(service) = sender(this.service, this.local)
+            {
                 match service.poll_ready(cx) {
                     Poll::Pending => {}
                     Poll::Ready(Err(err)) => {
                         // The clone cannot take a hedge now: no more hedges for this request.
-                        *this.ready_failure = Some(err);
-                        *this.service = None;
+                        *ready_failure = Some(err);
+                        *this.service = Sender::Off;
                         *this.due = None;
                         continue;
                     }
@@ -311,7 +422,7 @@ where
                         let now = Instant::now();
                         let past_deadline = this.deadline.is_some_and(|d| now >= d);
                         if past_deadline {
-                            *this.service = None;
+                            *this.service = Sender::Off;
                             continue;
                         }
                         if !shared.core.withdraw(now) {
@@ -319,14 +430,14 @@ where
                             shared.observer.on_event(&Event::BudgetExhausted {
                                 layer: &shared.name,
                             });
-                            *this.service = None;
+                            *this.service = Sender::Off;
                             continue;
                         }
                         let copy = this.copy.as_ref().expect("a copy is kept while hedging");
                         let request = shared.replay.replay(copy);
                         let index = usize::from(*this.started - 1);
                         // Boxed: a hedge is off the happy path (see the type's docs).
-                        this.hedges[index] = Some(Box::pin(service.call(request)));
+                        hedges[index] = Some(Box::pin(service.call(request)));
                         *this.started += 1;
                         Core::count(&shared.core.hedges_sent, 1);
                         shared.observer.on_event(&Event::HedgeSent {
@@ -335,7 +446,7 @@ where
                             reason,
                         });
                         // The next delay counts from this hedge.
-                        this.timer.set(Timer::Off);
+                        timer.set(Timer::Off);
                         *this.schedule = true;
                         continue;
                     }
@@ -343,14 +454,14 @@ where
             }
             // 5. Nothing in flight and nothing more to send: every attempt failed.
             let in_flight = matches!(*this.primary, Attempt::Running { .. })
-                || this.hedges.iter().any(Option::is_some);
-            let waiting = this.service.is_some() && matches!(*this.timer, Timer::Armed { .. });
+                || hedges.iter().any(Option::is_some);
+            let waiting = this.service.is_on() && matches!(*timer, Timer::Armed { .. });
             if !in_flight && this.due.is_none() && !waiting {
-                if let Some(failure) = this.primary_failure.take() {
-                    this.timer.set(Timer::Off);
+                if let Some(failure) = primary_failure.take() {
+                    timer.set(Timer::Off);
                     return Poll::Ready(failure);
                 }
-                if let Some(err) = this.ready_failure.take() {
+                if let Some(err) = ready_failure.take() {
                     return Poll::Ready(Err(err));
                 }
             }
@@ -359,7 +470,7 @@ where
             // timer. Arming costs a clock read and a clone of the runtime handle (an atomic
             // increment); the first poll of the `Sleep` registers it in tokio's timer wheel,
             // which takes that shard's lock (tokio's, not ours): the price of any timeout.
-            if *this.schedule && this.service.is_some() && this.due.is_none() {
+            if *this.schedule && this.service.is_on() && this.due.is_none() {
                 *this.schedule = false;
                 if let Some(delay) = shared.delay() {
                     if delay.is_zero() {
@@ -368,34 +479,49 @@ where
                     }
                     let at = Instant::now() + delay;
                     if this.deadline.is_none_or(|d| at < d) {
-                        this.timer.set(Timer::Armed {
+                        timer.set(Timer::Armed {
                             sleep: sleep_until(at),
                         });
-                        if let TimerProj::Armed { sleep } = this.timer.as_mut().project()
+                        if let TimerProj::Armed { sleep } = timer.as_mut().project()
                             && sleep.poll(cx).is_ready()
                         {
-                            this.timer.set(Timer::Off);
+                            timer.set(Timer::Off);
                             *this.due = Some(Reason::Delay);
                             continue;
                         }
                     }
                 }
             }
-            if this.start.is_none()
+            if start.is_none()
                 && shared.records()
                 && matches!(*this.primary, Attempt::Running { .. })
             {
-                *this.start = Some(Instant::now());
+                *start = Some(Instant::now());
             }
             return Poll::Pending;
         }
     }
 }
 
+/// The instance for the next hedge: the request's first hedge clones the layer's copy of the
+/// inner service (the only clone a request makes); `None` when no more hedges may go.
+fn sender<'a, S: Clone, R, C, O>(
+    service: &'a mut Sender<S>,
+    local: &Local<S, R, C, O>,
+) -> Option<&'a mut S> {
+    if matches!(service, Sender::Lazy) {
+        *service = Sender::Ready(local.instance());
+    }
+    match service {
+        Sender::Ready(service) => Some(service),
+        Sender::Off | Sender::Lazy => None,
+    }
+}
+
 /// An attempt failed non-fatally: the next hedge is due at once, unless the server said stop
 /// (no more hedges) or asked to wait (the next hedge after that wait, the timer re-armed).
 fn failed<S>(
-    service: &mut Option<S>,
+    service: &mut Sender<S>,
     due: &mut Option<Reason>,
     schedule: &mut bool,
     mut timer: Pin<&mut Timer>,
@@ -403,14 +529,14 @@ fn failed<S>(
     deadline: Option<Instant>,
 ) {
     if stop {
-        *service = None;
+        *service = Sender::Off;
         *due = None;
     } else if let Some(wait) = wait {
         let at = Instant::now() + wait;
         if deadline.is_some_and(|d| at >= d) {
             // The wait ends past the request's deadline: no more hedges.
-            *service = None;
-        } else if service.is_some() {
+            *service = Sender::Off;
+        } else if service.is_on() {
             // The server's wait replaces the hedging delay for this next hedge.
             *schedule = false;
             timer.set(Timer::Armed {
@@ -423,8 +549,8 @@ fn failed<S>(
 }
 
 /// Drops the primary if it is still running; 1 if it was.
-fn cancel_primary<F, R, C, O>(
-    mut primary: Pin<&mut Attempt<F>>,
+fn cancel_primary<F, P, R, C, O>(
+    mut primary: Pin<&mut Attempt<F, P>>,
     start: &Option<Instant>,
     shared: &Shared<R, C, O>,
 ) -> u32 {
@@ -440,7 +566,10 @@ fn cancel_primary<F, R, C, O>(
     }
 }
 
-/// Drops every hedge still in flight and the timer, and reports the cancellations.
+/// Drops every hedge still in flight and the timer, and reports the cancellations. Off the
+/// immediate path (the caller skips it when no hedge was sent and no timer armed).
+#[cold]
+#[inline(never)]
 fn finish<F, R, C, O>(
     hedges: &mut [Option<Pin<Box<F>>>; MAX_HEDGES],
     mut timer: Pin<&mut Timer>,
@@ -477,7 +606,12 @@ where
             .field(
                 "in_flight",
                 &(usize::from(matches!(self.primary, Attempt::Running { .. }))
-                    + self.hedges.iter().filter(|h| h.is_some()).count()),
+                    + match &self.hedging {
+                        Hedging::Idle => 0,
+                        Hedging::Active { hedges, .. } => {
+                            hedges.iter().filter(|h| h.is_some()).count()
+                        }
+                    }),
             )
             .finish_non_exhaustive()
     }

@@ -37,7 +37,7 @@ impl HedgeLayer {
         Self::from_shared(Shared::new(
             Name::unnamed(),
             &HedgeSettings::with_delay(delay),
-            budget,
+            (budget, None),
             None,
             IdempotentReplay::new(),
             AnyError,
@@ -78,7 +78,7 @@ impl<R, C, O> fmt::Debug for HedgeLayer<R, C, O> {
     }
 }
 
-impl<S, R, C, O> Layer<S> for HedgeLayer<R, C, O> {
+impl<S: Clone, R, C, O> Layer<S> for HedgeLayer<R, C, O> {
     type Service = Hedge<S, R, C, O>;
 
     fn layer(&self, inner: S) -> Self::Service {

@@ -1,14 +1,14 @@
 //! The state shared by every service and clone a layer makes (what the handle reads).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
-use weir_core::{Name, Outcome};
+use weir_core::{Name, Outcome, ServerHint};
 
 use crate::settings::{HedgeSettings, MAX_ATTEMPTS};
-use crate::state::{Budget, Latency};
+use crate::state::{Budget, Latency, Throttle};
 
 /// Hedges at most: every attempt but the primary.
 pub(crate) const MAX_HEDGES: usize = MAX_ATTEMPTS - 1;
@@ -34,11 +34,40 @@ pub(crate) struct Shared<R, C, O> {
     pub(crate) core: Arc<Core>,
 }
 
+/// What one service (one `layer()` call) and its clones share with their response futures: the
+/// layer's state, and a copy of the inner service as it was given to the layer, cloned for a
+/// request only when it sends its first hedge (so a request that sends none clones nothing).
+/// Behind a mutex so the futures are `Send` for any `Send` service; it is locked once per
+/// request that hedges, never on the immediate path.
+pub(crate) struct Local<S, R, C, O> {
+    pub(crate) shared: Arc<Shared<R, C, O>>,
+    prototype: Mutex<S>,
+}
+
+impl<S: Clone, R, C, O> Local<S, R, C, O> {
+    pub(crate) fn new(shared: Arc<Shared<R, C, O>>, inner: &S) -> Self {
+        Self {
+            shared,
+            prototype: Mutex::new(inner.clone()),
+        }
+    }
+
+    /// A new instance of the inner service for a request's hedges (to be readied first).
+    pub(crate) fn instance(&self) -> S {
+        self.prototype
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
 /// The running state: budget, latencies, counters. Shared with the handle.
 #[derive(Debug)]
 pub(crate) struct Core {
     pub(crate) origin: Instant,
     pub(crate) budget: Budget,
+    /// gRFC A6's retry throttling on top of `budget` (`HedgeBudget::throttle`).
+    pub(crate) throttle: Option<Throttle>,
     /// A retry budget shared with retry layers, drawn on instead of `budget` when set.
     pub(crate) shared_budget: Option<weir_retry::SharedBudget>,
     pub(crate) latency: Option<Latency>,
@@ -52,12 +81,14 @@ impl Core {
     pub(crate) fn new(
         origin: Instant,
         budget: Budget,
+        throttle: Option<Throttle>,
         shared_budget: Option<weir_retry::SharedBudget>,
         latency: Option<Latency>,
     ) -> Self {
         Self {
             origin,
             budget,
+            throttle,
             shared_budget,
             latency,
             hedges_sent: AtomicU64::new(0),
@@ -76,29 +107,48 @@ impl Core {
         }
     }
 
-    /// A hedge asks to start at `now`: `true` if the budget pays for it.
+    /// A hedge asks to start at `now`: `true` if the budget pays for it (and the throttle, if
+    /// any, is above half: it is asked first, so a throttled hedge spends nothing).
     pub(crate) fn withdraw(&self, now: Instant) -> bool {
         match &self.shared_budget {
-            None => self.budget.withdraw(self.micros(now)),
+            None => {
+                self.throttle.as_ref().is_none_or(Throttle::allows)
+                    && self.budget.withdraw(self.micros(now))
+            }
             Some(shared) => shared.withdraw(),
         }
     }
 
-    /// An attempt (the primary or a hedge) finished with `outcome`: a shared retry budget
+    /// An attempt (the primary or a hedge) finished with `outcome`: the budget that throttles
     /// records it (gRFC A6's throttling: a failure takes a token, a success gives back part of
-    /// one), as the upstream's health (a throttled failure is one caller's quota, not counted).
-    /// A cancelled attempt has no outcome and records nothing; the hedge budget of the layer's
-    /// own counts only requests and hedges.
+    /// one), as the upstream's health: [`Outcome::for_upstream`]'s, so a throttled failure (one
+    /// caller's quota) is not counted. A failure counts if it is transient or carries the
+    /// server's "do not retry" (as A6 and weir-retry count it); a permanent one does not. A
+    /// shared retry budget records it with its own rules; the layer's own budget only with
+    /// `HedgeBudget::throttle`. A cancelled attempt has no outcome and records nothing.
     #[inline]
     pub(crate) fn record_outcome(&self, outcome: Outcome) {
         if let Some(shared) = &self.shared_budget {
             shared.record(&outcome.for_upstream());
+        } else if let Some(throttle) = &self.throttle {
+            match outcome.for_upstream() {
+                Outcome::Success => throttle.success(),
+                Outcome::Failure(failure)
+                    if failure.is_transient()
+                        || matches!(failure.hint(), Some(ServerHint::DoNotRetry)) =>
+                {
+                    throttle.failure();
+                }
+                Outcome::Failure(_) | Outcome::Ignored => {}
+            }
         }
     }
 
-    /// Whole hedges the budget allows now (`None` when unlimited).
+    /// Whole hedges the budget allows now (`None` when unlimited; `Some(0)` while the throttle
+    /// is at or below half).
     pub(crate) fn available(&self) -> Option<u64> {
         match &self.shared_budget {
+            None if self.throttle.as_ref().is_some_and(|t| !t.allows()) => Some(0),
             None => self.budget.available(),
             Some(shared) => shared.available(),
         }
@@ -120,14 +170,12 @@ impl Core {
         }
     }
 
-    /// Records a primary that answered on its first poll (latency zero, no clock reading, but
-    /// for one in 64).
+    /// Records a primary that answered on its first poll: latency zero, one relaxed atomic
+    /// add, no clock reading (but for the very first, and one in 64 so the window rotates).
     #[inline]
     pub(crate) fn record_at_once(&self) {
-        if let Some(latency) = &self.latency
-            && !latency.record_at_once()
-        {
-            latency.record(self.micros(Instant::now()), 0);
+        if let Some(latency) = &self.latency {
+            latency.record_at_once(|| self.micros(Instant::now()));
         }
     }
 
@@ -138,11 +186,11 @@ impl Core {
 
 impl<R, C, O> Shared<R, C, O> {
     /// The shared state of a layer with `settings` (checked or not: out-of-range values are
-    /// brought within range here, so this never fails) and `budget`.
+    /// brought within range here, so this never fails), `budget` and `throttle`.
     pub(crate) fn new(
         name: Name,
         settings: &HedgeSettings,
-        budget: Budget,
+        (budget, throttle): (Budget, Option<Throttle>),
         shared_budget: Option<weir_retry::SharedBudget>,
         replay: R,
         classify: C,
@@ -170,7 +218,13 @@ impl<R, C, O> Shared<R, C, O> {
             replay,
             classify,
             observer,
-            core: Arc::new(Core::new(Instant::now(), budget, shared_budget, latency)),
+            core: Arc::new(Core::new(
+                Instant::now(),
+                budget,
+                throttle,
+                shared_budget,
+                latency,
+            )),
         }
     }
 

@@ -30,8 +30,13 @@ impl Budget {
     pub(crate) fn new(ratio: f64, min_per_second: u32, burst: Option<u32>) -> Self {
         let cap = burst.map_or(u64::MAX, |b| u64::from(b) * HEDGE);
         Self {
-            // Validated finite and within 0..=1000 by the builder.
-            per_request: (ratio * HEDGE as f64) as u64,
+            // Validated finite and within 0..=1000 by the builder; none for an unlimited
+            // budget, so `deposit` needs no check of its own for it.
+            per_request: if burst.is_some() {
+                (ratio * HEDGE as f64) as u64
+            } else {
+                0
+            },
             per_second: u64::from(min_per_second) * HEDGE,
             cap,
             balance: AtomicU64::new(cap),
@@ -57,13 +62,10 @@ impl Budget {
 
     /// A request starts. A full balance (the usual state when hedges are rare) costs one
     /// atomic load and no write, so clones on many threads do not fight over the cache line;
-    /// otherwise one atomic add. Nothing when the budget is unlimited.
+    /// otherwise one atomic add. Nothing when the budget is unlimited (`per_request` is 0).
     #[inline]
     pub(crate) fn deposit(&self) {
-        if !self.is_unlimited()
-            && self.per_request > 0
-            && self.balance.load(Ordering::Relaxed) < self.cap
-        {
+        if self.per_request > 0 && self.balance.load(Ordering::Relaxed) < self.cap {
             self.credit(self.per_request);
         }
     }
@@ -89,6 +91,59 @@ impl Budget {
     /// Whole hedges available now (without the floor not yet credited); `None` if unlimited.
     pub(crate) fn available(&self) -> Option<u64> {
         (!self.is_unlimited()).then(|| self.balance.load(Ordering::Acquire) / HEDGE)
+    }
+}
+
+/// gRFC A6's retry throttling, applied to hedges: a token count (in milli-tokens) that starts
+/// at `max`; each attempt that fails (transiently, or with a server's "do not retry") takes one
+/// token, each success gives back `ratio`; no hedge goes while the count is at or below half.
+/// The same rule as weir-retry's `RetryBudget::grpc_throttle`.
+#[derive(Debug)]
+pub(crate) struct Throttle {
+    /// Tokens x 1000.
+    max: u64,
+    /// Token ratio x 1000.
+    ratio: u64,
+    /// Tokens x 1000.
+    tokens: AtomicU64,
+}
+
+impl Throttle {
+    /// `max_tokens` tokens, each success gives back `token_ratio` of one (kept to three decimal
+    /// places, as gRPC does; validated by the builder).
+    pub(crate) fn new(max_tokens: u32, token_ratio: f64) -> Self {
+        let max = u64::from(max_tokens) * HEDGE;
+        Self {
+            max,
+            ratio: (token_ratio * HEDGE as f64) as u64,
+            tokens: AtomicU64::new(max),
+        }
+    }
+
+    /// A success: gives back `ratio` of a token. Full (the usual state): one load, no write.
+    #[inline]
+    pub(crate) fn success(&self) {
+        if self.tokens.load(Ordering::Relaxed) < self.max {
+            let _ = self
+                .tokens
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+                    (t < self.max).then(|| t.saturating_add(self.ratio).min(self.max))
+                });
+        }
+    }
+
+    /// A failure: takes one token (never below zero).
+    pub(crate) fn failure(&self) {
+        let _ = self
+            .tokens
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+                (t > 0).then(|| t.saturating_sub(HEDGE))
+            });
+    }
+
+    /// Whether a hedge may go: the count above half.
+    pub(crate) fn allows(&self) -> bool {
+        self.tokens.load(Ordering::Acquire) > self.max / 2
     }
 }
 
@@ -129,8 +184,12 @@ pub(crate) const fn bucket_upper(index: usize) -> u64 {
 struct Bank {
     /// The window this bank counts (window index + 1; 0: never used).
     window: AtomicU64,
+    /// Samples recorded with a latency (the sum of `counts`).
     total: AtomicU32,
     counts: [AtomicU32; BUCKETS],
+    /// Answers on the first poll, recorded as latency zero without a clock reading (bucket 0,
+    /// counted apart so that recording one is a single atomic add).
+    immediate: AtomicU32,
 }
 
 impl Bank {
@@ -139,6 +198,7 @@ impl Bank {
             window: AtomicU64::new(0),
             total: AtomicU32::new(0),
             counts: std::array::from_fn(|_| AtomicU32::new(0)),
+            immediate: AtomicU32::new(0),
         }
     }
 }
@@ -148,7 +208,7 @@ const NO_DELAY: u64 = u64::MAX;
 /// The percentile is recomputed every this many samples, and at each window rotation.
 const RECOMPUTE_EVERY: u32 = 16;
 
-/// One immediate answer in this many is recorded with a clock reading.
+/// One immediate answer in this many reads the clock (so the window rotates).
 const UNTIMED_EVERY: u32 = 64;
 
 /// Recent latencies in a rotating window of two banks (the current window and the one before):
@@ -167,8 +227,9 @@ pub(crate) struct Latency {
     floor_us: u64,
     banks: [Bank; 2],
     delay_us: AtomicU64,
-    /// Samples recorded without a clock reading (see [`record_at_once`](Self::record_at_once)).
-    untimed: AtomicU32,
+    /// The newest window a sample was recorded in (window index + 1; 0: none yet): where
+    /// [`record_at_once`](Self::record_at_once) counts, without a clock.
+    current: AtomicU64,
 }
 
 impl Latency {
@@ -181,16 +242,30 @@ impl Latency {
             floor_us,
             banks: [Bank::new(), Bank::new()],
             delay_us: AtomicU64::new(NO_DELAY),
-            untimed: AtomicU32::new(0),
+            current: AtomicU64::new(0),
         }
     }
 
     /// Records one latency observed at `now_us`.
     pub(crate) fn record(&self, now_us: u64, latency_us: u64) {
+        let Some((window, rotated)) = self.rotate(now_us) else {
+            return;
+        };
+        let bank = &self.banks[(window % 2) as usize];
+        bank.counts[bucket(latency_us)].fetch_add(1, Ordering::Relaxed);
+        let total = bank.total.fetch_add(1, Ordering::AcqRel) + 1;
+        if rotated || total.is_multiple_of(RECOMPUTE_EVERY) || total <= self.min_samples {
+            self.recompute(window);
+        }
+    }
+
+    /// Moves to the window of `now_us`, clearing its bank if it held an older window: the
+    /// window, and whether this call cleared it; `None` for a stale reading (a slow thread's
+    /// clock, the bank has moved on).
+    fn rotate(&self, now_us: u64) -> Option<(u64, bool)> {
         let window = now_us / self.window_us + 1;
         let bank = &self.banks[(window % 2) as usize];
         let seen = bank.window.load(Ordering::Acquire);
-        let mut rotated = false;
         if seen < window
             && bank
                 .window
@@ -200,44 +275,46 @@ impl Latency {
             for count in &bank.counts {
                 count.store(0, Ordering::Relaxed);
             }
+            bank.immediate.store(0, Ordering::Relaxed);
             bank.total.store(0, Ordering::Release);
-            rotated = true;
-        } else if seen > window {
-            // A stale clock reading from a slow thread: the bank has moved on.
+            self.current.fetch_max(window, Ordering::AcqRel);
+            return Some((window, true));
+        }
+        (seen <= window).then_some((window, false))
+    }
+
+    /// Records a latency of zero (an answer on the first poll) without reading the clock: one
+    /// relaxed atomic add into the newest window's count of such answers. `now_us` is called
+    /// (the clock read) only for the very first sample, and for one immediate answer in 64 so
+    /// that the window still rotates when every answer is immediate.
+    #[inline]
+    pub(crate) fn record_at_once(&self, now_us: impl FnOnce() -> u64) {
+        let window = self.current.load(Ordering::Relaxed);
+        if window == 0 {
+            self.record(now_us(), 0);
             return;
         }
-        bank.counts[bucket(latency_us)].fetch_add(1, Ordering::Relaxed);
-        let total = bank.total.fetch_add(1, Ordering::AcqRel) + 1;
-        if rotated || total.is_multiple_of(RECOMPUTE_EVERY) || total <= self.min_samples {
-            self.recompute(window);
+        let bank = &self.banks[(window % 2) as usize];
+        let n = bank
+            .immediate
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_add(1);
+        if n.is_multiple_of(RECOMPUTE_EVERY) || n <= self.min_samples {
+            self.refresh(window, n, now_us);
         }
     }
 
-    /// Records a latency of zero (an answer on the first poll) without reading the clock, into
-    /// the newest window. `false`: record this one with the time instead ([`record`](Self::record));
-    /// one sample in 64 is, so the window still rotates when every answer is immediate.
-    pub(crate) fn record_at_once(&self) -> bool {
-        if self
-            .untimed
-            .fetch_add(1, Ordering::Relaxed)
-            .is_multiple_of(UNTIMED_EVERY)
+    /// Every 16th immediate answer (and each while samples are fewer than the minimum): the
+    /// percentile recomputed, and every 64th the clock read and the window rotated first.
+    #[cold]
+    fn refresh(&self, window: u64, n: u32, now_us: impl FnOnce() -> u64) {
+        if n.is_multiple_of(UNTIMED_EVERY)
+            && let Some((now, true)) = self.rotate(now_us())
         {
-            return false;
+            self.recompute(now);
+            return;
         }
-        let window = self.banks[0]
-            .window
-            .load(Ordering::Acquire)
-            .max(self.banks[1].window.load(Ordering::Acquire));
-        if window == 0 {
-            return false;
-        }
-        let bank = &self.banks[(window % 2) as usize];
-        bank.counts[0].fetch_add(1, Ordering::Relaxed);
-        let total = bank.total.fetch_add(1, Ordering::AcqRel) + 1;
-        if total.is_multiple_of(RECOMPUTE_EVERY) || total <= self.min_samples {
-            self.recompute(window);
-        }
-        true
+        self.recompute(window);
     }
 
     fn recompute(&self, window: u64) {
@@ -246,17 +323,22 @@ impl Latency {
             w == window || w + 1 == window
         };
         let banks = self.banks.iter().filter(|b| live(b));
-        let total: u64 = banks
+        let immediate: u64 = banks
             .clone()
-            .map(|b| u64::from(b.total.load(Ordering::Acquire)))
+            .map(|b| u64::from(b.immediate.load(Ordering::Relaxed)))
             .sum();
+        let total: u64 = immediate
+            + banks
+                .clone()
+                .map(|b| u64::from(b.total.load(Ordering::Acquire)))
+                .sum::<u64>();
         if total < u64::from(self.min_samples) || total == 0 {
             self.delay_us.store(NO_DELAY, Ordering::Release);
             return;
         }
         // The smallest latency at or above which `percentile` of the samples fall.
         let rank = (total * self.percentile_ppm).div_ceil(1_000_000).max(1);
-        let mut seen = 0u64;
+        let mut seen = immediate;
         let mut at = BUCKETS - 1;
         for index in 0..BUCKETS {
             seen += banks
@@ -343,28 +425,50 @@ mod tests {
         assert!(latency.delay_us().unwrap() <= 125);
     }
 
-    /// #21.3: immediate answers are recorded without a clock reading, and still rotate the
-    /// window once in a while.
+    /// #21.3: immediate answers are recorded without a clock reading (but for the very first
+    /// and one in 64, which rotate the window), as latency zero.
     #[test]
     fn immediate_answers_count_as_zero() {
-        let latency = Latency::new(1_000, 50.0, 4, 0);
-        assert!(
-            !latency.record_at_once(),
-            "the first is recorded with the time"
-        );
-        latency.record(0, 0);
-        for _ in 0..3 {
-            assert!(latency.record_at_once());
+        use std::cell::Cell;
+
+        let reads = Cell::new(0);
+        let clock = |now: u64| {
+            let reads = &reads;
+            move || {
+                reads.set(reads.get() + 1);
+                now
+            }
+        };
+        let latency = Latency::new(1_000, 50.0, 16, 0);
+        latency.record_at_once(clock(0));
+        assert_eq!(reads.get(), 1, "the very first reads the clock");
+        for _ in 0..7 {
+            latency.record_at_once(clock(0));
         }
-        assert_eq!(latency.delay_us(), Some(0));
-        for _ in 0..4 {
+        assert_eq!(reads.get(), 1);
+        assert_eq!(latency.delay_us(), None, "8 samples of 16");
+        for _ in 0..9 {
             latency.record(10, 50_000);
         }
-        for _ in 0..60 {
-            assert!(latency.record_at_once());
+        assert!(latency.delay_us().unwrap() >= 50_000, "9 slow of 17");
+        // Two windows later: immediate answers count in the newest window known, without a
+        // clock, until the 64th of that window reads it.
+        for _ in 0..56 {
+            latency.record_at_once(clock(2_500));
         }
-        // The 65th call (64 after the first) asks for the clock again.
-        assert!(!latency.record_at_once());
+        assert_eq!(reads.get(), 1);
+        assert_eq!(latency.delay_us(), Some(0), "63 immediate of 73");
+        latency.record_at_once(clock(2_500));
+        assert_eq!(reads.get(), 2, "the 64th reads the clock");
+        assert_eq!(
+            latency.delay_us(),
+            None,
+            "rotated: the old samples are forgotten"
+        );
+        for _ in 0..16 {
+            latency.record_at_once(clock(2_500));
+        }
+        assert_eq!(reads.get(), 2);
         assert_eq!(latency.delay_us(), Some(0));
     }
 

@@ -147,3 +147,40 @@ async fn an_open_breaker_sends_the_hedge_at_once_to_another_replica() {
         "no hedging delay was waited"
     );
 }
+
+/// An attempt refused by the open breaker is non-fatal whatever the layer's classifier says: here
+/// one that makes every `Err` permanent (fatal). The upstream's own failure is fatal and returned
+/// at once (no hedge); the breaker's refusal of the next call is not: the hedge goes at once to
+/// the replica and answers.
+#[tokio::test(start_paused = true)]
+async fn an_open_circuit_is_non_fatal_even_to_a_strict_classifier() {
+    use weir_core::{Failure, Outcome};
+
+    let strict = |result: &Result<Response<String>, BoxError>| match result {
+        Ok(_) => Outcome::Success,
+        Err(_) => Outcome::Failure(Failure::permanent()),
+    };
+    let called = Arc::new(Mutex::new(Vec::new()));
+    let (hedge, handle) = HedgeLayer::builder()
+        .delay(Duration::from_secs(10))
+        .replay(HedgeToReplica)
+        .classify(strict)
+        .build_with_handle()
+        .unwrap();
+    let client = hedge.layer(per_host().layer(upstreams(&called)));
+
+    let err = client.clone().oneshot(get("http://a/x")).await.unwrap_err();
+    assert!(
+        Error::find(&*err).is_none(),
+        "the upstream's failure: {err}"
+    );
+    assert_eq!(*called.lock().unwrap(), ["a"]);
+    assert_eq!(handle.hedges_sent(), 0, "a fatal failure sends no hedge");
+
+    let start = tokio::time::Instant::now();
+    let response = client.oneshot(get("http://a/x")).await.unwrap();
+    assert_eq!(response.body(), "from b");
+    assert_eq!(*called.lock().unwrap(), ["a", "b"]);
+    assert_eq!((handle.hedges_sent(), handle.hedges_won()), (1, 1));
+    assert_eq!(tokio::time::Instant::now(), start, "sent at once");
+}

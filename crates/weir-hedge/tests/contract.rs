@@ -17,6 +17,10 @@ fn auto_traits() {
     assert_send_sync::<HedgeLayer>();
     assert_send::<ResponseFuture<Upstream, (), weir_retry::CloneRequest, weir_core::AnyError, ()>>(
     );
+    // A service that is `Send` but not `Sync` (the layer keeps its copy behind a mutex).
+    type Boxed = tower::util::BoxCloneService<(), support::Answer, support::Answer>;
+    assert_send::<Hedge<Boxed>>();
+    assert_send::<ResponseFuture<Boxed, (), weir_retry::CloneRequest, weir_core::AnyError, ()>>();
 }
 
 /// #21.2: every service the layer makes, and every clone, shares one budget.
@@ -94,5 +98,96 @@ fn the_response_future_stays_small() {
     );
     let size = future_size(&svc);
     eprintln!("weir-hedge ResponseFuture for u64 over Ready: {size} bytes");
-    assert!(size <= 264, "{size} bytes");
+    // 256: the hedging state (timer, hedge slots, the primary's failure, its start) in one
+    // enum, idle on the immediate path; the prepare step shares the primary's slot (#21).
+    assert!(size <= 256, "{size} bytes");
+}
+
+/// #21 (cost): a request clones the inner service only when it sends its first hedge (one clone
+/// however many hedges it sends, from the instance given to the layer); a request answered
+/// before the delay clones nothing.
+#[tokio::test(start_paused = true)]
+async fn the_service_is_cloned_only_when_a_hedge_is_sent() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll};
+    use tower::Service;
+
+    struct Counted {
+        inner: Upstream,
+        clones: Arc<AtomicUsize>,
+    }
+
+    impl Clone for Counted {
+        fn clone(&self) -> Self {
+            self.clones.fetch_add(1, Ordering::SeqCst);
+            Self {
+                inner: self.inner.clone(),
+                clones: Arc::clone(&self.clones),
+            }
+        }
+    }
+
+    impl Service<()> for Counted {
+        type Response = support::Answer;
+        type Error = support::Answer;
+        type Future = <Upstream as Service<()>>::Future;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Service::<()>::poll_ready(&mut self.inner, cx)
+        }
+
+        fn call(&mut self, request: ()) -> Self::Future {
+            self.inner.call(request)
+        }
+    }
+
+    let upstream = Upstream::new(vec![
+        (ms(1), Kind::Ok),  // 0-2: three requests answered before the delay
+        (ms(1), Kind::Ok),  //
+        (ms(1), Kind::Ok),  //
+        (ms(50), Kind::Ok), // 3: slow: one hedge after 10 ms
+        (ms(1), Kind::Ok),  // 4: which answers
+        (ms(50), Kind::Ok), // 5: slow: a hedge after 10 ms
+        (ms(50), Kind::Ok), // 6: slow too: another after 20 ms
+        (ms(1), Kind::Ok),  // 7: which answers
+    ]);
+    let clones = Arc::new(AtomicUsize::new(0));
+    let layer = HedgeLayer::builder()
+        .delay(ms(10))
+        .max_attempts(3)
+        .classify(classify)
+        .build()
+        .unwrap();
+    let mut service = layer.layer(Counted {
+        inner: upstream.clone(),
+        clones: Arc::clone(&clones),
+    });
+    let after_layer = clones.load(Ordering::SeqCst);
+    let mut call = async || {
+        service
+            .ready()
+            .await
+            .unwrap()
+            .call(())
+            .await
+            .unwrap()
+            .attempt
+    };
+    for attempt in 0..3 {
+        assert_eq!(call().await, attempt);
+    }
+    assert_eq!(
+        clones.load(Ordering::SeqCst),
+        after_layer,
+        "no hedge, no clone"
+    );
+    assert_eq!(call().await, 4);
+    assert_eq!(clones.load(Ordering::SeqCst), after_layer + 1);
+    assert_eq!(call().await, 7);
+    assert_eq!(
+        clones.load(Ordering::SeqCst),
+        after_layer + 2,
+        "one clone for the request's two hedges"
+    );
 }

@@ -468,8 +468,10 @@ impl ConfigTiers {
                     .or_default()
                     .push((method, name));
             } else {
-                this.keys
-                    .insert(spec_key(key, text).ok_or_else(invalid)?, name);
+                // A listed key above the extractor's cap is kept as the digest its requests
+                // get, so it still matches them.
+                let listed = key.listed(spec_key(key, text).ok_or_else(invalid)?);
+                this.keys.insert(listed, name);
             }
         }
         Ok(this)

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use weir_core::RateLimitInfo;
+use weir_core::{BoxError, RateLimitInfo};
 
 use crate::shared::Limiter;
-use crate::state::Algorithm;
-use crate::store::MemoryStore;
+use crate::state::{Algorithm, Verdict};
+use crate::store::{AdminStore, MemoryStore, Tier};
 use crate::tier::TierOf;
 
 /// Reads the state a [`RateLimitLayer`](crate::RateLimitLayer) and all its services share; from
@@ -41,7 +41,9 @@ impl<X, St, T, C, O, P> RateLimitHandle<X, St, T, C, O, P> {
 impl<X, A: Algorithm, T, C, O, P> RateLimitHandle<X, MemoryStore<A>, T, C, O, P> {
     /// Where window edges fall: the windows of a quota of period `p` (fixed window,
     /// sliding-window counter, the token bucket's refills) start at `window_origin() + k × p`,
-    /// for every key alike (not at a key's first request).
+    /// for every key alike (not at a key's first request). (On weir-redis's store, which has
+    /// no such handle method, they start at the Unix epoch on the Redis server's clock:
+    /// `handle.store().window_origin()`.)
     #[must_use]
     pub fn window_origin(&self) -> Instant {
         self.limiter.store.window_origin()
@@ -60,22 +62,7 @@ impl<X, A: Algorithm, T, C, O, P> RateLimitHandle<X, MemoryStore<A>, T, C, O, P>
         let lim = &self.limiter;
         let tier = lim.tier_index(Some(key));
         let verdicts = lim.store.peek_key(key, &lim.tiers[tier], Instant::now());
-        lim.tiers[tier]
-            .quotas()
-            .iter()
-            .zip(verdicts)
-            .map(|(quota, v)| {
-                // A one-unit request admitted leaves one unit less than there is now.
-                let left = v.remaining() + u64::from(v.is_admitted());
-                RateLimitInfo::new(
-                    quota.name_ref().clone(),
-                    u64::from(quota.rate()),
-                    quota.period(),
-                )
-                .remaining(left)
-                .reset(Duration::from_nanos(v.reset()))
-            })
-            .collect()
+        infos(&lim.tiers[tier], verdicts)
     }
 
     /// Resets one key: its state is forgotten and its next request starts with every quota
@@ -101,6 +88,76 @@ impl<X, A: Algorithm, T, C, O, P> RateLimitHandle<X, MemoryStore<A>, T, C, O, P>
     pub fn evicted(&self) -> u64 {
         self.limiter.store.evicted()
     }
+}
+
+/// The admin calls of any [`AdminStore`]: the in-memory store (answered at once) and
+/// weir-redis's `RedisStore` (one round trip to Redis, on the state every instance shares).
+impl<X, St, T, C, O, P> RateLimitHandle<X, St, T, C, O, P> {
+    /// [`remaining`](Self::remaining) for any [`AdminStore`]: one [`RateLimitInfo`] per quota
+    /// of `key`'s tier (in the order they were added), the units left for a request of one
+    /// unit and the time until fully restored. Nothing is charged or stored; a key with no
+    /// state reads as fresh.
+    ///
+    /// With the Redis store it is one read-only script on the keys and hash tag the limiter
+    /// uses, so it reads what every instance has spent. Where window edges fall depends on
+    /// the store: [`MemoryStore::window_origin`] for the in-memory store, the Unix epoch on the
+    /// Redis server's clock for the Redis store (a daily window starts at 00:00 UTC).
+    ///
+    /// # Errors
+    ///
+    /// The store's error when it cannot answer (for the Redis store: Redis unreachable, or no
+    /// answer within the store's timeout). An admin call never goes to the store's failure
+    /// policy: an outage is an error, never a made-up "fresh" answer.
+    pub async fn remaining_async<K>(&self, key: &K) -> Result<Vec<RateLimitInfo>, BoxError>
+    where
+        T: TierOf<K>,
+        St: AdminStore<K>,
+    {
+        let lim = &self.limiter;
+        let tier = &lim.tiers[lim.tier_index(Some(key))];
+        let verdicts = lim.store.peek(key, tier).await?;
+        Ok(infos(tier, verdicts))
+    }
+
+    /// [`reset`](Self::reset) for any [`AdminStore`]: forgets `key`'s state in every quota of
+    /// its tier, so its next request starts with every quota full; whether it had a state.
+    ///
+    /// With the Redis store the keys are deleted in Redis, so every instance sees the reset at
+    /// once (and this instance's local fallback state and lease of the key are dropped too; a
+    /// lease another instance already took is spent there, at most one batch).
+    ///
+    /// # Errors
+    ///
+    /// As [`remaining_async`](Self::remaining_async): the store's error when it cannot answer,
+    /// and then nothing is known to be reset.
+    pub async fn reset_async<K>(&self, key: &K) -> Result<bool, BoxError>
+    where
+        T: TierOf<K>,
+        St: AdminStore<K>,
+    {
+        let lim = &self.limiter;
+        let tier = &lim.tiers[lim.tier_index(Some(key))];
+        lim.store.forget(key, tier).await
+    }
+}
+
+/// One [`RateLimitInfo`] per quota of `tier` from the verdicts of a one-unit peek.
+fn infos(tier: &Tier, verdicts: Vec<Verdict>) -> Vec<RateLimitInfo> {
+    tier.quotas()
+        .iter()
+        .zip(verdicts)
+        .map(|(quota, v)| {
+            // A one-unit request admitted leaves one unit less than there is now.
+            let left = v.remaining() + u64::from(v.is_admitted());
+            RateLimitInfo::new(
+                quota.name_ref().clone(),
+                u64::from(quota.rate()),
+                quota.period(),
+            )
+            .remaining(left)
+            .reset(Duration::from_nanos(v.reset()))
+        })
+        .collect()
 }
 
 impl<X, St, T, C, O, P> Clone for RateLimitHandle<X, St, T, C, O, P> {

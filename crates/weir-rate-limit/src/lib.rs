@@ -36,5 +36,5 @@ pub use crate::state::{
     Algorithm, FixedWindow, Gcra, LeakyBucket, SlidingLog, SlidingLogState, SlidingWindow,
     TokenBucket, TokenBucketState, Verdict, WindowState,
 };
-pub use crate::store::{Ask, Decision, MemoryStore, Now, Store, Tier};
+pub use crate::store::{AdminStore, Ask, Decision, MemoryStore, Now, Store, Tier};
 pub use crate::tier::{Cost, DefaultTier, TierOf, UnitCost};

@@ -291,6 +291,32 @@ pub trait Store<K>: Send + Sync + 'static {
     }
 }
 
+/// A store whose keys an admin can read and reset one at a time: what
+/// [`RateLimitHandle::remaining_async`](crate::RateLimitHandle::remaining_async) and
+/// [`RateLimitHandle::reset_async`](crate::RateLimitHandle::reset_async) call.
+///
+/// Implemented by [`MemoryStore`] (its futures are ready at once) and by weir-redis's
+/// `RedisStore` (one round trip each, on the keys every instance shares; an outage is an
+/// error, never a made-up answer). Neither method is on the request path.
+pub trait AdminStore<K>: Store<K> {
+    /// The verdict of a request of one unit on every quota of `tier` for `key`, in the order
+    /// of the quotas, without charging or storing anything. A key with no state reads as
+    /// fresh.
+    fn peek(
+        &self,
+        key: &K,
+        tier: &Tier,
+    ) -> impl Future<Output = Result<Vec<Verdict>, BoxError>> + Send + use<Self, K>;
+
+    /// Forgets `key`'s state in every quota of `tier`, so its next request starts with every
+    /// quota full; whether it had a state of its own.
+    fn forget(
+        &self,
+        key: &K,
+        tier: &Tier,
+    ) -> impl Future<Output = Result<bool, BoxError>> + Send + use<Self, K>;
+}
+
 /// The states of one key: one per quota of its tier, the first inline, the others in `rest`.
 ///
 /// A key of a single-quota tier is a [`Single`]: its one state and nothing else (no pointer), so
@@ -841,6 +867,26 @@ impl<A: Algorithm> MemoryStore<A> {
 
 const fn to_decision(policy: usize, v: Verdict) -> Decision {
     Decision::of(policy, v)
+}
+
+/// Answers at once, on this process's state (see [`MemoryStore::window_origin`] for where its
+/// window edges fall).
+impl<A: Algorithm, K: Hash> AdminStore<K> for MemoryStore<A> {
+    fn peek(
+        &self,
+        key: &K,
+        tier: &Tier,
+    ) -> impl Future<Output = Result<Vec<Verdict>, BoxError>> + Send + use<A, K> {
+        ready(Ok(self.peek_key(key, tier, Instant::now())))
+    }
+
+    fn forget(
+        &self,
+        key: &K,
+        tier: &Tier,
+    ) -> impl Future<Output = Result<bool, BoxError>> + Send + use<A, K> {
+        ready(Ok(Self::forget(self, key, tier)))
+    }
 }
 
 impl<A: Algorithm, K: Hash> Store<K> for MemoryStore<A> {

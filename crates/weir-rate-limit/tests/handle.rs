@@ -100,3 +100,35 @@ async fn fixed_windows_start_at_the_handles_window_origin() {
     advance(Duration::from_nanos(1)).await;
     hit(&mut svc, 0).await.expect("a new window at the edge");
 }
+
+/// #15.10: the async admin calls any `AdminStore` answers agree with the in-memory handle's
+/// own, and reset the same way.
+#[tokio::test(start_paused = true)]
+async fn the_async_admin_calls_agree_with_the_memory_handle() {
+    let layer = RateLimitLayer::builder()
+        .quota(Quota::per_minute(5).named("minute"))
+        .quota(Quota::per_hour(100).named("hour"))
+        .key(|k: &u64| Some(*k))
+        .build()
+        .expect("valid");
+    let handle = layer.handle();
+    let mut svc = layer.layer(echo());
+    hit(&mut svc, 1).await.expect("admitted");
+    hit(&mut svc, 1).await.expect("admitted");
+    let units = |infos: Vec<weir_core::RateLimitInfo>| {
+        infos
+            .iter()
+            .map(|i| (i.remaining_units(), i.reset_after()))
+            .collect::<Vec<_>>()
+    };
+    let read = handle.remaining_async(&1u64).await.expect("memory answers");
+    assert_eq!(units(read.clone()), units(handle.remaining(&1u64)));
+    assert_eq!(read[0].remaining_units(), 3);
+    assert!(handle.reset_async(&1u64).await.expect("memory answers"));
+    assert!(!handle.reset_async(&1u64).await.expect("memory answers"));
+    let read = handle.remaining_async(&1u64).await.expect("memory answers");
+    assert_eq!(
+        (read[0].remaining_units(), read[1].remaining_units()),
+        (5, 100)
+    );
+}

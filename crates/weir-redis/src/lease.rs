@@ -96,6 +96,11 @@ impl Leases {
         self.no_batch_until(key, Instant::now());
     }
 
+    /// Drops the lease of `key` (an admin reset the key): its next request fetches afresh.
+    pub(crate) fn forget(&self, key: &[u8]) {
+        self.lock().remove(key);
+    }
+
     /// No batch fits before `until` (Redis refused one): requests of this key are decided one
     /// by one on Redis until then.
     pub(crate) fn no_batch_until(&self, key: &[u8], until: Instant) {

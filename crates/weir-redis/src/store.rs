@@ -12,7 +12,7 @@ use std::time::Duration;
 use redis::{Cmd, ErrorKind, RedisError, Script};
 use tokio::time::Instant;
 use weir_core::{BoxError, Name, Observer};
-use weir_rate_limit::{Ask, Decision, Gcra, MemoryStore, Quota, Store, Tier};
+use weir_rate_limit::{AdminStore, Ask, Decision, Gcra, MemoryStore, Quota, Store, Tier, Verdict};
 
 use crate::connection::Connection;
 use crate::event::{Event, Reason};
@@ -126,6 +126,16 @@ impl<A: RedisAlgorithm, O> RedisStore<A, O> {
         }
     }
 
+    /// Where window edges fall: the windows of a quota of period `p` (fixed window,
+    /// sliding-window counter, the token bucket's refills) start at `UNIX_EPOCH + k × p` on
+    /// the Redis server's clock (its `TIME`), for every key and every instance alike, with `p`
+    /// rounded up to a whole microsecond: a per-minute window starts on the minute, a daily one
+    /// at 00:00 UTC. GCRA has no windows.
+    #[must_use]
+    pub const fn window_origin(&self) -> std::time::SystemTime {
+        std::time::SystemTime::UNIX_EPOCH
+    }
+
     /// The name of the Redis key holding quota `index` of `tier` for `key` (to inspect or
     /// delete it): `<prefix>{k:<digest>}:<tier>:<algorithm>:<rate>/<period ns>/<burst>`, where
     /// the digest is 32 hex digits whatever the key's length (`{shared}` for key-less requests
@@ -151,7 +161,8 @@ impl<A: RedisAlgorithm, O> RedisStore<A, O> {
         out
     }
 
-    /// The `EVALSHA` of one decision (`decide`) or give-back, on the keys starting with `base`.
+    /// The `EVALSHA` of one decision, give-back or read (`op`), on the keys starting with
+    /// `base`.
     fn command(
         &self,
         base: &[u8],
@@ -159,7 +170,7 @@ impl<A: RedisAlgorithm, O> RedisStore<A, O> {
         cost: u32,
         max_wait: Duration,
         time: Option<Duration>,
-        decide: bool,
+        op: Op,
     ) -> Cmd {
         let quotas = tier.quotas();
         let mut cmd = redis::cmd("EVALSHA");
@@ -173,15 +184,34 @@ impl<A: RedisAlgorithm, O> RedisStore<A, O> {
             Some(t) => cmd.arg(format!("{} {}", t.as_secs(), t.subsec_nanos())),
             None => cmd.arg(""),
         };
-        cmd.arg(cost)
-            .arg(nanos(max_wait))
-            .arg(if decide { "1" } else { "0" });
+        cmd.arg(cost).arg(nanos(max_wait)).arg(op.as_arg());
         for q in quotas {
             for a in A::args(q) {
                 cmd.arg(a);
             }
         }
         cmd
+    }
+}
+
+/// What one run of the script does (its `ARGV[4]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    /// Check and charge every quota.
+    Decide,
+    /// Give a reservation's units back.
+    GiveBack,
+    /// Read every quota's verdict on a request, writing nothing (an admin's read).
+    Peek,
+}
+
+impl Op {
+    const fn as_arg(self) -> &'static str {
+        match self {
+            Self::Decide => "1",
+            Self::GiveBack => "0",
+            Self::Peek => "2",
+        }
     }
 }
 
@@ -283,10 +313,10 @@ where
                 Take::Busy => {}
             }
         }
-        let single = self.command(&base, tier, ask.cost, ask.max_wait, time, true);
+        let single = self.command(&base, tier, ask.cost, ask.max_wait, time, Op::Decide);
         let batch = fetch
             .as_ref()
-            .map(|(base, l)| self.command(base, tier, l.batch, Duration::ZERO, time, true));
+            .map(|(base, l)| self.command(base, tier, l.batch, Duration::ZERO, time, Op::Decide));
         DecisionFuture(Box::pin(async move {
             if let (Some(cmd), Some((base, l))) = (batch, fetch) {
                 let got = shared.call(unit, &cmd, deadline).await;
@@ -553,7 +583,7 @@ where
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let cmd = self.command(&base, tier, cost, Duration::ZERO, None, false);
+        let cmd = self.command(&base, tier, cost, Duration::ZERO, None, Op::GiveBack);
         let shared = Arc::clone(&self.shared);
         runtime.spawn(async move {
             let query = shared.conn.query::<redis::Value>(&cmd, A::source());
@@ -574,7 +604,7 @@ where
                 let Ok(runtime) = tokio::runtime::Handle::try_current() else {
                     return;
                 };
-                let mut cmd = self.command(&base, tier, cost, Duration::ZERO, None, false);
+                let mut cmd = self.command(&base, tier, cost, Duration::ZERO, None, Op::GiveBack);
                 for value in &booked {
                     cmd.arg(&**value);
                 }
@@ -591,6 +621,108 @@ where
                 }
             }
             Some(Booked::Ambiguous) | None => {}
+        }
+    }
+}
+
+/// The admin's read and reset (see
+/// [`RateLimitHandle::remaining_async`](weir_rate_limit::RateLimitHandle::remaining_async)):
+/// one round trip each on the keys the limiter uses (same prefix, hash tag and digest, so one
+/// Cluster slot), bounded by the store's timeout, on the state every instance shares.
+///
+/// Neither goes to the failure policy nor counts toward the store's health: Redis unreachable
+/// or silent past the timeout is an error (a [`RedisError`], boxed), never a made-up answer.
+impl<K, A, O> AdminStore<K> for RedisStore<A, O>
+where
+    K: RedisKey + Hash + Clone + Send + Sync + 'static,
+    A: RedisAlgorithm,
+    O: for<'a> Observer<Event<'a>> + Send + Sync + 'static,
+{
+    /// Runs the algorithm's script in its read mode: each quota's verdict on a request of one
+    /// unit on Redis's clock, nothing written (not even a TTL).
+    fn peek(
+        &self,
+        key: &K,
+        tier: &Tier,
+    ) -> impl Future<Output = Result<Vec<Verdict>, BoxError>> + Send + use<K, A, O> {
+        let base = self.base(&KeyDigest::of(Some(key)), tier);
+        let cmd = self.command(&base, tier, 1, Duration::ZERO, None, Op::Peek);
+        let quotas = tier.quotas().len();
+        let shared = Arc::clone(&self.shared);
+        async move {
+            let reply = shared.admin::<Vec<redis::Value>>(&cmd).await?;
+            parse_peek(&reply, quotas).ok_or_else(|| {
+                RedisError::from((
+                    ErrorKind::TypeError,
+                    "unexpected reply from the weir script",
+                ))
+                .into()
+            })
+        }
+    }
+
+    /// Deletes the key's state in every quota of `tier` (one `DEL` of keys in one slot); also
+    /// drops this instance's lease of the key and its state in the local fallback.
+    fn forget(
+        &self,
+        key: &K,
+        tier: &Tier,
+    ) -> impl Future<Output = Result<bool, BoxError>> + Send + use<K, A, O> {
+        let base = self.base(&KeyDigest::of(Some(key)), tier);
+        self.shared.leases.forget(&base);
+        let local = self.shared.local.as_ref().map(|local| {
+            let tier = scaled(tier, self.shared.share);
+            AdminStore::forget(local, key, &tier)
+        });
+        let mut cmd = redis::cmd("DEL");
+        for q in tier.quotas() {
+            let mut k = base.clone();
+            quota_suffix(&mut k, q);
+            cmd.arg(k);
+        }
+        let shared = Arc::clone(&self.shared);
+        async move {
+            if let Some(local) = local {
+                // The in-memory store answers at once, and never with an error.
+                let _ = local.await;
+            }
+            let deleted = shared.admin::<u64>(&cmd).await?;
+            Ok(deleted > 0)
+        }
+    }
+}
+
+/// The reply of a read: four numbers per quota (admitted, remaining, reset, retry-after).
+fn parse_peek(reply: &[redis::Value], quotas: usize) -> Option<Vec<Verdict>> {
+    if reply.len() != quotas * 4 {
+        return None;
+    }
+    let int = |v: &redis::Value| redis::from_redis_value::<i64>(v).ok();
+    let non_negative = |v: &redis::Value| int(v).map(|n| u64::try_from(n).unwrap_or(0));
+    reply
+        .chunks_exact(4)
+        .map(|q| {
+            let (remaining, reset) = (non_negative(&q[1])?, non_negative(&q[2])?);
+            Some(match int(&q[0])? {
+                1 => Verdict::admitted(0, remaining, reset),
+                2 => Verdict::never(remaining, reset),
+                _ => Verdict::refused(non_negative(&q[3])?, remaining, reset),
+            })
+        })
+        .collect()
+}
+
+impl<A: RedisAlgorithm, O> Shared<A, O> {
+    /// One admin round trip, bounded by the store's timeout; no failure policy, no health.
+    async fn admin<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> Result<T, BoxError> {
+        let query = self.conn.query::<T>(cmd, A::source());
+        match tokio::time::timeout(self.timeout, query).await {
+            Ok(reply) => Ok(reply?),
+            Err(_) => Err(RedisError::from((
+                ErrorKind::IoError,
+                "redis did not answer within the store's timeout",
+            ))
+            .into()),
         }
     }
 }

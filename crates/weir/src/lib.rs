@@ -24,8 +24,8 @@ pub use crate::optional::{Optional, OptionalFuture, OptionalLayer};
 #[cfg(feature = "presets")]
 pub use crate::presets::{
     BreakerInside, BreakerOutside, Client, ClientBuilder, ClientObserver, ClientStack,
-    DEFAULT_EXEMPT_PATHS, Exempt, ExemptFuture, HttpClient, Mode, PerAuthority, ServerBuilder,
-    ServerStack, Single,
+    DEFAULT_EXEMPT_PATHS, Exempt, ExemptFuture, FallbackClient, HttpClient, Mode, PerAuthority,
+    ServerBuilder, ServerStack, Single,
 };
 #[cfg(all(feature = "presets", feature = "tonic"))]
 pub use crate::presets::{Grpc, GrpcClient};

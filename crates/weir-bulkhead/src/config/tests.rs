@@ -214,6 +214,31 @@ fn partition_keys_are_read_as_the_extractor_reads_them() {
     }
 }
 
+/// #15.15: a partition listed above the extractor's `max_len` is kept as the digest its
+/// requests get, so it still names their partition.
+#[test]
+fn a_partition_key_longer_than_the_cap_still_names_its_requests() {
+    let long = "t".repeat(weir_core::key::DEFAULT_MAX_KEY_LEN + 1);
+    let text = format!("key = {{ header = \"x-tenant\" }}\npartition = {{ \"{long}\" = 4 }}");
+    let layer = parse::<PartitionedConfig>(&text).build().unwrap();
+    let req = http::Request::get("/")
+        .header("x-tenant", long.as_str())
+        .body(())
+        .unwrap();
+    let spec = parse::<PartitionedConfig>(&text).key.unwrap();
+    let key = weir_core::KeyExtractor::extract(&spec, &req).expect("a key");
+    assert_eq!(layer.stats(&key).unwrap().max_concurrent, 4);
+    let text = format!("key = \"api_key\"\npartition = {{ \"{long}\" = 3 }}");
+    let layer = parse::<PartitionedConfig>(&text).build().unwrap();
+    let req = http::Request::get("/")
+        .header("x-api-key", long.as_str())
+        .body(())
+        .unwrap();
+    let key = weir_core::KeyExtractor::extract(&weir_core::config::KeySpec::API_KEY, &req)
+        .expect("a key");
+    assert_eq!(layer.stats(&key).unwrap().max_concurrent, 3);
+}
+
 #[test]
 fn bad_partitioned_values_name_their_field() {
     let build_err = |text: &str| {

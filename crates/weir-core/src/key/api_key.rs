@@ -52,6 +52,29 @@ fn digested(value: &HeaderValue, bytes: &[u8]) -> HeaderValue {
     key
 }
 
+/// The key a listed header value is kept under by an extractor capped at `max_len`: the value
+/// itself up to `max_len` bytes, its digest past it, exactly as [`Header`] keeps a request's
+/// value. Configuration that lists keys verbatim (tiers assigned to keys, named partitions)
+/// goes through it, so a listed key over the cap still matches its requests.
+pub(crate) fn listed_value(value: HeaderValue, max_len: usize) -> HeaderValue {
+    if value.len() > max_len {
+        digested(&value, value.as_bytes())
+    } else {
+        value
+    }
+}
+
+/// As [`listed_value`], for an API key token, exactly as [`ApiKey`] keeps a request's token
+/// (its length counted without surrounding whitespace).
+pub(crate) fn listed_token(token: ApiKeyToken, max_len: usize) -> ApiKeyToken {
+    if token.as_bytes().len() <= max_len {
+        return token;
+    }
+    let key = digested(&token.value, token.as_bytes());
+    let range = 0..key.len();
+    ApiKeyToken::new(key, range)
+}
+
 /// The value of one header. Key: [`HeaderValue`].
 ///
 /// The first line counts when the header appears more than once. The key is missing when the
@@ -99,6 +122,26 @@ impl Header {
     #[must_use]
     pub fn name(&self) -> &HeaderName {
         &self.name
+    }
+
+    /// The key this extractor produces for a request whose header holds `value`: `value`
+    /// itself up to [`max_len`](Self::max_len) bytes, its digest past it. Use it to name a key
+    /// in configuration written in code (a bulkhead's named partition, a tier assigned to a
+    /// key): a key listed verbatim above the cap would never match the digest a request gets.
+    ///
+    /// ```
+    /// use http::{HeaderName, HeaderValue, Request};
+    /// use weir_core::KeyExtractor;
+    /// use weir_core::key::Header;
+    ///
+    /// let tenant = Header::new(HeaderName::from_static("x-tenant")).max_len(8);
+    /// let long = HeaderValue::from_static("a-tenant-name-of-many-bytes");
+    /// let req = Request::builder().header("x-tenant", long.clone()).body(()).unwrap();
+    /// assert_eq!(tenant.extract(&req), Some(tenant.listed(long)));
+    /// ```
+    #[must_use]
+    pub fn listed(&self, value: HeaderValue) -> HeaderValue {
+        listed_value(value, self.max_len)
     }
 }
 
@@ -204,6 +247,13 @@ impl ApiKey {
     pub fn without_bearer(mut self) -> Self {
         self.bearer = false;
         self
+    }
+
+    /// The key this extractor produces for a request carrying `token`: the token itself up to
+    /// [`max_len`](Self::max_len) bytes, its digest past it (see [`Header::listed`]).
+    #[must_use]
+    pub fn listed(&self, token: ApiKeyToken) -> ApiKeyToken {
+        listed_token(token, self.max_len)
     }
 }
 
@@ -424,6 +474,40 @@ mod tests {
         let custom = ApiKey::new().header_name(HeaderName::from_static("x-client-key"));
         let custom_req = request(None, &[("x-client-key", "k-3"), ("x-api-key", "k-1")]);
         assert_eq!(bytes(custom.extract(&custom_req)), Some(b"k-3".to_vec()));
+    }
+
+    /// A key listed verbatim in configuration is kept as the request's key is: verbatim up to
+    /// the cap, its digest past it, so a listed key over the cap still matches its requests.
+    #[test]
+    fn listed_keys_are_kept_as_the_extractors_keep_a_requests_key() {
+        let long = "t".repeat(DEFAULT_MAX_KEY_LEN + 1);
+        let value = HeaderValue::from_str(&long).expect("valid");
+        let tenant = Header::new(HeaderName::from_static("x-tenant"));
+        let req = request(None, &[("x-tenant", &long)]);
+        let listed = tenant.listed(value.clone());
+        assert_eq!(listed.len(), DIGESTED_KEY_LEN);
+        assert_eq!(tenant.extract(&req), Some(listed));
+        // At the cap, and under a raised cap, the key stays verbatim.
+        let raised = tenant.max_len(long.len());
+        assert_eq!(raised.listed(value.clone()), value);
+        assert_eq!(raised.extract(&req), Some(value.clone()));
+
+        let token = ApiKeyToken::from(value);
+        let by_key = ApiKey::new();
+        for req in [
+            request(None, &[("x-api-key", &long)]),
+            request(None, &[("authorization", &format!("Bearer  {long} "))]),
+        ] {
+            let extracted = by_key.extract(&req).expect("a key");
+            assert_eq!(extracted.as_bytes().len(), DIGESTED_KEY_LEN);
+            assert_eq!(by_key.listed(token.clone()), extracted);
+        }
+        let short = ApiKeyToken::from(HeaderValue::from_static("k-1"));
+        assert_eq!(by_key.listed(short.clone()).as_bytes(), b"k-1");
+        assert_eq!(
+            by_key.max_len(2).listed(short).as_bytes().len(),
+            DIGESTED_KEY_LEN
+        );
     }
 
     #[test]

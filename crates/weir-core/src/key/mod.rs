@@ -25,6 +25,8 @@ use std::hash::Hash;
 use crate::KeyExtractor;
 
 pub use self::api_key::{ApiKey, ApiKeyToken, DEFAULT_MAX_KEY_LEN, DIGESTED_KEY_LEN, Header};
+#[cfg(feature = "serde")]
+pub(crate) use self::api_key::{listed_token, listed_value};
 pub use self::cidr::{Cidr, CidrError};
 #[cfg(feature = "serde")]
 pub(crate) use self::peer::Walk;

@@ -365,6 +365,34 @@ fn tier_of_reads_each_kind_of_key_as_its_extractor_produces_it() {
     assert_eq!(tier_of_request(&header, &req), None);
 }
 
+/// #15.15: a key listed in `tier_of` above the extractor's `max_len` is kept as the digest its
+/// requests get, so its tier still applies (it never could when compared verbatim).
+#[test]
+fn tier_of_matches_a_listed_key_longer_than_the_cap() {
+    let tier = "[tier]\ngold = { rate = 9, per = \"1s\" }\n";
+    let gold = Some("gold".to_owned());
+    let long = "k".repeat(weir_core::key::DEFAULT_MAX_KEY_LEN + 100);
+    let req = Request::get("/")
+        .header("x-tenant", long.as_str())
+        .header("authorization", format!("Bearer {long}"))
+        .body(())
+        .expect("valid");
+    let header = format!("key = {{ header = \"x-tenant\" }}\n{tier}[tier_of]\n{long} = \"gold\"\n");
+    assert_eq!(tier_of_request(&header, &req), gold);
+    let capped = format!(
+        "key = {{ header = {{ name = \"x-tenant\", max_len = 16 }} }}\n{tier}[tier_of]\n{} = \"gold\"\n",
+        &long[..17]
+    );
+    let seventeen = Request::get("/")
+        .header("x-tenant", &long[..17])
+        .body(())
+        .expect("valid");
+    assert_eq!(tier_of_request(&capped, &seventeen), gold);
+    assert_eq!(tier_of_request(&capped, &req), None, "another key");
+    let bearer = format!("key = \"bearer\"\n{tier}[tier_of]\n{long} = \"gold\"\n");
+    assert_eq!(tier_of_request(&bearer, &req), gold);
+}
+
 #[test]
 fn an_unknown_field_is_refused_by_name() {
     for (text, field) in [

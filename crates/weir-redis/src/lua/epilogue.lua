@@ -10,6 +10,21 @@ local function args(i)
   local b = 4 + (i - 1) * 3
   return tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
 end
+-- A read (ARGV[4] == "2", an admin's): every quota's verdict on a request of `cost`, four
+-- numbers per quota {admitted, remaining, reset ns, retry-after ns}; nothing is written.
+if ARGV[4] == '2' then
+  local reply = {}
+  for i = 1, n do
+    local a, b, c = args(i)
+    local v = step(KEYS[i], a, b, c)
+    local k = (i - 1) * 4
+    reply[k + 1] = v[1]
+    reply[k + 2] = v[3]
+    reply[k + 3] = v[4]
+    reply[k + 4] = v[5]
+  end
+  return reply
+end
 if ARGV[4] ~= '1' then
   for i = 1, n do
     local a, b, c = args(i)

@@ -1,7 +1,8 @@
 -- weir-redis: one rate-limit decision, atomic. Shared prelude of every algorithm's script.
 -- KEYS: one key per quota of the tier (all in one Cluster slot: they share a hash tag).
 -- ARGV[1]: "" to use the server's TIME, or "<seconds> <nanoseconds>" (an explicit time: tests).
--- ARGV[2]: cost; ARGV[3]: longest wait in ns (0: reject mode); ARGV[4]: "1" decide, "0" give back.
+-- ARGV[2]: cost; ARGV[3]: longest wait in ns (0: reject mode); ARGV[4]: "1" decide, "0" give back,
+-- "2" read (no write).
 -- ARGV[5..]: three numbers per quota, meaning per algorithm.
 -- Times are kept relative to now, so every number stays below 2^53 (exact in Lua's doubles).
 if redis.replicate_commands then pcall(redis.replicate_commands) end

@@ -233,7 +233,8 @@ impl<B> fmt::Debug for PrepareBody<B> {
 
 fn joined(first: Option<Bytes>, more: BytesMut) -> Bytes {
     match first {
-        None => Bytes::new(),
+        // Nothing kept yet, but the chunk that went past the limit may be in `more`.
+        None => more.freeze(),
         Some(first) if more.is_empty() => first,
         Some(first) => {
             let mut all = BytesMut::with_capacity(first.len() + more.len());

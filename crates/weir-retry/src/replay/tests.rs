@@ -195,3 +195,13 @@ async fn a_stream_past_the_limit_is_sent_once_whole() {
     assert_eq!(copy.expect("within the limit").body(), "abcd");
     assert_eq!(bytes_of(first).await, "abcd");
 }
+
+/// A first chunk already past the limit is sent, not lost (it was dropped before #20's fallback
+/// test caught it: the primary received the body without its first chunk).
+#[tokio::test]
+async fn a_first_chunk_past_the_limit_is_sent_once_whole() {
+    let request = Request::new(Chunks(vec!["abcdef", "gh"]));
+    let (first, copy) = prepare(HttpReplay::new().limit(4), request).await;
+    assert!(copy.is_none());
+    assert_eq!(bytes_of(first).await, "abcdefgh");
+}

@@ -198,6 +198,11 @@ type OutsideLayers<K, O> = Stack<
 pub type Client<S, K = Single, Ord = BreakerInside, O = ()> =
     <ClientStack<K, Ord, O> as Layer<S>>::Service;
 
+/// The service of a [`ClientStack`] with a fallback slot filled ([`ClientStack::fallback`]):
+/// the layer `F` (a weir-fallback `FallbackLayer`) around [`Client`].
+pub type FallbackClient<S, F, K = Single, Ord = BreakerInside, O = ()> =
+    <F as Layer<Client<S, K, Ord, O>>>::Service;
+
 /// The service of [`ClientStack::builder().per_authority()`](ClientBuilder::per_authority)
 /// around the HTTP transport `S` (a hyper client taking `http::Request<ReplayBody<B>>`).
 pub type HttpClient<S, O = ()> = Client<S, PerAuthority, BreakerInside, O>;
@@ -239,7 +244,7 @@ pub type GrpcClient<S, O = ()> = Client<S, Grpc, BreakerInside, O>;
 /// assert_eq!(stack.breaker_handle().state(), weir::circuit_breaker::State::Closed);
 /// # }
 /// ```
-pub struct ClientStack<K: Mode = Single, Ord = BreakerInside, O = ()> {
+pub struct ClientStack<K: Mode = Single, Ord = BreakerInside, O = (), F = Identity> {
     total: TimeoutLayer<Duration, O>,
     retry: K::Retry<O>,
     breaker: K::Breaker<O>,
@@ -250,6 +255,8 @@ pub struct ClientStack<K: Mode = Single, Ord = BreakerInside, O = ()> {
     breaker_handle: K::BreakerHandle,
     retry_handle: RetryHandle,
     bulkhead_handle: BulkheadHandle,
+    /// The fallback slot, outermost: `Identity` (nothing, and no cost) unless filled.
+    fallback: F,
     order: PhantomData<fn() -> Ord>,
 }
 
@@ -266,7 +273,61 @@ impl ClientStack {
     }
 }
 
-impl<K: Mode, Ord, O> ClientStack<K, Ord, O> {
+impl<K: Mode, Ord, O, F> ClientStack<K, Ord, O, F> {
+    /// Fills the fallback slot, outermost on the stack: after the retries, as Polly recommends,
+    /// so each logical call falls back once, when its retries (and the total timeout) are
+    /// spent, and the breaker and the retry budget inside count every real failure, never a
+    /// fallback answer. `fallback` is any layer; a weir-fallback `FallbackLayer` in practice.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "fallback"))] fn main() {}
+    /// # #[cfg(feature = "fallback")]
+    /// use std::io;
+    /// # #[cfg(feature = "fallback")]
+    /// use tower::{ServiceBuilder, ServiceExt, service_fn};
+    /// # #[cfg(feature = "fallback")]
+    /// use weir::ClientStack;
+    /// # #[cfg(feature = "fallback")]
+    /// use weir::fallback::{Cause, FallbackLayer};
+    ///
+    /// # #[cfg(feature = "fallback")]
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let fallback = FallbackLayer::builder()
+    ///     .value(|_: Cause<'_, u32, weir::core::BoxError>| Some(0))
+    ///     .build()
+    ///     .unwrap();
+    /// let stack = ClientStack::builder().build().unwrap().fallback(fallback);
+    /// let client = ServiceBuilder::new()
+    ///     .layer(stack.clone())
+    ///     .service(service_fn(|_: u32| async { Err::<u32, _>(io::Error::other("down")) }));
+    /// assert_eq!(client.oneshot(41).await.unwrap(), 0); // after the retries
+    /// assert!(stack.retry_handle().retries() > 0);
+    /// # }
+    /// ```
+    pub fn fallback<F2>(self, fallback: F2) -> ClientStack<K, Ord, O, F2> {
+        ClientStack {
+            total: self.total,
+            retry: self.retry,
+            breaker: self.breaker,
+            bulkhead: self.bulkhead,
+            attempt: self.attempt,
+            outer: self.outer,
+            inner: self.inner,
+            breaker_handle: self.breaker_handle,
+            retry_handle: self.retry_handle,
+            bulkhead_handle: self.bulkhead_handle,
+            fallback,
+            order: PhantomData,
+        }
+    }
+
+    /// The fallback slot's layer (`Identity` when empty).
+    #[must_use]
+    pub const fn fallback_layer(&self) -> &F {
+        &self.fallback
+    }
+
     /// The circuit breaker layer.
     #[must_use]
     pub const fn breaker(&self) -> &K::Breaker<O> {
@@ -333,11 +394,12 @@ impl<C, Ord, O> ClientStack<PerAuthority<C>, Ord, O> {
     }
 }
 
-impl<S, K: Mode, O: Clone> Layer<S> for ClientStack<K, BreakerInside, O>
+impl<S, K: Mode, O: Clone, F: Layer<<InsideLayers<K, O> as Layer<S>>::Service>> Layer<S>
+    for ClientStack<K, BreakerInside, O, F>
 where
     InsideLayers<K, O>: Layer<S>,
 {
-    type Service = <InsideLayers<K, O> as Layer<S>>::Service;
+    type Service = F::Service;
 
     fn layer(&self, inner: S) -> Self::Service {
         let layers: InsideLayers<K, O> = Stack::new(
@@ -356,15 +418,16 @@ where
                 ),
             ),
         );
-        layers.layer(inner)
+        self.fallback.layer(layers.layer(inner))
     }
 }
 
-impl<S, K: Mode, O: Clone> Layer<S> for ClientStack<K, BreakerOutside, O>
+impl<S, K: Mode, O: Clone, F: Layer<<OutsideLayers<K, O> as Layer<S>>::Service>> Layer<S>
+    for ClientStack<K, BreakerOutside, O, F>
 where
     OutsideLayers<K, O>: Layer<S>,
 {
-    type Service = <OutsideLayers<K, O> as Layer<S>>::Service;
+    type Service = F::Service;
 
     fn layer(&self, inner: S) -> Self::Service {
         let layers: OutsideLayers<K, O> = Stack::new(
@@ -383,11 +446,11 @@ where
                 ),
             ),
         );
-        layers.layer(inner)
+        self.fallback.layer(layers.layer(inner))
     }
 }
 
-impl<K: Mode, Ord, O: Clone> Clone for ClientStack<K, Ord, O> {
+impl<K: Mode, Ord, O: Clone, F: Clone> Clone for ClientStack<K, Ord, O, F> {
     /// Shares every layer's state (breaker, retry budget, bulkhead permits).
     fn clone(&self) -> Self {
         Self {
@@ -401,12 +464,13 @@ impl<K: Mode, Ord, O: Clone> Clone for ClientStack<K, Ord, O> {
             breaker_handle: self.breaker_handle.clone(),
             retry_handle: self.retry_handle.clone(),
             bulkhead_handle: self.bulkhead_handle.clone(),
+            fallback: self.fallback.clone(),
             order: PhantomData,
         }
     }
 }
 
-impl<K: Mode, Ord, O> fmt::Debug for ClientStack<K, Ord, O> {
+impl<K: Mode, Ord, O, F> fmt::Debug for ClientStack<K, Ord, O, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientStack")
             .field("total", &self.total)
@@ -438,6 +502,7 @@ impl<K: Mode, Ord, O> fmt::Debug for ClientStack<K, Ord, O> {
 /// | `attempt_timeout` | 10 s | must be at most `total_timeout` |
 /// | deadline propagation | on, no allowance | the time left (the earlier of the total and the attempt deadline) is sent as `x-timeout-ms`, or `grpc-timeout` for gRPC, as gRPC's clients send it; [`deadline_allowance`](Self::deadline_allowance), [`propagate_deadline`](Self::propagate_deadline) |
 /// | observer | `()` (none) | [`observer`](Self::observer): every layer's events |
+/// | seed | none: each layer seeds itself | [`seed`](Self::seed): the retry's and the breaker's jitter replay exactly (tests, simulations) |
 /// | breaker | one for all requests | [`per_authority`](Self::per_authority) for one per host |
 /// | order | breaker inside retry | [`breaker_outside_retry`](Self::breaker_outside_retry) for the seeds' order |
 pub struct ClientBuilder<K = Single, Ord = BreakerInside, O = ()> {
@@ -464,6 +529,9 @@ struct ClientSettings {
     propagate: Option<Duration>,
     retry_non_idempotent: bool,
     retry_put_delete: bool,
+    /// The seed of the retry's jitter and the breaker's open-time jitter; from the process
+    /// unless set.
+    seed: Option<u64>,
 }
 
 impl Default for ClientSettings {
@@ -482,6 +550,7 @@ impl Default for ClientSettings {
             propagate: Some(DEFAULT_PROPAGATION_ALLOWANCE),
             retry_non_idempotent: false,
             retry_put_delete: true,
+            seed: None,
         }
     }
 }
@@ -561,6 +630,15 @@ impl<K, Ord, O> ClientBuilder<K, Ord, O> {
     #[must_use]
     pub const fn open_duration(mut self, duration: Duration) -> Self {
         self.settings.open_duration = duration;
+        self
+    }
+
+    /// Seeds the stack's randomness (the retry's backoff jitter, the breaker's open-time
+    /// jitter), for runs that replay exactly: tests, and weir-chaos's simulator. Each layer
+    /// seeds itself from a cheap random value otherwise.
+    #[must_use]
+    pub const fn seed(mut self, seed: u64) -> Self {
+        self.settings.seed = Some(seed);
         self
     }
 
@@ -734,13 +812,17 @@ impl<K, Ord, O: ClientObserver> ClientBuilder<K, Ord, O> {
 
     /// The breaker's settings, with the observer.
     fn breaker_settings(&self) -> CircuitBreakerBuilder<AnyError, O> {
-        CircuitBreakerLayer::standard()
+        let breaker = CircuitBreakerLayer::standard()
             .name("client")
             .failure_rate(self.settings.failure_rate)
             .minimum_calls(self.settings.minimum_calls)
             .time_window(self.settings.sampling_window, WINDOW_BUCKETS)
             .open_duration(self.settings.open_duration)
-            .observer(self.observer.clone())
+            .observer(self.observer.clone());
+        match self.settings.seed {
+            Some(seed) => breaker.seed(seed),
+            None => breaker,
+        }
     }
 
     /// The retry's settings, with the observer, over `retry`.
@@ -748,11 +830,15 @@ impl<K, Ord, O: ClientObserver> ClientBuilder<K, Ord, O> {
         &self,
         retry: RetryBuilder<R, C, (), P>,
     ) -> RetryBuilder<R, C, O, P> {
-        retry
+        let retry = retry
             .name("client")
             .max_retries(self.settings.max_retries)
             .budget(self.settings.budget)
-            .observer(self.observer.clone())
+            .observer(self.observer.clone());
+        match self.settings.seed {
+            Some(seed) => retry.seed(seed),
+            None => retry,
+        }
     }
 
     /// Builds the timeouts and the bulkhead, and puts the stack together.
@@ -797,6 +883,7 @@ impl<K, Ord, O: ClientObserver> ClientBuilder<K, Ord, O> {
             breaker_handle,
             retry_handle,
             bulkhead_handle,
+            fallback: Identity::new(),
             order: PhantomData,
         })
     }

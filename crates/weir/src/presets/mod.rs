@@ -11,8 +11,8 @@ mod exempt;
 mod server;
 
 pub use self::client::{
-    BreakerInside, BreakerOutside, Client, ClientBuilder, ClientObserver, ClientStack, HttpClient,
-    Mode, PerAuthority, Single,
+    BreakerInside, BreakerOutside, Client, ClientBuilder, ClientObserver, ClientStack,
+    FallbackClient, HttpClient, Mode, PerAuthority, Single,
 };
 #[cfg(feature = "tonic")]
 pub use self::client::{Grpc, GrpcClient};

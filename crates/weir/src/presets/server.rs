@@ -61,8 +61,11 @@ const DEFAULT_MAX_IN_FLIGHT: usize = 1_000;
 /// assert_eq!(shedder.stats().succeeded, 1);
 /// # }
 /// ```
-pub struct ServerStack<R = Identity, C = Uniform, O = ()> {
+pub struct ServerStack<R = Identity, C = Uniform, O = (), F = Identity> {
     errors: ErrorResponseLayer,
+    /// The fallback slot, inside the response mapping, the rate limit and the shedder, outside
+    /// the timeout: `Identity` (nothing, and no cost) unless filled.
+    fallback: F,
     rate_limit: R,
     shed: LoadShedLayer<Fixed, C, O, Http>,
     timeout_layer: TimeoutLayer<Duration, O>,
@@ -93,7 +96,80 @@ impl ServerStack {
     }
 }
 
-impl<R, C, O> ServerStack<R, C, O> {
+impl<R, C, O, F> ServerStack<R, C, O, F> {
+    /// Fills the fallback slot: inside [`ErrorResponseLayer`], the rate limit and the load
+    /// shedder, outside the timeout. Order, outermost first: response mapping → rate limit →
+    /// shedder → **fallback** → timeout → your service. Why there:
+    ///
+    /// - inside the response mapping, so whatever the fallback does not answer is still mapped
+    ///   to a response (a 504, a 503);
+    /// - outside the timeout, so a handler past its time gets the degraded answer, not a 504;
+    /// - inside the rate limit and the shedder, so a client over its quota still gets its 429
+    ///   and an overload its 503 (honest backpressure, which clients and balancers act on), the
+    ///   call that fell back still counts in flight until its body ends, and the fallback's
+    ///   response type is your service's (with its body type, not the shedder's);
+    /// - the health probes (the exempt paths) bypass it, as they bypass the rate limit and the
+    ///   shedder: a failing readiness probe must stay a failure.
+    ///
+    /// To answer the shedder's and the rate limit's refusals too, put a second fallback around
+    /// the whole stack. `fallback` is any layer; a weir-fallback `FallbackLayer` in practice (with
+    /// `.classify(HttpStatus::new())` to answer failed responses, and `.http()` to mark its
+    /// answers).
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "fallback"))] fn main() {}
+    /// # #[cfg(feature = "fallback")]
+    /// use axum::body::Body;
+    /// # #[cfg(feature = "fallback")]
+    /// use http::{Request, Response, StatusCode};
+    /// # #[cfg(feature = "fallback")]
+    /// use tower::{ServiceBuilder, ServiceExt, service_fn};
+    /// # #[cfg(feature = "fallback")]
+    /// use weir::{HttpStatus, ServerStack};
+    /// # #[cfg(feature = "fallback")]
+    /// use weir::fallback::{Cause, FallbackLayer};
+    ///
+    /// # #[cfg(feature = "fallback")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let fallback = FallbackLayer::builder()
+    ///     .classify(HttpStatus::new())
+    ///     .value(|_: Cause<'_, Response<Body>, weir::core::BoxError>| {
+    ///         Some(Response::new(Body::from("bestsellers")))
+    ///     })
+    ///     .http()
+    ///     .build()
+    ///     .unwrap();
+    /// let stack = ServerStack::builder().build().unwrap().fallback(fallback);
+    /// let server = ServiceBuilder::new().layer(stack).service(service_fn(|_req: Request<Body>| async {
+    ///     let mut down = Response::new(Body::from("down"));
+    ///     *down.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    ///     Ok::<_, std::io::Error>(down)
+    /// }));
+    /// let Ok(response) = server.oneshot(Request::new(Body::empty())).await;
+    /// assert_eq!(response.headers()["weir-fallback"], "value");
+    /// # }
+    /// ```
+    pub fn fallback<F2>(self, fallback: F2) -> ServerStack<R, C, O, F2> {
+        ServerStack {
+            errors: self.errors,
+            fallback,
+            rate_limit: self.rate_limit,
+            shed: self.shed,
+            timeout_layer: self.timeout_layer,
+            timeout: self.timeout,
+            incoming_floor: self.incoming_floor,
+            max_in_flight: self.max_in_flight,
+            exempt: self.exempt,
+        }
+    }
+
+    /// The fallback slot's layer (`Identity` when empty).
+    #[must_use]
+    pub const fn fallback_layer(&self) -> &F {
+        &self.fallback
+    }
+
     /// The timeout this stack applies.
     #[must_use]
     pub const fn timeout(&self) -> Duration {
@@ -146,37 +222,43 @@ impl<R, C, O> ServerStack<R, C, O> {
 
 /// The service a [`ServerStack`] makes of `S`: the response mapping around [`Exempt`], which
 /// sends the probes to the timeout and `S` directly, and every other request through the rate
-/// limit `R` and the load shedder first.
-type ServerService<S, R, C, O> = ErrorResponse<
-    Exempt<
-        <R as Layer<LoadShed<Timeout<S, Duration, O>, Fixed, C, O, Http>>>::Service,
-        Timeout<S, Duration, O>,
-    >,
->;
+/// limit `R`, the load shedder and the fallback slot `F` first.
+type ServerService<S, R, C, O, F> =
+    ErrorResponse<
+        Exempt<
+            <R as Layer<
+                LoadShed<<F as Layer<Timeout<S, Duration, O>>>::Service, Fixed, C, O, Http>,
+            >>::Service,
+            Timeout<S, Duration, O>,
+        >,
+    >;
 
-impl<S, R, C, O> Layer<S> for ServerStack<R, C, O>
+impl<S, R, C, O, F> Layer<S> for ServerStack<R, C, O, F>
 where
     S: Clone,
-    R: Layer<LoadShed<Timeout<S, Duration, O>, Fixed, C, O, Http>>,
+    F: Layer<Timeout<S, Duration, O>>,
+    R: Layer<LoadShed<F::Service, Fixed, C, O, Http>>,
     O: Clone,
 {
-    type Service = ServerService<S, R, C, O>;
+    type Service = ServerService<S, R, C, O, F>;
 
     fn layer(&self, inner: S) -> Self::Service {
         let direct = self.timeout_layer.layer(inner.clone());
-        let protected = self
-            .rate_limit
-            .layer(self.shed.layer(self.timeout_layer.layer(inner)));
+        let protected = self.rate_limit.layer(
+            self.shed
+                .layer(self.fallback.layer(self.timeout_layer.layer(inner))),
+        );
         self.errors
             .layer(Exempt::new(protected, direct, Arc::clone(&self.exempt)))
     }
 }
 
-impl<R: Clone, C, O: Clone> Clone for ServerStack<R, C, O> {
+impl<R: Clone, C, O: Clone, F: Clone> Clone for ServerStack<R, C, O, F> {
     /// Shares every layer's state (rate limit buckets, the in-flight count).
     fn clone(&self) -> Self {
         Self {
             errors: self.errors,
+            fallback: self.fallback.clone(),
             rate_limit: self.rate_limit.clone(),
             shed: self.shed.clone(),
             timeout_layer: self.timeout_layer.clone(),
@@ -188,7 +270,7 @@ impl<R: Clone, C, O: Clone> Clone for ServerStack<R, C, O> {
     }
 }
 
-impl<R, C, O> fmt::Debug for ServerStack<R, C, O> {
+impl<R, C, O, F> fmt::Debug for ServerStack<R, C, O, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerStack")
             .field("error_responses", &self.errors)
@@ -467,6 +549,7 @@ where
         let shed = shed.build().map_err(|e| adopt("load shed", "share", e))?;
         Ok(ServerStack {
             errors: self.settings.errors,
+            fallback: Identity::new(),
             rate_limit: self.rate_limit,
             shed,
             timeout_layer: timeout,
