@@ -65,6 +65,15 @@ struct Slot {
     hysteresis: Hysteresis,
 }
 
+impl Slot {
+    fn fresh(&self, now: Instant) -> Option<Arc<CheckReport>> {
+        match &self.last {
+            Some((report, fresh_until)) if now < *fresh_until => Some(Arc::clone(report)),
+            _ => None,
+        }
+    }
+}
+
 pub(crate) struct Entry {
     settings: Settings,
     check: Box<dyn DynCheck>,
@@ -105,6 +114,12 @@ impl Entry {
         self.slot.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The cached report while it is fresh at `now`; `None` when a probe must run the check (or
+    /// wait for the run in flight). Takes the lock once, allocates nothing.
+    pub(crate) fn cached(&self, now: Instant) -> Option<Arc<CheckReport>> {
+        self.slot().fresh(now)
+    }
+
     /// The check's report: the cached one while fresh, else the run in flight's, else a new
     /// run's. Every probe arriving during a run waits for that same run.
     pub(crate) async fn probe(&self) -> Arc<CheckReport> {
@@ -112,11 +127,9 @@ impl Entry {
             let next = {
                 let mut slot = self.slot();
                 let now = Instant::now();
-                match (&slot.last, &slot.running) {
-                    (Some((report, fresh_until)), _) if now < *fresh_until => {
-                        Next::Cached(Arc::clone(report))
-                    }
-                    (_, Some(latest)) => Next::Wait(latest.clone()),
+                match (slot.fresh(now), &slot.running) {
+                    (Some(report), _) => Next::Cached(report),
+                    (None, Some(latest)) => Next::Wait(latest.clone()),
                     _ => {
                         let (tx, rx) = watch::channel(None);
                         slot.running = Some(rx);

@@ -2,11 +2,12 @@
 
 use std::borrow::Cow;
 use std::convert::Infallible;
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
@@ -14,8 +15,9 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use tower_service::Service;
 
+use crate::entry::CheckReport;
 use crate::registry::{HealthRegistry, Summary};
-use crate::status::Health;
+use crate::status::{Health, Status};
 use crate::tag::Tag;
 
 /// The media type of the IETF health-check draft.
@@ -141,13 +143,20 @@ impl<B> Service<Request<B>> for HealthService {
                 })
             }),
         };
+        // The cached path: every check's result is fresh, so the answer is ready now, with no
+        // future to box and, unless verbose, a static body.
+        if let Some(res) = cached_response(&self.registry, &tag, verbose) {
+            return ResponseFuture {
+                state: State::Done(Some(res)),
+            };
+        }
         let registry = self.registry.clone();
-        // A probe is not a request of the service the probes are about: boxing its future here
-        // (the evaluation is an `async` block, which cannot be named) costs one allocation per
-        // probe, next to the body's.
+        // A check must run (or a run in flight be waited for): boxing the evaluation here (an
+        // `async` block, which cannot be named) costs one allocation per such probe, only while
+        // a result is stale or missing; never on a request of the service probed.
         let probe = Box::pin(async move {
             let summary = registry.evaluate(&tag).await;
-            Ok(respond(&summary, verbose))
+            Ok(summary_response(&summary, verbose))
         });
         ResponseFuture {
             state: State::Probe(probe),
@@ -155,10 +164,40 @@ impl<B> Service<Request<B>> for HealthService {
     }
 }
 
-fn respond(summary: &Summary, verbose: bool) -> Response<Full<Bytes>> {
-    let body = render(summary, verbose);
-    let mut res = Response::new(Full::new(Bytes::from(body)));
-    if !summary.status().is_up() {
+/// The answer from cache alone, when every check tagged `tag` has a fresh result: a static body
+/// unless verbose, else one buffer (the JSON, of its exact length). `None` when a check must run.
+fn cached_response(
+    registry: &HealthRegistry,
+    tag: &Tag,
+    verbose: bool,
+) -> Option<Response<Full<Bytes>>> {
+    let (status, body) = if verbose {
+        let lifecycle = registry.lifecycle().health_for(tag);
+        verbose_body(lifecycle.as_ref(), |each| registry.cached(tag, each))?
+    } else {
+        let status = registry.cached_status(tag)?;
+        (status, short_body(status))
+    };
+    Some(respond(status, body))
+}
+
+/// The answer from an evaluation (a check ran, or a probe waited for a run).
+fn summary_response(summary: &Summary, verbose: bool) -> Response<Full<Bytes>> {
+    let (status, body) = if verbose {
+        verbose_body(summary.lifecycle(), |each| {
+            summary.checks().iter().for_each(|report| each(report));
+            true
+        })
+        .expect("a summary lists every report")
+    } else {
+        (summary.status(), short_body(summary.status()))
+    };
+    respond(status, body)
+}
+
+fn respond(status: Status, body: Bytes) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(body));
+    if !status.is_up() {
         *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
     }
     let headers = res.headers_mut();
@@ -167,88 +206,157 @@ fn respond(summary: &Summary, verbose: bool) -> Response<Full<Bytes>> {
     res
 }
 
-/// The body, in the shape of the IETF health-check draft (`draft-inadarei-api-health-check`):
-/// `{"status":"pass"}`, and when verbose, `"checks"` with one array per check holding its
-/// `status`, `output` (the reason), `details` and `durationMs`.
-fn render(summary: &Summary, verbose: bool) -> String {
-    let mut out = String::with_capacity(if verbose { 256 } else { 24 });
-    out.push_str("{\"status\":\"");
-    out.push_str(summary.status().as_str());
-    out.push('"');
-    if verbose {
-        out.push_str(",\"checks\":{");
-        let mut first = true;
-        if let Some(health) = summary.lifecycle() {
-            push_check(
-                &mut out,
-                &mut first,
-                "lifecycle",
-                health.status(),
-                health,
-                None,
-            );
-        }
-        for report in summary.checks() {
-            push_check(
-                &mut out,
-                &mut first,
-                report.name(),
-                report.status(),
-                report.health(),
-                Some(report.duration().as_secs_f64() * 1000.0),
-            );
-        }
-        out.push('}');
-    }
-    out.push('}');
-    out
+/// The body without detail, static: `{"status":"pass"}`, `"warn"` or `"fail"`.
+const fn short_body(status: Status) -> Bytes {
+    Bytes::from_static(match status {
+        Status::Healthy => br#"{"status":"pass"}"#,
+        Status::Degraded => br#"{"status":"warn"}"#,
+        Status::Unhealthy => br#"{"status":"fail"}"#,
+    })
 }
 
-fn push_check(
-    out: &mut String,
-    first: &mut bool,
-    name: &str,
-    status: crate::status::Status,
-    health: &Health,
-    duration_ms: Option<f64>,
-) {
-    if !std::mem::take(first) {
-        out.push(',');
+/// The body with detail, in the shape of the IETF health-check draft
+/// (`draft-inadarei-api-health-check`): `{"status":"pass","checks":{...}}`, one array per check
+/// (the lifecycle first, when it has a say) holding its `status`, `output` (the reason),
+/// `details` and `durationMs`; and the worst status.
+///
+/// `reports` hands every report to the function it is given, and says whether it could (the
+/// cache may have none); it is called twice: once to measure the body, once to write it into a
+/// buffer of that exact length, which `Bytes` then takes over without a second allocation. The
+/// status is written last, over a placeholder of the same length (every status is four letters),
+/// so it is the worst of the reports written even if a report changed between the two calls
+/// (then the buffer only grows).
+fn verbose_body(
+    lifecycle: Option<&Health>,
+    reports: impl Fn(&mut dyn FnMut(&CheckReport)) -> bool,
+) -> Option<(Status, Bytes)> {
+    let mut measure = Body::new(Length(0), lifecycle);
+    if !reports(&mut |report| measure.check(report)) {
+        return None;
     }
-    push_string(out, name);
-    out.push_str(":[{\"status\":\"");
-    out.push_str(status.as_str());
-    out.push('"');
-    if let Some(reason) = health.reason() {
-        out.push_str(",\"output\":");
-        push_string(out, reason);
+    let (Length(len), _) = measure.finish();
+    let mut write = Body::new(Buffer(Vec::with_capacity(len)), lifecycle);
+    if !reports(&mut |report| write.check(report)) {
+        return None;
     }
-    if let Some(details) = health.details() {
-        out.push_str(",\"details\":");
-        push_string(out, details);
-    }
-    if let Some(ms) = duration_ms {
-        let _ = write!(out, ",\"durationMs\":{ms:.3}");
-    }
-    out.push_str("}]");
+    let (Buffer(mut bytes), status) = write.finish();
+    bytes[STATUS_AT..STATUS_AT + 4].copy_from_slice(status.as_str().as_bytes());
+    Some((status, Bytes::from(bytes)))
 }
 
-fn push_string(out: &mut String, text: &str) {
-    out.push('"');
+/// Where the status's four letters sit in a body: after `{"status":"`.
+const STATUS_AT: usize = r#"{"status":""#.len();
+
+/// A verbose body being written to `out`, with the worst status seen so far.
+struct Body<W> {
+    out: W,
+    worst: Status,
+    first: bool,
+}
+
+impl<W: fmt::Write> Body<W> {
+    fn new(mut out: W, lifecycle: Option<&Health>) -> Self {
+        // The status is not known yet: `pass` holds its place.
+        let _ = out.write_str(r#"{"status":"pass","checks":{"#);
+        let mut body = Self {
+            out,
+            worst: Status::Healthy,
+            first: true,
+        };
+        if let Some(health) = lifecycle {
+            body.entry("lifecycle", health.status(), health, None);
+        }
+        body
+    }
+
+    fn check(&mut self, report: &CheckReport) {
+        self.entry(
+            report.name(),
+            report.status(),
+            report.health(),
+            Some(report.duration()),
+        );
+    }
+
+    fn entry(&mut self, name: &str, status: Status, health: &Health, duration: Option<Duration>) {
+        self.worst = self.worst.max(status);
+        let out = &mut self.out;
+        if !std::mem::take(&mut self.first) {
+            let _ = out.write_char(',');
+        }
+        push_string(out, name);
+        let _ = out.write_str(r#":[{"status":""#);
+        let _ = out.write_str(status.as_str());
+        let _ = out.write_char('"');
+        if let Some(reason) = health.reason() {
+            let _ = out.write_str(r#","output":"#);
+            push_string(out, reason);
+        }
+        if let Some(details) = health.details() {
+            let _ = out.write_str(r#","details":"#);
+            push_string(out, details);
+        }
+        if let Some(duration) = duration {
+            // Milliseconds with three decimals, rounded to the microsecond, in integers (a
+            // float's formatting costs more than the rest of the entry).
+            let micros = (duration.as_nanos() + 500) / 1000;
+            let _ = write!(
+                out,
+                r#","durationMs":{}.{:03}"#,
+                micros / 1000,
+                micros % 1000
+            );
+        }
+        let _ = out.write_str("}]");
+    }
+
+    fn finish(mut self) -> (W, Status) {
+        let _ = self.out.write_str("}}");
+        (self.out, self.worst)
+    }
+}
+
+/// Counts the bytes written.
+struct Length(usize);
+
+impl fmt::Write for Length {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0 += s.len();
+        Ok(())
+    }
+}
+
+/// Appends the bytes written (UTF-8, as `str`s are).
+struct Buffer(Vec<u8>);
+
+impl fmt::Write for Buffer {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+fn push_string(out: &mut impl fmt::Write, text: &str) {
+    let _ = out.write_char('"');
+    let needs_escape = |c: char| c == '"' || c == '\\' || u32::from(c) < 0x20;
+    if !text.contains(needs_escape) {
+        // The common case, a name or a reason as written: at once.
+        let _ = out.write_str(text);
+        let _ = out.write_char('"');
+        return;
+    }
     for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
+        let _ = match c {
+            '"' => out.write_str("\\\""),
+            '\\' => out.write_str("\\\\"),
+            '\n' => out.write_str("\\n"),
+            '\r' => out.write_str("\\r"),
+            '\t' => out.write_str("\\t"),
+            c if u32::from(c) < 0x20 => write!(out, "\\u{:04x}", u32::from(c)),
+            c => out.write_char(c),
+        };
     }
-    out.push('"');
+    let _ = out.write_char('"');
 }
 
 type Probe = Pin<Box<dyn Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send>>;
@@ -290,5 +398,32 @@ mod tests {
         let mut out = String::new();
         push_string(&mut out, "a \"b\"\\\n\u{1}");
         assert_eq!(out, r#""a \"b\"\\\n\u0001""#);
+    }
+
+    /// #22.2: a duration reads in milliseconds with three decimals, rounded to the microsecond.
+    #[test]
+    fn durations_in_milliseconds() {
+        let body = |duration| {
+            let mut body = Body::new(Length(0), None);
+            body.entry("x", Status::Healthy, &Health::healthy(), Some(duration));
+            let mut out = Body::new(Buffer(Vec::new()), None);
+            out.entry("x", Status::Healthy, &Health::healthy(), Some(duration));
+            let (Buffer(bytes), _) = out.finish();
+            let (Length(len), _) = body.finish();
+            assert_eq!(len, bytes.len(), "measured as written");
+            String::from_utf8(bytes).unwrap()
+        };
+        for (duration, ms) in [
+            (Duration::ZERO, "0.000"),
+            (Duration::from_nanos(1_499), "0.001"),
+            (Duration::from_nanos(1_500), "0.002"),
+            (Duration::from_micros(30_250), "30.250"),
+            (Duration::from_secs(2), "2000.000"),
+        ] {
+            let expected = format!(
+                r#"{{"status":"pass","checks":{{"x":[{{"status":"pass","durationMs":{ms}}}]}}}}"#
+            );
+            assert_eq!(body(duration), expected);
+        }
     }
 }

@@ -6,6 +6,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use futures_util::future::join_all;
+use tokio::time::Instant;
 use weir_core::ConfigError;
 
 use crate::check::HealthCheck;
@@ -122,6 +123,43 @@ impl HealthRegistry {
             status,
             lifecycle,
             checks,
+        }
+    }
+
+    /// The probe of `tag` answered from cache alone, without waiting or allocating: while every
+    /// check tagged `tag` has a fresh result, `each` gets its report, in registration order, and
+    /// the answer is `true`; `false` as soon as one has none (then [`evaluate`](Self::evaluate)
+    /// runs it, or waits for its run in flight), `each` having seen the reports before it.
+    pub(crate) fn cached(&self, tag: &Tag, mut each: impl FnMut(&CheckReport)) -> bool {
+        let now = Instant::now();
+        for entry in self.entries().iter().filter(|e| e.has(tag)) {
+            match entry.cached(now) {
+                Some(report) => each(&report),
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// The overall status of the probe of `tag`, as [`evaluate`](Self::evaluate) would sum it
+    /// up, from cache alone (no allocation); `None` when a check's result is not fresh.
+    pub(crate) fn cached_status(&self, tag: &Tag) -> Option<Status> {
+        let mut worst = self
+            .inner
+            .lifecycle
+            .health_for(tag)
+            .map_or(Status::Healthy, |health| health.status());
+        self.cached(tag, |report| worst = worst.max(report.status()))
+            .then_some(worst)
+    }
+
+    /// The overall status of the probe of `tag`: from cache alone while every check's result is
+    /// fresh, else as [`evaluate`](Self::evaluate) finds it.
+    #[cfg(feature = "tonic")]
+    pub(crate) async fn status(&self, tag: &Tag) -> Status {
+        match self.cached_status(tag) {
+            Some(status) => status,
+            None => self.evaluate(tag).await.status(),
         }
     }
 

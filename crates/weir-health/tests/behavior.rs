@@ -319,3 +319,59 @@ fn auto_traits() {
     fn assert_send<T: Send>() {}
     assert_send::<weir_health::ResponseFuture>();
 }
+
+/// #22.2: a verbose answer reads the same whether its probe ran the checks or found them in
+/// cache (the cached path answers in `call` and writes the body itself); both 503 while a check
+/// is unhealthy, and the checks ran once.
+#[tokio::test(start_paused = true)]
+async fn a_cached_answer_reads_as_the_run_that_filled_the_cache() {
+    use http::{Request, StatusCode};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    use weir_health::{HealthService, Verbose};
+
+    let (runs, status) = knobs();
+    status.store(2, Ordering::SeqCst);
+    let registry = HealthRegistry::new();
+    registry
+        .register("db", counted(&runs, &status, Duration::from_millis(30)))
+        .ready()
+        .cache_for(Duration::from_secs(10))
+        .add()
+        .unwrap();
+    registry
+        .register(
+            "quote \"q\"",
+            from_fn(|| async { Health::degraded("a\nb") }),
+        )
+        .ready()
+        .add()
+        .unwrap();
+    let svc = HealthService::new(registry).verbose(Verbose::Always);
+    let probe = async || {
+        let res = svc
+            .clone()
+            .oneshot(Request::get("/readyz").body(()).unwrap())
+            .await
+            .unwrap();
+        let status = res.status();
+        (status, res.into_body().collect().await.unwrap().to_bytes())
+    };
+    let ran = probe().await;
+    let cached = probe().await;
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "the second probe read the cache"
+    );
+    assert_eq!(ran.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        ran.1,
+        concat!(
+            r#"{"status":"fail","checks":{"lifecycle":[{"status":"pass"}],"#,
+            r#""db":[{"status":"fail","output":"down","durationMs":30.000}],"#,
+            r#""quote \"q\"":[{"status":"warn","output":"a\nb","durationMs":0.000}]}}"#
+        )
+    );
+    assert_eq!(cached, ran);
+}
