@@ -73,12 +73,15 @@ where
                 config.observer.clone(),
             );
         }
+        // An empty header map holds no malformed header: not handed out of line (a call on
+        // every request of a server stack otherwise).
         #[cfg(feature = "tracing")]
         if let (Some(_), false, Some(headers)) = (
             config.incoming,
             config.flags.reject_malformed(),
             req.headers(),
-        ) {
+        ) && !headers.is_empty()
+        {
             log_ignored(headers, &config.name);
         }
         let own = config.policy.as_ref().and_then(|p| p.timeout(&req));
