@@ -26,6 +26,12 @@
 //!   (`RetryLayer::http()`) → a circuit breaker per upstream authority → a bulkhead → a
 //!   per-attempt timeout that writes the remaining budget into `x-timeout-ms` → a hyper client.
 //! - **Upstream**: answers 503 to a share of requests, has latency spikes and an outage window.
+//! - **Orders**: `POST /api/orders` is proxied like any `/api` route to the upstream's order
+//!   handler, which sits behind weir-idempotency: the client stack gives every `POST` or
+//!   `PATCH` without an `Idempotency-Key` one (`gateway-<random>-<n>`, the same on every attempt
+//!   of the call), so its budgeted retry may send the `POST` again, and the upstream runs the
+//!   order once and answers a repeat from its store (`Idempotent-Replayed: true`). A client that
+//!   sends its own key gets the same answer for every repeat of it.
 //! - **Degraded route**: `/api/recommendations` goes through the same edge and client stacks,
 //!   with a fallback (weir-fallback) inside the shedder: when the upstream cannot answer (an
 //!   error, an open circuit, a timeout, a 5xx), or before it is called while the edge's load
@@ -59,7 +65,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State as AxumState};
-use axum::routing::get;
+use axum::routing::{get, post};
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
@@ -83,6 +89,7 @@ use weir::fallback::{Cause, FallbackHandle, FallbackLayer};
 use weir::health::{
     BreakerCheck, BulkheadCheck, HealthRegistry, HealthService, LoadCheck, RedisCheck, Verbose,
 };
+use weir::idempotency::IdempotencyLayer;
 use weir::load_shed::{LoadLevelLayer, LoadShedHandle, LoadShedLayer};
 use weir::rate_limit::{Quota, RateLimitLayer};
 use weir::redis::{FailurePolicy, RedisStore};
@@ -261,6 +268,11 @@ pub(crate) struct Upstream {
     pub(crate) last_timeout_ms: Mutex<Option<u64>>,
     /// The last request received: its method, headers and body.
     pub(crate) last_request: Mutex<Option<(Method, HeaderMap, Bytes)>>,
+    /// Orders the order handler has taken (it runs behind the idempotency layer).
+    pub(crate) orders: AtomicU64,
+    /// This many of the next order answers are lost after the order was taken (and kept by
+    /// the idempotency layer): the client gets a 503, as when the connection drops.
+    pub(crate) lose_order_answers: AtomicU64,
 }
 
 impl Upstream {
@@ -316,13 +328,62 @@ async fn upstream_handler(
     )
 }
 
-/// Serves the upstream on 127.0.0.1 (an OS-assigned port).
+/// The upstream's order handler: takes an order (counted) and answers `201` with its number.
+async fn take_order(
+    AxumState(upstream): AxumState<Arc<Upstream>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
+    upstream.hits.fetch_add(1, Ordering::SeqCst);
+    let len = body.len();
+    *upstream.last_request.lock().expect("not poisoned") = Some((method, headers, body));
+    let n = upstream.orders.fetch_add(1, Ordering::SeqCst) + 1;
+    (
+        StatusCode::CREATED,
+        format!("{{\"order\":{n},\"bytes\":{len}}}\n"),
+    )
+}
+
+/// Outside the order route's idempotency layer: loses the answer of an order already taken
+/// (and kept) while `lose_order_answers` is above zero, as a dropped connection would.
+async fn lose_order_answer(
+    AxumState(upstream): AxumState<Arc<Upstream>>,
+    response: Response<Body>,
+) -> Response<Body> {
+    let lose = upstream
+        .lose_order_answers
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if lose {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "order answer lost\n");
+    }
+    response
+}
+
+/// Serves the upstream on 127.0.0.1 (an OS-assigned port): `POST /api/orders` behind
+/// weir-idempotency (a repeat of a key is answered from the store, the order taken once), every
+/// other request by the misbehaving handler.
 pub(crate) async fn start_upstream(
     upstream: Arc<Upstream>,
 ) -> std::io::Result<(SocketAddr, JoinHandle<std::io::Result<()>>)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
+    let idempotency = IdempotencyLayer::builder()
+        .name("orders")
+        .required_on(["/api/orders"])
+        .observer(weir::Tracing)
+        .build()
+        .map_err(std::io::Error::other)?;
+    let orders =
+        post(take_order)
+            .layer(idempotency)
+            .layer(axum::middleware::map_response_with_state(
+                Arc::clone(&upstream),
+                lose_order_answer,
+            ));
     let app = Router::new()
+        .route("/api/orders", orders)
         .fallback(upstream_handler)
         .with_state(upstream);
     Ok((
@@ -334,8 +395,45 @@ pub(crate) async fn start_upstream(
 /// The body the client stack sends upstream.
 pub(crate) type UpstreamBody = Full<Bytes>;
 
-/// The client stack, outermost first: total deadline → budgeted retry → circuit breaker per
-/// authority → bulkhead → attempt timeout (writing `x-timeout-ms`) → hyper client.
+/// Gives a `POST` or `PATCH` without an `Idempotency-Key` one, before retry: every attempt of
+/// the call sends the same key, so weir-retry may retry it and the upstream runs it once.
+#[derive(Clone, Debug)]
+struct IdempotencyKeys {
+    /// Random per process, so two gateways never send the same key.
+    process: u64,
+    next: Arc<AtomicU64>,
+}
+
+impl IdempotencyKeys {
+    fn new() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        Self {
+            process: std::hash::RandomState::new().build_hasher().finish(),
+            next: Arc::new(AtomicU64::new(1)),
+        }
+    }
+
+    fn give<B>(&self, mut req: Request<B>) -> Request<B> {
+        let unsafe_method = matches!(*req.method(), Method::POST | Method::PATCH);
+        if unsafe_method
+            && !req
+                .headers()
+                .contains_key(weir::core::wire::IDEMPOTENCY_KEY)
+        {
+            let n = self.next.fetch_add(1, Ordering::Relaxed);
+            let key = format!("gateway-{:016x}-{n}", self.process);
+            if let Ok(value) = HeaderValue::try_from(key) {
+                req.headers_mut()
+                    .insert(weir::core::wire::IDEMPOTENCY_KEY, value);
+            }
+        }
+        req
+    }
+}
+
+/// The client stack, outermost first: total deadline → an `Idempotency-Key` for a `POST` or
+/// `PATCH` without one → budgeted retry → circuit breaker per authority → bulkhead → attempt
+/// timeout (writing `x-timeout-ms`) → hyper client.
 pub(crate) fn client_stack(
     config: &Config,
     stats: &Arc<Stats>,
@@ -442,8 +540,10 @@ pub(crate) fn client_stack(
         ))
         .build()?;
 
+    let keys = IdempotencyKeys::new();
     let stack = ServiceBuilder::new()
         .layer(total)
+        .map_request(move |req| keys.give(req))
         .layer(retry)
         .layer(breaker)
         .layer(bulkhead)
@@ -1446,6 +1546,9 @@ async fn main() -> Result<(), BoxError> {
         );
         println!(
             "  curl -i -H 'x-api-key: premium-key' http://{addr}/api/recommendations   # weir-fallback: value when the upstream is down"
+        );
+        println!(
+            "  curl -i -X POST -H 'x-api-key: premium-key' -H 'idempotency-key: order-1' -d '{{\"item\":\"tea\"}}' http://{addr}/api/orders   # twice: Idempotent-Replayed: true"
         );
         println!("  curl -i http://{addr}/readyz?verbose   # readiness, every check listed");
         println!("  curl -i http://{addr}/livez");

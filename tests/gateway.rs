@@ -408,7 +408,8 @@ async fn the_proxy_forwards_headers_and_body() {
         .request(post(r#"{"item":"tea","qty":3}"#.to_owned()))
         .await
         .expect("the gateway answers");
-    assert_eq!(response.status(), StatusCode::OK);
+    // The upstream's order handler (behind weir-idempotency) takes it.
+    assert_eq!(response.status(), StatusCode::CREATED);
     let (method, headers, body) = upstream
         .last_request
         .lock()
@@ -441,6 +442,89 @@ async fn the_proxy_forwards_headers_and_body() {
         hits,
         "a refused body never reaches the upstream"
     );
+}
+
+/// An order (`POST /api/orders`) and its answer, through the gateway.
+async fn order(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    addr: SocketAddr,
+    key: Option<&str>,
+) -> Answer {
+    let mut req = Request::post(format!("http://{addr}/api/orders"))
+        .header("x-api-key", PREMIUM_KEY)
+        .header("content-type", "application/json");
+    if let Some(key) = key {
+        req = req.header("idempotency-key", key);
+    }
+    let response = client
+        .request(
+            req.body(Full::new(Bytes::from_static(br#"{"item":"tea"}"#)))
+                .unwrap(),
+        )
+        .await
+        .expect("the gateway answers");
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// #23 (gateway): a `POST` is safe to retry end to end. The client stack gives an order without
+/// an `Idempotency-Key` one before its retry layer; the upstream takes the order, keeps the
+/// answer, and the answer is lost on the way back (a 503 after the handler ran). The retry sends
+/// the same key, the upstream answers from its store, and the order was taken once. A client's
+/// own key is kept: its repeat gets the stored answer, marked `Idempotent-Replayed: true`.
+#[tokio::test]
+async fn a_retried_order_is_taken_once_and_a_repeat_is_replayed() {
+    let (gateway, upstream, _client) = setup(&Config::demo()).await;
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+
+    upstream.lose_order_answers.store(1, Ordering::SeqCst);
+    let first = order(&client, gateway.addr, None).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    assert_eq!(first.body, "{\"order\":1,\"bytes\":14}\n");
+    assert_eq!(
+        upstream.lose_order_answers.load(Ordering::SeqCst),
+        0,
+        "the first attempt's answer was lost"
+    );
+    assert_eq!(upstream.orders.load(Ordering::SeqCst), 1, "taken once");
+    assert_eq!(
+        gateway.stats.retries.load(Ordering::SeqCst),
+        1,
+        "retried once"
+    );
+    assert_eq!(
+        first.headers["idempotent-replayed"], "true",
+        "the retry was answered from the store"
+    );
+    let (_, headers, _) = upstream.last_request.lock().unwrap().take().unwrap();
+    assert!(
+        headers["idempotency-key"]
+            .to_str()
+            .unwrap()
+            .starts_with("gateway-"),
+        "the client stack gave the POST a key"
+    );
+
+    // Another order without a key is another order.
+    let second = order(&client, gateway.addr, None).await;
+    assert_eq!(second.body, "{\"order\":2,\"bytes\":14}\n");
+    assert!(!second.headers.contains_key("idempotent-replayed"));
+
+    // A client's own key goes through unchanged; its repeat is the stored answer.
+    let mine = order(&client, gateway.addr, Some("order-from-a-client")).await;
+    let again = order(&client, gateway.addr, Some("order-from-a-client")).await;
+    assert_eq!(mine.status, StatusCode::CREATED);
+    assert!(!mine.headers.contains_key("idempotent-replayed"));
+    assert_eq!(again.status, StatusCode::CREATED);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(again.body, mine.body);
+    assert_eq!(upstream.orders.load(Ordering::SeqCst), 3);
 }
 
 /// #16 (gateway): the gateway's log subscriber shows breaker transitions as they happen, by

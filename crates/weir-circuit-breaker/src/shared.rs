@@ -287,7 +287,7 @@ impl<C, O> Guard<C, O> {
     }
 
     /// Records the outcome of the call.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn finish<T, E>(&mut self, result: &Result<T, E>)
     where
         C: Classify<T, E>,
@@ -322,7 +322,7 @@ impl<C, O> Guard<C, O> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn settle_permit(&self, permit: Permit, outcome: Outcome)
     where
         O: for<'a> Observer<Event<'a>>,
@@ -351,7 +351,7 @@ impl<C, O> Guard<C, O> {
     }
 
     /// Records an outcome the steady state does not absorb.
-    #[inline]
+    #[inline(always)]
     fn record(&self, permit: Permit, outcome: Outcome, slow: bool)
     where
         O: for<'a> Observer<Event<'a>>,

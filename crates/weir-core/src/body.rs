@@ -158,6 +158,8 @@ pin_project! {
 impl<B, G> EndBody<B, G> {
     /// Wraps `inner`; `guard` is told how it ends. An inner body that is already at its end
     /// tells it at once ([`BodyEnd::Eos`]).
+    // Inline: out of line, the response it is mapped into was passed to it through a copy.
+    #[inline]
     pub fn new(inner: B, guard: G) -> Self
     where
         B: Body,

@@ -31,11 +31,18 @@ pin_project! {
             data: Option<Bytes>,
         },
         Prefix {
-            frames: VecDeque<Frame<Bytes>>,
-            error: Option<B::Error>,
-            rest: Option<Pin<Box<B>>>,
+            // Boxed: only a response too large to keep gets here, and the handler's own body
+            // (`Inner`, every request the layer does not cover) stays as small as it was.
+            prefix: Box<Prefix<B>>,
         },
     }
+}
+
+/// A response too large to keep: the part read, then the rest as it streams.
+struct Prefix<B: Body> {
+    frames: VecDeque<Frame<Bytes>>,
+    error: Option<B::Error>,
+    rest: Option<Pin<Box<B>>>,
 }
 
 impl<B: Body> IdempotencyBody<B> {
@@ -53,16 +60,18 @@ impl<B: Body> IdempotencyBody<B> {
         }
     }
 
-    pub(crate) const fn prefix(
+    pub(crate) fn prefix(
         frames: VecDeque<Frame<Bytes>>,
         error: Option<B::Error>,
         rest: Option<Pin<Box<B>>>,
     ) -> Self {
         Self {
             kind: Kind::Prefix {
-                frames,
-                error,
-                rest,
+                prefix: Box::new(Prefix {
+                    frames,
+                    error,
+                    rest,
+                }),
             },
         }
     }
@@ -82,11 +91,12 @@ where
         match self.project().kind.project() {
             KindProj::Inner { body } => body.poll_frame(cx),
             KindProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            KindProj::Prefix {
-                frames,
-                error,
-                rest,
-            } => {
+            KindProj::Prefix { prefix } => {
+                let Prefix {
+                    frames,
+                    error,
+                    rest,
+                } = &mut **prefix;
                 if let Some(frame) = frames.pop_front() {
                     return Poll::Ready(Some(Ok(frame)));
                 }
@@ -106,11 +116,12 @@ where
         match &self.kind {
             Kind::Inner { body } => body.is_end_stream(),
             Kind::Full { data } => data.is_none(),
-            Kind::Prefix {
-                frames,
-                error,
-                rest,
-            } => {
+            Kind::Prefix { prefix } => {
+                let Prefix {
+                    frames,
+                    error,
+                    rest,
+                } = &**prefix;
                 frames.is_empty()
                     && error.is_none()
                     && rest.as_ref().is_none_or(|b| b.is_end_stream())
@@ -124,7 +135,8 @@ where
             Kind::Full { data } => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
-            Kind::Prefix { frames, rest, .. } => {
+            Kind::Prefix { prefix } => {
+                let Prefix { frames, rest, .. } = &**prefix;
                 let read: u64 = frames
                     .iter()
                     .filter_map(Frame::data_ref)

@@ -124,7 +124,38 @@ pin_project! {
 
 pin_project! {
     /// The future of an [`Idempotency`](crate::Idempotency) service.
+    ///
+    /// A request the layer does not cover (another method, no key) is the inner service's
+    /// future and nothing else, so the plain path moves no more than the handler's own future;
+    /// everything a request with a key needs (its body, fingerprint, claim, the response being
+    /// kept) lives in one allocation, made only for such a request (which allocates anyway).
     pub struct ResponseFuture<S, ReqB, ResB, St, X, O>
+    where
+        S: Service<Request<ReqB>>,
+        ResB: Body,
+        St: IdempotencyStore,
+    {
+        #[pin]
+        kind: Kind<S::Future, Pin<Box<Keyed<S, ReqB, ResB, St, X, O>>>>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, K> {
+        Plain {
+            #[pin]
+            fut: F,
+        },
+        Keyed {
+            keyed: K,
+        },
+    }
+}
+
+pin_project! {
+    /// The state of a request with a key (or of an answer of the layer's own), boxed.
+    struct Keyed<S, ReqB, ResB, St, X, O>
     where
         S: Service<Request<ReqB>>,
         ResB: Body,
@@ -153,18 +184,25 @@ where
     #[inline]
     pub(crate) const fn passthrough(fut: S::Future) -> Self {
         Self {
-            state: State::Passthrough { fut },
-            shared: None,
+            kind: Kind::Plain { fut },
+        }
+    }
+
+    fn keyed(keyed: Keyed<S, ReqB, ResB, St, X, O>) -> Self {
+        Self {
+            kind: Kind::Keyed {
+                keyed: Box::pin(keyed),
+            },
         }
     }
 
     pub(crate) fn answer(response: Response<IdempotencyBody<ResB>>) -> Self {
-        Self {
+        Self::keyed(Keyed {
             state: State::Answer {
                 response: Some(response),
             },
             shared: None,
-        }
+        })
     }
 
     pub(crate) fn reading(
@@ -175,7 +213,7 @@ where
         shared: Arc<Shared<St, X, O>>,
     ) -> Self {
         let fingerprint = Fingerprint::start(&parts);
-        Self {
+        Self::keyed(Keyed {
             state: State::Reading {
                 inner: Some(inner),
                 parts: Some(parts),
@@ -186,7 +224,7 @@ where
                 scope,
             },
             shared: Some(shared),
-        }
+        })
     }
 }
 
@@ -234,6 +272,28 @@ fn replayable_headers(headers: &HeaderMap) -> HeaderMap {
 }
 
 impl<S, ReqB, ResB, St, X, O> Future for ResponseFuture<S, ReqB, ResB, St, X, O>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    ReqB: Body<Data = Bytes> + From<Bytes>,
+    ResB: Body<Data = Bytes>,
+    St: IdempotencyStore,
+    O: for<'a> Observer<Event<'a>>,
+{
+    type Output = Result<Response<IdempotencyBody<ResB>>, S::Error>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Plain { fut } => {
+                let response = ready!(fut.poll(cx))?;
+                Poll::Ready(Ok(response.map(IdempotencyBody::inner)))
+            }
+            KindProj::Keyed { keyed } => keyed.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<S, ReqB, ResB, St, X, O> Future for Keyed<S, ReqB, ResB, St, X, O>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>>,
     ReqB: Body<Data = Bytes> + From<Bytes>,
@@ -541,14 +601,19 @@ where
     St: IdempotencyStore,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match &self.state {
-            State::Passthrough { .. } => "passthrough",
-            State::Answer { .. } => "answer",
-            State::Reading { .. } => "reading",
-            State::Claiming { .. } => "claiming",
-            State::Running { .. } => "running",
-            State::Recording { .. } => "recording",
-            State::Completing { .. } => "completing",
+        let keyed = match &self.kind {
+            Kind::Plain { .. } => None,
+            Kind::Keyed { keyed } => Some(&keyed.state),
+        };
+        let state = match keyed {
+            None => "passthrough",
+            Some(State::Passthrough { .. }) => "passthrough",
+            Some(State::Answer { .. }) => "answer",
+            Some(State::Reading { .. }) => "reading",
+            Some(State::Claiming { .. }) => "claiming",
+            Some(State::Running { .. }) => "running",
+            Some(State::Recording { .. }) => "recording",
+            Some(State::Completing { .. }) => "completing",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)

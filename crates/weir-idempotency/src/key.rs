@@ -1,11 +1,10 @@
 //! Reading the `Idempotency-Key` header, and the two digests: the scope of a key and the
 //! fingerprint of a request.
 
-use std::hash::{Hash, Hasher};
-
 use http::HeaderMap;
 use http::request::Parts;
 use sha1_smol::Sha1;
+use weir_core::key::StableKey;
 use weir_core::wire::IDEMPOTENCY_KEY;
 
 use crate::state::Digest;
@@ -34,7 +33,7 @@ impl BadKey {
 /// structured-field string (`"8e03978e-40d5"`, quotes and escapes checked, the quoted bytes
 /// kept), and the common bare form (`8e03978e-40d5`: visible ASCII, no spaces). Never panics.
 pub(crate) fn read_key(headers: &HeaderMap, max_len: usize) -> Result<Option<&[u8]>, BadKey> {
-    let mut values = headers.get_all(IDEMPOTENCY_KEY).iter();
+    let mut values = headers.get_all(&IDEMPOTENCY_KEY).iter();
     let Some(value) = values.next() else {
         return Ok(None);
     };
@@ -81,28 +80,25 @@ pub(crate) fn read_key(headers: &HeaderMap, max_len: usize) -> Result<Option<&[u
     Ok(Some(key))
 }
 
-/// Feeds a `Hash` value into SHA-1: the client key's bytes, the same on every instance of one
-/// build (std's `Hash` of strings, byte strings, integers and addresses writes their bytes).
-struct Sha1Hasher<'a>(&'a mut Sha1);
-
-impl Hasher for Sha1Hasher<'_> {
-    fn write(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
-    }
-
-    fn finish(&self) -> u64 {
-        0
-    }
-}
-
-/// The scope of a key: the client key (when the extractor found one) and the `Idempotency-Key`,
-/// so one client never reaches another's responses.
-pub(crate) fn scope<K: Hash>(client: Option<&K>, key: &[u8]) -> Digest {
+/// The scope of a key: SHA-1 over the client key's [`StableKey`] bytes (when the extractor
+/// found one) and the `Idempotency-Key`, so one client never reaches another's responses:
+///
+/// - with a client key: `SHA-1("c" ‖ u64be(len(client)) ‖ client ‖ u64be(len(key)) ‖ key)`;
+/// - without one, or with the one key of a zero-sized type (`()`, from the default `Global`:
+///   every client in one scope): `SHA-1("-" ‖ u64be(len(key)) ‖ key)`.
+///
+/// Fixed bytes in, a fixed digest out: every instance and every version finds the same entry
+/// (a fleet shares them through Redis). The lengths keep `("ab", "c")` and `("a", "bc")` apart.
+pub(crate) fn scope<K: StableKey>(client: Option<&K>, key: &[u8]) -> Digest {
     let mut sha = Sha1::new();
-    match client {
+    match client.filter(|_| size_of::<K>() != 0) {
         Some(client) => {
+            // Off the plain path: a request with a key allocates anyway.
+            let mut bytes = Vec::new();
+            client.write_key(&mut bytes);
             sha.update(b"c");
-            client.hash(&mut Sha1Hasher(&mut sha));
+            sha.update(&(bytes.len() as u64).to_be_bytes());
+            sha.update(&bytes);
         }
         None => sha.update(b"-"),
     }
@@ -183,6 +179,26 @@ mod tests {
         assert_ne!(scope(Some(&"alice"), b"k"), scope(Some(&"bob"), b"k"));
         assert_ne!(scope(Some(&"alice"), b"k"), scope(None::<&&str>, b"k"));
         assert_eq!(scope(Some(&"alice"), b"k"), scope(Some(&"alice"), b"k"));
+        assert_ne!(scope(Some(&"ab"), b"c"), scope(Some(&"a"), b"bc"));
+    }
+
+    /// The scope is a fixed digest of fixed bytes, the same on every instance, platform and
+    /// Rust version: SHA-1 of `c`, `u64be(5)`, `alice`, `u64be(8)`, `order-42` (computed
+    /// independently: `printf 'c\0\0\0\0\0\0\0\x05alice\0\0\0\0\0\0\0\x08order-42' | sha1sum`);
+    /// without a client key, SHA-1 of `-`, `u64be(8)`, `order-42`.
+    #[test]
+    fn a_scope_is_a_documented_digest() {
+        assert_eq!(
+            scope(Some(&"alice"), b"order-42").to_hex(),
+            "bcc401874a272a2102c44ccad9601c34d2f3eea7"
+        );
+        let shared = "06147d6db6c90165c0177665f6095d3ff2f9f809";
+        assert_eq!(scope(None::<&&str>, b"order-42").to_hex(), shared);
+        assert_eq!(
+            scope(Some(&()), b"order-42").to_hex(),
+            shared,
+            "Global: one scope"
+        );
     }
 
     proptest! {

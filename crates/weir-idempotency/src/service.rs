@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 use tower_service::Service;
+use weir_core::key::StableKey;
 use weir_core::{KeyExtractor, Observer};
 
 use crate::event::Event;
@@ -49,6 +50,7 @@ where
     ResB: Body<Data = Bytes>,
     St: IdempotencyStore,
     X: KeyExtractor<Request<ReqB>>,
+    X::Key: StableKey,
     O: for<'a> Observer<Event<'a>>,
 {
     type Response = Response<crate::body::IdempotencyBody<ResB>>;

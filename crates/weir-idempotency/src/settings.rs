@@ -33,7 +33,15 @@ pub const DEFAULT_MAX_BYTES: usize = 64 * 1024 * 1024;
 pub const MAX_KEY_LEN_LIMIT: usize = 4_096;
 
 /// Where a request must carry an `Idempotency-Key` (a covered method without one gets a 400).
+///
+/// In a configuration file: `required = "never"`, `required = "always"` or
+/// `required = { paths = ["/api/orders"] }`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum Required {
     /// Nowhere (the default): a request without a key runs as if the layer were not there.
@@ -59,17 +67,37 @@ impl Required {
 
 /// The plain settings of an [`IdempotencyLayer`](crate::IdempotencyLayer); the builder holds
 /// one and `build()` checks it ([`validate`](Self::validate)).
+///
+/// With the `serde` feature, a configuration file's `[idempotency]` table reads into one (every
+/// field optional, durations as `"24h"`, methods as names, an unknown field an error), and
+/// [`IdempotencyBuilder::settings`](crate::IdempotencyBuilder::settings) takes it, so a file goes
+/// through the same checks as code:
+///
+/// ```toml
+/// [idempotency]
+/// methods = ["POST", "PATCH"]
+/// required = { paths = ["/api/orders"] }
+/// ttl = "24h"
+/// lease = "30s"
+/// max_response_bytes = 262144
+/// store_server_errors = false
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 #[non_exhaustive]
 pub struct IdempotencySettings {
     /// The methods the layer applies to (default `POST` and `PATCH`); every other request runs
     /// as if the layer were not there.
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "methods"))]
     pub methods: Vec<Method>,
     /// Where a key is required (default: nowhere).
     pub required: Required,
     /// How long a stored response is replayed (more than zero).
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "duration"))]
     pub ttl: Duration,
     /// How long a claim lasts unless renewed (more than zero, at most `ttl`).
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "duration"))]
     pub lease: Duration,
     /// The longest key accepted, in bytes (1 to [`MAX_KEY_LEN_LIMIT`]).
     pub max_key_len: usize,
@@ -78,6 +106,7 @@ pub struct IdempotencySettings {
     /// The longest response body stored, in bytes (at least 1).
     pub max_response_bytes: usize,
     /// The `Retry-After` of a 409 (more than zero).
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "duration"))]
     pub retry_after: Duration,
     /// Whether 4xx responses are stored and replayed (default `true`; `408`, `425` and `429`
     /// never are: they ask the client to try again).
@@ -176,6 +205,27 @@ impl IdempotencySettings {
     }
 }
 
+/// A duration written as weir's configuration files write them (`"30s"`).
+#[cfg(feature = "serde")]
+fn duration<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    <weir_core::config::ConfigDuration as serde::Deserialize>::deserialize(deserializer)
+        .map(weir_core::config::ConfigDuration::get)
+}
+
+/// Methods by name (`"POST"`); a name that is not a method token is an error.
+#[cfg(feature = "serde")]
+fn methods<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<Method>, D::Error> {
+    let names = <Vec<String> as serde::Deserialize>::deserialize(deserializer)?;
+    names
+        .iter()
+        .map(|name| {
+            Method::from_bytes(name.as_bytes()).map_err(|_| {
+                serde::de::Error::custom(format!("methods: `{name}` is not an HTTP method"))
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,5 +261,100 @@ mod tests {
         assert!(!s.stores(http::StatusCode::TOO_MANY_REQUESTS));
         assert!(!s.stores(http::StatusCode::INTERNAL_SERVER_ERROR));
         assert!(!s.stores(http::StatusCode::SERVICE_UNAVAILABLE));
+    }
+}
+
+#[cfg(all(test, feature = "serde"))]
+mod config_tests {
+    use super::*;
+
+    /// A file with an `[idempotency]` table, as weir's other layers read theirs.
+    #[derive(serde::Deserialize)]
+    struct File {
+        idempotency: IdempotencySettings,
+    }
+
+    fn read(toml: &str) -> Result<IdempotencySettings, toml::de::Error> {
+        toml::from_str::<File>(toml).map(|file| file.idempotency)
+    }
+
+    #[test]
+    fn an_idempotency_table_reads_the_settings() {
+        let settings = read(
+            r#"
+            [idempotency]
+            methods = ["POST", "PUT"]
+            required = { paths = ["/api/orders"] }
+            ttl = "1h"
+            lease = "10s"
+            retry_after = "2s"
+            max_key_len = 64
+            max_response_bytes = 4096
+            store_client_errors = false
+            "#,
+        )
+        .unwrap();
+        assert_eq!(settings.methods, [Method::POST, Method::PUT]);
+        assert_eq!(
+            settings.required,
+            Required::Paths(vec!["/api/orders".into()])
+        );
+        assert_eq!(settings.ttl, Duration::from_secs(3600));
+        assert_eq!(settings.lease, Duration::from_secs(10));
+        assert_eq!(settings.retry_after, Duration::from_secs(2));
+        assert_eq!(settings.max_key_len, 64);
+        assert_eq!(settings.max_response_bytes, 4096);
+        assert!(!settings.store_client_errors);
+        // Absent fields keep their defaults.
+        assert_eq!(settings.max_request_bytes, DEFAULT_MAX_REQUEST_BYTES);
+        assert!(!settings.store_server_errors);
+        assert!(settings.validate().is_ok());
+
+        let empty = read("[idempotency]").unwrap();
+        assert_eq!(empty, IdempotencySettings::default());
+        assert_eq!(
+            read("[idempotency]\nrequired = \"always\"")
+                .unwrap()
+                .required,
+            Required::Always
+        );
+    }
+
+    /// A file goes through the same rules as code: the error names the field and the rule.
+    #[test]
+    fn a_broken_table_is_a_config_error_naming_field_and_rule() {
+        let err = read("[idempotency]\nlease = \"2d\"")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(err.is_conflict() && err.field() == "lease", "{err}");
+        assert!(err.to_string().contains("must be at most `ttl`"), "{err}");
+        let err = read("[idempotency]\nmethods = []")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.field(), "methods");
+        let err = read("[idempotency]\nmax_key_len = 5000")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(
+            err.is_out_of_range() && err.field() == "max_key_len",
+            "{err}"
+        );
+        assert!(err.to_string().contains("must be at most 4096"), "{err}");
+        let err = read("[idempotency]\nttl = \"0s\"")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.field(), "ttl");
+
+        // What serde refuses names the field too.
+        let err = read("[idempotency]\nmethods = [\"NOT A METHOD\"]").unwrap_err();
+        assert!(err.to_string().contains("is not an HTTP method"), "{err}");
+        let err = read("[idempotency]\nttl = \"soon\"").unwrap_err();
+        assert!(err.to_string().contains("ttl"), "{err}");
+        let err = read("[idempotency]\nttll = \"1h\"").unwrap_err();
+        assert!(err.to_string().contains("ttll"), "{err}");
     }
 }

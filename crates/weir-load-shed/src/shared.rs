@@ -293,6 +293,10 @@ impl InFlight {
 impl weir_core::OnBodyEnd for InFlight {
     /// Trailers with a gRPC status count by it (#16.5); a plain end keeps what the head said; a
     /// failed body says nothing about load (ignored).
+    // Inline, as the drop below: a response whose body is already at its end (an empty body)
+    // ends its call in `EndBody::new`, on every such call; out of line, the slot's drop glue ran
+    // again, out of line too, after `finish` had emptied it.
+    #[inline]
     fn on_end(self, end: weir_core::BodyEnd<'_>) {
         let outcome = match end {
             weir_core::BodyEnd::Trailers(trailers) => {
@@ -306,6 +310,7 @@ impl weir_core::OnBodyEnd for InFlight {
 }
 
 impl Drop for InFlight {
+    #[inline]
     fn drop(&mut self) {
         if let Some(shared) = self.shared.take() {
             shared.finish(self.on_drop, self.started);
@@ -319,11 +324,20 @@ impl fmt::Debug for InFlight {
     }
 }
 
-/// The load signal of a gRPC status in `headers` (a head or trailers), if there is one.
+/// The load signal of a gRPC status in `headers` (a head or trailers), if there is one. An
+/// empty map (a plain HTTP response with no headers) is answered inline; the look-ups are out
+/// of line.
+#[inline]
 pub(crate) fn grpc_outcome(headers: &http::HeaderMap) -> Option<Outcome> {
     if headers.is_empty() {
-        return None;
+        None
+    } else {
+        grpc_status_outcome(headers)
     }
+}
+
+#[inline(never)]
+fn grpc_status_outcome(headers: &http::HeaderMap) -> Option<Outcome> {
     let code = GrpcCode::from_bytes(headers.get("grpc-status")?.as_bytes())?;
     Some(match code {
         GrpcCode::DeadlineExceeded | GrpcCode::Unavailable => Outcome::Dropped,

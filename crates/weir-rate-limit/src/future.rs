@@ -41,14 +41,14 @@ pin_project! {
             info: Info,
         },
         Rejected {
-            error: Option<BoxError>,
+            error: OutOfLine<BoxError>,
         },
         // Waiting for the store's answer or for a reserved turn: boxed, with the inner service
         // and the request it holds, so that the future of a call admitted at once (every call
         // of an in-memory limiter in reject mode) is the inner future and two words, whatever
         // the request's size, and has nothing else to drop.
         Later {
-            later: Pin<Box<Later<S, Req, D>>>,
+            later: OutOfLine<Pin<Box<Later<S, Req, D>>>>,
         },
     }
 }
@@ -75,40 +75,57 @@ pin_project! {
 }
 
 /// The rate-limit fields an admitted response carries, if any.
-///
-/// Its drop is a null check inline and the box's drop out of line: a call admitted on the plain
-/// happy path (no fields) pays one compare when its future is dropped, not a call into the drop
-/// glue of `Option<Box<RateLimitInfo>>`, which the compiler keeps out of line now that the info
-/// lists every policy of a tier (the figure is in benches/README.md, weir-rate-limit).
-struct Info(ManuallyDrop<Option<Box<RateLimitInfo>>>);
+type Info = OutOfLine<Box<RateLimitInfo>>;
 
-impl Info {
+/// A field of the response future dropped out of line: its drop is a null check inline and
+/// the value's drop in a cold function.
+///
+/// A call admitted on the plain happy path (no rate-limit fields) pays one compare when its
+/// future is dropped. Without it the compiler kept the future's whole drop glue (the boxed
+/// info listing every policy of a tier, the refusal's error, the boxed wait) out of line: a
+/// call and five saved registers on every call (the figures are in benches/README.md,
+/// weir-rate-limit).
+struct OutOfLine<T>(ManuallyDrop<Option<T>>);
+
+impl<T> OutOfLine<T> {
     #[inline]
-    const fn new(info: Option<Box<RateLimitInfo>>) -> Self {
-        Self(ManuallyDrop::new(info))
+    const fn new(value: Option<T>) -> Self {
+        Self(ManuallyDrop::new(value))
     }
 
+    #[inline]
+    fn as_mut(&mut self) -> Option<&mut T> {
+        self.0.as_mut()
+    }
+
+    #[inline]
+    fn take(&mut self) -> Option<T> {
+        self.0.take()
+    }
+}
+
+impl Info {
     #[inline]
     fn as_deref(&self) -> Option<&RateLimitInfo> {
         self.0.as_deref()
     }
 }
 
-impl Drop for Info {
+impl<T> Drop for OutOfLine<T> {
     #[inline]
     fn drop(&mut self) {
         // A test and a branch inline: the `take` (a store) happens out of line, only when
         // there is something to drop.
         if self.0.is_some() {
-            drop_info(&mut self.0);
+            drop_out_of_line(&mut self.0);
         }
     }
 }
 
 #[cold]
 #[inline(never)]
-fn drop_info(info: &mut Option<Box<RateLimitInfo>>) {
-    drop(info.take());
+fn drop_out_of_line<T>(value: &mut Option<T>) {
+    drop(value.take());
 }
 
 impl<F, S, Req, D, P> ResponseFuture<F, S, Req, D, P> {
@@ -125,7 +142,9 @@ impl<F, S, Req, D, P> ResponseFuture<F, S, Req, D, P> {
 
     pub(crate) const fn rejected(error: BoxError, protocol: P) -> Self {
         Self {
-            state: State::Rejected { error: Some(error) },
+            state: State::Rejected {
+                error: OutOfLine::new(Some(error)),
+            },
             protocol,
         }
     }
@@ -134,7 +153,9 @@ impl<F, S, Req, D, P> ResponseFuture<F, S, Req, D, P> {
     #[inline]
     pub(crate) const fn later(later: Pin<Box<Later<S, Req, D>>>, protocol: P) -> Self {
         Self {
-            state: State::Later { later },
+            state: State::Later {
+                later: OutOfLine::new(Some(later)),
+            },
             protocol,
         }
     }
@@ -286,6 +307,7 @@ where
     let StateProj::Later { later } = state.as_mut().project() else {
         return Poll::Ready(None);
     };
+    let later = later.as_mut().expect("polled after completion");
     match later.as_mut().step(cx) {
         Step::Call(future, info) => {
             state.set(State::Calling {
@@ -296,7 +318,9 @@ where
         }
         Step::Pending => Poll::Pending,
         Step::Done(result) => {
-            state.set(State::Rejected { error: None });
+            state.set(State::Rejected {
+                error: OutOfLine::new(None),
+            });
             Poll::Ready(Some(result))
         }
     }
@@ -305,10 +329,13 @@ where
 impl<F, S, Req, D, P> fmt::Debug for ResponseFuture<F, S, Req, D, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
-            State::Later { later } => match later.as_ref().get_ref() {
-                Later::Deciding { .. } => "deciding",
-                Later::Waiting { .. } => "waiting",
-            },
+            State::Later { later } => {
+                match later.0.as_ref().map(|later| later.as_ref().get_ref()) {
+                    Some(Later::Deciding { .. }) => "deciding",
+                    Some(Later::Waiting { .. }) => "waiting",
+                    None => "done",
+                }
+            }
             State::Calling { .. } => "calling",
             State::Rejected { .. } => "rejected",
         };

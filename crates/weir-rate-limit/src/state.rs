@@ -260,8 +260,10 @@ fn above_the_burst(tat: u64, quota: &Quota, cap: u64, now: u64) -> Verdict {
 #[inline(always)]
 fn next_tat(tat: u64, inc: u64, cap: u64, now: u64, max_wait: u64) -> Option<u64> {
     let new = tat.max(now).checked_add(inc)?;
-    let wait = new.saturating_sub(cap).saturating_sub(now);
-    (wait <= max_wait).then_some(new)
+    // `new >= now`, so the wait `new - cap - now` (at least 0) is at most `max_wait` exactly
+    // when `new - now` is at most `cap + max_wait`: one subtraction and one compare (on the
+    // plain path `max_wait` is 0), where the wait itself took two saturating subtractions.
+    (new - now <= cap.saturating_add(max_wait)).then_some(new)
 }
 
 /// Advances `cell` with `next` by compare-and-swap until it sticks or `next` refuses; returns the

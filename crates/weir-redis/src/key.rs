@@ -1,131 +1,15 @@
 //! How a limiter key is written into a Redis key: its bytes, digested to a fixed size.
 
-use std::net::IpAddr;
-
-use http::{HeaderValue, Method};
-use weir_core::{ApiKeyToken, OrKey, RouteKey};
-
-/// A key that can be written into a Redis key name: the same bytes on every instance and every
-/// build (no process-random hash), so every instance of a fleet finds the same state.
+/// A key that can be written into a Redis key name: weir-core's
+/// [`StableKey`](weir_core::key::StableKey), the same bytes on every instance and every build
+/// (no process-random hash), so every instance of a fleet finds the same state.
 ///
 /// The bytes never reach Redis as they are: the store writes a fixed-size digest of them in
 /// the key name (see [`RedisStore::key_name`](crate::RedisStore::key_name)), so a client
-/// sending a long key does not size Redis's memory.
-///
-/// Implemented for the keys of weir-core's extractors (`()`, [`IpAddr`], [`HeaderValue`],
-/// [`ApiKeyToken`], [`RouteKey`], `(Method, RouteKey)`, [`http::uri::Authority`], the
-/// [`OrKey`] of `ApiKey::new().or(PeerIp::new())`), for strings, integers and pairs of keys.
-/// Implement it for your own key type by writing its bytes.
-pub trait RedisKey {
-    /// Appends the key's bytes to `out`.
-    fn write_key(&self, out: &mut Vec<u8>);
-}
-
-impl RedisKey for () {
-    fn write_key(&self, _out: &mut Vec<u8>) {}
-}
-
-impl RedisKey for IpAddr {
-    fn write_key(&self, out: &mut Vec<u8>) {
-        use std::io::Write;
-        let _ = write!(out, "{self}");
-    }
-}
-
-impl RedisKey for str {
-    fn write_key(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.as_bytes());
-    }
-}
-
-impl RedisKey for String {
-    fn write_key(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.as_bytes());
-    }
-}
-
-impl RedisKey for &'static str {
-    fn write_key(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.as_bytes());
-    }
-}
-
-impl RedisKey for [u8] {
-    fn write_key(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self);
-    }
-}
-
-impl RedisKey for HeaderValue {
-    fn write_key(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.as_bytes());
-    }
-}
-
-impl RedisKey for ApiKeyToken {
-    fn write_key(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.as_bytes());
-    }
-}
-
-impl RedisKey for RouteKey {
-    fn write_key(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.as_str().as_bytes());
-    }
-}
-
-impl RedisKey for Method {
-    fn write_key(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.as_str().as_bytes());
-    }
-}
-
-impl RedisKey for http::uri::Authority {
-    fn write_key(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.as_str().as_bytes());
-    }
-}
-
-macro_rules! integers {
-    ($($t:ty),*) => {$(
-        impl RedisKey for $t {
-            fn write_key(&self, out: &mut Vec<u8>) {
-                use std::io::Write;
-                let _ = write!(out, "{self}");
-            }
-        }
-    )*};
-}
-
-integers!(
-    u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize
-);
-
-impl<A: RedisKey, B: RedisKey> RedisKey for (A, B) {
-    fn write_key(&self, out: &mut Vec<u8>) {
-        self.0.write_key(out);
-        // A separator that a header value, route or address never holds.
-        out.push(0);
-        self.1.write_key(out);
-    }
-}
-
-impl<A: RedisKey, B: RedisKey> RedisKey for OrKey<A, B> {
-    /// A tag first (`L` or `R`), so that equal keys from the two extractors stay two keys, as
-    /// `OrKey` compares them: an API key `127.0.0.1` is not the address `127.0.0.1`.
-    fn write_key(&self, out: &mut Vec<u8>) {
-        match self {
-            Self::Left(key) => {
-                out.push(b'L');
-                key.write_key(out);
-            }
-            Self::Right(key) => {
-                out.push(b'R');
-                key.write_key(out);
-            }
-        }
-    }
-}
+/// sending a long key does not size Redis's memory. Implemented for the keys of weir-core's
+/// extractors, strings, integers and pairs of keys; implement it for your own key type by
+/// writing its bytes.
+pub use weir_core::key::StableKey as RedisKey;
 
 /// The hex digits of a key's digest in a Redis key name (128 bits).
 pub(crate) const DIGEST_LEN: usize = 32;
@@ -186,22 +70,17 @@ const HEX: [u8; 16] = *b"0123456789abcdef";
 
 #[cfg(test)]
 mod tests {
+    use weir_core::OrKey;
+
     use super::*;
 
-    fn written(key: &impl RedisKey) -> Vec<u8> {
-        let mut out = Vec::new();
-        key.write_key(&mut out);
-        out
-    }
-
-    /// The gateway example keys by `ApiKey.or(PeerIp)` in Redis: the two sides never meet.
+    /// The gateway example keys by `ApiKey.or(PeerIp)` in Redis: the two sides never meet
+    /// (their bytes are tested in weir-core).
     #[test]
     fn or_keys_from_either_side_stay_apart() {
-        let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        let left: OrKey<&'static str, IpAddr> = OrKey::Left("127.0.0.1");
-        let right: OrKey<&'static str, IpAddr> = OrKey::Right(ip);
-        assert_eq!(written(&left), b"L127.0.0.1");
-        assert_eq!(written(&right), b"R127.0.0.1");
+        let ip: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        let left: OrKey<&'static str, std::net::IpAddr> = OrKey::Left("127.0.0.1");
+        let right: OrKey<&'static str, std::net::IpAddr> = OrKey::Right(ip);
         assert_ne!(
             KeyDigest::of(Some(&left)).as_str(),
             KeyDigest::of(Some(&right)).as_str()

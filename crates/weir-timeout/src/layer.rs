@@ -7,7 +7,7 @@ use tower_layer::Layer;
 use weir_core::Name;
 
 use crate::service::Timeout;
-use crate::shared::Parts;
+use crate::shared::{Flags, Parts};
 
 /// A layer that bounds how long the inner service may take, and carries the deadline along.
 ///
@@ -51,8 +51,7 @@ impl TimeoutLayer {
                 incoming: None,
                 propagate: None,
                 floor: None,
-                reject_malformed: false,
-                expose: true,
+                flags: Flags::exposing(true),
             },
         }
     }

@@ -66,16 +66,21 @@ where
     fn call(&mut self, mut req: Req) -> Self::Future {
         let config = &self.config;
         // Server mode set to refuse a malformed timeout header (#16.2): one flag read otherwise.
-        if config.reject_malformed && req.headers().is_some_and(malformed_timeout) {
+        if config.flags.reject_malformed() && req.headers().is_some_and(malformed_timeout) {
             return ResponseFuture::rejected(
                 malformed(config),
                 config.name.clone(),
                 config.observer.clone(),
             );
         }
+        // An empty header map holds no malformed header: not handed out of line (a call on
+        // every request of a server stack otherwise).
         #[cfg(feature = "tracing")]
-        if let (Some(_), false, Some(headers)) =
-            (config.incoming, config.reject_malformed, req.headers())
+        if let (Some(_), false, Some(headers)) = (
+            config.incoming,
+            config.flags.reject_malformed(),
+            req.headers(),
+        ) && !headers.is_empty()
         {
             log_ignored(headers, &config.name);
         }
@@ -182,7 +187,7 @@ fn start_http<P, O, Req: Carrier>(
         _ => None,
     };
     // Server mode's floor (#16.2): a deadline too short to do anything in is refused or raised.
-    let incoming = match (incoming, config.floor, config.incoming) {
+    let incoming = match (incoming, config.floor(), config.incoming) {
         (Some(d), Some((floor, below)), Some(_)) => {
             Some(state::apply_floor(d, Instant::now(), floor, below)?)
         }
@@ -192,7 +197,7 @@ fn start_http<P, O, Req: Carrier>(
         return state::start_relative(own).ok_or_else(|| Deadline::at(Instant::now()));
     };
     let outer = Deadline::get(extensions);
-    if !config.expose && incoming.is_none() && outer.is_none() {
+    if !config.flags.expose() && incoming.is_none() && outer.is_none() {
         // Nothing to store and nobody else's deadline (server mode, no deadline sent): as for a
         // request with no HTTP parts, the clock is read only if the call does not answer at
         // once.

@@ -11,6 +11,10 @@ use crate::state::BelowFloor;
 
 /// What every service of a layer is configured with: the policy, the observer, and the
 /// settings as `call` reads them (the server-mode flags worked out once, at build).
+///
+/// Kept small: a client stack's retry clones the attempt timeout below it on every call, so
+/// every field here is copied once a call (the figures are in benches/README.md, stacks). The
+/// floor's `BelowFloor` and the two flags share one byte.
 #[derive(Clone)]
 pub(crate) struct Parts<P, O> {
     pub(crate) policy: Option<P>,
@@ -18,13 +22,60 @@ pub(crate) struct Parts<P, O> {
     pub(crate) observer: O,
     pub(crate) incoming: Option<Duration>,
     pub(crate) propagate: Option<Duration>,
-    /// Server mode: the shortest incoming deadline honoured as sent, and what to do below it.
-    pub(crate) floor: Option<(Duration, BelowFloor)>,
-    /// Server mode: a malformed incoming timeout header is refused (400), not ignored.
-    pub(crate) reject_malformed: bool,
+    /// Server mode: the shortest incoming deadline honoured as sent (what to do below it is
+    /// in `flags`).
+    pub(crate) floor: Option<Duration>,
+    pub(crate) flags: Flags,
+}
+
+/// The layer's yes/no settings in one byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Flags(u8);
+
+impl Flags {
     /// Whether the deadline is stored in the request's extensions even when the request did not
     /// carry one (see `TimeoutBuilder::expose_deadline`).
-    pub(crate) expose: bool,
+    const EXPOSE: u8 = 1;
+    /// Server mode: a malformed incoming timeout header is refused (400), not ignored.
+    const REJECT_MALFORMED: u8 = 1 << 1;
+    /// Server mode: a deadline below the floor is raised to it ([`BelowFloor::Raise`]), not
+    /// refused.
+    const RAISE: u8 = 1 << 2;
+
+    /// The flags of a layer that exposes its deadline (or not), and nothing else.
+    pub(crate) const fn exposing(expose: bool) -> Self {
+        Self(if expose { Self::EXPOSE } else { 0 })
+    }
+
+    const fn new(expose: bool, reject_malformed: bool, below: Option<BelowFloor>) -> Self {
+        let mut bits = Self::exposing(expose).0;
+        if reject_malformed {
+            bits |= Self::REJECT_MALFORMED;
+        }
+        if let Some(BelowFloor::Raise) = below {
+            bits |= Self::RAISE;
+        }
+        Self(bits)
+    }
+
+    #[inline]
+    pub(crate) const fn expose(self) -> bool {
+        self.0 & Self::EXPOSE != 0
+    }
+
+    #[inline]
+    pub(crate) const fn reject_malformed(self) -> bool {
+        self.0 & Self::REJECT_MALFORMED != 0
+    }
+
+    #[inline]
+    pub(crate) const fn below_floor(self) -> BelowFloor {
+        if self.0 & Self::RAISE != 0 {
+            BelowFloor::Raise
+        } else {
+            BelowFloor::Reject
+        }
+    }
 }
 
 impl<P, O> Parts<P, O> {
@@ -33,13 +84,22 @@ impl<P, O> Parts<P, O> {
         Self {
             policy,
             observer,
-            reject_malformed: settings.rejects_malformed(),
-            expose: settings.exposes(),
+            flags: Flags::new(
+                settings.exposes(),
+                settings.rejects_malformed(),
+                settings.incoming_floor.map(|(_, below)| below),
+            ),
             incoming: settings.incoming,
             propagate: settings.propagate,
-            floor: settings.incoming_floor,
+            floor: settings.incoming_floor.map(|(floor, _)| floor),
             name: settings.name,
         }
+    }
+
+    /// Server mode's floor and what to do below it.
+    #[inline]
+    pub(crate) fn floor(&self) -> Option<(Duration, BelowFloor)> {
+        self.floor.map(|floor| (floor, self.flags.below_floor()))
     }
 }
 
@@ -53,7 +113,44 @@ impl<P, O> fmt::Debug for Parts<P, O> {
             )
             .field("incoming", &self.incoming)
             .field("propagate", &self.propagate)
-            .field("expose", &self.expose)
+            .field("expose", &self.flags.expose())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The settings go into the one flags byte and come out as they went in.
+    #[test]
+    fn the_flags_keep_every_setting() {
+        for expose in [false, true] {
+            for reject in [false, true] {
+                for below in [None, Some(BelowFloor::Reject), Some(BelowFloor::Raise)] {
+                    let flags = Flags::new(expose, reject, below);
+                    assert_eq!(flags.expose(), expose);
+                    assert_eq!(flags.reject_malformed(), reject);
+                    assert_eq!(
+                        flags.below_floor(),
+                        below.unwrap_or(BelowFloor::Reject),
+                        "{below:?}"
+                    );
+                }
+            }
+        }
+        let settings = TimeoutSettings {
+            incoming: Some(Duration::from_secs(30)),
+            incoming_floor: Some((Duration::from_millis(50), BelowFloor::Raise)),
+            reject_malformed_incoming: true,
+            ..TimeoutSettings::default()
+        };
+        let parts = Parts::<Duration, ()>::new(None, (), settings);
+        assert_eq!(
+            parts.floor(),
+            Some((Duration::from_millis(50), BelowFloor::Raise))
+        );
+        assert!(parts.flags.reject_malformed());
+        assert!(!parts.flags.expose());
     }
 }

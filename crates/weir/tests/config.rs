@@ -286,3 +286,37 @@ async fn a_server_file_sets_the_incoming_floor() {
     assert_eq!(err.field(), "incoming_floor");
     assert!(tables("[server]\nbelow_floor = \"wait\"\n").is_err());
 }
+
+/// #23: an `[idempotency]` table beside weir's others reads into `IdempotencySettings` (the
+/// `config` feature turns on weir-idempotency's `serde`), and `build()` checks it as code.
+#[cfg(feature = "idempotency")]
+#[test]
+fn an_idempotency_table_builds_the_layer_and_a_broken_one_is_refused_by_name() {
+    use weir::idempotency::{IdempotencyLayer, IdempotencySettings};
+
+    #[derive(serde::Deserialize)]
+    struct File {
+        idempotency: IdempotencySettings,
+    }
+    let file: File = toml::from_str(
+        r#"
+        [idempotency]
+        required = { paths = ["/api/orders"] }
+        ttl = "1h"
+        "#,
+    )
+    .unwrap();
+    assert_eq!(file.idempotency.ttl, Duration::from_secs(3600));
+    IdempotencyLayer::builder()
+        .settings(file.idempotency)
+        .build()
+        .expect("a valid table builds");
+
+    let file: File = toml::from_str("[idempotency]\nttl = \"1s\"\nlease = \"1m\"").unwrap();
+    let err: ConfigError = IdempotencyLayer::builder()
+        .settings(file.idempotency)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.field(), "lease");
+    assert!(err.to_string().contains("must be at most `ttl`"), "{err}");
+}

@@ -351,3 +351,25 @@ async fn server_stack_holds_client_deadlines_to_its_incoming_floor() {
         "without a floor the handler ran"
     );
 }
+
+/// The future of a request through the stack is the protected path's and a tag: a probe's (the
+/// request and a readied clone of the direct path) is boxed, so it does not make every
+/// request's future the size of a request, a future each outer future and the server then move
+/// in turn (#15: the server stack's instruction count, benches/README.md).
+#[test]
+fn the_server_stacks_future_is_smaller_than_a_request() {
+    fn future_size<S: tower::Service<Request<String>>>(_: &S) -> usize {
+        size_of::<S::Future>()
+    }
+    // An `async` handler, as a real one: its future holds nothing before it runs.
+    let handler =
+        service_fn(|_: Request<String>| async { Ok::<_, io::Error>(Response::new(String::new())) });
+    let stack = ServerStack::builder().build().unwrap().layer(handler);
+    let size = future_size(&stack);
+    eprintln!("ServerStack's future over an async handler: {size} bytes");
+    assert!(
+        size < size_of::<Request<String>>(),
+        "{size} bytes, a request is {}",
+        size_of::<Request<String>>()
+    );
+}

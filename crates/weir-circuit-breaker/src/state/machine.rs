@@ -263,8 +263,9 @@ impl Breaker {
     }
 
     /// Records the outcome of an admitted call. `now` is read only for a time window or when the
-    /// circuit opens.
-    #[inline]
+    /// circuit opens. Always inlined: a dispatch on the permit's kind, whose counted branch is
+    /// every call's (the probe's branch stays out of line).
+    #[inline(always)]
     pub(crate) fn record(
         &self,
         permit: Permit,
@@ -294,7 +295,7 @@ impl Breaker {
             & (self.consecutive.load(Ordering::Relaxed) == 0)
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn record_counted(
         &self,
         permit: Permit,
@@ -373,6 +374,7 @@ impl Breaker {
         None
     }
 
+    #[inline(never)]
     pub(super) fn record_probe(
         &self,
         permit: Permit,

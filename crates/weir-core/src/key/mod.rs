@@ -18,6 +18,7 @@ mod cidr;
 pub(crate) mod extractor;
 mod peer;
 mod route;
+mod stable;
 
 use std::hash::Hash;
 
@@ -33,6 +34,7 @@ pub use self::peer::{ForwardedHeader, PeerIp};
 #[cfg(feature = "axum")]
 pub use self::route::Route;
 pub use self::route::{Authority, MethodPath, RouteKey};
+pub use self::stable::StableKey;
 
 /// What a keyed layer does with a request whose extractor returns no key.
 ///

@@ -160,10 +160,11 @@ impl RedisStore {
         self.inner.policy
     }
 
-    /// The Redis key of a scope: `<prefix>:{<hex digest>}`.
+    /// The Redis key of a scope: `<prefix>:{<hex digest>}`, the only key the store writes for
+    /// it (the braces are a Redis Cluster hash tag: every script runs on that key's one slot).
     #[must_use]
     pub fn key_name(&self, scope: &Digest) -> String {
-        format!("{}:{{{}}}", self.inner.prefix, scope.to_hex())
+        self.inner.key(scope)
     }
 }
 
@@ -488,6 +489,38 @@ mod tests {
         headers.append("x-a", HeaderValue::from_static("1: two"));
         headers.append("x-a", HeaderValue::from_static("3"));
         assert_eq!(decode_headers(&encode_headers(&headers)), headers);
+    }
+
+    /// The Redis key of a known client and key is a known string: the scope digest is fixed
+    /// (see `key::scope`), so two instances and two versions meet on one key. Its only braces
+    /// are the Cluster hash tag, the whole digest, and every script touches that one key
+    /// (`KEYS[1]`), so a claim, completion, release or renewal is on one slot.
+    #[test]
+    fn the_key_layout_is_fixed_and_one_hash_tag_per_key() {
+        let store = RedisStore::builder("redis://127.0.0.1:1").build().unwrap();
+        let alice = crate::key::scope(Some(&"alice"), b"order-42");
+        let name = store.key_name(&alice);
+        assert_eq!(name, "weir:idem:{bcc401874a272a2102c44ccad9601c34d2f3eea7}");
+        let tag = &name[name.find('{').unwrap() + 1..name.find('}').unwrap()];
+        assert_eq!(tag, alice.to_hex());
+        assert_eq!(name.matches('{').count(), 1);
+        for script in [CLAIM, COMPLETE, RELEASE_OR_RENEW] {
+            assert!(script.contains("KEYS[1]") && !script.contains("KEYS[2]"));
+        }
+        let bob = crate::key::scope(Some(&"bob"), b"order-42");
+        assert_ne!(
+            store.key_name(&bob),
+            name,
+            "one client's key is not another's"
+        );
+        let prefixed = RedisStore::builder("redis://127.0.0.1:1")
+            .prefix("shop:idem")
+            .build()
+            .unwrap();
+        assert_eq!(
+            prefixed.key_name(&alice),
+            "shop:idem:{bcc401874a272a2102c44ccad9601c34d2f3eea7}"
+        );
     }
 
     #[test]
