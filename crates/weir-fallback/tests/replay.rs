@@ -89,6 +89,15 @@ async fn post_order(key: Option<&str>) -> http::Request<ChannelBody> {
     req.body(body).unwrap()
 }
 
+/// One call through `svc`, ready first; the test fails on an error.
+async fn send<S, R>(svc: &mut S, req: R) -> S::Response
+where
+    S: Service<R>,
+    S::Error: std::fmt::Debug,
+{
+    svc.ready().await.unwrap().call(req).await.unwrap()
+}
+
 async fn text(res: http::Response<Incoming>) -> String {
     let bytes = res.into_body().collect().await.unwrap().to_bytes();
     String::from_utf8(bytes.to_vec()).unwrap()
@@ -108,26 +117,14 @@ async fn a_post_body_reaches_the_alternative_when_the_primary_fails() {
         .unwrap();
     let mut svc = ServiceBuilder::new().layer(layer).service(client(primary));
 
-    let res = svc
-        .ready()
-        .await
-        .unwrap()
-        .call(post_order(None).await)
-        .await;
-    let res = res.unwrap();
+    let res = send(&mut svc, post_order(None).await).await;
     assert_eq!(res.status(), 200);
     assert!(res.headers().get(FALLBACK_HEADER).is_none());
     assert_eq!(text(res).await, "primary took order 7");
     assert!(replica_seen.bodies().is_empty());
 
     down.store(true, SeqCst);
-    let res = svc
-        .ready()
-        .await
-        .unwrap()
-        .call(post_order(None).await)
-        .await;
-    let res = res.unwrap();
+    let res = send(&mut svc, post_order(None).await).await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()[FALLBACK_HEADER], "service");
     assert_eq!(text(res).await, "replica took order 7");
@@ -152,13 +149,7 @@ async fn a_body_over_the_limit_skips_the_alternative() {
         .unwrap();
     let mut svc = ServiceBuilder::new().layer(layer).service(client(primary));
 
-    let res = svc
-        .ready()
-        .await
-        .unwrap()
-        .call(post_order(None).await)
-        .await;
-    let res = res.unwrap();
+    let res = send(&mut svc, post_order(None).await).await;
     assert_eq!(res.status(), 503);
     assert_eq!(text(res).await, "primary took order 7");
     assert_eq!(primary_seen.bodies(), ["order 7"]);
@@ -180,22 +171,11 @@ async fn the_replay_decides_which_posts_go_to_the_alternative() {
         .unwrap();
     let mut svc = ServiceBuilder::new().layer(layer).service(client(primary));
 
-    let res = svc
-        .ready()
-        .await
-        .unwrap()
-        .call(post_order(None).await)
-        .await;
-    assert_eq!(res.unwrap().status(), 503);
+    let res = send(&mut svc, post_order(None).await).await;
+    assert_eq!(res.status(), 503);
     assert!(replica_seen.bodies().is_empty());
 
-    let res = svc
-        .ready()
-        .await
-        .unwrap()
-        .call(post_order(Some("order-7")).await)
-        .await;
-    let res = res.unwrap();
+    let res = send(&mut svc, post_order(Some("order-7")).await).await;
     assert_eq!(res.status(), 200);
     assert_eq!(text(res).await, "replica took order 7");
     assert_eq!(replica_seen.bodies(), ["order 7"]);
@@ -222,13 +202,8 @@ async fn a_switched_post_goes_to_the_alternative_with_its_body() {
     handle.set_forced(true);
     let mut svc = ServiceBuilder::new().layer(layer).service(primary);
 
-    let res = svc
-        .ready()
-        .await
-        .unwrap()
-        .call(post_order(None).await)
-        .await;
-    assert_eq!(text(res.unwrap()).await, "replica took order 7");
+    let res = send(&mut svc, post_order(None).await).await;
+    assert_eq!(text(res).await, "replica took order 7");
     assert_eq!(calls.load(SeqCst), 0);
     assert!(primary_seen.bodies().is_empty());
     assert_eq!(replica_seen.bodies(), ["order 7"]);
