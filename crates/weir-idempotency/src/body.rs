@@ -66,6 +66,8 @@ impl<B: Body> IdempotencyBody<B> {
         rest: Option<Pin<Box<B>>>,
     ) -> Self {
         Self {
+            // Boxed: only a response too large to keep takes this path (a keyed request's,
+            // never a plain one's), and it keeps the body type small for every other answer.
             kind: Kind::Prefix {
                 prefix: Box::new(Prefix {
                     frames,

@@ -190,6 +190,9 @@ where
 
     fn keyed(keyed: Keyed<S, ReqB, ResB, St, X, O>) -> Self {
         Self {
+            // Boxed: only a request that carries an `Idempotency-Key` on a covered method (it
+            // talks to the store and allocates anyway); a plain request's future stays the
+            // handler's own in the `Plain` variant, with no allocation.
             kind: Kind::Keyed {
                 keyed: Box::pin(keyed),
             },
@@ -400,6 +403,8 @@ where
                             this.state.set(State::Running {
                                 fut,
                                 guard: Some(guard),
+                                // Boxed: the lease's renewal timer, on a keyed request
+                                // holding a claim only, never on the plain path.
                                 renew: Box::pin(tokio::time::sleep(every)),
                             });
                             continue;
