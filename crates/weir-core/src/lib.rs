@@ -12,12 +12,14 @@ mod config_error;
 mod deadline;
 pub mod degrade;
 mod error;
+pub mod inspect;
 pub mod key;
 pub mod keyed;
 mod name;
 pub mod observer;
 mod outcome;
 pub mod protocol;
+pub mod reconfigure;
 pub mod response;
 pub mod wire;
 
