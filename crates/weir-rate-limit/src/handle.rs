@@ -17,7 +17,7 @@ use crate::tier::TierOf;
 /// [`RateLimitLayer::handle`](crate::RateLimitLayer::handle) or
 /// [`RateLimitBuilder::build_with_handle`](crate::RateLimitBuilder::build_with_handle).
 pub struct RateLimitHandle<X, St, T, C, O, P> {
-    limiter: Arc<Limiter<X, St, T, C, O, P>>,
+    pub(crate) limiter: Arc<Limiter<X, St, T, C, O, P>>,
 }
 
 impl<X, St, T, C, O, P> RateLimitHandle<X, St, T, C, O, P> {
@@ -60,9 +60,9 @@ impl<X, A: Algorithm, T, C, O, P> RateLimitHandle<X, MemoryStore<A>, T, C, O, P>
         T: TierOf<K>,
     {
         let lim = &self.limiter;
-        let tier = lim.tier_index(Some(key));
-        let verdicts = lim.store.peek_key(key, &lim.tiers[tier], Instant::now());
-        infos(&lim.tiers[tier], verdicts)
+        let tier = &lim.tiers.current().1[lim.tier_index(Some(key))];
+        let verdicts = lim.store.peek_key(key, tier, Instant::now());
+        infos(tier, verdicts)
     }
 
     /// Resets one key: its state is forgotten and its next request starts with every quota
@@ -72,8 +72,8 @@ impl<X, A: Algorithm, T, C, O, P> RateLimitHandle<X, MemoryStore<A>, T, C, O, P>
         T: TierOf<K>,
     {
         let lim = &self.limiter;
-        let tier = lim.tier_index(Some(key));
-        lim.store.forget(key, &lim.tiers[tier])
+        let tier = &lim.tiers.current().1[lim.tier_index(Some(key))];
+        lim.store.forget(key, tier)
     }
 
     /// The number of keys with a state of their own (idle keys are evicted by the limiter).
@@ -114,7 +114,7 @@ impl<X, St, T, C, O, P> RateLimitHandle<X, St, T, C, O, P> {
         St: AdminStore<K>,
     {
         let lim = &self.limiter;
-        let tier = &lim.tiers[lim.tier_index(Some(key))];
+        let tier = &lim.tiers.current().1[lim.tier_index(Some(key))];
         let verdicts = lim.store.peek(key, tier).await?;
         Ok(infos(tier, verdicts))
     }
@@ -136,7 +136,7 @@ impl<X, St, T, C, O, P> RateLimitHandle<X, St, T, C, O, P> {
         St: AdminStore<K>,
     {
         let lim = &self.limiter;
-        let tier = &lim.tiers[lim.tier_index(Some(key))];
+        let tier = &lim.tiers.current().1[lim.tier_index(Some(key))];
         lim.store.forget(key, tier).await
     }
 }

@@ -163,7 +163,11 @@ impl<S, X, St, T, C, O, P> RateLimit<S, X, St, T, C, O, P> {
             };
             let headers = protocol.writes_headers();
             let ask = Ask { cost, max_wait };
-            let tiers = &lim.tiers[tier];
+            // One table for the whole request: its decision and its response fields read one
+            // version of the settings.
+            let (table, tiers) = lim.tiers.current();
+            let tiers = &tiers[tier];
+            let tier = (table, tier);
             match lim
                 .store
                 .decide_now(key.as_ref(), tiers, ask, !headers, now)
@@ -243,7 +247,7 @@ impl<S, X, St, T, C, O, P> RateLimit<S, X, St, T, C, O, P> {
         now: Instant,
         req: Req,
         key: Option<K>,
-        tier: usize,
+        tier: (usize, usize),
         cost: u32,
         style: Option<weir_core::HeaderStyle>,
     ) -> Pin<Box<Later<S, Req, St::Future>>>

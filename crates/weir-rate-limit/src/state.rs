@@ -494,14 +494,25 @@ const FRESH: u64 = u64::MAX;
 struct Tokens {
     tokens: i64,
     tick: u64,
+    /// The period `tick` counts, in nanoseconds: a quota applied at run time with another
+    /// period restarts the count.
+    period: u64,
 }
 
 impl Tokens {
     fn refill(&mut self, quota: &Quota, now: u64) {
-        let tick = now / quota.period_nanos();
-        if self.tick == FRESH {
-            // A new bucket is full and starts counting periods at its first decision.
+        let period = quota.period_nanos();
+        let tick = now / period;
+        if self.tick == FRESH || self.period != period {
+            // A new bucket is full and starts counting periods at its first decision. A bucket
+            // whose quota changed period at run time keeps its tokens (at most the new burst)
+            // and counts the new periods from the one holding now: no refill for the part of
+            // an old period already gone, so a change never adds tokens.
+            if self.tick != FRESH {
+                self.tokens = self.tokens.min(i64::from(quota.burst_size()));
+            }
             self.tick = tick;
+            self.period = period;
             return;
         }
         if tick > self.tick {
@@ -563,6 +574,7 @@ impl Algorithm for TokenBucket {
             inner: Mutex::new(Tokens {
                 tokens: i64::from(quota.burst_size()),
                 tick: FRESH,
+                period: quota.period_nanos(),
             }),
             rest_at: AtomicU64::new(0),
         }
@@ -638,11 +650,17 @@ struct Windows {
     window: u64,
     current: u64,
     previous: u64,
+    /// The period `window` counts, in nanoseconds (0 before the first decision).
+    period: u64,
 }
 
 impl Windows {
     fn roll(&mut self, quota: &Quota, now: u64) {
-        let w = now / quota.period_nanos();
+        let p = quota.period_nanos();
+        if self.period != p {
+            self.repace(p, now);
+        }
+        let w = now / p;
         if w == self.window {
             return;
         }
@@ -655,6 +673,26 @@ impl Windows {
         self.window = w;
     }
 
+    /// A quota applied at run time with another period (or the first decision): the counts
+    /// carry over into the window of the new period that holds `now`, where they were still
+    /// counting under the old one (the current window's as current, the one before as
+    /// previous), so a change never frees room. Off the happy path.
+    #[cold]
+    fn repace(&mut self, p: u64, now: u64) {
+        if self.period != 0 {
+            let old = now / self.period;
+            if old == self.window.saturating_add(1) {
+                self.previous = self.current;
+                self.current = 0;
+            } else if old != self.window {
+                self.previous = 0;
+                self.current = 0;
+            }
+        }
+        self.window = now / p;
+        self.period = p;
+    }
+
     fn fixed(&mut self, quota: &Quota, cost: u32, now: u64) -> Verdict {
         self.roll(quota, now);
         let rate = u64::from(quota.rate());
@@ -665,13 +703,13 @@ impl Windows {
         let until_end = end.saturating_sub(now);
         let cost = u64::from(cost);
         if cost > rate {
-            return Verdict::never(rate - self.current, until_end);
+            return Verdict::never(rate.saturating_sub(self.current), until_end);
         }
         if self.current + cost > rate {
-            return Verdict::refused(until_end, rate - self.current, until_end);
+            return Verdict::refused(until_end, rate.saturating_sub(self.current), until_end);
         }
         self.current += cost;
-        Verdict::admitted(0, rate - self.current, until_end)
+        Verdict::admitted(0, rate.saturating_sub(self.current), until_end)
     }
 
     fn fixed_rest_at(&self, quota: &Quota) -> u64 {

@@ -41,6 +41,10 @@ impl Tier {
     pub fn quotas(&self) -> &[Quota] {
         &self.quotas
     }
+
+    pub(crate) const fn name_ref(&self) -> &Name {
+        &self.name
+    }
 }
 
 /// A store's answer to one request.
