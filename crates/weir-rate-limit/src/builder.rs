@@ -8,9 +8,9 @@ use weir_core::{ConfigError, HeaderStyle, KeyedConfig, MissingKey, Name, Observe
 use crate::event::Event;
 use crate::handle::RateLimitHandle;
 use crate::layer::RateLimitLayer;
+use crate::live::Tables;
 use crate::protocol::{AnyProtocol, Http};
 use crate::quota::Quota;
-use crate::live::Tables;
 #[cfg(test)]
 use crate::settings::PATTERN;
 use crate::shared::{Limiter, Mode};

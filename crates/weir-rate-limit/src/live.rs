@@ -138,9 +138,7 @@ mod tests {
         assert_eq!(locate(3), (2, 0));
         let tables = Tables::new(table(1));
         for rate in 2..40 {
-            tables
-                .install(table(rate), |_, _| Ok::<_, ()>(()))
-                .unwrap();
+            tables.install(table(rate), |_, _| Ok::<_, ()>(())).unwrap();
             let (i, now) = tables.current();
             assert_eq!(i, rate as usize - 1);
             assert_eq!(now[0].quotas()[0].rate(), rate);

@@ -65,7 +65,10 @@ impl RateLimitSettings {
     /// The settings of a built table (the default tier first).
     pub(crate) fn of(table: &[Tier]) -> Self {
         let mut tiers = table.iter();
-        let quotas = tiers.next().map(|t| t.quotas().to_vec()).unwrap_or_default();
+        let quotas = tiers
+            .next()
+            .map(|t| t.quotas().to_vec())
+            .unwrap_or_default();
         Self {
             quotas,
             tiers: tiers

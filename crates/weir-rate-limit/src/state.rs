@@ -503,17 +503,20 @@ impl Tokens {
     fn refill(&mut self, quota: &Quota, now: u64) {
         let period = quota.period_nanos();
         let tick = now / period;
-        if self.tick == FRESH || self.period != period {
-            // A new bucket is full and starts counting periods at its first decision. A bucket
-            // whose quota changed period at run time keeps its tokens (at most the new burst)
-            // and counts the new periods from the one holding now: no refill for the part of
-            // an old period already gone, so a change never adds tokens.
-            if self.tick != FRESH {
-                self.tokens = self.tokens.min(i64::from(quota.burst_size()));
-            }
+        if self.tick == FRESH {
+            // A new bucket is full and starts counting periods at its first decision.
             self.tick = tick;
             self.period = period;
             return;
+        }
+        if self.period != period {
+            // A quota applied at run time with another period: the bucket keeps its tokens (at
+            // most the new burst), and its last refill is taken at the start of the new period
+            // that held the old one's start (as weir-redis's script does).
+            self.tokens = self.tokens.min(i64::from(quota.burst_size()));
+            let start = u128::from(self.tick) * u128::from(self.period);
+            self.tick = u64::try_from(start / u128::from(period)).unwrap_or(tick);
+            self.period = period;
         }
         if tick > self.tick {
             let add = u128::from(tick - self.tick) * u128::from(quota.rate());
@@ -673,23 +676,18 @@ impl Windows {
         self.window = w;
     }
 
-    /// A quota applied at run time with another period (or the first decision): the counts
-    /// carry over into the window of the new period that holds `now`, where they were still
-    /// counting under the old one (the current window's as current, the one before as
-    /// previous), so a change never frees room. Off the happy path.
+    /// A quota applied at run time with another period (or the first decision): the old
+    /// windows' counts are taken as counted in the new period's window that holds the old
+    /// current window's start (as weir-redis's scripts do), and `roll` moves on from there, so
+    /// a change never frees room. Off the happy path.
     #[cold]
     fn repace(&mut self, p: u64, now: u64) {
-        if self.period != 0 {
-            let old = now / self.period;
-            if old == self.window.saturating_add(1) {
-                self.previous = self.current;
-                self.current = 0;
-            } else if old != self.window {
-                self.previous = 0;
-                self.current = 0;
-            }
-        }
-        self.window = now / p;
+        self.window = if self.period == 0 {
+            now / p
+        } else {
+            let start = u128::from(self.window) * u128::from(self.period);
+            u64::try_from(start / u128::from(p)).unwrap_or(now / p)
+        };
         self.period = p;
     }
 

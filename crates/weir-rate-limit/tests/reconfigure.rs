@@ -60,7 +60,10 @@ async fn a_raised_quota_takes_effect_at_once() {
             in_the_next_second += 1;
         }
     }
-    assert_eq!(in_the_next_second, 10, "10 in the second after the raise, not 2");
+    assert_eq!(
+        in_the_next_second, 10,
+        "10 in the second after the raise, not 2"
+    );
     // A raised burst: the room is there at once, on the same key's state.
     handle
         .apply(only(Quota::per_second(10).burst(30)))
@@ -69,7 +72,10 @@ async fn a_raised_quota_takes_effect_at_once() {
     while admitted(&mut svc, 7).await {
         at_once += 1;
     }
-    assert_eq!(at_once, 20, "the 20 units the raised burst adds, not a reset bucket's 30");
+    assert_eq!(
+        at_once, 20,
+        "the 20 units the raised burst adds, not a reset bucket's 30"
+    );
 }
 
 /// The bound each algorithm keeps in a window of `w` from any instant: units admitted at most.
@@ -249,7 +255,10 @@ async fn a_response_reads_one_version_of_the_settings() {
             .call(Request::new(()))
             .await
             .expect("infallible");
-        let policy = res.headers()["ratelimit-policy"].to_str().expect("ascii").to_owned();
+        let policy = res.headers()["ratelimit-policy"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
         assert!(
             policy == r#""api";q=100;w=1"# || policy == r#""api";q=1000;w=60"#,
             "a policy of half the settings: {policy}"
