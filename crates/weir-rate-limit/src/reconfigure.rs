@@ -64,6 +64,17 @@ impl<X, St, T, C, O, P> Reconfigure for RateLimitHandle<X, St, T, C, O, P> {
 }
 
 impl<X, St, T, C, O, P> RateLimitHandle<X, St, T, C, O, P> {
+    /// Whether [`apply`](Reconfigure::apply) would take `settings` now (the same checks),
+    /// applying nothing: to validate every layer of a reloaded file before any is changed.
+    ///
+    /// # Errors
+    ///
+    /// The [`ConfigError`] `apply` would return.
+    pub fn check(&self, settings: &RateLimitSettings) -> Result<(), ConfigError> {
+        let table = settings.clone().table()?;
+        same_shape(self.limiter.tiers.current().1, &table)
+    }
+
     /// How many times new settings were applied since the layer was built.
     #[must_use]
     pub fn applied(&self) -> usize {
