@@ -268,3 +268,86 @@ async fn a_response_reads_one_version_of_the_settings() {
     }
     assert_eq!(seen.len(), 2, "both versions answered");
 }
+
+/// Applies while calls run on four threads: two versions of one daily quota (bursts 50 and 80)
+/// swapped 2 000 times. No call ever saw a policy other than one of the two whole, and one key
+/// was never admitted more than the larger burst (a reset, or a half-applied burst over the
+/// other version's spent state, would admit more).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn applies_while_calls_run_never_over_admit() {
+    let a = Quota::per_day(1_000).burst(50).named("a");
+    let b = Quota::per_day(1_000).burst(80).named("b");
+    let (limit, handle) = RateLimitLayer::builder()
+        .quota(a.clone())
+        .response_headers(HeaderStyle::Ietf)
+        .build_with_handle()
+        .expect("valid");
+    let ok =
+        service_fn(|_req: Request<()>| async { Ok::<_, Infallible>(Response::new(String::new())) });
+    let svc = ErrorResponseLayer::new().layer(limit.layer(ok));
+    let applier = {
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            for i in 0..2_000 {
+                let q = if i % 2 == 0 { &b } else { &a };
+                handle.apply(only(q.clone())).expect("valid");
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let mut callers = Vec::new();
+    for _ in 0..4 {
+        let mut svc = svc.clone();
+        callers.push(tokio::spawn(async move {
+            let mut admitted = 0u32;
+            for _ in 0..400 {
+                let res = svc
+                    .ready()
+                    .await
+                    .expect("ready")
+                    .call(Request::new(()))
+                    .await
+                    .expect("infallible");
+                let policy = res.headers()["ratelimit-policy"]
+                    .to_str()
+                    .expect("ascii")
+                    .to_owned();
+                assert!(
+                    policy == r#""a";q=1000;w=86400"# || policy == r#""b";q=1000;w=86400"#,
+                    "{policy}"
+                );
+                admitted += u32::from(res.status().is_success());
+                tokio::task::yield_now().await;
+            }
+            admitted
+        }));
+    }
+    let mut admitted = 0;
+    for caller in callers {
+        admitted += caller.await.expect("no panic");
+    }
+    applier.await.expect("no panic");
+    // A daily quota restores one unit every 86.4 s: none in this test's run.
+    assert!(admitted <= 80, "{admitted} admitted over the larger burst");
+    assert!(admitted >= 50, "{admitted}: the smaller burst was not even spent");
+    assert_eq!(handle.applied(), 2_000);
+}
+
+/// A key decided on an overflow state (the map full) keeps that state across an apply: the
+/// overflow states are found by their tier's name, not by its quotas.
+#[tokio::test(start_paused = true)]
+async fn an_overflow_state_carries_over() {
+    let (layer, handle) = RateLimitLayer::per_day(3)
+        .key(|n: &u32| Some(*n))
+        .max_keys(1)
+        .build_with_handle()
+        .expect("valid");
+    let mut svc = layer.layer(echo());
+    assert!(admitted(&mut svc, 1).await, "key 1 fills the map");
+    for _ in 0..3 {
+        assert!(admitted(&mut svc, 2).await, "key 2 on an overflow state");
+    }
+    assert!(!admitted(&mut svc, 2).await);
+    handle.apply(only(Quota::per_day(2))).expect("valid");
+    assert!(!admitted(&mut svc, 2).await, "the overflow state was reset");
+}
