@@ -60,7 +60,7 @@ impl<X, A: Algorithm, T, C, O, P> RateLimitHandle<X, MemoryStore<A>, T, C, O, P>
         T: TierOf<K>,
     {
         let lim = &self.limiter;
-        let tier = &lim.tiers.current().1[lim.tier_index(Some(key))];
+        let tier = &lim.tiers.current()[lim.tier_index(Some(key))];
         let verdicts = lim.store.peek_key(key, tier, Instant::now());
         infos(tier, verdicts)
     }
@@ -72,7 +72,7 @@ impl<X, A: Algorithm, T, C, O, P> RateLimitHandle<X, MemoryStore<A>, T, C, O, P>
         T: TierOf<K>,
     {
         let lim = &self.limiter;
-        let tier = &lim.tiers.current().1[lim.tier_index(Some(key))];
+        let tier = &lim.tiers.current()[lim.tier_index(Some(key))];
         lim.store.forget(key, tier)
     }
 
@@ -114,7 +114,7 @@ impl<X, St, T, C, O, P> RateLimitHandle<X, St, T, C, O, P> {
         St: AdminStore<K>,
     {
         let lim = &self.limiter;
-        let tier = &lim.tiers.current().1[lim.tier_index(Some(key))];
+        let tier = &lim.tiers.current()[lim.tier_index(Some(key))];
         let verdicts = lim.store.peek(key, tier).await?;
         Ok(infos(tier, verdicts))
     }
@@ -136,7 +136,7 @@ impl<X, St, T, C, O, P> RateLimitHandle<X, St, T, C, O, P> {
         St: AdminStore<K>,
     {
         let lim = &self.limiter;
-        let tier = &lim.tiers.current().1[lim.tier_index(Some(key))];
+        let tier = &lim.tiers.current()[lim.tier_index(Some(key))];
         lim.store.forget(key, tier).await
     }
 }

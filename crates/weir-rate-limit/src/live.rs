@@ -56,11 +56,26 @@ impl Tables {
         self.current.load(Ordering::Acquire)
     }
 
-    /// The current table and its index.
+    /// The current table.
     #[inline(always)]
-    pub(crate) fn current(&self) -> (usize, &[Tier]) {
-        let i = self.current_index();
-        (i, self.at(i))
+    pub(crate) fn current(&self) -> &[Tier] {
+        self.at(self.current_index())
+    }
+
+    /// Where `tier`, read from one of the tables, sits: the table's index and its place in it
+    /// (for what outlives the request's borrow: a reservation's give-back, a decision answered
+    /// later). The current table is looked at first; older ones only if an apply came between.
+    pub(crate) fn locate(&self, tier: &Tier) -> (usize, usize) {
+        let find = |i: usize| {
+            self.at(i)
+                .iter()
+                .position(|t| std::ptr::eq(t, tier))
+                .map(|place| (i, place))
+        };
+        let current = self.current_index();
+        find(current)
+            .or_else(|| (0..current).rev().find_map(find))
+            .unwrap_or((0, 0))
     }
 
     /// The table at `index` (as [`current`](Self::current) gave it); the first table for an
@@ -117,7 +132,7 @@ impl Tables {
 
 impl std::fmt::Debug for Tables {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.current().1).finish()
+        f.debug_list().entries(self.current()).finish()
     }
 }
 
@@ -139,9 +154,10 @@ mod tests {
         let tables = Tables::new(table(1));
         for rate in 2..40 {
             tables.install(table(rate), |_, _| Ok::<_, ()>(())).unwrap();
-            let (i, now) = tables.current();
-            assert_eq!(i, rate as usize - 1);
+            let now = tables.current();
+            assert_eq!(tables.current_index(), rate as usize - 1);
             assert_eq!(now[0].quotas()[0].rate(), rate);
+            assert_eq!(tables.locate(&now[0]), (rate as usize - 1, 0));
         }
         for i in 0..39 {
             assert_eq!(tables.at(i)[0].quotas()[0].rate(), i as u32 + 1);
@@ -152,6 +168,11 @@ mod tests {
             Err("no"),
             "a refused check installs nothing"
         );
-        assert_eq!(tables.current().0, 38);
+        assert_eq!(tables.current_index(), 38);
+        assert_eq!(
+            tables.locate(&tables.at(5)[0]),
+            (5, 0),
+            "an older table's tier"
+        );
     }
 }

@@ -54,7 +54,7 @@ impl<X, St, T, C, O, P> Reconfigure for RateLimitHandle<X, St, T, C, O, P> {
     type Settings = RateLimitSettings;
 
     fn settings(&self) -> RateLimitSettings {
-        RateLimitSettings::of(self.limiter.tiers.current().1)
+        RateLimitSettings::of(self.limiter.tiers.current())
     }
 
     fn apply(&self, settings: RateLimitSettings) -> Result<(), ConfigError> {
@@ -72,7 +72,7 @@ impl<X, St, T, C, O, P> RateLimitHandle<X, St, T, C, O, P> {
     /// The [`ConfigError`] `apply` would return.
     pub fn check(&self, settings: &RateLimitSettings) -> Result<(), ConfigError> {
         let table = settings.clone().table()?;
-        same_shape(self.limiter.tiers.current().1, &table)
+        same_shape(self.limiter.tiers.current(), &table)
     }
 
     /// How many times new settings were applied since the layer was built.

@@ -135,15 +135,15 @@ where
 {
     /// Turns a decision into what the request does next; emits the refusal events. Out of
     /// line: the service answers the plain happy path (admitted at once, no fields to write)
-    /// itself. `tier` is `(table, tier)`: the table the request read (so its decision and its
-    /// response fields come from one version of the settings) and its tier's place in it.
+    /// itself. `tier_ref` is the request's tier in the table the request read, so its decision
+    /// and its response fields come from one version of the settings.
     #[inline(never)]
     pub(crate) fn judge<K>(
         self: &Arc<Self>,
         decision: Decision,
         decided: Instant,
         key: Option<K>,
-        (table, tier): (usize, usize),
+        tier_ref: &Tier,
         cost: u32,
         style: Option<HeaderStyle>,
     ) -> Next
@@ -161,16 +161,13 @@ where
             // The plain happy path: no quota to look up, nothing to report.
             return Next::Call(None);
         }
-        let tiers = self.tiers.at(table);
-        let Some(tier_ref) = tiers.get(tier) else {
-            return Next::Call(None);
-        };
         let quota = Self::quota(tier_ref, &decision);
         if decision.is_admitted() {
             let info = headers.then(|| Box::new(self.info(tier_ref, &decision, style)));
             if decision.is_immediate() {
                 return Next::Call(info);
             }
+            let (table, tier) = self.tiers.locate(tier_ref);
             let this = Arc::clone(self);
             let end = decided + decision.reset();
             let reservation = Reservation(Some(Box::new(move || {

@@ -329,7 +329,10 @@ async fn applies_while_calls_run_never_over_admit() {
     applier.await.expect("no panic");
     // A daily quota restores one unit every 86.4 s: none in this test's run.
     assert!(admitted <= 80, "{admitted} admitted over the larger burst");
-    assert!(admitted >= 50, "{admitted}: the smaller burst was not even spent");
+    assert!(
+        admitted >= 50,
+        "{admitted}: the smaller burst was not even spent"
+    );
     assert_eq!(handle.applied(), 2_000);
 }
 
