@@ -17,6 +17,7 @@ use crate::shared::{Limiter, Mode};
 use crate::state::{Algorithm, Gcra};
 use crate::store::{MemoryStore, Tier};
 use crate::tier::{DefaultTier, UnitCost};
+use crate::top::TopLimited;
 
 impl RateLimitLayer {
     /// A builder with no quota yet.
@@ -451,6 +452,7 @@ impl<X, A, T, C, O, P> RateLimitBuilder<X, A, T, C, O, P> {
             mode: self.mode,
             missing: self.missing,
             refused: AtomicU64::new(0),
+            top: TopLimited::default(),
         }))
     }
 }

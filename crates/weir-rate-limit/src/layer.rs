@@ -15,6 +15,7 @@ use crate::shared::{Limiter, Mode};
 use crate::state::Gcra;
 use crate::store::{MemoryStore, Tier};
 use crate::tier::{DefaultTier, UnitCost};
+use crate::top::TopLimited;
 
 /// Limits the rate of requests: applies a [`RateLimit`] to a service.
 ///
@@ -63,6 +64,7 @@ impl RateLimitLayer {
             mode: Mode::Reject,
             missing: MissingKey::Shared,
             refused: AtomicU64::new(0),
+            top: TopLimited::default(),
         }))
     }
 }
