@@ -260,6 +260,9 @@ async fn the_status_page_shows_the_open_breaker_in_a_real_browser() {
         1.0,
         "shown open:\n{card_html}"
     );
+    let section = tag_with(card_html, "<section").unwrap();
+    assert_eq!(attr(section, "data-colour"), Some("red"), "in red: {section}");
+    assert!(card_html.contains(">1 open<"), "its badge says so:\n{card_html}");
     for (name, value) in &breaker.gauges {
         assert_eq!(shown(card_html, "gauge", name), *value, "gauge {name}");
     }
