@@ -506,6 +506,7 @@ pub(crate) fn client_stack(
         .failure_rate(50.0)
         .open_duration(config.open_duration)
         .half_open_probes(2)
+        .registry(registry)
         // Transitions are logged here rather than through `weir::Tracing`, which would log every
         // refused call at info as well.
         .observer(
@@ -536,6 +537,7 @@ pub(crate) fn client_stack(
     let (bulkhead, bulkhead_handle) = BulkheadLayer::builder()
         .max_concurrent(config.upstream_concurrency)
         .name("upstream")
+        .registry(registry)
         .observer((
             move |_: &weir::bulkhead::Event<'_>| {
                 seen.bulkhead_rejected.fetch_add(1, Ordering::Relaxed);

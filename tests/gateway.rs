@@ -850,7 +850,6 @@ async fn the_status_json_shows_the_gateway_layers_and_the_open_breaker() {
     let breaker = layer(&doc, "circuit_breaker", "upstream");
     assert_eq!(breaker["gauges"]["open"], 0.0, "{breaker}");
     layer(&doc, "bulkhead", "upstream");
-    layer(&doc, "load_shed", "edge");
 
     upstream.set_outage(true);
     for _ in 0..20 {

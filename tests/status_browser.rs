@@ -109,7 +109,7 @@ async fn run_chromium(url: String, args: Vec<String>, limit: Duration) -> String
 /// The start tag of the first element after `from` in `html` whose start tag contains `needle`.
 fn tag_with<'a>(html: &'a str, needle: &str) -> Option<&'a str> {
     let at = html.find(needle)?;
-    let start = html[..at].rfind('<')?;
+    let start = html[..=at].rfind('<')?;
     let end = at + html[at..].find('>')?;
     Some(&html[start..=end])
 }
@@ -261,8 +261,15 @@ async fn the_status_page_shows_the_open_breaker_in_a_real_browser() {
         "shown open:\n{card_html}"
     );
     let section = tag_with(card_html, "<section").unwrap();
-    assert_eq!(attr(section, "data-colour"), Some("red"), "in red: {section}");
-    assert!(card_html.contains(">1 open<"), "its badge says so:\n{card_html}");
+    assert_eq!(
+        attr(section, "data-colour"),
+        Some("red"),
+        "in red: {section}"
+    );
+    assert!(
+        card_html.contains(">1 open<"),
+        "its badge says so:\n{card_html}"
+    );
     for (name, value) in &breaker.gauges {
         assert_eq!(shown(card_html, "gauge", name), *value, "gauge {name}");
     }
