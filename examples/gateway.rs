@@ -45,7 +45,7 @@
 //!   readiness fails first, the gateway keeps serving for a grace period, then stops.
 //!
 //! - **Status page** (weir-status), beside the edge stack as well: `/weir/status` shows the
-//!   upstream breaker, bulkhead and retry budget and the edge's rate limit and shedder live (state,
+//!   layers given the gateway's `Registry` (the upstream breaker and bulkhead) live (state,
 //!   gauges, counters, per-second sparklines, transitions), `/weir/status.json` the same as JSON,
 //!   `/weir/status/events` as server-sent events. Its admin actions (force the breaker open,
 //!   reset it, ...) are off unless `WEIR_STATUS_TOKEN` is set; then they take
@@ -1539,7 +1539,8 @@ async fn main() -> Result<(), BoxError> {
         gateway.upstream
     );
     println!(
-        "status page on http://{addr}/weir/status (admin actions {})",
+        "status page on http://{addr}/weir/status ({} layers; admin actions {})",
+        gateway.registry.len(),
         if config.status_token.is_some() {
             "on, with WEIR_STATUS_TOKEN as a bearer token"
         } else {
