@@ -15,6 +15,7 @@ use crate::shared::{Limiter, Mode};
 use crate::state::{Algorithm, Gcra};
 use crate::store::{MemoryStore, Tier};
 use crate::tier::{DefaultTier, UnitCost};
+use crate::top::TopLimited;
 
 impl RateLimitLayer {
     /// A builder with no quota yet.
@@ -406,6 +407,7 @@ impl<X, A, T, C, O, P> RateLimitBuilder<X, A, T, C, O, P> {
             protocol: self.protocol,
             mode: self.mode,
             missing: self.missing,
+            top: TopLimited::default(),
         }))
     }
 }

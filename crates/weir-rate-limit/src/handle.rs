@@ -12,6 +12,7 @@ use crate::shared::Limiter;
 use crate::state::{Algorithm, Verdict};
 use crate::store::{AdminStore, MemoryStore, Tier};
 use crate::tier::TierOf;
+use crate::top::Limited;
 
 /// Reads the state a [`RateLimitLayer`](crate::RateLimitLayer) and all its services share; from
 /// [`RateLimitLayer::handle`](crate::RateLimitLayer::handle) or
@@ -35,6 +36,21 @@ impl<X, St, T, C, O, P> RateLimitHandle<X, St, T, C, O, P> {
     #[must_use]
     pub fn store(&self) -> &St {
         &self.limiter.store
+    }
+}
+
+impl<X, St, T, C, O, P> RateLimitHandle<X, St, T, C, O, P> {
+    /// The `n` keys refused most often (at most 16), most refused first: a space-saving
+    /// estimate over every refusal since the layer was built (a shadowed request is not a
+    /// refusal; a request without a key is not counted). Each [`Limited`] names the key by its
+    /// `Debug` form, cut to 64 bytes.
+    ///
+    /// The table is written only on a refusal, never on an admitted request, and the refusal
+    /// never waits for it: one that finds it busy (another thread writing, a reader here) goes
+    /// uncounted. Keys are never metric labels; this is where an operator finds them.
+    #[must_use]
+    pub fn top_limited(&self, n: usize) -> Vec<Limited> {
+        self.limiter.top.top(n)
     }
 }
 

@@ -14,6 +14,7 @@ use crate::shared::{Limiter, Mode};
 use crate::state::Gcra;
 use crate::store::{MemoryStore, Tier};
 use crate::tier::{DefaultTier, UnitCost};
+use crate::top::TopLimited;
 
 /// Limits the rate of requests: applies a [`RateLimit`] to a service.
 ///
@@ -61,6 +62,7 @@ impl RateLimitLayer {
             protocol: AnyProtocol,
             mode: Mode::Reject,
             missing: MissingKey::Shared,
+            top: TopLimited::default(),
         }))
     }
 }

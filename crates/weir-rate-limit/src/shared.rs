@@ -12,6 +12,7 @@ use crate::event::Event;
 use crate::quota::Quota;
 use crate::store::{Decision, Store, Tier};
 use crate::tier::TierOf;
+use crate::top::TopLimited;
 
 /// What a refused request does: answer at once, wait up to a bound, or pass (shadow).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +35,8 @@ pub(crate) struct Limiter<X, St, T, C, O, P> {
     pub(crate) protocol: P,
     pub(crate) mode: Mode,
     pub(crate) missing: MissingKey,
+    /// The most refused keys, written only on a refusal.
+    pub(crate) top: TopLimited,
 }
 
 /// A reserved wait: given back to the store if dropped before it is used.
@@ -144,7 +147,7 @@ where
     ) -> Next
     where
         St: Store<K>,
-        K: Send + 'static,
+        K: std::hash::Hash + fmt::Debug + Send + 'static,
         X: Send + Sync + 'static,
         T: Send + Sync + 'static,
         C: Send + Sync + 'static,
@@ -172,6 +175,9 @@ where
             return Next::Wait(decision.wait(), info, reservation);
         }
         let shadow = self.mode == Mode::Shadow;
+        if !shadow && let Some(key) = &key {
+            self.top.record(key);
+        }
         let never = decision.is_never_admissible();
         let event = Event::new(
             shadow,
