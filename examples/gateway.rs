@@ -43,13 +43,13 @@
 //!   the upstream bulkhead or the edge's load level is near saturation, or Redis is unreachable)
 //!   and `/startupz`. `?verbose` lists every check. On Ctrl-C (or SIGTERM, as Kubernetes sends)
 //!   readiness fails first, the gateway keeps serving for a grace period, then stops.
-//!
 //! - **Status page** (weir-status), beside the edge stack as well: `/weir/status` shows the
-//!   layers given the gateway's `Registry` (the upstream breaker and bulkhead) live (state,
-//!   gauges, counters, per-second sparklines, transitions), `/weir/status.json` the same as JSON,
-//!   `/weir/status/events` as server-sent events. Its admin actions (force the breaker open,
-//!   reset it, ...) are off unless `WEIR_STATUS_TOKEN` is set; then they take
-//!   `Authorization: Bearer <token>` (the page asks for the token).
+//!   layers given the gateway's `Registry` (the upstream breaker and bulkhead, and the edge's
+//!   rate limit while its state is in memory) live: state, gauges, counters, per-second
+//!   sparklines, transitions. `/weir/status.json` is the same as JSON, `/weir/status/events` as
+//!   server-sent events. Its admin actions (reset the breaker's keys, a client's rate limit) are
+//!   off unless `WEIR_STATUS_TOKEN` is set; then they take `Authorization: Bearer <token>` (the
+//!   page asks for the token).
 //!
 //! With `WEIR_REDIS_URL=redis://host:port` the rate limits live in Redis (weir-redis), shared by
 //! every gateway instance; without it they stay in memory. While Redis is unreachable each
@@ -721,7 +721,9 @@ pub(crate) fn router(
                 .add()?;
             Either::Left(limits.build_with_store(store)?)
         }
-        None => Either::Right(limits.build()?),
+        // In memory, the limiter is on the status page too (a Redis store's admin calls are
+        // async, which a page's action cannot wait for, so that one is not registered).
+        None => Either::Right(limits.registry(registry).build()?),
     };
     let seen = Arc::clone(&stats);
     let (shed, shedder) = LoadShedLayer::builder()
@@ -811,7 +813,7 @@ pub(crate) fn router(
     Ok((router, stats, breakers, shedder, health, fallbacks))
 }
 
-/// The status page of `registry`; its admin actions (force a breaker open, reset it, ...) only
+/// The status page of `registry`; its admin actions (reset a breaker's keys, a client's limit) only
 /// with a token, for requests that carry `Authorization: Bearer <token>`.
 fn status_page(registry: &Registry, token: Option<String>) -> StatusService {
     let status = StatusService::new(registry.clone());
