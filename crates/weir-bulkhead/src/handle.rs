@@ -3,6 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use weir_core::Name;
+
 use crate::permit::Core;
 use crate::tuning::Tuning;
 
@@ -14,12 +16,19 @@ use crate::tuning::Tuning;
 #[derive(Clone)]
 pub struct BulkheadHandle {
     pub(crate) core: Arc<Core>,
+    name: Name,
     pub(crate) tuning: Arc<Tuning>,
 }
 
 impl BulkheadHandle {
-    pub(crate) const fn new(core: Arc<Core>, tuning: Arc<Tuning>) -> Self {
-        Self { core, tuning }
+    pub(crate) const fn new(core: Arc<Core>, name: Name, tuning: Arc<Tuning>) -> Self {
+        Self { core, name, tuning }
+    }
+
+    /// The layer's name.
+    #[must_use]
+    pub const fn name(&self) -> &Name {
+        &self.name
     }
 
     /// A snapshot of the figures (each read atomically, not all at one instant).

@@ -47,6 +47,7 @@ impl<O, P> BulkheadLayer<O, P> {
     pub fn handle(&self) -> BulkheadHandle {
         BulkheadHandle::new(
             Arc::clone(&self.shared.core),
+            self.shared.name.clone(),
             Arc::clone(&self.shared.tuning),
         )
     }
