@@ -44,6 +44,14 @@
 //!   the upstream bulkhead or the edge's load level is near saturation, or Redis is unreachable)
 //!   and `/startupz`. `?verbose` lists every check. On Ctrl-C (or SIGTERM, as Kubernetes sends)
 //!   readiness fails first, the gateway keeps serving for a grace period, then stops.
+//! - **Status page** (weir-status), beside the edge stack as well: `/weir/status` shows the
+//!   layers given the gateway's `Registry` (the upstream retry budget, breaker and bulkhead, the
+//!   edge's shedder, the recommendations' fallback, and the edge's rate limit while its state is
+//!   in memory) live: state, gauges, counters, per-second
+//!   sparklines, transitions. `/weir/status.json` is the same as JSON, `/weir/status/events` as
+//!   server-sent events. Its admin actions (reset the breaker's keys, a client's rate limit) are
+//!   off unless `WEIR_STATUS_TOKEN` is set; then they take `Authorization: Bearer <token>` (the
+//!   page asks for the token).
 //!
 //! With `--config FILE` the tiers' quotas come from a TOML file (`[free]`, `[basic]` and `[premium]`
 //! tables, each `per_second = N` and `per_day = N`; without it, the embedded defaults), and the
@@ -93,6 +101,7 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use weir::bulkhead::{BulkheadHandle, BulkheadLayer};
 use weir::circuit_breaker::{CircuitBreakerLayer, KeyedCircuitBreakerHandle, State};
+use weir::core::inspect::Registry;
 use weir::core::reconfigure::Reconfigure;
 use weir::fallback::{Cause, FallbackHandle, FallbackLayer};
 use weir::health::{
@@ -103,6 +112,7 @@ use weir::load_shed::{LoadLevelLayer, LoadShedHandle, LoadShedLayer};
 use weir::rate_limit::{Quota, RateLimitLayer, RateLimitSettings};
 use weir::redis::{FailurePolicy, RedisStore};
 use weir::retry::{ReplayBody, RetryLayer};
+use weir::status::{Authz, StatusService};
 use weir::timeout::TimeoutLayer;
 use weir::{
     ApiKey, ApiKeyToken, Authority, BoxError, Cidr, Deadline, ErrorResponseLayer, HttpStatus,
@@ -179,6 +189,9 @@ pub(crate) struct Config {
     pub(crate) drain_grace: Duration,
     /// The address the gateway listens on (127.0.0.1; `--host 0.0.0.0` in a container).
     pub(crate) host: IpAddr,
+    /// The bearer token of the status page's admin actions (`WEIR_STATUS_TOKEN`): `None` (the
+    /// default) leaves them off, every action a 404.
+    pub(crate) status_token: Option<String>,
 }
 
 impl Config {
@@ -213,6 +226,7 @@ impl Config {
             instances: 1,
             drain_grace: Duration::from_secs(6),
             host: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            status_token: None,
         }
     }
 }
@@ -556,6 +570,7 @@ impl IdempotencyKeys {
 pub(crate) fn client_stack(
     config: &Config,
     stats: &Arc<Stats>,
+    registry: &Registry,
 ) -> Result<
     (
         impl Service<
@@ -588,6 +603,7 @@ pub(crate) fn client_stack(
     let seen = Arc::clone(stats);
     let retry = RetryLayer::http()
         .name("upstream")
+        .registry(registry)
         .max_attempts(config.max_attempts)
         .observer((
             move |event: &weir::retry::Event<'_>| match event {
@@ -611,6 +627,7 @@ pub(crate) fn client_stack(
         .failure_rate(50.0)
         .open_duration(config.open_duration)
         .half_open_probes(2)
+        .registry(registry)
         // Transitions are logged here rather than through `weir::Tracing`, which would log every
         // refused call at info as well.
         .observer(
@@ -641,6 +658,7 @@ pub(crate) fn client_stack(
     let (bulkhead, bulkhead_handle) = BulkheadLayer::builder()
         .max_concurrent(config.upstream_concurrency)
         .name("upstream")
+        .registry(registry)
         .observer((
             move |_: &weir::bulkhead::Event<'_>| {
                 seen.bulkhead_rejected.fetch_add(1, Ordering::Relaxed);
@@ -703,6 +721,8 @@ pub(crate) struct Gateway {
     pub(crate) fallbacks: FallbackHandle,
     /// The edge rate limit's handle, to apply new quotas (`--config`'s watcher).
     pub(crate) limits: EdgeLimits,
+    /// The layers the status page at `/weir/status` shows.
+    pub(crate) registry: Registry,
     /// The server task.
     pub(crate) server: JoinHandle<std::io::Result<()>>,
 }
@@ -756,6 +776,7 @@ fn tier_of(key: &ClientKey) -> Option<&'static str> {
 pub(crate) fn router(
     config: &Config,
     upstream: SocketAddr,
+    registry: &Registry,
 ) -> Result<
     (
         Router,
@@ -769,7 +790,7 @@ pub(crate) fn router(
     BoxError,
 > {
     let stats = Stats::new();
-    let (client, breakers, bulkhead) = client_stack(config, &stats)?;
+    let (client, breakers, bulkhead) = client_stack(config, &stats, registry)?;
     // Starting: not ready until `start` has bound the listener.
     let health = HealthRegistry::starting();
 
@@ -819,7 +840,9 @@ pub(crate) fn router(
                 .add()?;
             Either::Left(limits.build_with_store(store)?)
         }
-        None => Either::Right(limits.build()?),
+        // In memory, the limiter is on the status page too (a Redis store's admin calls are
+        // async, which a page's action cannot wait for, so that one is not registered).
+        None => Either::Right(limits.registry(registry).build()?),
     };
     let edge_limits = match &rate_limit {
         Either::Left(layer) => EdgeLimits(Arc::new(layer.handle())),
@@ -829,6 +852,7 @@ pub(crate) fn router(
     let (shed, shedder) = LoadShedLayer::builder()
         .max_in_flight(config.max_in_flight)
         .name("edge")
+        .registry(registry)
         .observer((
             move |event: &weir::load_shed::Event<'_>| {
                 if matches!(event, weir::load_shed::Event::Shed { .. }) {
@@ -858,6 +882,7 @@ pub(crate) fn router(
     // its 429, not a fallback answer.
     let (fallback, fallbacks) = FallbackLayer::builder()
         .name("recommendations")
+        .registry(registry)
         .classify(HttpStatus::new())
         .value(|_: Cause<'_, Response<Body>, BoxError>| Some(bestsellers()))
         .at_load(LoadLevel::Critical)
@@ -896,6 +921,7 @@ pub(crate) fn router(
         .ready()
         .add()?;
     let probes = HealthService::new(health.clone()).verbose(Verbose::OnQuery);
+    let status = status_page(registry, config.status_token.clone());
 
     // The probes sit beside the edge stack, not behind it: no rate limit or load shedder ever
     // refuses the probes that report on them.
@@ -905,7 +931,10 @@ pub(crate) fn router(
         .route_service("/api/{*path}", edge)
         .route_service("/livez", probes.clone())
         .route_service("/readyz", probes.clone())
-        .route_service("/startupz", probes);
+        .route_service("/startupz", probes)
+        // The status page (`/weir/status`, `/weir/status.json`, `/weir/status/events`), beside
+        // the edge stack too: it must answer while the edge refuses everything else.
+        .nest_service("/weir", status);
     Ok((
         router,
         stats,
@@ -915,6 +944,23 @@ pub(crate) fn router(
         fallbacks,
         edge_limits,
     ))
+}
+
+/// The status page of `registry`; its admin actions (reset a breaker's keys, a client's limit) only
+/// with a token, for requests that carry `Authorization: Bearer <token>`.
+fn status_page(registry: &Registry, token: Option<String>) -> StatusService {
+    let status = StatusService::new(registry.clone());
+    let Some(token) = token else {
+        return status;
+    };
+    let expected = format!("Bearer {token}");
+    status.authorize(move |parts: &http::request::Parts| {
+        match parts.headers.get(header::AUTHORIZATION) {
+            None => Authz::Unauthorized,
+            Some(given) if given.as_bytes() == expected.as_bytes() => Authz::Allow,
+            Some(_) => Authz::Forbidden,
+        }
+    })
 }
 
 /// The degraded answer of `/api/recommendations`: the same list for everyone.
@@ -1077,7 +1123,9 @@ pub(crate) async fn start(
     port: u16,
     upstream: SocketAddr,
 ) -> Result<Gateway, BoxError> {
-    let (router, stats, breakers, shedder, health, fallbacks, limits) = router(config, upstream)?;
+    let registry = Registry::new();
+    let (router, stats, breakers, shedder, health, fallbacks, limits) =
+        router(config, upstream, &registry)?;
     let listener = TcpListener::bind((config.host, port)).await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(serve(
@@ -1097,6 +1145,7 @@ pub(crate) async fn start(
         health,
         fallbacks,
         limits,
+        registry,
         server,
     })
 }
@@ -1619,6 +1668,9 @@ async fn main() -> Result<(), BoxError> {
             }
         }
     }
+    config.status_token = std::env::var("WEIR_STATUS_TOKEN")
+        .ok()
+        .filter(|token| !token.is_empty());
     if let Ok(instances) = std::env::var("WEIR_INSTANCES") {
         match instances.trim().parse::<u32>() {
             Ok(n) if n >= 1 => config.instances = n,
@@ -1671,6 +1723,15 @@ async fn main() -> Result<(), BoxError> {
     println!(
         "weir gateway on http://{addr}/ in front of an upstream on http://{}/",
         gateway.upstream
+    );
+    println!(
+        "status page on http://{addr}/weir/status ({} layers; admin actions {})",
+        gateway.registry.len(),
+        if config.status_token.is_some() {
+            "on, with WEIR_STATUS_TOKEN as a bearer token"
+        } else {
+            "off; set WEIR_STATUS_TOKEN to turn them on"
+        }
     );
     println!(
         "listener: {:?} to send a request's headers, at most {} connections open, bodies up to {} bytes",
@@ -1732,6 +1793,9 @@ async fn main() -> Result<(), BoxError> {
         );
         println!("  curl -i http://{addr}/readyz?verbose   # readiness, every check listed");
         println!("  curl -i http://{addr}/livez");
+        println!(
+            "  open http://{addr}/weir/status   # the live status page (JSON: /weir/status.json)"
+        );
         shutdown_signal().await?;
         println!(
             "draining: /readyz fails now; serving {:?} more before stopping",

@@ -9,6 +9,7 @@ mod config;
 mod event;
 mod future;
 mod handle;
+mod inspect;
 mod layer;
 mod live;
 mod protocol;
@@ -20,6 +21,7 @@ mod shared;
 mod state;
 mod store;
 mod tier;
+mod top;
 
 pub use crate::builder::RateLimitBuilder;
 #[cfg(feature = "serde")]
@@ -41,3 +43,4 @@ pub use crate::state::{
 };
 pub use crate::store::{AdminStore, Ask, Decision, MemoryStore, Now, Store, Tier};
 pub use crate::tier::{Cost, DefaultTier, TierOf, UnitCost};
+pub use crate::top::Limited;
