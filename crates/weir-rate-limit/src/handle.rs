@@ -113,7 +113,9 @@ impl<X, A: Algorithm, T, C, O, P> RateLimitHandle<X, MemoryStore<A>, T, C, O, P>
     /// tier's quotas.
     pub(crate) fn shared_remaining(&self) -> u64 {
         let lim = &self.limiter;
-        let verdicts = lim.store.peek_key(&(), &lim.tiers.current()[0], Instant::now());
+        let verdicts = lim
+            .store
+            .peek_key(&(), &lim.tiers.current()[0], Instant::now());
         verdicts
             .iter()
             .map(|v| v.remaining() + u64::from(v.is_admitted()))
