@@ -56,6 +56,7 @@ pub enum Required {
 impl Required {
     /// Whether a request to `path` must carry a key.
     #[must_use]
+    #[inline]
     pub fn requires(&self, path: &str) -> bool {
         match self {
             Self::Never => false,
