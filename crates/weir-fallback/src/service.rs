@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tower_service::Service;
+use weir_core::lanes::Lanes;
 use weir_core::{AnyError, Classify, Observer};
 
 use crate::event::Event;
@@ -29,11 +30,13 @@ use crate::state::Reason;
 ///   returned. Dropping the future drops the call: no source is tried for a cancelled request.
 pub struct Fallback<S, Src, C = AnyError, O = ()> {
     inner: S,
-    shared: Arc<Shared<Src, C, O>>,
+    /// The shared state, through its lanes: a call's future clones this thread's lane, not one
+    /// `Arc` every thread writes.
+    shared: Arc<Lanes<Shared<Src, C, O>>>,
 }
 
 impl<S, Src, C, O> Fallback<S, Src, C, O> {
-    pub(crate) const fn new(inner: S, shared: Arc<Shared<Src, C, O>>) -> Self {
+    pub(crate) const fn new(inner: S, shared: Arc<Lanes<Shared<Src, C, O>>>) -> Self {
         Self { inner, shared }
     }
 
@@ -60,7 +63,9 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        let shared = &self.shared;
+        // This thread's lane: what the future clones (an atomic add on a count no other core
+        // writes, in the usual case), and the way to the shared state here too.
+        let shared = self.shared.pick();
         let reason = if shared.is_forced() {
             Some(Reason::Flag)
         } else if shared.sources.switched(&req) {
