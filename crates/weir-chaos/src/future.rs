@@ -49,9 +49,38 @@ pin_project! {
         // which allocates its timer or its answer anyway), so the disabled future stays the
         // inner future and a tag.
         Faulted {
-            faulted: Pin<Box<Faulted<F>>>,
+            faulted: FaultedBox<F>,
         },
     }
+}
+
+/// The box of a request with an injected fault, dropped out of line: the future's drop glue is
+/// then a test of the tag and, for the pass-through state, the inner future's drop, small enough
+/// to be inlined where the caller drops the future.
+struct FaultedBox<F: Future>(Option<Pin<Box<Faulted<F>>>>);
+
+impl<F: Future> FaultedBox<F> {
+    fn get(&mut self) -> Pin<&mut Faulted<F>> {
+        self.0
+            .as_mut()
+            .expect("a faulted future holds its box")
+            .as_mut()
+    }
+}
+
+impl<F: Future> Drop for FaultedBox<F> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(faulted) = self.0.take() {
+            drop_faulted(faulted);
+        }
+    }
+}
+
+/// Drops a fault's state (its inner future, its timer, its held answer).
+#[inline(never)]
+fn drop_faulted<F: Future>(faulted: Pin<Box<Faulted<F>>>) {
+    drop(faulted);
 }
 
 pin_project! {
@@ -106,7 +135,7 @@ impl<F: Future, Req, P> ResponseFuture<F, Req, P> {
     fn faulted(state: Fault<F>, fail_after: Option<u64>) -> Self {
         Self {
             state: State::Faulted {
-                faulted: Box::pin(Faulted { state, fail_after }),
+                faulted: FaultedBox(Some(Box::pin(Faulted { state, fail_after }))),
             },
             _mode: PhantomData,
         }
@@ -186,7 +215,7 @@ where
             StateProj::Pass { future } => future
                 .poll(cx)
                 .map(|result| result.map(|res| P::pass(res, None))),
-            StateProj::Faulted { faulted } => faulted.as_mut().poll_faulted::<Req, P>(cx),
+            StateProj::Faulted { faulted } => faulted.get().poll_faulted::<Req, P>(cx),
         }
     }
 }
@@ -254,7 +283,9 @@ impl<F: Future, Req, P> fmt::Debug for ResponseFuture<F, Req, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (state, fail_after) = match &self.state {
             State::Pass { .. } => ("inner", None),
-            State::Faulted { faulted } => (
+            State::Faulted {
+                faulted: FaultedBox(Some(faulted)),
+            } => (
                 match &faulted.state {
                     Fault::Inner { latency: None, .. } => "inner",
                     Fault::Inner { .. } => "inner, then held",
@@ -264,6 +295,7 @@ impl<F: Future, Req, P> fmt::Debug for ResponseFuture<F, Req, P> {
                 },
                 faulted.fail_after,
             ),
+            State::Faulted { .. } => ("done", None),
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)
