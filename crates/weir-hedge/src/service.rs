@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tower_service::Service;
+use weir_core::lanes::Lanes;
 use weir_core::{AnyError, Classify, Observer};
 use weir_retry::{IdempotentReplay, Replay};
 
@@ -23,12 +24,14 @@ use crate::shared::{Local, Shared};
 /// readied service moves into the future and a clone stays behind.
 pub struct Hedge<S, R = IdempotentReplay, C = AnyError, O = ()> {
     inner: S,
-    local: Arc<Local<S, R, C, O>>,
+    /// The layer's state and the service's copy, through lanes (`weir_core::lanes`): a call's
+    /// future clones this thread's lane, not one `Arc` every thread writes.
+    local: Arc<Lanes<Local<S, R, C, O>>>,
 }
 
 impl<S: Clone, R, C, O> Hedge<S, R, C, O> {
     pub(crate) fn new(inner: S, shared: Arc<Shared<R, C, O>>) -> Self {
-        let local = Arc::new(Local::new(shared, &inner));
+        let local = Arc::new(Lanes::new(Arc::new(Local::new(shared, &inner))));
         Self { inner, local }
     }
 }
@@ -74,7 +77,8 @@ where
 
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
-        let shared = &self.local.shared;
+        let local = self.local.pick();
+        let shared = &local.shared;
         shared.core.deposit();
         match shared.replay.prepare_now(request) {
             Ok((request, copy)) => {
@@ -82,12 +86,12 @@ where
                 let future = self.inner.call(request);
                 // No clone of the service here: the first hedge, if any, takes one.
                 let copy = copy.filter(|_| shared.max_attempts > 1);
-                ResponseFuture::running(future, copy, Arc::clone(&self.local), deadline)
+                ResponseFuture::running(future, copy, Arc::clone(local), deadline)
             }
             Err(prepare) => {
                 let clone = self.inner.clone();
                 let service = mem::replace(&mut self.inner, clone);
-                ResponseFuture::preparing(service, Arc::clone(&self.local), prepare)
+                ResponseFuture::preparing(service, Arc::clone(local), prepare)
             }
         }
     }
