@@ -100,13 +100,19 @@ impl Snapshot {
     /// The value of the gauge `name`, if the snapshot has one.
     #[must_use]
     pub fn gauge_value(&self, name: &str) -> Option<f64> {
-        self.gauges.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+        self.gauges
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
     }
 
     /// The value of the counter `name`, if the snapshot has one.
     #[must_use]
     pub fn counter_value(&self, name: &str) -> Option<u64> {
-        self.counters.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+        self.counters
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
     }
 }
 
@@ -255,7 +261,9 @@ mod tests {
         registry.register(Breaker("db"));
         registry.register(Breaker("cache"));
         assert_eq!(registry.len(), 2);
-        let cache = registry.find("circuit_breaker", "cache").expect("registered");
+        let cache = registry
+            .find("circuit_breaker", "cache")
+            .expect("registered");
         assert_eq!(cache.snapshot().layer.as_str(), "cache");
         assert!(registry.find("bulkhead", "cache").is_none());
         assert_eq!(

@@ -68,6 +68,7 @@ fn lane_count() -> usize {
 #[repr(align(128))]
 pub struct Lane<T> {
     shared: Arc<T>,
+    index: usize,
 }
 
 impl<T> Lane<T> {
@@ -75,6 +76,14 @@ impl<T> Lane<T> {
     #[must_use]
     pub const fn shared(&self) -> &Arc<T> {
         &self.shared
+    }
+
+    /// This lane's number, `0..lanes`: a stripe for state striped by thread, already known to
+    /// a future holding the lane (no second thread-local read).
+    #[inline]
+    #[must_use]
+    pub const fn index(&self) -> usize {
+        self.index
     }
 }
 
@@ -108,9 +117,10 @@ impl<T> Lanes<T> {
     #[must_use]
     pub fn new(shared: Arc<T>) -> Self {
         let lanes: Vec<_> = (0..lane_count())
-            .map(|_| {
+            .map(|index| {
                 Arc::new(Lane {
                     shared: Arc::clone(&shared),
+                    index,
                 })
             })
             .collect();
@@ -191,6 +201,7 @@ mod tests {
         for i in 0..SLOTS {
             assert!(!Arc::ptr_eq(&lanes.slots[i], &lanes.slots[(i + 1) % SLOTS]));
             assert!(Arc::ptr_eq(&lanes.slots[i], &lanes.slots[i % count]));
+            assert_eq!(lanes.slots[i].index(), i % count);
         }
         // Another thread's lane is the slot of its own number.
         let (index, lane) = std::thread::scope(|s| {

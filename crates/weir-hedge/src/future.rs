@@ -248,7 +248,7 @@ where
                     if matches!(verdict(outcome, result), Verdict::Answer | Verdict::Fatal) {
                         primary.set(Attempt::Done);
                         if shared.records() {
-                            shared.core.record_at_once();
+                            shared.core.record_at_once(this.local.index());
                         }
                         shared.core.record_outcome(outcome);
                         return first;
@@ -325,7 +325,7 @@ where
                 if let Some(start) = *start {
                     shared.core.record(start, Instant::now());
                 } else if shared.records() {
-                    shared.core.record_at_once();
+                    shared.core.record_at_once(this.local.index());
                 }
                 let outcome = outcome_of(&shared.classify, &result);
                 shared.core.record_outcome(outcome);

@@ -306,20 +306,20 @@ impl Latency {
     }
 
     /// Records a latency of zero (an answer on the first poll) without reading the clock: one
-    /// relaxed atomic add into this thread's stripe of the newest window's count of such
-    /// answers. `now_us` is called (the clock read) only for the very first sample, and for one
+    /// relaxed atomic add into stripe `stripe` (the caller's lane: one per few threads) of the
+    /// newest window's count of such answers. `now_us` is called (the clock read) only for the very first sample, and for one
     /// immediate answer in 64 of each stripe so that the window still rotates when every answer
     /// is immediate. The percentile is recomputed every 16th answer of each stripe (as often
     /// as before over all of them), from the sum of the stripes: no sample is lost.
     #[inline]
-    pub(crate) fn record_at_once(&self, now_us: impl FnOnce() -> u64) {
+    pub(crate) fn record_at_once(&self, stripe: usize, now_us: impl FnOnce() -> u64) {
         let window = self.current.load(Ordering::Relaxed);
         if window == 0 {
             self.record(now_us(), 0);
             return;
         }
         let bank = &self.banks[(window % 2) as usize];
-        let stripe = &bank.immediate[weir_core::lanes::thread_index() % STRIPES];
+        let stripe = &bank.immediate[stripe % STRIPES];
         let n = stripe.0.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
         if n.is_multiple_of(RECOMPUTE_EVERY) || n <= self.min_samples {
             self.refresh(window, n, now_us);
@@ -459,10 +459,10 @@ mod tests {
             }
         };
         let latency = Latency::new(1_000, 50.0, 16, 0);
-        latency.record_at_once(clock(0));
+        latency.record_at_once(0, clock(0));
         assert_eq!(reads.get(), 1, "the very first reads the clock");
         for _ in 0..7 {
-            latency.record_at_once(clock(0));
+            latency.record_at_once(0, clock(0));
         }
         assert_eq!(reads.get(), 1);
         assert_eq!(latency.delay_us(), None, "8 samples of 16");
@@ -473,11 +473,11 @@ mod tests {
         // Two windows later: immediate answers count in the newest window known, without a
         // clock, until the 64th of that window reads it.
         for _ in 0..56 {
-            latency.record_at_once(clock(2_500));
+            latency.record_at_once(0, clock(2_500));
         }
         assert_eq!(reads.get(), 1);
         assert_eq!(latency.delay_us(), Some(0), "63 immediate of 73");
-        latency.record_at_once(clock(2_500));
+        latency.record_at_once(0, clock(2_500));
         assert_eq!(reads.get(), 2, "the 64th reads the clock");
         assert_eq!(
             latency.delay_us(),
@@ -485,7 +485,7 @@ mod tests {
             "rotated: the old samples are forgotten"
         );
         for _ in 0..16 {
-            latency.record_at_once(clock(2_500));
+            latency.record_at_once(0, clock(2_500));
         }
         assert_eq!(reads.get(), 2);
         assert_eq!(latency.delay_us(), Some(0));
@@ -496,12 +496,13 @@ mod tests {
     #[test]
     fn immediate_answers_of_every_thread_count() {
         let latency = Latency::new(1_000_000, 50.0, 16, 0);
-        latency.record_at_once(|| 0);
+        latency.record_at_once(0, || 0);
         std::thread::scope(|s| {
-            for _ in 0..4 {
-                s.spawn(|| {
+            for stripe in 0..4 {
+                let latency = &latency;
+                s.spawn(move || {
                     for _ in 0..3 {
-                        latency.record_at_once(|| 0);
+                        latency.record_at_once(stripe, || 0);
                     }
                 });
             }
