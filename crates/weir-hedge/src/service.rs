@@ -96,3 +96,55 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::future::{Future, Ready, ready};
+    use std::task::Waker;
+    use std::time::Duration;
+
+    use tower_layer::Layer;
+
+    use super::*;
+    use crate::HedgeLayer;
+
+    #[derive(Clone)]
+    struct Echo;
+
+    impl Service<u64> for Echo {
+        type Response = u64;
+        type Error = Infallible;
+        type Future = Ready<Result<u64, Infallible>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, req: u64) -> Self::Future {
+            ready(Ok(req))
+        }
+    }
+
+    /// The immediate path writes no reference count that every thread writes (#21's two-thread
+    /// gap): a call's future holds this thread's lane, never the shared state itself, and gives
+    /// it back when done.
+    #[test]
+    fn a_call_holds_this_threads_lane_not_the_shared_state() {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut svc = HedgeLayer::new(Duration::from_millis(50)).layer(Echo);
+        let shared = Arc::strong_count(svc.local.shared());
+        let lane = Arc::clone(svc.local.pick());
+        assert!(Arc::ptr_eq(&lane, svc.local.pick()), "one lane per thread");
+        let held = Arc::strong_count(&lane);
+        for i in 0..200 {
+            assert!(matches!(svc.poll_ready(&mut cx), Poll::Ready(Ok(()))));
+            let mut future = std::pin::pin!(svc.call(i));
+            assert_eq!(Arc::strong_count(svc.local.shared()), shared);
+            assert_eq!(Arc::strong_count(&lane), held + 1);
+            assert!(matches!(future.as_mut().poll(&mut cx), Poll::Ready(Ok(n)) if n == i));
+        }
+        assert_eq!(Arc::strong_count(&lane), held);
+        assert_eq!(Arc::strong_count(svc.local.shared()), shared);
+    }
+}
