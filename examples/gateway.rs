@@ -51,7 +51,7 @@
 //! (`10.0.0.0/8,192.0.2.7`) so that clients are keyed by the address they recorded.
 //!
 //! Logs go to stderr through `tracing`: breaker transitions and Redis outages and recoveries by
-//! default, more with `RUST_LOG` (`RUST_LOG=weir=info` adds a line per refused request).
+//! default, more with `RUST_LOG` (`RUST_LOG=weir=debug` adds a line per refused request, each with its structured fields).
 //!
 //! The construction lives in functions (`Config`, `Upstream`, `start`, `client_stack`) that the
 //! end-to-end tests in `tests/gateway.rs` run too.
@@ -372,7 +372,7 @@ pub(crate) async fn start_upstream(
     let idempotency = IdempotencyLayer::builder()
         .name("orders")
         .required_on(["/api/orders"])
-        .observer(weir::Tracing)
+        .observer((weir::Tracing, weir::Metrics))
         .build()
         .map_err(std::io::Error::other)?;
     let orders =
@@ -463,7 +463,7 @@ pub(crate) fn client_stack(
         .name("total")
         .observer((
             move |event: &weir::timeout::Event<'_>| seen.timed_out(event),
-            weir::Tracing,
+            (weir::Tracing, weir::Metrics),
         ))
         .build()?;
     let seen = Arc::clone(stats);
@@ -480,7 +480,7 @@ pub(crate) fn client_stack(
                 }
                 _ => {}
             },
-            weir::Tracing,
+            (weir::Tracing, weir::Metrics),
         ))
         .build()?;
     let seen = Arc::clone(stats);
@@ -492,9 +492,9 @@ pub(crate) fn client_stack(
         .failure_rate(50.0)
         .open_duration(config.open_duration)
         .half_open_probes(2)
-        // Transitions are logged here rather than through `weir::Tracing`, which would log every
-        // refused call at info as well.
-        .observer(
+        // Transitions are logged here (as the gateway's own lines) rather than through
+        // `weir::Tracing`; `weir::Metrics` counts them and every refusal.
+        .observer((
             move |event: &weir::circuit_breaker::Event<'_>| match *event {
                 weir::circuit_breaker::Event::StateChange {
                     from, to, key, ..
@@ -515,7 +515,8 @@ pub(crate) fn client_stack(
                 }
                 _ => {}
             },
-        )
+            weir::Metrics,
+        ))
         .keyed(Authority)
         .build_with_handle()?;
     let seen = Arc::clone(stats);
@@ -526,7 +527,7 @@ pub(crate) fn client_stack(
             move |_: &weir::bulkhead::Event<'_>| {
                 seen.bulkhead_rejected.fetch_add(1, Ordering::Relaxed);
             },
-            weir::Tracing,
+            (weir::Tracing, weir::Metrics),
         ))
         .build_with_handle()?;
     let seen = Arc::clone(stats);
@@ -536,7 +537,7 @@ pub(crate) fn client_stack(
         .name("attempt")
         .observer((
             move |event: &weir::timeout::Event<'_>| seen.timed_out(event),
-            weir::Tracing,
+            (weir::Tracing, weir::Metrics),
         ))
         .build()?;
 
@@ -682,7 +683,7 @@ pub(crate) fn router(
                         .or_default() += 1;
                 }
             },
-            weir::Tracing,
+            (weir::Tracing, weir::Metrics),
         ));
     // In memory by default; in Redis, shared by every gateway instance, with `WEIR_REDIS_URL`.
     // If Redis cannot be reached, each instance limits on its own with its share of every quota
@@ -714,7 +715,7 @@ pub(crate) fn router(
                     seen.shed.fetch_add(1, Ordering::Relaxed);
                 }
             },
-            weir::Tracing,
+            (weir::Tracing, weir::Metrics),
         ))
         .build_with_handle()?;
     let seen = Arc::clone(&stats);
@@ -722,7 +723,7 @@ pub(crate) fn router(
         .name("edge")
         .observer((
             move |event: &weir::timeout::Event<'_>| seen.timed_out(event),
-            weir::Tracing,
+            (weir::Tracing, weir::Metrics),
         ))
         .build()?;
 
@@ -741,7 +742,7 @@ pub(crate) fn router(
         .value(|_: Cause<'_, Response<Body>, BoxError>| Some(bestsellers()))
         .at_load(LoadLevel::Critical)
         .http()
-        .observer(weir::Tracing)
+        .observer((weir::Tracing, weir::Metrics))
         .build_with_handle()?;
     let recommendations = ServiceBuilder::new()
         .layer(ErrorResponseLayer::new())
@@ -973,7 +974,7 @@ pub(crate) async fn start(
 
 /// The log filter: `RUST_LOG` when it is set and valid (`target=level` pairs and a default
 /// level, as `weir=info,gateway=debug`), else `info` for the gateway (breaker transitions) and
-/// weir-redis (Redis outages and recoveries), and `warn` for everything else. `weir=info` adds
+/// weir-redis (Redis outages and recoveries), and `warn` for everything else. `weir=debug` adds
 /// every refusal the layers report through `weir::Tracing` (a line per refused request).
 pub(crate) fn log_filter(rust_log: Option<&str>) -> Targets {
     let default = || {
