@@ -44,6 +44,19 @@
 //!   and `/startupz`. `?verbose` lists every check. On Ctrl-C (or SIGTERM, as Kubernetes sends)
 //!   readiness fails first, the gateway keeps serving for a grace period, then stops.
 //!
+//! - **Status page** (weir-status), beside the edge stack as well: `/weir/status` shows the
+//!   layers given the gateway's `Registry` (the upstream breaker and bulkhead) live (state,
+//!   gauges, counters, per-second sparklines, transitions), `/weir/status.json` the same as JSON,
+//!   `/weir/status/events` as server-sent events. Its admin actions (force the breaker open,
+//!   reset it, ...) are off unless `WEIR_STATUS_TOKEN` is set; then they take
+//!   `Authorization: Bearer <token>` (the page asks for the token).
+//!
+//! - **Metrics** (#19): `/metrics` serves Prometheus text (metrics-exporter-prometheus, with no
+//!   listener of its own): every layer reports through `weir::Metrics` (events by outcome and
+//!   reason, breaker transitions, the retry's backoff histogram), and each scrape reads the
+//!   registered layers' gauges and totals (`weir::metrics::record`). The names are weir-core's
+//!   naming table.
+//!
 //! With `WEIR_REDIS_URL=redis://host:port` the rate limits live in Redis (weir-redis), shared by
 //! every gateway instance; without it they stay in memory. While Redis is unreachable each
 //! instance limits locally with its share of every quota: set `WEIR_INSTANCES` to the number of
@@ -59,7 +72,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -74,6 +87,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -85,6 +99,7 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use weir::bulkhead::{BulkheadHandle, BulkheadLayer};
 use weir::circuit_breaker::{CircuitBreakerLayer, KeyedCircuitBreakerHandle, State};
+use weir::core::inspect::Registry;
 use weir::fallback::{Cause, FallbackHandle, FallbackLayer};
 use weir::health::{
     BreakerCheck, BulkheadCheck, HealthRegistry, HealthService, LoadCheck, RedisCheck, Verbose,
@@ -94,6 +109,7 @@ use weir::load_shed::{LoadLevelLayer, LoadShedHandle, LoadShedLayer};
 use weir::rate_limit::{Quota, RateLimitLayer};
 use weir::redis::{FailurePolicy, RedisStore};
 use weir::retry::{ReplayBody, RetryLayer};
+use weir::status::{Authz, StatusService};
 use weir::timeout::TimeoutLayer;
 use weir::{
     ApiKey, ApiKeyToken, Authority, BoxError, Cidr, Deadline, ErrorResponseLayer, HttpStatus,
@@ -170,6 +186,9 @@ pub(crate) struct Config {
     pub(crate) drain_grace: Duration,
     /// The address the gateway listens on (127.0.0.1; `--host 0.0.0.0` in a container).
     pub(crate) host: IpAddr,
+    /// The bearer token of the status page's admin actions (`WEIR_STATUS_TOKEN`): `None` (the
+    /// default) leaves them off, every action a 404.
+    pub(crate) status_token: Option<String>,
 }
 
 impl Config {
@@ -204,6 +223,7 @@ impl Config {
             instances: 1,
             drain_grace: Duration::from_secs(6),
             host: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            status_token: None,
         }
     }
 }
@@ -437,6 +457,7 @@ impl IdempotencyKeys {
 pub(crate) fn client_stack(
     config: &Config,
     stats: &Arc<Stats>,
+    registry: &Registry,
 ) -> Result<
     (
         impl Service<
@@ -492,6 +513,7 @@ pub(crate) fn client_stack(
         .failure_rate(50.0)
         .open_duration(config.open_duration)
         .half_open_probes(2)
+        .registry(registry)
         // Transitions are logged here (as the gateway's own lines) rather than through
         // `weir::Tracing`; `weir::Metrics` counts them and every refusal.
         .observer((
@@ -523,6 +545,7 @@ pub(crate) fn client_stack(
     let (bulkhead, bulkhead_handle) = BulkheadLayer::builder()
         .max_concurrent(config.upstream_concurrency)
         .name("upstream")
+        .registry(registry)
         .observer((
             move |_: &weir::bulkhead::Event<'_>| {
                 seen.bulkhead_rejected.fetch_add(1, Ordering::Relaxed);
@@ -583,6 +606,8 @@ pub(crate) struct Gateway {
     pub(crate) health: HealthRegistry,
     /// The fallback of `/api/recommendations`: its answers by source.
     pub(crate) fallbacks: FallbackHandle,
+    /// The layers the status page at `/weir/status` shows.
+    pub(crate) registry: Registry,
     /// The server task.
     pub(crate) server: JoinHandle<std::io::Result<()>>,
 }
@@ -636,6 +661,7 @@ fn tier_of(key: &ClientKey) -> Option<&'static str> {
 pub(crate) fn router(
     config: &Config,
     upstream: SocketAddr,
+    registry: &Registry,
 ) -> Result<
     (
         Router,
@@ -648,7 +674,7 @@ pub(crate) fn router(
     BoxError,
 > {
     let stats = Stats::new();
-    let (client, breakers, bulkhead) = client_stack(config, &stats)?;
+    let (client, breakers, bulkhead) = client_stack(config, &stats, registry)?;
     // Starting: not ready until `start` has bound the listener.
     let health = HealthRegistry::starting();
 
@@ -776,6 +802,7 @@ pub(crate) fn router(
         .ready()
         .add()?;
     let probes = HealthService::new(health.clone()).verbose(Verbose::OnQuery);
+    let status = status_page(registry, config.status_token.clone());
 
     // The probes sit beside the edge stack, not behind it: no rate limit or load shedder ever
     // refuses the probes that report on them.
@@ -785,8 +812,70 @@ pub(crate) fn router(
         .route_service("/api/{*path}", edge)
         .route_service("/livez", probes.clone())
         .route_service("/readyz", probes.clone())
-        .route_service("/startupz", probes);
+        .route_service("/startupz", probes)
+        // Prometheus text (#19), beside the edge stack as well.
+        .route("/metrics", get(scrape(registry.clone())))
+        // The status page (`/weir/status`, `/weir/status.json`, `/weir/status/events`), beside
+        // the edge stack too: it must answer while the edge refuses everything else.
+        .nest_service("/weir", status);
     Ok((router, stats, breakers, shedder, health, fallbacks))
+}
+
+/// The process's Prometheus recorder, installed as the `metrics` facade's global recorder the
+/// first time (metrics-exporter-prometheus, with no listener of its own: `/metrics` renders it).
+/// Every layer's `weir::Metrics` observer counts into it.
+fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Fails only if something else installed a recorder first; then this one renders
+            // nothing but the gateway still serves.
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!(target: "gateway", "a metrics recorder was already installed");
+            }
+            handle
+        })
+        .clone()
+}
+
+/// The handler of `GET /metrics`: the registry's gauges and totals are read at the scrape
+/// (`weir::metrics::record`, a few atomic loads per layer, nothing on the request path), then
+/// everything the recorder holds is rendered as Prometheus text: the counters and histograms
+/// the layers' `weir::Metrics` observers wrote, and those gauges.
+fn scrape(
+    registry: Registry,
+) -> impl Fn() -> std::future::Ready<([(header::HeaderName, &'static str); 1], String)>
++ Clone
++ Send
++ 'static {
+    let handle = prometheus();
+    move || {
+        weir::metrics::record(&registry);
+        handle.run_upkeep();
+        std::future::ready((
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            handle.render(),
+        ))
+    }
+}
+
+/// The status page of `registry`; its admin actions (force a breaker open, reset it, ...) only
+/// with a token, for requests that carry `Authorization: Bearer <token>`.
+fn status_page(registry: &Registry, token: Option<String>) -> StatusService {
+    let status = StatusService::new(registry.clone());
+    let Some(token) = token else {
+        return status;
+    };
+    let expected = format!("Bearer {token}");
+    status.authorize(move |parts: &http::request::Parts| {
+        match parts.headers.get(header::AUTHORIZATION) {
+            None => Authz::Unauthorized,
+            Some(given) if given.as_bytes() == expected.as_bytes() => Authz::Allow,
+            Some(_) => Authz::Forbidden,
+        }
+    })
 }
 
 /// The degraded answer of `/api/recommendations`: the same list for everyone.
@@ -949,7 +1038,9 @@ pub(crate) async fn start(
     port: u16,
     upstream: SocketAddr,
 ) -> Result<Gateway, BoxError> {
-    let (router, stats, breakers, shedder, health, fallbacks) = router(config, upstream)?;
+    let registry = Registry::new();
+    let (router, stats, breakers, shedder, health, fallbacks) =
+        router(config, upstream, &registry)?;
     let listener = TcpListener::bind((config.host, port)).await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(serve(
@@ -968,6 +1059,7 @@ pub(crate) async fn start(
         shedder,
         health,
         fallbacks,
+        registry,
         server,
     })
 }
@@ -1464,6 +1556,9 @@ async fn main() -> Result<(), BoxError> {
             }
         }
     }
+    config.status_token = std::env::var("WEIR_STATUS_TOKEN")
+        .ok()
+        .filter(|token| !token.is_empty());
     if let Ok(instances) = std::env::var("WEIR_INSTANCES") {
         match instances.trim().parse::<u32>() {
             Ok(n) if n >= 1 => config.instances = n,
@@ -1492,6 +1587,16 @@ async fn main() -> Result<(), BoxError> {
     println!(
         "weir gateway on http://{addr}/ in front of an upstream on http://{}/",
         gateway.upstream
+    );
+    println!("Prometheus metrics on http://{addr}/metrics");
+    println!(
+        "status page on http://{addr}/weir/status ({} layers; admin actions {})",
+        gateway.registry.len(),
+        if config.status_token.is_some() {
+            "on, with WEIR_STATUS_TOKEN as a bearer token"
+        } else {
+            "off; set WEIR_STATUS_TOKEN to turn them on"
+        }
     );
     println!(
         "listener: {:?} to send a request's headers, at most {} connections open, bodies up to {} bytes",
@@ -1553,6 +1658,10 @@ async fn main() -> Result<(), BoxError> {
         );
         println!("  curl -i http://{addr}/readyz?verbose   # readiness, every check listed");
         println!("  curl -i http://{addr}/livez");
+        println!(
+            "  open http://{addr}/weir/status   # the live status page (JSON: /weir/status.json)"
+        );
+        println!("  curl http://{addr}/metrics   # Prometheus text: every weir_* family");
         shutdown_signal().await?;
         println!(
             "draining: /readyz fails now; serving {:?} more before stopping",

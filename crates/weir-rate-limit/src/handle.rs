@@ -106,6 +106,51 @@ impl<X, A: Algorithm, T, C, O, P> RateLimitHandle<X, MemoryStore<A>, T, C, O, P>
     }
 }
 
+/// What a status page reads (see `inspect.rs`).
+impl<X, A: Algorithm, T, C, O, P> RateLimitHandle<X, MemoryStore<A>, T, C, O, P> {
+    /// Units left now for a request of one unit in the state every request shares when the
+    /// limiter has no key (or key-less requests share, keyed), the least over the default
+    /// tier's quotas.
+    pub(crate) fn shared_remaining(&self) -> u64 {
+        let lim = &self.limiter;
+        let verdicts = lim.store.peek_key(&(), &lim.tiers[0], Instant::now());
+        verdicts
+            .iter()
+            .map(|v| v.remaining() + u64::from(v.is_admitted()))
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// Forgets the key written `text` (see `MemoryStore::forget_text`).
+    pub(crate) fn reset_text(&self, text: &str) -> bool {
+        self.limiter.store.forget_text(text)
+    }
+
+    /// Whether the limiter is global (the `Global` extractor: one state for every request).
+    pub(crate) fn is_global(&self) -> bool
+    where
+        X: 'static,
+    {
+        (&self.limiter.extractor as &dyn std::any::Any).is::<weir_core::Global>()
+    }
+}
+
+impl<X, St, T, C, O, P> RateLimitHandle<X, St, T, C, O, P> {
+    /// Requests refused since the layer was built (in shadow mode, those that would have
+    /// been); a request refused for want of a key is not counted.
+    #[must_use]
+    pub fn refused(&self) -> u64 {
+        self.limiter
+            .refused
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The layer's name, as a [`Name`](weir_core::Name).
+    pub(crate) fn layer_name(&self) -> &weir_core::Name {
+        &self.limiter.name
+    }
+}
+
 /// The admin calls of any [`AdminStore`]: the in-memory store (answered at once) and
 /// weir-redis's `RedisStore` (one round trip to Redis, on the state every instance shares).
 impl<X, St, T, C, O, P> RateLimitHandle<X, St, T, C, O, P> {

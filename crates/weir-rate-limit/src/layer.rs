@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use tower_layer::Layer;
 use weir_core::{Global, KeyedConfig, MissingKey, Name};
@@ -62,6 +63,7 @@ impl RateLimitLayer {
             protocol: AnyProtocol,
             mode: Mode::Reject,
             missing: MissingKey::Shared,
+            refused: AtomicU64::new(0),
             top: TopLimited::default(),
         }))
     }

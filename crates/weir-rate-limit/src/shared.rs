@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -35,6 +36,9 @@ pub(crate) struct Limiter<X, St, T, C, O, P> {
     pub(crate) protocol: P,
     pub(crate) mode: Mode,
     pub(crate) missing: MissingKey,
+    /// Requests refused (or, in shadow mode, that would have been) since the layer was built:
+    /// counted where the refusal is judged, never on an admitted request.
+    pub(crate) refused: AtomicU64,
     /// The most refused keys, written only on a refusal.
     pub(crate) top: TopLimited,
 }
@@ -192,6 +196,7 @@ where
             cost,
         );
         self.observer.on_event(&event);
+        self.refused.fetch_add(1, Ordering::Relaxed);
         if shadow {
             let info = headers.then(|| Box::new(self.info(tier, &decision, style)));
             return Next::Call(info);

@@ -2,6 +2,7 @@
 //! it), so a serializer would be a dependency for a few dozen lines.
 
 use std::fmt::Write as _;
+use std::time::UNIX_EPOCH;
 
 use weir_core::inspect::{Inspect, Registry, Snapshot};
 
@@ -69,7 +70,25 @@ fn layer(out: &mut String, handle: &dyn Inspect, snapshot: &Snapshot) {
 
 /// The layer's recent transitions, oldest first.
 fn recent(out: &mut String, snapshot: &Snapshot) {
-    let _ = (out, snapshot);
+    for (i, transition) in snapshot.recent.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        // Before 1970 (a clock set wrong) reads as 0; no clock reaches `u64::MAX` ms.
+        let at_ms = transition.at.duration_since(UNIX_EPOCH).map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        });
+        let _ = write!(out, "{{\"at_ms\":{at_ms},\"from\":");
+        string(out, transition.from);
+        out.push_str(",\"to\":");
+        string(out, transition.to);
+        out.push_str(",\"reason\":");
+        match transition.reason {
+            Some(reason) => string(out, reason),
+            None => out.push_str("null"),
+        }
+        out.push('}');
+    }
 }
 
 /// A finite number as JSON; NaN and the infinities, which JSON cannot say, as `null`.

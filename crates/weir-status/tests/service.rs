@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 use weir_core::Name;
-use weir_core::inspect::{ActionError, Inspect, Registry, Snapshot};
+use weir_core::inspect::{ActionError, Inspect, Registry, Snapshot, Transition};
 use weir_status::{Authz, StatusBody, StatusService};
 
 /// A breaker-like layer: closed (0) or open (1), with admin actions.
@@ -34,6 +34,11 @@ impl Inspect for FakeBreaker {
             .gauge("failure_rate", 0.5)
             .gauge("nan", f64::NAN)
             .counter("rejected", self.rejected.load(Ordering::SeqCst))
+            .recent(vec![
+                Transition::new(UNIX_EPOCH + Duration::from_millis(1_234), "closed", "open")
+                    .reason("failure_rate"),
+                Transition::new(UNIX_EPOCH + Duration::from_secs(60), "open", "half_open"),
+            ])
     }
 
     fn actions(&self) -> &'static [&'static str] {
@@ -139,7 +144,13 @@ async fn the_json_follows_the_schema() {
     assert_eq!(b["gauges"]["failure_rate"], 0.5);
     assert_eq!(b["gauges"]["nan"], Value::Null, "NaN is null");
     assert_eq!(b["counters"]["rejected"], 9);
-    assert_eq!(b["recent"], serde_json::json!([]));
+    assert_eq!(
+        b["recent"],
+        serde_json::json!([
+            {"at_ms": 1234, "from": "closed", "to": "open", "reason": "failure_rate"},
+            {"at_ms": 60000, "from": "open", "to": "half_open", "reason": null},
+        ])
+    );
     assert_eq!(
         b["actions"],
         serde_json::json!(["force_open", "reset", "reset_key"])
@@ -156,6 +167,7 @@ async fn the_json_follows_the_schema() {
     assert_eq!(p["gauges"]["in_flight"], 3.0);
     assert_eq!(p["counters"]["admitted"], u64::from(u32::MAX) + 5);
     assert_eq!(p["actions"], serde_json::json!([]));
+    assert_eq!(p["recent"], serde_json::json!([]));
 
     // With a hook, the JSON says the actions are on.
     let service = service.authorize(|_: &http::request::Parts| Authz::Allow);
