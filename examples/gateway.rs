@@ -43,13 +43,13 @@
 //!   the upstream bulkhead or the edge's load level is near saturation, or Redis is unreachable)
 //!   and `/startupz`. `?verbose` lists every check. On Ctrl-C (or SIGTERM, as Kubernetes sends)
 //!   readiness fails first, the gateway keeps serving for a grace period, then stops.
-//!
 //! - **Status page** (weir-status), beside the edge stack as well: `/weir/status` shows the
-//!   layers given the gateway's `Registry` (the upstream breaker and bulkhead) live (state,
-//!   gauges, counters, per-second sparklines, transitions), `/weir/status.json` the same as JSON,
-//!   `/weir/status/events` as server-sent events. Its admin actions (force the breaker open,
-//!   reset it, ...) are off unless `WEIR_STATUS_TOKEN` is set; then they take
-//!   `Authorization: Bearer <token>` (the page asks for the token).
+//!   layers given the gateway's `Registry` (the upstream breaker and bulkhead, and the edge's
+//!   rate limit while its state is in memory) live: state, gauges, counters, per-second
+//!   sparklines, transitions. `/weir/status.json` is the same as JSON, `/weir/status/events` as
+//!   server-sent events. Its admin actions (reset the breaker's keys, a client's rate limit) are
+//!   off unless `WEIR_STATUS_TOKEN` is set; then they take `Authorization: Bearer <token>` (the
+//!   page asks for the token).
 //!
 //! - **Metrics** (#19): `/metrics` serves Prometheus text (metrics-exporter-prometheus, with no
 //!   listener of its own): every layer reports through `weir::Metrics` (events by outcome and
@@ -729,7 +729,9 @@ pub(crate) fn router(
                 .add()?;
             Either::Left(limits.build_with_store(store)?)
         }
-        None => Either::Right(limits.build()?),
+        // In memory, the limiter is on the status page too (a Redis store's admin calls are
+        // async, which a page's action cannot wait for, so that one is not registered).
+        None => Either::Right(limits.registry(registry).build()?),
     };
     let seen = Arc::clone(&stats);
     let (shed, shedder) = LoadShedLayer::builder()
@@ -861,7 +863,7 @@ fn scrape(
     }
 }
 
-/// The status page of `registry`; its admin actions (force a breaker open, reset it, ...) only
+/// The status page of `registry`; its admin actions (reset a breaker's keys, a client's limit) only
 /// with a token, for requests that carry `Authorization: Bearer <token>`.
 fn status_page(registry: &Registry, token: Option<String>) -> StatusService {
     let status = StatusService::new(registry.clone());

@@ -850,6 +850,8 @@ async fn the_status_json_shows_the_gateway_layers_and_the_open_breaker() {
     let breaker = layer(&doc, "circuit_breaker", "upstream");
     assert_eq!(breaker["gauges"]["open"], 0.0, "{breaker}");
     layer(&doc, "bulkhead", "upstream");
+    let limit = layer(&doc, "rate_limit", "edge");
+    assert_eq!(limit["actions"], serde_json::json!(["reset"]), "{limit}");
 
     upstream.set_outage(true);
     for _ in 0..20 {
@@ -883,6 +885,18 @@ async fn the_status_json_shows_the_gateway_layers_and_the_open_breaker() {
 
     // Beside the edge stack: a client the rate limit refuses still gets the page.
     while get(&client, addr, FREE_KEY, &[]).await.status != StatusCode::TOO_MANY_REQUESTS {}
+    let doc = status_json(&client, addr).await;
+    let refused = gateway
+        .registry
+        .find("rate_limit", "edge")
+        .expect("registered")
+        .snapshot()
+        .counter_value("rejected");
+    assert!(refused >= Some(1), "{refused:?}");
+    assert_eq!(
+        layer(&doc, "rate_limit", "edge")["counters"]["rejected"].as_u64(),
+        refused
+    );
     let (status, html) = send(
         &client,
         http::Method::GET,

@@ -2,7 +2,8 @@
 //! traffic through an upstream outage until its circuit breaker opens, then Debian's headless
 //! Chromium opens `/weir/status`, runs the page's script (virtual time: several polls of the
 //! JSON) and dumps the rendered DOM, which must show the breaker open with the numbers of the
-//! handles' own snapshot. A screenshot is kept as `target/status-page.png`.
+//! handles' own snapshot. A screenshot is kept as `target/status-page.png`. With a token for the
+//! admin actions, the page offers each layer's actions as buttons (without one, none).
 //!
 //! Chromium comes from Debian's `chromium` package (`scripts/test.sh` installs it when it is
 //! missing; `WEIR_CHROMIUM` names another binary). Without it the test fails and says so: it
@@ -12,6 +13,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -55,10 +57,11 @@ fn chromium() -> PathBuf {
 /// against a hung browser, not a measurement), and returns its standard output.
 async fn run_chromium(url: String, args: Vec<String>, limit: Duration) -> String {
     let binary = chromium();
+    static RUNS: AtomicU32 = AtomicU32::new(0);
     let profile = std::env::temp_dir().join(format!(
         "weir-status-chromium-{}-{}",
         std::process::id(),
-        args.len()
+        RUNS.fetch_add(1, Ordering::Relaxed)
     ));
     let mut command = Command::new(&binary);
     command
@@ -328,4 +331,48 @@ async fn the_status_page_shows_the_open_breaker_in_a_real_browser() {
         bytes.len()
     );
     upstream.set_outage(false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_token_the_page_offers_each_layers_actions() {
+    let _ = chromium();
+    let mut config = Config::demo();
+    config.status_token = Some("s3cret".into());
+    let upstream = Upstream::new();
+    let (upstream_addr, _server) = gateway::start_upstream(Arc::clone(&upstream))
+        .await
+        .expect("upstream starts");
+    let gateway = gateway::start(&config, 0, upstream_addr)
+        .await
+        .expect("gateway starts");
+    let client: TestClient = Client::builder(TokioExecutor::new()).build_http();
+    assert_eq!(
+        get(&client, gateway.addr, "/api/items").await,
+        StatusCode::OK
+    );
+
+    let dom = run_chromium(
+        format!("http://{}/weir/status", gateway.addr),
+        vec!["--virtual-time-budget=2000".into(), "--dump-dom".into()],
+        Duration::from_secs(90),
+    )
+    .await;
+    let body = tag_with(&dom, "<body").expect("a body");
+    assert_eq!(attr(body, "data-ready"), Some("true"), "{dom}");
+    assert_eq!(attr(body, "data-actions"), Some("enabled"));
+    let handles = gateway.registry.handles();
+    assert!(handles.iter().any(|h| !h.actions().is_empty()));
+    for handle in handles {
+        let snapshot = handle.snapshot();
+        let id = format!("{}/{}", snapshot.pattern, snapshot.layer.as_str());
+        let html = card(&dom, &id);
+        // The card's buttons, in order, are the handle's actions.
+        let mut buttons = Vec::new();
+        let mut rest = html;
+        while let Some(tag) = tag_with(rest, "data-action=\"") {
+            buttons.push(attr(tag, "data-action").unwrap().to_owned());
+            rest = &rest[rest.find(tag).unwrap() + tag.len()..];
+        }
+        assert_eq!(buttons, handle.actions(), "{id}");
+    }
 }

@@ -118,6 +118,7 @@ pub(crate) enum Outcome {
 /// What an in-flight token needs of the shared state, without its type parameters.
 pub(crate) trait Finish: Send + Sync {
     fn core(&self) -> &Core;
+    fn name(&self) -> &Name;
     fn finish(&self, outcome: Outcome, started: Option<Instant>);
 }
 
@@ -200,6 +201,10 @@ where
 {
     fn core(&self) -> &Core {
         &self.core
+    }
+
+    fn name(&self) -> &Name {
+        &self.name
     }
 
     fn finish(&self, outcome: Outcome, started: Option<Instant>) {
