@@ -14,7 +14,7 @@ use crate::state::LoadLevel;
 /// [`LoadShedLayer::handle`](crate::LoadShedLayer::handle).
 #[derive(Clone)]
 pub struct LoadShedHandle {
-    shared: Arc<dyn Finish>,
+    pub(crate) shared: Arc<dyn Finish>,
 }
 
 impl LoadShedHandle {
