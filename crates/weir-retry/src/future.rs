@@ -76,6 +76,7 @@ where
         shared: Arc<Shared<R, C, O, P, K>>,
         prepare: R::Prepare,
         now: Option<Instant>,
+        policy: u32,
         budget: K::Held,
     ) -> Self {
         Self {
@@ -84,7 +85,7 @@ where
             shared,
             budget,
             copy: None,
-            progress: Progress::new(now),
+            progress: Progress::under(now, policy),
             deadline: None,
             sleep: None,
             _request: PhantomData,
@@ -108,6 +109,7 @@ where
         copy: Option<R::Copy>,
         deadline: Option<Instant>,
         now: Option<Instant>,
+        policy: u32,
         budget: K::Held,
     ) -> Self {
         Self {
@@ -116,7 +118,7 @@ where
             shared,
             budget,
             copy,
-            progress: Progress::new(now),
+            progress: Progress::under(now, policy),
             deadline,
             sleep: None,
             _request: PhantomData,
@@ -249,7 +251,8 @@ fn decide<R, C, O, P, K>(
     let now = Instant::now();
     let core = &*shared.core;
     let mut rng = &core.rng;
-    shared.policy.decide(
+    // The version the request started under: a retry loop keeps its attempts and backoff.
+    core.policies.get(progress.policy).decide(
         progress,
         outcome,
         replayable,

@@ -7,8 +7,9 @@ use weir_core::{Backoff, Outcome, Random, ServerHint};
 
 use crate::event::GiveUp;
 
-/// The limits every request of one layer shares (immutable once built).
-#[derive(Clone, Copy, Debug)]
+/// The limits every request of one layer shares (one version of them: new settings make
+/// another, and a request keeps the version it started under).
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Policy {
     /// Total calls, the first one included; at least 1.
     pub(crate) max_attempts: u32,
@@ -31,15 +32,25 @@ pub(crate) struct Progress {
     previous: Duration,
     /// When the first call started (read only when there is a `max_duration`).
     started: Option<Instant>,
+    /// The version of the [`Policy`] the request started under (`Policies`' word).
+    pub(crate) policy: u32,
 }
 
 impl Progress {
+    #[cfg(test)]
     pub(crate) const fn new(started: Option<Instant>) -> Self {
+        Self::under(started, 0)
+    }
+
+    /// A request's progress under the policy version `policy`.
+    #[inline]
+    pub(crate) const fn under(started: Option<Instant>, policy: u32) -> Self {
         Self {
             attempts: 0,
             step: 0,
             previous: Duration::ZERO,
             started,
+            policy,
         }
     }
 }
