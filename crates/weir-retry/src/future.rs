@@ -76,7 +76,7 @@ where
         shared: Arc<Shared<R, C, O, P, K>>,
         prepare: R::Prepare,
         now: Option<Instant>,
-        policy: u32,
+        policy: u16,
         budget: K::Held,
     ) -> Self {
         Self {
@@ -109,7 +109,7 @@ where
         copy: Option<R::Copy>,
         deadline: Option<Instant>,
         now: Option<Instant>,
-        policy: u32,
+        policy: u16,
         budget: K::Held,
     ) -> Self {
         Self {

@@ -1,7 +1,7 @@
 //! The state every service and clone of one retry layer shares.
 
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
@@ -111,42 +111,42 @@ fn policy(settings: &RetrySettings, attempts_cap: u32) -> Policy {
 /// looks its version up only when an attempt failed ([`get`](Self::get)), so a retry loop
 /// finishes under the attempts and backoff it started with. Versions are never removed (a
 /// request may hold any): a setting applied again reuses its version, so there are as many as
-/// distinct policies applied, some 60 bytes each.
+/// distinct policies applied, some 60 bytes each, at most [`MAX_VERSIONS`].
 #[derive(Debug)]
 pub(crate) struct Policies {
-    word: AtomicU32,
+    word: AtomicU16,
     versions: ArcSwap<Vec<Policy>>,
 }
 
 impl Policies {
     fn new(first: Policy) -> Self {
         Self {
-            word: AtomicU32::new(Self::word(0, &first)),
+            word: AtomicU16::new(Self::word(0, &first)),
             versions: ArcSwap::from_pointee(vec![first]),
         }
     }
 
-    /// The word of version `index`.
-    fn word(index: usize, policy: &Policy) -> u32 {
-        let index = u32::try_from(index).unwrap_or(u32::MAX >> 1);
-        (index << 1) | u32::from(policy.max_duration.is_some())
+    /// The word of version `index` (below [`MAX_VERSIONS`]).
+    fn word(index: usize, policy: &Policy) -> u16 {
+        let index = u16::try_from(index).unwrap_or(u16::MAX >> 1);
+        (index << 1) | u16::from(policy.max_duration.is_some())
     }
 
     /// The word of the version in force: what a call keeps.
     #[inline]
-    pub(crate) fn current(&self) -> u32 {
+    pub(crate) fn current(&self) -> u16 {
         // `Acquire`: the version list holding it was published before the word.
         self.word.load(Ordering::Acquire)
     }
 
     /// Whether the version of `word` reads the clock when a request starts.
     #[inline]
-    pub(crate) const fn needs_clock(word: u32) -> bool {
+    pub(crate) const fn needs_clock(word: u16) -> bool {
         word & 1 != 0
     }
 
     /// The policy of the version `word` names.
-    pub(crate) fn get(&self, word: u32) -> Policy {
+    pub(crate) fn get(&self, word: u16) -> Policy {
         let versions = self.versions.load();
         let index = (word >> 1) as usize;
         versions
@@ -163,10 +163,24 @@ impl Policies {
 
     /// Puts `policy` in force (a version it had already, or a new one). Called with the
     /// settings' lock held.
-    fn put(&self, policy: Policy) {
+    ///
+    /// # Errors
+    ///
+    /// `max_attempts` when [`MAX_VERSIONS`] distinct policies were applied already.
+    fn put(&self, policy: Policy) -> Result<(), ConfigError> {
         let versions = self.versions.load_full();
         let index = match versions.iter().position(|v| *v == policy) {
             Some(index) => index,
+            None if versions.len() >= MAX_VERSIONS => {
+                return Err(ConfigError::out_of_range(
+                    "retry",
+                    "max_attempts",
+                    format!(
+                        "a running layer keeps at most {MAX_VERSIONS} distinct policies \
+                         (attempts, backoff, durations): apply one it had, or rebuild the layer"
+                    ),
+                ));
+            }
             None => {
                 let mut next = Vec::clone(&versions);
                 next.push(policy);
@@ -177,6 +191,28 @@ impl Policies {
         };
         self.word
             .store(Self::word(index, &policy), Ordering::Release);
+        Ok(())
+    }
+}
+
+/// The most policy versions a layer keeps (the word's 15 bits).
+const MAX_VERSIONS: usize = 1 << 15;
+
+impl Policies {
+    /// Whether [`put`](Self::put) would take `policy`.
+    fn check(&self, policy: &Policy) -> Result<(), ConfigError> {
+        let versions = self.versions.load();
+        if versions.len() >= MAX_VERSIONS && !versions.contains(policy) {
+            return Err(ConfigError::out_of_range(
+                "retry",
+                "max_attempts",
+                format!(
+                    "a running layer keeps at most {MAX_VERSIONS} distinct policies \
+                     (attempts, backoff, durations): apply one it had, or rebuild the layer"
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -207,10 +243,12 @@ impl Core {
             // this layer's to change (`SharedBudget::apply` changes them for every holder).
             settings.budget = current.budget;
         }
+        let policy = policy(&settings, self.attempts_cap);
+        self.policies.check(&policy)?;
         if self.own_budget {
             budget.apply(settings.budget)?;
         }
-        self.policies.put(policy(&settings, self.attempts_cap));
+        self.policies.put(policy)?;
         settings.name = current.name.clone();
         settings.seed = current.seed;
         *current = settings;

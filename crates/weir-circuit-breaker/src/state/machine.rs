@@ -91,9 +91,11 @@ impl Breaker {
     /// The window of `word`'s slot.
     #[inline]
     pub(super) fn window_of(&self, word: u64) -> &Window {
-        match window_slot(word) {
-            0 => &self.window,
-            slot => self.other_window(slot),
+        // One test: slot 0 (no window brought by new settings) is the breaker's own field.
+        if word & WINDOW_BITS == 0 {
+            &self.window
+        } else {
+            self.other_window(window_slot(word))
         }
     }
 
@@ -347,7 +349,7 @@ impl Breaker {
         // The period the call was admitted in (a window changed since by new settings is the
         // same period: the outcome goes into the window in force).
         let word = self.word.load(Ordering::Acquire);
-        if period(word) != period(permit.word()) {
+        if !same_period(word, permit.word()) {
             return None;
         }
         let failed = report.verdict == Verdict::Failure;

@@ -308,6 +308,12 @@ pub(super) const fn period(word: u64) -> u64 {
     word & !WINDOW_BITS
 }
 
+/// Whether two words are of one period (one XOR and one test).
+#[inline]
+pub(super) const fn same_period(a: u64, b: u64) -> bool {
+    (a ^ b) & !WINDOW_BITS == 0
+}
+
 /// The window slot of a word.
 pub(super) const fn window_slot(word: u64) -> usize {
     ((word & WINDOW_BITS) >> WINDOW_SHIFT) as usize
