@@ -398,7 +398,8 @@ impl Reconfigure for CircuitBreakerHandle {
     /// # Errors
     ///
     /// `build()`'s [`ConfigError`], naming the field; or the window field when the breaker has
-    /// held [8 window shapes](crate#changing-settings-at-run-time) already. Nothing changes then.
+    /// held 8 window shapes already (see the crate's *Changing settings at run time*). Nothing
+    /// changes then.
     fn apply(&self, settings: CircuitBreakerBuilder) -> Result<(), ConfigError> {
         self.control.apply(settings.into_settings())
     }

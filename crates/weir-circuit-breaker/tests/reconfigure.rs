@@ -146,7 +146,11 @@ async fn a_shrunk_count_window_keeps_the_newest_outcomes() {
         .apply(handle.settings().count_window(5).minimum_calls(5))
         .unwrap();
     let snapshot = handle.snapshot();
-    assert_eq!((snapshot.calls(), snapshot.failures()), (5, 0), "the newest five");
+    assert_eq!(
+        (snapshot.calls(), snapshot.failures()),
+        (5, 0),
+        "the newest five"
+    );
     // A changed kind starts empty.
     handle
         .apply(
@@ -169,7 +173,9 @@ async fn a_breaker_holds_at_most_eight_window_shapes() {
         handle.apply(handle.settings().count_window(n)).unwrap();
     }
     let before = format!("{:?}", handle.settings());
-    let err = handle.apply(handle.settings().count_window(99)).unwrap_err();
+    let err = handle
+        .apply(handle.settings().count_window(99))
+        .unwrap_err();
     assert_eq!(err.field(), "count_window", "{err}");
     assert_eq!(format!("{:?}", handle.settings()), before);
     // A shape it holds is still taken.
@@ -317,8 +323,12 @@ async fn settings_applied_while_calls_run_never_admit_more_probes_than_allowed()
     let mut tasks = Vec::new();
     for _ in 0..TASKS {
         let mut svc = svc.clone();
-        let (stop, admit, parked, released) =
-            (stop.clone(), admit.clone(), parked.clone(), released.clone());
+        let (stop, admit, parked, released) = (
+            stop.clone(),
+            admit.clone(),
+            parked.clone(),
+            released.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::SeqCst) {
                 if !admit.load(Ordering::SeqCst) {
@@ -344,7 +354,11 @@ async fn settings_applied_while_calls_run_never_admit_more_probes_than_allowed()
             while !stop.load(Ordering::SeqCst) {
                 n += 1;
                 handle
-                    .apply(handle.settings().half_open_probes(if n % 2 == 0 { 1 } else { 3 }))
+                    .apply(
+                        handle
+                            .settings()
+                            .half_open_probes(if n % 2 == 0 { 1 } else { 3 }),
+                    )
                     .unwrap();
                 tokio::task::yield_now().await;
             }
@@ -375,6 +389,12 @@ async fn settings_applied_while_calls_run_never_admit_more_probes_than_allowed()
     for task in tasks {
         task.await.unwrap();
     }
-    assert!(applier.await.unwrap() > 1, "settings were applied during the run");
-    assert!(held.iter().all(|n| (1..=3).contains(n)), "probes held: {held:?}");
+    assert!(
+        applier.await.unwrap() > 1,
+        "settings were applied during the run"
+    );
+    assert!(
+        held.iter().all(|n| (1..=3).contains(n)),
+        "probes held: {held:?}"
+    );
 }

@@ -113,7 +113,9 @@ impl Policy {
         }
         let delay = match hint {
             Some(delay) => delay,
-            None => self.backoff.delay(u32::from(progress.step), progress.previous, rng),
+            None => self
+                .backoff
+                .delay(u32::from(progress.step), progress.previous, rng),
         };
         // The retry starts when the sleep ends; it must start before the deadline and within the
         // total retry time. A sleep so long that the instant overflows ends neither.

@@ -18,8 +18,12 @@ type Seen = Arc<Mutex<HashMap<u32, Vec<Instant>>>>;
 
 /// A service whose every call fails, recording when each request's attempts started.
 fn failing() -> (
-    impl Service<u32, Response = u32, Error = BoxError, Future = std::future::Ready<Result<u32, BoxError>>>
-    + Clone,
+    impl Service<
+        u32,
+        Response = u32,
+        Error = BoxError,
+        Future = std::future::Ready<Result<u32, BoxError>>,
+    > + Clone,
     Seen,
 ) {
     let seen: Seen = Arc::default();
@@ -69,8 +73,16 @@ async fn more_attempts_and_a_new_backoff_apply_to_requests_started_after() {
 
     let seen = seen.lock().unwrap();
     let ms = Duration::from_millis;
-    assert_eq!(gaps(&seen[&1]), [ms(100), ms(100)], "in flight: its 3 attempts and 100 ms");
-    assert_eq!(gaps(&seen[&2]), [ms(1_000); 4], "started after: 5 attempts, 1 s apart");
+    assert_eq!(
+        gaps(&seen[&1]),
+        [ms(100), ms(100)],
+        "in flight: its 3 attempts and 100 ms"
+    );
+    assert_eq!(
+        gaps(&seen[&2]),
+        [ms(1_000); 4],
+        "started after: 5 attempts, 1 s apart"
+    );
     assert_eq!(handle.settings().max_attempts, 5);
 }
 
@@ -137,7 +149,11 @@ async fn a_raised_ratio_allows_more_retries_at_once_over_the_requests_counted() 
     let mut raised = first;
     raised.budget = RetryBudget::ratio(0.5).min_per_second(0);
     handle.apply(raised).unwrap();
-    assert_eq!(handle.available(), Some(50), "the 100 requests counted are kept");
+    assert_eq!(
+        handle.available(),
+        Some(50),
+        "the 100 requests counted are kept"
+    );
 }
 
 /// Attempt counts of 2 and 4 applied again and again while tasks on four threads send
@@ -188,5 +204,8 @@ async fn settings_applied_while_requests_run_never_mix_two_versions() {
         );
         counts[calls.len()] += 1;
     }
-    assert!(counts[2] > 0 && counts[4] > 0, "both versions ran: {counts:?}");
+    assert!(
+        counts[2] > 0 && counts[4] > 0,
+        "both versions ran: {counts:?}"
+    );
 }

@@ -116,7 +116,11 @@ impl<P: Clone> Reconfigure for TimeoutHandle<P> {
 
     /// The settings in force (the name is the layer's).
     fn settings(&self) -> TimeoutBuilder<P> {
-        let given = self.live.given.lock().unwrap_or_else(PoisonError::into_inner);
+        let given = self
+            .live
+            .given
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         TimeoutBuilder::from_parts(given.0.clone(), given.1.clone())
     }
 
@@ -130,7 +134,11 @@ impl<P: Clone> Reconfigure for TimeoutHandle<P> {
     /// `build()`'s [`ConfigError`], naming the field; nothing changes then.
     fn apply(&self, settings: TimeoutBuilder<P>) -> Result<(), ConfigError> {
         let (policy, mut plain) = settings.into_checked()?;
-        let mut given = self.live.given.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut given = self
+            .live
+            .given
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         plain.name = given.1.name.clone();
         let (incoming, propagate, floor, flags) = Parts::<P, ()>::fields(&plain);
         let version = self.live.version.load(Ordering::Acquire).wrapping_add(1);

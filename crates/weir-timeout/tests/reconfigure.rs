@@ -65,9 +65,17 @@ async fn a_new_timeout_applies_to_every_later_call_and_not_to_one_in_flight() {
         assert_eq!(left, Some(ms(200)));
     }
     let mut one = svc.clone();
-    assert_eq!(one.ready().await.unwrap().call(get("/")).await.unwrap(), Some(ms(200)));
-    handle.apply(TimeoutLayer::builder().timeout(ms(50))).unwrap();
-    assert!(one.ready().await.unwrap().call(get("/")).await.is_err(), "50 ms now");
+    assert_eq!(
+        one.ready().await.unwrap().call(get("/")).await.unwrap(),
+        Some(ms(200))
+    );
+    handle
+        .apply(TimeoutLayer::builder().timeout(ms(50)))
+        .unwrap();
+    assert!(
+        one.ready().await.unwrap().call(get("/")).await.is_err(),
+        "50 ms now"
+    );
     advance(ms(1)).await;
 }
 
@@ -79,18 +87,30 @@ async fn a_new_route_table_applies_at_once() {
         .build_with_handle()
         .unwrap();
     let svc = layer.layer(remaining(Duration::ZERO));
-    assert_eq!(svc.clone().oneshot(get("/slow")).await.unwrap(), Some(ms(1_000)));
+    assert_eq!(
+        svc.clone().oneshot(get("/slow")).await.unwrap(),
+        Some(ms(1_000))
+    );
     let table = RouteTimeouts::new(Some(ms(300))).route("/slow", Some(ms(5_000)));
     handle.apply(TimeoutLayer::builder().routes(table)).unwrap();
-    assert_eq!(svc.clone().oneshot(get("/slow")).await.unwrap(), Some(ms(5_000)));
-    assert_eq!(svc.clone().oneshot(get("/other")).await.unwrap(), Some(ms(300)));
+    assert_eq!(
+        svc.clone().oneshot(get("/slow")).await.unwrap(),
+        Some(ms(5_000))
+    );
+    assert_eq!(
+        svc.clone().oneshot(get("/other")).await.unwrap(),
+        Some(ms(300))
+    );
     // A table with a zero timeout is refused, naming the route.
     let zero = RouteTimeouts::new(Some(ms(300))).route("/health", Some(Duration::ZERO));
     let err = handle
         .apply(TimeoutLayer::builder().routes(zero))
         .unwrap_err();
     assert!(err.is_zero(), "{err}");
-    assert_eq!(svc.clone().oneshot(get("/other")).await.unwrap(), Some(ms(300)));
+    assert_eq!(
+        svc.clone().oneshot(get("/other")).await.unwrap(),
+        Some(ms(300))
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -105,9 +125,7 @@ async fn the_servers_cap_and_floor_change_together() {
     assert_eq!(low, Some(ms(5)));
 
     handle
-        .apply(
-            TimeoutLayer::server(ms(2_000)).incoming_floor(ms(50), BelowFloor::Raise),
-        )
+        .apply(TimeoutLayer::server(ms(2_000)).incoming_floor(ms(50), BelowFloor::Raise))
         .unwrap();
     let capped = svc.clone().oneshot(with_timeout_ms("60000")).await.unwrap();
     assert_eq!(capped, Some(ms(2_000)));
@@ -117,9 +135,7 @@ async fn the_servers_cap_and_floor_change_together() {
 
 #[tokio::test(start_paused = true)]
 async fn a_refused_setting_changes_nothing_and_names_the_field() {
-    let (layer, handle) = TimeoutLayer::server(ms(1_000))
-        .build_with_handle()
-        .unwrap();
+    let (layer, handle) = TimeoutLayer::server(ms(1_000)).build_with_handle().unwrap();
     let svc = layer.layer(remaining(Duration::ZERO));
     for (builder, field) in [
         (TimeoutLayer::builder().timeout(Duration::ZERO), "timeout"),
@@ -174,7 +190,10 @@ async fn settings_applied_while_calls_run_are_read_whole() {
                     .await
                     .unwrap()
                     .expect("a deadline");
-                assert!(left <= Duration::from_secs(2), "a mix of two versions: {left:?}");
+                assert!(
+                    left <= Duration::from_secs(2),
+                    "a mix of two versions: {left:?}"
+                );
                 seen[usize::from(left > Duration::from_secs(1))] += 1;
                 tokio::task::yield_now().await;
             }
@@ -184,7 +203,11 @@ async fn settings_applied_while_calls_run_are_read_whole() {
     // Until the tasks made 4 000 calls, and at least 1 000 applications.
     let mut i = 0u32;
     while i < 1_000 || calls.load(Ordering::Relaxed) < 4_000 {
-        let next = if i % 2 == 0 { version(5, 2) } else { version(1, 5) };
+        let next = if i % 2 == 0 {
+            version(5, 2)
+        } else {
+            version(1, 5)
+        };
         handle.apply(next).unwrap();
         i += 1;
         tokio::task::yield_now().await;

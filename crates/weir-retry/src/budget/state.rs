@@ -326,7 +326,9 @@ const fn unpack_rates(word: u64) -> (u64, u64) {
 
 /// A throttle's maximum and token ratio (both × 1000) in one word.
 pub(super) fn pack_limits(max_tokens: u32, token_ratio: f64) -> u64 {
-    let max = u64::from(max_tokens).saturating_mul(1000).min(u64::from(u32::MAX));
+    let max = u64::from(max_tokens)
+        .saturating_mul(1000)
+        .min(u64::from(u32::MAX));
     // Three decimal places, as A6 says; at least 0.001 so it always gives back; no more than
     // the maximum (a success never gives back more than there is room for).
     let ratio = ((token_ratio * 1000.0) as u64).clamp(1, max.max(1));
