@@ -357,7 +357,7 @@ async fn settings_applied_while_calls_run_never_admit_more_probes_than_allowed()
                     .apply(
                         handle
                             .settings()
-                            .half_open_probes(if n % 2 == 0 { 1 } else { 3 }),
+                            .half_open_probes(if n.is_multiple_of(2) { 1 } else { 3 }),
                     )
                     .unwrap();
                 tokio::task::yield_now().await;

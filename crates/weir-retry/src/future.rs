@@ -75,8 +75,7 @@ where
         service: S,
         shared: Arc<Shared<R, C, O, P, K>>,
         prepare: R::Prepare,
-        now: Option<Instant>,
-        policy: u16,
+        progress: Progress,
         budget: K::Held,
     ) -> Self {
         Self {
@@ -85,7 +84,7 @@ where
             shared,
             budget,
             copy: None,
-            progress: Progress::under(now, policy),
+            progress,
             deadline: None,
             sleep: None,
             _request: PhantomData,
@@ -108,8 +107,7 @@ where
         shared: Arc<Shared<R, C, O, P, K>>,
         copy: Option<R::Copy>,
         deadline: Option<Instant>,
-        now: Option<Instant>,
-        policy: u16,
+        progress: Progress,
         budget: K::Held,
     ) -> Self {
         Self {
@@ -118,7 +116,7 @@ where
             shared,
             budget,
             copy,
-            progress: Progress::under(now, policy),
+            progress,
             deadline,
             sleep: None,
             _request: PhantomData,

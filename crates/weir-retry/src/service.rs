@@ -18,6 +18,7 @@ use crate::protocol::Protocol;
 use crate::replay::{IdempotentReplay, Replay};
 use crate::scope::BudgetScope;
 use crate::shared::{Policies, Shared};
+use crate::state::Progress;
 
 /// Retries the inner service's transient failures; made by [`RetryLayer`](crate::RetryLayer).
 ///
@@ -101,8 +102,7 @@ where
                     Arc::clone(shared),
                     copy,
                     deadline,
-                    now,
-                    policy,
+                    Progress::under(now, policy),
                     budget,
                 )
             }
@@ -112,7 +112,13 @@ where
             Err(prepare) => {
                 let clone = self.inner.clone();
                 let service = mem::replace(&mut self.inner, clone);
-                ResponseFuture::new(service, Arc::clone(shared), prepare, now, policy, budget)
+                ResponseFuture::new(
+                    service,
+                    Arc::clone(shared),
+                    prepare,
+                    Progress::under(now, policy),
+                    budget,
+                )
             }
         }
     }

@@ -185,7 +185,7 @@ async fn settings_applied_while_requests_run_never_mix_two_versions() {
     let mut i = 0u32;
     while i < 1_000 || requests.load(Ordering::Relaxed) < 4_000 {
         handle
-            .apply(settings(if i % 2 == 0 { 4 } else { 2 }, 0))
+            .apply(settings(if i.is_multiple_of(2) { 4 } else { 2 }, 0))
             .unwrap();
         i += 1;
         tokio::task::yield_now().await;

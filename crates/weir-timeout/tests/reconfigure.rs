@@ -203,7 +203,7 @@ async fn settings_applied_while_calls_run_are_read_whole() {
     // Until the tasks made 4 000 calls, and at least 1 000 applications.
     let mut i = 0u32;
     while i < 1_000 || calls.load(Ordering::Relaxed) < 4_000 {
-        let next = if i % 2 == 0 {
+        let next = if i.is_multiple_of(2) {
             version(5, 2)
         } else {
             version(1, 5)
