@@ -43,6 +43,13 @@
 //!   the upstream bulkhead or the edge's load level is near saturation, or Redis is unreachable)
 //!   and `/startupz`. `?verbose` lists every check. On Ctrl-C (or SIGTERM, as Kubernetes sends)
 //!   readiness fails first, the gateway keeps serving for a grace period, then stops.
+//! - **Status page** (weir-status), beside the edge stack as well: `/weir/status` shows the
+//!   layers given the gateway's `Registry` (the upstream breaker and bulkhead, and the edge's
+//!   rate limit while its state is in memory) live: state, gauges, counters, per-second
+//!   sparklines, transitions. `/weir/status.json` is the same as JSON, `/weir/status/events` as
+//!   server-sent events. Its admin actions (reset the breaker's keys, a client's rate limit) are
+//!   off unless `WEIR_STATUS_TOKEN` is set; then they take `Authorization: Bearer <token>` (the
+//!   page asks for the token).
 //!
 //! With `WEIR_REDIS_URL=redis://host:port` the rate limits live in Redis (weir-redis), shared by
 //! every gateway instance; without it they stay in memory. While Redis is unreachable each
@@ -85,6 +92,7 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use weir::bulkhead::{BulkheadHandle, BulkheadLayer};
 use weir::circuit_breaker::{CircuitBreakerLayer, KeyedCircuitBreakerHandle, State};
+use weir::core::inspect::Registry;
 use weir::fallback::{Cause, FallbackHandle, FallbackLayer};
 use weir::health::{
     BreakerCheck, BulkheadCheck, HealthRegistry, HealthService, LoadCheck, RedisCheck, Verbose,
@@ -94,6 +102,7 @@ use weir::load_shed::{LoadLevelLayer, LoadShedHandle, LoadShedLayer};
 use weir::rate_limit::{Quota, RateLimitLayer};
 use weir::redis::{FailurePolicy, RedisStore};
 use weir::retry::{ReplayBody, RetryLayer};
+use weir::status::{Authz, StatusService};
 use weir::timeout::TimeoutLayer;
 use weir::{
     ApiKey, ApiKeyToken, Authority, BoxError, Cidr, Deadline, ErrorResponseLayer, HttpStatus,
@@ -170,6 +179,9 @@ pub(crate) struct Config {
     pub(crate) drain_grace: Duration,
     /// The address the gateway listens on (127.0.0.1; `--host 0.0.0.0` in a container).
     pub(crate) host: IpAddr,
+    /// The bearer token of the status page's admin actions (`WEIR_STATUS_TOKEN`): `None` (the
+    /// default) leaves them off, every action a 404.
+    pub(crate) status_token: Option<String>,
 }
 
 impl Config {
@@ -204,6 +216,7 @@ impl Config {
             instances: 1,
             drain_grace: Duration::from_secs(6),
             host: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            status_token: None,
         }
     }
 }
@@ -437,6 +450,7 @@ impl IdempotencyKeys {
 pub(crate) fn client_stack(
     config: &Config,
     stats: &Arc<Stats>,
+    registry: &Registry,
 ) -> Result<
     (
         impl Service<
@@ -492,6 +506,7 @@ pub(crate) fn client_stack(
         .failure_rate(50.0)
         .open_duration(config.open_duration)
         .half_open_probes(2)
+        .registry(registry)
         // Transitions are logged here rather than through `weir::Tracing`, which would log every
         // refused call at info as well.
         .observer(
@@ -522,6 +537,7 @@ pub(crate) fn client_stack(
     let (bulkhead, bulkhead_handle) = BulkheadLayer::builder()
         .max_concurrent(config.upstream_concurrency)
         .name("upstream")
+        .registry(registry)
         .observer((
             move |_: &weir::bulkhead::Event<'_>| {
                 seen.bulkhead_rejected.fetch_add(1, Ordering::Relaxed);
@@ -582,6 +598,8 @@ pub(crate) struct Gateway {
     pub(crate) health: HealthRegistry,
     /// The fallback of `/api/recommendations`: its answers by source.
     pub(crate) fallbacks: FallbackHandle,
+    /// The layers the status page at `/weir/status` shows.
+    pub(crate) registry: Registry,
     /// The server task.
     pub(crate) server: JoinHandle<std::io::Result<()>>,
 }
@@ -635,6 +653,7 @@ fn tier_of(key: &ClientKey) -> Option<&'static str> {
 pub(crate) fn router(
     config: &Config,
     upstream: SocketAddr,
+    registry: &Registry,
 ) -> Result<
     (
         Router,
@@ -647,7 +666,7 @@ pub(crate) fn router(
     BoxError,
 > {
     let stats = Stats::new();
-    let (client, breakers, bulkhead) = client_stack(config, &stats)?;
+    let (client, breakers, bulkhead) = client_stack(config, &stats, registry)?;
     // Starting: not ready until `start` has bound the listener.
     let health = HealthRegistry::starting();
 
@@ -702,7 +721,9 @@ pub(crate) fn router(
                 .add()?;
             Either::Left(limits.build_with_store(store)?)
         }
-        None => Either::Right(limits.build()?),
+        // In memory, the limiter is on the status page too (a Redis store's admin calls are
+        // async, which a page's action cannot wait for, so that one is not registered).
+        None => Either::Right(limits.registry(registry).build()?),
     };
     let seen = Arc::clone(&stats);
     let (shed, shedder) = LoadShedLayer::builder()
@@ -775,6 +796,7 @@ pub(crate) fn router(
         .ready()
         .add()?;
     let probes = HealthService::new(health.clone()).verbose(Verbose::OnQuery);
+    let status = status_page(registry, config.status_token.clone());
 
     // The probes sit beside the edge stack, not behind it: no rate limit or load shedder ever
     // refuses the probes that report on them.
@@ -784,8 +806,28 @@ pub(crate) fn router(
         .route_service("/api/{*path}", edge)
         .route_service("/livez", probes.clone())
         .route_service("/readyz", probes.clone())
-        .route_service("/startupz", probes);
+        .route_service("/startupz", probes)
+        // The status page (`/weir/status`, `/weir/status.json`, `/weir/status/events`), beside
+        // the edge stack too: it must answer while the edge refuses everything else.
+        .nest_service("/weir", status);
     Ok((router, stats, breakers, shedder, health, fallbacks))
+}
+
+/// The status page of `registry`; its admin actions (reset a breaker's keys, a client's limit) only
+/// with a token, for requests that carry `Authorization: Bearer <token>`.
+fn status_page(registry: &Registry, token: Option<String>) -> StatusService {
+    let status = StatusService::new(registry.clone());
+    let Some(token) = token else {
+        return status;
+    };
+    let expected = format!("Bearer {token}");
+    status.authorize(move |parts: &http::request::Parts| {
+        match parts.headers.get(header::AUTHORIZATION) {
+            None => Authz::Unauthorized,
+            Some(given) if given.as_bytes() == expected.as_bytes() => Authz::Allow,
+            Some(_) => Authz::Forbidden,
+        }
+    })
 }
 
 /// The degraded answer of `/api/recommendations`: the same list for everyone.
@@ -948,7 +990,9 @@ pub(crate) async fn start(
     port: u16,
     upstream: SocketAddr,
 ) -> Result<Gateway, BoxError> {
-    let (router, stats, breakers, shedder, health, fallbacks) = router(config, upstream)?;
+    let registry = Registry::new();
+    let (router, stats, breakers, shedder, health, fallbacks) =
+        router(config, upstream, &registry)?;
     let listener = TcpListener::bind((config.host, port)).await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(serve(
@@ -967,6 +1011,7 @@ pub(crate) async fn start(
         shedder,
         health,
         fallbacks,
+        registry,
         server,
     })
 }
@@ -1463,6 +1508,9 @@ async fn main() -> Result<(), BoxError> {
             }
         }
     }
+    config.status_token = std::env::var("WEIR_STATUS_TOKEN")
+        .ok()
+        .filter(|token| !token.is_empty());
     if let Ok(instances) = std::env::var("WEIR_INSTANCES") {
         match instances.trim().parse::<u32>() {
             Ok(n) if n >= 1 => config.instances = n,
@@ -1491,6 +1539,15 @@ async fn main() -> Result<(), BoxError> {
     println!(
         "weir gateway on http://{addr}/ in front of an upstream on http://{}/",
         gateway.upstream
+    );
+    println!(
+        "status page on http://{addr}/weir/status ({} layers; admin actions {})",
+        gateway.registry.len(),
+        if config.status_token.is_some() {
+            "on, with WEIR_STATUS_TOKEN as a bearer token"
+        } else {
+            "off; set WEIR_STATUS_TOKEN to turn them on"
+        }
     );
     println!(
         "listener: {:?} to send a request's headers, at most {} connections open, bodies up to {} bytes",
@@ -1552,6 +1609,9 @@ async fn main() -> Result<(), BoxError> {
         );
         println!("  curl -i http://{addr}/readyz?verbose   # readiness, every check listed");
         println!("  curl -i http://{addr}/livez");
+        println!(
+            "  open http://{addr}/weir/status   # the live status page (JSON: /weir/status.json)"
+        );
         shutdown_signal().await?;
         println!(
             "draining: /readyz fails now; serving {:?} more before stopping",

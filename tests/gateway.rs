@@ -790,3 +790,183 @@ async fn recommendations_fall_back_while_the_upstream_is_down() {
     );
     assert!(!answer.headers.contains_key("weir-fallback"));
 }
+
+/// A request of `method` to `path` with `headers`: status and body.
+async fn send(
+    client: &TestClient,
+    method: http::Method,
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, String) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let response = client
+        .request(req.body(Empty::new()).expect("valid request"))
+        .await
+        .expect("the gateway answers");
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The layer `pattern/layer` of the status JSON.
+fn layer<'a>(doc: &'a serde_json::Value, pattern: &str, name: &str) -> &'a serde_json::Value {
+    doc["layers"]
+        .as_array()
+        .expect("layers[]")
+        .iter()
+        .find(|l| l["pattern"] == pattern && l["layer"] == name)
+        .unwrap_or_else(|| panic!("{pattern}/{name} not in {doc}"))
+}
+
+async fn status_json(client: &TestClient, addr: SocketAddr) -> serde_json::Value {
+    let (status, body) = probe(client, addr, "/weir/status.json").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    serde_json::from_str(&body).expect("JSON")
+}
+
+/// #19: the status page's JSON over the socket: every layer the gateway registered, the
+/// upstream breaker open after an outage with the handles' own numbers, the page beside the edge
+/// stack (a client the rate limit refuses still gets it), and no admin action without a token.
+#[tokio::test]
+async fn the_status_json_shows_the_gateway_layers_and_the_open_breaker() {
+    let mut config = Config::demo();
+    config.open_duration = Duration::from_secs(60);
+    let (gateway, upstream, client) = setup(&config).await;
+    let addr = gateway.addr;
+
+    let doc = status_json(&client, addr).await;
+    assert_eq!(doc["actions_enabled"], false);
+    let breaker = layer(&doc, "circuit_breaker", "upstream");
+    assert_eq!(breaker["gauges"]["open"], 0.0, "{breaker}");
+    layer(&doc, "bulkhead", "upstream");
+    let limit = layer(&doc, "rate_limit", "edge");
+    assert_eq!(limit["actions"], serde_json::json!(["reset"]), "{limit}");
+
+    upstream.set_outage(true);
+    for _ in 0..20 {
+        if get(&client, addr, PREMIUM_KEY, &[]).await.body == "circuit open" {
+            break;
+        }
+    }
+    assert_eq!(breaker_state(&gateway), Some(State::Open));
+    let doc = status_json(&client, addr).await;
+    let breaker = layer(&doc, "circuit_breaker", "upstream");
+    assert_eq!(breaker["gauges"]["open"], 1.0, "{breaker}");
+    let recent = breaker["recent"].as_array().expect("recent[]");
+    let last = recent.last().expect("a transition");
+    assert_eq!(
+        (&last["from"], &last["to"]),
+        (&"closed".into(), &"open".into())
+    );
+    assert!(last["at_ms"].as_u64().expect("a time") > 1_700_000_000_000);
+    // The JSON's numbers are the handles' own.
+    for snapshot in gateway.registry.snapshot() {
+        let shown = layer(&doc, snapshot.pattern, snapshot.layer.as_str());
+        for (name, value) in &snapshot.counters {
+            assert_eq!(
+                shown["counters"][*name], *value,
+                "{} {name}",
+                snapshot.pattern
+            );
+        }
+    }
+    assert!(breaker["counters"]["rejected"].as_u64().unwrap() >= 1);
+
+    // Beside the edge stack: a client the rate limit refuses still gets the page.
+    while get(&client, addr, FREE_KEY, &[]).await.status != StatusCode::TOO_MANY_REQUESTS {}
+    let doc = status_json(&client, addr).await;
+    let refused = gateway
+        .registry
+        .find("rate_limit", "edge")
+        .expect("registered")
+        .snapshot()
+        .counter_value("rejected");
+    assert!(refused >= Some(1), "{refused:?}");
+    assert_eq!(
+        layer(&doc, "rate_limit", "edge")["counters"]["rejected"].as_u64(),
+        refused
+    );
+    let (status, html) = send(
+        &client,
+        http::Method::GET,
+        addr,
+        "/weir/status",
+        &[("x-api-key", FREE_KEY)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("<title>weir status</title>"));
+
+    // No token: no actions, and the breaker stays open.
+    let reset = "/weir/status/actions/circuit_breaker/upstream/reset_all";
+    let (status, _) = send(&client, http::Method::POST, addr, reset, &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(breaker_state(&gateway), Some(State::Open));
+    upstream.set_outage(false);
+}
+
+/// #19: with `WEIR_STATUS_TOKEN` (`Config::status_token`) the admin actions take that bearer
+/// token: none is 401, another 403 (nothing changes either way), the right one resets the open
+/// breaker.
+#[tokio::test]
+async fn status_actions_take_the_token() {
+    let mut config = Config::demo();
+    config.open_duration = Duration::from_secs(60);
+    config.status_token = Some("s3cret".into());
+    let (gateway, upstream, client) = setup(&config).await;
+    let addr = gateway.addr;
+    assert_eq!(status_json(&client, addr).await["actions_enabled"], true);
+
+    upstream.set_outage(true);
+    for _ in 0..20 {
+        if get(&client, addr, PREMIUM_KEY, &[]).await.body == "circuit open" {
+            break;
+        }
+    }
+    assert_eq!(breaker_state(&gateway), Some(State::Open));
+    upstream.set_outage(false);
+
+    let reset = "/weir/status/actions/circuit_breaker/upstream/reset_all";
+    let (status, _) = send(&client, http::Method::POST, addr, reset, &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = send(
+        &client,
+        http::Method::POST,
+        addr,
+        reset,
+        &[("authorization", "Bearer nope")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        breaker_state(&gateway),
+        Some(State::Open),
+        "refused: nothing changed"
+    );
+
+    let (status, body) = send(
+        &client,
+        http::Method::POST,
+        addr,
+        reset,
+        &[("authorization", "Bearer s3cret")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_ne!(breaker_state(&gateway), Some(State::Open), "reset");
+    assert_eq!(
+        get(&client, addr, PREMIUM_KEY, &[]).await.status,
+        StatusCode::OK
+    );
+}

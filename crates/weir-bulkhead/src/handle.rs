@@ -3,6 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use weir_core::Name;
+
 use crate::permit::Core;
 
 /// Reads a bulkhead's live figures; every clone of the layer and every service it made share
@@ -11,11 +13,18 @@ use crate::permit::Core;
 #[derive(Clone)]
 pub struct BulkheadHandle {
     core: Arc<Core>,
+    name: Name,
 }
 
 impl BulkheadHandle {
-    pub(crate) const fn new(core: Arc<Core>) -> Self {
-        Self { core }
+    pub(crate) const fn new(core: Arc<Core>, name: Name) -> Self {
+        Self { core, name }
+    }
+
+    /// The layer's name.
+    #[must_use]
+    pub const fn name(&self) -> &Name {
+        &self.name
     }
 
     /// A snapshot of the figures (each read atomically, not all at one instant).

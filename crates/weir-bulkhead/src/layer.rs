@@ -45,7 +45,7 @@ impl<O, P> BulkheadLayer<O, P> {
     /// A handle reading this bulkhead's figures.
     #[must_use]
     pub fn handle(&self) -> BulkheadHandle {
-        BulkheadHandle::new(Arc::clone(&self.shared.core))
+        BulkheadHandle::new(Arc::clone(&self.shared.core), self.shared.name.clone())
     }
 }
 

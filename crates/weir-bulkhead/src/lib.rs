@@ -8,6 +8,7 @@ mod config;
 mod event;
 mod future;
 mod handle;
+mod inspect;
 mod layer;
 mod partition;
 mod permit;
@@ -27,7 +28,9 @@ pub use crate::event::Event;
 pub use crate::future::ResponseFuture;
 pub use crate::handle::{BulkheadHandle, BulkheadStats};
 pub use crate::layer::BulkheadLayer;
-pub use crate::partition::{Partitioned, PartitionedBuilder, PartitionedHandle, PartitionedLayer};
+pub use crate::partition::{
+    Partitioned, PartitionedBuilder, PartitionedHandle, PartitionedLayer, PartitionedTotals,
+};
 pub use crate::permit::Permit;
 pub use crate::protocol::Protocol;
 #[cfg(feature = "runtime")]

@@ -7,12 +7,14 @@ use std::hash::Hash;
 use std::marker::PhantomData;
 use std::mem;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
+use weir_core::inspect::Registry;
 use weir_core::protocol::{Http, Plain};
 use weir_core::{
     BoxError, ConfigError, Deadline, Error, KeyExtractor, KeyedConfig, KeyedMap, MissingKey, Name,
@@ -56,6 +58,9 @@ struct Parts<X, K, O> {
     max_wait: Option<Duration>,
     name: Name,
     retry_after: Duration,
+    /// Rejections over every partition since the layer was built (a forgotten key's stay):
+    /// counted on the rejection path only.
+    rejected: AtomicU64,
     observer: O,
 }
 
@@ -85,6 +90,7 @@ struct PartitionedSettings<K> {
     keyed: KeyedConfig,
     name: Name,
     retry_after: Duration,
+    registry: Option<Registry>,
 }
 
 impl<X, K> PartitionedBuilder<X, K> {
@@ -101,6 +107,7 @@ impl<X, K> PartitionedBuilder<X, K> {
                 keyed: KeyedConfig::new(),
                 name: Name::default(),
                 retry_after: DEFAULT_RETRY_AFTER,
+                registry: None,
             },
             observer: (),
             _protocol: PhantomData,
@@ -112,6 +119,14 @@ impl<X, K, O, P> PartitionedBuilder<X, K, O, P> {
     /// Names this bulkhead in errors and events.
     pub fn name(mut self, name: impl Into<Name>) -> Self {
         self.settings.name = name.into();
+        self
+    }
+
+    /// Shows the layer in `registry` (a status page, a metrics exporter) once built, under its
+    /// [`name`](Self::name) (`"default"` when given none); `build` refuses a name the registry
+    /// already holds for a bulkhead ([`ConfigError::is_duplicate`]).
+    pub fn registry(mut self, registry: &Registry) -> Self {
+        self.settings.registry = Some(registry.clone());
         self
     }
 
@@ -200,10 +215,12 @@ impl<X, K, O, P> PartitionedBuilder<X, K, O, P> {
     ///
     /// A [`ConfigError`] naming the first broken rule: a partition, `per_key` or pool size of
     /// 0 or above [`MAX_PERMITS`], a zero `retry_after`, a zero `max_wait` or one without a
-    /// queue.
+    /// queue; with a [`registry`](Self::registry), a duplicate `name`.
     pub fn build(self) -> Result<PartitionedLayer<X, K, O, P>, ConfigError>
     where
-        K: Hash + Eq + Send + Sync,
+        X: Send + Sync + 'static,
+        K: Hash + Eq + Send + Sync + 'static,
+        O: Send + Sync + 'static,
     {
         for (_, size) in &self.settings.named {
             validate_size("partition", *size)?;
@@ -222,7 +239,8 @@ impl<X, K, O, P> PartitionedBuilder<X, K, O, P> {
         validate_wait(self.settings.max_queue, self.settings.max_wait)?;
         let per_key = self.settings.per_key;
         let pool = self.settings.pool.map(|(size, cap)| (Core::new(size), cap));
-        Ok(PartitionedLayer {
+        let registry = self.settings.registry;
+        let layer = PartitionedLayer {
             shared: Arc::new(Parts {
                 extractor: self.extractor,
                 missing: self.settings.missing,
@@ -243,10 +261,15 @@ impl<X, K, O, P> PartitionedBuilder<X, K, O, P> {
                 max_wait: self.settings.max_wait,
                 name: self.settings.name,
                 retry_after: self.settings.retry_after,
+                rejected: AtomicU64::new(0),
                 observer: self.observer,
             }),
             _protocol: PhantomData,
-        })
+        };
+        if let Some(registry) = registry {
+            registry.register_unique(Arc::new(layer.handle()))?;
+        }
+        Ok(layer)
     }
 }
 
@@ -324,6 +347,54 @@ where
     #[must_use]
     pub fn pool_stats(&self) -> Option<BulkheadStats> {
         pool_stats_of(&self.shared)
+    }
+}
+
+/// Totals over every partition of a partitioned bulkhead, at one moment (each read atomically).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PartitionedTotals {
+    /// Partitions held: the named ones, the keyed ones stored now, and the key-less one.
+    pub partitions: usize,
+    /// Permits in use over every partition.
+    pub in_flight: usize,
+    /// Requests waiting over every partition.
+    pub queued: usize,
+    /// Requests refused since the layer was built (a forgotten key's refusals included).
+    pub rejected: u64,
+}
+
+/// What a status page reads (see `inspect.rs`).
+impl<X, K, O> PartitionedHandle<X, K, O>
+where
+    K: Hash + Eq + Send + Sync,
+{
+    /// The layer's name.
+    #[must_use]
+    pub fn name(&self) -> &Name {
+        &self.shared.name
+    }
+
+    /// Totals over every partition (a scan over the keyed partitions: for a page or a scrape,
+    /// not for the request path).
+    #[must_use]
+    pub fn totals(&self) -> PartitionedTotals {
+        let mut totals = PartitionedTotals {
+            partitions: 0,
+            in_flight: 0,
+            queued: 0,
+            rejected: self.shared.rejected.load(Ordering::Relaxed),
+        };
+        let mut add = |partition: &Partition| {
+            let stats = BulkheadStats::of(&partition.core);
+            totals.partitions += 1;
+            totals.in_flight += stats.in_flight;
+            totals.queued += stats.queued;
+        };
+        self.shared.named.values().for_each(|p| add(p));
+        self.shared.keyed.for_each(|_, p| add(p));
+        add(&self.shared.keyless);
+        totals
     }
 }
 
@@ -416,6 +487,7 @@ where
 {
     fn reject(&self, partition: &Partition, key: Option<&K>, reason: RejectReason) -> Error {
         partition.core.count_rejection();
+        self.rejected.fetch_add(1, Ordering::Relaxed);
         let stats = BulkheadStats::of(&partition.core);
         self.observer.on_event(&Event::Rejected {
             layer: &self.name,

@@ -2,15 +2,17 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use weir_core::inspect::Transition;
 use weir_core::reconfigure::Reconfigure;
 use weir_core::{ConfigError, Name, Observer};
 
 use crate::builder::CircuitBreakerBuilder;
 use crate::event::Event;
 use crate::settings::CircuitBreakerSettings;
-use crate::shared::{DynKey, KeyedBreaker, KeyedState, Shared};
+use crate::shared::{DynKey, KeyedBreaker, KeyedState, KeyedTotals, Shared};
 use crate::state::{Breaker, Notice, State};
 
 /// What a handle needs of a layer's shared state, with the classifier and observer types erased.
@@ -21,6 +23,8 @@ trait Control: Send + Sync {
     fn notify(&self, notice: Option<Notice>, key: Option<&DynKey>);
     fn settings(&self) -> CircuitBreakerSettings;
     fn apply(&self, settings: CircuitBreakerSettings) -> Result<(), ConfigError>;
+    fn recent(&self) -> Vec<Transition>;
+    fn totals(&self) -> &KeyedTotals;
 }
 
 impl<C, O> Control for Shared<C, O>
@@ -50,6 +54,14 @@ where
 
     fn apply(&self, settings: CircuitBreakerSettings) -> Result<(), ConfigError> {
         Self::apply(self, settings, None)
+    }
+
+    fn recent(&self) -> Vec<Transition> {
+        self.recent.to_vec()
+    }
+
+    fn totals(&self) -> &KeyedTotals {
+        &self.keyed
     }
 }
 
@@ -236,6 +248,21 @@ impl CircuitBreakerHandle {
     }
 }
 
+/// What the status page and the registry read (see `inspect.rs`).
+impl CircuitBreakerHandle {
+    /// The layer's name.
+    #[must_use]
+    pub fn name(&self) -> &Name {
+        self.control.name()
+    }
+
+    /// The last transitions, oldest first (at most 16).
+    #[must_use]
+    pub fn recent(&self) -> Vec<Transition> {
+        self.control.recent()
+    }
+}
+
 impl fmt::Debug for CircuitBreakerHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreakerHandle")
@@ -355,6 +382,55 @@ impl KeyedCircuitBreakerHandle {
     pub fn keyless(&self) -> Snapshot {
         let shared = self.control.shared();
         Snapshot::of(shared.breaker(), shared.now())
+    }
+}
+
+/// What the status page and the registry read, and the one-key reset (see `inspect.rs`).
+impl KeyedCircuitBreakerHandle {
+    /// The layer's name.
+    #[must_use]
+    pub fn name(&self) -> &Name {
+        self.control.shared().name()
+    }
+
+    /// The last transitions of any key's breaker, oldest first (at most 16).
+    #[must_use]
+    pub fn recent(&self) -> Vec<Transition> {
+        self.control.shared().recent()
+    }
+
+    /// Rejections and openings over every key, the key-less breaker included, since the
+    /// layer was built: `(rejected, opened)`.
+    #[must_use]
+    pub fn totals(&self) -> (u64, u64) {
+        let shared = self.control.shared();
+        let totals = shared.totals();
+        let keyless = shared.breaker();
+        (
+            totals.rejected.load(Ordering::Relaxed) + keyless.rejected(),
+            totals.opened.load(Ordering::Relaxed) + keyless.opened(),
+        )
+    }
+
+    /// Resets the breaker of the key whose `Debug` text (without quotes) is `key`, as
+    /// [`snapshot_of`](Self::snapshot_of) finds it: closed, empty window. Returns whether a
+    /// key matched.
+    #[allow(
+        clippy::must_use_candidate,
+        reason = "called for its effect; the answer is a convenience"
+    )]
+    pub fn reset_key(&self, key: &str) -> bool {
+        let shared = self.control.shared();
+        let now = shared.now();
+        let mut found = false;
+        self.control.visit(&mut |keyed| {
+            if !found && format!("{:?}", keyed.key).trim_matches('"') == key {
+                found = true;
+                let notice = keyed.breaker.set(State::Closed, now);
+                shared.notify(notice, Some(&*keyed.key));
+            }
+        });
+        found
     }
 }
 

@@ -8,6 +8,7 @@ mod config;
 mod event;
 mod future;
 mod handle;
+mod inspect;
 mod layer;
 mod service;
 mod settings;

@@ -74,6 +74,9 @@ pub use weir_redis as redis;
 /// Retry with backoff, budgets and body replay: the [`weir-retry`](weir_retry) crate.
 #[cfg(feature = "retry")]
 pub use weir_retry as retry;
+/// The live status page of registered layers: the [`weir-status`](weir_status) crate.
+#[cfg(feature = "status")]
+pub use weir_status as status;
 /// Timeouts and deadline propagation: the [`weir-timeout`](weir_timeout) crate.
 #[cfg(feature = "timeout")]
 pub use weir_timeout as timeout;
