@@ -170,20 +170,35 @@ async fn settings_applied_while_requests_run_never_mix_two_versions() {
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     let requests = Arc::new(AtomicUsize::new(0));
+    // Requests made with 2 and with 4 attempts so far.
+    let versions: Arc<[AtomicUsize; 2]> = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
     for t in 0..8u32 {
-        let (svc, stop, requests) = (svc.clone(), stop.clone(), requests.clone());
+        let (svc, stop, requests, versions, seen) = (
+            svc.clone(),
+            stop.clone(),
+            requests.clone(),
+            versions.clone(),
+            seen.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
-                let _ = svc.clone().oneshot(t * 1_000_000 + n).await;
+                let id = t * 1_000_000 + n;
+                let _ = svc.clone().oneshot(id).await;
+                let attempts = seen.lock().unwrap()[&id].len();
+                versions[usize::from(attempts == 4)].fetch_add(1, Ordering::Relaxed);
                 requests.fetch_add(1, Ordering::Relaxed);
                 n += 1;
             }
         }));
     }
-    // Until the tasks sent 4 000 requests, and at least 1 000 applications.
+    // Until the tasks sent 4 000 requests under both versions, and at least 1 000
+    // applications.
     let mut i = 0u32;
-    while i < 1_000 || requests.load(Ordering::Relaxed) < 4_000 {
+    while i < 1_000
+        || requests.load(Ordering::Relaxed) < 4_000
+        || versions.iter().any(|n| n.load(Ordering::Relaxed) == 0)
+    {
         handle
             .apply(settings(if i.is_multiple_of(2) { 4 } else { 2 }, 0))
             .unwrap();
