@@ -44,8 +44,9 @@
 //!   and `/startupz`. `?verbose` lists every check. On Ctrl-C (or SIGTERM, as Kubernetes sends)
 //!   readiness fails first, the gateway keeps serving for a grace period, then stops.
 //! - **Status page** (weir-status), beside the edge stack as well: `/weir/status` shows the
-//!   layers given the gateway's `Registry` (the upstream breaker and bulkhead, and the edge's
-//!   rate limit while its state is in memory) live: state, gauges, counters, per-second
+//!   layers given the gateway's `Registry` (the upstream retry budget, breaker and bulkhead, the
+//!   edge's shedder, the recommendations' fallback, and the edge's rate limit while its state is
+//!   in memory) live: state, gauges, counters, per-second
 //!   sparklines, transitions. `/weir/status.json` is the same as JSON, `/weir/status/events` as
 //!   server-sent events. Its admin actions (reset the breaker's keys, a client's rate limit) are
 //!   off unless `WEIR_STATUS_TOKEN` is set; then they take `Authorization: Bearer <token>` (the
@@ -483,6 +484,7 @@ pub(crate) fn client_stack(
     let seen = Arc::clone(stats);
     let retry = RetryLayer::http()
         .name("upstream")
+        .registry(registry)
         .max_attempts(config.max_attempts)
         .observer((
             move |event: &weir::retry::Event<'_>| match event {
@@ -729,6 +731,7 @@ pub(crate) fn router(
     let (shed, shedder) = LoadShedLayer::builder()
         .max_in_flight(config.max_in_flight)
         .name("edge")
+        .registry(registry)
         .observer((
             move |event: &weir::load_shed::Event<'_>| {
                 if matches!(event, weir::load_shed::Event::Shed { .. }) {
@@ -758,6 +761,7 @@ pub(crate) fn router(
     // its 429, not a fallback answer.
     let (fallback, fallbacks) = FallbackLayer::builder()
         .name("recommendations")
+        .registry(registry)
         .classify(HttpStatus::new())
         .value(|_: Cause<'_, Response<Body>, BoxError>| Some(bestsellers()))
         .at_load(LoadLevel::Critical)

@@ -850,6 +850,9 @@ async fn the_status_json_shows_the_gateway_layers_and_the_open_breaker() {
     let breaker = layer(&doc, "circuit_breaker", "upstream");
     assert_eq!(breaker["gauges"]["open"], 0.0, "{breaker}");
     layer(&doc, "bulkhead", "upstream");
+    layer(&doc, "retry", "upstream");
+    layer(&doc, "load_shed", "edge");
+    layer(&doc, "fallback", "recommendations");
     let limit = layer(&doc, "rate_limit", "edge");
     assert_eq!(limit["actions"], serde_json::json!(["reset"]), "{limit}");
 

@@ -13,6 +13,7 @@ mod layer;
 mod partition;
 mod permit;
 mod protocol;
+mod reconfigure;
 #[cfg(feature = "runtime")]
 mod runtime;
 mod service;
@@ -20,6 +21,7 @@ mod settings;
 mod shared;
 mod state;
 mod sync;
+mod tuning;
 
 pub use crate::builder::BulkheadBuilder;
 #[cfg(feature = "serde")]

@@ -4,8 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use weir_core::ConfigError;
 use weir_core::reconfigure::Reconfigure;
+use weir_core::{ConfigError, Name};
 
 use crate::budget::SharedBudget;
 use crate::settings::RetrySettings;
@@ -20,11 +20,18 @@ use crate::shared::Core;
 pub struct RetryHandle {
     core: Arc<Core>,
     budget: SharedBudget,
+    name: Name,
 }
 
 impl RetryHandle {
-    pub(crate) const fn new(core: Arc<Core>, budget: SharedBudget) -> Self {
-        Self { core, budget }
+    pub(crate) const fn new(core: Arc<Core>, budget: SharedBudget, name: Name) -> Self {
+        Self { core, budget, name }
+    }
+
+    /// The layer's name.
+    #[must_use]
+    pub const fn name(&self) -> &Name {
+        &self.name
     }
 
     /// Retries made (scheduled) so far, by every service and clone of the layer.
