@@ -13,6 +13,7 @@ mod layer;
 mod partition;
 mod permit;
 mod protocol;
+mod reconfigure;
 #[cfg(feature = "runtime")]
 mod runtime;
 mod service;
@@ -20,6 +21,7 @@ mod settings;
 mod shared;
 mod state;
 mod sync;
+mod tuning;
 
 pub use crate::builder::BulkheadBuilder;
 #[cfg(feature = "serde")]
@@ -33,6 +35,7 @@ pub use crate::partition::{
 };
 pub use crate::permit::Permit;
 pub use crate::protocol::Protocol;
+pub use crate::reconfigure::PartitionedTuning;
 #[cfg(feature = "runtime")]
 pub use crate::runtime::{Isolated, IsolatedBuilder, IsolatedFuture, IsolatedLayer};
 pub use crate::service::Bulkhead;
