@@ -53,6 +53,12 @@
 //!   off unless `WEIR_STATUS_TOKEN` is set; then they take `Authorization: Bearer <token>` (the
 //!   page asks for the token).
 //!
+//! - **Metrics** (#19): `/metrics` serves Prometheus text (metrics-exporter-prometheus, with no
+//!   listener of its own): every layer reports through `weir::Metrics` (events by outcome and
+//!   reason, breaker transitions, the retry's backoff histogram), and each scrape reads the
+//!   registered layers' gauges and totals (`weir::metrics::record`). The names are weir-core's
+//!   naming table.
+//!
 //! With `--config FILE` the tiers' quotas come from a TOML file (`[free]`, `[basic]` and `[premium]`
 //! tables, each `per_second = N` and `per_day = N`; without it, the embedded defaults), and the
 //! gateway **watches the file**: `weir::watch` reads it every 2 s (and at once on SIGHUP) and, when
@@ -67,7 +73,7 @@
 //! (`10.0.0.0/8,192.0.2.7`) so that clients are keyed by the address they recorded.
 //!
 //! Logs go to stderr through `tracing`: breaker transitions and Redis outages and recoveries by
-//! default, more with `RUST_LOG` (`RUST_LOG=weir=info` adds a line per refused request).
+//! default, more with `RUST_LOG` (`RUST_LOG=weir=debug` adds a line per refused request, each with its structured fields).
 //!
 //! The construction lives in functions (`Config`, `Upstream`, `start`, `client_stack`) that the
 //! end-to-end tests in `tests/gateway.rs` run too.
@@ -75,7 +81,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -90,6 +96,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -505,7 +512,7 @@ pub(crate) async fn start_upstream(
     let idempotency = IdempotencyLayer::builder()
         .name("orders")
         .required_on(["/api/orders"])
-        .observer(weir::Tracing)
+        .observer((weir::Tracing, weir::Metrics))
         .build()
         .map_err(std::io::Error::other)?;
     let orders =
@@ -597,7 +604,7 @@ pub(crate) fn client_stack(
         .name("total")
         .observer((
             move |event: &weir::timeout::Event<'_>| seen.timed_out(event),
-            weir::Tracing,
+            (weir::Tracing, weir::Metrics),
         ))
         .build()?;
     let seen = Arc::clone(stats);
@@ -615,7 +622,7 @@ pub(crate) fn client_stack(
                 }
                 _ => {}
             },
-            weir::Tracing,
+            (weir::Tracing, weir::Metrics),
         ))
         .build()?;
     let seen = Arc::clone(stats);
@@ -628,9 +635,9 @@ pub(crate) fn client_stack(
         .open_duration(config.open_duration)
         .half_open_probes(2)
         .registry(registry)
-        // Transitions are logged here rather than through `weir::Tracing`, which would log every
-        // refused call at info as well.
-        .observer(
+        // Transitions are logged here (as the gateway's own lines) rather than through
+        // `weir::Tracing`; `weir::Metrics` counts them and every refusal.
+        .observer((
             move |event: &weir::circuit_breaker::Event<'_>| match *event {
                 weir::circuit_breaker::Event::StateChange {
                     from, to, key, ..
@@ -651,7 +658,8 @@ pub(crate) fn client_stack(
                 }
                 _ => {}
             },
-        )
+            weir::Metrics,
+        ))
         .keyed(Authority)
         .build_with_handle()?;
     let seen = Arc::clone(stats);
@@ -663,7 +671,7 @@ pub(crate) fn client_stack(
             move |_: &weir::bulkhead::Event<'_>| {
                 seen.bulkhead_rejected.fetch_add(1, Ordering::Relaxed);
             },
-            weir::Tracing,
+            (weir::Tracing, weir::Metrics),
         ))
         .build_with_handle()?;
     let seen = Arc::clone(stats);
@@ -673,7 +681,7 @@ pub(crate) fn client_stack(
         .name("attempt")
         .observer((
             move |event: &weir::timeout::Event<'_>| seen.timed_out(event),
-            weir::Tracing,
+            (weir::Tracing, weir::Metrics),
         ))
         .build()?;
 
@@ -820,7 +828,7 @@ pub(crate) fn router(
                         .or_default() += 1;
                 }
             },
-            weir::Tracing,
+            (weir::Tracing, weir::Metrics),
         ));
     // In memory by default; in Redis, shared by every gateway instance, with `WEIR_REDIS_URL`.
     // If Redis cannot be reached, each instance limits on its own with its share of every quota
@@ -859,7 +867,7 @@ pub(crate) fn router(
                     seen.shed.fetch_add(1, Ordering::Relaxed);
                 }
             },
-            weir::Tracing,
+            (weir::Tracing, weir::Metrics),
         ))
         .build_with_handle()?;
     let seen = Arc::clone(&stats);
@@ -867,7 +875,7 @@ pub(crate) fn router(
         .name("edge")
         .observer((
             move |event: &weir::timeout::Event<'_>| seen.timed_out(event),
-            weir::Tracing,
+            (weir::Tracing, weir::Metrics),
         ))
         .build()?;
 
@@ -887,7 +895,7 @@ pub(crate) fn router(
         .value(|_: Cause<'_, Response<Body>, BoxError>| Some(bestsellers()))
         .at_load(LoadLevel::Critical)
         .http()
-        .observer(weir::Tracing)
+        .observer((weir::Tracing, weir::Metrics))
         .build_with_handle()?;
     let recommendations = ServiceBuilder::new()
         .layer(ErrorResponseLayer::new())
@@ -932,6 +940,8 @@ pub(crate) fn router(
         .route_service("/livez", probes.clone())
         .route_service("/readyz", probes.clone())
         .route_service("/startupz", probes)
+        // Prometheus text (#19), beside the edge stack as well.
+        .route("/metrics", get(scrape(registry.clone())))
         // The status page (`/weir/status`, `/weir/status.json`, `/weir/status/events`), beside
         // the edge stack too: it must answer while the edge refuses everything else.
         .nest_service("/weir", status);
@@ -944,6 +954,46 @@ pub(crate) fn router(
         fallbacks,
         edge_limits,
     ))
+}
+
+/// The process's Prometheus recorder, installed as the `metrics` facade's global recorder the
+/// first time (metrics-exporter-prometheus, with no listener of its own: `/metrics` renders it).
+/// Every layer's `weir::Metrics` observer counts into it.
+fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Fails only if something else installed a recorder first; then this one renders
+            // nothing but the gateway still serves.
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!(target: "gateway", "a metrics recorder was already installed");
+            }
+            handle
+        })
+        .clone()
+}
+
+/// The handler of `GET /metrics`: the registry's gauges and totals are read at the scrape
+/// (`weir::metrics::record`, a few atomic loads per layer, nothing on the request path), then
+/// everything the recorder holds is rendered as Prometheus text: the counters and histograms
+/// the layers' `weir::Metrics` observers wrote, and those gauges.
+fn scrape(
+    registry: Registry,
+) -> impl Fn() -> std::future::Ready<([(header::HeaderName, &'static str); 1], String)>
++ Clone
++ Send
++ 'static {
+    let handle = prometheus();
+    move || {
+        weir::metrics::record(&registry);
+        handle.run_upkeep();
+        std::future::ready((
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            handle.render(),
+        ))
+    }
 }
 
 /// The status page of `registry`; its admin actions (reset a breaker's keys, a client's limit) only
@@ -1152,7 +1202,7 @@ pub(crate) async fn start(
 
 /// The log filter: `RUST_LOG` when it is set and valid (`target=level` pairs and a default
 /// level, as `weir=info,gateway=debug`), else `info` for the gateway (breaker transitions) and
-/// weir-redis (Redis outages and recoveries), and `warn` for everything else. `weir=info` adds
+/// weir-redis (Redis outages and recoveries), and `warn` for everything else. `weir=debug` adds
 /// every refusal the layers report through `weir::Tracing` (a line per refused request).
 pub(crate) fn log_filter(rust_log: Option<&str>) -> Targets {
     let default = || {
@@ -1724,6 +1774,7 @@ async fn main() -> Result<(), BoxError> {
         "weir gateway on http://{addr}/ in front of an upstream on http://{}/",
         gateway.upstream
     );
+    println!("Prometheus metrics on http://{addr}/metrics");
     println!(
         "status page on http://{addr}/weir/status ({} layers; admin actions {})",
         gateway.registry.len(),
@@ -1796,6 +1847,7 @@ async fn main() -> Result<(), BoxError> {
         println!(
             "  open http://{addr}/weir/status   # the live status page (JSON: /weir/status.json)"
         );
+        println!("  curl http://{addr}/metrics   # Prometheus text: every weir_* family");
         shutdown_signal().await?;
         println!(
             "draining: /readyz fails now; serving {:?} more before stopping",

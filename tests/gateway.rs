@@ -1054,3 +1054,172 @@ async fn status_actions_take_the_token() {
         StatusCode::OK
     );
 }
+
+/// One sample of Prometheus text: its name and labels.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: Vec<(String, String)>,
+}
+
+impl Sample {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The samples of a Prometheus text page (`name{k="v",...} value`); comments skipped. weir's
+/// label values hold no `,`, `"` or `}`.
+fn samples(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .map(|line| {
+            let series = line.rsplit_once(' ').map_or(line, |(series, _)| series);
+            let (name, labels) = series.split_once('{').unwrap_or((series, "}"));
+            let labels = labels
+                .trim_end_matches('}')
+                .split(',')
+                .filter(|pair| !pair.is_empty())
+                .map(|pair| {
+                    let (k, v) = pair.split_once('=').expect("k=\"v\"");
+                    (k.to_owned(), v.trim_matches('"').to_owned())
+                })
+                .collect();
+            Sample {
+                name: name.to_owned(),
+                labels,
+            }
+        })
+        .collect()
+}
+
+/// #19: after traffic that is rate limited, retried and opens the upstream's breaker, `/metrics`
+/// (scraped over a socket) has every family of weir-core's naming table the gateway's layers
+/// emit: the event counters by outcome and reason, the transitions, the backoff histogram, and a
+/// gauge, a total and the one-hot state for each registered layer's snapshot.
+#[tokio::test]
+async fn metrics_has_every_family_after_refusals_retries_and_an_open_breaker() {
+    let mut config = Config::demo();
+    config.open_duration = Duration::from_secs(60);
+    let (gateway, upstream, client) = setup(&config).await;
+    let addr = gateway.addr;
+
+    let mut limited = false;
+    for _ in 0..2 * config.free.per_second {
+        if get(&client, addr, FREE_KEY, &[]).await.status == StatusCode::TOO_MANY_REQUESTS {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "the free tier's per-second quota refuses");
+    upstream.set_outage(true);
+    for _ in 0..20 {
+        if get(&client, addr, PREMIUM_KEY, &[]).await.body == "circuit open" {
+            break;
+        }
+    }
+    assert_eq!(breaker_state(&gateway), Some(State::Open));
+    // One more call, refused by the open breaker.
+    assert_eq!(
+        get(&client, addr, PREMIUM_KEY, &[]).await.body,
+        "circuit open"
+    );
+
+    let (status, text) = probe(&client, addr, "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    let all = samples(&text);
+    let has = |name: &str, labels: &[(&str, &str)]| {
+        all.iter()
+            .any(|s| s.name == name && labels.iter().all(|(k, v)| s.label(k) == Some(*v)))
+    };
+    let rate_limit = [("pattern", "rate_limit"), ("layer", "edge")];
+    assert!(
+        has(
+            "weir_events_total",
+            &[rate_limit[0], rate_limit[1], ("event", "rejected")]
+        ),
+        "{text}"
+    );
+    assert!(
+        has(
+            "weir_calls_total",
+            &[
+                rate_limit[0],
+                rate_limit[1],
+                ("outcome", "rejected"),
+                ("reason", "rate_limited")
+            ]
+        ),
+        "{text}"
+    );
+    assert!(
+        has(
+            "weir_calls_total",
+            &[
+                ("pattern", "retry"),
+                ("layer", "upstream"),
+                ("outcome", "retried")
+            ]
+        ),
+        "{text}"
+    );
+    assert!(
+        has(
+            "weir_calls_total",
+            &[
+                ("pattern", "circuit_breaker"),
+                ("outcome", "rejected"),
+                ("reason", "open")
+            ]
+        ),
+        "{text}"
+    );
+    assert!(
+        has(
+            "weir_transitions_total",
+            &[
+                ("pattern", "circuit_breaker"),
+                ("from", "closed"),
+                ("to", "open")
+            ]
+        ),
+        "{text}"
+    );
+    // A histogram renders as a summary: quantiles, `_sum` and `_count`.
+    assert!(
+        has("weir_backoff_delay_seconds_count", &[("pattern", "retry")]),
+        "{text}"
+    );
+
+    // Every registered layer: each gauge, each total, and its state one-hot and as a number.
+    let snapshots = gateway.registry.snapshot();
+    assert!(!snapshots.is_empty());
+    for snapshot in &snapshots {
+        let (pattern, layer) = (snapshot.pattern, snapshot.layer.as_str());
+        for (gauge, _) in &snapshot.gauges {
+            let name = format!("weir_{pattern}_{gauge}");
+            assert!(has(&name, &[("layer", layer)]), "no {name}:\n{text}");
+        }
+        for (counter, _) in &snapshot.counters {
+            let name = format!("weir_{pattern}_{}", counter.trim_end_matches("_total"));
+            let name = format!("{name}_total");
+            assert!(has(&name, &[("layer", layer)]), "no {name}:\n{text}");
+        }
+        if let Some(state) = snapshot.state {
+            let name = format!("weir_{pattern}_state");
+            assert!(
+                has(&name, &[("layer", layer), ("state", state.name)]),
+                "{text}"
+            );
+            assert!(has(&format!("{name}_value"), &[("layer", layer)]), "{text}");
+        }
+    }
+    // No client key is ever a label.
+    assert!(
+        !text.contains(PREMIUM_KEY) && !text.contains(FREE_KEY),
+        "{text}"
+    );
+}

@@ -35,6 +35,7 @@ pub use crate::partition::{
 };
 pub use crate::permit::Permit;
 pub use crate::protocol::Protocol;
+pub use crate::reconfigure::PartitionedTuning;
 #[cfg(feature = "runtime")]
 pub use crate::runtime::{Isolated, IsolatedBuilder, IsolatedFuture, IsolatedLayer};
 pub use crate::service::Bulkhead;

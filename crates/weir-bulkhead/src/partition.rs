@@ -7,7 +7,7 @@ use std::hash::Hash;
 use std::marker::PhantomData;
 use std::mem;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -29,35 +29,38 @@ use crate::protocol::Protocol;
 use crate::settings::{DEFAULT_RETRY_AFTER, MAX_PERMITS, PATTERN, validate_size, validate_wait};
 use crate::shared::Rejecter;
 use crate::state::{RejectReason, wait_until};
+use crate::tuning::{Policy, Tuning};
 
 /// One partition: its own permits, and its allowance to borrow from the pool.
-struct Partition {
-    core: Arc<Core>,
-    loans: Option<Arc<Core>>,
+pub(crate) struct Partition {
+    pub(crate) core: Arc<Core>,
+    pub(crate) loans: Option<Arc<Core>>,
 }
 
 impl Partition {
-    fn new(size: usize, pool: Option<&(Arc<Core>, usize)>) -> Arc<Self> {
+    fn new(size: usize, pool: Option<&(Arc<Core>, AtomicUsize)>) -> Arc<Self> {
         Arc::new(Self {
             core: Core::new(size),
-            loans: pool.map(|(pool, cap)| Core::lender(*cap, pool)),
+            loans: pool.map(|(pool, cap)| Core::lender(cap.load(Ordering::SeqCst), pool)),
         })
     }
 }
 
-struct Parts<X, K, O> {
+pub(crate) struct Parts<X, K, O> {
     extractor: X,
     missing: MissingKey,
-    named: HashMap<K, Arc<Partition>>,
-    keyed: KeyedMap<K, Arc<Partition>>,
-    keyless: Arc<Partition>,
+    pub(crate) named: HashMap<K, Arc<Partition>>,
+    pub(crate) keyed: KeyedMap<K, Arc<Partition>>,
+    pub(crate) keyless: Arc<Partition>,
     bypass: Arc<Core>,
-    per_key: usize,
-    pool: Option<(Arc<Core>, usize)>,
-    max_queue: usize,
-    max_wait: Option<Duration>,
+    /// The size of a keyed partition made from now on (a handle may change it: see
+    /// `reconfigure.rs`; read under the keyed map's shard lock, where partitions are made).
+    pub(crate) per_key: AtomicUsize,
+    /// The shared pool and the most one partition may borrow from it (a handle may change both).
+    pub(crate) pool: Option<(Arc<Core>, AtomicUsize)>,
+    /// The queue's length, the longest wait and the `Retry-After`, read whole.
+    pub(crate) tuning: Tuning,
     name: Name,
-    retry_after: Duration,
     /// Rejections over every partition since the layer was built (a forgotten key's stay):
     /// counted on the rejection path only.
     rejected: AtomicU64,
@@ -238,7 +241,10 @@ impl<X, K, O, P> PartitionedBuilder<X, K, O, P> {
         }
         validate_wait(self.settings.max_queue, self.settings.max_wait)?;
         let per_key = self.settings.per_key;
-        let pool = self.settings.pool.map(|(size, cap)| (Core::new(size), cap));
+        let pool = self
+            .settings
+            .pool
+            .map(|(size, cap)| (Core::new(size), AtomicUsize::new(cap)));
         let registry = self.settings.registry;
         let layer = PartitionedLayer {
             shared: Arc::new(Parts {
@@ -255,12 +261,19 @@ impl<X, K, O, P> PartitionedBuilder<X, K, O, P> {
                     .evict_if(idle),
                 keyless: Partition::new(per_key, pool.as_ref()),
                 bypass: Core::new(MAX_PERMITS),
-                per_key,
+                per_key: AtomicUsize::new(per_key),
                 pool,
-                max_queue: self.settings.max_queue,
-                max_wait: self.settings.max_wait,
+                tuning: Tuning::new(
+                    Policy {
+                        max_queue: self.settings.max_queue,
+                        max_wait: self.settings.max_wait,
+                        retry_after: self.settings.retry_after,
+                    },
+                    self.settings.name.clone(),
+                    false,
+                    false,
+                ),
                 name: self.settings.name,
-                retry_after: self.settings.retry_after,
                 rejected: AtomicU64::new(0),
                 observer: self.observer,
             }),
@@ -270,6 +283,27 @@ impl<X, K, O, P> PartitionedBuilder<X, K, O, P> {
             registry.register_unique(Arc::new(layer.handle()))?;
         }
         Ok(layer)
+    }
+}
+
+impl<X, K: Clone, O, P> PartitionedBuilder<X, K, O, P> {
+    /// These settings as a running layer's handle takes them
+    /// ([`Reconfigure::apply`](weir_core::reconfigure::Reconfigure::apply) on a
+    /// [`PartitionedHandle`]): for example a configuration file read again,
+    /// `config.builder()?.tuning()`. Not validated here: `apply` checks them.
+    #[must_use]
+    pub fn tuning(&self) -> crate::PartitionedTuning<K> {
+        let settings = &self.settings;
+        crate::reconfigure::partitioned_tuning(
+            settings.named.clone(),
+            settings.per_key,
+            settings.pool,
+            crate::tuning::Policy {
+                max_queue: settings.max_queue,
+                max_wait: settings.max_wait,
+                retry_after: settings.retry_after,
+            },
+        )
     }
 }
 
@@ -330,7 +364,7 @@ where
 /// Reads the partitions of a [`PartitionedLayer`]; from [`PartitionedLayer::handle`]. Cheap to
 /// clone, usable from any thread.
 pub struct PartitionedHandle<X, K, O = ()> {
-    shared: Arc<Parts<X, K, O>>,
+    pub(crate) shared: Arc<Parts<X, K, O>>,
 }
 
 impl<X, K, O> PartitionedHandle<X, K, O>
@@ -464,7 +498,7 @@ impl<X, K, O, P> fmt::Debug for PartitionedLayer<X, K, O, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PartitionedLayer")
             .field("name", &self.shared.name)
-            .field("per_key", &self.shared.per_key)
+            .field("per_key", &self.shared.per_key.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }
@@ -498,7 +532,7 @@ where
         });
         Error::bulkhead_full()
             .with_layer(self.name.clone())
-            .with_retry_after(self.retry_after)
+            .with_retry_after(self.tuning.policy().retry_after)
     }
 
     /// A permit of the partition's own, or one borrowed from the pool within the cap; neither
@@ -543,7 +577,10 @@ where
                         |key| {
                             (
                                 shared.extractor.detach(key),
-                                Partition::new(shared.per_key, shared.pool.as_ref()),
+                                Partition::new(
+                                    shared.per_key.load(Ordering::SeqCst),
+                                    shared.pool.as_ref(),
+                                ),
                             )
                         },
                         Arc::clone,
@@ -567,19 +604,21 @@ where
         if let Some(permit) = Parts::<X, K, O>::acquire(&partition) {
             return ResponseFuture::running(self.inner.call(req), permit, true);
         }
-        if shared.max_queue == 0 {
+        // One version of the queue settings for this request (a handle may change them).
+        let policy = shared.tuning.policy();
+        if policy.max_queue == 0 {
             let error = shared.reject(&partition, key.as_ref(), RejectReason::QueueFull);
             return ResponseFuture::rejected(error);
         }
         let deadline =
             <P as weir_core::protocol::Protocol<Req>>::deadline(&req).map(Deadline::instant);
-        let (until, reason) = match wait_until(Instant::now(), shared.max_wait, deadline) {
+        let (until, reason) = match wait_until(Instant::now(), policy.max_wait, deadline) {
             Ok(wait) => wait,
             Err(reason) => {
                 return ResponseFuture::rejected(shared.reject(&partition, key.as_ref(), reason));
             }
         };
-        let Some(waiter) = partition.core.enqueue(shared.max_queue) else {
+        let Some(waiter) = partition.core.enqueue(policy.max_queue) else {
             let error = shared.reject(&partition, key.as_ref(), RejectReason::QueueFull);
             return ResponseFuture::rejected(error);
         };

@@ -247,3 +247,176 @@ fn settings_read_back_what_was_applied() {
     assert_eq!(handle.stats().max_concurrent, 16);
     assert_eq!(handle.stats().available, 16);
 }
+
+/// A request for a tenant: `(tenant, n)`.
+type Req = (u8, u32);
+
+fn tenant(req: &Req) -> Option<u8> {
+    Some(req.0)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shrunk_partition_admits_nobody_above_its_new_size() {
+    let layer = BulkheadLayer::partitioned(tenant)
+        .partition(b'a', 3)
+        .per_key(2)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let (probe, gate) = Probe::gated(|req: Req| Ok::<u32, Infallible>(req.1));
+    let mut svc = layer.layer(probe);
+    let mut running = Vec::new();
+    for n in 0..3 {
+        let mut call = task::spawn(svc.ready().await.unwrap().call((b'a', n)));
+        assert_pending!(call.poll());
+        running.push(call);
+    }
+    let mut keyed = task::spawn(svc.ready().await.unwrap().call((b'k', 0)));
+    assert_pending!(keyed.poll());
+
+    let mut tuning = handle.settings();
+    tuning.partitions = vec![(b'a', 1)];
+    tuning.per_key = 1;
+    handle.apply(tuning).unwrap();
+    let a = handle.stats(&b'a').unwrap();
+    assert_eq!((a.max_concurrent, a.in_flight, a.available), (1, 3, 0));
+    assert_eq!(handle.stats(&b'k').unwrap().max_concurrent, 1);
+
+    for (left, mut call) in (0..3).rev().zip(running) {
+        let err = svc
+            .ready()
+            .await
+            .unwrap()
+            .call((b'a', 9))
+            .await
+            .unwrap_err();
+        assert!(weir_error(&err).is_bulkhead_full(), "{left} old calls left");
+        gate.release(1);
+        assert_ready!(call.poll()).unwrap();
+        assert_eq!(handle.stats(&b'a').unwrap().in_flight, left);
+    }
+    // Back under the new size: one call of `a` is admitted, a second is not.
+    let mut one = task::spawn(svc.ready().await.unwrap().call((b'a', 10)));
+    assert_pending!(one.poll());
+    let err = svc
+        .ready()
+        .await
+        .unwrap()
+        .call((b'a', 11))
+        .await
+        .unwrap_err();
+    assert!(weir_error(&err).is_bulkhead_full());
+    // The keyed partition holds its one call; a key made after the change has the new size.
+    let err = svc
+        .ready()
+        .await
+        .unwrap()
+        .call((b'k', 1))
+        .await
+        .unwrap_err();
+    assert!(weir_error(&err).is_bulkhead_full());
+    let mut new_key = task::spawn(svc.ready().await.unwrap().call((b'n', 0)));
+    assert_pending!(new_key.poll());
+    assert_eq!(handle.stats(&b'n').unwrap().max_concurrent, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_larger_pool_and_cap_lend_at_once() {
+    let layer = BulkheadLayer::partitioned(tenant)
+        .per_key(1)
+        .borrow(2, 1)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let (probe, _gate) = Probe::gated(|req: Req| Ok::<u32, Infallible>(req.1));
+    let mut svc = layer.layer(probe);
+    let mut running = Vec::new();
+    // One own permit and one loan (the cap), then refused.
+    for n in 0..2 {
+        let mut call = task::spawn(svc.ready().await.unwrap().call((b'a', n)));
+        assert_pending!(call.poll());
+        running.push(call);
+    }
+    let err = svc
+        .ready()
+        .await
+        .unwrap()
+        .call((b'a', 2))
+        .await
+        .unwrap_err();
+    assert!(weir_error(&err).is_bulkhead_full());
+
+    let mut tuning = handle.settings();
+    assert_eq!(tuning.borrow, Some((2, 1)));
+    tuning.borrow = Some((4, 3));
+    handle.apply(tuning).unwrap();
+    assert_eq!(handle.pool_stats().unwrap().max_concurrent, 4);
+    for n in 3..5 {
+        let mut call = task::spawn(svc.ready().await.unwrap().call((b'a', n)));
+        assert_pending!(call.poll());
+        running.push(call);
+    }
+    let err = svc
+        .ready()
+        .await
+        .unwrap()
+        .call((b'a', 5))
+        .await
+        .unwrap_err();
+    assert!(
+        weir_error(&err).is_bulkhead_full(),
+        "the new cap of 3 loans is reached"
+    );
+    assert_eq!(handle.pool_stats().unwrap().in_flight, 3);
+}
+
+#[test]
+fn a_refused_partition_setting_names_its_field_and_changes_nothing() {
+    let layer = BulkheadLayer::partitioned(tenant)
+        .partition(b'a', 3)
+        .per_key(2)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let before = handle.settings();
+    type Change = fn(&mut weir_bulkhead::PartitionedTuning<u8>);
+    let cases: [(Change, &str); 5] = [
+        (|t| t.partitions = vec![(b'z', 4)], "partition"),
+        (|t| t.partitions = vec![(b'a', 0)], "partition"),
+        (|t| t.per_key = 0, "per_key"),
+        (|t| t.borrow = Some((4, 2)), "borrow"),
+        (|t| t.max_wait = Some(ms(10)), "max_wait"),
+    ];
+    for (change, field) in cases {
+        let mut tuning = handle.settings();
+        tuning.per_key = 7;
+        tuning.retry_after = Duration::from_secs(5);
+        change(&mut tuning);
+        let err = handle.apply(tuning).unwrap_err();
+        assert_eq!(err.field(), field, "{err}");
+        assert_eq!(handle.settings(), before);
+        assert_eq!(handle.stats(&b'a').unwrap().max_concurrent, 3);
+    }
+}
+
+#[test]
+fn a_builder_gives_the_settings_a_running_layer_takes() {
+    let layer = BulkheadLayer::partitioned(tenant)
+        .partition(b'a', 3)
+        .per_key(2)
+        .borrow(2, 1)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    // The same layer described again with other sizes, as a configuration file read again.
+    let wanted = BulkheadLayer::partitioned(tenant)
+        .partition(b'a', 6)
+        .per_key(4)
+        .borrow(8, 3)
+        .max_queue(5)
+        .max_wait(ms(20))
+        .tuning();
+    handle.apply(wanted.clone()).unwrap();
+    assert_eq!(handle.settings(), wanted);
+    assert_eq!(handle.stats(&b'a').unwrap().max_concurrent, 6);
+}

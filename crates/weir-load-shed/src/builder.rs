@@ -186,6 +186,15 @@ impl<L, C, O, P> LoadShedBuilder<L, C, O, P> {
 }
 
 impl<L: Limit, C, O, P> LoadShedBuilder<L, C, O, P> {
+    /// These settings as a running layer's handle takes them
+    /// ([`Reconfigure::apply`](weir_core::reconfigure::Reconfigure::apply) on a
+    /// [`LoadShedHandle`]): for example a configuration file read again,
+    /// `config.builder()?.tuning()`. Not validated here: `apply` checks them.
+    #[must_use]
+    pub fn tuning(&self) -> crate::LoadShedTuning {
+        crate::LoadShedTuning::new(self.settings.clone(), self.limit.to_config())
+    }
+
     /// Builds the layer; every service it makes and every clone share one set of counters and
     /// one limit.
     ///

@@ -278,3 +278,21 @@ fn settings_read_back_what_was_applied() {
     handle.apply(with(&handle, |t| t.limit = None)).unwrap();
     assert_eq!(handle.limit(), 12);
 }
+
+#[test]
+fn a_builder_gives_the_settings_a_running_layer_takes() {
+    let (_layer, handle) = LoadShedLayer::adaptive(ConfigLimit::Fixed(Fixed::new(8)))
+        .build_with_handle()
+        .unwrap();
+    // The same layer described again, as a configuration file read again.
+    let wanted = LoadShedLayer::adaptive(ConfigLimit::Aimd(Aimd::new().bounds(2, 6)))
+        .share(Priority::Sheddable, 0.25)
+        .tuning();
+    handle.apply(wanted).unwrap();
+    assert_eq!(
+        handle.limit(),
+        6,
+        "the running 8, clamped into the new bounds"
+    );
+    assert_eq!(handle.settings().settings.share.sheddable, 0.25);
+}
