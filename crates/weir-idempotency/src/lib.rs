@@ -7,6 +7,7 @@ mod builder;
 mod event;
 mod future;
 mod handle;
+mod inspect;
 mod key;
 mod layer;
 mod service;
