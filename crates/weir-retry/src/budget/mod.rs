@@ -14,6 +14,7 @@ use weir_core::{ConfigError, KeyedConfig, KeyedMap, Outcome};
 mod state;
 #[cfg(test)]
 mod tests;
+mod word;
 
 pub(crate) use self::state::BudgetState;
 use self::state::RatioState;
@@ -189,7 +190,7 @@ impl RetryBudget {
             } => {
                 let max = u64::from(max_tokens) * 1000;
                 // Three decimal places, as A6 says; at least 0.001 so it always gives back.
-                let ratio = ((token_ratio * 1000.0) as u64).max(1);
+                let ratio = ((token_ratio * 1000.0).round() as u64).max(1);
                 BudgetState::Throttle {
                     max,
                     ratio,
