@@ -17,6 +17,7 @@ mod service;
 mod settings;
 mod shared;
 mod state;
+mod sync;
 
 pub use crate::builder::LoadShedBuilder;
 pub use crate::classify::{Prioritize, Uniform};
