@@ -100,6 +100,9 @@ impl Model {
     }
 
     fn open_time(&self) -> Duration {
+        if self.spec.open_base.is_zero() {
+            return Duration::ZERO;
+        }
         let grown = 1_u32
             .checked_shl(self.openings)
             .and_then(|m| self.spec.open_base.checked_mul(m))
