@@ -91,6 +91,10 @@ fn throttle_follows_grfc_a6() {
     assert!(!budget.withdraw(now));
     budget.record(&Outcome::Success); // 5.5
     assert!(budget.withdraw(now));
+    // Each success gives back exactly the ratio: 6.5, one failure and a half above 5.
+    budget.record(&Outcome::Success);
+    budget.record(&Outcome::Success);
+    assert_eq!(budget.available(now), Some(2));
     // Permanent failures and ignored results do not count.
     budget.record(&Outcome::Failure(Failure::permanent()));
     budget.record(&Outcome::Ignored);
@@ -130,7 +134,31 @@ fn validation_names_the_rule() {
         field(RetryBudget::grpc_throttle(10, 0.0)),
         "budget.token_ratio"
     );
+    assert_eq!(
+        field(RetryBudget::ratio(0.1).window(Duration::from_secs(61))),
+        "budget.window"
+    );
+    for bound in [1, 60] {
+        let budget = RetryBudget::ratio(0.1).window(Duration::from_secs(bound));
+        assert!(budget.validate().is_ok(), "{bound} s");
+    }
     assert!(RetryBudget::default().validate().is_ok());
+}
+
+/// `SharedBudget` spends from the budget it holds, and every clone sees the spending.
+#[test]
+fn a_shared_budget_spends_and_its_clones_see_it() {
+    let budget = SharedBudget::new(RetryBudget::ratio(0.5).min_per_second(0)).unwrap();
+    let clone = budget.clone();
+    for _ in 0..4 {
+        clone.deposit();
+    }
+    assert_eq!(budget.available(), Some(2));
+    assert!(budget.withdraw());
+    assert!(clone.withdraw());
+    assert!(!budget.withdraw(), "the budget is spent");
+    assert_eq!(clone.available(), Some(0));
+    assert!(SharedBudget::new(RetryBudget::ratio(-1.0)).is_err());
 }
 
 /// Found by the `retry_budget` fuzz target: a ratio or a token ratio with three decimals
