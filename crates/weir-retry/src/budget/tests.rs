@@ -311,3 +311,24 @@ mod model {
         );
     }
 }
+
+/// A budget keyed per server counts the servers that have a budget of their own.
+#[test]
+fn a_keyed_budget_counts_its_servers() {
+    let budget = SharedBudget::new(RetryBudget::default()).unwrap();
+    assert_eq!(budget.servers(), 0);
+    let now = Instant::now();
+    let keyed = budget
+        .keyed::<&'static str>(KeyedConfig::new())
+        .expect("the first key type");
+    for server in ["a.example", "b.example", "a.example"] {
+        keyed.with(
+            server,
+            now,
+            |k| (k, SharedBudget::start(RetryBudget::default())),
+            |_| (),
+        );
+    }
+    assert_eq!(budget.servers(), 2);
+    assert!(budget.keyed::<u32>(KeyedConfig::new()).is_none(), "another key type");
+}
