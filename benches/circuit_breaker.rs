@@ -4,7 +4,8 @@
 //! clock twice per call); each on 1 and 2 threads (two clones of one breaker), with allocations
 //! per call. In the same process, as references: tower's `ConcurrencyLimit` (tower has no circuit
 //! breaker), failsafe's default breaker (driven through a minimal tower adapter below) and
-//! tower-resilience's circuit breaker (failure rate over a count window of 100 calls).
+//! tower-resilience's circuit breaker (failure rate over a count window of 100 calls). The default
+//! breaker with weir-core's `Metrics` observer (#19), which never runs on the closed path.
 //!
 //! `cargo bench --bench circuit_breaker -- --warm-up-time 1 --measurement-time 3`; instructions
 //! per call: `scripts/instructions.sh circuit_breaker weir-default`; figures in
@@ -19,6 +20,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use tower::limit::ConcurrencyLimitLayer;
 use tower::{Layer, Service};
 use weir_circuit_breaker::CircuitBreakerLayer;
+use weir_core::observer::Metrics;
 
 use crate::support::{Bench, Req, bare};
 
@@ -75,6 +77,13 @@ fn circuit_breaker(c: &mut Criterion) {
             .layer(bare())
     });
     bench.service("weir-default", || CircuitBreakerLayer::new().layer(bare()));
+    // #19: weir-core's `Metrics` observer, which runs only on a rejection or a transition: the
+    // closed path is the same code (no recorder installed: the facade's no-op).
+    let observed = CircuitBreakerLayer::builder()
+        .observer(Metrics)
+        .build()
+        .expect("valid");
+    bench.service("weir-default-metrics", || observed.clone().layer(bare()));
     bench.service("weir-consecutive", || {
         CircuitBreakerLayer::consecutive_failures(5)
             .build()

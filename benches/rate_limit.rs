@@ -2,7 +2,8 @@
 //! the bare floor, tower's `RateLimit` (alone, one per task as it is not `Clone`, and shared
 //! behind tower's `Buffer`, as a server needs it) and governor (direct `check`, keyed `check_key`); every
 //! algorithm; keyed with 1 key and 100 000 keys; two threads on one limiter and on distinct keys;
-//! allocations per call; bytes allocated per key by a flood of 1 000 000 keys, weir and governor.
+//! allocations per call; bytes allocated per key by a flood of 1 000 000 keys, weir and governor;
+//! weir-core's `Metrics` observer on the admitted path and on a refusing limiter (#19).
 //!
 //! `cargo bench --bench rate_limit -- --warm-up-time 1 --measurement-time 2`
 //!
@@ -22,11 +23,26 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use governor::{Quota as GovernorQuota, RateLimiter};
 use tower::limit::RateLimitLayer as TowerRateLimitLayer;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};
+use weir_core::observer::Metrics;
 use weir_rate_limit::{
     FixedWindow, LeakyBucket, Quota, RateLimitLayer, SlidingLog, SlidingWindow, TokenBucket,
 };
 
 use crate::support::{Bench, Req, allocations, bare, runtime_1_thread};
+
+/// A service whose refusals are answered `Ok(0)`, so the bench driver, which expects every call
+/// to succeed, drives a refusing limiter.
+fn answered<S>(
+    svc: S,
+) -> impl Service<Req, Response = Req, Error = weir_core::BoxError, Future: Send> + Clone
+where
+    S: Service<Req, Response = Req, Error = weir_core::BoxError> + Clone,
+    S::Future: Send,
+{
+    tower::util::MapResult::new(svc, |result: Result<Req, weir_core::BoxError>| {
+        Ok(result.unwrap_or(0))
+    })
+}
 
 /// Never refuses at benchmark speed: about 4.3 × 10⁹ units per second, a burst as large.
 fn huge() -> Quota {
@@ -107,6 +123,15 @@ fn rate_limit(c: &mut Criterion) {
 
     let gcra = RateLimitLayer::new(huge());
     bench.service("weir-gcra", || gcra.clone().layer(bare()));
+    // #19: weir-core's `Metrics` observer, which runs only on a refusal: the admitted path is
+    // the same code (no recorder is installed here: the facade's no-op, as a user without a
+    // scrape has; the recorder is never reached on this path either way).
+    let gcra_metrics = RateLimitLayer::builder()
+        .quota(huge())
+        .observer(Metrics)
+        .build()
+        .expect("valid");
+    bench.service("weir-gcra-metrics", || gcra_metrics.clone().layer(bare()));
     let direct = Arc::new(RateLimiter::direct(governor_huge()));
     bench.service("governor-direct", || {
         let governor = Arc::clone(&direct);
@@ -218,6 +243,31 @@ fn rate_limit(c: &mut Criterion) {
             .map_request(move |n: Req| n % KEYS + offset)
             .layer(distinct.clone())
             .service(bare())
+    });
+    // #19: the refusal path, where an observer runs (every call refused: a quota of one a day,
+    // spent by the first call; answered `Ok(0)` so the driver counts it): no observer, the
+    // `Metrics` observer with no recorder (the facade's no-op), and with a Prometheus recorder
+    // (metrics-exporter-prometheus, rendering nothing here). The recorder is installed last, for
+    // the last row, since a global recorder cannot be removed.
+    let spent = || {
+        RateLimitLayer::builder()
+            .quota(Quota::per_day(1))
+            .name("edge")
+    };
+    let plain = spent().build().expect("valid");
+    bench.service("weir-gcra-refusing", || {
+        answered(plain.clone().layer(bare()))
+    });
+    let observed = spent().observer(Metrics).build().expect("valid");
+    bench.service("weir-gcra-refusing-metrics", || {
+        answered(observed.clone().layer(bare()))
+    });
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let _scrape = recorder.handle();
+    metrics::set_global_recorder(recorder).expect("the only recorder of this bench");
+    let recorded = spent().observer(Metrics).build().expect("valid");
+    bench.service("weir-gcra-refusing-prometheus", || {
+        answered(recorded.clone().layer(bare()))
     });
     bench.finish();
     // Not when counting one service's instructions: a flood of a million keys is slow under

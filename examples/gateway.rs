@@ -43,6 +43,20 @@
 //!   the upstream bulkhead or the edge's load level is near saturation, or Redis is unreachable)
 //!   and `/startupz`. `?verbose` lists every check. On Ctrl-C (or SIGTERM, as Kubernetes sends)
 //!   readiness fails first, the gateway keeps serving for a grace period, then stops.
+//! - **Status page** (weir-status), beside the edge stack as well: `/weir/status` shows the
+//!   layers given the gateway's `Registry` (the upstream retry budget, breaker and bulkhead, the
+//!   edge's shedder, the recommendations' fallback, and the edge's rate limit while its state is
+//!   in memory) live: state, gauges, counters, per-second
+//!   sparklines, transitions. `/weir/status.json` is the same as JSON, `/weir/status/events` as
+//!   server-sent events. Its admin actions (reset the breaker's keys, a client's rate limit) are
+//!   off unless `WEIR_STATUS_TOKEN` is set; then they take `Authorization: Bearer <token>` (the
+//!   page asks for the token).
+//!
+//! - **Metrics** (#19): `/metrics` serves Prometheus text (metrics-exporter-prometheus, with no
+//!   listener of its own): every layer reports through `weir::Metrics` (events by outcome and
+//!   reason, breaker transitions, the retry's backoff histogram), and each scrape reads the
+//!   registered layers' gauges and totals (`weir::metrics::record`). The names are weir-core's
+//!   naming table.
 //!
 //! With `WEIR_REDIS_URL=redis://host:port` the rate limits live in Redis (weir-redis), shared by
 //! every gateway instance; without it they stay in memory. While Redis is unreachable each
@@ -51,7 +65,7 @@
 //! (`10.0.0.0/8,192.0.2.7`) so that clients are keyed by the address they recorded.
 //!
 //! Logs go to stderr through `tracing`: breaker transitions and Redis outages and recoveries by
-//! default, more with `RUST_LOG` (`RUST_LOG=weir=info` adds a line per refused request).
+//! default, more with `RUST_LOG` (`RUST_LOG=weir=debug` adds a line per refused request, each with its structured fields).
 //!
 //! The construction lives in functions (`Config`, `Upstream`, `start`, `client_stack`) that the
 //! end-to-end tests in `tests/gateway.rs` run too.
@@ -59,7 +73,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -74,6 +88,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -85,6 +100,7 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use weir::bulkhead::{BulkheadHandle, BulkheadLayer};
 use weir::circuit_breaker::{CircuitBreakerLayer, KeyedCircuitBreakerHandle, State};
+use weir::core::inspect::Registry;
 use weir::fallback::{Cause, FallbackHandle, FallbackLayer};
 use weir::health::{
     BreakerCheck, BulkheadCheck, HealthRegistry, HealthService, LoadCheck, RedisCheck, Verbose,
@@ -94,6 +110,7 @@ use weir::load_shed::{LoadLevelLayer, LoadShedHandle, LoadShedLayer};
 use weir::rate_limit::{Quota, RateLimitLayer};
 use weir::redis::{FailurePolicy, RedisStore};
 use weir::retry::{ReplayBody, RetryLayer};
+use weir::status::{Authz, StatusService};
 use weir::timeout::TimeoutLayer;
 use weir::{
     ApiKey, ApiKeyToken, Authority, BoxError, Cidr, Deadline, ErrorResponseLayer, HttpStatus,
@@ -170,6 +187,9 @@ pub(crate) struct Config {
     pub(crate) drain_grace: Duration,
     /// The address the gateway listens on (127.0.0.1; `--host 0.0.0.0` in a container).
     pub(crate) host: IpAddr,
+    /// The bearer token of the status page's admin actions (`WEIR_STATUS_TOKEN`): `None` (the
+    /// default) leaves them off, every action a 404.
+    pub(crate) status_token: Option<String>,
 }
 
 impl Config {
@@ -204,6 +224,7 @@ impl Config {
             instances: 1,
             drain_grace: Duration::from_secs(6),
             host: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            status_token: None,
         }
     }
 }
@@ -372,7 +393,7 @@ pub(crate) async fn start_upstream(
     let idempotency = IdempotencyLayer::builder()
         .name("orders")
         .required_on(["/api/orders"])
-        .observer(weir::Tracing)
+        .observer((weir::Tracing, weir::Metrics))
         .build()
         .map_err(std::io::Error::other)?;
     let orders =
@@ -437,6 +458,7 @@ impl IdempotencyKeys {
 pub(crate) fn client_stack(
     config: &Config,
     stats: &Arc<Stats>,
+    registry: &Registry,
 ) -> Result<
     (
         impl Service<
@@ -463,12 +485,13 @@ pub(crate) fn client_stack(
         .name("total")
         .observer((
             move |event: &weir::timeout::Event<'_>| seen.timed_out(event),
-            weir::Tracing,
+            (weir::Tracing, weir::Metrics),
         ))
         .build()?;
     let seen = Arc::clone(stats);
     let retry = RetryLayer::http()
         .name("upstream")
+        .registry(registry)
         .max_attempts(config.max_attempts)
         .observer((
             move |event: &weir::retry::Event<'_>| match event {
@@ -480,7 +503,7 @@ pub(crate) fn client_stack(
                 }
                 _ => {}
             },
-            weir::Tracing,
+            (weir::Tracing, weir::Metrics),
         ))
         .build()?;
     let seen = Arc::clone(stats);
@@ -492,9 +515,10 @@ pub(crate) fn client_stack(
         .failure_rate(50.0)
         .open_duration(config.open_duration)
         .half_open_probes(2)
-        // Transitions are logged here rather than through `weir::Tracing`, which would log every
-        // refused call at info as well.
-        .observer(
+        .registry(registry)
+        // Transitions are logged here (as the gateway's own lines) rather than through
+        // `weir::Tracing`; `weir::Metrics` counts them and every refusal.
+        .observer((
             move |event: &weir::circuit_breaker::Event<'_>| match *event {
                 weir::circuit_breaker::Event::StateChange {
                     from, to, key, ..
@@ -515,18 +539,20 @@ pub(crate) fn client_stack(
                 }
                 _ => {}
             },
-        )
+            weir::Metrics,
+        ))
         .keyed(Authority)
         .build_with_handle()?;
     let seen = Arc::clone(stats);
     let (bulkhead, bulkhead_handle) = BulkheadLayer::builder()
         .max_concurrent(config.upstream_concurrency)
         .name("upstream")
+        .registry(registry)
         .observer((
             move |_: &weir::bulkhead::Event<'_>| {
                 seen.bulkhead_rejected.fetch_add(1, Ordering::Relaxed);
             },
-            weir::Tracing,
+            (weir::Tracing, weir::Metrics),
         ))
         .build_with_handle()?;
     let seen = Arc::clone(stats);
@@ -536,7 +562,7 @@ pub(crate) fn client_stack(
         .name("attempt")
         .observer((
             move |event: &weir::timeout::Event<'_>| seen.timed_out(event),
-            weir::Tracing,
+            (weir::Tracing, weir::Metrics),
         ))
         .build()?;
 
@@ -582,6 +608,8 @@ pub(crate) struct Gateway {
     pub(crate) health: HealthRegistry,
     /// The fallback of `/api/recommendations`: its answers by source.
     pub(crate) fallbacks: FallbackHandle,
+    /// The layers the status page at `/weir/status` shows.
+    pub(crate) registry: Registry,
     /// The server task.
     pub(crate) server: JoinHandle<std::io::Result<()>>,
 }
@@ -635,6 +663,7 @@ fn tier_of(key: &ClientKey) -> Option<&'static str> {
 pub(crate) fn router(
     config: &Config,
     upstream: SocketAddr,
+    registry: &Registry,
 ) -> Result<
     (
         Router,
@@ -647,7 +676,7 @@ pub(crate) fn router(
     BoxError,
 > {
     let stats = Stats::new();
-    let (client, breakers, bulkhead) = client_stack(config, &stats)?;
+    let (client, breakers, bulkhead) = client_stack(config, &stats, registry)?;
     // Starting: not ready until `start` has bound the listener.
     let health = HealthRegistry::starting();
 
@@ -682,7 +711,7 @@ pub(crate) fn router(
                         .or_default() += 1;
                 }
             },
-            weir::Tracing,
+            (weir::Tracing, weir::Metrics),
         ));
     // In memory by default; in Redis, shared by every gateway instance, with `WEIR_REDIS_URL`.
     // If Redis cannot be reached, each instance limits on its own with its share of every quota
@@ -702,19 +731,22 @@ pub(crate) fn router(
                 .add()?;
             Either::Left(limits.build_with_store(store)?)
         }
-        None => Either::Right(limits.build()?),
+        // In memory, the limiter is on the status page too (a Redis store's admin calls are
+        // async, which a page's action cannot wait for, so that one is not registered).
+        None => Either::Right(limits.registry(registry).build()?),
     };
     let seen = Arc::clone(&stats);
     let (shed, shedder) = LoadShedLayer::builder()
         .max_in_flight(config.max_in_flight)
         .name("edge")
+        .registry(registry)
         .observer((
             move |event: &weir::load_shed::Event<'_>| {
                 if matches!(event, weir::load_shed::Event::Shed { .. }) {
                     seen.shed.fetch_add(1, Ordering::Relaxed);
                 }
             },
-            weir::Tracing,
+            (weir::Tracing, weir::Metrics),
         ))
         .build_with_handle()?;
     let seen = Arc::clone(&stats);
@@ -722,7 +754,7 @@ pub(crate) fn router(
         .name("edge")
         .observer((
             move |event: &weir::timeout::Event<'_>| seen.timed_out(event),
-            weir::Tracing,
+            (weir::Tracing, weir::Metrics),
         ))
         .build()?;
 
@@ -737,11 +769,12 @@ pub(crate) fn router(
     // its 429, not a fallback answer.
     let (fallback, fallbacks) = FallbackLayer::builder()
         .name("recommendations")
+        .registry(registry)
         .classify(HttpStatus::new())
         .value(|_: Cause<'_, Response<Body>, BoxError>| Some(bestsellers()))
         .at_load(LoadLevel::Critical)
         .http()
-        .observer(weir::Tracing)
+        .observer((weir::Tracing, weir::Metrics))
         .build_with_handle()?;
     let recommendations = ServiceBuilder::new()
         .layer(ErrorResponseLayer::new())
@@ -775,6 +808,7 @@ pub(crate) fn router(
         .ready()
         .add()?;
     let probes = HealthService::new(health.clone()).verbose(Verbose::OnQuery);
+    let status = status_page(registry, config.status_token.clone());
 
     // The probes sit beside the edge stack, not behind it: no rate limit or load shedder ever
     // refuses the probes that report on them.
@@ -784,8 +818,70 @@ pub(crate) fn router(
         .route_service("/api/{*path}", edge)
         .route_service("/livez", probes.clone())
         .route_service("/readyz", probes.clone())
-        .route_service("/startupz", probes);
+        .route_service("/startupz", probes)
+        // Prometheus text (#19), beside the edge stack as well.
+        .route("/metrics", get(scrape(registry.clone())))
+        // The status page (`/weir/status`, `/weir/status.json`, `/weir/status/events`), beside
+        // the edge stack too: it must answer while the edge refuses everything else.
+        .nest_service("/weir", status);
     Ok((router, stats, breakers, shedder, health, fallbacks))
+}
+
+/// The process's Prometheus recorder, installed as the `metrics` facade's global recorder the
+/// first time (metrics-exporter-prometheus, with no listener of its own: `/metrics` renders it).
+/// Every layer's `weir::Metrics` observer counts into it.
+fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Fails only if something else installed a recorder first; then this one renders
+            // nothing but the gateway still serves.
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!(target: "gateway", "a metrics recorder was already installed");
+            }
+            handle
+        })
+        .clone()
+}
+
+/// The handler of `GET /metrics`: the registry's gauges and totals are read at the scrape
+/// (`weir::metrics::record`, a few atomic loads per layer, nothing on the request path), then
+/// everything the recorder holds is rendered as Prometheus text: the counters and histograms
+/// the layers' `weir::Metrics` observers wrote, and those gauges.
+fn scrape(
+    registry: Registry,
+) -> impl Fn() -> std::future::Ready<([(header::HeaderName, &'static str); 1], String)>
++ Clone
++ Send
++ 'static {
+    let handle = prometheus();
+    move || {
+        weir::metrics::record(&registry);
+        handle.run_upkeep();
+        std::future::ready((
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            handle.render(),
+        ))
+    }
+}
+
+/// The status page of `registry`; its admin actions (reset a breaker's keys, a client's limit) only
+/// with a token, for requests that carry `Authorization: Bearer <token>`.
+fn status_page(registry: &Registry, token: Option<String>) -> StatusService {
+    let status = StatusService::new(registry.clone());
+    let Some(token) = token else {
+        return status;
+    };
+    let expected = format!("Bearer {token}");
+    status.authorize(move |parts: &http::request::Parts| {
+        match parts.headers.get(header::AUTHORIZATION) {
+            None => Authz::Unauthorized,
+            Some(given) if given.as_bytes() == expected.as_bytes() => Authz::Allow,
+            Some(_) => Authz::Forbidden,
+        }
+    })
 }
 
 /// The degraded answer of `/api/recommendations`: the same list for everyone.
@@ -948,7 +1044,9 @@ pub(crate) async fn start(
     port: u16,
     upstream: SocketAddr,
 ) -> Result<Gateway, BoxError> {
-    let (router, stats, breakers, shedder, health, fallbacks) = router(config, upstream)?;
+    let registry = Registry::new();
+    let (router, stats, breakers, shedder, health, fallbacks) =
+        router(config, upstream, &registry)?;
     let listener = TcpListener::bind((config.host, port)).await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(serve(
@@ -967,13 +1065,14 @@ pub(crate) async fn start(
         shedder,
         health,
         fallbacks,
+        registry,
         server,
     })
 }
 
 /// The log filter: `RUST_LOG` when it is set and valid (`target=level` pairs and a default
 /// level, as `weir=info,gateway=debug`), else `info` for the gateway (breaker transitions) and
-/// weir-redis (Redis outages and recoveries), and `warn` for everything else. `weir=info` adds
+/// weir-redis (Redis outages and recoveries), and `warn` for everything else. `weir=debug` adds
 /// every refusal the layers report through `weir::Tracing` (a line per refused request).
 pub(crate) fn log_filter(rust_log: Option<&str>) -> Targets {
     let default = || {
@@ -1463,6 +1562,9 @@ async fn main() -> Result<(), BoxError> {
             }
         }
     }
+    config.status_token = std::env::var("WEIR_STATUS_TOKEN")
+        .ok()
+        .filter(|token| !token.is_empty());
     if let Ok(instances) = std::env::var("WEIR_INSTANCES") {
         match instances.trim().parse::<u32>() {
             Ok(n) if n >= 1 => config.instances = n,
@@ -1491,6 +1593,16 @@ async fn main() -> Result<(), BoxError> {
     println!(
         "weir gateway on http://{addr}/ in front of an upstream on http://{}/",
         gateway.upstream
+    );
+    println!("Prometheus metrics on http://{addr}/metrics");
+    println!(
+        "status page on http://{addr}/weir/status ({} layers; admin actions {})",
+        gateway.registry.len(),
+        if config.status_token.is_some() {
+            "on, with WEIR_STATUS_TOKEN as a bearer token"
+        } else {
+            "off; set WEIR_STATUS_TOKEN to turn them on"
+        }
     );
     println!(
         "listener: {:?} to send a request's headers, at most {} connections open, bodies up to {} bytes",
@@ -1552,6 +1664,10 @@ async fn main() -> Result<(), BoxError> {
         );
         println!("  curl -i http://{addr}/readyz?verbose   # readiness, every check listed");
         println!("  curl -i http://{addr}/livez");
+        println!(
+            "  open http://{addr}/weir/status   # the live status page (JSON: /weir/status.json)"
+        );
+        println!("  curl http://{addr}/metrics   # Prometheus text: every weir_* family");
         shutdown_signal().await?;
         println!(
             "draining: /readyz fails now; serving {:?} more before stopping",

@@ -19,6 +19,15 @@ if [ -d crates/weir-redis ] && ! command -v redis-server >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive need_root apt-get install -y -qq redis-server >/dev/null
 fi
 
+# chromium: tests/status_browser.rs opens the gateway's status page in Debian's headless Chromium
+# (never a downloaded browser build). Where it cannot be installed, that test fails and says so.
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "==> installing chromium (apt-get)"
+    need_root apt-get update -qq || true
+    DEBIAN_FRONTEND=noninteractive need_root apt-get install -y -qq chromium >/dev/null ||
+        echo "scripts/test.sh: could not install chromium; tests/status_browser.rs will fail" >&2
+fi
+
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 

@@ -790,3 +790,355 @@ async fn recommendations_fall_back_while_the_upstream_is_down() {
     );
     assert!(!answer.headers.contains_key("weir-fallback"));
 }
+
+/// A request of `method` to `path` with `headers`: status and body.
+async fn send(
+    client: &TestClient,
+    method: http::Method,
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, String) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let response = client
+        .request(req.body(Empty::new()).expect("valid request"))
+        .await
+        .expect("the gateway answers");
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The layer `pattern/layer` of the status JSON.
+fn layer<'a>(doc: &'a serde_json::Value, pattern: &str, name: &str) -> &'a serde_json::Value {
+    doc["layers"]
+        .as_array()
+        .expect("layers[]")
+        .iter()
+        .find(|l| l["pattern"] == pattern && l["layer"] == name)
+        .unwrap_or_else(|| panic!("{pattern}/{name} not in {doc}"))
+}
+
+async fn status_json(client: &TestClient, addr: SocketAddr) -> serde_json::Value {
+    let (status, body) = probe(client, addr, "/weir/status.json").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    serde_json::from_str(&body).expect("JSON")
+}
+
+/// #19: the status page's JSON over the socket: every layer the gateway registered, the
+/// upstream breaker open after an outage with the handles' own numbers, the page beside the edge
+/// stack (a client the rate limit refuses still gets it), and no admin action without a token.
+#[tokio::test]
+async fn the_status_json_shows_the_gateway_layers_and_the_open_breaker() {
+    let mut config = Config::demo();
+    config.open_duration = Duration::from_secs(60);
+    let (gateway, upstream, client) = setup(&config).await;
+    let addr = gateway.addr;
+
+    let doc = status_json(&client, addr).await;
+    assert_eq!(doc["actions_enabled"], false);
+    let breaker = layer(&doc, "circuit_breaker", "upstream");
+    assert_eq!(breaker["gauges"]["open"], 0.0, "{breaker}");
+    layer(&doc, "bulkhead", "upstream");
+    layer(&doc, "retry", "upstream");
+    layer(&doc, "load_shed", "edge");
+    layer(&doc, "fallback", "recommendations");
+    let limit = layer(&doc, "rate_limit", "edge");
+    assert_eq!(limit["actions"], serde_json::json!(["reset"]), "{limit}");
+
+    upstream.set_outage(true);
+    for _ in 0..20 {
+        if get(&client, addr, PREMIUM_KEY, &[]).await.body == "circuit open" {
+            break;
+        }
+    }
+    assert_eq!(breaker_state(&gateway), Some(State::Open));
+    let doc = status_json(&client, addr).await;
+    let breaker = layer(&doc, "circuit_breaker", "upstream");
+    assert_eq!(breaker["gauges"]["open"], 1.0, "{breaker}");
+    let recent = breaker["recent"].as_array().expect("recent[]");
+    let last = recent.last().expect("a transition");
+    assert_eq!(
+        (&last["from"], &last["to"]),
+        (&"closed".into(), &"open".into())
+    );
+    assert!(last["at_ms"].as_u64().expect("a time") > 1_700_000_000_000);
+    // The JSON's numbers are the handles' own.
+    for snapshot in gateway.registry.snapshot() {
+        let shown = layer(&doc, snapshot.pattern, snapshot.layer.as_str());
+        for (name, value) in &snapshot.counters {
+            assert_eq!(
+                shown["counters"][*name], *value,
+                "{} {name}",
+                snapshot.pattern
+            );
+        }
+    }
+    assert!(breaker["counters"]["rejected"].as_u64().unwrap() >= 1);
+
+    // Beside the edge stack: a client the rate limit refuses still gets the page.
+    while get(&client, addr, FREE_KEY, &[]).await.status != StatusCode::TOO_MANY_REQUESTS {}
+    let doc = status_json(&client, addr).await;
+    let refused = gateway
+        .registry
+        .find("rate_limit", "edge")
+        .expect("registered")
+        .snapshot()
+        .counter_value("rejected");
+    assert!(refused >= Some(1), "{refused:?}");
+    assert_eq!(
+        layer(&doc, "rate_limit", "edge")["counters"]["rejected"].as_u64(),
+        refused
+    );
+    let (status, html) = send(
+        &client,
+        http::Method::GET,
+        addr,
+        "/weir/status",
+        &[("x-api-key", FREE_KEY)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("<title>weir status</title>"));
+
+    // No token: no actions, and the breaker stays open.
+    let reset = "/weir/status/actions/circuit_breaker/upstream/reset_all";
+    let (status, _) = send(&client, http::Method::POST, addr, reset, &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(breaker_state(&gateway), Some(State::Open));
+    upstream.set_outage(false);
+}
+
+/// #19: with `WEIR_STATUS_TOKEN` (`Config::status_token`) the admin actions take that bearer
+/// token: none is 401, another 403 (nothing changes either way), the right one resets the open
+/// breaker.
+#[tokio::test]
+async fn status_actions_take_the_token() {
+    let mut config = Config::demo();
+    config.open_duration = Duration::from_secs(60);
+    config.status_token = Some("s3cret".into());
+    let (gateway, upstream, client) = setup(&config).await;
+    let addr = gateway.addr;
+    assert_eq!(status_json(&client, addr).await["actions_enabled"], true);
+
+    upstream.set_outage(true);
+    for _ in 0..20 {
+        if get(&client, addr, PREMIUM_KEY, &[]).await.body == "circuit open" {
+            break;
+        }
+    }
+    assert_eq!(breaker_state(&gateway), Some(State::Open));
+    upstream.set_outage(false);
+
+    let reset = "/weir/status/actions/circuit_breaker/upstream/reset_all";
+    let (status, _) = send(&client, http::Method::POST, addr, reset, &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = send(
+        &client,
+        http::Method::POST,
+        addr,
+        reset,
+        &[("authorization", "Bearer nope")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        breaker_state(&gateway),
+        Some(State::Open),
+        "refused: nothing changed"
+    );
+
+    let (status, body) = send(
+        &client,
+        http::Method::POST,
+        addr,
+        reset,
+        &[("authorization", "Bearer s3cret")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_ne!(breaker_state(&gateway), Some(State::Open), "reset");
+    assert_eq!(
+        get(&client, addr, PREMIUM_KEY, &[]).await.status,
+        StatusCode::OK
+    );
+}
+
+/// One sample of Prometheus text: its name and labels.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: Vec<(String, String)>,
+}
+
+impl Sample {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The samples of a Prometheus text page (`name{k="v",...} value`); comments skipped. weir's
+/// label values hold no `,`, `"` or `}`.
+fn samples(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .map(|line| {
+            let series = line.rsplit_once(' ').map_or(line, |(series, _)| series);
+            let (name, labels) = series.split_once('{').unwrap_or((series, "}"));
+            let labels = labels
+                .trim_end_matches('}')
+                .split(',')
+                .filter(|pair| !pair.is_empty())
+                .map(|pair| {
+                    let (k, v) = pair.split_once('=').expect("k=\"v\"");
+                    (k.to_owned(), v.trim_matches('"').to_owned())
+                })
+                .collect();
+            Sample {
+                name: name.to_owned(),
+                labels,
+            }
+        })
+        .collect()
+}
+
+/// #19: after traffic that is rate limited, retried and opens the upstream's breaker, `/metrics`
+/// (scraped over a socket) has every family of weir-core's naming table the gateway's layers
+/// emit: the event counters by outcome and reason, the transitions, the backoff histogram, and a
+/// gauge, a total and the one-hot state for each registered layer's snapshot.
+#[tokio::test]
+async fn metrics_has_every_family_after_refusals_retries_and_an_open_breaker() {
+    let mut config = Config::demo();
+    config.open_duration = Duration::from_secs(60);
+    let (gateway, upstream, client) = setup(&config).await;
+    let addr = gateway.addr;
+
+    let mut limited = false;
+    for _ in 0..2 * config.free.per_second {
+        if get(&client, addr, FREE_KEY, &[]).await.status == StatusCode::TOO_MANY_REQUESTS {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "the free tier's per-second quota refuses");
+    upstream.set_outage(true);
+    for _ in 0..20 {
+        if get(&client, addr, PREMIUM_KEY, &[]).await.body == "circuit open" {
+            break;
+        }
+    }
+    assert_eq!(breaker_state(&gateway), Some(State::Open));
+    // One more call, refused by the open breaker.
+    assert_eq!(
+        get(&client, addr, PREMIUM_KEY, &[]).await.body,
+        "circuit open"
+    );
+
+    let (status, text) = probe(&client, addr, "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    let all = samples(&text);
+    let has = |name: &str, labels: &[(&str, &str)]| {
+        all.iter()
+            .any(|s| s.name == name && labels.iter().all(|(k, v)| s.label(k) == Some(*v)))
+    };
+    let rate_limit = [("pattern", "rate_limit"), ("layer", "edge")];
+    assert!(
+        has(
+            "weir_events_total",
+            &[rate_limit[0], rate_limit[1], ("event", "rejected")]
+        ),
+        "{text}"
+    );
+    assert!(
+        has(
+            "weir_calls_total",
+            &[
+                rate_limit[0],
+                rate_limit[1],
+                ("outcome", "rejected"),
+                ("reason", "rate_limited")
+            ]
+        ),
+        "{text}"
+    );
+    assert!(
+        has(
+            "weir_calls_total",
+            &[
+                ("pattern", "retry"),
+                ("layer", "upstream"),
+                ("outcome", "retried")
+            ]
+        ),
+        "{text}"
+    );
+    assert!(
+        has(
+            "weir_calls_total",
+            &[
+                ("pattern", "circuit_breaker"),
+                ("outcome", "rejected"),
+                ("reason", "open")
+            ]
+        ),
+        "{text}"
+    );
+    assert!(
+        has(
+            "weir_transitions_total",
+            &[
+                ("pattern", "circuit_breaker"),
+                ("from", "closed"),
+                ("to", "open")
+            ]
+        ),
+        "{text}"
+    );
+    // A histogram renders as a summary: quantiles, `_sum` and `_count`.
+    assert!(
+        has("weir_backoff_delay_seconds_count", &[("pattern", "retry")]),
+        "{text}"
+    );
+
+    // Every registered layer: each gauge, each total, and its state one-hot and as a number.
+    let snapshots = gateway.registry.snapshot();
+    assert!(!snapshots.is_empty());
+    for snapshot in &snapshots {
+        let (pattern, layer) = (snapshot.pattern, snapshot.layer.as_str());
+        for (gauge, _) in &snapshot.gauges {
+            let name = format!("weir_{pattern}_{gauge}");
+            assert!(has(&name, &[("layer", layer)]), "no {name}:\n{text}");
+        }
+        for (counter, _) in &snapshot.counters {
+            let name = format!("weir_{pattern}_{}", counter.trim_end_matches("_total"));
+            let name = format!("{name}_total");
+            assert!(has(&name, &[("layer", layer)]), "no {name}:\n{text}");
+        }
+        if let Some(state) = snapshot.state {
+            let name = format!("weir_{pattern}_state");
+            assert!(
+                has(&name, &[("layer", layer), ("state", state.name)]),
+                "{text}"
+            );
+            assert!(has(&format!("{name}_value"), &[("layer", layer)]), "{text}");
+        }
+    }
+    // No client key is ever a label.
+    assert!(
+        !text.contains(PREMIUM_KEY) && !text.contains(FREE_KEY),
+        "{text}"
+    );
+}

@@ -1,8 +1,10 @@
 //! `BulkheadBuilder`, `BulkheadLayer::builder()` and the presets.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
+use weir_core::inspect::Registry;
 use weir_core::protocol::{Http, Plain};
 use weir_core::{ConfigError, Name};
 
@@ -57,6 +59,7 @@ impl BulkheadLayer {
 pub struct BulkheadBuilder<O = (), P = Plain> {
     settings: BulkheadSettings,
     observer: O,
+    registry: Option<Registry>,
     _protocol: PhantomData<fn() -> P>,
 }
 
@@ -65,6 +68,7 @@ impl BulkheadBuilder {
         Self {
             settings: BulkheadSettings::default(),
             observer: (),
+            registry: None,
             _protocol: PhantomData,
         }
     }
@@ -80,6 +84,15 @@ impl<O, P> BulkheadBuilder<O, P> {
     /// Names this bulkhead in errors and events.
     pub fn name(mut self, name: impl Into<Name>) -> Self {
         self.settings.name = name.into();
+        self
+    }
+
+    /// Shows the layer in `registry` (a status page, a metrics exporter) once built: its
+    /// handle is registered under the layer's [`name`](Self::name) (`"default"` when given
+    /// none). `build` refuses a name the registry already holds for a bulkhead
+    /// ([`ConfigError::is_duplicate`]), so give each registered bulkhead a name of its own.
+    pub fn registry(mut self, registry: &Registry) -> Self {
+        self.registry = Some(registry.clone());
         self
     }
 
@@ -125,6 +138,7 @@ impl<O, P> BulkheadBuilder<O, P> {
         BulkheadBuilder {
             settings: self.settings,
             observer,
+            registry: self.registry,
             _protocol: PhantomData,
         }
     }
@@ -135,6 +149,7 @@ impl<O, P> BulkheadBuilder<O, P> {
         BulkheadBuilder {
             settings: self.settings,
             observer: self.observer,
+            registry: self.registry,
             _protocol: PhantomData,
         }
     }
@@ -157,10 +172,11 @@ impl<O, P> BulkheadBuilder<O, P> {
                 "applies in HTTP mode only: call `http()` on the builder",
             ));
         }
-        Ok(BulkheadLayer::from_shared(Shared::new(
-            self.settings,
-            self.observer,
-        )))
+        let layer = BulkheadLayer::from_shared(Shared::new(self.settings, self.observer));
+        if let Some(registry) = self.registry {
+            registry.register_unique(Arc::new(layer.handle()))?;
+        }
+        Ok(layer)
     }
 
     /// Builds the layer and a handle reading its figures.

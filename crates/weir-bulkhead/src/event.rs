@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use weir_core::observer::{Fate, Fields};
 use weir_core::{Level, Name};
 
 use crate::state::RejectReason;
@@ -44,7 +45,17 @@ impl weir_core::Event for Event<'_> {
         }
     }
 
+    /// A rejection is `debug` (a per-request decision).
     fn level(&self) -> Level {
-        Level::Info
+        Level::Debug
+    }
+
+    /// Fate `rejected`, its reason (`queue_full`, `max_wait`, `deadline`).
+    fn fields(&self) -> Fields {
+        match self {
+            Self::Rejected { reason, .. } => {
+                Fields::NONE.fate(Fate::Rejected).reason(reason.as_str())
+            }
+        }
     }
 }

@@ -3,19 +3,32 @@
 use std::fmt;
 use std::sync::Arc;
 
+use weir_core::Name;
+
 use crate::permit::Core;
+use crate::tuning::Tuning;
 
 /// Reads a bulkhead's live figures; every clone of the layer and every service it made share
 /// them. From [`BulkheadBuilder::build_with_handle`](crate::BulkheadBuilder::build_with_handle)
-/// or [`BulkheadLayer::handle`](crate::BulkheadLayer::handle).
+/// or [`BulkheadLayer::handle`](crate::BulkheadLayer::handle). It also changes the running
+/// bulkhead's size and queue ([`Reconfigure`](weir_core::reconfigure::Reconfigure), see the
+/// crate's "Changing settings at run time").
 #[derive(Clone)]
 pub struct BulkheadHandle {
-    core: Arc<Core>,
+    pub(crate) core: Arc<Core>,
+    name: Name,
+    pub(crate) tuning: Arc<Tuning>,
 }
 
 impl BulkheadHandle {
-    pub(crate) const fn new(core: Arc<Core>) -> Self {
-        Self { core }
+    pub(crate) const fn new(core: Arc<Core>, name: Name, tuning: Arc<Tuning>) -> Self {
+        Self { core, name, tuning }
+    }
+
+    /// The layer's name.
+    #[must_use]
+    pub const fn name(&self) -> &Name {
+        &self.name
     }
 
     /// A snapshot of the figures (each read atomically, not all at one instant).
@@ -37,11 +50,14 @@ impl fmt::Debug for BulkheadHandle {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BulkheadStats {
-    /// The configured maximum of concurrent calls.
+    /// The configured maximum of concurrent calls (the size in force, after any change at run
+    /// time).
     pub max_concurrent: usize,
     /// Permits in use: calls running, HTTP bodies still streaming, permits being handed over.
+    /// Above `max_concurrent` for a while after a shrink, until the calls above the new size
+    /// have finished.
     pub in_flight: usize,
-    /// Permits free (`max_concurrent - in_flight`).
+    /// Permits free (`max_concurrent - in_flight`, and 0 while `in_flight` is above it).
     pub available: usize,
     /// Requests waiting in the queue (or, in `backpressure()` mode, in `poll_ready`).
     pub queued: usize,
@@ -51,11 +67,10 @@ pub struct BulkheadStats {
 
 impl BulkheadStats {
     pub(crate) fn of(core: &Core) -> Self {
-        let available = core.available().min(core.max());
         Self {
             max_concurrent: core.max(),
-            in_flight: core.max() - available,
-            available,
+            in_flight: core.in_flight(),
+            available: core.available(),
             queued: core.queued(),
             rejected: core.rejected(),
         }

@@ -45,7 +45,11 @@ impl<O, P> BulkheadLayer<O, P> {
     /// A handle reading this bulkhead's figures.
     #[must_use]
     pub fn handle(&self) -> BulkheadHandle {
-        BulkheadHandle::new(Arc::clone(&self.shared.core))
+        BulkheadHandle::new(
+            Arc::clone(&self.shared.core),
+            self.shared.name.clone(),
+            Arc::clone(&self.shared.tuning),
+        )
     }
 }
 
@@ -71,8 +75,8 @@ impl<O, P> fmt::Debug for BulkheadLayer<O, P> {
         f.debug_struct("BulkheadLayer")
             .field("name", &self.shared.name)
             .field("stats", &self.handle().stats())
-            .field("max_queue", &self.shared.max_queue)
-            .field("max_wait", &self.shared.max_wait)
+            .field("max_queue", &self.shared.tuning.policy().max_queue)
+            .field("max_wait", &self.shared.tuning.policy().max_wait)
             .finish_non_exhaustive()
     }
 }

@@ -8,10 +8,12 @@ mod config;
 mod event;
 mod future;
 mod handle;
+mod inspect;
 mod layer;
 mod partition;
 mod permit;
 mod protocol;
+mod reconfigure;
 #[cfg(feature = "runtime")]
 mod runtime;
 mod service;
@@ -19,6 +21,7 @@ mod settings;
 mod shared;
 mod state;
 mod sync;
+mod tuning;
 
 pub use crate::builder::BulkheadBuilder;
 #[cfg(feature = "serde")]
@@ -27,9 +30,12 @@ pub use crate::event::Event;
 pub use crate::future::ResponseFuture;
 pub use crate::handle::{BulkheadHandle, BulkheadStats};
 pub use crate::layer::BulkheadLayer;
-pub use crate::partition::{Partitioned, PartitionedBuilder, PartitionedHandle, PartitionedLayer};
+pub use crate::partition::{
+    Partitioned, PartitionedBuilder, PartitionedHandle, PartitionedLayer, PartitionedTotals,
+};
 pub use crate::permit::Permit;
 pub use crate::protocol::Protocol;
+pub use crate::reconfigure::PartitionedTuning;
 #[cfg(feature = "runtime")]
 pub use crate::runtime::{Isolated, IsolatedBuilder, IsolatedFuture, IsolatedLayer};
 pub use crate::service::Bulkhead;

@@ -7,12 +7,14 @@ use std::hash::Hash;
 use std::marker::PhantomData;
 use std::mem;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
+use weir_core::inspect::Registry;
 use weir_core::protocol::{Http, Plain};
 use weir_core::{
     BoxError, ConfigError, Deadline, Error, KeyExtractor, KeyedConfig, KeyedMap, MissingKey, Name,
@@ -27,35 +29,41 @@ use crate::protocol::Protocol;
 use crate::settings::{DEFAULT_RETRY_AFTER, MAX_PERMITS, PATTERN, validate_size, validate_wait};
 use crate::shared::Rejecter;
 use crate::state::{RejectReason, wait_until};
+use crate::tuning::{Policy, Tuning};
 
 /// One partition: its own permits, and its allowance to borrow from the pool.
-struct Partition {
-    core: Arc<Core>,
-    loans: Option<Arc<Core>>,
+pub(crate) struct Partition {
+    pub(crate) core: Arc<Core>,
+    pub(crate) loans: Option<Arc<Core>>,
 }
 
 impl Partition {
-    fn new(size: usize, pool: Option<&(Arc<Core>, usize)>) -> Arc<Self> {
+    fn new(size: usize, pool: Option<&(Arc<Core>, AtomicUsize)>) -> Arc<Self> {
         Arc::new(Self {
             core: Core::new(size),
-            loans: pool.map(|(pool, cap)| Core::lender(*cap, pool)),
+            loans: pool.map(|(pool, cap)| Core::lender(cap.load(Ordering::SeqCst), pool)),
         })
     }
 }
 
-struct Parts<X, K, O> {
+pub(crate) struct Parts<X, K, O> {
     extractor: X,
     missing: MissingKey,
-    named: HashMap<K, Arc<Partition>>,
-    keyed: KeyedMap<K, Arc<Partition>>,
-    keyless: Arc<Partition>,
+    pub(crate) named: HashMap<K, Arc<Partition>>,
+    pub(crate) keyed: KeyedMap<K, Arc<Partition>>,
+    pub(crate) keyless: Arc<Partition>,
     bypass: Arc<Core>,
-    per_key: usize,
-    pool: Option<(Arc<Core>, usize)>,
-    max_queue: usize,
-    max_wait: Option<Duration>,
+    /// The size of a keyed partition made from now on (a handle may change it: see
+    /// `reconfigure.rs`; read under the keyed map's shard lock, where partitions are made).
+    pub(crate) per_key: AtomicUsize,
+    /// The shared pool and the most one partition may borrow from it (a handle may change both).
+    pub(crate) pool: Option<(Arc<Core>, AtomicUsize)>,
+    /// The queue's length, the longest wait and the `Retry-After`, read whole.
+    pub(crate) tuning: Tuning,
     name: Name,
-    retry_after: Duration,
+    /// Rejections over every partition since the layer was built (a forgotten key's stay):
+    /// counted on the rejection path only.
+    rejected: AtomicU64,
     observer: O,
 }
 
@@ -85,6 +93,7 @@ struct PartitionedSettings<K> {
     keyed: KeyedConfig,
     name: Name,
     retry_after: Duration,
+    registry: Option<Registry>,
 }
 
 impl<X, K> PartitionedBuilder<X, K> {
@@ -101,6 +110,7 @@ impl<X, K> PartitionedBuilder<X, K> {
                 keyed: KeyedConfig::new(),
                 name: Name::default(),
                 retry_after: DEFAULT_RETRY_AFTER,
+                registry: None,
             },
             observer: (),
             _protocol: PhantomData,
@@ -112,6 +122,14 @@ impl<X, K, O, P> PartitionedBuilder<X, K, O, P> {
     /// Names this bulkhead in errors and events.
     pub fn name(mut self, name: impl Into<Name>) -> Self {
         self.settings.name = name.into();
+        self
+    }
+
+    /// Shows the layer in `registry` (a status page, a metrics exporter) once built, under its
+    /// [`name`](Self::name) (`"default"` when given none); `build` refuses a name the registry
+    /// already holds for a bulkhead ([`ConfigError::is_duplicate`]).
+    pub fn registry(mut self, registry: &Registry) -> Self {
+        self.settings.registry = Some(registry.clone());
         self
     }
 
@@ -200,10 +218,12 @@ impl<X, K, O, P> PartitionedBuilder<X, K, O, P> {
     ///
     /// A [`ConfigError`] naming the first broken rule: a partition, `per_key` or pool size of
     /// 0 or above [`MAX_PERMITS`], a zero `retry_after`, a zero `max_wait` or one without a
-    /// queue.
+    /// queue; with a [`registry`](Self::registry), a duplicate `name`.
     pub fn build(self) -> Result<PartitionedLayer<X, K, O, P>, ConfigError>
     where
-        K: Hash + Eq + Send + Sync,
+        X: Send + Sync + 'static,
+        K: Hash + Eq + Send + Sync + 'static,
+        O: Send + Sync + 'static,
     {
         for (_, size) in &self.settings.named {
             validate_size("partition", *size)?;
@@ -221,8 +241,12 @@ impl<X, K, O, P> PartitionedBuilder<X, K, O, P> {
         }
         validate_wait(self.settings.max_queue, self.settings.max_wait)?;
         let per_key = self.settings.per_key;
-        let pool = self.settings.pool.map(|(size, cap)| (Core::new(size), cap));
-        Ok(PartitionedLayer {
+        let pool = self
+            .settings
+            .pool
+            .map(|(size, cap)| (Core::new(size), AtomicUsize::new(cap)));
+        let registry = self.settings.registry;
+        let layer = PartitionedLayer {
             shared: Arc::new(Parts {
                 extractor: self.extractor,
                 missing: self.settings.missing,
@@ -237,16 +261,49 @@ impl<X, K, O, P> PartitionedBuilder<X, K, O, P> {
                     .evict_if(idle),
                 keyless: Partition::new(per_key, pool.as_ref()),
                 bypass: Core::new(MAX_PERMITS),
-                per_key,
+                per_key: AtomicUsize::new(per_key),
                 pool,
-                max_queue: self.settings.max_queue,
-                max_wait: self.settings.max_wait,
+                tuning: Tuning::new(
+                    Policy {
+                        max_queue: self.settings.max_queue,
+                        max_wait: self.settings.max_wait,
+                        retry_after: self.settings.retry_after,
+                    },
+                    self.settings.name.clone(),
+                    false,
+                    false,
+                ),
                 name: self.settings.name,
-                retry_after: self.settings.retry_after,
+                rejected: AtomicU64::new(0),
                 observer: self.observer,
             }),
             _protocol: PhantomData,
-        })
+        };
+        if let Some(registry) = registry {
+            registry.register_unique(Arc::new(layer.handle()))?;
+        }
+        Ok(layer)
+    }
+}
+
+impl<X, K: Clone, O, P> PartitionedBuilder<X, K, O, P> {
+    /// These settings as a running layer's handle takes them
+    /// ([`Reconfigure::apply`](weir_core::reconfigure::Reconfigure::apply) on a
+    /// [`PartitionedHandle`]): for example a configuration file read again,
+    /// `config.builder()?.tuning()`. Not validated here: `apply` checks them.
+    #[must_use]
+    pub fn tuning(&self) -> crate::PartitionedTuning<K> {
+        let settings = &self.settings;
+        crate::reconfigure::partitioned_tuning(
+            settings.named.clone(),
+            settings.per_key,
+            settings.pool,
+            crate::tuning::Policy {
+                max_queue: settings.max_queue,
+                max_wait: settings.max_wait,
+                retry_after: settings.retry_after,
+            },
+        )
     }
 }
 
@@ -307,7 +364,7 @@ where
 /// Reads the partitions of a [`PartitionedLayer`]; from [`PartitionedLayer::handle`]. Cheap to
 /// clone, usable from any thread.
 pub struct PartitionedHandle<X, K, O = ()> {
-    shared: Arc<Parts<X, K, O>>,
+    pub(crate) shared: Arc<Parts<X, K, O>>,
 }
 
 impl<X, K, O> PartitionedHandle<X, K, O>
@@ -324,6 +381,54 @@ where
     #[must_use]
     pub fn pool_stats(&self) -> Option<BulkheadStats> {
         pool_stats_of(&self.shared)
+    }
+}
+
+/// Totals over every partition of a partitioned bulkhead, at one moment (each read atomically).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PartitionedTotals {
+    /// Partitions held: the named ones, the keyed ones stored now, and the key-less one.
+    pub partitions: usize,
+    /// Permits in use over every partition.
+    pub in_flight: usize,
+    /// Requests waiting over every partition.
+    pub queued: usize,
+    /// Requests refused since the layer was built (a forgotten key's refusals included).
+    pub rejected: u64,
+}
+
+/// What a status page reads (see `inspect.rs`).
+impl<X, K, O> PartitionedHandle<X, K, O>
+where
+    K: Hash + Eq + Send + Sync,
+{
+    /// The layer's name.
+    #[must_use]
+    pub fn name(&self) -> &Name {
+        &self.shared.name
+    }
+
+    /// Totals over every partition (a scan over the keyed partitions: for a page or a scrape,
+    /// not for the request path).
+    #[must_use]
+    pub fn totals(&self) -> PartitionedTotals {
+        let mut totals = PartitionedTotals {
+            partitions: 0,
+            in_flight: 0,
+            queued: 0,
+            rejected: self.shared.rejected.load(Ordering::Relaxed),
+        };
+        let mut add = |partition: &Partition| {
+            let stats = BulkheadStats::of(&partition.core);
+            totals.partitions += 1;
+            totals.in_flight += stats.in_flight;
+            totals.queued += stats.queued;
+        };
+        self.shared.named.values().for_each(|p| add(p));
+        self.shared.keyed.for_each(|_, p| add(p));
+        add(&self.shared.keyless);
+        totals
     }
 }
 
@@ -393,7 +498,7 @@ impl<X, K, O, P> fmt::Debug for PartitionedLayer<X, K, O, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PartitionedLayer")
             .field("name", &self.shared.name)
-            .field("per_key", &self.shared.per_key)
+            .field("per_key", &self.shared.per_key.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }
@@ -416,6 +521,7 @@ where
 {
     fn reject(&self, partition: &Partition, key: Option<&K>, reason: RejectReason) -> Error {
         partition.core.count_rejection();
+        self.rejected.fetch_add(1, Ordering::Relaxed);
         let stats = BulkheadStats::of(&partition.core);
         self.observer.on_event(&Event::Rejected {
             layer: &self.name,
@@ -426,7 +532,7 @@ where
         });
         Error::bulkhead_full()
             .with_layer(self.name.clone())
-            .with_retry_after(self.retry_after)
+            .with_retry_after(self.tuning.policy().retry_after)
     }
 
     /// A permit of the partition's own, or one borrowed from the pool within the cap; neither
@@ -471,7 +577,10 @@ where
                         |key| {
                             (
                                 shared.extractor.detach(key),
-                                Partition::new(shared.per_key, shared.pool.as_ref()),
+                                Partition::new(
+                                    shared.per_key.load(Ordering::SeqCst),
+                                    shared.pool.as_ref(),
+                                ),
                             )
                         },
                         Arc::clone,
@@ -495,19 +604,21 @@ where
         if let Some(permit) = Parts::<X, K, O>::acquire(&partition) {
             return ResponseFuture::running(self.inner.call(req), permit, true);
         }
-        if shared.max_queue == 0 {
+        // One version of the queue settings for this request (a handle may change them).
+        let policy = shared.tuning.policy();
+        if policy.max_queue == 0 {
             let error = shared.reject(&partition, key.as_ref(), RejectReason::QueueFull);
             return ResponseFuture::rejected(error);
         }
         let deadline =
             <P as weir_core::protocol::Protocol<Req>>::deadline(&req).map(Deadline::instant);
-        let (until, reason) = match wait_until(Instant::now(), shared.max_wait, deadline) {
+        let (until, reason) = match wait_until(Instant::now(), policy.max_wait, deadline) {
             Ok(wait) => wait,
             Err(reason) => {
                 return ResponseFuture::rejected(shared.reject(&partition, key.as_ref(), reason));
             }
         };
-        let Some(waiter) = partition.core.enqueue(shared.max_queue) else {
+        let Some(waiter) = partition.core.enqueue(policy.max_queue) else {
             let error = shared.reject(&partition, key.as_ref(), RejectReason::QueueFull);
             return ResponseFuture::rejected(error);
         };

@@ -14,6 +14,15 @@
 //! lock; a releaser adds the permit to `available` and then reads `queued` (all `SeqCst`). Either
 //! the waiter sees the permit, or the releaser sees the waiter and serves the queue under the lock.
 //!
+//! Resizing (`Core::resize`, issue #25): `available` is read as a signed count, `max` minus the
+//! permits held. Shrinking subtracts the difference at once, so `available` may go below zero:
+//! the permits held above the new size are retired as they come back (each release only pays
+//! back the debt, and `take` refuses until the count is above zero again), never handed to a
+//! waiter. Growing adds the difference and serves the queue, under the lock, so as many waiters
+//! as there is new room for are handed a permit at once. The fast path is unchanged: one
+//! compare-and-swap (whose test is now "between 1 and `MAX_PERMITS`" instead of "not zero") and
+//! one `fetch_add`.
+//!
 //! The core is written once against the [`Primitives`] of `crate::sync`: `std`'s in the
 //! library, `shuttle`'s in the model tests below, which run this very code (not a copy of it)
 //! under a scheduler that explores how its atomic and lock operations interleave across threads.
@@ -31,6 +40,7 @@ use std::task::{Context, Poll};
 
 use tokio::sync::oneshot;
 
+use crate::settings::MAX_PERMITS;
 use crate::state::bounded_increment;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicUsize;
@@ -63,7 +73,10 @@ impl Primitives for Std {
 
 /// The shared state of one bulkhead (or of one partition).
 pub(crate) struct Core<P: Primitives = Std> {
-    max: usize,
+    /// The size now; changed only by [`resize`](Self::resize), under the queue's lock.
+    max: P::Counter,
+    /// `max` minus the permits held, as a two's-complement signed count: below zero after a
+    /// shrink while more permits are held than the new size (see the module's documentation).
     available: P::Counter,
     queued: P::Counter,
     rejected: AtomicU64,
@@ -85,7 +98,7 @@ impl<P: Primitives> Core<P> {
 
     fn with_pool(max: usize, lends_from: Option<Arc<Self>>) -> Arc<Self> {
         Arc::new(Self {
-            max,
+            max: P::Counter::new(max),
             available: P::Counter::new(max),
             queued: P::Counter::new(0),
             rejected: AtomicU64::new(0),
@@ -108,12 +121,27 @@ impl<P: Primitives> Core<P> {
         None
     }
 
-    pub(crate) const fn max(&self) -> usize {
-        self.max
+    pub(crate) fn max(&self) -> usize {
+        self.max.load(SeqCst)
     }
 
+    /// Permits free now: 0 while permits held above a new, smaller size are being retired.
     pub(crate) fn available(&self) -> usize {
-        self.available.load(SeqCst)
+        let available = self.available.load(SeqCst);
+        if available <= MAX_PERMITS {
+            available
+        } else {
+            0
+        }
+    }
+
+    /// Permits held now (calls in flight): `max - available`, which exceeds `max` after a
+    /// shrink until the permits above the new size have come back. The two counters are read
+    /// one after the other, so a reading taken during a resize may be off by its difference.
+    pub(crate) fn in_flight(&self) -> usize {
+        let available = self.available.load(SeqCst);
+        let held = self.max().wrapping_sub(available);
+        if held <= 2 * MAX_PERMITS { held } else { 0 }
     }
 
     pub(crate) fn queued(&self) -> usize {
@@ -137,11 +165,34 @@ impl<P: Primitives> Core<P> {
         self.take().then(|| Held::new(self).into())
     }
 
+    /// Takes a permit if the count is above zero (below zero, read as signed, means permits
+    /// are owed after a shrink: nothing is free).
     #[inline]
     fn take(&self) -> bool {
         self.available
-            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .fetch_update(SeqCst, SeqCst, |n| {
+                let after = n.wrapping_sub(1);
+                (after < MAX_PERMITS).then_some(after)
+            })
             .is_ok()
+    }
+
+    /// Changes the size to `max` (1 to [`MAX_PERMITS`]). Shrinking takes the difference off
+    /// the free count at once, so no new permit is handed out above the new size while the
+    /// permits held above it finish and are retired as they come back; growing adds it and hands
+    /// the new room to the waiters at the head of the queue at once.
+    pub(crate) fn resize(self: &Arc<Self>, max: usize) {
+        // The queue's lock serialises resizes, and a grow serves the queue under it.
+        let mut waiters = self.waiters.lock();
+        let old = self.max.load(SeqCst);
+        if max < old {
+            self.available.fetch_sub(old - max, SeqCst);
+            self.max.fetch_sub(old - max, SeqCst);
+        } else if max > old {
+            self.max.fetch_add(max - old, SeqCst);
+            self.available.fetch_add(max - old, SeqCst);
+            self.serve(&mut waiters);
+        }
     }
 
     /// Joins the back of the queue if fewer than `max_queue` requests wait; the waiter may be

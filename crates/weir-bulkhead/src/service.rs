@@ -126,14 +126,16 @@ impl<S, O, P> Bulkhead<S, O, P> {
         P: Protocol<Req, S::Response>,
     {
         let shared = &self.shared;
-        if shared.max_queue == 0 {
+        // One version of the queue settings for this request (a handle may change them).
+        let policy = shared.tuning.policy();
+        if policy.max_queue == 0 {
             return Err(shared.reject(RejectReason::QueueFull));
         }
         let deadline =
             <P as weir_core::protocol::Protocol<Req>>::deadline(&req).map(Deadline::instant);
-        let (until, reason) = wait_until(Instant::now(), shared.max_wait, deadline)
+        let (until, reason) = wait_until(Instant::now(), policy.max_wait, deadline)
             .map_err(|reason| shared.reject(reason))?;
-        let Some(waiter) = shared.core.enqueue(shared.max_queue) else {
+        let Some(waiter) = shared.core.enqueue(policy.max_queue) else {
             return Err(shared.reject(RejectReason::QueueFull));
         };
         // The readied instance goes into the future; an unreadied clone stays behind.

@@ -2,7 +2,6 @@
 //! words a refusal.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use weir_core::{Error, Name, Observer};
 
@@ -10,14 +9,14 @@ use crate::event::Event;
 use crate::permit::Core;
 use crate::settings::BulkheadSettings;
 use crate::state::RejectReason;
+use crate::tuning::{Policy, Tuning};
 
 /// Built once per layer, shared by every service and clone.
 pub(crate) struct Shared<O> {
     pub(crate) core: Arc<Core>,
     pub(crate) name: Name,
-    pub(crate) max_queue: usize,
-    pub(crate) max_wait: Option<Duration>,
-    pub(crate) retry_after: Duration,
+    /// The queue's length, the longest wait and the `Retry-After`, which a handle may change.
+    pub(crate) tuning: Arc<Tuning>,
     pub(crate) backpressure: bool,
     pub(crate) hold_body: bool,
     pub(crate) observer: O,
@@ -26,12 +25,21 @@ pub(crate) struct Shared<O> {
 impl<O> Shared<O> {
     /// The state of a bulkhead with these (valid) settings.
     pub(crate) fn new(settings: BulkheadSettings, observer: O) -> Self {
-        Self {
-            core: Core::new(settings.max_concurrent),
-            name: settings.name,
+        let policy = Policy {
             max_queue: settings.max_queue,
             max_wait: settings.max_wait,
             retry_after: settings.retry_after,
+        };
+        let tuning = Tuning::new(
+            policy,
+            settings.name.clone(),
+            settings.backpressure,
+            settings.release_at_head,
+        );
+        Self {
+            core: Core::new(settings.max_concurrent),
+            name: settings.name,
+            tuning: Arc::new(tuning),
             backpressure: settings.backpressure,
             hold_body: !settings.release_at_head,
             observer,
@@ -44,17 +52,16 @@ impl<O> Shared<O> {
         O: for<'a> Observer<Event<'a>>,
     {
         self.core.count_rejection();
-        let available = self.core.available().min(self.core.max());
         self.observer.on_event(&Event::Rejected {
             layer: &self.name,
             partition: None,
             reason,
-            in_flight: self.core.max() - available,
+            in_flight: self.core.in_flight(),
             queued: self.core.queued(),
         });
         Error::bulkhead_full()
             .with_layer(self.name.clone())
-            .with_retry_after(self.retry_after)
+            .with_retry_after(self.tuning.policy().retry_after)
     }
 }
 

@@ -1,9 +1,11 @@
 //! `ChaosBuilder`, `ChaosLayer::builder()` and `ChaosLayer::http()`.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
+use weir_core::inspect::Registry;
 use weir_core::protocol::{Http, Plain};
 use weir_core::wire::GrpcCode;
 use weir_core::{ConfigError, Name};
@@ -29,6 +31,7 @@ impl ChaosLayer {
             http: false,
             has_error: false,
             has_behaviour: false,
+            registry: None,
             _mode: PhantomData,
         }
     }
@@ -51,6 +54,7 @@ impl ChaosLayer {
             http: true,
             has_error: false,
             has_behaviour: false,
+            registry: b.registry,
             _mode: PhantomData,
         }
     }
@@ -85,6 +89,8 @@ pub struct ChaosBuilder<P = Plain, E = NoError, B = NoBehaviour, K = AnyClient, 
     http: bool,
     has_error: bool,
     has_behaviour: bool,
+    /// Where `build` registers the handle ([`registry`](ChaosBuilder::registry)).
+    registry: Option<Registry>,
     _mode: PhantomData<fn() -> P>,
 }
 
@@ -93,6 +99,16 @@ impl<P, E, B, K, O> ChaosBuilder<P, E, B, K, O> {
     #[must_use]
     pub fn name(mut self, name: impl Into<Name>) -> Self {
         self.name = name.into();
+        self
+    }
+
+    /// Shows the layer in `registry` (a status page, a metrics exporter) once built: its
+    /// handle is registered under the layer's [`name`](Self::name) (`"default"` when given
+    /// none), with the admin actions `enable` and `disable`. `build` refuses a name the
+    /// registry already holds for a chaos layer ([`ConfigError::is_duplicate`]).
+    #[must_use]
+    pub fn registry(mut self, registry: &Registry) -> Self {
+        self.registry = Some(registry.clone());
         self
     }
 
@@ -130,6 +146,7 @@ impl<P, E, B, K, O> ChaosBuilder<P, E, B, K, O> {
             http: self.http,
             has_error: true,
             has_behaviour: self.has_behaviour,
+            registry: self.registry,
             _mode: PhantomData,
         }
     }
@@ -170,6 +187,7 @@ impl<P, E, B, K, O> ChaosBuilder<P, E, B, K, O> {
             http: self.http,
             has_error: self.has_error,
             has_behaviour: true,
+            registry: self.registry,
             _mode: PhantomData,
         }
     }
@@ -193,6 +211,7 @@ impl<P, E, B, K, O> ChaosBuilder<P, E, B, K, O> {
             http: self.http,
             has_error: self.has_error,
             has_behaviour: self.has_behaviour,
+            registry: self.registry,
             _mode: PhantomData,
         }
     }
@@ -218,6 +237,7 @@ impl<P, E, B, K, O> ChaosBuilder<P, E, B, K, O> {
             http: self.http,
             has_error: self.has_error,
             has_behaviour: self.has_behaviour,
+            registry: self.registry,
             _mode: PhantomData,
         }
     }
@@ -286,6 +306,9 @@ impl<P, E, B, K, O> ChaosBuilder<P, E, B, K, O> {
             self.observer,
         ));
         let handle = layer.handle();
+        if let Some(registry) = self.registry {
+            registry.register_unique(Arc::new(handle.clone()))?;
+        }
         Ok((layer, handle))
     }
 }

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
+use weir_core::Name;
+
 use crate::shared::Control;
 use crate::state::{Fault, probability, threshold};
 
@@ -15,11 +17,18 @@ use crate::state::{Fault, probability, threshold};
 #[derive(Clone, Debug)]
 pub struct ChaosHandle {
     control: Arc<Control>,
+    name: Name,
 }
 
 impl ChaosHandle {
-    pub(crate) const fn new(control: Arc<Control>) -> Self {
-        Self { control }
+    pub(crate) const fn new(control: Arc<Control>, name: Name) -> Self {
+        Self { control, name }
+    }
+
+    /// The layer's name.
+    #[must_use]
+    pub const fn name(&self) -> &Name {
+        &self.name
     }
 
     /// Starts injecting faults (with the probabilities as they are).

@@ -59,7 +59,7 @@ impl<P, E, B, K, O> ChaosLayer<P, E, B, K, O> {
     /// A handle on this layer's switch, probabilities and counts.
     #[must_use]
     pub fn handle(&self) -> ChaosHandle {
-        ChaosHandle::new(Arc::clone(&self.shared.control))
+        ChaosHandle::new(Arc::clone(&self.shared.control), self.shared.name.clone())
     }
 }
 

@@ -8,6 +8,7 @@ mod event;
 mod fault;
 mod future;
 mod handle;
+mod inspect;
 mod layer;
 mod protocol;
 mod service;

@@ -4,7 +4,8 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use weir_core::{AnyError, Backoff, ConfigError, KeyedConfig, MissingKey, Name};
+use weir_core::inspect::Registry;
+use weir_core::{AnyError, Backoff, ConfigError, KeyedConfig, MissingKey, Name, Observer};
 
 use crate::handle::{CircuitBreakerHandle, KeyedCircuitBreakerHandle};
 use crate::layer::{CircuitBreakerLayer, KeyedCircuitBreakerLayer};
@@ -59,6 +60,7 @@ pub struct CircuitBreakerBuilder<C = AnyError, O = ()> {
     settings: CircuitBreakerSettings,
     classifier: C,
     observer: O,
+    registry: Option<Registry>,
 }
 
 impl CircuitBreakerBuilder {
@@ -67,6 +69,7 @@ impl CircuitBreakerBuilder {
             settings: CircuitBreakerSettings::DEFAULT,
             classifier: AnyError,
             observer: (),
+            registry: None,
         }
     }
 }
@@ -76,6 +79,17 @@ impl<C, O> CircuitBreakerBuilder<C, O> {
     #[must_use]
     pub fn name(mut self, name: impl Into<Name>) -> Self {
         self.settings.name = name.into();
+        self
+    }
+
+    /// Shows the layer in `registry` (a status page, a metrics exporter) once built: its
+    /// handle is registered under the layer's [`name`](Self::name) (`"circuit_breaker"` when
+    /// given none). A keyed layer registers its keyed handle. `build` refuses a name the
+    /// registry already holds for a breaker ([`ConfigError::is_duplicate`]), so give each
+    /// registered breaker a name of its own.
+    #[must_use]
+    pub fn registry(mut self, registry: &Registry) -> Self {
+        self.registry = Some(registry.clone());
         self
     }
 
@@ -182,6 +196,7 @@ impl<C, O> CircuitBreakerBuilder<C, O> {
             settings: self.settings,
             classifier,
             observer: self.observer,
+            registry: self.registry,
         }
     }
 
@@ -193,6 +208,7 @@ impl<C, O> CircuitBreakerBuilder<C, O> {
             settings: self.settings,
             classifier: self.classifier,
             observer,
+            registry: self.registry,
         }
     }
 
@@ -214,8 +230,22 @@ impl<C, O> CircuitBreakerBuilder<C, O> {
         self.settings.failure_rate = None;
     }
 
-    fn shared(self) -> Result<Arc<Shared<C, O>>, ConfigError> {
-        Shared::from_settings(self.settings, self.classifier, self.observer)
+    /// The shared state, and the registry to register its handle in.
+    fn parts(self) -> Result<(Arc<Shared<C, O>>, Option<Registry>), ConfigError> {
+        let shared = Shared::from_settings(self.settings, self.classifier, self.observer)?;
+        Ok((shared, self.registry))
+    }
+
+    fn shared(self) -> Result<Arc<Shared<C, O>>, ConfigError>
+    where
+        C: Send + Sync + 'static,
+        O: for<'a> Observer<crate::Event<'a>> + Send + Sync + 'static,
+    {
+        let (shared, registry) = self.parts()?;
+        if let Some(registry) = registry {
+            registry.register_unique(Arc::new(CircuitBreakerHandle::new(Arc::clone(&shared))))?;
+        }
+        Ok(shared)
     }
 
     /// Checks the settings and builds the layer. Every service the layer makes, and every
@@ -223,8 +253,13 @@ impl<C, O> CircuitBreakerBuilder<C, O> {
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`] naming the first setting out of its range.
-    pub fn build(self) -> Result<CircuitBreakerLayer<C, O>, ConfigError> {
+    /// A [`ConfigError`] naming the first setting out of its range, or, with a
+    /// [`registry`](Self::registry), a duplicate `name`.
+    pub fn build(self) -> Result<CircuitBreakerLayer<C, O>, ConfigError>
+    where
+        C: Send + Sync + 'static,
+        O: for<'a> Observer<crate::Event<'a>> + Send + Sync + 'static,
+    {
         Ok(CircuitBreakerLayer::from_shared(self.shared()?))
     }
 
@@ -239,7 +274,7 @@ impl<C, O> CircuitBreakerBuilder<C, O> {
     ) -> Result<(CircuitBreakerLayer<C, O>, CircuitBreakerHandle), ConfigError>
     where
         C: Send + Sync + 'static,
-        O: for<'a> weir_core::Observer<crate::Event<'a>> + Send + Sync + 'static,
+        O: for<'a> Observer<crate::Event<'a>> + Send + Sync + 'static,
     {
         let shared = self.shared()?;
         let handle = CircuitBreakerHandle::new(shared.clone());
@@ -295,13 +330,18 @@ impl<E, C, O> KeyedCircuitBreakerBuilder<E, C, O> {
         self
     }
 
-    fn state(self) -> Result<Arc<KeyedState<E, C, O>>, ConfigError> {
+    fn state(self) -> Result<Arc<KeyedState<E, C, O>>, ConfigError>
+    where
+        E: Send + Sync + 'static,
+        C: Send + Sync + 'static,
+        O: for<'a> Observer<crate::Event<'a>> + Send + Sync + 'static,
+    {
         let settings = self.builder.settings.validate()?;
         if self.max_keys == 0 {
             return Err(at_least_one("max_keys"));
         }
-        let shared = self.builder.shared()?;
-        Ok(Arc::new(KeyedState {
+        let (shared, registry) = self.builder.parts()?;
+        let state = Arc::new(KeyedState {
             extractor: self.extractor,
             config: self.config,
             settings,
@@ -309,15 +349,26 @@ impl<E, C, O> KeyedCircuitBreakerBuilder<E, C, O> {
             map: OnceLock::new(),
             lanes: Lanes::new(Arc::clone(&shared)),
             shared,
-        }))
+        });
+        if let Some(registry) = registry {
+            registry
+                .register_unique(Arc::new(KeyedCircuitBreakerHandle::new(Arc::clone(&state))))?;
+        }
+        Ok(state)
     }
 
     /// Checks the settings and builds the layer.
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`] naming the first setting out of its range.
-    pub fn build(self) -> Result<KeyedCircuitBreakerLayer<E, C, O>, ConfigError> {
+    /// A [`ConfigError`] naming the first setting out of its range, or, with a
+    /// [`registry`](CircuitBreakerBuilder::registry), a duplicate `name`.
+    pub fn build(self) -> Result<KeyedCircuitBreakerLayer<E, C, O>, ConfigError>
+    where
+        E: Send + Sync + 'static,
+        C: Send + Sync + 'static,
+        O: for<'a> Observer<crate::Event<'a>> + Send + Sync + 'static,
+    {
         Ok(KeyedCircuitBreakerLayer::from_state(self.state()?))
     }
 
@@ -332,7 +383,7 @@ impl<E, C, O> KeyedCircuitBreakerBuilder<E, C, O> {
     where
         E: Send + Sync + 'static,
         C: Send + Sync + 'static,
-        O: for<'a> weir_core::Observer<crate::Event<'a>> + Send + Sync + 'static,
+        O: for<'a> Observer<crate::Event<'a>> + Send + Sync + 'static,
     {
         let state = self.state()?;
         let handle = KeyedCircuitBreakerHandle::new(state.clone());

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use weir_core::observer::{Fate, Fields};
 use weir_core::{Level, Name};
 
 use crate::state::{Reason, State};
@@ -124,14 +125,32 @@ impl weir_core::Event for Event<'_> {
         }
     }
 
+    /// A transition (and metrics-only mode's would-be transition) is `info`, a rejection
+    /// `debug`.
     fn level(&self) -> Level {
         match self {
+            Self::StateChange { .. } | Self::ThresholdExceeded { .. } => Level::Info,
+            Self::Rejected { .. } => Level::Debug,
+        }
+    }
+
+    /// A transition: `from`, `to` and its `reason`. A rejection: fate `rejected`, the state that
+    /// refused as `reason` (`open`, `half_open`, `forced_open`), `retry_after` when known. A
+    /// threshold crossed in metrics-only mode: its `reason`.
+    fn fields(&self) -> Fields {
+        match *self {
             Self::StateChange {
-                to: State::Open | State::ForcedOpen,
-                ..
-            }
-            | Self::ThresholdExceeded { .. } => Level::Warn,
-            Self::StateChange { .. } | Self::Rejected { .. } => Level::Info,
+                from, to, reason, ..
+            } => Fields::NONE
+                .transition(from.as_str(), to.as_str())
+                .reason(reason.as_str()),
+            Self::Rejected {
+                state, retry_after, ..
+            } => Fields::NONE
+                .fate(Fate::Rejected)
+                .reason(state.as_str())
+                .retry_after(retry_after),
+            Self::ThresholdExceeded { reason, .. } => Fields::NONE.reason(reason.as_str()),
         }
     }
 }

@@ -2,12 +2,14 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use weir_core::inspect::Transition;
 use weir_core::{Name, Observer};
 
 use crate::event::Event;
-use crate::shared::{DynKey, KeyedBreaker, KeyedState, Shared};
+use crate::shared::{DynKey, KeyedBreaker, KeyedState, KeyedTotals, Shared};
 use crate::state::{Breaker, Notice, State};
 
 /// What a handle needs of a layer's shared state, with the classifier and observer types erased.
@@ -16,6 +18,8 @@ trait Control: Send + Sync {
     fn breaker(&self) -> &Breaker;
     fn now(&self) -> Duration;
     fn notify(&self, notice: Option<Notice>, key: Option<&DynKey>);
+    fn recent(&self) -> Vec<Transition>;
+    fn totals(&self) -> &KeyedTotals;
 }
 
 impl<C, O> Control for Shared<C, O>
@@ -37,6 +41,14 @@ where
 
     fn notify(&self, notice: Option<Notice>, key: Option<&DynKey>) {
         Self::notify(self, notice, key);
+    }
+
+    fn recent(&self) -> Vec<Transition> {
+        self.recent.to_vec()
+    }
+
+    fn totals(&self) -> &KeyedTotals {
+        &self.keyed
     }
 }
 
@@ -223,6 +235,21 @@ impl CircuitBreakerHandle {
     }
 }
 
+/// What the status page and the registry read (see `inspect.rs`).
+impl CircuitBreakerHandle {
+    /// The layer's name.
+    #[must_use]
+    pub fn name(&self) -> &Name {
+        self.control.name()
+    }
+
+    /// The last transitions, oldest first (at most 16).
+    #[must_use]
+    pub fn recent(&self) -> Vec<Transition> {
+        self.control.recent()
+    }
+}
+
 impl fmt::Debug for CircuitBreakerHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreakerHandle")
@@ -337,6 +364,55 @@ impl KeyedCircuitBreakerHandle {
     pub fn keyless(&self) -> Snapshot {
         let shared = self.control.shared();
         Snapshot::of(shared.breaker(), shared.now())
+    }
+}
+
+/// What the status page and the registry read, and the one-key reset (see `inspect.rs`).
+impl KeyedCircuitBreakerHandle {
+    /// The layer's name.
+    #[must_use]
+    pub fn name(&self) -> &Name {
+        self.control.shared().name()
+    }
+
+    /// The last transitions of any key's breaker, oldest first (at most 16).
+    #[must_use]
+    pub fn recent(&self) -> Vec<Transition> {
+        self.control.shared().recent()
+    }
+
+    /// Rejections and openings over every key, the key-less breaker included, since the
+    /// layer was built: `(rejected, opened)`.
+    #[must_use]
+    pub fn totals(&self) -> (u64, u64) {
+        let shared = self.control.shared();
+        let totals = shared.totals();
+        let keyless = shared.breaker();
+        (
+            totals.rejected.load(Ordering::Relaxed) + keyless.rejected(),
+            totals.opened.load(Ordering::Relaxed) + keyless.opened(),
+        )
+    }
+
+    /// Resets the breaker of the key whose `Debug` text (without quotes) is `key`, as
+    /// [`snapshot_of`](Self::snapshot_of) finds it: closed, empty window. Returns whether a
+    /// key matched.
+    #[allow(
+        clippy::must_use_candidate,
+        reason = "called for its effect; the answer is a convenience"
+    )]
+    pub fn reset_key(&self, key: &str) -> bool {
+        let shared = self.control.shared();
+        let now = shared.now();
+        let mut found = false;
+        self.control.visit(&mut |keyed| {
+            if !found && format!("{:?}", keyed.key).trim_matches('"') == key {
+                found = true;
+                let notice = keyed.breaker.set(State::Closed, now);
+                shared.notify(notice, Some(&*keyed.key));
+            }
+        });
+        found
     }
 }
 

@@ -11,6 +11,7 @@ mod future;
 #[doc(hidden)]
 pub mod fuzzing;
 mod handle;
+mod inspect;
 mod layer;
 mod service;
 mod settings;

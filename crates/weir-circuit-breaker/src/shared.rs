@@ -5,11 +5,12 @@
 use std::any::Any;
 use std::fmt;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::time::Instant;
+use weir_core::inspect::Recent;
 use weir_core::{
     Classify, ConfigError, Error, KeyExtractor, KeyedConfig, KeyedMap, MissingKey, Name, Observer,
     Outcome, Resolved,
@@ -17,7 +18,7 @@ use weir_core::{
 
 use crate::event::Event;
 use crate::settings::CircuitBreakerSettings;
-use crate::state::{Breaker, Notice, Permit, Report, Settings, State, Verdict};
+use crate::state::{Breaker, Notice, Permit, Reason, Report, Settings, State, Verdict};
 
 /// What every service, clone, future and handle of one layer shares.
 pub(crate) struct Shared<C, O> {
@@ -28,6 +29,19 @@ pub(crate) struct Shared<C, O> {
     pub(crate) origin: Instant,
     pub(crate) slow_threshold: Option<Duration>,
     pub(crate) backpressure: bool,
+    /// The last transitions (of any key's breaker, for a keyed layer), for a status page;
+    /// written only on a transition.
+    pub(crate) recent: Recent,
+    /// A keyed layer's totals over every key (a key's own counts go when it is forgotten):
+    /// written on a rejection and on a transition to open, never on an admitted call.
+    pub(crate) keyed: KeyedTotals,
+}
+
+/// A keyed layer's totals over every key, since the layer was built.
+#[derive(Debug, Default)]
+pub(crate) struct KeyedTotals {
+    pub(crate) rejected: AtomicU64,
+    pub(crate) opened: AtomicU64,
 }
 
 /// The key of a keyed breaker, for events.
@@ -64,6 +78,8 @@ impl<C, O> Shared<C, O> {
             origin: Instant::now(),
             slow_threshold: settings.slow_calls.map(|(threshold, _)| threshold),
             backpressure: settings.backpressure,
+            recent: Recent::default(),
+            keyed: KeyedTotals::default(),
         }))
     }
 
@@ -87,17 +103,31 @@ impl<C, O> Shared<C, O> {
         let Some(notice) = notice else { return };
         let layer = &self.name;
         match notice {
-            Notice::Changed { from, to, reason } => self.observer.on_event(&Event::StateChange {
-                layer,
-                key,
-                from,
-                to,
-                reason,
-            }),
+            Notice::Changed { from, to, reason } => {
+                self.record_transition(from, to, reason, key.is_some());
+                self.observer.on_event(&Event::StateChange {
+                    layer,
+                    key,
+                    from,
+                    to,
+                    reason,
+                });
+            }
             Notice::WouldOpen { reason } => {
                 self.observer
                     .on_event(&Event::ThresholdExceeded { layer, key, reason });
             }
+        }
+    }
+
+    /// Keeps a transition for the status page (and, keyed, counts an opening).
+    #[cold]
+    #[inline(never)]
+    fn record_transition(&self, from: State, to: State, reason: Reason, keyed: bool) {
+        self.recent
+            .push(from.as_str(), to.as_str(), Some(reason.as_str()));
+        if keyed && to == State::Open {
+            self.keyed.opened.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -117,6 +147,9 @@ impl<C, O> Shared<C, O> {
     where
         O: for<'a> Observer<Event<'a>>,
     {
+        if key.is_some() {
+            self.keyed.rejected.fetch_add(1, Ordering::Relaxed);
+        }
         self.observer.on_event(&Event::Rejected {
             layer: &self.name,
             key,

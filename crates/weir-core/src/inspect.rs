@@ -27,10 +27,12 @@
 //! assert_eq!(all[0].gauge_value("in_flight"), Some(3.0));
 //! ```
 
+use std::collections::VecDeque;
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::SystemTime;
 
-use crate::Name;
+use crate::{ConfigError, Name};
 
 /// A layer's state at one moment, as a status page or a metrics exporter shows it.
 ///
@@ -51,10 +53,14 @@ pub struct Snapshot {
     pub gauges: Vec<(&'static str, f64)>,
     /// Totals since the layer was built.
     pub counters: Vec<(&'static str, u64)>,
+    /// The layer's last state changes, oldest first (a breaker's last 16 transitions); empty
+    /// for a layer without states.
+    pub recent: Vec<Transition>,
 }
 
 /// A named state and the number a gauge exports for it (a breaker: closed 0, open 1,
-/// half-open 2, forced open 3, disabled 4).
+/// half-open 2, forced open 3, forced closed 4, disabled 5, metrics only 6; each pattern's
+/// README lists its own).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct State {
     /// The state's name, `snake_case`.
@@ -73,6 +79,7 @@ impl Snapshot {
             state: None,
             gauges: Vec::new(),
             counters: Vec::new(),
+            recent: Vec::new(),
         }
     }
 
@@ -97,16 +104,141 @@ impl Snapshot {
         self
     }
 
+    /// Sets the recent transitions (oldest first).
+    #[must_use]
+    pub fn recent(mut self, recent: Vec<Transition>) -> Self {
+        self.recent = recent;
+        self
+    }
+
     /// The value of the gauge `name`, if the snapshot has one.
     #[must_use]
     pub fn gauge_value(&self, name: &str) -> Option<f64> {
-        self.gauges.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+        self.gauges
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
     }
 
     /// The value of the counter `name`, if the snapshot has one.
     #[must_use]
     pub fn counter_value(&self, name: &str) -> Option<u64> {
-        self.counters.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+        self.counters
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
+    }
+}
+
+/// One state change: when, from which state to which, and why where the pattern says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Transition {
+    /// When it happened, on the system clock (a page shows it as a time of day).
+    pub at: SystemTime,
+    /// The state left ([`State::name`]'s names).
+    pub from: &'static str,
+    /// The state entered.
+    pub to: &'static str,
+    /// Why, `snake_case` (`"failure_rate"`, `"manual"`), where the pattern records it.
+    pub reason: Option<&'static str>,
+}
+
+impl Transition {
+    /// A transition from `from` to `to` at `at`.
+    #[must_use]
+    pub const fn new(at: SystemTime, from: &'static str, to: &'static str) -> Self {
+        Self {
+            at,
+            from,
+            to,
+            reason: None,
+        }
+    }
+
+    /// Adds why it happened.
+    #[must_use]
+    pub const fn reason(mut self, reason: &'static str) -> Self {
+        self.reason = Some(reason);
+        self
+    }
+}
+
+/// A layer's last few [`Transition`]s, oldest first, bounded: what a handle puts in
+/// [`Snapshot::recent`].
+///
+/// Written only when the layer changes state (rare), so a `Mutex` is fine; never touched on a
+/// request that changes nothing.
+///
+/// ```
+/// use weir_core::inspect::Recent;
+///
+/// let recent = Recent::new(2);
+/// recent.push("closed", "open", Some("failure_rate"));
+/// recent.push("open", "half_open", None);
+/// recent.push("half_open", "closed", None);
+/// let last = recent.to_vec();
+/// assert_eq!(last.len(), 2);
+/// assert_eq!((last[0].from, last[1].to), ("open", "closed"));
+/// ```
+pub struct Recent {
+    capacity: usize,
+    list: Mutex<VecDeque<Transition>>,
+}
+
+impl Recent {
+    /// How many transitions a breaker keeps.
+    pub const DEFAULT_CAPACITY: usize = 16;
+
+    /// An empty record keeping the last `capacity` transitions (at least 1).
+    #[must_use]
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            list: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Records a transition now, forgetting the oldest past the capacity.
+    pub fn push(&self, from: &'static str, to: &'static str, reason: Option<&'static str>) {
+        let transition = Transition {
+            at: SystemTime::now(),
+            from,
+            to,
+            reason,
+        };
+        let mut list = self.list.lock().unwrap_or_else(PoisonError::into_inner);
+        if list.len() == self.capacity {
+            list.pop_front();
+        }
+        list.push_back(transition);
+    }
+
+    /// The transitions kept, oldest first.
+    #[must_use]
+    pub fn to_vec(&self) -> Vec<Transition> {
+        self.list
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .copied()
+            .collect()
+    }
+}
+
+impl Default for Recent {
+    /// A record of the last [`DEFAULT_CAPACITY`](Self::DEFAULT_CAPACITY) transitions.
+    fn default() -> Self {
+        Self::new(Self::DEFAULT_CAPACITY)
+    }
+}
+
+impl fmt::Debug for Recent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recent")
+            .field("capacity", &self.capacity)
+            .field("list", &self.to_vec())
+            .finish()
     }
 }
 
@@ -189,6 +321,61 @@ impl Registry {
             .push(handle);
     }
 
+    /// Adds a handle unless a layer of the same pattern and name is registered already: what a
+    /// builder's `.registry(&registry)` calls when it builds.
+    ///
+    /// A layer given no name registers under its pattern's default name (`"circuit_breaker"`,
+    /// `"bulkhead"`, ...). Two layers of one pattern under one name would be one row on a
+    /// status page, one series in a metrics scrape, and an admin action would reach only the
+    /// first, so the second is refused: name your layers when you register more than one of a
+    /// pattern.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::is_duplicate`], field `name`, when the pattern's layer of that name is
+    /// registered already (nothing is added).
+    ///
+    /// ```
+    /// use weir_core::inspect::{Inspect, Registry, Snapshot};
+    /// use weir_core::Name;
+    ///
+    /// struct Pool(&'static str);
+    /// impl Inspect for Pool {
+    ///     fn snapshot(&self) -> Snapshot {
+    ///         Snapshot::new("bulkhead", Name::new(self.0))
+    ///     }
+    /// }
+    ///
+    /// let registry = Registry::new();
+    /// registry.register_unique(std::sync::Arc::new(Pool("db"))).unwrap();
+    /// let err = registry.register_unique(std::sync::Arc::new(Pool("db"))).unwrap_err();
+    /// assert!(err.is_duplicate());
+    /// assert_eq!(registry.len(), 1);
+    /// ```
+    pub fn register_unique(&self, handle: Arc<dyn Inspect>) -> Result<(), ConfigError> {
+        let new = handle.snapshot();
+        let mut entries = self
+            .entries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let taken = entries.iter().any(|h| {
+            let s = h.snapshot();
+            s.pattern == new.pattern && s.layer == new.layer
+        });
+        if taken {
+            return Err(ConfigError::duplicate(
+                new.pattern,
+                "name",
+                format!(
+                    "`{}` is registered already: give each layer of a pattern a name of its own",
+                    new.layer.as_str()
+                ),
+            ));
+        }
+        entries.push(handle);
+        Ok(())
+    }
+
     /// Every registered layer's snapshot, in registration order.
     #[must_use]
     pub fn snapshot(&self) -> Vec<Snapshot> {
@@ -255,7 +442,9 @@ mod tests {
         registry.register(Breaker("db"));
         registry.register(Breaker("cache"));
         assert_eq!(registry.len(), 2);
-        let cache = registry.find("circuit_breaker", "cache").expect("registered");
+        let cache = registry
+            .find("circuit_breaker", "cache")
+            .expect("registered");
         assert_eq!(cache.snapshot().layer.as_str(), "cache");
         assert!(registry.find("bulkhead", "cache").is_none());
         assert_eq!(

@@ -1,7 +1,9 @@
 //! `FallbackBuilder` and `FallbackLayer::builder()`.
 
 use std::fmt;
+use std::sync::Arc;
 
+use weir_core::inspect::Registry;
 use weir_core::protocol::{Http, Plain};
 use weir_core::{AnyError, ConfigError, LoadLevel, Name};
 
@@ -31,6 +33,8 @@ pub struct FallbackBuilder<V = NoValue, A = NoService, P = Plain, W = Never, C =
     order: Order,
     /// The first rule a setting broke, reported by `build()`.
     problem: Option<ConfigError>,
+    /// Where `build` registers the handle ([`registry`](FallbackBuilder::registry)).
+    registry: Option<Registry>,
 }
 
 impl FallbackLayer {
@@ -52,6 +56,7 @@ impl FallbackBuilder {
             observer: (),
             order: Order::default(),
             problem: None,
+            registry: None,
         }
     }
 }
@@ -60,6 +65,15 @@ impl<V, A, P, W, C, O> FallbackBuilder<V, A, P, W, C, O> {
     /// Names this layer in events.
     pub fn name(mut self, name: impl Into<Name>) -> Self {
         self.name = name.into();
+        self
+    }
+
+    /// Shows the layer in `registry` (a status page, a metrics exporter) once built: its
+    /// handle is registered under the layer's [`name`](Self::name) (`"default"` when given
+    /// none). `build` refuses a name the registry already holds for a fallback layer
+    /// ([`ConfigError::is_duplicate`]).
+    pub fn registry(mut self, registry: &Registry) -> Self {
+        self.registry = Some(registry.clone());
         self
     }
 
@@ -77,6 +91,7 @@ impl<V, A, P, W, C, O> FallbackBuilder<V, A, P, W, C, O> {
             observer: self.observer,
             order,
             problem: self.problem,
+            registry: self.registry,
         }
     }
 
@@ -99,6 +114,7 @@ impl<V, A, P, W, C, O> FallbackBuilder<V, A, P, W, C, O> {
             observer: self.observer,
             order,
             problem: self.problem,
+            registry: self.registry,
         }
     }
 
@@ -118,6 +134,7 @@ impl<V, A, P, W, C, O> FallbackBuilder<V, A, P, W, C, O> {
             observer: self.observer,
             order,
             problem: self.problem,
+            registry: self.registry,
         }
     }
 
@@ -146,6 +163,7 @@ impl<V, A, P, W, C, O> FallbackBuilder<V, A, P, W, C, O> {
             observer: self.observer,
             order,
             problem: self.problem,
+            registry: self.registry,
         }
     }
 
@@ -178,6 +196,7 @@ impl<V, A, P, W, C, O> FallbackBuilder<V, A, P, W, C, O> {
             observer: self.observer,
             order,
             problem: self.problem,
+            registry: self.registry,
         }
     }
 
@@ -196,6 +215,7 @@ impl<V, A, P, W, C, O> FallbackBuilder<V, A, P, W, C, O> {
             observer: self.observer,
             order,
             problem: self.problem,
+            registry: self.registry,
         }
     }
 
@@ -213,6 +233,7 @@ impl<V, A, P, W, C, O> FallbackBuilder<V, A, P, W, C, O> {
             observer,
             order,
             problem: self.problem,
+            registry: self.registry,
         }
     }
 
@@ -229,6 +250,7 @@ impl<V, A, P, W, C, O> FallbackBuilder<V, A, P, W, C, O> {
             observer: self.observer,
             order,
             problem: self.problem,
+            registry: self.registry,
         }
     }
 
@@ -256,6 +278,7 @@ impl<V, A, P, W, C, O> FallbackBuilder<V, A, P, W, C, O> {
             observer: self.observer,
             order,
             problem,
+            registry: self.registry,
         }
     }
 
@@ -277,7 +300,8 @@ impl<V, A, P, W, C, O> FallbackBuilder<V, A, P, W, C, O> {
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] when a setting breaks a rule (no source at all).
+    /// [`ConfigError`] when a setting breaks a rule (no source at all); with a
+    /// [`registry`](Self::registry), a duplicate `name`.
     pub fn build(self) -> Result<FallbackLayer<Sources<V, A, P, W>, C, O>, ConfigError> {
         self.validate()?;
         let sources = Sources {
@@ -287,12 +311,16 @@ impl<V, A, P, W, C, O> FallbackBuilder<V, A, P, W, C, O> {
             switch: self.switch,
             order: self.order,
         };
-        Ok(FallbackLayer::from_shared(Shared::new(
+        let layer = FallbackLayer::from_shared(Shared::new(
             self.name,
             sources,
             self.classifier,
             self.observer,
-        )))
+        ));
+        if let Some(registry) = self.registry {
+            registry.register_unique(Arc::new(layer.handle()))?;
+        }
+        Ok(layer)
     }
 
     /// Builds the layer and a handle on its flag and counts.
@@ -325,6 +353,7 @@ impl<V, A, W, C, O> FallbackBuilder<V, A, Plain, W, C, O> {
             observer: self.observer,
             order,
             problem: self.problem,
+            registry: self.registry,
         }
     }
 }

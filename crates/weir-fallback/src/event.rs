@@ -3,6 +3,7 @@
 use std::any::Any;
 use std::fmt;
 
+use weir_core::observer::{Fate, Fields};
 use weir_core::{Level, Name};
 
 use crate::state::{Reason, Source};
@@ -120,10 +121,20 @@ impl weir_core::Event for Event<'_> {
         }
     }
 
+    /// Both `debug`: a fallback and a fallback that found nothing are per-request decisions.
     fn level(&self) -> Level {
-        match self {
-            Self::Answered { .. } => Level::Info,
-            Self::Exhausted { .. } => Level::Warn,
+        Level::Debug
+    }
+
+    /// An answer: fate `fell_back`, why the fallback ran as `reason` (`error`, `response`,
+    /// `flag`, `switch`). Every source declining: that `reason`, no fate (the caller gets the
+    /// primary's own result).
+    fn fields(&self) -> Fields {
+        match *self {
+            Self::Answered { reason, .. } => {
+                Fields::NONE.fate(Fate::FellBack).reason(reason.as_str())
+            }
+            Self::Exhausted { reason, .. } => Fields::NONE.reason(reason.as_str()),
         }
     }
 }

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
+use weir_core::Name;
+
 use crate::shared::Control;
 use crate::state::Source;
 
@@ -12,11 +14,18 @@ use crate::state::Source;
 #[derive(Clone, Debug)]
 pub struct FallbackHandle {
     control: Arc<Control>,
+    name: Name,
 }
 
 impl FallbackHandle {
-    pub(crate) const fn new(control: Arc<Control>) -> Self {
-        Self { control }
+    pub(crate) const fn new(control: Arc<Control>, name: Name) -> Self {
+        Self { control, name }
+    }
+
+    /// The layer's name.
+    #[must_use]
+    pub const fn name(&self) -> &Name {
+        &self.name
     }
 
     /// Raises or lowers the flag: while it is up, every request goes to the fallback sources

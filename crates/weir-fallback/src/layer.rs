@@ -57,7 +57,7 @@ impl<Src, C, O> FallbackLayer<Src, C, O> {
     /// A handle on this layer's flag and counts.
     #[must_use]
     pub fn handle(&self) -> FallbackHandle {
-        FallbackHandle::new(Arc::clone(&self.shared.control))
+        FallbackHandle::new(Arc::clone(&self.shared.control), self.shared.name.clone())
     }
 }
 

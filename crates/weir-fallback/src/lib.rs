@@ -6,6 +6,7 @@ mod builder;
 mod event;
 mod future;
 mod handle;
+mod inspect;
 mod last_good;
 mod layer;
 mod protocol;

@@ -1,7 +1,9 @@
 //! `HedgeBuilder`, `HedgeLayer::builder()` and the presets, and `HedgeBudget`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use weir_core::inspect::Registry;
 use weir_core::{AnyError, ConfigError, GrpcStatus, Name};
 use weir_retry::{HttpReplay, IdempotentReplay, SharedBudget};
 
@@ -189,6 +191,8 @@ pub struct HedgeBuilder<R = IdempotentReplay, C = AnyError, O = ()> {
     replay: R,
     classify: C,
     observer: O,
+    /// Where `build` registers the handle ([`registry`](HedgeBuilder::registry)).
+    registry: Option<Registry>,
 }
 
 impl HedgeBuilder {
@@ -201,6 +205,7 @@ impl HedgeBuilder {
             replay: IdempotentReplay::new(),
             classify: AnyError,
             observer: (),
+            registry: None,
         }
     }
 }
@@ -210,6 +215,16 @@ impl<R, C, O> HedgeBuilder<R, C, O> {
     #[must_use]
     pub fn name(mut self, name: impl Into<Name>) -> Self {
         self.name = name.into();
+        self
+    }
+
+    /// Shows the layer in `registry` (a status page, a metrics exporter) once built: its
+    /// handle is registered under the layer's [`name`](Self::name) (`"default"` when given
+    /// none). `build` refuses a name the registry already holds for a hedge layer
+    /// ([`ConfigError::is_duplicate`]).
+    #[must_use]
+    pub fn registry(mut self, registry: &Registry) -> Self {
+        self.registry = Some(registry.clone());
         self
     }
 
@@ -313,6 +328,7 @@ impl<R, C, O> HedgeBuilder<R, C, O> {
             replay,
             classify: self.classify,
             observer: self.observer,
+            registry: self.registry,
         }
     }
 
@@ -328,6 +344,7 @@ impl<R, C, O> HedgeBuilder<R, C, O> {
             replay: self.replay,
             classify,
             observer: self.observer,
+            registry: self.registry,
         }
     }
 
@@ -342,6 +359,7 @@ impl<R, C, O> HedgeBuilder<R, C, O> {
             replay: self.replay,
             classify: self.classify,
             observer,
+            registry: self.registry,
         }
     }
 
@@ -381,6 +399,9 @@ impl<R, C, O> HedgeBuilder<R, C, O> {
             self.observer,
         ));
         let handle = layer.handle();
+        if let Some(registry) = self.registry {
+            registry.register_unique(Arc::new(handle.clone()))?;
+        }
         Ok((layer, handle))
     }
 }

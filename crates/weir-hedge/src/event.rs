@@ -1,5 +1,6 @@
 //! What the hedge layer tells its observer.
 
+use weir_core::observer::{Fate, Fields};
 use weir_core::{Level, Name};
 
 /// An event of a hedge layer. Borrowed, and emitted only when a hedge is sent, wins, is refused
@@ -73,5 +74,24 @@ impl weir_core::Event for Event<'_> {
 
     fn level(&self) -> Level {
         Level::Debug
+    }
+
+    /// A hedge sent: fate `hedged`, `reason` (`delay` or `failure`), its `attempt`. A win: the
+    /// winning `attempt`. The budget refusing: reason `budget_exhausted`.
+    fn fields(&self) -> Fields {
+        match *self {
+            Self::HedgeSent {
+                attempt, reason, ..
+            } => Fields::NONE
+                .fate(Fate::Hedged)
+                .reason(match reason {
+                    Reason::Delay => "delay",
+                    Reason::Failure => "failure",
+                })
+                .attempt(attempt),
+            Self::HedgeWon { attempt, .. } => Fields::NONE.attempt(attempt),
+            Self::Cancelled { .. } => Fields::NONE,
+            Self::BudgetExhausted { .. } => Fields::NONE.reason("budget_exhausted"),
+        }
     }
 }

@@ -4,6 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use weir_core::Name;
+
 use crate::shared::Core;
 use crate::state::Latency;
 
@@ -13,11 +15,18 @@ use crate::state::Latency;
 #[derive(Clone, Debug)]
 pub struct HedgeHandle {
     core: Arc<Core>,
+    name: Name,
 }
 
 impl HedgeHandle {
-    pub(crate) const fn new(core: Arc<Core>) -> Self {
-        Self { core }
+    pub(crate) const fn new(core: Arc<Core>, name: Name) -> Self {
+        Self { core, name }
+    }
+
+    /// The layer's name.
+    #[must_use]
+    pub const fn name(&self) -> &Name {
+        &self.name
     }
 
     /// Hedges sent so far.

@@ -56,7 +56,7 @@ impl<R, C, O> HedgeLayer<R, C, O> {
     /// A handle over the layer's shared state.
     #[must_use]
     pub fn handle(&self) -> HedgeHandle {
-        HedgeHandle::new(Arc::clone(&self.shared.core))
+        HedgeHandle::new(Arc::clone(&self.shared.core), self.shared.name.clone())
     }
 }
 

@@ -7,6 +7,7 @@ mod event;
 mod future;
 mod grpc;
 mod handle;
+mod inspect;
 mod layer;
 mod service;
 mod settings;

@@ -1,6 +1,7 @@
 //! What an idempotency layer tells its observer.
 
 use http::StatusCode;
+use weir_core::observer::{Fate, Fields};
 use weir_core::{Level, Name};
 
 /// An event an idempotency layer emits: a replay, or a request answered without running the
@@ -82,10 +83,31 @@ impl weir_core::Event for Event<'_> {
         }
     }
 
+    /// A replay and a refusal are `debug` (per-request decisions); the store failing to answer
+    /// is `warn` (a backend unreachable, which an operator acts on).
     fn level(&self) -> Level {
         match self {
             Self::Unavailable { .. } | Self::Bypassed { .. } => Level::Warn,
-            _ => Level::Info,
+            _ => Level::Debug,
+        }
+    }
+
+    /// A refusal (409, 422, 400, 413, 503): fate `rejected` and a `snake_case` reason
+    /// (`in_flight`, `mismatch`, `unavailable`, and for [`Event::Refused`] `bad_request` or
+    /// `too_large` by its status; its own sentence stays in the `Debug` form).
+    fn fields(&self) -> Fields {
+        match *self {
+            Self::InFlight { .. } => Fields::NONE.fate(Fate::Rejected).reason("in_flight"),
+            Self::Mismatch { .. } => Fields::NONE.fate(Fate::Rejected).reason("mismatch"),
+            Self::Unavailable { .. } => Fields::NONE.fate(Fate::Rejected).reason("unavailable"),
+            Self::Refused { status, .. } => Fields::NONE.fate(Fate::Rejected).reason(
+                if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    "too_large"
+                } else {
+                    "bad_request"
+                },
+            ),
+            _ => Fields::NONE,
         }
     }
 }

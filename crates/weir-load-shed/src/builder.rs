@@ -1,8 +1,10 @@
 //! `LoadShedBuilder`, `LoadShedLayer::builder()` and the presets.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
+use weir_core::inspect::Registry;
 use weir_core::protocol::{Http, Plain};
 use weir_core::{ConfigError, Name, Observer};
 
@@ -53,6 +55,7 @@ pub struct LoadShedBuilder<L = Fixed, C = Uniform, O = (), P = Plain> {
     limit: L,
     classifier: C,
     observer: O,
+    registry: Option<Registry>,
     _protocol: PhantomData<fn() -> P>,
 }
 
@@ -63,6 +66,7 @@ impl LoadShedBuilder {
             limit: Fixed::new(DEFAULT_MAX_IN_FLIGHT),
             classifier: Uniform,
             observer: (),
+            registry: None,
             _protocol: PhantomData,
         }
     }
@@ -81,6 +85,15 @@ impl<L, C, O, P> LoadShedBuilder<L, C, O, P> {
         self
     }
 
+    /// Shows the layer in `registry` (a status page, a metrics exporter) once built: its
+    /// handle is registered under the layer's [`name`](Self::name) (`"default"` when given
+    /// none). `build` refuses a name the registry already holds for a load shedder
+    /// ([`ConfigError::is_duplicate`]).
+    pub fn registry(mut self, registry: &Registry) -> Self {
+        self.registry = Some(registry.clone());
+        self
+    }
+
     /// A fixed limit of `max` calls in flight (at least 1; above `u32::MAX`, `u32::MAX`).
     pub fn max_in_flight(self, max: usize) -> LoadShedBuilder<Fixed, C, O, P> {
         self.limit(Fixed::new(max))
@@ -94,6 +107,7 @@ impl<L, C, O, P> LoadShedBuilder<L, C, O, P> {
             limit,
             classifier: self.classifier,
             observer: self.observer,
+            registry: self.registry,
             _protocol: PhantomData,
         }
     }
@@ -105,6 +119,7 @@ impl<L, C, O, P> LoadShedBuilder<L, C, O, P> {
             limit: self.limit,
             classifier,
             observer: self.observer,
+            registry: self.registry,
             _protocol: PhantomData,
         }
     }
@@ -148,6 +163,7 @@ impl<L, C, O, P> LoadShedBuilder<L, C, O, P> {
             limit: self.limit,
             classifier: self.classifier,
             observer,
+            registry: self.registry,
             _protocol: PhantomData,
         }
     }
@@ -163,27 +179,46 @@ impl<L, C, O, P> LoadShedBuilder<L, C, O, P> {
             limit: self.limit,
             classifier: self.classifier,
             observer: self.observer,
+            registry: self.registry,
             _protocol: PhantomData,
         }
     }
 }
 
 impl<L: Limit, C, O, P> LoadShedBuilder<L, C, O, P> {
+    /// These settings as a running layer's handle takes them
+    /// ([`Reconfigure::apply`](weir_core::reconfigure::Reconfigure::apply) on a
+    /// [`LoadShedHandle`]): for example a configuration file read again,
+    /// `config.builder()?.tuning()`. Not validated here: `apply` checks them.
+    #[must_use]
+    pub fn tuning(&self) -> crate::LoadShedTuning {
+        crate::LoadShedTuning::new(self.settings.clone(), self.limit.to_config())
+    }
+
     /// Builds the layer; every service it makes and every clone share one set of counters and
     /// one limit.
     ///
     /// # Errors
     ///
     /// A [`ConfigError`] naming the first rule the settings break (see
-    /// [`LoadShedSettings::validate`]).
-    pub fn build(self) -> Result<LoadShedLayer<L, C, O, P>, ConfigError> {
+    /// [`LoadShedSettings::validate`]); with a [`registry`](Self::registry), a duplicate
+    /// `name`.
+    pub fn build(self) -> Result<LoadShedLayer<L, C, O, P>, ConfigError>
+    where
+        C: Send + Sync + 'static,
+        O: for<'a> Observer<Event<'a>> + Send + Sync + 'static,
+    {
         self.settings.validate()?;
-        Ok(LoadShedLayer::from_shared(Shared::new(
+        let layer = LoadShedLayer::from_shared(Shared::new(
             self.settings,
             self.limit,
             self.classifier,
             self.observer,
-        )))
+        ));
+        if let Some(registry) = self.registry {
+            registry.register_unique(Arc::new(layer.handle()))?;
+        }
+        Ok(layer)
     }
 
     /// Builds the layer and a handle reading its figures and load level.

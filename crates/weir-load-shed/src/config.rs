@@ -10,7 +10,7 @@ use weir_core::{ConfigError, Name};
 use crate::builder::LoadShedBuilder;
 use crate::classify::Uniform;
 use crate::layer::LoadShedLayer;
-use crate::limit::{Aimd, Fixed, Gradient2, Limit, Sample, Vegas};
+use crate::limit::{Aimd, ConfigLimit, Fixed, Gradient2, Limit, Vegas};
 use crate::settings::{
     self, DEFAULT_MAX_IN_FLIGHT, DEFAULT_RETRY_AFTER, Levels, LoadShedSettings, PATTERN, Shares,
 };
@@ -214,50 +214,6 @@ pub struct Gradient2Spec {
     /// Samples the long-term average spans ([`Gradient2::long_window`]).
     #[serde(default)]
     pub long_window: Option<u32>,
-}
-
-/// The limit algorithm of a layer built from a file: one `match` per call into the algorithm
-/// it holds, no boxing. Built by [`LoadShedConfig::builder`] or [`LimitSpec::build`].
-///
-/// ```
-/// use weir_load_shed::{ConfigLimit, Limit, Vegas};
-///
-/// let limit = ConfigLimit::Vegas(Vegas::new().initial(40));
-/// assert_eq!(limit.limit(), 40);
-/// ```
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub enum ConfigLimit {
-    /// A fixed limit (`max_in_flight`, or the default).
-    Fixed(Fixed),
-    /// [`Aimd`].
-    Aimd(Aimd),
-    /// [`Vegas`].
-    Vegas(Vegas),
-    /// [`Gradient2`].
-    Gradient2(Gradient2),
-}
-
-impl Limit for ConfigLimit {
-    #[inline]
-    fn limit(&self) -> usize {
-        match self {
-            Self::Fixed(limit) => limit.limit(),
-            Self::Aimd(limit) => limit.limit(),
-            Self::Vegas(limit) => limit.limit(),
-            Self::Gradient2(limit) => limit.limit(),
-        }
-    }
-
-    #[inline]
-    fn update(&mut self, sample: Sample) -> usize {
-        match self {
-            Self::Fixed(limit) => limit.update(sample),
-            Self::Aimd(limit) => limit.update(sample),
-            Self::Vegas(limit) => limit.update(sample),
-            Self::Gradient2(limit) => limit.update(sample),
-        }
-    }
 }
 
 /// `Err(out_of_range)` unless `ok`.

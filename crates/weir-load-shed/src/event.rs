@@ -1,5 +1,6 @@
 //! What a load shedder tells its observer.
 
+use weir_core::observer::{Fate, Fields};
 use weir_core::{Level, Name};
 
 use crate::state::Priority;
@@ -49,10 +50,20 @@ impl weir_core::Event for Event<'_> {
         }
     }
 
+    /// Both `debug`: a shed is a per-request decision, and an adaptive limit moves with every
+    /// sample window (a log line each would flood an `info` log; its value is a gauge).
     fn level(&self) -> Level {
+        Level::Debug
+    }
+
+    /// A shed: fate `shed`, the request's priority as `reason` and `load_level`.
+    fn fields(&self) -> Fields {
         match self {
-            Self::Shed { .. } => Level::Info,
-            Self::LimitChanged { .. } => Level::Debug,
+            Self::Shed { priority, .. } => Fields::NONE
+                .fate(Fate::Shed)
+                .reason(priority.as_str())
+                .load_level(priority.as_str()),
+            Self::LimitChanged { .. } => Fields::NONE,
         }
     }
 }

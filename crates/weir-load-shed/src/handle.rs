@@ -4,6 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
+use weir_core::Name;
+
 use crate::shared::Finish;
 use crate::state::LoadLevel;
 
@@ -12,7 +14,7 @@ use crate::state::LoadLevel;
 /// [`LoadShedLayer::handle`](crate::LoadShedLayer::handle).
 #[derive(Clone)]
 pub struct LoadShedHandle {
-    shared: Arc<dyn Finish>,
+    pub(crate) shared: Arc<dyn Finish>,
 }
 
 impl LoadShedHandle {
@@ -44,6 +46,12 @@ impl LoadShedHandle {
     #[must_use]
     pub fn limit(&self) -> usize {
         self.shared.core().limit.load(Relaxed)
+    }
+
+    /// The layer's name.
+    #[must_use]
+    pub fn name(&self) -> &Name {
+        self.shared.name()
     }
 }
 

@@ -3,6 +3,10 @@
 
 use std::time::Duration;
 
+use weir_core::ConfigError;
+
+use crate::settings::PATTERN;
+
 /// How one admitted call ended, as a limit algorithm sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -52,6 +56,37 @@ pub trait Limit: Send + 'static {
 
     /// Takes one finished call into account and returns the new limit.
     fn update(&mut self, sample: Sample) -> usize;
+
+    /// This algorithm and its parameters as a [`ConfigLimit`], for a running layer's
+    /// [`settings`](weir_core::reconfigure::Reconfigure::settings); `None` (the default) for
+    /// an algorithm that is none of the crate's.
+    fn to_config(&self) -> Option<ConfigLimit> {
+        None
+    }
+
+    /// Takes new parameters while the layer runs (issue #25), keeping what it has learnt: the
+    /// current estimate is clamped into the new bounds, not reset to `initial` (which only says
+    /// where a new layer starts). The crate's algorithms take their own kind; the default
+    /// refuses every change.
+    ///
+    /// # Errors
+    ///
+    /// A conflict naming `limit` when `to` is another algorithm (a layer's algorithm is chosen
+    /// when it is built, except a [`ConfigLimit`]'s) or this algorithm takes no new parameters.
+    fn retune(&mut self, to: &ConfigLimit) -> Result<(), ConfigError> {
+        let _ = to;
+        Err(other_algorithm())
+    }
+}
+
+/// The refusal of a new limit of another algorithm than the running one.
+pub(crate) fn other_algorithm() -> ConfigError {
+    ConfigError::conflict(
+        PATTERN,
+        "limit",
+        "is the algorithm the layer was built with: another one needs a new layer \
+         (or a layer built with a `ConfigLimit`)",
+    )
 }
 
 /// A fixed limit: samples are not taken.
@@ -76,6 +111,19 @@ impl Limit for Fixed {
     fn update(&mut self, _sample: Sample) -> usize {
         self.0
     }
+
+    fn to_config(&self) -> Option<ConfigLimit> {
+        Some(ConfigLimit::Fixed(*self))
+    }
+
+    /// A new fixed limit: the calls in flight above it finish, no new one is admitted above it.
+    fn retune(&mut self, to: &ConfigLimit) -> Result<(), ConfigError> {
+        let ConfigLimit::Fixed(fixed) = to else {
+            return Err(other_algorithm());
+        };
+        *self = *fixed;
+        Ok(())
+    }
 }
 
 /// Keeps `value` within `[min, max]` and at least 1.
@@ -94,11 +142,13 @@ pub(crate) fn whole(value: f64) -> usize {
 }
 
 mod aimd;
+mod choice;
 mod gradient2;
 #[cfg(test)]
 mod tests;
 mod vegas;
 
 pub use self::aimd::Aimd;
+pub use self::choice::ConfigLimit;
 pub use self::gradient2::Gradient2;
 pub use self::vegas::Vegas;

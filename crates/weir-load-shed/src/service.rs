@@ -80,7 +80,7 @@ where
             self.armed = false;
             return polled.map_err(Into::into);
         }
-        let Some(max) = self.shared.max_ready_wait else {
+        let Some(max) = self.shared.max_ready_wait.get() else {
             return Poll::Pending;
         };
         // Only while the inner service is not ready: one timer per service, boxed once and reset.

@@ -4,7 +4,6 @@ use std::fmt;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use tokio::time::Instant;
 use weir_core::{Error, GrpcCode, Name, Observer};
@@ -14,6 +13,7 @@ use crate::limit::{Limit, Sample};
 use crate::settings::LoadShedSettings;
 use crate::state::{LoadLevel, Priority, cap, level};
 use crate::sync::Word;
+use crate::tuning::{DurationCell, LevelCell};
 
 /// The calls in flight and the calls that succeeded, in one word, so that a call that
 /// succeeds ends with one atomic operation rather than two.
@@ -87,8 +87,8 @@ pub(crate) struct Core {
     pub(crate) shed: AtomicU64,
     pub(crate) dropped: AtomicU64,
     pub(crate) ignored: AtomicU64,
-    pub(crate) elevated_at: f64,
-    pub(crate) critical_at: f64,
+    /// `elevated_at` and `critical_at`, read as one pair (a handle may change them).
+    pub(crate) levels: LevelCell,
 }
 
 impl Core {
@@ -101,11 +101,12 @@ impl Core {
     }
 
     pub(crate) fn level(&self) -> LoadLevel {
+        let (elevated_at, critical_at) = self.levels.get();
         level(
             self.flight.in_flight(),
             self.limit.load(Relaxed),
-            self.elevated_at,
-            self.critical_at,
+            elevated_at,
+            critical_at,
         )
     }
 }
@@ -119,18 +120,29 @@ pub(crate) enum Outcome {
 }
 
 /// What an in-flight token needs of the shared state, without its type parameters.
-pub(crate) trait Finish: Send + Sync {
+pub(crate) trait Finish: Send + Sync + crate::reconfigure::Retune {
     fn core(&self) -> &Core;
+    fn name(&self) -> &Name;
     fn finish(&self, outcome: Outcome, started: Option<Instant>);
+}
+
+/// The algorithm and the shares of the limit each priority may use, behind one lock.
+#[derive(Debug)]
+pub(crate) struct Tuned<L> {
+    pub(crate) limit: L,
+    pub(crate) shares: [f64; 3],
 }
 
 pub(crate) struct Shared<L, C, O> {
     pub(crate) core: Core,
     pub(crate) name: Name,
-    pub(crate) shares: [f64; 3],
-    pub(crate) retry_after: Duration,
-    pub(crate) max_ready_wait: Option<Duration>,
-    pub(crate) algorithm: Mutex<L>,
+    /// The `Retry-After` of a refusal and the longest readiness wait (a handle may change
+    /// them; each is one atomic word).
+    pub(crate) retry_after: DurationCell,
+    pub(crate) max_ready_wait: DurationCell,
+    /// The algorithm and the shares the caps are computed with, changed together under this
+    /// lock (a finished call's sample, or an `apply`); admission reads only the caps.
+    pub(crate) algorithm: Mutex<Tuned<L>>,
     pub(crate) classifier: C,
     pub(crate) observer: O,
 }
@@ -148,14 +160,12 @@ impl<L: Limit, C, O> Shared<L, C, O> {
                 shed: AtomicU64::new(0),
                 dropped: AtomicU64::new(0),
                 ignored: AtomicU64::new(0),
-                elevated_at: settings.levels.elevated_at,
-                critical_at: settings.levels.critical_at,
+                levels: LevelCell::new(settings.levels),
             },
             name: settings.name,
-            shares,
-            retry_after: settings.retry_after,
-            max_ready_wait: settings.max_ready_wait,
-            algorithm: Mutex::new(limit),
+            retry_after: DurationCell::new(Some(settings.retry_after)),
+            max_ready_wait: DurationCell::new(settings.max_ready_wait),
+            algorithm: Mutex::new(Tuned { limit, shares }),
             classifier,
             observer,
         };
@@ -191,7 +201,7 @@ where
         });
         Error::overloaded()
             .with_layer(self.name.clone())
-            .with_retry_after(self.retry_after)
+            .with_retry_after(self.retry_after.get().unwrap_or_default())
     }
 }
 
@@ -203,6 +213,10 @@ where
 {
     fn core(&self) -> &Core {
         &self.core
+    }
+
+    fn name(&self) -> &Name {
+        &self.name
     }
 
     fn finish(&self, outcome: Outcome, started: Option<Instant>) {
@@ -227,14 +241,14 @@ where
                 Sample::success(rtt, in_flight)
             };
             let (from, to) = {
-                let mut algorithm = self
+                let mut tuned = self
                     .algorithm
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner);
-                let from = algorithm.limit();
-                let to = algorithm.update(sample);
+                let from = tuned.limit.limit();
+                let to = tuned.limit.update(sample);
                 if to != from {
-                    self.core.set_limit(to, &self.shares);
+                    self.core.set_limit(to, &tuned.shares);
                 }
                 (from, to)
             };

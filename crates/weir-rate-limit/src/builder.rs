@@ -1,8 +1,10 @@
 //! [`RateLimitBuilder`].
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+use weir_core::inspect::Registry;
 use weir_core::{ConfigError, HeaderStyle, KeyedConfig, MissingKey, Name, Observer};
 
 use crate::event::Event;
@@ -15,6 +17,7 @@ use crate::shared::{Limiter, Mode};
 use crate::state::{Algorithm, Gcra};
 use crate::store::{MemoryStore, Tier};
 use crate::tier::{DefaultTier, UnitCost};
+use crate::top::TopLimited;
 
 impl RateLimitLayer {
     /// A builder with no quota yet.
@@ -74,6 +77,8 @@ pub struct RateLimitBuilder<
     pub(crate) keyed: KeyedConfig,
     /// A preset given 0 (`per_second(0)`, ...): refused by `build`.
     pub(crate) zero: Option<&'static str>,
+    /// Where `build` registers the handle ([`registry`](Self::registry)).
+    pub(crate) registry: Option<Registry>,
 }
 
 impl RateLimitBuilder {
@@ -92,6 +97,7 @@ impl RateLimitBuilder {
             missing: MissingKey::Shared,
             keyed: KeyedConfig::new(),
             zero: None,
+            registry: None,
         }
     }
 }
@@ -100,6 +106,18 @@ impl<X, A, T, C, O, P> RateLimitBuilder<X, A, T, C, O, P> {
     /// Names the layer instance (in errors and events); `"rate_limit"` by default.
     pub fn name(mut self, name: impl Into<Name>) -> Self {
         self.name = name.into();
+        self
+    }
+
+    /// Shows the layer in `registry` (a status page, a metrics exporter) once built by
+    /// [`build`](Self::build) or [`build_with_handle`](Self::build_with_handle): its handle is
+    /// registered under the layer's [`name`](Self::name) (`"rate_limit"` when given none). A
+    /// name the registry already holds for a rate limit is a [`ConfigError`]
+    /// ([`is_duplicate`](ConfigError::is_duplicate)). [`build_with_store`](Self::build_with_store)
+    /// refuses a registry (a conflict): another store's admin calls are async (weir-redis's
+    /// `reset_async`), which a snapshot cannot wait for.
+    pub fn registry(mut self, registry: &Registry) -> Self {
+        self.registry = Some(registry.clone());
         self
     }
 
@@ -178,6 +196,7 @@ impl<X, A, T, C, O, P> RateLimitBuilder<X, A, T, C, O, P> {
             missing: self.missing,
             keyed: self.keyed,
             zero: self.zero,
+            registry: self.registry,
         }
     }
 
@@ -199,6 +218,7 @@ impl<X, A, T, C, O, P> RateLimitBuilder<X, A, T, C, O, P> {
             missing: self.missing,
             keyed: self.keyed,
             zero: self.zero,
+            registry: self.registry,
         }
     }
 
@@ -220,6 +240,7 @@ impl<X, A, T, C, O, P> RateLimitBuilder<X, A, T, C, O, P> {
             missing: self.missing,
             keyed: self.keyed,
             zero: self.zero,
+            registry: self.registry,
         }
     }
 
@@ -240,6 +261,7 @@ impl<X, A, T, C, O, P> RateLimitBuilder<X, A, T, C, O, P> {
             missing: self.missing,
             keyed: self.keyed,
             zero: self.zero,
+            registry: self.registry,
         }
     }
 
@@ -259,6 +281,7 @@ impl<X, A, T, C, O, P> RateLimitBuilder<X, A, T, C, O, P> {
             missing: self.missing,
             keyed: self.keyed,
             zero: self.zero,
+            registry: self.registry,
         }
     }
 
@@ -286,6 +309,7 @@ impl<X, A, T, C, O, P> RateLimitBuilder<X, A, T, C, O, P> {
             missing: self.missing,
             keyed: self.keyed,
             zero: self.zero,
+            registry: self.registry,
         }
     }
 
@@ -335,11 +359,16 @@ impl<X, A, T, C, O, P> RateLimitBuilder<X, A, T, C, O, P> {
     ///
     /// # Errors
     ///
-    /// The first broken rule, as a [`ConfigError`].
+    /// The first broken rule, as a [`ConfigError`]; with a [`registry`](Self::registry), a
+    /// duplicate `name`.
     pub fn build(self) -> Result<RateLimitLayer<X, MemoryStore<A>, T, C, O, P>, ConfigError>
     where
         A: Algorithm,
+        X: Send + Sync + 'static,
+        T: Send + Sync + 'static,
+        C: Send + Sync + 'static,
         O: for<'a> Observer<Event<'a>> + Send + Sync + 'static,
+        P: Send + Sync + 'static,
     {
         self.build_with_handle().map(|(layer, _)| layer)
     }
@@ -360,9 +389,14 @@ impl<X, A, T, C, O, P> RateLimitBuilder<X, A, T, C, O, P> {
     >
     where
         A: Algorithm,
+        X: Send + Sync + 'static,
+        T: Send + Sync + 'static,
+        C: Send + Sync + 'static,
         O: for<'a> Observer<Event<'a>> + Send + Sync + 'static,
+        P: Send + Sync + 'static,
     {
         let tiers = self.tiers()?;
+        let registry = self.registry.take();
         let store = MemoryStore::new(self.algorithm.clone(), self.keyed, &tiers[0]);
         let layer = self.finish(tiers, |name, observer| {
             // Evictions reach the layer's observer: the hook owns a clone of the name and of the
@@ -371,6 +405,9 @@ impl<X, A, T, C, O, P> RateLimitBuilder<X, A, T, C, O, P> {
             store.on_evict(move || observer.on_event(&Event::Evicted { layer: &name }))
         });
         let handle = RateLimitHandle::new(Arc::clone(layer.limiter()));
+        if let Some(registry) = &registry {
+            registry.register_unique(Arc::new(handle.clone()))?;
+        }
         Ok((layer, handle))
     }
 
@@ -379,11 +416,19 @@ impl<X, A, T, C, O, P> RateLimitBuilder<X, A, T, C, O, P> {
     ///
     /// # Errors
     ///
-    /// The first broken rule, as a [`ConfigError`].
+    /// The first broken rule, as a [`ConfigError`]; a [`registry`](Self::registry) is a
+    /// conflict (see there).
     pub fn build_with_store<St>(
         mut self,
         store: St,
     ) -> Result<RateLimitLayer<X, St, T, C, O, P>, ConfigError> {
+        if self.registry.is_some() {
+            return Err(ConfigError::conflict(
+                PATTERN,
+                "registry",
+                "registers layers built with the in-memory store only (`build`, `build_with_handle`)",
+            ));
+        }
         let tiers = self.tiers()?;
         Ok(self.finish(tiers, |_, _| store))
     }
@@ -406,6 +451,8 @@ impl<X, A, T, C, O, P> RateLimitBuilder<X, A, T, C, O, P> {
             protocol: self.protocol,
             mode: self.mode,
             missing: self.missing,
+            refused: AtomicU64::new(0),
+            top: TopLimited::default(),
         }))
     }
 }

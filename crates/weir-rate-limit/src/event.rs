@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use weir_core::observer::{Fate, Fields};
 use weir_core::{Level, Name};
 
 /// An event of a rate limiter: a refusal, a refusal that shadow mode let through, or an idle key
@@ -119,10 +120,29 @@ impl weir_core::Event for Event<'_> {
         }
     }
 
+    /// A rejection is `debug` (a per-request decision), as is a shadowed one and an eviction.
     fn level(&self) -> Level {
-        match self {
-            Self::Rejected { .. } | Self::Shadowed { .. } => Level::Info,
-            Self::Evicted { .. } => Level::Debug,
+        Level::Debug
+    }
+
+    /// A rejection: fate `rejected`, reason `rate_limited` (or `never_admissible` for a cost no
+    /// quota can admit), `retry_after`. A shadowed request: reason `shadowed` and its
+    /// `retry_after`, no fate (it was let through).
+    fn fields(&self) -> Fields {
+        let hint = |retry_after: Duration| (retry_after != Duration::MAX).then_some(retry_after);
+        match *self {
+            Self::Rejected { retry_after, .. } => Fields::NONE
+                .fate(Fate::Rejected)
+                .reason(if retry_after == Duration::MAX {
+                    "never_admissible"
+                } else {
+                    "rate_limited"
+                })
+                .retry_after(hint(retry_after)),
+            Self::Shadowed { retry_after, .. } => Fields::NONE
+                .reason("shadowed")
+                .retry_after(hint(retry_after)),
+            Self::Evicted { .. } => Fields::NONE,
         }
     }
 }

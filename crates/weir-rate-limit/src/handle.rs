@@ -12,6 +12,7 @@ use crate::shared::Limiter;
 use crate::state::{Algorithm, Verdict};
 use crate::store::{AdminStore, MemoryStore, Tier};
 use crate::tier::TierOf;
+use crate::top::Limited;
 
 /// Reads the state a [`RateLimitLayer`](crate::RateLimitLayer) and all its services share; from
 /// [`RateLimitLayer::handle`](crate::RateLimitLayer::handle) or
@@ -35,6 +36,21 @@ impl<X, St, T, C, O, P> RateLimitHandle<X, St, T, C, O, P> {
     #[must_use]
     pub fn store(&self) -> &St {
         &self.limiter.store
+    }
+}
+
+impl<X, St, T, C, O, P> RateLimitHandle<X, St, T, C, O, P> {
+    /// The `n` keys refused most often (at most 16), most refused first: a space-saving
+    /// estimate over every refusal since the layer was built (a shadowed request is not a
+    /// refusal; a request without a key is not counted). Each [`Limited`] names the key by its
+    /// `Debug` form, cut to 64 bytes.
+    ///
+    /// The table is written only on a refusal, never on an admitted request, and the refusal
+    /// never waits for it: one that finds it busy (another thread writing, a reader here) goes
+    /// uncounted. Keys are never metric labels; this is where an operator finds them.
+    #[must_use]
+    pub fn top_limited(&self, n: usize) -> Vec<Limited> {
+        self.limiter.top.top(n)
     }
 }
 
@@ -87,6 +103,51 @@ impl<X, A: Algorithm, T, C, O, P> RateLimitHandle<X, MemoryStore<A>, T, C, O, P>
     #[must_use]
     pub fn evicted(&self) -> u64 {
         self.limiter.store.evicted()
+    }
+}
+
+/// What a status page reads (see `inspect.rs`).
+impl<X, A: Algorithm, T, C, O, P> RateLimitHandle<X, MemoryStore<A>, T, C, O, P> {
+    /// Units left now for a request of one unit in the state every request shares when the
+    /// limiter has no key (or key-less requests share, keyed), the least over the default
+    /// tier's quotas.
+    pub(crate) fn shared_remaining(&self) -> u64 {
+        let lim = &self.limiter;
+        let verdicts = lim.store.peek_key(&(), &lim.tiers[0], Instant::now());
+        verdicts
+            .iter()
+            .map(|v| v.remaining() + u64::from(v.is_admitted()))
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// Forgets the key written `text` (see `MemoryStore::forget_text`).
+    pub(crate) fn reset_text(&self, text: &str) -> bool {
+        self.limiter.store.forget_text(text)
+    }
+
+    /// Whether the limiter is global (the `Global` extractor: one state for every request).
+    pub(crate) fn is_global(&self) -> bool
+    where
+        X: 'static,
+    {
+        (&self.limiter.extractor as &dyn std::any::Any).is::<weir_core::Global>()
+    }
+}
+
+impl<X, St, T, C, O, P> RateLimitHandle<X, St, T, C, O, P> {
+    /// Requests refused since the layer was built (in shadow mode, those that would have
+    /// been); a request refused for want of a key is not counted.
+    #[must_use]
+    pub fn refused(&self) -> u64 {
+        self.limiter
+            .refused
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The layer's name, as a [`Name`](weir_core::Name).
+    pub(crate) fn layer_name(&self) -> &weir_core::Name {
+        &self.limiter.name
     }
 }
 

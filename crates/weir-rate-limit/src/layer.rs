@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use tower_layer::Layer;
 use weir_core::{Global, KeyedConfig, MissingKey, Name};
@@ -14,6 +15,7 @@ use crate::shared::{Limiter, Mode};
 use crate::state::Gcra;
 use crate::store::{MemoryStore, Tier};
 use crate::tier::{DefaultTier, UnitCost};
+use crate::top::TopLimited;
 
 /// Limits the rate of requests: applies a [`RateLimit`] to a service.
 ///
@@ -61,6 +63,8 @@ impl RateLimitLayer {
             protocol: AnyProtocol,
             mode: Mode::Reject,
             missing: MissingKey::Shared,
+            refused: AtomicU64::new(0),
+            top: TopLimited::default(),
         }))
     }
 }

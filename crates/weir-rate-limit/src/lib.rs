@@ -9,6 +9,7 @@ mod config;
 mod event;
 mod future;
 mod handle;
+mod inspect;
 mod layer;
 mod protocol;
 mod quota;
@@ -18,6 +19,7 @@ mod shared;
 mod state;
 mod store;
 mod tier;
+mod top;
 
 pub use crate::builder::RateLimitBuilder;
 #[cfg(feature = "serde")]
@@ -38,3 +40,4 @@ pub use crate::state::{
 };
 pub use crate::store::{AdminStore, Ask, Decision, MemoryStore, Now, Store, Tier};
 pub use crate::tier::{Cost, DefaultTier, TierOf, UnitCost};
+pub use crate::top::Limited;

@@ -250,7 +250,7 @@ impl<S, X, St, T, C, O, P> RateLimit<S, X, St, T, C, O, P> {
     where
         S: Clone,
         St: Store<K>,
-        K: Send + 'static,
+        K: std::hash::Hash + fmt::Debug + Send + 'static,
         X: Send + Sync + 'static,
         T: Send + Sync + 'static,
         C: Send + Sync + 'static,

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -12,6 +13,7 @@ use crate::event::Event;
 use crate::quota::Quota;
 use crate::store::{Decision, Store, Tier};
 use crate::tier::TierOf;
+use crate::top::TopLimited;
 
 /// What a refused request does: answer at once, wait up to a bound, or pass (shadow).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +36,11 @@ pub(crate) struct Limiter<X, St, T, C, O, P> {
     pub(crate) protocol: P,
     pub(crate) mode: Mode,
     pub(crate) missing: MissingKey,
+    /// Requests refused (or, in shadow mode, that would have been) since the layer was built:
+    /// counted where the refusal is judged, never on an admitted request.
+    pub(crate) refused: AtomicU64,
+    /// The most refused keys, written only on a refusal.
+    pub(crate) top: TopLimited,
 }
 
 /// A reserved wait: given back to the store if dropped before it is used.
@@ -144,7 +151,7 @@ where
     ) -> Next
     where
         St: Store<K>,
-        K: Send + 'static,
+        K: std::hash::Hash + fmt::Debug + Send + 'static,
         X: Send + Sync + 'static,
         T: Send + Sync + 'static,
         C: Send + Sync + 'static,
@@ -172,6 +179,9 @@ where
             return Next::Wait(decision.wait(), info, reservation);
         }
         let shadow = self.mode == Mode::Shadow;
+        if !shadow && let Some(key) = &key {
+            self.top.record(key);
+        }
         let never = decision.is_never_admissible();
         let event = Event::new(
             shadow,
@@ -186,6 +196,7 @@ where
             cost,
         );
         self.observer.on_event(&event);
+        self.refused.fetch_add(1, Ordering::Relaxed);
         if shadow {
             let info = headers.then(|| Box::new(self.info(tier, &decision, style)));
             return Next::Call(info);

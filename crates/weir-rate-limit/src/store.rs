@@ -659,6 +659,26 @@ impl<A: Algorithm> MemoryStore<A> {
         }
     }
 
+    /// Forgets the state of the key written `text` for an admin page, whatever the key's type:
+    /// the key as a string (a closure's `String`), as a header value (`Header`), and, when it
+    /// parses as one, as an IP address (`PeerIp`), in whichever tier map holds it. Whether any
+    /// was stored.
+    pub(crate) fn forget_text(&self, text: &str) -> bool {
+        let mut hashes = vec![self.hasher.hash_one(text)];
+        if let Ok(value) = http::HeaderValue::from_str(text) {
+            hashes.push(self.hasher.hash_one(&value));
+        }
+        if let Ok(ip) = text.parse::<std::net::IpAddr>() {
+            hashes.push(self.hasher.hash_one(ip));
+        }
+        let mut found = false;
+        for hash in hashes {
+            found |= self.keys.remove(&hash);
+            found |= self.stacked.remove(&hash);
+        }
+        found
+    }
+
     /// The algorithm.
     #[must_use]
     pub const fn algorithm(&self) -> &A {

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use weir_core::observer::Fields;
 use weir_core::{Level, Name};
 
 use crate::policy::FailurePolicy;
@@ -85,10 +86,20 @@ impl weir_core::Event for Event<'_> {
         }
     }
 
+    /// A fallback is `warn` (Redis unreachable: a backend an operator must look at), the
+    /// recovery `info`.
     fn level(&self) -> Level {
         match self {
             Self::Fallback { .. } => Level::Warn,
             Self::Recovered { .. } => Level::Info,
+        }
+    }
+
+    /// A fallback: why Redis did not answer as `reason` (`timeout`, `error`, `degraded`).
+    fn fields(&self) -> Fields {
+        match self {
+            Self::Fallback { reason, .. } => Fields::NONE.reason(reason.as_str()),
+            Self::Recovered { .. } => Fields::NONE,
         }
     }
 }

@@ -1,8 +1,10 @@
 //! `RetryBuilder`, `RetryLayer::builder()` and the presets.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
+use weir_core::inspect::Registry;
 use weir_core::protocol::{Http, Plain};
 use weir_core::{AnyError, Authority, Backoff, ConfigError, GrpcStatus, HttpStatus, Jitter, Name};
 
@@ -82,6 +84,8 @@ pub struct RetryBuilder<R = IdempotentReplay, C = AnyError, O = (), P = Plain, K
     classify: C,
     observer: O,
     scope: K,
+    /// Where `build` registers the handle ([`registry`](Self::registry)).
+    registry: Option<Registry>,
     protocol: PhantomData<fn() -> P>,
 }
 
@@ -95,6 +99,7 @@ impl RetryBuilder {
             classify: AnyError,
             observer: (),
             scope: (),
+            registry: None,
             protocol: PhantomData,
         }
     }
@@ -128,6 +133,7 @@ impl<R, C, O, P, K> RetryBuilder<R, C, O, P, K> {
             classify,
             observer,
             scope,
+            registry: self.registry,
             protocol: PhantomData,
         }
     }
@@ -136,6 +142,16 @@ impl<R, C, O, P, K> RetryBuilder<R, C, O, P, K> {
     #[must_use]
     pub fn name(mut self, name: impl Into<Name>) -> Self {
         self.settings.name = name.into();
+        self
+    }
+
+    /// Shows the layer in `registry` (a status page, a metrics exporter) once built: its
+    /// handle is registered under the layer's [`name`](Self::name) (`"default"` when given
+    /// none). `build` refuses a name the registry already holds for a retry layer
+    /// ([`ConfigError::is_duplicate`]).
+    #[must_use]
+    pub fn registry(mut self, registry: &Registry) -> Self {
+        self.registry = Some(registry.clone());
         self
     }
 
@@ -291,7 +307,8 @@ impl<R, C, O, P, K> RetryBuilder<R, C, O, P, K> {
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`] naming the first broken rule ([`RetrySettings::validate`]).
+    /// A [`ConfigError`] naming the first broken rule ([`RetrySettings::validate`]); with a
+    /// [`registry`](Self::registry), a duplicate `name`.
     pub fn build(self) -> Result<RetryLayer<R, C, O, P, K>, ConfigError> {
         self.build_with_handle().map(|(layer, _)| layer)
     }
@@ -314,6 +331,9 @@ impl<R, C, O, P, K> RetryBuilder<R, C, O, P, K> {
         };
         let layer = RetryLayer::from_shared(Shared::new(self.settings, self.attempts_cap, parts));
         let handle = layer.handle();
+        if let Some(registry) = self.registry {
+            registry.register_unique(Arc::new(handle.clone()))?;
+        }
         Ok((layer, handle))
     }
 }

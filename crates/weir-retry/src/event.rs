@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use weir_core::observer::{Fate, Fields};
 use weir_core::{Failure, Level, Name};
 
 /// An event of a retry layer: a retry scheduled, or a retryable failure given up on.
@@ -103,14 +104,37 @@ impl weir_core::Event for Event<'_> {
         }
     }
 
+    /// Both `debug`: a retry and a refusal to retry (the budget's included) are per-request
+    /// decisions; the budget's state is a gauge.
     fn level(&self) -> Level {
-        match self {
-            Self::Retry { .. } => Level::Debug,
-            Self::GaveUp {
-                reason: GiveUp::Budget,
+        Level::Debug
+    }
+
+    /// A retry: fate `retried`, `reason` (`server_hint` when the server chose the delay,
+    /// `throttled`, or `transient`), the failed `attempt` and the `delay`. Giving up: the
+    /// `reason` ([`GiveUp::as_str`]) and the calls made as `attempt`.
+    fn fields(&self) -> Fields {
+        match *self {
+            Self::Retry {
+                attempt,
+                delay,
+                hinted,
+                failure,
                 ..
-            } => Level::Warn,
-            Self::GaveUp { .. } => Level::Info,
+            } => Fields::NONE
+                .fate(Fate::Retried)
+                .reason(if hinted {
+                    "server_hint"
+                } else if failure.is_throttled() {
+                    "throttled"
+                } else {
+                    "transient"
+                })
+                .attempt(attempt)
+                .delay(delay),
+            Self::GaveUp {
+                attempts, reason, ..
+            } => Fields::NONE.reason(reason.as_str()).attempt(attempts),
         }
     }
 }
@@ -137,6 +161,14 @@ mod tests {
             (retry.pattern(), retry.kind(), retry.level()),
             ("retry", "retry", Level::Debug)
         );
+        assert_eq!(
+            retry.fields(),
+            Fields::NONE
+                .fate(Fate::Retried)
+                .reason("transient")
+                .attempt(1)
+                .delay(Duration::from_millis(5))
+        );
         assert_eq!(retry.layer().as_str(), "payments");
         let gave_up = |reason| Event::GaveUp {
             layer: &name,
@@ -147,13 +179,15 @@ mod tests {
         let budget = gave_up(GiveUp::Budget);
         assert_eq!(
             (budget.kind(), budget.level()),
-            ("budget_exhausted", Level::Warn)
+            ("budget_exhausted", Level::Debug)
         );
         let attempts = gave_up(GiveUp::MaxAttempts);
         assert_eq!(
             (attempts.kind(), attempts.level()),
-            ("gave_up", Level::Info)
+            ("gave_up", Level::Debug)
         );
+        assert_eq!(attempts.fields().reason, Some("max_attempts"));
+        assert_eq!(attempts.fields().fate, None);
         assert_eq!(GiveUp::NotReplayable.to_string(), "not_replayable");
     }
 }

@@ -4,6 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use weir_core::Name;
+
 use crate::budget::SharedBudget;
 use crate::shared::Core;
 
@@ -16,11 +18,18 @@ use crate::shared::Core;
 pub struct RetryHandle {
     core: Arc<Core>,
     budget: SharedBudget,
+    name: Name,
 }
 
 impl RetryHandle {
-    pub(crate) const fn new(core: Arc<Core>, budget: SharedBudget) -> Self {
-        Self { core, budget }
+    pub(crate) const fn new(core: Arc<Core>, budget: SharedBudget, name: Name) -> Self {
+        Self { core, budget, name }
+    }
+
+    /// The layer's name.
+    #[must_use]
+    pub const fn name(&self) -> &Name {
+        &self.name
     }
 
     /// Retries made (scheduled) so far, by every service and clone of the layer.

@@ -70,7 +70,11 @@ impl<R, C, O, P, K> RetryLayer<R, C, O, P, K> {
     /// ```
     #[must_use]
     pub fn handle(&self) -> RetryHandle {
-        RetryHandle::new(Arc::clone(&self.shared.core), self.shared.budget.clone())
+        RetryHandle::new(
+            Arc::clone(&self.shared.core),
+            self.shared.budget.clone(),
+            self.shared.name.clone(),
+        )
     }
 }
 

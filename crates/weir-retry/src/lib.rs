@@ -9,6 +9,7 @@ mod config;
 mod event;
 mod future;
 mod handle;
+mod inspect;
 mod layer;
 mod protocol;
 mod replay;

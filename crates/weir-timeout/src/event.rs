@@ -1,6 +1,7 @@
 //! What the timeout layer reports to its observer.
 
-use weir_core::{Deadline, Name};
+use weir_core::observer::{Fate, Fields};
+use weir_core::{Deadline, Level, Name};
 
 /// An event of a timeout layer, given by reference to its [`Observer`](weir_core::Observer).
 ///
@@ -56,6 +57,24 @@ impl weir_core::Event for Event<'_> {
             Self::TimedOut { layer, .. } | Self::Expired { layer, .. } => layer,
         }
     }
+
+    /// Both `debug`: a deadline exceeded is a per-request decision.
+    fn level(&self) -> Level {
+        Level::Debug
+    }
+
+    /// Fate `timed_out`, the kind as `reason` (`timed_out`, `expired`), and the deadline's
+    /// `budget_left` when the event is emitted (zero once it has passed; for `expired` in client
+    /// mode, what was left under the network allowance).
+    fn fields(&self) -> Fields {
+        let fields = Fields::NONE
+            .fate(Fate::TimedOut)
+            .budget_left(self.deadline().remaining());
+        match self {
+            Self::TimedOut { .. } => fields.reason("timed_out"),
+            Self::Expired { .. } => fields.reason("expired"),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -85,5 +104,15 @@ mod tests {
         assert_eq!(expired.kind(), "expired");
         assert_eq!(expired.layer().as_str(), "attempt");
         assert_eq!(timed_out.deadline(), deadline);
+        assert_eq!(timed_out.level(), Level::Debug);
+        assert_eq!(
+            expired.fields(),
+            Fields::NONE
+                .fate(Fate::TimedOut)
+                .budget_left(Duration::from_secs(1))
+                .reason("expired")
+        );
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(timed_out.fields().budget_left, Some(Duration::ZERO));
     }
 }

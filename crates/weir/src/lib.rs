@@ -62,6 +62,11 @@ pub use weir_hedge as hedge;
 #[cfg(feature = "idempotency")]
 pub use weir_idempotency as idempotency;
 
+/// Metrics through the `metrics` facade: weir-core's [`observer`](weir_core::observer) module,
+/// with the `Metrics` observer, `record(&registry)` for a scrape handler and
+/// `export(&registry, interval)`, the one line that keeps every registered layer's gauges set.
+#[cfg(feature = "metrics")]
+pub use weir_core::observer as metrics;
 /// Load shedding and adaptive concurrency: the [`weir-load-shed`](weir_load_shed) crate.
 #[cfg(feature = "load-shed")]
 pub use weir_load_shed as load_shed;
@@ -74,6 +79,9 @@ pub use weir_redis as redis;
 /// Retry with backoff, budgets and body replay: the [`weir-retry`](weir_retry) crate.
 #[cfg(feature = "retry")]
 pub use weir_retry as retry;
+/// The live status page of registered layers: the [`weir-status`](weir_status) crate.
+#[cfg(feature = "status")]
+pub use weir_status as status;
 /// Timeouts and deadline propagation: the [`weir-timeout`](weir_timeout) crate.
 #[cfg(feature = "timeout")]
 pub use weir_timeout as timeout;

@@ -7,6 +7,7 @@ use http::StatusCode;
 use serde::Deserialize;
 use weir_core::ErrorResponseLayer;
 use weir_core::config::ConfigDuration;
+use weir_core::inspect::Registry;
 use weir_rate_limit::{ConfigLayer, RateLimitConfig};
 use weir_timeout::BelowFloor;
 
@@ -142,13 +143,53 @@ impl ServerConfig {
     /// `rate_limit.quota.rate`), a `timeout_status` or `missing_key_status` is not a 4xx or
     /// 5xx, or `below_floor` is given without `incoming_floor`.
     pub fn builder(&self) -> Result<ServerBuilder<OptionalLayer<ConfigLayer>>, ConfigError> {
+        self.builder_with(None)
+    }
+
+    /// As [`builder`](Self::builder), every stateful layer shown in `registry` (a status page,
+    /// a metrics exporter): the file's rate limit (under its `name`, `"rate_limit"` by
+    /// default) when built here, and the load shedder when the builder builds (see
+    /// [`ServerBuilder::registry`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`builder`](Self::builder), and a rate limit whose name `registry` holds already.
+    pub fn builder_in(
+        &self,
+        registry: &Registry,
+    ) -> Result<ServerBuilder<OptionalLayer<ConfigLayer>>, ConfigError> {
+        self.builder_with(Some(registry))
+    }
+
+    /// As [`build`](Self::build), with [`builder_in`](Self::builder_in).
+    ///
+    /// # Errors
+    ///
+    /// As [`builder_in`](Self::builder_in) and [`ServerBuilder::build`].
+    pub fn build_in(&self, registry: &Registry) -> Result<ConfigServerStack, ConfigError> {
+        self.builder_in(registry)?.build()
+    }
+
+    fn builder_with(
+        &self,
+        registry: Option<&Registry>,
+    ) -> Result<ServerBuilder<OptionalLayer<ConfigLayer>>, ConfigError> {
         let rate_limit = self
             .rate_limit
             .as_ref()
-            .map(RateLimitConfig::build)
+            .map(|config| {
+                let builder = config.builder()?;
+                match registry {
+                    Some(registry) => builder.registry(registry).build(),
+                    None => builder.build(),
+                }
+            })
             .transpose()
             .map_err(|e| e.in_table("rate_limit"))?;
         let mut builder = ServerStack::builder().with_rate_limit(OptionalLayer::new(rate_limit));
+        if let Some(registry) = registry {
+            builder = builder.registry(registry);
+        }
         if let Some(timeout) = self.timeout {
             builder = builder.timeout(timeout.get());
         }
@@ -322,6 +363,16 @@ impl ClientConfig {
     /// A rule of [`ClientBuilder::build`] (each names its field).
     pub fn build(&self) -> Result<ClientStack, ConfigError> {
         self.builder()?.build()
+    }
+
+    /// As [`build`](Self::build), the retry layer, the breaker and the bulkhead shown in
+    /// `registry` (see [`ClientBuilder::registry`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build), and a name `registry` holds already.
+    pub fn build_in(&self, registry: &Registry) -> Result<ClientStack, ConfigError> {
+        self.builder()?.registry(registry).build()
     }
 }
 

@@ -154,12 +154,81 @@ fn cancel_racing_release_returns_the_permit_exactly_once() {
     }
 }
 
+#[test]
+fn a_shrink_retires_the_permits_held_above_the_new_size() {
+    let core = Core::new(3);
+    let held: Vec<_> = (0..3).map(|_| core.try_acquire().unwrap()).collect();
+    let mut waiter = core.enqueue(4).unwrap();
+    core.resize(1);
+    assert_eq!((core.max(), core.in_flight(), core.available()), (1, 3, 0));
+    let mut t = task::spawn(());
+    assert_pending!(t.enter(|cx, _| waiter.poll_permit(cx)));
+    let mut held = held.into_iter();
+    // The first two permits back are retired, not handed to the waiter.
+    drop(held.next());
+    drop(held.next());
+    assert_eq!((core.in_flight(), core.available()), (1, 0));
+    assert!(!t.is_woken(), "a retired permit went to a waiter");
+    // The third comes back to a bulkhead of 1 with one waiter: it is handed over.
+    drop(held.next());
+    let permit = assert_ready!(t.enter(|cx, _| waiter.poll_permit(cx))).unwrap();
+    assert_eq!(core.in_flight(), 1);
+    drop(waiter);
+    drop(permit);
+    assert_eq!(
+        (core.available(), core.in_flight(), core.queued()),
+        (1, 0, 0)
+    );
+}
+
+#[test]
+fn a_growth_serves_as_many_waiters_as_it_has_new_room_for() {
+    let core = Core::new(1);
+    let held = core.try_acquire().unwrap();
+    let mut waiters: Vec<_> = (0..3).map(|_| core.enqueue(4).unwrap()).collect();
+    let mut tasks: Vec<_> = (0..3).map(|_| task::spawn(())).collect();
+    for (t, w) in tasks.iter_mut().zip(&mut waiters) {
+        assert_pending!(t.enter(|cx, _| w.poll_permit(cx)));
+    }
+    core.resize(3);
+    assert!(tasks[0].is_woken() && tasks[1].is_woken() && !tasks[2].is_woken());
+    let a = assert_ready!(tasks[0].enter(|cx, _| waiters[0].poll_permit(cx))).unwrap();
+    let b = assert_ready!(tasks[1].enter(|cx, _| waiters[1].poll_permit(cx))).unwrap();
+    assert_pending!(tasks[2].enter(|cx, _| waiters[2].poll_permit(cx)));
+    assert_eq!((core.in_flight(), core.available()), (3, 0));
+    drop(held);
+    let c = assert_ready!(tasks[2].enter(|cx, _| waiters[2].poll_permit(cx))).unwrap();
+    drop(waiters);
+    drop((a, b, c));
+    assert_eq!(
+        (core.available(), core.in_flight(), core.queued()),
+        (3, 0, 0)
+    );
+}
+
+#[test]
+fn a_shrink_then_growth_before_the_permits_come_back_keeps_the_books() {
+    let core = Core::new(4);
+    let held: Vec<_> = (0..4).map(|_| core.try_acquire().unwrap()).collect();
+    core.resize(1);
+    core.resize(2);
+    assert!(core.try_acquire().is_none(), "4 held, 2 allowed");
+    drop(held);
+    assert_eq!((core.available(), core.in_flight()), (2, 0));
+    let a = core.try_acquire().unwrap();
+    let b = core.try_acquire().unwrap();
+    assert!(core.try_acquire().is_none());
+    drop((a, b));
+    assert_eq!(core.available(), 2);
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     Acquire,
     Enqueue,
     Release(usize),
     Cancel(usize),
+    Resize(usize),
 }
 
 fn op() -> impl proptest::strategy::Strategy<Value = Op> {
@@ -169,17 +238,24 @@ fn op() -> impl proptest::strategy::Strategy<Value = Op> {
         Just(Op::Enqueue),
         (0_usize..8).prop_map(Op::Release),
         (0_usize..8).prop_map(Op::Cancel),
+        (1_usize..5).prop_map(Op::Resize),
     ]
 }
 
 proptest::proptest! {
-    /// Any sequence of acquires, enqueues, releases and cancellations keeps the books:
-    /// permits free + permits held == max; a waiter is never left waiting while a permit is
+    /// Any sequence of acquires, enqueues, releases, cancellations and resizes keeps the
+    /// books: permits free + permits held == the size, once the permits above a shrunk size
+    /// have come back, and never more held than the larger of the size and what was held when
+    /// it shrank; a waiter is never left waiting while a permit is
     /// free; waiters are served strictly in arrival order; every permit comes back.
     #[test]
     fn the_books_always_balance(max in 1_usize..4, max_queue in 1_usize..4, ops in proptest::collection::vec(op(), 1..60)) {
         use std::task::Waker;
         let core = Core::new(max);
+        // The size now, and the most permits that may be held (above the size only after a
+        // shrink, until the permits above it come back).
+        let mut size = max;
+        let mut allowed = max;
         let mut held: Vec<Permit> = Vec::new();
         // (arrival number, waiter)
         let mut waiting: Vec<(usize, Waiter)> = Vec::new();
@@ -205,6 +281,11 @@ proptest::proptest! {
                         drop(waiting.remove(i % waiting.len()));
                     }
                 }
+                Op::Resize(n) => {
+                    core.resize(n);
+                    size = n;
+                    allowed = allowed.max(n);
+                }
             }
             // Collect every permit handed over so far, in queue order.
             let mut still = Vec::new();
@@ -219,7 +300,11 @@ proptest::proptest! {
                 }
             }
             waiting = still;
-            proptest::prop_assert_eq!(core.available() + held.len(), max);
+            proptest::prop_assert!(held.len() <= allowed, "{} held, {} allowed", held.len(), allowed);
+            allowed = size.max(held.len());
+            proptest::prop_assert_eq!(core.in_flight(), held.len());
+            proptest::prop_assert_eq!(core.available(), size.saturating_sub(held.len()));
+            proptest::prop_assert_eq!(core.max(), size);
             if !waiting.is_empty() {
                 proptest::prop_assert_eq!(core.available(), 0, "a waiter stranded");
             }
@@ -231,7 +316,7 @@ proptest::proptest! {
         }
         drop(waiting);
         drop(held);
-        proptest::prop_assert_eq!((core.available(), core.queued()), (max, 0));
+        proptest::prop_assert_eq!((core.available(), core.queued()), (size, 0));
     }
 }
 
@@ -397,6 +482,135 @@ mod model {
                     client.join().expect("the client ran");
                 }
                 assert_balanced(&core, MAX);
+            },
+            10_000,
+            3,
+        );
+    }
+
+    /// A shrink (issue #25) racing three clients that take free permits or wait for them,
+    /// run and release: no client ever runs with more than the old size running, none that
+    /// started after the shrink returned runs above the new size (the permits held above it are
+    /// retired as they come back, not handed on), and at the end every permit is back at the
+    /// new size: none lost, none doubled.
+    #[test]
+    fn a_shrink_racing_acquires_and_releases_never_admits_above_the_new_size() {
+        use shuttle::sync::atomic::AtomicBool;
+        const OLD: usize = 3;
+        const NEW: usize = 1;
+        shuttle::check_pct(
+            || {
+                let core = ModelCore::new(OLD);
+                let running = Arc::new(AtomicUsize::new(0));
+                let shrunk = Arc::new(AtomicBool::new(false));
+                let clients: Vec<_> = (0..3)
+                    .map(|_| {
+                        let core = Arc::clone(&core);
+                        let running = Arc::clone(&running);
+                        let shrunk = Arc::clone(&shrunk);
+                        thread::spawn(move || {
+                            for _ in 0..2 {
+                                let after = shrunk.load(SeqCst);
+                                let permit = match core.try_acquire() {
+                                    Some(permit) => Some(permit),
+                                    None => core.enqueue(2).and_then(|mut waiter| {
+                                        (0..3).find_map(|_| match poll(&mut waiter) {
+                                            Poll::Ready(permit) => Some(permit),
+                                            Poll::Pending => {
+                                                thread::yield_now();
+                                                None
+                                            }
+                                        })?
+                                    }),
+                                };
+                                if let Some(permit) = permit {
+                                    let now = running.fetch_add(1, SeqCst) + 1;
+                                    assert!(now <= OLD, "{now} running on {OLD} permits");
+                                    assert!(
+                                        !after || now <= NEW,
+                                        "{now} running after the shrink to {NEW}"
+                                    );
+                                    thread::yield_now();
+                                    running.fetch_sub(1, SeqCst);
+                                    drop(permit);
+                                }
+                            }
+                        })
+                    })
+                    .collect();
+                thread::yield_now();
+                core.resize(NEW);
+                shrunk.store(true, SeqCst);
+                for client in clients {
+                    client.join().expect("the client ran");
+                }
+                assert_eq!(core.in_flight(), 0);
+                assert_balanced(&core, NEW);
+            },
+            10_000,
+            3,
+        );
+    }
+
+    /// A growth racing the release of the only permit, with two waiters: whatever the order,
+    /// both are served (the growth hands its new room over at once, the release its permit),
+    /// and every permit comes back to the new size.
+    #[test]
+    fn a_growth_racing_a_release_serves_every_waiter_it_has_room_for() {
+        shuttle::check_dfs(
+            || {
+                let core = ModelCore::new(1);
+                let held = core.try_acquire().expect("a free permit");
+                let mut first = core.enqueue(2).expect("room in the queue");
+                let mut second = core.enqueue(2).expect("room in the queue");
+                let grower = {
+                    let core = Arc::clone(&core);
+                    thread::spawn(move || core.resize(2))
+                };
+                let releaser = thread::spawn(move || drop(held));
+                grower.join().expect("the grower ran");
+                releaser.join().expect("the releaser ran");
+                let (Poll::Ready(Some(a)), Poll::Ready(Some(b))) =
+                    (poll(&mut first), poll(&mut second))
+                else {
+                    panic!("a waiter was stranded: {} available", core.available());
+                };
+                assert_eq!(core.available(), 0);
+                drop((first, second));
+                drop((a, b));
+                assert_balanced(&core, 2);
+            },
+            None,
+        );
+    }
+
+    /// A shrink and a growth racing each other and a release (10 000 PCT schedules: the
+    /// exhaustive search of three threads taking the queue's lock is too long): the size ends
+    /// at whichever resize ran last, and the permits balance at it.
+    #[test]
+    fn resizes_racing_a_release_keep_the_books() {
+        shuttle::check_pct(
+            || {
+                let core = ModelCore::new(2);
+                let a = core.try_acquire().expect("a free permit");
+                let b = core.try_acquire().expect("a free permit");
+                let shrink = {
+                    let core = Arc::clone(&core);
+                    thread::spawn(move || core.resize(1))
+                };
+                let grow = {
+                    let core = Arc::clone(&core);
+                    thread::spawn(move || core.resize(3))
+                };
+                let release = thread::spawn(move || drop(a));
+                shrink.join().expect("ran");
+                grow.join().expect("ran");
+                release.join().expect("ran");
+                let size = core.max();
+                assert!(size == 1 || size == 3, "size {size}");
+                assert_eq!(core.in_flight(), 1);
+                drop(b);
+                assert_balanced(&core, size);
             },
             10_000,
             3,

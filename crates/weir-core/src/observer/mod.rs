@@ -1,176 +1,188 @@
 //! The observers written once for every pattern: [`Tracing`] logs each event through
-//! `tracing`, [`Metrics`] counts it through the `metrics` facade. The traits they implement,
-//! [`crate::Observer`], [`crate::Event`] and [`crate::Level`], are at the
-//! crate root.
+//! `tracing` with structured fields, [`Metrics`] turns it into the counters and histograms of the
+//! naming table (weir-core's README), and [`record`] / [`export`] turn the handles of a
+//! [`Registry`](crate::inspect::Registry) into gauges, with no cost on any request. The traits
+//! they implement, [`crate::Observer`], [`crate::Event`] and [`crate::Level`], are at the crate
+//! root; [`Fields`], [`Fate`] and [`TraceId`] are what an event carries.
+//!
+//! # Metric names
+//!
+//! Prefix `weir_`; labels `pattern`, `layer` (the layer's [`Name`](crate::Name)) and, where a
+//! family has one, a bounded `outcome`, `reason`, `from`/`to` or `state`. Client keys are never
+//! labels: a keyed layer's keys would make one series each.
+//!
+//! | name | type | labels | from |
+//! |---|---|---|---|
+//! | `weir_events_total` | counter | `pattern`, `layer`, `event` | every event ([`Metrics`]) |
+//! | `weir_calls_total` | counter | `pattern`, `layer`, `outcome`, `reason` | every event with a [`Fate`] ([`Metrics`]) |
+//! | `weir_transitions_total` | counter | `pattern`, `layer`, `from`, `to` | every state change ([`Metrics`]) |
+//! | `weir_backoff_delay_seconds` | histogram | `pattern`, `layer` | a retry's delay ([`Metrics`]) |
+//! | `weir_queue_wait_seconds` | histogram | `pattern`, `layer` | a queued request's wait ([`Metrics`]) |
+//! | `weir_attempt_duration_seconds` | histogram | `pattern`, `layer` | an attempt's latency, where a layer measures it ([`Metrics`]) |
+//! | `weir_<pattern>_<gauge>` | gauge | `layer` | each gauge of a registered handle's snapshot ([`record`]) |
+//! | `weir_<pattern>_<counter>_total` | counter | `layer` | each counter of a snapshot, absolute ([`record`]) |
+//! | `weir_<pattern>_state` | gauge | `layer`, `state` | one-hot: 1 for the state a layer is in, 0 for the others seen ([`record`]) |
+//! | `weir_<pattern>_state_value` | gauge | `layer` | the state's number ([`record`]) |
+//!
+//! # Tracing
+//!
+//! [`Tracing`] emits one event per weir event, target `weir`, at the event's [`Level`] (a
+//! rejection `debug`, a transition `info`, a misconfiguration `warn`). The event is emitted where
+//! the layer decided, inline, so it belongs to whatever span is current: the caller's request span
+//! (tower-http's `TraceLayer`, a `#[tracing::instrument]`ed handler or client call) is its parent,
+//! and a rejection shows up inside the caller's trace. Where the request carried a W3C
+//! `traceparent` header and the layer read it (on the rejection path only), its trace id is the
+//! field `trace_id`.
 
+#[cfg(feature = "metrics")]
+mod export;
 pub(crate) mod vocab;
+
+#[cfg(feature = "metrics")]
+pub use self::export::{export, record};
+pub use self::vocab::{Fate, Fields, TraceId};
 
 #[cfg(feature = "tracing")]
 use self::vocab::Level;
 #[cfg(any(feature = "tracing", feature = "metrics"))]
 use self::vocab::{Event, Observer};
 
-/// Logs every event through `tracing`, at the event's [`Level`], target `weir`, with the fields
-/// `pattern`, `layer`, `event` and the event's `Debug` form as `detail`.
+/// Logs every event through `tracing`, at the event's [`Level`], target `weir`.
+///
+/// Fields: `pattern`, `layer`, `event` (the kind), then each of the event's [`Fields`] that is
+/// set: `outcome`, `reason`, `retry_after`, `wait`, `attempt`, `delay`, `latency`, `from`, `to`,
+/// `budget_left`, `load_level`, `trace_id`; and the event's `Debug` form as `detail`. Durations
+/// are written in their `Debug` form (`1.5s`). The event is emitted in the current span (see the
+/// [module docs](self#tracing)).
 #[cfg(feature = "tracing")]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Tracing;
 
+/// One `tracing` event at a constant level (a callsite's level is static), with every field.
+#[cfg(feature = "tracing")]
+macro_rules! trace_event {
+    ($level:expr, $event:expr, $f:expr) => {{
+        // `debug` and `display` below are tracing's `field::{debug, display}`, which its macro
+        // brings into scope.
+        let f: &Fields = $f;
+        tracing::event!(
+            target: "weir",
+            $level,
+            pattern = $event.pattern(),
+            layer = $event.layer().as_str(),
+            event = $event.kind(),
+            outcome = f.fate.map(Fate::as_str),
+            reason = f.reason,
+            retry_after = f.retry_after.map(debug),
+            wait = f.wait.map(debug),
+            attempt = f.attempt,
+            delay = f.delay.map(debug),
+            latency = f.latency.map(debug),
+            from = f.from,
+            to = f.to,
+            budget_left = f.budget_left.map(debug),
+            load_level = f.load_level,
+            trace_id = f.trace_id.map(display),
+            detail = ?$event,
+        )
+    }};
+}
+
 #[cfg(feature = "tracing")]
 impl<Ev: Event + ?Sized> Observer<Ev> for Tracing {
     fn on_event(&self, event: &Ev) {
-        let (pattern, layer, kind) = (event.pattern(), event.layer().as_str(), event.kind());
+        let fields = event.fields();
         match event.level() {
-            Level::Debug => {
-                tracing::debug!(target: "weir", pattern, layer, event = kind, detail = ?event);
-            }
-            Level::Info => {
-                tracing::info!(target: "weir", pattern, layer, event = kind, detail = ?event);
-            }
-            Level::Warn => {
-                tracing::warn!(target: "weir", pattern, layer, event = kind, detail = ?event);
-            }
+            Level::Debug => trace_event!(tracing::Level::DEBUG, event, &fields),
+            Level::Info => trace_event!(tracing::Level::INFO, event, &fields),
+            Level::Warn => trace_event!(tracing::Level::WARN, event, &fields),
         }
     }
 }
 
-/// Counts every event through the `metrics` facade: the counter `weir_events_total` with the
-/// labels `pattern`, `layer` and `event`. Install any `metrics` recorder (a Prometheus exporter,
-/// for example) to collect it.
+/// Turns every event into the counters and histograms of the naming table (see the
+/// [module docs](self#metric-names)) through the `metrics` facade: `weir_events_total` for each
+/// event, `weir_calls_total` for each one that decided a call's [`Fate`], `weir_transitions_total`
+/// for each state change, and the histograms `weir_backoff_delay_seconds`,
+/// `weir_queue_wait_seconds` and `weir_attempt_duration_seconds` for the durations an event
+/// carries. Install any `metrics` recorder (a Prometheus exporter, for example) to collect them.
+///
+/// It runs only where a layer emits an event (rejections, retries, hedges, fallbacks, timeouts,
+/// sheds, state changes), never on an admitted call: the admitted path costs the same with and
+/// without it. Gauges come from the handles, through [`record`] or [`export`].
 #[cfg(feature = "metrics")]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Metrics;
 
-/// The name of the counter the [`Metrics`] observer increments.
+/// `weir_events_total{pattern, layer, event}`: every event.
 #[cfg(feature = "metrics")]
 pub const EVENTS_TOTAL: &str = "weir_events_total";
+/// `weir_calls_total{pattern, layer, outcome, reason}`: every event that decided a call's
+/// [`Fate`] (`reason` is the event's reason, or its kind when it has none).
+#[cfg(feature = "metrics")]
+pub const CALLS_TOTAL: &str = "weir_calls_total";
+/// `weir_transitions_total{pattern, layer, from, to}`: every state change.
+#[cfg(feature = "metrics")]
+pub const TRANSITIONS_TOTAL: &str = "weir_transitions_total";
+/// `weir_backoff_delay_seconds{pattern, layer}`: the delay before each retry.
+#[cfg(feature = "metrics")]
+pub const BACKOFF_DELAY_SECONDS: &str = "weir_backoff_delay_seconds";
+/// `weir_queue_wait_seconds{pattern, layer}`: how long a queued request waited.
+#[cfg(feature = "metrics")]
+pub const QUEUE_WAIT_SECONDS: &str = "weir_queue_wait_seconds";
+/// `weir_attempt_duration_seconds{pattern, layer}`: how long an attempt took, where the layer
+/// measures it.
+#[cfg(feature = "metrics")]
+pub const ATTEMPT_DURATION_SECONDS: &str = "weir_attempt_duration_seconds";
 
 #[cfg(feature = "metrics")]
 impl<Ev: Event + ?Sized> Observer<Ev> for Metrics {
     fn on_event(&self, event: &Ev) {
+        let fields = event.fields();
+        let pattern = event.pattern();
+        let layer = event.layer().to_shared_string();
         metrics::counter!(
             EVENTS_TOTAL,
-            "pattern" => event.pattern(),
-            "layer" => event.layer().to_shared_string(),
+            "pattern" => pattern,
+            "layer" => layer.clone(),
             "event" => event.kind(),
         )
         .increment(1);
+        if let Some(fate) = fields.fate {
+            metrics::counter!(
+                CALLS_TOTAL,
+                "pattern" => pattern,
+                "layer" => layer.clone(),
+                "outcome" => fate.as_str(),
+                "reason" => fields.reason.unwrap_or_else(|| event.kind()),
+            )
+            .increment(1);
+        }
+        if let (Some(from), Some(to)) = (fields.from, fields.to) {
+            metrics::counter!(
+                TRANSITIONS_TOTAL,
+                "pattern" => pattern,
+                "layer" => layer.clone(),
+                "from" => from,
+                "to" => to,
+            )
+            .increment(1);
+        }
+        let histograms = [
+            (BACKOFF_DELAY_SECONDS, fields.delay),
+            (QUEUE_WAIT_SECONDS, fields.wait),
+            (ATTEMPT_DURATION_SECONDS, fields.latency),
+        ];
+        for (name, duration) in histograms {
+            if let Some(duration) = duration {
+                metrics::histogram!(name, "pattern" => pattern, "layer" => layer.clone())
+                    .record(duration);
+            }
+        }
     }
 }
 
+#[cfg(all(test, feature = "metrics"))]
+mod capture;
 #[cfg(test)]
-mod tests {
-    use std::cell::RefCell;
-
-    #[cfg(any(feature = "tracing", feature = "metrics"))]
-    use super::*;
-    use crate::{Event, Level, Name, Observer};
-
-    #[derive(Debug)]
-    struct Opened<'a> {
-        layer: &'a Name,
-    }
-
-    impl Event for Opened<'_> {
-        fn pattern(&self) -> &'static str {
-            "circuit_breaker"
-        }
-        fn kind(&self) -> &'static str {
-            "state_change"
-        }
-        fn layer(&self) -> &Name {
-            self.layer
-        }
-        fn level(&self) -> Level {
-            Level::Warn
-        }
-    }
-
-    #[test]
-    fn a_pair_calls_both_in_order() {
-        let seen = RefCell::new(Vec::new());
-        let first = |e: &Opened<'_>| seen.borrow_mut().push(format!("1:{}", e.layer()));
-        let second = |e: &Opened<'_>| seen.borrow_mut().push(format!("2:{}", e.kind()));
-        let name = Name::new("db");
-        (first, second).on_event(&Opened { layer: &name });
-        assert_eq!(*seen.borrow(), ["1:db", "2:state_change"]);
-    }
-
-    #[cfg(feature = "tracing")]
-    #[test]
-    fn tracing_observer_accepts_any_event() {
-        // No subscriber is installed: this proves it compiles for a borrowed event and does not
-        // panic; what it logs is tracing's concern.
-        let name = Name::new("db");
-        Tracing.on_event(&Opened { layer: &name });
-    }
-
-    #[cfg(feature = "metrics")]
-    #[test]
-    fn metrics_observer_counts_with_labels() {
-        use std::sync::{Arc, Mutex};
-
-        use metrics::{
-            Counter, CounterFn, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString,
-            Unit,
-        };
-
-        #[derive(Default)]
-        struct Seen(Mutex<Vec<(String, Vec<(String, String)>, u64)>>);
-
-        struct Handle(Arc<Seen>, Key);
-
-        impl CounterFn for Handle {
-            fn increment(&self, value: u64) {
-                let labels = self
-                    .1
-                    .labels()
-                    .map(|l| (l.key().to_owned(), l.value().to_owned()))
-                    .collect();
-                self.0.0.lock().expect("not poisoned").push((
-                    self.1.name().to_owned(),
-                    labels,
-                    value,
-                ));
-            }
-            fn absolute(&self, _value: u64) {}
-        }
-
-        struct Rec(Arc<Seen>);
-
-        impl Recorder for Rec {
-            fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-            fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-            fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-            fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-                Counter::from_arc(Arc::new(Handle(self.0.clone(), key.clone())))
-            }
-            fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
-                Gauge::noop()
-            }
-            fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
-                Histogram::noop()
-            }
-        }
-
-        let seen = Arc::new(Seen::default());
-        let name = Name::from(String::from("payments"));
-        metrics::with_local_recorder(&Rec(seen.clone()), || {
-            Metrics.on_event(&Opened { layer: &name });
-        });
-        let seen = seen.0.lock().expect("not poisoned");
-        assert_eq!(seen.len(), 1);
-        let (metric, labels, value) = &seen[0];
-        assert_eq!(metric, EVENTS_TOTAL);
-        assert_eq!(*value, 1);
-        let label = |k: &str| {
-            labels
-                .iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.as_str())
-        };
-        assert_eq!(label("pattern"), Some("circuit_breaker"));
-        assert_eq!(label("layer"), Some("payments"));
-        assert_eq!(label("event"), Some("state_change"));
-    }
-}
+mod tests;

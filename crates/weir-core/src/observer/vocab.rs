@@ -1,6 +1,7 @@
 //! Observers: how a layer tells the world what it did, at no cost when nobody listens.
 
 use std::fmt;
+use std::time::Duration;
 
 use crate::name::Name;
 
@@ -19,9 +20,273 @@ pub trait Event: fmt::Debug {
     /// The configured name of the layer instance that emitted it.
     fn layer(&self) -> &Name;
 
-    /// How much it matters; [`Level::Info`] unless the event says otherwise.
+    /// How much it matters; [`Level::Info`] unless the event says otherwise. The rule every
+    /// pattern follows: a rejection (or any other per-request decision) is [`Level::Debug`], a
+    /// state transition [`Level::Info`], a misconfiguration [`Level::Warn`].
     fn level(&self) -> Level {
         Level::Info
+    }
+
+    /// The event's structured fields: what it decided about the call ([`Fate`]), a bounded
+    /// reason, and the durations and numbers a log line or a histogram needs. None by default.
+    ///
+    /// The [`Tracing`](crate::observer::Tracing) observer writes each field that is set, the
+    /// [`Metrics`](crate::observer::Metrics) observer turns them into the counters and histograms
+    /// of the naming table (weir-core's README).
+    fn fields(&self) -> Fields {
+        Fields::NONE
+    }
+}
+
+/// What an event decided about the call it is about: the `outcome` label of
+/// `weir_calls_total`.
+///
+/// Admitted calls emit no event (an observer never runs on the admitted path); their totals are
+/// the handles' counters, which the [exporter](crate::observer::record) reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Fate {
+    /// Refused without reaching the service (a rate limit, an open circuit, a full bulkhead).
+    Rejected,
+    /// Failed and sent again.
+    Retried,
+    /// A second (or later) copy was sent while an earlier one was still out.
+    Hedged,
+    /// Answered by a fallback source in place of the service.
+    FellBack,
+    /// Its deadline passed (while the service worked, or before it was called).
+    TimedOut,
+    /// Refused by a load shedder.
+    Shed,
+}
+
+impl Fate {
+    /// The label value: `"rejected"`, `"retried"`, `"hedged"`, `"fell_back"`, `"timed_out"`,
+    /// `"shed"`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Rejected => "rejected",
+            Self::Retried => "retried",
+            Self::Hedged => "hedged",
+            Self::FellBack => "fell_back",
+            Self::TimedOut => "timed_out",
+            Self::Shed => "shed",
+        }
+    }
+}
+
+impl fmt::Display for Fate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The structured fields of an [`Event`], each `None` unless the event carries it.
+///
+/// Built with its `const` setters from [`Fields::NONE`]; every string is `'static` and from a
+/// bounded set (a reason, a state's name), never a client key, so it can be a metric label.
+///
+/// ```
+/// use std::time::Duration;
+/// use weir_core::observer::{Fate, Fields};
+///
+/// let fields = Fields::NONE
+///     .fate(Fate::Retried)
+///     .reason("transient")
+///     .attempt(2)
+///     .delay(Duration::from_millis(40));
+/// assert_eq!(fields.fate, Some(Fate::Retried));
+/// assert_eq!(fields.delay, Some(Duration::from_millis(40)));
+/// assert_eq!(fields.wait, None);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Fields {
+    /// What the event decided about the call.
+    pub fate: Option<Fate>,
+    /// Why, `snake_case`, from a bounded set (`"queue_full"`, `"open"`, `"max_attempts"`).
+    pub reason: Option<&'static str>,
+    /// When the same request could pass (a rejection's hint).
+    pub retry_after: Option<Duration>,
+    /// How long the request waited in a queue.
+    pub wait: Option<Duration>,
+    /// The attempt the event is about (1 for the first call).
+    pub attempt: Option<u32>,
+    /// The backoff delay before the next attempt.
+    pub delay: Option<Duration>,
+    /// How long one attempt took, where a layer measures it.
+    pub latency: Option<Duration>,
+    /// The state left, for a transition.
+    pub from: Option<&'static str>,
+    /// The state entered, for a transition.
+    pub to: Option<&'static str>,
+    /// The time the request's deadline had left when the event happened (zero when spent).
+    pub budget_left: Option<Duration>,
+    /// The load level (or a shed request's priority) that decided a shed.
+    pub load_level: Option<&'static str>,
+    /// The W3C trace id of the request's `traceparent` header, where the layer read one (only on
+    /// a rejection).
+    pub trace_id: Option<TraceId>,
+}
+
+impl Fields {
+    /// No field set.
+    pub const NONE: Self = Self {
+        fate: None,
+        reason: None,
+        retry_after: None,
+        wait: None,
+        attempt: None,
+        delay: None,
+        latency: None,
+        from: None,
+        to: None,
+        budget_left: None,
+        load_level: None,
+        trace_id: None,
+    };
+
+    /// Sets [`fate`](Self::fate).
+    #[must_use]
+    pub const fn fate(mut self, fate: Fate) -> Self {
+        self.fate = Some(fate);
+        self
+    }
+
+    /// Sets [`reason`](Self::reason).
+    #[must_use]
+    pub const fn reason(mut self, reason: &'static str) -> Self {
+        self.reason = Some(reason);
+        self
+    }
+
+    /// Sets [`retry_after`](Self::retry_after) (`None` leaves it unset).
+    #[must_use]
+    pub const fn retry_after(mut self, retry_after: Option<Duration>) -> Self {
+        self.retry_after = retry_after;
+        self
+    }
+
+    /// Sets [`wait`](Self::wait).
+    #[must_use]
+    pub const fn wait(mut self, wait: Duration) -> Self {
+        self.wait = Some(wait);
+        self
+    }
+
+    /// Sets [`attempt`](Self::attempt).
+    #[must_use]
+    pub const fn attempt(mut self, attempt: u32) -> Self {
+        self.attempt = Some(attempt);
+        self
+    }
+
+    /// Sets [`delay`](Self::delay).
+    #[must_use]
+    pub const fn delay(mut self, delay: Duration) -> Self {
+        self.delay = Some(delay);
+        self
+    }
+
+    /// Sets [`latency`](Self::latency).
+    #[must_use]
+    pub const fn latency(mut self, latency: Duration) -> Self {
+        self.latency = Some(latency);
+        self
+    }
+
+    /// Sets [`from`](Self::from) and [`to`](Self::to).
+    #[must_use]
+    pub const fn transition(mut self, from: &'static str, to: &'static str) -> Self {
+        self.from = Some(from);
+        self.to = Some(to);
+        self
+    }
+
+    /// Sets [`budget_left`](Self::budget_left).
+    #[must_use]
+    pub const fn budget_left(mut self, budget_left: Duration) -> Self {
+        self.budget_left = Some(budget_left);
+        self
+    }
+
+    /// Sets [`load_level`](Self::load_level).
+    #[must_use]
+    pub const fn load_level(mut self, load_level: &'static str) -> Self {
+        self.load_level = Some(load_level);
+        self
+    }
+
+    /// Sets [`trace_id`](Self::trace_id) (`None` leaves it unset).
+    #[must_use]
+    pub const fn trace_id(mut self, trace_id: Option<TraceId>) -> Self {
+        self.trace_id = trace_id;
+        self
+    }
+}
+
+/// A W3C trace context trace id (16 bytes, written as 32 lowercase hex digits), read from a
+/// request's `traceparent` header so a rejection's log line joins the caller's trace.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TraceId([u8; 16]);
+
+impl TraceId {
+    /// The trace id of a `traceparent` value (`00-<32 hex>-<16 hex>-<2 hex>`); `None` for a
+    /// malformed value or the all-zero id, which the specification calls invalid.
+    #[must_use]
+    pub fn parse(traceparent: &[u8]) -> Option<Self> {
+        let value = traceparent.trim_ascii();
+        // version "-" trace-id "-" parent-id "-" flags; a future version may append fields.
+        if value.len() < 55 || value[2] != b'-' || value[35] != b'-' || value[52] != b'-' {
+            return None;
+        }
+        if value.len() > 55 && (value[..2] == *b"00" || value[55] != b'-') {
+            return None;
+        }
+        if value[..2] == *b"ff" || hex(value[0]).is_none() || hex(value[1]).is_none() {
+            return None;
+        }
+        let mut id = [0_u8; 16];
+        for (byte, pair) in id.iter_mut().zip(value[3..35].chunks_exact(2)) {
+            *byte = (hex(pair[0])? << 4) | hex(pair[1])?;
+        }
+        (id != [0; 16]).then_some(Self(id))
+    }
+
+    /// The trace id of the `traceparent` header in `headers`, if there is a valid one.
+    #[must_use]
+    pub fn from_headers(headers: &http::HeaderMap) -> Option<Self> {
+        headers
+            .get("traceparent")
+            .and_then(|value| Self::parse(value.as_bytes()))
+    }
+
+    /// The id's 16 bytes.
+    #[must_use]
+    pub const fn to_bytes(self) -> [u8; 16] {
+        self.0
+    }
+}
+
+/// A lowercase hex digit's value (the specification forbids upper case).
+const fn hex(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        _ => None,
+    }
+}
+
+impl fmt::Display for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+    }
+}
+
+impl fmt::Debug for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TraceId({self})")
     }
 }
 
@@ -29,11 +294,11 @@ pub trait Event: fmt::Debug {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum Level {
-    /// Routine detail (a retry scheduled).
+    /// A per-request decision: a rejection, a retry, a shed, a timeout, a fallback.
     Debug,
-    /// Worth knowing (a request rejected).
+    /// A state transition (a circuit opened or closed, a backend back).
     Info,
-    /// Worth acting on (a circuit opened, a backend unreachable).
+    /// Worth acting on: a misconfiguration, a backend unreachable.
     Warn,
 }
 

@@ -6,6 +6,7 @@ use weir_core::{BoxError, Error};
 use weir_test::Probe;
 
 use super::*;
+use crate::limit::Sample;
 use crate::state::{LoadLevel, Priority};
 
 fn parse(text: &str) -> LoadShedConfig {

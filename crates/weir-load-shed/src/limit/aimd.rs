@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use super::{Limit, Sample, clamp_limit, whole};
+use weir_core::ConfigError;
+
+use super::{ConfigLimit, Limit, Sample, clamp_limit, other_algorithm, whole};
 
 /// Additive increase, multiplicative decrease, driven by loss: a drop (or a call slower than
 /// `timeout`) multiplies the limit by `backoff` (0.9); a success while the limit is in use
@@ -88,5 +90,22 @@ impl Limit for Aimd {
             self.limit = clamp_limit(self.limit + 1.0, self.min, self.max);
         }
         self.limit()
+    }
+
+    fn to_config(&self) -> Option<ConfigLimit> {
+        Some(ConfigLimit::Aimd(self.clone()))
+    }
+
+    /// New bounds, backoff and timeout; the estimate is kept, clamped into the new bounds.
+    fn retune(&mut self, to: &ConfigLimit) -> Result<(), ConfigError> {
+        let ConfigLimit::Aimd(to) = to else {
+            return Err(other_algorithm());
+        };
+        self.min = to.min;
+        self.max = to.max;
+        self.backoff = to.backoff;
+        self.timeout = to.timeout;
+        self.limit = clamp_limit(self.limit, self.min, self.max);
+        Ok(())
     }
 }

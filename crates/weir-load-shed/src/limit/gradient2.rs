@@ -1,6 +1,8 @@
 //! Gradient2: driven by delay, a long average round-trip time against a short one.
 
-use super::{Limit, Sample, clamp_limit, whole};
+use weir_core::ConfigError;
+
+use super::{ConfigLimit, Limit, Sample, clamp_limit, other_algorithm, whole};
 
 /// How much of each short average the long one takes while the limit sits at its floor.
 const AT_FLOOR_CATCH_UP: f64 = 0.2;
@@ -198,5 +200,26 @@ impl Limit for Gradient2 {
             self.max,
         );
         self.limit()
+    }
+
+    fn to_config(&self) -> Option<ConfigLimit> {
+        Some(ConfigLimit::Gradient2(self.clone()))
+    }
+
+    /// New bounds, smoothing, queue, tolerance and windows; the estimate is kept, clamped into
+    /// the new bounds, and so are the RTT averages learnt so far.
+    fn retune(&mut self, to: &ConfigLimit) -> Result<(), ConfigError> {
+        let ConfigLimit::Gradient2(to) = to else {
+            return Err(other_algorithm());
+        };
+        self.min = to.min;
+        self.max = to.max;
+        self.smoothing = to.smoothing;
+        self.queue = to.queue;
+        self.tolerance = to.tolerance;
+        self.long_window = to.long_window;
+        self.short_window = to.short_window;
+        self.limit = clamp_limit(self.limit, self.min, self.max);
+        Ok(())
     }
 }

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use super::{Limit, Sample, clamp_limit, whole};
+use weir_core::ConfigError;
+
+use super::{ConfigLimit, Limit, Sample, clamp_limit, other_algorithm, whole};
 
 /// TCP Vegas applied to concurrency, driven by delay: it estimates the queue behind the service
 /// as `limit * (1 - rtt_noload / rtt)` and grows while that queue is short (`< 3 log10 limit`),
@@ -125,6 +127,27 @@ impl Vegas {
 impl Limit for Vegas {
     fn limit(&self) -> usize {
         whole(self.limit)
+    }
+
+    fn to_config(&self) -> Option<ConfigLimit> {
+        Some(ConfigLimit::Vegas(self.clone()))
+    }
+
+    /// New bounds, smoothing and probe period; the estimate (and the limit a probe under way
+    /// goes back to) is kept, clamped into the new bounds, and so is the no-load RTT.
+    fn retune(&mut self, to: &ConfigLimit) -> Result<(), ConfigError> {
+        let ConfigLimit::Vegas(to) = to else {
+            return Err(other_algorithm());
+        };
+        self.min = to.min;
+        self.max = to.max;
+        self.smoothing = to.smoothing;
+        self.probe_every = to.probe_every;
+        self.limit = clamp_limit(self.limit, self.min, self.max);
+        if let Some(probe) = &mut self.probe {
+            probe.restore = clamp_limit(probe.restore, self.min, self.max);
+        }
+        Ok(())
     }
 
     fn update(&mut self, sample: Sample) -> usize {

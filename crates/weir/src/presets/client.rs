@@ -14,7 +14,8 @@ use weir_circuit_breaker::{
     CircuitBreakerBuilder, CircuitBreakerHandle, CircuitBreakerLayer, KeyedCircuitBreakerHandle,
     KeyedCircuitBreakerLayer,
 };
-use weir_core::{AnyError, Authority, HttpStatus, Observer};
+use weir_core::inspect::Registry;
+use weir_core::{AnyError, Authority, HttpStatus, Name, Observer};
 #[cfg(feature = "tonic")]
 use weir_core::{ClassifyTrailers, GrpcStatus};
 use weir_retry::{HttpReplay, RetryBudget, RetryBuilder, RetryHandle, RetryLayer};
@@ -268,6 +269,8 @@ impl ClientStack {
             settings: ClientSettings::default(),
             mode: Single(AnyError),
             observer: (),
+            registry: None,
+            name: Name::new("client"),
             order: PhantomData,
         }
     }
@@ -509,6 +512,10 @@ pub struct ClientBuilder<K = Single, Ord = BreakerInside, O = ()> {
     settings: ClientSettings,
     mode: K,
     observer: O,
+    /// Where `build` registers the layers it builds ([`registry`](ClientBuilder::registry)).
+    registry: Option<Registry>,
+    /// The name of every stateful layer the preset builds ([`name`](ClientBuilder::name)).
+    name: Name,
     order: PhantomData<fn() -> Ord>,
 }
 
@@ -683,6 +690,8 @@ impl<K, Ord, O> ClientBuilder<K, Ord, O> {
             settings: self.settings,
             mode: self.mode,
             observer,
+            registry: self.registry,
+            name: self.name,
             order: self.order,
         }
     }
@@ -718,6 +727,26 @@ impl<K, Ord, O> ClientBuilder<K, Ord, O> {
         self.retype(Grpc(GrpcStatus::default()))
     }
 
+    /// Names the retry layer, the circuit breaker and the bulkhead the preset builds (in
+    /// errors, events and a [`registry`](Self::registry)); `"client"` by default. Name each
+    /// stack when an application has several (one per downstream).
+    #[must_use]
+    pub fn name(mut self, name: impl Into<Name>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Shows the layers the preset builds in `registry` (a status page, a metrics exporter):
+    /// the retry layer, the circuit breaker (keyed, per authority, for `http()`) and the
+    /// bulkhead, each under the stack's [`name`](Self::name) (`"client"` by default; a second
+    /// client stack of the same name in one registry is a [`ConfigError`], duplicate `name`).
+    /// The timeouts have no state to show.
+    #[must_use]
+    pub fn registry(mut self, registry: &Registry) -> Self {
+        self.registry = Some(registry.clone());
+        self
+    }
+
     /// The seeds' order: total timeout → bulkhead → breaker → retry → attempt timeout. The
     /// breaker then counts one outcome per logical call instead of one per attempt; see the
     /// crate's [`# Ordering`](crate#ordering).
@@ -727,6 +756,8 @@ impl<K, Ord, O> ClientBuilder<K, Ord, O> {
             settings: self.settings,
             mode: self.mode,
             observer: self.observer,
+            registry: self.registry,
+            name: self.name,
             order: PhantomData,
         }
     }
@@ -741,6 +772,8 @@ impl<K, Ord, O> ClientBuilder<K, Ord, O> {
             settings: self.settings,
             mode,
             observer: self.observer,
+            registry: self.registry,
+            name: self.name,
             order: self.order,
         };
         (self.mode, rest)
@@ -813,12 +846,16 @@ impl<K, Ord, O: ClientObserver> ClientBuilder<K, Ord, O> {
     /// The breaker's settings, with the observer.
     fn breaker_settings(&self) -> CircuitBreakerBuilder<AnyError, O> {
         let breaker = CircuitBreakerLayer::standard()
-            .name("client")
+            .name(self.name.clone())
             .failure_rate(self.settings.failure_rate)
             .minimum_calls(self.settings.minimum_calls)
             .time_window(self.settings.sampling_window, WINDOW_BUCKETS)
             .open_duration(self.settings.open_duration)
             .observer(self.observer.clone());
+        let breaker = match &self.registry {
+            Some(registry) => breaker.registry(registry),
+            None => breaker,
+        };
         match self.settings.seed {
             Some(seed) => breaker.seed(seed),
             None => breaker,
@@ -831,10 +868,14 @@ impl<K, Ord, O: ClientObserver> ClientBuilder<K, Ord, O> {
         retry: RetryBuilder<R, C, (), P>,
     ) -> RetryBuilder<R, C, O, P> {
         let retry = retry
-            .name("client")
+            .name(self.name.clone())
             .max_retries(self.settings.max_retries)
             .budget(self.settings.budget)
             .observer(self.observer.clone());
+        let retry = match &self.registry {
+            Some(registry) => retry.registry(registry),
+            None => retry,
+        };
         match self.settings.seed {
             Some(seed) => retry.seed(seed),
             None => retry,
@@ -866,10 +907,15 @@ impl<K, Ord, O: ClientObserver> ClientBuilder<K, Ord, O> {
         }
         .build()
         .map_err(zero("attempt_timeout"))?;
-        let (bulkhead, bulkhead_handle) = BulkheadLayer::builder()
-            .name("client")
+        let bulkhead = BulkheadLayer::builder()
+            .name(self.name.clone())
             .max_concurrent(self.settings.max_concurrent)
-            .observer(self.observer)
+            .observer(self.observer);
+        let bulkhead = match &self.registry {
+            Some(registry) => bulkhead.registry(registry),
+            None => bulkhead,
+        };
+        let (bulkhead, bulkhead_handle) = bulkhead
             .build_with_handle()
             .map_err(|e| adopt("bulkhead", "max_concurrent", e))?;
         Ok(ClientStack {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tower_layer::{Identity, Layer};
+use weir_core::inspect::Registry;
 use weir_core::protocol::Http;
 use weir_core::{ErrorResponse, ErrorResponseLayer, Observer};
 use weir_load_shed::{Fixed, LoadShed, LoadShedHandle, LoadShedLayer, Priority, Uniform};
@@ -88,6 +89,7 @@ impl ServerStack {
                 incoming_floor: None,
                 shares: Vec::new(),
                 exempt: None,
+                registry: None,
             },
             rate_limit: Identity::new(),
             priority: Uniform,
@@ -323,6 +325,8 @@ struct ServerSettings {
     shares: Vec<(Priority, f64)>,
     /// `None`: the defaults.
     exempt: Option<Vec<Cow<'static, str>>>,
+    /// Where `build` registers the layers it builds ([`ServerBuilder::registry`]).
+    registry: Option<Registry>,
 }
 
 impl<R, C, O> ServerBuilder<R, C, O> {
@@ -455,6 +459,17 @@ impl<R, C, O> ServerBuilder<R, C, O> {
         }
     }
 
+    /// Shows the layers the preset builds in `registry` (a status page, a metrics exporter):
+    /// the load shedder, as `"server"` (a second server stack in one registry is a
+    /// [`ConfigError`], duplicate `name`). The timeout has no state to show; a
+    /// [`rate_limit`](Self::rate_limit) is built before it is given here, so give its builder
+    /// the registry itself (`RateLimitLayer::per_second(100).registry(&registry)`).
+    #[must_use]
+    pub fn registry(mut self, registry: &Registry) -> Self {
+        self.settings.registry = Some(registry.clone());
+        self
+    }
+
     /// The share of `max_in_flight` requests of `priority` may use, in `(0, 1]`; shares must
     /// not decrease from sheddable to critical.
     #[must_use]
@@ -495,9 +510,13 @@ impl<R, C, O> ServerBuilder<R, C, O> {
 
 impl<R, C, O> ServerBuilder<R, C, O>
 where
+    C: Send + Sync + 'static,
     O: for<'a> Observer<weir_load_shed::Event<'a>>
         + for<'a> Observer<weir_timeout::Event<'a>>
-        + Clone,
+        + Clone
+        + Send
+        + Sync
+        + 'static,
 {
     /// Checks the settings and builds the stack.
     ///
@@ -545,6 +564,9 @@ where
             .observer(self.observer);
         for (priority, share) in self.settings.shares {
             shed = shed.share(priority, share);
+        }
+        if let Some(registry) = &self.settings.registry {
+            shed = shed.registry(registry);
         }
         let shed = shed.build().map_err(|e| adopt("load shed", "share", e))?;
         Ok(ServerStack {
