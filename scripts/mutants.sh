@@ -71,7 +71,11 @@ for entry in "${modules[@]}"; do
         failed+=("$name")
         continue
     fi
-    count() { [ -f "$dir_out/$1.txt" ] && grep -c . "$dir_out/$1.txt" || echo 0; }
+    count() {
+        local n
+        n=$(grep -c . "$dir_out/$1.txt" 2>/dev/null) || true
+        echo "${n:-0}"
+    }
     caught=$(count caught) missed=$(count missed) unviable=$(count unviable) timeouts=$(count timeout)
     # A missed mutant is explained when mutants-equivalent.txt lists it (its line in missed.txt,
     # file:line:col and the replacement, before the `#` of the reason).

@@ -330,5 +330,8 @@ fn a_keyed_budget_counts_its_servers() {
         );
     }
     assert_eq!(budget.servers(), 2);
-    assert!(budget.keyed::<u32>(KeyedConfig::new()).is_none(), "another key type");
+    assert!(
+        budget.keyed::<u32>(KeyedConfig::new()).is_none(),
+        "another key type"
+    );
 }
