@@ -20,17 +20,15 @@ pub(crate) type Status = (StatusCode, Option<GrpcCode>);
 
 pin_project! {
     /// The response future of a [`Chaos`](crate::Chaos) service: the inner call, passed
-    /// through (the happy path: no box, no timer), or the inner call held for added latency, or
-    /// an injected answer (an error, a status), or a stall.
-    #[project = ResponseFutureProj]
+    /// through (the happy path: no box, no timer; the inner future and a tag), or, for a
+    /// request a fault was injected into, one box holding the inner call held for added latency
+    /// or with a failing body, an injected answer (an error, a status), or a stall.
     pub struct ResponseFuture<F, Req, P>
     where
         F: Future,
     {
         #[pin]
         state: State<F>,
-        // A body fault: the response body fails after this many bytes.
-        fail_after: Option<u64>,
         _mode: PhantomData<fn(Req) -> P>,
     }
 }
@@ -47,6 +45,63 @@ pin_project! {
             #[pin]
             future: F,
         },
+        // Boxed: only a request with an injected fault gets here (an enabled layer's fault,
+        // which allocates its timer or its answer anyway), so the disabled future stays the
+        // inner future and a tag.
+        Faulted {
+            faulted: FaultedBox<F>,
+        },
+    }
+}
+
+/// The box of a request with an injected fault, dropped out of line: the future's drop glue is
+/// then a test of the tag and, for the pass-through state, the inner future's drop, small enough
+/// to be inlined where the caller drops the future.
+struct FaultedBox<F: Future>(Option<Pin<Box<Faulted<F>>>>);
+
+impl<F: Future> FaultedBox<F> {
+    fn get(&mut self) -> Pin<&mut Faulted<F>> {
+        self.0
+            .as_mut()
+            .expect("a faulted future holds its box")
+            .as_mut()
+    }
+}
+
+impl<F: Future> Drop for FaultedBox<F> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(faulted) = self.0.take() {
+            drop_faulted(faulted);
+        }
+    }
+}
+
+/// Drops a fault's state (its inner future, its timer, its held answer).
+#[inline(never)]
+fn drop_faulted<F: Future>(faulted: Pin<Box<Faulted<F>>>) {
+    drop(faulted);
+}
+
+pin_project! {
+    /// The state of a request with an injected fault.
+    struct Faulted<F>
+    where
+        F: Future,
+    {
+        #[pin]
+        state: Fault<F>,
+        // A body fault: the response body fails after this many bytes.
+        fail_after: Option<u64>,
+    }
+}
+
+pin_project! {
+    #[project = FaultProj]
+    enum Fault<F>
+    where
+        F: Future,
+    {
         // The inner call; its result is then held for `latency`, if any.
         Inner {
             #[pin]
@@ -59,8 +114,6 @@ pin_project! {
         Held {
             result: Option<F::Output>,
             status: Option<Status>,
-            // Boxed: a timer exists only when a fault with latency or a stall fires, never on the
-            // disabled or unselected path, which keeps the future small for every other request.
             sleep: Option<Pin<Box<Sleep>>>,
             forever: bool,
         },
@@ -74,22 +127,26 @@ impl<F: Future, Req, P> ResponseFuture<F, Req, P> {
     pub(crate) const fn pass(future: F) -> Self {
         Self {
             state: State::Pass { future },
-            fail_after: None,
             _mode: PhantomData,
         }
     }
 
-    /// The inner call, held for `latency`, or with a failing body.
-    pub(crate) const fn inner(
-        future: F,
-        latency: Option<Duration>,
-        fail_after: Option<u64>,
-    ) -> Self {
+    /// A fault's state, boxed.
+    fn faulted(state: Fault<F>, fail_after: Option<u64>) -> Self {
         Self {
-            state: State::Inner { future, latency },
-            fail_after,
+            state: State::Faulted {
+                faulted: FaultedBox(Some(Box::pin(Faulted { state, fail_after }))),
+            },
             _mode: PhantomData,
         }
+    }
+
+    /// The inner call, held for `latency`, or with a failing body; passed through when neither.
+    pub(crate) fn inner(future: F, latency: Option<Duration>, fail_after: Option<u64>) -> Self {
+        if latency.is_none() && fail_after.is_none() {
+            return Self::pass(future);
+        }
+        Self::faulted(Fault::Inner { future, latency }, fail_after)
     }
 
     /// An injected error, after `latency`.
@@ -131,16 +188,15 @@ impl<F: Future, Req, P> ResponseFuture<F, Req, P> {
         sleep: Option<Pin<Box<Sleep>>>,
         forever: bool,
     ) -> Self {
-        Self {
-            state: State::Held {
+        Self::faulted(
+            Fault::Held {
                 result,
                 status,
                 sleep,
                 forever,
             },
-            fail_after: None,
-            _mode: PhantomData,
-        }
+            None,
+        )
     }
 }
 
@@ -153,39 +209,42 @@ where
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        if let StateProj::Pass { future } = this.state.as_mut().project() {
+        match self.project().state.project() {
             // The happy path: the inner poll, mapped; polling again after `Ready` polls the
             // inner future again, as the future contract allows.
-            return future
+            StateProj::Pass { future } => future
                 .poll(cx)
-                .map(|result| result.map(|res| P::pass(res, None)));
+                .map(|result| result.map(|res| P::pass(res, None))),
+            StateProj::Faulted { faulted } => faulted.get().poll_faulted::<Req, P>(cx),
         }
-        this.poll_faulted(cx)
     }
 }
 
-impl<F, Req, P, Res, E> ResponseFutureProj<'_, F, Req, P>
+impl<F, Res, E> Faulted<F>
 where
     F: Future<Output = Result<Res, E>>,
-    P: Protocol<Req, Res>,
 {
-    /// Every state but [`State::Pass`]: the inner call held or failing, an injected answer, a
-    /// stall. Out of line, so the pass-through poll stays small.
+    /// A request with an injected fault: the inner call held or failing, an injected answer,
+    /// a stall. Out of line, so the pass-through poll stays small.
     #[inline(never)]
-    fn poll_faulted(&mut self, cx: &mut Context<'_>) -> Poll<Result<P::Response, E>> {
-        let this = self;
+    fn poll_faulted<Req, P>(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<P::Response, E>>
+    where
+        P: Protocol<Req, Res>,
+    {
+        let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Pass { .. } => unreachable!("the pass-through state is polled inline"),
-                StateProj::Inner { future, latency } => {
+                FaultProj::Inner { future, latency } => {
                     let result = ready!(future.poll(cx));
                     match latency.take() {
                         None => {
-                            this.state.set(State::Done);
+                            this.state.set(Fault::Done);
                             return Poll::Ready(result.map(|res| P::pass(res, *this.fail_after)));
                         }
-                        Some(delay) => this.state.set(State::Held {
+                        Some(delay) => this.state.set(Fault::Held {
                             result: Some(result),
                             status: None,
                             sleep: Some(Box::pin(sleep(delay))),
@@ -193,7 +252,7 @@ where
                         }),
                     }
                 }
-                StateProj::Held {
+                FaultProj::Held {
                     result,
                     status,
                     sleep,
@@ -211,10 +270,10 @@ where
                             .expect("a status is injected in HTTP mode only")),
                         (None, None) => unreachable!("a held answer is taken once"),
                     };
-                    this.state.set(State::Done);
+                    this.state.set(Fault::Done);
                     return Poll::Ready(answer);
                 }
-                StateProj::Done => panic!("ResponseFuture polled after completion"),
+                FaultProj::Done => panic!("ResponseFuture polled after completion"),
             }
         }
     }
@@ -222,17 +281,25 @@ where
 
 impl<F: Future, Req, P> fmt::Debug for ResponseFuture<F, Req, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match &self.state {
-            State::Pass { .. } => "inner",
-            State::Inner { latency: None, .. } => "inner",
-            State::Inner { .. } => "inner, then held",
-            State::Held { forever: true, .. } => "stalled",
-            State::Held { .. } => "held",
-            State::Done => "done",
+        let (state, fail_after) = match &self.state {
+            State::Pass { .. } => ("inner", None),
+            State::Faulted {
+                faulted: FaultedBox(Some(faulted)),
+            } => (
+                match &faulted.state {
+                    Fault::Inner { latency: None, .. } => "inner",
+                    Fault::Inner { .. } => "inner, then held",
+                    Fault::Held { forever: true, .. } => "stalled",
+                    Fault::Held { .. } => "held",
+                    Fault::Done => "done",
+                },
+                faulted.fail_after,
+            ),
+            State::Faulted { .. } => ("done", None),
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)
-            .field("fail_after", &self.fail_after)
+            .field("fail_after", &fail_after)
             .finish()
     }
 }

@@ -14,7 +14,7 @@ use crate::event::Event;
 use crate::fault::{Behaviour, MakeError, Select};
 use crate::future::ResponseFuture;
 use crate::protocol::Protocol;
-use crate::shared::Shared;
+use crate::shared::{Control, Shared};
 use crate::state::Fault;
 
 /// Injects faults into the calls to the inner service; made by
@@ -32,14 +32,18 @@ use crate::state::Fault;
 ///   on the request, which then goes to the inner service.
 pub struct Chaos<S, P, E, B, K, O> {
     inner: S,
+    // The switch, first: the disabled path's one check is one load through this pointer (not
+    // through `shared`, then its `control`).
+    control: Arc<Control>,
     shared: Arc<Shared<E, B, K, O>>,
     _mode: PhantomData<fn() -> P>,
 }
 
 impl<S, P, E, B, K, O> Chaos<S, P, E, B, K, O> {
-    pub(crate) const fn new(inner: S, shared: Arc<Shared<E, B, K, O>>) -> Self {
+    pub(crate) fn new(inner: S, shared: Arc<Shared<E, B, K, O>>) -> Self {
         Self {
             inner,
+            control: Arc::clone(&shared.control),
             shared,
             _mode: PhantomData,
         }
@@ -68,7 +72,7 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        if !self.shared.is_enabled() {
+        if !self.control.is_enabled() {
             return ResponseFuture::pass(self.inner.call(req));
         }
         self.call_enabled(req)
@@ -144,7 +148,12 @@ impl<S, P, E, B, K, O> Chaos<S, P, E, B, K, O> {
 
 impl<S: Clone, P, E, B, K, O> Clone for Chaos<S, P, E, B, K, O> {
     fn clone(&self) -> Self {
-        Self::new(self.inner.clone(), Arc::clone(&self.shared))
+        Self {
+            inner: self.inner.clone(),
+            control: Arc::clone(&self.control),
+            shared: Arc::clone(&self.shared),
+            _mode: PhantomData,
+        }
     }
 }
 

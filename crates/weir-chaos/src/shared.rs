@@ -46,6 +46,13 @@ impl Control {
         }
     }
 
+    /// Whether the layer injects faults at all: the one check of the disabled path (a
+    /// relaxed load).
+    #[inline(always)]
+    pub(crate) fn is_enabled(&self) -> bool {
+        self.enabled.load(Relaxed)
+    }
+
     fn threshold(&self, fault: Fault) -> u64 {
         self.thresholds[fault.index()].load(Relaxed)
     }
@@ -108,12 +115,6 @@ impl<E, B, K, O> Shared<E, B, K, O> {
             keys,
             observer,
         }
-    }
-
-    /// Whether the layer injects faults at all: the one check of the disabled path.
-    #[inline(always)]
-    pub(crate) fn is_enabled(&self) -> bool {
-        self.control.enabled.load(Relaxed)
     }
 
     /// What `req` is to suffer (the layer is enabled), and whether its fault header said so.

@@ -344,7 +344,7 @@ impl<E, C, O> KeyedCircuitBreakerBuilder<E, C, O> {
         let state = Arc::new(KeyedState {
             extractor: self.extractor,
             config: self.config,
-            settings,
+            settings: arc_swap::ArcSwap::from_pointee(settings),
             missing: self.missing,
             map: OnceLock::new(),
             lanes: Lanes::new(Arc::clone(&shared)),
@@ -399,5 +399,25 @@ impl<E: fmt::Debug, C: fmt::Debug, O> fmt::Debug for KeyedCircuitBreakerBuilder<
             .field("config", &self.config)
             .field("missing", &self.missing)
             .finish()
+    }
+}
+
+/// The builder as a handle's settings ([`Reconfigure`](weir_core::reconfigure::Reconfigure)).
+impl CircuitBreakerBuilder {
+    /// A builder holding `settings` (what a handle's `settings()` gives).
+    pub(crate) const fn from_settings(settings: CircuitBreakerSettings) -> Self {
+        Self {
+            settings,
+            classifier: AnyError,
+            observer: (),
+            registry: None,
+        }
+    }
+}
+
+impl<C, O> CircuitBreakerBuilder<C, O> {
+    /// The plain settings (what a handle's `apply` takes), without the classifier and observer.
+    pub(crate) fn into_settings(self) -> CircuitBreakerSettings {
+        self.settings
     }
 }

@@ -6,9 +6,12 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use weir_core::inspect::Transition;
-use weir_core::{Name, Observer};
+use weir_core::reconfigure::Reconfigure;
+use weir_core::{ConfigError, Name, Observer};
 
+use crate::builder::CircuitBreakerBuilder;
 use crate::event::Event;
+use crate::settings::CircuitBreakerSettings;
 use crate::shared::{DynKey, KeyedBreaker, KeyedState, KeyedTotals, Shared};
 use crate::state::{Breaker, Notice, State};
 
@@ -18,6 +21,8 @@ trait Control: Send + Sync {
     fn breaker(&self) -> &Breaker;
     fn now(&self) -> Duration;
     fn notify(&self, notice: Option<Notice>, key: Option<&DynKey>);
+    fn settings(&self) -> CircuitBreakerSettings;
+    fn apply(&self, settings: CircuitBreakerSettings) -> Result<(), ConfigError>;
     fn recent(&self) -> Vec<Transition>;
     fn totals(&self) -> &KeyedTotals;
 }
@@ -41,6 +46,14 @@ where
 
     fn notify(&self, notice: Option<Notice>, key: Option<&DynKey>) {
         Self::notify(self, notice, key);
+    }
+
+    fn settings(&self) -> CircuitBreakerSettings {
+        self.plain()
+    }
+
+    fn apply(&self, settings: CircuitBreakerSettings) -> Result<(), ConfigError> {
+        Self::apply(self, settings, None)
     }
 
     fn recent(&self) -> Vec<Transition> {
@@ -265,6 +278,7 @@ trait KeyedControl: Send + Sync {
     fn visit(&self, f: &mut dyn FnMut(&KeyedBreaker));
     fn len(&self) -> usize;
     fn sweep(&self) -> usize;
+    fn apply(&self, settings: CircuitBreakerSettings) -> Result<(), ConfigError>;
 }
 
 impl<E, C, O> KeyedControl for KeyedState<E, C, O>
@@ -287,6 +301,10 @@ where
 
     fn sweep(&self) -> usize {
         Self::sweep(self)
+    }
+
+    fn apply(&self, settings: CircuitBreakerSettings) -> Result<(), ConfigError> {
+        Self::apply(self, settings)
     }
 }
 
@@ -422,5 +440,65 @@ impl fmt::Debug for KeyedCircuitBreakerHandle {
             .field("layer", self.control.shared().name())
             .field("keys", &self.len())
             .finish()
+    }
+}
+
+/// New settings while the breaker runs: a [`CircuitBreakerBuilder`] (its classifier and observer
+/// are not read), as [`CircuitBreakerLayer::builder`](crate::CircuitBreakerLayer::builder) or
+/// `CircuitBreakerConfig::builder` make it. See the crate's *Changing settings at run time*.
+///
+/// ```
+/// use std::time::Duration;
+/// use weir_circuit_breaker::CircuitBreakerLayer;
+/// use weir_core::reconfigure::Reconfigure;
+///
+/// let (_layer, handle) = CircuitBreakerLayer::builder().build_with_handle()?;
+/// handle.apply(handle.settings().failure_rate(20.0).open_duration(Duration::from_secs(30)))?;
+/// let err = handle.apply(handle.settings().half_open_probes(0)).unwrap_err();
+/// assert_eq!(err.field(), "half_open_probes");
+/// # Ok::<(), weir_core::ConfigError>(())
+/// ```
+impl Reconfigure for CircuitBreakerHandle {
+    type Settings = CircuitBreakerBuilder;
+
+    /// The settings in force, as a builder (the name and the seed are the layer's).
+    fn settings(&self) -> CircuitBreakerBuilder {
+        CircuitBreakerBuilder::from_settings(self.control.settings())
+    }
+
+    /// Validates `settings` as `build()` would and applies them at once: the thresholds,
+    /// minimum, open time, probes and half-open wait, the window, the slow-call threshold and
+    /// backpressure. The state and the growth of the open time are kept; the name and the seed
+    /// stay the layer's.
+    ///
+    /// # Errors
+    ///
+    /// `build()`'s [`ConfigError`], naming the field; or the window field when the breaker has
+    /// held 8 window shapes already (see the crate's *Changing settings at run time*). Nothing
+    /// changes then.
+    fn apply(&self, settings: CircuitBreakerBuilder) -> Result<(), ConfigError> {
+        self.control.apply(settings.into_settings())
+    }
+}
+
+/// New settings for every key's breaker (and the key-less one): the same
+/// [`CircuitBreakerBuilder`] as [`CircuitBreakerHandle`]'s. The keyed settings (extractor, keys,
+/// idle timeout, missing key) stay the layer's.
+impl Reconfigure for KeyedCircuitBreakerHandle {
+    type Settings = CircuitBreakerBuilder;
+
+    /// The settings in force, as a builder.
+    fn settings(&self) -> CircuitBreakerBuilder {
+        CircuitBreakerBuilder::from_settings(self.control.shared().settings())
+    }
+
+    /// Validates `settings` as `build()` would and applies them to every breaker there is
+    /// (each key's, the overflow's, the key-less one) and to every key seen later.
+    ///
+    /// # Errors
+    ///
+    /// As [`CircuitBreakerHandle`]'s; checked for every breaker first, so none or all change.
+    fn apply(&self, settings: CircuitBreakerBuilder) -> Result<(), ConfigError> {
+        self.control.apply(settings.into_settings())
     }
 }

@@ -110,7 +110,7 @@ impl<C, O, P> fmt::Debug for CircuitBreakerLayer<C, O, P> {
         f.debug_struct("CircuitBreakerLayer")
             .field("name", &self.lanes.shared.name)
             .field("state", &self.lanes.shared.breaker.state())
-            .field("settings", self.lanes.shared.breaker.settings())
+            .field("settings", &self.lanes.shared.breaker.settings())
             .finish_non_exhaustive()
     }
 }

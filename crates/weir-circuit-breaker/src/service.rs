@@ -5,6 +5,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use tokio::time::{Instant, Sleep, sleep_until};
@@ -61,7 +62,7 @@ where
             Admit::Reject {
                 state: State::Open,
                 retry_after: Some(wait),
-            } if shared.backpressure => {
+            } if shared.backpressure.load(Ordering::Relaxed) => {
                 breaker.waited();
                 let deadline = Instant::now() + wait;
                 // Backpressure mode only: one `Sleep` per service, boxed once and reset.

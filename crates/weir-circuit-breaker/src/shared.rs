@@ -5,10 +5,11 @@
 use std::any::Any;
 use std::fmt;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::time::Instant;
 use weir_core::inspect::Recent;
 use weir_core::{
@@ -27,8 +28,13 @@ pub(crate) struct Shared<C, O> {
     pub(crate) classifier: C,
     pub(crate) observer: O,
     pub(crate) origin: Instant,
-    pub(crate) slow_threshold: Option<Duration>,
-    pub(crate) backpressure: bool,
+    /// The slow-call threshold in nanoseconds, 0 without one: one word, read when a call
+    /// starts (and, timed, when it ends), changed by new settings.
+    pub(crate) slow_threshold: AtomicU64,
+    pub(crate) backpressure: AtomicBool,
+    /// The plain settings in force (what a handle's `settings()` reads); held while new
+    /// settings are applied, so that applications do not interleave.
+    pub(crate) plain: Mutex<CircuitBreakerSettings>,
     /// The last transitions (of any key's breaker, for a keyed layer), for a status page;
     /// written only on a transition.
     pub(crate) recent: Recent,
@@ -71,16 +77,23 @@ impl<C, O> Shared<C, O> {
     ) -> Result<Arc<Self>, ConfigError> {
         let algorithm = settings.validate()?;
         Ok(Arc::new(Self {
-            name: settings.name,
+            name: settings.name.clone(),
             breaker: Breaker::new(algorithm),
             classifier,
             observer,
             origin: Instant::now(),
-            slow_threshold: settings.slow_calls.map(|(threshold, _)| threshold),
-            backpressure: settings.backpressure,
+            slow_threshold: AtomicU64::new(threshold_nanos(&settings)),
+            backpressure: AtomicBool::new(settings.backpressure),
+            plain: Mutex::new(settings),
             recent: Recent::default(),
             keyed: KeyedTotals::default(),
         }))
+    }
+
+    /// Whether calls are timed now (a slow-call threshold is set).
+    #[inline]
+    pub(crate) fn timed(&self) -> bool {
+        self.slow_threshold.load(Ordering::Relaxed) != 0
     }
 
     /// Time since the origin, on tokio's (pausable, monotonic) clock.
@@ -274,7 +287,7 @@ impl<C, O> Guard<C, O> {
             lane: lanes.pick(),
             keyed,
             permit,
-            start: if shared.slow_threshold.is_some() {
+            start: if shared.timed() {
                 shared.started_now()
             } else {
                 UNTIMED
@@ -308,7 +321,7 @@ impl<C, O> Guard<C, O> {
     /// set).
     #[inline]
     pub(crate) fn start(&mut self) {
-        if self.shared().slow_threshold.is_some() {
+        if self.shared().timed() {
             self.start = self.shared().started_now();
         }
     }
@@ -378,9 +391,8 @@ impl<C, O> Guard<C, O> {
     /// out of line, the closed path of an untimed call stays short).
     #[inline(never)]
     fn slow(&self) -> bool {
-        self.shared().slow_threshold.is_some_and(|threshold| {
-            Duration::from_nanos(self.shared().nanos_now().saturating_sub(self.start)) >= threshold
-        })
+        let threshold = self.shared().slow_threshold.load(Ordering::Relaxed);
+        threshold != 0 && self.shared().nanos_now().saturating_sub(self.start) >= threshold
     }
 
     /// Records an outcome the steady state does not absorb.
@@ -441,6 +453,8 @@ impl<C, O> fmt::Debug for Guard<C, O> {
 pub(crate) trait Store: Any + Send + Sync {
     fn as_any(&self) -> &dyn Any;
     fn visit(&self, f: &mut dyn FnMut(&KeyedBreaker));
+    /// The overflow breaker (keys past `max_keys`).
+    fn overflow(&self) -> &KeyedBreaker;
     fn len(&self) -> usize;
     fn sweep(&self, now: Instant) -> usize;
 }
@@ -457,6 +471,10 @@ where
         self.for_each(|_, breaker| f(breaker));
     }
 
+    fn overflow(&self) -> &KeyedBreaker {
+        Self::overflow(self)
+    }
+
     fn len(&self) -> usize {
         Self::len(self)
     }
@@ -470,7 +488,8 @@ where
 pub(crate) struct KeyedState<E, C, O> {
     pub(crate) extractor: E,
     pub(crate) config: KeyedConfig,
-    pub(crate) settings: Settings,
+    /// The settings a new key's breaker starts with (read when a key is first seen).
+    pub(crate) settings: ArcSwap<Settings>,
     pub(crate) missing: MissingKey,
     pub(crate) map: OnceLock<Box<dyn Store>>,
     /// The breaker of key-less requests ([`MissingKey::Shared`]) is `shared.breaker`.
@@ -492,7 +511,7 @@ impl<E, C, O> KeyedState<E, C, O> {
     {
         let store = self.map.get_or_init(|| {
             let overflow = Arc::new(KeyedBreaker {
-                breaker: Breaker::new(self.settings),
+                breaker: Breaker::new(**self.settings.load()),
                 key: Box::new("overflow"),
             });
             let map: KeyedMap<Key, Arc<KeyedBreaker>> =
@@ -532,14 +551,13 @@ impl<E, C, O> KeyedState<E, C, O> {
                     // those requests share the key-less breaker.
                     return Resolved::Shared;
                 };
-                let settings = self.settings;
                 let breaker = map.with(
                     key,
                     Instant::now(),
                     |key| {
                         let key = self.extractor.detach(key);
                         let keyed = Arc::new(KeyedBreaker {
-                            breaker: Breaker::new(settings),
+                            breaker: Breaker::new(**self.settings.load()),
                             key: Box::new(key.clone()),
                         });
                         (key, keyed)
@@ -552,5 +570,88 @@ impl<E, C, O> KeyedState<E, C, O> {
             Resolved::Bypass => Resolved::Bypass,
             Resolved::Reject => Resolved::Reject,
         }
+    }
+}
+
+/// The slow-call threshold of `settings` in nanoseconds (at least 1), 0 without one.
+fn threshold_nanos(settings: &CircuitBreakerSettings) -> u64 {
+    settings.slow_calls.map_or(0, |(threshold, _)| {
+        u64::try_from(threshold.as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    })
+}
+
+/// New settings at run time (the handles' `Reconfigure`).
+impl<C, O> Shared<C, O> {
+    /// The plain settings in force.
+    pub(crate) fn plain(&self) -> CircuitBreakerSettings {
+        self.plain
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Validates `settings` by the builder's rules and applies them to the breaker; the name
+    /// and the seed stay the layer's. With `others`, a keyed layer's breakers: each must take
+    /// the settings (checked first, so that none or all do), and each is reconfigured after
+    /// the key-less one.
+    pub(crate) fn apply(
+        &self,
+        mut settings: CircuitBreakerSettings,
+        others: Option<(&ArcSwap<Settings>, &dyn Fn(&mut dyn FnMut(&Breaker)))>,
+    ) -> Result<(), ConfigError> {
+        let algorithm = settings.validate()?;
+        let mut plain = self
+            .plain
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut refused = !self.breaker.can_take(&algorithm);
+        if let Some((_, visit)) = &others {
+            visit(&mut |breaker| refused |= !breaker.can_take(&algorithm));
+        }
+        if refused {
+            // The same error as the breaker's own refusal, before anything changed.
+            return self.breaker.reconfigure_refused(algorithm);
+        }
+        self.breaker.reconfigure(algorithm)?;
+        self.slow_threshold
+            .store(threshold_nanos(&settings), Ordering::Relaxed);
+        self.backpressure
+            .store(settings.backpressure, Ordering::Relaxed);
+        if let Some((keyed, visit)) = others {
+            // New keys first, then the keys there are: a key made in between has the new
+            // settings already, and reconfiguring it again changes nothing.
+            keyed.store(Arc::new(algorithm));
+            visit(&mut |breaker| {
+                // Checked above, under the lock every application holds: only a window shape
+                // could be refused, and none is.
+                let _ = breaker.reconfigure(algorithm);
+            });
+        }
+        settings.name = plain.name.clone();
+        settings.seed = plain.seed;
+        *plain = settings;
+        Ok(())
+    }
+}
+
+impl<E, C, O> KeyedState<E, C, O> {
+    /// Visits every keyed breaker and the overflow one.
+    pub(crate) fn visit_breakers(&self, f: &mut dyn FnMut(&Breaker)) {
+        if let Some(store) = self.map.get() {
+            store.visit(&mut |keyed| f(&keyed.breaker));
+            f(&store.overflow().breaker);
+        }
+    }
+
+    /// New settings for every key (and the key-less breaker): see [`Shared::apply`].
+    pub(crate) fn apply(&self, settings: CircuitBreakerSettings) -> Result<(), ConfigError> {
+        self.shared.apply(
+            settings,
+            Some((&self.settings, &|f: &mut dyn FnMut(&Breaker)| {
+                self.visit_breakers(f);
+            })),
+        )
     }
 }

@@ -15,6 +15,7 @@ mod error;
 pub mod inspect;
 pub mod key;
 pub mod keyed;
+pub mod lanes;
 mod name;
 pub mod observer;
 mod outcome;

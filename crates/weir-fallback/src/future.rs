@@ -9,6 +9,7 @@ use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
 use tower_service::Service;
+use weir_core::lanes::Lane;
 use weir_core::{Classify, Observer, Outcome};
 
 use crate::event::Event;
@@ -31,7 +32,8 @@ pin_project! {
     {
         #[pin]
         state: State<S, Req, Src>,
-        shared: Arc<Shared<Src, C, O>>,
+        // The shared state through this thread's lane (`weir_core::lanes`).
+        shared: Arc<Lane<Shared<Src, C, O>>>,
     }
 }
 
@@ -124,7 +126,7 @@ where
     pub(crate) const fn primary(
         future: S::Future,
         kept: Src::Kept,
-        shared: Arc<Shared<Src, C, O>>,
+        shared: Arc<Lane<Shared<Src, C, O>>>,
     ) -> Self {
         Self {
             state: State::Primary {
@@ -142,7 +144,7 @@ where
         future: <Src as Prepare<Req>>::Future,
         head: Src::Head,
         reason: Option<Reason>,
-        shared: Arc<Shared<Src, C, O>>,
+        shared: Arc<Lane<Shared<Src, C, O>>>,
     ) -> Self {
         Self {
             state: State::Preparing {
@@ -161,7 +163,7 @@ where
         req: Inner<Src, Req>,
         kept: Src::Kept,
         reason: Reason,
-        shared: Arc<Shared<Src, C, O>>,
+        shared: Arc<Lane<Shared<Src, C, O>>>,
     ) -> Self {
         Self {
             state: switched_state(inner, req, kept, reason, &shared),

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 use weir_core::AnyError;
+use weir_core::lanes::Lanes;
 use weir_core::protocol::Plain;
 
 use crate::handle::FallbackHandle;
@@ -21,6 +22,9 @@ use crate::state::Source;
 /// set of last good answers, one flag).
 pub struct FallbackLayer<Src = Sources<NoValue, NoService, Plain, Never>, C = AnyError, O = ()> {
     shared: Arc<Shared<Src, C, O>>,
+    /// The shared state's lanes, one per few threads: what a call's future clones (see
+    /// `weir_core::lanes`), so two threads on one layer write no reference count in common.
+    lanes: Arc<Lanes<Shared<Src, C, O>>>,
 }
 
 impl<F> FallbackLayer<Sources<FromCause<F>, NoService, Plain, Never>> {
@@ -49,8 +53,10 @@ impl<F> FallbackLayer<Sources<FromCause<F>, NoService, Plain, Never>> {
 
 impl<Src, C, O> FallbackLayer<Src, C, O> {
     pub(crate) fn from_shared(shared: Shared<Src, C, O>) -> Self {
+        let shared = Arc::new(shared);
         Self {
-            shared: Arc::new(shared),
+            lanes: Arc::new(Lanes::new(Arc::clone(&shared))),
+            shared,
         }
     }
 
@@ -65,7 +71,7 @@ impl<S, Src, C, O> Layer<S> for FallbackLayer<Src, C, O> {
     type Service = Fallback<S, Src, C, O>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Fallback::new(inner, Arc::clone(&self.shared))
+        Fallback::new(inner, Arc::clone(&self.lanes))
     }
 }
 
@@ -73,6 +79,7 @@ impl<Src, C, O> Clone for FallbackLayer<Src, C, O> {
     fn clone(&self) -> Self {
         Self {
             shared: Arc::clone(&self.shared),
+            lanes: Arc::clone(&self.lanes),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tower_service::Service;
+use weir_core::lanes::Lanes;
 use weir_core::{AnyError, Classify, Observer};
 
 use crate::event::Event;
@@ -29,11 +30,13 @@ use crate::state::Reason;
 ///   returned. Dropping the future drops the call: no source is tried for a cancelled request.
 pub struct Fallback<S, Src, C = AnyError, O = ()> {
     inner: S,
-    shared: Arc<Shared<Src, C, O>>,
+    /// The shared state, through its lanes: a call's future clones this thread's lane, not one
+    /// `Arc` every thread writes.
+    shared: Arc<Lanes<Shared<Src, C, O>>>,
 }
 
 impl<S, Src, C, O> Fallback<S, Src, C, O> {
-    pub(crate) const fn new(inner: S, shared: Arc<Shared<Src, C, O>>) -> Self {
+    pub(crate) const fn new(inner: S, shared: Arc<Lanes<Shared<Src, C, O>>>) -> Self {
         Self { inner, shared }
     }
 
@@ -60,7 +63,9 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        let shared = &self.shared;
+        // This thread's lane: what the future clones (an atomic add on a count no other core
+        // writes, in the usual case), and the way to the shared state here too.
+        let shared = self.shared.pick();
         let reason = if shared.is_forced() {
             Some(Reason::Flag)
         } else if shared.sources.switched(&req) {
@@ -112,5 +117,57 @@ impl<S: fmt::Debug, Src, C, O> fmt::Debug for Fallback<S, Src, C, O> {
             .field("inner", &self.inner)
             .field("name", &self.shared.name)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::future::{Future, Ready, ready};
+    use std::task::Waker;
+
+    use tower_layer::Layer;
+
+    use super::*;
+    use crate::{Cause, FallbackLayer};
+
+    #[derive(Clone)]
+    struct Echo;
+
+    impl Service<u32> for Echo {
+        type Response = u32;
+        type Error = Infallible;
+        type Future = Ready<Result<u32, Infallible>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, req: u32) -> Self::Future {
+            ready(Ok(req))
+        }
+    }
+
+    /// The happy path writes no reference count that every thread writes (#20's two-thread
+    /// gap): a call's future holds this thread's lane, never the shared state itself, and gives
+    /// it back when done.
+    #[test]
+    fn a_call_holds_this_threads_lane_not_the_shared_state() {
+        let mut cx = Context::from_waker(Waker::noop());
+        let layer = FallbackLayer::new(|_: Cause<'_, u32, Infallible>| Some(0));
+        let mut svc = layer.layer(Echo);
+        let shared = Arc::strong_count(svc.shared.shared());
+        let lane = Arc::clone(svc.shared.pick());
+        assert!(Arc::ptr_eq(&lane, svc.shared.pick()), "one lane per thread");
+        let held = Arc::strong_count(&lane);
+        for i in 0..200 {
+            assert!(matches!(svc.poll_ready(&mut cx), Poll::Ready(Ok(()))));
+            let mut future = std::pin::pin!(svc.call(i));
+            assert_eq!(Arc::strong_count(svc.shared.shared()), shared);
+            assert_eq!(Arc::strong_count(&lane), held + 1);
+            assert!(matches!(future.as_mut().poll(&mut cx), Poll::Ready(Ok(n)) if n == i));
+        }
+        assert_eq!(Arc::strong_count(&lane), held);
+        assert_eq!(Arc::strong_count(svc.shared.shared()), shared);
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep, sleep_until};
 use tower_service::Service;
+use weir_core::lanes::Lane;
 use weir_core::{Classify, Error, Observer, Outcome, ServerHint};
 use weir_retry::Replay;
 
@@ -41,7 +42,7 @@ pin_project! {
         // Whether hedges may still be sent, and the instance they go to once the first is.
         service: Sender<S>,
         copy: Option<R::Copy>,
-        local: Arc<Local<S, R, C, O>>,
+        local: Arc<Lane<Local<S, R, C, O>>>,
         started: u8,
         deadline: Option<Instant>,
         due: Option<Reason>,
@@ -178,7 +179,7 @@ where
     pub(crate) fn running(
         future: S::Future,
         copy: Option<R::Copy>,
-        local: Arc<Local<S, R, C, O>>,
+        local: Arc<Lane<Local<S, R, C, O>>>,
         deadline: Option<Instant>,
     ) -> Self {
         Self {
@@ -203,7 +204,7 @@ where
     /// was readied by `poll_ready`.
     pub(crate) fn preparing(
         service: S,
-        local: Arc<Local<S, R, C, O>>,
+        local: Arc<Lane<Local<S, R, C, O>>>,
         prepare: R::Prepare,
     ) -> Self {
         Self {
@@ -247,7 +248,7 @@ where
                     if matches!(verdict(outcome, result), Verdict::Answer | Verdict::Fatal) {
                         primary.set(Attempt::Done);
                         if shared.records() {
-                            shared.core.record_at_once();
+                            shared.core.record_at_once(this.local.index());
                         }
                         shared.core.record_outcome(outcome);
                         return first;
@@ -324,7 +325,7 @@ where
                 if let Some(start) = *start {
                     shared.core.record(start, Instant::now());
                 } else if shared.records() {
-                    shared.core.record_at_once();
+                    shared.core.record_at_once(this.local.index());
                 }
                 let outcome = outcome_of(&shared.classify, &result);
                 shared.core.record_outcome(outcome);

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tower_service::Service;
+use weir_core::lanes::Lanes;
 use weir_core::{AnyError, Classify, Observer};
 use weir_retry::{IdempotentReplay, Replay};
 
@@ -23,12 +24,14 @@ use crate::shared::{Local, Shared};
 /// readied service moves into the future and a clone stays behind.
 pub struct Hedge<S, R = IdempotentReplay, C = AnyError, O = ()> {
     inner: S,
-    local: Arc<Local<S, R, C, O>>,
+    /// The layer's state and the service's copy, through lanes (`weir_core::lanes`): a call's
+    /// future clones this thread's lane, not one `Arc` every thread writes.
+    local: Arc<Lanes<Local<S, R, C, O>>>,
 }
 
 impl<S: Clone, R, C, O> Hedge<S, R, C, O> {
     pub(crate) fn new(inner: S, shared: Arc<Shared<R, C, O>>) -> Self {
-        let local = Arc::new(Local::new(shared, &inner));
+        let local = Arc::new(Lanes::new(Arc::new(Local::new(shared, &inner))));
         Self { inner, local }
     }
 }
@@ -74,7 +77,8 @@ where
 
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
-        let shared = &self.local.shared;
+        let local = self.local.pick();
+        let shared = &local.shared;
         shared.core.deposit();
         match shared.replay.prepare_now(request) {
             Ok((request, copy)) => {
@@ -82,13 +86,65 @@ where
                 let future = self.inner.call(request);
                 // No clone of the service here: the first hedge, if any, takes one.
                 let copy = copy.filter(|_| shared.max_attempts > 1);
-                ResponseFuture::running(future, copy, Arc::clone(&self.local), deadline)
+                ResponseFuture::running(future, copy, Arc::clone(local), deadline)
             }
             Err(prepare) => {
                 let clone = self.inner.clone();
                 let service = mem::replace(&mut self.inner, clone);
-                ResponseFuture::preparing(service, Arc::clone(&self.local), prepare)
+                ResponseFuture::preparing(service, Arc::clone(local), prepare)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::future::{Future, Ready, ready};
+    use std::task::Waker;
+    use std::time::Duration;
+
+    use tower_layer::Layer;
+
+    use super::*;
+    use crate::HedgeLayer;
+
+    #[derive(Clone)]
+    struct Echo;
+
+    impl Service<u64> for Echo {
+        type Response = u64;
+        type Error = Infallible;
+        type Future = Ready<Result<u64, Infallible>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, req: u64) -> Self::Future {
+            ready(Ok(req))
+        }
+    }
+
+    /// The immediate path writes no reference count that every thread writes (#21's two-thread
+    /// gap): a call's future holds this thread's lane, never the shared state itself, and gives
+    /// it back when done.
+    #[test]
+    fn a_call_holds_this_threads_lane_not_the_shared_state() {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut svc = HedgeLayer::new(Duration::from_millis(50)).layer(Echo);
+        let shared = Arc::strong_count(svc.local.shared());
+        let lane = Arc::clone(svc.local.pick());
+        assert!(Arc::ptr_eq(&lane, svc.local.pick()), "one lane per thread");
+        let held = Arc::strong_count(&lane);
+        for i in 0..200 {
+            assert!(matches!(svc.poll_ready(&mut cx), Poll::Ready(Ok(()))));
+            let mut future = std::pin::pin!(svc.call(i));
+            assert_eq!(Arc::strong_count(svc.local.shared()), shared);
+            assert_eq!(Arc::strong_count(&lane), held + 1);
+            assert!(matches!(future.as_mut().poll(&mut cx), Poll::Ready(Ok(n)) if n == i));
+        }
+        assert_eq!(Arc::strong_count(&lane), held);
+        assert_eq!(Arc::strong_count(svc.local.shared()), shared);
     }
 }

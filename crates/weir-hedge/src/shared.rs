@@ -172,10 +172,11 @@ impl Core {
 
     /// Records a primary that answered on its first poll: latency zero, one relaxed atomic
     /// add, no clock reading (but for the very first, and one in 64 so the window rotates).
+    /// `stripe`: the caller's lane (see `weir_core::lanes`), whose stripe of the count it adds to.
     #[inline]
-    pub(crate) fn record_at_once(&self) {
+    pub(crate) fn record_at_once(&self, stripe: usize) {
         if let Some(latency) = &self.latency {
-            latency.record_at_once(|| self.micros(Instant::now()));
+            latency.record_at_once(stripe, || self.micros(Instant::now()));
         }
     }
 

@@ -188,9 +188,21 @@ struct Bank {
     total: AtomicU32,
     counts: [AtomicU32; BUCKETS],
     /// Answers on the first poll, recorded as latency zero without a clock reading (bucket 0,
-    /// counted apart so that recording one is a single atomic add).
-    immediate: AtomicU32,
+    /// counted apart so that recording one is a single atomic add), per thread stripe: each
+    /// answer counts once, in its thread's stripe, and the percentile reads their sum. One
+    /// counter would be written by every immediate answer of every thread, and two threads
+    /// would contend on its cache line.
+    immediate: [Stripe; STRIPES],
 }
+
+/// Stripes of a bank's immediate count.
+const STRIPES: usize = 8;
+
+/// One stripe of the immediate count, on a 128-byte block of its own (adjacent-line
+/// prefetching pairs lines), so threads on different stripes never write one line.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Stripe(AtomicU32);
 
 impl Bank {
     fn new() -> Self {
@@ -198,8 +210,16 @@ impl Bank {
             window: AtomicU64::new(0),
             total: AtomicU32::new(0),
             counts: std::array::from_fn(|_| AtomicU32::new(0)),
-            immediate: AtomicU32::new(0),
+            immediate: Default::default(),
         }
+    }
+
+    /// The immediate answers counted, over every stripe.
+    fn immediate(&self) -> u64 {
+        self.immediate
+            .iter()
+            .map(|stripe| u64::from(stripe.0.load(Ordering::Relaxed)))
+            .sum()
     }
 }
 
@@ -275,7 +295,9 @@ impl Latency {
             for count in &bank.counts {
                 count.store(0, Ordering::Relaxed);
             }
-            bank.immediate.store(0, Ordering::Relaxed);
+            for stripe in &bank.immediate {
+                stripe.0.store(0, Ordering::Relaxed);
+            }
             bank.total.store(0, Ordering::Release);
             self.current.fetch_max(window, Ordering::AcqRel);
             return Some((window, true));
@@ -284,21 +306,21 @@ impl Latency {
     }
 
     /// Records a latency of zero (an answer on the first poll) without reading the clock: one
-    /// relaxed atomic add into the newest window's count of such answers. `now_us` is called
-    /// (the clock read) only for the very first sample, and for one immediate answer in 64 so
-    /// that the window still rotates when every answer is immediate.
+    /// relaxed atomic add into stripe `stripe` (the caller's lane: one per few threads) of the
+    /// newest window's count of such answers. `now_us` is called (the clock read) only for the very first sample, and for one
+    /// immediate answer in 64 of each stripe so that the window still rotates when every answer
+    /// is immediate. The percentile is recomputed every 16th answer of each stripe (as often
+    /// as before over all of them), from the sum of the stripes: no sample is lost.
     #[inline]
-    pub(crate) fn record_at_once(&self, now_us: impl FnOnce() -> u64) {
+    pub(crate) fn record_at_once(&self, stripe: usize, now_us: impl FnOnce() -> u64) {
         let window = self.current.load(Ordering::Relaxed);
         if window == 0 {
             self.record(now_us(), 0);
             return;
         }
         let bank = &self.banks[(window % 2) as usize];
-        let n = bank
-            .immediate
-            .fetch_add(1, Ordering::Relaxed)
-            .wrapping_add(1);
+        let stripe = &bank.immediate[stripe % STRIPES];
+        let n = stripe.0.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
         if n.is_multiple_of(RECOMPUTE_EVERY) || n <= self.min_samples {
             self.refresh(window, n, now_us);
         }
@@ -323,10 +345,7 @@ impl Latency {
             w == window || w + 1 == window
         };
         let banks = self.banks.iter().filter(|b| live(b));
-        let immediate: u64 = banks
-            .clone()
-            .map(|b| u64::from(b.immediate.load(Ordering::Relaxed)))
-            .sum();
+        let immediate: u64 = banks.clone().map(Bank::immediate).sum();
         let total: u64 = immediate
             + banks
                 .clone()
@@ -440,10 +459,10 @@ mod tests {
             }
         };
         let latency = Latency::new(1_000, 50.0, 16, 0);
-        latency.record_at_once(clock(0));
+        latency.record_at_once(0, clock(0));
         assert_eq!(reads.get(), 1, "the very first reads the clock");
         for _ in 0..7 {
-            latency.record_at_once(clock(0));
+            latency.record_at_once(0, clock(0));
         }
         assert_eq!(reads.get(), 1);
         assert_eq!(latency.delay_us(), None, "8 samples of 16");
@@ -454,11 +473,11 @@ mod tests {
         // Two windows later: immediate answers count in the newest window known, without a
         // clock, until the 64th of that window reads it.
         for _ in 0..56 {
-            latency.record_at_once(clock(2_500));
+            latency.record_at_once(0, clock(2_500));
         }
         assert_eq!(reads.get(), 1);
         assert_eq!(latency.delay_us(), Some(0), "63 immediate of 73");
-        latency.record_at_once(clock(2_500));
+        latency.record_at_once(0, clock(2_500));
         assert_eq!(reads.get(), 2, "the 64th reads the clock");
         assert_eq!(
             latency.delay_us(),
@@ -466,10 +485,46 @@ mod tests {
             "rotated: the old samples are forgotten"
         );
         for _ in 0..16 {
-            latency.record_at_once(clock(2_500));
+            latency.record_at_once(0, clock(2_500));
         }
         assert_eq!(reads.get(), 2);
         assert_eq!(latency.delay_us(), Some(0));
+    }
+
+    /// Immediate answers recorded on several threads land in their threads' stripes, and the
+    /// percentile counts every one of them: none is lost to the striping.
+    #[test]
+    fn immediate_answers_of_every_thread_count() {
+        let latency = Latency::new(1_000_000, 50.0, 16, 0);
+        latency.record_at_once(0, || 0);
+        std::thread::scope(|s| {
+            for stripe in 0..4 {
+                let latency = &latency;
+                s.spawn(move || {
+                    for _ in 0..3 {
+                        latency.record_at_once(stripe, || 0);
+                    }
+                });
+            }
+        });
+        let window = latency.current.load(Ordering::Relaxed);
+        let bank = &latency.banks[(window % 2) as usize];
+        assert_eq!(
+            bank.immediate(),
+            12,
+            "the first is a timed sample, then 4 x 3"
+        );
+        assert_eq!(latency.delay_us(), None, "13 samples of 16");
+        for _ in 0..3 {
+            latency.record(10, 50_000);
+        }
+        // 13 at zero of 16: the median is zero; without the other threads' 12 it would be
+        // 50 ms (and fewer than 16 samples: no delay at all).
+        assert_eq!(latency.delay_us(), Some(0));
+        for _ in 0..14 {
+            latency.record(20, 50_000);
+        }
+        assert!(latency.delay_us().unwrap() >= 50_000, "17 slow of 30");
     }
 
     /// #21.2: hedges never exceed burst + ratio x requests + floor x seconds.

@@ -1,9 +1,11 @@
 //! `IdempotencyBuilder` and `IdempotencyLayer::builder()`.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::Method;
+use weir_core::inspect::Registry;
 use weir_core::key::Global;
 use weir_core::{ConfigError, Name};
 
@@ -26,6 +28,8 @@ pub struct IdempotencyBuilder<St = MemoryStore, X = Global, O = ()> {
     store: St,
     extractor: X,
     observer: O,
+    /// Where `build` registers the handle ([`registry`](IdempotencyBuilder::registry)).
+    registry: Option<Registry>,
 }
 
 impl IdempotencyLayer {
@@ -37,6 +41,7 @@ impl IdempotencyLayer {
             store: MemoryStore::default(),
             extractor: Global,
             observer: (),
+            registry: None,
         }
     }
 }
@@ -45,6 +50,15 @@ impl<St, X, O> IdempotencyBuilder<St, X, O> {
     /// Names this layer in events.
     pub fn name(mut self, name: impl Into<Name>) -> Self {
         self.name = name.into();
+        self
+    }
+
+    /// Shows the layer in `registry` (a status page, a metrics exporter) once built: its
+    /// handle is registered under the layer's [`name`](Self::name) (`"default"` when given
+    /// none). `build` refuses a name the registry already holds for an idempotency layer
+    /// ([`ConfigError::is_duplicate`]).
+    pub fn registry(mut self, registry: &Registry) -> Self {
+        self.registry = Some(registry.clone());
         self
     }
 
@@ -135,6 +149,7 @@ impl<St, X, O> IdempotencyBuilder<St, X, O> {
             store,
             extractor: self.extractor,
             observer: self.observer,
+            registry: self.registry,
         }
     }
 
@@ -148,6 +163,7 @@ impl<St, X, O> IdempotencyBuilder<St, X, O> {
             store: self.store,
             extractor,
             observer: self.observer,
+            registry: self.registry,
         }
     }
 
@@ -160,6 +176,7 @@ impl<St, X, O> IdempotencyBuilder<St, X, O> {
             store: self.store,
             extractor: self.extractor,
             observer,
+            registry: self.registry,
         }
     }
 
@@ -167,16 +184,21 @@ impl<St, X, O> IdempotencyBuilder<St, X, O> {
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] when a setting breaks a rule ([`IdempotencySettings::validate`]).
+    /// [`ConfigError`] when a setting breaks a rule ([`IdempotencySettings::validate`]); with a
+    /// [`registry`](Self::registry), a duplicate `name`.
     pub fn build(self) -> Result<IdempotencyLayer<St, X, O>, ConfigError> {
         self.settings.validate()?;
-        Ok(IdempotencyLayer::from_shared(Shared::new(
+        let layer = IdempotencyLayer::from_shared(Shared::new(
             self.name,
             self.settings,
             self.store,
             self.extractor,
             self.observer,
-        )))
+        ));
+        if let Some(registry) = self.registry {
+            registry.register_unique(Arc::new(layer.handle()))?;
+        }
+        Ok(layer)
     }
 
     /// Builds the layer and a handle on its counts.

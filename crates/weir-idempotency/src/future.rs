@@ -306,6 +306,9 @@ where
 {
     type Output = Result<Response<IdempotencyBody<ResB>>, S::Error>;
 
+    // Out of line: a keyed request's poll is large, and inlined into `ResponseFuture::poll` it
+    // would keep the plain path's poll from being inlined into the caller's.
+    #[inline(never)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {

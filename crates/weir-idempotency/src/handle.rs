@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
+use weir_core::Name;
+
 use crate::shared::Counters;
 
 /// Reads an idempotency layer's counts; from
@@ -11,11 +13,18 @@ use crate::shared::Counters;
 #[derive(Clone, Debug)]
 pub struct IdempotencyHandle {
     counters: Arc<Counters>,
+    name: Name,
 }
 
 impl IdempotencyHandle {
-    pub(crate) const fn new(counters: Arc<Counters>) -> Self {
-        Self { counters }
+    pub(crate) const fn new(counters: Arc<Counters>, name: Name) -> Self {
+        Self { counters, name }
+    }
+
+    /// The layer's name.
+    #[must_use]
+    pub const fn name(&self) -> &Name {
+        &self.name
     }
 
     /// A snapshot of the counts.

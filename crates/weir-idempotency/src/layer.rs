@@ -55,7 +55,7 @@ impl<St, X, O> IdempotencyLayer<St, X, O> {
     /// A handle on this layer's counts.
     #[must_use]
     pub fn handle(&self) -> IdempotencyHandle {
-        IdempotencyHandle::new(Arc::clone(&self.shared.counters))
+        IdempotencyHandle::new(Arc::clone(&self.shared.counters), self.shared.name.clone())
     }
 
     /// The layer's settings.

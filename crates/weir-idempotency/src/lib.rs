@@ -10,6 +10,7 @@ mod future;
 #[doc(hidden)]
 pub mod fuzzing;
 mod handle;
+mod inspect;
 mod key;
 mod layer;
 mod service;

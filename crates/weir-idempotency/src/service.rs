@@ -10,6 +10,7 @@ use http::{Request, Response, StatusCode};
 use http_body::Body;
 use tower_service::Service;
 use weir_core::key::StableKey;
+use weir_core::wire::IDEMPOTENCY_KEY;
 use weir_core::{KeyExtractor, Observer};
 
 use crate::event::Event;
@@ -62,17 +63,44 @@ where
         self.inner.poll_ready(cx)
     }
 
-    #[inline]
+    // Always inlined: the plain path is a few comparisons and the inner call, and inlined into
+    // the caller its request and future are not passed through one more frame.
+    #[inline(always)]
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
-        let shared = &self.shared;
-        if !shared.settings.covers(req.method()) {
+        // The plain path, small enough to be inlined into the caller (so the request is moved
+        // no more than without the layer): a method the layer does not cover, or a request
+        // without a key where none is required, goes to the inner service as it is.
+        let settings = &self.shared.settings;
+        if !settings.covers(req.method())
+            || (!req.headers().contains_key(IDEMPOTENCY_KEY)
+                && !settings.required.requires_any(|| req.uri().path()))
+        {
             return ResponseFuture::passthrough(self.inner.call(req));
         }
+        self.call_keyed(req)
+    }
+}
+
+impl<S, St, X, O> Idempotency<S, St, X, O> {
+    /// A covered request with a key (or without one where one is required): out of line, so
+    /// `call`'s plain path stays small.
+    #[inline(never)]
+    fn call_keyed<ReqB, ResB>(
+        &mut self,
+        req: Request<ReqB>,
+    ) -> ResponseFuture<S, ReqB, ResB, St, X, O>
+    where
+        S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
+        ReqB: Body<Data = Bytes> + From<Bytes>,
+        ResB: Body<Data = Bytes>,
+        St: IdempotencyStore,
+        X: KeyExtractor<Request<ReqB>>,
+        X::Key: StableKey,
+        O: for<'a> Observer<Event<'a>>,
+    {
+        let shared = &self.shared;
         let scope = match read_key(req.headers(), shared.settings.max_key_len) {
             Ok(Some(key)) => scope(shared.extractor.extract(&req).as_ref(), key),
-            Ok(None) if !shared.settings.required.requires(req.uri().path()) => {
-                return ResponseFuture::passthrough(self.inner.call(req));
-            }
             Ok(None) => return refuse(shared, MISSING),
             Err(bad) => return refuse(shared, bad.detail()),
         };

@@ -54,8 +54,20 @@ pub enum Required {
 }
 
 impl Required {
+    /// Whether a request must carry a key, its path read only when the answer depends on it
+    /// (not for the default, [`Never`](Self::Never): the plain path does not look at the URI).
+    #[inline]
+    pub(crate) fn requires_any<'a>(&self, path: impl FnOnce() -> &'a str) -> bool {
+        match self {
+            Self::Never => false,
+            Self::Always => true,
+            Self::Paths(_) => self.requires(path()),
+        }
+    }
+
     /// Whether a request to `path` must carry a key.
     #[must_use]
+    #[inline]
     pub fn requires(&self, path: &str) -> bool {
         match self {
             Self::Never => false,

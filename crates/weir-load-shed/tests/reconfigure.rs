@@ -289,6 +289,10 @@ fn a_builder_gives_the_settings_a_running_layer_takes() {
         .share(Priority::Sheddable, 0.25)
         .tuning();
     handle.apply(wanted).unwrap();
-    assert_eq!(handle.limit(), 6, "the running 8, clamped into the new bounds");
+    assert_eq!(
+        handle.limit(),
+        6,
+        "the running 8, clamped into the new bounds"
+    );
     assert_eq!(handle.settings().settings.share.sheddable, 0.25);
 }

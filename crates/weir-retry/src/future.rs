@@ -75,7 +75,7 @@ where
         service: S,
         shared: Arc<Shared<R, C, O, P, K>>,
         prepare: R::Prepare,
-        now: Option<Instant>,
+        progress: Progress,
         budget: K::Held,
     ) -> Self {
         Self {
@@ -84,7 +84,7 @@ where
             shared,
             budget,
             copy: None,
-            progress: Progress::new(now),
+            progress,
             deadline: None,
             sleep: None,
             _request: PhantomData,
@@ -107,7 +107,7 @@ where
         shared: Arc<Shared<R, C, O, P, K>>,
         copy: Option<R::Copy>,
         deadline: Option<Instant>,
-        now: Option<Instant>,
+        progress: Progress,
         budget: K::Held,
     ) -> Self {
         Self {
@@ -116,7 +116,7 @@ where
             shared,
             budget,
             copy,
-            progress: Progress::new(now),
+            progress,
             deadline,
             sleep: None,
             _request: PhantomData,
@@ -249,7 +249,8 @@ fn decide<R, C, O, P, K>(
     let now = Instant::now();
     let core = &*shared.core;
     let mut rng = &core.rng;
-    shared.policy.decide(
+    // The version the request started under: a retry loop keeps its attempts and backoff.
+    core.policies.get(progress.policy).decide(
         progress,
         outcome,
         replayable,

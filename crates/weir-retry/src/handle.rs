@@ -4,9 +4,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use weir_core::Name;
+use weir_core::reconfigure::Reconfigure;
+use weir_core::{ConfigError, Name};
 
 use crate::budget::SharedBudget;
+use crate::settings::RetrySettings;
 use crate::shared::Core;
 
 /// Reads what a retry layer has done; from [`RetryBuilder::build_with_handle`] or
@@ -74,5 +76,49 @@ impl fmt::Debug for RetryHandle {
             .field("budget_exhausted", &self.budget_exhausted())
             .field("budget", &self.budget)
             .finish()
+    }
+}
+
+/// New settings while the layer runs: a [`RetrySettings`] (what its configuration table
+/// deserializes to). See the crate's *Changing settings at run time*.
+///
+/// ```
+/// use weir_core::reconfigure::Reconfigure;
+/// use weir_retry::{RetryBudget, RetryLayer};
+///
+/// let (_layer, handle) = RetryLayer::builder().build_with_handle()?;
+/// let mut settings = handle.settings();
+/// settings.max_attempts = 5;
+/// settings.budget = RetryBudget::ratio(0.5);
+/// handle.apply(settings)?;
+/// assert_eq!(handle.settings().max_attempts, 5);
+///
+/// let mut zero = handle.settings();
+/// zero.max_attempts = 0;
+/// assert_eq!(handle.apply(zero).unwrap_err().field(), "max_attempts");
+/// assert_eq!(handle.settings().max_attempts, 5, "a refused setting changes nothing");
+/// # Ok::<(), weir_core::ConfigError>(())
+/// ```
+impl Reconfigure for RetryHandle {
+    type Settings = RetrySettings;
+
+    /// The settings in force (the name and the seed are the layer's).
+    fn settings(&self) -> RetrySettings {
+        self.core.settings()
+    }
+
+    /// Validates `settings` as `build()` would and applies them: the attempts, backoff,
+    /// `max_duration` and `max_server_delay` to requests that start from now on (a request in
+    /// flight finishes its retries under the ones it started with), the budget's numbers at
+    /// once (its counts or tokens carried over). A budget given to the builder with
+    /// `shared_budget` is other layers' too: `settings.budget` is not applied to it
+    /// ([`SharedBudget::apply`] changes it for all). The name and the seed stay the layer's.
+    ///
+    /// # Errors
+    ///
+    /// `build()`'s [`ConfigError`] naming the field, or [`SharedBudget::check`]'s (a budget of
+    /// another kind or window); nothing changes then.
+    fn apply(&self, settings: RetrySettings) -> Result<(), ConfigError> {
+        self.core.apply(settings, &self.budget)
     }
 }

@@ -90,7 +90,14 @@ impl<R, C, O, P, K> fmt::Debug for RetryLayer<R, C, O, P, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryLayer")
             .field("name", &self.shared.name)
-            .field("policy", &self.shared.policy)
+            .field(
+                "policy",
+                &self
+                    .shared
+                    .core
+                    .policies
+                    .get(self.shared.core.policies.current()),
+            )
             .finish_non_exhaustive()
     }
 }

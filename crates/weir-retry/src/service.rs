@@ -17,7 +17,8 @@ use crate::future::ResponseFuture;
 use crate::protocol::Protocol;
 use crate::replay::{IdempotentReplay, Replay};
 use crate::scope::BudgetScope;
-use crate::shared::Shared;
+use crate::shared::{Policies, Shared};
+use crate::state::Progress;
 
 /// Retries the inner service's transient failures; made by [`RetryLayer`](crate::RetryLayer).
 ///
@@ -84,7 +85,9 @@ where
     #[inline(always)]
     fn call(&mut self, request: Req) -> Self::Future {
         let shared = &self.shared;
-        let now = shared.needs_clock.then(Instant::now);
+        // One word: the policy version this request keeps, and whether it reads the clock.
+        let policy = shared.core.policies.current();
+        let now = Policies::needs_clock(policy).then(Instant::now);
         let budget = shared.scope.select(&request, &shared.budget);
         K::budget(&budget, &shared.budget).deposit();
         match shared.replay.prepare_now(request) {
@@ -99,7 +102,7 @@ where
                     Arc::clone(shared),
                     copy,
                     deadline,
-                    now,
+                    Progress::under(now, policy),
                     budget,
                 )
             }
@@ -109,7 +112,13 @@ where
             Err(prepare) => {
                 let clone = self.inner.clone();
                 let service = mem::replace(&mut self.inner, clone);
-                ResponseFuture::new(service, Arc::clone(shared), prepare, now, budget)
+                ResponseFuture::new(
+                    service,
+                    Arc::clone(shared),
+                    prepare,
+                    Progress::under(now, policy),
+                    budget,
+                )
             }
         }
     }

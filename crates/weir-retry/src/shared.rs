@@ -1,8 +1,11 @@
 //! The state every service and clone of one retry layer shares.
 
 use std::marker::PhantomData;
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use arc_swap::ArcSwap;
+use weir_core::ConfigError;
 
 use weir_core::{Name, SharedRandom};
 
@@ -14,7 +17,6 @@ use crate::state::Policy;
 /// [`Core`].
 pub(crate) struct Shared<R, C, O, P, K> {
     pub(crate) name: Name,
-    pub(crate) policy: Policy,
     pub(crate) replay: R,
     pub(crate) classify: C,
     pub(crate) observer: O,
@@ -23,8 +25,6 @@ pub(crate) struct Shared<R, C, O, P, K> {
     /// Which budget a request draws on.
     pub(crate) scope: K,
     pub(crate) core: Arc<Core>,
-    /// `call` reads the clock only when `max_duration` needs it.
-    pub(crate) needs_clock: bool,
     pub(crate) protocol: PhantomData<fn() -> P>,
 }
 
@@ -36,6 +36,16 @@ pub(crate) struct Core {
     pub(crate) retries: AtomicU64,
     pub(crate) gave_up: AtomicU64,
     pub(crate) budget_exhausted: AtomicU64,
+    /// The policy versions, the one in force named by a word every call reads.
+    pub(crate) policies: Policies,
+    /// The settings in force (what the handle's `settings()` gives), held while new settings
+    /// are applied so that applications do not interleave.
+    pub(crate) settings: Mutex<RetrySettings>,
+    /// Caps `max_attempts` (5 for the gRPC preset).
+    pub(crate) attempts_cap: u32,
+    /// The budget is the layer's own (not a [`SharedBudget`] given to the builder): new
+    /// settings change it.
+    pub(crate) own_budget: bool,
 }
 
 /// The typed parts of a layer, as its builder (or `RetryLayer::new`) hands them over.
@@ -63,26 +73,185 @@ impl<R, C, O, P, K> Shared<R, C, O, P, K> {
             retries: AtomicU64::new(0),
             gave_up: AtomicU64::new(0),
             budget_exhausted: AtomicU64::new(0),
+            policies: Policies::new(policy(&settings, attempts_cap)),
+            settings: Mutex::new(settings.clone()),
+            attempts_cap,
+            own_budget: parts.budget.is_none(),
         });
         let budget = parts
             .budget
             .unwrap_or_else(|| SharedBudget::start(settings.budget));
         Self {
             name: settings.name,
-            policy: Policy {
-                max_attempts: settings.max_attempts.clamp(1, attempts_cap.max(1)),
-                backoff: settings.backoff,
-                max_duration: settings.max_duration,
-                max_server_delay: settings.max_server_delay,
-            },
             replay: parts.replay,
             classify: parts.classify,
             observer: parts.observer,
             budget,
             scope: parts.scope,
             core,
-            needs_clock: settings.max_duration.is_some(),
             protocol: PhantomData,
         }
+    }
+}
+
+/// The [`Policy`] of `settings`, `max_attempts` capped by `attempts_cap`.
+fn policy(settings: &RetrySettings, attempts_cap: u32) -> Policy {
+    Policy {
+        max_attempts: settings.max_attempts.clamp(1, attempts_cap.max(1)),
+        backoff: settings.backoff,
+        max_duration: settings.max_duration,
+        max_server_delay: settings.max_server_delay,
+    }
+}
+
+/// Every policy version a layer has had, and the one in force.
+///
+/// A call reads one word ([`current`](Self::current)): the version in force (bits 1 and up) and
+/// whether that version reads the clock (bit 0, a `max_duration`). Its future keeps the word and
+/// looks its version up only when an attempt failed ([`get`](Self::get)), so a retry loop
+/// finishes under the attempts and backoff it started with. Versions are never removed (a
+/// request may hold any): a setting applied again reuses its version, so there are as many as
+/// distinct policies applied, some 60 bytes each, at most [`MAX_VERSIONS`].
+#[derive(Debug)]
+pub(crate) struct Policies {
+    word: AtomicU16,
+    versions: ArcSwap<Vec<Policy>>,
+}
+
+impl Policies {
+    fn new(first: Policy) -> Self {
+        Self {
+            word: AtomicU16::new(Self::word(0, &first)),
+            versions: ArcSwap::from_pointee(vec![first]),
+        }
+    }
+
+    /// The word of version `index` (below [`MAX_VERSIONS`]).
+    fn word(index: usize, policy: &Policy) -> u16 {
+        let index = u16::try_from(index).unwrap_or(u16::MAX >> 1);
+        (index << 1) | u16::from(policy.max_duration.is_some())
+    }
+
+    /// The word of the version in force: what a call keeps.
+    #[inline]
+    pub(crate) fn current(&self) -> u16 {
+        // `Acquire`: the version list holding it was published before the word.
+        self.word.load(Ordering::Acquire)
+    }
+
+    /// Whether the version of `word` reads the clock when a request starts.
+    #[inline]
+    pub(crate) const fn needs_clock(word: u16) -> bool {
+        word & 1 != 0
+    }
+
+    /// The policy of the version `word` names.
+    pub(crate) fn get(&self, word: u16) -> Policy {
+        let versions = self.versions.load();
+        let index = (word >> 1) as usize;
+        versions
+            .get(index)
+            .or_else(|| versions.last())
+            .copied()
+            .unwrap_or(Policy {
+                max_attempts: 1,
+                backoff: weir_core::Backoff::constant(std::time::Duration::ZERO),
+                max_duration: None,
+                max_server_delay: std::time::Duration::ZERO,
+            })
+    }
+
+    /// Puts `policy` in force (a version it had already, or a new one). Called with the
+    /// settings' lock held.
+    ///
+    /// # Errors
+    ///
+    /// `max_attempts` when [`MAX_VERSIONS`] distinct policies were applied already.
+    fn put(&self, policy: Policy) -> Result<(), ConfigError> {
+        let versions = self.versions.load_full();
+        let index = match versions.iter().position(|v| *v == policy) {
+            Some(index) => index,
+            None if versions.len() >= MAX_VERSIONS => {
+                return Err(ConfigError::out_of_range(
+                    "retry",
+                    "max_attempts",
+                    format!(
+                        "a running layer keeps at most {MAX_VERSIONS} distinct policies \
+                         (attempts, backoff, durations): apply one it had, or rebuild the layer"
+                    ),
+                ));
+            }
+            None => {
+                let mut next = Vec::clone(&versions);
+                next.push(policy);
+                let index = next.len() - 1;
+                self.versions.store(Arc::new(next));
+                index
+            }
+        };
+        self.word
+            .store(Self::word(index, &policy), Ordering::Release);
+        Ok(())
+    }
+}
+
+/// The most policy versions a layer keeps (the word's 15 bits).
+const MAX_VERSIONS: usize = 1 << 15;
+
+impl Policies {
+    /// Whether [`put`](Self::put) would take `policy`.
+    fn check(&self, policy: &Policy) -> Result<(), ConfigError> {
+        let versions = self.versions.load();
+        if versions.len() >= MAX_VERSIONS && !versions.contains(policy) {
+            return Err(ConfigError::out_of_range(
+                "retry",
+                "max_attempts",
+                format!(
+                    "a running layer keeps at most {MAX_VERSIONS} distinct policies \
+                     (attempts, backoff, durations): apply one it had, or rebuild the layer"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Core {
+    /// The settings in force.
+    pub(crate) fn settings(&self) -> RetrySettings {
+        self.settings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Validates `settings` by the builder's rules and applies them: a new policy version for
+    /// requests that start from now on, and the layer's own budget changed in place (see
+    /// [`SharedBudget::apply`]). The name and the seed stay the layer's.
+    pub(crate) fn apply(
+        &self,
+        mut settings: RetrySettings,
+        budget: &SharedBudget,
+    ) -> Result<(), ConfigError> {
+        settings.validate()?;
+        let mut current = self.settings.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.own_budget {
+            // Checked before anything changes: the budget refuses a change of kind or window.
+            budget.check(&settings.budget)?;
+        } else {
+            // A budget given to the builder is shared with other layers: its settings are not
+            // this layer's to change (`SharedBudget::apply` changes them for every holder).
+            settings.budget = current.budget;
+        }
+        let policy = policy(&settings, self.attempts_cap);
+        self.policies.check(&policy)?;
+        if self.own_budget {
+            budget.apply(settings.budget)?;
+        }
+        self.policies.put(policy)?;
+        settings.name = current.name.clone();
+        settings.seed = current.seed;
+        *current = settings;
+        Ok(())
     }
 }

@@ -7,8 +7,9 @@ use weir_core::{Backoff, Outcome, Random, ServerHint};
 
 use crate::event::GiveUp;
 
-/// The limits every request of one layer shares (immutable once built).
-#[derive(Clone, Copy, Debug)]
+/// The limits every request of one layer shares (one version of them: new settings make
+/// another, and a request keeps the version it started under).
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Policy {
     /// Total calls, the first one included; at least 1.
     pub(crate) max_attempts: u32,
@@ -26,20 +27,32 @@ pub(crate) struct Progress {
     pub(crate) attempts: u32,
     /// The backoff step of the next computed delay (reset to 0 after a server hint, as gRFC A6
     /// asks).
-    step: u32,
+    /// `u16`, saturating (every backoff reaches its cap long before): it shares a word with
+    /// `policy`, so the future is no larger than before the policy versions.
+    step: u16,
     /// The delay before the previous retry (decorrelated jitter grows from it).
     previous: Duration,
     /// When the first call started (read only when there is a `max_duration`).
     started: Option<Instant>,
+    /// The version of the [`Policy`] the request started under (`Policies`' word).
+    pub(crate) policy: u16,
 }
 
 impl Progress {
+    #[cfg(test)]
     pub(crate) const fn new(started: Option<Instant>) -> Self {
+        Self::under(started, 0)
+    }
+
+    /// A request's progress under the policy version `policy`.
+    #[inline]
+    pub(crate) const fn under(started: Option<Instant>, policy: u16) -> Self {
         Self {
             attempts: 0,
             step: 0,
             previous: Duration::ZERO,
             started,
+            policy,
         }
     }
 }
@@ -100,7 +113,9 @@ impl Policy {
         }
         let delay = match hint {
             Some(delay) => delay,
-            None => self.backoff.delay(progress.step, progress.previous, rng),
+            None => self
+                .backoff
+                .delay(u32::from(progress.step), progress.previous, rng),
         };
         // The retry starts when the sleep ends; it must start before the deadline and within the
         // total retry time. A sleep so long that the instant overflows ends neither.

@@ -1,9 +1,11 @@
 //! `TimeoutBuilder` and the client pair's check.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use weir_core::{ConfigError, Name};
 
+use crate::handle::{Live, TimeoutHandle};
 use crate::layer::TimeoutLayer;
 use crate::policy::RouteTimeouts;
 use crate::settings::{PATTERN, TimeoutSettings};
@@ -303,6 +305,56 @@ pub fn check_attempt_within_total(attempt: Duration, total: Duration) -> Result<
         ));
     }
     Ok(())
+}
+
+/// The builder as a handle's settings, and the layer with a handle.
+impl<P, O> TimeoutBuilder<P, O> {
+    /// The policy and the settings, checked as [`build`](Self::build) checks them.
+    pub(crate) fn into_checked(self) -> Result<(Option<P>, TimeoutSettings), ConfigError> {
+        if let Some(invalid) = self.invalid {
+            return Err(invalid);
+        }
+        self.settings.validate()?;
+        Ok((self.policy, self.settings))
+    }
+
+    /// As [`build`](Self::build), with a [`TimeoutHandle`] that applies new settings to every
+    /// service of the layer (see the crate's *Changing settings at run time*). Such a layer's
+    /// services share its settings: each checks their version on every call (one load) and
+    /// copies them when they changed.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build).
+    pub fn build_with_handle(self) -> Result<(TimeoutLayer<P, O>, TimeoutHandle<P>), ConfigError>
+    where
+        P: Clone,
+    {
+        let observer = self.observer;
+        let (policy, settings) = TimeoutBuilder {
+            policy: self.policy,
+            observer: (),
+            settings: self.settings,
+            invalid: self.invalid,
+        }
+        .into_checked()?;
+        let mut parts = Parts::new(policy, observer, settings.clone());
+        let live = Live::new(&parts, settings);
+        parts.live = Some(Arc::clone(&live));
+        Ok((TimeoutLayer::from_parts(parts), TimeoutHandle::new(live)))
+    }
+}
+
+impl<P> TimeoutBuilder<P> {
+    /// A builder holding `policy` and `settings` (what a handle's `settings()` gives).
+    pub(crate) const fn from_parts(policy: Option<P>, settings: TimeoutSettings) -> Self {
+        Self {
+            policy,
+            observer: (),
+            settings,
+            invalid: None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -52,6 +52,8 @@ impl TimeoutLayer {
                 propagate: None,
                 floor: None,
                 flags: Flags::exposing(true),
+                version: 0,
+                live: None,
             },
         }
     }

@@ -64,6 +64,8 @@ where
     // weir-timeout).
     #[inline(always)]
     fn call(&mut self, mut req: Req) -> Self::Future {
+        // A layer with a handle: the settings in force now, one version for the whole call.
+        self.config.refresh();
         let config = &self.config;
         // Server mode set to refuse a malformed timeout header (#16.2): one flag read otherwise.
         if config.flags.reject_malformed() && req.headers().is_some_and(malformed_timeout) {

@@ -2,10 +2,13 @@
 //! with, made once when the layer is built.
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use weir_core::Name;
 
+use crate::handle::Live;
 use crate::settings::TimeoutSettings;
 use crate::state::BelowFloor;
 
@@ -26,6 +29,11 @@ pub(crate) struct Parts<P, O> {
     /// in `flags`).
     pub(crate) floor: Option<Duration>,
     pub(crate) flags: Flags,
+    /// The version of the settings above (a layer with a handle: see [`live`](Self::live)).
+    pub(crate) version: u32,
+    /// A layer built with a handle: the settings in force, which `call` copies into the fields
+    /// above when their version moved. `None` for every other layer (one test a call).
+    pub(crate) live: Option<Arc<Live<P>>>,
 }
 
 /// The layer's yes/no settings in one byte.
@@ -93,7 +101,50 @@ impl<P, O> Parts<P, O> {
             propagate: settings.propagate,
             floor: settings.incoming_floor.map(|(floor, _)| floor),
             name: settings.name,
+            version: 0,
+            live: None,
         }
+    }
+
+    /// Brings the settings up to the version in force, if a handle changed them. One load and
+    /// a comparison a call, for a layer with a handle only.
+    #[inline]
+    pub(crate) fn refresh(&mut self) {
+        if let Some(live) = &self.live
+            && live.version.load(Ordering::Acquire) != self.version
+        {
+            self.update();
+        }
+    }
+
+    /// Copies the settings in force (one version, whole).
+    #[cold]
+    #[inline(never)]
+    fn update(&mut self) {
+        let Some(live) = &self.live else { return };
+        let current = live.current.load();
+        self.policy = (live.clone_policy)(&current.policy);
+        self.incoming = current.incoming;
+        self.propagate = current.propagate;
+        self.floor = current.floor;
+        self.flags = current.flags;
+        self.version = current.version;
+    }
+
+    /// The server-mode and client-mode fields of `settings` (the name is not among them).
+    pub(crate) fn fields(
+        settings: &TimeoutSettings,
+    ) -> (Option<Duration>, Option<Duration>, Option<Duration>, Flags) {
+        (
+            settings.incoming,
+            settings.propagate,
+            settings.incoming_floor.map(|(floor, _)| floor),
+            Flags::new(
+                settings.exposes(),
+                settings.rejects_malformed(),
+                settings.incoming_floor.map(|(_, below)| below),
+            ),
+        )
     }
 
     /// Server mode's floor and what to do below it.

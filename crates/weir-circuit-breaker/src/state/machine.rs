@@ -2,10 +2,11 @@
 //! atomics (see the [module docs](super)).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use weir_core::FastRandom;
+use arc_swap::ArcSwap;
+use weir_core::{ConfigError, FastRandom};
 
 use super::vocabulary::*;
 use super::window::*;
@@ -27,7 +28,10 @@ pub(super) fn nanos(d: Duration) -> u64 {
 /// One circuit breaker's state, shared by every clone of the service (and, keyed, one per key).
 #[derive(Debug)]
 pub(crate) struct Breaker {
-    pub(super) settings: Settings,
+    /// The settings in force (read off the closed path only: when a threshold is judged, a
+    /// circuit opens or goes half-open, a probe reports), swapped whole by
+    /// [`reconfigure`](Self::reconfigure).
+    pub(super) settings: ArcSwap<Settings>,
     pub(super) word: AtomicU64,
     /// Nanoseconds since the origin at which an open circuit lets a probe through.
     pub(super) open_until: AtomicU64,
@@ -40,21 +44,26 @@ pub(crate) struct Breaker {
     pub(super) consecutive: AtomicU32,
     pub(super) rejected: AtomicU64,
     pub(super) opened: AtomicU64,
+    /// The probes of the current half-open period (the settings' count when it began).
+    pub(super) period_probes: AtomicU32,
+    /// Window slot 0: the window the breaker was built with.
     pub(super) window: Window,
+    /// Window slots 1 to 7, made when new settings bring a window of another shape; the state
+    /// word says which slot is in force. Kept until the breaker is dropped (a call that read
+    /// the word just before a change may still record into the slot it read): at most
+    /// [`WINDOW_SLOTS`] shapes over a breaker's life, a slot of the same shape is reused.
+    pub(super) windows: OnceLock<Box<[OnceLock<Window>; WINDOW_SLOTS - 1]>>,
     pub(super) control: Mutex<Control>,
 }
 
 impl Breaker {
     pub(crate) fn new(settings: Settings) -> Self {
-        let window = match settings.window {
-            WindowKind::Count(n) => Window::Count(CountWindow::new(n)),
-            WindowKind::Time { size, buckets } => Window::Time(TimeWindow::new(size, buckets)),
-        };
+        let window = Window::new(settings.window);
         let rng = settings
             .seed
             .map_or_else(FastRandom::new, FastRandom::seeded);
         Self {
-            settings,
+            settings: ArcSwap::from_pointee(settings),
             word: AtomicU64::new(State::Closed.tag()),
             open_until: AtomicU64::new(0),
             half_open_until: AtomicU64::new(0),
@@ -63,7 +72,9 @@ impl Breaker {
             consecutive: AtomicU32::new(0),
             rejected: AtomicU64::new(0),
             opened: AtomicU64::new(0),
+            period_probes: AtomicU32::new(settings.probes),
             window,
+            windows: OnceLock::new(),
             control: Mutex::new(Control {
                 openings: 0,
                 previous: Duration::ZERO,
@@ -72,8 +83,36 @@ impl Breaker {
         }
     }
 
-    pub(crate) const fn settings(&self) -> &Settings {
-        &self.settings
+    /// The settings in force.
+    pub(crate) fn settings(&self) -> Settings {
+        **self.settings.load()
+    }
+
+    /// The window of `word`'s slot.
+    #[inline]
+    pub(super) fn window_of(&self, word: u64) -> &Window {
+        // One test: slot 0 (no window brought by new settings) is the breaker's own field.
+        if word & WINDOW_BITS == 0 {
+            &self.window
+        } else {
+            self.other_window(window_slot(word))
+        }
+    }
+
+    /// A window slot other than 0 (always made before a word names it).
+    #[cold]
+    #[inline(never)]
+    fn other_window(&self, slot: usize) -> &Window {
+        self.windows
+            .get()
+            .and_then(|windows| windows.get(slot - 1))
+            .and_then(OnceLock::get)
+            .unwrap_or(&self.window)
+    }
+
+    /// The window in force.
+    pub(super) fn current_window(&self) -> &Window {
+        self.window_of(self.word.load(Ordering::Acquire))
     }
 
     /// The current state (an open circuit whose time is up stays `Open` until the next call).
@@ -93,7 +132,7 @@ impl Breaker {
     }
 
     pub(crate) fn counts(&self, now: Duration) -> Counts {
-        match &self.window {
+        match self.current_window() {
             Window::Count(w) => w.counts(),
             Window::Time(w) => w.counts(nanos(now)),
         }
@@ -249,7 +288,8 @@ impl Breaker {
         }
         let generation = generation(permit.word());
         let mut probes = self.probes.load(Ordering::Acquire);
-        while probes >> 32 == generation && probes & 0xffff_ffff < u64::from(self.settings.probes) {
+        let cap = u64::from(self.period_probes.load(Ordering::Acquire));
+        while probes >> 32 == generation && probes & 0xffff_ffff < cap {
             match self.probes.compare_exchange_weak(
                 probes,
                 probes + 1,
@@ -285,12 +325,13 @@ impl Breaker {
     /// before it returns without a write; when this is `true`, `record` may be skipped.
     #[inline]
     pub(crate) fn success_is_steady(&self, permit: Permit) -> bool {
-        let Window::Count(window) = &self.window else {
+        let word = self.word.load(Ordering::Acquire);
+        let Window::Count(window) = self.window_of(word) else {
             return false;
         };
         // A counted permit of the current word is exactly the current word with the mark.
         // `&`, not `&&`: loads only, one branch.
-        (Permit::counted(self.word.load(Ordering::Acquire)) == permit)
+        (Permit::counted(word) == permit)
             & window.full_of_successes()
             & (self.consecutive.load(Ordering::Relaxed) == 0)
     }
@@ -302,14 +343,19 @@ impl Breaker {
         report: Report,
         now: impl Fn() -> Duration,
     ) -> Option<Notice> {
-        if report.verdict == Verdict::Ignored || self.word.load(Ordering::Acquire) != permit.word()
-        {
+        if report.verdict == Verdict::Ignored {
+            return None;
+        }
+        // The period the call was admitted in (a window changed since by new settings is the
+        // same period: the outcome goes into the window in force).
+        let word = self.word.load(Ordering::Acquire);
+        if !same_period(word, permit.word()) {
             return None;
         }
         let failed = report.verdict == Verdict::Failure;
         let code = code(failed, report.slow);
         let mut time = None;
-        match &self.window {
+        match self.window_of(word) {
             Window::Count(w) => w.record(code),
             Window::Time(w) => {
                 let t = nanos(now());
@@ -353,7 +399,7 @@ impl Breaker {
 
     /// The first threshold crossed, if any.
     pub(super) fn crossed(&self, consecutive: u32, now: u64) -> Option<Reason> {
-        let s = &self.settings;
+        let s = &**self.settings.load();
         if s.consecutive_failures.is_some_and(|n| consecutive >= n) {
             return Some(Reason::ConsecutiveFailures);
         }
@@ -381,10 +427,11 @@ impl Breaker {
         report: Report,
         now: impl Fn() -> Duration,
     ) -> Option<Notice> {
-        if self.word.load(Ordering::Acquire) != permit.word() {
+        if period(self.word.load(Ordering::Acquire)) != period(permit.word()) {
             return None;
         }
-        if report.verdict == Verdict::Failure || (report.slow && self.settings.slow_rate.is_some())
+        if report.verdict == Verdict::Failure
+            || (report.slow && self.settings.load().slow_rate.is_some())
         {
             return self.trip(permit.word(), nanos(now()), Reason::ProbeFailed);
         }
@@ -408,7 +455,7 @@ impl Breaker {
                 Err(actual) => successes = actual,
             }
         }
-        if (successes & 0xffff_ffff) + 1 >= u64::from(self.settings.probes) {
+        if (successes & 0xffff_ffff) + 1 >= u64::from(self.period_probes.load(Ordering::Acquire)) {
             self.transition(permit.word(), State::Closed, Reason::ProbesSucceeded)
         } else {
             None
@@ -419,12 +466,16 @@ impl Breaker {
     /// server's `Retry-After`: that speaks of one caller's request, not of every caller's).
     pub(super) fn trip(&self, expected: u64, now: u64, reason: Reason) -> Option<Notice> {
         let mut control = self.lock();
-        if self.word.load(Ordering::Acquire) != expected {
+        let word = self.word.load(Ordering::Acquire);
+        if period(word) != period(expected) {
             return None;
         }
         let duration = {
             let c = &mut *control;
-            self.settings.open.delay(c.openings, c.previous, &mut c.rng)
+            self.settings
+                .load()
+                .open
+                .delay(c.openings, c.previous, &mut c.rng)
         };
         control.previous = duration;
         control.openings = control.openings.saturating_add(1);
@@ -432,7 +483,7 @@ impl Breaker {
             .store(now.saturating_add(nanos(duration)), Ordering::Release);
         self.opened.fetch_add(1, Ordering::Relaxed);
         self.word
-            .store(next_word(expected, State::Open), Ordering::Release);
+            .store(next_word(word, State::Open), Ordering::Release);
         Some(Notice::Changed {
             from: State::of(expected),
             to: State::Open,
@@ -442,18 +493,21 @@ impl Breaker {
 
     pub(super) fn to_half_open(&self, expected: u64, now: u64) -> Option<Notice> {
         let _control = self.lock();
-        if self.word.load(Ordering::Acquire) != expected {
+        let current = self.word.load(Ordering::Acquire);
+        if period(current) != period(expected) {
             return None;
         }
-        let word = next_word(expected, State::HalfOpen);
+        let word = next_word(current, State::HalfOpen);
         let generation = generation(word) << 32;
-        self.probes.store(
-            generation | u64::from(self.settings.probes),
-            Ordering::Release,
-        );
+        // The period's probe count and wait are the settings' now: new settings applied during
+        // the period change neither (no more probes than either setting allows).
+        let settings = self.settings.load();
+        self.period_probes.store(settings.probes, Ordering::Release);
+        self.probes
+            .store(generation | u64::from(settings.probes), Ordering::Release);
         self.successes.store(generation, Ordering::Release);
         self.half_open_until.store(
-            now.saturating_add(nanos(self.settings.max_half_open)),
+            now.saturating_add(nanos(settings.max_half_open)),
             Ordering::Release,
         );
         self.word.store(word, Ordering::Release);
@@ -468,13 +522,14 @@ impl Breaker {
     /// resets the open time's growth.
     pub(super) fn transition(&self, expected: u64, to: State, reason: Reason) -> Option<Notice> {
         let mut control = self.lock();
-        if self.word.load(Ordering::Acquire) != expected {
+        let word = self.word.load(Ordering::Acquire);
+        if period(word) != period(expected) {
             return None;
         }
         if to == State::Closed {
             self.clear(&mut control);
         }
-        self.word.store(next_word(expected, to), Ordering::Release);
+        self.word.store(next_word(word, to), Ordering::Release);
         Some(Notice::Changed {
             from: State::of(expected),
             to,
@@ -483,7 +538,7 @@ impl Breaker {
     }
 
     pub(super) fn clear(&self, control: &mut Control) {
-        match &self.window {
+        match self.current_window() {
             Window::Count(w) => w.reset(),
             Window::Time(w) => w.reset(),
         }
@@ -520,5 +575,118 @@ impl Breaker {
             to,
             reason: Reason::Manual,
         })
+    }
+}
+
+impl Breaker {
+    /// Whether [`reconfigure`](Self::reconfigure) would take `settings`: a window of a shape
+    /// this breaker holds already, or a free slot for a new one.
+    pub(crate) fn can_take(&self, settings: &Settings) -> bool {
+        let _control = self.lock();
+        self.slot_for(settings.window).is_some()
+    }
+
+    /// The slot whose window takes `kind`: the one in force if it has that shape, another of
+    /// that shape, or a slot never used; `None` when all [`WINDOW_SLOTS`] hold other shapes.
+    /// Called under the lock.
+    fn slot_for(&self, kind: WindowKind) -> Option<usize> {
+        let current = window_slot(self.word.load(Ordering::Acquire));
+        if self.window_of_slot(current).is_some_and(|w| w.fits(kind)) {
+            return Some(current);
+        }
+        let mut free = None;
+        for slot in 0..WINDOW_SLOTS {
+            match self.window_of_slot(slot) {
+                Some(window) if window.fits(kind) => return Some(slot),
+                None if free.is_none() => free = Some(slot),
+                _ => {}
+            }
+        }
+        free
+    }
+
+    /// The window of `slot`, if made.
+    fn window_of_slot(&self, slot: usize) -> Option<&Window> {
+        match slot {
+            0 => Some(&self.window),
+            slot => self
+                .windows
+                .get()
+                .and_then(|windows| windows.get(slot - 1))
+                .and_then(OnceLock::get),
+        }
+    }
+
+    /// Applies new (validated) settings at once: the thresholds, the minimum, the open time,
+    /// the probes and the half-open wait from the next judgement, opening or half-open period
+    /// (the period running keeps its end and its probe count); a window of another shape is
+    /// put in force, a count window carrying the newest outcomes over (as many as both hold),
+    /// a time window (or a change of kind) starting empty. The state, its period and the
+    /// growth of the open time are kept; calls in flight are recorded into the window in
+    /// force when they finish.
+    ///
+    /// # Errors
+    ///
+    /// The window field (`count_window` or `time_window`) when the breaker already holds
+    /// [`WINDOW_SLOTS`] windows of other shapes; nothing changes then.
+    pub(crate) fn reconfigure(&self, settings: Settings) -> Result<(), ConfigError> {
+        let _control = self.lock();
+        let word = self.word.load(Ordering::Acquire);
+        let current = window_slot(word);
+        let Some(slot) = self.slot_for(settings.window) else {
+            return Err(too_many_shapes(settings.window));
+        };
+        if slot != current {
+            let old = self.window_of(word);
+            let new = match self.window_of_slot(slot) {
+                Some(window) => {
+                    window.reset();
+                    window
+                }
+                None => {
+                    let windows = self
+                        .windows
+                        .get_or_init(|| Box::new(std::array::from_fn(|_| OnceLock::new())));
+                    windows[slot - 1].get_or_init(|| Window::new(settings.window))
+                }
+            };
+            if let (Window::Count(old), Window::Count(new)) = (old, new) {
+                new.carry(old);
+            }
+        }
+        // The settings first, then the word that names the window: a recorder that sees the
+        // new window judges it by the new settings.
+        self.settings.store(Arc::new(settings));
+        if slot != current {
+            let slot = u64::try_from(slot).unwrap_or(0);
+            self.word.store(
+                (word & !WINDOW_BITS) | (slot << WINDOW_SHIFT),
+                Ordering::Release,
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The error of a window shape a breaker has no slot left for.
+fn too_many_shapes(kind: WindowKind) -> ConfigError {
+    let field = match kind {
+        WindowKind::Count(_) => "count_window",
+        WindowKind::Time { .. } => "time_window",
+    };
+    ConfigError::out_of_range(
+        crate::settings::PATTERN,
+        field,
+        format!(
+            "a running breaker holds at most {WINDOW_SLOTS} window shapes and has no slot left \
+             for {kind:?}: rebuild the layer to change it"
+        ),
+    )
+}
+
+impl Breaker {
+    /// The error [`reconfigure`](Self::reconfigure) gives for settings a breaker cannot take.
+    pub(crate) fn reconfigure_refused(&self, settings: Settings) -> Result<(), ConfigError> {
+        Err(too_many_shapes(settings.window))
     }
 }

@@ -187,7 +187,7 @@ pub(crate) enum Verdict {
 ///
 /// One word, so that the response future stays small and is moved with whole-word copies:
 /// the state word it was admitted under (generation in the high 32 bits, state tag in the low
-/// 8), its [`PermitKind`] in bits 8 to 15, and bit 16 always set (never zero, so an
+/// 8, the window slot in bits 17 to 19), its [`PermitKind`] in bits 8 to 15, and bit 16 always set (never zero, so an
 /// `Option<Permit>` is one word too).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Permit(NonZeroU64);
@@ -203,13 +203,21 @@ pub(super) enum PermitKind {
     Untracked = 2,
 }
 
+/// The bits of a state word (and of a [`Permit`]) that say which of the breaker's window slots
+/// is in force (bits 17 to 19: slot 0 is the window the breaker was built with, 1 to 7 the
+/// windows later settings brought; see `Breaker::reconfigure`).
+pub(super) const WINDOW_BITS: u64 = 0b111 << WINDOW_SHIFT;
+/// The shift of [`WINDOW_BITS`].
+pub(super) const WINDOW_SHIFT: u32 = 17;
+/// Window slots per breaker: the one it was built with and 7 more.
+pub(super) const WINDOW_SLOTS: usize = 8;
 /// The bits of a [`Permit`] that hold the state word.
-pub(super) const PERMIT_WORD: u64 = 0xffff_ffff_0000_00ff;
+pub(super) const PERMIT_WORD: u64 = 0xffff_ffff_0000_00ff | WINDOW_BITS;
 /// The bit always set in a [`Permit`].
 pub(super) const PERMIT_MARK: u64 = 1 << 16;
 
 impl Permit {
-    /// A counted permit admitted under `word` (whose bits 8 to 31 are clear, as in every state
+    /// A counted permit admitted under `word` (whose bits 8 to 16 are clear, as in every state
     /// word): the word and the mark, so that [`Breaker::success_is_steady`] compares it with
     /// the current word in one go.
     #[inline]
@@ -289,6 +297,24 @@ pub(super) const fn generation(word: u64) -> u64 {
     word >> 32
 }
 
+/// The next period's word: the generation bumped, the state `to`, the window slot kept.
 pub(super) const fn next_word(word: u64, to: State) -> u64 {
-    ((generation(word).wrapping_add(1) & 0xffff_ffff) << 32) | to.tag()
+    ((generation(word).wrapping_add(1) & 0xffff_ffff) << 32) | (word & WINDOW_BITS) | to.tag()
+}
+
+/// The period of a word: its generation and state, without the window slot (a change of window
+/// by new settings starts no new period: the calls in flight are recorded into the new window).
+pub(super) const fn period(word: u64) -> u64 {
+    word & !WINDOW_BITS
+}
+
+/// Whether two words are of one period (one XOR and one test).
+#[inline]
+pub(super) const fn same_period(a: u64, b: u64) -> bool {
+    (a ^ b) & !WINDOW_BITS == 0
+}
+
+/// The window slot of a word.
+pub(super) const fn window_slot(word: u64) -> usize {
+    ((word & WINDOW_BITS) >> WINDOW_SHIFT) as usize
 }

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::vocabulary::Counts;
+use super::vocabulary::{Counts, WindowKind};
 
 pub(super) const PRESENT: u8 = 1;
 pub(super) const FAILED: u8 = 2;
@@ -250,4 +250,56 @@ impl TimeWindow {
 pub(super) enum Window {
     Count(CountWindow),
     Time(TimeWindow),
+}
+
+impl Window {
+    pub(super) fn new(kind: WindowKind) -> Self {
+        match kind {
+            WindowKind::Count(n) => Self::Count(CountWindow::new(n)),
+            WindowKind::Time { size, buckets } => Self::Time(TimeWindow::new(size, buckets)),
+        }
+    }
+
+    /// Whether this window has the shape `kind` would make.
+    pub(super) fn fits(&self, kind: WindowKind) -> bool {
+        match (self, kind) {
+            (Self::Count(w), WindowKind::Count(n)) => w.slots.len() == n.max(1) as usize,
+            (Self::Time(w), WindowKind::Time { size, buckets }) => {
+                let made = TimeWindow::new(size, buckets);
+                w.buckets.len() == made.buckets.len() && w.bucket_nanos == made.bucket_nanos
+            }
+            _ => false,
+        }
+    }
+
+    pub(super) fn reset(&self) {
+        match self {
+            Self::Count(w) => w.reset(),
+            Self::Time(w) => w.reset(),
+        }
+    }
+}
+
+impl CountWindow {
+    /// Fills this (empty) window with the newest outcomes of `old`, as many as both hold,
+    /// oldest first: a shrunk window keeps the newest outcomes, a grown one all of them.
+    pub(super) fn carry(&self, old: &Self) {
+        let old_len = old.slots.len() as u64;
+        let next = old.next.load(Ordering::Relaxed);
+        // The steady state writes nothing: a full window of successes has `next` anywhere, and
+        // every slot holds a success, so any `n` slots are its newest outcomes.
+        let n = (self.slots.len() as u64).min(old_len);
+        let mut kept = 0;
+        for i in 0..n {
+            // The outcome `n - i` calls ago, oldest first.
+            let index = (next + old_len - (n - i) % old_len) % old_len;
+            let code = old.slots[index as usize].load(Ordering::Relaxed);
+            if code != 0 {
+                self.slots[kept].store(code, Ordering::Relaxed);
+                self.counters.add(code);
+                kept += 1;
+            }
+        }
+        self.next.store(kept as u64, Ordering::Relaxed);
+    }
 }

@@ -17,8 +17,8 @@
 //! | `weir_calls_total` | counter | `pattern`, `layer`, `outcome`, `reason` | every event with a [`Fate`] ([`Metrics`]) |
 //! | `weir_transitions_total` | counter | `pattern`, `layer`, `from`, `to` | every state change ([`Metrics`]) |
 //! | `weir_backoff_delay_seconds` | histogram | `pattern`, `layer` | a retry's delay ([`Metrics`]) |
-//! | `weir_queue_wait_seconds` | histogram | `pattern`, `layer` | a queued request's wait ([`Metrics`]) |
-//! | `weir_attempt_duration_seconds` | histogram | `pattern`, `layer` | an attempt's latency, where a layer measures it ([`Metrics`]) |
+//! | `weir_queue_wait_seconds` | histogram | `pattern`, `layer` | an event's `wait` ([`Metrics`]; no pattern sets it yet) |
+//! | `weir_attempt_duration_seconds` | histogram | `pattern`, `layer` | an event's `latency` ([`Metrics`]; no pattern sets it yet) |
 //! | `weir_<pattern>_<gauge>` | gauge | `layer` | each gauge of a registered handle's snapshot ([`record`]) |
 //! | `weir_<pattern>_<counter>_total` | counter | `layer` | each counter of a snapshot, absolute ([`record`]) |
 //! | `weir_<pattern>_state` | gauge | `layer`, `state` | one-hot: 1 for the state a layer is in, 0 for the others seen ([`record`]) |

@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::time::Instant;
 use weir_core::{ConfigError, KeyedConfig, KeyedMap, Outcome};
 
@@ -188,13 +189,10 @@ impl RetryBudget {
                 max_tokens,
                 token_ratio,
             } => {
-                let max = u64::from(max_tokens) * 1000;
-                // Three decimal places, as A6 says; at least 0.001 so it always gives back.
-                let ratio = ((token_ratio * 1000.0).round() as u64).max(1);
+                let limits = self::state::pack_limits(max_tokens, token_ratio);
                 BudgetState::Throttle {
-                    max,
-                    ratio,
-                    tokens: AtomicU64::new(max),
+                    limits: AtomicU64::new(limits),
+                    tokens: AtomicU64::new(limits >> 32),
                 }
             }
             Kind::Unlimited => BudgetState::Unlimited,
@@ -240,7 +238,8 @@ pub struct SharedBudget {
 }
 
 struct BudgetInner {
-    spec: RetryBudget,
+    /// The settings in force (read by `budget()` and when a server's budget is made).
+    spec: ArcSwap<RetryBudget>,
     state: BudgetState,
     /// The budgets per server (per key), with their key type erased: made by the first
     /// request of a layer keyed per server.
@@ -263,7 +262,7 @@ impl SharedBudget {
     pub(crate) fn start(spec: RetryBudget) -> Self {
         Self {
             inner: Arc::new(BudgetInner {
-                spec,
+                spec: ArcSwap::from_pointee(spec),
                 state: spec.start(Instant::now()),
                 keyed: OnceLock::new(),
             }),
@@ -273,7 +272,7 @@ impl SharedBudget {
     /// The budget's settings.
     #[must_use]
     pub fn budget(&self) -> RetryBudget {
-        self.inner.spec
+        **self.inner.spec.load()
     }
 
     /// Counts a request (a first call, not a retry or a hedge): what a ratio budget grows with.
@@ -320,7 +319,7 @@ impl SharedBudget {
         Key: Hash + Eq + Send + Sync + 'static,
     {
         let store = self.inner.keyed.get_or_init(|| {
-            let overflow = Self::start(self.inner.spec);
+            let overflow = Self::start(self.budget());
             Box::new(KeyedMap::<Key, Self>::new(config, overflow))
         });
         store.as_any().downcast_ref()
@@ -330,7 +329,7 @@ impl SharedBudget {
 impl fmt::Debug for SharedBudget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SharedBudget")
-            .field("budget", &self.inner.spec)
+            .field("budget", &self.budget())
             .field("available", &self.available())
             .field("servers", &self.servers())
             .finish()
@@ -342,6 +341,8 @@ impl fmt::Debug for SharedBudget {
 trait KeyedBudgets: Send + Sync {
     fn as_any(&self) -> &dyn Any;
     fn len(&self) -> usize;
+    /// Visits every server's budget and the overflow one.
+    fn visit(&self, f: &mut dyn FnMut(&SharedBudget));
 }
 
 impl<Key> KeyedBudgets for KeyedMap<Key, SharedBudget>
@@ -354,5 +355,101 @@ where
 
     fn len(&self) -> usize {
         Self::len(self)
+    }
+
+    fn visit(&self, f: &mut dyn FnMut(&SharedBudget)) {
+        self.for_each(|_, budget| f(budget));
+        f(self.overflow());
+    }
+}
+
+/// New settings for a running budget.
+impl SharedBudget {
+    /// Checks that `budget` keeps its rules and can replace this budget's settings in place:
+    /// the same kind (ratio, gRPC throttle, unlimited) and, for a ratio, the same window.
+    ///
+    /// # Errors
+    ///
+    /// [`RetryBudget::validate`]'s error, or a conflict naming `budget` (another kind) or
+    /// `budget.window` (another window).
+    pub fn check(&self, budget: &RetryBudget) -> Result<(), ConfigError> {
+        budget.validate()?;
+        match (self.budget().kind, budget.kind) {
+            (Kind::Ratio { window: old, .. }, Kind::Ratio { window: new, .. }) if old != new => {
+                Err(ConfigError::conflict(
+                    "retry",
+                    "budget.window",
+                    format!(
+                        "of a running budget stays {old:?} (its counts are kept per tenth of \
+                         it): rebuild the layer to change it, got {new:?}"
+                    ),
+                ))
+            }
+            (Kind::Ratio { .. }, Kind::Ratio { .. })
+            | (Kind::Throttle { .. }, Kind::Throttle { .. })
+            | (Kind::Unlimited, Kind::Unlimited) => Ok(()),
+            (old, new) => Err(ConfigError::conflict(
+                "retry",
+                "budget",
+                format!(
+                    "of a running layer keeps its kind ({}): rebuild the layer to make it {}",
+                    kind_name(&old),
+                    kind_name(&new)
+                ),
+            )),
+        }
+    }
+
+    /// Applies new settings to this budget (and to every server's, for a layer keyed per
+    /// server) at once, for every layer that shares it: a ratio budget's ratio and floor (the
+    /// requests and retries counted so far are kept), a gRPC throttle's maximum and token
+    /// ratio (its tokens carried over, clamped to the new maximum).
+    ///
+    /// # Errors
+    ///
+    /// As [`check`](Self::check); nothing changes then.
+    pub fn apply(&self, budget: RetryBudget) -> Result<(), ConfigError> {
+        self.check(&budget)?;
+        // The new settings first: a server's budget made from now on starts with them.
+        self.inner.spec.store(Arc::new(budget));
+        self.set(budget);
+        if let Some(keyed) = self.inner.keyed.get() {
+            keyed.visit(&mut |server| {
+                server.inner.spec.store(Arc::new(budget));
+                server.set(budget);
+            });
+        }
+        Ok(())
+    }
+
+    /// Puts `budget`'s numbers in force in this budget's state (same kind: checked).
+    fn set(&self, budget: RetryBudget) {
+        match budget.kind {
+            Kind::Ratio {
+                ratio,
+                min_per_second,
+                window,
+            } => self
+                .inner
+                .state
+                .set_rates(self::state::pack_rates(ratio, min_per_second, window)),
+            Kind::Throttle {
+                max_tokens,
+                token_ratio,
+            } => self
+                .inner
+                .state
+                .set_limits(self::state::pack_limits(max_tokens, token_ratio)),
+            Kind::Unlimited => {}
+        }
+    }
+}
+
+/// A budget kind's name, as a configuration file writes it.
+const fn kind_name(kind: &Kind) -> &'static str {
+    match kind {
+        Kind::Ratio { .. } => "ratio",
+        Kind::Throttle { .. } => "grpc_throttle",
+        Kind::Unlimited => "unlimited",
     }
 }

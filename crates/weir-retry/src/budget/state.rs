@@ -14,10 +14,9 @@ use super::word::Word;
 pub(crate) enum BudgetState {
     Ratio(Box<RatioState>),
     Throttle {
-        /// Tokens × 1000.
-        max: u64,
-        /// Token ratio × 1000.
-        ratio: u64,
+        /// The maximum (tokens × 1000, high 32 bits) and the token ratio (× 1000, low 32 bits,
+        /// at most the maximum): one word, so new settings change both at once.
+        limits: AtomicU64,
         /// Tokens × 1000.
         tokens: AtomicU64,
     },
@@ -71,11 +70,12 @@ impl BudgetState {
     /// An attempt finished with `outcome` (gRPC throttling counts successes and failures).
     #[inline]
     pub(crate) fn record(&self, outcome: &Outcome) {
-        if let Self::Throttle { max, ratio, tokens } = self {
+        if let Self::Throttle { limits, tokens } = self {
             match outcome {
                 Outcome::Success => {
+                    let (max, ratio) = unpack_limits(limits.load(Ordering::Acquire));
                     let _ = tokens.fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
-                        (t < *max).then(|| t.saturating_add(*ratio).min(*max))
+                        (t < max).then(|| t.saturating_add(ratio).min(max))
                     });
                 }
                 Outcome::Failure(failure)
@@ -95,7 +95,10 @@ impl BudgetState {
     pub(crate) fn withdraw(&self, now: Instant) -> bool {
         match self {
             Self::Ratio(state) => state.withdraw(now),
-            Self::Throttle { max, tokens, .. } => tokens.load(Ordering::Acquire) > max / 2,
+            Self::Throttle { limits, tokens } => {
+                let (max, _) = unpack_limits(limits.load(Ordering::Acquire));
+                tokens.load(Ordering::Acquire) > max / 2
+            }
             Self::Unlimited => true,
         }
     }
@@ -111,8 +114,9 @@ impl BudgetState {
                         .saturating_sub(state.retries.sum(epoch)),
                 )
             }
-            Self::Throttle { max, tokens, .. } => {
+            Self::Throttle { limits, tokens } => {
                 // Each retry needs the count above max / 2; each failure takes one token.
+                let (max, _) = unpack_limits(limits.load(Ordering::Acquire));
                 let tokens = tokens.load(Ordering::Acquire);
                 Some(tokens.saturating_sub(max / 2).div_ceil(1000))
             }
@@ -175,8 +179,9 @@ pub(crate) struct RatioState<A = AtomicU64> {
     current: AtomicU32,
     slot_nanos: u64,
     /// Ratio × 1000.
-    ratio_milli: u64,
-    floor: u64,
+    /// The floor (retries per window, high 44 bits) and the ratio (× 1000, low 20 bits): one
+    /// word, so new settings change both at once.
+    rates: AtomicU64,
     /// The requests, counted per thread stripe: each request counts once, in its thread's
     /// stripe, and the budget reads their sum (on a retry only). One shared counter would be
     /// written by every request of every thread, and two threads would contend on it.
@@ -191,8 +196,7 @@ impl<A: Word> RatioState<A> {
             start: now,
             current: AtomicU32::new(0),
             slot_nanos: (window_nanos / u64::from(SLOTS)).max(1),
-            ratio_milli: (ratio * 1000.0).round() as u64,
-            floor: u64::from(min_per_second).saturating_mul(window.as_secs().max(1)),
+            rates: AtomicU64::new(pack_rates(ratio, min_per_second, window)),
             requests: std::array::from_fn(|_| Stripe(Window::new())),
             retries: Window::new(),
         }
@@ -221,8 +225,8 @@ impl<A: Word> RatioState<A> {
     }
 
     pub(super) fn allowed(&self, epoch: u32) -> u64 {
-        self.floor
-            .saturating_add(self.requests(epoch).saturating_mul(self.ratio_milli) / 1000)
+        let (floor, ratio_milli) = unpack_rates(self.rates.load(Ordering::Acquire));
+        floor.saturating_add(self.requests(epoch).saturating_mul(ratio_milli) / 1000)
     }
 
     pub(super) fn withdraw(&self, now: Instant) -> bool {
@@ -330,5 +334,59 @@ impl<A: Word> Window<A> {
             .filter(|(e, _)| epoch.wrapping_sub(*e) < SLOTS)
             .map(|(_, count)| u64::from(count))
             .sum()
+    }
+}
+
+/// Bits of a ratio budget's `rates` word that hold the ratio × 1000 (at most 1 000 000).
+const RATIO_BITS: u32 = 20;
+
+/// A ratio budget's floor and ratio in one word.
+pub(super) fn pack_rates(ratio: f64, min_per_second: u32, window: Duration) -> u64 {
+    let ratio_milli = ((ratio * 1000.0).round() as u64).min((1 << RATIO_BITS) - 1);
+    let floor = u64::from(min_per_second)
+        .saturating_mul(window.as_secs().max(1))
+        .min((1 << (64 - RATIO_BITS)) - 1);
+    (floor << RATIO_BITS) | ratio_milli
+}
+
+/// The floor and the ratio × 1000 of a `rates` word.
+const fn unpack_rates(word: u64) -> (u64, u64) {
+    (word >> RATIO_BITS, word & ((1 << RATIO_BITS) - 1))
+}
+
+/// A throttle's maximum and token ratio (both × 1000) in one word.
+pub(super) fn pack_limits(max_tokens: u32, token_ratio: f64) -> u64 {
+    let max = u64::from(max_tokens)
+        .saturating_mul(1000)
+        .min(u64::from(u32::MAX));
+    // Three decimal places, as A6 says; at least 0.001 so it always gives back; no more than
+    // the maximum (a success never gives back more than there is room for).
+    let ratio = ((token_ratio * 1000.0).round() as u64).clamp(1, max.max(1));
+    (max << 32) | ratio
+}
+
+/// The maximum and the token ratio (× 1000) of a `limits` word.
+const fn unpack_limits(word: u64) -> (u64, u64) {
+    (word >> 32, word & 0xffff_ffff)
+}
+
+/// New settings for a running budget (the layer's handle).
+impl BudgetState {
+    /// Puts a ratio budget's new floor and ratio in force at once; the requests and retries
+    /// counted so far are kept (the window is unchanged: the caller checked).
+    pub(super) fn set_rates(&self, word: u64) {
+        if let Self::Ratio(state) = self {
+            state.rates.store(word, Ordering::Release);
+        }
+    }
+
+    /// Puts a throttle's new maximum and ratio in force; its tokens are carried over, clamped
+    /// to the new maximum.
+    pub(super) fn set_limits(&self, word: u64) {
+        if let Self::Throttle { limits, tokens } = self {
+            limits.store(word, Ordering::Release);
+            let (max, _) = unpack_limits(word);
+            tokens.fetch_min(max, Ordering::AcqRel);
+        }
     }
 }
