@@ -23,6 +23,7 @@
 //! | `weir_<pattern>_<counter>_total` | counter | `layer` | each counter of a snapshot, absolute ([`record`]) |
 //! | `weir_<pattern>_state` | gauge | `layer`, `state` | one-hot: 1 for the state a layer is in, 0 for the others seen ([`record`]) |
 //! | `weir_<pattern>_state_value` | gauge | `layer` | the state's number ([`record`]) |
+//! | `weir_config_reload_total` | counter | `result` (`applied`, `refused`, `unreadable`) | each configuration file the `weir` crate's reloader and watcher saw change (#25) |
 //!
 //! # Tracing
 //!
