@@ -12,9 +12,11 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use weir_core::reconfigure::Reconfigure;
 use weir_core::{BoxError, ConfigError};
+use weir_load_shed::{ConfigLimit, Fixed, LoadShedHandle};
 use weir_rate_limit::{
     ConfigAlgorithm, ConfigTiers, Http, MemoryStore, RateLimitConfig, RateLimitHandle, UnitCost,
 };
+use weir_timeout::TimeoutHandle;
 
 use crate::presets::SERVER;
 use crate::settings::{ConfigServerStack, ServerConfig};
@@ -48,6 +50,8 @@ struct Inner {
     /// The configuration in force: what a reload is compared with.
     running: Mutex<ServerConfig>,
     rate_limit: Option<ConfigRateLimitHandle>,
+    shed: LoadShedHandle,
+    timeout: TimeoutHandle<Duration>,
     applied: AtomicU64,
     refused: AtomicU64,
 }
@@ -60,13 +64,16 @@ struct Inner {
 /// running stack, and only then applies each layer's new settings through its handle: a
 /// configuration refused for any reason changes nothing.
 ///
-/// What a reload applies today: the `rate_limit` table's quotas and tiers
-/// ([`RateLimitHandle`]'s `apply`; each key's state carries over). What needs a restart (a
-/// [`ConfigError`] that says so, naming the field): a `rate_limit` table added or removed, a
+/// What a reload applies: `max_in_flight` (the load shedder's limit: a lower one lets the calls
+/// in flight finish and admits no new one until they are below it), the timeout's `timeout`,
+/// `incoming_floor`, `below_floor` and `expose_deadline` (a call already started keeps its
+/// deadline; calls started after the reload get the new one), and the `rate_limit` table's quotas
+/// and tiers ([`RateLimitHandle`]'s `apply`; each key's state carries over). What needs a restart
+/// (a [`ConfigError`] that says so, naming the field): a `rate_limit` table added or removed, a
 /// change of its other fields (its key, algorithm, mode, `tier_of`, key bounds, response fields,
-/// name), a tier added, removed or renamed, a tier's number of quotas, and every other field of
-/// the file. (The timeout and the shedder's `max_in_flight` become reloadable once their layers
-/// implement `Reconfigure`.)
+/// name), a tier added, removed or renamed, a tier's number of quotas, `refusal_body`,
+/// `timeout_status`, `missing_key_status` and `exempt_paths` (the server stack has no breaker,
+/// retry or bulkhead).
 ///
 /// ```
 /// use weir::ServerConfig;
@@ -112,6 +119,8 @@ impl ServerConfig {
             inner: Arc::new(Inner {
                 running: Mutex::new(self.clone()),
                 rate_limit,
+                shed: stack.load_shed(),
+                timeout: stack.timeout_handle(),
                 applied: AtomicU64::new(0),
                 refused: AtomicU64::new(0),
             }),
@@ -129,10 +138,15 @@ fn restart(field: &str) -> ConfigError {
     )
 }
 
-/// `running` and `new` without the fields a reload applies (the rate limit's quotas and tiers):
-/// what must be equal for the reload to apply.
+/// `config` without the fields a reload applies (the shedder's limit, the timeout's settings,
+/// the rate limit's quotas and tiers): what must be equal for the reload to apply.
 fn fixed_part(config: &ServerConfig) -> ServerConfig {
     let mut fixed = config.clone();
+    fixed.timeout = None;
+    fixed.max_in_flight = None;
+    fixed.expose_deadline = None;
+    fixed.incoming_floor = None;
+    fixed.below_floor = None;
     if let Some(rate_limit) = fixed.rate_limit.as_mut() {
         rate_limit.quota = None;
         rate_limit.tier = None;
@@ -143,20 +157,12 @@ fn fixed_part(config: &ServerConfig) -> ServerConfig {
 /// The first field that differs between `a` and `b` (both without their reloadable parts), as
 /// the file names it.
 fn changed_field(a: &ServerConfig, b: &ServerConfig) -> Option<String> {
-    // #25: the timeout (reload-brt's `Reconfigure` on the timeout layer) and `max_in_flight`
-    // (reload-bl's on the shedder) are the next to leave this list and be applied below, in
-    // `ServerReloader::apply_all`.
     macro_rules! fields {
         ($($f:ident),*) => {
             $(if a.$f != b.$f { return Some(stringify!($f).to_owned()); })*
         };
     }
     fields!(
-        timeout,
-        max_in_flight,
-        expose_deadline,
-        incoming_floor,
-        below_floor,
         refusal_body,
         timeout_status,
         missing_key_status,
@@ -219,7 +225,10 @@ impl ServerReloader {
 
     fn apply_all(&self, config: &ServerConfig) -> Result<(), ConfigError> {
         // 1. The whole file, by the builders' rules (every table), as a new stack would be.
-        config.build()?;
+        let builder = config.builder()?;
+        let timeout = builder.timeout_settings();
+        let max_in_flight = builder.max_in_flight_setting();
+        builder.build()?;
         let mut running = self
             .inner
             .running
@@ -239,9 +248,25 @@ impl ServerReloader {
             }
             _ => None,
         };
-        // #25: reload-brt's and reload-bl's handles (the timeout, the shedder) are checked here,
-        // before anything is applied, and applied below.
-        // 3. Apply: every check passed, so no apply below can fail on the new settings.
+        // The shedder's tuning in force with the new limit: its name, shares and durations are
+        // its own, so only the limit changes (of the same algorithm, `Fixed`).
+        let shed = (running.max_in_flight != config.max_in_flight).then(|| {
+            let mut tuning = self.inner.shed.settings();
+            tuning.limit = Some(ConfigLimit::Fixed(Fixed::new(max_in_flight)));
+            tuning
+        });
+        let timeout_changed = running.timeout != config.timeout
+            || running.incoming_floor != config.incoming_floor
+            || running.below_floor != config.below_floor
+            || running.expose_deadline != config.expose_deadline;
+        // 3. Apply: every check passed (the timeout's and the shedder's settings were checked by
+        // `build` above, by the same rules as their handles'), so no apply below fails.
+        if let Some(tuning) = shed {
+            self.inner.shed.apply(tuning)?;
+        }
+        if timeout_changed {
+            self.inner.timeout.apply(timeout)?;
+        }
         if let Some((handle, settings)) = rate_limit {
             handle
                 .apply(settings)

@@ -8,8 +8,9 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use http::{Request, Response};
+use http::{Request, Response, StatusCode};
 use tower::{Layer, Service, ServiceExt, service_fn};
+use weir::core::reconfigure::Reconfigure;
 use weir::{ConfigError, ServerConfig};
 
 fn config(text: &str) -> ServerConfig {
@@ -118,9 +119,10 @@ async fn a_refused_reload_applies_nothing() {
     assert_eq!(new_tier.field(), "rate_limit.tier");
     let removed = refused(r#"timeout = "5s""#);
     assert_eq!(removed.field(), "rate_limit");
-    let timeout = refused(
+    let body = refused(
         r#"
-        timeout = "9s"
+        timeout = "5s"
+        refusal_body = "problem_json"
         [rate_limit]
         key = { header = "x-tenant" }
         response_headers = "ietf"
@@ -129,7 +131,8 @@ async fn a_refused_reload_applies_nothing() {
         tier_of = { acme = "gold" }
         "#,
     );
-    assert_eq!(timeout.field(), "timeout");
+    assert!(body.is_conflict());
+    assert_eq!(body.field(), "refusal_body");
     assert_eq!((reloader.applied(), reloader.refused()), (0, 5));
     assert_eq!(reloader.running(), limits(10, 100));
     assert_eq!(policy(&mut svc, "zed").await, r#""api";q=10;w=1"#);
@@ -201,4 +204,140 @@ async fn the_watcher_reloads_the_file_when_its_text_changes() {
     assert_eq!(watcher.failed(), 2);
     assert_eq!(policy(&mut svc, "zed").await, r#""api";q=40;w=1"#);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A server whose rate limit is keyed by `x-tenant`, with `max_in_flight` and `timeout`.
+fn server(max_in_flight: usize, timeout: &str, per_second: u32) -> ServerConfig {
+    config(&format!(
+        r#"
+        timeout = "{timeout}"
+        max_in_flight = {max_in_flight}
+        [rate_limit]
+        key = {{ header = "x-tenant" }}
+        response_headers = "ietf"
+        quota = {{ rate = {per_second}, per = "1s", name = "api" }}
+        "#
+    ))
+}
+
+fn request() -> Request<String> {
+    Request::builder()
+        .header("x-tenant", "zed")
+        .body(String::new())
+        .expect("valid")
+}
+
+/// One call through `svc`; its response is held (a call is in flight until its body ends).
+async fn call<S, B>(svc: &mut S) -> Response<B>
+where
+    S: Service<Request<String>, Response = Response<B>, Error = Infallible>,
+{
+    svc.ready()
+        .await
+        .expect("ready")
+        .call(request())
+        .await
+        .expect("infallible")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reloaded_max_in_flight_sheds_at_the_new_level() {
+    let (stack, reloader) = server(2, "5s", 1_000).build_reloadable().expect("valid");
+    let mut svc = stack.layer(service_fn(|_req: Request<String>| async {
+        Ok::<_, Infallible>(Response::new(String::from("ok")))
+    }));
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let res = call(&mut svc).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        held.push(res);
+    }
+    assert_eq!(
+        call(&mut svc).await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    reloader.reload(&server(4, "5s", 1_000)).expect("applies");
+    assert_eq!(stack.load_shed().limit(), 4);
+    for _ in 0..2 {
+        let res = call(&mut svc).await;
+        assert_eq!(res.status(), StatusCode::OK, "admitted up to the new limit");
+        held.push(res);
+    }
+    assert_eq!(
+        call(&mut svc).await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    // Lowered below the calls in flight: they finish; no new one until they are below it.
+    reloader.reload(&server(1, "5s", 1_000)).expect("applies");
+    assert_eq!(
+        call(&mut svc).await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    held.clear();
+    let first = call(&mut svc).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(
+        call(&mut svc).await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!((reloader.applied(), reloader.refused()), (2, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reloaded_timeout_applies_to_the_calls_started_after() {
+    let (stack, reloader) = server(10, "5s", 1_000).build_reloadable().expect("valid");
+    let svc = stack.layer(service_fn(|_req: Request<String>| async {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        Ok::<_, Infallible>(Response::new(String::from("ok")))
+    }));
+    let before = tokio::spawn(svc.clone().oneshot(request()));
+    tokio::time::advance(Duration::from_secs(1)).await;
+    reloader.reload(&server(10, "2s", 1_000)).expect("applies");
+    let after = tokio::spawn(svc.clone().oneshot(request()));
+    let before = before.await.expect("joins").expect("infallible");
+    let after = after.await.expect("joins").expect("infallible");
+    assert_eq!(
+        before.status(),
+        StatusCode::OK,
+        "started under 5 s, done in 3 s"
+    );
+    assert_eq!(
+        after.status(),
+        StatusCode::GATEWAY_TIMEOUT,
+        "started under 2 s"
+    );
+    assert_eq!(stack.timeout_handle().version(), 1);
+}
+
+/// A file with one bad table applies none of its other changes: the shedder's limit, the
+/// timeout and the rate limit keep their running settings.
+#[tokio::test(start_paused = true)]
+async fn a_file_with_one_bad_table_applies_nothing() {
+    let (stack, reloader) = server(2, "5s", 10).build_reloadable().expect("valid");
+    let mut svc = stack.layer(service_fn(|_req: Request<String>| async {
+        Ok::<_, Infallible>(Response::new(String::from("ok")))
+    }));
+    let timeout_settings = stack.timeout_handle().settings();
+    let err = reloader
+        .reload(&server(4, "2s", 0))
+        .expect_err("a zero quota is refused");
+    assert_eq!(err.field(), "rate_limit.quota.rate");
+    assert_eq!(stack.load_shed().limit(), 2);
+    assert_eq!(stack.timeout_handle().version(), 0);
+    assert_eq!(
+        format!("{:?}", stack.timeout_handle().settings()),
+        format!("{timeout_settings:?}")
+    );
+    assert_eq!(reloader.running(), server(2, "5s", 10));
+    let held = [call(&mut svc).await, call(&mut svc).await];
+    assert!(held.iter().all(|r| r.status() == StatusCode::OK));
+    assert_eq!(
+        held[0].headers()["ratelimit-policy"],
+        r#""api";q=10;w=1"#,
+        "the quota in force"
+    );
+    assert_eq!(
+        call(&mut svc).await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
 }
