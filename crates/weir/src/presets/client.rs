@@ -15,9 +15,9 @@ use weir_circuit_breaker::{
     KeyedCircuitBreakerLayer,
 };
 use weir_core::inspect::Registry;
-use weir_core::{AnyError, Authority, HttpStatus, Name, Observer};
+use weir_core::{Name, Observer, classify::AnyError, classify::HttpStatus, key::Authority};
 #[cfg(feature = "tonic")]
-use weir_core::{ClassifyTrailers, GrpcStatus};
+use weir_core::{classify::ClassifyTrailers, classify::GrpcStatus};
 use weir_retry::{HttpReplay, RetryBudget, RetryBuilder, RetryHandle, RetryLayer};
 use weir_timeout::{TimeoutBuilder, TimeoutHandle, TimeoutLayer};
 
