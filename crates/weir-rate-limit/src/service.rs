@@ -8,7 +8,9 @@ use std::task::{Context, Poll, Waker};
 
 use tokio::time::Instant;
 use tower_service::Service;
-use weir_core::{BoxError, Global, KeyExtractor, Observer, RateLimitInfo, Resolved};
+use weir_core::{
+    BoxError, KeyExtractor, Observer, key::Global, key::Resolved, wire::RateLimitInfo,
+};
 
 use crate::event::Event;
 use crate::future::{Later, ResponseFuture};
@@ -248,7 +250,7 @@ impl<S, X, St, T, C, O, P> RateLimit<S, X, St, T, C, O, P> {
         key: Option<K>,
         tier: (usize, usize),
         cost: u32,
-        style: Option<weir_core::HeaderStyle>,
+        style: Option<weir_core::wire::HeaderStyle>,
     ) -> Pin<Box<Later<S, Req, St::Future>>>
     where
         S: Clone,
@@ -282,7 +284,7 @@ mod tests {
     use std::time::Duration;
 
     use tower::{Layer, ServiceExt, service_fn};
-    use weir_core::{Error, KeyedConfig, Name};
+    use weir_core::{Error, Name, keyed::KeyedConfig};
 
     use super::*;
     use crate::quota::Quota;
@@ -375,7 +377,7 @@ mod tests {
         let (layer, handle) = RateLimitLayer::builder()
             .quota(Quota::per_second(1))
             .tier("gold", [Quota::per_second(3)])
-            .key(weir_core::Global)
+            .key(weir_core::key::Global)
             .tier_of(|_: &()| Some("gold"))
             .build_with_handle()
             .expect("valid");
