@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::time::Instant;
-use weir_core::{ConfigError, KeyedConfig, KeyedMap, Outcome};
+use weir_core::{ConfigError, Outcome, keyed::KeyedConfig, keyed::KeyedMap};
 
 mod state;
 #[cfg(test)]
 mod tests;
+mod word;
 
 pub(crate) use self::state::BudgetState;
 use self::state::RatioState;

@@ -8,9 +8,9 @@ use std::time::Duration;
 use tower_layer::{Identity, Layer};
 use weir_core::inspect::Registry;
 use weir_core::protocol::Http;
-use weir_core::{ErrorResponse, ErrorResponseLayer, Observer};
+use weir_core::{Observer, response::ErrorResponse, response::ErrorResponseLayer};
 use weir_load_shed::{Fixed, LoadShed, LoadShedHandle, LoadShedLayer, Priority, Uniform};
-use weir_timeout::{BelowFloor, Timeout, TimeoutLayer};
+use weir_timeout::{BelowFloor, Timeout, TimeoutBuilder, TimeoutHandle, TimeoutLayer};
 
 use super::exempt::{DEFAULT_EXEMPT_PATHS, Exempt};
 use weir_core::ConfigError;
@@ -70,6 +70,8 @@ pub struct ServerStack<R = Identity, C = Uniform, O = (), F = Identity> {
     rate_limit: R,
     shed: LoadShedLayer<Fixed, C, O, Http>,
     timeout_layer: TimeoutLayer<Duration, O>,
+    /// Applies new settings to `timeout_layer` (a configuration reload).
+    timeout_handle: TimeoutHandle<Duration>,
     timeout: Duration,
     incoming_floor: Option<(Duration, BelowFloor)>,
     max_in_flight: usize,
@@ -127,7 +129,7 @@ impl<R, C, O, F> ServerStack<R, C, O, F> {
     /// # #[cfg(feature = "fallback")]
     /// use tower::{ServiceBuilder, ServiceExt, service_fn};
     /// # #[cfg(feature = "fallback")]
-    /// use weir::{HttpStatus, ServerStack};
+    /// use weir::{core::classify::HttpStatus, ServerStack};
     /// # #[cfg(feature = "fallback")]
     /// use weir::fallback::{Cause, FallbackLayer};
     ///
@@ -159,6 +161,7 @@ impl<R, C, O, F> ServerStack<R, C, O, F> {
             rate_limit: self.rate_limit,
             shed: self.shed,
             timeout_layer: self.timeout_layer,
+            timeout_handle: self.timeout_handle,
             timeout: self.timeout,
             incoming_floor: self.incoming_floor,
             max_in_flight: self.max_in_flight,
@@ -176,6 +179,16 @@ impl<R, C, O, F> ServerStack<R, C, O, F> {
     #[must_use]
     pub const fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// A handle that applies new settings to the stack's timeout while it runs (the timeout,
+    /// the floor, `expose_deadline`): `weir_core::reconfigure::Reconfigure::apply`, with a
+    /// `TimeoutLayer::server(..)` builder; its name stays `"server"`. A call already made keeps
+    /// its deadline. [`timeout`](Self::timeout) and [`incoming_floor`](Self::incoming_floor)
+    /// report the settings the stack was built with.
+    #[must_use]
+    pub fn timeout_handle(&self) -> TimeoutHandle<Duration> {
+        self.timeout_handle.clone()
     }
 
     /// The floor under a client's deadline, and what is done below it
@@ -264,6 +277,7 @@ impl<R: Clone, C, O: Clone, F: Clone> Clone for ServerStack<R, C, O, F> {
             rate_limit: self.rate_limit.clone(),
             shed: self.shed.clone(),
             timeout_layer: self.timeout_layer.clone(),
+            timeout_handle: self.timeout_handle.clone(),
             timeout: self.timeout,
             incoming_floor: self.incoming_floor,
             max_in_flight: self.max_in_flight,
@@ -295,7 +309,7 @@ impl<R, C, O, F> fmt::Debug for ServerStack<R, C, O, F> {
 /// | `expose_deadline` | off | the `Deadline` is in the extensions only when the client sent one (no allocation otherwise) |
 /// | `incoming_floor` | none: a client's deadline up to `timeout` is honoured as sent | [`incoming_floor`](Self::incoming_floor): a shorter one is refused at once or raised |
 /// | `error_responses` | [`ErrorResponseLayer::new`]: 429 / 503 / 504, 413 for a cost the quota can never admit, 401 for a missing key, plain text, IETF `RateLimit` fields | [`problem_json`](ErrorResponseLayer::problem_json) for a JSON API |
-/// | `observer` | none (`()`: free) | `weir::Tracing`, `weir::Metrics`, or your own |
+/// | `observer` | none (`()`: free) | `weir::core::observer::Tracing`, `weir::core::observer::Metrics`, or your own |
 /// | `exempt_paths` | [`DEFAULT_EXEMPT_PATHS`](crate::DEFAULT_EXEMPT_PATHS): `/livez`, `/readyz`, `/startupz` | weir-health's probe paths: never refused by the protections they report on |
 ///
 /// The stack sheds load with [`LoadShedLayer`] rather than a bulkhead: with no queue both refuse
@@ -426,7 +440,7 @@ impl<R, C, O> ServerBuilder<R, C, O> {
     ///
     /// ```
     /// use http::StatusCode;
-    /// use weir::{ErrorResponseLayer, ServerStack};
+    /// use weir::{core::response::ErrorResponseLayer, ServerStack};
     ///
     /// let stack = ServerStack::builder()
     ///     .error_responses(
@@ -479,7 +493,7 @@ impl<R, C, O> ServerBuilder<R, C, O> {
     }
 
     /// Reports the load shedder's and the timeout's events to `observer` (sheds, limit changes,
-    /// timeouts); `weir::Tracing` logs them, `weir::Metrics` counts them. A rate limit brings its
+    /// timeouts); `weir::core::observer::Tracing` logs them, `weir::core::observer::Metrics` counts them. A rate limit brings its
     /// own observer.
     #[must_use]
     pub fn observer<O2>(self, observer: O2) -> ServerBuilder<R, C, O2>
@@ -546,15 +560,11 @@ where
                 "must be at least 1",
             ));
         }
-        let mut timeout = TimeoutLayer::server(self.settings.timeout);
-        if let Some((floor, below)) = self.settings.incoming_floor {
-            timeout = timeout.incoming_floor(floor, below);
-        }
-        let timeout = timeout
-            .expose_deadline(self.settings.expose_deadline)
+        let (timeout, timeout_handle) = self
+            .timeout_settings()
             .name("server")
             .observer(self.observer.clone())
-            .build()
+            .build_with_handle()
             .map_err(|_| ConfigError::zero(SERVER, "timeout", "must be greater than zero"))?;
         let mut shed = LoadShedLayer::builder()
             .http()
@@ -575,6 +585,7 @@ where
             rate_limit: self.rate_limit,
             shed,
             timeout_layer: timeout,
+            timeout_handle,
             timeout: self.settings.timeout,
             incoming_floor: self.settings.incoming_floor,
             max_in_flight: self.settings.max_in_flight,
@@ -583,6 +594,25 @@ where
                 None => DEFAULT_EXEMPT_PATHS.map(Cow::Borrowed).into(),
             },
         })
+    }
+}
+
+/// The parts of the settings a running stack can take again (a configuration reload).
+impl<R, C, O> ServerBuilder<R, C, O> {
+    /// The timeout layer's settings, as [`build`](Self::build) gives them (without its name and
+    /// observer): what the stack's [`TimeoutHandle`] takes on a reload.
+    pub(crate) fn timeout_settings(&self) -> TimeoutBuilder {
+        let mut timeout = TimeoutLayer::server(self.settings.timeout);
+        if let Some((floor, below)) = self.settings.incoming_floor {
+            timeout = timeout.incoming_floor(floor, below);
+        }
+        timeout.expose_deadline(self.settings.expose_deadline)
+    }
+
+    /// The cap on calls in flight, as set.
+    #[cfg_attr(not(feature = "reload"), allow(dead_code))]
+    pub(crate) const fn max_in_flight_setting(&self) -> usize {
+        self.settings.max_in_flight
     }
 }
 
