@@ -223,7 +223,12 @@ async fn calls_admitted_after_a_change_of_window_shape_are_counted_in_the_new_wi
     let _ = send(&mut svc, FAIL).await;
     assert_eq!(handle.state(), State::Closed, "1 of 4 failed");
     let _ = send(&mut svc, FAIL).await;
-    assert_eq!(handle.state(), State::Open, "2 of 4 failed: {:?}", handle.snapshot());
+    assert_eq!(
+        handle.state(),
+        State::Open,
+        "2 of 4 failed: {:?}",
+        handle.snapshot()
+    );
     // The first shape again (emptied): its window counts the calls admitted from now on.
     advance(Duration::from_secs(1)).await;
     send(&mut svc, OK).await.unwrap();
