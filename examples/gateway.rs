@@ -8,6 +8,7 @@
 //! cargo run --release --example gateway -- --duration 5 --no-serve  # a short run that exits (CI)
 //! cargo run --release --example gateway -- --no-drive --port 8080    # just serve
 //! cargo run --release --example gateway -- --no-drive --host 0.0.0.0 --port 8080  # in a container
+//! cargo run --release --example gateway -- --no-drive --config gateway.toml  # quotas from a file, reloaded
 //! ```
 //!
 //! - **Listener**: HTTP/1.1 with a header read timeout (5 s to send a request's headers, from the
@@ -58,6 +59,13 @@
 //!   registered layers' gauges and totals (`weir::metrics::record`). The names are weir-core's
 //!   naming table.
 //!
+//! With `--config FILE` the tiers' quotas come from a TOML file (`[free]`, `[basic]` and `[premium]`
+//! tables, each `per_second = N` and `per_day = N`; without it, the embedded defaults), and the
+//! gateway **watches the file**: `weir::watch` reads it every 2 s (and at once on SIGHUP) and, when
+//! its text changed, applies the new quotas to the running rate limit through its handle (every
+//! client's state carries over). A file that does not parse, or that `weir` refuses (a zero
+//! quota), keeps the running quotas and is logged at `warn` with its field.
+//!
 //! With `WEIR_REDIS_URL=redis://host:port` the rate limits live in Redis (weir-redis), shared by
 //! every gateway instance; without it they stay in memory. While Redis is unreachable each
 //! instance limits locally with its share of every quota: set `WEIR_INSTANCES` to the number of
@@ -101,13 +109,14 @@ use tracing_subscriber::layer::SubscriberExt;
 use weir::bulkhead::{BulkheadHandle, BulkheadLayer};
 use weir::circuit_breaker::{CircuitBreakerLayer, KeyedCircuitBreakerHandle, State};
 use weir::core::inspect::Registry;
+use weir::core::reconfigure::Reconfigure;
 use weir::fallback::{Cause, FallbackHandle, FallbackLayer};
 use weir::health::{
     BreakerCheck, BulkheadCheck, HealthRegistry, HealthService, LoadCheck, RedisCheck, Verbose,
 };
 use weir::idempotency::IdempotencyLayer;
 use weir::load_shed::{LoadLevelLayer, LoadShedHandle, LoadShedLayer};
-use weir::rate_limit::{Quota, RateLimitLayer};
+use weir::rate_limit::{Quota, RateLimitLayer, RateLimitSettings};
 use weir::redis::{FailurePolicy, RedisStore};
 use weir::retry::{ReplayBody, RetryLayer};
 use weir::status::{Authz, StatusService};
@@ -226,6 +235,116 @@ impl Config {
             host: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
             status_token: None,
         }
+    }
+}
+
+/// The gateway's configuration file (`--config`): each tier's quotas. Read at start and again
+/// whenever it changes (see [`EdgeLimits`]).
+///
+/// ```toml
+/// [free]
+/// per_second = 5
+/// per_day = 60
+///
+/// [basic]
+/// per_second = 10
+/// per_day = 5000
+///
+/// [premium]
+/// per_second = 100
+/// per_day = 100000
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GatewayFile {
+    pub(crate) free: TierFile,
+    pub(crate) basic: TierFile,
+    pub(crate) premium: TierFile,
+}
+
+/// One tier in a [`GatewayFile`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TierFile {
+    pub(crate) per_second: u32,
+    pub(crate) per_day: u32,
+}
+
+impl GatewayFile {
+    /// Parses the file's text (TOML).
+    pub(crate) fn parse(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// The tiers, each quota at least 1 (a zero is a `ConfigError` naming its field, as
+    /// `tier.per_second`).
+    pub(crate) fn tiers(&self) -> Result<[Tier; 3], weir::ConfigError> {
+        let tier = |name: &'static str, t: TierFile| {
+            for (field, n) in [("per_second", t.per_second), ("per_day", t.per_day)] {
+                if n == 0 {
+                    return Err(weir::ConfigError::zero(
+                        "gateway",
+                        format!("{name}.{field}"),
+                        "must be at least 1",
+                    ));
+                }
+            }
+            Ok(Tier {
+                per_second: t.per_second,
+                per_day: t.per_day,
+            })
+        };
+        Ok([
+            tier("free", self.free)?,
+            tier("basic", self.basic)?,
+            tier("premium", self.premium)?,
+        ])
+    }
+}
+
+impl Config {
+    /// These settings with the file's quotas.
+    pub(crate) fn with_file(mut self, file: &GatewayFile) -> Result<Self, weir::ConfigError> {
+        [self.free, self.basic, self.premium] = file.tiers()?;
+        Ok(self)
+    }
+}
+
+/// The edge's rate limit quotas of the three tiers (in the order the router adds them).
+fn edge_settings([free, basic, premium]: [Tier; 3]) -> RateLimitSettings {
+    let [second, day] = tier_quotas(free);
+    RateLimitSettings::new()
+        .quota(second)
+        .quota(day)
+        .tier("basic", tier_quotas(basic))
+        .tier("premium", tier_quotas(premium))
+}
+
+/// One tier's quotas: a per-second rate (its burst too) and a daily quota stacked on it.
+fn tier_quotas(tier: Tier) -> [Quota; 2] {
+    [
+        Quota::per_second(tier.per_second).named("per-second"),
+        Quota::per_day(tier.per_day).named("daily"),
+    ]
+}
+
+/// The edge rate limit's handle, in memory or on Redis: what the file watcher reloads.
+#[derive(Clone)]
+pub(crate) struct EdgeLimits(Arc<dyn Reconfigure<Settings = RateLimitSettings> + Send + Sync>);
+
+impl std::fmt::Debug for EdgeLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("EdgeLimits").finish_non_exhaustive()
+    }
+}
+
+/// A changed file: its quotas validated, then applied to the running rate limit whole (the
+/// tiers keep their names and their two quotas, so every client's state carries over).
+impl weir::Reload for EdgeLimits {
+    type Config = GatewayFile;
+
+    fn reload(&self, file: &GatewayFile) -> Result<(), weir::ConfigError> {
+        self.0.apply(edge_settings(file.tiers()?))
     }
 }
 
@@ -608,6 +727,8 @@ pub(crate) struct Gateway {
     pub(crate) health: HealthRegistry,
     /// The fallback of `/api/recommendations`: its answers by source.
     pub(crate) fallbacks: FallbackHandle,
+    /// The edge rate limit's handle, to apply new quotas (`--config`'s watcher).
+    pub(crate) limits: EdgeLimits,
     /// The layers the status page at `/weir/status` shows.
     pub(crate) registry: Registry,
     /// The server task.
@@ -672,6 +793,7 @@ pub(crate) fn router(
         LoadShedHandle,
         HealthRegistry,
         FallbackHandle,
+        EdgeLimits,
     ),
     BoxError,
 > {
@@ -681,12 +803,7 @@ pub(crate) fn router(
     let health = HealthRegistry::starting();
 
     let seen = Arc::clone(&stats);
-    let quotas = |tier: Tier| {
-        [
-            Quota::per_second(tier.per_second).named("per-second"),
-            Quota::per_day(tier.per_day).named("daily"),
-        ]
-    };
+    let quotas = tier_quotas;
     let [free_second, free_day] = quotas(config.free);
     let limits = RateLimitLayer::builder()
         .name("edge")
@@ -734,6 +851,10 @@ pub(crate) fn router(
         // In memory, the limiter is on the status page too (a Redis store's admin calls are
         // async, which a page's action cannot wait for, so that one is not registered).
         None => Either::Right(limits.registry(registry).build()?),
+    };
+    let edge_limits = match &rate_limit {
+        Either::Left(layer) => EdgeLimits(Arc::new(layer.handle())),
+        Either::Right(layer) => EdgeLimits(Arc::new(layer.handle())),
     };
     let seen = Arc::clone(&stats);
     let (shed, shedder) = LoadShedLayer::builder()
@@ -824,7 +945,15 @@ pub(crate) fn router(
         // The status page (`/weir/status`, `/weir/status.json`, `/weir/status/events`), beside
         // the edge stack too: it must answer while the edge refuses everything else.
         .nest_service("/weir", status);
-    Ok((router, stats, breakers, shedder, health, fallbacks))
+    Ok((
+        router,
+        stats,
+        breakers,
+        shedder,
+        health,
+        fallbacks,
+        edge_limits,
+    ))
 }
 
 /// The process's Prometheus recorder, installed as the `metrics` facade's global recorder the
@@ -1045,7 +1174,7 @@ pub(crate) async fn start(
     upstream: SocketAddr,
 ) -> Result<Gateway, BoxError> {
     let registry = Registry::new();
-    let (router, stats, breakers, shedder, health, fallbacks) =
+    let (router, stats, breakers, shedder, health, fallbacks, limits) =
         router(config, upstream, &registry)?;
     let listener = TcpListener::bind((config.host, port)).await?;
     let addr = listener.local_addr()?;
@@ -1065,6 +1194,7 @@ pub(crate) async fn start(
         shedder,
         health,
         fallbacks,
+        limits,
         registry,
         server,
     })
@@ -1476,6 +1606,7 @@ struct Args {
     duration: Duration,
     drive: bool,
     serve: bool,
+    config: Option<std::path::PathBuf>,
 }
 
 fn args() -> Result<Args, String> {
@@ -1485,6 +1616,7 @@ fn args() -> Result<Args, String> {
         duration: Duration::from_secs(20),
         drive: true,
         serve: true,
+        config: None,
     };
     let mut iter = std::env::args().skip(1);
     while let Some(arg) = iter.next() {
@@ -1507,11 +1639,15 @@ fn args() -> Result<Args, String> {
                 }
                 args.duration = Duration::from_secs_f64(secs);
             }
+            "--config" => {
+                let value = iter.next().ok_or("--config needs a file")?;
+                args.config = Some(value.into());
+            }
             "--no-drive" => args.drive = false,
             "--no-serve" | "--exit" => args.serve = false,
             "-h" | "--help" => {
                 return Err(
-                    "usage: gateway [--host ADDR] [--port N] [--duration SECS] [--no-drive] [--no-serve|--exit]"
+                    "usage: gateway [--host ADDR] [--port N] [--duration SECS] [--config FILE] [--no-drive] [--no-serve|--exit]"
                         .into(),
                 );
             }
@@ -1549,6 +1685,26 @@ async fn main() -> Result<(), BoxError> {
         }
     };
     let mut config = Config::demo();
+    if let Some(path) = &args.config {
+        let file = std::fs::read_to_string(path)
+            .map_err(|e| format!("{}: {e}", path.display()))
+            .and_then(|text| {
+                GatewayFile::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+            })
+            .and_then(|file| {
+                config
+                    .clone()
+                    .with_file(&file)
+                    .map_err(|e| format!("{}: {e}", path.display()))
+            });
+        match file {
+            Ok(with_file) => config = with_file,
+            Err(message) => {
+                eprintln!("{message}");
+                std::process::exit(2);
+            }
+        }
+    }
     config.host = args.host;
     config.redis_url = std::env::var("WEIR_REDIS_URL").ok();
     if let Ok(proxies) = std::env::var("WEIR_TRUSTED_PROXIES") {
@@ -1589,6 +1745,30 @@ async fn main() -> Result<(), BoxError> {
     let (upstream_addr, _upstream_server) = start_upstream(Arc::clone(&upstream)).await?;
     let gateway = start(&config, args.port, upstream_addr).await?;
     let addr = gateway.addr;
+    // With a file, the quotas follow it: polled every 2 s, and at once on SIGHUP.
+    let _watcher = args.config.as_ref().map(|path| {
+        let watcher = Arc::new(weir::watch(
+            path.clone(),
+            gateway.limits.clone(),
+            Duration::from_secs(2),
+            GatewayFile::parse,
+        ));
+        println!(
+            "quotas from {} (reloaded when it changes: polled every 2 s, or at once on SIGHUP)",
+            path.display()
+        );
+        #[cfg(unix)]
+        if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            let on_hup = Arc::clone(&watcher);
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    on_hup.check_now();
+                }
+            });
+        }
+        watcher
+    });
 
     println!(
         "weir gateway on http://{addr}/ in front of an upstream on http://{}/",

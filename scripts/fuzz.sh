@@ -26,7 +26,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 # Targets that need the `patterns` feature (the `weir` crate and every pattern crate).
-pattern_targets="config_toml rate_limit"
+pattern_targets="config_toml rate_limit idempotency_key breaker retry_budget"
 features=()
 if [ -n "${FUZZ_CORE_ONLY:-}" ]; then
     features=(--no-default-features)

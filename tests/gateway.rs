@@ -819,6 +819,87 @@ async fn recommendations_fall_back_while_the_upstream_is_down() {
     assert!(!answer.headers.contains_key("weir-fallback"));
 }
 
+/// The gateway's configuration file with `premium_per_second` for the premium tier.
+fn gateway_file(premium_per_second: u32) -> String {
+    format!(
+        "[free]\nper_second = 5\nper_day = 10000\n\n[basic]\nper_second = 10\nper_day = 5000\n\n\
+         [premium]\nper_second = {premium_per_second}\nper_day = 100000\n"
+    )
+}
+
+/// #25: the gateway started from a file, with `weir::watch` on it, while premium traffic runs:
+/// the file edited (premium 100/s to 250/s), the watcher applies it and the next responses'
+/// `RateLimit-Policy` advertises the new quota; every response advertises the old quota or the
+/// new one, whole. Then a broken file (a zero quota) keeps 250/s, counted and reported with its
+/// field. The watcher's poll is an hour: each look is triggered by `Watcher::check` (no sleep).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_reloads_its_config_file_while_traffic_runs() {
+    let dir = std::env::temp_dir().join(format!("weir-gateway-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("gateway.toml");
+    std::fs::write(&path, gateway_file(100)).expect("write the file");
+    let file = gateway::GatewayFile::parse(&std::fs::read_to_string(&path).expect("read"))
+        .expect("parses");
+    let config = Config::demo().with_file(&file).expect("valid file");
+    let (gateway, _upstream, client) = setup(&config).await;
+    let watcher = weir::watch(
+        path.clone(),
+        gateway.limits.clone(),
+        Duration::from_secs(3_600),
+        gateway::GatewayFile::parse,
+    );
+    let policy = |answer: &Answer| {
+        answer.headers["ratelimit-policy"]
+            .to_str()
+            .expect("ascii")
+            .to_owned()
+    };
+    let old = r#""per-second";q=100;w=1"#;
+    let new = r#""per-second";q=250;w=1"#;
+    let first = get(&client, gateway.addr, PREMIUM_KEY, &[]).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert!(policy(&first).contains(old), "{}", policy(&first));
+
+    // Premium traffic runs while the file is edited and reloaded.
+    let traffic = {
+        let (client, addr) = (client.clone(), gateway.addr);
+        tokio::spawn(async move {
+            let mut policies = Vec::new();
+            for _ in 0..40 {
+                let answer = get(&client, addr, PREMIUM_KEY, &[]).await;
+                assert!(
+                    [200, 429].contains(&answer.status.as_u16()),
+                    "unexpected status {}",
+                    answer.status
+                );
+                policies.push(policy(&answer));
+            }
+            policies
+        })
+    };
+    std::fs::write(&path, gateway_file(250)).expect("edit the file");
+    assert_eq!(watcher.check().await, 1, "the edited file is applied");
+    for seen in traffic.await.expect("no panic") {
+        assert!(
+            seen.contains(old) || seen.contains(new),
+            "a policy of neither version: {seen}"
+        );
+    }
+    let after = get(&client, gateway.addr, PREMIUM_KEY, &[]).await;
+    assert!(policy(&after).contains(new), "{}", policy(&after));
+
+    // A broken file: the running quotas are kept, the failure counted, the field named.
+    std::fs::write(&path, gateway_file(0)).expect("break the file");
+    assert_eq!(watcher.check().await, 1, "nothing applied");
+    assert_eq!(watcher.failed(), 1);
+    let error = watcher.last_error().expect("an error");
+    assert!(error.contains("premium.per_second"), "{error}");
+    let kept = get(&client, gateway.addr, PREMIUM_KEY, &[]).await;
+    assert!(policy(&kept).contains(new), "{}", policy(&kept));
+    gateway.server.abort();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A request of `method` to `path` with `headers`: status and body.
 async fn send(
     client: &TestClient,

@@ -1,6 +1,7 @@
 //! What a bulkhead tells its observer.
 
 use std::fmt;
+use std::time::Duration;
 
 use weir_core::observer::{Fate, Fields};
 use weir_core::{Level, Name};
@@ -8,8 +9,9 @@ use weir_core::{Level, Name};
 use crate::state::RejectReason;
 
 /// An event a bulkhead emits, to the observer set with
-/// [`BulkheadBuilder::observer`](crate::BulkheadBuilder::observer). Emitted only on rejections,
-/// never per admitted call; borrows its data, so emitting allocates nothing.
+/// [`BulkheadBuilder::observer`](crate::BulkheadBuilder::observer). Emitted on rejections and
+/// when a queued request gets its permit, never for a call admitted at once; borrows its data,
+/// so emitting allocates nothing.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Event<'a> {
@@ -25,6 +27,18 @@ pub enum Event<'a> {
         in_flight: usize,
         /// Requests waiting when it was refused.
         queued: usize,
+        /// How long it waited in the queue before it was refused; `None` when refused on
+        /// arrival.
+        waited: Option<Duration>,
+    },
+    /// A queued request got its permit and runs.
+    Dequeued {
+        /// The bulkhead's configured name.
+        layer: &'a Name,
+        /// The partition's key, for a partitioned bulkhead.
+        partition: Option<&'a dyn fmt::Debug>,
+        /// How long it waited in the queue.
+        waited: Duration,
     },
 }
 
@@ -36,26 +50,33 @@ impl weir_core::Event for Event<'_> {
     fn kind(&self) -> &'static str {
         match self {
             Self::Rejected { .. } => "rejected",
+            Self::Dequeued { .. } => "dequeued",
         }
     }
 
     fn layer(&self) -> &Name {
         match self {
-            Self::Rejected { layer, .. } => layer,
+            Self::Rejected { layer, .. } | Self::Dequeued { layer, .. } => layer,
         }
     }
 
-    /// A rejection is `debug` (a per-request decision).
+    /// `debug`: both are per-request decisions.
     fn level(&self) -> Level {
         Level::Debug
     }
 
-    /// Fate `rejected`, its reason (`queue_full`, `max_wait`, `deadline`).
+    /// A rejection: fate `rejected`, its reason (`queue_full`, `max_wait`, `deadline`) and, after a
+    /// wait, the wait. A dequeued request: the wait (`weir_queue_wait_seconds`), no fate.
     fn fields(&self) -> Fields {
         match self {
-            Self::Rejected { reason, .. } => {
-                Fields::NONE.fate(Fate::Rejected).reason(reason.as_str())
+            Self::Rejected { reason, waited, .. } => {
+                let fields = Fields::NONE.fate(Fate::Rejected).reason(reason.as_str());
+                match waited {
+                    Some(waited) => fields.wait(*waited),
+                    None => fields,
+                }
             }
+            Self::Dequeued { waited, .. } => Fields::NONE.wait(*waited),
         }
     }
 }

@@ -65,6 +65,8 @@ pin_project! {
         #[pin]
         sleep: Sleep,
         reason: RejectReason,
+        // When it joined the queue, for the wait its observer is told.
+        since: Instant,
         service: Option<S>,
         request: Option<Req>,
         rejecter: Rejecter<O>,
@@ -109,7 +111,7 @@ impl<S, Req, O> Wait<S, Req, O> {
     /// one box per wait keeps the future small on the happy path, where no permit is awaited.
     pub(crate) fn boxed(
         waiter: Waiter,
-        until: Instant,
+        (since, until): (Instant, Instant),
         reason: RejectReason,
         service: S,
         request: Req,
@@ -119,6 +121,7 @@ impl<S, Req, O> Wait<S, Req, O> {
             waiter,
             sleep: sleep_until(until),
             reason,
+            since,
             service: Some(service),
             request: Some(request),
             rejecter,
@@ -177,6 +180,7 @@ where
         waiter,
         sleep,
         reason,
+        since,
         service,
         request,
         rejecter,
@@ -185,6 +189,7 @@ where
     if let Poll::Ready(permit) = waiter.poll_permit(cx) {
         let error = match (permit, service.take(), request.take()) {
             (Some(permit), Some(mut service), Some(request)) => {
+                rejecter.admitted(since.elapsed());
                 let future = service.call(request);
                 state.set(State::Running {
                     future,
@@ -192,13 +197,13 @@ where
                 });
                 return Poll::Ready(());
             }
-            _ => rejecter.reject(RejectReason::QueueFull),
+            _ => rejecter.reject(RejectReason::QueueFull, since.elapsed()),
         };
         state.set(State::Rejected { error: Some(error) });
         return Poll::Ready(());
     }
     ready!(sleep.poll(cx));
-    let error = rejecter.reject(*reason);
+    let error = rejecter.reject(*reason, since.elapsed());
     state.set(State::Rejected { error: Some(error) });
     Poll::Ready(())
 }

@@ -27,7 +27,7 @@ use crate::handle::BulkheadStats;
 use crate::permit::{Core, Permit};
 use crate::protocol::Protocol;
 use crate::settings::{DEFAULT_RETRY_AFTER, MAX_PERMITS, PATTERN, validate_size, validate_wait};
-use crate::shared::Rejecter;
+use crate::shared::{AfterWait, Rejecter};
 use crate::state::{RejectReason, wait_until};
 use crate::tuning::{Policy, Tuning};
 
@@ -519,7 +519,13 @@ where
     K: fmt::Debug,
     O: for<'a> Observer<Event<'a>>,
 {
-    fn reject(&self, partition: &Partition, key: Option<&K>, reason: RejectReason) -> Error {
+    fn reject(
+        &self,
+        partition: &Partition,
+        key: Option<&K>,
+        reason: RejectReason,
+        waited: Option<Duration>,
+    ) -> Error {
         partition.core.count_rejection();
         self.rejected.fetch_add(1, Ordering::Relaxed);
         let stats = BulkheadStats::of(&partition.core);
@@ -529,6 +535,7 @@ where
             reason,
             in_flight: stats.in_flight,
             queued: stats.queued,
+            waited,
         });
         Error::bulkhead_full()
             .with_layer(self.name.clone())
@@ -597,7 +604,7 @@ where
                 return ResponseFuture::running(self.inner.call(req), permit, true);
             }
             Resolved::Reject => {
-                let error = shared.reject(&shared.keyless, None, RejectReason::QueueFull);
+                let error = shared.reject(&shared.keyless, None, RejectReason::QueueFull, None);
                 return ResponseFuture::rejected(error);
             }
         };
@@ -607,31 +614,47 @@ where
         // One version of the queue settings for this request (a handle may change them).
         let policy = shared.tuning.policy();
         if policy.max_queue == 0 {
-            let error = shared.reject(&partition, key.as_ref(), RejectReason::QueueFull);
+            let error = shared.reject(&partition, key.as_ref(), RejectReason::QueueFull, None);
             return ResponseFuture::rejected(error);
         }
         let deadline =
             <P as weir_core::protocol::Protocol<Req>>::deadline(&req).map(Deadline::instant);
-        let (until, reason) = match wait_until(Instant::now(), policy.max_wait, deadline) {
+        let now = Instant::now();
+        let (until, reason) = match wait_until(now, policy.max_wait, deadline) {
             Ok(wait) => wait,
             Err(reason) => {
-                return ResponseFuture::rejected(shared.reject(&partition, key.as_ref(), reason));
+                return ResponseFuture::rejected(shared.reject(
+                    &partition,
+                    key.as_ref(),
+                    reason,
+                    None,
+                ));
             }
         };
         let Some(waiter) = partition.core.enqueue(policy.max_queue) else {
-            let error = shared.reject(&partition, key.as_ref(), RejectReason::QueueFull);
+            let error = shared.reject(&partition, key.as_ref(), RejectReason::QueueFull, None);
             return ResponseFuture::rejected(error);
         };
         // A refusal after the wait names the partition: the one allocation of this slow path
         // besides the waiter's own.
         let parts = Arc::clone(&self.shared);
-        let rejecter = Rejecter::Partition(Arc::new(move |reason| {
-            parts.reject(&partition, key.as_ref(), reason)
+        let rejecter = Rejecter::Partition(Arc::new(move |after| match after {
+            AfterWait::Refused(reason, waited) => {
+                Some(parts.reject(&partition, key.as_ref(), reason, Some(waited)))
+            }
+            AfterWait::Admitted(waited) => {
+                parts.observer.on_event(&Event::Dequeued {
+                    layer: &parts.name,
+                    partition: key.as_ref().map(|key| key as &dyn fmt::Debug),
+                    waited,
+                });
+                None
+            }
         }));
         // The readied instance goes into the future; an unreadied clone stays behind.
         let clone = self.inner.clone();
         let readied = mem::replace(&mut self.inner, clone);
-        let wait = Wait::boxed(waiter, until, reason, readied, req, rejecter);
+        let wait = Wait::boxed(waiter, (now, until), reason, readied, req, rejecter);
         ResponseFuture::waiting(wait, true)
     }
 }

@@ -133,8 +133,9 @@ impl<S, O, P> Bulkhead<S, O, P> {
         }
         let deadline =
             <P as weir_core::protocol::Protocol<Req>>::deadline(&req).map(Deadline::instant);
-        let (until, reason) = wait_until(Instant::now(), policy.max_wait, deadline)
-            .map_err(|reason| shared.reject(reason))?;
+        let now = Instant::now();
+        let (until, reason) =
+            wait_until(now, policy.max_wait, deadline).map_err(|reason| shared.reject(reason))?;
         let Some(waiter) = shared.core.enqueue(policy.max_queue) else {
             return Err(shared.reject(RejectReason::QueueFull));
         };
@@ -143,7 +144,7 @@ impl<S, O, P> Bulkhead<S, O, P> {
         let readied = mem::replace(&mut self.inner, clone);
         Ok(Wait::boxed(
             waiter,
-            until,
+            (now, until),
             reason,
             readied,
             req,

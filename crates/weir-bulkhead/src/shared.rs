@@ -2,6 +2,7 @@
 //! words a refusal.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use weir_core::{Error, Name, Observer};
 
@@ -46,8 +47,17 @@ impl<O> Shared<O> {
         }
     }
 
-    /// Counts and reports a rejection, and makes its error.
+    /// Counts and reports a rejection on arrival, and makes its error.
     pub(crate) fn reject(&self, reason: RejectReason) -> Error
+    where
+        O: for<'a> Observer<Event<'a>>,
+    {
+        self.reject_after(reason, None)
+    }
+
+    /// Counts and reports a rejection (after `waited` in the queue, if it waited), and makes its
+    /// error.
+    pub(crate) fn reject_after(&self, reason: RejectReason, waited: Option<Duration>) -> Error
     where
         O: for<'a> Observer<Event<'a>>,
     {
@@ -58,6 +68,7 @@ impl<O> Shared<O> {
             reason,
             in_flight: self.core.in_flight(),
             queued: self.core.queued(),
+            waited,
         });
         Error::bulkhead_full()
             .with_layer(self.name.clone())
@@ -65,21 +76,47 @@ impl<O> Shared<O> {
     }
 }
 
-/// Who counts, reports and words the refusal of a request that waited in vain: the layer's
-/// bulkhead, or a partition (which names its key; boxed once per queued request, the slow path).
+/// How a queued request's wait ended, for its [`Rejecter`] to report.
+pub(crate) enum AfterWait {
+    /// It got its permit after this long.
+    Admitted(Duration),
+    /// It was refused for this reason after this long.
+    Refused(RejectReason, Duration),
+}
+
+/// Who counts, reports and words the end of a queued request's wait (a refusal, or the permit
+/// it waited for): the layer's bulkhead, or a partition (which names its key; boxed once per
+/// queued request, the slow path).
 pub(crate) enum Rejecter<O> {
     Layer(Arc<Shared<O>>),
-    Partition(Arc<dyn Fn(RejectReason) -> Error + Send + Sync>),
+    Partition(Arc<dyn Fn(AfterWait) -> Option<Error> + Send + Sync>),
 }
 
 impl<O> Rejecter<O>
 where
     O: for<'a> Observer<Event<'a>>,
 {
-    pub(crate) fn reject(&self, reason: RejectReason) -> Error {
+    /// Reports and words a refusal after `waited` in the queue.
+    pub(crate) fn reject(&self, reason: RejectReason, waited: Duration) -> Error {
         match self {
-            Self::Layer(shared) => shared.reject(reason),
-            Self::Partition(reject) => reject(reason),
+            Self::Layer(shared) => shared.reject_after(reason, Some(waited)),
+            Self::Partition(report) => {
+                report(AfterWait::Refused(reason, waited)).unwrap_or_else(Error::bulkhead_full)
+            }
+        }
+    }
+
+    /// Reports that a queued request got its permit after `waited`.
+    pub(crate) fn admitted(&self, waited: Duration) {
+        match self {
+            Self::Layer(shared) => shared.observer.on_event(&Event::Dequeued {
+                layer: &shared.name,
+                partition: None,
+                waited,
+            }),
+            Self::Partition(report) => {
+                report(AfterWait::Admitted(waited));
+            }
         }
     }
 }

@@ -7,6 +7,9 @@ mod builder;
 mod config;
 mod event;
 mod future;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod handle;
 mod inspect;
 mod layer;

@@ -354,11 +354,11 @@ async fn settings_applied_while_calls_run_never_admit_more_probes_than_allowed()
             while !stop.load(Ordering::SeqCst) {
                 n += 1;
                 handle
-                    .apply(
-                        handle
-                            .settings()
-                            .half_open_probes(if n.is_multiple_of(2) { 1 } else { 3 }),
-                    )
+                    .apply(handle.settings().half_open_probes(if n.is_multiple_of(2) {
+                        1
+                    } else {
+                        3
+                    }))
                     .unwrap();
                 tokio::task::yield_now().await;
             }

@@ -6,6 +6,9 @@ mod body;
 mod builder;
 mod event;
 mod future;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod handle;
 mod inspect;
 mod key;

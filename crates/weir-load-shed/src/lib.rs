@@ -19,6 +19,7 @@ mod service;
 mod settings;
 mod shared;
 mod state;
+mod sync;
 mod tuning;
 
 pub use crate::builder::LoadShedBuilder;

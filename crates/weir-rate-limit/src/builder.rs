@@ -10,6 +10,7 @@ use weir_core::{ConfigError, HeaderStyle, KeyedConfig, MissingKey, Name, Observe
 use crate::event::Event;
 use crate::handle::RateLimitHandle;
 use crate::layer::RateLimitLayer;
+use crate::live::Tables;
 use crate::protocol::{AnyProtocol, Http};
 use crate::quota::Quota;
 use crate::settings::PATTERN;
@@ -323,36 +324,11 @@ impl<X, A, T, C, O, P> RateLimitBuilder<X, A, T, C, O, P> {
     }
 
     fn tiers(&mut self) -> Result<Box<[Tier]>, ConfigError> {
-        if let Some(preset) = self.zero {
-            return Err(ConfigError::zero(PATTERN, preset, "must be at least 1"));
-        }
-        if self.quotas.is_empty() {
-            return Err(ConfigError::missing(
-                PATTERN,
-                "quota",
-                "the default tier needs at least one quota",
-            ));
-        }
-        let mut tiers = Vec::with_capacity(self.tiers.len() + 1);
-        tiers.push(Tier::new(Name::default(), std::mem::take(&mut self.quotas)));
-        for (name, quotas) in std::mem::take(&mut self.tiers) {
-            if quotas.is_empty() {
-                return Err(ConfigError::missing(
-                    PATTERN,
-                    "tier",
-                    format!("`{name}` needs at least one quota"),
-                ));
-            }
-            if tiers.iter().any(|t: &Tier| t.name() == name.as_str()) {
-                return Err(ConfigError::duplicate(
-                    PATTERN,
-                    "tier",
-                    format!("`{name}` is given twice; tier names must be unique"),
-                ));
-            }
-            tiers.push(Tier::new(name, quotas));
-        }
-        Ok(tiers.into_boxed_slice())
+        crate::settings::table(
+            self.zero,
+            std::mem::take(&mut self.quotas),
+            std::mem::take(&mut self.tiers),
+        )
     }
 
     /// Checks the configuration and builds the layer, with its in-memory state.
@@ -445,7 +421,7 @@ impl<X, A, T, C, O, P> RateLimitBuilder<X, A, T, C, O, P> {
             store,
             extractor: self.extractor,
             tier_of: self.tier_of,
-            tiers,
+            tiers: Tables::new(tiers),
             cost: self.cost,
             observer,
             protocol: self.protocol,

@@ -20,7 +20,7 @@ use crate::builder::RateLimitBuilder;
 use crate::layer::RateLimitLayer;
 use crate::protocol::Http;
 use crate::quota::Quota;
-use crate::settings::PATTERN;
+use crate::settings::{PATTERN, RateLimitSettings};
 use crate::state::{
     Algorithm, FixedWindow, Gcra, LeakyBucket, SlidingLog, SlidingLogState, SlidingWindow,
     TokenBucket, TokenBucketState, Verdict, WindowState,
@@ -208,6 +208,36 @@ impl RateLimitConfig {
             builder = builder.idle_timeout(idle.get());
         }
         Ok(builder)
+    }
+
+    /// The file's quotas and tiers as [`RateLimitSettings`], for a running layer's
+    /// [`RateLimitHandle::apply`](crate::RateLimitHandle) (a reloaded file): each quota checked
+    /// as [`builder`](Self::builder) checks it, the tiers in the order the builder adds them.
+    /// Only the quotas and tiers: a change of any other field needs a new layer.
+    ///
+    /// # Errors
+    ///
+    /// A quota or a tier that [`builder`](Self::builder) would refuse (the same error).
+    pub fn settings(&self) -> Result<RateLimitSettings, ConfigError> {
+        let mut settings = RateLimitSettings::new();
+        for quota in self.quota.iter().flatten() {
+            settings = settings.quota(quota.validated("quota")?);
+        }
+        for (name, quotas) in self.tier.iter().flatten() {
+            if quotas.is_empty() {
+                return Err(ConfigError::missing(
+                    PATTERN,
+                    format!("tier.{name}"),
+                    "needs at least one quota",
+                ));
+            }
+            let quotas = quotas
+                .iter()
+                .map(|q| q.validated(&format!("tier.{name}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            settings = settings.tier(name.clone(), quotas);
+        }
+        Ok(settings)
     }
 
     /// Builds the layer: [`builder`](Self::builder), then [`RateLimitBuilder::build`].

@@ -18,7 +18,7 @@ use crate::top::Limited;
 /// [`RateLimitLayer::handle`](crate::RateLimitLayer::handle) or
 /// [`RateLimitBuilder::build_with_handle`](crate::RateLimitBuilder::build_with_handle).
 pub struct RateLimitHandle<X, St, T, C, O, P> {
-    limiter: Arc<Limiter<X, St, T, C, O, P>>,
+    pub(crate) limiter: Arc<Limiter<X, St, T, C, O, P>>,
 }
 
 impl<X, St, T, C, O, P> RateLimitHandle<X, St, T, C, O, P> {
@@ -76,9 +76,9 @@ impl<X, A: Algorithm, T, C, O, P> RateLimitHandle<X, MemoryStore<A>, T, C, O, P>
         T: TierOf<K>,
     {
         let lim = &self.limiter;
-        let tier = lim.tier_index(Some(key));
-        let verdicts = lim.store.peek_key(key, &lim.tiers[tier], Instant::now());
-        infos(&lim.tiers[tier], verdicts)
+        let tier = &lim.tiers.current()[lim.tier_index(Some(key))];
+        let verdicts = lim.store.peek_key(key, tier, Instant::now());
+        infos(tier, verdicts)
     }
 
     /// Resets one key: its state is forgotten and its next request starts with every quota
@@ -88,8 +88,8 @@ impl<X, A: Algorithm, T, C, O, P> RateLimitHandle<X, MemoryStore<A>, T, C, O, P>
         T: TierOf<K>,
     {
         let lim = &self.limiter;
-        let tier = lim.tier_index(Some(key));
-        lim.store.forget(key, &lim.tiers[tier])
+        let tier = &lim.tiers.current()[lim.tier_index(Some(key))];
+        lim.store.forget(key, tier)
     }
 
     /// The number of keys with a state of their own (idle keys are evicted by the limiter).
@@ -113,7 +113,9 @@ impl<X, A: Algorithm, T, C, O, P> RateLimitHandle<X, MemoryStore<A>, T, C, O, P>
     /// tier's quotas.
     pub(crate) fn shared_remaining(&self) -> u64 {
         let lim = &self.limiter;
-        let verdicts = lim.store.peek_key(&(), &lim.tiers[0], Instant::now());
+        let verdicts = lim
+            .store
+            .peek_key(&(), &lim.tiers.current()[0], Instant::now());
         verdicts
             .iter()
             .map(|v| v.remaining() + u64::from(v.is_admitted()))
@@ -175,7 +177,7 @@ impl<X, St, T, C, O, P> RateLimitHandle<X, St, T, C, O, P> {
         St: AdminStore<K>,
     {
         let lim = &self.limiter;
-        let tier = &lim.tiers[lim.tier_index(Some(key))];
+        let tier = &lim.tiers.current()[lim.tier_index(Some(key))];
         let verdicts = lim.store.peek(key, tier).await?;
         Ok(infos(tier, verdicts))
     }
@@ -197,7 +199,7 @@ impl<X, St, T, C, O, P> RateLimitHandle<X, St, T, C, O, P> {
         St: AdminStore<K>,
     {
         let lim = &self.limiter;
-        let tier = &lim.tiers[lim.tier_index(Some(key))];
+        let tier = &lim.tiers.current()[lim.tier_index(Some(key))];
         lim.store.forget(key, tier).await
     }
 }

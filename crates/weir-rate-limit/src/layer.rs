@@ -57,7 +57,7 @@ impl RateLimitLayer {
             store,
             extractor: Global,
             tier_of: DefaultTier,
-            tiers,
+            tiers: crate::live::Tables::new(tiers),
             cost: UnitCost,
             observer: Arc::new(()),
             protocol: AnyProtocol,

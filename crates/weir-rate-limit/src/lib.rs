@@ -11,8 +11,10 @@ mod future;
 mod handle;
 mod inspect;
 mod layer;
+mod live;
 mod protocol;
 mod quota;
+mod reconfigure;
 mod service;
 mod settings;
 mod shared;
@@ -34,6 +36,7 @@ pub use crate::layer::RateLimitLayer;
 pub use crate::protocol::{AnyProtocol, Http, Protocol};
 pub use crate::quota::Quota;
 pub use crate::service::RateLimit;
+pub use crate::settings::RateLimitSettings;
 pub use crate::state::{
     Algorithm, FixedWindow, Gcra, LeakyBucket, SlidingLog, SlidingLogState, SlidingWindow,
     TokenBucket, TokenBucketState, Verdict, WindowState,

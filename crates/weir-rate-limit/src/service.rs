@@ -166,7 +166,9 @@ impl<S, X, St, T, C, O, P> RateLimit<S, X, St, T, C, O, P> {
             };
             let headers = protocol.writes_headers();
             let ask = Ask { cost, max_wait };
-            let tiers = &lim.tiers[tier];
+            // One table for the whole request: its decision and its response fields read one
+            // version of the settings.
+            let tiers = &lim.tiers.current()[tier];
             match lim
                 .store
                 .decide_now(key.as_ref(), tiers, ask, !headers, now)
@@ -181,7 +183,7 @@ impl<S, X, St, T, C, O, P> RateLimit<S, X, St, T, C, O, P> {
                 // The decision's own instant, not `now`: `now` is dead once the store has read
                 // it, so the happy path keeps no copy of it across the decision.
                 Now::Decided(Ok(decision), decided) => {
-                    lim.judge(decision, decided, key, tier, cost, protocol.header_style())
+                    lim.judge(decision, decided, key, tiers, cost, protocol.header_style())
                 }
                 Now::Decided(Err(error), _) => Next::Reject(error),
                 Now::Later => {
@@ -189,10 +191,11 @@ impl<S, X, St, T, C, O, P> RateLimit<S, X, St, T, C, O, P> {
                     let mut cx = Context::from_waker(Waker::noop());
                     match Pin::new(&mut decision).poll(&mut cx) {
                         Poll::Ready(Ok(decision)) => {
-                            lim.judge(decision, now, key, tier, cost, protocol.header_style())
+                            lim.judge(decision, now, key, tiers, cost, protocol.header_style())
                         }
                         Poll::Ready(Err(error)) => Next::Reject(error),
                         Poll::Pending => {
+                            let tier = lim.tiers.locate(tiers);
                             let later = self.deciding(
                                 decision,
                                 now,
@@ -246,7 +249,7 @@ impl<S, X, St, T, C, O, P> RateLimit<S, X, St, T, C, O, P> {
         now: Instant,
         req: Req,
         key: Option<K>,
-        tier: usize,
+        tier: (usize, usize),
         cost: u32,
         style: Option<weir_core::HeaderStyle>,
     ) -> Pin<Box<Later<S, Req, St::Future>>>
@@ -262,7 +265,13 @@ impl<S, X, St, T, C, O, P> RateLimit<S, X, St, T, C, O, P> {
     {
         let lim = Arc::clone(&self.limiter);
         let then = Box::new(move |decided| match decided {
-            Ok(decision) => lim.judge(decision, now, key, tier, cost, style),
+            Ok(decision) => {
+                let tier = lim.tiers.at(tier.0).get(tier.1);
+                match tier {
+                    Some(tier) => lim.judge(decision, now, key, tier, cost, style),
+                    None => Next::Call(None),
+                }
+            }
             Err(error) => Next::Reject(error),
         });
         Later::deciding(decision, then, take_readied(&mut self.inner), req)

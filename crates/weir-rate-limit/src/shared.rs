@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use weir_core::{BoxError, Error, HeaderStyle, MissingKey, Name, Observer, RateLimitInfo};
 
 use crate::event::Event;
+use crate::live::Tables;
 use crate::quota::Quota;
 use crate::store::{Decision, Store, Tier};
 use crate::tier::TierOf;
@@ -29,7 +30,8 @@ pub(crate) struct Limiter<X, St, T, C, O, P> {
     pub(crate) store: St,
     pub(crate) extractor: X,
     pub(crate) tier_of: T,
-    pub(crate) tiers: Box<[Tier]>,
+    /// The tiers, replaced whole by an apply; a request reads one table.
+    pub(crate) tiers: Tables,
     pub(crate) cost: C,
     /// Shared with the store's eviction hook.
     pub(crate) observer: Arc<O>,
@@ -83,7 +85,9 @@ impl<X, St, T, C, O, P> Limiter<X, St, T, C, O, P> {
         let Some(name) = key.and_then(|k| self.tier_of.tier(k)) else {
             return 0;
         };
+        // Tier names never change while the layer runs: the first table has them.
         self.tiers
+            .at(0)
             .iter()
             .position(|t| t.name() == name)
             .unwrap_or(0)
@@ -99,13 +103,13 @@ impl<X, St, T, C, O, P> Limiter<X, St, T, C, O, P> {
     /// The state a response reports: the decision's policy, its units left (never more than
     /// the quota `RateLimit-Policy` advertises, even with a burst above the rate), every other
     /// quota of the tier listed after it, and the limiter's header style if it has one.
-    fn info(&self, tier: usize, decision: &Decision, style: Option<HeaderStyle>) -> RateLimitInfo {
-        let quota = self.quota(tier, decision);
+    fn info(&self, tier: &Tier, decision: &Decision, style: Option<HeaderStyle>) -> RateLimitInfo {
+        let quota = Self::quota(tier, decision);
         let q = u64::from(quota.rate());
         let mut info = RateLimitInfo::new(quota.name_ref().clone(), q, quota.period())
             .remaining(decision.remaining().min(q))
             .reset(decision.reset());
-        for (i, other) in self.tiers[tier].quotas().iter().enumerate() {
+        for (i, other) in tier.quotas().iter().enumerate() {
             if i != decision.policy() {
                 info = info.also_policy(
                     other.name_ref().clone(),
@@ -120,8 +124,8 @@ impl<X, St, T, C, O, P> Limiter<X, St, T, C, O, P> {
         }
     }
 
-    fn quota(&self, tier: usize, decision: &Decision) -> &Quota {
-        let quotas = self.tiers[tier].quotas();
+    fn quota<'t>(tier: &'t Tier, decision: &Decision) -> &'t Quota {
+        let quotas = tier.quotas();
         quotas.get(decision.policy()).unwrap_or(&quotas[0])
     }
 
@@ -138,14 +142,15 @@ where
 {
     /// Turns a decision into what the request does next; emits the refusal events. Out of
     /// line: the service answers the plain happy path (admitted at once, no fields to write)
-    /// itself.
+    /// itself. `tier_ref` is the request's tier in the table the request read, so its decision
+    /// and its response fields come from one version of the settings.
     #[inline(never)]
     pub(crate) fn judge<K>(
         self: &Arc<Self>,
         decision: Decision,
         decided: Instant,
         key: Option<K>,
-        tier: usize,
+        tier_ref: &Tier,
         cost: u32,
         style: Option<HeaderStyle>,
     ) -> Next
@@ -163,16 +168,17 @@ where
             // The plain happy path: no quota to look up, nothing to report.
             return Next::Call(None);
         }
-        let quota = self.quota(tier, &decision);
+        let quota = Self::quota(tier_ref, &decision);
         if decision.is_admitted() {
-            let info = headers.then(|| Box::new(self.info(tier, &decision, style)));
+            let info = headers.then(|| Box::new(self.info(tier_ref, &decision, style)));
             if decision.is_immediate() {
                 return Next::Call(info);
             }
+            let (table, tier) = self.tiers.locate(tier_ref);
             let this = Arc::clone(self);
             let end = decided + decision.reset();
             let reservation = Reservation(Some(Box::new(move || {
-                let tier = &this.tiers[tier];
+                let tier = &this.tiers.at(table)[tier];
                 this.store
                     .cancel_reserved(key.as_ref(), tier, cost, end, Instant::now());
             })));
@@ -187,7 +193,7 @@ where
             shadow,
             &self.name,
             quota.name_ref(),
-            self.tiers[tier].name(),
+            tier_ref.name(),
             if never {
                 Duration::MAX
             } else {
@@ -198,7 +204,7 @@ where
         self.observer.on_event(&event);
         self.refused.fetch_add(1, Ordering::Relaxed);
         if shadow {
-            let info = headers.then(|| Box::new(self.info(tier, &decision, style)));
+            let info = headers.then(|| Box::new(self.info(tier_ref, &decision, style)));
             return Next::Call(info);
         }
         // A cost the quota can never admit is not a 429 a client would retry forever.
@@ -210,7 +216,7 @@ where
         Next::Reject(
             error
                 .with_layer(self.name.clone())
-                .with_rate_limit(self.info(tier, &decision, style))
+                .with_rate_limit(self.info(tier_ref, &decision, style))
                 .into(),
         )
     }

@@ -494,15 +494,29 @@ const FRESH: u64 = u64::MAX;
 struct Tokens {
     tokens: i64,
     tick: u64,
+    /// The period `tick` counts, in nanoseconds: a quota applied at run time with another
+    /// period restarts the count.
+    period: u64,
 }
 
 impl Tokens {
     fn refill(&mut self, quota: &Quota, now: u64) {
-        let tick = now / quota.period_nanos();
+        let period = quota.period_nanos();
+        let tick = now / period;
         if self.tick == FRESH {
             // A new bucket is full and starts counting periods at its first decision.
             self.tick = tick;
+            self.period = period;
             return;
+        }
+        if self.period != period {
+            // A quota applied at run time with another period: the bucket keeps its tokens (at
+            // most the new burst), and its last refill is taken at the start of the new period
+            // that held the old one's start (as weir-redis's script does).
+            self.tokens = self.tokens.min(i64::from(quota.burst_size()));
+            let start = u128::from(self.tick) * u128::from(self.period);
+            self.tick = u64::try_from(start / u128::from(period)).unwrap_or(tick);
+            self.period = period;
         }
         if tick > self.tick {
             let add = u128::from(tick - self.tick) * u128::from(quota.rate());
@@ -563,6 +577,7 @@ impl Algorithm for TokenBucket {
             inner: Mutex::new(Tokens {
                 tokens: i64::from(quota.burst_size()),
                 tick: FRESH,
+                period: quota.period_nanos(),
             }),
             rest_at: AtomicU64::new(0),
         }
@@ -638,11 +653,17 @@ struct Windows {
     window: u64,
     current: u64,
     previous: u64,
+    /// The period `window` counts, in nanoseconds (0 before the first decision).
+    period: u64,
 }
 
 impl Windows {
     fn roll(&mut self, quota: &Quota, now: u64) {
-        let w = now / quota.period_nanos();
+        let p = quota.period_nanos();
+        if self.period != p {
+            self.repace(p, now);
+        }
+        let w = now / p;
         if w == self.window {
             return;
         }
@@ -655,6 +676,21 @@ impl Windows {
         self.window = w;
     }
 
+    /// A quota applied at run time with another period (or the first decision): the old
+    /// windows' counts are taken as counted in the new period's window that holds the old
+    /// current window's start (as weir-redis's scripts do), and `roll` moves on from there, so
+    /// a change never frees room. Off the happy path.
+    #[cold]
+    fn repace(&mut self, p: u64, now: u64) {
+        self.window = if self.period == 0 {
+            now / p
+        } else {
+            let start = u128::from(self.window) * u128::from(self.period);
+            u64::try_from(start / u128::from(p)).unwrap_or(now / p)
+        };
+        self.period = p;
+    }
+
     fn fixed(&mut self, quota: &Quota, cost: u32, now: u64) -> Verdict {
         self.roll(quota, now);
         let rate = u64::from(quota.rate());
@@ -665,13 +701,13 @@ impl Windows {
         let until_end = end.saturating_sub(now);
         let cost = u64::from(cost);
         if cost > rate {
-            return Verdict::never(rate - self.current, until_end);
+            return Verdict::never(rate.saturating_sub(self.current), until_end);
         }
         if self.current + cost > rate {
-            return Verdict::refused(until_end, rate - self.current, until_end);
+            return Verdict::refused(until_end, rate.saturating_sub(self.current), until_end);
         }
         self.current += cost;
-        Verdict::admitted(0, rate - self.current, until_end)
+        Verdict::admitted(0, rate.saturating_sub(self.current), until_end)
     }
 
     fn fixed_rest_at(&self, quota: &Quota) -> u64 {

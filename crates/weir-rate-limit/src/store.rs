@@ -41,6 +41,10 @@ impl Tier {
     pub fn quotas(&self) -> &[Quota] {
         &self.quotas
     }
+
+    pub(crate) const fn name_ref(&self) -> &Name {
+        &self.name
+    }
 }
 
 /// A store's answer to one request.
@@ -564,7 +568,7 @@ impl<A: Algorithm> MemoryStore<A> {
         f: impl FnOnce(&KeyState<A::State>) -> R,
     ) -> R {
         let index = spread_index(hash, self.spread);
-        let same = |o: &&Overflow<A::State>| o.tier == *tier;
+        let same = |o: &&Overflow<A::State>| o.tier.name() == tier.name();
         {
             let sets = self.overflow.read().unwrap_or_else(PoisonError::into_inner);
             if let Some(set) = sets.iter().find(same) {
@@ -575,7 +579,7 @@ impl<A: Algorithm> MemoryStore<A> {
             .overflow
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        if !sets.iter().any(|o| o.tier == *tier) {
+        if !sets.iter().any(|o| o.tier.name() == tier.name()) {
             sets.push(Overflow {
                 tier: tier.clone(),
                 states: (0..self.spread)

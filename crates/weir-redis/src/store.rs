@@ -137,14 +137,14 @@ impl<A: RedisAlgorithm, O> RedisStore<A, O> {
     }
 
     /// The name of the Redis key holding quota `index` of `tier` for `key` (to inspect or
-    /// delete it): `<prefix>{k:<digest>}:<tier>:<algorithm>:<rate>/<period ns>/<burst>`, where
+    /// delete it): `<prefix>{k:<digest>}:<tier>:<algorithm>:q<index>`, where
     /// the digest is 32 hex digits whatever the key's length (`{shared}` for key-less requests
     /// and `Global`).
     #[must_use]
     pub fn key_name<K: RedisKey>(&self, key: Option<&K>, tier: &Tier, index: usize) -> Vec<u8> {
         let mut out = self.base(&KeyDigest::of(key), tier);
-        if let Some(q) = tier.quotas().get(index) {
-            quota_suffix(&mut out, q);
+        if index < tier.quotas().len() {
+            quota_suffix(&mut out, index);
         }
         out
     }
@@ -175,9 +175,9 @@ impl<A: RedisAlgorithm, O> RedisStore<A, O> {
         let quotas = tier.quotas();
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(self.shared.script.get_hash()).arg(quotas.len());
-        for q in quotas {
+        for i in 0..quotas.len() {
             let mut k = base.to_vec();
-            quota_suffix(&mut k, q);
+            quota_suffix(&mut k, i);
             cmd.arg(k);
         }
         match time {
@@ -215,15 +215,11 @@ impl Op {
     }
 }
 
-fn quota_suffix(out: &mut Vec<u8>, q: &Quota) {
+/// The end of a quota's key name: its place in the tier, not its numbers, so that a quota
+/// applied at run time (`RateLimitHandle::apply`) finds the state its key already has.
+fn quota_suffix(out: &mut Vec<u8>, index: usize) {
     use std::io::Write;
-    let _ = write!(
-        out,
-        ":{}/{}/{}",
-        q.rate(),
-        nanos(q.period()),
-        q.burst_size()
-    );
+    let _ = write!(out, ":q{index}");
 }
 
 /// Where a decision's state lives: its key's digest and, on a Cluster, its slot.
@@ -675,9 +671,9 @@ where
             AdminStore::forget(local, key, &tier)
         });
         let mut cmd = redis::cmd("DEL");
-        for q in tier.quotas() {
+        for i in 0..tier.quotas().len() {
             let mut k = base.clone();
-            quota_suffix(&mut k, q);
+            quota_suffix(&mut k, i);
             cmd.arg(k);
         }
         let shared = Arc::clone(&self.shared);
@@ -758,20 +754,20 @@ mod tests {
         // SHA-1("10.0.0.1") starts with ed1665c1...: its first 128 bits name the key.
         assert_eq!(
             key(Some(&ip), 0),
-            "app:{k:ed1665c190146c4dcb8eb871f1d2499d}:gold:g:10/1000000000/10"
+            "app:{k:ed1665c190146c4dcb8eb871f1d2499d}:gold:g:q0"
         );
         assert_eq!(
             key(Some(&ip), 1),
-            "app:{k:ed1665c190146c4dcb8eb871f1d2499d}:gold:g:1000/86400000000000/50"
+            "app:{k:ed1665c190146c4dcb8eb871f1d2499d}:gold:g:q1"
         );
         // A 64 KiB client key gives a name of the same length as any other.
         let long = "k".repeat(65_536);
         let name = store.key_name(Some(&long), &tier, 0);
         assert_eq!(name.len(), key(Some(&ip), 0).len());
-        assert_eq!(key(None, 0), "app:{shared}:gold:g:10/1000000000/10");
+        assert_eq!(key(None, 0), "app:{shared}:gold:g:q0");
         // `Global`'s key `()` is the shared state too.
         let global = String::from_utf8(store.key_name(Some(&()), &tier, 0)).expect("utf-8");
-        assert_eq!(global, "app:{shared}:gold:g:10/1000000000/10");
+        assert_eq!(global, "app:{shared}:gold:g:q0");
     }
 
     /// #15.16: an instance's share never exceeds `1 / n` of a rate or a burst (rounded down,

@@ -9,6 +9,8 @@ mod grpc;
 mod optional;
 #[cfg(feature = "presets")]
 mod presets;
+#[cfg(feature = "reload")]
+mod reload;
 #[cfg(feature = "retry")]
 mod replay;
 #[cfg(feature = "config")]
@@ -29,6 +31,8 @@ pub use crate::presets::{
 };
 #[cfg(all(feature = "presets", feature = "tonic"))]
 pub use crate::presets::{Grpc, GrpcClient};
+#[cfg(feature = "reload")]
+pub use crate::reload::{Reload, ServerReloader, Watcher, watch};
 #[cfg(feature = "retry")]
 pub use crate::replay::IdempotentReplay;
 #[cfg(feature = "config")]

@@ -17,12 +17,13 @@
 //! | `weir_calls_total` | counter | `pattern`, `layer`, `outcome`, `reason` | every event with a [`Fate`] ([`Metrics`]) |
 //! | `weir_transitions_total` | counter | `pattern`, `layer`, `from`, `to` | every state change ([`Metrics`]) |
 //! | `weir_backoff_delay_seconds` | histogram | `pattern`, `layer` | a retry's delay ([`Metrics`]) |
-//! | `weir_queue_wait_seconds` | histogram | `pattern`, `layer` | an event's `wait` ([`Metrics`]; no pattern sets it yet) |
+//! | `weir_queue_wait_seconds` | histogram | `pattern`, `layer` | an event's `wait` ([`Metrics`]; the bulkhead's queued requests) |
 //! | `weir_attempt_duration_seconds` | histogram | `pattern`, `layer` | an event's `latency` ([`Metrics`]; no pattern sets it yet) |
 //! | `weir_<pattern>_<gauge>` | gauge | `layer` | each gauge of a registered handle's snapshot ([`record`]) |
 //! | `weir_<pattern>_<counter>_total` | counter | `layer` | each counter of a snapshot, absolute ([`record`]) |
 //! | `weir_<pattern>_state` | gauge | `layer`, `state` | one-hot: 1 for the state a layer is in, 0 for the others seen ([`record`]) |
 //! | `weir_<pattern>_state_value` | gauge | `layer` | the state's number ([`record`]) |
+//! | `weir_config_reload_total` | counter | `result` (`applied`, `refused`, `unreadable`) | each configuration file the `weir` crate's reloader and watcher saw change (#25) |
 //!
 //! # Tracing
 //!

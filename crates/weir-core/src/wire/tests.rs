@@ -478,3 +478,22 @@ fn hop_by_hop_headers_and_the_ones_connection_names_are_stripped() {
     left.sort_unstable();
     assert_eq!(left, ["cache-control", "content-type"]);
 }
+
+/// The year of `now` behind the RFC 850 rule, on the days where the calendar arithmetic has
+/// its edges: the first day of a 400-year era (2000-03-01, day 0 of the era) and a century
+/// into one (2150, past the era's first century). A cargo-mutants survivor (#26): a term of
+/// the year's formula could change unseen while every `now` tested fell in 1994 to 2076.
+#[test]
+fn retry_after_rfc850_years_at_era_edges() {
+    let at = |secs: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+    // 2000-03-01 00:00:00: "00" is 2000, a minute away.
+    assert_eq!(
+        parse_retry_after(b"Wednesday, 01-Mar-00 00:01:00 GMT", at(951_868_800)),
+        Some(secs(60))
+    );
+    // 2150-05-31 23:59:00: "50" is 2150, a minute away.
+    assert_eq!(
+        parse_retry_after(b"Monday, 01-Jun-50 00:00:00 GMT", at(5_693_328_000 - 60)),
+        Some(secs(60))
+    );
+}

@@ -1,12 +1,15 @@
 -- Sliding-window counter (the previous window weighted by its open overlap, rounded down). Per quota: rate,
--- period (us), unused. State: "<window> <count> <previous count>".
+-- period (us), unused. State: "<window> <count> <previous count> <period us>". A quota applied
+-- at run time with another period counts the old windows' units in the new period's window
+-- that holds the old current window's start: a change never frees room.
 local function load(key, P)
   local w, el = window(P)
   local v = redis.call('GET', key)
   local cur, prev = 0, 0
   if v then
-    local a, b, c = string.match(v, '^(-?%d+) (%d+) (%d+)$')
+    local a, b, c, d = string.match(v, '^(-?%d+) (%d+) (%d+) ?(%d*)$')
     local sw = tonumber(a)
+    if d ~= '' and tonumber(d) ~= P then sw = math.floor(sw * tonumber(d) / P) end
     if sw == w then
       cur = tonumber(b)
       prev = tonumber(c)
@@ -34,7 +37,7 @@ local function step(key, rate, P, _)
   if used + cost <= rate then
     cur = cur + cost
     local r = rest(cur, prev)
-    local state = fmt(w) .. ' ' .. fmt(cur) .. ' ' .. fmt(prev)
+    local state = fmt(w) .. ' ' .. fmt(cur) .. ' ' .. fmt(prev) .. ' ' .. fmt(P)
     return {1, 0, remaining - cost, r, 0, state, r}
   end
   -- When it fits: later in this window as the previous window's weight fades, or in the next
@@ -55,5 +58,5 @@ end
 local function release(key, rate, P, _)
   local w, el, p, cur, prev, rest = load(key, P)
   cur = math.max(cur - cost, 0)
-  keep(key, fmt(w) .. ' ' .. fmt(cur) .. ' ' .. fmt(prev), rest(cur, prev))
+  keep(key, fmt(w) .. ' ' .. fmt(cur) .. ' ' .. fmt(prev) .. ' ' .. fmt(P), rest(cur, prev))
 end

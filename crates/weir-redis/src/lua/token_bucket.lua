@@ -1,13 +1,20 @@
 -- Token bucket, refilled `rate` tokens at the end of each period. Per quota: rate, burst,
--- period (us). State: "<tokens> <tick>", tick the index of the period of the last refill.
+-- period (us). State: "<tokens> <tick> <period us>", tick the index of the period of the last
+-- refill. A quota applied at run time with another period keeps the tokens (at most the new
+-- burst), and its last refill is taken at the start of the new period that held the old one's
+-- start: refills come at the new period's edges from there.
 local function load(key, rate, burst, P)
   local w, el = window(P)
   local v = redis.call('GET', key)
   local tokens, tick = burst, w
   if v then
-    local a, b = string.match(v, '^(-?%d+) (-?%d+)$')
+    local a, b, c = string.match(v, '^(-?%d+) (-?%d+) ?(%d*)$')
     tokens = tonumber(a)
     tick = tonumber(b)
+    if c ~= '' and tonumber(c) ~= P then
+      tokens = math.min(tokens, burst)
+      tick = math.floor(tick * tonumber(c) / P)
+    end
     if w > tick then
       tokens = math.min(tokens + (w - tick) * rate, burst)
       tick = w
@@ -31,7 +38,7 @@ local function step(key, rate, burst, P)
   if tokens >= cost then
     tokens = tokens - cost
     local r = full_in(tokens)
-    return {1, 0, tokens, r, 0, fmt(tokens) .. ' ' .. fmt(tick), r}
+    return {1, 0, tokens, r, 0, fmt(tokens) .. ' ' .. fmt(tick) .. ' ' .. fmt(P), r}
   end
   local ticks = math.ceil((cost - tokens) / rate)
   local wait = math.max((tick - w + ticks) * P * 1000 - el, 0)
@@ -40,7 +47,7 @@ local function step(key, rate, burst, P)
   end
   tokens = tokens - cost
   local r = full_in(tokens)
-  return {1, wait, 0, r, 0, fmt(tokens) .. ' ' .. fmt(tick), r}
+  return {1, wait, 0, r, 0, fmt(tokens) .. ' ' .. fmt(tick) .. ' ' .. fmt(P), r}
 end
 
 -- Gives a reservation's tokens back only while the key still holds the state that reservation
@@ -51,5 +58,5 @@ local function release(key, rate, burst, P, booked)
   if not v or v ~= booked then return end
   local tokens, tick, w, el, full_in = load(key, rate, burst, P)
   tokens = math.min(tokens + cost, burst)
-  keep(key, fmt(tokens) .. ' ' .. fmt(tick), full_in(tokens))
+  keep(key, fmt(tokens) .. ' ' .. fmt(tick) .. ' ' .. fmt(P), full_in(tokens))
 end

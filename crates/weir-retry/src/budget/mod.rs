@@ -15,6 +15,7 @@ use weir_core::{ConfigError, KeyedConfig, KeyedMap, Outcome};
 mod state;
 #[cfg(test)]
 mod tests;
+mod word;
 
 pub(crate) use self::state::BudgetState;
 use self::state::RatioState;

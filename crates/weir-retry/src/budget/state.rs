@@ -7,6 +7,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 use weir_core::Outcome;
 
+use super::word::Word;
+
 /// The running budget.
 #[derive(Debug)]
 pub(crate) enum BudgetState {
@@ -163,13 +165,15 @@ fn first_stripe() -> u64 {
 
 /// One stripe of the request counts, on a 128-byte block of its own (adjacent-line
 /// prefetching pairs lines), so threads on different stripes never write one line.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 #[repr(align(128))]
-struct Stripe(Window);
+struct Stripe<A = AtomicU64>(Window<A>);
 
 /// The ratio budget's state: requests and retries counted per slot of a sliding window.
+/// Generic over the atomic word of its counters (`std`'s, the default; `shuttle`'s in the model
+/// tests, `tests.rs`).
 #[derive(Debug)]
-pub(crate) struct RatioState {
+pub(crate) struct RatioState<A = AtomicU64> {
     start: Instant,
     /// The latest epoch any request or retry has seen.
     current: AtomicU32,
@@ -181,11 +185,11 @@ pub(crate) struct RatioState {
     /// The requests, counted per thread stripe: each request counts once, in its thread's
     /// stripe, and the budget reads their sum (on a retry only). One shared counter would be
     /// written by every request of every thread, and two threads would contend on it.
-    requests: [Stripe; STRIPES],
-    retries: Window,
+    requests: [Stripe<A>; STRIPES],
+    retries: Window<A>,
 }
 
-impl RatioState {
+impl<A: Word> RatioState<A> {
     pub(super) fn new(ratio: f64, min_per_second: u32, window: Duration, now: Instant) -> Self {
         let window_nanos = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
         Self {
@@ -193,12 +197,12 @@ impl RatioState {
             current: AtomicU32::new(0),
             slot_nanos: (window_nanos / u64::from(SLOTS)).max(1),
             rates: AtomicU64::new(pack_rates(ratio, min_per_second, window)),
-            requests: Default::default(),
-            retries: Window::default(),
+            requests: std::array::from_fn(|_| Stripe(Window::new())),
+            retries: Window::new(),
         }
     }
 
-    fn epoch(&self, now: Instant) -> u32 {
+    pub(super) fn epoch(&self, now: Instant) -> u32 {
         let elapsed = now.saturating_duration_since(self.start).as_nanos();
         // Wraps after 2^32 slots (over 13 years at 0.1 s): only the distance between epochs
         // matters.
@@ -216,16 +220,16 @@ impl RatioState {
     }
 
     /// The requests in the window ending with `epoch`, every stripe's.
-    fn requests(&self, epoch: u32) -> u64 {
+    pub(super) fn requests(&self, epoch: u32) -> u64 {
         self.requests.iter().map(|stripe| stripe.0.sum(epoch)).sum()
     }
 
-    fn allowed(&self, epoch: u32) -> u64 {
+    pub(super) fn allowed(&self, epoch: u32) -> u64 {
         let (floor, ratio_milli) = unpack_rates(self.rates.load(Ordering::Acquire));
         floor.saturating_add(self.requests(epoch).saturating_mul(ratio_milli) / 1000)
     }
 
-    fn withdraw(&self, now: Instant) -> bool {
+    pub(super) fn withdraw(&self, now: Instant) -> bool {
         let epoch = self.epoch(now);
         self.current.fetch_max(epoch, Ordering::AcqRel);
         // Take first, then check: under a race two retries may both be refused, never both
@@ -240,10 +244,24 @@ impl RatioState {
     }
 }
 
+#[cfg(test)]
+impl<A: Word> RatioState<A> {
+    /// A request counted in `stripe` at `epoch`: what [`BudgetState::deposit_now`] does on the
+    /// thread that owns the stripe (the model tests give each thread its own).
+    pub(super) fn deposit_in(&self, stripe: usize, epoch: u32) {
+        self.requests[stripe % STRIPES].0.add(epoch, 1);
+    }
+
+    /// The retries counted in the window ending with `epoch`.
+    pub(super) fn retries(&self, epoch: u32) -> u64 {
+        self.retries.sum(epoch)
+    }
+}
+
 /// Counters per slot, each an atomic holding `(epoch << 32) | count`.
-#[derive(Debug, Default)]
-struct Window {
-    slots: [AtomicU64; SLOTS as usize],
+#[derive(Debug)]
+pub(super) struct Window<A = AtomicU64> {
+    slots: [A; SLOTS as usize],
 }
 
 const fn pack(epoch: u32, count: u32) -> u64 {
@@ -254,13 +272,19 @@ const fn unpack(word: u64) -> (u32, u32) {
     ((word >> 32) as u32, word as u32)
 }
 
-impl Window {
-    fn slot(&self, epoch: u32) -> &AtomicU64 {
+impl<A: Word> Window<A> {
+    pub(super) fn new() -> Self {
+        Self {
+            slots: std::array::from_fn(|_| A::new(0)),
+        }
+    }
+
+    fn slot(&self, epoch: u32) -> &A {
         &self.slots[(epoch % SLOTS) as usize]
     }
 
     #[inline]
-    fn add(&self, epoch: u32, n: u32) {
+    pub(super) fn add(&self, epoch: u32, n: u32) {
         let slot = self.slot(epoch);
         if unpack(slot.load(Ordering::Acquire)).0 == epoch {
             // The common case, one `fetch_add`: the count sits in the low bits and a slot never
@@ -272,7 +296,11 @@ impl Window {
         self.add_to_new_epoch(epoch, n);
     }
 
-    /// [`add`](Self::add) when the slot still counts an older epoch: once per slot and epoch.
+    /// [`add`](Self::add) when the slot does not count `epoch`: once per slot and epoch. A
+    /// slot that counts an older epoch starts counting this one; a slot that already counts a
+    /// newer one (this thread's epoch lags, see [`BudgetState::deposit_now`]) keeps it and
+    /// counts the `n` there, as `add` does, rather than wiping the newer epoch's counts (found
+    /// by the shuttle model `a_slot_moving_to_a_new_epoch_keeps_the_new_epochs_requests`).
     #[cold]
     #[inline(never)]
     fn add_to_new_epoch(&self, epoch: u32, n: u32) {
@@ -280,7 +308,9 @@ impl Window {
             .slot(epoch)
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
                 let (e, count) = unpack(word);
-                Some(if e == epoch {
+                // Epochs wrap: `e` is newer when it is less than half the range ahead.
+                let newer = e.wrapping_sub(epoch) < u32::MAX / 2;
+                Some(if newer {
                     pack(e, count.saturating_add(n))
                 } else {
                     pack(epoch, n)
@@ -288,7 +318,7 @@ impl Window {
             });
     }
 
-    fn undo(&self, epoch: u32) {
+    pub(super) fn undo(&self, epoch: u32) {
         let _ = self
             .slot(epoch)
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
@@ -297,7 +327,7 @@ impl Window {
             });
     }
 
-    fn sum(&self, epoch: u32) -> u64 {
+    pub(super) fn sum(&self, epoch: u32) -> u64 {
         self.slots
             .iter()
             .map(|slot| unpack(slot.load(Ordering::Acquire)))
@@ -312,7 +342,7 @@ const RATIO_BITS: u32 = 20;
 
 /// A ratio budget's floor and ratio in one word.
 pub(super) fn pack_rates(ratio: f64, min_per_second: u32, window: Duration) -> u64 {
-    let ratio_milli = ((ratio * 1000.0) as u64).min((1 << RATIO_BITS) - 1);
+    let ratio_milli = ((ratio * 1000.0).round() as u64).min((1 << RATIO_BITS) - 1);
     let floor = u64::from(min_per_second)
         .saturating_mul(window.as_secs().max(1))
         .min((1 << (64 - RATIO_BITS)) - 1);
@@ -331,7 +361,7 @@ pub(super) fn pack_limits(max_tokens: u32, token_ratio: f64) -> u64 {
         .min(u64::from(u32::MAX));
     // Three decimal places, as A6 says; at least 0.001 so it always gives back; no more than
     // the maximum (a success never gives back more than there is room for).
-    let ratio = ((token_ratio * 1000.0) as u64).clamp(1, max.max(1));
+    let ratio = ((token_ratio * 1000.0).round() as u64).clamp(1, max.max(1));
     (max << 32) | ratio
 }
 

@@ -10,7 +10,7 @@ use weir_core::inspect::Registry;
 use weir_core::protocol::Http;
 use weir_core::{ErrorResponse, ErrorResponseLayer, Observer};
 use weir_load_shed::{Fixed, LoadShed, LoadShedHandle, LoadShedLayer, Priority, Uniform};
-use weir_timeout::{BelowFloor, Timeout, TimeoutLayer};
+use weir_timeout::{BelowFloor, Timeout, TimeoutBuilder, TimeoutHandle, TimeoutLayer};
 
 use super::exempt::{DEFAULT_EXEMPT_PATHS, Exempt};
 use weir_core::ConfigError;
@@ -70,6 +70,8 @@ pub struct ServerStack<R = Identity, C = Uniform, O = (), F = Identity> {
     rate_limit: R,
     shed: LoadShedLayer<Fixed, C, O, Http>,
     timeout_layer: TimeoutLayer<Duration, O>,
+    /// Applies new settings to `timeout_layer` (a configuration reload).
+    timeout_handle: TimeoutHandle<Duration>,
     timeout: Duration,
     incoming_floor: Option<(Duration, BelowFloor)>,
     max_in_flight: usize,
@@ -159,6 +161,7 @@ impl<R, C, O, F> ServerStack<R, C, O, F> {
             rate_limit: self.rate_limit,
             shed: self.shed,
             timeout_layer: self.timeout_layer,
+            timeout_handle: self.timeout_handle,
             timeout: self.timeout,
             incoming_floor: self.incoming_floor,
             max_in_flight: self.max_in_flight,
@@ -176,6 +179,16 @@ impl<R, C, O, F> ServerStack<R, C, O, F> {
     #[must_use]
     pub const fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// A handle that applies new settings to the stack's timeout while it runs (the timeout,
+    /// the floor, `expose_deadline`): `weir_core::reconfigure::Reconfigure::apply`, with a
+    /// `TimeoutLayer::server(..)` builder; its name stays `"server"`. A call already made keeps
+    /// its deadline. [`timeout`](Self::timeout) and [`incoming_floor`](Self::incoming_floor)
+    /// report the settings the stack was built with.
+    #[must_use]
+    pub fn timeout_handle(&self) -> TimeoutHandle<Duration> {
+        self.timeout_handle.clone()
     }
 
     /// The floor under a client's deadline, and what is done below it
@@ -264,6 +277,7 @@ impl<R: Clone, C, O: Clone, F: Clone> Clone for ServerStack<R, C, O, F> {
             rate_limit: self.rate_limit.clone(),
             shed: self.shed.clone(),
             timeout_layer: self.timeout_layer.clone(),
+            timeout_handle: self.timeout_handle.clone(),
             timeout: self.timeout,
             incoming_floor: self.incoming_floor,
             max_in_flight: self.max_in_flight,
@@ -546,15 +560,11 @@ where
                 "must be at least 1",
             ));
         }
-        let mut timeout = TimeoutLayer::server(self.settings.timeout);
-        if let Some((floor, below)) = self.settings.incoming_floor {
-            timeout = timeout.incoming_floor(floor, below);
-        }
-        let timeout = timeout
-            .expose_deadline(self.settings.expose_deadline)
+        let (timeout, timeout_handle) = self
+            .timeout_settings()
             .name("server")
             .observer(self.observer.clone())
-            .build()
+            .build_with_handle()
             .map_err(|_| ConfigError::zero(SERVER, "timeout", "must be greater than zero"))?;
         let mut shed = LoadShedLayer::builder()
             .http()
@@ -575,6 +585,7 @@ where
             rate_limit: self.rate_limit,
             shed,
             timeout_layer: timeout,
+            timeout_handle,
             timeout: self.settings.timeout,
             incoming_floor: self.settings.incoming_floor,
             max_in_flight: self.settings.max_in_flight,
@@ -583,6 +594,25 @@ where
                 None => DEFAULT_EXEMPT_PATHS.map(Cow::Borrowed).into(),
             },
         })
+    }
+}
+
+/// The parts of the settings a running stack can take again (a configuration reload).
+impl<R, C, O> ServerBuilder<R, C, O> {
+    /// The timeout layer's settings, as [`build`](Self::build) gives them (without its name and
+    /// observer): what the stack's [`TimeoutHandle`] takes on a reload.
+    pub(crate) fn timeout_settings(&self) -> TimeoutBuilder {
+        let mut timeout = TimeoutLayer::server(self.settings.timeout);
+        if let Some((floor, below)) = self.settings.incoming_floor {
+            timeout = timeout.incoming_floor(floor, below);
+        }
+        timeout.expose_deadline(self.settings.expose_deadline)
+    }
+
+    /// The cap on calls in flight, as set.
+    #[cfg_attr(not(feature = "reload"), allow(dead_code))]
+    pub(crate) const fn max_in_flight_setting(&self) -> usize {
+        self.settings.max_in_flight
     }
 }
 
