@@ -20,7 +20,7 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::{BodyExt, Full};
 use tower::{Layer, Service, ServiceExt, service_fn};
-use weir_core::{HttpStatus, MethodPath};
+use weir_core::{classify::HttpStatus, key::MethodPath};
 use weir_fallback::{Cause, FallbackLayer, LastGood};
 
 use crate::support::{Bench, Req, bare, bare_ready};

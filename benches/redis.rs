@@ -18,7 +18,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
 use tokio::time::Instant;
 use tower::{Service, ServiceBuilder, ServiceExt};
-use weir_core::KeyedConfig;
+use weir_core::keyed::KeyedConfig;
 use weir_rate_limit::{Ask, Gcra, MemoryStore, Quota, RateLimitLayer, Store, Tier};
 use weir_redis::RedisStore;
 

@@ -130,7 +130,7 @@ fn server(c: &mut Criterion) {
     });
     // The server stack's parts, one at a time over the same handler: where its cost goes.
     bench.service("parts/error-responses", || {
-        weir::ErrorResponseLayer::new()
+        weir::core::response::ErrorResponseLayer::new()
             .layer(handler())
             .map_request(request)
     });

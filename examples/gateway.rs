@@ -54,7 +54,7 @@
 //!   page asks for the token).
 //!
 //! - **Metrics** (#19): `/metrics` serves Prometheus text (metrics-exporter-prometheus, with no
-//!   listener of its own): every layer reports through `weir::Metrics` (events by outcome and
+//!   listener of its own): every layer reports through `weir::core::observer::Metrics` (events by outcome and
 //!   reason, breaker transitions, the retry's backoff histogram), and each scrape reads the
 //!   registered layers' gauges and totals (`weir::metrics::record`). The names are weir-core's
 //!   naming table.
@@ -122,8 +122,10 @@ use weir::retry::{ReplayBody, RetryLayer};
 use weir::status::{Authz, StatusService};
 use weir::timeout::TimeoutLayer;
 use weir::{
-    ApiKey, ApiKeyToken, Authority, BoxError, Cidr, Deadline, ErrorResponseLayer, HttpStatus,
-    KeyExtractor, KeyExtractorExt, LoadLevel, OrKey, PeerIp,
+    BoxError, core::Deadline, core::KeyExtractor, core::classify::HttpStatus,
+    core::degrade::LoadLevel, core::key::ApiKey, core::key::ApiKeyToken, core::key::Authority,
+    core::key::Cidr, core::key::KeyExtractorExt, core::key::OrKey, core::key::PeerIp,
+    core::response::ErrorResponseLayer,
 };
 
 /// The gateway's API keys (the built-in clients use them); a request with any other key, or none,
@@ -512,7 +514,7 @@ pub(crate) async fn start_upstream(
     let idempotency = IdempotencyLayer::builder()
         .name("orders")
         .required_on(["/api/orders"])
-        .observer((weir::Tracing, weir::Metrics))
+        .observer((weir::core::observer::Tracing, weir::core::observer::Metrics))
         .build()
         .map_err(std::io::Error::other)?;
     let orders =
@@ -604,7 +606,7 @@ pub(crate) fn client_stack(
         .name("total")
         .observer((
             move |event: &weir::timeout::Event<'_>| seen.timed_out(event),
-            (weir::Tracing, weir::Metrics),
+            (weir::core::observer::Tracing, weir::core::observer::Metrics),
         ))
         .build()?;
     let seen = Arc::clone(stats);
@@ -622,7 +624,7 @@ pub(crate) fn client_stack(
                 }
                 _ => {}
             },
-            (weir::Tracing, weir::Metrics),
+            (weir::core::observer::Tracing, weir::core::observer::Metrics),
         ))
         .build()?;
     let seen = Arc::clone(stats);
@@ -636,7 +638,7 @@ pub(crate) fn client_stack(
         .half_open_probes(2)
         .registry(registry)
         // Transitions are logged here (as the gateway's own lines) rather than through
-        // `weir::Tracing`; `weir::Metrics` counts them and every refusal.
+        // `weir::core::observer::Tracing`; `weir::core::observer::Metrics` counts them and every refusal.
         .observer((
             move |event: &weir::circuit_breaker::Event<'_>| match *event {
                 weir::circuit_breaker::Event::StateChange {
@@ -658,7 +660,7 @@ pub(crate) fn client_stack(
                 }
                 _ => {}
             },
-            weir::Metrics,
+            weir::core::observer::Metrics,
         ))
         .keyed(Authority)
         .build_with_handle()?;
@@ -671,7 +673,7 @@ pub(crate) fn client_stack(
             move |_: &weir::bulkhead::Event<'_>| {
                 seen.bulkhead_rejected.fetch_add(1, Ordering::Relaxed);
             },
-            (weir::Tracing, weir::Metrics),
+            (weir::core::observer::Tracing, weir::core::observer::Metrics),
         ))
         .build_with_handle()?;
     let seen = Arc::clone(stats);
@@ -681,7 +683,7 @@ pub(crate) fn client_stack(
         .name("attempt")
         .observer((
             move |event: &weir::timeout::Event<'_>| seen.timed_out(event),
-            (weir::Tracing, weir::Metrics),
+            (weir::core::observer::Tracing, weir::core::observer::Metrics),
         ))
         .build()?;
 
@@ -828,7 +830,7 @@ pub(crate) fn router(
                         .or_default() += 1;
                 }
             },
-            (weir::Tracing, weir::Metrics),
+            (weir::core::observer::Tracing, weir::core::observer::Metrics),
         ));
     // In memory by default; in Redis, shared by every gateway instance, with `WEIR_REDIS_URL`.
     // If Redis cannot be reached, each instance limits on its own with its share of every quota
@@ -867,7 +869,7 @@ pub(crate) fn router(
                     seen.shed.fetch_add(1, Ordering::Relaxed);
                 }
             },
-            (weir::Tracing, weir::Metrics),
+            (weir::core::observer::Tracing, weir::core::observer::Metrics),
         ))
         .build_with_handle()?;
     let seen = Arc::clone(&stats);
@@ -875,7 +877,7 @@ pub(crate) fn router(
         .name("edge")
         .observer((
             move |event: &weir::timeout::Event<'_>| seen.timed_out(event),
-            (weir::Tracing, weir::Metrics),
+            (weir::core::observer::Tracing, weir::core::observer::Metrics),
         ))
         .build()?;
 
@@ -895,7 +897,7 @@ pub(crate) fn router(
         .value(|_: Cause<'_, Response<Body>, BoxError>| Some(bestsellers()))
         .at_load(LoadLevel::Critical)
         .http()
-        .observer((weir::Tracing, weir::Metrics))
+        .observer((weir::core::observer::Tracing, weir::core::observer::Metrics))
         .build_with_handle()?;
     let recommendations = ServiceBuilder::new()
         .layer(ErrorResponseLayer::new())
@@ -958,7 +960,7 @@ pub(crate) fn router(
 
 /// The process's Prometheus recorder, installed as the `metrics` facade's global recorder the
 /// first time (metrics-exporter-prometheus, with no listener of its own: `/metrics` renders it).
-/// Every layer's `weir::Metrics` observer counts into it.
+/// Every layer's `weir::core::observer::Metrics` observer counts into it.
 fn prometheus() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
@@ -978,7 +980,7 @@ fn prometheus() -> PrometheusHandle {
 /// The handler of `GET /metrics`: the registry's gauges and totals are read at the scrape
 /// (`weir::metrics::record`, a few atomic loads per layer, nothing on the request path), then
 /// everything the recorder holds is rendered as Prometheus text: the counters and histograms
-/// the layers' `weir::Metrics` observers wrote, and those gauges.
+/// the layers' `weir::core::observer::Metrics` observers wrote, and those gauges.
 fn scrape(
     registry: Registry,
 ) -> impl Fn() -> std::future::Ready<([(header::HeaderName, &'static str); 1], String)>
@@ -1203,7 +1205,7 @@ pub(crate) async fn start(
 /// The log filter: `RUST_LOG` when it is set and valid (`target=level` pairs and a default
 /// level, as `weir=info,gateway=debug`), else `info` for the gateway (breaker transitions) and
 /// weir-redis (Redis outages and recoveries), and `warn` for everything else. `weir=debug` adds
-/// every refusal the layers report through `weir::Tracing` (a line per refused request).
+/// every refusal the layers report through `weir::core::observer::Tracing` (a line per refused request).
 pub(crate) fn log_filter(rust_log: Option<&str>) -> Targets {
     let default = || {
         Targets::new()
@@ -1222,7 +1224,7 @@ pub(crate) fn log_filter(rust_log: Option<&str>) -> Targets {
 }
 
 /// Logs to `writer` (stderr in `main`) through `tracing`, filtered by [`log_filter`]. The
-/// gateway's layers report to it (`weir::Tracing`, the breaker's observer, weir-redis's own
+/// gateway's layers report to it (`weir::core::observer::Tracing`, the breaker's observer, weir-redis's own
 /// logs), so Redis outages and recoveries and breaker transitions show on the console as they
 /// happen.
 pub(crate) fn log_subscriber<W>(

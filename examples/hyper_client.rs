@@ -31,7 +31,7 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 use weir::circuit_breaker::{KeyedCircuitBreakerHandle, State};
 use weir::retry::ReplayBody;
-use weir::{BoxError, ClientStack, Error, Observer};
+use weir::{BoxError, ClientStack, Error, core::Observer};
 
 /// The breaker opens when this share of the calls in its window failed, in percent...
 const FAILURE_RATE: f64 = 70.0;
@@ -106,7 +106,7 @@ async fn server(upstream: Arc<Upstream>) -> Result<SocketAddr, BoxError> {
 #[derive(Clone, Copy, Debug)]
 struct Print;
 
-impl<Ev: weir::Event + ?Sized> Observer<Ev> for Print {
+impl<Ev: weir::core::Event + ?Sized> Observer<Ev> for Print {
     fn on_event(&self, event: &Ev) {
         println!("    [{} {}] {event:?}", event.pattern(), event.kind());
     }

@@ -30,8 +30,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tower::{Layer, service_fn};
 use weir::{
-    BoxError, Cidr, Classify, Deadline, Error, ErrorResponseLayer, GrpcStatus, HttpStatus,
-    KeyExtractor, Outcome, PeerIp, RateLimitInfo, ServerHint,
+    BoxError, Error, core::Classify, core::Deadline, core::KeyExtractor, core::Outcome,
+    core::classify::GrpcStatus, core::classify::HttpStatus, core::key::Cidr, core::key::PeerIp,
+    core::response::ErrorResponseLayer, core::wire::RateLimitInfo, core::wire::ServerHint,
 };
 
 /// Requests each client may make before it is refused.

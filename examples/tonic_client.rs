@@ -33,7 +33,7 @@ use tonic::transport::{Channel, Server};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 use tower::{Layer, Service};
-use weir::{BoxError, ClientStack, Observer};
+use weir::{BoxError, ClientStack, core::Observer};
 
 /// The breaker opens when this share of the calls in its window failed, in percent...
 const FAILURE_RATE: f64 = 70.0;
@@ -140,7 +140,7 @@ async fn server(script: Arc<Script>) -> Result<SocketAddr, BoxError> {
 #[derive(Clone, Copy, Debug)]
 struct Print;
 
-impl<Ev: weir::Event + ?Sized> Observer<Ev> for Print {
+impl<Ev: weir::core::Event + ?Sized> Observer<Ev> for Print {
     fn on_event(&self, event: &Ev) {
         println!("    [{} {}] {event:?}", event.pattern(), event.kind());
     }

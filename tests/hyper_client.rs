@@ -19,7 +19,10 @@ use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use weir::circuit_breaker::{CircuitBreakerHandle, CircuitBreakerLayer, State};
 use weir::retry::{ReplayBody, RetryLayer};
 use weir::timeout::TimeoutLayer;
-use weir::{Backoff, BoxError, ClientStack, Error, HttpStatus, ServiceBuilderExt};
+use weir::{
+    BoxError, ClientStack, Error, ServiceBuilderExt, core::backoff::Backoff,
+    core::classify::HttpStatus,
+};
 
 /// What the server saw.
 #[derive(Default)]
@@ -42,7 +45,7 @@ async fn server(failures: usize) -> (SocketAddr, Arc<Seen>) {
                 if let Some(ms) = req
                     .headers()
                     .get("x-timeout-ms")
-                    .and_then(|v| weir::decode_timeout_ms(v.as_bytes()).ok())
+                    .and_then(|v| weir::core::wire::decode_timeout_ms(v.as_bytes()).ok())
                 {
                     let ms = u64::try_from(ms.as_millis()).unwrap_or(u64::MAX);
                     state.timeouts_ms.lock().expect("not poisoned").push(ms);
@@ -177,7 +180,7 @@ async fn orders_server(delay: Duration) -> (SocketAddr, Arc<Orders>) {
                 if let Some(ms) = req
                     .headers()
                     .get("x-timeout-ms")
-                    .and_then(|v| weir::decode_timeout_ms(v.as_bytes()).ok())
+                    .and_then(|v| weir::core::wire::decode_timeout_ms(v.as_bytes()).ok())
                 {
                     let ms = u64::try_from(ms.as_millis()).unwrap_or(u64::MAX);
                     state.timeouts_ms.lock().expect("not poisoned").push(ms);

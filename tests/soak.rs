@@ -29,7 +29,7 @@ use tokio::time::Instant;
 use tower::{Service, ServiceExt};
 use weir::rate_limit::RateLimitLayer;
 use weir::retry::ReplayBody;
-use weir::{ClientStack, Header, ServerStack};
+use weir::{ClientStack, ServerStack, core::key::Header};
 use weir_chaos::{ChaosLayer, Fault, Latency};
 use weir_test::http::ChannelBody;
 

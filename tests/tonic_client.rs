@@ -14,8 +14,8 @@ use weir::circuit_breaker::{CircuitBreakerHandle, CircuitBreakerLayer, State};
 use weir::retry::{ReplayBody, RetryLayer};
 use weir::timeout::TimeoutLayer;
 use weir::{
-    Backoff, ClientBuilder, ClientStack, ErrorResponseLayer, Grpc, GrpcClient, GrpcStatus,
-    ServiceBuilderExt,
+    ClientBuilder, ClientStack, Grpc, GrpcClient, ServiceBuilderExt, core::backoff::Backoff,
+    core::classify::GrpcStatus, core::response::ErrorResponseLayer,
 };
 use weir_test::grpc::{GrpcProbe, GrpcServer, HealthClient, ServingStatus, check};
 
@@ -32,7 +32,7 @@ fn grpc_timeouts(probe: &GrpcProbe) -> Vec<Duration> {
         .header("grpc-timeout")
         .into_iter()
         .flatten()
-        .filter_map(|v| weir::decode_grpc_timeout(v.as_bytes()).ok())
+        .filter_map(|v| weir::core::wire::decode_grpc_timeout(v.as_bytes()).ok())
         .collect()
 }
 

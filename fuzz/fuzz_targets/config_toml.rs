@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use weir::ConfigError;
 use weir::bulkhead::PartitionedConfig;
 use weir::circuit_breaker::CircuitBreakerConfig;
-use weir::config::ConfigDuration;
+use weir::core::config::ConfigDuration;
 use weir::load_shed::LoadShedConfig;
 use weir::rate_limit::RateLimitConfig;
 use weir::retry::RetryConfig;

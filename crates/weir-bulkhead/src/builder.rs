@@ -130,7 +130,7 @@ impl<O, P> BulkheadBuilder<O, P> {
         self
     }
 
-    /// Reports rejections to `observer` (a closure over `&Event`, `weir_core::Tracing`, ...).
+    /// Reports rejections to `observer` (a closure over `&Event`, `weir_core::observer::Tracing`, ...).
     pub fn observer<O2>(self, observer: O2) -> BulkheadBuilder<O2, P>
     where
         O2: for<'a> weir_core::Observer<Event<'a>>,

@@ -10,7 +10,7 @@ use http::HeaderValue;
 use serde::Deserialize;
 use weir_core::config::{ConfigDuration, KeySpec, SpecKey};
 use weir_core::protocol::Http;
-use weir_core::{ApiKeyToken, ConfigError, KeyedConfig, MissingKey};
+use weir_core::{ConfigError, key::ApiKeyToken, key::MissingKey, keyed::KeyedConfig};
 
 use crate::layer::BulkheadLayer;
 use crate::partition::{PartitionedBuilder, PartitionedLayer};

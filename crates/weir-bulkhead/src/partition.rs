@@ -17,8 +17,8 @@ use tower_service::Service;
 use weir_core::inspect::Registry;
 use weir_core::protocol::{Http, Plain};
 use weir_core::{
-    BoxError, ConfigError, Deadline, Error, KeyExtractor, KeyedConfig, KeyedMap, MissingKey, Name,
-    Observer, Resolved,
+    BoxError, ConfigError, Deadline, Error, KeyExtractor, Name, Observer, key::MissingKey,
+    key::Resolved, keyed::KeyedConfig, keyed::KeyedMap,
 };
 
 use crate::event::Event;

@@ -4,7 +4,7 @@
 //! response-side role is the bulkhead's own, sealed.
 
 use http_body::Body;
-use weir_core::GuardedBody;
+use weir_core::body::GuardedBody;
 use weir_core::protocol::{Http, Plain};
 
 use crate::permit::Permit;

@@ -10,7 +10,7 @@ use http_body_util::BodyExt;
 use tokio::sync::mpsc;
 use tower::ServiceBuilder;
 use weir_bulkhead::BulkheadLayer;
-use weir_core::ErrorResponseLayer;
+use weir_core::response::ErrorResponseLayer;
 use weir_test::http::{ChannelBody, connect, get_root, serve};
 
 #[tokio::test]

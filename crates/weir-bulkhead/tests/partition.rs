@@ -8,7 +8,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt, service_fn};
 use weir_bulkhead::BulkheadLayer;
-use weir_core::{Error, MissingKey};
+use weir_core::{Error, key::MissingKey};
 
 /// A request for a tenant (A or B); the service takes 10 ms.
 type Req = (u8, u32);

@@ -8,7 +8,7 @@ use tower_layer::Layer;
 use weir_chaos::Latency;
 use weir_chaos::sim::{Arrivals, Outcome, Report, Simulation, Upstream};
 use weir_circuit_breaker::CircuitBreakerLayer;
-use weir_core::HttpStatus;
+use weir_core::classify::HttpStatus;
 use weir_retry::{RetryBudget, RetryLayer};
 
 const fn secs(s: u64) -> Duration {

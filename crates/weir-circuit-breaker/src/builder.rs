@@ -5,7 +5,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use weir_core::inspect::Registry;
-use weir_core::{AnyError, Backoff, ConfigError, KeyedConfig, MissingKey, Name, Observer};
+use weir_core::{
+    ConfigError, Name, Observer, backoff::Backoff, classify::AnyError, key::MissingKey,
+    keyed::KeyedConfig,
+};
 
 use crate::handle::{CircuitBreakerHandle, KeyedCircuitBreakerHandle};
 use crate::layer::{CircuitBreakerLayer, KeyedCircuitBreakerLayer};
@@ -189,7 +192,7 @@ impl<C, O> CircuitBreakerBuilder<C, O> {
         self
     }
 
-    /// Classifies results: [`weir_core::HttpStatus`], [`weir_core::GrpcStatus`], a closure.
+    /// Classifies results: [`weir_core::classify::HttpStatus`], [`weir_core::classify::GrpcStatus`], a closure.
     #[must_use]
     pub fn classifier<C2>(self, classifier: C2) -> CircuitBreakerBuilder<C2, O> {
         CircuitBreakerBuilder {
@@ -200,8 +203,8 @@ impl<C, O> CircuitBreakerBuilder<C, O> {
         }
     }
 
-    /// Receives every [`Event`](crate::Event): a closure, `weir_core::Tracing`,
-    /// `weir_core::Metrics`.
+    /// Receives every [`Event`](crate::Event): a closure, `weir_core::observer::Tracing`,
+    /// `weir_core::observer::Metrics`.
     #[must_use]
     pub fn observer<O2>(self, observer: O2) -> CircuitBreakerBuilder<C, O2> {
         CircuitBreakerBuilder {

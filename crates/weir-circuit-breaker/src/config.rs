@@ -4,8 +4,8 @@
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer};
-use weir_core::MissingKey;
 use weir_core::config::{BackoffSpec, ConfigDuration, KeySpec};
+use weir_core::key::MissingKey;
 
 use weir_core::ConfigError;
 
@@ -56,7 +56,7 @@ use crate::settings::PATTERN;
 ///
 /// ```
 /// use weir_circuit_breaker::CircuitBreakerConfig;
-/// use weir_core::HttpStatus;
+/// use weir_core::classify::HttpStatus;
 ///
 /// let config: CircuitBreakerConfig = toml::from_str(r#"
 ///     name = "inventory"

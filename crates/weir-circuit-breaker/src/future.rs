@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
-use weir_core::{AnyError, BoxError, Error, Observer};
+use weir_core::{BoxError, Error, Observer, classify::AnyError};
 
 use crate::event::Event;
 use crate::shared::Guard;

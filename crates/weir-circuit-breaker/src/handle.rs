@@ -377,7 +377,7 @@ impl KeyedCircuitBreakerHandle {
         });
     }
 
-    /// The breaker that requests without a key share (with [`weir_core::MissingKey::Shared`]).
+    /// The breaker that requests without a key share (with [`weir_core::key::MissingKey::Shared`]).
     #[must_use]
     pub fn keyless(&self) -> Snapshot {
         let shared = self.control.shared();

@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use tower_layer::Layer;
-use weir_core::{AnyError, Observer};
+use weir_core::{Observer, classify::AnyError};
 
 use crate::event::Event;
 use crate::handle::{CircuitBreakerHandle, KeyedCircuitBreakerHandle};
@@ -54,7 +54,7 @@ impl<C, O> CircuitBreakerLayer<C, O> {
 impl<C, O, P> CircuitBreakerLayer<C, O, P> {
     /// The same breaker, recording each call's outcome at the end of its response body rather
     /// than at its head ([`Trailers`]): for gRPC, whose status is in the trailers, with a
-    /// classifier that reads them ([`weir_core::GrpcStatus`]). The services it makes answer
+    /// classifier that reads them ([`weir_core::classify::GrpcStatus`]). The services it makes answer
     /// `http::Response<EndBody<B, BodyGuard<C, O>>>`.
     #[must_use]
     pub fn trailers(self) -> CircuitBreakerLayer<C, O, Trailers> {

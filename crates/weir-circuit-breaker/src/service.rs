@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 
 use tokio::time::{Instant, Sleep, sleep_until};
 use tower_service::Service;
-use weir_core::{AnyError, BoxError, Error, KeyExtractor, Observer, Resolved};
+use weir_core::{BoxError, Error, KeyExtractor, Observer, classify::AnyError, key::Resolved};
 
 use crate::event::Event;
 use crate::future::ResponseFuture;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use weir_core::{Backoff, ConfigError, Name};
+use weir_core::{ConfigError, Name, backoff::Backoff};
 
 use crate::state::{Settings, WindowKind, ppm};
 

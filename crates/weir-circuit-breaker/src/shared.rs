@@ -13,8 +13,8 @@ use arc_swap::ArcSwap;
 use tokio::time::Instant;
 use weir_core::inspect::Recent;
 use weir_core::{
-    Classify, ConfigError, Error, KeyExtractor, KeyedConfig, KeyedMap, MissingKey, Name, Observer,
-    Outcome, Resolved,
+    Classify, ConfigError, Error, KeyExtractor, Name, Observer, Outcome, key::MissingKey,
+    key::Resolved, keyed::KeyedConfig, keyed::KeyedMap,
 };
 
 use crate::event::Event;

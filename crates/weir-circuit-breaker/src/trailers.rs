@@ -4,7 +4,9 @@
 use std::fmt;
 
 use http_body::Body;
-use weir_core::{BodyEnd, Classify, ClassifyTrailers, EndBody, Observer, OnBodyEnd};
+use weir_core::{
+    Classify, Observer, body::BodyEnd, body::EndBody, body::OnBodyEnd, classify::ClassifyTrailers,
+};
 
 use crate::event::Event;
 use crate::shared::Guard;
@@ -56,7 +58,7 @@ where
 
 /// The outcome is recorded at the end of the response body, where gRPC puts the status
 /// ([`CircuitBreakerLayer::trailers`](crate::CircuitBreakerLayer::trailers)): with
-/// [`GrpcStatus`](weir_core::GrpcStatus), an `UNAVAILABLE` that arrives in the trailers (every
+/// [`GrpcStatus`](weir_core::classify::GrpcStatus), an `UNAVAILABLE` that arrives in the trailers (every
 /// normal gRPC completion, a failure after the first message) counts as the failure it is, not
 /// as the success its `200` head looks like.
 ///
@@ -71,7 +73,7 @@ where
 /// use http_body_util::BodyExt;
 /// use tower::{Layer, ServiceExt, service_fn};
 /// use weir_circuit_breaker::{CircuitBreakerLayer, State};
-/// use weir_core::{BoxError, GrpcStatus};
+/// use weir_core::{BoxError, classify::GrpcStatus};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {

@@ -10,7 +10,7 @@ use tokio::time::{advance, sleep};
 use tokio_test::{assert_pending, task};
 use tower::{Layer, Service, ServiceExt, service_fn};
 use weir_circuit_breaker::{CircuitBreakerLayer, Event, State};
-use weir_core::{Backoff, BoxError, Error, HttpStatus};
+use weir_core::{BoxError, Error, backoff::Backoff, classify::HttpStatus};
 use weir_test::Probe;
 
 /// The request says what the inner service does: wait, then succeed or fail.

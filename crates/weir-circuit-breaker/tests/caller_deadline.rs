@@ -13,7 +13,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 use weir_circuit_breaker::{CircuitBreakerHandle, CircuitBreakerLayer, State};
-use weir_core::{BoxError, ErrorResponseLayer, HttpStatus};
+use weir_core::{BoxError, classify::HttpStatus, response::ErrorResponseLayer};
 use weir_timeout::TimeoutLayer;
 
 const LATENCY: Duration = Duration::from_millis(20);

@@ -9,7 +9,7 @@ use weir_circuit_breaker::{
     CircuitBreaker, CircuitBreakerHandle, CircuitBreakerLayer, KeyedCircuitBreaker,
     KeyedCircuitBreakerLayer, ResponseFuture, State,
 };
-use weir_core::{BoxError, Global, HttpStatus};
+use weir_core::{BoxError, classify::HttpStatus, key::Global};
 use weir_test::{
     Probe, StrictService, assert_clone, assert_send, assert_send_sync, assert_send_sync_static,
     poll_ready_now,

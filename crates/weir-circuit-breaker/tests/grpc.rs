@@ -5,7 +5,7 @@
 use tonic::Code;
 use tower::ServiceBuilder;
 use weir_circuit_breaker::{CircuitBreakerLayer, State};
-use weir_core::{ErrorResponseLayer, GrpcStatus};
+use weir_core::{classify::GrpcStatus, response::ErrorResponseLayer};
 use weir_test::grpc::{GrpcProbe, GrpcServer, HealthClient, check};
 
 #[tokio::test]

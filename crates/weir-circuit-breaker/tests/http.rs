@@ -14,7 +14,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{Service, ServiceBuilder, ServiceExt};
 use weir_circuit_breaker::{CircuitBreakerLayer, State};
-use weir_core::{Error, ErrorResponseLayer, HttpStatus};
+use weir_core::{Error, classify::HttpStatus, response::ErrorResponseLayer};
 use weir_test::http::serve;
 
 fn client() -> Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>> {

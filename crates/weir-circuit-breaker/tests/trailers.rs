@@ -8,7 +8,7 @@ use http::{HeaderMap, HeaderValue, Response};
 use http_body_util::{BodyExt, Full};
 use tower::{Layer, Service, ServiceExt, service_fn};
 use weir_circuit_breaker::{CircuitBreakerLayer, State};
-use weir_core::{BoxError, GrpcStatus};
+use weir_core::{BoxError, classify::GrpcStatus};
 
 type GrpcBody = http_body_util::combinators::WithTrailers<
     Full<Bytes>,

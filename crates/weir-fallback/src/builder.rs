@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use weir_core::inspect::Registry;
 use weir_core::protocol::{Http, Plain};
-use weir_core::{AnyError, ConfigError, LoadLevel, Name};
+use weir_core::{ConfigError, Name, classify::AnyError, degrade::LoadLevel};
 
 use crate::handle::FallbackHandle;
 use crate::last_good::LastGood;
@@ -201,7 +201,7 @@ impl<V, A, P, W, C, O> FallbackBuilder<V, A, P, W, C, O> {
     }
 
     /// Decides what a result means: every result it does not call a success falls back, except
-    /// a response it ignores. [`weir_core::HttpStatus`] or [`weir_core::GrpcStatus`] for
+    /// a response it ignores. [`weir_core::classify::HttpStatus`] or [`weir_core::classify::GrpcStatus`] for
     /// responses, a closure for anything else.
     pub fn classify<C2>(self, classifier: C2) -> FallbackBuilder<V, A, P, W, C2, O> {
         let order = self.order;
@@ -339,7 +339,7 @@ impl<V, A, P, W, C, O> FallbackBuilder<V, A, P, W, C, O> {
 
 impl<V, A, W, C, O> FallbackBuilder<V, A, Plain, W, C, O> {
     /// For HTTP and gRPC: marks every fallback answer with the
-    /// [`FALLBACK_HEADER`](crate::FALLBACK_HEADER) and a [`weir_core::Degraded`] extension, so
+    /// [`FALLBACK_HEADER`](crate::FALLBACK_HEADER) and a [`weir_core::degrade::Degraded`] extension, so
     /// clients can tell and weir's classifiers outside count the original failure.
     pub fn http(self) -> FallbackBuilder<V, A, Http, W, C, O> {
         let order = self.order;

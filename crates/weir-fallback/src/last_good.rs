@@ -29,7 +29,7 @@ use crate::state::{Source, age_seconds, servable_age};
 /// [`FallbackBuilder::last_good`](crate::FallbackBuilder::last_good).
 ///
 /// - **What is kept**: `200 OK` answers to `GET` and `HEAD` requests whose key the extractor
-///   finds (the key is the method and the extractor's key: `weir_core::MethodPath`, axum's
+///   finds (the key is the method and the extractor's key: `weir_core::key::MethodPath`, axum's
 ///   `Route`, a header pair, a closure), unless they say `Cache-Control: no-store`, and only when
 ///   the whole body fits in `max_entry_bytes`. The body is copied as it streams to the caller (no
 ///   added latency) and the entry stored when it ends cleanly; a body that fails or is dropped
@@ -41,7 +41,7 @@ use crate::state::{Source, age_seconds, servable_age};
 ///   distinct keys only cycles the store. Entries past `max_stale` are never served and are
 ///   dropped as new ones arrive.
 /// - **Served**: with an `Age` header (whole seconds since it was stored), the
-///   [`FALLBACK_HEADER`](crate::FALLBACK_HEADER) `last_good` and a `weir_core::Degraded`
+///   [`FALLBACK_HEADER`](crate::FALLBACK_HEADER) `last_good` and a `weir_core::degrade::Degraded`
 ///   extension.
 ///
 /// Clones share the store: keep one to read [`len`](Self::len) and [`bytes`](Self::bytes). Set

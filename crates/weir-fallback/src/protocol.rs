@@ -6,7 +6,7 @@
 use http::HeaderValue;
 use http::header::HeaderName;
 use weir_core::protocol::{Http, Plain};
-use weir_core::{Degraded, Outcome};
+use weir_core::{Outcome, degrade::Degraded};
 
 use crate::state::Source;
 
@@ -24,7 +24,7 @@ pub const FALLBACK_HEADER: HeaderName = weir_core::wire::WEIR_FALLBACK;
 ///   not marked (a layer outside sees a fallback answer as a success; use [`Http`] for HTTP and
 ///   gRPC).
 /// - [`Http`], HTTP (and gRPC over HTTP) responses: every fallback answer carries the
-///   [`FALLBACK_HEADER`] and a [`weir_core::Degraded`] extension recording the original outcome,
+///   [`FALLBACK_HEADER`] and a [`weir_core::degrade::Degraded`] extension recording the original outcome,
 ///   which weir's `HttpStatus` and `GrpcStatus` classifiers outside read, so a breaker or a
 ///   retry budget there still counts the original failure.
 pub trait Protocol<Req, Res>: sealed::Sealed {

@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 use tower_service::Service;
-use weir_core::LoadLevel;
+use weir_core::degrade::LoadLevel;
 use weir_retry::Replay;
 
 use crate::state::Reason;

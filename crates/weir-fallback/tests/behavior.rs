@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 use weir_core::ConfigError;
-use weir_core::{BoxError, Classify, Degraded, Error, HttpStatus, LoadLevel};
+use weir_core::{
+    BoxError, Classify, Error, classify::HttpStatus, degrade::Degraded, degrade::LoadLevel,
+};
 use weir_fallback::{Cause, Event, FALLBACK_HEADER, FallbackLayer, Reason, Source};
 
 type Counter = Arc<AtomicUsize>;
@@ -373,7 +375,7 @@ fn a_layer_without_a_source_is_refused() {
 #[tokio::test(start_paused = true)]
 async fn a_grpc_failure_code_falls_back() {
     let layer = FallbackLayer::builder()
-        .classify(weir_core::GrpcStatus::new())
+        .classify(weir_core::classify::GrpcStatus::new())
         .value(|cause: Cause<'_, http::Response<String>, Infallible>| {
             let Cause::Response(failed) = cause else {
                 return None;

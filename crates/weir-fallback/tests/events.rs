@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::{Request, Response, Uri};
 use http_body_util::{BodyExt, Full};
 use tower::{Service, ServiceExt, service_fn};
-use weir_core::{HttpStatus, MethodPath};
+use weir_core::{classify::HttpStatus, key::MethodPath};
 use weir_fallback::{Cause, Event, FALLBACK_HEADER, FallbackLayer, LastGood};
 
 type Body = Full<Bytes>;

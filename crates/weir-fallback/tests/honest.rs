@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 use weir_circuit_breaker::{CircuitBreakerLayer, State};
-use weir_core::{Backoff, Error, HttpStatus};
+use weir_core::{Error, backoff::Backoff, classify::HttpStatus};
 use weir_fallback::{Cause, FALLBACK_HEADER, FallbackLayer};
 use weir_retry::{RetryBudget, RetryLayer, SharedBudget};
 

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http::header::AGE;
 use http_body_util::{BodyExt, Empty};
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
-use weir_core::{Degraded, HttpStatus, MethodPath};
+use weir_core::{classify::HttpStatus, degrade::Degraded, key::MethodPath};
 use weir_fallback::{FALLBACK_HEADER, FallbackLayer, LastGood};
 use weir_test::http::{connect, serve};
 

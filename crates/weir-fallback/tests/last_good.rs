@@ -11,7 +11,7 @@ use http::{Method, Request, Response};
 use http_body_util::{BodyExt, Full};
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 use weir_core::ConfigError;
-use weir_core::{Degraded, HttpStatus, MethodPath};
+use weir_core::{classify::HttpStatus, degrade::Degraded, key::MethodPath};
 use weir_fallback::{Cause, FALLBACK_HEADER, FallbackLayer, LastGood};
 
 /// An upstream that answers `200 <path> v<n>` (n counts its calls) with `body_len` bytes of
@@ -378,7 +378,7 @@ fn bad_bounds_are_refused() {
 async fn a_switched_request_keeps_only_good_answers() {
     let kept = LastGood::new(MethodPath);
     let (layer, handle) = FallbackLayer::builder()
-        .classify(weir_core::GrpcStatus::new())
+        .classify(weir_core::classify::GrpcStatus::new())
         .last_good(kept.clone())
         .build_with_handle()
         .unwrap();

@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
-use weir_core::HttpStatus;
+use weir_core::classify::HttpStatus;
 use weir_fallback::{FALLBACK_HEADER, FallbackLayer, HttpReplay, ReplayBody};
 use weir_test::http::{ChannelBody, serve};
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::Duration;
 
 use tower::{ServiceBuilder, ServiceExt, service_fn};
-use weir_core::{Degraded, HttpStatus, LoadLevel, Outcome};
+use weir_core::{Outcome, classify::HttpStatus, degrade::Degraded, degrade::LoadLevel};
 use weir_fallback::{Cause, FALLBACK_HEADER, FallbackLayer};
 use weir_load_shed::{LoadLevelLayer, LoadShedLayer};
 

@@ -4,7 +4,7 @@
 
 use tonic::body::Body;
 use tower::ServiceBuilder;
-use weir_core::GrpcStatus;
+use weir_core::classify::GrpcStatus;
 use weir_fallback::{FALLBACK_HEADER, FallbackLayer, HttpReplay, ReplayBody};
 use weir_test::grpc::{GrpcProbe, GrpcServer, HealthClient, ServingStatus, check};
 

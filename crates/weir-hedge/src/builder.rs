@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use weir_core::inspect::Registry;
-use weir_core::{AnyError, ConfigError, GrpcStatus, Name};
+use weir_core::{ConfigError, Name, classify::AnyError, classify::GrpcStatus};
 use weir_retry::{HttpReplay, IdempotentReplay, SharedBudget};
 
 use crate::grpc::GrpcAttempts;

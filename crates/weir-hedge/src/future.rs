@@ -13,7 +13,7 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep, sleep_until};
 use tower_service::Service;
 use weir_core::lanes::Lane;
-use weir_core::{Classify, Error, Observer, Outcome, ServerHint};
+use weir_core::{Classify, Error, Observer, Outcome, wire::ServerHint};
 use weir_retry::Replay;
 
 use crate::event::{Event, Reason};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tower_layer::Layer;
-use weir_core::{AnyError, Name};
+use weir_core::{Name, classify::AnyError};
 use weir_retry::IdempotentReplay;
 
 use crate::handle::HedgeHandle;

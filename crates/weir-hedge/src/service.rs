@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use tower_service::Service;
 use weir_core::lanes::Lanes;
-use weir_core::{AnyError, Classify, Observer};
+use weir_core::{Classify, Observer, classify::AnyError};
 use weir_retry::{IdempotentReplay, Replay};
 
 use crate::event::Event;

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
-use weir_core::{Name, Outcome, ServerHint};
+use weir_core::{Name, Outcome, wire::ServerHint};
 
 use crate::settings::{HedgeSettings, MAX_ATTEMPTS};
 use crate::state::{Budget, Latency, Throttle};

@@ -15,12 +15,15 @@ fn assert_send<T: Send>() {}
 fn auto_traits() {
     assert_send_sync::<Hedge<Upstream>>();
     assert_send_sync::<HedgeLayer>();
-    assert_send::<ResponseFuture<Upstream, (), weir_retry::CloneRequest, weir_core::AnyError, ()>>(
-    );
+    assert_send::<
+        ResponseFuture<Upstream, (), weir_retry::CloneRequest, weir_core::classify::AnyError, ()>,
+    >();
     // A service that is `Send` but not `Sync` (the layer keeps its copy behind a mutex).
     type Boxed = tower::util::BoxCloneService<(), support::Answer, support::Answer>;
     assert_send::<Hedge<Boxed>>();
-    assert_send::<ResponseFuture<Boxed, (), weir_retry::CloneRequest, weir_core::AnyError, ()>>();
+    assert_send::<
+        ResponseFuture<Boxed, (), weir_retry::CloneRequest, weir_core::classify::AnyError, ()>,
+    >();
 }
 
 /// #21.2: every service the layer makes, and every clone, shares one budget.

@@ -21,7 +21,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{Layer, ServiceExt};
-use weir_core::HttpStatus;
+use weir_core::classify::HttpStatus;
 use weir_hedge::HedgeLayer;
 use weir_retry::ReplayBody;
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use tower::{Layer, ServiceExt, service_fn};
-use weir_core::{Backoff, BoxError};
+use weir_core::{BoxError, backoff::Backoff};
 use weir_hedge::HedgeLayer;
 use weir_retry::{RetryBudget, RetryLayer, SharedBudget};
 

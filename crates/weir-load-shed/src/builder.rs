@@ -170,7 +170,7 @@ impl<L, C, O, P> LoadShedBuilder<L, C, O, P> {
 
     /// `weir_core::protocol::Http` mode, for `http::Response`s: a successful call stays in
     /// flight until its response body has been sent to its end, has failed or has been dropped
-    /// (the body holds the slot, a [`EndBody`](weir_core::EndBody)), and an adaptive limit
+    /// (the body holds the slot, a [`EndBody`](weir_core::body::EndBody)), and an adaptive limit
     /// measures its round-trip time to that point. Without it (`Plain`, the default), the slot
     /// is released when the response head is returned.
     pub fn http(self) -> LoadShedBuilder<L, C, O, Http> {

@@ -1,7 +1,7 @@
 //! What a load shedder shows a status page or a metrics exporter: `impl Inspect` for its
 //! handle.
 
-use weir_core::LoadLevel;
+use weir_core::degrade::LoadLevel;
 use weir_core::inspect::{Inspect, Snapshot};
 
 use crate::handle::LoadShedHandle;

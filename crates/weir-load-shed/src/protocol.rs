@@ -3,7 +3,7 @@
 //! is the load shedder's own, sealed.
 
 use http_body::Body;
-use weir_core::EndBody;
+use weir_core::body::EndBody;
 use weir_core::protocol::{Http, Plain};
 
 use crate::shared::{InFlight, Outcome, grpc_outcome};

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::time::Instant;
-use weir_core::{Error, GrpcCode, Name, Observer};
+use weir_core::{Error, Name, Observer, wire::GrpcCode};
 
 use crate::event::Event;
 use crate::limit::{Limit, Sample};
@@ -307,19 +307,19 @@ impl InFlight {
     }
 }
 
-impl weir_core::OnBodyEnd for InFlight {
+impl weir_core::body::OnBodyEnd for InFlight {
     /// Trailers with a gRPC status count by it (#16.5); a plain end keeps what the head said; a
     /// failed body says nothing about load (ignored).
     // Inline, as the drop below: a response whose body is already at its end (an empty body)
     // ends its call in `EndBody::new`, on every such call; out of line, the slot's drop glue ran
     // again, out of line too, after `finish` had emptied it.
     #[inline]
-    fn on_end(self, end: weir_core::BodyEnd<'_>) {
+    fn on_end(self, end: weir_core::body::BodyEnd<'_>) {
         let outcome = match end {
-            weir_core::BodyEnd::Trailers(trailers) => {
+            weir_core::body::BodyEnd::Trailers(trailers) => {
                 grpc_outcome(trailers).unwrap_or(self.on_drop)
             }
-            weir_core::BodyEnd::Error => Outcome::Ignored,
+            weir_core::body::BodyEnd::Error => Outcome::Ignored,
             _ => self.on_drop,
         };
         self.finish(outcome);

@@ -38,7 +38,7 @@ impl Priority {
 
 /// How loaded the service is: defined in `weir-core` (so a fallback layer can read it without
 /// depending on the load shedder) and re-exported here.
-pub use weir_core::LoadLevel;
+pub use weir_core::degrade::LoadLevel;
 
 /// How many calls a priority may have in flight under `limit`: `ceil(limit * share)`, at least 1
 /// for a positive share (a critical request is never locked out by rounding).

@@ -26,7 +26,9 @@ fn services_layers_and_futures_are_send_sync_clone() {
     assert_send_sync_static::<LoadShedLayer<Gradient2, Uniform, (), Http>>();
     assert_send_sync::<LoadShed<Strict, Fixed, Uniform, (), Http>>();
     assert_send_sync_static::<InFlight>();
-    assert_send_sync_static::<weir_core::EndBody<http_body_util::Empty<bytes::Bytes>, InFlight>>();
+    assert_send_sync_static::<
+        weir_core::body::EndBody<http_body_util::Empty<bytes::Bytes>, InFlight>,
+    >();
 }
 
 #[tokio::test]

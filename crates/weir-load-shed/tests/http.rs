@@ -12,7 +12,7 @@ use http::{Response, StatusCode};
 use http_body_util::BodyExt;
 use tokio::sync::{mpsc, watch};
 use tower::ServiceBuilder;
-use weir_core::ErrorResponseLayer;
+use weir_core::response::ErrorResponseLayer;
 use weir_load_shed::{LoadLevel, LoadLevelLayer, LoadShedLayer, Priority};
 use weir_test::http::{ChannelBody, connect, get_root, serve};
 

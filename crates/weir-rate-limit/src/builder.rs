@@ -5,7 +5,9 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use weir_core::inspect::Registry;
-use weir_core::{ConfigError, HeaderStyle, KeyedConfig, MissingKey, Name, Observer};
+use weir_core::{
+    ConfigError, Name, Observer, key::MissingKey, keyed::KeyedConfig, wire::HeaderStyle,
+};
 
 use crate::event::Event;
 use crate::handle::RateLimitHandle;
@@ -57,7 +59,7 @@ impl RateLimitLayer {
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct RateLimitBuilder<
-    X = weir_core::Global,
+    X = weir_core::key::Global,
     A = Gcra,
     T = DefaultTier,
     C = UnitCost,
@@ -88,7 +90,7 @@ impl RateLimitBuilder {
             name: Name::new("rate_limit"),
             quotas: Vec::new(),
             tiers: Vec::new(),
-            extractor: weir_core::Global,
+            extractor: weir_core::key::Global,
             algorithm: Gcra,
             tier_of: DefaultTier,
             cost: UnitCost,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use http::{HeaderValue, Method};
 use serde::de::{self, Deserialize, Deserializer};
 use weir_core::config::{ConfigDuration, KeySpec, SpecKey};
-use weir_core::{ApiKeyToken, HeaderStyle, MissingKey, Name};
+use weir_core::{Name, key::ApiKeyToken, key::MissingKey, wire::HeaderStyle};
 
 use weir_core::ConfigError;
 
@@ -460,7 +460,7 @@ impl Algorithm for ConfigAlgorithm {
 pub struct ConfigTiers {
     keys: HashMap<SpecKey, Name>,
     /// `method_path` keys, by route then method (a route is compared as text, and a
-    /// [`weir_core::RouteKey`] cannot be made from a runtime string).
+    /// [`weir_core::key::RouteKey`] cannot be made from a runtime string).
     routes: HashMap<Box<str>, Vec<(Method, Name)>>,
 }
 

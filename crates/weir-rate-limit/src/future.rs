@@ -10,7 +10,7 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use tokio::time::{Sleep, sleep};
 use tower_service::Service;
-use weir_core::{BoxError, RateLimitInfo};
+use weir_core::{BoxError, wire::RateLimitInfo};
 
 use crate::protocol::Protocol;
 use crate::shared::{Next, Reservation};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use weir_core::{BoxError, RateLimitInfo};
+use weir_core::{BoxError, wire::RateLimitInfo};
 
 use crate::shared::Limiter;
 use crate::state::{Algorithm, Verdict};
@@ -133,7 +133,7 @@ impl<X, A: Algorithm, T, C, O, P> RateLimitHandle<X, MemoryStore<A>, T, C, O, P>
     where
         X: 'static,
     {
-        (&self.limiter.extractor as &dyn std::any::Any).is::<weir_core::Global>()
+        (&self.limiter.extractor as &dyn std::any::Any).is::<weir_core::key::Global>()
     }
 }
 

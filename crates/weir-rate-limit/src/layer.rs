@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use tower_layer::Layer;
-use weir_core::{Global, KeyedConfig, MissingKey, Name};
+use weir_core::{Name, key::Global, key::MissingKey, keyed::KeyedConfig};
 
 use crate::handle::RateLimitHandle;
 use crate::protocol::AnyProtocol;

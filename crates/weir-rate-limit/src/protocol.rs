@@ -3,7 +3,7 @@
 
 use http::{Request, Response};
 use tokio::time::Instant;
-use weir_core::{Deadline, HeaderStyle, RateLimitInfo};
+use weir_core::{Deadline, wire::HeaderStyle, wire::RateLimitInfo};
 
 /// How a limiter reads a request and writes an admitted response; [`AnyProtocol`] (any types,
 /// nothing read or written) or [`Http`].

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
-use weir_core::{BoxError, Error, HeaderStyle, MissingKey, Name, Observer, RateLimitInfo};
+use weir_core::{
+    BoxError, Error, Name, Observer, key::MissingKey, wire::HeaderStyle, wire::RateLimitInfo,
+};
 
 use crate::event::Event;
 use crate::live::Tables;

@@ -6,7 +6,9 @@ use std::sync::{OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use tokio::time::Instant;
-use weir_core::{BoxError, ByState, KeyedConfig, KeyedMap, Name, Prehashed};
+use weir_core::{
+    BoxError, Name, keyed::ByState, keyed::KeyedConfig, keyed::KeyedMap, keyed::Prehashed,
+};
 
 use crate::clock::Origin;
 use crate::quota::Quota;

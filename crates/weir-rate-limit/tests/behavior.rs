@@ -11,7 +11,7 @@ use tokio::time::{Instant, advance};
 use tokio_test::{assert_pending, assert_ready, task};
 use tower::{Layer, Service, ServiceExt, service_fn};
 use tower_test::mock;
-use weir_core::{BoxError, Deadline, Error, Header, HeaderStyle, MissingKey};
+use weir_core::{BoxError, Deadline, Error, key::Header, key::MissingKey, wire::HeaderStyle};
 use weir_rate_limit::{Event, FixedWindow, LeakyBucket, Quota, RateLimitLayer};
 
 fn echo() -> impl Service<
@@ -133,7 +133,7 @@ async fn keys_have_their_own_limits_and_missing_keys_follow_the_setting() {
     assert!(weir(&err).is_missing_key());
     assert!(!weir(&err).is_rate_limited());
     assert_eq!(weir(&err).retry_after(), None);
-    let res = weir_core::ErrorResponseLayer::new().http_response::<String>(weir(&err));
+    let res = weir_core::response::ErrorResponseLayer::new().http_response::<String>(weir(&err));
     assert_eq!(res.status(), http::StatusCode::UNAUTHORIZED);
 }
 
@@ -430,7 +430,7 @@ async fn a_sub_millisecond_period_works() {
 #[tokio::test(start_paused = true)]
 async fn weir_core_observers_report_rate_limit_events() {
     let layer = RateLimitLayer::per_second(1)
-        .observer(weir_core::Tracing)
+        .observer(weir_core::observer::Tracing)
         .build()
         .expect("valid");
     let mut svc = layer.layer(echo());

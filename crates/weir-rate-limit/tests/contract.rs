@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::time::advance;
 use tokio_test::{assert_pending, assert_ready, task};
 use tower::{Layer, Service, ServiceExt};
-use weir_core::{BoxError, PeerIp};
+use weir_core::{BoxError, key::PeerIp};
 use weir_rate_limit::{Quota, RateLimit, RateLimitLayer, ResponseFuture};
 use weir_test::{Probe, assert_clone, assert_send, assert_send_sync_static, poll_ready_now};
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use http::{Request, Response, StatusCode};
 use tokio::time::{Instant, advance};
 use tower::{Layer, Service, ServiceExt, service_fn};
-use weir_core::{BoxError, Error, ErrorResponseLayer};
+use weir_core::{BoxError, Error, response::ErrorResponseLayer};
 use weir_rate_limit::{
     Algorithm, FixedWindow, Gcra, LeakyBucket, Quota, RateLimitLayer, SlidingLog, SlidingWindow,
     TokenBucket,

@@ -4,7 +4,7 @@
 
 use tonic::Code;
 use tower::ServiceBuilder;
-use weir_core::ErrorResponseLayer;
+use weir_core::response::ErrorResponseLayer;
 use weir_rate_limit::RateLimitLayer;
 use weir_test::grpc::{GrpcServer, HealthClient, ServingStatus, check};
 

@@ -115,7 +115,7 @@ async fn the_async_admin_calls_agree_with_the_memory_handle() {
     let mut svc = layer.layer(echo());
     hit(&mut svc, 1).await.expect("admitted");
     hit(&mut svc, 1).await.expect("admitted");
-    let units = |infos: Vec<weir_core::RateLimitInfo>| {
+    let units = |infos: Vec<weir_core::wire::RateLimitInfo>| {
         infos
             .iter()
             .map(|i| (i.remaining_units(), i.reset_after()))

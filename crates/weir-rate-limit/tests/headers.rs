@@ -5,7 +5,7 @@ use std::convert::Infallible;
 
 use http::{HeaderMap, Request, Response, StatusCode};
 use tower::{Layer, Service, ServiceExt, service_fn};
-use weir_core::{ErrorResponseLayer, HeaderStyle};
+use weir_core::{response::ErrorResponseLayer, wire::HeaderStyle};
 use weir_rate_limit::{Quota, RateLimitBuilder, RateLimitLayer};
 
 /// The limiter built from `builder`, behind `ErrorResponseLayer` (its default style), over a

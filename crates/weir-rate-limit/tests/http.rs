@@ -9,7 +9,7 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::SendRequest;
 use tower::ServiceBuilder;
-use weir_core::ErrorResponseLayer;
+use weir_core::response::ErrorResponseLayer;
 use weir_rate_limit::{Quota, RateLimitLayer};
 use weir_test::http::{connect, serve};
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 use tokio::time::Instant;
-use weir_core::KeyedConfig;
+use weir_core::keyed::KeyedConfig;
 use weir_rate_limit::{
     Algorithm, Ask, FixedWindow, Gcra, LeakyBucket, MemoryStore, Now, Quota, SlidingLog,
     SlidingWindow, Store, Tier, TokenBucket,

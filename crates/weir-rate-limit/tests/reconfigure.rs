@@ -10,7 +10,7 @@ use http::{Request, Response};
 use tokio::time::{Instant, advance};
 use tower::{Layer, Service, ServiceExt, service_fn};
 use weir_core::reconfigure::Reconfigure;
-use weir_core::{BoxError, ErrorResponseLayer, HeaderStyle};
+use weir_core::{BoxError, response::ErrorResponseLayer, wire::HeaderStyle};
 use weir_rate_limit::{
     Algorithm, FixedWindow, Gcra, Quota, RateLimitLayer, RateLimitSettings, SlidingLog,
     SlidingWindow, TokenBucket,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManagerConfig;
 use redis::cluster::ClusterClient;
-use weir_core::{ConfigError, KeyedConfig, Name};
+use weir_core::{ConfigError, Name, keyed::KeyedConfig};
 use weir_rate_limit::{Gcra, MemoryStore, Quota, Tier};
 
 use crate::connection::{Connection, Target};

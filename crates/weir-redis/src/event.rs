@@ -70,7 +70,7 @@ impl weir_core::Event for Event<'_> {
 
     fn kind(&self) -> &'static str {
         match self {
-            // One kind per policy: `weir_core::Metrics` counts fallback decisions by policy.
+            // One kind per policy: `weir_core::observer::Metrics` counts fallback decisions by policy.
             Self::Fallback { policy, .. } => match policy {
                 FailurePolicy::FailOpen => "fallback_fail_open",
                 FailurePolicy::FailClosed => "fallback_fail_closed",

@@ -70,7 +70,7 @@ const HEX: [u8; 16] = *b"0123456789abcdef";
 
 #[cfg(test)]
 mod tests {
-    use weir_core::OrKey;
+    use weir_core::key::OrKey;
 
     use super::*;
 

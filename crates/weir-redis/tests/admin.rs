@@ -13,7 +13,7 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue, Request};
 use support::Backend;
 use tower::{Layer, Service, ServiceExt, service_fn};
-use weir_core::{BoxError, Header, RateLimitInfo};
+use weir_core::{BoxError, key::Header, wire::RateLimitInfo};
 use weir_rate_limit::{
     AdminStore, FixedWindow, Gcra, Quota, RateLimitHandle, RateLimitLayer, SlidingWindow, Tier,
     TokenBucket,

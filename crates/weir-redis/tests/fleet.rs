@@ -15,7 +15,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use support::Backend;
 use tower::ServiceBuilder;
-use weir_core::{ErrorResponseLayer, Header};
+use weir_core::{key::Header, response::ErrorResponseLayer};
 use weir_rate_limit::{Quota, RateLimitLayer};
 use weir_redis::FailurePolicy;
 use weir_test::http::serve;
@@ -194,7 +194,7 @@ async fn keyed_tiers_and_stacked_quotas_work_unchanged_on_a_cluster() {
 async fn keyed_tiers(backend: &Backend) {
     use std::convert::Infallible;
     use tower::{Service, ServiceExt};
-    use weir_core::{ApiKey, ApiKeyToken};
+    use weir_core::{key::ApiKey, key::ApiKeyToken};
 
     let store = backend
         .builder()

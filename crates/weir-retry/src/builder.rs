@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use weir_core::inspect::Registry;
 use weir_core::protocol::{Http, Plain};
-use weir_core::{AnyError, Authority, Backoff, ConfigError, GrpcStatus, HttpStatus, Jitter, Name};
+use weir_core::{
+    ConfigError, Name, backoff::Backoff, backoff::Jitter, classify::AnyError, classify::GrpcStatus,
+    classify::HttpStatus, key::Authority,
+};
 
 use crate::budget::{RetryBudget, SharedBudget};
 use crate::handle::RetryHandle;
@@ -70,7 +73,7 @@ const fn grpc_backoff() -> Backoff {
 /// | [`max_duration`](Self::max_duration) | none |
 /// | [`max_server_delay`](Self::max_server_delay) | 60 s |
 /// | [`budget`](Self::budget) | [`RetryBudget::ratio(0.2)`](RetryBudget::ratio), 10 per second, over 10 s; one per layer (see [`shared_budget`](Self::shared_budget), [`budget_per_server`](Self::budget_per_server)) |
-/// | classifier | [`AnyError`] ([`HttpStatus`](weir_core::HttpStatus) for `http()`, [`GrpcStatus`](weir_core::GrpcStatus) for `grpc()`) |
+/// | classifier | [`AnyError`] ([`HttpStatus`](weir_core::classify::HttpStatus) for `http()`, [`GrpcStatus`](weir_core::classify::GrpcStatus) for `grpc()`) |
 /// | replay | [`IdempotentReplay`] (a clone; an `http::Request` only if idempotent) ([`HttpReplay`] for `http()` and `grpc()`) |
 /// | protocol | [`Plain`]: outcomes recorded as responses arrive ([`Http`] for `grpc()`: at the end of the body, see [`trailers`](Self::trailers)) |
 #[derive(Clone, Debug)]
@@ -287,10 +290,10 @@ impl<R, C, O, P, K> RetryBuilder<R, C, O, P, K> {
     /// Records the outcome of an HTTP response whose status is in its trailers (gRPC: every
     /// normal completion, and a failure after the first message) in the budget at the end of
     /// its body, by the trailers' `grpc-status`, rather than as the success its `200` head looks
-    /// like ([`Http`]; the classifier must implement [`ClassifyTrailers`](weir_core::ClassifyTrailers),
-    /// as [`GrpcStatus`](weir_core::GrpcStatus) does). Such a response is never retried (its body
+    /// like ([`Http`]; the classifier must implement [`ClassifyTrailers`](weir_core::classify::ClassifyTrailers),
+    /// as [`GrpcStatus`](weir_core::classify::GrpcStatus) does). Such a response is never retried (its body
     /// streams to the caller): this is about what the budget counts. The response body becomes
-    /// an [`EndBody`](weir_core::EndBody). [`RetryLayer::grpc`] sets it.
+    /// an [`EndBody`](weir_core::body::EndBody). [`RetryLayer::grpc`] sets it.
     #[must_use]
     pub fn trailers(self) -> RetryBuilder<R, C, O, Http, K> {
         self.map_parts(|r, c, o, k| (r, c, o, k))

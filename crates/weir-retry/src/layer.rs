@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use tower_layer::Layer;
-use weir_core::AnyError;
+use weir_core::classify::AnyError;
 use weir_core::protocol::Plain;
 
 use crate::handle::RetryHandle;

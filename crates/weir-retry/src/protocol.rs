@@ -5,7 +5,9 @@ use std::fmt;
 
 use http_body::Body;
 use weir_core::protocol::{Http, Plain};
-use weir_core::{BodyEnd, ClassifyTrailers, EndBody, OnBodyEnd, Outcome};
+use weir_core::{
+    Outcome, body::BodyEnd, body::EndBody, body::OnBodyEnd, classify::ClassifyTrailers,
+};
 
 use crate::budget::SharedBudget;
 

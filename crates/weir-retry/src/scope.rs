@@ -2,7 +2,7 @@
 //! keys retry throttling per server name).
 
 use tokio::time::Instant;
-use weir_core::{KeyExtractor, KeyedConfig};
+use weir_core::{KeyExtractor, keyed::KeyedConfig};
 
 use crate::budget::SharedBudget;
 
@@ -42,11 +42,11 @@ impl<Req> BudgetScope<Req> for () {
 
 /// One retry budget per server name, as gRFC A6 keys retry throttling: the key `K` extracts
 /// (for [`RetryBuilder::budget_per_server`](crate::RetryBuilder::budget_per_server), the
-/// request's authority, [`Authority`](weir_core::Authority): the URI's host and port, or the
+/// request's authority, [`Authority`](weir_core::key::Authority): the URI's host and port, or the
 /// `Host` header) names the server, and each server gets a budget of its own with the layer's
 /// budget settings, so failures of one upstream exhaust its budget only.
 ///
-/// The budgets sit in a bounded map ([`KeyedMap`](weir_core::KeyedMap)): at most
+/// The budgets sit in a bounded map ([`KeyedMap`](weir_core::keyed::KeyedMap)): at most
 /// [`max_servers`](crate::RetryBuilder::max_servers) servers (1 000 unless set), a server idle
 /// for 10 minutes forgotten (its next request starts a fresh budget). While the map is full, new
 /// servers share one overflow budget, so a flood of new names costs a bounded amount of memory

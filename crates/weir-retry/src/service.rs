@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use tower_service::Service;
 use weir_core::{Classify, Observer};
 
-use weir_core::AnyError;
+use weir_core::classify::AnyError;
 use weir_core::protocol::Plain;
 
 use crate::event::Event;

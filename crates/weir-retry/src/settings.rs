@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use weir_core::{Backoff, ConfigError, Jitter, Name};
+use weir_core::{ConfigError, Name, backoff::Backoff, backoff::Jitter};
 
 use crate::budget::RetryBudget;
 

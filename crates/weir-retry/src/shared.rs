@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use arc_swap::ArcSwap;
 use weir_core::ConfigError;
 
-use weir_core::{Name, SharedRandom};
+use weir_core::{Name, backoff::SharedRandom};
 
 use crate::budget::SharedBudget;
 use crate::settings::RetrySettings;
@@ -155,7 +155,7 @@ impl Policies {
             .copied()
             .unwrap_or(Policy {
                 max_attempts: 1,
-                backoff: weir_core::Backoff::constant(std::time::Duration::ZERO),
+                backoff: weir_core::backoff::Backoff::constant(std::time::Duration::ZERO),
                 max_duration: None,
                 max_server_delay: std::time::Duration::ZERO,
             })

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use tokio::time::Instant;
-use weir_core::{Backoff, Outcome, Random, ServerHint};
+use weir_core::{Outcome, backoff::Backoff, backoff::Random, wire::ServerHint};
 
 use crate::event::GiveUp;
 
@@ -149,7 +149,7 @@ impl Policy {
 
 #[cfg(test)]
 mod tests {
-    use weir_core::{Failure, FastRandom, Jitter};
+    use weir_core::{Failure, backoff::FastRandom, backoff::Jitter};
 
     use super::*;
 

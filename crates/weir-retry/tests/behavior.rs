@@ -10,7 +10,9 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt, service_fn};
-use weir_core::{Backoff, BoxError, Deadline, Error, FastRandom, Jitter};
+use weir_core::{
+    BoxError, Deadline, Error, backoff::Backoff, backoff::FastRandom, backoff::Jitter,
+};
 use weir_retry::{Event, GiveUp, ReplayBody, RetryBudget, RetryLayer};
 
 const MS: Duration = Duration::from_millis(1);

@@ -12,7 +12,7 @@ use http::Request;
 use http_body_util::Full;
 use tokio_test::{assert_pending, assert_ready_ok, task};
 use tower::{Layer, Service, ServiceExt};
-use weir_core::{Backoff, BoxError, GrpcStatus, HttpStatus};
+use weir_core::{BoxError, backoff::Backoff, classify::GrpcStatus, classify::HttpStatus};
 use weir_retry::{
     CloneRequest, HttpReplay, ReplayBody, ResponseFuture, Retry, RetryHandle, RetryLayer,
 };
@@ -124,7 +124,9 @@ fn types_are_send_sync_and_clone() {
     assert_send_sync::<Retry<Probe<ProbeFn>>>();
     assert_clone::<Retry<Probe<ProbeFn>>>();
     assert_send_sync::<Retry<Probe<HttpFn>, HttpReplay, HttpStatus>>();
-    assert_send::<ResponseFuture<Probe<ProbeFn>, u32, CloneRequest, weir_core::AnyError, ()>>();
+    assert_send::<
+        ResponseFuture<Probe<ProbeFn>, u32, CloneRequest, weir_core::classify::AnyError, ()>,
+    >();
     assert_send::<ResponseFuture<Probe<HttpFn>, Request<Full<Bytes>>, HttpReplay, HttpStatus, ()>>(
     );
 }
@@ -134,7 +136,7 @@ fn types_are_send_sync_and_clone() {
 async fn weir_cores_tracing_observer_takes_retry_events() {
     let (probe, handle) = Probe::new(|_: u32| Err::<u32, BoxError>(Boom.into()));
     let (layer, retry) = RetryLayer::builder()
-        .observer(weir_core::Tracing)
+        .observer(weir_core::observer::Tracing)
         .backoff(Backoff::constant(Duration::ZERO))
         .build_with_handle()
         .unwrap();
@@ -150,8 +152,10 @@ async fn weir_cores_tracing_observer_takes_retry_events() {
 fn weir_cores_metrics_observer_takes_retry_events() {
     // Compile-time checks: `Metrics` observes every retry event, and the layer stays Send + Sync.
     fn observes<O: for<'a> weir_core::Observer<weir_retry::Event<'a>>>(_: &O) {}
-    observes(&weir_core::Metrics);
-    assert_send_sync::<RetryLayer<CloneRequest, weir_core::AnyError, weir_core::Metrics>>();
+    observes(&weir_core::observer::Metrics);
+    assert_send_sync::<
+        RetryLayer<CloneRequest, weir_core::classify::AnyError, weir_core::observer::Metrics>,
+    >();
 }
 
 /// The size of the response future for a `u64` request over a `Ready` inner future (16 bytes),

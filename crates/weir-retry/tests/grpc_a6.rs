@@ -10,7 +10,7 @@ use http::{Request, Response};
 use http_body_util::Full;
 use tokio::time::Instant;
 use tower::{Layer, ServiceExt, service_fn};
-use weir_core::{Backoff, BoxError};
+use weir_core::{BoxError, backoff::Backoff};
 use weir_retry::{Event, GiveUp, ReplayBody, RetryBudget, RetryLayer};
 
 const MS: Duration = Duration::from_millis(1);

@@ -122,7 +122,9 @@ async fn a_connection_error_is_retried_and_passes_through_unchanged() {
     let client = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Full<Bytes>>>();
     let (layer, handle) = RetryLayer::http()
         .max_attempts(3)
-        .backoff(weir_core::Backoff::constant(std::time::Duration::ZERO))
+        .backoff(weir_core::backoff::Backoff::constant(
+            std::time::Duration::ZERO,
+        ))
         .build_with_handle()
         .expect("valid");
     let req = Request::get(format!("http://{addr}/"))

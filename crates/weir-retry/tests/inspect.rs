@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tower::{Layer, ServiceExt, service_fn};
 use weir_core::inspect::{ActionError, Inspect, Registry};
-use weir_core::{Backoff, BoxError};
+use weir_core::{BoxError, backoff::Backoff};
 use weir_retry::{RetryBudget, RetryLayer};
 
 #[derive(Debug)]

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use tower::{Layer, Service, ServiceExt, service_fn};
-use weir_core::{Backoff, BoxError};
+use weir_core::{BoxError, backoff::Backoff};
 use weir_retry::{ReplayBody, RetryBudget, RetryLayer};
 
 type Req = Request<ReplayBody<Full<Bytes>>>;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt, service_fn};
 use weir_core::reconfigure::Reconfigure;
-use weir_core::{Backoff, BoxError};
+use weir_core::{BoxError, backoff::Backoff};
 use weir_retry::{RetryBudget, RetryLayer, RetrySettings};
 
 /// When each request's attempts started, by request number.

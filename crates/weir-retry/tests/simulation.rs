@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use tower::{Layer, ServiceExt, service_fn};
-use weir_core::{Backoff, BoxError, Jitter};
+use weir_core::{BoxError, backoff::Backoff, backoff::Jitter};
 use weir_retry::{RetryBudget, RetryLayer};
 
 const CLIENTS: u64 = 100;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tonic::Code;
 use tonic::body::Body;
 use tower::ServiceBuilder;
-use weir_core::Backoff;
+use weir_core::backoff::Backoff;
 use weir_retry::{ReplayBody, RetryLayer};
 use weir_test::grpc::{GrpcProbe, GrpcServer, HealthClient, ServingStatus, check};
 

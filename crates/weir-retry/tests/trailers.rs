@@ -17,7 +17,7 @@ use tonic::transport::{Channel, Server};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 use tower::{Layer, Service, ServiceBuilder};
-use weir_core::Backoff;
+use weir_core::backoff::Backoff;
 use weir_retry::{ReplayBody, RetryBudget, RetryHandle, RetryLayer};
 
 /// While `unavailable` is set, rewrites the `grpc-status` of every response's trailers to 14

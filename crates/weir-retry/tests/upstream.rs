@@ -173,7 +173,7 @@ async fn the_grpc_preset_caps_attempts_at_five_with_a6_delays() {
 /// returned at once.
 #[tokio::test(start_paused = true)]
 async fn only_the_listed_codes_are_retried() {
-    use weir_core::{GrpcCode, GrpcStatus};
+    use weir_core::{classify::GrpcStatus, wire::GrpcCode};
     let (svc, calls) = always(200, &[("grpc-status", "4")]); // DEADLINE_EXCEEDED
     let layer = RetryLayer::grpc()
         .classify(GrpcStatus::new().only_retryable(&[GrpcCode::Unavailable]))
@@ -194,7 +194,7 @@ async fn only_the_listed_codes_are_retried() {
 /// not list is returned at once (still a failure for a breaker, never retried).
 #[tokio::test(start_paused = true)]
 async fn only_the_listed_http_statuses_are_retried() {
-    use weir_core::HttpStatus;
+    use weir_core::classify::HttpStatus;
     let only_503 = || {
         RetryLayer::http()
             .max_attempts(3)

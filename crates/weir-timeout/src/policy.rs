@@ -152,9 +152,9 @@ impl<B> TimeoutPolicy<Request<B>> for RouteTimeouts {
         #[cfg(feature = "axum")]
         {
             use weir_core::KeyExtractor as _;
-            let matched = weir_core::Route.extract(req);
+            let matched = weir_core::key::Route.extract(req);
             self.lookup(
-                matched.as_ref().map(weir_core::RouteKey::as_str),
+                matched.as_ref().map(weir_core::key::RouteKey::as_str),
                 req.uri().path(),
             )
         }

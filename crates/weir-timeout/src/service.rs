@@ -9,8 +9,8 @@ use tokio::time::Instant;
 use tower_service::Service;
 use weir_core::protocol::is_grpc;
 use weir_core::{
-    BoxError, Deadline, Error, GRPC_TIMEOUT, Observer, TIMEOUT_MS, decode_grpc_timeout,
-    decode_timeout_ms,
+    BoxError, Deadline, Error, Observer, wire::GRPC_TIMEOUT, wire::TIMEOUT_MS,
+    wire::decode_grpc_timeout, wire::decode_timeout_ms,
 };
 
 use crate::carrier::Carrier;

@@ -9,7 +9,7 @@ use axum::routing::get;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::{ServiceBuilder, ServiceExt};
-use weir_core::ErrorResponseLayer;
+use weir_core::response::ErrorResponseLayer;
 use weir_timeout::TimeoutLayer;
 
 async fn get_body(app: Router, uri: &str) -> (StatusCode, String) {

@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 use tokio::time::advance;
 use tokio_test::{assert_pending, assert_ready, assert_ready_ok, task};
 use tower::{Layer, Service, ServiceExt, service_fn};
-use weir_core::{BoxError, Deadline, Error, GRPC_TIMEOUT, TIMEOUT_MS};
+use weir_core::{BoxError, Deadline, Error, wire::GRPC_TIMEOUT, wire::TIMEOUT_MS};
 use weir_test::Probe;
 use weir_timeout::{Event, RouteTimeouts, TimeoutLayer};
 
@@ -645,7 +645,7 @@ async fn weir_cores_tracing_observer_plugs_in() {
     let mut svc = TimeoutLayer::builder()
         .timeout(ms(5))
         .name("traced")
-        .observer(weir_core::Tracing)
+        .observer(weir_core::observer::Tracing)
         .build()
         .expect("valid")
         .layer(probe);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tower::ServiceBuilder;
 use tower::layer::layer_fn;
-use weir_core::{Deadline, GRPC_TIMEOUT, decode_grpc_timeout};
+use weir_core::{Deadline, wire::GRPC_TIMEOUT, wire::decode_grpc_timeout};
 use weir_test::grpc::{GrpcProbe, GrpcServer, HealthClient, check};
 use weir_timeout::TimeoutLayer;
 

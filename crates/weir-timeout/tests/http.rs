@@ -17,7 +17,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{ServiceBuilder, ServiceExt};
-use weir_core::{Deadline, Error, ErrorResponseLayer, TIMEOUT_MS};
+use weir_core::{Deadline, Error, response::ErrorResponseLayer, wire::TIMEOUT_MS};
 use weir_test::http::{connect, serve};
 use weir_timeout::TimeoutLayer;
 

@@ -234,7 +234,7 @@ async fn an_incoming_deadline_below_the_floor_is_refused_or_raised() {
 #[tokio::test(start_paused = true)]
 async fn a_malformed_incoming_timeout_is_refused_with_400_when_asked() {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use weir_core::{GrpcCode, grpc_code, http_status};
+    use weir_core::{response::grpc_code, response::http_status, wire::GrpcCode};
 
     let calls = Arc::new(AtomicUsize::new(0));
     let seen = Arc::clone(&calls);

@@ -10,7 +10,7 @@ use http::{HeaderValue, Request};
 use tokio::time::{advance, sleep};
 use tower::{Layer, Service, ServiceExt, service_fn};
 use weir_core::reconfigure::Reconfigure;
-use weir_core::{BoxError, Deadline, Error, TIMEOUT_MS};
+use weir_core::{BoxError, Deadline, Error, wire::TIMEOUT_MS};
 use weir_timeout::{BelowFloor, RouteTimeouts, TimeoutLayer};
 
 const fn ms(n: u64) -> Duration {

@@ -2,7 +2,7 @@
 
 use tower::ServiceBuilder;
 use tower_layer::Stack;
-use weir_core::ErrorResponseLayer;
+use weir_core::response::ErrorResponseLayer;
 
 /// The bulkhead `weir_bulkhead` adds: HTTP mode, the permit held until the response body ends.
 #[cfg(feature = "bulkhead")]

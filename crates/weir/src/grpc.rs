@@ -19,7 +19,7 @@ use weir_core::{BoxError, Error};
 /// - a weir [`Error`] anywhere in the chain gets its own code (circuit open, bulkhead full:
 ///   `UNAVAILABLE` with `grpc-retry-pushback-ms` when the wait is known; a timeout:
 ///   `DEADLINE_EXCEEDED`; rate limited: `RESOURCE_EXHAUSTED`; see
-///   [`grpc_code`](weir_core::grpc_code));
+///   [`grpc_code`](weir_core::response::grpc_code));
 /// - an HTTP/2 error is mapped as tonic maps it;
 /// - any other error is a transport failure (connection refused or reset, DNS, TLS) and is
 ///   `UNAVAILABLE`, as gRPC's own clients report it: the call may be retried elsewhere.

@@ -1,6 +1,7 @@
 //! Reloading a running stack's settings from its configuration file (#25): [`ServerReloader`]
-//! applies a new [`ServerConfig`] through the handles of the stack it was built with, and
-//! [`watch`] reloads it whenever the file changes.
+//! applies a new [`ServerConfig`] through the handles of the stack it was built with,
+//! [`ClientReloader`] a new [`ClientConfig`], and [`watch`] reloads either whenever the file
+//! changes.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -10,16 +11,19 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use weir_bulkhead::BulkheadHandle;
+use weir_circuit_breaker::CircuitBreakerHandle;
 use weir_core::reconfigure::Reconfigure;
 use weir_core::{BoxError, ConfigError};
 use weir_load_shed::{ConfigLimit, Fixed, LoadShedHandle};
 use weir_rate_limit::{
     ConfigAlgorithm, ConfigTiers, Http, MemoryStore, RateLimitConfig, RateLimitHandle, UnitCost,
 };
+use weir_retry::RetryHandle;
 use weir_timeout::TimeoutHandle;
 
-use crate::presets::SERVER;
-use crate::settings::{ConfigServerStack, ServerConfig};
+use crate::presets::{ClientStack, SERVER};
+use crate::settings::{ClientConfig, ConfigServerStack, ServerConfig};
 
 /// The handle on the rate limit of a stack built from a [`ServerConfig`].
 type ConfigRateLimitHandle = RateLimitHandle<
@@ -33,7 +37,7 @@ type ConfigRateLimitHandle = RateLimitHandle<
 
 /// Something that takes a new configuration while it runs: what [`watch`] reloads.
 pub trait Reload: Send + Sync + 'static {
-    /// The configuration it reads (a [`ServerConfig`]).
+    /// The configuration it reads (a [`ServerConfig`] or a [`ClientConfig`]).
     type Config: Send + 'static;
 
     /// Validates `config` whole and, if every table passes, applies it; otherwise applies
@@ -310,6 +314,192 @@ impl Reload for ServerReloader {
 impl fmt::Debug for ServerReloader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerReloader")
+            .field("applied", &self.applied())
+            .field("refused", &self.refused())
+            .finish_non_exhaustive()
+    }
+}
+
+struct ClientInner {
+    /// The configuration in force: what a reload is compared with.
+    running: Mutex<ClientConfig>,
+    retry: RetryHandle,
+    breaker: CircuitBreakerHandle,
+    bulkhead: BulkheadHandle,
+    total: TimeoutHandle<Duration>,
+    attempt: TimeoutHandle<Duration>,
+    applied: AtomicU64,
+    refused: AtomicU64,
+}
+
+/// Applies a new [`ClientConfig`] to the [`ClientStack`] it was built with
+/// ([`ClientConfig::build_reloadable`]); cheap to clone (every clone is the same reloader).
+///
+/// [`reload`](Self::reload) validates the whole new configuration first (by the rules
+/// [`ClientConfig::build`] applies, `attempt_timeout` at most `total_timeout` among them), then
+/// applies each layer's new settings through its handle, the breaker's first (the one handle that
+/// can refuse on its state: a breaker that has held 8 window shapes refuses a ninth
+/// `sampling_window`); a configuration refused for any reason changes nothing.
+///
+/// Every field of a [`ClientConfig`] is applied: `max_retries` (to calls that start from now on;
+/// one in flight finishes its retries under the number it started with), `failure_rate`,
+/// `minimum_calls`, `sampling_window` and `open_duration` (at once; the breaker's state is kept),
+/// `max_concurrent` (a smaller bulkhead lets the calls running finish and admits no new one above
+/// its new size), `total_timeout` and `attempt_timeout` (to calls started after the reload).
+///
+/// ```
+/// use weir::ClientConfig;
+///
+/// let config: ClientConfig = toml::from_str("max_retries = 2").unwrap();
+/// let (_stack, reloader) = config.build_reloadable().unwrap();
+/// reloader.reload(&toml::from_str("max_retries = 5").unwrap()).unwrap();
+///
+/// let broken: ClientConfig = toml::from_str(r#"
+///     max_retries = 1
+///     total_timeout = "1s"
+///     attempt_timeout = "2s"
+/// "#).unwrap();
+/// let err = reloader.reload(&broken).unwrap_err();
+/// assert_eq!(err.field(), "attempt_timeout");
+/// assert_eq!((reloader.applied(), reloader.refused()), (1, 1));
+/// assert_eq!(reloader.running().max_retries, Some(5), "a refused file changes nothing");
+/// ```
+#[derive(Clone)]
+pub struct ClientReloader {
+    inner: Arc<ClientInner>,
+}
+
+impl ClientConfig {
+    /// As [`build`](Self::build), with a [`ClientReloader`] that applies a new configuration to
+    /// the stack while it runs (and [`watch`] to do so when the file changes).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`build`](Self::build).
+    pub fn build_reloadable(&self) -> Result<(ClientStack, ClientReloader), ConfigError> {
+        let stack = self.build()?;
+        let (total, attempt) = stack.timeout_handles();
+        let reloader = ClientReloader {
+            inner: Arc::new(ClientInner {
+                running: Mutex::new(self.clone()),
+                retry: stack.retry_handle().clone(),
+                breaker: stack.breaker_handle().clone(),
+                bulkhead: stack.bulkhead_handle().clone(),
+                total: total.clone(),
+                attempt: attempt.clone(),
+                applied: AtomicU64::new(0),
+                refused: AtomicU64::new(0),
+            }),
+        };
+        Ok((stack, reloader))
+    }
+}
+
+impl ClientReloader {
+    /// Applies `config` to the running stack if it passes every rule; otherwise applies
+    /// nothing. Counted in [`applied`](Self::applied) or [`refused`](Self::refused).
+    ///
+    /// # Errors
+    ///
+    /// The first broken rule of the new configuration (as [`ClientConfig::build`] names it), or
+    /// the breaker's refusal of a new window (see [`ClientReloader`]).
+    pub fn reload(&self, config: &ClientConfig) -> Result<(), ConfigError> {
+        let result = self.apply_all(config);
+        let counter = if result.is_ok() {
+            &self.inner.applied
+        } else {
+            &self.inner.refused
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        metrics::counter!(
+            "weir_config_reload_total",
+            "result" => if result.is_ok() { "applied" } else { "refused" }
+        )
+        .increment(1);
+        result
+    }
+
+    fn apply_all(&self, config: &ClientConfig) -> Result<(), ConfigError> {
+        let inner = &*self.inner;
+        // 1. The whole file, by the builder's rules, as a new stack would be.
+        let builder = config.builder()?;
+        let total = builder.total_timeout_settings();
+        let attempt = builder.attempt_timeout_settings();
+        let breaker = builder.breaker_tuning(inner.breaker.settings());
+        let mut retry = inner.retry.settings();
+        retry.max_attempts = builder.max_retries_setting().saturating_add(1);
+        let mut bulkhead = inner.bulkhead.settings();
+        bulkhead.max_concurrent = builder.max_concurrent_setting();
+        builder.build()?;
+        let mut running = inner.running.lock().unwrap_or_else(PoisonError::into_inner);
+        let old = &*running;
+        // 2. Apply what changed. Every setting passed `build`'s rules, which are the handles'
+        // rules; the breaker is first, as the one handle that can still refuse (on its state),
+        // and then nothing else has been applied.
+        if (
+            old.failure_rate,
+            old.minimum_calls,
+            old.sampling_window,
+            old.open_duration,
+        ) != (
+            config.failure_rate,
+            config.minimum_calls,
+            config.sampling_window,
+            config.open_duration,
+        ) {
+            inner.breaker.apply(breaker)?;
+        }
+        if old.max_retries != config.max_retries {
+            inner.retry.apply(retry)?;
+        }
+        if old.max_concurrent != config.max_concurrent {
+            inner.bulkhead.apply(bulkhead)?;
+        }
+        if old.total_timeout != config.total_timeout {
+            inner.total.apply(total)?;
+        }
+        if old.attempt_timeout != config.attempt_timeout {
+            inner.attempt.apply(attempt)?;
+        }
+        *running = config.clone();
+        Ok(())
+    }
+
+    /// The configuration in force (the one built, or the last one applied).
+    #[must_use]
+    pub fn running(&self) -> ClientConfig {
+        self.inner
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Configurations applied since the stack was built.
+    #[must_use]
+    pub fn applied(&self) -> u64 {
+        self.inner.applied.load(Ordering::Relaxed)
+    }
+
+    /// Configurations refused (invalid); the running settings were kept.
+    #[must_use]
+    pub fn refused(&self) -> u64 {
+        self.inner.refused.load(Ordering::Relaxed)
+    }
+}
+
+impl Reload for ClientReloader {
+    type Config = ClientConfig;
+
+    fn reload(&self, config: &ClientConfig) -> Result<(), ConfigError> {
+        Self::reload(self, config)
+    }
+}
+
+impl fmt::Debug for ClientReloader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientReloader")
             .field("applied", &self.applied())
             .field("refused", &self.refused())
             .finish_non_exhaustive()

@@ -5,9 +5,9 @@ use std::fmt;
 
 use http::StatusCode;
 use serde::Deserialize;
-use weir_core::ErrorResponseLayer;
 use weir_core::config::ConfigDuration;
 use weir_core::inspect::Registry;
+use weir_core::response::ErrorResponseLayer;
 use weir_rate_limit::{ConfigLayer, RateLimitConfig};
 use weir_timeout::BelowFloor;
 

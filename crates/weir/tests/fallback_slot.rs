@@ -13,7 +13,7 @@ use http::{Request, Response, StatusCode};
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 use weir::core::BoxError;
 use weir::fallback::{Cause, FallbackLayer};
-use weir::{ClientStack, HttpStatus, ServerStack};
+use weir::{ClientStack, ServerStack, core::classify::HttpStatus};
 
 #[tokio::test(start_paused = true)]
 async fn the_client_stack_falls_back_after_its_retries() {
@@ -78,8 +78,8 @@ fn an_empty_slot_is_no_layer_at_all() {
     use std::time::Duration;
     use tower::Layer;
     use weir::Exempt;
-    use weir::core::ErrorResponse;
     use weir::core::protocol::Http;
+    use weir::core::response::ErrorResponse;
     use weir::load_shed::{Fixed, LoadShed};
     use weir::timeout::Timeout;
 

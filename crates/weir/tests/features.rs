@@ -67,7 +67,7 @@ fn the_quick_start_compiles_with_presets_alone() {
     use std::time::Duration;
 
     use weir::rate_limit::{Quota, RateLimitLayer};
-    use weir::{ApiKey, KeyExtractorExt, PeerIp, ServerStack};
+    use weir::{ServerStack, core::key::ApiKey, core::key::KeyExtractorExt, core::key::PeerIp};
 
     let per_client = RateLimitLayer::builder()
         .quota(Quota::per_second(100))

@@ -393,7 +393,7 @@ async fn client_preset_sends_a_post_once_by_default() {
     for stack in [
         ClientStack::builder().build().unwrap(),
         ClientStack::builder()
-            .breaker_classifier(weir::AnyError)
+            .breaker_classifier(weir::core::classify::AnyError)
             .build()
             .unwrap(),
     ] {
@@ -579,7 +579,7 @@ async fn client_preset_exposes_its_breaker_retry_and_bulkhead() {
 #[derive(Clone, Default)]
 struct Recorder(Arc<Mutex<Vec<(&'static str, &'static str)>>>);
 
-impl<Ev: weir::Event + ?Sized> weir::Observer<Ev> for Recorder {
+impl<Ev: weir::core::Event + ?Sized> weir::core::Observer<Ev> for Recorder {
     fn on_event(&self, event: &Ev) {
         self.0.lock().unwrap().push((event.pattern(), event.kind()));
     }

@@ -341,3 +341,88 @@ async fn a_file_with_one_bad_table_applies_nothing() {
         StatusCode::SERVICE_UNAVAILABLE
     );
 }
+
+fn client(text: &str) -> weir::ClientConfig {
+    toml::from_str(text).expect("parses")
+}
+
+/// A transport that always fails, counting its calls.
+fn failing(
+    calls: &std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> impl Service<u32, Response = u32, Error = std::io::Error, Future: Send> + Clone + Send + 'static
+{
+    let calls = std::sync::Arc::clone(calls);
+    service_fn(move |_n: u32| {
+        calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async { Err::<u32, _>(std::io::Error::other("down")) }
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reloaded_max_retries_applies_to_the_next_call() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = std::sync::Arc::new(AtomicUsize::new(0));
+    let (stack, reloader) = client("max_retries = 1").build_reloadable().expect("valid");
+    let svc = stack.layer(failing(&calls));
+    assert!(svc.clone().oneshot(1).await.is_err());
+    assert_eq!(calls.swap(0, Ordering::SeqCst), 2, "one retry");
+    reloader
+        .reload(&client("max_retries = 3"))
+        .expect("applies");
+    assert!(svc.clone().oneshot(1).await.is_err());
+    assert_eq!(calls.swap(0, Ordering::SeqCst), 4, "three retries");
+    assert_eq!(stack.retry_handle().settings().max_attempts, 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reloaded_breaker_threshold_opens_at_the_new_minimum() {
+    use std::sync::atomic::AtomicUsize;
+    use weir::circuit_breaker::State;
+    let calls = std::sync::Arc::new(AtomicUsize::new(0));
+    let text =
+        |minimum: u32| format!("max_retries = 0\nfailure_rate = 50.0\nminimum_calls = {minimum}");
+    let (stack, reloader) = client(&text(20)).build_reloadable().expect("valid");
+    let svc = stack.layer(failing(&calls));
+    for _ in 0..5 {
+        assert!(svc.clone().oneshot(1).await.is_err());
+    }
+    assert_eq!(
+        stack.breaker_handle().state(),
+        State::Closed,
+        "5 calls, 20 needed"
+    );
+    reloader.reload(&client(&text(5))).expect("applies");
+    assert!(svc.clone().oneshot(1).await.is_err());
+    assert_eq!(
+        stack.breaker_handle().state(),
+        State::Open,
+        "6 failures, 5 needed"
+    );
+}
+
+/// A client file with one bad setting applies none of its other changes.
+#[tokio::test(start_paused = true)]
+async fn a_client_file_with_one_bad_setting_applies_nothing() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = std::sync::Arc::new(AtomicUsize::new(0));
+    let (stack, reloader) = client("max_retries = 1\nmax_concurrent = 8\nminimum_calls = 20")
+        .build_reloadable()
+        .expect("valid");
+    let svc = stack.layer(failing(&calls));
+    let breaker = format!("{:?}", stack.breaker_handle().settings());
+    let err = reloader
+        .reload(&client(
+            "max_retries = 3\nmax_concurrent = 2\nminimum_calls = 5\n\
+             total_timeout = \"1s\"\nattempt_timeout = \"2s\"",
+        ))
+        .expect_err("attempt longer than total");
+    assert_eq!(err.field(), "attempt_timeout");
+    assert_eq!(stack.retry_handle().settings().max_attempts, 2);
+    assert_eq!(stack.bulkhead_handle().settings().max_concurrent, 8);
+    assert_eq!(format!("{:?}", stack.breaker_handle().settings()), breaker);
+    let (total, attempt) = stack.timeout_handles();
+    assert_eq!((total.version(), attempt.version()), (0, 0));
+    assert!(svc.clone().oneshot(1).await.is_err());
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "still one retry");
+    assert_eq!((reloader.applied(), reloader.refused()), (0, 1));
+}

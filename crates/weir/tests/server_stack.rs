@@ -11,7 +11,7 @@ use std::time::Duration;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use tower::{Layer, ServiceExt, service_fn};
-use weir::{ErrorResponseLayer, ServerStack};
+use weir::{ServerStack, core::response::ErrorResponseLayer};
 
 fn get(path: &str) -> Request<String> {
     Request::get(path).body(String::new()).unwrap()
@@ -32,7 +32,7 @@ struct Seen {
     timed_out: Arc<AtomicUsize>,
 }
 
-impl weir::Observer<weir::load_shed::Event<'_>> for Seen {
+impl weir::core::Observer<weir::load_shed::Event<'_>> for Seen {
     fn on_event(&self, event: &weir::load_shed::Event<'_>) {
         if matches!(event, weir::load_shed::Event::Shed { .. }) {
             self.shed.fetch_add(1, Ordering::SeqCst);
@@ -40,7 +40,7 @@ impl weir::Observer<weir::load_shed::Event<'_>> for Seen {
     }
 }
 
-impl weir::Observer<weir::timeout::Event<'_>> for Seen {
+impl weir::core::Observer<weir::timeout::Event<'_>> for Seen {
     fn on_event(&self, event: &weir::timeout::Event<'_>) {
         if matches!(event, weir::timeout::Event::TimedOut { .. }) {
             self.timed_out.fetch_add(1, Ordering::SeqCst);
@@ -118,8 +118,8 @@ async fn server_stack_answers_a_missing_key_with_401() {
 
     let limit = RateLimitLayer::builder()
         .quota(Quota::per_second(10))
-        .key(weir::ApiKey::new())
-        .missing_key(weir::MissingKey::Reject)
+        .key(weir::core::key::ApiKey::new())
+        .missing_key(weir::core::key::MissingKey::Reject)
         .build()
         .unwrap();
     let server = ServerStack::builder()
@@ -147,7 +147,7 @@ async fn server_stack_exposes_its_rate_limit_handle() {
 
     let limit = RateLimitLayer::builder()
         .quota(Quota::per_second(10))
-        .key(weir::ApiKey::new())
+        .key(weir::core::key::ApiKey::new())
         .build()
         .unwrap();
     let stack = ServerStack::builder().rate_limit(limit).build().unwrap();
@@ -259,7 +259,7 @@ async fn server_config_sets_the_refusals() {
     let Ok(res) = server.oneshot(get("/slow")).await;
     assert_eq!(res.status(), StatusCode::REQUEST_TIMEOUT);
     assert_eq!(res.headers()["content-type"], "application/problem+json");
-    let missing: Response<weir::ResponseBody<String>> = config
+    let missing: Response<weir::core::response::ResponseBody<String>> = config
         .build()
         .unwrap()
         .error_responses()

@@ -254,7 +254,7 @@ impl Simulation {
     /// use weir_chaos::Latency;
     /// use weir_chaos::sim::{Arrivals, Simulation, Upstream};
     /// use weir_circuit_breaker::CircuitBreakerLayer;
-    /// use weir_core::HttpStatus;
+    /// use weir_core::classify::HttpStatus;
     /// use tower_layer::Layer;
     ///
     /// let sim = Simulation::new(Duration::from_secs(60))

@@ -1,5 +1,5 @@
 use std::time::Duration;
-use weir_core::{Backoff, Jitter};
+use weir_core::{backoff::Backoff, backoff::Jitter};
 
 use tower::{Layer, ServiceExt, service_fn};
 use weir_core::{BoxError, Error};
@@ -247,7 +247,7 @@ async fn keyed_breakers_use_the_key_and_its_bounds() {
         .await
         .unwrap();
     // (max_keys bounds each of the map's shards, so it is not two keys exactly: the bound
-    // itself is `weir_core::KeyedMap`'s, tested there.)
+    // itself is `weir_core::keyed::KeyedMap`'s, tested there.)
     let mut states = Vec::new();
     handle.for_each(|key, snapshot| states.push((format!("{key:?}"), snapshot.state())));
     states.sort_by(|a, b| a.0.cmp(&b.0));

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use weir_core::{ConfigError, FastRandom};
+use weir_core::{ConfigError, backoff::FastRandom};
 
 use super::vocabulary::*;
 use super::window::*;

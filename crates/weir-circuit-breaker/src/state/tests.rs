@@ -1,7 +1,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use weir_core::Backoff;
+use weir_core::backoff::Backoff;
 
 use super::machine::*;
 use super::vocabulary::*;
@@ -308,7 +308,7 @@ fn jittered_open_times_stay_in_bounds_and_follow_the_seed() {
         let b = Breaker::new(Settings {
             open: Backoff::exponential(secs(1))
                 .max(secs(4))
-                .jitter(weir_core::Jitter::Full),
+                .jitter(weir_core::backoff::Jitter::Full),
             probes: 1,
             consecutive_failures: Some(1),
             failure_rate: None,
@@ -551,7 +551,7 @@ mod model {
 
     use super::super::machine::*;
     use super::super::vocabulary::*;
-    use weir_core::Backoff;
+    use weir_core::backoff::Backoff;
 
     #[derive(Clone, Copy, Debug)]
     enum Op {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use tower::Service;
-use weir_core::{Classify, Failure, Outcome, ServerHint};
+use weir_core::{Classify, Failure, Outcome, wire::ServerHint};
 
 /// How an attempt ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,9 +51,8 @@ pub fn classify(result: &Reply) -> Outcome {
             Kind::Wait40 => Outcome::Failure(
                 Failure::transient().with_hint(Some(ServerHint::RetryAfter(ms(40)))),
             ),
-            Kind::CircuitOpen => {
-                weir_core::AnyError.classify(&Err::<(), _>(weir_core::Error::circuit_open()))
-            }
+            Kind::CircuitOpen => weir_core::classify::AnyError
+                .classify(&Err::<(), _>(weir_core::Error::circuit_open())),
             _ => Outcome::Failure(Failure::transient()),
         },
     }

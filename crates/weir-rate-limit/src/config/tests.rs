@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use tokio::time::Instant;
 use tower::{Service, ServiceExt, service_fn};
 use tower_layer::Layer;
-use weir_core::{BoxError, Error, KeyExtractor, KeyedConfig};
+use weir_core::{BoxError, Error, KeyExtractor, keyed::KeyedConfig};
 
 use super::*;
 use crate::shared::Mode;

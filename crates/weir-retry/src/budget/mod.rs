@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::time::Instant;
-use weir_core::{ConfigError, KeyedConfig, KeyedMap, Outcome};
+use weir_core::{ConfigError, Outcome, keyed::KeyedConfig, keyed::KeyedMap};
 
 mod state;
 #[cfg(test)]

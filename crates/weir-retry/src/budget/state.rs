@@ -80,7 +80,10 @@ impl BudgetState {
                 }
                 Outcome::Failure(failure)
                     if failure.is_transient()
-                        || matches!(failure.hint(), Some(weir_core::ServerHint::DoNotRetry)) =>
+                        || matches!(
+                            failure.hint(),
+                            Some(weir_core::wire::ServerHint::DoNotRetry)
+                        ) =>
                 {
                     let _ = tokens.fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
                         (t > 0).then(|| t.saturating_sub(1000))

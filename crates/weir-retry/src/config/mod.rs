@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::de::IgnoredAny;
 use weir_core::protocol::{Http, Plain};
-use weir_core::{Authority, ConfigError, GrpcStatus, HttpStatus};
+use weir_core::{ConfigError, classify::GrpcStatus, classify::HttpStatus, key::Authority};
 
 use crate::builder::RetryBuilder;
 use crate::layer::RetryLayer;

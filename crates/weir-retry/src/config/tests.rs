@@ -1,6 +1,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use weir_core::{Backoff, Jitter};
+use weir_core::{backoff::Backoff, backoff::Jitter};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};

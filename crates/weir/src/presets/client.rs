@@ -15,11 +15,11 @@ use weir_circuit_breaker::{
     KeyedCircuitBreakerLayer,
 };
 use weir_core::inspect::Registry;
-use weir_core::{AnyError, Authority, HttpStatus, Name, Observer};
+use weir_core::{Name, Observer, classify::AnyError, classify::HttpStatus, key::Authority};
 #[cfg(feature = "tonic")]
-use weir_core::{ClassifyTrailers, GrpcStatus};
+use weir_core::{classify::ClassifyTrailers, classify::GrpcStatus};
 use weir_retry::{HttpReplay, RetryBudget, RetryBuilder, RetryHandle, RetryLayer};
-use weir_timeout::TimeoutLayer;
+use weir_timeout::{TimeoutBuilder, TimeoutHandle, TimeoutLayer};
 
 use weir_core::ConfigError;
 
@@ -256,6 +256,8 @@ pub struct ClientStack<K: Mode = Single, Ord = BreakerInside, O = (), F = Identi
     breaker_handle: K::BreakerHandle,
     retry_handle: RetryHandle,
     bulkhead_handle: BulkheadHandle,
+    /// Apply new settings to the total and the attempt timeout (a configuration reload).
+    timeout_handles: (TimeoutHandle<Duration>, TimeoutHandle<Duration>),
     /// The fallback slot, outermost: `Identity` (nothing, and no cost) unless filled.
     fallback: F,
     order: PhantomData<fn() -> Ord>,
@@ -320,6 +322,7 @@ impl<K: Mode, Ord, O, F> ClientStack<K, Ord, O, F> {
             breaker_handle: self.breaker_handle,
             retry_handle: self.retry_handle,
             bulkhead_handle: self.bulkhead_handle,
+            timeout_handles: self.timeout_handles,
             fallback,
             order: PhantomData,
         }
@@ -354,6 +357,15 @@ impl<K: Mode, Ord, O, F> ClientStack<K, Ord, O, F> {
     #[must_use]
     pub const fn bulkhead_handle(&self) -> &BulkheadHandle {
         &self.bulkhead_handle
+    }
+
+    /// The handles that apply new settings to the total timeout and to the attempt timeout
+    /// while the stack runs (`weir_core::reconfigure::Reconfigure::apply`, with a
+    /// `TimeoutLayer::builder()`; their names stay `"total"` and `"attempt"`). A call already
+    /// made keeps its deadline.
+    #[must_use]
+    pub const fn timeout_handles(&self) -> (&TimeoutHandle<Duration>, &TimeoutHandle<Duration>) {
+        (&self.timeout_handles.0, &self.timeout_handles.1)
     }
 }
 
@@ -467,6 +479,7 @@ impl<K: Mode, Ord, O: Clone, F: Clone> Clone for ClientStack<K, Ord, O, F> {
             breaker_handle: self.breaker_handle.clone(),
             retry_handle: self.retry_handle.clone(),
             bulkhead_handle: self.bulkhead_handle.clone(),
+            timeout_handles: self.timeout_handles.clone(),
             fallback: self.fallback.clone(),
             order: PhantomData,
         }
@@ -891,22 +904,18 @@ impl<K, Ord, O: ClientObserver> ClientBuilder<K, Ord, O> {
         inner: K2::Inner,
     ) -> Result<ClientStack<K2, Ord, O>, ConfigError> {
         let zero = |field| move |_| ConfigError::zero(CLIENT, field, "must be greater than zero");
-        let total = TimeoutLayer::builder()
-            .timeout(self.settings.total_timeout)
+        let (total, total_handle) = self
+            .total_timeout_settings()
             .name("total")
             .observer(self.observer.clone())
-            .build()
+            .build_with_handle()
             .map_err(zero("total_timeout"))?;
-        let attempt = TimeoutLayer::builder()
-            .timeout(self.settings.attempt_timeout)
+        let (attempt, attempt_handle) = self
+            .attempt_timeout_settings()
             .name("attempt")
-            .observer(self.observer.clone());
-        let attempt = match self.settings.propagate {
-            Some(allowance) => attempt.propagate(allowance),
-            None => attempt,
-        }
-        .build()
-        .map_err(zero("attempt_timeout"))?;
+            .observer(self.observer.clone())
+            .build_with_handle()
+            .map_err(zero("attempt_timeout"))?;
         let bulkhead = BulkheadLayer::builder()
             .name(self.name.clone())
             .max_concurrent(self.settings.max_concurrent)
@@ -929,9 +938,53 @@ impl<K, Ord, O: ClientObserver> ClientBuilder<K, Ord, O> {
             breaker_handle,
             retry_handle,
             bulkhead_handle,
+            timeout_handles: (total_handle, attempt_handle),
             fallback: Identity::new(),
             order: PhantomData,
         })
+    }
+}
+
+/// The parts of the settings a running stack can take again (a configuration reload).
+impl<K, Ord, O> ClientBuilder<K, Ord, O> {
+    /// The total timeout's settings, as `build` gives them (without its name and observer).
+    pub(crate) fn total_timeout_settings(&self) -> TimeoutBuilder {
+        TimeoutLayer::builder().timeout(self.settings.total_timeout)
+    }
+
+    /// The attempt timeout's settings, as `build` gives them (without its name and observer).
+    pub(crate) fn attempt_timeout_settings(&self) -> TimeoutBuilder {
+        let attempt = TimeoutLayer::builder().timeout(self.settings.attempt_timeout);
+        match self.settings.propagate {
+            Some(allowance) => attempt.propagate(allowance),
+            None => attempt,
+        }
+    }
+
+    /// `running` (a breaker's settings in force) with this builder's thresholds, window and
+    /// open time.
+    #[cfg_attr(not(feature = "reload"), allow(dead_code))]
+    pub(crate) const fn breaker_tuning(
+        &self,
+        running: CircuitBreakerBuilder,
+    ) -> CircuitBreakerBuilder {
+        running
+            .failure_rate(self.settings.failure_rate)
+            .minimum_calls(self.settings.minimum_calls)
+            .time_window(self.settings.sampling_window, WINDOW_BUCKETS)
+            .open_duration(self.settings.open_duration)
+    }
+
+    /// Retries after the first attempt, as set.
+    #[cfg_attr(not(feature = "reload"), allow(dead_code))]
+    pub(crate) const fn max_retries_setting(&self) -> u32 {
+        self.settings.max_retries
+    }
+
+    /// The bulkhead's size, as set.
+    #[cfg_attr(not(feature = "reload"), allow(dead_code))]
+    pub(crate) const fn max_concurrent_setting(&self) -> usize {
+        self.settings.max_concurrent
     }
 }
 

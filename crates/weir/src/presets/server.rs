@@ -8,7 +8,7 @@ use std::time::Duration;
 use tower_layer::{Identity, Layer};
 use weir_core::inspect::Registry;
 use weir_core::protocol::Http;
-use weir_core::{ErrorResponse, ErrorResponseLayer, Observer};
+use weir_core::{Observer, response::ErrorResponse, response::ErrorResponseLayer};
 use weir_load_shed::{Fixed, LoadShed, LoadShedHandle, LoadShedLayer, Priority, Uniform};
 use weir_timeout::{BelowFloor, Timeout, TimeoutBuilder, TimeoutHandle, TimeoutLayer};
 
@@ -129,7 +129,7 @@ impl<R, C, O, F> ServerStack<R, C, O, F> {
     /// # #[cfg(feature = "fallback")]
     /// use tower::{ServiceBuilder, ServiceExt, service_fn};
     /// # #[cfg(feature = "fallback")]
-    /// use weir::{HttpStatus, ServerStack};
+    /// use weir::{core::classify::HttpStatus, ServerStack};
     /// # #[cfg(feature = "fallback")]
     /// use weir::fallback::{Cause, FallbackLayer};
     ///
@@ -309,7 +309,7 @@ impl<R, C, O, F> fmt::Debug for ServerStack<R, C, O, F> {
 /// | `expose_deadline` | off | the `Deadline` is in the extensions only when the client sent one (no allocation otherwise) |
 /// | `incoming_floor` | none: a client's deadline up to `timeout` is honoured as sent | [`incoming_floor`](Self::incoming_floor): a shorter one is refused at once or raised |
 /// | `error_responses` | [`ErrorResponseLayer::new`]: 429 / 503 / 504, 413 for a cost the quota can never admit, 401 for a missing key, plain text, IETF `RateLimit` fields | [`problem_json`](ErrorResponseLayer::problem_json) for a JSON API |
-/// | `observer` | none (`()`: free) | `weir::Tracing`, `weir::Metrics`, or your own |
+/// | `observer` | none (`()`: free) | `weir::core::observer::Tracing`, `weir::core::observer::Metrics`, or your own |
 /// | `exempt_paths` | [`DEFAULT_EXEMPT_PATHS`](crate::DEFAULT_EXEMPT_PATHS): `/livez`, `/readyz`, `/startupz` | weir-health's probe paths: never refused by the protections they report on |
 ///
 /// The stack sheds load with [`LoadShedLayer`] rather than a bulkhead: with no queue both refuse
@@ -440,7 +440,7 @@ impl<R, C, O> ServerBuilder<R, C, O> {
     ///
     /// ```
     /// use http::StatusCode;
-    /// use weir::{ErrorResponseLayer, ServerStack};
+    /// use weir::{core::response::ErrorResponseLayer, ServerStack};
     ///
     /// let stack = ServerStack::builder()
     ///     .error_responses(
@@ -493,7 +493,7 @@ impl<R, C, O> ServerBuilder<R, C, O> {
     }
 
     /// Reports the load shedder's and the timeout's events to `observer` (sheds, limit changes,
-    /// timeouts); `weir::Tracing` logs them, `weir::Metrics` counts them. A rate limit brings its
+    /// timeouts); `weir::core::observer::Tracing` logs them, `weir::core::observer::Metrics` counts them. A rate limit brings its
     /// own observer.
     #[must_use]
     pub fn observer<O2>(self, observer: O2) -> ServerBuilder<R, C, O2>
