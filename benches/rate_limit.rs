@@ -15,8 +15,8 @@
 mod support;
 
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -132,9 +132,14 @@ fn rate_limit(c: &mut Criterion) {
         .build()
         .expect("valid");
     bench.service("weir-gcra-metrics", || gcra_metrics.clone().layer(bare()));
-    let direct = Arc::new(RateLimiter::direct(governor_huge()));
+    // governor's limiters are built when their row first runs: quanta's clock calibrates itself
+    // on first use in a loop bounded by wall time, so built up front it added a load-dependent
+    // count of instructions to the set-up of every row, which `scripts/instructions.sh` does
+    // not always cancel (weir's GCRA read anywhere from 177 to 219 on one binary).
+    let direct = OnceLock::new();
     bench.service("governor-direct", || {
-        let governor = Arc::clone(&direct);
+        let governor =
+            Arc::clone(direct.get_or_init(|| Arc::new(RateLimiter::direct(governor_huge()))));
         service_fn(move |n: Req| {
             let decision = governor.check().map(|()| n + 1).map_err(|_| "limited");
             async move { decision }
@@ -191,9 +196,11 @@ fn rate_limit(c: &mut Criterion) {
         .build()
         .expect("valid");
     bench.service("weir-keyed-1-key", || one_key.clone().layer(bare()));
-    let governor_keyed = Arc::new(RateLimiter::keyed(governor_huge()));
-    let keyed_service = |keys: u64| {
-        let governor = Arc::clone(&governor_keyed);
+    // One keyed limiter for both rows, built when the first runs.
+    let governor_keyed = OnceLock::<Arc<governor::DefaultKeyedRateLimiter<u64>>>::new();
+    let keyed =
+        || Arc::clone(governor_keyed.get_or_init(|| Arc::new(RateLimiter::keyed(governor_huge()))));
+    let keyed_service = |governor: Arc<governor::DefaultKeyedRateLimiter<u64>>, keys: u64| {
         service_fn(move |n: Req| {
             let key = n % keys;
             let decision = governor
@@ -203,7 +210,7 @@ fn rate_limit(c: &mut Criterion) {
             async move { decision }
         })
     };
-    bench.service("governor-keyed-1-key", || keyed_service(1));
+    bench.service("governor-keyed-1-key", || keyed_service(keyed(), 1));
     let many = RateLimitLayer::builder()
         .quota(huge())
         .key(|n: &Req| Some(*n % KEYS))
@@ -218,10 +225,17 @@ fn rate_limit(c: &mut Criterion) {
         }
     });
     bench.service("weir-keyed-100k-keys", || many.clone().layer(bare()));
-    for key in 0..KEYS {
-        governor_keyed.check_key(&key).expect("admitted");
-    }
-    bench.service("governor-keyed-100k-keys", || keyed_service(KEYS));
+    // Every key is stored before the row measures.
+    let filled = OnceLock::new();
+    bench.service("governor-keyed-100k-keys", || {
+        let governor = keyed();
+        filled.get_or_init(|| {
+            for key in 0..KEYS {
+                governor.check_key(&key).expect("admitted");
+            }
+        });
+        keyed_service(governor, KEYS)
+    });
     // Two threads on distinct keys: each instance offsets its requests by its own multiple of
     // the key count, so the two tasks never touch the same key (one shared limiter).
     let distinct = RateLimitLayer::builder()
@@ -262,11 +276,18 @@ fn rate_limit(c: &mut Criterion) {
     bench.service("weir-gcra-refusing-metrics", || {
         answered(observed.clone().layer(bare()))
     });
-    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
-    let _scrape = recorder.handle();
-    metrics::set_global_recorder(recorder).expect("the only recorder of this bench");
+    // Installed when the row first runs, not before: building the recorder starts quanta's
+    // clock, whose calibration (a loop bounded by wall time) would add a load-dependent count
+    // to every other row's set-up (see governor's rows above).
+    let scrape = OnceLock::new();
     let recorded = spent().observer(Metrics).build().expect("valid");
     bench.service("weir-gcra-refusing-prometheus", || {
+        scrape.get_or_init(|| {
+            let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).expect("the only recorder of this bench");
+            handle
+        });
         answered(recorded.clone().layer(bare()))
     });
     bench.finish();

@@ -74,7 +74,12 @@ fn breaker_state(gateway: &Gateway) -> Option<State> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_load_the_stack_answers_only_expected_statuses() {
     let mut config = Config::demo();
-    config.free.per_day = 10_000;
+    // Each tier's daily quota is its burst, so the limiter admits exactly the burst however
+    // long the load takes on a slow machine: a per-second quota refills while the requests
+    // trickle in (5 and 10 units a second), a daily one of 5 or 10 does not (a unit every
+    // 2.4 hours at the most).
+    config.free.per_day = config.free.per_second;
+    config.basic.per_day = config.basic.per_second;
     config.max_in_flight = 8;
     let (gateway, upstream, client) = setup(&config).await;
     upstream.error_every.store(4, Ordering::Relaxed);
@@ -95,9 +100,13 @@ async fn under_load_the_stack_answers_only_expected_statuses() {
         }
     }
     let mut by_status = std::collections::BTreeMap::<u16, u32>::new();
+    let mut refused_by_key = std::collections::BTreeMap::<&str, u64>::new();
     for call in calls {
         let (key, answer) = call.await.expect("no panic");
         *by_status.entry(answer.status.as_u16()).or_default() += 1;
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
+            *refused_by_key.entry(key).or_default() += 1;
+        }
         if key == PREMIUM_KEY {
             // 100/s: never rate limited here, admitted or shed.
             assert_ne!(answer.status, StatusCode::TOO_MANY_REQUESTS);
@@ -120,13 +129,32 @@ async fn under_load_the_stack_answers_only_expected_statuses() {
             assert_eq!(answer.body, "rate limited");
         }
     }
-    // free: a burst of 5 of 60; basic: 10 of 60; the rest was admitted, shed, or failed upstream.
-    assert!(by_status[&429] >= 100, "{by_status:?}");
+    // The limiter is the outermost layer, so it judges every request: free admits its burst of
+    // 5 of 60, basic 10 of 60, and refuses the rest; what it admitted was answered, shed, or
+    // failed upstream.
+    assert_eq!(refused_by_key.get(FREE_KEY), Some(&55), "{by_status:?}");
+    assert_eq!(refused_by_key.get(BASIC_KEY), Some(&50), "{by_status:?}");
+    assert_eq!(by_status[&429], 105, "{by_status:?}");
     assert!(by_status.contains_key(&200), "{by_status:?}");
     assert!(by_status.contains_key(&503), "{by_status:?}");
+    // Each 429 is a refusal the limiter's observer saw, reported by the quota that refused it:
+    // the per-second one while it is empty, the daily one once the per-second one has refilled.
     let rate_limited = gateway.stats.rate_limited.lock().unwrap().clone();
-    assert!(rate_limited.contains_key(&("default".to_owned(), "per-second".to_owned())));
-    assert!(rate_limited.contains_key(&("basic".to_owned(), "per-second".to_owned())));
+    let refused_in = |tier: &str| -> u64 {
+        rate_limited
+            .iter()
+            .filter(|((t, _), _)| t == tier)
+            .map(|(_, n)| n)
+            .sum()
+    };
+    assert_eq!(refused_in("default"), 55, "{rate_limited:?}");
+    assert_eq!(refused_in("basic"), 50, "{rate_limited:?}");
+    assert!(
+        rate_limited
+            .keys()
+            .all(|(_, policy)| policy == "per-second" || policy == "daily"),
+        "{rate_limited:?}"
+    );
     assert!(!rate_limited.keys().any(|(tier, _)| tier == "premium"));
 }
 

@@ -205,6 +205,45 @@ async fn a_call_in_flight_is_recorded_into_the_window_in_force() {
     let _ = send(&mut svc, OK).await;
 }
 
+/// Calls admitted after a change of window shape go to the new window (a slot other than the
+/// breaker's first): successes and failures are counted there, and it opens the circuit. Then
+/// back to the first shape, whose window takes the calls again.
+#[tokio::test(start_paused = true)]
+async fn calls_admitted_after_a_change_of_window_shape_are_counted_in_the_new_window() {
+    let (layer, handle) = breaker(50.0);
+    let mut svc = layer.layer(inner());
+    handle
+        .apply(handle.settings().count_window(4).minimum_calls(4))
+        .unwrap();
+    for _ in 0..4 {
+        send(&mut svc, OK).await.unwrap();
+    }
+    let snapshot = handle.snapshot();
+    assert_eq!((snapshot.calls(), snapshot.failures()), (4, 0));
+    let _ = send(&mut svc, FAIL).await;
+    assert_eq!(handle.state(), State::Closed, "1 of 4 failed");
+    let _ = send(&mut svc, FAIL).await;
+    assert_eq!(
+        handle.state(),
+        State::Open,
+        "2 of 4 failed: {:?}",
+        handle.snapshot()
+    );
+    // The first shape again (emptied): its window counts the calls admitted from now on.
+    advance(Duration::from_secs(1)).await;
+    send(&mut svc, OK).await.unwrap();
+    assert_eq!(handle.state(), State::Closed, "the probe closed it");
+    handle
+        .apply(handle.settings().count_window(10).minimum_calls(10))
+        .unwrap();
+    for _ in 0..3 {
+        send(&mut svc, OK).await.unwrap();
+    }
+    let _ = send(&mut svc, FAIL).await;
+    let snapshot = handle.snapshot();
+    assert_eq!((snapshot.calls(), snapshot.failures()), (4, 1));
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_half_open_period_keeps_its_probe_count() {
     let (layer, handle) = CircuitBreakerLayer::builder()

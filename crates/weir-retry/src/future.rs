@@ -250,7 +250,7 @@ fn decide<R, C, O, P, K>(
     let core = &*shared.core;
     let mut rng = &core.rng;
     // The version the request started under: a retry loop keeps its attempts and backoff.
-    core.policies.get(progress.policy).decide(
+    core.policies.get(progress.policy()).decide(
         progress,
         outcome,
         replayable,

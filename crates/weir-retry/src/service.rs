@@ -85,11 +85,13 @@ where
     #[inline(always)]
     fn call(&mut self, request: Req) -> Self::Future {
         let shared = &self.shared;
-        // One word: the policy version this request keeps, and whether it reads the clock.
-        let policy = shared.core.policies.current();
-        let now = Policies::needs_clock(policy).then(Instant::now);
         let budget = shared.scope.select(&request, &shared.budget);
         K::budget(&budget, &shared.budget).deposit();
+        // One word: the policy version this request keeps, and whether it reads the clock.
+        // Read after the deposit, next to where the future is built: read first, it was kept
+        // on the stack across the deposit (#25's cost, benches/README.md).
+        let policy = shared.core.policies.current();
+        let now = Policies::needs_clock(policy).then(Instant::now);
         match shared.replay.prepare_now(request) {
             // The request is ready (a clone): the first attempt goes to the readied instance
             // now, and the future keeps a clone, readied before each retry (tower's `Retry`).

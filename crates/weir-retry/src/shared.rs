@@ -1,7 +1,7 @@
 //! The state every service and clone of one retry layer shares.
 
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
@@ -114,39 +114,41 @@ fn policy(settings: &RetrySettings, attempts_cap: u32) -> Policy {
 /// distinct policies applied, some 60 bytes each, at most [`MAX_VERSIONS`].
 #[derive(Debug)]
 pub(crate) struct Policies {
-    word: AtomicU16,
+    /// 16 bits wide (below `MAX_VERSIONS << 1`) in a `u32`: loaded, it is the low half of the
+    /// future's `Progress` word as it is, with no widening.
+    word: AtomicU32,
     versions: ArcSwap<Vec<Policy>>,
 }
 
 impl Policies {
     fn new(first: Policy) -> Self {
         Self {
-            word: AtomicU16::new(Self::word(0, &first)),
+            word: AtomicU32::new(Self::word(0, &first)),
             versions: ArcSwap::from_pointee(vec![first]),
         }
     }
 
     /// The word of version `index` (below [`MAX_VERSIONS`]).
-    fn word(index: usize, policy: &Policy) -> u16 {
+    fn word(index: usize, policy: &Policy) -> u32 {
         let index = u16::try_from(index).unwrap_or(u16::MAX >> 1);
-        (index << 1) | u16::from(policy.max_duration.is_some())
+        u32::from((index << 1) | u16::from(policy.max_duration.is_some()))
     }
 
     /// The word of the version in force: what a call keeps.
     #[inline]
-    pub(crate) fn current(&self) -> u16 {
+    pub(crate) fn current(&self) -> u32 {
         // `Acquire`: the version list holding it was published before the word.
         self.word.load(Ordering::Acquire)
     }
 
     /// Whether the version of `word` reads the clock when a request starts.
     #[inline]
-    pub(crate) const fn needs_clock(word: u16) -> bool {
+    pub(crate) const fn needs_clock(word: u32) -> bool {
         word & 1 != 0
     }
 
     /// The policy of the version `word` names.
-    pub(crate) fn get(&self, word: u16) -> Policy {
+    pub(crate) fn get(&self, word: u32) -> Policy {
         let versions = self.versions.load();
         let index = (word >> 1) as usize;
         versions

@@ -325,13 +325,17 @@ impl Breaker {
     /// before it returns without a write; when this is `true`, `record` may be skipped.
     #[inline]
     pub(crate) fn success_is_steady(&self, permit: Permit) -> bool {
-        let word = self.word.load(Ordering::Acquire);
-        let Window::Count(window) = self.window_of(word) else {
+        // Slot 0's window first (a field: a time window answers before the word is loaded);
+        // a window brought by new settings (slot 1 to 7) is left to `record`: `false` is
+        // always a right answer, only a slower one.
+        let Window::Count(window) = &self.window else {
             return false;
         };
-        // A counted permit of the current word is exactly the current word with the mark.
-        // `&`, not `&&`: loads only, one branch.
-        (Permit::counted(word) == permit)
+        let word = self.word.load(Ordering::Acquire);
+        // A counted permit of the current period under a word that names slot 0 (the window
+        // just read): the permit's own slot bits do not matter, `record` records into the
+        // window in force. `&`, not `&&`: loads only, one branch.
+        permit.counted_in_slot_zero(word)
             & window.full_of_successes()
             & (self.consecutive.load(Ordering::Relaxed) == 0)
     }
@@ -347,15 +351,49 @@ impl Breaker {
             return None;
         }
         // The period the call was admitted in (a window changed since by new settings is the
-        // same period: the outcome goes into the window in force).
+        // same period: the outcome goes into the window in force). One test when the word
+        // names slot 0, the breaker's own window, whose address the fast path then computes
+        // from the breaker's (as before #25); any other slot, or another period, out of line.
         let word = self.word.load(Ordering::Acquire);
+        if permit.counted_in_slot_zero(word) {
+            self.record_into(&self.window, permit, report, now)
+        } else {
+            self.record_elsewhere(word, permit, report, now)
+        }
+    }
+
+    /// [`record_counted`](Self::record_counted) when `word` does not name slot 0 with
+    /// `permit`'s period: nothing when the period is over, else the outcome into the window
+    /// in force.
+    #[cold]
+    #[inline(never)]
+    fn record_elsewhere(
+        &self,
+        word: u64,
+        permit: Permit,
+        report: Report,
+        now: impl Fn() -> Duration,
+    ) -> Option<Notice> {
         if !same_period(word, permit.word()) {
             return None;
         }
+        self.record_into(self.window_of(word), permit, report, now)
+    }
+
+    /// Records a counted call's outcome (not ignored, of the current period) into `window`,
+    /// the window in force.
+    #[inline(always)]
+    fn record_into(
+        &self,
+        window: &Window,
+        permit: Permit,
+        report: Report,
+        now: impl Fn() -> Duration,
+    ) -> Option<Notice> {
         let failed = report.verdict == Verdict::Failure;
         let code = code(failed, report.slow);
         let mut time = None;
-        match self.window_of(word) {
+        match window {
             Window::Count(w) => w.record(code),
             Window::Time(w) => {
                 let t = nanos(now());

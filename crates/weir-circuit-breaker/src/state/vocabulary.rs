@@ -237,6 +237,15 @@ impl Permit {
         }
     }
 
+    /// Whether this counted permit is of `word`'s period and `word` names window slot 0 (the
+    /// breaker's own window field): `word` with the mark against the permit without its slot
+    /// bits, one OR, one AND and one compare (the permit's kind bits, 0 for a counted permit,
+    /// and the state word's bits 8 to 16, always clear, compare equal).
+    #[inline]
+    pub(super) const fn counted_in_slot_zero(self, word: u64) -> bool {
+        word | PERMIT_MARK == self.0.get() & !WINDOW_BITS
+    }
+
     /// The state word the call was admitted under.
     #[inline]
     pub(super) const fn word(self) -> u64 {
