@@ -76,23 +76,23 @@ pub(crate) struct Parts<X, K, O> {
 #[must_use]
 pub struct PartitionedBuilder<X, K, O = (), P = Plain> {
     extractor: X,
-    settings: PartitionedSettings<K>,
+    pub(crate) settings: PartitionedSettings<K>,
     observer: O,
     _protocol: PhantomData<fn() -> P>,
 }
 
 /// The plain settings of a [`PartitionedBuilder`], moved as one when a type parameter changes.
 #[derive(Debug)]
-struct PartitionedSettings<K> {
+pub(crate) struct PartitionedSettings<K> {
     missing: MissingKey,
-    named: Vec<(K, usize)>,
-    per_key: usize,
-    pool: Option<(usize, usize)>,
-    max_queue: usize,
-    max_wait: Option<Duration>,
+    pub(crate) named: Vec<(K, usize)>,
+    pub(crate) per_key: usize,
+    pub(crate) pool: Option<(usize, usize)>,
+    pub(crate) max_queue: usize,
+    pub(crate) max_wait: Option<Duration>,
     keyed: KeyedConfig,
     name: Name,
-    retry_after: Duration,
+    pub(crate) retry_after: Duration,
     registry: Option<Registry>,
 }
 
@@ -283,27 +283,6 @@ impl<X, K, O, P> PartitionedBuilder<X, K, O, P> {
             registry.register_unique(Arc::new(layer.handle()))?;
         }
         Ok(layer)
-    }
-}
-
-impl<X, K: Clone, O, P> PartitionedBuilder<X, K, O, P> {
-    /// These settings as a running layer's handle takes them
-    /// ([`Reconfigure::apply`](weir_core::reconfigure::Reconfigure::apply) on a
-    /// [`PartitionedHandle`]): for example a configuration file read again,
-    /// `config.builder()?.tuning()`. Not validated here: `apply` checks them.
-    #[must_use]
-    pub fn tuning(&self) -> crate::PartitionedTuning<K> {
-        let settings = &self.settings;
-        crate::reconfigure::partitioned_tuning(
-            settings.named.clone(),
-            settings.per_key,
-            settings.pool,
-            crate::tuning::Policy {
-                max_queue: settings.max_queue,
-                max_wait: settings.max_wait,
-                retry_after: settings.retry_after,
-            },
-        )
     }
 }
 

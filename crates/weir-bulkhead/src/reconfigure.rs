@@ -10,7 +10,7 @@ use weir_core::ConfigError;
 use weir_core::reconfigure::Reconfigure;
 
 use crate::handle::BulkheadHandle;
-use crate::partition::{Partition, PartitionedHandle};
+use crate::partition::{Partition, PartitionedBuilder, PartitionedHandle};
 use crate::settings::{BulkheadSettings, PATTERN, validate_size, validate_wait};
 use crate::tuning::{Policy, Tuning};
 
@@ -256,5 +256,26 @@ where
         resize(parts.keyed.overflow(), tuning.per_key);
         resize(&parts.keyless, tuning.per_key);
         Ok(())
+    }
+}
+
+impl<X, K: Clone, O, P> PartitionedBuilder<X, K, O, P> {
+    /// These settings as a running layer's handle takes them
+    /// ([`Reconfigure::apply`](weir_core::reconfigure::Reconfigure::apply) on a
+    /// [`PartitionedHandle`]): for example a configuration file read again,
+    /// `config.builder()?.tuning()`. Not validated here: `apply` checks them.
+    #[must_use]
+    pub fn tuning(&self) -> PartitionedTuning<K> {
+        let settings = &self.settings;
+        partitioned_tuning(
+            settings.named.clone(),
+            settings.per_key,
+            settings.pool,
+            crate::tuning::Policy {
+                max_queue: settings.max_queue,
+                max_wait: settings.max_wait,
+                retry_after: settings.retry_after,
+            },
+        )
     }
 }

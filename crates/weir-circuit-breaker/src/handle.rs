@@ -6,10 +6,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use weir_core::inspect::Transition;
-use weir_core::reconfigure::Reconfigure;
 use weir_core::{ConfigError, Name, Observer};
 
-use crate::builder::CircuitBreakerBuilder;
 use crate::event::Event;
 use crate::settings::CircuitBreakerSettings;
 use crate::shared::{DynKey, KeyedBreaker, KeyedState, KeyedTotals, Shared};
@@ -443,62 +441,30 @@ impl fmt::Debug for KeyedCircuitBreakerHandle {
     }
 }
 
-/// New settings while the breaker runs: a [`CircuitBreakerBuilder`] (its classifier and observer
-/// are not read), as [`CircuitBreakerLayer::builder`](crate::CircuitBreakerLayer::builder) or
-/// `CircuitBreakerConfig::builder` make it. See the crate's *Changing settings at run time*.
-///
-/// ```
-/// use std::time::Duration;
-/// use weir_circuit_breaker::CircuitBreakerLayer;
-/// use weir_core::reconfigure::Reconfigure;
-///
-/// let (_layer, handle) = CircuitBreakerLayer::builder().build_with_handle()?;
-/// handle.apply(handle.settings().failure_rate(20.0).open_duration(Duration::from_secs(30)))?;
-/// let err = handle.apply(handle.settings().half_open_probes(0)).unwrap_err();
-/// assert_eq!(err.field(), "half_open_probes");
-/// # Ok::<(), weir_core::ConfigError>(())
-/// ```
-impl Reconfigure for CircuitBreakerHandle {
-    type Settings = CircuitBreakerBuilder;
-
-    /// The settings in force, as a builder (the name and the seed are the layer's).
-    fn settings(&self) -> CircuitBreakerBuilder {
-        CircuitBreakerBuilder::from_settings(self.control.settings())
+// What `Reconfigure` (in `reconfigure`, above the builder) reaches of the handles: the plain
+// settings, not the builder, so this module imports nothing above it.
+impl CircuitBreakerHandle {
+    pub(crate) fn current_settings(&self) -> CircuitBreakerSettings {
+        self.control.settings()
     }
 
-    /// Validates `settings` as `build()` would and applies them at once: the thresholds,
-    /// minimum, open time, probes and half-open wait, the window, the slow-call threshold and
-    /// backpressure. The state and the growth of the open time are kept; the name and the seed
-    /// stay the layer's.
-    ///
-    /// # Errors
-    ///
-    /// `build()`'s [`ConfigError`], naming the field; or the window field when the breaker has
-    /// held 8 window shapes already (see the crate's *Changing settings at run time*). Nothing
-    /// changes then.
-    fn apply(&self, settings: CircuitBreakerBuilder) -> Result<(), ConfigError> {
-        self.control.apply(settings.into_settings())
+    pub(crate) fn apply_settings(
+        &self,
+        settings: CircuitBreakerSettings,
+    ) -> Result<(), ConfigError> {
+        self.control.apply(settings)
     }
 }
 
-/// New settings for every key's breaker (and the key-less one): the same
-/// [`CircuitBreakerBuilder`] as [`CircuitBreakerHandle`]'s. The keyed settings (extractor, keys,
-/// idle timeout, missing key) stay the layer's.
-impl Reconfigure for KeyedCircuitBreakerHandle {
-    type Settings = CircuitBreakerBuilder;
-
-    /// The settings in force, as a builder.
-    fn settings(&self) -> CircuitBreakerBuilder {
-        CircuitBreakerBuilder::from_settings(self.control.shared().settings())
+impl KeyedCircuitBreakerHandle {
+    pub(crate) fn current_settings(&self) -> CircuitBreakerSettings {
+        self.control.shared().settings()
     }
 
-    /// Validates `settings` as `build()` would and applies them to every breaker there is
-    /// (each key's, the overflow's, the key-less one) and to every key seen later.
-    ///
-    /// # Errors
-    ///
-    /// As [`CircuitBreakerHandle`]'s; checked for every breaker first, so none or all change.
-    fn apply(&self, settings: CircuitBreakerBuilder) -> Result<(), ConfigError> {
-        self.control.apply(settings.into_settings())
+    pub(crate) fn apply_settings(
+        &self,
+        settings: CircuitBreakerSettings,
+    ) -> Result<(), ConfigError> {
+        self.control.apply(settings)
     }
 }

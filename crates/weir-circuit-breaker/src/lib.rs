@@ -13,6 +13,7 @@ pub mod fuzzing;
 mod handle;
 mod inspect;
 mod layer;
+mod reconfigure;
 mod service;
 mod settings;
 mod shared;

@@ -13,8 +13,9 @@ pub(crate) const MAX_COUNT_WINDOW: u32 = 1_000_000;
 /// The most buckets a time window may have.
 pub(crate) const MAX_BUCKETS: u32 = 1_000;
 
-/// The pattern name every circuit breaker [`ConfigError`] carries.
-pub(crate) const PATTERN: &str = "circuit breaker";
+/// The pattern name every circuit breaker [`ConfigError`] carries (kept in `state`, which refuses
+/// a ninth window shape with it, below this module).
+pub(crate) use crate::state::PATTERN;
 
 /// `field` must be a percentage above 0 and at most 100 (`what` says which part of it).
 fn percentage(field: &'static str, what: &str, percent: f64) -> ConfigError {

@@ -33,10 +33,10 @@ pub use crate::layer::LoadShedLayer;
 pub use crate::level::{LoadLevelLayer, LoadLevelService};
 pub use crate::limit::{Aimd, ConfigLimit, Fixed, Gradient2, Limit, Sample, Vegas};
 pub use crate::protocol::Protocol;
-pub use crate::reconfigure::LoadShedTuning;
 pub use crate::service::LoadShed;
 pub use crate::settings::{
     DEFAULT_MAX_IN_FLIGHT, DEFAULT_RETRY_AFTER, Levels, LoadShedSettings, Shares,
 };
 pub use crate::shared::InFlight;
 pub use crate::state::{LoadLevel, Priority};
+pub use crate::tuning::LoadShedTuning;

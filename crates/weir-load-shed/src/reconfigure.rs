@@ -9,50 +9,10 @@ use weir_core::{ConfigError, Observer};
 
 use crate::event::Event;
 use crate::handle::LoadShedHandle;
-use crate::limit::{ConfigLimit, Limit};
+use crate::limit::Limit;
 use crate::settings::{LoadShedSettings, PATTERN, Shares};
 use crate::shared::Shared;
-
-/// What a running load shedder's handle reads and takes
-/// ([`Reconfigure`] for [`LoadShedHandle`]): the plain settings and the limit.
-///
-/// ```
-/// use weir_core::reconfigure::Reconfigure;
-/// use weir_load_shed::{ConfigLimit, Fixed, LoadShedLayer};
-///
-/// let (_layer, handle) = LoadShedLayer::builder().max_in_flight(64).build_with_handle().unwrap();
-/// let mut tuning = handle.settings();
-/// tuning.limit = Some(ConfigLimit::Fixed(Fixed::new(16)));
-/// tuning.settings.share.normal = 0.75;
-/// handle.apply(tuning).unwrap();
-/// assert_eq!(handle.limit(), 16);
-/// ```
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub struct LoadShedTuning {
-    /// `share`, `levels`, `max_ready_wait` and `retry_after` as they are to be; `name` must be
-    /// the layer's own.
-    pub settings: LoadShedSettings,
-    /// The limit as it is to be: a fixed one, or an adaptive algorithm's bounds and parameters
-    /// (its estimate is carried over, clamped into the new bounds). `None` keeps the running
-    /// algorithm as it is; [`settings`](Reconfigure::settings) reads `None` for an algorithm
-    /// that is none of the crate's.
-    pub limit: Option<ConfigLimit>,
-}
-
-impl LoadShedTuning {
-    /// `settings` and `limit` as one value.
-    #[must_use]
-    pub const fn new(settings: LoadShedSettings, limit: Option<ConfigLimit>) -> Self {
-        Self { settings, limit }
-    }
-}
-
-/// What the handle asks of the shared state, without its type parameters.
-pub(crate) trait Retune {
-    fn tuning(&self) -> LoadShedTuning;
-    fn retune(&self, tuning: LoadShedTuning) -> Result<(), ConfigError>;
-}
+use crate::tuning::{LoadShedTuning, Retune};
 
 impl<L, C, O> Retune for Shared<L, C, O>
 where
@@ -143,7 +103,7 @@ impl Reconfigure for LoadShedHandle {
     ///
     /// The [`ConfigError`] `build()` would return, naming the field; a conflict naming `name`
     /// or `limit` (another algorithm than the running one, unless the layer holds a
-    /// [`ConfigLimit`]). Nothing changes then.
+    /// [`ConfigLimit`](crate::ConfigLimit)). Nothing changes then.
     fn apply(&self, tuning: LoadShedTuning) -> Result<(), ConfigError> {
         self.shared.retune(tuning)
     }

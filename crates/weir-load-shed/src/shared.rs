@@ -120,7 +120,7 @@ pub(crate) enum Outcome {
 }
 
 /// What an in-flight token needs of the shared state, without its type parameters.
-pub(crate) trait Finish: Send + Sync + crate::reconfigure::Retune {
+pub(crate) trait Finish: Send + Sync + crate::tuning::Retune {
     fn core(&self) -> &Core;
     fn name(&self) -> &Name;
     fn finish(&self, outcome: Outcome, started: Option<Instant>);

@@ -1,13 +1,17 @@
-//! The settings a running load shedder reads and a handle changes (issue #25), each read whole
-//! with no lock: the two load-level thresholds as one versioned pair, and a duration (the
-//! `Retry-After`, the longest readiness wait) in one atomic word.
+//! The settings a running load shedder reads and a handle changes (issue #25): each read whole
+//! with no lock (the two load-level thresholds as one versioned pair, a duration in one atomic
+//! word), [`LoadShedTuning`] as the handle takes them, and [`Retune`], what the handle asks of
+//! the shared state (below `shared` and `reconfigure`, which both use them).
 
 use std::hint;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicU64, fence};
 use std::time::Duration;
 
-use crate::settings::Levels;
+use weir_core::ConfigError;
+
+use crate::limit::ConfigLimit;
+use crate::settings::{Levels, LoadShedSettings};
 
 /// `elevated_at` and `critical_at`, read as one pair: a sequence lock over two atomic words. The
 /// one writer at a time (an `apply`, under the algorithm's lock) makes the version odd, stores
@@ -111,4 +115,45 @@ mod tests {
             "a huge wait saturates, never reads as none"
         );
     }
+}
+
+/// What a running load shedder's handle reads and takes
+/// ([`Reconfigure`](weir_core::reconfigure::Reconfigure) for [`LoadShedHandle`](crate::LoadShedHandle)): the plain settings and the limit.
+///
+/// ```
+/// use weir_core::reconfigure::Reconfigure;
+/// use weir_load_shed::{ConfigLimit, Fixed, LoadShedLayer};
+///
+/// let (_layer, handle) = LoadShedLayer::builder().max_in_flight(64).build_with_handle().unwrap();
+/// let mut tuning = handle.settings();
+/// tuning.limit = Some(ConfigLimit::Fixed(Fixed::new(16)));
+/// tuning.settings.share.normal = 0.75;
+/// handle.apply(tuning).unwrap();
+/// assert_eq!(handle.limit(), 16);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct LoadShedTuning {
+    /// `share`, `levels`, `max_ready_wait` and `retry_after` as they are to be; `name` must be
+    /// the layer's own.
+    pub settings: LoadShedSettings,
+    /// The limit as it is to be: a fixed one, or an adaptive algorithm's bounds and parameters
+    /// (its estimate is carried over, clamped into the new bounds). `None` keeps the running
+    /// algorithm as it is; [`settings`](weir_core::reconfigure::Reconfigure::settings) reads `None` for an algorithm
+    /// that is none of the crate's.
+    pub limit: Option<ConfigLimit>,
+}
+
+impl LoadShedTuning {
+    /// `settings` and `limit` as one value.
+    #[must_use]
+    pub const fn new(settings: LoadShedSettings, limit: Option<ConfigLimit>) -> Self {
+        Self { settings, limit }
+    }
+}
+
+/// What the handle asks of the shared state, without its type parameters.
+pub(crate) trait Retune {
+    fn tuning(&self) -> LoadShedTuning;
+    fn retune(&self, tuning: LoadShedTuning) -> Result<(), ConfigError>;
 }

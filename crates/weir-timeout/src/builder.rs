@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use weir_core::{ConfigError, Name};
 
-use crate::handle::{Live, TimeoutHandle};
+use crate::handle::TimeoutHandle;
 use crate::layer::TimeoutLayer;
 use crate::policy::RouteTimeouts;
 use crate::settings::{PATTERN, TimeoutSettings};
+use crate::shared::Live;
 use crate::shared::Parts;
 use crate::state::BelowFloor;
 

@@ -11,6 +11,7 @@ mod future;
 mod handle;
 mod layer;
 mod policy;
+mod reconfigure;
 mod service;
 mod settings;
 mod shared;

@@ -2,13 +2,13 @@
 //! with, made once when the layer is built.
 
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use weir_core::Name;
 
-use crate::handle::Live;
 use crate::settings::TimeoutSettings;
 use crate::state::BelowFloor;
 
@@ -166,6 +166,48 @@ impl<P, O> fmt::Debug for Parts<P, O> {
             .field("propagate", &self.propagate)
             .field("expose", &self.flags.expose())
             .finish_non_exhaustive()
+    }
+}
+
+/// One version of a layer's settings, as `call` reads them.
+pub(crate) struct Current<P> {
+    pub(crate) version: u32,
+    pub(crate) policy: Option<P>,
+    pub(crate) incoming: Option<Duration>,
+    pub(crate) propagate: Option<Duration>,
+    pub(crate) floor: Option<Duration>,
+    pub(crate) flags: Flags,
+}
+
+/// What the services of a layer with a handle, and the handle, share.
+pub(crate) struct Live<P> {
+    /// The version in force: a service whose copy is of another version copies
+    /// [`current`](Self::current) before its next call.
+    pub(crate) version: AtomicU32,
+    pub(crate) current: ArcSwap<Current<P>>,
+    /// Clones a policy (a function, so that `call` needs no `P: Clone` bound).
+    pub(crate) clone_policy: fn(&Option<P>) -> Option<P>,
+    /// The settings in force, as given (what `settings()` returns); held while new ones are
+    /// applied, so that applications do not interleave.
+    pub(crate) given: Mutex<(Option<P>, TimeoutSettings)>,
+}
+
+impl<P: Clone> Live<P> {
+    /// The shared settings of a layer whose first version is `parts`'s, and the settings given.
+    pub(crate) fn new<O>(parts: &Parts<P, O>, settings: TimeoutSettings) -> Arc<Self> {
+        Arc::new(Self {
+            version: AtomicU32::new(0),
+            current: ArcSwap::from_pointee(Current {
+                version: 0,
+                policy: parts.policy.clone(),
+                incoming: parts.incoming,
+                propagate: parts.propagate,
+                floor: parts.floor,
+                flags: parts.flags,
+            }),
+            clone_policy: Option::clone,
+            given: Mutex::new((parts.policy.clone(), settings)),
+        })
     }
 }
 

@@ -713,7 +713,7 @@ fn too_many_shapes(kind: WindowKind) -> ConfigError {
         WindowKind::Time { .. } => "time_window",
     };
     ConfigError::out_of_range(
-        crate::settings::PATTERN,
+        super::PATTERN,
         field,
         format!(
             "a running breaker holds at most {WINDOW_SLOTS} window shapes and has no slot left \

@@ -33,6 +33,6 @@ mod tests;
 
 pub(crate) use self::machine::Breaker;
 pub(crate) use self::vocabulary::{
-    Admit, Notice, Permit, Report, Settings, Verdict, WindowKind, ppm,
+    Admit, Notice, PATTERN, Permit, Report, Settings, Verdict, WindowKind, ppm,
 };
 pub use self::vocabulary::{Reason, State};

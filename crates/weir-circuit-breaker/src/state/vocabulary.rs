@@ -327,3 +327,6 @@ pub(super) const fn same_period(a: u64, b: u64) -> bool {
 pub(super) const fn window_slot(word: u64) -> usize {
     ((word & WINDOW_BITS) >> WINDOW_SHIFT) as usize
 }
+
+/// The pattern name every circuit breaker [`ConfigError`](weir_core::ConfigError) carries.
+pub(crate) const PATTERN: &str = "circuit breaker";

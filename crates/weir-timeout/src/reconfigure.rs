@@ -1,0 +1,50 @@
+//! [`Reconfigure`] for [`TimeoutHandle`]: new settings, as a [`TimeoutBuilder`], for a running
+//! layer (issue #25). Above both `builder` and `handle`, which do not import it.
+
+use weir_core::ConfigError;
+use weir_core::reconfigure::Reconfigure;
+
+use crate::builder::TimeoutBuilder;
+use crate::handle::TimeoutHandle;
+
+/// New settings while the layer runs: a [`TimeoutBuilder`] with the layer's policy type (its
+/// observer is not read), as [`TimeoutLayer::builder`](crate::TimeoutLayer::builder) or
+/// `TimeoutConfig::builder` make it.
+///
+/// ```
+/// use std::time::Duration;
+/// use weir_core::reconfigure::Reconfigure;
+/// use weir_timeout::TimeoutLayer;
+///
+/// let (_layer, handle) = TimeoutLayer::builder()
+///     .timeout(Duration::from_secs(5))
+///     .build_with_handle()?;
+/// handle.apply(TimeoutLayer::builder().timeout(Duration::from_secs(2)))?;
+/// let err = handle.apply(TimeoutLayer::builder().timeout(Duration::ZERO)).unwrap_err();
+/// assert_eq!(err.field(), "timeout");
+/// assert_eq!(handle.version(), 1, "a refused setting changes nothing");
+/// # Ok::<(), weir_core::ConfigError>(())
+/// ```
+impl<P: Clone> Reconfigure for TimeoutHandle<P> {
+    type Settings = TimeoutBuilder<P>;
+
+    /// The settings in force (the name is the layer's).
+    fn settings(&self) -> TimeoutBuilder<P> {
+        let (policy, settings) = self.given();
+        TimeoutBuilder::from_parts(policy, settings)
+    }
+
+    /// Validates `settings` as `build()` would and applies them: every call from now on reads
+    /// the new timeout (or route table), server-mode cap and floor and client-mode allowance,
+    /// all of one version; a call already made keeps the deadline it started with. The name
+    /// stays the layer's.
+    ///
+    /// # Errors
+    ///
+    /// `build()`'s [`ConfigError`], naming the field; nothing changes then.
+    fn apply(&self, settings: TimeoutBuilder<P>) -> Result<(), ConfigError> {
+        let (policy, plain) = settings.into_checked()?;
+        self.apply_checked(policy, plain);
+        Ok(())
+    }
+}
