@@ -41,7 +41,7 @@ mod sealed {
 /// The prefix is there because tower's `ServiceBuilder` has inherent `timeout`, `retry`,
 /// `rate_limit` and `load_shed` methods (behind tower's features of those names), and an inherent
 /// method silently wins over a trait method of the same name: with tower's `timeout` feature on,
-/// `.timeout(d)` would build tower's timeout, which sets no [`Deadline`](crate::Deadline) and
+/// `.timeout(d)` would build tower's timeout, which sets no [`Deadline`](crate::core::Deadline) and
 /// fails with tower's error, not weir's. A `weir_` name is never shadowed, and says at the call
 /// site whose layer it is.
 ///

@@ -114,9 +114,9 @@ pub struct ServerConfig {
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum RefusalBodyConfig {
-    /// The reason in plain text (`rate limited`): [`plain_text_body`](crate::plain_text_body).
+    /// The reason in plain text (`rate limited`): [`plain_text_body`](crate::core::response::plain_text_body).
     Text,
-    /// RFC 9457 problem details: [`problem_json_body`](crate::problem_json_body).
+    /// RFC 9457 problem details: [`problem_json_body`](crate::core::response::problem_json_body).
     ProblemJson,
 }
 
