@@ -229,6 +229,42 @@ fn retries_amplify_an_outage_and_a_budget_amplifies_less() {
 }
 
 #[test]
+fn hedges_amplify_the_upstream_load_and_cut_the_tail() {
+    // Exponential 20 ms calls: about e^-1.5 = 22 % are slower than the 30 ms hedge delay.
+    let sim = Simulation::new(secs(60))
+        .arrivals(Arrivals::steady(50.0))
+        .upstream(Upstream::new(Latency::exponential(ms(20))))
+        .seed(4);
+    let hedged = |budget: weir_hedge::HedgeBudget| {
+        sim.run_observed(|upstream, observer| {
+            weir_hedge::HedgeLayer::http()
+                .delay(ms(30))
+                .max_attempts(2)
+                .budget(budget)
+                .observer(observer)
+                .build()
+                .expect("valid hedge")
+                .layer(upstream)
+        })
+    };
+    let bare = sim.run(|upstream| upstream);
+    let free = hedged(weir_hedge::HedgeBudget::unlimited());
+    assert_eq!(free.requests(), bare.requests());
+    // Every hedge is one more upstream call than requests.
+    let sent = free.event_count("hedge", "hedge_sent");
+    assert_eq!(free.upstream_calls(), free.requests() + sent);
+    let amplification = free.amplification();
+    assert!((1.15..1.30).contains(&amplification), "x{amplification:.3}");
+    let (hedged_p99, bare_p99) = (free.latency(0.99), bare.latency(0.99));
+    assert!(hedged_p99 < bare_p99, "{hedged_p99:?} against {bare_p99:?}");
+    // A 5 % budget holds the amplification near 1.05.
+    let budgeted = hedged(weir_hedge::HedgeBudget::ratio(0.05));
+    let held = budgeted.amplification();
+    assert!(held < 1.10 && held > 1.0, "x{held:.3}");
+    assert!(budgeted.event_count("hedge", "budget_exhausted") > 0);
+}
+
+#[test]
 fn a_retry_storm_resends_failures_only() {
     let sim = |upstream: Upstream| {
         Simulation::new(secs(60))
