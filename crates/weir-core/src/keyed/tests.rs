@@ -500,3 +500,17 @@ proptest! {
         );
     }
 }
+
+/// The documented defaults: 100 000 keys, forgotten after 10 minutes.
+#[test]
+fn the_default_config_is_new_and_says_its_values() {
+    let config = KeyedConfig::default();
+    assert_eq!(config, KeyedConfig::new());
+    assert_eq!(config.get_max_keys(), 100_000);
+    assert_eq!(config.get_idle_timeout(), Duration::from_secs(600));
+    let set = config.max_keys(7).idle_timeout(Duration::from_millis(5));
+    assert_eq!(
+        (set.get_max_keys(), set.get_idle_timeout()),
+        (7, Duration::from_millis(5))
+    );
+}
