@@ -414,13 +414,25 @@ fn partitions_are_resized_at_run_time_but_not_added_or_removed() {
     let mut added = handle.settings();
     added.partitions.push((b'c', 4));
     let err = handle.apply(added).unwrap_err();
-    assert_eq!((err.field(), err.is_unknown()), ("partition", true), "{err}");
+    assert_eq!(
+        (err.field(), err.is_unknown()),
+        ("partition", true),
+        "{err}"
+    );
     let mut removed = handle.settings();
     removed.partitions.retain(|(key, _)| *key == b'a');
     removed.per_key = 9;
     let err = handle.apply(removed).unwrap_err();
-    assert_eq!((err.field(), err.is_conflict()), ("partition", true), "{err}");
-    assert_eq!(handle.settings(), before, "a refused setting changes nothing");
+    assert_eq!(
+        (err.field(), err.is_conflict()),
+        ("partition", true),
+        "{err}"
+    );
+    assert_eq!(
+        handle.settings(),
+        before,
+        "a refused setting changes nothing"
+    );
 
     let mut resized = handle.settings();
     resized.partitions = vec![(b'b', 5), (b'a', 1)];
