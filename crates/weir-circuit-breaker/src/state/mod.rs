@@ -29,6 +29,8 @@ mod vocabulary;
 mod window;
 
 #[cfg(test)]
+mod model;
+#[cfg(test)]
 mod tests;
 
 pub(crate) use self::machine::Breaker;
