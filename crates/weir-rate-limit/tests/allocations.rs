@@ -61,7 +61,11 @@ where
     let res = std::pin::pin!(future);
     let res = poll_once(res).expect("an admitted request answers at once");
     let polled = allocations() - before;
-    (called, polled, res.expect("admitted").into_parts().0.headers)
+    (
+        called,
+        polled,
+        res.expect("admitted").into_parts().0.headers,
+    )
 }
 
 /// Polls `future` once with a no-op waker.
@@ -108,8 +112,14 @@ async fn an_admitted_request_allocates_nothing_but_the_fields_it_writes() {
     let (writing, written) = floor(&expected, HeaderStyle::Ietf);
     eprintln!("IETF, one quota: call {called}, response {polled}, the fields alone {writing}");
     assert_eq!(headers, written, "the fields the floor writes");
-    assert_eq!(called, 0, "the decision and the response future allocate nothing");
-    assert_eq!(polled, writing, "only the fields' values and the header map");
+    assert_eq!(
+        called, 0,
+        "the decision and the response future allocate nothing"
+    );
+    assert_eq!(
+        polled, writing,
+        "only the fields' values and the header map"
+    );
 
     // 3. Two stacked quotas, both listed in `RateLimit-Policy`, keyed, every style: the same.
     let stacked = RateLimitLayer::builder()
@@ -130,6 +140,12 @@ async fn an_admitted_request_allocates_nothing_but_the_fields_it_writes() {
     eprintln!("both styles, stacked: call {called}, response {polled}, the fields alone {writing}");
     assert_eq!(headers, written, "the fields the floor writes");
     assert_eq!(headers.get_all("ratelimit-policy").iter().count(), 2);
-    assert_eq!(called, 0, "stacked: the decision and the future allocate nothing");
-    assert_eq!(polled, writing, "stacked: only the fields' values and the header map");
+    assert_eq!(
+        called, 0,
+        "stacked: the decision and the future allocate nothing"
+    );
+    assert_eq!(
+        polled, writing,
+        "stacked: only the fields' values and the header map"
+    );
 }
