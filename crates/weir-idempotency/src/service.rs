@@ -70,10 +70,10 @@ where
         // The plain path, small enough to be inlined into the caller (so the request is moved
         // no more than without the layer): a method the layer does not cover, or a request
         // without a key where none is required, goes to the inner service as it is.
-        let settings = &self.shared.settings;
-        if !settings.covers(req.method())
-            || (!req.headers().contains_key(IDEMPOTENCY_KEY)
-                && !settings.required.requires_any(|| req.uri().path()))
+        let shared = &*self.shared;
+        if !shared.methods.covers(req.method())
+            || (!req.headers().contains_key(&IDEMPOTENCY_KEY)
+                && !shared.settings.required.requires_any(|| req.uri().path()))
         {
             return ResponseFuture::passthrough(self.inner.call(req));
         }
