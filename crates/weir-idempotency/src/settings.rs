@@ -199,7 +199,6 @@ impl IdempotencySettings {
         Ok(())
     }
 
-
     /// Whether a response of `status` is stored and replayed.
     #[must_use]
     pub fn stores(&self, status: http::StatusCode) -> bool {
