@@ -115,6 +115,7 @@ fn services_and_futures_have_the_auto_traits() {
         u32,
         std::future::Ready<Result<weir_rate_limit::Decision, BoxError>>,
         weir_rate_limit::AnyProtocol,
+        (),
     >;
     assert_send::<Fut>();
     // A keyed HTTP layer is `Send + Sync` too (axum needs it).
@@ -135,6 +136,7 @@ fn the_response_future_stays_small() {
         u64,
         std::future::Ready<Result<weir_rate_limit::Decision, BoxError>>,
         weir_rate_limit::AnyProtocol,
+        (),
     >;
     let size = size_of::<Fut>();
     eprintln!("ResponseFuture: {size} bytes");

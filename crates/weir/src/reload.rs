@@ -1,9 +1,12 @@
-//! Reloading a running stack's settings from its configuration file (#25): [`ServerReloader`]
-//! applies a new [`ServerConfig`] through the handles of the stack it was built with,
-//! [`ClientReloader`] a new [`ClientConfig`], and [`watch`] reloads either whenever the file
-//! changes.
+//! Reloading running settings from a configuration file (#25): a [`Reloader`] applies a new
+//! configuration through the handles of what it was built with: a server stack
+//! ([`ServerReloader`], from [`ServerConfig::build_reloadable`]), a client stack of any mode
+//! ([`ClientReloader`], from [`ClientConfig::build_reloadable`] and
+//! [`ClientConfig::build_reloadable_with`]), or one pattern's layer ([`PatternReloader`], from
+//! [`reloader`]); and [`watch`] reloads any of them whenever the file changes.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -11,18 +14,20 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use weir_bulkhead::BulkheadHandle;
-use weir_circuit_breaker::CircuitBreakerHandle;
+use weir_bulkhead::{BulkheadHandle, BulkheadSettings, PartitionedConfig, PartitionedTuning};
+use weir_circuit_breaker::{CircuitBreakerBuilder, CircuitBreakerConfig, CircuitBreakerHandle};
+use weir_core::config::SpecKey;
 use weir_core::reconfigure::Reconfigure;
 use weir_core::{BoxError, ConfigError};
-use weir_load_shed::{ConfigLimit, Fixed, LoadShedHandle};
+use weir_load_shed::{ConfigLimit, Fixed, LoadShedConfig, LoadShedHandle, LoadShedTuning};
 use weir_rate_limit::{
-    ConfigAlgorithm, ConfigTiers, Http, MemoryStore, RateLimitConfig, RateLimitHandle, UnitCost,
+    ConfigAlgorithm, ConfigTiers, Http, MemoryStore, RateLimitConfig, RateLimitHandle,
+    RateLimitSettings, UnitCost,
 };
-use weir_retry::RetryHandle;
-use weir_timeout::TimeoutHandle;
+use weir_retry::{RetryConfig, RetryHandle, RetrySettings};
+use weir_timeout::{RouteTimeouts, TimeoutBuilder, TimeoutConfig, TimeoutHandle};
 
-use crate::presets::{ClientStack, SERVER};
+use crate::presets::{ClientBuilder, ClientStack, Mode, SERVER};
 use crate::settings::{ClientConfig, ConfigServerStack, ServerConfig};
 
 /// The handle on the rate limit of a stack built from a [`ServerConfig`].
@@ -35,9 +40,10 @@ type ConfigRateLimitHandle = RateLimitHandle<
     Http,
 >;
 
-/// Something that takes a new configuration while it runs: what [`watch`] reloads.
+/// Something that takes a new configuration while it runs: what [`watch`] reloads. Every
+/// [`Reloader`] is one.
 pub trait Reload: Send + Sync + 'static {
-    /// The configuration it reads (a [`ServerConfig`] or a [`ClientConfig`]).
+    /// The configuration it reads (a [`ServerConfig`], a [`ClientConfig`], a pattern's table).
     type Config: Send + 'static;
 
     /// Validates `config` whole and, if every table passes, applies it; otherwise applies
@@ -50,23 +56,172 @@ pub trait Reload: Send + Sync + 'static {
     fn reload(&self, config: &Self::Config) -> Result<(), ConfigError>;
 }
 
-struct Inner {
-    /// The configuration in force: what a reload is compared with.
-    running: Mutex<ServerConfig>,
-    rate_limit: Option<ConfigRateLimitHandle>,
-    shed: LoadShedHandle,
-    timeout: TimeoutHandle<Duration>,
+/// What a [`Reloader`] applies a configuration to: the handles of a running stack or layer
+/// ([`ServerTarget`], [`ClientTarget`], [`PatternTarget`]).
+pub trait Target: Send + Sync + 'static {
+    /// The configuration it takes.
+    type Config: Clone + Send + 'static;
+
+    /// Validates `new` whole (by the rules the builders apply), checks that every change from
+    /// `running` can be taken while it runs, and only then applies it through the handles.
+    ///
+    /// # Errors
+    ///
+    /// The first broken rule, or a change that needs a restart (a conflict naming the field);
+    /// nothing is applied then.
+    fn apply(&self, running: &Self::Config, new: &Self::Config) -> Result<(), ConfigError>;
+}
+
+struct Ledger<T: Target> {
+    target: T,
+    /// The configuration in force: what a reload is compared with. Held across a reload, so
+    /// reloads are applied one at a time.
+    running: Mutex<T::Config>,
     applied: AtomicU64,
     refused: AtomicU64,
 }
 
-/// Applies a new [`ServerConfig`] to the [`ConfigServerStack`] it was built with
-/// ([`ServerConfig::build_reloadable`]); cheap to clone (every clone is the same reloader).
+/// Applies a new configuration to what it was built with, whole or not at all, and counts
+/// the outcomes; cheap to clone (every clone is the same reloader). A [`Reload`], so [`watch`]
+/// takes it.
 ///
-/// [`reload`](Self::reload) validates the whole new configuration first (every table, by the
-/// rules [`ServerConfig::build`] applies), then checks that every change can be applied to the
-/// running stack, and only then applies each layer's new settings through its handle: a
-/// configuration refused for any reason changes nothing.
+/// - [`ServerReloader`]: a [`ServerConfig`] to a server stack ([`ServerConfig::build_reloadable`]).
+/// - [`ClientReloader`]: a [`ClientConfig`] to a client stack, one breaker, one per authority or
+///   gRPC ([`ClientConfig::build_reloadable`], [`ClientConfig::build_reloadable_with`]).
+/// - [`PatternReloader`]: one pattern's table (a `RateLimitConfig`, a `CircuitBreakerConfig`,
+///   ...) to its layer's handle ([`reloader`]).
+///
+/// [`reload`](Self::reload) validates the whole new configuration by the builders' rules,
+/// checks that every change can be applied to the running layers, and only then applies each
+/// layer's new settings through its handle: a configuration refused for any reason changes
+/// nothing, and [`running`](Self::running) stays the one in force.
+pub struct Reloader<T: Target> {
+    inner: Arc<Ledger<T>>,
+}
+
+impl<T: Target> Reloader<T> {
+    /// A reloader applying new configurations to `target`, which runs `running` now.
+    #[must_use]
+    pub fn new(target: T, running: T::Config) -> Self {
+        Self {
+            inner: Arc::new(Ledger {
+                target,
+                running: Mutex::new(running),
+                applied: AtomicU64::new(0),
+                refused: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Applies `config` if every table passes and every change can be applied while it runs;
+    /// otherwise applies nothing. Counted in [`applied`](Self::applied) or
+    /// [`refused`](Self::refused) (and, with the `metrics` feature, in
+    /// `weir_config_reload_total{result}`).
+    ///
+    /// # Errors
+    ///
+    /// The first broken rule of the new configuration (as its `build()` names it), or a change
+    /// that needs a restart (`is_conflict()`, the field named).
+    pub fn reload(&self, config: &T::Config) -> Result<(), ConfigError> {
+        let inner = &*self.inner;
+        let result = {
+            let mut running = inner.running.lock().unwrap_or_else(PoisonError::into_inner);
+            let result = inner.target.apply(&running, config);
+            if result.is_ok() {
+                *running = config.clone();
+            }
+            result
+        };
+        let counter = if result.is_ok() {
+            &inner.applied
+        } else {
+            &inner.refused
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        metrics::counter!(
+            "weir_config_reload_total",
+            "result" => if result.is_ok() { "applied" } else { "refused" }
+        )
+        .increment(1);
+        result
+    }
+
+    /// The configuration in force (the one built, or the last one applied).
+    #[must_use]
+    pub fn running(&self) -> T::Config {
+        self.inner
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Configurations applied since the reloader was made.
+    #[must_use]
+    pub fn applied(&self) -> u64 {
+        self.inner.applied.load(Ordering::Relaxed)
+    }
+
+    /// Configurations refused (invalid, or needing a restart); the running settings were kept.
+    #[must_use]
+    pub fn refused(&self) -> u64 {
+        self.inner.refused.load(Ordering::Relaxed)
+    }
+
+    /// What it applies configurations to.
+    #[must_use]
+    pub fn target(&self) -> &T {
+        &self.inner.target
+    }
+}
+
+impl<T: Target> Clone for Reloader<T> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<T: Target> Reload for Reloader<T> {
+    type Config = T::Config;
+
+    fn reload(&self, config: &T::Config) -> Result<(), ConfigError> {
+        Self::reload(self, config)
+    }
+}
+
+impl<T: Target> fmt::Debug for Reloader<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reloader")
+            .field("applied", &self.applied())
+            .field("refused", &self.refused())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The error of a field that cannot change while the layer runs.
+fn restart(pattern: &'static str, field: impl Into<String>) -> ConfigError {
+    ConfigError::conflict(
+        pattern,
+        field.into(),
+        "cannot change while the layer runs: it needs a restart",
+    )
+}
+
+/// The first of the named fields that differs between `$a` and `$b`, as `Some("field")`.
+macro_rules! first_change {
+    ($a:expr, $b:expr; $($f:ident),* $(,)?) => {{
+        let (a, b) = (&$a, &$b);
+        None$(.or_else(|| (a.$f != b.$f).then_some(stringify!($f))))*
+    }};
+}
+
+// --- The server stack ---------------------------------------------------------------------
+
+/// Applies a new [`ServerConfig`] to the [`ConfigServerStack`] it was built with
+/// ([`ServerConfig::build_reloadable`]).
 ///
 /// What a reload applies: `max_in_flight` (the load shedder's limit: a lower one lets the calls
 /// in flight finish and admits no new one until they are below it), the timeout's `timeout`,
@@ -104,9 +259,24 @@ struct Inner {
 /// assert_eq!(reloader.refused(), 1);
 /// assert_eq!(reloader.running(), raised, "a refused file keeps the running settings");
 /// ```
-#[derive(Clone)]
-pub struct ServerReloader {
-    inner: Arc<Inner>,
+pub type ServerReloader = Reloader<ServerTarget>;
+
+/// The handles of a server stack built from a [`ServerConfig`]: what a [`ServerReloader`]
+/// applies a new one to.
+pub struct ServerTarget {
+    rate_limit: Option<ConfigRateLimitHandle>,
+    shed: LoadShedHandle,
+    timeout: TimeoutHandle<Duration>,
+}
+
+impl fmt::Debug for ServerTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerTarget")
+            .field("rate_limit", &self.rate_limit.is_some())
+            .field("shed", &self.shed)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl ServerConfig {
@@ -118,131 +288,44 @@ impl ServerConfig {
     /// Those of [`build`](Self::build).
     pub fn build_reloadable(&self) -> Result<(ConfigServerStack, ServerReloader), ConfigError> {
         let stack = self.build()?;
-        let rate_limit = stack.rate_limit().get().map(|layer| layer.handle());
-        let reloader = ServerReloader {
-            inner: Arc::new(Inner {
-                running: Mutex::new(self.clone()),
-                rate_limit,
-                shed: stack.load_shed(),
-                timeout: stack.timeout_handle(),
-                applied: AtomicU64::new(0),
-                refused: AtomicU64::new(0),
-            }),
+        let target = ServerTarget {
+            rate_limit: stack.rate_limit().get().map(|layer| layer.handle()),
+            shed: stack.load_shed(),
+            timeout: stack.timeout_handle(),
         };
-        Ok((stack, reloader))
+        Ok((stack, Reloader::new(target, self.clone())))
     }
 }
 
-/// The error of a field that cannot change while the stack runs.
-fn restart(field: &str) -> ConfigError {
-    ConfigError::conflict(
-        SERVER,
-        field.to_owned(),
-        "cannot change while the stack runs: it needs a restart",
-    )
-}
-
-/// `config` without the fields a reload applies (the shedder's limit, the timeout's settings,
-/// the rate limit's quotas and tiers): what must be equal for the reload to apply.
-fn fixed_part(config: &ServerConfig) -> ServerConfig {
-    let mut fixed = config.clone();
-    fixed.timeout = None;
-    fixed.max_in_flight = None;
-    fixed.expose_deadline = None;
-    fixed.incoming_floor = None;
-    fixed.below_floor = None;
-    if let Some(rate_limit) = fixed.rate_limit.as_mut() {
-        rate_limit.quota = None;
-        rate_limit.tier = None;
+/// The first field that differs between `a` and `b` and that a running server stack cannot
+/// take, as the file names it.
+fn server_fixed_change(a: &ServerConfig, b: &ServerConfig) -> Option<String> {
+    if let Some(field) = first_change!(a, b;
+        refusal_body, timeout_status, missing_key_status, exempt_paths)
+    {
+        return Some(field.to_owned());
     }
-    fixed
-}
-
-/// The first field that differs between `a` and `b` (both without their reloadable parts), as
-/// the file names it.
-fn changed_field(a: &ServerConfig, b: &ServerConfig) -> Option<String> {
-    macro_rules! fields {
-        ($($f:ident),*) => {
-            $(if a.$f != b.$f { return Some(stringify!($f).to_owned()); })*
-        };
-    }
-    fields!(
-        refusal_body,
-        timeout_status,
-        missing_key_status,
-        exempt_paths
-    );
     match (&a.rate_limit, &b.rate_limit) {
         (None, None) => None,
         (Some(_), None) | (None, Some(_)) => Some("rate_limit".to_owned()),
-        (Some(x), Some(y)) => rate_limit_field(x, y).map(|f| format!("rate_limit.{f}")),
+        (Some(x), Some(y)) => x.fixed_change(y).map(|f| format!("rate_limit.{f}")),
     }
 }
 
-fn rate_limit_field(a: &RateLimitConfig, b: &RateLimitConfig) -> Option<&'static str> {
-    macro_rules! fields {
-        ($($f:ident),*) => {
-            $(if a.$f != b.$f { return Some(stringify!($f)); })*
-        };
-    }
-    fields!(
-        name,
-        quota,
-        tier,
-        tier_of,
-        key,
-        algorithm,
-        mode,
-        missing_key,
-        max_keys,
-        idle_timeout,
-        response_headers
-    );
-    None
-}
+impl Target for ServerTarget {
+    type Config = ServerConfig;
 
-impl ServerReloader {
-    /// Applies `config` to the running stack if every table passes and every change can be
-    /// applied while it runs; otherwise applies nothing. Counted in [`applied`](Self::applied)
-    /// or [`refused`](Self::refused).
-    ///
-    /// # Errors
-    ///
-    /// The first broken rule of the new configuration (as [`ServerConfig::build`] names it), or
-    /// a change that needs a restart (`is_conflict()`, the field named).
-    pub fn reload(&self, config: &ServerConfig) -> Result<(), ConfigError> {
-        let result = self.apply_all(config);
-        let counter = if result.is_ok() {
-            &self.inner.applied
-        } else {
-            &self.inner.refused
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        #[cfg(feature = "metrics")]
-        metrics::counter!(
-            "weir_config_reload_total",
-            "result" => if result.is_ok() { "applied" } else { "refused" }
-        )
-        .increment(1);
-        result
-    }
-
-    fn apply_all(&self, config: &ServerConfig) -> Result<(), ConfigError> {
+    fn apply(&self, running: &ServerConfig, config: &ServerConfig) -> Result<(), ConfigError> {
         // 1. The whole file, by the builders' rules (every table), as a new stack would be.
         let builder = config.builder()?;
         let timeout = builder.timeout_settings();
         let max_in_flight = builder.max_in_flight_setting();
         builder.build()?;
-        let mut running = self
-            .inner
-            .running
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
         // 2. Every change must be one the running stack can take.
-        if let Some(field) = changed_field(&fixed_part(&running), &fixed_part(config)) {
-            return Err(restart(&field));
+        if let Some(field) = server_fixed_change(running, config) {
+            return Err(restart(SERVER, field));
         }
-        let rate_limit = match (&self.inner.rate_limit, &config.rate_limit) {
+        let rate_limit = match (&self.rate_limit, &config.rate_limit) {
             (Some(handle), Some(table)) => {
                 let settings = table.settings().map_err(|e| e.in_table("rate_limit"))?;
                 handle
@@ -255,87 +338,37 @@ impl ServerReloader {
         // The shedder's tuning in force with the new limit: its name, shares and durations are
         // its own, so only the limit changes (of the same algorithm, `Fixed`).
         let shed = (running.max_in_flight != config.max_in_flight).then(|| {
-            let mut tuning = self.inner.shed.settings();
+            let mut tuning = self.shed.settings();
             tuning.limit = Some(ConfigLimit::Fixed(Fixed::new(max_in_flight)));
             tuning
         });
-        let timeout_changed = running.timeout != config.timeout
-            || running.incoming_floor != config.incoming_floor
-            || running.below_floor != config.below_floor
-            || running.expose_deadline != config.expose_deadline;
+        let timeout_changed = first_change!(running, config;
+            timeout, incoming_floor, below_floor, expose_deadline)
+        .is_some();
         // 3. Apply: every check passed (the timeout's and the shedder's settings were checked by
         // `build` above, by the same rules as their handles'), so no apply below fails.
         if let Some(tuning) = shed {
-            self.inner.shed.apply(tuning)?;
+            self.shed.apply(tuning)?;
         }
         if timeout_changed {
-            self.inner.timeout.apply(timeout)?;
+            self.timeout.apply(timeout)?;
         }
         if let Some((handle, settings)) = rate_limit {
             handle
                 .apply(settings)
                 .map_err(|e| e.in_table("rate_limit"))?;
         }
-        *running = config.clone();
         Ok(())
     }
-
-    /// The configuration in force (the one built, or the last one applied).
-    #[must_use]
-    pub fn running(&self) -> ServerConfig {
-        self.inner
-            .running
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Configurations applied since the stack was built.
-    #[must_use]
-    pub fn applied(&self) -> u64 {
-        self.inner.applied.load(Ordering::Relaxed)
-    }
-
-    /// Configurations refused (invalid, or needing a restart); the running settings were kept.
-    #[must_use]
-    pub fn refused(&self) -> u64 {
-        self.inner.refused.load(Ordering::Relaxed)
-    }
 }
 
-impl Reload for ServerReloader {
-    type Config = ServerConfig;
-
-    fn reload(&self, config: &ServerConfig) -> Result<(), ConfigError> {
-        Self::reload(self, config)
-    }
-}
-
-impl fmt::Debug for ServerReloader {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServerReloader")
-            .field("applied", &self.applied())
-            .field("refused", &self.refused())
-            .finish_non_exhaustive()
-    }
-}
-
-struct ClientInner {
-    /// The configuration in force: what a reload is compared with.
-    running: Mutex<ClientConfig>,
-    retry: RetryHandle,
-    breaker: CircuitBreakerHandle,
-    bulkhead: BulkheadHandle,
-    total: TimeoutHandle<Duration>,
-    attempt: TimeoutHandle<Duration>,
-    applied: AtomicU64,
-    refused: AtomicU64,
-}
+// --- The client stack ---------------------------------------------------------------------
 
 /// Applies a new [`ClientConfig`] to the [`ClientStack`] it was built with
-/// ([`ClientConfig::build_reloadable`]); cheap to clone (every clone is the same reloader).
+/// ([`ClientConfig::build_reloadable`]; [`ClientConfig::build_reloadable_with`] for the
+/// per-authority and gRPC stacks, whose breaker handle is `B`).
 ///
-/// [`reload`](Self::reload) validates the whole new configuration first (by the rules
+/// [`reload`](Reloader::reload) validates the whole new configuration first (by the rules
 /// [`ClientConfig::build`] applies, `attempt_timeout` at most `total_timeout` among them), then
 /// applies each layer's new settings through its handle, the breaker's first (the one handle that
 /// can refuse on its state: a breaker that has held 8 window shapes refuses a ninth
@@ -343,9 +376,10 @@ struct ClientInner {
 ///
 /// Every field of a [`ClientConfig`] is applied: `max_retries` (to calls that start from now on;
 /// one in flight finishes its retries under the number it started with), `failure_rate`,
-/// `minimum_calls`, `sampling_window` and `open_duration` (at once; the breaker's state is kept),
-/// `max_concurrent` (a smaller bulkhead lets the calls running finish and admits no new one above
-/// its new size), `total_timeout` and `attempt_timeout` (to calls started after the reload).
+/// `minimum_calls`, `sampling_window` and `open_duration` (at once; the breaker's state is kept;
+/// per authority, every authority's breaker and those made later), `max_concurrent` (a smaller
+/// bulkhead lets the calls running finish and admits no new one above its new size),
+/// `total_timeout` and `attempt_timeout` (to calls started after the reload).
 ///
 /// ```
 /// use weir::ClientConfig;
@@ -364,9 +398,28 @@ struct ClientInner {
 /// assert_eq!((reloader.applied(), reloader.refused()), (1, 1));
 /// assert_eq!(reloader.running().max_retries, Some(5), "a refused file changes nothing");
 /// ```
-#[derive(Clone)]
-pub struct ClientReloader {
-    inner: Arc<ClientInner>,
+pub type ClientReloader<B = CircuitBreakerHandle> = Reloader<ClientTarget<B>>;
+
+/// The handles of a client stack built from a [`ClientConfig`], its breaker's `B` (one
+/// breaker's, or every authority's): what a [`ClientReloader`] applies a new one to.
+pub struct ClientTarget<B = CircuitBreakerHandle> {
+    retry: RetryHandle,
+    breaker: B,
+    bulkhead: BulkheadHandle,
+    total: TimeoutHandle<Duration>,
+    attempt: TimeoutHandle<Duration>,
+}
+
+impl<B: fmt::Debug> fmt::Debug for ClientTarget<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientTarget")
+            .field("retry", &self.retry)
+            .field("breaker", &self.breaker)
+            .field("bulkhead", &self.bulkhead)
+            .field("total", &self.total)
+            .field("attempt", &self.attempt)
+            .finish()
+    }
 }
 
 impl ClientConfig {
@@ -377,134 +430,314 @@ impl ClientConfig {
     ///
     /// Those of [`build`](Self::build).
     pub fn build_reloadable(&self) -> Result<(ClientStack, ClientReloader), ConfigError> {
-        let stack = self.build()?;
-        let (total, attempt) = stack.timeout_handles();
-        let reloader = ClientReloader {
-            inner: Arc::new(ClientInner {
-                running: Mutex::new(self.clone()),
-                retry: stack.retry_handle().clone(),
-                breaker: stack.breaker_handle().clone(),
-                bulkhead: stack.bulkhead_handle().clone(),
-                total: total.clone(),
-                attempt: attempt.clone(),
-                applied: AtomicU64::new(0),
-                refused: AtomicU64::new(0),
-            }),
-        };
-        Ok((stack, reloader))
+        self.build_reloadable_with(|builder| builder.build())
     }
-}
 
-impl ClientReloader {
-    /// Applies `config` to the running stack if it passes every rule; otherwise applies
-    /// nothing. Counted in [`applied`](Self::applied) or [`refused`](Self::refused).
+    /// As [`build_reloadable`](Self::build_reloadable) for a stack of another mode, order or
+    /// observer: `build` takes [`builder`](Self::builder)'s [`ClientBuilder`] (these settings)
+    /// and builds the stack, for example `|b| b.per_authority().build()` (one breaker per
+    /// authority: a reload applies its settings to every authority's breaker) or
+    /// `|b| b.grpc().build()`. A setting of the file that `build` changes again (say
+    /// `.max_retries(9)`) is the file's again at the first reload that changes it.
+    ///
+    /// ```
+    /// use weir::ClientConfig;
+    ///
+    /// let config: ClientConfig = toml::from_str("minimum_calls = 20").unwrap();
+    /// let (stack, reloader) = config.build_reloadable_with(|b| b.per_authority().build())?;
+    /// reloader.reload(&toml::from_str("minimum_calls = 5").unwrap())?;
+    /// # let _ = stack;
+    /// # Ok::<(), weir::ConfigError>(())
+    /// ```
     ///
     /// # Errors
     ///
-    /// The first broken rule of the new configuration (as [`ClientConfig::build`] names it), or
-    /// the breaker's refusal of a new window (see [`ClientReloader`]).
-    pub fn reload(&self, config: &ClientConfig) -> Result<(), ConfigError> {
-        let result = self.apply_all(config);
-        let counter = if result.is_ok() {
-            &self.inner.applied
-        } else {
-            &self.inner.refused
+    /// Those of `build`.
+    pub fn build_reloadable_with<K, Ord, O>(
+        &self,
+        build: impl FnOnce(ClientBuilder) -> Result<ClientStack<K, Ord, O>, ConfigError>,
+    ) -> Result<(ClientStack<K, Ord, O>, ClientReloader<K::BreakerHandle>), ConfigError>
+    where
+        K: Mode,
+        K::BreakerHandle: Reconfigure<Settings = CircuitBreakerBuilder> + Send + Sync + 'static,
+    {
+        let stack = build(self.builder()?)?;
+        let (total, attempt) = stack.timeout_handles();
+        let target = ClientTarget {
+            retry: stack.retry_handle().clone(),
+            breaker: stack.breaker_handle().clone(),
+            bulkhead: stack.bulkhead_handle().clone(),
+            total: total.clone(),
+            attempt: attempt.clone(),
         };
-        counter.fetch_add(1, Ordering::Relaxed);
-        #[cfg(feature = "metrics")]
-        metrics::counter!(
-            "weir_config_reload_total",
-            "result" => if result.is_ok() { "applied" } else { "refused" }
-        )
-        .increment(1);
-        result
+        Ok((stack, Reloader::new(target, self.clone())))
     }
+}
 
-    fn apply_all(&self, config: &ClientConfig) -> Result<(), ConfigError> {
-        let inner = &*self.inner;
+impl<B> Target for ClientTarget<B>
+where
+    B: Reconfigure<Settings = CircuitBreakerBuilder> + Send + Sync + 'static,
+{
+    type Config = ClientConfig;
+
+    fn apply(&self, old: &ClientConfig, config: &ClientConfig) -> Result<(), ConfigError> {
         // 1. The whole file, by the builder's rules, as a new stack would be.
         let builder = config.builder()?;
         let total = builder.total_timeout_settings();
         let attempt = builder.attempt_timeout_settings();
-        let breaker = builder.breaker_tuning(inner.breaker.settings());
-        let mut retry = inner.retry.settings();
+        let breaker = builder.breaker_tuning(self.breaker.settings());
+        let mut retry = self.retry.settings();
         retry.max_attempts = builder.max_retries_setting().saturating_add(1);
-        let mut bulkhead = inner.bulkhead.settings();
+        let mut bulkhead = self.bulkhead.settings();
         bulkhead.max_concurrent = builder.max_concurrent_setting();
         builder.build()?;
-        let mut running = inner.running.lock().unwrap_or_else(PoisonError::into_inner);
-        let old = &*running;
         // 2. Apply what changed. Every setting passed `build`'s rules, which are the handles'
         // rules; the breaker is first, as the one handle that can still refuse (on its state),
         // and then nothing else has been applied.
-        if (
-            old.failure_rate,
-            old.minimum_calls,
-            old.sampling_window,
-            old.open_duration,
-        ) != (
-            config.failure_rate,
-            config.minimum_calls,
-            config.sampling_window,
-            config.open_duration,
-        ) {
-            inner.breaker.apply(breaker)?;
+        if first_change!(old, config;
+            failure_rate, minimum_calls, sampling_window, open_duration)
+        .is_some()
+        {
+            self.breaker.apply(breaker)?;
         }
         if old.max_retries != config.max_retries {
-            inner.retry.apply(retry)?;
+            self.retry.apply(retry)?;
         }
         if old.max_concurrent != config.max_concurrent {
-            inner.bulkhead.apply(bulkhead)?;
+            self.bulkhead.apply(bulkhead)?;
         }
         if old.total_timeout != config.total_timeout {
-            inner.total.apply(total)?;
+            self.total.apply(total)?;
         }
         if old.attempt_timeout != config.attempt_timeout {
-            inner.attempt.apply(attempt)?;
+            self.attempt.apply(attempt)?;
         }
-        *running = config.clone();
         Ok(())
     }
-
-    /// The configuration in force (the one built, or the last one applied).
-    #[must_use]
-    pub fn running(&self) -> ClientConfig {
-        self.inner
-            .running
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Configurations applied since the stack was built.
-    #[must_use]
-    pub fn applied(&self) -> u64 {
-        self.inner.applied.load(Ordering::Relaxed)
-    }
-
-    /// Configurations refused (invalid); the running settings were kept.
-    #[must_use]
-    pub fn refused(&self) -> u64 {
-        self.inner.refused.load(Ordering::Relaxed)
-    }
 }
 
-impl Reload for ClientReloader {
-    type Config = ClientConfig;
+// --- One pattern's layer ------------------------------------------------------------------
 
-    fn reload(&self, config: &ClientConfig) -> Result<(), ConfigError> {
-        Self::reload(self, config)
-    }
+/// A pattern's configuration table as a running layer's handle takes it again: implemented for
+/// every pattern's `*Config` (and the plain bulkhead's [`BulkheadSettings`]), with `S` the
+/// settings type of the handle's [`Reconfigure`]. What [`reloader`] needs.
+pub trait PatternConfig<S>: Clone + Send + 'static {
+    /// The pattern, in the errors of a change that needs a restart.
+    const PATTERN: &'static str;
+
+    /// Validates the table whole, by the rules its `build()` applies, and gives the settings
+    /// the handle's [`apply`](Reconfigure::apply) takes.
+    ///
+    /// # Errors
+    ///
+    /// The [`ConfigError`] `build()` would return, naming the field.
+    fn reload_settings(&self) -> Result<S, ConfigError>;
+
+    /// The first field that differs between `self` (the table running) and `new` and that a
+    /// running layer cannot take (its name, its key, ...); `None` when the handle can apply
+    /// every change.
+    fn fixed_change(&self, new: &Self) -> Option<&'static str>;
 }
 
-impl fmt::Debug for ClientReloader {
+/// Applies a new pattern table `C` to a running layer through its handle `H`; from
+/// [`reloader`].
+pub type PatternReloader<C, H> = Reloader<PatternTarget<C, H>>;
+
+/// A layer's handle, and the type of the table it is reloaded from: what a
+/// [`PatternReloader`] applies a new table to.
+pub struct PatternTarget<C, H> {
+    handle: H,
+    config: PhantomData<fn(C)>,
+}
+
+impl<C, H: fmt::Debug> fmt::Debug for PatternTarget<C, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientReloader")
-            .field("applied", &self.applied())
-            .field("refused", &self.refused())
-            .finish_non_exhaustive()
+        f.debug_struct("PatternTarget")
+            .field("handle", &self.handle)
+            .finish()
     }
 }
+
+impl<C, H> Target for PatternTarget<C, H>
+where
+    H: Reconfigure + Send + Sync + 'static,
+    C: PatternConfig<H::Settings>,
+{
+    type Config = C;
+
+    fn apply(&self, running: &C, new: &C) -> Result<(), ConfigError> {
+        let settings = new.reload_settings()?;
+        if let Some(field) = running.fixed_change(new) {
+            return Err(restart(C::PATTERN, field));
+        }
+        self.handle.apply(settings)
+    }
+}
+
+/// A [`Reloader`] for one pattern's layer: `config` is the table it was built from (checked
+/// here), `handle` its handle. Each [`reload`](Reloader::reload) validates the new table by its
+/// `build()`'s rules ([`PatternConfig::reload_settings`]), refuses a change of a field fixed
+/// when the layer was built ([`PatternConfig::fixed_change`]: a conflict naming it), then
+/// applies the settings through the handle's [`Reconfigure::apply`], which keeps the pattern's
+/// rules (in flight keeps its settings, key state carried over, ...). [`watch`] reloads it from
+/// its file.
+///
+/// | table | handle | fixed (a restart) |
+/// |---|---|---|
+/// | `RateLimitConfig` | a `RateLimitHandle` (in memory or Redis) | `name`, `key`, `algorithm`, `mode`, `tier_of`, `missing_key`, `max_keys`, `idle_timeout`, `response_headers`; a tier added, removed or renamed, a number of quotas (the handle's) |
+/// | `CircuitBreakerConfig` | `CircuitBreakerHandle`, `KeyedCircuitBreakerHandle` | `name`, `seed`, `key`, `max_keys`, `idle_timeout`, `missing_key`; a ninth window shape (the handle's) |
+/// | `RetryConfig` | `RetryHandle` | `settings.name`, `settings.seed`, the HTTP fields (`body_limit`, `wait_for_body`, `retry_non_idempotent`, `budget_per_server`, `max_servers`) |
+/// | `TimeoutConfig` | `TimeoutHandle<RouteTimeouts>` | `name` (the route table is replaced whole) |
+/// | `PartitionedConfig` | `PartitionedHandle` | `key`, `missing_key`, `max_keys`, `idle_timeout`, `name`; a partition added or removed, a pool added or removed (the handle's) |
+/// | `LoadShedConfig` | `LoadShedHandle` | `name`; another algorithm than the running one (the handle's) |
+/// | `BulkheadSettings` | `BulkheadHandle` | `name`, `backpressure`, `release_at_head` |
+///
+/// ```
+/// use weir::circuit_breaker::CircuitBreakerConfig;
+///
+/// let config: CircuitBreakerConfig = toml::from_str("failure_rate = 50\nminimum_calls = 20")?;
+/// let (_layer, handle) = config.builder()?.build_with_handle()?;
+/// let reloader = weir::reloader(&config, handle.clone())?;
+///
+/// reloader.reload(&toml::from_str("failure_rate = 25\nminimum_calls = 10")?)?;
+/// let err = reloader
+///     .reload(&toml::from_str("name = \"other\"\nfailure_rate = 25\nminimum_calls = 10")?)
+///     .unwrap_err();
+/// assert_eq!((err.field(), err.is_conflict()), ("name", true));
+/// assert_eq!((reloader.applied(), reloader.refused()), (1, 1));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+///
+/// `config`'s broken rule, if it has one.
+pub fn reloader<C, H>(config: &C, handle: H) -> Result<PatternReloader<C, H>, ConfigError>
+where
+    H: Reconfigure + Send + Sync + 'static,
+    C: PatternConfig<H::Settings>,
+{
+    config.reload_settings()?;
+    let target = PatternTarget {
+        handle,
+        config: PhantomData,
+    };
+    Ok(Reloader::new(target, config.clone()))
+}
+
+impl PatternConfig<RateLimitSettings> for RateLimitConfig {
+    const PATTERN: &'static str = "rate limit";
+
+    fn reload_settings(&self) -> Result<RateLimitSettings, ConfigError> {
+        self.build()?;
+        self.settings()
+    }
+
+    fn fixed_change(&self, new: &Self) -> Option<&'static str> {
+        first_change!(self, new;
+            name, tier_of, key, algorithm, mode, missing_key, max_keys, idle_timeout,
+            response_headers)
+    }
+}
+
+impl PatternConfig<CircuitBreakerBuilder> for CircuitBreakerConfig {
+    const PATTERN: &'static str = "circuit breaker";
+
+    fn reload_settings(&self) -> Result<CircuitBreakerBuilder, ConfigError> {
+        let keyed = self.key.is_some()
+            || self.max_keys.is_some()
+            || self.idle_timeout.is_some()
+            || self.missing_key.is_some();
+        if keyed {
+            self.build_keyed()?;
+        } else {
+            self.build()?;
+        }
+        self.builder()
+    }
+
+    fn fixed_change(&self, new: &Self) -> Option<&'static str> {
+        first_change!(self, new; name, seed, key, max_keys, idle_timeout, missing_key)
+    }
+}
+
+impl PatternConfig<RetrySettings> for RetryConfig {
+    const PATTERN: &'static str = "retry";
+
+    fn reload_settings(&self) -> Result<RetrySettings, ConfigError> {
+        // The HTTP builder reads every field (the HTTP ones are left out of other tables).
+        self.http_builder()?.build()?;
+        Ok(self.settings.clone())
+    }
+
+    fn fixed_change(&self, new: &Self) -> Option<&'static str> {
+        if self.settings.name != new.settings.name {
+            return Some("name");
+        }
+        if self.settings.seed != new.settings.seed {
+            return Some("seed");
+        }
+        first_change!(self, new;
+            body_limit, wait_for_body, retry_non_idempotent, budget_per_server, max_servers)
+    }
+}
+
+impl PatternConfig<TimeoutBuilder<RouteTimeouts>> for TimeoutConfig {
+    const PATTERN: &'static str = "timeout";
+
+    fn reload_settings(&self) -> Result<TimeoutBuilder<RouteTimeouts>, ConfigError> {
+        self.build()?;
+        self.builder()
+    }
+
+    fn fixed_change(&self, new: &Self) -> Option<&'static str> {
+        first_change!(self, new; name)
+    }
+}
+
+impl PatternConfig<PartitionedTuning<SpecKey>> for PartitionedConfig {
+    const PATTERN: &'static str = "bulkhead";
+
+    fn reload_settings(&self) -> Result<PartitionedTuning<SpecKey>, ConfigError> {
+        let builder = self.builder()?;
+        let tuning = builder.tuning();
+        builder.build()?;
+        Ok(tuning)
+    }
+
+    fn fixed_change(&self, new: &Self) -> Option<&'static str> {
+        first_change!(self, new; key, missing_key, max_keys, idle_timeout, name)
+    }
+}
+
+impl PatternConfig<LoadShedTuning> for LoadShedConfig {
+    const PATTERN: &'static str = "load shed";
+
+    fn reload_settings(&self) -> Result<LoadShedTuning, ConfigError> {
+        let builder = self.builder()?;
+        let tuning = builder.tuning();
+        builder.build()?;
+        Ok(tuning)
+    }
+
+    fn fixed_change(&self, new: &Self) -> Option<&'static str> {
+        (self.settings.name != new.settings.name).then_some("name")
+    }
+}
+
+impl PatternConfig<Self> for BulkheadSettings {
+    const PATTERN: &'static str = "bulkhead";
+
+    fn reload_settings(&self) -> Result<Self, ConfigError> {
+        self.validate()?;
+        Ok(self.clone())
+    }
+
+    fn fixed_change(&self, new: &Self) -> Option<&'static str> {
+        first_change!(self, new; name, backpressure, release_at_head)
+    }
+}
+
+// --- Watching the file --------------------------------------------------------------------
 
 /// What the watcher's task and its handle share.
 struct Shared {
