@@ -31,6 +31,8 @@ mod window;
 #[cfg(test)]
 mod model;
 #[cfg(test)]
+mod reconfigure_tests;
+#[cfg(test)]
 mod tests;
 
 pub(crate) use self::machine::Breaker;

@@ -145,3 +145,135 @@ proptest! {
         }
     }
 }
+
+/// A Vegas limit whose window stayed above its no-load RTT well above its floor: it has halved
+/// its limit to re-measure the no-load RTT. Returns it and the limit it will restore (whole).
+fn probing_vegas() -> (Vegas, usize) {
+    let mut vegas = Vegas::new().bounds(10, 1000).initial(50).probe_every(3);
+    for _ in 0..3 {
+        vegas.update(Sample::success(ms(10), 10));
+    }
+    // Two loaded samples shrink it (50 - log10 50 - log10 48.3 = 46.6), the third probes.
+    for _ in 0..2 {
+        vegas.update(Sample::success(ms(40), 100));
+    }
+    let restore = vegas.limit();
+    assert_eq!(restore, 46);
+    vegas.update(Sample::success(ms(40), 100));
+    assert_eq!(vegas.limit(), 23, "the probe halves the limit");
+    (vegas, restore)
+}
+
+#[test]
+fn a_vegas_probe_skips_a_round_trip_then_takes_the_lowest_rtt_and_restores() {
+    let (mut vegas, restore) = probing_vegas();
+    // The calls admitted before the halving (a round trip) are skipped, whatever their RTT.
+    for _ in 0..restore {
+        assert_eq!(vegas.update(Sample::success(ms(5), 46)), 23);
+    }
+    assert_eq!(vegas.rtt_noload(), Some(ms(10)));
+    // Then a round trip at the halved concurrency: its lowest RTT (calls above the halved
+    // limit are not counted) is the new no-load RTT, and the limit goes back.
+    for i in 0..restore as u64 - 1 {
+        let (rtt, in_flight) = if i == 7 {
+            (ms(1), 40)
+        } else {
+            (ms(30 + i), 20)
+        };
+        assert_eq!(vegas.update(Sample::success(rtt, in_flight)), 23);
+    }
+    assert_eq!(vegas.update(Sample::success(ms(90), 20)), restore);
+    assert_eq!(vegas.rtt_noload(), Some(ms(30)));
+}
+
+#[test]
+fn a_drop_ends_a_vegas_probe_below_the_limit_it_would_restore() {
+    let (mut vegas, _) = probing_vegas();
+    // 46.6 - 1.0 * log10(46.6) = 44.9.
+    assert_eq!(vegas.update(Sample::dropped(ms(10), 23)), 44);
+    assert_eq!(
+        vegas.rtt_noload(),
+        Some(ms(10)),
+        "the probe measured nothing"
+    );
+    // The probe is over: a sample is an ordinary one again (app-limited: no change).
+    assert_eq!(vegas.update(Sample::success(ms(10), 1)), 44);
+}
+
+#[test]
+fn retuning_keeps_the_estimate_clamped_into_the_new_bounds() {
+    let mut aimd = Aimd::new().bounds(5, 50).initial(40);
+    aimd.retune(&ConfigLimit::Aimd(Aimd::new().bounds(5, 30).backoff(0.5)))
+        .unwrap();
+    assert_eq!(aimd.limit(), 30);
+    assert_eq!(
+        aimd.update(Sample::dropped(ms(1), 30)),
+        15,
+        "the new backoff"
+    );
+    assert!(aimd.retune(&ConfigLimit::Fixed(Fixed::new(3))).is_err());
+
+    let mut gradient = Gradient2::new().bounds(1, 200).initial(100);
+    gradient
+        .retune(&ConfigLimit::Gradient2(Gradient2::new().bounds(120, 300)))
+        .unwrap();
+    assert_eq!(gradient.limit(), 120);
+    assert!(gradient.retune(&ConfigLimit::Aimd(Aimd::new())).is_err());
+
+    // A probe under way keeps going, to a restored limit within the new bounds.
+    let (mut vegas, _) = probing_vegas();
+    vegas
+        .retune(&ConfigLimit::Vegas(Vegas::new().bounds(10, 40)))
+        .unwrap();
+    assert_eq!(vegas.limit(), 23);
+    assert_eq!(
+        vegas.update(Sample::dropped(ms(10), 23)),
+        38,
+        "40 - log10(40)"
+    );
+    assert!(vegas.retune(&ConfigLimit::Fixed(Fixed::new(3))).is_err());
+}
+#[test]
+fn a_named_limit_takes_its_own_kind_and_is_replaced_by_another() {
+    let mut limit = ConfigLimit::Aimd(Aimd::new().bounds(5, 50).initial(40));
+    limit
+        .retune(&ConfigLimit::Aimd(Aimd::new().bounds(5, 30)))
+        .unwrap();
+    assert_eq!(limit.limit(), 30);
+    // Another algorithm starts from the current limit, within its own bounds.
+    limit
+        .retune(&ConfigLimit::Vegas(Vegas::new().bounds(1, 1000)))
+        .unwrap();
+    assert!(matches!(limit, ConfigLimit::Vegas(_)));
+    assert_eq!(limit.limit(), 30);
+    limit
+        .retune(&ConfigLimit::Gradient2(Gradient2::new().bounds(40, 100)))
+        .unwrap();
+    assert_eq!(limit.limit(), 40);
+    limit.retune(&ConfigLimit::Fixed(Fixed::new(7))).unwrap();
+    assert_eq!(limit.limit(), 7);
+    assert_eq!(limit.to_config(), Some(ConfigLimit::Fixed(Fixed::new(7))));
+}
+
+#[test]
+fn nan_parameters_take_the_defaults_and_defaults_are_new() {
+    assert_eq!(Aimd::new().backoff(f64::NAN), Aimd::new());
+    assert_eq!(Aimd::default(), Aimd::new());
+    assert_eq!(Vegas::new().smoothing(f64::NAN), Vegas::new());
+    assert_eq!(Vegas::default(), Vegas::new());
+    assert_eq!(Gradient2::new().smoothing(f64::NAN), Gradient2::new());
+    assert_eq!(Gradient2::new().tolerance(f64::NAN), Gradient2::new());
+    assert_eq!(Gradient2::default(), Gradient2::new());
+    assert_eq!(
+        Aimd::new().to_config(),
+        Some(ConfigLimit::Aimd(Aimd::new()))
+    );
+    assert_eq!(
+        Vegas::new().to_config(),
+        Some(ConfigLimit::Vegas(Vegas::new()))
+    );
+    assert_eq!(
+        Gradient2::new().to_config(),
+        Some(ConfigLimit::Gradient2(Gradient2::new()))
+    );
+}
