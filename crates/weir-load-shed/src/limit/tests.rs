@@ -277,3 +277,63 @@ fn nan_parameters_take_the_defaults_and_defaults_are_new() {
         Some(ConfigLimit::Gradient2(Gradient2::new()))
     );
 }
+
+/// A limit of the caller's own (not one of the crate's) has no configuration form and takes no
+/// new parameters: the trait's defaults.
+#[test]
+fn a_callers_own_limit_is_not_reconfigurable() {
+    struct Halving(usize);
+    impl Limit for Halving {
+        fn limit(&self) -> usize {
+            self.0
+        }
+        fn update(&mut self, _sample: Sample) -> usize {
+            self.0 = (self.0 / 2).max(1);
+            self.0
+        }
+    }
+    let mut own = Halving(8);
+    assert_eq!(own.update(Sample::success(ms(1), 1)), 4);
+    assert_eq!(own.to_config(), None);
+    assert_eq!(
+        own.retune(&ConfigLimit::Fixed(Fixed::new(3)))
+            .unwrap_err()
+            .field(),
+        "limit"
+    );
+}
+
+/// A fixed limit takes a new fixed value, and each kind of named limit takes its own kind in
+/// place (the estimate kept, clamped).
+#[test]
+fn fixed_and_named_limits_retune_in_place() {
+    let mut fixed = Fixed::new(5);
+    fixed.retune(&ConfigLimit::Fixed(Fixed::new(9))).unwrap();
+    assert_eq!(fixed.limit(), 9);
+    assert!(fixed.retune(&ConfigLimit::Aimd(Aimd::new())).is_err());
+    assert_eq!(fixed.to_config(), Some(ConfigLimit::Fixed(Fixed::new(9))));
+
+    let mut named = ConfigLimit::Fixed(Fixed::new(5));
+    named.retune(&ConfigLimit::Fixed(Fixed::new(6))).unwrap();
+    assert_eq!(named.limit(), 6);
+    let mut named = ConfigLimit::Vegas(Vegas::new().bounds(1, 100).initial(80));
+    named
+        .retune(&ConfigLimit::Vegas(Vegas::new().bounds(1, 50)))
+        .unwrap();
+    assert!(matches!(named, ConfigLimit::Vegas(_)));
+    assert_eq!(named.limit(), 50);
+    let mut named = ConfigLimit::Gradient2(Gradient2::new().bounds(1, 100).initial(80));
+    named
+        .retune(&ConfigLimit::Gradient2(Gradient2::new().bounds(1, 60)))
+        .unwrap();
+    assert!(matches!(named, ConfigLimit::Gradient2(_)));
+    assert_eq!(named.limit(), 60);
+    // Another kind from a Fixed: the new kind starts at the fixed value, clamped.
+    let mut named = ConfigLimit::Fixed(Fixed::new(500));
+    named
+        .retune(&ConfigLimit::Aimd(Aimd::new().bounds(5, 300)))
+        .unwrap();
+    assert_eq!(named.limit(), 300);
+    // A non-finite or fractional estimate is whole calls, at least one.
+    assert_eq!((whole(f64::NAN), whole(0.4), whole(7.9)), (1, 1, 7));
+}
