@@ -337,3 +337,17 @@ fn fixed_and_named_limits_retune_in_place() {
     // A non-finite or fractional estimate is whole calls, at least one.
     assert_eq!((whole(f64::NAN), whole(0.4), whole(7.9)), (1, 1, 7));
 }
+
+/// While the long-term RTT warms up (its first ten short windows) it is the plain mean of the
+/// short ones, so one slower window moves it halfway and the limit does not shrink; past the
+/// warm-up a slower window leaves it where it was.
+#[test]
+fn gradient2_warms_its_long_rtt_up_as_a_plain_mean() {
+    let mut g = Gradient2::new().bounds(1, 200).initial(20).short_window(1);
+    // The first window is the long RTT: gradient 1.5 (clamped to 1), growth by the queue:
+    // 20 * 0.8 + 24 * 0.2 = 20.8.
+    assert_eq!(g.update(Sample::success(ms(10), 20)), 20);
+    // Long = (10 + 20) / 2 = 15: gradient 1.5 * 15 / 20 = 1.125, still growth: 21.6. Had the
+    // long RTT stayed at 10, the gradient 0.75 would have shrunk it to 19.8.
+    assert_eq!(g.update(Sample::success(ms(20), 20)), 21);
+}
