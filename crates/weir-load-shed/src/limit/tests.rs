@@ -351,3 +351,52 @@ fn gradient2_warms_its_long_rtt_up_as_a_plain_mean() {
     // long RTT stayed at 10, the gradient 0.75 would have shrunk it to 19.8.
     assert_eq!(g.update(Sample::success(ms(20), 20)), 21);
 }
+
+/// Past its warm-up the long-term RTT follows a faster window exponentially (by
+/// `2 / (long_window + 1)`), ignores a slower one away from the floor, and, when it is more than
+/// twice the short one, catches up by 5 % more: each step shows in whether a slow window
+/// then shrinks the limit.
+#[test]
+fn gradient2_long_rtt_after_the_warm_up() {
+    let mut g = Gradient2::new()
+        .bounds(1, 200)
+        .initial(20)
+        .short_window(1)
+        .long_window(3);
+    let busy = |rtt| Sample::success(ms(rtt), 200);
+    // Warm-up: ten windows of 20 ms, the long RTT 20 ms; each grows the limit by 0.8.
+    for _ in 0..10 {
+        g.update(busy(20));
+    }
+    assert_eq!(g.limit(), 28);
+    // A faster window: long = 20 * 0.5 + 10 * 0.5 = 15 ms (gradient 1: growth, 28.8).
+    assert_eq!(g.update(busy(10)), 28);
+    // A slower one leaves it at 15 ms: gradient 1.5 * 15 / 40 = 0.5625, the limit
+    // 28.8 * 0.8 + 28.8 * 0.5625 * 0.2 = 26.28 (with a long RTT of 10 ms, 25.92; had it risen
+    // with the slow window, growth).
+    assert_eq!(g.update(busy(40)), 26);
+    // 3 ms: long = 15 * 0.5 + 3 * 0.5 = 9, three times the short: caught up to 8.55.
+    g.update(busy(3));
+    let before = g.limit();
+    // So a 40 ms window shrinks it (gradient 1.5 * 8.55 / 40, clamped to 0.5).
+    assert!(g.update(busy(40)) < before, "{} !< {before}", g.limit());
+}
+
+/// At its floor a slower service is learnt at a fifth a window: the limit stays at the floor
+/// while the long RTT climbs (three windows of a 5x latency step), then grows once it has
+/// (#16.7).
+#[test]
+fn gradient2_at_its_floor_learns_a_slower_service_in_a_few_windows() {
+    let mut g = Gradient2::new().bounds(5, 200).initial(5).short_window(1);
+    // Warm-up at 10 ms, app-limited (one call in flight): the limit stays at its floor.
+    for _ in 0..10 {
+        assert_eq!(g.update(Sample::success(ms(10), 1)), 5);
+    }
+    // 50 ms, busy: long = 18, 24.4, 29.5 ms: gradient below 1, the limit held at the floor.
+    for _ in 0..3 {
+        assert_eq!(g.update(Sample::success(ms(50), 200)), 5);
+    }
+    // 33.6 then 36.9 ms: gradient 1, growth (5.8, then 6.6).
+    g.update(Sample::success(ms(50), 200));
+    assert_eq!(g.update(Sample::success(ms(50), 200)), 6);
+}
