@@ -400,3 +400,42 @@ fn gradient2_at_its_floor_learns_a_slower_service_in_a_few_windows() {
     g.update(Sample::success(ms(50), 200));
     assert_eq!(g.update(Sample::success(ms(50), 200)), 6);
 }
+
+/// The catch-up starts only past twice the short RTT: at exactly twice (durations exact in
+/// binary) the long RTT is kept, and the next window's gradient is judged on it.
+#[test]
+fn gradient2_catches_up_only_past_twice_the_short_rtt() {
+    let mut g = Gradient2::new().bounds(1, 200).initial(20).short_window(1);
+    let busy = |micros| Sample::success(Duration::from_micros(micros), 200);
+    // 3/64 s, then 1/64 s: long = 2/64 s, exactly twice the short one (growth: 20.8, 21.6).
+    g.update(busy(46_875));
+    assert_eq!(g.update(busy(15_625)), 21);
+    // 60 ms: long = (2 * 31.25 + 60) / 3 = 40.8 ms, gradient 1.02: growth, 22.4. Caught up at
+    // twice (29.7 ms), the gradient would be 0.995: a shrink.
+    assert_eq!(g.update(busy(60_000)), 22);
+}
+
+/// A window whose lowest RTT is exactly the no-load RTT says nothing changed: no probe.
+#[test]
+fn vegas_probes_only_when_the_window_stayed_above_the_noload_rtt() {
+    let mut vegas = Vegas::new().bounds(10, 1000).initial(50).probe_every(3);
+    for _ in 0..6 {
+        vegas.update(Sample::success(ms(10), 50));
+    }
+    assert!(vegas.limit() >= 50, "probed: {}", vegas.limit());
+}
+
+/// Vegas grows by `log10(limit)` only while the queue is below `3 log10(limit)`: a queue of
+/// exactly that holds the limit where it is.
+#[test]
+fn vegas_holds_its_limit_at_a_queue_of_alpha() {
+    let mut vegas = Vegas::new()
+        .bounds(1, 1000)
+        .initial(10)
+        .probe_every(1_000_000);
+    vegas.update(Sample::success(ms(10), 10)); // the no-load RTT
+    // 14 ms: queue = ceil(10 * (1 - 10 / 14)) = 3 = alpha (3 log10 10).
+    for _ in 0..30 {
+        assert_eq!(vegas.update(Sample::success(ms(14), 10)), 10);
+    }
+}
