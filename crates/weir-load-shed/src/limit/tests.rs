@@ -439,3 +439,18 @@ fn vegas_holds_its_limit_at_a_queue_of_alpha() {
         assert_eq!(vegas.update(Sample::success(ms(14), 10)), 10);
     }
 }
+
+/// With smoothing below 1, Vegas takes only that share of each new estimate.
+#[test]
+fn vegas_smoothing_takes_a_share_of_each_estimate() {
+    let mut vegas = Vegas::new()
+        .initial(10)
+        .smoothing(0.5)
+        .probe_every(1_000_000);
+    vegas.update(Sample::success(ms(10), 10)); // the no-load RTT
+    for _ in 0..9 {
+        vegas.update(Sample::success(ms(10), 10));
+    }
+    // No queueing: the estimate 10 + 6 log10 10 = 16, half of it taken: 13.
+    assert_eq!(vegas.update(Sample::success(ms(10), 10)), 13);
+}
