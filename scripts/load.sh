@@ -30,9 +30,12 @@ cd "$(dirname "$0")/.."
 if ! command -v wrk >/dev/null; then
   echo "load.sh: installing wrk with apt-get" >&2
   sudo=()
-  [ "$(id -u)" = 0 ] || sudo=(sudo)
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || { echo "load.sh: need root to apt-get install wrk" >&2; exit 1; }
+    sudo=(sudo)
+  fi
   "${sudo[@]}" apt-get update -qq
-  "${sudo[@]}" apt-get install -y -qq wrk >/dev/null
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq wrk >/dev/null
 fi
 
 if ! json=$(cargo build --release --example load_server --message-format=json-render-diagnostics); then
