@@ -2,7 +2,8 @@
 //! pays for having it in the stack: one atomic load), enabled with every probability at zero
 //! (the selection and the rolls of an enabled layer that leaves the request alone). Each on 1
 //! and 2 threads, with allocations per call. Then the same disabled layer where it goes, innermost
-//! in a stack: `weir::ClientStack` over the bare service, with and without it.
+//! in a stack: `weir::ClientStack` over the bare service, with and without it in the stack's
+//! chaos slot (`ClientStack::chaos`).
 //!
 //! `cargo bench --bench chaos -- --warm-up-time 1 --measurement-time 2`
 
@@ -49,7 +50,8 @@ fn chaos(c: &mut Criterion) {
         ClientStack::builder()
             .build()
             .expect("valid")
-            .layer(chaos.layer(bare()))
+            .chaos(chaos)
+            .layer(bare())
     });
     bench.finish();
 }
