@@ -1,7 +1,7 @@
-//! Unit tests of [`Breaker::reconfigure`] (#25) at the state machine: which window is in force
-//! after new settings, what a count window carries over, and the bound on window shapes. The
-//! layer's behaviour is in `tests/reconfigure.rs`; these pin the machine's own steps (the
-//! lines the unit tests left uncovered, #26).
+//! Unit tests of the machine's steps the other unit tests left uncovered (#26): mostly
+//! [`Breaker::reconfigure`] (#25), which window is in force after new settings, what a count
+//! window carries over, and the bound on window shapes (the layer's behaviour is in
+//! `tests/reconfigure.rs`); and a rejection taken back when it became a wait.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -156,4 +156,18 @@ fn states_and_reasons_have_their_snake_case_names() {
     for (reason, name) in reasons {
         assert_eq!(reason.as_str(), name);
     }
+}
+
+/// In backpressure mode a rejection that became a wait is taken back from the count.
+#[test]
+fn a_rejection_that_became_a_wait_is_not_counted() {
+    let breaker = Breaker::new(settings(WindowKind::Count(10)));
+    breaker.set(State::Open, Duration::ZERO);
+    assert!(matches!(
+        breaker.admit(|| Duration::from_secs(1)).0,
+        Admit::Reject { .. }
+    ));
+    assert_eq!(breaker.rejected(), 1);
+    breaker.waited();
+    assert_eq!(breaker.rejected(), 0);
 }
