@@ -171,3 +171,31 @@ fn a_rejection_that_became_a_wait_is_not_counted() {
     breaker.waited();
     assert_eq!(breaker.rejected(), 0);
 }
+
+/// After transitions (a generation past 0), an outcome of the current period goes into a window
+/// brought by new settings, and one of an earlier period into none.
+#[test]
+fn an_outcome_of_the_period_goes_into_the_window_in_force() {
+    let now = Duration::ZERO;
+    let breaker = Breaker::new(settings(WindowKind::Count(10)));
+    breaker.set(State::ForcedOpen, now);
+    breaker.set(State::Closed, now);
+    breaker.reconfigure(settings(WindowKind::Count(4))).unwrap();
+    assert_eq!(slot(&breaker), 1);
+    let Admit::Permit(earlier) = breaker.admit(|| now).0 else {
+        panic!("closed");
+    };
+    record(&breaker, now, Verdict::Failure);
+    assert_eq!(breaker.counts(now).failures, 1);
+    // A new period: the permit taken before it records nothing.
+    breaker.set(State::ForcedClosed, now);
+    breaker.record(
+        earlier,
+        Report {
+            verdict: Verdict::Failure,
+            slow: false,
+        },
+        || now,
+    );
+    assert_eq!(breaker.counts(now).failures, 1);
+}
