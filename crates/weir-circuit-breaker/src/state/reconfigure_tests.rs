@@ -199,3 +199,25 @@ fn an_outcome_of_the_period_goes_into_the_window_in_force() {
     );
     assert_eq!(breaker.counts(now).failures, 1);
 }
+
+/// A time window counts slow calls as well as failures, over its buckets.
+#[test]
+fn a_time_window_counts_slow_calls() {
+    let breaker = Breaker::new(settings(TIME));
+    for second in 0..3 {
+        let at = Duration::from_secs(second);
+        let Admit::Permit(permit) = breaker.admit(|| at).0 else {
+            panic!("closed");
+        };
+        breaker.record(
+            permit,
+            Report {
+                verdict: Verdict::Success,
+                slow: true,
+            },
+            || at,
+        );
+    }
+    let counts = breaker.counts(Duration::from_secs(2));
+    assert_eq!((counts.total, counts.failures, counts.slow), (3, 0, 3));
+}
