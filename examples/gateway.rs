@@ -530,6 +530,8 @@ pub(crate) async fn start_upstream(
         .name("orders")
         .required_on(["/api/orders"])
         .observer((weir::core::observer::Tracing, weir::core::observer::Metrics))
+        // Answers axum's own `Body`: no box per response (the orders are JSON of known size).
+        .handler_body()
         .build()
         .map_err(std::io::Error::other)?;
     let orders =

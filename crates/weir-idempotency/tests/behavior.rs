@@ -753,3 +753,51 @@ async fn handler_body_passes_on_what_it_cannot_keep_and_never_runs_twice() {
     );
     assert_eq!(handle.stats().released, 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_replay_keeps_only_the_headers_safe_to_replay() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let svc = {
+        let calls = Arc::clone(&calls);
+        service_fn(move |_req: Req| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            let response = Response::builder()
+                .status(StatusCode::CREATED)
+                .header("x-order", "1")
+                .header("content-type", "text/plain")
+                .header("connection", "x-trace")
+                .header("x-trace", "of this connection")
+                .header("keep-alive", "timeout=5")
+                .header("transfer-encoding", "chunked")
+                .header("date", "Mon, 07 Dec 2026 22:00:00 GMT")
+                .header("content-length", "7")
+                .header("set-cookie", "session=secret")
+                .body(Full::new(Bytes::from_static(b"order 1")))
+                .unwrap();
+            std::future::ready(Ok::<_, Infallible>(response))
+        })
+    };
+    let mut svc = IdempotencyLayer::new().layer(svc);
+    let first = send(&mut svc, post(Some("h"), "x")).await;
+    assert_eq!(
+        first.headers["x-trace"], "of this connection",
+        "the first gets all"
+    );
+    let again = send(&mut svc, post(Some("h"), "x")).await;
+    assert!(again.replayed());
+    assert_eq!(again.headers["x-order"], "1");
+    assert_eq!(again.headers["content-type"], "text/plain");
+    for gone in [
+        "connection",
+        "x-trace",
+        "keep-alive",
+        "transfer-encoding",
+        "date",
+        "content-length",
+        "set-cookie",
+    ] {
+        assert!(!again.headers.contains_key(gone), "{gone} was replayed");
+    }
+    assert_eq!(again.body, "order 1");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}

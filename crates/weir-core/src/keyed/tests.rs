@@ -564,3 +564,45 @@ async fn new_keys_in_a_map_with_room_do_not_sweep_on_every_insert() {
     let examined = examined.load(Ordering::Relaxed);
     assert!(examined <= 10 * 1_000, "{examined} examinations");
 }
+
+/// A key's shard is chosen by the high half of its hash (so the shard's own table sees other
+/// bits): prehashed keys whose high half is 0 all land in shard 0, visited first.
+#[tokio::test(start_paused = true)]
+async fn the_high_half_of_the_hash_chooses_the_shard() {
+    let map: KeyedMap<u64, AtomicU32, Prehashed> =
+        KeyedMap::with_hasher(KeyedConfig::new(), AtomicU32::new(0), Prehashed);
+    let now = Instant::now();
+    for n in 1..=8 {
+        bump_prehashed(&map, in_shard(1, n), now);
+        bump_prehashed(&map, in_shard(0, n), now);
+    }
+    let mut order = Vec::new();
+    map.for_each(|key, _| order.push(key >> 32));
+    assert_eq!(order, [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1]);
+}
+
+/// With the map full, a new key's request sweeps one other shard, taken in turn; when the turn
+/// falls on the new key's own shard it passes to the next one, whose idle key then makes room.
+#[tokio::test(start_paused = true)]
+async fn a_full_maps_sweep_of_another_shard_skips_its_own() {
+    let idle = Duration::from_secs(1);
+    // Two keys: two shards.
+    let map: KeyedMap<u64, AtomicU32, Prehashed> = KeyedMap::with_hasher(
+        KeyedConfig::new().max_keys(2).idle_timeout(idle),
+        AtomicU32::new(0),
+        Prehashed,
+    );
+    let start = Instant::now();
+    bump_prehashed(&map, in_shard(0, 1), start);
+    bump_prehashed(&map, in_shard(0, 2), start);
+    // A request 600 ms in sweeps shard 0 (the turn's first), before anything is idle, and
+    // keeps the first key busy.
+    bump_prehashed(&map, in_shard(0, 1), start + Duration::from_millis(600));
+    // 1.05 s in, the second key is idle. A new key of shard 1 finds its own shard empty; the
+    // turn (1) is its own shard, so shard 0 is swept, and the new key takes the room.
+    let later = start + Duration::from_millis(1_050);
+    assert_eq!(bump_prehashed(&map, in_shard(1, 1), later), 1);
+    assert_eq!(bump_prehashed(&map, in_shard(1, 1), later), 2, "stored");
+    assert_eq!(map.evicted(), 1);
+    assert_eq!(map.overflow().load(Ordering::Relaxed), 0);
+}
