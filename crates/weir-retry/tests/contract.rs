@@ -152,7 +152,7 @@ async fn weir_cores_tracing_observer_takes_retry_events() {
 fn weir_cores_metrics_observer_takes_retry_events() {
     // Compile-time checks: `Metrics` observes every retry event, and the layer stays Send + Sync.
     fn observes<O: for<'a> weir_core::Observer<weir_retry::Event<'a>>>(_: &O) {}
-    observes(&weir_core::observer::Metrics);
+    observes(&weir_core::observer::Metrics::default());
     assert_send_sync::<
         RetryLayer<CloneRequest, weir_core::classify::AnyError, weir_core::observer::Metrics>,
     >();

@@ -37,6 +37,8 @@
 
 #[cfg(feature = "metrics")]
 mod export;
+#[cfg(feature = "metrics")]
+mod handles;
 pub(crate) mod vocab;
 
 #[cfg(feature = "metrics")]
@@ -111,9 +113,55 @@ impl<Ev: Event + ?Sized> Observer<Ev> for Tracing {
 /// It runs only where a layer emits an event (rejections, retries, hedges, fallbacks, timeouts,
 /// sheds, state changes), never on an admitted call: the admitted path costs the same with and
 /// without it. Gauges come from the handles, through [`record`] or [`export`].
+///
+/// Each value keeps the handles it registered (per layer, kind of event, outcome, reason and
+/// transition: a bounded set), so an event registers its counters with the recorder once and
+/// later ones only look them up under a read lock and increment them. Handles belong to the
+/// recorder they were registered with: when the current recorder changes (a local recorder, one
+/// installed after the first event) the cache starts again. `Metrics` (the constant of the same
+/// name) and `Metrics::default()` are a new, empty cache each; a clone starts empty too. Give
+/// each layer its own (`.observer(Metrics)`), as the one-line use does.
 #[cfg(feature = "metrics")]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Metrics;
+pub struct Metrics {
+    handles: std::sync::RwLock<handles::Handles>,
+}
+
+/// A [`Metrics`] observer with an empty cache: `.observer(Metrics)` reads as it did when
+/// `Metrics` was a unit struct.
+#[cfg(feature = "metrics")]
+#[allow(
+    non_upper_case_globals,
+    reason = "the value of the type of the same name, as a unit struct's would be"
+)]
+#[allow(
+    clippy::declare_interior_mutable_const,
+    reason = "meant: each use is a new observer with its own empty cache"
+)]
+pub const Metrics: Metrics = Metrics {
+    handles: std::sync::RwLock::new(handles::Handles::new()),
+};
+
+#[cfg(feature = "metrics")]
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics
+    }
+}
+
+#[cfg(feature = "metrics")]
+impl Clone for Metrics {
+    /// A new, empty cache (handles are registered again on the clone's first events).
+    fn clone(&self) -> Self {
+        Metrics
+    }
+}
+
+#[cfg(feature = "metrics")]
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
 
 /// `weir_events_total{pattern, layer, event}`: every event.
 #[cfg(feature = "metrics")]
@@ -139,47 +187,7 @@ pub const ATTEMPT_DURATION_SECONDS: &str = "weir_attempt_duration_seconds";
 #[cfg(feature = "metrics")]
 impl<Ev: Event + ?Sized> Observer<Ev> for Metrics {
     fn on_event(&self, event: &Ev) {
-        let fields = event.fields();
-        let pattern = event.pattern();
-        let layer = event.layer().to_shared_string();
-        metrics::counter!(
-            EVENTS_TOTAL,
-            "pattern" => pattern,
-            "layer" => layer.clone(),
-            "event" => event.kind(),
-        )
-        .increment(1);
-        if let Some(fate) = fields.fate {
-            metrics::counter!(
-                CALLS_TOTAL,
-                "pattern" => pattern,
-                "layer" => layer.clone(),
-                "outcome" => fate.as_str(),
-                "reason" => fields.reason.unwrap_or_else(|| event.kind()),
-            )
-            .increment(1);
-        }
-        if let (Some(from), Some(to)) = (fields.from, fields.to) {
-            metrics::counter!(
-                TRANSITIONS_TOTAL,
-                "pattern" => pattern,
-                "layer" => layer.clone(),
-                "from" => from,
-                "to" => to,
-            )
-            .increment(1);
-        }
-        let histograms = [
-            (BACKOFF_DELAY_SECONDS, fields.delay),
-            (QUEUE_WAIT_SECONDS, fields.wait),
-            (ATTEMPT_DURATION_SECONDS, fields.latency),
-        ];
-        for (name, duration) in histograms {
-            if let Some(duration) = duration {
-                metrics::histogram!(name, "pattern" => pattern, "layer" => layer.clone())
-                    .record(duration);
-            }
-        }
+        handles::count(&self.handles, event, &event.fields());
     }
 }
 
