@@ -1,5 +1,5 @@
 //! The observers written once for every pattern: [`Tracing`] logs each event through
-//! `tracing` with structured fields, [`Metrics`] turns it into the counters and histograms of the
+//! `tracing` with structured fields, [`Metrics`](struct@Metrics) turns it into the counters and histograms of the
 //! naming table (weir-core's README), and [`record`] / [`export`] turn the handles of a
 //! [`Registry`](crate::inspect::Registry) into gauges, with no cost on any request. The traits
 //! they implement, [`crate::Observer`], [`crate::Event`] and [`crate::Level`], are at the crate
@@ -13,12 +13,12 @@
 //!
 //! | name | type | labels | from |
 //! |---|---|---|---|
-//! | `weir_events_total` | counter | `pattern`, `layer`, `event` | every event ([`Metrics`]) |
-//! | `weir_calls_total` | counter | `pattern`, `layer`, `outcome`, `reason` | every event with a [`Fate`] ([`Metrics`]) |
-//! | `weir_transitions_total` | counter | `pattern`, `layer`, `from`, `to` | every state change ([`Metrics`]) |
-//! | `weir_backoff_delay_seconds` | histogram | `pattern`, `layer` | a retry's delay ([`Metrics`]) |
-//! | `weir_queue_wait_seconds` | histogram | `pattern`, `layer` | an event's `wait` ([`Metrics`]; the bulkhead's queued requests) |
-//! | `weir_attempt_duration_seconds` | histogram | `pattern`, `layer` | an event's `latency` ([`Metrics`]; no pattern sets it yet) |
+//! | `weir_events_total` | counter | `pattern`, `layer`, `event` | every event ([`Metrics`](struct@Metrics)) |
+//! | `weir_calls_total` | counter | `pattern`, `layer`, `outcome`, `reason` | every event with a [`Fate`] ([`Metrics`](struct@Metrics)) |
+//! | `weir_transitions_total` | counter | `pattern`, `layer`, `from`, `to` | every state change ([`Metrics`](struct@Metrics)) |
+//! | `weir_backoff_delay_seconds` | histogram | `pattern`, `layer` | a retry's delay ([`Metrics`](struct@Metrics)) |
+//! | `weir_queue_wait_seconds` | histogram | `pattern`, `layer` | an event's `wait` ([`Metrics`](struct@Metrics); the bulkhead's queued requests) |
+//! | `weir_attempt_duration_seconds` | histogram | `pattern`, `layer` | an event's `latency` ([`Metrics`](struct@Metrics); retry's attempts, when the observer [wants latencies](crate::Observer::wants_latency)) |
 //! | `weir_<pattern>_<gauge>` | gauge | `layer` | each gauge of a registered handle's snapshot ([`record`]) |
 //! | `weir_<pattern>_<counter>_total` | counter | `layer` | each counter of a snapshot, absolute ([`record`]) |
 //! | `weir_<pattern>_state` | gauge | `layer`, `state` | one-hot: 1 for the state a layer is in, 0 for the others seen ([`record`]) |
@@ -101,6 +101,11 @@ impl<Ev: Event + ?Sized> Observer<Ev> for Tracing {
             Level::Warn => trace_event!(tracing::Level::WARN, event, &fields),
         }
     }
+
+    /// `true`: an attempt's latency is a field of its log line.
+    fn wants_latency(&self) -> bool {
+        true
+    }
 }
 
 /// Turns every event into the counters and histograms of the naming table (see the
@@ -126,7 +131,7 @@ pub struct Metrics {
     handles: std::sync::RwLock<handles::Handles>,
 }
 
-/// A [`Metrics`] observer with an empty cache: `.observer(Metrics)` reads as it did when
+/// A [`Metrics`](struct@Metrics) observer with an empty cache: `.observer(Metrics)` reads as it did when
 /// `Metrics` was a unit struct.
 #[cfg(feature = "metrics")]
 #[allow(
@@ -188,6 +193,11 @@ pub const ATTEMPT_DURATION_SECONDS: &str = "weir_attempt_duration_seconds";
 impl<Ev: Event + ?Sized> Observer<Ev> for Metrics {
     fn on_event(&self, event: &Ev) {
         handles::count(&self.handles, event, &event.fields());
+    }
+
+    /// `true`: an attempt's latency feeds `weir_attempt_duration_seconds`.
+    fn wants_latency(&self) -> bool {
+        true
     }
 }
 
