@@ -6,7 +6,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::num::NonZeroUsize;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use http::{HeaderValue, Method};
@@ -26,6 +25,7 @@ use crate::state::{
     TokenBucket, TokenBucketState, Verdict, WindowState,
 };
 use crate::store::MemoryStore;
+use crate::sync::AtomicU64;
 use crate::tier::{TierOf, UnitCost};
 
 /// The builder [`RateLimitConfig::builder`] returns: keyed by [`KeySpec`], deciding with a

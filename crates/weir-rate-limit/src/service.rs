@@ -86,7 +86,7 @@ where
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = ResponseFuture<S::Future, S, Req, St::Future, P>;
+    type Future = ResponseFuture<S::Future, S, Req, St::Future, P, P::Fields>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
@@ -116,7 +116,7 @@ impl<S, X, St, T, C, O, P> RateLimit<S, X, St, T, C, O, P> {
     fn decide_and_call_out_of_line<Req>(
         &mut self,
         req: Req,
-    ) -> ResponseFuture<S::Future, S, Req, St::Future, P>
+    ) -> ResponseFuture<S::Future, S, Req, St::Future, P, P::Fields>
     where
         S: Service<Req> + Clone,
         X: KeyExtractor<Req> + Send + Sync + 'static,
@@ -134,7 +134,10 @@ impl<S, X, St, T, C, O, P> RateLimit<S, X, St, T, C, O, P> {
     /// out-of-line parts (the judgement of a decision, the boxed states of a wait or a late
     /// answer) return in registers.
     #[inline(always)]
-    fn decide_and_call<Req>(&mut self, req: Req) -> ResponseFuture<S::Future, S, Req, St::Future, P>
+    fn decide_and_call<Req>(
+        &mut self,
+        req: Req,
+    ) -> ResponseFuture<S::Future, S, Req, St::Future, P, P::Fields>
     where
         S: Service<Req> + Clone,
         X: KeyExtractor<Req> + Send + Sync + 'static,
@@ -226,7 +229,10 @@ impl<S, X, St, T, C, O, P> RateLimit<S, X, St, T, C, O, P> {
             }
         };
         match next {
-            Next::Call(info) => ResponseFuture::calling(self.inner.call(req), protocol, info),
+            Next::Call(info) => {
+                let fields = info.map(|info| protocol.keep(info));
+                ResponseFuture::calling(self.inner.call(req), protocol, fields)
+            }
             Next::Wait(wait, info, reservation) => {
                 let later = self.waiting(wait, req, info, reservation);
                 ResponseFuture::later(later, protocol)
@@ -241,7 +247,7 @@ impl<S, X, St, T, C, O, P> RateLimit<S, X, St, T, C, O, P> {
         &mut self,
         wait: std::time::Duration,
         req: Req,
-        info: Option<Box<RateLimitInfo>>,
+        info: Option<RateLimitInfo>,
         reservation: Reservation,
     ) -> Pin<Box<Later<S, Req, D>>>
     where

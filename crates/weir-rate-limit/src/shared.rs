@@ -73,10 +73,12 @@ impl fmt::Debug for Reservation {
     }
 }
 
-/// What a request does after its decision.
+/// What a request does after its decision: the rate-limit fields an admitted response
+/// reports ride inline (never boxed), to be kept by the protocol
+/// ([`Protocol::keep`](crate::Protocol::keep)).
 pub(crate) enum Next {
-    Call(Option<Box<RateLimitInfo>>),
-    Wait(Duration, Option<Box<RateLimitInfo>>, Reservation),
+    Call(Option<RateLimitInfo>),
+    Wait(Duration, Option<RateLimitInfo>, Reservation),
     Reject(BoxError),
 }
 
@@ -105,22 +107,15 @@ impl<X, St, T, C, O, P> Limiter<X, St, T, C, O, P> {
 
     /// The state a response reports: the decision's policy, its units left (never more than
     /// the quota `RateLimit-Policy` advertises, even with a burst above the rate), every other
-    /// quota of the tier listed after it, and the limiter's header style if it has one.
+    /// quota of the tier listed after it, and the limiter's header style if it has one. A
+    /// clone of the tier's prepared state: no allocation.
     fn info(&self, tier: &Tier, decision: &Decision, style: Option<HeaderStyle>) -> RateLimitInfo {
-        let quota = Self::quota(tier, decision);
-        let q = u64::from(quota.rate());
-        let mut info = RateLimitInfo::new(quota.name_ref().clone(), q, quota.period())
+        let report = tier.report(decision.policy());
+        let q = report.quota();
+        let info = report
+            .clone()
             .remaining(decision.remaining().min(q))
             .reset(decision.reset());
-        for (i, other) in tier.quotas().iter().enumerate() {
-            if i != decision.policy() {
-                info = info.also_policy(
-                    other.name_ref().clone(),
-                    u64::from(other.rate()),
-                    other.period(),
-                );
-            }
-        }
         match style {
             Some(style) => info.style(style),
             None => info,
@@ -179,7 +174,7 @@ where
         }
         let quota = Self::quota(tier_ref, &decision);
         if decision.is_admitted() {
-            let info = headers.then(|| Box::new(self.info(tier_ref, &decision, style)));
+            let info = headers.then(|| self.info(tier_ref, &decision, style));
             if decision.is_immediate() {
                 return Next::Call(info);
             }
@@ -214,7 +209,7 @@ where
         self.observer.on_event(&event);
         self.refused.fetch_add(1, Ordering::Relaxed);
         if shadow {
-            let info = headers.then(|| Box::new(self.info(tier_ref, &decision, style)));
+            let info = headers.then(|| self.info(tier_ref, &decision, style));
             return Next::Call(info);
         }
         // A cost the quota can never admit is not a 429 a client would retry forever.

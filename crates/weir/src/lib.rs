@@ -32,7 +32,10 @@ pub use crate::presets::{
 #[cfg(all(feature = "presets", feature = "tonic"))]
 pub use crate::presets::{Grpc, GrpcClient};
 #[cfg(feature = "reload")]
-pub use crate::reload::{ClientReloader, Reload, ServerReloader, Watcher, watch};
+pub use crate::reload::{
+    ClientReloader, ClientTarget, PatternConfig, PatternReloader, PatternTarget, Reload, Reloader,
+    ServerReloader, ServerTarget, Target, Watcher, reloader, watch,
+};
 #[cfg(feature = "retry")]
 pub use crate::replay::IdempotentReplay;
 #[cfg(feature = "config")]

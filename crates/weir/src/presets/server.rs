@@ -70,11 +70,10 @@ pub struct ServerStack<R = Identity, C = Uniform, O = (), F = Identity> {
     rate_limit: R,
     shed: LoadShedLayer<Fixed, C, O, Http>,
     timeout_layer: TimeoutLayer<Duration, O>,
-    /// Applies new settings to `timeout_layer` (a configuration reload).
+    /// Applies new settings to `timeout_layer` (a configuration reload), and reads them back.
     timeout_handle: TimeoutHandle<Duration>,
-    timeout: Duration,
-    incoming_floor: Option<(Duration, BelowFloor)>,
-    max_in_flight: usize,
+    /// The shedder's handle: its limit, live.
+    shed_handle: LoadShedHandle,
     exempt: Arc<[Cow<'static, str>]>,
 }
 
@@ -162,9 +161,7 @@ impl<R, C, O, F> ServerStack<R, C, O, F> {
             shed: self.shed,
             timeout_layer: self.timeout_layer,
             timeout_handle: self.timeout_handle,
-            timeout: self.timeout,
-            incoming_floor: self.incoming_floor,
-            max_in_flight: self.max_in_flight,
+            shed_handle: self.shed_handle,
             exempt: self.exempt,
         }
     }
@@ -175,33 +172,38 @@ impl<R, C, O, F> ServerStack<R, C, O, F> {
         &self.fallback
     }
 
-    /// The timeout this stack applies.
+    /// The timeout this stack applies now: the one it was built with, or the last one applied
+    /// through [`timeout_handle`](Self::timeout_handle) (a configuration reload).
     #[must_use]
-    pub const fn timeout(&self) -> Duration {
-        self.timeout
+    pub fn timeout(&self) -> Duration {
+        self.timeout_handle
+            .policy()
+            .unwrap_or_else(|| unreachable!("a server stack's timeout always has a duration"))
     }
 
     /// A handle that applies new settings to the stack's timeout while it runs (the timeout,
     /// the floor, `expose_deadline`): `weir_core::reconfigure::Reconfigure::apply`, with a
     /// `TimeoutLayer::server(..)` builder; its name stays `"server"`. A call already made keeps
     /// its deadline. [`timeout`](Self::timeout) and [`incoming_floor`](Self::incoming_floor)
-    /// report the settings the stack was built with.
+    /// report the settings in force, the applied ones.
     #[must_use]
     pub fn timeout_handle(&self) -> TimeoutHandle<Duration> {
         self.timeout_handle.clone()
     }
 
     /// The floor under a client's deadline, and what is done below it
-    /// ([`ServerBuilder::incoming_floor`]); `None` by default.
+    /// ([`ServerBuilder::incoming_floor`]); `None` by default. The one in force: as built, or
+    /// as last applied through [`timeout_handle`](Self::timeout_handle).
     #[must_use]
-    pub const fn incoming_floor(&self) -> Option<(Duration, BelowFloor)> {
-        self.incoming_floor
+    pub fn incoming_floor(&self) -> Option<(Duration, BelowFloor)> {
+        self.timeout_handle.timeout_settings().incoming_floor
     }
 
-    /// The cap on calls in flight.
+    /// The cap on calls in flight now: as built, or as last applied through
+    /// [`load_shed`](Self::load_shed)'s handle (a configuration reload).
     #[must_use]
-    pub const fn max_in_flight(&self) -> usize {
-        self.max_in_flight
+    pub fn max_in_flight(&self) -> usize {
+        self.shed_handle.limit()
     }
 
     /// The rate limit layer (`Identity` when there is none); a `RateLimitLayer`'s `handle()`
@@ -231,7 +233,7 @@ impl<R, C, O, F> ServerStack<R, C, O, F> {
         C: Send + Sync + 'static,
         O: for<'a> Observer<weir_load_shed::Event<'a>> + Send + Sync + 'static,
     {
-        self.shed.handle()
+        self.shed_handle.clone()
     }
 }
 
@@ -278,9 +280,7 @@ impl<R: Clone, C, O: Clone, F: Clone> Clone for ServerStack<R, C, O, F> {
             shed: self.shed.clone(),
             timeout_layer: self.timeout_layer.clone(),
             timeout_handle: self.timeout_handle.clone(),
-            timeout: self.timeout,
-            incoming_floor: self.incoming_floor,
-            max_in_flight: self.max_in_flight,
+            shed_handle: self.shed_handle.clone(),
             exempt: Arc::clone(&self.exempt),
         }
     }
@@ -290,9 +290,9 @@ impl<R, C, O, F> fmt::Debug for ServerStack<R, C, O, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerStack")
             .field("error_responses", &self.errors)
-            .field("timeout", &self.timeout)
-            .field("incoming_floor", &self.incoming_floor)
-            .field("max_in_flight", &self.max_in_flight)
+            .field("timeout", &self.timeout())
+            .field("incoming_floor", &self.incoming_floor())
+            .field("max_in_flight", &self.max_in_flight())
             .field("exempt_paths", &self.exempt)
             .finish_non_exhaustive()
     }
@@ -579,6 +579,7 @@ where
             shed = shed.registry(registry);
         }
         let shed = shed.build().map_err(|e| adopt("load shed", "share", e))?;
+        let shed_handle = shed.handle();
         Ok(ServerStack {
             errors: self.settings.errors,
             fallback: Identity::new(),
@@ -586,9 +587,7 @@ where
             shed,
             timeout_layer: timeout,
             timeout_handle,
-            timeout: self.settings.timeout,
-            incoming_floor: self.settings.incoming_floor,
-            max_in_flight: self.settings.max_in_flight,
+            shed_handle,
             exempt: match self.settings.exempt {
                 Some(paths) => paths.into(),
                 None => DEFAULT_EXEMPT_PATHS.map(Cow::Borrowed).into(),
