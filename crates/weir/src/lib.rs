@@ -25,7 +25,7 @@ pub use crate::grpc::{
 pub use crate::optional::{Optional, OptionalFuture, OptionalLayer};
 #[cfg(feature = "presets")]
 pub use crate::presets::{
-    BreakerInside, BreakerOutside, Client, ClientBuilder, ClientObserver, ClientStack,
+    BreakerInside, BreakerOutside, ChaosClient, Client, ClientBuilder, ClientObserver, ClientStack,
     DEFAULT_EXEMPT_PATHS, Exempt, ExemptFuture, FallbackClient, HttpClient, Mode, PerAuthority,
     ServerBuilder, ServerStack, Single,
 };

@@ -204,6 +204,11 @@ pub type Client<S, K = Single, Ord = BreakerInside, O = ()> =
 pub type FallbackClient<S, F, K = Single, Ord = BreakerInside, O = ()> =
     <F as Layer<Client<S, K, Ord, O>>>::Service;
 
+/// The service of a [`ClientStack`] with its chaos slot filled ([`ClientStack::chaos`]): the
+/// layer `X` (a weir-chaos `ChaosLayer`) around the transport `S`, inside [`Client`].
+pub type ChaosClient<S, X, K = Single, Ord = BreakerInside, O = ()> =
+    <ClientStack<K, Ord, O, Identity, X> as Layer<S>>::Service;
+
 /// The service of [`ClientStack::builder().per_authority()`](ClientBuilder::per_authority)
 /// around the HTTP transport `S` (a hyper client taking `http::Request<ReplayBody<B>>`).
 pub type HttpClient<S, O = ()> = Client<S, PerAuthority, BreakerInside, O>;
@@ -245,7 +250,7 @@ pub type GrpcClient<S, O = ()> = Client<S, Grpc, BreakerInside, O>;
 /// assert_eq!(stack.breaker_handle().state(), weir::circuit_breaker::State::Closed);
 /// # }
 /// ```
-pub struct ClientStack<K: Mode = Single, Ord = BreakerInside, O = (), F = Identity> {
+pub struct ClientStack<K: Mode = Single, Ord = BreakerInside, O = (), F = Identity, X = Identity> {
     total: TimeoutLayer<Duration, O>,
     retry: K::Retry<O>,
     breaker: K::Breaker<O>,
@@ -260,6 +265,9 @@ pub struct ClientStack<K: Mode = Single, Ord = BreakerInside, O = (), F = Identi
     timeout_handles: (TimeoutHandle<Duration>, TimeoutHandle<Duration>),
     /// The fallback slot, outermost: `Identity` (nothing, and no cost) unless filled.
     fallback: F,
+    /// The chaos slot, innermost (around the transport): `Identity` (nothing, and no cost)
+    /// unless filled.
+    chaos: X,
     order: PhantomData<fn() -> Ord>,
 }
 
@@ -278,7 +286,7 @@ impl ClientStack {
     }
 }
 
-impl<K: Mode, Ord, O, F> ClientStack<K, Ord, O, F> {
+impl<K: Mode, Ord, O, F, X> ClientStack<K, Ord, O, F, X> {
     /// Fills the fallback slot, outermost on the stack: after the retries, as Polly recommends,
     /// so each logical call falls back once, when its retries (and the total timeout) are
     /// spent, and the breaker and the retry budget inside count every real failure, never a
@@ -310,7 +318,7 @@ impl<K: Mode, Ord, O, F> ClientStack<K, Ord, O, F> {
     /// assert!(stack.retry_handle().retries() > 0);
     /// # }
     /// ```
-    pub fn fallback<F2>(self, fallback: F2) -> ClientStack<K, Ord, O, F2> {
+    pub fn fallback<F2>(self, fallback: F2) -> ClientStack<K, Ord, O, F2, X> {
         ClientStack {
             total: self.total,
             retry: self.retry,
@@ -324,6 +332,7 @@ impl<K: Mode, Ord, O, F> ClientStack<K, Ord, O, F> {
             bulkhead_handle: self.bulkhead_handle,
             timeout_handles: self.timeout_handles,
             fallback,
+            chaos: self.chaos,
             order: PhantomData,
         }
     }
@@ -332,6 +341,65 @@ impl<K: Mode, Ord, O, F> ClientStack<K, Ord, O, F> {
     #[must_use]
     pub const fn fallback_layer(&self) -> &F {
         &self.fallback
+    }
+
+    /// Fills the chaos slot, innermost on the stack: right around the transport, inside the
+    /// attempt timeout, so an injected fault looks like what it stands for, a failing, slow or
+    /// hanging upstream, and every layer of the stack is exercised: the retry retries an
+    /// injected error (within its budget), the breaker counts it, the bulkhead's permit is held
+    /// through injected latency, the attempt timeout cuts a stall. Empty (`Identity`, no cost)
+    /// unless filled. `chaos` is any layer; a weir-chaos `ChaosLayer` in practice, whose handle
+    /// turns it on and off at run time (see the weir-chaos crate's `# Ordering`).
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "chaos"))] fn main() {}
+    /// # #[cfg(feature = "chaos")]
+    /// use tower::{ServiceBuilder, ServiceExt, service_fn};
+    /// # #[cfg(feature = "chaos")]
+    /// use weir::ClientStack;
+    /// # #[cfg(feature = "chaos")]
+    /// use weir::chaos::{ChaosLayer, Fault};
+    ///
+    /// # #[cfg(feature = "chaos")]
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (chaos, faults) = ChaosLayer::builder()
+    ///     .error(1.0, || std::io::Error::other("injected"))
+    ///     .seed(7)
+    ///     .build_with_handle()
+    ///     .unwrap();
+    /// let stack = ClientStack::builder().max_retries(2).build().unwrap().chaos(chaos);
+    /// let client = ServiceBuilder::new()
+    ///     .layer(stack.clone())
+    ///     .service(service_fn(|n: u32| async move { Ok::<_, std::io::Error>(n) }));
+    /// assert!(client.oneshot(1).await.is_err()); // every attempt got the fault...
+    /// assert_eq!(faults.injected(Fault::Error), 3); // ...and the retry retried it twice
+    /// assert_eq!(stack.retry_handle().retries(), 2);
+    /// # }
+    /// ```
+    pub fn chaos<X2>(self, chaos: X2) -> ClientStack<K, Ord, O, F, X2> {
+        ClientStack {
+            total: self.total,
+            retry: self.retry,
+            breaker: self.breaker,
+            bulkhead: self.bulkhead,
+            attempt: self.attempt,
+            outer: self.outer,
+            inner: self.inner,
+            breaker_handle: self.breaker_handle,
+            retry_handle: self.retry_handle,
+            bulkhead_handle: self.bulkhead_handle,
+            timeout_handles: self.timeout_handles,
+            fallback: self.fallback,
+            chaos,
+            order: PhantomData,
+        }
+    }
+
+    /// The chaos slot's layer (`Identity` when empty).
+    #[must_use]
+    pub const fn chaos_layer(&self) -> &X {
+        &self.chaos
     }
 
     /// The circuit breaker layer.
@@ -409,10 +477,13 @@ impl<C, Ord, O> ClientStack<PerAuthority<C>, Ord, O> {
     }
 }
 
-impl<S, K: Mode, O: Clone, F: Layer<<InsideLayers<K, O> as Layer<S>>::Service>> Layer<S>
-    for ClientStack<K, BreakerInside, O, F>
+impl<S, K, O, F, X> Layer<S> for ClientStack<K, BreakerInside, O, F, X>
 where
-    InsideLayers<K, O>: Layer<S>,
+    K: Mode,
+    O: Clone,
+    X: Layer<S>,
+    InsideLayers<K, O>: Layer<X::Service>,
+    F: Layer<<InsideLayers<K, O> as Layer<X::Service>>::Service>,
 {
     type Service = F::Service;
 
@@ -433,14 +504,17 @@ where
                 ),
             ),
         );
-        self.fallback.layer(layers.layer(inner))
+        self.fallback.layer(layers.layer(self.chaos.layer(inner)))
     }
 }
 
-impl<S, K: Mode, O: Clone, F: Layer<<OutsideLayers<K, O> as Layer<S>>::Service>> Layer<S>
-    for ClientStack<K, BreakerOutside, O, F>
+impl<S, K, O, F, X> Layer<S> for ClientStack<K, BreakerOutside, O, F, X>
 where
-    OutsideLayers<K, O>: Layer<S>,
+    K: Mode,
+    O: Clone,
+    X: Layer<S>,
+    OutsideLayers<K, O>: Layer<X::Service>,
+    F: Layer<<OutsideLayers<K, O> as Layer<X::Service>>::Service>,
 {
     type Service = F::Service;
 
@@ -461,11 +535,11 @@ where
                 ),
             ),
         );
-        self.fallback.layer(layers.layer(inner))
+        self.fallback.layer(layers.layer(self.chaos.layer(inner)))
     }
 }
 
-impl<K: Mode, Ord, O: Clone, F: Clone> Clone for ClientStack<K, Ord, O, F> {
+impl<K: Mode, Ord, O: Clone, F: Clone, X: Clone> Clone for ClientStack<K, Ord, O, F, X> {
     /// Shares every layer's state (breaker, retry budget, bulkhead permits).
     fn clone(&self) -> Self {
         Self {
@@ -481,12 +555,13 @@ impl<K: Mode, Ord, O: Clone, F: Clone> Clone for ClientStack<K, Ord, O, F> {
             bulkhead_handle: self.bulkhead_handle.clone(),
             timeout_handles: self.timeout_handles.clone(),
             fallback: self.fallback.clone(),
+            chaos: self.chaos.clone(),
             order: PhantomData,
         }
     }
 }
 
-impl<K: Mode, Ord, O, F> fmt::Debug for ClientStack<K, Ord, O, F> {
+impl<K: Mode, Ord, O, F, X> fmt::Debug for ClientStack<K, Ord, O, F, X> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientStack")
             .field("total", &self.total)
@@ -940,6 +1015,7 @@ impl<K, Ord, O: ClientObserver> ClientBuilder<K, Ord, O> {
             bulkhead_handle,
             timeout_handles: (total_handle, attempt_handle),
             fallback: Identity::new(),
+            chaos: Identity::new(),
             order: PhantomData,
         })
     }
