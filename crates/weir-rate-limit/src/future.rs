@@ -16,7 +16,9 @@ use crate::protocol::Protocol;
 use crate::shared::{Next, Reservation};
 use crate::store::Decision;
 
-type Then = Box<dyn FnOnce(Result<Decision, BoxError>) -> Next + Send>;
+/// What a late decision becomes: given the decision and the request (whose trace id a refusal's
+/// event reads).
+type Then<Req> = Box<dyn FnOnce(Result<Decision, BoxError>, &Req) -> Next + Send>;
 
 pin_project! {
     /// The response future of [`RateLimit`](crate::RateLimit): the inner call, an early
@@ -66,7 +68,7 @@ pin_project! {
         Deciding {
             #[pin]
             decision: D,
-            then: Option<Then>,
+            then: Option<Then<Req>>,
             pending: Option<(S, Req)>,
         },
         // The reservation lives in this state only: the futures of calls that never wait
@@ -184,7 +186,7 @@ impl<S, Req, D> Later<S, Req, D> {
     /// A store that answers later (Redis: a network round trip, tens of microseconds): boxed,
     /// so the in-memory path's future stays the inner future and two words; one allocation
     /// beside a round trip.
-    pub(crate) fn deciding(decision: D, then: Then, svc: S, req: Req) -> Pin<Box<Self>> {
+    pub(crate) fn deciding(decision: D, then: Then<Req>, svc: S, req: Req) -> Pin<Box<Self>> {
         Box::pin(Self::Deciding {
             decision,
             then: Some(then),
@@ -226,7 +228,7 @@ impl<S, Req, D> Later<S, Req, D> {
                     };
                     let then = then.take().expect("polled after completion");
                     let (mut svc, req) = pending.take().expect("polled after completion");
-                    match then(decided) {
+                    match then(decided, &req) {
                         Next::Call(info) => return Step::Call(svc.call(req), info),
                         Next::Wait(wait, info, reservation) => {
                             self.set(Self::Waiting {

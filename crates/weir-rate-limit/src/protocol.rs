@@ -3,6 +3,7 @@
 
 use http::{Request, Response};
 use tokio::time::Instant;
+use weir_core::observer::TraceId;
 use weir_core::{Deadline, wire::HeaderStyle, wire::RateLimitInfo};
 
 /// How a limiter reads a request and writes an admitted response; [`AnyProtocol`] (any types,
@@ -34,6 +35,14 @@ pub trait Protocol<Req, Res>: Clone + Send + Sync + 'static {
     /// [`RateLimitBuilder::response_headers`]: crate::RateLimitBuilder::response_headers
     #[inline]
     fn header_style(&self) -> Option<HeaderStyle> {
+        None
+    }
+
+    /// The W3C trace id of the request's `traceparent` header, for a refusal's event (read only
+    /// when a request is refused or shadowed, never for an admitted one); `None` (the default)
+    /// reads nothing.
+    #[inline]
+    fn trace_id(&self, _req: &Req) -> Option<TraceId> {
         None
     }
 }
@@ -107,5 +116,9 @@ impl<B, RB> Protocol<Request<B>, Response<RB>> for Http {
     #[inline]
     fn header_style(&self) -> Option<HeaderStyle> {
         Some(self.style)
+    }
+
+    fn trace_id(&self, req: &Request<B>) -> Option<TraceId> {
+        TraceId::from_headers(req.headers())
     }
 }

@@ -187,17 +187,29 @@ impl<S, X, St, T, C, O, P> RateLimit<S, X, St, T, C, O, P> {
                 }
                 // The decision's own instant, not `now`: `now` is dead once the store has read
                 // it, so the happy path keeps no copy of it across the decision.
-                Now::Decided(Ok(decision), decided) => {
-                    lim.judge(decision, decided, key, tiers, cost, protocol.header_style())
-                }
+                Now::Decided(Ok(decision), decided) => lim.judge(
+                    decision,
+                    decided,
+                    key,
+                    tiers,
+                    cost,
+                    protocol.header_style(),
+                    || protocol.trace_id(&req),
+                ),
                 Now::Decided(Err(error), _) => Next::Reject(error),
                 Now::Later => {
                     let mut decision = lim.store.decide(key.as_ref(), tiers, ask, now);
                     let mut cx = Context::from_waker(Waker::noop());
                     match Pin::new(&mut decision).poll(&mut cx) {
-                        Poll::Ready(Ok(decision)) => {
-                            lim.judge(decision, now, key, tiers, cost, protocol.header_style())
-                        }
+                        Poll::Ready(Ok(decision)) => lim.judge(
+                            decision,
+                            now,
+                            key,
+                            tiers,
+                            cost,
+                            protocol.header_style(),
+                            || protocol.trace_id(&req),
+                        ),
                         Poll::Ready(Err(error)) => Next::Reject(error),
                         Poll::Pending => {
                             let tier = lim.tiers.locate(tiers);
@@ -269,14 +281,17 @@ impl<S, X, St, T, C, O, P> RateLimit<S, X, St, T, C, O, P> {
         T: Send + Sync + 'static,
         C: Send + Sync + 'static,
         O: for<'a> Observer<Event<'a>> + Send + Sync + 'static,
-        P: Send + Sync + 'static,
+        P: Protocol<Req, S::Response>,
+        S: Service<Req>,
     {
         let lim = Arc::clone(&self.limiter);
-        let then = Box::new(move |decided| match decided {
+        let then = Box::new(move |decided, req: &Req| match decided {
             Ok(decision) => {
                 let tier = lim.tiers.at(tier.0).get(tier.1);
                 match tier {
-                    Some(tier) => lim.judge(decision, now, key, tier, cost, style),
+                    Some(tier) => lim.judge(decision, now, key, tier, cost, style, || {
+                        lim.protocol.trace_id(req)
+                    }),
                     None => Next::Call(None),
                 }
             }

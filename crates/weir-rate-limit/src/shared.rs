@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
+use weir_core::observer::TraceId;
 use weir_core::{
     BoxError, Error, Name, Observer, key::MissingKey, wire::HeaderStyle, wire::RateLimitInfo,
 };
@@ -140,8 +141,13 @@ where
     /// Turns a decision into what the request does next; emits the refusal events. Out of
     /// line: the service answers the plain happy path (admitted at once, no fields to write)
     /// itself. `tier_ref` is the request's tier in the table the request read, so its decision
-    /// and its response fields come from one version of the settings.
+    /// and its response fields come from one version of the settings. `trace_id` reads the
+    /// request's trace id, called only for a refused or shadowed request.
     #[inline(never)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the parts of one decision, passed in registers; a struct would be built only to be taken apart"
+    )]
     pub(crate) fn judge<K>(
         self: &Arc<Self>,
         decision: Decision,
@@ -150,6 +156,7 @@ where
         tier_ref: &Tier,
         cost: u32,
         style: Option<HeaderStyle>,
+        trace_id: impl FnOnce() -> Option<TraceId>,
     ) -> Next
     where
         St: Store<K>,
@@ -197,6 +204,7 @@ where
                 decision.retry_after()
             },
             cost,
+            trace_id(),
         );
         self.observer.on_event(&event);
         self.refused.fetch_add(1, Ordering::Relaxed);

@@ -1,7 +1,7 @@
-//! Unit tests of [`Breaker::reconfigure`] (#25) at the state machine: which window is in force
-//! after new settings, what a count window carries over, and the bound on window shapes. The
-//! layer's behaviour is in `tests/reconfigure.rs`; these pin the machine's own steps (the
-//! lines the unit tests left uncovered, #26).
+//! Unit tests of the machine's steps the other unit tests left uncovered (#26): mostly
+//! [`Breaker::reconfigure`] (#25), which window is in force after new settings, what a count
+//! window carries over, and the bound on window shapes (the layer's behaviour is in
+//! `tests/reconfigure.rs`); and a rejection taken back when it became a wait.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -156,4 +156,68 @@ fn states_and_reasons_have_their_snake_case_names() {
     for (reason, name) in reasons {
         assert_eq!(reason.as_str(), name);
     }
+}
+
+/// In backpressure mode a rejection that became a wait is taken back from the count.
+#[test]
+fn a_rejection_that_became_a_wait_is_not_counted() {
+    let breaker = Breaker::new(settings(WindowKind::Count(10)));
+    breaker.set(State::Open, Duration::ZERO);
+    assert!(matches!(
+        breaker.admit(|| Duration::from_secs(1)).0,
+        Admit::Reject { .. }
+    ));
+    assert_eq!(breaker.rejected(), 1);
+    breaker.waited();
+    assert_eq!(breaker.rejected(), 0);
+}
+
+/// After transitions (a generation past 0), an outcome of the current period goes into a window
+/// brought by new settings, and one of an earlier period into none.
+#[test]
+fn an_outcome_of_the_period_goes_into_the_window_in_force() {
+    let now = Duration::ZERO;
+    let breaker = Breaker::new(settings(WindowKind::Count(10)));
+    breaker.set(State::ForcedOpen, now);
+    breaker.set(State::Closed, now);
+    breaker.reconfigure(settings(WindowKind::Count(4))).unwrap();
+    assert_eq!(slot(&breaker), 1);
+    let Admit::Permit(earlier) = breaker.admit(|| now).0 else {
+        panic!("closed");
+    };
+    record(&breaker, now, Verdict::Failure);
+    assert_eq!(breaker.counts(now).failures, 1);
+    // A new period: the permit taken before it records nothing.
+    breaker.set(State::ForcedClosed, now);
+    breaker.record(
+        earlier,
+        Report {
+            verdict: Verdict::Failure,
+            slow: false,
+        },
+        || now,
+    );
+    assert_eq!(breaker.counts(now).failures, 1);
+}
+
+/// A time window counts slow calls as well as failures, over its buckets.
+#[test]
+fn a_time_window_counts_slow_calls() {
+    let breaker = Breaker::new(settings(TIME));
+    for second in 0..3 {
+        let at = Duration::from_secs(second);
+        let Admit::Permit(permit) = breaker.admit(|| at).0 else {
+            panic!("closed");
+        };
+        breaker.record(
+            permit,
+            Report {
+                verdict: Verdict::Success,
+                slow: true,
+            },
+            || at,
+        );
+    }
+    let counts = breaker.counts(Duration::from_secs(2));
+    assert_eq!((counts.total, counts.failures, counts.slow), (3, 0, 3));
 }
