@@ -475,13 +475,21 @@ async fn upstream_handler(
     )
 }
 
-/// `GET /api/held`: counted, then held until the upstream's `release` is set, then `200`.
+/// The longest a request to `/api/held` waits for `release`: anyone can reach the route
+/// through the gateway, so a held request must not pin the demo upstream's memory forever
+/// once the gateway's timeout has given up on it.
+const HELD_AT_MOST: Duration = Duration::from_secs(60);
+
+/// `GET /api/held`: counted, then held until the upstream's `release` is set (then `200`), or
+/// for [`HELD_AT_MOST`] at most (then `503`).
 async fn held_handler(AxumState(upstream): AxumState<Arc<Upstream>>) -> (StatusCode, String) {
     upstream.hits.fetch_add(1, Ordering::SeqCst);
     upstream.held.send_modify(|held| *held += 1);
-    // `release` lives as long as `upstream`, so the wait ends only when it is set.
-    let _ = upstream.release.subscribe().wait_for(|open| *open).await;
-    (StatusCode::OK, "{\"held\":true}\n".into())
+    let mut release = upstream.release.subscribe();
+    match tokio::time::timeout(HELD_AT_MOST, release.wait_for(|open| *open)).await {
+        Ok(_) => (StatusCode::OK, "{\"held\":true}\n".into()),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "{\"held\":false}\n".into()),
+    }
 }
 
 /// The upstream's order handler: takes an order (counted) and answers `201` with its number.
