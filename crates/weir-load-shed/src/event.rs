@@ -1,6 +1,6 @@
 //! What a load shedder tells its observer.
 
-use weir_core::observer::{Fate, Fields};
+use weir_core::observer::{Fate, Fields, TraceId};
 use weir_core::{Level, Name};
 
 use crate::state::Priority;
@@ -20,6 +20,10 @@ pub enum Event<'a> {
         in_flight: usize,
         /// The limit then.
         limit: usize,
+        /// The W3C trace id of the request's `traceparent` header, for a load shedder in
+        /// `weir_core::protocol::Http` mode (read only here, on the refusal); `None` in
+        /// `Plain` mode, or for a request with no valid header.
+        trace_id: Option<TraceId>,
     },
     /// The adaptive limit moved.
     LimitChanged {
@@ -56,13 +60,17 @@ impl weir_core::Event for Event<'_> {
         Level::Debug
     }
 
-    /// A shed: fate `shed`, the request's priority as `reason` and `load_level`.
+    /// A shed: fate `shed`, the request's priority as `reason` and `load_level`, and the
+    /// `trace_id` an HTTP request carried.
     fn fields(&self) -> Fields {
         match self {
-            Self::Shed { priority, .. } => Fields::NONE
+            Self::Shed {
+                priority, trace_id, ..
+            } => Fields::NONE
                 .fate(Fate::Shed)
                 .reason(priority.as_str())
-                .load_level(priority.as_str()),
+                .load_level(priority.as_str())
+                .trace_id(*trace_id),
             Self::LimitChanged { .. } => Fields::NONE,
         }
     }

@@ -11,6 +11,7 @@ use std::task::{Context, Poll, ready};
 use tokio::time::{Instant, Sleep, sleep_until};
 
 use tower_service::Service;
+use weir_core::observer::TraceId;
 use weir_core::protocol::Plain;
 use weir_core::{BoxError, Observer};
 
@@ -65,7 +66,7 @@ where
     L: Limit,
     C: Prioritize<Req> + Send + Sync + 'static,
     O: for<'a> Observer<Event<'a>> + Send + Sync + 'static,
-    P: Protocol<S::Response>,
+    P: Protocol<S::Response> + weir_core::protocol::Protocol<Req>,
 {
     type Response = P::Response;
     type Error = BoxError;
@@ -103,6 +104,11 @@ where
     #[inline(always)]
     fn call(&mut self, req: Req) -> Self::Future {
         let priority = self.shared.classifier.priority(&req);
+        // The request's trace id (an HTTP request's `traceparent`), read only for a refusal's
+        // event: an admitted call never looks at its headers.
+        let trace_id = || {
+            <P as weir_core::protocol::Protocol<Req>>::headers(&req).and_then(TraceId::from_headers)
+        };
         if self.shed_next {
             self.shed_next = false;
             let core = &self.shared.core;
@@ -110,9 +116,10 @@ where
                 priority,
                 core.flight.in_flight(),
                 core.limit.load(Relaxed),
+                trace_id,
             ));
         }
-        if let Err(error) = self.shared.admit(priority) {
+        if let Err(error) = self.shared.admit(priority, trace_id) {
             return ResponseFuture::rejected(error);
         }
         // The admitted future is built in one place, not in a branch of a `match`: built in

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::time::Instant;
+use weir_core::observer::TraceId;
 use weir_core::{Error, Name, Observer, wire::GrpcCode};
 
 use crate::event::Event;
@@ -179,25 +180,40 @@ where
     L: Limit,
     O: for<'a> Observer<Event<'a>>,
 {
-    /// Takes a slot for a call of `priority`, or says why not.
+    /// Takes a slot for a call of `priority`, or says why not. `trace_id` reads the request's
+    /// trace id, called only for a refusal.
     #[inline]
-    pub(crate) fn admit(&self, priority: Priority) -> Result<(), Error> {
+    pub(crate) fn admit(
+        &self,
+        priority: Priority,
+        trace_id: impl FnOnce() -> Option<TraceId>,
+    ) -> Result<(), Error> {
         let cap = self.core.caps[priority.index()].load(Relaxed);
         match self.core.flight.enter(cap) {
             Ok(()) => Ok(()),
-            Err(in_flight) => Err(self.shed(priority, in_flight, self.core.limit.load(Relaxed))),
+            Err(in_flight) => {
+                Err(self.shed(priority, in_flight, self.core.limit.load(Relaxed), trace_id))
+            }
         }
     }
 
-    /// Counts and reports a refusal, and makes its error.
+    /// Counts and reports a refusal (of a request whose trace id `trace_id` reads, here and
+    /// only here), and makes its error.
     #[cold]
-    pub(crate) fn shed(&self, priority: Priority, in_flight: usize, limit: usize) -> Error {
+    pub(crate) fn shed(
+        &self,
+        priority: Priority,
+        in_flight: usize,
+        limit: usize,
+        trace_id: impl FnOnce() -> Option<TraceId>,
+    ) -> Error {
         self.core.shed.fetch_add(1, Relaxed);
         self.observer.on_event(&Event::Shed {
             layer: &self.name,
             priority,
             in_flight,
             limit,
+            trace_id: trace_id(),
         });
         Error::overloaded()
             .with_layer(self.name.clone())

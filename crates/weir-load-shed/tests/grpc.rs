@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Response};
+use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Full};
 use tower::{Layer, ServiceExt, service_fn};
 use weir_load_shed::LoadShedLayer;
@@ -42,10 +42,10 @@ async fn a_grpc_status_in_the_trailers_counts_at_the_end_of_the_body() {
         ("8", true),
         ("0", false),
     ] {
-        let svc = layer.layer(service_fn(move |()| async move {
+        let svc = layer.layer(service_fn(move |_: Request<()>| async move {
             Ok::<_, Infallible>(grpc(code, pushback))
         }));
-        let response = svc.oneshot(()).await.unwrap();
+        let response = svc.oneshot(Request::new(())).await.unwrap();
         assert_eq!(handle.stats().in_flight, 1, "held by the body");
         response.into_body().collect().await.unwrap();
         assert_eq!(handle.stats().in_flight, 0);
@@ -56,13 +56,13 @@ async fn a_grpc_status_in_the_trailers_counts_at_the_end_of_the_body() {
     assert_eq!((stats.dropped, stats.ignored, stats.succeeded), (3, 1, 1));
 
     // A trailers-only answer: the status is in the head.
-    let svc = layer.layer(service_fn(|()| async {
+    let svc = layer.layer(service_fn(|_: Request<()>| async {
         let response = Response::builder()
             .header("grpc-status", "14")
             .body(Full::new(Bytes::new()))
             .unwrap();
         Ok::<_, Infallible>(response)
     }));
-    drop(svc.oneshot(()).await.unwrap());
+    drop(svc.oneshot(Request::new(())).await.unwrap());
     assert_eq!(handle.stats().dropped, 4);
 }
