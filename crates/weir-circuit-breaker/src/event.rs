@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use weir_core::observer::{Fate, Fields};
+use weir_core::observer::{Fate, Fields, TraceId};
 use weir_core::{Level, Name};
 
 use crate::state::{Reason, State};
@@ -41,6 +41,10 @@ pub enum Event<'a> {
         state: State,
         /// The remaining open time, when known.
         retry_after: Option<Duration>,
+        /// The W3C trace id of the request's `traceparent` header, for a breaker in
+        /// `weir_core::protocol::Http` mode ([`CircuitBreakerLayer::http`](crate::CircuitBreakerLayer::http));
+        /// read only here, on the refusal.
+        trace_id: Option<TraceId>,
     },
     /// Metrics-only mode: a threshold was crossed; a normal breaker would have opened.
     ThresholdExceeded {
@@ -87,12 +91,14 @@ impl fmt::Debug for Event<'_> {
                 key,
                 state,
                 retry_after,
+                trace_id,
             } => f
                 .debug_struct("Rejected")
                 .field("layer", layer)
                 .field("key", key)
                 .field("state", state)
                 .field("retry_after", retry_after)
+                .field("trace_id", trace_id)
                 .finish(),
             Self::ThresholdExceeded { layer, key, reason } => f
                 .debug_struct("ThresholdExceeded")
@@ -135,8 +141,9 @@ impl weir_core::Event for Event<'_> {
     }
 
     /// A transition: `from`, `to` and its `reason`. A rejection: fate `rejected`, the state that
-    /// refused as `reason` (`open`, `half_open`, `forced_open`), `retry_after` when known. A
-    /// threshold crossed in metrics-only mode: its `reason`.
+    /// refused as `reason` (`open`, `half_open`, `forced_open`), `retry_after` when known, and
+    /// the `trace_id` an HTTP request carried. A threshold crossed in metrics-only mode: its
+    /// `reason`.
     fn fields(&self) -> Fields {
         match *self {
             Self::StateChange {
@@ -145,11 +152,15 @@ impl weir_core::Event for Event<'_> {
                 .transition(from.as_str(), to.as_str())
                 .reason(reason.as_str()),
             Self::Rejected {
-                state, retry_after, ..
+                state,
+                retry_after,
+                trace_id,
+                ..
             } => Fields::NONE
                 .fate(Fate::Rejected)
                 .reason(state.as_str())
-                .retry_after(retry_after),
+                .retry_after(retry_after)
+                .trace_id(trace_id),
             Self::ThresholdExceeded { reason, .. } => Fields::NONE.reason(reason.as_str()),
         }
     }

@@ -5,6 +5,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use tower_layer::Layer;
+use weir_core::protocol::{Http, Plain};
 use weir_core::{Observer, classify::AnyError};
 
 use crate::event::Event;
@@ -18,10 +19,13 @@ use crate::trailers::{Head, Trailers};
 /// shares one breaker, created when the layer is built.
 ///
 /// `P` says when a call's outcome is recorded: [`Head`] (the default) as the inner service
-/// answers, [`Trailers`] at the end of the response body ([`trailers`](Self::trailers)).
-pub struct CircuitBreakerLayer<C = AnyError, O = (), P = Head> {
+/// answers, [`Trailers`] at the end of the response body ([`trailers`](Self::trailers)). `R`
+/// says what the breaker reads in a request: nothing ([`Plain`], the default, any request
+/// type) or, for `http::Request`, the `traceparent` header of a refused one ([`Http`],
+/// [`http`](Self::http)).
+pub struct CircuitBreakerLayer<C = AnyError, O = (), P = Head, R = Plain> {
     lanes: Arc<Lanes<C, O>>,
-    _protocol: PhantomData<fn() -> P>,
+    _protocol: PhantomData<fn() -> (P, R)>,
 }
 
 impl CircuitBreakerLayer {
@@ -51,13 +55,61 @@ impl<C, O> CircuitBreakerLayer<C, O> {
     }
 }
 
-impl<C, O, P> CircuitBreakerLayer<C, O, P> {
+impl<C, O, P, R> CircuitBreakerLayer<C, O, P, R> {
     /// The same breaker, recording each call's outcome at the end of its response body rather
     /// than at its head ([`Trailers`]): for gRPC, whose status is in the trailers, with a
     /// classifier that reads them ([`weir_core::classify::GrpcStatus`]). The services it makes answer
     /// `http::Response<EndBody<B, BodyGuard<C, O>>>`.
     #[must_use]
-    pub fn trailers(self) -> CircuitBreakerLayer<C, O, Trailers> {
+    pub fn trailers(self) -> CircuitBreakerLayer<C, O, Trailers, R> {
+        CircuitBreakerLayer {
+            lanes: self.lanes,
+            _protocol: PhantomData,
+        }
+    }
+
+    /// The same breaker, for `http::Request`s ([`Http`] mode): a refused call's
+    /// [`Event::Rejected`] carries the W3C trace id of the request's `traceparent` header,
+    /// read only on the refusal (an admitted call's headers are never looked at), so the
+    /// rejection joins the caller's trace.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::sync::{Arc, Mutex};
+    /// use http::{Request, Response};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// use weir_circuit_breaker::{CircuitBreakerLayer, Event};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let log = Arc::clone(&seen);
+    /// let layer = CircuitBreakerLayer::builder()
+    ///     .observer(move |event: &Event<'_>| {
+    ///         if let Event::Rejected { trace_id, .. } = event {
+    ///             log.lock().unwrap().push(trace_id.map(|id| id.to_string()));
+    ///         }
+    ///     })
+    ///     .build()
+    ///     .unwrap()
+    ///     .http();
+    /// layer.handle().force_open();
+    /// let svc = layer.layer(service_fn(|_: Request<()>| async {
+    ///     Ok::<_, Infallible>(Response::new(()))
+    /// }));
+    /// let req = Request::builder()
+    ///     .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+    ///     .body(())
+    ///     .unwrap();
+    /// assert!(svc.oneshot(req).await.is_err());
+    /// assert_eq!(
+    ///     *seen.lock().unwrap(),
+    ///     [Some("4bf92f3577b34da6a3ce929d0e0e4736".to_owned())]
+    /// );
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn http(self) -> CircuitBreakerLayer<C, O, P, Http> {
         CircuitBreakerLayer {
             lanes: self.lanes,
             _protocol: PhantomData,
@@ -87,7 +139,7 @@ impl<C, O, P> CircuitBreakerLayer<C, O, P> {
     }
 }
 
-impl<C, O, P> Clone for CircuitBreakerLayer<C, O, P> {
+impl<C, O, P, R> Clone for CircuitBreakerLayer<C, O, P, R> {
     /// Shares the breaker.
     fn clone(&self) -> Self {
         Self {
@@ -97,15 +149,15 @@ impl<C, O, P> Clone for CircuitBreakerLayer<C, O, P> {
     }
 }
 
-impl<S, C, O, P> Layer<S> for CircuitBreakerLayer<C, O, P> {
-    type Service = CircuitBreaker<S, C, O, P>;
+impl<S, C, O, P, R> Layer<S> for CircuitBreakerLayer<C, O, P, R> {
+    type Service = CircuitBreaker<S, C, O, P, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
         CircuitBreaker::new(inner, Arc::clone(&self.lanes))
     }
 }
 
-impl<C, O, P> fmt::Debug for CircuitBreakerLayer<C, O, P> {
+impl<C, O, P, R> fmt::Debug for CircuitBreakerLayer<C, O, P, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreakerLayer")
             .field("name", &self.lanes.shared.name)
@@ -116,10 +168,10 @@ impl<C, O, P> fmt::Debug for CircuitBreakerLayer<C, O, P> {
 }
 
 /// Wraps services in a [`KeyedCircuitBreaker`]: one breaker per key, shared by every service
-/// the layer makes and every clone.
-pub struct KeyedCircuitBreakerLayer<E, C = AnyError, O = (), P = Head> {
+/// the layer makes and every clone. `P` and `R` as for [`CircuitBreakerLayer`].
+pub struct KeyedCircuitBreakerLayer<E, C = AnyError, O = (), P = Head, R = Plain> {
     state: Arc<KeyedState<E, C, O>>,
-    _protocol: PhantomData<fn() -> P>,
+    _protocol: PhantomData<fn() -> (P, R)>,
 }
 
 impl<E, C, O> KeyedCircuitBreakerLayer<E, C, O> {
@@ -131,11 +183,21 @@ impl<E, C, O> KeyedCircuitBreakerLayer<E, C, O> {
     }
 }
 
-impl<E, C, O, P> KeyedCircuitBreakerLayer<E, C, O, P> {
+impl<E, C, O, P, R> KeyedCircuitBreakerLayer<E, C, O, P, R> {
     /// The same breakers, recording each call's outcome at the end of its response body
     /// ([`Trailers`]): see [`CircuitBreakerLayer::trailers`].
     #[must_use]
-    pub fn trailers(self) -> KeyedCircuitBreakerLayer<E, C, O, Trailers> {
+    pub fn trailers(self) -> KeyedCircuitBreakerLayer<E, C, O, Trailers, R> {
+        KeyedCircuitBreakerLayer {
+            state: self.state,
+            _protocol: PhantomData,
+        }
+    }
+
+    /// The same breakers, for `http::Request`s ([`Http`] mode): a refusal's event carries the
+    /// request's trace id; see [`CircuitBreakerLayer::http`].
+    #[must_use]
+    pub fn http(self) -> KeyedCircuitBreakerLayer<E, C, O, P, Http> {
         KeyedCircuitBreakerLayer {
             state: self.state,
             _protocol: PhantomData,
@@ -156,7 +218,7 @@ impl<E, C, O, P> KeyedCircuitBreakerLayer<E, C, O, P> {
     }
 }
 
-impl<E, C, O, P> Clone for KeyedCircuitBreakerLayer<E, C, O, P> {
+impl<E, C, O, P, R> Clone for KeyedCircuitBreakerLayer<E, C, O, P, R> {
     /// Shares the breakers.
     fn clone(&self) -> Self {
         Self {
@@ -166,15 +228,15 @@ impl<E, C, O, P> Clone for KeyedCircuitBreakerLayer<E, C, O, P> {
     }
 }
 
-impl<S, E, C, O, P> Layer<S> for KeyedCircuitBreakerLayer<E, C, O, P> {
-    type Service = KeyedCircuitBreaker<S, E, C, O, P>;
+impl<S, E, C, O, P, R> Layer<S> for KeyedCircuitBreakerLayer<E, C, O, P, R> {
+    type Service = KeyedCircuitBreaker<S, E, C, O, P, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
         KeyedCircuitBreaker::new(inner, Arc::clone(&self.state))
     }
 }
 
-impl<E, C, O, P> fmt::Debug for KeyedCircuitBreakerLayer<E, C, O, P> {
+impl<E, C, O, P, R> fmt::Debug for KeyedCircuitBreakerLayer<E, C, O, P, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedCircuitBreakerLayer")
             .field("name", &self.state.shared.name)

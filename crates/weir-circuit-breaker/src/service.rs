@@ -7,9 +7,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::time::{Instant, Sleep, sleep_until};
 use tower_service::Service;
+use weir_core::observer::TraceId;
+use weir_core::protocol::Plain;
 use weir_core::{BoxError, Error, KeyExtractor, Observer, classify::AnyError, key::Resolved};
 
 use crate::event::Event;
@@ -37,6 +40,22 @@ impl<C, O> fmt::Debug for Admission<C, O> {
     }
 }
 
+/// A refusal decided by `poll_ready`: `call` reports it (its event carries the request's trace
+/// id) and returns its error. Boxed, so the service keeps one word for it (the word the error
+/// took before #19): the closed path's service does not grow.
+#[derive(Debug)]
+struct Refusal {
+    state: State,
+    retry_after: Option<Duration>,
+}
+
+/// The trace id of `req` in protocol `R`'s mode: an HTTP request's `traceparent`, read only
+/// when a refusal calls it.
+#[inline]
+fn trace_id<R: weir_core::protocol::Protocol<Req>, Req>(req: &Req) -> Option<TraceId> {
+    R::headers(req).and_then(TraceId::from_headers)
+}
+
 /// Admits one call against the layer's breaker, or rejects it; `Pending` only in backpressure
 /// mode, while the circuit is open (`sleep` is boxed once per service and reset).
 #[inline]
@@ -44,7 +63,7 @@ fn admit<C, O>(
     lanes: &Lanes<C, O>,
     sleep: &mut Option<Pin<Box<Sleep>>>,
     cx: &mut Context<'_>,
-) -> Poll<Result<Admission<C, O>, Error>>
+) -> Poll<Result<Admission<C, O>, Box<Refusal>>>
 where
     O: for<'a> Observer<Event<'a>>,
 {
@@ -73,7 +92,7 @@ where
                 }
             }
             Admit::Reject { state, retry_after } => {
-                return Poll::Ready(Err(shared.rejection(state, retry_after, key)));
+                return Poll::Ready(Err(Box::new(Refusal { state, retry_after })));
             }
         }
     }
@@ -83,8 +102,10 @@ where
 ///
 /// `C` classifies results ([`AnyError`] by default), `O` observes events (`()` by default), `P`
 /// says when an outcome is recorded ([`Head`] by default; [`Trailers`](crate::Trailers) at the
-/// end of the response body).
-pub struct CircuitBreaker<S, C = AnyError, O = (), P = Head> {
+/// end of the response body), `R` what the breaker reads in a request: nothing
+/// ([`Plain`], the default) or, for `http::Request`, the `traceparent` header of a refused one
+/// (`weir_core::protocol::Http`, [`CircuitBreakerLayer::http`](crate::CircuitBreakerLayer::http)).
+pub struct CircuitBreaker<S, C = AnyError, O = (), P = Head, R = Plain> {
     inner: S,
     lanes: Arc<Lanes<C, O>>,
     /// What `poll_ready` decided for the next call, taken by `call`: at most one of the three
@@ -97,13 +118,13 @@ pub struct CircuitBreaker<S, C = AnyError, O = (), P = Head> {
     /// Admitted as a half-open probe, guarded from the start: a service dropped before `call`
     /// gives its slot back.
     probe: Option<Guard<C, O>>,
-    /// Rejected.
-    rejection: Option<Error>,
+    /// Rejected: reported and worded by `call`.
+    rejection: Option<Box<Refusal>>,
     sleep: Option<Pin<Box<Sleep>>>,
-    _protocol: PhantomData<fn() -> P>,
+    _protocol: PhantomData<fn() -> (P, R)>,
 }
 
-impl<S, C, O, P> CircuitBreaker<S, C, O, P> {
+impl<S, C, O, P, R> CircuitBreaker<S, C, O, P, R> {
     pub(crate) const fn new(inner: S, lanes: Arc<Lanes<C, O>>) -> Self {
         Self {
             inner,
@@ -120,7 +141,7 @@ impl<S, C, O, P> CircuitBreaker<S, C, O, P> {
     weir_core::inner_accessors!(inner: S);
 }
 
-impl<S: Clone, C, O, P> Clone for CircuitBreaker<S, C, O, P> {
+impl<S: Clone, C, O, P, R> Clone for CircuitBreaker<S, C, O, P, R> {
     /// Shares the breaker; the clone is not ready.
     // Inlined: retry clones the service below it on every call (`weir::ClientStack`'s default
     // order clones this breaker with its bulkhead and attempt timeout, 216 bytes). Out of line,
@@ -132,7 +153,7 @@ impl<S: Clone, C, O, P> Clone for CircuitBreaker<S, C, O, P> {
     }
 }
 
-impl<S: fmt::Debug, C, O, P> fmt::Debug for CircuitBreaker<S, C, O, P> {
+impl<S: fmt::Debug, C, O, P, R> fmt::Debug for CircuitBreaker<S, C, O, P, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreaker")
             .field("inner", &self.inner)
@@ -145,11 +166,12 @@ impl<S: fmt::Debug, C, O, P> fmt::Debug for CircuitBreaker<S, C, O, P> {
     }
 }
 
-impl<S, C, O, P, Req> Service<Req> for CircuitBreaker<S, C, O, P>
+impl<S, C, O, P, R, Req> Service<Req> for CircuitBreaker<S, C, O, P, R>
 where
     S: Service<Req>,
     S::Error: Into<BoxError>,
     P: Protocol<C, S::Response, S::Error>,
+    R: weir_core::protocol::Protocol<Req>,
     O: for<'a> Observer<Event<'a>>,
 {
     type Response = P::Response<O>;
@@ -195,8 +217,9 @@ where
             Some(permit) if self.lanes.shared.breaker.still_counted(permit) => {
                 Guard::started_now(&self.lanes, None, Some(permit))
             }
-            // A stale permit (the circuit moved), a probe or a rejection: out of line.
-            stale => match self.take_held(stale.is_some()) {
+            // A stale permit (the circuit moved), a probe or a rejection: out of line (and the
+            // request's trace id read there only for a refusal's event).
+            stale => match self.take_held(stale.is_some(), || trace_id::<R, Req>(&req)) {
                 Ok(guard) => guard,
                 Err(error) => return ResponseFuture::rejected(error),
             },
@@ -207,7 +230,7 @@ where
     }
 }
 
-impl<S, C, O, P> CircuitBreaker<S, C, O, P> {
+impl<S, C, O, P, R> CircuitBreaker<S, C, O, P, R> {
     /// `poll_ready` when the closed path did not admit: keeps a probe already held, otherwise
     /// decides afresh (a rejection is decided again on every poll: the circuit may have moved
     /// on) and holds the permit, the probe or the rejection. `Pending` only in backpressure mode.
@@ -234,49 +257,67 @@ impl<S, C, O, P> CircuitBreaker<S, C, O, P> {
 
     /// `call` when the circuit moved between `poll_ready` and `call`: the call is admitted or
     /// refused afresh, at once (`call` cannot wait, so in backpressure mode too an open circuit
-    /// refuses here).
+    /// refuses here). `trace_id` reads the request's trace id, for a refusal only.
     #[cold]
     #[inline(never)]
-    fn readmit(&mut self) -> Result<Guard<C, O>, Error>
+    fn readmit(&mut self, trace_id: impl FnOnce() -> Option<TraceId>) -> Result<Guard<C, O>, Error>
     where
         O: for<'a> Observer<Event<'a>>,
     {
-        let mut guard = decide(&self.lanes, None)?;
+        let mut guard = decide(&self.lanes, None, trace_id)?;
         guard.start();
         Ok(guard)
     }
 
     /// `call` without a current closed-path permit: a stale one (`stale`: decided afresh), the
     /// probe held, started (or decided afresh if the circuit moved since it was taken), or the
-    /// rejection.
+    /// rejection, reported now with the request's trace id (`trace_id`, called only for a
+    /// refusal).
     #[inline(never)]
-    fn take_held(&mut self, stale: bool) -> Result<Guard<C, O>, Error>
+    fn take_held(
+        &mut self,
+        stale: bool,
+        trace_id: impl FnOnce() -> Option<TraceId>,
+    ) -> Result<Guard<C, O>, Error>
     where
         O: for<'a> Observer<Event<'a>>,
     {
         if stale {
-            return self.readmit();
+            return self.readmit(trace_id);
         }
         match self.probe.take() {
             Some(guard) if !guard.is_current() => {
                 // Dropping the guard gives its probe slot back (to a period that is over).
                 drop(guard);
-                self.readmit()
+                self.readmit(trace_id)
             }
             Some(mut guard) => {
                 guard.start();
                 Ok(guard)
             }
-            None => Err(self
-                .rejection
-                .take()
-                .expect("poll_ready must be called first")),
+            None => {
+                let refusal = self
+                    .rejection
+                    .take()
+                    .expect("poll_ready must be called first");
+                Err(self.lanes.shared.rejection(
+                    refusal.state,
+                    refusal.retry_after,
+                    None,
+                    trace_id(),
+                ))
+            }
         }
     }
 }
 
-/// Admits one call against `breaker` at once (no backpressure), or says why not.
-fn decide<C, O>(lanes: &Lanes<C, O>, keyed: Option<Arc<KeyedBreaker>>) -> Result<Guard<C, O>, Error>
+/// Admits one call against `breaker` at once (no backpressure), or says why not (with the
+/// request's trace id, which `trace_id` reads only then).
+fn decide<C, O>(
+    lanes: &Lanes<C, O>,
+    keyed: Option<Arc<KeyedBreaker>>,
+    trace_id: impl FnOnce() -> Option<TraceId>,
+) -> Result<Guard<C, O>, Error>
 where
     O: for<'a> Observer<Event<'a>>,
 {
@@ -287,7 +328,9 @@ where
     shared.notify(notice, key);
     match admit {
         Admit::Permit(permit) => Ok(Guard::new(lanes, keyed, Some(permit))),
-        Admit::Reject { state, retry_after } => Err(shared.rejection(state, retry_after, key)),
+        Admit::Reject { state, retry_after } => {
+            Err(shared.rejection(state, retry_after, key, trace_id()))
+        }
     }
 }
 
@@ -297,13 +340,16 @@ where
 /// `poll_ready` readies the inner service; the key is read in `call`, so the admission is decided
 /// there. A rejection is still immediate: the returned future fails at once, without calling the
 /// inner service.
-pub struct KeyedCircuitBreaker<S, E, C = AnyError, O = (), P = Head> {
+///
+/// `R` is what it reads in a request, as for [`CircuitBreaker`]: nothing ([`Plain`]) or an HTTP
+/// request's `traceparent`, for a refusal's event (`weir_core::protocol::Http`).
+pub struct KeyedCircuitBreaker<S, E, C = AnyError, O = (), P = Head, R = Plain> {
     inner: S,
     state: Arc<KeyedState<E, C, O>>,
-    _protocol: PhantomData<fn() -> P>,
+    _protocol: PhantomData<fn() -> (P, R)>,
 }
 
-impl<S, E, C, O, P> KeyedCircuitBreaker<S, E, C, O, P> {
+impl<S, E, C, O, P, R> KeyedCircuitBreaker<S, E, C, O, P, R> {
     pub(crate) const fn new(inner: S, state: Arc<KeyedState<E, C, O>>) -> Self {
         Self {
             inner,
@@ -315,13 +361,13 @@ impl<S, E, C, O, P> KeyedCircuitBreaker<S, E, C, O, P> {
     weir_core::inner_accessors!(inner: S);
 }
 
-impl<S: Clone, E, C, O, P> Clone for KeyedCircuitBreaker<S, E, C, O, P> {
+impl<S: Clone, E, C, O, P, R> Clone for KeyedCircuitBreaker<S, E, C, O, P, R> {
     fn clone(&self) -> Self {
         Self::new(self.inner.clone(), Arc::clone(&self.state))
     }
 }
 
-impl<S: fmt::Debug, E, C, O, P> fmt::Debug for KeyedCircuitBreaker<S, E, C, O, P> {
+impl<S: fmt::Debug, E, C, O, P, R> fmt::Debug for KeyedCircuitBreaker<S, E, C, O, P, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedCircuitBreaker")
             .field("inner", &self.inner)
@@ -331,12 +377,13 @@ impl<S: fmt::Debug, E, C, O, P> fmt::Debug for KeyedCircuitBreaker<S, E, C, O, P
     }
 }
 
-impl<S, E, C, O, P, Req> Service<Req> for KeyedCircuitBreaker<S, E, C, O, P>
+impl<S, E, C, O, P, R, Req> Service<Req> for KeyedCircuitBreaker<S, E, C, O, P, R>
 where
     S: Service<Req>,
     S::Error: Into<BoxError>,
     E: KeyExtractor<Req>,
     P: Protocol<C, S::Response, S::Error>,
+    R: weir_core::protocol::Protocol<Req>,
     O: for<'a> Observer<Event<'a>>,
 {
     type Response = P::Response<O>;
@@ -349,11 +396,13 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         let lanes = &self.state.lanes;
+        // The request's trace id, read only for a refusal's event.
+        let trace_id = || trace_id::<R, Req>(&req);
         let decided = match self.state.breaker_for(&req) {
-            Resolved::Key(breaker) => decide(lanes, Some(breaker)),
-            Resolved::Shared => decide(lanes, None),
+            Resolved::Key(breaker) => decide(lanes, Some(breaker), trace_id),
+            Resolved::Shared => decide(lanes, None, trace_id),
             Resolved::Bypass => Ok(Guard::new(lanes, None, None)),
-            Resolved::Reject => Err(lanes.shared.rejection(State::Open, None, None)),
+            Resolved::Reject => Err(lanes.shared.rejection(State::Open, None, None, trace_id())),
         };
         match decided {
             Ok(mut guard) => {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio::time::Instant;
 use weir_core::inspect::Recent;
+use weir_core::observer::TraceId;
 use weir_core::{
     Classify, ConfigError, Error, KeyExtractor, Name, Observer, Outcome, key::MissingKey,
     key::Resolved, keyed::KeyedConfig, keyed::KeyedMap,
@@ -150,12 +151,13 @@ impl<C, O> Shared<C, O> {
         self.nanos_now().min(UNTIMED - 1)
     }
 
-    /// Emits the rejection event and builds the error.
+    /// Emits the rejection event (of a request with `trace_id`) and builds the error.
     pub(crate) fn rejection(
         &self,
         state: State,
         retry_after: Option<Duration>,
         key: Option<&DynKey>,
+        trace_id: Option<TraceId>,
     ) -> Error
     where
         O: for<'a> Observer<Event<'a>>,
@@ -168,6 +170,7 @@ impl<C, O> Shared<C, O> {
             key,
             state,
             retry_after,
+            trace_id,
         });
         let error = Error::circuit_open().with_layer(self.name.clone());
         match retry_after {
