@@ -60,8 +60,12 @@ impl Control {
 
 /// Shared by every service a chaos layer makes; created when the layer is built.
 pub(crate) struct Shared<E, B, K, O> {
-    pub(crate) name: Name,
+    /// The switch, the probabilities and the counts, in an `Arc` of their own that the handle
+    /// holds too: the handle is one type whatever the layer's typed parts, and reaching them
+    /// here needs no `Send + Sync + 'static` of those parts (a trait object would). A service
+    /// holds the `Arc` of this state only; its disabled path reads the switch through it.
     pub(crate) control: Arc<Control>,
+    pub(crate) name: Name,
     rng: SharedRandom,
     latency: Latency,
     pub(crate) status: StatusCode,
