@@ -1,6 +1,6 @@
 //! What the timeout layer reports to its observer.
 
-use weir_core::observer::{Fate, Fields};
+use weir_core::observer::{Fate, Fields, TraceId};
 use weir_core::{Deadline, Level, Name};
 
 /// An event of a timeout layer, given by reference to its [`Observer`](weir_core::Observer).
@@ -12,6 +12,10 @@ use weir_core::{Deadline, Level, Name};
 pub enum Event<'a> {
     /// The deadline passed while the inner service was working: its future was dropped (which
     /// cancels the work and releases what it held) and the caller got a timeout error.
+    ///
+    /// It carries no trace id: the request went to the inner service at `call`, and keeping its
+    /// id until the timer fires would cost every call answered in time a header look-up and
+    /// room in its future (see the crate's Semantics).
     #[non_exhaustive]
     TimedOut {
         /// The layer's name.
@@ -27,6 +31,9 @@ pub enum Event<'a> {
         layer: &'a Name,
         /// The deadline in force.
         deadline: Deadline,
+        /// The W3C trace id of the request's `traceparent` header, for an `http::Request`
+        /// (read only here, on the refusal).
+        trace_id: Option<TraceId>,
     },
 }
 
@@ -65,14 +72,15 @@ impl weir_core::Event for Event<'_> {
 
     /// Fate `timed_out`, the kind as `reason` (`timed_out`, `expired`), and the deadline's
     /// `budget_left` when the event is emitted (zero once it has passed; for `expired` in client
-    /// mode, what was left under the network allowance).
+    /// mode, what was left under the network allowance); for `expired`, the `trace_id` an HTTP
+    /// request carried.
     fn fields(&self) -> Fields {
         let fields = Fields::NONE
             .fate(Fate::TimedOut)
             .budget_left(self.deadline().remaining());
         match self {
             Self::TimedOut { .. } => fields.reason("timed_out"),
-            Self::Expired { .. } => fields.reason("expired"),
+            Self::Expired { trace_id, .. } => fields.reason("expired").trace_id(*trace_id),
         }
     }
 }
@@ -96,6 +104,7 @@ mod tests {
         let expired = Event::Expired {
             layer: &name,
             deadline,
+            trace_id: None,
         };
         assert_eq!(
             (timed_out.pattern(), timed_out.kind()),

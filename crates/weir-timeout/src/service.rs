@@ -7,6 +7,7 @@ use std::time::Duration;
 use http::HeaderMap;
 use tokio::time::Instant;
 use tower_service::Service;
+use weir_core::observer::TraceId;
 use weir_core::protocol::is_grpc;
 use weir_core::{
     BoxError, Deadline, Error, Observer, wire::GRPC_TIMEOUT, wire::TIMEOUT_MS,
@@ -96,7 +97,7 @@ where
             Ok(start) => start,
             Err(deadline) => {
                 return ResponseFuture::rejected(
-                    expired(config, deadline),
+                    expired(config, deadline, &req),
                     config.name.clone(),
                     config.observer.clone(),
                 );
@@ -112,18 +113,20 @@ where
     }
 }
 
-/// The error of a request whose deadline has passed before it was sent, and its event. Out of
-/// line, and only the error: the future is built where `call` builds it, so the happy path's
-/// future is not assembled in a temporary and copied.
+/// The error of a request whose deadline has passed before it was sent, and its event (with
+/// the trace id of an HTTP request's `traceparent`, read only here). Out of line, and only the
+/// error: the future is built where `call` builds it, so the happy path's future is not
+/// assembled in a temporary and copied.
 #[cold]
 #[inline(never)]
-fn expired<P, O>(config: &Parts<P, O>, deadline: Deadline) -> Error
+fn expired<P, O, Req: Carrier>(config: &Parts<P, O>, deadline: Deadline, req: &Req) -> Error
 where
     O: for<'a> Observer<Event<'a>>,
 {
     config.observer.on_event(&Event::Expired {
         layer: &config.name,
         deadline,
+        trace_id: req.headers().and_then(TraceId::from_headers),
     });
     // Never sent: whatever deadline ran out, the upstream did not fail (#16.1).
     Error::caller_deadline().with_layer(config.name.clone())
