@@ -49,11 +49,15 @@ struct Refusal {
     retry_after: Option<Duration>,
 }
 
-/// The trace id of `req` in protocol `R`'s mode: an HTTP request's `traceparent`, read only
-/// when a refusal calls it.
-#[inline]
-fn trace_id<R: weir_core::protocol::Protocol<Req>, Req>(req: &Req) -> Option<TraceId> {
-    R::headers(req).and_then(TraceId::from_headers)
+/// What reads the trace id of `req` in protocol `R`'s mode (an HTTP request's `traceparent`),
+/// called only for a refusal. A plain request is not even referred to (`HTTP` is known at
+/// compile time), so it may stay in a register.
+#[inline(always)]
+fn trace_id<R: weir_core::protocol::Protocol<Req>, Req>(
+    req: &Req,
+) -> impl FnOnce() -> Option<TraceId> + Copy + '_ {
+    let headers = if R::HTTP { R::headers(req) } else { None };
+    move || headers.and_then(TraceId::from_headers)
 }
 
 /// Admits one call against the layer's breaker, or rejects it; `Pending` only in backpressure
@@ -219,7 +223,7 @@ where
             }
             // A stale permit (the circuit moved), a probe or a rejection: out of line (and the
             // request's trace id read there only for a refusal's event).
-            stale => match self.take_held(stale.is_some(), || trace_id::<R, Req>(&req)) {
+            stale => match self.take_held(stale.is_some(), trace_id::<R, Req>(&req)) {
                 Ok(guard) => guard,
                 Err(error) => return ResponseFuture::rejected(error),
             },
@@ -397,7 +401,7 @@ where
     fn call(&mut self, req: Req) -> Self::Future {
         let lanes = &self.state.lanes;
         // The request's trace id, read only for a refusal's event.
-        let trace_id = || trace_id::<R, Req>(&req);
+        let trace_id = trace_id::<R, Req>(&req);
         let decided = match self.state.breaker_for(&req) {
             Resolved::Key(breaker) => decide(lanes, Some(breaker), trace_id),
             Resolved::Shared => decide(lanes, None, trace_id),

@@ -105,10 +105,14 @@ where
     fn call(&mut self, req: Req) -> Self::Future {
         let priority = self.shared.classifier.priority(&req);
         // The request's trace id (an HTTP request's `traceparent`), read only for a refusal's
-        // event: an admitted call never looks at its headers.
-        let trace_id = || {
-            <P as weir_core::protocol::Protocol<Req>>::headers(&req).and_then(TraceId::from_headers)
+        // event: an admitted call never looks at its headers. A plain request is not even
+        // referred to (`HTTP` is known at compile time), so it may stay in a register.
+        let headers = if <P as weir_core::protocol::Protocol<Req>>::HTTP {
+            <P as weir_core::protocol::Protocol<Req>>::headers(&req)
+        } else {
+            None
         };
+        let trace_id = move || headers.and_then(TraceId::from_headers);
         if self.shed_next {
             self.shed_next = false;
             let core = &self.shared.core;

@@ -97,7 +97,7 @@ where
             Ok(start) => start,
             Err(deadline) => {
                 return ResponseFuture::rejected(
-                    expired(config, deadline, &req),
+                    expired(config, deadline, req.headers()),
                     config.name.clone(),
                     config.observer.clone(),
                 );
@@ -119,14 +119,14 @@ where
 /// assembled in a temporary and copied.
 #[cold]
 #[inline(never)]
-fn expired<P, O, Req: Carrier>(config: &Parts<P, O>, deadline: Deadline, req: &Req) -> Error
+fn expired<P, O>(config: &Parts<P, O>, deadline: Deadline, headers: Option<&HeaderMap>) -> Error
 where
     O: for<'a> Observer<Event<'a>>,
 {
     config.observer.on_event(&Event::Expired {
         layer: &config.name,
         deadline,
-        trace_id: req.headers().and_then(TraceId::from_headers),
+        trace_id: headers.and_then(TraceId::from_headers),
     });
     // Never sent: whatever deadline ran out, the upstream did not fail (#16.1).
     Error::caller_deadline().with_layer(config.name.clone())
