@@ -40,13 +40,37 @@ impl<C, O> fmt::Debug for Admission<C, O> {
     }
 }
 
-/// A refusal decided by `poll_ready`: `call` reports it (its event carries the request's trace
-/// id) and returns its error. Boxed, so the service keeps one word for it (the word the error
-/// took before #19): the closed path's service does not grow.
+/// A refusal decided by `poll_ready`, with its error: `call` reports it (its event carries the
+/// request's trace id) and returns the error. Boxed, so the service keeps one word for it (the
+/// word the error took before #19): the closed path's service does not grow, and its drop
+/// glue stays a test and an out-of-line call.
 #[derive(Debug)]
 struct Refusal {
     state: State,
     retry_after: Option<Duration>,
+    error: Error,
+}
+
+/// The refusal a service holds between `poll_ready` and `call`, if any. Dropped out of line,
+/// and only when it holds one: a service's drop glue (retry drops a clone of it on every call)
+/// tests one word in memory, as it did for the error it held before #19, instead of loading
+/// the box to free it inline.
+#[derive(Debug, Default)]
+struct Held(Option<Box<Refusal>>);
+
+impl Drop for Held {
+    #[inline]
+    fn drop(&mut self) {
+        if self.0.is_some() {
+            drop_refusal(&mut self.0);
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn drop_refusal(refusal: &mut Option<Box<Refusal>>) {
+    refusal.take();
 }
 
 /// What reads the trace id of `req` in protocol `R`'s mode (an HTTP request's `traceparent`),
@@ -96,7 +120,11 @@ where
                 }
             }
             Admit::Reject { state, retry_after } => {
-                return Poll::Ready(Err(Box::new(Refusal { state, retry_after })));
+                return Poll::Ready(Err(Box::new(Refusal {
+                    state,
+                    retry_after,
+                    error: shared.rejection_error(retry_after),
+                })));
             }
         }
     }
@@ -123,7 +151,7 @@ pub struct CircuitBreaker<S, C = AnyError, O = (), P = Head, R = Plain> {
     /// gives its slot back.
     probe: Option<Guard<C, O>>,
     /// Rejected: reported and worded by `call`.
-    rejection: Option<Box<Refusal>>,
+    rejection: Held,
     sleep: Option<Pin<Box<Sleep>>>,
     _protocol: PhantomData<fn() -> (P, R)>,
 }
@@ -135,7 +163,7 @@ impl<S, C, O, P, R> CircuitBreaker<S, C, O, P, R> {
             lanes,
             permit: None,
             probe: None,
-            rejection: None,
+            rejection: Held(None),
             sleep: None,
             _protocol: PhantomData,
         }
@@ -187,7 +215,7 @@ where
         if self.permit.is_none() {
             // The closed path: nothing held, one load, a permit. Anything else (a probe or a
             // rejection held, a circuit not closed) is decided out of line.
-            let counted = if self.probe.is_none() && self.rejection.is_none() {
+            let counted = if self.probe.is_none() && self.rejection.0.is_none() {
                 self.lanes.shared.breaker.admit_counted()
             } else {
                 None
@@ -198,7 +226,7 @@ where
                     if self.poll_admit(cx).is_pending() {
                         return Poll::Pending;
                     }
-                    if self.rejection.is_some() {
+                    if self.rejection.0.is_some() {
                         return Poll::Ready(Ok(()));
                     }
                 }
@@ -246,10 +274,10 @@ impl<S, C, O, P, R> CircuitBreaker<S, C, O, P, R> {
         if self.probe.is_some() {
             return Poll::Ready(());
         }
-        self.rejection = None;
+        self.rejection.0 = None;
         match admit(&self.lanes, &mut self.sleep, cx) {
             Poll::Pending => return Poll::Pending,
-            Poll::Ready(Err(error)) => self.rejection = Some(error),
+            Poll::Ready(Err(error)) => self.rejection.0 = Some(error),
             Poll::Ready(Ok(Admission::Admitted(permit))) => self.permit = Some(permit),
             Poll::Ready(Ok(Admission::Probe(guard))) => {
                 // `probe` is `None` here: nothing to drop.
@@ -300,16 +328,19 @@ impl<S, C, O, P, R> CircuitBreaker<S, C, O, P, R> {
                 Ok(guard)
             }
             None => {
-                let refusal = self
+                let Refusal {
+                    state,
+                    retry_after,
+                    error,
+                } = *self
                     .rejection
+                    .0
                     .take()
                     .expect("poll_ready must be called first");
-                Err(self.lanes.shared.rejection(
-                    refusal.state,
-                    refusal.retry_after,
-                    None,
-                    trace_id(),
-                ))
+                self.lanes
+                    .shared
+                    .report_rejection(state, retry_after, None, trace_id());
+                Err(error)
             }
         }
     }

@@ -162,6 +162,20 @@ impl<C, O> Shared<C, O> {
     where
         O: for<'a> Observer<Event<'a>>,
     {
+        self.report_rejection(state, retry_after, key, trace_id);
+        self.rejection_error(retry_after)
+    }
+
+    /// Counts (keyed) and emits the rejection event of a request with `trace_id`.
+    pub(crate) fn report_rejection(
+        &self,
+        state: State,
+        retry_after: Option<Duration>,
+        key: Option<&DynKey>,
+        trace_id: Option<TraceId>,
+    ) where
+        O: for<'a> Observer<Event<'a>>,
+    {
         if key.is_some() {
             self.keyed.rejected.fetch_add(1, Ordering::Relaxed);
         }
@@ -172,6 +186,10 @@ impl<C, O> Shared<C, O> {
             retry_after,
             trace_id,
         });
+    }
+
+    /// The error of a rejection (the remaining open time, when known).
+    pub(crate) fn rejection_error(&self, retry_after: Option<Duration>) -> Error {
         let error = Error::circuit_open().with_layer(self.name.clone());
         match retry_after {
             Some(after) => error.with_retry_after(after),

@@ -5,13 +5,11 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll, ready};
 
 use tokio::time::{Instant, Sleep, sleep_until};
 
 use tower_service::Service;
-use weir_core::observer::TraceId;
 use weir_core::protocol::Plain;
 use weir_core::{BoxError, Observer};
 
@@ -104,27 +102,20 @@ where
     #[inline(always)]
     fn call(&mut self, req: Req) -> Self::Future {
         let priority = self.shared.classifier.priority(&req);
-        // The request's trace id (an HTTP request's `traceparent`), read only for a refusal's
-        // event: an admitted call never looks at its headers. A plain request is not even
-        // referred to (`HTTP` is known at compile time), so it may stay in a register.
-        let headers = if <P as weir_core::protocol::Protocol<Req>>::HTTP {
-            <P as weir_core::protocol::Protocol<Req>>::headers(&req)
-        } else {
-            None
-        };
-        let trace_id = move || headers.and_then(TraceId::from_headers);
+        // A refused request goes whole to an out-of-line refusal, which reads its trace id (an
+        // HTTP request's `traceparent`) for the event: an admitted call never looks at its
+        // headers nor lends its address out.
         if self.shed_next {
             self.shed_next = false;
-            let core = &self.shared.core;
-            return ResponseFuture::rejected(self.shared.shed(
-                priority,
-                core.flight.in_flight(),
-                core.limit.load(Relaxed),
-                trace_id,
-            ));
+            let in_flight = self.shared.core.flight.in_flight();
+            return ResponseFuture::rejected(
+                self.shared.refuse::<P, Req>(priority, in_flight, req),
+            );
         }
-        if let Err(error) = self.shared.admit(priority, trace_id) {
-            return ResponseFuture::rejected(error);
+        if let Err(in_flight) = self.shared.enter(priority) {
+            return ResponseFuture::rejected(
+                self.shared.refuse::<P, Req>(priority, in_flight, req),
+            );
         }
         // The admitted future is built in one place, not in a branch of a `match`: built in
         // branches, it was assembled piecewise and copied, and the copy stalled.

@@ -180,32 +180,35 @@ where
     L: Limit,
     O: for<'a> Observer<Event<'a>>,
 {
-    /// Takes a slot for a call of `priority`, or says why not. `trace_id` reads the request's
-    /// trace id, called only for a refusal.
+    /// Takes a slot for a call of `priority`, or gives the calls in flight that refused it.
     #[inline]
-    pub(crate) fn admit(
-        &self,
-        priority: Priority,
-        trace_id: impl FnOnce() -> Option<TraceId>,
-    ) -> Result<(), Error> {
+    pub(crate) fn enter(&self, priority: Priority) -> Result<(), usize> {
         let cap = self.core.caps[priority.index()].load(Relaxed);
-        match self.core.flight.enter(cap) {
-            Ok(()) => Ok(()),
-            Err(in_flight) => {
-                Err(self.shed(priority, in_flight, self.core.limit.load(Relaxed), trace_id))
-            }
-        }
+        self.core.flight.enter(cap)
     }
 
-    /// Counts and reports a refusal (of a request whose trace id `trace_id` reads, here and
-    /// only here), and makes its error.
+    /// Refuses `req`, of `priority`, with `in_flight` calls in flight: reads its trace id (an
+    /// HTTP request's `traceparent`, in protocol `P`'s mode), then counts, reports and words the
+    /// refusal. The request is taken whole (it ends here), so the admitted path never lends
+    /// its address out: an HTTP request is still built in place in the inner call.
     #[cold]
-    pub(crate) fn shed(
+    #[inline(never)]
+    pub(crate) fn refuse<P, Req>(&self, priority: Priority, in_flight: usize, req: Req) -> Error
+    where
+        P: weir_core::protocol::Protocol<Req>,
+    {
+        let trace_id = P::headers(&req).and_then(TraceId::from_headers);
+        drop(req);
+        self.shed(priority, in_flight, self.core.limit.load(Relaxed), trace_id)
+    }
+
+    /// Counts and reports a refusal (of a request with `trace_id`), and makes its error.
+    fn shed(
         &self,
         priority: Priority,
         in_flight: usize,
         limit: usize,
-        trace_id: impl FnOnce() -> Option<TraceId>,
+        trace_id: Option<TraceId>,
     ) -> Error {
         self.core.shed.fetch_add(1, Relaxed);
         self.observer.on_event(&Event::Shed {
@@ -213,7 +216,7 @@ where
             priority,
             in_flight,
             limit,
-            trace_id: trace_id(),
+            trace_id,
         });
         Error::overloaded()
             .with_layer(self.name.clone())

@@ -97,7 +97,7 @@ where
             Ok(start) => start,
             Err(deadline) => {
                 return ResponseFuture::rejected(
-                    expired(config, deadline, req.headers()),
+                    expired(config, deadline, req),
                     config.name.clone(),
                     config.observer.clone(),
                 );
@@ -114,19 +114,20 @@ where
 }
 
 /// The error of a request whose deadline has passed before it was sent, and its event (with
-/// the trace id of an HTTP request's `traceparent`, read only here). Out of line, and only the
-/// error: the future is built where `call` builds it, so the happy path's future is not
-/// assembled in a temporary and copied.
+/// the trace id of an HTTP request's `traceparent`, read only here: the request is taken
+/// whole, so the happy path never lends its address out). Out of line, and only the error: the
+/// future is built where `call` builds it, so the happy path's future is not assembled in a
+/// temporary and copied.
 #[cold]
 #[inline(never)]
-fn expired<P, O>(config: &Parts<P, O>, deadline: Deadline, headers: Option<&HeaderMap>) -> Error
+fn expired<P, O, Req: Carrier>(config: &Parts<P, O>, deadline: Deadline, req: Req) -> Error
 where
     O: for<'a> Observer<Event<'a>>,
 {
     config.observer.on_event(&Event::Expired {
         layer: &config.name,
         deadline,
-        trace_id: headers.and_then(TraceId::from_headers),
+        trace_id: req.headers().and_then(TraceId::from_headers),
     });
     // Never sent: whatever deadline ran out, the upstream did not fail (#16.1).
     Error::caller_deadline().with_layer(config.name.clone())
