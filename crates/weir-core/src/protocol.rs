@@ -6,6 +6,14 @@
 //! choice is made once, at the type level, so a `Plain` layer costs nothing per call and a
 //! `Duration`, a tuple or your own struct is a request without a newtype or a marker impl.
 //!
+//! A third, [`Auto`], is for a stack that must serve both without being told (the umbrella
+//! crate's default client preset): an `http::Request` is read as [`Http`] reads it, and the
+//! standard library's types (integers, strings, `Duration`, tuples, `Vec`, `Box`, `Option`) as
+//! [`Plain`] does. No layer defaults to it.
+//!
+//! The layers that read a request's deadline, and when each measures time, follow one rule,
+//! written once in [`Deadline`]'s *Time base*.
+//!
 //! A layer's response-side behaviour (holding a permit in the body, writing headers on an
 //! admitted response) is the layer's own trait, implemented for these same two types.
 
@@ -70,6 +78,25 @@ pub struct Plain;
 /// `http::Request<B>`: the layer reads and writes its headers, extensions and deadline.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Http;
+
+/// [`Http`] for an `http::Request<B>`, [`Plain`] for the standard library's request types
+/// (`()`, `bool`, `char`, the integers and floats, `String`, `&str`, `Duration`, tuples of up to
+/// four, `Vec<T>`, `Box<T>`, `Option<T>`): for a stack that serves either without being told
+/// which (the umbrella crate's default `ClientStack`, which applies HTTP's idempotency rules to
+/// an `http::Request` and retries a `u32`). A request type of your own takes [`Plain`] instead
+/// (on the layer's builder, or the preset's).
+///
+/// ```
+/// use std::time::Duration;
+/// use weir_core::protocol::{Auto, Protocol};
+///
+/// let req = http::Request::post("http://shop/orders").body(()).unwrap();
+/// assert_eq!(<Auto as Protocol<_>>::method(&req), Some(&http::Method::POST));
+/// assert!(<Auto as Protocol<_>>::method(&Duration::from_secs(1)).is_none());
+/// assert!(<Auto as Protocol<_>>::method(&(7_u32, "seven")).is_none());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Auto;
 
 impl<Req> Protocol<Req> for Plain {
     const HTTP: bool = false;
@@ -138,6 +165,108 @@ impl<B> Protocol<http::Request<B>> for Http {
         Some(req.method())
     }
 }
+
+impl<B> Protocol<http::Request<B>> for Auto {
+    const HTTP: bool = true;
+
+    #[inline]
+    fn headers(req: &http::Request<B>) -> Option<&HeaderMap> {
+        Some(req.headers())
+    }
+
+    #[inline]
+    fn headers_mut(req: &mut http::Request<B>) -> Option<&mut HeaderMap> {
+        Some(req.headers_mut())
+    }
+
+    #[inline]
+    fn extensions(req: &http::Request<B>) -> Option<&Extensions> {
+        Some(req.extensions())
+    }
+
+    #[inline]
+    fn extensions_mut(req: &mut http::Request<B>) -> Option<&mut Extensions> {
+        Some(req.extensions_mut())
+    }
+
+    #[inline]
+    fn method(req: &http::Request<B>) -> Option<&Method> {
+        Some(req.method())
+    }
+}
+
+/// [`Auto`] on a request with no HTTP parts: [`Plain`]'s answers.
+macro_rules! auto_is_plain {
+    ($([$($param:tt),*] $ty:ty),* $(,)?) => {
+        $(impl<$($param),*> Protocol<$ty> for Auto {
+            const HTTP: bool = false;
+
+            #[inline(always)]
+            fn headers<'r>(_req: &'r $ty) -> Option<&'r HeaderMap> {
+                None
+            }
+
+            #[inline(always)]
+            fn headers_mut<'r>(_req: &'r mut $ty) -> Option<&'r mut HeaderMap> {
+                None
+            }
+
+            #[inline(always)]
+            fn extensions<'r>(_req: &'r $ty) -> Option<&'r Extensions> {
+                None
+            }
+
+            #[inline(always)]
+            fn extensions_mut<'r>(_req: &'r mut $ty) -> Option<&'r mut Extensions> {
+                None
+            }
+
+            #[inline(always)]
+            fn method<'r>(_req: &'r $ty) -> Option<&'r Method> {
+                None
+            }
+
+            #[inline(always)]
+            fn deadline(_req: &$ty) -> Option<Deadline> {
+                None
+            }
+
+            #[inline(always)]
+            fn is_grpc(_req: &$ty) -> bool {
+                false
+            }
+        })*
+    };
+}
+
+auto_is_plain!(
+    [] (),
+    [] bool,
+    [] char,
+    [] u8,
+    [] u16,
+    [] u32,
+    [] u64,
+    [] u128,
+    [] usize,
+    [] i8,
+    [] i16,
+    [] i32,
+    [] i64,
+    [] i128,
+    [] isize,
+    [] f32,
+    [] f64,
+    [] String,
+    ['s] &'s str,
+    [] std::time::Duration,
+    [T] Vec<T>,
+    [T] Box<T>,
+    [T] Option<T>,
+    [A, B] (A, B),
+    [A, B, C] (A, B, C),
+    [A, B, C, D] (A, B, C, D),
+);
 
 /// Whether a request's or a response's `content-type` is gRPC: `application/grpc`,
 /// `application/grpc+proto`, gRPC-Web's `application/grpc-web...`, compared without letter case

@@ -50,6 +50,7 @@ async fn server_a(b: SocketAddr) -> SocketAddr {
             TimeoutLayer::builder()
                 .propagate(ALLOWANCE)
                 .name("to-b")
+                .http()
                 .build()
                 .expect("valid"),
         )
@@ -81,6 +82,7 @@ async fn server_a(b: SocketAddr) -> SocketAddr {
             .layer(
                 TimeoutLayer::server(Duration::from_secs(10))
                     .name("edge")
+                    .http()
                     .build()
                     .expect("valid"),
             ),

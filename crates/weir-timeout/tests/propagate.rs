@@ -38,6 +38,7 @@ async fn a_malformed_header_with_no_deadline_is_dropped() {
     let (transport, sent) = recording();
     let client = TimeoutLayer::builder()
         .propagate(Duration::from_millis(10))
+        .http()
         .build()
         .unwrap()
         .layer(transport);
@@ -63,6 +64,7 @@ async fn a_malformed_header_is_replaced_by_the_budget() {
     let client = TimeoutLayer::builder()
         .timeout(Duration::from_secs(2))
         .propagate(Duration::from_millis(100))
+        .http()
         .build()
         .unwrap()
         .layer(transport);
@@ -96,6 +98,7 @@ async fn an_exhausted_budget_is_never_sent_and_is_the_callers() {
     let client = TimeoutLayer::builder()
         .timeout(Duration::from_secs(2))
         .propagate(Duration::from_millis(50))
+        .http()
         .build()
         .unwrap()
         .layer(transport);
@@ -126,11 +129,13 @@ async fn a_timeout_says_whose_deadline_ran_out() {
         std::future::pending::<Result<Response<()>, BoxError>>().await
     });
     let server = TimeoutLayer::server(Duration::from_secs(10))
+        .http()
         .build()
         .unwrap()
         .layer(never);
     let layer_own = TimeoutLayer::builder()
         .timeout(Duration::from_millis(100))
+        .http()
         .build()
         .unwrap()
         .layer(never);
@@ -184,6 +189,7 @@ async fn an_incoming_deadline_below_the_floor_is_refused_or_raised() {
     });
     let reject = TimeoutLayer::server(Duration::from_secs(10))
         .incoming_floor(Duration::from_millis(50), BelowFloor::Reject)
+        .http()
         .build()
         .unwrap()
         .layer(handler.clone());
@@ -208,6 +214,7 @@ async fn an_incoming_deadline_below_the_floor_is_refused_or_raised() {
 
     let raise = TimeoutLayer::server(Duration::from_secs(10))
         .incoming_floor(Duration::from_millis(50), BelowFloor::Raise)
+        .http()
         .build()
         .unwrap()
         .layer(handler);
@@ -219,6 +226,7 @@ async fn an_incoming_deadline_below_the_floor_is_refused_or_raised() {
 
     // Without a floor, the same 1 ms is honoured: the 20 ms handler times out.
     let plain = TimeoutLayer::server(Duration::from_secs(10))
+        .http()
         .build()
         .unwrap()
         .layer(service_fn(|_req: Request<()>| async {
@@ -244,6 +252,7 @@ async fn a_malformed_incoming_timeout_is_refused_with_400_when_asked() {
     });
     let strict = TimeoutLayer::server(Duration::from_secs(10))
         .reject_malformed_incoming(true)
+        .http()
         .build()
         .unwrap()
         .layer(handler);
@@ -284,6 +293,7 @@ async fn a_malformed_incoming_timeout_is_ignored_by_default() {
         Ok::<_, BoxError>(Response::new(()))
     });
     let server = TimeoutLayer::server(Duration::from_secs(10))
+        .http()
         .build()
         .unwrap()
         .layer(handler);

@@ -47,13 +47,19 @@ async fn a_new_timeout_applies_to_every_later_call_and_not_to_one_in_flight() {
     let (layer, handle) = TimeoutLayer::builder()
         .timeout(ms(100))
         .name("edge")
+        .http()
         .build_with_handle()
         .unwrap();
     let svc = layer.layer(remaining(ms(150)));
     let in_flight = tokio::spawn(svc.clone().oneshot(get("/")));
     tokio::task::yield_now().await;
     handle
-        .apply(TimeoutLayer::builder().timeout(ms(200)).name("ignored"))
+        .apply(
+            TimeoutLayer::builder()
+                .timeout(ms(200))
+                .name("ignored")
+                .http(),
+        )
         .unwrap();
     // Started under 100 ms: it times out at 100 ms, though the new timeout would let it end.
     let err = in_flight.await.unwrap().unwrap_err();
@@ -70,7 +76,7 @@ async fn a_new_timeout_applies_to_every_later_call_and_not_to_one_in_flight() {
         Some(ms(200))
     );
     handle
-        .apply(TimeoutLayer::builder().timeout(ms(50)))
+        .apply(TimeoutLayer::builder().timeout(ms(50)).http())
         .unwrap();
     assert!(
         one.ready().await.unwrap().call(get("/")).await.is_err(),
@@ -84,6 +90,7 @@ async fn a_new_route_table_applies_at_once() {
     let table = RouteTimeouts::new(Some(ms(100))).route("/slow", Some(ms(1_000)));
     let (layer, handle) = TimeoutLayer::builder()
         .routes(table)
+        .http()
         .build_with_handle()
         .unwrap();
     let svc = layer.layer(remaining(Duration::ZERO));
@@ -92,7 +99,9 @@ async fn a_new_route_table_applies_at_once() {
         Some(ms(1_000))
     );
     let table = RouteTimeouts::new(Some(ms(300))).route("/slow", Some(ms(5_000)));
-    handle.apply(TimeoutLayer::builder().routes(table)).unwrap();
+    handle
+        .apply(TimeoutLayer::builder().routes(table).http())
+        .unwrap();
     assert_eq!(
         svc.clone().oneshot(get("/slow")).await.unwrap(),
         Some(ms(5_000))
@@ -104,7 +113,7 @@ async fn a_new_route_table_applies_at_once() {
     // A table with a zero timeout is refused, naming the route.
     let zero = RouteTimeouts::new(Some(ms(300))).route("/health", Some(Duration::ZERO));
     let err = handle
-        .apply(TimeoutLayer::builder().routes(zero))
+        .apply(TimeoutLayer::builder().routes(zero).http())
         .unwrap_err();
     assert!(err.is_zero(), "{err}");
     assert_eq!(
@@ -116,6 +125,7 @@ async fn a_new_route_table_applies_at_once() {
 #[tokio::test(start_paused = true)]
 async fn the_servers_cap_and_floor_change_together() {
     let (layer, handle) = TimeoutLayer::server(ms(10_000))
+        .http()
         .build_with_handle()
         .unwrap();
     let svc = layer.layer(remaining(Duration::ZERO));
@@ -138,7 +148,10 @@ async fn a_refused_setting_changes_nothing_and_names_the_field() {
     let (layer, handle) = TimeoutLayer::server(ms(1_000)).build_with_handle().unwrap();
     let svc = layer.layer(remaining(Duration::ZERO));
     for (builder, field) in [
-        (TimeoutLayer::builder().timeout(Duration::ZERO), "timeout"),
+        (
+            TimeoutLayer::builder().timeout(Duration::ZERO).http(),
+            "timeout",
+        ),
         (
             TimeoutLayer::server(ms(100)).incoming_floor(ms(500), BelowFloor::Reject),
             "incoming_floor",
@@ -146,7 +159,8 @@ async fn a_refused_setting_changes_nothing_and_names_the_field() {
         (
             TimeoutLayer::builder()
                 .timeout(ms(100))
-                .incoming(Duration::ZERO),
+                .incoming(Duration::ZERO)
+                .http(),
             "incoming",
         ),
     ] {
@@ -168,6 +182,7 @@ async fn settings_applied_while_calls_run_are_read_whole() {
         TimeoutLayer::builder()
             .timeout(Duration::from_secs(timeout))
             .incoming(Duration::from_secs(cap))
+            .http()
     };
     let (layer, handle) = version(1, 5).build_with_handle().unwrap();
     let svc = layer.layer(service_fn(|req: Request<()>| async move {

@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use weir_bulkhead::BulkheadHandle;
 use weir_circuit_breaker::CircuitBreakerHandle;
+use weir_core::protocol::Auto;
 use weir_core::reconfigure::Reconfigure;
 use weir_core::{BoxError, ConfigError};
 use weir_load_shed::{ConfigLimit, Fixed, LoadShedHandle};
@@ -55,7 +56,7 @@ struct Inner {
     running: Mutex<ServerConfig>,
     rate_limit: Option<ConfigRateLimitHandle>,
     shed: LoadShedHandle,
-    timeout: TimeoutHandle<Duration>,
+    timeout: TimeoutHandle<Duration, weir_core::protocol::Http>,
     applied: AtomicU64,
     refused: AtomicU64,
 }
@@ -326,8 +327,8 @@ struct ClientInner {
     retry: RetryHandle,
     breaker: CircuitBreakerHandle,
     bulkhead: BulkheadHandle,
-    total: TimeoutHandle<Duration>,
-    attempt: TimeoutHandle<Duration>,
+    total: TimeoutHandle<Duration, Auto>,
+    attempt: TimeoutHandle<Duration, Auto>,
     applied: AtomicU64,
     refused: AtomicU64,
 }

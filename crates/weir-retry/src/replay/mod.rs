@@ -1,12 +1,13 @@
 //! How a request is sent again: cloned, or (for HTTP) rebuilt from its parts and a buffered body.
 
 use std::future::{Future, Ready, ready};
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use http::{HeaderMap, Method};
 use weir_core::Deadline;
-use weir_timeout::Carrier;
+use weir_core::protocol::{Http, Plain, Protocol};
 
 mod body;
 mod buffered;
@@ -90,20 +91,30 @@ impl<Req: Clone> Replay<Req> for CloneRequest {
 /// Replays a request by cloning it, as [`CloneRequest`] does, but applies HTTP's idempotency
 /// rules to an `http::Request`: GET, HEAD, OPTIONS, PUT, DELETE and TRACE are retried; POST and
 /// PATCH only with an `Idempotency-Key` header (or after
-/// [`retry_non_idempotent`](Self::retry_non_idempotent)); CONNECT never. A request that is not
-/// HTTP (no HTTP parts, see [`Carrier`]) is always retried. An HTTP request's [`Deadline`] (in
-/// its extensions) bounds the retries.
+/// [`retry_non_idempotent`](Self::retry_non_idempotent)); CONNECT never. An HTTP request's
+/// [`Deadline`] (in its extensions) bounds the retries.
+///
+/// `P` is the protocol ([`weir_core::protocol`]), which says how a request is read:
+///
+/// - [`Plain`] (the default, [`new`](Self::new)): any request type, with no impl to write for
+///   it (a `Duration`, a tuple, your own struct), cloned and retried. It cannot read an
+///   `http::Request`'s method, so an `http::Request` that reaches it anyway is **sent once**
+///   (it is recognised by its type's name; the idempotency rules never retry what they cannot
+///   read): build with [`http`](Self::http) for HTTP.
+/// - [`Http`] ([`http`](Self::http)): `http::Request`s, with the rules above and the deadline.
+/// - [`Auto`](weir_core::protocol::Auto): either, for a stack that serves both (the umbrella
+///   crate's default client preset).
 ///
 /// The default replay of [`RetryLayer::new`](crate::RetryLayer::new) and
-/// [`RetryLayer::builder`](crate::RetryLayer::builder), and of the umbrella crate's presets: a
-/// stack that sees `http::Request`s applies the idempotency rules whichever way it was built.
-/// A request type of your own implements [`Carrier`] in one line (`impl Carrier for Query {}`).
+/// [`RetryLayer::builder`](crate::RetryLayer::builder) (in [`Plain`] mode), and of the umbrella
+/// crate's presets: a stack that sees `http::Request`s never retries a POST it was not told it
+/// may.
 ///
 /// ```
 /// use http::Request;
 /// use weir_retry::IdempotentReplay;
 ///
-/// let replay = IdempotentReplay::new();
+/// let replay = IdempotentReplay::http();
 /// let post = Request::post("http://shop/orders").body(()).unwrap();
 /// assert!(!replay.may_retry(&post));
 /// let keyed = Request::post("http://shop/orders")
@@ -111,22 +122,46 @@ impl<Req: Clone> Replay<Req> for CloneRequest {
 ///     .body(())
 ///     .unwrap();
 /// assert!(replay.may_retry(&keyed));
-/// assert!(replay.may_retry(&42_u32)); // not HTTP: always
 /// assert!(replay.retry_non_idempotent(true).may_retry(&post));
+///
+/// let plain = IdempotentReplay::new();
+/// assert!(plain.may_retry(&42_u32)); // not HTTP: always
+/// assert!(plain.may_retry(&(7_u32, "seven")));
+/// let get = Request::get("http://shop/orders").body(()).unwrap();
+/// assert!(!plain.may_retry(&get)); // HTTP it cannot read: sent once
 /// ```
 #[derive(Clone, Copy, Debug, Default)]
-pub struct IdempotentReplay {
+pub struct IdempotentReplay<P = Plain> {
     non_idempotent: bool,
     no_put_delete: bool,
+    _protocol: PhantomData<P>,
 }
 
 impl IdempotentReplay {
-    /// HTTP's idempotency rules for HTTP requests; every other request retried.
+    /// [`Plain`] mode: every request retried but an `http::Request`, which it cannot read and
+    /// sends once (see the type's docs; [`http`](Self::http) reads it).
     #[must_use]
     pub const fn new() -> Self {
+        Self::with_protocol()
+    }
+
+    /// [`Http`] mode: HTTP's idempotency rules for `http::Request`s, and their [`Deadline`].
+    #[must_use]
+    pub const fn http() -> IdempotentReplay<Http> {
+        IdempotentReplay::with_protocol()
+    }
+}
+
+impl<P> IdempotentReplay<P> {
+    /// The replay of protocol `P` chosen by type ([`Plain`], [`Http`] or
+    /// [`Auto`](weir_core::protocol::Auto)): what [`new`](IdempotentReplay::new) and
+    /// [`http`](IdempotentReplay::http) make, for code generic over the protocol.
+    #[must_use]
+    pub const fn with_protocol() -> Self {
         Self {
             non_idempotent: false,
             no_put_delete: false,
+            _protocol: PhantomData,
         }
     }
 
@@ -150,10 +185,13 @@ impl IdempotentReplay {
     /// Whether `request` may be sent more than once.
     #[must_use]
     #[inline]
-    pub fn may_retry<Req: Carrier>(&self, request: &Req) -> bool {
-        match request.method() {
-            None => true,
-            Some(method) => self.may_retry_http(method, request.headers()),
+    pub fn may_retry<Req>(&self, request: &Req) -> bool
+    where
+        P: Protocol<Req>,
+    {
+        match P::method(request) {
+            None => P::HTTP || !unread_http::<Req>(),
+            Some(method) => self.may_retry_http(method, P::headers(request)),
         }
     }
 
@@ -170,7 +208,10 @@ impl IdempotentReplay {
     }
 
     #[inline]
-    fn split<Req: Clone + Carrier>(&self, request: Req) -> (Req, Option<Req>) {
+    fn split<Req: Clone>(&self, request: Req) -> (Req, Option<Req>)
+    where
+        P: Protocol<Req>,
+    {
         if self.may_retry(&request) {
             (request.clone(), Some(request))
         } else {
@@ -179,7 +220,15 @@ impl IdempotentReplay {
     }
 }
 
-impl<Req: Clone + Carrier> Replay<Req> for IdempotentReplay {
+/// Whether `Req` is an `http::Request` that a protocol with no HTTP parts ([`Plain`]) was handed:
+/// its method cannot be read, so it is sent once. Known from the type alone (the compiler folds
+/// the comparison of two constant strings: nothing is left of it in a `call`).
+#[inline(always)]
+fn unread_http<Req>() -> bool {
+    std::any::type_name::<Req>().starts_with("http::request::Request<")
+}
+
+impl<Req: Clone, P: Protocol<Req>> Replay<Req> for IdempotentReplay<P> {
     type Request = Req;
     type Copy = Req;
     type Prepare = Ready<(Req, Option<Req>)>;
@@ -201,7 +250,7 @@ impl<Req: Clone + Carrier> Replay<Req> for IdempotentReplay {
 
     #[inline]
     fn deadline(&self, request: &Req) -> Option<Deadline> {
-        request.extensions().and_then(Deadline::get)
+        P::deadline(request)
     }
 }
 

@@ -15,6 +15,7 @@ use weir_circuit_breaker::{
     KeyedCircuitBreakerLayer,
 };
 use weir_core::inspect::Registry;
+use weir_core::protocol::{Auto, Http};
 use weir_core::{Name, Observer, classify::AnyError, classify::HttpStatus, key::Authority};
 #[cfg(feature = "tonic")]
 use weir_core::{classify::ClassifyTrailers, classify::GrpcStatus};
@@ -92,6 +93,10 @@ pub trait Mode: sealed::Sealed {
     type BreakerHandle: Clone + fmt::Debug;
     /// The retry layer, reporting to observer `O`.
     type Retry<O>: Clone;
+    /// How the timeouts read a request ([`weir_core::protocol`]): [`Auto`] for [`Single`]
+    /// (an `http::Request`'s deadline is read and written, a `u32` is only timed), [`Http`] for
+    /// the others.
+    type Protocol: Copy + Default + Send + Sync + fmt::Debug + 'static;
     /// The outermost adapter (`Identity` but for gRPC: errors become `tonic::Status`es).
     type Outer: Clone;
     /// The innermost adapter (`Identity` but for gRPC: tonic's request body).
@@ -132,7 +137,8 @@ impl<C> sealed::Sealed for Grpc<C> {}
 impl<C> Mode for Single<C> {
     type Breaker<O> = CircuitBreakerLayer<C, O>;
     type BreakerHandle = CircuitBreakerHandle;
-    type Retry<O> = RetryLayer<IdempotentReplay, AnyError, O>;
+    type Retry<O> = RetryLayer<IdempotentReplay<Auto>, AnyError, O>;
+    type Protocol = Auto;
     type Outer = Identity;
     type Inner = Identity;
 }
@@ -141,6 +147,7 @@ impl<C> Mode for PerAuthority<C> {
     type Breaker<O> = KeyedCircuitBreakerLayer<Authority, C, O>;
     type BreakerHandle = KeyedCircuitBreakerHandle;
     type Retry<O> = RetryLayer<HttpReplay, HttpStatus, O>;
+    type Protocol = Http;
     type Outer = Identity;
     type Inner = Identity;
 }
@@ -149,7 +156,8 @@ impl<C> Mode for PerAuthority<C> {
 impl<C> Mode for Grpc<C> {
     type Breaker<O> = CircuitBreakerLayer<C, O, Trailers>;
     type BreakerHandle = CircuitBreakerHandle;
-    type Retry<O> = RetryLayer<HttpReplay, GrpcStatus, O, weir_core::protocol::Http>;
+    type Retry<O> = RetryLayer<HttpReplay, GrpcStatus, O, Http>;
+    type Protocol = Http;
     type Outer = crate::grpc::GrpcStatusLayer;
     type Inner = crate::grpc::TonicBodyLayer;
 }
@@ -168,12 +176,15 @@ pub struct BreakerOutside;
 type InsideLayers<K, O> = Stack<
     <K as Mode>::Inner,
     Stack<
-        TimeoutLayer<Duration, O>,
+        TimeoutLayer<Duration, O, <K as Mode>::Protocol>,
         Stack<
             BulkheadLayer<O>,
             Stack<
                 <K as Mode>::Breaker<O>,
-                Stack<<K as Mode>::Retry<O>, Stack<TimeoutLayer<Duration, O>, <K as Mode>::Outer>>,
+                Stack<
+                    <K as Mode>::Retry<O>,
+                    Stack<TimeoutLayer<Duration, O, <K as Mode>::Protocol>, <K as Mode>::Outer>,
+                >,
             >,
         >,
     >,
@@ -182,12 +193,15 @@ type InsideLayers<K, O> = Stack<
 type OutsideLayers<K, O> = Stack<
     <K as Mode>::Inner,
     Stack<
-        TimeoutLayer<Duration, O>,
+        TimeoutLayer<Duration, O, <K as Mode>::Protocol>,
         Stack<
             <K as Mode>::Retry<O>,
             Stack<
                 <K as Mode>::Breaker<O>,
-                Stack<BulkheadLayer<O>, Stack<TimeoutLayer<Duration, O>, <K as Mode>::Outer>>,
+                Stack<
+                    BulkheadLayer<O>,
+                    Stack<TimeoutLayer<Duration, O, <K as Mode>::Protocol>, <K as Mode>::Outer>,
+                >,
             >,
         >,
     >,
@@ -246,18 +260,21 @@ pub type GrpcClient<S, O = ()> = Client<S, Grpc, BreakerInside, O>;
 /// # }
 /// ```
 pub struct ClientStack<K: Mode = Single, Ord = BreakerInside, O = (), F = Identity> {
-    total: TimeoutLayer<Duration, O>,
+    total: TimeoutLayer<Duration, O, <K as Mode>::Protocol>,
     retry: K::Retry<O>,
     breaker: K::Breaker<O>,
     bulkhead: BulkheadLayer<O>,
-    attempt: TimeoutLayer<Duration, O>,
+    attempt: TimeoutLayer<Duration, O, <K as Mode>::Protocol>,
     outer: K::Outer,
     inner: K::Inner,
     breaker_handle: K::BreakerHandle,
     retry_handle: RetryHandle,
     bulkhead_handle: BulkheadHandle,
     /// Apply new settings to the total and the attempt timeout (a configuration reload).
-    timeout_handles: (TimeoutHandle<Duration>, TimeoutHandle<Duration>),
+    timeout_handles: (
+        TimeoutHandle<Duration, K::Protocol>,
+        TimeoutHandle<Duration, K::Protocol>,
+    ),
     /// The fallback slot, outermost: `Identity` (nothing, and no cost) unless filled.
     fallback: F,
     order: PhantomData<fn() -> Ord>,
@@ -364,7 +381,12 @@ impl<K: Mode, Ord, O, F> ClientStack<K, Ord, O, F> {
     /// `TimeoutLayer::builder()`; their names stay `"total"` and `"attempt"`). A call already
     /// made keeps its deadline.
     #[must_use]
-    pub const fn timeout_handles(&self) -> (&TimeoutHandle<Duration>, &TimeoutHandle<Duration>) {
+    pub const fn timeout_handles(
+        &self,
+    ) -> (
+        &TimeoutHandle<Duration, K::Protocol>,
+        &TimeoutHandle<Duration, K::Protocol>,
+    ) {
         (&self.timeout_handles.0, &self.timeout_handles.1)
     }
 }
@@ -948,13 +970,17 @@ impl<K, Ord, O: ClientObserver> ClientBuilder<K, Ord, O> {
 /// The parts of the settings a running stack can take again (a configuration reload).
 impl<K, Ord, O> ClientBuilder<K, Ord, O> {
     /// The total timeout's settings, as `build` gives them (without its name and observer).
-    pub(crate) fn total_timeout_settings(&self) -> TimeoutBuilder {
-        TimeoutLayer::builder().timeout(self.settings.total_timeout)
+    pub(crate) fn total_timeout_settings<P>(&self) -> TimeoutBuilder<Duration, (), P> {
+        TimeoutLayer::builder()
+            .timeout(self.settings.total_timeout)
+            .protocol()
     }
 
     /// The attempt timeout's settings, as `build` gives them (without its name and observer).
-    pub(crate) fn attempt_timeout_settings(&self) -> TimeoutBuilder {
-        let attempt = TimeoutLayer::builder().timeout(self.settings.attempt_timeout);
+    pub(crate) fn attempt_timeout_settings<P>(&self) -> TimeoutBuilder<Duration, (), P> {
+        let attempt = TimeoutLayer::builder()
+            .timeout(self.settings.attempt_timeout)
+            .protocol();
         match self.settings.propagate {
             Some(allowance) => attempt.propagate(allowance),
             None => attempt,
@@ -1002,7 +1028,7 @@ where
     pub fn build(self) -> Result<ClientStack<Single<C>, Ord, O>, ConfigError> {
         let (Single(classifier), this) = self.swap_mode(());
         this.check()?;
-        let replay = IdempotentReplay::new()
+        let replay = IdempotentReplay::<Auto>::with_protocol()
             .retry_non_idempotent(this.settings.retry_non_idempotent)
             .retry_put_delete(this.settings.retry_put_delete);
         let retry = this

@@ -69,9 +69,9 @@ pub struct ServerStack<R = Identity, C = Uniform, O = (), F = Identity> {
     fallback: F,
     rate_limit: R,
     shed: LoadShedLayer<Fixed, C, O, Http>,
-    timeout_layer: TimeoutLayer<Duration, O>,
+    timeout_layer: TimeoutLayer<Duration, O, Http>,
     /// Applies new settings to `timeout_layer` (a configuration reload).
-    timeout_handle: TimeoutHandle<Duration>,
+    timeout_handle: TimeoutHandle<Duration, Http>,
     timeout: Duration,
     incoming_floor: Option<(Duration, BelowFloor)>,
     max_in_flight: usize,
@@ -187,7 +187,7 @@ impl<R, C, O, F> ServerStack<R, C, O, F> {
     /// its deadline. [`timeout`](Self::timeout) and [`incoming_floor`](Self::incoming_floor)
     /// report the settings the stack was built with.
     #[must_use]
-    pub fn timeout_handle(&self) -> TimeoutHandle<Duration> {
+    pub fn timeout_handle(&self) -> TimeoutHandle<Duration, Http> {
         self.timeout_handle.clone()
     }
 
@@ -238,20 +238,19 @@ impl<R, C, O, F> ServerStack<R, C, O, F> {
 /// The service a [`ServerStack`] makes of `S`: the response mapping around [`Exempt`], which
 /// sends the probes to the timeout and `S` directly, and every other request through the rate
 /// limit `R`, the load shedder and the fallback slot `F` first.
-type ServerService<S, R, C, O, F> =
-    ErrorResponse<
-        Exempt<
-            <R as Layer<
-                LoadShed<<F as Layer<Timeout<S, Duration, O>>>::Service, Fixed, C, O, Http>,
-            >>::Service,
-            Timeout<S, Duration, O>,
-        >,
-    >;
+type ServerService<S, R, C, O, F> = ErrorResponse<
+    Exempt<
+        <R as Layer<
+            LoadShed<<F as Layer<Timeout<S, Duration, O, Http>>>::Service, Fixed, C, O, Http>,
+        >>::Service,
+        Timeout<S, Duration, O, Http>,
+    >,
+>;
 
 impl<S, R, C, O, F> Layer<S> for ServerStack<R, C, O, F>
 where
     S: Clone,
-    F: Layer<Timeout<S, Duration, O>>,
+    F: Layer<Timeout<S, Duration, O, Http>>,
     R: Layer<LoadShed<F::Service, Fixed, C, O, Http>>,
     O: Clone,
 {
@@ -601,7 +600,7 @@ where
 impl<R, C, O> ServerBuilder<R, C, O> {
     /// The timeout layer's settings, as [`build`](Self::build) gives them (without its name and
     /// observer): what the stack's [`TimeoutHandle`] takes on a reload.
-    pub(crate) fn timeout_settings(&self) -> TimeoutBuilder {
+    pub(crate) fn timeout_settings(&self) -> TimeoutBuilder<Duration, (), Http> {
         let mut timeout = TimeoutLayer::server(self.settings.timeout);
         if let Some((floor, below)) = self.settings.incoming_floor {
             timeout = timeout.incoming_floor(floor, below);
