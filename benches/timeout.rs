@@ -108,7 +108,9 @@ fn http_allocations() {
             })
         };
         let mut svc = make();
-        let mut weir = weir_timeout::TimeoutLayer::new(TIMEOUT).http().layer(make());
+        let mut weir = weir_timeout::TimeoutLayer::new(TIMEOUT)
+            .http()
+            .layer(make());
         let waker = std::task::Waker::noop();
         let mut cx = Context::from_waker(waker);
         let mut call_bare = |req| {

@@ -198,7 +198,9 @@ impl<B> Protocol<http::Request<B>> for Auto {
 /// [`Auto`] on a request with no HTTP parts: [`Plain`]'s answers.
 macro_rules! auto_is_plain {
     ($([$($param:tt),*] $ty:ty),* $(,)?) => {
-        $(impl<$($param),*> Protocol<$ty> for Auto {
+        // The lifetimes are named: `&str`'s own makes elision ambiguous for that one type.
+        $(#[allow(clippy::needless_lifetimes)]
+        impl<$($param),*> Protocol<$ty> for Auto {
             const HTTP: bool = false;
 
             #[inline(always)]
