@@ -103,6 +103,7 @@ fn client() -> (
             TimeoutLayer::builder()
                 .timeout(Duration::from_millis(500))
                 .propagate(Duration::from_millis(10))
+                .http()
                 .build()
                 .expect("valid timeout"),
         )
