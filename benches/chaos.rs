@@ -1,7 +1,9 @@
 //! weir-chaos on the happy path against the bare service: the layer disabled (what production
 //! pays for having it in the stack: one atomic load), enabled with every probability at zero
 //! (the selection and the rolls of an enabled layer that leaves the request alone). Each on 1
-//! and 2 threads, with allocations per call.
+//! and 2 threads, with allocations per call. Then the same disabled layer where it goes, innermost
+//! in a stack: `weir::ClientStack` over the bare service, with and without it in the stack's
+//! chaos slot (`ClientStack::chaos`).
 //!
 //! `cargo bench --bench chaos -- --warm-up-time 1 --measurement-time 2`
 
@@ -11,6 +13,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tower::Layer;
+use weir::ClientStack;
 use weir_chaos::{ChaosLayer, Latency};
 
 use crate::support::{Bench, bare};
@@ -33,6 +36,21 @@ fn chaos(c: &mut Criterion) {
             .seed(1)
             .build()
             .expect("valid chaos")
+            .layer(bare())
+    });
+    bench.service("weir-client", || {
+        ClientStack::builder().build().expect("valid").layer(bare())
+    });
+    bench.service("weir-client-chaos-disabled", || {
+        let chaos = ChaosLayer::builder()
+            .latency(1.0, Latency::fixed(Duration::from_millis(1)))
+            .disabled()
+            .build()
+            .expect("valid chaos");
+        ClientStack::builder()
+            .build()
+            .expect("valid")
+            .chaos(chaos)
             .layer(bare())
     });
     bench.finish();

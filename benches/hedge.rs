@@ -1,10 +1,10 @@
 //! weir-hedge's happy path (the primary answers on its first poll, before any delay) against
 //! the bare service and its two peers: tower's `hedge` (a latency-percentile trigger over an
 //! `hdrhistogram` behind a mutex) and tower-resilience's hedge (a fixed delay). weir's rows: a
-//! fixed delay, the percentile trigger (which records such a primary as latency zero with one
-//! relaxed atomic add and no clock read; one answer in 64 reads the clock once so the window
-//! still rotates), and a one-attempt layer (hedging off). Each on 1 and 2 threads, with
-//! allocations per call (weir's target: none).
+//! fixed delay, the percentile trigger (which records such a primary as latency zero with a
+//! relaxed load and store into its lane's stripe and no clock read; one answer in 64 of a
+//! stripe reads the clock once so the window still rotates), and a one-attempt layer (hedging
+//! off). Each on 1 and 2 threads, with allocations per call (weir's target: none).
 //!
 //! `cargo bench --bench hedge -- --warm-up-time 1 --measurement-time 2`
 

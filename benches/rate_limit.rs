@@ -44,6 +44,32 @@ where
     })
 }
 
+/// The HTTP handler of the `http/*` and `*-headers` rows: answers at once, from an `async`
+/// block, an empty response (no allocation).
+fn http_handler() -> impl Service<
+    http::Request<String>,
+    Response = http::Response<String>,
+    Error = std::convert::Infallible,
+    Future: Send,
+> + Clone
++ Send
++ 'static {
+    service_fn(|_: http::Request<String>| async { Ok(http::Response::new(String::new())) })
+}
+
+/// An HTTP GET made from the bench's `u64` (no allocation: an empty `String` body).
+fn http_request(_: Req) -> http::Request<String> {
+    http::Request::new(String::new())
+}
+
+/// The two IETF fields an HTTP limiter with one quota writes on an admitted response, written
+/// by `weir_core`'s writer without a limiter: the floor of the `*-headers` rows.
+fn write_fields(res: &mut http::Response<String>) {
+    weir_core::wire::RateLimitInfo::new("default", u64::from(u32::MAX), Duration::from_secs(1))
+        .remaining(u64::from(u32::MAX) - 1)
+        .write_headers(res.headers_mut(), weir_core::wire::HeaderStyle::Ietf);
+}
+
 /// Never refuses at benchmark speed: about 4.3 × 10⁹ units per second, a burst as large.
 fn huge() -> Quota {
     Quota::per_second(u32::MAX)
@@ -187,6 +213,46 @@ fn rate_limit(c: &mut Criterion) {
         .build()
         .expect("valid");
     bench.service("weir-gcra-stacked-2", || stacked.clone().layer(bare()));
+
+    // #15: an HTTP limiter writing the IETF `RateLimit` fields on every admitted response, over
+    // the HTTP floor (an empty `Request<String>` in, an empty `Response<String>` out). The
+    // fields' values are allocated by `http::HeaderValue` and the response's `HeaderMap` grows
+    // to hold them (`http/service_fn-headers` writes the same two fields without a limiter);
+    // the limiter itself allocates nothing more.
+    bench.service("http/service_fn", || {
+        http_handler().map_request(http_request)
+    });
+    bench.service("http/service_fn-headers", || {
+        http_handler()
+            .map_response(|mut res| {
+                write_fields(&mut res);
+                res
+            })
+            .map_request(http_request)
+    });
+    let headers = RateLimitLayer::builder()
+        .quota(huge())
+        .http()
+        .build()
+        .expect("valid");
+    bench.service("weir-gcra-headers", || {
+        headers
+            .clone()
+            .layer(http_handler())
+            .map_request(http_request)
+    });
+    let stacked_headers = RateLimitLayer::builder()
+        .quota(huge())
+        .quota(Quota::per_day(u32::MAX))
+        .http()
+        .build()
+        .expect("valid");
+    bench.service("weir-gcra-stacked-2-headers", || {
+        stacked_headers
+            .clone()
+            .layer(http_handler())
+            .map_request(http_request)
+    });
 
     // Keyed: the key is the request number modulo the key count; every key is stored before
     // measuring, so the figures are the steady state (hits), not the first inserts.

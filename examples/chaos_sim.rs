@@ -18,15 +18,21 @@
 //!
 //! It prints each report's table and a summary, and writes each report's SVG chart and CSV into
 //! a temporary directory (its path is printed).
+//!
+//! Then a fourth run shows queue waits (`ClientStack`'s bulkhead does not queue): bursts of
+//! 400 requests a second for 3 s every 30 s over 50 a second, to the same upstream without its
+//! outage, through a bulkhead of 4 calls with a queue of 32 and a 250 ms wait at most. The
+//! bulkhead reports each wait to the simulator's observer; the report shows them per tick.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use tower::Layer;
 use weir::ClientStack;
+use weir::bulkhead::BulkheadLayer;
 use weir::retry::{RetryBudget, RetryLayer};
 use weir_chaos::Latency;
-use weir_chaos::sim::{Arrivals, Report, Simulation, Upstream};
+use weir_chaos::sim::{Arrivals, Outcome, Report, Simulation, Upstream};
 
 /// One stack's run.
 pub(crate) struct Run {
@@ -95,6 +101,58 @@ pub(crate) fn compare(horizon: Duration) -> Vec<Run> {
     ]
 }
 
+/// The queue run: `horizon` of bursts (400 a second for 3 s every 30 s, 50 a second between)
+/// to an upstream answering in 20 ms on average, through a bulkhead of 4 with a queue of 32
+/// and a 250 ms wait at most; seed 2026.
+///
+/// # Panics
+///
+/// When the bulkhead's settings are refused (they are not).
+pub(crate) fn queued(horizon: Duration) -> Run {
+    let sim = Simulation::new(horizon)
+        .arrivals(Arrivals::bursts(
+            50.0,
+            400.0,
+            Duration::from_secs(30),
+            Duration::from_secs(3),
+        ))
+        .upstream(Upstream::new(Latency::exponential(Duration::from_millis(
+            20,
+        ))))
+        .seed(2026);
+    let report = sim.run_observed(|upstream, observer| {
+        BulkheadLayer::builder()
+            .max_concurrent(4)
+            .max_queue(32)
+            .max_wait(Duration::from_millis(250))
+            .observer(observer)
+            .build()
+            .expect("valid bulkhead")
+            .layer(upstream)
+    });
+    Run {
+        name: "bulkhead queue",
+        report,
+    }
+}
+
+/// The queue run's summary: one Markdown row.
+pub(crate) fn queue_summary(run: &Run) -> String {
+    let r = &run.report;
+    let ms = |q| r.queue_wait(q).unwrap_or_default().as_secs_f64() * 1e3;
+    format!(
+        "| requests | success | rejected | queued | wait p50 | wait p99 | wait max | latency p99 |\n|--:|--:|--:|--:|--:|--:|--:|--:|\n| {} | {:.1} % | {} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:?} |\n",
+        r.requests(),
+        100.0 * r.success_rate(),
+        r.total(Outcome::Rejected),
+        r.queued(),
+        ms(0.5),
+        ms(0.99),
+        ms(1.0),
+        r.latency(0.99).unwrap_or_default(),
+    )
+}
+
 /// Upstream calls per request over the ticks of the outage.
 pub(crate) fn outage_amplification(report: &Report, horizon: Duration) -> f64 {
     let (start, length) = outage(horizon);
@@ -138,19 +196,28 @@ fn main() -> std::io::Result<()> {
     let runs = compare(horizon);
     let dir = std::env::temp_dir().join("weir-chaos-sim");
     std::fs::create_dir_all(&dir)?;
-    for run in &runs {
+    let write = |run: &Run, title: &str| -> std::io::Result<()> {
         println!("== {} ==\n{}", run.name, run.report.table(12));
         let file = run.name.replace(' ', "_").to_lowercase();
+        std::fs::write(dir.join(format!("{file}.svg")), run.report.svg(title))?;
+        std::fs::write(dir.join(format!("{file}.csv")), run.report.csv())
+    };
+    for run in &runs {
         let title = format!(
             "{}: {seconds} s, outage from {:?} for {:?}",
             run.name,
             outage(horizon).0,
             outage(horizon).1
         );
-        std::fs::write(dir.join(format!("{file}.svg")), run.report.svg(&title))?;
-        std::fs::write(dir.join(format!("{file}.csv")), run.report.csv())?;
+        write(run, &title)?;
     }
+    let queue = queued(horizon);
+    write(
+        &queue,
+        &format!("bulkhead of 4, queue of 32: {seconds} s, bursts of 400/s for 3 s every 30 s"),
+    )?;
     println!("{}", summary(&runs, horizon));
+    println!("{}", queue_summary(&queue));
     println!("charts and CSV in {}", dir.display());
     Ok(())
 }

@@ -98,7 +98,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tower::util::Either;
@@ -415,6 +415,11 @@ pub(crate) struct Upstream {
     /// This many of the next order answers are lost after the order was taken (and kept by
     /// the idempotency layer): the client gets a 503, as when the connection drops.
     pub(crate) lose_order_answers: AtomicU64,
+    /// Requests to `/api/held` that have arrived (each counted in `hits` too) and wait for
+    /// `release`: a test holds requests in flight with them, without a timer.
+    pub(crate) held: watch::Sender<u64>,
+    /// Once `true`, every request to `/api/held`, waiting or later, answers `200`.
+    pub(crate) release: watch::Sender<bool>,
 }
 
 impl Upstream {
@@ -470,6 +475,23 @@ async fn upstream_handler(
     )
 }
 
+/// The longest a request to `/api/held` waits for `release`: anyone can reach the route
+/// through the gateway, so a held request must not pin the demo upstream's memory forever
+/// once the gateway's timeout has given up on it.
+const HELD_AT_MOST: Duration = Duration::from_secs(60);
+
+/// `GET /api/held`: counted, then held until the upstream's `release` is set (then `200`), or
+/// for [`HELD_AT_MOST`] at most (then `503`).
+async fn held_handler(AxumState(upstream): AxumState<Arc<Upstream>>) -> (StatusCode, String) {
+    upstream.hits.fetch_add(1, Ordering::SeqCst);
+    upstream.held.send_modify(|held| *held += 1);
+    let mut release = upstream.release.subscribe();
+    match tokio::time::timeout(HELD_AT_MOST, release.wait_for(|open| *open)).await {
+        Ok(_) => (StatusCode::OK, "{\"held\":true}\n".into()),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "{\"held\":false}\n".into()),
+    }
+}
+
 /// The upstream's order handler: takes an order (counted) and answers `201` with its number.
 async fn take_order(
     AxumState(upstream): AxumState<Arc<Upstream>>,
@@ -504,8 +526,9 @@ async fn lose_order_answer(
 }
 
 /// Serves the upstream on 127.0.0.1 (an OS-assigned port): `POST /api/orders` behind
-/// weir-idempotency (a repeat of a key is answered from the store, the order taken once), every
-/// other request by the misbehaving handler.
+/// weir-idempotency (a repeat of a key is answered from the store, the order taken once),
+/// `GET /api/held` held until released (the tests' requests in flight), every other request by
+/// the misbehaving handler.
 pub(crate) async fn start_upstream(
     upstream: Arc<Upstream>,
 ) -> std::io::Result<(SocketAddr, JoinHandle<std::io::Result<()>>)> {
@@ -515,6 +538,8 @@ pub(crate) async fn start_upstream(
         .name("orders")
         .required_on(["/api/orders"])
         .observer((weir::core::observer::Tracing, weir::core::observer::Metrics))
+        // Answers axum's own `Body`: no box per response (the orders are JSON of known size).
+        .handler_body()
         .build()
         .map_err(std::io::Error::other)?;
     let orders =
@@ -526,6 +551,7 @@ pub(crate) async fn start_upstream(
             ));
     let app = Router::new()
         .route("/api/orders", orders)
+        .route("/api/held", get(held_handler))
         .fallback(upstream_handler)
         .with_state(upstream);
     Ok((

@@ -50,3 +50,38 @@ fn the_client_stack_holds_back_the_retry_storm_of_an_outage() {
     assert_eq!(chaos_sim::summary(&again, horizon), summary);
     assert!(again.iter().zip(&runs).all(|(a, b)| a.report == b.report));
 }
+
+#[test]
+fn the_queue_run_reports_the_bulkheads_waits() {
+    let horizon = Duration::from_secs(60);
+    let run = chaos_sim::queued(horizon);
+    let report = &run.report;
+    let dequeued = report.event_count("bulkhead", "dequeued");
+    // The bursts queue: every dequeued request's wait is in the report (and those refused after
+    // waiting past 250 ms).
+    assert!(dequeued > 0, "{:?}", report.events());
+    assert!(report.queued() >= dequeued);
+    let wait_max = report.queue_wait(1.0).expect("the max");
+    assert!(wait_max > Duration::ZERO);
+    assert!(wait_max <= Duration::from_millis(250), "{wait_max:?}");
+    // Most waits in the ticks of a burst (0-3 s and 30-33 s); between them, 50 a second of
+    // 20 ms calls queue now and then behind the four permits.
+    let (burst, calm) =
+        report
+            .ticks()
+            .iter()
+            .fold((0, 0), |(burst, calm), t| match t.start.as_secs() % 30 {
+                0..3 => (burst + t.queued, calm),
+                _ => (burst, calm + t.queued),
+            });
+    assert!(
+        burst > 3 * calm,
+        "{burst} waits in 6 s of bursts, {calm} in the other 54 s"
+    );
+    let summary = chaos_sim::queue_summary(&run);
+    assert_eq!(summary.lines().count(), 3, "{summary}");
+    assert!(
+        summary.contains(&format!("| {} |", report.queued())),
+        "{summary}"
+    );
+}

@@ -13,6 +13,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use weir::circuit_breaker::State;
+use weir::core::degrade::LoadLevel;
 
 #[allow(dead_code)] // the example's `main`, self-drive and report are not used here
 #[path = "../examples/gateway.rs"]
@@ -61,6 +62,18 @@ async fn setup(config: &Config) -> (Gateway, Arc<Upstream>, TestClient) {
         .expect("gateway starts");
     let client = Client::builder(TokioExecutor::new()).build_http();
     (gateway, upstream, client)
+}
+
+/// Moves tokio's clock, which the breaker measures its open time on, forward by `by` at once:
+/// no wall-clock wait. The clock is paused only for the jump: `advance` yields once, and a yield
+/// parks the runtime without letting paused time auto-advance, so no timer of a request in
+/// flight on the real sockets fires early (a test paused throughout would auto-advance to the
+/// next timer whenever it waits on a socket, and time out the attempts). Current-thread
+/// runtimes only (`#[tokio::test]`).
+async fn skip(by: Duration) {
+    tokio::time::pause();
+    tokio::time::advance(by).await;
+    tokio::time::resume();
 }
 
 fn breaker_state(gateway: &Gateway) -> Option<State> {
@@ -196,7 +209,7 @@ async fn an_outage_opens_the_breaker_which_answers_without_the_upstream_then_rec
 
     // After the outage and the open time, probes go through and the breaker closes.
     upstream.set_outage(false);
-    tokio::time::sleep(config.open_duration + Duration::from_millis(50)).await;
+    skip(config.open_duration + Duration::from_millis(50)).await;
     for _ in 0..5 {
         let answer = get(&client, addr, PREMIUM_KEY, &[]).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
@@ -708,7 +721,7 @@ async fn readiness_follows_the_upstream_breaker() {
     // The upstream recovers; once the open time is over readiness passes again (degraded while
     // the breaker may probe), and after a few good calls the breaker is closed and it is a pass.
     upstream.set_outage(false);
-    tokio::time::sleep(config.open_duration + Duration::from_millis(50)).await;
+    skip(config.open_duration + Duration::from_millis(50)).await;
     assert_eq!(probe(&client, addr, "/readyz").await.0, StatusCode::OK);
     for _ in 0..5 {
         assert_eq!(
@@ -808,7 +821,7 @@ async fn recommendations_fall_back_while_the_upstream_is_down() {
 
     // The upstream is back: after the open time, its own answer again.
     upstream.set_outage(false);
-    tokio::time::sleep(config.open_duration + Duration::from_millis(50)).await;
+    skip(config.open_duration + Duration::from_millis(50)).await;
     let answer = get_path(&client, addr, PATH, PREMIUM_KEY).await;
     assert_eq!(answer.status, StatusCode::OK);
     assert!(
@@ -817,6 +830,82 @@ async fn recommendations_fall_back_while_the_upstream_is_down() {
         answer.body
     );
     assert!(!answer.headers.contains_key("weir-fallback"));
+}
+
+/// #20: `/api/recommendations` degrades first while the edge's load level is critical: with 14
+/// requests held in flight at the upstream (15 of the shedder's 16 with this one), the static
+/// bestsellers answer with `weir-fallback: value` and the upstream is not called (its hit count
+/// does not move, its breaker stays closed); once the held requests are answered, the upstream's
+/// own answer again. The held requests wait on the upstream's `release`, not on a timer, and the
+/// timeouts are long enough never to cut them.
+#[tokio::test]
+async fn recommendations_degrade_first_while_the_load_level_is_critical() {
+    const PATH: &str = "/api/recommendations";
+    const HELD: u64 = 14;
+    let mut config = Config::demo();
+    config.edge_timeout = Duration::from_secs(600);
+    config.total_timeout = Duration::from_secs(600);
+    config.attempt_timeout = Duration::from_secs(300);
+    let (gateway, upstream, client) = setup(&config).await;
+    let addr = gateway.addr;
+    assert_eq!(config.max_in_flight, 16);
+
+    let answer = get_path(&client, addr, PATH, PREMIUM_KEY).await;
+    assert!(
+        answer.body.starts_with(r#"{"items":[1,2,3]"#),
+        "{}",
+        answer.body
+    );
+    assert!(!answer.headers.contains_key("weir-fallback"));
+
+    let held: Vec<_> = (0..HELD)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { get_path(&client, addr, "/api/held", PREMIUM_KEY).await })
+        })
+        .collect();
+    let mut arrived = upstream.held.subscribe();
+    arrived
+        .wait_for(|n| *n == HELD)
+        .await
+        .expect("the upstream lives");
+    let shed = gateway.shedder.stats();
+    assert_eq!(shed.in_flight, 14, "{shed:?}");
+    // 14 of 16: elevated; the next request admitted makes it 15 of 16, critical (0.9).
+    assert_eq!(gateway.shedder.load_level(), LoadLevel::Elevated);
+
+    let hits = upstream.hits();
+    for _ in 0..3 {
+        let answer = get_path(&client, addr, PATH, PREMIUM_KEY).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        assert_eq!(answer.headers["weir-fallback"], "value");
+        assert_eq!(answer.body, "{\"items\":[\"bestsellers\"]}\n");
+    }
+    assert_eq!(
+        upstream.hits(),
+        hits,
+        "degraded before the upstream was called"
+    );
+    let stats = gateway.fallbacks.stats();
+    assert_eq!((stats.value, stats.switched), (3, 3), "{stats:?}");
+    assert_eq!(breaker_state(&gateway), Some(State::Closed));
+
+    upstream.release.send_replace(true);
+    for request in held {
+        let answer = request.await.expect("the held request's task");
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        assert_eq!(answer.body, "{\"held\":true}\n");
+    }
+    let answer = get_path(&client, addr, PATH, PREMIUM_KEY).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(
+        answer.body.starts_with(r#"{"items":[1,2,3]"#),
+        "{}",
+        answer.body
+    );
+    assert!(!answer.headers.contains_key("weir-fallback"));
+    assert_eq!(upstream.hits(), hits + 1);
+    assert_eq!(gateway.fallbacks.stats().switched, 3);
 }
 
 /// The gateway's configuration file with `premium_per_second` for the premium tier.

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use weir_core::observer::{Fate, Fields};
+use weir_core::observer::{Fate, Fields, TraceId};
 use weir_core::{Level, Name};
 
 use crate::state::RejectReason;
@@ -30,6 +30,10 @@ pub enum Event<'a> {
         /// How long it waited in the queue before it was refused; `None` when refused on
         /// arrival.
         waited: Option<Duration>,
+        /// The W3C trace id of the request's `traceparent` header, for an HTTP bulkhead (read
+        /// only here, on the refusal); `None` for a refusal in `poll_ready` (backpressure mode,
+        /// before the request exists).
+        trace_id: Option<TraceId>,
     },
     /// A queued request got its permit and runs.
     Dequeued {
@@ -66,11 +70,20 @@ impl weir_core::Event for Event<'_> {
     }
 
     /// A rejection: fate `rejected`, its reason (`queue_full`, `max_wait`, `deadline`) and, after a
-    /// wait, the wait. A dequeued request: the wait (`weir_queue_wait_seconds`), no fate.
+    /// wait, the wait, and the `trace_id` an HTTP request carried. A dequeued request: the wait
+    /// (`weir_queue_wait_seconds`), no fate.
     fn fields(&self) -> Fields {
         match self {
-            Self::Rejected { reason, waited, .. } => {
-                let fields = Fields::NONE.fate(Fate::Rejected).reason(reason.as_str());
+            Self::Rejected {
+                reason,
+                waited,
+                trace_id,
+                ..
+            } => {
+                let fields = Fields::NONE
+                    .fate(Fate::Rejected)
+                    .reason(reason.as_str())
+                    .trace_id(*trace_id);
                 match waited {
                     Some(waited) => fields.wait(*waited),
                     None => fields,

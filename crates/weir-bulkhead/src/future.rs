@@ -9,6 +9,7 @@ use std::task::{Context, Poll, ready};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep, sleep_until};
 use tower_service::Service;
+use weir_core::observer::TraceId;
 use weir_core::{BoxError, Error, Observer};
 
 use crate::event::Event;
@@ -142,7 +143,9 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Waiting { .. } => ready!(poll_wait(this.state.as_mut(), cx)),
+                StateProj::Waiting { .. } => {
+                    ready!(poll_wait::<S, Req, O, P>(this.state.as_mut(), cx))
+                }
                 StateProj::Running { future, permit } => {
                     let result = ready!(future.poll(cx));
                     let permit = permit.take().expect("polled after completion");
@@ -168,11 +171,18 @@ where
 /// enough to be inlined into the caller's.
 #[cold]
 #[inline(never)]
-fn poll_wait<S, Req, O>(mut state: Pin<&mut State<S, Req, O>>, cx: &mut Context<'_>) -> Poll<()>
+fn poll_wait<S, Req, O, P>(mut state: Pin<&mut State<S, Req, O>>, cx: &mut Context<'_>) -> Poll<()>
 where
     S: Service<Req>,
     O: for<'a> Observer<Event<'a>>,
+    P: weir_core::protocol::Protocol<Req>,
 {
+    // The request's trace id, read only for a refusal's event.
+    let trace_id = |request: Option<&Req>| {
+        request
+            .and_then(|request| P::headers(request))
+            .and_then(TraceId::from_headers)
+    };
     let StateProj::Waiting { wait } = state.as_mut().project() else {
         return Poll::Ready(());
     };
@@ -197,13 +207,17 @@ where
                 });
                 return Poll::Ready(());
             }
-            _ => rejecter.reject(RejectReason::QueueFull, since.elapsed()),
+            (_, _, request) => rejecter.reject(
+                RejectReason::QueueFull,
+                since.elapsed(),
+                trace_id(request.as_ref()),
+            ),
         };
         state.set(State::Rejected { error: Some(error) });
         return Poll::Ready(());
     }
     ready!(sleep.poll(cx));
-    let error = rejecter.reject(*reason, since.elapsed());
+    let error = rejecter.reject(*reason, since.elapsed(), trace_id(request.as_ref()));
     state.set(State::Rejected { error: Some(error) });
     Poll::Ready(())
 }

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 use weir_core::inspect::Registry;
+use weir_core::observer::TraceId;
 use weir_core::protocol::{Http, Plain};
 use weir_core::{
     BoxError, ConfigError, Deadline, Error, KeyExtractor, Name, Observer, key::MissingKey,
@@ -504,6 +505,7 @@ where
         key: Option<&K>,
         reason: RejectReason,
         waited: Option<Duration>,
+        trace_id: Option<TraceId>,
     ) -> Error {
         partition.core.count_rejection();
         self.rejected.fetch_add(1, Ordering::Relaxed);
@@ -515,6 +517,7 @@ where
             in_flight: stats.in_flight,
             queued: stats.queued,
             waited,
+            trace_id,
         });
         Error::bulkhead_full()
             .with_layer(self.name.clone())
@@ -552,6 +555,10 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         let shared = &*self.shared;
+        // The request's trace id, read only for a refusal's event.
+        let trace_id = || {
+            <P as weir_core::protocol::Protocol<Req>>::headers(&req).and_then(TraceId::from_headers)
+        };
         let key = shared.extractor.extract(&req);
         let (partition, key) = match shared.missing.resolve(key) {
             Resolved::Key(key) => {
@@ -583,7 +590,13 @@ where
                 return ResponseFuture::running(self.inner.call(req), permit, true);
             }
             Resolved::Reject => {
-                let error = shared.reject(&shared.keyless, None, RejectReason::QueueFull, None);
+                let error = shared.reject(
+                    &shared.keyless,
+                    None,
+                    RejectReason::QueueFull,
+                    None,
+                    trace_id(),
+                );
                 return ResponseFuture::rejected(error);
             }
         };
@@ -593,7 +606,13 @@ where
         // One version of the queue settings for this request (a handle may change them).
         let policy = shared.tuning.policy();
         if policy.max_queue == 0 {
-            let error = shared.reject(&partition, key.as_ref(), RejectReason::QueueFull, None);
+            let error = shared.reject(
+                &partition,
+                key.as_ref(),
+                RejectReason::QueueFull,
+                None,
+                trace_id(),
+            );
             return ResponseFuture::rejected(error);
         }
         let deadline =
@@ -607,19 +626,26 @@ where
                     key.as_ref(),
                     reason,
                     None,
+                    trace_id(),
                 ));
             }
         };
         let Some(waiter) = partition.core.enqueue(policy.max_queue) else {
-            let error = shared.reject(&partition, key.as_ref(), RejectReason::QueueFull, None);
+            let error = shared.reject(
+                &partition,
+                key.as_ref(),
+                RejectReason::QueueFull,
+                None,
+                trace_id(),
+            );
             return ResponseFuture::rejected(error);
         };
         // A refusal after the wait names the partition: the one allocation of this slow path
         // besides the waiter's own.
         let parts = Arc::clone(&self.shared);
-        let rejecter = Rejecter::Partition(Arc::new(move |after| match after {
+        let rejecter = Rejecter::Partition(Arc::new(move |after, trace_id| match after {
             AfterWait::Refused(reason, waited) => {
-                Some(parts.reject(&partition, key.as_ref(), reason, Some(waited)))
+                Some(parts.reject(&partition, key.as_ref(), reason, Some(waited), trace_id))
             }
             AfterWait::Admitted(waited) => {
                 parts.observer.on_event(&Event::Dequeued {

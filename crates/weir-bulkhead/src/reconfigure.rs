@@ -111,8 +111,9 @@ impl Reconfigure for BulkheadHandle {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PartitionedTuning<K> {
-    /// Named partitions and their sizes (in no particular order). Every key must be one the
-    /// layer was built with; a named partition left out keeps its size.
+    /// Named partitions and their sizes (in no particular order): every partition the layer
+    /// was built with, and no other (adding or removing one needs a new layer: `apply` refuses
+    /// it, naming `partition`).
     pub partitions: Vec<(K, usize)>,
     /// The size of every keyed partition (those stored now, the key-less one and those made
     /// later).
@@ -180,8 +181,9 @@ where
     ///
     /// The [`ConfigError`] `build()` would return, naming the field (`partition`, `per_key`,
     /// `borrow`, `retry_after`, `max_wait`); `partition` ([`is_unknown`](ConfigError::is_unknown))
-    /// for a key the layer has no named partition for; a conflict naming `borrow` for adding or
-    /// removing the pool. Nothing changes then.
+    /// for a key the layer has no named partition for, and a conflict naming `partition` when a
+    /// partition the layer has is left out (partitions are added and removed by building a new
+    /// layer); a conflict naming `borrow` for adding or removing the pool. Nothing changes then.
     fn apply(&self, tuning: PartitionedTuning<K>) -> Result<(), ConfigError> {
         let parts = &self.shared;
         for (key, size) in &tuning.partitions {
@@ -193,6 +195,19 @@ where
                     "names a partition the layer was not built with: build a new layer to add one",
                 ));
             }
+        }
+        // Partitions are added and removed by building a new layer: a running one takes new
+        // sizes for the partitions it has, all of them.
+        if parts
+            .named
+            .keys()
+            .any(|key| !tuning.partitions.iter().any(|(given, _)| given == key))
+        {
+            return Err(ConfigError::conflict(
+                PATTERN,
+                "partition",
+                "leaves out a partition the layer was built with: build a new layer to remove one",
+            ));
         }
         validate_size("per_key", tuning.per_key)?;
         match (&parts.pool, tuning.borrow) {
@@ -238,14 +253,11 @@ where
                 loans.resize(cap);
             }
         };
-        for (key, partition) in &parts.named {
-            // A named partition left out keeps its size; its loan cap follows the pool's.
-            let size = tuning
-                .partitions
-                .iter()
-                .find(|(given, _)| given == key)
-                .map_or_else(|| partition.core.max(), |(_, size)| *size);
-            resize(partition, size);
+        for (key, size) in &tuning.partitions {
+            // Every named partition is given (checked above); its loan cap follows the pool's.
+            if let Some(partition) = parts.named.get(key) {
+                resize(partition, *size);
+            }
         }
         // Stored before the keyed partitions are visited: a partition made meanwhile reads the
         // new size under its shard's lock, or is visited after it was made.

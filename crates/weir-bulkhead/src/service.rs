@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 
 use tokio::time::Instant;
 use tower_service::Service;
+use weir_core::observer::TraceId;
 use weir_core::protocol::Plain;
 use weir_core::{BoxError, Deadline, Error, Observer};
 
@@ -83,7 +84,7 @@ where
                             None => {
                                 return Poll::Ready(Err(self
                                     .shared
-                                    .reject(RejectReason::QueueFull)
+                                    .reject(RejectReason::QueueFull, None)
                                     .into()));
                             }
                         }
@@ -128,16 +129,20 @@ impl<S, O, P> Bulkhead<S, O, P> {
         let shared = &self.shared;
         // One version of the queue settings for this request (a handle may change them).
         let policy = shared.tuning.policy();
+        // The request's trace id, read only for a refusal's event.
+        let trace_id = || {
+            <P as weir_core::protocol::Protocol<Req>>::headers(&req).and_then(TraceId::from_headers)
+        };
         if policy.max_queue == 0 {
-            return Err(shared.reject(RejectReason::QueueFull));
+            return Err(shared.reject(RejectReason::QueueFull, trace_id()));
         }
         let deadline =
             <P as weir_core::protocol::Protocol<Req>>::deadline(&req).map(Deadline::instant);
         let now = Instant::now();
-        let (until, reason) =
-            wait_until(now, policy.max_wait, deadline).map_err(|reason| shared.reject(reason))?;
+        let (until, reason) = wait_until(now, policy.max_wait, deadline)
+            .map_err(|reason| shared.reject(reason, trace_id()))?;
         let Some(waiter) = shared.core.enqueue(policy.max_queue) else {
-            return Err(shared.reject(RejectReason::QueueFull));
+            return Err(shared.reject(RejectReason::QueueFull, trace_id()));
         };
         // The readied instance goes into the future; an unreadied clone stays behind.
         let clone = self.inner.clone();

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use weir_core::observer::TraceId;
 use weir_core::{Error, Name, Observer};
 
 use crate::event::Event;
@@ -47,17 +48,23 @@ impl<O> Shared<O> {
         }
     }
 
-    /// Counts and reports a rejection on arrival, and makes its error.
-    pub(crate) fn reject(&self, reason: RejectReason) -> Error
+    /// Counts and reports a rejection on arrival (of a request with `trace_id`), and makes its
+    /// error.
+    pub(crate) fn reject(&self, reason: RejectReason, trace_id: Option<TraceId>) -> Error
     where
         O: for<'a> Observer<Event<'a>>,
     {
-        self.reject_after(reason, None)
+        self.reject_after(reason, None, trace_id)
     }
 
     /// Counts and reports a rejection (after `waited` in the queue, if it waited), and makes its
     /// error.
-    pub(crate) fn reject_after(&self, reason: RejectReason, waited: Option<Duration>) -> Error
+    pub(crate) fn reject_after(
+        &self,
+        reason: RejectReason,
+        waited: Option<Duration>,
+        trace_id: Option<TraceId>,
+    ) -> Error
     where
         O: for<'a> Observer<Event<'a>>,
     {
@@ -69,6 +76,7 @@ impl<O> Shared<O> {
             in_flight: self.core.in_flight(),
             queued: self.core.queued(),
             waited,
+            trace_id,
         });
         Error::bulkhead_full()
             .with_layer(self.name.clone())
@@ -89,20 +97,24 @@ pub(crate) enum AfterWait {
 /// queued request, the slow path).
 pub(crate) enum Rejecter<O> {
     Layer(Arc<Shared<O>>),
-    Partition(Arc<dyn Fn(AfterWait) -> Option<Error> + Send + Sync>),
+    Partition(Arc<dyn Fn(AfterWait, Option<TraceId>) -> Option<Error> + Send + Sync>),
 }
 
 impl<O> Rejecter<O>
 where
     O: for<'a> Observer<Event<'a>>,
 {
-    /// Reports and words a refusal after `waited` in the queue.
-    pub(crate) fn reject(&self, reason: RejectReason, waited: Duration) -> Error {
+    /// Reports and words a refusal after `waited` in the queue, of a request with `trace_id`.
+    pub(crate) fn reject(
+        &self,
+        reason: RejectReason,
+        waited: Duration,
+        trace_id: Option<TraceId>,
+    ) -> Error {
         match self {
-            Self::Layer(shared) => shared.reject_after(reason, Some(waited)),
-            Self::Partition(report) => {
-                report(AfterWait::Refused(reason, waited)).unwrap_or_else(Error::bulkhead_full)
-            }
+            Self::Layer(shared) => shared.reject_after(reason, Some(waited), trace_id),
+            Self::Partition(report) => report(AfterWait::Refused(reason, waited), trace_id)
+                .unwrap_or_else(Error::bulkhead_full),
         }
     }
 
@@ -115,7 +127,7 @@ where
                 waited,
             }),
             Self::Partition(report) => {
-                report(AfterWait::Admitted(waited));
+                report(AfterWait::Admitted(waited), None);
             }
         }
     }

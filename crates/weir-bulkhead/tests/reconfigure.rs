@@ -399,6 +399,48 @@ fn a_refused_partition_setting_names_its_field_and_changes_nothing() {
     }
 }
 
+/// Adding or removing a partition is a restart: a new key is unknown, one left out a
+/// conflict, both naming `partition`; resizing every partition there is applies.
+#[test]
+fn partitions_are_resized_at_run_time_but_not_added_or_removed() {
+    let layer = BulkheadLayer::partitioned(tenant)
+        .partition(b'a', 3)
+        .partition(b'b', 2)
+        .per_key(2)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let before = handle.settings();
+    let mut added = handle.settings();
+    added.partitions.push((b'c', 4));
+    let err = handle.apply(added).unwrap_err();
+    assert_eq!(
+        (err.field(), err.is_unknown()),
+        ("partition", true),
+        "{err}"
+    );
+    let mut removed = handle.settings();
+    removed.partitions.retain(|(key, _)| *key == b'a');
+    removed.per_key = 9;
+    let err = handle.apply(removed).unwrap_err();
+    assert_eq!(
+        (err.field(), err.is_conflict()),
+        ("partition", true),
+        "{err}"
+    );
+    assert_eq!(
+        handle.settings(),
+        before,
+        "a refused setting changes nothing"
+    );
+
+    let mut resized = handle.settings();
+    resized.partitions = vec![(b'b', 5), (b'a', 1)];
+    handle.apply(resized).unwrap();
+    assert_eq!(handle.stats(&b'a').unwrap().max_concurrent, 1);
+    assert_eq!(handle.stats(&b'b').unwrap().max_concurrent, 5);
+}
+
 #[test]
 fn a_builder_gives_the_settings_a_running_layer_takes() {
     let layer = BulkheadLayer::partitioned(tenant)

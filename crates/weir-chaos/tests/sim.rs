@@ -102,6 +102,64 @@ fn an_outage_fails_requests_only_inside_its_window() {
 }
 
 #[test]
+fn a_slowdown_and_an_error_spike_change_only_their_windows() {
+    let report = Simulation::new(secs(60))
+        .arrivals(Arrivals::steady(20.0))
+        .upstream(
+            Upstream::new(Latency::fixed(ms(10)))
+                .slowdown(secs(10), secs(10), 5.0)
+                .error_spike(secs(30), secs(10), 1.0),
+        )
+        .run(|upstream| upstream);
+    assert_eq!(report.requests(), 1_200);
+    for tick in report.ticks() {
+        let slow = (secs(10)..secs(20)).contains(&tick.start);
+        let spike = (secs(30)..secs(40)).contains(&tick.start);
+        let latency = if slow { ms(50) } else { ms(10) };
+        assert_eq!((tick.p50, tick.p99), (latency, latency), "{tick:?}");
+        let failed = if spike { 20 } else { 0 };
+        assert_eq!(tick.count(Outcome::UpstreamFailure), failed, "{tick:?}");
+        assert_eq!(tick.count(Outcome::Success), 20 - failed, "{tick:?}");
+    }
+}
+
+#[test]
+fn arrivals_come_at_their_rates() {
+    let count = |arrivals: Arrivals| {
+        Simulation::new(secs(60))
+            .arrivals(arrivals)
+            .seed(9)
+            .run(|upstream| upstream)
+    };
+    // Steady: exactly its rate in every tick.
+    let steady = count(Arrivals::steady(25.0));
+    assert!(steady.ticks().iter().all(|t| t.requests() == 25));
+    // Poisson: its rate on average (3 000 expected; a few standard deviations of 55).
+    let poisson = count(Arrivals::poisson(50.0));
+    assert!(
+        (2_800..3_200).contains(&poisson.requests()),
+        "{}",
+        poisson.requests()
+    );
+    assert!(
+        poisson.ticks().iter().any(|t| t.requests() != 50),
+        "not steady"
+    );
+    // Bursts: 200 a second for 5 s every 20 s, 10 a second between.
+    let bursts = count(Arrivals::bursts(10.0, 200.0, secs(20), secs(5)));
+    let (inside, outside): (Vec<_>, Vec<_>) = bursts
+        .ticks()
+        .iter()
+        .partition(|t| t.start.as_secs() % 20 < 5);
+    let mean = |ticks: &[&weir_chaos::sim::Tick]| {
+        ticks.iter().map(|t| t.requests()).sum::<u64>() as f64 / ticks.len() as f64
+    };
+    let (inside, outside) = (mean(&inside), mean(&outside));
+    assert!((150.0..250.0).contains(&inside), "in a burst: {inside}");
+    assert!((5.0..15.0).contains(&outside), "between: {outside}");
+}
+
+#[test]
 fn capacity_raises_latency_beyond_its_concurrency() {
     // 100 requests a second of 100 ms each: about 10 in flight.
     let sim = |upstream: Upstream| {
@@ -168,6 +226,42 @@ fn retries_amplify_an_outage_and_a_budget_amplifies_less() {
         load_in(&unbudgeted, secs(0), secs(20)),
         load_in(&none, secs(0), secs(20))
     );
+}
+
+#[test]
+fn hedges_amplify_the_upstream_load_and_cut_the_tail() {
+    // Exponential 20 ms calls: about e^-1.5 = 22 % are slower than the 30 ms hedge delay.
+    let sim = Simulation::new(secs(60))
+        .arrivals(Arrivals::steady(50.0))
+        .upstream(Upstream::new(Latency::exponential(ms(20))))
+        .seed(4);
+    let hedged = |budget: weir_hedge::HedgeBudget| {
+        sim.run_observed(|upstream, observer| {
+            weir_hedge::HedgeLayer::http()
+                .delay(ms(30))
+                .max_attempts(2)
+                .budget(budget)
+                .observer(observer)
+                .build()
+                .expect("valid hedge")
+                .layer(upstream)
+        })
+    };
+    let bare = sim.run(|upstream| upstream);
+    let free = hedged(weir_hedge::HedgeBudget::unlimited());
+    assert_eq!(free.requests(), bare.requests());
+    // Every hedge is one more upstream call than requests.
+    let sent = free.event_count("hedge", "hedge_sent");
+    assert_eq!(free.upstream_calls(), free.requests() + sent);
+    let amplification = free.amplification();
+    assert!((1.15..1.30).contains(&amplification), "x{amplification:.3}");
+    let (hedged_p99, bare_p99) = (free.latency(0.99), bare.latency(0.99));
+    assert!(hedged_p99 < bare_p99, "{hedged_p99:?} against {bare_p99:?}");
+    // A 5 % budget holds the amplification near 1.05.
+    let budgeted = hedged(weir_hedge::HedgeBudget::ratio(0.05));
+    let held = budgeted.amplification();
+    assert!(held < 1.10 && held > 1.0, "x{held:.3}");
+    assert!(budgeted.event_count("hedge", "budget_exhausted") > 0);
 }
 
 #[test]
@@ -301,4 +395,113 @@ fn the_csv_and_the_svg_are_well_formed() {
         .expect("points");
     assert_eq!(points.split(' ').count(), report.ticks().len());
     assert_eq!(svg.matches('<').count(), svg.matches('>').count());
+}
+
+/// The nearest-rank quantile `q` of sorted `waits`, as the report computes it.
+fn nearest_rank(waits: &[Duration], q: f64) -> Duration {
+    let rank = ((q * waits.len() as f64).ceil() as usize).clamp(1, waits.len());
+    waits[rank - 1]
+}
+
+#[test]
+fn queue_waits_are_what_the_bulkhead_reported() {
+    // Bursts of 400 a second for 2 s every 10 s, to an upstream answering in 20 ms: ~8 calls
+    // in flight during a burst, through a bulkhead of 4 with a queue of 16 and a 100 ms wait.
+    let sim = Simulation::new(secs(30))
+        .arrivals(Arrivals::bursts(20.0, 400.0, secs(10), secs(2)))
+        .upstream(Upstream::new(Latency::exponential(ms(20))))
+        .seed(5);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let run = || {
+        let seen = std::sync::Arc::clone(&seen);
+        sim.run_observed(move |upstream, observer| {
+            // The bulkhead's own events, beside the simulator's observer.
+            let own = move |event: &weir_bulkhead::Event<'_>| {
+                let wait = match event {
+                    weir_bulkhead::Event::Dequeued { waited, .. } => Some(*waited),
+                    weir_bulkhead::Event::Rejected { waited, .. } => *waited,
+                    _ => None,
+                };
+                if let Some(wait) = wait {
+                    seen.lock().expect("not poisoned").push(wait);
+                }
+            };
+            weir_bulkhead::BulkheadLayer::builder()
+                .max_concurrent(4)
+                .max_queue(16)
+                .max_wait(ms(100))
+                .observer((observer, own))
+                .build()
+                .expect("valid bulkhead")
+                .layer(upstream)
+        })
+    };
+    let report = run();
+    let mut waits = std::mem::take(&mut *seen.lock().expect("not poisoned"));
+    waits.sort_unstable();
+
+    // The bursts queued, and the report has every wait the bulkhead reported, no other.
+    assert!(waits.len() > 100, "{} waits", waits.len());
+    assert_eq!(report.queued(), waits.len() as u64);
+    let per_tick: u64 = report.ticks().iter().map(|t| t.queued).sum();
+    assert_eq!(per_tick, report.queued());
+    assert!(report.event_count("bulkhead", "dequeued") > 0);
+    assert!(report.event_count("bulkhead", "dequeued") <= report.queued());
+    for q in [0.5, 0.9, 0.99, 0.999, 1.0] {
+        let expected = nearest_rank(&waits, q);
+        assert_eq!(
+            report.queue_wait(q),
+            Some(Duration::from_micros(expected.as_micros() as u64)),
+            "q {q}"
+        );
+    }
+    assert!(report.queue_wait(0.99).expect("p99") > Duration::ZERO);
+    assert!(
+        report.queue_wait(1.0).expect("max") <= ms(100),
+        "bounded by max_wait"
+    );
+    // Only the bursts' ticks (0-2 s, 10-12 s, 20-22 s, and a little after) queue.
+    for tick in report.ticks() {
+        let in_burst = tick.start.as_secs() % 10 < 3;
+        assert!(in_burst || tick.queued == 0, "{tick:?}");
+        assert!(
+            tick.queued == 0 || tick.wait_p99 > Duration::ZERO,
+            "{tick:?}"
+        );
+    }
+    // In the table, the CSV and the SVG.
+    let table = report.table(6);
+    assert!(
+        table.contains(&format!("queue waits {}", report.queued())),
+        "{table}"
+    );
+    assert!(table.contains("wait_p99_ms"), "{table}");
+    let csv = report.csv();
+    let header: Vec<&str> = csv.lines().next().expect("a header").split(',').collect();
+    let queued = header.iter().position(|h| *h == "queued").expect("queued");
+    let csv_queued: f64 = csv
+        .lines()
+        .skip(1)
+        .map(|line| {
+            line.split(',')
+                .nth(queued)
+                .expect("a cell")
+                .parse::<f64>()
+                .expect("a number")
+        })
+        .sum();
+    assert!((csv_queued - report.queued() as f64).abs() < 1e-9);
+    assert!(header.contains(&"wait_p99_ms"));
+    let svg = report.svg("queued");
+    assert!(svg.contains(">queue wait p99 ms</text>"));
+    assert_eq!(svg.matches("<polyline").count(), 7);
+
+    // Reproducible, waits included.
+    assert_eq!(run(), report);
+    // Without the observer, or without a queue: none.
+    assert_eq!(sim.run(|upstream| upstream).queued(), 0);
+    assert_eq!(
+        sim.run(|upstream| upstream).queue_wait(0.99),
+        Some(Duration::ZERO)
+    );
 }

@@ -18,6 +18,7 @@ mod service;
 mod settings;
 mod shared;
 mod state;
+mod sync;
 mod trailers;
 
 pub use crate::builder::{CircuitBreakerBuilder, KeyedCircuitBreakerBuilder};

@@ -432,6 +432,43 @@ mod tests {
         }
     }
 
+    /// A factor only shapes an exponential backoff, and one below 1 (or not finite) is 1.
+    #[test]
+    fn factor_is_exponential_only_and_at_least_one() {
+        let constant = Backoff::constant(100 * MS);
+        assert_eq!(constant.factor(3.0), constant);
+        let exp = Backoff::exponential(100 * MS);
+        assert_eq!(exp.factor(0.5).grown(3), 100 * MS);
+        assert_eq!(exp.factor(f64::INFINITY).grown(3), 100 * MS);
+        assert_eq!(exp.factor(3.0).grown(2), 900 * MS);
+        assert_eq!(exp.jitter(Jitter::Full).jitter_mode(), Jitter::Full);
+        assert_eq!(exp.jitter_mode(), Jitter::None);
+    }
+
+    /// Every source of randomness works through `&mut` and the shared one through `&`; the
+    /// defaults are fresh sources.
+    #[test]
+    fn random_sources_by_reference_and_by_default() {
+        let full = Backoff::constant(100 * MS).jitter(Jitter::Full);
+        let mut seeded = FastRandom::seeded(7);
+        let mut again = FastRandom::seeded(7);
+        let by_ref = full.delay(0, Duration::ZERO, &mut &mut seeded);
+        assert_eq!(by_ref, full.delay(0, Duration::ZERO, &mut again));
+        let shared = SharedRandom::seeded(7);
+        let other = SharedRandom::seeded(7);
+        assert_eq!(
+            full.delay(0, Duration::ZERO, &mut &shared),
+            full.delay(0, Duration::ZERO, &mut &other)
+        );
+        for rng in [
+            &mut FastRandom::default() as &mut dyn Random,
+            &mut &SharedRandom::new(),
+        ] {
+            assert!(full.delay(0, Duration::ZERO, rng) <= 100 * MS);
+        }
+        let _ = SharedRandom::default().next();
+    }
+
     #[test]
     fn growth_without_jitter() {
         let base = 100 * MS;

@@ -207,6 +207,18 @@ mod tests {
     use super::*;
     use crate::wire::{GRPC_TIMEOUT, TIMEOUT_MS};
 
+    /// A duration no instant can be moved by is halved until it fits: the result is far in the
+    /// future, never a panic (found by cargo-mutants: `Deadline::after` caps its timeout, so
+    /// no other test reaches the halving).
+    #[test]
+    fn saturating_add_halves_a_duration_that_would_overflow() {
+        let now = Instant::now();
+        assert!(now.checked_add(Duration::MAX).is_none());
+        let later = saturating_add(now, Duration::MAX);
+        assert!(later > now + Duration::from_secs(100 * 365 * 86_400));
+        assert_eq!(saturating_add(now, Duration::ZERO), now);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn remaining_and_is_expired_follow_the_clock() {
         let deadline = Deadline::after(Duration::from_millis(100));

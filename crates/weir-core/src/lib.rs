@@ -16,6 +16,9 @@ pub mod inspect;
 pub mod key;
 pub mod keyed;
 pub mod lanes;
+#[cfg(any(test, feature = "model-sync"))]
+#[doc(hidden)]
+pub mod model_sync;
 mod name;
 pub mod observer;
 mod outcome;

@@ -247,9 +247,8 @@ where
                     let outcome = outcome_of(&shared.classify, result);
                     if matches!(verdict(outcome, result), Verdict::Answer | Verdict::Fatal) {
                         primary.set(Attempt::Done);
-                        if shared.records() {
-                            shared.core.record_at_once(this.local.index());
-                        }
+                        // Nothing without the percentile trigger (its histogram is `None`).
+                        shared.core.record_at_once(this.local.index());
                         shared.core.record_outcome(outcome);
                         return first;
                     }

@@ -170,9 +170,10 @@ impl Core {
         }
     }
 
-    /// Records a primary that answered on its first poll: latency zero, one relaxed atomic
-    /// add, no clock reading (but for the very first, and one in 64 so the window rotates).
-    /// `stripe`: the caller's lane (see `weir_core::lanes`), whose stripe of the count it adds to.
+    /// Records a primary that answered on its first poll (percentile trigger only; nothing
+    /// otherwise): latency zero, a relaxed load and store, no clock reading (but for one in 64
+    /// of a stripe, so the window rotates). `stripe`: the caller's lane (see
+    /// `weir_core::lanes`), whose stripe of the count it adds to.
     #[inline]
     pub(crate) fn record_at_once(&self, stripe: usize) {
         if let Some(latency) = &self.latency {

@@ -187,57 +187,60 @@ struct Bank {
     /// Samples recorded with a latency (the sum of `counts`).
     total: AtomicU32,
     counts: [AtomicU32; BUCKETS],
-    /// Answers on the first poll, recorded as latency zero without a clock reading (bucket 0,
-    /// counted apart so that recording one is a single atomic add), per thread stripe: each
-    /// answer counts once, in its thread's stripe, and the percentile reads their sum. One
-    /// counter would be written by every immediate answer of every thread, and two threads
-    /// would contend on its cache line.
-    immediate: [Stripe; STRIPES],
 }
 
-/// Stripes of a bank's immediate count.
+/// Stripes of the immediate counts.
 const STRIPES: usize = 8;
 
-/// One stripe of the immediate count, on a 128-byte block of its own (adjacent-line
-/// prefetching pairs lines), so threads on different stripes never write one line.
+/// One stripe of the counts of answers on the first poll, recorded as latency zero without a
+/// clock reading (bucket 0, counted apart so that recording one is a single relaxed store):
+/// its count for each bank, on a 128-byte block of its own (adjacent-line prefetching pairs
+/// lines), so threads on different stripes never write one line. Each answer counts once, in
+/// its thread's stripe, and the percentile reads their sum: one counter would be written by
+/// every immediate answer of every thread, and two threads would contend on its cache line.
+/// Both banks' counts share the stripe's block, so an answer finds its count with the stripe
+/// and the bank's parity alone.
 #[derive(Debug, Default)]
 #[repr(align(128))]
-struct Stripe(AtomicU32);
+struct Stripe([AtomicU32; 2]);
 
 impl Bank {
-    fn new() -> Self {
+    fn new(window: u64) -> Self {
         Self {
-            window: AtomicU64::new(0),
+            window: AtomicU64::new(window),
             total: AtomicU32::new(0),
             counts: std::array::from_fn(|_| AtomicU32::new(0)),
-            immediate: Default::default(),
         }
-    }
-
-    /// The immediate answers counted, over every stripe.
-    fn immediate(&self) -> u64 {
-        self.immediate
-            .iter()
-            .map(|stripe| u64::from(stripe.0.load(Ordering::Relaxed)))
-            .sum()
     }
 }
 
 /// No delay known yet (fewer samples than the minimum).
 const NO_DELAY: u64 = u64::MAX;
-/// The percentile is recomputed every this many samples, and at each window rotation.
+/// The percentile is recomputed every this many timed samples, and at each window rotation.
 const RECOMPUTE_EVERY: u32 = 16;
 
-/// One immediate answer in this many reads the clock (so the window rotates).
+/// One immediate answer in this many (of a stripe) reads the clock (so the window rotates)
+/// and recomputes the percentile. An immediate answer is a sample at the minimum, which can
+/// only lower the percentile (or keep it): the delay in force between two recomputations errs
+/// late (fewer hedges), never early.
 const UNTIMED_EVERY: u32 = 64;
 
+/// A value alone on a 128-byte block: the percentile, written when it changes, is kept off
+/// the line the immediate path reads.
+#[derive(Debug)]
+#[repr(align(128))]
+struct Apart<T>(T);
+
 /// Recent latencies in a rotating window of two banks (the current window and the one before):
-/// the percentile reads between one and two windows of history. Recording is a few relaxed
-/// atomic adds; the percentile is recomputed every 16 samples and cached in one atomic, so the
-/// request path reads one atomic to know its delay.
+/// the percentile reads between one and two windows of history. Recording a timed latency is a
+/// few relaxed atomic adds, an immediate answer a relaxed load and store in the caller's stripe;
+/// the percentile is recomputed every 16 timed samples and every 64 immediate answers of a
+/// stripe, and cached in one atomic (stored only when it changes), so the request path reads
+/// one atomic to know its delay.
 ///
-/// A sample recorded while another thread clears a bank at a rotation may be lost: the
-/// histogram is a statistic, and that loss is bounded by the threads recording at that instant.
+/// A sample recorded while another thread clears a bank at a rotation may be lost, as may an
+/// immediate answer of two threads sharing a stripe at one instant: the histogram is a
+/// statistic, and that loss is bounded by the threads recording at that instant.
 #[derive(Debug)]
 pub(crate) struct Latency {
     window_us: u64,
@@ -246,9 +249,14 @@ pub(crate) struct Latency {
     min_samples: u32,
     floor_us: u64,
     banks: [Bank; 2],
-    delay_us: AtomicU64,
-    /// The newest window a sample was recorded in (window index + 1; 0: none yet): where
-    /// [`record_at_once`](Self::record_at_once) counts, without a clock.
+    /// The immediate answers of each bank, by stripe.
+    immediate: [Stripe; STRIPES],
+    /// The percentile in microseconds, or `NO_DELAY`: stored only when it changes, and apart
+    /// from `current`, which every immediate answer reads.
+    delay_us: Apart<AtomicU64>,
+    /// The newest window a sample was recorded in (window index + 1): where
+    /// [`record_at_once`](Self::record_at_once) counts, without a clock. The first window (1,
+    /// the layer's build) is set up by `new`, so the immediate path has no first case.
     current: AtomicU64,
 }
 
@@ -260,9 +268,11 @@ impl Latency {
             percentile_ppm: (percentile * 10_000.0) as u64,
             min_samples,
             floor_us,
-            banks: [Bank::new(), Bank::new()],
-            delay_us: AtomicU64::new(NO_DELAY),
-            current: AtomicU64::new(0),
+            // Window 1 (time zero: the layer's build) is bank 1's from the start.
+            banks: [Bank::new(0), Bank::new(1)],
+            immediate: Default::default(),
+            delay_us: Apart(AtomicU64::new(NO_DELAY)),
+            current: AtomicU64::new(1),
         }
     }
 
@@ -295,8 +305,8 @@ impl Latency {
             for count in &bank.counts {
                 count.store(0, Ordering::Relaxed);
             }
-            for stripe in &bank.immediate {
-                stripe.0.store(0, Ordering::Relaxed);
+            for stripe in &self.immediate {
+                stripe.0[(window % 2) as usize].store(0, Ordering::Relaxed);
             }
             bank.total.store(0, Ordering::Release);
             self.current.fetch_max(window, Ordering::AcqRel);
@@ -306,28 +316,33 @@ impl Latency {
     }
 
     /// Records a latency of zero (an answer on the first poll) without reading the clock: one
-    /// relaxed atomic add into stripe `stripe` (the caller's lane: one per few threads) of the
-    /// newest window's count of such answers. `now_us` is called (the clock read) only for the very first sample, and for one
-    /// immediate answer in 64 of each stripe so that the window still rotates when every answer
-    /// is immediate. The percentile is recomputed every 16th answer of each stripe (as often
-    /// as before over all of them), from the sum of the stripes: no sample is lost.
+    /// relaxed load and store (no read-modify-write, so no locked instruction) into stripe
+    /// `stripe` (the caller's lane: one per few threads) of the newest window's count of such
+    /// answers. `now_us` is called (the clock read) only for one immediate answer in 64 of each
+    /// stripe, so that the window still rotates when every answer is immediate; the percentile
+    /// is recomputed then (from the sum of the stripes), and for each of a stripe's first
+    /// `min_samples` answers. Until a stripe's 64th answer (or a timed sample) reads the clock,
+    /// its answers count in the newest window known: after a quiet spell, in a window the next
+    /// rotation finds too old to count.
+    ///
+    /// Two threads that share a stripe (more threads than stripes, or than lanes) and record
+    /// at the same instant may count one answer where there were two: a lost sample at the
+    /// minimum, so the percentile errs high (later hedges, fewer of them), as a sample lost to a
+    /// rotation does. Threads on different stripes lose nothing.
     #[inline]
     pub(crate) fn record_at_once(&self, stripe: usize, now_us: impl FnOnce() -> u64) {
         let window = self.current.load(Ordering::Relaxed);
-        if window == 0 {
-            self.record(now_us(), 0);
-            return;
-        }
-        let bank = &self.banks[(window % 2) as usize];
-        let stripe = &bank.immediate[stripe % STRIPES];
-        let n = stripe.0.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
-        if n.is_multiple_of(RECOMPUTE_EVERY) || n <= self.min_samples {
+        let stripe = &self.immediate[stripe % STRIPES].0[(window % 2) as usize];
+        let n = stripe.load(Ordering::Relaxed).wrapping_add(1);
+        stripe.store(n, Ordering::Relaxed);
+        if n.is_multiple_of(UNTIMED_EVERY) || n <= self.min_samples {
             self.refresh(window, n, now_us);
         }
     }
 
-    /// Every 16th immediate answer (and each while samples are fewer than the minimum): the
-    /// percentile recomputed, and every 64th the clock read and the window rotated first.
+    /// Every 64th immediate answer of a stripe (and each while the stripe's answers are fewer
+    /// than the minimum): the percentile recomputed, and on the 64th the clock read and the
+    /// window rotated first.
     #[cold]
     fn refresh(&self, window: u64, n: u32, now_us: impl FnOnce() -> u64) {
         if n.is_multiple_of(UNTIMED_EVERY)
@@ -339,20 +354,31 @@ impl Latency {
         self.recompute(window);
     }
 
+    /// The immediate answers counted in bank `bank`, over every stripe.
+    fn immediate_of(&self, bank: usize) -> u64 {
+        self.immediate
+            .iter()
+            .map(|stripe| u64::from(stripe.0[bank].load(Ordering::Relaxed)))
+            .sum()
+    }
+
     fn recompute(&self, window: u64) {
         let live = |bank: &Bank| {
             let w = bank.window.load(Ordering::Acquire);
             w == window || w + 1 == window
         };
         let banks = self.banks.iter().filter(|b| live(b));
-        let immediate: u64 = banks.clone().map(Bank::immediate).sum();
+        let immediate: u64 = (0..2)
+            .filter(|&b| live(&self.banks[b]))
+            .map(|b| self.immediate_of(b))
+            .sum();
         let total: u64 = immediate
             + banks
                 .clone()
                 .map(|b| u64::from(b.total.load(Ordering::Acquire)))
                 .sum::<u64>();
         if total < u64::from(self.min_samples) || total == 0 {
-            self.delay_us.store(NO_DELAY, Ordering::Release);
+            self.set_delay(NO_DELAY);
             return;
         }
         // The smallest latency at or above which `percentile` of the samples fall.
@@ -369,15 +395,21 @@ impl Latency {
                 break;
             }
         }
-        let delay = bucket_upper(at).max(self.floor_us);
-        self.delay_us.store(delay, Ordering::Release);
+        self.set_delay(bucket_upper(at).max(self.floor_us));
+    }
+
+    /// Stores the delay if it changed: in a steady state it does not, and no line is written.
+    fn set_delay(&self, delay: u64) {
+        if self.delay_us.0.load(Ordering::Relaxed) != delay {
+            self.delay_us.0.store(delay, Ordering::Release);
+        }
     }
 
     /// The delay before a hedge, in microseconds: the percentile (never below the floor), or
     /// `None` while fewer than `min_samples` latencies are known.
     #[inline]
     pub(crate) fn delay_us(&self) -> Option<u64> {
-        let delay = self.delay_us.load(Ordering::Acquire);
+        let delay = self.delay_us.0.load(Ordering::Acquire);
         (delay != NO_DELAY).then_some(delay)
     }
 }
@@ -444,8 +476,8 @@ mod tests {
         assert!(latency.delay_us().unwrap() <= 125);
     }
 
-    /// #21.3: immediate answers are recorded without a clock reading (but for the very first
-    /// and one in 64, which rotate the window), as latency zero.
+    /// #21.3: immediate answers are recorded without a clock reading (but for one in 64 of a
+    /// stripe, which rotates the window), as latency zero.
     #[test]
     fn immediate_answers_count_as_zero() {
         use std::cell::Cell;
@@ -459,12 +491,10 @@ mod tests {
             }
         };
         let latency = Latency::new(1_000, 50.0, 16, 0);
-        latency.record_at_once(0, clock(0));
-        assert_eq!(reads.get(), 1, "the very first reads the clock");
-        for _ in 0..7 {
+        for _ in 0..8 {
             latency.record_at_once(0, clock(0));
         }
-        assert_eq!(reads.get(), 1);
+        assert_eq!(reads.get(), 0, "the first window is set up at build");
         assert_eq!(latency.delay_us(), None, "8 samples of 16");
         for _ in 0..9 {
             latency.record(10, 50_000);
@@ -472,13 +502,13 @@ mod tests {
         assert!(latency.delay_us().unwrap() >= 50_000, "9 slow of 17");
         // Two windows later: immediate answers count in the newest window known, without a
         // clock, until the 64th of that window reads it.
-        for _ in 0..56 {
+        for _ in 0..55 {
             latency.record_at_once(0, clock(2_500));
         }
-        assert_eq!(reads.get(), 1);
-        assert_eq!(latency.delay_us(), Some(0), "63 immediate of 73");
+        assert_eq!(reads.get(), 0);
+        assert_eq!(latency.delay_us(), Some(0), "63 immediate of 72");
         latency.record_at_once(0, clock(2_500));
-        assert_eq!(reads.get(), 2, "the 64th reads the clock");
+        assert_eq!(reads.get(), 1, "the 64th reads the clock");
         assert_eq!(
             latency.delay_us(),
             None,
@@ -487,8 +517,22 @@ mod tests {
         for _ in 0..16 {
             latency.record_at_once(0, clock(2_500));
         }
-        assert_eq!(reads.get(), 2);
+        assert_eq!(reads.get(), 1);
         assert_eq!(latency.delay_us(), Some(0));
+        // Past the minimum, the percentile follows immediate answers every 64th of a stripe:
+        // a slow spell raises it at once (timed samples), and the immediate answers after it
+        // lower it only at the stripe's next 64th (the delay errs late, never early).
+        for _ in 0..40 {
+            latency.record(2_600, 50_000);
+        }
+        let slow = latency.delay_us().unwrap();
+        assert!(slow >= 50_000, "{slow}");
+        for _ in 0..(64 - 17) {
+            latency.record_at_once(0, clock(2_700));
+        }
+        assert_eq!(latency.delay_us(), Some(slow), "not yet recomputed");
+        latency.record_at_once(0, clock(2_700));
+        assert_eq!(latency.delay_us(), Some(0), "the 64th: 64 immediate of 104");
     }
 
     /// Immediate answers recorded on several threads land in their threads' stripes, and the
@@ -508,11 +552,10 @@ mod tests {
             }
         });
         let window = latency.current.load(Ordering::Relaxed);
-        let bank = &latency.banks[(window % 2) as usize];
         assert_eq!(
-            bank.immediate(),
-            12,
-            "the first is a timed sample, then 4 x 3"
+            latency.immediate_of((window % 2) as usize),
+            13,
+            "the first, then 4 x 3"
         );
         assert_eq!(latency.delay_us(), None, "13 samples of 16");
         for _ in 0..3 {

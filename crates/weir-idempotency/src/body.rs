@@ -79,6 +79,109 @@ impl<B: Body> IdempotencyBody<B> {
     }
 }
 
+/// How the responses of an [`Idempotency`](crate::Idempotency) service carry their bodies: the
+/// layer's last type parameter, [`Wrapped`] unless the builder chose
+/// [`handler_body`](crate::IdempotencyBuilder::handler_body). Sealed: the two modes are the
+/// crate's.
+pub trait BodyMode<B: Body>: sealed::Sealed {
+    /// The body type of the service's responses.
+    type Body: Body<Data = Bytes>;
+    /// Whether a response too large to keep can be passed on as it streams (the part read,
+    /// then the rest); a mode that cannot reads it whole.
+    #[doc(hidden)]
+    const STREAMS: bool;
+    /// The handler's own body, untouched (a request the layer does not cover, or whose
+    /// response it does not keep).
+    #[doc(hidden)]
+    fn handler(body: B) -> Self::Body;
+    /// A body of these bytes (a replay, a kept response, the layer's own answers).
+    #[doc(hidden)]
+    fn whole(bytes: Bytes) -> Self::Body;
+    /// A response not kept: the frames read, then `error` or the `rest` of the handler's body
+    /// (never given an error or a rest unless [`STREAMS`](Self::STREAMS)).
+    #[doc(hidden)]
+    fn prefix(
+        frames: VecDeque<Frame<Bytes>>,
+        error: Option<B::Error>,
+        rest: Option<Pin<Box<B>>>,
+    ) -> Self::Body;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Wrapped {}
+    impl Sealed for super::HandlerBody {}
+}
+
+/// The default [`BodyMode`]: responses carry an [`IdempotencyBody`], which holds the handler's
+/// body of any type, or the layer's own bytes, or a response too large to keep as it streams.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Wrapped;
+
+impl<B: Body<Data = Bytes>> BodyMode<B> for Wrapped {
+    type Body = IdempotencyBody<B>;
+    const STREAMS: bool = true;
+
+    #[inline(always)]
+    fn handler(body: B) -> Self::Body {
+        IdempotencyBody::inner(body)
+    }
+
+    fn whole(bytes: Bytes) -> Self::Body {
+        IdempotencyBody::full(bytes)
+    }
+
+    fn prefix(
+        frames: VecDeque<Frame<Bytes>>,
+        error: Option<B::Error>,
+        rest: Option<Pin<Box<B>>>,
+    ) -> Self::Body {
+        IdempotencyBody::prefix(frames, error, rest)
+    }
+}
+
+/// The [`BodyMode`] of [`handler_body`](crate::IdempotencyBuilder::handler_body): responses
+/// carry the handler's own body type `B`, which the layer builds from bytes (`B: From<Bytes>`:
+/// axum's `Body`, `Full<Bytes>`). A request the layer does not cover gets the handler's
+/// response as it is, not re-wrapped; a response too large to keep is read whole.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HandlerBody;
+
+impl<B: Body<Data = Bytes> + From<Bytes>> BodyMode<B> for HandlerBody {
+    type Body = B;
+    const STREAMS: bool = false;
+
+    #[inline(always)]
+    fn handler(body: B) -> B {
+        body
+    }
+
+    fn whole(bytes: Bytes) -> B {
+        B::from(bytes)
+    }
+
+    fn prefix(
+        frames: VecDeque<Frame<Bytes>>,
+        error: Option<B::Error>,
+        rest: Option<Pin<Box<B>>>,
+    ) -> B {
+        debug_assert!(error.is_none() && rest.is_none(), "a mode that reads whole");
+        let mut data = frames.into_iter().filter_map(|f| f.into_data().ok());
+        let Some(first) = data.next() else {
+            return B::from(Bytes::new());
+        };
+        let Some(second) = data.next() else {
+            return B::from(first);
+        };
+        let mut all = bytes::BytesMut::from(&first[..]);
+        all.extend_from_slice(&second);
+        for chunk in data {
+            all.extend_from_slice(&chunk);
+        }
+        B::from(all.freeze())
+    }
+}
+
 impl<B> Body for IdempotencyBody<B>
 where
     B: Body<Data = Bytes>,

@@ -1,6 +1,7 @@
 //! `IdempotencyBuilder` and `IdempotencyLayer::builder()`.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use weir_core::inspect::Registry;
 use weir_core::key::Global;
 use weir_core::{ConfigError, Name};
 
+use crate::body::{HandlerBody, Wrapped};
 use crate::handle::IdempotencyHandle;
 use crate::layer::IdempotencyLayer;
 use crate::settings::{IdempotencySettings, Required};
@@ -22,7 +24,7 @@ use crate::store::MemoryStore;
 /// 425, 429) and 5xx not, a [`MemoryStore`], every client in one scope ([`Global`]), no
 /// observer.
 #[must_use]
-pub struct IdempotencyBuilder<St = MemoryStore, X = Global, O = ()> {
+pub struct IdempotencyBuilder<St = MemoryStore, X = Global, O = (), M = Wrapped> {
     name: Name,
     settings: IdempotencySettings,
     store: St,
@@ -30,6 +32,7 @@ pub struct IdempotencyBuilder<St = MemoryStore, X = Global, O = ()> {
     observer: O,
     /// Where `build` registers the handle ([`registry`](IdempotencyBuilder::registry)).
     registry: Option<Registry>,
+    mode: PhantomData<fn() -> M>,
 }
 
 impl IdempotencyLayer {
@@ -42,11 +45,12 @@ impl IdempotencyLayer {
             extractor: Global,
             observer: (),
             registry: None,
+            mode: PhantomData,
         }
     }
 }
 
-impl<St, X, O> IdempotencyBuilder<St, X, O> {
+impl<St, X, O, M> IdempotencyBuilder<St, X, O, M> {
     /// Names this layer in events.
     pub fn name(mut self, name: impl Into<Name>) -> Self {
         self.name = name.into();
@@ -142,7 +146,7 @@ impl<St, X, O> IdempotencyBuilder<St, X, O> {
 
     /// Where claims and responses live: a [`MemoryStore`] of other bounds, or (feature
     /// `redis`) a `RedisStore` shared by a fleet.
-    pub fn store<St2>(self, store: St2) -> IdempotencyBuilder<St2, X, O> {
+    pub fn store<St2>(self, store: St2) -> IdempotencyBuilder<St2, X, O, M> {
         IdempotencyBuilder {
             name: self.name,
             settings: self.settings,
@@ -150,13 +154,14 @@ impl<St, X, O> IdempotencyBuilder<St, X, O> {
             extractor: self.extractor,
             observer: self.observer,
             registry: self.registry,
+            mode: PhantomData,
         }
     }
 
     /// Scopes keys by client: a key is looked up under the client's key too, so one client
     /// never gets another's response (`ApiKey::new()`, `PeerIp::new()`, a closure over the
     /// authenticated user). A request the extractor finds no key for is in one scope of its own.
-    pub fn client_key<X2>(self, extractor: X2) -> IdempotencyBuilder<St, X2, O> {
+    pub fn client_key<X2>(self, extractor: X2) -> IdempotencyBuilder<St, X2, O, M> {
         IdempotencyBuilder {
             name: self.name,
             settings: self.settings,
@@ -164,12 +169,13 @@ impl<St, X, O> IdempotencyBuilder<St, X, O> {
             extractor,
             observer: self.observer,
             registry: self.registry,
+            mode: PhantomData,
         }
     }
 
     /// Receives an [`Event`](crate::Event) for every replay and every answer the layer gives
     /// in the handler's place.
-    pub fn observer<O2>(self, observer: O2) -> IdempotencyBuilder<St, X, O2> {
+    pub fn observer<O2>(self, observer: O2) -> IdempotencyBuilder<St, X, O2, M> {
         IdempotencyBuilder {
             name: self.name,
             settings: self.settings,
@@ -177,6 +183,32 @@ impl<St, X, O> IdempotencyBuilder<St, X, O> {
             extractor: self.extractor,
             observer,
             registry: self.registry,
+            mode: PhantomData,
+        }
+    }
+
+    /// Responds with the handler's own body type (the layer's services answer `Response<B>`
+    /// for a handler's `Response<B>`, where `B: From<Bytes>`: axum's `Body`, `Full<Bytes>`)
+    /// instead of an [`IdempotencyBody`](crate::IdempotencyBody) around it. A request the
+    /// layer does not cover gets the handler's response as it is, not re-wrapped (and axum,
+    /// which boxes every other body type into its `Body`, does not allocate for it); the
+    /// layer's own answers and replays are built with `B::from(bytes)`.
+    ///
+    /// What it costs: a response of a kept status is read and kept only when its size hint
+    /// bounds it within [`max_response_bytes`](Self::max_response_bytes) (axum's bodies from
+    /// `String`, `Json`, `Bytes` do); one of unknown or larger size (a stream) is passed on
+    /// untouched and its key marked done and not replayable, as a response over the limit is.
+    /// A body longer than its hint said is read whole and passed on, not kept; trailers are
+    /// dropped (and the response not kept); a body that fails while read is answered `500`.
+    pub fn handler_body(self) -> IdempotencyBuilder<St, X, O, HandlerBody> {
+        IdempotencyBuilder {
+            name: self.name,
+            settings: self.settings,
+            store: self.store,
+            extractor: self.extractor,
+            observer: self.observer,
+            registry: self.registry,
+            mode: PhantomData,
         }
     }
 
@@ -186,7 +218,7 @@ impl<St, X, O> IdempotencyBuilder<St, X, O> {
     ///
     /// [`ConfigError`] when a setting breaks a rule ([`IdempotencySettings::validate`]); with a
     /// [`registry`](Self::registry), a duplicate `name`.
-    pub fn build(self) -> Result<IdempotencyLayer<St, X, O>, ConfigError> {
+    pub fn build(self) -> Result<IdempotencyLayer<St, X, O, M>, ConfigError> {
         self.settings.validate()?;
         let layer = IdempotencyLayer::from_shared(Shared::new(
             self.name,
@@ -208,14 +240,14 @@ impl<St, X, O> IdempotencyBuilder<St, X, O> {
     /// As [`build`](Self::build).
     pub fn build_with_handle(
         self,
-    ) -> Result<(IdempotencyLayer<St, X, O>, IdempotencyHandle), ConfigError> {
+    ) -> Result<(IdempotencyLayer<St, X, O, M>, IdempotencyHandle), ConfigError> {
         let layer = self.build()?;
         let handle = layer.handle();
         Ok((layer, handle))
     }
 }
 
-impl<St, X, O> fmt::Debug for IdempotencyBuilder<St, X, O> {
+impl<St, X, O, M> fmt::Debug for IdempotencyBuilder<St, X, O, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IdempotencyBuilder")
             .field("name", &self.name)

@@ -20,7 +20,7 @@ use tower_service::Service;
 use weir_core::wire::IDEMPOTENT_REPLAYED;
 use weir_core::{Observer, response::problem_json};
 
-use crate::body::IdempotencyBody;
+use crate::body::{BodyMode, Wrapped};
 use crate::event::Event;
 use crate::key::Fingerprint;
 use crate::shared::{ClaimGuard, Counters, Shared};
@@ -34,6 +34,7 @@ const NOT_REPLAYABLE: &str =
 const UNAVAILABLE: &str = "the idempotency store is unavailable";
 pub(crate) const UNREADABLE: &str = "the request body could not be read";
 pub(crate) const TOO_LARGE: &str = "the request body is too large for an idempotent request";
+const BODY_FAILED: &str = "the response body could not be read";
 
 /// The request body read so far: one chunk kept as it came (no copy for a body of one chunk),
 /// or every chunk copied into one buffer (the chunks dropped as they are copied, so the body is
@@ -73,13 +74,13 @@ impl Collected {
 
 pin_project! {
     #[project = StateProj]
-    enum State<S, F, ReqB, ResB: Body, CF, CpF, G> {
+    enum State<S, F, ReqB, ResB: Body, R, CF, CpF, G> {
         Passthrough {
             #[pin]
             fut: F,
         },
         Answer {
-            response: Option<Response<IdempotencyBody<ResB>>>,
+            response: Option<Response<R>>,
         },
         Reading {
             inner: Option<S>,
@@ -116,7 +117,7 @@ pin_project! {
         Completing {
             #[pin]
             fut: CpF,
-            response: Option<Response<IdempotencyBody<ResB>>>,
+            response: Option<Response<R>>,
             guard: Option<G>,
         },
     }
@@ -129,14 +130,15 @@ pin_project! {
     /// future and nothing else, so the plain path moves no more than the handler's own future;
     /// everything a request with a key needs (its body, fingerprint, claim, the response being
     /// kept) lives in one allocation, made only for such a request (which allocates anyway).
-    pub struct ResponseFuture<S, ReqB, ResB, St, X, O>
+    pub struct ResponseFuture<S, ReqB, ResB, St, X, O, M = Wrapped>
     where
         S: Service<Request<ReqB>>,
         ResB: Body,
         St: IdempotencyStore,
+        M: BodyMode<ResB>,
     {
         #[pin]
-        kind: Kind<S::Future, Pin<Box<Keyed<S, ReqB, ResB, St, X, O>>>>,
+        kind: Kind<S::Future, KeyedBox<Keyed<S, ReqB, ResB, St, X, O, M>>>,
     }
 }
 
@@ -153,13 +155,43 @@ pin_project! {
     }
 }
 
+/// The box of a keyed request's state, dropped out of line: the future's drop glue is then a
+/// test of the variant and, for a plain request, the handler's future's drop, small enough to
+/// be inlined where the caller drops the future.
+struct KeyedBox<K>(Option<Pin<Box<K>>>);
+
+impl<K> KeyedBox<K> {
+    fn get(&mut self) -> Pin<&mut K> {
+        self.0
+            .as_mut()
+            .expect("a keyed future holds its box")
+            .as_mut()
+    }
+}
+
+impl<K> Drop for KeyedBox<K> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(keyed) = self.0.take() {
+            drop_keyed(keyed);
+        }
+    }
+}
+
+/// Drops a keyed request's state (its claim's guard releases the key).
+#[inline(never)]
+fn drop_keyed<K>(keyed: Pin<Box<K>>) {
+    drop(keyed);
+}
+
 pin_project! {
     /// The state of a request with a key (or of an answer of the layer's own), boxed.
-    struct Keyed<S, ReqB, ResB, St, X, O>
+    struct Keyed<S, ReqB, ResB, St, X, O, M>
     where
         S: Service<Request<ReqB>>,
         ResB: Body,
         St: IdempotencyStore,
+        M: BodyMode<ResB>,
     {
         #[pin]
         state: State<
@@ -167,6 +199,7 @@ pin_project! {
             S::Future,
             ReqB,
             ResB,
+            M::Body,
             St::ClaimFuture,
             St::CompleteFuture,
             ClaimGuard<St, X, O>,
@@ -175,11 +208,12 @@ pin_project! {
     }
 }
 
-impl<S, ReqB, ResB, St, X, O> ResponseFuture<S, ReqB, ResB, St, X, O>
+impl<S, ReqB, ResB, St, X, O, M> ResponseFuture<S, ReqB, ResB, St, X, O, M>
 where
     S: Service<Request<ReqB>>,
     ResB: Body,
     St: IdempotencyStore,
+    M: BodyMode<ResB>,
 {
     #[inline]
     pub(crate) const fn passthrough(fut: S::Future) -> Self {
@@ -188,18 +222,18 @@ where
         }
     }
 
-    fn keyed(keyed: Keyed<S, ReqB, ResB, St, X, O>) -> Self {
+    fn keyed(keyed: Keyed<S, ReqB, ResB, St, X, O, M>) -> Self {
         Self {
             // Boxed: only a request that carries an `Idempotency-Key` on a covered method (it
             // talks to the store and allocates anyway); a plain request's future stays the
             // handler's own in the `Plain` variant, with no allocation.
             kind: Kind::Keyed {
-                keyed: Box::pin(keyed),
+                keyed: KeyedBox(Some(Box::pin(keyed))),
             },
         }
     }
 
-    pub(crate) fn answer(response: Response<IdempotencyBody<ResB>>) -> Self {
+    pub(crate) fn answer(response: Response<M::Body>) -> Self {
         Self::keyed(Keyed {
             state: State::Answer {
                 response: Some(response),
@@ -232,13 +266,13 @@ where
 }
 
 /// A problem+json answer of the layer's own, with `Retry-After` when given.
-pub(crate) fn problem<B: Body>(
+pub(crate) fn problem<B: Body, M: BodyMode<B>>(
     status: StatusCode,
     detail: &str,
     retry_after: Option<Duration>,
-) -> Response<IdempotencyBody<B>> {
+) -> Response<M::Body> {
     let (content_type, body) = problem_json(status, detail, retry_after);
-    let mut response = Response::new(IdempotencyBody::full(body));
+    let mut response = Response::new(M::whole(body));
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, content_type);
     if let Some(after) = retry_after {
@@ -251,8 +285,8 @@ pub(crate) fn problem<B: Body>(
 }
 
 /// The replay of a stored response, marked `Idempotent-Replayed: true`.
-fn replay<B: Body>(stored: &StoredResponse) -> Response<IdempotencyBody<B>> {
-    let mut response = Response::new(IdempotencyBody::full(stored.body().clone()));
+fn replay<B: Body, M: BodyMode<B>>(stored: &StoredResponse) -> Response<M::Body> {
+    let mut response = Response::new(M::whole(stored.body().clone()));
     *response.status_mut() = stored.status();
     *response.headers_mut() = stored.headers().clone();
     response
@@ -274,37 +308,40 @@ fn replayable_headers(headers: &HeaderMap) -> HeaderMap {
     kept
 }
 
-impl<S, ReqB, ResB, St, X, O> Future for ResponseFuture<S, ReqB, ResB, St, X, O>
+impl<S, ReqB, ResB, St, X, O, M> Future for ResponseFuture<S, ReqB, ResB, St, X, O, M>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>>,
     ReqB: Body<Data = Bytes> + From<Bytes>,
     ResB: Body<Data = Bytes>,
     St: IdempotencyStore,
     O: for<'a> Observer<Event<'a>>,
+    M: BodyMode<ResB>,
 {
-    type Output = Result<Response<IdempotencyBody<ResB>>, S::Error>;
+    type Output = Result<Response<M::Body>, S::Error>;
 
-    #[inline]
+    // Always inlined: the plain path is the handler's poll and the response handed on.
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
             KindProj::Plain { fut } => {
                 let response = ready!(fut.poll(cx))?;
-                Poll::Ready(Ok(response.map(IdempotencyBody::inner)))
+                Poll::Ready(Ok(response.map(M::handler)))
             }
-            KindProj::Keyed { keyed } => keyed.as_mut().poll(cx),
+            KindProj::Keyed { keyed } => keyed.get().poll(cx),
         }
     }
 }
 
-impl<S, ReqB, ResB, St, X, O> Future for Keyed<S, ReqB, ResB, St, X, O>
+impl<S, ReqB, ResB, St, X, O, M> Future for Keyed<S, ReqB, ResB, St, X, O, M>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>>,
     ReqB: Body<Data = Bytes> + From<Bytes>,
     ResB: Body<Data = Bytes>,
     St: IdempotencyStore,
     O: for<'a> Observer<Event<'a>>,
+    M: BodyMode<ResB>,
 {
-    type Output = Result<Response<IdempotencyBody<ResB>>, S::Error>;
+    type Output = Result<Response<M::Body>, S::Error>;
 
     // Out of line: a keyed request's poll is large, and inlined into `ResponseFuture::poll` it
     // would keep the plain path's poll from being inlined into the caller's.
@@ -315,7 +352,7 @@ where
             match this.state.as_mut().project() {
                 StateProj::Passthrough { fut } => {
                     let response = ready!(fut.poll(cx))?;
-                    return Poll::Ready(Ok(response.map(IdempotencyBody::inner)));
+                    return Poll::Ready(Ok(response.map(M::handler)));
                 }
                 StateProj::Answer { response } => {
                     return Poll::Ready(Ok(response.take().expect("polled after completion")));
@@ -363,7 +400,7 @@ where
                             status,
                             reason,
                         });
-                        let answer = problem(status, reason, None);
+                        let answer = problem::<ResB, M>(status, reason, None);
                         this.state.set(State::Answer {
                             response: Some(answer),
                         });
@@ -427,12 +464,12 @@ where
                                 layer,
                                 status: stored.status(),
                             });
-                            replay(&stored)
+                            replay::<ResB, M>(&stored)
                         }
                         Claim::InFlight => {
                             Counters::add(&counters.in_flight);
                             shared.emit(&Event::InFlight { layer });
-                            problem(
+                            problem::<ResB, M>(
                                 StatusCode::CONFLICT,
                                 IN_FLIGHT,
                                 Some(shared.settings.retry_after),
@@ -441,17 +478,17 @@ where
                         Claim::Mismatch => {
                             Counters::add(&counters.mismatched);
                             shared.emit(&Event::Mismatch { layer });
-                            problem(StatusCode::UNPROCESSABLE_ENTITY, MISMATCH, None)
+                            problem::<ResB, M>(StatusCode::UNPROCESSABLE_ENTITY, MISMATCH, None)
                         }
                         Claim::NotReplayable => {
                             Counters::add(&counters.not_replayable);
                             shared.emit(&Event::NotReplayable { layer });
-                            problem(StatusCode::CONFLICT, NOT_REPLAYABLE, None)
+                            problem::<ResB, M>(StatusCode::CONFLICT, NOT_REPLAYABLE, None)
                         }
                         Claim::Unavailable => {
                             Counters::add(&counters.unavailable);
                             shared.emit(&Event::Unavailable { layer });
-                            problem(
+                            problem::<ResB, M>(
                                 StatusCode::SERVICE_UNAVAILABLE,
                                 UNAVAILABLE,
                                 Some(shared.settings.retry_after),
@@ -492,10 +529,30 @@ where
                     if !shared.settings.stores(response.status()) {
                         Counters::add(&shared.counters.not_stored);
                         guard.take();
-                        return Poll::Ready(Ok(response.map(IdempotencyBody::inner)));
+                        return Poll::Ready(Ok(response.map(M::handler)));
                     }
                     let guard = guard.take();
                     let (parts, body) = response.into_parts();
+                    let max = shared.settings.max_response_bytes as u64;
+                    if !M::STREAMS && body.size_hint().upper().is_none_or(|n| n > max) {
+                        // A mode that cannot stream a response it does not keep reads only a
+                        // body whose size hint says it fits; any other is passed on untouched,
+                        // not kept, and its key is done (as a body over the limit).
+                        let guard_ref = guard.as_ref().expect("a running request holds its claim");
+                        let fut = shared.store.complete(
+                            guard_ref.scope,
+                            guard_ref.token,
+                            None,
+                            shared.settings.ttl,
+                        );
+                        Counters::add(&shared.counters.not_stored);
+                        this.state.set(State::Completing {
+                            fut,
+                            response: Some(Response::from_parts(parts, M::handler(body))),
+                            guard,
+                        });
+                        continue;
+                    }
                     this.state.set(State::Recording {
                         parts: Some(parts),
                         body: Some(Box::pin(body)),
@@ -528,23 +585,38 @@ where
                             Some(Err(e)) => {
                                 // A body that fails is not kept, and the claim is released.
                                 guard.take();
+                                if !M::STREAMS {
+                                    // A mode that cannot pass the error on in the body answers
+                                    // for the handler: the response could not be read.
+                                    drop(e);
+                                    let answer = problem::<ResB, M>(
+                                        StatusCode::INTERNAL_SERVER_ERROR,
+                                        BODY_FAILED,
+                                        None,
+                                    );
+                                    return Poll::Ready(Ok(answer));
+                                }
                                 let frames = chunks.drain(..).map(Frame::data).collect();
                                 let parts = parts.take().expect("recorded once");
-                                let body = IdempotencyBody::prefix(frames, Some(e), None);
+                                let body = M::prefix(frames, Some(e), None);
                                 return Poll::Ready(Ok(Response::from_parts(parts, body)));
                             }
                             Some(Ok(frame)) => match frame.into_data() {
                                 Ok(data) => {
                                     *len += data.len();
-                                    if *len > max {
+                                    // A mode that cannot stream reads on to the end (a body
+                                    // longer than its size hint said), and does not keep it.
+                                    if *len > max && M::STREAMS {
                                         break (false, Some(Frame::data(data)));
                                     }
                                     chunks.push(data);
                                 }
-                                Err(trailers) => break (false, Some(trailers)),
+                                // Trailers are not kept; a mode that cannot stream drops them.
+                                Err(trailers) => break (false, M::STREAMS.then_some(trailers)),
                             },
                         }
                     };
+                    let keep = keep && *len <= max;
                     let parts = parts.take().expect("recorded once");
                     let guard_ref = guard.as_ref().expect("a recording holds its claim");
                     let (scope, token) = (guard_ref.scope, guard_ref.token);
@@ -566,14 +638,15 @@ where
                             whole.clone(),
                         );
                         Counters::add(&shared.counters.stored);
-                        let response = Response::from_parts(parts, IdempotencyBody::full(whole));
+                        let response = Response::from_parts(parts, M::whole(whole));
                         (Some(Arc::new(stored)), response)
                     } else {
                         let mut frames: VecDeque<Frame<Bytes>> =
                             chunks.drain(..).map(Frame::data).collect();
                         frames.extend(last);
                         Counters::add(&shared.counters.not_stored);
-                        let body = IdempotencyBody::prefix(frames, None, body.take());
+                        let rest = body.take().filter(|_| M::STREAMS);
+                        let body = M::prefix(frames, None, rest);
                         (None, Response::from_parts(parts, body))
                     };
                     let fut = shared
@@ -602,16 +675,17 @@ where
     }
 }
 
-impl<S, ReqB, ResB, St, X, O> fmt::Debug for ResponseFuture<S, ReqB, ResB, St, X, O>
+impl<S, ReqB, ResB, St, X, O, M> fmt::Debug for ResponseFuture<S, ReqB, ResB, St, X, O, M>
 where
     S: Service<Request<ReqB>>,
     ResB: Body,
     St: IdempotencyStore,
+    M: BodyMode<ResB>,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let keyed = match &self.kind {
             Kind::Plain { .. } => None,
-            Kind::Keyed { keyed } => Some(&keyed.state),
+            Kind::Keyed { keyed } => keyed.0.as_ref().map(|keyed| &keyed.state),
         };
         let state = match keyed {
             None => "passthrough",

@@ -1,12 +1,14 @@
 //! `IdempotencyLayer`.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use tower_layer::Layer;
 use weir_core::Name;
 use weir_core::key::Global;
 
+use crate::body::Wrapped;
 use crate::handle::IdempotencyHandle;
 use crate::service::Idempotency;
 use crate::settings::IdempotencySettings;
@@ -18,8 +20,10 @@ use crate::store::MemoryStore;
 ///
 /// The store and the counters are created when the layer is built and shared by every service
 /// it makes and every clone (axum calls `layer()` once per route: one layer, one store).
-pub struct IdempotencyLayer<St = MemoryStore, X = Global, O = ()> {
+/// `M` is how its services' responses carry their bodies ([`BodyMode`](crate::BodyMode)).
+pub struct IdempotencyLayer<St = MemoryStore, X = Global, O = (), M = Wrapped> {
     shared: Arc<Shared<St, X, O>>,
+    mode: PhantomData<fn() -> M>,
 }
 
 impl IdempotencyLayer {
@@ -45,10 +49,11 @@ impl Default for IdempotencyLayer {
     }
 }
 
-impl<St, X, O> IdempotencyLayer<St, X, O> {
+impl<St, X, O, M> IdempotencyLayer<St, X, O, M> {
     pub(crate) fn from_shared(shared: Shared<St, X, O>) -> Self {
         Self {
             shared: Arc::new(shared),
+            mode: PhantomData,
         }
     }
 
@@ -65,23 +70,24 @@ impl<St, X, O> IdempotencyLayer<St, X, O> {
     }
 }
 
-impl<S, St, X, O> Layer<S> for IdempotencyLayer<St, X, O> {
-    type Service = Idempotency<S, St, X, O>;
+impl<S, St, X, O, M> Layer<S> for IdempotencyLayer<St, X, O, M> {
+    type Service = Idempotency<S, St, X, O, M>;
 
     fn layer(&self, inner: S) -> Self::Service {
         Idempotency::new(inner, Arc::clone(&self.shared))
     }
 }
 
-impl<St, X, O> Clone for IdempotencyLayer<St, X, O> {
+impl<St, X, O, M> Clone for IdempotencyLayer<St, X, O, M> {
     fn clone(&self) -> Self {
         Self {
             shared: Arc::clone(&self.shared),
+            mode: PhantomData,
         }
     }
 }
 
-impl<St, X, O> fmt::Debug for IdempotencyLayer<St, X, O> {
+impl<St, X, O, M> fmt::Debug for IdempotencyLayer<St, X, O, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IdempotencyLayer")
             .field("shared", &self.shared)

@@ -19,7 +19,7 @@ mod shared;
 mod state;
 mod store;
 
-pub use crate::body::IdempotencyBody;
+pub use crate::body::{BodyMode, HandlerBody, IdempotencyBody, Wrapped};
 pub use crate::builder::IdempotencyBuilder;
 pub use crate::event::Event;
 pub use crate::future::ResponseFuture;

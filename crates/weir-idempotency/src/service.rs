@@ -1,6 +1,7 @@
 //! `Idempotency`: the service.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::mem;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -13,6 +14,7 @@ use weir_core::key::StableKey;
 use weir_core::wire::IDEMPOTENCY_KEY;
 use weir_core::{KeyExtractor, Observer};
 
+use crate::body::{BodyMode, Wrapped};
 use crate::event::Event;
 use crate::future::{ResponseFuture, problem};
 use crate::key::{read_key, scope};
@@ -31,20 +33,30 @@ const MISSING: &str = "this endpoint requires an Idempotency-Key header";
 ///   (a clone stays here), which reads and fingerprints the body, asks the store, and either
 ///   runs the handler or answers for it.
 /// - Dropping the future releases the key's claim.
-pub struct Idempotency<S, St, X, O = ()> {
+/// - The responses' body type is `M`'s ([`BodyMode`]): an [`IdempotencyBody`] around the
+///   handler's ([`Wrapped`], the default), or the handler's own
+///   ([`HandlerBody`](crate::HandlerBody)).
+///
+/// [`IdempotencyBody`]: crate::IdempotencyBody
+pub struct Idempotency<S, St, X, O = (), M = Wrapped> {
     inner: S,
     shared: Arc<Shared<St, X, O>>,
+    mode: PhantomData<fn() -> M>,
 }
 
-impl<S, St, X, O> Idempotency<S, St, X, O> {
+impl<S, St, X, O, M> Idempotency<S, St, X, O, M> {
     pub(crate) const fn new(inner: S, shared: Arc<Shared<St, X, O>>) -> Self {
-        Self { inner, shared }
+        Self {
+            inner,
+            shared,
+            mode: PhantomData,
+        }
     }
 
     weir_core::inner_accessors!(inner: S);
 }
 
-impl<S, ReqB, ResB, St, X, O> Service<Request<ReqB>> for Idempotency<S, St, X, O>
+impl<S, ReqB, ResB, St, X, O, M> Service<Request<ReqB>> for Idempotency<S, St, X, O, M>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
     ReqB: Body<Data = Bytes> + From<Bytes>,
@@ -53,10 +65,11 @@ where
     X: KeyExtractor<Request<ReqB>>,
     X::Key: StableKey,
     O: for<'a> Observer<Event<'a>>,
+    M: BodyMode<ResB>,
 {
-    type Response = Response<crate::body::IdempotencyBody<ResB>>;
+    type Response = Response<M::Body>;
     type Error = S::Error;
-    type Future = ResponseFuture<S, ReqB, ResB, St, X, O>;
+    type Future = ResponseFuture<S, ReqB, ResB, St, X, O, M>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -70,10 +83,10 @@ where
         // The plain path, small enough to be inlined into the caller (so the request is moved
         // no more than without the layer): a method the layer does not cover, or a request
         // without a key where none is required, goes to the inner service as it is.
-        let settings = &self.shared.settings;
-        if !settings.covers(req.method())
-            || (!req.headers().contains_key(IDEMPOTENCY_KEY)
-                && !settings.required.requires_any(|| req.uri().path()))
+        let shared = &*self.shared;
+        if !shared.methods.covers(req.method())
+            || (!req.headers().contains_key(&IDEMPOTENCY_KEY)
+                && !shared.settings.required.requires_any(|| req.uri().path()))
         {
             return ResponseFuture::passthrough(self.inner.call(req));
         }
@@ -81,14 +94,14 @@ where
     }
 }
 
-impl<S, St, X, O> Idempotency<S, St, X, O> {
+impl<S, St, X, O, M> Idempotency<S, St, X, O, M> {
     /// A covered request with a key (or without one where one is required): out of line, so
     /// `call`'s plain path stays small.
     #[inline(never)]
     fn call_keyed<ReqB, ResB>(
         &mut self,
         req: Request<ReqB>,
-    ) -> ResponseFuture<S, ReqB, ResB, St, X, O>
+    ) -> ResponseFuture<S, ReqB, ResB, St, X, O, M>
     where
         S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
         ReqB: Body<Data = Bytes> + From<Bytes>,
@@ -97,6 +110,7 @@ impl<S, St, X, O> Idempotency<S, St, X, O> {
         X: KeyExtractor<Request<ReqB>>,
         X::Key: StableKey,
         O: for<'a> Observer<Event<'a>>,
+        M: BodyMode<ResB>,
     {
         let shared = &self.shared;
         let scope = match read_key(req.headers(), shared.settings.max_key_len) {
@@ -113,15 +127,16 @@ impl<S, St, X, O> Idempotency<S, St, X, O> {
 
 /// A 400 answered before anything ran.
 #[cold]
-fn refuse<S, ReqB, ResB, St, X, O>(
+fn refuse<S, ReqB, ResB, St, X, O, M>(
     shared: &Shared<St, X, O>,
     reason: &'static str,
-) -> ResponseFuture<S, ReqB, ResB, St, X, O>
+) -> ResponseFuture<S, ReqB, ResB, St, X, O, M>
 where
     S: Service<Request<ReqB>>,
     ResB: Body,
     St: IdempotencyStore,
     O: for<'a> Observer<Event<'a>>,
+    M: BodyMode<ResB>,
 {
     Counters::add(&shared.counters.refused);
     shared.emit(&Event::Refused {
@@ -129,16 +144,16 @@ where
         status: StatusCode::BAD_REQUEST,
         reason,
     });
-    ResponseFuture::answer(problem(StatusCode::BAD_REQUEST, reason, None))
+    ResponseFuture::answer(problem::<ResB, M>(StatusCode::BAD_REQUEST, reason, None))
 }
 
-impl<S: Clone, St, X, O> Clone for Idempotency<S, St, X, O> {
+impl<S: Clone, St, X, O, M> Clone for Idempotency<S, St, X, O, M> {
     fn clone(&self) -> Self {
         Self::new(self.inner.clone(), Arc::clone(&self.shared))
     }
 }
 
-impl<S: fmt::Debug, St, X, O> fmt::Debug for Idempotency<S, St, X, O> {
+impl<S: fmt::Debug, St, X, O, M> fmt::Debug for Idempotency<S, St, X, O, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Idempotency")
             .field("inner", &self.inner)

@@ -199,12 +199,6 @@ impl IdempotencySettings {
         Ok(())
     }
 
-    /// Whether a request of `method` is covered.
-    #[inline]
-    pub(crate) fn covers(&self, method: &Method) -> bool {
-        self.methods.iter().any(|m| m == method)
-    }
-
     /// Whether a response of `status` is stored and replayed.
     #[must_use]
     pub fn stores(&self, status: http::StatusCode) -> bool {
@@ -214,6 +208,62 @@ impl IdempotencySettings {
             500..=599 => self.store_server_errors,
             _ => true,
         }
+    }
+}
+
+/// The covered methods as the request path tests them: one bit per standard method (a `match`
+/// on the method's variant and a mask, no loop), and the extension methods (`PURGE`, ...) the
+/// settings name, compared one by one only for a request of an extension method.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Methods {
+    standard: u16,
+    extensions: Box<[Method]>,
+}
+
+impl Methods {
+    pub(crate) fn new(methods: &[Method]) -> Self {
+        let mut set = Self::default();
+        let mut extensions = Vec::new();
+        for method in methods {
+            match Self::bit(method) {
+                0 => extensions.push(method.clone()),
+                bit => set.standard |= bit,
+            }
+        }
+        set.extensions = extensions.into_boxed_slice();
+        set
+    }
+
+    /// The method's bit, 0 for an extension method.
+    #[inline(always)]
+    const fn bit(method: &Method) -> u16 {
+        match *method {
+            Method::GET => 1,
+            Method::POST => 1 << 1,
+            Method::PUT => 1 << 2,
+            Method::DELETE => 1 << 3,
+            Method::HEAD => 1 << 4,
+            Method::OPTIONS => 1 << 5,
+            Method::CONNECT => 1 << 6,
+            Method::PATCH => 1 << 7,
+            Method::TRACE => 1 << 8,
+            _ => 0,
+        }
+    }
+
+    /// Whether a request of `method` is covered.
+    #[inline(always)]
+    pub(crate) fn covers(&self, method: &Method) -> bool {
+        match Self::bit(method) {
+            0 => self.covers_extension(method),
+            bit => self.standard & bit != 0,
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn covers_extension(&self, method: &Method) -> bool {
+        self.extensions.iter().any(|m| m == method)
     }
 }
 
@@ -273,6 +323,34 @@ mod tests {
         assert!(!s.stores(http::StatusCode::TOO_MANY_REQUESTS));
         assert!(!s.stores(http::StatusCode::INTERNAL_SERVER_ERROR));
         assert!(!s.stores(http::StatusCode::SERVICE_UNAVAILABLE));
+    }
+
+    #[test]
+    fn the_method_set_covers_exactly_the_methods_named() {
+        let standard = [
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::HEAD,
+            Method::OPTIONS,
+            Method::CONNECT,
+            Method::PATCH,
+            Method::TRACE,
+        ];
+        let purge = Method::from_bytes(b"PURGE").unwrap();
+        let other = Method::from_bytes(b"LOCK").unwrap();
+        // Each standard method alone: its own bit, no other's.
+        for (i, chosen) in standard.iter().enumerate() {
+            let set = Methods::new(std::slice::from_ref(chosen));
+            for (j, method) in standard.iter().enumerate() {
+                assert_eq!(set.covers(method), i == j, "{chosen} covers {method}?");
+            }
+            assert!(!set.covers(&purge));
+        }
+        let set = Methods::new(&[Method::POST, purge.clone(), Method::PATCH]);
+        assert!(set.covers(&Method::POST) && set.covers(&Method::PATCH) && set.covers(&purge));
+        assert!(!set.covers(&Method::GET) && !set.covers(&Method::PUT) && !set.covers(&other));
     }
 }
 

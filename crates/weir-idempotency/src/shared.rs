@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use weir_core::{Name, Observer};
 
 use crate::event::Event;
-use crate::settings::IdempotencySettings;
+use crate::settings::{IdempotencySettings, Methods};
 use crate::state::{Digest, Token};
 use crate::store::IdempotencyStore;
 
@@ -40,6 +40,8 @@ impl Counters {
 pub(crate) struct Shared<St, X, O> {
     pub(crate) name: Name,
     pub(crate) settings: IdempotencySettings,
+    /// `settings.methods` as the request path tests them.
+    pub(crate) methods: Methods,
     pub(crate) store: St,
     pub(crate) extractor: X,
     pub(crate) observer: O,
@@ -56,6 +58,7 @@ impl<St, X, O> Shared<St, X, O> {
     ) -> Self {
         Self {
             name,
+            methods: Methods::new(&settings.methods),
             settings,
             store,
             extractor,

@@ -510,6 +510,35 @@ async fn the_memory_store_keeps_its_bounds_and_services_of_one_layer_share_it() 
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_memory_store_drops_expired_keys_by_itself_and_keeps_its_byte_bound() {
+    let store = MemoryStore::new(1_000, 4_096);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let layer = IdempotencyLayer::builder()
+        .store(store.clone())
+        .ttl(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(handler(Arc::clone(&calls), StatusCode::OK));
+    for i in 0..5 {
+        send(&mut svc, post(Some(&format!("old{i}")), "x")).await;
+    }
+    assert_eq!(store.len(), 5);
+    // Far below both bounds: the expired keys go as a new one arrives, nothing evicted.
+    tokio::time::advance(Duration::from_secs(60)).await;
+    send(&mut svc, post(Some("fresh"), "x")).await;
+    assert_eq!(store.len(), 1, "the expired keys were dropped");
+    assert_eq!(store.evicted(), 0);
+    // The byte bound: the oldest finished keys go to make room, the newest stay replayable.
+    for i in 0..200 {
+        send(&mut svc, post(Some(&format!("k{i}")), "x")).await;
+        assert!(store.bytes() <= 4_096, "{} bytes", store.bytes());
+    }
+    assert!(store.evicted() > 0 && store.len() < 200);
+    assert!(send(&mut svc, post(Some("k199"), "x")).await.replayed());
+    assert!(!send(&mut svc, post(Some("k0"), "x")).await.replayed());
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_streamed_request_body_is_fingerprinted_whole() {
     let calls = Arc::new(AtomicUsize::new(0));
     let svc = {
@@ -580,4 +609,195 @@ impl http_body::Body for Chunks {
     ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
         std::task::Poll::Ready(self.0.pop_front().map(|c| Ok(http_body::Frame::data(c))))
     }
+}
+
+/// A response body of scripted frames (data, or an error) and a chosen upper size hint.
+struct Scripted {
+    frames: std::collections::VecDeque<Result<Bytes, &'static str>>,
+    upper: Option<u64>,
+}
+
+impl http_body::Body for Scripted {
+    type Data = Bytes;
+    type Error = &'static str;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, &'static str>>> {
+        std::task::Poll::Ready(
+            self.frames
+                .pop_front()
+                .map(|f| f.map(http_body::Frame::data)),
+        )
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        let mut hint = http_body::SizeHint::new();
+        if let Some(upper) = self.upper {
+            hint.set_upper(upper);
+        }
+        hint
+    }
+}
+
+/// An axum handler's shape: it answers `Response<axum::body::Body>`; the body depends on the
+/// request's path (`/json`: a body of known size; `/stream`: unknown size; `/lies`: a hint of
+/// 4 bytes and 12 sent; `/fails`: an error after a first chunk).
+fn axum_handler(
+    calls: Arc<AtomicUsize>,
+) -> impl Service<Req, Response = Response<axum::body::Body>, Error = Infallible, Future: Send> + Clone
+{
+    service_fn(move |req: Req| {
+        let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+        let scripted = |frames: Vec<Result<&'static str, &'static str>>, upper| {
+            axum::body::Body::new(Scripted {
+                frames: frames
+                    .into_iter()
+                    .map(|f| f.map(|s| Bytes::from_static(s.as_bytes())))
+                    .collect(),
+                upper,
+            })
+        };
+        let body = match req.uri().path() {
+            "/stream" => scripted(vec![Ok("str"), Ok("eam")], None),
+            "/lies" => scripted(vec![Ok("four"), Ok(" and eight")], Some(4)),
+            "/fails" => scripted(vec![Ok("half"), Err("the disk went away")], Some(8)),
+            _ => axum::body::Body::from(format!("order {n}")),
+        };
+        let response = Response::builder().status(StatusCode::CREATED).body(body);
+        std::future::ready(Ok(response.unwrap()))
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn handler_body_answers_with_the_handlers_own_body_type() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (layer, handle) = IdempotencyLayer::builder()
+        .handler_body()
+        .build_with_handle()
+        .unwrap();
+    let mut svc = layer.layer(axum_handler(Arc::clone(&calls)));
+    // The service's responses are the handler's own type: no `IdempotencyBody` around it.
+    let plain: Response<axum::body::Body> = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(request(Method::GET, "/json", Some("k"), ""))
+        .await
+        .unwrap();
+    assert_eq!(
+        plain.into_body().collect().await.unwrap().to_bytes(),
+        "order 1"
+    );
+
+    // A body of known size is kept and replayed, built from the stored bytes.
+    let first = send(&mut svc, request(Method::POST, "/json", Some("k"), "a")).await;
+    assert_eq!(
+        (first.status, &first.body[..]),
+        (StatusCode::CREATED, &b"order 2"[..])
+    );
+    let again = send(&mut svc, request(Method::POST, "/json", Some("k"), "a")).await;
+    assert!(again.replayed());
+    assert_eq!(
+        (again.status, &again.body[..]),
+        (StatusCode::CREATED, &b"order 2"[..])
+    );
+    // The layer's own answers are the handler's type too.
+    let other = send(&mut svc, request(Method::POST, "/json", Some("k"), "b")).await;
+    assert_eq!(other.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(other.problem());
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(handle.stats().stored, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn handler_body_passes_on_what_it_cannot_keep_and_never_runs_twice() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (layer, handle) = IdempotencyLayer::builder()
+        .handler_body()
+        .max_response_bytes(8)
+        .build_with_handle()
+        .unwrap();
+    let mut svc = layer.layer(axum_handler(Arc::clone(&calls)));
+    let post = |path, key| request(Method::POST, path, Some(key), "x");
+
+    // Unknown size (a stream): passed on untouched, not kept; the key is done.
+    let first = send(&mut svc, post("/stream", "s")).await;
+    assert_eq!(first.body, "stream");
+    let repeat = send(&mut svc, post("/stream", "s")).await;
+    assert_eq!(repeat.status, StatusCode::CONFLICT);
+    assert!(String::from_utf8_lossy(&repeat.body).contains("cannot be replayed"));
+
+    // A hint that fits, and more sent than it said: read whole, passed on, not kept.
+    let first = send(&mut svc, post("/lies", "l")).await;
+    assert_eq!(first.body, "four and eight");
+    assert_eq!(
+        send(&mut svc, post("/lies", "l")).await.status,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "each ran once");
+    assert_eq!(handle.stats().not_stored, 2);
+
+    // A body that fails while read: 500 from the layer, and the key released for a retry.
+    let failed = send(&mut svc, post("/fails", "f")).await;
+    assert_eq!(failed.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(failed.problem());
+    let retried = send(&mut svc, post("/fails", "f")).await;
+    assert_eq!(retried.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(!retried.replayed());
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        4,
+        "the released key ran again"
+    );
+    assert_eq!(handle.stats().released, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replay_keeps_only_the_headers_safe_to_replay() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let svc = {
+        let calls = Arc::clone(&calls);
+        service_fn(move |_req: Req| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            let response = Response::builder()
+                .status(StatusCode::CREATED)
+                .header("x-order", "1")
+                .header("content-type", "text/plain")
+                .header("connection", "x-trace")
+                .header("x-trace", "of this connection")
+                .header("keep-alive", "timeout=5")
+                .header("transfer-encoding", "chunked")
+                .header("date", "Mon, 07 Dec 2026 22:00:00 GMT")
+                .header("content-length", "7")
+                .header("set-cookie", "session=secret")
+                .body(Full::new(Bytes::from_static(b"order 1")))
+                .unwrap();
+            std::future::ready(Ok::<_, Infallible>(response))
+        })
+    };
+    let mut svc = IdempotencyLayer::new().layer(svc);
+    let first = send(&mut svc, post(Some("h"), "x")).await;
+    assert_eq!(
+        first.headers["x-trace"], "of this connection",
+        "the first gets all"
+    );
+    let again = send(&mut svc, post(Some("h"), "x")).await;
+    assert!(again.replayed());
+    assert_eq!(again.headers["x-order"], "1");
+    assert_eq!(again.headers["content-type"], "text/plain");
+    for gone in [
+        "connection",
+        "x-trace",
+        "keep-alive",
+        "transfer-encoding",
+        "date",
+        "content-length",
+        "set-cookie",
+    ] {
+        assert!(!again.headers.contains_key(gone), "{gone} was replayed");
+    }
+    assert_eq!(again.body, "order 1");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
 }

@@ -1,6 +1,7 @@
 //! #23: random interleavings of duplicate requests, completions, failures, cancellations,
 //! crashes and expiries against the memory store: each key's handler runs at most once at a
-//! time, and never again within the TTL of a kept response.
+//! time, and never again within the TTL of a kept response; a crashed instance's claim blocks
+//! its key (409) until its lease, last renewed before the crash, runs out, and not after.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -48,6 +49,8 @@ fn digest(tag: u8, n: u8) -> Digest {
 struct Running {
     k: u8,
     token: Token,
+    /// When its lease runs out unless renewed.
+    until: tokio::time::Instant,
 }
 
 proptest! {
@@ -69,6 +72,8 @@ proptest! {
             // kept response must be replayed.
             let mut kept_until: HashMap<u8, (tokio::time::Instant, u8)> = HashMap::new();
             let mut first_fp: HashMap<u8, u8> = HashMap::new();
+            // Per key: when the claim of a crashed instance runs out.
+            let mut crashed: HashMap<u8, tokio::time::Instant> = HashMap::new();
             for op in ops {
                 let now = tokio::time::Instant::now();
                 match op {
@@ -76,20 +81,29 @@ proptest! {
                         let claim = store.claim(digest(b'k', k), digest(b'f', fp), LEASE).await;
                         let live = running.iter().any(|r| r.k == k);
                         let kept = kept_until.get(&k).filter(|(until, _)| now < *until);
+                        let orphan = crashed.get(&k).is_some_and(|until| now < *until);
                         match claim {
                             Claim::Claimed(token) => {
                                 prop_assert!(!live, "a second run of key {k} while one runs");
                                 prop_assert!(kept.is_none(), "a run of key {k} within its TTL");
+                                prop_assert!(!orphan, "key {k} taken over within a crashed lease");
+                                crashed.remove(&k);
                                 first_fp.insert(k, fp);
-                                running.push(Running { k, token });
+                                running.push(Running { k, token, until: now + LEASE });
                             }
                             Claim::Replay(stored) => {
                                 let (_, kept_fp) = kept.expect("a replay needs a kept response");
                                 prop_assert_eq!(*kept_fp, fp);
                                 prop_assert_eq!(stored.body().as_ref(), &[k, fp][..]);
                             }
-                            Claim::InFlight => prop_assert_eq!(first_fp.get(&k), Some(&fp)),
-                            Claim::Mismatch => prop_assert_ne!(first_fp.get(&k), Some(&fp)),
+                            Claim::InFlight => {
+                                prop_assert!(live || orphan, "409 for key {k}, no claim held");
+                                prop_assert_eq!(first_fp.get(&k), Some(&fp));
+                            }
+                            Claim::Mismatch => {
+                                prop_assert!(live || orphan || kept.is_some(), "422, no entry");
+                                prop_assert_ne!(first_fp.get(&k), Some(&fp));
+                            }
                             other => prop_assert!(false, "unexpected {other:?}"),
                         }
                     }
@@ -119,12 +133,14 @@ proptest! {
                     }
                     Op::Crash { i } => {
                         if i < running.len() {
-                            running.remove(i);
+                            let r = running.remove(i);
+                            crashed.insert(r.k, r.until);
                         }
                     }
                     Op::Advance { secs } => {
-                        for r in &running {
+                        for r in &mut running {
                             store.renew(digest(b'k', r.k), r.token, LEASE);
+                            r.until = now + LEASE;
                         }
                         tokio::time::advance(Duration::from_secs(secs)).await;
                     }

@@ -112,4 +112,13 @@ mod tests {
             prop_assert!(cap(limit, hi) <= limit);
         }
     }
+
+    /// The names events and metrics label priorities with.
+    #[test]
+    fn priorities_have_their_names() {
+        assert_eq!(Priority::Sheddable.as_str(), "sheddable");
+        assert_eq!(Priority::Normal.as_str(), "normal");
+        assert_eq!(Priority::Critical.as_str(), "critical");
+        assert_eq!(Priority::default(), Priority::Normal);
+    }
 }

@@ -6,7 +6,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::num::NonZeroUsize;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use http::{HeaderValue, Method};
@@ -26,6 +25,7 @@ use crate::state::{
     TokenBucket, TokenBucketState, Verdict, WindowState,
 };
 use crate::store::MemoryStore;
+use crate::sync::AtomicU64;
 use crate::tier::{TierOf, UnitCost};
 
 /// The builder [`RateLimitConfig::builder`] returns: keyed by [`KeySpec`], deciding with a
@@ -176,22 +176,12 @@ impl RateLimitConfig {
         if let Some(name) = &self.name {
             builder = builder.name(name.clone());
         }
-        for quota in self.quota.iter().flatten() {
-            builder = builder.quota(quota.validated("quota")?);
+        let (quotas, tiers) = self.validated_quotas()?;
+        for quota in quotas {
+            builder = builder.quota(quota);
         }
-        for (name, quotas) in self.tier.iter().flatten() {
-            if quotas.is_empty() {
-                return Err(ConfigError::missing(
-                    PATTERN,
-                    format!("tier.{name}"),
-                    "needs at least one quota",
-                ));
-            }
-            let quotas = quotas
-                .iter()
-                .map(|q| q.validated(&format!("tier.{name}")))
-                .collect::<Result<Vec<_>, _>>()?;
-            builder = builder.tier(name.clone(), quotas);
+        for (name, quotas) in tiers {
+            builder = builder.tier(name, quotas);
         }
         builder = match self.mode.unwrap_or_default() {
             ConfigMode::Reject => builder,
@@ -220,9 +210,27 @@ impl RateLimitConfig {
     /// A quota or a tier that [`builder`](Self::builder) would refuse (the same error).
     pub fn settings(&self) -> Result<RateLimitSettings, ConfigError> {
         let mut settings = RateLimitSettings::new();
-        for quota in self.quota.iter().flatten() {
-            settings = settings.quota(quota.validated("quota")?);
+        let (quotas, tiers) = self.validated_quotas()?;
+        for quota in quotas {
+            settings = settings.quota(quota);
         }
+        for (name, quotas) in tiers {
+            settings = settings.tier(name, quotas);
+        }
+        Ok(settings)
+    }
+
+    /// The default quotas and the tiers' quotas, each checked (the one rule of
+    /// [`builder`](Self::builder) and [`settings`](Self::settings)): a quota's fields named
+    /// `quota` or `tier.NAME`, an empty tier refused.
+    fn validated_quotas(&self) -> Result<(Vec<Quota>, Vec<(String, Vec<Quota>)>), ConfigError> {
+        let quotas = self
+            .quota
+            .iter()
+            .flatten()
+            .map(|quota| quota.validated("quota"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut tiers = Vec::new();
         for (name, quotas) in self.tier.iter().flatten() {
             if quotas.is_empty() {
                 return Err(ConfigError::missing(
@@ -235,9 +243,9 @@ impl RateLimitConfig {
                 .iter()
                 .map(|q| q.validated(&format!("tier.{name}")))
                 .collect::<Result<Vec<_>, _>>()?;
-            settings = settings.tier(name.clone(), quotas);
+            tiers.push((name.clone(), quotas));
         }
-        Ok(settings)
+        Ok((quotas, tiers))
     }
 
     /// Builds the layer: [`builder`](Self::builder), then [`RateLimitBuilder::build`].

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use weir_core::observer::{Fate, Fields};
+use weir_core::observer::{Fate, Fields, TraceId};
 use weir_core::{Level, Name};
 
 /// An event of a rate limiter: a refusal, a refusal that shadow mode let through, or an idle key
@@ -27,6 +27,9 @@ pub enum Event<'a> {
         retry_after: Duration,
         /// What it would have cost.
         cost: u32,
+        /// The W3C trace id of the request's `traceparent` header, for an HTTP limiter (read
+        /// only here, on the refusal).
+        trace_id: Option<TraceId>,
     },
     /// Shadow mode: a request would have been refused and was let through.
     Shadowed {
@@ -40,6 +43,8 @@ pub enum Event<'a> {
         retry_after: Duration,
         /// What it costs.
         cost: u32,
+        /// The W3C trace id of the request's `traceparent` header, for an HTTP limiter.
+        trace_id: Option<TraceId>,
     },
     /// An idle key whose buckets were full again was evicted from the in-memory store by one of
     /// its sweeps (during a request: never on a hit). Emitted under the store shard's write lock,
@@ -58,6 +63,7 @@ impl<'a> Event<'a> {
         tier: &'a str,
         retry_after: Duration,
         cost: u32,
+        trace_id: Option<TraceId>,
     ) -> Self {
         if shadow {
             Self::Shadowed {
@@ -66,6 +72,7 @@ impl<'a> Event<'a> {
                 tier,
                 retry_after,
                 cost,
+                trace_id,
             }
         } else {
             Self::Rejected {
@@ -74,6 +81,7 @@ impl<'a> Event<'a> {
                 tier,
                 retry_after,
                 cost,
+                trace_id,
             }
         }
     }
@@ -127,21 +135,32 @@ impl weir_core::Event for Event<'_> {
 
     /// A rejection: fate `rejected`, reason `rate_limited` (or `never_admissible` for a cost no
     /// quota can admit), `retry_after`. A shadowed request: reason `shadowed` and its
-    /// `retry_after`, no fate (it was let through).
+    /// `retry_after`, no fate (it was let through). Both: the `trace_id` an HTTP request
+    /// carried.
     fn fields(&self) -> Fields {
         let hint = |retry_after: Duration| (retry_after != Duration::MAX).then_some(retry_after);
         match *self {
-            Self::Rejected { retry_after, .. } => Fields::NONE
+            Self::Rejected {
+                retry_after,
+                trace_id,
+                ..
+            } => Fields::NONE
                 .fate(Fate::Rejected)
                 .reason(if retry_after == Duration::MAX {
                     "never_admissible"
                 } else {
                     "rate_limited"
                 })
-                .retry_after(hint(retry_after)),
-            Self::Shadowed { retry_after, .. } => Fields::NONE
+                .retry_after(hint(retry_after))
+                .trace_id(trace_id),
+            Self::Shadowed {
+                retry_after,
+                trace_id,
+                ..
+            } => Fields::NONE
                 .reason("shadowed")
-                .retry_after(hint(retry_after)),
+                .retry_after(hint(retry_after))
+                .trace_id(trace_id),
             Self::Evicted { .. } => Fields::NONE,
         }
     }

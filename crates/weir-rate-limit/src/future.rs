@@ -16,29 +16,38 @@ use crate::protocol::Protocol;
 use crate::shared::{Next, Reservation};
 use crate::store::Decision;
 
-type Then = Box<dyn FnOnce(Result<Decision, BoxError>) -> Next + Send>;
+/// What a late decision becomes: given the decision and the request (whose trace id a refusal's
+/// event reads).
+type Then<Req> = Box<dyn FnOnce(Result<Decision, BoxError>, &Req) -> Next + Send>;
 
 pin_project! {
     /// The response future of [`RateLimit`](crate::RateLimit): the inner call, an early
     /// refusal, or (in wait mode, or with a store that answers later) a wait before the call.
     ///
     /// Dropping it while it waits gives the reserved room back to the limiter.
-    pub struct ResponseFuture<F, S, Req, D, P> {
+    ///
+    /// `I` is what it keeps of an admitted response's rate-limit state until the response
+    /// comes: the protocol's [`Fields`](Protocol::Fields), inline (`()` for [`AnyProtocol`],
+    /// so the future of a call that writes no field carries nothing).
+    ///
+    /// [`AnyProtocol`]: crate::AnyProtocol
+    pub struct ResponseFuture<F, S, Req, D, P, I> {
         #[pin]
-        state: State<F, S, Req, D>,
+        state: State<F, S, Req, D, I>,
         protocol: P,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<F, S, Req, D> {
+    enum State<F, S, Req, D, I> {
         Calling {
             #[pin]
             future: F,
-            // Boxed: only HTTP responses with rate-limit fields carry it, and writing them
-            // allocates anyway; the future of every other call stays small.
-            info: Info,
+            // Inline, never boxed (an admitted request allocates nothing): the protocol's
+            // fields, `()` for a protocol that writes none, so the future of every call that
+            // writes no field stays the inner future and two words.
+            info: OutOfLine<I>,
         },
         Rejected {
             error: OutOfLine<BoxError>,
@@ -59,7 +68,7 @@ pin_project! {
         Deciding {
             #[pin]
             decision: D,
-            then: Option<Then>,
+            then: Option<Then<Req>>,
             pending: Option<(S, Req)>,
         },
         // The reservation lives in this state only: the futures of calls that never wait
@@ -69,13 +78,10 @@ pin_project! {
             sleep: Sleep,
             pending: Option<(S, Req)>,
             reservation: Reservation,
-            info: Option<Box<RateLimitInfo>>,
+            info: Option<RateLimitInfo>,
         },
     }
 }
-
-/// The rate-limit fields an admitted response carries, if any.
-type Info = OutOfLine<Box<RateLimitInfo>>;
 
 /// A field of the response future dropped out of line: its drop is a null check inline and
 /// the value's drop in a cold function.
@@ -102,12 +108,10 @@ impl<T> OutOfLine<T> {
     fn take(&mut self) -> Option<T> {
         self.0.take()
     }
-}
 
-impl Info {
     #[inline]
-    fn as_deref(&self) -> Option<&RateLimitInfo> {
-        self.0.as_deref()
+    fn as_ref(&self) -> Option<&T> {
+        self.0.as_ref()
     }
 }
 
@@ -115,8 +119,8 @@ impl<T> Drop for OutOfLine<T> {
     #[inline]
     fn drop(&mut self) {
         // A test and a branch inline: the `take` (a store) happens out of line, only when
-        // there is something to drop.
-        if self.0.is_some() {
+        // there is something to drop; nothing at all for a value with nothing to drop (`()`).
+        if std::mem::needs_drop::<T>() && self.0.is_some() {
             drop_out_of_line(&mut self.0);
         }
     }
@@ -128,13 +132,13 @@ fn drop_out_of_line<T>(value: &mut Option<T>) {
     drop(value.take());
 }
 
-impl<F, S, Req, D, P> ResponseFuture<F, S, Req, D, P> {
+impl<F, S, Req, D, P, I> ResponseFuture<F, S, Req, D, P, I> {
     #[inline]
-    pub(crate) const fn calling(future: F, protocol: P, info: Option<Box<RateLimitInfo>>) -> Self {
+    pub(crate) const fn calling(future: F, protocol: P, info: Option<I>) -> Self {
         Self {
             state: State::Calling {
                 future,
-                info: Info::new(info),
+                info: OutOfLine::new(info),
             },
             protocol,
         }
@@ -168,7 +172,7 @@ impl<S, Req, D> Later<S, Req, D> {
         wait: Duration,
         svc: S,
         req: Req,
-        info: Option<Box<RateLimitInfo>>,
+        info: Option<RateLimitInfo>,
         reservation: Reservation,
     ) -> Pin<Box<Self>> {
         Box::pin(Self::Waiting {
@@ -182,7 +186,7 @@ impl<S, Req, D> Later<S, Req, D> {
     /// A store that answers later (Redis: a network round trip, tens of microseconds): boxed,
     /// so the in-memory path's future stays the inner future and two words; one allocation
     /// beside a round trip.
-    pub(crate) fn deciding(decision: D, then: Then, svc: S, req: Req) -> Pin<Box<Self>> {
+    pub(crate) fn deciding(decision: D, then: Then<Req>, svc: S, req: Req) -> Pin<Box<Self>> {
         Box::pin(Self::Deciding {
             decision,
             then: Some(then),
@@ -194,7 +198,7 @@ impl<S, Req, D> Later<S, Req, D> {
 /// What polling the boxed state gave.
 enum Step<F, T> {
     /// The inner service was called: poll its future.
-    Call(F, Option<Box<RateLimitInfo>>),
+    Call(F, Option<RateLimitInfo>),
     /// Still waiting.
     Pending,
     /// Refused by the decision the store gave later.
@@ -224,7 +228,7 @@ impl<S, Req, D> Later<S, Req, D> {
                     };
                     let then = then.take().expect("polled after completion");
                     let (mut svc, req) = pending.take().expect("polled after completion");
-                    match then(decided) {
+                    match then(decided, &req) {
                         Next::Call(info) => return Step::Call(svc.call(req), info),
                         Next::Wait(wait, info, reservation) => {
                             self.set(Self::Waiting {
@@ -256,7 +260,7 @@ impl<S, Req, D> Later<S, Req, D> {
     }
 }
 
-impl<F, S, Req, D, P, Res, E> Future for ResponseFuture<F, S, Req, D, P>
+impl<F, S, Req, D, P, Res, E> Future for ResponseFuture<F, S, Req, D, P, P::Fields>
 where
     F: Future<Output = Result<Res, E>>,
     E: Into<BoxError>,
@@ -273,7 +277,7 @@ where
             match this.state.as_mut().project() {
                 StateProj::Calling { future, info } => {
                     let mut result = ready!(future.poll(cx)).map_err(Into::into);
-                    if let (Ok(res), Some(info)) = (&mut result, info.as_deref()) {
+                    if let (Ok(res), Some(info)) = (&mut result, info.as_ref()) {
                         this.protocol.on_admitted(res, info);
                     }
                     return Poll::Ready(result);
@@ -282,7 +286,8 @@ where
                     return Poll::Ready(Err(error.take().expect("polled after completion")));
                 }
                 StateProj::Later { .. } => {
-                    if let Some(result) = ready!(poll_later(this.state.as_mut(), cx)) {
+                    if let Some(result) = ready!(poll_later(this.state.as_mut(), this.protocol, cx))
+                    {
                         return Poll::Ready(result);
                     }
                 }
@@ -296,13 +301,15 @@ where
 /// the drop of the boxed state, so that polling the future of a call admitted at once touches
 /// none of it.
 #[inline(never)]
-fn poll_later<F, S, Req, D, Res, E>(
-    mut state: Pin<&mut State<F, S, Req, D>>,
+fn poll_later<F, S, Req, D, P, Res, E>(
+    mut state: Pin<&mut State<F, S, Req, D, P::Fields>>,
+    protocol: &P,
     cx: &mut Context<'_>,
 ) -> Poll<Option<Result<Res, BoxError>>>
 where
     S: Service<Req, Future = F, Response = Res, Error = E>,
     D: Future<Output = Result<Decision, BoxError>>,
+    P: Protocol<Req, Res>,
 {
     let StateProj::Later { later } = state.as_mut().project() else {
         return Poll::Ready(None);
@@ -312,7 +319,7 @@ where
         Step::Call(future, info) => {
             state.set(State::Calling {
                 future,
-                info: Info::new(info),
+                info: OutOfLine::new(info.map(|info| protocol.keep(info))),
             });
             Poll::Ready(None)
         }
@@ -326,7 +333,7 @@ where
     }
 }
 
-impl<F, S, Req, D, P> fmt::Debug for ResponseFuture<F, S, Req, D, P> {
+impl<F, S, Req, D, P, I> fmt::Debug for ResponseFuture<F, S, Req, D, P, I> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
             State::Later { later } => {

@@ -20,6 +20,7 @@ mod settings;
 mod shared;
 mod state;
 mod store;
+mod sync;
 mod tier;
 mod top;
 

@@ -86,7 +86,7 @@ where
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = ResponseFuture<S::Future, S, Req, St::Future, P>;
+    type Future = ResponseFuture<S::Future, S, Req, St::Future, P, P::Fields>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
@@ -116,7 +116,7 @@ impl<S, X, St, T, C, O, P> RateLimit<S, X, St, T, C, O, P> {
     fn decide_and_call_out_of_line<Req>(
         &mut self,
         req: Req,
-    ) -> ResponseFuture<S::Future, S, Req, St::Future, P>
+    ) -> ResponseFuture<S::Future, S, Req, St::Future, P, P::Fields>
     where
         S: Service<Req> + Clone,
         X: KeyExtractor<Req> + Send + Sync + 'static,
@@ -134,7 +134,10 @@ impl<S, X, St, T, C, O, P> RateLimit<S, X, St, T, C, O, P> {
     /// out-of-line parts (the judgement of a decision, the boxed states of a wait or a late
     /// answer) return in registers.
     #[inline(always)]
-    fn decide_and_call<Req>(&mut self, req: Req) -> ResponseFuture<S::Future, S, Req, St::Future, P>
+    fn decide_and_call<Req>(
+        &mut self,
+        req: Req,
+    ) -> ResponseFuture<S::Future, S, Req, St::Future, P, P::Fields>
     where
         S: Service<Req> + Clone,
         X: KeyExtractor<Req> + Send + Sync + 'static,
@@ -184,17 +187,29 @@ impl<S, X, St, T, C, O, P> RateLimit<S, X, St, T, C, O, P> {
                 }
                 // The decision's own instant, not `now`: `now` is dead once the store has read
                 // it, so the happy path keeps no copy of it across the decision.
-                Now::Decided(Ok(decision), decided) => {
-                    lim.judge(decision, decided, key, tiers, cost, protocol.header_style())
-                }
+                Now::Decided(Ok(decision), decided) => lim.judge(
+                    decision,
+                    decided,
+                    key,
+                    tiers,
+                    cost,
+                    protocol.header_style(),
+                    || protocol.trace_id(&req),
+                ),
                 Now::Decided(Err(error), _) => Next::Reject(error),
                 Now::Later => {
                     let mut decision = lim.store.decide(key.as_ref(), tiers, ask, now);
                     let mut cx = Context::from_waker(Waker::noop());
                     match Pin::new(&mut decision).poll(&mut cx) {
-                        Poll::Ready(Ok(decision)) => {
-                            lim.judge(decision, now, key, tiers, cost, protocol.header_style())
-                        }
+                        Poll::Ready(Ok(decision)) => lim.judge(
+                            decision,
+                            now,
+                            key,
+                            tiers,
+                            cost,
+                            protocol.header_style(),
+                            || protocol.trace_id(&req),
+                        ),
                         Poll::Ready(Err(error)) => Next::Reject(error),
                         Poll::Pending => {
                             let tier = lim.tiers.locate(tiers);
@@ -214,7 +229,10 @@ impl<S, X, St, T, C, O, P> RateLimit<S, X, St, T, C, O, P> {
             }
         };
         match next {
-            Next::Call(info) => ResponseFuture::calling(self.inner.call(req), protocol, info),
+            Next::Call(info) => {
+                let fields = info.map(|info| protocol.keep(info));
+                ResponseFuture::calling(self.inner.call(req), protocol, fields)
+            }
             Next::Wait(wait, info, reservation) => {
                 let later = self.waiting(wait, req, info, reservation);
                 ResponseFuture::later(later, protocol)
@@ -229,7 +247,7 @@ impl<S, X, St, T, C, O, P> RateLimit<S, X, St, T, C, O, P> {
         &mut self,
         wait: std::time::Duration,
         req: Req,
-        info: Option<Box<RateLimitInfo>>,
+        info: Option<RateLimitInfo>,
         reservation: Reservation,
     ) -> Pin<Box<Later<S, Req, D>>>
     where
@@ -263,14 +281,17 @@ impl<S, X, St, T, C, O, P> RateLimit<S, X, St, T, C, O, P> {
         T: Send + Sync + 'static,
         C: Send + Sync + 'static,
         O: for<'a> Observer<Event<'a>> + Send + Sync + 'static,
-        P: Send + Sync + 'static,
+        P: Protocol<Req, S::Response>,
+        S: Service<Req>,
     {
         let lim = Arc::clone(&self.limiter);
-        let then = Box::new(move |decided| match decided {
+        let then = Box::new(move |decided, req: &Req| match decided {
             Ok(decision) => {
                 let tier = lim.tiers.at(tier.0).get(tier.1);
                 match tier {
-                    Some(tier) => lim.judge(decision, now, key, tier, cost, style),
+                    Some(tier) => lim.judge(decision, now, key, tier, cost, style, || {
+                        lim.protocol.trace_id(req)
+                    }),
                     None => Next::Call(None),
                 }
             }

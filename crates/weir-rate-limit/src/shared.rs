@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
+use weir_core::observer::TraceId;
 use weir_core::{
     BoxError, Error, Name, Observer, key::MissingKey, wire::HeaderStyle, wire::RateLimitInfo,
 };
@@ -72,10 +73,12 @@ impl fmt::Debug for Reservation {
     }
 }
 
-/// What a request does after its decision.
+/// What a request does after its decision: the rate-limit fields an admitted response
+/// reports ride inline (never boxed), to be kept by the protocol
+/// ([`Protocol::keep`](crate::Protocol::keep)).
 pub(crate) enum Next {
-    Call(Option<Box<RateLimitInfo>>),
-    Wait(Duration, Option<Box<RateLimitInfo>>, Reservation),
+    Call(Option<RateLimitInfo>),
+    Wait(Duration, Option<RateLimitInfo>, Reservation),
     Reject(BoxError),
 }
 
@@ -104,22 +107,15 @@ impl<X, St, T, C, O, P> Limiter<X, St, T, C, O, P> {
 
     /// The state a response reports: the decision's policy, its units left (never more than
     /// the quota `RateLimit-Policy` advertises, even with a burst above the rate), every other
-    /// quota of the tier listed after it, and the limiter's header style if it has one.
+    /// quota of the tier listed after it, and the limiter's header style if it has one. A
+    /// clone of the tier's prepared state: no allocation.
     fn info(&self, tier: &Tier, decision: &Decision, style: Option<HeaderStyle>) -> RateLimitInfo {
-        let quota = Self::quota(tier, decision);
-        let q = u64::from(quota.rate());
-        let mut info = RateLimitInfo::new(quota.name_ref().clone(), q, quota.period())
+        let report = tier.report(decision.policy());
+        let q = report.quota();
+        let info = report
+            .clone()
             .remaining(decision.remaining().min(q))
             .reset(decision.reset());
-        for (i, other) in tier.quotas().iter().enumerate() {
-            if i != decision.policy() {
-                info = info.also_policy(
-                    other.name_ref().clone(),
-                    u64::from(other.rate()),
-                    other.period(),
-                );
-            }
-        }
         match style {
             Some(style) => info.style(style),
             None => info,
@@ -145,8 +141,13 @@ where
     /// Turns a decision into what the request does next; emits the refusal events. Out of
     /// line: the service answers the plain happy path (admitted at once, no fields to write)
     /// itself. `tier_ref` is the request's tier in the table the request read, so its decision
-    /// and its response fields come from one version of the settings.
+    /// and its response fields come from one version of the settings. `trace_id` reads the
+    /// request's trace id, called only for a refused or shadowed request.
     #[inline(never)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the parts of one decision, passed in registers; a struct would be built only to be taken apart"
+    )]
     pub(crate) fn judge<K>(
         self: &Arc<Self>,
         decision: Decision,
@@ -155,6 +156,7 @@ where
         tier_ref: &Tier,
         cost: u32,
         style: Option<HeaderStyle>,
+        trace_id: impl FnOnce() -> Option<TraceId>,
     ) -> Next
     where
         St: Store<K>,
@@ -172,7 +174,7 @@ where
         }
         let quota = Self::quota(tier_ref, &decision);
         if decision.is_admitted() {
-            let info = headers.then(|| Box::new(self.info(tier_ref, &decision, style)));
+            let info = headers.then(|| self.info(tier_ref, &decision, style));
             if decision.is_immediate() {
                 return Next::Call(info);
             }
@@ -202,11 +204,12 @@ where
                 decision.retry_after()
             },
             cost,
+            trace_id(),
         );
         self.observer.on_event(&event);
         self.refused.fetch_add(1, Ordering::Relaxed);
         if shadow {
-            let info = headers.then(|| Box::new(self.info(tier_ref, &decision, style)));
+            let info = headers.then(|| self.info(tier_ref, &decision, style));
             return Next::Call(info);
         }
         // A cost the quota can never admit is not a 429 a client would retry forever.

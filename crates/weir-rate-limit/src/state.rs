@@ -2,10 +2,11 @@
 //! service plumbing. Each takes `now` (nanoseconds since the store's epoch) as an argument.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::Ordering;
+use std::sync::{MutexGuard, PoisonError};
 
 use crate::quota::Quota;
+use crate::sync::{AtomicU64, Mutex};
 
 /// The answer of an [`Algorithm`] to one request.
 ///
@@ -1028,6 +1029,9 @@ impl Algorithm for SlidingLog {
         state.rest_at.load(Ordering::Relaxed)
     }
 }
+
+#[cfg(test)]
+mod model;
 
 #[cfg(test)]
 mod tests {

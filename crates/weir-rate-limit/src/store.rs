@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use weir_core::{
     BoxError, Name, keyed::ByState, keyed::KeyedConfig, keyed::KeyedMap, keyed::Prehashed,
+    wire::RateLimitInfo,
 };
 
 use crate::clock::Origin;
@@ -15,10 +16,15 @@ use crate::quota::Quota;
 use crate::state::{Algorithm, Gcra, Verdict};
 
 /// A tier: a named set of stacked quotas that must all pass.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Tier {
     name: Name,
     quotas: Box<[Quota]>,
+    /// For each quota, the state an admitted response reports when that quota has the fewest
+    /// units left (its policy first, the tier's others after it), prepared once: a response
+    /// clones it (no allocation: names and the list of others are shared) and sets its units
+    /// left and its reset. A function of `quotas`, so equality is unchanged.
+    reports: Box<[RateLimitInfo]>,
 }
 
 impl Tier {
@@ -26,10 +32,39 @@ impl Tier {
     /// implementation's tests may too).
     #[must_use]
     pub fn new(name: impl Into<Name>, quotas: impl IntoIterator<Item = Quota>) -> Self {
+        let quotas: Box<[Quota]> = quotas.into_iter().collect();
+        let reports = (0..quotas.len())
+            .map(|reported| {
+                let quota = &quotas[reported];
+                let first = RateLimitInfo::new(
+                    quota.name_ref().clone(),
+                    u64::from(quota.rate()),
+                    quota.period(),
+                );
+                quotas
+                    .iter()
+                    .enumerate()
+                    .filter(|&(i, _)| i != reported)
+                    .fold(first, |info, (_, other)| {
+                        info.also_policy(
+                            other.name_ref().clone(),
+                            u64::from(other.rate()),
+                            other.period(),
+                        )
+                    })
+            })
+            .collect();
         Self {
             name: name.into(),
-            quotas: quotas.into_iter().collect(),
+            quotas,
+            reports,
         }
+    }
+
+    /// The state an admitted response reports when quota `policy` has the fewest units left
+    /// (the first quota's for an index out of range), before its units left and reset are set.
+    pub(crate) fn report(&self, policy: usize) -> &RateLimitInfo {
+        self.reports.get(policy).unwrap_or(&self.reports[0])
     }
 
     /// The tier's name (`"default"` for the default tier).
@@ -46,6 +81,15 @@ impl Tier {
 
     pub(crate) const fn name_ref(&self) -> &Name {
         &self.name
+    }
+}
+
+impl std::fmt::Debug for Tier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tier")
+            .field("name", &self.name)
+            .field("quotas", &self.quotas)
+            .finish()
     }
 }
 

@@ -444,6 +444,7 @@ async fn weir_core_observers_report_rate_limit_events() {
         tier: "default",
         retry_after: Duration::from_secs(1),
         cost: 1,
+        trace_id: None,
     };
     assert_eq!(weir_core::Event::pattern(&event), "rate_limit");
     assert_eq!(weir_core::Event::kind(&event), "rejected");

@@ -115,6 +115,7 @@ fn services_and_futures_have_the_auto_traits() {
         u32,
         std::future::Ready<Result<weir_rate_limit::Decision, BoxError>>,
         weir_rate_limit::AnyProtocol,
+        (),
     >;
     assert_send::<Fut>();
     // A keyed HTTP layer is `Send + Sync` too (axum needs it).
@@ -135,8 +136,24 @@ fn the_response_future_stays_small() {
         u64,
         std::future::Ready<Result<weir_rate_limit::Decision, BoxError>>,
         weir_rate_limit::AnyProtocol,
+        (),
     >;
     let size = size_of::<Fut>();
     eprintln!("ResponseFuture: {size} bytes");
     assert!(size <= 160, "{size} bytes");
+    // An HTTP limiter writing `RateLimit` fields keeps their state inline (#15: no allocation
+    // per admitted request): its future is the inner future, the state and a few words.
+    type HttpFut = ResponseFuture<
+        std::future::Ready<Result<http::Response<String>, Infallible>>,
+        tower::util::BoxCloneSyncService<http::Request<String>, http::Response<String>, BoxError>,
+        http::Request<String>,
+        std::future::Ready<Result<weir_rate_limit::Decision, BoxError>>,
+        weir_rate_limit::Http,
+        weir_core::wire::RateLimitInfo,
+    >;
+    let inner = size_of::<std::future::Ready<Result<http::Response<String>, Infallible>>>();
+    let state = size_of::<weir_core::wire::RateLimitInfo>();
+    let size = size_of::<HttpFut>();
+    eprintln!("ResponseFuture with Http: {size} bytes (inner {inner}, the fields' state {state})");
+    assert!(size <= inner + state + 32, "{size} bytes");
 }

@@ -25,6 +25,9 @@ pub enum Event<'a> {
         hinted: bool,
         /// Why the attempt failed, as the classifier saw it.
         failure: Failure,
+        /// How long the failed attempt took, from its call to its result; measured only when
+        /// the observer [wants latencies](weir_core::Observer::wants_latency), else `None`.
+        latency: Option<Duration>,
     },
     /// An attempt failed with a retryable failure but is not retried: its result is returned.
     GaveUp {
@@ -36,6 +39,9 @@ pub enum Event<'a> {
         reason: GiveUp,
         /// The last failure.
         failure: Failure,
+        /// How long the last attempt took; measured only when the observer
+        /// [wants latencies](weir_core::Observer::wants_latency), else `None`.
+        latency: Option<Duration>,
     },
 }
 
@@ -112,9 +118,10 @@ impl weir_core::Event for Event<'_> {
 
     /// A retry: fate `retried`, `reason` (`server_hint` when the server chose the delay,
     /// `throttled`, or `transient`), the failed `attempt` and the `delay`. Giving up: the
-    /// `reason` ([`GiveUp::as_str`]) and the calls made as `attempt`.
+    /// `reason` ([`GiveUp::as_str`]) and the calls made as `attempt`. Both: the attempt's
+    /// `latency` when it was measured.
     fn fields(&self) -> Fields {
-        match *self {
+        let fields = match *self {
             Self::Retry {
                 attempt,
                 delay,
@@ -135,6 +142,17 @@ impl weir_core::Event for Event<'_> {
             Self::GaveUp {
                 attempts, reason, ..
             } => Fields::NONE.reason(reason.as_str()).attempt(attempts),
+        };
+        match *self {
+            Self::Retry {
+                latency: Some(latency),
+                ..
+            }
+            | Self::GaveUp {
+                latency: Some(latency),
+                ..
+            } => fields.latency(latency),
+            _ => fields,
         }
     }
 }
@@ -156,6 +174,7 @@ mod tests {
             delay: Duration::from_millis(5),
             hinted: false,
             failure: Failure::transient(),
+            latency: None,
         };
         assert_eq!(
             (retry.pattern(), retry.kind(), retry.level()),
@@ -175,6 +194,7 @@ mod tests {
             attempts: 3,
             reason,
             failure: Failure::transient(),
+            latency: None,
         };
         let budget = gave_up(GiveUp::Budget);
         assert_eq!(

@@ -45,6 +45,8 @@ pin_project! {
         copy: Option<R::Copy>,
         progress: Progress,
         deadline: Option<Instant>,
+        // When the attempt in flight was sent, if the observer wants latencies.
+        sent: Option<Instant>,
         // Boxed once, on the first backoff, and reset after (failure path only).
         sleep: Option<Pin<Box<Sleep>>>,
         _request: PhantomData<fn(Req)>,
@@ -86,6 +88,7 @@ where
             copy: None,
             progress,
             deadline: None,
+            sent: None,
             sleep: None,
             _request: PhantomData,
         }
@@ -98,15 +101,20 @@ where
     S: Service<R::Request>,
     K: BudgetScope<Req>,
 {
-    /// A future whose first attempt is in flight already; `service` is readied before each
-    /// retry.
+    /// A future whose first attempt is in flight already (sent at `sent`, if the observer
+    /// wants latencies); `service` is readied before each retry.
     #[inline]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the parts of the future, moved in once; a struct would be built only to be taken apart"
+    )]
     pub(crate) const fn calling(
         future: S::Future,
         service: S,
         shared: Arc<Shared<R, C, O, P, K>>,
         copy: Option<R::Copy>,
         deadline: Option<Instant>,
+        sent: Option<Instant>,
         progress: Progress,
         budget: K::Held,
     ) -> Self {
@@ -118,6 +126,7 @@ where
             copy,
             progress,
             deadline,
+            sent,
             sleep: None,
             _request: PhantomData,
         }
@@ -147,6 +156,7 @@ where
                     let (request, copy) = ready!(prepare.poll(cx));
                     *this.copy = copy;
                     *this.deadline = this.shared.replay.deadline(&request).map(|d| d.instant());
+                    *this.sent = this.shared.observer.wants_latency().then(Instant::now);
                     send(this.state.as_mut(), this.service, request);
                 }
                 StateProj::Calling { future } => {
@@ -172,7 +182,8 @@ where
                     ) {
                         Decision::Done => return Poll::Ready(P::settled(result)),
                         Decision::GiveUp(reason) => {
-                            give_up(shared, this.progress.attempts, reason, &outcome);
+                            let latency = this.sent.map(|sent| sent.elapsed());
+                            give_up(shared, this.progress.attempts, reason, &outcome, latency);
                             return Poll::Ready(P::settled(result));
                         }
                         Decision::Retry { delay, hinted } => {
@@ -187,6 +198,7 @@ where
                                     delay,
                                     hinted,
                                     failure,
+                                    latency: this.sent.map(|sent| sent.elapsed()),
                                 });
                             }
                             if delay.is_zero() {
@@ -218,6 +230,7 @@ where
                         .as_ref()
                         .expect("`decide` retries only requests with a copy");
                     let request = this.shared.replay.replay(copy);
+                    *this.sent = this.shared.observer.wants_latency().then(Instant::now);
                     send(this.state.as_mut(), this.service, request);
                 }
             }
@@ -266,6 +279,7 @@ fn give_up<R, C, O, P, K>(
     attempts: u32,
     reason: GiveUp,
     outcome: &Outcome,
+    latency: Option<std::time::Duration>,
 ) where
     O: for<'a> Observer<Event<'a>>,
 {
@@ -279,6 +293,7 @@ fn give_up<R, C, O, P, K>(
             attempts,
             reason,
             failure,
+            latency,
         });
     }
 }

@@ -97,6 +97,9 @@ where
             // now, and the future keeps a clone, readied before each retry (tower's `Retry`).
             Ok((request, copy)) => {
                 let deadline = shared.replay.deadline(&request).map(|d| d.instant());
+                // The attempt's start, only for an observer that wants latencies (`()` and a
+                // closure do not: no clock read).
+                let sent = shared.observer.wants_latency().then(Instant::now);
                 let future = self.inner.call(request);
                 ResponseFuture::calling(
                     future,
@@ -104,6 +107,7 @@ where
                     Arc::clone(shared),
                     copy,
                     deadline,
+                    sent,
                     Progress::under(now, policy),
                     budget,
                 )

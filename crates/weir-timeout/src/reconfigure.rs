@@ -6,6 +6,7 @@ use weir_core::reconfigure::Reconfigure;
 
 use crate::builder::TimeoutBuilder;
 use crate::handle::TimeoutHandle;
+use crate::settings::TimeoutSettings;
 
 /// New settings while the layer runs: a [`TimeoutBuilder`] with the layer's policy type and
 /// protocol (its observer is not read), as [`TimeoutLayer::builder`](crate::TimeoutLayer::builder) or
@@ -46,5 +47,35 @@ impl<D: Clone, P> Reconfigure for TimeoutHandle<D, P> {
         let (policy, plain) = settings.into_checked()?;
         self.apply_checked(policy, plain);
         Ok(())
+    }
+}
+
+/// What a running layer reads now: the settings as last applied (or built), for a stack's
+/// accessors and a status page.
+impl<P: Clone> TimeoutHandle<P> {
+    /// The policy in force: the timeout, or the route table (`None`: no timeout of the layer's
+    /// own, only a propagated deadline's).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use weir_core::reconfigure::Reconfigure;
+    /// use weir_timeout::TimeoutLayer;
+    ///
+    /// let (_layer, handle) = TimeoutLayer::server(Duration::from_secs(5)).build_with_handle()?;
+    /// handle.apply(TimeoutLayer::server(Duration::from_secs(2)))?;
+    /// assert_eq!(handle.policy(), Some(Duration::from_secs(2)));
+    /// assert_eq!(handle.timeout_settings().incoming, Some(Duration::from_secs(2)));
+    /// # Ok::<(), weir_core::ConfigError>(())
+    /// ```
+    #[must_use]
+    pub fn policy(&self) -> Option<P> {
+        self.given().0
+    }
+
+    /// The other settings in force: the incoming cap and floor, propagation, `expose_deadline`
+    /// and the name.
+    #[must_use]
+    pub fn timeout_settings(&self) -> TimeoutSettings {
+        self.given().1
     }
 }

@@ -114,46 +114,34 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed + Sized {
     /// [`ClientBuilder`](crate::ClientBuilder)), with the default backoff and retry budget.
     /// Requests are cloned; an `http::Request` is retried only when it is idempotent (GET,
     /// HEAD, OPTIONS, PUT, DELETE, TRACE; POST and PATCH with an `Idempotency-Key` header), see
-    /// [`IdempotentReplay`](crate::IdempotentReplay) in
-    /// [`Auto`](crate::core::protocol::Auto) mode (an `http::Request` or a standard library
-    /// type; for a request type of your own, build the layer with `RetryLayer::builder()`, whose
-    /// default reads any type). Use `RetryLayer::http()` to replay HTTP bodies that are not
-    /// `Clone`.
+    /// [`IdempotentReplay`](crate::IdempotentReplay). Use `RetryLayer::http()` to replay HTTP
+    /// bodies that are not `Clone`.
     #[cfg(feature = "retry")]
     #[must_use]
     fn weir_retry(
         self,
         max_retries: u32,
-    ) -> ServiceBuilder<
-        Stack<weir_retry::RetryLayer<crate::IdempotentReplay<weir_core::protocol::Auto>>, L>,
-    >;
+    ) -> ServiceBuilder<Stack<weir_retry::RetryLayer<crate::IdempotentReplay>, L>>;
 
     /// Times out calls after `timeout` and sets the request's [`Deadline`](crate::core::Deadline) (the
-    /// earlier of this one and any already there) on an `http::Request`, with
-    /// [`TimeoutLayer::new`](weir_timeout::TimeoutLayer::new) in
-    /// [`Auto`](crate::core::protocol::Auto) mode (an `http::Request` or a standard library type;
-    /// for a request type of your own, `.layer(TimeoutLayer::new(timeout))`, which takes any).
+    /// earlier of this one and any already there), with
+    /// [`TimeoutLayer::new`](weir_timeout::TimeoutLayer::new).
     #[cfg(feature = "timeout")]
     #[must_use]
     fn weir_timeout(
         self,
         timeout: std::time::Duration,
-    ) -> ServiceBuilder<
-        Stack<weir_timeout::TimeoutLayer<std::time::Duration, (), weir_core::protocol::Auto>, L>,
-    >;
+    ) -> ServiceBuilder<Stack<weir_timeout::TimeoutLayer, L>>;
 
     /// On a client: writes the request's remaining budget, less `allowance` for the network, into
     /// `grpc-timeout` or `x-timeout-ms`, and fails at once when nothing is left; a
-    /// [`TimeoutLayer`](weir_timeout::TimeoutLayer) built with
-    /// `builder().propagate(allowance).http()`, for `http::Request`s.
+    /// [`TimeoutLayer`](weir_timeout::TimeoutLayer) built with `builder().propagate(allowance)`.
     #[cfg(feature = "timeout")]
     #[must_use]
     fn weir_timeout_propagate(
         self,
         allowance: std::time::Duration,
-    ) -> ServiceBuilder<
-        Stack<weir_timeout::TimeoutLayer<std::time::Duration, (), weir_core::protocol::Http>, L>,
-    >;
+    ) -> ServiceBuilder<Stack<weir_timeout::TimeoutLayer, L>>;
 }
 
 impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
@@ -199,12 +187,10 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
     fn weir_retry(
         self,
         max_retries: u32,
-    ) -> ServiceBuilder<
-        Stack<weir_retry::RetryLayer<crate::IdempotentReplay<weir_core::protocol::Auto>>, L>,
-    > {
+    ) -> ServiceBuilder<Stack<weir_retry::RetryLayer<crate::IdempotentReplay>, L>> {
         let layer = weir_retry::RetryLayer::builder()
             .max_retries(max_retries)
-            .replay(crate::IdempotentReplay::<weir_core::protocol::Auto>::with_protocol())
+            .replay(crate::IdempotentReplay::new())
             .build()
             .expect("at least one attempt and the default budget break no rule");
         self.layer(layer)
@@ -214,28 +200,17 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
     fn weir_timeout(
         self,
         timeout: std::time::Duration,
-    ) -> ServiceBuilder<
-        Stack<weir_timeout::TimeoutLayer<std::time::Duration, (), weir_core::protocol::Auto>, L>,
-    > {
-        self.layer(
-            weir_timeout::TimeoutLayer::builder()
-                .timeout(timeout.max(std::time::Duration::from_millis(1)))
-                .protocol()
-                .build()
-                .expect("a timeout of at least 1 ms breaks no rule"),
-        )
+    ) -> ServiceBuilder<Stack<weir_timeout::TimeoutLayer, L>> {
+        self.layer(weir_timeout::TimeoutLayer::new(timeout))
     }
 
     #[cfg(feature = "timeout")]
     fn weir_timeout_propagate(
         self,
         allowance: std::time::Duration,
-    ) -> ServiceBuilder<
-        Stack<weir_timeout::TimeoutLayer<std::time::Duration, (), weir_core::protocol::Http>, L>,
-    > {
+    ) -> ServiceBuilder<Stack<weir_timeout::TimeoutLayer, L>> {
         let layer = weir_timeout::TimeoutLayer::builder()
             .propagate(allowance)
-            .http()
             .build()
             .expect("a propagation-only timeout layer has no rule to break");
         self.layer(layer)

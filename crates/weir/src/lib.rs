@@ -25,14 +25,17 @@ pub use crate::grpc::{
 pub use crate::optional::{Optional, OptionalFuture, OptionalLayer};
 #[cfg(feature = "presets")]
 pub use crate::presets::{
-    BreakerInside, BreakerOutside, Client, ClientBuilder, ClientObserver, ClientStack,
+    BreakerInside, BreakerOutside, ChaosClient, Client, ClientBuilder, ClientObserver, ClientStack,
     DEFAULT_EXEMPT_PATHS, Exempt, ExemptFuture, FallbackClient, HttpClient, Mode, PerAuthority,
     ServerBuilder, ServerStack, Single,
 };
 #[cfg(all(feature = "presets", feature = "tonic"))]
 pub use crate::presets::{Grpc, GrpcClient};
 #[cfg(feature = "reload")]
-pub use crate::reload::{ClientReloader, Reload, ServerReloader, Watcher, watch};
+pub use crate::reload::{
+    ClientReloader, ClientTarget, PatternConfig, PatternReloader, PatternTarget, Reload, Reloader,
+    ServerReloader, ServerTarget, Target, Watcher, reloader, watch,
+};
 #[cfg(feature = "retry")]
 pub use crate::replay::IdempotentReplay;
 #[cfg(feature = "config")]

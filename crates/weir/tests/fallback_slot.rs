@@ -78,18 +78,15 @@ fn an_empty_slot_is_no_layer_at_all() {
     use std::time::Duration;
     use tower::Layer;
     use weir::Exempt;
-    use weir::core::protocol::{Auto, Http};
+    use weir::core::protocol::Http;
     use weir::core::response::ErrorResponse;
     use weir::load_shed::{Fixed, LoadShed};
     use weir::timeout::Timeout;
 
-    fn total_timeout<S, O>(_: &Timeout<S, Duration, O, Auto>) {}
+    fn total_timeout<S, O>(_: &Timeout<S, Duration, O>) {}
     fn shed_over_timeout<S, C, O>(
         _: &ErrorResponse<
-            Exempt<
-                LoadShed<Timeout<S, Duration, O, Http>, Fixed, C, O, Http>,
-                Timeout<S, Duration, O, Http>,
-            >,
+            Exempt<LoadShed<Timeout<S, Duration, O>, Fixed, C, O, Http>, Timeout<S, Duration, O>>,
         >,
     ) {
     }

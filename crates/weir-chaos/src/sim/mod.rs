@@ -13,7 +13,10 @@
 //!   run to run.
 //! - **The report**: requests by outcome per tick (success, upstream failure, timeout, open
 //!   circuit, other weir rejection, other error), latency percentiles, the load the upstream saw
-//!   (and the amplification: upstream calls per request), as a table, CSV and an SVG chart.
+//!   (and the amplification: upstream calls per request); with
+//!   [`run_observed`](Simulation::run_observed), the stack's events, its state changes (breaker
+//!   transitions) and the queue waits its layers report (percentiles per tick and overall); as
+//!   a table, CSV and an SVG chart.
 //!
 //! ```
 //! use std::time::Duration;
@@ -246,8 +249,10 @@ impl Simulation {
     }
 
     /// Runs the simulation as [`run`](Self::run) does, and gives `stack` a [`SimObserver`] too:
-    /// pass it to the stack's layers (`observer(..)`) and the report carries their events and
-    /// state changes (a breaker opening and closing) with their virtual times.
+    /// pass it to the stack's layers (`observer(..)`) and the report carries their events,
+    /// their state changes (a breaker opening and closing) with their virtual times, and the
+    /// queue waits they report (a bulkhead's queued requests: [`Report::queued`],
+    /// [`Report::queue_wait`], [`Tick::queued`]).
     ///
     /// ```
     /// use std::time::Duration;

@@ -1,5 +1,5 @@
 //! The simulation's observer: what the stack's own layers report (retries, rejections, breaker
-//! transitions), stamped with the virtual time.
+//! transitions, queue waits), stamped with the virtual time.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -36,17 +36,24 @@ pub(crate) struct Seen {
     pub(crate) transitions: Vec<Transition>,
     /// State changes per tick (every one, kept or not).
     pub(crate) changes_per_tick: Vec<u64>,
+    /// Queue waits (microseconds) per tick the wait began in: every event that carried a
+    /// [`wait`](weir_core::observer::Fields::wait).
+    pub(crate) waits_per_tick: Vec<Vec<u64>>,
 }
 
 /// An observer to give the simulated stack's layers (every weir layer's `observer(..)`, or
-/// `ClientStack::builder().observer(..)`): it counts their events by pattern and kind and keeps
-/// their state changes with the virtual time, for the [`Report`](super::Report)
-/// ([`events`](super::Report::events), [`transitions`](super::Report::transitions)). Handed
-/// to the stack builder by [`Simulation::run_observed`](super::Simulation::run_observed);
-/// clones share what they saw.
+/// `ClientStack::builder().observer(..)`): it counts their events by pattern and kind, keeps
+/// their state changes with the virtual time, and collects the queue waits they report, for the
+/// [`Report`](super::Report) ([`events`](super::Report::events),
+/// [`transitions`](super::Report::transitions), [`queued`](super::Report::queued),
+/// [`queue_wait`](super::Report::queue_wait)). Handed to the stack builder by
+/// [`Simulation::run_observed`](super::Simulation::run_observed); clones share what they saw.
 ///
-/// Queue waits are not among them: no weir layer reports a wait as an event (the bulkhead
-/// queues without one), so the report shows them only as latency.
+/// A queue wait is any event whose [`fields`](weir_core::Event::fields) carry a
+/// [`wait`](weir_core::observer::Fields::wait), whatever its layer: the bulkhead's `dequeued`
+/// (a queued request got its permit) and its `rejected` after a wait (`max_wait`, a deadline).
+/// Each is counted in the tick its wait began (the event's time less the wait), as a request's
+/// latency is counted in the tick it was sent.
 #[derive(Clone)]
 pub struct SimObserver {
     start: Instant,
@@ -85,6 +92,14 @@ impl<E: Event + ?Sized> Observer<E> for SimObserver {
             .counts
             .entry((event.pattern(), event.kind()))
             .or_default() += 1;
+        if let Some(wait) = event.fields().wait {
+            let began = at.saturating_sub(wait);
+            let tick = (began.as_nanos() / self.tick.as_nanos().max(1)) as usize;
+            if seen.waits_per_tick.len() <= tick {
+                seen.waits_per_tick.resize_with(tick + 1, Vec::new);
+            }
+            seen.waits_per_tick[tick].push(wait.as_micros() as u64);
+        }
         if event.kind() == "state_change" {
             let tick = (at.as_nanos() / self.tick.as_nanos().max(1)) as usize;
             if seen.changes_per_tick.len() <= tick {

@@ -1,5 +1,5 @@
-//! What a simulation saw: outcomes per tick, latencies, the upstream's load; as a table, CSV
-//! and an SVG chart.
+//! What a simulation saw: outcomes per tick, latencies, the upstream's load, the stack's events
+//! and queue waits; as a table, CSV and an SVG chart.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -93,6 +93,14 @@ pub struct Tick {
     /// State changes the stack's layers reported in the tick (through a
     /// [`SimObserver`](super::SimObserver)).
     pub state_changes: u64,
+    /// Queue waits that began in the tick, as the stack's layers reported them (through a
+    /// [`SimObserver`](super::SimObserver)): one per queued request per queue (a request
+    /// retried through a queue twice waits twice).
+    pub queued: u64,
+    /// The median of those waits.
+    pub wait_p50: Duration,
+    /// The 99th percentile of those waits.
+    pub wait_p99: Duration,
 }
 
 impl Tick {
@@ -183,14 +191,19 @@ impl Recorder {
         let n = n
             .max(self.ticks.len())
             .max(upstream.calls.len())
-            .max(seen.changes_per_tick.len());
+            .max(seen.changes_per_tick.len())
+            .max(seen.waits_per_tick.len());
         let mut all = Vec::new();
+        let mut all_waits = Vec::new();
         let mut ticks = Vec::with_capacity(n);
         for i in 0..n {
             let (outcomes, latencies) = self.ticks.get(i).cloned().unwrap_or_default();
             let mut sorted = latencies;
             sorted.sort_unstable();
             all.extend_from_slice(&sorted);
+            let mut waits = seen.waits_per_tick.get(i).cloned().unwrap_or_default();
+            waits.sort_unstable();
+            all_waits.extend_from_slice(&waits);
             ticks.push(Tick {
                 start: self.tick * i as u32,
                 outcomes,
@@ -198,6 +211,9 @@ impl Recorder {
                 p50: percentile(&sorted, 0.50),
                 p99: percentile(&sorted, 0.99),
                 state_changes: seen.changes_per_tick.get(i).copied().unwrap_or(0),
+                queued: waits.len() as u64,
+                wait_p50: percentile(&waits, 0.50),
+                wait_p99: percentile(&waits, 0.99),
             });
         }
         // Requests never answered count in the last tick as unfinished.
@@ -206,6 +222,7 @@ impl Recorder {
             last.outcomes[Outcome::Unfinished.index()] += unfinished;
         }
         all.sort_unstable();
+        all_waits.sort_unstable();
         let mut totals = [0; 7];
         for tick in &ticks {
             for (total, count) in totals.iter_mut().zip(tick.outcomes) {
@@ -219,7 +236,9 @@ impl Recorder {
             resent: self.resent,
             upstream_calls: upstream.total,
             max_upstream_in_flight: upstream.max_in_flight,
-            percentiles: [0.5, 0.9, 0.99, 0.999, 1.0].map(|q| percentile(&all, q)),
+            percentiles: QUANTILES.map(|q| percentile(&all, q)),
+            queued: all_waits.len() as u64,
+            queue_waits: QUANTILES.map(|q| percentile(&all_waits, q)),
             events: seen
                 .counts
                 .into_iter()
@@ -238,6 +257,14 @@ pub(crate) struct UpstreamLoad<'a> {
     pub(crate) total: u64,
     /// The most calls in flight at once.
     pub(crate) max_in_flight: usize,
+}
+
+/// The quantiles a report keeps: p50, p90, p99, p99.9, max.
+const QUANTILES: [f64; 5] = [0.5, 0.9, 0.99, 0.999, 1.0];
+
+/// The index of `q` in [`QUANTILES`].
+fn quantile(q: f64) -> Option<usize> {
+    QUANTILES.iter().position(|&x| (x - q).abs() < 1e-12)
 }
 
 /// The `q` quantile of sorted microseconds (nearest rank).
@@ -260,6 +287,10 @@ pub struct Report {
     max_upstream_in_flight: usize,
     /// p50, p90, p99, p99.9, max.
     percentiles: [Duration; 5],
+    /// Queue waits the stack's layers reported.
+    queued: u64,
+    /// Their p50, p90, p99, p99.9, max.
+    queue_waits: [Duration; 5],
     /// The stack's events by pattern and kind.
     events: Vec<(&'static str, &'static str, u64)>,
     transitions: Vec<Transition>,
@@ -345,10 +376,24 @@ impl Report {
     /// `1.0` (the max); `None` for another.
     #[must_use]
     pub fn latency(&self, q: f64) -> Option<Duration> {
-        [0.5, 0.9, 0.99, 0.999, 1.0]
-            .iter()
-            .position(|&x| (x - q).abs() < 1e-12)
-            .map(|i| self.percentiles[i])
+        quantile(q).map(|i| self.percentiles[i])
+    }
+
+    /// How many queue waits the stack's layers reported to the
+    /// [`SimObserver`](super::SimObserver): every event carrying a
+    /// [`wait`](weir_core::observer::Fields::wait) (a bulkhead's queued request getting its
+    /// permit, or refused after waiting); 0 when the stack was not given the observer or never
+    /// queued.
+    #[must_use]
+    pub const fn queued(&self) -> u64 {
+        self.queued
+    }
+
+    /// The queue wait at quantile `q` of those [`queued`](Self::queued): `0.5`, `0.9`, `0.99`,
+    /// `0.999` or `1.0` (the max); `None` for another; zero when nothing queued.
+    #[must_use]
+    pub fn queue_wait(&self, q: f64) -> Option<Duration> {
+        quantile(q).map(|i| self.queue_waits[i])
     }
 
     /// The peak upstream calls in one tick over the peak requests in one tick.
@@ -364,7 +409,9 @@ impl Report {
         calls as f64 / requests.max(1) as f64
     }
 
-    /// A text table: the totals, then the ticks grouped into at most `rows` rows.
+    /// A text table: the totals (and the queue waits, when any), then the ticks grouped into at
+    /// most `rows` rows (per row the worst tick's p50 and p99 latency and p99 queue wait), then
+    /// the stack's events and its first state changes.
     #[must_use]
     pub fn table(&self, rows: usize) -> String {
         let mut out = String::new();
@@ -385,14 +432,22 @@ impl Report {
             p999,
             max,
         );
+        if self.queued > 0 {
+            let [p50, p90, p99, p999, max] = self.queue_waits;
+            let _ = writeln!(
+                out,
+                "queue waits {}  p50 {p50:?} p90 {p90:?} p99 {p99:?} p99.9 {p999:?} max {max:?}",
+                self.queued,
+            );
+        }
         let _ = write!(out, "{:>7} {:>7} {:>8}", "from", "to", "requests");
         for outcome in Outcome::ALL {
             let _ = write!(out, " {:>16}", outcome.as_str());
         }
         let _ = writeln!(
             out,
-            " {:>14} {:>9} {:>9}",
-            "upstream_calls", "p50_ms", "p99_ms"
+            " {:>14} {:>9} {:>9} {:>7} {:>12}",
+            "upstream_calls", "p50_ms", "p99_ms", "queued", "wait_p99_ms"
         );
         let group = self.ticks.len().div_ceil(rows.max(1)).max(1);
         for chunk in self.ticks.chunks(group) {
@@ -409,6 +464,8 @@ impl Report {
             // The worst tick of the group.
             let p50 = chunk.iter().map(|t| t.p50).max().unwrap_or_default();
             let p99 = chunk.iter().map(|t| t.p99).max().unwrap_or_default();
+            let queued: u64 = chunk.iter().map(|t| t.queued).sum();
+            let wait_p99 = chunk.iter().map(|t| t.wait_p99).max().unwrap_or_default();
             let _ = write!(
                 out,
                 "{:>6}s {:>6}s {requests:>8}",
@@ -420,9 +477,10 @@ impl Report {
             }
             let _ = writeln!(
                 out,
-                " {calls:>14} {:>9.1} {:>9.1}",
+                " {calls:>14} {:>9.1} {:>9.1} {queued:>7} {:>12.1}",
                 p50.as_secs_f64() * 1e3,
-                p99.as_secs_f64() * 1e3
+                p99.as_secs_f64() * 1e3,
+                wait_p99.as_secs_f64() * 1e3
             );
         }
         if !self.events.is_empty() {
@@ -451,7 +509,7 @@ impl Report {
     }
 
     /// CSV, one row per tick: `start_s`, every outcome, `upstream_calls`, `p50_ms`, `p99_ms`,
-    /// `state_changes`.
+    /// `state_changes`, `queued`, `wait_p50_ms`, `wait_p99_ms`.
     #[must_use]
     pub fn csv(&self) -> String {
         let mut out = String::from("start_s");
@@ -459,7 +517,9 @@ impl Report {
             out.push(',');
             out.push_str(outcome.as_str());
         }
-        out.push_str(",upstream_calls,p50_ms,p99_ms,state_changes\n");
+        out.push_str(
+            ",upstream_calls,p50_ms,p99_ms,state_changes,queued,wait_p50_ms,wait_p99_ms\n",
+        );
         for t in &self.ticks {
             let _ = write!(out, "{}", t.start.as_secs_f64());
             for c in t.outcomes {
@@ -467,18 +527,22 @@ impl Report {
             }
             let _ = writeln!(
                 out,
-                ",{},{:.3},{:.3},{}",
+                ",{},{:.3},{:.3},{},{},{:.3},{:.3}",
                 t.upstream_calls,
                 t.p50.as_secs_f64() * 1e3,
                 t.p99.as_secs_f64() * 1e3,
-                t.state_changes
+                t.state_changes,
+                t.queued,
+                t.wait_p50.as_secs_f64() * 1e3,
+                t.wait_p99.as_secs_f64() * 1e3
             );
         }
         out
     }
 
     /// An SVG chart (written by hand, no plotting crate): requests, successes, failures and
-    /// upstream calls per tick on top; p50 and p99 latency per tick below; a dashed purple line
+    /// upstream calls per tick on top; p50 and p99 latency per tick below, with the p99 queue
+    /// wait per tick when the stack reported any; a dashed purple line
     /// through both at each tick where the stack reported a state change (a breaker opening or
     /// closing). `title` goes on top.
     #[must_use]
@@ -529,7 +593,7 @@ impl Report {
         ];
         let unit = format!("per {:?}", self.tick);
         panel(&mut out, 40.0, 250.0, &unit, &series, &x);
-        let latency: [(&str, &str, Vec<f64>); 2] = [
+        let mut latency: Vec<(&str, &str, Vec<f64>)> = vec![
             (
                 "p50 ms",
                 "#2a9d8f",
@@ -547,6 +611,16 @@ impl Report {
                     .collect(),
             ),
         ];
+        if self.queued > 0 {
+            latency.push((
+                "queue wait p99 ms",
+                "#b8860b",
+                self.ticks
+                    .iter()
+                    .map(|t| t.wait_p99.as_secs_f64() * 1e3)
+                    .collect(),
+            ));
+        }
         panel(&mut out, 330.0, 180.0, "latency ms", &latency, &x);
         // State changes.
         for (i, t) in self.ticks.iter().enumerate() {

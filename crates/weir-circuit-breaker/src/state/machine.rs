@@ -1,12 +1,14 @@
 //! The state machine: admission, recording, transitions and manual control over one breaker's
 //! atomics (see the [module docs](super)).
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use weir_core::{ConfigError, backoff::FastRandom};
+
+use crate::sync::{AtomicU32, AtomicU64, Mutex};
 
 use super::vocabulary::*;
 use super::window::*;
@@ -182,7 +184,10 @@ impl Breaker {
     pub(super) fn admit_slow(&self, now: impl Fn() -> Duration) -> (Admit, Option<Notice>) {
         let mut notice = None;
         // Each pass either answers or follows a transition; three transitions in a row (open ->
-        // half-open, then another thread's half-open -> open -> ...) are not worth chasing.
+        // half-open, then another thread's half-open -> open -> ...) are not worth chasing. A
+        // call makes at most one transition itself: it returns one notice, and a second
+        // transition's would replace the first's, which no observer would then hear of (found by
+        // the model in `model.rs`).
         for _ in 0..3 {
             let word = self.word.load(Ordering::Acquire);
             match State::of(word) {
@@ -206,6 +211,9 @@ impl Breaker {
                         let remaining = Duration::from_nanos(until - now);
                         return (self.reject(State::Open, Some(remaining)), notice);
                     }
+                    if notice.is_some() {
+                        break;
+                    }
                     if let Some(changed) = self.to_half_open(word, now) {
                         notice = Some(changed);
                     }
@@ -219,6 +227,9 @@ impl Breaker {
                         return (self.reject(State::HalfOpen, None), notice);
                     }
                     // Every slot is taken and the maximum wait is over: the probes are hung.
+                    if notice.is_some() {
+                        break;
+                    }
                     if let Some(changed) = self.trip(word, now, Reason::HalfOpenTimeout) {
                         notice = Some(changed);
                     }

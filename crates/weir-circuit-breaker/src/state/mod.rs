@@ -29,6 +29,10 @@ mod vocabulary;
 mod window;
 
 #[cfg(test)]
+mod model;
+#[cfg(test)]
+mod reconfigure_tests;
+#[cfg(test)]
 mod tests;
 
 pub(crate) use self::machine::Breaker;

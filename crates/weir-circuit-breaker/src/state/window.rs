@@ -1,8 +1,10 @@
 //! The sliding windows the rates are judged over: a count window (the last `n` calls, a ring
 //! that truly slides) and a time window (buckets of a fixed period), both of atomic counters.
 
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
+
+use crate::sync::{AtomicU8, AtomicU32, AtomicU64};
 
 use super::vocabulary::{Counts, WindowKind};
 

@@ -165,4 +165,41 @@ mod tests {
         assert_eq!(written(&(Method::POST, "/orders")), b"POST\0/orders");
         assert_eq!(written(&()), b"");
     }
+
+    /// Each key type writes the text it holds, and only that: the bytes shared state is named
+    /// by on every instance (a change here renames every Redis key of a fleet).
+    #[test]
+    fn every_key_type_writes_its_text() {
+        assert_eq!(written(&String::from("acme")), b"acme");
+        let mut out = Vec::new();
+        "acme".write_key(&mut out);
+        b"a\xffb"[..].write_key(&mut out);
+        assert_eq!(out, b"acmea\xffb");
+        assert_eq!(written(&HeaderValue::from_static("k-1")), b"k-1");
+        assert_eq!(
+            written(&ApiKeyToken::from(HeaderValue::from_static("t0k"))),
+            b"t0k"
+        );
+        assert_eq!(
+            written(&RouteKey::from_static("/users/{id}")),
+            b"/users/{id}"
+        );
+        assert_eq!(written(&Method::DELETE), b"DELETE");
+        assert_eq!(
+            written(&"api.example:8080".parse::<http::uri::Authority>().unwrap()),
+            b"api.example:8080"
+        );
+        assert_eq!(written(&"10.1.2.3".parse::<IpAddr>().unwrap()), b"10.1.2.3");
+        assert_eq!(written(&u8::MAX), b"255");
+        assert_eq!(written(&u16::MAX), b"65535");
+        assert_eq!(written(&u64::MAX), b"18446744073709551615");
+        assert_eq!(written(&u128::MAX), u128::MAX.to_string().as_bytes());
+        assert_eq!(written(&i8::MIN), b"-128");
+        assert_eq!(written(&i16::MIN), b"-32768");
+        assert_eq!(written(&-7_i32), b"-7");
+        assert_eq!(written(&i64::MIN), b"-9223372036854775808");
+        assert_eq!(written(&i128::MIN), i128::MIN.to_string().as_bytes());
+        assert_eq!(written(&-1_isize), b"-1");
+        assert_eq!(written(&(1_u32, (2_u8, "x"))), b"1\x002\x00x");
+    }
 }

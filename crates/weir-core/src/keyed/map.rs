@@ -7,11 +7,13 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry as MapEntry;
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use super::sync::{AtomicU64, AtomicUsize, RwLock};
 
 /// A stored key with its stamp, hashed and compared by the key alone (so a lookup takes `&K`).
 /// The stamp sits next to the key, not the state, so it can fill the key's padding.

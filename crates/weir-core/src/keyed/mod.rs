@@ -4,6 +4,9 @@ mod config;
 mod hasher;
 mod map;
 #[cfg(test)]
+mod model;
+mod sync;
+#[cfg(test)]
 mod tests;
 
 pub use self::config::{ByState, Idleness, KeyedConfig, LastSeen};

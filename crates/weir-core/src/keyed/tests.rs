@@ -500,3 +500,109 @@ proptest! {
         );
     }
 }
+
+/// The documented defaults: 100 000 keys, forgotten after 10 minutes.
+#[test]
+fn the_default_config_is_new_and_says_its_values() {
+    let config = KeyedConfig::default();
+    assert_eq!(config, KeyedConfig::new());
+    assert_eq!(config.get_max_keys(), 100_000);
+    assert_eq!(config.get_idle_timeout(), Duration::from_secs(600));
+    let set = config.max_keys(7).idle_timeout(Duration::from_millis(5));
+    assert_eq!(
+        (set.get_max_keys(), set.get_idle_timeout()),
+        (7, Duration::from_millis(5))
+    );
+}
+
+/// With a coarse tick (an idle timeout above 12 days counts in ticks of several milliseconds),
+/// the idle timeout is rounded up, never down: a key is never evicted before it.
+#[tokio::test(start_paused = true)]
+async fn a_coarse_tick_never_evicts_a_key_before_its_idle_timeout() {
+    let day = Duration::from_secs(86_400);
+    let map = KeyedMap::new(
+        KeyedConfig::new().idle_timeout(100 * day),
+        AtomicU32::new(0),
+    );
+    let start = Instant::now();
+    bump(&map, 1, start);
+    let idle = start + 100 * day;
+    assert_eq!(map.sweep_now(idle - Duration::from_millis(1)), 0);
+    assert_eq!(map.sweep_now(idle + Duration::from_millis(64)), 1);
+}
+
+/// A map with room sweeps a shard for a new key at most once per half idle timeout (and one
+/// shard per idle timeout / shards for any request), not on every insert.
+#[tokio::test(start_paused = true)]
+async fn new_keys_in_a_map_with_room_do_not_sweep_on_every_insert() {
+    use std::sync::Arc;
+
+    // As in the flood test: idle stored keys that are never evictable count the sweeps' work.
+    let examined = Arc::new(AtomicU64::new(0));
+    let counted = Arc::clone(&examined);
+    let idle = Duration::from_secs(1);
+    let map = KeyedMap::new(
+        KeyedConfig::new().max_keys(1_000_000).idle_timeout(idle),
+        AtomicU32::new(0),
+    )
+    .evict_if(move |_, _| {
+        counted.fetch_add(1, Ordering::Relaxed);
+        false
+    });
+    let start = Instant::now();
+    for key in 0..1_000 {
+        bump(&map, key, start);
+    }
+    // 10 000 new keys over one second, once the stored ones are idle.
+    for key in 0..10_000u32 {
+        let now = start + 2 * idle + Duration::from_micros(u64::from(key) * 100);
+        bump(&map, 1_000_000 + key, now);
+    }
+    assert_eq!(map.len(), 11_000);
+    // About three sweeps per shard in that second, plus the request-driven ones: each stored
+    // key examined a few times. A sweep per insert would examine them thousands of times.
+    let examined = examined.load(Ordering::Relaxed);
+    assert!(examined <= 10 * 1_000, "{examined} examinations");
+}
+
+/// A key's shard is chosen by the high half of its hash (so the shard's own table sees other
+/// bits): prehashed keys whose high half is 0 all land in shard 0, visited first.
+#[tokio::test(start_paused = true)]
+async fn the_high_half_of_the_hash_chooses_the_shard() {
+    let map: KeyedMap<u64, AtomicU32, Prehashed> =
+        KeyedMap::with_hasher(KeyedConfig::new(), AtomicU32::new(0), Prehashed);
+    let now = Instant::now();
+    for n in 1..=8 {
+        bump_prehashed(&map, in_shard(1, n), now);
+        bump_prehashed(&map, in_shard(0, n), now);
+    }
+    let mut order = Vec::new();
+    map.for_each(|key, _| order.push(key >> 32));
+    assert_eq!(order, [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1]);
+}
+
+/// With the map full, a new key's request sweeps one other shard, taken in turn; when the turn
+/// falls on the new key's own shard it passes to the next one, whose idle key then makes room.
+#[tokio::test(start_paused = true)]
+async fn a_full_maps_sweep_of_another_shard_skips_its_own() {
+    let idle = Duration::from_secs(1);
+    // Two keys: two shards.
+    let map: KeyedMap<u64, AtomicU32, Prehashed> = KeyedMap::with_hasher(
+        KeyedConfig::new().max_keys(2).idle_timeout(idle),
+        AtomicU32::new(0),
+        Prehashed,
+    );
+    let start = Instant::now();
+    bump_prehashed(&map, in_shard(0, 1), start);
+    bump_prehashed(&map, in_shard(0, 2), start);
+    // A request 600 ms in sweeps shard 0 (the turn's first), before anything is idle, and
+    // keeps the first key busy.
+    bump_prehashed(&map, in_shard(0, 1), start + Duration::from_millis(600));
+    // 1.05 s in, the second key is idle. A new key of shard 1 finds its own shard empty; the
+    // turn (1) is its own shard, so shard 0 is swept, and the new key takes the room.
+    let later = start + Duration::from_millis(1_050);
+    assert_eq!(bump_prehashed(&map, in_shard(1, 1), later), 1);
+    assert_eq!(bump_prehashed(&map, in_shard(1, 1), later), 2, "stored");
+    assert_eq!(map.evicted(), 1);
+    assert_eq!(map.overflow().load(Ordering::Relaxed), 0);
+}

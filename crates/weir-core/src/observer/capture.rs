@@ -1,6 +1,7 @@
 //! Test support: a `metrics` recorder that keeps every value it is given, by name and labels.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use metrics::{
@@ -19,7 +20,7 @@ pub(crate) enum Value {
 }
 
 #[derive(Clone, Default)]
-pub(crate) struct Capture(Arc<Mutex<BTreeMap<Id, Value>>>);
+pub(crate) struct Capture(Arc<Mutex<BTreeMap<Id, Value>>>, Arc<AtomicUsize>);
 
 struct Slot(Capture, Id);
 
@@ -51,6 +52,11 @@ impl Capture {
             .expect("not poisoned")
             .get(&(name.to_owned(), labels))
             .cloned()
+    }
+
+    /// How many times a handle was registered (`counter!`, `gauge!`, `histogram!`).
+    pub(crate) fn registrations(&self) -> usize {
+        self.1.load(Ordering::Relaxed)
     }
 
     /// Every metric name seen.
@@ -111,12 +117,15 @@ impl Recorder for Capture {
     fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
     fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+        self.1.fetch_add(1, Ordering::Relaxed);
         Counter::from_arc(Arc::new(Slot(self.clone(), id(key))))
     }
     fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+        self.1.fetch_add(1, Ordering::Relaxed);
         Gauge::from_arc(Arc::new(Slot(self.clone(), id(key))))
     }
     fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+        self.1.fetch_add(1, Ordering::Relaxed);
         Histogram::from_arc(Arc::new(Slot(self.clone(), id(key))))
     }
 }

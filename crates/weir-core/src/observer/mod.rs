@@ -1,5 +1,5 @@
 //! The observers written once for every pattern: [`Tracing`] logs each event through
-//! `tracing` with structured fields, [`Metrics`] turns it into the counters and histograms of the
+//! `tracing` with structured fields, [`Metrics`](struct@Metrics) turns it into the counters and histograms of the
 //! naming table (weir-core's README), and [`record`] / [`export`] turn the handles of a
 //! [`Registry`](crate::inspect::Registry) into gauges, with no cost on any request. The traits
 //! they implement, [`crate::Observer`], [`crate::Event`] and [`crate::Level`], are at the crate
@@ -13,12 +13,12 @@
 //!
 //! | name | type | labels | from |
 //! |---|---|---|---|
-//! | `weir_events_total` | counter | `pattern`, `layer`, `event` | every event ([`Metrics`]) |
-//! | `weir_calls_total` | counter | `pattern`, `layer`, `outcome`, `reason` | every event with a [`Fate`] ([`Metrics`]) |
-//! | `weir_transitions_total` | counter | `pattern`, `layer`, `from`, `to` | every state change ([`Metrics`]) |
-//! | `weir_backoff_delay_seconds` | histogram | `pattern`, `layer` | a retry's delay ([`Metrics`]) |
-//! | `weir_queue_wait_seconds` | histogram | `pattern`, `layer` | an event's `wait` ([`Metrics`]; the bulkhead's queued requests) |
-//! | `weir_attempt_duration_seconds` | histogram | `pattern`, `layer` | an event's `latency` ([`Metrics`]; no pattern sets it yet) |
+//! | `weir_events_total` | counter | `pattern`, `layer`, `event` | every event ([`Metrics`](struct@Metrics)) |
+//! | `weir_calls_total` | counter | `pattern`, `layer`, `outcome`, `reason` | every event with a [`Fate`] ([`Metrics`](struct@Metrics)) |
+//! | `weir_transitions_total` | counter | `pattern`, `layer`, `from`, `to` | every state change ([`Metrics`](struct@Metrics)) |
+//! | `weir_backoff_delay_seconds` | histogram | `pattern`, `layer` | a retry's delay ([`Metrics`](struct@Metrics)) |
+//! | `weir_queue_wait_seconds` | histogram | `pattern`, `layer` | an event's `wait` ([`Metrics`](struct@Metrics); the bulkhead's queued requests) |
+//! | `weir_attempt_duration_seconds` | histogram | `pattern`, `layer` | an event's `latency` ([`Metrics`](struct@Metrics); retry's attempts, when the observer [wants latencies](crate::Observer::wants_latency)) |
 //! | `weir_<pattern>_<gauge>` | gauge | `layer` | each gauge of a registered handle's snapshot ([`record`]) |
 //! | `weir_<pattern>_<counter>_total` | counter | `layer` | each counter of a snapshot, absolute ([`record`]) |
 //! | `weir_<pattern>_state` | gauge | `layer`, `state` | one-hot: 1 for the state a layer is in, 0 for the others seen ([`record`]) |
@@ -37,6 +37,8 @@
 
 #[cfg(feature = "metrics")]
 mod export;
+#[cfg(feature = "metrics")]
+mod handles;
 pub(crate) mod vocab;
 
 #[cfg(feature = "metrics")]
@@ -99,6 +101,11 @@ impl<Ev: Event + ?Sized> Observer<Ev> for Tracing {
             Level::Warn => trace_event!(tracing::Level::WARN, event, &fields),
         }
     }
+
+    /// `true`: an attempt's latency is a field of its log line.
+    fn wants_latency(&self) -> bool {
+        true
+    }
 }
 
 /// Turns every event into the counters and histograms of the naming table (see the
@@ -111,9 +118,55 @@ impl<Ev: Event + ?Sized> Observer<Ev> for Tracing {
 /// It runs only where a layer emits an event (rejections, retries, hedges, fallbacks, timeouts,
 /// sheds, state changes), never on an admitted call: the admitted path costs the same with and
 /// without it. Gauges come from the handles, through [`record`] or [`export`].
+///
+/// Each value keeps the handles it registered (per layer, kind of event, outcome, reason and
+/// transition: a bounded set), so an event registers its counters with the recorder once and
+/// later ones only look them up under a read lock and increment them. Handles belong to the
+/// recorder they were registered with: when the current recorder changes (a local recorder, one
+/// installed after the first event) the cache starts again. `Metrics` (the constant of the same
+/// name) and `Metrics::default()` are a new, empty cache each; a clone starts empty too. Give
+/// each layer its own (`.observer(Metrics)`), as the one-line use does.
 #[cfg(feature = "metrics")]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Metrics;
+pub struct Metrics {
+    handles: std::sync::RwLock<handles::Handles>,
+}
+
+/// A [`Metrics`](struct@Metrics) observer with an empty cache: `.observer(Metrics)` reads as it did when
+/// `Metrics` was a unit struct.
+#[cfg(feature = "metrics")]
+#[allow(
+    non_upper_case_globals,
+    reason = "the value of the type of the same name, as a unit struct's would be"
+)]
+#[allow(
+    clippy::declare_interior_mutable_const,
+    reason = "meant: each use is a new observer with its own empty cache"
+)]
+pub const Metrics: Metrics = Metrics {
+    handles: std::sync::RwLock::new(handles::Handles::new()),
+};
+
+#[cfg(feature = "metrics")]
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics
+    }
+}
+
+#[cfg(feature = "metrics")]
+impl Clone for Metrics {
+    /// A new, empty cache (handles are registered again on the clone's first events).
+    fn clone(&self) -> Self {
+        Metrics
+    }
+}
+
+#[cfg(feature = "metrics")]
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
 
 /// `weir_events_total{pattern, layer, event}`: every event.
 #[cfg(feature = "metrics")]
@@ -139,47 +192,12 @@ pub const ATTEMPT_DURATION_SECONDS: &str = "weir_attempt_duration_seconds";
 #[cfg(feature = "metrics")]
 impl<Ev: Event + ?Sized> Observer<Ev> for Metrics {
     fn on_event(&self, event: &Ev) {
-        let fields = event.fields();
-        let pattern = event.pattern();
-        let layer = event.layer().to_shared_string();
-        metrics::counter!(
-            EVENTS_TOTAL,
-            "pattern" => pattern,
-            "layer" => layer.clone(),
-            "event" => event.kind(),
-        )
-        .increment(1);
-        if let Some(fate) = fields.fate {
-            metrics::counter!(
-                CALLS_TOTAL,
-                "pattern" => pattern,
-                "layer" => layer.clone(),
-                "outcome" => fate.as_str(),
-                "reason" => fields.reason.unwrap_or_else(|| event.kind()),
-            )
-            .increment(1);
-        }
-        if let (Some(from), Some(to)) = (fields.from, fields.to) {
-            metrics::counter!(
-                TRANSITIONS_TOTAL,
-                "pattern" => pattern,
-                "layer" => layer.clone(),
-                "from" => from,
-                "to" => to,
-            )
-            .increment(1);
-        }
-        let histograms = [
-            (BACKOFF_DELAY_SECONDS, fields.delay),
-            (QUEUE_WAIT_SECONDS, fields.wait),
-            (ATTEMPT_DURATION_SECONDS, fields.latency),
-        ];
-        for (name, duration) in histograms {
-            if let Some(duration) = duration {
-                metrics::histogram!(name, "pattern" => pattern, "layer" => layer.clone())
-                    .record(duration);
-            }
-        }
+        handles::count(&self.handles, event, &event.fields());
+    }
+
+    /// `true`: an attempt's latency feeds `weir_attempt_duration_seconds`.
+    fn wants_latency(&self) -> bool {
+        true
     }
 }
 

@@ -127,12 +127,13 @@ mod metrics_observer {
         let queued = Fields::NONE.wait(Duration::from_millis(10));
         let opened = Fields::NONE.transition("closed", "open");
         let timed_out = Fields::NONE.fate(Fate::TimedOut);
+        let observer = Metrics;
         metrics::with_local_recorder(&capture, || {
-            Metrics.on_event(&probe(&name, "retry", retry));
-            Metrics.on_event(&probe(&name, "retry", retry));
-            Metrics.on_event(&probe(&name, "queued", queued));
-            Metrics.on_event(&probe(&name, "state_change", opened));
-            Metrics.on_event(&probe(&name, "timed_out", timed_out));
+            observer.on_event(&probe(&name, "retry", retry));
+            observer.on_event(&probe(&name, "retry", retry));
+            observer.on_event(&probe(&name, "queued", queued));
+            observer.on_event(&probe(&name, "state_change", opened));
+            observer.on_event(&probe(&name, "timed_out", timed_out));
         });
         let base = [("pattern", "circuit_breaker"), ("layer", "payments")];
         let with = |extra: &[(&'static str, &'static str)]| {
@@ -185,6 +186,91 @@ mod metrics_observer {
                 &with(&[("outcome", "rejected"), ("reason", "queued")])
             ),
             None
+        );
+    }
+
+    #[test]
+    fn an_observer_registers_each_handle_once_and_counts_through_it() {
+        let capture = Capture::default();
+        let payments = Name::from(String::from("payments"));
+        let orders = Name::new("orders");
+        let rejected = Fields::NONE.fate(Fate::Rejected).reason("open");
+        let retry = Fields::NONE
+            .fate(Fate::Retried)
+            .reason("transient")
+            .delay(Duration::from_millis(250));
+        let observer = Metrics;
+        metrics::with_local_recorder(&capture, || {
+            observer.on_event(&probe(&payments, "rejected", rejected));
+            // events_total and calls_total.
+            assert_eq!(capture.registrations(), 2);
+            for _ in 0..9 {
+                observer.on_event(&probe(&payments, "rejected", rejected));
+            }
+            assert_eq!(
+                capture.registrations(),
+                2,
+                "nothing registered after the first"
+            );
+            // Another reason, another layer: their own handles, once.
+            observer.on_event(&probe(&payments, "rejected", rejected.reason("half_open")));
+            observer.on_event(&probe(&orders, "rejected", rejected));
+            observer.on_event(&probe(&orders, "rejected", rejected));
+            assert_eq!(capture.registrations(), 6);
+            // A retry: two counters and its delay's histogram, then nothing more.
+            observer.on_event(&probe(&payments, "retry", retry));
+            assert_eq!(capture.registrations(), 9);
+            observer.on_event(&probe(&payments, "retry", retry));
+            assert_eq!(capture.registrations(), 9);
+        });
+        let labels = |layer: &'static str, event: &'static str| {
+            vec![
+                ("pattern", "circuit_breaker"),
+                ("layer", layer),
+                ("event", event),
+            ]
+        };
+        assert_eq!(
+            capture.get(EVENTS_TOTAL, &labels("payments", "rejected")),
+            Some(Value::Counter(11))
+        );
+        assert_eq!(
+            capture.get(EVENTS_TOTAL, &labels("orders", "rejected")),
+            Some(Value::Counter(2))
+        );
+        assert_eq!(
+            capture.get(
+                CALLS_TOTAL,
+                &[
+                    ("pattern", "circuit_breaker"),
+                    ("layer", "payments"),
+                    ("outcome", "rejected"),
+                    ("reason", "half_open")
+                ]
+            ),
+            Some(Value::Counter(1))
+        );
+        assert_eq!(
+            capture.get(
+                BACKOFF_DELAY_SECONDS,
+                &[("pattern", "circuit_breaker"), ("layer", "payments")]
+            ),
+            Some(Value::Histogram(vec![0.25, 0.25]))
+        );
+
+        // Another recorder: the handles of the first are not used for it.
+        let other = Capture::default();
+        metrics::with_local_recorder(&other, || {
+            observer.on_event(&probe(&payments, "rejected", rejected));
+        });
+        assert_eq!(
+            other.get(EVENTS_TOTAL, &labels("payments", "rejected")),
+            Some(Value::Counter(1))
+        );
+        assert_eq!(
+            capture.get(EVENTS_TOTAL, &labels("payments", "rejected")),
+            Some(Value::Counter(11)),
+            "the first recorder saw nothing of it"
         );
     }
 

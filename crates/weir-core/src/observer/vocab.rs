@@ -8,7 +8,7 @@ use crate::name::Name;
 /// An event a weir layer emits: a rejection, a retry, a hedge, a state change.
 ///
 /// Each pattern crate has its own `Event<'a>` type that borrows its data (no allocation to emit)
-/// and implements this trait, so the observers written once here ([`Tracing`](crate::observer::Tracing), [`Metrics`](crate::observer::Metrics)) can
+/// and implements this trait, so the observers written once here ([`Tracing`](crate::observer::Tracing), [`Metrics`](struct@crate::observer::Metrics)) can
 /// report any of them.
 pub trait Event: fmt::Debug {
     /// The pattern that emitted it, in `snake_case`: `"rate_limit"`, `"circuit_breaker"`, ...
@@ -31,7 +31,7 @@ pub trait Event: fmt::Debug {
     /// reason, and the durations and numbers a log line or a histogram needs. None by default.
     ///
     /// The [`Tracing`](crate::observer::Tracing) observer writes each field that is set, the
-    /// [`Metrics`](crate::observer::Metrics) observer turns them into the counters and histograms
+    /// [`Metrics`](struct@crate::observer::Metrics) observer turns them into the counters and histograms
     /// of the naming table (weir-core's README).
     fn fields(&self) -> Fields {
         Fields::NONE
@@ -306,7 +306,7 @@ pub enum Level {
 ///
 /// Every weir layer takes an observer type parameter that defaults to `()`, whose `on_event` is an
 /// inlined no-op, so an unobserved layer pays nothing. Closures taking `&Event` are observers, a
-/// pair `(A, B)` calls both, and the [`Tracing`](crate::observer::Tracing) and [`Metrics`](crate::observer::Metrics) observers (behind the features of
+/// pair `(A, B)` calls both, and the [`Tracing`](crate::observer::Tracing) and [`Metrics`](struct@crate::observer::Metrics) observers (behind the features of
 /// the same names) report every event of every pattern the same way.
 ///
 /// Events are emitted only on rejections, retries, hedges and state changes, never per admitted
@@ -337,6 +337,17 @@ pub enum Level {
 pub trait Observer<Ev: ?Sized> {
     /// Called with each event.
     fn on_event(&self, event: &Ev);
+
+    /// Whether this observer uses the durations a layer has to measure to report, such as an
+    /// attempt's [`latency`](Fields::latency) (retry, hedge): a layer reads the clock for them,
+    /// on every attempt including the first one that works, only when its observer says `true`.
+    /// `false` by default (for `()`, closures and any observer that does not say), `true` for
+    /// the [`Tracing`](crate::observer::Tracing) and [`Metrics`](struct@crate::observer::Metrics)
+    /// observers; a pair wants them if either does.
+    #[inline(always)]
+    fn wants_latency(&self) -> bool {
+        false
+    }
 }
 
 impl<Ev: ?Sized> Observer<Ev> for () {
@@ -363,5 +374,10 @@ where
     fn on_event(&self, event: &Ev) {
         self.0.on_event(event);
         self.1.on_event(event);
+    }
+
+    #[inline]
+    fn wants_latency(&self) -> bool {
+        self.0.wants_latency() || self.1.wants_latency()
     }
 }

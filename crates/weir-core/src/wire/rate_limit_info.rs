@@ -1,5 +1,6 @@
 //! The state of a rate-limit policy, as the IETF `RateLimit` header fields report it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -23,8 +24,9 @@ pub struct RateLimitInfo {
     remaining: u64,
     reset: Duration,
     /// The other policies that applied (stacked quotas), listed in `RateLimit-Policy` after
-    /// this one: name, quota, window. Empty (no allocation) for a single policy.
-    others: Vec<(Name, u64, Duration)>,
+    /// this one: name, quota, window. `None` for a single policy; shared, so a clone of a
+    /// prepared state (a rate limiter keeps one per policy) never allocates.
+    others: Option<Arc<[(Name, u64, Duration)]>>,
     /// The style the limiter was set to write, which wins over the writer's.
     style: Option<HeaderStyle>,
 }
@@ -41,7 +43,7 @@ impl RateLimitInfo {
             window,
             remaining: quota,
             reset: Duration::ZERO,
-            others: Vec::new(),
+            others: None,
             style: None,
         }
     }
@@ -49,15 +51,25 @@ impl RateLimitInfo {
     /// Lists another policy that applied to the same request (stacked quotas: 10/s and
     /// 10 000/day) in `RateLimit-Policy`, after this one, so a client sees every policy; the
     /// `RateLimit` field still reports this one (the policy with the fewest units left).
+    ///
+    /// The list is built here (an allocation for each policy added) and shared by every clone,
+    /// so a rate limiter prepares a state per policy once and clones it for each response
+    /// without allocating.
     #[must_use]
     pub fn also_policy(mut self, policy: impl Into<Name>, quota: u64, window: Duration) -> Self {
-        self.others.push((policy.into(), quota, window));
+        let added = (policy.into(), quota, window);
+        let others = self.others.as_deref().unwrap_or_default().iter().cloned();
+        self.others = Some(others.chain([added]).collect());
         self
     }
 
     /// The other policies listed with [`also_policy`](Self::also_policy): name, quota, window.
     pub fn other_policies(&self) -> impl Iterator<Item = (&str, u64, Duration)> {
-        self.others.iter().map(|(n, q, w)| (n.as_str(), *q, *w))
+        self.others
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|(n, q, w)| (n.as_str(), *q, *w))
     }
 
     /// Sets the header style to write this state in, whatever style the writer is given: a
@@ -214,7 +226,7 @@ impl RateLimitInfo {
             policy.push_str(&name);
             push_policy_params(&mut policy, self.quota, self.window);
             append(headers, RATELIMIT_POLICY, policy);
-            for (other, quota, window) in &self.others {
+            for (other, quota, window) in self.others.as_deref().unwrap_or_default() {
                 let mut policy = String::with_capacity(other.as_str().len() + 40);
                 push_sf_string(&mut policy, other.as_str());
                 push_policy_params(&mut policy, *quota, *window);

@@ -12,6 +12,8 @@ use arc_swap::ArcSwap;
 use tokio::time::Instant;
 use weir_core::{ConfigError, Outcome, keyed::KeyedConfig, keyed::KeyedMap};
 
+#[cfg(test)]
+mod apply_tests;
 mod state;
 #[cfg(test)]
 mod tests;

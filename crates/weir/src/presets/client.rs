@@ -15,7 +15,6 @@ use weir_circuit_breaker::{
     KeyedCircuitBreakerLayer,
 };
 use weir_core::inspect::Registry;
-use weir_core::protocol::{Auto, Http};
 use weir_core::{Name, Observer, classify::AnyError, classify::HttpStatus, key::Authority};
 #[cfg(feature = "tonic")]
 use weir_core::{classify::ClassifyTrailers, classify::GrpcStatus};
@@ -93,10 +92,6 @@ pub trait Mode: sealed::Sealed {
     type BreakerHandle: Clone + fmt::Debug;
     /// The retry layer, reporting to observer `O`.
     type Retry<O>: Clone;
-    /// How the timeouts read a request ([`weir_core::protocol`]): [`Auto`] for [`Single`]
-    /// (an `http::Request`'s deadline is read and written, a `u32` is only timed), [`Http`] for
-    /// the others.
-    type Protocol: Copy + Default + Send + Sync + fmt::Debug + 'static;
     /// The outermost adapter (`Identity` but for gRPC: errors become `tonic::Status`es).
     type Outer: Clone;
     /// The innermost adapter (`Identity` but for gRPC: tonic's request body).
@@ -137,8 +132,7 @@ impl<C> sealed::Sealed for Grpc<C> {}
 impl<C> Mode for Single<C> {
     type Breaker<O> = CircuitBreakerLayer<C, O>;
     type BreakerHandle = CircuitBreakerHandle;
-    type Retry<O> = RetryLayer<IdempotentReplay<Auto>, AnyError, O>;
-    type Protocol = Auto;
+    type Retry<O> = RetryLayer<IdempotentReplay, AnyError, O>;
     type Outer = Identity;
     type Inner = Identity;
 }
@@ -147,7 +141,6 @@ impl<C> Mode for PerAuthority<C> {
     type Breaker<O> = KeyedCircuitBreakerLayer<Authority, C, O>;
     type BreakerHandle = KeyedCircuitBreakerHandle;
     type Retry<O> = RetryLayer<HttpReplay, HttpStatus, O>;
-    type Protocol = Http;
     type Outer = Identity;
     type Inner = Identity;
 }
@@ -156,8 +149,7 @@ impl<C> Mode for PerAuthority<C> {
 impl<C> Mode for Grpc<C> {
     type Breaker<O> = CircuitBreakerLayer<C, O, Trailers>;
     type BreakerHandle = CircuitBreakerHandle;
-    type Retry<O> = RetryLayer<HttpReplay, GrpcStatus, O, Http>;
-    type Protocol = Http;
+    type Retry<O> = RetryLayer<HttpReplay, GrpcStatus, O, weir_core::protocol::Http>;
     type Outer = crate::grpc::GrpcStatusLayer;
     type Inner = crate::grpc::TonicBodyLayer;
 }
@@ -176,15 +168,12 @@ pub struct BreakerOutside;
 type InsideLayers<K, O> = Stack<
     <K as Mode>::Inner,
     Stack<
-        TimeoutLayer<Duration, O, <K as Mode>::Protocol>,
+        TimeoutLayer<Duration, O>,
         Stack<
             BulkheadLayer<O>,
             Stack<
                 <K as Mode>::Breaker<O>,
-                Stack<
-                    <K as Mode>::Retry<O>,
-                    Stack<TimeoutLayer<Duration, O, <K as Mode>::Protocol>, <K as Mode>::Outer>,
-                >,
+                Stack<<K as Mode>::Retry<O>, Stack<TimeoutLayer<Duration, O>, <K as Mode>::Outer>>,
             >,
         >,
     >,
@@ -193,15 +182,12 @@ type InsideLayers<K, O> = Stack<
 type OutsideLayers<K, O> = Stack<
     <K as Mode>::Inner,
     Stack<
-        TimeoutLayer<Duration, O, <K as Mode>::Protocol>,
+        TimeoutLayer<Duration, O>,
         Stack<
             <K as Mode>::Retry<O>,
             Stack<
                 <K as Mode>::Breaker<O>,
-                Stack<
-                    BulkheadLayer<O>,
-                    Stack<TimeoutLayer<Duration, O, <K as Mode>::Protocol>, <K as Mode>::Outer>,
-                >,
+                Stack<BulkheadLayer<O>, Stack<TimeoutLayer<Duration, O>, <K as Mode>::Outer>>,
             >,
         >,
     >,
@@ -217,6 +203,11 @@ pub type Client<S, K = Single, Ord = BreakerInside, O = ()> =
 /// the layer `F` (a weir-fallback `FallbackLayer`) around [`Client`].
 pub type FallbackClient<S, F, K = Single, Ord = BreakerInside, O = ()> =
     <F as Layer<Client<S, K, Ord, O>>>::Service;
+
+/// The service of a [`ClientStack`] with its chaos slot filled ([`ClientStack::chaos`]): the
+/// layer `X` (a weir-chaos `ChaosLayer`) around the transport `S`, inside [`Client`].
+pub type ChaosClient<S, X, K = Single, Ord = BreakerInside, O = ()> =
+    <ClientStack<K, Ord, O, Identity, X> as Layer<S>>::Service;
 
 /// The service of [`ClientStack::builder().per_authority()`](ClientBuilder::per_authority)
 /// around the HTTP transport `S` (a hyper client taking `http::Request<ReplayBody<B>>`).
@@ -259,24 +250,24 @@ pub type GrpcClient<S, O = ()> = Client<S, Grpc, BreakerInside, O>;
 /// assert_eq!(stack.breaker_handle().state(), weir::circuit_breaker::State::Closed);
 /// # }
 /// ```
-pub struct ClientStack<K: Mode = Single, Ord = BreakerInside, O = (), F = Identity> {
-    total: TimeoutLayer<Duration, O, <K as Mode>::Protocol>,
+pub struct ClientStack<K: Mode = Single, Ord = BreakerInside, O = (), F = Identity, X = Identity> {
+    total: TimeoutLayer<Duration, O>,
     retry: K::Retry<O>,
     breaker: K::Breaker<O>,
     bulkhead: BulkheadLayer<O>,
-    attempt: TimeoutLayer<Duration, O, <K as Mode>::Protocol>,
+    attempt: TimeoutLayer<Duration, O>,
     outer: K::Outer,
     inner: K::Inner,
     breaker_handle: K::BreakerHandle,
     retry_handle: RetryHandle,
     bulkhead_handle: BulkheadHandle,
     /// Apply new settings to the total and the attempt timeout (a configuration reload).
-    timeout_handles: (
-        TimeoutHandle<Duration, K::Protocol>,
-        TimeoutHandle<Duration, K::Protocol>,
-    ),
+    timeout_handles: (TimeoutHandle<Duration>, TimeoutHandle<Duration>),
     /// The fallback slot, outermost: `Identity` (nothing, and no cost) unless filled.
     fallback: F,
+    /// The chaos slot, innermost (around the transport): `Identity` (nothing, and no cost)
+    /// unless filled.
+    chaos: X,
     order: PhantomData<fn() -> Ord>,
 }
 
@@ -295,7 +286,7 @@ impl ClientStack {
     }
 }
 
-impl<K: Mode, Ord, O, F> ClientStack<K, Ord, O, F> {
+impl<K: Mode, Ord, O, F, X> ClientStack<K, Ord, O, F, X> {
     /// Fills the fallback slot, outermost on the stack: after the retries, as Polly recommends,
     /// so each logical call falls back once, when its retries (and the total timeout) are
     /// spent, and the breaker and the retry budget inside count every real failure, never a
@@ -327,7 +318,7 @@ impl<K: Mode, Ord, O, F> ClientStack<K, Ord, O, F> {
     /// assert!(stack.retry_handle().retries() > 0);
     /// # }
     /// ```
-    pub fn fallback<F2>(self, fallback: F2) -> ClientStack<K, Ord, O, F2> {
+    pub fn fallback<F2>(self, fallback: F2) -> ClientStack<K, Ord, O, F2, X> {
         ClientStack {
             total: self.total,
             retry: self.retry,
@@ -341,6 +332,7 @@ impl<K: Mode, Ord, O, F> ClientStack<K, Ord, O, F> {
             bulkhead_handle: self.bulkhead_handle,
             timeout_handles: self.timeout_handles,
             fallback,
+            chaos: self.chaos,
             order: PhantomData,
         }
     }
@@ -349,6 +341,65 @@ impl<K: Mode, Ord, O, F> ClientStack<K, Ord, O, F> {
     #[must_use]
     pub const fn fallback_layer(&self) -> &F {
         &self.fallback
+    }
+
+    /// Fills the chaos slot, innermost on the stack: right around the transport, inside the
+    /// attempt timeout, so an injected fault looks like what it stands for, a failing, slow or
+    /// hanging upstream, and every layer of the stack is exercised: the retry retries an
+    /// injected error (within its budget), the breaker counts it, the bulkhead's permit is held
+    /// through injected latency, the attempt timeout cuts a stall. Empty (`Identity`, no cost)
+    /// unless filled. `chaos` is any layer; a weir-chaos `ChaosLayer` in practice, whose handle
+    /// turns it on and off at run time (see the weir-chaos crate's `# Ordering`).
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "chaos"))] fn main() {}
+    /// # #[cfg(feature = "chaos")]
+    /// use tower::{ServiceBuilder, ServiceExt, service_fn};
+    /// # #[cfg(feature = "chaos")]
+    /// use weir::ClientStack;
+    /// # #[cfg(feature = "chaos")]
+    /// use weir::chaos::{ChaosLayer, Fault};
+    ///
+    /// # #[cfg(feature = "chaos")]
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (chaos, faults) = ChaosLayer::builder()
+    ///     .error(1.0, || std::io::Error::other("injected"))
+    ///     .seed(7)
+    ///     .build_with_handle()
+    ///     .unwrap();
+    /// let stack = ClientStack::builder().max_retries(2).build().unwrap().chaos(chaos);
+    /// let client = ServiceBuilder::new()
+    ///     .layer(stack.clone())
+    ///     .service(service_fn(|n: u32| async move { Ok::<_, std::io::Error>(n) }));
+    /// assert!(client.oneshot(1).await.is_err()); // every attempt got the fault...
+    /// assert_eq!(faults.injected(Fault::Error), 3); // ...and the retry retried it twice
+    /// assert_eq!(stack.retry_handle().retries(), 2);
+    /// # }
+    /// ```
+    pub fn chaos<X2>(self, chaos: X2) -> ClientStack<K, Ord, O, F, X2> {
+        ClientStack {
+            total: self.total,
+            retry: self.retry,
+            breaker: self.breaker,
+            bulkhead: self.bulkhead,
+            attempt: self.attempt,
+            outer: self.outer,
+            inner: self.inner,
+            breaker_handle: self.breaker_handle,
+            retry_handle: self.retry_handle,
+            bulkhead_handle: self.bulkhead_handle,
+            timeout_handles: self.timeout_handles,
+            fallback: self.fallback,
+            chaos,
+            order: PhantomData,
+        }
+    }
+
+    /// The chaos slot's layer (`Identity` when empty).
+    #[must_use]
+    pub const fn chaos_layer(&self) -> &X {
+        &self.chaos
     }
 
     /// The circuit breaker layer.
@@ -381,12 +432,7 @@ impl<K: Mode, Ord, O, F> ClientStack<K, Ord, O, F> {
     /// `TimeoutLayer::builder()`; their names stay `"total"` and `"attempt"`). A call already
     /// made keeps its deadline.
     #[must_use]
-    pub const fn timeout_handles(
-        &self,
-    ) -> (
-        &TimeoutHandle<Duration, K::Protocol>,
-        &TimeoutHandle<Duration, K::Protocol>,
-    ) {
+    pub const fn timeout_handles(&self) -> (&TimeoutHandle<Duration>, &TimeoutHandle<Duration>) {
         (&self.timeout_handles.0, &self.timeout_handles.1)
     }
 }
@@ -431,10 +477,13 @@ impl<C, Ord, O> ClientStack<PerAuthority<C>, Ord, O> {
     }
 }
 
-impl<S, K: Mode, O: Clone, F: Layer<<InsideLayers<K, O> as Layer<S>>::Service>> Layer<S>
-    for ClientStack<K, BreakerInside, O, F>
+impl<S, K, O, F, X> Layer<S> for ClientStack<K, BreakerInside, O, F, X>
 where
-    InsideLayers<K, O>: Layer<S>,
+    K: Mode,
+    O: Clone,
+    X: Layer<S>,
+    InsideLayers<K, O>: Layer<X::Service>,
+    F: Layer<<InsideLayers<K, O> as Layer<X::Service>>::Service>,
 {
     type Service = F::Service;
 
@@ -455,14 +504,17 @@ where
                 ),
             ),
         );
-        self.fallback.layer(layers.layer(inner))
+        self.fallback.layer(layers.layer(self.chaos.layer(inner)))
     }
 }
 
-impl<S, K: Mode, O: Clone, F: Layer<<OutsideLayers<K, O> as Layer<S>>::Service>> Layer<S>
-    for ClientStack<K, BreakerOutside, O, F>
+impl<S, K, O, F, X> Layer<S> for ClientStack<K, BreakerOutside, O, F, X>
 where
-    OutsideLayers<K, O>: Layer<S>,
+    K: Mode,
+    O: Clone,
+    X: Layer<S>,
+    OutsideLayers<K, O>: Layer<X::Service>,
+    F: Layer<<OutsideLayers<K, O> as Layer<X::Service>>::Service>,
 {
     type Service = F::Service;
 
@@ -483,11 +535,11 @@ where
                 ),
             ),
         );
-        self.fallback.layer(layers.layer(inner))
+        self.fallback.layer(layers.layer(self.chaos.layer(inner)))
     }
 }
 
-impl<K: Mode, Ord, O: Clone, F: Clone> Clone for ClientStack<K, Ord, O, F> {
+impl<K: Mode, Ord, O: Clone, F: Clone, X: Clone> Clone for ClientStack<K, Ord, O, F, X> {
     /// Shares every layer's state (breaker, retry budget, bulkhead permits).
     fn clone(&self) -> Self {
         Self {
@@ -503,12 +555,13 @@ impl<K: Mode, Ord, O: Clone, F: Clone> Clone for ClientStack<K, Ord, O, F> {
             bulkhead_handle: self.bulkhead_handle.clone(),
             timeout_handles: self.timeout_handles.clone(),
             fallback: self.fallback.clone(),
+            chaos: self.chaos.clone(),
             order: PhantomData,
         }
     }
 }
 
-impl<K: Mode, Ord, O, F> fmt::Debug for ClientStack<K, Ord, O, F> {
+impl<K: Mode, Ord, O, F, X> fmt::Debug for ClientStack<K, Ord, O, F, X> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientStack")
             .field("total", &self.total)
@@ -962,6 +1015,7 @@ impl<K, Ord, O: ClientObserver> ClientBuilder<K, Ord, O> {
             bulkhead_handle,
             timeout_handles: (total_handle, attempt_handle),
             fallback: Identity::new(),
+            chaos: Identity::new(),
             order: PhantomData,
         })
     }
@@ -970,17 +1024,13 @@ impl<K, Ord, O: ClientObserver> ClientBuilder<K, Ord, O> {
 /// The parts of the settings a running stack can take again (a configuration reload).
 impl<K, Ord, O> ClientBuilder<K, Ord, O> {
     /// The total timeout's settings, as `build` gives them (without its name and observer).
-    pub(crate) fn total_timeout_settings<P>(&self) -> TimeoutBuilder<Duration, (), P> {
-        TimeoutLayer::builder()
-            .timeout(self.settings.total_timeout)
-            .protocol()
+    pub(crate) fn total_timeout_settings(&self) -> TimeoutBuilder {
+        TimeoutLayer::builder().timeout(self.settings.total_timeout)
     }
 
     /// The attempt timeout's settings, as `build` gives them (without its name and observer).
-    pub(crate) fn attempt_timeout_settings<P>(&self) -> TimeoutBuilder<Duration, (), P> {
-        let attempt = TimeoutLayer::builder()
-            .timeout(self.settings.attempt_timeout)
-            .protocol();
+    pub(crate) fn attempt_timeout_settings(&self) -> TimeoutBuilder {
+        let attempt = TimeoutLayer::builder().timeout(self.settings.attempt_timeout);
         match self.settings.propagate {
             Some(allowance) => attempt.propagate(allowance),
             None => attempt,
@@ -1028,7 +1078,7 @@ where
     pub fn build(self) -> Result<ClientStack<Single<C>, Ord, O>, ConfigError> {
         let (Single(classifier), this) = self.swap_mode(());
         this.check()?;
-        let replay = IdempotentReplay::<Auto>::with_protocol()
+        let replay = IdempotentReplay::new()
             .retry_non_idempotent(this.settings.retry_non_idempotent)
             .retry_put_delete(this.settings.retry_put_delete);
         let retry = this

@@ -11,7 +11,7 @@ mod exempt;
 mod server;
 
 pub use self::client::{
-    BreakerInside, BreakerOutside, Client, ClientBuilder, ClientObserver, ClientStack,
+    BreakerInside, BreakerOutside, ChaosClient, Client, ClientBuilder, ClientObserver, ClientStack,
     FallbackClient, HttpClient, Mode, PerAuthority, Single,
 };
 #[cfg(feature = "tonic")]

@@ -62,19 +62,21 @@ const DEFAULT_MAX_IN_FLIGHT: usize = 1_000;
 /// assert_eq!(shedder.stats().succeeded, 1);
 /// # }
 /// ```
-pub struct ServerStack<R = Identity, C = Uniform, O = (), F = Identity> {
+pub struct ServerStack<R = Identity, C = Uniform, O = (), F = Identity, X = Identity> {
     errors: ErrorResponseLayer,
     /// The fallback slot, inside the response mapping, the rate limit and the shedder, outside
     /// the timeout: `Identity` (nothing, and no cost) unless filled.
     fallback: F,
     rate_limit: R,
     shed: LoadShedLayer<Fixed, C, O, Http>,
-    timeout_layer: TimeoutLayer<Duration, O, Http>,
-    /// Applies new settings to `timeout_layer` (a configuration reload).
-    timeout_handle: TimeoutHandle<Duration, Http>,
-    timeout: Duration,
-    incoming_floor: Option<(Duration, BelowFloor)>,
-    max_in_flight: usize,
+    /// The chaos slot, innermost (around the handler, inside the timeout): `Identity`
+    /// (nothing, and no cost) unless filled.
+    chaos: X,
+    timeout_layer: TimeoutLayer<Duration, O>,
+    /// Applies new settings to `timeout_layer` (a configuration reload), and reads them back.
+    timeout_handle: TimeoutHandle<Duration>,
+    /// The shedder's handle: its limit, live.
+    shed_handle: LoadShedHandle,
     exempt: Arc<[Cow<'static, str>]>,
 }
 
@@ -100,7 +102,7 @@ impl ServerStack {
     }
 }
 
-impl<R, C, O, F> ServerStack<R, C, O, F> {
+impl<R, C, O, F, X> ServerStack<R, C, O, F, X> {
     /// Fills the fallback slot: inside [`ErrorResponseLayer`], the rate limit and the load
     /// shedder, outside the timeout. Order, outermost first: response mapping → rate limit →
     /// shedder → **fallback** → timeout → your service. Why there:
@@ -154,17 +156,16 @@ impl<R, C, O, F> ServerStack<R, C, O, F> {
     /// assert_eq!(response.headers()["weir-fallback"], "value");
     /// # }
     /// ```
-    pub fn fallback<F2>(self, fallback: F2) -> ServerStack<R, C, O, F2> {
+    pub fn fallback<F2>(self, fallback: F2) -> ServerStack<R, C, O, F2, X> {
         ServerStack {
             errors: self.errors,
             fallback,
             rate_limit: self.rate_limit,
             shed: self.shed,
+            chaos: self.chaos,
             timeout_layer: self.timeout_layer,
             timeout_handle: self.timeout_handle,
-            timeout: self.timeout,
-            incoming_floor: self.incoming_floor,
-            max_in_flight: self.max_in_flight,
+            shed_handle: self.shed_handle,
             exempt: self.exempt,
         }
     }
@@ -175,33 +176,99 @@ impl<R, C, O, F> ServerStack<R, C, O, F> {
         &self.fallback
     }
 
-    /// The timeout this stack applies.
+    /// Fills the chaos slot, innermost: right around your service, inside the timeout. Order,
+    /// outermost first: response mapping → rate limit → shedder → fallback → timeout →
+    /// **chaos** → your service. An injected fault then looks like your handler failing, slow
+    /// or hanging, and every layer outside is exercised: the timeout answers a stall with a
+    /// 504, the shedder holds the call's slot through injected latency, the fallback answers an
+    /// injected error or status, the response mapping maps what is left. Like the fallback,
+    /// the health probes (the exempt paths) bypass it: an experiment must not fail the probes
+    /// that decide whether the instance gets traffic. Empty (`Identity`, no cost) unless
+    /// filled. `chaos` is any layer; a weir-chaos `ChaosLayer` in practice (`ChaosLayer::http()`
+    /// to inject statuses and failing bodies), whose handle turns it on and off at run time.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "chaos"))] fn main() {}
+    /// # #[cfg(feature = "chaos")]
+    /// use http::{Request, Response, StatusCode};
+    /// # #[cfg(feature = "chaos")]
+    /// use tower::{ServiceBuilder, ServiceExt, service_fn};
+    /// # #[cfg(feature = "chaos")]
+    /// use weir::ServerStack;
+    /// # #[cfg(feature = "chaos")]
+    /// use weir::chaos::ChaosLayer;
+    ///
+    /// # #[cfg(feature = "chaos")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let chaos = ChaosLayer::http()
+    ///     .status(1.0, StatusCode::SERVICE_UNAVAILABLE)
+    ///     .build()
+    ///     .unwrap();
+    /// let stack = ServerStack::builder().build().unwrap().chaos(chaos);
+    /// let server = ServiceBuilder::new().layer(stack).service(service_fn(|_req: Request<String>| async {
+    ///     Ok::<_, std::io::Error>(Response::new(String::from("hello")))
+    /// }));
+    /// let Ok(response) = server.clone().oneshot(Request::new(String::new())).await;
+    /// assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    /// // The probes bypass the slot.
+    /// let probe = Request::get("/readyz").body(String::new()).unwrap();
+    /// let Ok(response) = server.oneshot(probe).await;
+    /// assert_eq!(response.status(), StatusCode::OK);
+    /// # }
+    /// ```
+    pub fn chaos<X2>(self, chaos: X2) -> ServerStack<R, C, O, F, X2> {
+        ServerStack {
+            errors: self.errors,
+            fallback: self.fallback,
+            rate_limit: self.rate_limit,
+            shed: self.shed,
+            chaos,
+            timeout_layer: self.timeout_layer,
+            timeout_handle: self.timeout_handle,
+            shed_handle: self.shed_handle,
+            exempt: self.exempt,
+        }
+    }
+
+    /// The chaos slot's layer (`Identity` when empty).
     #[must_use]
-    pub const fn timeout(&self) -> Duration {
-        self.timeout
+    pub const fn chaos_layer(&self) -> &X {
+        &self.chaos
+    }
+
+    /// The timeout this stack applies now: the one it was built with, or the last one applied
+    /// through [`timeout_handle`](Self::timeout_handle) (a configuration reload).
+    #[must_use]
+    pub fn timeout(&self) -> Duration {
+        self.timeout_handle
+            .policy()
+            .unwrap_or_else(|| unreachable!("a server stack's timeout always has a duration"))
     }
 
     /// A handle that applies new settings to the stack's timeout while it runs (the timeout,
     /// the floor, `expose_deadline`): `weir_core::reconfigure::Reconfigure::apply`, with a
     /// `TimeoutLayer::server(..)` builder; its name stays `"server"`. A call already made keeps
     /// its deadline. [`timeout`](Self::timeout) and [`incoming_floor`](Self::incoming_floor)
-    /// report the settings the stack was built with.
+    /// report the settings in force, the applied ones.
     #[must_use]
-    pub fn timeout_handle(&self) -> TimeoutHandle<Duration, Http> {
+    pub fn timeout_handle(&self) -> TimeoutHandle<Duration> {
         self.timeout_handle.clone()
     }
 
     /// The floor under a client's deadline, and what is done below it
-    /// ([`ServerBuilder::incoming_floor`]); `None` by default.
+    /// ([`ServerBuilder::incoming_floor`]); `None` by default. The one in force: as built, or
+    /// as last applied through [`timeout_handle`](Self::timeout_handle).
     #[must_use]
-    pub const fn incoming_floor(&self) -> Option<(Duration, BelowFloor)> {
-        self.incoming_floor
+    pub fn incoming_floor(&self) -> Option<(Duration, BelowFloor)> {
+        self.timeout_handle.timeout_settings().incoming_floor
     }
 
-    /// The cap on calls in flight.
+    /// The cap on calls in flight now: as built, or as last applied through
+    /// [`load_shed`](Self::load_shed)'s handle (a configuration reload).
     #[must_use]
-    pub const fn max_in_flight(&self) -> usize {
-        self.max_in_flight
+    pub fn max_in_flight(&self) -> usize {
+        self.shed_handle.limit()
     }
 
     /// The rate limit layer (`Identity` when there is none); a `RateLimitLayer`'s `handle()`
@@ -231,43 +298,52 @@ impl<R, C, O, F> ServerStack<R, C, O, F> {
         C: Send + Sync + 'static,
         O: for<'a> Observer<weir_load_shed::Event<'a>> + Send + Sync + 'static,
     {
-        self.shed.handle()
+        self.shed_handle.clone()
     }
 }
 
 /// The service a [`ServerStack`] makes of `S`: the response mapping around [`Exempt`], which
 /// sends the probes to the timeout and `S` directly, and every other request through the rate
-/// limit `R`, the load shedder and the fallback slot `F` first.
-type ServerService<S, R, C, O, F> = ErrorResponse<
+/// limit `R`, the load shedder, the fallback slot `F`, the timeout and the chaos slot `X`.
+type ServerService<S, R, C, O, F, X> = ErrorResponse<
     Exempt<
         <R as Layer<
-            LoadShed<<F as Layer<Timeout<S, Duration, O, Http>>>::Service, Fixed, C, O, Http>,
+            LoadShed<
+                <F as Layer<Timeout<<X as Layer<S>>::Service, Duration, O>>>::Service,
+                Fixed,
+                C,
+                O,
+                Http,
+            >,
         >>::Service,
-        Timeout<S, Duration, O, Http>,
+        Timeout<S, Duration, O>,
     >,
 >;
 
-impl<S, R, C, O, F> Layer<S> for ServerStack<R, C, O, F>
+impl<S, R, C, O, F, X> Layer<S> for ServerStack<R, C, O, F, X>
 where
     S: Clone,
-    F: Layer<Timeout<S, Duration, O, Http>>,
+    X: Layer<S>,
+    F: Layer<Timeout<X::Service, Duration, O>>,
     R: Layer<LoadShed<F::Service, Fixed, C, O, Http>>,
     O: Clone,
 {
-    type Service = ServerService<S, R, C, O, F>;
+    type Service = ServerService<S, R, C, O, F, X>;
 
     fn layer(&self, inner: S) -> Self::Service {
         let direct = self.timeout_layer.layer(inner.clone());
         let protected = self.rate_limit.layer(
-            self.shed
-                .layer(self.fallback.layer(self.timeout_layer.layer(inner))),
+            self.shed.layer(
+                self.fallback
+                    .layer(self.timeout_layer.layer(self.chaos.layer(inner))),
+            ),
         );
         self.errors
             .layer(Exempt::new(protected, direct, Arc::clone(&self.exempt)))
     }
 }
 
-impl<R: Clone, C, O: Clone, F: Clone> Clone for ServerStack<R, C, O, F> {
+impl<R: Clone, C, O: Clone, F: Clone, X: Clone> Clone for ServerStack<R, C, O, F, X> {
     /// Shares every layer's state (rate limit buckets, the in-flight count).
     fn clone(&self) -> Self {
         Self {
@@ -275,23 +351,22 @@ impl<R: Clone, C, O: Clone, F: Clone> Clone for ServerStack<R, C, O, F> {
             fallback: self.fallback.clone(),
             rate_limit: self.rate_limit.clone(),
             shed: self.shed.clone(),
+            chaos: self.chaos.clone(),
             timeout_layer: self.timeout_layer.clone(),
             timeout_handle: self.timeout_handle.clone(),
-            timeout: self.timeout,
-            incoming_floor: self.incoming_floor,
-            max_in_flight: self.max_in_flight,
+            shed_handle: self.shed_handle.clone(),
             exempt: Arc::clone(&self.exempt),
         }
     }
 }
 
-impl<R, C, O, F> fmt::Debug for ServerStack<R, C, O, F> {
+impl<R, C, O, F, X> fmt::Debug for ServerStack<R, C, O, F, X> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerStack")
             .field("error_responses", &self.errors)
-            .field("timeout", &self.timeout)
-            .field("incoming_floor", &self.incoming_floor)
-            .field("max_in_flight", &self.max_in_flight)
+            .field("timeout", &self.timeout())
+            .field("incoming_floor", &self.incoming_floor())
+            .field("max_in_flight", &self.max_in_flight())
             .field("exempt_paths", &self.exempt)
             .finish_non_exhaustive()
     }
@@ -578,16 +653,16 @@ where
             shed = shed.registry(registry);
         }
         let shed = shed.build().map_err(|e| adopt("load shed", "share", e))?;
+        let shed_handle = shed.handle();
         Ok(ServerStack {
             errors: self.settings.errors,
             fallback: Identity::new(),
             rate_limit: self.rate_limit,
             shed,
+            chaos: Identity::new(),
             timeout_layer: timeout,
             timeout_handle,
-            timeout: self.settings.timeout,
-            incoming_floor: self.settings.incoming_floor,
-            max_in_flight: self.settings.max_in_flight,
+            shed_handle,
             exempt: match self.settings.exempt {
                 Some(paths) => paths.into(),
                 None => DEFAULT_EXEMPT_PATHS.map(Cow::Borrowed).into(),
@@ -600,7 +675,7 @@ where
 impl<R, C, O> ServerBuilder<R, C, O> {
     /// The timeout layer's settings, as [`build`](Self::build) gives them (without its name and
     /// observer): what the stack's [`TimeoutHandle`] takes on a reload.
-    pub(crate) fn timeout_settings(&self) -> TimeoutBuilder<Duration, (), Http> {
+    pub(crate) fn timeout_settings(&self) -> TimeoutBuilder {
         let mut timeout = TimeoutLayer::server(self.settings.timeout);
         if let Some((floor, below)) = self.settings.incoming_floor {
             timeout = timeout.incoming_floor(floor, below);
