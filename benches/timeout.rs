@@ -89,7 +89,7 @@ fn timeout(c: &mut Criterion) {
 }
 
 /// Allocations per call of an `http::Request<()>` through a bare service and through weir's
-/// timeout in `Http` mode (which stores the `Deadline` in the request's extensions).
+/// timeout (which stores the `Deadline` in the request's extensions).
 fn http_allocations() {
     const CALLS: u64 = 10_000;
     let rt = runtime_1_thread();
@@ -108,9 +108,7 @@ fn http_allocations() {
             })
         };
         let mut svc = make();
-        let mut weir = weir_timeout::TimeoutLayer::new(TIMEOUT)
-            .http()
-            .layer(make());
+        let mut weir = weir_timeout::TimeoutLayer::new(TIMEOUT).layer(make());
         let waker = std::task::Waker::noop();
         let mut cx = Context::from_waker(waker);
         let mut call_bare = |req| {

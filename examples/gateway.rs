@@ -629,7 +629,6 @@ pub(crate) fn client_stack(
     let seen = Arc::clone(stats);
     let total = TimeoutLayer::builder()
         .timeout(config.total_timeout)
-        .http()
         .name("total")
         .observer((
             move |event: &weir::timeout::Event<'_>| seen.timed_out(event),
@@ -707,7 +706,6 @@ pub(crate) fn client_stack(
     let attempt = TimeoutLayer::builder()
         .timeout(config.attempt_timeout)
         .propagate(config.allowance)
-        .http()
         .name("attempt")
         .observer((
             move |event: &weir::timeout::Event<'_>| seen.timed_out(event),

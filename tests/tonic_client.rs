@@ -79,7 +79,6 @@ async fn client(
             TimeoutLayer::builder()
                 .timeout(Duration::from_millis(500))
                 .propagate(Duration::from_millis(10))
-                .http()
                 .build()
                 .expect("valid timeout"),
         )

@@ -111,7 +111,6 @@ async fn a_deadline_spent_before_sending_is_not_counted_by_the_breaker() {
             TimeoutLayer::builder()
                 .timeout(Duration::from_secs(1))
                 .propagate(Duration::from_millis(5))
-                .http()
                 .build()
                 .expect("valid"),
         )
@@ -149,7 +148,6 @@ async fn the_attempt_timeout_itself_still_counts_against_the_upstream() {
             TimeoutLayer::builder()
                 .timeout(Duration::from_millis(5))
                 .propagate(Duration::ZERO)
-                .http()
                 .build()
                 .expect("valid"),
         )

@@ -1,7 +1,5 @@
 //! #27.1: `RetryLayer::new` and `RetryLayer::builder()` used directly (not through the weir
-//! presets) never retry a POST: their default replay (`IdempotentReplay` in `Plain` mode, #17.2)
-//! sends an `http::Request` once, and `.replay(IdempotentReplay::http())` applies HTTP's
-//! idempotency rules to cloneable `http::Request`s.
+//! presets) apply HTTP's idempotency rules to cloneable `http::Request`s.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -9,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use http::{Method, Request, Response};
 use tower::{Layer, Service, ServiceExt, service_fn};
 use weir_core::BoxError;
-use weir_retry::{IdempotentReplay, Replay, RetryBudget, RetryLayer};
+use weir_retry::{RetryBudget, RetryLayer};
 
 /// A cloneable HTTP request (`Request<String>` is `Clone`).
 type Req = Request<String>;
@@ -38,13 +36,9 @@ fn request(method: Method, key: Option<&str>) -> Req {
     builder.body("{\"item\":7}".to_owned()).unwrap()
 }
 
-/// How many calls the upstream saw for one request through `layer`.
-async fn calls_for<R>(layer: &RetryLayer<R>, req: Req) -> u32
-where
-    R: Replay<Req, Request = Req> + Send + Sync + 'static,
-    R::Copy: Send + 'static,
-    R::Prepare: Send + 'static,
-{
+/// How many calls the upstream saw for one request through `layer` (the default type
+/// parameters: what `new` and `builder().build()` give).
+async fn calls_for(layer: &RetryLayer, req: Req) -> u32 {
     let (svc, calls) = failing();
     let result = layer.layer(svc).oneshot(req).await;
     assert!(result.is_err(), "the upstream always fails");
@@ -52,54 +46,27 @@ where
 }
 
 /// #27.1: a POST without an `Idempotency-Key` through `RetryLayer::new` is sent once, even
-/// though the upstream fails transiently. The default replay (`Plain`, #17.2) cannot read an
-/// `http::Request`'s method, so it sends every HTTP request once; in `Http` mode a GET and a
-/// keyed POST are retried.
+/// though the upstream fails transiently; a GET and a keyed POST are retried.
 #[tokio::test(start_paused = true)]
 async fn retry_layer_new_sends_a_post_without_a_key_once() {
     let layer = RetryLayer::new(3);
-    for (method, key) in [
-        (Method::POST, None),
-        (Method::PATCH, None),
-        (Method::POST, Some("order-7")),
-        (Method::GET, None),
-    ] {
-        assert_eq!(
-            calls_for(&layer, request(method.clone(), key)).await,
-            1,
-            "{method}"
-        );
-    }
-
-    let http = RetryLayer::builder()
-        .max_attempts(3)
-        .replay(IdempotentReplay::http())
-        .build()
-        .unwrap();
-    assert_eq!(calls_for(&http, request(Method::POST, None)).await, 1);
-    assert_eq!(calls_for(&http, request(Method::PATCH, None)).await, 1);
+    assert_eq!(calls_for(&layer, request(Method::POST, None)).await, 1);
+    assert_eq!(calls_for(&layer, request(Method::PATCH, None)).await, 1);
     assert_eq!(
-        calls_for(&http, request(Method::POST, Some("order-7"))).await,
+        calls_for(&layer, request(Method::POST, Some("order-7"))).await,
         3
     );
-    assert_eq!(calls_for(&http, request(Method::GET, None)).await, 3);
-    assert_eq!(calls_for(&http, request(Method::PUT, None)).await, 3);
+    assert_eq!(calls_for(&layer, request(Method::GET, None)).await, 3);
+    assert_eq!(calls_for(&layer, request(Method::PUT, None)).await, 3);
 }
 
-/// #27.1: the builder's default never retries a POST either; in `Http` mode it applies the
-/// rules, and `retry_non_idempotent()` is the opt-in that retries a POST without a key.
+/// #27.1: the builder's defaults apply the same rules; `retry_non_idempotent()` is the
+/// opt-in that retries a POST without a key.
 #[tokio::test(start_paused = true)]
 async fn the_builder_defaults_send_a_post_once_unless_opted_in() {
-    let plain = RetryLayer::builder()
-        .max_attempts(4)
-        .budget(RetryBudget::unlimited())
-        .build()
-        .unwrap();
-    assert_eq!(calls_for(&plain, request(Method::POST, None)).await, 1);
     let layer = RetryLayer::builder()
         .max_attempts(4)
         .budget(RetryBudget::unlimited())
-        .replay(IdempotentReplay::http())
         .build()
         .unwrap();
     assert_eq!(calls_for(&layer, request(Method::POST, None)).await, 1);
@@ -112,7 +79,6 @@ async fn the_builder_defaults_send_a_post_once_unless_opted_in() {
     let opted_in = RetryLayer::builder()
         .max_attempts(4)
         .budget(RetryBudget::unlimited())
-        .replay(IdempotentReplay::http())
         .retry_non_idempotent()
         .build()
         .unwrap();
@@ -146,7 +112,7 @@ async fn put_and_delete_are_retried_only_with_a_key_when_the_user_says_so() {
     let layer = RetryLayer::builder()
         .max_attempts(3)
         .budget(RetryBudget::unlimited())
-        .replay(IdempotentReplay::http().retry_put_delete(false))
+        .replay(weir_retry::IdempotentReplay::new().retry_put_delete(false))
         .build()
         .unwrap();
     let (svc, calls) = failing();
@@ -171,7 +137,8 @@ async fn put_and_delete_are_retried_only_with_a_key_when_the_user_says_so() {
 }
 
 /// #17.2: a request type with no HTTP parts and no impl of any weir trait, a `Duration` or a
-/// tuple borrowing a `&str`, goes through the default retry (`Plain`) and is retried.
+/// tuple borrowing a `&str`, goes through the default retry (`IdempotentReplay` in `Auto` mode)
+/// and is retried.
 #[tokio::test(start_paused = true)]
 async fn a_duration_or_a_tuple_request_needs_no_impl() {
     use std::time::Duration;
@@ -206,4 +173,35 @@ async fn a_duration_or_a_tuple_request_needs_no_impl() {
         .await;
     assert!(result.is_err());
     assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+/// #17.2: a request type of the user's own, with no impl of any weir trait, is retried by
+/// `IdempotentReplay::plain()` (the default replay, `Auto`, does not build for it); in `Http`
+/// mode the rules are the default's.
+#[tokio::test(start_paused = true)]
+async fn a_request_type_of_your_own_is_retried_in_plain_mode() {
+    use weir_retry::IdempotentReplay;
+
+    #[derive(Clone, Debug)]
+    struct Query(u32);
+
+    let calls = Arc::new(AtomicU32::new(0));
+    let seen = Arc::clone(&calls);
+    let svc = service_fn(move |_req: Query| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(Err::<u32, BoxError>(
+            std::io::Error::from(std::io::ErrorKind::ConnectionReset).into(),
+        ))
+    });
+    let layer = RetryLayer::builder()
+        .max_attempts(3)
+        .replay(IdempotentReplay::plain())
+        .build()
+        .unwrap();
+    assert!(layer.layer(svc).oneshot(Query(7)).await.is_err());
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+
+    let http = IdempotentReplay::http();
+    assert!(!http.may_retry(&request(Method::POST, None)));
+    assert!(http.may_retry(&request(Method::GET, None)));
 }

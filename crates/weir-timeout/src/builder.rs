@@ -4,7 +4,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use weir_core::protocol::{Http, Plain};
+use weir_core::protocol::{Auto, Http, Plain};
 use weir_core::{ConfigError, Name};
 
 use crate::handle::TimeoutHandle;
@@ -22,10 +22,9 @@ impl TimeoutLayer {
     }
 
     /// A server's timeout: the deadline the client sent (`grpc-timeout`, else `x-timeout-ms`),
-    /// capped at `max`, and `max` for a request that sent none; in [`Http`] mode (for
-    /// `http::Request`s, see [`TimeoutBuilder::http`]).
-    pub fn server(max: Duration) -> TimeoutBuilder<Duration, (), Http> {
-        TimeoutBuilder::new().timeout(max).incoming(max).http()
+    /// capped at `max`, and `max` for a request that sent none.
+    pub fn server(max: Duration) -> TimeoutBuilder {
+        TimeoutBuilder::new().timeout(max).incoming(max)
     }
 
     /// The recommended client pair: a `total` timeout to put outside retry (it sets the deadline
@@ -89,19 +88,19 @@ fn zero_route_timeout(route: &str) -> ConfigError {
 /// | [`name`](Self::name) | `"default"` | the name in errors and events |
 /// | [`settings`](Self::settings) | | every plain setting above at once, as a [`TimeoutSettings`] |
 /// | [`observer`](Self::observer) | `()` | receives an [`Event`](crate::Event) for each timeout and expired request |
-/// | [`http`](Self::http) | [`Plain`] (any request type, only timed) | [`Http`]: `http::Request`s, whose deadline is read and written (extensions, and headers in server and client mode) |
+/// | [`plain`](Self::plain) / [`http`](Self::http) | [`Auto`]: an `http::Request`'s deadline is read and written, a standard library type (`u64`, `Duration`, a tuple, ...) only timed | [`Plain`]: any request type, your own included, only timed; [`Http`]: `http::Request`s only |
 ///
-/// In [`Http`] mode, whatever is configured, a deadline already in the request's extensions is
-/// honoured (the earliest deadline wins), so a layer with no timeout of its own still enforces
-/// the caller's. The header settings (`incoming`, `incoming_floor`, `reject_malformed_incoming`,
-/// `propagate`) and `expose_deadline` act only in [`Http`] mode: a [`Plain`] layer reads and
-/// writes nothing but its own timer.
+/// For an `http::Request` (in [`Auto`] or [`Http`] mode), whatever is configured, a deadline
+/// already in the request's extensions is honoured (the earliest deadline wins), so a layer
+/// with no timeout of its own still enforces the caller's. The header settings (`incoming`,
+/// `incoming_floor`, `reject_malformed_incoming`, `propagate`) and `expose_deadline` act on
+/// `http::Request`s only: a request with no HTTP parts, or a [`Plain`] layer's, is only timed.
 ///
-/// `D` is the timeout policy, `O` the observer, `P` the protocol ([`Plain`] or [`Http`], from
-/// [`weir_core::protocol`]).
+/// `D` is the timeout policy, `O` the observer, `P` the protocol ([`Auto`], [`Plain`] or
+/// [`Http`], from [`weir_core::protocol`]).
 #[derive(Clone, Debug)]
 #[must_use = "a builder does nothing until `build` is called"]
-pub struct TimeoutBuilder<D = Duration, O = (), P = Plain> {
+pub struct TimeoutBuilder<D = Duration, O = (), P = Auto> {
     policy: Option<D>,
     observer: O,
     settings: TimeoutSettings,
@@ -132,11 +131,10 @@ impl<D, O, P> TimeoutBuilder<D, O, P> {
         }
     }
 
-    /// [`Http`] mode: the layer serves `http::Request`s and reads and writes their deadline
-    /// (the [`Deadline`](weir_core::Deadline) in the extensions, the earliest winning; incoming
-    /// `grpc-timeout` / `x-timeout-ms` in server mode; outgoing ones in client mode). Without
-    /// it ([`Plain`], the default) any request type is served, with no impl to write for it,
-    /// and only timed. See [`weir_core::protocol`].
+    /// [`Http`] mode: the layer serves `http::Request`s only and reads and writes their
+    /// deadline (the [`Deadline`](weir_core::Deadline) in the extensions, the earliest winning;
+    /// incoming `grpc-timeout` / `x-timeout-ms` in server mode; outgoing ones in client mode),
+    /// as the default [`Auto`] does for an `http::Request`. See [`weir_core::protocol`].
     ///
     /// ```
     /// use std::time::Duration;
@@ -154,8 +152,34 @@ impl<D, O, P> TimeoutBuilder<D, O, P> {
         self.protocol()
     }
 
-    /// The protocol `P2` ([`Plain`] or [`Http`]) chosen by type: what [`http`](Self::http) does
-    /// for [`Http`], for code generic over the protocol (a preset's mode).
+    /// [`Plain`] mode: any request type is served, a struct of your own included, with no impl
+    /// to write for it, and only timed (no deadline is read or written, even in an
+    /// `http::Request`). The default, [`Auto`], serves an `http::Request` and the standard
+    /// library's types and does not build for a type of your own. See [`weir_core::protocol`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower::{Layer, service_fn};
+    /// use weir_timeout::TimeoutLayer;
+    ///
+    /// struct Query(u32);
+    ///
+    /// let layer = TimeoutLayer::builder()
+    ///     .timeout(Duration::from_secs(1))
+    ///     .plain()
+    ///     .build()?;
+    /// let service = layer.layer(service_fn(|q: Query| async move {
+    ///     Ok::<_, std::convert::Infallible>(q.0)
+    /// }));
+    /// # let _ = service;
+    /// # Ok::<(), weir_core::ConfigError>(())
+    /// ```
+    pub fn plain(self) -> TimeoutBuilder<D, O, Plain> {
+        self.protocol()
+    }
+
+    /// The protocol `P2` ([`Auto`], [`Plain`] or [`Http`]) chosen by type: what
+    /// [`plain`](Self::plain) and [`http`](Self::http) do, for code generic over the protocol.
     pub fn protocol<P2>(self) -> TimeoutBuilder<D, O, P2> {
         TimeoutBuilder {
             policy: self.policy,

@@ -7,7 +7,6 @@ use serde::de::{self, Deserialize, Deserializer};
 use weir_core::config::ConfigDuration;
 
 use weir_core::ConfigError;
-use weir_core::protocol::Http;
 
 use crate::builder::{TimeoutBuilder, zero_timeout};
 use crate::layer::TimeoutLayer;
@@ -40,11 +39,10 @@ use crate::state::BelowFloor;
 /// long poll).
 ///
 /// **One type for every file.** Whether a file names routes or not, the layer is a
-/// `TimeoutLayer<RouteTimeouts, (), Http>`: `timeout` is the table's default and `routes` its
-/// entries (a table with no entries gives every request `timeout`). It serves `http::Request`s
-/// (and so axum, hyper and tonic) in [`Http`] mode ([`TimeoutBuilder::http`]); for another
-/// request type, build the layer in code with [`TimeoutLayer::new`] or
-/// [`TimeoutLayer::builder`].
+/// `TimeoutLayer<RouteTimeouts>`: `timeout` is the table's default and `routes` its entries
+/// (a table with no entries gives every request `timeout`). It serves `http::Request`s (and so
+/// axum, hyper and tonic); for another request type, build the layer in code with
+/// [`TimeoutLayer::new`] or [`TimeoutLayer::builder`].
 ///
 /// **What stays in code**: a per-request closure ([`timeout_fn`](TimeoutBuilder::timeout_fn),
 /// which replaces the file's `timeout` and `routes`) and the [`observer`](TimeoutBuilder::observer):
@@ -120,7 +118,7 @@ impl TimeoutConfig {
     /// ([`ConfigError::is_missing`]); the builder's other rules (a zero `incoming`, a zero
     /// `incoming_floor` or one longer than `incoming`, a route that does not start with `/`, a
     /// zero route timeout) are reported by `build()`.
-    pub fn builder(&self) -> Result<TimeoutBuilder<RouteTimeouts, (), Http>, ConfigError> {
+    pub fn builder(&self) -> Result<TimeoutBuilder<RouteTimeouts>, ConfigError> {
         let default = self.timeout.map(ConfigDuration::get);
         if default.is_some_and(|d| d.is_zero()) {
             return Err(zero_timeout());
@@ -133,7 +131,7 @@ impl TimeoutConfig {
                 None => table.route(route.as_str(), timeout),
             };
         }
-        let mut builder = TimeoutLayer::builder().routes(table).http();
+        let mut builder = TimeoutLayer::builder().routes(table);
         if let Some(max) = self.incoming {
             builder = builder.incoming(max.get());
         }
@@ -170,7 +168,7 @@ impl TimeoutConfig {
     /// # Errors
     ///
     /// The first rule broken; its message names the field.
-    pub fn build(&self) -> Result<TimeoutLayer<RouteTimeouts, (), Http>, ConfigError> {
+    pub fn build(&self) -> Result<TimeoutLayer<RouteTimeouts>, ConfigError> {
         self.builder()?.build()
     }
 }
@@ -236,9 +234,9 @@ mod tests {
     /// `x-timeout-ms` header the layer sent on.
     type Seen = (Option<Duration>, Option<HeaderValue>);
 
-    async fn seen<D>(layer: &TimeoutLayer<D, (), Http>, req: Request<()>) -> Result<Seen, BoxError>
+    async fn seen<P>(layer: &TimeoutLayer<P>, req: Request<()>) -> Result<Seen, BoxError>
     where
-        D: TimeoutPolicy<Request<()>> + Clone,
+        P: TimeoutPolicy<Request<()>> + Clone,
     {
         let inner = service_fn(|req: Request<()>| async move {
             let left = Deadline::get(req.extensions()).map(Deadline::remaining);
@@ -377,7 +375,7 @@ mod tests {
         let config = parse("");
         assert_eq!(config, TimeoutConfig::default());
         let from_file = config.build().unwrap();
-        let from_code = TimeoutLayer::builder().http().build().unwrap();
+        let from_code = TimeoutLayer::builder().build().unwrap();
         assert_eq!(from_file.name(), from_code.name());
         assert_eq!(from_file.name().as_str(), "default");
 

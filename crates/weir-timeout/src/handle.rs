@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
-use weir_core::protocol::Plain;
+use weir_core::protocol::Auto;
 
 use crate::settings::TimeoutSettings;
 use crate::shared::{Current, Live, Parts};
@@ -18,7 +18,7 @@ use crate::shared::{Current, Live, Parts};
 /// (`TimeoutConfig`'s), or a closure type (which new settings can only give again as it is);
 /// `P` its protocol (new settings come as a builder of the same protocol). See the crate's
 /// *Changing settings at run time*.
-pub struct TimeoutHandle<D = Duration, P = Plain> {
+pub struct TimeoutHandle<D = Duration, P = Auto> {
     live: Arc<Live<D>>,
     _protocol: PhantomData<P>,
 }

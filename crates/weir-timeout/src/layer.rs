@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tower_layer::Layer;
 use weir_core::Name;
-use weir_core::protocol::{Http, Plain};
+use weir_core::protocol::{Auto, Http, Plain};
 
 use crate::service::Timeout;
 use crate::shared::{Flags, Parts};
@@ -24,15 +24,14 @@ use crate::shared::{Flags, Parts};
 /// clone carries a copy.
 ///
 /// `D` is the timeout policy ([`TimeoutPolicy`](crate::TimeoutPolicy): a `Duration`, a closure,
-/// [`RouteTimeouts`](crate::RouteTimeouts)), `O` the observer, `P` the protocol: [`Plain`] (the
-/// default of [`new`](Self::new) and [`builder`](Self::builder): any request type, a `Duration`
-/// or a tuple as well as your own struct, is timed and nothing else) or
-/// [`Http`](weir_core::protocol::Http) ([`TimeoutBuilder::http`](crate::TimeoutBuilder::http),
-/// and [`server`](Self::server)'s: an `http::Request`, whose deadline is read from and stored in
-/// its extensions and, in server and client mode, its headers). See
-/// [`weir_core::protocol`].
+/// [`RouteTimeouts`](crate::RouteTimeouts)), `O` the observer, `P` the protocol (see
+/// [`weir_core::protocol`]): [`Auto`] (the default of [`new`](Self::new) and
+/// [`builder`](Self::builder): an `http::Request`'s deadline is read from and stored in its
+/// extensions and, in server and client mode, its headers; a standard library type, a `u64`, a
+/// `Duration` or a tuple, is only timed), [`Plain`] ([`plain`](Self::plain): any request type,
+/// your own included, only timed) or [`Http`] ([`http`](Self::http): `http::Request`s only).
 #[derive(Clone)]
-pub struct TimeoutLayer<D = Duration, O = (), P = Plain> {
+pub struct TimeoutLayer<D = Duration, O = (), P = Auto> {
     pub(crate) parts: Parts<D, O>,
     _protocol: PhantomData<P>,
 }
@@ -80,8 +79,9 @@ impl<D, O, P> TimeoutLayer<D, O, P> {
         }
     }
 
-    /// The same layer in [`Http`] mode, for `http::Request`s: their deadline is read from and
-    /// stored in their extensions (see [`TimeoutBuilder::http`](crate::TimeoutBuilder::http)).
+    /// The same layer in [`Http`] mode, for `http::Request`s only: their deadline is read from
+    /// and stored in their extensions, as [`Auto`] does for them (see
+    /// [`TimeoutBuilder::http`](crate::TimeoutBuilder::http)).
     ///
     /// ```
     /// use std::time::Duration;
@@ -93,6 +93,26 @@ impl<D, O, P> TimeoutLayer<D, O, P> {
     /// ```
     #[must_use]
     pub fn http(self) -> TimeoutLayer<D, O, Http> {
+        TimeoutLayer::from_parts(self.parts)
+    }
+
+    /// The same layer in [`Plain`] mode: any request type, a struct of your own included, only
+    /// timed (see [`TimeoutBuilder::plain`](crate::TimeoutBuilder::plain)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower::{Layer, service_fn};
+    /// use weir_timeout::TimeoutLayer;
+    ///
+    /// struct Query(u32);
+    ///
+    /// let service = TimeoutLayer::new(Duration::from_secs(1))
+    ///     .plain()
+    ///     .layer(service_fn(|q: Query| async move { Ok::<_, std::convert::Infallible>(q.0) }));
+    /// # let _ = service;
+    /// ```
+    #[must_use]
+    pub fn plain(self) -> TimeoutLayer<D, O, Plain> {
         TimeoutLayer::from_parts(self.parts)
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::HeaderMap;
 use tokio::time::Instant;
 use tower_service::Service;
-use weir_core::protocol::{Plain, Protocol, is_grpc};
+use weir_core::protocol::{Auto, Protocol, is_grpc};
 use weir_core::{
     BoxError, Deadline, Error, Observer, wire::GRPC_TIMEOUT, wire::TIMEOUT_MS,
     wire::decode_grpc_timeout, wire::decode_timeout_ms,
@@ -29,10 +29,11 @@ use crate::state::{self, Start};
 /// at once a request that has no time left, and otherwise calls the inner service.
 ///
 /// `D` is the timeout policy ([`TimeoutPolicy`]), `O` the observer and `P` the protocol
-/// ([`Plain`], the default: any request type, only timed; [`Http`](weir_core::protocol::Http):
-/// an `http::Request`, whose deadline is read and written), chosen on the builder.
+/// ([`Auto`], the default: an `http::Request`'s deadline is read and written, a standard
+/// library type only timed; [`Plain`](weir_core::protocol::Plain): any type, only timed;
+/// [`Http`](weir_core::protocol::Http): `http::Request`s only), chosen on the builder.
 #[derive(Clone)]
-pub struct Timeout<S, D = Duration, O = (), P = Plain> {
+pub struct Timeout<S, D = Duration, O = (), P = Auto> {
     inner: S,
     config: Parts<D, O>,
     _protocol: PhantomData<P>,
@@ -77,7 +78,7 @@ where
         self.config.refresh();
         let config = &self.config;
         // Server mode set to refuse a malformed timeout header (#16.2): one flag read otherwise
-        // (none in `Plain` mode, known at compile time).
+        // (none for a request with no HTTP parts, known at compile time).
         if P::HTTP
             && config.flags.reject_malformed()
             && P::headers(&req).is_some_and(malformed_timeout)

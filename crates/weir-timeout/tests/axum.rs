@@ -34,7 +34,7 @@ fn slow_app(errors: ErrorResponseLayer) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(errors)
-                .layer(TimeoutLayer::new(Duration::from_millis(100)).http()),
+                .layer(TimeoutLayer::new(Duration::from_millis(100))),
         )
 }
 
@@ -74,7 +74,6 @@ mod routes {
                     .layer(
                         TimeoutLayer::builder()
                             .routes(table)
-                            .http()
                             .build()
                             .expect("valid"),
                     ),

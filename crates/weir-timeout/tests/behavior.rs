@@ -57,7 +57,7 @@ async fn expiry_is_at_exactly_the_configured_time() {
 #[tokio::test(start_paused = true)]
 async fn an_http_deadline_counts_from_call_other_timeouts_from_the_first_poll() {
     // HTTP: the deadline is fixed at `call` (it is stored in the request for others to read).
-    let layer = TimeoutLayer::new(ms(100)).http();
+    let layer = TimeoutLayer::new(ms(100));
     let (mut svc, mut handle) = tower_test::mock::spawn_layer::<Request<()>, (), _>(layer);
     assert_ready_ok!(svc.poll_ready());
     let mut fut = task::spawn(svc.call(Request::new(())));
@@ -136,7 +136,7 @@ async fn an_answer_ready_at_once_wins_even_with_no_time_left_to_arm() {
 #[tokio::test(start_paused = true)]
 async fn the_earlier_of_two_deadlines_wins() {
     // The request's deadline (50 ms) is earlier than the layer's (100 ms).
-    let layer = TimeoutLayer::new(ms(100)).http();
+    let layer = TimeoutLayer::new(ms(100));
     let (mut svc, mut handle) = tower_test::mock::spawn_layer::<Request<()>, (), _>(layer);
     let mut req = Request::new(());
     let outer = Deadline::after(ms(50)).set_earliest(req.extensions_mut());
@@ -151,7 +151,7 @@ async fn the_earlier_of_two_deadlines_wins() {
     assert_timeout(&assert_ready!(fut.poll()).unwrap_err(), "default");
 
     // The layer's deadline (100 ms) is earlier than the request's (500 ms): it replaces it.
-    let layer = TimeoutLayer::new(ms(100)).http();
+    let layer = TimeoutLayer::new(ms(100));
     let (mut svc, mut handle) = tower_test::mock::spawn_layer::<Request<()>, (), _>(layer);
     let mut req = Request::new(());
     Deadline::after(ms(500)).set_earliest(req.extensions_mut());
@@ -174,8 +174,8 @@ async fn nested_layers_never_extend_the_outer_deadline() {
         async { Ok::<_, BoxError>(Response::new(())) }
     });
     let svc = tower::ServiceBuilder::new()
-        .layer(TimeoutLayer::new(ms(200)).http())
-        .layer(TimeoutLayer::new(ms(900)).http())
+        .layer(TimeoutLayer::new(ms(200)))
+        .layer(TimeoutLayer::new(ms(900)))
         .service(inner);
     svc.oneshot(Request::new(())).await.expect("answered");
     assert_eq!(*seen.lock().expect("lock"), Some(ms(200)));
@@ -185,7 +185,6 @@ async fn nested_layers_never_extend_the_outer_deadline() {
 async fn an_incoming_grpc_timeout_of_100m_limits_the_handler_to_100_ms() {
     let layer = TimeoutLayer::server(Duration::from_secs(30))
         .name("edge")
-        .http()
         .build()
         .expect("valid");
     let (mut svc, mut handle) = tower_test::mock::spawn_layer::<Request<()>, (), _>(layer);
@@ -207,7 +206,6 @@ async fn an_incoming_grpc_timeout_of_100m_limits_the_handler_to_100_ms() {
 #[tokio::test(start_paused = true)]
 async fn a_client_supplied_10h_is_capped_at_the_servers_maximum() {
     let layer = TimeoutLayer::server(Duration::from_secs(30))
-        .http()
         .build()
         .expect("valid");
     let (mut svc, mut handle) = tower_test::mock::spawn_layer::<Request<()>, (), _>(layer);
@@ -229,7 +227,6 @@ async fn a_client_supplied_10h_is_capped_at_the_servers_maximum() {
 #[tokio::test(start_paused = true)]
 async fn server_mode_reads_x_timeout_ms_and_ignores_garbage() {
     let layer = TimeoutLayer::server(Duration::from_secs(30))
-        .http()
         .build()
         .expect("valid");
     let (mut svc, mut handle) = tower_test::mock::spawn_layer::<Request<()>, (), _>(layer);
@@ -260,7 +257,6 @@ async fn server_mode_exposes_its_own_deadline_only_when_asked() {
     // Default: a request that carried no deadline gets none in its extensions (no allocation),
     // but the server's timeout still fires.
     let layer = TimeoutLayer::server(Duration::from_secs(30))
-        .http()
         .build()
         .expect("valid");
     let (mut svc, mut handle) = tower_test::mock::spawn_layer::<Request<()>, (), _>(layer);
@@ -293,7 +289,6 @@ async fn server_mode_exposes_its_own_deadline_only_when_asked() {
         .timeout(Duration::from_secs(30))
         .incoming(Duration::from_secs(30))
         .expose_deadline(true)
-        .http()
         .build()
         .expect("valid");
     let (mut svc, mut handle) = tower_test::mock::spawn_layer::<Request<()>, (), _>(layer);
@@ -308,7 +303,7 @@ async fn server_mode_exposes_its_own_deadline_only_when_asked() {
 
 #[tokio::test(start_paused = true)]
 async fn without_server_mode_incoming_headers_are_ignored() {
-    let layer = TimeoutLayer::new(Duration::from_secs(5)).http();
+    let layer = TimeoutLayer::new(Duration::from_secs(5));
     let (mut svc, mut handle) = tower_test::mock::spawn_layer::<Request<()>, (), _>(layer);
     let mut req = grpc_request();
     req.headers_mut()
@@ -326,7 +321,6 @@ async fn without_server_mode_incoming_headers_are_ignored() {
 async fn the_budget_written_is_the_deadline_minus_elapsed_minus_the_allowance() {
     let layer = TimeoutLayer::builder()
         .propagate(ms(50))
-        .http()
         .build()
         .expect("valid");
     let (mut svc, mut handle) = tower_test::mock::spawn_layer::<Request<()>, (), _>(layer);
@@ -363,7 +357,6 @@ async fn client_mode_with_its_own_timeout_writes_that_budget() {
     let layer = TimeoutLayer::builder()
         .timeout(ms(800))
         .propagate(ms(10))
-        .http()
         .build()
         .expect("valid");
     let (mut svc, mut handle) = tower_test::mock::spawn_layer::<Request<()>, (), _>(layer);
@@ -378,7 +371,6 @@ async fn client_mode_keeps_an_earlier_timeout_the_request_already_carries() {
     let layer = TimeoutLayer::builder()
         .timeout(Duration::from_secs(2))
         .propagate(Duration::ZERO)
-        .http()
         .build()
         .expect("valid");
     let (mut svc, mut handle) = tower_test::mock::spawn_layer::<Request<()>, (), _>(layer);
@@ -410,7 +402,6 @@ async fn an_expired_deadline_never_reaches_the_inner_service() {
         .propagate(ms(20))
         .name("client")
         .observer(observer)
-        .http()
         .build()
         .expect("valid")
         .layer(probe);
@@ -609,7 +600,6 @@ async fn a_timeout_per_route_from_a_table() {
         .prefix("/events/", None);
     let layer = TimeoutLayer::builder()
         .routes(table)
-        .http()
         .build()
         .expect("valid");
     let (mut svc, mut handle) = tower_test::mock::spawn_layer::<Request<()>, (), _>(layer);
@@ -666,8 +656,8 @@ async fn weir_cores_tracing_observer_plugs_in() {
 }
 
 /// #17.2: a request type with no HTTP parts and no impl of any weir trait, a `Duration` or a
-/// tuple borrowing a `&str`, goes through the default layer (`Plain`): answered in time, or cut
-/// off with a timeout error.
+/// tuple borrowing a `&str`, goes through the default layer (`Auto`) and is only timed:
+/// answered in time, or cut off with a timeout error.
 #[tokio::test(start_paused = true)]
 async fn a_duration_or_a_tuple_request_needs_no_impl() {
     let layer = TimeoutLayer::new(ms(100));
@@ -693,4 +683,49 @@ async fn a_duration_or_a_tuple_request_needs_no_impl() {
     assert_eq!(answer, "7:seven");
     let err = lookup.oneshot((10, name.as_str())).await.unwrap_err();
     assert!(Error::find(&*err).is_some_and(Error::is_timeout), "{err}");
+}
+
+/// #17.2: a request type of the user's own, with no impl of any weir trait, goes through a
+/// `.plain()` layer (built either way), which times it.
+#[tokio::test(start_paused = true)]
+async fn a_request_type_of_your_own_is_served_in_plain_mode() {
+    #[derive(Debug)]
+    struct Query {
+        wait: Duration,
+    }
+
+    let handler = service_fn(|q: Query| async move {
+        tokio::time::sleep(q.wait).await;
+        Ok::<_, BoxError>(q.wait)
+    });
+    let from_layer = TimeoutLayer::new(ms(100)).plain().layer(handler);
+    let from_builder = TimeoutLayer::builder()
+        .timeout(ms(100))
+        .plain()
+        .build()
+        .expect("valid")
+        .layer(handler);
+    for svc in [from_layer, from_builder] {
+        let answer = svc.clone().oneshot(Query { wait: ms(50) }).await;
+        assert_eq!(answer.unwrap(), ms(50));
+        let err = svc.oneshot(Query { wait: ms(500) }).await.unwrap_err();
+        assert_timeout(&err, "default");
+    }
+}
+
+/// #17.2: the default layer (`Auto`) stores its deadline in an `http::Request` as it always
+/// did; a `.plain()` layer was told the request has no HTTP parts and touches nothing in it
+/// (it still times the call).
+#[tokio::test(start_paused = true)]
+async fn an_http_request_gets_the_deadline_by_default_and_not_in_plain_mode() {
+    let seen = service_fn(|req: Request<()>| async move {
+        Ok::<_, BoxError>(Deadline::get(req.extensions()).map(Deadline::remaining))
+    });
+    let default = TimeoutLayer::new(ms(100)).layer(seen);
+    assert_eq!(
+        default.oneshot(Request::new(())).await.unwrap(),
+        Some(ms(100))
+    );
+    let plain = TimeoutLayer::new(ms(100)).plain().layer(seen);
+    assert_eq!(plain.oneshot(Request::new(())).await.unwrap(), None);
 }

@@ -35,7 +35,6 @@ async fn the_tonic_server_sees_the_clients_grpc_timeout() {
             .layer(
                 TimeoutLayer::server(Duration::from_millis(800))
                     .name("health-server")
-                    .http()
                     .build()
                     .expect("valid"),
             )
@@ -50,7 +49,6 @@ async fn the_tonic_server_sees_the_clients_grpc_timeout() {
                 .timeout(Duration::from_millis(1500))
                 .propagate(Duration::from_millis(100))
                 .name("health-client")
-                .http()
                 .build()
                 .expect("valid"),
         )
@@ -81,7 +79,6 @@ async fn a_tonic_call_with_a_short_budget_is_honoured_not_capped() {
         ServiceBuilder::new()
             .layer(
                 TimeoutLayer::server(Duration::from_secs(30))
-                    .http()
                     .build()
                     .expect("valid"),
             )
@@ -95,7 +92,6 @@ async fn a_tonic_call_with_a_short_budget_is_honoured_not_capped() {
             TimeoutLayer::builder()
                 .timeout(Duration::from_secs(2))
                 .propagate(Duration::ZERO)
-                .http()
                 .build()
                 .expect("valid"),
         )
@@ -128,7 +124,6 @@ async fn a_relaying_tonic_server_passes_the_reduced_budget_on() {
             TimeoutLayer::builder()
                 .propagate(Duration::from_millis(100))
                 .name("to-b")
-                .http()
                 .build()
                 .expect("valid"),
         )
@@ -138,7 +133,6 @@ async fn a_relaying_tonic_server_passes_the_reduced_budget_on() {
             .layer(
                 TimeoutLayer::server(Duration::from_secs(10))
                     .name("a")
-                    .http()
                     .build()
                     .expect("valid"),
             )

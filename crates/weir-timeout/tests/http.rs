@@ -50,7 +50,6 @@ async fn server_a(b: SocketAddr) -> SocketAddr {
             TimeoutLayer::builder()
                 .propagate(ALLOWANCE)
                 .name("to-b")
-                .http()
                 .build()
                 .expect("valid"),
         )
@@ -82,7 +81,6 @@ async fn server_a(b: SocketAddr) -> SocketAddr {
             .layer(
                 TimeoutLayer::server(Duration::from_secs(10))
                     .name("edge")
-                    .http()
                     .build()
                     .expect("valid"),
             ),

@@ -38,7 +38,6 @@ async fn a_malformed_header_with_no_deadline_is_dropped() {
     let (transport, sent) = recording();
     let client = TimeoutLayer::builder()
         .propagate(Duration::from_millis(10))
-        .http()
         .build()
         .unwrap()
         .layer(transport);
@@ -64,7 +63,6 @@ async fn a_malformed_header_is_replaced_by_the_budget() {
     let client = TimeoutLayer::builder()
         .timeout(Duration::from_secs(2))
         .propagate(Duration::from_millis(100))
-        .http()
         .build()
         .unwrap()
         .layer(transport);
@@ -98,7 +96,6 @@ async fn an_exhausted_budget_is_never_sent_and_is_the_callers() {
     let client = TimeoutLayer::builder()
         .timeout(Duration::from_secs(2))
         .propagate(Duration::from_millis(50))
-        .http()
         .build()
         .unwrap()
         .layer(transport);
@@ -129,13 +126,11 @@ async fn a_timeout_says_whose_deadline_ran_out() {
         std::future::pending::<Result<Response<()>, BoxError>>().await
     });
     let server = TimeoutLayer::server(Duration::from_secs(10))
-        .http()
         .build()
         .unwrap()
         .layer(never);
     let layer_own = TimeoutLayer::builder()
         .timeout(Duration::from_millis(100))
-        .http()
         .build()
         .unwrap()
         .layer(never);
@@ -189,7 +184,6 @@ async fn an_incoming_deadline_below_the_floor_is_refused_or_raised() {
     });
     let reject = TimeoutLayer::server(Duration::from_secs(10))
         .incoming_floor(Duration::from_millis(50), BelowFloor::Reject)
-        .http()
         .build()
         .unwrap()
         .layer(handler.clone());
@@ -214,7 +208,6 @@ async fn an_incoming_deadline_below_the_floor_is_refused_or_raised() {
 
     let raise = TimeoutLayer::server(Duration::from_secs(10))
         .incoming_floor(Duration::from_millis(50), BelowFloor::Raise)
-        .http()
         .build()
         .unwrap()
         .layer(handler);
@@ -226,7 +219,6 @@ async fn an_incoming_deadline_below_the_floor_is_refused_or_raised() {
 
     // Without a floor, the same 1 ms is honoured: the 20 ms handler times out.
     let plain = TimeoutLayer::server(Duration::from_secs(10))
-        .http()
         .build()
         .unwrap()
         .layer(service_fn(|_req: Request<()>| async {
@@ -252,7 +244,6 @@ async fn a_malformed_incoming_timeout_is_refused_with_400_when_asked() {
     });
     let strict = TimeoutLayer::server(Duration::from_secs(10))
         .reject_malformed_incoming(true)
-        .http()
         .build()
         .unwrap()
         .layer(handler);
@@ -293,7 +284,6 @@ async fn a_malformed_incoming_timeout_is_ignored_by_default() {
         Ok::<_, BoxError>(Response::new(()))
     });
     let server = TimeoutLayer::server(Duration::from_secs(10))
-        .http()
         .build()
         .unwrap()
         .layer(handler);

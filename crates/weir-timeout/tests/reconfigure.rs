@@ -47,19 +47,13 @@ async fn a_new_timeout_applies_to_every_later_call_and_not_to_one_in_flight() {
     let (layer, handle) = TimeoutLayer::builder()
         .timeout(ms(100))
         .name("edge")
-        .http()
         .build_with_handle()
         .unwrap();
     let svc = layer.layer(remaining(ms(150)));
     let in_flight = tokio::spawn(svc.clone().oneshot(get("/")));
     tokio::task::yield_now().await;
     handle
-        .apply(
-            TimeoutLayer::builder()
-                .timeout(ms(200))
-                .name("ignored")
-                .http(),
-        )
+        .apply(TimeoutLayer::builder().timeout(ms(200)).name("ignored"))
         .unwrap();
     // Started under 100 ms: it times out at 100 ms, though the new timeout would let it end.
     let err = in_flight.await.unwrap().unwrap_err();
@@ -76,7 +70,7 @@ async fn a_new_timeout_applies_to_every_later_call_and_not_to_one_in_flight() {
         Some(ms(200))
     );
     handle
-        .apply(TimeoutLayer::builder().timeout(ms(50)).http())
+        .apply(TimeoutLayer::builder().timeout(ms(50)))
         .unwrap();
     assert!(
         one.ready().await.unwrap().call(get("/")).await.is_err(),
@@ -90,7 +84,6 @@ async fn a_new_route_table_applies_at_once() {
     let table = RouteTimeouts::new(Some(ms(100))).route("/slow", Some(ms(1_000)));
     let (layer, handle) = TimeoutLayer::builder()
         .routes(table)
-        .http()
         .build_with_handle()
         .unwrap();
     let svc = layer.layer(remaining(Duration::ZERO));
@@ -99,9 +92,7 @@ async fn a_new_route_table_applies_at_once() {
         Some(ms(1_000))
     );
     let table = RouteTimeouts::new(Some(ms(300))).route("/slow", Some(ms(5_000)));
-    handle
-        .apply(TimeoutLayer::builder().routes(table).http())
-        .unwrap();
+    handle.apply(TimeoutLayer::builder().routes(table)).unwrap();
     assert_eq!(
         svc.clone().oneshot(get("/slow")).await.unwrap(),
         Some(ms(5_000))
@@ -113,7 +104,7 @@ async fn a_new_route_table_applies_at_once() {
     // A table with a zero timeout is refused, naming the route.
     let zero = RouteTimeouts::new(Some(ms(300))).route("/health", Some(Duration::ZERO));
     let err = handle
-        .apply(TimeoutLayer::builder().routes(zero).http())
+        .apply(TimeoutLayer::builder().routes(zero))
         .unwrap_err();
     assert!(err.is_zero(), "{err}");
     assert_eq!(
@@ -125,7 +116,6 @@ async fn a_new_route_table_applies_at_once() {
 #[tokio::test(start_paused = true)]
 async fn the_servers_cap_and_floor_change_together() {
     let (layer, handle) = TimeoutLayer::server(ms(10_000))
-        .http()
         .build_with_handle()
         .unwrap();
     let svc = layer.layer(remaining(Duration::ZERO));
@@ -148,10 +138,7 @@ async fn a_refused_setting_changes_nothing_and_names_the_field() {
     let (layer, handle) = TimeoutLayer::server(ms(1_000)).build_with_handle().unwrap();
     let svc = layer.layer(remaining(Duration::ZERO));
     for (builder, field) in [
-        (
-            TimeoutLayer::builder().timeout(Duration::ZERO).http(),
-            "timeout",
-        ),
+        (TimeoutLayer::builder().timeout(Duration::ZERO), "timeout"),
         (
             TimeoutLayer::server(ms(100)).incoming_floor(ms(500), BelowFloor::Reject),
             "incoming_floor",
@@ -159,8 +146,7 @@ async fn a_refused_setting_changes_nothing_and_names_the_field() {
         (
             TimeoutLayer::builder()
                 .timeout(ms(100))
-                .incoming(Duration::ZERO)
-                .http(),
+                .incoming(Duration::ZERO),
             "incoming",
         ),
     ] {
@@ -182,7 +168,6 @@ async fn settings_applied_while_calls_run_are_read_whole() {
         TimeoutLayer::builder()
             .timeout(Duration::from_secs(timeout))
             .incoming(Duration::from_secs(cap))
-            .http()
     };
     let (layer, handle) = version(1, 5).build_with_handle().unwrap();
     let svc = layer.layer(service_fn(|req: Request<()>| async move {

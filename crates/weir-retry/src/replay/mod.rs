@@ -7,7 +7,7 @@ use std::task::{Context, Poll, ready};
 
 use http::{HeaderMap, Method};
 use weir_core::Deadline;
-use weir_core::protocol::{Http, Plain, Protocol};
+use weir_core::protocol::{Auto, Http, Plain, Protocol};
 
 mod body;
 mod buffered;
@@ -96,25 +96,22 @@ impl<Req: Clone> Replay<Req> for CloneRequest {
 ///
 /// `P` is the protocol ([`weir_core::protocol`]), which says how a request is read:
 ///
-/// - [`Plain`] (the default, [`new`](Self::new)): any request type, with no impl to write for
-///   it (a `Duration`, a tuple, your own struct), cloned and retried. It cannot read an
-///   `http::Request`'s method, so an `http::Request` that reaches it anyway is **sent once**
-///   (it is recognised by its type's name; the idempotency rules never retry what they cannot
-///   read): build with [`http`](Self::http) for HTTP.
-/// - [`Http`] ([`http`](Self::http)): `http::Request`s, with the rules above and the deadline.
-/// - [`Auto`](weir_core::protocol::Auto): either, for a stack that serves both (the umbrella
-///   crate's default client preset).
-///
-/// The default replay of [`RetryLayer::new`](crate::RetryLayer::new) and
-/// [`RetryLayer::builder`](crate::RetryLayer::builder) (in [`Plain`] mode), and of the umbrella
-/// crate's presets: a stack that sees `http::Request`s never retries a POST it was not told it
-/// may.
+/// - [`Auto`] (the default, [`new`](Self::new), and so [`RetryLayer::new`](crate::RetryLayer::new)'s
+///   and [`RetryLayer::builder`](crate::RetryLayer::builder)'s): an `http::Request` with the
+///   rules above and its deadline; a standard library type (an integer, a `String`, a
+///   `Duration`, a tuple, ...) cloned and always retried. A stack that sees `http::Request`s
+///   applies the idempotency rules without being told. A request type of your own is not one
+///   `Auto` reads: the layer does not build for it (the compiler says to choose [`Plain`]).
+/// - [`Plain`] ([`plain`](Self::plain)): any request type, your own included, with no impl to
+///   write for it, cloned and always retried, as [`CloneRequest`] (nothing is read: an
+///   `http::Request` given to it is retried whatever its method).
+/// - [`Http`] ([`http`](Self::http)): `http::Request`s only, with the rules above.
 ///
 /// ```
 /// use http::Request;
 /// use weir_retry::IdempotentReplay;
 ///
-/// let replay = IdempotentReplay::http();
+/// let replay = IdempotentReplay::new();
 /// let post = Request::post("http://shop/orders").body(()).unwrap();
 /// assert!(!replay.may_retry(&post));
 /// let keyed = Request::post("http://shop/orders")
@@ -122,30 +119,37 @@ impl<Req: Clone> Replay<Req> for CloneRequest {
 ///     .body(())
 ///     .unwrap();
 /// assert!(replay.may_retry(&keyed));
+/// assert!(replay.may_retry(&42_u32)); // not HTTP: always
+/// assert!(replay.may_retry(&(7_u32, "seven")));
 /// assert!(replay.retry_non_idempotent(true).may_retry(&post));
 ///
-/// let plain = IdempotentReplay::new();
-/// assert!(plain.may_retry(&42_u32)); // not HTTP: always
-/// assert!(plain.may_retry(&(7_u32, "seven")));
-/// let get = Request::get("http://shop/orders").body(()).unwrap();
-/// assert!(!plain.may_retry(&get)); // HTTP it cannot read: sent once
+/// #[derive(Clone)]
+/// struct Query(u32);
+/// assert!(IdempotentReplay::plain().may_retry(&Query(7))); // your own type: `plain()`
 /// ```
 #[derive(Clone, Copy, Debug, Default)]
-pub struct IdempotentReplay<P = Plain> {
+pub struct IdempotentReplay<P = Auto> {
     non_idempotent: bool,
     no_put_delete: bool,
     _protocol: PhantomData<P>,
 }
 
 impl IdempotentReplay {
-    /// [`Plain`] mode: every request retried but an `http::Request`, which it cannot read and
-    /// sends once (see the type's docs; [`http`](Self::http) reads it).
+    /// [`Auto`] mode: HTTP's idempotency rules and the [`Deadline`] for an `http::Request`,
+    /// every standard library request type retried.
     #[must_use]
     pub const fn new() -> Self {
         Self::with_protocol()
     }
 
-    /// [`Http`] mode: HTTP's idempotency rules for `http::Request`s, and their [`Deadline`].
+    /// [`Plain`] mode: any request type, your own included, cloned and always retried; nothing
+    /// is read.
+    #[must_use]
+    pub const fn plain() -> IdempotentReplay<Plain> {
+        IdempotentReplay::with_protocol()
+    }
+
+    /// [`Http`] mode: HTTP's idempotency rules for `http::Request`s only, and their [`Deadline`].
     #[must_use]
     pub const fn http() -> IdempotentReplay<Http> {
         IdempotentReplay::with_protocol()
@@ -153,8 +157,8 @@ impl IdempotentReplay {
 }
 
 impl<P> IdempotentReplay<P> {
-    /// The replay of protocol `P` chosen by type ([`Plain`], [`Http`] or
-    /// [`Auto`](weir_core::protocol::Auto)): what [`new`](IdempotentReplay::new) and
+    /// The replay of protocol `P` chosen by type ([`Auto`], [`Plain`] or [`Http`]): what
+    /// [`new`](IdempotentReplay::new), [`plain`](IdempotentReplay::plain) and
     /// [`http`](IdempotentReplay::http) make, for code generic over the protocol.
     #[must_use]
     pub const fn with_protocol() -> Self {
@@ -190,7 +194,7 @@ impl<P> IdempotentReplay<P> {
         P: Protocol<Req>,
     {
         match P::method(request) {
-            None => P::HTTP || !unread_http::<Req>(),
+            None => true,
             Some(method) => self.may_retry_http(method, P::headers(request)),
         }
     }
@@ -218,14 +222,6 @@ impl<P> IdempotentReplay<P> {
             (request, None)
         }
     }
-}
-
-/// Whether `Req` is an `http::Request` that a protocol with no HTTP parts ([`Plain`]) was handed:
-/// its method cannot be read, so it is sent once. Known from the type alone (the compiler folds
-/// the comparison of two constant strings: nothing is left of it in a `call`).
-#[inline(always)]
-fn unread_http<Req>() -> bool {
-    std::any::type_name::<Req>().starts_with("http::request::Request<")
 }
 
 impl<Req: Clone, P: Protocol<Req>> Replay<Req> for IdempotentReplay<P> {
