@@ -14,8 +14,8 @@
 //!   told, weir-timeout's `TimeoutLayer` (the deadline) and weir-retry's `IdempotentReplay` (the
 //!   method): an `http::Request` is served as HTTP without being asked, so forgetting `.http()`
 //!   never silently drops a deadline or retries a POST. A request type of your own is not one
-//!   `Auto` knows: the layer does not build until it is given [`Plain`] (`.plain()`), with a
-//!   compiler message that says so.
+//!   `Auto` knows: the layer does not build until it is given [`Plain`] (`.plain()`); where the
+//!   service meets a `Service<Req>` bound, the compiler's message names `Plain`.
 //!
 //! Every other layer defaults to [`Plain`] and reads HTTP only when told (`.http()`).
 //!

@@ -147,7 +147,7 @@ async fn the_default_replay_reads_a_hyper_clients_requests_as_http() {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let layer = RetryLayer::builder()
         .max_attempts(3)
-        .classify(HttpStatus)
+        .classify(HttpStatus::new())
         .backoff(Backoff::constant(std::time::Duration::ZERO))
         .budget(RetryBudget::unlimited())
         .build()

@@ -124,8 +124,8 @@ impl<Req: Clone> Replay<Req> for CloneRequest {
 /// assert!(replay.retry_non_idempotent(true).may_retry(&post));
 ///
 /// #[derive(Clone)]
-/// struct Query(u32);
-/// assert!(IdempotentReplay::plain().may_retry(&Query(7))); // your own type: `plain()`
+/// struct Query;
+/// assert!(IdempotentReplay::plain().may_retry(&Query)); // your own type: `plain()`
 /// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct IdempotentReplay<P = Auto> {
