@@ -322,7 +322,12 @@ async fn an_incoming_request_carries_the_default_timeouts_deadline() {
             .body(Full::new(Bytes::new()))
             .expect("request");
         let response = client.request(get).await.expect("answered");
-        let body = response.into_body().collect().await.expect("body").to_bytes();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
         assert_eq!(body, expected.as_bytes(), "plain: {plain}");
     }
 }

@@ -157,7 +157,11 @@ async fn the_default_replay_reads_a_hyper_clients_requests_as_http() {
     let get = Request::get(format!("http://{addr}/"))
         .body(Full::new(Bytes::new()))
         .expect("request");
-    let response = layer.layer(client.clone()).oneshot(get).await.expect("answered");
+    let response = layer
+        .layer(client.clone())
+        .oneshot(get)
+        .await
+        .expect("answered");
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(bodies.lock().unwrap().len(), 3, "a GET is retried");
 
@@ -167,5 +171,9 @@ async fn the_default_replay_reads_a_hyper_clients_requests_as_http() {
         .expect("request");
     let response = layer.layer(client).oneshot(post).await.expect("answered");
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(bodies.lock().unwrap().len(), 1, "a POST without a key is sent once");
+    assert_eq!(
+        bodies.lock().unwrap().len(),
+        1,
+        "a POST without a key is sent once"
+    );
 }
