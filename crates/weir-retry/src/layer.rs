@@ -11,7 +11,7 @@ use crate::handle::RetryHandle;
 use crate::replay::IdempotentReplay;
 use crate::service::Retry;
 use crate::settings::RetrySettings;
-use crate::shared::{Parts, Shared};
+use crate::shared::{Bound, Parts, Shared};
 
 /// Retries transient failures with backoff, within attempts, deadline and budget.
 ///
@@ -102,10 +102,13 @@ impl<R, C, O, P, K> fmt::Debug for RetryLayer<R, C, O, P, K> {
     }
 }
 
-impl<S, R, C, O, P, K> Layer<S> for RetryLayer<R, C, O, P, K> {
+/// `S: Clone`: the services made share a clone of `inner` that retries are cloned from (see
+/// [`Retry`]); a service that is not `Clone` could not be retried anyway.
+impl<S: Clone, R, C, O, P, K> Layer<S> for RetryLayer<R, C, O, P, K> {
     type Service = Retry<S, R, C, O, P, K>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Retry::new(inner, Arc::clone(&self.shared))
+        let bound = Bound::new(Arc::clone(&self.shared), inner.clone());
+        Retry::new(inner, Arc::new(bound))
     }
 }

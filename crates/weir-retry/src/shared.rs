@@ -48,6 +48,39 @@ pub(crate) struct Core {
     pub(crate) own_budget: bool,
 }
 
+/// What the services made by one `RetryLayer::layer` call, and their clones, share: the layer's
+/// [`Shared`] state and a clone of the inner service as it was wrapped. A response future holds
+/// this one `Arc` and clones a service from it only to send a retry (#18): a call writes one
+/// reference count, where a clone of the inner service per call wrote one for every `Arc` in the
+/// stack below (a breaker, a bulkhead, a transport), counts that every thread shares.
+///
+/// The service is behind a lock so that a `Send` service that is not `Sync` (a
+/// `BoxCloneService`) keeps the future `Send`; the lock is taken only to clone it for a retry.
+pub(crate) struct Bound<S, R, C, O, P, K> {
+    pub(crate) shared: Arc<Shared<R, C, O, P, K>>,
+    service: Mutex<S>,
+}
+
+impl<S, R, C, O, P, K> Bound<S, R, C, O, P, K> {
+    pub(crate) fn new(shared: Arc<Shared<R, C, O, P, K>>, service: S) -> Self {
+        Self {
+            shared,
+            service: Mutex::new(service),
+        }
+    }
+
+    /// A clone of the service as it was wrapped, for a retry (not readied).
+    pub(crate) fn service(&self) -> S
+    where
+        S: Clone,
+    {
+        self.service
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
 /// The typed parts of a layer, as its builder (or `RetryLayer::new`) hands them over.
 pub(crate) struct Parts<R, C, O, K> {
     pub(crate) replay: R,
