@@ -154,7 +154,7 @@ where
                 StateProj::Preparing { prepare, service } => {
                     let (request, copy) = ready!(prepare.poll(cx));
                     *this.copy = copy;
-                    let shared = &*this.bound.shared;
+                    let shared: &Shared<R, C, O, P, K> = this.bound;
                     *this.deadline = shared.replay.deadline(&request).map(|d| d.instant());
                     *this.sent = shared.observer.wants_latency().then(Instant::now);
                     let future = send(service, request);
@@ -162,7 +162,7 @@ where
                 }
                 StateProj::Calling { future } => {
                     let result = ready!(future.poll(cx));
-                    let shared = &*this.bound.shared;
+                    let shared: &Shared<R, C, O, P, K> = this.bound;
                     let budget = K::budget(this.budget, &shared.budget);
                     this.progress.attempts = this.progress.attempts.saturating_add(1);
                     let outcome = shared.classify.classify(&result);
@@ -203,7 +203,7 @@ where
                                 });
                             }
                             if delay.is_zero() {
-                                let service = this.bound.service();
+                                let service = this.bound.instance();
                                 this.state.set(State::Readying { service });
                             } else {
                                 let until = Instant::now() + delay;
@@ -223,7 +223,7 @@ where
                     if let Some(sleep) = this.sleep {
                         ready!(sleep.as_mut().poll(cx));
                     }
-                    let service = this.bound.service();
+                    let service = this.bound.instance();
                     this.state.set(State::Readying { service });
                 }
                 StateProj::Readying { service } => {
@@ -232,7 +232,7 @@ where
                         .copy
                         .as_ref()
                         .expect("`decide` retries only requests with a copy");
-                    let shared = &*this.bound.shared;
+                    let shared: &Shared<R, C, O, P, K> = this.bound;
                     let request = shared.replay.replay(copy);
                     *this.sent = shared.observer.wants_latency().then(Instant::now);
                     let future = send(service, request);

@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 use weir_core::classify::AnyError;
+use weir_core::lanes::{Lanes, Prototype};
 use weir_core::protocol::Plain;
 
 use crate::handle::RetryHandle;
 use crate::replay::IdempotentReplay;
 use crate::service::Retry;
 use crate::settings::RetrySettings;
-use crate::shared::{Bound, Parts, Shared};
+use crate::shared::{Parts, Shared};
 
 /// Retries transient failures with backoff, within attempts, deadline and budget.
 ///
@@ -108,7 +109,7 @@ impl<S: Clone, R, C, O, P, K> Layer<S> for RetryLayer<R, C, O, P, K> {
     type Service = Retry<S, R, C, O, P, K>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let bound = Bound::new(Arc::clone(&self.shared), inner.clone());
-        Retry::new(inner, Arc::new(bound))
+        let prototype = Prototype::new(Arc::clone(&self.shared), &inner);
+        Retry::new(inner, Arc::new(Lanes::new(Arc::new(prototype))))
     }
 }

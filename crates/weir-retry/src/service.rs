@@ -17,7 +17,7 @@ use crate::future::ResponseFuture;
 use crate::protocol::Protocol;
 use crate::replay::{IdempotentReplay, Replay};
 use crate::scope::BudgetScope;
-use crate::shared::{Bound, Policies};
+use crate::shared::{BoundLanes, Policies, Shared};
 use crate::state::Progress;
 
 /// Retries the inner service's transient failures; made by [`RetryLayer`](crate::RetryLayer).
@@ -37,12 +37,12 @@ use crate::state::Progress;
 /// through [`get_mut`](Self::get_mut) reaches first attempts only.
 pub struct Retry<S, R = IdempotentReplay, C = AnyError, O = (), P = Plain, K = ()> {
     inner: S,
-    bound: Arc<Bound<S, R, C, O, P, K>>,
+    lanes: Arc<BoundLanes<S, R, C, O, P, K>>,
 }
 
 impl<S, R, C, O, P, K> Retry<S, R, C, O, P, K> {
-    pub(crate) const fn new(inner: S, bound: Arc<Bound<S, R, C, O, P, K>>) -> Self {
-        Self { inner, bound }
+    pub(crate) const fn new(inner: S, lanes: Arc<BoundLanes<S, R, C, O, P, K>>) -> Self {
+        Self { inner, lanes }
     }
 
     weir_core::inner_accessors!(inner: S);
@@ -52,7 +52,7 @@ impl<S: Clone, R, C, O, P, K> Clone for Retry<S, R, C, O, P, K> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            bound: Arc::clone(&self.bound),
+            lanes: Arc::clone(&self.lanes),
         }
     }
 }
@@ -61,7 +61,7 @@ impl<S: fmt::Debug, R, C, O, P, K> fmt::Debug for Retry<S, R, C, O, P, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Retry")
             .field("inner", &self.inner)
-            .field("name", &self.bound.shared.name)
+            .field("name", &self.lanes.name)
             .finish_non_exhaustive()
     }
 }
@@ -90,7 +90,8 @@ where
     // breaker-outside order; the figure is in benches/README.md, weir-retry).
     #[inline(always)]
     fn call(&mut self, request: Req) -> Self::Future {
-        let shared = &*self.bound.shared;
+        let bound = self.lanes.pick();
+        let shared: &Shared<R, C, O, P, K> = bound;
         let budget = shared.scope.select(&request, &shared.budget);
         K::budget(&budget, &shared.budget).deposit();
         // One word: the policy version this request keeps, and whether it reads the clock.
@@ -109,7 +110,7 @@ where
                 let future = self.inner.call(request);
                 ResponseFuture::calling(
                     future,
-                    Arc::clone(&self.bound),
+                    Arc::clone(bound),
                     copy,
                     deadline,
                     sent,
@@ -125,7 +126,7 @@ where
                 let service = mem::replace(&mut self.inner, clone);
                 ResponseFuture::new(
                     service,
-                    Arc::clone(&self.bound),
+                    Arc::clone(bound),
                     prepare,
                     Progress::under(now, policy),
                     budget,

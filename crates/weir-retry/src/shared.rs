@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use arc_swap::ArcSwap;
 use weir_core::ConfigError;
 
+use weir_core::lanes::{Lane, Lanes, Prototype};
 use weir_core::{Name, backoff::SharedRandom};
 
 use crate::budget::SharedBudget;
@@ -48,38 +49,14 @@ pub(crate) struct Core {
     pub(crate) own_budget: bool,
 }
 
-/// What the services made by one `RetryLayer::layer` call, and their clones, share: the layer's
-/// [`Shared`] state and a clone of the inner service as it was wrapped. A response future holds
-/// this one `Arc` and clones a service from it only to send a retry (#18): a call writes one
-/// reference count, where a clone of the inner service per call wrote one for every `Arc` in the
-/// stack below (a breaker, a bulkhead, a transport), counts that every thread shares.
-///
-/// The service is behind a lock so that a `Send` service that is not `Sync` (a
-/// `BoxCloneService`) keeps the future `Send`; the lock is taken only to clone it for a retry.
-pub(crate) struct Bound<S, R, C, O, P, K> {
-    pub(crate) shared: Arc<Shared<R, C, O, P, K>>,
-    service: Mutex<S>,
-}
+/// What the services made by one `RetryLayer::layer` call, their clones and their response
+/// futures share: the layer's [`Shared`] state and a copy of the inner service that a retry
+/// clones (`weir_core::lanes::Prototype`), reached through this thread's lane, so a call writes
+/// one reference count no other thread writes (#18).
+pub(crate) type Bound<S, R, C, O, P, K> = Lane<Prototype<Shared<R, C, O, P, K>, S>>;
 
-impl<S, R, C, O, P, K> Bound<S, R, C, O, P, K> {
-    pub(crate) fn new(shared: Arc<Shared<R, C, O, P, K>>, service: S) -> Self {
-        Self {
-            shared,
-            service: Mutex::new(service),
-        }
-    }
-
-    /// A clone of the service as it was wrapped, for a retry (not readied).
-    pub(crate) fn service(&self) -> S
-    where
-        S: Clone,
-    {
-        self.service
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-}
+/// The lanes to a [`Bound`], what a `Retry` service holds.
+pub(crate) type BoundLanes<S, R, C, O, P, K> = Lanes<Prototype<Shared<R, C, O, P, K>, S>>;
 
 /// The typed parts of a layer, as its builder (or `RetryLayer::new`) hands them over.
 pub(crate) struct Parts<R, C, O, K> {
