@@ -8,6 +8,8 @@
 #   scripts/mutants.sh core-wire retry-budget  # some of them, by name
 #   MUTANTS_TIMEOUT=120 MUTANTS_JOBS=2 scripts/mutants.sh core-backoff
 #   MUTANTS_SHARD=1/4 scripts/mutants.sh core-wire   # one mutant in four (round-robin)
+#   MUTANTS_SKIP=29 scripts/mutants.sh core-backoff  # all but the first 29 in file order (the
+#                                              # rest of a run that stopped; before any shard)
 #   MUTANTS_IN_PLACE=1 scripts/mutants.sh ...  # mutate this tree's files (restored after each
 #                                              # mutant) and reuse its target/: no copy, no
 #                                              # cold build; edit nothing in the tree meanwhile
@@ -58,6 +60,13 @@ for entry in "${modules[@]}"; do
     for arg in $test_args; do
         args+=(--cargo-test-arg="$arg")
     done
+    if [ -n "${MUTANTS_SKIP:-}" ]; then
+        # The module's first MUTANTS_SKIP mutants in file order (as --list names them),
+        # excluded by name, each escaped and the whole anchored.
+        skipped=$(cargo mutants "${args[@]}" --list | sed -n "1,${MUTANTS_SKIP}p" |
+            sed 's/[][\\.*+?(){}|^$]/\\&/g' | paste -sd'|')
+        [ -z "$skipped" ] || args+=(--exclude-re "^($skipped)\$")
+    fi
     # In place, one mutant at a time (cargo-mutants refuses --jobs there).
     if [ -n "${MUTANTS_IN_PLACE:-}" ]; then args+=(--in-place); else args+=(--jobs "$jobs"); fi
     [ -n "${MUTANTS_SHARD:-}" ] && args+=(--shard "$MUTANTS_SHARD" --sharding round-robin)

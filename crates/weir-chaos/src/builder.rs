@@ -14,7 +14,7 @@ use crate::fault::{AnyClient, NoBehaviour, NoError, OnlyKeys};
 use crate::handle::ChaosHandle;
 use crate::layer::ChaosLayer;
 use crate::settings::{ChaosSettings, Latency};
-use crate::shared::Shared;
+use crate::shared::{Parts, Shared};
 
 impl ChaosLayer {
     /// A builder in plain mode (any request and response type): errors, latency, stalls
@@ -266,40 +266,18 @@ impl<P, E, B, K, O> ChaosBuilder<P, E, B, K, O> {
     pub fn build_with_handle(
         self,
     ) -> Result<(ChaosLayer<P, E, B, K, O>, ChaosHandle), ConfigError> {
-        let s = &self.settings;
-        s.validate()?;
-        if s.error > 0.0 && !self.has_error {
-            return Err(ConfigError::missing(
-                "chaos",
-                "error",
-                "an error probability needs the error to inject: `.error(p, || ...)`",
-            ));
-        }
-        if s.behaviour > 0.0 && !self.has_behaviour {
-            return Err(ConfigError::missing(
-                "chaos",
-                "behaviour",
-                "a behaviour probability needs the behaviour: `.behaviour(p, |req| ...)`",
-            ));
-        }
-        if !self.http {
-            let http_only = [
-                ("status", s.status > 0.0),
-                ("failing_body", s.body > 0.0),
-                ("route_prefix", s.route_prefix.is_some()),
-                ("fault_header", s.header),
-            ];
-            if let Some((field, _)) = http_only.into_iter().find(|(_, set)| *set) {
-                return Err(ConfigError::conflict(
-                    "chaos",
-                    field,
-                    "HTTP mode only: build with `ChaosLayer::http()`",
-                ));
-            }
-        }
+        self.settings.validate()?;
+        self.settings
+            .check_parts(self.http, self.has_error, self.has_behaviour)?;
+        let parts = Parts {
+            http: self.http,
+            error: self.has_error,
+            behaviour: self.has_behaviour,
+        };
         let layer = ChaosLayer::from_shared(Shared::new(
             self.name,
             &self.settings,
+            parts,
             self.error,
             self.behaviour,
             self.keys,

@@ -3,8 +3,10 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use weir_core::Name;
+use weir_core::reconfigure::Reconfigure;
+use weir_core::{ConfigError, Name};
 
+use crate::settings::ChaosSettings;
 use crate::shared::Control;
 use crate::state::{Fault, probability, threshold};
 
@@ -73,5 +75,64 @@ impl ChaosHandle {
     #[must_use]
     pub fn injected_total(&self) -> u64 {
         Fault::ALL.iter().map(|&f| self.injected(f)).sum()
+    }
+}
+
+/// The switch and the probabilities, applied at run time: from a configuration reload (weir's
+/// reloaders, `weir::reloader` with a [`ChaosConfig`](crate::ChaosConfig)) or in code.
+///
+/// [`apply`](Reconfigure::apply) checks the new settings by the builder's rules (the same
+/// [`ConfigError`]s, naming the field), refuses a change of what a running layer cannot take
+/// (a conflict naming it: `seed`, `status_code`, `grpc_code`, `latency_distribution`,
+/// `body_after`, `header`, `route_prefix`, `window_start`, `window_end`), then stores the
+/// probabilities and the switch. Each probability is its own atomic: a request rolled while
+/// they are stored may see some new and some old ones (never a sum past 1 it cannot handle:
+/// see [`set_probability`](ChaosHandle::set_probability)); a layer being switched off is
+/// switched off first, one being switched on last.
+impl Reconfigure for ChaosHandle {
+    type Settings = ChaosSettings;
+
+    /// The settings the layer was built with, with the switch and the probabilities in force.
+    fn settings(&self) -> ChaosSettings {
+        let mut settings = self.control.built.clone();
+        settings.enabled = self.is_enabled();
+        settings.error = self.probability(Fault::Error);
+        settings.status = self.probability(Fault::Status);
+        settings.latency = self.probability(Fault::Latency);
+        settings.stall = self.probability(Fault::Stall);
+        settings.body = self.probability(Fault::Body);
+        settings.behaviour = self.probability(Fault::Behaviour);
+        settings
+    }
+
+    fn apply(&self, settings: ChaosSettings) -> Result<(), ConfigError> {
+        let control = &*self.control;
+        settings.validate()?;
+        let parts = control.parts;
+        settings.check_parts(parts.http, parts.error, parts.behaviour)?;
+        if let Some(field) = control.built.fixed_change(&settings) {
+            return Err(ConfigError::conflict(
+                "chaos",
+                field,
+                "cannot change while the layer runs: it needs a restart",
+            ));
+        }
+        if !settings.enabled {
+            self.disable();
+        }
+        for (fault, p) in [
+            (Fault::Error, settings.error),
+            (Fault::Status, settings.status),
+            (Fault::Latency, settings.latency),
+            (Fault::Stall, settings.stall),
+            (Fault::Body, settings.body),
+            (Fault::Behaviour, settings.behaviour),
+        ] {
+            self.set_probability(fault, p);
+        }
+        if settings.enabled {
+            self.enable();
+        }
+        Ok(())
     }
 }

@@ -13,7 +13,7 @@ use crate::fault::{AnyClient, NoBehaviour, NoError};
 use crate::handle::ChaosHandle;
 use crate::service::Chaos;
 use crate::settings::{ChaosSettings, Latency};
-use crate::shared::Shared;
+use crate::shared::{Parts, Shared};
 
 /// Applies [`Chaos`]: fault injection.
 ///
@@ -40,6 +40,7 @@ impl ChaosLayer {
         Self::from_shared(Shared::new(
             Name::default(),
             &settings,
+            Parts::default(),
             NoError,
             NoBehaviour,
             AnyClient,

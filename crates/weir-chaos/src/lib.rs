@@ -4,12 +4,15 @@
 
 mod body;
 mod builder;
+#[cfg(feature = "serde")]
+mod config;
 mod event;
 mod fault;
 mod future;
 mod handle;
 mod inspect;
 mod layer;
+mod optional;
 mod protocol;
 mod service;
 mod settings;
@@ -21,11 +24,15 @@ mod state;
 
 pub use crate::body::{BodyFault, ChaosBody};
 pub use crate::builder::ChaosBuilder;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use crate::config::ChaosConfig;
 pub use crate::event::Event;
 pub use crate::fault::{AnyClient, Behaviour, MakeError, NoBehaviour, NoError, OnlyKeys, Select};
 pub use crate::future::ResponseFuture;
 pub use crate::handle::ChaosHandle;
 pub use crate::layer::ChaosLayer;
+pub use crate::optional::{OptionalChaos, OptionalChaosLayer};
 pub use crate::protocol::{FAULT_HEADER, Protocol};
 pub use crate::service::Chaos;
 pub use crate::settings::{

@@ -98,16 +98,16 @@ impl Latency {
     }
 }
 
-/// The plain settings of a chaos layer: what a configuration file can say (deserializable with
-/// the `serde` feature; durations as `"20ms"`). The builder holds one and its methods set its
-/// fields; [`ChaosBuilder::settings`](crate::ChaosBuilder::settings) takes a whole one.
+/// The plain settings of a chaos layer: the builder holds one and its methods set its fields;
+/// [`ChaosBuilder::settings`](crate::ChaosBuilder::settings) takes a whole one, and
+/// [`ChaosHandle`](crate::ChaosHandle)'s `Reconfigure::apply` a new one at run time. A
+/// configuration file's table is [`ChaosConfig`](crate::ChaosConfig) (feature `serde`), whose
+/// defaults are the safe ones (disabled, no fault header); these are the builder's (enabled).
 ///
 /// Probabilities are per request, within `0.0..=1.0`. Latency is rolled on its own (it adds to
 /// whatever else happens); the other faults (error, status, stall, body, behaviour) exclude one
 /// another, so their probabilities must add up to at most 1.
 #[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 #[non_exhaustive]
 pub struct ChaosSettings {
     /// Whether faults are injected when the layer is built (the handle changes it at run time).
@@ -142,10 +142,8 @@ pub struct ChaosSettings {
     /// not `/apix`); HTTP mode.
     pub route_prefix: Option<String>,
     /// Faults only from this long after the layer is built.
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "duration"))]
     pub window_start: Duration,
     /// Faults only until this long after the layer is built (`None`: no end).
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "option_duration"))]
     pub window_end: Option<Duration>,
 }
 
@@ -173,7 +171,9 @@ impl Default for ChaosSettings {
 }
 
 impl ChaosSettings {
-    /// Checks every rule; the error names the field as the builder method names it.
+    /// Checks every rule; the error names the field as this struct (and a configuration file's
+    /// [`ChaosConfig`](crate::ChaosConfig)) names it. The sum of the exclusive probabilities is
+    /// charged to the first of them that is set.
     ///
     /// # Errors
     ///
@@ -195,17 +195,28 @@ impl ChaosSettings {
                 ));
             }
         }
-        if self.error + self.status + self.stall + self.body + self.behaviour > 1.0 + 1e-9 {
+        let exclusive = [
+            ("error", self.error),
+            ("status", self.status),
+            ("stall", self.stall),
+            ("body", self.body),
+            ("behaviour", self.behaviour),
+        ];
+        if exclusive.iter().map(|(_, p)| p).sum::<f64>() > 1.0 + 1e-9 {
+            let first = exclusive
+                .iter()
+                .find(|(_, p)| *p > 0.0)
+                .map_or("error", |f| f.0);
             return Err(ConfigError::out_of_range(
                 "chaos",
-                "error",
+                first,
                 "error + status + stall + body + behaviour must be at most 1 (they exclude one another)",
             ));
         }
         if !(100..=599).contains(&self.status_code) {
             return Err(ConfigError::out_of_range(
                 "chaos",
-                "status",
+                "status_code",
                 "an HTTP status must be within 100..=599",
             ));
         }
@@ -216,7 +227,8 @@ impl ChaosSettings {
                 "a gRPC error code must be within 1..=16",
             ));
         }
-        self.latency_distribution.validate("chaos", "latency")?;
+        self.latency_distribution
+            .validate("chaos", "latency_distribution")?;
         if let Some(prefix) = &self.route_prefix
             && !prefix.starts_with('/')
         {
@@ -231,27 +243,86 @@ impl ChaosSettings {
         {
             return Err(ConfigError::out_of_range(
                 "chaos",
-                "window",
+                "window_end",
                 "the window's end must come after its start",
             ));
         }
         Ok(())
     }
+
+    /// Checks what these settings ask of the layer's kind: an error or a behaviour fault needs
+    /// the error or the behaviour to inject (`has_error`, `has_behaviour`), and a status fault,
+    /// a failing body, a route prefix and the fault header need HTTP mode (`http`). The
+    /// builder's check, and the handle's when it takes new settings.
+    pub(crate) fn check_parts(
+        &self,
+        http: bool,
+        has_error: bool,
+        has_behaviour: bool,
+    ) -> Result<(), ConfigError> {
+        if self.error > 0.0 && !has_error {
+            return Err(ConfigError::missing(
+                "chaos",
+                "error",
+                "an error probability needs the error to inject: `.error(p, || ...)`",
+            ));
+        }
+        if self.behaviour > 0.0 && !has_behaviour {
+            return Err(ConfigError::missing(
+                "chaos",
+                "behaviour",
+                "a behaviour probability needs the behaviour: `.behaviour(p, |req| ...)`",
+            ));
+        }
+        if !http {
+            let http_only = [
+                ("status", self.status > 0.0),
+                ("body", self.body > 0.0),
+                ("route_prefix", self.route_prefix.is_some()),
+                ("header", self.header),
+            ];
+            if let Some((field, _)) = http_only.into_iter().find(|(_, set)| *set) {
+                return Err(ConfigError::conflict(
+                    "chaos",
+                    field,
+                    "HTTP mode only: build with `ChaosLayer::http()`",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The first field that differs between `self` (the settings a layer was built with) and
+    /// `new` and that a running layer cannot take: all but `enabled` and the probabilities.
+    pub(crate) fn fixed_change(&self, new: &Self) -> Option<&'static str> {
+        let changed = [
+            ("seed", self.seed != new.seed),
+            ("status_code", self.status_code != new.status_code),
+            ("grpc_code", self.grpc_code != new.grpc_code),
+            (
+                "latency_distribution",
+                self.latency_distribution != new.latency_distribution,
+            ),
+            ("body_after", self.body_after != new.body_after),
+            ("header", self.header != new.header),
+            ("route_prefix", self.route_prefix != new.route_prefix),
+            ("window_start", self.window_start != new.window_start),
+            ("window_end", self.window_end != new.window_end),
+        ];
+        changed
+            .into_iter()
+            .find(|(_, c)| *c)
+            .map(|(field, _)| field)
+    }
 }
 
 /// A duration written as weir's configuration files write them (`"20ms"`).
 #[cfg(feature = "serde")]
-fn duration<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+pub(crate) fn duration<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Duration, D::Error> {
     <weir_core::config::ConfigDuration as serde::Deserialize>::deserialize(deserializer)
         .map(weir_core::config::ConfigDuration::get)
-}
-
-/// An optional duration (`"20ms"`).
-#[cfg(feature = "serde")]
-fn option_duration<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<Duration>, D::Error> {
-    duration(deserializer).map(Some)
 }
 
 #[cfg(test)]
@@ -283,9 +354,18 @@ mod tests {
             sum.is_out_of_range() && sum.rule().contains("at most 1"),
             "{sum}"
         );
-        assert_eq!(bad(|s| s.status_code = 99).field(), "status");
+        let sum = bad(|s| {
+            s.stall = 0.6;
+            s.body = 0.6;
+        });
+        assert_eq!(sum.field(), "stall", "charged to the first one set");
+        assert_eq!(bad(|s| s.status_code = 99).field(), "status_code");
         assert_eq!(bad(|s| s.grpc_code = 0).field(), "grpc_code");
-        assert!(bad(|s| s.latency_distribution = Latency::exponential(Duration::ZERO)).is_zero());
+        let exp = bad(|s| s.latency_distribution = Latency::exponential(Duration::ZERO));
+        assert!(
+            exp.is_zero() && exp.field() == "latency_distribution",
+            "{exp}"
+        );
         assert_eq!(
             bad(|s| s.route_prefix = Some("api".into())).field(),
             "route_prefix"
@@ -296,30 +376,7 @@ mod tests {
                 s.window_end = Some(Duration::from_secs(5));
             })
             .field(),
-            "window"
+            "window_end"
         );
-    }
-
-    #[cfg(feature = "serde")]
-    #[test]
-    fn a_configuration_file_reads_the_settings() {
-        let settings: ChaosSettings = toml::from_str(
-            r#"
-            seed = 7
-            error = 0.01
-            latency = 0.5
-            latency_distribution = { uniform = { min = "10ms", max = "30ms" } }
-            route_prefix = "/api"
-            window_end = "10m"
-            "#,
-        )
-        .unwrap();
-        assert_eq!(settings.seed, Some(7));
-        assert_eq!(
-            settings.latency_distribution,
-            Latency::uniform(Duration::from_millis(10), Duration::from_millis(30))
-        );
-        assert_eq!(settings.window_end, Some(Duration::from_secs(600)));
-        assert!(settings.validate().is_ok());
     }
 }

@@ -18,6 +18,15 @@ use crate::protocol::FAULT_HEADER;
 use crate::settings::{ChaosSettings, Latency};
 use crate::state::{Fault, Plan, choose, hit, parse_header, threshold};
 
+/// What a layer was built with beyond its settings: its mode and whether it has an error and a
+/// behaviour to inject. The handle checks new settings against it, as the builder did.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Parts {
+    pub(crate) http: bool,
+    pub(crate) error: bool,
+    pub(crate) behaviour: bool,
+}
+
 /// The switch, the probabilities and the counts: what the handle reads and writes. Atomics
 /// only, so the request path takes no lock.
 #[derive(Debug)]
@@ -27,10 +36,14 @@ pub(crate) struct Control {
     pub(crate) thresholds: [AtomicU64; 6],
     /// Per [`Fault::index`]: faults injected.
     pub(crate) injected: [AtomicU64; 6],
+    /// The settings the layer was built with (the switch and the probabilities are the atomics
+    /// above; the rest cannot change while it runs), for the handle's `Reconfigure`.
+    pub(crate) built: ChaosSettings,
+    pub(crate) parts: Parts,
 }
 
 impl Control {
-    fn new(settings: &ChaosSettings) -> Self {
+    fn new(settings: &ChaosSettings, parts: Parts) -> Self {
         let p = |fault: Fault| match fault {
             Fault::Error => settings.error,
             Fault::Status => settings.status,
@@ -43,6 +56,8 @@ impl Control {
             enabled: AtomicBool::new(settings.enabled),
             thresholds: Fault::ALL.map(|f| AtomicU64::new(threshold(p(f)))),
             injected: Default::default(),
+            built: settings.clone(),
+            parts,
         }
     }
 
@@ -60,8 +75,12 @@ impl Control {
 
 /// Shared by every service a chaos layer makes; created when the layer is built.
 pub(crate) struct Shared<E, B, K, O> {
-    pub(crate) name: Name,
+    /// The switch, the probabilities and the counts, in an `Arc` of their own that the handle
+    /// holds too: the handle is one type whatever the layer's typed parts, and reaching them
+    /// here needs no `Send + Sync + 'static` of those parts (a trait object would). A service
+    /// holds the `Arc` of this state only; its disabled path reads the switch through it.
     pub(crate) control: Arc<Control>,
+    pub(crate) name: Name,
     rng: SharedRandom,
     latency: Latency,
     pub(crate) status: StatusCode,
@@ -82,6 +101,7 @@ impl<E, B, K, O> Shared<E, B, K, O> {
     pub(crate) fn new(
         name: Name,
         settings: &ChaosSettings,
+        parts: Parts,
         error: E,
         behaviour: B,
         keys: K,
@@ -97,8 +117,8 @@ impl<E, B, K, O> Shared<E, B, K, O> {
             )
         });
         Self {
+            control: Arc::new(Control::new(settings, parts)),
             name,
-            control: Arc::new(Control::new(settings)),
             rng: settings
                 .seed
                 .map_or_else(SharedRandom::new, SharedRandom::seeded),

@@ -258,3 +258,59 @@ fn configuration_errors_name_the_field() {
         .unwrap_err();
     assert!(err.is_out_of_range(), "{err}");
 }
+
+/// #24: the handle takes new settings (a configuration reload): the switch and the
+/// probabilities at once, by the builder's rules, and refuses what a running layer cannot
+/// change, changing nothing then.
+#[tokio::test(start_paused = true)]
+async fn the_handle_applies_new_settings_by_the_builders_rules() {
+    use weir_core::reconfigure::Reconfigure;
+
+    let (layer, handle) = ChaosLayer::builder()
+        .error(0.0, weir_core::Error::overloaded)
+        .seed(3)
+        .disabled()
+        .build_with_handle()
+        .unwrap();
+    let (inner, calls) = counting();
+    let mut svc = layer.layer(inner);
+    assert!(svc.ready().await.unwrap().call(1).await.is_ok());
+
+    let mut on = handle.settings();
+    assert!(!on.enabled);
+    on.enabled = true;
+    on.error = 1.0;
+    handle.apply(on.clone()).unwrap();
+    assert!(handle.is_enabled());
+    assert_eq!(handle.settings(), on);
+    assert!(svc.ready().await.unwrap().call(2).await.is_err());
+    assert_eq!(
+        (calls.load(Ordering::SeqCst), handle.injected(Fault::Error)),
+        (1, 1)
+    );
+
+    // A broken rule, a part the layer was not built with, a fixed field: refused, nothing
+    // changed.
+    let refused = |f: fn(&mut ChaosSettings)| {
+        let mut new = handle.settings();
+        new.enabled = false;
+        new.error = 0.0;
+        f(&mut new);
+        let err = handle.apply(new).unwrap_err();
+        assert_eq!(handle.settings(), on, "{err}");
+        err
+    };
+    assert!(refused(|s| s.latency = 2.0).is_out_of_range());
+    let err = refused(|s| s.behaviour = 0.5);
+    assert!(err.is_missing() && err.field() == "behaviour", "{err}");
+    let err = refused(|s| s.status = 0.5);
+    assert!(err.is_conflict() && err.field() == "status", "{err}");
+    let err = refused(|s| s.seed = Some(4));
+    assert!(err.is_conflict() && err.field() == "seed", "{err}");
+    assert!(err.to_string().contains("restart"), "{err}");
+
+    on.enabled = false;
+    handle.apply(on).unwrap();
+    assert!(svc.ready().await.unwrap().call(3).await.is_ok());
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}

@@ -53,3 +53,19 @@ fn the_response_future_stays_small() {
     eprintln!("weir-chaos ResponseFuture for u64 over Ready: {size} bytes");
     assert!(size <= 16, "{size} bytes");
 }
+
+/// A service is its inner service and one pointer (#24): weir-retry clones the services below
+/// it on every call, and each `Arc` a clone holds is a shared count written and dropped from
+/// every thread. The switch behind a second `Arc` cost `ClientStack` 160 ns a call on two
+/// threads (`benches/README.md`, "Chaos"); a second pointer here would bring it back.
+#[test]
+fn a_service_holds_one_shared_pointer() {
+    let inner = tower::service_fn(|n: u64| std::future::ready(Ok::<u64, Infallible>(n)));
+    let svc = ChaosLayer::builder()
+        .disabled()
+        .build()
+        .expect("valid chaos")
+        .layer(inner);
+    // The inner `service_fn` over a capture-free closure is zero-sized.
+    assert_eq!(size_of_val(&svc), size_of::<usize>());
+}

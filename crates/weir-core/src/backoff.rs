@@ -560,6 +560,37 @@ mod tests {
         assert_ne!(FastRandom::new().next_u64(), FastRandom::new().next_u64());
     }
 
+    /// Both sources are SplitMix64 (Steele, Lea and Flood), output for output: the reference
+    /// generator's first outputs from seed 0 and from 1 234 567 (the shared one read through
+    /// `&SharedRandom`, as a [`Random`]).
+    #[test]
+    fn sources_are_splitmix64() {
+        let mut fast = FastRandom::seeded(0);
+        let from_zero: Vec<_> = (0..4).map(|_| fast.next_u64()).collect();
+        assert_eq!(
+            from_zero,
+            [
+                0xE220_A839_7B1D_CDAF,
+                0x6E78_9E6A_A1B9_65F4,
+                0x06C4_5D18_8009_454F,
+                0xF88B_B8A8_724C_81EC
+            ]
+        );
+        let shared = SharedRandom::seeded(1_234_567);
+        let mut by_ref = &shared;
+        let from_seed: Vec<_> = (0..5).map(|_| by_ref.next_u64()).collect();
+        assert_eq!(
+            from_seed,
+            [
+                0x599E_D017_FB08_FC85,
+                0x2C73_F084_5854_0FA5,
+                0x883E_BCE5_A3F2_7C77,
+                0x3FBE_F740_E917_7B3F,
+                0xE3B8_3467_08CB_5ECD
+            ]
+        );
+    }
+
     #[test]
     fn full_jitter_spreads_clients_at_the_cap() {
         let b = Backoff::exponential(100 * MS)

@@ -184,7 +184,14 @@ where
                         Decision::Done => return Poll::Ready(P::settled(result)),
                         Decision::GiveUp(reason) => {
                             let latency = this.sent.map(|sent| sent.elapsed());
-                            give_up(shared, this.progress.attempts, reason, &outcome, latency);
+                            let attempt = (this.progress.attempts, latency);
+                            give_up::<Req, _, _, _, _, _>(
+                                shared,
+                                attempt,
+                                reason,
+                                &outcome,
+                                this.copy.as_ref(),
+                            );
                             return Poll::Ready(P::settled(result));
                         }
                         Decision::Retry { delay, hinted } => {
@@ -193,6 +200,7 @@ where
                             drop(result);
                             shared.core.retries.fetch_add(1, Ordering::Relaxed);
                             if let Outcome::Failure(failure) = outcome {
+                                let copy = this.copy.as_ref();
                                 shared.observer.on_event(&Event::Retry {
                                     layer: &shared.name,
                                     attempt: this.progress.attempts,
@@ -200,6 +208,9 @@ where
                                     hinted,
                                     failure,
                                     latency: this.sent.map(|sent| sent.elapsed()),
+                                    // Read from the kept copy now, on the retry: never on a
+                                    // call that worked.
+                                    trace_id: copy.and_then(|copy| shared.replay.trace_id(copy)),
                                 });
                             }
                             if delay.is_zero() {
@@ -275,13 +286,16 @@ fn decide<R, C, O, P, K>(
     )
 }
 
-fn give_up<R, C, O, P, K>(
+/// Counts and reports a retryable failure that is not retried: after `attempts` calls, the last
+/// one taking `latency` (if measured); the trace id is read from the request's `copy`, if kept.
+fn give_up<Req, R, C, O, P, K>(
     shared: &Shared<R, C, O, P, K>,
-    attempts: u32,
+    (attempts, latency): (u32, Option<std::time::Duration>),
     reason: GiveUp,
     outcome: &Outcome,
-    latency: Option<std::time::Duration>,
+    copy: Option<&R::Copy>,
 ) where
+    R: Replay<Req>,
     O: for<'a> Observer<Event<'a>>,
 {
     shared.core.gave_up.fetch_add(1, Ordering::Relaxed);
@@ -295,6 +309,7 @@ fn give_up<R, C, O, P, K>(
             reason,
             failure,
             latency,
+            trace_id: copy.and_then(|copy| shared.replay.trace_id(copy)),
         });
     }
 }

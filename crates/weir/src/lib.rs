@@ -39,7 +39,9 @@ pub use crate::reload::{
 #[cfg(feature = "retry")]
 pub use crate::replay::IdempotentReplay;
 #[cfg(feature = "config")]
-pub use crate::settings::{ClientConfig, ConfigServerStack, RefusalBodyConfig, ServerConfig};
+pub use crate::settings::{
+    ClientConfig, ConfigClientStack, ConfigServerStack, RefusalBodyConfig, ServerConfig,
+};
 /// Bulkheads: the [`weir-bulkhead`](weir_bulkhead) crate.
 #[cfg(feature = "bulkhead")]
 pub use weir_bulkhead as bulkhead;

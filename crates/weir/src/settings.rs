@@ -5,20 +5,52 @@ use std::fmt;
 
 use http::StatusCode;
 use serde::Deserialize;
+use tower_layer::Identity;
+use weir_chaos::{ChaosConfig, OptionalChaosLayer};
 use weir_core::config::ConfigDuration;
 use weir_core::inspect::Registry;
+use weir_core::protocol::Http;
 use weir_core::response::ErrorResponseLayer;
+use weir_load_shed::Uniform;
 use weir_rate_limit::{ConfigLayer, RateLimitConfig};
 use weir_timeout::BelowFloor;
 
 use crate::optional::OptionalLayer;
 use weir_core::ConfigError;
 
-use crate::presets::{ClientBuilder, ClientStack, SERVER, ServerBuilder, ServerStack};
+use crate::presets::{
+    BreakerInside, ClientBuilder, ClientStack, SERVER, ServerBuilder, ServerStack, Single,
+};
 
 /// The [`ServerStack`] a [`ServerConfig`] builds: its rate limit is there when the file has a
-/// `rate_limit` table.
-pub type ConfigServerStack = ServerStack<OptionalLayer<ConfigLayer>>;
+/// `rate_limit` table, its chaos layer (in HTTP mode) when it has a `chaos` table.
+pub type ConfigServerStack =
+    ServerStack<OptionalLayer<ConfigLayer>, Uniform, (), Identity, OptionalChaosLayer<Http>>;
+
+/// The [`ClientStack`] a [`ClientConfig`] builds (of the mode `K`, the order `Ord` and the
+/// observer `O` the code chose): its chaos layer (in plain mode) is there when the file has a
+/// `chaos` table.
+pub type ConfigClientStack<K = Single, Ord = BreakerInside, O = ()> =
+    ClientStack<K, Ord, O, Identity, OptionalChaosLayer>;
+
+/// The chaos slot of a stack built from a file: the `chaos` table's layer built by `build`
+/// (in the table's name, `chaos.status`, for a broken rule) and shown in `registry`, or none.
+fn chaos_slot<P>(
+    table: Option<&ChaosConfig>,
+    registry: Option<&Registry>,
+    build: impl FnOnce(&ChaosConfig) -> Result<weir_chaos::ChaosBuilder<P>, ConfigError>,
+) -> Result<OptionalChaosLayer<P>, ConfigError> {
+    let Some(table) = table else {
+        return Ok(OptionalChaosLayer::new(None));
+    };
+    let layer = build(table).and_then(|builder| match registry {
+        Some(registry) => builder.registry(registry).build(),
+        None => builder.build(),
+    });
+    layer
+        .map(|layer| OptionalChaosLayer::new(Some(layer)))
+        .map_err(|e| e.in_table("chaos"))
+}
 
 /// The settings of a [`ServerStack`], read from a file (any serde format); every field is
 /// optional and an absent one keeps the preset's default (see [`ServerBuilder`]).
@@ -35,6 +67,15 @@ pub type ConfigServerStack = ServerStack<OptionalLayer<ConfigLayer>>;
 /// | `timeout_status` | integer, 4xx or 5xx | `408` |
 /// | `missing_key_status` | integer, 4xx or 5xx | `400` |
 /// | `exempt_paths` | list of paths | `["/healthz/live", "/healthz/ready"]` (default: `/livez`, `/readyz`, `/startupz`) |
+/// | `chaos` | table ([`ChaosConfig`](crate::chaos::ChaosConfig)) | `{ status = 0.01, latency = 0.1 }` |
+///
+/// **`chaos`**: absent, the stack has no chaos layer at all (its slot is empty: no switch, no
+/// handle); present, a chaos layer in HTTP mode is built in the stack's chaos slot, innermost
+/// (around the handler, inside the timeout; the health probes bypass it), **disabled unless the
+/// table says `enabled = true`** and **deaf to the `x-weir-fault` header unless it says
+/// `header = true`**: a file copied from staging to production injects nothing there, and lets
+/// no client ask for faults. Its handle: `stack.chaos_layer().handle()` (and in a registry, under
+/// the table's `name`, with `enable` and `disable` actions).
 ///
 /// Durations are strings: a whole number and a unit, `us`, `ms`, `s`, `m`, `h` or `d`
 /// (`"250ms"`, `"10s"`, `"2m"`; see [`ConfigDuration`]). An unknown field is an error.
@@ -69,7 +110,7 @@ pub type ConfigServerStack = ServerStack<OptionalLayer<ConfigLayer>>;
 /// assert_eq!(err.field(), "rate_limit.quota.rate");
 /// assert!(err.to_string().contains("must be at least 1"));
 /// ```
-#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ServerConfig {
@@ -107,6 +148,10 @@ pub struct ServerConfig {
     /// for none).
     #[serde(default)]
     pub exempt_paths: Option<Vec<String>>,
+    /// A chaos layer in the stack's chaos slot (HTTP mode), disabled unless the table says
+    /// `enabled = true`, the fault header ignored unless `header = true`; absent, no chaos layer.
+    #[serde(default)]
+    pub chaos: Option<ChaosConfig>,
 }
 
 /// The body of a server's refusals, in a [`ServerConfig`].
@@ -135,7 +180,9 @@ fn error_status(field: &'static str, status: u16) -> Result<StatusCode, ConfigEr
 }
 
 impl ServerConfig {
-    /// A [`ServerBuilder`] with these settings, the preset's defaults for the others.
+    /// A [`ServerBuilder`] with these settings, the preset's defaults for the others. The
+    /// `chaos` table is not in it (the chaos slot is filled on the built stack): see
+    /// [`chaos_layer`](Self::chaos_layer).
     ///
     /// # Errors
     ///
@@ -161,13 +208,36 @@ impl ServerConfig {
         self.builder_with(Some(registry))
     }
 
-    /// As [`build`](Self::build), with [`builder_in`](Self::builder_in).
+    /// As [`build`](Self::build), with [`builder_in`](Self::builder_in): the chaos layer too,
+    /// under its table's `name`.
     ///
     /// # Errors
     ///
-    /// As [`builder_in`](Self::builder_in) and [`ServerBuilder::build`].
+    /// As [`builder_in`](Self::builder_in) and [`ServerBuilder::build`], and a broken rule of
+    /// the `chaos` table or its name already in `registry`.
     pub fn build_in(&self, registry: &Registry) -> Result<ConfigServerStack, ConfigError> {
-        self.builder_in(registry)?.build()
+        let stack = self.builder_in(registry)?.build()?;
+        Ok(stack.chaos(self.chaos_with(Some(registry))?))
+    }
+
+    /// The stack's chaos slot from the `chaos` table: a chaos layer in HTTP mode, or none when
+    /// the file has no table. [`build`](Self::build) fills the slot with it; with
+    /// [`builder`](Self::builder), fill it yourself (`builder.build()?.chaos(config.chaos_layer()?)`).
+    ///
+    /// # Errors
+    ///
+    /// A broken rule of the table, named inside it (`chaos.status`).
+    pub fn chaos_layer(&self) -> Result<OptionalChaosLayer<Http>, ConfigError> {
+        self.chaos_with(None)
+    }
+
+    fn chaos_with(
+        &self,
+        registry: Option<&Registry>,
+    ) -> Result<OptionalChaosLayer<Http>, ConfigError> {
+        chaos_slot(self.chaos.as_ref(), registry, |table| {
+            Ok(table.http_builder())
+        })
     }
 
     fn builder_with(
@@ -228,13 +298,15 @@ impl ServerConfig {
         Ok(builder.error_responses(errors))
     }
 
-    /// Builds the [`ServerStack`]: [`builder`](Self::builder), then [`ServerBuilder::build`].
+    /// Builds the [`ServerStack`]: [`builder`](Self::builder), then [`ServerBuilder::build`],
+    /// and the `chaos` table's layer in its chaos slot ([`chaos_layer`](Self::chaos_layer)).
     ///
     /// # Errors
     ///
-    /// A rule of the rate limit or of [`ServerBuilder::build`] (each names its field).
+    /// A rule of the rate limit, of [`ServerBuilder::build`] or of the `chaos` table (each
+    /// names its field).
     pub fn build(&self) -> Result<ConfigServerStack, ConfigError> {
-        self.builder()?.build()
+        Ok(self.builder()?.build()?.chaos(self.chaos_layer()?))
     }
 }
 
@@ -251,6 +323,7 @@ impl fmt::Debug for ServerConfig {
             .field("timeout_status", &self.timeout_status)
             .field("missing_key_status", &self.missing_key_status)
             .field("exempt_paths", &self.exempt_paths)
+            .field("chaos", &self.chaos)
             .finish()
     }
 }
@@ -268,6 +341,16 @@ impl fmt::Debug for ServerConfig {
 /// | `sampling_window` | duration | `"1m"` |
 /// | `open_duration` | duration | `"10s"` |
 /// | `max_concurrent` | integer | `100` |
+/// | `chaos` | table ([`ChaosConfig`](crate::chaos::ChaosConfig)) | `{ latency = 0.1, stall = 0.001 }` |
+///
+/// **`chaos`**: absent, the stack has no chaos layer at all; present, a chaos layer is built in
+/// the stack's chaos slot, innermost (around the transport, inside the attempt timeout, so the
+/// retry, its budget and the breaker see its faults), **disabled unless the table says
+/// `enabled = true`**. It is in plain mode (the stack takes any transport): added latency and
+/// stalls (cut by the attempt timeout); the HTTP fields (`status`, `body`, `header`,
+/// `route_prefix`) are refused, and an error fault needs the transport's error type, which is
+/// code: build that layer with `ChaosLayer::builder().error(..)` and
+/// [`ClientStack::chaos`]. Its handle: `stack.chaos_layer().handle()`.
 ///
 /// Durations are strings, as in [`ServerConfig`]. An unknown field is an error. The retry
 /// budget, [`per_authority`](ClientBuilder::per_authority) and
@@ -317,10 +400,16 @@ pub struct ClientConfig {
     /// The bulkhead's cap on concurrent calls.
     #[serde(default)]
     pub max_concurrent: Option<usize>,
+    /// A chaos layer in the stack's chaos slot (plain mode: latency and stalls), disabled
+    /// unless the table says `enabled = true`; absent, no chaos layer.
+    #[serde(default)]
+    pub chaos: Option<ChaosConfig>,
 }
 
 impl ClientConfig {
-    /// A [`ClientBuilder`] with these settings, the preset's defaults for the others.
+    /// A [`ClientBuilder`] with these settings, the preset's defaults for the others. The
+    /// `chaos` table is not in it (the chaos slot is filled on the built stack): see
+    /// [`chaos_layer`](Self::chaos_layer).
     ///
     /// # Errors
     ///
@@ -356,23 +445,43 @@ impl ClientConfig {
     }
 
     /// Builds the [`ClientStack`] (one breaker, breaker inside retry): [`builder`](Self::builder),
-    /// then [`ClientBuilder::build`].
+    /// then [`ClientBuilder::build`], and the `chaos` table's layer in its chaos slot
+    /// ([`chaos_layer`](Self::chaos_layer)).
     ///
     /// # Errors
     ///
-    /// A rule of [`ClientBuilder::build`] (each names its field).
-    pub fn build(&self) -> Result<ClientStack, ConfigError> {
-        self.builder()?.build()
+    /// A rule of [`ClientBuilder::build`] or of the `chaos` table (each names its field).
+    pub fn build(&self) -> Result<ConfigClientStack, ConfigError> {
+        Ok(self.builder()?.build()?.chaos(self.chaos_layer()?))
     }
 
-    /// As [`build`](Self::build), the retry layer, the breaker and the bulkhead shown in
-    /// `registry` (see [`ClientBuilder::registry`]).
+    /// As [`build`](Self::build), the retry layer, the breaker, the bulkhead (see
+    /// [`ClientBuilder::registry`]) and the chaos layer (under its table's `name`) shown in
+    /// `registry`.
     ///
     /// # Errors
     ///
     /// As [`build`](Self::build), and a name `registry` holds already.
-    pub fn build_in(&self, registry: &Registry) -> Result<ClientStack, ConfigError> {
-        self.builder()?.registry(registry).build()
+    pub fn build_in(&self, registry: &Registry) -> Result<ConfigClientStack, ConfigError> {
+        let stack = self.builder()?.registry(registry).build()?;
+        Ok(stack.chaos(self.chaos_with(Some(registry))?))
+    }
+
+    /// The stack's chaos slot from the `chaos` table: a chaos layer in plain mode (latency and
+    /// stalls), or none when the file has no table. [`build`](Self::build) fills the slot with
+    /// it; with [`builder`](Self::builder), fill it yourself
+    /// (`builder.per_authority().build()?.chaos(config.chaos_layer()?)`).
+    ///
+    /// # Errors
+    ///
+    /// A broken rule of the table, named inside it (`chaos.latency`), an HTTP-only field
+    /// among them (`chaos.status`).
+    pub fn chaos_layer(&self) -> Result<OptionalChaosLayer, ConfigError> {
+        self.chaos_with(None)
+    }
+
+    fn chaos_with(&self, registry: Option<&Registry>) -> Result<OptionalChaosLayer, ConfigError> {
+        chaos_slot(self.chaos.as_ref(), registry, ChaosConfig::builder)
     }
 }
 
@@ -387,6 +496,7 @@ impl fmt::Debug for ClientConfig {
             .field("sampling_window", &self.sampling_window)
             .field("open_duration", &self.open_duration)
             .field("max_concurrent", &self.max_concurrent)
+            .field("chaos", &self.chaos)
             .finish()
     }
 }

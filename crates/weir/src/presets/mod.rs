@@ -20,7 +20,7 @@ pub use self::exempt::{DEFAULT_EXEMPT_PATHS, Exempt, ExemptFuture};
 pub use self::server::{ServerBuilder, ServerStack};
 
 /// The pattern name of the client preset's own rules in a [`ConfigError`].
-const CLIENT: &str = "client stack";
+pub(crate) const CLIENT: &str = "client stack";
 /// The pattern name of the server preset's own rules in a [`ConfigError`].
 pub(crate) const SERVER: &str = "server stack";
 

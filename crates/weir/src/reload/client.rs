@@ -4,15 +4,17 @@ use std::fmt;
 use std::time::Duration;
 
 use weir_bulkhead::BulkheadHandle;
+use weir_chaos::ChaosHandle;
 use weir_circuit_breaker::{CircuitBreakerBuilder, CircuitBreakerHandle};
 use weir_core::ConfigError;
 use weir_core::reconfigure::Reconfigure;
 use weir_retry::RetryHandle;
 use weir_timeout::TimeoutHandle;
 
-use super::{Reloader, Target};
-use crate::presets::{ClientBuilder, ClientStack, Mode};
-use crate::settings::ClientConfig;
+use super::server::chaos_fixed_change;
+use super::{Reloader, Target, restart};
+use crate::presets::{CLIENT, ClientBuilder, ClientStack, Mode};
+use crate::settings::{ClientConfig, ConfigClientStack};
 
 /// Applies a new [`ClientConfig`] to the [`ClientStack`] it was built with
 /// ([`ClientConfig::build_reloadable`]; [`ClientConfig::build_reloadable_with`] for the
@@ -29,7 +31,9 @@ use crate::settings::ClientConfig;
 /// `minimum_calls`, `sampling_window` and `open_duration` (at once; the breaker's state is kept;
 /// per authority, every authority's breaker and those made later), `max_concurrent` (a smaller
 /// bulkhead lets the calls running finish and admits no new one above its new size),
-/// `total_timeout` and `attempt_timeout` (to calls started after the reload).
+/// `total_timeout` and `attempt_timeout` (to calls started after the reload), and the `chaos`
+/// table's `enabled` and probabilities. What needs a restart (a conflict naming the field): a
+/// `chaos` table added or removed, or another of its fields changed (`chaos.seed`, ...).
 ///
 /// ```
 /// use weir::ClientConfig;
@@ -58,6 +62,7 @@ pub struct ClientTarget<B = CircuitBreakerHandle> {
     bulkhead: BulkheadHandle,
     total: TimeoutHandle<Duration>,
     attempt: TimeoutHandle<Duration>,
+    chaos: Option<ChaosHandle>,
 }
 
 impl<B: fmt::Debug> fmt::Debug for ClientTarget<B> {
@@ -68,6 +73,7 @@ impl<B: fmt::Debug> fmt::Debug for ClientTarget<B> {
             .field("bulkhead", &self.bulkhead)
             .field("total", &self.total)
             .field("attempt", &self.attempt)
+            .field("chaos", &self.chaos)
             .finish()
     }
 }
@@ -79,7 +85,7 @@ impl ClientConfig {
     /// # Errors
     ///
     /// Those of [`build`](Self::build).
-    pub fn build_reloadable(&self) -> Result<(ClientStack, ClientReloader), ConfigError> {
+    pub fn build_reloadable(&self) -> Result<(ConfigClientStack, ClientReloader), ConfigError> {
         self.build_reloadable_with(|builder| builder.build())
     }
 
@@ -88,7 +94,8 @@ impl ClientConfig {
     /// and builds the stack, for example `|b| b.per_authority().build()` (one breaker per
     /// authority: a reload applies its settings to every authority's breaker) or
     /// `|b| b.grpc().build()`. A setting of the file that `build` changes again (say
-    /// `.max_retries(9)`) is the file's again at the first reload that changes it.
+    /// `.max_retries(9)`) is the file's again at the first reload that changes it. The `chaos`
+    /// table's layer is put in the built stack's chaos slot.
     ///
     /// ```
     /// use weir::ClientConfig;
@@ -106,12 +113,18 @@ impl ClientConfig {
     pub fn build_reloadable_with<K, Ord, O>(
         &self,
         build: impl FnOnce(ClientBuilder) -> Result<ClientStack<K, Ord, O>, ConfigError>,
-    ) -> Result<(ClientStack<K, Ord, O>, ClientReloader<K::BreakerHandle>), ConfigError>
+    ) -> Result<
+        (
+            ConfigClientStack<K, Ord, O>,
+            ClientReloader<K::BreakerHandle>,
+        ),
+        ConfigError,
+    >
     where
         K: Mode,
         K::BreakerHandle: Reconfigure<Settings = CircuitBreakerBuilder> + Send + Sync + 'static,
     {
-        let stack = build(self.builder()?)?;
+        let stack = build(self.builder()?)?.chaos(self.chaos_layer()?);
         let (total, attempt) = stack.timeout_handles();
         let target = ClientTarget {
             retry: stack.retry_handle().clone(),
@@ -119,6 +132,7 @@ impl ClientConfig {
             bulkhead: stack.bulkhead_handle().clone(),
             total: total.clone(),
             attempt: attempt.clone(),
+            chaos: stack.chaos_layer().handle(),
         };
         Ok((stack, Reloader::new(target, self.clone())))
     }
@@ -141,6 +155,10 @@ where
         let mut bulkhead = self.bulkhead.settings();
         bulkhead.max_concurrent = builder.max_concurrent_setting();
         builder.build()?;
+        config.chaos_layer()?;
+        if let Some(field) = chaos_fixed_change(old.chaos.as_ref(), config.chaos.as_ref()) {
+            return Err(restart(CLIENT, field));
+        }
         // 2. Apply what changed. Every setting passed `build`'s rules, which are the handles'
         // rules; the breaker is first, as the one handle that can still refuse (on its state),
         // and then nothing else has been applied.
@@ -161,6 +179,11 @@ where
         }
         if old.attempt_timeout != config.attempt_timeout {
             self.attempt.apply(attempt)?;
+        }
+        if let Some((handle, table)) = self.chaos.as_ref().zip(config.chaos.as_ref()) {
+            handle
+                .apply(table.settings())
+                .map_err(|e| e.in_table("chaos"))?;
         }
         Ok(())
     }

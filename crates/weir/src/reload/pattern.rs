@@ -4,6 +4,7 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use weir_bulkhead::{BulkheadSettings, PartitionedConfig, PartitionedTuning};
+use weir_chaos::{ChaosConfig, ChaosSettings};
 use weir_circuit_breaker::{CircuitBreakerBuilder, CircuitBreakerConfig};
 use weir_core::ConfigError;
 use weir_core::config::SpecKey;
@@ -88,6 +89,7 @@ where
 /// | `PartitionedConfig` | `PartitionedHandle` | `key`, `missing_key`, `max_keys`, `idle_timeout`, `name`; a partition added or removed, a pool added or removed (the handle's) |
 /// | `LoadShedConfig` | `LoadShedHandle` | `name`; another algorithm than the running one (the handle's) |
 /// | `BulkheadSettings` | `BulkheadHandle` | `name`, `backpressure`, `release_at_head` |
+/// | `ChaosConfig` | `ChaosHandle` | `name`, `seed`, `latency_distribution`, `status_code`, `grpc_code`, `body_after`, `header`, `route_prefix`, `window_start`, `window_end` (the switch and the probabilities are applied); an HTTP field for a plain-mode layer (the handle's) |
 ///
 /// ```
 /// use weir::circuit_breaker::CircuitBreakerConfig;
@@ -154,6 +156,22 @@ impl PatternConfig<CircuitBreakerBuilder> for CircuitBreakerConfig {
 
     fn fixed_change(&self, new: &Self) -> Option<&'static str> {
         first_change!(self, new; name, seed, key, max_keys, idle_timeout, missing_key)
+    }
+}
+
+impl PatternConfig<ChaosSettings> for ChaosConfig {
+    const PATTERN: &'static str = "chaos";
+
+    fn reload_settings(&self) -> Result<ChaosSettings, ConfigError> {
+        // HTTP mode reads every field; a plain-mode layer's handle refuses the HTTP ones.
+        self.build_http()?;
+        Ok(self.settings())
+    }
+
+    fn fixed_change(&self, new: &Self) -> Option<&'static str> {
+        first_change!(self, new;
+            name, seed, latency_distribution, status_code, grpc_code, body_after, header,
+            route_prefix, window_start, window_end)
     }
 }
 

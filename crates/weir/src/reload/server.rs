@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use weir_chaos::ChaosHandle;
 use weir_core::ConfigError;
 use weir_core::reconfigure::Reconfigure;
 use weir_load_shed::{ConfigLimit, Fixed, LoadShedHandle};
@@ -31,12 +32,14 @@ type ConfigRateLimitHandle = RateLimitHandle<
 /// in flight finish and admits no new one until they are below it), the timeout's `timeout`,
 /// `incoming_floor`, `below_floor` and `expose_deadline` (a call already started keeps its
 /// deadline; calls started after the reload get the new one), and the `rate_limit` table's quotas
-/// and tiers ([`RateLimitHandle`]'s `apply`; each key's state carries over). What needs a restart
+/// and tiers ([`RateLimitHandle`]'s `apply`; each key's state carries over), and the `chaos`
+/// table's `enabled` and probabilities (the next request sees them). What needs a restart
 /// (a [`ConfigError`] that says so, naming the field): a `rate_limit` table added or removed, a
 /// change of its other fields (its key, algorithm, mode, `tier_of`, key bounds, response fields,
-/// name), a tier added, removed or renamed, a tier's number of quotas, `refusal_body`,
-/// `timeout_status`, `missing_key_status` and `exempt_paths` (the server stack has no breaker,
-/// retry or bulkhead).
+/// name), a tier added, removed or renamed, a tier's number of quotas, a `chaos` table added or
+/// removed or another of its fields changed (`chaos.header`, `chaos.seed`, ...),
+/// `refusal_body`, `timeout_status`, `missing_key_status` and `exempt_paths` (the server stack
+/// has no breaker, retry or bulkhead).
 ///
 /// ```
 /// use weir::ServerConfig;
@@ -71,6 +74,7 @@ pub struct ServerTarget {
     rate_limit: Option<ConfigRateLimitHandle>,
     shed: LoadShedHandle,
     timeout: TimeoutHandle<Duration>,
+    chaos: Option<ChaosHandle>,
 }
 
 impl fmt::Debug for ServerTarget {
@@ -79,6 +83,7 @@ impl fmt::Debug for ServerTarget {
             .field("rate_limit", &self.rate_limit.is_some())
             .field("shed", &self.shed)
             .field("timeout", &self.timeout)
+            .field("chaos", &self.chaos)
             .finish()
     }
 }
@@ -96,6 +101,7 @@ impl ServerConfig {
             rate_limit: stack.rate_limit().get().map(|layer| layer.handle()),
             shed: stack.load_shed(),
             timeout: stack.timeout_handle(),
+            chaos: stack.chaos_layer().handle(),
         };
         Ok((stack, Reloader::new(target, self.clone())))
     }
@@ -109,10 +115,24 @@ fn server_fixed_change(a: &ServerConfig, b: &ServerConfig) -> Option<String> {
     {
         return Some(field.to_owned());
     }
-    match (&a.rate_limit, &b.rate_limit) {
+    let rate_limit = match (&a.rate_limit, &b.rate_limit) {
         (None, None) => None,
         (Some(_), None) | (None, Some(_)) => Some("rate_limit".to_owned()),
         (Some(x), Some(y)) => x.fixed_change(y).map(|f| format!("rate_limit.{f}")),
+    };
+    rate_limit.or_else(|| chaos_fixed_change(a.chaos.as_ref(), b.chaos.as_ref()))
+}
+
+/// The first change of a stack's `chaos` table that a running stack cannot take: the table
+/// added or removed, or a field its handle cannot apply.
+pub(super) fn chaos_fixed_change(
+    a: Option<&weir_chaos::ChaosConfig>,
+    b: Option<&weir_chaos::ChaosConfig>,
+) -> Option<String> {
+    match (a, b) {
+        (None, None) => None,
+        (Some(_), None) | (None, Some(_)) => Some("chaos".to_owned()),
+        (Some(x), Some(y)) => x.fixed_change(y).map(|f| format!("chaos.{f}")),
     }
 }
 
@@ -125,6 +145,7 @@ impl Target for ServerTarget {
         let timeout = builder.timeout_settings();
         let max_in_flight = builder.max_in_flight_setting();
         builder.build()?;
+        config.chaos_layer()?;
         // 2. Every change must be one the running stack can take.
         if let Some(field) = server_fixed_change(running, config) {
             return Err(restart(SERVER, field));
@@ -149,6 +170,7 @@ impl Target for ServerTarget {
         let timeout_changed = first_change!(running, config;
             timeout, incoming_floor, below_floor, expose_deadline)
         .is_some();
+        let chaos = self.chaos.as_ref().zip(config.chaos.as_ref());
         // 3. Apply: every check passed (the timeout's and the shedder's settings were checked by
         // `build` above, by the same rules as their handles'), so no apply below fails.
         if let Some(tuning) = shed {
@@ -161,6 +183,11 @@ impl Target for ServerTarget {
             handle
                 .apply(settings)
                 .map_err(|e| e.in_table("rate_limit"))?;
+        }
+        if let Some((handle, table)) = chaos {
+            handle
+                .apply(table.settings())
+                .map_err(|e| e.in_table("chaos"))?;
         }
         Ok(())
     }
