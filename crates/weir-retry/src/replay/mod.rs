@@ -6,6 +6,7 @@ use std::task::{Context, Poll, ready};
 
 use http::{HeaderMap, Method};
 use weir_core::Deadline;
+use weir_core::observer::TraceId;
 use weir_timeout::Carrier;
 
 mod body;
@@ -57,11 +58,19 @@ pub trait Replay<Req> {
         let _ = request;
         None
     }
+
+    /// The W3C trace id of the `traceparent` header the kept copy carries, for the event of a
+    /// retry or of a refusal to retry (read only then, never for a call that worked). `None`
+    /// by default, and for a request that is not HTTP.
+    fn trace_id(&self, copy: &Self::Copy) -> Option<TraceId> {
+        let _ = copy;
+        None
+    }
 }
 
 /// Replays a request by cloning it: one clone per request, kept until the response, and one per
-/// retry; the request has no deadline. It does not look at HTTP methods: an `http::Request`
-/// POST is retried like any other request. The default is [`IdempotentReplay`]; choose this one
+/// retry; the request has no deadline and no trace id (it reads nothing of the request). It does
+/// not look at HTTP methods: an `http::Request` POST is retried like any other request. The default is [`IdempotentReplay`]; choose this one
 /// only for requests that may be sent twice.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CloneRequest;
@@ -203,6 +212,11 @@ impl<Req: Clone + Carrier> Replay<Req> for IdempotentReplay {
     fn deadline(&self, request: &Req) -> Option<Deadline> {
         request.extensions().and_then(Deadline::get)
     }
+
+    /// An HTTP request's (one with headers, see [`Carrier`]); `None` for any other.
+    fn trace_id(&self, copy: &Req) -> Option<TraceId> {
+        copy.headers().and_then(TraceId::from_headers)
+    }
 }
 
 /// A [`Replay`] that sends again only the requests a predicate accepts; the others are sent
@@ -254,6 +268,10 @@ where
 
     fn deadline(&self, request: &Self::Request) -> Option<Deadline> {
         self.replay.deadline(request)
+    }
+
+    fn trace_id(&self, copy: &Self::Copy) -> Option<TraceId> {
+        self.replay.trace_id(copy)
     }
 }
 
