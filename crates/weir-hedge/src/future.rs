@@ -254,7 +254,7 @@ where
             if let AttemptProj::Running { future } = primary.as_mut().project() {
                 let first = future.poll(cx);
                 if let Poll::Ready(result) = &first {
-                    let shared = &*this.local.shared;
+                    let shared: &Shared<R, C, O> = this.local;
                     let outcome = outcome_of(&shared.classify, result);
                     if matches!(verdict(outcome, result), Verdict::Answer | Verdict::Fatal) {
                         primary.set(Attempt::Done);
@@ -292,7 +292,7 @@ where
             let Poll::Ready((request, copy)) = prepare.poll(cx) else {
                 return Poll::Pending;
             };
-            let shared = &*this.local.shared;
+            let shared: &Shared<R, C, O> = this.local;
             *this.deadline = shared.replay.deadline(&request).map(|d| d.instant());
             let Sender::Ready(mut service) = mem::replace(this.service, Sender::Off) else {
                 unreachable!("the readied service is in the future until the request is prepared");
@@ -306,7 +306,7 @@ where
                 *this.copy = copy;
             }
         }
-        let shared = &*this.local.shared;
+        let shared: &Shared<R, C, O> = this.local;
         if matches!(*this.hedging, Hedging::Idle) {
             this.hedging.set(Hedging::Active {
                 timer: Timer::Off,
