@@ -173,3 +173,25 @@ async fn http_replay_reads_the_trace_id_of_its_buffered_copy() {
     assert_eq!(response.status(), 503);
     assert_eq!(*seen.lock().unwrap(), expected(None));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_the_budget_refuses_carries_the_trace_id() {
+    let (seen, observer) = recorder();
+    let layer = RetryLayer::builder()
+        .classify(HttpStatus::new())
+        .max_attempts(3)
+        .budget(RetryBudget::ratio(0.0).min_per_second(0))
+        .observer(observer)
+        .build()
+        .expect("valid");
+    let response = layer
+        .layer(flaky(u32::MAX))
+        .oneshot(request(Method::GET, Some(TRACEPARENT), String::new()))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503, "sent once, not retried");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [("budget_exhausted", Some(TRACE_ID.to_owned()))]
+    );
+}
