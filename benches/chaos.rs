@@ -3,7 +3,8 @@
 //! (the selection and the rolls of an enabled layer that leaves the request alone). Each on 1
 //! and 2 threads, with allocations per call. Then the same disabled layer where it goes, innermost
 //! in a stack: `weir::ClientStack` over the bare service, with and without it in the stack's
-//! chaos slot (`ClientStack::chaos`).
+//! chaos slot (`ClientStack::chaos`); and the stack a `weir::ClientConfig` file builds, without
+//! a `[chaos]` table (an empty `OptionalChaosLayer` in the slot) and with one (built disabled).
 //!
 //! `cargo bench --bench chaos -- --warm-up-time 1 --measurement-time 2`
 
@@ -52,6 +53,18 @@ fn chaos(c: &mut Criterion) {
             .expect("valid")
             .chaos(chaos)
             .layer(bare())
+    });
+    // The stacks a configuration file builds: a `ClientConfig` without a `[chaos]` table has an
+    // empty `OptionalChaosLayer` in the slot (the transport called directly, in the chaos
+    // future's pass-through state); with one, its layer is built disabled.
+    bench.service("weir-client-config", || {
+        let config: weir::ClientConfig = toml::from_str("").expect("valid file");
+        config.build().expect("valid").layer(bare())
+    });
+    bench.service("weir-client-config-chaos-disabled", || {
+        let config: weir::ClientConfig =
+            toml::from_str("[chaos]\nlatency = 1.0").expect("valid file");
+        config.build().expect("valid").layer(bare())
     });
     bench.finish();
 }

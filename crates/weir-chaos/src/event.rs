@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use weir_core::observer::{Fields, TraceId};
 use weir_core::{Level, Name};
 
 use crate::state::Fault;
@@ -19,6 +20,9 @@ pub enum Event<'a> {
         fault: Fault,
         /// Whether the request's fault header asked for it (rather than a probability).
         by_header: bool,
+        /// The W3C trace id of the request's `traceparent` header, in HTTP mode (read only
+        /// when a fault is injected, never on the disabled path or for a request left alone).
+        trace_id: Option<TraceId>,
     },
 }
 
@@ -30,6 +34,14 @@ impl Event<'_> {
             Self::Injected { fault, .. } => fault,
         }
     }
+
+    /// The W3C trace id of the request's `traceparent` header, in HTTP mode.
+    #[must_use]
+    pub const fn trace_id(&self) -> Option<TraceId> {
+        match *self {
+            Self::Injected { trace_id, .. } => trace_id,
+        }
+    }
 }
 
 impl fmt::Debug for Event<'_> {
@@ -39,11 +51,13 @@ impl fmt::Debug for Event<'_> {
                 layer,
                 fault,
                 by_header,
+                trace_id,
             } => f
                 .debug_struct("Injected")
                 .field("layer", layer)
                 .field("fault", fault)
                 .field("by_header", by_header)
+                .field("trace_id", trace_id)
                 .finish(),
         }
     }
@@ -75,5 +89,10 @@ impl weir_core::Event for Event<'_> {
 
     fn level(&self) -> Level {
         Level::Debug
+    }
+
+    /// The request's `trace_id` when it had one (HTTP mode).
+    fn fields(&self) -> Fields {
+        Fields::NONE.trace_id(self.trace_id())
     }
 }

@@ -32,7 +32,7 @@ pub use crate::fault::{AnyClient, Behaviour, MakeError, NoBehaviour, NoError, On
 pub use crate::future::ResponseFuture;
 pub use crate::handle::ChaosHandle;
 pub use crate::layer::ChaosLayer;
-pub use crate::optional::{OptionalChaos, OptionalChaosLayer};
+pub use crate::optional::OptionalChaosLayer;
 pub use crate::protocol::{FAULT_HEADER, Protocol};
 pub use crate::service::Chaos;
 pub use crate::settings::{

@@ -2,28 +2,29 @@
 //! from a configuration file, whose `[chaos]` table may be absent), with one service type.
 
 use std::fmt;
-use std::task::{Context, Poll};
 
 use tower_layer::Layer;
-use tower_service::Service;
-use weir_core::Observer;
+use weir_core::Name;
 use weir_core::protocol::Plain;
 
-use crate::event::Event;
-use crate::fault::{AnyClient, Behaviour, MakeError, NoBehaviour, NoError, Select};
-use crate::future::ResponseFuture;
+use crate::fault::{AnyClient, NoBehaviour, NoError};
 use crate::handle::ChaosHandle;
 use crate::layer::ChaosLayer;
-use crate::protocol::Protocol;
 use crate::service::Chaos;
+use crate::settings::ChaosSettings;
+use crate::shared::{Parts, Shared};
 
-/// A [`ChaosLayer`] or none: with `Some(layer)` it wraps the service in the layer, with `None`
-/// it hands the inner service back in [`OptionalChaos::Without`], whose call is the inner call
-/// (no switch read) and whose response is the one a chaos layer that injects nothing gives (in
-/// HTTP mode, the body in a pass-through [`ChaosBody`](crate::ChaosBody)). Either way the
-/// service has one type, its error the inner service's, and its future a
-/// [`ResponseFuture`]: what weir's stacks built from a configuration file put in their chaos
-/// slot, so a file without a `[chaos]` table has no chaos layer, no handle and no switch.
+/// A [`ChaosLayer`] (with the default typed parts: no error, no behaviour, every client, no
+/// observer, as a configuration file builds it) or none, with one service type: what weir's
+/// stacks built from a configuration file put in their chaos slot, so a file without a `[chaos]`
+/// table has no chaos layer to reach, no handle and no switch to turn on.
+///
+/// Without a layer, the services it makes are [`Chaos`] services over a switch that is off and
+/// that nothing can reach ([`get`](Self::get) and [`handle`](Self::handle) are `None`, nothing is
+/// registered): each call costs the disabled path's check (a load and a branch) and the
+/// pass-through future. An enum of the two service types (the chaos service, or the inner one
+/// alone) cost more in a stack, where the retry clones the service below it on every call: 1 011
+/// instructions a call of `weir::ClientStack` against 976 (`benches/README.md`, "Chaos").
 ///
 /// ```
 /// use tower::{Layer, ServiceExt, service_fn};
@@ -32,7 +33,7 @@ use crate::service::Chaos;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let none: OptionalChaosLayer = OptionalChaosLayer::new(None);
-/// assert!(none.handle().is_none());
+/// assert!(none.get().is_none() && none.handle().is_none());
 /// let svc = none.layer(service_fn(|n: u32| async move { Ok::<_, std::io::Error>(n + 1) }));
 /// assert_eq!(svc.oneshot(1).await.unwrap(), 2);
 ///
@@ -40,121 +41,87 @@ use crate::service::Chaos;
 /// assert!(some.handle().is_some_and(|faults| !faults.is_enabled()));
 /// # }
 /// ```
-pub struct OptionalChaosLayer<P = Plain, E = NoError, B = NoBehaviour, K = AnyClient, O = ()> {
-    layer: Option<ChaosLayer<P, E, B, K, O>>,
+pub struct OptionalChaosLayer<P = Plain> {
+    layer: ChaosLayer<P>,
+    /// Whether `layer` is the one given (`false`: the unreachable, switched-off stand-in).
+    given: bool,
 }
 
-impl<P, E, B, K, O> OptionalChaosLayer<P, E, B, K, O> {
+impl<P> OptionalChaosLayer<P> {
     /// `layer` when `Some`, no chaos layer when `None`.
     #[must_use]
-    pub const fn new(layer: Option<ChaosLayer<P, E, B, K, O>>) -> Self {
-        Self { layer }
+    pub fn new(layer: Option<ChaosLayer<P>>) -> Self {
+        match layer {
+            Some(layer) => Self { layer, given: true },
+            None => {
+                let off = ChaosSettings {
+                    enabled: false,
+                    ..ChaosSettings::default()
+                };
+                let shared = Shared::new(
+                    Name::default(),
+                    &off,
+                    Parts::default(),
+                    NoError,
+                    NoBehaviour,
+                    AnyClient,
+                    (),
+                );
+                Self {
+                    layer: ChaosLayer::from_shared(shared),
+                    given: false,
+                }
+            }
+        }
     }
 
     /// The chaos layer, when there is one.
     #[must_use]
-    pub const fn get(&self) -> Option<&ChaosLayer<P, E, B, K, O>> {
-        self.layer.as_ref()
+    pub fn get(&self) -> Option<&ChaosLayer<P>> {
+        self.given.then_some(&self.layer)
     }
 
     /// A handle on the chaos layer's switch, probabilities and counts, when there is one.
     #[must_use]
     pub fn handle(&self) -> Option<ChaosHandle> {
-        self.layer.as_ref().map(ChaosLayer::handle)
+        self.get().map(ChaosLayer::handle)
     }
 }
 
-impl<P, E, B, K, O> Default for OptionalChaosLayer<P, E, B, K, O> {
+impl<P> Default for OptionalChaosLayer<P> {
     /// No chaos layer.
     fn default() -> Self {
         Self::new(None)
     }
 }
 
-impl<P, E, B, K, O> From<ChaosLayer<P, E, B, K, O>> for OptionalChaosLayer<P, E, B, K, O> {
-    fn from(layer: ChaosLayer<P, E, B, K, O>) -> Self {
+impl<P> From<ChaosLayer<P>> for OptionalChaosLayer<P> {
+    fn from(layer: ChaosLayer<P>) -> Self {
         Self::new(Some(layer))
     }
 }
 
-impl<P, E, B, K, O> Clone for OptionalChaosLayer<P, E, B, K, O> {
+impl<P> Clone for OptionalChaosLayer<P> {
     fn clone(&self) -> Self {
-        Self::new(self.layer.clone())
+        Self {
+            layer: self.layer.clone(),
+            given: self.given,
+        }
     }
 }
 
-impl<P, E, B, K: fmt::Debug, O> fmt::Debug for OptionalChaosLayer<P, E, B, K, O> {
+impl<P> fmt::Debug for OptionalChaosLayer<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OptionalChaosLayer")
-            .field("layer", &self.layer)
+            .field("layer", &self.get())
             .finish()
     }
 }
 
-impl<S, P, E, B, K, O> Layer<S> for OptionalChaosLayer<P, E, B, K, O> {
-    type Service = OptionalChaos<S, P, E, B, K, O>;
+impl<S, P> Layer<S> for OptionalChaosLayer<P> {
+    type Service = Chaos<S, P, NoError, NoBehaviour, AnyClient, ()>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        match &self.layer {
-            Some(layer) => OptionalChaos::With(layer.layer(inner)),
-            None => OptionalChaos::Without(inner),
-        }
-    }
-}
-
-/// The service of an [`OptionalChaosLayer`]: the inner service in a [`Chaos`], or alone.
-pub enum OptionalChaos<S, P, E, B, K, O> {
-    /// The chaos layer is there.
-    With(Chaos<S, P, E, B, K, O>),
-    /// There is no chaos layer: the inner service, called directly.
-    Without(S),
-}
-
-impl<S, P, E, B, K, O, Req> Service<Req> for OptionalChaos<S, P, E, B, K, O>
-where
-    S: Service<Req>,
-    P: Protocol<Req, S::Response>,
-    E: MakeError<S::Error>,
-    B: Behaviour<Req>,
-    K: Select<Req>,
-    O: for<'a> Observer<Event<'a>>,
-{
-    type Response = P::Response;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future, Req, P>;
-
-    #[inline]
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        match self {
-            Self::With(chaos) => chaos.poll_ready(cx),
-            Self::Without(inner) => inner.poll_ready(cx),
-        }
-    }
-
-    #[inline]
-    fn call(&mut self, req: Req) -> Self::Future {
-        match self {
-            Self::With(chaos) => chaos.call(req),
-            Self::Without(inner) => ResponseFuture::pass(inner.call(req)),
-        }
-    }
-}
-
-impl<S: Clone, P, E, B, K, O> Clone for OptionalChaos<S, P, E, B, K, O> {
-    #[inline]
-    fn clone(&self) -> Self {
-        match self {
-            Self::With(chaos) => Self::With(chaos.clone()),
-            Self::Without(inner) => Self::Without(inner.clone()),
-        }
-    }
-}
-
-impl<S: fmt::Debug, P, E, B, K, O> fmt::Debug for OptionalChaos<S, P, E, B, K, O> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::With(chaos) => f.debug_tuple("With").field(chaos).finish(),
-            Self::Without(inner) => f.debug_tuple("Without").field(inner).finish(),
-        }
+        self.layer.layer(inner)
     }
 }

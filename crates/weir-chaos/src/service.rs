@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 use http::StatusCode;
 use tower_service::Service;
 use weir_core::Observer;
+use weir_core::observer::TraceId;
 use weir_core::wire::GrpcCode;
 
 use crate::event::Event;
@@ -96,9 +97,6 @@ impl<S, P, E, B, K, O> Chaos<S, P, E, B, K, O> {
         if plan.is_clean() {
             return ResponseFuture::pass(self.inner.call(req));
         }
-        if plan.latency.is_some() {
-            shared.injected(Fault::Latency, by_header);
-        }
         let grpc = P::is_grpc(&req);
         let fault = plan.fault.filter(|fault| match fault {
             // Nothing to inject with: no error configured, a status or a body in plain mode.
@@ -107,8 +105,15 @@ impl<S, P, E, B, K, O> Chaos<S, P, E, B, K, O> {
             Fault::Behaviour => shared.behaviour.is_set(),
             _ => true,
         });
-        if let Some(fault) = fault {
-            shared.injected(fault, by_header);
+        if plan.latency.is_some() || fault.is_some() {
+            // The request's trace id (HTTP mode), read only for an injected fault's events.
+            let trace_id = P::headers(&req).and_then(TraceId::from_headers);
+            if plan.latency.is_some() {
+                shared.injected(Fault::Latency, by_header, trace_id);
+            }
+            if let Some(fault) = fault {
+                shared.injected(fault, by_header, trace_id);
+            }
         }
         match fault {
             Some(Fault::Error) => match shared.error.make() {

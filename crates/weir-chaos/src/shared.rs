@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use http::StatusCode;
 use tokio::time::Instant;
 use weir_core::backoff::SharedRandom;
+use weir_core::observer::TraceId;
 use weir_core::wire::GrpcCode;
 use weir_core::{Name, Observer};
 
@@ -176,8 +177,8 @@ impl<E, B, K, O> Shared<E, B, K, O> {
         (plan, false)
     }
 
-    /// Counts an injected fault and tells the observer.
-    pub(crate) fn injected(&self, fault: Fault, by_header: bool)
+    /// Counts a fault injected into a request with `trace_id` and tells the observer.
+    pub(crate) fn injected(&self, fault: Fault, by_header: bool, trace_id: Option<TraceId>)
     where
         O: for<'a> Observer<Event<'a>>,
     {
@@ -186,6 +187,7 @@ impl<E, B, K, O> Shared<E, B, K, O> {
             layer: &self.name,
             fault,
             by_header,
+            trace_id,
         });
     }
 }

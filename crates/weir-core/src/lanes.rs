@@ -13,13 +13,17 @@
 //!
 //! [`thread_index`] is the same per-thread number, for state striped by thread (counters summed
 //! when read).
+//!
+//! [`Prototype`] is what a layer that calls its inner service again from its response future (a
+//! retry, a hedge) puts in its lanes: the shared state and one copy of the inner service, so a
+//! call clones no service, and a retry or a hedge clones the copy.
 
 use std::cell::Cell;
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::ops::Deref;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Lane slots per [`Lanes`]: the largest number of lanes.
 const SLOTS: usize = 64;
@@ -174,6 +178,64 @@ impl<T: fmt::Debug> fmt::Debug for Lanes<T> {
             .field("shared", self.shared())
             .field("lanes", &self.lanes())
             .finish()
+    }
+}
+
+/// A layer's shared state and a copy of the inner service one `layer()` call was given: what
+/// the services it makes, their clones and their response futures share (through
+/// [`Lanes`]), so that a call clones no service and a future that must call the inner service
+/// again (a retry, a hedge) clones [`instance`](Self::instance) then. Cloning the inner service
+/// on every call would write one reference count for every `Arc` in the stack below (a breaker,
+/// a bulkhead, a transport's pool), counts that every thread shares.
+///
+/// The copy is behind a mutex so that the futures are `Send` for any `Send` service (a
+/// `BoxCloneService` is not `Sync`); it is locked only by [`instance`](Self::instance), never
+/// on a call. Dereferences to the shared state.
+pub struct Prototype<T, S> {
+    shared: Arc<T>,
+    service: Mutex<S>,
+}
+
+impl<T, S: Clone> Prototype<T, S> {
+    /// The shared state and a clone of `service`.
+    pub fn new(shared: Arc<T>, service: &S) -> Self {
+        Self {
+            shared,
+            service: Mutex::new(service.clone()),
+        }
+    }
+
+    /// A new instance of the inner service, as it was given to the layer (not readied).
+    pub fn instance(&self) -> S {
+        self.service
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl<T, S> Prototype<T, S> {
+    /// The shared state's own `Arc`.
+    #[must_use]
+    pub const fn shared(&self) -> &Arc<T> {
+        &self.shared
+    }
+}
+
+impl<T, S> Deref for Prototype<T, S> {
+    type Target = T;
+
+    #[inline]
+    fn deref(&self) -> &T {
+        &self.shared
+    }
+}
+
+impl<T: fmt::Debug, S> fmt::Debug for Prototype<T, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Prototype")
+            .field("shared", &self.shared)
+            .finish_non_exhaustive()
     }
 }
 

@@ -3,7 +3,7 @@
 use std::any::Any;
 use std::fmt;
 
-use weir_core::observer::{Fate, Fields};
+use weir_core::observer::{Fate, Fields, TraceId};
 use weir_core::{Level, Name};
 
 use crate::state::{Reason, Source};
@@ -26,6 +26,9 @@ pub enum Event<'a> {
         reason: Reason,
         /// The primary's error, when `reason` is [`Reason::Error`].
         error: Option<&'a dyn Any>,
+        /// The W3C trace id of the request's `traceparent` header: in HTTP mode, read at call
+        /// when the observer [wants trace ids](weir_core::Observer::wants_trace_id), else `None`.
+        trace_id: Option<TraceId>,
     },
     /// Every source declined: the caller gets the primary's own result (for a switched request,
     /// the primary is then called after all).
@@ -36,6 +39,8 @@ pub enum Event<'a> {
         reason: Reason,
         /// The primary's error, when `reason` is [`Reason::Error`].
         error: Option<&'a dyn Any>,
+        /// The W3C trace id of the request's `traceparent` header, as in `Answered`.
+        trace_id: Option<TraceId>,
     },
 }
 
@@ -68,6 +73,14 @@ impl<'a> Event<'a> {
             Self::Answered { reason, .. } | Self::Exhausted { reason, .. } => reason,
         }
     }
+
+    /// The W3C trace id of the request's `traceparent` header, when it was read.
+    #[must_use]
+    pub const fn trace_id(&self) -> Option<TraceId> {
+        match *self {
+            Self::Answered { trace_id, .. } | Self::Exhausted { trace_id, .. } => trace_id,
+        }
+    }
 }
 
 impl fmt::Debug for Event<'_> {
@@ -78,22 +91,26 @@ impl fmt::Debug for Event<'_> {
                 source,
                 reason,
                 error,
+                trace_id,
             } => f
                 .debug_struct("Answered")
                 .field("layer", layer)
                 .field("source", source)
                 .field("reason", reason)
                 .field("error", &error.is_some())
+                .field("trace_id", trace_id)
                 .finish(),
             Self::Exhausted {
                 layer,
                 reason,
                 error,
+                trace_id,
             } => f
                 .debug_struct("Exhausted")
                 .field("layer", layer)
                 .field("reason", reason)
                 .field("error", &error.is_some())
+                .field("trace_id", trace_id)
                 .finish(),
         }
     }
@@ -128,13 +145,14 @@ impl weir_core::Event for Event<'_> {
 
     /// An answer: fate `fell_back`, why the fallback ran as `reason` (`error`, `response`,
     /// `flag`, `switch`). Every source declining: that `reason`, no fate (the caller gets the
-    /// primary's own result).
+    /// primary's own result). Both: the request's `trace_id` when it was read.
     fn fields(&self) -> Fields {
-        match *self {
+        let fields = match *self {
             Self::Answered { reason, .. } => {
                 Fields::NONE.fate(Fate::FellBack).reason(reason.as_str())
             }
             Self::Exhausted { reason, .. } => Fields::NONE.reason(reason.as_str()),
-        }
+        };
+        fields.trace_id(self.trace_id())
     }
 }

@@ -232,11 +232,11 @@ where
             },
         };
         if let Some(answer) = answer {
-            shared.answered(source, reason, original.error());
+            shared.answered(source, reason, original.error(), sources.trace_id(kept));
             return Step::Answer(answer);
         }
     }
-    shared.exhausted(reason, original.error());
+    shared.exhausted(reason, original.error(), sources.trace_id(kept));
     Step::Exhausted
 }
 
@@ -327,9 +327,10 @@ where
                         result.ok().filter(|_| !failed)
                     });
                     if let Some(answer) = answer {
+                        let trace_id = kept.as_ref().and_then(|kept| shared.sources.trace_id(kept));
                         this.state.set(State::Done);
                         let reason = original.cause().reason();
-                        shared.answered(Source::Service, reason, original.error());
+                        shared.answered(Source::Service, reason, original.error(), trace_id);
                         let outcome = original.outcome();
                         return Poll::Ready(Ok(shared.sources.answer(
                             answer,

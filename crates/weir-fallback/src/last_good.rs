@@ -20,7 +20,7 @@ use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use weir_core::{KeyExtractor, Outcome};
 
-use crate::protocol::{Protocol, mark, sealed};
+use crate::protocol::{Protocol, mark, sealed, trace};
 use crate::settings::LastGoodSettings;
 use crate::state::{Source, age_seconds, servable_age};
 
@@ -348,6 +348,7 @@ where
 {
     type Response = http::Response<LastGoodBody<B>>;
     type Key = Key<X, ReqB>;
+    type Trace = Option<weir_core::observer::TraceId>;
 
     #[inline]
     fn key(&self, req: &http::Request<ReqB>) -> Option<Self::Key> {
@@ -356,6 +357,21 @@ where
             return None;
         }
         Some((method.clone(), self.extractor.extract(req)?))
+    }
+
+    #[inline]
+    fn trace(
+        &self,
+        req: &http::Request<ReqB>,
+        wanted: bool,
+    ) -> Option<weir_core::observer::TraceId> {
+        trace(req, wanted)
+    }
+
+    fn trace_id(
+        trace: &Option<weir_core::observer::TraceId>,
+    ) -> Option<weir_core::observer::TraceId> {
+        *trace
     }
 
     fn success(&self, response: http::Response<B>, key: Option<Self::Key>) -> Self::Response {

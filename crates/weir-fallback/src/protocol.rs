@@ -5,6 +5,7 @@
 
 use http::HeaderValue;
 use http::header::HeaderName;
+use weir_core::observer::TraceId;
 use weir_core::protocol::{Http, Plain};
 use weir_core::{Outcome, degrade::Degraded};
 
@@ -36,6 +37,19 @@ pub trait Protocol<Req, Res>: sealed::Sealed {
     /// The key of a request whose good answer is kept, or `None`.
     fn key(&self, req: &Req) -> Option<Self::Key>;
 
+    /// What is kept of a request for its events' trace id: `()` in [`Plain`] mode (nothing, so
+    /// the future does not grow), an `Option<TraceId>` in [`Http`] mode (and
+    /// [`LastGood`](crate::LastGood)'s).
+    type Trace;
+
+    /// The W3C trace id of the request's `traceparent` header, read at call only when `wanted`
+    /// (the observer [wants trace ids](weir_core::Observer::wants_trace_id)): the request has
+    /// gone to the primary when the fallback reports. Nothing in [`Plain`] mode.
+    fn trace(&self, req: &Req, wanted: bool) -> Self::Trace;
+
+    /// The trace id kept in `trace`.
+    fn trace_id(trace: &Self::Trace) -> Option<TraceId>;
+
     /// A response the primary gave and the classifier accepted (kept under `key` if any).
     fn success(&self, response: Res, key: Option<Self::Key>) -> Self::Response;
 
@@ -52,9 +66,18 @@ pub trait Protocol<Req, Res>: sealed::Sealed {
 impl<Req, Res> Protocol<Req, Res> for Plain {
     type Response = Res;
     type Key = ();
+    type Trace = ();
 
     #[inline(always)]
     fn key(&self, _req: &Req) -> Option<()> {
+        None
+    }
+
+    #[inline(always)]
+    fn trace(&self, _req: &Req, _wanted: bool) {}
+
+    #[inline(always)]
+    fn trace_id(_trace: &()) -> Option<TraceId> {
         None
     }
 
@@ -82,10 +105,20 @@ impl<Req, Res> Protocol<Req, Res> for Plain {
 impl<ReqB, B> Protocol<http::Request<ReqB>, http::Response<B>> for Http {
     type Response = http::Response<B>;
     type Key = ();
+    type Trace = Option<TraceId>;
 
     #[inline(always)]
     fn key(&self, _req: &http::Request<ReqB>) -> Option<()> {
         None
+    }
+
+    #[inline]
+    fn trace(&self, req: &http::Request<ReqB>, wanted: bool) -> Option<TraceId> {
+        trace(req, wanted)
+    }
+
+    fn trace_id(trace: &Option<TraceId>) -> Option<TraceId> {
+        *trace
     }
 
     #[inline(always)]
@@ -109,6 +142,16 @@ impl<ReqB, B> Protocol<http::Request<ReqB>, http::Response<B>> for Http {
 
     #[inline(always)]
     fn last_good(&self, _key: &(), _outcome: Outcome) -> Option<http::Response<B>> {
+        None
+    }
+}
+
+/// The trace id of `req`'s `traceparent` header, read only when `wanted`.
+#[inline]
+pub(crate) fn trace<B>(req: &http::Request<B>, wanted: bool) -> Option<TraceId> {
+    if wanted {
+        TraceId::from_headers(req.headers())
+    } else {
         None
     }
 }

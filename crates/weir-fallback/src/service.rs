@@ -73,7 +73,9 @@ where
         } else {
             None
         };
-        let head = shared.sources.head(&req);
+        // The trace id only for an observer that wants it (HTTP mode): the request is gone to
+        // the primary when a fallback is reported.
+        let head = shared.sources.head(&req, shared.observer.wants_trace_id());
         match shared.sources.prepare(req) {
             Ok((req, keep)) => {
                 let kept = shared.sources.kept(head, keep);

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 
+use weir_core::observer::TraceId;
 use weir_core::{Name, Observer, Outcome};
 
 use crate::event::Event;
@@ -53,8 +54,11 @@ pub trait Plan<Req, Res, E>: Prepare<Req> {
 
     /// Whether the switch sends this request to the fallback first.
     fn switched(&self, req: &Req) -> bool;
-    /// Reads what the value source and the last good store need from the request.
-    fn head(&self, req: &Req) -> Self::Head;
+    /// Reads what the value source and the last good store need from the request, and its
+    /// trace id when `trace` (the observer wants it; HTTP mode only).
+    fn head(&self, req: &Req, trace: bool) -> Self::Head;
+    /// The trace id kept of the request, for an event.
+    fn trace_id(&self, kept: &Self::Kept) -> Option<TraceId>;
     /// Everything kept: the head and what the alternative kept.
     fn kept(&self, head: Self::Head, keep: Self::Keep) -> Self::Kept;
     /// The source at `position` in the configured order.
@@ -80,8 +84,8 @@ where
     P: Protocol<Req, Res>,
     W: Switch<Req>,
 {
-    type Head = (V::Parts, Option<P::Key>);
-    type Kept = (V::Parts, A::Keep, Option<P::Key>);
+    type Head = (V::Parts, Option<P::Key>, P::Trace);
+    type Kept = (V::Parts, A::Keep, Option<P::Key>, P::Trace);
     type Alternative = <A as Alternative<Req, Res>>::Future;
     type Response = P::Response;
 
@@ -91,13 +95,21 @@ where
     }
 
     #[inline]
-    fn head(&self, req: &Req) -> Self::Head {
-        (self.value.capture(req), self.protocol.key(req))
+    fn head(&self, req: &Req, trace: bool) -> Self::Head {
+        (
+            self.value.capture(req),
+            self.protocol.key(req),
+            self.protocol.trace(req, trace),
+        )
+    }
+
+    fn trace_id(&self, kept: &Self::Kept) -> Option<TraceId> {
+        P::trace_id(&kept.3)
     }
 
     #[inline]
     fn kept(&self, head: Self::Head, keep: A::Keep) -> Self::Kept {
-        (head.0, keep, head.1)
+        (head.0, keep, head.1, head.2)
     }
 
     fn source(&self, position: usize) -> Option<Source> {
@@ -169,8 +181,14 @@ impl<Src, C, O> Shared<Src, C, O> {
         self.control.forced.load(Relaxed)
     }
 
-    pub(crate) fn answered<E: 'static>(&self, source: Source, reason: Reason, error: Option<&E>)
-    where
+    /// Counts and reports a fallback answer from `source` (of a request with `trace_id`).
+    pub(crate) fn answered<E: 'static>(
+        &self,
+        source: Source,
+        reason: Reason,
+        error: Option<&E>,
+        trace_id: Option<TraceId>,
+    ) where
         O: for<'a> Observer<Event<'a>>,
     {
         self.control.answered[source.index()].fetch_add(1, Relaxed);
@@ -179,11 +197,17 @@ impl<Src, C, O> Shared<Src, C, O> {
             source,
             reason,
             error: error.map(|e| e as &dyn std::any::Any),
+            trace_id,
         });
     }
 
-    pub(crate) fn exhausted<E: 'static>(&self, reason: Reason, error: Option<&E>)
-    where
+    /// Counts and reports every source declining (a request with `trace_id`).
+    pub(crate) fn exhausted<E: 'static>(
+        &self,
+        reason: Reason,
+        error: Option<&E>,
+        trace_id: Option<TraceId>,
+    ) where
         O: for<'a> Observer<Event<'a>>,
     {
         self.control.exhausted.fetch_add(1, Relaxed);
@@ -191,6 +215,7 @@ impl<Src, C, O> Shared<Src, C, O> {
             layer: &self.name,
             reason,
             error: error.map(|e| e as &dyn std::any::Any),
+            trace_id,
         });
     }
 }

@@ -68,15 +68,26 @@ pin_project! {
         Active {
             #[pin]
             timer: Timer,
-            hedges: [Option<Pin<Box<F>>>; MAX_HEDGES],
+            hedges: [Option<Pin<Box<Sent<F>>>>; MAX_HEDGES],
             // The primary's non-fatal failure: returned if every attempt fails.
             primary_failure: Option<Result<T, E>>,
             // A failure of `poll_ready` before a hedge, kept in case nothing else answers.
             ready_failure: Option<E>,
             // The primary's first pending poll (the percentile trigger records its latency
-            // from there): read only once it is pending, so an immediate answer reads no clock.
+            // from there, and so does an observer that wants latencies): read only once it is
+            // pending, so an immediate answer reads no clock.
             start: Option<Instant>,
         },
+    }
+}
+
+pin_project! {
+    /// A hedge in flight and when it was sent (the clock read that sending takes anyway), for
+    /// its latency. Boxed with the hedge, so the response future does not carry it.
+    struct Sent<F> {
+        #[pin]
+        future: F,
+        at: Instant,
     }
 }
 
@@ -243,7 +254,7 @@ where
             if let AttemptProj::Running { future } = primary.as_mut().project() {
                 let first = future.poll(cx);
                 if let Poll::Ready(result) = &first {
-                    let shared = &*this.local.shared;
+                    let shared: &Shared<R, C, O> = this.local;
                     let outcome = outcome_of(&shared.classify, result);
                     if matches!(verdict(outcome, result), Verdict::Answer | Verdict::Fatal) {
                         primary.set(Attempt::Done);
@@ -281,7 +292,7 @@ where
             let Poll::Ready((request, copy)) = prepare.poll(cx) else {
                 return Poll::Pending;
             };
-            let shared = &*this.local.shared;
+            let shared: &Shared<R, C, O> = this.local;
             *this.deadline = shared.replay.deadline(&request).map(|d| d.instant());
             let Sender::Ready(mut service) = mem::replace(this.service, Sender::Off) else {
                 unreachable!("the readied service is in the future until the request is prepared");
@@ -295,7 +306,7 @@ where
                 *this.copy = copy;
             }
         }
-        let shared = &*this.local.shared;
+        let shared: &Shared<R, C, O> = this.local;
         if matches!(*this.hedging, Hedging::Idle) {
             this.hedging.set(Hedging::Active {
                 timer: Timer::Off,
@@ -321,8 +332,13 @@ where
                 && let Poll::Ready(result) = first.take().unwrap_or_else(|| future.poll(cx))
             {
                 this.primary.set(Attempt::Done);
+                // How long the primary took from its first pending poll (zero when it answered
+                // on its first poll), if the percentile trigger or the observer wants it.
+                let mut took = None;
                 if let Some(start) = *start {
-                    shared.core.record(start, Instant::now());
+                    let now = Instant::now();
+                    shared.core.record(start, now);
+                    took = Some(now.saturating_duration_since(start));
                 } else if shared.records() {
                     shared.core.record_at_once(this.local.index());
                 }
@@ -339,6 +355,11 @@ where
                     }
                     Verdict::NonFatal { stop, wait } => {
                         *primary_failure = Some(result);
+                        let latency = shared
+                            .observer
+                            .wants_latency()
+                            .then(|| took.unwrap_or(Duration::ZERO));
+                        attempt_failed(shared, 1, latency, this.copy.as_ref());
                         failed(
                             this.service,
                             this.due,
@@ -352,23 +373,26 @@ where
             }
             // 2. The hedges.
             for index in 0..MAX_HEDGES {
-                let Some(future) = hedges[index].as_mut() else {
+                let Some(sent) = hedges[index].as_mut() else {
                     continue;
                 };
-                let Poll::Ready(result) = future.as_mut().poll(cx) else {
+                let Poll::Ready(result) = sent.as_mut().project().future.poll(cx) else {
                     continue;
                 };
+                let latency = shared.observer.wants_latency().then(|| sent.at.elapsed());
                 hedges[index] = None;
+                let attempt = index as u32 + 2;
                 let outcome = outcome_of(&shared.classify, &result);
                 shared.core.record_outcome(outcome);
                 match verdict(outcome, &result) {
                     Verdict::Answer => {
                         let primary = cancel_primary(this.primary.as_mut(), start, shared);
-                        let attempt = index as u32 + 2;
                         Core::count(&shared.core.hedges_won, 1);
                         shared.observer.on_event(&Event::HedgeWon {
                             layer: &shared.name,
                             attempt,
+                            latency,
+                            trace_id: trace_id(shared, this.copy.as_ref()),
                         });
                         finish(hedges, timer.as_mut(), shared, primary);
                         return Poll::Ready(result);
@@ -380,6 +404,7 @@ where
                     }
                     // A hedge's failure is dropped: the primary's is the one returned.
                     Verdict::NonFatal { stop, wait } => {
+                        attempt_failed(shared, attempt, latency, this.copy.as_ref());
                         failed(
                             this.service,
                             this.due,
@@ -429,6 +454,7 @@ where
                             Core::count(&shared.core.budget_exhausted, 1);
                             shared.observer.on_event(&Event::BudgetExhausted {
                                 layer: &shared.name,
+                                trace_id: trace_id(shared, this.copy.as_ref()),
                             });
                             *this.service = Sender::Off;
                             continue;
@@ -437,13 +463,17 @@ where
                         let request = shared.replay.replay(copy);
                         let index = usize::from(*this.started - 1);
                         // Boxed: a hedge is off the happy path (see the type's docs).
-                        hedges[index] = Some(Box::pin(service.call(request)));
+                        hedges[index] = Some(Box::pin(Sent {
+                            future: service.call(request),
+                            at: now,
+                        }));
                         *this.started += 1;
                         Core::count(&shared.core.hedges_sent, 1);
                         shared.observer.on_event(&Event::HedgeSent {
                             layer: &shared.name,
                             attempt: u32::from(*this.started),
                             reason,
+                            trace_id: shared.replay.trace_id(copy),
                         });
                         // The next delay counts from this hedge.
                         timer.set(Timer::Off);
@@ -493,7 +523,7 @@ where
                 }
             }
             if start.is_none()
-                && shared.records()
+                && (shared.records() || shared.observer.wants_latency())
                 && matches!(*this.primary, Attempt::Running { .. })
             {
                 *start = Some(Instant::now());
@@ -501,6 +531,31 @@ where
             return Poll::Pending;
         }
     }
+}
+
+/// The trace id of the request whose kept copy is `copy`, if it has one.
+fn trace_id<Req, R: Replay<Req>, C, O>(
+    shared: &Shared<R, C, O>,
+    copy: Option<&R::Copy>,
+) -> Option<weir_core::observer::TraceId> {
+    copy.and_then(|copy| shared.replay.trace_id(copy))
+}
+
+/// Reports an attempt's non-fatal failure (attempt 1 is the primary).
+fn attempt_failed<Req, R: Replay<Req>, C, O>(
+    shared: &Shared<R, C, O>,
+    attempt: u32,
+    latency: Option<Duration>,
+    copy: Option<&R::Copy>,
+) where
+    O: for<'a> Observer<Event<'a>>,
+{
+    shared.observer.on_event(&Event::AttemptFailed {
+        layer: &shared.name,
+        attempt,
+        latency,
+        trace_id: trace_id(shared, copy),
+    });
 }
 
 /// The instance for the next hedge: the request's first hedge clones the layer's copy of the
@@ -556,8 +611,11 @@ fn cancel_primary<F, P, R, C, O>(
 ) -> u32 {
     if matches!(*primary, Attempt::Running { .. }) {
         primary.set(Attempt::Done);
-        // Cut short: its latency is at least this much.
-        if let Some(start) = *start {
+        // Cut short: its latency is at least this much (for the percentile trigger; an
+        // observer gets no latency for a cancelled attempt).
+        if let Some(start) = *start
+            && shared.records()
+        {
             shared.core.record(start, Instant::now());
         }
         1
@@ -571,7 +629,7 @@ fn cancel_primary<F, P, R, C, O>(
 #[cold]
 #[inline(never)]
 fn finish<F, R, C, O>(
-    hedges: &mut [Option<Pin<Box<F>>>; MAX_HEDGES],
+    hedges: &mut [Option<Pin<Box<Sent<F>>>>; MAX_HEDGES],
     mut timer: Pin<&mut Timer>,
     shared: &Shared<R, C, O>,
     mut cancelled: u32,

@@ -100,4 +100,8 @@ where
     fn deadline(&self, request: &Self::Request) -> Option<Deadline> {
         self.inner.deadline(request)
     }
+
+    fn trace_id(&self, copy: &Self::Copy) -> Option<weir_core::observer::TraceId> {
+        self.inner.trace_id(&copy.copy)
+    }
 }

@@ -53,7 +53,7 @@ impl<S: fmt::Debug, R, C, O> fmt::Debug for Hedge<S, R, C, O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Hedge")
             .field("inner", &self.inner)
-            .field("name", &self.local.shared.name)
+            .field("name", &self.local.name)
             .finish_non_exhaustive()
     }
 }
@@ -78,7 +78,7 @@ where
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
         let local = self.local.pick();
-        let shared = &local.shared;
+        let shared: &Shared<R, C, O> = local;
         shared.core.deposit();
         match shared.replay.prepare_now(request) {
             Ok((request, copy)) => {

@@ -1,10 +1,11 @@
 //! The state shared by every service and clone a layer makes (what the handle reads).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
+use weir_core::lanes::Prototype;
 use weir_core::{Name, Outcome, wire::ServerHint};
 
 use crate::settings::{HedgeSettings, MAX_ATTEMPTS};
@@ -36,30 +37,10 @@ pub(crate) struct Shared<R, C, O> {
 
 /// What one service (one `layer()` call) and its clones share with their response futures: the
 /// layer's state, and a copy of the inner service as it was given to the layer, cloned for a
-/// request only when it sends its first hedge (so a request that sends none clones nothing).
-/// Behind a mutex so the futures are `Send` for any `Send` service; it is locked once per
-/// request that hedges, never on the immediate path.
-pub(crate) struct Local<S, R, C, O> {
-    pub(crate) shared: Arc<Shared<R, C, O>>,
-    prototype: Mutex<S>,
-}
-
-impl<S: Clone, R, C, O> Local<S, R, C, O> {
-    pub(crate) fn new(shared: Arc<Shared<R, C, O>>, inner: &S) -> Self {
-        Self {
-            shared,
-            prototype: Mutex::new(inner.clone()),
-        }
-    }
-
-    /// A new instance of the inner service for a request's hedges (to be readied first).
-    pub(crate) fn instance(&self) -> S {
-        self.prototype
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-}
+/// request only when it sends its first hedge (so a request that sends none clones nothing;
+/// `weir_core::lanes::Prototype`, locked once per request that hedges, never on the immediate
+/// path).
+pub(crate) type Local<S, R, C, O> = Prototype<Shared<R, C, O>, S>;
 
 /// The running state: budget, latencies, counters. Shared with the handle.
 #[derive(Debug)]

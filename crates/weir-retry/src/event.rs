@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use weir_core::observer::{Fate, Fields};
+use weir_core::observer::{Fate, Fields, TraceId};
 use weir_core::{Failure, Level, Name};
 
 /// An event of a retry layer: a retry scheduled, or a retryable failure given up on.
@@ -28,6 +28,9 @@ pub enum Event<'a> {
         /// How long the failed attempt took, from its call to its result; measured only when
         /// the observer [wants latencies](weir_core::Observer::wants_latency), else `None`.
         latency: Option<Duration>,
+        /// The W3C trace id of the request's `traceparent` header, read from the kept copy of
+        /// an HTTP request when this event is built ([`Replay::trace_id`](crate::Replay::trace_id)).
+        trace_id: Option<TraceId>,
     },
     /// An attempt failed with a retryable failure but is not retried: its result is returned.
     GaveUp {
@@ -42,6 +45,10 @@ pub enum Event<'a> {
         /// How long the last attempt took; measured only when the observer
         /// [wants latencies](weir_core::Observer::wants_latency), else `None`.
         latency: Option<Duration>,
+        /// The W3C trace id of the request's `traceparent` header, read from the kept copy of
+        /// an HTTP request when this event is built; `None` for a request that was not kept
+        /// ([`GiveUp::NotReplayable`]).
+        trace_id: Option<TraceId>,
     },
 }
 
@@ -119,7 +126,7 @@ impl weir_core::Event for Event<'_> {
     /// A retry: fate `retried`, `reason` (`server_hint` when the server chose the delay,
     /// `throttled`, or `transient`), the failed `attempt` and the `delay`. Giving up: the
     /// `reason` ([`GiveUp::as_str`]) and the calls made as `attempt`. Both: the attempt's
-    /// `latency` when it was measured.
+    /// `latency` when it was measured, and the request's `trace_id` when it had one.
     fn fields(&self) -> Fields {
         let fields = match *self {
             Self::Retry {
@@ -143,16 +150,18 @@ impl weir_core::Event for Event<'_> {
                 attempts, reason, ..
             } => Fields::NONE.reason(reason.as_str()).attempt(attempts),
         };
-        match *self {
+        let (latency, trace_id) = match *self {
             Self::Retry {
-                latency: Some(latency),
-                ..
+                latency, trace_id, ..
             }
             | Self::GaveUp {
-                latency: Some(latency),
-                ..
-            } => fields.latency(latency),
-            _ => fields,
+                latency, trace_id, ..
+            } => (latency, trace_id),
+        };
+        let fields = fields.trace_id(trace_id);
+        match latency {
+            Some(latency) => fields.latency(latency),
+            None => fields,
         }
     }
 }
@@ -175,6 +184,7 @@ mod tests {
             hinted: false,
             failure: Failure::transient(),
             latency: None,
+            trace_id: None,
         };
         assert_eq!(
             (retry.pattern(), retry.kind(), retry.level()),
@@ -195,6 +205,7 @@ mod tests {
             reason,
             failure: Failure::transient(),
             latency: None,
+            trace_id: None,
         };
         let budget = gave_up(GiveUp::Budget);
         assert_eq!(

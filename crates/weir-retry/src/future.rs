@@ -20,7 +20,7 @@ use crate::event::{Event, GiveUp};
 use crate::protocol::Protocol;
 use crate::replay::Replay;
 use crate::scope::BudgetScope;
-use crate::shared::Shared;
+use crate::shared::{Bound, Shared};
 use crate::state::{Decision, Progress};
 
 pin_project! {
@@ -28,8 +28,9 @@ pin_project! {
     /// failure, until a result is final.
     ///
     /// Unlike other weir futures it is not `ResponseFuture<F>`: like tower's own retry future it
-    /// owns the inner service (to call it again), the request's copy and the layer's shared
-    /// state, so it names their types. Dropping it cancels the attempt in flight and any sleep.
+    /// can call the inner service again (a clone made for the first retry), and holds the
+    /// request's copy and the layer's shared state, so it names their types. Dropping it cancels
+    /// the attempt in flight and any sleep.
     pub struct ResponseFuture<S, Req, R, C, O, P = Plain, K = ()>
     where
         R: Replay<Req>,
@@ -37,9 +38,8 @@ pin_project! {
         K: BudgetScope<Req>,
     {
         #[pin]
-        state: State<R::Prepare, S::Future>,
-        service: S,
-        shared: Arc<Shared<R, C, O, P, K>>,
+        state: State<R::Prepare, S, S::Future>,
+        bound: Arc<Bound<S, R, C, O, P, K>>,
         // The budget this request draws on, when it is not the layer's (keyed per server).
         budget: K::Held,
         copy: Option<R::Copy>,
@@ -55,15 +55,17 @@ pin_project! {
 
 pin_project! {
     #[project = StateProj]
-    enum State<P, F> {
-        /// Preparing the request (reading an HTTP body into memory).
-        Preparing { #[pin] prepare: P },
+    enum State<P, S, F> {
+        /// Preparing the request (reading an HTTP body into memory), with the readied service
+        /// `Retry::call` moved in to send it to.
+        Preparing { #[pin] prepare: P, service: S },
         /// An attempt is in flight.
         Calling { #[pin] future: F },
         /// Waiting out the backoff.
         Sleeping,
-        /// Waiting for the inner service to be ready for the next attempt.
-        Readying,
+        /// Waiting for a service to be ready for the next attempt: a clone of the one the layer
+        /// wrapped, made for this retry (the future holds no service while an attempt runs).
+        Readying { service: S },
     }
 }
 
@@ -75,15 +77,14 @@ where
 {
     pub(crate) const fn new(
         service: S,
-        shared: Arc<Shared<R, C, O, P, K>>,
+        bound: Arc<Bound<S, R, C, O, P, K>>,
         prepare: R::Prepare,
         progress: Progress,
         budget: K::Held,
     ) -> Self {
         Self {
-            state: State::Preparing { prepare },
-            service,
-            shared,
+            state: State::Preparing { prepare, service },
+            bound,
             budget,
             copy: None,
             progress,
@@ -102,7 +103,7 @@ where
     K: BudgetScope<Req>,
 {
     /// A future whose first attempt is in flight already (sent at `sent`, if the observer
-    /// wants latencies); `service` is readied before each retry.
+    /// wants latencies); a retry goes to a clone from `bound`, readied before each one.
     #[inline]
     #[allow(
         clippy::too_many_arguments,
@@ -110,8 +111,7 @@ where
     )]
     pub(crate) const fn calling(
         future: S::Future,
-        service: S,
-        shared: Arc<Shared<R, C, O, P, K>>,
+        bound: Arc<Bound<S, R, C, O, P, K>>,
         copy: Option<R::Copy>,
         deadline: Option<Instant>,
         sent: Option<Instant>,
@@ -120,8 +120,7 @@ where
     ) -> Self {
         Self {
             state: State::Calling { future },
-            service,
-            shared,
+            bound,
             budget,
             copy,
             progress,
@@ -136,7 +135,7 @@ where
 impl<S, Req, R, C, O, P, K> Future for ResponseFuture<S, Req, R, C, O, P, K>
 where
     R: Replay<Req>,
-    S: Service<R::Request>,
+    S: Service<R::Request> + Clone,
     C: Classify<S::Response, S::Error>,
     O: for<'a> Observer<Event<'a>>,
     P: Protocol<C, S::Response>,
@@ -152,16 +151,18 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Preparing { prepare } => {
+                StateProj::Preparing { prepare, service } => {
                     let (request, copy) = ready!(prepare.poll(cx));
                     *this.copy = copy;
-                    *this.deadline = this.shared.replay.deadline(&request).map(|d| d.instant());
-                    *this.sent = this.shared.observer.wants_latency().then(Instant::now);
-                    send(this.state.as_mut(), this.service, request);
+                    let shared: &Shared<R, C, O, P, K> = this.bound;
+                    *this.deadline = shared.replay.deadline(&request).map(|d| d.instant());
+                    *this.sent = shared.observer.wants_latency().then(Instant::now);
+                    let future = send(service, request);
+                    this.state.set(State::Calling { future });
                 }
                 StateProj::Calling { future } => {
                     let result = ready!(future.poll(cx));
-                    let shared = &**this.shared;
+                    let shared: &Shared<R, C, O, P, K> = this.bound;
                     let budget = K::budget(this.budget, &shared.budget);
                     this.progress.attempts = this.progress.attempts.saturating_add(1);
                     let outcome = shared.classify.classify(&result);
@@ -183,7 +184,14 @@ where
                         Decision::Done => return Poll::Ready(P::settled(result)),
                         Decision::GiveUp(reason) => {
                             let latency = this.sent.map(|sent| sent.elapsed());
-                            give_up(shared, this.progress.attempts, reason, &outcome, latency);
+                            let attempt = (this.progress.attempts, latency);
+                            give_up::<Req, _, _, _, _, _>(
+                                shared,
+                                attempt,
+                                reason,
+                                &outcome,
+                                this.copy.as_ref(),
+                            );
                             return Poll::Ready(P::settled(result));
                         }
                         Decision::Retry { delay, hinted } => {
@@ -192,6 +200,7 @@ where
                             drop(result);
                             shared.core.retries.fetch_add(1, Ordering::Relaxed);
                             if let Outcome::Failure(failure) = outcome {
+                                let copy = this.copy.as_ref();
                                 shared.observer.on_event(&Event::Retry {
                                     layer: &shared.name,
                                     attempt: this.progress.attempts,
@@ -199,10 +208,14 @@ where
                                     hinted,
                                     failure,
                                     latency: this.sent.map(|sent| sent.elapsed()),
+                                    // Read from the kept copy now, on the retry: never on a
+                                    // call that worked.
+                                    trace_id: copy.and_then(|copy| shared.replay.trace_id(copy)),
                                 });
                             }
                             if delay.is_zero() {
-                                this.state.set(State::Readying);
+                                let service = this.bound.instance();
+                                this.state.set(State::Readying { service });
                             } else {
                                 let until = Instant::now() + delay;
                                 match this.sleep {
@@ -221,33 +234,32 @@ where
                     if let Some(sleep) = this.sleep {
                         ready!(sleep.as_mut().poll(cx));
                     }
-                    this.state.set(State::Readying);
+                    let service = this.bound.instance();
+                    this.state.set(State::Readying { service });
                 }
-                StateProj::Readying => {
-                    ready!(this.service.poll_ready(cx))?;
+                StateProj::Readying { service } => {
+                    ready!(service.poll_ready(cx))?;
                     let copy = this
                         .copy
                         .as_ref()
                         .expect("`decide` retries only requests with a copy");
-                    let request = this.shared.replay.replay(copy);
-                    *this.sent = this.shared.observer.wants_latency().then(Instant::now);
-                    send(this.state.as_mut(), this.service, request);
+                    let shared: &Shared<R, C, O, P, K> = this.bound;
+                    let request = shared.replay.replay(copy);
+                    *this.sent = shared.observer.wants_latency().then(Instant::now);
+                    let future = send(service, request);
+                    this.state.set(State::Calling { future });
                 }
             }
         }
     }
 }
 
-/// Sends an attempt from `poll` (a prepared request's first, or a retry) and keeps its future.
-/// Out of line: the inner service's `call` is not inlined into `poll`, whose usual work is to
-/// poll the attempt `Retry::call` sent.
+/// Sends an attempt from `poll` (a prepared request's first, or a retry). Out of line: the
+/// inner service's `call` is not inlined into `poll`, whose usual work is to poll the attempt
+/// `Retry::call` sent.
 #[inline(never)]
-fn send<P, S, Req>(mut state: Pin<&mut State<P, S::Future>>, service: &mut S, request: Req)
-where
-    S: Service<Req>,
-{
-    let future = service.call(request);
-    state.set(State::Calling { future });
+fn send<S: Service<Req>, Req>(service: &mut S, request: Req) -> S::Future {
+    service.call(request)
 }
 
 /// Runs the pure decision with the request's budget and the layer's random source.
@@ -274,13 +286,16 @@ fn decide<R, C, O, P, K>(
     )
 }
 
-fn give_up<R, C, O, P, K>(
+/// Counts and reports a retryable failure that is not retried: after `attempts` calls, the last
+/// one taking `latency` (if measured); the trace id is read from the request's `copy`, if kept.
+fn give_up<Req, R, C, O, P, K>(
     shared: &Shared<R, C, O, P, K>,
-    attempts: u32,
+    (attempts, latency): (u32, Option<std::time::Duration>),
     reason: GiveUp,
     outcome: &Outcome,
-    latency: Option<std::time::Duration>,
+    copy: Option<&R::Copy>,
 ) where
+    R: Replay<Req>,
     O: for<'a> Observer<Event<'a>>,
 {
     shared.core.gave_up.fetch_add(1, Ordering::Relaxed);
@@ -294,6 +309,7 @@ fn give_up<R, C, O, P, K>(
             reason,
             failure,
             latency,
+            trace_id: copy.and_then(|copy| shared.replay.trace_id(copy)),
         });
     }
 }
@@ -309,7 +325,7 @@ where
             State::Preparing { .. } => "preparing",
             State::Calling { .. } => "calling",
             State::Sleeping => "sleeping",
-            State::Readying => "readying",
+            State::Readying { .. } => "readying",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 use weir_core::classify::AnyError;
+use weir_core::lanes::{Lanes, Prototype};
 use weir_core::protocol::Plain;
 
 use crate::handle::RetryHandle;
@@ -102,10 +103,13 @@ impl<R, C, O, P, K> fmt::Debug for RetryLayer<R, C, O, P, K> {
     }
 }
 
-impl<S, R, C, O, P, K> Layer<S> for RetryLayer<R, C, O, P, K> {
+/// `S: Clone`: the services made share a clone of `inner` that retries are cloned from (see
+/// [`Retry`]); a service that is not `Clone` could not be retried anyway.
+impl<S: Clone, R, C, O, P, K> Layer<S> for RetryLayer<R, C, O, P, K> {
     type Service = Retry<S, R, C, O, P, K>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Retry::new(inner, Arc::clone(&self.shared))
+        let prototype = Prototype::new(Arc::clone(&self.shared), &inner);
+        Retry::new(inner, Arc::new(Lanes::new(Arc::new(prototype))))
     }
 }

@@ -17,7 +17,7 @@ use crate::future::ResponseFuture;
 use crate::protocol::Protocol;
 use crate::replay::{IdempotentReplay, Replay};
 use crate::scope::BudgetScope;
-use crate::shared::{Policies, Shared};
+use crate::shared::{BoundLanes, Policies, Shared};
 use crate::state::Progress;
 
 /// Retries the inner service's transient failures; made by [`RetryLayer`](crate::RetryLayer).
@@ -25,18 +25,24 @@ use crate::state::Progress;
 /// `poll_ready` readies the inner service. `call` sends the first attempt to it at once when
 /// the request is ready at once ([`Replay::prepare_now`]; [`IdempotentReplay`] and
 /// [`CloneRequest`](crate::CloneRequest) are) and gives the
-/// response future a clone of the service; otherwise it moves the readied service into the
-/// future (leaving a clone behind), which sends the request once it is prepared. When an
-/// attempt fails transiently, the future sleeps, readies its service and sends the replayed
+/// response future a reference to the layer's state; otherwise it moves the readied service
+/// into the future (leaving a clone behind), which sends the request once it is prepared. When
+/// an attempt fails transiently, the future sleeps, readies a service and sends the replayed
 /// request.
+///
+/// **Which service a retry goes to.** A clone of the inner service *as the layer wrapped it*,
+/// made when the first retry is due (tower's `Retry` clones the service on every call instead;
+/// the clones are equivalent, as every clone of a service is a fresh, unreadied instance). So a
+/// call costs one reference count, not a clone of the whole stack below; and a change made
+/// through [`get_mut`](Self::get_mut) reaches first attempts only.
 pub struct Retry<S, R = IdempotentReplay, C = AnyError, O = (), P = Plain, K = ()> {
     inner: S,
-    shared: Arc<Shared<R, C, O, P, K>>,
+    lanes: Arc<BoundLanes<S, R, C, O, P, K>>,
 }
 
 impl<S, R, C, O, P, K> Retry<S, R, C, O, P, K> {
-    pub(crate) const fn new(inner: S, shared: Arc<Shared<R, C, O, P, K>>) -> Self {
-        Self { inner, shared }
+    pub(crate) const fn new(inner: S, lanes: Arc<BoundLanes<S, R, C, O, P, K>>) -> Self {
+        Self { inner, lanes }
     }
 
     weir_core::inner_accessors!(inner: S);
@@ -46,7 +52,7 @@ impl<S: Clone, R, C, O, P, K> Clone for Retry<S, R, C, O, P, K> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            shared: Arc::clone(&self.shared),
+            lanes: Arc::clone(&self.lanes),
         }
     }
 }
@@ -55,7 +61,7 @@ impl<S: fmt::Debug, R, C, O, P, K> fmt::Debug for Retry<S, R, C, O, P, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Retry")
             .field("inner", &self.inner)
-            .field("name", &self.shared.name)
+            .field("name", &self.lanes.name)
             .finish_non_exhaustive()
     }
 }
@@ -84,7 +90,8 @@ where
     // breaker-outside order; the figure is in benches/README.md, weir-retry).
     #[inline(always)]
     fn call(&mut self, request: Req) -> Self::Future {
-        let shared = &self.shared;
+        let bound = self.lanes.pick();
+        let shared: &Shared<R, C, O, P, K> = bound;
         let budget = shared.scope.select(&request, &shared.budget);
         K::budget(&budget, &shared.budget).deposit();
         // One word: the policy version this request keeps, and whether it reads the clock.
@@ -103,8 +110,7 @@ where
                 let future = self.inner.call(request);
                 ResponseFuture::calling(
                     future,
-                    self.inner.clone(),
-                    Arc::clone(shared),
+                    Arc::clone(bound),
                     copy,
                     deadline,
                     sent,
@@ -120,7 +126,7 @@ where
                 let service = mem::replace(&mut self.inner, clone);
                 ResponseFuture::new(
                     service,
-                    Arc::clone(shared),
+                    Arc::clone(bound),
                     prepare,
                     Progress::under(now, policy),
                     budget,

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use arc_swap::ArcSwap;
 use weir_core::ConfigError;
 
+use weir_core::lanes::{Lane, Lanes, Prototype};
 use weir_core::{Name, backoff::SharedRandom};
 
 use crate::budget::SharedBudget;
@@ -47,6 +48,15 @@ pub(crate) struct Core {
     /// settings change it.
     pub(crate) own_budget: bool,
 }
+
+/// What the services made by one `RetryLayer::layer` call, their clones and their response
+/// futures share: the layer's [`Shared`] state and a copy of the inner service that a retry
+/// clones (`weir_core::lanes::Prototype`), reached through this thread's lane, so a call writes
+/// one reference count no other thread writes (#18).
+pub(crate) type Bound<S, R, C, O, P, K> = Lane<Prototype<Shared<R, C, O, P, K>, S>>;
+
+/// The lanes to a [`Bound`], what a `Retry` service holds.
+pub(crate) type BoundLanes<S, R, C, O, P, K> = Lanes<Prototype<Shared<R, C, O, P, K>, S>>;
 
 /// The typed parts of a layer, as its builder (or `RetryLayer::new`) hands them over.
 pub(crate) struct Parts<R, C, O, K> {

@@ -111,6 +111,80 @@ async fn dropping_the_future_during_the_backoff_cancels_the_retry() {
     assert_eq!(handle.in_flight(), 0);
 }
 
+/// A service that counts its clones (every clone shares the count).
+#[derive(Debug)]
+struct Clones {
+    count: Arc<AtomicU32>,
+    fail_first: Arc<AtomicU32>,
+}
+
+impl Clone for Clones {
+    fn clone(&self) -> Self {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        Self {
+            count: Arc::clone(&self.count),
+            fail_first: Arc::clone(&self.fail_first),
+        }
+    }
+}
+
+impl Service<u32> for Clones {
+    type Response = u32;
+    type Error = BoxError;
+    type Future = std::future::Ready<Result<u32, BoxError>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, n: u32) -> Self::Future {
+        let failing = self
+            .fail_first
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |f| f.checked_sub(1))
+            .is_ok();
+        std::future::ready(if failing { Err(Boom.into()) } else { Ok(n) })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_does_not_clone_the_inner_service_only_a_retry_does() {
+    // #18: cloning the stack below on every call wrote a reference count per `Arc` in it, counts
+    // every thread shares. The layer keeps one clone; a retry clones from it.
+    let count = Arc::new(AtomicU32::new(0));
+    let inner = Clones {
+        count: Arc::clone(&count),
+        fail_first: Arc::new(AtomicU32::new(0)),
+    };
+    let fail_first = Arc::clone(&inner.fail_first);
+    let layer = RetryLayer::builder()
+        .max_attempts(3)
+        .backoff(Backoff::constant(Duration::ZERO))
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(inner);
+    let made = count.load(Ordering::Relaxed);
+    for n in 0..100 {
+        assert_eq!(svc.ready().await.unwrap().call(n).await.unwrap(), n);
+    }
+    assert_eq!(count.load(Ordering::Relaxed), made, "no clone per call");
+    // Two failures then a success: one clone for each retry.
+    fail_first.store(2, Ordering::Relaxed);
+    assert_eq!(svc.ready().await.unwrap().call(7).await.unwrap(), 7);
+    assert_eq!(count.load(Ordering::Relaxed), made + 2);
+}
+
+#[test]
+fn a_send_service_that_is_not_sync_keeps_the_future_send() {
+    // The clone kept for retries is shared by the futures; a `BoxCloneService` (`Send`, not
+    // `Sync`) must still give `Send` futures, as axum and tokio::spawn need.
+    type Boxed = tower::util::BoxCloneService<u32, u32, BoxError>;
+    assert_send::<ResponseFuture<Boxed, u32, CloneRequest, weir_core::classify::AnyError, ()>>();
+    assert_send::<Retry<Boxed, CloneRequest>>();
+}
+
 type ProbeFn = fn(u32) -> Result<u32, Infallible>;
 type HttpFn =
     fn(Request<ReplayBody<Full<Bytes>>>) -> Result<http::Response<Full<Bytes>>, Infallible>;

@@ -31,8 +31,8 @@ pub enum Event<'a> {
         layer: &'a Name,
         /// The deadline in force.
         deadline: Deadline,
-        /// The W3C trace id of the request's `traceparent` header, for an `http::Request`
-        /// (read only here, on the refusal).
+        /// The W3C trace id of the request's `traceparent` header, for an `http::Request` in
+        /// `Auto` or `Http` mode (read only here, on the refusal; a `Plain` layer reads none).
         trace_id: Option<TraceId>,
     },
 }

@@ -69,8 +69,9 @@ fn chaos_slot<P>(
 /// | `exempt_paths` | list of paths | `["/healthz/live", "/healthz/ready"]` (default: `/livez`, `/readyz`, `/startupz`) |
 /// | `chaos` | table ([`ChaosConfig`](crate::chaos::ChaosConfig)) | `{ status = 0.01, latency = 0.1 }` |
 ///
-/// **`chaos`**: absent, the stack has no chaos layer at all (its slot is empty: no switch, no
-/// handle); present, a chaos layer in HTTP mode is built in the stack's chaos slot, innermost
+/// **`chaos`**: absent, the stack has no chaos layer to reach (no handle, no switch to turn on,
+/// nothing registered; the slot's stand-in costs the disabled path's check,
+/// [`OptionalChaosLayer`](crate::chaos::OptionalChaosLayer)); present, a chaos layer in HTTP mode is built in the stack's chaos slot, innermost
 /// (around the handler, inside the timeout; the health probes bypass it), **disabled unless the
 /// table says `enabled = true`** and **deaf to the `x-weir-fault` header unless it says
 /// `header = true`**: a file copied from staging to production injects nothing there, and lets
@@ -343,7 +344,8 @@ impl fmt::Debug for ServerConfig {
 /// | `max_concurrent` | integer | `100` |
 /// | `chaos` | table ([`ChaosConfig`](crate::chaos::ChaosConfig)) | `{ latency = 0.1, stall = 0.001 }` |
 ///
-/// **`chaos`**: absent, the stack has no chaos layer at all; present, a chaos layer is built in
+/// **`chaos`**: absent, the stack has no chaos layer to reach (as for [`ServerConfig`]); present,
+/// a chaos layer is built in
 /// the stack's chaos slot, innermost (around the transport, inside the attempt timeout, so the
 /// retry, its budget and the breaker see its faults), **disabled unless the table says
 /// `enabled = true`**. It is in plain mode (the stack takes any transport): added latency and

@@ -606,3 +606,54 @@ async fn a_full_maps_sweep_of_another_shard_skips_its_own() {
     assert_eq!(map.evicted(), 1);
     assert_eq!(map.overflow().load(Ordering::Relaxed), 0);
 }
+
+/// A full map sweeps a shard for a new key a sixteenth of the idle timeout after its last
+/// sweep (100 ms at 1.6 s), not a tick later; until then the new key shares the overflow state.
+#[tokio::test(start_paused = true)]
+async fn a_full_map_sweeps_a_sixteenth_of_the_idle_timeout_after_the_last_sweep() {
+    let map = KeyedMap::new(
+        KeyedConfig::new()
+            .max_keys(1)
+            .idle_timeout(Duration::from_millis(1_600)),
+        AtomicU32::new(0),
+    )
+    .evict_when_full_if(|_, _| true);
+    let start = Instant::now();
+    assert_eq!(bump(&map, 1, start), 1);
+    // 99 ms after the map was made (its shard's last sweep): no sweep, no room.
+    assert_eq!(bump(&map, 2, start + Duration::from_millis(99)), 1);
+    assert_eq!(map.overflow().load(Ordering::Relaxed), 1);
+    // At 100 ms the sweep is due: key 1 (spare) leaves, key 2 gets a state of its own.
+    assert_eq!(bump(&map, 2, start + Duration::from_millis(100)), 1);
+    assert_eq!(map.overflow().load(Ordering::Relaxed), 1);
+    assert_eq!(map.evicted(), 1);
+}
+
+/// A map's `Debug` shows its key count, configuration, shard count and overflow state.
+#[tokio::test(start_paused = true)]
+async fn debug_shows_the_count_the_config_and_the_overflow() {
+    let map = KeyedMap::new(KeyedConfig::new().max_keys(1), AtomicU32::new(7));
+    bump(&map, 1, Instant::now());
+    let shown = format!("{map:?}");
+    assert!(shown.starts_with("KeyedMap { len: 1, config: "), "{shown}");
+    assert!(shown.ends_with("shards: 1, overflow: 7, .. }"), "{shown}");
+}
+
+/// A map with room sweeps a new key's shard half an idle timeout after its last sweep: a key
+/// idle since the map was made leaves when a new key of its shard arrives an idle timeout in.
+#[tokio::test(start_paused = true)]
+async fn a_map_with_room_sweeps_a_new_keys_shard_every_half_idle_timeout() {
+    let idle = Duration::from_secs(1);
+    let map: KeyedMap<u64, AtomicU32, Prehashed> = KeyedMap::with_hasher(
+        KeyedConfig::new().max_keys(1_000).idle_timeout(idle),
+        AtomicU32::new(0),
+        Prehashed,
+    );
+    let start = Instant::now();
+    bump_prehashed(&map, in_shard(3, 1), start);
+    // The request's own sweep of one shard in turn takes shard 0; shard 3 is swept because a
+    // new key of it arrives a whole idle timeout (twice the half) after its last sweep.
+    assert_eq!(bump_prehashed(&map, in_shard(3, 2), start + idle), 1);
+    assert_eq!(map.evicted(), 1);
+    assert_eq!(map.len(), 1);
+}

@@ -18,7 +18,7 @@
 //! | `weir_transitions_total` | counter | `pattern`, `layer`, `from`, `to` | every state change ([`Metrics`](struct@Metrics)) |
 //! | `weir_backoff_delay_seconds` | histogram | `pattern`, `layer` | a retry's delay ([`Metrics`](struct@Metrics)) |
 //! | `weir_queue_wait_seconds` | histogram | `pattern`, `layer` | an event's `wait` ([`Metrics`](struct@Metrics); the bulkhead's queued requests) |
-//! | `weir_attempt_duration_seconds` | histogram | `pattern`, `layer` | an event's `latency` ([`Metrics`](struct@Metrics); retry's attempts, when the observer [wants latencies](crate::Observer::wants_latency)) |
+//! | `weir_attempt_duration_seconds` | histogram | `pattern`, `layer` | an event's `latency` ([`Metrics`](struct@Metrics); retry's and hedge's attempts, when the observer [wants latencies](crate::Observer::wants_latency)) |
 //! | `weir_<pattern>_<gauge>` | gauge | `layer` | each gauge of a registered handle's snapshot ([`record`]) |
 //! | `weir_<pattern>_<counter>_total` | counter | `layer` | each counter of a snapshot, absolute ([`record`]) |
 //! | `weir_<pattern>_state` | gauge | `layer`, `state` | one-hot: 1 for the state a layer is in, 0 for the others seen ([`record`]) |
@@ -32,8 +32,9 @@
 //! the layer decided, inline, so it belongs to whatever span is current: the caller's request span
 //! (tower-http's `TraceLayer`, a `#[tracing::instrument]`ed handler or client call) is its parent,
 //! and a rejection shows up inside the caller's trace. Where the request carried a W3C
-//! `traceparent` header and the layer read it (on the rejection path only), its trace id is the
-//! field `trace_id`.
+//! `traceparent` header and the layer read it (only when it emits an event about the request: a
+//! rejection, a retry, a hedge, a fallback, an injected fault), its trace id is the field
+//! `trace_id`.
 
 #[cfg(feature = "metrics")]
 mod export;
@@ -104,6 +105,11 @@ impl<Ev: Event + ?Sized> Observer<Ev> for Tracing {
 
     /// `true`: an attempt's latency is a field of its log line.
     fn wants_latency(&self) -> bool {
+        true
+    }
+
+    /// `true`: the request's trace id is a field of its log line.
+    fn wants_trace_id(&self) -> bool {
         true
     }
 }

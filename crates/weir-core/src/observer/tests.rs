@@ -106,6 +106,28 @@ fn trace_ids_are_read_from_valid_traceparents_only() {
     assert_eq!(TraceId::from_headers(&headers), Some(id));
 }
 
+/// #19: only an observer that logs trace ids asks a layer to read them on every request (the
+/// fallback's HTTP mode): `()` and closures do not, `Tracing` does, `Metrics` (no trace id
+/// label) does not, and a pair does if either does.
+#[test]
+fn only_an_observer_that_logs_them_wants_trace_ids() {
+    fn wants<O: for<'a> Observer<Probe<'a>>>(observer: &O) -> bool {
+        observer.wants_trace_id()
+    }
+    let closure = |_: &Probe<'_>| {};
+    assert!(!wants(&()));
+    assert!(!wants(&closure));
+    assert!(!wants(&((), closure)));
+    #[cfg(feature = "tracing")]
+    {
+        assert!(wants(&Tracing));
+        assert!(wants(&((), Tracing)));
+        assert!(wants(&(Tracing, ())));
+    }
+    #[cfg(feature = "metrics")]
+    assert!(!wants(&Metrics::default()));
+}
+
 #[cfg(feature = "metrics")]
 mod metrics_observer {
     use super::super::capture::{Capture, Value};

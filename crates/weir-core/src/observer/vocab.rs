@@ -125,8 +125,10 @@ pub struct Fields {
     pub budget_left: Option<Duration>,
     /// The load level (or a shed request's priority) that decided a shed.
     pub load_level: Option<&'static str>,
-    /// The W3C trace id of the request's `traceparent` header, where the layer read one (only on
-    /// a rejection).
+    /// The W3C trace id of the request's `traceparent` header, where the layer read one (only
+    /// for an event about the request: a rejection, a retry, a hedge, a fallback, an injected
+    /// fault; on an admitted call only where the observer
+    /// [wants trace ids](crate::Observer::wants_trace_id)).
     pub trace_id: Option<TraceId>,
 }
 
@@ -348,6 +350,19 @@ pub trait Observer<Ev: ?Sized> {
     fn wants_latency(&self) -> bool {
         false
     }
+
+    /// Whether this observer uses a request's [`TraceId`] where a layer would have to read it
+    /// on every request, not only when it emits an event: a layer that no longer holds the
+    /// request when it reports (the fallback, whose request has gone to the primary by the time
+    /// the primary fails) reads the `traceparent` header at call, in HTTP mode, only when its
+    /// observer says `true`. Layers that read the id only when they emit an event read it
+    /// whatever this says. `false` by default (for `()`, closures, `Metrics` and any observer
+    /// that does not say), `true` for [`Tracing`](crate::observer::Tracing), which logs it; a
+    /// pair wants it if either does.
+    #[inline(always)]
+    fn wants_trace_id(&self) -> bool {
+        false
+    }
 }
 
 impl<Ev: ?Sized> Observer<Ev> for () {
@@ -379,5 +394,10 @@ where
     #[inline]
     fn wants_latency(&self) -> bool {
         self.0.wants_latency() || self.1.wants_latency()
+    }
+
+    #[inline]
+    fn wants_trace_id(&self) -> bool {
+        self.0.wants_trace_id() || self.1.wants_trace_id()
     }
 }

@@ -454,3 +454,48 @@ fn vegas_smoothing_takes_a_share_of_each_estimate() {
     // No queueing: the estimate 10 + 6 log10 10 = 16, half of it taken: 13.
     assert_eq!(vegas.update(Sample::success(ms(10), 10)), 13);
 }
+
+/// The catch-up's 5 % shows in the next windows' gradient: with the long RTT caught up from 9 to
+/// 8.55 ms, two 13 ms windows shrink the limit (gradient 1.5 × 8.55 / 13 = 0.987); left at 9 ms
+/// they would grow it (1.04, clamped to 1).
+#[test]
+fn gradient2_judges_the_next_windows_on_the_caught_up_long_rtt() {
+    let mut g = Gradient2::new()
+        .bounds(1, 200)
+        .initial(20)
+        .short_window(1)
+        .long_window(3);
+    let busy = |rtt| Sample::success(ms(rtt), 200);
+    for _ in 0..10 {
+        g.update(busy(20));
+    }
+    // 28.8, then 26.28 (as in `gradient2_long_rtt_after_the_warm_up`), the long RTT 15 ms.
+    g.update(busy(10));
+    g.update(busy(40));
+    // 3 ms: long = 9 ms, three times the short: caught up to 8.55; growth to 27.08.
+    assert_eq!(g.update(busy(3)), 27);
+    // 27.007, then 26.935 (with a long RTT of 9 ms, 27.88 and 28.68).
+    g.update(busy(13));
+    assert_eq!(g.update(busy(13)), 26);
+}
+
+/// Between `log10(limit)` and alpha (`3 log10(limit)`) Vegas grows by `log10(limit)`, once a
+/// round trip, only while the limit is in use: app-limited, it holds.
+#[test]
+fn vegas_grows_below_alpha_only_while_busy() {
+    let mut vegas = Vegas::new()
+        .bounds(1, 1000)
+        .initial(10)
+        .probe_every(1_000_000);
+    vegas.update(Sample::success(ms(10), 10)); // the no-load RTT
+    // 12 ms: queue = ceil(10 × (1 − 10 / 12)) = 2, between log10 10 = 1 and alpha 3.
+    // One call in flight of ten: held.
+    for _ in 0..30 {
+        assert_eq!(vegas.update(Sample::success(ms(12), 1)), 10);
+    }
+    // Ten in flight: one step of log10 10 after a round trip (ten samples).
+    for _ in 0..9 {
+        assert_eq!(vegas.update(Sample::success(ms(12), 10)), 10);
+    }
+    assert_eq!(vegas.update(Sample::success(ms(12), 10)), 11);
+}

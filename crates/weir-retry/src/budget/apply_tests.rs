@@ -46,6 +46,23 @@ fn check_keeps_the_kind_and_a_ratio_budgets_window() {
     assert_eq!(unlimited.budget(), RetryBudget::unlimited());
 }
 
+/// A change of kind is refused naming both kinds as a configuration file writes them.
+#[test]
+fn a_change_of_kind_names_both_kinds() {
+    let rule = |from: RetryBudget, to: RetryBudget| {
+        let err = SharedBudget::new(from).unwrap().check(&to).unwrap_err();
+        err.rule().to_owned()
+    };
+    assert_eq!(
+        rule(RetryBudget::ratio(0.1), RetryBudget::grpc_throttle(10, 0.5)),
+        "of a running layer keeps its kind (ratio): rebuild the layer to make it grpc_throttle"
+    );
+    assert!(
+        rule(RetryBudget::unlimited(), RetryBudget::ratio(0.1))
+            .ends_with("(unlimited): rebuild the layer to make it ratio")
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn apply_keeps_a_ratio_budgets_counts_under_the_new_ratio() {
     let budget = SharedBudget::new(RetryBudget::ratio(0.1).min_per_second(0)).unwrap();

@@ -335,3 +335,21 @@ fn a_keyed_budget_counts_its_servers() {
         "another key type"
     );
 }
+
+/// A refused retry is taken back from its own epoch's count only: once its slot has moved on to
+/// an epoch a window later (another thread's retry, while this one was being checked), the
+/// undo leaves the newer count alone rather than taking a retry of the newer epoch back.
+#[test]
+fn an_undo_takes_back_a_count_of_its_own_epoch_only() {
+    let window = super::state::Window::<AtomicU64>::new();
+    window.add(5, 1);
+    window.add(5, 1);
+    window.undo(5);
+    assert_eq!(window.sum(5), 1);
+    // Epoch 15 shares epoch 5's slot, a window later.
+    window.add(15, 1);
+    window.undo(5);
+    assert_eq!(window.sum(15), 1, "the newer epoch's retry is kept");
+    window.undo(15);
+    assert_eq!(window.sum(15), 0);
+}

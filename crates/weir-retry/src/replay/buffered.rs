@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 use bytes::{Buf, Bytes, BytesMut};
 use http::{Extensions, HeaderMap, Method, Request, Uri, Version};
 use http_body::Body;
+use weir_core::observer::TraceId;
 use weir_core::protocol::{Http, Protocol};
 use weir_core::wire::IDEMPOTENCY_KEY;
 use weir_core::{BoxError, Deadline};
@@ -195,6 +196,11 @@ where
     #[inline]
     fn deadline(&self, request: &Self::Request) -> Option<Deadline> {
         <Http as Protocol<Self::Request>>::deadline(request)
+    }
+
+    /// The kept head's.
+    fn trace_id(&self, copy: &HttpCopy) -> Option<TraceId> {
+        TraceId::from_headers(&copy.headers)
     }
 }
 
