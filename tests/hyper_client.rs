@@ -264,3 +264,70 @@ async fn the_client_preset_propagates_the_deadline_as_x_timeout_ms() {
         "{timeouts:?}"
     );
 }
+
+/// A hyper server whose handler (of hyper's own `Request<Incoming>`) sits behind weir's timeout,
+/// built with `TimeoutLayer::new` (its default protocol, `Auto`) or with `.plain()` on top, and
+/// answers whether it found a deadline in the request's extensions.
+async fn deadline_server(plain: bool) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let handler = tower::service_fn(|req: Request<Incoming>| async move {
+                let found = weir::core::Deadline::get(req.extensions()).is_some();
+                let body = if found { "deadline" } else { "none" };
+                let response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+                Ok::<_, std::convert::Infallible>(response)
+            });
+            let timeout = TimeoutLayer::new(Duration::from_secs(5));
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let timeout = timeout.clone();
+                async move {
+                    let answer = if plain {
+                        timeout.plain().layer(handler).oneshot(req).await
+                    } else {
+                        timeout.layer(handler).oneshot(req).await
+                    };
+                    // The server's error type stays concrete (a `BoxError` here trips the
+                    // compiler's check of the spawned future): a timeout is a 504.
+                    Ok::<_, std::convert::Infallible>(answer.unwrap_or_else(|_| {
+                        let mut response = Response::new(Full::new(Bytes::from_static(b"timeout")));
+                        *response.status_mut() = StatusCode::GATEWAY_TIMEOUT;
+                        response
+                    }))
+                }
+            });
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// #17.2: the timeout's default protocol, `Auto`, reads an `http::Request` whatever its body:
+/// on a real server, a handler of hyper's `Request<Incoming>` behind `TimeoutLayer::new` finds
+/// the deadline the layer stored (as before `Carrier` was removed); behind `.plain()` it finds
+/// none.
+#[tokio::test]
+async fn an_incoming_request_carries_the_default_timeouts_deadline() {
+    use http_body_util::BodyExt;
+
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    for (plain, expected) in [(false, "deadline"), (true, "none")] {
+        let addr = deadline_server(plain).await;
+        let get = Request::get(format!("http://{addr}/"))
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        let response = client.request(get).await.expect("answered");
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        assert_eq!(body, expected.as_bytes(), "plain: {plain}");
+    }
+}

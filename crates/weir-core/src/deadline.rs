@@ -25,6 +25,31 @@ const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 86_400);
 ///
 /// It is a [`tokio::time::Instant`], so it follows tokio's paused clock in tests.
 ///
+/// # Time base
+///
+/// The one rule for when weir's clocks start, in every layer:
+///
+/// 1. **A deadline is an instant, not a duration.** Once a `Deadline` is in a request (stored by
+///    a timeout in [`Http`](crate::protocol::Http) mode, or read from an incoming `grpc-timeout`
+///    / `x-timeout-ms`), every layer compares its clock against that same instant: a retry
+///    starts no attempt and sleeps no backoff past it, a bulkhead queue waits no longer, a hedge
+///    sends no hedge after it, a client writes what is left of it.
+/// 2. **A duration a layer sets itself runs from `call`**, the moment the layer receives the
+///    request: a timeout whose deadline is written down (an `Http` request's), the bulkhead's
+///    `max_wait` in its queue, the retry's `max_duration`, chaos latency.
+/// 3. **Except a duration nobody else reads, which may start at the first poll that finds the
+///    call pending**, so that a call answered on its first poll never reads the clock: the
+///    timeout's own timer in [`Plain`](crate::protocol::Plain) mode (and in server mode for a
+///    request that carried no deadline, unless it exposes it), the hedge's delay. Tower's
+///    `call(req).await` polls at once, so for every caller that awaits what it calls the two
+///    bases differ by the first poll's own work only; a future left unpolled for a while gets its
+///    full duration from its first poll.
+/// 4. **Waits before `call`** (a breaker's or load shedder's backpressure in `poll_ready`) run
+///    from the `poll_ready` that found no room; they are not part of a request's time, which
+///    starts at `call` (rule 2).
+///
+/// Each pattern crate's README links here from its *Semantics* where it measures time.
+///
 /// ```
 /// use std::time::Duration;
 /// use weir_core::Deadline;

@@ -1,13 +1,30 @@
 //! [`Protocol`]: the one answer to "is this an HTTP request, and what is its deadline?".
 //!
 //! Every weir layer that reads a request's HTTP parts takes a protocol type parameter, chosen on
-//! its builder: [`Plain`] (the default: any request type, nothing read, nothing to implement on
-//! your own request types) or [`Http`] (`http::Request`, as axum, hyper and tonic use). The
-//! choice is made once, at the type level, so a `Plain` layer costs nothing per call and a
-//! `Duration`, a tuple or your own struct is a request without a newtype or a marker impl.
+//! its builder:
+//!
+//! - [`Plain`]: any request type, nothing read, nothing to implement on your own request types.
+//!   A `Plain` layer costs nothing per call, and a `Duration`, a tuple or your own struct is a
+//!   request without a newtype or a marker impl.
+//! - [`Http`]: `http::Request`, as axum, hyper and tonic use; its headers, extensions, method and
+//!   deadline are read (and written where the layer writes them).
+//! - [`Auto`]: an `http::Request` read as [`Http`] reads it, the standard library's types
+//!   (integers, strings, `Duration`, tuples, `Vec`, `Box`, `Option`) as [`Plain`] does. The
+//!   default of the two layers that read every request's HTTP parts whatever else they are
+//!   told, weir-timeout's `TimeoutLayer` (the deadline) and weir-retry's `IdempotentReplay` (the
+//!   method): an `http::Request` is served as HTTP without being asked, so forgetting `.http()`
+//!   never silently drops a deadline or retries a POST. A request type of your own is not one
+//!   `Auto` knows: the layer does not build until it is given [`Plain`] (`.plain()`); where the
+//!   service meets a `Service<Req>` bound, the compiler's message names `Plain`.
+//!
+//! Every other layer defaults to [`Plain`] and reads HTTP only when told (`.http()`).
+//!
+//! The choice is made once, at the type level, so the dispatch costs nothing per call. The
+//! layers that read a request's deadline, and when each measures time, follow one rule,
+//! written once in [`Deadline`]'s *Time base*.
 //!
 //! A layer's response-side behaviour (holding a permit in the body, writing headers on an
-//! admitted response) is the layer's own trait, implemented for these same two types.
+//! admitted response) is the layer's own trait, implemented for these same types.
 
 use http::header::CONTENT_TYPE;
 use http::{Extensions, HeaderMap, Method};
@@ -15,7 +32,8 @@ use http::{Extensions, HeaderMap, Method};
 use crate::deadline::Deadline;
 
 /// What a layer can read and write in a request of type `Req`; implemented by [`Plain`] for
-/// every type and by [`Http`] for `http::Request<B>`.
+/// every type, by [`Http`] for `http::Request<B>`, and by [`Auto`] for both an
+/// `http::Request<B>` and the standard library's request types.
 ///
 /// ```
 /// use std::time::Duration;
@@ -30,6 +48,12 @@ use crate::deadline::Deadline;
 /// assert!(<Plain as Protocol<_>>::deadline(&(1_u32, "any type")).is_none());
 /// # }
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "weir's protocol `{Self}` cannot read a request of type `{Req}`",
+    label = "`{Self}` does not read `{Req}`",
+    note = "`Auto`, the default of `TimeoutLayer` and `IdempotentReplay` (and so of `RetryLayer::new`), reads an `http::Request` and the standard library's types; for a request type of your own, choose `Plain` (any type, no impl): `.plain()` on the timeout's layer or builder, `IdempotentReplay::plain()` as the retry's replay",
+    note = "`Http` reads an `http::Request` only"
+)]
 pub trait Protocol<Req>: Copy + Default + Send + Sync + 'static {
     /// Whether this protocol reads HTTP parts at all (`false` for [`Plain`]), so a layer can
     /// skip work that only HTTP needs at compile time.
@@ -70,6 +94,38 @@ pub struct Plain;
 /// `http::Request<B>`: the layer reads and writes its headers, extensions and deadline.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Http;
+
+/// [`Http`] for an `http::Request<B>`, [`Plain`] for the standard library's request types
+/// (`()`, `bool`, `char`, the integers and floats, `String`, `&str`, `Duration`, tuples of up to
+/// four, `Vec<T>`, `Box<T>`, `Option<T>`): the default of the layers that must read an
+/// `http::Request` whether or not they are told it is one (weir-timeout's `TimeoutLayer`,
+/// weir-retry's `IdempotentReplay`), see the [module docs](self).
+///
+/// The choice is made by trait impls (one for `http::Request<B>`, whatever its body: `Full`,
+/// hyper's `Incoming`, tonic's body; one for each standard type), not by the type's name, so
+/// it is fixed at compile time and costs nothing per call. A request type of your own has no
+/// impl: a layer in `Auto` mode does not build for it, and [`Plain`] serves it with no impl.
+///
+/// ```
+/// use std::time::Duration;
+/// use weir_core::protocol::{Auto, Protocol};
+///
+/// let req = http::Request::post("http://shop/orders").body(()).unwrap();
+/// assert_eq!(<Auto as Protocol<_>>::method(&req), Some(&http::Method::POST));
+/// assert!(<Auto as Protocol<_>>::method(&Duration::from_secs(1)).is_none());
+/// assert!(<Auto as Protocol<_>>::method(&(7_u32, "seven")).is_none());
+/// ```
+///
+/// A request type of your own is not one `Auto` reads (choose [`Plain`]):
+///
+/// ```compile_fail
+/// use weir_core::protocol::{Auto, Protocol};
+///
+/// struct Query(u32);
+/// let _ = <Auto as Protocol<Query>>::method(&Query(7));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Auto;
 
 impl<Req> Protocol<Req> for Plain {
     const HTTP: bool = false;
@@ -138,6 +194,110 @@ impl<B> Protocol<http::Request<B>> for Http {
         Some(req.method())
     }
 }
+
+impl<B> Protocol<http::Request<B>> for Auto {
+    const HTTP: bool = true;
+
+    #[inline]
+    fn headers(req: &http::Request<B>) -> Option<&HeaderMap> {
+        Some(req.headers())
+    }
+
+    #[inline]
+    fn headers_mut(req: &mut http::Request<B>) -> Option<&mut HeaderMap> {
+        Some(req.headers_mut())
+    }
+
+    #[inline]
+    fn extensions(req: &http::Request<B>) -> Option<&Extensions> {
+        Some(req.extensions())
+    }
+
+    #[inline]
+    fn extensions_mut(req: &mut http::Request<B>) -> Option<&mut Extensions> {
+        Some(req.extensions_mut())
+    }
+
+    #[inline]
+    fn method(req: &http::Request<B>) -> Option<&Method> {
+        Some(req.method())
+    }
+}
+
+/// [`Auto`] on a request with no HTTP parts: [`Plain`]'s answers.
+macro_rules! auto_is_plain {
+    ($([$($param:tt)*] $ty:ty),* $(,)?) => {
+        // The lifetimes are named: `&str`'s own makes elision ambiguous for that one type.
+        $(#[allow(clippy::needless_lifetimes)]
+        impl<$($param)*> Protocol<$ty> for Auto {
+            const HTTP: bool = false;
+
+            #[inline(always)]
+            fn headers<'r>(_req: &'r $ty) -> Option<&'r HeaderMap> {
+                None
+            }
+
+            #[inline(always)]
+            fn headers_mut<'r>(_req: &'r mut $ty) -> Option<&'r mut HeaderMap> {
+                None
+            }
+
+            #[inline(always)]
+            fn extensions<'r>(_req: &'r $ty) -> Option<&'r Extensions> {
+                None
+            }
+
+            #[inline(always)]
+            fn extensions_mut<'r>(_req: &'r mut $ty) -> Option<&'r mut Extensions> {
+                None
+            }
+
+            #[inline(always)]
+            fn method<'r>(_req: &'r $ty) -> Option<&'r Method> {
+                None
+            }
+
+            #[inline(always)]
+            fn deadline(_req: &$ty) -> Option<Deadline> {
+                None
+            }
+
+            #[inline(always)]
+            fn is_grpc(_req: &$ty) -> bool {
+                false
+            }
+        })*
+    };
+}
+
+auto_is_plain!(
+    [] (),
+    [] bool,
+    [] char,
+    [] u8,
+    [] u16,
+    [] u32,
+    [] u64,
+    [] u128,
+    [] usize,
+    [] i8,
+    [] i16,
+    [] i32,
+    [] i64,
+    [] i128,
+    [] isize,
+    [] f32,
+    [] f64,
+    [] String,
+    ['s] &'s str,
+    [] std::time::Duration,
+    [T] Vec<T>,
+    [T: ?Sized] Box<T>,
+    [T] Option<T>,
+    [A, B] (A, B),
+    [A, B, C] (A, B, C),
+    [A, B, C, D] (A, B, C, D),
+);
 
 /// Whether a request's or a response's `content-type` is gRPC: `application/grpc`,
 /// `application/grpc+proto`, gRPC-Web's `application/grpc-web...`, compared without letter case

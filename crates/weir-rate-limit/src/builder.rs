@@ -117,8 +117,10 @@ impl<X, A, T, C, O, P> RateLimitBuilder<X, A, T, C, O, P> {
     /// registered under the layer's [`name`](Self::name) (`"rate_limit"` when given none). A
     /// name the registry already holds for a rate limit is a [`ConfigError`]
     /// ([`is_duplicate`](ConfigError::is_duplicate)). [`build_with_store`](Self::build_with_store)
-    /// refuses a registry (a conflict): another store's admin calls are async (weir-redis's
-    /// `reset_async`), which a snapshot cannot wait for.
+    /// refuses a registry (a conflict); [`build_with_store_registered`](Self::build_with_store_registered)
+    /// registers a limiter on a store that shows itself ([`InspectStore`](crate::InspectStore):
+    /// weir-redis's `RedisStore`), without admin actions (its are async, `reset_async`, which a
+    /// status page's action cannot wait for).
     pub fn registry(mut self, registry: &Registry) -> Self {
         self.registry = Some(registry.clone());
         self
@@ -404,11 +406,53 @@ impl<X, A, T, C, O, P> RateLimitBuilder<X, A, T, C, O, P> {
             return Err(ConfigError::conflict(
                 PATTERN,
                 "registry",
-                "registers layers built with the in-memory store only (`build`, `build_with_handle`)",
+                "registers layers built with the in-memory store (`build`, `build_with_handle`) \
+                 or with a store that shows itself (`build_with_store_registered`)",
             ));
         }
         let tiers = self.tiers()?;
         Ok(self.finish(tiers, |_, _| store))
+    }
+
+    /// As [`build_with_store`](Self::build_with_store), for a store that shows itself on a
+    /// status page ([`InspectStore`](crate::InspectStore): weir-redis's `RedisStore`): the
+    /// layer's handle is registered in the [`registry`](Self::registry) given (a snapshot of
+    /// its `rejected` counter and the store's own figures), and returned.
+    ///
+    /// # Errors
+    ///
+    /// The first broken rule, as a [`ConfigError`]; a duplicate `name` in the registry; no
+    /// registry given (a missing `registry`: use `build_with_store` to build without one).
+    pub fn build_with_store_registered<St>(
+        mut self,
+        store: St,
+    ) -> Result<
+        (
+            RateLimitLayer<X, St, T, C, O, P>,
+            RateLimitHandle<X, St, T, C, O, P>,
+        ),
+        ConfigError,
+    >
+    where
+        St: crate::InspectStore,
+        X: Send + Sync + 'static,
+        T: Send + Sync + 'static,
+        C: Send + Sync + 'static,
+        O: Send + Sync + 'static,
+        P: Send + Sync + 'static,
+    {
+        let Some(registry) = self.registry.take() else {
+            return Err(ConfigError::missing(
+                PATTERN,
+                "registry",
+                "`build_with_store_registered` registers the layer: give `registry` first",
+            ));
+        };
+        let tiers = self.tiers()?;
+        let layer = self.finish(tiers, |_, _| store);
+        let handle = RateLimitHandle::new(Arc::clone(layer.limiter()));
+        registry.register_unique(Arc::new(handle.clone()))?;
+        Ok((layer, handle))
     }
 
     fn finish<St>(

@@ -1,11 +1,12 @@
 //! What a rate limiter shows a status page or a metrics exporter: `impl Inspect` for its
-//! handle (in-memory store), and its `reset` action.
+//! handle (in-memory store), and its `reset` action; and for a handle on another store that
+//! shows itself ([`InspectStore`]).
 
 use weir_core::inspect::{ActionError, Inspect, Snapshot};
 
 use crate::handle::RateLimitHandle;
 use crate::state::Algorithm;
-use crate::store::MemoryStore;
+use crate::store::{InspectStore, MemoryStore};
 
 impl<X, A, T, C, O, P> Inspect for RateLimitHandle<X, MemoryStore<A>, T, C, O, P>
 where
@@ -51,6 +52,25 @@ where
         } else {
             Err(ActionError::Invalid(format!("no state for key `{key}`")))
         }
+    }
+}
+
+/// A limiter on another store (weir-redis's `RedisStore`): counter `rejected` (as above) and
+/// what the store adds ([`InspectStore::inspect`]); no admin action (the store's are async:
+/// `reset_async`).
+impl<X, St, T, C, O, P> Inspect for RateLimitHandle<X, St, T, C, O, P>
+where
+    St: InspectStore,
+    X: Send + Sync + 'static,
+    T: Send + Sync + 'static,
+    C: Send + Sync + 'static,
+    O: Send + Sync + 'static,
+    P: Send + Sync + 'static,
+{
+    fn snapshot(&self) -> Snapshot {
+        let shown = Snapshot::new(PATTERN_NAME, self.layer_name().clone())
+            .counter("rejected", self.refused());
+        self.limiter.store.inspect(shown)
     }
 }
 

@@ -42,6 +42,6 @@ pub use crate::state::{
     Algorithm, FixedWindow, Gcra, LeakyBucket, SlidingLog, SlidingLogState, SlidingWindow,
     TokenBucket, TokenBucketState, Verdict, WindowState,
 };
-pub use crate::store::{AdminStore, Ask, Decision, MemoryStore, Now, Store, Tier};
+pub use crate::store::{AdminStore, Ask, Decision, InspectStore, MemoryStore, Now, Store, Tier};
 pub use crate::tier::{Cost, DefaultTier, TierOf, UnitCost};
 pub use crate::top::Limited;

@@ -341,6 +341,22 @@ pub trait Store<K>: Send + Sync + 'static {
     }
 }
 
+/// A [`Store`] whose limiter can be shown on a status page or read by a metrics exporter
+/// (`weir_core::inspect`): the store adds its own gauges and counters to its limiter's
+/// snapshot, from what it keeps in memory (a snapshot never waits for a round trip).
+/// [`RateLimitBuilder::build_with_store_registered`](crate::RateLimitBuilder::build_with_store_registered)
+/// registers a limiter on such a store.
+///
+/// Implemented by weir-redis's `RedisStore` (its decisions, lease decisions, failure-policy
+/// decisions, errors and whether it is degraded). The in-memory store's limiter has a richer
+/// snapshot of its own (keys held, units left, a `reset` action), from `build` with a
+/// registry.
+pub trait InspectStore: Send + Sync + 'static {
+    /// `shown` (the limiter's snapshot: pattern, name, `rejected`) with the store's own gauges
+    /// and counters added.
+    fn inspect(&self, shown: weir_core::inspect::Snapshot) -> weir_core::inspect::Snapshot;
+}
+
 /// A store whose keys an admin can read and reset one at a time: what
 /// [`RateLimitHandle::remaining_async`](crate::RateLimitHandle::remaining_async) and
 /// [`RateLimitHandle::reset_async`](crate::RateLimitHandle::reset_async) call.

@@ -11,8 +11,11 @@ use std::time::Duration;
 
 use redis::{Cmd, ErrorKind, RedisError, Script};
 use tokio::time::Instant;
+use weir_core::inspect::Snapshot;
 use weir_core::{BoxError, Name, Observer};
-use weir_rate_limit::{AdminStore, Ask, Decision, Gcra, MemoryStore, Quota, Store, Tier, Verdict};
+use weir_rate_limit::{
+    AdminStore, Ask, Decision, Gcra, InspectStore, MemoryStore, Quota, Store, Tier, Verdict,
+};
 
 use crate::connection::Connection;
 use crate::event::{Event, Reason};
@@ -546,6 +549,27 @@ fn rebuild(conn: &Arc<Connection>, health: &Arc<Health>) {
             ),
         }
     });
+}
+
+/// A limiter on this store can be registered on a status page
+/// (`RateLimitBuilder::build_with_store_registered`): its snapshot adds gauge `degraded` (1
+/// while Redis, or a Cluster slot, is in an outage) and counters `redis_decisions`,
+/// `leased`, `fallbacks` (decided by the failure policy) and `redis_errors`, this
+/// instance's, read from memory.
+impl<A, O> InspectStore for RedisStore<A, O>
+where
+    A: RedisAlgorithm,
+    O: Send + Sync + 'static,
+{
+    fn inspect(&self, shown: Snapshot) -> Snapshot {
+        let handle = self.handle();
+        shown
+            .gauge("degraded", if handle.is_degraded() { 1.0 } else { 0.0 })
+            .counter("redis_decisions", handle.decisions())
+            .counter("leased", handle.leased())
+            .counter("fallbacks", handle.fallbacks())
+            .counter("redis_errors", handle.errors())
+    }
 }
 
 impl<K, A, O> Store<K> for RedisStore<A, O>

@@ -247,3 +247,92 @@ async fn a_reset_drops_the_instances_lease() {
     assert!(admitted(&a, "alice").await);
     assert_eq!(remaining(&hb, "alice").await, daily(7));
 }
+
+/// #19: a limiter on Redis shows on a status page (`build_with_store_registered`): its
+/// refusals, Redis's decisions, and, with Redis killed, the outage (`degraded`, the failure
+/// policy's decisions, the errors), read from memory by a snapshot that never waits.
+#[tokio::test]
+async fn a_redis_limiter_registers_and_its_snapshot_shows_the_outage() {
+    let mut backend = Backend::single().await;
+    let registry = weir_core::inspect::Registry::new();
+    let store: RedisStore<Gcra> = backend
+        .builder()
+        .failure_policy(FailurePolicy::FailOpen)
+        .timeout(Duration::from_secs(1))
+        .build()
+        .expect("valid config");
+    let (layer, _handle) = RateLimitLayer::builder()
+        .name("redis-edge")
+        .quota(Quota::per_day(2))
+        .key(Header::new(CLIENT))
+        .registry(&registry)
+        .build_with_store_registered(store)
+        .expect("valid limit");
+    let shown = || {
+        let all = registry.snapshot();
+        assert_eq!(all.len(), 1, "one layer registered");
+        all.into_iter().next().expect("one")
+    };
+    assert_eq!(shown().pattern, "rate_limit");
+    assert_eq!(shown().layer.as_str(), "redis-edge");
+    assert!(
+        registry.handles()[0].actions().is_empty(),
+        "no sync admin action"
+    );
+
+    let answers = [
+        admitted(&layer, "alice").await,
+        admitted(&layer, "alice").await,
+        admitted(&layer, "alice").await,
+    ];
+    assert_eq!(answers, [true, true, false]);
+    let healthy = shown();
+    assert_eq!(healthy.counter_value("rejected"), Some(1));
+    assert_eq!(healthy.counter_value("redis_decisions"), Some(3));
+    assert_eq!(healthy.gauge_value("degraded"), Some(0.0));
+    assert_eq!(healthy.counter_value("fallbacks"), Some(0));
+
+    backend.kill(0);
+    // Fail-open: admitted by the failure policy, counted as such.
+    assert!(admitted(&layer, "alice").await);
+    let down = shown();
+    assert_eq!(down.gauge_value("degraded"), Some(1.0));
+    assert_eq!(down.counter_value("fallbacks"), Some(1));
+    assert!(down.counter_value("redis_errors") >= Some(1), "{down:?}");
+    assert_eq!(down.counter_value("redis_decisions"), Some(3));
+    assert_eq!(down.counter_value("rejected"), Some(1));
+}
+
+/// `build_with_store_registered` without a registry is a `ConfigError` naming it; the same
+/// name twice in one registry is a duplicate; `build_with_store` still refuses a registry.
+#[tokio::test]
+async fn registering_a_redis_limiter_checks_the_registry() {
+    let backend = Backend::single().await;
+    let store = || -> RedisStore<Gcra> { backend.builder().build().expect("valid config") };
+    let missing = RateLimitLayer::builder()
+        .quota(Quota::per_day(2))
+        .build_with_store_registered(store())
+        .expect_err("no registry");
+    assert!(missing.is_missing());
+    assert_eq!(missing.field(), "registry");
+
+    let registry = weir_core::inspect::Registry::new();
+    let build = || {
+        RateLimitLayer::builder()
+            .name("twice")
+            .quota(Quota::per_day(2))
+            .registry(&registry)
+            .build_with_store_registered(store())
+    };
+    assert!(build().is_ok());
+    let twice = build().expect_err("a duplicate");
+    assert!(twice.is_duplicate(), "{twice}");
+
+    let conflict = RateLimitLayer::builder()
+        .quota(Quota::per_day(2))
+        .registry(&registry)
+        .build_with_store(store())
+        .expect_err("a conflict");
+    assert!(conflict.is_conflict());
+    assert_eq!(conflict.field(), "registry");
+}

@@ -74,7 +74,7 @@ const fn grpc_backoff() -> Backoff {
 /// | [`max_server_delay`](Self::max_server_delay) | 60 s |
 /// | [`budget`](Self::budget) | [`RetryBudget::ratio(0.2)`](RetryBudget::ratio), 10 per second, over 10 s; one per layer (see [`shared_budget`](Self::shared_budget), [`budget_per_server`](Self::budget_per_server)) |
 /// | classifier | [`AnyError`] ([`HttpStatus`](weir_core::classify::HttpStatus) for `http()`, [`GrpcStatus`](weir_core::classify::GrpcStatus) for `grpc()`) |
-/// | replay | [`IdempotentReplay`] (a clone; an `http::Request` only if idempotent) ([`HttpReplay`] for `http()` and `grpc()`) |
+/// | replay | [`IdempotentReplay`] (a clone; an `http::Request` only if idempotent; a request type of your own takes `replay(IdempotentReplay::plain())`) ([`HttpReplay`] for `http()` and `grpc()`) |
 /// | protocol | [`Plain`]: outcomes recorded as responses arrive ([`Http`] for `grpc()`: at the end of the body, see [`trailers`](Self::trailers)) |
 #[derive(Clone, Debug)]
 pub struct RetryBuilder<R = IdempotentReplay, C = AnyError, O = (), P = Plain, K = ()> {
@@ -108,7 +108,7 @@ impl RetryBuilder {
     }
 }
 
-impl<C, O, P, K> RetryBuilder<IdempotentReplay, C, O, P, K> {
+impl<Q, C, O, P, K> RetryBuilder<IdempotentReplay<Q>, C, O, P, K> {
     /// Also retries HTTP requests that are not idempotent: POST and PATCH without an
     /// `Idempotency-Key` (never CONNECT), see [`IdempotentReplay::retry_non_idempotent`]. Only
     /// when the server tolerates duplicates: a POST whose attempt timed out may have been done.

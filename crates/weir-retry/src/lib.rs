@@ -40,6 +40,3 @@ pub use crate::settings::{
     DEFAULT_BACKOFF, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_SERVER_DELAY, DEFAULT_MAX_SERVERS,
     GRPC_MAX_ATTEMPTS, RetrySettings,
 };
-/// The trait through which the default replay ([`IdempotentReplay`]) asks a request for its
-/// HTTP method and headers; a request type of your own implements it in one line.
-pub use weir_timeout::Carrier;

@@ -13,7 +13,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tower::{Layer, ServiceExt};
-use weir_retry::{ReplayBody, RetryLayer};
+use weir_core::backoff::Backoff;
+use weir_core::classify::HttpStatus;
+use weir_retry::{ReplayBody, RetryBudget, RetryLayer};
 
 /// Starts a server that answers 503 to its first `failures` requests and 200 after, and records
 /// every body it received.
@@ -134,4 +136,44 @@ async fn a_connection_error_is_retried_and_passes_through_unchanged() {
     // The error type is the client's own: the layer originates no error.
     assert!(err.is_connect(), "{err:?}");
     assert_eq!(handle.retries(), 2);
+}
+
+/// #17.2: `RetryLayer::builder()` with no replay chosen, around a hyper client whose requests
+/// (`Request<Full<Bytes>>`) are cloneable, reads them as HTTP (its default replay,
+/// `IdempotentReplay`, is in `Auto` mode): a GET is retried until the server's 200, a POST
+/// without an `Idempotency-Key` is sent once.
+#[tokio::test]
+async fn the_default_replay_reads_a_hyper_clients_requests_as_http() {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let layer = RetryLayer::builder()
+        .max_attempts(3)
+        .classify(HttpStatus::new())
+        .backoff(Backoff::constant(std::time::Duration::ZERO))
+        .budget(RetryBudget::unlimited())
+        .build()
+        .expect("valid");
+
+    let (addr, bodies) = server(2).await;
+    let get = Request::get(format!("http://{addr}/"))
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let response = layer
+        .layer(client.clone())
+        .oneshot(get)
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(bodies.lock().unwrap().len(), 3, "a GET is retried");
+
+    let (addr, bodies) = server(2).await;
+    let post = Request::post(format!("http://{addr}/orders"))
+        .body(Full::new(Bytes::from_static(b"order 7")))
+        .expect("request");
+    let response = layer.layer(client).oneshot(post).await.expect("answered");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        bodies.lock().unwrap().len(),
+        1,
+        "a POST without a key is sent once"
+    );
 }

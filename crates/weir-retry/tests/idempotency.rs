@@ -135,3 +135,73 @@ async fn put_and_delete_are_retried_only_with_a_key_when_the_user_says_so() {
     assert!(!http.is_retryable(&Method::PUT, &headers));
     assert!(weir_retry::HttpReplay::new().is_retryable(&Method::PUT, &headers));
 }
+
+/// #17.2: a request type with no HTTP parts and no impl of any weir trait, a `Duration` or a
+/// tuple borrowing a `&str`, goes through the default retry (`IdempotentReplay` in `Auto` mode)
+/// and is retried.
+#[tokio::test(start_paused = true)]
+async fn a_duration_or_a_tuple_request_needs_no_impl() {
+    use std::time::Duration;
+
+    let calls = Arc::new(AtomicU32::new(0));
+    let seen = Arc::clone(&calls);
+    let svc = service_fn(move |_req: Duration| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(Err::<u32, BoxError>(
+            std::io::Error::from(std::io::ErrorKind::ConnectionReset).into(),
+        ))
+    });
+    let result = RetryLayer::new(3)
+        .layer(svc)
+        .oneshot(Duration::from_secs(1))
+        .await;
+    assert!(result.is_err());
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+
+    let name = String::from("seven");
+    let calls = Arc::new(AtomicU32::new(0));
+    let seen = Arc::clone(&calls);
+    let svc = service_fn(move |(_id, _name): (u32, &str)| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(Err::<u32, BoxError>(
+            std::io::Error::from(std::io::ErrorKind::ConnectionReset).into(),
+        ))
+    });
+    let result = RetryLayer::new(3)
+        .layer(svc)
+        .oneshot((7, name.as_str()))
+        .await;
+    assert!(result.is_err());
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+/// #17.2: a request type of the user's own, with no impl of any weir trait, is retried by
+/// `IdempotentReplay::plain()` (the default replay, `Auto`, does not build for it); in `Http`
+/// mode the rules are the default's.
+#[tokio::test(start_paused = true)]
+async fn a_request_type_of_your_own_is_retried_in_plain_mode() {
+    use weir_retry::IdempotentReplay;
+
+    #[derive(Clone, Debug)]
+    struct Query(u32);
+
+    let calls = Arc::new(AtomicU32::new(0));
+    let seen = Arc::clone(&calls);
+    let svc = service_fn(move |Query(id): Query| {
+        seen.fetch_add(id, Ordering::SeqCst);
+        std::future::ready(Err::<u32, BoxError>(
+            std::io::Error::from(std::io::ErrorKind::ConnectionReset).into(),
+        ))
+    });
+    let layer = RetryLayer::builder()
+        .max_attempts(3)
+        .replay(IdempotentReplay::plain())
+        .build()
+        .unwrap();
+    assert!(layer.layer(svc).oneshot(Query(1)).await.is_err());
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+
+    let http = IdempotentReplay::http();
+    assert!(!http.may_retry(&request(Method::POST, None)));
+    assert!(http.may_retry(&request(Method::GET, None)));
+}

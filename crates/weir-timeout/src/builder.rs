@@ -1,8 +1,10 @@
 //! `TimeoutBuilder` and the client pair's check.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
+use weir_core::protocol::{Auto, Http, Plain};
 use weir_core::{ConfigError, Name};
 
 use crate::handle::TimeoutHandle;
@@ -86,16 +88,24 @@ fn zero_route_timeout(route: &str) -> ConfigError {
 /// | [`name`](Self::name) | `"default"` | the name in errors and events |
 /// | [`settings`](Self::settings) | | every plain setting above at once, as a [`TimeoutSettings`] |
 /// | [`observer`](Self::observer) | `()` | receives an [`Event`](crate::Event) for each timeout and expired request |
+/// | [`plain`](Self::plain) / [`http`](Self::http) | [`Auto`]: an `http::Request`'s deadline is read and written, a standard library type (`u64`, `Duration`, a tuple, ...) only timed | [`Plain`]: any request type, your own included, only timed; [`Http`]: `http::Request`s only |
 ///
-/// Whatever is configured, a deadline already in the request's extensions is honoured (the
-/// earliest deadline wins), so a layer with no timeout of its own still enforces the caller's.
+/// For an `http::Request` (in [`Auto`] or [`Http`] mode), whatever is configured, a deadline
+/// already in the request's extensions is honoured (the earliest deadline wins), so a layer
+/// with no timeout of its own still enforces the caller's. The header settings (`incoming`,
+/// `incoming_floor`, `reject_malformed_incoming`, `propagate`) and `expose_deadline` act on
+/// `http::Request`s only: a request with no HTTP parts, or a [`Plain`] layer's, is only timed.
+///
+/// `D` is the timeout policy, `O` the observer, `P` the protocol ([`Auto`], [`Plain`] or
+/// [`Http`], from [`weir_core::protocol`]).
 #[derive(Clone, Debug)]
 #[must_use = "a builder does nothing until `build` is called"]
-pub struct TimeoutBuilder<P = std::time::Duration, O = ()> {
-    policy: Option<P>,
+pub struct TimeoutBuilder<D = Duration, O = (), P = Auto> {
+    policy: Option<D>,
     observer: O,
     settings: TimeoutSettings,
     invalid: Option<ConfigError>,
+    _protocol: PhantomData<P>,
 }
 
 impl TimeoutBuilder {
@@ -105,17 +115,78 @@ impl TimeoutBuilder {
             observer: (),
             settings: TimeoutSettings::default(),
             invalid: None,
+            _protocol: PhantomData,
         }
     }
 }
 
-impl<P, O> TimeoutBuilder<P, O> {
-    fn with_policy<P2>(self, policy: P2, invalid: Option<ConfigError>) -> TimeoutBuilder<P2, O> {
+impl<D, O, P> TimeoutBuilder<D, O, P> {
+    fn with_policy<D2>(self, policy: D2, invalid: Option<ConfigError>) -> TimeoutBuilder<D2, O, P> {
         TimeoutBuilder {
             policy: Some(policy),
             observer: self.observer,
             settings: self.settings,
             invalid: self.invalid.or(invalid),
+            _protocol: PhantomData,
+        }
+    }
+
+    /// [`Http`] mode: the layer serves `http::Request`s only and reads and writes their
+    /// deadline (the [`Deadline`](weir_core::Deadline) in the extensions, the earliest winning;
+    /// incoming `grpc-timeout` / `x-timeout-ms` in server mode; outgoing ones in client mode),
+    /// as the default [`Auto`] does for an `http::Request`. See [`weir_core::protocol`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use weir_timeout::TimeoutLayer;
+    ///
+    /// let client = TimeoutLayer::builder()
+    ///     .timeout(Duration::from_secs(2))
+    ///     .propagate(Duration::from_millis(20))
+    ///     .http()
+    ///     .build()?;
+    /// # let _ = client;
+    /// # Ok::<(), weir_core::ConfigError>(())
+    /// ```
+    pub fn http(self) -> TimeoutBuilder<D, O, Http> {
+        self.protocol()
+    }
+
+    /// [`Plain`] mode: any request type is served, a struct of your own included, with no impl
+    /// to write for it, and only timed (no deadline is read or written, even in an
+    /// `http::Request`). The default, [`Auto`], serves an `http::Request` and the standard
+    /// library's types and does not build for a type of your own. See [`weir_core::protocol`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower::{Layer, service_fn};
+    /// use weir_timeout::TimeoutLayer;
+    ///
+    /// struct Query(u32);
+    ///
+    /// let layer = TimeoutLayer::builder()
+    ///     .timeout(Duration::from_secs(1))
+    ///     .plain()
+    ///     .build()?;
+    /// let service = layer.layer(service_fn(|q: Query| async move {
+    ///     Ok::<_, std::convert::Infallible>(q.0)
+    /// }));
+    /// # let _ = service;
+    /// # Ok::<(), weir_core::ConfigError>(())
+    /// ```
+    pub fn plain(self) -> TimeoutBuilder<D, O, Plain> {
+        self.protocol()
+    }
+
+    /// The protocol `P2` ([`Auto`], [`Plain`] or [`Http`]) chosen by type: what
+    /// [`plain`](Self::plain) and [`http`](Self::http) do, for code generic over the protocol.
+    pub fn protocol<P2>(self) -> TimeoutBuilder<D, O, P2> {
+        TimeoutBuilder {
+            policy: self.policy,
+            observer: self.observer,
+            settings: self.settings,
+            invalid: self.invalid,
+            _protocol: PhantomData,
         }
     }
 
@@ -127,20 +198,20 @@ impl<P, O> TimeoutBuilder<P, O> {
     }
 
     /// The same timeout for every request. Must be greater than zero.
-    pub fn timeout(self, timeout: Duration) -> TimeoutBuilder<Duration, O> {
+    pub fn timeout(self, timeout: Duration) -> TimeoutBuilder<Duration, O, P> {
         let invalid = timeout.is_zero().then(zero_timeout);
         self.with_policy(timeout, invalid)
     }
 
     /// A timeout picked per request by `f` (by method, header, route, ...); `None` means no
     /// timeout of this layer's own for that request. A zero duration refuses the request at once.
-    pub fn timeout_fn<F>(self, f: F) -> TimeoutBuilder<F, O> {
+    pub fn timeout_fn<F>(self, f: F) -> TimeoutBuilder<F, O, P> {
         self.with_policy(f, None)
     }
 
     /// A timeout per HTTP route, from a [`RouteTimeouts`] table. Every route must start with `/`
     /// and every timeout be greater than zero.
-    pub fn routes(self, table: RouteTimeouts) -> TimeoutBuilder<RouteTimeouts, O> {
+    pub fn routes(self, table: RouteTimeouts) -> TimeoutBuilder<RouteTimeouts, O, P> {
         let (default, entries) = table.parts();
         let invalid = if default.is_some_and(|d| d.is_zero()) {
             Some(zero_route_timeout("(default)"))
@@ -252,12 +323,13 @@ impl<P, O> TimeoutBuilder<P, O> {
 
     /// Sets the observer of [`Event`](crate::Event)s: a closure `Fn(&Event<'_>)`, or weir-core's
     /// `Tracing` / `Metrics`. It is cloned into each call.
-    pub fn observer<O2>(self, observer: O2) -> TimeoutBuilder<P, O2> {
+    pub fn observer<O2>(self, observer: O2) -> TimeoutBuilder<D, O2, P> {
         TimeoutBuilder {
             policy: self.policy,
             observer,
             settings: self.settings,
             invalid: self.invalid,
+            _protocol: PhantomData,
         }
     }
 
@@ -267,7 +339,7 @@ impl<P, O> TimeoutBuilder<P, O> {
     ///
     /// The first rule broken (a zero `timeout`, a zero `incoming` maximum, a route table's
     /// rules), naming its field.
-    pub fn build(self) -> Result<TimeoutLayer<P, O>, ConfigError> {
+    pub fn build(self) -> Result<TimeoutLayer<D, O, P>, ConfigError> {
         if let Some(invalid) = self.invalid {
             return Err(invalid);
         }
@@ -309,9 +381,9 @@ pub fn check_attempt_within_total(attempt: Duration, total: Duration) -> Result<
 }
 
 /// The builder as a handle's settings, and the layer with a handle.
-impl<P, O> TimeoutBuilder<P, O> {
+impl<D, O, P> TimeoutBuilder<D, O, P> {
     /// The policy and the settings, checked as [`build`](Self::build) checks them.
-    pub(crate) fn into_checked(self) -> Result<(Option<P>, TimeoutSettings), ConfigError> {
+    pub(crate) fn into_checked(self) -> Result<(Option<D>, TimeoutSettings), ConfigError> {
         if let Some(invalid) = self.invalid {
             return Err(invalid);
         }
@@ -327,9 +399,11 @@ impl<P, O> TimeoutBuilder<P, O> {
     /// # Errors
     ///
     /// As [`build`](Self::build).
-    pub fn build_with_handle(self) -> Result<(TimeoutLayer<P, O>, TimeoutHandle<P>), ConfigError>
+    pub fn build_with_handle(
+        self,
+    ) -> Result<(TimeoutLayer<D, O, P>, TimeoutHandle<D, P>), ConfigError>
     where
-        P: Clone,
+        D: Clone,
     {
         let observer = self.observer;
         let (policy, settings) = TimeoutBuilder {
@@ -337,6 +411,7 @@ impl<P, O> TimeoutBuilder<P, O> {
             observer: (),
             settings: self.settings,
             invalid: self.invalid,
+            _protocol: PhantomData::<P>,
         }
         .into_checked()?;
         let mut parts = Parts::new(policy, observer, settings.clone());
@@ -346,14 +421,15 @@ impl<P, O> TimeoutBuilder<P, O> {
     }
 }
 
-impl<P> TimeoutBuilder<P> {
+impl<D, P> TimeoutBuilder<D, (), P> {
     /// A builder holding `policy` and `settings` (what a handle's `settings()` gives).
-    pub(crate) const fn from_parts(policy: Option<P>, settings: TimeoutSettings) -> Self {
+    pub(crate) const fn from_parts(policy: Option<D>, settings: TimeoutSettings) -> Self {
         Self {
             policy,
             observer: (),
             settings,
             invalid: None,
+            _protocol: PhantomData,
         }
     }
 }

@@ -1,9 +1,12 @@
 //! `TimeoutHandle`: new settings for a running timeout layer.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
+
+use weir_core::protocol::Auto;
 
 use crate::settings::TimeoutSettings;
 use crate::shared::{Current, Live, Parts};
@@ -11,24 +14,30 @@ use crate::shared::{Current, Live, Parts};
 /// Changes a running timeout layer's settings: from
 /// [`TimeoutBuilder::build_with_handle`](crate::TimeoutBuilder::build_with_handle). Cheap to clone, usable from any thread.
 ///
-/// `P` is the layer's policy type: [`Duration`] or [`RouteTimeouts`](crate::RouteTimeouts)
-/// (`TimeoutConfig`'s), or a closure type (which new settings can only give again as it is).
-/// See the crate's *Changing settings at run time*.
-pub struct TimeoutHandle<P = Duration> {
-    live: Arc<Live<P>>,
+/// `D` is the layer's policy type: [`Duration`] or [`RouteTimeouts`](crate::RouteTimeouts)
+/// (`TimeoutConfig`'s), or a closure type (which new settings can only give again as it is);
+/// `P` its protocol (new settings come as a builder of the same protocol). See the crate's
+/// *Changing settings at run time*.
+pub struct TimeoutHandle<D = Duration, P = Auto> {
+    live: Arc<Live<D>>,
+    _protocol: PhantomData<P>,
 }
 
-impl<P> Clone for TimeoutHandle<P> {
+impl<D, P> Clone for TimeoutHandle<D, P> {
     fn clone(&self) -> Self {
         Self {
             live: Arc::clone(&self.live),
+            _protocol: PhantomData,
         }
     }
 }
 
-impl<P> TimeoutHandle<P> {
-    pub(crate) const fn new(live: Arc<Live<P>>) -> Self {
-        Self { live }
+impl<D, P> TimeoutHandle<D, P> {
+    pub(crate) const fn new(live: Arc<Live<D>>) -> Self {
+        Self {
+            live,
+            _protocol: PhantomData,
+        }
     }
 
     /// How many times new settings were applied.
@@ -38,7 +47,7 @@ impl<P> TimeoutHandle<P> {
     }
 }
 
-impl<P> fmt::Debug for TimeoutHandle<P> {
+impl<D, P> fmt::Debug for TimeoutHandle<D, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TimeoutHandle")
             .field("version", &self.version())
@@ -48,9 +57,9 @@ impl<P> fmt::Debug for TimeoutHandle<P> {
 
 // What `Reconfigure` (in `reconfigure`, above the builder) reaches of the handle: the policy and
 // plain settings, not the builder, so this module imports nothing above it.
-impl<P: Clone> TimeoutHandle<P> {
+impl<D: Clone, P> TimeoutHandle<D, P> {
     /// The settings in force, as given.
-    pub(crate) fn given(&self) -> (Option<P>, TimeoutSettings) {
+    pub(crate) fn given(&self) -> (Option<D>, TimeoutSettings) {
         let given = self
             .live
             .given
@@ -60,14 +69,14 @@ impl<P: Clone> TimeoutHandle<P> {
     }
 
     /// Applies settings already checked by the builder's rules, as one version.
-    pub(crate) fn apply_checked(&self, policy: Option<P>, mut plain: TimeoutSettings) {
+    pub(crate) fn apply_checked(&self, policy: Option<D>, mut plain: TimeoutSettings) {
         let mut given = self
             .live
             .given
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         plain.name = given.1.name.clone();
-        let (incoming, propagate, floor, flags) = Parts::<P, ()>::fields(&plain);
+        let (incoming, propagate, floor, flags) = Parts::<D, ()>::fields(&plain);
         let version = self.live.version.load(Ordering::Acquire).wrapping_add(1);
         self.live.current.store(Arc::new(Current {
             version,

@@ -1,10 +1,12 @@
 //! `TimeoutLayer`: constructors, presets and the client pair.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::time::Duration;
 
 use tower_layer::Layer;
 use weir_core::Name;
+use weir_core::protocol::{Auto, Http, Plain};
 
 use crate::service::Timeout;
 use crate::shared::{Flags, Parts};
@@ -20,9 +22,18 @@ use crate::shared::{Flags, Parts};
 ///
 /// The layer's configuration is plain data (no shared state): every service it makes and every
 /// clone carries a copy.
+///
+/// `D` is the timeout policy ([`TimeoutPolicy`](crate::TimeoutPolicy): a `Duration`, a closure,
+/// [`RouteTimeouts`](crate::RouteTimeouts)), `O` the observer, `P` the protocol (see
+/// [`weir_core::protocol`]): [`Auto`] (the default of [`new`](Self::new) and
+/// [`builder`](Self::builder): an `http::Request`'s deadline is read from and stored in its
+/// extensions and, in server and client mode, its headers; a standard library type, a `u64`, a
+/// `Duration` or a tuple, is only timed), [`Plain`] ([`plain`](Self::plain): any request type,
+/// your own included, only timed) or [`Http`] ([`http`](Self::http): `http::Request`s only).
 #[derive(Clone)]
-pub struct TimeoutLayer<P = Duration, O = ()> {
-    pub(crate) parts: Parts<P, O>,
+pub struct TimeoutLayer<D = Duration, O = (), P = Auto> {
+    pub(crate) parts: Parts<D, O>,
+    _protocol: PhantomData<P>,
 }
 
 impl TimeoutLayer {
@@ -55,13 +66,54 @@ impl TimeoutLayer {
                 version: 0,
                 live: None,
             },
+            _protocol: PhantomData,
         }
     }
 }
 
-impl<P, O> TimeoutLayer<P, O> {
-    pub(crate) const fn from_parts(parts: Parts<P, O>) -> Self {
-        Self { parts }
+impl<D, O, P> TimeoutLayer<D, O, P> {
+    pub(crate) const fn from_parts(parts: Parts<D, O>) -> Self {
+        Self {
+            parts,
+            _protocol: PhantomData,
+        }
+    }
+
+    /// The same layer in [`Http`] mode, for `http::Request`s only: their deadline is read from
+    /// and stored in their extensions, as [`Auto`] does for them (see
+    /// [`TimeoutBuilder::http`](crate::TimeoutBuilder::http)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use weir_core::protocol::Http;
+    /// use weir_timeout::TimeoutLayer;
+    ///
+    /// let layer: TimeoutLayer<Duration, (), Http> = TimeoutLayer::new(Duration::from_secs(5)).http();
+    /// # let _ = layer;
+    /// ```
+    #[must_use]
+    pub fn http(self) -> TimeoutLayer<D, O, Http> {
+        TimeoutLayer::from_parts(self.parts)
+    }
+
+    /// The same layer in [`Plain`] mode: any request type, a struct of your own included, only
+    /// timed (see [`TimeoutBuilder::plain`](crate::TimeoutBuilder::plain)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower::{Layer, service_fn};
+    /// use weir_timeout::TimeoutLayer;
+    ///
+    /// struct Query(u32);
+    ///
+    /// let service = TimeoutLayer::new(Duration::from_secs(1))
+    ///     .plain()
+    ///     .layer(service_fn(|q: Query| async move { Ok::<_, std::convert::Infallible>(q.0) }));
+    /// # let _ = service;
+    /// ```
+    #[must_use]
+    pub fn plain(self) -> TimeoutLayer<D, O, Plain> {
+        TimeoutLayer::from_parts(self.parts)
     }
 
     /// The name of this layer instance.
@@ -71,15 +123,15 @@ impl<P, O> TimeoutLayer<P, O> {
     }
 }
 
-impl<S, P: Clone, O: Clone> Layer<S> for TimeoutLayer<P, O> {
-    type Service = Timeout<S, P, O>;
+impl<S, D: Clone, O: Clone, P> Layer<S> for TimeoutLayer<D, O, P> {
+    type Service = Timeout<S, D, O, P>;
 
     fn layer(&self, inner: S) -> Self::Service {
         Timeout::new(inner, self.parts.clone())
     }
 }
 
-impl<P, O> fmt::Debug for TimeoutLayer<P, O> {
+impl<D, O, P> fmt::Debug for TimeoutLayer<D, O, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.parts.fmt(f)
     }

@@ -3,7 +3,6 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
-mod carrier;
 #[cfg(feature = "serde")]
 mod config;
 mod event;
@@ -18,7 +17,6 @@ mod shared;
 mod state;
 
 pub use crate::builder::{TimeoutBuilder, check_attempt_within_total};
-pub use crate::carrier::Carrier;
 #[cfg(feature = "serde")]
 pub use crate::config::TimeoutConfig;
 pub use crate::event::Event;

@@ -8,8 +8,8 @@ use crate::builder::TimeoutBuilder;
 use crate::handle::TimeoutHandle;
 use crate::settings::TimeoutSettings;
 
-/// New settings while the layer runs: a [`TimeoutBuilder`] with the layer's policy type (its
-/// observer is not read), as [`TimeoutLayer::builder`](crate::TimeoutLayer::builder) or
+/// New settings while the layer runs: a [`TimeoutBuilder`] with the layer's policy type and
+/// protocol (its observer is not read), as [`TimeoutLayer::builder`](crate::TimeoutLayer::builder) or
 /// `TimeoutConfig::builder` make it.
 ///
 /// ```
@@ -26,11 +26,11 @@ use crate::settings::TimeoutSettings;
 /// assert_eq!(handle.version(), 1, "a refused setting changes nothing");
 /// # Ok::<(), weir_core::ConfigError>(())
 /// ```
-impl<P: Clone> Reconfigure for TimeoutHandle<P> {
-    type Settings = TimeoutBuilder<P>;
+impl<D: Clone, P> Reconfigure for TimeoutHandle<D, P> {
+    type Settings = TimeoutBuilder<D, (), P>;
 
     /// The settings in force (the name is the layer's).
-    fn settings(&self) -> TimeoutBuilder<P> {
+    fn settings(&self) -> TimeoutBuilder<D, (), P> {
         let (policy, settings) = self.given();
         TimeoutBuilder::from_parts(policy, settings)
     }
@@ -43,7 +43,7 @@ impl<P: Clone> Reconfigure for TimeoutHandle<P> {
     /// # Errors
     ///
     /// `build()`'s [`ConfigError`], naming the field; nothing changes then.
-    fn apply(&self, settings: TimeoutBuilder<P>) -> Result<(), ConfigError> {
+    fn apply(&self, settings: TimeoutBuilder<D, (), P>) -> Result<(), ConfigError> {
         let (policy, plain) = settings.into_checked()?;
         self.apply_checked(policy, plain);
         Ok(())

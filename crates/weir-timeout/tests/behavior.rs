@@ -654,3 +654,78 @@ async fn weir_cores_tracing_observer_plugs_in() {
     advance(ms(5)).await;
     assert_timeout(&assert_ready!(fut.poll()).unwrap_err(), "traced");
 }
+
+/// #17.2: a request type with no HTTP parts and no impl of any weir trait, a `Duration` or a
+/// tuple borrowing a `&str`, goes through the default layer (`Auto`) and is only timed:
+/// answered in time, or cut off with a timeout error.
+#[tokio::test(start_paused = true)]
+async fn a_duration_or_a_tuple_request_needs_no_impl() {
+    let layer = TimeoutLayer::new(ms(100));
+    let echo = layer.layer(service_fn(|d: Duration| async move {
+        tokio::time::sleep(d).await;
+        Ok::<_, BoxError>(d)
+    }));
+    assert_eq!(echo.clone().oneshot(ms(50)).await.unwrap(), ms(50));
+    let err = echo.oneshot(ms(500)).await.unwrap_err();
+    assert!(Error::find(&*err).is_some_and(Error::is_timeout), "{err}");
+
+    let name = String::from("seven");
+    let lookup = layer.layer(service_fn(|(id, name): (u32, &str)| {
+        let answer = format!("{id}:{name}");
+        async move {
+            if id > 9 {
+                std::future::pending::<()>().await;
+            }
+            Ok::<_, BoxError>(answer)
+        }
+    }));
+    let answer = lookup.clone().oneshot((7, name.as_str())).await.unwrap();
+    assert_eq!(answer, "7:seven");
+    let err = lookup.oneshot((10, name.as_str())).await.unwrap_err();
+    assert!(Error::find(&*err).is_some_and(Error::is_timeout), "{err}");
+}
+
+/// #17.2: a request type of the user's own, with no impl of any weir trait, goes through a
+/// `.plain()` layer (built either way), which times it.
+#[tokio::test(start_paused = true)]
+async fn a_request_type_of_your_own_is_served_in_plain_mode() {
+    #[derive(Debug)]
+    struct Query {
+        wait: Duration,
+    }
+
+    let handler = service_fn(|q: Query| async move {
+        tokio::time::sleep(q.wait).await;
+        Ok::<_, BoxError>(q.wait)
+    });
+    let from_layer = TimeoutLayer::new(ms(100)).plain().layer(handler);
+    let from_builder = TimeoutLayer::builder()
+        .timeout(ms(100))
+        .plain()
+        .build()
+        .expect("valid")
+        .layer(handler);
+    for svc in [from_layer, from_builder] {
+        let answer = svc.clone().oneshot(Query { wait: ms(50) }).await;
+        assert_eq!(answer.unwrap(), ms(50));
+        let err = svc.oneshot(Query { wait: ms(500) }).await.unwrap_err();
+        assert_timeout(&err, "default");
+    }
+}
+
+/// #17.2: the default layer (`Auto`) stores its deadline in an `http::Request` as it always
+/// did; a `.plain()` layer was told the request has no HTTP parts and touches nothing in it
+/// (it still times the call).
+#[tokio::test(start_paused = true)]
+async fn an_http_request_gets_the_deadline_by_default_and_not_in_plain_mode() {
+    let seen = service_fn(|req: Request<()>| async move {
+        Ok::<_, BoxError>(Deadline::get(req.extensions()).map(Deadline::remaining))
+    });
+    let default = TimeoutLayer::new(ms(100)).layer(seen);
+    assert_eq!(
+        default.oneshot(Request::new(())).await.unwrap(),
+        Some(ms(100))
+    );
+    let plain = TimeoutLayer::new(ms(100)).plain().layer(seen);
+    assert_eq!(plain.oneshot(Request::new(())).await.unwrap(), None);
+}

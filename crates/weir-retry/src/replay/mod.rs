@@ -1,13 +1,14 @@
 //! How a request is sent again: cloned, or (for HTTP) rebuilt from its parts and a buffered body.
 
 use std::future::{Future, Ready, ready};
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use http::{HeaderMap, Method};
 use weir_core::Deadline;
 use weir_core::observer::TraceId;
-use weir_timeout::Carrier;
+use weir_core::protocol::{Auto, Http, Plain, Protocol};
 
 mod body;
 mod buffered;
@@ -99,14 +100,21 @@ impl<Req: Clone> Replay<Req> for CloneRequest {
 /// Replays a request by cloning it, as [`CloneRequest`] does, but applies HTTP's idempotency
 /// rules to an `http::Request`: GET, HEAD, OPTIONS, PUT, DELETE and TRACE are retried; POST and
 /// PATCH only with an `Idempotency-Key` header (or after
-/// [`retry_non_idempotent`](Self::retry_non_idempotent)); CONNECT never. A request that is not
-/// HTTP (no HTTP parts, see [`Carrier`]) is always retried. An HTTP request's [`Deadline`] (in
-/// its extensions) bounds the retries.
+/// [`retry_non_idempotent`](Self::retry_non_idempotent)); CONNECT never. An HTTP request's
+/// [`Deadline`] (in its extensions) bounds the retries.
 ///
-/// The default replay of [`RetryLayer::new`](crate::RetryLayer::new) and
-/// [`RetryLayer::builder`](crate::RetryLayer::builder), and of the umbrella crate's presets: a
-/// stack that sees `http::Request`s applies the idempotency rules whichever way it was built.
-/// A request type of your own implements [`Carrier`] in one line (`impl Carrier for Query {}`).
+/// `P` is the protocol ([`weir_core::protocol`]), which says how a request is read:
+///
+/// - [`Auto`] (the default, [`new`](Self::new), and so [`RetryLayer::new`](crate::RetryLayer::new)'s
+///   and [`RetryLayer::builder`](crate::RetryLayer::builder)'s): an `http::Request` with the
+///   rules above and its deadline; a standard library type (an integer, a `String`, a
+///   `Duration`, a tuple, ...) cloned and always retried. A stack that sees `http::Request`s
+///   applies the idempotency rules without being told. A request type of your own is not one
+///   `Auto` reads: the layer does not build for it (the compiler says to choose [`Plain`]).
+/// - [`Plain`] ([`plain`](Self::plain)): any request type, your own included, with no impl to
+///   write for it, cloned and always retried, as [`CloneRequest`] (nothing is read: an
+///   `http::Request` given to it is retried whatever its method).
+/// - [`Http`] ([`http`](Self::http)): `http::Request`s only, with the rules above.
 ///
 /// ```
 /// use http::Request;
@@ -121,21 +129,52 @@ impl<Req: Clone> Replay<Req> for CloneRequest {
 ///     .unwrap();
 /// assert!(replay.may_retry(&keyed));
 /// assert!(replay.may_retry(&42_u32)); // not HTTP: always
+/// assert!(replay.may_retry(&(7_u32, "seven")));
 /// assert!(replay.retry_non_idempotent(true).may_retry(&post));
+///
+/// #[derive(Clone)]
+/// struct Query;
+/// assert!(IdempotentReplay::plain().may_retry(&Query)); // your own type: `plain()`
 /// ```
 #[derive(Clone, Copy, Debug, Default)]
-pub struct IdempotentReplay {
+pub struct IdempotentReplay<P = Auto> {
     non_idempotent: bool,
     no_put_delete: bool,
+    _protocol: PhantomData<P>,
 }
 
 impl IdempotentReplay {
-    /// HTTP's idempotency rules for HTTP requests; every other request retried.
+    /// [`Auto`] mode: HTTP's idempotency rules and the [`Deadline`] for an `http::Request`,
+    /// every standard library request type retried.
     #[must_use]
     pub const fn new() -> Self {
+        Self::with_protocol()
+    }
+
+    /// [`Plain`] mode: any request type, your own included, cloned and always retried; nothing
+    /// is read.
+    #[must_use]
+    pub const fn plain() -> IdempotentReplay<Plain> {
+        IdempotentReplay::with_protocol()
+    }
+
+    /// [`Http`] mode: HTTP's idempotency rules for `http::Request`s only, and their [`Deadline`].
+    #[must_use]
+    pub const fn http() -> IdempotentReplay<Http> {
+        IdempotentReplay::with_protocol()
+    }
+}
+
+impl<P> IdempotentReplay<P> {
+    /// The replay of protocol `P` chosen by type ([`Auto`], [`Plain`] or [`Http`]): what
+    /// [`new`](IdempotentReplay::new), [`plain`](IdempotentReplay::plain) and
+    /// [`http`](IdempotentReplay::http) make, for code generic over the protocol.
+    #[must_use]
+    pub const fn with_protocol() -> Self {
         Self {
             non_idempotent: false,
             no_put_delete: false,
+            _protocol: PhantomData,
         }
     }
 
@@ -159,10 +198,13 @@ impl IdempotentReplay {
     /// Whether `request` may be sent more than once.
     #[must_use]
     #[inline]
-    pub fn may_retry<Req: Carrier>(&self, request: &Req) -> bool {
-        match request.method() {
+    pub fn may_retry<Req>(&self, request: &Req) -> bool
+    where
+        P: Protocol<Req>,
+    {
+        match P::method(request) {
             None => true,
-            Some(method) => self.may_retry_http(method, request.headers()),
+            Some(method) => self.may_retry_http(method, P::headers(request)),
         }
     }
 
@@ -179,7 +221,10 @@ impl IdempotentReplay {
     }
 
     #[inline]
-    fn split<Req: Clone + Carrier>(&self, request: Req) -> (Req, Option<Req>) {
+    fn split<Req: Clone>(&self, request: Req) -> (Req, Option<Req>)
+    where
+        P: Protocol<Req>,
+    {
         if self.may_retry(&request) {
             (request.clone(), Some(request))
         } else {
@@ -188,7 +233,7 @@ impl IdempotentReplay {
     }
 }
 
-impl<Req: Clone + Carrier> Replay<Req> for IdempotentReplay {
+impl<Req: Clone, P: Protocol<Req>> Replay<Req> for IdempotentReplay<P> {
     type Request = Req;
     type Copy = Req;
     type Prepare = Ready<(Req, Option<Req>)>;
@@ -210,12 +255,12 @@ impl<Req: Clone + Carrier> Replay<Req> for IdempotentReplay {
 
     #[inline]
     fn deadline(&self, request: &Req) -> Option<Deadline> {
-        request.extensions().and_then(Deadline::get)
+        P::deadline(request)
     }
 
-    /// An HTTP request's (one with headers, see [`Carrier`]); `None` for any other.
+    /// An HTTP request's (one its protocol `P` reads headers of); `None` for any other.
     fn trace_id(&self, copy: &Req) -> Option<TraceId> {
-        copy.headers().and_then(TraceId::from_headers)
+        P::headers(copy).and_then(TraceId::from_headers)
     }
 }
 
