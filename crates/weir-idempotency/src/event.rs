@@ -1,7 +1,7 @@
 //! What an idempotency layer tells its observer.
 
 use http::StatusCode;
-use weir_core::observer::{Fate, Fields};
+use weir_core::observer::{Fate, Fields, TraceId};
 use weir_core::{Level, Name};
 
 /// An event an idempotency layer emits: a replay, or a request answered without running the
@@ -16,21 +16,29 @@ pub enum Event<'a> {
         layer: &'a Name,
         /// The replayed status.
         status: StatusCode,
+        /// The W3C trace id of the request's `traceparent` header, if it has a valid one.
+        trace_id: Option<TraceId>,
     },
     /// A repeat arrived while the first request with its key still runs: 409.
     InFlight {
         /// The layer's configured name.
         layer: &'a Name,
+        /// The W3C trace id of the request's `traceparent` header, if it has a valid one.
+        trace_id: Option<TraceId>,
     },
     /// A key was reused with another request (method, path or body): 422.
     Mismatch {
         /// The layer's configured name.
         layer: &'a Name,
+        /// The W3C trace id of the request's `traceparent` header, if it has a valid one.
+        trace_id: Option<TraceId>,
     },
     /// A repeat of a request whose response was not kept (over `max_response_bytes`): 409.
     NotReplayable {
         /// The layer's configured name.
         layer: &'a Name,
+        /// The W3C trace id of the request's `traceparent` header, if it has a valid one.
+        trace_id: Option<TraceId>,
     },
     /// A request was refused before anything ran: a missing, malformed or over-long key
     /// (400), a body that could not be read (400) or is too large to fingerprint (413).
@@ -41,16 +49,22 @@ pub enum Event<'a> {
         status: StatusCode,
         /// Why, as the answer's `detail` says it.
         reason: &'static str,
+        /// The W3C trace id of the request's `traceparent` header, if it has a valid one.
+        trace_id: Option<TraceId>,
     },
     /// The store could not answer and fails closed (or is full of running claims): 503.
     Unavailable {
         /// The layer's configured name.
         layer: &'a Name,
+        /// The W3C trace id of the request's `traceparent` header, if it has a valid one.
+        trace_id: Option<TraceId>,
     },
     /// The store could not answer and fails open: the handler ran, nothing was kept.
     Bypassed {
         /// The layer's configured name.
         layer: &'a Name,
+        /// The W3C trace id of the request's `traceparent` header, if it has a valid one.
+        trace_id: Option<TraceId>,
     },
 }
 
@@ -74,12 +88,12 @@ impl weir_core::Event for Event<'_> {
     fn layer(&self) -> &Name {
         match self {
             Self::Replayed { layer, .. }
-            | Self::InFlight { layer }
-            | Self::Mismatch { layer }
-            | Self::NotReplayable { layer }
+            | Self::InFlight { layer, .. }
+            | Self::Mismatch { layer, .. }
+            | Self::NotReplayable { layer, .. }
             | Self::Refused { layer, .. }
-            | Self::Unavailable { layer }
-            | Self::Bypassed { layer } => layer,
+            | Self::Unavailable { layer, .. }
+            | Self::Bypassed { layer, .. } => layer,
         }
     }
 
@@ -94,9 +108,10 @@ impl weir_core::Event for Event<'_> {
 
     /// A refusal (409, 422, 400, 413, 503): fate `rejected` and a `snake_case` reason
     /// (`in_flight`, `mismatch`, `unavailable`, and for [`Event::Refused`] `bad_request` or
-    /// `too_large` by its status; its own sentence stays in the `Debug` form).
+    /// `too_large` by its status; its own sentence stays in the `Debug` form). Every event: the
+    /// request's trace id, where it has one.
     fn fields(&self) -> Fields {
-        match *self {
+        let fields = match *self {
             Self::InFlight { .. } => Fields::NONE.fate(Fate::Rejected).reason("in_flight"),
             Self::Mismatch { .. } => Fields::NONE.fate(Fate::Rejected).reason("mismatch"),
             Self::Unavailable { .. } => Fields::NONE.fate(Fate::Rejected).reason("unavailable"),
@@ -108,6 +123,24 @@ impl weir_core::Event for Event<'_> {
                 },
             ),
             _ => Fields::NONE,
+        };
+        fields.trace_id(self.trace_id())
+    }
+}
+
+impl Event<'_> {
+    /// The W3C trace id of the request's `traceparent` header, if it had a valid one (read only
+    /// when the event is built: a request that simply runs reads nothing).
+    #[must_use]
+    pub const fn trace_id(&self) -> Option<TraceId> {
+        match *self {
+            Self::Replayed { trace_id, .. }
+            | Self::InFlight { trace_id, .. }
+            | Self::Mismatch { trace_id, .. }
+            | Self::NotReplayable { trace_id, .. }
+            | Self::Refused { trace_id, .. }
+            | Self::Unavailable { trace_id, .. }
+            | Self::Bypassed { trace_id, .. } => trace_id,
         }
     }
 }

@@ -17,6 +17,7 @@ use http_body::{Body, Frame};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
+use weir_core::observer::TraceId;
 use weir_core::wire::IDEMPOTENT_REPLAYED;
 use weir_core::{Observer, response::problem_json};
 
@@ -399,6 +400,9 @@ where
                             layer: &shared.name,
                             status,
                             reason,
+                            trace_id: parts
+                                .as_ref()
+                                .and_then(|parts| TraceId::from_headers(&parts.headers)),
                         });
                         let answer = problem::<ResB, M>(status, reason, None);
                         this.state.set(State::Answer {
@@ -432,6 +436,11 @@ where
                         .expect("a keyed request has its shared state");
                     let layer = &shared.name;
                     let counters = &shared.counters;
+                    // Read only for an event (never for a request that simply runs).
+                    let trace_id = || {
+                        req.as_ref()
+                            .and_then(|(parts, _)| TraceId::from_headers(&parts.headers))
+                    };
                     let answer = match claim {
                         Claim::Claimed(token) => {
                             Counters::add(&counters.executed);
@@ -451,7 +460,10 @@ where
                         }
                         Claim::Bypass => {
                             Counters::add(&counters.bypassed);
-                            shared.emit(&Event::Bypassed { layer });
+                            shared.emit(&Event::Bypassed {
+                                layer,
+                                trace_id: trace_id(),
+                            });
                             let (parts, bytes) = req.take().expect("claimed once");
                             let mut inner = inner.take().expect("called once");
                             let fut = inner.call(Request::from_parts(parts, ReqB::from(bytes)));
@@ -463,12 +475,16 @@ where
                             shared.emit(&Event::Replayed {
                                 layer,
                                 status: stored.status(),
+                                trace_id: trace_id(),
                             });
                             replay::<ResB, M>(&stored)
                         }
                         Claim::InFlight => {
                             Counters::add(&counters.in_flight);
-                            shared.emit(&Event::InFlight { layer });
+                            shared.emit(&Event::InFlight {
+                                layer,
+                                trace_id: trace_id(),
+                            });
                             problem::<ResB, M>(
                                 StatusCode::CONFLICT,
                                 IN_FLIGHT,
@@ -477,17 +493,26 @@ where
                         }
                         Claim::Mismatch => {
                             Counters::add(&counters.mismatched);
-                            shared.emit(&Event::Mismatch { layer });
+                            shared.emit(&Event::Mismatch {
+                                layer,
+                                trace_id: trace_id(),
+                            });
                             problem::<ResB, M>(StatusCode::UNPROCESSABLE_ENTITY, MISMATCH, None)
                         }
                         Claim::NotReplayable => {
                             Counters::add(&counters.not_replayable);
-                            shared.emit(&Event::NotReplayable { layer });
+                            shared.emit(&Event::NotReplayable {
+                                layer,
+                                trace_id: trace_id(),
+                            });
                             problem::<ResB, M>(StatusCode::CONFLICT, NOT_REPLAYABLE, None)
                         }
                         Claim::Unavailable => {
                             Counters::add(&counters.unavailable);
-                            shared.emit(&Event::Unavailable { layer });
+                            shared.emit(&Event::Unavailable {
+                                layer,
+                                trace_id: trace_id(),
+                            });
                             problem::<ResB, M>(
                                 StatusCode::SERVICE_UNAVAILABLE,
                                 UNAVAILABLE,

@@ -11,6 +11,7 @@ use http::{Request, Response, StatusCode};
 use http_body::Body;
 use tower_service::Service;
 use weir_core::key::StableKey;
+use weir_core::observer::TraceId;
 use weir_core::wire::IDEMPOTENCY_KEY;
 use weir_core::{KeyExtractor, Observer};
 
@@ -115,8 +116,8 @@ impl<S, St, X, O, M> Idempotency<S, St, X, O, M> {
         let shared = &self.shared;
         let scope = match read_key(req.headers(), shared.settings.max_key_len) {
             Ok(Some(key)) => scope(shared.extractor.extract(&req).as_ref(), key),
-            Ok(None) => return refuse(shared, MISSING),
-            Err(bad) => return refuse(shared, bad.detail()),
+            Ok(None) => return refuse(shared, MISSING, req.headers()),
+            Err(bad) => return refuse(shared, bad.detail(), req.headers()),
         };
         let clone = self.inner.clone();
         let inner = mem::replace(&mut self.inner, clone);
@@ -130,6 +131,7 @@ impl<S, St, X, O, M> Idempotency<S, St, X, O, M> {
 fn refuse<S, ReqB, ResB, St, X, O, M>(
     shared: &Shared<St, X, O>,
     reason: &'static str,
+    headers: &http::HeaderMap,
 ) -> ResponseFuture<S, ReqB, ResB, St, X, O, M>
 where
     S: Service<Request<ReqB>>,
@@ -143,6 +145,7 @@ where
         layer: &shared.name,
         status: StatusCode::BAD_REQUEST,
         reason,
+        trace_id: TraceId::from_headers(headers),
     });
     ResponseFuture::answer(problem::<ResB, M>(StatusCode::BAD_REQUEST, reason, None))
 }

@@ -185,6 +185,22 @@ fn a_malformed_ratelimit_list_is_ignored_whole() {
     assert_eq!(server_hint(&map, now()), None);
 }
 
+/// RFC 9651 allows spaces after a parameter's `;` (`";" *SP key`): both parsers skip them.
+#[test]
+fn spaces_after_a_parameters_semicolon_are_skipped() {
+    let value = br#""quota"; r=5;  t=30, "burst";r=1"#;
+    for items in [
+        parse_ratelimit(value).collect::<Vec<_>>(),
+        parse_ratelimit_lenient(value).collect(),
+    ] {
+        let got: Vec<_> = items
+            .iter()
+            .map(|i| (i.name(), i.remaining(), i.reset().map(|d| d.as_secs())))
+            .collect();
+        assert_eq!(got, [("quota", 5, Some(30)), ("burst", 1, None)]);
+    }
+}
+
 /// #15.14: of a well-formed list, members that are valid Structured Fields but not usable
 /// RateLimit items are skipped one by one.
 #[test]
