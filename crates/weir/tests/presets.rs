@@ -342,6 +342,66 @@ async fn client_preset_per_authority_opens_one_breaker_per_host() {
     assert_eq!(calls.load(Ordering::SeqCst), 3);
 }
 
+/// Every event's pattern, kind and trace id (#19), from any layer of a stack.
+#[derive(Clone, Default)]
+struct TraceIds(Arc<Mutex<Vec<(&'static str, &'static str, Option<String>)>>>);
+
+impl<E: weir::core::Event> weir::core::Observer<E> for TraceIds {
+    fn on_event(&self, event: &E) {
+        let trace_id = event.fields().trace_id.map(|id| id.to_string());
+        self.0
+            .lock()
+            .unwrap()
+            .push((event.pattern(), event.kind(), trace_id));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn client_preset_per_authority_breaker_refusals_carry_the_trace_id() {
+    // The per-authority (HTTP) preset's breakers run in HTTP mode, so a refusal of an open
+    // circuit joins the caller's trace, as the retry's events do.
+    let seen = TraceIds::default();
+    let stack = ClientStack::builder()
+        .per_authority()
+        .max_retries(0)
+        .minimum_calls(2)
+        .failure_rate(50.0)
+        .observer(seen.clone())
+        .build()
+        .unwrap();
+    let client = stack.layer(service_fn(
+        |_: Request<weir::retry::ReplayBody<String>>| async {
+            let mut response = Response::new(String::new());
+            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            Ok::<_, io::Error>(response)
+        },
+    ));
+    for _ in 0..2 {
+        let _ = client.clone().oneshot(get("http://down/")).await.unwrap();
+    }
+    let mut traced = get("http://down/");
+    traced.headers_mut().insert(
+        "traceparent",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+            .parse()
+            .unwrap(),
+    );
+    let err = client.clone().oneshot(traced).await.unwrap_err();
+    assert!(weir::Error::find(&*err).is_some_and(weir::Error::is_circuit_open));
+    let refusals: Vec<_> = seen
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(pattern, kind, _)| *pattern == "circuit_breaker" && *kind == "rejected")
+        .map(|(_, _, id)| id.clone())
+        .collect();
+    assert_eq!(
+        refusals,
+        [Some("0af7651916cd43dd8448eb211c80319c".to_owned())]
+    );
+}
+
 /// A transport of `Request<String>` whose calls all fail with a reset connection; counts them
 /// and keeps the `x-timeout-ms` each carried.
 #[derive(Clone, Default)]

@@ -138,7 +138,13 @@ impl<C> Mode for Single<C> {
 }
 
 impl<C> Mode for PerAuthority<C> {
-    type Breaker<O> = KeyedCircuitBreakerLayer<Authority, C, O>;
+    type Breaker<O> = KeyedCircuitBreakerLayer<
+        Authority,
+        C,
+        O,
+        weir_circuit_breaker::Head,
+        weir_core::protocol::Http,
+    >;
     type BreakerHandle = KeyedCircuitBreakerHandle;
     type Retry<O> = RetryLayer<HttpReplay, HttpStatus, O>;
     type Outer = Identity;
@@ -147,7 +153,7 @@ impl<C> Mode for PerAuthority<C> {
 
 #[cfg(feature = "tonic")]
 impl<C> Mode for Grpc<C> {
-    type Breaker<O> = CircuitBreakerLayer<C, O, Trailers>;
+    type Breaker<O> = CircuitBreakerLayer<C, O, Trailers, weir_core::protocol::Http>;
     type BreakerHandle = CircuitBreakerHandle;
     type Retry<O> = RetryLayer<HttpReplay, GrpcStatus, O, weir_core::protocol::Http>;
     type Outer = crate::grpc::GrpcStatusLayer;
@@ -1123,6 +1129,8 @@ where
             .keyed(Authority)
             .build_with_handle()
             .map_err(|e| adopt("circuit breaker", "circuit_breaker", e))?;
+        // HTTP mode: a refusal carries the request's trace id (#19).
+        let breaker = (breaker.0.http(), breaker.1);
         this.assemble::<PerAuthority<C>>(retry, breaker, Identity::new(), Identity::new())
     }
 }
@@ -1158,7 +1166,7 @@ where
             .map_err(|e| adopt("circuit breaker", "circuit_breaker", e))?;
         // The status of a gRPC call is in its trailers: the breaker records each call at the
         // end of its response body, not at its `200` head.
-        let breaker = (breaker.0.trailers(), breaker.1);
+        let breaker = (breaker.0.trailers().http(), breaker.1);
         this.assemble::<Grpc<C>>(
             retry,
             breaker,
