@@ -52,7 +52,8 @@ struct Refusal {
 }
 
 /// The refusal a service holds between `poll_ready` and `call`, if any. Dropped out of line,
-/// and only when it holds one: a service's drop glue (retry drops a clone of it on every call)
+/// and only when it holds one: a service's drop glue (a clone dropped by an outer layer or a
+/// server's connection)
 /// tests one word in memory, as it did for the error it held before #19, instead of loading
 /// the box to free it inline.
 #[derive(Debug, Default)]
@@ -120,6 +121,8 @@ where
                 }
             }
             Admit::Reject { state, retry_after } => {
+                // Boxed on the refusal path only (an admitted call never gets here): see
+                // `Refusal`, one word in the service between `poll_ready` and `call`.
                 return Poll::Ready(Err(Box::new(Refusal {
                     state,
                     retry_after,
