@@ -160,7 +160,7 @@ impl<S, O, P> Bulkhead<S, O, P> {
 
 impl<S: Clone, O, P> Clone for Bulkhead<S, O, P> {
     /// Shares the permits, not the readiness: the clone has no reserved permit.
-    // Inlined, as the breaker's: retry clones the service below it on every call.
+    // Inlined, as the breaker's: a layer above may clone it on every call (tower's `Retry`).
     #[inline]
     fn clone(&self) -> Self {
         Self::new(self.inner.clone(), Arc::clone(&self.shared))

@@ -33,7 +33,8 @@ use crate::state::Fault;
 ///   on the request, which then goes to the inner service.
 pub struct Chaos<S, P, E, B, K, O> {
     inner: S,
-    // One `Arc`, not two: weir-retry clones the services below it on every call, and each
+    // One `Arc`, not two: a layer above may clone the services below it on every call (tower's
+    // `Retry`; weir-retry did until #18), and each
     // `Arc` a clone holds is a shared count written and dropped from every thread (a second
     // one for the switch cost 160 ns a call on two threads in `ClientStack`). The disabled
     // path's check reads the switch through it: this pointer, then the switch's.

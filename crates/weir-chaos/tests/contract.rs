@@ -54,8 +54,8 @@ fn the_response_future_stays_small() {
     assert!(size <= 16, "{size} bytes");
 }
 
-/// A service is its inner service and one pointer (#24): weir-retry clones the services below
-/// it on every call, and each `Arc` a clone holds is a shared count written and dropped from
+/// A service is its inner service and one pointer (#24): a layer above may clone the services
+/// below it on every call (tower's `Retry`; weir-retry did until #18), and each `Arc` a clone holds is a shared count written and dropped from
 /// every thread. The switch behind a second `Arc` cost `ClientStack` 160 ns a call on two
 /// threads (`benches/README.md`, "Chaos"); a second pointer here would bring it back.
 #[test]

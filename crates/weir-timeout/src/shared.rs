@@ -15,8 +15,8 @@ use crate::state::BelowFloor;
 /// What every service of a layer is configured with: the policy, the observer, and the
 /// settings as `call` reads them (the server-mode flags worked out once, at build).
 ///
-/// Kept small: a client stack's retry clones the attempt timeout below it on every call, so
-/// every field here is copied once a call (the figures are in benches/README.md, stacks). The
+/// Kept small: a layer above may clone the attempt timeout below it on every call (tower's
+/// `Retry`; weir-retry did until #18), and then every field here is copied once a call (the figures are in benches/README.md, stacks). The
 /// floor's `BelowFloor` and the two flags share one byte.
 #[derive(Clone)]
 pub(crate) struct Parts<P, O> {
